@@ -1,0 +1,3 @@
+from oversight.celery import app as celery_app
+
+__all__ = ["celery_app"]

@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from oversight.accounts import services
+from oversight.accounts.models import Team
+from oversight.audit.actors import Actor
+
+
+@admin.register(Team)
+class TeamAdmin(admin.ModelAdmin):
+    """Teams are created through the service so the team's group exists and the change is audited."""
+
+    list_display = ("name", "slug", "created_at")
+    search_fields = ("name", "slug")
+    fields = ("name", "description")
+
+    def save_model(self, request: HttpRequest, obj: Team, form: Any, change: bool) -> None:
+        actor = Actor.for_user(request.user)
+        if change:
+            saved = services.team_update(actor=actor, team=obj, **form.cleaned_data)
+        else:
+            saved = services.team_create(actor=actor, **form.cleaned_data)
+        obj.pk = saved.pk

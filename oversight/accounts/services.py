@@ -1,0 +1,48 @@
+"""Writes about teams. Every change is audited."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import Group
+from django.db import transaction
+from django.utils.text import slugify
+
+from oversight.accounts.models import Team
+from oversight.audit.actors import Actor
+from oversight.audit.services import audit_record
+from oversight.audit import verbs
+from oversight.audit.snapshot import snapshot
+
+
+@transaction.atomic
+def team_create(*, actor: Actor, name: str, description: str = "") -> Team:
+    slug = slugify(name)
+    group = Group.objects.create(name=f"team:{slug}")
+    team = Team.objects.create(name=name, slug=slug, description=description, group=group)
+    audit_record(actor=actor, verb=verbs.TEAM_CREATED, target=team, after=snapshot(team))
+    return team
+
+
+@transaction.atomic
+def team_add_member(*, actor: Actor, team: Team, user: Any) -> None:
+    if team.members.filter(pk=user.pk).exists():
+        return
+    team.members.add(user)
+    audit_record(
+        actor=actor,
+        verb=verbs.TEAM_MEMBER_ADDED,
+        target=team,
+        after={"user": user.get_username()},
+    )
+
+
+@transaction.atomic
+def team_update(*, actor: Actor, team: Team, name: str, description: str) -> Team:
+    locked = Team.objects.select_for_update().get(pk=team.pk)
+    before = snapshot(locked)
+    locked.name, locked.description = name, description
+    locked.full_clean()
+    locked.save()
+    audit_record(actor=actor, verb=verbs.TEAM_UPDATED, target=locked, before=before, after=snapshot(locked))
+    return locked

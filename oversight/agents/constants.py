@@ -1,0 +1,32 @@
+"""Choices for the agent registry."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class AgentStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    PAUSED = "paused", "Paused"
+    RETIRED = "retired", "Retired"
+
+
+class RiskTier(models.TextChoices):
+    LOW = "low", "Low"
+    MEDIUM = "medium", "Medium"
+    HIGH = "high", "High"
+    CRITICAL = "critical", "Critical"
+
+
+class Environment(models.TextChoices):
+    STAGING = "staging", "Staging"
+    PRODUCTION = "production", "Production"
+
+
+DEFAULT_REVIEW_INTERVAL_DAYS = 90
+MAX_REVIEW_INTERVAL_DAYS = 730
+
+# Object permissions on an agent (guardian codenames).
+VIEW = "view_agent"
+CHANGE = "change_agent"
+APPROVE = "approve_agent"

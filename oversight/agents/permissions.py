@@ -1,0 +1,63 @@
+"""Who may do what to an agent, expressed as guardian object permissions.
+
+The owner holds view and change; the team's group holds view. Reviewers and
+auditors are granted view (and reviewers approve) per agent. Admins pass
+every check without object permissions.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from guardian.shortcuts import assign_perm, remove_perm
+
+from oversight.accounts import roles
+from oversight.agents.constants import CHANGE, VIEW
+from oversight.agents.models import Agent, AgentGroupObjectPermission, AgentUserObjectPermission
+
+OWNER_PERMS = (VIEW, CHANGE)
+TEAM_PERMS = (VIEW,)
+
+
+def grant_owner(agent: Agent, user: Any) -> None:
+    for perm in OWNER_PERMS:
+        assign_perm(perm, user, agent)
+
+
+def revoke_owner(agent: Agent, user: Any) -> None:
+    for perm in OWNER_PERMS:
+        remove_perm(perm, user, agent)
+
+
+def grant_team(agent: Agent) -> None:
+    for perm in TEAM_PERMS:
+        assign_perm(perm, agent.team.group, agent)
+
+
+def revoke_team(agent: Agent, team: Any) -> None:
+    for perm in TEAM_PERMS:
+        remove_perm(perm, team.group, agent)
+
+
+def user_agent_perms(agent: Agent, user: Any) -> list[str]:
+    """Permissions granted to the user directly (not through groups) on the agent."""
+    return list(
+        AgentUserObjectPermission.objects.filter(user=user, content_object=agent).values_list(
+            "permission__codename", flat=True
+        )
+    )
+
+
+def user_has_agent_perm(user: Any, perm: str, agent: Agent) -> bool:
+    """One database query, no per-request cache to go stale."""
+    if not getattr(user, "is_active", False):
+        return False
+    if roles.is_admin(user):
+        return True
+    direct = AgentUserObjectPermission.objects.filter(
+        user=user, content_object=agent, permission__codename=perm
+    )
+    via_group = AgentGroupObjectPermission.objects.filter(
+        group__user=user, content_object=agent, permission__codename=perm
+    )
+    return direct.exists() or via_group.exists()

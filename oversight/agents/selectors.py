@@ -1,0 +1,72 @@
+"""Reads of the agent registry, always for a given user and filtered in the database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Q, QuerySet
+from django.http import Http404
+
+from oversight.accounts import roles
+from oversight.agents.constants import VIEW
+from oversight.agents.models import Agent, AgentGroupObjectPermission, AgentUserObjectPermission
+
+
+def agents_with_perm(*, user: Any, perm: str = VIEW) -> QuerySet[Agent]:
+    """Agents on which the user holds ``perm``: two subqueries, no per-object checks."""
+    if not getattr(user, "is_active", False):
+        return Agent.objects.none()
+    if roles.is_admin(user):
+        return Agent.objects.all()
+    direct = AgentUserObjectPermission.objects.filter(
+        user=user, permission__codename=perm
+    ).values("content_object_id")
+    via_group = AgentGroupObjectPermission.objects.filter(
+        group__user=user, permission__codename=perm
+    ).values("content_object_id")
+    return Agent.objects.filter(Q(pk__in=direct) | Q(pk__in=via_group))
+
+
+def agent_owner_choices(*, user: Any) -> list[str]:
+    """Usernames owning at least one agent the user can see (for the list filter)."""
+    return list(
+        agents_with_perm(user=user)
+        .order_by("owner__username")
+        .values_list("owner__username", flat=True)
+        .distinct()
+    )
+
+
+@dataclass(frozen=True)
+class AgentFilters:
+    """The registry's filters; the same definition serves the HTML list and the API."""
+
+    q: str = ""
+    team: str = ""
+    owner: str = ""
+    status: str = ""
+
+
+def agent_list(*, user: Any, filters: AgentFilters | None = None) -> QuerySet[Agent]:
+    agents = agents_with_perm(user=user).select_related("owner", "team")
+    f = filters or AgentFilters()
+    if f.q:
+        agents = agents.filter(
+            Q(name__icontains=f.q) | Q(slug__icontains=f.q) | Q(purpose__icontains=f.q)
+        )
+    if f.team:
+        agents = agents.filter(team__slug=f.team)
+    if f.owner:
+        agents = agents.filter(owner__username=f.owner)
+    if f.status:
+        agents = agents.filter(status=f.status)
+    return agents.order_by("name")
+
+
+def agent_get(*, user: Any, slug: str) -> Agent:
+    """The agent if the user may view it; 404 otherwise, so nothing leaks."""
+    agent = agents_with_perm(user=user).select_related("owner", "team").filter(slug=slug).first()
+    if agent is None:
+        raise Http404("No such agent.")
+    return agent

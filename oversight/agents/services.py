@@ -1,0 +1,150 @@
+"""Writes to the agent registry. Each runs in one transaction with its audit event."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import slugify
+from guardian.shortcuts import assign_perm
+
+from oversight.accounts.models import Team
+from oversight.agents import permissions
+from oversight.agents.constants import (
+    APPROVE,
+    DEFAULT_REVIEW_INTERVAL_DAYS,
+    VIEW,
+    AgentStatus,
+    RiskTier,
+)
+from oversight.agents.models import Agent
+from oversight.audit.actors import Actor
+from oversight.audit.services import audit_record
+from oversight.audit import verbs
+from oversight.audit.snapshot import snapshot
+
+EDITABLE_FIELDS = (
+    "name",
+    "purpose",
+    "owner",
+    "team",
+    "environments",
+    "status",
+    "risk_tier",
+    "review_interval_days",
+)
+
+
+def _require_active_owner(owner: Any) -> None:
+    if owner is None:
+        raise ValidationError({"owner": "Every agent needs a named owner."})
+    if not owner.is_active:
+        raise ValidationError({"owner": f"{owner.get_username()} is deactivated and cannot own agents."})
+
+
+def _next_review_due(*, since: dt.datetime, interval_days: int) -> dt.date:
+    return (since + dt.timedelta(days=interval_days)).date()
+
+
+@transaction.atomic
+def agent_create(
+    *,
+    actor: Actor,
+    name: str,
+    purpose: str,
+    owner: Any,
+    team: Team,
+    slug: str = "",
+    environments: list[str] | None = None,
+    risk_tier: str = RiskTier.MEDIUM,
+    review_interval_days: int = DEFAULT_REVIEW_INTERVAL_DAYS,
+) -> Agent:
+    _require_active_owner(owner)
+    now = timezone.now()
+    agent = Agent(
+        name=name,
+        slug=slug or slugify(name),
+        purpose=purpose,
+        owner=owner,
+        team=team,
+        environments=environments or ["staging"],
+        status=AgentStatus.ACTIVE,
+        risk_tier=risk_tier,
+        review_interval_days=review_interval_days,
+        next_review_due=_next_review_due(since=now, interval_days=review_interval_days),
+    )
+    agent.full_clean()
+    agent.save()
+    permissions.grant_owner(agent, owner)
+    permissions.grant_team(agent)
+    audit_record(actor=actor, verb=verbs.AGENT_CREATED, target=agent, after=snapshot(agent))
+    return agent
+
+
+@transaction.atomic
+def agent_update(*, actor: Actor, agent: Agent, **changes: Any) -> Agent:
+    """Apply ``changes`` (a subset of EDITABLE_FIELDS); audit before and after.
+
+    The row is locked first so two editors cannot both read the same "before"
+    and silently overwrite each other's work.
+    """
+    unknown = set(changes) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise ValueError(f"Not editable: {', '.join(sorted(unknown))}")
+    locked = Agent.objects.select_for_update().select_related("owner", "team").get(pk=agent.pk)
+    before = snapshot(locked)
+    old_owner, old_team = locked.owner, locked.team
+
+    for field, value in changes.items():
+        setattr(locked, field, value)
+    _require_active_owner(locked.owner)
+    if "review_interval_days" in changes:
+        since = locked.last_reviewed_at or locked.created_at
+        locked.next_review_due = _next_review_due(
+            since=since, interval_days=locked.review_interval_days
+        )
+    locked.full_clean()
+    after = snapshot(locked)
+    if after == before:
+        return locked
+    locked.save()
+
+    if locked.owner_id != old_owner.pk:
+        permissions.revoke_owner(locked, old_owner)
+        permissions.grant_owner(locked, locked.owner)
+    if locked.team_id != old_team.pk:
+        permissions.revoke_team(locked, old_team)
+        permissions.grant_team(locked)
+    audit_record(actor=actor, verb=verbs.AGENT_UPDATED, target=locked, before=before, after=after)
+    return locked
+
+
+ACCESS_LEVELS: dict[str, tuple[str, ...]] = {
+    "viewer": (VIEW,),
+    "reviewer": (VIEW, APPROVE),
+}
+
+
+@transaction.atomic
+def agent_access_grant(*, actor: Actor, agent: Agent, user: Any, level: str) -> bool:
+    """Grant a person read (viewer) or read-and-approve (reviewer) access to one agent.
+
+    Returns False when they already had exactly that access (nothing recorded).
+    """
+    perms = ACCESS_LEVELS[level]
+    held = set(permissions.user_agent_perms(agent, user))
+    if held.issuperset(perms):
+        return False
+    for perm in perms:
+        assign_perm(perm, user, agent)
+    audit_record(
+        actor=actor,
+        verb=verbs.AGENT_ACCESS_GRANTED,
+        target=agent,
+        before={"user": user.get_username(), "permissions": sorted(held)},
+        after={"user": user.get_username(), "permissions": sorted(held | set(perms))},
+    )
+    return True

@@ -1,0 +1,11 @@
+from django.urls import path
+
+from oversight.agents import views
+
+app_name = "agents"
+urlpatterns = [
+    path("", views.agent_list_view, name="list"),
+    path("new/", views.agent_create, name="create"),
+    path("<slug:slug>/", views.agent_detail, name="detail"),
+    path("<slug:slug>/edit/", views.agent_edit, name="edit"),
+]

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods
+
+from oversight.accounts import roles
+from oversight.agents import services
+from oversight.agents.constants import CHANGE
+from oversight.agents.forms import AgentFilterForm, AgentForm
+from oversight.agents.models import Agent
+from oversight.agents.permissions import user_has_agent_perm
+from oversight.agents.selectors import agent_get, agent_list
+from oversight.audit.actors import Actor
+from oversight.audit.selectors import agent_history
+
+
+def _get_agent_for_user(request: HttpRequest, slug: str, *, perm: str | None = None) -> Agent:
+    """404 if the user may not see the agent at all, 403 if they may see but not ``perm``."""
+    agent = agent_get(user=request.user, slug=slug)
+    if perm and not user_has_agent_perm(request.user, perm, agent):
+        raise PermissionDenied("You may view this agent but not change it.")
+    return agent
+
+
+@login_required
+@require_GET
+def agent_list_view(request: HttpRequest) -> HttpResponse:
+    form = AgentFilterForm(request.GET or None, user=request.user)
+    agents = agent_list(user=request.user, filters=form.filters())
+    context = {"form": form, "agents": agents}
+    template = "agents/_table.html" if request.htmx else "agents/list.html"
+    return render(request, template, context)
+
+
+@login_required
+@require_GET
+def agent_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    agent = _get_agent_for_user(request, slug)
+    context = {
+        "agent": agent,
+        "history": agent_history(agent=agent),
+        "can_change": user_has_agent_perm(request.user, CHANGE, agent),
+    }
+    return render(request, "agents/detail.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def agent_create(request: HttpRequest) -> HttpResponse:
+    if not roles.can_create_agents(request.user):
+        raise PermissionDenied("Only admins and owners register agents.")
+    form = AgentForm(request.POST or None, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        try:
+            agent = services.agent_create(actor=Actor.for_user(request.user), **form.cleaned_data)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, f"Registered {agent.name}.")
+            return redirect("agents:detail", slug=agent.slug)
+    return render(request, "agents/form.html", {"form": form, "agent": None})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def agent_edit(request: HttpRequest, slug: str) -> HttpResponse:
+    agent = _get_agent_for_user(request, slug, perm=CHANGE)
+    form = AgentForm(request.POST or None, instance=agent, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        changes = {field: form.cleaned_data[field] for field in services.EDITABLE_FIELDS}
+        try:
+            # The form wrote its values onto `agent`; the service reloads and locks the row.
+            agent = services.agent_update(actor=Actor.for_user(request.user), agent=agent, **changes)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, f"Saved {agent.name}.")
+            return redirect("agents:detail", slug=agent.slug)
+    return render(request, "agents/form.html", {"form": form, "agent": agent})

@@ -1,0 +1,72 @@
+"""The hash chain: pure functions shared by the writer and the verifier."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+GENESIS_HASH = "0" * 64
+
+# The fields covered by the hash, in addition to prev_hash.
+HASHED_FIELDS = (
+    "seq",
+    "created_at",
+    "actor_type",
+    "actor_user_id",
+    "actor_agent_id",
+    "actor_label",
+    "verb",
+    "target_type",
+    "target_id",
+    "target_label",
+    "agent_id",
+    "request_id",
+    "before",
+    "after",
+    "prev_hash",
+)
+
+
+def _timestamp(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def canonical_json(row: Mapping[str, Any]) -> str:
+    payload = {field: row[field] for field in HASHED_FIELDS}
+    payload["created_at"] = _timestamp(payload["created_at"])
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def compute_hash(row: Mapping[str, Any]) -> str:
+    return hashlib.sha256(canonical_json(row).encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    seq: int
+    reason: str
+
+
+def find_first_break(rows: Iterable[Mapping[str, Any]]) -> ChainBreak | None:
+    """Walk rows in ascending seq order; return the first place the chain is broken.
+
+    A deleted row shows as a gap, an edited row as a hash mismatch, and a
+    reordered row as a prev_hash that does not point at its predecessor.
+    """
+    expected_seq = 1
+    prev_hash = GENESIS_HASH
+    for row in rows:
+        seq = row["seq"]
+        if seq != expected_seq:
+            return ChainBreak(seq, f"expected seq {expected_seq}, found {seq}: a row is missing")
+        if row["prev_hash"] != prev_hash:
+            return ChainBreak(seq, "prev_hash does not match the previous row's hash")
+        if compute_hash(row) != row["hash"]:
+            return ChainBreak(seq, "content does not match its hash: the row was altered")
+        prev_hash = row["hash"]
+        expected_seq += 1
+    return None

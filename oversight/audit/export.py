@@ -1,0 +1,79 @@
+"""Streaming CSV and JSONL exports, in bounded memory at any size.
+
+The generators are asynchronous so that an ASGI server streams them row batch
+by row batch; a synchronous iterator would be read whole into memory first.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db.models import QuerySet
+
+from oversight.audit.models import AuditEvent
+
+BATCH = 2000
+COLUMNS = (
+    "seq",
+    "created_at",
+    "actor_type",
+    "actor_label",
+    "verb",
+    "target_type",
+    "target_id",
+    "target_label",
+    "agent_id",
+    "request_id",
+    "before",
+    "after",
+    "prev_hash",
+    "hash",
+)
+# Spreadsheet programs run cells that start with these as formulas.
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+async def _batches(events: QuerySet[AuditEvent]) -> AsyncIterator[list[dict[str, Any]]]:
+    before: int | None = None
+    while True:
+        page = events if before is None else events.filter(seq__lt=before)
+        batch = [row async for row in page.order_by("-seq").values(*COLUMNS)[:BATCH]]
+        if not batch:
+            return
+        yield batch
+        before = batch[-1]["seq"]
+
+
+def _csv_cell(value: Any) -> Any:
+    if isinstance(value, dict | list):
+        value = json.dumps(value, sort_keys=True, cls=DjangoJSONEncoder)
+    if isinstance(value, str) and value.startswith(_FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+async def csv_lines(events: QuerySet[AuditEvent]) -> AsyncIterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(COLUMNS)
+    async for batch in _batches(events):
+        for row in batch:
+            writer.writerow([_csv_cell(row[column]) for column in COLUMNS])
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+    if buffer.tell():
+        yield buffer.getvalue()
+
+
+async def jsonl_lines(events: QuerySet[AuditEvent]) -> AsyncIterator[str]:
+    async for batch in _batches(events):
+        yield "".join(
+            json.dumps(row, sort_keys=True, cls=DjangoJSONEncoder, ensure_ascii=False) + "\n"
+            for row in batch
+        )

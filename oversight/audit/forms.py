@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from oversight.agents.selectors import agents_with_perm
+from oversight.audit.selectors import AuditFilters
+from oversight.audit.verbs import KNOWN_VERBS
+
+
+class AuditFilterForm(forms.Form):
+    agent = forms.ChoiceField(required=False)
+    actor = forms.CharField(required=False, max_length=200, help_text="username, agent:slug or system:name")
+    verb = forms.CharField(required=False, max_length=64)
+    since = forms.DateTimeField(required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    until = forms.DateTimeField(required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    before = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+
+    known_verbs = KNOWN_VERBS
+
+    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        slugs = agents_with_perm(user=user).order_by("slug").values_list("slug", "name")
+        self.fields["agent"].choices = [("", "Any agent"), *slugs]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        since, until = data.get("since"), data.get("until")
+        if since and until and since >= until:
+            raise forms.ValidationError("“From” must be before “until”.")
+        return data
+
+    def filters(self) -> AuditFilters:
+        data = self.cleaned_data
+        return AuditFilters(
+            agent=data.get("agent") or "",
+            actor=(data.get("actor") or "").strip(),
+            verb=(data.get("verb") or "").strip(),
+            since=data.get("since"),
+            until=data.get("until"),
+        )

@@ -1,0 +1,96 @@
+"""Create the demo organisation: users for every role, teams and ten agents. Idempotent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
+
+from oversight.accounts import services as account_services
+from oversight.accounts.models import Team
+from oversight.agents import services as agent_services
+from oversight.agents.models import Agent
+from oversight.audit.actors import Actor
+from oversight.core import demo
+
+
+class Command(BaseCommand):
+    help = "Create demo users (one per role), teams and agents. Safe to run again."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument(
+            "--force", action="store_true", help="Run even with DEBUG off (it sets known passwords)."
+        )
+
+    @transaction.atomic
+    def handle(self, *args: Any, force: bool = False, **options: Any) -> None:
+        if not (settings.DEBUG or force):
+            raise CommandError("seed_demo sets well-known passwords; use --force outside DEBUG.")
+        actor = Actor.system("seed_demo")
+        users = self._users()
+        teams = self._teams(actor, users)
+        created = self._agents(actor, users, teams)
+        self._grants(actor, users)
+        self.stdout.write(self.style.SUCCESS(f"Demo data ready ({created} agents created)."))
+        self.stdout.write("Log in at http://127.0.0.1:8000/ as:")
+        for username, full_name, roles, team_names in demo.USERS:
+            what = ", ".join(roles + [f"team {t}" for t in team_names]) or "no role"
+            password = username + demo.DEMO_PASSWORD_SUFFIX
+            self.stdout.write(f"  {username:<8} {password:<20} {full_name} ({what})")
+
+    def _users(self) -> dict[str, Any]:
+        user_model = get_user_model()
+        users = {}
+        for username, full_name, roles, _teams in demo.USERS:
+            first, last = full_name.split(" ", 1)
+            user, _ = user_model.objects.get_or_create(
+                username=username,
+                defaults={"first_name": first, "last_name": last, "email": f"{username}@example.com"},
+            )
+            user.set_password(username + demo.DEMO_PASSWORD_SUFFIX)
+            user.is_staff = user.is_superuser = "admin" in roles
+            user.save()
+            for role in roles:
+                user.groups.add(Group.objects.get_or_create(name=role)[0])
+            users[username] = user
+        return users
+
+    def _teams(self, actor: Actor, users: dict[str, Any]) -> dict[str, Team]:
+        teams = {}
+        for name, description in demo.TEAMS:
+            team = Team.objects.filter(slug=name).first() or account_services.team_create(
+                actor=actor, name=name, description=description
+            )
+            teams[name] = team
+        for username, _full, _roles, team_names in demo.USERS:
+            for name in team_names:
+                account_services.team_add_member(actor=actor, team=teams[name], user=users[username])
+        return teams
+
+    def _agents(self, actor: Actor, users: dict[str, Any], teams: dict[str, Team]) -> int:
+        created = 0
+        for slug, name, team, owner, purpose, envs, risk, interval in demo.AGENTS:
+            if Agent.objects.filter(slug=slug).exists():
+                continue
+            agent_services.agent_create(
+                actor=actor,
+                slug=slug,
+                name=name,
+                team=teams[team],
+                owner=users[owner],
+                purpose=purpose,
+                environments=envs,
+                risk_tier=risk,
+                review_interval_days=interval,
+            )
+            created += 1
+        return created
+
+    def _grants(self, actor: Actor, users: dict[str, Any]) -> None:
+        for username, level, team in demo.GRANTS:
+            for agent in Agent.objects.filter(team__slug=team):
+                agent_services.agent_access_grant(actor=actor, agent=agent, user=users[username], level=level)
