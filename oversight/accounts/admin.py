@@ -12,7 +12,7 @@ from oversight.audit.actors import Actor
 
 @admin.register(Team)
 class TeamAdmin(admin.ModelAdmin):
-    """Teams are created through the service so the team's group exists and the change is audited."""
+    """Saves go through the services: the team gets its group and the change is audited."""
 
     list_display = ("name", "slug", "created_at")
     search_fields = ("name", "slug")

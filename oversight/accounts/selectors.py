@@ -29,4 +29,3 @@ def owner_candidates(*, user: Any) -> QuerySet[Any]:
     if roles.is_admin(user):
         return users
     return users.filter(pk=user.pk)
-

@@ -9,9 +9,9 @@ from django.db import transaction
 from django.utils.text import slugify
 
 from oversight.accounts.models import Team
+from oversight.audit import verbs
 from oversight.audit.actors import Actor
 from oversight.audit.services import audit_record
-from oversight.audit import verbs
 from oversight.audit.snapshot import snapshot
 
 
@@ -44,5 +44,7 @@ def team_update(*, actor: Actor, team: Team, name: str, description: str) -> Tea
     locked.name, locked.description = name, description
     locked.full_clean()
     locked.save()
-    audit_record(actor=actor, verb=verbs.TEAM_UPDATED, target=locked, before=before, after=snapshot(locked))
+    audit_record(
+        actor=actor, verb=verbs.TEAM_UPDATED, target=locked, before=before, after=snapshot(locked)
+    )
     return locked

@@ -25,11 +25,26 @@ class AgentAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Agent, form: Any, change: bool) -> None:
         actor = Actor.for_user(request.user)
         if change:
-            changes = {field: form.cleaned_data[field] for field in services.EDITABLE_FIELDS if field in form.cleaned_data}
+            changes = {
+                field: form.cleaned_data[field]
+                for field in services.EDITABLE_FIELDS
+                if field in form.cleaned_data
+            }
             saved = services.agent_update(actor=actor, agent=obj, **changes)
         else:
-            fields = ("name", "slug", "purpose", "owner", "team", "environments", "risk_tier", "review_interval_days")
-            saved = services.agent_create(actor=actor, **{f: form.cleaned_data[f] for f in fields if f in form.cleaned_data})
+            fields = (
+                "name",
+                "slug",
+                "purpose",
+                "owner",
+                "team",
+                "environments",
+                "risk_tier",
+                "review_interval_days",
+            )
+            saved = services.agent_create(
+                actor=actor, **{f: form.cleaned_data[f] for f in fields if f in form.cleaned_data}
+            )
         obj.pk = saved.pk
 
 

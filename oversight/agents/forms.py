@@ -77,4 +77,6 @@ class AgentFilterForm(forms.Form):
     def filters(self) -> AgentFilters:
         if not self.is_valid():
             return AgentFilters()
-        return AgentFilters(**{key: self.cleaned_data.get(key) or "" for key in ("q", "team", "owner", "status")})
+        return AgentFilters(
+            **{key: self.cleaned_data.get(key) or "" for key in ("q", "team", "owner", "status")}
+        )

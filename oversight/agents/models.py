@@ -34,7 +34,9 @@ class Agent(models.Model):
     )
     team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="agents")
     environments = models.JSONField(default=_default_environments)
-    status = models.CharField(max_length=10, choices=AgentStatus.choices, default=AgentStatus.ACTIVE)
+    status = models.CharField(
+        max_length=10, choices=AgentStatus.choices, default=AgentStatus.ACTIVE
+    )
     risk_tier = models.CharField(max_length=10, choices=RiskTier.choices, default=RiskTier.MEDIUM)
     review_interval_days = models.PositiveIntegerField(
         default=DEFAULT_REVIEW_INTERVAL_DAYS,

@@ -19,9 +19,9 @@ def agents_with_perm(*, user: Any, perm: str = VIEW) -> QuerySet[Agent]:
         return Agent.objects.none()
     if roles.is_admin(user):
         return Agent.objects.all()
-    direct = AgentUserObjectPermission.objects.filter(
-        user=user, permission__codename=perm
-    ).values("content_object_id")
+    direct = AgentUserObjectPermission.objects.filter(user=user, permission__codename=perm).values(
+        "content_object_id"
+    )
     via_group = AgentGroupObjectPermission.objects.filter(
         group__user=user, permission__codename=perm
     ).values("content_object_id")

@@ -21,9 +21,9 @@ from oversight.agents.constants import (
     RiskTier,
 )
 from oversight.agents.models import Agent
+from oversight.audit import verbs
 from oversight.audit.actors import Actor
 from oversight.audit.services import audit_record
-from oversight.audit import verbs
 from oversight.audit.snapshot import snapshot
 
 EDITABLE_FIELDS = (
@@ -42,7 +42,9 @@ def _require_active_owner(owner: Any) -> None:
     if owner is None:
         raise ValidationError({"owner": "Every agent needs a named owner."})
     if not owner.is_active:
-        raise ValidationError({"owner": f"{owner.get_username()} is deactivated and cannot own agents."})
+        raise ValidationError(
+            {"owner": f"{owner.get_username()} is deactivated and cannot own agents."}
+        )
 
 
 def _next_review_due(*, since: dt.datetime, interval_days: int) -> dt.date:

@@ -74,7 +74,9 @@ def agent_edit(request: HttpRequest, slug: str) -> HttpResponse:
         changes = {field: form.cleaned_data[field] for field in services.EDITABLE_FIELDS}
         try:
             # The form wrote its values onto `agent`; the service reloads and locks the row.
-            agent = services.agent_update(actor=Actor.for_user(request.user), agent=agent, **changes)
+            agent = services.agent_update(
+                actor=Actor.for_user(request.user), agent=agent, **changes
+            )
         except ValidationError as exc:
             form.add_error(None, exc)
         else:

@@ -11,10 +11,16 @@ from oversight.audit.verbs import KNOWN_VERBS
 
 class AuditFilterForm(forms.Form):
     agent = forms.ChoiceField(required=False)
-    actor = forms.CharField(required=False, max_length=200, help_text="username, agent:slug or system:name")
+    actor = forms.CharField(
+        required=False, max_length=200, help_text="username, agent:slug or system:name"
+    )
     verb = forms.CharField(required=False, max_length=64)
-    since = forms.DateTimeField(required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
-    until = forms.DateTimeField(required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
+    since = forms.DateTimeField(
+        required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )
+    until = forms.DateTimeField(
+        required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+    )
     before = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
 
     known_verbs = KNOWN_VERBS

@@ -58,7 +58,9 @@ class AuditPage:
     next_before: int | None  # pass as ?before= to get the next (older) page
 
 
-def audit_page(*, user: Any, filters: AuditFilters, before: int | None, size: int = PAGE_SIZE) -> AuditPage:
+def audit_page(
+    *, user: Any, filters: AuditFilters, before: int | None, size: int = PAGE_SIZE
+) -> AuditPage:
     """Keyset pagination: ``seq < before`` walks the unique index, fast at any depth."""
     events = audit_events(user=user, filters=filters)
     if before is not None:

@@ -64,4 +64,3 @@ def audit_export(request: HttpRequest, fmt: str) -> HttpResponse:
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
     response["Content-Disposition"] = f'attachment; filename="oversight-audit-{stamp}.{fmt}"'
     return response
-

@@ -18,7 +18,11 @@ def _check_database() -> dict[str, object]:
             cursor.fetchone()
     except Exception as exc:  # any failure is a health answer, not a crash
         return {"ok": False, "vendor": connection.vendor, "error": type(exc).__name__}
-    return {"ok": True, "vendor": connection.vendor, "ms": round((time.perf_counter() - started) * 1000, 2)}
+    return {
+        "ok": True,
+        "vendor": connection.vendor,
+        "ms": round((time.perf_counter() - started) * 1000, 2),
+    }
 
 
 def _check_redis() -> dict[str, object]:
@@ -28,7 +32,9 @@ def _check_redis() -> dict[str, object]:
 
     started = time.perf_counter()
     try:
-        client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+        client = redis.Redis.from_url(
+            settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2
+        )
         client.ping()
     except Exception as exc:  # any failure is a health answer, not a crash
         return {"ok": False, "configured": True, "error": type(exc).__name__}
@@ -41,7 +47,9 @@ def healthz(request: HttpRequest) -> JsonResponse:
     """Public liveness and readiness: 200 when every configured dependency answers, else 503."""
     checks = {"database": _check_database(), "redis": _check_redis()}
     healthy = all(check["ok"] for check in checks.values())
-    return JsonResponse({"status": "ok" if healthy else "unavailable", **checks}, status=200 if healthy else 503)
+    return JsonResponse(
+        {"status": "ok" if healthy else "unavailable", **checks}, status=200 if healthy else 503
+    )
 
 
 def home(request: HttpRequest):  # type: ignore[no-untyped-def]

@@ -23,7 +23,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument(
-            "--force", action="store_true", help="Run even with DEBUG off (it sets known passwords)."
+            "--force",
+            action="store_true",
+            help="Run even with DEBUG off (it sets known passwords).",
         )
 
     @transaction.atomic
@@ -49,7 +51,11 @@ class Command(BaseCommand):
             first, last = full_name.split(" ", 1)
             user, _ = user_model.objects.get_or_create(
                 username=username,
-                defaults={"first_name": first, "last_name": last, "email": f"{username}@example.com"},
+                defaults={
+                    "first_name": first,
+                    "last_name": last,
+                    "email": f"{username}@example.com",
+                },
             )
             user.set_password(username + demo.DEMO_PASSWORD_SUFFIX)
             user.is_staff = user.is_superuser = "admin" in roles
@@ -68,7 +74,9 @@ class Command(BaseCommand):
             teams[name] = team
         for username, _full, _roles, team_names in demo.USERS:
             for name in team_names:
-                account_services.team_add_member(actor=actor, team=teams[name], user=users[username])
+                account_services.team_add_member(
+                    actor=actor, team=teams[name], user=users[username]
+                )
         return teams
 
     def _agents(self, actor: Actor, users: dict[str, Any], teams: dict[str, Team]) -> int:
@@ -93,4 +101,6 @@ class Command(BaseCommand):
     def _grants(self, actor: Actor, users: dict[str, Any]) -> None:
         for username, level, team in demo.GRANTS:
             for agent in Agent.objects.filter(team__slug=team):
-                agent_services.agent_access_grant(actor=actor, agent=agent, user=users[username], level=level)
+                agent_services.agent_access_grant(
+                    actor=actor, agent=agent, user=users[username], level=level
+                )

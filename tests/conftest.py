@@ -1,0 +1,109 @@
+"""Shared people: an owner, a teammate who should see things, an outsider who should not."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Group
+
+from oversight.accounts import roles
+from oversight.accounts.services import team_add_member, team_create
+from oversight.agents.services import agent_create
+from oversight.audit.actors import Actor
+
+SYSTEM = Actor.system("tests")
+
+
+def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
+    """On SQLite, leave out tests that need PostgreSQL (deselected, not skipped)."""
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        return
+    keep, dropped = [], []
+    for item in items:
+        (dropped if item.get_closest_marker("postgres") else keep).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
+def make_user(django_user_model: Any, username: str, *role_names: str, **extra: Any) -> Any:
+    user = django_user_model.objects.create_user(
+        username=username, password="pw", email=f"{username}@example.com", **extra
+    )
+    for role in role_names:
+        user.groups.add(Group.objects.get_or_create(name=role)[0])
+    return user
+
+
+@pytest.fixture
+def admin_user(django_user_model: Any) -> Any:
+    return make_user(django_user_model, "ada", roles.ADMIN)
+
+
+@pytest.fixture
+def owner(django_user_model: Any) -> Any:
+    return make_user(django_user_model, "alice", roles.OWNER, first_name="Alice")
+
+
+@pytest.fixture
+def teammate(django_user_model: Any) -> Any:
+    return make_user(django_user_model, "carol")
+
+
+@pytest.fixture
+def outsider(django_user_model: Any) -> Any:
+    return make_user(django_user_model, "mallory", roles.OWNER)
+
+
+@pytest.fixture
+def reviewer(django_user_model: Any) -> Any:
+    return make_user(django_user_model, "rita", roles.REVIEWER)
+
+
+@pytest.fixture
+def auditor(django_user_model: Any) -> Any:
+    return make_user(django_user_model, "aaron", roles.AUDITOR)
+
+
+@pytest.fixture
+def team(owner: Any, teammate: Any) -> Any:
+    team = team_create(actor=SYSTEM, name="payments")
+    team_add_member(actor=SYSTEM, team=team, user=owner)
+    team_add_member(actor=SYSTEM, team=team, user=teammate)
+    return team
+
+
+@pytest.fixture
+def other_team(outsider: Any) -> Any:
+    team = team_create(actor=SYSTEM, name="growth")
+    team_add_member(actor=SYSTEM, team=team, user=outsider)
+    return team
+
+
+@pytest.fixture
+def agent(team: Any, owner: Any) -> Any:
+    return agent_create(
+        actor=SYSTEM,
+        name="Refund bot",
+        slug="refund-bot",
+        purpose="Issues refunds for support tickets.",
+        owner=owner,
+        team=team,
+        environments=["staging", "production"],
+        risk_tier="high",
+    )
+
+
+@pytest.fixture
+def other_agent(other_team: Any, outsider: Any) -> Any:
+    return agent_create(
+        actor=SYSTEM,
+        name="Email campaigner",
+        slug="email-campaigner",
+        purpose="Sends marketing email.",
+        owner=outsider,
+        team=other_team,
+    )

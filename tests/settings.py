@@ -1,0 +1,16 @@
+"""Test settings: production settings with test-only conveniences, stated here and nowhere else."""
+
+import os
+
+os.environ.setdefault("SECRET_KEY", "tests-only-" + "x" * 50)
+# Transactional tests flush the database between tests; allow it to empty the audit table.
+os.environ.setdefault("AUDIT_FLUSH_ALLOWED", "1")
+
+from oversight.settings import *  # noqa: F403
+
+SECURE_SSL_REDIRECT = False  # the test client and the test server speak plain HTTP
+SESSION_COOKIE_SECURE = False
+CSRF_COOKIE_SECURE = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed, tests only
+STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
+SERVESTATIC_USE_FINDERS = True
