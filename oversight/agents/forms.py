@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.contrib.auth import get_user_model
 
 from oversight.accounts import selectors as account_selectors
 from oversight.agents.constants import AgentStatus, Environment
@@ -31,7 +32,7 @@ class AgentForm(forms.ModelForm):
         ]
         widgets = {"purpose": forms.Textarea(attrs={"rows": 3})}
         help_texts = {
-            "slug": "Lower-case identifier used by tokens and manifests. Fixed once created.",
+            "slug": "Used by tokens and manifests; fixed once created. Blank: made from the name.",
             "review_interval_days": "The owner re-certifies the agent this often.",
         }
 
@@ -51,8 +52,9 @@ class AgentForm(forms.ModelForm):
                 self.fields["owner"].queryset = self.fields["owner"].queryset | type(
                     self.instance.owner
                 ).objects.filter(pk=self.instance.owner_id)
-        elif not self.initial.get("owner"):
-            self.initial["owner"] = user.pk
+        else:
+            self.initial.setdefault("owner", user.pk)
+            self.initial.setdefault("environments", ["staging"])
 
     def clean_slug(self) -> str:
         slug = self.cleaned_data.get("slug", "")
@@ -79,4 +81,19 @@ class AgentFilterForm(forms.Form):
             return AgentFilters()
         return AgentFilters(
             **{key: self.cleaned_data.get(key) or "" for key in ("q", "team", "owner", "status")}
+        )
+
+
+class AccessGrantForm(forms.Form):
+    user = forms.ModelChoiceField(queryset=None, label="Person")  # type: ignore[arg-type]
+    level = forms.ChoiceField(
+        choices=[("viewer", "Viewer (read)"), ("reviewer", "Reviewer (read and approve)")]
+    )
+
+    def __init__(self, *args: Any, agent: Agent, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        users = get_user_model().objects.filter(is_active=True).exclude(pk=agent.owner_id)
+        self.fields["user"].queryset = users.order_by("username")
+        self.fields["user"].label_from_instance = lambda u: (
+            f"{u.get_full_name()} ({u.username})" if u.get_full_name() else u.username
         )

@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
-from guardian.shortcuts import assign_perm
+from guardian.shortcuts import assign_perm, remove_perm
 
 from oversight.accounts.models import Team
 from oversight.agents import permissions
@@ -142,11 +142,36 @@ def agent_access_grant(*, actor: Actor, agent: Agent, user: Any, level: str) -> 
         return False
     for perm in perms:
         assign_perm(perm, user, agent)
+    who = user.get_username()
     audit_record(
         actor=actor,
         verb=verbs.AGENT_ACCESS_GRANTED,
         target=agent,
-        before={"user": user.get_username(), "permissions": sorted(held)},
-        after={"user": user.get_username(), "permissions": sorted(held | set(perms))},
+        before={f"access of {who}": sorted(held)},
+        after={f"access of {who}": sorted(held | set(perms))},
+    )
+    return True
+
+
+@transaction.atomic
+def agent_access_revoke(*, actor: Actor, agent: Agent, user: Any) -> bool:
+    """Remove every permission granted to this person directly on the agent.
+
+    The owner's access is not revocable here: it follows ownership.
+    """
+    if user.pk == agent.owner_id:
+        raise ValidationError("The owner's access follows ownership; change the owner instead.")
+    held = sorted(permissions.user_agent_perms(agent, user))
+    if not held:
+        return False
+    for perm in held:
+        remove_perm(perm, user, agent)
+    who = user.get_username()
+    audit_record(
+        actor=actor,
+        verb=verbs.AGENT_ACCESS_REVOKED,
+        target=agent,
+        before={f"access of {who}": held},
+        after={f"access of {who}": []},
     )
     return True

@@ -8,4 +8,10 @@ urlpatterns = [
     path("new/", views.agent_create, name="create"),
     path("<slug:slug>/", views.agent_detail, name="detail"),
     path("<slug:slug>/edit/", views.agent_edit, name="edit"),
+    path("<slug:slug>/access/", views.agent_access_grant_view, name="access-grant"),
+    path(
+        "<slug:slug>/access/<int:user_id>/revoke/",
+        views.agent_access_revoke_view,
+        name="access-revoke",
+    ),
 ]

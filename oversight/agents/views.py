@@ -1,19 +1,20 @@
 from __future__ import annotations
 
 from django.contrib import messages
+from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_http_methods
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from oversight.accounts import roles
 from oversight.agents import services
 from oversight.agents.constants import CHANGE
-from oversight.agents.forms import AgentFilterForm, AgentForm
+from oversight.agents.forms import AccessGrantForm, AgentFilterForm, AgentForm
 from oversight.agents.models import Agent
 from oversight.agents.permissions import user_has_agent_perm
-from oversight.agents.selectors import agent_get, agent_list
+from oversight.agents.selectors import agent_access_list, agent_get, agent_list
 from oversight.audit.actors import Actor
 from oversight.audit.selectors import agent_history
 
@@ -40,10 +41,13 @@ def agent_list_view(request: HttpRequest) -> HttpResponse:
 @require_GET
 def agent_detail(request: HttpRequest, slug: str) -> HttpResponse:
     agent = _get_agent_for_user(request, slug)
+    can_change = user_has_agent_perm(request.user, CHANGE, agent)
     context = {
         "agent": agent,
         "history": agent_history(agent=agent),
-        "can_change": user_has_agent_perm(request.user, CHANGE, agent),
+        "can_change": can_change,
+        "access": agent_access_list(agent=agent),
+        "access_form": AccessGrantForm(agent=agent) if can_change else None,
     }
     return render(request, "agents/detail.html", context)
 
@@ -83,3 +87,47 @@ def agent_edit(request: HttpRequest, slug: str) -> HttpResponse:
             messages.success(request, f"Saved {agent.name}.")
             return redirect("agents:detail", slug=agent.slug)
     return render(request, "agents/form.html", {"form": form, "agent": agent})
+
+
+def _render_access(
+    request: HttpRequest, agent: Agent, form: AccessGrantForm | None = None
+) -> HttpResponse:
+    context = {
+        "agent": agent,
+        "access": agent_access_list(agent=agent),
+        "access_form": form or AccessGrantForm(agent=agent),
+        "can_change": True,
+    }
+    return render(request, "agents/_access.html", context)
+
+
+@login_required
+@require_POST
+def agent_access_grant_view(request: HttpRequest, slug: str) -> HttpResponse:
+    agent = _get_agent_for_user(request, slug, perm=CHANGE)
+    form = AccessGrantForm(request.POST, agent=agent)
+    if form.is_valid():
+        services.agent_access_grant(
+            actor=Actor.for_user(request.user),
+            agent=agent,
+            user=form.cleaned_data["user"],
+            level=form.cleaned_data["level"],
+        )
+        form = None
+    if request.htmx:
+        return _render_access(request, agent, form)
+    return redirect("agents:detail", slug=agent.slug)
+
+
+@login_required
+@require_POST
+def agent_access_revoke_view(request: HttpRequest, slug: str, user_id: int) -> HttpResponse:
+    agent = _get_agent_for_user(request, slug, perm=CHANGE)
+    user = get_object_or_404(get_user_model(), pk=user_id)
+    try:
+        services.agent_access_revoke(actor=Actor.for_user(request.user), agent=agent, user=user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    if request.htmx:
+        return _render_access(request, agent)
+    return redirect("agents:detail", slug=agent.slug)

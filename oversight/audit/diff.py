@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
+
+EMPTY = "—"
 
 
 @dataclass(frozen=True)
 class FieldChange:
     field: str
-    before: Any
-    after: Any
+    before: str
+    after: str
     kind: str  # "added", "removed" or "changed"
 
 
@@ -18,18 +21,38 @@ def _label(field: str) -> str:
     return field.replace("_", " ").capitalize()
 
 
+def display(value: Any) -> str:
+    """A value as a person reads it: lists joined, nothing as a dash, no Python reprs."""
+    if value is None or value == [] or value == "":
+        return EMPTY
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(display(item) for item in value)
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True, ensure_ascii=False)
+    return str(value)
+
+
 def field_changes(before: Any, after: Any) -> list[FieldChange]:
-    """Changed keys of two snapshots, in a stable order; non-dict states compare whole."""
+    """Changed keys of two snapshots in a stable order. A missing side counts as empty,
+    so a creation lists every field as added."""
+    if before is None and isinstance(after, dict):
+        before = {}
+    if after is None and isinstance(before, dict):
+        after = {}
     if not isinstance(before, dict) or not isinstance(after, dict):
         if before == after:
             return []
-        return [FieldChange("State", before, after, "changed")]
+        return [FieldChange("State", display(before), display(after), "changed")]
     changes = []
     for key in sorted(before.keys() | after.keys()):
         if key not in before:
-            changes.append(FieldChange(_label(key), None, after[key], "added"))
+            changes.append(FieldChange(_label(key), EMPTY, display(after[key]), "added"))
         elif key not in after:
-            changes.append(FieldChange(_label(key), before[key], None, "removed"))
+            changes.append(FieldChange(_label(key), display(before[key]), EMPTY, "removed"))
         elif before[key] != after[key]:
-            changes.append(FieldChange(_label(key), before[key], after[key], "changed"))
+            changes.append(
+                FieldChange(_label(key), display(before[key]), display(after[key]), "changed")
+            )
     return changes

@@ -16,6 +16,7 @@ from oversight.agents import services as agent_services
 from oversight.agents.models import Agent
 from oversight.audit.actors import Actor
 from oversight.core import demo
+from oversight.lib.request_id import request_id_scope
 
 
 class Command(BaseCommand):
@@ -33,10 +34,11 @@ class Command(BaseCommand):
         if not (settings.DEBUG or force):
             raise CommandError("seed_demo sets well-known passwords; use --force outside DEBUG.")
         actor = Actor.system("seed_demo")
-        users = self._users()
-        teams = self._teams(actor, users)
-        created = self._agents(actor, users, teams)
-        self._grants(actor, users)
+        with request_id_scope():  # one id ties together everything this run records
+            users = self._users()
+            teams = self._teams(actor, users)
+            created = self._agents(actor, users, teams)
+            self._grants(actor, users)
         self.stdout.write(self.style.SUCCESS(f"Demo data ready ({created} agents created)."))
         self.stdout.write("Log in at http://127.0.0.1:8000/ as:")
         for username, full_name, roles, team_names in demo.USERS:
