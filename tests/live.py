@@ -70,3 +70,31 @@ def _wait_until_healthy(base: str, process: subprocess.Popen[bytes], timeout: fl
         except OSError:
             time.sleep(0.1)
     raise RuntimeError("server did not become healthy in time")
+
+
+@contextmanager
+def celery_worker(extra_env: dict[str, str] | None = None) -> Iterator[None]:
+    """A real Celery worker (solo pool) on the test database and the test Redis."""
+    from oversight.celery import app
+
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": live_database_url(),
+        **(extra_env or {}),
+    }
+    command = [sys.executable, "-m", "celery", "-A", "oversight", "worker", "--pool", "solo"]
+    command += ["--loglevel", "WARNING", "--without-gossip", "--without-mingle"]
+    process = subprocess.Popen(command, env=env, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 30
+        while not app.control.ping(timeout=0.5):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("celery worker did not start")
+        yield
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()

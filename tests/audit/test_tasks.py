@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import pytest
+from django.conf import settings
+
+from oversight.audit.tasks import audit_verify_chain
+from oversight.celery import app
+from tests.audit.helpers import record, tamper
+from tests.live import celery_worker
+
+
+@pytest.mark.django_db
+def test_the_task_reports_an_intact_chain_when_run_inline() -> None:
+    record(3)
+    assert audit_verify_chain.apply().get() == {"ok": True, "checked": 3}
+
+
+def test_the_nightly_check_is_on_the_beat_schedule() -> None:
+    entry = app.conf.beat_schedule["audit-verify-chain"]
+    assert entry["task"] == audit_verify_chain.name
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_real_worker_finds_a_tampered_row() -> None:
+    assert settings.REDIS_URL, "bin/test provides Redis for the PostgreSQL run"
+    record(4)
+    with celery_worker():
+        assert audit_verify_chain.delay().get(timeout=30) == {"ok": True, "checked": 4}
+        tamper("UPDATE audit_auditevent SET target_label = 'nothing to see' WHERE seq = 3")
+        result = audit_verify_chain.delay().get(timeout=30)
+    assert result["ok"] is False
+    assert result["seq"] == 3
