@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from oversight.accounts import selectors as account_selectors
 from oversight.agents.constants import AgentStatus, Environment
 from oversight.agents.models import Agent
-from oversight.agents.selectors import AgentFilters, agent_owner_choices
+from oversight.agents.selectors import AgentFilters, agent_owner_choices, agent_team_choices
 
 
 class AgentForm(forms.ModelForm):
@@ -64,24 +64,28 @@ class AgentForm(forms.ModelForm):
 
 
 class AgentFilterForm(forms.Form):
+    """Filters are free text under select widgets: a value the user has no choice for (an
+    old link, another team's slug) matches nothing rather than being silently dropped."""
+
     q = forms.CharField(required=False, label="Search")
-    team = forms.ChoiceField(required=False)
-    owner = forms.ChoiceField(required=False)
-    status = forms.ChoiceField(required=False, choices=[("", "Any status"), *AgentStatus.choices])
+    team = forms.CharField(required=False)
+    owner = forms.CharField(required=False)
+    status = forms.CharField(required=False)
 
     def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        teams = account_selectors.team_list(user=user)
-        self.fields["team"].choices = [("", "Any team")] + [(t.slug, t.name) for t in teams]
-        owners = agent_owner_choices(user=user)
-        self.fields["owner"].choices = [("", "Any owner")] + [(u, u) for u in owners]
+        teams = [("", "Any team"), *agent_team_choices(user=user)]
+        owners = [("", "Any owner")] + [(u, u) for u in agent_owner_choices(user=user)]
+        statuses = [("", "Any status"), *AgentStatus.choices]
+        self.fields["team"].widget = forms.Select(choices=teams)
+        self.fields["owner"].widget = forms.Select(choices=owners)
+        self.fields["status"].widget = forms.Select(choices=statuses)
 
     def filters(self) -> AgentFilters:
-        if not self.is_valid():
+        if not self.is_bound or not self.is_valid():
             return AgentFilters()
-        return AgentFilters(
-            **{key: self.cleaned_data.get(key) or "" for key in ("q", "team", "owner", "status")}
-        )
+        data = self.cleaned_data
+        return AgentFilters(**{key: data[key].strip() for key in ("q", "team", "owner", "status")})
 
 
 class AccessGrantForm(forms.Form):

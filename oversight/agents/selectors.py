@@ -39,6 +39,16 @@ def agent_owner_choices(*, user: Any) -> list[str]:
     )
 
 
+def agent_team_choices(*, user: Any) -> list[tuple[str, str]]:
+    """(slug, name) of teams with at least one agent the user can see."""
+    return list(
+        agents_with_perm(user=user)
+        .order_by("team__name")
+        .values_list("team__slug", "team__name")
+        .distinct()
+    )
+
+
 @dataclass(frozen=True)
 class AgentFilters:
     """The registry's filters; the same definition serves the HTML list and the API."""

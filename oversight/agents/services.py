@@ -48,7 +48,8 @@ def _require_active_owner(owner: Any) -> None:
 
 
 def _next_review_due(*, since: dt.datetime, interval_days: int) -> dt.date:
-    return (since + dt.timedelta(days=interval_days)).date()
+    # The local calendar date, as `review_overdue` compares with `timezone.localdate()`.
+    return timezone.localdate(since) + dt.timedelta(days=interval_days)
 
 
 @transaction.atomic

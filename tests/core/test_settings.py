@@ -1,0 +1,155 @@
+"""Settings come from the environment and refuse to start on unsafe or unparseable values."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from oversight.lib.env import envbool, envint, envlist, envstr
+from tests.live import ROOT
+
+# Variables the test process itself sets (tests/settings.py, bin/test) that must not
+# leak into a "production" start-up.
+_SCRUBBED = ("DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL")
+
+
+def _manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**base, "DJANGO_SETTINGS_MODULE": "oversight.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _production_env(**overrides: str) -> dict[str, str]:
+    return {
+        "SECRET_KEY": secrets.token_urlsafe(48),  # 64 characters
+        "ALLOWED_HOSTS": "oversight.example.com",
+        **overrides,
+    }
+
+
+# --- start-up ------------------------------------------------------------------------
+
+
+def test_production_settings_pass_the_deploy_checks() -> None:
+    env = _production_env()
+    assert len(env["SECRET_KEY"]) == 64
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", **env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_the_deploy_checks_would_catch_a_weak_secret_key() -> None:
+    """Shows the check above has teeth: a short key is a deploy warning, and fails."""
+    result = _manage(
+        "check", "--deploy", "--fail-level", "WARNING", **_production_env(SECRET_KEY="short")
+    )
+    assert result.returncode != 0
+    assert "security.W009" in result.stderr
+
+
+@pytest.mark.parametrize("debug", [None, "0"])
+def test_it_refuses_to_start_without_a_secret_key_when_debug_is_off(debug: str | None) -> None:
+    env = {"ALLOWED_HOSTS": "oversight.example.com"}
+    if debug is not None:
+        env["DEBUG"] = debug
+    result = _manage("check", **env)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_it_refuses_to_start_on_an_unparseable_debug() -> None:
+    result = _manage("check", **_production_env(DEBUG="maybe"))
+    assert result.returncode != 0
+    assert "DEBUG='maybe' is not a boolean" in result.stderr
+
+
+def test_debug_mode_starts_without_a_secret_key() -> None:
+    result = _manage("check", DEBUG="1")
+    assert result.returncode == 0, result.stderr
+
+
+# --- env helpers -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("raw", ["1", "true", "True", "YES", "on", " yes "])
+def test_envbool_reads_true(monkeypatch: pytest.MonkeyPatch, raw: str) -> None:
+    monkeypatch.setenv("OV_FLAG", raw)
+    assert envbool("OV_FLAG", False) is True
+
+
+@pytest.mark.parametrize("raw", ["0", "false", "FALSE", "no", "off", ""])
+def test_envbool_reads_false(monkeypatch: pytest.MonkeyPatch, raw: str) -> None:
+    monkeypatch.setenv("OV_FLAG", raw)
+    assert envbool("OV_FLAG", True) is False
+
+
+@pytest.mark.parametrize("default", [True, False])
+def test_envbool_uses_the_default_when_unset(
+    monkeypatch: pytest.MonkeyPatch, default: bool
+) -> None:
+    monkeypatch.delenv("OV_FLAG", raising=False)
+    assert envbool("OV_FLAG", default) is default
+
+
+@pytest.mark.parametrize("raw", ["maybe", "2", "y", "enabled"])
+def test_envbool_fails_loudly_on_anything_else(monkeypatch: pytest.MonkeyPatch, raw: str) -> None:
+    monkeypatch.setenv("OV_FLAG", raw)
+    with pytest.raises(ImproperlyConfigured, match=r"OV_FLAG=.* is not a boolean"):
+        envbool("OV_FLAG", False)
+
+
+def test_envint_reads_an_integer(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OV_NUM", "587")
+    assert envint("OV_NUM", 25) == 587
+
+
+def test_envint_uses_the_default_when_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OV_NUM", raising=False)
+    assert envint("OV_NUM", 25, minimum=1) == 25
+
+
+@pytest.mark.parametrize("raw", ["", "abc", "1.5", "10s"])
+def test_envint_fails_loudly_on_a_non_integer(monkeypatch: pytest.MonkeyPatch, raw: str) -> None:
+    monkeypatch.setenv("OV_NUM", raw)
+    with pytest.raises(ImproperlyConfigured, match=r"OV_NUM=.* is not an integer"):
+        envint("OV_NUM", 25)
+
+
+def test_envint_enforces_the_minimum(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OV_NUM", "-1")
+    with pytest.raises(ImproperlyConfigured, match="below the minimum of 0"):
+        envint("OV_NUM", 60, minimum=0)
+    monkeypatch.setenv("OV_NUM", "0")
+    assert envint("OV_NUM", 60, minimum=0) == 0
+
+
+def test_envlist_splits_on_commas_and_drops_blanks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OV_LIST", " a.example.com, ,b.example.com ,")
+    assert envlist("OV_LIST", ["default"]) == ["a.example.com", "b.example.com"]
+
+
+def test_envlist_uses_the_default_only_when_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OV_LIST", raising=False)
+    assert envlist("OV_LIST", ["localhost"]) == ["localhost"]
+    monkeypatch.setenv("OV_LIST", "")
+    assert envlist("OV_LIST", ["localhost"]) == []
+
+
+def test_envstr_returns_the_raw_value_or_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OV_STR", raising=False)
+    assert envstr("OV_STR", "fallback") == "fallback"
+    assert envstr("OV_STR") is None
+    monkeypatch.setenv("OV_STR", "value")
+    assert envstr("OV_STR", "fallback") == "value"
