@@ -90,9 +90,10 @@ def agent_edit(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def _render_access(
-    request: HttpRequest, agent: Agent, form: AccessGrantForm | None = None
+    request: HttpRequest, agent: Agent, form: AccessGrantForm | None = None, error: str = ""
 ) -> HttpResponse:
     context = {
+        "access_error": error,
         "agent": agent,
         "access": agent_access_list(agent=agent),
         "access_form": form or AccessGrantForm(agent=agent),
@@ -124,10 +125,13 @@ def agent_access_grant_view(request: HttpRequest, slug: str) -> HttpResponse:
 def agent_access_revoke_view(request: HttpRequest, slug: str, user_id: int) -> HttpResponse:
     agent = _get_agent_for_user(request, slug, perm=CHANGE)
     user = get_object_or_404(get_user_model(), pk=user_id)
+    error = ""
     try:
         services.agent_access_revoke(actor=Actor.for_user(request.user), agent=agent, user=user)
     except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
+        error = " ".join(exc.messages)
     if request.htmx:
-        return _render_access(request, agent)
+        return _render_access(request, agent, error=error)
+    if error:
+        messages.error(request, error)
     return redirect("agents:detail", slug=agent.slug)
