@@ -43,9 +43,9 @@ def _fill(rows: int, agents: int) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             """
-            INSERT INTO audit_auditevent (seq, created_at, actor_type, actor_user_id, actor_agent_id,
-                actor_label, verb, target_type, target_id, target_label, agent_id, request_id,
-                before, after, prev_hash, hash)
+            INSERT INTO audit_auditevent (seq, created_at, actor_type, actor_user_id,
+                actor_agent_id, actor_label, verb, target_type, target_id, target_label,
+                agent_id, request_id, before, after, prev_hash, hash)
             SELECT g, now() - make_interval(secs => %s - g), 'agent', NULL, (g %% %s) + 1,
                 'agent:bot-' || ((g %% %s) + 1), (ARRAY['action.allowed','action.denied',
                 'action.held','agent.updated'])[(g %% 4) + 1], 'agents.agent',
@@ -112,7 +112,12 @@ def main() -> None:
     # Agents with the ids the synthetic rows point at (1..agents), created without audit rows.
     Agent.objects.bulk_create(
         Agent(
-            id=i, name=f"Bot {i}", slug=f"bot-{i}", purpose="bench", owner=owner, team=team,
+            id=i,
+            name=f"Bot {i}",
+            slug=f"bot-{i}",
+            purpose="bench",
+            owner=owner,
+            team=team,
             next_review_due="2030-01-01",
         )
         for i in range(1, args.agents + 1)
@@ -121,12 +126,16 @@ def main() -> None:
 
     for agent in Agent.objects.filter(id__in=[3, 50, 97, 150, 199]):
         with transaction.atomic():
-            agent_access_grant(actor=Actor.system("bench"), agent=agent, user=auditor, level="viewer")
+            agent_access_grant(
+                actor=Actor.system("bench"), agent=agent, user=auditor, level="viewer"
+            )
 
     deep = args.rows // 2
     offset_qs = AuditEvent.objects.order_by("-seq")
     cases = {
-        "admin, first page (keyset)": lambda: audit_page(user=admin, filters=AuditFilters(), before=None),
+        "admin, first page (keyset)": lambda: audit_page(
+            user=admin, filters=AuditFilters(), before=None
+        ),
         f"admin, page at seq {deep:,} (keyset)": lambda: audit_page(
             user=admin, filters=AuditFilters(), before=deep
         ),
@@ -156,7 +165,9 @@ def main() -> None:
 
     async def export() -> int:
         size = 0
-        events = audit_events(user=admin, filters=AuditFilters()).filter(seq__gt=args.rows - args.export_rows)
+        events = audit_events(user=admin, filters=AuditFilters()).filter(
+            seq__gt=args.rows - args.export_rows
+        )
         async for chunk in csv_lines(events):
             size += len(chunk)
         return size
