@@ -41,6 +41,7 @@ def asgi_server(extra_env: dict[str, str] | None = None) -> Iterator[str]:
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
         "DATABASE_URL": live_database_url(),
+        "ALLOWED_HOSTS": "127.0.0.1",
         **(extra_env or {}),
     }
     command = [sys.executable, "-m", "uvicorn", "oversight.asgi:application"]

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
+from django.db.models.functions import Lower
 from django.http import Http404
 
 from oversight.accounts import roles
@@ -72,7 +73,7 @@ def agent_list(*, user: Any, filters: AgentFilters | None = None) -> QuerySet[Ag
         agents = agents.filter(owner__username=f.owner)
     if f.status:
         agents = agents.filter(status=f.status)
-    return agents.order_by("name")
+    return agents.order_by(Lower("name"))
 
 
 def agent_get(*, user: Any, slug: str) -> Agent:

@@ -17,6 +17,7 @@ from oversight.agents.permissions import user_has_agent_perm
 from oversight.agents.selectors import agent_access_list, agent_get, agent_list
 from oversight.audit.actors import Actor
 from oversight.audit.selectors import agent_history
+from oversight.lib.htmx import render_page_or_fragment
 
 
 def _get_agent_for_user(request: HttpRequest, slug: str, *, perm: str | None = None) -> Agent:
@@ -33,8 +34,7 @@ def agent_list_view(request: HttpRequest) -> HttpResponse:
     form = AgentFilterForm(request.GET or None, user=request.user)
     agents = agent_list(user=request.user, filters=form.filters())
     context = {"form": form, "agents": agents}
-    template = "agents/_table.html" if request.htmx else "agents/list.html"
-    return render(request, template, context)
+    return render_page_or_fragment(request, "agents/list.html", "agents/_table.html", context)
 
 
 @login_required

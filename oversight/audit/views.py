@@ -5,7 +5,6 @@ from dataclasses import asdict
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
@@ -15,6 +14,7 @@ from oversight.audit.actors import Actor
 from oversight.audit.forms import AuditFilterForm
 from oversight.audit.selectors import AuditFilters, audit_events, audit_page
 from oversight.audit.services import audit_record_standalone
+from oversight.lib.htmx import render_page_or_fragment
 
 _FORMATS = {
     "csv": (export.csv_lines, "text/csv; charset=utf-8"),
@@ -40,8 +40,8 @@ def audit_list(request: HttpRequest) -> HttpResponse:
         page = audit_page(user=request.user, filters=form.filters(), before=before)
     query = request.GET.copy()
     query.pop("before", None)
-    template = "audit/_results.html" if request.htmx else "audit/list.html"
-    return render(request, template, {"form": form, "page": page, "query": query.urlencode()})
+    context = {"form": form, "page": page, "query": query.urlencode()}
+    return render_page_or_fragment(request, "audit/list.html", "audit/_results.html", context)
 
 
 @login_required
