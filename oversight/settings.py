@@ -32,6 +32,10 @@ INSTALLED_APPS = [
     "oversight.accounts",
     "oversight.agents",
     "oversight.audit",
+    "oversight.policy",
+    "oversight.killswitch",
+    "oversight.gateway",
+    "oversight.approvals",
     "servestatic.runserver_nostatic",
     "django.contrib.admin",
     "django.contrib.auth",
@@ -42,12 +46,14 @@ INSTALLED_APPS = [
     "django_htmx",
     "guardian",
     "channels",
+    "ninja",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "servestatic.middleware.ServeStaticMiddleware",
     "oversight.lib.request_id.RequestIdMiddleware",
+    "oversight.gateway.middleware.ApiBodyLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -57,6 +63,8 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
 ]
 
+# Above the agent API's own 256 KiB limit, so that limit answers 413 first.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 512 * 1024
 ROOT_URLCONF = "oversight.urls"
 ASGI_APPLICATION = "oversight.asgi.application"
 
@@ -80,11 +88,21 @@ TEMPLATES = [
 DATABASES = {
     "default": dj_database_url.parse(
         envstr("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'oversight.sqlite3'}",
-        conn_max_age=envint("DB_CONN_MAX_AGE", 60, minimum=0),
         conn_health_checks=True,
     )
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Under ASGI every request's sync code runs in a thread of its own, so persistent
+    # per-thread connections would pile up; psycopg's pool shares a bounded set instead.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "pool": {
+            "min_size": envint("DB_POOL_MIN", 2, minimum=0),
+            "max_size": envint("DB_POOL_MAX", 20, minimum=1),
+            "timeout": envint("DB_POOL_TIMEOUT", 10, minimum=1),
+        }
+    }
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE takes the write lock at BEGIN, so concurrent writers queue
     # instead of failing half-way through a transaction.
     DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 20}

@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from oversight.core import views as core_views
+from oversight.gateway.api import api as agent_api
 
 urlpatterns = [
     path("", core_views.home, name="home"),
@@ -11,5 +12,6 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("agents/", include("oversight.agents.urls")),
     path("audit/", include("oversight.audit.urls")),
+    path("api/v1/", agent_api.urls),
     path("admin/", admin.site.urls),
 ]

@@ -44,6 +44,9 @@ class Agent(models.Model):
     )
     next_review_due = models.DateField()
     last_reviewed_at = models.DateTimeField(null=True, blank=True)
+    # Bumped in the same transaction as any change to the agent's grants, rules or limits
+    # (or its team's or everyone's limits); compiled policies are cached by it.
+    policy_version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -75,6 +78,36 @@ class Agent(models.Model):
         unknown = sorted(set(envs) - set(Environment.values))
         if unknown:
             raise ValidationError({"environments": f"Unknown environment: {', '.join(unknown)}."})
+
+
+class AgentToken(models.Model):
+    """A bearer credential for one agent in one environment. Only its SHA-256 is stored;
+    the token itself is shown once, when it is created."""
+
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="tokens")
+    environment = models.CharField(max_length=12, choices=Environment.choices)
+    name = models.CharField(max_length=100, blank=True)
+    prefix = models.CharField(
+        max_length=24, help_text="The first characters, to tell tokens apart."
+    )
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["agent", "environment"])]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.environment})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
 
 
 class AgentUserObjectPermission(UserObjectPermissionBase):

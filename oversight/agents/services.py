@@ -12,7 +12,7 @@ from django.utils.text import slugify
 from guardian.shortcuts import assign_perm, remove_perm
 
 from oversight.accounts.models import Team
-from oversight.agents import permissions
+from oversight.agents import permissions, tokens
 from oversight.agents.constants import (
     APPROVE,
     DEFAULT_REVIEW_INTERVAL_DAYS,
@@ -20,7 +20,7 @@ from oversight.agents.constants import (
     AgentStatus,
     RiskTier,
 )
-from oversight.agents.models import Agent
+from oversight.agents.models import Agent, AgentToken
 from oversight.audit import verbs
 from oversight.audit.actors import Actor
 from oversight.audit.services import audit_record
@@ -176,3 +176,64 @@ def agent_access_revoke(*, actor: Actor, agent: Agent, user: Any) -> bool:
         after={f"access of {who}": []},
     )
     return True
+
+
+@transaction.atomic
+def token_create(
+    *, actor: Actor, agent: Agent, environment: str, name: str = "", created_by: Any = None
+) -> tuple[AgentToken, str]:
+    """Issue a token; the raw token is returned once and never stored."""
+    if environment not in agent.environments:
+        raise ValidationError({"environment": f"{agent.name} is not registered for {environment}."})
+    if agent.status == AgentStatus.RETIRED:
+        raise ValidationError("A retired agent cannot be given new tokens.")
+    raw = tokens.generate(environment)
+    token = AgentToken.objects.create(
+        agent=agent,
+        environment=environment,
+        name=name,
+        prefix=tokens.visible_prefix(raw),
+        token_hash=tokens.token_hash(raw),
+        created_by=created_by,
+    )
+    audit_record(
+        actor=actor,
+        verb=verbs.TOKEN_CREATED,
+        target=agent,
+        after={"token": token.prefix, "environment": environment, "name": name},
+    )
+    return token, raw
+
+
+@transaction.atomic
+def token_revoke(*, actor: Actor, token: AgentToken) -> bool:
+    """Revoke at once. False if it was already revoked (nothing recorded)."""
+    claimed = AgentToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+    if not claimed:
+        return False
+    audit_record(
+        actor=actor,
+        verb=verbs.TOKEN_REVOKED,
+        target=token.agent,
+        before={"token": token.prefix, "revoked": False},
+        after={"token": token.prefix, "revoked": True},
+    )
+    return True
+
+
+@transaction.atomic
+def token_rotate(
+    *, actor: Actor, token: AgentToken, created_by: Any = None
+) -> tuple[AgentToken, str]:
+    """A new token for the same agent and environment; the old one stops working now."""
+    if not token_revoke(actor=actor, token=token):
+        raise ValidationError("This token was already revoked.")
+    return token_create(
+        actor=actor,
+        agent=token.agent,
+        environment=token.environment,
+        name=token.name,
+        created_by=created_by,
+    )

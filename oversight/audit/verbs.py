@@ -6,6 +6,23 @@ AGENT_CREATED = "agent.created"
 AGENT_UPDATED = "agent.updated"
 AGENT_ACCESS_GRANTED = "agent.access_granted"
 AGENT_ACCESS_REVOKED = "agent.access_revoked"
+TOKEN_CREATED = "token.created"
+TOKEN_REVOKED = "token.revoked"
+GRANT_CREATED = "grant.created"
+GRANT_UPDATED = "grant.updated"
+GRANT_DELETED = "grant.deleted"
+RULE_CREATED = "rule.created"
+RULE_UPDATED = "rule.updated"
+RULE_DELETED = "rule.deleted"
+LIMIT_CREATED = "limit.created"
+LIMIT_UPDATED = "limit.updated"
+LIMIT_DELETED = "limit.deleted"
+KILLSWITCH_ENGAGED = "killswitch.engaged"
+KILLSWITCH_RELEASED = "killswitch.released"
+ACTION_DECIDED = "action.decided"
+ACTION_REPORTED = "action.reported"
+ACTION_EXPIRED = "action.expired"
+ACTION_VOTED = "action.voted"
 TEAM_CREATED = "team.created"
 TEAM_UPDATED = "team.updated"
 TEAM_MEMBER_ADDED = "team.member_added"
@@ -17,6 +34,23 @@ KNOWN_VERBS = sorted(
         AGENT_UPDATED,
         AGENT_ACCESS_GRANTED,
         AGENT_ACCESS_REVOKED,
+        TOKEN_CREATED,
+        TOKEN_REVOKED,
+        GRANT_CREATED,
+        GRANT_UPDATED,
+        GRANT_DELETED,
+        RULE_CREATED,
+        RULE_UPDATED,
+        RULE_DELETED,
+        LIMIT_CREATED,
+        LIMIT_UPDATED,
+        LIMIT_DELETED,
+        KILLSWITCH_ENGAGED,
+        KILLSWITCH_RELEASED,
+        ACTION_DECIDED,
+        ACTION_REPORTED,
+        ACTION_EXPIRED,
+        ACTION_VOTED,
         TEAM_CREATED,
         TEAM_UPDATED,
         TEAM_MEMBER_ADDED,

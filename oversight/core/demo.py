@@ -136,3 +136,116 @@ GRANTS = [
     ("aaron", "viewer", "growth"),
     ("aaron", "viewer", "platform"),
 ]
+
+# Policies for the demo agents: grants (action, resource), rules and limits.
+POLICIES: dict[str, dict[str, list[dict[str, object]]]] = {
+    "refund-bot": {
+        "grants": [
+            {"action": "payments.refund", "resource": "stripe:charge/*"},
+            {"action": "crm.ticket.*", "resource": "crm:ticket/*"},
+        ],
+        "rules": [
+            {
+                "name": "big refunds need a human",
+                "effect": "hold",
+                "action": "payments.refund",
+                "condition": "params.amount > 500",
+                "approvals": 1,
+                "expires_in_seconds": 900,
+            },
+            {
+                "name": "no bulk refunds",
+                "effect": "forbid",
+                "action": "payments.refund",
+                "condition": "size(params.charges) > 1",
+            },
+        ],
+        "limits": [
+            {
+                "name": "refund volume",
+                "action": "payments.refund",
+                "window_seconds": 3600,
+                "max_count": 100,
+                "sum_param": "amount",
+                "max_sum": 10000,
+                "on_exceed": "hold",
+            },
+        ],
+    },
+    "crm-updater": {
+        "grants": [
+            {"action": "crm.contact.update", "resource": "crm:contact/*"},
+            {"action": "crm.contact.read", "resource": "crm:contact/*"},
+        ],
+        "rules": [
+            {
+                "name": "vip contacts need a human",
+                "effect": "hold",
+                "action": "crm.contact.update",
+                "resource": "crm:contact/vip-*",
+                "approvals": 1,
+                "expires_in_seconds": 600,
+            },
+            {
+                "name": "never touch billing fields",
+                "effect": "forbid",
+                "action": "crm.contact.update",
+                "condition": "'billing_email' in params",
+            },
+        ],
+        "limits": [
+            {
+                "name": "contact edits",
+                "action": "crm.contact.update",
+                "window_seconds": 60,
+                "max_count": 30,
+                "on_exceed": "deny",
+            },
+        ],
+    },
+    "deploy-bot": {
+        "grants": [{"action": "deploy.release", "resource": "k8s:service/*"}],
+        "rules": [
+            {
+                "name": "production deploys need two people",
+                "effect": "hold",
+                "action": "deploy.release",
+                "condition": "env == 'production'",
+                "approvals": 2,
+                "expires_in_seconds": 1800,
+                "separation_of_duties": True,
+            },
+            {
+                "name": "no deploys of the database",
+                "effect": "forbid",
+                "action": "deploy.release",
+                "resource": "k8s:service/postgres*",
+            },
+        ],
+        "limits": [],
+    },
+    "email-campaigner": {
+        "grants": [{"action": "email.send", "resource": "segment:*"}],
+        "rules": [
+            {
+                "name": "large sends need a human",
+                "effect": "hold",
+                "action": "email.send",
+                "condition": "params.recipients > 5000",
+                "approvals": 1,
+                "expires_in_seconds": 900,
+            },
+        ],
+        "limits": [
+            {
+                "name": "emails per hour",
+                "action": "email.send",
+                "window_seconds": 3600,
+                "max_count": 200,
+                "sum_param": "recipients",
+                "max_sum": 50000,
+                "on_exceed": "deny",
+            },
+        ],
+    },
+}

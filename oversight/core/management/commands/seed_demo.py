@@ -17,6 +17,8 @@ from oversight.agents.models import Agent
 from oversight.audit.actors import Actor
 from oversight.core import demo
 from oversight.lib.request_id import request_id_scope
+from oversight.policy.models import Grant, Limit, Rule
+from oversight.policy.services import policy_object_create
 
 
 class Command(BaseCommand):
@@ -39,6 +41,7 @@ class Command(BaseCommand):
             teams = self._teams(actor, users)
             created = self._agents(actor, users, teams)
             self._grants(actor, users)
+            self._policies(actor)
         self.stdout.write(self.style.SUCCESS(f"Demo data ready ({created} agents created)."))
         self.stdout.write("Log in at http://127.0.0.1:8000/ as:")
         for username, full_name, roles, team_names in demo.USERS:
@@ -99,6 +102,19 @@ class Command(BaseCommand):
             )
             created += 1
         return created
+
+    def _policies(self, actor: Actor) -> None:
+        """Grants, rules and limits for a few agents, unless the agent already has a policy."""
+        for slug, policy in demo.POLICIES.items():
+            agent = Agent.objects.get(slug=slug)
+            if Grant.objects.filter(agent=agent).exists():
+                continue
+            for fields in policy["grants"]:
+                policy_object_create(actor=actor, obj=Grant(agent=agent, **fields))
+            for fields in policy["rules"]:
+                policy_object_create(actor=actor, obj=Rule(agent=agent, **fields))
+            for fields in policy["limits"]:
+                policy_object_create(actor=actor, obj=Limit(agent=agent, **fields))
 
     def _grants(self, actor: Actor, users: dict[str, Any]) -> None:
         for username, level, team in demo.GRANTS:

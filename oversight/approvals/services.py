@@ -1,0 +1,77 @@
+"""Deciding held actions: votes are claimed atomically, so two reviewers clicking at once
+give one outcome and the later one is told what happened."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from oversight.agents.constants import APPROVE
+from oversight.agents.permissions import user_has_agent_perm
+from oversight.approvals.models import ApprovalVote, Vote
+from oversight.audit import verbs
+from oversight.audit.actors import Actor
+from oversight.audit.services import audit_record
+from oversight.gateway.constants import ActionStatus
+from oversight.gateway.models import Action
+from oversight.gateway.services import ConflictError, NotFoundError, action_expire_if_due
+from oversight.policy.limits import limits_release
+
+
+def _target(action: Action) -> tuple[str, str, str]:
+    return "gateway.action", str(action.pk), f"{action.action} on {action.resource}"[:200]
+
+
+@transaction.atomic
+def approval_vote(*, user: Any, action_id: uuid.UUID, vote: str, comment: str = "") -> Action:
+    """Record ``user``'s vote; N distinct approvals approve, one deny rejects."""
+    if vote not in Vote.values:
+        raise ValidationError({"vote": "Vote approve or deny."})
+    if vote == Vote.DENY and not comment.strip():
+        raise ValidationError({"comment": "Say why you deny it."})
+    found = Action.objects.filter(pk=action_id).first()
+    if found is None:
+        raise NotFoundError("No such action.")
+    action_expire_if_due(action=found)  # a vote never revives an action whose time is up
+    # Locked: votes on one action are applied one at a time, in commit order.
+    action = Action.objects.select_for_update().select_related("agent").get(pk=action_id)
+    if not user_has_agent_perm(user, APPROVE, action.agent):
+        raise PermissionDenied("You may not decide this agent's actions.")
+    if action.status != ActionStatus.PENDING:
+        raise ConflictError(
+            f"This action was already decided: it is {action.get_status_display().lower()}."
+        )
+    if vote == Vote.APPROVE and action.separation_of_duties and user.pk == action.agent.owner_id:
+        raise PermissionDenied(
+            "The agent's owner may not approve this action (separation of duties)."
+        )
+    if ApprovalVote.objects.filter(action=action, voter=user).exists():
+        raise ConflictError("You already voted on this action.")
+
+    ApprovalVote.objects.create(action=action, voter=user, vote=vote, comment=comment.strip())
+    approvals = ApprovalVote.objects.filter(action=action, vote=Vote.APPROVE).count()
+    before = {"status": action.status, "approvals": approvals - (vote == Vote.APPROVE)}
+    if vote == Vote.DENY:
+        action.status, action.finished_at = ActionStatus.REJECTED, timezone.now()
+        limits_release(action.limit_usage)
+    elif approvals >= action.approvals_required:
+        action.status = ActionStatus.APPROVED
+    action.save(update_fields=["status", "finished_at"])
+    audit_record(
+        actor=Actor.for_user(user),
+        verb=verbs.ACTION_VOTED,
+        target=_target(action),
+        agent_id=action.agent_id,
+        before=before,
+        after={
+            "status": action.status,
+            "approvals": approvals,
+            "vote": vote,
+            "comment": comment.strip(),
+        },
+    )
+    return action

@@ -1,0 +1,133 @@
+"""The agent API, version 1. Handlers parse, call one service or selector, and answer."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+from asgiref.sync import sync_to_async
+from django.http import HttpRequest
+from ninja import Header, NinjaAPI, Query
+from ninja.security import HttpBearer
+
+from oversight.agents.models import AgentToken
+from oversight.gateway import selectors, services
+from oversight.gateway.auth import token_authenticate
+from oversight.gateway.constants import MAX_WAIT_SECONDS, ActionStatus
+from oversight.gateway.errors import install_error_handlers
+from oversight.gateway.models import Action
+from oversight.gateway.schemas import ActionIn, ActionOut, AgentOut, DecisionOut, ErrorOut, ResultIn
+from oversight.killswitch.selectors import halting_switch
+
+_POLL_SECONDS = 0.25
+
+
+class AgentBearer(HttpBearer):
+    def authenticate(self, request: HttpRequest, token: str) -> AgentToken | None:
+        return token_authenticate(token)
+
+
+api = NinjaAPI(
+    title="Oversight agent API",
+    version="1",
+    description=(
+        "Ask before acting: agents call `POST /actions` before each consequential action and "
+        "act only on `allowed` (or `approved`). See docs/api.md."
+    ),
+    urls_namespace="api-v1",
+    auth=AgentBearer(),
+)
+install_error_handlers(api)
+
+_ERRORS = {401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 413: ErrorOut, 422: ErrorOut}
+
+
+def _decision(action: Action) -> dict[str, object]:
+    return {
+        "id": action.id,
+        "status": action.status,
+        "reasons": action.reasons,
+        "policy_version": action.policy_version,
+        "expires_at": action.expires_at,
+    }
+
+
+def _detail(action: Action) -> dict[str, object]:
+    return {
+        **_decision(action),
+        "action": action.action,
+        "resource": action.resource,
+        "params": action.params,
+        "approvals_required": action.approvals_required,
+        "created_at": action.created_at,
+        "finished_at": action.finished_at,
+    }
+
+
+@api.post(
+    "/actions",
+    response={200: DecisionOut, 201: DecisionOut, **_ERRORS},
+    summary="Ask to take an action",
+)
+def create_action(
+    request: HttpRequest,
+    payload: ActionIn,
+    idempotency_key: str = Header("", alias="Idempotency-Key", max_length=200),
+) -> tuple[int, dict[str, object]]:
+    """201 with the decision for a new action; 200 with the first answer when the same
+    Idempotency-Key and body are sent again; 409 when the key was used with another body."""
+    data = services.ActionInput(**payload.dict())
+    action, created = services.action_decide(
+        token=request.auth, data=data, idempotency_key=idempotency_key
+    )
+    return (201 if created else 200), _decision(action)
+
+
+@api.get("/actions/{action_id}", response={200: ActionOut, **_ERRORS}, summary="Read an action")
+async def get_action(
+    request: HttpRequest,
+    action_id: uuid.UUID,
+    wait: int = Query(0, ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait while pending."),
+) -> dict[str, object]:
+    """With `wait`, a pending action is long-polled until decided or the time is up; the
+    server holds no thread while waiting."""
+    read = sync_to_async(selectors.action_for_agent)
+    deadline = time.monotonic() + wait
+    while True:
+        action = await read(token=request.auth, action_id=action_id)
+        remaining = deadline - time.monotonic()
+        if action.status != ActionStatus.PENDING or remaining <= 0:
+            return _detail(action)
+        await asyncio.sleep(min(_POLL_SECONDS, remaining))
+
+
+@api.post(
+    "/actions/{action_id}/result",
+    response={200: ActionOut, **_ERRORS},
+    summary="Report the outcome of an action",
+)
+def report_result(
+    request: HttpRequest, action_id: uuid.UUID, payload: ResultIn
+) -> dict[str, object]:
+    """Once only, and only for an allowed or approved action of this agent."""
+    data = services.ResultInput(**payload.dict())
+    action = services.action_report_result(token=request.auth, action_id=action_id, data=data)
+    return _detail(action)
+
+
+@api.get("/agent", response={200: AgentOut, **_ERRORS}, summary="This agent's own status")
+def get_agent(request: HttpRequest) -> dict[str, object]:
+    token: AgentToken = request.auth
+    agent = token.agent
+    switch = halting_switch(agent_id=agent.pk, team_id=agent.team_id)
+    return {
+        "slug": agent.slug,
+        "name": agent.name,
+        "team": agent.team.slug,
+        "status": agent.status,
+        "environment": token.environment,
+        "halted": switch is not None,
+        "halted_reason": switch.reason if switch else "",
+        "policy_version": agent.policy_version,
+    }

@@ -1,0 +1,41 @@
+"""Action lifecycle states and API limits."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class ActionStatus(models.TextChoices):
+    ALLOWED = "allowed", "Allowed"
+    DENIED = "denied", "Denied"
+    HALTED = "halted", "Halted by a kill switch"
+    DRY_RUN = "dry_run", "Dry run (staging)"
+    PENDING = "pending", "Waiting for approval"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    EXPIRED = "expired", "Expired"
+    CANCELLED = "cancelled", "Cancelled"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    ROLLED_BACK = "rolled_back", "Rolled back"
+
+
+# States from which the agent may run the action and report its outcome.
+RUNNABLE = frozenset({ActionStatus.ALLOWED, ActionStatus.APPROVED})
+# States that will not change any more without a person (or a later rollback).
+FINAL = frozenset(
+    {
+        ActionStatus.DENIED,
+        ActionStatus.HALTED,
+        ActionStatus.DRY_RUN,
+        ActionStatus.REJECTED,
+        ActionStatus.EXPIRED,
+        ActionStatus.CANCELLED,
+        ActionStatus.SUCCEEDED,
+        ActionStatus.FAILED,
+        ActionStatus.ROLLED_BACK,
+    }
+)
+
+MAX_BODY_BYTES = 256 * 1024
+MAX_WAIT_SECONDS = 60

@@ -1,0 +1,73 @@
+"""One JSON error shape for the whole agent API: {"error": {"code", "message", "fields"}}."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, HttpError, ValidationError
+
+from oversight.gateway.auth import AgentUnavailableError
+from oversight.gateway.services import ConflictError, NotFoundError
+
+logger = logging.getLogger(__name__)
+
+
+def error_response(
+    status: int, code: str, message: str, fields: dict[str, list[str]] | None = None
+) -> JsonResponse:
+    body = {"error": {"code": code, "message": message, "fields": fields or {}}}
+    return JsonResponse(body, status=status)
+
+
+def _field_name(location: Any) -> str:
+    """("body", "payload", "params", "x") -> "params.x"; ("query", "wait") -> "wait"."""
+    parts = [str(part) for part in location]
+    if parts[:1] == ["body"]:
+        parts = parts[2:]  # the container and the handler's argument name
+    elif parts[:1] in (["query"], ["header"], ["path"]):
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+def _validation(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    fields: dict[str, list[str]] = {}
+    for error in exc.errors:
+        fields.setdefault(_field_name(error.get("loc", ())), []).append(
+            str(error.get("msg", "invalid"))
+        )
+    names = ", ".join(sorted(fields))
+    return error_response(422, "validation_error", f"Invalid input: {names}.", fields)
+
+
+def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    codes = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 429: "throttled"}
+    message = "Missing or unknown API token." if isinstance(exc, AuthenticationError) else str(exc)
+    return error_response(exc.status_code, codes.get(exc.status_code, "error"), message)
+
+
+def _unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
+    logger.exception("agent API error", exc_info=exc)
+    # Never an allow: the agent gets an error and must not act.
+    return error_response(500, "internal_error", "Oversight could not decide; do not act.")
+
+
+def install_error_handlers(api: NinjaAPI) -> None:
+    api.add_exception_handler(ValidationError, _validation)
+    api.add_exception_handler(HttpError, _http_error)
+    api.add_exception_handler(
+        AgentUnavailableError,
+        lambda request, exc: error_response(403, "agent_unavailable", str(exc)),
+    )
+    api.add_exception_handler(
+        NotFoundError, lambda request, exc: error_response(404, "not_found", str(exc))
+    )
+    api.add_exception_handler(
+        Http404, lambda request, exc: error_response(404, "not_found", "Not found.")
+    )
+    api.add_exception_handler(
+        ConflictError, lambda request, exc: error_response(409, "conflict", str(exc))
+    )
+    api.add_exception_handler(Exception, _unexpected)

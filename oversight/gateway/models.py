@@ -1,0 +1,75 @@
+"""Actions agents asked to take, and the idempotency keys that make retries safe."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+from oversight.agents.constants import Environment
+from oversight.agents.models import Agent, AgentToken
+from oversight.gateway.constants import ActionStatus
+
+
+class Action(models.Model):
+    """One consequential action an agent asked to take, with the decision and its reasons.
+
+    ``request_hash`` binds an approval to exactly this action, resource and params.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="actions")
+    token = models.ForeignKey(AgentToken, null=True, on_delete=models.SET_NULL, related_name="+")
+    environment = models.CharField(max_length=12, choices=Environment.choices)
+    action = models.CharField(max_length=200)
+    resource = models.CharField(max_length=500)
+    params = models.JSONField(default=dict)
+    reason = models.TextField(blank=True)
+    reversible = models.BooleanField(default=False)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    session_id = models.CharField(max_length=100, blank=True)
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
+    )
+    status = models.CharField(max_length=12, choices=ActionStatus.choices)
+    reasons = models.JSONField(default=list)
+    policy_version = models.PositiveIntegerField(default=0)
+    approvals_required = models.PositiveSmallIntegerField(default=0)
+    separation_of_duties = models.BooleanField(default=False)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    request_hash = models.CharField(max_length=64)
+    limit_usage = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["agent", "-created_at"], name="action_agent_recent"),
+            models.Index(
+                fields=["expires_at"],
+                condition=models.Q(status="pending"),
+                name="action_pending_expiry",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} on {self.resource} ({self.status})"
+
+
+class IdempotencyKey(models.Model):
+    """A client-chosen key: a retry with the same key and body gets the same answer."""
+
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=200)
+    body_hash = models.CharField(max_length=64)
+    action = models.ForeignKey(Action, null=True, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["agent", "key"], name="idempotency_unique")]
+
+    def __str__(self) -> str:
+        return self.key

@@ -1,0 +1,327 @@
+"""The decision path: every agent action goes through `action_decide`. And result reports.
+
+Order, as in the design: agent state (checked at authentication) -> kill switches ->
+policy -> environment (staging: dry run) -> limits -> persist Action and AuditEvent in
+one transaction. Any error on the way gives deny or hold, never allow.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from oversight.agents.constants import AgentStatus, Environment
+from oversight.agents.models import AgentToken
+from oversight.audit import verbs
+from oversight.audit.actors import Actor
+from oversight.audit.services import audit_record
+from oversight.gateway.constants import RUNNABLE, ActionStatus
+from oversight.gateway.hashing import action_hash, canonical_hash
+from oversight.gateway.models import Action, IdempotencyKey
+from oversight.killswitch.selectors import halting_switch
+from oversight.policy.compiled import compiled_policy_for, limits_for
+from oversight.policy.constants import DEFAULT_HOLD_SECONDS, OnExceed
+from oversight.policy.engine import Decision, Request
+from oversight.policy.limits import LimitResult, limits_consume, limits_release
+
+logger = logging.getLogger(__name__)
+
+
+class ConflictError(Exception):
+    """HTTP 409: a lost race, a reused idempotency key, or a transition not allowed."""
+
+
+class NotFoundError(Exception):
+    """HTTP 404: no such action for this agent (another agent's looks the same)."""
+
+
+@dataclass(frozen=True)
+class ActionInput:
+    action: str
+    resource: str
+    params: dict[str, Any] = field(default_factory=dict)
+    reason: str = ""
+    reversible: bool = False
+    before: Any = None
+    session_id: str = ""
+    parent_id: uuid.UUID | None = None
+
+
+@dataclass
+class _Outcome:
+    status: str
+    reasons: list[dict[str, Any]]
+    policy_version: int = 0
+    approvals_required: int = 0
+    separation_of_duties: bool = False
+    hold_for: timedelta | None = None
+    charges: list[dict[str, Any]] = field(default_factory=list)
+    pause_agent: bool = False
+
+
+def _reason(
+    kind: str, name: str, effect: str, detail: str, id: int | None = None
+) -> dict[str, Any]:
+    return {"kind": kind, "id": id, "name": name, "effect": effect, "detail": detail}
+
+
+def _engine_decision(token: AgentToken, data: ActionInput, now: Any) -> Decision | None:
+    agent = token.agent
+    try:
+        policy = compiled_policy_for(agent)
+        return policy.decide(
+            Request(
+                action=data.action,
+                resource=data.resource,
+                params=data.params,
+                agent={
+                    "slug": agent.slug,
+                    "team": agent.team.slug,
+                    "risk_tier": agent.risk_tier,
+                    "owner": agent.owner.get_username(),
+                },
+                env=token.environment,
+                time=now,
+            )
+        )
+    except Exception:  # the decision path fails closed
+        logger.exception("policy evaluation failed for agent %s", agent.slug)
+        return None
+
+
+def _apply_limits(
+    token: AgentToken, data: ActionInput, decision: Decision, now: Any
+) -> LimitResult:
+    matching = set(decision.limit_ids)
+    limits = [lim for lim in limits_for(token.agent) if lim.pk in matching]
+    return limits_consume(limits=limits, params=data.params, now=now)
+
+
+def _decide(token: AgentToken, data: ActionInput, now: Any) -> _Outcome:
+    switch = halting_switch(agent_id=token.agent_id, team_id=token.agent.team_id)
+    if switch is not None:
+        detail = f"kill switch for {switch.agent or switch.team or 'everything'}: {switch.reason}"
+        return _Outcome(
+            ActionStatus.HALTED, [_reason("killswitch", "kill switch", "halt", detail, switch.pk)]
+        )
+
+    decision = _engine_decision(token, data, now)
+    if decision is None:
+        reason = _reason("error", "policy error", "deny", "the policy could not be evaluated")
+        return _Outcome(ActionStatus.DENIED, [reason])
+    reasons = [_reason(r.kind, r.name, r.effect, r.detail, r.id) for r in decision.reasons]
+    outcome = _Outcome(ActionStatus.DENIED, reasons, policy_version=decision.policy_version)
+    if decision.outcome == "deny":
+        return outcome
+
+    if token.environment == Environment.STAGING:
+        would_be = "allowed" if decision.outcome == "allow" else "held for approval"
+        note = _reason(
+            "environment", "staging", "dry_run", f"staging: recorded, not run (would be {would_be})"
+        )
+        outcome.status, outcome.reasons = ActionStatus.DRY_RUN, [*reasons, note]
+        return outcome
+
+    if decision.outcome == "hold":
+        outcome.status = ActionStatus.PENDING
+        outcome.approvals_required = decision.approvals_required
+        outcome.separation_of_duties = decision.separation_of_duties
+        outcome.hold_for = decision.hold_expires_in
+    else:
+        outcome.status = ActionStatus.ALLOWED
+
+    limits = _apply_limits(token, data, decision, now)
+    worst = limits.strictest
+    if worst is None:
+        outcome.charges = [c.__dict__ for c in limits.charges]
+        return outcome
+    limit_reason = _reason(
+        "limit", worst.limit.name, worst.limit.on_exceed, worst.why, worst.limit.pk
+    )
+    outcome.reasons = [*reasons, limit_reason]
+    if worst.limit.on_exceed == OnExceed.HOLD:
+        outcome.status = ActionStatus.PENDING
+        outcome.approvals_required = max(outcome.approvals_required, 1)
+        outcome.hold_for = outcome.hold_for or timedelta(seconds=DEFAULT_HOLD_SECONDS)
+    else:
+        outcome.status = ActionStatus.DENIED
+        outcome.pause_agent = worst.limit.on_exceed == OnExceed.PAUSE
+    return outcome
+
+
+def _claim_idempotency_key(agent_id: int, key: str, body_hash: str) -> IdempotencyKey | None:
+    """Insert the key, or return the row someone else inserted first.
+
+    A concurrent insert of the same key waits for the first transaction to commit, so the
+    row returned already points at its action.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO gateway_idempotencykey (agent_id, key, body_hash, created_at)"
+            " VALUES (%s, %s, %s, %s) ON CONFLICT (agent_id, key) DO NOTHING RETURNING id",
+            [agent_id, key, body_hash, timezone.now()],
+        )
+        if cursor.fetchone():
+            return None
+    return IdempotencyKey.objects.select_related("action").get(agent_id=agent_id, key=key)
+
+
+def _pause_agent(token: AgentToken, why: str) -> None:
+    from oversight.agents.services import agent_update  # agents -> gateway, not the reverse
+
+    agent_update(actor=Actor.system("limits"), agent=token.agent, status=AgentStatus.PAUSED)
+    logger.warning("paused agent %s: %s", token.agent.slug, why)
+
+
+@transaction.atomic
+def action_decide(
+    *, token: AgentToken, data: ActionInput, idempotency_key: str = ""
+) -> tuple[Action, bool]:
+    """Decide, record the Action and its AuditEvent, and return (action, created).
+
+    With an idempotency key seen before, returns the first answer (created False), or
+    raises ConflictError when the body differs.
+    """
+    body_hash = canonical_hash({**data.__dict__, "parent_id": str(data.parent_id or "")})
+    if idempotency_key:
+        existing = _claim_idempotency_key(token.agent_id, idempotency_key, body_hash)
+        if existing is not None:
+            if existing.body_hash != body_hash or existing.action is None:
+                raise ConflictError("This Idempotency-Key was used with a different request.")
+            return existing.action, False
+
+    now = timezone.now()
+    outcome = _decide(token, data, now)
+    action = Action.objects.create(
+        agent=token.agent,
+        token=token,
+        environment=token.environment,
+        action=data.action,
+        resource=data.resource,
+        params=data.params,
+        reason=data.reason,
+        reversible=data.reversible,
+        before=data.before,
+        session_id=data.session_id,
+        parent_id=data.parent_id,
+        status=outcome.status,
+        reasons=outcome.reasons,
+        policy_version=outcome.policy_version,
+        approvals_required=outcome.approvals_required,
+        separation_of_duties=outcome.separation_of_duties,
+        expires_at=now + outcome.hold_for if outcome.hold_for else None,
+        request_hash=action_hash(data.action, data.resource, data.params),
+        limit_usage=outcome.charges,
+    )
+    if idempotency_key:
+        IdempotencyKey.objects.filter(agent_id=token.agent_id, key=idempotency_key).update(
+            action=action
+        )
+    if outcome.pause_agent:
+        _pause_agent(token, outcome.reasons[-1]["detail"])
+    audit_record(
+        actor=Actor.for_agent(token.agent),
+        verb=verbs.ACTION_DECIDED,
+        target=("gateway.action", str(action.pk), f"{data.action} on {data.resource}"[:200]),
+        agent_id=token.agent_id,
+        after={
+            "status": action.status,
+            "action": data.action,
+            "resource": data.resource,
+            "params": data.params,
+            "before": data.before,
+            "reason": data.reason,
+            "reasons": outcome.reasons,
+            "policy_version": outcome.policy_version,
+            "environment": token.environment,
+        },
+    )
+    return action, True
+
+
+@dataclass(frozen=True)
+class ResultInput:
+    outcome: str  # "succeeded" | "failed"
+    after: Any = None
+    error: str = ""
+    # When given, must match what was decided: an approval covers exactly one action.
+    action: str | None = None
+    resource: str | None = None
+    params: dict[str, Any] | None = None
+
+
+@transaction.atomic
+def action_report_result(*, token: AgentToken, action_id: uuid.UUID, data: ResultInput) -> Action:
+    """Record what happened when the agent ran an allowed or approved action. Once only."""
+    # Locked so a result and an expiry or cancellation cannot both win.
+    action = (
+        Action.objects.select_for_update().filter(pk=action_id, agent_id=token.agent_id).first()
+    )
+    if action is None:
+        raise NotFoundError("No such action.")
+    if action.status not in RUNNABLE:
+        if action.status in (ActionStatus.SUCCEEDED, ActionStatus.FAILED):
+            raise ConflictError(f"The outcome was already reported ({action.status}).")
+        raise ConflictError(f"An action that is {action.status} may not be run.")
+    if data.action is not None or data.resource is not None or data.params is not None:
+        claimed = action_hash(
+            data.action if data.action is not None else action.action,
+            data.resource if data.resource is not None else action.resource,
+            data.params if data.params is not None else action.params,
+        )
+        if claimed != action.request_hash:
+            raise ConflictError(
+                "This result is for a different action, resource or params than was decided."
+            )
+    before_status = action.status
+    action.status = data.outcome
+    action.after = data.after
+    action.error = data.error
+    action.finished_at = timezone.now()
+    action.save(update_fields=["status", "after", "error", "finished_at"])
+    audit_record(
+        actor=Actor.for_agent(token.agent),
+        verb=verbs.ACTION_REPORTED,
+        target=("gateway.action", str(action.pk), f"{action.action} on {action.resource}"[:200]),
+        agent_id=token.agent_id,
+        before={"status": before_status, "state": action.before},
+        after={"status": action.status, "state": data.after, "error": data.error},
+    )
+    return action
+
+
+@transaction.atomic
+def action_expire_if_due(*, action: Action) -> Action:
+    """A held action nobody decided in time becomes expired (a denial). Claimed atomically:
+    if a vote or a cancellation got there first, nothing happens here."""
+    now = timezone.now()
+    if (
+        action.status != ActionStatus.PENDING
+        or action.expires_at is None
+        or action.expires_at > now
+    ):
+        return action
+    claimed = Action.objects.filter(
+        pk=action.pk, status=ActionStatus.PENDING, expires_at__lte=now
+    ).update(status=ActionStatus.EXPIRED, finished_at=now)
+    if claimed:
+        limits_release(action.limit_usage)
+        audit_record(
+            actor=Actor.system("expiry"),
+            verb=verbs.ACTION_EXPIRED,
+            target=(
+                "gateway.action",
+                str(action.pk),
+                f"{action.action} on {action.resource}"[:200],
+            ),
+            agent_id=action.agent_id,
+            before={"status": ActionStatus.PENDING},
+            after={"status": ActionStatus.EXPIRED},
+        )
+    return Action.objects.get(pk=action.pk)

@@ -1,0 +1,31 @@
+"""Engage or release a kill switch from the command line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+
+from oversight.audit.actors import Actor
+from oversight.killswitch.selectors import parse_target
+from oversight.killswitch.services import killswitch_engage, killswitch_release
+
+
+class Command(BaseCommand):
+    help = "Engage or release a kill switch: --scope global | team:NAME | agent:SLUG."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("operation", choices=["engage", "release"])
+        parser.add_argument("--scope", required=True, help="global, team:NAME or agent:SLUG")
+        parser.add_argument("--reason", required=True)
+
+    def handle(self, *args: Any, operation: str, scope: str, reason: str, **options: Any) -> None:
+        service = killswitch_engage if operation == "engage" else killswitch_release
+        try:
+            target = parse_target(scope)
+            service(actor=Actor.system("killswitch-command"), target=target, reason=reason)
+        except ValidationError as exc:
+            raise CommandError(" ".join(exc.messages)) from None
+        state = "ENGAGED" if operation == "engage" else "released"
+        self.stdout.write(self.style.WARNING(f"Kill switch for {target.label} {state}."))

@@ -1,0 +1,65 @@
+"""Engage and release kill switches. Each press is audited in its own transaction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from oversight.audit import verbs
+from oversight.audit.actors import Actor
+from oversight.audit.services import audit_record
+from oversight.killswitch.models import KillSwitch
+from oversight.killswitch.selectors import Target
+
+
+def _locked_switch(target: Target) -> KillSwitch:
+    """The switch row for the target, created if missing, locked for this transaction."""
+    lookup: dict[str, Any] = {"scope": target.scope, "team": target.team, "agent": target.agent}
+    KillSwitch.objects.get_or_create(**lookup)
+    return KillSwitch.objects.select_for_update().get(**lookup)
+
+
+def _record(actor: Actor, switch: KillSwitch, verb: str, before: dict[str, Any]) -> None:
+    target = ("killswitch.killswitch", str(switch.pk), str(switch))
+    audit_record(
+        actor=actor,
+        verb=verb,
+        target=target,
+        before=before,
+        after={"engaged": switch.engaged, "reason": switch.reason},
+        agent_id=switch.agent_id,
+    )
+
+
+@transaction.atomic
+def killswitch_engage(*, actor: Actor, target: Target, reason: str, user: Any = None) -> KillSwitch:
+    """Halt every decision in the target's scope from the very next one on."""
+    if not reason.strip():
+        raise ValidationError("Say why the kill switch is engaged.")
+    switch = _locked_switch(target)
+    before = {"engaged": switch.engaged, "reason": switch.reason}
+    switch.engaged, switch.reason = True, reason.strip()
+    switch.changed_by, switch.changed_at = user, timezone.now()
+    switch.save()
+    _record(actor, switch, verbs.KILLSWITCH_ENGAGED, before)
+    return switch
+
+
+@transaction.atomic
+def killswitch_release(
+    *, actor: Actor, target: Target, reason: str, user: Any = None
+) -> KillSwitch:
+    if not reason.strip():
+        raise ValidationError("Say why the kill switch is released.")
+    switch = _locked_switch(target)
+    if not switch.engaged:
+        raise ValidationError(f"The kill switch for {target.label} is not engaged.")
+    before = {"engaged": True, "reason": switch.reason}
+    switch.engaged, switch.reason = False, reason.strip()
+    switch.changed_by, switch.changed_at = user, timezone.now()
+    switch.save()
+    _record(actor, switch, verbs.KILLSWITCH_RELEASED, before)
+    return switch

@@ -1,0 +1,75 @@
+"""The compiled policy for an agent, cached per process by the agent's policy version.
+
+The version is read from the database on the decision path (with the agent), so a cache
+entry can never be used after an edit: every edit bumps the version in its transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from datetime import timedelta
+
+from django.db.models import Q
+
+from oversight.agents.models import Agent
+from oversight.policy.engine import CompiledPolicy, GrantSpec, LimitSpec, RuleSpec, compile_policy
+from oversight.policy.models import Grant, Limit, Rule
+
+logger = logging.getLogger(__name__)
+_MAX_ENTRIES = 2048
+_cache: OrderedDict[int, CompiledPolicy] = OrderedDict()
+_lock = threading.Lock()
+
+
+def limits_for(agent: Agent) -> list[Limit]:
+    """The agent's own limits, its team's, and everyone's."""
+    scope = (
+        Q(agent_id=agent.pk) | Q(team_id=agent.team_id) | Q(agent__isnull=True, team__isnull=True)
+    )
+    return list(Limit.objects.filter(scope).order_by("pk"))
+
+
+def _compile(agent: Agent) -> CompiledPolicy:
+    grants = [
+        GrantSpec(id=g.pk, action=g.action, resource=g.resource, expires_at=g.expires_at)
+        for g in Grant.objects.filter(agent_id=agent.pk)
+    ]
+    rules = [
+        RuleSpec(
+            id=r.pk,
+            name=r.name,
+            effect=r.effect,  # type: ignore[arg-type]
+            action=r.action,
+            resource=r.resource,
+            condition=r.condition,
+            approvals=r.approvals,
+            expires_in=timedelta(seconds=r.expires_in_seconds),
+            separation_of_duties=r.separation_of_duties,
+        )
+        for r in Rule.objects.filter(agent_id=agent.pk)
+    ]
+    limits = [
+        LimitSpec(id=lim.pk, name=lim.name, action=lim.action, resource=lim.resource)
+        for lim in limits_for(agent)
+    ]
+    policy = compile_policy(version=agent.policy_version, grants=grants, rules=rules, limits=limits)
+    for problem in policy.problems:  # saved policy is validated, so this means a hand edit
+        logger.error("policy of agent %s v%s: %s", agent.slug, agent.policy_version, problem)
+    return policy
+
+
+def compiled_policy_for(agent: Agent) -> CompiledPolicy:
+    with _lock:
+        cached = _cache.get(agent.pk)
+        if cached is not None and cached.version == agent.policy_version:
+            _cache.move_to_end(agent.pk)
+            return cached
+    policy = _compile(agent)
+    with _lock:
+        _cache[agent.pk] = policy
+        _cache.move_to_end(agent.pk)
+        while len(_cache) > _MAX_ENTRIES:
+            _cache.popitem(last=False)
+    return policy

@@ -1,0 +1,22 @@
+"""Choices for grants, rules and limits."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class Effect(models.TextChoices):
+    PERMIT = "permit", "Permit"
+    FORBID = "forbid", "Forbid"
+    HOLD = "hold", "Hold for a human"
+
+
+class OnExceed(models.TextChoices):
+    DENY = "deny", "Deny"
+    HOLD = "hold", "Hold for a human"
+    PAUSE = "pause", "Pause the agent"
+
+
+DEFAULT_HOLD_SECONDS = 15 * 60
+MAX_HOLD_SECONDS = 7 * 24 * 3600
+MAX_APPROVALS = 10

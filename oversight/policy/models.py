@@ -1,0 +1,132 @@
+"""Policy: what each agent may do (grants), its boundaries (rules), and blast-radius limits."""
+
+from __future__ import annotations
+
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from oversight.accounts.models import Team
+from oversight.agents.models import Agent
+from oversight.policy.constants import (
+    DEFAULT_HOLD_SECONDS,
+    MAX_APPROVALS,
+    MAX_HOLD_SECONDS,
+    Effect,
+    OnExceed,
+)
+
+
+class Grant(models.Model):
+    """Least privilege: the agent may do actions matching ``action`` on resources matching
+    ``resource``. Without a matching grant (or permit rule) an action is denied."""
+
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="grants")
+    action = models.CharField(max_length=200)
+    resource = models.CharField(max_length=500, default="*")
+    expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["action", "resource"]
+        constraints = [
+            models.UniqueConstraint(fields=["agent", "action", "resource"], name="grant_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} on {self.resource}"
+
+
+class Rule(models.Model):
+    """A boundary: permit, forbid or hold matching actions, when the CEL condition holds."""
+
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="rules")
+    name = models.CharField(max_length=120)
+    effect = models.CharField(max_length=10, choices=Effect.choices)
+    action = models.CharField(max_length=200, default="*")
+    resource = models.CharField(max_length=500, default="*")
+    condition = models.TextField(blank=True, help_text="CEL, e.g. params.amount > 500")
+    approvals = models.PositiveSmallIntegerField(
+        default=1, validators=[MinValueValidator(1), MaxValueValidator(MAX_APPROVALS)]
+    )
+    expires_in_seconds = models.PositiveIntegerField(
+        default=DEFAULT_HOLD_SECONDS,
+        validators=[MinValueValidator(30), MaxValueValidator(MAX_HOLD_SECONDS)],
+    )
+    separation_of_duties = models.BooleanField(
+        default=False, help_text="The agent's owner may not approve what this rule holds."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["agent", "name"], name="rule_name_unique")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Limit(models.Model):
+    """Blast radius: at most ``max_count`` matching actions, and/or a sum of the numeric
+    param ``sum_param`` of at most ``max_sum``, per fixed window.
+
+    Attached to an agent, the limit counts that agent's actions; attached to a team, all
+    the team's agents together; attached to neither, everyone's.
+    """
+
+    agent = models.ForeignKey(
+        Agent, null=True, blank=True, on_delete=models.CASCADE, related_name="limits"
+    )
+    team = models.ForeignKey(
+        Team, null=True, blank=True, on_delete=models.CASCADE, related_name="limits"
+    )
+    name = models.CharField(max_length=120)
+    action = models.CharField(max_length=200, default="*")
+    resource = models.CharField(max_length=500, default="*")
+    window_seconds = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    max_count = models.PositiveIntegerField(null=True, blank=True)
+    sum_param = models.CharField(max_length=64, blank=True)
+    max_sum = models.DecimalField(max_digits=20, decimal_places=4, null=True, blank=True)
+    on_exceed = models.CharField(max_length=10, choices=OnExceed.choices, default=OnExceed.DENY)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~(models.Q(agent__isnull=False) & models.Q(team__isnull=False)),
+                name="limit_one_scope",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(max_count__isnull=False) | models.Q(max_sum__isnull=False),
+                name="limit_has_a_maximum",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(max_sum__isnull=True, sum_param="")
+                | (models.Q(max_sum__isnull=False) & ~models.Q(sum_param="")),
+                name="limit_sum_needs_param",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def scope(self) -> str:
+        return "agent" if self.agent_id else "team" if self.team_id else "everyone"
+
+
+class LimitCounter(models.Model):
+    """Usage of one limit in one window; changed only by conditional UPDATE ... RETURNING."""
+
+    limit = models.ForeignKey(Limit, on_delete=models.CASCADE, related_name="counters")
+    window_start = models.DateTimeField()
+    count = models.PositiveIntegerField(default=0)
+    total = models.DecimalField(max_digits=24, decimal_places=4, default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["limit", "window_start"], name="counter_unique_window")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.limit} @ {self.window_start:%Y-%m-%d %H:%M}"

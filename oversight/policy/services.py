@@ -1,0 +1,94 @@
+"""Edits to grants, rules and limits: validated, audited, and each bumps the policy version
+of every agent it affects, in the same transaction, so no cache can serve the old policy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F, Model
+
+from oversight.agents.models import Agent
+from oversight.audit import verbs
+from oversight.audit.actors import Actor
+from oversight.audit.services import audit_record
+from oversight.audit.snapshot import snapshot
+from oversight.policy.models import Grant, Limit, Rule
+from oversight.policy.validation import validate_condition, validate_patterns
+
+_VERBS = {
+    Grant: (verbs.GRANT_CREATED, verbs.GRANT_UPDATED, verbs.GRANT_DELETED),
+    Rule: (verbs.RULE_CREATED, verbs.RULE_UPDATED, verbs.RULE_DELETED),
+    Limit: (verbs.LIMIT_CREATED, verbs.LIMIT_UPDATED, verbs.LIMIT_DELETED),
+}
+
+
+def _affected_agents(obj: Grant | Rule | Limit) -> Any:
+    if obj.agent_id:
+        return Agent.objects.filter(pk=obj.agent_id)
+    if isinstance(obj, Limit) and obj.team_id:
+        return Agent.objects.filter(team_id=obj.team_id)
+    return Agent.objects.all()  # a limit on everyone
+
+
+def _bump_versions(obj: Grant | Rule | Limit) -> None:
+    _affected_agents(obj).update(policy_version=F("policy_version") + 1)
+
+
+def _validate(obj: Model) -> None:
+    obj.full_clean()
+    validate_patterns(obj)
+    if isinstance(obj, Rule):
+        validate_condition(obj.condition)
+
+
+def _target(obj: Grant | Rule | Limit) -> tuple[str, str, str]:
+    return obj._meta.label_lower, str(obj.pk), f"{obj._meta.model_name} {obj}"[:200]
+
+
+def _record(actor: Actor, obj: Grant | Rule | Limit, verb: str, before: Any, after: Any) -> None:
+    audit_record(
+        actor=actor,
+        verb=verb,
+        target=_target(obj),
+        before=before,
+        after=after,
+        agent_id=obj.agent_id,
+    )
+
+
+@transaction.atomic
+def policy_object_create(*, actor: Actor, obj: Grant | Rule | Limit) -> Grant | Rule | Limit:
+    """Save a new grant, rule or limit (built but unsaved by the caller)."""
+    _validate(obj)
+    obj.save()
+    _bump_versions(obj)
+    _record(actor, obj, _VERBS[type(obj)][0], None, snapshot(obj))
+    return obj
+
+
+@transaction.atomic
+def policy_object_update(
+    *, actor: Actor, obj: Grant | Rule | Limit, **changes: Any
+) -> Grant | Rule | Limit:
+    locked = type(obj).objects.select_for_update().get(pk=obj.pk)
+    before = snapshot(locked)
+    for field, value in changes.items():
+        setattr(locked, field, value)
+    _validate(locked)
+    after = snapshot(locked)
+    if after == before:
+        return locked
+    locked.save()
+    _bump_versions(locked)
+    _record(actor, locked, _VERBS[type(obj)][1], before, after)
+    return locked
+
+
+@transaction.atomic
+def policy_object_delete(*, actor: Actor, obj: Grant | Rule | Limit) -> None:
+    locked = type(obj).objects.select_for_update().get(pk=obj.pk)
+    before = snapshot(locked)
+    _bump_versions(locked)
+    _record(actor, locked, _VERBS[type(obj)][2], before, None)
+    locked.delete()
