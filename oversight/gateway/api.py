@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest
@@ -28,7 +29,17 @@ class AgentBearer(HttpBearer):
         return token_authenticate(token)
 
 
-api = NinjaAPI(
+class _AgentApi(NinjaAPI):
+    def get_openapi_schema(self, *args: Any, **kwargs: Any) -> Any:
+        schema = super().get_openapi_schema(*args, **kwargs)
+        for path, operations in schema["paths"].items():
+            if path.endswith("/actions") and "post" in operations:
+                for code in (200, 201):  # ninja keys responses by int
+                    operations["post"]["responses"][code]["links"] = _ACTION_LINKS
+        return schema
+
+
+api = _AgentApi(
     title="Oversight agent API",
     version="1",
     description=(
@@ -40,7 +51,23 @@ api = NinjaAPI(
 )
 install_error_handlers(api)
 
-_ERRORS = {401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 413: ErrorOut, 422: ErrorOut}
+_ERRORS = {
+    400: ErrorOut,
+    401: ErrorOut,
+    403: ErrorOut,
+    404: ErrorOut,
+    409: ErrorOut,
+    413: ErrorOut,
+    422: ErrorOut,
+}
+# OpenAPI links: the id a decision returns is what the other action operations take.
+_ACTION_LINKS = {
+    "ReadAction": {"operationId": "get_action", "parameters": {"action_id": "$response.body#/id"}},
+    "ReportResult": {
+        "operationId": "report_result",
+        "parameters": {"action_id": "$response.body#/id"},
+    },
+}
 
 
 def _decision(action: Action) -> dict[str, object]:
@@ -69,6 +96,7 @@ def _detail(action: Action) -> dict[str, object]:
     "/actions",
     response={200: DecisionOut, 201: DecisionOut, **_ERRORS},
     summary="Ask to take an action",
+    operation_id="create_action",
 )
 def create_action(
     request: HttpRequest,
@@ -84,7 +112,12 @@ def create_action(
     return (201 if created else 200), _decision(action)
 
 
-@api.get("/actions/{action_id}", response={200: ActionOut, **_ERRORS}, summary="Read an action")
+@api.get(
+    "/actions/{action_id}",
+    response={200: ActionOut, **_ERRORS},
+    summary="Read an action",
+    operation_id="get_action",
+)
 async def get_action(
     request: HttpRequest,
     action_id: uuid.UUID,
@@ -106,6 +139,7 @@ async def get_action(
     "/actions/{action_id}/result",
     response={200: ActionOut, **_ERRORS},
     summary="Report the outcome of an action",
+    operation_id="report_result",
 )
 def report_result(
     request: HttpRequest, action_id: uuid.UUID, payload: ResultIn
@@ -116,7 +150,12 @@ def report_result(
     return _detail(action)
 
 
-@api.get("/agent", response={200: AgentOut, **_ERRORS}, summary="This agent's own status")
+@api.get(
+    "/agent",
+    response={200: AgentOut, **_ERRORS},
+    summary="This agent's own status",
+    operation_id="get_agent",
+)
 def get_agent(request: HttpRequest) -> dict[str, object]:
     token: AgentToken = request.auth
     agent = token.agent

@@ -10,7 +10,7 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from oversight.gateway.auth import AgentUnavailableError
-from oversight.gateway.services import ConflictError, NotFoundError
+from oversight.gateway.services import ConflictError, InvalidInputError, NotFoundError
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +66,12 @@ def install_error_handlers(api: NinjaAPI) -> None:
     )
     api.add_exception_handler(
         Http404, lambda request, exc: error_response(404, "not_found", "Not found.")
+    )
+    api.add_exception_handler(
+        InvalidInputError,
+        lambda request, exc: error_response(
+            422, "validation_error", f"Invalid input: {exc.field}.", {exc.field: [exc.message]}
+        ),
     )
     api.add_exception_handler(
         ConflictError, lambda request, exc: error_response(409, "conflict", str(exc))

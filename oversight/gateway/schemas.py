@@ -9,6 +9,7 @@ from typing import Any, Literal
 from ninja import Field, Schema
 from pydantic import field_validator
 
+from oversight.gateway.json_safety import check_json
 from oversight.policy.engine import is_action_name
 
 ActionStatusName = Literal[
@@ -36,6 +37,11 @@ class ActionIn(Schema):
     before: Any = Field(None, description="The state of the resource before the action.")
     session_id: str = Field("", max_length=100)
     parent_id: uuid.UUID | None = None
+
+    @field_validator("params", "before", "reason", "session_id", "resource", mode="after")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        return check_json(value)
 
     @field_validator("action")
     @classmethod
@@ -84,6 +90,11 @@ class ResultIn(Schema):
     action: str | None = Field(None, max_length=200, description="If given, must match.")
     resource: str | None = Field(None, max_length=500, description="If given, must match.")
     params: dict[str, Any] | None = Field(None, description="If given, must match.")
+
+    @field_validator("after", "error", "params", mode="after")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        return check_json(value)
 
 
 class AgentOut(Schema):

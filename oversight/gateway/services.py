@@ -41,6 +41,14 @@ class NotFoundError(Exception):
     """HTTP 404: no such action for this agent (another agent's looks the same)."""
 
 
+class InvalidInputError(Exception):
+    """HTTP 422 for input that is well-formed but refers to something that is not there."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field, self.message = field, message
+
+
 @dataclass(frozen=True)
 class ActionInput:
     action: str
@@ -196,6 +204,11 @@ def action_decide(
                 raise ConflictError("This Idempotency-Key was used with a different request.")
             return existing.action, False
 
+    if (
+        data.parent_id
+        and not Action.objects.filter(pk=data.parent_id, agent_id=token.agent_id).exists()
+    ):
+        raise InvalidInputError("parent_id", "No action of this agent has this id.")
     now = timezone.now()
     outcome = _decide(token, data, now)
     action = Action.objects.create(

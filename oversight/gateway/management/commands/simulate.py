@@ -1,0 +1,477 @@
+"""Demo traffic: the demo agents ask a running Oversight server before acting, through the
+SDK, as real agents would.
+
+Each agent mostly does what its demo policy (oversight/core/demo.py) allows, and now and
+then something that is held for a person or denied. Held actions are waited on briefly and
+left for a reviewer; allowed ones are "run" and reported (about 5% fail). One line is
+printed per action. Tokens are minted for the run and revoked when it ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import signal
+import string
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from oversight.agents.constants import AgentStatus, Environment
+from oversight.agents.models import Agent, AgentToken
+from oversight.agents.services import token_create, token_revoke
+from oversight.audit.actors import Actor
+from oversight.sdk import (
+    ActionNotPermitted,
+    ApprovalTimeout,
+    AsyncOversight,
+    AuthenticationError,
+    OversightError,
+    OversightUnavailable,
+    Reason,
+)
+
+ACTOR = Actor.system("simulate")
+FAILURE_RATE = 0.05
+MAX_IN_FLIGHT = 64  # per agent; held actions wait, so many can be open at once
+DEFAULT_AGENTS = "refund-bot,crm-updater,deploy-bot,email-campaigner"
+# Share of the total rate each agent gets (deploys are rarer than refunds).
+SHARES = {"refund-bot": 35, "crm-updater": 35, "email-campaigner": 20, "deploy-bot": 10}
+
+# -- what the agents try ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Intent:
+    """One action an agent wants to take, and the state it will leave behind."""
+
+    action: str
+    resource: str
+    params: dict[str, Any]
+    reason: str
+    before: Any = None
+    after: Any = None
+
+
+@dataclass(frozen=True)
+class Move:
+    """A kind of intent with how often the agent tries it."""
+
+    name: str
+    weight: int
+    make: Callable[[random.Random], Intent]
+
+
+def _id(rng: random.Random, n: int = 8) -> str:
+    return "".join(rng.choices(string.ascii_lowercase + string.digits, k=n))
+
+
+def _refund(rng: random.Random, low: int, high: int, charges: int = 1) -> Intent:
+    ids = [f"ch_{_id(rng)}" for _ in range(charges)]
+    amount, ticket = rng.randint(low, high), f"T-{rng.randint(1000, 9999)}"
+    return Intent(
+        "payments.refund",
+        f"stripe:charge/{ids[0]}",
+        # `charges` is always sent: the demo's "no bulk refunds" rule reads it.
+        {"amount": amount, "currency": "usd", "charges": ids, "ticket": ticket},
+        f"customer asked for a refund on ticket {ticket}",
+        before={"refunded": 0},
+        after={"refunded": amount},
+    )
+
+
+def _ticket_note(rng: random.Random) -> Intent:
+    ticket = f"T-{rng.randint(1000, 9999)}"
+    return Intent(
+        "crm.ticket.comment",
+        f"crm:ticket/{ticket}",
+        {"body": "Refund issued; it will show within 5 business days."},
+        "tell the customer their refund is on its way",
+        after={"comments": 1},
+    )
+
+
+def _contact(rng: random.Random, prefix: str = "", **fields: Any) -> Intent:
+    contact = f"{prefix}{rng.randint(10000, 99999)}"
+    fields = fields or {"phone": f"+1555{rng.randint(1000000, 9999999)}", "title": "Ops lead"}
+    return Intent(
+        "crm.contact.update",
+        f"crm:contact/{contact}",
+        fields,
+        "the customer gave new details in a ticket",
+        before={key: None for key in fields},
+        after=fields,
+    )
+
+
+def _contact_read(rng: random.Random) -> Intent:
+    return Intent("crm.contact.read", f"crm:contact/{rng.randint(10000, 99999)}", {}, "")
+
+
+def _deploy(rng: random.Random, service: str = "") -> Intent:
+    service = service or rng.choice(["checkout", "search", "notifications", "web"])
+    version = f"v{rng.randint(1, 9)}.{rng.randint(0, 40)}.{rng.randint(0, 9)}"
+    return Intent(
+        "deploy.release",
+        f"k8s:service/{service}",
+        {"version": version, "replicas": rng.choice([2, 3, 6])},
+        f"release {version} passed CI",
+        after={"version": version},
+    )
+
+
+def _email(rng: random.Random, low: int, high: int) -> Intent:
+    segment = rng.choice(["newsletter", "trial-day-7", "winback", "product-update"])
+    recipients = rng.randint(low, high)
+    return Intent(
+        "email.send",
+        f"segment:{segment}",
+        {"recipients": recipients, "template": f"{segment}-{rng.randint(1, 9)}"},
+        f"scheduled send to {segment}",
+        after={"sent": recipients},
+    )
+
+
+def _other(action: str, resource: str) -> Callable[[random.Random], Intent]:
+    return lambda rng: Intent(action, resource.format(id=_id(rng)), {}, "trying something new")
+
+
+MOVES: dict[str, list[Move]] = {
+    "refund-bot": [
+        Move("small refund", 70, lambda rng: _refund(rng, 5, 300)),
+        Move("big refund (held)", 10, lambda rng: _refund(rng, 600, 2000)),
+        Move("bulk refund (denied)", 8, lambda rng: _refund(rng, 20, 200, charges=3)),
+        Move("ticket note", 12, _ticket_note),
+    ],
+    "crm-updater": [
+        Move("contact update", 70, _contact),
+        Move("contact read", 10, _contact_read),
+        Move("vip contact (held)", 10, lambda rng: _contact(rng, prefix="vip-")),
+        Move(
+            "billing field (denied)",
+            7,
+            lambda rng: _contact(rng, billing_email=f"{_id(rng)}@example.com"),
+        ),
+        Move("delete contact (denied)", 3, _other("crm.contact.delete", "crm:contact/{id}")),
+    ],
+    "deploy-bot": [
+        Move("production deploy (held)", 75, _deploy),
+        Move("database deploy (denied)", 15, lambda rng: _deploy(rng, "postgres")),
+        Move("scale down (denied)", 10, _other("k8s.scale", "k8s:service/{id}")),
+    ],
+    "email-campaigner": [
+        Move("send", 85, lambda rng: _email(rng, 20, 800)),
+        Move("large send (held)", 5, lambda rng: _email(rng, 6000, 9000)),
+        Move("delete list (denied)", 10, _other("email.list.delete", "segment:{id}")),
+    ],
+}
+
+
+def intents(rng: random.Random, moves: list[Move]) -> Iterator[Intent]:
+    """Every kind of move once (in random order), so a short run shows them all; then a
+    weighted mix forever."""
+    first = list(moves)
+    rng.shuffle(first)
+    for move in first:
+        yield move.make(rng)
+    weights = [move.weight for move in moves]
+    while True:
+        yield rng.choices(moves, weights)[0].make(rng)
+
+
+# -- running one action -------------------------------------------------------------------
+
+
+class SimulatedFailure(Exception):
+    """The pretend downstream call failed."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # the decision: allowed, approved, denied, pending, halted, ... or error
+    note: str = ""
+    result: str = ""  # succeeded or failed, for actions that ran
+
+
+def _why(reasons: list[Reason]) -> str:
+    deciding = [r for r in reasons if r.effect not in ("allow", "permit")] or reasons
+    return "; ".join(dict.fromkeys(r.name for r in deciding)) or "no grant"
+
+
+async def perform(
+    client: AsyncOversight, intent: Intent, *, hold_wait: float, rng: random.Random
+) -> Outcome:
+    """Ask, run if allowed (a short sleep stands in for the real call), report."""
+    guard = client.guard(
+        intent.action,
+        intent.resource,
+        params=intent.params,
+        reason=intent.reason,
+        before=intent.before,
+        timeout=hold_wait,
+    )
+    try:
+        async with guard:
+            await asyncio.sleep(rng.uniform(0.02, 0.2))
+            if rng.random() < FAILURE_RATE:
+                raise SimulatedFailure("the downstream API answered 502")
+            guard.after = intent.after
+    except SimulatedFailure:
+        return Outcome(guard.decision.status if guard.decision else "?", result="failed")
+    except ApprovalTimeout as exc:
+        return Outcome("pending", f"{_why(exc.reasons)}; left for a reviewer")
+    except ActionNotPermitted as exc:
+        return Outcome(exc.status, _why(exc.reasons))
+    except OversightError as exc:
+        return Outcome("error", str(exc))
+    assert guard.decision is not None
+    return Outcome(guard.decision.status, result="succeeded")
+
+
+def format_line(slug: str, intent: Intent, outcome: Outcome) -> str:
+    status = f"{outcome.status} -> {outcome.result}" if outcome.result else outcome.status
+    line = f"{datetime.now():%H:%M:%S} {slug:<16} {intent.action:<19} {intent.resource:<28}"
+    return f"{line} {status}" + (f"  ({outcome.note})" if outcome.note else "")
+
+
+# -- running the agents -------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """Shared state of one simulation: stop flag, open tasks, counts, output."""
+
+    write: Callable[[str], None]
+    hold_wait: float
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    tally: Counter[str] = field(default_factory=Counter)
+
+    def record(self, slug: str, intent: Intent, outcome: Outcome) -> None:
+        self.tally[outcome.status] += 1
+        if outcome.result:
+            self.tally[outcome.result] += 1
+        self.write(format_line(slug, intent, outcome))
+
+    def on_signal(self) -> None:
+        if self.stop.is_set():  # a second Ctrl-C: do not wait for held actions
+            for task in list(self.tasks):
+                task.cancel()
+        else:
+            self.write("stopping: finishing open actions (Ctrl-C again to abandon them)")
+            self.stop.set()
+
+
+async def _sleep_or_stop(run: Run, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(run.stop.wait(), timeout=seconds)
+
+
+async def agent_loop(
+    run: Run, slug: str, client: AsyncOversight, rate: float, rng: random.Random
+) -> None:
+    """Start actions for one agent at `rate` per second (Poisson arrivals)."""
+    in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
+    stream = intents(rng, MOVES[slug])
+
+    async def one(intent: Intent) -> None:
+        try:
+            run.record(
+                slug, intent, await perform(client, intent, hold_wait=run.hold_wait, rng=rng)
+            )
+        finally:
+            in_flight.release()
+
+    while not run.stop.is_set():
+        await in_flight.acquire()
+        task = asyncio.create_task(one(next(stream)))
+        run.tasks.add(task)
+        task.add_done_callback(run.tasks.discard)
+        await _sleep_or_stop(run, rng.expovariate(rate))
+
+
+async def wait_for_server(run: Run, client: AsyncOversight, url: str, timeout: float) -> bool:
+    """True once the server answers; False if stopped first. Raises if it never does."""
+    loop = asyncio.get_running_loop()
+    deadline, said = loop.time() + timeout, False
+    while not run.stop.is_set():
+        try:
+            await client.agent()
+            return True
+        except OversightUnavailable:
+            if loop.time() > deadline:
+                raise
+            if not said:
+                run.write(f"waiting for Oversight at {url} ...")
+                said = True
+            await _sleep_or_stop(run, 1.0)
+    return False
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    url: str
+    rate: float
+    duration: float
+    hold_wait: float
+    connect_timeout: float
+    seed: int | None
+
+
+async def simulate(
+    config: SimulationConfig, tokens: dict[str, str], write: Callable[[str], None]
+) -> Counter[str]:
+    """Run the agents until `config.duration` is up (0: until stopped); return the counts."""
+    run = Run(write=write, hold_wait=config.hold_wait)
+    loop = asyncio.get_running_loop()
+    handled = _install_signal_handlers(loop, run.on_signal)
+    clients = {
+        slug: AsyncOversight(config.url, raw, timeout=10, wait_timeout=config.hold_wait)
+        for slug, raw in tokens.items()
+    }
+    shares = {slug: SHARES.get(slug, 10) for slug in tokens}
+    seeder = random.Random(config.seed)  # noqa: S311 - demo traffic, not secrets
+    try:
+        first = next(iter(clients.values()))
+        if not await wait_for_server(run, first, config.url, config.connect_timeout):
+            return run.tally
+        write(f"simulating {', '.join(tokens)} at {config.rate:g} actions/s against {config.url}")
+        loops = [
+            asyncio.create_task(
+                agent_loop(
+                    run,
+                    slug,
+                    client,
+                    config.rate * shares[slug] / sum(shares.values()),
+                    random.Random(seeder.random()),  # noqa: S311
+                )
+            )
+            for slug, client in clients.items()
+        ]
+        await _sleep_or_stop(run, config.duration or float("inf"))
+        run.stop.set()
+        await asyncio.gather(*loops)
+        await _drain(run)
+    finally:
+        for sig in handled:
+            loop.remove_signal_handler(sig)
+        for client in clients.values():
+            await client.close()
+    return run.tally
+
+
+async def _drain(run: Run) -> None:
+    """Let open actions finish (a held one waits at most `hold_wait`), then cancel."""
+    if run.tasks:
+        await asyncio.wait(set(run.tasks), timeout=run.hold_wait + 10)
+    for task in list(run.tasks):
+        task.cancel()
+    await asyncio.gather(*run.tasks, return_exceptions=True)
+
+
+def _install_signal_handlers(
+    loop: asyncio.AbstractEventLoop, handler: Callable[[], None]
+) -> list[int]:
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, handler)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
+            pass
+    return installed
+
+
+# -- tokens -------------------------------------------------------------------------------
+
+
+def tokens_mint(slugs: list[str]) -> dict[str, tuple[AgentToken, str]]:
+    """A production token per agent, through the same service the dashboard uses."""
+    agents = {agent.slug: agent for agent in Agent.objects.filter(slug__in=slugs)}
+    missing = [slug for slug in slugs if slug not in agents]
+    if missing:
+        raise CommandError(f"No agent {', '.join(missing)}: run `manage.py seed_demo` first.")
+    unknown = [slug for slug in slugs if slug not in MOVES]
+    if unknown:
+        raise CommandError(
+            f"No simulated traffic for {', '.join(unknown)}; pick from {DEFAULT_AGENTS}."
+        )
+    minted = {}
+    for slug in slugs:
+        agent = agents[slug]
+        if agent.status != AgentStatus.ACTIVE:
+            raise CommandError(f"Agent {slug} is {agent.status}; the server would refuse it.")
+        minted[slug] = token_create(
+            actor=ACTOR, agent=agent, environment=Environment.PRODUCTION, name="simulate"
+        )
+    return minted
+
+
+def tokens_revoke(minted: dict[str, tuple[AgentToken, str]]) -> None:
+    for token, _raw in minted.values():
+        token_revoke(actor=ACTOR, token=token)
+
+
+def summary(tally: Counter[str]) -> str:
+    decided = ["allowed", "approved", "pending", "denied", "halted", "rejected", "expired"]
+    parts = [f"{name} {tally[name]}" for name in decided if tally[name]]
+    parts += [f"{name} {count}" for name, count in tally.items() if name not in decided]
+    return ", ".join(parts) or "no actions"
+
+
+class Command(BaseCommand):
+    help = "Run the demo agents against a running Oversight server, through the SDK."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--url", default="http://127.0.0.1:8000")
+        parser.add_argument(
+            "--rate", type=float, default=2.0, help="Actions per second, all agents."
+        )
+        parser.add_argument(
+            "--duration", type=float, default=0, help="Seconds; 0 runs until stopped."
+        )
+        parser.add_argument("--agents", default=DEFAULT_AGENTS, help="Comma-separated agent slugs.")
+        parser.add_argument(
+            "--hold-wait", type=float, default=5.0, help="Seconds to wait on a held action."
+        )
+        parser.add_argument(
+            "--connect-timeout", type=float, default=60.0, help="Seconds to wait for the server."
+        )
+        parser.add_argument("--seed", type=int, default=None, help="For a repeatable mix.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["rate"] <= 0:
+            raise CommandError("--rate must be positive.")
+        slugs = [slug.strip() for slug in options["agents"].split(",") if slug.strip()]
+        config = SimulationConfig(
+            url=options["url"],
+            rate=options["rate"],
+            duration=options["duration"],
+            hold_wait=options["hold_wait"],
+            connect_timeout=options["connect_timeout"],
+            seed=options["seed"],
+        )
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per action is enough
+        minted = tokens_mint(slugs)
+        try:
+            raw = {slug: pair[1] for slug, pair in minted.items()}
+            tally = asyncio.run(simulate(config, raw, self._write))
+        except AuthenticationError as exc:
+            raise CommandError(
+                f"The server does not know our tokens ({exc}): is it on this database?"
+            ) from exc
+        except OversightUnavailable as exc:
+            raise CommandError(f"Oversight did not answer at {config.url}: {exc}") from exc
+        finally:
+            tokens_revoke(minted)
+        self._write(f"done: {summary(tally)}")
+
+    def _write(self, line: str) -> None:
+        self.stdout.write(line)
+        self.stdout.flush()  # line by line even through a pipe, as bin/demo shows it

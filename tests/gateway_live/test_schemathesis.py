@@ -1,0 +1,33 @@
+"""schemathesis against the served OpenAPI document: no server errors, responses match."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.gateway_live.conftest import LiveAgent
+from tests.live import ROOT
+
+pytestmark = [pytest.mark.postgres]
+
+
+def test_the_api_survives_schemathesis(live_agent: LiveAgent) -> None:
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "schemathesis.cli", "run",
+            f"{live_agent.url}/api/v1/openapi.json",
+            "--header", f"Authorization: Bearer {live_agent.token}",
+            "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,"
+            "response_headers_conformance,response_schema_conformance",
+            "--max-examples", "60",
+            "--seed", "1",
+            "--no-color",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
