@@ -52,5 +52,10 @@ def healthz(request: HttpRequest) -> JsonResponse:
     )
 
 
+async def ping(request: HttpRequest) -> JsonResponse:
+    """Liveness without touching any dependency; also the bare baseline in bench/decide.py."""
+    return JsonResponse({"pong": True})
+
+
 def home(request: HttpRequest):  # type: ignore[no-untyped-def]
     return redirect("agents:list")

@@ -81,3 +81,9 @@ def test_load_balancers_may_probe_over_plain_http_in_production(
     redirected = client.get("/agents/")
     assert redirected.status_code == 301
     assert redirected["Location"].startswith("https://")
+
+
+def test_ping_answers_without_touching_the_database(client: Client) -> None:
+    response = client.get("/ping")
+    assert response.status_code == 200
+    assert response.json() == {"pong": True}

@@ -1,0 +1,68 @@
+"""The agent-side Python SDK of Oversight: ask before acting.
+
+    from oversight.sdk import Oversight, ActionDenied
+
+    client = Oversight("https://oversight.example.com", token=os.environ["OVERSIGHT_TOKEN"])
+    with client.guard("payments.refund", resource="stripe:charge/ch_1",
+                      params={"amount": 20}) as g:
+        g.after = stripe.refund("ch_1", 20)
+
+Depends on the standard library and httpx only; nothing here imports Django or the rest
+of Oversight, so it can be copied into, or installed in, any agent. See docs/sdk.md.
+"""
+
+from oversight.sdk.aio import AsyncOversight
+from oversight.sdk.client import Oversight
+from oversight.sdk.errors import (
+    ActionDenied,
+    ActionExpired,
+    ActionHalted,
+    ActionNotPermitted,
+    ActionRejected,
+    AgentUnavailable,
+    APIError,
+    ApprovalTimeout,
+    AuthenticationError,
+    Conflict,
+    ConnectionFailed,
+    DryRun,
+    InvalidRequest,
+    NotFound,
+    OversightError,
+    OversightUnavailable,
+    RateLimited,
+    ServerError,
+)
+from oversight.sdk.guard import AsyncGuard, Guard, current_guard
+from oversight.sdk.models import RUNNABLE, AgentInfo, Decision, Reason, Status
+
+__all__ = [
+    "RUNNABLE",
+    "APIError",
+    "ActionDenied",
+    "ActionExpired",
+    "ActionHalted",
+    "ActionNotPermitted",
+    "ActionRejected",
+    "AgentInfo",
+    "AgentUnavailable",
+    "ApprovalTimeout",
+    "AsyncGuard",
+    "AsyncOversight",
+    "AuthenticationError",
+    "Conflict",
+    "ConnectionFailed",
+    "Decision",
+    "DryRun",
+    "Guard",
+    "InvalidRequest",
+    "NotFound",
+    "Oversight",
+    "OversightError",
+    "OversightUnavailable",
+    "RateLimited",
+    "Reason",
+    "ServerError",
+    "Status",
+    "current_guard",
+]

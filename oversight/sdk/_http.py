@@ -1,0 +1,191 @@
+"""What the sync and async clients share: URLs, bodies, retry policy, answer parsing.
+
+Only I/O differs between `Oversight` and `AsyncOversight`; everything that decides what to
+send, whether to retry and what an answer means lives here, once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import math
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from oversight.sdk.errors import (
+    ApprovalTimeout,
+    ConnectionFailed,
+    error_from_body,
+    not_permitted_class,
+)
+from oversight.sdk.models import Decision
+
+API_PATH = "/api/v1"
+MAX_WAIT_PER_REQUEST = 60  # the server's limit for ?wait=
+MAX_ERROR_TEXT = 5000  # the server's limit for a result's `error`
+USER_AGENT = "oversight-sdk-python/1"
+
+# Network failures worth another attempt; timeouts and broken connections are
+# TransportErrors too. Everything else (bad URL, our own bugs) fails at once.
+RETRYABLE_ERRORS = (httpx.TransportError,)
+
+
+def api_base(url: str) -> str:
+    """`http://host:8000`, `http://host:8000/` and `http://host:8000/api/v1` all work."""
+    base = url.rstrip("/")
+    return base if base.endswith(API_PATH) else base + API_PATH
+
+
+def default_headers(token: str) -> dict[str, str]:
+    return {
+        "Authorization": f"Bearer {token}",
+        "Accept": "application/json",
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+    }
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def encode(body: Any) -> bytes:
+    """JSON for a request body. Encoded once, so every retry sends the same bytes."""
+    return json.dumps(body, default=_json_default, ensure_ascii=False).encode("utf-8")
+
+
+def jsonable(value: Any) -> Any:
+    """`value` as the server will store it (params must match exactly when bound)."""
+    return json.loads(encode(value))
+
+
+def action_path(action_id: Any) -> str:
+    """The action's URL path; a malformed id fails here rather than on the server."""
+    return f"/actions/{uuid.UUID(str(action_id))}"
+
+
+def action_body(
+    *,
+    action: str,
+    resource: str,
+    params: dict[str, Any] | None,
+    reason: str,
+    reversible: bool,
+    before: Any,
+    session_id: str,
+    parent_id: Any,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "action": action,
+        "resource": resource,
+        "params": params or {},
+        "reason": reason,
+        "reversible": reversible,
+        "before": before,
+        "session_id": session_id,
+    }
+    if parent_id:
+        body["parent_id"] = str(parent_id)
+    return body
+
+
+def result_body(
+    *,
+    outcome: str,
+    after: Any,
+    error: str,
+    action: str | None,
+    resource: str | None,
+    params: dict[str, Any] | None,
+) -> dict[str, Any]:
+    if outcome not in ("succeeded", "failed"):
+        raise ValueError("outcome must be 'succeeded' or 'failed'")
+    body: dict[str, Any] = {"outcome": outcome, "after": after, "error": error[:MAX_ERROR_TEXT]}
+    # Sent only when given: the server then checks the result is for what it decided.
+    for name, value in (("action", action), ("resource", resource), ("params", params)):
+        if value is not None:
+            body[name] = value
+    return body
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """`retries` more attempts after the first, `backoff * 2**n` seconds apart (capped)."""
+
+    retries: int = 3
+    backoff: float = 0.2
+    max_delay: float = 10.0
+
+    def should_retry_status(self, status_code: int, attempt: int) -> bool:
+        return attempt <= self.retries and (status_code >= 500 or status_code == 429)
+
+    def should_retry_error(self, attempt: int) -> bool:
+        return attempt <= self.retries
+
+    def delay(self, attempt: int, response: httpx.Response | None = None) -> float:
+        """Seconds before attempt `attempt + 1`; a server's Retry-After wins if sooner
+        than `max_delay`."""
+        if response is not None:
+            retry_after = response.headers.get("Retry-After", "")
+            if retry_after.isdigit():
+                return min(float(retry_after), self.max_delay)
+        return min(self.backoff * 2 ** (attempt - 1), self.max_delay)
+
+
+def answer(response: httpx.Response, *, attempts: int) -> Any:
+    """The JSON of a successful answer, or the typed `APIError` raised for an error."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if response.status_code >= 400:
+        raise error_from_body(
+            response.status_code,
+            body,
+            request_id=response.headers.get("X-Request-Id", ""),
+            attempts=attempts,
+        )
+    return body
+
+
+def connection_failed(exc: Exception, attempts: int) -> ConnectionFailed:
+    return ConnectionFailed(
+        f"could not reach Oversight after {attempts} attempt(s): {type(exc).__name__}: {exc}",
+        attempts=attempts,
+    )
+
+
+def poll_seconds(remaining: float) -> int:
+    """The `?wait=` for the next long-poll: the whole time left, within the server's limit."""
+    return max(0, min(MAX_WAIT_PER_REQUEST, math.ceil(remaining)))
+
+
+def require_runnable(decision: Decision, *, waited: float) -> Decision:
+    """Return the decision if the action may run now; otherwise raise the matching error."""
+    if decision.allowed:
+        return decision
+    if decision.pending:
+        raise ApprovalTimeout(decision, waited)
+    raise not_permitted_class(decision.status)(decision)
+
+
+def error_text(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return text[:MAX_ERROR_TEXT]
+
+
+def reported_already(decision: Decision, outcome: str) -> bool:
+    """After a retried report got 409: was it our own first attempt that got through?"""
+    return decision.status == outcome

@@ -1,0 +1,230 @@
+"""`AsyncOversight`: the asyncio client, with the same API as `Oversight` (awaited)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from oversight.sdk import _http
+from oversight.sdk.binding import GuardSpec
+from oversight.sdk.errors import Conflict
+from oversight.sdk.guard import AsyncGuard
+from oversight.sdk.models import AgentInfo, Decision
+
+
+class AsyncOversight:
+    """Ask Oversight before acting, from asyncio code. See `Oversight` for the arguments.
+
+    `url` is the server (`https://oversight.example.com`; `/api/v1` is added), `token` the
+    agent's API token. `timeout` bounds each HTTP request, `wait_timeout` how long `wait`
+    and `guard` wait for a held action by default. Network errors, 5xx and 429 are retried
+    `retries` times, `backoff * 2**n` seconds apart; `transport` is for tests.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        timeout: float = 10.0,
+        wait_timeout: float = 300.0,
+        retries: int = 3,
+        backoff: float = 0.2,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.timeout = timeout
+        self.wait_timeout = wait_timeout
+        self.retry = _http.RetryPolicy(retries=retries, backoff=backoff)
+        self._http = httpx.AsyncClient(
+            base_url=_http.api_base(url),
+            headers=_http.default_headers(token),
+            timeout=timeout,
+            transport=transport,
+        )
+
+    # -- the API ------------------------------------------------------------------------
+
+    async def ask(
+        self,
+        action: str,
+        resource: str,
+        *,
+        params: dict[str, Any] | None = None,
+        reason: str = "",
+        reversible: bool = False,
+        before: Any = None,
+        session_id: str = "",
+        parent_id: str | uuid.UUID | None = None,
+        idempotency_key: str | None = None,
+    ) -> Decision:
+        """Ask to take an action; return the decision as it is (never raises on deny).
+
+        Every retry reuses one Idempotency-Key (a fresh one unless given), so a retry
+        after a lost answer returns the first decision instead of recording a second.
+        """
+        body = _http.action_body(
+            action=action,
+            resource=resource,
+            params=params,
+            reason=reason,
+            reversible=reversible,
+            before=before,
+            session_id=session_id,
+            parent_id=parent_id,
+        )
+        key = idempotency_key or uuid.uuid4().hex
+        response, data = await self._request(
+            "POST", "/actions", body=body, headers={"Idempotency-Key": key}
+        )
+        return Decision.from_json(data, replayed=response.status_code == 200)
+
+    async def get(self, action_id: str | uuid.UUID) -> Decision:
+        """The action as it is now."""
+        return Decision.from_json((await self._request("GET", _http.action_path(action_id)))[1])
+
+    async def wait(self, action_id: str | uuid.UUID, timeout: float | None = None) -> Decision:
+        """Long-poll a held action until it is decided or `timeout` seconds have passed
+        (default `wait_timeout`); return the action as it is then, pending or not."""
+        timeout = self.wait_timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        path = _http.action_path(action_id)
+        while True:
+            seconds = _http.poll_seconds(deadline - time.monotonic())
+            started = time.monotonic()
+            _, data = await self._request(
+                "GET", path, params={"wait": seconds}, timeout=self.timeout + seconds
+            )
+            decision = Decision.from_json(data)
+            remaining = deadline - time.monotonic()
+            if not decision.pending or remaining <= 0:
+                return decision
+            if time.monotonic() - started < min(seconds, 0.25):
+                await asyncio.sleep(min(0.25, remaining))  # a server that did not hold the poll
+
+    async def report(
+        self,
+        action_id: str | uuid.UUID,
+        outcome: str,
+        *,
+        after: Any = None,
+        error: str = "",
+        action: str | None = None,
+        resource: str | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> Decision:
+        """Report `succeeded` or `failed` for an allowed or approved action, once.
+
+        Pass the `action`, `resource` and `params` you ran to have the server check they
+        are what it decided (an approval covers exactly one action).
+        """
+        body = _http.result_body(
+            outcome=outcome,
+            after=after,
+            error=error,
+            action=action,
+            resource=resource,
+            params=params,
+        )
+        path = _http.action_path(action_id)
+        try:
+            return Decision.from_json((await self._request("POST", f"{path}/result", body=body))[1])
+        except Conflict as exc:
+            if exc.attempts > 1:  # our first attempt may have been recorded, answer lost
+                current = await self.get(action_id)
+                if _http.reported_already(current, outcome):
+                    return current
+            raise
+
+    async def agent(self) -> AgentInfo:
+        """This agent's own status: active, halted by a kill switch, environment..."""
+        return AgentInfo.from_json((await self._request("GET", "/agent"))[1])
+
+    def guard(
+        self,
+        action: str,
+        resource: str | Callable[..., str],
+        *,
+        params: dict[str, Any] | Callable[..., dict[str, Any]] | None = None,
+        reason: str | Callable[..., str] = "",
+        reversible: bool = False,
+        before: Any = None,
+        session_id: str = "",
+        parent_id: str | uuid.UUID | None = None,
+        timeout: float | None = None,
+        after: Callable[[Any], Any] | None = None,
+    ) -> AsyncGuard:
+        """An async context manager, and decorator of async functions, that runs its block
+        only when allowed.
+
+        See `oversight.sdk.guard` (behaviour) and `oversight.sdk.binding` (callables for
+        the decorator form). `timeout` bounds the wait for a held action; `after`, for the
+        decorator form, turns the return value into the after-state.
+        """
+        spec = GuardSpec(
+            action=action,
+            resource=resource,
+            params=params,
+            reason=reason,
+            reversible=reversible,
+            before=before,
+            session_id=session_id,
+            parent_id=parent_id,
+            timeout=timeout,
+            after=after,
+        )
+        return AsyncGuard(self, spec)
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> tuple[httpx.Response, Any]:
+        content = _http.encode(body) if body is not None else None
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                response = await self._http.request(
+                    method,
+                    path,
+                    content=content,
+                    params=params,
+                    headers=headers,
+                    timeout=timeout if timeout is not None else self.timeout,
+                )
+            except _http.RETRYABLE_ERRORS as exc:
+                if not self.retry.should_retry_error(attempt):
+                    raise _http.connection_failed(exc, attempt) from exc
+                await asyncio.sleep(self.retry.delay(attempt))
+                continue
+            if self.retry.should_retry_status(response.status_code, attempt):
+                await asyncio.sleep(self.retry.delay(attempt, response))
+                continue
+            return response, _http.answer(response, attempts=attempt)
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncOversight:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

@@ -1,0 +1,139 @@
+"""What a guard asks for, and how the decorator form derives it from a call's arguments.
+
+The rule, for `resource`, `params`, `reason` and `before` (and `after` of the result):
+
+- a plain value is sent as it is;
+- a callable is called with the decorated function's arguments, by name. The call's
+  positional and keyword arguments are first bound to the function's signature (defaults
+  filled in), so `f("c1")` and `f(contact_id="c1")` look the same. The callable receives
+  only the names it declares, unless it takes `**kwargs`, in which case it gets them all:
+
+      @client.guard("crm.contact.update",
+                    resource=lambda contact_id: f"crm:contact/{contact_id}",
+                    params=lambda fields, **_: {"fields": sorted(fields)})
+      def update_contact(contact_id: str, fields: dict) -> dict: ...
+
+Callables only make sense in the decorator form; the context-manager form has no call to
+derive from and refuses them.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+# JSON-like values: a decorated function's return value is reported as the after-state
+# only when it is one of these (and `after=` was not given).
+_JSON_TYPES = (dict, list, str, int, float, bool, type(None))
+
+
+def call_arguments(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """The call's arguments by parameter name, defaults included."""
+    bound = inspect.signature(fn).bind(*args, **kwargs)
+    bound.apply_defaults()
+    return dict(bound.arguments)
+
+
+@functools.lru_cache(maxsize=256)
+def _accepted_names(fn: Callable[..., Any]) -> frozenset[str] | None:
+    """The keyword names `fn` accepts, or None when it takes **kwargs (all of them)."""
+    parameters = inspect.signature(fn).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return None
+    keywordable = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return frozenset(p.name for p in parameters if p.kind in keywordable)
+
+
+def derive(value: Any, arguments: dict[str, Any]) -> Any:
+    """`value` itself, or, if callable, its result for these call arguments."""
+    if not callable(value):
+        return value
+    try:
+        accepted = _accepted_names(value)
+    except TypeError:  # unhashable callable object: inspect it every time
+        accepted = _accepted_names.__wrapped__(value)
+    if accepted is not None:
+        arguments = {name: arg for name, arg in arguments.items() if name in accepted}
+    return value(**arguments)
+
+
+def default_after(result: Any) -> Any:
+    """A decorated function's return value as the after-state, if it is JSON-like."""
+    return result if isinstance(result, _JSON_TYPES) else None
+
+
+@dataclass(frozen=True)
+class ActionRequest:
+    """One concrete request: every field is a plain value."""
+
+    action: str
+    resource: str
+    params: dict[str, Any]
+    reason: str = ""
+    reversible: bool = False
+    before: Any = None
+    session_id: str = ""
+    parent_id: str | None = None
+
+    def ask_kwargs(self) -> dict[str, Any]:
+        return {
+            "resource": self.resource,
+            "params": self.params,
+            "reason": self.reason,
+            "reversible": self.reversible,
+            "before": self.before,
+            "session_id": self.session_id,
+            "parent_id": self.parent_id,
+        }
+
+
+@dataclass(frozen=True)
+class GuardSpec:
+    """A guard's arguments as given: values, or callables of the decorated call."""
+
+    action: str
+    resource: Any
+    params: Any = None
+    reason: Any = ""
+    reversible: bool = False
+    before: Any = None
+    session_id: str = ""
+    parent_id: str | uuid.UUID | None = None
+    timeout: float | None = None
+    after: Callable[[Any], Any] | None = None
+
+    def request(self, arguments: dict[str, Any] | None = None) -> ActionRequest:
+        """The concrete request; `arguments` are the decorated call's (None: a `with`)."""
+        if arguments is None:
+            derived = [self.resource, self.params, self.reason, self.before]
+            if any(callable(v) for v in derived):
+                raise TypeError(
+                    "resource/params/reason/before may be callables only when the guard "
+                    "decorates a function; in a `with` block pass the values."
+                )
+            arguments = {}
+        resource = derive(self.resource, arguments)
+        params = derive(self.params, arguments)
+        if not isinstance(resource, str):
+            raise TypeError(f"resource must be a string, not {type(resource).__name__}")
+        if params is not None and not isinstance(params, dict):
+            raise TypeError(f"params must be a dict, not {type(params).__name__}")
+        return ActionRequest(
+            action=self.action,
+            resource=resource,
+            params=params or {},
+            reason=str(derive(self.reason, arguments) or ""),
+            reversible=self.reversible,
+            before=derive(self.before, arguments),
+            session_id=self.session_id,
+            parent_id=str(self.parent_id) if self.parent_id else None,
+        )
+
+    def after_state(self, result: Any) -> Any:
+        return self.after(result) if self.after is not None else default_after(result)

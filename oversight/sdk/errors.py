@@ -1,0 +1,196 @@
+"""Everything the SDK raises is an `OversightError`.
+
+Two families:
+
+- `APIError` and `OversightUnavailable`: the request itself failed (a 4xx answer, or no
+  answer at all after retries). The agent has no decision and must not act.
+- `ActionNotPermitted`: Oversight answered, and the answer is not "go ahead" (denied,
+  halted, rejected, expired, dry run, or still pending when the wait ran out). Raised by
+  `guard`; `ask` and `wait` return the raw `Decision` instead.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from oversight.sdk.models import Decision, Reason
+
+
+class OversightError(Exception):
+    """Base class of every error the SDK raises."""
+
+
+# -- the request failed ---------------------------------------------------------------
+
+
+class OversightUnavailable(OversightError):
+    """No usable answer (network errors or 5xx after every retry): do not act."""
+
+
+class ConnectionFailed(OversightUnavailable):
+    """Oversight could not be reached, or the connection broke, on every attempt."""
+
+    def __init__(self, message: str, *, attempts: int = 1) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+
+
+class APIError(OversightError):
+    """Oversight answered with an error: `{"error": {"code", "message", "fields"}}`."""
+
+    def __init__(
+        self,
+        status_code: int,
+        code: str,
+        message: str,
+        fields: dict[str, list[str]] | None = None,
+        *,
+        request_id: str = "",
+        attempts: int = 1,
+    ) -> None:
+        super().__init__(f"{status_code} {code}: {message}")
+        self.status_code = status_code
+        self.code = code
+        self.message = message
+        self.fields: dict[str, list[str]] = fields or {}
+        self.request_id = request_id  # the server's X-Request-Id, to find its logs
+        self.attempts = attempts
+
+
+class InvalidRequest(APIError):
+    """400, 413 (body over 256 KiB) or 422 (validation; see `fields`)."""
+
+
+class AuthenticationError(APIError):
+    """401: the token is missing, unknown or revoked."""
+
+
+class AgentUnavailable(APIError):
+    """403: the agent is paused or retired."""
+
+
+class NotFound(APIError):
+    """404: no such action for this agent."""
+
+
+class Conflict(APIError):
+    """409: an idempotency key reused with another body, a result reported twice, a
+    result for an action that may not run, or a result for a different action."""
+
+
+class RateLimited(APIError):
+    """429 on every attempt."""
+
+
+class ServerError(APIError, OversightUnavailable):
+    """5xx on every attempt. Never an allow: do not act."""
+
+
+_BY_STATUS: dict[int, type[APIError]] = {
+    400: InvalidRequest,
+    401: AuthenticationError,
+    403: AgentUnavailable,
+    404: NotFound,
+    409: Conflict,
+    413: InvalidRequest,
+    422: InvalidRequest,
+    429: RateLimited,
+}
+
+
+def api_error_class(status_code: int) -> type[APIError]:
+    if status_code >= 500:
+        return ServerError
+    return _BY_STATUS.get(status_code, APIError)
+
+
+# -- Oversight answered, and the answer is not "go ahead" ------------------------------
+
+
+class ActionNotPermitted(OversightError):
+    """The action may not run. `decision` holds the full answer, `reasons` why."""
+
+    def __init__(self, decision: Decision, message: str = "") -> None:
+        self.decision = decision
+        super().__init__(message or self._describe(decision))
+
+    @property
+    def action_id(self) -> str:
+        return self.decision.id
+
+    @property
+    def status(self) -> str:
+        return self.decision.status
+
+    @property
+    def reasons(self) -> list[Reason]:
+        return self.decision.reasons
+
+    @staticmethod
+    def _describe(decision: Decision) -> str:
+        why = "; ".join(f"{r.name}: {r.detail}" for r in decision.reasons) or "no reason given"
+        return f"action {decision.id} is {decision.status} ({why})"
+
+
+class ActionDenied(ActionNotPermitted):
+    """Policy, a limit, or an error on the decision path said no."""
+
+
+class ActionHalted(ActionNotPermitted):
+    """A kill switch (global, team or agent) is engaged."""
+
+
+class ActionRejected(ActionNotPermitted):
+    """A held action that will not run: a reviewer rejected it, it was cancelled, or (see
+    `ActionExpired`) nobody decided in time. `status` says which."""
+
+
+class ActionExpired(ActionRejected):
+    """A held action nobody decided before it expired (a denial)."""
+
+
+class DryRun(ActionNotPermitted):
+    """A staging token: the action was decided and recorded, and must not run."""
+
+
+class ApprovalTimeout(ActionNotPermitted):
+    """Still pending when the wait ran out. The action stays held on the server; call
+    `wait(action_id)` later to pick it up."""
+
+    def __init__(self, decision: Decision, waited: float) -> None:
+        self.waited = waited
+        super().__init__(
+            decision, f"action {decision.id} is still pending after {waited:.1f}s of waiting"
+        )
+
+
+def not_permitted_class(status: str) -> type[ActionNotPermitted]:
+    return _NOT_PERMITTED.get(status, ActionNotPermitted)
+
+
+_NOT_PERMITTED: dict[str, type[ActionNotPermitted]] = {
+    "denied": ActionDenied,
+    "halted": ActionHalted,
+    "rejected": ActionRejected,
+    "cancelled": ActionRejected,
+    "expired": ActionExpired,
+    "dry_run": DryRun,
+}
+
+
+def error_from_body(status_code: int, body: Any, *, request_id: str, attempts: int) -> APIError:
+    """The typed error for an error answer, tolerant of bodies that are not our shape
+    (a proxy's HTML 502, say)."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        error = {"code": "http_error", "message": f"HTTP {status_code}"}
+    fields = error.get("fields")
+    return api_error_class(status_code)(
+        status_code,
+        str(error.get("code") or "http_error"),
+        str(error.get("message") or f"HTTP {status_code}"),
+        fields if isinstance(fields, dict) else {},
+        request_id=request_id,
+        attempts=attempts,
+    )

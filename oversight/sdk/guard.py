@@ -1,0 +1,197 @@
+"""`guard`: ask, wait if held, run only on allowed/approved, report what happened.
+
+Used as a context manager:
+
+    with client.guard("payments.refund", resource="stripe:charge/ch_1",
+                      params={"amount": 20}) as g:
+        g.after = stripe.refund("ch_1", 20)
+
+or as a decorator (see `oversight.sdk.binding` for deriving resource and params from
+the call's arguments). The block or function runs only when the action is allowed or
+approved; otherwise a subclass of `ActionNotPermitted` is raised before it starts. When
+the block ends, `succeeded` is reported with `g.after`; when it raises, `failed` is
+reported with the error text and the original exception propagates.
+
+A report that cannot be delivered (after retries) never hides what the block did: it is
+logged on the `oversight.sdk` logger and kept in `g.report_error`.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import inspect
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from oversight.sdk._http import error_text, require_runnable
+from oversight.sdk.binding import ActionRequest, GuardSpec, call_arguments
+from oversight.sdk.errors import OversightError
+from oversight.sdk.models import Decision
+
+if TYPE_CHECKING:
+    from oversight.sdk.aio import AsyncOversight
+    from oversight.sdk.client import Oversight
+
+logger = logging.getLogger("oversight.sdk")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_current: contextvars.ContextVar[_GuardBase | None] = contextvars.ContextVar(
+    "oversight_guard", default=None
+)
+
+
+def current_guard() -> _GuardBase | None:
+    """The guard whose block is running in this thread or task, if any.
+
+    Lets a decorated function set its own after-state: `current_guard().after = {...}`.
+    """
+    return _current.get()
+
+
+class _GuardBase:
+    """State shared by the sync and async guards: one instance per guarded run."""
+
+    def __init__(
+        self, spec: GuardSpec, default_timeout: float, arguments: dict[str, Any] | None
+    ) -> None:
+        self._spec = spec
+        self._arguments = arguments  # the decorated call's, by name; None for a `with`
+        self._timeout = spec.timeout if spec.timeout is not None else default_timeout
+        self._token: contextvars.Token[_GuardBase | None] | None = None
+        self.request: ActionRequest | None = None
+        self.decision: Decision | None = None  # the allowing decision, once entered
+        self.after: Any = None  # set it in the block: reported as the after-state
+        self.result: Decision | None = None  # the action after the report
+        self.report_error: OversightError | None = None
+
+    @property
+    def action_id(self) -> str | None:
+        return self.decision.id if self.decision else None
+
+    def _enter_block(self, decision: Decision, waited: float) -> None:
+        self.decision = require_runnable(decision, waited=waited)
+        self._token = _current.set(self)
+
+    def _leave_block(self) -> None:
+        if self._token is not None:
+            _current.reset(self._token)
+            self._token = None
+
+    def _report_kwargs(self, exc: BaseException | None) -> dict[str, Any]:
+        assert self.request is not None
+        return {
+            "outcome": "succeeded" if exc is None else "failed",
+            "after": self.after,
+            "error": "" if exc is None else error_text(exc),
+            # Bound: the server refuses a result for anything other than what it decided.
+            "action": self.request.action,
+            "resource": self.request.resource,
+            "params": self.request.params,
+        }
+
+    def _report_failed(self, exc: OversightError) -> None:
+        self.report_error = exc
+        logger.error("could not report the outcome of action %s: %s", self.action_id, exc)
+
+
+class Guard(_GuardBase):
+    """The synchronous guard, from `Oversight.guard`."""
+
+    def __init__(
+        self, client: Oversight, spec: GuardSpec, arguments: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(spec, client.wait_timeout, arguments)
+        self._client = client
+
+    def __enter__(self) -> Guard:
+        self.request = request = self._spec.request(self._arguments)
+        started = time.monotonic()
+        decision = self._client.ask(request.action, **request.ask_kwargs())
+        if decision.pending:
+            decision = self._client.wait(decision.id, self._timeout)
+        self._enter_block(decision, time.monotonic() - started)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        self._leave_block()
+        assert self.decision is not None
+        try:
+            self.result = self._client.report(self.decision.id, **self._report_kwargs(exc))
+        except OversightError as report_exc:
+            self._report_failed(report_exc)
+        return False  # never swallow the block's exception
+
+    def __call__(self, fn: F) -> F:
+        if inspect.iscoroutinefunction(fn):
+            raise TypeError("use AsyncOversight.guard to decorate an async function")
+        spec, client = self._spec, self._client
+
+        @functools.wraps(fn)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            run = Guard(client, spec, call_arguments(fn, args, kwargs))
+            with run:
+                result = fn(*args, **kwargs)
+                if spec.after is not None or run.after is None:
+                    run.after = spec.after_state(result)
+            return result
+
+        return guarded  # type: ignore[return-value]
+
+
+class AsyncGuard(_GuardBase):
+    """The asynchronous guard, from `AsyncOversight.guard`."""
+
+    def __init__(
+        self, client: AsyncOversight, spec: GuardSpec, arguments: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(spec, client.wait_timeout, arguments)
+        self._client = client
+
+    async def __aenter__(self) -> AsyncGuard:
+        self.request = request = self._spec.request(self._arguments)
+        started = time.monotonic()
+        decision = await self._client.ask(request.action, **request.ask_kwargs())
+        if decision.pending:
+            decision = await self._client.wait(decision.id, self._timeout)
+        self._enter_block(decision, time.monotonic() - started)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        self._leave_block()
+        assert self.decision is not None
+        try:
+            self.result = await self._client.report(self.decision.id, **self._report_kwargs(exc))
+        except OversightError as report_exc:
+            self._report_failed(report_exc)
+        return False
+
+    def __call__(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        if not inspect.iscoroutinefunction(fn):
+            raise TypeError("AsyncOversight.guard decorates async functions only")
+        spec, client = self._spec, self._client
+
+        @functools.wraps(fn)
+        async def guarded(*args: Any, **kwargs: Any) -> Any:
+            run = AsyncGuard(client, spec, call_arguments(fn, args, kwargs))
+            async with run:
+                result = await fn(*args, **kwargs)
+                if spec.after is not None or run.after is None:
+                    run.after = spec.after_state(result)
+            return result
+
+        return guarded
