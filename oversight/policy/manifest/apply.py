@@ -1,0 +1,187 @@
+"""Make the database match a manifest, through the services (so every change is audited).
+
+Agents in the manifest get exactly the grants, rules and limits it lists; agents it does
+not mention are left alone. Everything happens in one transaction: any problem and
+nothing changes. A dry run does the same work and rolls it back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils.text import slugify
+
+from oversight.accounts.models import Team
+from oversight.accounts.services import team_create, team_update
+from oversight.agents.models import Agent
+from oversight.agents.services import agent_create, agent_update
+from oversight.audit.actors import Actor
+from oversight.policy.manifest.spec import AgentSpec, LimitSpec, Manifest, ManifestError
+from oversight.policy.models import Grant, Limit, Rule
+from oversight.policy.services import (
+    policy_object_create,
+    policy_object_delete,
+    policy_object_update,
+)
+
+_RULE_FIELDS = (
+    "effect",
+    "action",
+    "resource",
+    "condition",
+    "approvals",
+    "expires_in_seconds",
+    "separation_of_duties",
+)
+_LIMIT_FIELDS = (
+    "action",
+    "resource",
+    "window_seconds",
+    "max_count",
+    "sum_param",
+    "max_sum",
+    "on_exceed",
+)
+
+
+class _Plan:
+    def __init__(self, actor: Actor) -> None:
+        self.actor = actor
+        self.changes: list[str] = []
+
+    def note(self, sign: str, text: str) -> None:
+        self.changes.append(f"{sign} {text}")
+
+
+def _messages(exc: ValidationError) -> str:
+    return "; ".join(exc.messages)
+
+
+def _teams(plan: _Plan, manifest: Manifest) -> dict[str, Team]:
+    teams = {team.name: team for team in Team.objects.all()}
+    for spec in manifest.teams:
+        team = teams.get(spec.name) or Team.objects.filter(slug=slugify(spec.name)).first()
+        if team is None:
+            teams[spec.name] = team_create(
+                actor=plan.actor, name=spec.name, description=spec.description
+            )
+            plan.note("+", f"team {spec.name}")
+        elif team.description != spec.description:
+            teams[spec.name] = team_update(
+                actor=plan.actor, team=team, name=team.name, description=spec.description
+            )
+            plan.note("~", f"team {spec.name}: description")
+    return teams
+
+
+def _agent(plan: _Plan, spec: AgentSpec, path: str, teams: dict[str, Team]) -> Agent:
+    team = teams.get(spec.team)
+    if team is None:
+        raise ManifestError(f"{path}.team: no team {spec.team!r} (list it under teams:)")
+    owner = get_user_model().objects.filter(username=spec.owner, is_active=True).first()
+    if owner is None:
+        raise ManifestError(f"{path}.owner: no active user {spec.owner!r}")
+    wanted: dict[str, Any] = {
+        "name": spec.name,
+        "purpose": spec.purpose,
+        "owner": owner,
+        "team": team,
+        "environments": list(spec.environments),
+        "risk_tier": spec.risk_tier,
+        "review_interval_days": spec.review_every_days,
+    }
+    agent = Agent.objects.select_related("owner", "team").filter(slug=spec.slug).first()
+    try:
+        if agent is None:
+            agent = agent_create(actor=plan.actor, slug=spec.slug, **wanted)
+            plan.note("+", f"agent {spec.slug}")
+            return agent
+        changed = {key: value for key, value in wanted.items() if getattr(agent, key) != value}
+        if changed:
+            agent = agent_update(actor=plan.actor, agent=agent, **changed)
+            plan.note("~", f"agent {spec.slug}: {', '.join(sorted(changed))}")
+    except ValidationError as exc:
+        raise ManifestError(f"{path}: {_messages(exc)}") from None
+    return agent
+
+
+def _sync(
+    plan: _Plan, label: str, existing: dict[Any, Any], wanted: dict[Any, tuple[Any, dict[str, Any]]]
+) -> None:
+    """Create, update and delete so that ``existing`` (key -> object) matches ``wanted``
+    (key -> (unsaved object, fields to compare))."""
+    for key, obj in existing.items():
+        if key not in wanted:
+            policy_object_delete(actor=plan.actor, obj=obj)
+            plan.note("-", f"{label} {obj}")
+    for key, (new, fields) in wanted.items():
+        current = existing.get(key)
+        if current is None:
+            policy_object_create(actor=plan.actor, obj=new)
+            plan.note("+", f"{label} {new}")
+            continue
+        changed = {name: value for name, value in fields.items() if getattr(current, name) != value}
+        if changed:
+            policy_object_update(actor=plan.actor, obj=current, **changed)
+            plan.note("~", f"{label} {current}: {', '.join(sorted(changed))}")
+
+
+def _limit_fields(spec: LimitSpec) -> dict[str, Any]:
+    return {name: getattr(spec, name) for name in _LIMIT_FIELDS}
+
+
+def _limits(plan: _Plan, label: str, specs: tuple[LimitSpec, ...], scope: dict[str, Any]) -> None:
+    existing = {lim.name: lim for lim in Limit.objects.filter(**scope)}
+    wanted = {
+        s.name: (Limit(name=s.name, **scope, **_limit_fields(s)), _limit_fields(s)) for s in specs
+    }
+    _sync(plan, label, existing, wanted)
+
+
+def _policy(plan: _Plan, spec: AgentSpec, agent: Agent) -> None:
+    label = f"{spec.slug}:"
+    grants = {(g.action, g.resource): g for g in Grant.objects.filter(agent=agent)}
+    wanted_grants = {
+        (g.action, g.resource): (
+            Grant(agent=agent, action=g.action, resource=g.resource, expires_at=g.expires_at),
+            {"expires_at": g.expires_at},
+        )
+        for g in spec.grants
+    }
+    _sync(plan, f"{label} grant", grants, wanted_grants)
+    rules = {r.name: r for r in Rule.objects.filter(agent=agent)}
+    wanted_rules = {}
+    for r in spec.rules:
+        fields = {name: getattr(r, name) for name in _RULE_FIELDS}
+        wanted_rules[r.name] = (Rule(agent=agent, name=r.name, **fields), fields)
+    _sync(plan, f"{label} rule", rules, wanted_rules)
+    _limits(plan, f"{label} limit", spec.limits, {"agent": agent, "team": None})
+
+
+def manifest_apply(*, manifest: Manifest, actor: Actor, dry_run: bool = False) -> list[str]:
+    """Apply the manifest; return the changes made (or that would be made), one per line."""
+    plan = _Plan(actor)
+    with transaction.atomic():
+        teams = _teams(plan, manifest)
+        for index, spec in enumerate(manifest.agents):
+            path = f"agents[{index}]"
+            agent = _agent(plan, spec, path, teams)
+            try:
+                _policy(plan, spec, agent)
+            except ValidationError as exc:
+                raise ManifestError(f"{path} ({spec.slug}): {_messages(exc)}") from None
+        for spec in manifest.teams:
+            _limits(
+                plan,
+                f"team {spec.name}: limit",
+                spec.limits,
+                {"agent": None, "team": teams[spec.name]},
+            )
+        if manifest.limits:
+            _limits(plan, "everyone: limit", manifest.limits, {"agent": None, "team": None})
+        if dry_run:
+            transaction.set_rollback(True)
+    return plan.changes

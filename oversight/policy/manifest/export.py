@@ -1,0 +1,87 @@
+"""Write the current teams, agents and policies in the manifest format."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import yaml
+
+from oversight.accounts.models import Team
+from oversight.agents.constants import AgentStatus
+from oversight.agents.models import Agent
+from oversight.policy.manifest.durations import format_duration
+from oversight.policy.models import Limit
+
+
+def _number(value: Decimal) -> int | float:
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+def _limit(lim: Limit) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": lim.name, "action": lim.action}
+    if lim.resource != "*":
+        out["resource"] = lim.resource
+    out["window"] = format_duration(lim.window_seconds)
+    if lim.max_count is not None:
+        out["max_count"] = lim.max_count
+    if lim.max_sum is not None:
+        out["max_sum"] = {"param": lim.sum_param, "value": _number(lim.max_sum)}
+    out["on_exceed"] = lim.on_exceed
+    return out
+
+
+def _agent(agent: Agent) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "slug": agent.slug,
+        "name": agent.name,
+        "owner": agent.owner.get_username(),
+        "team": agent.team.name,
+        "purpose": agent.purpose,
+        "review_every_days": agent.review_interval_days,
+        "environments": list(agent.environments),
+        "risk_tier": agent.risk_tier,
+        "grants": [],
+        "rules": [],
+        "limits": [_limit(lim) for lim in agent.limits.order_by("name")],
+    }
+    for grant in agent.grants.order_by("action", "resource"):
+        item: dict[str, Any] = {"action": grant.action, "resource": grant.resource}
+        if grant.expires_at:
+            item["expires_at"] = grant.expires_at.isoformat()
+        out["grants"].append(item)
+    for rule in agent.rules.order_by("name"):
+        item = {"name": rule.name, "effect": rule.effect, "action": rule.action}
+        if rule.resource != "*":
+            item["resource"] = rule.resource
+        if rule.condition:
+            item["when"] = rule.condition
+        if rule.effect == "hold":
+            item["approvals"] = rule.approvals
+            item["expires_in"] = format_duration(rule.expires_in_seconds)
+            if rule.separation_of_duties:
+                item["separation_of_duties"] = True
+        out["rules"].append(item)
+    return out
+
+
+def manifest_export() -> str:
+    teams = []
+    for team in Team.objects.order_by("name"):
+        item: dict[str, Any] = {"name": team.name}
+        if team.description:
+            item["description"] = team.description
+        limits = [_limit(lim) for lim in Limit.objects.filter(team=team).order_by("name")]
+        if limits:
+            item["limits"] = limits
+        teams.append(item)
+    agents = (
+        Agent.objects.exclude(status=AgentStatus.RETIRED)
+        .select_related("owner", "team")
+        .order_by("slug")
+    )
+    document: dict[str, Any] = {"teams": teams, "agents": [_agent(a) for a in agents]}
+    everyone = Limit.objects.filter(agent__isnull=True, team__isnull=True).order_by("name")
+    if everyone:
+        document["limits"] = [_limit(lim) for lim in everyone]
+    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=100)

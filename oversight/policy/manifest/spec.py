@@ -1,0 +1,270 @@
+"""Parse a manifest into plain specs, naming the exact place of every problem."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import yaml
+
+from oversight.policy.engine import ConditionError, check_condition, check_pattern
+from oversight.policy.manifest.durations import parse_duration
+
+
+class ManifestError(ValueError):
+    """A problem in the manifest, with where it is (e.g. agents[0].rules[1].when)."""
+
+
+@dataclass(frozen=True)
+class GrantSpec:
+    action: str
+    resource: str = "*"
+    expires_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    name: str
+    effect: str
+    action: str = "*"
+    resource: str = "*"
+    condition: str = ""
+    approvals: int = 1
+    expires_in_seconds: int = 900
+    separation_of_duties: bool = False
+
+
+@dataclass(frozen=True)
+class LimitSpec:
+    name: str
+    window_seconds: int
+    action: str = "*"
+    resource: str = "*"
+    max_count: int | None = None
+    sum_param: str = ""
+    max_sum: Decimal | None = None
+    on_exceed: str = "deny"
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    slug: str
+    name: str
+    owner: str
+    team: str
+    purpose: str
+    review_every_days: int = 90
+    environments: tuple[str, ...] = ("staging", "production")
+    risk_tier: str = "medium"
+    grants: tuple[GrantSpec, ...] = ()
+    rules: tuple[RuleSpec, ...] = ()
+    limits: tuple[LimitSpec, ...] = ()
+
+
+@dataclass(frozen=True)
+class TeamSpec:
+    name: str
+    description: str = ""
+    limits: tuple[LimitSpec, ...] = ()
+
+
+@dataclass(frozen=True)
+class Manifest:
+    teams: tuple[TeamSpec, ...] = ()
+    agents: tuple[AgentSpec, ...] = ()
+    limits: tuple[LimitSpec, ...] = field(default_factory=tuple)  # on everyone
+
+
+class _Reader:
+    """Typed access to one mapping of the manifest, with its path for error messages."""
+
+    def __init__(self, data: Any, path: str, allowed: set[str]) -> None:
+        if not isinstance(data, dict):
+            raise ManifestError(f"{path or 'the manifest'}: expected a mapping")
+        unknown = sorted(set(data) - allowed)
+        if unknown:
+            raise ManifestError(
+                f"{path}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})"
+            )
+        self.data, self.path = data, path
+
+    def text(self, key: str, default: str | None = None) -> str:
+        value = self.data.get(key, default)
+        if value is None:
+            raise ManifestError(f"{self.path}.{key}: required")
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise ManifestError(f"{self.path}.{key}: expected text")
+        return str(value)
+
+    def integer(self, key: str, default: int | None = None, minimum: int = 1) -> int | None:
+        value = self.data.get(key, default)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ManifestError(f"{self.path}.{key}: expected a whole number of at least {minimum}")
+        return value
+
+    def duration(self, key: str, default: int | None = None) -> int:
+        value = self.data.get(key, default)
+        if value is None:
+            raise ManifestError(f"{self.path}.{key}: required")
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            raise ManifestError(f"{self.path}.{key}: {exc}") from None
+
+    def items(self, key: str) -> list[tuple[str, Any]]:
+        value = self.data.get(key) or []
+        if not isinstance(value, list):
+            raise ManifestError(f"{self.path}.{key}: expected a list")
+        prefix = f"{self.path}." if self.path else ""
+        return [(f"{prefix}{key}[{i}]", item) for i, item in enumerate(value)]
+
+    def pattern(self, key: str, kind: str) -> str:
+        value = self.text(key, "*")
+        try:
+            check_pattern(value, kind=kind)  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise ManifestError(f"{self.path}.{key}: {exc}") from None
+        return value
+
+
+def _grant(path: str, data: Any) -> GrantSpec:
+    r = _Reader(data, path, {"action", "resource", "expires_at"})
+    expires = data.get("expires_at")
+    if expires is not None and not isinstance(expires, dt.datetime):
+        try:
+            expires = dt.datetime.fromisoformat(str(expires))
+        except ValueError:
+            raise ManifestError(f"{path}.expires_at: expected an ISO date-time") from None
+    if expires is not None and expires.tzinfo is None:
+        expires = expires.replace(tzinfo=dt.UTC)
+    return GrantSpec(r.pattern("action", "action"), r.pattern("resource", "resource"), expires)
+
+
+def _rule(path: str, data: Any) -> RuleSpec:
+    allowed = {
+        "name",
+        "effect",
+        "action",
+        "resource",
+        "when",
+        "approvals",
+        "expires_in",
+        "separation_of_duties",
+    }
+    r = _Reader(data, path, allowed)
+    effect = r.text("effect")
+    if effect not in ("permit", "forbid", "hold"):
+        raise ManifestError(f"{path}.effect: must be permit, forbid or hold, not {effect!r}")
+    condition = r.text("when", "")
+    if condition:
+        try:
+            check_condition(condition)
+        except ConditionError as exc:
+            raise ManifestError(f"{path}.when: {exc}") from None
+    sod = data.get("separation_of_duties", False)
+    if not isinstance(sod, bool):
+        raise ManifestError(f"{path}.separation_of_duties: expected true or false")
+    return RuleSpec(
+        name=r.text("name"),
+        effect=effect,
+        action=r.pattern("action", "action"),
+        resource=r.pattern("resource", "resource"),
+        condition=condition,
+        approvals=r.integer("approvals", 1) or 1,
+        expires_in_seconds=r.duration("expires_in", 900),
+        separation_of_duties=sod,
+    )
+
+
+def _limit(path: str, data: Any) -> LimitSpec:
+    allowed = {"name", "action", "resource", "window", "max_count", "max_sum", "on_exceed"}
+    r = _Reader(data, path, allowed)
+    sum_param, max_sum = "", None
+    if data.get("max_sum") is not None:
+        s = _Reader(data["max_sum"], f"{path}.max_sum", {"param", "value"})
+        sum_param = s.text("param")
+        try:
+            max_sum = Decimal(str(s.data.get("value")))
+        except InvalidOperation:
+            raise ManifestError(f"{path}.max_sum.value: expected a number") from None
+        if not max_sum.is_finite() or max_sum <= 0:
+            raise ManifestError(f"{path}.max_sum.value: expected a positive number")
+    max_count = r.integer("max_count")
+    if max_count is None and max_sum is None:
+        raise ManifestError(f"{path}: give max_count, max_sum or both")
+    on_exceed = r.text("on_exceed", "deny")
+    if on_exceed not in ("deny", "hold", "pause"):
+        raise ManifestError(f"{path}.on_exceed: must be deny, hold or pause")
+    return LimitSpec(
+        name=r.text("name"),
+        window_seconds=r.duration("window"),
+        action=r.pattern("action", "action"),
+        resource=r.pattern("resource", "resource"),
+        max_count=max_count,
+        sum_param=sum_param,
+        max_sum=max_sum,
+        on_exceed=on_exceed,
+    )
+
+
+def _unique(specs: list[Any], key: str, path: str) -> tuple[Any, ...]:
+    seen: set[Any] = set()
+    for spec in specs:
+        value = getattr(spec, key) if key != "grant" else (spec.action, spec.resource)
+        if value in seen:
+            raise ManifestError(f"{path}: {value!r} appears twice")
+        seen.add(value)
+    return tuple(specs)
+
+
+def _agent(path: str, data: Any) -> AgentSpec:
+    allowed = {
+        "slug", "name", "owner", "team", "purpose", "review_every_days", "environments",
+        "risk_tier", "grants", "rules", "limits",
+    }  # fmt: skip
+    r = _Reader(data, path, allowed)
+    environments = data.get("environments", ["staging", "production"])
+    if (
+        not isinstance(environments, list)
+        or not environments
+        or any(e not in ("staging", "production") for e in environments)
+    ):
+        raise ManifestError(f"{path}.environments: a list of staging and/or production")
+    risk = r.text("risk_tier", "medium")
+    if risk not in ("low", "medium", "high", "critical"):
+        raise ManifestError(f"{path}.risk_tier: must be low, medium, high or critical")
+    return AgentSpec(
+        slug=r.text("slug"),
+        name=r.text("name"),
+        owner=r.text("owner"),
+        team=r.text("team"),
+        purpose=r.text("purpose"),
+        review_every_days=r.integer("review_every_days", 90) or 90,
+        environments=tuple(environments),
+        risk_tier=risk,
+        grants=_unique([_grant(p, g) for p, g in r.items("grants")], "grant", f"{path}.grants"),
+        rules=_unique([_rule(p, g) for p, g in r.items("rules")], "name", f"{path}.rules"),
+        limits=_unique([_limit(p, g) for p, g in r.items("limits")], "name", f"{path}.limits"),
+    )
+
+
+def _team(path: str, data: Any) -> TeamSpec:
+    r = _Reader(data, path, {"name", "description", "limits"})
+    limits = _unique([_limit(p, g) for p, g in r.items("limits")], "name", f"{path}.limits")
+    return TeamSpec(name=r.text("name"), description=r.text("description", ""), limits=limits)
+
+
+def parse_manifest(text: str) -> Manifest:
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ManifestError(f"not valid YAML: {exc}") from None
+    r = _Reader(data, "", {"teams", "agents", "limits"})
+    teams = _unique([_team(p, t) for p, t in r.items("teams")], "name", "teams")
+    agents = _unique([_agent(p, a) for p, a in r.items("agents")], "slug", "agents")
+    limits = _unique([_limit(p, lim) for p, lim in r.items("limits")], "name", "limits")
+    return Manifest(teams=teams, agents=agents, limits=limits)

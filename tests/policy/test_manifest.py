@@ -1,0 +1,157 @@
+"""policy_apply and policy_export: atomic, idempotent, audited, round-tripping."""
+
+from __future__ import annotations
+
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from oversight.agents.models import Agent
+from oversight.audit.models import AuditEvent
+from oversight.policy.models import Grant, Limit, Rule
+from tests.conftest import make_user
+
+pytestmark = pytest.mark.django_db
+EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "manifest.yaml"
+
+
+def _apply(text: str, *args: str) -> str:
+    out = StringIO()
+    call_command("policy_apply", "-", *args, stdin=StringIO(text), stdout=out)
+    return out.getvalue()
+
+
+@pytest.fixture
+def alice(django_user_model: Any) -> Any:
+    return make_user(django_user_model, "alice")
+
+
+def test_the_documented_example_applies(alice: Any) -> None:
+    out = StringIO()
+    call_command("policy_apply", str(EXAMPLE), stdout=out)
+    agent = Agent.objects.get(slug="refund-bot")
+    assert agent.owner == alice and agent.team.name == "payments"
+    assert Grant.objects.filter(agent=agent).count() == 2
+    hold = Rule.objects.get(agent=agent, name="big refunds need a human")
+    assert (hold.effect, hold.condition, hold.expires_in_seconds) == (
+        "hold",
+        "params.amount > 500",
+        900,
+    )
+    volume = Limit.objects.get(agent=agent)
+    assert (volume.max_count, volume.sum_param, int(volume.max_sum), volume.on_exceed) == (
+        100,
+        "amount",
+        10000,
+        "hold",
+    )
+    assert Limit.objects.get(team__name="payments").scope == "team"
+    assert "8 changes" in out.getvalue()
+
+
+def test_applying_twice_changes_nothing_the_second_time(alice: Any) -> None:
+    text = EXAMPLE.read_text()
+    _apply(text)
+    events = AuditEvent.objects.count()
+    assert "no changes" in _apply(text)
+    assert AuditEvent.objects.count() == events
+
+
+def test_every_change_is_audited_and_bumps_the_policy_version(alice: Any) -> None:
+    _apply(EXAMPLE.read_text())
+    agent = Agent.objects.get(slug="refund-bot")
+    version = agent.policy_version
+    out = _apply(EXAMPLE.read_text().replace("max_count: 100", "max_count: 40"))
+    assert "~ refund-bot: limit refund volume: max_count" in out
+    agent.refresh_from_db()
+    assert agent.policy_version == version + 1
+    event = AuditEvent.objects.get(verb="limit.updated")
+    assert (event.before["max_count"], event.after["max_count"]) == (100, 40)
+    assert event.actor_label == "system:policy_apply"
+
+
+def test_a_dry_run_shows_the_changes_and_makes_none(alice: Any) -> None:
+    out = _apply(EXAMPLE.read_text(), "--dry-run")
+    assert "+ agent refund-bot" in out and "would change" in out
+    assert not Agent.objects.exists()
+    assert not AuditEvent.objects.exists()
+
+
+def test_entries_missing_from_the_file_are_removed(alice: Any) -> None:
+    _apply(EXAMPLE.read_text())
+    lines = EXAMPLE.read_text().splitlines(keepends=True)
+    shorter = "".join(line for line in lines if "name: no bulk refunds" not in line)
+    out = _apply(shorter)
+    assert "- refund-bot: rule no bulk refunds" in out
+    assert not Rule.objects.filter(name="no bulk refunds").exists()
+    assert AuditEvent.objects.filter(verb="rule.deleted").count() == 1
+
+
+def test_an_unknown_owner_fails_clearly_and_changes_nothing(alice: Any) -> None:
+    text = EXAMPLE.read_text() + (
+        "  - {slug: other-bot, name: Other, owner: nobody, team: payments, purpose: x}\n"
+    )
+    with pytest.raises(CommandError, match=r"agents\[1\]\.owner: no active user 'nobody'.*Nothing"):
+        _apply(text)
+    # the first agent in the same file was not created either: one transaction
+    assert not Agent.objects.exists()
+    assert not AuditEvent.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            ("params.amount > 500", "params.amount >"),
+            r"agents\[0\]\.rules\[0\]\.when: line 1, column 16",
+        ),
+        (("params.amount > 500", "action + 1"), r"rules\[0\]\.when: .*no matching overload"),
+        (("review_every_days", "review_days"), r"agents\[0\]: unknown key 'review_days'"),
+        (
+            ("effect: forbid", "effect: maybe"),
+            r"rules\[1\]\.effect: must be permit, forbid or hold",
+        ),
+        (
+            ("window: 1h, max_count", "window: soon, max_count"),
+            r"limits\[0\]\.window: 'soon' is not a duration",
+        ),
+        (('resource: "stripe:charge/*"', 'resource: "stripe: charge"'), r"grants\[0\]\.resource"),
+        (
+            (
+                '- {action: "crm.ticket.*"',
+                '- {action: "payments.refund", resource: "stripe:charge/*"} #',
+            ),
+            r"appears twice",
+        ),
+    ],
+)
+def test_bad_input_is_refused_with_its_place_named(
+    alice: Any, edit: tuple[str, str], message: str
+) -> None:
+    text = EXAMPLE.read_text().replace(*edit)
+    assert text != EXAMPLE.read_text()
+    with pytest.raises(CommandError, match=message):
+        _apply(text)
+    assert not Agent.objects.exists()
+
+
+def test_not_yaml_at_all_is_refused() -> None:
+    with pytest.raises(CommandError, match="not valid YAML"):
+        _apply("agents: [unclosed")
+
+
+def test_a_missing_file_is_reported() -> None:
+    with pytest.raises(CommandError, match=r"Cannot read /no/such/file\.yaml"):
+        call_command("policy_apply", "/no/such/file.yaml")
+
+
+def test_an_export_applies_back_without_changes(alice: Any) -> None:
+    _apply(EXAMPLE.read_text() + "limits:\n  - {name: everyone, window: 1d, max_count: 100000}\n")
+    exported = StringIO()
+    call_command("policy_export", stdout=exported)
+    assert "no changes" in _apply(exported.getvalue())
+    assert "refund-bot" in exported.getvalue() and "team refunds" in exported.getvalue()
+    assert Limit.objects.get(name="everyone").scope == "everyone"
