@@ -12,6 +12,7 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("agents/", include("oversight.agents.urls")),
+    path("agents/<slug:slug>/policy/", include("oversight.policy.urls")),
     path("audit/", include("oversight.audit.urls")),
     path("api/v1/", agent_api.urls),
     path("admin/", admin.site.urls),

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from oversight.agents import views
+from oversight.agents import token_views, views
 
 app_name = "agents"
 urlpatterns = [
@@ -9,6 +9,17 @@ urlpatterns = [
     path("<slug:slug>/", views.agent_detail, name="detail"),
     path("<slug:slug>/edit/", views.agent_edit, name="edit"),
     path("<slug:slug>/access/", views.agent_access_grant_view, name="access-grant"),
+    path("<slug:slug>/tokens/", token_views.token_create_view, name="token-create"),
+    path(
+        "<slug:slug>/tokens/<int:token_id>/rotate/",
+        token_views.token_rotate_view,
+        name="token-rotate",
+    ),
+    path(
+        "<slug:slug>/tokens/<int:token_id>/revoke/",
+        token_views.token_revoke_view,
+        name="token-revoke",
+    ),
     path(
         "<slug:slug>/access/<int:user_id>/revoke/",
         views.agent_access_revoke_view,

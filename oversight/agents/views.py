@@ -10,22 +10,16 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from oversight.accounts import roles
 from oversight.agents import services
+from oversight.agents.access import get_agent_for_user
 from oversight.agents.constants import CHANGE
 from oversight.agents.forms import AccessGrantForm, AgentFilterForm, AgentForm
 from oversight.agents.models import Agent
 from oversight.agents.permissions import user_has_agent_perm
-from oversight.agents.selectors import agent_access_list, agent_get, agent_list
+from oversight.agents.selectors import agent_access_list, agent_list
+from oversight.agents.token_views import TokenForm
 from oversight.audit.actors import Actor
 from oversight.audit.selectors import agent_history
 from oversight.lib.htmx import render_page_or_fragment
-
-
-def _get_agent_for_user(request: HttpRequest, slug: str, *, perm: str | None = None) -> Agent:
-    """404 if the user may not see the agent at all, 403 if they may see but not ``perm``."""
-    agent = agent_get(user=request.user, slug=slug)
-    if perm and not user_has_agent_perm(request.user, perm, agent):
-        raise PermissionDenied("You may view this agent but not change it.")
-    return agent
 
 
 @login_required
@@ -40,7 +34,7 @@ def agent_list_view(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def agent_detail(request: HttpRequest, slug: str) -> HttpResponse:
-    agent = _get_agent_for_user(request, slug)
+    agent = get_agent_for_user(request, slug)
     can_change = user_has_agent_perm(request.user, CHANGE, agent)
     context = {
         "agent": agent,
@@ -48,6 +42,10 @@ def agent_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "can_change": can_change,
         "access": agent_access_list(agent=agent),
         "access_form": AccessGrantForm(agent=agent) if can_change else None,
+        "tokens": agent.tokens.all() if can_change else None,
+        "token_form": TokenForm(initial={"environment": agent.environments[0]})
+        if can_change
+        else None,
     }
     return render(request, "agents/detail.html", context)
 
@@ -72,7 +70,7 @@ def agent_create(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def agent_edit(request: HttpRequest, slug: str) -> HttpResponse:
-    agent = _get_agent_for_user(request, slug, perm=CHANGE)
+    agent = get_agent_for_user(request, slug, perm=CHANGE)
     form = AgentForm(request.POST or None, instance=agent, user=request.user)
     if request.method == "POST" and form.is_valid():
         changes = {field: form.cleaned_data[field] for field in services.EDITABLE_FIELDS}
@@ -105,7 +103,7 @@ def _render_access(
 @login_required
 @require_POST
 def agent_access_grant_view(request: HttpRequest, slug: str) -> HttpResponse:
-    agent = _get_agent_for_user(request, slug, perm=CHANGE)
+    agent = get_agent_for_user(request, slug, perm=CHANGE)
     form = AccessGrantForm(request.POST, agent=agent)
     if form.is_valid():
         services.agent_access_grant(
@@ -123,7 +121,7 @@ def agent_access_grant_view(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_POST
 def agent_access_revoke_view(request: HttpRequest, slug: str, user_id: int) -> HttpResponse:
-    agent = _get_agent_for_user(request, slug, perm=CHANGE)
+    agent = get_agent_for_user(request, slug, perm=CHANGE)
     user = get_object_or_404(get_user_model(), pk=user_id)
     error = ""
     try:

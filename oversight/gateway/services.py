@@ -17,7 +17,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from oversight.agents.constants import AgentStatus, Environment
-from oversight.agents.models import AgentToken
+from oversight.agents.models import Agent, AgentToken
 from oversight.audit import verbs
 from oversight.audit.actors import Actor
 from oversight.audit.services import audit_record
@@ -79,25 +79,41 @@ def _reason(
     return {"kind": kind, "id": id, "name": name, "effect": effect, "detail": detail}
 
 
+def policy_request(
+    *, agent: Agent, environment: str, action: str, resource: str, params: Any, now: Any
+) -> Request:
+    """The engine's view of an action: the same for real decisions and previews."""
+    return Request(
+        action=action,
+        resource=resource,
+        params=params,
+        agent={
+            "slug": agent.slug,
+            "team": agent.team.slug,
+            "risk_tier": agent.risk_tier,
+            "owner": agent.owner.get_username(),
+        },
+        env=environment,
+        time=now,
+    )
+
+
+def reason_dicts(decision: Decision) -> list[dict[str, Any]]:
+    return [_reason(r.kind, r.name, r.effect, r.detail, r.id) for r in decision.reasons]
+
+
 def _engine_decision(token: AgentToken, data: ActionInput, now: Any) -> Decision | None:
     agent = token.agent
     try:
-        policy = compiled_policy_for(agent)
-        return policy.decide(
-            Request(
-                action=data.action,
-                resource=data.resource,
-                params=data.params,
-                agent={
-                    "slug": agent.slug,
-                    "team": agent.team.slug,
-                    "risk_tier": agent.risk_tier,
-                    "owner": agent.owner.get_username(),
-                },
-                env=token.environment,
-                time=now,
-            )
+        request = policy_request(
+            agent=agent,
+            environment=token.environment,
+            action=data.action,
+            resource=data.resource,
+            params=data.params,
+            now=now,
         )
+        return compiled_policy_for(agent).decide(request)
     except Exception:  # the decision path fails closed
         logger.exception("policy evaluation failed for agent %s", agent.slug)
         return None
@@ -123,7 +139,7 @@ def _decide(token: AgentToken, data: ActionInput, now: Any) -> _Outcome:
     if decision is None:
         reason = _reason("error", "policy error", "deny", "the policy could not be evaluated")
         return _Outcome(ActionStatus.DENIED, [reason])
-    reasons = [_reason(r.kind, r.name, r.effect, r.detail, r.id) for r in decision.reasons]
+    reasons = reason_dicts(decision)
     outcome = _Outcome(ActionStatus.DENIED, reasons, policy_version=decision.policy_version)
     if decision.outcome == "deny":
         return outcome

@@ -11,9 +11,9 @@ Depends on the standard library and httpx only; nothing here imports Django or t
 of Oversight, so it can be copied into, or installed in, any agent. See docs/sdk.md.
 """
 
-from oversight.sdk.aio import AsyncOversight
-from oversight.sdk.client import Oversight
-from oversight.sdk.errors import (
+from .aio import AsyncOversight
+from .client import Oversight
+from .errors import (
     ActionDenied,
     ActionExpired,
     ActionHalted,
@@ -33,8 +33,8 @@ from oversight.sdk.errors import (
     RateLimited,
     ServerError,
 )
-from oversight.sdk.guard import AsyncGuard, Guard, current_guard
-from oversight.sdk.models import RUNNABLE, AgentInfo, Decision, Reason, Status
+from .guard import AsyncGuard, Guard, current_guard
+from .models import RUNNABLE, AgentInfo, Decision, Reason, Status
 
 __all__ = [
     "RUNNABLE",

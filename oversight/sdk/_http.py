@@ -16,13 +16,13 @@ from typing import Any
 
 import httpx
 
-from oversight.sdk.errors import (
+from .errors import (
     ApprovalTimeout,
     ConnectionFailed,
     error_from_body,
     not_permitted_class,
 )
-from oversight.sdk.models import Decision
+from .models import Decision
 
 API_PATH = "/api/v1"
 MAX_WAIT_PER_REQUEST = 60  # the server's limit for ?wait=

@@ -10,11 +10,11 @@ from typing import Any
 
 import httpx
 
-from oversight.sdk import _http
-from oversight.sdk.binding import GuardSpec
-from oversight.sdk.errors import Conflict
-from oversight.sdk.guard import Guard
-from oversight.sdk.models import AgentInfo, Decision
+from . import _http
+from .binding import GuardSpec
+from .errors import Conflict
+from .guard import Guard
+from .models import AgentInfo, Decision
 
 
 class Oversight:

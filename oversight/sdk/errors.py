@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from oversight.sdk.models import Decision, Reason
+    from .models import Decision, Reason
 
 
 class OversightError(Exception):

@@ -27,14 +27,14 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from oversight.sdk._http import error_text, require_runnable
-from oversight.sdk.binding import ActionRequest, GuardSpec, call_arguments
-from oversight.sdk.errors import OversightError
-from oversight.sdk.models import Decision
+from ._http import error_text, require_runnable
+from .binding import ActionRequest, GuardSpec, call_arguments
+from .errors import OversightError
+from .models import Decision
 
 if TYPE_CHECKING:
-    from oversight.sdk.aio import AsyncOversight
-    from oversight.sdk.client import Oversight
+    from .aio import AsyncOversight
+    from .client import Oversight
 
 logger = logging.getLogger("oversight.sdk")
 

@@ -1,0 +1,18 @@
+"""The one way a view gets an agent for the person asking."""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest
+
+from oversight.agents.models import Agent
+from oversight.agents.permissions import user_has_agent_perm
+from oversight.agents.selectors import agent_get
+
+
+def get_agent_for_user(request: HttpRequest, slug: str, *, perm: str | None = None) -> Agent:
+    """404 if the user may not see the agent at all, 403 if they may see but not ``perm``."""
+    agent = agent_get(user=request.user, slug=slug)
+    if perm and not user_has_agent_perm(request.user, perm, agent):
+        raise PermissionDenied("You may view this agent but not change it.")
+    return agent

@@ -1,0 +1,95 @@
+"""Forms for grants, rules and limits. Patterns and conditions are checked by the service."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+
+from oversight.agents.constants import Environment
+from oversight.policy.models import Grant, Limit, Rule
+
+
+class GrantForm(forms.ModelForm):
+    class Meta:
+        model = Grant
+        fields = ["action", "resource", "expires_at"]
+        widgets = {
+            "action": forms.TextInput(attrs={"placeholder": "payments.refund or crm.contact.*"}),
+            "resource": forms.TextInput(attrs={"placeholder": "stripe:charge/*"}),
+            "expires_at": forms.DateTimeInput(attrs={"type": "datetime-local"}),
+        }
+
+
+class RuleForm(forms.ModelForm):
+    class Meta:
+        model = Rule
+        fields = [
+            "name",
+            "effect",
+            "action",
+            "resource",
+            "condition",
+            "approvals",
+            "expires_in_seconds",
+            "separation_of_duties",
+        ]
+        labels = {"expires_in_seconds": "Expires after (seconds)", "condition": "When (CEL)"}
+        widgets = {
+            "condition": forms.TextInput(
+                attrs={"placeholder": "params.amount > 500", "class": "mono"}
+            ),
+        }
+
+
+class LimitForm(forms.ModelForm):
+    class Meta:
+        model = Limit
+        fields = [
+            "name",
+            "action",
+            "resource",
+            "window_seconds",
+            "max_count",
+            "sum_param",
+            "max_sum",
+            "on_exceed",
+        ]
+        labels = {"window_seconds": "Window (seconds)", "sum_param": "Sum of param"}
+        widgets = {"sum_param": forms.TextInput(attrs={"placeholder": "amount"})}
+
+
+class TryItForm(forms.Form):
+    environment = forms.ChoiceField(choices=Environment.choices, initial=Environment.PRODUCTION)
+    request = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 6, "class": "mono", "spellcheck": "false"}),
+        initial=json.dumps(
+            {
+                "action": "payments.refund",
+                "resource": "stripe:charge/ch_1",
+                "params": {"amount": 900},
+            },
+            indent=2,
+        ),
+        help_text='JSON with "action", "resource" and optional "params".',
+    )
+
+    def clean_request(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.cleaned_data["request"])
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(
+                f"Not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
+            ) from None
+        if not isinstance(data, dict):
+            raise forms.ValidationError("Give a JSON object.")
+        unknown = sorted(set(data) - {"action", "resource", "params"})
+        if unknown:
+            raise forms.ValidationError(f"Unknown key: {unknown[0]}.")
+        if not isinstance(data.get("action"), str) or not isinstance(data.get("resource"), str):
+            raise forms.ValidationError('"action" and "resource" must be strings.')
+        if not isinstance(data.get("params", {}), dict):
+            raise forms.ValidationError('"params" must be an object.')
+        data.setdefault("params", {})
+        return data
