@@ -68,7 +68,7 @@ class TryItForm(forms.Form):
             {
                 "action": "payments.refund",
                 "resource": "stripe:charge/ch_1",
-                "params": {"amount": 900},
+                "params": {"amount": 900, "charges": ["ch_1"]},
             },
             indent=2,
         ),
