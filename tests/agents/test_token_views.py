@@ -1,0 +1,112 @@
+"""API tokens in the browser: shown once, hashed at rest, rotated and revoked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from oversight.agents.models import AgentToken
+from oversight.agents.services import token_create
+from oversight.agents.tokens import token_hash
+from oversight.audit.models import AuditEvent
+from tests.conftest import SYSTEM
+
+pytestmark = pytest.mark.django_db
+
+
+def _create(client: Client, user: Any, agent: Any, env: str = "production") -> Any:
+    client.force_login(user)
+    return client.post(
+        reverse("agents:token-create", args=[agent.slug]),
+        {"environment": env},
+        HTTP_HX_REQUEST="true",
+    )
+
+
+def _raw(response: Any) -> str:
+    body = response.content.decode()
+    start = body.index('id="new-token">') + len('id="new-token">')
+    return body[start : body.index("</code>", start)]
+
+
+def test_the_owner_gets_a_token_shown_once_and_stored_as_a_hash(
+    client: Client, owner: Any, agent: Any
+) -> None:
+    response = _create(client, owner, agent)
+    raw = _raw(response)
+    assert raw.startswith("ovs_prod_") and len(raw) > 40
+    assert "no-store" in response["Cache-Control"]
+    token = AgentToken.objects.get()
+    assert token.token_hash == token_hash(raw)
+    assert raw not in str(list(AgentToken.objects.values()))
+    assert AuditEvent.objects.filter(verb="token.created", after__token=token.prefix).exists()
+    page = client.get(reverse("agents:detail", args=[agent.slug])).content.decode()
+    assert token.prefix in page and raw not in page
+
+
+def test_a_teammate_may_not_issue_tokens_or_see_the_panel(
+    client: Client, teammate: Any, agent: Any
+) -> None:
+    assert _create(client, teammate, agent).status_code == 403
+    assert (
+        'id="agent-tokens"'
+        not in client.get(reverse("agents:detail", args=[agent.slug])).content.decode()
+    )
+    assert not AgentToken.objects.exists()
+
+
+def test_an_outsider_gets_404(client: Client, outsider: Any, agent: Any) -> None:
+    assert _create(client, outsider, agent).status_code == 404
+
+
+def test_an_environment_the_agent_is_not_registered_for_is_refused(
+    client: Client, owner: Any, other_agent: Any
+) -> None:
+    # other_agent is staging-only (the default)
+    client.force_login(other_agent.owner)
+    response = client.post(
+        reverse("agents:token-create", args=[other_agent.slug]),
+        {"environment": "production"},
+        HTTP_HX_REQUEST="true",
+    )
+    assert "not registered for production" in response.content.decode()
+    assert not AgentToken.objects.exists()
+
+
+def test_rotating_revokes_the_old_token_and_shows_a_new_one(
+    client: Client, owner: Any, agent: Any
+) -> None:
+    old, _raw_old = token_create(actor=SYSTEM, agent=agent, environment="production")
+    client.force_login(owner)
+    response = client.post(
+        reverse("agents:token-rotate", args=[agent.slug, old.pk]), HTTP_HX_REQUEST="true"
+    )
+    new_raw = _raw(response)
+    old.refresh_from_db()
+    assert old.revoked_at is not None
+    assert AgentToken.objects.get(revoked_at__isnull=True).token_hash == token_hash(new_raw)
+
+
+def test_revoking_twice_records_once(client: Client, owner: Any, agent: Any) -> None:
+    token, _raw = token_create(actor=SYSTEM, agent=agent, environment="production")
+    client.force_login(owner)
+    url = reverse("agents:token-revoke", args=[agent.slug, token.pk])
+    client.post(url, HTTP_HX_REQUEST="true")
+    client.post(url, HTTP_HX_REQUEST="true")
+    assert AuditEvent.objects.filter(verb="token.revoked").count() == 1
+
+
+def test_another_agents_token_cannot_be_revoked_through_this_agent(
+    client: Client, owner: Any, agent: Any, other_agent: Any
+) -> None:
+    foreign, _raw = token_create(actor=SYSTEM, agent=other_agent, environment="staging")
+    client.force_login(owner)
+    assert (
+        client.post(reverse("agents:token-revoke", args=[agent.slug, foreign.pk])).status_code
+        == 404
+    )
+    foreign.refresh_from_db()
+    assert foreign.revoked_at is None

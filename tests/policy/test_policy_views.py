@@ -1,0 +1,205 @@
+"""The policy page: who may see and change it, validation, audit, and the try-it box."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from oversight.agents.services import agent_access_grant
+from oversight.audit.models import AuditEvent
+from oversight.gateway.models import Action
+from oversight.policy.models import Grant, LimitCounter, Rule
+from oversight.policy.services import policy_object_create
+from tests.conftest import SYSTEM
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def grant(agent: Any) -> Grant:
+    return policy_object_create(
+        actor=SYSTEM, obj=Grant(agent=agent, action="payments.refund", resource="stripe:charge/*")
+    )
+
+
+def _page(agent: Any) -> str:
+    return reverse("policy:page", args=[agent.slug])
+
+
+def _add(client: Client, user: Any, agent: Any, kind: str, **fields: Any) -> Any:
+    client.force_login(user)
+    data = {f"{kind}-{key}": value for key, value in fields.items()}
+    return client.post(reverse("policy:add", args=[agent.slug, kind]), data)
+
+
+@pytest.mark.parametrize(
+    ("who", "status"), [("owner", 200), ("teammate", 200), ("admin_user", 200), ("outsider", 404)]
+)
+def test_who_may_see_the_policy(
+    client: Client, request: pytest.FixtureRequest, agent: Any, who: str, status: int
+) -> None:
+    client.force_login(request.getfixturevalue(who))
+    assert client.get(_page(agent)).status_code == status
+
+
+def test_only_those_who_may_change_see_the_forms(
+    client: Client, teammate: Any, owner: Any, agent: Any
+) -> None:
+    client.force_login(teammate)
+    assert "Add rule" not in client.get(_page(agent)).content.decode()
+    client.force_login(owner)
+    assert "Add rule" in client.get(_page(agent)).content.decode()
+
+
+def test_the_owner_adds_a_rule_and_it_is_audited(client: Client, owner: Any, agent: Any) -> None:
+    version = agent.policy_version
+    response = _add(
+        client, owner, agent, "rule", name="big", effect="hold", action="payments.refund",
+        resource="*", condition="params.amount > 500", approvals=1, expires_in_seconds=600,
+    )  # fmt: skip
+    assert response.status_code == 302
+    rule = Rule.objects.get(agent=agent, name="big")
+    assert rule.condition == "params.amount > 500"
+    agent.refresh_from_db()
+    assert agent.policy_version == version + 1
+    event = AuditEvent.objects.get(verb="rule.created")
+    assert event.actor_label == "alice" and event.after["condition"] == "params.amount > 500"
+
+
+def test_a_condition_that_does_not_compile_is_refused_with_its_position(
+    client: Client, owner: Any, agent: Any
+) -> None:
+    response = _add(
+        client, owner, agent, "rule", name="broken", effect="forbid", action="payments.refund",
+        resource="*", condition="params.amount >", approvals=1, expires_in_seconds=600,
+    )  # fmt: skip
+    assert response.status_code == 422
+    assert "line 1, column 16" in response.content.decode()
+    assert not Rule.objects.filter(name="broken").exists()
+    assert not AuditEvent.objects.filter(verb="rule.created").exists()
+
+
+def test_a_bad_pattern_is_refused_on_its_field(client: Client, owner: Any, agent: Any) -> None:
+    response = _add(client, owner, agent, "grant", action="Payments Refund", resource="*")
+    assert response.status_code == 422
+    assert not Grant.objects.exists()
+
+
+def test_a_teammate_cannot_add_edit_or_remove(
+    client: Client, teammate: Any, agent: Any, grant: Grant
+) -> None:
+    assert _add(client, teammate, agent, "grant", action="crm.*", resource="*").status_code == 403
+    edit = reverse("policy:edit", args=[agent.slug, "grant", grant.pk])
+    delete = reverse("policy:delete", args=[agent.slug, "grant", grant.pk])
+    assert client.get(edit).status_code == 403
+    assert client.post(delete).status_code == 403
+    assert Grant.objects.count() == 1
+
+
+def test_another_agents_object_is_not_found_through_this_agent(
+    client: Client, owner: Any, agent: Any, other_agent: Any
+) -> None:
+    foreign = policy_object_create(actor=SYSTEM, obj=Grant(agent=other_agent, action="email.send"))
+    client.force_login(owner)
+    assert (
+        client.post(reverse("policy:delete", args=[agent.slug, "grant", foreign.pk])).status_code
+        == 404
+    )
+    assert Grant.objects.filter(pk=foreign.pk).exists()
+
+
+def test_editing_and_removing_are_audited(
+    client: Client, owner: Any, agent: Any, grant: Grant
+) -> None:
+    client.force_login(owner)
+    edit = reverse("policy:edit", args=[agent.slug, "grant", grant.pk])
+    response = client.post(edit, {"action": "payments.refund", "resource": "stripe:charge/small-*"})
+    assert response.status_code == 302
+    event = AuditEvent.objects.get(verb="grant.updated")
+    assert (event.before["resource"], event.after["resource"]) == (
+        "stripe:charge/*",
+        "stripe:charge/small-*",
+    )
+    client.post(reverse("policy:delete", args=[agent.slug, "grant", grant.pk]))
+    assert not Grant.objects.exists()
+    assert AuditEvent.objects.filter(verb="grant.deleted").count() == 1
+
+
+def test_csrf_is_enforced(owner: Any, agent: Any) -> None:
+    client = Client(enforce_csrf_checks=True)
+    assert _add(client, owner, agent, "grant", action="crm.*", resource="*").status_code == 403
+
+
+def _try(client: Client, user: Any, agent: Any, body: str, env: str = "production") -> Any:
+    client.force_login(user)
+    url = reverse("policy:try", args=[agent.slug])
+    return client.post(url, {"request": body, "environment": env}, HTTP_HX_REQUEST="true")
+
+
+def test_try_it_decides_without_recording_or_counting(
+    client: Client, teammate: Any, agent: Any, grant: Grant
+) -> None:
+    events = AuditEvent.objects.count()
+    body = '{"action": "payments.refund", "resource": "stripe:charge/1", "params": {"amount": 5}}'
+    response = _try(client, teammate, agent, body)
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "Would be <strong>allowed</strong>" in page
+    assert "payments.refund on stripe:charge/*" in page
+    assert not Action.objects.exists()
+    assert not LimitCounter.objects.exists()
+    assert AuditEvent.objects.count() == events
+
+
+def test_try_it_shows_why_an_action_is_held_and_staging_is_a_dry_run(
+    client: Client, owner: Any, agent: Any, grant: Grant
+) -> None:
+    policy_object_create(
+        actor=SYSTEM,
+        obj=Rule(
+            agent=agent,
+            name="big refunds",
+            effect="hold",
+            action="payments.refund",
+            condition="params.amount > 500",
+        ),
+    )
+    body = '{"action": "payments.refund", "resource": "stripe:charge/1", "params": {"amount": 900}}'
+    page = _try(client, owner, agent, body).content.decode()
+    assert "Would be <strong>pending</strong>" in page and "big refunds" in page
+    assert (
+        "Would be <strong>dry_run</strong>"
+        in _try(client, owner, agent, body, env="staging").content.decode()
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("{not json", "Not valid JSON"),
+        ("[1, 2]", "Give a JSON object"),
+        ('{"action": "x"}', "must be strings"),
+        ('{"action": "a.b", "resource": "r", "params": 3}', "must be an object"),
+        ('{"action": "a.b", "resource": "r", "extra": 1}', "Unknown key: extra"),
+    ],
+)
+def test_try_it_explains_bad_input(
+    client: Client, owner: Any, agent: Any, body: str, message: str
+) -> None:
+    assert message in _try(client, owner, agent, body).content.decode()
+
+
+def test_a_reviewer_granted_the_agent_may_try_it(
+    client: Client, reviewer: Any, agent: Any, grant: Grant
+) -> None:
+    agent_access_grant(actor=SYSTEM, agent=agent, user=reviewer, level="viewer")
+    body = '{"action": "payments.refund", "resource": "stripe:charge/1"}'
+    assert _try(client, reviewer, agent, body).status_code == 200
+
+
+def test_an_outsider_cannot_probe_the_policy(client: Client, outsider: Any, agent: Any) -> None:
+    body = '{"action": "payments.refund", "resource": "stripe:charge/1"}'
+    assert _try(client, outsider, agent, body).status_code == 404
