@@ -26,7 +26,6 @@ def _target(action: Action) -> tuple[str, str, str]:
     return "gateway.action", str(action.pk), f"{action.action} on {action.resource}"[:200]
 
 
-@transaction.atomic
 def approval_vote(*, user: Any, action_id: uuid.UUID, vote: str, comment: str = "") -> Action:
     """Record ``user``'s vote; N distinct approvals approve, one deny rejects."""
     if vote not in Vote.values:
@@ -36,7 +35,13 @@ def approval_vote(*, user: Any, action_id: uuid.UUID, vote: str, comment: str = 
     found = Action.objects.filter(pk=action_id).first()
     if found is None:
         raise NotFoundError("No such action.")
-    action_expire_if_due(action=found)  # a vote never revives an action whose time is up
+    # In its own transaction: an expiry found here stands even when the vote is refused.
+    action_expire_if_due(action=found)
+    return _vote(user=user, action_id=action_id, vote=vote, comment=comment)
+
+
+@transaction.atomic
+def _vote(*, user: Any, action_id: uuid.UUID, vote: str, comment: str) -> Action:
     # Locked: votes on one action are applied one at a time, in commit order.
     action = Action.objects.select_for_update().select_related("agent").get(pk=action_id)
     if not user_has_agent_perm(user, APPROVE, action.agent):

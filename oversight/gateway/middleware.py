@@ -1,4 +1,6 @@
-"""Refuse oversized agent API bodies (HTTP 413) before anything reads them."""
+"""The agent API's edges: refuse oversized bodies (413) before anything reads them, and
+give every error under /api/ the API's JSON shape, including Django's own 404 and
+django-ninja's 405."""
 
 from __future__ import annotations
 
@@ -24,6 +26,19 @@ def _too_large(request: HttpRequest) -> bool:
         return True
 
 
+def _json_shaped(request: HttpRequest, response: HttpResponse) -> HttpResponse:
+    if not request.path.startswith(API_PREFIX) or response.status_code not in (404, 405):
+        return response
+    if response.get("Content-Type", "").startswith("application/json"):
+        return response
+    if response.status_code == 404:
+        return error_response(404, "not_found", "No such API endpoint.")
+    refusal = error_response(405, "method_not_allowed", f"{request.method} is not allowed here.")
+    if response.has_header("Allow"):
+        refusal["Allow"] = response["Allow"]
+    return refusal
+
+
 def _refusal() -> HttpResponse:
     return error_response(
         413, "payload_too_large", f"Request bodies are limited to {MAX_BODY_BYTES} bytes."
@@ -45,9 +60,11 @@ class ApiBodyLimitMiddleware:
     def __call__(self, request: HttpRequest):  # type: ignore[no-untyped-def]
         if self._is_async:
             return self.__acall__(request)
-        return _refusal() if _too_large(request) else self.get_response(request)
+        if _too_large(request):
+            return _refusal()
+        return _json_shaped(request, self.get_response(request))  # type: ignore[arg-type]
 
     async def __acall__(self, request: HttpRequest) -> HttpResponse:
         if _too_large(request):
             return _refusal()
-        return await self.get_response(request)  # type: ignore[misc]
+        return _json_shaped(request, await self.get_response(request))  # type: ignore[misc]

@@ -10,6 +10,7 @@ import logging
 import threading
 from collections import OrderedDict
 from datetime import timedelta
+from typing import Any
 
 from django.db.models import Q
 
@@ -19,7 +20,7 @@ from oversight.policy.models import Grant, Limit, Rule
 
 logger = logging.getLogger(__name__)
 _MAX_ENTRIES = 2048
-_cache: OrderedDict[int, CompiledPolicy] = OrderedDict()
+_cache: OrderedDict[int, tuple[tuple[int, Any], CompiledPolicy]] = OrderedDict()
 _lock = threading.Lock()
 
 
@@ -61,14 +62,17 @@ def _compile(agent: Agent) -> CompiledPolicy:
 
 
 def compiled_policy_for(agent: Agent) -> CompiledPolicy:
+    # Keyed by id, checked against the version and the creation time: a database that
+    # reuses the id of a rolled-back agent (SQLite) can never hand over another's policy.
+    stamp = (agent.policy_version, agent.created_at)
     with _lock:
         cached = _cache.get(agent.pk)
-        if cached is not None and cached.version == agent.policy_version:
+        if cached is not None and cached[0] == stamp:
             _cache.move_to_end(agent.pk)
-            return cached
+            return cached[1]
     policy = _compile(agent)
     with _lock:
-        _cache[agent.pk] = policy
+        _cache[agent.pk] = (stamp, policy)
         _cache.move_to_end(agent.pk)
         while len(_cache) > _MAX_ENTRIES:
             _cache.popitem(last=False)

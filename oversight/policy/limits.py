@@ -29,7 +29,9 @@ ON CONFLICT (limit_id, window_start) DO UPDATE
     SET count = policy_limitcounter.count + 1,
         total = policy_limitcounter.total + excluded.total
     WHERE (%(max_count)s IS NULL OR policy_limitcounter.count + 1 <= %(max_count)s)
-      AND (%(max_sum)s IS NULL OR policy_limitcounter.total + excluded.total <= %(max_sum)s)
+      -- CAST: SQLite receives a Decimal as text, and text always compares above a number.
+      AND (%(max_sum)s IS NULL
+           OR policy_limitcounter.total + excluded.total <= CAST(%(max_sum)s AS NUMERIC))
 RETURNING id
 """
 

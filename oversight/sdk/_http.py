@@ -66,11 +66,6 @@ def encode(body: Any) -> bytes:
     return json.dumps(body, default=_json_default, ensure_ascii=False).encode("utf-8")
 
 
-def jsonable(value: Any) -> Any:
-    """`value` as the server will store it (params must match exactly when bound)."""
-    return json.loads(encode(value))
-
-
 def action_path(action_id: Any) -> str:
     """The action's URL path; a malformed id fails here rather than on the server."""
     return f"/actions/{uuid.UUID(str(action_id))}"

@@ -73,6 +73,12 @@ class _GuardBase:
     def action_id(self) -> str | None:
         return self.decision.id if self.decision else None
 
+    def _start(self) -> ActionRequest:
+        """Fresh state for this run (a `with` guard may be entered again) and its request."""
+        self.decision = self.result = self.report_error = self.after = None
+        self.request = self._spec.request(self._arguments)
+        return self.request
+
     def _enter_block(self, decision: Decision, waited: float) -> None:
         self.decision = require_runnable(decision, waited=waited)
         self._token = _current.set(self)
@@ -109,7 +115,7 @@ class Guard(_GuardBase):
         self._client = client
 
     def __enter__(self) -> Guard:
-        self.request = request = self._spec.request(self._arguments)
+        request = self._start()
         started = time.monotonic()
         decision = self._client.ask(request.action, **request.ask_kwargs())
         if decision.pending:
@@ -158,7 +164,7 @@ class AsyncGuard(_GuardBase):
         self._client = client
 
     async def __aenter__(self) -> AsyncGuard:
-        self.request = request = self._spec.request(self._arguments)
+        request = self._start()
         started = time.monotonic()
         decision = await self._client.ask(request.action, **request.ask_kwargs())
         if decision.pending:

@@ -222,8 +222,9 @@ async def perform(
             if rng.random() < FAILURE_RATE:
                 raise SimulatedFailure("the downstream API answered 502")
             guard.after = intent.after
-    except SimulatedFailure:
-        return Outcome(guard.decision.status if guard.decision else "?", result="failed")
+    except SimulatedFailure as exc:
+        assert guard.decision is not None
+        return Outcome(guard.decision.status, str(exc), result="failed")
     except ApprovalTimeout as exc:
         return Outcome("pending", f"{_why(exc.reasons)}; left for a reviewer")
     except ActionNotPermitted as exc:
@@ -402,15 +403,17 @@ def tokens_mint(slugs: list[str]) -> dict[str, tuple[AgentToken, str]]:
         raise CommandError(
             f"No simulated traffic for {', '.join(unknown)}; pick from {DEFAULT_AGENTS}."
         )
-    minted = {}
-    for slug in slugs:
-        agent = agents[slug]
+    for agent in agents.values():  # all checked before any token is minted
         if agent.status != AgentStatus.ACTIVE:
-            raise CommandError(f"Agent {slug} is {agent.status}; the server would refuse it.")
-        minted[slug] = token_create(
-            actor=ACTOR, agent=agent, environment=Environment.PRODUCTION, name="simulate"
+            raise CommandError(f"Agent {agent.slug} is {agent.status}; the server would refuse it.")
+        if Environment.PRODUCTION not in agent.environments:
+            raise CommandError(f"Agent {agent.slug} is not registered for production.")
+    return {
+        slug: token_create(
+            actor=ACTOR, agent=agents[slug], environment=Environment.PRODUCTION, name="simulate"
         )
-    return minted
+        for slug in slugs
+    }
 
 
 def tokens_revoke(minted: dict[str, tuple[AgentToken, str]]) -> None:

@@ -1,0 +1,140 @@
+"""Building blocks for agent API tests: a refund policy, request bodies, an API client."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from django.http import HttpResponse
+from django.test import Client
+from django.utils import timezone
+
+from oversight.agents.models import Agent, AgentToken
+from oversight.gateway.models import Action
+from oversight.gateway.services import ActionInput, action_decide
+from oversight.policy.models import Grant, Limit, Rule
+from oversight.policy.services import policy_object_create
+from tests.conftest import SYSTEM
+
+REFUND = "payments.refund"
+HOLD_ABOVE = 500
+ERROR_KEYS = {"code", "message", "fields"}
+
+
+def refund(amount: Any = 100, *, charges: tuple[str, ...] = ("ch_1",), **fields: Any) -> dict:
+    """The body of a refund request; ``amount=None`` leaves the amount out."""
+    params: dict[str, Any] = {"charges": list(charges)}
+    if amount is not None:
+        params["amount"] = amount
+    return {"action": REFUND, "resource": f"stripe:charge/{charges[0]}", "params": params, **fields}
+
+
+def grant_refunds(agent: Agent) -> Grant:
+    return policy_object_create(
+        actor=SYSTEM, obj=Grant(agent=agent, action=REFUND, resource="stripe:charge/*")
+    )
+
+
+def hold_large_refunds(agent: Agent, **fields: Any) -> Rule:
+    return policy_object_create(
+        actor=SYSTEM,
+        obj=Rule(
+            agent=agent,
+            name="large refunds",
+            effect="hold",
+            action=REFUND,
+            condition=f"params.amount > {HOLD_ABOVE}",
+            **fields,
+        ),
+    )
+
+
+def forbid_many_charges(agent: Agent) -> Rule:
+    return policy_object_create(
+        actor=SYSTEM,
+        obj=Rule(
+            agent=agent,
+            name="one charge at a time",
+            effect="forbid",
+            action=REFUND,
+            condition="size(params.charges) > 1",
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class RefundPolicy:
+    grant: Grant
+    hold: Rule
+    forbid: Rule
+
+
+def refund_policy_create(agent: Agent, **hold_fields: Any) -> RefundPolicy:
+    """Grant refunds on Stripe charges, hold those over 500, forbid several charges at once."""
+    return RefundPolicy(
+        grant=grant_refunds(agent),
+        hold=hold_large_refunds(agent, **hold_fields),
+        forbid=forbid_many_charges(agent),
+    )
+
+
+def limit_create(**fields: Any) -> Limit:
+    defaults: dict[str, Any] = {
+        "name": "refunds per hour",
+        "action": REFUND,
+        "window_seconds": 3600,
+    }
+    return policy_object_create(actor=SYSTEM, obj=Limit(**{**defaults, **fields}))
+
+
+def decide(token: AgentToken, body: dict[str, Any]) -> Action:
+    """Decide through the gateway service, as the API does, without HTTP."""
+    action, _created = action_decide(token=token, data=ActionInput(**body))
+    return action
+
+
+def expire(action: Action) -> None:
+    """Move a held action's deadline into the past, as if nobody had decided in time."""
+    past = timezone.now() - dt.timedelta(seconds=1)
+    Action.objects.filter(pk=action.pk).update(expires_at=past)
+
+
+class AgentApi:
+    """The agent API through Django's test client, speaking as one bearer token."""
+
+    def __init__(self, client: Client, raw: str | None) -> None:
+        self.client = client
+        self.raw = raw
+
+    def _headers(self, headers: dict[str, Any]) -> dict[str, Any]:
+        auth = {"HTTP_AUTHORIZATION": f"Bearer {self.raw}"} if self.raw else {}
+        return {**auth, **headers}
+
+    def post(self, path: str, body: Any, **headers: Any) -> HttpResponse:
+        """POST ``body`` as JSON (str or bytes are sent as they are)."""
+        data = body if isinstance(body, str | bytes) else json.dumps(body)
+        return self.client.post(
+            f"/api/v1{path}", data=data, content_type="application/json", **self._headers(headers)
+        )
+
+    def get(self, path: str, **headers: Any) -> HttpResponse:
+        return self.client.get(f"/api/v1{path}", **self._headers(headers))
+
+    def decide(self, body: dict[str, Any], **headers: Any) -> dict[str, Any]:
+        """POST /actions, expecting a new decision (201)."""
+        response = self.post("/actions", body, **headers)
+        assert response.status_code == 201, response.content
+        return response.json()
+
+
+def api_error(response: HttpResponse, status: int, code: str) -> dict[str, Any]:
+    """Assert the one error shape of the agent API and return its inner object."""
+    assert response.status_code == status, response.content
+    body = response.json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == ERROR_KEYS
+    assert body["error"]["code"] == code
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    return body["error"]
