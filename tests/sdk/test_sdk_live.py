@@ -1,0 +1,341 @@
+"""The SDK against the real server (uvicorn in a subprocess) on the test database.
+
+The refund bot may refund charges; refunds over 500 are held for one approval, and
+charges whose id starts with `blocked-` are forbidden.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from oversight.agents.services import agent_access_grant, agent_update, token_create
+from oversight.approvals.services import approval_vote
+from oversight.gateway.models import Action
+from oversight.killswitch.selectors import parse_target
+from oversight.killswitch.services import killswitch_engage
+from oversight.policy.models import Grant, Rule
+from oversight.policy.services import policy_object_create
+from oversight.sdk import (
+    ActionDenied,
+    ActionHalted,
+    ActionRejected,
+    AgentUnavailable,
+    ApprovalTimeout,
+    AsyncOversight,
+    AuthenticationError,
+    Conflict,
+    Decision,
+    DryRun,
+    InvalidRequest,
+    NotFound,
+    Oversight,
+    current_guard,
+)
+from tests.conftest import SYSTEM
+from tests.live import asgi_server
+
+pytestmark = pytest.mark.postgres
+
+REFUND = "payments.refund"
+
+
+@pytest.fixture
+def live_url(transactional_db: None) -> Iterator[str]:
+    """One server per test, started after the previous test's flush (see tests/browser)."""
+    with asgi_server(extra_env={"DJANGO_ALLOW_ASYNC_UNSAFE": ""}) as url:
+        yield url
+
+
+@pytest.fixture
+def policy(agent: Any) -> None:
+    for obj in (
+        Grant(agent=agent, action=REFUND, resource="stripe:charge/*"),
+        Rule(
+            agent=agent,
+            name="big refunds need a human",
+            effect="hold",
+            action=REFUND,
+            condition="params.amount > 500",
+            approvals=1,
+            expires_in_seconds=600,
+        ),
+        Rule(
+            agent=agent,
+            name="blocked charges",
+            effect="forbid",
+            action=REFUND,
+            resource="stripe:charge/blocked-*",
+        ),
+    ):
+        policy_object_create(actor=SYSTEM, obj=obj)
+
+
+def _token(agent: Any, environment: str = "production") -> str:
+    return token_create(actor=SYSTEM, agent=agent, environment=environment)[1]
+
+
+class RecordingOversight(Oversight):
+    """Hands each decision `ask` receives to the test thread, so it can vote on it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.asked: queue.Queue[Decision] = queue.Queue()
+
+    def ask(self, *args: Any, **kwargs: Any) -> Decision:
+        decision = super().ask(*args, **kwargs)
+        self.asked.put(decision)
+        return decision
+
+
+@pytest.fixture
+def client(live_url: str, agent: Any, policy: None) -> Iterator[RecordingOversight]:
+    with RecordingOversight(
+        live_url, _token(agent), timeout=5, wait_timeout=5, retries=2, backoff=0.05
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+def approver(agent: Any, reviewer: Any) -> Any:
+    agent_access_grant(actor=SYSTEM, agent=agent, user=reviewer, level="reviewer")
+    return reviewer
+
+
+def _refund(charge: str, amount: int) -> dict[str, Any]:
+    return {"resource": f"stripe:charge/{charge}", "params": {"amount": amount}}
+
+
+def _guard_in_thread(client: Oversight, **kwargs: Any) -> tuple[threading.Thread, dict[str, Any]]:
+    """Run a guarded block in a thread; the returned dict says how it ended."""
+    ended: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            with client.guard(REFUND, timeout=10, **kwargs) as g:
+                ended["ran"] = True
+                g.after = {"refunded": kwargs["params"]["amount"]}
+        except Exception as exc:
+            ended["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, ended
+
+
+def test_an_allowed_action_runs_and_its_outcome_is_recorded(client: Oversight) -> None:
+    with client.guard(REFUND, **_refund("ch_1", 20), before={"refunded": 0}) as g:
+        assert g.decision is not None and g.decision.status == "allowed"
+        g.after = {"refunded": 20}
+    assert g.result is not None and g.result.status == "succeeded"
+    action = Action.objects.get(pk=g.action_id)
+    assert (action.status, action.before, action.after) == ("succeeded", {"refunded": 0}, g.after)
+    assert action.finished_at is not None
+
+
+def test_a_denied_action_does_not_run(client: Oversight) -> None:
+    ran = []
+    with (
+        pytest.raises(ActionDenied) as caught,
+        client.guard(REFUND, **_refund("blocked-1", 20)),
+    ):
+        ran.append(True)
+    assert not ran
+    assert "blocked charges" in [reason.name for reason in caught.value.reasons]
+    assert Action.objects.get(pk=caught.value.action_id).status == "denied"
+
+
+def test_a_held_action_runs_once_approved(client: RecordingOversight, approver: Any) -> None:
+    thread, ended = _guard_in_thread(client, **_refund("ch_2", 900))
+    decision = client.asked.get(timeout=10)
+    assert decision.status == "pending"
+    approval_vote(user=approver, action_id=decision.id, vote="approve")
+    thread.join(timeout=15)
+    assert ended == {"ran": True}
+    action = Action.objects.get(pk=decision.id)
+    assert (action.status, action.after) == ("succeeded", {"refunded": 900})
+
+
+def test_a_rejected_action_does_not_run(client: RecordingOversight, approver: Any) -> None:
+    thread, ended = _guard_in_thread(client, **_refund("ch_3", 900))
+    decision = client.asked.get(timeout=10)
+    approval_vote(user=approver, action_id=decision.id, vote="deny", comment="too much")
+    thread.join(timeout=15)
+    assert "ran" not in ended
+    assert isinstance(ended["error"], ActionRejected)
+    assert ended["error"].status == "rejected"
+
+
+def test_an_undecided_hold_times_out(client: Oversight) -> None:
+    with (
+        pytest.raises(ApprovalTimeout) as caught,
+        client.guard(REFUND, **_refund("ch_4", 900), timeout=1),
+    ):
+        pytest.fail("the block ran without an approval")
+    assert caught.value.waited >= 1
+    # It stays held on the server, and can be picked up again.
+    assert client.wait(caught.value.action_id, timeout=0).status == "pending"
+
+
+def test_a_kill_switch_halts_the_agent(client: Oversight, agent: Any) -> None:
+    killswitch_engage(actor=SYSTEM, target=parse_target(f"agent:{agent.slug}"), reason="drill")
+    assert client.agent().halted
+    with pytest.raises(ActionHalted) as caught, client.guard(REFUND, **_refund("ch_5", 20)):
+        pytest.fail("the block ran under a kill switch")
+    assert caught.value.reasons[0].kind == "killswitch"
+
+
+def test_a_staging_token_gets_a_dry_run_and_the_block_does_not_run(
+    live_url: str, agent: Any, policy: None
+) -> None:
+    with Oversight(live_url, _token(agent, "staging")) as staging:
+        assert staging.agent().environment == "staging"
+        with pytest.raises(DryRun) as caught, staging.guard(REFUND, **_refund("ch_6", 20)):
+            pytest.fail("the block ran in staging")
+    assert Action.objects.get(pk=caught.value.action_id).status == "dry_run"
+
+
+def test_a_failing_block_is_reported_failed_and_its_error_propagates(client: Oversight) -> None:
+    with (
+        pytest.raises(ValueError, match="card declined"),
+        client.guard(REFUND, **_refund("ch_7", 20)) as g,
+    ):
+        raise ValueError("card declined")
+    action = Action.objects.get(pk=g.action_id)
+    assert (action.status, action.error) == ("failed", "ValueError: card declined")
+
+
+def test_the_decorator_derives_the_request_from_the_call(client: Oversight) -> None:
+    @client.guard(
+        REFUND,
+        resource=lambda charge: f"stripe:charge/{charge}",
+        params=lambda charge, amount: {"amount": amount, "charge": charge},
+        reason=lambda ticket, **_: f"ticket {ticket}",
+    )
+    def refund(charge: str, amount: int, ticket: str = "T-1") -> dict[str, Any]:
+        running = current_guard()
+        assert running is not None and running.decision is not None
+        assert running.decision.status == "allowed"
+        return {"refunded": amount}
+
+    assert refund("ch_8", 30, ticket="T-9") == {"refunded": 30}
+    action = Action.objects.get(resource="stripe:charge/ch_8")
+    assert action.params == {"amount": 30, "charge": "ch_8"}
+    assert (action.reason, action.status, action.after) == (
+        "ticket T-9",
+        "succeeded",
+        {"refunded": 30},
+    )
+
+    with pytest.raises(ActionDenied):
+        refund("blocked-2", 30)
+
+
+def test_the_async_client_guards_blocks_and_functions(
+    live_url: str, agent: Any, policy: None
+) -> None:
+    token = _token(agent)
+
+    async def scenario() -> list[str]:
+        async with AsyncOversight(live_url, token, wait_timeout=5) as client:
+            async with client.guard(REFUND, **_refund("ch_9", 20)) as g:
+                g.after = {"refunded": 20}
+
+            @client.guard(
+                REFUND, resource=lambda charge: f"stripe:charge/{charge}", params={"amount": 5}
+            )
+            async def refund(charge: str) -> dict[str, Any]:
+                await asyncio.sleep(0)
+                return {"charge": charge}
+
+            await refund("ch_10")
+            with pytest.raises(ActionDenied):
+                await refund("blocked-3")
+            return [g.action_id or "", (await client.agent()).slug]
+
+    action_id, slug = asyncio.run(scenario())
+    assert slug == agent.slug
+    assert Action.objects.get(pk=action_id).after == {"refunded": 20}
+    assert Action.objects.get(resource="stripe:charge/ch_10").after == {"charge": "ch_10"}
+
+
+def test_asking_again_with_one_idempotency_key_records_one_action(client: Oversight) -> None:
+    first = client.ask(REFUND, **_refund("ch_11", 20), idempotency_key="refund-ch_11")
+    again = client.ask(REFUND, **_refund("ch_11", 20), idempotency_key="refund-ch_11")
+    assert (again.id, again.replayed, first.replayed) == (first.id, True, False)
+    assert Action.objects.filter(resource="stripe:charge/ch_11").count() == 1
+    with pytest.raises(Conflict):
+        client.ask(REFUND, **_refund("ch_11", 21), idempotency_key="refund-ch_11")
+
+
+class LoseAnswers(httpx.HTTPTransport):
+    """Delivers requests, but loses the answer to the first one to each matching path."""
+
+    def __init__(self, path_ending: str) -> None:
+        super().__init__()
+        self.path_ending, self.lost = path_ending, 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        if request.url.path.endswith(self.path_ending) and not self.lost:
+            self.lost += 1
+            response.close()
+            raise httpx.ReadError("connection reset", request=request)
+        return response
+
+
+def test_a_retry_after_a_lost_answer_records_one_action(
+    live_url: str, agent: Any, policy: None
+) -> None:
+    transport = LoseAnswers("/actions")
+    with Oversight(live_url, _token(agent), transport=transport, backoff=0) as client:
+        decision = client.ask(REFUND, **_refund("ch_12", 20))
+    assert transport.lost == 1
+    assert decision.replayed  # the retry got the first answer back
+    assert Action.objects.filter(resource="stripe:charge/ch_12").count() == 1
+
+
+def test_a_report_whose_answer_was_lost_is_not_an_error(
+    live_url: str, agent: Any, policy: None
+) -> None:
+    transport = LoseAnswers("/result")
+    with (
+        Oversight(live_url, _token(agent), transport=transport, backoff=0) as client,
+        client.guard(REFUND, **_refund("ch_13", 20)) as g,
+    ):
+        g.after = {"refunded": 20}
+    assert transport.lost == 1
+    assert g.report_error is None and g.result is not None and g.result.status == "succeeded"
+
+
+def test_api_errors_come_back_typed(client: Oversight, live_url: str, agent: Any) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        client.ask("Not An Action", "stripe:charge/ch 1")
+    assert set(caught.value.fields) == {"action", "resource"}
+
+    with pytest.raises(InvalidRequest) as caught:
+        client.ask(REFUND, **_refund("ch_17", 1), reason="x" * 300_000)
+    assert (caught.value.status_code, caught.value.code) == (413, "payload_too_large")
+
+    with pytest.raises(NotFound):
+        client.wait("00000000-0000-4000-8000-000000000000", timeout=0)
+
+    decision = client.ask(REFUND, **_refund("ch_14", 20))
+    with pytest.raises(Conflict, match="different action"):
+        client.report(decision.id, "succeeded", **_refund("ch_15", 20), action=REFUND)
+    client.report(decision.id, "succeeded")
+    with pytest.raises(Conflict, match="already reported"):
+        client.report(decision.id, "failed")
+
+    with Oversight(live_url, "ovs_prod_unknown") as stranger, pytest.raises(AuthenticationError):
+        stranger.agent()
+
+    agent_update(actor=SYSTEM, agent=agent, status="paused")
+    with pytest.raises(AgentUnavailable, match="paused"):
+        client.ask(REFUND, **_refund("ch_16", 20))

@@ -1,0 +1,333 @@
+"""The SDK's pure logic: argument derivation, error mapping and the retry policy.
+
+Behaviour against Oversight itself is in test_sdk_live.py. Here httpx's MockTransport
+stands in for the network only where a live server cannot be made to misbehave (5xx,
+broken connections, odd bodies).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from oversight.sdk import (
+    ActionDenied,
+    ActionExpired,
+    ActionHalted,
+    ActionNotPermitted,
+    ActionRejected,
+    AgentUnavailable,
+    ApprovalTimeout,
+    AsyncOversight,
+    AuthenticationError,
+    Conflict,
+    ConnectionFailed,
+    Decision,
+    DryRun,
+    InvalidRequest,
+    NotFound,
+    Oversight,
+    OversightUnavailable,
+    ServerError,
+    _http,
+)
+from oversight.sdk.binding import GuardSpec, call_arguments, default_after, derive
+
+ACTION_ID = "5b0c4b8e-7a53-4d5e-9d55-0a8f3b1f6c11"
+
+
+def _decision(status: str, **extra: Any) -> dict[str, Any]:
+    return {"id": ACTION_ID, "status": status, "reasons": [], "policy_version": 1, **extra}
+
+
+def _error(status: int, code: str, message: str = "nope", **fields: list[str]) -> httpx.Response:
+    body = {"error": {"code": code, "message": message, "fields": fields}}
+    return httpx.Response(status, json=body, headers={"X-Request-Id": "req-1"})
+
+
+def _client(
+    handler: Callable[[httpx.Request], httpx.Response], **kwargs: Any
+) -> tuple[Oversight, list[httpx.Request]]:
+    seen: list[httpx.Request] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return handler(request)
+
+    options = {"retries": 2, "backoff": 0, **kwargs}
+    client = Oversight(
+        "http://oversight.test", "tok", transport=httpx.MockTransport(record), **options
+    )
+    return client, seen
+
+
+def test_the_sdk_stands_alone_without_django(tmp_path: Path) -> None:
+    """Copied out of the project under another name, it imports with httpx alone."""
+    shutil.copytree(Path(_http.__file__).parent, tmp_path / "vendored_sdk")
+    check = (
+        "import sys, vendored_sdk; "
+        "leaked = sorted({m.split('.')[0] for m in sys.modules} & {'django', 'oversight'}); "
+        "assert not leaked, leaked; "
+        "assert vendored_sdk.Oversight and vendored_sdk.AsyncOversight"
+    )
+    subprocess.run([sys.executable, "-c", check], cwd=tmp_path, check=True)
+
+
+# -- deriving a request from the decorated call ---------------------------------------------
+
+
+def update_contact(contact_id: str, fields: dict[str, Any], *, dry: bool = False) -> None:
+    """A stand-in for an agent's function."""
+
+
+def test_it_binds_positional_and_keyword_arguments_alike() -> None:
+    by_position = call_arguments(update_contact, ("c1", {"a": 1}), {})
+    by_name = call_arguments(update_contact, (), {"fields": {"a": 1}, "contact_id": "c1"})
+    assert by_position == by_name == {"contact_id": "c1", "fields": {"a": 1}, "dry": False}
+
+
+def test_a_deriving_callable_gets_only_the_names_it_declares() -> None:
+    arguments = {"contact_id": "c1", "fields": {"a": 1}, "dry": False}
+    assert derive(lambda contact_id: f"crm:contact/{contact_id}", arguments) == "crm:contact/c1"
+
+
+def test_a_deriving_callable_with_kwargs_gets_every_argument() -> None:
+    arguments = {"contact_id": "c1", "fields": {"a": 1}}
+    assert derive(lambda **kw: sorted(kw), arguments) == ["contact_id", "fields"]
+
+
+def test_plain_values_are_sent_as_they_are() -> None:
+    assert derive({"amount": 5}, {"amount": 7}) == {"amount": 5}
+
+
+def test_the_spec_derives_resource_params_reason_and_before() -> None:
+    spec = GuardSpec(
+        action="crm.contact.update",
+        resource=lambda contact_id: f"crm:contact/{contact_id}",
+        params=lambda fields, **_: {"fields": sorted(fields)},
+        reason=lambda contact_id: f"update {contact_id}",
+        before=lambda contact_id: {"id": contact_id},
+    )
+    request = spec.request(call_arguments(update_contact, ("c1", {"b": 1, "a": 2}), {}))
+    assert request.resource == "crm:contact/c1"
+    assert request.params == {"fields": ["a", "b"]}
+    assert request.reason == "update c1"
+    assert request.before == {"id": "c1"}
+
+
+def test_a_with_block_refuses_callables() -> None:
+    spec = GuardSpec(action="crm.contact.update", resource=lambda contact_id: contact_id)
+    with pytest.raises(TypeError, match="decorates a function"):
+        spec.request(None)
+
+
+def test_the_resource_must_come_out_a_string() -> None:
+    spec = GuardSpec(action="crm.contact.update", resource=lambda contact_id: 42)
+    with pytest.raises(TypeError, match="resource must be a string"):
+        spec.request({"contact_id": "c1"})
+
+
+def test_only_json_like_return_values_become_the_after_state() -> None:
+    assert default_after({"ok": True}) == {"ok": True}
+    assert default_after(object()) is None
+    assert GuardSpec(action="a.b", resource="r", after=lambda r: {"n": r}).after_state(3) == {
+        "n": 3
+    }
+
+
+def test_the_sync_guard_refuses_async_functions() -> None:
+    client, _ = _client(lambda request: httpx.Response(500))
+
+    async def refund() -> None: ...
+
+    with pytest.raises(TypeError, match="AsyncOversight"):
+        client.guard("payments.refund", "stripe:charge/ch_1")(refund)
+
+
+def test_the_async_guard_refuses_sync_functions() -> None:
+    client = AsyncOversight("http://oversight.test", "tok")
+    with pytest.raises(TypeError, match="async functions only"):
+        client.guard("payments.refund", "stripe:charge/ch_1")(update_contact)
+
+
+# -- answers and errors ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "error_class"),
+    [
+        (400, InvalidRequest),
+        (401, AuthenticationError),
+        (403, AgentUnavailable),
+        (404, NotFound),
+        (409, Conflict),
+        (413, InvalidRequest),
+        (422, InvalidRequest),
+    ],
+)
+def test_4xx_answers_raise_typed_errors_at_once(status: int, error_class: type) -> None:
+    client, seen = _client(lambda request: _error(status, "some_code", "why", action=["bad"]))
+    with pytest.raises(error_class) as caught:
+        client.ask("payments.refund", "stripe:charge/ch_1")
+    assert (caught.value.status_code, caught.value.code) == (status, "some_code")
+    assert caught.value.message == "why"
+    assert caught.value.fields == {"action": ["bad"]}
+    assert caught.value.request_id == "req-1"
+    assert len(seen) == 1  # not retried
+
+
+def test_5xx_is_retried_with_the_same_idempotency_key() -> None:
+    answers = iter([httpx.Response(503), _error(500, "internal_error")])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return next(answers, httpx.Response(201, json=_decision("allowed")))
+
+    client, seen = _client(handler)
+    decision = client.ask("payments.refund", "stripe:charge/ch_1", params={"amount": 5})
+    assert decision.status == "allowed" and not decision.replayed
+    keys = {request.headers["Idempotency-Key"] for request in seen}
+    assert len(seen) == 3 and len(keys) == 1
+    assert len({request.content for request in seen}) == 1  # the same body every time
+
+
+def test_each_ask_gets_its_own_idempotency_key() -> None:
+    client, seen = _client(lambda request: httpx.Response(201, json=_decision("allowed")))
+    client.ask("payments.refund", "stripe:charge/ch_1")
+    client.ask("payments.refund", "stripe:charge/ch_1")
+    assert seen[0].headers["Idempotency-Key"] != seen[1].headers["Idempotency-Key"]
+
+
+def test_a_500_after_every_retry_raises_and_the_guard_never_runs_its_block() -> None:
+    client, seen = _client(lambda request: _error(500, "internal_error", "do not act"))
+    ran = []
+    with (
+        pytest.raises(ServerError) as caught,
+        client.guard("payments.refund", "stripe:charge/ch_1"),
+    ):
+        ran.append(True)
+    assert not ran
+    assert isinstance(caught.value, OversightUnavailable)
+    assert caught.value.attempts == 3 and len(seen) == 3
+
+
+def test_a_proxy_error_page_still_maps_to_a_server_error() -> None:
+    client, _ = _client(lambda request: httpx.Response(502, text="<html>Bad gateway</html>"))
+    with pytest.raises(ServerError) as caught:
+        client.agent()
+    assert caught.value.code == "http_error"
+
+
+def test_network_errors_are_retried_then_raise_connection_failed() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    client, seen = _client(handler)
+    with pytest.raises(ConnectionFailed) as caught:
+        client.ask("payments.refund", "stripe:charge/ch_1")
+    assert caught.value.attempts == 3 and len(seen) == 3
+
+
+def test_a_replayed_answer_is_marked() -> None:
+    client, _ = _client(lambda request: httpx.Response(200, json=_decision("denied")))
+    assert client.ask("payments.refund", "stripe:charge/ch_1", idempotency_key="k").replayed
+
+
+def test_wait_long_polls_again_until_decided(monkeypatch: pytest.MonkeyPatch) -> None:
+    answers = iter([_decision("pending"), _decision("pending"), _decision("approved")])
+    client, seen = _client(lambda request: httpx.Response(200, json=next(answers)))
+    monkeypatch.setattr("oversight.sdk.client.time.sleep", lambda seconds: None)
+    decision = client.wait(ACTION_ID, timeout=150)
+    assert decision.status == "approved"
+    assert [request.url.params["wait"] for request in seen] == ["60", "60", "60"]
+
+
+def test_the_body_is_json_with_dates_uuids_and_decimals() -> None:
+    import datetime as dt
+    import decimal
+    import uuid
+
+    body = _http.encode(
+        {"at": dt.date(2026, 1, 2), "id": uuid.UUID(ACTION_ID), "n": decimal.Decimal("2.50")}
+    )
+    assert json.loads(body) == {"at": "2026-01-02", "id": ACTION_ID, "n": 2.5}
+
+
+# -- the retry policy and small helpers ------------------------------------------------------
+
+
+def test_backoff_doubles_and_honours_retry_after() -> None:
+    policy = _http.RetryPolicy(retries=3, backoff=0.2, max_delay=10)
+    assert [policy.delay(n) for n in (1, 2, 3)] == [0.2, 0.4, 0.8]
+    assert policy.delay(1, httpx.Response(429, headers={"Retry-After": "3"})) == 3
+    assert policy.delay(1, httpx.Response(429, headers={"Retry-After": "999"})) == 10
+
+
+def test_only_5xx_and_429_are_retried_and_only_while_attempts_remain() -> None:
+    policy = _http.RetryPolicy(retries=2)
+    assert policy.should_retry_status(503, attempt=1)
+    assert policy.should_retry_status(429, attempt=2)
+    assert not policy.should_retry_status(503, attempt=3)
+    assert not policy.should_retry_status(409, attempt=1)
+
+
+@pytest.mark.parametrize(
+    ("url", "base"),
+    [
+        ("http://h:8000", "http://h:8000/api/v1"),
+        ("http://h:8000/", "http://h:8000/api/v1"),
+        ("http://h:8000/api/v1/", "http://h:8000/api/v1"),
+    ],
+)
+def test_the_api_path_is_added_once(url: str, base: str) -> None:
+    assert _http.api_base(url) == base
+
+
+def test_the_long_poll_is_capped_at_the_servers_limit() -> None:
+    assert [_http.poll_seconds(s) for s in (-1, 0, 0.2, 30, 61, 500)] == [0, 0, 1, 30, 60, 60]
+
+
+@pytest.mark.parametrize(
+    ("status", "error_class"),
+    [
+        ("denied", ActionDenied),
+        ("halted", ActionHalted),
+        ("rejected", ActionRejected),
+        ("cancelled", ActionRejected),
+        ("expired", ActionExpired),
+        ("dry_run", DryRun),
+        ("pending", ApprovalTimeout),
+        ("succeeded", ActionNotPermitted),
+    ],
+)
+def test_each_final_status_has_its_error(status: str, error_class: type) -> None:
+    decision = Decision.from_json(
+        _decision(status, reasons=[{"kind": "rule", "name": "r", "effect": "deny", "detail": "d"}])
+    )
+    with pytest.raises(error_class) as caught:
+        _http.require_runnable(decision, waited=1.0)
+    assert caught.value.status == status
+    assert caught.value.action_id == ACTION_ID
+    assert [r.name for r in caught.value.reasons] == ["r"]
+
+
+def test_allowed_and_approved_may_run() -> None:
+    for status in ("allowed", "approved"):
+        decision = Decision.from_json(_decision(status))
+        assert _http.require_runnable(decision, waited=0) is decision
+
+
+def test_an_expiry_is_a_rejection_too() -> None:
+    assert issubclass(ActionExpired, ActionRejected)
+
+
+def test_decisions_parse_the_servers_timestamps() -> None:
+    decision = Decision.from_json(_decision("pending", expires_at="2026-11-24T01:06:12.615Z"))
+    assert decision.expires_at is not None and decision.expires_at.tzinfo is not None

@@ -1,0 +1,100 @@
+"""`manage.py simulate`: the demo agents, through the SDK, against the real server."""
+
+from __future__ import annotations
+
+import io
+import threading
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
+
+from oversight.agents.models import AgentToken
+from oversight.audit.models import AuditEvent
+from oversight.audit.verification import audit_chain_verify
+from oversight.gateway.models import Action
+from tests.live import asgi_server, free_port
+
+pytestmark = pytest.mark.postgres
+
+SERVER_ENV = {"DJANGO_ALLOW_ASYNC_UNSAFE": ""}
+
+
+@pytest.fixture
+def demo(transactional_db: None) -> None:
+    call_command("seed_demo", "--force", stdout=io.StringIO())
+
+
+def _simulate(url: str, *args: str, stdout: io.StringIO | None = None) -> str:
+    out = stdout or io.StringIO()
+    call_command("simulate", "--url", url, "--seed", "7", "--hold-wait", "1", *args, stdout=out)
+    return out.getvalue()
+
+
+class Watched(io.StringIO):
+    """Output that tells another thread when a line containing `text` was written."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text, self.seen = text, threading.Event()
+
+    def write(self, s: str) -> int:
+        if self.text in s:
+            self.seen.set()
+        return super().write(s)
+
+
+def _decided_statuses() -> set[str]:
+    decided = AuditEvent.objects.filter(verb="action.decided")
+    return set(decided.values_list("after__status", flat=True))
+
+
+def test_it_produces_allowed_denied_and_held_actions(demo: None) -> None:
+    with asgi_server(extra_env=SERVER_ENV) as url:
+        output = _simulate(url, "--duration", "5", "--rate", "5")
+
+    assert {"allowed", "denied", "pending"} <= _decided_statuses()
+    statuses = set(Action.objects.values_list("status", flat=True))
+    assert {"denied", "pending"} <= statuses
+    assert statuses & {"succeeded", "failed"}  # allowed ones were run and reported
+    assert not Action.objects.filter(status="allowed").exists()  # none left unreported
+    assert audit_chain_verify()[1] is None
+
+    lines = output.splitlines()
+    assert any(" denied " in line for line in lines)
+    assert any("allowed -> succeeded" in line for line in lines)
+    assert lines[-1].startswith("done: ")
+    # The run's tokens do not outlive it.
+    assert not AgentToken.objects.filter(name="simulate", revoked_at__isnull=True).exists()
+
+
+def test_it_waits_for_a_server_that_is_not_up_yet(
+    demo: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    out = Watched("waiting for Oversight")
+
+    def run() -> None:
+        try:
+            _simulate(url, "--duration", "1", "--rate", "4", stdout=out)
+        finally:
+            connection.close()  # this thread's own connection
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    assert out.seen.wait(timeout=15), "the simulation did not notice the server was down"
+    # Now start the server, on the port the simulation keeps knocking on.
+    monkeypatch.setattr("tests.live.free_port", lambda: port)
+    with asgi_server(extra_env=SERVER_ENV):
+        thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert "done: " in out.getvalue()
+    assert Action.objects.exists()
+
+
+def test_it_gives_up_on_a_server_that_never_comes(demo: None) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(CommandError, match="did not answer"):
+        _simulate(url, "--duration", "1", "--connect-timeout", "0.5")
