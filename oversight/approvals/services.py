@@ -55,7 +55,7 @@ def _vote(*, user: Any, action_id: uuid.UUID, vote: str, comment: str) -> Action
             "The agent's owner may not approve this action (separation of duties)."
         )
     if ApprovalVote.objects.filter(action=action, voter=user).exists():
-        raise ConflictError("You already voted on this action.")
+        raise ConflictError("You already voted on this action.", "already_voted")
 
     ApprovalVote.objects.create(action=action, voter=user, vote=vote, comment=comment.strip())
     approvals = ApprovalVote.objects.filter(action=action, vote=Vote.APPROVE).count()

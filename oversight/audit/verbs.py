@@ -23,6 +23,7 @@ ACTION_DECIDED = "action.decided"
 ACTION_REPORTED = "action.reported"
 ACTION_EXPIRED = "action.expired"
 ACTION_VOTED = "action.voted"
+ACTION_CANCELLED = "action.cancelled"
 TEAM_CREATED = "team.created"
 TEAM_UPDATED = "team.updated"
 TEAM_MEMBER_ADDED = "team.member_added"
@@ -51,6 +52,7 @@ KNOWN_VERBS = sorted(
         ACTION_REPORTED,
         ACTION_EXPIRED,
         ACTION_VOTED,
+        ACTION_CANCELLED,
         TEAM_CREATED,
         TEAM_UPDATED,
         TEAM_MEMBER_ADDED,

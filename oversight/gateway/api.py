@@ -63,6 +63,10 @@ _ERRORS = {
 # OpenAPI links: the id a decision returns is what the other action operations take.
 _ACTION_LINKS = {
     "ReadAction": {"operationId": "get_action", "parameters": {"action_id": "$response.body#/id"}},
+    "CancelAction": {
+        "operationId": "cancel_action",
+        "parameters": {"action_id": "$response.body#/id"},
+    },
     "ReportResult": {
         "operationId": "report_result",
         "parameters": {"action_id": "$response.body#/id"},
@@ -109,7 +113,9 @@ def create_action(
     action, created = services.action_decide(
         token=request.auth, data=data, idempotency_key=idempotency_key
     )
-    return (201 if created else 200), _decision(action)
+    if not created:  # a retry: the first answer, whatever has happened since
+        return 200, {**_decision(action), "status": action.decision or action.status}
+    return 201, _decision(action)
 
 
 @api.get(
@@ -121,7 +127,7 @@ def create_action(
 async def get_action(
     request: HttpRequest,
     action_id: uuid.UUID,
-    wait: int = Query(0, ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait while pending."),
+    wait: float = Query(0, ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait while pending."),
 ) -> dict[str, object]:
     """With `wait`, a pending action is long-polled until decided or the time is up; the
     server holds no thread while waiting."""
@@ -148,6 +154,17 @@ def report_result(
     data = services.ResultInput(**payload.dict())
     action = services.action_report_result(token=request.auth, action_id=action_id, data=data)
     return _detail(action)
+
+
+@api.post(
+    "/actions/{action_id}/cancel",
+    response={200: ActionOut, **_ERRORS},
+    summary="Give up on an action that has not run",
+    operation_id="cancel_action",
+)
+def cancel_action(request: HttpRequest, action_id: uuid.UUID) -> dict[str, object]:
+    """Only for a pending or approved action of this agent; its reserved quota is released."""
+    return _detail(services.action_cancel(token=request.auth, action_id=action_id))
 
 
 @api.get(

@@ -74,6 +74,6 @@ def install_error_handlers(api: NinjaAPI) -> None:
         ),
     )
     api.add_exception_handler(
-        ConflictError, lambda request, exc: error_response(409, "conflict", str(exc))
+        ConflictError, lambda request, exc: error_response(409, exc.code, str(exc))
     )
     api.add_exception_handler(Exception, _unexpected)

@@ -33,6 +33,8 @@ class Action(models.Model):
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
     )
     status = models.CharField(max_length=12, choices=ActionStatus.choices)
+    # The status as first decided; an idempotent retry is answered with this.
+    decision = models.CharField(max_length=12, choices=ActionStatus.choices, default="")
     reasons = models.JSONField(default=list)
     policy_version = models.PositiveIntegerField(default=0)
     approvals_required = models.PositiveSmallIntegerField(default=0)

@@ -34,7 +34,12 @@ logger = logging.getLogger(__name__)
 
 
 class ConflictError(Exception):
-    """HTTP 409: a lost race, a reused idempotency key, or a transition not allowed."""
+    """HTTP 409: a lost race, a reused idempotency key, or a transition not allowed.
+    ``code`` tells clients which, without parsing the message."""
+
+    def __init__(self, message: str, code: str = "conflict") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class NotFoundError(Exception):
@@ -217,7 +222,10 @@ def action_decide(
         existing = _claim_idempotency_key(token.agent_id, idempotency_key, body_hash)
         if existing is not None:
             if existing.body_hash != body_hash or existing.action is None:
-                raise ConflictError("This Idempotency-Key was used with a different request.")
+                raise ConflictError(
+                    "This Idempotency-Key was used with a different request.",
+                    "idempotency_key_reused",
+                )
             return existing.action, False
 
     if (
@@ -240,6 +248,7 @@ def action_decide(
         session_id=data.session_id,
         parent_id=data.parent_id,
         status=outcome.status,
+        decision=outcome.status,
         reasons=outcome.reasons,
         policy_version=outcome.policy_version,
         approvals_required=outcome.approvals_required,
@@ -296,8 +305,10 @@ def action_report_result(*, token: AgentToken, action_id: uuid.UUID, data: Resul
         raise NotFoundError("No such action.")
     if action.status not in RUNNABLE:
         if action.status in (ActionStatus.SUCCEEDED, ActionStatus.FAILED):
-            raise ConflictError(f"The outcome was already reported ({action.status}).")
-        raise ConflictError(f"An action that is {action.status} may not be run.")
+            raise ConflictError(
+                f"The outcome was already reported ({action.status}).", "already_reported"
+            )
+        raise ConflictError(f"An action that is {action.status} may not be run.", "not_runnable")
     if data.action is not None or data.resource is not None or data.params is not None:
         claimed = action_hash(
             data.action if data.action is not None else action.action,
@@ -306,7 +317,8 @@ def action_report_result(*, token: AgentToken, action_id: uuid.UUID, data: Resul
         )
         if claimed != action.request_hash:
             raise ConflictError(
-                "This result is for a different action, resource or params than was decided."
+                "This result is for a different action, resource or params than was decided.",
+                "action_mismatch",
             )
     before_status = action.status
     action.status = data.outcome
@@ -354,3 +366,50 @@ def action_expire_if_due(*, action: Action) -> Action:
             after={"status": ActionStatus.EXPIRED},
         )
     return Action.objects.get(pk=action.pk)
+
+
+# Actions that have not run yet and can still be stopped.
+CANCELLABLE = (ActionStatus.PENDING, ActionStatus.APPROVED)
+
+
+def _cancel(action: Action, *, actor: Actor, why: str) -> bool:
+    """Claim the cancellation (inside the caller's transaction); False if it lost a race."""
+    now = timezone.now()
+    claimed = Action.objects.filter(pk=action.pk, status__in=CANCELLABLE).update(
+        status=ActionStatus.CANCELLED, finished_at=now, error=why[:5000]
+    )
+    if not claimed:
+        return False
+    limits_release(action.limit_usage)
+    audit_record(
+        actor=actor,
+        verb=verbs.ACTION_CANCELLED,
+        target=("gateway.action", str(action.pk), f"{action.action} on {action.resource}"[:200]),
+        agent_id=action.agent_id,
+        before={"status": action.status},
+        after={"status": ActionStatus.CANCELLED, "why": why},
+    )
+    return True
+
+
+def actions_cancel_in_scope(*, actor: Actor, agent_ids: Any, why: str) -> int:
+    """Cancel every action of these agents that has not run yet (a kill switch engaged)."""
+    cancelled = 0
+    for action in Action.objects.filter(agent_id__in=agent_ids, status__in=CANCELLABLE):
+        cancelled += _cancel(action, actor=actor, why=why)
+    return cancelled
+
+
+@transaction.atomic
+def action_cancel(*, token: AgentToken, action_id: uuid.UUID) -> Action:
+    """The agent gives up on an action it has not run (e.g. it stopped waiting)."""
+    action = Action.objects.filter(pk=action_id, agent_id=token.agent_id).first()
+    if action is None:
+        raise NotFoundError("No such action.")
+    if not _cancel(action, actor=Actor.for_agent(token.agent), why="cancelled by the agent"):
+        action.refresh_from_db()
+        raise ConflictError(
+            f"An action that is {action.status} cannot be cancelled.", "not_cancellable"
+        )
+    action.refresh_from_db()
+    return action

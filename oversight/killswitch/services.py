@@ -8,9 +8,11 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from oversight.agents.models import Agent
 from oversight.audit import verbs
 from oversight.audit.actors import Actor
 from oversight.audit.services import audit_record
+from oversight.gateway.services import actions_cancel_in_scope
 from oversight.killswitch.models import KillSwitch
 from oversight.killswitch.selectors import Target
 
@@ -45,7 +47,22 @@ def killswitch_engage(*, actor: Actor, target: Target, reason: str, user: Any = 
     switch.changed_by, switch.changed_at = user, timezone.now()
     switch.save()
     _record(actor, switch, verbs.KILLSWITCH_ENGAGED, before)
+    # Nothing held or approved in the scope may run after this.
+    actions_cancel_in_scope(
+        actor=actor,
+        agent_ids=_agents_in(target),
+        why=f"kill switch for {target.label}: {switch.reason}",
+    )
     return switch
+
+
+def _agents_in(target: Target) -> Any:
+    agents = Agent.objects.all()
+    if target.agent is not None:
+        agents = agents.filter(pk=target.agent.pk)
+    elif target.team is not None:
+        agents = agents.filter(team=target.team)
+    return agents.values("pk")
 
 
 @transaction.atomic

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
-import math
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -162,9 +161,9 @@ def connection_failed(exc: Exception, attempts: int) -> ConnectionFailed:
     )
 
 
-def poll_seconds(remaining: float) -> int:
-    """The `?wait=` for the next long-poll: the whole time left, within the server's limit."""
-    return max(0, min(MAX_WAIT_PER_REQUEST, math.ceil(remaining)))
+def poll_seconds(remaining: float) -> float:
+    """The `?wait=` for the next long-poll: the time left, within the server's limit."""
+    return max(0.0, min(float(MAX_WAIT_PER_REQUEST), round(remaining, 2)))
 
 
 def require_runnable(decision: Decision, *, waited: float) -> Decision:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -13,9 +14,11 @@ import httpx
 
 from . import _http
 from .binding import GuardSpec
-from .errors import Conflict
+from .errors import Conflict, OversightError
 from .guard import AsyncGuard
 from .models import AgentInfo, Decision
+
+logger = logging.getLogger(__name__)
 
 
 class AsyncOversight:
@@ -140,6 +143,25 @@ class AsyncOversight:
                 if _http.reported_already(current, outcome):
                     return current
             raise
+
+    async def cancel(self, action_id: str | uuid.UUID) -> Decision:
+        """Give up on a pending or approved action that has not run."""
+        path = _http.action_path(action_id)
+        return Decision.from_json((await self._request("POST", f"{path}/cancel"))[1])
+
+    async def give_up(self, decision: Decision) -> Decision:
+        """Cancel a held action nobody decided in time, so no one approves it in vain.
+
+        Returns `decision` (still pending: the caller times out), or the action as a
+        person decided it in the meantime (approved: it may run; rejected: it may not).
+        """
+        try:
+            await self.cancel(decision.id)
+        except Conflict:
+            return await self.get(decision.id)
+        except OversightError as exc:  # it will expire on its own
+            logger.warning("could not cancel action %s: %s", decision.id, exc)
+        return decision
 
     async def agent(self) -> AgentInfo:
         """This agent's own status: active, halted by a kill switch, environment..."""

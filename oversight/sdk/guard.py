@@ -120,6 +120,8 @@ class Guard(_GuardBase):
         decision = self._client.ask(request.action, **request.ask_kwargs())
         if decision.pending:
             decision = self._client.wait(decision.id, self._timeout)
+            if decision.pending:
+                decision = self._client.give_up(decision)
         self._enter_block(decision, time.monotonic() - started)
         return self
 
@@ -169,6 +171,8 @@ class AsyncGuard(_GuardBase):
         decision = await self._client.ask(request.action, **request.ask_kwargs())
         if decision.pending:
             decision = await self._client.wait(decision.id, self._timeout)
+            if decision.pending:
+                decision = await self._client.give_up(decision)
         self._enter_block(decision, time.monotonic() - started)
         return self
 

@@ -367,7 +367,7 @@ def test_the_same_key_with_another_body_is_409_and_records_nothing(
     api.post("/actions", refund(100), HTTP_IDEMPOTENCY_KEY="refund-481")
     response = api.post("/actions", refund(101), HTTP_IDEMPOTENCY_KEY="refund-481")
 
-    error = api_error(response, 409, "conflict")
+    error = api_error(response, 409, "idempotency_key_reused")
     assert "Idempotency-Key" in error["message"]
     assert Action.objects.count() == 1
     assert AuditEvent.objects.filter(verb="action.decided").count() == 1

@@ -62,7 +62,7 @@ def test_a_failure_is_recorded_with_its_error(api: AgentApi, policy: RefundPolic
 def test_reporting_twice_is_409(api: AgentApi, policy: RefundPolicy) -> None:
     decision = api.decide(refund())
     _report(api, decision["id"], after=AFTER)
-    error = api_error(_report(api, decision["id"], after={"other": 1}), 409, "conflict")
+    error = api_error(_report(api, decision["id"], after={"other": 1}), 409, "already_reported")
 
     assert "already reported" in error["message"]
     assert Action.objects.get(pk=decision["id"]).after == AFTER
@@ -102,7 +102,7 @@ def test_an_action_that_may_not_run_cannot_be_reported(
     assert decision["status"] == status
     reporter = staging_api if status == "dry_run" else api
 
-    error = api_error(_report(reporter, decision["id"], after=AFTER), 409, "conflict")
+    error = api_error(_report(reporter, decision["id"], after=AFTER), 409, "not_runnable")
     assert status in error["message"]
     action = Action.objects.get(pk=decision["id"])
     assert (action.status, action.after) == (status, None)
@@ -123,7 +123,7 @@ def test_a_result_for_something_else_than_was_decided_is_409(
     api: AgentApi, policy: RefundPolicy, claimed: dict[str, Any]
 ) -> None:
     decision = api.decide(refund(120))
-    error = api_error(_report(api, decision["id"], **claimed), 409, "conflict")
+    error = api_error(_report(api, decision["id"], **claimed), 409, "action_mismatch")
     assert "different action" in error["message"]
     assert Action.objects.get(pk=decision["id"]).status == "allowed"
 
@@ -180,7 +180,7 @@ def test_an_approved_action_cannot_be_run_with_other_params(
     decision = api.decide(refund(600))
     approval_vote(user=reviewer, action_id=decision["id"], vote="approve")
 
-    api_error(_report(api, decision["id"], params=refund(6000)["params"]), 409, "conflict")
+    api_error(_report(api, decision["id"], params=refund(6000)["params"]), 409, "action_mismatch")
     assert Action.objects.get(pk=decision["id"]).status == "approved"
 
 

@@ -179,8 +179,8 @@ def test_an_undecided_hold_times_out(client: Oversight) -> None:
     ):
         pytest.fail("the block ran without an approval")
     assert caught.value.waited >= 1
-    # It stays held on the server, and can be picked up again.
-    assert client.wait(caught.value.action_id, timeout=0).status == "pending"
+    # The guard gave up on it, so no reviewer approves an action nobody will run.
+    assert client.get(caught.value.action_id).status == "cancelled"
 
 
 def test_a_kill_switch_halts_the_agent(client: Oversight, agent: Any) -> None:
