@@ -9,7 +9,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest
-from ninja import Header, NinjaAPI, Query
+from ninja import Header, NinjaAPI, Query, Status
 from ninja.security import HttpBearer
 
 from oversight.agents.models import AgentToken
@@ -106,7 +106,7 @@ def create_action(
     request: HttpRequest,
     payload: ActionIn,
     idempotency_key: str = Header("", alias="Idempotency-Key", max_length=200),
-) -> tuple[int, dict[str, object]]:
+) -> Status:
     """201 with the decision for a new action; 200 with the first answer when the same
     Idempotency-Key and body are sent again; 409 when the key was used with another body."""
     data = services.ActionInput(**payload.dict())
@@ -114,8 +114,8 @@ def create_action(
         token=request.auth, data=data, idempotency_key=idempotency_key
     )
     if not created:  # a retry: the first answer, whatever has happened since
-        return 200, {**_decision(action), "status": action.decision or action.status}
-    return 201, _decision(action)
+        return Status(200, {**_decision(action), "status": action.decision or action.status})
+    return Status(201, _decision(action))
 
 
 @api.get(
