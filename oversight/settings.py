@@ -36,6 +36,8 @@ INSTALLED_APPS = [
     "oversight.killswitch",
     "oversight.gateway",
     "oversight.approvals",
+    "oversight.live",
+    "oversight.notifications",
     "servestatic.runserver_nostatic",
     "django.contrib.admin",
     "django.contrib.auth",
@@ -79,6 +81,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "oversight.accounts.context_processors.roles",
+                "oversight.killswitch.context_processors.killswitches",
             ],
         },
     },
@@ -143,7 +146,7 @@ AUTHENTICATION_BACKENDS = [
 ANONYMOUS_USER_NAME = None  # guardian: no anonymous user; every page needs a login
 GUARDIAN_RAISE_403 = False
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "agents:list"
+LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -185,6 +188,7 @@ EMAIL_BACKEND = envstr(
     else "django.core.mail.backends.console.EmailBackend",
 )
 DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "oversight@localhost")
+SITE_URL = envstr("SITE_URL", "http://127.0.0.1:8000")  # absolute links in notifications
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # --- Security ---------------------------------------------------------------

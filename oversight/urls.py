@@ -14,6 +14,9 @@ urlpatterns = [
     path("agents/", include("oversight.agents.urls")),
     path("agents/<slug:slug>/policy/", include("oversight.policy.urls")),
     path("audit/", include("oversight.audit.urls")),
+    path("", include("oversight.approvals.urls")),
+    path("killswitch/", include("oversight.killswitch.urls")),
+    path("teams/<slug:slug>/", core_views.team_detail, name="team"),
     path("api/v1/", agent_api.urls),
     path("admin/", admin.site.urls),
 ]

@@ -13,6 +13,7 @@ from oversight.audit import verbs
 from oversight.audit.actors import Actor
 from oversight.audit.services import audit_record
 from oversight.audit.snapshot import snapshot
+from oversight.live.publish import after_commit, resubscribe_everyone
 
 
 @transaction.atomic
@@ -29,6 +30,7 @@ def team_add_member(*, actor: Actor, team: Team, user: Any) -> None:
     if team.members.filter(pk=user.pk).exists():
         return
     team.members.add(user)
+    after_commit(resubscribe_everyone)
     audit_record(
         actor=actor,
         verb=verbs.TEAM_MEMBER_ADDED,

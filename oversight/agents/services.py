@@ -25,6 +25,7 @@ from oversight.audit import verbs
 from oversight.audit.actors import Actor
 from oversight.audit.services import audit_record
 from oversight.audit.snapshot import snapshot
+from oversight.live.publish import after_commit, resubscribe_everyone
 
 EDITABLE_FIELDS = (
     "name",
@@ -83,6 +84,7 @@ def agent_create(
     agent.save()
     permissions.grant_owner(agent, owner)
     permissions.grant_team(agent)
+    after_commit(resubscribe_everyone)
     audit_record(actor=actor, verb=verbs.AGENT_CREATED, target=agent, after=snapshot(agent))
     return agent
 
@@ -121,6 +123,8 @@ def agent_update(*, actor: Actor, agent: Agent, **changes: Any) -> Agent:
     if locked.team_id != old_team.pk:
         permissions.revoke_team(locked, old_team)
         permissions.grant_team(locked)
+    if locked.owner_id != old_owner.pk or locked.team_id != old_team.pk:
+        after_commit(resubscribe_everyone)
     audit_record(actor=actor, verb=verbs.AGENT_UPDATED, target=locked, before=before, after=after)
     return locked
 
@@ -143,6 +147,7 @@ def agent_access_grant(*, actor: Actor, agent: Agent, user: Any, level: str) -> 
         return False
     for perm in perms:
         assign_perm(perm, user, agent)
+    after_commit(resubscribe_everyone)
     who = user.get_username()
     audit_record(
         actor=actor,
@@ -167,6 +172,7 @@ def agent_access_revoke(*, actor: Actor, agent: Agent, user: Any) -> bool:
         return False
     for perm in held:
         remove_perm(perm, user, agent)
+    after_commit(resubscribe_everyone)
     who = user.get_username()
     audit_record(
         actor=actor,

@@ -19,6 +19,8 @@ from oversight.audit.services import audit_record
 from oversight.gateway.constants import ActionStatus
 from oversight.gateway.models import Action
 from oversight.gateway.services import ConflictError, NotFoundError, action_expire_if_due
+from oversight.live import broadcasts
+from oversight.live.publish import after_commit
 from oversight.policy.limits import limits_release
 
 
@@ -66,6 +68,7 @@ def _vote(*, user: Any, action_id: uuid.UUID, vote: str, comment: str) -> Action
     elif approvals >= action.approvals_required:
         action.status = ActionStatus.APPROVED
     action.save(update_fields=["status", "finished_at"])
+    after_commit(lambda: broadcasts.action_changed(action.pk, created=False))
     audit_record(
         actor=Actor.for_user(user),
         verb=verbs.ACTION_VOTED,

@@ -3,11 +3,19 @@ from __future__ import annotations
 import time
 
 from django.conf import settings
+from django.contrib.auth.decorators import login_required
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
-from django.shortcuts import redirect
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+
+from oversight.accounts.selectors import team_list
+from oversight.agents.selectors import agents_with_perm
+from oversight.approvals.selectors import approval_queue, recent_actions
+from oversight.killswitch.models import Scope
+from oversight.killswitch.permissions import can_press
+from oversight.killswitch.selectors import Target, switch_for
 
 
 def _check_database() -> dict[str, object]:
@@ -57,5 +65,32 @@ async def ping(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"pong": True})
 
 
-def home(request: HttpRequest):  # type: ignore[no-untyped-def]
-    return redirect("agents:list")
+@login_required
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    """The overview: live actions of every agent the person may see, and the approvals
+    waiting for them."""
+    context = {
+        "actions": recent_actions(user=request.user),
+        "waiting": len(approval_queue(user=request.user)),
+    }
+    return render(request, "core/dashboard.html", context)
+
+
+@login_required
+@require_GET
+def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    team = team_list(user=request.user).filter(slug=slug).first()
+    visible = agents_with_perm(user=request.user).filter(team__slug=slug).select_related("owner")
+    if team is None and visible.exists():
+        team = visible.first().team  # a reviewer granted some of the team's agents
+    if team is None:
+        raise Http404("No such team.")
+    target = Target(Scope.TEAM, team=team)
+    context = {
+        "team": team,
+        "agents": visible.order_by("name"),
+        "switch": switch_for(target),
+        "can_press": can_press(request.user, target),
+    }
+    return render(request, "core/team.html", context)

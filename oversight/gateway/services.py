@@ -25,6 +25,8 @@ from oversight.gateway.constants import RUNNABLE, ActionStatus
 from oversight.gateway.hashing import action_hash, canonical_hash
 from oversight.gateway.models import Action, IdempotencyKey
 from oversight.killswitch.selectors import halting_switch
+from oversight.live import broadcasts
+from oversight.live.publish import after_commit
 from oversight.policy.compiled import compiled_policy_for, limits_for
 from oversight.policy.constants import DEFAULT_HOLD_SECONDS, OnExceed
 from oversight.policy.engine import Decision, Request
@@ -263,6 +265,7 @@ def action_decide(
         )
     if outcome.pause_agent:
         _pause_agent(token, outcome.reasons[-1]["detail"])
+    after_commit(lambda: broadcasts.action_changed(action.pk, created=True))
     audit_record(
         actor=Actor.for_agent(token.agent),
         verb=verbs.ACTION_DECIDED,
@@ -326,6 +329,7 @@ def action_report_result(*, token: AgentToken, action_id: uuid.UUID, data: Resul
     action.error = data.error
     action.finished_at = timezone.now()
     action.save(update_fields=["status", "after", "error", "finished_at"])
+    after_commit(lambda: broadcasts.action_changed(action.pk, created=False))
     audit_record(
         actor=Actor.for_agent(token.agent),
         verb=verbs.ACTION_REPORTED,
@@ -353,6 +357,7 @@ def action_expire_if_due(*, action: Action) -> Action:
     ).update(status=ActionStatus.EXPIRED, finished_at=now)
     if claimed:
         limits_release(action.limit_usage)
+        after_commit(lambda: broadcasts.action_changed(action.pk, created=False))
         audit_record(
             actor=Actor.system("expiry"),
             verb=verbs.ACTION_EXPIRED,
@@ -381,6 +386,7 @@ def _cancel(action: Action, *, actor: Actor, why: str) -> bool:
     if not claimed:
         return False
     limits_release(action.limit_usage)
+    after_commit(lambda: broadcasts.action_changed(action.pk, created=False))
     audit_record(
         actor=actor,
         verb=verbs.ACTION_CANCELLED,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db.models import Q
@@ -53,3 +54,26 @@ def halting_switch(*, agent_id: int, team_id: int) -> KillSwitch | None:
         .order_by("scope")  # "agent" < "global" < "team": any order is fine, one is enough
         .first()
     )
+
+
+def engaged_switches_for(*, user: Any) -> list[KillSwitch]:
+    """Engaged switches a person should see: global, and those covering agents they view."""
+    from oversight.agents.selectors import agents_with_perm
+
+    if not getattr(user, "is_authenticated", False):
+        return []
+    visible = agents_with_perm(user=user)
+    return list(
+        KillSwitch.objects.filter(engaged=True)
+        .filter(
+            Q(scope=Scope.GLOBAL) | Q(agent__in=visible) | Q(team__in=visible.values("team_id"))
+        )
+        .select_related("team", "agent")
+        .order_by("changed_at")
+    )
+
+
+def switch_for(target: Target) -> KillSwitch | None:
+    return KillSwitch.objects.filter(
+        scope=target.scope, team=target.team, agent=target.agent
+    ).first()

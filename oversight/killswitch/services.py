@@ -15,6 +15,8 @@ from oversight.audit.services import audit_record
 from oversight.gateway.services import actions_cancel_in_scope
 from oversight.killswitch.models import KillSwitch
 from oversight.killswitch.selectors import Target
+from oversight.live import broadcasts
+from oversight.live.publish import after_commit
 
 
 def _locked_switch(target: Target) -> KillSwitch:
@@ -47,6 +49,7 @@ def killswitch_engage(*, actor: Actor, target: Target, reason: str, user: Any = 
     switch.changed_by, switch.changed_at = user, timezone.now()
     switch.save()
     _record(actor, switch, verbs.KILLSWITCH_ENGAGED, before)
+    after_commit(lambda: broadcasts.killswitch_changed(switch.pk))
     # Nothing held or approved in the scope may run after this.
     actions_cancel_in_scope(
         actor=actor,
@@ -79,4 +82,5 @@ def killswitch_release(
     switch.changed_by, switch.changed_at = user, timezone.now()
     switch.save()
     _record(actor, switch, verbs.KILLSWITCH_RELEASED, before)
+    after_commit(lambda: broadcasts.killswitch_changed(switch.pk))
     return switch

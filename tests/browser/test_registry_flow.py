@@ -45,10 +45,12 @@ def test_an_owner_registers_an_agent_edits_it_and_sees_the_change_in_its_history
     page: Page, live_url: str, owner: Any, team: Any
 ) -> None:
     page.goto(live_url)
-    expect(page).to_have_url(f"{live_url}/login/?next=/agents/")
+    expect(page).to_have_url(f"{live_url}/login/?next=/")
     log_in(page, "alice")
 
-    expect(page).to_have_url(f"{live_url}/agents/")
+    expect(page).to_have_url(f"{live_url}/")
+    expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+    page.get_by_role("link", name="Agents", exact=True).click()
     expect(page.get_by_text("0 agents")).to_be_visible()
     page.get_by_role("link", name="Register agent").click()
 

@@ -1,0 +1,84 @@
+"""Reads for reviewers: the queue, one held action in full, an action's whole story."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from django.db.models import Prefetch
+from django.http import Http404
+
+from oversight.agents.constants import APPROVE, VIEW
+from oversight.agents.selectors import agents_with_perm
+from oversight.approvals.models import ApprovalVote, Vote
+from oversight.audit.models import AuditEvent
+from oversight.gateway.constants import ActionStatus
+from oversight.gateway.models import Action
+
+RECENT = 5
+
+
+def _pretty(value: Any) -> str:
+    return "" if value is None else json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+
+
+def approval_queue(*, user: Any) -> list[Action]:
+    """Held actions this person may decide, most urgent first."""
+    votes = Prefetch("votes", queryset=ApprovalVote.objects.select_related("voter"))
+    return list(
+        Action.objects.filter(
+            status=ActionStatus.PENDING, agent__in=agents_with_perm(user=user, perm=APPROVE)
+        )
+        .select_related("agent__owner", "agent__team")
+        .prefetch_related(votes)
+        .order_by("expires_at", "created_at")
+    )
+
+
+def queue_item_context(action: Action) -> dict[str, Any]:
+    """Everything a reviewer needs to decide one held action."""
+    recent = list(
+        Action.objects.filter(agent_id=action.agent_id)
+        .exclude(pk=action.pk)
+        .order_by("-created_at")[:RECENT]
+    )
+    votes = list(action.votes.select_related("voter"))
+    return {
+        "action": action,
+        "agent": action.agent,
+        "params_json": _pretty(action.params),
+        "before_json": _pretty(action.before),
+        "recent": recent,
+        "votes": votes,
+        "approvals": sum(1 for v in votes if v.vote == Vote.APPROVE),
+    }
+
+
+def action_get(*, user: Any, action_id: uuid.UUID) -> Action:
+    """An action of an agent the person may view; 404 otherwise."""
+    action = (
+        Action.objects.select_related("agent__owner", "agent__team")
+        .filter(pk=action_id, agent__in=agents_with_perm(user=user, perm=VIEW))
+        .first()
+    )
+    if action is None:
+        raise Http404("No such action.")
+    return action
+
+
+def action_story(*, action: Action) -> list[AuditEvent]:
+    """Every audit event about this action, oldest first."""
+    return list(
+        AuditEvent.objects.filter(target_type="gateway.action", target_id=str(action.pk)).order_by(
+            "seq"
+        )
+    )
+
+
+def recent_actions(*, user: Any, agent_id: int | None = None, limit: int = 25) -> list[Action]:
+    """The live feed's first page: newest actions of agents the person may view."""
+    actions = Action.objects.filter(agent__in=agents_with_perm(user=user, perm=VIEW))
+    if agent_id is not None:
+        actions = actions.filter(agent_id=agent_id)
+    return list(actions.select_related("agent").order_by("-created_at")[:limit])

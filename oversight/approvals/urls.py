@@ -1,0 +1,10 @@
+from django.urls import path
+
+from oversight.approvals import views
+
+app_name = "approvals"
+urlpatterns = [
+    path("approvals/", views.queue, name="queue"),
+    path("approvals/<uuid:action_id>/vote/", views.vote, name="vote"),
+    path("actions/<uuid:action_id>/", views.action_detail, name="action"),
+]

@@ -1,0 +1,63 @@
+"""The approval queue, voting, and an action's own page."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from oversight.agents.constants import APPROVE
+from oversight.agents.permissions import user_has_agent_perm
+from oversight.approvals import selectors
+from oversight.approvals.services import approval_vote
+from oversight.gateway.services import ConflictError, NotFoundError
+
+
+@login_required
+@require_GET
+def queue(request: HttpRequest) -> HttpResponse:
+    items = [
+        selectors.queue_item_context(action)
+        for action in selectors.approval_queue(user=request.user)
+    ]
+    return render(request, "approvals/queue.html", {"items": items})
+
+
+@login_required
+@require_POST
+def vote(request: HttpRequest, action_id: uuid.UUID) -> HttpResponse:
+    """Approve or deny; the answer replaces the queue item in place (htmx)."""
+    action = selectors.action_get(user=request.user, action_id=action_id)  # 404 if not visible
+    message, ok = "", True
+    try:
+        action = approval_vote(
+            user=request.user,
+            action_id=action.pk,
+            vote=request.POST.get("vote", ""),
+            comment=request.POST.get("comment", ""),
+        )
+    except (ConflictError, PermissionDenied, NotFoundError) as exc:
+        message, ok = str(exc), False
+        action.refresh_from_db()
+    except ValidationError as exc:
+        message, ok = " ".join(exc.messages), False
+    if not request.htmx:
+        return redirect("approvals:action", action_id=action.pk)
+    context = {**selectors.queue_item_context(action), "message": message, "ok": ok}
+    return render(request, "approvals/_queue_item.html", context, status=200 if ok else 409)
+
+
+@login_required
+@require_GET
+def action_detail(request: HttpRequest, action_id: uuid.UUID) -> HttpResponse:
+    action = selectors.action_get(user=request.user, action_id=action_id)
+    context = {
+        **selectors.queue_item_context(action),
+        "story": selectors.action_story(action=action),
+        "can_decide": user_has_agent_perm(request.user, APPROVE, action.agent),
+    }
+    return render(request, "approvals/action.html", context)

@@ -1,0 +1,84 @@
+"""The red button: engage or release a kill switch, with a reason and a confirmation."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from oversight.agents.selectors import agents_with_perm
+from oversight.audit.actors import Actor
+from oversight.killswitch import services
+from oversight.killswitch.models import Scope
+from oversight.killswitch.permissions import can_press
+from oversight.killswitch.selectors import Target, parse_target
+
+
+def _target(request: HttpRequest) -> Target:
+    """The scope from the form, 404 for an agent or team the person cannot see."""
+    try:
+        target = parse_target(request.POST.get("scope", ""))
+    except ValidationError:
+        raise Http404("No such scope.") from None
+    visible = agents_with_perm(user=request.user)
+    if target.agent is not None and not visible.filter(pk=target.agent.pk).exists():
+        raise Http404("No such scope.")
+    if target.team is not None and not (
+        visible.filter(team=target.team).exists()
+        or target.team.members.filter(pk=request.user.pk).exists()
+    ):
+        raise Http404("No such scope.")
+    if not can_press(request.user, target):
+        raise PermissionDenied("You may not press this kill switch.")
+    return target
+
+
+def _back(request: HttpRequest) -> HttpResponse:
+    next_url = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(next_url, {request.get_host()}, request.is_secure()):
+        return redirect(next_url)
+    return redirect("home")
+
+
+@login_required
+@require_POST
+def engage(request: HttpRequest) -> HttpResponse:
+    target = _target(request)
+    if request.POST.get("confirm") != "yes":
+        messages.error(request, "Tick the confirmation to engage the kill switch.")
+        return _back(request)
+    try:
+        services.killswitch_engage(
+            actor=Actor.for_user(request.user),
+            target=target,
+            reason=request.POST.get("reason", ""),
+            user=request.user,
+        )
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return _back(request)
+    halted = "Everything is" if target.scope == Scope.GLOBAL else f"{target.label.capitalize()} is"
+    messages.warning(request, f"{halted} halted from the next decision on.")
+    return _back(request)
+
+
+@login_required
+@require_POST
+def release(request: HttpRequest) -> HttpResponse:
+    target = _target(request)
+    try:
+        services.killswitch_release(
+            actor=Actor.for_user(request.user),
+            target=target,
+            reason=request.POST.get("reason", ""),
+            user=request.user,
+        )
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return _back(request)
+    messages.success(request, f"Kill switch for {target.label} released.")
+    return _back(request)

@@ -1,0 +1,67 @@
+"""What happened, as htmx out-of-band fragments, rendered once per event.
+
+Called after commit with ids; reading the rows again makes a late or repeated call
+harmless (it sends the current state).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.template.loader import render_to_string
+
+from oversight.agents.models import Agent
+from oversight.gateway.constants import ActionStatus
+from oversight.gateway.models import Action
+from oversight.killswitch.models import KillSwitch, Scope
+from oversight.live import groups, publish
+
+
+def _queue_context(action: Action) -> dict[str, object]:
+    from oversight.approvals.selectors import queue_item_context
+
+    return queue_item_context(action)
+
+
+def action_changed(action_id: uuid.UUID, *, created: bool) -> None:
+    action = (
+        Action.objects.select_related("agent__owner", "agent__team").filter(pk=action_id).first()
+    )
+    if action is None:
+        return
+    agent_ids = [action.agent_id]
+    row = render_to_string(
+        "live/_feed_row.html", {"action": action, "oob": "new" if created else "update"}
+    )
+    publish.send(groups.agent_feed(action.agent_id), html=row, audience="feed", agent_ids=agent_ids)
+    if action.status == ActionStatus.PENDING:
+        item = render_to_string(
+            "approvals/_queue_item.html",
+            {**_queue_context(action), "oob": "new" if created else "update"},
+        )
+        publish.send(
+            groups.agent_queue(action.agent_id), html=item, audience="queue", agent_ids=agent_ids
+        )
+    elif not created:
+        gone = render_to_string("approvals/_queue_gone.html", {"action": action})
+        publish.send(
+            groups.agent_queue(action.agent_id), html=gone, audience="queue", agent_ids=agent_ids
+        )
+
+
+def killswitch_changed(switch_id: int) -> None:
+    switch = KillSwitch.objects.select_related("team", "agent").filter(pk=switch_id).first()
+    if switch is None:
+        return
+    html = render_to_string("killswitch/_banner_oob.html", {"switch": switch})
+    if switch.scope == Scope.GLOBAL:
+        publish.send(groups.EVERYONE, html=html, audience="everyone")
+        return
+    agents = Agent.objects.all()
+    agents = (
+        agents.filter(pk=switch.agent_id)
+        if switch.agent_id
+        else agents.filter(team_id=switch.team_id)
+    )
+    agent_ids = list(agents.values_list("pk", flat=True))
+    publish.send(groups.EVERYONE, html=html, audience="feed", agent_ids=agent_ids)

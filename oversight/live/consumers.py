@@ -1,0 +1,70 @@
+"""The one websocket endpoint: live fragments for the agents its user may see."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.contrib.auth import get_user_model
+
+from oversight.live.selectors import Subscriptions, live_subscriptions
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_DEACTIVATED = 4403
+
+
+@database_sync_to_async
+def _subscriptions(user_id: int) -> tuple[bool, Subscriptions]:
+    # Read fresh from the database: the scope's user may be stale after a change.
+    user = get_user_model().objects.filter(pk=user_id).first()
+    if user is None or not user.is_active:
+        return False, Subscriptions(frozenset(), frozenset())
+    return True, live_subscriptions(user=user)
+
+
+class LiveConsumer(AsyncWebsocketConsumer):
+    """Sends htmx out-of-band fragments; never accepts commands from the browser."""
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        self.user_id: int = user.pk
+        self.joined: set[str] = set()
+        self.subscriptions = Subscriptions(frozenset(), frozenset())
+        await self.accept()
+        await self._join()
+
+    async def _join(self) -> None:
+        active, subscriptions = await _subscriptions(self.user_id)
+        if not active:
+            await self.close(code=CLOSE_DEACTIVATED)
+            return
+        wanted = subscriptions.group_names
+        for name in wanted - self.joined:
+            await self.channel_layer.group_add(name, self.channel_name)
+        for name in self.joined - wanted:
+            await self.channel_layer.group_discard(name, self.channel_name)
+        self.joined, self.subscriptions = wanted, subscriptions
+
+    async def disconnect(self, code: int) -> None:
+        for name in getattr(self, "joined", set()):
+            await self.channel_layer.group_discard(name, self.channel_name)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """Nothing is accepted from the browser; changes go through CSRF-protected views."""
+
+    async def live_fragment(self, event: dict[str, Any]) -> None:
+        """Forward a fragment, checking again that this user may see it."""
+        audience, agent_ids = event["audience"], event.get("agent_ids") or []
+        if audience == "feed" and self.subscriptions.feed.isdisjoint(agent_ids):
+            return
+        if audience == "queue" and self.subscriptions.queue.isdisjoint(agent_ids):
+            return
+        await self.send(text_data=event["html"])
+
+    async def live_resubscribe(self, event: dict[str, Any]) -> None:
+        """Someone's permissions changed: re-read ours."""
+        await self._join()

@@ -1,0 +1,77 @@
+"""Send fragments to sockets, after the transaction that caused them has committed.
+
+A broadcast is a side effect: it must never undo or fail the change it reports, so
+errors are logged, not raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+
+from oversight.live import groups
+
+logger = logging.getLogger(__name__)
+
+
+def _run(coroutine_fn: Callable[..., Awaitable[None]], *args: Any) -> None:
+    """Run an async channel-layer call from sync code. A thread that already runs an event
+    loop cannot block on it, so there the call runs in a short-lived thread of its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        async_to_sync(coroutine_fn)(*args)
+        return
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            async_to_sync(coroutine_fn)(*args)
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(timeout=10)
+    if errors:
+        raise errors[0]
+
+
+def send(group: str, *, html: str, audience: str, agent_ids: list[int] | None = None) -> None:
+    """``audience``: "feed" or "queue" (only sockets allowed to see one of ``agent_ids``
+    forward it) or "everyone"."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    message = {
+        "type": "live.fragment",
+        "html": html,
+        "audience": audience,
+        "agent_ids": agent_ids or [],
+    }
+    try:
+        _run(layer.group_send, group, message)
+    except Exception:  # a broadcast failure must not fail the request
+        logger.exception("live broadcast to %s failed", group)
+
+
+def resubscribe_everyone() -> None:
+    """After a permission change: every socket re-reads what it may see."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        _run(layer.group_send, groups.EVERYONE, {"type": "live.resubscribe"})
+    except Exception:
+        logger.exception("live resubscribe failed")
+
+
+def after_commit(fn: Callable[[], None]) -> None:
+    transaction.on_commit(fn, robust=True)

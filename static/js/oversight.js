@@ -1,0 +1,20 @@
+// Countdowns to approval deadlines: "expires in 4m 12s", ticking each second.
+(function () {
+  function format(ms) {
+    if (ms <= 0) return "expired";
+    var s = Math.floor(ms / 1000), m = Math.floor(s / 60), h = Math.floor(m / 60);
+    if (h > 0) return "expires in " + h + "h " + (m % 60) + "m";
+    if (m > 0) return "expires in " + m + "m " + (s % 60) + "s";
+    return "expires in " + s + "s";
+  }
+  function tick() {
+    document.querySelectorAll("[data-expires-at]").forEach(function (el) {
+      var ms = Date.parse(el.dataset.expiresAt) - Date.now();
+      el.textContent = format(ms);
+      el.classList.toggle("urgent", ms < 60000);
+    });
+  }
+  setInterval(tick, 1000);
+  document.addEventListener("DOMContentLoaded", tick);
+  document.addEventListener("htmx:afterSwap", tick);
+})();
