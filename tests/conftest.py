@@ -29,6 +29,20 @@ def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
         items[:] = keep
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _close_connection_pools(django_db_setup: None, django_db_blocker: Any) -> Any:
+    """Pooled connections opened by other threads (consumers, servers' helpers) would keep
+    the test database busy when pytest-django drops it at the end."""
+    yield
+    from django.db import connections
+
+    with django_db_blocker.unblock():
+        for connection in connections.all():
+            connection.close()  # this thread's connection goes back to the pool first
+            if getattr(connection, "pool", None) is not None:
+                connection.close_pool()
+
+
 def make_user(django_user_model: Any, username: str, *role_names: str, **extra: Any) -> Any:
     user = django_user_model.objects.create_user(
         username=username, password="pw", email=f"{username}@example.com", **extra

@@ -14,3 +14,6 @@ CSRF_COOKIE_SECURE = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed, tests only
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
 SERVESTATIC_USE_FINDERS = True
+# The websocket origin check reads this when oversight.asgi is imported, before the test
+# runner adds "testserver"; the servers started by tests listen on 127.0.0.1.
+ALLOWED_HOSTS = ["testserver", "127.0.0.1"]
