@@ -20,4 +20,10 @@ app.conf.beat_schedule = {
         "task": "oversight.audit.tasks.audit_verify_chain",
         "schedule": crontab(hour=3, minute=17),
     },
+    # Queue again notification sends that never reached a worker (the broker was down
+    # when their change committed); sending is idempotent, so a duplicate is harmless.
+    "notifications-requeue-stale": {
+        "task": "oversight.notifications.tasks.requeue_stale_notifications",
+        "schedule": crontab(minute="*/5"),
+    },
 }

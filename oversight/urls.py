@@ -17,6 +17,7 @@ urlpatterns = [
     path("", include("oversight.approvals.urls")),
     path("killswitch/", include("oversight.killswitch.urls")),
     path("teams/<slug:slug>/", core_views.team_detail, name="team"),
+    path("teams/<slug:slug>/notifications/", include("oversight.notifications.urls")),
     path("api/v1/", agent_api.urls),
     path("admin/", admin.site.urls),
 ]

@@ -28,6 +28,9 @@ TEAM_CREATED = "team.created"
 TEAM_UPDATED = "team.updated"
 TEAM_MEMBER_ADDED = "team.member_added"
 AUDIT_EXPORTED = "audit.exported"
+TEAM_CHANNELS_UPDATED = "team_channels.updated"
+TEAM_CHANNELS_SECRET_REGENERATED = "team_channels.secret_regenerated"
+NOTIFICATION_TEST_QUEUED = "notification.test_queued"
 
 KNOWN_VERBS = sorted(
     [
@@ -57,5 +60,8 @@ KNOWN_VERBS = sorted(
         TEAM_UPDATED,
         TEAM_MEMBER_ADDED,
         AUDIT_EXPORTED,
+        TEAM_CHANNELS_UPDATED,
+        TEAM_CHANNELS_SECRET_REGENERATED,
+        NOTIFICATION_TEST_QUEUED,
     ]
 )

@@ -27,6 +27,7 @@ from oversight.gateway.models import Action, IdempotencyKey
 from oversight.killswitch.selectors import halting_switch
 from oversight.live import broadcasts
 from oversight.live.publish import after_commit
+from oversight.notifications.services import notify_action_held
 from oversight.policy.compiled import compiled_policy_for, limits_for
 from oversight.policy.constants import DEFAULT_HOLD_SECONDS, OnExceed
 from oversight.policy.engine import Decision, Request
@@ -266,6 +267,8 @@ def action_decide(
     if outcome.pause_agent:
         _pause_agent(token, outcome.reasons[-1]["detail"])
     after_commit(lambda: broadcasts.action_changed(action.pk, created=True))
+    if action.status == ActionStatus.PENDING:
+        after_commit(lambda: notify_action_held(action_id=action.pk))
     audit_record(
         actor=Actor.for_agent(token.agent),
         verb=verbs.ACTION_DECIDED,

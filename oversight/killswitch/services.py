@@ -17,6 +17,7 @@ from oversight.killswitch.models import KillSwitch
 from oversight.killswitch.selectors import Target
 from oversight.live import broadcasts
 from oversight.live.publish import after_commit
+from oversight.notifications.services import notify_killswitch
 
 
 def _locked_switch(target: Target) -> KillSwitch:
@@ -50,6 +51,7 @@ def killswitch_engage(*, actor: Actor, target: Target, reason: str, user: Any = 
     switch.save()
     _record(actor, switch, verbs.KILLSWITCH_ENGAGED, before)
     after_commit(lambda: broadcasts.killswitch_changed(switch.pk))
+    after_commit(lambda: notify_killswitch(switch_id=switch.pk, engaged=True))
     # Nothing held or approved in the scope may run after this.
     actions_cancel_in_scope(
         actor=actor,
@@ -83,4 +85,5 @@ def killswitch_release(
     switch.save()
     _record(actor, switch, verbs.KILLSWITCH_RELEASED, before)
     after_commit(lambda: broadcasts.killswitch_changed(switch.pk))
+    after_commit(lambda: notify_killswitch(switch_id=switch.pk, engaged=False))
     return switch

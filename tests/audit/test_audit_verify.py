@@ -8,7 +8,7 @@ from django.core.management import CommandError, call_command
 
 from oversight.audit.models import AuditEvent
 from tests.audit.helpers import record, tamper
-from tests.live import ROOT, live_database_url
+from tests.servers import ROOT, live_database_url
 
 pytestmark = pytest.mark.django_db
 

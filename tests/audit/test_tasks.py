@@ -6,7 +6,7 @@ from django.conf import settings
 from oversight.audit.tasks import audit_verify_chain
 from oversight.celery import app
 from tests.audit.helpers import record, tamper
-from tests.live import celery_worker
+from tests.servers import celery_worker
 
 
 @pytest.mark.django_db

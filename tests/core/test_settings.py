@@ -11,7 +11,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from oversight.lib.env import envbool, envint, envlist, envstr
-from tests.live import ROOT
+from tests.servers import ROOT
 
 # Variables the test process itself sets (tests/settings.py, bin/test) that must not
 # leak into a "production" start-up.

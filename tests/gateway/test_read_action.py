@@ -20,7 +20,7 @@ from oversight.gateway.models import Action
 from oversight.policy.models import LimitCounter
 from tests.conftest import SYSTEM
 from tests.gateway.helpers import AgentApi, RefundPolicy, api_error, expire, limit_create, refund
-from tests.live import asgi_server
+from tests.servers import asgi_server
 
 pytestmark = pytest.mark.django_db
 

@@ -12,7 +12,7 @@ from oversight.agents.services import token_create
 from oversight.policy.models import Grant, Limit, Rule
 from oversight.policy.services import policy_object_create
 from tests.conftest import SYSTEM
-from tests.live import asgi_server
+from tests.servers import asgi_server
 
 
 @dataclass(frozen=True)

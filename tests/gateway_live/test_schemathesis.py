@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from tests.gateway_live.conftest import LiveAgent
-from tests.live import ROOT
+from tests.servers import ROOT
 
 pytestmark = [pytest.mark.postgres]
 

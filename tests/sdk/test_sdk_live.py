@@ -39,7 +39,7 @@ from oversight.sdk import (
     current_guard,
 )
 from tests.conftest import SYSTEM
-from tests.live import asgi_server
+from tests.servers import asgi_server
 
 pytestmark = pytest.mark.postgres
 

@@ -14,7 +14,7 @@ from oversight.agents.models import AgentToken
 from oversight.audit.models import AuditEvent
 from oversight.audit.verification import audit_chain_verify
 from oversight.gateway.models import Action
-from tests.live import asgi_server, free_port
+from tests.servers import asgi_server, free_port
 
 pytestmark = pytest.mark.postgres
 
@@ -87,7 +87,7 @@ def test_it_waits_for_a_server_that_is_not_up_yet(
     thread.start()
     assert out.seen.wait(timeout=15), "the simulation did not notice the server was down"
     # Now start the server, on the port the simulation keeps knocking on.
-    monkeypatch.setattr("tests.live.free_port", lambda: port)
+    monkeypatch.setattr("tests.servers.free_port", lambda: port)
     with asgi_server(extra_env=SERVER_ENV):
         thread.join(timeout=30)
     assert not thread.is_alive()

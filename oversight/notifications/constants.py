@@ -1,0 +1,46 @@
+"""Choices and tunables for notifications, in one place."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class Kind(models.TextChoices):
+    ACTION_HELD = "action.held", "Action held for approval"
+    KILLSWITCH_ENGAGED = "killswitch.engaged", "Kill switch engaged"
+    KILLSWITCH_RELEASED = "killswitch.released", "Kill switch released"
+    TEST = "test", "Test message"
+
+
+class Channel(models.TextChoices):
+    EMAIL = "email", "Email"
+    WEBHOOK = "webhook", "Webhook"
+
+
+class State(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+
+
+# Deliveries: the first try plus four retries, 15 s, 30 s, 60 s and 120 s apart.
+MAX_ATTEMPTS = 5
+BACKOFF_BASE_SECONDS = 15
+WEBHOOK_TIMEOUT_SECONDS = 5
+EMAIL_TIMEOUT_SECONDS = 10
+# A claimed row is left alone this long: longer than any one send can take, so a second
+# worker never sends it concurrently, yet a crashed worker's row is taken up again.
+CLAIM_SECONDS = 120
+# Pending rows older than this were lost on the way to the broker (it was down at commit,
+# or a worker died); the beat sweep queues them again. Longer than the whole backoff.
+STALE_AFTER_SECONDS = 15 * 60
+
+# Long lists (a global kill switch) are cut short in messages; the total is still given.
+MAX_AGENTS_LISTED = 20
+RECENT_NOTIFICATIONS = 20
+
+# The page a reviewer decides a held action on. Until it exists, links go to the agent.
+ACTION_URL_NAME = "approvals:action"
+
+SIGNATURE_HEADER = "X-Oversight-Signature"
+TIMESTAMP_HEADER = "X-Oversight-Timestamp"

@@ -1,0 +1,203 @@
+"""What notifications say.
+
+Payloads (the machine-readable event) are built once, when a notification is created,
+and stored on it; emails and webhook bodies are rendered from the stored payload at
+each attempt, so every retry says the same thing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from typing import Any
+
+from django.conf import settings
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.dateparse import parse_datetime
+
+from oversight.accounts.models import Team
+from oversight.agents.models import Agent
+from oversight.gateway.models import Action
+from oversight.killswitch.models import KillSwitch, Scope
+from oversight.notifications.constants import ACTION_URL_NAME, MAX_AGENTS_LISTED, Kind
+
+# --- payloads ------------------------------------------------------------------------
+
+
+def absolute_url(path: str) -> str:
+    return settings.SITE_URL.rstrip("/") + path
+
+
+def action_url(action: Action) -> str:
+    """The page where the action is decided."""
+    return absolute_url(reverse(ACTION_URL_NAME, args=[action.pk]))
+
+
+def _when(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _team(team: Team) -> dict[str, Any]:
+    return {"slug": team.slug, "name": team.name}
+
+
+def _agent(agent: Agent) -> dict[str, Any]:
+    return {
+        "slug": agent.slug,
+        "name": agent.name,
+        "url": absolute_url(reverse("agents:detail", args=[agent.slug])),
+    }
+
+
+def action_held_payload(action: Action) -> dict[str, Any]:
+    """Params are left out on purpose: they may hold personal data, and webhooks often
+    land in chat rooms. The link leads a reviewer to everything, behind a login."""
+    return {
+        "event": Kind.ACTION_HELD.value,
+        "team": _team(action.agent.team),
+        "agent": _agent(action.agent),
+        "action": {
+            "id": str(action.pk),
+            "action": action.action,
+            "resource": action.resource,
+            "environment": action.environment,
+            "reason": action.reason,
+            "reasons": [
+                {k: r.get(k) for k in ("kind", "name", "effect", "detail")}
+                for r in action.reasons
+                if isinstance(r, dict)
+            ],
+            "approvals_required": action.approvals_required,
+            "created_at": _when(action.created_at),
+            "expires_at": _when(action.expires_at),
+            "url": action_url(action),
+        },
+    }
+
+
+def _switch_target(switch: KillSwitch) -> str:
+    if switch.scope == Scope.AGENT and switch.agent is not None:
+        return f"agent {switch.agent.slug}"
+    if switch.scope == Scope.TEAM and switch.team is not None:
+        return f"team {switch.team.slug}"
+    return "everything"
+
+
+def killswitch_payload(
+    switch: KillSwitch, *, engaged: bool, team: Team, agents: list[Agent]
+) -> dict[str, Any]:
+    """``agents``: those in the switch's scope that this message is about."""
+    kind = Kind.KILLSWITCH_ENGAGED if engaged else Kind.KILLSWITCH_RELEASED
+    return {
+        "event": kind.value,
+        "team": _team(team),
+        "switch": {
+            "id": switch.pk,
+            "scope": switch.scope,
+            "target": _switch_target(switch),
+            "engaged": engaged,
+            "reason": switch.reason,
+            "changed_at": _when(switch.changed_at),
+            "changed_by": switch.changed_by.get_username() if switch.changed_by else None,
+        },
+        "agents": [_agent(agent) for agent in agents[:MAX_AGENTS_LISTED]],
+        "agents_total": len(agents),
+    }
+
+
+def test_payload(team: Team, *, requested_by: str) -> dict[str, Any]:
+    return {"event": Kind.TEST.value, "team": _team(team), "requested_by": requested_by}
+
+
+# --- rendering -----------------------------------------------------------------------
+
+# Email templates by kind. Test messages go to the webhook only.
+_TEMPLATES = {
+    Kind.ACTION_HELD.value: "action_held",
+    Kind.KILLSWITCH_ENGAGED.value: "killswitch",
+    Kind.KILLSWITCH_RELEASED.value: "killswitch",
+}
+
+
+def _display_time(value: str | None) -> str:
+    parsed = parse_datetime(value) if value else None
+    if parsed is None:
+        return "never"
+    return parsed.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _context(payload: dict[str, Any]) -> dict[str, Any]:
+    action = payload.get("action") or {}
+    switch = payload.get("switch") or {}
+    return {
+        "p": payload,
+        "expires": _display_time(action.get("expires_at")),
+        "changed": _display_time(switch.get("changed_at")),
+        "more_agents": payload.get("agents_total", 0) - len(payload.get("agents", [])),
+    }
+
+
+def render_email(payload: dict[str, Any]) -> tuple[str, str]:
+    """(subject, plain-text body)."""
+    name = _TEMPLATES[payload["event"]]
+    context = _context(payload)
+    subject = render_to_string(f"notifications/email/{name}_subject.txt", context)
+    # One line: a newline in a header is refused by Django (and would be an injection).
+    subject = re.sub(r"\s+", " ", subject).strip()
+    body = render_to_string(f"notifications/email/{name}.txt", context)
+    return subject, body
+
+
+def _slack_escape(text: Any) -> str:
+    """Agent-supplied text must not become links or @channel mentions in Slack."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _slack_message(payload: dict[str, Any]) -> tuple[str, list[str]]:
+    """(one-line summary, mrkdwn lines)."""
+    e = _slack_escape
+    event = payload["event"]
+    if event == Kind.ACTION_HELD.value:
+        a, agent = payload["action"], payload["agent"]
+        summary = f"Approval needed: {e(a['action'])} on {e(a['resource'])} by {e(agent['name'])}"
+        lines = [
+            f"*Approval needed* for *{e(agent['name'])}* ({e(payload['team']['name'])})",
+            f"`{e(a['action'])}` on `{e(a['resource'])}` in {e(a['environment'])}",
+        ]
+        if a["reason"]:
+            lines.append(f"Agent's reason: {e(a['reason'])}")
+        lines += [f"• {e(r['name'])}: {e(r['detail'])}" for r in a["reasons"] if r.get("detail")]
+        lines.append(f"Expires {_display_time(a['expires_at'])}. <{a['url']}|Review it>")
+        return summary, lines
+    if event in (Kind.KILLSWITCH_ENGAGED.value, Kind.KILLSWITCH_RELEASED.value):
+        s = payload["switch"]
+        verb = "engaged" if s["engaged"] else "released"
+        summary = f"Kill switch {verb} for {e(s['target'])}"
+        by = f" by {e(s['changed_by'])}" if s["changed_by"] else ""
+        lines = [f"*Kill switch {verb}* for {e(s['target'])}{by}: {e(s['reason'])}"]
+        names = [f"<{a['url']}|{e(a['name'])}>" for a in payload["agents"]]
+        more = payload["agents_total"] - len(names)
+        if names:
+            lines.append("Agents: " + ", ".join(names) + (f" and {more} more" if more else ""))
+        return summary, lines
+    team = payload["team"]["name"]
+    summary = f"Test message from Oversight for {e(team)}"
+    return summary, [f"*Test message* for {e(team)}, sent by {e(payload['requested_by'])}."]
+
+
+def webhook_body(payload: dict[str, Any], *, notification_id: int, timestamp: int) -> bytes:
+    """Slack-compatible ``text`` and ``blocks``, plus the event under ``oversight``.
+
+    The timestamp is inside the signed body too, so a receiver can refuse replays.
+    """
+    summary, lines = _slack_message(payload)
+    body = {
+        "text": summary,
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)}},
+        ],
+        "oversight": {**payload, "notification_id": notification_id, "timestamp": timestamp},
+    }
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()

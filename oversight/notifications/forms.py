@@ -1,0 +1,18 @@
+"""The team's channel settings form; validation of the URL is the model's."""
+
+from __future__ import annotations
+
+from django import forms
+
+from oversight.notifications.models import TeamChannels
+
+
+class TeamChannelsForm(forms.ModelForm):
+    # A URL typed without a scheme is taken as https, the only one allowed in production.
+    webhook_url = TeamChannels._meta.get_field("webhook_url").formfield(
+        assume_scheme="https", widget=forms.URLInput(attrs={"placeholder": "https://…"})
+    )
+
+    class Meta:
+        model = TeamChannels
+        fields = ["email_enabled", "webhook_url"]

@@ -1,0 +1,136 @@
+"""Where a team wants to hear about held actions and kill switches, and what was sent."""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
+from django.db import models
+
+from oversight.accounts.models import Team
+from oversight.agents.models import Agent
+from oversight.gateway.models import Action
+from oversight.notifications.constants import Channel, Kind, State
+
+_LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def new_webhook_secret() -> str:
+    return secrets.token_hex(32)
+
+
+def webhook_host(url: str) -> str:
+    return urlsplit(url).hostname or ""
+
+
+def _is_loopback(host: str) -> bool:
+    if host in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def validate_webhook_url(url: str) -> None:
+    """https, except to this machine (a local receiver) or anywhere when DEBUG is on.
+
+    Checked when the URL is saved and again before every send, so a URL saved on a
+    DEBUG install is never used over plain HTTP in production.
+    """
+    URLValidator(schemes=["http", "https"])(url)
+    parts = urlsplit(url)
+    if parts.username or parts.password:
+        raise ValidationError("Put credentials in the signing secret, not in the URL.")
+    if parts.scheme == "http" and not (settings.DEBUG or _is_loopback(parts.hostname or "")):
+        raise ValidationError("Webhook URLs must use https (http only to localhost).")
+
+
+class TeamChannels(models.Model):
+    """How one team is told: email to eligible people on or off, and one optional webhook.
+
+    No row (or email off and no URL) means the team is told nothing.
+    ``webhook_secret`` signs every webhook body (HMAC-SHA256); it is shown to the team on
+    its settings page and can be regenerated there.
+    """
+
+    team = models.OneToOneField(Team, on_delete=models.CASCADE, related_name="channels")
+    email_enabled = models.BooleanField(
+        "Email", default=False, help_text="Email the people concerned."
+    )
+    webhook_url = models.URLField(
+        "Webhook URL",
+        max_length=500,
+        blank=True,
+        validators=[validate_webhook_url],
+        help_text="Slack-compatible incoming webhook; leave empty for none.",
+    )
+    webhook_secret = models.CharField(max_length=64, default=new_webhook_secret)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "team channels"
+        verbose_name_plural = "team channels"
+
+    def __str__(self) -> str:
+        return f"notification channels of {self.team}"
+
+    @property
+    def webhook_enabled(self) -> bool:
+        return bool(self.webhook_url)
+
+
+class Notification(models.Model):
+    """One message to one recipient on one channel about one event, and its delivery.
+
+    ``dedupe_key`` names the (event, channel, recipient): creating the same notification
+    twice finds the first one. Sends claim the row with a conditional update, so a
+    retried or duplicated task never sends a message that was already sent.
+    """
+
+    kind = models.CharField(max_length=30, choices=Kind.choices)
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    # An email address, or the webhook URL's host (the URL itself may hold a token).
+    recipient = models.CharField(max_length=254)
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="notifications")
+    agent = models.ForeignKey(
+        Agent, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    action = models.ForeignKey(
+        Action, null=True, blank=True, on_delete=models.SET_NULL, related_name="notifications"
+    )
+    # The machine-readable event, fixed when the notification is created; every attempt
+    # renders the same message from it.
+    payload = models.JSONField(default=dict)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    # Set while a worker holds the row; see constants.CLAIM_SECONDS.
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    dedupe_key = models.CharField(max_length=500, unique=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["team", "-created_at"], name="notification_team_recent"),
+            models.Index(
+                fields=["created_at"],
+                condition=models.Q(state="pending"),
+                name="notification_pending",
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(state__in=State.values), name="notification_state_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} by {self.channel} to {self.recipient} ({self.state})"

@@ -1,0 +1,110 @@
+"""Reads: who is told about an event, and a team's channels and recent notifications."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q, QuerySet
+from django.http import Http404
+from django.utils import timezone
+
+from oversight.accounts import roles
+from oversight.accounts.models import Team
+from oversight.accounts.selectors import team_list
+from oversight.agents.constants import APPROVE, AgentStatus
+from oversight.agents.models import Agent, AgentGroupObjectPermission, AgentUserObjectPermission
+from oversight.killswitch.models import KillSwitch
+from oversight.notifications.constants import (
+    MAX_ATTEMPTS,
+    RECENT_NOTIFICATIONS,
+    STALE_AFTER_SECONDS,
+    State,
+)
+from oversight.notifications.models import Notification, TeamChannels
+
+
+def _users() -> QuerySet[Any]:
+    return get_user_model().objects.filter(is_active=True).order_by("pk")
+
+
+def _members_of(groups: QuerySet[Any]) -> QuerySet[Any]:
+    """User ids in any of ``groups`` (a ``values("group_id")`` subquery)."""
+    memberships = get_user_model().groups.through.objects
+    return memberships.filter(group_id__in=groups).values("user_id")
+
+
+def action_reviewers(*, agent: Agent) -> QuerySet[Any]:
+    """Active people who may decide the agent's held actions.
+
+    Those granted ``approve_agent`` on the agent, directly or through a group, read
+    from guardian's direct-foreign-key tables in one statement. Admins may decide
+    anything without a grant, but are told only when they hold the grant themselves or
+    when nobody else does: otherwise every admin would hear of every held action.
+    """
+    direct = AgentUserObjectPermission.objects.filter(
+        content_object=agent, permission__codename=APPROVE
+    ).values("user_id")
+    via_group = AgentGroupObjectPermission.objects.filter(
+        content_object=agent, permission__codename=APPROVE
+    ).values("group_id")
+    holders = _users().filter(Q(pk__in=direct) | Q(pk__in=_members_of(via_group)))
+    if holders.exists():
+        return holders
+    admin_group = Group.objects.filter(name=roles.ADMIN).values("pk")
+    return _users().filter(Q(is_superuser=True) | Q(pk__in=_members_of(admin_group)))
+
+
+def agents_in_switch_scope(*, switch: KillSwitch) -> QuerySet[Agent]:
+    """The agents a kill switch stops (retired ones have nobody left to tell)."""
+    agents = Agent.objects.exclude(status=AgentStatus.RETIRED)
+    if switch.agent_id is not None:
+        agents = agents.filter(pk=switch.agent_id)
+    elif switch.team_id is not None:
+        agents = agents.filter(team_id=switch.team_id)
+    return agents.select_related("owner", "team").order_by("team__name", "name")
+
+
+def channels_by_team(*, team_ids: Any) -> dict[int, TeamChannels]:
+    return {c.team_id: c for c in TeamChannels.objects.filter(team_id__in=team_ids)}
+
+
+def team_for_channels(*, user: Any, slug: str) -> Team:
+    """The team whose channels the user may manage: admins any team, owners their own.
+
+    404 when the user is not in the team (nothing leaks about other teams); 403 for a
+    member without the owner role, who may know the team but not change how it is told.
+    """
+    team = team_list(user=user).filter(slug=slug).first()
+    if team is None:
+        raise Http404("No such team.")
+    if not roles.has_role(user, roles.OWNER):
+        raise PermissionDenied("Only the team's owners and admins manage its notifications.")
+    return team
+
+
+def team_channels_get(*, team: Team) -> TeamChannels | None:
+    return TeamChannels.objects.filter(team=team).first()
+
+
+def team_notifications_recent(*, team: Team) -> QuerySet[Notification]:
+    return Notification.objects.filter(team=team).select_related("agent")[:RECENT_NOTIFICATIONS]
+
+
+def notifications_stale(*, limit: int = 500) -> list[int]:
+    """Pending rows nobody holds, older than any retry would leave them: their task was
+    lost (the broker was down at commit, or a worker died with it)."""
+    now = timezone.now()
+    return list(
+        Notification.objects.filter(
+            state=State.PENDING,
+            attempts__lt=MAX_ATTEMPTS,
+            created_at__lt=now - dt.timedelta(seconds=STALE_AFTER_SECONDS),
+        )
+        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:limit]
+    )

@@ -1,0 +1,75 @@
+"""A team's notification settings: channels, signing secret, test message, recent sends.
+
+Every view goes through ``team_for_channels``: 404 outside the team, 403 for a member
+who is not an owner (admins may manage any team).
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from oversight.audit.actors import Actor
+from oversight.notifications import services
+from oversight.notifications.forms import TeamChannelsForm
+from oversight.notifications.selectors import (
+    team_channels_get,
+    team_for_channels,
+    team_notifications_recent,
+)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def team_channels_view(request: HttpRequest, slug: str) -> HttpResponse:
+    team = team_for_channels(user=request.user, slug=slug)
+    channels = team_channels_get(team=team)
+    form = TeamChannelsForm(request.POST or None, instance=channels)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.team_channels_update(
+                actor=Actor.for_user(request.user),
+                team=team,
+                email_enabled=form.cleaned_data["email_enabled"],
+                webhook_url=form.cleaned_data["webhook_url"],
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, "Notification settings saved.")
+            return redirect("notifications:team", slug=team.slug)
+    context = {
+        "team": team,
+        "channels": channels,
+        "form": form,
+        "notifications": team_notifications_recent(team=team),
+    }
+    return render(request, "notifications/team.html", context)
+
+
+@login_required
+@require_POST
+def team_channels_test_view(request: HttpRequest, slug: str) -> HttpResponse:
+    team = team_for_channels(user=request.user, slug=slug)
+    try:
+        notification = services.notification_test_send(
+            actor=Actor.for_user(request.user), team=team
+        )
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, f"Test message queued for {notification.recipient}.")
+    return redirect("notifications:team", slug=team.slug)
+
+
+@login_required
+@require_POST
+def team_channels_secret_view(request: HttpRequest, slug: str) -> HttpResponse:
+    team = team_for_channels(user=request.user, slug=slug)
+    services.team_channels_secret_regenerate(actor=Actor.for_user(request.user), team=team)
+    messages.success(request, "New signing secret. Give it to your webhook receiver.")
+    return redirect("notifications:team", slug=team.slug)
