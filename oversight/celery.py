@@ -14,6 +14,12 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 app.conf.beat_schedule = {
+    # Held actions nobody decided in time become expired (denied) and leave every queue.
+    # Reading an action expires it too; this catches the ones nobody reads.
+    "gateway-expire-held-actions": {
+        "task": "oversight.gateway.tasks.expire_due_actions",
+        "schedule": 15.0,
+    },
     # Walk the whole audit hash chain every night; a break is logged at ERROR
     # with the first bad sequence number so that on-call hears of it.
     "audit-verify-chain": {
