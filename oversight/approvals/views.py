@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
@@ -32,7 +33,7 @@ def queue(request: HttpRequest) -> HttpResponse:
 def vote(request: HttpRequest, action_id: uuid.UUID) -> HttpResponse:
     """Approve or deny; the answer replaces the queue item in place (htmx)."""
     action = selectors.action_get(user=request.user, action_id=action_id)  # 404 if not visible
-    message, ok = "", True
+    message, status = "", 200
     try:
         action = approval_vote(
             user=request.user,
@@ -40,15 +41,19 @@ def vote(request: HttpRequest, action_id: uuid.UUID) -> HttpResponse:
             vote=request.POST.get("vote", ""),
             comment=request.POST.get("comment", ""),
         )
-    except (ConflictError, PermissionDenied, NotFoundError) as exc:
-        message, ok = str(exc), False
+    except PermissionDenied as exc:
+        message, status = str(exc), 403
+    except (ConflictError, NotFoundError) as exc:
+        message, status = str(exc), 409
         action.refresh_from_db()
     except ValidationError as exc:
-        message, ok = " ".join(exc.messages), False
+        message, status = " ".join(exc.messages), 422
     if not request.htmx:
+        if message:
+            messages.error(request, message)
         return redirect("approvals:action", action_id=action.pk)
-    context = {**selectors.queue_item_context(action), "message": message, "ok": ok}
-    return render(request, "approvals/_queue_item.html", context, status=200 if ok else 409)
+    context = {**selectors.queue_item_context(action), "message": message, "ok": status == 200}
+    return render(request, "approvals/_queue_item.html", context, status=status)
 
 
 @login_required

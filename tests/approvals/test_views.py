@@ -1,0 +1,145 @@
+"""The approval queue page, voting in place, and an action's own page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from oversight.agents.models import AgentToken
+from oversight.gateway.models import Action
+from oversight.policy.models import Grant, Rule
+from oversight.policy.services import policy_object_create
+from tests.conftest import SYSTEM
+from tests.gateway.helpers import decide, refund
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def held(agent: Any, prod_token: AgentToken) -> Action:
+    policy_object_create(
+        actor=SYSTEM, obj=Grant(agent=agent, action="payments.refund", resource="*")
+    )
+    policy_object_create(
+        actor=SYSTEM,
+        obj=Rule(
+            agent=agent,
+            name="big refunds",
+            effect="hold",
+            action="payments.refund",
+            condition="params.amount > 500",
+        ),
+    )
+    return decide(
+        prod_token,
+        {**refund(900), "reason": "Customer was charged twice", "before": {"refunded": 0}},
+    )
+
+
+def _vote(client: Client, user: Any, action: Action, vote: str, comment: str = "") -> Any:
+    client.force_login(user)
+    url = reverse("approvals:vote", args=[action.pk])
+    return client.post(url, {"vote": vote, "comment": comment}, HTTP_HX_REQUEST="true")
+
+
+def test_the_queue_shows_everything_needed_to_decide(
+    client: Client, rita: Any, held: Action
+) -> None:
+    client.force_login(rita)
+    page = client.get(reverse("approvals:queue")).content.decode()
+    for text in (
+        f'id="queue-{held.pk}"',
+        "Refund bot",
+        "Alice",
+        "payments",
+        "High risk",
+        "payments.refund",
+        "stripe:charge/ch_1",
+        "&quot;amount&quot;: 900",
+        "&quot;refunded&quot;: 0",
+        "Customer was charged twice",
+        "big refunds",
+        "params.amount &gt; 500",
+        "data-expires-at",
+        "Votes 0 of 1",
+    ):
+        assert text in page, text
+
+
+@pytest.mark.parametrize("who", ["teammate", "outsider", "auditor"])
+def test_people_who_may_not_approve_see_an_empty_queue(
+    client: Client, request: pytest.FixtureRequest, held: Action, who: str
+) -> None:
+    client.force_login(request.getfixturevalue(who))
+    assert f"queue-{held.pk}" not in client.get(reverse("approvals:queue")).content.decode()
+
+
+def test_approving_in_place_answers_with_the_updated_item(
+    client: Client, rita: Any, held: Action
+) -> None:
+    response = _vote(client, rita, held, "approve")
+    assert response.status_code == 200
+    assert "Approved" in response.content.decode()
+    held.refresh_from_db()
+    assert held.status == "approved"
+
+
+def test_a_deny_without_a_comment_is_refused_in_place(
+    client: Client, rita: Any, held: Action
+) -> None:
+    response = _vote(client, rita, held, "deny")
+    assert response.status_code == 422
+    assert "Say why you deny it." in response.content.decode()
+    held.refresh_from_db()
+    assert held.status == "pending"
+
+
+def test_the_late_reviewer_is_told_what_happened(
+    client: Client, rita: Any, rob: Any, held: Action
+) -> None:
+    _vote(client, rita, held, "deny", "not this customer")
+    response = _vote(client, rob, held, "approve")
+    assert response.status_code == 409
+    assert "already decided: it is rejected" in response.content.decode()
+
+
+def test_an_outsider_cannot_vote_or_see_the_action(
+    client: Client, outsider: Any, held: Action
+) -> None:
+    assert _vote(client, outsider, held, "approve").status_code == 404
+    assert client.get(reverse("approvals:action", args=[held.pk])).status_code == 404
+    held.refresh_from_db()
+    assert held.status == "pending"
+
+
+def test_a_teammate_may_look_but_not_vote(client: Client, teammate: Any, held: Action) -> None:
+    client.force_login(teammate)
+    page = client.get(reverse("approvals:action", args=[held.pk])).content.decode()
+    assert "action.decided" in page and 'name="vote"' not in page
+    response = _vote(client, teammate, held, "approve")
+    assert response.status_code == 403
+    assert "may not decide" in response.content.decode()
+
+
+def test_voting_needs_csrf(rita: Any, held: Action) -> None:
+    client = Client(enforce_csrf_checks=True)
+    assert _vote(client, rita, held, "approve").status_code == 403
+
+
+def test_the_action_page_tells_the_whole_story(client: Client, rita: Any, held: Action) -> None:
+    _vote(client, rita, held, "approve")
+    page = client.get(reverse("approvals:action", args=[held.pk])).content.decode()
+    assert "action.decided" in page and "action.voted" in page
+    assert "pending → approved" in page
+
+
+def test_the_overview_counts_what_waits_and_lists_recent_actions(
+    client: Client, rita: Any, held: Action
+) -> None:
+    client.force_login(rita)
+    page = client.get(reverse("home")).content.decode()
+    assert "1 waiting for your approval" in page
+    assert f'id="action-{held.pk}"' in page and 'id="action-feed"' in page
