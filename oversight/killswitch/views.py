@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -13,7 +15,6 @@ from django.views.decorators.http import require_POST
 from oversight.agents.selectors import agents_with_perm
 from oversight.audit.actors import Actor
 from oversight.killswitch import services
-from oversight.killswitch.models import Scope
 from oversight.killswitch.permissions import can_press
 from oversight.killswitch.selectors import Target, parse_target
 
@@ -44,15 +45,10 @@ def _back(request: HttpRequest) -> HttpResponse:
     return redirect("home")
 
 
-@login_required
-@require_POST
-def engage(request: HttpRequest) -> HttpResponse:
+def _press(request: HttpRequest, service: Any, done: str) -> HttpResponse:
     target = _target(request)
-    if request.POST.get("confirm") != "yes":
-        messages.error(request, "Tick the confirmation to engage the kill switch.")
-        return _back(request)
     try:
-        services.killswitch_engage(
+        service(
             actor=Actor.for_user(request.user),
             target=target,
             reason=request.POST.get("reason", ""),
@@ -60,25 +56,23 @@ def engage(request: HttpRequest) -> HttpResponse:
         )
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
-        return _back(request)
-    halted = "Everything is" if target.scope == Scope.GLOBAL else f"{target.label.capitalize()} is"
-    messages.warning(request, f"{halted} halted from the next decision on.")
+    else:
+        messages.warning(request, done.format(label=target.label))
     return _back(request)
+
+
+@login_required
+@require_POST
+def engage(request: HttpRequest) -> HttpResponse:
+    if request.POST.get("confirm") != "yes":
+        _target(request)  # permission first: a refusal must not depend on the checkbox
+        messages.error(request, "Tick the confirmation to engage the kill switch.")
+        return _back(request)
+    done = "Kill switch for {label} engaged: halted from the next decision on."
+    return _press(request, services.killswitch_engage, done)
 
 
 @login_required
 @require_POST
 def release(request: HttpRequest) -> HttpResponse:
-    target = _target(request)
-    try:
-        services.killswitch_release(
-            actor=Actor.for_user(request.user),
-            target=target,
-            reason=request.POST.get("reason", ""),
-            user=request.user,
-        )
-    except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
-        return _back(request)
-    messages.success(request, f"Kill switch for {target.label} released.")
-    return _back(request)
+    return _press(request, services.killswitch_release, "Kill switch for {label} released.")

@@ -10,29 +10,15 @@ from django.urls import reverse
 
 from oversight.agents.models import AgentToken
 from oversight.gateway.models import Action
-from oversight.policy.models import Grant, Rule
-from oversight.policy.services import policy_object_create
-from tests.conftest import SYSTEM
-from tests.gateway.helpers import decide, refund
+from tests.gateway.helpers import decide, grant_refunds, hold_large_refunds, refund
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def held(agent: Any, prod_token: AgentToken) -> Action:
-    policy_object_create(
-        actor=SYSTEM, obj=Grant(agent=agent, action="payments.refund", resource="*")
-    )
-    policy_object_create(
-        actor=SYSTEM,
-        obj=Rule(
-            agent=agent,
-            name="big refunds",
-            effect="hold",
-            action="payments.refund",
-            condition="params.amount > 500",
-        ),
-    )
+    grant_refunds(agent)
+    hold_large_refunds(agent)
     return decide(
         prod_token,
         {**refund(900), "reason": "Customer was charged twice", "before": {"refunded": 0}},
@@ -61,7 +47,7 @@ def test_the_queue_shows_everything_needed_to_decide(
         "&quot;amount&quot;: 900",
         "&quot;refunded&quot;: 0",
         "Customer was charged twice",
-        "big refunds",
+        "large refunds",
         "params.amount &gt; 500",
         "data-expires-at",
         "Votes 0 of 1",

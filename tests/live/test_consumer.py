@@ -14,10 +14,8 @@ from django.test import Client
 
 from oversight.agents.services import agent_access_grant, agent_access_revoke, token_create
 from oversight.asgi import application
-from oversight.gateway.services import ActionInput, action_decide
-from oversight.policy.models import Grant, Rule
-from oversight.policy.services import policy_object_create
 from tests.conftest import SYSTEM
+from tests.gateway.helpers import decide, grant_refunds, hold_large_refunds, refund
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ORIGIN = (b"origin", b"http://testserver")  # an allowed host in the test settings
@@ -42,28 +40,14 @@ def _socket(*headers: tuple[bytes, bytes]) -> WebsocketCommunicator:
 @pytest.fixture
 def held_refund(agent: Any) -> Any:
     """Decide a refund that is held, for the refund bot; returns a function."""
-    policy_object_create(
-        actor=SYSTEM, obj=Grant(agent=agent, action="payments.refund", resource="*")
-    )
-    policy_object_create(
-        actor=SYSTEM,
-        obj=Rule(
-            agent=agent,
-            name="big",
-            effect="hold",
-            action="payments.refund",
-            condition="params.amount > 500",
-        ),
-    )
+    grant_refunds(agent)
+    hold_large_refunds(agent)
     token, _raw = token_create(actor=SYSTEM, agent=agent, environment="production")
 
-    def decide(amount: int = 900) -> Any:
-        data = ActionInput(
-            action="payments.refund", resource="stripe:charge/1", params={"amount": amount}
-        )
-        return action_decide(token=token, data=data)[0]
+    def decide_refund(amount: int = 900) -> Any:
+        return decide(token, refund(amount))
 
-    return decide
+    return decide_refund
 
 
 async def _in_thread(fn: Any, *args: Any, **kwargs: Any) -> Any:
