@@ -17,8 +17,9 @@ from oversight.audit import verbs
 from oversight.audit.actors import Actor
 from oversight.audit.services import audit_record
 from oversight.gateway.constants import ActionStatus
+from oversight.gateway.exceptions import ConflictError, NotFoundError
+from oversight.gateway.lifecycle import action_expire_if_due
 from oversight.gateway.models import Action
-from oversight.gateway.services import ConflictError, NotFoundError, action_expire_if_due
 from oversight.live import broadcasts
 from oversight.live.publish import after_commit
 from oversight.policy.limits import limits_release

@@ -15,7 +15,7 @@ from oversight.agents.constants import APPROVE
 from oversight.agents.permissions import user_has_agent_perm
 from oversight.approvals import selectors
 from oversight.approvals.services import approval_vote
-from oversight.gateway.services import ConflictError, NotFoundError
+from oversight.gateway.exceptions import ConflictError, NotFoundError
 
 
 @login_required

@@ -13,7 +13,7 @@ from ninja import Header, NinjaAPI, Query, Status
 from ninja.security import HttpBearer
 
 from oversight.agents.models import AgentToken
-from oversight.gateway import selectors, services
+from oversight.gateway import lifecycle, selectors, services
 from oversight.gateway.auth import token_authenticate
 from oversight.gateway.constants import MAX_WAIT_SECONDS, ActionStatus
 from oversight.gateway.errors import install_error_handlers
@@ -151,8 +151,8 @@ def report_result(
     request: HttpRequest, action_id: uuid.UUID, payload: ResultIn
 ) -> dict[str, object]:
     """Once only, and only for an allowed or approved action of this agent."""
-    data = services.ResultInput(**payload.dict())
-    action = services.action_report_result(token=request.auth, action_id=action_id, data=data)
+    data = lifecycle.ResultInput(**payload.dict())
+    action = lifecycle.action_report_result(token=request.auth, action_id=action_id, data=data)
     return _detail(action)
 
 
@@ -164,7 +164,7 @@ def report_result(
 )
 def cancel_action(request: HttpRequest, action_id: uuid.UUID) -> dict[str, object]:
     """Only for a pending or approved action of this agent; its reserved quota is released."""
-    return _detail(services.action_cancel(token=request.auth, action_id=action_id))
+    return _detail(lifecycle.action_cancel(token=request.auth, action_id=action_id))
 
 
 @api.get(

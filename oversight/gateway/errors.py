@@ -10,7 +10,7 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from oversight.gateway.auth import AgentUnavailableError
-from oversight.gateway.services import ConflictError, InvalidInputError, NotFoundError
+from oversight.gateway.exceptions import ConflictError, InvalidInputError, NotFoundError
 
 logger = logging.getLogger(__name__)
 

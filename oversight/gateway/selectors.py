@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 
 from oversight.agents.models import AgentToken
+from oversight.gateway.exceptions import NotFoundError
+from oversight.gateway.lifecycle import action_expire_if_due
 from oversight.gateway.models import Action
-from oversight.gateway.services import NotFoundError, action_expire_if_due
 
 
 def action_for_agent(*, token: AgentToken, action_id: uuid.UUID) -> Action:

@@ -21,7 +21,8 @@ from oversight.agents.models import Agent, AgentToken
 from oversight.audit import verbs
 from oversight.audit.actors import Actor
 from oversight.audit.services import audit_record
-from oversight.gateway.constants import RUNNABLE, ActionStatus
+from oversight.gateway.constants import ActionStatus
+from oversight.gateway.exceptions import ConflictError, InvalidInputError
 from oversight.gateway.hashing import action_hash, canonical_hash
 from oversight.gateway.models import Action, IdempotencyKey
 from oversight.killswitch.selectors import halting_switch
@@ -31,30 +32,9 @@ from oversight.notifications.services import notify_action_held
 from oversight.policy.compiled import compiled_policy_for, limits_for
 from oversight.policy.constants import DEFAULT_HOLD_SECONDS, OnExceed
 from oversight.policy.engine import Decision, Request
-from oversight.policy.limits import LimitResult, limits_consume, limits_release
+from oversight.policy.limits import LimitResult, limits_consume
 
 logger = logging.getLogger(__name__)
-
-
-class ConflictError(Exception):
-    """HTTP 409: a lost race, a reused idempotency key, or a transition not allowed.
-    ``code`` tells clients which, without parsing the message."""
-
-    def __init__(self, message: str, code: str = "conflict") -> None:
-        super().__init__(message)
-        self.code = code
-
-
-class NotFoundError(Exception):
-    """HTTP 404: no such action for this agent (another agent's looks the same)."""
-
-
-class InvalidInputError(Exception):
-    """HTTP 422 for input that is well-formed but refers to something that is not there."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field, self.message = field, message
 
 
 @dataclass(frozen=True)
@@ -287,138 +267,3 @@ def action_decide(
         },
     )
     return action, True
-
-
-@dataclass(frozen=True)
-class ResultInput:
-    outcome: str  # "succeeded" | "failed"
-    after: Any = None
-    error: str = ""
-    # When given, must match what was decided: an approval covers exactly one action.
-    action: str | None = None
-    resource: str | None = None
-    params: dict[str, Any] | None = None
-
-
-@transaction.atomic
-def action_report_result(*, token: AgentToken, action_id: uuid.UUID, data: ResultInput) -> Action:
-    """Record what happened when the agent ran an allowed or approved action. Once only."""
-    # Locked so a result and an expiry or cancellation cannot both win.
-    action = (
-        Action.objects.select_for_update().filter(pk=action_id, agent_id=token.agent_id).first()
-    )
-    if action is None:
-        raise NotFoundError("No such action.")
-    if action.status not in RUNNABLE:
-        if action.status in (ActionStatus.SUCCEEDED, ActionStatus.FAILED):
-            raise ConflictError(
-                f"The outcome was already reported ({action.status}).", "already_reported"
-            )
-        raise ConflictError(f"An action that is {action.status} may not be run.", "not_runnable")
-    if data.action is not None or data.resource is not None or data.params is not None:
-        claimed = action_hash(
-            data.action if data.action is not None else action.action,
-            data.resource if data.resource is not None else action.resource,
-            data.params if data.params is not None else action.params,
-        )
-        if claimed != action.request_hash:
-            raise ConflictError(
-                "This result is for a different action, resource or params than was decided.",
-                "action_mismatch",
-            )
-    before_status = action.status
-    action.status = data.outcome
-    action.after = data.after
-    action.error = data.error
-    action.finished_at = timezone.now()
-    action.save(update_fields=["status", "after", "error", "finished_at"])
-    after_commit(lambda: broadcasts.action_changed(action.pk, created=False))
-    audit_record(
-        actor=Actor.for_agent(token.agent),
-        verb=verbs.ACTION_REPORTED,
-        target=("gateway.action", str(action.pk), f"{action.action} on {action.resource}"[:200]),
-        agent_id=token.agent_id,
-        before={"status": before_status, "state": action.before},
-        after={"status": action.status, "state": data.after, "error": data.error},
-    )
-    return action
-
-
-@transaction.atomic
-def action_expire_if_due(*, action: Action) -> Action:
-    """A held action nobody decided in time becomes expired (a denial). Claimed atomically:
-    if a vote or a cancellation got there first, nothing happens here."""
-    now = timezone.now()
-    if (
-        action.status != ActionStatus.PENDING
-        or action.expires_at is None
-        or action.expires_at > now
-    ):
-        return action
-    claimed = Action.objects.filter(
-        pk=action.pk, status=ActionStatus.PENDING, expires_at__lte=now
-    ).update(status=ActionStatus.EXPIRED, finished_at=now)
-    if claimed:
-        limits_release(action.limit_usage)
-        after_commit(lambda: broadcasts.action_changed(action.pk, created=False))
-        audit_record(
-            actor=Actor.system("expiry"),
-            verb=verbs.ACTION_EXPIRED,
-            target=(
-                "gateway.action",
-                str(action.pk),
-                f"{action.action} on {action.resource}"[:200],
-            ),
-            agent_id=action.agent_id,
-            before={"status": ActionStatus.PENDING},
-            after={"status": ActionStatus.EXPIRED},
-        )
-    return Action.objects.get(pk=action.pk)
-
-
-# Actions that have not run yet and can still be stopped.
-CANCELLABLE = (ActionStatus.PENDING, ActionStatus.APPROVED)
-
-
-def _cancel(action: Action, *, actor: Actor, why: str) -> bool:
-    """Claim the cancellation (inside the caller's transaction); False if it lost a race."""
-    now = timezone.now()
-    claimed = Action.objects.filter(pk=action.pk, status__in=CANCELLABLE).update(
-        status=ActionStatus.CANCELLED, finished_at=now, error=why[:5000]
-    )
-    if not claimed:
-        return False
-    limits_release(action.limit_usage)
-    after_commit(lambda: broadcasts.action_changed(action.pk, created=False))
-    audit_record(
-        actor=actor,
-        verb=verbs.ACTION_CANCELLED,
-        target=("gateway.action", str(action.pk), f"{action.action} on {action.resource}"[:200]),
-        agent_id=action.agent_id,
-        before={"status": action.status},
-        after={"status": ActionStatus.CANCELLED, "why": why},
-    )
-    return True
-
-
-def actions_cancel_in_scope(*, actor: Actor, agent_ids: Any, why: str) -> int:
-    """Cancel every action of these agents that has not run yet (a kill switch engaged)."""
-    cancelled = 0
-    for action in Action.objects.filter(agent_id__in=agent_ids, status__in=CANCELLABLE):
-        cancelled += _cancel(action, actor=actor, why=why)
-    return cancelled
-
-
-@transaction.atomic
-def action_cancel(*, token: AgentToken, action_id: uuid.UUID) -> Action:
-    """The agent gives up on an action it has not run (e.g. it stopped waiting)."""
-    action = Action.objects.filter(pk=action_id, agent_id=token.agent_id).first()
-    if action is None:
-        raise NotFoundError("No such action.")
-    if not _cancel(action, actor=Actor.for_agent(token.agent), why="cancelled by the agent"):
-        action.refresh_from_db()
-        raise ConflictError(
-            f"An action that is {action.status} cannot be cancelled.", "not_cancellable"
-        )
-    action.refresh_from_db()
-    return action

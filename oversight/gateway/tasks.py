@@ -6,8 +6,8 @@ from celery import shared_task
 from django.utils import timezone
 
 from oversight.gateway.constants import ActionStatus
+from oversight.gateway.lifecycle import action_expire_if_due
 from oversight.gateway.models import Action
-from oversight.gateway.services import action_expire_if_due
 
 logger = logging.getLogger(__name__)
 BATCH = 500

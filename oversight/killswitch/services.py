@@ -12,7 +12,7 @@ from oversight.agents.models import Agent
 from oversight.audit import verbs
 from oversight.audit.actors import Actor
 from oversight.audit.services import audit_record
-from oversight.gateway.services import actions_cancel_in_scope
+from oversight.gateway.lifecycle import actions_cancel_in_scope
 from oversight.killswitch.models import KillSwitch
 from oversight.killswitch.selectors import Target
 from oversight.live import broadcasts
