@@ -17,9 +17,9 @@ from oversight.agents.services import agent_access_grant
 from oversight.approvals.models import ApprovalVote
 from oversight.approvals.services import approval_vote
 from oversight.audit.models import AuditEvent
+from oversight.gateway.exceptions import ConflictError, NotFoundError
 from oversight.gateway.models import Action
 from oversight.gateway.selectors import action_for_agent
-from oversight.gateway.services import ConflictError, NotFoundError
 from oversight.policy.models import LimitCounter
 from tests.conftest import SYSTEM, make_user
 from tests.gateway.helpers import decide, expire, limit_create, refund, refund_policy_create
