@@ -8,6 +8,7 @@ workers and a shared channel layer (see docs/deploy.md).
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -115,10 +116,16 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Redis: channel layer, Celery, cache --------------------------------------
 REDIS_URL = envstr("REDIS_URL")
 if REDIS_URL:
+    # Redis pub/sub ignores database numbers, so the prefix carries it: deployments on one
+    # Redis server (say staging on /1, production on /0) never hear each other's events.
+    _redis_db = urlsplit(REDIS_URL).path.strip("/") or "0"
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                "prefix": envstr("CHANNELS_PREFIX", f"oversight-db{_redis_db}"),
+            },
         }
     }
     CACHES = {

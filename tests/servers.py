@@ -99,3 +99,24 @@ def celery_worker(extra_env: dict[str, str] | None = None) -> Iterator[None]:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def wait_until_the_server_listens(group: str, timeout: float = 10, *, prefix: str = "") -> None:
+    """Until some server process has subscribed to the group in Redis: a socket joins its
+    groups just after it is accepted, and an event sent in between would be lost.
+    channels_redis's pub/sub layer subscribes each process once to the Redis channel
+    ``<prefix>__group__<group>``."""
+    import redis
+    from django.conf import settings
+
+    prefix = prefix or settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"]
+    channel = f"{prefix}__group__{group}"
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    deadline = time.monotonic() + timeout
+    try:
+        while not dict(client.pubsub_numsub(channel)).get(channel.encode()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no server subscribed to {channel} in {timeout}s")
+            time.sleep(0.05)
+    finally:
+        client.close()
