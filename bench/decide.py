@@ -738,6 +738,14 @@ class Server:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()  # the supervisor would go on restarting workers that cannot start
+            raise
+
+    def _wait_ready(self) -> None:
+        assert self.proc is not None
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -746,7 +754,7 @@ class Server:
             if len(workers) >= self.config.workers and self._ping_ok():
                 return
             time.sleep(0.3)
-        raise RuntimeError("uvicorn did not become ready in 60 s")
+        raise RuntimeError(f"uvicorn not ready in 60 s: {self.log_path.read_text()[-2000:]}")
 
     @property
     def pid(self) -> int:
@@ -1090,8 +1098,8 @@ def measure_config(
     args = runner.args
     server = Server(pg, config, work / f"uvicorn-{config.workers}x{config.pool}.log")
     say(f"serving: {config.label}")
-    server.start()
     try:
+        server.start()
         result: dict[str, Any] = {
             "workers": config.workers,
             "db_pool_max": config.pool,
@@ -1140,7 +1148,11 @@ def measure_config(
 
 def serve_forever(pg: Postgres, work: Path, token: str, config: ServerConfig) -> None:
     server = Server(pg, config, work / "uvicorn-serve.log")
-    server.start()
+    try:
+        server.start()
+    except BaseException:
+        server.stop()
+        raise
     workers = [p["pid"] for p in server.processes() if p["role"] == "worker"]
     print(
         f"\nServing {config.label} at {server.url} (worker pids {workers})\n"
