@@ -135,6 +135,21 @@ ACCESS_LEVELS: dict[str, tuple[str, ...]] = {
 }
 
 
+def _access_changed(
+    actor: Actor, agent: Agent, user: Any, verb: str, before: set[str], after: set[str]
+) -> None:
+    """Open sockets re-read what they may see; the change is audited, keyed by the person."""
+    after_commit(resubscribe_everyone)
+    key = f"access of {user.get_username()}"
+    audit_record(
+        actor=actor,
+        verb=verb,
+        target=agent,
+        before={key: sorted(before)},
+        after={key: sorted(after)},
+    )
+
+
 @transaction.atomic
 def agent_access_grant(*, actor: Actor, agent: Agent, user: Any, level: str) -> bool:
     """Grant a person read (viewer) or read-and-approve (reviewer) access to one agent.
@@ -147,15 +162,7 @@ def agent_access_grant(*, actor: Actor, agent: Agent, user: Any, level: str) -> 
         return False
     for perm in perms:
         assign_perm(perm, user, agent)
-    after_commit(resubscribe_everyone)
-    who = user.get_username()
-    audit_record(
-        actor=actor,
-        verb=verbs.AGENT_ACCESS_GRANTED,
-        target=agent,
-        before={f"access of {who}": sorted(held)},
-        after={f"access of {who}": sorted(held | set(perms))},
-    )
+    _access_changed(actor, agent, user, verbs.AGENT_ACCESS_GRANTED, held, held | set(perms))
     return True
 
 
@@ -172,15 +179,7 @@ def agent_access_revoke(*, actor: Actor, agent: Agent, user: Any) -> bool:
         return False
     for perm in held:
         remove_perm(perm, user, agent)
-    after_commit(resubscribe_everyone)
-    who = user.get_username()
-    audit_record(
-        actor=actor,
-        verb=verbs.AGENT_ACCESS_REVOKED,
-        target=agent,
-        before={f"access of {who}": held},
-        after={f"access of {who}": []},
-    )
+    _access_changed(actor, agent, user, verbs.AGENT_ACCESS_REVOKED, set(held), set())
     return True
 
 
