@@ -11,6 +11,14 @@ class AgentStatus(models.TextChoices):
     RETIRED = "retired", "Retired"
 
 
+class AlertResponse(models.TextChoices):
+    """What happens by itself when a serious monitoring alert opens on the agent."""
+
+    NONE = "none", "Nothing (people are told)"
+    HOLD = "hold", "Hold every action for a human until cleared"
+    PAUSE = "pause", "Pause the agent"
+
+
 class RiskTier(models.TextChoices):
     LOW = "low", "Low"
     MEDIUM = "medium", "Medium"

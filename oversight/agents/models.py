@@ -14,6 +14,7 @@ from oversight.agents.constants import (
     DEFAULT_REVIEW_INTERVAL_DAYS,
     MAX_REVIEW_INTERVAL_DAYS,
     AgentStatus,
+    AlertResponse,
     Environment,
     RiskTier,
 )
@@ -44,6 +45,19 @@ class Agent(models.Model):
     )
     next_review_due = models.DateField()
     last_reviewed_at = models.DateTimeField(null=True, blank=True)
+    # Monitoring: the automatic response to a serious alert, and whether it is in force
+    # (every action held for a human until the alerts that set it are resolved).
+    alert_response = models.CharField(
+        max_length=10, choices=AlertResponse.choices, default=AlertResponse.HOLD
+    )
+    hold_all = models.BooleanField(default=False)
+    hold_all_reason = models.CharField(max_length=300, blank=True)
+    # Ownership and retirement: set when the owner's account was deactivated (cleared when
+    # someone takes the agent over), when the owner was told of coming retirement for
+    # inactivity, and when the agent was retired.
+    unowned_since = models.DateTimeField(null=True, blank=True)
+    retirement_notice_at = models.DateTimeField(null=True, blank=True)
+    retired_at = models.DateTimeField(null=True, blank=True)
     # Bumped in the same transaction as any change to the agent's grants, rules or limits
     # (or its team's or everyone's limits); compiled policies are cached by it.
     policy_version = models.PositiveIntegerField(default=1)

@@ -132,19 +132,26 @@ def _decide(token: AgentToken, data: ActionInput, now: Any) -> _Outcome:
     if decision.outcome == "deny":
         return outcome
 
+    agent = token.agent
+    if agent.hold_all:  # a serious alert is open: stop and ask
+        detail = agent.hold_all_reason or "a serious monitoring alert is open"
+        reasons = [*reasons, _reason("alert", "monitoring alert", "hold", detail)]
+        outcome.reasons = reasons
+    held = decision.outcome == "hold" or agent.hold_all
+
     if token.environment == Environment.STAGING:
-        would_be = "allowed" if decision.outcome == "allow" else "held for approval"
+        would_be = "held for approval" if held else "allowed"
         note = _reason(
             "environment", "staging", "dry_run", f"staging: recorded, not run (would be {would_be})"
         )
         outcome.status, outcome.reasons = ActionStatus.DRY_RUN, [*reasons, note]
         return outcome
 
-    if decision.outcome == "hold":
+    if held:
         outcome.status = ActionStatus.PENDING
-        outcome.approvals_required = decision.approvals_required
+        outcome.approvals_required = max(decision.approvals_required, 1)
         outcome.separation_of_duties = decision.separation_of_duties
-        outcome.hold_for = decision.hold_expires_in
+        outcome.hold_for = decision.hold_expires_in or timedelta(seconds=DEFAULT_HOLD_SECONDS)
     else:
         outcome.status = ActionStatus.ALLOWED
 

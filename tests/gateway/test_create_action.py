@@ -183,6 +183,39 @@ def test_a_firing_hold_makes_the_action_pending(api: AgentApi, policy: RefundPol
     assert action.expires_at is not None
 
 
+def _hold_for_alert(agent: Agent) -> None:
+    Agent.objects.filter(pk=agent.pk).update(hold_all=True, hold_all_reason="volume spike")
+
+
+def test_an_agent_held_for_an_alert_has_every_allowed_action_held(
+    api: AgentApi, agent: Agent, policy: RefundPolicy
+) -> None:
+    _hold_for_alert(agent)
+    decision = api.decide(refund(50))
+    assert decision["status"] == "pending"
+    assert _reason_names(decision, "alert") == ["monitoring alert"]
+    assert "volume spike" in decision["reasons"][-1]["detail"]
+    assert DEFAULT_HOLD_SECONDS - 5 < _expires_in(decision) <= DEFAULT_HOLD_SECONDS
+    assert Action.objects.get().approvals_required == 1
+
+
+def test_an_alert_hold_never_turns_a_denial_into_a_hold(
+    api: AgentApi, agent: Agent, policy: RefundPolicy
+) -> None:
+    _hold_for_alert(agent)
+    assert api.decide(refund(50, charges=("ch_1", "ch_2")))["status"] == "denied"
+    assert api.decide({"action": "crm.delete", "resource": "crm:x/1"})["status"] == "denied"
+
+
+def test_on_staging_an_alert_hold_is_still_a_dry_run(
+    staging_api: AgentApi, agent: Agent, policy: RefundPolicy
+) -> None:
+    _hold_for_alert(agent)
+    decision = staging_api.decide(refund(50))
+    assert decision["status"] == "dry_run"
+    assert "would be held for approval" in decision["reasons"][-1]["detail"]
+
+
 # --- halted --------------------------------------------------------------------------
 
 SCOPES = ["global", "team:payments", "agent:refund-bot"]
