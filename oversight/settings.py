@@ -39,6 +39,8 @@ INSTALLED_APPS = [
     "oversight.approvals",
     "oversight.live",
     "oversight.notifications",
+    "oversight.reviews",
+    "oversight.monitoring",
     "servestatic.runserver_nostatic",
     "django.contrib.admin",
     "django.contrib.auth",

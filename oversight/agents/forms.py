@@ -29,11 +29,13 @@ class AgentForm(forms.ModelForm):
             "environments",
             "risk_tier",
             "review_interval_days",
+            "alert_response",
         ]
         widgets = {"purpose": forms.Textarea(attrs={"rows": 3})}
         help_texts = {
             "slug": "Used by tokens and manifests; fixed once created. Blank: made from the name.",
             "review_interval_days": "The owner re-certifies the agent this often.",
+            "alert_response": "What happens by itself when a serious alert opens.",
         }
 
     def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
@@ -42,6 +44,8 @@ class AgentForm(forms.ModelForm):
         self.fields["owner"].label_from_instance = lambda u: u.get_full_name() or u.get_username()
         self.fields["team"].queryset = account_selectors.teams_for_new_agent(user=user)
         self.fields["slug"].required = False
+        # Optional in a post (API clients and older pages leave it out): keeps what is set.
+        self.fields["alert_response"].required = False
         if self.instance.pk:
             # Tokens and manifests name the agent by slug; it never changes.
             del self.fields["slug"]
@@ -55,6 +59,9 @@ class AgentForm(forms.ModelForm):
         else:
             self.initial.setdefault("owner", user.pk)
             self.initial.setdefault("environments", ["staging"])
+
+    def clean_alert_response(self) -> str:
+        return self.cleaned_data.get("alert_response") or self.instance.alert_response
 
     def clean_slug(self) -> str:
         slug = self.cleaned_data.get("slug", "")

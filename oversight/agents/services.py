@@ -18,6 +18,7 @@ from oversight.agents.constants import (
     DEFAULT_REVIEW_INTERVAL_DAYS,
     VIEW,
     AgentStatus,
+    AlertResponse,
     RiskTier,
 )
 from oversight.agents.models import Agent, AgentToken
@@ -36,6 +37,7 @@ EDITABLE_FIELDS = (
     "status",
     "risk_tier",
     "review_interval_days",
+    "alert_response",
 )
 
 
@@ -65,6 +67,7 @@ def agent_create(
     environments: list[str] | None = None,
     risk_tier: str = RiskTier.MEDIUM,
     review_interval_days: int = DEFAULT_REVIEW_INTERVAL_DAYS,
+    alert_response: str = AlertResponse.HOLD,
 ) -> Agent:
     _require_active_owner(owner)
     now = timezone.now()
@@ -78,6 +81,7 @@ def agent_create(
         status=AgentStatus.ACTIVE,
         risk_tier=risk_tier,
         review_interval_days=review_interval_days,
+        alert_response=alert_response,
         next_review_due=_next_review_due(since=now, interval_days=review_interval_days),
     )
     agent.full_clean()

@@ -74,6 +74,18 @@ def test_the_owner_may_edit(client: Client, owner: Any, agent: Any) -> None:
     assert (saved.name, saved.risk_tier) == ("Refund bot v2", "critical")
 
 
+def test_the_owner_chooses_the_response_to_a_serious_alert(
+    client: Client, owner: Any, agent: Any
+) -> None:
+    assert _fresh(agent).alert_response == "hold"
+    assert _post(client, owner, agent, alert_response="pause").status_code == 302
+    assert _fresh(agent).alert_response == "pause"
+    _post(client, owner, agent, name="Renamed")  # left out of the post: kept
+    assert _fresh(agent).alert_response == "pause"
+    response = _post(client, owner, agent, alert_response="explode")
+    assert response.status_code == 200 and _fresh(agent).alert_response == "pause"
+
+
 def test_the_slug_never_changes(client: Client, owner: Any, agent: Any) -> None:
     _post(client, owner, agent, slug="renamed", name="Renamed")
     assert _fresh(agent).slug == "refund-bot"
