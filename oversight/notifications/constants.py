@@ -10,6 +10,30 @@ class Kind(models.TextChoices):
     KILLSWITCH_ENGAGED = "killswitch.engaged", "Kill switch engaged"
     KILLSWITCH_RELEASED = "killswitch.released", "Kill switch released"
     TEST = "test", "Test message"
+    # General kinds, sent through ``services.notify_people`` with a title, body and link.
+    REVIEW_DUE = "review.due", "Review due"
+    REVIEW_OVERDUE = "review.overdue", "Review overdue"
+    REVIEW_ESCALATED = "review.escalated", "Review escalated"
+    AGENT_UNOWNED = "agent.unowned", "Agent unowned"
+    AGENT_RETIREMENT_NOTICE = "agent.retirement_notice", "Agent retirement notice"
+    AGENT_RETIRED = "agent.retired", "Agent retired"
+    AGENT_PAUSED = "agent.paused", "Agent paused"
+    ALERT_OPENED = "alert.opened", "Alert opened"
+
+
+# The kinds that carry their own title, body and link (``notify_people``).
+GENERAL_KINDS = frozenset(
+    {
+        Kind.REVIEW_DUE,
+        Kind.REVIEW_OVERDUE,
+        Kind.REVIEW_ESCALATED,
+        Kind.AGENT_UNOWNED,
+        Kind.AGENT_RETIREMENT_NOTICE,
+        Kind.AGENT_RETIRED,
+        Kind.AGENT_PAUSED,
+        Kind.ALERT_OPENED,
+    }
+)
 
 
 class Channel(models.TextChoices):
@@ -41,6 +65,11 @@ RECENT_NOTIFICATIONS = 20
 
 # The page a reviewer decides a held action on. Until it exists, links go to the agent.
 ACTION_URL_NAME = "approvals:action"
+
+# The in-app inbox: items per page, and the longest title and event name kept.
+INBOX_PAGE_SIZE = 50
+TITLE_MAX_LENGTH = 200
+EVENT_MAX_LENGTH = 200
 
 SIGNATURE_HEADER = "X-Oversight-Signature"
 TIMESTAMP_HEADER = "X-Oversight-Timestamp"

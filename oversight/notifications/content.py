@@ -21,7 +21,12 @@ from oversight.accounts.models import Team
 from oversight.agents.models import Agent
 from oversight.gateway.models import Action
 from oversight.killswitch.models import KillSwitch, Scope
-from oversight.notifications.constants import ACTION_URL_NAME, MAX_AGENTS_LISTED, Kind
+from oversight.notifications.constants import (
+    ACTION_URL_NAME,
+    GENERAL_KINDS,
+    MAX_AGENTS_LISTED,
+    Kind,
+)
 
 # --- payloads ------------------------------------------------------------------------
 
@@ -107,6 +112,20 @@ def killswitch_payload(
     }
 
 
+def general_payload(
+    *, kind: str, team: Team, title: str, body: str, link: str, agent: Agent | None
+) -> dict[str, Any]:
+    """The kinds told through ``notify_people``: a title, a body and a link, as given."""
+    return {
+        "event": kind,
+        "team": _team(team),
+        "agent": _agent(agent) if agent is not None else None,
+        "title": title,
+        "body": body,
+        "url": absolute_url(link) if link else None,
+    }
+
+
 def test_payload(team: Team, *, requested_by: str) -> dict[str, Any]:
     return {"event": Kind.TEST.value, "team": _team(team), "requested_by": requested_by}
 
@@ -118,6 +137,7 @@ _TEMPLATES = {
     Kind.ACTION_HELD.value: "action_held",
     Kind.KILLSWITCH_ENGAGED.value: "killswitch",
     Kind.KILLSWITCH_RELEASED.value: "killswitch",
+    **{kind.value: "general" for kind in GENERAL_KINDS},
 }
 
 
@@ -181,6 +201,14 @@ def _slack_message(payload: dict[str, Any]) -> tuple[str, list[str]]:
         more = payload["agents_total"] - len(names)
         if names:
             lines.append("Agents: " + ", ".join(names) + (f" and {more} more" if more else ""))
+        return summary, lines
+    if event in GENERAL_KINDS:
+        summary = e(payload["title"])
+        lines = [f"*{e(payload['title'])}* ({e(payload['team']['name'])})"]
+        if payload["body"]:
+            lines.append(e(payload["body"]))
+        if payload["url"]:
+            lines.append(f"<{payload['url']}|Open it in Oversight>")
         return summary, lines
     team = payload["team"]["name"]
     summary = f"Test message from Oversight for {e(team)}"

@@ -1,4 +1,5 @@
-"""Where a team wants to hear about held actions and kill switches, and what was sent."""
+"""Where a team wants to hear about held actions and kill switches, what was sent, and each
+person's in-app inbox."""
 
 from __future__ import annotations
 
@@ -14,7 +15,13 @@ from django.db import models
 from oversight.accounts.models import Team
 from oversight.agents.models import Agent
 from oversight.gateway.models import Action
-from oversight.notifications.constants import Channel, Kind, State
+from oversight.notifications.constants import (
+    EVENT_MAX_LENGTH,
+    TITLE_MAX_LENGTH,
+    Channel,
+    Kind,
+    State,
+)
 
 _LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
@@ -134,3 +141,47 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} by {self.channel} to {self.recipient} ({self.state})"
+
+
+class InboxItem(models.Model):
+    """One thing one person was told, shown in the app until they mark it read.
+
+    ``event`` names what happened (``review.due:refund-bot:2026-05-01``); a person gets
+    one item per event however often it is reported, so periodic jobs may repeat.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="inbox_items"
+    )
+    kind = models.CharField(max_length=30, choices=Kind.choices)
+    title = models.CharField(max_length=TITLE_MAX_LENGTH)
+    body = models.TextField(blank=True)
+    # A site path (``/reviews/refund-bot/``), never an outside URL.
+    link = models.CharField(max_length=500, blank=True)
+    agent = models.ForeignKey(
+        Agent, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="+")
+    event = models.CharField(max_length=EVENT_MAX_LENGTH)
+    created_at = models.DateTimeField(auto_now_add=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["user", "-created_at", "-id"], name="inbox_user_recent"),
+            # The nav badge counts these on every page: a small partial index.
+            models.Index(
+                fields=["user"], condition=models.Q(read_at__isnull=True), name="inbox_unread"
+            ),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "event"], name="inbox_one_per_event"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} for {self.user_id}: {self.title}"
+
+    @property
+    def unread(self) -> bool:
+        return self.read_at is None

@@ -1,4 +1,5 @@
-"""Writes: a team's channels (audited), and the notifications events give rise to.
+"""Writes: a team's channels (audited), the notifications events give rise to, and
+people's in-app inboxes.
 
 ``notify_action_held`` and ``notify_killswitch`` are called after the change they
 report has committed (``transaction.on_commit``); they take ids, create one
@@ -10,13 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from oversight.accounts.models import Team
 from oversight.agents.models import Agent
@@ -27,8 +31,15 @@ from oversight.gateway.constants import ActionStatus
 from oversight.gateway.models import Action
 from oversight.killswitch.models import KillSwitch
 from oversight.notifications import content
-from oversight.notifications.constants import Channel, Kind
+from oversight.notifications.constants import (
+    EVENT_MAX_LENGTH,
+    GENERAL_KINDS,
+    TITLE_MAX_LENGTH,
+    Channel,
+    Kind,
+)
 from oversight.notifications.models import (
+    InboxItem,
     Notification,
     TeamChannels,
     new_webhook_secret,
@@ -141,10 +152,98 @@ def _create_and_queue(
 
 def _emails(users: Any) -> list[str]:
     """Distinct addresses, case-insensitively: one inbox is told once."""
+    return _distinct_addresses(users.exclude(email="").values_list("email", flat=True))
+
+
+def _distinct_addresses(addresses: Iterable[str]) -> list[str]:
     seen: dict[str, str] = {}
-    for address in users.exclude(email="").values_list("email", flat=True):
-        seen.setdefault(address.strip().lower(), address.strip())
+    for address in addresses:
+        if address.strip():
+            seen.setdefault(address.strip().lower(), address.strip())
     return list(seen.values())
+
+
+def _check_general(*, kind: str, link: str, event: str) -> None:
+    if kind not in GENERAL_KINDS:
+        raise ValueError(f"notify_people does not send {kind!r} notifications.")
+    if link and (not link.startswith("/") or link.startswith("//")):
+        raise ValueError(f"link must be a path on this site, not {link!r}.")
+    if not event or len(event) > EVENT_MAX_LENGTH:
+        raise ValueError(f"event must name the event in 1 to {EVENT_MAX_LENGTH} characters.")
+
+
+@transaction.atomic
+def notify_people(
+    *,
+    kind: str,
+    team: Team,
+    users: Iterable[AbstractBaseUser],
+    title: str,
+    body: str,
+    link: str,
+    event: str,
+    agent: Agent | None = None,
+    webhook: bool = True,
+) -> list[Notification]:
+    """Tell people about something: an inbox item each, email, and the team's webhook.
+
+    Each active user among ``users`` gets one inbox item; each with an address gets one
+    email if the team's email channel is on; the team's webhook (if it has a URL and
+    ``webhook``) gets one message. ``event`` names what happened: calling again with
+    the same event creates nothing new, so periodic jobs may repeat themselves. Sends
+    are queued after commit; returns the email and webhook notifications created.
+    """
+    _check_general(kind=kind, link=link, event=event)
+    if len(title) > TITLE_MAX_LENGTH:
+        title = title[: TITLE_MAX_LENGTH - 1] + "…"
+    people = [u for u in {u.pk: u for u in users}.values() if u.is_active]
+    for user in people:
+        InboxItem.objects.get_or_create(
+            user=user,
+            event=event,
+            defaults={
+                "kind": kind,
+                "title": title,
+                "body": body,
+                "link": link,
+                "agent": agent,
+                "team": team,
+            },
+        )
+
+    channels = team_channels_get(team=team)
+    if channels is None:
+        return []
+    payload = content.general_payload(
+        kind=kind, team=team, title=title, body=body, link=link, agent=agent
+    )
+    messages = []
+    if channels.email_enabled:
+        for address in _distinct_addresses(getattr(u, "email", "") for u in people):
+            key = f"{event}:email:{address.lower()}"
+            messages.append(_Message(Channel.EMAIL, address, key, payload, agent))
+    if webhook and channels.webhook_url:
+        key = f"{event}:webhook:{team.pk}"
+        host = webhook_host(channels.webhook_url)
+        messages.append(_Message(Channel.WEBHOOK, host, key, payload, agent))
+    return _create_and_queue(messages, kind=kind, team=team)
+
+
+# --- the in-app inbox ----------------------------------------------------------------
+
+
+def inbox_item_mark_read(*, user: Any, item_id: int) -> InboxItem:
+    """Mark one of the user's own items read; someone else's is not found (404)."""
+    item = InboxItem.objects.get(pk=item_id, user=user)
+    if item.read_at is None:
+        item.read_at = timezone.now()
+        item.save(update_fields=["read_at"])
+    return item
+
+
+def inbox_mark_all_read(*, user: Any) -> int:
+    """Mark every unread item of the user read; returns how many were."""
+    return InboxItem.objects.filter(user=user, read_at__isnull=True).update(read_at=timezone.now())
 
 
 @transaction.atomic
