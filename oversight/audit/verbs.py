@@ -31,6 +31,12 @@ AUDIT_EXPORTED = "audit.exported"
 TEAM_CHANNELS_UPDATED = "team_channels.updated"
 TEAM_CHANNELS_SECRET_REGENERATED = "team_channels.secret_regenerated"
 NOTIFICATION_TEST_QUEUED = "notification.test_queued"
+REVIEW_COMPLETED = "review.completed"
+AGENT_RETIRED = "agent.retired"
+AGENT_UNOWNED_FLAGGED = "agent.unowned_flagged"
+AGENT_UNOWNED_CLEARED = "agent.unowned_cleared"
+AGENT_RETIREMENT_NOTICE_GIVEN = "agent.retirement_notice_given"
+AGENT_RETIREMENT_NOTICE_WITHDRAWN = "agent.retirement_notice_withdrawn"
 
 KNOWN_VERBS = sorted(
     [
@@ -63,5 +69,11 @@ KNOWN_VERBS = sorted(
         TEAM_CHANNELS_UPDATED,
         TEAM_CHANNELS_SECRET_REGENERATED,
         NOTIFICATION_TEST_QUEUED,
+        REVIEW_COMPLETED,
+        AGENT_RETIRED,
+        AGENT_UNOWNED_FLAGGED,
+        AGENT_UNOWNED_CLEARED,
+        AGENT_RETIREMENT_NOTICE_GIVEN,
+        AGENT_RETIREMENT_NOTICE_WITHDRAWN,
     ]
 )
