@@ -31,6 +31,12 @@ AUDIT_EXPORTED = "audit.exported"
 TEAM_CHANNELS_UPDATED = "team_channels.updated"
 TEAM_CHANNELS_SECRET_REGENERATED = "team_channels.secret_regenerated"
 NOTIFICATION_TEST_QUEUED = "notification.test_queued"
+ALERT_OPENED = "alert.opened"
+ALERT_ESCALATED = "alert.escalated"
+ALERT_ACKNOWLEDGED = "alert.acknowledged"
+ALERT_RESOLVED = "alert.resolved"
+AGENT_HOLD_SET = "agent.hold_set"
+AGENT_HOLD_CLEARED = "agent.hold_cleared"
 REVIEW_COMPLETED = "review.completed"
 AGENT_RETIRED = "agent.retired"
 AGENT_UNOWNED_FLAGGED = "agent.unowned_flagged"
@@ -69,6 +75,12 @@ KNOWN_VERBS = sorted(
         TEAM_CHANNELS_UPDATED,
         TEAM_CHANNELS_SECRET_REGENERATED,
         NOTIFICATION_TEST_QUEUED,
+        ALERT_OPENED,
+        ALERT_ESCALATED,
+        ALERT_ACKNOWLEDGED,
+        ALERT_RESOLVED,
+        AGENT_HOLD_SET,
+        AGENT_HOLD_CLEARED,
         REVIEW_COMPLETED,
         AGENT_RETIRED,
         AGENT_UNOWNED_FLAGGED,
