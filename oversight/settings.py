@@ -85,6 +85,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "oversight.accounts.context_processors.roles",
                 "oversight.killswitch.context_processors.killswitches",
+                "oversight.notifications.context_processors.inbox",
             ],
         },
     },

@@ -18,6 +18,7 @@ urlpatterns = [
     path("killswitch/", include("oversight.killswitch.urls")),
     path("teams/<slug:slug>/", core_views.team_detail, name="team"),
     path("teams/<slug:slug>/notifications/", include("oversight.notifications.urls")),
+    path("inbox/", include("oversight.notifications.inbox_urls")),
     path("reviews/", include("oversight.reviews.urls")),
     path("monitoring/", include("oversight.monitoring.urls")),
     path("api/v1/", agent_api.urls),

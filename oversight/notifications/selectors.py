@@ -24,7 +24,7 @@ from oversight.notifications.constants import (
     STALE_AFTER_SECONDS,
     State,
 )
-from oversight.notifications.models import Notification, TeamChannels
+from oversight.notifications.models import InboxItem, Notification, TeamChannels
 
 
 def _users() -> QuerySet[Any]:
@@ -108,3 +108,22 @@ def notifications_stale(*, limit: int = 500) -> list[int]:
         .order_by("created_at")
         .values_list("pk", flat=True)[:limit]
     )
+
+
+# --- the in-app inbox ----------------------------------------------------------------
+
+
+def inbox_items(*, user: Any) -> QuerySet[InboxItem]:
+    """The person's own items, newest first; nobody else's, ever."""
+    if not user.is_authenticated:
+        return InboxItem.objects.none()
+    return (
+        InboxItem.objects.filter(user=user).select_related("agent").order_by("-created_at", "-id")
+    )
+
+
+def inbox_unread_count(*, user: Any) -> int:
+    """One COUNT on the partial index of unread items (the nav badge, on every page)."""
+    if not user.is_authenticated:
+        return 0
+    return InboxItem.objects.filter(user=user, read_at__isnull=True).count()

@@ -1,7 +1,9 @@
-"""A team's notification settings: channels, signing secret, test message, recent sends.
+"""A team's notification settings (channels, signing secret, test message, recent sends),
+and each person's in-app inbox.
 
-Every view goes through ``team_for_channels``: 404 outside the team, 403 for a member
-who is not an owner (admins may manage any team).
+Every team view goes through ``team_for_channels``: 404 outside the team, 403 for a
+member who is not an owner (admins may manage any team). Inbox views only ever touch
+the person's own items: anyone else's is 404.
 """
 
 from __future__ import annotations
@@ -9,14 +11,19 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from oversight.audit.actors import Actor
 from oversight.notifications import services
+from oversight.notifications.constants import INBOX_PAGE_SIZE
 from oversight.notifications.forms import TeamChannelsForm
+from oversight.notifications.models import InboxItem
 from oversight.notifications.selectors import (
+    inbox_items,
+    inbox_unread_count,
     team_channels_get,
     team_for_channels,
     team_notifications_recent,
@@ -73,3 +80,40 @@ def team_channels_secret_view(request: HttpRequest, slug: str) -> HttpResponse:
     services.team_channels_secret_regenerate(actor=Actor.for_user(request.user), team=team)
     messages.success(request, "New signing secret. Give it to your webhook receiver.")
     return redirect("notifications:team", slug=team.slug)
+
+
+# --- the in-app inbox ----------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET"])
+def inbox_view(request: HttpRequest) -> HttpResponse:
+    page = Paginator(inbox_items(user=request.user), INBOX_PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    context = {"page": page, "unread": inbox_unread_count(user=request.user)}
+    return render(request, "notifications/inbox.html", context)
+
+
+@login_required
+@require_POST
+def inbox_read_view(request: HttpRequest, item_id: int) -> HttpResponse:
+    """htmx swaps the item in place and the badge out of band; without htmx, back to
+    the inbox."""
+    try:
+        item = services.inbox_item_mark_read(user=request.user, item_id=item_id)
+    except InboxItem.DoesNotExist:
+        raise Http404("No such item in your inbox.") from None
+    if not request.htmx:
+        return redirect("inbox:list")
+    context = {"item": item, "unread": inbox_unread_count(user=request.user), "oob": True}
+    return render(request, "notifications/_inbox_item.html", context)
+
+
+@login_required
+@require_POST
+def inbox_read_all_view(request: HttpRequest) -> HttpResponse:
+    marked = services.inbox_mark_all_read(user=request.user)
+    if marked:
+        messages.success(request, f"Marked {marked} item{'s' if marked != 1 else ''} read.")
+    return redirect("inbox:list")

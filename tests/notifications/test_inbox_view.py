@@ -1,0 +1,174 @@
+"""The in-app inbox: the nav badge, the list, marking read; a person only sees their own."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from oversight.notifications.constants import Kind
+from oversight.notifications.models import InboxItem
+from oversight.notifications.services import notify_people
+
+pytestmark = pytest.mark.django_db
+
+INBOX = "/inbox/"
+
+
+def _tell(team: Any, users: list[Any], event: str, title: str = "Review due") -> None:
+    notify_people(
+        kind=Kind.REVIEW_DUE,
+        team=team,
+        users=users,
+        title=title,
+        body="Re-certify it.",
+        link="/agents/refund-bot/",
+        event=event,
+    )
+
+
+def _csrf_client(user: Any) -> Client:
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    return client
+
+
+def _token(client: Client) -> str:
+    client.get(INBOX)
+    return client.cookies["csrftoken"].value
+
+
+def test_the_inbox_url_is_where_the_contract_says() -> None:
+    assert reverse("inbox:list") == INBOX
+
+
+def test_the_badge_shows_the_unread_count_on_every_page(
+    client: Client, team: Any, owner: Any
+) -> None:
+    _tell(team, [owner], "e:1")
+    _tell(team, [owner], "e:2")
+    client.force_login(owner)
+    page = client.get("/agents/").content.decode()
+    assert 'id="inbox-badge" class="badge" aria-label="2 unread">2</span>' in page
+
+
+def test_the_badge_is_hidden_with_nothing_unread(client: Client, owner: Any) -> None:
+    client.force_login(owner)
+    page = client.get("/agents/").content.decode()
+    assert 'class="badge empty" aria-label="0 unread"></span>' in page
+
+
+def test_the_badge_costs_one_count_query(client: Client, team: Any, owner: Any) -> None:
+    _tell(team, [owner], "e:1")
+    client.force_login(owner)
+    with CaptureQueriesContext(connection) as queries:
+        client.get("/agents/")
+    inbox_queries = [q["sql"] for q in queries if "notifications_inboxitem" in q["sql"]]
+    assert len(inbox_queries) == 1
+    assert "COUNT(" in inbox_queries[0].upper()
+
+
+def test_a_person_sees_only_their_own_items_newest_first(
+    client: Client, team: Any, owner: Any, teammate: Any
+) -> None:
+    _tell(team, [owner], "e:1", title="Older one")
+    _tell(team, [owner], "e:2", title="Newer one")
+    _tell(team, [teammate], "e:3", title="Carol's own")
+    client.force_login(owner)
+    page = client.get(INBOX).content.decode()
+    assert page.index("Newer one") < page.index("Older one")
+    assert "Carol's own" not in page
+    assert 'href="/agents/refund-bot/"' in page
+
+
+def test_an_empty_inbox_says_so(client: Client, owner: Any) -> None:
+    client.force_login(owner)
+    page = client.get(INBOX).content.decode()
+    assert "Nothing here yet" in page
+    assert "Mark all read" not in page
+
+
+def test_anonymous_people_are_sent_to_log_in(client: Client) -> None:
+    response = client.get(INBOX)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/login/")
+
+
+def test_mark_read_with_htmx_swaps_the_item_and_the_badge(team: Any, owner: Any) -> None:
+    _tell(team, [owner], "e:1")
+    _tell(team, [owner], "e:2")
+    item = InboxItem.objects.get(event="e:1")
+    client = _csrf_client(owner)
+    response = client.post(
+        f"/inbox/{item.pk}/read/", HTTP_HX_REQUEST="true", HTTP_X_CSRFTOKEN=_token(client)
+    )
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert f'id="inbox-item-{item.pk}" class="inbox-item"' in html  # no longer unread
+    assert "Mark read" not in html
+    assert 'id="inbox-badge" class="badge" hx-swap-oob="true" aria-label="1 unread">1<' in html
+    item.refresh_from_db()
+    assert item.read_at is not None
+
+
+def test_mark_read_without_htmx_goes_back_to_the_inbox(
+    client: Client, team: Any, owner: Any
+) -> None:
+    _tell(team, [owner], "e:1")
+    item = InboxItem.objects.get()
+    client.force_login(owner)
+    response = client.post(f"/inbox/{item.pk}/read/")
+    assert (response.status_code, response["Location"]) == (302, INBOX)
+    assert InboxItem.objects.get().read_at is not None
+
+
+def test_marking_read_twice_keeps_the_first_time(client: Client, team: Any, owner: Any) -> None:
+    _tell(team, [owner], "e:1")
+    item = InboxItem.objects.get()
+    client.force_login(owner)
+    client.post(f"/inbox/{item.pk}/read/")
+    first = InboxItem.objects.get().read_at
+    client.post(f"/inbox/{item.pk}/read/")
+    assert InboxItem.objects.get().read_at == first
+
+
+def test_someone_elses_item_is_not_found_and_stays_unread(
+    client: Client, team: Any, owner: Any, outsider: Any
+) -> None:
+    _tell(team, [owner], "e:1")
+    item = InboxItem.objects.get()
+    client.force_login(outsider)
+    assert client.post(f"/inbox/{item.pk}/read/").status_code == 404
+    assert InboxItem.objects.get().read_at is None
+
+
+def test_mark_read_needs_post_and_csrf(team: Any, owner: Any) -> None:
+    _tell(team, [owner], "e:1")
+    item = InboxItem.objects.get()
+    client = _csrf_client(owner)
+    assert client.get(f"/inbox/{item.pk}/read/").status_code == 405
+    assert client.post(f"/inbox/{item.pk}/read/").status_code == 403
+    assert InboxItem.objects.get().read_at is None
+
+
+def test_mark_all_read_marks_only_the_persons_own(
+    client: Client, team: Any, owner: Any, teammate: Any
+) -> None:
+    _tell(team, [owner, teammate], "e:1")
+    _tell(team, [owner], "e:2")
+    client.force_login(owner)
+    response = client.post("/inbox/read-all/", follow=True)
+    assert "Marked 2 items read." in response.content.decode()
+    assert not InboxItem.objects.filter(user=owner, read_at__isnull=True).exists()
+    assert InboxItem.objects.get(user=teammate).read_at is None
+
+
+def test_mark_all_read_needs_csrf(team: Any, owner: Any) -> None:
+    _tell(team, [owner], "e:1")
+    client = _csrf_client(owner)
+    assert client.post("/inbox/read-all/").status_code == 403
+    assert InboxItem.objects.get().read_at is None
