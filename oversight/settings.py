@@ -7,6 +7,8 @@ workers and a shared channel layer (see docs/deploy.md).
 
 from __future__ import annotations
 
+import hashlib
+import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -222,6 +224,21 @@ if not DEBUG:
 # `manage.py flush` may empty the append-only audit table only where this is on
 # (the test suite); everywhere else the database trigger refuses it.
 AUDIT_FLUSH_ALLOWED = envbool("AUDIT_FLUSH_ALLOWED", False)
+
+# --- Metrics ------------------------------------------------------------------
+# /metrics answers scrapers sending "Authorization: Bearer <token>" (and logged-in admins).
+# Only the token's SHA-256 is kept: give METRICS_TOKEN_SHA256 (hex), or METRICS_TOKEN.
+_metrics_token = (envstr("METRICS_TOKEN") or "").strip()
+METRICS_TOKEN_SHA256 = (envstr("METRICS_TOKEN_SHA256") or "").strip().lower() or (
+    hashlib.sha256(_metrics_token.encode()).hexdigest() if _metrics_token else ""
+)
+del _metrics_token  # the plain token is not kept in settings
+if METRICS_TOKEN_SHA256 and not re.fullmatch(r"[0-9a-f]{64}", METRICS_TOKEN_SHA256):
+    raise ImproperlyConfigured("METRICS_TOKEN_SHA256 must be 64 hex digits.")
+# Several processes (uvicorn workers, Celery) count into this directory; see docs/deploy.md.
+_multiproc_dir = envstr("PROMETHEUS_MULTIPROC_DIR")
+if _multiproc_dir and not Path(_multiproc_dir).is_dir():
+    raise ImproperlyConfigured(f"PROMETHEUS_MULTIPROC_DIR={_multiproc_dir!r} is not a directory.")
 
 LOGGING = {
     "version": 1,

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import hashlib
+import hmac
 import time
 
 from django.conf import settings
@@ -9,10 +11,13 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
+from oversight.accounts.roles import is_admin
 from oversight.accounts.selectors import team_list
 from oversight.agents.selectors import agents_with_perm
 from oversight.approvals.selectors import approval_queue, recent_actions
+from oversight.core.metrics import metrics_exposition
 from oversight.killswitch.models import Scope
 from oversight.killswitch.permissions import can_press
 from oversight.killswitch.selectors import Target, switch_for
@@ -58,6 +63,38 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse(
         {"status": "ok" if healthy else "unavailable", **checks}, status=200 if healthy else 503
     )
+
+
+def _bearer_ok(header: str) -> bool:
+    """The scraper's token against the SHA-256 in settings, in constant time."""
+    expected = settings.METRICS_TOKEN_SHA256
+    given = header.removeprefix("Bearer ").strip()
+    if not expected or not given:
+        return False
+    return hmac.compare_digest(hashlib.sha256(given.encode()).hexdigest(), expected)
+
+
+@never_cache
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus text format, for a scraper with the bearer token or a logged-in admin.
+
+    No login redirect: a scraper is told 401 (403 for a person who is not an admin).
+    """
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        allowed = _bearer_ok(header)
+    elif request.user.is_authenticated:
+        if not is_admin(request.user):
+            return HttpResponse("Admins only.\n", status=403, content_type="text/plain")
+        allowed = True
+    else:
+        allowed = False
+    if not allowed:
+        response = HttpResponse("Unauthorised.\n", status=401, content_type="text/plain")
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    return HttpResponse(metrics_exposition(), content_type=CONTENT_TYPE_PLAIN_0_0_4)
 
 
 async def ping(request: HttpRequest) -> JsonResponse:
