@@ -32,4 +32,22 @@ app.conf.beat_schedule = {
         "task": "oversight.notifications.tasks.requeue_stale_notifications",
         "schedule": crontab(minute="*/5"),
     },
+    # Reviews: remind owners before and on the due day, escalate to team admins past the
+    # team's grace period, pause past its hard limit. Hourly; each notice is sent once.
+    "reviews-remind": {
+        "task": "oversight.reviews.tasks.reviews_remind",
+        "schedule": crontab(minute=7),
+    },
+    # Ownership: flag agents whose owner's account was deactivated, tell the team's admins,
+    # pause them after the grace period unless someone took them over. Every 10 minutes.
+    "reviews-owners-check": {
+        "task": "oversight.reviews.tasks.owners_check",
+        "schedule": crontab(minute="*/10"),
+    },
+    # Retirement: notice to owners of long-idle agents, then retire those still idle.
+    # Daily.
+    "reviews-retire-inactive": {
+        "task": "oversight.reviews.tasks.agents_retire_inactive",
+        "schedule": crontab(hour=4, minute=23),
+    },
 }

@@ -16,12 +16,15 @@ class TeamAdmin(admin.ModelAdmin):
 
     list_display = ("name", "slug", "created_at")
     search_fields = ("name", "slug")
-    fields = ("name", "description")
+    fields = ("name", "description", *services.REVIEW_SETTINGS)
 
     def save_model(self, request: HttpRequest, obj: Team, form: Any, change: bool) -> None:
         actor = Actor.for_user(request.user)
+        data = dict(form.cleaned_data)
+        settings = {field: data.pop(field) for field in services.REVIEW_SETTINGS}
         if change:
-            saved = services.team_update(actor=actor, team=obj, **form.cleaned_data)
+            saved = services.team_update(actor=actor, team=obj, **data)
         else:
-            saved = services.team_create(actor=actor, **form.cleaned_data)
+            saved = services.team_create(actor=actor, **data)
         obj.pk = saved.pk
+        services.team_review_settings_update(actor=actor, team=saved, **settings)

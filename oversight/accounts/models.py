@@ -5,7 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+
+
+def _days(default: int, *, minimum: int = 0, help_text: str) -> models.PositiveIntegerField:
+    return models.PositiveIntegerField(
+        default=default,
+        validators=[MinValueValidator(minimum), MaxValueValidator(3650)],
+        help_text=help_text,
+    )
 
 
 class Team(models.Model):
@@ -21,12 +31,39 @@ class Team(models.Model):
     description = models.TextField(blank=True)
     group = models.OneToOneField(Group, on_delete=models.PROTECT, related_name="team")
     created_at = models.DateTimeField(auto_now_add=True)
+    # Reviews, ownership and retirement: the periodic jobs read these per team.
+    review_reminder_days = _days(7, help_text="Remind the owner this many days before a review.")
+    review_grace_days = _days(
+        7, help_text="Tell the team's admins once a review is overdue by more than this."
+    )
+    review_pause_after_days = _days(
+        30, minimum=1, help_text="Pause the agent once its review is overdue by more than this."
+    )
+    owner_grace_days = _days(
+        7, help_text="Pause an agent this long after its owner was deactivated, unless taken over."
+    )
+    inactivity_retire_days = _days(
+        90, minimum=1, help_text="Retire an agent after this many days without an action."
+    )
+    retirement_notice_days = _days(
+        14, help_text="Tell the owner this many days before retiring an agent for inactivity."
+    )
 
     class Meta:
         ordering = ["name"]
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        if self.review_pause_after_days < self.review_grace_days:
+            raise ValidationError(
+                {"review_pause_after_days": "Pause no sooner than the admins are told."}
+            )
+        if self.retirement_notice_days >= self.inactivity_retire_days:
+            raise ValidationError(
+                {"retirement_notice_days": "The notice must come after some days of inactivity."}
+            )
 
     @property
     def members(self) -> Any:

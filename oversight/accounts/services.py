@@ -50,3 +50,32 @@ def team_update(*, actor: Actor, team: Team, name: str, description: str) -> Tea
         actor=actor, verb=verbs.TEAM_UPDATED, target=locked, before=before, after=snapshot(locked)
     )
     return locked
+
+
+REVIEW_SETTINGS = (
+    "review_reminder_days",
+    "review_grace_days",
+    "review_pause_after_days",
+    "owner_grace_days",
+    "inactivity_retire_days",
+    "retirement_notice_days",
+)
+
+
+@transaction.atomic
+def team_review_settings_update(*, actor: Actor, team: Team, **values: int) -> Team:
+    """Change the periods the review, ownership and retirement jobs use for this team."""
+    unknown = set(values) - set(REVIEW_SETTINGS)
+    if unknown:
+        raise ValueError(f"Not a review setting: {', '.join(sorted(unknown))}")
+    locked = Team.objects.select_for_update().get(pk=team.pk)
+    before = snapshot(locked)
+    for field, value in values.items():
+        setattr(locked, field, value)
+    locked.full_clean()
+    after = snapshot(locked)
+    if after == before:
+        return locked
+    locked.save()
+    audit_record(actor=actor, verb=verbs.TEAM_UPDATED, target=locked, before=before, after=after)
+    return locked

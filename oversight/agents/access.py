@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 
+from oversight.agents.constants import CHANGE, AgentStatus
 from oversight.agents.models import Agent
 from oversight.agents.permissions import user_has_agent_perm
 from oversight.agents.selectors import agent_get
@@ -13,6 +15,10 @@ from oversight.agents.selectors import agent_get
 def get_agent_for_user(request: HttpRequest, slug: str, *, perm: str | None = None) -> Agent:
     """404 if the user may not see the agent at all, 403 if they may see but not ``perm``."""
     agent = agent_get(user=request.user, slug=slug)
+    if perm == CHANGE and agent.status == AgentStatus.RETIRED:
+        # Shown on the 403 page (it renders the messages) and on the next page otherwise.
+        messages.error(request, f"{agent.name} is retired: it is kept read-only, with its history.")
+        raise PermissionDenied(f"{agent.name} is retired and read-only.")
     if perm and not user_has_agent_perm(request.user, perm, agent):
         raise PermissionDenied("You may view this agent but not change it.")
     return agent

@@ -49,8 +49,10 @@ class AgentForm(forms.ModelForm):
         if self.instance.pk:
             # Tokens and manifests name the agent by slug; it never changes.
             del self.fields["slug"]
+            # Retiring revokes tokens and disables grants: the Retire button does that.
             self.fields["status"] = forms.ChoiceField(
-                choices=AgentStatus.choices, initial=self.instance.status
+                choices=[c for c in AgentStatus.choices if c[0] != AgentStatus.RETIRED],
+                initial=self.instance.status,
             )
             if self.instance.owner_id:
                 self.fields["owner"].queryset = self.fields["owner"].queryset | type(

@@ -12,7 +12,7 @@ from typing import Any
 from guardian.shortcuts import assign_perm, remove_perm
 
 from oversight.accounts import roles
-from oversight.agents.constants import CHANGE, VIEW
+from oversight.agents.constants import CHANGE, VIEW, AgentStatus
 from oversight.agents.models import Agent, AgentGroupObjectPermission, AgentUserObjectPermission
 
 OWNER_PERMS = (VIEW, CHANGE)
@@ -49,8 +49,11 @@ def user_agent_perms(agent: Agent, user: Any) -> list[str]:
 
 
 def user_has_agent_perm(user: Any, perm: str, agent: Agent) -> bool:
-    """One database query, no per-request cache to go stale."""
+    """One database query, no per-request cache to go stale. A retired agent is read-only:
+    nobody may change it any more, admins included."""
     if not getattr(user, "is_active", False):
+        return False
+    if perm == CHANGE and agent.status == AgentStatus.RETIRED:
         return False
     if roles.is_admin(user):
         return True

@@ -106,10 +106,18 @@ def agent_update(*, actor: Actor, agent: Agent, **changes: Any) -> Agent:
     locked = Agent.objects.select_for_update().select_related("owner", "team").get(pk=agent.pk)
     before = snapshot(locked)
     old_owner, old_team = locked.owner, locked.team
+    changed = {field for field, value in changes.items() if getattr(locked, field) != value}
 
     for field, value in changes.items():
         setattr(locked, field, value)
-    _require_active_owner(locked.owner)
+    # An agent whose owner left can still be paused or retired (by the periodic jobs, or
+    # by an admin); any other change needs a named, active owner.
+    if changed - {"status"}:
+        _require_active_owner(locked.owner)
+    if locked.owner_id != old_owner.pk:
+        locked.unowned_since = None  # someone took the agent over
+    if "status" in changed and locked.status == AgentStatus.RETIRED and not locked.retired_at:
+        locked.retired_at = timezone.now()
     if "review_interval_days" in changes:
         since = locked.last_reviewed_at or locked.created_at
         locked.next_review_due = _next_review_due(

@@ -1,0 +1,44 @@
+"""Input forms for reviews: parse and validate, nothing else."""
+
+from __future__ import annotations
+
+from django import forms
+
+from oversight.reviews.services import MAX_NOTES
+
+
+class RecertifyForm(forms.Form):
+    purpose_confirmed = forms.BooleanField(
+        required=True,
+        label="The purpose above is still right, and the agent is still needed for it.",
+        error_messages={
+            "required": "Confirm that the purpose is still right, or retire the agent instead."
+        },
+    )
+    notes = forms.CharField(
+        required=False,
+        max_length=MAX_NOTES,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Optional: anything the next reviewer should know.",
+    )
+
+
+class RetireForm(forms.Form):
+    reason = forms.CharField(
+        max_length=MAX_NOTES,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        label="Why retire it?",
+        error_messages={"required": "Say why the agent is retired."},
+    )
+    confirm = forms.BooleanField(
+        required=True,
+        label="Revoke its tokens, disable its grants and cancel its pending actions. "
+        "This cannot be undone.",
+        error_messages={"required": "Tick the box to confirm the retirement."},
+    )
+
+    def clean_reason(self) -> str:
+        reason = self.cleaned_data["reason"].strip()
+        if not reason:
+            raise forms.ValidationError("Say why the agent is retired.")
+        return reason
