@@ -7,6 +7,8 @@ import os
 from celery import Celery
 from celery.schedules import crontab
 
+from oversight.lib.env import envint
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "oversight.settings")
 
 app = Celery("oversight")
@@ -49,5 +51,16 @@ app.conf.beat_schedule = {
     "reviews-retire-inactive": {
         "task": "oversight.reviews.tasks.agents_retire_inactive",
         "schedule": crontab(hour=4, minute=23),
+    },
+    # Monitoring: roll up the last minutes of actions, run the detectors, raise or update
+    # alerts. Every 30 s by default (at least every minute); tests set a few seconds.
+    "monitoring-tick": {
+        "task": "oversight.monitoring.tasks.monitoring_tick",
+        "schedule": float(envint("MONITORING_INTERVAL_SECONDS", 30, minimum=1)),
+    },
+    # Delete per-minute rollups past their retention (ROLLUP_RETENTION_DAYS) once a day.
+    "monitoring-prune": {
+        "task": "oversight.monitoring.tasks.monitoring_prune",
+        "schedule": crontab(hour=3, minute=41),
     },
 }

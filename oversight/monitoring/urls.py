@@ -1,4 +1,11 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from oversight.monitoring import views
 
 app_name = "monitoring"
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.alert_list, name="list"),
+    path("alerts/<int:pk>/", views.alert_detail, name="alert"),
+    path("alerts/<int:pk>/acknowledge/", views.alert_acknowledge_view, name="acknowledge"),
+    path("alerts/<int:pk>/resolve/", views.alert_resolve_view, name="resolve"),
+]
