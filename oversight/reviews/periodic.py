@@ -192,7 +192,7 @@ def agents_retire_inactive(*, now: dt.datetime | None = None) -> Counter[str]:
         elif _last_activity(agent) > agent.retirement_notice_at:
             done.update(_withdraw_notice(agent))
         elif idle >= limit and now - agent.retirement_notice_at >= notice:
-            done.update(_retire_idle(agent, idle_days=idle.days))
+            done.update(_retire_idle(agent, idle_days=idle.days, now=now))
     return done
 
 
@@ -221,16 +221,16 @@ def _withdraw_notice(agent: Agent) -> list[str]:
     return ["withdrawn"]
 
 
-def _retire_idle(agent: Agent, *, idle_days: int) -> list[str]:
+def _retire_idle(agent: Agent, *, idle_days: int, now: dt.datetime) -> list[str]:
     try:
-        return _retire_idle_locked(agent, idle_days=idle_days)
+        return _retire_idle_locked(agent, idle_days=idle_days, now=now)
     except Exception:  # one agent's failure must not stop the others'
         logger.exception("could not retire idle agent %s", agent.slug)
         return ["failed"]
 
 
 @transaction.atomic
-def _retire_idle_locked(agent: Agent, *, idle_days: int) -> list[str]:
+def _retire_idle_locked(agent: Agent, *, idle_days: int, now: dt.datetime) -> list[str]:
     locked = _lock(agent)
     if locked is None or locked.retirement_notice_at is None:
         return []
@@ -238,4 +238,5 @@ def _retire_idle_locked(agent: Agent, *, idle_days: int) -> list[str]:
     if locked.actions.filter(created_at__gt=locked.retirement_notice_at).exists():
         return []
     reason = f"no activity for {idle_days} days, after notice to the owner."
-    return ["retired"] if agent_retire(actor=RETIREMENT, agent=locked, reason=reason) else []
+    retired = agent_retire(actor=RETIREMENT, agent=locked, reason=reason, now=now)
+    return ["retired"] if retired else []

@@ -89,13 +89,13 @@ def review_history(*, agent: Agent) -> QuerySet[Review]:
 # grant named among their reasons, counting each window.
 _USAGE_SQL = {
     "postgresql": """
-        SELECT (reason->>'id')::bigint AS grant_id,
+        SELECT (r.reason->>'id')::bigint AS grant_id,
                COUNT(*) FILTER (WHERE a.created_at >= %s) AS recent,
                COUNT(*) AS total
-          FROM gateway_action a, jsonb_array_elements(a.reasons) AS reason
+          FROM gateway_action a, jsonb_array_elements(a.reasons) AS r(reason)
          WHERE a.agent_id = %s AND a.created_at >= %s
            AND jsonb_typeof(a.reasons) = 'array'
-           AND reason @> '{"kind": "grant"}'
+           AND r.reason @> '{"kind": "grant"}'
          GROUP BY 1
     """,
     "sqlite": """
