@@ -9,10 +9,12 @@ from typing import Any
 from oversight.agents.models import Agent
 from oversight.gateway.constants import ActionStatus
 from oversight.gateway.models import Action
+from oversight.monitoring.jobs import monitoring_backfill
 
 UTC = dt.UTC
 # A fixed "now" away from any minute or hour boundary, a weekday at 14:30:20 UTC.
 NOW = dt.datetime(2030, 3, 13, 14, 30, 20, tzinfo=UTC)
+MINUTE = dt.timedelta(minutes=1)
 
 
 def actions_at(
@@ -58,3 +60,12 @@ def hourly(agent: Agent, *, end: dt.datetime, days: int, hours: range, **fields:
         day = (end - dt.timedelta(days=d)).replace(minute=30, second=0, microsecond=0)
         for h in hours:
             actions_at(agent, day.replace(hour=h), **fields)
+
+
+def history(
+    agent: Agent, *, now: dt.datetime = NOW, hours: int = 3, per_minute: int = 10, **fields: Any
+) -> None:
+    """Steady traffic for ``hours`` before the detection window, rolled up and learnt."""
+    window = now.replace(second=0) - 4 * MINUTE
+    steady(agent, end=window, minutes=hours * 60, per_minute=per_minute, **fields)
+    monitoring_backfill(start=window - dt.timedelta(hours=hours + 1), end=window)

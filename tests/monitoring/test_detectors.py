@@ -11,17 +11,9 @@ from oversight.gateway.constants import ActionStatus
 from oversight.monitoring.constants import AlertKind, Severity
 from oversight.monitoring.jobs import monitoring_backfill, monitoring_run
 from oversight.monitoring.models import AgentMinute, Alert, ResourceFamily
-from tests.monitoring.helpers import NOW, actions_at, hourly, steady
+from tests.monitoring.helpers import MINUTE, NOW, actions_at, history, hourly, steady
 
 pytestmark = pytest.mark.django_db
-MINUTE = dt.timedelta(minutes=1)
-
-
-def history(agent: Any, *, hours: int = 3, per_minute: int = 10, **fields: Any) -> None:
-    """Steady traffic for ``hours`` before the detection window, rolled up and learnt."""
-    window = NOW.replace(second=0) - 4 * MINUTE
-    steady(agent, end=window, minutes=hours * 60, per_minute=per_minute, **fields)
-    monitoring_backfill(start=window - dt.timedelta(hours=hours + 1), end=window)
 
 
 def recent_steady(agent: Any, per_minute: int = 10, **fields: Any) -> None:

@@ -1,0 +1,133 @@
+"""The alert pages: who sees which alerts, who may acknowledge and resolve, CSRF."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from oversight.monitoring.jobs import monitoring_run
+from oversight.monitoring.models import Alert
+from tests.monitoring.helpers import actions_at
+
+pytestmark = pytest.mark.django_db
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+@pytest.fixture
+def alert(agent: Any) -> Alert:
+    """A critical volume alert on the refund bot (so it is held)."""
+    now = timezone.now()
+    actions_at(agent, now - dt.timedelta(seconds=5), 320)
+    monitoring_run(now=now)
+    return Alert.objects.get(agent=agent)
+
+
+@pytest.fixture
+def other_alert(other_agent: Any) -> Alert:
+    now = timezone.now()
+    actions_at(other_agent, now - dt.timedelta(seconds=5), 200)
+    monitoring_run(now=now)
+    return Alert.objects.get(agent=other_agent)
+
+
+def as_user(user: Any, **kwargs: Any) -> Client:
+    client = Client(**kwargs)
+    client.force_login(user)
+    return client
+
+
+def test_the_list_shows_only_alerts_of_visible_agents(
+    alert: Alert, other_alert: Alert, teammate: Any, admin_user: Any
+) -> None:
+    body = as_user(teammate).get(reverse("monitoring:list")).content.decode()
+    assert alert.title in body and other_alert.title not in body
+    assert reverse("monitoring:alert", args=[alert.pk]) in body
+    body = as_user(admin_user).get(reverse("monitoring:list")).content.decode()
+    assert alert.title in body and other_alert.title in body
+
+
+def test_the_list_filters_by_agent_and_status(
+    alert: Alert, other_alert: Alert, admin_user: Any
+) -> None:
+    client = as_user(admin_user)
+    body = client.get(reverse("monitoring:list"), {"agent": "email-campaigner"}).content.decode()
+    assert other_alert.title in body and alert.title not in body
+    body = client.get(reverse("monitoring:list"), {"status": "resolved"}).content.decode()
+    assert "No alerts match" in body
+    partial = client.get(reverse("monitoring:list"), {"status": "open"}, **HTMX)
+    assert partial.content.decode().startswith('<div id="alert-table">')
+    assert client.get(reverse("monitoring:list"), {"status": "bogus"}).status_code == 200
+
+
+def test_anonymous_people_are_sent_to_log_in(alert: Alert) -> None:
+    response = Client().get(reverse("monitoring:alert", args=[alert.pk]))
+    assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+def test_the_detail_shows_evidence_with_links_to_the_actions(alert: Alert, owner: Any) -> None:
+    body = as_user(owner).get(reverse("monitoring:alert", args=[alert.pk])).content.decode()
+    first = alert.evidence["actions"][0]["id"]
+    assert reverse("approvals:action", args=[first]) in body
+    assert "baseline per window" in body and "320" in body
+    assert "Every action of Refund bot is held" in body
+    assert "Resolve" in body and "Acknowledge" in body
+
+
+def test_people_who_cannot_see_the_agent_get_404(alert: Alert, outsider: Any) -> None:
+    client = as_user(outsider)
+    assert client.get(reverse("monitoring:alert", args=[alert.pk])).status_code == 404
+    assert client.post(reverse("monitoring:resolve", args=[alert.pk])).status_code == 404
+    assert client.get(reverse("monitoring:alert", args=[999999])).status_code == 404
+
+
+def test_viewers_may_look_but_not_act(alert: Alert, teammate: Any) -> None:
+    client = as_user(teammate)
+    body = client.get(reverse("monitoring:alert", args=[alert.pk])).content.decode()
+    assert "hx-post" not in body and "owner, its reviewers and admins" in body
+    response = client.post(reverse("monitoring:acknowledge", args=[alert.pk]), **HTMX)
+    assert response.status_code == 403
+    alert.refresh_from_db()
+    assert alert.status == "open"
+
+
+def test_the_owner_acknowledges_in_place(alert: Alert, owner: Any) -> None:
+    response = as_user(owner).post(reverse("monitoring:acknowledge", args=[alert.pk]), **HTMX)
+    assert response.status_code == 200
+    assert 'data-alert-status="acknowledged"' in response.content.decode()
+    alert.refresh_from_db()
+    assert (alert.status, alert.acknowledged_by) == ("acknowledged", owner)
+
+
+def test_a_reviewer_resolves_and_the_hold_is_lifted(alert: Alert, rita: Any, agent: Any) -> None:
+    client = as_user(rita)
+    response = client.post(reverse("monitoring:resolve", args=[alert.pk]), **HTMX)
+    assert response.status_code == 200
+    assert 'data-alert-status="resolved"' in response.content.decode()
+    agent.refresh_from_db()
+    assert not agent.hold_all
+    again = client.post(reverse("monitoring:resolve", args=[alert.pk]), **HTMX)
+    assert again.status_code == 409 and "resolved already" in again.content.decode()
+
+
+def test_admins_may_act_and_without_htmx_are_redirected(alert: Alert, admin_user: Any) -> None:
+    response = as_user(admin_user).post(reverse("monitoring:resolve", args=[alert.pk]))
+    assert response.status_code == 302
+    assert response["Location"] == reverse("monitoring:alert", args=[alert.pk])
+
+
+def test_acting_needs_post_and_csrf(alert: Alert, owner: Any) -> None:
+    client = as_user(owner, enforce_csrf_checks=True)
+    assert client.get(reverse("monitoring:resolve", args=[alert.pk])).status_code == 405
+    assert client.post(reverse("monitoring:resolve", args=[alert.pk])).status_code == 403
+    alert.refresh_from_db()
+    assert alert.status == "open"
+
+
+def test_the_nav_links_to_alerts(owner: Any) -> None:
+    body = as_user(owner).get(reverse("monitoring:list")).content.decode()
+    assert f'href="{reverse("monitoring:list")}" aria-current="page">Alerts' in body
