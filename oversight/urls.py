@@ -7,6 +7,8 @@ from oversight.gateway.api import api as agent_api
 
 urlpatterns = [
     path("", core_views.home, name="home"),
+    path("overview/data.json", core_views.overview_data, name="overview-data"),
+    path("overview/panels/", core_views.overview_panels_view, name="overview-panels"),
     path("healthz", core_views.healthz, name="healthz"),
     path("ping", core_views.ping, name="ping"),
     path("metrics", core_views.metrics, name="metrics"),

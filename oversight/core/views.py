@@ -9,6 +9,7 @@ from django.contrib.auth.decorators import login_required
 from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
@@ -16,8 +17,9 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from oversight.accounts.roles import is_admin
 from oversight.accounts.selectors import team_list
 from oversight.agents.selectors import agents_with_perm
-from oversight.approvals.selectors import approval_queue, recent_actions
+from oversight.approvals.selectors import recent_actions
 from oversight.core.metrics import metrics_exposition
+from oversight.core.selectors import overview_panels, overview_series
 from oversight.killswitch.models import Scope
 from oversight.killswitch.permissions import can_press
 from oversight.killswitch.selectors import Target, switch_for
@@ -105,13 +107,31 @@ async def ping(request: HttpRequest) -> JsonResponse:
 @login_required
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    """The overview: live actions of every agent the person may see, and the approvals
-    waiting for them."""
+    """The overview: activity charts, what needs a person (alerts, overdue reviews, unowned
+    agents, approvals waiting), and live actions of every agent the person may see."""
     context = {
         "actions": recent_actions(user=request.user),
-        "waiting": len(approval_queue(user=request.user)),
+        "series": overview_series(user=request.user, now=timezone.now()),
+        **overview_panels(user=request.user),
     }
     return render(request, "core/dashboard.html", context)
+
+
+@never_cache
+@login_required
+@require_GET
+def overview_data(request: HttpRequest) -> JsonResponse:
+    """The charts' data, polled by static/js/overview.js."""
+    return JsonResponse(overview_series(user=request.user, now=timezone.now()))
+
+
+@never_cache
+@login_required
+@require_GET
+def overview_panels_view(request: HttpRequest) -> HttpResponse:
+    """The panels and the waiting count, polled by htmx."""
+    context = {**overview_panels(user=request.user), "poll": True}
+    return render(request, "core/_overview_panels.html", context)
 
 
 @login_required
