@@ -104,6 +104,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Under ASGI every request's sync code runs in a thread of its own, so persistent
     # per-thread connections would pile up; psycopg's pool shares a bounded set instead.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # No "SELECT 1" on every checkout (a round trip per request): a connection broken by a
+    # database restart fails its one request (an error, never an allow) and the pool
+    # drops it when it comes back.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
     DATABASES["default"]["OPTIONS"] = {
         "pool": {
             "min_size": envint("DB_POOL_MIN", 2, minimum=0),

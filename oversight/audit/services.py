@@ -18,15 +18,28 @@ from oversight.lib.request_id import current_request_id
 _APPEND_LOCK_KEY = 0x0A5D17
 
 
-def _lock_chain_head() -> None:
-    """Serialise appenders until this transaction ends, so the chain cannot fork.
+# One round trip: in a simple query each statement takes its own snapshot, so the SELECT
+# sees the head as it is once the lock is granted. No parameters: a constant key.
+_LOCK_AND_READ_HEAD = (
+    f"SELECT pg_advisory_xact_lock({_APPEND_LOCK_KEY});"  # noqa: S608 (constants only)
+    f" SELECT seq, hash FROM {AuditEvent._meta.db_table} ORDER BY seq DESC LIMIT 1"
+)
+
+
+def _locked_chain_head() -> dict[str, Any] | None:
+    """The last event's seq and hash, with appenders serialised until this transaction
+    ends, so the chain cannot fork.
 
     On PostgreSQL a transaction-scoped advisory lock; on SQLite the IMMEDIATE
     transaction already holds the database write lock.
     """
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_APPEND_LOCK_KEY])
+    if connection.vendor != "postgresql":
+        return AuditEvent.objects.order_by("-seq").values("seq", "hash").first()
+    with connection.cursor() as cursor:
+        cursor.execute(_LOCK_AND_READ_HEAD)
+        cursor.nextset()
+        row = cursor.fetchone()
+    return {"seq": row[0], "hash": row[1]} if row else None
 
 
 def _target_fields(target: Model | tuple[str, str, str]) -> tuple[str, str, str]:
@@ -57,8 +70,7 @@ def audit_record(
         agent_id = int(target_id)
 
     # Taken as late as possible in the caller's transaction and held to its end.
-    _lock_chain_head()
-    last = AuditEvent.objects.order_by("-seq").values("seq", "hash").first()
+    last = _locked_chain_head()
     row: dict[str, Any] = {
         "seq": (last["seq"] + 1) if last else 1,
         "created_at": timezone.now(),

@@ -74,10 +74,12 @@ _ACTION_LINKS = {
 }
 
 
-def _decision(action: Action) -> dict[str, object]:
+def decision_body(action: Action, *, first_answer: bool = False) -> dict[str, object]:
+    """The answer to POST /actions; ``first_answer`` for a retry with the same
+    Idempotency-Key: the status as first decided, whatever has happened since."""
     return {
         "id": action.id,
-        "status": action.status,
+        "status": (action.decision or action.status) if first_answer else action.status,
         "reasons": action.reasons,
         "policy_version": action.policy_version,
         "expires_at": action.expires_at,
@@ -86,7 +88,7 @@ def _decision(action: Action) -> dict[str, object]:
 
 def _detail(action: Action) -> dict[str, object]:
     return {
-        **_decision(action),
+        **decision_body(action),
         "action": action.action,
         "resource": action.resource,
         "params": action.params,
@@ -113,9 +115,7 @@ def create_action(
     action, created = services.action_decide(
         token=request.auth, data=data, idempotency_key=idempotency_key
     )
-    if not created:  # a retry: the first answer, whatever has happened since
-        return Status(200, {**_decision(action), "status": action.decision or action.status})
-    return Status(201, _decision(action))
+    return Status(201 if created else 200, decision_body(action, first_answer=not created))
 
 
 @api.get(

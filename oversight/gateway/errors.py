@@ -48,32 +48,43 @@ def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     return error_response(exc.status_code, codes.get(exc.status_code, "error"), message)
 
 
-def _unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
+def _unexpected(request: HttpRequest | None, exc: Exception) -> HttpResponse:
     logger.exception("agent API error", exc_info=exc)
     # Never an allow: the agent gets an error and must not act.
     return error_response(500, "internal_error", "Oversight could not decide; do not act.")
 
 
+def _service_error(exc: Exception) -> HttpResponse:
+    if isinstance(exc, AgentUnavailableError):
+        return error_response(403, "agent_unavailable", str(exc))
+    if isinstance(exc, NotFoundError):
+        return error_response(404, "not_found", str(exc))
+    if isinstance(exc, Http404):
+        return error_response(404, "not_found", "Not found.")
+    if isinstance(exc, InvalidInputError):
+        return error_response(
+            422, "validation_error", f"Invalid input: {exc.field}.", {exc.field: [exc.message]}
+        )
+    if isinstance(exc, ConflictError):
+        return error_response(409, exc.code, str(exc))
+    return _unexpected(None, exc)
+
+
+def exception_response(exc: Exception) -> HttpResponse:
+    """The API's answer to an exception raised by a service (the decision fast lane
+    uses it too, so both answer alike)."""
+    return _service_error(exc)
+
+
 def install_error_handlers(api: NinjaAPI) -> None:
     api.add_exception_handler(ValidationError, _validation)
     api.add_exception_handler(HttpError, _http_error)
-    api.add_exception_handler(
+    for exc_class in (
         AgentUnavailableError,
-        lambda request, exc: error_response(403, "agent_unavailable", str(exc)),
-    )
-    api.add_exception_handler(
-        NotFoundError, lambda request, exc: error_response(404, "not_found", str(exc))
-    )
-    api.add_exception_handler(
-        Http404, lambda request, exc: error_response(404, "not_found", "Not found.")
-    )
-    api.add_exception_handler(
+        NotFoundError,
+        Http404,
         InvalidInputError,
-        lambda request, exc: error_response(
-            422, "validation_error", f"Invalid input: {exc.field}.", {exc.field: [exc.message]}
-        ),
-    )
-    api.add_exception_handler(
-        ConflictError, lambda request, exc: error_response(409, exc.code, str(exc))
-    )
-    api.add_exception_handler(Exception, _unexpected)
+        ConflictError,
+        Exception,
+    ):
+        api.add_exception_handler(exc_class, lambda request, exc: _service_error(exc))

@@ -25,11 +25,12 @@ from oversight.gateway.constants import ActionStatus
 from oversight.gateway.exceptions import ConflictError, InvalidInputError
 from oversight.gateway.hashing import action_hash, canonical_hash
 from oversight.gateway.models import Action, IdempotencyKey
+from oversight.killswitch.models import KillSwitch
 from oversight.killswitch.selectors import halting_switch
 from oversight.live import broadcasts
 from oversight.live.publish import after_commit
 from oversight.notifications.services import notify_action_held
-from oversight.policy.compiled import compiled_policy_for, limits_for
+from oversight.policy.compiled import policy_and_limits_for
 from oversight.policy.constants import DEFAULT_HOLD_SECONDS, OnExceed
 from oversight.policy.engine import Decision, Request
 from oversight.policy.limits import LimitResult, limits_consume
@@ -101,7 +102,7 @@ def _engine_decision(token: AgentToken, data: ActionInput, now: Any) -> Decision
             params=data.params,
             now=now,
         )
-        return compiled_policy_for(agent).decide(request)
+        return policy_and_limits_for(agent)[0].decide(request)
     except Exception:  # the decision path fails closed
         logger.exception("policy evaluation failed for agent %s", agent.slug)
         return None
@@ -110,13 +111,27 @@ def _engine_decision(token: AgentToken, data: ActionInput, now: Any) -> Decision
 def _apply_limits(
     token: AgentToken, data: ActionInput, decision: Decision, now: Any
 ) -> LimitResult:
-    matching = set(decision.limit_ids)
-    limits = [lim for lim in limits_for(token.agent) if lim.pk in matching]
+    by_id = policy_and_limits_for(token.agent)[1]
+    limits = [by_id[pk] for pk in decision.limit_ids if pk in by_id]
     return limits_consume(limits=limits, params=data.params, now=now)
 
 
+def _halting_switch(token: AgentToken) -> KillSwitch | None:
+    """Authentication reads the engaged switch's id with the token (see auth.py)."""
+    switch_id = getattr(token, "engaged_switch_id", ...)
+    if switch_id is ...:  # a token loaded some other way
+        return halting_switch(agent_id=token.agent_id, team_id=token.agent.team_id)
+    if switch_id is None:
+        return None
+    return (
+        KillSwitch.objects.select_related("team", "agent")
+        .filter(pk=switch_id, engaged=True)  # released since: no longer halts
+        .first()
+    )
+
+
 def _decide(token: AgentToken, data: ActionInput, now: Any) -> _Outcome:
-    switch = halting_switch(agent_id=token.agent_id, team_id=token.agent.team_id)
+    switch = _halting_switch(token)
     if switch is not None:
         detail = f"kill switch for {switch.agent or switch.team or 'everything'}: {switch.reason}"
         return _Outcome(
@@ -253,7 +268,7 @@ def action_decide(
         )
     if outcome.pause_agent:
         _pause_agent(token, outcome.reasons[-1]["detail"])
-    after_commit(lambda: broadcasts.action_changed(action.pk, created=True))
+    after_commit(lambda: broadcasts.action_changed(action.pk, created=True, action=action))
     if action.status == ActionStatus.PENDING:
         after_commit(lambda: notify_action_held(action_id=action.pk))
     audit_record(

@@ -34,7 +34,8 @@ def request_id_scope(value: str | None = None) -> Iterator[str]:
         _current.reset(token)
 
 
-def _incoming_id(request: HttpRequest) -> str:
+def incoming_request_id(request: HttpRequest) -> str:
+    """A well-formed incoming id (a proxy's), else a new one."""
     candidate = request.headers.get(HEADER, "")
     return candidate if _VALID.match(candidate) else uuid.uuid4().hex
 
@@ -54,7 +55,7 @@ class RequestIdMiddleware:
     def __call__(self, request: HttpRequest):  # type: ignore[no-untyped-def]
         if self._is_async:
             return self.__acall__(request)
-        request.id = _incoming_id(request)  # type: ignore[attr-defined]
+        request.id = incoming_request_id(request)  # type: ignore[attr-defined]
         token = _current.set(request.id)  # type: ignore[attr-defined]
         try:
             response = self.get_response(request)
@@ -64,7 +65,7 @@ class RequestIdMiddleware:
         return response
 
     async def __acall__(self, request: HttpRequest) -> HttpResponse:
-        request.id = _incoming_id(request)  # type: ignore[attr-defined]
+        request.id = incoming_request_id(request)  # type: ignore[attr-defined]
         token = _current.set(request.id)  # type: ignore[attr-defined]
         try:
             response = await self.get_response(request)  # type: ignore[misc]

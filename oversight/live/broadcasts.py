@@ -23,16 +23,23 @@ def _queue_context(action: Action) -> dict[str, object]:
     return queue_item_context(action)
 
 
-def action_changed(action_id: uuid.UUID, *, created: bool) -> None:
-    action = (
-        Action.objects.select_related("agent__owner", "agent__team").filter(pk=action_id).first()
-    )
+def action_changed(action_id: uuid.UUID, *, created: bool, action: Action | None = None) -> None:
+    """``action``: the row as just committed, with its agent, owner and team loaded (the
+    decision passes it, saving a read); otherwise it is read again."""
+    if action is None:
+        action = (
+            Action.objects.select_related("agent__owner", "agent__team")
+            .filter(pk=action_id)
+            .first()
+        )
     if action is None:
         return
     agent_ids = [action.agent_id]
-    row = render_to_string(
-        "live/_feed_row.html", {"action": action, "oob": "new" if created else "update"}
+    oob = "new" if created else "update"
+    cells = render_to_string(
+        "live/_feed_cells.html", {"action": action, "oob": "" if created else oob}
     )
+    row = render_to_string("live/_feed_row.html", {"action": action, "oob": oob, "cells": cells})
     publish.send(groups.agent_feed(action.agent_id), html=row, audience="feed", agent_ids=agent_ids)
     if action.status == ActionStatus.PENDING:
         item = render_to_string(

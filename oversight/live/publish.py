@@ -21,12 +21,40 @@ from oversight.live import groups
 logger = logging.getLogger(__name__)
 
 
+# The ASGI server's event loop, once the application has seen a request (see
+# bind_event_loop): sync code in its worker threads hands sends to it and returns.
+_server_loop: asyncio.AbstractEventLoop | None = None
+
+
+def bind_event_loop() -> None:
+    """Called by the ASGI application on its event loop."""
+    global _server_loop
+    _server_loop = asyncio.get_running_loop()
+
+
+def _log_failure(future: Any) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        logger.error("live broadcast failed", exc_info=future.exception())
+
+
 def _run(coroutine_fn: Callable[..., Awaitable[None]], *args: Any) -> None:
-    """Run an async channel-layer call from sync code. A thread that already runs an event
-    loop cannot block on it, so there the call runs in a short-lived thread of its own."""
+    """Run an async channel-layer call from sync code.
+
+    In a worker thread of the ASGI server the call is handed to the server's loop and not
+    waited for: the request does not wait on the channel layer (calls are started in the
+    order they are made). Elsewhere (Celery, commands) it runs to completion; a thread
+    that already runs an event loop cannot block on it, so there the call runs in a
+    short-lived thread of its own."""
+    loop = _server_loop
     try:
-        asyncio.get_running_loop()
+        running = asyncio.get_running_loop()
     except RuntimeError:
+        running = None
+    if loop is not None and running is None and loop.is_running():
+        future = asyncio.run_coroutine_threadsafe(coroutine_fn(*args), loop)
+        future.add_done_callback(_log_failure)
+        return
+    if running is None:
         async_to_sync(coroutine_fn)(*args)
         return
     errors: list[BaseException] = []

@@ -20,7 +20,7 @@ from oversight.policy.models import Grant, Limit, Rule
 
 logger = logging.getLogger(__name__)
 _MAX_ENTRIES = 2048
-_cache: OrderedDict[int, tuple[tuple[int, Any], CompiledPolicy]] = OrderedDict()
+_cache: OrderedDict[int, tuple[tuple[int, Any], CompiledPolicy, dict[int, Limit]]] = OrderedDict()
 _lock = threading.Lock()
 
 
@@ -32,7 +32,7 @@ def limits_for(agent: Agent) -> list[Limit]:
     return list(Limit.objects.filter(scope).order_by("pk"))
 
 
-def _compile(agent: Agent) -> CompiledPolicy:
+def _compile(agent: Agent) -> tuple[CompiledPolicy, dict[int, Limit]]:
     grants = [
         GrantSpec(id=g.pk, action=g.action, resource=g.resource, expires_at=g.expires_at)
         for g in Grant.objects.filter(agent_id=agent.pk)
@@ -51,29 +51,39 @@ def _compile(agent: Agent) -> CompiledPolicy:
         )
         for r in Rule.objects.filter(agent_id=agent.pk)
     ]
-    limits = [
+    limits = limits_for(agent)
+    specs = [
         LimitSpec(id=lim.pk, name=lim.name, action=lim.action, resource=lim.resource)
-        for lim in limits_for(agent)
+        for lim in limits
     ]
-    policy = compile_policy(version=agent.policy_version, grants=grants, rules=rules, limits=limits)
+    policy = compile_policy(version=agent.policy_version, grants=grants, rules=rules, limits=specs)
     for problem in policy.problems:  # saved policy is validated, so this means a hand edit
         logger.error("policy of agent %s v%s: %s", agent.slug, agent.policy_version, problem)
-    return policy
+    return policy, {lim.pk: lim for lim in limits}
 
 
-def compiled_policy_for(agent: Agent) -> CompiledPolicy:
-    # Keyed by id, checked against the version and the creation time: a database that
-    # reuses the id of a rolled-back agent (SQLite) can never hand over another's policy.
+def policy_and_limits_for(agent: Agent) -> tuple[CompiledPolicy, dict[int, Limit]]:
+    """The compiled policy and the limits that may apply to the agent, by id.
+
+    Keyed by id, checked against the version and the creation time: a database that
+    reuses the id of a rolled-back agent (SQLite) can never hand over another's policy.
+    Limits are cached with the policy: editing a team's or everyone's limit bumps the
+    version of every agent it covers.
+    """
     stamp = (agent.policy_version, agent.created_at)
     with _lock:
         cached = _cache.get(agent.pk)
         if cached is not None and cached[0] == stamp:
             _cache.move_to_end(agent.pk)
-            return cached[1]
-    policy = _compile(agent)
+            return cached[1], cached[2]
+    policy, limits = _compile(agent)
     with _lock:
-        _cache[agent.pk] = (stamp, policy)
+        _cache[agent.pk] = (stamp, policy, limits)
         _cache.move_to_end(agent.pk)
         while len(_cache) > _MAX_ENTRIES:
             _cache.popitem(last=False)
-    return policy
+    return policy, limits
+
+
+def compiled_policy_for(agent: Agent) -> CompiledPolicy:
+    return policy_and_limits_for(agent)[0]

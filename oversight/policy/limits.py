@@ -3,8 +3,10 @@
 Each matching limit is charged with one conditional upsert on its counter row for the
 current window: ``INSERT ... ON CONFLICT DO UPDATE ... WHERE <still under> RETURNING``.
 The row lock makes concurrent charges queue; a charge that would pass the maximum updates
-nothing and returns no row. All charges of one decision happen in a savepoint, so if any
-limit is exceeded none of them is kept.
+nothing and returns no row. If any limit of a decision is exceeded, none of its charges is
+kept. On PostgreSQL all of a decision's limits are charged in one statement (rows taken in
+limit-id order, so concurrent deciders lock alike) and the charges that went through are
+given back when another did not; elsewhere each is charged in turn inside a savepoint.
 """
 
 from __future__ import annotations
@@ -33,6 +35,25 @@ ON CONFLICT (limit_id, window_start) DO UPDATE
       AND (%(max_sum)s IS NULL
            OR policy_limitcounter.total + excluded.total <= CAST(%(max_sum)s AS NUMERIC))
 RETURNING id
+"""
+
+# PostgreSQL: every limit of one decision in one round trip. The rows are locked until
+# the decision commits, so the statement comes as late as the decision allows.
+_CHARGE_MANY_SQL = """
+INSERT INTO policy_limitcounter AS c (limit_id, window_start, count, total)
+SELECT lim, win, 1, amount
+FROM unnest(%(limits)s::bigint[], %(windows)s::timestamptz[], %(amounts)s::numeric[])
+    AS t(lim, win, amount)
+ORDER BY lim
+ON CONFLICT (limit_id, window_start) DO UPDATE
+    SET count = c.count + 1, total = c.total + excluded.total
+    WHERE c.count + 1 <= COALESCE(
+            (%(max_counts)s::bigint[])[array_position(%(limits)s::bigint[], c.limit_id)],
+            c.count + 1)
+      AND c.total + excluded.total <= COALESCE(
+            (%(max_sums)s::numeric[])[array_position(%(limits)s::bigint[], c.limit_id)],
+            c.total + excluded.total)
+RETURNING c.limit_id, c.id
 """
 
 
@@ -81,10 +102,6 @@ def _amount(limit: Limit, params: dict[str, Any]) -> Decimal | None:
 
 
 def _charge(limit: Limit, amount: Decimal, now: dt.datetime) -> int | None:
-    if limit.max_count is not None and limit.max_count < 1:
-        return None
-    if limit.max_sum is not None and amount > limit.max_sum:
-        return None
     with connection.cursor() as cursor:
         cursor.execute(
             _CHARGE_SQL,
@@ -100,19 +117,63 @@ def _charge(limit: Limit, amount: Decimal, now: dt.datetime) -> int | None:
     return row[0] if row else None
 
 
+def _precheck(
+    limits: list[Limit], params: dict[str, Any]
+) -> tuple[list[tuple[Limit, Decimal]], list[Exceeded]]:
+    """What to charge, and what is exceeded before any counter is touched."""
+    todo: list[tuple[Limit, Decimal]] = []
+    exceeded: list[Exceeded] = []
+    for limit in sorted(limits, key=lambda lim: lim.pk):
+        amount = _amount(limit, params)
+        if amount is None:
+            exceeded.append(Exceeded(limit, f"params.{limit.sum_param} is missing or not a number"))
+        elif (limit.max_count is not None and limit.max_count < 1) or (
+            limit.max_sum is not None and amount > limit.max_sum
+        ):
+            exceeded.append(Exceeded(limit, _describe(limit)))
+        else:
+            todo.append((limit, amount))
+    return todo, exceeded
+
+
+def _charge_all(todo: list[tuple[Limit, Decimal]], now: dt.datetime) -> dict[int, int]:
+    """PostgreSQL: {limit id: counter id} for the charges that went through."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _CHARGE_MANY_SQL,
+            {
+                "limits": [limit.pk for limit, _ in todo],
+                "windows": [window_start(now, limit.window_seconds) for limit, _ in todo],
+                "amounts": [amount for _, amount in todo],
+                "max_counts": [limit.max_count for limit, _ in todo],
+                "max_sums": [limit.max_sum for limit, _ in todo],
+            },
+        )
+        return dict(cursor.fetchall())
+
+
 def limits_consume(*, limits: list[Limit], params: dict[str, Any], now: dt.datetime) -> LimitResult:
-    """Charge every limit (in id order, so concurrent deciders lock rows alike)."""
+    """Charge every limit, all or none."""
+    todo, exceeded = _precheck(limits, params)
+    if exceeded or not todo:
+        return LimitResult(charges=[], exceeded=exceeded)
+    if connection.vendor != "postgresql":
+        return _consume_one_by_one(todo, now)
+    charged = _charge_all(todo, now)
+    charges = [Charge(lim.pk, charged[lim.pk], str(amt)) for lim, amt in todo if lim.pk in charged]
+    if len(charges) == len(todo):
+        return LimitResult(charges=charges, exceeded=[])
+    limits_release([charge.__dict__ for charge in charges])
+    over = [Exceeded(lim, _describe(lim)) for lim, _ in todo if lim.pk not in charged]
+    return LimitResult(charges=[], exceeded=over)
+
+
+def _consume_one_by_one(todo: list[tuple[Limit, Decimal]], now: dt.datetime) -> LimitResult:
     charges: list[Charge] = []
     exceeded: list[Exceeded] = []
     try:
         with transaction.atomic():
-            for limit in sorted(limits, key=lambda lim: lim.pk):
-                amount = _amount(limit, params)
-                if amount is None:
-                    exceeded.append(
-                        Exceeded(limit, f"params.{limit.sum_param} is missing or not a number")
-                    )
-                    continue
+            for limit, amount in todo:
                 counter_id = _charge(limit, amount, now)
                 if counter_id is None:
                     exceeded.append(Exceeded(limit, _describe(limit)))

@@ -1,0 +1,182 @@
+"""The decision endpoint's fast lane: ``POST /api/v1/actions`` without Django's middleware.
+
+Every agent action comes through this one endpoint, so its cost per request is what
+limits an Oversight server. Through Django's ASGI handler a request pays for the whole
+middleware stack (sessions, CSRF, auth, messages: each hook a hop to a thread), URL
+resolution, two signals and django-ninja's parsing, about 1.5 ms of CPU before the
+decision starts. The fast lane takes the request straight from the ASGI server and
+spends one hop to a worker thread, where the decision runs.
+
+It is only a transport. The decision is the same service (``services.action_decide``),
+the input is validated by the same schema, the answer is rendered by the same API
+object, errors have the same shape, and Django's own ``SecurityMiddleware`` and host
+validation are applied. Anything unusual is handed to the ordinary Django handler,
+unchanged: an HTTPS redirect, a bad Host, a body over the limit, a missing or unknown
+token, a paused agent, invalid JSON or a body the schema refuses. So every error answer
+is made in one place, and the fast lane only ever answers a valid request from an
+active agent. See docs/decisions/0006-decision-fast-lane.md.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.core.exceptions import DisallowedHost
+from django.core.handlers.asgi import ASGIHandler, ASGIRequest
+from django.db import close_old_connections
+from django.http import HttpResponse
+from django.middleware.security import SecurityMiddleware
+from pydantic import ValidationError
+
+from oversight.gateway import services
+from oversight.gateway.auth import AgentUnavailableError, token_authenticate
+from oversight.gateway.constants import MAX_BODY_BYTES
+from oversight.gateway.errors import exception_response
+from oversight.gateway.schemas import ActionIn, DecisionOut
+from oversight.lib.request_id import HEADER as REQUEST_ID_HEADER
+from oversight.lib.request_id import incoming_request_id, request_id_scope
+from oversight.live import publish
+
+logger = logging.getLogger(__name__)
+
+PATH = "/api/v1/actions"
+_MAX_KEY = 200  # as the Idempotency-Key header's schema says
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class _HandOver(Exception):
+    """Not for the fast lane: the ordinary handler answers (an error, or a redirect)."""
+
+
+def _bearer(request: ASGIRequest) -> str:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _HandOver
+    return token.strip()
+
+
+def _decide(raw_token: str, data: services.ActionInput, key: str, request_id: str) -> Any:
+    """In a worker thread: authenticate, decide, and give the connection back."""
+    close_old_connections()
+    try:
+        with request_id_scope(request_id):
+            try:
+                token = token_authenticate(raw_token)
+            except AgentUnavailableError:
+                raise _HandOver from None
+            if token is None:
+                raise _HandOver
+            try:
+                action, created = services.action_decide(
+                    token=token, data=data, idempotency_key=key
+                )
+            except Exception as exc:  # mapped exactly as the API's own handlers map it
+                return exception_response(exc)
+            return _answer(action, created)
+    finally:
+        close_old_connections()
+
+
+def _answer(action: Any, created: bool) -> tuple[int, dict[str, Any]]:
+    from oversight.gateway.api import decision_body
+
+    body = decision_body(action, first_answer=not created)
+    return (201 if created else 200), DecisionOut.model_validate(body).model_dump()
+
+
+class DecisionFastLane:
+    """ASGI middleware in front of Django's handler; only the one endpoint is touched."""
+
+    def __init__(self, django_app: ASGIHandler) -> None:
+        self.django_app = django_app
+        self.security = SecurityMiddleware(lambda request: HttpResponse())
+        self.decide = sync_to_async(_decide, thread_sensitive=False)
+        self.loop_bound = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self.loop_bound:
+            publish.bind_event_loop()
+            self.loop_bound = True
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != PATH:
+            await self.django_app(scope, receive, send)
+            return
+        body, finished = await _read_body(receive)
+        response = None
+        if finished and len(body) <= MAX_BODY_BYTES:
+            try:
+                response = await self._respond(scope, body)
+            except _HandOver:
+                response = None
+        if response is None:
+            await self.django_app(scope, _replay(body, finished, receive), send)
+            return
+        await self.django_app.send_response(response, send)
+
+    async def _respond(self, scope: Scope, body: bytes) -> HttpResponse:
+        from oversight.gateway.api import api
+
+        request = ASGIRequest(scope, io.BytesIO(body))
+        try:
+            request.get_host()
+        except DisallowedHost:
+            raise _HandOver from None
+        if self.security.process_request(request) is not None:  # an HTTPS redirect
+            raise _HandOver
+        raw_token = _bearer(request)
+        key = request.headers.get("Idempotency-Key", "")
+        if len(key) > _MAX_KEY:
+            raise _HandOver
+        try:
+            payload = ActionIn.model_validate_json(body)
+        except ValidationError:
+            raise _HandOver from None
+        request_id = incoming_request_id(request)
+        outcome = await self.decide(
+            raw_token, services.ActionInput(**payload.dict()), key, request_id
+        )
+        if isinstance(outcome, HttpResponse):
+            response = outcome
+        else:
+            status, data = outcome
+            response = api.create_response(request, data, status=status)
+        response[REQUEST_ID_HEADER] = request_id
+        return self.security.process_response(request, response)
+
+
+async def _read_body(receive: Receive) -> tuple[bytes, bool]:
+    """(what was read, whether that is the whole body). Reading stops once the body is
+    over the limit, or when the client went away."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return b"".join(chunks), False
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks), True
+        if size > MAX_BODY_BYTES:
+            return b"".join(chunks), False
+
+
+def _replay(body: bytes, finished: bool, receive: Receive) -> Receive:
+    """A receive callable that first hands over what was read, then the rest."""
+    sent = False
+
+    async def replay() -> dict[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": not finished}
+        return await receive()
+
+    return replay
