@@ -8,6 +8,7 @@ one transaction. Any error on the way gives deny or hold, never allow.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -21,6 +22,7 @@ from oversight.agents.models import Agent, AgentToken
 from oversight.audit import verbs
 from oversight.audit.actors import Actor
 from oversight.audit.services import audit_record
+from oversight.core.metrics import decision_observed
 from oversight.gateway.constants import ActionStatus
 from oversight.gateway.exceptions import ConflictError, InvalidInputError
 from oversight.gateway.hashing import action_hash, canonical_hash
@@ -213,15 +215,26 @@ def _pause_agent(token: AgentToken, why: str) -> None:
     logger.warning("paused agent %s: %s", token.agent.slug, why)
 
 
-@transaction.atomic
 def action_decide(
     *, token: AgentToken, data: ActionInput, idempotency_key: str = ""
 ) -> tuple[Action, bool]:
     """Decide, record the Action and its AuditEvent, and return (action, created).
 
     With an idempotency key seen before, returns the first answer (created False), or
-    raises ConflictError when the body differs.
+    raises ConflictError when the body differs. Each new decision is counted, with the
+    time it took including its commit, in the metrics (see oversight/core/metrics.py).
     """
+    started = time.perf_counter()
+    action, created = _action_decide(token=token, data=data, idempotency_key=idempotency_key)
+    if created:
+        decision_observed(status=action.decision, seconds=time.perf_counter() - started)
+    return action, created
+
+
+@transaction.atomic
+def _action_decide(
+    *, token: AgentToken, data: ActionInput, idempotency_key: str
+) -> tuple[Action, bool]:
     body_hash = canonical_hash({**data.__dict__, "parent_id": str(data.parent_id or "")})
     if idempotency_key:
         existing = _claim_idempotency_key(token.agent_id, idempotency_key, body_hash)
