@@ -18,3 +18,23 @@
   document.addEventListener("DOMContentLoaded", tick);
   document.addEventListener("htmx:afterSwap", tick);
 })();
+
+// The approval queue stays most urgent first: a held action that arrives over the socket
+// is appended, then moved to its place by its deadline.
+(function () {
+  function deadline(item) {
+    var el = item.querySelector("[data-expires-at]");
+    var t = el ? Date.parse(el.dataset.expiresAt) : NaN;
+    return isNaN(t) ? Infinity : t;
+  }
+  function sortQueue() {
+    var queue = document.getElementById("approval-queue");
+    if (!queue) return;
+    var items = Array.prototype.slice.call(queue.children);
+    var sorted = items.slice().sort(function (a, b) { return deadline(a) - deadline(b); });
+    if (sorted.every(function (item, i) { return item === items[i]; })) return;
+    sorted.forEach(function (item) { queue.appendChild(item); });
+  }
+  document.addEventListener("htmx:oobAfterSwap", sortQueue);
+  document.addEventListener("htmx:wsAfterMessage", sortQueue);
+})();

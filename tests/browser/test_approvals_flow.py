@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from django.conf import settings
 from playwright.sync_api import Browser, Locator, Page, expect
@@ -27,6 +28,8 @@ from oversight.gateway.models import Action
 from oversight.gateway.tasks import expire_due_actions
 from oversight.killswitch.models import KillSwitch
 from oversight.live import groups
+from oversight.policy.models import Rule
+from oversight.policy.services import policy_object_create
 from oversight.sdk import ActionExpired, ActionHalted, ActionRejected, Oversight
 from tests.conftest import SYSTEM, make_user
 from tests.gateway.helpers import REFUND, expire, grant_refunds, hold_large_refunds
@@ -321,3 +324,37 @@ def test_the_overview_stops_saying_there_are_no_actions_once_one_arrives(
     assert not_reloaded(alice)
     screenshot(alice, "overview-first-action.png")
     expect(empty_note).to_be_hidden(timeout=2_000)  # the row is there already
+
+
+def test_a_held_action_arriving_live_takes_its_place_by_deadline(
+    open_as: Callable[[str, str], Page], live_url: str, scene: Scene
+) -> None:
+    very_large = Rule(
+        agent=scene.agent,
+        name="very large refunds",
+        effect="hold",
+        action=REFUND,
+        condition="params.amount > 5000",
+        expires_in_seconds=120,
+    )
+    policy_object_create(actor=SYSTEM, obj=very_large)
+    rita = open_as("rita", "/approvals/")
+    wait_until_the_server_listens(groups.agent_queue(scene.agent.pk))
+    headers = {"Authorization": f"Bearer {scene.raw_token}"}
+
+    def hold(amount: int, charge: str) -> str:
+        body = {"action": REFUND, "resource": f"stripe:charge/{charge}"}
+        body["params"] = {"amount": amount}
+        response = httpx.post(f"{live_url}/api/v1/actions", json=body, headers=headers)
+        assert response.json()["status"] == "pending", response.text
+        return response.json()["id"]
+
+    later = hold(900, "ch_later")  # 15 minutes to decide
+    expect(rita.locator(f"#queue-{later}")).to_be_visible()
+    sooner = hold(9000, "ch_sooner")  # both rules hold: the shorter deadline applies
+    expect(rita.locator(f"#queue-{sooner}")).to_be_visible()
+    ids = rita.locator("#approval-queue article.queue-item").evaluate_all(
+        "items => items.map(item => item.id)"
+    )
+    assert ids == [f"queue-{sooner}", f"queue-{later}"]
+    assert not_reloaded(rita)
