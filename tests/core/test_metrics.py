@@ -146,9 +146,7 @@ def test_open_alerts_are_counted_by_severity(client: Client, agent: Any, other_a
     assert samples[("oversight_alerts_open", (("severity", "info"),))] == 0
 
 
-def test_real_decisions_are_counted_once_and_retries_not_at_all(
-    client: Client, agent: Any
-) -> None:
+def test_real_decisions_are_counted_once_and_retries_not_at_all(client: Client, agent: Any) -> None:
     _, raw = token_create(actor=SYSTEM, agent=agent, environment="production")
     refund_policy_create(agent)
     api = AgentApi(Client(), raw)
