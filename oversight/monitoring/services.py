@@ -1,8 +1,11 @@
 """Writes of monitoring: raising alerts, people acknowledging and resolving them, and the
 agent's automatic response to a critical one. Each change is audited in its transaction.
 
-Lock order, everywhere: the agent row first, then its alerts. Detection and people's
-clicks therefore queue up per agent instead of deadlocking.
+Lock order, everywhere: the agent row first, then its alerts, and the audit chain last.
+Detection and people's clicks therefore queue up per agent instead of deadlocking. The
+agent row is taken FOR NO KEY UPDATE: the gateway's decisions hold KEY SHARE on it (their
+foreign keys) while they wait for the audit chain, so a FOR UPDATE here taken after our
+own audit append would deadlock with them.
 """
 
 from __future__ import annotations
@@ -74,9 +77,11 @@ def alert_raise(*, finding: Finding, now: dt.datetime) -> tuple[Alert, bool]:
     raises the severity. A critical alert sets off the agent's automatic response.
     """
     # Serialise with other runs and with people resolving this agent's alerts.
-    agent = Agent.objects.select_for_update().select_related("team").get(pk=finding.agent_id)
+    agent = (
+        Agent.objects.select_for_update(no_key=True).select_related("team").get(pk=finding.agent_id)
+    )
     alert = (
-        Alert.objects.select_for_update()
+        Alert.objects.select_for_update(no_key=True)
         .filter(agent=agent, dedupe_key=finding.dedupe_key, status__in=UNRESOLVED)
         .first()
     )
@@ -91,6 +96,8 @@ def alert_raise(*, finding: Finding, now: dt.datetime) -> tuple[Alert, bool]:
             opened_at=now,
             last_seen_at=now,
         )
+        # The response first: pausing locks the agent FOR UPDATE, before any audit append.
+        response = _respond(agent, alert)
         audit_record(
             actor=MONITORING,
             verb=verbs.ALERT_OPENED,
@@ -98,7 +105,6 @@ def alert_raise(*, finding: Finding, now: dt.datetime) -> tuple[Alert, bool]:
             after={**_alert_state(alert), "kind": alert.kind, **finding.numbers},
             agent_id=agent.pk,
         )
-        response = _respond(agent, alert)
         _notify_opened(agent, alert, response)
         return alert, True
 
@@ -117,6 +123,7 @@ def alert_raise(*, finding: Finding, now: dt.datetime) -> tuple[Alert, bool]:
         alert.severity = finding.severity
     alert.save()
     if escalated:
+        _respond(agent, alert)
         audit_record(
             actor=MONITORING,
             verb=verbs.ALERT_ESCALATED,
@@ -125,7 +132,6 @@ def alert_raise(*, finding: Finding, now: dt.datetime) -> tuple[Alert, bool]:
             after={**_alert_state(alert), **finding.numbers},
             agent_id=agent.pk,
         )
-        _respond(agent, alert)
     return alert, False
 
 
@@ -226,10 +232,10 @@ def _locked_alert(alert_id: int, user: Any) -> tuple[Agent, Alert]:
     agent_id = Alert.objects.filter(pk=alert_id).values_list("agent_id", flat=True).first()
     if agent_id is None:
         raise Alert.DoesNotExist
-    agent = Agent.objects.select_for_update().get(pk=agent_id)
+    agent = Agent.objects.select_for_update(no_key=True).get(pk=agent_id)
     if not user_can_act_on_alerts(user, agent):
         raise PermissionDenied("Only the agent's owner, its reviewers and admins may do this.")
-    return agent, Alert.objects.select_for_update().get(pk=alert_id)
+    return agent, Alert.objects.select_for_update(no_key=True).get(pk=alert_id)
 
 
 @transaction.atomic

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.django_db
 
 def test_the_tick_rolls_up_and_alerts_on_what_just_happened(agent: Any) -> None:
     actions_at(agent, timezone.now() - dt.timedelta(seconds=5), 320)
-    result = monitoring_tick.delay().get()
+    result = monitoring_tick.apply().get()
     assert result["opened"] == 1 and result["minutes"] >= 1
     assert Alert.objects.get(agent=agent).kind == "volume"
 
@@ -55,7 +55,7 @@ def test_the_prune_task_uses_the_current_time(agent: Any) -> None:
     actions_at(agent, timezone.now() - dt.timedelta(days=40), 1)
     call_command("monitoring_backfill", "--days", "45", stdout=StringIO())
     assert AgentMinute.objects.count() == 1
-    assert monitoring_prune.delay().get() == 1
+    assert monitoring_prune.apply().get() == 1
 
 
 def test_backfill_learns_quietly(agent: Any) -> None:
