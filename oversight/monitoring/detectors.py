@@ -147,16 +147,19 @@ def _volume(agent_id: int, a: Activity, window: Window) -> Finding | None:
     if a.actions <= threshold:
         return None
     critical = a.actions >= c.VOLUME_CRITICAL_MULTIPLE * threshold
+    new_agent = a.base_minutes < c.BASELINE_MIN_MINUTES
+    usual = "no baseline yet" if new_agent else f"usually about {per_window:.0f}"
     return Finding(
         agent_id=agent_id,
         kind=AlertKind.VOLUME,
         severity=Severity.CRITICAL if critical else Severity.WARNING,
         dedupe_key=AlertKind.VOLUME,
-        title=f"{a.actions} actions in {window.minutes} minutes (usually about {per_window:.0f})",
+        title=f"{a.actions} actions in {window.minutes} minutes ({usual})",
         numbers={
             "window_minutes": window.minutes,
             "actions_in_window": a.actions,
             "baseline_per_window": round(per_window, 2),
+            "baseline_minutes": a.base_minutes,
             "threshold": round(threshold, 2),
         },
         actions=_evidence(agent_id, window),

@@ -8,6 +8,7 @@ import pytest
 
 from oversight.agents.models import AgentToken
 from oversight.agents.services import agent_access_grant, token_create
+from tests.browser.conftest import browser, live_url, page  # noqa: F401  (browser tests)
 from tests.conftest import SYSTEM
 from tests.gateway.helpers import grant_refunds
 
