@@ -127,5 +127,5 @@ def test_the_overview_counts_what_waits_and_lists_recent_actions(
 ) -> None:
     client.force_login(rita)
     page = client.get(reverse("home")).content.decode()
-    assert "1 waiting for your approval" in page
+    assert '<span class="waiting-count">1</span> waiting for your approval' in page
     assert f'id="action-{held.pk}"' in page and 'id="action-feed"' in page
