@@ -58,15 +58,35 @@ def test_the_deploy_checks_would_catch_a_weak_secret_key() -> None:
     assert "security.W009" in result.stderr
 
 
-@pytest.mark.parametrize("debug", [None, "0"])
-def test_it_refuses_to_start_without_a_secret_key_when_debug_is_off(debug: str | None) -> None:
-    env = {"ALLOWED_HOSTS": "oversight.example.com"}
-    if debug is not None:
-        env["DEBUG"] = debug
-    result = _manage("check", **env)
+def test_it_refuses_to_start_without_a_secret_key_when_debug_is_off() -> None:
+    result = _manage("check", ALLOWED_HOSTS="oversight.example.com", DEBUG="0")
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr
     assert "SECRET_KEY must be set" in result.stderr
+
+
+@pytest.mark.parametrize("module", ["oversight.asgi", "oversight.celery"])
+def test_the_servers_refuse_to_start_without_a_secret_key(module: str) -> None:
+    """Whatever manage.py does for a bare checkout, the web and Celery processes never
+    start without a key."""
+    base = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
+    code = f"import {module}; import django.conf; django.conf.settings.SECRET_KEY"
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**base, "DJANGO_SETTINGS_MODULE": "oversight.settings"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_manage_py_in_a_bare_checkout_runs_as_development() -> None:
+    result = _manage("makemigrations", "--check", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "No changes detected" in result.stdout
 
 
 def test_it_refuses_to_start_on_an_unparseable_debug() -> None:
