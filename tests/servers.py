@@ -34,16 +34,29 @@ def live_database_url() -> str:
     return f"postgres://{auth}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
 
 
-@contextmanager
-def asgi_server(extra_env: dict[str, str] | None = None) -> Iterator[str]:
-    port = free_port()
-    env = {
+def _project_env(extra_env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a process of ours on the test database and the test Redis."""
+    return {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
         "DATABASE_URL": live_database_url(),
-        "ALLOWED_HOSTS": "127.0.0.1",
         **(extra_env or {}),
     }
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@contextmanager
+def asgi_server(extra_env: dict[str, str] | None = None) -> Iterator[str]:
+    port = free_port()
+    env = _project_env({"ALLOWED_HOSTS": "127.0.0.1", **(extra_env or {})})
     command = [sys.executable, "-m", "uvicorn", "oversight.asgi:application"]
     command += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
     process = subprocess.Popen(command, env=env, cwd=ROOT)
@@ -52,11 +65,7 @@ def asgi_server(extra_env: dict[str, str] | None = None) -> Iterator[str]:
         _wait_until_healthy(base, process)
         yield base
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        _stop(process)
 
 
 def _wait_until_healthy(base: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
@@ -78,12 +87,7 @@ def celery_worker(extra_env: dict[str, str] | None = None) -> Iterator[None]:
     """A real Celery worker (solo pool) on the test database and the test Redis."""
     from oversight.celery import app
 
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": live_database_url(),
-        **(extra_env or {}),
-    }
+    env = _project_env(extra_env)
     command = [sys.executable, "-m", "celery", "-A", "oversight", "worker", "--pool", "solo"]
     command += ["--loglevel", "WARNING", "--without-gossip", "--without-mingle"]
     process = subprocess.Popen(command, env=env, cwd=ROOT)
@@ -94,11 +98,22 @@ def celery_worker(extra_env: dict[str, str] | None = None) -> Iterator[None]:
                 raise RuntimeError("celery worker did not start")
         yield
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        _stop(process)
+
+
+@contextmanager
+def celery_beat(schedule_dir: Path, extra_env: dict[str, str] | None = None) -> Iterator[None]:
+    """A real Celery beat on the test Redis, its schedule file in ``schedule_dir``."""
+    command = [sys.executable, "-m", "celery", "-A", "oversight", "beat", "--loglevel", "WARNING"]
+    command += ["--schedule", str(schedule_dir / "beat-schedule"), "--pidfile="]
+    process = subprocess.Popen(command, env=_project_env(extra_env), cwd=ROOT)
+    try:
+        time.sleep(0.5)
+        if process.poll() is not None:
+            raise RuntimeError(f"celery beat exited with {process.returncode}")
+        yield
+    finally:
+        _stop(process)
 
 
 def wait_until_the_server_listens(group: str, timeout: float = 10, *, prefix: str = "") -> None:

@@ -3,12 +3,7 @@ and with the "hold" response the agent's next action waits for a human."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,36 +13,10 @@ from oversight.agents.models import Agent
 from oversight.gateway.constants import ActionStatus
 from oversight.monitoring.models import Alert
 from tests.gateway.helpers import decide, refund
-from tests.servers import ROOT, celery_worker, live_database_url
+from tests.servers import celery_beat, celery_worker
 
 INTERVAL_SECONDS = 5
 BURST = 320  # a new agent's critical threshold is 300 actions in five minutes
-
-
-@contextmanager
-def celery_beat(schedule_dir: Path, extra_env: dict[str, str] | None = None) -> Iterator[None]:
-    """A real Celery beat on the test Redis, its schedule file in ``schedule_dir``."""
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": live_database_url(),
-        **(extra_env or {}),
-    }
-    command = [sys.executable, "-m", "celery", "-A", "oversight", "beat", "--loglevel", "WARNING"]
-    command += ["--schedule", str(schedule_dir / "beat-schedule"), "--pidfile="]
-    process = subprocess.Popen(command, env=env, cwd=ROOT)
-    try:
-        time.sleep(0.5)
-        if process.poll() is not None:
-            raise RuntimeError(f"celery beat exited with {process.returncode}")
-        yield
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def wait_for(predicate: Any, timeout: float) -> float:
