@@ -33,6 +33,7 @@ from django.middleware.security import SecurityMiddleware
 from pydantic import ValidationError
 
 from oversight.gateway import services
+from oversight.gateway.api import api, decision_body
 from oversight.gateway.auth import AgentUnavailableError, token_authenticate
 from oversight.gateway.constants import MAX_BODY_BYTES
 from oversight.gateway.errors import exception_response
@@ -73,20 +74,17 @@ def _decide(raw_token: str, data: services.ActionInput, key: str, request_id: st
                 raise _HandOver from None
             if token is None:
                 raise _HandOver
-            try:
-                action, created = services.action_decide(
-                    token=token, data=data, idempotency_key=key
-                )
-            except Exception as exc:  # mapped exactly as the API's own handlers map it
-                return exception_response(exc)
+            action, created = services.action_decide(token=token, data=data, idempotency_key=key)
             return _answer(action, created)
+    except _HandOver:
+        raise
+    except Exception as exc:  # mapped exactly as the API's own handlers map it (500: never allow)
+        return exception_response(exc)
     finally:
         close_old_connections()
 
 
 def _answer(action: Any, created: bool) -> tuple[int, dict[str, Any]]:
-    from oversight.gateway.api import decision_body
-
     body = decision_body(action, first_answer=not created)
     return (201 if created else 200), DecisionOut.model_validate(body).model_dump()
 
@@ -120,8 +118,6 @@ class DecisionFastLane:
         await self.django_app.send_response(response, send)
 
     async def _respond(self, scope: Scope, body: bytes) -> HttpResponse:
-        from oversight.gateway.api import api
-
         request = ASGIRequest(scope, io.BytesIO(body))
         try:
             request.get_host()
