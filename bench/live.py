@@ -403,6 +403,7 @@ async def socket_client() -> None:
             config["url"],
             origin=config["origin"],
             additional_headers={"Cookie": cookie},
+            compression="deflate" if config["deflate"] else None,
             max_size=2**22,
             open_timeout=30,
         )
@@ -436,12 +437,15 @@ async def socket_client() -> None:
 
 
 class SocketClient:
-    def __init__(self, base: str, sessions: list[dict[str, Any]], work: Path) -> None:
+    def __init__(
+        self, base: str, sessions: list[dict[str, Any]], work: Path, *, deflate: bool = True
+    ) -> None:
         self.work = work
         self.config = {
             "url": base.replace("http://", "ws://") + "/ws/live/",
             "origin": base,
             "cookies": [s["cookie"] for s in sessions],
+            "deflate": deflate,  # permessage-deflate, as browsers ask for
         }
         self.proc: subprocess.Popen[str] | None = None
         self.dumps = 0
@@ -672,12 +676,10 @@ async def long_polls(
             if held.status_code != 201 or action["status"] != "pending":
                 raise RuntimeError(f"long-poll setup: {held.status_code} {held.text[:300]}")
             poll_start = time.time()
-            poll = asyncio.create_task(
-                api.get(f"/api/v1/actions/{action['id']}", params={"wait": 30})
-            )
+            poll = asyncio.create_task(timed(api.get(f"/api/v1/actions/{action['id']}?wait=30")))
             await asyncio.sleep(rng.uniform(0.5, 1.0))
             if poll.done():
-                raise RuntimeError(f"the long-poll answered early: {poll.result().text[:300]}")
+                raise RuntimeError(f"the long-poll answered early: {poll.result()[0].text[:300]}")
             person = people[k % len(people)]
             vote_start = time.time()
             voted = await person.post(
@@ -689,8 +691,7 @@ async def long_polls(
                 poll.cancel()
                 failed.append({"id": action["id"], "vote": vote, "vote_http": voted.status_code})
                 continue
-            answer = await poll
-            poll_end = time.time()
+            answer, poll_end = await poll
             out.append(
                 {
                     "id": action["id"],
@@ -711,6 +712,12 @@ async def long_polls(
         for person in people:
             await person.aclose()
     return out, failed
+
+
+async def timed(request: Any) -> tuple[Any, float]:
+    """The answer, and when it came (not when it was awaited)."""
+    answer = await request
+    return answer, time.time()
 
 
 def long_poll_summary(
@@ -756,6 +763,7 @@ class Meter:
         snap["bench_script"] = usage.ru_utime + usage.ru_stime
         snap["machine"] = _machine_busy_ticks() / CpuMeter.TICK
         snap["wall"] = time.monotonic()
+        snap["_stat"] = _stat_ticks()
         mine = {os.getpid(), *(p for pids in ours.values() for p in pids)}
         snap["_others"] = {
             int(e.name): _cpu_ticks(int(e.name))
@@ -782,12 +790,24 @@ class Meter:
         return {
             "wall_s": round(wall, 2),
             "cores_busy": {k: round(v / wall, 3) for k, v in d.items()},
+            # the machine's busy time by kind: steal (the hypervisor ran someone else) and
+            # softirq (loopback networking) belong to no process
+            "machine_cores_by_kind": {
+                k: round((after["_stat"][k] - v) / CpuMeter.TICK / wall, 3)
+                for k, v in before["_stat"].items()
+            },
             "busiest_other_processes": [
                 {"cores": round(t / CpuMeter.TICK / wall, 3), "command": _command(pid)}
                 for t, pid in busiest
                 if t > 0
             ],
         }
+
+
+def _stat_ticks() -> dict[str, int]:
+    names = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+    values = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
+    return {k: int(v) for k, v in zip(names, values, strict=True) if k not in ("idle", "iowait")}
 
 
 def _command(pid: int) -> str:
@@ -1014,7 +1034,9 @@ class Bench:
         assert self.server
         if self.sockets:
             self.sockets.stop()
-        self.sockets = SocketClient(self.server.url, self.sessions[:count], self.work)
+        self.sockets = SocketClient(
+            self.server.url, self.sessions[:count], self.work, deflate=not self.args.no_deflate
+        )
         self.sockets.start()
         self.socket_pids = socket_workers(self.server.port, self.sockets.ports)
         per_worker = {str(w): self.socket_pids.count(w) for w in self.server.workers()}
@@ -1201,6 +1223,11 @@ def main() -> None:
         "--max-other", type=float, default=0.25, help="cores busy that count as quiet"
     )
     parser.add_argument("--email", action="store_true", help="the team's email channel on")
+    parser.add_argument(
+        "--no-deflate",
+        action="store_true",
+        help="sockets without permessage-deflate (browsers ask for it)",
+    )
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument("--setup-only", type=int, help=argparse.SUPPRESS)
@@ -1270,7 +1297,8 @@ def main() -> None:
         summarise(report, args)
         if not args.no_save:
             RESULTS.mkdir(exist_ok=True)
-            path = RESULTS / f"live-{report['date']}.json"
+            variant = "-no-deflate" if args.no_deflate else ""
+            path = RESULTS / f"live-{report['date']}{variant}.json"
             path.write_text(json.dumps(report, indent=1) + "\n")
             say(f"wrote {path.relative_to(ROOT)} ({report['seconds_total']} s in all)")
     except KeyboardInterrupt:
