@@ -385,12 +385,13 @@ async def socket_client() -> None:
 
     config = json.loads(sys.stdin.readline())
     records: list[tuple[int, float, str, str]] = []
+    last = [time.time()]
     closed: list[list[Any]] = []
 
     async def reader(i: int, ws: Any) -> None:
         try:
             async for message in ws:
-                arrived = time.time()
+                arrived = last[0] = time.time()
                 kind, action_id = classify(message)
                 records.append((i, arrived, kind, action_id))
         except Exception as exc:  # a socket that drops is reported, not fatal
@@ -428,6 +429,12 @@ async def socket_client() -> None:
             Path(command[5:]).write_text(json.dumps({"records": taken, "closed": closed}))
             usage = resource.getrusage(resource.RUSAGE_SELF)
             print(f"DUMPED {len(taken)} {usage.ru_utime + usage.ru_stime}", flush=True)
+        elif command.startswith("WAIT "):  # until nothing came for `quiet` s, at most `limit`
+            quiet, limit = (float(x) for x in command.split()[1:])
+            deadline = time.time() + limit
+            while time.time() - last[0] < quiet and time.time() < deadline:
+                await asyncio.sleep(0.1)
+            print(f"QUIET {time.time() - last[0]:.1f}", flush=True)
         elif command == "STOP" or not command:
             break
     for ws in sockets:
@@ -470,6 +477,16 @@ class SocketClient:
     def pid(self) -> int:
         assert self.proc is not None
         return self.proc.pid
+
+    def wait_quiet(self, quiet: float = 3, limit: float = 120) -> None:
+        """Until no fragment has come for ``quiet`` s: a server that fell behind is still
+        sending what the run caused (at most ``limit`` s)."""
+        assert self.proc and self.proc.stdin and self.proc.stdout
+        self.proc.stdin.write(f"WAIT {quiet} {limit}\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line.startswith("QUIET"):
+            raise RuntimeError(f"socket client failed: {line!r}")
 
     def dump(self) -> dict[str, Any]:
         assert self.proc and self.proc.stdin and self.proc.stdout
@@ -777,7 +794,7 @@ class Meter:
         d = {k: after[k] - before[k] for k in before if not k.startswith("_")}
         wall = d.pop("wall")
         d["load_generator"] = generator_s
-        ours = sum(v for k, v in d.items() if k != "machine")
+        ours = sum(v for k, v in d.items() if k != "machine" and not k.startswith("server_"))
         d["other_processes"] = max(0.0, d["machine"] - ours)
         busiest = sorted(
             (
@@ -943,6 +960,8 @@ class Bench:
         }
         if self.sockets and self.sockets.proc:
             roots["socket_client"] = self.sockets.pid
+        for pid in self.server.workers():  # part of "server", shown apart
+            roots[f"server_worker_{pid}"] = pid
         return Meter(roots)
 
     async def traffic(
@@ -997,6 +1016,9 @@ class Bench:
         ids = [r[4] for r in data["rows"] if r[3] == 201]
         actions = commit_times(self.pg, ids)
         if self.sockets:
+            drained = time.monotonic()
+            self.sockets.wait_quiet()
+            result["socket_drain_s"] = round(time.monotonic() - drained, 1)
             dumped = self.sockets.dump()
             result["sockets"] = len(self.sockets.config["cookies"])
             result["delivery"] = deliveries(
@@ -1088,8 +1110,8 @@ async def run_all(bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
         "long_poll": long_poll_summary(polled, bench.vote_commits(polled), failed)
     }
     idle["cpu"] = Meter.delta(idle_before, bench.meter().snapshot(), 0.0)
-    await asyncio.sleep(1)
     if bench.sockets:
+        bench.sockets.wait_quiet()
         dumped = bench.sockets.dump()
         idle["vote_fragments"] = bench.vote_fragments(polled, dumped["records"])
     say(f"  after vote response: {idle['long_poll']['all']['poll_after_vote_response_ms']}")
