@@ -1286,7 +1286,10 @@ def main() -> None:
     args.socket_counts = [int(n) for n in args.sockets.split(",")]
     if max(args.socket_counts) > args.reviewers:
         sys.exit("more sockets than reviewers")
+    # Ctrl-C and SIGTERM raise KeyboardInterrupt wherever the script is (asyncio's own
+    # Ctrl-C handling only cancels the main task, which a library may swallow).
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     began = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="oversight-live-"))
     bench = Bench(args, work)
