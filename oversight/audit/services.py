@@ -14,6 +14,7 @@ from oversight.audit.append_sql import CALL_SQL, COLUMNS
 from oversight.audit.chain import GENESIS_HASH, canonical_json_parts, compute_hash
 from oversight.audit.models import AuditEvent
 from oversight.audit.snapshot import to_json_value
+from oversight.lib import prepared
 from oversight.lib.request_id import current_request_id
 
 
@@ -50,16 +51,43 @@ def _jsonb(value: Any) -> str | None:
 
 def _append_postgresql(row: dict[str, Any]) -> AuditEvent:
     sql, params = audit_append_call(row)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        result = cursor.fetchone()
-    return audit_event_appended(row, result)
+    return audit_event_appended(row, prepared.fetch_one(sql, params))
 
 
 def _target_fields(target: Model | tuple[str, str, str]) -> tuple[str, str, str]:
     if isinstance(target, tuple):
         return target
     return target._meta.label_lower, str(target.pk), str(target)[:200]
+
+
+def audit_row(
+    *,
+    actor: Actor,
+    verb: str,
+    target: Model | tuple[str, str, str],
+    before: Any = None,
+    after: Any = None,
+    agent_id: int | None = None,
+) -> dict[str, Any]:
+    """The event's columns, all but its place in the chain (seq, prev_hash, hash)."""
+    target_type, target_id, target_label = _target_fields(target)
+    if agent_id is None and target_type == "agents.agent":
+        agent_id = int(target_id)
+    return {
+        "created_at": timezone.now(),
+        "actor_type": actor.type,
+        "actor_user_id": actor.user_id,
+        "actor_agent_id": actor.agent_id,
+        "actor_label": actor.label,
+        "verb": verb,
+        "target_type": target_type,
+        "target_id": target_id,
+        "target_label": target_label,
+        "agent_id": agent_id,
+        "request_id": current_request_id(),
+        "before": to_json_value(before),
+        "after": to_json_value(after),
+    }
 
 
 def audit_record(
@@ -79,25 +107,9 @@ def audit_record(
     """
     if not connection.in_atomic_block:
         raise RuntimeError("audit_record must run inside the transaction of the change it records")
-    target_type, target_id, target_label = _target_fields(target)
-    if agent_id is None and target_type == "agents.agent":
-        agent_id = int(target_id)
-
-    row: dict[str, Any] = {
-        "created_at": timezone.now(),
-        "actor_type": actor.type,
-        "actor_user_id": actor.user_id,
-        "actor_agent_id": actor.agent_id,
-        "actor_label": actor.label,
-        "verb": verb,
-        "target_type": target_type,
-        "target_id": target_id,
-        "target_label": target_label,
-        "agent_id": agent_id,
-        "request_id": current_request_id(),
-        "before": to_json_value(before),
-        "after": to_json_value(after),
-    }
+    row = audit_row(
+        actor=actor, verb=verb, target=target, before=before, after=after, agent_id=agent_id
+    )
     # The append lock is taken here, as late as possible, and held to the transaction's end.
     if connection.vendor == "postgresql":
         return _append_postgresql(row)

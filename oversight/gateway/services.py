@@ -21,12 +21,12 @@ from oversight.agents.constants import AgentStatus, Environment
 from oversight.agents.models import Agent, AgentToken
 from oversight.audit import verbs
 from oversight.audit.actors import Actor
-from oversight.audit.services import audit_record
 from oversight.core.metrics import decision_observed
 from oversight.gateway.constants import ActionStatus
 from oversight.gateway.exceptions import ConflictError, InvalidInputError
 from oversight.gateway.hashing import action_hash, canonical_hash
 from oversight.gateway.models import Action, IdempotencyKey
+from oversight.gateway.recording import action_record
 from oversight.killswitch.models import KillSwitch
 from oversight.killswitch.selectors import halting_switch
 from oversight.live import broadcasts
@@ -253,7 +253,8 @@ def _action_decide(
         raise InvalidInputError("parent_id", "No action of this agent has this id.")
     now = timezone.now()
     outcome = _decide(token, data, now)
-    action = Action.objects.create(
+    action = Action(
+        id=uuid.uuid4(),
         agent=token.agent,
         token=token,
         environment=token.environment,
@@ -275,30 +276,30 @@ def _action_decide(
         request_hash=action_hash(data.action, data.resource, data.params),
         limit_usage=outcome.charges,
     )
-    if idempotency_key:
-        IdempotencyKey.objects.filter(agent_id=token.agent_id, key=idempotency_key).update(
-            action=action
-        )
     if outcome.pause_agent:
         _pause_agent(token, outcome.reasons[-1]["detail"])
+    action_record(
+        action=action,
+        idempotency_key=idempotency_key,
+        audit={
+            "actor": Actor.for_agent(token.agent),
+            "verb": verbs.ACTION_DECIDED,
+            "target": ("gateway.action", str(action.pk), f"{data.action} on {data.resource}"[:200]),
+            "agent_id": token.agent_id,
+            "after": {
+                "status": action.status,
+                "action": data.action,
+                "resource": data.resource,
+                "params": data.params,
+                "before": data.before,
+                "reason": data.reason,
+                "reasons": outcome.reasons,
+                "policy_version": outcome.policy_version,
+                "environment": token.environment,
+            },
+        },
+    )
     after_commit(lambda: broadcasts.action_changed(action.pk, created=True, action=action))
     if action.status == ActionStatus.PENDING:
         after_commit(lambda: notify_action_held(action_id=action.pk))
-    audit_record(
-        actor=Actor.for_agent(token.agent),
-        verb=verbs.ACTION_DECIDED,
-        target=("gateway.action", str(action.pk), f"{data.action} on {data.resource}"[:200]),
-        agent_id=token.agent_id,
-        after={
-            "status": action.status,
-            "action": data.action,
-            "resource": data.resource,
-            "params": data.params,
-            "before": data.before,
-            "reason": data.reason,
-            "reasons": outcome.reasons,
-            "policy_version": outcome.policy_version,
-            "environment": token.environment,
-        },
-    )
     return action, True

@@ -18,6 +18,7 @@ from typing import Any
 
 from django.db import connection, transaction
 
+from oversight.lib import prepared
 from oversight.policy.constants import OnExceed
 from oversight.policy.models import Limit
 
@@ -138,18 +139,17 @@ def _precheck(
 
 def _charge_all(todo: list[tuple[Limit, Decimal]], now: dt.datetime) -> dict[int, int]:
     """PostgreSQL: {limit id: counter id} for the charges that went through."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _CHARGE_MANY_SQL,
-            {
-                "limits": [limit.pk for limit, _ in todo],
-                "windows": [window_start(now, limit.window_seconds) for limit, _ in todo],
-                "amounts": [amount for _, amount in todo],
-                "max_counts": [limit.max_count for limit, _ in todo],
-                "max_sums": [limit.max_sum for limit, _ in todo],
-            },
-        )
-        return dict(cursor.fetchall())
+    rows = prepared.fetch_all(
+        _CHARGE_MANY_SQL,
+        {
+            "limits": [limit.pk for limit, _ in todo],
+            "windows": [window_start(now, limit.window_seconds) for limit, _ in todo],
+            "amounts": [amount for _, amount in todo],
+            "max_counts": [limit.max_count for limit, _ in todo],
+            "max_sums": [limit.max_sum for limit, _ in todo],
+        },
+    )
+    return dict(rows)
 
 
 def limits_consume(*, limits: list[Limit], params: dict[str, Any], now: dt.datetime) -> LimitResult:
