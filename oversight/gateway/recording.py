@@ -8,10 +8,14 @@ stay locked until the commit. Elsewhere the ORM writes them one after the other.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
+import uuid
+from decimal import Decimal
 from functools import cache
 from typing import Any
 
-from django.db import connection
+from django.db import DatabaseError, connection
 
 from oversight.audit.append_sql import CALL_SQL
 from oversight.audit.services import (
@@ -20,8 +24,11 @@ from oversight.audit.services import (
     audit_record,
     audit_row,
 )
+from oversight.gateway import record_sql
 from oversight.gateway.models import Action, IdempotencyKey
 from oversight.lib import prepared
+from oversight.policy.limits import charge_arrays
+from oversight.policy.models import Limit
 
 
 @cache
@@ -73,3 +80,58 @@ def action_record(*, action: Action, audit: dict[str, Any], idempotency_key: str
     action._state.adding = False
     action._state.db = connection.alias
     return action
+
+
+def _action_json(action: Action) -> str:
+    """The row for ``jsonb_populate_record``: columns left out (None) are NULL."""
+    values: dict[str, Any] = {}
+    for field in Action._meta.concrete_fields:
+        value = field.pre_save(action, True)
+        if value is None:
+            continue
+        if isinstance(value, dt.datetime):
+            value = value.isoformat()
+        elif isinstance(value, uuid.UUID):
+            value = str(value)
+        values[field.column] = value
+    return json.dumps(values, ensure_ascii=False)
+
+
+def action_record_at_once(
+    *,
+    action: Action,
+    audit: dict[str, Any],
+    idempotency_key: str,
+    body_hash: str,
+    charges: list[tuple[Limit, Decimal]],
+    now: dt.datetime,
+) -> bool:
+    """PostgreSQL, outside any transaction: claim the key, charge ``charges``, insert
+    ``action`` and append its audit event, all in one statement (``decision_record``).
+    False, with nothing written, when the key was seen before or a limit would be
+    exceeded."""
+    row = audit_row(**audit)
+    _, audit_params = audit_append_call(row)
+    params = [
+        _action_json(action),
+        idempotency_key,
+        body_hash,
+        *charge_arrays(charges, now),
+        [str(amount) for _, amount in charges],
+        *audit_params,
+    ]
+    try:
+        result = prepared.fetch_one(record_sql.CALL_SQL, params)
+    except DatabaseError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) in (
+            record_sql.KEY_SEEN,
+            record_sql.LIMIT_EXCEEDED,
+        ):
+            return False
+        raise
+    usage = result[0]
+    action.limit_usage = json.loads(usage) if isinstance(usage, str) else usage
+    audit_event_appended(row, result[1:])
+    action._state.adding = False
+    action._state.db = connection.alias
+    return True
