@@ -7,14 +7,15 @@ cursor of the same connection with ``prepare=True``: psycopg prepares it once pe
 connection and afterwards sends only the parameters. Errors are Django's database errors,
 as through ``connection.cursor()``; the statement runs in whatever transaction is open.
 
-Elsewhere (SQLite) the query runs through Django's cursor. Statements are not counted
-by Django's query log (``connection.queries``). Behind a pooler in transaction mode
+Elsewhere (SQLite) the query runs through Django's cursor. Statements show in Django's
+query log (``connection.queries``) with their placeholders. Behind a pooler in transaction mode
 (pgbouncer) set ``DB_PREPARED=0``: the connection's ``prepare_threshold`` is then None
 and nothing is prepared (see settings.py).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,9 +31,15 @@ def _run(sql: str, params: Sequence[Any] | dict[str, Any], fetch: str) -> Any:
 
     connection.ensure_connection()
     connection.validate_no_broken_transaction()
+    started = time.monotonic()
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(sql, params, prepare=True)
-        return cursor.fetchone() if fetch == "one" else cursor.fetchall()
+        result = cursor.fetchone() if fetch == "one" else cursor.fetchall()
+    if connection.queries_logged:  # DEBUG, or a test capturing queries
+        connection.queries_log.append(
+            {"sql": sql, "time": f"{time.monotonic() - started:.3f}", "prepared": True}
+        )
+    return result
 
 
 def fetch_one(sql: str, params: Sequence[Any] | dict[str, Any]) -> tuple[Any, ...] | None:

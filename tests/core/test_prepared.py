@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from oversight.lib import prepared
 
@@ -39,3 +40,10 @@ def test_errors_are_djangos_and_the_transaction_rolls_back() -> None:
     finally:
         with connection.cursor() as cursor:
             cursor.execute("DROP TABLE prepared_probe")
+
+
+@pytest.mark.django_db
+def test_statements_show_in_djangos_query_log() -> None:
+    with CaptureQueriesContext(connection) as queries:
+        prepared.fetch_one("SELECT %s * 5", [2])
+    assert [q["sql"] for q in queries.captured_queries][-1] == "SELECT %s * 5"
