@@ -46,4 +46,5 @@ def test_errors_are_djangos_and_the_transaction_rolls_back() -> None:
 def test_statements_show_in_djangos_query_log() -> None:
     with CaptureQueriesContext(connection) as queries:
         prepared.fetch_one("SELECT %s * 5", [2])
-    assert [q["sql"] for q in queries.captured_queries][-1] == "SELECT %s * 5"
+    assert queries.captured_queries[-1]["sql"].startswith("SELECT ")  # SQLite fills in 2
+    assert queries.captured_queries[-1]["sql"].endswith(" * 5")
