@@ -117,7 +117,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
             "min_size": envint("DB_POOL_MIN", 2, minimum=0),
             "max_size": envint("DB_POOL_MAX", 20, minimum=1),
             "timeout": envint("DB_POOL_TIMEOUT", 10, minimum=1),
-        }
+        },
     }
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE takes the write lock at BEGIN, so concurrent writers queue
