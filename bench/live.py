@@ -1021,6 +1021,9 @@ class Bench:
             result["socket_drain_s"] = round(time.monotonic() - drained, 1)
             dumped = self.sockets.dump()
             result["sockets"] = len(self.sockets.config["cookies"])
+            result["sockets_per_worker"] = {
+                str(w): self.socket_pids.count(w) for w in self.server.workers()
+            }
             result["delivery"] = deliveries(
                 dumped["records"], result["sockets"], actions, self.socket_pids
             )
@@ -1161,11 +1164,13 @@ def summarise(report: dict[str, Any], args: argparse.Namespace) -> None:
         (x["all"]["poll_after_vote_response_ms"].get("max", 0) for x in polls if x), default=0
     )
     failed = sum(len(x["failed_votes"]) for x in polls if x)
+    reached = main_phase["load"]["sent_rps"] >= 0.95 * args.rate
     report["targets"] = {
         "commit_to_socket_p95_ms": d.get("commit_to_socket_ms", {}).get("p95"),
-        "commit_to_socket_p95_met": bool(d) and d["commit_to_socket_ms"]["p95"] <= 250,
+        # a server that holds the load generator back has not shown it at the rate
+        "commit_to_socket_p95_met": reached and bool(d) and d["commit_to_socket_ms"]["p95"] <= 250,
         "no_fragment_lost": bool(d) and d["missing"] == 0,
-        "rate_reached": main_phase["load"]["sent_rps"] >= 0.95 * args.rate,
+        "rate_reached": reached,
         "long_poll_max_after_vote_ms": worst,
         "votes_failed": failed,
         "long_poll_met": worst <= 1000 and not failed,
@@ -1183,6 +1188,9 @@ def summarise(report: dict[str, Any], args: argparse.Namespace) -> None:
         cells += [c["server"], c["postgres"], c["redis"], c.get("socket_client", 0)]
         cells += [c["load_generator"], c["other_processes"]]
         print(f"{p['label']:<12}" + "".join(f"{x:>9}" for x in cells))
+    for worker, figures in d.get("commit_to_socket_ms_by_worker", {}).items():
+        sockets = main_phase.get("sockets_per_worker", {}).get(worker, "?")
+        print(f"{main_phase['label']}, worker {worker} ({sockets} sockets): {figures}")
     for name, x in (("under traffic", polls[0]), ("idle", polls[1])):
         if x:
             print(
