@@ -109,11 +109,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # drops it when it comes back.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
     DATABASES["default"]["OPTIONS"] = {
+        # Django's cursors bind on the client and are never prepared; this only lets the
+        # decision path's few queries be prepared (oversight/lib/prepared.py). Behind a
+        # pooler in transaction mode, set DB_PREPARED=0.
+        "prepare_threshold": 5 if envbool("DB_PREPARED", True) else None,
         "pool": {
             "min_size": envint("DB_POOL_MIN", 2, minimum=0),
             "max_size": envint("DB_POOL_MAX", 20, minimum=1),
             "timeout": envint("DB_POOL_TIMEOUT", 10, minimum=1),
-        }
+        },
     }
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE takes the write lock at BEGIN, so concurrent writers queue

@@ -21,6 +21,7 @@ from oversight.agents.constants import (
     AlertResponse,
     RiskTier,
 )
+from oversight.agents.locking import agent_lock
 from oversight.agents.models import Agent, AgentToken
 from oversight.audit import verbs
 from oversight.audit.actors import Actor
@@ -103,7 +104,7 @@ def agent_update(*, actor: Actor, agent: Agent, **changes: Any) -> Agent:
     unknown = set(changes) - set(EDITABLE_FIELDS)
     if unknown:
         raise ValueError(f"Not editable: {', '.join(sorted(unknown))}")
-    locked = Agent.objects.select_for_update().select_related("owner", "team").get(pk=agent.pk)
+    locked = agent_lock(agent.pk)
     before = snapshot(locked)
     old_owner, old_team = locked.owner, locked.team
     changed = {field for field, value in changes.items() if getattr(locked, field) != value}

@@ -43,10 +43,20 @@ def approval_vote(*, user: Any, action_id: uuid.UUID, vote: str, comment: str = 
     return _vote(user=user, action_id=action_id, vote=vote, comment=comment)
 
 
+def action_lock(action_id: uuid.UUID) -> Action:
+    """The action's row, locked until the transaction ends, with its agent (not locked):
+    votes on one action are applied one at a time, in commit order. ``FOR NO KEY UPDATE``
+    lets the agent's decisions commit meanwhile (see agents/locking.py)."""
+    return (
+        Action.objects.select_for_update(of=("self",), no_key=True)
+        .select_related("agent")
+        .get(pk=action_id)
+    )
+
+
 @transaction.atomic
 def _vote(*, user: Any, action_id: uuid.UUID, vote: str, comment: str) -> Action:
-    # Locked: votes on one action are applied one at a time, in commit order.
-    action = Action.objects.select_for_update().select_related("agent").get(pk=action_id)
+    action = action_lock(action_id)
     if not user_has_agent_perm(user, APPROVE, action.agent):
         raise PermissionDenied("You may not decide this agent's actions.")
     if action.status != ActionStatus.PENDING:

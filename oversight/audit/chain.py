@@ -45,6 +45,30 @@ def compute_hash(row: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_json(row).encode("utf-8")).hexdigest()
 
 
+def canonical_json_parts(row: Mapping[str, Any]) -> tuple[str, str, str]:
+    """``canonical_json`` of a row whose ``prev_hash`` and ``seq`` are not known yet, as
+    (head, middle, tail): the text is ``head + prev_hash + middle + str(seq) + tail``.
+
+    The database appends with this (see oversight/audit/append_sql.py): it fills in the
+    chain head it reads under the append lock. Keys are sorted, so ``prev_hash`` and
+    ``seq`` sit between fixed neighbours: ``request_id`` between them, the ``actor_*``,
+    ``after``, ``agent_id``, ``before``, ``created_at`` keys before, and ``target_*`` and
+    ``verb`` after.
+    """
+    payload = {field: row[field] for field in HASHED_FIELDS if field not in ("seq", "prev_hash")}
+    payload["created_at"] = _timestamp(payload["created_at"])
+    before = {k: v for k, v in payload.items() if k < "prev_hash"}
+    after = {k: v for k, v in payload.items() if k > "seq"}
+
+    def dumps(value: Any) -> str:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    head = dumps(before)[:-1] + ',"prev_hash":"'
+    middle = '","request_id":' + dumps(payload["request_id"]) + ',"seq":'
+    tail = "," + dumps(after)[1:]
+    return head, middle, tail
+
+
 @dataclass(frozen=True)
 class ChainBreak:
     seq: int

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.db import connection, transaction
@@ -9,43 +10,84 @@ from django.db.models import Model
 from django.utils import timezone
 
 from oversight.audit.actors import Actor
-from oversight.audit.chain import GENESIS_HASH, compute_hash
+from oversight.audit.append_sql import CALL_SQL, COLUMNS
+from oversight.audit.chain import GENESIS_HASH, canonical_json_parts, compute_hash
 from oversight.audit.models import AuditEvent
 from oversight.audit.snapshot import to_json_value
+from oversight.lib import prepared
 from oversight.lib.request_id import current_request_id
 
-# Arbitrary but fixed key for pg_advisory_xact_lock: "serialise audit appends".
-_APPEND_LOCK_KEY = 0x0A5D17
+
+def _append_sqlite(row: dict[str, Any]) -> AuditEvent:
+    """The IMMEDIATE transaction already holds the database write lock."""
+    last = AuditEvent.objects.order_by("-seq").values("seq", "hash").first()
+    row["seq"] = (last["seq"] + 1) if last else 1
+    row["prev_hash"] = last["hash"] if last else GENESIS_HASH
+    row["hash"] = compute_hash(row)
+    return AuditEvent.objects.create(**row)
 
 
-# One round trip: in a simple query each statement takes its own snapshot, so the SELECT
-# sees the head as it is once the lock is granted. No parameters: a constant key.
-_LOCK_AND_READ_HEAD = (
-    f"SELECT pg_advisory_xact_lock({_APPEND_LOCK_KEY});"  # noqa: S608 (constants only)
-    f" SELECT seq, hash FROM {AuditEvent._meta.db_table} ORDER BY seq DESC LIMIT 1"
-)
+def audit_append_call(row: dict[str, Any]) -> tuple[str, list[Any]]:
+    """PostgreSQL: the statement that appends ``row`` (all but seq, prev_hash and hash),
+    for callers that send it together with their own statements in one round trip."""
+    params = [row[column] for column in COLUMNS]
+    params[COLUMNS.index("before")] = _jsonb(row["before"])
+    params[COLUMNS.index("after")] = _jsonb(row["after"])
+    return CALL_SQL, [*params, *canonical_json_parts(row)]
 
 
-def _locked_chain_head() -> dict[str, Any] | None:
-    """The last event's seq and hash, with appenders serialised until this transaction
-    ends, so the chain cannot fork.
+def audit_event_appended(row: dict[str, Any], result: tuple[Any, ...]) -> AuditEvent:
+    """The AuditEvent for ``row``, given what ``audit_append`` returned."""
+    pk, seq, prev_hash, hash_ = result
+    event = AuditEvent(id=pk, seq=seq, prev_hash=prev_hash, hash=hash_, **row)
+    event._state.adding = False
+    event._state.db = connection.alias
+    return event
 
-    On PostgreSQL a transaction-scoped advisory lock; on SQLite the IMMEDIATE
-    transaction already holds the database write lock.
-    """
-    if connection.vendor != "postgresql":
-        return AuditEvent.objects.order_by("-seq").values("seq", "hash").first()
-    with connection.cursor() as cursor:
-        cursor.execute(_LOCK_AND_READ_HEAD)
-        cursor.nextset()
-        row = cursor.fetchone()
-    return {"seq": row[0], "hash": row[1]} if row else None
+
+def _jsonb(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False)
+
+
+def _append_postgresql(row: dict[str, Any]) -> AuditEvent:
+    sql, params = audit_append_call(row)
+    return audit_event_appended(row, prepared.fetch_one(sql, params))
 
 
 def _target_fields(target: Model | tuple[str, str, str]) -> tuple[str, str, str]:
     if isinstance(target, tuple):
         return target
     return target._meta.label_lower, str(target.pk), str(target)[:200]
+
+
+def audit_row(
+    *,
+    actor: Actor,
+    verb: str,
+    target: Model | tuple[str, str, str],
+    before: Any = None,
+    after: Any = None,
+    agent_id: int | None = None,
+) -> dict[str, Any]:
+    """The event's columns, all but its place in the chain (seq, prev_hash, hash)."""
+    target_type, target_id, target_label = _target_fields(target)
+    if agent_id is None and target_type == "agents.agent":
+        agent_id = int(target_id)
+    return {
+        "created_at": timezone.now(),
+        "actor_type": actor.type,
+        "actor_user_id": actor.user_id,
+        "actor_agent_id": actor.agent_id,
+        "actor_label": actor.label,
+        "verb": verb,
+        "target_type": target_type,
+        "target_id": target_id,
+        "target_label": target_label,
+        "agent_id": agent_id,
+        "request_id": current_request_id(),
+        "before": to_json_value(before),
+        "after": to_json_value(after),
+    }
 
 
 def audit_record(
@@ -65,31 +107,13 @@ def audit_record(
     """
     if not connection.in_atomic_block:
         raise RuntimeError("audit_record must run inside the transaction of the change it records")
-    target_type, target_id, target_label = _target_fields(target)
-    if agent_id is None and target_type == "agents.agent":
-        agent_id = int(target_id)
-
-    # Taken as late as possible in the caller's transaction and held to its end.
-    last = _locked_chain_head()
-    row: dict[str, Any] = {
-        "seq": (last["seq"] + 1) if last else 1,
-        "created_at": timezone.now(),
-        "actor_type": actor.type,
-        "actor_user_id": actor.user_id,
-        "actor_agent_id": actor.agent_id,
-        "actor_label": actor.label,
-        "verb": verb,
-        "target_type": target_type,
-        "target_id": target_id,
-        "target_label": target_label,
-        "agent_id": agent_id,
-        "request_id": current_request_id(),
-        "before": to_json_value(before),
-        "after": to_json_value(after),
-        "prev_hash": last["hash"] if last else GENESIS_HASH,
-    }
-    row["hash"] = compute_hash(row)
-    return AuditEvent.objects.create(**row)
+    row = audit_row(
+        actor=actor, verb=verb, target=target, before=before, after=after, agent_id=agent_id
+    )
+    # The append lock is taken here, as late as possible, and held to the transaction's end.
+    if connection.vendor == "postgresql":
+        return _append_postgresql(row)
+    return _append_sqlite(row)
 
 
 @transaction.atomic

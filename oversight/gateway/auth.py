@@ -20,6 +20,7 @@ from oversight.agents import tokens
 from oversight.agents.constants import AgentStatus
 from oversight.agents.models import Agent, AgentToken
 from oversight.killswitch.models import KillSwitch, Scope
+from oversight.lib import prepared
 
 # last_used_at is written at most this often per token, not on every request.
 _TOUCH_EVERY = dt.timedelta(seconds=60)
@@ -121,9 +122,7 @@ def token_authenticate(raw: str) -> AgentToken | None:
     if not raw or len(raw) > 200:
         return None
     sql, _ = _query()
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [True, Scope.GLOBAL.value, tokens.token_hash(raw)])
-        row = cursor.fetchone()
+    row = prepared.fetch_one(sql, [True, Scope.GLOBAL.value, tokens.token_hash(raw)])
     if row is None:
         return None
     token = _build(row)

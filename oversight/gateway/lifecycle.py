@@ -42,7 +42,9 @@ def action_report_result(*, token: AgentToken, action_id: uuid.UUID, data: Resul
     """Record what happened when the agent ran an allowed or approved action. Once only."""
     # Locked so a result and an expiry or cancellation cannot both win.
     action = (
-        Action.objects.select_for_update().filter(pk=action_id, agent_id=token.agent_id).first()
+        Action.objects.select_for_update(no_key=True)
+        .filter(pk=action_id, agent_id=token.agent_id)
+        .first()
     )
     if action is None:
         raise NotFoundError("No such action.")

@@ -21,12 +21,12 @@ from oversight.agents.constants import AgentStatus, Environment
 from oversight.agents.models import Agent, AgentToken
 from oversight.audit import verbs
 from oversight.audit.actors import Actor
-from oversight.audit.services import audit_record
 from oversight.core.metrics import decision_observed
 from oversight.gateway.constants import ActionStatus
 from oversight.gateway.exceptions import ConflictError, InvalidInputError
 from oversight.gateway.hashing import action_hash, canonical_hash
 from oversight.gateway.models import Action, IdempotencyKey
+from oversight.gateway.recording import action_record, action_record_at_once
 from oversight.killswitch.models import KillSwitch
 from oversight.killswitch.selectors import halting_switch
 from oversight.live import broadcasts
@@ -35,7 +35,8 @@ from oversight.notifications.services import notify_action_held
 from oversight.policy.compiled import policy_and_limits_for
 from oversight.policy.constants import DEFAULT_HOLD_SECONDS, OnExceed
 from oversight.policy.engine import Decision, Request
-from oversight.policy.limits import LimitResult, limits_consume
+from oversight.policy.limits import LimitResult, charge_plan, limits_consume
+from oversight.policy.models import Limit
 
 logger = logging.getLogger(__name__)
 
@@ -110,12 +111,15 @@ def _engine_decision(token: AgentToken, data: ActionInput, now: Any) -> Decision
         return None
 
 
+def _matching_limits(token: AgentToken, decision: Decision) -> list[Limit]:
+    by_id = policy_and_limits_for(token.agent)[1]
+    return [by_id[pk] for pk in decision.limit_ids if pk in by_id]
+
+
 def _apply_limits(
     token: AgentToken, data: ActionInput, decision: Decision, now: Any
 ) -> LimitResult:
-    by_id = policy_and_limits_for(token.agent)[1]
-    limits = [by_id[pk] for pk in decision.limit_ids if pk in by_id]
-    return limits_consume(limits=limits, params=data.params, now=now)
+    return limits_consume(limits=_matching_limits(token, decision), params=data.params, now=now)
 
 
 def _halting_switch(token: AgentToken) -> KillSwitch | None:
@@ -132,22 +136,25 @@ def _halting_switch(token: AgentToken) -> KillSwitch | None:
     )
 
 
-def _decide(token: AgentToken, data: ActionInput, now: Any) -> _Outcome:
+def _decide_policy(
+    token: AgentToken, data: ActionInput, now: Any
+) -> tuple[_Outcome, Decision | None]:
+    """Everything but the limits: the outcome so far, and the decision whose limits are
+    to be charged (None when nothing is charged: halted, denied, dry run)."""
     switch = _halting_switch(token)
     if switch is not None:
         detail = f"kill switch for {switch.agent or switch.team or 'everything'}: {switch.reason}"
-        return _Outcome(
-            ActionStatus.HALTED, [_reason("killswitch", "kill switch", "halt", detail, switch.pk)]
-        )
+        reasons = [_reason("killswitch", "kill switch", "halt", detail, switch.pk)]
+        return _Outcome(ActionStatus.HALTED, reasons), None
 
     decision = _engine_decision(token, data, now)
     if decision is None:
         reason = _reason("error", "policy error", "deny", "the policy could not be evaluated")
-        return _Outcome(ActionStatus.DENIED, [reason])
+        return _Outcome(ActionStatus.DENIED, [reason]), None
     reasons = reason_dicts(decision)
     outcome = _Outcome(ActionStatus.DENIED, reasons, policy_version=decision.policy_version)
     if decision.outcome == "deny":
-        return outcome
+        return outcome, None
 
     agent = token.agent
     if agent.hold_all:  # a serious alert is open: stop and ask
@@ -162,7 +169,7 @@ def _decide(token: AgentToken, data: ActionInput, now: Any) -> _Outcome:
             "environment", "staging", "dry_run", f"staging: recorded, not run (would be {would_be})"
         )
         outcome.status, outcome.reasons = ActionStatus.DRY_RUN, [*reasons, note]
-        return outcome
+        return outcome, None
 
     if held:
         outcome.status = ActionStatus.PENDING
@@ -172,7 +179,10 @@ def _decide(token: AgentToken, data: ActionInput, now: Any) -> _Outcome:
     else:
         outcome.status = ActionStatus.ALLOWED
 
-    limits = _apply_limits(token, data, decision, now)
+    return outcome, decision
+
+
+def _with_limits(outcome: _Outcome, limits: LimitResult) -> _Outcome:
     worst = limits.strictest
     if worst is None:
         outcome.charges = [c.__dict__ for c in limits.charges]
@@ -180,7 +190,7 @@ def _decide(token: AgentToken, data: ActionInput, now: Any) -> _Outcome:
     limit_reason = _reason(
         "limit", worst.limit.name, worst.limit.on_exceed, worst.why, worst.limit.pk
     )
-    outcome.reasons = [*reasons, limit_reason]
+    outcome.reasons = [*outcome.reasons, limit_reason]
     if worst.limit.on_exceed == OnExceed.HOLD:
         outcome.status = ActionStatus.PENDING
         outcome.approvals_required = max(outcome.approvals_required, 1)
@@ -189,6 +199,13 @@ def _decide(token: AgentToken, data: ActionInput, now: Any) -> _Outcome:
         outcome.status = ActionStatus.DENIED
         outcome.pause_agent = worst.limit.on_exceed == OnExceed.PAUSE
     return outcome
+
+
+def _decide(token: AgentToken, data: ActionInput, now: Any) -> _Outcome:
+    outcome, decision = _decide_policy(token, data, now)
+    if decision is None:
+        return outcome
+    return _with_limits(outcome, _apply_limits(token, data, decision, now))
 
 
 def _claim_idempotency_key(agent_id: int, key: str, body_hash: str) -> IdempotencyKey | None:
@@ -223,19 +240,58 @@ def action_decide(
     With an idempotency key seen before, returns the first answer (created False), or
     raises ConflictError when the body differs. Each new decision is counted, with the
     time it took including its commit, in the metrics (see oversight/core/metrics.py).
+
+    On PostgreSQL, outside a transaction, the usual case is written by one statement
+    (``_decide_at_once``); anything else takes the general path, one transaction.
     """
     started = time.perf_counter()
-    action, created = _action_decide(token=token, data=data, idempotency_key=idempotency_key)
+    body_hash = canonical_hash({**data.__dict__, "parent_id": str(data.parent_id or "")})
+    action = _decide_at_once(token, data, idempotency_key, body_hash)
+    if action is not None:
+        created = True
+    else:
+        action, created = _action_decide(
+            token=token, data=data, idempotency_key=idempotency_key, body_hash=body_hash
+        )
     if created:
         decision_observed(status=action.decision, seconds=time.perf_counter() - started)
     return action, created
 
 
+def _decide_at_once(
+    token: AgentToken, data: ActionInput, idempotency_key: str, body_hash: str
+) -> Action | None:
+    """The decision written by one statement that is its own transaction (see
+    gateway/record_sql.py), or None when the general path must decide: not PostgreSQL,
+    inside a caller's transaction, a parent to check, a limit exceeded, a key seen before."""
+    if connection.vendor != "postgresql" or connection.in_atomic_block or data.parent_id:
+        return None
+    now = timezone.now()
+    outcome, decision = _decide_policy(token, data, now)
+    charges: list[Any] = []
+    if decision is not None:
+        charges, exceeded = charge_plan(_matching_limits(token, decision), data.params)
+        if exceeded:
+            return None
+    action = _new_action(token, data, outcome, now)
+    recorded = action_record_at_once(
+        action=action,
+        audit=_audit_args(token, data, action),
+        idempotency_key=idempotency_key,
+        body_hash=body_hash,
+        charges=charges,
+        now=now,
+    )
+    if not recorded:
+        return None
+    _announce(action)  # committed already
+    return action
+
+
 @transaction.atomic
 def _action_decide(
-    *, token: AgentToken, data: ActionInput, idempotency_key: str
+    *, token: AgentToken, data: ActionInput, idempotency_key: str, body_hash: str
 ) -> tuple[Action, bool]:
-    body_hash = canonical_hash({**data.__dict__, "parent_id": str(data.parent_id or "")})
     if idempotency_key:
         existing = _claim_idempotency_key(token.agent_id, idempotency_key, body_hash)
         if existing is not None:
@@ -253,7 +309,19 @@ def _action_decide(
         raise InvalidInputError("parent_id", "No action of this agent has this id.")
     now = timezone.now()
     outcome = _decide(token, data, now)
-    action = Action.objects.create(
+    action = _new_action(token, data, outcome, now)
+    if outcome.pause_agent:
+        _pause_agent(token, outcome.reasons[-1]["detail"])
+    action_record(
+        action=action, idempotency_key=idempotency_key, audit=_audit_args(token, data, action)
+    )
+    _announce(action)
+    return action, True
+
+
+def _new_action(token: AgentToken, data: ActionInput, outcome: _Outcome, now: Any) -> Action:
+    return Action(
+        id=uuid.uuid4(),
         agent=token.agent,
         token=token,
         environment=token.environment,
@@ -275,30 +343,31 @@ def _action_decide(
         request_hash=action_hash(data.action, data.resource, data.params),
         limit_usage=outcome.charges,
     )
-    if idempotency_key:
-        IdempotencyKey.objects.filter(agent_id=token.agent_id, key=idempotency_key).update(
-            action=action
-        )
-    if outcome.pause_agent:
-        _pause_agent(token, outcome.reasons[-1]["detail"])
-    after_commit(lambda: broadcasts.action_changed(action.pk, created=True, action=action))
-    if action.status == ActionStatus.PENDING:
-        after_commit(lambda: notify_action_held(action_id=action.pk))
-    audit_record(
-        actor=Actor.for_agent(token.agent),
-        verb=verbs.ACTION_DECIDED,
-        target=("gateway.action", str(action.pk), f"{data.action} on {data.resource}"[:200]),
-        agent_id=token.agent_id,
-        after={
+
+
+def _audit_args(token: AgentToken, data: ActionInput, action: Action) -> dict[str, Any]:
+    return {
+        "actor": Actor.for_agent(token.agent),
+        "verb": verbs.ACTION_DECIDED,
+        "target": ("gateway.action", str(action.pk), f"{data.action} on {data.resource}"[:200]),
+        "agent_id": token.agent_id,
+        "after": {
             "status": action.status,
             "action": data.action,
             "resource": data.resource,
             "params": data.params,
             "before": data.before,
             "reason": data.reason,
-            "reasons": outcome.reasons,
-            "policy_version": outcome.policy_version,
+            "reasons": action.reasons,
+            "policy_version": action.policy_version,
             "environment": token.environment,
         },
-    )
-    return action, True
+    }
+
+
+def _announce(action: Action) -> None:
+    """After the commit (at once when there is no transaction): the live feeds, and the
+    reviewers of a held action."""
+    after_commit(lambda: broadcasts.action_changed(action.pk, created=True, action=action))
+    if action.status == ActionStatus.PENDING:
+        after_commit(lambda: notify_action_held(action_id=action.pk))

@@ -14,7 +14,7 @@ from oversight.agents.models import Agent
 from oversight.gateway.constants import ActionStatus
 from oversight.gateway.models import Action
 from oversight.killswitch.models import KillSwitch, Scope
-from oversight.live import groups, publish
+from oversight.live import groups, publish, rows
 
 
 def _queue_context(action: Action) -> dict[str, object]:
@@ -35,11 +35,7 @@ def action_changed(action_id: uuid.UUID, *, created: bool, action: Action | None
     if action is None:
         return
     agent_ids = [action.agent_id]
-    oob = "new" if created else "update"
-    cells = render_to_string(
-        "live/_feed_cells.html", {"action": action, "oob": "" if created else oob}
-    )
-    row = render_to_string("live/_feed_row.html", {"action": action, "oob": oob, "cells": cells})
+    row = rows.feed_fragment(action, created=created)
     publish.send(groups.agent_feed(action.agent_id), html=row, audience="feed", agent_ids=agent_ids)
     if action.status == ActionStatus.PENDING:
         item = render_to_string(

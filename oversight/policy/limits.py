@@ -4,7 +4,8 @@ Each matching limit is charged with one conditional upsert on its counter row fo
 current window: ``INSERT ... ON CONFLICT DO UPDATE ... WHERE <still under> RETURNING``.
 The row lock makes concurrent charges queue; a charge that would pass the maximum updates
 nothing and returns no row. If any limit of a decision is exceeded, none of its charges is
-kept. On PostgreSQL all of a decision's limits are charged in one statement (rows taken in
+kept. On PostgreSQL all of a decision's limits are charged in one statement (the database
+function ``limits_charge``, policy/charge_sql.py; rows taken in
 limit-id order, so concurrent deciders lock alike) and the charges that went through are
 given back when another did not; elsewhere each is charged in turn inside a savepoint.
 """
@@ -18,6 +19,8 @@ from typing import Any
 
 from django.db import connection, transaction
 
+from oversight.lib import prepared
+from oversight.policy.charge_sql import CALL_SQL
 from oversight.policy.constants import OnExceed
 from oversight.policy.models import Limit
 
@@ -35,25 +38,6 @@ ON CONFLICT (limit_id, window_start) DO UPDATE
       AND (%(max_sum)s IS NULL
            OR policy_limitcounter.total + excluded.total <= CAST(%(max_sum)s AS NUMERIC))
 RETURNING id
-"""
-
-# PostgreSQL: every limit of one decision in one round trip. The rows are locked until
-# the decision commits, so the statement comes as late as the decision allows.
-_CHARGE_MANY_SQL = """
-INSERT INTO policy_limitcounter AS c (limit_id, window_start, count, total)
-SELECT lim, win, 1, amount
-FROM unnest(%(limits)s::bigint[], %(windows)s::timestamptz[], %(amounts)s::numeric[])
-    AS t(lim, win, amount)
-ORDER BY lim
-ON CONFLICT (limit_id, window_start) DO UPDATE
-    SET count = c.count + 1, total = c.total + excluded.total
-    WHERE c.count + 1 <= COALESCE(
-            (%(max_counts)s::bigint[])[array_position(%(limits)s::bigint[], c.limit_id)],
-            c.count + 1)
-      AND c.total + excluded.total <= COALESCE(
-            (%(max_sums)s::numeric[])[array_position(%(limits)s::bigint[], c.limit_id)],
-            c.total + excluded.total)
-RETURNING c.limit_id, c.id
 """
 
 
@@ -117,7 +101,7 @@ def _charge(limit: Limit, amount: Decimal, now: dt.datetime) -> int | None:
     return row[0] if row else None
 
 
-def _precheck(
+def charge_plan(
     limits: list[Limit], params: dict[str, Any]
 ) -> tuple[list[tuple[Limit, Decimal]], list[Exceeded]]:
     """What to charge, and what is exceeded before any counter is touched."""
@@ -136,25 +120,25 @@ def _precheck(
     return todo, exceeded
 
 
+def charge_arrays(todo: list[tuple[Limit, Decimal]], now: dt.datetime) -> list[list[Any]]:
+    """The arguments of PostgreSQL's ``limits_charge`` (policy/charge_sql.py) for ``todo``."""
+    return [
+        [limit.pk for limit, _ in todo],
+        [window_start(now, limit.window_seconds) for limit, _ in todo],
+        [amount for _, amount in todo],
+        [limit.max_count for limit, _ in todo],
+        [limit.max_sum for limit, _ in todo],
+    ]
+
+
 def _charge_all(todo: list[tuple[Limit, Decimal]], now: dt.datetime) -> dict[int, int]:
     """PostgreSQL: {limit id: counter id} for the charges that went through."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _CHARGE_MANY_SQL,
-            {
-                "limits": [limit.pk for limit, _ in todo],
-                "windows": [window_start(now, limit.window_seconds) for limit, _ in todo],
-                "amounts": [amount for _, amount in todo],
-                "max_counts": [limit.max_count for limit, _ in todo],
-                "max_sums": [limit.max_sum for limit, _ in todo],
-            },
-        )
-        return dict(cursor.fetchall())
+    return dict(prepared.fetch_all(CALL_SQL, charge_arrays(todo, now)))
 
 
 def limits_consume(*, limits: list[Limit], params: dict[str, Any], now: dt.datetime) -> LimitResult:
     """Charge every limit, all or none."""
-    todo, exceeded = _precheck(limits, params)
+    todo, exceeded = charge_plan(limits, params)
     if exceeded or not todo:
         return LimitResult(charges=[], exceeded=exceeded)
     if connection.vendor != "postgresql":

@@ -71,7 +71,7 @@ def policy_object_create(*, actor: Actor, obj: Grant | Rule | Limit) -> Grant | 
 def policy_object_update(
     *, actor: Actor, obj: Grant | Rule | Limit, **changes: Any
 ) -> Grant | Rule | Limit:
-    locked = type(obj).objects.select_for_update().get(pk=obj.pk)
+    locked = type(obj).objects.select_for_update(no_key=True).get(pk=obj.pk)
     before = snapshot(locked)
     for field, value in changes.items():
         setattr(locked, field, value)
@@ -87,7 +87,7 @@ def policy_object_update(
 
 @transaction.atomic
 def policy_object_delete(*, actor: Actor, obj: Grant | Rule | Limit) -> None:
-    locked = type(obj).objects.select_for_update().get(pk=obj.pk)
+    locked = type(obj).objects.select_for_update(no_key=True).get(pk=obj.pk)
     before = snapshot(locked)
     _bump_versions(locked)
     _record(actor, locked, _VERBS[type(obj)][2], before, None)

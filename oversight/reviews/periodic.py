@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from oversight.accounts.models import Team
 from oversight.agents.constants import AgentStatus
+from oversight.agents.locking import agent_lock
 from oversight.agents.models import Agent
 from oversight.agents.services import agent_update
 from oversight.audit import verbs
@@ -40,7 +41,7 @@ def _in_service() -> QuerySet[Agent]:
 
 def _lock(agent: Agent) -> Agent | None:
     """The agent's row locked for this transaction; None once it was retired meanwhile."""
-    locked = Agent.objects.select_for_update().select_related("owner", "team").get(pk=agent.pk)
+    locked = agent_lock(agent.pk)
     return None if locked.status == AgentStatus.RETIRED else locked
 
 

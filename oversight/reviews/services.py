@@ -11,6 +11,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from oversight.agents.constants import AgentStatus
+from oversight.agents.locking import agent_lock
 from oversight.agents.models import Agent
 from oversight.agents.services import agent_update, token_revoke
 from oversight.audit import verbs
@@ -29,7 +30,7 @@ MAX_NOTES = 2000
 
 def _lock_in_service(agent: Agent) -> Agent:
     """The agent's row, locked for the rest of the transaction; refused once retired."""
-    locked = Agent.objects.select_for_update().select_related("owner", "team").get(pk=agent.pk)
+    locked = agent_lock(agent.pk)
     if locked.status == AgentStatus.RETIRED:
         raise ValidationError(f"{locked.name} is retired: it is read-only.")
     return locked
@@ -196,7 +197,7 @@ def agent_retire(
     reason = _clean_notes(reason)
     if not reason:
         raise ValidationError("Say why the agent is retired.")
-    locked = Agent.objects.select_for_update().select_related("owner", "team").get(pk=agent.pk)
+    locked = agent_lock(agent.pk)
     if locked.status == AgentStatus.RETIRED:
         return False
     revoked = sum(

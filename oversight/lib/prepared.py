@@ -1,0 +1,50 @@
+"""Prepared statements for the few queries every agent action runs (PostgreSQL).
+
+Django's psycopg cursors bind parameters on the client, so PostgreSQL parses and plans
+each query again on every call: for the token lookup (a four-table join) planning costs
+about seven times the execution. Here the query goes through a server-side-binding
+cursor of the same connection with ``prepare=True``: psycopg prepares it once per
+connection and afterwards sends only the parameters. Errors are Django's database errors,
+as through ``connection.cursor()``; the statement runs in whatever transaction is open.
+
+Elsewhere (SQLite) the query runs through Django's cursor. Statements show in Django's
+query log (``connection.queries``) with their placeholders. Behind a pooler in transaction mode
+(pgbouncer) set ``DB_PREPARED=0``: the connection's ``prepare_threshold`` is then None
+and nothing is prepared (see settings.py).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import connection
+
+
+def _run(sql: str, params: Sequence[Any] | dict[str, Any], fetch: str) -> Any:
+    if connection.vendor != "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchone() if fetch == "one" else cursor.fetchall()
+    import psycopg
+
+    connection.ensure_connection()
+    connection.validate_no_broken_transaction()
+    started = time.monotonic()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params, prepare=True)
+        result = cursor.fetchone() if fetch == "one" else cursor.fetchall()
+    if connection.queries_logged:  # DEBUG, or a test capturing queries
+        connection.queries_log.append(
+            {"sql": sql, "time": f"{time.monotonic() - started:.3f}", "prepared": True}
+        )
+    return result
+
+
+def fetch_one(sql: str, params: Sequence[Any] | dict[str, Any]) -> tuple[Any, ...] | None:
+    return _run(sql, params, "one")
+
+
+def fetch_all(sql: str, params: Sequence[Any] | dict[str, Any]) -> list[tuple[Any, ...]]:
+    return _run(sql, params, "all")

@@ -1,0 +1,50 @@
+"""The decision path's prepared statements (oversight/lib/prepared.py)."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from oversight.lib import prepared
+
+
+@pytest.mark.django_db
+def test_rows_come_back_as_through_django() -> None:
+    assert prepared.fetch_one("SELECT %s + 1, %s", [41, "x"]) == (42, "x")
+    assert prepared.fetch_all("SELECT %(n)s * 2 UNION ALL SELECT 7", {"n": 2}) == [(4,), (7,)]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_postgresql_prepares_the_statement_once_per_connection() -> None:
+    sql = "SELECT %s::int * 3"
+    assert [prepared.fetch_one(sql, [n]) for n in (1, 2, 3)] == [(3,), (6,), (9,)]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s",
+            ["SELECT $1::int * 3%"],
+        )
+        assert cursor.fetchone() == (1,)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_errors_are_djangos_and_the_transaction_rolls_back() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE prepared_probe (id integer PRIMARY KEY)")
+    try:
+        with pytest.raises(IntegrityError), transaction.atomic():
+            prepared.fetch_all("INSERT INTO prepared_probe VALUES (1) RETURNING id", [])
+            prepared.fetch_all("INSERT INTO prepared_probe VALUES (1) RETURNING id", [])
+        assert prepared.fetch_one("SELECT count(*) FROM prepared_probe", []) == (0,)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TABLE prepared_probe")
+
+
+@pytest.mark.django_db
+def test_statements_show_in_djangos_query_log() -> None:
+    with CaptureQueriesContext(connection) as queries:
+        prepared.fetch_one("SELECT %s * 5", [2])
+    assert queries.captured_queries[-1]["sql"].startswith("SELECT ")  # SQLite fills in 2
+    assert queries.captured_queries[-1]["sql"].endswith(" * 5")

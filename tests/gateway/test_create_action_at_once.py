@@ -1,0 +1,101 @@
+"""Every answer and record of the decision path again, written by one statement.
+
+On PostgreSQL, outside a transaction, a new decision is written by one statement that is
+its own transaction (oversight/gateway/record_sql.py), and the cases it does not write
+(a key seen before, a limit exceeded, a parent to check) go to the general path. The
+tests of test_create_action.py run inside a transaction, so they exercise the general
+path; here each of them runs again without one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.db import connection, transaction
+
+from oversight.agents.models import AgentToken
+from oversight.audit.models import AuditEvent
+from oversight.audit.verification import audit_chain_verify
+from oversight.gateway.models import Action
+from oversight.policy.models import LimitCounter
+from tests.gateway.helpers import decide, limit_create, refund
+from tests.gateway.test_create_action import *  # noqa: F403
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def _calls(function: str) -> int:
+    """How often this connection's session has called ``function`` (statistics flushed)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_force_next_flush()")
+        cursor.execute("SELECT 1")
+        cursor.execute(
+            "SELECT coalesce(sum(calls), 0) FROM pg_stat_user_functions WHERE funcname = %s",
+            [function],
+        )
+        return int(cursor.fetchone()[0])
+
+
+@pytest.fixture
+def tracked() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SET track_functions = 'pl'")
+
+
+def _row(action: Action) -> dict[str, Any]:
+    """What must not depend on the path that wrote it."""
+    stored = Action.objects.get(pk=action.pk)
+    skip = {"id", "created_at", "expires_at"}
+    row = {f.attname: getattr(stored, f.attname) for f in Action._meta.concrete_fields}
+    row = {name: value for name, value in row.items() if name not in skip}
+    row["expires_at is set"] = stored.expires_at is not None
+    row["before is NULL"] = Action.objects.filter(pk=action.pk, before__isnull=True).exists()
+    event = AuditEvent.objects.get(verb="action.decided", target_id=str(action.pk))
+    row["audit"] = (event.actor_label, event.agent_id, event.target_label, event.after)
+    return row
+
+
+def test_the_usual_case_is_one_statement_and_records_the_same_as_the_general_path(
+    prod_token: tuple[AgentToken, str], policy: Any, agent: Any, tracked: None
+) -> None:
+    token, _ = prod_token
+    limit_create(agent=agent, max_count=100, max_sum=100_000, sum_param="amount")
+    bodies = [
+        refund(100),  # allowed, both limits charged
+        refund(900, before={"refunded": False}),  # held
+        refund(100, charges=("ch_1", "ch_2")),  # forbidden: nothing charged
+    ]
+    for body in bodies:
+        before = _calls("decision_record")
+        at_once = decide(token, body)
+        assert _calls("decision_record") == before + 1
+        with transaction.atomic():  # inside a transaction: the general path
+            general = decide(token, body)
+        assert _calls("decision_record") == before + 1
+        assert _row(at_once) == _row(general), body
+        assert at_once.limit_usage == Action.objects.get(pk=at_once.pk).limit_usage
+    assert [a.status for a in Action.objects.order_by("created_at")] == [
+        "allowed",
+        "allowed",
+        "pending",
+        "pending",
+        "denied",
+        "denied",
+    ]
+    assert LimitCounter.objects.get().count == 4
+    assert audit_chain_verify()[1] is None
+
+
+def test_an_exceeded_limit_leaves_nothing_of_the_first_attempt(
+    prod_token: tuple[AgentToken, str], policy: Any, agent: Any
+) -> None:
+    token, _ = prod_token
+    limit_create(agent=agent, max_count=5, on_exceed="deny")
+    limit_create(agent=agent, name="sum", max_sum=250, sum_param="amount", on_exceed="deny")
+    statuses = [decide(token, refund(100)).status for _ in range(4)]
+    assert statuses == ["allowed", "allowed", "denied", "denied"]
+    counts = sorted(LimitCounter.objects.values_list("count", flat=True))
+    assert counts == [2, 2]  # the refused attempts charged neither limit
+    assert Action.objects.count() == AuditEvent.objects.filter(verb="action.decided").count() == 4
+    assert audit_chain_verify()[1] is None

@@ -1,0 +1,58 @@
+"""One row of the live feed, as the pages and the broadcasts send it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.template.loader import render_to_string
+
+from oversight.gateway.models import Action
+from oversight.live import rows
+
+
+def _action(agent: Any, **fields: Any) -> Action:
+    defaults: dict[str, Any] = {
+        "agent": agent,
+        "environment": "production",
+        "action": "crm.note<script>",
+        "resource": "crm:contact/" + "x" * 80,
+        "status": "pending",
+        "decision": "pending",
+        "reasons": [{"name": 'big "refunds" & more', "kind": "rule"}],
+        "request_hash": "0" * 64,
+    }
+    return Action.objects.create(**{**defaults, **fields})
+
+
+@pytest.mark.django_db
+def test_a_row_escapes_what_agents_send_and_shortens_the_resource(agent: Any) -> None:
+    agent.name = "Refund <b>bot</b>"
+    html = rows.feed_cells(_action(agent))
+    assert "crm.note&lt;script&gt;" in html and "<script>" not in html
+    assert "Refund &lt;b&gt;bot&lt;/b&gt;" in html
+    assert "big &quot;refunds&quot; &amp; more" in html
+    assert ("x" * 35 + "…") in html and "x" * 40 not in html
+    assert '<span class="pill status-pending">Waiting for approval</span>' in html
+    assert "hx-swap-oob" not in html
+
+
+@pytest.mark.django_db
+def test_a_new_action_goes_to_the_top_of_both_feeds_and_an_update_replaces_its_row(
+    agent: Any,
+) -> None:
+    action = _action(agent, reasons=[])
+    new = rows.feed_fragment(action, created=True)
+    assert new.count(f'<tr id="action-{action.pk}">') == 2
+    assert 'hx-swap-oob="afterbegin:#action-feed"' in new
+    assert f'hx-swap-oob="afterbegin:#agent-{agent.pk}-feed"' in new
+    update = rows.feed_fragment(action, created=False)
+    assert update.startswith(f'<tr id="action-{action.pk}" hx-swap-oob="true">')
+    assert '<td class="muted"></td>' in update
+
+
+@pytest.mark.django_db
+def test_the_page_renders_the_same_row(agent: Any) -> None:
+    action = _action(agent)
+    table = render_to_string("live/_feed_table.html", {"actions": [action], "feed_id": "f"})
+    assert rows.feed_cells(action) in table
