@@ -12,9 +12,10 @@ What it does, all on 127.0.0.1:
 1. Starts its own PostgreSQL 15 cluster (bench/decide.py's, durable defaults, plus
    track_commit_timestamp so that each action's commit time can be read afterwards) and
    its own redis-server on free ports.
-2. Migrates, and through the services creates a team, an owner, an agent whose policy
-   grants payments.refund and holds refunds over 500 for one approval, a production
-   token, and 20 reviewers with approve access to the agent.
+2. Migrates, runs collectstatic (the Procfile's release step: with DEBUG off the pages
+   need the manifest), and through the services creates a team, an owner, an agent
+   whose policy grants payments.refund and holds refunds over 500 for one approval, a
+   production token, and 20 reviewers with approve access to the agent.
 3. Serves `uvicorn oversight.asgi:application --workers 2 --no-access-log` with DEBUG off
    and REDIS_URL set (channels-redis, Celery on Redis), plus the Procfile's Celery
    worker. Session and CSRF cookies are not marked Secure (SESSION_COOKIE_SECURE=0,
@@ -25,18 +26,21 @@ What it does, all on 127.0.0.1:
 5. Drives POST /api/v1/actions at a fixed rate (200/s; every 10th refund is over 500 and
    held) from a second client process (keep-alive HTTP/1.1 connections, one request every
    1/rate s), with 0, 1 and 20 sockets connected. Every fragment names its action; after
-   each run, each action's commit time is read from PostgreSQL
-   (pg_xact_commit_timestamp of the row's xmin) and its created_at (set just before the
-   commit, an upper bound), and each (socket, fragment) pair gives arrival - commit.
+   each run, once no fragment has come for 3 s, each action's commit time is read from
+   PostgreSQL (pg_xact_commit_timestamp of the row's xmin) and its created_at (set just
+   before the commit, an upper bound), and each (socket, fragment) pair gives arrival -
+   commit.
    Every socket must receive every action's feed row and every held action's queue item.
 6. Long-poll: creates held actions one at a time, starts GET /api/v1/actions/{id}?wait=30
    with the agent's token, and after 0.5 to 1 s has a reviewer approve or deny it through
    the queue page's htmx endpoint (POST /approvals/{id}/vote/ with session and CSRF
    token); measures from the vote's response (and its start) to the long-poll's answer.
-   Done while the 20-socket traffic runs, and again on an idle server.
+   Done on an idle server, then during a last run of the 20-socket traffic.
 7. Records CPU per process group (server, PostgreSQL, Redis, Celery, the socket client,
    the load generator, this script, anything else), prints a summary and writes
    bench/results/live-<date>.json. Stops everything it started, also on Ctrl-C.
+
+Each run first waits (up to --quiet-wait s) for a quiet machine; --keep keeps the logs.
 """
 
 from __future__ import annotations
