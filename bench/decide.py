@@ -21,8 +21,9 @@ What it does, all on 127.0.0.1:
    no REDIS_URL, then measures maximum throughput with wrk (bench/wrk_post.lua, a new
    charge per request) at several connection counts, and latency at a fixed rate with
    hey (-c 50 -q 10: 500 requests/s). On the first configuration it also measures
-   decisions at 100/s (-c 10 -q 10), and GET /ping the same ways, as the bare baseline
-   of the same server (plus 500/s in smaller bursts, -c 5 -q 100).
+   decisions at 500/s in smaller bursts (-c 10 -q 50) and at 100/s (-c 10 -q 10), and
+   GET /ping the same ways, as the bare baseline of the same server (plus 500/s in
+   smaller bursts, -c 5 -q 100).
 4. Records status codes and "allowed" bodies, CPU per request of the server, PostgreSQL
    and the load generator (and what other processes on the machine used meanwhile), the
    server's memory (RSS and PSS summed over the uvicorn processes, from /proc) before and
@@ -1119,6 +1120,10 @@ def measure_config(
             "decide at 500/s", lambda: hey(server, pg, "decide", args.rate_seconds, token)
         )
         if primary:
+            result["decide_hey_smooth"] = runner.measure(
+                "decide at 500/s, smaller bursts",
+                lambda: hey(server, pg, "decide", args.rate_seconds, token, 10, 50),
+            )
             result["decide_hey_low"] = runner.measure(
                 "decide at 100/s",
                 lambda: hey(server, pg, "decide", args.rate_seconds, token, 10, 10),
@@ -1238,7 +1243,7 @@ def print_summary(report: dict[str, Any]) -> None:
     for cfg in report["configs"]:
         label = f"{cfg['workers']}w, pool {cfg['db_pool_max']}"
         rows = [*cfg["decide_wrk"], cfg["decide_hey"]]
-        rows += [cfg[k] for k in ("decide_hey_low",) if k in cfg]
+        rows += [cfg[k] for k in ("decide_hey_smooth", "decide_hey_low") if k in cfg]
         rows += cfg.get("ping_wrk", [])
         rows += [cfg[k] for k in ("ping_hey", "ping_hey_smooth") if k in cfg]
         for r in rows:
