@@ -1,9 +1,13 @@
-"""Writing a new decision: its Action row and AuditEvent, in the caller's transaction.
+"""Writing a new decision: its Action row and AuditEvent.
 
-On PostgreSQL the insert, the idempotency key's link to the action and the audit append
-(a database function, see oversight/audit/append_sql.py) are one prepared statement:
-one round trip, sent as late as the decision allows, since the limit counters it charged
-stay locked until the commit. Elsewhere the ORM writes them one after the other.
+``action_record_at_once`` (PostgreSQL, outside any transaction): the usual case in one
+call of the database function ``decision_record`` (record_sql.py), its own transaction.
+
+``action_record`` (the general path, in the caller's transaction): on PostgreSQL the
+insert, the idempotency key's link to the action and the audit append (a database
+function, oversight/audit/append_sql.py) are one prepared statement, sent as late as the
+decision allows, since the limit counters it charged stay locked until the commit;
+elsewhere the ORM writes them one after the other.
 """
 
 from __future__ import annotations
