@@ -317,31 +317,23 @@ def project_env(pg: Postgres, **extra: str) -> dict[str, str]:
     }
 
 
-def setup_data() -> dict[str, Any]:
-    """Runs in a subprocess (--setup-only): the team, owner, agent, policy and token."""
-    import django
-
-    django.setup()
-    from decimal import Decimal
-
+def refund_agent_create(actor: Any) -> Any:
+    """The refund bot, its owner and the payments team, through the services (after
+    django.setup(); bench/live.py uses it too)."""
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
 
     from oversight.accounts import roles
     from oversight.accounts.services import team_add_member, team_create
-    from oversight.agents.services import agent_create, token_create
-    from oversight.audit.actors import Actor
-    from oversight.policy.models import Grant, Limit, Rule
-    from oversight.policy.services import policy_object_create
+    from oversight.agents.services import agent_create
 
-    actor = Actor.system("bench")
     owner = get_user_model().objects.create_user(
         username="owner", email="owner@example.com", password=None
     )
     owner.groups.add(Group.objects.get_or_create(name=roles.OWNER)[0])
     team = team_create(actor=actor, name="payments")
     team_add_member(actor=actor, team=team, user=owner)
-    agent = agent_create(
+    return agent_create(
         actor=actor,
         name="Refund bot",
         purpose="Refunds customers who ask, within policy.",
@@ -349,6 +341,23 @@ def setup_data() -> dict[str, Any]:
         team=team,
         environments=["staging", "production"],
     )
+
+
+def setup_data() -> dict[str, Any]:
+    """Runs in a subprocess (--setup-only): the team, owner, agent, policy and token."""
+    import django
+
+    django.setup()
+    from decimal import Decimal
+
+    from oversight.agents.services import token_create
+    from oversight.audit.actors import Actor
+    from oversight.policy.models import Grant, Limit, Rule
+    from oversight.policy.services import policy_object_create
+
+    actor = Actor.system("bench")
+    agent = refund_agent_create(actor)
+    team, owner = agent.team, agent.owner
 
     # 50 grants: the refunds the benchmark asks for, and 49 others over 7 systems.
     grants = [("payments.refund", "stripe:charge/*")]

@@ -84,6 +84,7 @@ from decide import (  # noqa: E402
     percentile,
     project_env,
     python_speed,
+    refund_agent_create,
     run,
     say,
     source,
@@ -210,8 +211,7 @@ def setup_data(reviewers: int, email: bool) -> dict[str, Any]:
     from django.contrib.auth.models import Group
 
     from oversight.accounts import roles
-    from oversight.accounts.services import team_add_member, team_create
-    from oversight.agents.services import agent_access_grant, agent_create, token_create
+    from oversight.agents.services import agent_access_grant, token_create
     from oversight.audit.actors import Actor
     from oversight.notifications.services import team_channels_update
     from oversight.policy.models import Grant, Rule
@@ -219,18 +219,8 @@ def setup_data(reviewers: int, email: bool) -> dict[str, Any]:
 
     actor = Actor.system("bench")
     users = get_user_model().objects
-    owner = users.create_user(username="owner", email="owner@example.com", password=None)
-    owner.groups.add(Group.objects.get_or_create(name=roles.OWNER)[0])
-    team = team_create(actor=actor, name="payments")
-    team_add_member(actor=actor, team=team, user=owner)
-    agent = agent_create(
-        actor=actor,
-        name="Refund bot",
-        purpose="Refunds customers who ask, within policy.",
-        owner=owner,
-        team=team,
-        environments=["staging", "production"],
-    )
+    agent = refund_agent_create(actor)
+    team, owner = agent.team, agent.owner
     grant = Grant(agent=agent, action="payments.refund", resource="stripe:charge/*")
     policy_object_create(actor=actor, obj=grant)
     rule = Rule(

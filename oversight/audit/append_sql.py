@@ -11,26 +11,13 @@ once the lock is granted.
 
 from __future__ import annotations
 
-from oversight.audit.chain import GENESIS_HASH
+from oversight.audit.chain import GENESIS_HASH, HASHED_FIELDS
 
 # Arbitrary but fixed key for pg_advisory_xact_lock: "serialise audit appends".
 APPEND_LOCK_KEY = 0x0A5D17
 
-COLUMNS = (
-    "created_at",
-    "actor_type",
-    "actor_user_id",
-    "actor_agent_id",
-    "actor_label",
-    "verb",
-    "target_type",
-    "target_id",
-    "target_label",
-    "agent_id",
-    "request_id",
-    "before",
-    "after",
-)
+# The columns the caller passes: every hashed field but the chain's own two.
+COLUMNS = tuple(field for field in HASHED_FIELDS if field not in ("seq", "prev_hash"))
 
 CREATE_SQL = f"""
 CREATE OR REPLACE FUNCTION audit_append(

@@ -35,10 +35,14 @@ def _timestamp(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical_json(row: Mapping[str, Any]) -> str:
     payload = {field: row[field] for field in HASHED_FIELDS}
     payload["created_at"] = _timestamp(payload["created_at"])
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _dumps(payload)
 
 
 def compute_hash(row: Mapping[str, Any]) -> str:
@@ -59,13 +63,9 @@ def canonical_json_parts(row: Mapping[str, Any]) -> tuple[str, str, str]:
     payload["created_at"] = _timestamp(payload["created_at"])
     before = {k: v for k, v in payload.items() if k < "prev_hash"}
     after = {k: v for k, v in payload.items() if k > "seq"}
-
-    def dumps(value: Any) -> str:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-    head = dumps(before)[:-1] + ',"prev_hash":"'
-    middle = '","request_id":' + dumps(payload["request_id"]) + ',"seq":'
-    tail = "," + dumps(after)[1:]
+    head = _dumps(before)[:-1] + ',"prev_hash":"'
+    middle = '","request_id":' + _dumps(payload["request_id"]) + ',"seq":'
+    tail = "," + _dumps(after)[1:]
     return head, middle, tail
 
 
