@@ -1,12 +1,22 @@
 """Bearer-token authentication of agents: a hashed lookup, one query.
 
 Every decision starts here, so the one query also brings what the decision reads first:
-the agent, its team and owner, and the id of an engaged kill switch that halts it.
+the agent, its team and owner, the id of an engaged kill switch that halts it, and on
+PostgreSQL the fingerprint of all that (credentials_sql.py).
+
+The decision fast lane keeps what it authenticated (``keep=True``) and recalls it on the
+token's next request (``token_recall``) without a query. That is safe because a recalled
+token is only used for a decision that ``decision_record`` writes, and it writes nothing
+unless the fingerprint still matches the database: a revoked token, a paused or edited
+agent, a kill switch engaged since, any change at all, and the fast lane authenticates
+again (services.StaleCredentialsError).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from collections import OrderedDict
 from functools import cache
 from typing import Any
 
@@ -19,11 +29,18 @@ from oversight.accounts.models import Team
 from oversight.agents import tokens
 from oversight.agents.constants import AgentStatus
 from oversight.agents.models import Agent, AgentToken
-from oversight.killswitch.models import KillSwitch, Scope
+from oversight.gateway import credentials_sql
 from oversight.lib import prepared
 
-# last_used_at is written at most this often per token, not on every request.
+# last_used_at is written at most this often per token, not on every request; a token is
+# recalled only while its last_used_at is that recent, so it is authenticated (and
+# touched) again at least that often.
 _TOUCH_EVERY = dt.timedelta(seconds=60)
+
+# Tokens kept for token_recall, by hash, least recently used first.
+_KEEP = 1024
+_kept: OrderedDict[str, AgentToken] = OrderedDict()
+_kept_lock = threading.Lock()
 
 
 class AgentUnavailableError(Exception):
@@ -52,19 +69,11 @@ def _query() -> tuple[str, tuple[int, int, int, int]]:
     for part in parts:
         total += len(part)
         ends.append(total)
-    # Only table and column names from the models are interpolated; values are parameters.
-    switch = (
-        f"SELECT ks.id FROM {KillSwitch._meta.db_table} ks WHERE ks.engaged = %s"  # noqa: S608
-        " AND (ks.scope = %s OR ks.team_id = a.team_id"
-        " OR ks.agent_id = a.id) ORDER BY ks.id LIMIT 1"
-    )
+    fingerprint = credentials_sql.fingerprint() if connection.vendor == "postgresql" else "NULL"
+    columns = ", ".join(col for part in parts for col in part)
     sql = (
-        f"SELECT {', '.join(col for part in parts for col in part)}, ({switch})"  # noqa: S608
-        f" FROM {AgentToken._meta.db_table} t"
-        f" JOIN {Agent._meta.db_table} a ON a.id = t.agent_id"
-        f" JOIN {Team._meta.db_table} tm ON tm.id = a.team_id"
-        f" JOIN {user._meta.db_table} u ON u.id = a.owner_id"
-        " WHERE t.token_hash = %s AND t.revoked_at IS NULL"
+        f"SELECT {columns}, {credentials_sql.switch()}, {fingerprint}"  # noqa: S608
+        f" FROM {credentials_sql.joins()} WHERE {credentials_sql.ACTIVE.format('%s')}"
     )
     return sql, (ends[0], ends[1], ends[2], ends[3])
 
@@ -109,20 +118,22 @@ def _build(raw_row: tuple[Any, ...]) -> AgentToken:
     Agent.owner.field.set_cached_value(agent, owner)
     AgentToken.agent.field.set_cached_value(token, agent)
     token.engaged_switch_id = raw_row[u_end]
+    token.fingerprint = raw_row[u_end + 1]
     return token
 
 
-def token_authenticate(raw: str) -> AgentToken | None:
+def token_authenticate(raw: str, *, keep: bool = False) -> AgentToken | None:
     """The active token with its agent, team and owner, or None (HTTP 401).
 
     The token also carries ``engaged_switch_id``: an engaged kill switch that halts its
-    agent (global, its team's or its own), read in the same query, or None.
-    Raises AgentUnavailableError when the agent is paused or retired.
+    agent (global, its team's or its own), read in the same query, or None; and
+    ``fingerprint`` (None but on PostgreSQL). Raises AgentUnavailableError when the agent
+    is paused or retired. ``keep``: remember the token for ``token_recall``.
     """
     if not raw or len(raw) > 200:
         return None
     sql, _ = _query()
-    row = prepared.fetch_one(sql, [True, Scope.GLOBAL.value, tokens.token_hash(raw)])
+    row = prepared.fetch_one(sql, [tokens.token_hash(raw)])
     if row is None:
         return None
     token = _build(row)
@@ -131,4 +142,38 @@ def token_authenticate(raw: str) -> AgentToken | None:
     now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at > _TOUCH_EVERY:
         AgentToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        token.last_used_at = now
+        token.fingerprint = None  # the row changed: this copy is neither checked nor kept
+    elif keep and token.fingerprint is not None:
+        kept = _build(row)  # its own objects: the caller may change the ones it got
+        with _kept_lock:
+            _kept[token.token_hash] = kept
+            _kept.move_to_end(token.token_hash)
+            while len(_kept) > _KEEP:
+                _kept.popitem(last=False)
     return token
+
+
+def token_recall(raw: str) -> AgentToken | None:
+    """The token as this process last kept it, without a query, or None.
+
+    Only for a decision written by ``decision_record`` with the token's fingerprint (see
+    the module's docstring). The objects are shared between threads: read them only.
+    """
+    if not raw or len(raw) > 200:
+        return None
+    key = tokens.token_hash(raw)
+    with _kept_lock:
+        token = _kept.get(key)
+        if token is None:
+            return None
+        if timezone.now() - token.last_used_at > _TOUCH_EVERY:
+            del _kept[key]
+            return None
+        _kept.move_to_end(key)
+    return token
+
+
+def token_forget(raw: str) -> None:
+    with _kept_lock:
+        _kept.pop(tokens.token_hash(raw), None)

@@ -34,7 +34,12 @@ from pydantic import ValidationError
 
 from oversight.gateway import services
 from oversight.gateway.api import api, decision_body
-from oversight.gateway.auth import AgentUnavailableError, token_authenticate
+from oversight.gateway.auth import (
+    AgentUnavailableError,
+    token_authenticate,
+    token_forget,
+    token_recall,
+)
 from oversight.gateway.constants import MAX_BODY_BYTES
 from oversight.gateway.errors import exception_response
 from oversight.gateway.schemas import ActionIn, DecisionOut
@@ -64,12 +69,23 @@ def _bearer(request: ASGIRequest) -> str:
 
 
 def _decide(raw_token: str, data: services.ActionInput, key: str, request_id: str) -> Any:
-    """In a worker thread: authenticate, decide, and give the connection back."""
+    """In a worker thread: authenticate (or recall the token), decide, and give the
+    connection back."""
     close_old_connections()
     try:
         with request_id_scope(request_id):
+            token = token_recall(raw_token)
+            if token is not None:
+                try:
+                    return _answer(
+                        *services.action_decide(
+                            token=token, data=data, idempotency_key=key, recalled=True
+                        )
+                    )
+                except services.StaleCredentialsError:
+                    token_forget(raw_token)
             try:
-                token = token_authenticate(raw_token)
+                token = token_authenticate(raw_token, keep=True)
             except AgentUnavailableError:
                 raise _HandOver from None
             if token is None:

@@ -109,11 +109,13 @@ def action_record_at_once(
     body_hash: str,
     charges: list[tuple[Limit, Decimal]],
     now: dt.datetime,
+    credentials: tuple[str, str | None],
 ) -> bool:
     """PostgreSQL, outside any transaction: claim the key, charge ``charges``, insert
     ``action`` and append its audit event, all in one statement (``decision_record``).
-    False, with nothing written, when the key was seen before or a limit would be
-    exceeded."""
+    ``credentials``: the token's hash and fingerprint (None: not checked).
+    False, with nothing written, when the key was seen before, a limit would be exceeded
+    or the credentials changed."""
     row = audit_row(**audit)
     _, audit_params = audit_append_call(row)
     params = [
@@ -123,6 +125,7 @@ def action_record_at_once(
         *charge_arrays(charges, now),
         [str(amount) for _, amount in charges],
         *audit_params,
+        *credentials,
     ]
     try:
         result = prepared.fetch_one(record_sql.CALL_SQL, params)
@@ -130,6 +133,7 @@ def action_record_at_once(
         if getattr(exc.__cause__, "sqlstate", None) in (
             record_sql.KEY_SEEN,
             record_sql.LIMIT_EXCEEDED,
+            record_sql.CREDENTIALS_CHANGED,
         ):
             return False
         raise

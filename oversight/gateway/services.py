@@ -232,8 +232,13 @@ def _pause_agent(token: AgentToken, why: str) -> None:
     logger.warning("paused agent %s: %s", token.agent.slug, why)
 
 
+class StaleCredentialsError(Exception):
+    """A recalled token (auth.token_recall) did not get its decision written at once:
+    authenticate again, and decide with that token."""
+
+
 def action_decide(
-    *, token: AgentToken, data: ActionInput, idempotency_key: str = ""
+    *, token: AgentToken, data: ActionInput, idempotency_key: str = "", recalled: bool = False
 ) -> tuple[Action, bool]:
     """Decide, record the Action and its AuditEvent, and return (action, created).
 
@@ -242,13 +247,18 @@ def action_decide(
     time it took including its commit, in the metrics (see oversight/core/metrics.py).
 
     On PostgreSQL, outside a transaction, the usual case is written by one statement
-    (``_decide_at_once``); anything else takes the general path, one transaction.
+    (``_decide_at_once``), which also checks that the token's credentials are still the
+    database's; anything else takes the general path, one transaction. ``recalled``: the
+    token was kept from an earlier request and never takes the general path (raises
+    StaleCredentialsError instead).
     """
     started = time.perf_counter()
     body_hash = canonical_hash({**data.__dict__, "parent_id": str(data.parent_id or "")})
     action = _decide_at_once(token, data, idempotency_key, body_hash)
     if action is not None:
         created = True
+    elif recalled:
+        raise StaleCredentialsError
     else:
         action, created = _action_decide(
             token=token, data=data, idempotency_key=idempotency_key, body_hash=body_hash
@@ -263,7 +273,8 @@ def _decide_at_once(
 ) -> Action | None:
     """The decision written by one statement that is its own transaction (see
     gateway/record_sql.py), or None when the general path must decide: not PostgreSQL,
-    inside a caller's transaction, a parent to check, a limit exceeded, a key seen before."""
+    inside a caller's transaction, a parent to check, a limit exceeded, a key seen before,
+    credentials changed since the token was read."""
     if connection.vendor != "postgresql" or connection.in_atomic_block or data.parent_id:
         return None
     now = timezone.now()
@@ -281,6 +292,7 @@ def _decide_at_once(
         body_hash=body_hash,
         charges=charges,
         now=now,
+        credentials=(token.token_hash, getattr(token, "fingerprint", None)),
     )
     if not recorded:
         return None

@@ -7,9 +7,9 @@ from typing import Any
 from django.db import migrations
 
 
-def postgresql_sql(create_sql: str, drop_sql: str) -> migrations.RunPython:
-    """Run ``create_sql`` forwards and ``drop_sql`` backwards; nothing on other databases,
-    where the application does the same work in Python."""
+def postgresql_sql(create_sql: str, drop_sql: str | None) -> migrations.RunPython:
+    """Run ``create_sql`` forwards and ``drop_sql`` backwards (None: nothing to undo);
+    nothing on other databases, where the application does the same work in Python."""
 
     def run(sql: str) -> Any:
         def step(apps: Any, schema_editor: Any) -> None:
@@ -18,4 +18,5 @@ def postgresql_sql(create_sql: str, drop_sql: str) -> migrations.RunPython:
 
         return step
 
-    return migrations.RunPython(run(create_sql), run(drop_sql))
+    backwards = migrations.RunPython.noop if drop_sql is None else run(drop_sql)
+    return migrations.RunPython(run(create_sql), backwards)

@@ -2,7 +2,7 @@
 
 from django.db import migrations
 
-from oversight.gateway.record_sql import CREATE_SQL, DROP_SQL
+from oversight.gateway.record_sql import DROP_SQL, create_sql
 from oversight.lib.pg_migrations import postgresql_sql
 
 
@@ -13,4 +13,4 @@ class Migration(migrations.Migration):
         ("policy", "0002_limits_charge_function"),
     ]
 
-    operations = [postgresql_sql(CREATE_SQL, DROP_SQL)]
+    operations = [postgresql_sql(create_sql(), DROP_SQL)]

@@ -1,0 +1,194 @@
+"""The decision fast lane recalls a token it authenticated before, without a query, and a
+decision made from it is written only if nothing it was made from changed since.
+
+auth.py keeps what it authenticated; ``decision_record`` compares the kept token's
+fingerprint with the database's in the statement that writes the decision
+(credentials_sql.py). These tests change each thing a decision depends on between the
+requests, and require the next answer to follow the change.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from oversight.agents.models import AgentToken
+from oversight.agents.services import agent_update, token_revoke
+from oversight.gateway import auth, fastlane
+from oversight.gateway.models import Action
+from oversight.gateway.services import ActionInput, StaleCredentialsError, action_decide
+from oversight.killswitch.selectors import parse_target
+from oversight.killswitch.services import killswitch_engage
+from oversight.policy.models import Rule
+from oversight.policy.services import policy_object_create
+from tests.conftest import SYSTEM
+from tests.gateway.helpers import REFUND, refund
+
+pytestmark = [pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def _nothing_kept() -> Iterator[None]:
+    auth._kept.clear()
+    yield
+    auth._kept.clear()
+
+
+def _data(amount: int = 100) -> ActionInput:
+    return ActionInput(**refund(amount))
+
+
+def _decide(raw: str, amount: int = 100) -> tuple[int, dict[str, Any]]:
+    """The fast lane's work for one request (in this thread)."""
+    outcome = fastlane._decide(raw, _data(amount), "", "test-request")
+    assert isinstance(outcome, tuple), outcome
+    return outcome
+
+
+def _kept(token: AgentToken, raw: str) -> AgentToken:
+    """Authenticate until the token is kept (the first authentication touches
+    last_used_at, and a touched token is not kept)."""
+    for _ in range(2):
+        auth.token_authenticate(raw, keep=True)
+        recalled = auth.token_recall(raw)
+        if recalled is not None:
+            return recalled
+    raise AssertionError("the token was not kept")
+
+
+@pytest.mark.postgres
+def test_a_recalled_token_decides_in_one_statement(
+    prod_token: tuple[AgentToken, str], policy: Any
+) -> None:
+    token, raw = prod_token
+    _kept(token, raw)
+    _decide(raw)  # compiles and caches the policy
+    with CaptureQueriesContext(connection) as queries:
+        status, answer = _decide(raw)
+    assert (status, answer["status"]) == (201, "allowed")
+    assert len(queries.captured_queries) == 1
+    assert "FROM decision_record(" in queries.captured_queries[0]["sql"]
+    assert auth.token_recall(raw) is not None
+
+
+@pytest.mark.postgres
+def test_a_token_is_kept_only_once_its_use_is_recorded(prod_token: tuple[AgentToken, str]) -> None:
+    token, raw = prod_token
+    assert token.last_used_at is None
+    auth.token_authenticate(raw, keep=True)  # touches last_used_at: the row changed
+    assert auth.token_recall(raw) is None
+    auth.token_authenticate(raw, keep=True)
+    assert auth.token_recall(raw) is not None
+
+
+@pytest.mark.postgres
+def test_a_token_unused_for_a_minute_is_authenticated_again(
+    prod_token: tuple[AgentToken, str],
+) -> None:
+    token, raw = prod_token
+    kept = _kept(token, raw)
+    kept.last_used_at = timezone.now() - dt.timedelta(seconds=61)
+    assert auth.token_recall(raw) is None
+    assert auth.token_recall(raw) is None  # and it was dropped
+
+
+@pytest.mark.postgres
+def test_a_changed_token_never_takes_the_general_path(
+    prod_token: tuple[AgentToken, str], policy: Any
+) -> None:
+    token, raw = prod_token
+    recalled = _kept(token, raw)
+    token_revoke(actor=SYSTEM, token=token)
+    with pytest.raises(StaleCredentialsError):
+        action_decide(token=recalled, data=_data(), recalled=True)
+    assert not Action.objects.exists()
+
+
+@pytest.mark.postgres
+def test_a_revoked_token_is_refused_at_its_next_request(
+    prod_token: tuple[AgentToken, str], policy: Any
+) -> None:
+    token, raw = prod_token
+    _kept(token, raw)
+    assert _decide(raw)[1]["status"] == "allowed"
+    token_revoke(actor=SYSTEM, token=token)
+    with pytest.raises(fastlane._HandOver):  # Django's handler answers 401
+        fastlane._decide(raw, _data(), "", "test-request")
+    assert Action.objects.count() == 1
+    assert auth.token_recall(raw) is None
+
+
+@pytest.mark.postgres
+def test_a_paused_agent_is_refused_at_its_next_request(
+    prod_token: tuple[AgentToken, str], policy: Any, agent: Any
+) -> None:
+    token, raw = prod_token
+    _kept(token, raw)
+    agent_update(actor=SYSTEM, agent=agent, status="paused")
+    with pytest.raises(fastlane._HandOver):  # Django's handler answers 403
+        fastlane._decide(raw, _data(), "", "test-request")
+    assert not Action.objects.exists()
+
+
+@pytest.mark.postgres
+def test_a_kill_switch_halts_the_next_decision(
+    prod_token: tuple[AgentToken, str], policy: Any
+) -> None:
+    token, raw = prod_token
+    _kept(token, raw)
+    killswitch_engage(actor=SYSTEM, target=parse_target("global"), reason="stop")
+    assert _decide(raw)[1]["status"] == "halted"
+
+
+@pytest.mark.postgres
+def test_a_policy_edit_applies_to_the_next_decision(
+    prod_token: tuple[AgentToken, str], policy: Any, agent: Any
+) -> None:
+    token, raw = prod_token
+    _kept(token, raw)
+    first = _decide(raw)[1]
+    policy_object_create(
+        actor=SYSTEM,
+        obj=Rule(agent=agent, name="no refunds today", effect="forbid", action=REFUND),
+    )
+    second = _decide(raw)[1]
+    assert (first["status"], second["status"]) == ("allowed", "denied")
+    assert second["policy_version"] > first["policy_version"]
+    assert "no refunds today" in [reason["name"] for reason in second["reasons"]]
+
+
+@pytest.mark.postgres
+def test_a_new_owner_is_the_next_decisions_owner(
+    prod_token: tuple[AgentToken, str], policy: Any, agent: Any, teammate: Any
+) -> None:
+    token, raw = prod_token
+    _kept(token, raw)
+    policy_object_create(
+        actor=SYSTEM,
+        obj=Rule(
+            agent=agent,
+            name="only the teammate's refunds",
+            effect="forbid",
+            action=REFUND,
+            condition=f"agent.owner != '{teammate.username}'",
+        ),
+    )
+    _kept(token, raw)
+    assert _decide(raw)[1]["status"] == "denied"
+    agent_update(actor=SYSTEM, agent=agent, owner=teammate)
+    assert _decide(raw)[1]["status"] == "allowed"
+
+
+def test_tokens_are_kept_only_where_decision_record_checks_them(
+    prod_token: tuple[AgentToken, str],
+) -> None:
+    _token, raw = prod_token
+    for _ in range(2):
+        auth.token_authenticate(raw, keep=True)
+    assert (auth.token_recall(raw) is not None) == (connection.vendor == "postgresql")
