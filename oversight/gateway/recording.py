@@ -123,7 +123,7 @@ def action_record_at_once(
         idempotency_key,
         body_hash,
         *charge_arrays(charges, now),
-        [str(amount) for _, amount in charges],
+        prepared.array_literal(amount for _, amount in charges),
         *audit_params,
         *credentials,
     ]

@@ -8,13 +8,31 @@ whether it came with the page or over the socket.
 
 from __future__ import annotations
 
-from django.urls import reverse
+import uuid
+from functools import lru_cache
+
+from django.urls import get_script_prefix, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
 
 from oversight.gateway.models import Action
+
+_SOME_ID = uuid.UUID(int=0)
+
+
+@lru_cache(maxsize=64)
+def _action_url_parts(script_prefix: str) -> tuple[str, str]:
+    """An action's URL around its id: a row is built for every decision, and resolving
+    the URL pattern each time cost as much as the rest of the row."""
+    head, _, tail = reverse("approvals:action", args=[_SOME_ID]).partition(str(_SOME_ID))
+    return head, tail
+
+
+@lru_cache(maxsize=4096)
+def _agent_url(script_prefix: str, slug: str) -> str:
+    return reverse("agents:detail", args=[slug])
 
 
 def feed_cells(action: Action, *, swap: bool = False) -> SafeString:
@@ -34,9 +52,9 @@ def feed_cells(action: Action, *, swap: bool = False) -> SafeString:
         mark_safe(' hx-swap-oob="true"') if swap else "",
         created.isoformat(),
         created.strftime("%H:%M:%S"),
-        reverse("agents:detail", args=[action.agent.slug]),
+        _agent_url(get_script_prefix(), action.agent.slug),
         action.agent.name,
-        reverse("approvals:action", args=[action.pk]),
+        str(action.pk).join(_action_url_parts(get_script_prefix())),
         action.action,
         Truncator(action.resource).chars(48),
         action.status,

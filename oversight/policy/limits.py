@@ -120,14 +120,15 @@ def charge_plan(
     return todo, exceeded
 
 
-def charge_arrays(todo: list[tuple[Limit, Decimal]], now: dt.datetime) -> list[list[Any]]:
-    """The arguments of PostgreSQL's ``limits_charge`` (policy/charge_sql.py) for ``todo``."""
+def charge_arrays(todo: list[tuple[Limit, Decimal]], now: dt.datetime) -> list[str]:
+    """The arguments of PostgreSQL's ``limits_charge`` (policy/charge_sql.py) for ``todo``,
+    as array literals."""
     return [
-        [limit.pk for limit, _ in todo],
-        [window_start(now, limit.window_seconds) for limit, _ in todo],
-        [amount for _, amount in todo],
-        [limit.max_count for limit, _ in todo],
-        [limit.max_sum for limit, _ in todo],
+        prepared.array_literal(limit.pk for limit, _ in todo),
+        prepared.array_literal(window_start(now, limit.window_seconds) for limit, _ in todo),
+        prepared.array_literal(amount for _, amount in todo),
+        prepared.array_literal(limit.max_count for limit, _ in todo),
+        prepared.array_literal(limit.max_sum for limit, _ in todo),
     ]
 
 

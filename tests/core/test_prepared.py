@@ -48,3 +48,24 @@ def test_statements_show_in_djangos_query_log() -> None:
         prepared.fetch_one("SELECT %s * 5", [2])
     assert queries.captured_queries[-1]["sql"].startswith("SELECT ")  # SQLite fills in 2
     assert queries.captured_queries[-1]["sql"].endswith(" * 5")
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_array_literals_come_back_as_the_values() -> None:
+    import datetime as dt
+    from decimal import Decimal
+
+    when = dt.datetime(2026, 11, 24, 5, 30, tzinfo=dt.UTC)
+    texts = ['say "hi"', "back\\slash", "a,b", "{braces}", "", "NULL", " spaced "]
+    row = prepared.fetch_one(
+        "SELECT %s::bigint[], %s::numeric[], %s::timestamptz[], %s::text[]",
+        [
+            prepared.array_literal([1, None, 3]),
+            prepared.array_literal([Decimal("1.50"), Decimal("1E+2"), None]),
+            prepared.array_literal([when]),
+            prepared.array_literal(texts),
+        ],
+    )
+    assert row == ([1, None, 3], [Decimal("1.50"), Decimal("100"), None], [when], texts)
+    assert prepared.fetch_one("SELECT %s::int[]", [prepared.array_literal([])]) == ([],)

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from django.template.loader import render_to_string
+from django.urls import reverse, set_script_prefix
 
 from oversight.gateway.models import Action
 from oversight.live import rows
@@ -56,3 +57,19 @@ def test_the_page_renders_the_same_row(agent: Any) -> None:
     action = _action(agent)
     table = render_to_string("live/_feed_table.html", {"actions": [action], "feed_id": "f"})
     assert rows.feed_cells(action) in table
+
+
+@pytest.mark.django_db
+def test_the_links_are_the_agents_and_the_actions_pages_under_the_script_prefix(
+    agent: Any,
+) -> None:
+    action = _action(agent)
+    try:
+        for prefix in ("/", "/oversight/"):
+            set_script_prefix(prefix)
+            html = rows.feed_cells(action)
+            assert f'href="{reverse("agents:detail", args=[agent.slug])}"' in html
+            assert f'href="{reverse("approvals:action", args=[action.pk])}"' in html
+            assert f'href="{prefix}' in html
+    finally:
+        set_script_prefix("/")
