@@ -125,6 +125,8 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 20}
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Threads per web process that run agents' decisions (oversight/gateway/fastlane.py).
+DECISION_THREADS = envint("DECISION_THREADS", 3, minimum=1)
 
 # --- Redis: channel layer, Celery, cache --------------------------------------
 REDIS_URL = envstr("REDIS_URL")

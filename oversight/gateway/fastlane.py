@@ -5,7 +5,10 @@ limits an Oversight server. Through Django's ASGI handler a request pays for the
 middleware stack (sessions, CSRF, auth, messages: each hook a hop to a thread), URL
 resolution, two signals and django-ninja's parsing, about 1.5 ms of CPU before the
 decision starts. The fast lane takes the request straight from the ASGI server and
-spends one hop to a worker thread, where the decision runs.
+spends one hop to a worker thread, where the decision runs: one of a few threads of its
+own (``DECISION_THREADS``), since decisions mostly wait on PostgreSQL, which takes them
+one at a time on the agent's limit counters and the audit chain; with more threads than
+that, switching between them and contention in the database cost more than they gave.
 
 It is only a transport. The decision is the same service (``services.action_decide``),
 the input is validated by the same schema, the answer is rendered by the same API
@@ -19,12 +22,15 @@ active agent. See docs/decisions/0006-decision-fast-lane.md.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import io
 import logging
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.core.handlers.asgi import ASGIHandler, ASGIRequest
 from django.db import close_old_connections
@@ -111,7 +117,7 @@ class DecisionFastLane:
     def __init__(self, django_app: ASGIHandler) -> None:
         self.django_app = django_app
         self.security = SecurityMiddleware(lambda request: HttpResponse())
-        self.decide = sync_to_async(_decide, thread_sensitive=False)
+        self.threads = ThreadPoolExecutor(settings.DECISION_THREADS, thread_name_prefix="decide")
         self.loop_bound = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -150,8 +156,14 @@ class DecisionFastLane:
         except ValidationError:
             raise _HandOver from None
         request_id = incoming_request_id(request)
-        outcome = await self.decide(
-            raw_token, services.ActionInput(**payload.dict()), key, request_id
+        outcome = await asyncio.get_running_loop().run_in_executor(
+            self.threads,
+            contextvars.copy_context().run,
+            _decide,
+            raw_token,
+            services.ActionInput(**payload.dict()),
+            key,
+            request_id,
         )
         if isinstance(outcome, HttpResponse):
             response = outcome
