@@ -70,6 +70,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path[:0] = [str(BENCH), str(ROOT)]
 
+import paced  # noqa: E402
 from decide import (  # noqa: E402
     VENV_BIN,
     CpuMeter,
@@ -511,84 +512,15 @@ class SocketClient:
 
 
 async def drive(base: str, token: str, rate: float, seconds: float, tag: str, out: Path) -> None:
-    """POST /api/v1/actions at a fixed rate over keep-alive connections; request i is
-    sent at start + i/rate on an idle connection (a late one is recorded as late)."""
-    host, port = base.removeprefix("http://").split(":")
-    pool: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
-    for _ in range(48):
-        pool.put_nowait(await asyncio.open_connection(host, int(port)))
-    head = (
-        f"POST /api/v1/actions HTTP/1.1\r\nHost: {host}:{port}\r\n"
-        f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
-    ).encode()
-    rows: list[list[Any]] = []
-    errors: Counter[str] = Counter()
+    """POST /api/v1/actions at a fixed rate (bench/paced.py): every HELD_EVERY-th is held."""
+    host = base.removeprefix("http://")
+    auth = {"Authorization": f"Bearer {token}"}
 
-    async def one(i: int, scheduled: float, conn: tuple[Any, Any]) -> None:
-        reader, writer = conn
+    def request(i: int) -> bytes:
         body = refund_body(tag, i, held=i % HELD_EVERY == HELD_EVERY - 1)
-        sent = time.monotonic()
-        try:
-            writer.write(head + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
-            headers = await reader.readuntil(b"\r\n\r\n")
-            status = int(headers[9:12])
-            answer = json.loads(await read_body(reader, headers))
-            done = time.monotonic()
-            rows.append(
-                [
-                    i,
-                    sent - scheduled,
-                    done - sent,
-                    status,
-                    answer.get("id"),
-                    answer.get("status"),
-                    sent - start,
-                ]
-            )
-            pool.put_nowait(conn)
-        except Exception as exc:  # counted; the connection is replaced
-            errors[f"{type(exc).__name__}: {exc}"[:120]] += 1
-            writer.close()
-            pool.put_nowait(await asyncio.open_connection(host, int(port)))
+        return paced.post(host, "/api/v1/actions", body, auth)
 
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    cpu0 = usage.ru_utime + usage.ru_stime
-    start = time.monotonic() + 0.1
-    tasks = []
-    for i in range(int(rate * seconds)):
-        scheduled = start + i / rate
-        delay = scheduled - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        conn = await pool.get()
-        tasks.append(asyncio.create_task(one(i, scheduled, conn)))
-    await asyncio.gather(*tasks)
-    elapsed = time.monotonic() - start
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    out.write_text(
-        json.dumps(
-            {
-                "rows": rows,
-                "errors": dict(errors),
-                "seconds": elapsed,
-                "cpu_s": usage.ru_utime + usage.ru_stime - cpu0,
-            }
-        )
-    )
-
-
-async def read_body(reader: asyncio.StreamReader, headers: bytes) -> bytes:
-    """A response body, with Content-Length or chunked (the decision fast lane's answers
-    carry no Content-Length, so uvicorn chunks them)."""
-    length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", headers)
-    if length:
-        return await reader.readexactly(int(length[1]))
-    chunks = []
-    while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
-        chunks.append(await reader.readexactly(size))
-        await reader.readexactly(2)
-    await reader.readuntil(b"\r\n")  # no trailers
-    return b"".join(chunks)
+    out.write_text(json.dumps(await paced.drive(base, request, rate, seconds)))
 
 
 def drive_summary(data: dict[str, Any], rate: float) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from tests.gateway.helpers import decide, grant_refunds, hold_large_refunds, ref
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 import live
+import paced
 
 
 async def _fragments(channel: str, count: int) -> list[tuple[str, str]]:
@@ -112,6 +113,6 @@ def test_read_body_with_a_length_or_chunked(head: bytes, body: bytes) -> None:
         reader = asyncio.StreamReader()
         reader.feed_data(head + body + b"HTTP/1.1 next")
         headers = await reader.readuntil(b"\r\n\r\n")
-        return await live.read_body(reader, headers)
+        return await paced.read_body(reader, headers)
 
     assert asyncio.run(read()) == b'{"a":1}'
