@@ -1,12 +1,13 @@
 #!/usr/bin/env python
 """An open-loop load generator: requests at a fixed rate, evenly spaced.
 
-Request i is due at start + i/rate and is sent then on an idle keep-alive connection
-(more are opened when none is idle), whatever happened to the earlier ones. So a slow
-answer does not hold the next requests back, and a request's latency is counted from
-when it was due, not from when it could be sent ("coordinated omission" would otherwise
-hide the stalls). That is what "p99 at a fixed 500 requests/s" means; hey's fixed rate
-(-c 50 -q 10) is 50 workers firing together every 100 ms, which measures bursts of 50.
+Request i is due at start + i/rate and is sent then on the longest idle of the
+keep-alive connections (more are opened when none is idle), whatever happened to the
+earlier ones. So a slow answer does not hold the next requests back, and a request's
+latency is counted from when it was due, not from when it could be sent ("coordinated
+omission" would otherwise hide the stalls). That is what "p99 at a fixed 500
+requests/s" means; hey's fixed rate (-c 50 -q 10) is 50 workers firing together every
+100 ms, which measures bursts of 50.
 
 Used by bench/decide.py (decisions and /ping at 500/s) and bench/live.py (actions at
 200/s). As a command, for the benchmarks' subprocesses:
@@ -23,7 +24,7 @@ import json
 import re
 import resource
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -68,14 +69,16 @@ async def drive(
     Each row: [i, sent - due, answered - sent, status, answer's "id", answer's "status",
     sent - start] (seconds); errors are counted and their connection replaced."""
     host, port = base.removeprefix("http://").split(":")
-    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = [
-        await asyncio.open_connection(host, int(port)) for _ in range(connections)
-    ]
+    # Taken in turn (first in, first out), so the requests spread over all connections
+    # and so over the server's workers, as they would from many clients.
+    idle: deque[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = deque(
+        [await asyncio.open_connection(host, int(port)) for _ in range(connections)]
+    )
     rows: list[list[Any]] = []
     errors: Counter[str] = Counter()
 
     async def one(i: int, due: float) -> None:
-        conn = idle.pop() if idle else await asyncio.open_connection(host, int(port))
+        conn = idle.popleft() if idle else await asyncio.open_connection(host, int(port))
         reader, writer = conn
         sent = time.monotonic()
         try:
