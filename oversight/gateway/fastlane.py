@@ -171,6 +171,7 @@ class DecisionFastLane:
             status, data = outcome
             response = api.create_response(request, data, status=status)
         response[REQUEST_ID_HEADER] = request_id
+        response["Content-Length"] = str(len(response.content))  # as Django's CommonMiddleware
         return self.security.process_response(request, response)
 
 

@@ -162,6 +162,8 @@ def test_the_request_id_and_security_headers_are_kept(live_agent: LiveAgent) -> 
     assert response.headers["X-Request-ID"] == "trace-42"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert response.headers["Referrer-Policy"] == "same-origin"
+    assert response.headers["Content-Length"] == str(len(response.content))
+    assert "Transfer-Encoding" not in response.headers
     event = AuditEvent.objects.get(verb="action.decided")
     assert event.request_id == "trace-42"
 
