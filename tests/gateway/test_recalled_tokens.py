@@ -10,11 +10,14 @@ requests, and require the next answer to follow the change.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from django.db import connection
+from django.http import HttpResponse
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -192,3 +195,48 @@ def test_tokens_are_kept_only_where_decision_record_checks_them(
     for _ in range(2):
         auth.token_authenticate(raw, keep=True)
     assert (auth.token_recall(raw) is not None) == (connection.vendor == "postgresql")
+
+
+@contextmanager
+def _table_missing(table: str) -> Iterator[None]:
+    """A real database failure: the table is renamed away, then back."""
+    with connection.cursor() as cursor:
+        cursor.execute(f'ALTER TABLE "{table}" RENAME TO "{table}_away"')
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f'ALTER TABLE "{table}_away" RENAME TO "{table}"')
+
+
+def _failed(raw: str) -> dict[str, Any]:
+    outcome = fastlane._decide(raw, _data(), "", "test-request")
+    assert isinstance(outcome, HttpResponse), outcome
+    assert outcome.status_code == 500
+    return json.loads(outcome.content)
+
+
+@pytest.mark.postgres
+def test_a_database_failure_while_authenticating_is_an_error_never_an_allow(
+    prod_token: tuple[AgentToken, str], policy: Any
+) -> None:
+    _token, raw = prod_token
+    with _table_missing(AgentToken._meta.db_table):
+        body = _failed(raw)
+    assert body["error"]["code"] == "internal_error"
+    assert "do not act" in body["error"]["message"]
+    assert not Action.objects.exists()
+
+
+@pytest.mark.postgres
+def test_a_database_failure_while_writing_a_recalled_decision_is_an_error_never_an_allow(
+    prod_token: tuple[AgentToken, str], policy: Any
+) -> None:
+    token, raw = prod_token
+    _kept(token, raw)
+    _decide(raw)
+    with _table_missing(Action._meta.db_table):
+        body = _failed(raw)
+    assert body["error"]["code"] == "internal_error"
+    assert Action.objects.count() == 1  # the first decision only
+    assert _decide(raw)[1]["status"] == "allowed"  # and the next one is decided again
