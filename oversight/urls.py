@@ -4,6 +4,7 @@ from django.urls import include, path
 
 from oversight.core import views as core_views
 from oversight.gateway.api import api as agent_api
+from oversight.reviews.views import team_settings_view
 
 urlpatterns = [
     path("", core_views.home, name="home"),
@@ -21,6 +22,7 @@ urlpatterns = [
     path("killswitch/", include("oversight.killswitch.urls")),
     path("teams/<slug:slug>/", core_views.team_detail, name="team"),
     path("teams/<slug:slug>/notifications/", include("oversight.notifications.urls")),
+    path("teams/<slug:slug>/reviews/", team_settings_view, name="team-reviews"),
     path("inbox/", include("oversight.notifications.inbox_urls")),
     path("reviews/", include("oversight.reviews.urls")),
     path("monitoring/", include("oversight.monitoring.urls")),

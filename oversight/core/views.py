@@ -138,6 +138,7 @@ def overview_panels_view(request: HttpRequest) -> HttpResponse:
 @require_GET
 def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
     team = team_list(user=request.user).filter(slug=slug).first()
+    member = team is not None  # or an admin; not a reviewer who only sees some agents
     visible = agents_with_perm(user=request.user).filter(team__slug=slug).select_related("owner")
     if team is None and visible.exists():
         team = visible.first().team  # a reviewer granted some of the team's agents
@@ -146,6 +147,7 @@ def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
     target = Target(Scope.TEAM, team=team)
     context = {
         "team": team,
+        "member": member,
         "agents": visible.order_by("name"),
         "switch": switch_for(target),
         "can_press": can_press(request.user, target),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django import forms
 
+from oversight.accounts.models import Team
+from oversight.accounts.services import REVIEW_SETTINGS
 from oversight.reviews.services import MAX_NOTES
 
 
@@ -42,3 +44,20 @@ class RetireForm(forms.Form):
         if not reason:
             raise forms.ValidationError("Say why the agent is retired.")
         return reason
+
+
+class TeamReviewSettingsForm(forms.ModelForm):
+    """The periods the review, ownership and retirement jobs use for a team; the checks
+    across fields are the model's (run by the service)."""
+
+    class Meta:
+        model = Team
+        fields = list(REVIEW_SETTINGS)
+        labels = {
+            "review_reminder_days": "Reminder before a review is due",
+            "review_grace_days": "Tell the admins once a review is overdue by",
+            "review_pause_after_days": "Pause the agent once its review is overdue by",
+            "owner_grace_days": "Pause an unowned agent after",
+            "inactivity_retire_days": "Retire an agent idle for",
+            "retirement_notice_days": "Notice before retiring an idle agent",
+        }

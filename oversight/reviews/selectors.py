@@ -10,10 +10,12 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
+from django.http import Http404
 from django.utils import timezone
 
 from oversight.accounts import roles
 from oversight.accounts.models import Team
+from oversight.accounts.selectors import team_list
 from oversight.agents.constants import CHANGE, AgentStatus
 from oversight.agents.models import Agent
 from oversight.agents.permissions import user_has_agent_perm
@@ -197,3 +199,11 @@ def agents_with_last_activity() -> QuerySet[Agent]:
         .annotate(last_activity=Coalesce(Subquery(latest[:1]), "created_at"))
         .select_related("owner", "team")
     )
+
+
+def team_for_review_settings(*, user: Any, slug: str) -> Team:
+    """The team, for a user who may see it (admins: any; others: their own), else 404."""
+    team = team_list(user=user).filter(slug=slug).first()
+    if team is None:
+        raise Http404("No such team.")
+    return team

@@ -1,5 +1,5 @@
 """Reviews in the browser: the list, an agent's review page, removing grants, the outcome,
-and retiring an agent."""
+retiring an agent, and a team's review periods."""
 
 from __future__ import annotations
 
@@ -7,18 +7,20 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from oversight.accounts import roles
+from oversight.accounts.services import team_review_settings_update
 from oversight.agents.access import get_agent_for_user
 from oversight.agents.constants import CHANGE
 from oversight.agents.models import Agent
 from oversight.audit.actors import Actor
 from oversight.reviews import selectors, services
-from oversight.reviews.forms import RecertifyForm, RetireForm
+from oversight.reviews.forms import RecertifyForm, RetireForm, TeamReviewSettingsForm
 
 
 @login_required
@@ -130,3 +132,27 @@ def agent_retire_view(request: HttpRequest, slug: str) -> HttpResponse:
             return redirect("reviews:agent" if from_review else "agents:detail", slug=agent.slug)
     context = _context(request, agent, retire_form=form)
     return render(request, "reviews/page.html", context, status=422)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def team_settings_view(request: HttpRequest, slug: str) -> HttpResponse:
+    """The team's review periods: every member sees them, admins change them (403 for
+    anyone else's change; 404 outside the team)."""
+    team = selectors.team_for_review_settings(user=request.user, slug=slug)
+    can_change = roles.is_admin(request.user)
+    if request.method == "POST" and not can_change:
+        raise PermissionDenied("Only admins change a team's review periods.")
+    form = TeamReviewSettingsForm(request.POST or None, instance=team)
+    if request.method == "POST" and form.is_valid():
+        try:
+            team_review_settings_update(
+                actor=Actor.for_user(request.user), team=team, **form.cleaned_data
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, f"Review periods of {team.name} saved.")
+            return redirect("team-reviews", slug=team.slug)
+    context = {"team": team, "form": form, "can_change": can_change}
+    return render(request, "reviews/team_settings.html", context)
