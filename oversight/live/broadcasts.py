@@ -52,6 +52,18 @@ def action_changed(action_id: uuid.UUID, *, created: bool, action: Action | None
         )
 
 
+# Alert lists re-read themselves when this lands (static/js/oversight.js): an alert row
+# depends on the list's filters, so the page asks for its own table.
+_ALERTS_CHANGED = '<div id="alerts-changed" hx-swap-oob="true" hidden></div>'
+
+
+def alert_changed(agent_id: int) -> None:
+    """An alert of the agent opened, changed or was resolved."""
+    publish.send(
+        groups.agent_feed(agent_id), html=_ALERTS_CHANGED, audience="feed", agent_ids=[agent_id]
+    )
+
+
 def killswitch_changed(switch_id: int) -> None:
     switch = KillSwitch.objects.select_related("team", "agent").filter(pk=switch_id).first()
     if switch is None:

@@ -24,6 +24,8 @@ from oversight.agents.permissions import user_has_agent_perm
 from oversight.audit import verbs
 from oversight.audit.actors import Actor
 from oversight.audit.services import audit_record
+from oversight.live import broadcasts
+from oversight.live.publish import after_commit
 from oversight.monitoring.constants import (
     MAX_EVIDENCE_ACTIONS,
     SEVERITY_RANK,
@@ -106,6 +108,7 @@ def alert_raise(*, finding: Finding, now: dt.datetime) -> tuple[Alert, bool]:
             agent_id=agent.pk,
         )
         _notify_opened(agent, alert, response)
+        _announce(agent.pk)
         return alert, True
 
     before = _alert_state(alert)
@@ -132,7 +135,13 @@ def alert_raise(*, finding: Finding, now: dt.datetime) -> tuple[Alert, bool]:
             after={**_alert_state(alert), **finding.numbers},
             agent_id=agent.pk,
         )
+    _announce(agent.pk)
     return alert, False
+
+
+def _announce(agent_id: int) -> None:
+    """After the commit: open alert lists of people who see the agent re-read themselves."""
+    after_commit(lambda: broadcasts.alert_changed(agent_id))
 
 
 def _respond(agent: Agent, alert: Alert) -> str:
@@ -255,6 +264,7 @@ def alert_acknowledge(*, user: Any, alert_id: int, now: dt.datetime) -> Alert:
         after=_alert_state(alert),
         agent_id=agent.pk,
     )
+    _announce(agent.pk)
     return alert
 
 
@@ -280,4 +290,5 @@ def alert_resolve(*, user: Any, alert_id: int, now: dt.datetime) -> Alert:
         agent_id=agent.pk,
     )
     _agent_hold_clear_if_done(actor=actor, agent=agent)
+    _announce(agent.pk)
     return alert

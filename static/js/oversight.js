@@ -38,3 +38,11 @@
   document.addEventListener("htmx:oobAfterSwap", sortQueue);
   document.addEventListener("htmx:wsAfterMessage", sortQueue);
 })();
+
+// An alert changed (live/broadcasts.py: alert_changed swaps #alerts-changed in): the
+// alert list re-reads its table, with its filters.
+(function () {
+  document.addEventListener("htmx:load", function (event) {
+    if (event.target.id === "alerts-changed") htmx.trigger(document.body, "alerts-changed");
+  });
+})();

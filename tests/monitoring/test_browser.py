@@ -9,12 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from oversight.gateway.constants import ActionStatus
 from oversight.monitoring.jobs import monitoring_run
 from oversight.monitoring.models import Alert
+from oversight.monitoring.services import Finding, alert_raise, alert_resolve
 from tests.monitoring.helpers import actions_at
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -96,3 +98,39 @@ def test_a_viewer_reads_but_cannot_act(page: Page, live_url: str, alerts: Any) -
     expect(page.locator("#alert-status")).to_contain_text("owner, its reviewers and admins")
     expect(page.get_by_role("button", name="Resolve")).to_have_count(0)
     shot(page, "5-viewer")
+
+
+def test_the_alert_list_follows_alerts_as_they_open_and_close(
+    page: Page, live_url: str, alerts: Any, owner: Any, other_agent: Any
+) -> None:
+    volume, denials = alerts
+    log_in(page, live_url, "alice")
+    page.goto(f"{live_url}/monitoring/?status=unresolved")
+    rows = page.locator("#alert-table tbody tr")
+    expect(rows).to_have_count(2)
+    page.evaluate("window.sameDocument = true")  # gone if the page were loaded again
+
+    alert_resolve(user=owner, alert_id=denials.pk, now=timezone.now())
+    expect(rows).to_have_count(1)
+    expect(page.locator("#alert-table")).not_to_contain_text(denials.title)
+
+    finding = Finding(
+        agent_id=volume.agent_id,
+        kind="new_resource",
+        severity="warning",
+        dedupe_key="live-test",
+        title="Refund bot touched a new kind of resource",
+        numbers={"family": "s3:bucket"},
+    )
+    with transaction.atomic():
+        alert_raise(finding=finding, now=timezone.now())
+    expect(rows).to_have_count(2)
+    expect(page.locator("#alert-table")).to_contain_text(finding.title)
+    # Someone else's agent: nothing this user may see, so nothing changes.
+    other = Finding(**{**finding.__dict__, "agent_id": other_agent.pk, "title": "Not Alice's"})
+    with transaction.atomic():
+        alert_raise(finding=other, now=timezone.now())
+    page.wait_for_timeout(1000)
+    expect(rows).to_have_count(2)
+    assert page.evaluate("window.sameDocument") is True
+    shot(page, "6-live-list")
