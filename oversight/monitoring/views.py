@@ -64,6 +64,8 @@ def _detail_context(request: HttpRequest, alert: Alert, **extra: Any) -> dict[st
 @require_GET
 def alert_detail(request: HttpRequest, pk: int) -> HttpResponse:
     alert = selectors.alert_get(user=request.user, pk=pk)
+    if request.htmx:  # the status box re-reading itself after a change (live)
+        return render(request, "monitoring/_alert_status.html", _detail_context(request, alert))
     numbers = {
         key.replace("_", " "): ", ".join(map(str, value)) if isinstance(value, list) else value
         for key, value in alert.evidence.items()

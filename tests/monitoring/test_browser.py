@@ -16,7 +16,7 @@ from playwright.sync_api import Page, expect
 from oversight.gateway.constants import ActionStatus
 from oversight.monitoring.jobs import monitoring_run
 from oversight.monitoring.models import Alert
-from oversight.monitoring.services import Finding, alert_raise, alert_resolve
+from oversight.monitoring.services import Finding, alert_acknowledge, alert_raise, alert_resolve
 from tests.monitoring.helpers import actions_at
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -134,3 +134,20 @@ def test_the_alert_list_follows_alerts_as_they_open_and_close(
     expect(rows).to_have_count(2)
     assert page.evaluate("window.sameDocument") is True
     shot(page, "6-live-list")
+
+
+def test_an_alerts_page_follows_its_status(
+    page: Page, live_url: str, alerts: Any, owner: Any
+) -> None:
+    _volume, denials = alerts
+    log_in(page, live_url, "carol")  # a viewer: sees the alert, cannot act on it
+    page.goto(f"{live_url}/monitoring/alerts/{denials.pk}/")
+    status = page.locator("[data-alert-status]")
+    expect(status).to_have_text("Open")
+    page.evaluate("window.sameDocument = true")
+
+    alert_acknowledge(user=owner, alert_id=denials.pk, now=timezone.now())
+    expect(status).to_have_text("Acknowledged")
+    alert_resolve(user=owner, alert_id=denials.pk, now=timezone.now())
+    expect(status).to_have_text("Resolved")
+    assert page.evaluate("window.sameDocument") is True
