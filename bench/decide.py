@@ -29,8 +29,8 @@ What it does, all on 127.0.0.1:
    and the load generator (and what other processes on the machine used meanwhile), the
    server's memory (RSS and PSS summed over the uvicorn processes, from /proc) before and
    after, PostgreSQL's commits and WAL fsyncs per second, a sample of what the database
-   backends wait on, the SQL statements of one decision, how long one decision holds the
-   limit-counter rows and the audit lock, and runs `manage.py audit_verify` at the end.
+   backends wait on, and the SQL statements of one warm decision, and runs
+   `manage.py audit_verify` at the end.
 5. Prints a summary table and writes bench/results/decide-<date>.json.
 
 Each measurement waits (briefly) for a quiet machine, and is repeated once when other
@@ -43,7 +43,6 @@ Needs wrk and hey (Debian packages; installed with apt-get when missing and root
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import csv
 import datetime as dt
@@ -498,130 +497,29 @@ def setup_data() -> dict[str, Any]:
 
 
 def count_queries(raw_token: str) -> dict[str, Any]:
-    """Runs in a subprocess (--count-queries): the SQL of one warm decision, via the test
-    client. Django does not see the pool's connection check, so add one round trip."""
+    """Runs in a subprocess (--count-queries): the SQL of one warm decision as the fast
+    lane makes it (its work function, in process): the policy compiled, the token kept."""
     import django
 
     django.setup()
     from django.db import connection
-    from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
-    client = Client(HTTP_HOST="127.0.0.1")
-    body = json.loads(HEY_BODY)
+    from oversight.gateway import fastlane, services
+
     captured: list[dict[str, Any]] = []
-    for i in range(5):  # the last one is warm: policy compiled, last_used_at fresh
+    for i in range(5):  # the last one is warm
+        body = json.loads(HEY_BODY)
         body["resource"] = f"stripe:charge/ch_count_{i}"
         body["params"]["charges"] = [f"ch_count_{i}"]
         with CaptureQueriesContext(connection) as ctx:
-            response = client.post(
-                "/api/v1/actions",
-                data=json.dumps(body),
-                content_type="application/json",
-                HTTP_AUTHORIZATION=f"Bearer {raw_token}",
-            )
-        assert response.status_code == 201, response.content
+            outcome = fastlane._decide(raw_token, services.ActionInput(**body), "", "bench")
+        assert isinstance(outcome, tuple) and outcome[0] == 201, outcome
         captured = list(ctx.captured_queries)
     return {
         "statements": len(captured),
         "sql": [" ".join(q["sql"].split())[:150] for q in captured],
     }
-
-
-def hold_times(raw_token: str, rounds: int = 400) -> dict[str, Any]:
-    """Runs in a subprocess (--hold-times): how long one decision holds the shared locks,
-    uncontended (one decision at a time, in process, on one connection; "decision" is the
-    whole service call, with what runs after commit).
-
-    counter rows: from the first limit charge (the rows are locked by it) to the end of
-    COMMIT; audit lock: from pg_advisory_xact_lock granted to the end of COMMIT. Every
-    decision in the system queues for both, so 1/hold time is a ceiling on decisions/s.
-    Wraps internals by name; reports what it could not find instead of failing.
-    """
-    import django
-
-    django.setup()
-    from asgiref.sync import sync_to_async
-    from django.db.backends.postgresql.base import DatabaseWrapper
-
-    import oversight.audit.services as audit_services
-    import oversight.gateway.services as gateway
-    from oversight.gateway.auth import token_authenticate
-
-    marks: dict[str, float] = {}
-    missing = [
-        name
-        for module, name in (
-            (gateway, "limits_consume"),
-            (gateway, "action_decide"),
-            (audit_services, "_lock_chain_head"),
-        )
-        if not hasattr(module, name)
-    ]
-    if missing:
-        return {"unavailable": f"not found: {', '.join(missing)}"}
-    consume, lock, commit = (
-        gateway.limits_consume,
-        audit_services._lock_chain_head,
-        DatabaseWrapper.commit,
-    )
-
-    def consume_marked(**kwargs: Any) -> Any:
-        marks.setdefault("counters", time.perf_counter())
-        return consume(**kwargs)
-
-    def lock_marked() -> None:
-        lock()
-        marks["audit_lock"] = time.perf_counter()
-
-    def commit_marked(self: Any) -> None:
-        commit(self)
-        marks["committed"] = time.perf_counter()
-
-    gateway.limits_consume = consume_marked
-    audit_services._lock_chain_head = lock_marked
-    DatabaseWrapper.commit = commit_marked  # type: ignore[method-assign]
-    samples: dict[str, list[float]] = {"decision": [], "counter_rows": [], "audit_lock": []}
-
-    def decide_all() -> None:
-        for i in range(rounds):
-            one(i)
-
-    def one(i: int) -> None:
-        marks.clear()
-        started = time.perf_counter()
-        token = token_authenticate(raw_token)
-        data = gateway.ActionInput(
-            action="payments.refund",
-            resource=f"stripe:charge/ch_hold_{i}",
-            params={"amount": 120, "charges": [f"ch_hold_{i}"], "currency": "usd"},
-        )
-        gateway.action_decide(token=token, data=data)
-        ended = time.perf_counter()
-        if i < 50:
-            return  # warm-up
-        samples["decision"].append(ended - started)
-        if "committed" in marks and "counters" in marks:
-            samples["counter_rows"].append(marks["committed"] - marks["counters"])
-        if "committed" in marks and "audit_lock" in marks:
-            samples["audit_lock"].append(marks["committed"] - marks["audit_lock"])
-
-    # As in the server: sync code in a worker thread while an event loop runs (what runs
-    # after commit, such as a live broadcast, hops to that loop as it does there).
-    asyncio.run(sync_to_async(decide_all)())
-
-    def summary(values: list[float]) -> dict[str, float]:
-        values = sorted(v * 1000 for v in values)
-        return {
-            "p50_ms": round(percentile(values, 50), 3),
-            "p90_ms": round(percentile(values, 90), 3),
-        }
-
-    out: dict[str, Any] = {k: summary(v) for k, v in samples.items() if v}
-    for key in ("counter_rows", "audit_lock"):
-        if key in out:
-            out[key]["ceiling_per_s"] = round(1000 / out[key]["p50_ms"])
-    return out
 
 
 # --- the server -----------------------------------------------------------------------
@@ -1345,13 +1243,7 @@ def print_summary(report: dict[str, Any]) -> None:
     )
     q = report.get("queries_per_decision", {})
     if q:
-        print(f"SQL statements per decision (warm, Django's count): {q['statements']}")
-    holds = report.get("hold_times", {})
-    if "audit_lock" in holds:
-        print(
-            f"Uncontended hold times: counter rows {holds['counter_rows']['p50_ms']} ms, audit "
-            f"lock {holds['audit_lock']['p50_ms']} ms (p50); one decision {holds['decision']}"
-        )
+        print(f"SQL statements per warm decision (Django's count): {q['statements']}")
     print(f"Audit chain after the run: {report['audit_verify']['output']}")
     print(f"Actions by status: {report['actions_by_status']}")
 
@@ -1393,7 +1285,6 @@ def main() -> None:
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results")
     parser.add_argument("--setup-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--count-queries", metavar="TOKEN", help=argparse.SUPPRESS)
-    parser.add_argument("--hold-times", metavar="TOKEN", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.setup_only:  # subprocess modes, with the environment set by the parent
@@ -1401,9 +1292,6 @@ def main() -> None:
         return
     if args.count_queries:
         print("BENCH_JSON " + json.dumps(count_queries(args.count_queries)))
-        return
-    if args.hold_times:
-        print("BENCH_JSON " + json.dumps(hold_times(args.hold_times)))
         return
 
     if args.quick:
@@ -1453,24 +1341,13 @@ def main() -> None:
         for i, config in enumerate(configs):
             report["configs"].append(measure_config(pg, config, work, token, runner, i == 0))
 
-        say("SQL of one decision (test client, in process)")
+        say("SQL of one decision (the fast lane's work, in process)")
         out = run(
             [sys.executable, __file__, "--count-queries", token],
             cwd=ROOT,
             env=project_env(pg, DB_POOL_MAX="4"),
         ).stdout
         report["queries_per_decision"] = json.loads(out.split("BENCH_JSON ", 1)[1])
-
-        say("lock hold times of one decision, uncontended (in process)")
-        try:
-            out = run(
-                [sys.executable, __file__, "--hold-times", token],
-                cwd=ROOT,
-                env=project_env(pg, DB_POOL_MAX="4"),
-            ).stdout
-            report["hold_times"] = json.loads(out.split("BENCH_JSON ", 1)[1])
-        except subprocess.CalledProcessError as exc:  # best effort: internals may change
-            report["hold_times"] = {"unavailable": exc.stderr[-500:]}
 
         say("audit_verify")
         started = time.monotonic()
