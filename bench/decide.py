@@ -67,6 +67,7 @@ from pathlib import Path
 from typing import Any
 
 import paced
+from paced import percentile
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -125,13 +126,6 @@ def pg_bin() -> Path:
     if not found:
         sys.exit("PostgreSQL is not installed: apt-get install -y postgresql")
     return found[-1].parent
-
-
-def percentile(sorted_values: list[float], pct: float) -> float:
-    if not sorted_values:
-        return float("nan")
-    index = min(len(sorted_values) - 1, max(0, round(pct / 100 * len(sorted_values)) - 1))
-    return sorted_values[index]
 
 
 # --- PostgreSQL -----------------------------------------------------------------------
@@ -638,13 +632,15 @@ class Server:
             str(self.port),
         ]
 
+    def environment(self) -> dict[str, str]:
+        return project_env(self.pg, DB_POOL_MAX=str(self.config.pool))
+
     def start(self) -> None:
-        env = project_env(self.pg, DB_POOL_MAX=str(self.config.pool))
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(  # noqa: S603
             self.command,
             cwd=ROOT,
-            env=env,
+            env=self.environment(),
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

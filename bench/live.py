@@ -82,7 +82,6 @@ from decide import (  # noqa: E402
     _machine_busy_ticks,
     free_port,
     machine,
-    percentile,
     project_env,
     python_speed,
     refund_agent_create,
@@ -90,6 +89,7 @@ from decide import (  # noqa: E402
     say,
     source,
 )
+from paced import spread  # noqa: E402
 
 RESULTS = BENCH / "results"
 PASSWORD = "bench-reviewer-" + "p" * 20
@@ -125,21 +125,6 @@ def refund_body(tag: str, i: int, *, held: bool) -> bytes:
         },
         separators=(",", ":"),
     ).encode()
-
-
-def spread(values: list[float]) -> dict[str, float]:
-    """p50/p95/p99/max (and mean) in ms of values in seconds."""
-    ms = sorted(v * 1000 for v in values)
-    if not ms:
-        return {"n": 0}
-    return {
-        "n": len(ms),
-        "mean": round(sum(ms) / len(ms), 1),
-        "p50": round(percentile(ms, 50), 1),
-        "p95": round(percentile(ms, 95), 1),
-        "p99": round(percentile(ms, 99), 1),
-        "max": round(ms[-1], 1),
-    }
 
 
 def deliveries(
@@ -336,21 +321,8 @@ class LiveServer(Server):
         super().__init__(pg, ServerConfig(2, int(env.get("DB_POOL_MAX", "20"))), log)
         self.env = env
 
-    def start(self) -> None:
-        self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(  # noqa: S603
-            self.command,
-            cwd=ROOT,
-            env=self.env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
+    def environment(self) -> dict[str, str]:
+        return self.env
 
     def workers(self) -> list[int]:
         return [p["pid"] for p in self.processes() if p["role"] == "worker"]
@@ -521,24 +493,6 @@ async def drive(base: str, token: str, rate: float, seconds: float, tag: str, ou
         return paced.post(host, "/api/v1/actions", body, auth)
 
     out.write_text(json.dumps(await paced.drive(base, request, rate, seconds)))
-
-
-def drive_summary(data: dict[str, Any], rate: float) -> dict[str, Any]:
-    rows = data["rows"]
-    sent = [r[6] for r in rows]
-    return {
-        "target_rps": rate,
-        "requests": len(rows),
-        "seconds": round(data["seconds"], 2),
-        # sent over the scheduled window, and answered by the time the last answer came
-        "sent_rps": round(len(rows) / (max(sent) - min(sent) + 1 / rate), 1),
-        "rps": round(len(rows) / data["seconds"], 1),
-        "http_statuses": dict(Counter(str(r[3]) for r in rows)),
-        "decisions": dict(Counter(r[5] for r in rows)),
-        "errors": data["errors"],
-        "response_ms": spread([r[2] for r in rows]),
-        "sent_late_ms": spread([r[1] for r in rows]),
-    }
 
 
 # --- signing in, and the long-poll --------------------------------------------------------
@@ -935,7 +889,7 @@ class Bench:
             raise RuntimeError(f"no request succeeded: {data['errors']}")
         result: dict[str, Any] = {
             "label": label,
-            "load": drive_summary(data, self.args.rate),
+            "load": paced.summary(data, self.args.rate),
             "cpu": Meter.delta(before, after, data["cpu_s"]),
         }
         time.sleep(2)  # stragglers

@@ -128,24 +128,24 @@ async def drive(
     }
 
 
+def percentile(sorted_values: list[float], pct: float) -> float:
+    """Nearest rank: the smallest value with at least pct % of the values at or below it."""
+    if not sorted_values:
+        return float("nan")
+    index = min(len(sorted_values) - 1, max(0, round(pct / 100 * len(sorted_values)) - 1))
+    return sorted_values[index]
+
+
 def spread(values: list[float]) -> dict[str, float]:
     """Milliseconds: mean, p50, p90, p95, p99 and max of values in seconds."""
-    if not values:
+    ms = sorted(v * 1000 for v in values)
+    if not ms:
         return {"n": 0}
-    ordered = sorted(values)
-
-    def at(p: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000, 2)
-
-    return {
-        "n": len(ordered),
-        "mean": round(sum(ordered) / len(ordered) * 1000, 2),
-        "p50": at(50),
-        "p90": at(90),
-        "p95": at(95),
-        "p99": at(99),
-        "max": round(ordered[-1] * 1000, 2),
-    }
+    out = {"n": len(ms), "mean": round(sum(ms) / len(ms), 2)}
+    for pct in (50, 90, 95, 99):
+        out[f"p{pct}"] = round(percentile(ms, pct), 2)
+    out["max"] = round(ms[-1], 2)
+    return out
 
 
 def summary(data: dict[str, Any], rate: float) -> dict[str, Any]:

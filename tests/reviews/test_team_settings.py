@@ -18,6 +18,15 @@ from tests.conftest import SYSTEM
 
 pytestmark = pytest.mark.django_db
 
+_PERIODS = {
+    "review_reminder_days": 5,
+    "review_grace_days": 2,
+    "review_pause_after_days": 20,
+    "owner_grace_days": 3,
+    "inactivity_retire_days": 60,
+    "retirement_notice_days": 10,
+}
+
 
 def test_the_defaults(team: Team) -> None:
     assert (
@@ -64,17 +73,7 @@ def test_an_admin_changes_them_in_the_admin(client: Client, admin_user: Any, tea
     admin_user.save()
     client.force_login(admin_user)
     url = reverse("admin:accounts_team_change", args=[team.pk])
-    data = {
-        "name": "payments",
-        "description": "",
-        "review_reminder_days": 5,
-        "review_grace_days": 2,
-        "review_pause_after_days": 20,
-        "owner_grace_days": 3,
-        "inactivity_retire_days": 60,
-        "retirement_notice_days": 10,
-    }
-    response = client.post(url, data)
+    response = client.post(url, {"name": "payments", "description": "", **_PERIODS})
     assert response.status_code == 302, response.content.decode()[:2000]
     saved = Team.objects.get(pk=team.pk)
     assert (saved.review_grace_days, saved.inactivity_retire_days) == (2, 60)
@@ -90,15 +89,6 @@ def test_reviews_are_read_only_in_the_admin(client: Client, admin_user: Any) -> 
 
 
 # --- In the browser's pages: /teams/<slug>/reviews/ ---------------------------------------
-
-_PERIODS = {
-    "review_reminder_days": 5,
-    "review_grace_days": 2,
-    "review_pause_after_days": 20,
-    "owner_grace_days": 3,
-    "inactivity_retire_days": 60,
-    "retirement_notice_days": 10,
-}
 
 
 def _url(team: Team) -> str:
