@@ -934,6 +934,18 @@ def paced_load(
     }
 
 
+def report_head(benchmark: str) -> dict[str, Any]:
+    """What every results file starts with: which script, when, on what code and machine."""
+    return {
+        "benchmark": benchmark,
+        "argv": sys.argv[1:],
+        "date": dt.date.today().isoformat(),
+        "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "source": source(),
+        "machine": machine(),
+    }
+
+
 def python_speed() -> float:
     """µs for sum(range(1000)), best of 7: shows whether the CPU itself ran slower."""
     import timeit
@@ -1318,12 +1330,7 @@ def main() -> None:
             return
 
         report: dict[str, Any] = {
-            "benchmark": "bench/decide.py",
-            "argv": sys.argv[1:],
-            "date": dt.date.today().isoformat(),
-            "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "source": source(),
-            "machine": machine(),
+            **report_head("bench/decide.py"),
             "versions": versions(),
             "postgres": pg.settings(),
             "fsync_probe": fsync_probe(work),

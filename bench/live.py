@@ -48,7 +48,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime as dt
 import json
 import os
 import random
@@ -81,13 +80,12 @@ from decide import (  # noqa: E402
     _descendants,
     _machine_busy_ticks,
     free_port,
-    machine,
     project_env,
     python_speed,
     refund_agent_create,
+    report_head,
     run,
     say,
-    source,
 )
 from paced import spread  # noqa: E402
 
@@ -1177,12 +1175,7 @@ def main() -> None:
         bench.start()
         assert bench.server
         report: dict[str, Any] = {
-            "benchmark": "bench/live.py",
-            "argv": sys.argv[1:],
-            "date": dt.date.today().isoformat(),
-            "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "source": source(),
-            "machine": machine(),
+            **report_head("bench/live.py"),
             "versions": versions(bench.redis.version()),
             "postgres": bench.pg.settings(),
             "server": {
