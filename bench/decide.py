@@ -499,7 +499,7 @@ def count_queries(raw_token: str) -> dict[str, Any]:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from oversight.gateway import fastlane, services
+    from oversight.gateway import fastlane, pipeline
 
     captured: list[dict[str, Any]] = []
     for i in range(5):  # the last one is warm
@@ -507,7 +507,7 @@ def count_queries(raw_token: str) -> dict[str, Any]:
         body["resource"] = f"stripe:charge/ch_count_{i}"
         body["params"]["charges"] = [f"ch_count_{i}"]
         with CaptureQueriesContext(connection) as ctx:
-            outcome = fastlane._decide(raw_token, services.ActionInput(**body), "", "bench")
+            outcome = fastlane._decide(raw_token, pipeline.ActionInput(**body), "", "bench")
         assert isinstance(outcome, tuple) and outcome[0] == 201, outcome
         captured = list(ctx.captured_queries)
     return {

@@ -13,7 +13,7 @@ from ninja import Header, NinjaAPI, Query, Status
 from ninja.security import HttpBearer
 
 from oversight.agents.models import AgentToken
-from oversight.gateway import lifecycle, selectors, services
+from oversight.gateway import lifecycle, pipeline, selectors
 from oversight.gateway.auth import token_authenticate
 from oversight.gateway.constants import MAX_WAIT_SECONDS, ActionStatus
 from oversight.gateway.errors import install_error_handlers
@@ -111,9 +111,10 @@ def create_action(
 ) -> Status:
     """201 with the decision for a new action; 200 with the first answer when the same
     Idempotency-Key and body are sent again; 409 when the key was used with another body."""
-    data = services.ActionInput(**payload.dict())
-    action, created = services.action_decide(
-        token=request.auth, data=data, idempotency_key=idempotency_key
+    action, created = pipeline.decide(
+        credentials=pipeline.Credentials.of(request.auth),
+        data=pipeline.ActionInput(**payload.dict()),
+        idempotency_key=idempotency_key,
     )
     return Status(201 if created else 200, decision_body(action, first_answer=not created))
 
@@ -176,7 +177,7 @@ def cancel_action(request: HttpRequest, action_id: uuid.UUID) -> dict[str, objec
 def get_agent(request: HttpRequest) -> dict[str, object]:
     token: AgentToken = request.auth
     agent = token.agent
-    switch = halting_switch(agent_id=agent.pk, team_id=agent.team_id)
+    switch = halting_switch(agent_id=agent.pk)
     return {
         "slug": agent.slug,
         "name": agent.name,

@@ -1,20 +1,20 @@
 """Bearer-token authentication of agents: a hashed lookup, one query.
 
 Every decision starts here, so the one query also brings what the decision reads first:
-the agent, its team and owner, the id of an engaged kill switch that halts it, and on
-PostgreSQL the fingerprint of all that (credentials_sql.py).
+the agent, its team and owner, the id of an engaged kill switch that halts it, and the
+fingerprint of all that (credentials_sql.py).
 
 The decision fast lane keeps what it authenticated (``keep=True``) and recalls it on the
-token's next request (``token_recall``) without a query. That is safe because a recalled
-token is only used for a decision that ``decision_record`` writes, and it writes nothing
-unless the fingerprint still matches the database: a revoked token, a paused or edited
-agent, a kill switch engaged since, any change at all, and the fast lane authenticates
-again (services.StaleCredentialsError).
+token's next request (``token_recall``) without a query. That is safe because the
+decision's write checks the fingerprint in its own transaction and writes nothing when
+it differs: a revoked token, a paused or edited agent, a kill switch engaged since, any
+change at all, and the pipeline authenticates again (``token_refresh``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import threading
 from collections import OrderedDict
 from functools import cache
@@ -69,11 +69,10 @@ def _query() -> tuple[str, tuple[int, int, int, int]]:
     for part in parts:
         total += len(part)
         ends.append(total)
-    fingerprint = credentials_sql.fingerprint() if connection.vendor == "postgresql" else "NULL"
     columns = ", ".join(col for part in parts for col in part)
     sql = (
-        f"SELECT {columns}, {credentials_sql.switch()}, {fingerprint}"  # noqa: S608
-        f" FROM {credentials_sql.joins()} WHERE {credentials_sql.ACTIVE.format('%s')}"
+        f"SELECT {columns}, {credentials_sql.switch()}, {credentials_sql.fingerprint()}"  # noqa: S608
+        f" FROM {credentials_sql.joins()} WHERE {credentials_sql.ACTIVE}"
     )
     return sql, (ends[0], ends[1], ends[2], ends[3])
 
@@ -118,8 +117,29 @@ def _build(raw_row: tuple[Any, ...]) -> AgentToken:
     Agent.owner.field.set_cached_value(agent, owner)
     AgentToken.agent.field.set_cached_value(token, agent)
     token.engaged_switch_id = raw_row[u_end]
-    token.fingerprint = raw_row[u_end + 1]
+    token.fingerprint = raw_row[u_end + 1] or _fingerprint(raw_row)
     return token
+
+
+@cache
+def _last_used_index() -> int:
+    return _names(AgentToken).index("last_used_at")
+
+
+def _fingerprint(raw_row: tuple[Any, ...]) -> str:
+    """Where the database does not compute it (SQLite): the same idea in Python, a hash of
+    every column read but the token's last_used_at, and the switch id."""
+    values = list(raw_row[:-1])
+    del values[_last_used_index()]
+    return hashlib.md5(repr(values).encode(), usedforsecurity=False).hexdigest()
+
+
+def credentials_fingerprint(token_hash: str) -> str | None:
+    """The fingerprint of the active token with this hash as the database holds it now
+    (None: unknown or revoked). PostgreSQL's ``decision_record`` computes it itself."""
+    sql, _ = _query()
+    row = prepared.fetch_one(sql, [token_hash])
+    return None if row is None else _build(row).fingerprint
 
 
 def token_authenticate(raw: str, *, keep: bool = False) -> AgentToken | None:
@@ -127,25 +147,32 @@ def token_authenticate(raw: str, *, keep: bool = False) -> AgentToken | None:
 
     The token also carries ``engaged_switch_id``: an engaged kill switch that halts its
     agent (global, its team's or its own), read in the same query, or None; and
-    ``fingerprint`` (None but on PostgreSQL). Raises AgentUnavailableError when the agent
-    is paused or retired. ``keep``: remember the token for ``token_recall``.
+    ``fingerprint``. Raises AgentUnavailableError when the agent is paused or retired.
+    ``keep``: remember the token for ``token_recall``.
     """
     if not raw or len(raw) > 200:
         return None
+    return token_refresh(tokens.token_hash(raw), keep=keep)
+
+
+def token_refresh(token_hash: str, *, keep: bool = False) -> AgentToken | None:
+    """``token_authenticate`` by the token's hash: the credentials read again."""
     sql, _ = _query()
-    row = prepared.fetch_one(sql, [tokens.token_hash(raw)])
+    row = prepared.fetch_one(sql, [token_hash])
     if row is None:
+        _forget(token_hash)
         return None
     token = _build(row)
     if token.agent.status != AgentStatus.ACTIVE:
+        _forget(token_hash)
         raise AgentUnavailableError(f"Agent {token.agent.slug} is {token.agent.status}.")
     now = timezone.now()
     if token.last_used_at is None or now - token.last_used_at > _TOUCH_EVERY:
         AgentToken.objects.filter(pk=token.pk).update(last_used_at=now)
-        token.last_used_at = now
-        token.fingerprint = None  # the row changed: this copy is neither checked nor kept
-    elif keep and token.fingerprint is not None:
+        token.last_used_at = now  # not part of the fingerprint
+    if keep:
         kept = _build(row)  # its own objects: the caller may change the ones it got
+        kept.last_used_at = token.last_used_at
         with _kept_lock:
             _kept[token.token_hash] = kept
             _kept.move_to_end(token.token_hash)
@@ -157,8 +184,8 @@ def token_authenticate(raw: str, *, keep: bool = False) -> AgentToken | None:
 def token_recall(raw: str) -> AgentToken | None:
     """The token as this process last kept it, without a query, or None.
 
-    Only for a decision written by ``decision_record`` with the token's fingerprint (see
-    the module's docstring). The objects are shared between threads: read them only.
+    Only for a decision whose write checks the token's fingerprint (see the module's
+    docstring). The objects are shared between threads: read them only.
     """
     if not raw or len(raw) > 200:
         return None
@@ -175,5 +202,9 @@ def token_recall(raw: str) -> AgentToken | None:
 
 
 def token_forget(raw: str) -> None:
+    _forget(tokens.token_hash(raw))
+
+
+def _forget(token_hash: str) -> None:
     with _kept_lock:
-        _kept.pop(tokens.token_hash(raw), None)
+        _kept.pop(token_hash, None)

@@ -1,14 +1,18 @@
 """An agent's credentials as the decision path reads them, and their fingerprint.
 
-Authentication (auth.py) reads a token with its agent, team and owner, and the id of an
-engaged kill switch that halts the agent, in one query over ``joins()``. On PostgreSQL
-that query also returns ``fingerprint()``: the md5 of those four rows and the switch id.
-``decision_record`` (record_sql.py) computes the fingerprint again in the statement that
-writes the decision and refuses to write when it differs, so a decision is only written
-if the credentials it was made from are still what the database holds: the token not
-revoked, the agent not paused, retired or edited (its policy version included), the same
-team and owner, and no kill switch engaged or released since. That is what lets the
-fast lane decide from credentials it kept from an earlier request (auth.py).
+Authentication (auth.py) reads a token with its agent, team and owner, the id of an
+engaged kill switch that halts the agent, and a fingerprint of all that, in one query
+over ``joins()``. The decision's write checks the fingerprint again in its own
+transaction and writes nothing when it differs (gateway/pipeline.py, record step), so a
+decision is only written if the credentials it was made from are still the database's:
+the token not revoked, the agent not paused, retired or edited (its policy version
+included), the same team and owner, and no kill switch engaged or released since. That
+is what lets the fast lane decide from credentials it kept from an earlier request.
+
+On PostgreSQL the switch and the fingerprint are database functions (``agent_switch``,
+``credentials_fingerprint``: gateway/sql/), the same ones ``decision_record`` calls. On
+SQLite the switch is the subquery below and the fingerprint is computed in Python from
+the query's row (auth.py), in the write's transaction as well.
 
 Only table and column names from the models and constants are interpolated.
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 from functools import cache
 
 from django.contrib.auth import get_user_model
+from django.db import connection
 
 from oversight.accounts.models import Team
 from oversight.agents.models import Agent, AgentToken
@@ -25,13 +30,26 @@ from oversight.killswitch.models import KillSwitch, Scope
 
 
 @cache
-def switch() -> str:
-    """The id of the first engaged switch that halts agent ``a`` (global, team or own)."""
+def _switch_subquery() -> str:
     return (
         f"(SELECT ks.id FROM {KillSwitch._meta.db_table} ks WHERE ks.engaged = TRUE"  # noqa: S608
         f" AND (ks.scope = '{Scope.GLOBAL.value}' OR ks.team_id = a.team_id"
         " OR ks.agent_id = a.id) ORDER BY ks.id LIMIT 1)"
     )
+
+
+def switch() -> str:
+    """The id of the engaged switch that halts agent ``a`` (everything's, its team's or
+    its own), or NULL."""
+    if connection.vendor == "postgresql":
+        return "agent_switch(a.id, a.team_id)"
+    return _switch_subquery()
+
+
+def fingerprint() -> str:
+    """PostgreSQL: the fingerprint of token ``t``'s credentials; elsewhere NULL (Python
+    computes it from the row)."""
+    return "credentials_fingerprint(t.token_hash)" if connection.vendor == "postgresql" else "NULL"
 
 
 @cache
@@ -45,11 +63,5 @@ def joins() -> str:
     )
 
 
-# The token's own condition: its hash is the parameter (or the function's argument).
-ACTIVE = "t.token_hash = {} AND t.revoked_at IS NULL"
-
-
-@cache
-def fingerprint() -> str:
-    """PostgreSQL only: every column of the four rows as text, and the switch id."""
-    return f"md5(concat_ws('|', t, a, tm, u, {switch()}))"
+# The token's own condition; its hash is the parameter.
+ACTIVE = "t.token_hash = %s AND t.revoked_at IS NULL"

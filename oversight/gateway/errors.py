@@ -10,7 +10,12 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from oversight.gateway.auth import AgentUnavailableError
-from oversight.gateway.exceptions import ConflictError, InvalidInputError, NotFoundError
+from oversight.gateway.exceptions import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    UnauthenticatedError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +62,8 @@ def _unexpected(request: HttpRequest | None, exc: Exception) -> HttpResponse:
 def _service_error(exc: Exception) -> HttpResponse:
     if isinstance(exc, AgentUnavailableError):
         return error_response(403, "agent_unavailable", str(exc))
+    if isinstance(exc, UnauthenticatedError):
+        return error_response(401, "unauthorized", str(exc))
     if isinstance(exc, NotFoundError):
         return error_response(404, "not_found", str(exc))
     if isinstance(exc, Http404):
@@ -81,6 +88,7 @@ def install_error_handlers(api: NinjaAPI) -> None:
     api.add_exception_handler(HttpError, _http_error)
     for exc_class in (
         AgentUnavailableError,
+        UnauthenticatedError,
         NotFoundError,
         Http404,
         InvalidInputError,

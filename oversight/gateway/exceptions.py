@@ -22,3 +22,7 @@ class InvalidInputError(Exception):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
         self.field, self.message = field, message
+
+
+class UnauthenticatedError(Exception):
+    """HTTP 401: the token is unknown or was revoked (found when reading it again)."""

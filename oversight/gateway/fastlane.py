@@ -10,7 +10,7 @@ own (``DECISION_THREADS``), since decisions mostly wait on PostgreSQL, which tak
 one at a time on the agent's limit counters and the audit chain; with more threads than
 that, switching between them and contention in the database cost more than they gave.
 
-It is only a transport. The decision is the same service (``services.action_decide``),
+It is only a transport. The decision is the same pipeline (``pipeline.decide``),
 the input is validated by the same schema, the answer is rendered by the same API
 object, errors have the same shape, and Django's own ``SecurityMiddleware`` and host
 validation are applied. Anything unusual is handed to the ordinary Django handler,
@@ -38,14 +38,9 @@ from django.http import HttpResponse
 from django.middleware.security import SecurityMiddleware
 from pydantic import ValidationError
 
-from oversight.gateway import services
+from oversight.gateway import pipeline
 from oversight.gateway.api import api, decision_body
-from oversight.gateway.auth import (
-    AgentUnavailableError,
-    token_authenticate,
-    token_forget,
-    token_recall,
-)
+from oversight.gateway.auth import AgentUnavailableError, token_authenticate, token_recall
 from oversight.gateway.constants import MAX_BODY_BYTES
 from oversight.gateway.errors import exception_response
 from oversight.gateway.schemas import ActionIn, DecisionOut
@@ -74,30 +69,24 @@ def _bearer(request: ASGIRequest) -> str:
     return token.strip()
 
 
-def _decide(raw_token: str, data: services.ActionInput, key: str, request_id: str) -> Any:
-    """In a worker thread: authenticate (or recall the token), decide, and give the
-    connection back."""
+def _decide(raw_token: str, data: pipeline.ActionInput, key: str, request_id: str) -> Any:
+    """In a worker thread: recall the token (or authenticate it), decide, and give the
+    connection back. A recalled token that changed since is read again by the pipeline."""
     close_old_connections()
     try:
         with request_id_scope(request_id):
             token = token_recall(raw_token)
-            if token is not None:
-                try:
-                    return _answer(
-                        *services.action_decide(
-                            token=token, data=data, idempotency_key=key, recalled=True
-                        )
-                    )
-                except services.StaleCredentialsError:
-                    token_forget(raw_token)
-            try:
-                token = token_authenticate(raw_token, keep=True)
-            except AgentUnavailableError:
-                raise _HandOver from None
             if token is None:
-                raise _HandOver
-            action, created = services.action_decide(token=token, data=data, idempotency_key=key)
-            return _answer(action, created)
+                try:
+                    token = token_authenticate(raw_token, keep=True)
+                except AgentUnavailableError:
+                    raise _HandOver from None
+                if token is None:
+                    raise _HandOver
+            credentials = pipeline.Credentials.of(token)
+            return _answer(
+                *pipeline.decide(credentials=credentials, data=data, idempotency_key=key)
+            )
     except _HandOver:
         raise
     except Exception as exc:  # mapped exactly as the API's own handlers map it (500: never allow)
@@ -161,7 +150,7 @@ class DecisionFastLane:
             contextvars.copy_context().run,
             _decide,
             raw_token,
-            services.ActionInput(**payload.dict()),
+            pipeline.ActionInput(**payload.dict()),
             key,
             request_id,
         )

@@ -1,13 +1,19 @@
-"""Writing a new decision: its Action row and AuditEvent.
+"""The pipeline's record step: write a decided action and its audit event, or report what
+prevents it, having written nothing.
 
-``action_record_at_once`` (PostgreSQL, outside any transaction): the usual case in one
-call of the database function ``decision_record`` (record_sql.py), its own transaction.
+One contract, one implementation per database:
 
-``action_record`` (the general path, in the caller's transaction): on PostgreSQL the
-insert, the idempotency key's link to the action and the audit append (a database
-function, oversight/audit/append_sql.py) are one prepared statement, sent as late as the
-decision allows, since the limit counters it charged stay locked until the commit;
-elsewhere the ORM writes them one after the other.
+- PostgreSQL: one call of the database function ``decision_record``
+  (gateway/sql/decision_record.v3.sql), so a warm decision is one statement; outside a
+  transaction that statement is its own transaction and nothing waits on Python while it
+  holds the limit counters and the audit lock.
+- SQLite (the zero-install default and the fast unit tests, see
+  docs/decisions/0011-one-decision-pipeline.md): the same checks and writes through the
+  ORM, in one IMMEDIATE transaction, which serialises every writer.
+
+Both check, in this order: the credentials the decision was made from (the kill switches
+among them), the parent, the Idempotency-Key, the limits (all or none); then write. What
+they find is a ``Found``; the pipeline decides what follows.
 """
 
 from __future__ import annotations
@@ -15,13 +21,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from decimal import Decimal
-from functools import cache
+from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import DatabaseError, connection
+from django.db import connection, transaction
+from django.utils import timezone
 
-from oversight.audit.append_sql import CALL_SQL
 from oversight.audit.services import (
     audit_append_call,
     audit_event_appended,
@@ -29,117 +34,149 @@ from oversight.audit.services import (
     audit_row,
 )
 from oversight.gateway import record_sql
+from oversight.gateway.auth import credentials_fingerprint
 from oversight.gateway.models import Action, IdempotencyKey
 from oversight.lib import prepared
-from oversight.policy.limits import charge_arrays
-from oversight.policy.models import Limit
+from oversight.policy.limits import Charges, charge_arrays, limits_charge
+
+RECORDED = "recorded"
+STALE = "stale"
+NO_PARENT = "no_parent"
+KEY_SEEN = "key_seen"
+LIMIT_EXCEEDED = "limit_exceeded"
 
 
-@cache
-def _record_sql(with_key: bool) -> str:
-    """One statement: the action's insert and the key's link as data-modifying CTEs, then
-    the audit append (whose own statements see fresh snapshots, see append_sql.py)."""
-    fields = Action._meta.concrete_fields
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
-    placeholders = ", ".join(["%s"] * len(fields))
-    # Only table and column names from the models are interpolated; values are parameters.
-    ctes = [
-        f"new_action AS (INSERT INTO {Action._meta.db_table} ({columns})"  # noqa: S608
-        f" VALUES ({placeholders}))"
-    ]
-    if with_key:
-        ctes.append(
-            f"key_link AS (UPDATE {IdempotencyKey._meta.db_table} SET action_id = %s"  # noqa: S608
-            " WHERE agent_id = %s AND key = %s)"
-        )
-    return f"WITH {', '.join(ctes)} {CALL_SQL}"
+@dataclass(frozen=True)
+class Found:
+    """What the record step found: ``kind`` is one of the constants above."""
+
+    kind: str
+    exceeded: list[int] = field(default_factory=list)  # limit ids, for LIMIT_EXCEEDED
+    seen_action: uuid.UUID | None = None  # for KEY_SEEN
+    seen_body_hash: str = ""
 
 
-def _insert_params(action: Action) -> list[Any]:
-    """The values the ORM would send, prepared by each field as an insert does."""
-    return [
-        field.get_db_prep_save(field.pre_save(action, True), connection)
-        for field in Action._meta.concrete_fields
-    ]
+@dataclass(frozen=True)
+class Write:
+    """Everything the record step writes, decided beforehand."""
+
+    action: Action  # unsaved, its id set
+    audit: dict[str, Any]  # audit_record's arguments
+    charges: Charges
+    idempotency_key: str
+    body_hash: str
+    token_hash: str
+    fingerprint: str
+    now: dt.datetime
 
 
-def action_record(*, action: Action, audit: dict[str, Any], idempotency_key: str = "") -> Action:
-    """Insert ``action`` (unsaved, its id set), link the idempotency key already claimed,
-    and append the audit event described by ``audit`` (``audit_record``'s arguments)."""
-    if connection.vendor != "postgresql":
-        action.save(force_insert=True)
-        if idempotency_key:
-            IdempotencyKey.objects.filter(agent_id=action.agent_id, key=idempotency_key).update(
-                action=action
-            )
-        audit_record(**audit)
-        return action
-    row = audit_row(**audit)
-    _, audit_params = audit_append_call(row)
-    params = _insert_params(action)
-    if idempotency_key:
-        params += [action.pk, action.agent_id, idempotency_key]
-    appended = prepared.fetch_one(_record_sql(bool(idempotency_key)), [*params, *audit_params])
-    audit_event_appended(row, appended)
-    action._state.adding = False
-    action._state.db = connection.alias
-    return action
+def decision_write(write: Write) -> Found:
+    """Write ``write`` or report why not (nothing written then)."""
+    if connection.vendor == "postgresql":
+        return _write_postgresql(write)
+    return _write_orm(write)
+
+
+# --- PostgreSQL -----------------------------------------------------------------------
 
 
 def _action_json(action: Action) -> str:
     """The row for ``jsonb_populate_record``: columns left out (None) are NULL."""
     values: dict[str, Any] = {}
-    for field in Action._meta.concrete_fields:
-        value = field.pre_save(action, True)
+    for column_field in Action._meta.concrete_fields:
+        value = column_field.pre_save(action, True)
         if value is None:
             continue
         if isinstance(value, dt.datetime):
             value = value.isoformat()
         elif isinstance(value, uuid.UUID):
             value = str(value)
-        values[field.column] = value
+        values[column_field.column] = value
     return json.dumps(values, ensure_ascii=False)
 
 
-def action_record_at_once(
-    *,
-    action: Action,
-    audit: dict[str, Any],
-    idempotency_key: str,
-    body_hash: str,
-    charges: list[tuple[Limit, Decimal]],
-    now: dt.datetime,
-    credentials: tuple[str, str | None],
-) -> bool:
-    """PostgreSQL, outside any transaction: claim the key, charge ``charges``, insert
-    ``action`` and append its audit event, all in one statement (``decision_record``).
-    ``credentials``: the token's hash and fingerprint (None: not checked).
-    False, with nothing written, when the key was seen before, a limit would be exceeded
-    or the credentials changed."""
-    row = audit_row(**audit)
+def _write_postgresql(write: Write) -> Found:
+    row = audit_row(**write.audit)
     _, audit_params = audit_append_call(row)
+    charges = write.charges
     params = [
-        _action_json(action),
-        idempotency_key,
-        body_hash,
-        *charge_arrays(charges, now),
-        prepared.array_literal(amount for _, amount in charges),
+        _action_json(write.action),
+        write.idempotency_key,
+        write.body_hash,
+        *charge_arrays(charges, write.now),
+        prepared.array_literal(str(amount) for _, amount in charges),
         *audit_params,
-        *credentials,
+        write.token_hash,
+        write.fingerprint,
     ]
+    result = prepared.fetch_one(record_sql.CALL_SQL, params)
+    if result is None:  # the function always answers one row; never guess
+        raise RuntimeError("decision_record answered nothing")
+    kind, usage, exceeded, seen_action, seen_body_hash = result[:5]
+    if kind != RECORDED:
+        return Found(kind, list(exceeded or []), seen_action, seen_body_hash or "")
+    write.action.limit_usage = json.loads(usage) if isinstance(usage, str) else usage
+    audit_event_appended(row, result[5:])
+    _mark_saved(write.action)
+    return Found(RECORDED)
+
+
+# --- SQLite (and any other database): the ORM -------------------------------------------
+
+
+class _LimitExceeded(Exception):
+    def __init__(self, limit_ids: list[int]) -> None:
+        self.limit_ids = limit_ids
+
+
+def _claim_key(write: Write) -> IdempotencyKey | None:
+    """Insert the key, or return the row inserted before."""
+    agent_id = write.action.agent_id
+    key, created = IdempotencyKey.objects.get_or_create(
+        agent_id=agent_id,
+        key=write.idempotency_key,
+        defaults={"body_hash": write.body_hash, "created_at": timezone.now()},
+    )
+    return None if created else key
+
+
+@transaction.atomic
+def _write_orm(write: Write) -> Found:
+    action = write.action
+    if credentials_fingerprint(write.token_hash) != write.fingerprint:
+        return Found(STALE)
+    if (
+        action.parent_id
+        and not Action.objects.filter(pk=action.parent_id, agent_id=action.agent_id).exists()
+    ):
+        return Found(NO_PARENT)
     try:
-        result = prepared.fetch_one(record_sql.CALL_SQL, params)
-    except DatabaseError as exc:
-        if getattr(exc.__cause__, "sqlstate", None) in (
-            record_sql.KEY_SEEN,
-            record_sql.LIMIT_EXCEEDED,
-            record_sql.CREDENTIALS_CHANGED,
-        ):
-            return False
-        raise
-    usage = result[0]
-    action.limit_usage = json.loads(usage) if isinstance(usage, str) else usage
-    audit_event_appended(row, result[1:])
+        with transaction.atomic():  # the key and the charges, all or none
+            if write.idempotency_key:
+                seen = _claim_key(write)
+                if seen is not None:
+                    return Found(
+                        KEY_SEEN, seen_action=seen.action_id, seen_body_hash=seen.body_hash
+                    )
+            charged = limits_charge(write.charges, write.now)
+            missing = [limit.pk for limit, _ in write.charges if limit.pk not in charged]
+            if missing:
+                raise _LimitExceeded(missing)
+    except _LimitExceeded as exceeded:
+        return Found(LIMIT_EXCEEDED, exceeded=exceeded.limit_ids)
+    action.limit_usage = [
+        {"limit_id": limit.pk, "counter_id": charged[limit.pk], "amount": str(amount)}
+        for limit, amount in write.charges
+    ]
+    action.save(force_insert=True)
+    if write.idempotency_key:
+        IdempotencyKey.objects.filter(agent_id=action.agent_id, key=write.idempotency_key).update(
+            action=action
+        )
+    audit_record(**write.audit)
+    return Found(RECORDED)
+
+
+def _mark_saved(action: Action) -> None:
     action._state.adding = False
     action._state.db = connection.alias
-    return True

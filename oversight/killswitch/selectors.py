@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.db.models import Q
 
 from oversight.accounts.models import Team
@@ -46,14 +47,26 @@ def parse_target(text: str) -> Target:
     raise ValidationError(f"{text!r} is not a scope: use global, team:NAME or agent:SLUG.")
 
 
-def halting_switch(*, agent_id: int, team_id: int) -> KillSwitch | None:
-    """The engaged switch that halts this agent, broadest first; one indexed query."""
-    return (
-        KillSwitch.objects.filter(engaged=True)
-        .filter(Q(scope=Scope.GLOBAL) | Q(team_id=team_id) | Q(agent_id=agent_id))
-        .order_by("scope")  # "agent" < "global" < "team": any order is fine, one is enough
-        .first()
-    )
+def halting_switch_id(*, agent_id: int) -> int | None:
+    """The id of the engaged switch that halts this agent, or None: the same rule the
+    decision path reads with the agent's credentials (gateway/credentials_sql.py)."""
+    from oversight.gateway import credentials_sql
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {credentials_sql.switch()} FROM {Agent._meta.db_table} a WHERE a.id = %s",  # noqa: S608
+            [agent_id],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def halting_switch(*, agent_id: int) -> KillSwitch | None:
+    """The engaged switch that halts this agent, if any."""
+    switch_id = halting_switch_id(agent_id=agent_id)
+    if switch_id is None:
+        return None
+    return KillSwitch.objects.select_related("team", "agent").filter(pk=switch_id).first()
 
 
 def engaged_switches_for(*, user: Any) -> list[KillSwitch]:

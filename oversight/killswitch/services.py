@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from oversight.agents.models import Agent
@@ -13,6 +13,7 @@ from oversight.audit import verbs
 from oversight.audit.actors import Actor
 from oversight.audit.services import audit_record
 from oversight.gateway.lifecycle import actions_cancel_in_scope
+from oversight.gateway.record_sql import SWITCH_LOCK_KEY
 from oversight.killswitch.models import KillSwitch
 from oversight.killswitch.selectors import Target
 from oversight.live import broadcasts
@@ -21,7 +22,19 @@ from oversight.notifications.services import notify_killswitch
 
 
 def _locked_switch(target: Target) -> KillSwitch:
-    """The switch row for the target, created if missing, locked for this transaction."""
+    """The switch row for the target, created if missing, locked for this transaction.
+
+    First, on PostgreSQL, the lock that orders presses and decisions, exclusively: every
+    decision takes it shared before reading the switches in the statement that writes it
+    (gateway/sql/decision_record.v3.sql). So the decisions under way commit before this
+    press, and those after it wait for its commit and read the new state: no decision
+    made under the old state commits after the press's audit event. Taken before any
+    other lock of this transaction, so it cannot wait on a decision that waits on it.
+    (SQLite serialises every write transaction, so there is nothing to take.)
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SWITCH_LOCK_KEY])
     lookup: dict[str, Any] = {"scope": target.scope, "team": target.team, "agent": target.agent}
     KillSwitch.objects.get_or_create(**lookup)
     return KillSwitch.objects.select_for_update().get(**lookup)

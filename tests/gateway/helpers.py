@@ -12,8 +12,10 @@ from django.test import Client
 from django.utils import timezone
 
 from oversight.agents.models import Agent, AgentToken
+from oversight.gateway.auth import token_refresh
 from oversight.gateway.models import Action
-from oversight.gateway.services import ActionInput, action_decide
+from oversight.gateway.pipeline import ActionInput, Credentials
+from oversight.gateway.pipeline import decide as pipeline_decide
 from oversight.policy.models import Grant, Limit, Rule
 from oversight.policy.services import policy_object_create
 from tests.conftest import SYSTEM
@@ -90,8 +92,11 @@ def limit_create(**fields: Any) -> Limit:
 
 
 def decide(token: AgentToken, body: dict[str, Any]) -> Action:
-    """Decide through the gateway service, as the API does, without HTTP."""
-    action, _created = action_decide(token=token, data=ActionInput(**body))
+    """Decide through the pipeline, as the API does, without HTTP (the token's credentials
+    read as authentication reads them)."""
+    fresh = token_refresh(token.token_hash)
+    assert fresh is not None, "the token is not active"
+    action, _created = pipeline_decide(credentials=Credentials.of(fresh), data=ActionInput(**body))
     return action
 
 

@@ -1,10 +1,9 @@
 """Every answer and record of the decision path again, written by one statement.
 
-On PostgreSQL, outside a transaction, a new decision is written by one statement that is
-its own transaction (oversight/gateway/record_sql.py), and the cases it does not write
-(a key seen before, a limit exceeded, a parent to check) go to the general path. The
-tests of test_create_action.py run inside a transaction, so they exercise the general
-path; here each of them runs again without one.
+On PostgreSQL a decision is written by one statement, ``decision_record``
+(gateway/sql/decision_record.v3.sql); outside a transaction that statement is its own
+transaction. The tests of test_create_action.py run inside a transaction; here each of
+them runs again without one, as the server runs them.
 """
 
 from __future__ import annotations
@@ -56,7 +55,7 @@ def _row(action: Action) -> dict[str, Any]:
     return row
 
 
-def test_the_usual_case_is_one_statement_and_records_the_same_as_the_general_path(
+def test_the_usual_case_is_one_statement_in_or_out_of_a_transaction(
     prod_token: tuple[AgentToken, str], policy: Any, agent: Any, tracked: None
 ) -> None:
     token, _ = prod_token
@@ -70,10 +69,10 @@ def test_the_usual_case_is_one_statement_and_records_the_same_as_the_general_pat
         before = _calls("decision_record")
         at_once = decide(token, body)
         assert _calls("decision_record") == before + 1
-        with transaction.atomic():  # inside a transaction: the general path
-            general = decide(token, body)
-        assert _calls("decision_record") == before + 1
-        assert _row(at_once) == _row(general), body
+        with transaction.atomic():  # inside a caller's transaction: the same statement
+            inside = decide(token, body)
+        assert _calls("decision_record") == before + 2
+        assert _row(at_once) == _row(inside), body
         assert at_once.limit_usage == Action.objects.get(pk=at_once.pk).limit_usage
     assert [a.status for a in Action.objects.order_by("created_at")] == [
         "allowed",

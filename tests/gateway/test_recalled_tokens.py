@@ -1,10 +1,10 @@
 """The decision fast lane recalls a token it authenticated before, without a query, and a
 decision made from it is written only if nothing it was made from changed since.
 
-auth.py keeps what it authenticated; ``decision_record`` compares the kept token's
+auth.py keeps what it authenticated; the pipeline's record step compares the kept token's
 fingerprint with the database's in the statement that writes the decision
-(credentials_sql.py). These tests change each thing a decision depends on between the
-requests, and require the next answer to follow the change.
+(credentials_sql.py, gateway/sql/decision_record.v3.sql). These tests change each thing a
+decision depends on between the requests, and require the next answer to follow it.
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ from django.utils import timezone
 from oversight.agents.models import AgentToken
 from oversight.agents.services import agent_update, token_revoke
 from oversight.gateway import auth, fastlane
+from oversight.gateway.exceptions import UnauthenticatedError
 from oversight.gateway.models import Action
-from oversight.gateway.services import ActionInput, StaleCredentialsError, action_decide
+from oversight.gateway.pipeline import ActionInput, Credentials, decide
 from oversight.killswitch.selectors import parse_target
 from oversight.killswitch.services import killswitch_engage
 from oversight.policy.models import Rule
@@ -55,8 +56,7 @@ def _decide(raw: str, amount: int = 100) -> tuple[int, dict[str, Any]]:
 
 
 def _kept(token: AgentToken, raw: str) -> AgentToken:
-    """Authenticate until the token is kept (the first authentication touches
-    last_used_at, and a touched token is not kept)."""
+    """Authenticate until the token is kept."""
     for _ in range(2):
         auth.token_authenticate(raw, keep=True)
         recalled = auth.token_recall(raw)
@@ -80,17 +80,17 @@ def test_a_recalled_token_decides_in_one_statement(
     assert auth.token_recall(raw) is not None
 
 
-@pytest.mark.postgres
-def test_a_token_is_kept_only_once_its_use_is_recorded(prod_token: tuple[AgentToken, str]) -> None:
+def test_a_token_is_kept_with_its_use_recorded(prod_token: tuple[AgentToken, str]) -> None:
     token, raw = prod_token
     assert token.last_used_at is None
-    auth.token_authenticate(raw, keep=True)  # touches last_used_at: the row changed
-    assert auth.token_recall(raw) is None
-    auth.token_authenticate(raw, keep=True)
-    assert auth.token_recall(raw) is not None
+    auth.token_authenticate(raw, keep=True)  # touches last_used_at, not in the fingerprint
+    kept = auth.token_recall(raw)
+    assert kept is not None
+    token.refresh_from_db()
+    assert kept.last_used_at == token.last_used_at is not None
+    assert kept.fingerprint == auth.credentials_fingerprint(token.token_hash)
 
 
-@pytest.mark.postgres
 def test_a_token_unused_for_a_minute_is_authenticated_again(
     prod_token: tuple[AgentToken, str],
 ) -> None:
@@ -101,43 +101,49 @@ def test_a_token_unused_for_a_minute_is_authenticated_again(
     assert auth.token_recall(raw) is None  # and it was dropped
 
 
-@pytest.mark.postgres
-def test_a_changed_token_never_takes_the_general_path(
+def test_a_revoked_token_is_read_again_and_refused_with_nothing_written(
     prod_token: tuple[AgentToken, str], policy: Any
 ) -> None:
     token, raw = prod_token
     recalled = _kept(token, raw)
     token_revoke(actor=SYSTEM, token=token)
-    with pytest.raises(StaleCredentialsError):
-        action_decide(token=recalled, data=_data(), recalled=True)
+    with pytest.raises(UnauthenticatedError):
+        decide(credentials=Credentials.of(recalled), data=_data())
     assert not Action.objects.exists()
+    assert auth.token_recall(raw) is None
 
 
-@pytest.mark.postgres
 @pytest.mark.parametrize(
-    "change",
+    ("change", "expected"),
     [
-        pytest.param(lambda token: token_revoke(actor=SYSTEM, token=token), id="revoked-401"),
+        pytest.param(
+            lambda token: token_revoke(actor=SYSTEM, token=token),
+            (401, "unauthorized"),
+            id="revoked-401",
+        ),
         pytest.param(
             lambda token: agent_update(actor=SYSTEM, agent=token.agent, status="paused"),
+            (403, "agent_unavailable"),
             id="paused-403",
         ),
     ],
 )
 def test_a_token_refused_since_is_refused_at_its_next_request(
-    prod_token: tuple[AgentToken, str], policy: Any, change: Any
+    prod_token: tuple[AgentToken, str], policy: Any, change: Any, expected: tuple[int, str]
 ) -> None:
     token, raw = prod_token
     _kept(token, raw)
     assert _decide(raw)[1]["status"] == "allowed"
     change(token)
-    with pytest.raises(fastlane._HandOver):  # Django's handler answers 401 or 403
+    answer = fastlane._decide(raw, _data(), "", "test-request")  # the kept copy is stale
+    assert isinstance(answer, HttpResponse)
+    assert (answer.status_code, json.loads(answer.content)["error"]["code"]) == expected
+    with pytest.raises(fastlane._HandOver):  # then Django's handler answers, as at first
         fastlane._decide(raw, _data(), "", "test-request")
     assert Action.objects.count() == 1
     assert auth.token_recall(raw) is None
 
 
-@pytest.mark.postgres
 def test_a_kill_switch_halts_the_next_decision(
     prod_token: tuple[AgentToken, str], policy: Any
 ) -> None:
@@ -147,7 +153,6 @@ def test_a_kill_switch_halts_the_next_decision(
     assert _decide(raw)[1]["status"] == "halted"
 
 
-@pytest.mark.postgres
 def test_a_policy_edit_applies_to_the_next_decision(
     prod_token: tuple[AgentToken, str], policy: Any, agent: Any
 ) -> None:
@@ -164,7 +169,6 @@ def test_a_policy_edit_applies_to_the_next_decision(
     assert "no refunds today" in [reason["name"] for reason in second["reasons"]]
 
 
-@pytest.mark.postgres
 def test_a_new_owner_is_the_next_decisions_owner(
     prod_token: tuple[AgentToken, str], policy: Any, agent: Any, teammate: Any
 ) -> None:
@@ -186,13 +190,14 @@ def test_a_new_owner_is_the_next_decisions_owner(
     assert _decide(raw)[1]["status"] == "allowed"
 
 
-def test_tokens_are_kept_only_where_decision_record_checks_them(
-    prod_token: tuple[AgentToken, str],
+def test_a_kept_token_decides_on_every_database_and_a_change_is_followed(
+    prod_token: tuple[AgentToken, str], policy: Any
 ) -> None:
-    _token, raw = prod_token
-    for _ in range(2):
-        auth.token_authenticate(raw, keep=True)
-    assert (auth.token_recall(raw) is not None) == (connection.vendor == "postgresql")
+    token, raw = prod_token
+    _kept(token, raw)
+    assert _decide(raw)[1]["status"] == "allowed"
+    killswitch_engage(actor=SYSTEM, target=parse_target("global"), reason="stop")
+    assert _decide(raw)[1]["status"] == "halted"  # the write checked the kept copy
 
 
 @contextmanager

@@ -43,13 +43,13 @@ def test_engage_then_release(agent: Agent, scope: str, label: str, lookup: dict[
         "refund storm",
     )
     assert switch.changed_at is not None
-    assert halting_switch(agent_id=agent.pk, team_id=agent.team_id) == switch
+    assert halting_switch(agent_id=agent.pk) == switch
 
     out = _killswitch("release", "--scope", scope, "--reason", "storm over")
     assert out == f"Kill switch for {label} released.\n"
     switch.refresh_from_db()
     assert (switch.engaged, switch.reason) == (False, "storm over")
-    assert halting_switch(agent_id=agent.pk, team_id=agent.team_id) is None
+    assert halting_switch(agent_id=agent.pk) is None
     assert KillSwitch.objects.count() == 1  # one row per target, reused
 
 

@@ -1,0 +1,471 @@
+"""The decision pipeline: every agent action is decided here, by these steps in this order.
+
+    credentials   who asks: token, agent, team, owner, switch, fingerprint (auth.py)
+    agent_state   active? (else 403; paused and retired agents are refused at the door)
+    kill_switch   an engaged switch in scope: halted
+    environment   staging: decided, recorded as a dry run, never executed
+    policy        grants and rules: deny, hold or allow, with the reasons
+    limits        what the decision charges; what is over before any counter is read
+    record        write the Action and its AuditEvent, or report what prevents it
+    announce      after the commit: live feeds, reviewers of a held action
+
+``decide`` runs them for the API and the fast lane (and so for the SDK and the
+simulator, which call those); ``preview`` runs the same steps for the policy page's
+"try it" box, read-only: its record step charges limits in a savepoint it rolls back
+and writes nothing. Each rule has this one implementation.
+
+The record step (recording.py) is one database statement on PostgreSQL. It checks what
+may have changed since the credentials were read and reports what it found as data;
+``decide`` handles each finding in one place, without evaluating the policy again
+unless the credentials changed:
+
+    stale credentials   read them again (refused if revoked, paused, retired) and decide again
+    limit exceeded      the limit's response (deny, hold, pause the agent); write that
+    key seen before     the first answer, or 409 when the body differs
+    unknown parent      404
+
+Any error on the way gives an error answer or a denial, never an allow.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from oversight.agents.constants import AgentStatus, Environment
+from oversight.agents.models import Agent, AgentToken
+from oversight.audit import verbs
+from oversight.audit.actors import Actor
+from oversight.core.metrics import decision_observed
+from oversight.gateway import recording
+from oversight.gateway.auth import AgentUnavailableError, token_refresh
+from oversight.gateway.constants import ActionStatus
+from oversight.gateway.exceptions import ConflictError, NotFoundError, UnauthenticatedError
+from oversight.gateway.hashing import action_hash, canonical_hash
+from oversight.gateway.models import Action
+from oversight.killswitch.models import KillSwitch
+from oversight.live import broadcasts
+from oversight.live.publish import after_commit
+from oversight.notifications.services import notify_action_held
+from oversight.policy.compiled import policy_and_limits_for
+from oversight.policy.constants import DEFAULT_HOLD_SECONDS, OnExceed
+from oversight.policy.engine import Decision, Request
+from oversight.policy.limits import (
+    Charges,
+    Exceeded,
+    charge_plan,
+    describe,
+    limits_would_exceed,
+    strictest,
+)
+
+logger = logging.getLogger(__name__)
+
+# Credentials read again at most this often for one request: a change between reading
+# and writing is rare, twice in a row is a storm of edits; then answer an error.
+_MAX_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class ActionInput:
+    """What an agent asks to do (the API's body)."""
+
+    action: str
+    resource: str
+    params: dict[str, Any] = field(default_factory=dict)
+    reason: str = ""
+    reversible: bool = False
+    before: Any = None
+    session_id: str = ""
+    parent_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Who asks, as authentication read it. A preview has no token."""
+
+    agent: Agent  # with its team and owner
+    environment: str
+    switch_id: int | None
+    token: AgentToken | None = None
+    fingerprint: str = ""
+
+    @classmethod
+    def of(cls, token: AgentToken) -> Credentials:
+        """From a token authenticated by auth.py (which reads the switch and fingerprint)."""
+        return cls(
+            agent=token.agent,
+            environment=token.environment,
+            switch_id=token.engaged_switch_id,
+            token=token,
+            fingerprint=token.fingerprint,
+        )
+
+
+@dataclass
+class Outcome:
+    """The decision so far; each step may change it."""
+
+    status: str
+    reasons: list[dict[str, Any]]
+    policy_version: int = 0
+    approvals_required: int = 0
+    separation_of_duties: bool = False
+    hold_for: timedelta | None = None
+    limits: dict[int, Any] = field(default_factory=dict)  # the limits that apply, by id
+    charges: Charges = field(default_factory=list)
+    pause_agent: bool = False
+
+
+def _reason(
+    kind: str, name: str, effect: str, detail: str, id: int | None = None
+) -> dict[str, Any]:
+    return {"kind": kind, "id": id, "name": name, "effect": effect, "detail": detail}
+
+
+# --- the steps, in order ------------------------------------------------------------------
+
+
+def agent_state(credentials: Credentials) -> None:
+    """Only an active agent may act. Authentication refuses the others; a kept copy is
+    checked again by the record step (its fingerprint covers the agent's row)."""
+    agent = credentials.agent
+    if agent.status != AgentStatus.ACTIVE:
+        raise AgentUnavailableError(f"Agent {agent.slug} is {agent.status}.")
+
+
+def kill_switch(credentials: Credentials) -> Outcome | None:
+    """Halted when a switch in scope was engaged as the credentials were read; the record
+    step orders this against engaging (see decision_record's header)."""
+    if credentials.switch_id is None:
+        return None
+    switch = KillSwitch.objects.select_related("team", "agent").filter(pk=credentials.switch_id)
+    found = switch.first()
+    target = (found.agent or found.team or "everything") if found else "everything"
+    why = found.reason if found else "engaged"
+    detail = f"kill switch for {target}: {why}"
+    reason = _reason("killswitch", "kill switch", "halt", detail, credentials.switch_id)
+    return Outcome(ActionStatus.HALTED, [reason], policy_version=credentials.agent.policy_version)
+
+
+def environment(credentials: Credentials) -> bool:
+    """True for a dry run: staging tokens are decided and recorded, never executed."""
+    return credentials.environment == Environment.STAGING
+
+
+def policy_request(credentials: Credentials, data: ActionInput, now: datetime) -> Request:
+    """The engine's view of an action."""
+    agent = credentials.agent
+    return Request(
+        action=data.action,
+        resource=data.resource,
+        params=data.params,
+        agent={
+            "slug": agent.slug,
+            "team": agent.team.slug,
+            "risk_tier": agent.risk_tier,
+            "owner": agent.owner.get_username(),
+        },
+        env=credentials.environment,
+        time=now,
+    )
+
+
+def reason_dicts(decision: Decision) -> list[dict[str, Any]]:
+    return [_reason(r.kind, r.name, r.effect, r.detail, r.id) for r in decision.reasons]
+
+
+def policy(credentials: Credentials, data: ActionInput, now: datetime, dry_run: bool) -> Outcome:
+    """Grants and rules (the compiled policy of the agent's version), an open serious alert
+    (hold everything), then the environment's dry run."""
+    agent = credentials.agent
+    try:
+        compiled, limits = policy_and_limits_for(agent)
+        decision = compiled.decide(policy_request(credentials, data, now))
+    except Exception:  # the decision path fails closed
+        logger.exception("policy evaluation failed for agent %s", agent.slug)
+        reason = _reason("error", "policy error", "deny", "the policy could not be evaluated")
+        return Outcome(ActionStatus.DENIED, [reason], policy_version=agent.policy_version)
+    reasons = reason_dicts(decision)
+    outcome = Outcome(ActionStatus.DENIED, reasons, policy_version=decision.policy_version)
+    if decision.outcome == "deny":
+        return outcome
+    if agent.hold_all:  # a serious alert is open: stop and ask
+        detail = agent.hold_all_reason or "a serious monitoring alert is open"
+        outcome.reasons = [*reasons, _reason("alert", "monitoring alert", "hold", detail)]
+    held = decision.outcome == "hold" or agent.hold_all
+    if dry_run:
+        would_be = "held for approval" if held else "allowed"
+        detail = f"staging: recorded, not run (would be {would_be})"
+        outcome.reasons.append(_reason("environment", "staging", "dry_run", detail))
+        outcome.status = ActionStatus.DRY_RUN
+        return outcome
+    if held:
+        outcome.status = ActionStatus.PENDING
+        outcome.approvals_required = max(decision.approvals_required, 1)
+        outcome.separation_of_duties = decision.separation_of_duties
+        outcome.hold_for = decision.hold_expires_in or timedelta(seconds=DEFAULT_HOLD_SECONDS)
+    else:
+        outcome.status = ActionStatus.ALLOWED
+    outcome.limits = {pk: limits[pk] for pk in decision.limit_ids if pk in limits}
+    return outcome
+
+
+def limits(outcome: Outcome, data: ActionInput) -> Outcome:
+    """What an allowed or held decision charges; a limit over before any counter is read
+    (an amount missing, negative or not a number; a maximum below one) answers at once."""
+    if not outcome.limits:
+        return outcome
+    outcome.charges, exceeded = charge_plan(list(outcome.limits.values()), data.params)
+    return over_limit(outcome, exceeded) if exceeded else outcome
+
+
+def over_limit(outcome: Outcome, exceeded: list[Exceeded]) -> Outcome:
+    """The strictest exceeded limit's response: pause the agent (and deny), deny, or hold.
+    Nothing is charged."""
+    worst = strictest(exceeded)
+    limit = worst.limit
+    reason = _reason("limit", limit.name, limit.on_exceed, worst.why, limit.pk)
+    outcome.reasons = [*outcome.reasons, reason]
+    outcome.charges = []
+    if limit.on_exceed == OnExceed.HOLD:
+        outcome.status = ActionStatus.PENDING
+        outcome.approvals_required = max(outcome.approvals_required, 1)
+        outcome.hold_for = outcome.hold_for or timedelta(seconds=DEFAULT_HOLD_SECONDS)
+    else:
+        outcome.status = ActionStatus.DENIED
+        outcome.approvals_required, outcome.separation_of_duties = 0, False
+        outcome.hold_for = None
+        outcome.pause_agent = limit.on_exceed == OnExceed.PAUSE
+    return outcome
+
+
+def evaluate(credentials: Credentials, data: ActionInput, now: datetime) -> Outcome:
+    """The steps before the record, on the credentials as read."""
+    agent_state(credentials)
+    halted = kill_switch(credentials)
+    if halted is not None:
+        return halted
+    dry_run = environment(credentials)
+    return limits(policy(credentials, data, now, dry_run), data)
+
+
+def record(
+    credentials: Credentials,
+    data: ActionInput,
+    outcome: Outcome,
+    *,
+    idempotency_key: str,
+    body_hash: str,
+    now: datetime,
+) -> tuple[Action, recording.Found]:
+    """Write the decision (recording.py), pausing the agent in the same transaction when
+    a limit says so."""
+    token = credentials.token
+    if token is None:
+        raise RuntimeError("a decision is recorded only for an authenticated token")
+    action = _new_action(token, data, outcome, now)
+    write = recording.Write(
+        action=action,
+        audit=_audit_args(token, data, action),
+        charges=outcome.charges,
+        idempotency_key=idempotency_key,
+        body_hash=body_hash,
+        token_hash=token.token_hash,
+        fingerprint=credentials.fingerprint,
+        now=now,
+    )
+    if not outcome.pause_agent:
+        return action, recording.decision_write(write)
+    with transaction.atomic():
+        found = recording.decision_write(write)
+        if found.kind == recording.RECORDED:
+            _pause_agent(credentials.agent, outcome.reasons[-1]["detail"])
+    return action, found
+
+
+def announce(action: Action) -> None:
+    """After the commit (at once when there is no transaction): the live feeds, and the
+    reviewers of a held action."""
+    after_commit(lambda: broadcasts.action_changed(action.pk, created=True, action=action))
+    if action.status == ActionStatus.PENDING:
+        after_commit(lambda: notify_action_held(action_id=action.pk))
+
+
+# --- the entry points ----------------------------------------------------------------------
+
+
+def request_body_hash(data: ActionInput) -> str:
+    """What an Idempotency-Key is bound to."""
+    return canonical_hash({**data.__dict__, "parent_id": str(data.parent_id or "")})
+
+
+def decide(
+    *, credentials: Credentials, data: ActionInput, idempotency_key: str = ""
+) -> tuple[Action, bool]:
+    """Decide, record the Action and its AuditEvent, announce it; (action, created).
+
+    With an Idempotency-Key seen before: the first answer (created False), or
+    ConflictError when the body differs. Each new decision is counted, with the time it
+    took including its commit, in the metrics (oversight/core/metrics.py).
+    """
+    started = time.perf_counter()
+    body_hash = request_body_hash(data)
+    outcome: Outcome | None = None
+    attempts = 0
+    while True:
+        now = timezone.now()
+        if outcome is None:
+            attempts += 1
+            if attempts > _MAX_ATTEMPTS:
+                raise ConflictError(
+                    "The agent's credentials kept changing while deciding; ask again.",
+                    "credentials_changing",
+                )
+            outcome = evaluate(credentials, data, now)
+        action, found = record(
+            credentials,
+            data,
+            outcome,
+            idempotency_key=idempotency_key,
+            body_hash=body_hash,
+            now=now,
+        )
+        if found.kind == recording.RECORDED:
+            announce(action)
+            decision_observed(status=action.decision, seconds=time.perf_counter() - started)
+            return action, True
+        if found.kind == recording.STALE:
+            credentials = _credentials_again(credentials)
+            outcome = None
+        elif found.kind == recording.LIMIT_EXCEEDED:
+            outcome = over_limit(outcome, _exceeded(outcome, found.exceeded))
+        elif found.kind == recording.KEY_SEEN:
+            return _first_answer(found, body_hash), False
+        elif found.kind == recording.NO_PARENT:
+            raise NotFoundError("parent_id: no action of this agent has this id.")
+        else:
+            raise RuntimeError(f"unknown finding {found.kind!r}")
+
+
+@dataclass(frozen=True)
+class Preview:
+    """What ``decide`` would answer now, with the limits it would charge."""
+
+    status: str
+    reasons: list[dict[str, Any]]
+    policy_version: int
+    approvals_required: int = 0
+    limits: list[Any] = field(default_factory=list)  # the limits that apply
+    exceeded: list[int] = field(default_factory=list)  # their ids, when over
+
+
+def preview(*, credentials: Credentials, data: ActionInput) -> Preview:
+    """The same steps as ``decide``, read-only: limits are charged in a savepoint that is
+    rolled back, and nothing is written."""
+    now = timezone.now()
+    outcome = evaluate(credentials, data, now)
+    exceeded_ids = sorted(limits_would_exceed(outcome.charges, now))
+    if exceeded_ids:
+        outcome = over_limit(outcome, _exceeded(outcome, exceeded_ids))
+    over = [r["id"] for r in outcome.reasons if r["kind"] == "limit"]
+    return Preview(
+        status=outcome.status,
+        reasons=outcome.reasons,
+        policy_version=outcome.policy_version,
+        approvals_required=outcome.approvals_required,
+        limits=list(outcome.limits.values()),
+        exceeded=over,
+    )
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+
+def _credentials_again(credentials: Credentials) -> Credentials:
+    """The record step found the credentials changed: read them again (the fast lane's
+    kept copy is replaced)."""
+    token = credentials.token
+    assert token is not None
+    fresh = token_refresh(token.token_hash, keep=True)
+    if fresh is None:
+        raise UnauthenticatedError("Missing or unknown API token.")
+    return Credentials.of(fresh)
+
+
+def _exceeded(outcome: Outcome, limit_ids: list[int]) -> list[Exceeded]:
+    """The limits the record step (or a preview's trial charge) found over."""
+    return [Exceeded(outcome.limits[pk], describe(outcome.limits[pk])) for pk in limit_ids]
+
+
+def _first_answer(found: recording.Found, body_hash: str) -> Action:
+    action = (
+        Action.objects.select_related("agent__owner", "agent__team")
+        .filter(pk=found.seen_action)
+        .first()
+    )
+    if found.seen_body_hash != body_hash or action is None:
+        raise ConflictError(
+            "This Idempotency-Key was used with a different request.", "idempotency_key_reused"
+        )
+    return action
+
+
+def _pause_agent(agent: Agent, why: str) -> None:
+    from oversight.agents.services import agent_update  # agents -> gateway, not the reverse
+
+    agent_update(actor=Actor.system("limits"), agent=agent, status=AgentStatus.PAUSED)
+    logger.warning("paused agent %s: %s", agent.slug, why)
+
+
+def _new_action(token: AgentToken, data: ActionInput, outcome: Outcome, now: datetime) -> Action:
+    return Action(
+        id=uuid.uuid4(),
+        agent=token.agent,
+        token=token,
+        environment=token.environment,
+        action=data.action,
+        resource=data.resource,
+        params=data.params,
+        reason=data.reason,
+        reversible=data.reversible,
+        before=data.before,
+        session_id=data.session_id,
+        parent_id=data.parent_id,
+        status=outcome.status,
+        decision=outcome.status,
+        reasons=outcome.reasons,
+        policy_version=outcome.policy_version,
+        approvals_required=outcome.approvals_required,
+        separation_of_duties=outcome.separation_of_duties,
+        expires_at=now + outcome.hold_for if outcome.hold_for else None,
+        request_hash=action_hash(data.action, data.resource, data.params),
+        limit_usage=[],
+    )
+
+
+def _audit_args(token: AgentToken, data: ActionInput, action: Action) -> dict[str, Any]:
+    return {
+        "actor": Actor.for_agent(token.agent),
+        "verb": verbs.ACTION_DECIDED,
+        "target": ("gateway.action", str(action.pk), f"{data.action} on {data.resource}"[:200]),
+        "agent_id": token.agent_id,
+        "after": {
+            "status": action.status,
+            "action": data.action,
+            "resource": data.resource,
+            "params": data.params,
+            "before": data.before,
+            "reason": data.reason,
+            "reasons": action.reasons,
+            "policy_version": action.policy_version,
+            "environment": token.environment,
+        },
+    }
