@@ -95,7 +95,7 @@ def test_decisions_agree(live_agent: LiveAgent, body: dict[str, Any], status: st
         ('{"action": "payments.refund",', {}, 400, "bad_request"),
         ("[1, 2]", {}, 422, "validation_error"),
         (_refund(), {"Idempotency-Key": "k" * 201}, 422, "validation_error"),
-        (_refund(parent_id="00000000-0000-0000-0000-000000000001"), {}, 422, "validation_error"),
+        (_refund(parent_id="00000000-0000-0000-0000-000000000001"), {}, 404, "not_found"),
     ],
     ids=[
         "unknown-token",
