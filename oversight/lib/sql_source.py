@@ -44,9 +44,7 @@ def sql_sources() -> list[SqlSource]:
         match = _NAME.match(path.name)
         if match is None:
             raise ValueError(f"{path}: SQL files are named NAME.vN.sql")
-        found.append(
-            SqlSource(path.parent.parent.name, match["name"], int(match["version"]), path)
-        )
+        found.append(SqlSource(path.parent.parent.name, match["name"], int(match["version"]), path))
     return found
 
 

@@ -528,7 +528,8 @@ def test_a_sum_limit_whose_param_is_not_a_number_counts_as_exceeded(
     decision = api.decide(refund(amount))
     assert decision["status"] == "denied"
     limit_reasons = [r for r in decision["reasons"] if r["kind"] == "limit"]
-    assert [r["detail"] for r in limit_reasons] == ["params.amount is missing, negative or not a number"]
+    why = "params.amount is missing, negative or not a number"
+    assert [r["detail"] for r in limit_reasons] == [why]
     assert not LimitCounter.objects.filter(count__gt=0).exists()
 
 
