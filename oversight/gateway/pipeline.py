@@ -68,6 +68,8 @@ from oversight.policy.limits import (
 
 logger = logging.getLogger(__name__)
 
+NO_PARENT_MESSAGE = "parent_id: no action of this agent has this id."
+
 # Credentials read again at most this often for one request: a change between reading
 # and writing is rare, twice in a row is a storm of edits; then answer an error.
 _MAX_ATTEMPTS = 3
@@ -350,7 +352,7 @@ def decide(
         elif found.kind == recording.KEY_SEEN:
             return _first_answer(found, body_hash), False
         elif found.kind == recording.NO_PARENT:
-            raise NotFoundError("parent_id: no action of this agent has this id.")
+            raise NotFoundError(NO_PARENT_MESSAGE)
         else:
             raise RuntimeError(f"unknown finding {found.kind!r}")
 
@@ -367,11 +369,23 @@ class Preview:
     exceeded: list[int] = field(default_factory=list)  # their ids, when over
 
 
+REFUSED = "refused"  # a preview's status where the API refuses to decide (403, 404)
+
+
 def preview(*, credentials: Credentials, data: ActionInput) -> Preview:
-    """The same steps as ``decide``, read-only: limits are charged in a savepoint that is
-    rolled back, and nothing is written."""
+    """The same steps as ``decide``, read-only: the record step's checks that need no
+    write (the parent) are made, limits are charged in a savepoint that is rolled back,
+    and nothing is written. Where the API would refuse, the status is ``refused`` with
+    the API's message as the reason."""
     now = timezone.now()
-    outcome = evaluate(credentials, data, now)
+    try:
+        outcome = evaluate(credentials, data, now)
+    except AgentUnavailableError as refused:
+        reason = _reason("agent", "agent state", "refuse", str(refused))
+        return Preview(REFUSED, [reason], credentials.agent.policy_version)
+    if not recording.parent_known(agent_id=credentials.agent.pk, parent_id=data.parent_id):
+        reason = _reason("request", "parent_id", "refuse", NO_PARENT_MESSAGE)
+        return Preview(REFUSED, [reason], outcome.policy_version)
     exceeded_ids = sorted(limits_would_exceed(outcome.charges, now))
     if exceeded_ids:
         outcome = over_limit(outcome, _exceeded(outcome, exceeded_ids))

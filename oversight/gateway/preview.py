@@ -5,6 +5,7 @@ steps, read-only); this module only adds the limits' current usage for display.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -49,14 +50,22 @@ def _limit_preview(limit: Limit, would_exceed: bool) -> LimitPreview:
 
 
 def decision_preview(
-    *, agent: Agent, environment: str, action: str, resource: str, params: dict[str, Any]
+    *,
+    agent: Agent,
+    environment: str,
+    action: str,
+    resource: str,
+    params: dict[str, Any],
+    parent_id: uuid.UUID | None = None,
 ) -> pipeline.Preview:
     """The pipeline's preview for this agent in ``environment``; its ``limits`` are
     LimitPreview rows."""
     credentials = pipeline.Credentials(
         agent=agent, environment=environment, switch_id=halting_switch_id(agent_id=agent.pk)
     )
-    data = pipeline.ActionInput(action=action, resource=resource, params=params)
+    data = pipeline.ActionInput(
+        action=action, resource=resource, params=params, parent_id=parent_id
+    )
     result = pipeline.preview(credentials=credentials, data=data)
     rows = [_limit_preview(limit, limit.pk in result.exceeded) for limit in result.limits]
     return pipeline.Preview(

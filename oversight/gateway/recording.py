@@ -124,6 +124,12 @@ def _write_postgresql(write: Write) -> Found:
 # --- SQLite (and any other database): the ORM -------------------------------------------
 
 
+def parent_known(*, agent_id: int, parent_id: uuid.UUID | None) -> bool:
+    """A parent, if given, is an action of the same agent (decision_record checks the
+    same in SQL; the pipeline's preview uses this one)."""
+    return parent_id is None or Action.objects.filter(pk=parent_id, agent_id=agent_id).exists()
+
+
 class _LimitExceeded(Exception):
     def __init__(self, limit_ids: list[int]) -> None:
         self.limit_ids = limit_ids
@@ -145,10 +151,7 @@ def _write_orm(write: Write) -> Found:
     action = write.action
     if credentials_fingerprint(write.token_hash) != write.fingerprint:
         return Found(STALE)
-    if (
-        action.parent_id
-        and not Action.objects.filter(pk=action.parent_id, agent_id=action.agent_id).exists()
-    ):
+    if not parent_known(agent_id=action.agent_id, parent_id=action.parent_id):
         return Found(NO_PARENT)
     try:
         with transaction.atomic():  # the key and the charges, all or none

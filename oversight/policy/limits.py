@@ -161,7 +161,7 @@ def describe(limit: Limit) -> str:
     if limit.max_count is not None:
         parts.append(f"{limit.max_count} actions")
     if limit.max_sum is not None:
-        parts.append(f"{limit.max_sum.normalize()} of {limit.sum_param}")
+        parts.append(f"{limit.max_sum.normalize():f} of {limit.sum_param}")
     return f"over {' and '.join(parts)} per {limit.window_seconds}s ({limit.scope})"
 
 
