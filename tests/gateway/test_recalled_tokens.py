@@ -243,3 +243,32 @@ def test_a_database_failure_while_writing_a_recalled_decision_is_an_error_never_
     assert body["error"]["code"] == "internal_error"
     assert Action.objects.count() == 1  # the first decision only
     assert _decide(raw)[1]["status"] == "allowed"  # and the next one is decided again
+
+
+@pytest.mark.postgres
+def test_a_runaway_agent_over_its_limit_costs_one_evaluation_and_two_statements(
+    prod_token: tuple[AgentToken, str], policy: Any, agent: Any, monkeypatch: Any
+) -> None:
+    """The record step reports the exceeded limit; the pipeline writes the denial without
+    evaluating the policy again (it used to evaluate three times)."""
+    from oversight.policy.engine import CompiledPolicy
+    from tests.gateway.helpers import limit_create
+
+    limit_create(agent=agent, max_count=1, on_exceed="deny")
+    token, raw = prod_token
+    _kept(token, raw)
+    assert _decide(raw)[1]["status"] == "allowed"  # the one allowed; the policy is cached
+    evaluations = []
+    real_decide = CompiledPolicy.decide
+
+    def counted(self: CompiledPolicy, request: Any) -> Any:
+        evaluations.append(request)
+        return real_decide(self, request)
+
+    monkeypatch.setattr(CompiledPolicy, "decide", counted)
+    with CaptureQueriesContext(connection) as queries:
+        status, answer = _decide(raw)
+    assert (status, answer["status"]) == (201, "denied")
+    assert [r["kind"] for r in answer["reasons"]][-1] == "limit"
+    assert len(evaluations) == 1
+    assert [q["sql"].count("FROM decision_record(") for q in queries.captured_queries] == [1, 1]
