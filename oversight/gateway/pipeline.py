@@ -65,6 +65,7 @@ from oversight.policy.limits import (
     limits_would_exceed,
     strictest,
 )
+from oversight.policy.models import Limit
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +122,7 @@ class Outcome:
     approvals_required: int = 0
     separation_of_duties: bool = False
     hold_for: timedelta | None = None
-    limits: dict[int, Any] = field(default_factory=dict)  # the limits that apply, by id
+    limits: dict[int, Limit] = field(default_factory=dict)  # the limits that apply, by id
     charges: Charges = field(default_factory=list)
     pause_agent: bool = False
 
@@ -365,7 +366,7 @@ class Preview:
     reasons: list[dict[str, Any]]
     policy_version: int
     approvals_required: int = 0
-    limits: list[Any] = field(default_factory=list)  # the limits that apply
+    limits: list[Any] = field(default_factory=list)  # the limits that apply (or their rows)
     exceeded: list[int] = field(default_factory=list)  # their ids, when over
 
 
