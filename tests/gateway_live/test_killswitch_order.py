@@ -19,9 +19,8 @@ from oversight.audit.models import AuditEvent
 from oversight.audit.verification import audit_chain_verify
 from oversight.killswitch.selectors import parse_target
 from oversight.killswitch.services import killswitch_engage, killswitch_release
-from oversight.policy.models import Grant
-from oversight.policy.services import policy_object_create
 from tests.conftest import SYSTEM
+from tests.gateway.helpers import grant_refunds
 from tests.servers import asgi_server
 
 pytestmark = [pytest.mark.postgres]
@@ -33,9 +32,7 @@ _CYCLES = 5
 @pytest.fixture
 def served_agent(transactional_db: None, agent: Any) -> Iterator[tuple[str, str]]:
     """(server URL, token) for an agent allowed to refund without limits."""
-    policy_object_create(
-        actor=SYSTEM, obj=Grant(agent=agent, action="payments.refund", resource="stripe:charge/*")
-    )
+    grant_refunds(agent)
     _token, raw = token_create(actor=SYSTEM, agent=agent, environment="production")
     with asgi_server() as url:
         yield url, raw

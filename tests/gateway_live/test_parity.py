@@ -30,6 +30,7 @@ from oversight.policy.models import Grant, Limit, LimitCounter, Rule
 from oversight.policy.services import policy_object_create, policy_object_delete
 from oversight.sdk import APIError, Oversight
 from tests.conftest import SYSTEM
+from tests.gateway.helpers import grant_refunds, hold_large_refunds, limit_create
 from tests.servers import asgi_server
 
 pytestmark = [pytest.mark.postgres]
@@ -48,30 +49,10 @@ class World:
 @pytest.fixture
 def world(transactional_db: None, agent: Agent) -> Iterator[World]:
     """The refund bot: refunds granted, held over 500, at most 1,000 refunded an hour."""
-    policy_object_create(
-        actor=SYSTEM, obj=Grant(agent=agent, action="payments.refund", resource="stripe:charge/*")
-    )
-    policy_object_create(
-        actor=SYSTEM,
-        obj=Rule(
-            agent=agent,
-            name="big refunds need a human",
-            effect="hold",
-            action="payments.refund",
-            condition="params.amount > 500",
-        ),
-    )
-    limit = policy_object_create(
-        actor=SYSTEM,
-        obj=Limit(
-            agent=agent,
-            name="refund total",
-            action="payments.refund",
-            window_seconds=3600,
-            sum_param="amount",
-            max_sum=Decimal(1000),
-            on_exceed="deny",
-        ),
+    grant_refunds(agent)
+    hold_large_refunds(agent)
+    limit = limit_create(
+        agent=agent, name="refund total", sum_param="amount", max_sum=Decimal(1000)
     )
     tokens = {
         env: token_create(actor=SYSTEM, agent=agent, environment=env)[1]
