@@ -149,11 +149,11 @@ def kill_switch(credentials: Credentials) -> Outcome | None:
     step orders this against engaging (see decision_record's header)."""
     if credentials.switch_id is None:
         return None
-    switch = KillSwitch.objects.select_related("team", "agent").filter(pk=credentials.switch_id)
-    found = switch.first()
-    target = (found.agent or found.team or "everything") if found else "everything"
-    why = found.reason if found else "engaged"
-    detail = f"kill switch for {target}: {why}"
+    switch = (
+        KillSwitch.objects.select_related("team", "agent").filter(pk=credentials.switch_id).first()
+    )
+    target = (switch.agent or switch.team or "everything") if switch else "everything"
+    detail = f"kill switch for {target}: {switch.reason if switch else 'engaged'}"
     reason = _reason("killswitch", "kill switch", "halt", detail, credentials.switch_id)
     return Outcome(ActionStatus.HALTED, [reason], policy_version=credentials.agent.policy_version)
 
