@@ -8,9 +8,9 @@ connection and afterwards sends only the parameters. Errors are Django's databas
 as through ``connection.cursor()``; the statement runs in whatever transaction is open.
 
 Elsewhere (SQLite) the query runs through Django's cursor. Statements show in Django's
-query log (``connection.queries``) with their placeholders. Behind a pooler in transaction mode
-(pgbouncer) set ``DB_PREPARED=0``: the connection's ``prepare_threshold`` is then None
-and nothing is prepared (see settings.py).
+query log (``connection.queries``) with their placeholders and time, failed ones too.
+Behind a pooler in transaction mode (pgbouncer) set ``DB_PREPARED=0``: the connection's
+``prepare_threshold`` is then None and nothing is prepared (see settings.py).
 """
 
 from __future__ import annotations
@@ -33,14 +33,17 @@ def _run(sql: str, params: Sequence[Any] | dict[str, Any], fetch: str) -> Any:
     connection.ensure_connection()
     connection.validate_no_broken_transaction()
     started = time.monotonic()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(sql, params, prepare=True)
-        result = cursor.fetchone() if fetch == "one" else cursor.fetchall()
-    if connection.queries_logged:  # DEBUG, or a test capturing queries
-        connection.queries_log.append(
-            {"sql": sql, "time": f"{time.monotonic() - started:.3f}", "prepared": True}
-        )
-    return result
+    try:
+        with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+            cursor.execute(sql, params, prepare=True)
+            return cursor.fetchone() if fetch == "one" else cursor.fetchall()
+    finally:
+        # Logged whether it succeeded or not, as Django's own cursors do: a statement that
+        # failed (a lock timeout, say) is often the one someone is looking for.
+        if connection.queries_logged:  # DEBUG, or a test capturing queries
+            connection.queries_log.append(
+                {"sql": sql, "time": f"{time.monotonic() - started:.3f}", "prepared": True}
+            )
 
 
 def fetch_one(sql: str, params: Sequence[Any] | dict[str, Any]) -> tuple[Any, ...] | None:
