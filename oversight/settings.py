@@ -115,7 +115,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # the database itself gives up, whoever waits.
     _lock_ms = round(1000 * envfloat("DB_LOCK_TIMEOUT", 1, minimum=0))
     # A backstop against runaway statements, generous for pages, jobs and exports (which
-    # read in batches).
+    # read in batches); a decision's own deadline is DECISION_TIMEOUT.
     _statement_ms = round(1000 * envfloat("DB_STATEMENT_TIMEOUT", 30, minimum=0))
     _url_options = DATABASES["default"].get("OPTIONS", {})
     DATABASES["default"]["OPTIONS"] = {
@@ -146,6 +146,10 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Threads per web process that run agents' decisions (oversight/gateway/fastlane.py).
 DECISION_THREADS = envint("DECISION_THREADS", 3, minimum=1)
+# Seconds a decision may take in the fast lane, from its arrival: one still queued for a
+# thread then is answered 503 without touching the database, and the statement of one
+# still running is cancelled (the answer says what happened).
+DECISION_TIMEOUT = envfloat("DECISION_TIMEOUT", 1, minimum=0.1)
 
 # --- Redis: channel layer, Celery, cache --------------------------------------
 REDIS_URL = envstr("REDIS_URL")
