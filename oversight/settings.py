@@ -123,8 +123,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         # decision path's few queries be prepared (oversight/lib/prepared.py). Behind a
         # pooler in transaction mode, set DB_PREPARED=0.
         "prepare_threshold": 5 if envbool("DB_PREPARED", True) else None,
-        # libpq's own minimum is 2 s; the pool connects in the background, so requests
-        # wait at most the pool's timeout below whatever this is.
+        # One attempt to connect (libpq's minimum is 2 s). No request waits for it: the
+        # pool connects in the background, and a request waits at most the pool's timeout.
         "connect_timeout": envint("DB_CONNECT_TIMEOUT", 2, minimum=2),
         **_url_options,  # what DATABASE_URL's query string says (sslmode...) wins
         # Sent when connecting, so they cost no round trip; 0 turns one off.

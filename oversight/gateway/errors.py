@@ -50,11 +50,11 @@ def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
 
 
 def unavailable_response() -> JsonResponse:
-    """503: no decision now (the database is down, busy or locked, or the decision's time
-    ran out). The agent must not act. It may retry: with the same Idempotency-Key a retry
+    """503: no answer now (the database is down, busy or locked, or a decision's time ran
+    out). The agent must not act. It may retry: with the same Idempotency-Key a retry
     returns the decision if one was written after all (a connection lost in its commit)."""
     response = error_response(
-        503, "unavailable", "Oversight could not decide in time; do not act. Try again later."
+        503, "unavailable", "Oversight cannot answer right now; do not act. Try again shortly."
     )
     response["Retry-After"] = "1"
     return response
