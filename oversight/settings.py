@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from oversight.lib.env import envbool, envint, envlist, envstr
+from oversight.lib.env import envbool, envfloat, envint, envlist, envstr
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -108,15 +108,34 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # database restart fails its one request (an error, never an allow) and the pool
     # drops it when it comes back.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
+    # Every wait for the database is bounded, so that a locked table or a server that is
+    # down gives an error in about a second instead of a hang (an error, never an allow, on
+    # the decision path); docs/decisions/0010-bounded-waits.md says why these values.
+    # Waiting for a lock (a row, the audit chain's append lock, a table a migration holds):
+    # the database itself gives up, whoever waits.
+    _lock_ms = round(1000 * envfloat("DB_LOCK_TIMEOUT", 1, minimum=0))
+    # A backstop against runaway statements, generous for pages, jobs and exports (which
+    # read in batches); a decision's own deadline is DECISION_TIMEOUT.
+    _statement_ms = round(1000 * envfloat("DB_STATEMENT_TIMEOUT", 30, minimum=0))
+    _url_options = DATABASES["default"].get("OPTIONS", {})
     DATABASES["default"]["OPTIONS"] = {
         # Django's cursors bind on the client and are never prepared; this only lets the
         # decision path's few queries be prepared (oversight/lib/prepared.py). Behind a
         # pooler in transaction mode, set DB_PREPARED=0.
         "prepare_threshold": 5 if envbool("DB_PREPARED", True) else None,
+        # One attempt to connect (libpq's minimum is 2 s). No request waits for it: the
+        # pool connects in the background, and a request waits at most the pool's timeout.
+        "connect_timeout": envint("DB_CONNECT_TIMEOUT", 2, minimum=2),
+        **_url_options,  # what DATABASE_URL's query string says (sslmode...) wins
+        # Sent when connecting, so they cost no round trip; 0 turns one off.
+        "options": f"-c lock_timeout={_lock_ms} -c statement_timeout={_statement_ms} "
+        f"{_url_options.get('options', '')}".strip(),
         "pool": {
             "min_size": envint("DB_POOL_MIN", 2, minimum=0),
             "max_size": envint("DB_POOL_MAX", 20, minimum=1),
-            "timeout": envint("DB_POOL_TIMEOUT", 10, minimum=1),
+            # How long a request waits for a connection when all are in use or the
+            # database cannot be reached: then it fails (503 for a decision).
+            "timeout": envfloat("DB_POOL_TIMEOUT", 1, minimum=0.1),
         },
     }
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -127,6 +146,10 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Threads per web process that run agents' decisions (oversight/gateway/fastlane.py).
 DECISION_THREADS = envint("DECISION_THREADS", 3, minimum=1)
+# Seconds a decision may take in the fast lane, from its arrival: one still queued for a
+# thread then is answered 503 without touching the database, and the statement of one
+# still running is cancelled (the answer says what happened).
+DECISION_TIMEOUT = envfloat("DECISION_TIMEOUT", 1, minimum=0.1)
 
 # --- Redis: channel layer, Celery, cache --------------------------------------
 REDIS_URL = envstr("REDIS_URL")

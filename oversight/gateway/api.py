@@ -59,6 +59,8 @@ _ERRORS = {
     409: ErrorOut,
     413: ErrorOut,
     422: ErrorOut,
+    500: ErrorOut,
+    503: ErrorOut,
 }
 # OpenAPI links: the id a decision returns is what the other action operations take.
 _ACTION_LINKS = {

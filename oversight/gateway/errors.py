@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
@@ -53,6 +54,17 @@ def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     return error_response(exc.status_code, codes.get(exc.status_code, "error"), message)
 
 
+def unavailable_response() -> JsonResponse:
+    """503: no answer now (the database is down, busy or locked, or a decision's time ran
+    out). The agent must not act. It may retry: with the same Idempotency-Key a retry
+    returns the decision if one was written after all (a connection lost in its commit)."""
+    response = error_response(
+        503, "unavailable", "Oversight cannot answer right now; do not act. Try again shortly."
+    )
+    response["Retry-After"] = "1"
+    return response
+
+
 def _unexpected(request: HttpRequest | None, exc: Exception) -> HttpResponse:
     logger.exception("agent API error", exc_info=exc)
     # Never an allow: the agent gets an error and must not act.
@@ -74,6 +86,12 @@ def _service_error(exc: Exception) -> HttpResponse:
         )
     if isinstance(exc, ConflictError):
         return error_response(409, exc.code, str(exc))
+    if isinstance(exc, OperationalError | InterfaceError):
+        # Unreachable, no pool connection in time, a lock or statement timeout, a cancel
+        # at the deadline (lib/deadline.py): a passing condition, not a bug to trace.
+        first_line = str(exc).partition("\n")[0]  # not the SQL of every function it was in
+        logger.warning("agent API: database unavailable: %s: %s", type(exc).__name__, first_line)
+        return unavailable_response()
     return _unexpected(None, exc)
 
 

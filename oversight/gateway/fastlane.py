@@ -9,6 +9,10 @@ spends one hop to a worker thread, where the decision runs: one of a few threads
 own (``DECISION_THREADS``), since decisions mostly wait on PostgreSQL, which takes them
 one at a time on the agent's limit counters and the audit chain; with more threads than
 that, switching between them and contention in the database cost more than they gave.
+Each decision has a deadline (``DECISION_TIMEOUT``): one that waited for a thread past it
+is answered 503 without touching the database, and a running one's statement is
+cancelled, so a locked table or a database that is down gives an error in time, never a
+hang and never an allow (``_decide_in_time``, docs/decisions/0010-bounded-waits.md).
 
 It is only a transport. The decision is the same pipeline (``pipeline.decide``),
 the input is validated by the same schema, the answer is rendered by the same API
@@ -42,8 +46,9 @@ from oversight.gateway import pipeline
 from oversight.gateway.api import api, decision_body
 from oversight.gateway.auth import AgentUnavailableError, token_authenticate, token_recall
 from oversight.gateway.constants import MAX_BODY_BYTES
-from oversight.gateway.errors import exception_response
+from oversight.gateway.errors import exception_response, unavailable_response
 from oversight.gateway.schemas import ActionIn, DecisionOut
+from oversight.lib.deadline import Deadline
 from oversight.lib.request_id import HEADER as REQUEST_ID_HEADER
 from oversight.lib.request_id import incoming_request_id, request_id_scope
 from oversight.live import publish
@@ -67,6 +72,14 @@ def _bearer(request: ASGIRequest) -> str:
     if scheme.lower() != "bearer" or not token.strip():
         raise _HandOver
     return token.strip()
+
+
+def _decide_by(deadline: Deadline, *args: Any) -> Any:
+    """In a worker thread: the decision, each of its statements kept to ``deadline``."""
+    if deadline.passed():  # waited for a thread past its time: the database is not touched
+        return unavailable_response()
+    with deadline.statements():
+        return _decide(*args)
 
 
 def _decide(raw_token: str, data: pipeline.ActionInput, key: str, request_id: str) -> Any:
@@ -107,6 +120,8 @@ class DecisionFastLane:
         self.django_app = django_app
         self.security = SecurityMiddleware(lambda request: HttpResponse())
         self.threads = ThreadPoolExecutor(settings.DECISION_THREADS, thread_name_prefix="decide")
+        # Cancelling a statement at its deadline waits for the server; not on the loop.
+        self.cancels = ThreadPoolExecutor(2, thread_name_prefix="decide-cancel")
         self.loop_bound = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -145,14 +160,8 @@ class DecisionFastLane:
         except ValidationError:
             raise _HandOver from None
         request_id = incoming_request_id(request)
-        outcome = await asyncio.get_running_loop().run_in_executor(
-            self.threads,
-            contextvars.copy_context().run,
-            _decide,
-            raw_token,
-            pipeline.ActionInput(**payload.dict()),
-            key,
-            request_id,
+        outcome = await self._decide_in_time(
+            raw_token, pipeline.ActionInput(**payload.dict()), key, request_id
         )
         if isinstance(outcome, HttpResponse):
             response = outcome
@@ -162,6 +171,34 @@ class DecisionFastLane:
         response[REQUEST_ID_HEADER] = request_id
         response["Content-Length"] = str(len(response.content))  # as Django's CommonMiddleware
         return self.security.process_response(request, response)
+
+    async def _decide_in_time(self, *args: Any) -> Any:
+        """``_decide``'s outcome, within DECISION_TIMEOUT of now when the database allows.
+
+        Past the deadline a decision still waiting for a thread never starts (503). One
+        that is running has its statement cancelled and no other started; if it had not
+        yet touched the database it never will (503 at once), otherwise its own outcome
+        is the answer (an error, or the decision if it was written just in time): an
+        answer never contradicts what was recorded. See oversight/lib/deadline.py.
+        """
+        deadline = Deadline(settings.DECISION_TIMEOUT)
+        queued = self.threads.submit(contextvars.copy_context().run, _decide_by, deadline, *args)
+        outcome = asyncio.wrap_future(queued)
+        done, _ = await asyncio.wait({outcome}, timeout=deadline.remaining())
+        if done:
+            return outcome.result()
+        if queued.cancel():  # still waiting for a thread
+            return unavailable_response()
+        loop = asyncio.get_running_loop()
+        if await loop.run_in_executor(self.cancels, deadline.expire):
+            return await outcome
+        outcome.add_done_callback(_ignore)  # it can write nothing now
+        return unavailable_response()
+
+
+def _ignore(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # retrieved, so asyncio does not report it as lost
 
 
 async def _read_body(receive: Receive) -> tuple[bytes, bool]:

@@ -7,10 +7,25 @@ from datetime import datetime
 from typing import Any, Literal
 
 from ninja import Field, Schema
-from pydantic import field_validator
+from pydantic import ConfigDict, field_validator
 
-from oversight.gateway.json_safety import check_json
+from oversight.gateway.constants import MAX_BODY_BYTES
+from oversight.gateway.json_safety import (
+    NO_NUL,
+    OptionalStorableObject,
+    StorableJson,
+    StorableObject,
+    check_json,
+)
 from oversight.policy.engine import is_action_name
+
+# What the validators below and the API's edges enforce, said in the OpenAPI document so
+# that clients (and schemathesis) know it; tests/gateway_live/test_openapi_contract.py
+# checks that the document and the validators agree.
+_BODY_LIMIT = f"The request body is at most {MAX_BODY_BYTES} bytes (else 413)."
+ACTION_NAME = r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*$"  # as policy.engine.is_action_name
+# No whitespace (Python's str.isspace, character by character) and no NUL.
+RESOURCE = r"^[^\x00\x09-\x0d\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$"
 
 ActionStatusName = Literal[
     "allowed",
@@ -29,13 +44,36 @@ ActionStatusName = Literal[
 
 
 class ActionIn(Schema):
-    action: str = Field(..., min_length=1, max_length=200, examples=["payments.refund"])
-    resource: str = Field(..., min_length=1, max_length=500, examples=["stripe:charge/ch_123"])
-    params: dict[str, Any] = Field(default_factory=dict)
-    reason: str = Field("", max_length=2000, description="Why the agent wants to do this.")
+    model_config = ConfigDict(
+        json_schema_extra={"description": f"An action the agent asks to take. {_BODY_LIMIT}"}
+    )
+
+    action: str = Field(
+        ...,
+        min_length=1,
+        max_length=200,
+        examples=["payments.refund"],
+        description="Dot-separated words of lower-case letters, digits, _ and -.",
+        json_schema_extra={"pattern": ACTION_NAME},
+    )
+    resource: str = Field(
+        ...,
+        min_length=1,
+        max_length=500,
+        examples=["stripe:charge/ch_123"],
+        description="No whitespace.",
+        json_schema_extra={"pattern": RESOURCE},
+    )
+    params: StorableObject = Field(default_factory=dict)
+    reason: str = Field(
+        "",
+        max_length=2000,
+        description="Why the agent wants to do this.",
+        json_schema_extra={"pattern": NO_NUL},
+    )
     reversible: bool = False
-    before: Any = Field(None, description="The state of the resource before the action.")
-    session_id: str = Field("", max_length=100)
+    before: StorableJson = Field(None, description="The state of the resource before the action.")
+    session_id: str = Field("", max_length=100, json_schema_extra={"pattern": NO_NUL})
     parent_id: uuid.UUID | None = None
 
     @field_validator("params", "before", "reason", "session_id", "resource", mode="after")
@@ -84,12 +122,16 @@ class ActionOut(DecisionOut):
 
 
 class ResultIn(Schema):
+    model_config = ConfigDict(
+        json_schema_extra={"description": f"What happened when the agent acted. {_BODY_LIMIT}"}
+    )
+
     outcome: Literal["succeeded", "failed"]
-    after: Any = Field(None, description="The state of the resource after the action.")
-    error: str = Field("", max_length=5000)
+    after: StorableJson = Field(None, description="The state of the resource after the action.")
+    error: str = Field("", max_length=5000, json_schema_extra={"pattern": NO_NUL})
     action: str | None = Field(None, max_length=200, description="If given, must match.")
     resource: str | None = Field(None, max_length=500, description="If given, must match.")
-    params: dict[str, Any] | None = Field(None, description="If given, must match.")
+    params: OptionalStorableObject = Field(None, description="If given, must match.")
 
     @field_validator("after", "error", "params", mode="after")
     @classmethod

@@ -7,15 +7,19 @@ cursor of the same connection with ``prepare=True``: psycopg prepares it once pe
 connection and afterwards sends only the parameters. Errors are Django's database errors,
 as through ``connection.cursor()``; the statement runs in whatever transaction is open.
 
-Elsewhere (SQLite) the query runs through Django's cursor. Statements show in Django's
-query log (``connection.queries``) with their placeholders. Behind a pooler in transaction mode
-(pgbouncer) set ``DB_PREPARED=0``: the connection's ``prepare_threshold`` is then None
-and nothing is prepared (see settings.py).
+Elsewhere (SQLite) the query runs through Django's cursor. Either way statements go
+through the connection's execute wrappers (``connection.execute_wrapper``) and show in
+Django's query log (``connection.queries``) with their placeholders and time, failed
+ones too.
+
+Behind a pooler in transaction mode (pgbouncer) set ``DB_PREPARED=0``: the connection's
+``prepare_threshold`` is then None and nothing is prepared (see settings.py).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -32,15 +36,28 @@ def _run(sql: str, params: Sequence[Any] | dict[str, Any], fetch: str) -> Any:
 
     connection.ensure_connection()
     connection.validate_no_broken_transaction()
+    cursor = psycopg.Cursor(connection.connection)
+
+    def execute(sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
+        with connection.wrap_database_errors:
+            cursor.execute(sql, params, prepare=True)
+            return cursor.fetchone() if fetch == "one" else cursor.fetchall()
+
+    # Django's execute wrappers apply as to its own cursors (a decision's deadline is one,
+    # oversight/lib/deadline.py).
+    for wrapper in reversed(connection.execute_wrappers):
+        execute = functools.partial(wrapper, execute)
     started = time.monotonic()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(sql, params, prepare=True)
-        result = cursor.fetchone() if fetch == "one" else cursor.fetchall()
-    if connection.queries_logged:  # DEBUG, or a test capturing queries
-        connection.queries_log.append(
-            {"sql": sql, "time": f"{time.monotonic() - started:.3f}", "prepared": True}
-        )
-    return result
+    try:
+        with cursor:
+            return execute(sql, params, False, {"connection": connection, "cursor": cursor})
+    finally:
+        # Logged whether it succeeded or not, as Django's own cursors do: a statement that
+        # failed (a lock timeout, say) is often the one someone is looking for.
+        if connection.queries_logged:  # DEBUG, or a test capturing queries
+            connection.queries_log.append(
+                {"sql": sql, "time": f"{time.monotonic() - started:.3f}", "prepared": True}
+            )
 
 
 def fetch_one(sql: str, params: Sequence[Any] | dict[str, Any]) -> tuple[Any, ...] | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import time
 from typing import Any
 
 import pytest
@@ -58,6 +60,22 @@ def test_an_unreachable_redis_makes_it_unavailable(client: Client, settings: Any
     assert body["redis"]["ok"] is False
     assert body["redis"]["error"]
     assert body["database"]["ok"] is True
+
+
+def test_a_dependency_that_never_answers_is_reported_in_time(client: Client, settings: Any) -> None:
+    """A Redis that accepts the connection and then says nothing (a hung server): the probe
+    still answers within two seconds."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()  # the kernel completes the handshake; nobody ever replies
+        settings.REDIS_URL = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+        started = time.monotonic()
+        response = client.get(URL)
+        seconds = time.monotonic() - started
+    assert response.status_code == 503
+    assert response.json()["redis"] == {"ok": False, "error": "no answer in 1.5 s"}
+    assert response.json()["database"]["ok"] is True
+    assert seconds < 2
 
 
 @pytest.mark.parametrize("method", ["post", "put", "delete"])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from oversight.lib import prepared
@@ -48,6 +48,20 @@ def test_statements_show_in_djangos_query_log() -> None:
         prepared.fetch_one("SELECT %s * 5", [2])
     assert queries.captured_queries[-1]["sql"].startswith("SELECT ")  # SQLite fills in 2
     assert queries.captured_queries[-1]["sql"].endswith(" * 5")
+
+
+@pytest.mark.django_db
+def test_a_statement_that_fails_is_logged_like_one_that_succeeds() -> None:
+    failing = "SELECT id FROM prepared_no_such_table WHERE id = %s"
+    with CaptureQueriesContext(connection) as queries:
+        prepared.fetch_one("SELECT %s * 5", [2])
+        with pytest.raises(DatabaseError), transaction.atomic():
+            prepared.fetch_one(failing, [1])
+    logged = queries.captured_queries
+    [succeeded] = [query for query in logged if query["sql"].endswith(" * 5")]
+    [failed] = [query for query in logged if "prepared_no_such_table" in query["sql"]]
+    assert set(failed) == set(succeeded)  # the same entry: sql, time (and prepared)
+    assert float(failed["time"]) >= 0
 
 
 @pytest.mark.postgres

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
@@ -10,7 +11,7 @@ import sys
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from oversight.lib.env import envbool, envint, envlist, envstr
+from oversight.lib.env import envbool, envfloat, envint, envlist, envstr
 from tests.servers import ROOT
 
 # Variables the test process itself sets (tests/settings.py, bin/test) that must not
@@ -100,6 +101,60 @@ def test_debug_mode_starts_without_a_secret_key() -> None:
     assert result.returncode == 0, result.stderr
 
 
+# --- bounded waits --------------------------------------------------------------------
+
+
+def _database_options(**env: str) -> dict[str, object]:
+    code = (
+        "import json, django.conf;"
+        "print(json.dumps(django.conf.settings.DATABASES['default']['OPTIONS']))"
+    )
+    base = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**base, "DJANGO_SETTINGS_MODULE": "oversight.settings", **_production_env(**env)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_every_database_wait_is_bounded_by_default() -> None:
+    options = _database_options(DATABASE_URL="postgres://oversight@db.example.com/oversight")
+    assert options["options"] == "-c lock_timeout=1000 -c statement_timeout=30000"
+    assert options["connect_timeout"] == 2
+    assert options["pool"]["timeout"] == 1  # type: ignore[index]
+
+
+def test_the_database_waits_come_from_the_environment() -> None:
+    options = _database_options(
+        DATABASE_URL="postgres://oversight@db.example.com/oversight?sslmode=require",
+        DB_LOCK_TIMEOUT="0.25",
+        DB_STATEMENT_TIMEOUT="0",
+        DB_CONNECT_TIMEOUT="5",
+        DB_POOL_TIMEOUT="0.5",
+    )
+    assert options["options"] == "-c lock_timeout=250 -c statement_timeout=0"
+    assert options["connect_timeout"] == 5
+    assert options["pool"]["timeout"] == 0.5  # type: ignore[index]
+    assert options["sslmode"] == "require"  # the URL's own options are kept
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_connections_have_the_timeouts() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT current_setting(%s), current_setting(%s)", ["lock_timeout", "statement_timeout"]
+        )
+        assert cursor.fetchone() == ("1s", "30s")
+
+
 # --- env helpers -----------------------------------------------------------------------
 
 
@@ -153,6 +208,30 @@ def test_envint_enforces_the_minimum(monkeypatch: pytest.MonkeyPatch) -> None:
         envint("OV_NUM", 60, minimum=0)
     monkeypatch.setenv("OV_NUM", "0")
     assert envint("OV_NUM", 60, minimum=0) == 0
+
+
+@pytest.mark.parametrize(("raw", "value"), [("1", 1.0), ("0.25", 0.25), (" 30 ", 30.0)])
+def test_envfloat_reads_a_number(monkeypatch: pytest.MonkeyPatch, raw: str, value: float) -> None:
+    monkeypatch.setenv("OV_SECONDS", raw)
+    assert envfloat("OV_SECONDS", 10) == value
+
+
+def test_envfloat_uses_the_default_when_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OV_SECONDS", raising=False)
+    assert envfloat("OV_SECONDS", 1.5, minimum=0) == 1.5
+
+
+@pytest.mark.parametrize("raw", ["", "abc", "1s", "nan", "inf"])
+def test_envfloat_fails_loudly_on_anything_else(monkeypatch: pytest.MonkeyPatch, raw: str) -> None:
+    monkeypatch.setenv("OV_SECONDS", raw)
+    with pytest.raises(ImproperlyConfigured, match=r"OV_SECONDS=.* is not a (finite )?number"):
+        envfloat("OV_SECONDS", 1)
+
+
+def test_envfloat_enforces_the_minimum(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OV_SECONDS", "0.05")
+    with pytest.raises(ImproperlyConfigured, match=r"below the minimum of 0\.1"):
+        envfloat("OV_SECONDS", 1, minimum=0.1)
 
 
 def test_envlist_splits_on_commas_and_drops_blanks(monkeypatch: pytest.MonkeyPatch) -> None:

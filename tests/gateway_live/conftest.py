@@ -27,7 +27,15 @@ class LiveAgent:
 
 
 @pytest.fixture
-def live_agent(transactional_db: None, agent: Any) -> Iterator[LiveAgent]:
+def server_env() -> dict[str, str]:
+    """The server's environment beyond the test settings; a module may override it."""
+    return {}
+
+
+@pytest.fixture
+def live_agent(
+    transactional_db: None, agent: Any, server_env: dict[str, str]
+) -> Iterator[LiveAgent]:
     policy_object_create(
         actor=SYSTEM, obj=Grant(agent=agent, action="payments.refund", resource="stripe:charge/*")
     )
@@ -53,5 +61,5 @@ def live_agent(transactional_db: None, agent: Any) -> Iterator[LiveAgent]:
         ),
     )
     _token, raw = token_create(actor=SYSTEM, agent=agent, environment="production")
-    with asgi_server() as url:
+    with asgi_server(server_env) as url:
         yield LiveAgent(url=url, token=raw, agent=agent)

@@ -18,6 +18,14 @@ from tests.gateway_live.conftest import LiveAgent
 pytestmark = [pytest.mark.postgres]
 
 
+@pytest.fixture
+def server_env() -> dict[str, str]:
+    """Every request gets its turn. 500 at once queue for the fast lane's three threads
+    longer than a decision's default deadline on a small machine, and those past it are
+    answered 503 (test_bounded_waits.py); these tests are about exact counts, not speed."""
+    return {"DECISION_TIMEOUT": "60"}
+
+
 async def _fire(
     live: LiveAgent, bodies: list[dict[str, Any]], headers: list[dict[str, str]]
 ) -> list[httpx.Response]:
