@@ -93,24 +93,32 @@ RESULTS = BENCH / "results"
 PASSWORD = "bench-reviewer-" + "p" * 20
 HELD_EVERY = 10  # every 10th request asks for a refund over 500, which is held
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-FRAGMENT_ID = re.compile(rf'id="(action|queue)-({UUID})"')
+# Each kind of fragment the broadcasts send (templates/approvals, oversight/live/rows.py),
+# by what names its action. A new action's row comes twice (the overview's feed and its
+# agent's feed, a page has one of them); the #action-feed copy is the one counted.
+_FRAGMENT = re.compile(
+    rf'afterbegin:#action-feed"><tr id="action-(?P<feed_new>{UUID})"'
+    rf'|<tr id="action-(?P<feed_update>{UUID})" hx-swap-oob="true"'
+    rf'|beforeend:#approval-queue">\s*<article\b[^>]*?\bid="queue-(?P<queue_new>{UUID})"'
+    rf'|id="queue-(?P<queue_gone>{UUID})" hx-swap-oob="delete"'
+    rf'|id="queue-(?P<queue_update>{UUID})" hx-swap-oob="true"'
+)
 
 
 # --- pure parts -------------------------------------------------------------------------
 
 
-def classify(message: str) -> tuple[str, str]:
-    """("feed-new" | "feed-update" | "queue-new" | "queue-update" | "queue-gone" | "other",
-    action id) of one websocket message (see templates/live and templates/approvals)."""
-    found = FRAGMENT_ID.search(message)
-    if found is None:
-        return "other", ""
-    kind = "feed" if found[1] == "action" else "queue"
-    if 'hx-swap-oob="delete"' in message:
-        return f"{kind}-gone", found[2]
-    if "afterbegin:#action-feed" in message or "beforeend:#approval-queue" in message:
-        return f"{kind}-new", found[2]
-    return f"{kind}-update", found[2]
+def fragments(message: str) -> list[tuple[str, str]]:
+    """[("feed-new" | "feed-update" | "queue-new" | "queue-update" | "queue-gone", action
+    id)] of one websocket message, in order: a message carries a window's fragments for a
+    group (oversight/live/batches.py). [("other", "")] if it names no action (a banner)."""
+    found = [
+        (kind.replace("_", "-"), action_id)
+        for match in _FRAGMENT.finditer(message)
+        for kind, action_id in match.groupdict().items()
+        if action_id
+    ]
+    return found or [("other", "")]
 
 
 def refund_body(tag: str, i: int, *, held: bool) -> bytes:
@@ -344,8 +352,8 @@ def start_celery(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
 
 async def socket_client() -> None:
     """Reads {"url", "origin", "cookies": [...]} on stdin's first line, connects one socket
-    per cookie, says READY; then on "DUMP <path>" writes [socket, arrival, kind, id] records
-    received so far (and forgets them), on "STOP" closes."""
+    per cookie, says READY; then on "DUMP <path>" writes [socket, arrival, kind, id] records,
+    one per fragment, received so far (and forgets them), on "STOP" closes."""
     from websockets.asyncio.client import connect
 
     config = json.loads(sys.stdin.readline())
@@ -357,8 +365,8 @@ async def socket_client() -> None:
         try:
             async for message in ws:
                 arrived = last[0] = time.time()
-                kind, action_id = classify(message)
-                records.append((i, arrived, kind, action_id))
+                for kind, action_id in fragments(message):
+                    records.append((i, arrived, kind, action_id))
         except Exception as exc:  # a socket that drops is reported, not fatal
             closed.append([i, repr(exc)])
         else:

@@ -127,6 +127,10 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Threads per web process that run agents' decisions (oversight/gateway/fastlane.py).
 DECISION_THREADS = envint("DECISION_THREADS", 3, minimum=1)
+# Live fragments published by a web process within this many milliseconds leave as one
+# message per channel-layer group: a socket's cost is per message, not per fragment. Each
+# fragment waits at most this long (docs/decisions/0009-live-coalescing.md).
+LIVE_BATCH_WINDOW_MS = envint("LIVE_BATCH_WINDOW_MS", 25, minimum=0)
 
 # --- Redis: channel layer, Celery, cache --------------------------------------
 REDIS_URL = envstr("REDIS_URL")

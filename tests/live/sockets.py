@@ -1,9 +1,11 @@
 """The live websocket in-process, as a browser of a given user opens it
-(channels.testing's WebsocketCommunicator on the real ASGI application)."""
+(channels.testing's WebsocketCommunicator on the real ASGI application), and what to
+read in its messages."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 from channels.testing import WebsocketCommunicator
@@ -14,6 +16,10 @@ from django.test import Client
 from oversight.asgi import application
 
 ORIGIN = (b"origin", b"http://testserver")  # an allowed host in the test settings
+UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+# The action ids of the new feed rows (the overview's copy) and new queue items in a message.
+NEW_ROW = re.compile(rf'afterbegin:#action-feed"><tr id="action-({UUID})"')
+NEW_ITEM = re.compile(rf'beforeend:#approval-queue">\s*<article[^>]*id="queue-({UUID})"')
 
 
 def session_cookie(user: Any) -> tuple[bytes, bytes]:
