@@ -45,6 +45,13 @@ def bind_event_loop() -> None:
         _coalescer = batches.Coalescer(loop, _window)
 
 
+async def flush() -> None:
+    """On the server's loop: send the fragments that wait for their window now."""
+    coalescer = _coalescer
+    if coalescer is not None and coalescer.loop is asyncio.get_running_loop():
+        await coalescer.flush()
+
+
 def _log_failure(future: Any) -> None:
     if not future.cancelled() and future.exception() is not None:
         logger.error("live broadcast failed", exc_info=future.exception())
