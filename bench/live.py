@@ -94,10 +94,9 @@ PASSWORD = "bench-reviewer-" + "p" * 20
 HELD_EVERY = 10  # every 10th request asks for a refund over 500, which is held
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 # Each kind of fragment the broadcasts send (templates/approvals, oversight/live/rows.py),
-# by what names its action. A new action's row comes twice (the overview's feed and its
-# agent's feed, a page has one of them); the #action-feed copy is the one counted.
+# by what names its action.
 _FRAGMENT = re.compile(
-    rf'afterbegin:#action-feed"><tr id="action-(?P<feed_new>{UUID})"'
+    rf'afterbegin:#action-feed[^"]*"><tr id="action-(?P<feed_new>{UUID})"'
     rf'|<tr id="action-(?P<feed_update>{UUID})" hx-swap-oob="true"'
     rf'|beforeend:#approval-queue">\s*<article\b[^>]*?\bid="queue-(?P<queue_new>{UUID})"'
     rf'|id="queue-(?P<queue_gone>{UUID})" hx-swap-oob="delete"'

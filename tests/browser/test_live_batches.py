@@ -1,5 +1,6 @@
 """Coalesced live fragments as Chromium applies them: several changes within one window
-(oversight/live/batches.py) reach open pages together and leave them right.
+(oversight/live/batches.py) reach open pages together and leave them right, on the
+overview, the agent's page and the approval queue.
 
 The server coalesces over a long window here, so that everything the test does falls into
 one: a row created and updated in the same message, a queue item that comes and goes.
@@ -66,11 +67,12 @@ def test_a_row_created_and_cancelled_in_one_window_shows_cancelled_once(
     hold_large_refunds(agent)
     _token, raw = token_create(actor=SYSTEM, agent=agent, environment="production")
     overview = _open(browser, slow_window_url, reviewer.username, "/")
+    agent_page = _open(browser, slow_window_url, reviewer.username, f"/agents/{agent.slug}/")
     queue = _open(browser, slow_window_url, reviewer.username, "/approvals/")
     for group in (groups.agent_feed(agent.pk), groups.agent_queue(agent.pk)):
         wait_until_the_server_listens(group)
     errors: list[str] = []
-    for page in (overview, queue):
+    for page in (overview, agent_page, queue):
         page.on("pageerror", lambda error: errors.append(str(error)))
 
     with httpx.Client(
@@ -88,19 +90,21 @@ def test_a_row_created_and_cancelled_in_one_window_shows_cancelled_once(
     )
     assert took < WINDOW_S, f"the requests took {took:.1f} s, more than one window"
 
-    # The feed: the first action's row once, replaced in place by its update.
-    rows = overview.locator(f"#action-feed tr#action-{first['id']}")
-    expect(rows).to_have_count(1)
-    expect(rows).to_contain_text("Cancelled")
-    expect(overview.locator(f"#action-feed tr#action-{second['id']}")).to_contain_text(
-        "Waiting for approval"
-    )
-    expect(overview.locator("#action-feed tr")).to_have_count(2)
+    # Both feeds (the overview's, the agent's): the first action's row once, replaced in
+    # place by its update; the second's waiting.
+    for page, feed in ((overview, "#action-feed"), (agent_page, f"#agent-{agent.pk}-feed")):
+        rows = page.locator(f"{feed} tr#action-{first['id']}")
+        expect(rows).to_have_count(1)
+        expect(rows).to_contain_text("Cancelled")
+        expect(page.locator(f"{feed} tr#action-{second['id']}")).to_contain_text(
+            "Waiting for approval"
+        )
+        expect(page.locator(f"{feed} tr")).to_have_count(2)
     # The queue: the first item came and went in the same message; the second stays.
     expect(queue.locator(f"#queue-{second['id']}")).to_be_visible()
     expect(queue.locator(f"#queue-{first['id']}")).to_have_count(0)
     expect(queue.locator("#approval-queue article.queue-item")).to_have_count(1)
-    for page in (overview, queue):
+    for page in (overview, agent_page, queue):
         assert page.evaluate("window.__marker") == 1, "the page was reloaded"
         page.context.close()
     assert not errors, errors

@@ -17,8 +17,8 @@ from oversight.asgi import application
 
 ORIGIN = (b"origin", b"http://testserver")  # an allowed host in the test settings
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-# The action ids of the new feed rows (the overview's copy) and new queue items in a message.
-NEW_ROW = re.compile(rf'afterbegin:#action-feed"><tr id="action-({UUID})"')
+# The action ids of the new feed rows and new queue items in a message.
+NEW_ROW = re.compile(rf'afterbegin:#action-feed[^"]*"><tr id="action-({UUID})"')
 NEW_ITEM = re.compile(rf'beforeend:#approval-queue">\s*<article[^>]*id="queue-({UUID})"')
 
 

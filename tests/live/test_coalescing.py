@@ -214,7 +214,7 @@ def test_an_action_created_then_cancelled_in_one_window_ends_up_cancelled(
     assert action.status == "cancelled"
     assert len(frames) == 3, frames
     created, updated, queue = frames
-    assert created.startswith('<tbody hx-swap-oob="afterbegin:#action-feed">')
+    assert created.startswith('<tbody hx-swap-oob="afterbegin:#action-feed,')
     assert NEW_ROW.findall(created) == [str(action.pk)]
     assert updated.startswith(f'<tr id="action-{action.pk}" hx-swap-oob="true">')
     assert "Cancelled" in updated

@@ -68,7 +68,7 @@ def test_the_owner_sees_the_new_action_and_an_outsider_sees_nothing(
         return received.replace(str(action.pk), "ACTION"), nothing
 
     received, outsider_got_nothing = async_to_sync(scenario)()
-    assert 'hx-swap-oob="afterbegin:#action-feed"' in received
+    assert 'hx-swap-oob="afterbegin:#action-feed,' in received
     assert 'id="action-ACTION"' in received
     assert outsider_got_nothing
 

@@ -123,7 +123,7 @@ def test_a_socket_on_one_server_hears_the_other_server_and_the_worker(
 
         held = receive_until(socket, f'id="action-{action_id}"', f'id="queue-{action_id}"')
         row = the_one(held, f'id="action-{action_id}"')
-        assert 'hx-swap-oob="afterbegin:#action-feed"' in row
+        assert 'hx-swap-oob="afterbegin:#action-feed,' in row
         assert "Waiting for approval" in row
         item = the_one(held, f'id="queue-{action_id}"')
         assert 'hx-swap-oob="beforeend:#approval-queue"' in item
@@ -272,5 +272,5 @@ def test_a_server_that_stops_sends_what_its_window_still_held(agent: Agent, revi
         row = the_one(receive_until(socket, response.json()["id"]), response.json()["id"])
         took = time.monotonic() - decided
 
-    assert 'hx-swap-oob="afterbegin:#action-feed"' in row
+    assert 'hx-swap-oob="afterbegin:#action-feed,' in row
     assert took < WAIT < 30, took  # well before the window would have ended
