@@ -93,6 +93,28 @@ def test_deliveries_count_what_each_socket_missed_and_time_from_commit() -> None
     assert found["commit_to_socket_ms_by_worker"]["8"]["n"] == 2
 
 
+def test_the_live_path_is_what_sockets_add_to_the_servers_cpu() -> None:
+    def run(label: str, sockets: int, server: float) -> dict[str, Any]:
+        return {"label": label, "sockets": sockets, "cpu": {"cores_busy": {"server": server}}}
+
+    phases = [run("0-sockets", 0, 0.4), run("1-sockets", 1, 0.42), run("100-sockets", 100, 0.5)]
+    assert live.live_path_cpu(phases) == {
+        "1-sockets": {"decision_cores": 0.4, "live_path_cores": 0.02, "live_to_decisions": 0.05},
+        "100-sockets": {"decision_cores": 0.4, "live_path_cores": 0.1, "live_to_decisions": 0.25},
+    }
+    assert live.live_path_cpu(phases[1:]) == {}  # no baseline, no figure
+
+
+def test_framing_counts_messages_per_socket_per_second_and_what_they_carry() -> None:
+    found = live.framing([30, 10], [30_000, 10_000], fragments=160, seconds=10)
+    assert found == {
+        "frames": 40,
+        "frames_per_socket_per_s": 2.0,
+        "fragments_per_frame": 4.0,
+        "bytes_per_frame": 1000,
+    }
+
+
 @pytest.mark.parametrize(
     ("head", "body"),
     [
