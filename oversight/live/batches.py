@@ -32,7 +32,8 @@ MESSAGE_TYPE = "live.batch"  # handled by LiveConsumer.live_batch
 # The HTML parser reads a fragment according to its first tag: after a <tbody> it is in
 # table mode, where a bare <tr> gets wrapped in a new <tbody> without hx-swap-oob, and
 # after a <div> it drops <tbody> and <tr> tags altogether. htmx parses a websocket
-# message as one piece, so only fragments that start alike may share a message.
+# message as one piece, so only fragments that start alike may share a frame (the
+# consumer sends a message's other runs as frames of their own, in order).
 _FIRST_TAG = re.compile(r"<([a-zA-Z][^\s/>]*)")
 _TABLE_CONTEXTS = {
     "caption": "table",
@@ -50,7 +51,7 @@ _TABLE_CONTEXTS = {
 def parse_context(html: str) -> str:
     """Which parsing mode the fragment's first tag puts the HTML parser in: "body" for
     ordinary elements, otherwise the table part it belongs in. Assumes each fragment's
-    top-level elements are of one kind (a feed row, two <tbody>s, a queue item...)."""
+    top-level elements are of one kind (a row, a <tbody>, a queue item, banners...)."""
     found = _FIRST_TAG.search(html)
     return _TABLE_CONTEXTS.get(found[1].lower(), "body") if found else "body"
 

@@ -28,8 +28,9 @@ from oversight.live import batches, groups
 logger = logging.getLogger(__name__)
 
 
-# The ASGI server's event loop and its coalescer, once the application has seen a request
-# (see bind_event_loop): sync code in its worker threads hands fragments to it and returns.
+# The ASGI server's event loop and its coalescer, once the application has started (its
+# lifespan) or seen a request (see bind_event_loop): sync code in its worker threads
+# hands fragments to it and returns.
 _coalescer: batches.Coalescer | None = None
 
 
