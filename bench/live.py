@@ -4,8 +4,9 @@ pending action's long-poll after the deciding vote, served as in production.
 
 Usage (as root or a user who can run PostgreSQL's initdb; loopback only):
 
-    .venv/bin/python bench/live.py            # the full run, about 4 minutes
-    .venv/bin/python bench/live.py --quick    # a smoke run, about a minute
+    .venv/bin/python bench/live.py                 # the full run, about 8 minutes
+    .venv/bin/python bench/live.py --quick         # a smoke run, about 2 minutes
+    .venv/bin/python bench/live.py --sockets 100   # runs with 0, 1 and 100 sockets
 
 What it does, all on 127.0.0.1:
 
@@ -15,30 +16,37 @@ What it does, all on 127.0.0.1:
 2. Migrates, runs collectstatic (the Procfile's release step: with DEBUG off the pages
    need the manifest), and through the services creates a team, an owner, an agent
    whose policy grants payments.refund and holds refunds over 500 for one approval, a
-   production token, and 20 reviewers with approve access to the agent.
+   production token, and as many reviewers as the most sockets asked for (100 by
+   default), each with approve access to the agent.
 3. Serves `uvicorn oversight.asgi:application --workers 2 --no-access-log` with DEBUG off
    and REDIS_URL set (channels-redis, Celery on Redis), plus the Procfile's Celery
    worker. Session and CSRF cookies are not marked Secure (SESSION_COOKIE_SECURE=0,
    CSRF_COOKIE_SECURE=0) so that the reviewers can sign in over plain http.
-4. Signs the 20 reviewers in through the login page (CSRF and all) and connects their
+4. Signs the reviewers in through the login page (CSRF and all) and connects their
    websockets to /ws/live/ with their session cookies and the site's Origin, in a client
    process of its own (the `websockets` library on uvloop).
 5. Drives POST /api/v1/actions at a fixed rate (200/s; every 10th refund is over 500 and
    held) from a second client process (keep-alive HTTP/1.1 connections, one request every
-   1/rate s), with 0, 1 and 20 sockets connected. Every fragment names its action; after
-   each run, once no fragment has come for 3 s, each action's commit time is read from
-   PostgreSQL (pg_xact_commit_timestamp of the row's xmin) and its created_at (set just
-   before the commit, an upper bound), and each (socket, fragment) pair gives arrival -
-   commit.
-   Every socket must receive every action's feed row and every held action's queue item.
+   1/rate s), with 0, 1, 20 and 100 sockets connected (the runs with 0 and 1 are the
+   baseline). A message carries a window's fragments for one group
+   (oversight/live/batches.py) and every fragment names its action, so deliveries are
+   counted per fragment; after each run, once no message has come for 3 s, each action's
+   commit time is read from PostgreSQL (pg_xact_commit_timestamp of the row's xmin) and
+   its created_at (set just before the commit, an upper bound), and each (socket,
+   fragment) pair gives arrival - commit. Every socket must receive every action's feed
+   row and every held action's queue item; the messages per socket per second and the
+   fragments each carried are counted too.
 6. Long-poll: creates held actions one at a time, starts GET /api/v1/actions/{id}?wait=30
    with the agent's token, and after 0.5 to 1 s has a reviewer approve or deny it through
    the queue page's htmx endpoint (POST /approvals/{id}/vote/ with session and CSRF
    token); measures from the vote's response (and its start) to the long-poll's answer.
-   Done on an idle server, then during a last run of the 20-socket traffic.
+   Done on an idle server, then during a last run of the traffic with the most sockets.
 7. Records CPU per process group (server, PostgreSQL, Redis, Celery, the socket client,
-   the load generator, this script, anything else), prints a summary and writes
-   bench/results/live-<date>.json. Stops everything it started, also on Ctrl-C.
+   the load generator, this script, anything else) in cores busy. The server's CPU in the
+   run without sockets is the decisions' (their fragments are rendered and published
+   all the same); what a run with sockets uses beyond it is the live path's. Prints a
+   summary and writes bench/results/live-<date>.json. Stops everything it started, also
+   on Ctrl-C.
 
 Each run first waits (up to --quiet-wait s) for a quiet machine; --keep keeps the logs.
 """
@@ -93,24 +101,31 @@ RESULTS = BENCH / "results"
 PASSWORD = "bench-reviewer-" + "p" * 20
 HELD_EVERY = 10  # every 10th request asks for a refund over 500, which is held
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-FRAGMENT_ID = re.compile(rf'id="(action|queue)-({UUID})"')
+# Each kind of fragment the broadcasts send (templates/approvals, oversight/live/rows.py),
+# by what names its action.
+_FRAGMENT = re.compile(
+    rf'afterbegin:#action-feed[^"]*"><tr id="action-(?P<feed_new>{UUID})"'
+    rf'|<tr id="action-(?P<feed_update>{UUID})" hx-swap-oob="true"'
+    rf'|beforeend:#approval-queue">\s*<article\b[^>]*?\bid="queue-(?P<queue_new>{UUID})"'
+    rf'|id="queue-(?P<queue_gone>{UUID})" hx-swap-oob="delete"'
+    rf'|id="queue-(?P<queue_update>{UUID})" hx-swap-oob="true"'
+)
 
 
 # --- pure parts -------------------------------------------------------------------------
 
 
-def classify(message: str) -> tuple[str, str]:
-    """("feed-new" | "feed-update" | "queue-new" | "queue-update" | "queue-gone" | "other",
-    action id) of one websocket message (see templates/live and templates/approvals)."""
-    found = FRAGMENT_ID.search(message)
-    if found is None:
-        return "other", ""
-    kind = "feed" if found[1] == "action" else "queue"
-    if 'hx-swap-oob="delete"' in message:
-        return f"{kind}-gone", found[2]
-    if "afterbegin:#action-feed" in message or "beforeend:#approval-queue" in message:
-        return f"{kind}-new", found[2]
-    return f"{kind}-update", found[2]
+def fragments(message: str) -> list[tuple[str, str]]:
+    """[("feed-new" | "feed-update" | "queue-new" | "queue-update" | "queue-gone", action
+    id)] of one websocket message, in order: a message carries a window's fragments for a
+    group (oversight/live/batches.py). [("other", "")] if it names no action (a banner)."""
+    found = [
+        (kind.replace("_", "-"), action_id)
+        for match in _FRAGMENT.finditer(message)
+        for kind, action_id in match.groupdict().items()
+        if action_id
+    ]
+    return found or [("other", "")]
 
 
 def refund_body(tag: str, i: int, *, held: bool) -> bytes:
@@ -181,6 +196,40 @@ def deliveries(
         "commit_to_first_socket_ms": spread([first[k] - actions[k[1]]["commit"] for k in first]),
         "first_to_last_socket_ms": spread([last[k] - first[k] for k in first]),
         "commit_to_socket_ms_by_worker": {str(w): spread(v) for w, v in by_worker.items()},
+    }
+
+
+def live_path_cpu(phases: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Per run with sockets: the server's CPU beyond the same traffic's with none (the
+    baseline: the decisions, with their fragments rendered and published), in cores."""
+    baseline = next((p for p in phases if p["sockets"] == 0 and "long_poll" not in p), None)
+    if baseline is None:
+        return {}
+    decisions = baseline["cpu"]["cores_busy"]["server"]
+    out = {}
+    for p in phases:
+        if p["sockets"]:
+            live = p["cpu"]["cores_busy"]["server"] - decisions
+            out[p["label"]] = {
+                "decision_cores": round(decisions, 3),
+                "live_path_cores": round(live, 3),
+                "live_to_decisions": round(live / decisions, 3) if decisions else None,
+            }
+    return out
+
+
+def framing(
+    frames: list[int], received_bytes: list[int], fragments: int, seconds: float
+) -> dict[str, Any]:
+    """The websocket messages (frames) the sockets received during a run of ``seconds``:
+    per socket per second, and what each carried on average (``fragments``: all sockets'
+    fragment records)."""
+    total = sum(frames)
+    return {
+        "frames": total,
+        "frames_per_socket_per_s": round(total / len(frames) / seconds, 1) if frames else 0,
+        "fragments_per_frame": round(fragments / total, 2) if total else 0,
+        "bytes_per_frame": round(sum(received_bytes) / total) if total else 0,
     }
 
 
@@ -344,12 +393,15 @@ def start_celery(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
 
 async def socket_client() -> None:
     """Reads {"url", "origin", "cookies": [...]} on stdin's first line, connects one socket
-    per cookie, says READY; then on "DUMP <path>" writes [socket, arrival, kind, id] records
-    received so far (and forgets them), on "STOP" closes."""
+    per cookie, says READY; then on "DUMP <path>" writes [socket, arrival, kind, id] records,
+    one per fragment, and each socket's count of messages (frames) and bytes received so
+    far (and forgets them), on "STOP" closes."""
     from websockets.asyncio.client import connect
 
     config = json.loads(sys.stdin.readline())
     records: list[tuple[int, float, str, str]] = []
+    frames = [0] * len(config["cookies"])
+    received_bytes = [0] * len(config["cookies"])
     last = [time.time()]
     closed: list[list[Any]] = []
 
@@ -357,8 +409,10 @@ async def socket_client() -> None:
         try:
             async for message in ws:
                 arrived = last[0] = time.time()
-                kind, action_id = classify(message)
-                records.append((i, arrived, kind, action_id))
+                frames[i] += 1
+                received_bytes[i] += len(message)
+                for kind, action_id in fragments(message):
+                    records.append((i, arrived, kind, action_id))
         except Exception as exc:  # a socket that drops is reported, not fatal
             closed.append([i, repr(exc)])
         else:
@@ -391,7 +445,9 @@ async def socket_client() -> None:
         command = (await lines.get()).strip()
         if command.startswith("DUMP "):
             taken, records[:] = list(records), []
-            Path(command[5:]).write_text(json.dumps({"records": taken, "closed": closed}))
+            counts = {"frames": list(frames), "bytes": list(received_bytes)}
+            frames[:], received_bytes[:] = [0] * len(frames), [0] * len(frames)
+            Path(command[5:]).write_text(json.dumps({"records": taken, "closed": closed, **counts}))
             usage = resource.getrusage(resource.RUSAGE_SELF)
             print(f"DUMPED {len(taken)} {usage.ru_utime + usage.ru_stime}", flush=True)
         elif command.startswith("WAIT "):  # until nothing came for `quiet` s, at most `limit`
@@ -775,12 +831,14 @@ class Bench:
         self.sessions: list[dict[str, Any]] = []
 
     def env(self) -> dict[str, str]:
+        window = {} if self.args.window is None else {"LIVE_BATCH_WINDOW_MS": str(self.args.window)}
         return project_env(
             self.pg,
             REDIS_URL=self.redis.url,
             SESSION_COOKIE_SECURE="0",
             CSRF_COOKIE_SECURE="0",
             DB_POOL_MAX=str(self.args.pool),
+            **window,
         )
 
     def start(self) -> None:
@@ -904,6 +962,9 @@ class Bench:
             }
             result["delivery"] = deliveries(
                 dumped["records"], result["sockets"], actions, self.socket_pids
+            )
+            result["framing"] = framing(
+                dumped["frames"], dumped["bytes"], len(dumped["records"]), seconds
             )
             result["socket_closes"] = dumped["closed"]
             if polled:
@@ -1043,11 +1104,15 @@ def summarise(report: dict[str, Any], args: argparse.Namespace) -> None:
     )
     failed = sum(len(x["failed_votes"]) for x in polls if x)
     reached = main_phase["load"]["sent_rps"] >= 0.95 * args.rate
+    live_cpu = live_path_cpu(report["phases"])
+    ratio = live_cpu.get(main_phase["label"], {}).get("live_to_decisions")
     report["targets"] = {
         "commit_to_socket_p95_ms": d.get("commit_to_socket_ms", {}).get("p95"),
         # a server that holds the load generator back has not shown it at the rate
         "commit_to_socket_p95_met": reached and bool(d) and d["commit_to_socket_ms"]["p95"] <= 250,
         "no_fragment_lost": bool(d) and d["missing"] == 0,
+        "live_cpu_to_decisions": ratio,
+        "live_cpu_met": ratio is not None and ratio <= 0.25,
         "rate_reached": reached,
         "long_poll_max_after_vote_ms": worst,
         "votes_failed": failed,
@@ -1066,6 +1131,15 @@ def summarise(report: dict[str, Any], args: argparse.Namespace) -> None:
         cells += [c["server"], c["postgres"], c["redis"], c.get("socket_client", 0)]
         cells += [c["load_generator"], c["other_processes"]]
         print(f"{p['label']:<12}" + "".join(f"{x:>9}" for x in cells))
+    for label, cpu in live_cpu.items():
+        framed = next(p for p in report["phases"] if p["label"] == label).get("framing", {})
+        print(
+            f"{label}: live path {cpu['live_path_cores']} server cores, "
+            f"{cpu['live_to_decisions']} of the decisions' {cpu['decision_cores']}; "
+            f"{framed.get('frames_per_socket_per_s', '-')} messages per socket per s, "
+            f"{framed.get('fragments_per_frame', '-')} fragments and "
+            f"{framed.get('bytes_per_frame', '-')} bytes each"
+        )
     for worker, figures in d.get("commit_to_socket_ms_by_worker", {}).items():
         sockets = main_phase.get("sockets_per_worker", {}).get(worker, "?")
         print(f"{main_phase['label']}, worker {worker} ({sockets} sockets): {figures}")
@@ -1080,6 +1154,8 @@ def summarise(report: dict[str, Any], args: argparse.Namespace) -> None:
         f"\nTargets: commit->socket p95 <= 250 ms: "
         f"{'met' if t['commit_to_socket_p95_met'] else 'NOT met'} "
         f"({t['commit_to_socket_p95_ms']} ms); no fragment lost: {t['no_fragment_lost']}; "
+        f"live path CPU <= 1/4 of the decisions': {'met' if t['live_cpu_met'] else 'NOT met'} "
+        f"({t['live_cpu_to_decisions']}); "
         f"rate reached: {t['rate_reached']}; long-poll within 1 s of the vote: "
         f"{'met' if t['long_poll_met'] else 'NOT met'} (max {worst} ms, {failed} votes failed)"
     )
@@ -1117,8 +1193,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="shorter runs, about a minute")
     parser.add_argument("--rate", type=float, default=200, help="actions per second")
     parser.add_argument("--seconds", type=float, default=30, help="each traffic run")
-    parser.add_argument("--sockets", default="0,1,20", help="socket counts, one run each")
-    parser.add_argument("--reviewers", type=int, default=20)
+    parser.add_argument(
+        "--sockets",
+        help="socket counts, one run each (default 20,100; --quick 100); the baseline runs "
+        "with 0 and 1 socket are always added",
+    )
+    parser.add_argument("--reviewers", type=int, help="default: the most sockets")
+    parser.add_argument(
+        "--window", type=int, help="LIVE_BATCH_WINDOW_MS for the server (default: its own)"
+    )
     parser.add_argument(
         "--polls", type=int, default=20, help="votes during a last run of traffic (0: none)"
     )
@@ -1159,9 +1242,11 @@ def main() -> None:
         return
 
     if args.quick:
-        args.seconds, args.sockets, args.polls, args.idle_polls = 10, "0,20", 6, 6
+        args.seconds, args.polls, args.idle_polls = 10, 6, 6
         args.quiet_wait = min(args.quiet_wait, 10)
-    args.socket_counts = [int(n) for n in args.sockets.split(",")]
+    asked = args.sockets or ("100" if args.quick else "20,100")
+    args.socket_counts = sorted({0, 1, *(int(n) for n in asked.split(","))})
+    args.reviewers = args.reviewers or max(args.socket_counts)
     if max(args.socket_counts) > args.reviewers:
         sys.exit("more sockets than reviewers")
     # Ctrl-C and SIGTERM raise KeyboardInterrupt wherever the script is (asyncio's own
@@ -1201,6 +1286,7 @@ def main() -> None:
             ).fetchone()[0]
         report["seconds_total"] = round(time.monotonic() - began, 1)
         summarise(report, args)
+        report["live_path_cpu"] = live_path_cpu(report["phases"])
         if not args.no_save:
             RESULTS.mkdir(exist_ok=True)
             variant = "-no-deflate" if args.no_deflate else ""

@@ -14,6 +14,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from oversight.gateway.fastlane import DecisionFastLane  # noqa: E402
+from oversight.live.lifespan import lifespan  # noqa: E402
 from oversight.live.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
@@ -23,5 +24,7 @@ application = ProtocolTypeRouter(
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
         ),
+        # Binds the loop live fragments are coalesced on; sends the last window on shutdown.
+        "lifespan": lifespan,
     }
 )

@@ -151,6 +151,12 @@ DECISION_THREADS = envint("DECISION_THREADS", 3, minimum=1)
 # still running is cancelled (the answer says what happened).
 DECISION_TIMEOUT = envfloat("DECISION_TIMEOUT", 1, minimum=0.1)
 
+# Live fragments published by a web process within this many milliseconds leave as one
+# message per channel-layer group: a socket's cost is per message, not per fragment. Each
+# fragment waits at most this long; 25 ms gave 100 sockets over 50 messages a second
+# each at 200 actions/s (docs/decisions/0009-live-coalescing.md, docs/performance.md).
+LIVE_BATCH_WINDOW_MS = envint("LIVE_BATCH_WINDOW_MS", 50, minimum=0)
+
 # --- Redis: channel layer, Celery, cache --------------------------------------
 REDIS_URL = envstr("REDIS_URL")
 if REDIS_URL:

@@ -82,6 +82,18 @@ def _wait_until_healthy(base: str, process: subprocess.Popen[bytes], timeout: fl
     raise RuntimeError("server did not become healthy in time")
 
 
+def manage(*args: str, extra_env: dict[str, str] | None = None) -> str:
+    """Run a management command in a process of its own, on the test database and the
+    test Redis, to completion; returns its output."""
+    command = [sys.executable, "manage.py", *args]
+    done = subprocess.run(
+        command, env=_project_env(extra_env), cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(args)} exited with {done.returncode}: {done.stderr}")
+    return done.stdout
+
+
 @contextmanager
 def celery_worker(extra_env: dict[str, str] | None = None) -> Iterator[None]:
     """A real Celery worker (solo pool) on the test database and the test Redis."""

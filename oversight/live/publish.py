@@ -2,6 +2,12 @@
 
 A broadcast is a side effect: it must never undo or fail the change it reports, so
 errors are logged, not raised.
+
+In the ASGI server, fragments are coalesced: those published within
+``settings.LIVE_BATCH_WINDOW_MS`` leave as one channel-layer message per group, from the
+server's event loop (oversight/live/batches.py). A process without that loop (a Celery
+worker, a management command) sends each fragment at once and waits for it, so nothing
+is left behind when it exits.
 """
 
 from __future__ import annotations
@@ -14,22 +20,37 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.db import transaction
 
-from oversight.live import groups
+from oversight.live import batches, groups
 
 logger = logging.getLogger(__name__)
 
 
-# The ASGI server's event loop, once the application has seen a request (see
-# bind_event_loop): sync code in its worker threads hands sends to it and returns.
-_server_loop: asyncio.AbstractEventLoop | None = None
+# The ASGI server's event loop and its coalescer, once the application has started (its
+# lifespan) or seen a request (see bind_event_loop): sync code in its worker threads
+# hands fragments to it and returns.
+_coalescer: batches.Coalescer | None = None
+
+
+def _window() -> float:
+    return settings.LIVE_BATCH_WINDOW_MS / 1000
 
 
 def bind_event_loop() -> None:
     """Called by the ASGI application on its event loop."""
-    global _server_loop
-    _server_loop = asyncio.get_running_loop()
+    global _coalescer
+    loop = asyncio.get_running_loop()
+    if _coalescer is None or _coalescer.loop is not loop:
+        _coalescer = batches.Coalescer(loop, _window)
+
+
+async def flush() -> None:
+    """On the server's loop: send the fragments that wait for their window now."""
+    coalescer = _coalescer
+    if coalescer is not None and coalescer.loop is asyncio.get_running_loop():
+        await coalescer.flush()
 
 
 def _log_failure(future: Any) -> None:
@@ -45,7 +66,7 @@ def _run(coroutine_fn: Callable[..., Awaitable[None]], *args: Any) -> None:
     order they are made). Elsewhere (Celery, commands) it runs to completion; a thread
     that already runs an event loop cannot block on it, so there the call runs in a
     short-lived thread of its own."""
-    loop = _server_loop
+    loop = _coalescer.loop if _coalescer is not None else None
     try:
         running = asyncio.get_running_loop()
     except RuntimeError:
@@ -78,16 +99,19 @@ def send(group: str, *, html: str, audience: str, agent_ids: list[int] | None = 
     layer = get_channel_layer()
     if layer is None:
         return
-    message = {
-        "type": "live.fragment",
-        "html": html,
-        "audience": audience,
-        "agent_ids": agent_ids or [],
-    }
-    try:
-        _run(layer.group_send, group, message)
-    except Exception:  # a broadcast failure must not fail the request
-        logger.exception("live broadcast to %s failed", group)
+    fragment = batches.Fragment.of(group, html=html, audience=audience, agent_ids=agent_ids or ())
+    coalescer = _coalescer
+    if coalescer is not None and coalescer.loop.is_running():
+        left = coalescer.add(fragment)
+        if not left:
+            return
+    else:
+        left = [fragment]
+    for name, message in batches.messages(left):
+        try:
+            _run(layer.group_send, name, message)
+        except Exception:  # a broadcast failure must not fail the request
+            logger.exception("live broadcast to %s failed", name)
 
 
 def resubscribe_everyone() -> None:

@@ -66,14 +66,13 @@ def feed_cells(action: Action, *, swap: bool = False) -> SafeString:
 def feed_fragment(action: Action, *, created: bool) -> SafeString:
     """What the sockets get: a new action goes to the top of the overview's feed and of
     its agent's feed (each page has one of them); an update replaces the row by id. The
-    htmx ws extension swaps each top-level element by its own hx-swap-oob."""
+    htmx ws extension swaps each top-level element by its own hx-swap-oob, and htmx swaps
+    a copy into every target a comma-separated selector finds, so a new row is sent once
+    for both feeds: every socket gets it, and its bytes are compressed per socket."""
     if not created:
         return feed_cells(action, swap=True)
-    cells = feed_cells(action)
     return format_html(
-        '<tbody hx-swap-oob="afterbegin:#action-feed">{}</tbody>\n'
-        '<tbody hx-swap-oob="afterbegin:#agent-{}-feed">{}</tbody>\n',
-        cells,
+        '<tbody hx-swap-oob="afterbegin:#action-feed,#agent-{}-feed">{}</tbody>\n',
         action.agent_id,
-        cells,
+        feed_cells(action),
     )

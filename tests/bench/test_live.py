@@ -8,68 +8,63 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from asgiref.sync import async_to_sync, sync_to_async
-from channels.layers import get_channel_layer
+from asgiref.sync import async_to_sync
 
 from oversight.agents.services import agent_access_grant, token_create
 from oversight.approvals.services import approval_vote
-from oversight.live import groups
+from oversight.live import publish
 from tests.conftest import SYSTEM
 from tests.gateway.helpers import decide, grant_refunds, hold_large_refunds, refund
+from tests.live.sockets import ORIGIN, connect, in_thread, live_socket, session_cookie
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 import live
 import paced
 
 
-async def _fragments(channel: str, count: int) -> list[tuple[str, str]]:
-    """The next ``count`` messages on ``channel``, classified. (Cancelling a receive makes
-    the Redis layer drop the channel, so no waiting for silence.)"""
-    layer = get_channel_layer()
-
-    async def take() -> list[tuple[str, str]]:
-        return [live.classify((await layer.receive(channel))["html"]) for _ in range(count)]
-
-    return await asyncio.wait_for(take(), 10)
-
-
-@pytest.mark.django_db
-def test_classify_reads_the_fragments_the_broadcasts_send(
-    agent: Any, reviewer: Any, django_capture_on_commit_callbacks: Any
+@pytest.mark.django_db(transaction=True)
+def test_fragments_reads_what_a_reviewers_socket_receives(
+    agent: Any, reviewer: Any, settings: Any
 ) -> None:
+    """Frames from the real consumer, coalesced as in the server: a window's feed rows in
+    one frame, its queue items in another; then a vote's update and removal."""
+    settings.LIVE_BATCH_WINDOW_MS = 200
     grant_refunds(agent)
     hold_large_refunds(agent)
     agent_access_grant(actor=SYSTEM, agent=agent, user=reviewer, level="reviewer")
     token, _raw = token_create(actor=SYSTEM, agent=agent, environment="production")
+    cookie = session_cookie(reviewer)
 
-    def decide_two() -> tuple[Any, Any]:
-        with django_capture_on_commit_callbacks(execute=True):
-            return decide(token, refund(100)), decide(token, refund(900, charges=("ch_2",)))
+    async def frames(socket: Any) -> list[str]:
+        await asyncio.sleep(0.4)  # the window, and then some
+        out = []
+        while not await socket.receive_nothing(timeout=0.3):
+            out.append(await socket.receive_from())
+        return out
 
-    def vote(action: Any) -> None:
-        with django_capture_on_commit_callbacks(execute=True):
-            approval_vote(user=reviewer, action_id=action.pk, vote="approve")
-
-    async def scenario() -> tuple[Any, Any, list[tuple[str, str]], list[tuple[str, str]]]:
-        # One event loop throughout: the Redis layer's channels live in the loop that made them.
-        layer = get_channel_layer()
-        channel = await layer.new_channel()
-        for group in (groups.agent_feed(agent.pk), groups.agent_queue(agent.pk)):
-            await layer.group_add(group, channel)
-        await asyncio.sleep(0.2)  # subscribed
-        allowed, held = await sync_to_async(decide_two)()
-        decided = await _fragments(channel, 3)
-        await sync_to_async(vote)(held)
-        return allowed, held, decided, await _fragments(channel, 2)
+    async def scenario() -> tuple[Any, Any, list[str], list[str]]:
+        socket = live_socket(ORIGIN, cookie)
+        assert (await connect(socket))[0]
+        publish.bind_event_loop()  # this loop coalesces, as the server's does
+        allowed = await in_thread(decide, token, refund(100))
+        held = await in_thread(decide, token, refund(900, charges=("ch_2",)))
+        decided = await frames(socket)
+        await in_thread(approval_vote, user=reviewer, action_id=held.pk, vote="approve")
+        voted = await frames(socket)
+        await socket.disconnect()
+        return allowed, held, decided, voted
 
     allowed, held, decided, voted = async_to_sync(scenario)()
-    assert decided == [
-        ("feed-new", str(allowed.pk)),
-        ("feed-new", str(held.pk)),
-        ("queue-new", str(held.pk)),
+
+    assert [live.fragments(frame) for frame in decided] == [
+        [("feed-new", str(allowed.pk)), ("feed-new", str(held.pk))],
+        [("queue-new", str(held.pk))],
     ]
-    assert sorted(voted) == [("feed-update", str(held.pk)), ("queue-gone", str(held.pk))]
-    assert live.classify("<div>a kill-switch banner</div>") == ("other", "")
+    assert [f for frame in voted for f in live.fragments(frame)] == [
+        ("feed-update", str(held.pk)),
+        ("queue-gone", str(held.pk)),
+    ]
+    assert live.fragments("<div>a kill-switch banner</div>") == [("other", "")]
 
 
 def test_deliveries_count_what_each_socket_missed_and_time_from_commit() -> None:
@@ -96,6 +91,28 @@ def test_deliveries_count_what_each_socket_missed_and_time_from_commit() -> None
     assert found["commit_to_first_socket_ms"]["max"] == pytest.approx(300, abs=0.1)
     assert found["first_to_last_socket_ms"]["max"] == pytest.approx(200, abs=0.1)
     assert found["commit_to_socket_ms_by_worker"]["8"]["n"] == 2
+
+
+def test_the_live_path_is_what_sockets_add_to_the_servers_cpu() -> None:
+    def run(label: str, sockets: int, server: float) -> dict[str, Any]:
+        return {"label": label, "sockets": sockets, "cpu": {"cores_busy": {"server": server}}}
+
+    phases = [run("0-sockets", 0, 0.4), run("1-sockets", 1, 0.42), run("100-sockets", 100, 0.5)]
+    assert live.live_path_cpu(phases) == {
+        "1-sockets": {"decision_cores": 0.4, "live_path_cores": 0.02, "live_to_decisions": 0.05},
+        "100-sockets": {"decision_cores": 0.4, "live_path_cores": 0.1, "live_to_decisions": 0.25},
+    }
+    assert live.live_path_cpu(phases[1:]) == {}  # no baseline, no figure
+
+
+def test_framing_counts_messages_per_socket_per_second_and_what_they_carry() -> None:
+    found = live.framing([30, 10], [30_000, 10_000], fragments=160, seconds=10)
+    assert found == {
+        "frames": 40,
+        "frames_per_socket_per_s": 2.0,
+        "fragments_per_frame": 4.0,
+        "bytes_per_frame": 1000,
+    }
 
 
 @pytest.mark.parametrize(

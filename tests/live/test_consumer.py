@@ -7,34 +7,14 @@ from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
-from channels.testing import WebsocketCommunicator
-from django.conf import settings
-from django.db import connection
-from django.test import Client
 
 from oversight.agents.services import agent_access_grant, agent_access_revoke, token_create
-from oversight.asgi import application
 from tests.conftest import SYSTEM
 from tests.gateway.helpers import decide, grant_refunds, hold_large_refunds, refund
+from tests.live.sockets import ORIGIN, connect, in_thread, live_socket, session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
-ORIGIN = (b"origin", b"http://testserver")  # an allowed host in the test settings
 QUIET = 0.3  # seconds to wait for a message that must not come
-
-
-def _cookie(user: Any) -> tuple[bytes, bytes]:
-    client = Client()
-    client.force_login(user)
-    return (
-        b"cookie",
-        f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}".encode(),
-    )
-
-
-def _socket(*headers: tuple[bytes, bytes]) -> WebsocketCommunicator:
-    return WebsocketCommunicator(
-        application, "/ws/live/", headers=[(b"host", b"127.0.0.1"), *headers]
-    )
 
 
 @pytest.fixture
@@ -50,27 +30,9 @@ def held_refund(agent: Any) -> Any:
     return decide_refund
 
 
-async def _in_thread(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run sync ORM code off the event loop, closing that thread's connection after."""
-
-    def call() -> Any:
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            connection.close()
-
-    return await asyncio.to_thread(call)
-
-
-async def _connect(socket: WebsocketCommunicator) -> tuple[bool, Any]:
-    connected = await socket.connect()
-    await asyncio.sleep(0.1)  # let the consumer finish joining its groups
-    return connected
-
-
 def test_a_socket_without_a_session_is_closed() -> None:
     async def scenario() -> Any:
-        socket = _socket(ORIGIN)
+        socket = live_socket(ORIGIN)
         connected, code = await socket.connect()
         await socket.disconnect()
         return connected, code
@@ -79,10 +41,10 @@ def test_a_socket_without_a_session_is_closed() -> None:
 
 
 def test_a_socket_from_a_foreign_origin_is_refused(owner: Any) -> None:
-    cookie = _cookie(owner)
+    cookie = session_cookie(owner)
 
     async def scenario() -> bool:
-        socket = _socket((b"origin", b"https://evil.example"), cookie)
+        socket = live_socket((b"origin", b"https://evil.example"), cookie)
         connected, _ = await socket.connect()
         await socket.disconnect()
         return connected
@@ -93,12 +55,12 @@ def test_a_socket_from_a_foreign_origin_is_refused(owner: Any) -> None:
 def test_the_owner_sees_the_new_action_and_an_outsider_sees_nothing(
     owner: Any, outsider: Any, held_refund: Any
 ) -> None:
-    owner_cookie, outsider_cookie = _cookie(owner), _cookie(outsider)
+    owner_cookie, outsider_cookie = session_cookie(owner), session_cookie(outsider)
 
     async def scenario() -> tuple[str, bool]:
-        mine, theirs = _socket(ORIGIN, owner_cookie), _socket(ORIGIN, outsider_cookie)
-        assert (await _connect(mine))[0] and (await _connect(theirs))[0]
-        action = await _in_thread(held_refund)
+        mine, theirs = live_socket(ORIGIN, owner_cookie), live_socket(ORIGIN, outsider_cookie)
+        assert (await connect(mine))[0] and (await connect(theirs))[0]
+        action = await in_thread(held_refund)
         received = await mine.receive_from(timeout=3)
         nothing = await theirs.receive_nothing(timeout=QUIET)
         await mine.disconnect()
@@ -106,7 +68,7 @@ def test_the_owner_sees_the_new_action_and_an_outsider_sees_nothing(
         return received.replace(str(action.pk), "ACTION"), nothing
 
     received, outsider_got_nothing = async_to_sync(scenario)()
-    assert 'hx-swap-oob="afterbegin:#action-feed"' in received
+    assert 'hx-swap-oob="afterbegin:#action-feed,' in received
     assert 'id="action-ACTION"' in received
     assert outsider_got_nothing
 
@@ -115,16 +77,16 @@ def test_a_granted_reviewer_gets_queue_items_until_access_is_revoked(
     reviewer: Any, agent: Any, held_refund: Any
 ) -> None:
     agent_access_grant(actor=SYSTEM, agent=agent, user=reviewer, level="reviewer")
-    cookie = _cookie(reviewer)
+    cookie = session_cookie(reviewer)
 
     async def scenario() -> tuple[list[str], bool]:
-        socket = _socket(ORIGIN, cookie)
-        assert (await _connect(socket))[0]
-        await _in_thread(held_refund)
+        socket = live_socket(ORIGIN, cookie)
+        assert (await connect(socket))[0]
+        await in_thread(held_refund)
         first = [await socket.receive_from(timeout=3), await socket.receive_from(timeout=3)]
-        await _in_thread(agent_access_revoke, actor=SYSTEM, agent=agent, user=reviewer)
+        await in_thread(agent_access_revoke, actor=SYSTEM, agent=agent, user=reviewer)
         await asyncio.sleep(0.3)  # the consumer re-reads its subscriptions
-        await _in_thread(held_refund)
+        await in_thread(held_refund)
         after_revoke = await socket.receive_nothing(timeout=QUIET)
         await socket.disconnect()
         return first, after_revoke
@@ -137,15 +99,15 @@ def test_a_granted_reviewer_gets_queue_items_until_access_is_revoked(
 def test_a_deactivated_users_socket_is_closed_on_the_next_permission_change(
     owner: Any, teammate: Any, agent: Any, reviewer: Any
 ) -> None:
-    cookie = _cookie(teammate)
+    cookie = session_cookie(teammate)
 
     async def scenario() -> dict[str, Any]:
-        socket = _socket(ORIGIN, cookie)
-        assert (await _connect(socket))[0]
+        socket = live_socket(ORIGIN, cookie)
+        assert (await connect(socket))[0]
         teammate.is_active = False
-        await _in_thread(teammate.save)
+        await in_thread(teammate.save)
         # any permission change makes every socket re-read what it may see
-        await _in_thread(
+        await in_thread(
             agent_access_grant, actor=SYSTEM, agent=agent, user=reviewer, level="viewer"
         )
         closed = await socket.receive_output(timeout=3)
@@ -155,11 +117,11 @@ def test_a_deactivated_users_socket_is_closed_on_the_next_permission_change(
 
 
 def test_messages_from_the_browser_are_ignored(owner: Any) -> None:
-    cookie = _cookie(owner)
+    cookie = session_cookie(owner)
 
     async def scenario() -> bool:
-        socket = _socket(ORIGIN, cookie)
-        assert (await _connect(socket))[0]
+        socket = live_socket(ORIGIN, cookie)
+        assert (await connect(socket))[0]
         await socket.send_to(
             text_data='{"type": "live.fragment", "audience": "everyone", "html": "<b>x</b>"}'
         )

@@ -7,6 +7,7 @@ server (an agent's request) or in a worker (a beat job). Redis pub/sub carries i
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,7 +28,8 @@ from oversight.gateway.tasks import expire_due_actions
 from oversight.live import groups
 from tests.conftest import SYSTEM
 from tests.gateway.helpers import expire, grant_refunds, hold_large_refunds, refund
-from tests.servers import asgi_server, celery_worker, wait_until_the_server_listens
+from tests.live.sockets import NEW_ITEM, NEW_ROW
+from tests.servers import asgi_server, celery_worker, manage, wait_until_the_server_listens
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -121,7 +123,7 @@ def test_a_socket_on_one_server_hears_the_other_server_and_the_worker(
 
         held = receive_until(socket, f'id="action-{action_id}"', f'id="queue-{action_id}"')
         row = the_one(held, f'id="action-{action_id}"')
-        assert 'hx-swap-oob="afterbegin:#action-feed"' in row
+        assert 'hx-swap-oob="afterbegin:#action-feed,' in row
         assert "Waiting for approval" in row
         item = the_one(held, f'id="queue-{action_id}"')
         assert 'hx-swap-oob="beforeend:#approval-queue"' in item
@@ -187,3 +189,88 @@ def test_a_server_on_another_redis_database_hears_nothing_of_this_one(
         heard = received_within(socket, QUIET)
 
     assert not [message for message in heard if action_id in message]
+
+
+def test_a_servers_burst_reaches_a_socket_on_another_server_in_order_in_few_messages(
+    agent: Agent, reviewer: Any
+) -> None:
+    """Server A coalesces over 2 s: ten decisions in a row reach the socket on server B
+    in their order, in one message per group per window, none lost."""
+    assert settings.REDIS_URL, "bin/test provides Redis for the PostgreSQL run"
+    agent_access_grant(actor=SYSTEM, agent=agent, user=reviewer, level="reviewer")
+    grant_refunds(agent)
+    hold_large_refunds(agent)
+    _token, raw = token_create(actor=SYSTEM, agent=agent, environment="production")
+    window = 2.0
+    env = {"DJANGO_ALLOW_ASYNC_UNSAFE": ""}
+
+    with (
+        asgi_server(extra_env={**env, "LIVE_BATCH_WINDOW_MS": str(int(window * 1000))}) as a,
+        asgi_server(extra_env=env) as b,
+        live_socket(b, reviewer) as socket,
+        httpx.Client(base_url=a, headers={"Authorization": f"Bearer {raw}"}) as api,
+    ):
+        for group in (groups.agent_feed(agent.pk), groups.agent_queue(agent.pk)):
+            wait_until_the_server_listens(group)
+        started = time.monotonic()
+        ids = []
+        for i in range(10):  # every third one held
+            response = api.post(
+                "/api/v1/actions", json=refund(900 if i % 3 == 0 else 100, charges=(f"ch_{i}",))
+            )
+            assert response.status_code == 201, response.text
+            ids.append(response.json()["id"])
+        elapsed = time.monotonic() - started
+        messages = receive_until(socket, *(f'id="action-{i}"' for i in ids))
+        messages += received_within(socket, window + QUIET)  # the queue's, if still on its way
+
+    feed = [m for m in messages if NEW_ROW.search(m)]
+    queue = [m for m in messages if NEW_ITEM.search(m)]
+    assert [row for m in feed for row in NEW_ROW.findall(m)] == ids
+    assert [item for m in queue for item in NEW_ITEM.findall(m)] == ids[::3]
+    windows = 1 + int(elapsed / window)  # the requests took `elapsed` s
+    assert len(feed) <= windows and len(queue) <= windows, (len(feed), len(queue), elapsed)
+    assert len(messages) == len(feed) + len(queue)
+
+
+def test_a_command_that_exits_at_once_still_reaches_the_socket(agent: Agent, reviewer: Any) -> None:
+    """A management command has no server loop to coalesce on: it sends before it exits."""
+    assert settings.REDIS_URL, "bin/test provides Redis for the PostgreSQL run"
+    agent_access_grant(actor=SYSTEM, agent=agent, user=reviewer, level="reviewer")
+
+    with (
+        asgi_server(extra_env={"DJANGO_ALLOW_ASYNC_UNSAFE": ""}) as server,
+        live_socket(server, reviewer) as socket,
+    ):
+        wait_until_the_server_listens(groups.EVERYONE)
+        manage("killswitch", "engage", "--scope", f"agent:{agent.slug}", "--reason", "runaway")
+        banner = the_one(receive_until(socket, "Kill switch engaged"), "Kill switch engaged")
+
+    assert re.search(r"for agent Refund bot: runaway", banner)
+
+
+def test_a_server_that_stops_sends_what_its_window_still_held(agent: Agent, reviewer: Any) -> None:
+    """Server A coalesces over 30 s and is stopped (SIGTERM) right after a decision: the
+    fragment reaches the socket on server B as A shuts down, not lost with its loop."""
+    assert settings.REDIS_URL, "bin/test provides Redis for the PostgreSQL run"
+    agent_access_grant(actor=SYSTEM, agent=agent, user=reviewer, level="reviewer")
+    grant_refunds(agent)
+    _token, raw = token_create(actor=SYSTEM, agent=agent, environment="production")
+    env = {"DJANGO_ALLOW_ASYNC_UNSAFE": ""}
+
+    with asgi_server(extra_env=env) as b, live_socket(b, reviewer) as socket:
+        wait_until_the_server_listens(groups.agent_feed(agent.pk))
+        with asgi_server(extra_env={**env, "LIVE_BATCH_WINDOW_MS": "30000"}) as a:
+            response = httpx.post(
+                f"{a}/api/v1/actions",
+                json=refund(20),
+                headers={"Authorization": f"Bearer {raw}"},
+                timeout=WAIT,
+            )
+            assert response.status_code == 201, response.text
+            decided = time.monotonic()
+        row = the_one(receive_until(socket, response.json()["id"]), response.json()["id"])
+        took = time.monotonic() - decided
+
+    assert 'hx-swap-oob="afterbegin:#action-feed,' in row
+    assert took < WAIT < 30, took  # well before the window would have ended
