@@ -26,7 +26,7 @@ What it does, all on 127.0.0.1:
    (-c 10 -q 50) and at 100/s (-c 10 -q 10), and GET /ping the same ways, as the bare
    baseline of the same server (plus 500/s in smaller bursts, -c 5 -q 100); and the
    maximum decisions/s with and without the kill-switch lock (decision_record replaced
-   in place by a copy without it, alternated twice: the cost of ordering decisions
+   in place by a copy without it, in four alternated pairs: the cost of ordering decisions
    against presses, docs/decisions/0012).
 4. Records status codes and "allowed" bodies, CPU per request of the server, PostgreSQL
    and the load generator (and what other processes on the machine used meanwhile), the
@@ -1081,12 +1081,23 @@ def measure_config(
         }
         say(f"  loaded: {result['loaded']}; warm-up (5 s, not counted)")
         wrk(server, pg, "decide", 16, 5, token, measure=False)
-        result["decide_wrk"] = [
-            runner.measure(
-                f"decide -c {c}", lambda c=c: wrk(server, pg, "decide", c, args.seconds, token)
+        # On the primary server each decide run is followed by /ping at the same
+        # connection count, so the two maxima compare like for like even when the
+        # machine's speed drifts during the run.
+        result["decide_wrk"], pings = [], []
+        for c in args.connections:
+            result["decide_wrk"].append(
+                runner.measure(
+                    f"decide -c {c}", lambda c=c: wrk(server, pg, "decide", c, args.seconds, token)
+                )
             )
-            for c in args.connections
-        ]
+            if primary:
+                pings.append(
+                    runner.measure(
+                        f"ping -c {c}",
+                        lambda c=c: wrk(server, pg, "ping", c, args.ping_seconds, token),
+                    )
+                )
         result["decide_hey"] = runner.measure(
             "decide at 500/s", lambda: hey(server, pg, "decide", args.rate_seconds, token)
         )
@@ -1106,13 +1117,7 @@ def measure_config(
             )
         result["memory_after_decide"] = server.memory()
         if primary:
-            result["ping_wrk"] = [
-                runner.measure(
-                    f"ping -c {c}",
-                    lambda c=c: wrk(server, pg, "ping", c, args.ping_seconds, token),
-                )
-                for c in args.connections
-            ]
+            result["ping_wrk"] = pings
             result["ping_hey"] = runner.measure(
                 "ping at 500/s", lambda: hey(server, pg, "ping", args.rate_seconds, token)
             )
@@ -1143,13 +1148,18 @@ def _decision_record_sql(with_switch_lock: bool) -> str:
     return text if with_switch_lock else text.replace(SWITCH_LOCK_LINE, "    PERFORM 1;\n")
 
 
+SWITCH_LOCK_ROUNDS = 4
+
+
 def switch_lock_cost(server: Server, pg: Postgres, token: str, runner: Runner) -> dict[str, Any]:
-    """Maximum decisions/s with and without the kill-switch lock, alternated twice on the
-    same server (the function is replaced in place; sessions pick the new one up)."""
+    """Maximum decisions/s with and without the kill-switch lock, alternated in
+    SWITCH_LOCK_ROUNDS pairs on the same server (the function is replaced in place;
+    sessions pick the new one up). Each durable commit waits for the disk, whose flush time
+    drifts, so the cost is the median of the pairs' ratios, not of single runs."""
     args, rounds = runner.args, []
     connections = max(args.connections)
     try:
-        for attempt in range(2):
+        for attempt in range(SWITCH_LOCK_ROUNDS):
             for locked in (False, True):
                 with pg.connect() as conn:
                     conn.execute(_decision_record_sql(with_switch_lock=locked))
@@ -1161,14 +1171,16 @@ def switch_lock_cost(server: Server, pg: Postgres, token: str, runner: Runner) -
     finally:
         with pg.connect() as conn:
             conn.execute(_decision_record_sql(with_switch_lock=True))
-    with_lock = statistics.mean(r["rps"] for r in rounds if r["locked"])
-    without = statistics.mean(r["rps"] for r in rounds if not r["locked"])
+    with_lock = [r["rps"] for r in rounds if r["locked"]]
+    without = [r["rps"] for r in rounds if not r["locked"]]
+    ratios = [w / wo for w, wo in zip(with_lock, without, strict=True)]
     return {
         "connections": connections,
         "rounds": rounds,
-        "rps_with_lock": round(with_lock, 1),
-        "rps_without_lock": round(without, 1),
-        "cost": round(1 - with_lock / without, 4),
+        "rps_with_lock": round(statistics.median(with_lock), 1),
+        "rps_without_lock": round(statistics.median(without), 1),
+        "pair_ratios": [round(r, 3) for r in ratios],
+        "cost": round(1 - statistics.median(ratios), 4),
     }
 
 
@@ -1302,7 +1314,8 @@ def print_summary(report: dict[str, Any]) -> None:
     lock = report["configs"][0]["switch_lock"]
     print(
         f"Kill-switch lock: {lock['rps_with_lock']:.0f}/s with, {lock['rps_without_lock']:.0f}/s "
-        f"without (wrk -c {lock['connections']}, two rounds each): cost "
+        f"without (wrk -c {lock['connections']}, medians of {len(lock['pair_ratios'])} "
+        f"alternated pairs, ratios {lock['pair_ratios']}): cost "
         f"{lock['cost'] * 100:.1f}%. Target <= 5%: {met[targets['switch_lock_met']]}."
     )
     q = report.get("queries_per_decision", {})
