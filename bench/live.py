@@ -18,10 +18,12 @@ What it does, all on 127.0.0.1:
    whose policy grants payments.refund and holds refunds over 500 for one approval, a
    production token, and as many reviewers as the most sockets asked for (100 by
    default), each with approve access to the agent.
-3. Serves `uvicorn oversight.asgi:application --workers 2 --no-access-log` with DEBUG off
-   and REDIS_URL set (channels-redis, Celery on Redis), plus the Procfile's Celery
-   worker. Session and CSRF cookies are not marked Secure (SESSION_COOKIE_SECURE=0,
-   CSRF_COOKIE_SECURE=0) so that the reviewers can sign in over plain http.
+3. Serves `uvicorn oversight.asgi:application --workers 2 --no-access-log --ws
+   oversight.live.websocket:SharedDeflateProtocol` (the Procfile's websocket protocol;
+   `--ws auto` for uvicorn's own) with DEBUG off and REDIS_URL set (channels-redis,
+   Celery on Redis), plus the Procfile's Celery worker. Session and CSRF cookies are not
+   marked Secure (SESSION_COOKIE_SECURE=0, CSRF_COOKIE_SECURE=0) so that the reviewers
+   can sign in over plain http.
 4. Signs the reviewers in through the login page (CSRF and all) and connects their
    websockets to /ws/live/ with their session cookies and the site's Origin, in a client
    process of its own (the `websockets` library on uvloop).
@@ -219,17 +221,25 @@ def live_path_cpu(phases: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
 
 
 def framing(
-    frames: list[int], received_bytes: list[int], fragments: int, seconds: float
+    frames: list[int],
+    received_bytes: list[int],
+    wire_bytes: list[int],
+    fragments: int,
+    seconds: float,
 ) -> dict[str, Any]:
     """The websocket messages (frames) the sockets received during a run of ``seconds``:
     per socket per second, and what each carried on average (``fragments``: all sockets'
-    fragment records)."""
+    fragment records; bytes after decompression, and as read from the wire)."""
     total = sum(frames)
     return {
         "frames": total,
         "frames_per_socket_per_s": round(total / len(frames) / seconds, 1) if frames else 0,
         "fragments_per_frame": round(fragments / total, 2) if total else 0,
         "bytes_per_frame": round(sum(received_bytes) / total) if total else 0,
+        "wire_bytes_per_frame": round(sum(wire_bytes) / total) if total else 0,
+        "wire_kbytes_per_socket_per_s": (
+            round(sum(wire_bytes) / len(frames) / seconds / 1000, 1) if frames else 0
+        ),
     }
 
 
@@ -361,12 +371,17 @@ def _stop_group(proc: subprocess.Popen[Any] | asyncio.subprocess.Process | None)
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-class LiveServer(Server):
-    """decide.py's uvicorn, with the environment given (REDIS_URL and cookies over http)."""
+WS_PROTOCOL = "oversight.live.websocket:SharedDeflateProtocol"  # the Procfile's
 
-    def __init__(self, pg: Postgres, log: Path, env: dict[str, str]) -> None:
+
+class LiveServer(Server):
+    """decide.py's uvicorn, with the environment given (REDIS_URL and cookies over http)
+    and the websocket protocol ``ws`` (uvicorn's --ws)."""
+
+    def __init__(self, pg: Postgres, log: Path, env: dict[str, str], ws: str) -> None:
         super().__init__(pg, ServerConfig(2, int(env.get("DB_POOL_MAX", "20"))), log)
         self.env = env
+        self.command += ["--ws", ws]
 
     def environment(self) -> dict[str, str]:
         return self.env
@@ -394,14 +409,27 @@ def start_celery(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
 async def socket_client() -> None:
     """Reads {"url", "origin", "cookies": [...]} on stdin's first line, connects one socket
     per cookie, says READY; then on "DUMP <path>" writes [socket, arrival, kind, id] records,
-    one per fragment, and each socket's count of messages (frames) and bytes received so
-    far (and forgets them), on "STOP" closes."""
-    from websockets.asyncio.client import connect
+    one per fragment, and each socket's count of messages (frames), bytes received (after
+    decompression) and bytes read from the wire so far (and forgets them), on "STOP"
+    closes."""
+    from websockets.asyncio.client import ClientConnection, connect
 
     config = json.loads(sys.stdin.readline())
     records: list[tuple[int, float, str, str]] = []
     frames = [0] * len(config["cookies"])
     received_bytes = [0] * len(config["cookies"])
+    wire_bytes = [0] * len(config["cookies"])
+
+    def counting(i: int) -> type[ClientConnection]:
+        class Counting(ClientConnection):
+            """Counts what arrives on the wire: compressed frames with their headers."""
+
+            def data_received(self, data: bytes) -> None:
+                wire_bytes[i] += len(data)
+                super().data_received(data)
+
+        return Counting
+
     last = [time.time()]
     closed: list[list[Any]] = []
 
@@ -426,8 +454,9 @@ async def socket_client() -> None:
             compression="deflate" if config["deflate"] else None,
             max_size=2**22,
             open_timeout=30,
+            create_connection=counting(i),
         )
-        for cookie in config["cookies"]
+        for i, cookie in enumerate(config["cookies"])
     ]
     tasks = [asyncio.create_task(reader(i, ws)) for i, ws in enumerate(sockets)]
     ports = ",".join(str(ws.local_address[1]) for ws in sockets)
@@ -446,7 +475,9 @@ async def socket_client() -> None:
         if command.startswith("DUMP "):
             taken, records[:] = list(records), []
             counts = {"frames": list(frames), "bytes": list(received_bytes)}
+            counts["wire_bytes"] = list(wire_bytes)
             frames[:], received_bytes[:] = [0] * len(frames), [0] * len(frames)
+            wire_bytes[:] = [0] * len(frames)
             Path(command[5:]).write_text(json.dumps({"records": taken, "closed": closed, **counts}))
             usage = resource.getrusage(resource.RUSAGE_SELF)
             print(f"DUMPED {len(taken)} {usage.ru_utime + usage.ru_stime}", flush=True)
@@ -871,7 +902,7 @@ class Bench:
         ).stdout
         self.setup = json.loads(out.split("BENCH_JSON ", 1)[1])
         self.celery = start_celery(env, self.work / "celery.log")
-        self.server = LiveServer(self.pg, self.work / "uvicorn.log", env)
+        self.server = LiveServer(self.pg, self.work / "uvicorn.log", env, self.args.ws)
         self.server.start()
         say(f"serving at {self.server.url}, workers {self.server.workers()}")
 
@@ -964,7 +995,11 @@ class Bench:
                 dumped["records"], result["sockets"], actions, self.socket_pids
             )
             result["framing"] = framing(
-                dumped["frames"], dumped["bytes"], len(dumped["records"]), seconds
+                dumped["frames"],
+                dumped["bytes"],
+                dumped["wire_bytes"],
+                len(dumped["records"]),
+                seconds,
             )
             result["socket_closes"] = dumped["closed"]
             if polled:
@@ -1138,7 +1173,9 @@ def summarise(report: dict[str, Any], args: argparse.Namespace) -> None:
             f"{cpu['live_to_decisions']} of the decisions' {cpu['decision_cores']}; "
             f"{framed.get('frames_per_socket_per_s', '-')} messages per socket per s, "
             f"{framed.get('fragments_per_frame', '-')} fragments and "
-            f"{framed.get('bytes_per_frame', '-')} bytes each"
+            f"{framed.get('bytes_per_frame', '-')} bytes each "
+            f"({framed.get('wire_bytes_per_frame', '-')} on the wire; "
+            f"{framed.get('wire_kbytes_per_socket_per_s', '-')} kB per socket per s)"
         )
     for worker, figures in d.get("commit_to_socket_ms_by_worker", {}).items():
         sockets = main_phase.get("sockets_per_worker", {}).get(worker, "?")
@@ -1219,6 +1256,11 @@ def main() -> None:
         action="store_true",
         help="sockets without permessage-deflate (browsers ask for it)",
     )
+    parser.add_argument(
+        "--ws",
+        default=WS_PROTOCOL,
+        help="uvicorn's --ws (default: the Procfile's; auto: uvicorn's own, with context takeover)",
+    )
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     parser.add_argument("--setup-only", type=int, help=argparse.SUPPRESS)
@@ -1290,6 +1332,7 @@ def main() -> None:
         if not args.no_save:
             RESULTS.mkdir(exist_ok=True)
             variant = "-no-deflate" if args.no_deflate else ""
+            variant += "" if args.ws == WS_PROTOCOL else f"-ws-{args.ws.rsplit(':', 1)[-1]}"
             path = RESULTS / f"live-{report['date']}{variant}.json"
             path.write_text(json.dumps(report, indent=1) + "\n")
             say(f"wrote {path.relative_to(ROOT)} ({report['seconds_total']} s in all)")

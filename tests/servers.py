@@ -15,6 +15,7 @@ from pathlib import Path
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
+WS_PROTOCOL = "oversight.live.websocket:SharedDeflateProtocol"  # as in the Procfile
 
 
 def free_port() -> int:
@@ -57,7 +58,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 def asgi_server(extra_env: dict[str, str] | None = None) -> Iterator[str]:
     port = free_port()
     env = _project_env({"ALLOWED_HOSTS": "127.0.0.1", **(extra_env or {})})
-    command = [sys.executable, "-m", "uvicorn", "oversight.asgi:application"]
+    command = [sys.executable, "-m", "uvicorn", "oversight.asgi:application", "--ws", WS_PROTOCOL]
     command += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
     process = subprocess.Popen(command, env=env, cwd=ROOT)
     base = f"http://127.0.0.1:{port}"

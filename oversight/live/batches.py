@@ -75,7 +75,8 @@ class Fragment:
 def messages(fragments: Iterable[Fragment]) -> list[tuple[str, dict[str, Any]]]:
     """(group, channel-layer message) for each group, in the order the groups first
     appear. A message's ``parts`` are [audience, agent_ids, context, html], in publish
-    order; neighbours with the same audience, agent ids and context are joined."""
+    order; neighbours with the same audience, agent ids and context are joined. It names
+    its group: a process receives it once for all its sockets (oversight/live/fanout.py)."""
     by_group: dict[str, list[list[Any]]] = {}
     for f in fragments:
         parts = by_group.setdefault(f.group, [])
@@ -84,7 +85,10 @@ def messages(fragments: Iterable[Fragment]) -> list[tuple[str, dict[str, Any]]]:
             last[3] += f.html
         else:
             parts.append([f.audience, list(f.agent_ids), f.context, f.html])
-    return [(group, {"type": MESSAGE_TYPE, "parts": parts}) for group, parts in by_group.items()]
+    return [
+        (group, {"type": MESSAGE_TYPE, "group": group, "parts": parts})
+        for group, parts in by_group.items()
+    ]
 
 
 class Coalescer:

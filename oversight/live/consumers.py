@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections import deque
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -9,7 +12,10 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.contrib.auth import get_user_model
 
 from oversight.live import batches
+from oversight.live.fanout import LocalGroups, local_groups
 from oversight.live.selectors import Subscriptions, live_subscriptions
+
+logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_DEACTIVATED = 4403
@@ -25,7 +31,11 @@ def _subscriptions(user_id: int) -> tuple[bool, Subscriptions]:
 
 
 class LiveConsumer(AsyncWebsocketConsumer):
-    """Sends htmx out-of-band fragments; never accepts commands from the browser."""
+    """Sends htmx out-of-band fragments; never accepts commands from the browser.
+
+    Group messages reach it through the process's one channel (oversight/live/fanout.py,
+    ``forward``), not through its own: they wait in its outbox, in the order they came,
+    and are checked against its subscriptions just before each is sent."""
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -35,6 +45,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.user_id: int = user.pk
         self.joined: set[str] = set()
         self.subscriptions = Subscriptions(frozenset(), frozenset())
+        self.groups_here: LocalGroups = local_groups()
+        self._outbox: deque[dict[str, Any]] = deque()
+        self._sender: asyncio.Task[None] | None = None
         await self.accept()
         await self._join()
 
@@ -44,15 +57,39 @@ class LiveConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_DEACTIVATED)
             return
         wanted = subscriptions.group_names
+        # The new subscriptions first: a message of a group about to be left is then
+        # checked against them and dropped, as the group's messages stop.
+        self.subscriptions = subscriptions
         for name in wanted - self.joined:
-            await self.channel_layer.group_add(name, self.channel_name)
+            await self.groups_here.join(name, self)
         for name in self.joined - wanted:
-            await self.channel_layer.group_discard(name, self.channel_name)
-        self.joined, self.subscriptions = wanted, subscriptions
+            await self.groups_here.leave(name, self)
+        self.joined = wanted
 
     async def disconnect(self, code: int) -> None:
         for name in getattr(self, "joined", set()):
-            await self.channel_layer.group_discard(name, self.channel_name)
+            await self.groups_here.leave(name, self)
+        self.joined = set()
+        sender = getattr(self, "_sender", None)
+        if sender is not None and sender is not asyncio.current_task():
+            sender.cancel()
+
+    def forward(self, message: dict[str, Any]) -> None:
+        """A group message for this socket (from LocalGroups.deliver, on the loop): sent
+        after the ones before it, by one task at a time."""
+        self._outbox.append(message)
+        if self._sender is None:
+            self._sender = asyncio.get_running_loop().create_task(self._send_outbox())
+
+    async def _send_outbox(self) -> None:
+        try:
+            while self._outbox:
+                await self.dispatch(self._outbox.popleft())
+        except Exception:  # the socket has gone: its disconnect cleans up
+            logger.debug("live socket stopped sending", exc_info=True)
+            self._outbox.clear()
+        finally:
+            self._sender = None
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Nothing is accepted from the browser; changes go through CSRF-protected views."""

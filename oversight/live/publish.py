@@ -120,7 +120,8 @@ def resubscribe_everyone() -> None:
     if layer is None:
         return
     try:
-        _run(layer.group_send, groups.EVERYONE, {"type": "live.resubscribe"})
+        message = {"type": "live.resubscribe", "group": groups.EVERYONE}
+        _run(layer.group_send, groups.EVERYONE, message)
     except Exception:
         logger.exception("live resubscribe failed")
 
