@@ -106,12 +106,14 @@ def test_the_live_path_is_what_sockets_add_to_the_servers_cpu() -> None:
 
 
 def test_framing_counts_messages_per_socket_per_second_and_what_they_carry() -> None:
-    found = live.framing([30, 10], [30_000, 10_000], fragments=160, seconds=10)
+    found = live.framing([30, 10], [30_000, 10_000], [6_000, 2_000], fragments=160, seconds=10)
     assert found == {
         "frames": 40,
         "frames_per_socket_per_s": 2.0,
         "fragments_per_frame": 4.0,
         "bytes_per_frame": 1000,
+        "wire_bytes_per_frame": 200,
+        "wire_kbytes_per_socket_per_s": 0.4,
     }
 
 
