@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from oversight.agents.models import Agent
@@ -32,21 +32,33 @@ class LimitPreview:
     on_exceed: str
 
 
-def _limit_preview(limit: Limit, would_exceed: bool) -> LimitPreview:
-    window = window_start(timezone.now(), limit.window_seconds)
-    usage = LimitCounter.objects.filter(limit=limit, window_start=window).aggregate(
-        count=Sum("count"), total=Sum("total")
-    )
-    return LimitPreview(
-        name=limit.name,
-        used_count=usage["count"] or 0,
-        max_count=limit.max_count,
-        used_sum=usage["total"] or Decimal(0),
-        max_sum=limit.max_sum,
-        sum_param=limit.sum_param,
-        would_exceed=would_exceed,
-        on_exceed=limit.on_exceed,
-    )
+def _limit_previews(limits: list[Limit], exceeded: list[int]) -> list[LimitPreview]:
+    """Each limit's usage in its current window, read in one query."""
+    if not limits:
+        return []
+    now = timezone.now()
+    windows = Q()
+    for limit in limits:
+        windows |= Q(limit=limit, window_start=window_start(now, limit.window_seconds))
+    usage = {
+        row["limit_id"]: row
+        for row in LimitCounter.objects.filter(windows)
+        .values("limit_id")
+        .annotate(count=Sum("count"), total=Sum("total"))
+    }
+    return [
+        LimitPreview(
+            name=limit.name,
+            used_count=usage.get(limit.pk, {}).get("count") or 0,
+            max_count=limit.max_count,
+            used_sum=usage.get(limit.pk, {}).get("total") or Decimal(0),
+            max_sum=limit.max_sum,
+            sum_param=limit.sum_param,
+            would_exceed=limit.pk in exceeded,
+            on_exceed=limit.on_exceed,
+        )
+        for limit in limits
+    ]
 
 
 def decision_preview(
@@ -67,7 +79,7 @@ def decision_preview(
         action=action, resource=resource, params=params, parent_id=parent_id
     )
     result = pipeline.preview(credentials=credentials, data=data)
-    rows = [_limit_preview(limit, limit.pk in result.exceeded) for limit in result.limits]
+    rows = _limit_previews(result.limits, result.exceeded)
     return pipeline.Preview(
         status=result.status,
         reasons=result.reasons,

@@ -112,7 +112,11 @@ def _charge_one(limit: Limit, amount: Decimal, now: dt.datetime) -> int | None:
             _CHARGE_SQL,
             {
                 "limit": limit.pk,
-                "window": window_start(now, limit.window_seconds),
+                # As the ORM stores it (on SQLite, naive UTC text), so that rows this
+                # statement and the ORM write or read are the same rows.
+                "window": connection.ops.adapt_datetimefield_value(
+                    window_start(now, limit.window_seconds)
+                ),
                 "amount": amount,
                 "max_count": limit.max_count,
                 "max_sum": limit.max_sum,

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from oversight.agents.services import agent_access_grant
 from oversight.audit.models import AuditEvent
 from oversight.gateway.models import Action
-from oversight.policy.models import Grant, LimitCounter, Rule
+from oversight.policy.models import Grant, Limit, LimitCounter, Rule
 from oversight.policy.services import policy_object_create
 from tests.conftest import SYSTEM
 
@@ -203,3 +205,44 @@ def test_a_reviewer_granted_the_agent_may_try_it(
 def test_an_outsider_cannot_probe_the_policy(client: Client, outsider: Any, agent: Any) -> None:
     body = '{"action": "payments.refund", "resource": "stripe:charge/1"}'
     assert _try(client, outsider, agent, body).status_code == 404
+
+
+def test_try_it_shows_each_limits_usage_in_its_window(
+    client: Client, owner: Any, agent: Any, grant: Grant
+) -> None:
+    from oversight.policy.limits import window_start
+
+    count_limit = policy_object_create(
+        actor=SYSTEM,
+        obj=Limit(
+            agent=agent,
+            name="per hour",
+            action="payments.refund",
+            window_seconds=3600,
+            max_count=10,
+        ),
+    )
+    sum_limit = policy_object_create(
+        actor=SYSTEM,
+        obj=Limit(
+            agent=agent,
+            name="total",
+            action="payments.refund",
+            window_seconds=3600,
+            sum_param="amount",
+            max_sum=1000,
+        ),
+    )
+    now = timezone.now()
+    for limit, count, total in ((count_limit, 3, 0), (sum_limit, 2, 950)):
+        window = window_start(now, limit.window_seconds)
+        LimitCounter.objects.create(limit=limit, window_start=window, count=count, total=total)
+    old = window_start(now, sum_limit.window_seconds) - timedelta(hours=1)
+    LimitCounter.objects.create(limit=sum_limit, window_start=old, count=9, total=999)
+
+    body = '{"action": "payments.refund", "resource": "stripe:charge/1", "params": {"amount": 100}}'
+    page = _try(client, owner, agent, body).content.decode()
+    assert "Would be <strong>denied</strong>" in page
+    assert "3 of 10 used" in page
+    assert "950 of 1000 amount" in page  # the old window is not counted
+    assert page.count("would exceed") == 1
