@@ -12,6 +12,7 @@ these types only describe them.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any
 
 from pydantic import Field, GetJsonSchemaHandler, TypeAdapter
@@ -43,6 +44,9 @@ def check_json(value: Any, depth: int = 0) -> Any:
         raise UnsafeJsonError(f"must not nest deeper than {MAX_DEPTH} levels")
     if isinstance(value, str):
         _check_text(value)
+    elif isinstance(value, float) and not math.isfinite(value):
+        # Python's JSON parser takes NaN and Infinity, which JSON (and jsonb) has not.
+        raise UnsafeJsonError("must be a finite number (JSON has no NaN or Infinity)")
     elif isinstance(value, dict):
         for key, item in value.items():
             _check_text(str(key))

@@ -641,3 +641,18 @@ def test_an_unknown_api_path_gets_the_json_error_shape(api: AgentApi) -> None:
     response = api.post("/action", refund())
     assert response["Content-Type"] == "application/json", response.content[:80]
     api_error(response, 404, "not_found")
+
+
+@pytest.mark.parametrize("number", ["Infinity", "-Infinity", "NaN"])
+def test_a_number_json_has_not_is_refused_and_records_nothing(
+    api: AgentApi, agent: Agent, number: str
+) -> None:
+    grant_refunds(agent)
+    body = (
+        '{"action": "payments.refund", "resource": "stripe:charge/ch_1",'
+        f' "params": {{"amount": {number}}}}}'
+    )
+    response = api.post("/actions", body)
+    assert response.status_code == 422, response.content
+    assert "finite number" in json.dumps(response.json()["error"]["fields"])
+    assert not Action.objects.exists()
