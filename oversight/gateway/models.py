@@ -18,7 +18,10 @@ class Action(models.Model):
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    agent = models.ForeignKey(Agent, on_delete=models.PROTECT, related_name="actions")
+    # Indexed by action_agent_recent, whose first column it is.
+    agent = models.ForeignKey(
+        Agent, on_delete=models.PROTECT, related_name="actions", db_index=False
+    )
     token = models.ForeignKey(AgentToken, null=True, on_delete=models.SET_NULL, related_name="+")
     environment = models.CharField(max_length=12, choices=Environment.choices)
     action = models.CharField(max_length=200)
