@@ -28,6 +28,12 @@ app.conf.beat_schedule = {
         "task": "oversight.audit.tasks.audit_verify_chain",
         "schedule": crontab(hour=3, minute=17),
     },
+    # Sign a checkpoint of the audit log (docs/audit-trust.md) when enough events are new
+    # or the last one is old, and queue again checkpoint deliveries nobody holds.
+    "audit-checkpoint": {
+        "task": "oversight.audit.tasks.audit_checkpoint",
+        "schedule": float(envint("AUDIT_CHECKPOINT_POLL_SECONDS", 30, minimum=1)),
+    },
     # Queue again notification sends that never reached a worker (the broker was down
     # when their change committed); sending is idempotent, so a duplicate is harmless.
     "notifications-requeue-stale": {

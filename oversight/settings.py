@@ -263,6 +263,25 @@ if not DEBUG:
 # `manage.py flush` may empty the append-only audit table only where this is on
 # (the test suite); everywhere else the database trigger refuses it.
 AUDIT_FLUSH_ALLOWED = envbool("AUDIT_FLUSH_ALLOWED", False)
+# Checkpoints (docs/audit-trust.md): the Ed25519 key that signs them, as PEM text in
+# AUDIT_SIGNING_KEY or a PEM file. Only where AUDIT_SIGNING_KEY_CREATE is on (DEBUG, the
+# zero-install run) is a missing key file created.
+AUDIT_SIGNING_KEY = envstr("AUDIT_SIGNING_KEY", "")
+AUDIT_SIGNING_KEY_FILE = envstr("AUDIT_SIGNING_KEY_FILE", str(BASE_DIR / "var" / "audit-key.pem"))
+AUDIT_SIGNING_KEY_CREATE = envbool("AUDIT_SIGNING_KEY_CREATE", DEBUG)
+# The log's name in every checkpoint, so that two deployments' checkpoints never mix.
+AUDIT_LOG_NAME = envstr("AUDIT_LOG_NAME", urlsplit(SITE_URL).netloc or "oversight")
+# Where checkpoints go: "dir:PATH", "webhook:URL" (HMAC-signed with
+# AUDIT_CHECKPOINT_WEBHOOK_SECRET) and "email:ADDRESS", comma-separated.
+AUDIT_CHECKPOINT_SINKS = envlist(
+    "AUDIT_CHECKPOINT_SINKS", [f"dir:{BASE_DIR / 'var' / 'checkpoints'}"]
+)
+AUDIT_CHECKPOINT_WEBHOOK_SECRET = envstr("AUDIT_CHECKPOINT_WEBHOOK_SECRET", "")
+# A checkpoint is written when this many events are new, or when any are and the last
+# checkpoint is this old (the beat job looks every AUDIT_CHECKPOINT_POLL_SECONDS).
+AUDIT_CHECKPOINT_EVERY_EVENTS = envint("AUDIT_CHECKPOINT_EVERY_EVENTS", 10_000, minimum=1)
+AUDIT_CHECKPOINT_MAX_AGE_SECONDS = envint("AUDIT_CHECKPOINT_MAX_AGE_SECONDS", 300, minimum=1)
+AUDIT_CHECKPOINT_POLL_SECONDS = envint("AUDIT_CHECKPOINT_POLL_SECONDS", 30, minimum=1)
 
 # --- Metrics ------------------------------------------------------------------
 # /metrics answers scrapers sending "Authorization: Bearer <token>" (and logged-in admins).

@@ -1,12 +1,21 @@
 """Test settings: production settings with test-only conveniences, stated here and nowhere else."""
 
 import os
+import tempfile
+from pathlib import Path
 
 os.environ.setdefault("SECRET_KEY", "tests-only-" + "x" * 50)
 # Transactional tests flush the database between tests; allow it to empty the audit table.
 os.environ.setdefault("AUDIT_FLUSH_ALLOWED", "1")
 
-from oversight.settings import *  # noqa: F403
+# Checkpoints: a key made once per machine for tests, and a sink directory per process
+# (tests that look at delivered files set their own).
+_test_var = Path(tempfile.gettempdir()) / f"oversight-tests-{os.getuid()}"
+os.environ.setdefault("AUDIT_SIGNING_KEY_FILE", str(_test_var / "audit-key.pem"))
+os.environ.setdefault("AUDIT_SIGNING_KEY_CREATE", "1")
+os.environ.setdefault("AUDIT_CHECKPOINT_SINKS", "dir:" + tempfile.mkdtemp(prefix="checkpoints-"))
+
+from oversight.settings import *  # noqa: E402, F403
 
 SECURE_SSL_REDIRECT = False  # the test client and the test server speak plain HTTP
 SESSION_COOKIE_SECURE = False

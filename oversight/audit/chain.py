@@ -1,52 +1,29 @@
-"""The hash chain: pure functions shared by the writer and the verifier."""
+"""The hash chain. Its rules live in ``verifier.py``, the file an auditor runs without
+Oversight; this adds what only the writer needs."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Mapping
 from typing import Any
 
-GENESIS_HASH = "0" * 64
-
-# The fields covered by the hash, in addition to prev_hash.
-HASHED_FIELDS = (
-    "seq",
-    "created_at",
-    "actor_type",
-    "actor_user_id",
-    "actor_agent_id",
-    "actor_label",
-    "verb",
-    "target_type",
-    "target_id",
-    "target_label",
-    "agent_id",
-    "request_id",
-    "before",
-    "after",
-    "prev_hash",
+from oversight.audit.verifier import (
+    GENESIS_HASH,
+    HASHED_FIELDS,
+    ChainBreak,
+    canonical_json,
+    compute_hash,
+    find_first_break,
 )
 
-
-def _timestamp(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def canonical_json(row: Mapping[str, Any]) -> str:
-    payload = {field: row[field] for field in HASHED_FIELDS}
-    payload["created_at"] = _timestamp(payload["created_at"])
-    return _dumps(payload)
-
-
-def compute_hash(row: Mapping[str, Any]) -> str:
-    return hashlib.sha256(canonical_json(row).encode("utf-8")).hexdigest()
+__all__ = [
+    "GENESIS_HASH",
+    "HASHED_FIELDS",
+    "ChainBreak",
+    "canonical_json",
+    "canonical_json_parts",
+    "compute_hash",
+    "find_first_break",
+]
 
 
 def canonical_json_parts(row: Mapping[str, Any]) -> tuple[str, str, str]:
@@ -54,43 +31,15 @@ def canonical_json_parts(row: Mapping[str, Any]) -> tuple[str, str, str]:
     (head, middle, tail): the text is ``head + prev_hash + middle + str(seq) + tail``.
 
     The database appends with this (see oversight/audit/append_sql.py): it fills in the
-    chain head it reads under the append lock. Keys are sorted, so ``prev_hash`` and
-    ``seq`` sit between fixed neighbours: ``request_id`` between them, the ``actor_*``,
-    ``after``, ``agent_id``, ``before``, ``created_at`` keys before, and ``target_*`` and
-    ``verb`` after.
+    chain head it reads under the append lock. The parts are cut from ``canonical_json``
+    itself. Keys are sorted, so the top-level ``prev_hash`` is the last unescaped
+    ``"prev_hash":"`` in the text (``before`` and ``after`` come earlier, and only
+    strings, where quotes are escaped, come after), followed by ``request_id`` and then
+    ``seq``.
     """
-    payload = {field: row[field] for field in HASHED_FIELDS if field not in ("seq", "prev_hash")}
-    payload["created_at"] = _timestamp(payload["created_at"])
-    before = {k: v for k, v in payload.items() if k < "prev_hash"}
-    after = {k: v for k, v in payload.items() if k > "seq"}
-    head = _dumps(before)[:-1] + ',"prev_hash":"'
-    middle = '","request_id":' + _dumps(payload["request_id"]) + ',"seq":'
-    tail = "," + _dumps(after)[1:]
-    return head, middle, tail
-
-
-@dataclass(frozen=True)
-class ChainBreak:
-    seq: int
-    reason: str
-
-
-def find_first_break(rows: Iterable[Mapping[str, Any]]) -> ChainBreak | None:
-    """Walk rows in ascending seq order; return the first place the chain is broken.
-
-    A deleted row shows as a gap, an edited row as a hash mismatch, and a
-    reordered row as a prev_hash that does not point at its predecessor.
-    """
-    expected_seq = 1
-    prev_hash = GENESIS_HASH
-    for row in rows:
-        seq = row["seq"]
-        if seq != expected_seq:
-            return ChainBreak(seq, f"expected seq {expected_seq}, found {seq}: a row is missing")
-        if row["prev_hash"] != prev_hash:
-            return ChainBreak(seq, "prev_hash does not match the previous row's hash")
-        if compute_hash(row) != row["hash"]:
-            return ChainBreak(seq, "content does not match its hash: the row was altered")
-        prev_hash = row["hash"]
-        expected_seq += 1
-    return None
+    text = canonical_json({**row, "prev_hash": GENESIS_HASH, "seq": 0})
+    head, marker, rest = text.rpartition('"prev_hash":"' + GENESIS_HASH)
+    middle, seq_marker, tail = rest.rpartition('"seq":0')
+    if not marker or not seq_marker:
+        raise ValueError("the canonical form has no prev_hash or seq")
+    return head + '"prev_hash":"', middle + '"seq":', tail

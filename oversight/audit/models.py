@@ -73,3 +73,104 @@ class AuditEvent(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise AuditLogImmutableError("Audit events cannot be deleted.")
+
+
+class MerkleNode(models.Model):
+    """A stored node of the Merkle tree over all events (verifier.py has the rules): the
+    hash of the perfect subtree of ``2 ** level`` leaves starting at leaf
+    ``index * 2 ** level``. Only levels from ``merkle.STORED_LEVEL`` up are stored;
+    anything below is computed from at most that many events' hashes. Written when a
+    checkpoint is, never changed."""
+
+    level = models.PositiveSmallIntegerField()
+    index = models.BigIntegerField()
+    hash = models.BinaryField(max_length=32)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["level", "index"], name="merkle_node_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"node {self.level}/{self.index}"
+
+
+class AuditCheckpoint(models.Model):
+    """A signed statement of the log's state, kept here for the audit page and for the
+    next checkpoint's ``previous``; what proves anything is the copy in the sinks.
+    ``document`` is the exact JSON the sinks receive."""
+
+    number = models.PositiveIntegerField(unique=True)
+    tree_size = models.BigIntegerField()
+    head = models.CharField(max_length=64)
+    root = models.CharField(max_length=64)
+    time = models.CharField(max_length=32)
+    previous = models.CharField(max_length=64)
+    statement_hash = models.CharField(max_length=64, unique=True)
+    signature = models.CharField(max_length=100)
+    key_id = models.CharField(max_length=16)
+    document = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-number"]
+
+    def __str__(self) -> str:
+        return f"checkpoint #{self.number} ({self.tree_size} events)"
+
+
+class SinkState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed"
+
+
+class CheckpointDelivery(models.Model):
+    """One checkpoint to one sink (``dir:``, ``webhook:``, ``email:``), retried until
+    delivered or out of attempts; each attempt is counted and its error kept."""
+
+    checkpoint = models.ForeignKey(
+        AuditCheckpoint, on_delete=models.PROTECT, related_name="deliveries"
+    )
+    sink = models.CharField(max_length=500)
+    state = models.CharField(max_length=12, choices=SinkState.choices, default=SinkState.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["checkpoint", "sink"], name="checkpoint_sink_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.checkpoint} to {self.sink}: {self.state}"
+
+
+class VerificationRun(models.Model):
+    """One walk of the whole log (from the audit page, the nightly job or the command),
+    with its progress while it runs and its result after."""
+
+    class State(models.TextChoices):
+        RUNNING = "running", "Running"
+        PASSED = "passed", "Passed"
+        FAILED = "failed", "Failed"
+
+    started_by = models.CharField(max_length=200)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.RUNNING)
+    total = models.BigIntegerField(default=0)
+    checked = models.BigIntegerField(default=0)
+    checkpoints = models.PositiveIntegerField(default=0)
+    exit_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    message = models.TextField(blank=True)
+    first_bad_seq = models.BigIntegerField(null=True, blank=True)
+    checkpoint_number = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"verification {self.pk}: {self.state}"

@@ -1,28 +1,135 @@
-"""Walk the stored chain in order, in bounded memory."""
+"""Verify the stored log: the chain, the checkpoints kept outside the database, and that
+every action has its decision event. The rules are verifier.py's; this reads the rows."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from oversight.audit.chain import HASHED_FIELDS, ChainBreak, find_first_break
+from django.db import connection
+
+from oversight.audit import verbs, verifier
 from oversight.audit.models import AuditEvent
+from oversight.audit.verifier import Checkpoint, Finding
+
+ACTION_TARGET = "gateway.action"
+_FIELDS = (*verifier.HASHED_FIELDS, "hash")
+_PROGRESS_EVERY = 20_000
+
+
+@dataclass(frozen=True)
+class Outcome:
+    checked: int
+    total: int
+    finding: Finding | None
+
+    @property
+    def exit_code(self) -> int:
+        return self.finding.code if self.finding else verifier.EXIT_OK
 
 
 def _rows_in_order(batch_size: int) -> Iterator[dict[str, Any]]:
-    fields = (*HASHED_FIELDS, "hash")
-    yield from AuditEvent.objects.order_by("seq").values(*fields).iterator(chunk_size=batch_size)
+    rows = AuditEvent.objects.order_by("seq").values(*_FIELDS)
+    yield from rows.iterator(chunk_size=batch_size)
 
 
-def audit_chain_verify(*, batch_size: int = 2000) -> tuple[int, ChainBreak | None]:
-    """Return (rows checked, first break or None)."""
-    counted = 0
+_ORPHAN_ACTION_SQL = """
+SELECT a.id FROM gateway_action a
+WHERE NOT EXISTS (SELECT 1 FROM audit_auditevent e
+                  WHERE e.target_type = %s AND e.verb = %s AND e.target_id = a.id::text)
+ORDER BY a.created_at LIMIT 1
+"""
+_ORPHAN_EVENT_SQL = """
+SELECT e.seq FROM audit_auditevent e
+WHERE e.target_type = %s AND e.verb = %s
+  AND NOT EXISTS (SELECT 1 FROM gateway_action a WHERE a.id::text = e.target_id)
+ORDER BY e.seq LIMIT 1
+"""
 
-    def counting() -> Iterator[dict[str, Any]]:
-        nonlocal counted
-        for row in _rows_in_order(batch_size):
-            counted += 1
-            yield row
 
-    found = find_first_break(counting())
-    return counted, found
+def _orphans() -> tuple[Any, int | None]:
+    """(an action without its decision event, the seq of a decision event without its
+    action): two anti-joins on PostgreSQL; in Python on SQLite, whose UUIDs are stored
+    without dashes."""
+    from oversight.gateway.models import Action
+
+    args = [ACTION_TARGET, verbs.ACTION_DECIDED]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_ORPHAN_ACTION_SQL, args)
+            action = cursor.fetchone()
+            cursor.execute(_ORPHAN_EVENT_SQL, args)
+            event = cursor.fetchone()
+        return (action[0] if action else None), (event[0] if event else None)
+    decided = dict(
+        AuditEvent.objects.filter(target_type=ACTION_TARGET, verb=verbs.ACTION_DECIDED)
+        .order_by("-seq")
+        .values_list("target_id", "seq")
+    )
+    action = None
+    for pk in Action.objects.order_by("created_at").values_list("pk", flat=True).iterator():
+        if decided.pop(str(pk), None) is None and action is None:
+            action = pk
+    return action, min(decided.values(), default=None)
+
+
+def actions_without_decision() -> Finding | None:
+    """An action row with no ``action.decided`` event (its event was deleted), or a
+    decision event naming an action that does not exist (the action row was deleted)."""
+    from oversight.gateway.models import Action
+
+    action_id, seq = _orphans()
+    if action_id is not None:
+        action = Action.objects.get(pk=action_id)
+        return Finding(
+            verifier.EXIT_ACTIONS,
+            f"action {action.pk} ({action.action} on {action.resource}, "
+            f"{action.created_at:%Y-%m-%d %H:%M:%S}) has no decision event: its event was "
+            "removed from the log",
+        )
+    if seq is not None:
+        event = AuditEvent.objects.get(seq=seq)
+        return Finding(
+            verifier.EXIT_ACTIONS,
+            f"seq {seq} records the decision on action {event.target_id}, which does not "
+            "exist: the action row was removed",
+            seq=seq,
+        )
+    return None
+
+
+def audit_log_verify(
+    *,
+    checkpoints: Sequence[Checkpoint] = (),
+    public_key: Any = None,
+    progress: Callable[[int, int], None] | None = None,
+    batch_size: int = 5000,
+) -> Outcome:
+    """Walk every event in order against the chain rules and the checkpoints (already
+    read from outside the database), then match actions with their decision events.
+    ``progress(checked, total)`` is called every 20,000 events."""
+    total = AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
+    if checkpoints:
+        problem = verifier.check_checkpoints(checkpoints, public_key)
+        if problem:
+            return Outcome(0, total, problem)
+    walk = verifier.Verification(checkpoints=checkpoints)
+    for row in _rows_in_order(batch_size):
+        if not walk.add(row):
+            break
+        if progress and walk.checked % _PROGRESS_EVERY == 0:
+            progress(walk.checked, total)
+    finding = walk.finish() or actions_without_decision()
+    if progress:
+        progress(walk.checked, total)
+    return Outcome(walk.checked, total, finding)
+
+
+def audit_chain_verify(*, batch_size: int = 5000) -> tuple[int, verifier.ChainBreak | None]:
+    """The chain alone: (rows checked, first break or None)."""
+    outcome = audit_log_verify(batch_size=batch_size)
+    finding = outcome.finding
+    if finding is None or finding.code != verifier.EXIT_CHAIN:
+        return outcome.checked, None
+    return outcome.checked, verifier.ChainBreak(finding.seq or 0, finding.message)
