@@ -15,25 +15,13 @@ from typing import Any
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import QuerySet
 
+from oversight.audit import verifier
 from oversight.audit.models import AuditEvent
 
 BATCH = 2000
-COLUMNS = (
-    "seq",
-    "created_at",
-    "actor_type",
-    "actor_label",
-    "verb",
-    "target_type",
-    "target_id",
-    "target_label",
-    "agent_id",
-    "request_id",
-    "before",
-    "after",
-    "prev_hash",
-    "hash",
-)
+# Every hashed field, so an export verifies away from the database (verifier.py export);
+# created_at in the canonical form the hash covers.
+COLUMNS = (*verifier.HASHED_FIELDS, "hash")
 # Spreadsheet programs run cells that start with these as formulas.
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
@@ -45,6 +33,8 @@ async def _batches(events: QuerySet[AuditEvent]) -> AsyncIterator[list[dict[str,
         batch = [row async for row in page.order_by("-seq").values(*COLUMNS)[:BATCH]]
         if not batch:
             return
+        for row in batch:
+            row["created_at"] = verifier.timestamp_text(row["created_at"])
         yield batch
         before = batch[-1]["seq"]
 

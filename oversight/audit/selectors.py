@@ -37,7 +37,12 @@ def audit_events(*, user: Any, filters: AuditFilters | None = None) -> QuerySet[
     events = AuditEvent.objects.all()
     if not roles.is_admin(user):
         events = events.filter(agent_id__in=agents_with_perm(user=user).values("pk"))
-    f = filters or AuditFilters()
+    return audit_filter(events, filters or AuditFilters())
+
+
+def audit_filter(events: QuerySet[AuditEvent], f: AuditFilters) -> QuerySet[AuditEvent]:
+    """``events`` narrowed by the filters, newest first. Callers decide who reads what:
+    ``audit_events`` for a person; management commands, run by operators, for all."""
     if f.agent:
         agent_ids = Agent.objects.filter(slug=f.agent).values("pk")
         events = events.filter(agent_id__in=agent_ids)
