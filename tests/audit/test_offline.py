@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 
-from oversight.audit import sinks, signing, verifier
+from oversight.audit import signing, sinks, verifier
 from oversight.audit.bundle import bundle_build
 from oversight.audit.checkpoints import checkpoint_write
 from oversight.audit.export import COLUMNS
