@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -12,9 +13,23 @@ from django.db import models
 _ALWAYS_EXCLUDED = frozenset({"updated_at"})
 
 
+def _number_as_stored(text: str) -> float | int:
+    """A JSON number as PostgreSQL's jsonb gives it back. jsonb keeps numbers as exact
+    decimals and writes them without exponent or sign of zero, so ``1e+16`` comes back
+    as the integer 10000000000000000 and ``-0.0`` as ``0.0``: taking them so here keeps
+    the hash of what is written equal to the hash of what is read."""
+    number = float(text)
+    if number == 0:
+        return 0.0
+    if ("e" in text or "E" in text) and number.is_integer():
+        return int(Decimal(text))
+    return number
+
+
 def to_json_value(value: Any) -> Any:
-    """Round-trip through JSON so the value hashed is exactly the value stored."""
-    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+    """Round-trip through JSON so the value hashed is exactly the value stored (and read
+    back, on either database)."""
+    return json.loads(json.dumps(value, cls=DjangoJSONEncoder), parse_float=_number_as_stored)
 
 
 def snapshot(instance: models.Model, *, exclude: tuple[str, ...] = ()) -> dict[str, Any]:

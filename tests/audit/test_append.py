@@ -45,3 +45,19 @@ def test_appended_events_hash_what_is_stored() -> None:
         assert compute_hash(fields) == row.hash
     assert [e.seq for e in returned] == list(range(1, len(ODD) + 1))
     assert audit_chain_verify() == (len(ODD), None)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("value", [1e16, 1.2345678901234567e20, 1.5e300, -0.0, 1e-7, 0.1 + 0.2])
+def test_numbers_hash_as_the_database_gives_them_back(value: float) -> None:
+    """jsonb keeps exact decimals without exponents: 1e16 is read back as an integer."""
+    from django.core.management import call_command
+
+    with transaction.atomic():
+        audit_record(
+            actor=Actor.system("tests"),
+            verb="test.number",
+            target=("test.thing", "1", "thing"),
+            after={"amount": value, "nested": [{"x": value}]},
+        )
+    call_command("audit_verify")
