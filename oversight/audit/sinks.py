@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage, get_connection
 from django.db.models import F, Q
 from django.utils import timezone
@@ -31,6 +32,7 @@ from oversight.notifications.constants import (
     WEBHOOK_TIMEOUT_SECONDS,
 )
 from oversight.notifications.delivery import retry_countdown
+from oversight.notifications.models import validate_webhook_url
 from oversight.notifications.signing import signature_header
 
 logger = logging.getLogger(__name__)
@@ -82,6 +84,13 @@ def _to_directory(path: str, number: int, document: str) -> None:
 
 
 def _to_webhook(url: str, number: int, document: str) -> None:
+    secret = settings.AUDIT_CHECKPOINT_WEBHOOK_SECRET
+    if not secret:
+        raise SinkError("AUDIT_CHECKPOINT_WEBHOOK_SECRET is not set", permanent=True)
+    try:
+        validate_webhook_url(url)
+    except ValidationError as exc:
+        raise SinkError(" ".join(exc.messages), permanent=True) from None
     body = document.encode("utf-8")
     response = httpx.post(
         url,
@@ -90,7 +99,7 @@ def _to_webhook(url: str, number: int, document: str) -> None:
             "Content-Type": "application/json",
             "User-Agent": "Oversight-Checkpoint/1",
             "X-Oversight-Checkpoint": str(number),
-            SIGNATURE_HEADER: signature_header(body, settings.AUDIT_CHECKPOINT_WEBHOOK_SECRET),
+            SIGNATURE_HEADER: signature_header(body, secret),
             TIMESTAMP_HEADER: str(int(time.time())),
         },
         timeout=WEBHOOK_TIMEOUT_SECONDS,

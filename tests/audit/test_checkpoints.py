@@ -228,3 +228,53 @@ def test_a_checkpoint_file_is_never_overwritten(sink_dir: Path) -> None:
     delivery.refresh_from_db()
     assert delivery.state == SinkState.FAILED and "never overwritten" in delivery.last_error
     assert (sink_dir / "checkpoint-0000000001.json").read_text() == "{}\n"
+
+
+def test_a_webhook_sink_gets_the_signed_document_and_is_retried(settings: Any) -> None:
+    from oversight.notifications.signing import signature_valid
+    from tests.notifications.receiver import webhook_receiver
+
+    settings.AUDIT_CHECKPOINT_WEBHOOK_SECRET = "s3cret"
+    with webhook_receiver(statuses=(503,)) as receiver:
+        settings.AUDIT_CHECKPOINT_SINKS = [f"webhook:{receiver.url}"]
+        record(2)
+        checkpoint = checkpoint_write()
+        assert checkpoint is not None
+        delivery = checkpoint.deliveries.get()
+        assert sinks.checkpoint_deliver(delivery_id=delivery.pk) == 15  # 503: again later
+        CheckpointDelivery.objects.filter(pk=delivery.pk).update(claimed_until=None)
+        assert sinks.checkpoint_deliver(delivery_id=delivery.pk) is None
+    delivery.refresh_from_db()
+    assert delivery.state == SinkState.DELIVERED and delivery.attempts == 2
+    sent = receiver.received[-1]
+    assert sent.body.decode() == checkpoint.document
+    assert signature_valid(sent.body, "s3cret", sent.headers["X-Oversight-Signature"])
+    assert sent.headers["X-Oversight-Checkpoint"] == "1"
+
+
+def test_a_webhook_sink_without_a_secret_fails_for_good(settings: Any) -> None:
+    settings.AUDIT_CHECKPOINT_WEBHOOK_SECRET = ""
+    settings.AUDIT_CHECKPOINT_SINKS = ["webhook:http://127.0.0.1:9/x"]
+    record(1)
+    checkpoint = checkpoint_write()
+    assert checkpoint is not None
+    delivery = checkpoint.deliveries.get()
+    assert sinks.checkpoint_deliver(delivery_id=delivery.pk) is None
+    delivery.refresh_from_db()
+    assert delivery.state == SinkState.FAILED and "SECRET" in delivery.last_error
+
+
+def test_an_email_sink_sends_the_statement_and_attaches_the_document(
+    settings: Any, mailoutbox: list[Any]
+) -> None:
+    settings.AUDIT_CHECKPOINT_SINKS = ["email:auditor@example.com"]
+    record(3)
+    checkpoint = checkpoint_write()
+    assert checkpoint is not None
+    assert sinks.checkpoint_deliver(delivery_id=checkpoint.deliveries.get().pk) is None
+    (message,) = mailoutbox
+    assert message.to == ["auditor@example.com"]
+    assert checkpoint.root in message.body
+    name, content, mimetype = message.attachments[0]
+    assert mimetype == "application/json"
+    assert name == "checkpoint-0000000001.json" and content.strip() == checkpoint.document
