@@ -278,3 +278,26 @@ def test_an_email_sink_sends_the_statement_and_attaches_the_document(
     name, content, mimetype = message.attachments[0]
     assert mimetype == "application/json"
     assert name == "checkpoint-0000000001.json" and content.strip() == checkpoint.document
+
+
+def test_the_proof_command_prints_checked_proofs(
+    sink_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    record(300)
+    _checkpoint_delivered()
+    record(20)
+    second = _checkpoint_delivered()
+    call_command("audit_proof", seq=257)
+    proof = json.loads(capsys.readouterr().out)
+    assert proof["checkpoint"] == 2 and proof["tree_size"] == 320 and proof["root"] == second.root
+    assert verifier.verify_inclusion(
+        256,
+        320,
+        verifier.leaf_hash(proof["hash"]),
+        [bytes.fromhex(p) for p in proof["path"]],
+        bytes.fromhex(second.root),
+    )
+    call_command("audit_proof", first=1, second=2)
+    assert json.loads(capsys.readouterr().out)["path"]
+    with pytest.raises(CommandError, match="after checkpoint #1"):
+        call_command("audit_proof", seq=310, checkpoint=1)
