@@ -28,7 +28,9 @@ What it does, all on 127.0.0.1:
    maximum decisions/s with and without the kill-switch lock (decision_record replaced
    in place by a copy without it, in four alternated pairs: the cost of ordering decisions
    against presses, docs/decisions/0012); and decide against /ping in four alternated
-   pairs at 32 connections, whose median ratio is the throughput target's measure.
+   pairs at 32 connections, whose median ratio is the throughput target's measure; and
+   decide with and without a process writing audit checkpoints every 2 s, in four
+   alternated pairs (docs/decisions/0014).
 4. Records status codes and "allowed" bodies, CPU per request of the server, PostgreSQL
    and the load generator (and what other processes on the machine used meanwhile), the
    server's memory (RSS and PSS summed over the uvicorn processes, from /proc) before and
@@ -1106,6 +1108,7 @@ def measure_config(
         )
         if primary:
             result["switch_lock"] = switch_lock_cost(server, pg, token, runner)
+            result["checkpoints"] = checkpoint_writer_cost(server, pg, token, runner, work)
             result["decide_paced"] = runner.measure(
                 "decide at 500/s, evenly spaced",
                 lambda: paced_load(server, pg, "decide", args.rate_seconds, token),
@@ -1155,6 +1158,60 @@ SWITCH_LOCK_ROUNDS = 4
 
 
 PING_PAIR_ROUNDS = 4
+CHECKPOINT_EVERY_SECONDS = 2
+_CHECKPOINT_LOOP = (
+    "import time, django; django.setup()\n"
+    "from oversight.audit.checkpoints import checkpoint_write\n"
+    "while True:\n"
+    "    checkpoint_write()\n"
+    f"    time.sleep({CHECKPOINT_EVERY_SECONDS})\n"
+)
+
+
+def checkpoint_writer_cost(
+    server: Server, pg: Postgres, token: str, runner: Runner, work: Path
+) -> dict[str, Any]:
+    """Maximum decisions/s without and with a process writing audit checkpoints every
+    2 s (production's beat looks every 30 s), alternated in four pairs: what checkpoints
+    cost the decision path."""
+    args, rounds = runner.args, []
+    env = project_env(
+        pg,
+        AUDIT_SIGNING_KEY_FILE=str(work / "audit-key.pem"),
+        AUDIT_SIGNING_KEY_CREATE="1",
+        AUDIT_CHECKPOINT_SINKS=f"dir:{work / 'checkpoints'}",
+    )
+    for attempt in range(PING_PAIR_ROUNDS):
+        for writing in (False, True):
+            writer = (
+                subprocess.Popen(  # noqa: S603
+                    [sys.executable, "-c", _CHECKPOINT_LOOP], cwd=ROOT, env=env
+                )
+                if writing
+                else None
+            )
+            try:
+                label = f"decide -c 32, {'with' if writing else 'without'} checkpoints"
+                r = runner.measure(
+                    label, lambda: wrk(server, pg, "decide", 32, args.seconds, token)
+                )
+            finally:
+                if writer is not None:
+                    writer.terminate()
+                    writer.wait(timeout=30)
+            rounds.append({"writing": writing, "round": attempt, **r})
+    with pg.connect() as conn:
+        written = conn.execute("SELECT count(*) FROM audit_auditcheckpoint").fetchone()[0]
+    with_writer = [r["rps"] for r in rounds if r["writing"]]
+    without = [r["rps"] for r in rounds if not r["writing"]]
+    ratios = [w / wo for w, wo in zip(with_writer, without, strict=True)]
+    return {
+        "every_seconds": CHECKPOINT_EVERY_SECONDS,
+        "checkpoints_written": written,
+        "rounds": rounds,
+        "pair_ratios": [round(r, 3) for r in ratios],
+        "cost": round(1 - statistics.median(ratios), 4),
+    }
 
 
 def ping_pairs(server: Server, pg: Postgres, token: str, runner: Runner) -> dict[str, Any]:
@@ -1358,6 +1415,11 @@ def print_summary(report: dict[str, Any]) -> None:
         f"without (wrk -c {lock['connections']}, medians of {len(lock['pair_ratios'])} "
         f"alternated pairs, ratios {lock['pair_ratios']}): cost "
         f"{lock['cost'] * 100:.1f}%. Target <= 5%: {met[targets['switch_lock_met']]}."
+    )
+    cp = report["configs"][0]["checkpoints"]
+    print(
+        f"Audit checkpoints every {cp['every_seconds']} s ({cp['checkpoints_written']} written): "
+        f"alternated pair ratios {cp['pair_ratios']}, cost {cp['cost'] * 100:.1f}%."
     )
     q = report.get("queries_per_decision", {})
     if q:
