@@ -282,6 +282,9 @@ AUDIT_CHECKPOINT_WEBHOOK_SECRET = envstr("AUDIT_CHECKPOINT_WEBHOOK_SECRET", "")
 AUDIT_CHECKPOINT_EVERY_EVENTS = envint("AUDIT_CHECKPOINT_EVERY_EVENTS", 10_000, minimum=1)
 AUDIT_CHECKPOINT_MAX_AGE_SECONDS = envint("AUDIT_CHECKPOINT_MAX_AGE_SECONDS", 300, minimum=1)
 AUDIT_CHECKPOINT_POLL_SECONDS = envint("AUDIT_CHECKPOINT_POLL_SECONDS", 30, minimum=1)
+# At most this many new events per checkpoint (its file lists their hashes); a backlog
+# is covered by several.
+AUDIT_CHECKPOINT_MAX_EVENTS = envint("AUDIT_CHECKPOINT_MAX_EVENTS", 100_000, minimum=1)
 
 # --- Metrics ------------------------------------------------------------------
 # /metrics answers scrapers sending "Authorization: Bearer <token>" (and logged-in admins).

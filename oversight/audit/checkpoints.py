@@ -94,11 +94,15 @@ def checkpoint_write() -> AuditCheckpoint | None:
     the log contradicts the last checkpoint."""
     _lock()
     last = AuditCheckpoint.objects.order_by("-number").first()
-    head = AuditEvent.objects.order_by("-seq").values("seq", "hash").first()
-    size = head["seq"] if head else 0
+    newest = AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
     start = last.tree_size if last else 0
-    if size == start:
+    if newest == start:
         return None
+    # At most AUDIT_CHECKPOINT_MAX_EVENTS new events per checkpoint: a log that grew
+    # faster (or a first checkpoint of a long log) catches up over several, each with a
+    # document and a transaction of bounded size.
+    size = min(newest, start + settings.AUDIT_CHECKPOINT_MAX_EVENTS) if newest > start else newest
+    head = AuditEvent.objects.filter(seq=size).values("seq", "hash").first()
     tree = merkle.Tree()
     try:
         if last is not None:
@@ -157,7 +161,14 @@ def _queue(delivery_ids: list[int]) -> None:
 
 
 def checkpoint_if_due() -> AuditCheckpoint | None:
-    """The beat job's check: write one when enough events are new or the last is old."""
-    if not checkpoint_due().due(timezone.now()):
-        return None
-    return checkpoint_write()
+    """The beat job's check: write one when enough events are new or the last is old,
+    and more while a backlog remains (each bounded in size); the last one written."""
+    written = None
+    while checkpoint_due().due(timezone.now()):
+        checkpoint = checkpoint_write()
+        if checkpoint is None:
+            break
+        written = checkpoint
+        if checkpoint_due().new_events < settings.AUDIT_CHECKPOINT_EVERY_EVENTS:
+            break
+    return written

@@ -301,3 +301,30 @@ def test_the_proof_command_prints_checked_proofs(
     assert json.loads(capsys.readouterr().out)["path"]
     with pytest.raises(CommandError, match="after checkpoint #1"):
         call_command("audit_proof", seq=310, checkpoint=1)
+
+
+def test_a_backlog_is_covered_by_several_bounded_checkpoints(
+    sink_dir: Path, settings: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings.AUDIT_CHECKPOINT_MAX_EVENTS = 4
+    record(10)
+    call_command("audit_checkpoint")
+    assert "Checkpoint #3: 10 events" in capsys.readouterr().out
+    sizes = list(AuditCheckpoint.objects.order_by("number").values_list("tree_size", flat=True))
+    assert sizes == [4, 8, 10]
+    for delivery in CheckpointDelivery.objects.all():
+        sinks.checkpoint_deliver(delivery_id=delivery.pk)
+    _verify(sink_dir)
+    call_command("audit_checkpoint")
+    assert "nothing written" in capsys.readouterr().out
+
+
+def test_the_beat_job_catches_up_a_backlog(sink_dir: Path, settings: Any) -> None:
+    from oversight.audit.checkpoints import checkpoint_if_due
+
+    settings.AUDIT_CHECKPOINT_MAX_EVENTS = 3
+    settings.AUDIT_CHECKPOINT_EVERY_EVENTS = 3
+    record(10)
+    last = checkpoint_if_due()
+    assert last is not None and last.number == 3 and last.tree_size == 9
+    assert checkpoint_if_due() is None  # one new event, and the last checkpoint is fresh
