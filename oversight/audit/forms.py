@@ -46,3 +46,11 @@ class AuditFilterForm(forms.Form):
             since=data.get("since"),
             until=data.get("until"),
         )
+
+
+class BundleForm(AuditFilterForm):
+    """An evidence bundle's scope: the filter form's agent and time range."""
+
+    actor = None
+    verb = None
+    before = None

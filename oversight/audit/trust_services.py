@@ -160,7 +160,8 @@ def _finish(
 ) -> None:
     finding = outcome.finding
     if finding is None:
-        against = f" against {checkpoints} checkpoints from {source}" if checkpoints else ""
+        plural = "s" if checkpoints != 1 else ""
+        against = f" against {checkpoints} checkpoint{plural} from {source}" if checkpoints else ""
         message = (
             f"{outcome.checked} events verified{against}; every action has its decision event."
         )
