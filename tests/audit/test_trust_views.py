@@ -235,6 +235,7 @@ def test_an_events_inclusion_proof_verifies_against_the_newest_checkpoint(
     assert "Leaf index 76" in _text(page)
 
 
+@pytest.mark.django_db(transaction=True)  # tamper() may act on a connection of its own
 def test_an_altered_event_shows_that_its_content_no_longer_matches(
     client: Client, admin_user: Any
 ) -> None:

@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from oversight.agents.services import agent_access_grant
 from oversight.audit import trust_services, verbs, verifier
+from oversight.audit.actors import Actor
 from oversight.audit.models import AuditEvent, VerificationRun
 from oversight.audit.tasks import audit_verify_chain
 from oversight.audit.trust_services import verification_execute, verification_start
@@ -273,3 +276,37 @@ def test_the_service_returns_the_running_run_instead_of_a_second() -> None:
     running = VerificationRun.objects.create(started_by="x")
     again, created = verification_start(actor=SYSTEM)
     assert (again.pk, created) == (running.pk, False)
+
+
+@pytest.mark.postgres
+def test_two_people_pressing_verify_at_once_start_one_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Both would see no run and insert one each; the advisory lock makes the second
+    wait for the first's commit and find its row. (The walk is left out: it would finish
+    the first run before the second looks.)"""
+    monkeypatch.setattr(trust_services, "_queue", lambda run_id: None)
+    barrier = threading.Barrier(2)
+    results: list[tuple[int, bool]] = []
+    errors: list[BaseException] = []
+
+    def press(n: int) -> None:
+        try:
+            barrier.wait()
+            run, created = verification_start(actor=Actor.system(f"presser-{n}"))
+            results.append((run.pk, created))
+        except BaseException as exc:  # surfaced in the main thread
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=press, args=(n,)) for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert sorted(created for _, created in results) == [False, True]
+    assert len({pk for pk, _ in results}) == 1
+    assert VerificationRun.objects.count() == 1
+    assert AuditEvent.objects.filter(verb=verbs.AUDIT_VERIFICATION_STARTED).count() == 1
