@@ -49,8 +49,10 @@ class AuditFilterForm(forms.Form):
 
 
 class BundleForm(AuditFilterForm):
-    """An evidence bundle's scope: the filter form's agent and time range."""
+    """An evidence bundle's scope: the filter form's agent and time range. Prefixed, as
+    it shares the audit page with the filter form."""
 
+    prefix = "bundle"
     actor = None
     verb = None
     before = None

@@ -23,8 +23,6 @@ from oversight.audit.trust_selectors import (
 )
 from oversight.audit.trust_services import audit_bundle_export, verification_start
 
-BUNDLE_PREFIX = "bundle"
-
 
 def _require_reader(request: HttpRequest) -> None:
     if not roles.can_read_audit_log(request.user):
@@ -99,7 +97,7 @@ def event_detail(request: HttpRequest, seq: int) -> HttpResponse:
 @require_POST
 def bundle_download(request: HttpRequest) -> HttpResponse:
     _require_reader(request)
-    form = BundleForm(request.POST, user=request.user, prefix=BUNDLE_PREFIX)
+    form = BundleForm(request.POST, user=request.user)
     if not form.is_valid():
         problems = "; ".join(error for errors in form.errors.values() for error in errors)
         messages.error(request, f"No evidence bundle: {problems}")

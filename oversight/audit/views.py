@@ -15,7 +15,6 @@ from oversight.audit.forms import AuditFilterForm, BundleForm
 from oversight.audit.selectors import AuditFilters, audit_events, audit_page
 from oversight.audit.services import audit_record_standalone
 from oversight.audit.trust_selectors import chain_state
-from oversight.audit.trust_views import BUNDLE_PREFIX
 from oversight.lib.htmx import render_page_or_fragment, wants_fragment
 
 _FORMATS = {
@@ -45,7 +44,7 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     context = {"form": form, "page": page, "query": query.urlencode()}
     if not wants_fragment(request):  # a filter swap replaces the results only
         context["chain"] = chain_state(user=request.user)
-        context["bundle_form"] = BundleForm(user=request.user, prefix=BUNDLE_PREFIX)
+        context["bundle_form"] = BundleForm(user=request.user)
     return render_page_or_fragment(request, "audit/list.html", "audit/_results.html", context)
 
 
