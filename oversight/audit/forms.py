@@ -46,3 +46,13 @@ class AuditFilterForm(forms.Form):
             since=data.get("since"),
             until=data.get("until"),
         )
+
+
+class BundleForm(AuditFilterForm):
+    """An evidence bundle's scope: the filter form's agent and time range. Prefixed, as
+    it shares the audit page with the filter form."""
+
+    prefix = "bundle"
+    actor = None
+    verb = None
+    before = None

@@ -6,7 +6,7 @@ from typing import Any
 from celery import shared_task
 
 from oversight.audit import checkpoints, sinks
-from oversight.audit.verification import audit_chain_verify
+from oversight.audit.trust_services import verification_execute, verification_run_here
 from oversight.notifications.constants import MAX_ATTEMPTS
 
 logger = logging.getLogger(__name__)
@@ -14,12 +14,28 @@ logger = logging.getLogger(__name__)
 
 @shared_task(name="oversight.audit.tasks.audit_verify_chain")
 def audit_verify_chain() -> dict[str, object]:
-    checked, found = audit_chain_verify()
-    if found:
-        logger.error("Audit chain broken at seq %s: %s", found.seq, found.reason)
-        return {"ok": False, "checked": checked, "seq": found.seq, "reason": found.reason}
-    logger.info("Audit chain intact: %s events", checked)
-    return {"ok": True, "checked": checked}
+    """The nightly walk: the same verification as the audit page's button, recorded as a
+    run the page shows (started by system:nightly)."""
+    run = verification_run_here(started_by="system:nightly")
+    if run is None:
+        logger.info("Audit verification skipped: another run is going")
+        return {"ok": None, "skipped": "another verification is running"}
+    if run.state != run.State.PASSED:
+        logger.error("Audit chain broken at seq %s: %s", run.first_bad_seq, run.message)
+        return {
+            "ok": False,
+            "checked": run.checked,
+            "seq": run.first_bad_seq,
+            "reason": run.message,
+        }
+    logger.info("Audit chain intact: %s events", run.checked)
+    return {"ok": True, "checked": run.checked}
+
+
+@shared_task(name="oversight.audit.tasks.audit_verification_run")
+def audit_verification_run(run_id: int) -> str:
+    """A run started from the audit page (trust_services.verification_start)."""
+    return verification_execute(run_id=run_id).state
 
 
 @shared_task(bind=True, name="oversight.audit.tasks.checkpoint_deliver", max_retries=MAX_ATTEMPTS)

@@ -28,6 +28,7 @@ TEAM_CREATED = "team.created"
 TEAM_UPDATED = "team.updated"
 TEAM_MEMBER_ADDED = "team.member_added"
 AUDIT_EXPORTED = "audit.exported"
+AUDIT_VERIFICATION_STARTED = "audit.verification_started"
 TEAM_CHANNELS_UPDATED = "team_channels.updated"
 TEAM_CHANNELS_SECRET_REGENERATED = "team_channels.secret_regenerated"
 NOTIFICATION_TEST_QUEUED = "notification.test_queued"
@@ -72,6 +73,7 @@ KNOWN_VERBS = sorted(
         TEAM_UPDATED,
         TEAM_MEMBER_ADDED,
         AUDIT_EXPORTED,
+        AUDIT_VERIFICATION_STARTED,
         TEAM_CHANNELS_UPDATED,
         TEAM_CHANNELS_SECRET_REGENERATED,
         NOTIFICATION_TEST_QUEUED,

@@ -11,10 +11,11 @@ from django.views.decorators.http import require_GET
 from oversight.accounts import roles
 from oversight.audit import export, verbs
 from oversight.audit.actors import Actor
-from oversight.audit.forms import AuditFilterForm
+from oversight.audit.forms import AuditFilterForm, BundleForm
 from oversight.audit.selectors import AuditFilters, audit_events, audit_page
 from oversight.audit.services import audit_record_standalone
-from oversight.lib.htmx import render_page_or_fragment
+from oversight.audit.trust_selectors import chain_state
+from oversight.lib.htmx import render_page_or_fragment, wants_fragment
 
 _FORMATS = {
     "csv": (export.csv_lines, "text/csv; charset=utf-8"),
@@ -41,6 +42,9 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     query = request.GET.copy()
     query.pop("before", None)
     context = {"form": form, "page": page, "query": query.urlencode()}
+    if not wants_fragment(request):  # a filter swap replaces the results only
+        context["chain"] = chain_state(user=request.user)
+        context["bundle_form"] = BundleForm(user=request.user)
     return render_page_or_fragment(request, "audit/list.html", "audit/_results.html", context)
 
 

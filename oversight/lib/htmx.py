@@ -9,13 +9,18 @@ from django.shortcuts import render
 from django.utils.cache import patch_vary_headers
 
 
+def wants_fragment(request: HttpRequest) -> bool:
+    """An htmx swap, not a history restore after a cache miss (htmx then swaps the answer
+    into the whole <body>, so it needs the page). Views use it to skip what only the full
+    page shows."""
+    htmx = getattr(request, "htmx", None)
+    return bool(htmx) and not htmx.history_restore_request
+
+
 def render_page_or_fragment(
     request: HttpRequest, page: str, fragment: str, context: dict[str, Any]
 ) -> HttpResponse:
-    """The fragment for htmx swaps; the full page otherwise, including when htmx restores
-    history after a cache miss (it then swaps the answer into the whole <body>)."""
-    htmx = getattr(request, "htmx", None)
-    wants_fragment = bool(htmx) and not htmx.history_restore_request
-    response = render(request, fragment if wants_fragment else page, context)
+    """The fragment for htmx swaps; the full page otherwise."""
+    response = render(request, fragment if wants_fragment(request) else page, context)
     patch_vary_headers(response, ["HX-Request"])  # caches must not mix the two answers
     return response

@@ -46,3 +46,20 @@
     if (event.target.id === "alerts-changed") htmx.trigger(document.body, "alerts-changed");
   });
 })();
+
+// Copy buttons: <button data-copy="#selector"> copies that element's text.
+(function () {
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("[data-copy]");
+    if (!button) return;
+    var source = document.querySelector(button.dataset.copy);
+    if (!source) return;
+    function select() { window.getSelection().selectAllChildren(source); }
+    if (!navigator.clipboard) return select();  // plain HTTP: the person copies it
+    navigator.clipboard.writeText(source.textContent).then(function () {
+      var label = button.textContent;
+      button.textContent = "Copied";
+      setTimeout(function () { button.textContent = label; }, 1500);
+    }, select);
+  });
+})();

@@ -48,7 +48,7 @@ def _page(client: Client, user: Any, params: dict[str, Any] | None = None) -> st
 
 
 def _listed_seqs(page: str) -> list[int]:
-    return [int(seq) for seq in re.findall(r'<td class="mono">(\d+)</td>', page)]
+    return [int(seq) for seq in re.findall(r'<td class="mono"><a [^>]*>(\d+)</a></td>', page)]
 
 
 def _listed_verbs(page: str) -> set[str]:
