@@ -347,6 +347,15 @@ class Checkpoint:
     events_from: int | None = None
     event_hashes: list[str] = field(default_factory=list)
     source: str = ""
+    path: Path | None = None  # a file whose event list is read when it is needed
+
+    def hashes(self) -> list[str]:
+        """The event hashes this checkpoint lists (read from its file, when it came from
+        a directory: a long log's lists are not all held at once)."""
+        if self.event_hashes or self.path is None:
+            return self.event_hashes
+        events = json.loads(self.path.read_text("utf-8")).get("events") or {}
+        return list(events.get("hashes", []))
 
     @property
     def number(self) -> int:
@@ -412,8 +421,14 @@ def read_checkpoints(source: str) -> list[Checkpoint]:
     else:
         path = Path(source)
         if path.is_dir():
+            checkpoints = []
             for file in sorted(path.glob("*.json")):
-                documents.append((file.name, json.loads(file.read_text("utf-8"))))
+                checkpoint = Checkpoint.from_document(
+                    json.loads(file.read_text("utf-8")), source=file.name
+                )
+                checkpoint.event_hashes, checkpoint.path = [], file
+                checkpoints.append(checkpoint)
+            return sorted(checkpoints, key=lambda c: c.number)
         else:
             text = path.read_text("utf-8")
             documents = [(f"{path.name} line {i}", json.loads(line)) for i, line in _lines(text)]
@@ -498,12 +513,23 @@ class Verification:
         self._walk = ChainWalk()
         self._frontier = Frontier()
         self._pending = list(self.checkpoints)
-        self._listed: dict[int, tuple[str, Checkpoint]] = {}
-        for checkpoint in self.checkpoints:
-            start = checkpoint.events_from
-            if start is not None:
-                for offset, value in enumerate(checkpoint.event_hashes):
-                    self._listed[start + offset] = (value, checkpoint)
+        # The checkpoints' event lists, one at a time, in order.
+        self._lists = [c for c in self.checkpoints if c.events_from is not None]
+        self._list: Checkpoint | None = None
+        self._list_hashes: list[str] = []
+        self._list_start = 0
+
+    def _listed(self, seq: int) -> tuple[str, Checkpoint] | None:
+        """The hash a checkpoint listed for ``seq``, if one did."""
+        while self._list is None or seq >= self._list_start + len(self._list_hashes):
+            if not self._lists:
+                return None
+            self._list = self._lists.pop(0)
+            self._list_hashes = self._list.hashes()
+            self._list_start = self._list.events_from or 0
+        if seq < self._list_start:
+            return None
+        return self._list_hashes[seq - self._list_start], self._list
 
     def add(self, row: Mapping[str, Any]) -> bool:
         """Check one event; False once a problem is found."""
@@ -511,7 +537,7 @@ class Verification:
             return False
         self.checked += 1
         seq = row["seq"]
-        listed = self._listed.pop(seq, None) if self._listed else None
+        listed = self._listed(seq)
         if listed is not None and listed[0] != row["hash"]:
             self.finding = Finding(
                 EXIT_CHECKPOINT,
