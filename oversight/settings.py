@@ -100,25 +100,28 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+
+
+def _postgresql(database: dict, *, pool: bool) -> None:
+    """Connection settings every PostgreSQL connection of ours shares."""
     # Under ASGI every request's sync code runs in a thread of its own, so persistent
     # per-thread connections would pile up; psycopg's pool shares a bounded set instead.
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    database["CONN_MAX_AGE"] = 0
     # No "SELECT 1" on every checkout (a round trip per request): a connection broken by a
     # database restart fails its one request (an error, never an allow) and the pool
     # drops it when it comes back.
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
+    database["CONN_HEALTH_CHECKS"] = False
     # Every wait for the database is bounded, so that a locked table or a server that is
     # down gives an error in about a second instead of a hang (an error, never an allow, on
     # the decision path); docs/decisions/0010-bounded-waits.md says why these values.
     # Waiting for a lock (a row, the audit chain's append lock, a table a migration holds):
     # the database itself gives up, whoever waits.
-    _lock_ms = round(1000 * envfloat("DB_LOCK_TIMEOUT", 1, minimum=0))
+    lock_ms = round(1000 * envfloat("DB_LOCK_TIMEOUT", 1, minimum=0))
     # A backstop against runaway statements, generous for pages, jobs and exports (which
     # read in batches); a decision's own deadline is DECISION_TIMEOUT.
-    _statement_ms = round(1000 * envfloat("DB_STATEMENT_TIMEOUT", 30, minimum=0))
-    _url_options = DATABASES["default"].get("OPTIONS", {})
-    DATABASES["default"]["OPTIONS"] = {
+    statement_ms = round(1000 * envfloat("DB_STATEMENT_TIMEOUT", 30, minimum=0))
+    url_options = database.get("OPTIONS", {})
+    database["OPTIONS"] = {
         # Django's cursors bind on the client and are never prepared; this only lets the
         # decision path's few queries be prepared (oversight/lib/prepared.py). Behind a
         # pooler in transaction mode, set DB_PREPARED=0.
@@ -126,23 +129,45 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         # One attempt to connect (libpq's minimum is 2 s). No request waits for it: the
         # pool connects in the background, and a request waits at most the pool's timeout.
         "connect_timeout": envint("DB_CONNECT_TIMEOUT", 2, minimum=2),
-        **_url_options,  # what DATABASE_URL's query string says (sslmode...) wins
+        **url_options,  # what the URL's query string says (sslmode...) wins
         # Sent when connecting, so they cost no round trip; 0 turns one off.
-        "options": f"-c lock_timeout={_lock_ms} -c statement_timeout={_statement_ms} "
-        f"{_url_options.get('options', '')}".strip(),
-        "pool": {
+        "options": f"-c lock_timeout={lock_ms} -c statement_timeout={statement_ms} "
+        f"{url_options.get('options', '')}".strip(),
+    }
+    if pool:
+        database["OPTIONS"]["pool"] = {
             "min_size": envint("DB_POOL_MIN", 2, minimum=0),
             "max_size": envint("DB_POOL_MAX", 20, minimum=1),
             # How long a request waits for a connection when all are in use or the
             # database cannot be reached: then it fails (503 for a decision).
             "timeout": envfloat("DB_POOL_TIMEOUT", 1, minimum=0.1),
-        },
-    }
+        }
+
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    _postgresql(DATABASES["default"], pool=True)
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE takes the write lock at BEGIN, so concurrent writers queue
     # instead of failing half-way through a transaction.
     DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 20}
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+# The role that owns the schema: migrations (`migrate --database owner`) and the grants
+# that follow them. Only the release step is given it; the web, worker and beat processes
+# connect with DATABASE_URL, a role that may only read and append the audit history
+# (docs/decisions/0013-runtime-database-role.md).
+_owner_url = envstr("DATABASE_OWNER_URL")
+if _owner_url:
+    DATABASES["owner"] = dj_database_url.parse(_owner_url)
+    if {DATABASES["owner"]["ENGINE"], DATABASES["default"]["ENGINE"]} != {
+        "django.db.backends.postgresql"
+    }:
+        raise ImproperlyConfigured("DATABASE_OWNER_URL needs DATABASE_URL on PostgreSQL too.")
+    if DATABASES["owner"]["USER"] == DATABASES["default"]["USER"]:
+        raise ImproperlyConfigured(
+            "DATABASE_OWNER_URL and DATABASE_URL name the same role; the processes' role "
+            "must not be the owner."
+        )
+    _postgresql(DATABASES["owner"], pool=False)  # short-lived commands: no pool
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Threads per web process that run agents' decisions (oversight/gateway/fastlane.py).
 DECISION_THREADS = envint("DECISION_THREADS", 3, minimum=1)
