@@ -1,0 +1,13 @@
+"""The tables that hold audit history: read and added to, never changed.
+
+This list decides the runtime database role's privileges (oversight/audit/db_roles.py):
+on these tables it may only SELECT and INSERT, on every other table SELECT, INSERT,
+UPDATE and DELETE. A table of history (events, checkpoints...) belongs here from the
+migration that creates it: the grants that follow every migrate then keep the runtime
+role from changing it, the deploy check watches it, and `flush` in the test suite lifts
+its triggers.
+"""
+
+from __future__ import annotations
+
+APPEND_ONLY_TABLES: tuple[str, ...] = ("audit_auditevent",)
