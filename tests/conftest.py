@@ -29,6 +29,43 @@ def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
         items[:] = keep
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(
+    request: Any,
+    django_test_environment: None,
+    django_db_blocker: Any,
+    django_db_keepdb: bool,
+    django_db_createdb: bool,
+    django_db_modify_db_settings: None,
+) -> Any:
+    """pytest-django's, but where an owner role is configured (bin/test), the owner
+    creates and migrates the test database (the grants follow the migrations) and the
+    tests, like the servers they start, connect as the runtime role, as in production."""
+    from django.db import DEFAULT_DB_ALIAS, connections
+    from django.test.utils import setup_databases, teardown_databases
+
+    from oversight.audit.db_roles import OWNER_ALIAS, has_owner_database
+
+    creator = OWNER_ALIAS if has_owner_database() else DEFAULT_DB_ALIAS
+    keepdb = django_db_keepdb and not django_db_createdb
+    with django_db_blocker.unblock():
+        databases = setup_databases(
+            verbosity=request.config.option.verbose,
+            interactive=False,
+            keepdb=keepdb,
+            aliases={creator},
+            serialized_aliases=set(),
+        )
+        if creator != DEFAULT_DB_ALIAS:
+            connections[DEFAULT_DB_ALIAS].creation.set_as_test_mirror(
+                connections[creator].settings_dict
+            )
+    yield
+    if not keepdb:
+        with django_db_blocker.unblock():
+            teardown_databases(databases, verbosity=request.config.option.verbose)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _close_connection_pools(django_db_setup: None, django_db_blocker: Any) -> Any:
     """Pooled connections opened by other threads (consumers, servers' helpers) would keep

@@ -11,6 +11,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from django.db import connection
 
@@ -25,20 +26,37 @@ def free_port() -> int:
 
 
 def live_database_url() -> str:
-    """The URL of the database the tests are using right now (the test_ database)."""
-    s = connection.settings_dict
+    """The URL of the database the tests are using right now (the test_ database), as
+    the role they use (bin/test: the runtime role)."""
     if connection.vendor != "postgresql":
         raise RuntimeError(
             "a server in another process needs PostgreSQL; SQLite's test DB is in memory"
         )
+    return _url(connection.settings_dict, connection.settings_dict["NAME"])
+
+
+def owner_database_url() -> str:
+    """The same database as its owner: DATABASE_OWNER_URL's role where there is one (the
+    test database's own name either way)."""
+    from django.conf import settings
+
+    from oversight.audit.db_roles import OWNER_ALIAS
+
+    owner = settings.DATABASES.get(OWNER_ALIAS, connection.settings_dict)
+    return _url(owner, connection.settings_dict["NAME"])
+
+
+def _url(s: dict[str, Any], name: str) -> str:
     auth = s["USER"] + (f":{s['PASSWORD']}" if s["PASSWORD"] else "")
-    return f"postgres://{auth}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
+    return f"postgres://{auth}@{s['HOST']}:{s['PORT']}/{name}"
 
 
 def _project_env(extra_env: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment of a process of ours on the test database and the test Redis."""
+    """The environment of a process of ours on the test database and the test Redis: as
+    the runtime role, without the owner's URL, like the web, worker and beat processes."""
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_OWNER_URL"}
     return {
-        **os.environ,
+        **env,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
         "DATABASE_URL": live_database_url(),
         **(extra_env or {}),

@@ -10,7 +10,8 @@ from oversight.audit.models import AuditEvent
 from tests.audit.helpers import record, tamper
 from tests.servers import ROOT, live_database_url
 
-pytestmark = pytest.mark.django_db
+# Committed rows: on PostgreSQL, tamper() edits them as the owner, on a connection of its own.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_it_reports_an_intact_chain(capsys: pytest.CaptureFixture[str]) -> None:
@@ -74,7 +75,6 @@ def test_a_rehashed_edit_still_breaks_the_next_link() -> None:
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
 def test_the_command_exits_non_zero_naming_the_seq() -> None:
     record(3)
     tamper("UPDATE audit_auditevent SET verb = 'agent.deleted' WHERE seq = 2")

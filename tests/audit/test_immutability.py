@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 import pytest
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, connection
 
 from oversight.audit.actors import Actor
+from oversight.audit.db_roles import owner_cursor
 from oversight.audit.models import AuditEvent, AuditLogImmutableError
 from oversight.audit.services import audit_record
 from tests.audit.helpers import record
@@ -41,6 +42,7 @@ def test_recording_outside_a_transaction_is_refused() -> None:
 
 
 @pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)  # committed rows, for the owner's connection
 @pytest.mark.parametrize(
     "sql",
     [
@@ -49,12 +51,13 @@ def test_recording_outside_a_transaction_is_refused() -> None:
         "TRUNCATE audit_auditevent",
     ],
 )
-def test_postgres_refuses_changes_below_the_orm(sql: str) -> None:
+def test_postgres_refuses_changes_below_the_orm_even_to_the_tables_owner(sql: str) -> None:
+    """The trigger: even the owner, who holds these privileges, is refused. (The runtime
+    role the processes use lacks them: tests/audit/test_runtime_role.py.)"""
     record(2)
     with (
         pytest.raises(DatabaseError, match="append-only"),
-        transaction.atomic(),
-        connection.cursor() as cursor,
+        owner_cursor(fallback=connection) as cursor,
     ):
         cursor.execute(sql)
     assert AuditEvent.objects.count() == 2

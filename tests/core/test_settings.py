@@ -16,7 +16,14 @@ from tests.servers import ROOT
 
 # Variables the test process itself sets (tests/settings.py, bin/test) that must not
 # leak into a "production" start-up.
-_SCRUBBED = ("DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL")
+_SCRUBBED = (
+    "DEBUG",
+    "SECRET_KEY",
+    "ALLOWED_HOSTS",
+    "DATABASE_URL",
+    "DATABASE_OWNER_URL",
+    "REDIS_URL",
+)
 
 
 def _manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:

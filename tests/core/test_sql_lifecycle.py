@@ -18,9 +18,10 @@ from django.db.migrations.loader import MigrationLoader
 
 from oversight.audit.append_sql import APPEND_LOCK_KEY
 from oversight.audit.chain import GENESIS_HASH
+from oversight.audit.db_roles import owner_cursor
 from oversight.gateway.record_sql import SWITCH_LOCK_KEY
 from oversight.lib.sql_source import functions_created, sql_sources
-from tests.servers import ROOT, live_database_url
+from tests.servers import ROOT, owner_database_url
 
 SOURCES = sql_sources()
 FUNCTIONS = {name: source for source in SOURCES for name in source.functions}
@@ -127,27 +128,30 @@ def assert_deployed_is_the_source(cursor) -> None:  # type: ignore[no-untyped-de
 @pytest.mark.postgres
 @pytest.mark.django_db
 def test_the_deployed_functions_are_the_sources() -> None:
-    with connection.cursor() as cursor:
+    with owner_cursor(fallback=connection) as cursor:  # a scratch schema: the owner's to create
         assert_deployed_is_the_source(cursor)
 
 
 @pytest.fixture
-def fresh_database(transactional_db: None) -> Iterator[str]:
-    """An empty database on the test server, and its URL."""
+def fresh_database() -> Iterator[str]:
+    """An empty database on the test server, and its URL, as the owner (one role here)."""
+    import psycopg
+
     name = f"oversight_migrate_{uuid.uuid4().hex[:8]}"
-    with connection.cursor() as cursor:
-        cursor.execute(f"CREATE DATABASE {name}")
-    url = live_database_url().rsplit("/", 1)[0] + f"/{name}"
+    server = owner_database_url().rsplit("/", 1)[0]
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
     try:
-        yield url
+        yield f"{server}/{name}"
     finally:
-        with connection.cursor() as cursor:
-            cursor.execute(f"DROP DATABASE {name} WITH (FORCE)")
+        with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
 def _migrate(url: str, *target: str) -> None:
     env = {**os.environ, "DATABASE_URL": url, "DEBUG": "1"}
     env.pop("REDIS_URL", None)
+    env.pop("DATABASE_OWNER_URL", None)
     result = subprocess.run(
         [sys.executable, "manage.py", "migrate", *target, "--no-input", "-v", "0"],
         cwd=ROOT,

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from oversight.agents.models import AgentToken
 from oversight.agents.services import agent_update, token_revoke
+from oversight.audit.db_roles import owner_cursor
 from oversight.gateway import auth, fastlane
 from oversight.gateway.exceptions import UnauthenticatedError
 from oversight.gateway.models import Action
@@ -202,13 +203,13 @@ def test_a_kept_token_decides_on_every_database_and_a_change_is_followed(
 
 @contextmanager
 def _table_missing(table: str) -> Iterator[None]:
-    """A real database failure: the table is renamed away, then back."""
-    with connection.cursor() as cursor:
+    """A real database failure: the table is renamed away, then back (by its owner)."""
+    with owner_cursor(fallback=connection) as cursor:
         cursor.execute(f'ALTER TABLE "{table}" RENAME TO "{table}_away"')
     try:
         yield
     finally:
-        with connection.cursor() as cursor:
+        with owner_cursor(fallback=connection) as cursor:
             cursor.execute(f'ALTER TABLE "{table}_away" RENAME TO "{table}"')
 
 

@@ -24,7 +24,7 @@ from oversight.audit.verification import audit_chain_verify
 from oversight.gateway.models import Action
 from tests.gateway_live.conftest import LiveAgent
 from tests.gateway_live.helpers import BURST, WITHIN, refund, report, timed_burst
-from tests.servers import live_database_url
+from tests.servers import owner_database_url
 
 pytestmark = [pytest.mark.postgres]
 
@@ -36,7 +36,8 @@ def table_locked(table: str, seconds: float) -> Iterator[None]:
 
     def hold() -> None:
         try:
-            with psycopg.connect(live_database_url()) as conn:  # one transaction
+            # The owner: the runtime role the tests use may not lock the audit table so.
+            with psycopg.connect(owner_database_url()) as conn:  # one transaction
                 conn.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
                 locked.set()
                 time.sleep(seconds)
