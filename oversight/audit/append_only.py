@@ -10,4 +10,8 @@ its triggers.
 
 from __future__ import annotations
 
-APPEND_ONLY_TABLES: tuple[str, ...] = ("audit_auditevent",)
+APPEND_ONLY_TABLES: tuple[str, ...] = (
+    "audit_auditevent",
+    "audit_auditcheckpoint",  # what each checkpoint signed; deliveries and runs change
+    "audit_merklenode",
+)

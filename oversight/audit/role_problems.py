@@ -87,9 +87,8 @@ def _table_problems(cursor: Any, args: dict[str, Any]) -> list[RoleProblem]:
     for table, owner, acts_as_owner, privileges, functions in cursor.fetchall():
         if acts_as_owner:
             who = "owns" if owner == role else f'may act as the owner ("{owner}") of'
-            problems.append(
-                RoleProblem("owner", f'role "{role}" {who} {table}: it can switch its triggers off')
-            )
+            text = f'role "{role}" {who} {table}: it can alter it and its triggers'
+            problems.append(RoleProblem("owner", text))
         if privileges:
             problems.append(
                 RoleProblem(

@@ -95,6 +95,7 @@ def test_the_stored_tree_gives_roots_and_proofs_past_one_chunk(sink_dir: Path) -
     )
 
 
+@pytest.mark.django_db(transaction=True)  # tamper() acts as the owner: committed rows
 def test_deleting_the_newest_events_contradicts_the_checkpoint(sink_dir: Path) -> None:
     record(8)
     _checkpoint_delivered()
@@ -124,6 +125,7 @@ def _rewrite_from(seq: int) -> None:
         )
 
 
+@pytest.mark.django_db(transaction=True)  # tamper() acts as the owner: committed rows
 def test_a_consistent_rewrite_is_named_at_its_first_event(sink_dir: Path) -> None:
     record(10)
     _checkpoint_delivered()
@@ -136,6 +138,7 @@ def test_a_consistent_rewrite_is_named_at_its_first_event(sink_dir: Path) -> Non
     assert found.value.returncode == verifier.EXIT_CHECKPOINT
 
 
+@pytest.mark.django_db(transaction=True)  # tamper() acts as the owner: committed rows
 def test_without_the_event_list_a_rewrite_is_placed_between_checkpoints(sink_dir: Path) -> None:
     record(10)
     _checkpoint_delivered()
@@ -150,6 +153,7 @@ def test_without_the_event_list_a_rewrite_is_placed_between_checkpoints(sink_dir
         _verify(sink_dir)
 
 
+@pytest.mark.django_db(transaction=True)  # tamper() acts as the owner: committed rows
 def test_a_single_edit_is_a_broken_chain(sink_dir: Path) -> None:
     record(6)
     _checkpoint_delivered()
@@ -188,6 +192,7 @@ def test_another_key_is_refused(sink_dir: Path, tmp_path_factory: Any) -> None:
     assert found.value.returncode == verifier.EXIT_BAD_CHECKPOINT
 
 
+@pytest.mark.django_db(transaction=True)  # tamper() acts as the owner: committed rows
 def test_no_checkpoint_is_signed_over_a_log_that_contradicts_the_last(sink_dir: Path) -> None:
     record(6)
     _checkpoint_delivered()

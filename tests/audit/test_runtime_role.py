@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 
 from oversight.agents.services import token_create
+from oversight.audit.append_only import APPEND_ONLY_TABLES
 from oversight.audit.db_roles import OWNER_ALIAS, has_owner_database, runtime_role
 from oversight.audit.models import AuditEvent
 from tests.audit.helpers import record
@@ -88,6 +89,20 @@ def test_the_runtime_role_is_refused(attempt: str) -> None:
     assert refused.value.__cause__.sqlstate == "42501"  # insufficient_privilege
     assert "append-only" not in str(refused.value)  # the privileges, not the trigger
     assert list(AuditEvent.objects.values_list("verb", flat=True)) == ["test.event"] * 2
+
+
+@pytest.mark.parametrize("table", APPEND_ONLY_TABLES)
+@pytest.mark.parametrize(
+    "sql", ["UPDATE {table} SET id = id", "DELETE FROM {table}", "TRUNCATE {table}"]
+)
+def test_every_append_only_table_is_read_and_added_to_only(table: str, sql: str) -> None:
+    with (
+        pytest.raises(DatabaseError, match="permission denied for table") as refused,
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(sql.format(table=table))
+    assert refused.value.__cause__.sqlstate == "42501"
 
 
 def test_the_decision_path_still_records_its_audit_event(agent: Any) -> None:

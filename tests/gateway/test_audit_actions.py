@@ -20,6 +20,7 @@ def test_decisions_verify(api: AgentApi, policy: RefundPolicy) -> None:
     call_command("audit_verify")
 
 
+@pytest.mark.django_db(transaction=True)  # tamper() acts as the owner: committed rows
 def test_an_action_whose_event_was_cut_from_the_tail_is_named(
     api: AgentApi, policy: RefundPolicy
 ) -> None:
