@@ -7,7 +7,7 @@ class AuditConfig(AppConfig):
     label = "audit"
 
     def ready(self) -> None:
-        from oversight.audit import checks  # noqa: F401  (registers the deploy check)
+        from oversight.audit import checks, key_checks  # noqa: F401  (register deploy checks)
         from oversight.audit.db_roles import grants_after_migrate
 
         post_migrate.connect(grants_after_migrate, sender=self)

@@ -23,6 +23,9 @@ _SCRUBBED = (
     "DATABASE_URL",
     "DATABASE_OWNER_URL",
     "REDIS_URL",
+    "AUDIT_SIGNING_KEY_FILE",
+    "AUDIT_SIGNING_KEY_CREATE",
+    "AUDIT_CHECKPOINT_SINKS",
 )
 
 
@@ -39,9 +42,13 @@ def _manage(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
 
 
 def _production_env(**overrides: str) -> dict[str, str]:
+    from oversight.audit.signing import new_key_pem
+
     return {
         "SECRET_KEY": secrets.token_urlsafe(48),  # 64 characters
         "ALLOWED_HOSTS": "oversight.example.com",
+        "AUDIT_SIGNING_KEY": new_key_pem(),
+        "AUDIT_CHECKPOINT_SINKS": "dir:/srv/oversight-checkpoints,email:audit@example.com",
         **overrides,
     }
 
@@ -64,6 +71,13 @@ def test_the_deploy_checks_would_catch_a_weak_secret_key() -> None:
     )
     assert result.returncode != 0
     assert "security.W009" in result.stderr
+
+
+def test_the_deploy_checks_want_a_signing_key_and_a_sink_outside() -> None:
+    env = _production_env(AUDIT_SIGNING_KEY="", AUDIT_CHECKPOINT_SINKS="dir:var/checkpoints")
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", **env)
+    assert result.returncode != 0
+    assert "audit.W011" in result.stderr and "audit.W012" in result.stderr
 
 
 def test_it_refuses_to_start_without_a_secret_key_when_debug_is_off() -> None:
