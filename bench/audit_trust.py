@@ -44,24 +44,6 @@ sys.path.insert(0, str(ROOT / "bench"))
 from decide import Postgres, python_speed, report_head, say  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
-COLUMNS = (
-    "seq",
-    "created_at",
-    "actor_type",
-    "actor_user_id",
-    "actor_agent_id",
-    "actor_label",
-    "verb",
-    "target_type",
-    "target_id",
-    "target_label",
-    "agent_id",
-    "request_id",
-    "before",
-    "after",
-    "prev_hash",
-    "hash",
-)
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -71,6 +53,7 @@ def grow(to: int) -> float:
 
     from oversight.audit import verifier
 
+    columns = (*verifier.HASHED_FIELDS, "hash")
     started = time.perf_counter()
     with connection.cursor() as cursor:
         cursor.execute("SELECT seq, hash FROM audit_auditevent ORDER BY seq DESC LIMIT 1")
@@ -82,7 +65,7 @@ def grow(to: int) -> float:
     if raw is None:
         connection.ensure_connection()
         raw = connection.connection
-    copy_sql = f"COPY audit_auditevent ({', '.join(COLUMNS)}) FROM STDIN"
+    copy_sql = f"COPY audit_auditevent ({', '.join(columns)}) FROM STDIN"
     rng = random.Random(seq)  # noqa: S311 (synthetic data, not secrets)
     with raw.cursor() as cursor, cursor.copy(copy_sql) as copy:
         while seq < to:
@@ -111,8 +94,8 @@ def grow(to: int) -> float:
             }
             row["hash"] = verifier.compute_hash(row)
             prev = row["hash"]
-            values = [row[c] for c in COLUMNS]
-            values[COLUMNS.index("after")] = json.dumps(row["after"])
+            values = [row[c] for c in columns]
+            values[columns.index("after")] = json.dumps(row["after"])
             copy.write_row(values)
     raw.commit()
     return time.perf_counter() - started

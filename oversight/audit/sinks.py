@@ -7,7 +7,6 @@ up to MAX_ATTEMPTS. A directory never overwrites a checkpoint file with other co
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import os
@@ -19,10 +18,11 @@ import httpx
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage, get_connection
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from oversight.audit.models import CheckpointDelivery, SinkState
+from oversight.lib.claims import claim_attempt
 from oversight.notifications.constants import (
     CLAIM_SECONDS,
     EMAIL_TIMEOUT_SECONDS,
@@ -130,13 +130,12 @@ _SENDERS = {"dir": _to_directory, "webhook": _to_webhook, "email": _to_email}
 
 
 def _claim(delivery_id: int) -> bool:
-    now = timezone.now()
-    return bool(
-        CheckpointDelivery.objects.filter(
-            pk=delivery_id, state=SinkState.PENDING, attempts__lt=MAX_ATTEMPTS
-        )
-        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-        .update(claimed_until=now + dt.timedelta(seconds=CLAIM_SECONDS), attempts=F("attempts") + 1)
+    return claim_attempt(
+        CheckpointDelivery,
+        delivery_id,
+        pending=SinkState.PENDING,
+        max_attempts=MAX_ATTEMPTS,
+        seconds=CLAIM_SECONDS,
     )
 
 

@@ -7,7 +7,6 @@ happens outside any transaction, and the outcome is another update.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import time
 from dataclasses import dataclass
@@ -15,9 +14,9 @@ from dataclasses import dataclass
 import httpx
 from django.core.exceptions import ValidationError
 from django.core.mail import get_connection, send_mail
-from django.db.models import F, Q
 from django.utils import timezone
 
+from oversight.lib.claims import claim_attempt
 from oversight.notifications import content
 from oversight.notifications.constants import (
     BACKOFF_BASE_SECONDS,
@@ -57,13 +56,12 @@ def retry_countdown(attempts: int) -> int:
 
 
 def _claim(notification_id: int) -> bool:
-    now = timezone.now()
-    return bool(
-        Notification.objects.filter(
-            pk=notification_id, state=State.PENDING, attempts__lt=MAX_ATTEMPTS
-        )
-        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-        .update(claimed_until=now + dt.timedelta(seconds=CLAIM_SECONDS), attempts=F("attempts") + 1)
+    return claim_attempt(
+        Notification,
+        notification_id,
+        pending=State.PENDING,
+        max_attempts=MAX_ATTEMPTS,
+        seconds=CLAIM_SECONDS,
     )
 
 
