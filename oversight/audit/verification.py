@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection
+from django.db import connection, transaction
 
 from oversight.audit import verbs, verifier
 from oversight.audit.models import AuditEvent
@@ -34,17 +34,21 @@ def _rows_in_order(batch_size: int) -> Iterator[dict[str, Any]]:
     yield from rows.iterator(chunk_size=batch_size)
 
 
+# Set differences (hashed or sorted, never a nested loop, whatever the statistics say),
+# then the first of what is left.
 _ORPHAN_ACTION_SQL = """
 SELECT a.id FROM gateway_action a
-WHERE NOT EXISTS (SELECT 1 FROM audit_auditevent e
-                  WHERE e.target_type = %s AND e.verb = %s AND e.target_id = a.id::text)
+JOIN (SELECT id::text AS id FROM gateway_action
+      EXCEPT SELECT target_id FROM audit_auditevent WHERE target_type = %s AND verb = %s) d
+  ON d.id = a.id::text
 ORDER BY a.created_at LIMIT 1
 """
 _ORPHAN_EVENT_SQL = """
-SELECT e.seq FROM audit_auditevent e
+SELECT min(e.seq) FROM audit_auditevent e
+JOIN (SELECT target_id FROM audit_auditevent WHERE target_type = %s AND verb = %s
+      EXCEPT SELECT id::text FROM gateway_action) d
+  ON d.target_id = e.target_id
 WHERE e.target_type = %s AND e.verb = %s
-  AND NOT EXISTS (SELECT 1 FROM gateway_action a WHERE a.id::text = e.target_id)
-ORDER BY e.seq LIMIT 1
 """
 
 
@@ -56,10 +60,12 @@ def _orphans() -> tuple[Any, int | None]:
 
     args = [ACTION_TARGET, verbs.ACTION_DECIDED]
     if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
+        # Whole-table work: not bound by the statement timeout meant for requests.
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL statement_timeout = 0")
             cursor.execute(_ORPHAN_ACTION_SQL, args)
             action = cursor.fetchone()
-            cursor.execute(_ORPHAN_EVENT_SQL, args)
+            cursor.execute(_ORPHAN_EVENT_SQL, args + args)
             event = cursor.fetchone()
         return (action[0] if action else None), (event[0] if event else None)
     decided = dict(
