@@ -41,8 +41,10 @@ def audit_list(request: HttpRequest) -> HttpResponse:
         page = audit_page(user=request.user, filters=form.filters(), before=before)
     query = request.GET.copy()
     query.pop("before", None)
-    context = {"form": form, "page": page, "query": query.urlencode()}
-    if not wants_fragment(request):  # a filter swap replaces the results only
+    fragment = wants_fragment(request)  # a filter swap replaces the results only...
+    # ...and the export links, out of band, so they export what the results show.
+    context = {"form": form, "page": page, "query": query.urlencode(), "exports_oob": fragment}
+    if not fragment:
         context["chain"] = chain_state(user=request.user)
         context["bundle_form"] = BundleForm(user=request.user)
     return render_page_or_fragment(request, "audit/list.html", "audit/_results.html", context)

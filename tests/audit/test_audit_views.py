@@ -299,6 +299,52 @@ def test_exports_respect_the_filters(client: Client, admin_user: Any, world: Any
     assert len(rows) == 2
 
 
+def _export_links(page: str) -> dict[str, str]:
+    """The export links of the page or fragment, by format."""
+    found = re.findall(r'href="(/audit/export\.(csv|jsonl)[^"]*)"', page)
+    return {fmt: href.replace("&amp;", "&") for href, fmt in found}
+
+
+def test_the_page_s_export_links_carry_its_filters(
+    client: Client, admin_user: Any, world: Any
+) -> None:
+    page = _page(client, admin_user, {"verb": "agent.created", "before": "999"})
+    assert _export_links(page) == {
+        "csv": f"{CSV_URL}?verb=agent.created",  # not the page's position
+        "jsonl": f"{JSONL_URL}?verb=agent.created",
+    }
+
+
+@consumes_async_stream
+def test_a_filter_swap_brings_export_links_that_export_what_it_shows(
+    client: Client, admin_user: Any, world: Any
+) -> None:
+    """The Filter button swaps the results only; the export links outside them come
+    along out of band, with the new filters (they used to export the whole log)."""
+    client.force_login(admin_user)
+    response = client.get(
+        URL, {"agent": "refund-bot", "verb": "agent.created"}, headers={"HX-Request": "true"}
+    )
+    fragment = response.content.decode()
+    assert re.search(r'<div class="exports" id="audit-exports" hx-swap-oob="true">', fragment)
+    shown = _listed_seqs(fragment)
+    assert len(shown) == 1
+    links = _export_links(fragment)
+    assert set(links) == {"csv", "jsonl"}
+    exported = [int(row["seq"]) for row in _csv_rows(client.get(links["csv"]))[1]]
+    assert exported == shown
+    lines = _body(client.get(links["jsonl"])).splitlines()
+    assert [json.loads(line)["seq"] for line in lines] == shown
+
+
+def test_a_full_page_has_no_out_of_band_export_links(
+    client: Client, admin_user: Any, world: Any
+) -> None:
+    page = _page(client, admin_user, {"verb": "agent.created"})
+    assert page.count('id="audit-exports"') == 1
+    assert "hx-swap-oob" not in page
+
+
 @consumes_async_stream
 def test_an_export_is_itself_recorded(client: Client, auditor: Any, world: Any) -> None:
     response = _export(client, auditor, CSV_URL, {"verb": "agent.created"})
