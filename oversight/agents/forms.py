@@ -11,6 +11,7 @@ from oversight.accounts import selectors as account_selectors
 from oversight.agents.constants import AgentStatus, Environment
 from oversight.agents.models import Agent
 from oversight.agents.selectors import AgentFilters, agent_owner_choices, agent_team_choices
+from oversight.audit.verb_families import CHANGES, HISTORY_CHOICES
 
 
 class AgentForm(forms.ModelForm):
@@ -110,3 +111,18 @@ class AccessGrantForm(forms.Form):
         self.fields["user"].label_from_instance = lambda u: (
             f"{u.get_full_name()} ({u.username})" if u.get_full_name() else u.username
         )
+
+
+class AgentHistoryForm(forms.Form):
+    """What the agent's History shows (changes by default) and from where: events older
+    than ``before`` (a seq), for the Older link. A bad value shows the newest changes."""
+
+    show = forms.ChoiceField(choices=HISTORY_CHOICES, required=False, initial=CHANGES)
+    before = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+
+    def query(self) -> dict[str, Any]:
+        """Keyword arguments for ``audit.selectors.agent_history``."""
+        if not self.is_bound or not self.is_valid():
+            return {"show": CHANGES, "before": None}
+        data = self.cleaned_data
+        return {"show": data["show"] or CHANGES, "before": data["before"]}

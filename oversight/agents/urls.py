@@ -8,6 +8,7 @@ urlpatterns = [
     path("new/", views.agent_create, name="create"),
     path("<slug:slug>/", views.agent_detail, name="detail"),
     path("<slug:slug>/edit/", views.agent_edit, name="edit"),
+    path("<slug:slug>/history/", views.agent_history_view, name="history"),
     path("<slug:slug>/access/", views.agent_access_grant_view, name="access-grant"),
     path("<slug:slug>/tokens/", token_views.token_create_view, name="token-create"),
     path(

@@ -1,18 +1,22 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from oversight.accounts import roles
 from oversight.agents import services
 from oversight.agents.access import get_agent_for_user
 from oversight.agents.constants import CHANGE
-from oversight.agents.forms import AccessGrantForm, AgentFilterForm, AgentForm
+from oversight.agents.forms import AccessGrantForm, AgentFilterForm, AgentForm, AgentHistoryForm
 from oversight.agents.models import Agent
 from oversight.agents.permissions import user_has_agent_perm
 from oversight.agents.selectors import agent_access_list, agent_list
@@ -22,7 +26,7 @@ from oversight.audit.actors import Actor
 from oversight.audit.selectors import agent_history
 from oversight.killswitch.models import Scope
 from oversight.killswitch.selectors import Target, switch_for
-from oversight.lib.htmx import render_page_or_fragment
+from oversight.lib.htmx import render_page_or_fragment, wants_fragment
 
 
 @login_required
@@ -41,7 +45,7 @@ def agent_detail(request: HttpRequest, slug: str) -> HttpResponse:
     can_change = user_has_agent_perm(request.user, CHANGE, agent)
     context = {
         "agent": agent,
-        "history": agent_history(agent=agent),
+        **_history_context(request, agent),
         "can_change": can_change,
         "access": agent_access_list(agent=agent),
         "access_form": AccessGrantForm(agent=agent) if can_change else None,
@@ -54,6 +58,37 @@ def agent_detail(request: HttpRequest, slug: str) -> HttpResponse:
         else None,
     }
     return render(request, "agents/detail.html", context)
+
+
+def _history_context(request: HttpRequest, agent: Agent) -> dict[str, Any]:
+    form = AgentHistoryForm(request.GET or None)
+    query = form.query()
+    return {
+        "history_form": form,
+        "history": agent_history(user=request.user, agent=agent, **query),
+        "history_show": query["show"],
+        "history_before": query["before"],
+    }
+
+
+@login_required
+@require_GET
+def agent_history_view(request: HttpRequest, slug: str) -> HttpResponse:
+    """The History's filter and its Older link: the History alone, for an htmx swap, with
+    the agent page's address (which shows the same) pushed to the browser's history.
+    Anything else goes to that page."""
+    agent = get_agent_for_user(request, slug)
+    page_url = reverse("agents:detail", args=[agent.slug])
+    if request.GET:
+        page_url += f"?{request.GET.urlencode()}"
+    if wants_fragment(request):
+        context = {"agent": agent, **_history_context(request, agent)}
+        response = render(request, "agents/_history.html", context)
+        response["HX-Push-Url"] = page_url
+    else:
+        response = redirect(page_url)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
 
 
 @login_required

@@ -6,6 +6,8 @@ from typing import Any, NoReturn
 
 from django.db import models
 
+from oversight.audit.verbs import ACTION_VERBS
+
 
 class AuditLogImmutableError(Exception):
     """Raised on any attempt to change or remove an audit event through the ORM."""
@@ -61,6 +63,13 @@ class AuditEvent(models.Model):
             models.Index(fields=["agent_id", "-seq"], name="audit_agent_seq"),
             models.Index(fields=["verb", "-seq"], name="audit_verb_seq"),
             models.Index(fields=["actor_label", "-seq"], name="audit_actor_seq"),
+            # An agent's changes without its traffic (its History's default view): only
+            # the few rows that are not actions, so decisions pay nothing for it.
+            models.Index(
+                fields=["agent_id", "-seq"],
+                condition=~models.Q(verb__in=ACTION_VERBS),
+                name="audit_agent_change_seq",
+            ),
         ]
 
     def __str__(self) -> str:

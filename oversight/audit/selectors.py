@@ -11,6 +11,7 @@ from django.db.models import QuerySet
 from oversight.accounts import roles
 from oversight.agents.models import Agent
 from oversight.agents.selectors import agents_with_perm
+from oversight.audit import verb_families, verbs
 from oversight.audit.diff import FieldChange, field_changes
 from oversight.audit.models import AuditEvent
 
@@ -82,7 +83,44 @@ class HistoryEntry:
     changes: list[FieldChange]
 
 
-def agent_history(*, agent: Agent, limit: int = 50) -> list[HistoryEntry]:
-    """The agent's own story, newest first. The caller has already checked view access."""
-    events = AuditEvent.objects.filter(agent_id=agent.pk).order_by("-seq")[:limit]
-    return [HistoryEntry(event, field_changes(event.before, event.after)) for event in events]
+@dataclass(frozen=True)
+class HistoryPage:
+    entries: list[HistoryEntry]
+    next_before: int | None  # pass as ?before= to get the next (older) page
+
+
+def agent_history(
+    *,
+    user: Any,
+    agent: Agent,
+    show: str = verb_families.CHANGES,
+    before: int | None = None,
+    size: int = PAGE_SIZE,
+) -> HistoryPage:
+    """The agent's own story, newest first, one page at a time (keyset on seq).
+
+    ``show`` is one of ``verb_families.HISTORY_CHOICES``: changes (everything but
+    actions: they would bury the rest), one family of verbs, actions, or everything.
+    Empty for a person who may not view the agent.
+    """
+    if not agents_with_perm(user=user).filter(pk=agent.pk).exists():
+        return HistoryPage(entries=[], next_before=None)
+    # A constant agent id, not a subquery, so the planner walks the agent's index.
+    events = AuditEvent.objects.filter(agent_id=agent.pk)
+    if show != verb_families.EVERYTHING:
+        if show == verb_families.ACTIONS.key:
+            events = events.filter(verb__in=verbs.ACTION_VERBS)
+        else:
+            # Spelled as the partial index's condition (models.AuditEvent), which it uses.
+            events = events.exclude(verb__in=verbs.ACTION_VERBS)
+            if show != verb_families.CHANGES:
+                events = events.filter(verb__in=verb_families.FAMILIES[show].verbs)
+    if before is not None:
+        events = events.filter(seq__lt=before)
+    rows = list(events.order_by("-seq")[: size + 1])
+    has_more = len(rows) > size
+    rows = rows[:size]
+    return HistoryPage(
+        entries=[HistoryEntry(event, field_changes(event.before, event.after)) for event in rows],
+        next_before=rows[-1].seq if has_more else None,
+    )

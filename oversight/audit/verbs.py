@@ -91,3 +91,11 @@ KNOWN_VERBS = sorted(
         AGENT_RETIREMENT_NOTICE_WITHDRAWN,
     ]
 )
+
+# What an agent does (its traffic), as opposed to changes made to it. An agent's History
+# shows changes by default; a partial index (models.AuditEvent) covers only those, so
+# finding them never walks the agent's decisions. Sorted: the index's condition and the
+# queries must spell it the same way for PostgreSQL to use the index.
+ACTION_VERBS = tuple(
+    sorted([ACTION_DECIDED, ACTION_REPORTED, ACTION_EXPIRED, ACTION_VOTED, ACTION_CANCELLED])
+)
