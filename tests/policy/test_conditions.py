@@ -61,22 +61,25 @@ def test_an_empty_condition_is_valid_and_always_true() -> None:
     assert compile_condition("") is None
 
 
-def test_a_syntax_error_says_where() -> None:
+def test_a_syntax_error_says_where_and_what_was_expected() -> None:
     with pytest.raises(ConditionError) as caught:
         check_condition("params.amount >")
-    message = str(caught.value)
-    assert message.startswith("line 1, column 16: Syntax error:")
+    assert str(caught.value) == (
+        "line 1, column 16: the condition ends too early: a value (a name such as "
+        "params.amount, a number, a quoted string or a bracket) was expected"
+    )
     assert (caught.value.line, caught.value.column) == (1, 16)
 
 
 def test_a_syntax_error_on_a_later_line_gives_that_line() -> None:
-    with pytest.raises(ConditionError, match=r"^line 2, column \d+: Syntax error"):
+    with pytest.raises(ConditionError, match=r"^line 2, column 24: the condition ends too early"):
         check_condition('env == "production" &&\n  params.amount > 500 +')
 
 
 def test_a_type_error_is_refused_with_its_position() -> None:
-    with pytest.raises(ConditionError, match=r"^line 1, column 8: found no matching overload"):
+    with pytest.raises(ConditionError) as caught:
         check_condition("action + 1")
+    assert str(caught.value) == "line 1, column 8: `+` does not apply to a string and a number"
 
 
 def test_a_non_boolean_condition_is_refused() -> None:
@@ -93,16 +96,20 @@ def test_a_condition_only_typed_at_run_time_is_refused_with_the_fix() -> None:
         check_condition("params.flag")
 
 
-def test_an_unknown_variable_is_refused() -> None:
-    with pytest.raises(ConditionError, match=r"^line 1, column 1: undeclared reference to 'foo'"):
+def test_an_unknown_variable_is_refused_with_the_variables_there_are() -> None:
+    with pytest.raises(ConditionError) as caught:
         check_condition("foo > 1")
+    assert str(caught.value) == (
+        "line 1, column 1: `foo` is not a variable (the variables are action, resource, "
+        "params, agent, env and time; text goes in quotes)"
+    )
 
 
 def test_every_error_is_reported() -> None:
     with pytest.raises(ConditionError) as caught:
         check_condition("foo && bar")
-    assert "column 1: undeclared reference to 'foo'" in str(caught.value)
-    assert "column 8: undeclared reference to 'bar'" in str(caught.value)
+    assert "line 1, column 1: `foo` is not a variable" in str(caught.value)
+    assert "line 1, column 8: `bar` is not a variable" in str(caught.value)
 
 
 def test_a_deeply_nested_condition_is_refused() -> None:

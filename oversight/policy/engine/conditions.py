@@ -5,16 +5,20 @@ Conditions see ``action``, ``resource``, ``env`` (strings), ``params`` and ``age
 typed ``bool`` by the checker: an expression the checker can only type as ``dyn``, such as
 ``params.flag``, is refused at save time, with the fix (``params.flag == true``) in the
 message, so that "is it a boolean?" is settled once at save time and not on every request.
+
+At save time ``check_condition`` also checks with what is known of the parameters' types
+(param_types.py), and every error is told in words (cel_messages.py).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from cel_expr_python import cel
 
+from .cel_messages import clean_message, explain, problems
+from .param_types import typed_problems, used_params
 from .types import Request
 
 _T = cel.Type
@@ -31,9 +35,6 @@ ENV = cel.NewEnv(
 _BOOL = _T.BOOL
 _ERROR = _T.ERROR
 
-_POSITIONED = re.compile(r"ERROR: <input>:(\d+):(\d+): ([^\n]*)")
-_STATUS_PREFIX = re.compile(r"^[A-Z_]+: ")
-_STATUS_SUFFIX = re.compile(r"\s*\[[A-Z_]+\]$")
 _TYPE_WORDS = {
     "STRING": "a string",
     "INT": "an integer",
@@ -54,13 +55,23 @@ class ConditionError(ValueError):
     """A condition that does not compile, does not type-check, or is not a boolean.
 
     The message says where (``line 1, column 17: ...``) when CEL reports a position;
-    `line` and `column` hold the first reported position, or None.
+    `line` and `column` hold the first reported position, or None. `typed` is set when the
+    error shows only with the parameters' known types (the caller may say where the types
+    come from).
     """
 
-    def __init__(self, message: str, *, line: int | None = None, column: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        line: int | None = None,
+        column: int | None = None,
+        typed: bool = False,
+    ):
         super().__init__(message)
         self.line = line
         self.column = column
+        self.typed = typed
 
 
 def compile_condition(source: str) -> Any | None:
@@ -72,16 +83,29 @@ def compile_condition(source: str) -> Any | None:
     try:
         expression = ENV.compile(source)
     except Exception as exc:  # the binding raises RuntimeError; anything else is refused too
-        raise _compile_error(str(exc)) from None
+        raise _compile_error(str(exc), source) from None
     return_type = expression.return_type()
     if return_type != _BOOL:
         raise ConditionError(f"condition must be a boolean, it is {describe_type(return_type)}")
     return expression
 
 
-def check_condition(source: str) -> None:
-    """Raise ConditionError if `source` is not a valid boolean CEL condition."""
-    compile_condition(source)
+def check_condition(source: str, *, param_types: Mapping[str, str] | None = None) -> None:
+    """Raise ConditionError if `source` is not a valid boolean CEL condition, or cannot
+    work with parameters of the given types (name -> a param_types.PARAM_TYPES entry)."""
+    if compile_condition(source) is None:
+        return
+    found = typed_problems(source, param_types or {})
+    if found:
+        used = used_params(source, param_types or {})
+        known = ", ".join(f"params.{name} is {_article(kind)}" for name, kind in used.items())
+        error = _compile_error_of(found, source)
+        message = f"{error}; {known}" if known else str(error)
+        raise ConditionError(message, line=error.line, column=error.column, typed=bool(known))
+
+
+def _article(kind: str) -> str:
+    return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
 
 
 def describe_type(cel_type: Any) -> str:
@@ -96,17 +120,17 @@ def describe_type(cel_type: Any) -> str:
     return _TYPE_WORDS.get(name, name.lower())
 
 
-def _compile_error(text: str) -> ConditionError:
-    found = _POSITIONED.findall(text)
-    if not found:
-        return ConditionError(clean_message(text))
-    message = "; ".join(f"line {line}, column {column}: {what}" for line, column, what in found)
-    return ConditionError(message, line=int(found[0][0]), column=int(found[0][1]))
+def _compile_error(text: str, source: str) -> ConditionError:
+    return _compile_error_of(problems(text), source)
 
 
-def clean_message(text: str) -> str:
-    """CEL's status text without its status-code wrapping (``NOT_FOUND: ... [NOT_FOUND]``)."""
-    return _STATUS_SUFFIX.sub("", _STATUS_PREFIX.sub("", text.strip()))
+def _compile_error_of(found: list[Any], source: str) -> ConditionError:
+    """One error for CEL's problems: each in words, the first one's place kept. A parse
+    error often brings a second report of the same mistake further on; the first says it."""
+    if found[0].text.startswith("Syntax error") and len(found) > 1:
+        found = found[:1]
+    message = "; ".join(dict.fromkeys(explain(problem, source) for problem in found))
+    return ConditionError(message, line=found[0].line, column=found[0].column)
 
 
 def evaluate(expression: Any, activation: Any) -> bool | str:
