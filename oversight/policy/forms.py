@@ -38,7 +38,12 @@ class RuleForm(forms.ModelForm):
         labels = {"expires_in_seconds": "Expires after (seconds)", "condition": "When (CEL)"}
         widgets = {
             "condition": forms.TextInput(
-                attrs={"placeholder": "params.amount > 500", "class": "mono"}
+                attrs={
+                    "placeholder": "params.amount > 500",
+                    "class": "mono",
+                    "aria-describedby": "condition-help",
+                    "spellcheck": "false",
+                }
             ),
         }
 

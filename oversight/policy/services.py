@@ -39,7 +39,7 @@ def _validate(obj: Model) -> None:
     obj.full_clean()
     validate_patterns(obj)
     if isinstance(obj, Rule):
-        validate_condition(obj.condition)
+        validate_condition(obj)
 
 
 def _target(obj: Grant | Rule | Limit) -> tuple[str, str, str]:

@@ -7,6 +7,8 @@ from typing import Any
 from django.core.exceptions import ValidationError
 
 from oversight.policy.engine import ConditionError, check_condition, check_pattern
+from oversight.policy.models import Rule
+from oversight.policy.param_evidence import param_evidence
 
 
 def validate_patterns(obj: Any) -> None:
@@ -20,10 +22,14 @@ def validate_patterns(obj: Any) -> None:
         raise ValidationError(errors)
 
 
-def validate_condition(source: str) -> None:
-    if not source.strip():
+def validate_condition(rule: Rule) -> None:
+    """The rule's condition compiles, is a boolean, and can work with what is known of the
+    parameters of the actions it applies to (param_evidence.py)."""
+    if not rule.condition.strip():
         return
+    evidence = param_evidence(agent=rule.agent, action=rule.action, resource=rule.resource)
     try:
-        check_condition(source)
+        check_condition(rule.condition, param_types=evidence.types)
     except ConditionError as exc:
-        raise ValidationError({"condition": str(exc)}) from None
+        message = f"{exc}. {evidence.sources()}" if exc.typed else str(exc)
+        raise ValidationError({"condition": message}) from None

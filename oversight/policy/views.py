@@ -19,6 +19,7 @@ from oversight.gateway.preview import decision_preview
 from oversight.policy import services
 from oversight.policy.forms import GrantForm, LimitForm, RuleForm, TryItForm
 from oversight.policy.models import Grant, Limit, Rule
+from oversight.policy.selectors import condition_help
 
 _KINDS: dict[str, tuple[type, type[ModelForm]]] = {
     "grant": (Grant, GrantForm),
@@ -38,6 +39,7 @@ def _context(request: HttpRequest, agent: Agent, **forms: object) -> dict[str, o
         "global_limits": Limit.objects.filter(agent__isnull=True, team__isnull=True),
         "grant_form": forms.get("grant_form") or GrantForm(prefix="grant"),
         "rule_form": forms.get("rule_form") or RuleForm(prefix="rule"),
+        "condition_help": condition_help(user=request.user, agent=agent),
         "limit_form": forms.get("limit_form") or LimitForm(prefix="limit"),
         "try_form": forms.get("try_form") or TryItForm(),
         "preview": forms.get("preview"),
@@ -97,9 +99,10 @@ def policy_edit(request: HttpRequest, slug: str, kind: str, pk: int) -> HttpResp
         ):
             messages.success(request, f"Saved {kind} {obj}.")
             return redirect("policy:page", slug=agent.slug)
-    return render(
-        request, "policy/edit.html", {"agent": agent, "form": form, "kind": kind, "obj": obj}
-    )
+    context = {"agent": agent, "form": form, "kind": kind, "obj": obj}
+    if kind == "rule":
+        context["condition_help"] = condition_help(user=request.user, agent=agent)
+    return render(request, "policy/edit.html", context)
 
 
 @login_required

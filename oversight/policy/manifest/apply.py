@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import transaction
 from django.utils.text import slugify
 
@@ -108,80 +108,128 @@ def _agent(plan: _Plan, spec: AgentSpec, path: str, teams: dict[str, Team]) -> A
     return agent
 
 
+# The manifest's name for a model field, so an error names the key to fix.
+_KEYS = {
+    "condition": "when",
+    "expires_in_seconds": "expires_in",
+    "window_seconds": "window",
+    "sum_param": "max_sum.param",
+    "max_sum": "max_sum.value",
+}
+
+
+def _refused(path: str, exc: ValidationError) -> ManifestError:
+    """A service's refusal, at the manifest's place of the entry (``agents[0].rules[1]``).
+    Sentences lose their full stop: the command adds its own sentence after."""
+
+    def text(errors: list[str]) -> str:
+        return "; ".join(error.rstrip(".") for error in errors)
+
+    if not hasattr(exc, "error_dict"):
+        return ManifestError(f"{path}: {text(exc.messages)}")
+    parts = [
+        f"{path}: {text(errors)}"
+        if name == NON_FIELD_ERRORS
+        else f"{path}.{_KEYS.get(name, name)}: {text(errors)}"
+        for name, errors in exc.message_dict.items()
+    ]
+    return ManifestError("; ".join(parts))
+
+
 def _sync(
-    plan: _Plan, label: str, existing: dict[Any, Any], wanted: dict[Any, tuple[Any, dict[str, Any]]]
+    plan: _Plan,
+    label: str,
+    existing: dict[Any, Any],
+    wanted: dict[Any, tuple[Any, dict[str, Any], str]],
 ) -> None:
     """Create, update and delete so that ``existing`` (key -> object) matches ``wanted``
-    (key -> (unsaved object, fields to compare))."""
+    (key -> (unsaved object, fields to compare, its place in the manifest))."""
     for key, obj in existing.items():
         if key not in wanted:
             policy_object_delete(actor=plan.actor, obj=obj)
             plan.note("-", f"{label} {obj}")
-    for key, (new, fields) in wanted.items():
+    for key, (new, fields, path) in wanted.items():
         current = existing.get(key)
-        if current is None:
-            policy_object_create(actor=plan.actor, obj=new)
-            plan.note("+", f"{label} {new}")
-            continue
-        changed = {name: value for name, value in fields.items() if getattr(current, name) != value}
-        if changed:
-            policy_object_update(actor=plan.actor, obj=current, **changed)
-            plan.note("~", f"{label} {current}: {', '.join(sorted(changed))}")
+        try:
+            if current is None:
+                policy_object_create(actor=plan.actor, obj=new)
+                plan.note("+", f"{label} {new}")
+                continue
+            changed = {
+                name: value for name, value in fields.items() if getattr(current, name) != value
+            }
+            if changed:
+                policy_object_update(actor=plan.actor, obj=current, **changed)
+                plan.note("~", f"{label} {current}: {', '.join(sorted(changed))}")
+        except ValidationError as exc:
+            raise _refused(path, exc) from None
 
 
 def _limit_fields(spec: LimitSpec) -> dict[str, Any]:
     return {name: getattr(spec, name) for name in _LIMIT_FIELDS}
 
 
-def _limits(plan: _Plan, label: str, specs: tuple[LimitSpec, ...], scope: dict[str, Any]) -> None:
+def _limits(
+    plan: _Plan, label: str, path: str, specs: tuple[LimitSpec, ...], scope: dict[str, Any]
+) -> None:
     existing = {lim.name: lim for lim in Limit.objects.filter(**scope)}
     wanted = {
-        s.name: (Limit(name=s.name, **scope, **_limit_fields(s)), _limit_fields(s)) for s in specs
+        s.name: (
+            Limit(name=s.name, **scope, **_limit_fields(s)),
+            _limit_fields(s),
+            f"{path}limits[{index}]",
+        )
+        for index, s in enumerate(specs)
     }
     _sync(plan, label, existing, wanted)
 
 
-def _policy(plan: _Plan, spec: AgentSpec, agent: Agent) -> None:
+def _policy(plan: _Plan, spec: AgentSpec, agent: Agent, path: str) -> None:
+    """The agent's grants, limits and rules, in that order: a rule's condition is checked
+    against what the limits say of the parameters (a limit summing ``amount``)."""
     label = f"{spec.slug}:"
     grants = {(g.action, g.resource): g for g in Grant.objects.filter(agent=agent)}
     wanted_grants = {
         (g.action, g.resource): (
             Grant(agent=agent, action=g.action, resource=g.resource, expires_at=g.expires_at),
             {"expires_at": g.expires_at},
+            f"{path}.grants[{index}]",
         )
-        for g in spec.grants
+        for index, g in enumerate(spec.grants)
     }
     _sync(plan, f"{label} grant", grants, wanted_grants)
+    _limits(plan, f"{label} limit", f"{path}.", spec.limits, {"agent": agent, "team": None})
     rules = {r.name: r for r in Rule.objects.filter(agent=agent)}
     wanted_rules = {}
-    for r in spec.rules:
+    for index, r in enumerate(spec.rules):
         fields = {name: getattr(r, name) for name in _RULE_FIELDS}
-        wanted_rules[r.name] = (Rule(agent=agent, name=r.name, **fields), fields)
+        rule = Rule(agent=agent, name=r.name, **fields)
+        wanted_rules[r.name] = (rule, fields, f"{path}.rules[{index}]")
     _sync(plan, f"{label} rule", rules, wanted_rules)
-    _limits(plan, f"{label} limit", spec.limits, {"agent": agent, "team": None})
 
 
 def manifest_apply(*, manifest: Manifest, actor: Actor, dry_run: bool = False) -> list[str]:
-    """Apply the manifest; return the changes made (or that would be made), one per line."""
+    """Apply the manifest; return the changes made (or that would be made), one per line.
+
+    Limits go before the agents' rules, which are checked against what limits say of the
+    parameters."""
     plan = _Plan(actor)
     with transaction.atomic():
         teams = _teams(plan, manifest)
-        for index, spec in enumerate(manifest.agents):
-            path = f"agents[{index}]"
-            agent = _agent(plan, spec, path, teams)
-            try:
-                _policy(plan, spec, agent)
-            except ValidationError as exc:
-                raise ManifestError(f"{path} ({spec.slug}): {_messages(exc)}") from None
-        for spec in manifest.teams:
+        for index, spec in enumerate(manifest.teams):
             _limits(
                 plan,
                 f"team {spec.name}: limit",
+                f"teams[{index}].",
                 spec.limits,
                 {"agent": None, "team": teams[spec.name]},
             )
         if manifest.limits:
-            _limits(plan, "everyone: limit", manifest.limits, {"agent": None, "team": None})
+            _limits(plan, "everyone: limit", "", manifest.limits, {"agent": None, "team": None})
+        for index, spec in enumerate(manifest.agents):
+            path = f"agents[{index}]"
+            agent = _agent(plan, spec, path, teams)
+            _policy(plan, spec, agent, path)
         if dry_run:
             transaction.set_rollback(True)
     return plan.changes
