@@ -155,8 +155,9 @@ class DryRun(ActionNotPermitted):
 
 
 class ApprovalTimeout(ActionNotPermitted):
-    """Still pending when the wait ran out. The action stays held on the server; call
-    `wait(action_id)` later to pick it up."""
+    """Nobody decided before the wait ran out. `guard` has cancelled the action on the
+    server (`give_up`), so no reviewer approves what will not run; ask again to retry.
+    (`wait` itself never raises this: it returns the still pending decision.)"""
 
     def __init__(self, decision: Decision, waited: float) -> None:
         self.waited = waited
