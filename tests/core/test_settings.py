@@ -74,7 +74,11 @@ def test_the_deploy_checks_would_catch_a_weak_secret_key() -> None:
 
 
 def test_the_deploy_checks_want_a_signing_key_and_a_sink_outside() -> None:
-    env = _production_env(AUDIT_SIGNING_KEY="", AUDIT_CHECKPOINT_SINKS="dir:var/checkpoints")
+    env = _production_env(
+        AUDIT_SIGNING_KEY="",
+        AUDIT_SIGNING_KEY_FILE="/nonexistent/audit-key.pem",  # not a demo run's var/ key
+        AUDIT_CHECKPOINT_SINKS="dir:var/checkpoints",
+    )
     result = _manage("check", "--deploy", "--fail-level", "WARNING", **env)
     assert result.returncode != 0
     assert "audit.W011" in result.stderr and "audit.W012" in result.stderr
