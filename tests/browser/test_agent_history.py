@@ -78,3 +78,29 @@ def test_an_owner_finds_a_grant_change_among_200_decisions(
     history.get_by_role("link", name="Show everything").click()
     expect(entries).to_have_count(50)
     expect(entries.first.locator(".verb")).to_have_text("action.decided")
+
+
+def test_a_filter_swapped_in_answers_at_once(
+    page: Page, live_url: str, owner: Any, agent: Agent
+) -> None:
+    """htmx wires up swapped-in content when it settles: with its default 20 ms settle
+    delay, a change made in that window went nowhere (a flaky CI run showed it). The
+    change here is made on the next tick after the swap, which that delay would lose."""
+    grant_refunds(agent)
+    page.goto(f"{live_url}/agents/{agent.slug}/")
+    log_in(page, "alice")
+    history = page.locator("#agent-history")
+    page.evaluate(
+        """() => document.body.addEventListener("htmx:afterSwap", (event) => {
+            if (window.refiltered || event.detail.target.id !== "agent-history") return;
+            window.refiltered = true;
+            setTimeout(() => {
+                const select = document.querySelector("#agent-history select");
+                select.value = "killswitch";
+                select.dispatchEvent(new Event("change", {bubbles: true}));
+            }, 0);
+        })"""
+    )
+    history.get_by_label("Show").select_option("policy")
+    expect(history.get_by_text("Nothing of this kind yet.")).to_be_visible()
+    expect(history.get_by_label("Show")).to_have_value("killswitch")
