@@ -89,7 +89,7 @@ def test_the_late_reviewer_is_told_what_happened(
     _vote(client, rita, held, "deny", "not this customer")
     response = _vote(client, rob, held, "approve")
     assert response.status_code == 409
-    assert "already decided: it is rejected" in response.content.decode()
+    assert "already decided: it is denied by a reviewer" in response.content.decode()
 
 
 def test_an_outsider_cannot_vote_or_see_the_action(
