@@ -32,6 +32,7 @@ class AgentForm(forms.ModelForm):
             "alert_response",
         ]
         widgets = {"purpose": forms.Textarea(attrs={"rows": 3})}
+        labels = {"review_interval_days": "Re-certify every (days)"}
         help_texts = {
             "slug": "Used by tokens and manifests; fixed once created. Blank: made from the name.",
             "review_interval_days": "The owner re-certifies the agent this often.",
