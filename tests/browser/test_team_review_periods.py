@@ -15,7 +15,7 @@ from tests.browser.test_review_flow import shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
-PAUSE = "Pause the agent once its review is overdue by"
+PAUSE = "Pause the agent once its re-certification is overdue by"
 
 
 def test_an_admin_changes_the_review_periods_and_a_member_reads_them(
