@@ -54,6 +54,9 @@ class AgentForm(forms.ModelForm):
             self.fields["status"] = forms.ChoiceField(
                 choices=[c for c in AgentStatus.choices if c[0] != AgentStatus.RETIRED],
                 initial=self.instance.status,
+                help_text="Paused: its requests are refused until it is set active again "
+                "(limits, monitoring and overdue re-certifications pause agents by "
+                "themselves). To stop it at once, use the kill switch in the top bar.",
             )
             if self.instance.owner_id:
                 self.fields["owner"].queryset = self.fields["owner"].queryset | type(

@@ -63,3 +63,30 @@
     }, select);
   });
 })();
+
+// Popovers (<details class="ks-control">: the kill-switch menu, Retire). Opening one puts
+// the caret in its first text box; Escape closes it and gives focus back to its button;
+// a click elsewhere closes it.
+(function () {
+  function openPopovers() { return document.querySelectorAll("details.ks-control[open]"); }
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") return;
+    openPopovers().forEach(function (details) {
+      details.open = false;
+      var summary = details.querySelector("summary");
+      if (summary) summary.focus();
+    });
+  });
+  // "toggle" does not bubble: listen as it is captured.
+  document.addEventListener("toggle", function (event) {
+    var details = event.target;
+    if (!details.matches("details.ks-control") || !details.open) return;
+    var field = details.querySelector("textarea, input:not([type=hidden]), select");
+    if (field) field.focus();
+  }, true);
+  document.addEventListener("click", function (event) {
+    openPopovers().forEach(function (details) {
+      if (!details.contains(event.target)) details.open = false;
+    });
+  });
+})();
