@@ -1,3 +1,42 @@
+// Live fragments that update an element only if the page shows it (a feed row older than
+// the page's newest, a queue item the page does not list, a banner not yet shown) carry
+// data-oob-if-present: without their target, on the page or earlier in the same message,
+// they are left out, as expected, instead of reaching htmx, which reports a missing target
+// as an error (htmx:oobErrorNoTarget). The server sends a page only the parts it shows
+// (oversight/live/pages.py).
+(function () {
+  function targetOf(element) {
+    var swap = element.getAttribute("hx-swap-oob") || "true";
+    var colon = swap.indexOf(":");
+    return colon > 0 ? swap.slice(colon + 1) : "#" + CSS.escape(element.id);
+  }
+  function arrivesBefore(content, element, selector) {
+    return Array.prototype.some.call(content.querySelectorAll(selector), function (node) {
+      return node !== element && !element.contains(node) &&
+        (node.compareDocumentPosition(element) & Node.DOCUMENT_POSITION_FOLLOWING) !== 0;
+    });
+  }
+  htmx.defineExtension("oob-if-present", {
+    transformResponse: function (text) {
+      if (text.indexOf("data-oob-if-present") === -1) return text;
+      var template = document.createElement("template");
+      template.innerHTML = text;
+      var content = template.content;
+      Array.prototype.slice.call(content.children).forEach(function (element) {
+        if (!element.hasAttribute("data-oob-if-present")) return;
+        var target = targetOf(element);
+        try {
+          if (document.querySelector(target) || arrivesBefore(content, element, target)) return;
+        } catch (error) {
+          return;  // not a selector this check understands: htmx decides
+        }
+        element.remove();
+      });
+      return template.innerHTML;
+    },
+  });
+})();
+
 // Countdowns to approval deadlines: "expires in 4m 12s", ticking each second.
 (function () {
   function format(ms) {
