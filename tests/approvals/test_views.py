@@ -119,7 +119,7 @@ def test_the_action_page_tells_the_whole_story(client: Client, rita: Any, held: 
     _vote(client, rita, held, "approve")
     page = client.get(reverse("approvals:action", args=[held.pk])).content.decode()
     assert "action.decided" in page and "action.voted" in page
-    assert "pending → approved" in page
+    assert "Waiting for approval → Approved" in page
 
 
 def test_the_overview_counts_what_waits_and_lists_recent_actions(

@@ -52,6 +52,8 @@ def test_json_is_rendered_as_json_not_python() -> None:
 
 
 def test_a_reviewers_deny_reads_as_denied() -> None:
+    assert render("{{ s|status_words }}", s="pending") == "Waiting for approval"
+    assert render("{{ s|status_words }}", s="something new") == "something new"
     assert render("{{ s|action_status }}", s="rejected") == (
         '<span class="pill status-rejected">Denied by a reviewer</span>'
     )

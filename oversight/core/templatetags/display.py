@@ -40,14 +40,20 @@ def as_json(value: Any) -> str:
 
 
 @register.filter
-def action_status(status: str) -> SafeString:
-    """``{{ action.status|action_status }}``: the status as a pill, in the words of
-    ActionStatus (a person's "deny" and the policy's read alike everywhere)."""
+def status_words(status: str) -> str:
+    """``{{ event.after.status|status_words }}``: an action's status in the words of
+    ActionStatus ("pending" reads "Waiting for approval")."""
     try:
-        label = ActionStatus(status).label
+        return str(ActionStatus(status).label)
     except ValueError:
-        label = status
-    return format_html('<span class="pill status-{}">{}</span>', status, label)
+        return status
+
+
+@register.filter
+def action_status(status: str) -> SafeString:
+    """``{{ action.status|action_status }}``: the status as a pill, in the same words (a
+    person's "deny" and the policy's read alike everywhere)."""
+    return format_html('<span class="pill status-{}">{}</span>', status, status_words(status))
 
 
 def halting_switch(agent: Any, switches: Iterable[KillSwitch]) -> KillSwitch | None:
