@@ -27,7 +27,7 @@ def press(page: Page, button: str, reason: str, *, choose: str = "") -> None:
     expect(page.get_by_label("Reason")).to_be_focused()
     page.keyboard.type(reason)
     if choose:
-        page.get_by_label("Or another agent or team").select_option(label=choose)
+        page.get_by_label("Or choose another").select_option(label=choose)
     page.get_by_role("button", name=button, exact=True).click()  # 2
 
 
