@@ -77,6 +77,23 @@ def test_no_page_scrolls_sideways_on_a_phone_for_anyone(
         assert {"overview", "agents", "agent", "approvals", "alerts"} <= set(seen[person])
 
 
+def test_no_page_scrolls_sideways_on_a_tablet(
+    browser: Browser, live_url: str, world: World
+) -> None:
+    """Between phone and desktop the top bar wraps and tables scroll inside their cards."""
+    for width in (768, 900):
+        context = browser.new_context(viewport={"width": width, "height": 1000})
+        page = context.new_page()
+        log_in(page, live_url, "ada")
+        for name, path in world.pages().items():
+            page.goto(f"{live_url}{path}")
+            scroll = page.evaluate("document.documentElement.scrollWidth")
+            assert scroll <= width, (
+                f"{name} is {scroll}px wide at {width}: {page.evaluate(_WIDER, width)}"
+            )
+        context.close()
+
+
 def test_desktop_screenshots(browser: Browser, live_url: str, world: World) -> None:
     """For a person to look at: the same pages at 1280 px."""
     context = browser.new_context(viewport=DESKTOP)
