@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 from oversight.core import views as core_views
 from oversight.gateway.api import api as agent_api
@@ -22,10 +23,22 @@ urlpatterns = [
     path("killswitch/", include("oversight.killswitch.urls")),
     path("teams/<slug:slug>/", core_views.team_detail, name="team"),
     path("teams/<slug:slug>/notifications/", include("oversight.notifications.urls")),
-    path("teams/<slug:slug>/reviews/", team_settings_view, name="team-reviews"),
+    path("teams/<slug:slug>/recertification/", team_settings_view, name="team-reviews"),
     path("inbox/", include("oversight.notifications.inbox_urls")),
-    path("reviews/", include("oversight.reviews.urls")),
-    path("monitoring/", include("oversight.monitoring.urls")),
+    path("recertification/", include("oversight.reviews.urls")),
+    path("alerts/", include("oversight.monitoring.urls")),
     path("api/v1/", agent_api.urls),
     path("admin/", admin.site.urls),
+    *[
+        # Former addresses of renamed pages (bookmarks, links in older inbox items and
+        # emails): re-certification was "reviews", alerts were under "monitoring".
+        path(old, RedirectView.as_view(pattern_name=new, permanent=True, query_string=True))
+        for old, new in [
+            ("reviews/", "reviews:list"),
+            ("reviews/<slug:slug>/", "reviews:agent"),
+            ("teams/<slug:slug>/reviews/", "team-reviews"),
+            ("monitoring/", "monitoring:list"),
+            ("monitoring/alerts/<int:pk>/", "monitoring:alert"),
+        ]
+    ],
 ]

@@ -33,6 +33,7 @@ class AgentForm(forms.ModelForm):
             "alert_response",
         ]
         widgets = {"purpose": forms.Textarea(attrs={"rows": 3})}
+        labels = {"review_interval_days": "Re-certify every (days)"}
         help_texts = {
             "slug": "Used by tokens and manifests; fixed once created. Blank: made from the name.",
             "review_interval_days": "The owner re-certifies the agent this often.",
@@ -54,6 +55,9 @@ class AgentForm(forms.ModelForm):
             self.fields["status"] = forms.ChoiceField(
                 choices=[c for c in AgentStatus.choices if c[0] != AgentStatus.RETIRED],
                 initial=self.instance.status,
+                help_text="Paused: its requests are refused until it is set active again "
+                "(limits, monitoring and overdue re-certifications pause agents by "
+                "themselves). To stop it at once, use the kill switch in the top bar.",
             )
             if self.instance.owner_id:
                 self.fields["owner"].queryset = self.fields["owner"].queryset | type(

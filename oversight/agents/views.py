@@ -24,8 +24,6 @@ from oversight.agents.token_views import TokenForm
 from oversight.approvals.selectors import recent_actions
 from oversight.audit.actors import Actor
 from oversight.audit.selectors import agent_history
-from oversight.killswitch.models import Scope
-from oversight.killswitch.selectors import Target, switch_for
 from oversight.lib.htmx import render_page_or_fragment, wants_fragment
 
 
@@ -52,7 +50,6 @@ def agent_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "tokens": agent.tokens.all() if can_change else None,
         "actions": recent_actions(user=request.user, agent_id=agent.pk),
         "agent_id_str": str(agent.pk),
-        "agent_switch": switch_for(Target(Scope.AGENT, agent=agent)),
         "token_form": TokenForm(initial={"environment": agent.environments[0]})
         if can_change
         else None,

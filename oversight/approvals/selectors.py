@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
@@ -15,12 +14,9 @@ from oversight.approvals.models import ApprovalVote, Vote
 from oversight.audit.models import AuditEvent
 from oversight.gateway.constants import ActionStatus
 from oversight.gateway.models import Action
+from oversight.lib.humanize import pretty_json
 
 RECENT = 5
-
-
-def _pretty(value: Any) -> str:
-    return "" if value is None else json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
 
 
 def approval_queue(*, user: Any) -> list[Action]:
@@ -47,8 +43,8 @@ def queue_item_context(action: Action) -> dict[str, Any]:
     return {
         "action": action,
         "agent": action.agent,
-        "params_json": _pretty(action.params),
-        "before_json": _pretty(action.before),
+        "params_json": pretty_json(action.params),
+        "before_json": pretty_json(action.before),
         "recent": recent,
         "votes": votes,
         "approvals": sum(1 for v in votes if v.vote == Vote.APPROVE),

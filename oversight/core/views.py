@@ -24,7 +24,7 @@ from oversight.core.metrics import metrics_exposition
 from oversight.core.selectors import overview_panels, overview_series
 from oversight.killswitch.models import Scope
 from oversight.killswitch.permissions import can_press
-from oversight.killswitch.selectors import Target, switch_for
+from oversight.killswitch.selectors import Target
 
 # Load balancers give up on a probe after a few seconds; answer before they do, whatever
 # a dependency does (a pool waiting for a server that is down, a host that drops packets).
@@ -172,7 +172,6 @@ def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "team": team,
         "member": member,
         "agents": visible.order_by("name"),
-        "switch": switch_for(target),
         "can_press": can_press(request.user, target),
     }
     return render(request, "core/team.html", context)

@@ -12,7 +12,7 @@ class ActionStatus(models.TextChoices):
     DRY_RUN = "dry_run", "Dry run (staging)"
     PENDING = "pending", "Waiting for approval"
     APPROVED = "approved", "Approved"
-    REJECTED = "rejected", "Rejected"
+    REJECTED = "rejected", "Denied by a reviewer"
     EXPIRED = "expired", "Expired"
     CANCELLED = "cancelled", "Cancelled"
     SUCCEEDED = "succeeded", "Succeeded"

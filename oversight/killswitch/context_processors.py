@@ -8,8 +8,4 @@ from oversight.killswitch.selectors import engaged_switches_for
 
 
 def killswitches(request: HttpRequest) -> dict[str, Any]:
-    switches = engaged_switches_for(user=request.user)
-    return {
-        "engaged_switches": switches,
-        "global_switch": next((s for s in switches if s.scope == "global"), None),
-    }
+    return {"engaged_switches": engaged_switches_for(user=request.user)}

@@ -9,7 +9,9 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import Q
 
+from oversight.accounts import roles
 from oversight.accounts.models import Team
+from oversight.agents.constants import CHANGE, AgentStatus
 from oversight.agents.models import Agent
 from oversight.killswitch.models import KillSwitch, Scope
 
@@ -86,7 +88,85 @@ def engaged_switches_for(*, user: Any) -> list[KillSwitch]:
     )
 
 
-def switch_for(target: Target) -> KillSwitch | None:
-    return KillSwitch.objects.filter(
-        scope=target.scope, team=target.team, agent=target.agent
-    ).first()
+@dataclass(frozen=True)
+class Offer:
+    """One scope the kill-switch menu offers: its form value, the words on its button
+    ("Stop team payments"), and whether it is engaged (then the button releases it)."""
+
+    scope: str
+    name: str
+    engaged: bool
+
+
+def _value(target: Target) -> str:
+    if target.agent is not None:
+        return f"{Scope.AGENT}:{target.agent.slug}"
+    if target.team is not None:
+        return f"{Scope.TEAM}:{target.team.slug}"
+    return Scope.GLOBAL
+
+
+def _name(target: Target) -> str:
+    if target.agent is not None:
+        return target.agent.name
+    if target.team is not None:
+        return f"team {target.team.name}"
+    return "every agent"
+
+
+def _target_of(switch: KillSwitch) -> Target:
+    return Target(switch.scope, team=switch.team, agent=switch.agent)
+
+
+def menu_offers(
+    *,
+    user: Any,
+    engaged: list[KillSwitch],
+    agent: Agent | None = None,
+    team: Team | None = None,
+) -> list[Offer]:
+    """What the menu offers on a page about ``agent`` or ``team``: the page's agent, its
+    team and everything, narrowest first, then every other engaged switch (to release),
+    each only if the person may press it. ``engaged``: the engaged switches the person
+    sees (the context processor's), so that only the permission checks query."""
+    from oversight.killswitch.permissions import can_press  # it imports this module
+
+    targets: list[Target] = []
+    if agent is not None and agent.status != AgentStatus.RETIRED:
+        targets.append(Target(Scope.AGENT, agent=agent))
+    page_team = team or (agent.team if agent is not None else None)
+    if page_team is not None:
+        targets.append(Target(Scope.TEAM, team=page_team))
+    targets.append(Target(Scope.GLOBAL))
+    targets += [_target_of(s) for s in engaged]
+    on = {_value(_target_of(s)) for s in engaged}
+    offers: list[Offer] = []
+    for target in targets:
+        value = _value(target)
+        if any(o.scope == value for o in offers) or not can_press(user, target):
+            continue
+        offers.append(Offer(value, _name(target), value in on))
+    return offers
+
+
+def pressable_scopes(*, user: Any) -> list[tuple[str, str]]:
+    """(value, label) of every scope the person may press, for the menu's "another agent
+    or team" list: everything (admins), teams (admins; owners in the team), agents the
+    person may change. Loaded only when the menu opens: for an admin it lists them all."""
+    from oversight.agents.selectors import agents_with_perm
+
+    admin = roles.is_admin(user)
+    if admin:
+        teams = Team.objects.all()
+    elif roles.has_role(user, roles.OWNER):
+        teams = Team.objects.filter(group__user=user)
+    else:
+        teams = Team.objects.none()
+    agents = agents_with_perm(user=user, perm=CHANGE).exclude(status=AgentStatus.RETIRED)
+    scopes = [(Scope.GLOBAL.value, "Every agent")] if admin else []
+    scopes += [(f"team:{slug}", f"Team {name}") for slug, name in teams.values_list("slug", "name")]
+    scopes += [
+        (f"agent:{slug}", f"{name} ({slug})")
+        for slug, name in agents.order_by("name").values_list("slug", "name")
+    ]
+    return scopes

@@ -6,4 +6,5 @@ app_name = "killswitch"
 urlpatterns = [
     path("engage/", views.engage, name="engage"),
     path("release/", views.release, name="release"),
+    path("scopes/", views.scopes, name="scopes"),
 ]

@@ -1,4 +1,8 @@
-"""The red button: engage or release a kill switch, with a reason and a confirmation."""
+"""The kill-switch menu of the top bar: engage or release a switch, with a reason.
+
+Two clicks and the reason from any page: the menu opens, the reason is typed, the button
+of the scope is pressed (its words say what stops). The reason is the deliberate step;
+there is no separate confirmation."""
 
 from __future__ import annotations
 
@@ -8,21 +12,27 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from oversight.agents.selectors import agents_with_perm
 from oversight.audit.actors import Actor
 from oversight.killswitch import services
 from oversight.killswitch.permissions import can_press
-from oversight.killswitch.selectors import Target, parse_target
+from oversight.killswitch.selectors import Target, parse_target, pressable_scopes
+
+
+def _scope(request: HttpRequest) -> str:
+    """The pressed button's scope; "other" is the one chosen in the menu's list."""
+    scope = request.POST.get("scope", "")
+    return request.POST.get("other", "") if scope == "other" else scope
 
 
 def _target(request: HttpRequest) -> Target:
     """The scope from the form, 404 for an agent or team the person cannot see."""
     try:
-        target = parse_target(request.POST.get("scope", ""))
+        target = parse_target(_scope(request))
     except ValidationError:
         raise Http404("No such scope.") from None
     visible = agents_with_perm(user=request.user)
@@ -64,9 +74,8 @@ def _press(request: HttpRequest, service: Any, done: str) -> HttpResponse:
 @login_required
 @require_POST
 def engage(request: HttpRequest) -> HttpResponse:
-    if request.POST.get("confirm") != "yes":
-        _target(request)  # permission first: a refusal must not depend on the checkbox
-        messages.error(request, "Tick the confirmation to engage the kill switch.")
+    if request.POST.get("scope") == "other" and not request.POST.get("other"):
+        messages.error(request, "Choose the agent or team to stop.")
         return _back(request)
     done = "Kill switch for {label} engaged: halted from the next decision on."
     return _press(request, services.killswitch_engage, done)
@@ -76,3 +85,11 @@ def engage(request: HttpRequest) -> HttpResponse:
 @require_POST
 def release(request: HttpRequest) -> HttpResponse:
     return _press(request, services.killswitch_release, "Kill switch for {label} released.")
+
+
+@login_required
+@require_GET
+def scopes(request: HttpRequest) -> HttpResponse:
+    """The menu's list of every scope the person may press, fetched when it opens."""
+    context = {"scopes": pressable_scopes(user=request.user)}
+    return render(request, "killswitch/_scope_options.html", context)

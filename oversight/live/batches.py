@@ -58,8 +58,7 @@ def parse_context(html: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Fragment:
-    """One event's HTML for one group. ``audience``: "feed" or "queue" (only sockets that
-    may see one of ``agent_ids``) or "everyone"."""
+    """One event's HTML for one group. ``audience``: see publish.send."""
 
     group: str
     audience: str

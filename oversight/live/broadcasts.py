@@ -16,6 +16,12 @@ from oversight.gateway.models import Action
 from oversight.killswitch.models import KillSwitch, Scope
 from oversight.live import groups, publish, rows
 
+# A held action leaves the queues when it is decided, expires or is cancelled; later
+# changes (its result) concern only the feeds.
+_LEFT_THE_QUEUE = frozenset(
+    {ActionStatus.APPROVED, ActionStatus.REJECTED, ActionStatus.EXPIRED, ActionStatus.CANCELLED}
+)
+
 
 def _queue_context(action: Action) -> dict[str, object]:
     from oversight.approvals.selectors import queue_item_context
@@ -45,7 +51,7 @@ def action_changed(action_id: uuid.UUID, *, created: bool, action: Action | None
         publish.send(
             groups.agent_queue(action.agent_id), html=item, audience="queue", agent_ids=agent_ids
         )
-    elif not created:
+    elif action.status in _LEFT_THE_QUEUE:
         gone = render_to_string("approvals/_queue_gone.html", {"action": action})
         publish.send(
             groups.agent_queue(action.agent_id), html=gone, audience="queue", agent_ids=agent_ids
@@ -60,7 +66,7 @@ _ALERTS_CHANGED = '<div id="alerts-changed" hx-swap-oob="true" hidden></div>'
 def alert_changed(agent_id: int) -> None:
     """An alert of the agent opened, changed or was resolved."""
     publish.send(
-        groups.agent_feed(agent_id), html=_ALERTS_CHANGED, audience="feed", agent_ids=[agent_id]
+        groups.agent_feed(agent_id), html=_ALERTS_CHANGED, audience="alerts", agent_ids=[agent_id]
     )
 
 
@@ -79,4 +85,4 @@ def killswitch_changed(switch_id: int) -> None:
         else agents.filter(team_id=switch.team_id)
     )
     agent_ids = list(agents.values_list("pk", flat=True))
-    publish.send(groups.EVERYONE, html=html, audience="feed", agent_ids=agent_ids)
+    publish.send(groups.EVERYONE, html=html, audience="agents", agent_ids=agent_ids)

@@ -13,6 +13,7 @@ from django.contrib.auth import get_user_model
 
 from oversight.live import batches
 from oversight.live.fanout import LocalGroups, local_groups
+from oversight.live.pages import QUEUE, PageShows
 from oversight.live.selectors import Subscriptions, live_subscriptions
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         self.user_id: int = user.pk
+        self.page = PageShows.parse(self.scope.get("query_string", b""))
         self.joined: set[str] = set()
         self.subscriptions = Subscriptions(frozenset(), frozenset())
         self.groups_here: LocalGroups = local_groups()
@@ -56,7 +58,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if not active:
             await self.close(code=CLOSE_DEACTIVATED)
             return
-        wanted = subscriptions.group_names
+        wanted = self.page.group_names(subscriptions)
         # The new subscriptions first: a message of a group about to be left is then
         # checked against them and dropped, as the group's messages stop.
         self.subscriptions = subscriptions
@@ -105,12 +107,16 @@ class LiveConsumer(AsyncWebsocketConsumer):
         await super().dispatch(message)
 
     def _may_see(self, audience: str, agent_ids: list[int]) -> bool:
-        """The permission check before each send, per fragment: a set lookup."""
-        if audience == "feed":
-            return not self.subscriptions.feed.isdisjoint(agent_ids)
-        if audience == "queue":
+        """The permission check before each send, per fragment, and whether the page has
+        a place for it: set lookups."""
+        if not self.page.shows(audience, agent_ids):
+            return False
+        if audience == QUEUE:
             return not self.subscriptions.queue.isdisjoint(agent_ids)
-        return True
+        if audience == "everyone":
+            return True
+        # The feeds, alert changes and kill-switch banners of agents ("agents").
+        return not self.subscriptions.feed.isdisjoint(agent_ids)
 
     async def live_batch(self, event: dict[str, Any]) -> None:
         """A window's fragments for one group (oversight/live/batches.py), in the order

@@ -94,8 +94,10 @@ def _run(coroutine_fn: Callable[..., Awaitable[None]], *args: Any) -> None:
 
 
 def send(group: str, *, html: str, audience: str, agent_ids: list[int] | None = None) -> None:
-    """``audience``: "feed" or "queue" (only sockets allowed to see one of ``agent_ids``
-    forward it) or "everyone"."""
+    """``audience``: which part of a page the fragment is for, "feed", "queue" or
+    "alerts" (oversight/live/pages.py), or "agents" (any page); each forwarded only by
+    sockets whose person may see one of ``agent_ids`` (approve, for the queue). Or
+    "everyone": every socket."""
     layer = get_channel_layer()
     if layer is None:
         return

@@ -36,7 +36,9 @@ def _agent_url(script_prefix: str, slug: str) -> str:
 
 
 def feed_cells(action: Action, *, swap: bool = False) -> SafeString:
-    """The ``<tr>``; ``swap``: it replaces the row of the same id (an update)."""
+    """The ``<tr>``; ``swap``: it replaces the row of the same id (an update), if the
+    page shows that row (a feed holds only the newest: see static/js/oversight.js,
+    oob-if-present)."""
     created = timezone.localtime(action.created_at)
     first = action.reasons[0] if action.reasons else {}
     why = first.get("name", "") if isinstance(first, dict) else ""
@@ -49,7 +51,7 @@ def feed_cells(action: Action, *, swap: bool = False) -> SafeString:
         '  <td class="muted">{}</td>\n'
         "</tr>\n",
         action.pk,
-        mark_safe(' hx-swap-oob="true"') if swap else "",
+        mark_safe(' hx-swap-oob="true" data-oob-if-present') if swap else "",
         created.isoformat(),
         created.strftime("%H:%M:%S"),
         _agent_url(get_script_prefix(), action.agent.slug),

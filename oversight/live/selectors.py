@@ -7,20 +7,12 @@ from typing import Any
 
 from oversight.agents.constants import APPROVE, VIEW
 from oversight.agents.selectors import agents_with_perm
-from oversight.live import groups
 
 
 @dataclass(frozen=True)
 class Subscriptions:
     feed: frozenset[int]  # agent ids whose actions the user may see
     queue: frozenset[int]  # agent ids whose held actions the user may decide
-
-    @property
-    def group_names(self) -> set[str]:
-        names = {groups.EVERYONE}
-        names |= {groups.agent_feed(agent_id) for agent_id in self.feed}
-        names |= {groups.agent_queue(agent_id) for agent_id in self.queue}
-        return names
 
 
 def live_subscriptions(*, user: Any) -> Subscriptions:

@@ -11,9 +11,9 @@ class Kind(models.TextChoices):
     KILLSWITCH_RELEASED = "killswitch.released", "Kill switch released"
     TEST = "test", "Test message"
     # General kinds, sent through ``services.notify_people`` with a title, body and link.
-    REVIEW_DUE = "review.due", "Review due"
-    REVIEW_OVERDUE = "review.overdue", "Review overdue"
-    REVIEW_ESCALATED = "review.escalated", "Review escalated"
+    REVIEW_DUE = "review.due", "Re-certification due"
+    REVIEW_OVERDUE = "review.overdue", "Re-certification overdue"
+    REVIEW_ESCALATED = "review.escalated", "Re-certification escalated"
     AGENT_UNOWNED = "agent.unowned", "Agent unowned"
     AGENT_RETIREMENT_NOTICE = "agent.retirement_notice", "Agent retirement notice"
     AGENT_RETIRED = "agent.retired", "Agent retired"

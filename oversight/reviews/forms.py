@@ -54,10 +54,16 @@ class TeamReviewSettingsForm(forms.ModelForm):
         model = Team
         fields = list(REVIEW_SETTINGS)
         labels = {
-            "review_reminder_days": "Reminder before a review is due",
-            "review_grace_days": "Tell the admins once a review is overdue by",
-            "review_pause_after_days": "Pause the agent once its review is overdue by",
+            "review_reminder_days": "Reminder before a re-certification is due",
+            "review_grace_days": "Tell the admins once a re-certification is overdue by",
+            "review_pause_after_days": "Pause the agent once its re-certification is overdue by",
             "owner_grace_days": "Pause an unowned agent after",
             "inactivity_retire_days": "Retire an agent idle for",
             "retirement_notice_days": "Notice before retiring an idle agent",
+        }
+        # The model's help texts say "review"; the pages say re-certification.
+        help_texts = {
+            "review_reminder_days": "Remind the owner this many days before it is due.",
+            "review_grace_days": "Tell the team's admins once it is overdue by more than this.",
+            "review_pause_after_days": "Pause the agent once it is overdue by more than this.",
         }

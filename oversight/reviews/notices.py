@@ -45,7 +45,8 @@ def review_due_soon(agent: Agent, *, days_left: int) -> None:
         [agent.owner],
         kind=Kind.REVIEW_DUE,
         event=f"review.due:{agent.pk}:{due.isoformat()}:soon",
-        title=f"Review of {agent.name} due in {days_left} day{'s' if days_left != 1 else ''}",
+        title=f"Re-certification of {agent.name} due in {days_left} "
+        f"day{'s' if days_left != 1 else ''}",
         body=f"{agent.name} must be re-certified by {due:%d %b %Y}: check its purpose and "
         "its grants, and remove what it no longer uses.",
     )
@@ -57,7 +58,7 @@ def review_due_today(agent: Agent) -> None:
         [agent.owner],
         kind=Kind.REVIEW_DUE,
         event=f"review.due:{agent.pk}:{agent.next_review_due.isoformat()}:today",
-        title=f"Review of {agent.name} due today",
+        title=f"Re-certification of {agent.name} due today",
         body=f"{agent.name} must be re-certified today.",
     )
 
@@ -68,9 +69,9 @@ def review_overdue(agent: Agent, *, pause_after: dt.date) -> None:
         [agent.owner],
         kind=Kind.REVIEW_OVERDUE,
         event=f"review.overdue:{agent.pk}:{agent.next_review_due.isoformat()}",
-        title=f"Review of {agent.name} overdue",
-        body=f"{agent.name} was due for review on {agent.next_review_due:%d %b %Y}. "
-        f"It will be paused after {pause_after:%d %b %Y} unless it is reviewed.",
+        title=f"Re-certification of {agent.name} overdue",
+        body=f"{agent.name} was due for re-certification on {agent.next_review_due:%d %b %Y}. "
+        f"It will be paused after {pause_after:%d %b %Y} unless it is re-certified.",
     )
 
 
@@ -80,7 +81,7 @@ def review_escalated(agent: Agent, *, overdue_days: int) -> None:
         _admins_and_owner(agent),
         kind=Kind.REVIEW_ESCALATED,
         event=f"review.escalated:{agent.pk}:{agent.next_review_due.isoformat()}",
-        title=f"Review of {agent.name} overdue by {overdue_days} days",
+        title=f"Re-certification of {agent.name} overdue by {overdue_days} days",
         body=f"The owner, {agent.owner.get_username()}, has not re-certified {agent.name} "
         f"(due {agent.next_review_due:%d %b %Y}). Please follow up.",
     )
@@ -92,9 +93,9 @@ def paused_for_review(agent: Agent) -> None:
         _admins_and_owner(agent),
         kind=Kind.AGENT_PAUSED,
         event=f"review.paused:{agent.pk}:{agent.next_review_due.isoformat()}",
-        title=f"{agent.name} paused: review overdue",
-        body=f"{agent.name} was paused because its review (due {agent.next_review_due:%d %b %Y}) "
-        "is long overdue. Review it, then resume it.",
+        title=f"{agent.name} paused: re-certification overdue",
+        body=f"{agent.name} was paused because its re-certification (due "
+        f"{agent.next_review_due:%d %b %Y}) is long overdue. Re-certify it, then resume it.",
     )
 
 

@@ -152,7 +152,7 @@ def team_settings_view(request: HttpRequest, slug: str) -> HttpResponse:
         except ValidationError as exc:
             form.add_error(None, exc)
         else:
-            messages.success(request, f"Review periods of {team.name} saved.")
+            messages.success(request, f"Re-certification periods of {team.name} saved.")
             return redirect("team-reviews", slug=team.slug)
     context = {"team": team, "form": form, "can_change": can_change}
     return render(request, "reviews/team_settings.html", context)

@@ -1,3 +1,42 @@
+// Live fragments that update an element only if the page shows it (a feed row older than
+// the page's newest, a queue item the page does not list, a banner not yet shown) carry
+// data-oob-if-present: without their target, on the page or earlier in the same message,
+// they are left out, as expected, instead of reaching htmx, which reports a missing target
+// as an error (htmx:oobErrorNoTarget). The server sends a page only the parts it shows
+// (oversight/live/pages.py).
+(function () {
+  function targetOf(element) {
+    var swap = element.getAttribute("hx-swap-oob") || "true";
+    var colon = swap.indexOf(":");
+    return colon > 0 ? swap.slice(colon + 1) : "#" + CSS.escape(element.id);
+  }
+  function arrivesBefore(content, element, selector) {
+    return Array.prototype.some.call(content.querySelectorAll(selector), function (node) {
+      return node !== element && !element.contains(node) &&
+        (node.compareDocumentPosition(element) & Node.DOCUMENT_POSITION_FOLLOWING) !== 0;
+    });
+  }
+  htmx.defineExtension("oob-if-present", {
+    transformResponse: function (text) {
+      if (text.indexOf("data-oob-if-present") === -1) return text;
+      var template = document.createElement("template");
+      template.innerHTML = text;
+      var content = template.content;
+      Array.prototype.slice.call(content.children).forEach(function (element) {
+        if (!element.hasAttribute("data-oob-if-present")) return;
+        var target = targetOf(element);
+        try {
+          if (document.querySelector(target) || arrivesBefore(content, element, target)) return;
+        } catch (error) {
+          return;  // not a selector this check understands: htmx decides
+        }
+        element.remove();
+      });
+      return template.innerHTML;
+    },
+  });
+})();
+
 // Countdowns to approval deadlines: "expires in 4m 12s", ticking each second.
 (function () {
   function format(ms) {
@@ -61,5 +100,32 @@
       button.textContent = "Copied";
       setTimeout(function () { button.textContent = label; }, 1500);
     }, select);
+  });
+})();
+
+// Popovers (<details class="ks-control">: the kill-switch menu, Retire). Opening one puts
+// the caret in its first text box; Escape closes it and gives focus back to its button;
+// a click elsewhere closes it.
+(function () {
+  function openPopovers() { return document.querySelectorAll("details.ks-control[open]"); }
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") return;
+    openPopovers().forEach(function (details) {
+      details.open = false;
+      var summary = details.querySelector("summary");
+      if (summary) summary.focus();
+    });
+  });
+  // "toggle" does not bubble: listen as it is captured.
+  document.addEventListener("toggle", function (event) {
+    var details = event.target;
+    if (!details.matches("details.ks-control") || !details.open) return;
+    var field = details.querySelector("textarea, input:not([type=hidden]), select");
+    if (field) field.focus();
+  }, true);
+  document.addEventListener("click", function (event) {
+    openPopovers().forEach(function (details) {
+      if (!details.contains(event.target)) details.open = false;
+    });
   });
 })();

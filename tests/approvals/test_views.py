@@ -89,7 +89,7 @@ def test_the_late_reviewer_is_told_what_happened(
     _vote(client, rita, held, "deny", "not this customer")
     response = _vote(client, rob, held, "approve")
     assert response.status_code == 409
-    assert "already decided: it is rejected" in response.content.decode()
+    assert "already decided: it is denied by a reviewer" in response.content.decode()
 
 
 def test_an_outsider_cannot_vote_or_see_the_action(
@@ -119,7 +119,7 @@ def test_the_action_page_tells_the_whole_story(client: Client, rita: Any, held: 
     _vote(client, rita, held, "approve")
     page = client.get(reverse("approvals:action", args=[held.pk])).content.decode()
     assert "action.decided" in page and "action.voted" in page
-    assert "pending → approved" in page
+    assert "Waiting for approval → Approved" in page
 
 
 def test_the_overview_counts_what_waits_and_lists_recent_actions(

@@ -73,7 +73,7 @@ def test_one_deny_rejects(prod_token: AgentToken, rita: Any, rob: Any) -> None:
 
     assert decided.status == _status(action) == "rejected"
     assert decided.finished_at is not None
-    with pytest.raises(ConflictError, match="already decided: it is rejected"):
+    with pytest.raises(ConflictError, match="already decided: it is denied by a reviewer"):
         approval_vote(user=rita, action_id=action.pk, vote="approve")
 
 

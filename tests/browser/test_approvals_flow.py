@@ -245,9 +245,8 @@ def test_the_kill_switch_banner_reaches_every_open_page_and_halts_the_agent(
 
     admin.locator(".topbar .ks-control summary", has_text="Kill switch").click()
     admin.get_by_label("Reason").fill(reason)
-    admin.get_by_label("I understand: stop every agent now.").check()
     screenshot(admin, "killswitch-form.png")
-    admin.get_by_role("button", name="Engage kill switch").click()
+    admin.get_by_role("button", name="Stop every agent").click()
 
     expect(admin.get_by_text("Kill switch for everything engaged")).to_be_visible()
     for page in (admin, rita, alice):
@@ -272,9 +271,9 @@ def test_the_kill_switch_banner_reaches_every_open_page_and_halts_the_agent(
     )
     screenshot(alice, "killswitch-banner.png")
 
-    admin.locator(".topbar .ks-control summary", has_text="Release kill switch").click()
-    admin.get_by_label("Why is it safe again?").fill("Fixed the customer lookup (INC-4521).")
-    admin.get_by_role("button", name="Release").click()
+    admin.locator(".topbar .ks-control summary", has_text="Kill switch").click()
+    admin.get_by_label("Reason").fill("Fixed the customer lookup (INC-4521).")
+    admin.get_by_role("button", name="Release every agent").click()
 
     expect(admin.get_by_text("Kill switch for everything released.")).to_be_visible()
     for page in (admin, rita, alice):

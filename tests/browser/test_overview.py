@@ -128,14 +128,16 @@ def test_an_empty_overview_says_so(page: Page, live_url: str, outsider: Any) -> 
 def test_the_inbox_badge_counts_down_as_items_are_read(
     page: Page, live_url: str, owner: Any, team: Any, agent: Agent
 ) -> None:
-    for i, title in enumerate(("Review of Refund bot due in 7 days", "Refund bot paused")):
+    for i, title in enumerate(
+        ("Re-certification of Refund bot due in 7 days", "Refund bot paused")
+    ):
         notify_people(
             kind=Kind.REVIEW_DUE if i == 0 else Kind.AGENT_PAUSED,
             team=team,
             users=[owner],
             title=title,
             body="Re-certify its purpose and access." if i == 0 else "Its review is overdue.",
-            link=f"/reviews/{agent.slug}/",
+            link=f"/recertification/{agent.slug}/",
             event=f"browser:{i}",
             agent=agent,
         )

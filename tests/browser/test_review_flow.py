@@ -44,15 +44,15 @@ def test_an_owner_removes_an_unused_grant_and_recertifies(
     overdue_since = timezone.localdate() - dt.timedelta(days=3)
     Agent.objects.filter(pk=agent.pk).update(next_review_due=overdue_since)
 
-    page.goto(f"{live_url}/reviews/")
+    page.goto(f"{live_url}/recertification/")
     log_in(page, "alice")
-    expect(page.get_by_role("heading", name="Reviews")).to_be_visible()
+    expect(page.get_by_role("heading", name="Re-certification")).to_be_visible()
     expect(page.get_by_text("1 overdue")).to_be_visible()
     shot(page, "1-review-list")
-    page.get_by_role("link", name="Review", exact=True).click()
+    page.get_by_role("link", name="Re-certify", exact=True).click()
 
-    expect(page).to_have_url(f"{live_url}/reviews/refund-bot/")
-    expect(page.get_by_role("heading", name="Review of Refund bot")).to_be_visible()
+    expect(page).to_have_url(f"{live_url}/recertification/refund-bot/")
+    expect(page.get_by_role("heading", name="Re-certification of Refund bot")).to_be_visible()
     used_row = page.locator(f"#grant-{refunds.pk}")
     unused_row = page.locator(f"#grant-{voids.pk}")
     expect(used_row).to_contain_text("payments.refund")
@@ -63,7 +63,9 @@ def test_an_owner_removes_an_unused_grant_and_recertifies(
 
     page.once("dialog", lambda dialog: dialog.accept())
     unused_row.get_by_role("button", name="Remove payments.void on stripe:charge/*").click()
-    expect(page.get_by_role("status").filter(has_text="Removed in this review")).to_be_visible()
+    expect(
+        page.get_by_role("status").filter(has_text="Removed in this re-certification")
+    ).to_be_visible()
     expect(page.locator(f"#grant-{voids.pk}")).to_have_count(0)
     expect(used_row).to_be_visible()
     assert list(Grant.objects.filter(agent=agent)) == [refunds]
@@ -120,6 +122,6 @@ def test_an_owner_retires_an_agent_from_its_page_and_it_becomes_read_only(
     page.goto(f"{live_url}/agents/refund-bot/edit/")
     expect(page.get_by_text("Refund bot is retired: it is kept read-only")).to_be_visible()
     shot(page, "7-edit-refused")
-    page.goto(f"{live_url}/reviews/refund-bot/")
+    page.goto(f"{live_url}/recertification/refund-bot/")
     expect(page.get_by_text("read-only, kept with its history")).to_be_visible()
     expect(page.get_by_role("button", name="Remove")).to_have_count(0)

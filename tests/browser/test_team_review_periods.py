@@ -15,7 +15,7 @@ from tests.browser.test_review_flow import shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
-PAUSE = "Pause the agent once its review is overdue by"
+PAUSE = "Pause the agent once its re-certification is overdue by"
 
 
 def test_an_admin_changes_the_review_periods_and_a_member_reads_them(
@@ -23,9 +23,9 @@ def test_an_admin_changes_the_review_periods_and_a_member_reads_them(
 ) -> None:
     page.goto(f"{live_url}/teams/{team.slug}/")
     log_in(page, "ada")
-    page.get_by_role("link", name="Review periods").click()
-    expect(page).to_have_url(f"{live_url}/teams/{team.slug}/reviews/")
-    expect(page.get_by_role("heading", name="Review periods")).to_be_visible()
+    page.get_by_role("link", name="Re-certification periods").click()
+    expect(page).to_have_url(f"{live_url}/teams/{team.slug}/recertification/")
+    expect(page.get_by_role("heading", name="Re-certification periods")).to_be_visible()
     expect(page.get_by_label(PAUSE)).to_have_value("30")
 
     page.get_by_label(PAUSE).fill("3")  # sooner than the admins are told (7 days)
@@ -37,7 +37,7 @@ def test_an_admin_changes_the_review_periods_and_a_member_reads_them(
     page.get_by_label(PAUSE).fill("45")
     page.get_by_label("Retire an agent idle for").fill("120")
     page.get_by_role("button", name="Save").click()
-    expect(page.get_by_text(f"Review periods of {team.name} saved.")).to_be_visible()
+    expect(page.get_by_text(f"Re-certification periods of {team.name} saved.")).to_be_visible()
     expect(page.get_by_label(PAUSE)).to_have_value("45")
     shot(page, "team-periods-saved")
     saved = Team.objects.get(pk=team.pk)
@@ -45,7 +45,7 @@ def test_an_admin_changes_the_review_periods_and_a_member_reads_them(
     assert AuditEvent.objects.filter(verb="team.updated", actor_label="ada").count() == 1
 
     page.context.clear_cookies()
-    page.goto(f"{live_url}/teams/{team.slug}/reviews/")
+    page.goto(f"{live_url}/teams/{team.slug}/recertification/")
     log_in(page, owner.username)
     expect(page.locator("#setting-review_pause_after_days")).to_have_text("45 days")
     expect(page.get_by_role("button", name="Save")).to_have_count(0)

@@ -165,7 +165,11 @@ def test_the_page_shows_charts_alerts_overdue_and_unowned_agents(
 def test_empty_panels_say_all_is_well(client: Client, owner: Any, agent: Agent) -> None:
     client.force_login(owner)
     page = client.get("/").content.decode()
-    for text in ("No open alerts.", "Every review is up to date.", "Every agent has an owner."):
+    for text in (
+        "No open alerts.",
+        "Every re-certification is up to date.",
+        "Every agent has an owner.",
+    ):
         assert text in page
     assert "No actions in the last hour." in page
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -61,11 +62,22 @@ def test_an_owner_in_the_team_stops_the_team_a_teammate_without_the_role_may_not
     assert _engaged() == ["team:payments"]
 
 
-def test_it_asks_for_a_reason_and_a_confirmation(client: Client, admin_user: Any) -> None:
-    _engage(client, admin_user, "global", confirm="")
+def test_it_asks_for_a_reason_and_nothing_more(client: Client, admin_user: Any) -> None:
     _engage(client, admin_user, "global", reason="  ")
     assert _engaged() == []
     assert not AuditEvent.objects.filter(verb="killswitch.engaged").exists()
+    _engage(client, admin_user, "global", confirm="")  # the menu has no confirmation box
+    assert _engaged() == ["global:"]
+
+
+def test_the_scope_may_be_chosen_from_the_menus_list(
+    client: Client, owner: Any, agent: Any, other_agent: Any
+) -> None:
+    response = _engage(client, owner, "other", other="")
+    assert response.status_code == 302 and _engaged() == []
+    assert _engage(client, owner, "other", other="agent:email-campaigner").status_code == 404
+    assert _engage(client, owner, "other", other="agent:refund-bot").status_code == 302
+    assert _engaged() == ["agent:Refund bot"]
 
 
 def test_releasing_needs_a_reason_and_is_audited(client: Client, admin_user: Any) -> None:
@@ -95,14 +107,53 @@ def test_csrf_is_enforced(admin_user: Any) -> None:
     assert _engage(Client(enforce_csrf_checks=True), admin_user, "global").status_code == 403
 
 
-def test_the_team_page_offers_the_team_switch_to_its_owner(
-    client: Client, owner: Any, teammate: Any, outsider: Any, team: Any, agent: Any
+def test_the_menu_offers_the_pages_agent_its_team_and_what_is_engaged(
+    client: Client, owner: Any, teammate: Any, admin_user: Any, team: Any, agent: Any
 ) -> None:
-    url = reverse("team", args=["payments"])
+    def buttons(user: Any, url: str) -> list[str]:
+        client.force_login(user)
+        page = client.get(url).content.decode()
+        return re.findall(r'<button type="submit" name="scope" value="([^"]+)"[^>]*>([^<]+)<', page)
+
+    agent_page = reverse("agents:detail", args=["refund-bot"])
+    assert buttons(owner, agent_page) == [
+        ("agent:refund-bot", "Stop Refund bot"),
+        ("team:payments", "Stop team payments"),
+        ("other", "Stop it"),
+    ]
+    assert buttons(owner, reverse("team", args=["payments"])) == [
+        ("team:payments", "Stop team payments"),
+        ("other", "Stop it"),
+    ]
+    assert buttons(owner, reverse("approvals:queue")) == [("other", "Stop it")]
+    assert buttons(admin_user, reverse("approvals:queue")) == [
+        ("global", "Stop every agent"),
+        ("other", "Stop it"),
+    ]
+    # A teammate without the owner role may stop nothing: no menu at all.
+    assert buttons(teammate, agent_page) == []
+    assert "Kill switch</summary>" not in client.get(agent_page).content.decode()
+
+    _engage(client, admin_user, "team:payments")
+    assert buttons(admin_user, reverse("approvals:queue")) == [
+        ("global", "Stop every agent"),
+        ("team:payments", "Release team payments"),
+        ("other", "Stop it"),
+    ]
+
+
+def test_the_menus_list_holds_what_the_person_may_stop(
+    client: Client, owner: Any, admin_user: Any, reviewer: Any, agent: Any, other_agent: Any
+) -> None:
+    url = reverse("killswitch:scopes")
     client.force_login(owner)
-    assert "Stop the team" in client.get(url).content.decode()
-    client.force_login(teammate)
-    page = client.get(url)
-    assert page.status_code == 200 and "Stop the team" not in page.content.decode()
-    client.force_login(outsider)
-    assert client.get(url).status_code == 404
+    options = client.get(url).content.decode()
+    assert 'value="team:payments"' in options and 'value="agent:refund-bot"' in options
+    assert "email-campaigner" not in options and "growth" not in options
+    assert 'value="global"' not in options
+    client.force_login(admin_user)
+    options = client.get(url).content.decode()
+    for value in ("global", "team:payments", "team:growth", "agent:refund-bot"):
+        assert f'value="{value}"' in options
+    client.force_login(reviewer)
+    assert 'value="agent:' not in client.get(url).content.decode()

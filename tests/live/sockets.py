@@ -31,10 +31,9 @@ def session_cookie(user: Any) -> tuple[bytes, bytes]:
     )
 
 
-def live_socket(*headers: tuple[bytes, bytes]) -> WebsocketCommunicator:
-    return WebsocketCommunicator(
-        application, "/ws/live/", headers=[(b"host", b"127.0.0.1"), *headers]
-    )
+def live_socket(*headers: tuple[bytes, bytes], path: str = "/ws/live/") -> WebsocketCommunicator:
+    """``path``: a page's own, with what it shows (``/ws/live/?show=queue``)."""
+    return WebsocketCommunicator(application, path, headers=[(b"host", b"127.0.0.1"), *headers])
 
 
 async def in_thread(fn: Any, *args: Any, **kwargs: Any) -> Any:

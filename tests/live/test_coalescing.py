@@ -216,10 +216,12 @@ def test_an_action_created_then_cancelled_in_one_window_ends_up_cancelled(
     created, updated, queue = frames
     assert created.startswith('<tbody hx-swap-oob="afterbegin:#action-feed,')
     assert NEW_ROW.findall(created) == [str(action.pk)]
-    assert updated.startswith(f'<tr id="action-{action.pk}" hx-swap-oob="true">')
+    assert updated.startswith(
+        f'<tr id="action-{action.pk}" hx-swap-oob="true" data-oob-if-present>'
+    )
     assert "Cancelled" in updated
     assert NEW_ITEM.findall(queue) == [str(action.pk)]
-    gone = f'<article id="queue-{action.pk}" hx-swap-oob="delete"></article>'
+    gone = f'<article id="queue-{action.pk}" hx-swap-oob="delete" data-oob-if-present></article>'
     assert queue.index(f'id="queue-{action.pk}"') < queue.index(gone)
 
 

@@ -140,7 +140,8 @@ def test_a_socket_on_one_server_hears_the_other_server_and_the_worker(
         assert 'hx-swap-oob="true"' in row  # replaces the row in place
         assert "Expired" in row
         gone = the_one(expired, f'id="queue-{action_id}"')
-        assert gone.strip() == f'<article id="queue-{action_id}" hx-swap-oob="delete"></article>'
+        gone_html = f'<article id="queue-{action_id}" hx-swap-oob="delete" data-oob-if-present>'
+        assert gone.strip() == gone_html + "</article>"
 
         # Someone who may not see the refund bot, on server A, heard nothing of it.
         heard = received_within(stranger, QUIET)

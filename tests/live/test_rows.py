@@ -49,7 +49,7 @@ def test_a_new_action_goes_to_the_top_of_both_feeds_and_an_update_replaces_its_r
         f'<tbody hx-swap-oob="afterbegin:#action-feed,#agent-{agent.pk}-feed"><tr id='
     )
     update = rows.feed_fragment(action, created=False)
-    assert update.startswith(f'<tr id="action-{action.pk}" hx-swap-oob="true">')
+    assert update.startswith(f'<tr id="action-{action.pk}" hx-swap-oob="true" data-oob-if-present>')
     assert '<td class="muted"></td>' in update
 
 

@@ -81,7 +81,7 @@ def test_the_owner_reads_and_resolves_alerts(page: Page, live_url: str, alerts: 
     expect(page.locator("#alert-status")).to_contain_text("is held")
     shot(page, "3-alert-resolved")
 
-    page.goto(f"{live_url}/monitoring/alerts/{denials.pk}/")
+    page.goto(f"{live_url}/alerts/{denials.pk}/")
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Resolve").click()
     expect(page.locator("[data-alert-status]")).to_have_text("Resolved")
@@ -94,7 +94,7 @@ def test_the_owner_reads_and_resolves_alerts(page: Page, live_url: str, alerts: 
 def test_a_viewer_reads_but_cannot_act(page: Page, live_url: str, alerts: Any) -> None:
     volume, _denials = alerts
     log_in(page, live_url, "carol")
-    page.goto(f"{live_url}/monitoring/alerts/{volume.pk}/")
+    page.goto(f"{live_url}/alerts/{volume.pk}/")
     expect(page.locator("#alert-status")).to_contain_text("owner, its reviewers and admins")
     expect(page.get_by_role("button", name="Resolve")).to_have_count(0)
     shot(page, "5-viewer")
@@ -105,7 +105,7 @@ def test_the_alert_list_follows_alerts_as_they_open_and_close(
 ) -> None:
     volume, denials = alerts
     log_in(page, live_url, "alice")
-    page.goto(f"{live_url}/monitoring/?status=unresolved")
+    page.goto(f"{live_url}/alerts/?status=unresolved")
     rows = page.locator("#alert-table tbody tr")
     expect(rows).to_have_count(2)
     page.evaluate("window.sameDocument = true")  # gone if the page were loaded again
@@ -141,7 +141,7 @@ def test_an_alerts_page_follows_its_status(
 ) -> None:
     _volume, denials = alerts
     log_in(page, live_url, "carol")  # a viewer: sees the alert, cannot act on it
-    page.goto(f"{live_url}/monitoring/alerts/{denials.pk}/")
+    page.goto(f"{live_url}/alerts/{denials.pk}/")
     status = page.locator("[data-alert-status]")
     expect(status).to_have_text("Open")
     page.evaluate("window.sameDocument = true")

@@ -121,7 +121,7 @@ def test_reviewers_are_told_once(agent: Any, rita: Any, owner: Any) -> None:
     alert = Alert.objects.get(agent=agent)
     (item,) = InboxItem.objects.filter(kind="alert.opened")
     assert item.user == rita and item.agent == agent
-    assert item.link == f"/monitoring/alerts/{alert.pk}/"
+    assert item.link == f"/alerts/{alert.pk}/"
     assert "held for a human" in item.body
     assert alert.count == 2
 

@@ -62,7 +62,7 @@ def test_the_list_filters_by_agent_and_status(
     partial = client.get(reverse("monitoring:list"), {"status": "open"}, **HTMX)
     # the table alone, which re-reads itself with the same filters when an alert changes
     assert partial.content.decode().startswith(
-        '<div id="alert-table" hx-get="/monitoring/?status=open"'
+        '<div id="alert-table" hx-get="/alerts/?status=open"'
     )
     assert client.get(reverse("monitoring:list"), {"status": "bogus"}).status_code == 200
 

@@ -42,7 +42,7 @@ def test_a_deactivated_owner_s_agent_is_flagged_and_the_team_admins_told(
     assert flagged.unowned_since == now
     assert flagged.status == "active"
     [item] = inbox(team_admin)
-    assert (item.kind, item.link) == ("agent.unowned", "/reviews/refund-bot/")
+    assert (item.kind, item.link) == ("agent.unowned", "/recertification/refund-bot/")
     assert inbox(teammate) == []
     event = AuditEvent.objects.get(verb="agent.unowned_flagged")
     assert event.actor_label == "system:ownership"

@@ -42,8 +42,8 @@ def test_the_owner_is_reminded_once_before_the_due_date(due_agent: Agent, owner:
     reviews_remind(now=on(-7))
     reviews_remind(now=on(-3))
     [item] = inbox(owner)
-    assert (item.kind, item.link) == ("review.due", "/reviews/refund-bot/")
-    assert item.title == "Review of Refund bot due in 7 days"
+    assert (item.kind, item.link) == ("review.due", "/recertification/refund-bot/")
+    assert item.title == "Re-certification of Refund bot due in 7 days"
 
 
 def test_the_owner_is_reminded_again_on_the_day(due_agent: Agent, owner: Any) -> None:
@@ -51,7 +51,10 @@ def test_the_owner_is_reminded_again_on_the_day(due_agent: Agent, owner: Any) ->
     reviews_remind(now=on(0))
     reviews_remind(now=on(0))
     titles = [item.title for item in inbox(owner, "review.due")]
-    assert titles == ["Review of Refund bot due in 7 days", "Review of Refund bot due today"]
+    assert titles == [
+        "Re-certification of Refund bot due in 7 days",
+        "Re-certification of Refund bot due today",
+    ]
 
 
 def test_a_reminder_goes_by_email_when_the_team_has_email_on(

@@ -109,7 +109,7 @@ def test_an_admin_changes_the_periods_on_the_teams_page(
     assert b'name="review_pause_after_days"' in page.content
     response = client.post(_url(team), _PERIODS, follow=True)
     assert response.redirect_chain == [(_url(team), 302)]
-    assert b"Review periods of payments saved." in response.content
+    assert b"Re-certification periods of payments saved." in response.content
     assert _periods(team) == _PERIODS
     event = AuditEvent.objects.get(verb="team.updated", target_id=str(team.pk))
     assert event.actor_label == admin_user.username

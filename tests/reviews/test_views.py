@@ -51,7 +51,7 @@ def test_the_owner_sees_usage_alerts_and_the_outcome_forms(
     response = as_user(client, owner).get(page(agent))
     assert response.status_code == 200
     html = response.content.decode()
-    assert "Review of Refund bot" in html
+    assert "Re-certification of Refund bot" in html
     assert "Issues refunds for support tickets." in html
     assert "Volume 12x baseline" in html
     assert "50.0%" in html  # one denial in two actions
@@ -106,7 +106,7 @@ def test_removing_a_grant_with_htmx_returns_the_grants_panel(
     assert response.status_code == 200
     html = response.content.decode()
     assert html.startswith('<section class="card" id="review-grants">')
-    assert "Removed in this review" in html and "payments.void on *" in html
+    assert "Removed in this re-certification" in html and "payments.void on *" in html
     assert remove_url(agent, keep) in html
     # Pressed twice (a second tab): a clear error, nothing else changes.
     again = client.post(remove_url(agent, drop), HTTP_HX_REQUEST="true")

@@ -1,0 +1,97 @@
+"""How values read on every page: ``{% load display %}``.
+
+One place for the words and pills the pages share, so that a state reads the same on
+every page (oversight/lib/humanize.py holds the plain-text functions)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from django import template
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from oversight.agents.constants import AgentStatus
+from oversight.gateway.constants import ActionStatus
+from oversight.killswitch.models import KillSwitch, Scope
+from oversight.lib import humanize
+
+register = template.Library()
+
+
+@register.filter
+def duration(seconds: int | float | None) -> str:
+    """``{{ rule.expires_in_seconds|duration }}``: "15 minutes"."""
+    return humanize.duration(seconds)
+
+
+@register.filter
+def ago(when: datetime | None) -> str:
+    """``{{ item.created_at|ago }}``: "just now", "3 hours, 4 minutes ago"."""
+    return humanize.ago(when)
+
+
+@register.filter
+def as_json(value: Any) -> str:
+    """``<pre>{{ action.after|as_json }}</pre>``: indented JSON, never Python's repr."""
+    return humanize.pretty_json(value)
+
+
+@register.filter
+def status_words(status: str) -> str:
+    """``{{ event.after.status|status_words }}``: an action's status in the words of
+    ActionStatus ("pending" reads "Waiting for approval")."""
+    try:
+        return str(ActionStatus(status).label)
+    except ValueError:
+        return status
+
+
+@register.filter
+def action_status(status: str) -> SafeString:
+    """``{{ action.status|action_status }}``: the status as a pill, in the same words (a
+    person's "deny" and the policy's read alike everywhere)."""
+    return format_html('<span class="pill status-{}">{}</span>', status, status_words(status))
+
+
+def halting_switch(agent: Any, switches: Iterable[KillSwitch]) -> KillSwitch | None:
+    """The engaged switch among ``switches`` that covers ``agent``, the narrowest first."""
+    found: dict[str, KillSwitch] = {}
+    for switch in switches:
+        if not switch.engaged:
+            continue
+        if (
+            (switch.scope == Scope.AGENT and switch.agent_id == agent.pk)
+            or (switch.scope == Scope.TEAM and switch.team_id == agent.team_id)
+            or switch.scope == Scope.GLOBAL
+        ):
+            found.setdefault(switch.scope, switch)
+    return found.get(Scope.AGENT) or found.get(Scope.TEAM) or found.get(Scope.GLOBAL)
+
+
+def _switch_label(switch: KillSwitch) -> str:
+    if switch.scope == Scope.AGENT:
+        return "this agent"
+    if switch.scope == Scope.TEAM:
+        return f"team {switch.team.name}" if switch.team else "its team"
+    return "everything"
+
+
+@register.simple_tag(takes_context=True)
+def agent_state(context: template.Context, agent: Any) -> SafeString:
+    """``{% agent_state agent %}``: the agent's state as a pill. A kill switch over it
+    (the agent's, its team's or the global one) shows as "Halted": its status alone
+    would still say "Active". Uses the page's engaged switches (the context processor
+    oversight.killswitch.context_processors.killswitches), so a list costs no query."""
+    if agent.status != AgentStatus.RETIRED:
+        switch = halting_switch(agent, context.get("engaged_switches") or ())
+        if switch is not None:
+            return format_html(
+                '<span class="pill status-halted" title="{}">Halted by a kill switch</span>',
+                f"Kill switch for {_switch_label(switch)}: {switch.reason}",
+            )
+    return format_html(
+        '<span class="pill status-{}">{}</span>', agent.status, agent.get_status_display()
+    )

@@ -1,0 +1,52 @@
+"""Values as people read them: durations, moments, JSON documents.
+
+The template filters in oversight/core/templatetags/display.py are these functions;
+Python code that renders the same values (selectors, notifications) calls them here.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from django.utils import timezone
+from django.utils.timesince import timesince
+
+_UNITS = (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
+
+
+def duration(seconds: int | float | None) -> str:
+    """900 -> "15 minutes", 5400 -> "1 hour 30 minutes", 86400 -> "1 day": the two
+    largest units, the rest dropped (a policy's 90061 s reads "1 day 1 hour")."""
+    if seconds is None:
+        return ""
+    left = int(seconds)
+    if left <= 0:
+        return "0 seconds"
+    parts: list[str] = []
+    for name, size in _UNITS:
+        count, left = divmod(left, size)
+        if count:
+            parts.append(f"{count} {name}{'' if count == 1 else 's'}")
+        if len(parts) == 2 or (parts and not left):
+            break
+    return " ".join(parts)
+
+
+def ago(when: datetime | None, now: datetime | None = None) -> str:
+    """ "just now" within the last minute (and for a clock a little ahead), otherwise
+    Django's "3 hours, 4 minutes ago"."""
+    if when is None:
+        return ""
+    now = now or timezone.now()
+    if (now - when).total_seconds() < 60:
+        return "just now"
+    return f"{timesince(when, now)} ago"
+
+
+def pretty_json(value: Any) -> str:
+    """A JSON document indented, keys sorted, non-ASCII kept; "" for None."""
+    if value is None:
+        return ""
+    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)

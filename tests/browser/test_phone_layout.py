@@ -1,0 +1,105 @@
+"""On a 390 px phone no page scrolls sideways, for every person who may open it: wide
+tables scroll inside their own box, the live feed reads as a list, the top bar wraps, and
+the kill-switch menu fits the screen. Screenshots of each page, phone and desktop, go to
+/tmp/oversight-shots/phone-*.png and desktop-*.png."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from tests.browser.ui import DESKTOP, PHONE, World, log_in, make_world, shot
+
+pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+PEOPLE = ["ada", "alice", "carol", "rita", "aaron"]  # admin, owner, teammate, reviewer, auditor
+
+# What sticks out of the page, leaving out what scrolls inside a box of its own.
+_WIDER = """(limit) => {
+  const boxed = (e) => {
+    for (let p = e.parentElement; p; p = p.parentElement) {
+      if (["auto", "scroll", "hidden"].includes(getComputedStyle(p).overflowX)) return true;
+    }
+    return false;
+  };
+  return Array.from(document.querySelectorAll("body *"))
+    .filter((e) => e.getBoundingClientRect().right > limit + 1 && !boxed(e))
+    .map((e) => `${e.tagName}.${e.className} ${Math.round(e.getBoundingClientRect().right)}px`)
+    .slice(0, 8);
+}"""
+
+
+@pytest.fixture
+def world(agent: Any, other_agent: Any, reviewer: Any, auditor: Any, admin_user: Any) -> World:
+    return make_world(agent, reviewer, auditor)
+
+
+def assert_no_sideways_scroll(page: Page, where: str) -> None:
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"{where} is {width}px wide: {page.evaluate(_WIDER, 390)}"
+
+
+def test_no_page_scrolls_sideways_on_a_phone_for_anyone(
+    browser: Browser, live_url: str, world: World, teammate: Any
+) -> None:
+    pages = {**world.pages(), "agent-edit": f"/agents/{world.agent.slug}/edit/"}
+    seen: dict[str, list[str]] = {}
+    for person in PEOPLE:
+        context = browser.new_context(viewport=PHONE)
+        page = context.new_page()
+        log_in(page, live_url, person)
+        for name, path in pages.items():
+            response = page.goto(f"{live_url}{path}")
+            assert response is not None
+            if response.status in (403, 404):  # not a page this person sees
+                continue
+            assert response.status == 200, (person, name, response.status)
+            seen.setdefault(person, []).append(name)
+            assert_no_sideways_scroll(page, f"{name} as {person}")
+            if person == "ada":
+                shot(page, f"phone-{name}")
+        # The kill switch's menu, open, fits too.
+        menu = page.locator("#ks-menu summary")
+        if menu.count():
+            menu.click()
+            expect(page.get_by_label("Reason")).to_be_visible()
+            assert_no_sideways_scroll(page, f"the kill-switch menu as {person}")
+            box = page.locator("#ks-menu .ks-form").bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390
+            if person == "ada":
+                shot(page, "phone-killswitch-menu")
+        context.close()
+    # Everyone saw the pages their role opens (the check above ran on them).
+    assert "audit" in seen["ada"] and "audit" in seen["aaron"] and "audit" not in seen["alice"]
+    for person in PEOPLE:
+        assert {"overview", "agents", "agent", "approvals", "alerts"} <= set(seen[person])
+
+
+def test_no_page_scrolls_sideways_on_a_tablet(
+    browser: Browser, live_url: str, world: World
+) -> None:
+    """Between phone and desktop the top bar wraps and tables scroll inside their cards."""
+    for width in (768, 900):
+        context = browser.new_context(viewport={"width": width, "height": 1000})
+        page = context.new_page()
+        log_in(page, live_url, "ada")
+        for name, path in world.pages().items():
+            page.goto(f"{live_url}{path}")
+            scroll = page.evaluate("document.documentElement.scrollWidth")
+            assert scroll <= width, (
+                f"{name} is {scroll}px wide at {width}: {page.evaluate(_WIDER, width)}"
+            )
+        context.close()
+
+
+def test_desktop_screenshots(browser: Browser, live_url: str, world: World) -> None:
+    """For a person to look at: the same pages at 1280 px."""
+    context = browser.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    log_in(page, live_url, "ada")
+    for name, path in world.pages().items():
+        page.goto(f"{live_url}{path}")
+        shot(page, f"desktop-{name}")
+    context.close()

@@ -1,0 +1,93 @@
+"""A small world every person's pages can be checked in: the refund bot with a policy,
+traffic, a held action and an alert; an admin, its owner, a teammate, a reviewer and an
+auditor; and the main pages each of them opens. Used by the phone, live-console,
+accessibility and kill-switch checks."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from django.utils import timezone
+from playwright.sync_api import Page, expect
+
+from oversight.agents.models import Agent, AgentToken
+from oversight.agents.services import agent_access_grant, token_create
+from oversight.gateway.models import Action
+from oversight.monitoring.models import Alert
+from oversight.monitoring.services import Finding, alert_raise
+from tests.conftest import SYSTEM
+from tests.gateway.helpers import decide, limit_create, refund, refund_policy_create
+
+SHOTS = Path(tempfile.gettempdir()) / "oversight-shots"  # /tmp/oversight-shots
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 800}
+RECORD_SOCKET_OPEN = (
+    "document.addEventListener('htmx:wsOpen', () => { window.__socketOpen = true; });"
+)
+
+
+@dataclass(frozen=True)
+class World:
+    agent: Agent
+    token: AgentToken
+    held: Action
+    alert: Alert
+
+    def pages(self) -> dict[str, str]:
+        """The main pages by name, with their paths."""
+        slug = self.agent.slug
+        return {
+            "overview": "/",
+            "agents": "/agents/",
+            "agent": f"/agents/{slug}/",
+            "policy": f"/agents/{slug}/policy/",
+            "approvals": "/approvals/",
+            "action": f"/actions/{self.held.pk}/",
+            "recertification": "/recertification/",
+            "recertification-agent": f"/recertification/{slug}/",
+            "alerts": "/alerts/",
+            "alert": f"/alerts/{self.alert.pk}/",
+            "audit": "/audit/",
+            "team": f"/teams/{self.agent.team.slug}/",
+            "inbox": "/inbox/",
+        }
+
+
+def make_world(agent: Agent, reviewer: Any, auditor: Any) -> World:
+    """Call with the fixtures of tests/conftest.py (the team's owner and teammate, the
+    admin and the growth team's agent are made by them too)."""
+    for person, level in ((reviewer, "reviewer"), (auditor, "viewer")):
+        agent_access_grant(actor=SYSTEM, agent=agent, user=person, level=level)
+    refund_policy_create(agent, expires_in_seconds=900)
+    limit_create(agent=agent, max_count=500, window_seconds=3600)
+    token, _raw = token_create(actor=SYSTEM, agent=agent, environment="production")
+    for amount in (20, 30, 40):
+        decide(token, refund(amount))
+    decide(token, refund(25, charges=("ch_1", "ch_2")))  # forbidden: denied
+    held = decide(token, refund(900, charges=("ch_big_refund_for_a_long_resource_name",)))
+    finding = Finding(
+        agent_id=agent.pk,
+        kind="denial_rate",
+        severity="warning",
+        dedupe_key="denials",
+        title="1 of 5 actions denied in 5 minutes (20%)",
+        numbers={"denied": 1, "actions": 5},
+    )
+    alert, _opened = alert_raise(finding=finding, now=timezone.now())
+    return World(agent, token, held, alert)
+
+
+def log_in(page: Page, base: str, username: str, path: str = "/") -> None:
+    page.goto(f"{base}/login/?next={path}")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill("pw")
+    page.get_by_role("button", name="Log in").click()
+    expect(page).to_have_url(f"{base}{path}")
+
+
+def shot(page: Page, name: str) -> None:
+    SHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)

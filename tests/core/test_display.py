@@ -1,0 +1,77 @@
+"""The words and pills every page shares (oversight/core/templatetags/display.py)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.template import Context, Template
+from django.utils import timezone
+
+from oversight.killswitch.models import KillSwitch, Scope
+from oversight.lib import humanize
+
+
+def render(source: str, **context: Any) -> str:
+    return Template("{% load display %}" + source).render(Context(context))
+
+
+@pytest.mark.parametrize(
+    ("seconds", "words"),
+    [
+        (900, "15 minutes"),
+        (60, "1 minute"),
+        (45, "45 seconds"),
+        (3600, "1 hour"),
+        (5400, "1 hour 30 minutes"),
+        (86400, "1 day"),
+        (90061, "1 day 1 hour"),
+        (0, "0 seconds"),
+    ],
+)
+def test_durations_read_in_words(seconds: int, words: str) -> None:
+    assert humanize.duration(seconds) == words
+    assert render("{{ s|duration }}", s=seconds) == words
+
+
+def test_a_moment_under_a_minute_ago_is_just_now() -> None:
+    now = timezone.now()
+    assert humanize.ago(now - timedelta(seconds=5), now) == "just now"
+    assert humanize.ago(now + timedelta(seconds=2), now) == "just now"  # a clock a little ahead
+    assert humanize.ago(now - timedelta(minutes=3), now) == "3\xa0minutes ago"
+    assert render("{{ when|ago }}", when=timezone.now()) == "just now"
+
+
+def test_json_is_rendered_as_json_not_python() -> None:
+    text = render("{{ after|as_json }}", after={"ok": True, "note": None, "name": "Zoë"})
+    q = "&quot;"
+    assert text == f"{{\n  {q}name{q}: {q}Zoë{q},\n  {q}note{q}: null,\n  {q}ok{q}: true\n}}"
+    assert "True" not in text and "None" not in text
+    assert render("{{ nothing|as_json }}", nothing=None) == ""
+
+
+def test_a_reviewers_deny_reads_as_denied() -> None:
+    assert render("{{ s|status_words }}", s="pending") == "Waiting for approval"
+    assert render("{{ s|status_words }}", s="something new") == "something new"
+    assert render("{{ s|action_status }}", s="rejected") == (
+        '<span class="pill status-rejected">Denied by a reviewer</span>'
+    )
+    assert render("{{ s|action_status }}", s="denied") == (
+        '<span class="pill status-denied">Denied</span>'
+    )
+
+
+@pytest.mark.django_db
+def test_a_halted_agent_reads_halted_not_active(agent: Any, other_agent: Any) -> None:
+    switch = KillSwitch(scope=Scope.TEAM, team=agent.team, engaged=True, reason="incident 7")
+    page = "{% agent_state agent %}"
+    halted = render(page, agent=agent, engaged_switches=[switch])
+    assert "Halted by a kill switch" in halted and "status-halted" in halted
+    assert "team payments: incident 7" in halted
+    assert "Active" in render(page, agent=other_agent, engaged_switches=[switch])
+    assert "Active" in render(page, agent=agent)  # no switches in the context
+    everything = KillSwitch(scope=Scope.GLOBAL, engaged=True, reason="all stop")
+    assert "Halted" in render(page, agent=other_agent, engaged_switches=[everything])
+    agent.status = "retired"
+    assert "Retired" in render(page, agent=agent, engaged_switches=[everything])
