@@ -95,7 +95,7 @@ def grow(to: int) -> float:
             row["hash"] = verifier.compute_hash(row)
             prev = row["hash"]
             values = [row[c] for c in columns]
-            values[columns.index("after")] = json.dumps(row["after"])
+            values[columns.index("after")] = verifier.canonical_text(row["after"])
             copy.write_row(values)
     raw.commit()
     return time.perf_counter() - started

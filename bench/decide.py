@@ -1148,7 +1148,7 @@ SWITCH_LOCK_LINE = "    PERFORM pg_advisory_xact_lock_shared(4919061);\n"
 def _decision_record_sql(with_switch_lock: bool) -> str:
     """The deployed function's source, or the same without the kill-switch lock (the
     baseline of what ordering decisions against presses costs; docs/decisions/0012)."""
-    text = (ROOT / "oversight/gateway/sql/decision_record.v3.sql").read_text()
+    text = (ROOT / "oversight/gateway/sql/decision_record.v4.sql").read_text()
     if SWITCH_LOCK_LINE not in text:
         raise RuntimeError("decision_record no longer takes the switch lock as expected")
     return text if with_switch_lock else text.replace(SWITCH_LOCK_LINE, "    PERFORM 1;\n")

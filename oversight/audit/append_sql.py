@@ -8,7 +8,7 @@ so ``manage.py audit_verify`` checks these rows like any other. In READ COMMITTE
 statement of a volatile function takes a fresh snapshot, so the head is read as it is
 once the lock is granted.
 
-The function's source is audit/sql/audit_append.v1.sql (each migration that installs it
+The function's source is audit/sql/audit_append.v2.sql (each migration that installs it
 carries its own copy); this module holds what Python needs to call it.
 """
 

@@ -11,6 +11,7 @@ from oversight.audit.verifier import (
     HASHED_FIELDS,
     ChainBreak,
     canonical_json,
+    canonical_text,
     compute_hash,
     find_first_break,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "ChainBreak",
     "canonical_json",
     "canonical_json_parts",
+    "canonical_text",
     "compute_hash",
     "find_first_break",
 ]

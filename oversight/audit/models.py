@@ -6,6 +6,7 @@ from typing import Any, NoReturn
 
 from django.db import models
 
+from oversight.audit.fields import CanonicalJSONField
 from oversight.audit.verbs import ACTION_VERBS
 
 
@@ -50,8 +51,9 @@ class AuditEvent(models.Model):
     target_label = models.CharField(max_length=200)
     agent_id = models.BigIntegerField(null=True, blank=True)
     request_id = models.CharField(max_length=64, blank=True)
-    before = models.JSONField(null=True, blank=True)
-    after = models.JSONField(null=True, blank=True)
+    # The canonical text the hash covers, kept as written (fields.py).
+    before = CanonicalJSONField(null=True, blank=True)
+    after = CanonicalJSONField(null=True, blank=True)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.db import connection, transaction
@@ -11,7 +10,12 @@ from django.utils import timezone
 
 from oversight.audit.actors import Actor
 from oversight.audit.append_sql import CALL_SQL, COLUMNS
-from oversight.audit.chain import GENESIS_HASH, canonical_json_parts, compute_hash
+from oversight.audit.chain import (
+    GENESIS_HASH,
+    canonical_json_parts,
+    canonical_text,
+    compute_hash,
+)
 from oversight.audit.models import AuditEvent
 from oversight.audit.snapshot import to_json_value
 from oversight.lib import prepared
@@ -31,8 +35,8 @@ def audit_append_call(row: dict[str, Any]) -> tuple[str, list[Any]]:
     """PostgreSQL: the statement that appends ``row`` (all but seq, prev_hash and hash),
     for callers that send it together with their own statements in one round trip."""
     params = [row[column] for column in COLUMNS]
-    params[COLUMNS.index("before")] = _jsonb(row["before"])
-    params[COLUMNS.index("after")] = _jsonb(row["after"])
+    params[COLUMNS.index("before")] = _json_text(row["before"])
+    params[COLUMNS.index("after")] = _json_text(row["after"])
     return CALL_SQL, [*params, *canonical_json_parts(row)]
 
 
@@ -45,8 +49,9 @@ def audit_event_appended(row: dict[str, Any], result: tuple[Any, ...]) -> AuditE
     return event
 
 
-def _jsonb(value: Any) -> str | None:
-    return None if value is None else json.dumps(value, ensure_ascii=False)
+def _json_text(value: Any) -> str | None:
+    """As the column keeps it: the canonical text the hash covers (fields.py)."""
+    return None if value is None else canonical_text(value)
 
 
 def _append_postgresql(row: dict[str, Any]) -> AuditEvent:

@@ -1,6 +1,6 @@
 """PostgreSQL: a decision written by one statement, ``decision_record``.
 
-The function's source is gateway/sql/decision_record.v3.sql (each migration that installs
+The function's source is gateway/sql/decision_record.v4.sql (each migration that installs
 it carries its own copy); its header says what it checks, in which order, and what it
 reports. This module holds what Python needs to call it: the statement and the kinds of
 finding in its first column.

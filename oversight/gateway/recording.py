@@ -4,7 +4,7 @@ prevents it, having written nothing.
 One contract, one implementation per database:
 
 - PostgreSQL: one call of the database function ``decision_record``
-  (gateway/sql/decision_record.v3.sql), so a warm decision is one statement; outside a
+  (gateway/sql/decision_record.v4.sql), so a warm decision is one statement; outside a
   transaction that statement is its own transaction and nothing waits on Python while it
   holds the limit counters and the audit lock.
 - SQLite (the zero-install default and the fast unit tests, see

@@ -1,9 +1,10 @@
-
+-- Version 2: before and after arrive and are kept as json, the canonical text the event's
+-- hash covers (audit/fields.py), so the database can rehash an event from its columns.
 CREATE OR REPLACE FUNCTION audit_append(
     p_created_at timestamptz, p_actor_type varchar, p_actor_user_id bigint,
     p_actor_agent_id bigint, p_actor_label varchar, p_verb varchar, p_target_type varchar,
     p_target_id varchar, p_target_label varchar, p_agent_id bigint, p_request_id varchar,
-    p_before jsonb, p_after jsonb, p_head text, p_middle text, p_tail text
+    p_before json, p_after json, p_head text, p_middle text, p_tail text
 ) RETURNS TABLE (new_id bigint, new_seq bigint, new_prev_hash varchar, new_hash varchar)
 AS $$
 DECLARE

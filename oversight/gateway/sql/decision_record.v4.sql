@@ -23,7 +23,7 @@ CREATE OR REPLACE FUNCTION decision_record(
     p_created_at timestamptz, p_actor_type varchar, p_actor_user_id bigint,
     p_actor_agent_id bigint, p_actor_label varchar, p_verb varchar, p_target_type varchar,
     p_target_id varchar, p_target_label varchar, p_agent_id bigint, p_request_id varchar,
-    p_before jsonb, p_after jsonb, p_head text, p_middle text, p_tail text,
+    p_before json, p_after json, p_head text, p_middle text, p_tail text,
     p_token_hash varchar, p_fingerprint text
 ) RETURNS TABLE (
     found text, limit_usage jsonb, exceeded bigint[], seen_action uuid,

@@ -1,0 +1,99 @@
+"""PostgreSQL rehashes events from their columns, so whole-log verification does not pull
+every event's content into Python (docs/decisions/0018-the-database-rehashes-events.md).
+
+The canonical line of an event (verifier.canonical_json) is rebuilt in SQL from the
+columns, field by field in the verifier's key order, and hashed with PostgreSQL's sha256.
+This only ever says "this row hashes to its ``hash``": a row it cannot vouch for (one
+written before before/after were kept as their canonical text, or one that was changed)
+is checked by the verifier's own rules in Python, which decide. tests/audit/test_rehash.py
+holds the SQL line equal to the verifier's for awkward values.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from django.db import connection, models, transaction
+
+from oversight.audit.fields import CanonicalJSONField
+from oversight.audit.models import AuditEvent
+from oversight.audit.verifier import HASHED_FIELDS
+from oversight.lib.prefetch import prefetched
+
+_TIME = "'\"' || to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') || '\"'"
+
+
+def _value_sql(name: str) -> str:
+    field = AuditEvent._meta.get_field(name)
+    column = connection.ops.quote_name(field.column)
+    if isinstance(field, models.DateTimeField):
+        return _TIME.format(column=column)
+    if isinstance(field, CanonicalJSONField | models.IntegerField):  # kept as written
+        return f"coalesce({column}::text, 'null')"
+    if isinstance(field, models.CharField):
+        return f"coalesce(to_json({column})::text, 'null')"
+    raise TypeError(f"no canonical SQL for {name} ({type(field).__name__})")
+
+
+def canonical_line_sql() -> str:
+    """An SQL expression giving each row's canonical line (a text)."""
+    parts = []
+    for index, name in enumerate(sorted(HASHED_FIELDS)):
+        key = ("{" if index == 0 else ",") + json.dumps(name) + ":"
+        parts.append(f"'{key}' || {_value_sql(name)}")
+    return " || ".join([*parts, "'}'"])
+
+
+def _select_sql(where: str) -> str:
+    line = canonical_line_sql()
+    return (
+        "SELECT seq, prev_hash, hash, "  # noqa: S608 (no outside input)
+        f"encode(sha256(convert_to({line}, 'UTF8')), 'hex') = hash "
+        f"FROM audit_auditevent {where} ORDER BY seq"
+    )
+
+
+def rows_rehashed(batch_size: int) -> Iterator[tuple[int, str, str, bool]]:
+    """(seq, prev_hash, hash, whether the database found the row hashing to ``hash``) of
+    every event in order.
+
+    Outside a transaction, ranges of ``batch_size`` events are rehashed ahead of the
+    reader on ``WORKERS`` connections of their own, so the database works on every core
+    while Python walks the chain; inside one (whose uncommitted events other connections
+    cannot see), on this connection, from a server-side cursor."""
+    if connection.in_atomic_block:
+        yield from _on_this_connection(batch_size)
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT min(seq), max(seq) FROM audit_auditevent")
+        first, last = cursor.fetchone()
+    if first is None:
+        return
+    ranges = [(start, start + batch_size) for start in range(first, last + 1, batch_size)]
+    sql = _select_sql("WHERE seq >= %s AND seq < %s")
+    for rows in prefetched(ranges, lambda bounds: _fetch_all(sql, bounds), WORKERS):
+        yield from rows
+
+
+WORKERS = 2
+
+
+def _fetch_all(sql: str, params: Any) -> list[tuple[Any, ...]]:
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Whole-table work: not bound by the statement timeout meant for requests.
+        cursor.execute("SET LOCAL statement_timeout = 0")
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _on_this_connection(batch_size: int) -> Iterator[tuple[int, str, str, bool]]:
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL statement_timeout = 0")
+        raw: Any = connection.connection
+        with raw.cursor(name="audit_rehash") as cursor:
+            cursor.itersize = batch_size
+            cursor.execute(_select_sql(""))
+            yield from cursor
