@@ -14,12 +14,13 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from oversight.audit.actors import Actor
 from oversight.notifications import services
 from oversight.notifications.constants import INBOX_PAGE_SIZE
 from oversight.notifications.forms import TeamChannelsForm
+from oversight.notifications.links import Outcome, decision_link_redeem
 from oversight.notifications.models import InboxItem
 from oversight.notifications.selectors import (
     inbox_items,
@@ -117,3 +118,36 @@ def inbox_read_all_view(request: HttpRequest) -> HttpResponse:
     if marked:
         messages.success(request, f"Marked {marked} item{'s' if marked != 1 else ''} read.")
     return redirect("inbox:list")
+
+
+# --- signed decision links -------------------------------------------------------------
+
+_LINK_STATUS = {
+    Outcome.INVALID: 400,
+    Outcome.FOREIGN: 403,
+    Outcome.USED: 410,
+    Outcome.EXPIRED: 410,
+    Outcome.DECIDED: 410,
+}
+
+
+@login_required
+@require_GET
+def decision_link_view(request: HttpRequest, token: str) -> HttpResponse:
+    """Follow a link from an email, a chat message or the inbox: the action's page, once.
+
+    Only ever a redirect or an explanation: the decision is the page's POST form.
+    ``login_required`` brings an anonymous visitor back here after logging in.
+    """
+    redemption = decision_link_redeem(user=request.user, token=token)
+    if redemption.outcome == Outcome.NOT_FOUND:
+        raise Http404("No such action.")
+    if redemption.outcome == Outcome.OPEN:
+        return redirect("approvals:action", action_id=redemption.action_id)
+    context = {"r": redemption, "link": redemption.link, "outcome": redemption.outcome}
+    return render(
+        request,
+        "notifications/decision_link.html",
+        context,
+        status=_LINK_STATUS[redemption.outcome],
+    )
