@@ -27,8 +27,8 @@ from oversight.agents.constants import VIEW
 from oversight.agents.selectors import agents_with_perm
 from oversight.gateway.constants import ActionStatus
 from oversight.gateway.models import Action
-from oversight.notifications.constants import DECISION_LINK_SALT
-from oversight.notifications.models import DecisionLink
+from oversight.notifications.constants import DECISION_LINK_SALT, Kind
+from oversight.notifications.models import DecisionLink, InboxItem
 
 
 def decision_link_issue(*, user: Any, action: Action, channel: str) -> str:
@@ -102,4 +102,8 @@ def decision_link_redeem(*, user: Any, token: str) -> Redemption:
     if not spent:
         link.refresh_from_db(fields=["used_at"])
         return Redemption(Outcome.USED, link)
+    # The item that carried the link has done its job.
+    InboxItem.objects.filter(
+        user=user, event=f"{Kind.ACTION_HELD}:{link.action_id}", read_at__isnull=True
+    ).update(read_at=now)
     return Redemption(Outcome.OPEN, link)

@@ -12,17 +12,35 @@ import pytest
 from django.conf import settings
 from playwright.sync_api import Browser, Page, expect
 
+from oversight.accounts import roles
+from oversight.agents.models import Agent
+from oversight.agents.services import agent_access_grant, token_create
 from oversight.gateway.models import Action
 from oversight.notifications.constants import DIGEST_AFTER
 from oversight.notifications.delivery import notification_deliver
 from oversight.notifications.models import Notification
 from oversight.notifications.services import notify_action_held
-from tests.browser.test_approvals_flow import Scene, log_in, refund_in_thread, scene  # noqa: F401
+from tests.browser.a11y import low_contrast, unnamed_controls
+from tests.browser.test_approvals_flow import Scene, log_in, refund_in_thread
 from tests.browser.ui import DESKTOP, PHONE, shot
+from tests.conftest import SYSTEM, make_user
+from tests.gateway.helpers import grant_refunds, hold_large_refunds
 from tests.notifications.conftest import hold, set_channels
 from tests.servers import asgi_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def scene(django_user_model: Any, agent: Agent, reviewer: Any, admin_user: Any) -> Scene:
+    """The refund bot holding refunds over 500, reviewed by Rita and Rob, with a token."""
+    rob = make_user(django_user_model, "rob", roles.REVIEWER)
+    for person in (reviewer, rob):
+        agent_access_grant(actor=SYSTEM, agent=agent, user=person, level="reviewer")
+    grant_refunds(agent)
+    hold_large_refunds(agent)
+    _token, raw = token_create(actor=SYSTEM, agent=agent, environment="production")
+    return Scene(agent, raw, reviewer, rob, admin_user)
 
 
 def _wait_for_email(address: str) -> Notification:
@@ -47,7 +65,7 @@ def assert_no_sideways_scroll(page: Page) -> None:
 
 def test_an_emailed_link_decides_an_action_in_two_clicks(
     page: Page, live_url: str, scene: Scene, mailoutbox: list
-) -> None:  # noqa: F811 - the scene fixture
+) -> None:
     set_channels(scene.agent.team, email=True)
     refund = refund_in_thread(live_url, scene.raw_token)
 
@@ -83,7 +101,7 @@ def test_an_emailed_link_decides_an_action_in_two_clicks(
 
 def test_someone_else_following_the_link_is_told_and_can_switch(
     page: Page, live_url: str, scene: Scene
-) -> None:  # noqa: F811
+) -> None:
     set_channels(scene.agent.team, email=True)
     action = hold(scene.agent)
     notify_action_held(action_id=action.pk)
@@ -91,6 +109,8 @@ def test_someone_else_following_the_link_is_told_and_can_switch(
     page.goto(f"{live_url}{item.link}")
     log_in(page, "rob")
     expect(page.get_by_role("heading", name="This link was sent to someone else")).to_be_visible()
+    assert unnamed_controls(page) == [] and low_contrast(page) == []
+    shot(page, "decision-link-foreign")
     page.get_by_role("button", name="Log in as rita").click()
     log_in(page, "rita")
     expect(page).to_have_url(f"{live_url}/actions/{action.pk}/")
@@ -99,7 +119,7 @@ def test_someone_else_following_the_link_is_told_and_can_switch(
 
 def test_a_flood_of_held_actions_is_one_digest_in_the_inbox(
     browser: Browser, live_url: str, scene: Scene
-) -> None:  # noqa: F811
+) -> None:
     for i in range(40):
         notify_action_held(action_id=hold(scene.agent, resource=f"stripe:charge/ch_{i}").pk)
     context = browser.new_context(viewport=DESKTOP)
@@ -139,7 +159,7 @@ def outbox_url(transactional_db: None) -> Iterator[str]:
 
 def test_the_dev_outbox_lets_a_reviewer_follow_an_emailed_link(
     page: Page, outbox_url: str, scene: Scene
-) -> None:  # noqa: F811
+) -> None:
     set_channels(scene.agent.team, email=True)
     action = hold(scene.agent)
     notify_action_held(action_id=action.pk)
@@ -150,6 +170,7 @@ def test_the_dev_outbox_lets_a_reviewer_follow_an_emailed_link(
     expect(mail).to_have_count(1)  # hers only, not Rob's
     expect(mail).to_contain_text("To rita@example.com")
     shot(page, "dev-outbox")
+    assert unnamed_controls(page) == [] and low_contrast(page) == []
     page.set_viewport_size(PHONE)
     assert_no_sideways_scroll(page)
     shot(page, "dev-outbox-phone")

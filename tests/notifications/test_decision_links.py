@@ -189,3 +189,18 @@ def test_a_link_expires_with_its_action(agent: Any, rita: Any) -> None:
     action = hold(agent, expires_at=timezone.now() + dt.timedelta(minutes=7))
     _link(rita, action)
     assert DecisionLink.objects.get().expires_at == action.expires_at
+
+
+def test_following_the_inbox_link_marks_its_item_read(
+    held_action: Action, rita: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    from oversight.notifications.models import InboxItem
+    from oversight.notifications.services import notify_action_held
+
+    with django_capture_on_commit_callbacks(execute=True):
+        notify_action_held(action_id=held_action.pk)
+    item = InboxItem.objects.get(user=rita)
+    assert item.unread
+    _client(rita).get(item.link)
+    item.refresh_from_db()
+    assert not item.unread
