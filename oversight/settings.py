@@ -265,6 +265,10 @@ EMAIL_BACKEND = envstr(
 )
 DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "oversight@localhost")
 SITE_URL = envstr("SITE_URL", "http://127.0.0.1:8000")  # absolute links in notifications
+# /dev/outbox/: the emails Oversight sent, readable in the browser with their links, so
+# the zero-install demo shows email without a mail server. On by default only when
+# DEBUG is on and no mail server is set; everywhere else the page is a 404.
+DEV_OUTBOX = envbool("DEV_OUTBOX", DEBUG and not EMAIL_HOST)
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # --- Security ---------------------------------------------------------------

@@ -5,6 +5,7 @@ from django.views.generic import RedirectView
 
 from oversight.core import views as core_views
 from oversight.gateway.api import api as agent_api
+from oversight.notifications import views as notification_views
 from oversight.reviews.views import team_settings_view
 
 urlpatterns = [
@@ -25,6 +26,8 @@ urlpatterns = [
     path("teams/<slug:slug>/notifications/", include("oversight.notifications.urls")),
     path("teams/<slug:slug>/recertification/", team_settings_view, name="team-reviews"),
     path("inbox/", include("oversight.notifications.inbox_urls")),
+    path("links/<str:token>/", notification_views.decision_link_view, name="decision-link"),
+    path("dev/outbox/", notification_views.outbox_view, name="dev-outbox"),
     path("recertification/", include("oversight.reviews.urls")),
     path("alerts/", include("oversight.monitoring.urls")),
     path("api/v1/", agent_api.urls),

@@ -23,6 +23,7 @@ from oversight.gateway.hashing import action_hash
 from oversight.gateway.models import Action
 from oversight.live import broadcasts
 from oversight.live.publish import after_commit
+from oversight.notifications.services import notify_action_expired
 from oversight.policy.limits import limits_release
 
 
@@ -100,6 +101,7 @@ def action_expire_if_due(*, action: Action) -> Action:
     if claimed:
         limits_release(action.limit_usage)
         after_commit(lambda: broadcasts.action_changed(action.pk, created=False))
+        after_commit(lambda: notify_action_expired(action_id=action.pk))  # its owner
         audit_record(
             actor=Actor.system("expiry"),
             verb=verbs.ACTION_EXPIRED,

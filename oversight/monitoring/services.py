@@ -107,7 +107,7 @@ def alert_raise(*, finding: Finding, now: dt.datetime) -> tuple[Alert, bool]:
             after={**_alert_state(alert), "kind": alert.kind, **finding.numbers},
             agent_id=agent.pk,
         )
-        _notify_opened(agent, alert, response)
+        _notify(agent, alert, response)
         _announce(agent.pk)
         return alert, True
 
@@ -126,7 +126,7 @@ def alert_raise(*, finding: Finding, now: dt.datetime) -> tuple[Alert, bool]:
         alert.severity = finding.severity
     alert.save()
     if escalated:
-        _respond(agent, alert)
+        response = _respond(agent, alert)
         audit_record(
             actor=MONITORING,
             verb=verbs.ALERT_ESCALATED,
@@ -135,6 +135,7 @@ def alert_raise(*, finding: Finding, now: dt.datetime) -> tuple[Alert, bool]:
             after={**_alert_state(alert), **finding.numbers},
             agent_id=agent.pk,
         )
+        _notify(agent, alert, response, escalated=True)
     _announce(agent.pk)
     return alert, False
 
@@ -168,20 +169,26 @@ def _note_response(alert: Alert, response: str) -> None:
     alert.save(update_fields=["evidence"])
 
 
-def _notify_opened(agent: Agent, alert: Alert, response: str) -> None:
+def _notify(agent: Agent, alert: Alert, response: str, *, escalated: bool = False) -> None:
+    """The agent's reviewers and its owner: an alert opened, or raised to a higher
+    severity (told once per severity), with the automatic response it set off."""
     consequence = {
         "hold": " Every action of the agent is now held for a human until it is resolved.",
         "pause": " The agent was paused.",
     }.get(response, "")
-    body = f"{alert.get_severity_display()} alert on {agent.name}: {alert.title}.{consequence}"
+    severity = alert.get_severity_display()
+    what = f"raised to {severity.lower()}" if escalated else "opened"
+    body = f"{severity} alert on {agent.name} {what}: {alert.title}.{consequence}"
     notify_people(
-        kind=Kind.ALERT_OPENED,
+        kind=Kind.ALERT_ESCALATED if escalated else Kind.ALERT_OPENED,
         team=agent.team,
-        users=action_reviewers(agent=agent),
-        title=f"[{alert.get_severity_display()}] {alert.title}",
+        users=[*action_reviewers(agent=agent), agent.owner],
+        title=f"[{severity}] {alert.title}",
         body=body,
         link=reverse("monitoring:alert", args=[alert.pk]),
-        event=f"alert.opened:{alert.pk}",
+        event=f"alert.escalated:{alert.pk}:{alert.severity}"
+        if escalated
+        else f"alert.opened:{alert.pk}",
         agent=agent,
     )
 

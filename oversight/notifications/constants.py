@@ -7,6 +7,11 @@ from django.db import models
 
 class Kind(models.TextChoices):
     ACTION_HELD = "action.held", "Action held for approval"
+    # Told instead of one item per action once an agent's held actions come thick and
+    # fast (see DIGEST_AFTER): one item that keeps count.
+    ACTIONS_WAITING = "action.held.digest", "Held actions waiting"
+    ACTION_EXPIRED = "action.expired", "Held action expired"
+    ACTIONS_EXPIRED = "action.expired.digest", "Held actions expired"
     KILLSWITCH_ENGAGED = "killswitch.engaged", "Kill switch engaged"
     KILLSWITCH_RELEASED = "killswitch.released", "Kill switch released"
     TEST = "test", "Test message"
@@ -19,6 +24,7 @@ class Kind(models.TextChoices):
     AGENT_RETIRED = "agent.retired", "Agent retired"
     AGENT_PAUSED = "agent.paused", "Agent paused"
     ALERT_OPENED = "alert.opened", "Alert opened"
+    ALERT_ESCALATED = "alert.escalated", "Alert escalated"
 
 
 # The kinds that carry their own title, body and link (``notify_people``).
@@ -32,6 +38,10 @@ GENERAL_KINDS = frozenset(
         Kind.AGENT_RETIRED,
         Kind.AGENT_PAUSED,
         Kind.ALERT_OPENED,
+        Kind.ALERT_ESCALATED,
+        Kind.ACTIONS_WAITING,
+        Kind.ACTION_EXPIRED,
+        Kind.ACTIONS_EXPIRED,
     }
 )
 
@@ -65,6 +75,17 @@ RECENT_NOTIFICATIONS = 20
 
 # The page a reviewer decides a held action on. Until it exists, links go to the agent.
 ACTION_URL_NAME = "approvals:action"
+
+# Digests: within one window, a person is told of an agent's first DIGEST_AFTER held
+# (or expired) actions one by one; after that one digest item keeps count, and one
+# digest email goes out per window, so 1,000 held actions make a handful of items.
+DIGEST_AFTER = 3
+DIGEST_WINDOW_SECONDS = 60 * 60
+
+# Signed decision links: the salt keeps these signatures apart from any other use of
+# SECRET_KEY; chat messages list at most this many people's links.
+DECISION_LINK_SALT = "oversight.notifications.decision-link"
+MAX_LINKS_IN_CHAT = 10
 
 # The in-app inbox: items per page, and the longest title and event name kept.
 INBOX_PAGE_SIZE = 50

@@ -56,10 +56,16 @@ def _agent(agent: Agent) -> dict[str, Any]:
     }
 
 
-def action_held_payload(action: Action) -> dict[str, Any]:
+def action_held_payload(
+    action: Action, *, decision_url: str = "", links: list[dict[str, str]] | None = None
+) -> dict[str, Any]:
     """Params are left out on purpose: they may hold personal data, and webhooks often
-    land in chat rooms. The link leads a reviewer to everything, behind a login."""
-    return {
+    land in chat rooms. The link leads a reviewer to everything, behind a login.
+
+    ``decision_url``: the one person's signed decision link (an email); ``links``: one
+    per approver, ``{"user", "url"}`` (a chat message, where each follows their own).
+    """
+    payload = {
         "event": Kind.ACTION_HELD.value,
         "team": _team(action.agent.team),
         "agent": _agent(action.agent),
@@ -80,6 +86,11 @@ def action_held_payload(action: Action) -> dict[str, Any]:
             "url": action_url(action),
         },
     }
+    if decision_url:
+        payload["action"]["decision_url"] = decision_url
+    if links is not None:
+        payload["action"]["links"] = links
+    return payload
 
 
 def _switch_target(switch: KillSwitch) -> str:
@@ -109,6 +120,26 @@ def killswitch_payload(
         },
         "agents": [_agent(agent) for agent in agents[:MAX_AGENTS_LISTED]],
         "agents_total": len(agents),
+    }
+
+
+def killswitch_item(switch: KillSwitch, *, engaged: bool, agents: list[Agent]) -> dict[str, Any]:
+    """An owner's inbox item about a press: ``agents``, those of theirs it covers."""
+    verb = "engaged" if engaged else "released"
+    names = ", ".join(a.name for a in agents[:MAX_AGENTS_LISTED])
+    more = len(agents) - MAX_AGENTS_LISTED
+    by = f" by {switch.changed_by.get_username()}" if switch.changed_by else ""
+    effect = "stops" if engaged else "no longer stops"
+    return {
+        "title": f"Kill switch {verb} for {_switch_target(switch)}",
+        "body": f"{verb.capitalize()}{by}: {switch.reason}\nIt {effect} your "
+        f"{'agent' if len(agents) == 1 else 'agents'} {names}"
+        + (f" and {more} more" if more > 0 else "")
+        + ".",
+        "link": reverse("agents:detail", args=[agents[0].slug])
+        if len(agents) == 1
+        else reverse("agents:list"),
+        "agent": agents[0] if len(agents) == 1 else None,
     }
 
 
@@ -189,6 +220,9 @@ def _slack_message(payload: dict[str, Any]) -> tuple[str, list[str]]:
         if a["reason"]:
             lines.append(f"Agent's reason: {e(a['reason'])}")
         lines += [f"• {e(r['name'])}: {e(r['detail'])}" for r in a["reasons"] if r.get("detail")]
+        people = [f"<{link['url']}|{e(link['user'])}>" for link in a.get("links", [])]
+        if people:
+            lines.append("Decide with your own link: " + " · ".join(people))
         lines.append(f"Expires {_display_time(a['expires_at'])}. <{a['url']}|Review it>")
         return summary, lines
     if event in (Kind.KILLSWITCH_ENGAGED.value, Kind.KILLSWITCH_RELEASED.value):

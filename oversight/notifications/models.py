@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
+import uuid
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -185,3 +186,26 @@ class InboxItem(models.Model):
     @property
     def unread(self) -> bool:
         return self.read_at is None
+
+
+class DecisionLink(models.Model):
+    """One signed link, sent to one person, that opens one held action's decision.
+
+    The link itself (see ``links.py``) is signed with SECRET_KEY and names this row,
+    the person and the action; the row makes it single-use (``used_at``, claimed with a
+    conditional update) and lets it die with the action (``expires_at``). Following a
+    link grants nothing: the action's page and the vote check permissions as usual.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="decision_links"
+    )
+    action = models.ForeignKey(Action, on_delete=models.CASCADE, related_name="decision_links")
+    channel = models.CharField(max_length=10)  # inbox, email or webhook: where it was sent
+    expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"decision link for {self.user_id} on {self.action_id}"

@@ -22,6 +22,7 @@ from oversight.notifications.constants import (
     MAX_ATTEMPTS,
     RECENT_NOTIFICATIONS,
     STALE_AFTER_SECONDS,
+    Channel,
     State,
 )
 from oversight.notifications.models import InboxItem, Notification, TeamChannels
@@ -127,3 +128,12 @@ def inbox_unread_count(*, user: Any) -> int:
     if not user.is_authenticated:
         return 0
     return InboxItem.objects.filter(user=user, read_at__isnull=True).count()
+
+
+def outbox_emails(*, user: Any) -> QuerySet[Notification]:
+    """The dev outbox: every email for admins, one's own (by address) for anyone else."""
+    emails = Notification.objects.filter(channel=Channel.EMAIL).select_related("agent")
+    if not roles.is_admin(user):
+        address = (getattr(user, "email", "") or "").strip()
+        emails = emails.filter(recipient__iexact=address) if address else emails.none()
+    return emails.order_by("-created_at", "-id")

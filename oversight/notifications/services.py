@@ -12,8 +12,6 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
-from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,6 +22,7 @@ from django.utils import timezone
 
 from oversight.accounts.models import Team
 from oversight.agents.models import Agent
+from oversight.approvals.eligibility import eligible_approvers
 from oversight.audit import verbs
 from oversight.audit.actors import Actor
 from oversight.audit.services import audit_record
@@ -38,6 +37,17 @@ from oversight.notifications.constants import (
     Channel,
     Kind,
 )
+from oversight.notifications.held import (
+    expired_digest,
+    expired_item,
+    held_chat_is_digest,
+    held_digest,
+    held_emails,
+    held_item,
+    held_webhook,
+)
+from oversight.notifications.inbox import digest_window, digested_people, inbox_tell
+from oversight.notifications.links import decision_link_issue
 from oversight.notifications.models import (
     InboxItem,
     Notification,
@@ -45,13 +55,12 @@ from oversight.notifications.models import (
     new_webhook_secret,
     webhook_host,
 )
+from oversight.notifications.outbound import Message, create_and_queue, distinct_addresses
 from oversight.notifications.selectors import (
-    action_reviewers,
     agents_in_switch_scope,
     channels_by_team,
     team_channels_get,
 )
-from oversight.notifications.tasks import send_notification
 
 # --- channels ------------------------------------------------------------------------
 
@@ -115,54 +124,6 @@ def team_channels_secret_regenerate(*, actor: Actor, team: Team) -> TeamChannels
 # --- notifications -------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Message:
-    channel: str
-    recipient: str
-    dedupe_key: str
-    payload: dict[str, Any]
-    agent: Agent | None = None
-
-
-def _create_and_queue(
-    messages: list[_Message], *, kind: str, team: Team, action: Action | None = None
-) -> list[Notification]:
-    """Rows for messages not created before (by dedupe key); each send is queued after
-    commit. ``robust``: a broker outage must not turn a committed change into an
-    error, the beat sweep queues those rows again."""
-    created_rows = []
-    for m in messages:
-        row, created = Notification.objects.get_or_create(
-            dedupe_key=m.dedupe_key,
-            defaults={
-                "kind": kind,
-                "channel": m.channel,
-                "recipient": m.recipient,
-                "team": team,
-                "agent": m.agent,
-                "action": action,
-                "payload": m.payload,
-            },
-        )
-        if created:
-            created_rows.append(row)
-            transaction.on_commit(partial(send_notification.delay, row.pk), robust=True)
-    return created_rows
-
-
-def _emails(users: Any) -> list[str]:
-    """Distinct addresses, case-insensitively: one inbox is told once."""
-    return _distinct_addresses(users.exclude(email="").values_list("email", flat=True))
-
-
-def _distinct_addresses(addresses: Iterable[str]) -> list[str]:
-    seen: dict[str, str] = {}
-    for address in addresses:
-        if address.strip():
-            seen.setdefault(address.strip().lower(), address.strip())
-    return list(seen.values())
-
-
 def _check_general(*, kind: str, link: str, event: str) -> None:
     if kind not in GENERAL_KINDS:
         raise ValueError(f"notify_people does not send {kind!r} notifications.")
@@ -184,6 +145,7 @@ def notify_people(
     event: str,
     agent: Agent | None = None,
     webhook: bool = True,
+    refresh: bool = False,
 ) -> list[Notification]:
     """Tell people about something: an inbox item each, email, and the team's webhook.
 
@@ -192,24 +154,26 @@ def notify_people(
     ``webhook``) gets one message. ``event`` names what happened: calling again with
     the same event creates nothing new, so periodic jobs may repeat themselves. Sends
     are queued after commit; returns the email and webhook notifications created.
+
+    ``refresh``: the event is a digest that keeps count (``inbox.inbox_tell``); each
+    person's item is rewritten and unread again, while email and webhook, which cannot
+    be taken back, still go out once per event.
     """
     _check_general(kind=kind, link=link, event=event)
     if len(title) > TITLE_MAX_LENGTH:
         title = title[: TITLE_MAX_LENGTH - 1] + "…"
     people = [u for u in {u.pk: u for u in users}.values() if u.is_active]
-    for user in people:
-        InboxItem.objects.get_or_create(
-            user=user,
-            event=event,
-            defaults={
-                "kind": kind,
-                "title": title,
-                "body": body,
-                "link": link,
-                "agent": agent,
-                "team": team,
-            },
-        )
+    inbox_tell(
+        users=people,
+        kind=kind,
+        title=title,
+        body=body,
+        link=link,
+        event=event,
+        team=team,
+        agent=agent,
+        refresh=refresh,
+    )
 
     channels = team_channels_get(team=team)
     if channels is None:
@@ -219,14 +183,14 @@ def notify_people(
     )
     messages = []
     if channels.email_enabled:
-        for address in _distinct_addresses(getattr(u, "email", "") for u in people):
+        for address in distinct_addresses(getattr(u, "email", "") for u in people):
             key = f"{event}:email:{address.lower()}"
-            messages.append(_Message(Channel.EMAIL, address, key, payload, agent))
+            messages.append(Message(Channel.EMAIL, address, key, payload, agent))
     if webhook and channels.webhook_url:
         key = f"{event}:webhook:{team.pk}"
         host = webhook_host(channels.webhook_url)
-        messages.append(_Message(Channel.WEBHOOK, host, key, payload, agent))
-    return _create_and_queue(messages, kind=kind, team=team)
+        messages.append(Message(Channel.WEBHOOK, host, key, payload, agent))
+    return create_and_queue(messages, kind=kind, team=team)
 
 
 # --- the in-app inbox ----------------------------------------------------------------
@@ -248,40 +212,102 @@ def inbox_mark_all_read(*, user: Any) -> int:
 
 @transaction.atomic
 def notify_action_held(*, action_id: uuid.UUID | str) -> list[Notification]:
-    """Tell the eligible reviewers of a held action; returns the notifications created.
+    """Tell the people who may decide a held action; returns the messages created.
 
     Call after the action's transaction has committed:
     ``transaction.on_commit(partial(notify_action_held, action_id=action.pk), robust=True)``.
-    Nothing happens when the action is gone or no longer pending, or its team has no
-    channel on. Email goes to each reviewer (see ``selectors.action_reviewers``) with
-    an address, if the team's email is on; one webhook message if it has a URL.
+    Nothing happens when the action is gone or no longer pending. Each eligible
+    approver (``approvals.eligibility.eligible_approvers``) gets an inbox item and, if
+    the team's email is on, an email, each with their own signed decision link; the
+    team's webhook gets one message with a link per approver. Within one window, past
+    an agent's first DIGEST_AFTER held actions, a person gets the agent's one digest
+    instead ("12 actions of Refund bot are waiting"), and so does the webhook.
     """
     action = Action.objects.select_related("agent__team").filter(pk=action_id).first()
     if action is None or action.status != ActionStatus.PENDING:
         return []
-    team = action.agent.team
-    channels = team_channels_get(team=team)
-    if channels is None:
-        return []
-    payload = content.action_held_payload(action)
+    agent, team = action.agent, action.agent.team
     event = f"{Kind.ACTION_HELD}:{action.pk}"
+    window, since = digest_window(timezone.now())
+    approvers = eligible_approvers(action)
+    told = set(InboxItem.objects.filter(event=event).values_list("user_id", flat=True))
+    untold = [p for p in approvers if p.pk not in told]
+    digested = digested_people(
+        user_ids=[p.pk for p in untold], agent=agent, kind=Kind.ACTION_HELD, since=since
+    )
+    one_by_one = [p for p in untold if p.pk not in digested]
+    for person in one_by_one:
+        link = decision_link_issue(user=person, action=action, channel="inbox")
+        inbox_tell(users=[person], event=event, team=team, agent=agent, **held_item(action, link))
+
+    channels = team_channels_get(team=team)
+    chat_digest = bool(channels and channels.webhook_url) and held_chat_is_digest(
+        agent=agent, since=since
+    )
+    created: list[Notification] = []
+    if digested or chat_digest:
+        created += notify_people(
+            users=[p for p in untold if p.pk in digested],
+            team=team,
+            agent=agent,
+            event=f"{Kind.ACTIONS_WAITING}:{agent.pk}:{window}",
+            refresh=True,
+            webhook=chat_digest,
+            **held_digest(agent),
+        )
+    if channels is None:
+        return created
     messages = []
     if channels.email_enabled:
-        for address in _emails(action_reviewers(agent=action.agent)):
-            key = f"{event}:email:{address.lower()}"
-            messages.append(_Message(Channel.EMAIL, address, key, payload, action.agent))
-    if channels.webhook_url:
-        key = f"{event}:webhook:{team.pk}"
-        host = webhook_host(channels.webhook_url)
-        messages.append(_Message(Channel.WEBHOOK, host, key, payload, action.agent))
-    return _create_and_queue(messages, kind=Kind.ACTION_HELD, team=team, action=action)
+        messages += held_emails(action, one_by_one, event=event)
+    if channels.webhook_url and not chat_digest:
+        messages += held_webhook(action, approvers, event=event, channels=channels)
+    return created + create_and_queue(messages, kind=Kind.ACTION_HELD, team=team, action=action)
+
+
+@transaction.atomic
+def notify_action_expired(*, action_id: uuid.UUID | str) -> list[Notification]:
+    """Tell the agent's owner that a held action expired undecided (digested when many).
+
+    Call after the expiry has committed. Inbox, and email when the team's email is on;
+    not the webhook, whose readers saw the action held. Past DIGEST_AFTER expiries of
+    the agent in a window, the owner's one digest keeps count instead.
+    """
+    action = Action.objects.select_related("agent__team", "agent__owner").filter(pk=action_id)
+    action = action.first()
+    if action is None or action.status != ActionStatus.EXPIRED:
+        return []
+    agent, owner = action.agent, action.agent.owner
+    event = f"{Kind.ACTION_EXPIRED}:{action.pk}"
+    if not owner.is_active or InboxItem.objects.filter(user=owner, event=event).exists():
+        return []
+    window, since = digest_window(timezone.now())
+    if digested_people(user_ids=[owner.pk], agent=agent, kind=Kind.ACTION_EXPIRED, since=since):
+        return notify_people(
+            users=[owner],
+            team=agent.team,
+            agent=agent,
+            event=f"{Kind.ACTIONS_EXPIRED}:{agent.pk}:{window}",
+            refresh=True,
+            webhook=False,
+            **expired_digest(agent, since=since),
+        )
+    return notify_people(
+        users=[owner],
+        team=agent.team,
+        agent=agent,
+        event=event,
+        webhook=False,
+        **expired_item(action),
+    )
 
 
 @transaction.atomic
 def notify_killswitch(*, switch_id: int, engaged: bool) -> list[Notification]:
     """Tell the owners of the agents in a switch's scope, and each affected team's webhook.
 
-    Call after the press has committed:
+    Each owner gets one inbox item per press naming their agents in scope. Call after
+    the press has committed:
     ``transaction.on_commit(partial(notify_killswitch, switch_id=s.pk, engaged=True),
     robust=True)``. Each owner gets one email however many of their agents are in scope
     (only agents whose team has email on count); each team with a webhook URL gets one
@@ -304,6 +330,15 @@ def notify_killswitch(*, switch_id: int, engaged: bool) -> list[Notification]:
     teams = Team.objects.in_bulk(team_ids)
     created: list[Notification] = []
 
+    # Every owner's inbox, whatever the team's channels: one item per press.
+    owners: dict[int, list[Agent]] = {}
+    for agent in agents:
+        if agent.owner.is_active:
+            owners.setdefault(agent.owner_id, []).append(agent)
+    for owned in owners.values():
+        item = content.killswitch_item(switch, engaged=engaged, agents=owned)
+        inbox_tell(users=[owned[0].owner], kind=kind, event=event, team=owned[0].team, **item)
+
     by_owner: dict[str, list[Agent]] = {}
     for agent in agents:
         team_channels = channels.get(agent.team_id)
@@ -315,8 +350,8 @@ def notify_killswitch(*, switch_id: int, engaged: bool) -> list[Notification]:
         team = owned[0].team  # agents are ordered by team: an owner's first team
         payload = content.killswitch_payload(switch, engaged=engaged, team=team, agents=owned)
         one_agent = owned[0] if len(owned) == 1 else None
-        message = _Message(Channel.EMAIL, address, f"{event}:email:{address}", payload, one_agent)
-        created += _create_and_queue([message], kind=kind, team=team)
+        message = Message(Channel.EMAIL, address, f"{event}:email:{address}", payload, one_agent)
+        created += create_and_queue([message], kind=kind, team=team)
 
     for team_id in sorted(team_ids):
         if team_id not in channels or not channels[team_id].webhook_url:
@@ -326,8 +361,8 @@ def notify_killswitch(*, switch_id: int, engaged: bool) -> list[Notification]:
         payload = content.killswitch_payload(switch, engaged=engaged, team=team, agents=theirs)
         host = webhook_host(channels[team_id].webhook_url)
         one_agent = theirs[0] if len(theirs) == 1 else None
-        message = _Message(Channel.WEBHOOK, host, f"{event}:webhook:{team_id}", payload, one_agent)
-        created += _create_and_queue([message], kind=kind, team=team)
+        message = Message(Channel.WEBHOOK, host, f"{event}:webhook:{team_id}", payload, one_agent)
+        created += create_and_queue([message], kind=kind, team=team)
     return created
 
 
@@ -338,13 +373,13 @@ def notification_test_send(*, actor: Actor, team: Team) -> Notification:
     if channels is None or not channels.webhook_url:
         raise ValidationError("Set a webhook URL first.")
     payload = content.test_payload(team, requested_by=actor.label)
-    message = _Message(
+    message = Message(
         Channel.WEBHOOK,
         webhook_host(channels.webhook_url),
         f"{Kind.TEST}:{uuid.uuid4().hex}",
         payload,
     )
-    (notification,) = _create_and_queue([message], kind=Kind.TEST, team=team)
+    (notification,) = create_and_queue([message], kind=Kind.TEST, team=team)
     audit_record(
         actor=actor,
         verb=verbs.NOTIFICATION_TEST_QUEUED,

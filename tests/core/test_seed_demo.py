@@ -101,3 +101,15 @@ def test_the_audit_chain_verifies_after_seeding_twice() -> None:
     assert broken is None
     assert checked == AuditEvent.objects.count() > 0
     assert AuditEvent.objects.filter(verb="agent.created").count() == 10
+
+
+def test_the_demo_teams_have_email_on_for_the_dev_outbox() -> None:
+    from oversight.notifications.models import TeamChannels
+
+    output = _seed("--force")
+    assert TeamChannels.objects.filter(email_enabled=True).count() == 4
+    # A team's own choice is kept on a second run.
+    TeamChannels.objects.filter(team__slug="growth").update(email_enabled=False)
+    _seed("--force")
+    assert not TeamChannels.objects.get(team__slug="growth").email_enabled
+    assert "dev/outbox" not in output  # DEV_OUTBOX is off outside DEBUG

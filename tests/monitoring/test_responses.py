@@ -113,16 +113,18 @@ def test_a_warning_sets_off_no_response(agent: Any) -> None:
     assert not agent.hold_all
 
 
-def test_reviewers_are_told_once(agent: Any, rita: Any, owner: Any) -> None:
+def test_reviewers_and_the_owner_are_told_once(agent: Any, rita: Any, owner: Any) -> None:
     now = timezone.now()
     burst(agent, now)
     monitoring_run(now=now)
     monitoring_run(now=now + dt.timedelta(seconds=30))
     alert = Alert.objects.get(agent=agent)
-    (item,) = InboxItem.objects.filter(kind="alert.opened")
-    assert item.user == rita and item.agent == agent
-    assert item.link == f"/alerts/{alert.pk}/"
-    assert "held for a human" in item.body
+    items = InboxItem.objects.filter(kind="alert.opened").order_by("user__username")
+    assert [i.user for i in items] == [owner, rita]
+    for item in items:
+        assert item.agent == agent
+        assert item.link == f"/alerts/{alert.pk}/"
+        assert "held for a human" in item.body
     assert alert.count == 2
 
 

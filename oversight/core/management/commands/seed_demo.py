@@ -17,6 +17,8 @@ from oversight.agents.models import Agent
 from oversight.audit.actors import Actor
 from oversight.core import demo
 from oversight.lib.request_id import request_id_scope
+from oversight.notifications.models import TeamChannels
+from oversight.notifications.services import team_channels_update
 from oversight.policy.models import Grant, Limit, Rule
 from oversight.policy.services import policy_object_create
 
@@ -48,6 +50,8 @@ class Command(BaseCommand):
             what = ", ".join(roles + [f"team {t}" for t in team_names]) or "no role"
             password = username + demo.DEMO_PASSWORD_SUFFIX
             self.stdout.write(f"  {username:<8} {password:<20} {full_name} ({what})")
+        if settings.DEV_OUTBOX:
+            self.stdout.write("Emails Oversight sends are at http://127.0.0.1:8000/dev/outbox/")
 
     def _users(self) -> dict[str, Any]:
         user_model = get_user_model()
@@ -77,6 +81,9 @@ class Command(BaseCommand):
                 actor=actor, name=name, description=description
             )
             teams[name] = team
+            if not TeamChannels.objects.filter(team=team).exists():
+                # Email on: with no mail server set, it lands in the dev outbox.
+                team_channels_update(actor=actor, team=team, email_enabled=True, webhook_url="")
         for username, _full, _roles, team_names in demo.USERS:
             for name in team_names:
                 account_services.team_add_member(
