@@ -25,6 +25,7 @@ urlpatterns = [
     path("teams/<slug:slug>/notifications/", include("oversight.notifications.urls")),
     path("teams/<slug:slug>/recertification/", team_settings_view, name="team-reviews"),
     path("inbox/", include("oversight.notifications.inbox_urls")),
+    path("settings/", include("oversight.accounts.urls")),
     path("recertification/", include("oversight.reviews.urls")),
     path("alerts/", include("oversight.monitoring.urls")),
     path("api/v1/", agent_api.urls),
