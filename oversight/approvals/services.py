@@ -74,7 +74,8 @@ def _vote(
         raise PermissionDenied("You may not decide this agent's actions.")
     if action.status != ActionStatus.PENDING:
         raise ConflictError(
-            f"This action was already decided: it is {action.get_status_display().lower()}."
+            f"This action was already decided: it is {action.get_status_display().lower()}.",
+            "already_decided",
         )
     if vote == Vote.APPROVE and action.separation_of_duties and user.pk == action.agent.owner_id:
         raise PermissionDenied(
