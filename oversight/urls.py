@@ -28,6 +28,7 @@ urlpatterns = [
     path("inbox/", include("oversight.notifications.inbox_urls")),
     path("links/<str:token>/", notification_views.decision_link_view, name="decision-link"),
     path("dev/outbox/", notification_views.outbox_view, name="dev-outbox"),
+    path("settings/", include("oversight.accounts.urls")),
     path("recertification/", include("oversight.reviews.urls")),
     path("alerts/", include("oversight.monitoring.urls")),
     path("api/v1/", agent_api.urls),

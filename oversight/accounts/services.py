@@ -6,9 +6,12 @@ from typing import Any
 
 from django.contrib.auth.models import Group
 from django.db import transaction
+from django.utils import timezone
 from django.utils.text import slugify
 
-from oversight.accounts.models import Team
+from oversight.accounts import personal_tokens
+from oversight.accounts.models import PersonalToken, Team
+from oversight.agents.tokens import token_hash
 from oversight.audit import verbs
 from oversight.audit.actors import Actor
 from oversight.audit.services import audit_record
@@ -79,3 +82,46 @@ def team_review_settings_update(*, actor: Actor, team: Team, **values: int) -> T
     locked.save()
     audit_record(actor=actor, verb=verbs.TEAM_UPDATED, target=locked, before=before, after=after)
     return locked
+
+
+@transaction.atomic
+def personal_token_create(*, user: Any, name: str = "") -> tuple[PersonalToken, str]:
+    """Issue a personal API token for ``user``; the raw token is returned once, never stored."""
+    raw = personal_tokens.generate()
+    token = PersonalToken.objects.create(
+        user=user,
+        name=name.strip()[:100],
+        prefix=personal_tokens.visible_prefix(raw),
+        token_hash=token_hash(raw),
+    )
+    audit_record(
+        actor=Actor.for_user(user),
+        verb=verbs.PERSONAL_TOKEN_CREATED,
+        target=("accounts.personaltoken", str(token.pk), f"{token.prefix}… of {user}"),
+        after={"token": token.prefix, "name": token.name, "user": user.get_username()},
+    )
+    return token, raw
+
+
+@transaction.atomic
+def personal_token_revoke(*, user: Any, token_id: int) -> bool:
+    """Revoke one of ``user``'s own tokens at once. False if it is not hers, or was revoked
+    already (nothing recorded)."""
+    token = PersonalToken.objects.filter(pk=token_id, user=user).first()
+    claimed = (
+        token is not None
+        and PersonalToken.objects.filter(pk=token_id, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()
+        )
+        > 0
+    )
+    if not claimed:
+        return False
+    audit_record(
+        actor=Actor.for_user(user),
+        verb=verbs.PERSONAL_TOKEN_REVOKED,
+        target=("accounts.personaltoken", str(token.pk), f"{token.prefix}… of {user}"),
+        before={"token": token.prefix, "revoked": False},
+        after={"token": token.prefix, "revoked": True},
+    )
+    return True

@@ -47,7 +47,8 @@ def queue_item_context(action: Action) -> dict[str, Any]:
         "before_json": pretty_json(action.before),
         "recent": recent,
         "votes": votes,
-        "approvals": sum(1 for v in votes if v.vote == Vote.APPROVE),
+        "approvals": sum(1 for v in votes if v.vote == Vote.APPROVE and not v.superseded),
+        "requested_params_json": pretty_json(action.requested_params),
     }
 
 
@@ -78,3 +79,13 @@ def recent_actions(*, user: Any, agent_id: int | None = None, limit: int = 25) -
     if agent_id is not None:
         actions = actions.filter(agent_id=agent_id)
     return list(actions.select_related("agent").order_by("-created_at")[:limit])
+
+
+def action_with_votes(*, action_id: uuid.UUID) -> Action:
+    """One action with its agent, team and votes (with voters), for the approvals API."""
+    votes = Prefetch("votes", queryset=ApprovalVote.objects.select_related("voter"))
+    return (
+        Action.objects.select_related("agent__owner", "agent__team")
+        .prefetch_related(votes)
+        .get(pk=action_id)
+    )

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from oversight.agents.constants import APPROVE
 from oversight.agents.permissions import user_has_agent_perm
+from oversight.approvals.edits import action_edit
 from oversight.approvals.models import ApprovalVote, Vote
 from oversight.audit import verbs
 from oversight.audit.actors import Actor
@@ -29,18 +30,28 @@ def _target(action: Action) -> tuple[str, str, str]:
     return "gateway.action", str(action.pk), f"{action.action} on {action.resource}"[:200]
 
 
-def approval_vote(*, user: Any, action_id: uuid.UUID, vote: str, comment: str = "") -> Action:
-    """Record ``user``'s vote; N distinct approvals approve, one deny rejects."""
+def approval_vote(
+    *,
+    user: Any,
+    action_id: uuid.UUID,
+    vote: str,
+    comment: str = "",
+    params: dict[str, Any] | None = None,
+) -> Action:
+    """Record ``user``'s vote; N distinct approvals approve, one deny rejects. An approval
+    with ``params`` approves the action with those params instead (approvals/edits.py)."""
     if vote not in Vote.values:
         raise ValidationError({"vote": "Vote approve or deny."})
     if vote == Vote.DENY and not comment.strip():
         raise ValidationError({"comment": "Say why you deny it."})
+    if params is not None and vote != Vote.APPROVE:
+        raise ValidationError({"params": "Only an approval may edit the params."})
     found = Action.objects.filter(pk=action_id).first()
     if found is None:
         raise NotFoundError("No such action.")
     # In its own transaction: an expiry found here stands even when the vote is refused.
     action_expire_if_due(action=found)
-    return _vote(user=user, action_id=action_id, vote=vote, comment=comment)
+    return _vote(user=user, action_id=action_id, vote=vote, comment=comment, params=params)
 
 
 def action_lock(action_id: uuid.UUID) -> Action:
@@ -55,24 +66,45 @@ def action_lock(action_id: uuid.UUID) -> Action:
 
 
 @transaction.atomic
-def _vote(*, user: Any, action_id: uuid.UUID, vote: str, comment: str) -> Action:
+def _vote(
+    *, user: Any, action_id: uuid.UUID, vote: str, comment: str, params: dict[str, Any] | None
+) -> Action:
     action = action_lock(action_id)
     if not user_has_agent_perm(user, APPROVE, action.agent):
         raise PermissionDenied("You may not decide this agent's actions.")
     if action.status != ActionStatus.PENDING:
         raise ConflictError(
-            f"This action was already decided: it is {action.get_status_display().lower()}."
+            f"This action was already decided: it is {action.get_status_display().lower()}.",
+            "already_decided",
         )
     if vote == Vote.APPROVE and action.separation_of_duties and user.pk == action.agent.owner_id:
         raise PermissionDenied(
             "The agent's owner may not approve this action (separation of duties)."
         )
-    if ApprovalVote.objects.filter(action=action, voter=user).exists():
+    if ApprovalVote.objects.filter(action=action, voter=user, superseded=False).exists():
         raise ConflictError("You already voted on this action.", "already_voted")
 
-    ApprovalVote.objects.create(action=action, voter=user, vote=vote, comment=comment.strip())
-    approvals = ApprovalVote.objects.filter(action=action, vote=Vote.APPROVE).count()
+    # Approve with edits: the action changes (and is decided again) before the vote.
+    edit = action_edit(action=action, params=params) if params is not None else None
+    if edit and action.separation_of_duties and user.pk == action.agent.owner_id:
+        raise PermissionDenied(
+            "The agent's owner may not approve the edited action (separation of duties)."
+        )
+    ApprovalVote.objects.create(
+        action=action,
+        voter=user,
+        vote=vote,
+        comment=comment.strip(),
+        params=action.params if edit else None,
+    )
+    approvals = ApprovalVote.objects.filter(
+        action=action, vote=Vote.APPROVE, superseded=False
+    ).count()
     before = {"status": action.status, "approvals": approvals - (vote == Vote.APPROVE)}
+    edited = {}
+    if edit:  # the audit keeps both: the params as asked (before) and as approved (after)
+        before |= edit["before"]
+        edited = {**edit["after"], "edited": True, "superseded_votes": edit["superseded_votes"]}
     if vote == Vote.DENY:
         action.status, action.finished_at = ActionStatus.REJECTED, timezone.now()
         limits_release(action.limit_usage)
@@ -91,6 +123,7 @@ def _vote(*, user: Any, action_id: uuid.UUID, vote: str, comment: str) -> Action
             "approvals": approvals,
             "vote": vote,
             "comment": comment.strip(),
+            **edited,
         },
     )
     return action

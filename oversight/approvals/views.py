@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 from oversight.agents.constants import APPROVE
 from oversight.agents.permissions import user_has_agent_perm
 from oversight.approvals import selectors
+from oversight.approvals.edits import edited_params_parse
 from oversight.approvals.services import approval_vote
 from oversight.gateway.exceptions import ConflictError, NotFoundError
 
@@ -34,12 +35,14 @@ def vote(request: HttpRequest, action_id: uuid.UUID) -> HttpResponse:
     """Approve or deny; the answer replaces the queue item in place (htmx)."""
     action = selectors.action_get(user=request.user, action_id=action_id)  # 404 if not visible
     message, status = "", 200
+    edited_text = request.POST.get("params", "")
     try:
         action = approval_vote(
             user=request.user,
             action_id=action.pk,
             vote=request.POST.get("vote", ""),
             comment=request.POST.get("comment", ""),
+            params=edited_params_parse(edited_text) if "params" in request.POST else None,
         )
     except PermissionDenied as exc:
         message, status = str(exc), 403
@@ -48,11 +51,15 @@ def vote(request: HttpRequest, action_id: uuid.UUID) -> HttpResponse:
         action.refresh_from_db()
     except ValidationError as exc:
         message, status = " ".join(exc.messages), 422
+    if status != 200:
+        action.refresh_from_db()  # a refused vote or edit changed nothing
     if not request.htmx:
         if message:
             messages.error(request, message)
         return redirect("approvals:action", action_id=action.pk)
     context = {**selectors.queue_item_context(action), "message": message, "ok": status == 200}
+    if status != 200 and edited_text:  # the editor stays open with what was typed
+        context |= {"edit_open": True, "edited_text": edited_text}
     return render(request, "approvals/_queue_item.html", context, status=status)
 
 

@@ -1,5 +1,5 @@
 """PostgreSQL rehashes events from their columns, so whole-log verification does not pull
-every event's content into Python (docs/decisions/0018-the-database-rehashes-events.md).
+every event's content into Python (docs/decisions/0019-the-database-rehashes-events.md).
 
 The canonical line of an event (verifier.canonical_json) is rebuilt in SQL from the
 columns, field by field in the verifier's key order, and hashed with PostgreSQL's sha256.

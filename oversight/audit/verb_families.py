@@ -78,6 +78,8 @@ NOT_ABOUT_AN_AGENT = (
     verbs.NOTIFICATION_TEST_QUEUED,
     verbs.AUDIT_EXPORTED,
     verbs.AUDIT_VERIFICATION_STARTED,
+    verbs.PERSONAL_TOKEN_CREATED,
+    verbs.PERSONAL_TOKEN_REVOKED,
 )
 
 # What the History shows: changes (everything but actions, the default), one family of

@@ -8,6 +8,8 @@ AGENT_ACCESS_GRANTED = "agent.access_granted"
 AGENT_ACCESS_REVOKED = "agent.access_revoked"
 TOKEN_CREATED = "token.created"
 TOKEN_REVOKED = "token.revoked"
+PERSONAL_TOKEN_CREATED = "personal_token.created"
+PERSONAL_TOKEN_REVOKED = "personal_token.revoked"
 GRANT_CREATED = "grant.created"
 GRANT_UPDATED = "grant.updated"
 GRANT_DELETED = "grant.deleted"
@@ -53,6 +55,8 @@ KNOWN_VERBS = sorted(
         AGENT_ACCESS_REVOKED,
         TOKEN_CREATED,
         TOKEN_REVOKED,
+        PERSONAL_TOKEN_CREATED,
+        PERSONAL_TOKEN_REVOKED,
         GRANT_CREATED,
         GRANT_UPDATED,
         GRANT_DELETED,

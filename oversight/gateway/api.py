@@ -88,13 +88,33 @@ def decision_body(action: Action, *, first_answer: bool = False) -> dict[str, ob
     }
 
 
-def _detail(action: Action) -> dict[str, object]:
+def vote_body(vote: Any) -> dict[str, object]:
+    """One reviewer's vote as the API shows it (``ApprovalVote`` with its voter)."""
+    voter = vote.voter
+    return {
+        "voter": {
+            "username": voter.get_username(),
+            "name": voter.get_full_name() or voter.get_username(),
+        },
+        "vote": vote.vote,
+        "comment": vote.comment,
+        "at": vote.created_at,
+        "params": vote.params,
+        "superseded": vote.superseded,
+    }
+
+
+def action_body(action: Action) -> dict[str, object]:
+    """An action in full; its votes read with ``action.votes.all()`` (prefetch them)."""
     return {
         **decision_body(action),
         "action": action.action,
         "resource": action.resource,
         "params": action.params,
+        "edited": action.requested_params is not None,
+        "requested_params": action.requested_params,
         "approvals_required": action.approvals_required,
+        "votes": [vote_body(vote) for vote in action.votes.all()],
         "created_at": action.created_at,
         "finished_at": action.finished_at,
     }
@@ -134,13 +154,13 @@ async def get_action(
 ) -> dict[str, object]:
     """With `wait`, a pending action is long-polled until decided or the time is up; the
     server holds no thread while waiting."""
-    read = sync_to_async(selectors.action_for_agent)
+    read = sync_to_async(selectors.action_with_votes_for_agent)
     deadline = time.monotonic() + wait
     while True:
         action = await read(token=request.auth, action_id=action_id)
         remaining = deadline - time.monotonic()
         if action.status != ActionStatus.PENDING or remaining <= 0:
-            return _detail(action)
+            return action_body(action)
         await asyncio.sleep(min(_POLL_SECONDS, remaining))
 
 
@@ -156,7 +176,7 @@ def report_result(
     """Once only, and only for an allowed or approved action of this agent."""
     data = lifecycle.ResultInput(**payload.dict())
     action = lifecycle.action_report_result(token=request.auth, action_id=action_id, data=data)
-    return _detail(action)
+    return action_body(action)
 
 
 @api.post(
@@ -167,7 +187,7 @@ def report_result(
 )
 def cancel_action(request: HttpRequest, action_id: uuid.UUID) -> dict[str, object]:
     """Only for a pending or approved action of this agent; its reserved quota is released."""
-    return _detail(lifecycle.action_cancel(token=request.auth, action_id=action_id))
+    return action_body(lifecycle.action_cancel(token=request.auth, action_id=action_id))
 
 
 @api.get(
@@ -190,3 +210,9 @@ def get_agent(request: HttpRequest) -> dict[str, object]:
         "halted_reason": switch.reason if switch else "",
         "policy_version": agent.policy_version,
     }
+
+
+# The approvals API for people (personal tokens) shares this API's document and errors.
+from oversight.approvals.api import router as approvals_router  # noqa: E402
+
+api.add_router("/approvals", approvals_router)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError as ServiceValidationError
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from ninja import NinjaAPI
@@ -87,6 +89,11 @@ def _service_error(exc: Exception) -> HttpResponse:
         return error_response(404, "not_found", str(exc))
     if isinstance(exc, Http404):
         return error_response(404, "not_found", "Not found.")
+    if isinstance(exc, PermissionDenied):  # the approvals API: a person may not do this
+        return error_response(403, "forbidden", str(exc) or "You may not do this.")
+    if isinstance(exc, ServiceValidationError):  # a service refused the input; nothing changed
+        fields = _service_fields(exc)
+        return error_response(422, "validation_error", " ".join(exc.messages), fields)
     if isinstance(exc, InvalidInputError):
         return error_response(
             422, "validation_error", f"Invalid input: {exc.field}.", {exc.field: [exc.message]}
@@ -100,6 +107,12 @@ def _service_error(exc: Exception) -> HttpResponse:
         logger.warning("agent API: database unavailable: %s: %s", type(exc).__name__, first_line)
         return unavailable_response()
     return _unexpected(None, exc)
+
+
+def _service_fields(exc: ServiceValidationError) -> dict[str, list[str]]:
+    if hasattr(exc, "error_dict"):
+        return {field: list(messages) for field, messages in exc.message_dict.items()}
+    return {"body": list(exc.messages)}
 
 
 def exception_response(exc: Exception) -> HttpResponse:
@@ -118,6 +131,8 @@ def install_error_handlers(api: NinjaAPI) -> None:
         Http404,
         InvalidInputError,
         ConflictError,
+        PermissionDenied,
+        ServiceValidationError,
         Exception,
     ):
         api.add_exception_handler(exc_class, lambda request, exc: _service_error(exc))

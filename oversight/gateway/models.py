@@ -14,7 +14,9 @@ from oversight.gateway.constants import ActionStatus
 class Action(models.Model):
     """One consequential action an agent asked to take, with the decision and its reasons.
 
-    ``request_hash`` binds an approval to exactly this action, resource and params.
+    ``request_hash`` binds an approval to exactly this action, resource and params. A
+    reviewer who approves with edited params changes ``params`` (and the hash) to what may
+    run; ``requested_params`` then keeps what the agent asked for.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -27,6 +29,8 @@ class Action(models.Model):
     action = models.CharField(max_length=200)
     resource = models.CharField(max_length=500)
     params = models.JSONField(default=dict)
+    # What the agent asked for, when a reviewer approved edited params; None otherwise.
+    requested_params = models.JSONField(null=True, blank=True)
     reason = models.TextField(blank=True)
     reversible = models.BooleanField(default=False)
     before = models.JSONField(null=True, blank=True)
@@ -42,6 +46,9 @@ class Action(models.Model):
     policy_version = models.PositiveIntegerField(default=0)
     approvals_required = models.PositiveSmallIntegerField(default=0)
     separation_of_duties = models.BooleanField(default=False)
+    # Held only: whether a reviewer may approve it with edited params (every hold rule
+    # that held it allows edits).
+    edits_allowed = models.BooleanField(default=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     request_hash = models.CharField(max_length=64)
     limit_usage = models.JSONField(default=list, blank=True)

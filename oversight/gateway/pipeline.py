@@ -121,6 +121,7 @@ class Outcome:
     policy_version: int = 0
     approvals_required: int = 0
     separation_of_duties: bool = False
+    edits_allowed: bool = True
     hold_for: timedelta | None = None
     limits: dict[int, Limit] = field(default_factory=dict)  # the limits that apply, by id
     charges: Charges = field(default_factory=list)
@@ -214,6 +215,7 @@ def policy(credentials: Credentials, data: ActionInput, now: datetime, dry_run: 
         outcome.status = ActionStatus.PENDING
         outcome.approvals_required = max(decision.approvals_required, 1)
         outcome.separation_of_duties = decision.separation_of_duties
+        outcome.edits_allowed = decision.edits_allowed
         outcome.hold_for = decision.hold_expires_in or timedelta(seconds=DEFAULT_HOLD_SECONDS)
     else:
         outcome.status = ActionStatus.ALLOWED
@@ -460,6 +462,7 @@ def _new_action(token: AgentToken, data: ActionInput, outcome: Outcome, now: dat
         policy_version=outcome.policy_version,
         approvals_required=outcome.approvals_required,
         separation_of_duties=outcome.separation_of_duties,
+        edits_allowed=outcome.edits_allowed,
         expires_at=now + outcome.hold_for if outcome.hold_for else None,
         request_hash=action_hash(data.action, data.resource, data.params),
         limit_usage=[],

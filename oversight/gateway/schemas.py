@@ -112,11 +112,38 @@ class DecisionOut(Schema):
     expires_at: datetime | None = None
 
 
+class VoterOut(Schema):
+    username: str
+    name: str = Field(description="The person's full name; the username when none is set.")
+
+
+class VoteOut(Schema):
+    voter: VoterOut
+    vote: Literal["approve", "deny"]
+    comment: str = Field("", description="Why; always given with a deny.")
+    at: datetime
+    params: dict[str, Any] | None = Field(
+        None, description="The params this approval approved, when it edited them."
+    )
+    superseded: bool = Field(
+        False, description="True for an approval of params a later edit replaced."
+    )
+
+
 class ActionOut(DecisionOut):
     action: str
     resource: str
-    params: dict[str, Any]
+    params: dict[str, Any] = Field(
+        description="What may run: the params asked for, or as a reviewer edited them."
+    )
+    edited: bool = Field(False, description="True when a reviewer approved edited params.")
+    requested_params: dict[str, Any] | None = Field(
+        None, description="The params the agent asked for, when a reviewer edited them."
+    )
     approvals_required: int
+    votes: list[VoteOut] = Field(
+        default_factory=list, description="Reviewers' votes, oldest first."
+    )
     created_at: datetime
     finished_at: datetime | None = None
 

@@ -48,6 +48,7 @@ def _compile(agent: Agent) -> tuple[CompiledPolicy, dict[int, Limit]]:
             approvals=r.approvals,
             expires_in=timedelta(seconds=r.expires_in_seconds),
             separation_of_duties=r.separation_of_duties,
+            edits_allowed=r.edits_allowed,
         )
         for r in Rule.objects.filter(agent_id=agent.pk)
     ]

@@ -34,6 +34,7 @@ class RuleForm(forms.ModelForm):
             "approvals",
             "expires_in_seconds",
             "separation_of_duties",
+            "edits_allowed",
         ]
         labels = {"expires_in_seconds": "Expires after (seconds)", "condition": "When (CEL)"}
         widgets = {

@@ -55,6 +55,10 @@ class Rule(models.Model):
     separation_of_duties = models.BooleanField(
         default=False, help_text="The agent's owner may not approve what this rule holds."
     )
+    edits_allowed = models.BooleanField(
+        default=True,
+        help_text="A reviewer may change the params of what this rule holds and approve that.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

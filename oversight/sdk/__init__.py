@@ -15,6 +15,7 @@ from .aio import AsyncOversight
 from .client import Oversight
 from .errors import (
     ActionDenied,
+    ActionEdited,
     ActionExpired,
     ActionHalted,
     ActionNotPermitted,
@@ -34,12 +35,13 @@ from .errors import (
     ServerError,
 )
 from .guard import AsyncGuard, Guard, current_guard
-from .models import RUNNABLE, AgentInfo, Decision, Reason, Status
+from .models import RUNNABLE, AgentInfo, Decision, Reason, Status, Vote
 
 __all__ = [
     "RUNNABLE",
     "APIError",
     "ActionDenied",
+    "ActionEdited",
     "ActionExpired",
     "ActionHalted",
     "ActionNotPermitted",
@@ -64,5 +66,6 @@ __all__ = [
     "Reason",
     "ServerError",
     "Status",
+    "Vote",
     "current_guard",
 ]

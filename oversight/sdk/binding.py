@@ -107,6 +107,10 @@ class GuardSpec:
     parent_id: str | uuid.UUID | None = None
     timeout: float | None = None
     after: Callable[[Any], Any] | None = None
+    # An approval with edited params: None runs them where the guard can (a decorated
+    # function's same-named arguments), True also in a `with` block (which reads
+    # `g.params`), False never (see guard.py).
+    accept_edits: bool | None = None
 
     def request(self, arguments: dict[str, Any] | None = None) -> ActionRequest:
         """The concrete request; `arguments` are the decorated call's (None: a `with`)."""
@@ -137,3 +141,28 @@ class GuardSpec:
 
     def after_state(self, result: Any) -> Any:
         return self.after(result) if self.after is not None else default_after(result)
+
+
+def edited_arguments(
+    spec: GuardSpec, arguments: dict[str, Any], approved: dict[str, Any]
+) -> dict[str, Any] | None:
+    """The decorated call's arguments changed so that they give the ``approved`` params:
+    each edited param is the argument of the same name. None when that does not give
+    exactly the approved params (a param computed from several arguments, say)."""
+    asked = spec.request(arguments).params
+    changed = {key: value for key, value in approved.items() if asked.get(key) != value}
+    if any(key not in arguments for key in changed):
+        return None
+    if spec.request({**arguments, **changed}).params != approved:
+        return None
+    return changed
+
+
+def rebind(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], changed: dict[str, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """``fn``'s call with the ``changed`` arguments, by name, positional or not."""
+    bound = inspect.signature(fn).bind(*args, **kwargs)
+    bound.apply_defaults()
+    bound.arguments.update(changed)
+    return bound.args, bound.kwargs

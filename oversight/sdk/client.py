@@ -179,12 +179,14 @@ class Oversight:
         parent_id: str | uuid.UUID | None = None,
         timeout: float | None = None,
         after: Callable[[Any], Any] | None = None,
+        accept_edits: bool | None = None,
     ) -> Guard:
         """A context manager and decorator that runs its block only when allowed.
 
         See `oversight.sdk.guard` (behaviour) and `oversight.sdk.binding` (callables for
         the decorator form). `timeout` bounds the wait for a held action; `after`, for the
-        decorator form, turns the return value into the after-state.
+        decorator form, turns the return value into the after-state. `accept_edits`: how
+        params a reviewer edited are run (see `oversight.sdk.guard`).
         """
         spec = GuardSpec(
             action=action,
@@ -197,6 +199,7 @@ class Oversight:
             parent_id=parent_id,
             timeout=timeout,
             after=after,
+            accept_edits=accept_edits,
         )
         return Guard(self, spec)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .models import Decision, Reason
+    from .models import Decision, Reason, Vote
 
 
 class OversightError(Exception):
@@ -127,9 +127,27 @@ class ActionNotPermitted(OversightError):
     def reasons(self) -> list[Reason]:
         return self.decision.reasons
 
+    @property
+    def votes(self) -> list[Vote]:
+        """Every reviewer's vote, oldest first (empty when no person voted)."""
+        return self.decision.votes
+
+    @property
+    def comment(self) -> str:
+        """The deciding reviewer's comment: for a rejection, why she denied it."""
+        return self.decision.comment
+
+    @property
+    def decided_by(self) -> str | None:
+        """The deciding reviewer's name, or None when no person decided."""
+        return self.decision.decided_by
+
     @staticmethod
     def _describe(decision: Decision) -> str:
         why = "; ".join(f"{r.name}: {r.detail}" for r in decision.reasons) or "no reason given"
+        vote = decision.deciding_vote
+        if vote is not None and vote.vote == "deny":
+            why = f"denied by {vote.name}: {vote.comment}"
         return f"action {decision.id} is {decision.status} ({why})"
 
 
@@ -148,6 +166,14 @@ class ActionRejected(ActionNotPermitted):
 
 class ActionExpired(ActionRejected):
     """A held action nobody decided before it expired (a denial)."""
+
+
+class ActionEdited(ActionNotPermitted):
+    """A reviewer approved the action with edited params (`decision.params`, and
+    `decision.requested_params` as asked), and this guard cannot run them: a `with`
+    block that did not say `accept_edits=True`, or a decorated function whose arguments
+    the edited params do not map onto. The guard has cancelled the action, so nothing
+    runs that nobody approved; run the edited params yourself or ask again."""
 
 
 class DryRun(ActionNotPermitted):

@@ -14,6 +14,12 @@ reported with the error text and the original exception propagates.
 
 A report that cannot be delivered (after retries) never hides what the block did: it is
 logged on the `oversight.sdk` logger and kept in `g.report_error`.
+
+A reviewer may approve a held action with edited params. The guard then runs what was
+approved, or nothing: a decorated function is called with each edited param as its
+argument of the same name (when that gives exactly the approved params); a `with` block
+must read `g.params` and say so with `accept_edits=True`. Otherwise the guard cancels the
+action and raises `ActionEdited`. The result is reported for the approved params.
 """
 
 from __future__ import annotations
@@ -28,8 +34,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._http import error_text, require_runnable
-from .binding import ActionRequest, GuardSpec, call_arguments
-from .errors import OversightError
+from .binding import ActionRequest, GuardSpec, call_arguments, edited_arguments, rebind
+from .errors import ActionEdited, OversightError
 from .models import Decision
 
 if TYPE_CHECKING:
@@ -68,16 +74,62 @@ class _GuardBase:
         self.after: Any = None  # set it in the block: reported as the after-state
         self.result: Decision | None = None  # the action after the report
         self.report_error: OversightError | None = None
+        # A decorated call's arguments changed by a reviewer's edit, by name.
+        self.edited_arguments: dict[str, Any] = {}
 
     @property
     def action_id(self) -> str | None:
         return self.decision.id if self.decision else None
 
+    @property
+    def edited(self) -> bool:
+        """True when a reviewer approved the action with edited params."""
+        return bool(self.decision and self.decision.edited)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The params to run: as approved (edited by a reviewer, maybe) or as asked."""
+        if self.decision is not None and self.decision.edited and self.decision.params is not None:
+            return self.decision.params
+        assert self.request is not None
+        return self.request.params
+
+    @property
+    def votes(self) -> list[Any]:
+        """The reviewers' votes on this action (empty when none voted)."""
+        return self.decision.votes if self.decision else []
+
     def _start(self) -> ActionRequest:
         """Fresh state for this run (a `with` guard may be entered again) and its request."""
         self.decision = self.result = self.report_error = self.after = None
+        self.edited_arguments = {}
         self.request = self._spec.request(self._arguments)
         return self.request
+
+    def _edit_refusal(self, decision: Decision) -> ActionEdited | None:
+        """None when this guard can run the approved params (for a decorated call, its
+        changed arguments are kept); else the error to raise once the action is
+        cancelled."""
+        if not decision.edited or decision.params is None:
+            return None
+        accept = self._spec.accept_edits
+        what = f"action {decision.id} was approved with edited params {decision.params}"
+        if accept is False:
+            return ActionEdited(decision, f"{what}; this guard refuses edits")
+        if self._arguments is None:
+            if accept:
+                return None
+            return ActionEdited(
+                decision,
+                f"{what}; a `with` guard runs them only with accept_edits=True (read g.params)",
+            )
+        changed = edited_arguments(self._spec, self._arguments, decision.params)
+        if changed is None:
+            return ActionEdited(
+                decision, f"{what}; they do not map onto the function's arguments by name"
+            )
+        self.edited_arguments = changed
+        return None
 
     def _enter_block(self, decision: Decision, waited: float) -> None:
         self.decision = require_runnable(decision, waited=waited)
@@ -94,10 +146,11 @@ class _GuardBase:
             "outcome": "succeeded" if exc is None else "failed",
             "after": self.after,
             "error": "" if exc is None else error_text(exc),
-            # Bound: the server refuses a result for anything other than what it decided.
+            # Bound: the server refuses a result for anything other than what it decided
+            # (or a reviewer approved).
             "action": self.request.action,
             "resource": self.request.resource,
-            "params": self.request.params,
+            "params": self.params,
         }
 
     def _report_failed(self, exc: OversightError) -> None:
@@ -122,6 +175,10 @@ class Guard(_GuardBase):
             decision = self._client.wait(decision.id, self._timeout)
             if decision.pending:
                 decision = self._client.give_up(decision)
+        refusal = self._edit_refusal(decision) if decision.allowed else None
+        if refusal is not None:
+            self._client.give_up(decision)  # nothing runs that nobody approved
+            raise refusal
         self._enter_block(decision, time.monotonic() - started)
         return self
 
@@ -148,7 +205,8 @@ class Guard(_GuardBase):
         def guarded(*args: Any, **kwargs: Any) -> Any:
             run = Guard(client, spec, call_arguments(fn, args, kwargs))
             with run:
-                result = fn(*args, **kwargs)
+                call_args, call_kwargs = rebind(fn, args, kwargs, run.edited_arguments)
+                result = fn(*call_args, **call_kwargs)
                 if spec.after is not None or run.after is None:
                     run.after = spec.after_state(result)
             return result
@@ -173,6 +231,10 @@ class AsyncGuard(_GuardBase):
             decision = await self._client.wait(decision.id, self._timeout)
             if decision.pending:
                 decision = await self._client.give_up(decision)
+        refusal = self._edit_refusal(decision) if decision.allowed else None
+        if refusal is not None:
+            await self._client.give_up(decision)  # nothing runs that nobody approved
+            raise refusal
         self._enter_block(decision, time.monotonic() - started)
         return self
 
@@ -199,7 +261,8 @@ class AsyncGuard(_GuardBase):
         async def guarded(*args: Any, **kwargs: Any) -> Any:
             run = AsyncGuard(client, spec, call_arguments(fn, args, kwargs))
             async with run:
-                result = await fn(*args, **kwargs)
+                call_args, call_kwargs = rebind(fn, args, kwargs, run.edited_arguments)
+                result = await fn(*call_args, **call_kwargs)
                 if spec.after is not None or run.after is None:
                     run.after = spec.after_state(result)
             return result

@@ -55,12 +55,45 @@ class Reason:
 
 
 @dataclass(frozen=True)
+class Vote:
+    """One reviewer's vote on a held action: who, approve or deny, why, when.
+
+    `params` is set on an approval that edited the params (what it approved);
+    `superseded` on an approval of params a later edit replaced."""
+
+    username: str
+    name: str
+    vote: str  # "approve" | "deny"
+    comment: str = ""
+    at: datetime | None = None
+    params: dict[str, Any] | None = None
+    superseded: bool = False
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Vote:
+        voter = data.get("voter") or {}
+        return cls(
+            username=str(voter.get("username", "")),
+            name=str(voter.get("name") or voter.get("username") or ""),
+            vote=str(data.get("vote", "")),
+            comment=str(data.get("comment") or ""),
+            at=_datetime(data.get("at")),
+            params=data.get("params"),
+            superseded=bool(data.get("superseded")),
+        )
+
+
+@dataclass(frozen=True)
 class Decision:
     """Oversight's answer about one action.
 
     `ask` fills the decision fields; `wait`, `get` and `report` also fill the action's own
-    fields (action, resource, params, ...). `replayed` is True when an `ask` with an
+    fields (action, resource, params, votes, ...). `replayed` is True when an `ask` with an
     idempotency key seen before returned the first answer again.
+
+    When a reviewer approved edited params, `edited` is True, `params` holds what may run
+    and `requested_params` what was asked for. `comment` and `decided_by` are the deciding
+    vote's (the deny, or the approval that completed the approvals).
     """
 
     id: str
@@ -75,6 +108,31 @@ class Decision:
     created_at: datetime | None = None
     finished_at: datetime | None = None
     replayed: bool = False
+    votes: list[Vote] = field(default_factory=list)
+    edited: bool = False
+    requested_params: dict[str, Any] | None = None
+
+    @property
+    def deciding_vote(self) -> Vote | None:
+        """The deny that rejected the action, or the last approval that approved it."""
+        current = [v for v in self.votes if not v.superseded]
+        denies = [v for v in current if v.vote == "deny"]
+        if denies:
+            return denies[-1]
+        approvals = [v for v in current if v.vote == "approve"]
+        return approvals[-1] if approvals and self.status != Status.PENDING else None
+
+    @property
+    def comment(self) -> str:
+        """The deciding reviewer's comment ("" when none, or not decided by a person)."""
+        vote = self.deciding_vote
+        return vote.comment if vote else ""
+
+    @property
+    def decided_by(self) -> str | None:
+        """The deciding reviewer's name, or None when no person decided."""
+        vote = self.deciding_vote
+        return vote.name if vote else None
 
     @property
     def allowed(self) -> bool:
@@ -100,6 +158,9 @@ class Decision:
             created_at=_datetime(data.get("created_at")),
             finished_at=_datetime(data.get("finished_at")),
             replayed=replayed,
+            votes=[Vote.from_json(v) for v in data.get("votes") or []],
+            edited=bool(data.get("edited")),
+            requested_params=data.get("requested_params"),
         )
 
 

@@ -129,3 +129,43 @@ def test_the_overview_counts_what_waits_and_lists_recent_actions(
     page = client.get(reverse("home")).content.decode()
     assert '<span class="waiting-count">1</span> waiting for your approval' in page
     assert f'id="action-{held.pk}"' in page and 'id="action-feed"' in page
+
+
+def _edit(client: Client, user: Any, action: Action, params: str) -> Any:
+    client.force_login(user)
+    url = reverse("approvals:vote", args=[action.pk])
+    body = {"vote": "approve", "params": params, "comment": "less"}
+    return client.post(url, body, HTTP_HX_REQUEST="true")
+
+
+def test_the_card_offers_edit_and_approve(client: Client, rita: Any, held: Action) -> None:
+    client.force_login(rita)
+    page = client.get(reverse("approvals:queue")).content.decode()
+    assert "Edit and approve" in page and 'name="params"' in page
+
+
+def test_edit_and_approve_in_place(client: Client, rita: Any, held: Action) -> None:
+    response = _edit(client, rita, held, '{"amount": 400, "charges": ["ch_1"]}')
+    assert response.status_code == 200
+    action = Action.objects.get(pk=held.pk)
+    assert (action.status, action.params["amount"]) == ("approved", 400)
+    assert "Params as edited by a reviewer" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("typed", "says"),
+    [
+        ("{not json", "not valid JSON"),
+        ("[1]", "must be a JSON object"),
+        ('{"amount": 400}', "keep the keys charges"),
+    ],
+)
+def test_a_bad_edit_is_explained_and_keeps_what_was_typed(
+    client: Client, rita: Any, held: Action, typed: str, says: str
+) -> None:
+    response = _edit(client, rita, held, typed)
+    assert response.status_code == 422
+    page = response.content.decode()
+    assert says in page and '<details class="edit-approve" open>' in page
+    assert Action.objects.get(pk=held.pk).status == "pending"
+    assert not held.votes.exists()

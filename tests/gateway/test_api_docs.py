@@ -21,6 +21,8 @@ from tests.gateway.helpers import AgentApi, api_error, refund
 
 ROOT = Path(__file__).resolve().parents[2]
 GATEWAY = ROOT / "oversight" / "gateway"
+# The approvals API for people answers from these too (same error shape, same document).
+APPROVALS_API = [ROOT / "oversight" / "approvals" / name for name in ("api.py", "services.py")]
 DOCS = ROOT / "docs" / "api.md"
 # error_response calls whose code is not a literal: they pass on a code found elsewhere
 # (ConflictError's, and ninja's HttpError statuses in _HTTP_ERROR_CODES), both read here.
@@ -40,7 +42,7 @@ def codes_in_the_code() -> set[tuple[int, str]]:
     """(status, code) of every error the agent API's code can answer with."""
     found: set[tuple[int, str]] = set()
     default_conflict = inspect.signature(ConflictError).parameters["code"].default
-    for path in sorted(GATEWAY.rglob("*.py")):
+    for path in [*sorted(GATEWAY.rglob("*.py")), *APPROVALS_API]:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Assign) and any(
                 isinstance(t, ast.Name) and t.id == "_HTTP_ERROR_CODES" for t in node.targets

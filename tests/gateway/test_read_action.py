@@ -34,6 +34,9 @@ ACTION_FIELDS = {
     "resource",
     "params",
     "approvals_required",
+    "edited",
+    "requested_params",
+    "votes",
     "created_at",
     "finished_at",
 }

@@ -64,6 +64,7 @@ rules = st.builds(
     approvals=st.integers(min_value=1, max_value=3),
     expires_in=st.sampled_from([timedelta(minutes=5), timedelta(minutes=15), timedelta(hours=1)]),
     separation_of_duties=st.booleans(),
+    edits_allowed=st.booleans(),
 )
 limits = st.builds(
     LimitSpec,
@@ -170,6 +171,7 @@ def test_the_engine_agrees_with_the_rules_written_out_directly(
         assert decision.approvals_required == max(r.approvals for r in holds)
         assert decision.hold_expires_in == min(r.expires_in for r in holds)
         assert decision.separation_of_duties == any(r.separation_of_duties for r in holds)
+        assert decision.edits_allowed == all(r.edits_allowed for r in holds)
     else:
         assert deciding == allowing
     if decision.outcome == "deny":

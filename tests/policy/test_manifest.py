@@ -158,3 +158,21 @@ def test_an_export_applies_back_without_changes(alice: Any) -> None:
     assert "no changes" in _apply(exported.getvalue())
     assert "refund-bot" in exported.getvalue() and "team refunds" in exported.getvalue()
     assert Limit.objects.get(name="everyone").scope == "everyone"
+
+
+def test_a_hold_rule_may_forbid_edits_and_the_export_keeps_it(alice: Any) -> None:
+    text = EXAMPLE.read_text().replace("approvals: 1,", "approvals: 1, edits_allowed: false,")
+    assert text != EXAMPLE.read_text()
+    _apply(text)
+    assert Rule.objects.get(name="big refunds need a human").edits_allowed is False
+    exported = StringIO()
+    call_command("policy_export", stdout=exported)
+    assert "edits_allowed: false" in exported.getvalue()
+    assert "no changes" in _apply(exported.getvalue())
+
+
+def test_edits_allowed_must_be_true_or_false(alice: Any) -> None:
+    text = EXAMPLE.read_text().replace("approvals: 1,", "approvals: 1, edits_allowed: sometimes,")
+    with pytest.raises(CommandError, match=r"rules\[0\]\.edits_allowed: expected true or false"):
+        _apply(text)
+    assert not Agent.objects.exists()

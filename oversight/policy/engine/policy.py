@@ -172,6 +172,7 @@ class CompiledPolicy:
                 hold_expires_in=min(rule.expires_in for rule in fired),
                 separation_of_duties=any(rule.separation_of_duties for rule in fired),
                 limit_ids=_matching_limits(plan, resource),
+                edits_allowed=all(rule.edits_allowed for rule in fired),
             )
         return self._decision("allow", allowing + errors, _matching_limits(plan, resource))
 

@@ -40,6 +40,7 @@ class RuleSpec:
     approvals: int = 1  # hold only: approvals needed
     expires_in: timedelta = timedelta(minutes=15)  # hold only: how long a reviewer has
     separation_of_duties: bool = False  # hold only: the agent's owner may not approve
+    edits_allowed: bool = True  # hold only: a reviewer may approve edited params
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,3 +90,4 @@ class Decision:
     hold_expires_in: timedelta | None  # hold: min over firing hold rules; else None
     separation_of_duties: bool  # hold: any firing hold rule asks for it
     limit_ids: tuple[int, ...]  # limits whose patterns match; empty when the outcome is deny
+    edits_allowed: bool = True  # hold: no firing hold rule forbids edits

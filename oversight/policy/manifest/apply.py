@@ -35,6 +35,7 @@ _RULE_FIELDS = (
     "approvals",
     "expires_in_seconds",
     "separation_of_duties",
+    "edits_allowed",
 )
 _LIMIT_FIELDS = (
     "action",

@@ -61,6 +61,8 @@ def _agent(agent: Agent) -> dict[str, Any]:
             item["expires_in"] = format_duration(rule.expires_in_seconds)
             if rule.separation_of_duties:
                 item["separation_of_duties"] = True
+            if not rule.edits_allowed:
+                item["edits_allowed"] = False
         out["rules"].append(item)
     return out
 

@@ -34,6 +34,7 @@ class RuleSpec:
     approvals: int = 1
     expires_in_seconds: int = 900
     separation_of_duties: bool = False
+    edits_allowed: bool = True
 
 
 @dataclass(frozen=True)
@@ -154,6 +155,7 @@ def _rule(path: str, data: Any) -> RuleSpec:
         "approvals",
         "expires_in",
         "separation_of_duties",
+        "edits_allowed",
     }
     r = _Reader(data, path, allowed)
     effect = r.text("effect")
@@ -168,6 +170,9 @@ def _rule(path: str, data: Any) -> RuleSpec:
     sod = data.get("separation_of_duties", False)
     if not isinstance(sod, bool):
         raise ManifestError(f"{path}.separation_of_duties: expected true or false")
+    edits_allowed = data.get("edits_allowed", True)
+    if not isinstance(edits_allowed, bool):
+        raise ManifestError(f"{path}.edits_allowed: expected true or false")
     return RuleSpec(
         name=r.text("name"),
         effect=effect,
@@ -177,6 +182,7 @@ def _rule(path: str, data: Any) -> RuleSpec:
         approvals=r.integer("approvals", 1) or 1,
         expires_in_seconds=r.duration("expires_in", 900),
         separation_of_duties=sod,
+        edits_allowed=edits_allowed,
     )
 
 

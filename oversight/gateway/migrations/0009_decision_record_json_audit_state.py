@@ -225,7 +225,7 @@ DROP = "DROP FUNCTION IF EXISTS decision_record;\n"
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("gateway", "0007_rejected_reads_denied_by_a_reviewer"),
+        ("gateway", "0008_action_edits"),
         ("audit", "0006_canonical_json_columns"),
     ]
 

@@ -1,0 +1,179 @@
+"""Approve with edits: a reviewer changes a held action's params and approves that.
+
+What may change: the values, never the shape. The edited params have the same keys as
+the ones asked for, each value of the same JSON type (an object's keys likewise, at any
+depth); so a reviewer turns `amount: 900` into `amount: 400`, not into another request.
+
+The edited action is decided again by the pipeline's own steps (``pipeline.evaluate``:
+kill switches, grants and rules, limits), in the vote's transaction. It fails closed: an
+edit the policy denies, that a hold rule forbids to edit, or that would take a limit over
+is refused and nothing changes. The quota the held action reserved is given back and the
+edited params are charged instead, so a bigger amount is checked against its limit.
+
+The approval then binds to the edited params: ``Action.params`` becomes them, its
+``request_hash`` is computed again (a result reported for other params is refused), and
+``requested_params`` keeps what the agent asked for. Approvals cast before the edit are
+superseded (they approved other params): with two approvals required, the edited action
+needs two approvals of its own, the editor's counting as one. See
+docs/decisions/0018-approve-with-edits.md.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from oversight.approvals.models import ApprovalVote
+from oversight.gateway import pipeline
+from oversight.gateway.constants import ActionStatus
+from oversight.gateway.hashing import action_hash
+from oversight.gateway.json_safety import UnsafeJsonError, check_json
+from oversight.gateway.models import Action
+from oversight.killswitch.selectors import halting_switch_id
+from oversight.policy.limits import limits_charge, limits_release
+
+MAX_PARAMS_TEXT = 64 * 1024
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return "an object"
+
+
+def params_problems(asked: dict[str, Any], edited: Any, path: str = "params") -> list[str]:
+    """Why ``edited`` is not ``asked`` with other values ([] when it is)."""
+    if not isinstance(edited, dict):
+        return [f"{path} must be an object ({{...}})."]
+    problems = []
+    missing = sorted(set(asked) - set(edited))
+    added = sorted(set(edited) - set(asked))
+    if missing:
+        problems.append(f"{path}: keep the keys {', '.join(missing)}.")
+    if added:
+        problems.append(f"{path}: the keys {', '.join(added)} were not asked for.")
+    for key in sorted(set(asked) & set(edited)):
+        was, now = asked[key], edited[key]
+        if _kind(was) != _kind(now):
+            problems.append(f"{path}.{key} must stay {_kind(was)}, not {_kind(now)}.")
+        elif isinstance(was, dict):
+            problems.extend(params_problems(was, now, f"{path}.{key}"))
+    return problems
+
+
+def edited_params_parse(text: str) -> dict[str, Any]:
+    """Params typed in the browser (a JSON object), or ValidationError saying what is wrong."""
+    if len(text) > MAX_PARAMS_TEXT:
+        raise ValidationError({"params": "The params are too long."})
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise ValidationError(
+            {"params": f"The params are not valid JSON: {exc.msg} (line {exc.lineno})."}
+        ) from None
+    if not isinstance(value, dict):
+        raise ValidationError({"params": "The params must be a JSON object ({...})."})
+    return value
+
+
+def _refuse(message: str) -> ValidationError:
+    return ValidationError({"params": message})
+
+
+def _decided_again(action: Action, params: dict[str, Any]) -> pipeline.Outcome:
+    """The pipeline's decision for the edited action, as if the agent had asked for it now."""
+    agent = action.agent
+    credentials = pipeline.Credentials(
+        agent=agent, environment=action.environment, switch_id=halting_switch_id(agent_id=agent.pk)
+    )
+    data = pipeline.ActionInput(
+        action=action.action,
+        resource=action.resource,
+        params=params,
+        reason=action.reason,
+        reversible=action.reversible,
+        before=action.before,
+        session_id=action.session_id,
+        parent_id=action.parent_id,
+    )
+    try:
+        return pipeline.evaluate(credentials, data, timezone.now())
+    except Exception as exc:  # a paused agent, an error: no edit (fail closed)
+        raise _refuse(f"The edited action could not be decided again: {exc}") from exc
+
+
+def _why(outcome: pipeline.Outcome) -> str:
+    return "; ".join(f"{r['name']}: {r['detail']}" for r in outcome.reasons) or "no reason given"
+
+
+def action_edit(*, action: Action, params: Any) -> dict[str, Any] | None:
+    """Apply a reviewer's edited ``params`` to the held, locked ``action`` (inside the
+    vote's transaction), or raise ValidationError and change nothing. Returns what the
+    audit event records about the edit, or None when the params are unchanged."""
+    problems = params_problems(action.params, params)
+    if problems:
+        raise ValidationError({"params": problems})
+    try:
+        check_json(params)
+    except UnsafeJsonError as exc:
+        raise _refuse(f"The params {exc}.") from None
+    if params == action.params:
+        return None
+    if not action.edits_allowed:
+        raise _refuse("The rule that holds this action does not allow edits.")
+    outcome = _decided_again(action, params)
+    if outcome.status not in (ActionStatus.ALLOWED, ActionStatus.PENDING):
+        raise _refuse(f"The policy does not allow the edited action ({_why(outcome)}).")
+    if any(reason["kind"] == "limit" for reason in outcome.reasons):
+        raise _refuse(f"The edited action would go over a limit ({_why(outcome)}).")
+    if outcome.status == ActionStatus.PENDING and not outcome.edits_allowed:
+        raise _refuse("A rule that holds the edited action does not allow edits.")
+    # The quota held for the asked params goes back; the edited params are charged. The
+    # action's row is locked (the vote's transaction), so no expiry or cancellation
+    # releases the old charge meanwhile; an error below rolls both back.
+    limits_release(action.limit_usage)
+    charged = limits_charge(outcome.charges, timezone.now())
+    over = [limit.name for limit, _ in outcome.charges if limit.pk not in charged]
+    if over:
+        raise _refuse(f"The edited action would go over the limit {', '.join(over)}.")
+    before = {"params": action.params, "request_hash": action.request_hash}
+    superseded = ApprovalVote.objects.filter(action=action, superseded=False).update(
+        superseded=True
+    )
+    if action.requested_params is None:
+        action.requested_params = action.params
+    action.params = params
+    action.request_hash = action_hash(action.action, action.resource, params)
+    action.limit_usage = [
+        {"limit_id": limit.pk, "counter_id": charged[limit.pk], "amount": str(amount)}
+        for limit, amount in outcome.charges
+    ]
+    action.approvals_required = max(action.approvals_required, outcome.approvals_required)
+    action.separation_of_duties = action.separation_of_duties or outcome.separation_of_duties
+    action.save(
+        update_fields=[
+            "params",
+            "requested_params",
+            "request_hash",
+            "limit_usage",
+            "approvals_required",
+            "separation_of_duties",
+        ]
+    )
+    return {
+        "before": before,
+        "after": {"params": params, "request_hash": action.request_hash},
+        "superseded_votes": superseded,
+        "decided_again": outcome.reasons,
+    }

@@ -1,0 +1,203 @@
+"""Approve with edits: the approval binds to the edited params, the edited action is
+decided again (fail closed), the audit keeps both, and earlier approvals are superseded."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+
+from oversight.agents.models import AgentToken
+from oversight.approvals.models import ApprovalVote
+from oversight.approvals.services import approval_vote
+from oversight.audit.models import AuditEvent
+from oversight.gateway.exceptions import ConflictError
+from oversight.gateway.hashing import action_hash
+from oversight.gateway.lifecycle import ResultInput, action_report_result
+from oversight.gateway.models import Action
+from oversight.killswitch.selectors import parse_target
+from oversight.killswitch.services import killswitch_engage
+from oversight.policy.models import LimitCounter
+from tests.conftest import SYSTEM
+from tests.gateway.helpers import decide, limit_create, refund, refund_policy_create
+
+pytestmark = pytest.mark.django_db
+
+
+def _held(token: AgentToken, amount: int = 900, **hold_fields: Any) -> Action:
+    refund_policy_create(token.agent, **hold_fields)
+    action = decide(token, refund(amount))
+    assert action.status == "pending"
+    return action
+
+
+def _unchanged(action: Action) -> None:
+    fresh = Action.objects.get(pk=action.pk)
+    assert (fresh.status, fresh.params, fresh.requested_params, fresh.request_hash) == (
+        "pending",
+        action.params,
+        None,
+        action.request_hash,
+    )
+    assert not ApprovalVote.objects.filter(action=action).exists()
+
+
+def test_an_approval_with_edits_binds_the_action_to_the_edited_params(
+    prod_token: AgentToken, rita: Any
+) -> None:
+    held = _held(prod_token)
+    edited = {"amount": 400, "charges": ["ch_1"]}
+
+    approval_vote(
+        user=rita, action_id=held.pk, vote="approve", comment="400 is enough", params=edited
+    )
+
+    action = Action.objects.get(pk=held.pk)
+    assert action.status == "approved"
+    assert action.params == edited
+    assert action.requested_params == {"amount": 900, "charges": ["ch_1"]}
+    assert action.request_hash == action_hash(action.action, action.resource, edited)
+    vote = ApprovalVote.objects.get(action=action)
+    assert (vote.vote, vote.params, vote.comment) == ("approve", edited, "400 is enough")
+    event = AuditEvent.objects.get(verb="action.voted", target_id=str(held.pk))
+    assert event.before["params"] == {"amount": 900, "charges": ["ch_1"]}
+    assert event.after["params"] == edited
+    assert event.after["edited"] is True
+    assert event.after["status"] == "approved"
+
+
+def test_the_result_must_be_for_the_edited_params(prod_token: AgentToken, rita: Any) -> None:
+    held = _held(prod_token)
+    edited = {"amount": 400, "charges": ["ch_1"]}
+    approval_vote(user=rita, action_id=held.pk, vote="approve", params=edited)
+
+    asked = ResultInput(outcome="succeeded", params={"amount": 900, "charges": ["ch_1"]})
+    with pytest.raises(ConflictError) as refused:
+        action_report_result(token=prod_token, action_id=held.pk, data=asked)
+    assert refused.value.code == "action_mismatch"
+
+    ran = ResultInput(outcome="succeeded", params=edited)
+    assert action_report_result(token=prod_token, action_id=held.pk, data=ran).status == (
+        "succeeded"
+    )
+
+
+@pytest.mark.parametrize(
+    ("params", "says"),
+    [
+        ({"amount": 400}, "keep the keys charges"),
+        ({"amount": 400, "charges": ["ch_1"], "note": "x"}, "the keys note were not asked for"),
+        ({"amount": "400", "charges": ["ch_1"]}, "params.amount must stay a number"),
+        ({"amount": 400, "charges": "ch_1"}, "params.charges must stay a list"),
+        ([400], "must be an object"),
+    ],
+)
+def test_an_edit_keeps_the_keys_and_types(
+    prod_token: AgentToken, rita: Any, params: Any, says: str
+) -> None:
+    held = _held(prod_token)
+    with pytest.raises(ValidationError) as refused:
+        approval_vote(user=rita, action_id=held.pk, vote="approve", params=params)
+    assert says in " ".join(refused.value.messages)
+    _unchanged(held)
+
+
+def test_an_edit_the_policy_forbids_is_refused(prod_token: AgentToken, rita: Any) -> None:
+    held = _held(prod_token)
+    two_charges = {"amount": 400, "charges": ["ch_1", "ch_2"]}  # "one charge at a time"
+    with pytest.raises(ValidationError) as refused:
+        approval_vote(user=rita, action_id=held.pk, vote="approve", params=two_charges)
+    assert "one charge at a time" in " ".join(refused.value.messages)
+    _unchanged(held)
+
+
+def test_no_edit_while_a_kill_switch_is_engaged(prod_token: AgentToken, rita: Any) -> None:
+    held = _held(prod_token)
+    killswitch_engage(
+        actor=SYSTEM, target=parse_target(f"agent:{prod_token.agent.slug}"), reason="x"
+    )
+    Action.objects.filter(pk=held.pk).update(status="pending")  # engaging cancelled it
+    with pytest.raises(ValidationError):
+        approval_vote(
+            user=rita, action_id=held.pk, vote="approve", params={"amount": 1, "charges": ["ch_1"]}
+        )
+
+
+def test_a_rule_may_forbid_edits(prod_token: AgentToken, rita: Any) -> None:
+    held = _held(prod_token, edits_allowed=False)
+    assert held.edits_allowed is False
+    with pytest.raises(ValidationError) as refused:
+        approval_vote(
+            user=rita,
+            action_id=held.pk,
+            vote="approve",
+            params={"amount": 400, "charges": ["ch_1"]},
+        )
+    assert "does not allow edits" in " ".join(refused.value.messages)
+    _unchanged(held)
+    # Unedited params are a plain approval.
+    approval_vote(user=rita, action_id=held.pk, vote="approve", params=dict(held.params))
+    assert Action.objects.get(pk=held.pk).status == "approved"
+
+
+def test_an_edit_is_charged_against_limits_instead_of_the_asked_params(
+    prod_token: AgentToken, rita: Any
+) -> None:
+    limit = limit_create(max_sum=Decimal(1000), sum_param="amount")
+    held = _held(prod_token, amount=600)  # reserves 600
+    assert decide(prod_token, refund(300)).status == "allowed"  # 900 used
+    counter = LimitCounter.objects.get(limit=limit)
+
+    with pytest.raises(ValidationError) as refused:  # 300 + 800 > 1000
+        approval_vote(
+            user=rita, action_id=held.pk, vote="approve", params={"amount": 800, "charges": ["x"]}
+        )
+    assert "limit" in " ".join(refused.value.messages)
+    counter.refresh_from_db()
+    assert counter.total == Decimal(900)
+    _unchanged(held)
+
+    approval_vote(
+        user=rita, action_id=held.pk, vote="approve", params={"amount": 650, "charges": ["x"]}
+    )
+    counter.refresh_from_db()
+    assert counter.total == Decimal(950)  # 600 given back, 650 charged
+    assert Action.objects.get(pk=held.pk).limit_usage[0]["amount"] == "650"
+
+
+def test_an_edit_supersedes_earlier_approvals(prod_token: AgentToken, rita: Any, rob: Any) -> None:
+    held = _held(prod_token, approvals=2)
+    approval_vote(user=rob, action_id=held.pk, vote="approve")
+    edited = {"amount": 700, "charges": ["ch_1"]}
+
+    action = approval_vote(user=rita, action_id=held.pk, vote="approve", params=edited)
+
+    assert action.status == "pending"  # rob approved 900, not 700
+    assert ApprovalVote.objects.get(action=held, voter=rob).superseded is True
+    action = approval_vote(user=rob, action_id=held.pk, vote="approve")  # rob approves 700
+    assert (action.status, action.params) == ("approved", edited)
+    with pytest.raises(ConflictError):
+        approval_vote(user=rob, action_id=held.pk, vote="approve")
+
+
+def test_only_an_approval_may_edit(prod_token: AgentToken, rita: Any) -> None:
+    held = _held(prod_token)
+    with pytest.raises(ValidationError):
+        approval_vote(user=rita, action_id=held.pk, vote="deny", comment="no", params={"amount": 1})
+    _unchanged(held)
+
+
+def test_the_owner_may_not_edit_under_separation_of_duties(
+    prod_token: AgentToken, owner: Any
+) -> None:
+    held = _held(prod_token, separation_of_duties=True)
+    with pytest.raises(PermissionDenied):
+        approval_vote(
+            user=owner,
+            action_id=held.pk,
+            vote="approve",
+            params={"amount": 400, "charges": ["ch_1"]},
+        )
+    _unchanged(held)
