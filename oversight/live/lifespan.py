@@ -5,13 +5,21 @@ first one. Shutdown sends what the current window still holds: uvicorn stops the
 with the signal it caught once the server has shut down, so a window left to end on its
 own would be lost with the process. Shutdown comes after the last requests have been
 answered, so their fragments are in it.
+
+Without a broker the server also runs the periodic jobs (oversight/core/periodic.py):
+they start once the loop is bound, so their fragments are coalesced on it, and stop
+before the last window is sent, so theirs go with it.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from django.conf import settings
+
+from oversight.core import periodic
 from oversight.live import publish
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -23,8 +31,11 @@ async def lifespan(scope: dict[str, Any], receive: Receive, send: Send) -> None:
         message = await receive()
         if message["type"] == "lifespan.startup":
             publish.bind_event_loop()
+            if settings.PERIODIC_IN_SERVER:
+                periodic.start_in_server()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
+            await asyncio.to_thread(periodic.stop_in_server)
             await publish.flush()
             await send({"type": "lifespan.shutdown.complete"})
             return
