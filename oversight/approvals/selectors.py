@@ -3,52 +3,141 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, replace
 from typing import Any
 
-from django.db.models import Prefetch
+from django.db.models import F, Prefetch, QuerySet, Window, prefetch_related_objects
+from django.db.models.functions import Lower, RowNumber
 from django.http import Http404
 
-from oversight.agents.constants import APPROVE, VIEW
+from oversight.accounts.models import Team
+from oversight.agents.constants import APPROVE, VIEW, RiskTier
+from oversight.agents.models import Agent
 from oversight.agents.selectors import agents_with_perm
 from oversight.approvals.models import ApprovalVote, Vote
 from oversight.audit.models import AuditEvent
 from oversight.gateway.constants import ActionStatus
 from oversight.gateway.models import Action
 from oversight.lib.humanize import pretty_json
+from oversight.lib.paging import Page, page_of
 
 RECENT = 5
+PAGE_SIZE = 50  # cards or rows per page of the queue: a person decides from the top
+
+_VOTES = Prefetch("votes", queryset=ApprovalVote.objects.select_related("voter"))
 
 
-def approval_queue(*, user: Any) -> list[Action]:
-    """Held actions this person may decide, most urgent first."""
-    votes = Prefetch("votes", queryset=ApprovalVote.objects.select_related("voter"))
-    return list(
-        Action.objects.filter(
-            status=ActionStatus.PENDING, agent__in=agents_with_perm(user=user, perm=APPROVE)
-        )
-        .select_related("agent__owner", "agent__team")
-        .prefetch_related(votes)
-        .order_by("expires_at", "created_at")
+@dataclass(frozen=True)
+class QueueFilters:
+    """The queue's filters: an agent's slug, a team's slug, a risk tier ("" for any)."""
+
+    agent: str = ""
+    team: str = ""
+    risk: str = ""
+
+    def __bool__(self) -> bool:
+        return bool(self.agent or self.team or self.risk)
+
+
+def approval_queue(*, user: Any, filters: QueueFilters | None = None) -> QuerySet[Action]:
+    """Held actions this person may decide, most urgent first; lazy, so that a page can
+    count it and take one slice."""
+    f = filters or QueueFilters()
+    actions = Action.objects.filter(
+        status=ActionStatus.PENDING, agent__in=agents_with_perm(user=user, perm=APPROVE)
     )
+    if f.agent:
+        actions = actions.filter(agent__slug=f.agent)
+    if f.team:
+        actions = actions.filter(agent__team__slug=f.team)
+    if f.risk:
+        actions = actions.filter(agent__risk_tier=f.risk)
+    return actions.select_related("agent__owner", "agent__team").order_by(
+        "expires_at", "created_at"
+    )
+
+
+def approval_queue_page(
+    *, user: Any, filters: QueueFilters | None = None, number: int = 1
+) -> Page[dict[str, Any]]:
+    """A fixed number of queries however long the queue: a count, the page, its votes
+    and its agents' recent actions. Each item is a queue_item_context."""
+    page = page_of(approval_queue(user=user, filters=filters), number=number, size=PAGE_SIZE)
+    return replace(page, items=queue_item_contexts(list(page.items)))
+
+
+def _recent_by_agent(agent_ids: set[int]) -> dict[int, list[Action]]:
+    """Each agent's newest RECENT + 1 actions (one more, for the item's own), in one
+    query: a row number per agent over its index (agent, -created_at)."""
+    if not agent_ids:
+        return {}
+    newest = Window(
+        RowNumber(), partition_by=[F("agent_id")], order_by=[F("created_at").desc(), F("pk")]
+    )
+    rows = (
+        Action.objects.filter(agent_id__in=agent_ids)
+        .only("pk", "agent_id", "action", "status", "created_at")
+        .annotate(newest=newest)
+        .filter(newest__lte=RECENT + 1)
+        .order_by("agent_id", "newest")
+    )
+    found: dict[int, list[Action]] = {}
+    for row in rows:
+        found.setdefault(row.agent_id, []).append(row)
+    return found
+
+
+def queue_item_contexts(actions: list[Action]) -> list[dict[str, Any]]:
+    """Everything a reviewer needs to decide each held action, in two queries for any
+    number of actions (their agent, owner and team loaded with them)."""
+    prefetch_related_objects(actions, _VOTES)
+    recent_by_agent = _recent_by_agent({action.agent_id for action in actions})
+    contexts = []
+    for action in actions:
+        recent = [r for r in recent_by_agent.get(action.agent_id, ()) if r.pk != action.pk]
+        votes = list(action.votes.all())
+        contexts.append(
+            {
+                "action": action,
+                "agent": action.agent,
+                "params_json": pretty_json(action.params),
+                "before_json": pretty_json(action.before),
+                "recent": recent[:RECENT],
+                "votes": votes,
+                "approvals": sum(1 for v in votes if v.vote == Vote.APPROVE),
+            }
+        )
+    return contexts
 
 
 def queue_item_context(action: Action) -> dict[str, Any]:
     """Everything a reviewer needs to decide one held action."""
-    recent = list(
-        Action.objects.filter(agent_id=action.agent_id)
-        .exclude(pk=action.pk)
-        .order_by("-created_at")[:RECENT]
+    return queue_item_contexts([action])[0]
+
+
+def queue_agent_id(*, user: Any, slug: str) -> int | None:
+    """The id of the agent ``slug`` names, if this person may decide its actions."""
+    agents = agents_with_perm(user=user, perm=APPROVE).filter(slug=slug)
+    return agents.values_list("pk", flat=True).first()
+
+
+def queue_filter_choices(*, user: Any) -> dict[str, list[tuple[str, str]]]:
+    """(value, label) for the queue's filters: the agents with held actions this person
+    may decide, and the teams of the agents they may decide. Bounded by what is held,
+    not by the size of the registry."""
+    may_decide = agents_with_perm(user=user, perm=APPROVE)
+    held = Action.objects.filter(status=ActionStatus.PENDING, agent__in=may_decide)
+    agents = (
+        Agent.objects.filter(pk__in=held.values("agent_id"))
+        .order_by(Lower("name"))
+        .values_list("slug", "name")
     )
-    votes = list(action.votes.select_related("voter"))
-    return {
-        "action": action,
-        "agent": action.agent,
-        "params_json": pretty_json(action.params),
-        "before_json": pretty_json(action.before),
-        "recent": recent,
-        "votes": votes,
-        "approvals": sum(1 for v in votes if v.vote == Vote.APPROVE),
-    }
+    teams = (
+        Team.objects.filter(pk__in=may_decide.values("team_id"))
+        .order_by("name")
+        .values_list("slug", "name")
+    )
+    return {"agent": list(agents), "team": list(teams), "risk": list(RiskTier.choices)}
 
 
 def action_get(*, user: Any, action_id: uuid.UUID) -> Action:
