@@ -30,7 +30,8 @@ def queue(request: HttpRequest) -> HttpResponse:
     region shows)."""
     form = QueueFilterForm(request.GET or None, user=request.user)
     filters, view = form.filters(), form.chosen_view()
-    page = selectors.approval_queue_page(user=request.user, filters=filters, number=form.page_number())
+    number = form.page_number()
+    page = selectors.approval_queue_page(user=request.user, filters=filters, number=number)
     context = {
         "form": form,
         "filters": filters,

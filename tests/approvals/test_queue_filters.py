@@ -50,7 +50,11 @@ def _shown(page: str, actions: list[Any]) -> list[bool]:
     ],
 )
 def test_it_filters_by_agent_team_and_risk(
-    client: Client, rita: Any, two_agents_held: Any, params: dict[str, str], refunds: bool,
+    client: Client,
+    rita: Any,
+    two_agents_held: Any,
+    params: dict[str, str],
+    refunds: bool,
     emails: bool,
 ) -> None:
     mine, theirs = two_agents_held
@@ -65,7 +69,8 @@ def test_the_filters_are_labelled_and_say_what_the_socket_shows(
     page = _queue(client, rita, team="payments", risk="high", agent="refund-bot")
     for label in ("Agent", "Team", "Risk", "Show as"):
         assert f"{label} <select" in page or f"<legend>{label}</legend>" in page
-    assert f'ws-connect="/ws/live/?show=queue&amp;agent={agent.pk}&amp;risk=high&amp;team=payments"' in page
+    socket = f"/ws/live/?show=queue&amp;agent={agent.pk}&amp;risk=high&amp;team=payments"
+    assert f'ws-connect="{socket}"' in page
     assert '<option value="refund-bot" selected>Refund bot</option>' in page
 
 
@@ -81,7 +86,6 @@ def test_an_agent_the_person_may_not_decide_gets_no_socket_id(
 def test_the_compact_list_is_a_line_per_held_action_with_approve(
     client: Client, rita: Any, two_agents_held: Any
 ) -> None:
-    mine, _theirs = two_agents_held
     page = _queue(client, rita, view="list", agent="refund-bot")
     assert 'id="approval-list"' in page and 'id="approval-queue"' not in page
     assert page.count('class="queue-row ') == 2
@@ -108,7 +112,8 @@ def test_an_htmx_filter_change_swaps_the_region_with_its_socket(
     client.force_login(rita)
     response = client.get(reverse("approvals:queue"), {"team": "growth"}, HTTP_HX_REQUEST="true")
     html = response.content.decode()
-    assert html.startswith('<div id="approval-region" ws-connect="/ws/live/?show=queue&amp;team=growth"')
+    socket = "/ws/live/?show=queue&amp;team=growth"
+    assert html.startswith(f'<div id="approval-region" ws-connect="{socket}"')
     assert "<html" not in html
 
 
@@ -118,7 +123,7 @@ def test_a_long_queue_comes_a_page_at_a_time_and_says_how_many_more(
     actions = held_actions(agent, PAGE_SIZE + 7)
     first = _queue(client, rita)
     assert first.count('class="card queue-item') == PAGE_SIZE
-    assert f"Showing 1–{PAGE_SIZE} of {PAGE_SIZE + 7}; 7 more" in first
+    assert f"Showing 1\N{EN DASH}{PAGE_SIZE} of {PAGE_SIZE + 7}; 7 more" in first
     assert _shown(first, actions[:1]) == [True]  # most urgent first
     second = _queue(client, rita, page="2")
     assert second.count('class="card queue-item') == 7
@@ -130,7 +135,11 @@ def test_a_long_queue_comes_a_page_at_a_time_and_says_how_many_more(
 
 @pytest.mark.parametrize("view", ["cards", "list"])
 def test_the_queue_costs_the_same_queries_for_ten_or_many_held_actions(
-    client: Client, rita: Any, agent: Any, other_agent: Any, view: str,
+    client: Client,
+    rita: Any,
+    agent: Any,
+    other_agent: Any,
+    view: str,
     django_assert_max_num_queries: Any,
 ) -> None:
     """Votes, owners, teams and recent actions are read for the whole page at once."""
@@ -146,4 +155,4 @@ def test_the_queue_costs_the_same_queries_for_ten_or_many_held_actions(
     held_actions(other_agent, 2 * PAGE_SIZE)
     with django_assert_max_num_queries(len(small)):
         response = client.get(url, {"view": view})
-    assert response.content.decode().count(f'id="queue-') == PAGE_SIZE
+    assert response.content.decode().count('id="queue-') == PAGE_SIZE

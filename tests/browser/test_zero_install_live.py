@@ -25,7 +25,7 @@ from playwright.sync_api import Page, expect
 from tests.browser.ui import RECORD_SOCKET_OPEN, shot
 from tests.servers import ROOT, free_port
 
-ADMIN_PASSWORD = "admin-demo-2026"  # noqa: S105 - printed by the demo itself
+ADMIN_PASSWORD = "admin-demo-2026"  # printed by the demo itself
 
 
 @dataclass(frozen=True)
