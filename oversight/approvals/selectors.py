@@ -22,7 +22,10 @@ from oversight.lib.humanize import pretty_json
 from oversight.lib.paging import Page, page_of
 
 RECENT = 5
-PAGE_SIZE = 50  # cards or rows per page of the queue: a person decides from the top
+# Items a page of the queue shows, as cards or as the compact list's rows: a person
+# decides from the top, and the filters find the rest.
+PAGE_SIZE = 25
+LIST_PAGE_SIZE = 100
 
 _VOTES = Prefetch("votes", queryset=ApprovalVote.objects.select_related("voter"))
 
@@ -58,11 +61,11 @@ def approval_queue(*, user: Any, filters: QueueFilters | None = None) -> QuerySe
 
 
 def approval_queue_page(
-    *, user: Any, filters: QueueFilters | None = None, number: int = 1
+    *, user: Any, filters: QueueFilters | None = None, number: int = 1, size: int = PAGE_SIZE
 ) -> Page[dict[str, Any]]:
     """A fixed number of queries however long the queue: a count, the page, its votes
     and its agents' recent actions. Each item is a queue_item_context."""
-    page = page_of(approval_queue(user=user, filters=filters), number=number, size=PAGE_SIZE)
+    page = page_of(approval_queue(user=user, filters=filters), number=number, size=size)
     return replace(page, items=queue_item_contexts(list(page.items)))
 
 

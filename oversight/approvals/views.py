@@ -31,7 +31,10 @@ def queue(request: HttpRequest) -> HttpResponse:
     form = QueueFilterForm(request.GET or None, user=request.user)
     filters, view = form.filters(), form.chosen_view()
     number = form.page_number()
-    page = selectors.approval_queue_page(user=request.user, filters=filters, number=number)
+    size = selectors.LIST_PAGE_SIZE if view == LIST else selectors.PAGE_SIZE
+    page = selectors.approval_queue_page(
+        user=request.user, filters=filters, number=number, size=size
+    )
     context = {
         "form": form,
         "filters": filters,

@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from oversight.agents.services import agent_access_grant
-from oversight.approvals.selectors import PAGE_SIZE
+from oversight.approvals.selectors import LIST_PAGE_SIZE, PAGE_SIZE
 from tests.approvals.held import held_actions
 from tests.conftest import SYSTEM
 
@@ -131,6 +131,7 @@ def test_a_long_queue_comes_a_page_at_a_time_and_says_how_many_more(
     assert "Previous page" in second
     assert _queue(client, rita, page="99").count('class="card queue-item') == 7  # the last
     assert _queue(client, rita, page="x").count('class="card queue-item') == PAGE_SIZE
+    assert _queue(client, rita, view="list").count('class="queue-row ') == PAGE_SIZE + 7
 
 
 @pytest.mark.parametrize("view", ["cards", "list"])
@@ -151,8 +152,9 @@ def test_the_queue_costs_the_same_queries_for_ten_or_many_held_actions(
     client.get(url, {"view": view})  # warm caches (session, content types)
     with CaptureQueriesContext(connection) as small:
         client.get(url, {"view": view})
-    held_actions(agent, 2 * PAGE_SIZE)
-    held_actions(other_agent, 2 * PAGE_SIZE)
+    held_actions(agent, LIST_PAGE_SIZE)
+    held_actions(other_agent, LIST_PAGE_SIZE)
     with django_assert_max_num_queries(len(small)):
         response = client.get(url, {"view": view})
-    assert response.content.decode().count('id="queue-') == PAGE_SIZE
+    shown = PAGE_SIZE if view == "cards" else LIST_PAGE_SIZE
+    assert response.content.decode().count('id="queue-') == shown
