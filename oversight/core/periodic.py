@@ -45,7 +45,6 @@ def entries() -> dict[str, dict[str, Any]]:
 def run_entry(name: str, entry: dict[str, Any]) -> str | None:
     """Run one entry's task inline; returns its failure, or None. A failing job never
     stops the others: it is logged and tried again when next due."""
-    close_old_connections()
     try:
         task = symbol_by_name(entry["task"])
         # Failures may come back in the result or raised (task_eager_propagates).
@@ -53,8 +52,6 @@ def run_entry(name: str, entry: dict[str, Any]) -> str | None:
         failure = repr(result.result) if result.failed() else None
     except Exception as exc:
         failure = repr(exc)
-    finally:
-        close_old_connections()
     if failure is not None:
         logger.error("periodic job %s failed: %s", name, failure)
     return failure
@@ -100,10 +97,15 @@ class ScheduleThread:
         schedule = Schedule()
         try:
             while not self._stop.wait(self.tick):
+                # As a Celery worker does around each task: a connection the database
+                # dropped, or one past its age, is not reused.
+                close_old_connections()
                 try:
                     schedule.run_due()
                 except Exception:  # the schedule itself must keep going
                     logger.exception("periodic jobs: the schedule failed")
+                finally:
+                    close_old_connections()
         finally:
             connections.close_all()
 
