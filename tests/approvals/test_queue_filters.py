@@ -113,7 +113,7 @@ def test_an_htmx_filter_change_swaps_the_region_with_its_socket(
     response = client.get(reverse("approvals:queue"), {"team": "growth"}, HTTP_HX_REQUEST="true")
     html = response.content.decode()
     socket = "/ws/live/?show=queue&amp;team=growth"
-    assert html.startswith(f'<div id="approval-region" ws-connect="{socket}"')
+    assert html.startswith(f'<div id="approval-region" tabindex="-1" ws-connect="{socket}"')
     assert "<html" not in html
 
 
