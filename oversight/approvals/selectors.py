@@ -6,8 +6,8 @@ import uuid
 from dataclasses import dataclass, replace
 from typing import Any
 
-from django.db.models import F, Prefetch, QuerySet, Window, prefetch_related_objects
-from django.db.models.functions import Lower, RowNumber
+from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery, prefetch_related_objects
+from django.db.models.functions import Lower
 from django.http import Http404
 
 from oversight.accounts.models import Team
@@ -70,19 +70,27 @@ def approval_queue_page(
 
 
 def _recent_by_agent(agent_ids: set[int]) -> dict[int, list[Action]]:
-    """Each agent's newest RECENT + 1 actions (one more, for the item's own), in one
-    query: a row number per agent over its index (agent, -created_at)."""
+    """Each agent's newest RECENT + 1 actions (one more, for the item's own), in two
+    queries that read only those rows through the index (agent, -created_at), however
+    long the agents' histories: the creation time of each agent's (RECENT + 1)th newest
+    action, then the actions at or after it."""
     if not agent_ids:
         return {}
-    newest = Window(
-        RowNumber(), partition_by=[F("agent_id")], order_by=[F("created_at").desc(), F("pk")]
+    nth_newest = Subquery(
+        Action.objects.filter(agent_id=OuterRef("pk"))
+        .order_by("-created_at")
+        .values("created_at")[RECENT : RECENT + 1]
     )
+    cutoffs = Agent.objects.filter(pk__in=agent_ids).annotate(since=nth_newest)
+    newest = Q()
+    for agent_id, since in cutoffs.values_list("pk", "since"):
+        newest |= Q(agent_id=agent_id, created_at__gte=since) if since else Q(agent_id=agent_id)
+    if not newest:  # the agents are gone
+        return {}
     rows = (
-        Action.objects.filter(agent_id__in=agent_ids)
+        Action.objects.filter(newest)
         .only("pk", "agent_id", "action", "status", "created_at")
-        .annotate(newest=newest)
-        .filter(newest__lte=RECENT + 1)
-        .order_by("agent_id", "newest")
+        .order_by("agent_id", "-created_at", "pk")
     )
     found: dict[int, list[Action]] = {}
     for row in rows:

@@ -3,6 +3,7 @@ queries that does not grow with the queue."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -10,11 +11,13 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from oversight.agents.services import agent_access_grant
-from oversight.approvals.selectors import LIST_PAGE_SIZE, PAGE_SIZE
+from oversight.approvals.selectors import LIST_PAGE_SIZE, PAGE_SIZE, queue_item_contexts
 from tests.approvals.held import held_actions
 from tests.conftest import SYSTEM
+from tests.monitoring.helpers import actions_at
 
 pytestmark = pytest.mark.django_db
 
@@ -158,3 +161,23 @@ def test_the_queue_costs_the_same_queries_for_ten_or_many_held_actions(
         response = client.get(url, {"view": view})
     shown = PAGE_SIZE if view == "cards" else LIST_PAGE_SIZE
     assert response.content.decode().count('id="queue-') == shown
+
+
+def test_each_card_lists_its_agents_five_newest_other_actions(
+    client: Client, rita: Any, agent: Any, other_agent: Any
+) -> None:
+    """Read for the whole page at once, newest first, without the card's own action."""
+    agent_access_grant(actor=SYSTEM, agent=other_agent, user=rita, level="reviewer")
+    old = actions_at(agent, timezone.now() - dt.timedelta(hours=1), 3, action="crm.ticket.old")
+    new = actions_at(agent, timezone.now() - dt.timedelta(minutes=1), 4, action="crm.ticket.new")
+    first, second = held_actions(agent, 2)
+    lonely = held_actions(other_agent, 1)[0]
+    contexts = {c["action"].pk: c for c in queue_item_contexts([first, second, lonely])}
+    recent = [a.pk for a in contexts[first.pk]["recent"]]
+    # The held ones are the newest, then the four new ones; the old ones are too old.
+    assert recent[0] == second.pk and len(recent) == 5
+    assert set(recent[1:]) == {a.pk for a in new}
+    assert not {a.pk for a in old} & set(recent)
+    assert [a.pk for a in contexts[lonely.pk]["recent"]] == []
+    page = _queue(client, rita)
+    assert page.count("crm.ticket.new") == 2 * 4 and "crm.ticket.old" not in page
