@@ -61,12 +61,18 @@ def approval_queue(*, user: Any, filters: QueueFilters | None = None) -> QuerySe
 
 
 def approval_queue_page(
-    *, user: Any, filters: QueueFilters | None = None, number: int = 1, size: int = PAGE_SIZE
+    *,
+    user: Any,
+    filters: QueueFilters | None = None,
+    number: int = 1,
+    size: int = PAGE_SIZE,
+    detail: bool = True,
 ) -> Page[dict[str, Any]]:
     """A fixed number of queries however long the queue: a count, the page, its votes
-    and its agents' recent actions. Each item is a queue_item_context."""
+    and its agents' recent actions. Each item is a queue_item_context (see
+    queue_item_contexts for ``detail``)."""
     page = page_of(approval_queue(user=user, filters=filters), number=number, size=size)
-    return replace(page, items=queue_item_contexts(list(page.items)))
+    return replace(page, items=queue_item_contexts(list(page.items), detail=detail))
 
 
 def _recent_by_agent(agent_ids: set[int]) -> dict[int, list[Action]]:
@@ -98,26 +104,27 @@ def _recent_by_agent(agent_ids: set[int]) -> dict[int, list[Action]]:
     return found
 
 
-def queue_item_contexts(actions: list[Action]) -> list[dict[str, Any]]:
-    """Everything a reviewer needs to decide each held action, in two queries for any
-    number of actions (their agent, owner and team loaded with them)."""
+def queue_item_contexts(actions: list[Action], *, detail: bool = True) -> list[dict[str, Any]]:
+    """Everything a reviewer needs to decide each held action, in a fixed number of
+    queries for any number of actions (their agent, owner and team loaded with them).
+    Without ``detail`` (the compact list's rows): no params, state or recent actions."""
     prefetch_related_objects(actions, _VOTES)
-    recent_by_agent = _recent_by_agent({action.agent_id for action in actions})
+    recent_by_agent = _recent_by_agent({a.agent_id for a in actions}) if detail else {}
     contexts = []
     for action in actions:
-        recent = [r for r in recent_by_agent.get(action.agent_id, ()) if r.pk != action.pk]
         votes = list(action.votes.all())
-        contexts.append(
-            {
-                "action": action,
-                "agent": action.agent,
-                "params_json": pretty_json(action.params),
-                "before_json": pretty_json(action.before),
-                "recent": recent[:RECENT],
-                "votes": votes,
-                "approvals": sum(1 for v in votes if v.vote == Vote.APPROVE),
-            }
-        )
+        context = {
+            "action": action,
+            "agent": action.agent,
+            "votes": votes,
+            "approvals": sum(1 for v in votes if v.vote == Vote.APPROVE),
+        }
+        if detail:
+            recent = [r for r in recent_by_agent.get(action.agent_id, ()) if r.pk != action.pk]
+            context["params_json"] = pretty_json(action.params)
+            context["before_json"] = pretty_json(action.before)
+            context["recent"] = recent[:RECENT]
+        contexts.append(context)
     return contexts
 
 

@@ -31,9 +31,13 @@ def queue(request: HttpRequest) -> HttpResponse:
     form = QueueFilterForm(request.GET or None, user=request.user)
     filters, view = form.filters(), form.chosen_view()
     number = form.page_number()
-    size = selectors.LIST_PAGE_SIZE if view == LIST else selectors.PAGE_SIZE
+    cards = view != LIST
     page = selectors.approval_queue_page(
-        user=request.user, filters=filters, number=number, size=size
+        user=request.user,
+        filters=filters,
+        number=number,
+        size=selectors.PAGE_SIZE if cards else selectors.LIST_PAGE_SIZE,
+        detail=cards,
     )
     context = {
         "form": form,
