@@ -12,8 +12,8 @@ anew, so give it a name of its own):
     ... .venv/bin/python bench/list_pages.py --code /path/to/other/checkout
 
 Each page is requested through Django's own handler in this process (the test client:
-middleware, view, queries, template), so "server time" is what the web process spends,
-without the network and uvicorn. The queue is measured as an admin and as a reviewer who
+middleware, view, queries, template), 100 timed requests per row after a warm-up, so
+"server time" is what the web process spends, without the network and uvicorn. The queue is measured as an admin and as a reviewer who
 may decide the 20 agents with held actions; 20,000 older actions give each agent a
 history (the cards show an agent's recent actions). The registry is measured as an admin.
 """
@@ -65,6 +65,7 @@ def _timed(get: Any, runs: int) -> dict[str, float]:
     times.sort()
     return {
         "p50_ms": round(statistics.median(times), 2),
+        "p95_ms": round(times[min(len(times) - 1, int(len(times) * 0.95))], 2),
         "p99_ms": round(times[min(len(times) - 1, int(len(times) * 0.99))], 2),
         "mean_ms": round(statistics.fmean(times), 2),
     }
@@ -177,8 +178,11 @@ def main() -> None:
     parser.add_argument("--queue", default="10,100,1000", help="held actions, growing")
     parser.add_argument("--registry", default="100,1000,10000", help="agents, growing")
     parser.add_argument("--history", type=int, default=20_000, help="older actions")
-    parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--json", help="write the figures here too")
+    parser.add_argument(
+        "--no-freeze", dest="freeze", action="store_false", help="skip the server's gc.freeze"
+    )
     args = parser.parse_args()
     output = Path(args.json).resolve() if args.json else None
 
@@ -208,6 +212,11 @@ def main() -> None:
     for who in ("admin", "reviewer"):
         clients[who] = Client()
         clients[who].force_login(world[who])
+    if args.freeze:
+        # As the web server does at start-up (oversight/live/lifespan.py).
+        from oversight.live.lifespan import freeze_startup_objects
+
+        freeze_startup_objects()
 
     held = 0
     for size in (int(s) for s in args.queue.split(",")):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import datetime as dt
 from io import StringIO
 from typing import Any
@@ -47,7 +48,10 @@ def _lifespan_round_trip(thread_seen: list[bool]) -> None:
         assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
         thread_seen.append(periodic._running is not None)
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    finally:
+        gc.unfreeze()  # startup froze the test process's objects; give them back
 
 
 @pytest.mark.parametrize("in_server", [True, False])
