@@ -13,9 +13,10 @@ anew, so give it a name of its own):
 
 Each page is requested through Django's own handler in this process (the test client:
 middleware, view, queries, template), 100 timed requests per row after a warm-up, so
-"server time" is what the web process spends, without the network and uvicorn. The queue is measured as an admin and as a reviewer who
-may decide the 20 agents with held actions; 20,000 older actions give each agent a
-history (the cards show an agent's recent actions). The registry is measured as an admin.
+"server time" is what the web process spends, without the network and uvicorn. The queue
+is measured as an admin and as a reviewer who may decide the 20 agents with held actions;
+20,000 older actions give each agent a history (the cards show an agent's recent
+actions). The registry is measured as an admin.
 """
 
 from __future__ import annotations
