@@ -25,7 +25,7 @@ RECENT = 5
 # Items a page of the queue shows, as cards or as the compact list's rows: a person
 # decides from the top, and the filters find the rest.
 PAGE_SIZE = 25
-LIST_PAGE_SIZE = 100
+LIST_PAGE_SIZE = 50
 
 _VOTES = Prefetch("votes", queryset=ApprovalVote.objects.select_related("voter"))
 
