@@ -17,10 +17,11 @@ app.autodiscover_tasks()
 
 app.conf.beat_schedule = {
     # Held actions nobody decided in time become expired (denied) and leave every queue.
-    # Reading an action expires it too; this catches the ones nobody reads.
+    # Reading an action expires it too; this catches the ones nobody reads. Every 15 s by
+    # default; tests set a second or two.
     "gateway-expire-held-actions": {
         "task": "oversight.gateway.tasks.expire_due_actions",
-        "schedule": 15.0,
+        "schedule": float(envint("EXPIRY_INTERVAL_SECONDS", 15, minimum=1)),
     },
     # Walk the whole audit hash chain every night; a break is logged at ERROR
     # with the first bad sequence number so that on-call hears of it.

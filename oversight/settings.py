@@ -209,6 +209,10 @@ else:
     CELERY_BROKER_URL = "memory://"
     CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
+# Without a broker there is no Celery beat: the web server runs the beat schedule itself,
+# so that what the jobs change reaches its in-memory channel layer and open pages
+# (docs/decisions/0018-periodic-jobs-in-the-server.md). One server process only.
+PERIODIC_IN_SERVER = envbool("PERIODIC_IN_SERVER", not REDIS_URL)
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"

@@ -25,6 +25,9 @@ from oversight.approvals.selectors import recent_actions
 from oversight.audit.actors import Actor
 from oversight.audit.selectors import agent_history
 from oversight.lib.htmx import render_page_or_fragment, wants_fragment
+from oversight.lib.paging import page_number, page_of
+
+LIST_PAGE_SIZE = 100  # agents a page of the registry shows; filters find the others
 
 
 @login_required
@@ -32,7 +35,8 @@ from oversight.lib.htmx import render_page_or_fragment, wants_fragment
 def agent_list_view(request: HttpRequest) -> HttpResponse:
     form = AgentFilterForm(request.GET or None, user=request.user)
     agents = agent_list(user=request.user, filters=form.filters())
-    context = {"form": form, "agents": agents}
+    page = page_of(agents, number=page_number(request.GET.get("page")), size=LIST_PAGE_SIZE)
+    context = {"form": form, "agents": page.items, "page": page}
     return render_page_or_fragment(request, "agents/list.html", "agents/_table.html", context)
 
 

@@ -3,53 +3,160 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, replace
 from typing import Any
 
-from django.db.models import Prefetch
+from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery, prefetch_related_objects
+from django.db.models.functions import Lower
 from django.http import Http404
 
-from oversight.agents.constants import APPROVE, VIEW
+from oversight.accounts.models import Team
+from oversight.agents.constants import APPROVE, VIEW, RiskTier
+from oversight.agents.models import Agent
 from oversight.agents.selectors import agents_with_perm
 from oversight.approvals.models import ApprovalVote, Vote
 from oversight.audit.models import AuditEvent
 from oversight.gateway.constants import ActionStatus
 from oversight.gateway.models import Action
 from oversight.lib.humanize import pretty_json
+from oversight.lib.paging import Page, page_of
 
 RECENT = 5
+# Items a page of the queue shows, as cards or as the compact list's rows: a person
+# decides from the top, and the filters find the rest.
+PAGE_SIZE = 25
+LIST_PAGE_SIZE = 50
+
+_VOTES = Prefetch("votes", queryset=ApprovalVote.objects.select_related("voter"))
 
 
-def approval_queue(*, user: Any) -> list[Action]:
-    """Held actions this person may decide, most urgent first."""
-    votes = Prefetch("votes", queryset=ApprovalVote.objects.select_related("voter"))
-    return list(
-        Action.objects.filter(
-            status=ActionStatus.PENDING, agent__in=agents_with_perm(user=user, perm=APPROVE)
-        )
-        .select_related("agent__owner", "agent__team")
-        .prefetch_related(votes)
-        .order_by("expires_at", "created_at")
+@dataclass(frozen=True)
+class QueueFilters:
+    """The queue's filters: an agent's slug, a team's slug, a risk tier ("" for any)."""
+
+    agent: str = ""
+    team: str = ""
+    risk: str = ""
+
+    def __bool__(self) -> bool:
+        return bool(self.agent or self.team or self.risk)
+
+
+def approval_queue(*, user: Any, filters: QueueFilters | None = None) -> QuerySet[Action]:
+    """Held actions this person may decide, most urgent first; lazy, so that a page can
+    count it and take one slice."""
+    f = filters or QueueFilters()
+    actions = Action.objects.filter(
+        status=ActionStatus.PENDING, agent__in=agents_with_perm(user=user, perm=APPROVE)
     )
+    if f.agent:
+        actions = actions.filter(agent__slug=f.agent)
+    if f.team:
+        actions = actions.filter(agent__team__slug=f.team)
+    if f.risk:
+        actions = actions.filter(agent__risk_tier=f.risk)
+    return actions.select_related("agent__owner", "agent__team").order_by(
+        "expires_at", "created_at"
+    )
+
+
+def approval_queue_page(
+    *,
+    user: Any,
+    filters: QueueFilters | None = None,
+    number: int = 1,
+    size: int = PAGE_SIZE,
+    detail: bool = True,
+) -> Page[dict[str, Any]]:
+    """A fixed number of queries however long the queue: a count, the page, its votes
+    and its agents' recent actions. Each item is a queue_item_context (see
+    queue_item_contexts for ``detail``)."""
+    page = page_of(approval_queue(user=user, filters=filters), number=number, size=size)
+    return replace(page, items=queue_item_contexts(list(page.items), detail=detail))
+
+
+def _recent_by_agent(agent_ids: set[int]) -> dict[int, list[Action]]:
+    """Each agent's newest RECENT + 1 actions (one more, for the item's own), in two
+    queries that read only those rows through the index (agent, -created_at), however
+    long the agents' histories: the creation time of each agent's (RECENT + 1)th newest
+    action, then the actions at or after it."""
+    if not agent_ids:
+        return {}
+    nth_newest = Subquery(
+        Action.objects.filter(agent_id=OuterRef("pk"))
+        .order_by("-created_at")
+        .values("created_at")[RECENT : RECENT + 1]
+    )
+    cutoffs = Agent.objects.filter(pk__in=agent_ids).annotate(since=nth_newest)
+    newest = Q()
+    for agent_id, since in cutoffs.values_list("pk", "since"):
+        newest |= Q(agent_id=agent_id, created_at__gte=since) if since else Q(agent_id=agent_id)
+    if not newest:  # the agents are gone
+        return {}
+    rows = (
+        Action.objects.filter(newest)
+        .only("pk", "agent_id", "action", "status", "created_at")
+        .order_by("agent_id", "-created_at", "pk")
+    )
+    found: dict[int, list[Action]] = {}
+    for row in rows:
+        found.setdefault(row.agent_id, []).append(row)
+    return found
+
+
+def queue_item_contexts(actions: list[Action], *, detail: bool = True) -> list[dict[str, Any]]:
+    """Everything a reviewer needs to decide each held action, in a fixed number of
+    queries for any number of actions (their agent, owner and team loaded with them).
+    Without ``detail`` (the compact list's rows): no params, state or recent actions."""
+    prefetch_related_objects(actions, _VOTES)
+    recent_by_agent = _recent_by_agent({a.agent_id for a in actions}) if detail else {}
+    contexts = []
+    for action in actions:
+        votes = list(action.votes.all())
+        context = {
+            "action": action,
+            "agent": action.agent,
+            "votes": votes,
+            "approvals": sum(1 for v in votes if v.vote == Vote.APPROVE and not v.superseded),
+        }
+        if detail:
+            recent = [r for r in recent_by_agent.get(action.agent_id, ()) if r.pk != action.pk]
+            context["params_json"] = pretty_json(action.params)
+            context["before_json"] = pretty_json(action.before)
+            context["requested_params_json"] = pretty_json(action.requested_params)
+            context["recent"] = recent[:RECENT]
+        contexts.append(context)
+    return contexts
 
 
 def queue_item_context(action: Action) -> dict[str, Any]:
     """Everything a reviewer needs to decide one held action."""
-    recent = list(
-        Action.objects.filter(agent_id=action.agent_id)
-        .exclude(pk=action.pk)
-        .order_by("-created_at")[:RECENT]
+    return queue_item_contexts([action])[0]
+
+
+def queue_agent_id(*, user: Any, slug: str) -> int | None:
+    """The id of the agent ``slug`` names, if this person may decide its actions."""
+    agents = agents_with_perm(user=user, perm=APPROVE).filter(slug=slug)
+    return agents.values_list("pk", flat=True).first()
+
+
+def queue_filter_choices(*, user: Any) -> dict[str, list[tuple[str, str]]]:
+    """(value, label) for the queue's filters: the agents with held actions this person
+    may decide, and the teams of the agents they may decide. Bounded by what is held,
+    not by the size of the registry."""
+    may_decide = agents_with_perm(user=user, perm=APPROVE)
+    held = Action.objects.filter(status=ActionStatus.PENDING, agent__in=may_decide)
+    agents = (
+        Agent.objects.filter(pk__in=held.values("agent_id"))
+        .order_by(Lower("name"))
+        .values_list("slug", "name")
     )
-    votes = list(action.votes.select_related("voter"))
-    return {
-        "action": action,
-        "agent": action.agent,
-        "params_json": pretty_json(action.params),
-        "before_json": pretty_json(action.before),
-        "recent": recent,
-        "votes": votes,
-        "approvals": sum(1 for v in votes if v.vote == Vote.APPROVE and not v.superseded),
-        "requested_params_json": pretty_json(action.requested_params),
-    }
+    teams = (
+        Team.objects.filter(pk__in=may_decide.values("team_id"))
+        .order_by("name")
+        .values_list("slug", "name")
+    )
+    return {"agent": list(agents), "team": list(teams), "risk": list(RiskTier.choices)}
 
 
 def action_get(*, user: Any, action_id: uuid.UUID) -> Action:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -15,18 +16,50 @@ from oversight.agents.constants import APPROVE
 from oversight.agents.permissions import user_has_agent_perm
 from oversight.approvals import selectors
 from oversight.approvals.edits import edited_params_parse
+from oversight.approvals.forms import LIST, QueueFilterForm
 from oversight.approvals.services import approval_vote
 from oversight.gateway.exceptions import ConflictError, NotFoundError
+from oversight.lib.htmx import render_page_or_fragment
+from oversight.live import pages
 
 
 @login_required
 @require_GET
 def queue(request: HttpRequest) -> HttpResponse:
-    items = [
-        selectors.queue_item_context(action)
-        for action in selectors.approval_queue(user=request.user)
-    ]
-    return render(request, "approvals/queue.html", {"items": items})
+    """Filtered by agent, team and risk, as cards or a compact list, a page at a time;
+    htmx swaps only the region below the filters (and its socket, which says what the
+    region shows)."""
+    form = QueueFilterForm(request.GET or None, user=request.user)
+    filters, view = form.filters(), form.chosen_view()
+    number = form.page_number()
+    cards = view != LIST
+    page = selectors.approval_queue_page(
+        user=request.user,
+        filters=filters,
+        number=number,
+        size=selectors.PAGE_SIZE if cards else selectors.LIST_PAGE_SIZE,
+        detail=cards,
+    )
+    context = {
+        "form": form,
+        "filters": filters,
+        "view": view,
+        "page": page,
+        "socket": _socket_address(request.user, filters, view),
+    }
+    return render_page_or_fragment(
+        request, "approvals/queue.html", "approvals/_queue_region.html", context
+    )
+
+
+def _socket_address(user: Any, filters: selectors.QueueFilters, view: str) -> str:
+    """What the region shows, for its live socket (oversight/live/pages.py). An agent
+    filter naming no agent gets an id no agent has: the socket then shows nothing."""
+    agent_id = None
+    if filters.agent:
+        agent_id = selectors.queue_agent_id(user=user, slug=filters.agent) or 0
+    region = pages.QUEUE_LIST if view == LIST else pages.QUEUE
+    return pages.address([region], agent_id=agent_id, team=filters.team, risk=filters.risk)
 
 
 @login_required
@@ -60,7 +93,9 @@ def vote(request: HttpRequest, action_id: uuid.UUID) -> HttpResponse:
     context = {**selectors.queue_item_context(action), "message": message, "ok": status == 200}
     if status != 200 and edited_text:  # the editor stays open with what was typed
         context |= {"edit_open": True, "edited_text": edited_text}
-    return render(request, "approvals/_queue_item.html", context, status=status)
+    # A vote from the compact list gets its row back, from the cards a card.
+    template = "_queue_row.html" if request.POST.get("view") == LIST else "_queue_item.html"
+    return render(request, f"approvals/{template}", context, status=status)
 
 
 @login_required

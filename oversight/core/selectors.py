@@ -112,5 +112,5 @@ def overview_panels(*, user: Any) -> dict[str, Any]:
         "alerts": _panel(alerts_open(user=user)),
         "overdue": _panel(reviews_overdue(user=user)),
         "unowned": _panel(agents_unowned(user=user)),
-        "waiting": len(approval_queue(user=user)),
+        "waiting": approval_queue(user=user).count(),
     }

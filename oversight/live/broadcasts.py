@@ -14,12 +14,18 @@ from oversight.agents.models import Agent
 from oversight.gateway.constants import ActionStatus
 from oversight.gateway.models import Action
 from oversight.killswitch.models import KillSwitch, Scope
-from oversight.live import groups, publish, rows
+from oversight.live import groups, pages, publish, rows
 
 # A held action leaves the queues when it is decided, expires or is cancelled; later
 # changes (its result) concern only the feeds.
 _LEFT_THE_QUEUE = frozenset(
     {ActionStatus.APPROVED, ActionStatus.REJECTED, ActionStatus.EXPIRED, ActionStatus.CANCELLED}
+)
+
+
+_QUEUE_VIEWS = (
+    (pages.QUEUE, "approvals/_queue_item.html"),
+    (pages.QUEUE_LIST, "approvals/_queue_row.html"),
 )
 
 
@@ -43,19 +49,18 @@ def action_changed(action_id: uuid.UUID, *, created: bool, action: Action | None
     agent_ids = [action.agent_id]
     row = rows.feed_fragment(action, created=created)
     publish.send(groups.agent_feed(action.agent_id), html=row, audience="feed", agent_ids=agent_ids)
+    queue = groups.agent_queue(action.agent_id)
     if action.status == ActionStatus.PENDING:
-        item = render_to_string(
-            "approvals/_queue_item.html",
-            {**_queue_context(action), "oob": "new" if created else "update"},
-        )
-        publish.send(
-            groups.agent_queue(action.agent_id), html=item, audience="queue", agent_ids=agent_ids
-        )
+        # The queue's two views (cards, the compact list's rows) from one context; each
+        # page is sent the one it shows (oversight/live/pages.py).
+        context = {**_queue_context(action), "oob": "new" if created else "update"}
+        for audience, template in _QUEUE_VIEWS:
+            html = render_to_string(template, context)
+            publish.send(queue, html=html, audience=audience, agent_ids=agent_ids)
     elif action.status in _LEFT_THE_QUEUE:
         gone = render_to_string("approvals/_queue_gone.html", {"action": action})
-        publish.send(
-            groups.agent_queue(action.agent_id), html=gone, audience="queue", agent_ids=agent_ids
-        )
+        for audience, _template in _QUEUE_VIEWS:
+            publish.send(queue, html=gone, audience=audience, agent_ids=agent_ids)
 
 
 # Alert lists re-read themselves when this lands (static/js/oversight.js): an alert row

@@ -13,8 +13,8 @@ from django.contrib.auth import get_user_model
 
 from oversight.live import batches
 from oversight.live.fanout import LocalGroups, local_groups
-from oversight.live.pages import QUEUE, PageShows
-from oversight.live.selectors import Subscriptions, live_subscriptions
+from oversight.live.pages import QUEUES, PageShows
+from oversight.live.selectors import Subscriptions, agents_named_by, live_subscriptions
 
 logger = logging.getLogger(__name__)
 
@@ -23,12 +23,15 @@ CLOSE_DEACTIVATED = 4403
 
 
 @database_sync_to_async
-def _subscriptions(user_id: int) -> tuple[bool, Subscriptions]:
-    # Read fresh from the database: the scope's user may be stale after a change.
+def _subscriptions(user_id: int, page: PageShows) -> tuple[bool, Subscriptions, PageShows]:
+    # Read fresh from the database: the scope's user may be stale after a change, and an
+    # agent may have moved to another team.
     user = get_user_model().objects.filter(pk=user_id).first()
     if user is None or not user.is_active:
-        return False, Subscriptions(frozenset(), frozenset())
-    return True, live_subscriptions(user=user)
+        return False, Subscriptions(frozenset(), frozenset()), page
+    if page.narrowed_by_agent_fields:
+        page = page.with_agents(agents_named_by(team=page.team, risk=page.risk))
+    return True, live_subscriptions(user=user), page
 
 
 class LiveConsumer(AsyncWebsocketConsumer):
@@ -54,10 +57,11 @@ class LiveConsumer(AsyncWebsocketConsumer):
         await self._join()
 
     async def _join(self) -> None:
-        active, subscriptions = await _subscriptions(self.user_id)
+        active, subscriptions, page = await _subscriptions(self.user_id, self.page)
         if not active:
             await self.close(code=CLOSE_DEACTIVATED)
             return
+        self.page = page
         wanted = self.page.group_names(subscriptions)
         # The new subscriptions first: a message of a group about to be left is then
         # checked against them and dropped, as the group's messages stop.
@@ -111,7 +115,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         a place for it: set lookups."""
         if not self.page.shows(audience, agent_ids):
             return False
-        if audience == QUEUE:
+        if audience in QUEUES:
             return not self.subscriptions.queue.isdisjoint(agent_ids)
         if audience == "everyone":
             return True

@@ -5,10 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from oversight.agents.services import agent_access_grant, agent_create, agent_update
+from oversight.agents.views import LIST_PAGE_SIZE
+from tests.agents.many import many_agents
 from tests.conftest import SYSTEM
 
 pytestmark = pytest.mark.django_db
@@ -180,3 +184,24 @@ def test_a_normal_request_gets_the_full_page(client: Client, owner: Any, agents:
     page = _listed(client, owner)
     assert "<html" in page
     assert 'id="agent-table"' in page
+
+
+def test_a_large_registry_comes_a_page_at_a_time_in_the_same_queries(
+    client: Client, admin_user: Any, team: Any, owner: Any, django_assert_max_num_queries: Any
+) -> None:
+    """Owners, teams, states and review dates are read with the page, not per row."""
+    client.force_login(admin_user)
+    many_agents(team=team, owner=owner, n=10)
+    client.get(URL)  # warm caches (session, content types)
+    with CaptureQueriesContext(connection) as small:
+        client.get(URL)
+    many_agents(team=team, owner=owner, n=2 * LIST_PAGE_SIZE + 5, prefix="more")
+    with django_assert_max_num_queries(len(small)):
+        page = client.get(URL).content.decode()
+    total = 2 * LIST_PAGE_SIZE + 15
+    assert f"{total} agents" in page
+    assert page.count('<td><a href="/agents/') == LIST_PAGE_SIZE
+    assert f"; {total - LIST_PAGE_SIZE} more (search or filter to find one)." in page
+    last = client.get(URL, {"page": "3", "team": team.slug}).content.decode()
+    assert last.count('<td><a href="/agents/') == 15
+    assert "Previous page" in last and "Next page" not in last

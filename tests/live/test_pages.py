@@ -12,7 +12,7 @@ from oversight.agents.services import agent_access_grant, token_create
 from oversight.killswitch.selectors import Target
 from oversight.killswitch.services import killswitch_engage
 from oversight.live import groups
-from oversight.live.pages import EVERYTHING, PageShows
+from oversight.live.pages import EVERYTHING, PageShows, address
 from oversight.live.selectors import Subscriptions
 from tests.conftest import SYSTEM
 from tests.gateway.helpers import decide, grant_refunds, hold_large_refunds, refund
@@ -112,3 +112,81 @@ def test_sockets_of_three_pages_hear_what_each_page_shows(
     assert kinds(heard["queue"]) == {"queue item", "banner"}
     assert kinds(heard["this agent"]) == {"row", "banner"}
     assert kinds(heard["other agent"]) == {"banner"}  # banners belong on every page
+
+
+def test_a_filtered_queue_names_its_filters_and_view_in_its_address() -> None:
+    assert (
+        address(["queue"], agent_id=7, team="payments", risk="")
+        == "show=queue&agent=7&team=payments"
+    )
+    parsed = PageShows.parse(b"show=queue-list&team=payments&risk=high")
+    assert parsed == PageShows(frozenset({"queue-list"}), None, "payments", "high")
+    assert parsed.narrowed_by_agent_fields
+
+
+def test_a_filtered_page_shows_only_the_agents_its_filters_name() -> None:
+    mine = Subscriptions(feed=frozenset({1, 2, 3}), queue=frozenset({1, 2, 3}))
+    unresolved = PageShows(frozenset({"queue"}), team="payments")
+    # Until the socket has looked the team up it shows nothing of any agent (fails closed).
+    assert not unresolved.shows("queue", [1])
+    assert unresolved.group_names(mine) == {groups.EVERYONE}
+    payments = unresolved.with_agents([1, 3])
+    assert payments.shows("queue", [1]) and not payments.shows("queue", [2])
+    assert payments.shows("agents", [2])  # a team's kill-switch banner still belongs
+    assert payments.group_names(mine) == {
+        groups.EVERYONE,
+        groups.agent_queue(1),
+        groups.agent_queue(3),
+    }
+    assert not PageShows(frozenset({"queue-list"})).shows("queue", [1])  # rows, not cards
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_filtered_queue_hears_only_its_agents_and_the_list_hears_rows(
+    agent: Any, other_agent: Any, admin_user: Any
+) -> None:
+    other_agent.environments = ["production"]  # made for staging, where nothing is held
+    other_agent.save(update_fields=["environments"])
+    for bot in (agent, other_agent):
+        grant_refunds(bot)
+        hold_large_refunds(bot)
+    tokens = [
+        token_create(actor=SYSTEM, agent=bot, environment="production")[0]
+        for bot in (agent, other_agent)
+    ]
+    cookie = session_cookie(admin_user)  # an admin may decide both
+
+    async def scenario() -> dict[str, list[str]]:
+        sockets = {
+            "payments cards": live_socket(
+                ORIGIN, cookie, path="/ws/live/?show=queue&team=payments"
+            ),
+            "high-risk list": live_socket(
+                ORIGIN, cookie, path="/ws/live/?show=queue-list&risk=high"
+            ),
+            "growth list": live_socket(
+                ORIGIN, cookie, path="/ws/live/?show=queue-list&team=growth"
+            ),
+        }
+        for socket in sockets.values():
+            assert (await connect(socket))[0]
+        for token in tokens:
+            await in_thread(decide, token, refund(900))
+        heard: dict[str, list[str]] = {}
+        for name, socket in sockets.items():
+            heard[name] = []
+            while not await socket.receive_nothing(timeout=QUIET):
+                heard[name].append(await socket.receive_from())
+            await socket.disconnect()
+        return heard
+
+    heard = async_to_sync(scenario)()
+    payments, high, growth = (
+        "".join(heard[name]) for name in ("payments cards", "high-risk list", "growth list")
+    )
+    refund_bot, campaigner = "Refund bot", "Email campaigner"  # the agents' names
+    assert "#approval-queue" in payments and "#approval-list" not in payments
+    assert refund_bot in payments and campaigner not in payments
+    assert "#approval-list" in high and "#approval-queue" not in high
+    assert refund_bot in high and campaigner not in high  # the refund bot is high risk
+    assert "#approval-list" in growth and campaigner in growth and refund_bot not in growth
