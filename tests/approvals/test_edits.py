@@ -3,6 +3,7 @@ decided again (fail closed), the audit keeps both, and earlier approvals are sup
 
 from __future__ import annotations
 
+import html
 from decimal import Decimal
 from typing import Any
 
@@ -201,3 +202,18 @@ def test_the_owner_may_not_edit_under_separation_of_duties(
             params={"amount": 400, "charges": ["ch_1"]},
         )
     _unchanged(held)
+
+
+def test_the_queue_shows_an_edited_action_as_asked_and_as_edited(
+    client: Any, prod_token: AgentToken, rita: Any, rob: Any
+) -> None:
+    held = _held(prod_token, approvals=2)
+    approval_vote(
+        user=rita, action_id=held.pk, vote="approve", params={"amount": 700, "charges": ["ch_1"]}
+    )
+
+    client.force_login(rob)  # the second approver decides from the queue
+    page = html.unescape(client.get("/approvals/").content.decode())
+
+    asked, edited = page.split("Params as asked", 1)[1].split("Params as edited by a reviewer")
+    assert '"amount": 900' in asked and '"amount": 700' in edited.split("</pre>", 2)[1]
