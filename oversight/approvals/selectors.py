@@ -10,6 +10,7 @@ from django.http import Http404
 
 from oversight.agents.constants import APPROVE, VIEW
 from oversight.agents.selectors import agents_with_perm
+from oversight.approvals.eligibility import Eligibility, action_case, approvers_for
 from oversight.approvals.models import ApprovalVote, Vote
 from oversight.audit.models import AuditEvent
 from oversight.gateway.constants import ActionStatus
@@ -32,14 +33,24 @@ def approval_queue(*, user: Any) -> list[Action]:
     )
 
 
-def queue_item_context(action: Action) -> dict[str, Any]:
-    """Everything a reviewer needs to decide one held action."""
+def queue_approvers(actions: list[Action]) -> dict[uuid.UUID, Eligibility]:
+    """Who may decide each action, for many cards at once (a fixed number of queries)."""
+    cases = [action_case(action, list(action.votes.all())) for action in actions]
+    return {a.pk: answer for a, answer in zip(actions, approvers_for(cases), strict=True)}
+
+
+def queue_item_context(action: Action, approvers: Eligibility | None = None) -> dict[str, Any]:
+    """Everything a reviewer needs to decide one held action, including who may approve
+    it and who voted (``approvers``: from ``queue_approvers`` when already known)."""
     recent = list(
         Action.objects.filter(agent_id=action.agent_id)
         .exclude(pk=action.pk)
         .order_by("-created_at")[:RECENT]
     )
     votes = list(action.votes.select_related("voter"))
+    approvals = sum(1 for v in votes if v.vote == Vote.APPROVE)
+    if approvers is None:
+        approvers = approvers_for([action_case(action, votes)])[0]
     return {
         "action": action,
         "agent": action.agent,
@@ -47,7 +58,9 @@ def queue_item_context(action: Action) -> dict[str, Any]:
         "before_json": pretty_json(action.before),
         "recent": recent,
         "votes": votes,
-        "approvals": sum(1 for v in votes if v.vote == Vote.APPROVE),
+        "approvals": approvals,
+        "still_needed": max(action.approvals_required - approvals, 0),
+        "approvers": approvers,
     }
 
 

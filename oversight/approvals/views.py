@@ -21,10 +21,9 @@ from oversight.gateway.exceptions import ConflictError, NotFoundError
 @login_required
 @require_GET
 def queue(request: HttpRequest) -> HttpResponse:
-    items = [
-        selectors.queue_item_context(action)
-        for action in selectors.approval_queue(user=request.user)
-    ]
+    actions = selectors.approval_queue(user=request.user)
+    approvers = selectors.queue_approvers(actions)
+    items = [selectors.queue_item_context(action, approvers[action.pk]) for action in actions]
     return render(request, "approvals/queue.html", {"items": items})
 
 
@@ -60,9 +59,8 @@ def vote(request: HttpRequest, action_id: uuid.UUID) -> HttpResponse:
 @require_GET
 def action_detail(request: HttpRequest, action_id: uuid.UUID) -> HttpResponse:
     action = selectors.action_get(user=request.user, action_id=action_id)
-    context = {
-        **selectors.queue_item_context(action),
-        "story": selectors.action_story(action=action),
-        "can_decide": user_has_agent_perm(request.user, APPROVE, action.agent),
-    }
+    context = selectors.queue_item_context(action)
+    context["story"] = selectors.action_story(action=action)
+    context["can_decide"] = request.user.pk in context["approvers"].could_vote
+    context["may_see_queue"] = user_has_agent_perm(request.user, APPROVE, action.agent)
     return render(request, "approvals/action.html", context)

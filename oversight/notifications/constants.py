@@ -19,6 +19,7 @@ class Kind(models.TextChoices):
     AGENT_RETIRED = "agent.retired", "Agent retired"
     AGENT_PAUSED = "agent.paused", "Agent paused"
     ALERT_OPENED = "alert.opened", "Alert opened"
+    ACTION_ESCALATED = "action.escalated", "Held action escalated to admins"
 
 
 # The kinds that carry their own title, body and link (``notify_people``).
@@ -32,6 +33,7 @@ GENERAL_KINDS = frozenset(
         Kind.AGENT_RETIRED,
         Kind.AGENT_PAUSED,
         Kind.ALERT_OPENED,
+        Kind.ACTION_ESCALATED,
     }
 )
 

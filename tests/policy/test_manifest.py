@@ -26,6 +26,8 @@ def _apply(text: str, *args: str) -> str:
 
 @pytest.fixture
 def alice(django_user_model: Any) -> Any:
+    """The example's owner, and rita, its team's reviewer (its hold rule needs one)."""
+    make_user(django_user_model, "rita")
     return make_user(django_user_model, "alice")
 
 
@@ -49,7 +51,9 @@ def test_the_documented_example_applies(alice: Any) -> None:
         "hold",
     )
     assert Limit.objects.get(team__name="payments").scope == "team"
-    assert "8 changes" in out.getvalue()
+    assert hold.approvers == "team_reviewers"
+    assert [u.username for u in agent.team.reviewers] == ["rita"]
+    assert "9 changes" in out.getvalue()
 
 
 def test_applying_twice_changes_nothing_the_second_time(alice: Any) -> None:

@@ -141,6 +141,7 @@ def _compile_rule(
         approvals=approvals,
         expires_in=expires_in,
         separation_of_duties=bool(spec.separation_of_duties),
+        approvers=spec.approvers,
         fired_reason=fired_reason(spec.id, spec.name, effect, action, resource, condition),
         needs_evaluation=expression is not None or bool(broken),
     )

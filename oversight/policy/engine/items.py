@@ -51,6 +51,7 @@ class CompiledRule:
     approvals: int
     expires_in: timedelta
     separation_of_duties: bool
+    approvers: Any
     fired_reason: Reason
     # Whether deciding if the rule fires means evaluating something (a field, not a
     # property: it is read for every candidate rule on every decision).

@@ -172,6 +172,11 @@ class CompiledPolicy:
                 hold_expires_in=min(rule.expires_in for rule in fired),
                 separation_of_duties=any(rule.separation_of_duties for rule in fired),
                 limit_ids=_matching_limits(plan, resource),
+                approver_sets=tuple(
+                    rule.approvers
+                    for rule in sorted(fired, key=lambda r: r.id)
+                    if rule.approvers is not None
+                ),
             )
         return self._decision("allow", allowing + errors, _matching_limits(plan, resource))
 

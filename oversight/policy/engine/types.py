@@ -40,6 +40,9 @@ class RuleSpec:
     approvals: int = 1  # hold only: approvals needed
     expires_in: timedelta = timedelta(minutes=15)  # hold only: how long a reviewer has
     separation_of_duties: bool = False  # hold only: the agent's owner may not approve
+    # hold only: who approves, as the caller describes it (JSON-like; the engine only
+    # passes it on to the decision of a hold this rule fires for)
+    approvers: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,3 +92,4 @@ class Decision:
     hold_expires_in: timedelta | None  # hold: min over firing hold rules; else None
     separation_of_duties: bool  # hold: any firing hold rule asks for it
     limit_ids: tuple[int, ...]  # limits whose patterns match; empty when the outcome is deny
+    approver_sets: tuple[Any, ...] = ()  # hold: the firing hold rules' approvers, by rule
