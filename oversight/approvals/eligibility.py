@@ -135,6 +135,8 @@ def _describe(case: Case, names: dict[int, str], team_reviewers: set[int]) -> st
     text = " who are also ".join(parts) or "anyone with approve access"
     if case.separation_of_duties:
         text += ", not the owner"
+    if case.escalated:
+        text += "; escalated, so admins too"
     return text
 
 

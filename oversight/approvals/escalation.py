@@ -81,7 +81,7 @@ def action_escalate(*, action_id: uuid.UUID, reason: str, actor: Actor | None = 
         target=("gateway.action", str(action.pk), f"{action.action} on {action.resource}"[:200]),
         agent_id=action.agent_id,
         before={"escalated": False},
-        after={"escalated": True, "reason": reason, "to": "admins"},
+        after={"escalated": True, "why": reason, "to": "admins"},
     )
     after_commit(lambda: broadcasts.action_changed(action.pk, created=False))
     transaction.on_commit(partial(_notify_admins, action.pk), robust=True)

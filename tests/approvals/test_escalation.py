@@ -61,7 +61,7 @@ def test_revoking_the_only_reviewer_escalates_at_once_to_the_admins(
     assert held.escalated_at is not None
     assert held.escalation_reason.startswith("nobody eligible can decide it (0 eligible")
     (event,) = _escalations(held)
-    assert event.after == {"escalated": True, "reason": held.escalation_reason, "to": "admins"}
+    assert event.after == {"escalated": True, "why": held.escalation_reason, "to": "admins"}
     item = InboxItem.objects.get(user=admin_user, kind="action.escalated")
     assert item.link == f"/actions/{held.pk}/"
     assert [u.username for u in eligible_approvers(held)] == ["ada"]
