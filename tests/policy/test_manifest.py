@@ -162,3 +162,51 @@ def test_an_export_applies_back_without_changes(alice: Any) -> None:
     assert "no changes" in _apply(exported.getvalue())
     assert "refund-bot" in exported.getvalue() and "team refunds" in exported.getvalue()
     assert Limit.objects.get(name="everyone").scope == "everyone"
+
+
+APPROVERS = """
+teams:
+  - name: payments
+    reviewers: [rita]
+agents:
+  - slug: refund-bot
+    name: Refund bot
+    owner: alice
+    team: payments
+    purpose: Refunds
+    grants: [{action: "payments.refund"}]
+    rules:
+      - {name: by rita, effect: hold, action: "payments.refund", approvers: {people: [rita]}}
+      - {name: by admins, effect: hold, action: "payments.*", approvers: {role: admin}}
+"""
+
+
+def test_approvers_are_applied_exported_and_applied_back_unchanged(
+    alice: Any, django_user_model: Any
+) -> None:
+    make_user(django_user_model, "ada", "admin")
+    _apply(APPROVERS)
+    by_rita = Rule.objects.get(name="by rita")
+    assert by_rita.approvers == "people"
+    assert [u.username for u in by_rita.approver_people.all()] == ["rita"]
+    assert Rule.objects.get(name="by admins").approver_role == "admin"
+    exported = StringIO()
+    call_command("policy_export", stdout=exported)
+    assert "people:\n" in exported.getvalue() and "role: admin" in exported.getvalue()
+    assert "no changes" in _apply(exported.getvalue())
+    # the people change: one update, audited
+    assert "~ refund-bot: rule by rita: approver_people" in _apply(
+        APPROVERS.replace("people: [rita]", "people: [ada]")
+    )
+    assert [u.username for u in Rule.objects.get(name="by rita").approver_people.all()] == ["ada"]
+
+
+def test_an_unknown_approver_is_refused_and_nothing_changes(alice: Any) -> None:
+    with pytest.raises(CommandError, match=r"rules\[0\]: no active user 'nobody'"):
+        _apply(APPROVERS.replace("people: [rita]", "people: [nobody]"))
+    assert not Agent.objects.exists()
+
+
+def test_a_bad_approvers_value_names_what_is_allowed(alice: Any) -> None:
+    with pytest.raises(CommandError, match=r"rules\[0\]\.approvers: expected access"):
+        _apply(APPROVERS.replace("approvers: {people: [rita]}", "approvers: everyone"))
