@@ -22,12 +22,18 @@ def _section(
 ) -> HttpResponse:
     if not request.htmx:
         return redirect("team", slug=team.slug)
+    from oversight.approvals.eligibility import unsatisfiable_rules  # approvals -> accounts
+
     context = {
         "team": team,
         "reviewers": list(team.reviewers),
         "can_manage_reviewers": True,
         "reviewer_form": form or TeamReviewerForm(team=team),
         "reviewers_message": message,
+        # Said at once: which of the team's hold rules nobody can satisfy any more.
+        "unsatisfiable": [
+            problem for agent in team.agents.all() for problem in unsatisfiable_rules(agent=agent)
+        ],
     }
     return render(request, "core/_team_reviewers.html", context)
 

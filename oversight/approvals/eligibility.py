@@ -122,7 +122,7 @@ def _holders(agent_ids: set[int]) -> tuple[dict[int, set[int]], dict[int, set[in
     return holders, {agent_id: {g for a, g in via_group if a == agent_id} for agent_id in agent_ids}
 
 
-def _describe(case: Case, names: dict[int, str], team_reviewers: set[int]) -> str:
+def _describe(case: Case, names: dict[int, str]) -> str:
     parts = []
     for approver_set in case.sets:
         if approver_set.kind == Approvers.TEAM_REVIEWERS:
@@ -211,7 +211,7 @@ def approvers_for(cases: Sequence[Case]) -> list[Eligibility]:
         answers.append(
             Eligibility(
                 eligible=sorted((active[pk] for pk in now), key=lambda u: u.get_username()),
-                description=_describe(case, names, team_reviewers),
+                description=_describe(case, names),
                 could_vote=could_vote,
                 admins=frozenset(admins),
                 holders=frozenset(agent_holders),

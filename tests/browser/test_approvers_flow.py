@@ -148,6 +148,9 @@ def test_cards_show_approvers_and_votes_and_escalation_is_visible(
     expect(alice.locator("#team-reviewers").get_by_role("status")).to_contain_text(
         "rob no longer reviews"
     )
+    expect(alice.locator("#team-reviewers [role=alert]")).to_contain_text(
+        "Rule “two people” needs 2 approvals"
+    )
     alice.goto(f"{live_url}/agents/{agent.slug}/")
     expect(alice.locator("#agent-access [role=alert]")).to_contain_text(
         "Rule “two people” needs 2 approvals"
