@@ -170,3 +170,39 @@ def test_cards_show_approvers_and_votes_and_escalation_is_visible(
     assert Action.objects.get(pk=action.pk).status == "approved"
     for each in (rita, alice, admin):
         each.close()
+
+
+def test_access_granted_brings_the_waiting_actions_to_the_open_queue(
+    browser: Any, live_url: str, owner: Any, agent: Agent, reviewer: Any, django_user_model: Any
+) -> None:
+    from tests.browser.ui import RECORD_SOCKET_OPEN
+    from tests.gateway.helpers import hold_large_refunds
+
+    grant_refunds(agent)
+    hold_large_refunds(agent)  # the team has a standby reviewer, so the rule is accepted
+    token, _raw = token_create(actor=SYSTEM, agent=agent, environment="production")
+    action = decide(token, refund(900))
+
+    context = browser.new_context(viewport=DESKTOP)
+    context.add_init_script(RECORD_SOCKET_OPEN)
+    rita = context.new_page()
+    log_in(rita, live_url, "rita", "/approvals/")
+    rita.wait_for_function("window.__socketOpen === true")
+    rita.evaluate("window.__marker = 1")  # a full page load would wipe this out
+    expect(rita.locator(f"#queue-{action.pk}")).to_have_count(0)
+
+    alice = browser.new_page(viewport=DESKTOP)
+    log_in(alice, live_url, "alice", f"/agents/{agent.slug}/")
+    access = alice.locator("#agent-access")
+    access.get_by_label("Person").select_option(label="rita")
+    access.get_by_label("Level").select_option("reviewer")
+    access.get_by_role("button", name="Grant access").click()
+    expect(access).to_contain_text("reviewer")
+
+    card = rita.locator(f"#queue-{action.pk}")
+    expect(card).to_be_visible()
+    expect(card).to_contain_text("Who may approve: anyone with approve access: rita, standby1")
+    assert rita.evaluate("window.__marker") == 1  # live, not reloaded
+    shot(rita, "approvers-live-grant")
+    context.close()
+    alice.close()
