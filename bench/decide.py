@@ -355,6 +355,9 @@ def setup_data() -> dict[str, Any]:
     django.setup()
     from decimal import Decimal
 
+    from django.contrib.auth import get_user_model
+
+    from oversight.accounts.services import team_reviewer_add
     from oversight.agents.services import token_create
     from oversight.audit.actors import Actor
     from oversight.policy.models import Grant, Limit, Rule
@@ -363,6 +366,10 @@ def setup_data() -> dict[str, Any]:
     actor = Actor.system("bench")
     agent = refund_agent_create(actor)
     team, owner = agent.team, agent.owner
+    # Someone who can approve what the hold rules hold: a rule nobody can approve is refused.
+    reviewer, _ = get_user_model().objects.get_or_create(username="bench-reviewer")
+    team_reviewer_add(actor=actor, team=team, user=reviewer)
+    team.refresh_from_db()
 
     # 50 grants: the refunds the benchmark asks for, and 49 others over 7 systems.
     grants = [("payments.refund", "stripe:charge/*")]

@@ -266,6 +266,15 @@ def setup_data(reviewers: int, email: bool) -> dict[str, Any]:
     team, owner = agent.team, agent.owner
     grant = Grant(agent=agent, action="payments.refund", resource="stripe:charge/*")
     policy_object_create(actor=actor, obj=grant)
+    reviewer_group = Group.objects.get_or_create(name=roles.REVIEWER)[0]
+    names = []
+    for i in range(reviewers):
+        name = f"reviewer{i:02d}"
+        user = users.create_user(username=name, email=f"{name}@example.com", password=PASSWORD)
+        user.groups.add(reviewer_group)
+        agent_access_grant(actor=actor, agent=agent, user=user, level="reviewer")
+        names.append(name)
+    # after the reviewers: a hold rule nobody can approve is refused
     rule = Rule(
         agent=agent,
         name="large refunds",
@@ -275,14 +284,6 @@ def setup_data(reviewers: int, email: bool) -> dict[str, Any]:
         condition="params.amount > 500",
     )
     policy_object_create(actor=actor, obj=rule)
-    reviewer_group = Group.objects.get_or_create(name=roles.REVIEWER)[0]
-    names = []
-    for i in range(reviewers):
-        name = f"reviewer{i:02d}"
-        user = users.create_user(username=name, email=f"{name}@example.com", password=PASSWORD)
-        user.groups.add(reviewer_group)
-        agent_access_grant(actor=actor, agent=agent, user=user, level="reviewer")
-        names.append(name)
     if email:
         team_channels_update(actor=actor, team=team, email_enabled=True, webhook_url="")
     _token, raw = token_create(

@@ -23,6 +23,12 @@ app.conf.beat_schedule = {
         "task": "oversight.gateway.tasks.expire_due_actions",
         "schedule": float(envint("EXPIRY_INTERVAL_SECONDS", 15, minimum=1)),
     },
+    # Held actions nobody eligible can decide (people left, access revoked), or nobody
+    # answered by half their time, go to the admins. Claimed once per action.
+    "approvals-escalate": {
+        "task": "oversight.approvals.tasks.escalate_held_actions",
+        "schedule": 15.0,
+    },
     # Walk the whole audit hash chain every night; a break is logged at ERROR
     # with the first bad sequence number so that on-call hears of it.
     "audit-verify-chain": {

@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from oversight.accounts import reviewer_views as team_views
 from oversight.core import views as core_views
 from oversight.gateway.api import api as agent_api
 from oversight.notifications import views as notification_views
@@ -23,6 +24,14 @@ urlpatterns = [
     path("", include("oversight.approvals.urls")),
     path("killswitch/", include("oversight.killswitch.urls")),
     path("teams/<slug:slug>/", core_views.team_detail, name="team"),
+    path(
+        "teams/<slug:slug>/reviewers/", team_views.team_reviewer_add_view, name="team-reviewer-add"
+    ),
+    path(
+        "teams/<slug:slug>/reviewers/<int:user_id>/remove/",
+        team_views.team_reviewer_remove_view,
+        name="team-reviewer-remove",
+    ),
     path("teams/<slug:slug>/notifications/", include("oversight.notifications.urls")),
     path("teams/<slug:slug>/recertification/", team_settings_view, name="team-reviews"),
     path("inbox/", include("oversight.notifications.inbox_urls")),

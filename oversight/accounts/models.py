@@ -31,6 +31,12 @@ class Team(models.Model):
     slug = models.SlugField(max_length=100, unique=True)
     description = models.TextField(blank=True)
     group = models.OneToOneField(Group, on_delete=models.PROTECT, related_name="team")
+    # The team's reviewers: a group of its own, granted view and approve on each of the
+    # team's agents (oversight/agents/permissions.py), so "who may approve" stays one
+    # guardian question. Made when the first reviewer is added.
+    reviewers_group = models.OneToOneField(
+        Group, null=True, blank=True, on_delete=models.PROTECT, related_name="reviewing_team"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     # Reviews, ownership and retirement: the periodic jobs read these per team.
     review_reminder_days = _days(7, help_text="Remind the owner this many days before a review.")
@@ -69,6 +75,15 @@ class Team(models.Model):
     @property
     def members(self) -> Any:
         return self.group.user_set
+
+    @property
+    def reviewers(self) -> Any:
+        """The team's reviewers (active or not), by username."""
+        from django.contrib.auth import get_user_model
+
+        if self.reviewers_group_id is None:
+            return get_user_model().objects.none()
+        return self.reviewers_group.user_set.order_by("username")
 
 
 class PersonalToken(models.Model):

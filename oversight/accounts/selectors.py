@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
+from django.http import Http404
 
 from oversight.accounts import roles
 from oversight.accounts.models import Team
@@ -29,3 +31,20 @@ def owner_candidates(*, user: Any) -> QuerySet[Any]:
     if roles.is_admin(user):
         return users
     return users.filter(pk=user.pk)
+
+
+def team_for_reviewers(*, user: Any, slug: str) -> Team:
+    """The team whose reviewers the user may manage: admins any team, owners their own.
+    404 outside the team (nothing leaks); 403 for a member who is not an owner."""
+    team = team_list(user=user).filter(slug=slug).first()
+    if team is None:
+        raise Http404("No such team.")
+    if not roles.has_role(user, roles.OWNER):
+        raise PermissionDenied("Only the team's owners and admins choose its reviewers.")
+    return team
+
+
+def may_manage_reviewers(*, user: Any, team: Team) -> bool:
+    if roles.is_admin(user):
+        return True
+    return roles.has_role(user, roles.OWNER) and team.members.filter(pk=user.pk).exists()

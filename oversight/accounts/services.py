@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
@@ -123,5 +124,71 @@ def personal_token_revoke(*, user: Any, token_id: int) -> bool:
         target=("accounts.personaltoken", str(token.pk), f"{token.prefix}… of {user}"),
         before={"token": token.prefix, "revoked": False},
         after={"token": token.prefix, "revoked": True},
+    )
+    return True
+
+
+def _reviewers_group(team: Team) -> Group:
+    """The team's reviewers' group, made (and granted on the team's agents) on first use."""
+    if team.reviewers_group_id is not None:
+        return team.reviewers_group
+    from oversight.agents.models import Agent  # agents -> accounts, not the reverse
+    from oversight.agents.permissions import grant_team_reviewers
+
+    group = Group.objects.create(name=f"team-reviewers:{team.slug}")
+    team.reviewers_group = group
+    team.save(update_fields=["reviewers_group"])
+    for agent in Agent.objects.filter(team=team):
+        grant_team_reviewers(agent, group)
+    return group
+
+
+def _reviewers_changed(team: Team) -> None:
+    """Open sockets re-read what they may see (the new reviewer's queue fills at once);
+    the team's held actions are checked for nobody left who can decide them."""
+    from oversight.approvals.escalation import escalate_after_access_change
+
+    after_commit(resubscribe_everyone)
+    escalate_after_access_change(team.agents.values_list("pk", flat=True))
+
+
+@transaction.atomic
+def team_reviewer_add(*, actor: Actor, team: Team, user: Any) -> bool:
+    """Make an active person one of the team's reviewers: they may view and decide the
+    held actions of every agent of the team. False if they were one already."""
+    if not user.is_active:
+        raise ValidationError(f"{user.get_username()} is deactivated.")
+    locked = Team.objects.select_for_update().get(pk=team.pk)
+    group = _reviewers_group(locked)
+    if group.user_set.filter(pk=user.pk).exists():
+        return False
+    group.user_set.add(user)
+    _reviewers_changed(locked)
+    audit_record(
+        actor=actor,
+        verb=verbs.TEAM_REVIEWER_ADDED,
+        target=locked,
+        after={"reviewer": user.get_username()},
+    )
+    return True
+
+
+@transaction.atomic
+def team_reviewer_remove(*, actor: Actor, team: Team, user: Any) -> bool:
+    """Remove a reviewer; held actions nobody else can decide escalate to the admins.
+    False if they were not one."""
+    locked = Team.objects.select_for_update().get(pk=team.pk)
+    if locked.reviewers_group_id is None:
+        return False
+    group = locked.reviewers_group
+    if not group.user_set.filter(pk=user.pk).exists():
+        return False
+    group.user_set.remove(user)
+    _reviewers_changed(locked)
+    audit_record(
+        actor=actor,
+        verb=verbs.TEAM_REVIEWER_REMOVED,
+        target=locked,
+        before={"reviewer": user.get_username()},
     )
     return True

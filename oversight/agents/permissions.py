@@ -1,8 +1,10 @@
 """Who may do what to an agent, expressed as guardian object permissions.
 
-The owner holds view and change; the team's group holds view. Reviewers and
-auditors are granted view (and reviewers approve) per agent. Admins pass
-every check without object permissions.
+The owner holds view and change; the team's group holds view; the team's
+reviewers' group holds view and approve. Reviewers and auditors are granted
+view (and reviewers approve) per agent. Admins pass every check without object
+permissions (who may decide a held action is narrower: see
+oversight/approvals/eligibility.py).
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ from typing import Any
 from guardian.shortcuts import assign_perm, remove_perm
 
 from oversight.accounts import roles
-from oversight.agents.constants import CHANGE, VIEW, AgentStatus
+from oversight.agents.constants import APPROVE, CHANGE, VIEW, AgentStatus
 from oversight.agents.models import Agent, AgentGroupObjectPermission, AgentUserObjectPermission
 
 OWNER_PERMS = (VIEW, CHANGE)
 TEAM_PERMS = (VIEW,)
+TEAM_REVIEWER_PERMS = (VIEW, APPROVE)
 
 
 def grant_owner(agent: Agent, user: Any) -> None:
@@ -32,11 +35,22 @@ def revoke_owner(agent: Agent, user: Any) -> None:
 def grant_team(agent: Agent) -> None:
     for perm in TEAM_PERMS:
         assign_perm(perm, agent.team.group, agent)
+    if agent.team.reviewers_group_id is not None:
+        grant_team_reviewers(agent, agent.team.reviewers_group)
 
 
 def revoke_team(agent: Agent, team: Any) -> None:
     for perm in TEAM_PERMS:
         remove_perm(perm, team.group, agent)
+    if team.reviewers_group_id is not None:
+        for perm in TEAM_REVIEWER_PERMS:
+            remove_perm(perm, team.reviewers_group, agent)
+
+
+def grant_team_reviewers(agent: Agent, group: Any) -> None:
+    """The team's reviewers may view and decide the agent's held actions."""
+    for perm in TEAM_REVIEWER_PERMS:
+        assign_perm(perm, group, agent)
 
 
 def user_agent_perms(agent: Agent, user: Any) -> list[str]:

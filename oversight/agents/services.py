@@ -137,7 +137,10 @@ def agent_update(*, actor: Actor, agent: Agent, **changes: Any) -> Agent:
         permissions.revoke_team(locked, old_team)
         permissions.grant_team(locked)
     if locked.owner_id != old_owner.pk or locked.team_id != old_team.pk:
+        from oversight.approvals.escalation import escalate_after_access_change
+
         after_commit(resubscribe_everyone)
+        escalate_after_access_change([locked.pk])
     audit_record(actor=actor, verb=verbs.AGENT_UPDATED, target=locked, before=before, after=after)
     return locked
 
@@ -151,8 +154,12 @@ ACCESS_LEVELS: dict[str, tuple[str, ...]] = {
 def _access_changed(
     actor: Actor, agent: Agent, user: Any, verb: str, before: set[str], after: set[str]
 ) -> None:
-    """Open sockets re-read what they may see; the change is audited, keyed by the person."""
+    """Open sockets re-read what they may see (a new reviewer's queue fills at once); held
+    actions nobody left can decide escalate; the change is audited, keyed by the person."""
+    from oversight.approvals.escalation import escalate_after_access_change  # -> agents
+
     after_commit(resubscribe_everyone)
+    escalate_after_access_change([agent.pk])
     key = f"access of {user.get_username()}"
     audit_record(
         actor=actor,

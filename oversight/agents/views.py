@@ -21,6 +21,7 @@ from oversight.agents.models import Agent
 from oversight.agents.permissions import user_has_agent_perm
 from oversight.agents.selectors import agent_access_list, agent_list
 from oversight.agents.token_views import TokenForm
+from oversight.approvals.eligibility import unsatisfiable_rules
 from oversight.approvals.selectors import recent_actions
 from oversight.audit.actors import Actor
 from oversight.audit.selectors import agent_history
@@ -50,6 +51,7 @@ def agent_detail(request: HttpRequest, slug: str) -> HttpResponse:
         **_history_context(request, agent),
         "can_change": can_change,
         "access": agent_access_list(agent=agent),
+        "unsatisfiable": unsatisfiable_rules(agent=agent),
         "access_form": AccessGrantForm(agent=agent) if can_change else None,
         "tokens": agent.tokens.all() if can_change else None,
         "actions": recent_actions(user=request.user, agent_id=agent.pk),
@@ -136,6 +138,7 @@ def _render_access(
         "access_error": error,
         "agent": agent,
         "access": agent_access_list(agent=agent),
+        "unsatisfiable": unsatisfiable_rules(agent=agent),
         "access_form": form or AccessGrantForm(agent=agent),
         "can_change": True,
     }

@@ -14,6 +14,7 @@ from oversight.accounts.models import Team
 from oversight.agents.constants import APPROVE, VIEW, RiskTier
 from oversight.agents.models import Agent
 from oversight.agents.selectors import agents_with_perm
+from oversight.approvals.eligibility import Eligibility, action_case, approvers_for
 from oversight.approvals.models import ApprovalVote, Vote
 from oversight.audit.models import AuditEvent
 from oversight.gateway.constants import ActionStatus
@@ -110,14 +111,18 @@ def queue_item_contexts(actions: list[Action], *, detail: bool = True) -> list[d
     Without ``detail`` (the compact list's rows): no params, state or recent actions."""
     prefetch_related_objects(actions, _VOTES)
     recent_by_agent = _recent_by_agent({a.agent_id for a in actions}) if detail else {}
+    approvers = queue_approvers(actions)
     contexts = []
     for action in actions:
         votes = list(action.votes.all())
+        approvals = sum(1 for v in votes if v.vote == Vote.APPROVE and not v.superseded)
         context = {
             "action": action,
             "agent": action.agent,
             "votes": votes,
-            "approvals": sum(1 for v in votes if v.vote == Vote.APPROVE and not v.superseded),
+            "approvals": approvals,
+            "still_needed": max(action.approvals_required - approvals, 0),
+            "approvers": approvers[action.pk],
         }
         if detail:
             recent = [r for r in recent_by_agent.get(action.agent_id, ()) if r.pk != action.pk]
@@ -127,6 +132,13 @@ def queue_item_contexts(actions: list[Action], *, detail: bool = True) -> list[d
             context["recent"] = recent[:RECENT]
         contexts.append(context)
     return contexts
+
+
+def queue_approvers(actions: list[Action]) -> dict[uuid.UUID, Eligibility]:
+    """Who may decide each action, for many cards at once (a fixed number of queries;
+    the actions' votes prefetched)."""
+    cases = [action_case(action, list(action.votes.all())) for action in actions]
+    return {a.pk: answer for a, answer in zip(actions, approvers_for(cases), strict=True)}
 
 
 def queue_item_context(action: Action) -> dict[str, Any]:

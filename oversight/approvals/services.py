@@ -10,9 +10,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from oversight.agents.constants import APPROVE
-from oversight.agents.permissions import user_has_agent_perm
 from oversight.approvals.edits import action_edit
+from oversight.approvals.eligibility import vote_refusal
 from oversight.approvals.models import ApprovalVote, Vote
 from oversight.audit import verbs
 from oversight.audit.actors import Actor
@@ -70,16 +69,17 @@ def _vote(
     *, user: Any, action_id: uuid.UUID, vote: str, comment: str, params: dict[str, Any] | None
 ) -> Action:
     action = action_lock(action_id)
-    if not user_has_agent_perm(user, APPROVE, action.agent):
+    if not getattr(user, "is_active", False):
         raise PermissionDenied("You may not decide this agent's actions.")
+    # Who may decide is read under the action's lock: an escalation committed before it
+    # is seen; one committing after only adds admins, so nobody is wrongly let in.
+    refusal = vote_refusal(action=action, user=user, vote=vote)
+    if refusal:
+        raise PermissionDenied(refusal)
     if action.status != ActionStatus.PENDING:
         raise ConflictError(
             f"This action was already decided: it is {action.get_status_display().lower()}.",
             "already_decided",
-        )
-    if vote == Vote.APPROVE and action.separation_of_duties and user.pk == action.agent.owner_id:
-        raise PermissionDenied(
-            "The agent's owner may not approve this action (separation of duties)."
         )
     if ApprovalVote.objects.filter(action=action, voter=user, superseded=False).exists():
         raise ConflictError("You already voted on this action.", "already_voted")

@@ -102,9 +102,8 @@ def vote(request: HttpRequest, action_id: uuid.UUID) -> HttpResponse:
 @require_GET
 def action_detail(request: HttpRequest, action_id: uuid.UUID) -> HttpResponse:
     action = selectors.action_get(user=request.user, action_id=action_id)
-    context = {
-        **selectors.queue_item_context(action),
-        "story": selectors.action_story(action=action),
-        "can_decide": user_has_agent_perm(request.user, APPROVE, action.agent),
-    }
+    context = selectors.queue_item_context(action)
+    context["story"] = selectors.action_story(action=action)
+    context["can_decide"] = request.user.pk in context["approvers"].could_vote
+    context["may_see_queue"] = user_has_agent_perm(request.user, APPROVE, action.agent)
     return render(request, "approvals/action.html", context)

@@ -26,6 +26,9 @@ ACTION_REPORTED = "action.reported"
 ACTION_EXPIRED = "action.expired"
 ACTION_VOTED = "action.voted"
 ACTION_CANCELLED = "action.cancelled"
+ACTION_ESCALATED = "action.escalated"
+TEAM_REVIEWER_ADDED = "team.reviewer_added"
+TEAM_REVIEWER_REMOVED = "team.reviewer_removed"
 TEAM_CREATED = "team.created"
 TEAM_UPDATED = "team.updated"
 TEAM_MEMBER_ADDED = "team.member_added"
@@ -73,9 +76,12 @@ KNOWN_VERBS = sorted(
         ACTION_EXPIRED,
         ACTION_VOTED,
         ACTION_CANCELLED,
+        ACTION_ESCALATED,
         TEAM_CREATED,
         TEAM_UPDATED,
         TEAM_MEMBER_ADDED,
+        TEAM_REVIEWER_ADDED,
+        TEAM_REVIEWER_REMOVED,
         AUDIT_EXPORTED,
         AUDIT_VERIFICATION_STARTED,
         TEAM_CHANNELS_UPDATED,
@@ -101,5 +107,14 @@ KNOWN_VERBS = sorted(
 # finding them never walks the agent's decisions. Sorted: the index's condition and the
 # queries must spell it the same way for PostgreSQL to use the index.
 ACTION_VERBS = tuple(
-    sorted([ACTION_DECIDED, ACTION_REPORTED, ACTION_EXPIRED, ACTION_VOTED, ACTION_CANCELLED])
+    sorted(
+        [
+            ACTION_DECIDED,
+            ACTION_REPORTED,
+            ACTION_EXPIRED,
+            ACTION_VOTED,
+            ACTION_CANCELLED,
+            ACTION_ESCALATED,
+        ]
+    )
 )

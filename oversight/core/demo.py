@@ -13,6 +13,7 @@ USERS = [
     ("pat", "Pat Owner", ["owner"], ["platform"]),
     ("carol", "Carol Teammate", [], ["payments"]),
     ("rita", "Rita Reviewer", ["reviewer"], []),
+    ("rob", "Rob Reviewer", ["reviewer"], []),
     ("aaron", "Aaron Auditor", ["auditor"], []),
 ]
 
@@ -127,6 +128,17 @@ AGENTS = [
     ),
 ]
 
+# Each team's reviewers: they may view and decide the held actions of all its agents.
+# Every demo hold rule can be satisfied: deploy-bot's two-person rule has two reviewers
+# besides its owner.
+TEAM_REVIEWERS = [
+    ("payments", "rita"),
+    ("support", "rita"),
+    ("growth", "rob"),
+    ("platform", "rita"),
+    ("platform", "rob"),
+]
+
 # who is granted what on which team's agents: username, access level, team
 GRANTS = [
     ("rita", "reviewer", "payments"),
@@ -214,6 +226,7 @@ POLICIES: dict[str, dict[str, list[dict[str, object]]]] = {
                 "approvals": 2,
                 "expires_in_seconds": 1800,
                 "separation_of_duties": True,
+                "approvers": "team_reviewers",
             },
             {
                 "name": "no deploys of the database",
@@ -234,6 +247,7 @@ POLICIES: dict[str, dict[str, list[dict[str, object]]]] = {
                 "condition": "params.recipients > 5000",
                 "approvals": 1,
                 "expires_in_seconds": 900,
+                "approvers": "team_reviewers",
             },
         ],
         "limits": [

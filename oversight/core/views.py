@@ -16,8 +16,9 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
+from oversight.accounts.forms import TeamReviewerForm
 from oversight.accounts.roles import is_admin
-from oversight.accounts.selectors import team_list
+from oversight.accounts.selectors import may_manage_reviewers, team_list
 from oversight.agents.selectors import agents_with_perm
 from oversight.approvals.selectors import recent_actions
 from oversight.core.metrics import metrics_exposition
@@ -168,10 +169,14 @@ def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
     if team is None:
         raise Http404("No such team.")
     target = Target(Scope.TEAM, team=team)
+    can_manage = may_manage_reviewers(user=request.user, team=team)
     context = {
         "team": team,
         "member": member,
         "agents": visible.order_by("name"),
         "can_press": can_press(request.user, target),
+        "reviewers": list(team.reviewers),
+        "can_manage_reviewers": can_manage,
+        "reviewer_form": TeamReviewerForm(team=team) if can_manage else None,
     }
     return render(request, "core/team.html", context)

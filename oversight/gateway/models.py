@@ -49,6 +49,14 @@ class Action(models.Model):
     # Held only: whether a reviewer may approve it with edited params (every hold rule
     # that held it allows edits).
     edits_allowed = models.BooleanField(default=True)
+    # A snapshot of the approver sets of the hold rules that held it, as decided
+    # ([{"rule", "kind", "role", "people"}]; empty: anyone with approve access). Read
+    # only by oversight/approvals/eligibility.py.
+    approver_sets = models.JSONField(default=list, blank=True)
+    # Set once when nobody eligible could decide it, or nobody did by half its time:
+    # admins may decide it from then on.
+    escalated_at = models.DateTimeField(null=True, blank=True)
+    escalation_reason = models.CharField(max_length=200, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     request_hash = models.CharField(max_length=64)
     limit_usage = models.JSONField(default=list, blank=True)

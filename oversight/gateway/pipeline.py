@@ -122,6 +122,7 @@ class Outcome:
     approvals_required: int = 0
     separation_of_duties: bool = False
     edits_allowed: bool = True
+    approver_sets: list[Any] = field(default_factory=list)
     hold_for: timedelta | None = None
     limits: dict[int, Limit] = field(default_factory=dict)  # the limits that apply, by id
     charges: Charges = field(default_factory=list)
@@ -216,6 +217,7 @@ def policy(credentials: Credentials, data: ActionInput, now: datetime, dry_run: 
         outcome.approvals_required = max(decision.approvals_required, 1)
         outcome.separation_of_duties = decision.separation_of_duties
         outcome.edits_allowed = decision.edits_allowed
+        outcome.approver_sets = list(decision.approver_sets)
         outcome.hold_for = decision.hold_expires_in or timedelta(seconds=DEFAULT_HOLD_SECONDS)
     else:
         outcome.status = ActionStatus.ALLOWED
@@ -247,6 +249,7 @@ def over_limit(outcome: Outcome, exceeded: list[Exceeded]) -> Outcome:
     else:
         outcome.status = ActionStatus.DENIED
         outcome.approvals_required, outcome.separation_of_duties = 0, False
+        outcome.approver_sets = []
         outcome.hold_for = None
         outcome.pause_agent = limit.on_exceed == OnExceed.PAUSE
     return outcome
@@ -301,6 +304,10 @@ def announce(action: Action) -> None:
     reviewers of a held action."""
     after_commit(lambda: broadcasts.action_changed(action.pk, created=True, action=action))
     if action.status == ActionStatus.PENDING:
+        from oversight.approvals.escalation import actions_escalate_due  # approvals -> gateway
+
+        # Nobody eligible (no reviewer yet, fewer than the approvals): to the admins at once.
+        after_commit(lambda: actions_escalate_due(action_ids=[action.pk]))
         after_commit(lambda: notify_action_held(action_id=action.pk))
 
 
@@ -463,6 +470,7 @@ def _new_action(token: AgentToken, data: ActionInput, outcome: Outcome, now: dat
         approvals_required=outcome.approvals_required,
         separation_of_duties=outcome.separation_of_duties,
         edits_allowed=outcome.edits_allowed,
+        approver_sets=outcome.approver_sets,
         expires_at=now + outcome.hold_for if outcome.hold_for else None,
         request_hash=action_hash(data.action, data.resource, data.params),
         limit_usage=[],

@@ -91,3 +91,28 @@ def killswitch_changed(switch_id: int) -> None:
     )
     agent_ids = list(agents.values_list("pk", flat=True))
     publish.send(groups.EVERYONE, html=html, audience="agents", agent_ids=agent_ids)
+
+
+def queue_items_for(
+    *, user_id: int, region: str, gained: frozenset[int], lost: frozenset[int]
+) -> str:
+    """One person's access changed while their queue is open: the held actions of the
+    agents they may now decide arrive as new cards (or rows, for the compact list's
+    ``region``), those of agents they may no longer decide leave. Rendered for that one
+    socket (a permission change is rare)."""
+    from django.contrib.auth import get_user_model
+
+    from oversight.approvals.selectors import approval_queue, queue_item_contexts
+
+    template = dict(_QUEUE_VIEWS)[region]
+    user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
+    parts: list[str] = []
+    if user is not None and gained:
+        arrived = [a for a in approval_queue(user=user) if a.agent_id in gained]
+        for context in queue_item_contexts(arrived, detail=region == pages.QUEUE):
+            parts.append(render_to_string(template, {**context, "oob": "new"}))
+    if lost:
+        left = Action.objects.filter(status=ActionStatus.PENDING, agent_id__in=lost)
+        for action in left.only("pk"):
+            parts.append(render_to_string("approvals/_queue_gone.html", {"action": action}))
+    return "".join(parts)

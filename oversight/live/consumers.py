@@ -11,7 +11,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.contrib.auth import get_user_model
 
-from oversight.live import batches
+from oversight.live import batches, broadcasts
 from oversight.live.fanout import LocalGroups, local_groups
 from oversight.live.pages import QUEUES, PageShows
 from oversight.live.selectors import Subscriptions, agents_named_by, live_subscriptions
@@ -20,6 +20,11 @@ logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_DEACTIVATED = 4403
+
+
+@database_sync_to_async
+def _queue_changes(user_id: int, region: str, gained: frozenset[int], lost: frozenset[int]) -> str:
+    return broadcasts.queue_items_for(user_id=user_id, region=region, gained=gained, lost=lost)
 
 
 @database_sync_to_async
@@ -50,6 +55,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.page = PageShows.parse(self.scope.get("query_string", b""))
         self.joined: set[str] = set()
         self.subscriptions = Subscriptions(frozenset(), frozenset())
+        self._joined_once = False
         self.groups_here: LocalGroups = local_groups()
         self._outbox: deque[dict[str, Any]] = deque()
         self._sender: asyncio.Task[None] | None = None
@@ -65,12 +71,29 @@ class LiveConsumer(AsyncWebsocketConsumer):
         wanted = self.page.group_names(subscriptions)
         # The new subscriptions first: a message of a group about to be left is then
         # checked against them and dropped, as the group's messages stop.
-        self.subscriptions = subscriptions
+        before, self.subscriptions = self.subscriptions, subscriptions
         for name in wanted - self.joined:
             await self.groups_here.join(name, self)
         for name in self.joined - wanted:
             await self.groups_here.leave(name, self)
         self.joined = wanted
+        if self._joined_once:
+            await self._queue_catch_up(before.queue, subscriptions.queue)
+        self._joined_once = True
+
+    async def _queue_catch_up(self, before: frozenset[int], now: frozenset[int]) -> None:
+        """Access changed (a grant, a revocation, a team's reviewers): the queue on this
+        page gains the cards already held for agents it may now decide, and loses those it
+        may not. The groups are joined first, so no card held meanwhile is missed; one held
+        in that very instant may arrive twice (both copies decide the same action)."""
+        for region in sorted(self.page.regions & QUEUES):
+            gained = frozenset(a for a in now - before if self.page.shows(region, [a]))
+            lost = frozenset(a for a in before - now if self.page.shows(region, [a]))
+            if not gained and not lost:
+                continue
+            html = await _queue_changes(self.user_id, region, gained, lost)
+            if html:
+                await self.send(text_data=html)
 
     async def disconnect(self, code: int) -> None:
         for name in getattr(self, "joined", set()):

@@ -25,6 +25,7 @@ class Kind(models.TextChoices):
     AGENT_PAUSED = "agent.paused", "Agent paused"
     ALERT_OPENED = "alert.opened", "Alert opened"
     ALERT_ESCALATED = "alert.escalated", "Alert escalated"
+    ACTION_ESCALATED = "action.escalated", "Held action escalated to admins"
 
 
 # The kinds that carry their own title, body and link (``notify_people``).
@@ -42,6 +43,7 @@ GENERAL_KINDS = frozenset(
         Kind.ACTIONS_WAITING,
         Kind.ACTION_EXPIRED,
         Kind.ACTIONS_EXPIRED,
+        Kind.ACTION_ESCALATED,
     }
 )
 

@@ -15,8 +15,8 @@ from django.utils import timezone
 from oversight.accounts import roles
 from oversight.accounts.models import Team
 from oversight.accounts.selectors import team_list
-from oversight.agents.constants import APPROVE, AgentStatus
-from oversight.agents.models import Agent, AgentGroupObjectPermission, AgentUserObjectPermission
+from oversight.agents.constants import AgentStatus
+from oversight.agents.models import Agent
 from oversight.killswitch.models import KillSwitch
 from oversight.notifications.constants import (
     MAX_ATTEMPTS,
@@ -39,20 +39,14 @@ def _members_of(groups: QuerySet[Any]) -> QuerySet[Any]:
 
 
 def action_reviewers(*, agent: Agent) -> QuerySet[Any]:
-    """Active people who may decide the agent's held actions.
-
-    Those granted ``approve_agent`` on the agent, directly or through a group, read
-    from guardian's direct-foreign-key tables in one statement. Admins may decide
-    anything without a grant, but are told only when they hold the grant themselves or
-    when nobody else does: otherwise every admin would hear of every held action.
+    """Active people who may decide the agent's held actions when no rule narrows it:
+    those with approve access on the agent (oversight/approvals/eligibility.py, the one
+    answer to "who may approve"). Admins decide what is escalated to them, so they are
+    told only when nobody else can be: otherwise every admin would hear of everything.
     """
-    direct = AgentUserObjectPermission.objects.filter(
-        content_object=agent, permission__codename=APPROVE
-    ).values("user_id")
-    via_group = AgentGroupObjectPermission.objects.filter(
-        content_object=agent, permission__codename=APPROVE
-    ).values("group_id")
-    holders = _users().filter(Q(pk__in=direct) | Q(pk__in=_members_of(via_group)))
+    from oversight.approvals.eligibility import agent_approvers  # approvals -> agents
+
+    holders = agent_approvers(agent=agent)
     if holders.exists():
         return holders
     admin_group = Group.objects.filter(name=roles.ADMIN).values("pk")

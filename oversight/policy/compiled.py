@@ -32,6 +32,16 @@ def limits_for(agent: Agent) -> list[Limit]:
     return list(Limit.objects.filter(scope).order_by("pk"))
 
 
+def approver_set(rule: Rule) -> dict[str, Any]:
+    """What a held action keeps of its rule's approvers (people by id: names change)."""
+    return {
+        "rule": rule.name,
+        "kind": rule.approvers,
+        "role": rule.approver_role,
+        "people": sorted(person.pk for person in rule.approver_people.all()),
+    }
+
+
 def _compile(agent: Agent) -> tuple[CompiledPolicy, dict[int, Limit]]:
     grants = [
         GrantSpec(id=g.pk, action=g.action, resource=g.resource, expires_at=g.expires_at)
@@ -49,8 +59,9 @@ def _compile(agent: Agent) -> tuple[CompiledPolicy, dict[int, Limit]]:
             expires_in=timedelta(seconds=r.expires_in_seconds),
             separation_of_duties=r.separation_of_duties,
             edits_allowed=r.edits_allowed,
+            approvers=approver_set(r) if r.effect == "hold" else None,
         )
-        for r in Rule.objects.filter(agent_id=agent.pk)
+        for r in Rule.objects.filter(agent_id=agent.pk).prefetch_related("approver_people")
     ]
     limits = limits_for(agent)
     specs = [

@@ -17,6 +17,15 @@ class OnExceed(models.TextChoices):
     PAUSE = "pause", "Pause the agent"
 
 
+class Approvers(models.TextChoices):
+    """Who may approve what a hold rule holds (besides having approve access)."""
+
+    ACCESS = "access", "Anyone with approve access on the agent"
+    TEAM_REVIEWERS = "team_reviewers", "The team's reviewers"
+    ROLE = "role", "People with a role"
+    PEOPLE = "people", "Named people"
+
+
 DEFAULT_HOLD_SECONDS = 15 * 60
 MAX_HOLD_SECONDS = 7 * 24 * 3600
 MAX_APPROVALS = 10

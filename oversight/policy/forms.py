@@ -6,8 +6,11 @@ import json
 from typing import Any
 
 from django import forms
+from django.contrib.auth import get_user_model
 
+from oversight.accounts.roles import ALL_ROLES
 from oversight.agents.constants import Environment
+from oversight.policy.constants import Approvers
 from oversight.policy.models import Grant, Limit, Rule
 
 
@@ -23,6 +26,30 @@ class GrantForm(forms.ModelForm):
 
 
 class RuleForm(forms.ModelForm):
+    """Who approves: anyone with approve access (the default), the team's reviewers, a
+    role, or named people; enough of them must be eligible (checked by the service)."""
+
+    approver_role = forms.ChoiceField(
+        choices=[("", "—")] + [(role, role) for role in ALL_ROLES],
+        required=False,
+        label="Approver role",
+        help_text="When approvers are people with a role.",
+    )
+    approver_people = forms.ModelMultipleChoiceField(
+        queryset=get_user_model().objects.filter(is_active=True).order_by("username"),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Named approvers",
+        help_text="When approvers are named people; each needs reviewer access (or is an admin).",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["approvers"].required = False  # left out: anyone with approve access
+
+    def clean_approvers(self) -> str:
+        return self.cleaned_data.get("approvers") or Approvers.ACCESS
+
     class Meta:
         model = Rule
         fields = [
@@ -35,8 +62,16 @@ class RuleForm(forms.ModelForm):
             "expires_in_seconds",
             "separation_of_duties",
             "edits_allowed",
+            "approvers",
+            "approver_role",
+            "approver_people",
         ]
-        labels = {"expires_in_seconds": "Expires after (seconds)", "condition": "When (CEL)"}
+        labels = {
+            "expires_in_seconds": "Expires after (seconds)",
+            "condition": "When (CEL)",
+            "separation_of_duties": "Not the owner (separation of duties)",
+            "approvers": "Who approves",
+        }
         widgets = {
             "condition": forms.TextInput(
                 attrs={

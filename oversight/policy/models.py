@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from oversight.accounts.models import Team
+from oversight.accounts.roles import ALL_ROLES
 from oversight.agents.models import Agent
 from oversight.policy.constants import (
     DEFAULT_HOLD_SECONDS,
     MAX_APPROVALS,
     MAX_HOLD_SECONDS,
+    Approvers,
     Effect,
     OnExceed,
 )
@@ -59,6 +63,11 @@ class Rule(models.Model):
         default=True,
         help_text="A reviewer may change the params of what this rule holds and approve that.",
     )
+    # Who approves (hold only): see oversight/approvals/eligibility.py, the one place that
+    # reads these, and docs/decisions/0018-explicit-approvers.md.
+    approvers = models.CharField(max_length=20, choices=Approvers.choices, default=Approvers.ACCESS)
+    approver_role = models.CharField(max_length=20, blank=True)
+    approver_people = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -67,6 +76,12 @@ class Rule(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        if self.approvers == Approvers.ROLE and self.approver_role not in ALL_ROLES:
+            raise ValidationError({"approver_role": f"Choose a role: {', '.join(ALL_ROLES)}."})
+        if self.approvers != Approvers.ROLE:
+            self.approver_role = ""
 
 
 class Limit(models.Model):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F, Model
 
@@ -13,6 +14,7 @@ from oversight.audit import verbs
 from oversight.audit.actors import Actor
 from oversight.audit.services import audit_record
 from oversight.audit.snapshot import snapshot
+from oversight.policy.constants import Approvers
 from oversight.policy.models import Grant, Limit, Rule
 from oversight.policy.validation import validate_condition, validate_patterns
 
@@ -42,6 +44,18 @@ def _validate(obj: Model) -> None:
         validate_condition(obj)
 
 
+def _approvers_set(rule: Rule, people: Any) -> None:
+    """The rule's named approvers (when given), then the check that enough people can
+    approve what it holds. A refusal rolls the whole save back."""
+    from oversight.approvals.eligibility import rule_unsatisfiable  # approvals -> policy
+
+    if people is not None:
+        rule.approver_people.set(people if rule.approvers == Approvers.PEOPLE else [])
+    problem = rule_unsatisfiable(rule)
+    if problem:
+        raise ValidationError(problem)
+
+
 def _target(obj: Grant | Rule | Limit) -> tuple[str, str, str]:
     return obj._meta.label_lower, str(obj.pk), f"{obj._meta.model_name} {obj}"[:200]
 
@@ -58,10 +72,15 @@ def _record(actor: Actor, obj: Grant | Rule | Limit, verb: str, before: Any, aft
 
 
 @transaction.atomic
-def policy_object_create(*, actor: Actor, obj: Grant | Rule | Limit) -> Grant | Rule | Limit:
-    """Save a new grant, rule or limit (built but unsaved by the caller)."""
+def policy_object_create(
+    *, actor: Actor, obj: Grant | Rule | Limit, approver_people: Any = None
+) -> Grant | Rule | Limit:
+    """Save a new grant, rule or limit (built but unsaved by the caller). A hold rule is
+    refused when fewer people can approve what it holds than it needs."""
     _validate(obj)
     obj.save()
+    if isinstance(obj, Rule):
+        _approvers_set(obj, approver_people)
     _bump_versions(obj)
     _record(actor, obj, _VERBS[type(obj)][0], None, snapshot(obj))
     return obj
@@ -73,13 +92,16 @@ def policy_object_update(
 ) -> Grant | Rule | Limit:
     locked = type(obj).objects.select_for_update(no_key=True).get(pk=obj.pk)
     before = snapshot(locked)
+    people = changes.pop("approver_people", None)
     for field, value in changes.items():
         setattr(locked, field, value)
     _validate(locked)
+    locked.save()
+    if isinstance(locked, Rule):
+        _approvers_set(locked, people)
     after = snapshot(locked)
     if after == before:
         return locked
-    locked.save()
     _bump_versions(locked)
     _record(actor, locked, _VERBS[type(obj)][1], before, after)
     return locked

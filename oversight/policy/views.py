@@ -14,6 +14,7 @@ from oversight.agents.access import get_agent_for_user
 from oversight.agents.constants import CHANGE
 from oversight.agents.models import Agent
 from oversight.agents.permissions import user_has_agent_perm
+from oversight.approvals.eligibility import rule_eligible_approvers, rules_approvers
 from oversight.audit.actors import Actor
 from oversight.gateway.preview import decision_preview
 from oversight.policy import services
@@ -29,11 +30,13 @@ _KINDS: dict[str, tuple[type, type[ModelForm]]] = {
 
 
 def _context(request: HttpRequest, agent: Agent, **forms: object) -> dict[str, object]:
+    rules = list(agent.rules.select_related("agent__team").prefetch_related("approver_people"))
+    approvers = rules_approvers(rules)
     return {
         "agent": agent,
         "can_change": user_has_agent_perm(request.user, CHANGE, agent),
         "grants": agent.grants.all(),
-        "rules": agent.rules.all(),
+        "rules": [(rule, approvers.get(rule.pk)) for rule in rules],
         "limits": agent.limits.all(),
         "team_limits": Limit.objects.filter(team_id=agent.team_id),
         "global_limits": Limit.objects.filter(agent__isnull=True, team__isnull=True),
@@ -61,6 +64,16 @@ def _save(request: HttpRequest, form: ModelForm, save) -> bool:  # type: ignore[
     return True
 
 
+def _who_approves(obj: object) -> str:
+    """Said at once when a hold rule is saved: who can approve what it holds."""
+    if not isinstance(obj, Rule) or obj.effect != "hold":
+        return ""
+    obj.refresh_from_db()
+    names = ", ".join(u.get_username() for u in rule_eligible_approvers(obj))
+    needs = f"{obj.approvals} approval{'s' if obj.approvals != 1 else ''} needed"
+    return f" Who can approve what it holds ({needs}): {names}."
+
+
 @login_required
 @require_GET
 def policy_page(request: HttpRequest, slug: str) -> HttpResponse:
@@ -75,10 +88,15 @@ def policy_add(request: HttpRequest, slug: str, kind: str) -> HttpResponse:
     model, form_class = _KINDS[kind]
     form = form_class(request.POST, prefix=kind, instance=model(agent=agent))
     actor = Actor.for_user(request.user)
-    if form.is_valid() and _save(
-        request, form, lambda: services.policy_object_create(actor=actor, obj=form.instance)
-    ):
-        messages.success(request, f"Added {kind} {form.instance}.")
+
+    def save() -> object:
+        extra = {}
+        if kind == "rule":
+            extra["approver_people"] = form.cleaned_data.get("approver_people")
+        return services.policy_object_create(actor=actor, obj=form.instance, **extra)
+
+    if form.is_valid() and _save(request, form, save):
+        messages.success(request, f"Added {kind} {form.instance}.{_who_approves(form.instance)}")
         return redirect("policy:page", slug=agent.slug)
     context = _context(request, agent, **{f"{kind}_form": form, "open_form": kind})
     return render(request, "policy/page.html", context, status=422)
@@ -97,7 +115,7 @@ def policy_edit(request: HttpRequest, slug: str, kind: str, pk: int) -> HttpResp
         if _save(
             request, form, lambda: services.policy_object_update(actor=actor, obj=obj, **changes)
         ):
-            messages.success(request, f"Saved {kind} {obj}.")
+            messages.success(request, f"Saved {kind} {obj}.{_who_approves(obj)}")
             return redirect("policy:page", slug=agent.slug)
     context = {"agent": agent, "form": form, "kind": kind, "obj": obj}
     if kind == "rule":

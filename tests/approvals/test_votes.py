@@ -14,6 +14,7 @@ from django.db import connection
 from oversight.accounts import roles
 from oversight.agents.models import Agent, AgentToken
 from oversight.agents.services import agent_access_grant
+from oversight.approvals.escalation import action_escalate
 from oversight.approvals.models import ApprovalVote
 from oversight.approvals.services import approval_vote
 from oversight.audit.models import AuditEvent
@@ -108,8 +109,13 @@ def test_a_person_without_the_approve_permission_is_refused(
     assert not AuditEvent.objects.filter(verb="action.voted").exists()
 
 
-def test_an_admin_may_decide_any_agents_actions(prod_token: AgentToken, admin_user: Any) -> None:
+def test_an_admin_decides_what_is_escalated_to_the_admins(
+    prod_token: AgentToken, admin_user: Any
+) -> None:
     action = _held(prod_token)
+    with pytest.raises(PermissionDenied, match="admins may once it is escalated to them"):
+        approval_vote(user=admin_user, action_id=action.pk, vote="approve")
+    assert action_escalate(action_id=action.pk, reason="nobody answered")
     assert approval_vote(user=admin_user, action_id=action.pk, vote="approve").status == "approved"
 
 

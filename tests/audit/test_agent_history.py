@@ -28,7 +28,8 @@ from tests.conftest import SYSTEM
 pytestmark = pytest.mark.django_db
 
 MIGRATION = (
-    Path(__file__).resolve().parents[2] / "oversight/audit/migrations/0005_agent_change_index.py"
+    Path(__file__).resolve().parents[2]
+    / "oversight/audit/migrations/0007_agent_change_index_escalated.py"
 )
 
 

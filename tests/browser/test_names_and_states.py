@@ -50,7 +50,9 @@ def test_durations_json_and_moments_read_as_words(page: Page, live_url: str, wor
     assert done is not None
     Action.objects.filter(pk=done.pk).update(status="succeeded", after={"refunded": True})
     log_in(page, live_url, "alice", f"/agents/{world.agent.slug}/policy/")
-    expect(page.locator("#rules")).to_contain_text("1 approval, 15 minutes")
+    expect(page.locator("#rules")).to_contain_text(
+        "1 approval from anyone with approve access, 15 minutes"
+    )
     expect(page.locator("#limits")).to_contain_text("1 hour")
     expect(page.locator("body")).not_to_contain_text("900s")
     page.goto(f"{live_url}/actions/{done.pk}/")

@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from oversight.agents.models import Agent
-from oversight.agents.services import token_create
+from oversight.agents.services import agent_access_grant, token_create
 from oversight.policy.models import Rule
 from tests.browser.test_registry_flow import SHOTS, log_in
 from tests.conftest import SYSTEM
@@ -20,10 +20,12 @@ pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.django_db(t
 
 
 def test_an_owner_sees_the_variables_and_a_condition_that_cannot_work_is_refused(
-    page: Page, live_url: str, owner: Any, agent: Agent
+    page: Page, live_url: str, owner: Any, agent: Agent, reviewer: Any
 ) -> None:
     token, _raw = token_create(actor=SYSTEM, agent=agent, environment="production")
     grant_refunds(agent)
+    # someone who can approve what a hold rule holds, or the rule is refused
+    agent_access_grant(actor=SYSTEM, agent=agent, user=reviewer, level="reviewer")
     for amount in (120, 900):
         decide(token, refund(amount))
 

@@ -72,5 +72,6 @@ def test_hold_times_and_limit_windows_read_in_words(client: Client, agent: Any, 
     limit_create(agent=agent, max_count=5, window_seconds=3600)
     client.force_login(owner)
     page = client.get(reverse("policy:page", args=[agent.slug])).content.decode()
-    assert "1 approval, 15 minutes" in page and "900s" not in page
+    assert "1 approval from anyone with approve access, 15 minutes" in page
+    assert "900s" not in page
     assert "<td>1 hour</td>" in page

@@ -12,9 +12,11 @@ from django.core.management import CommandError, call_command
 from oversight.accounts.models import Team
 from oversight.agents.models import Agent
 from oversight.agents.permissions import user_has_agent_perm
+from oversight.approvals.eligibility import rule_eligible_approvers, rule_unsatisfiable
 from oversight.audit.models import AuditEvent
 from oversight.audit.verification import audit_chain_verify
 from oversight.core import demo
+from oversight.policy.models import Rule
 
 pytestmark = pytest.mark.django_db
 
@@ -46,7 +48,7 @@ def test_it_runs_without_force_when_debug_is_on(settings: Any) -> None:
 
 def test_with_force_it_creates_the_demo_organisation() -> None:
     output = _seed("--force")
-    assert get_user_model().objects.count() == 8
+    assert get_user_model().objects.count() == 9
     assert Team.objects.count() == 4
     assert Agent.objects.count() == 10
     assert "10 agents created" in output
@@ -74,6 +76,16 @@ def test_it_gives_each_demo_user_their_role_and_access() -> None:
     assert not user_has_agent_perm(_user("rita"), "view_agent", campaign)
     assert user_has_agent_perm(_user("aaron"), "view_agent", campaign)
     assert not user_has_agent_perm(_user("aaron"), "approve_agent", campaign)
+    assert user_has_agent_perm(_user("rob"), "approve_agent", campaign)  # growth's reviewer
+
+
+def test_every_demo_hold_rule_can_be_approved() -> None:
+    _seed("--force")
+    for rule in Rule.objects.filter(effect="hold").select_related("agent__team"):
+        assert rule_unsatisfiable(rule) == "", rule.name
+    deploys = Rule.objects.get(name="production deploys need two people")
+    eligible = [u.username for u in rule_eligible_approvers(deploys)]
+    assert eligible == ["rita", "rob"] and deploys.agent.owner.username not in eligible
 
 
 def test_running_it_twice_creates_nothing_new() -> None:

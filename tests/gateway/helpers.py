@@ -39,7 +39,25 @@ def grant_refunds(agent: Agent) -> Grant:
     )
 
 
+def standby_reviewer(agent: Agent, approvals: int = 1) -> None:
+    """A hold rule is refused unless enough people can approve it: when the test brought
+    nobody (or too few), the agent's team gets reviewers ("standby1", ...) who do."""
+    from django.contrib.auth import get_user_model
+
+    from oversight.accounts.services import team_reviewer_add
+    from oversight.approvals.eligibility import agent_approvers
+
+    missing = approvals - agent_approvers(agent=agent).exclude(pk=agent.owner_id).count()
+    for number in range(1, missing + 1):
+        user, _ = get_user_model().objects.get_or_create(
+            username=f"standby{number}", defaults={"email": f"standby{number}@example.com"}
+        )
+        team_reviewer_add(actor=SYSTEM, team=agent.team, user=user)
+        agent.team.refresh_from_db()
+
+
 def hold_large_refunds(agent: Agent, **fields: Any) -> Rule:
+    standby_reviewer(agent, fields.get("approvals", 1))
     return policy_object_create(
         actor=SYSTEM,
         obj=Rule(

@@ -12,6 +12,7 @@ from oversight.agents.services import token_create
 from oversight.policy.models import Grant, Limit, Rule
 from oversight.policy.services import policy_object_create
 from tests.conftest import SYSTEM
+from tests.gateway.helpers import standby_reviewer
 from tests.servers import asgi_server
 
 
@@ -39,6 +40,7 @@ def live_agent(
     policy_object_create(
         actor=SYSTEM, obj=Grant(agent=agent, action="payments.refund", resource="stripe:charge/*")
     )
+    standby_reviewer(agent)  # a hold rule needs someone who can approve it
     policy_object_create(
         actor=SYSTEM,
         obj=Rule(

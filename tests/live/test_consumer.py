@@ -79,19 +79,21 @@ def test_a_granted_reviewer_gets_queue_items_until_access_is_revoked(
     agent_access_grant(actor=SYSTEM, agent=agent, user=reviewer, level="reviewer")
     cookie = session_cookie(reviewer)
 
-    async def scenario() -> tuple[list[str], bool]:
+    async def scenario() -> tuple[list[str], str, bool]:
         socket = live_socket(ORIGIN, cookie)
         assert (await connect(socket))[0]
-        await in_thread(held_refund)
+        action = await in_thread(held_refund)
         first = [await socket.receive_from(timeout=3), await socket.receive_from(timeout=3)]
         await in_thread(agent_access_revoke, actor=SYSTEM, agent=agent, user=reviewer)
+        gone = await socket.receive_from(timeout=3)  # the held card leaves the queue
+        assert f'id="queue-{action.pk}" hx-swap-oob="delete"' in gone
         await asyncio.sleep(0.3)  # the consumer re-reads its subscriptions
         await in_thread(held_refund)
         after_revoke = await socket.receive_nothing(timeout=QUIET)
         await socket.disconnect()
-        return first, after_revoke
+        return first, gone, after_revoke
 
-    first, nothing_after_revoke = async_to_sync(scenario)()
+    first, _gone, nothing_after_revoke = async_to_sync(scenario)()
     assert any('hx-swap-oob="beforeend:#approval-queue"' in message for message in first)
     assert nothing_after_revoke
 

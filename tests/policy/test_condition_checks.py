@@ -224,6 +224,8 @@ def test_the_edit_page_shows_the_same_help(client: Client, owner: Any, traffic: 
 
 @pytest.fixture
 def alice(django_user_model: Any) -> Any:
+    """The example's owner, and rita, its team's reviewer (its hold rule needs one)."""
+    make_user(django_user_model, "rita")
     return make_user(django_user_model, "alice")
 
 

@@ -26,6 +26,8 @@ def _apply(text: str, *args: str) -> str:
 
 @pytest.fixture
 def alice(django_user_model: Any) -> Any:
+    """The example's owner, and rita, its team's reviewer (its hold rule needs one)."""
+    make_user(django_user_model, "rita")
     return make_user(django_user_model, "alice")
 
 
@@ -49,7 +51,9 @@ def test_the_documented_example_applies(alice: Any) -> None:
         "hold",
     )
     assert Limit.objects.get(team__name="payments").scope == "team"
-    assert "8 changes" in out.getvalue()
+    assert hold.approvers == "team_reviewers"
+    assert [u.username for u in agent.team.reviewers] == ["rita"]
+    assert "9 changes" in out.getvalue()
 
 
 def test_applying_twice_changes_nothing_the_second_time(alice: Any) -> None:
@@ -176,3 +180,51 @@ def test_edits_allowed_must_be_true_or_false(alice: Any) -> None:
     with pytest.raises(CommandError, match=r"rules\[0\]\.edits_allowed: expected true or false"):
         _apply(text)
     assert not Agent.objects.exists()
+
+
+APPROVERS = """
+teams:
+  - name: payments
+    reviewers: [rita]
+agents:
+  - slug: refund-bot
+    name: Refund bot
+    owner: alice
+    team: payments
+    purpose: Refunds
+    grants: [{action: "payments.refund"}]
+    rules:
+      - {name: by rita, effect: hold, action: "payments.refund", approvers: {people: [rita]}}
+      - {name: by admins, effect: hold, action: "payments.*", approvers: {role: admin}}
+"""
+
+
+def test_approvers_are_applied_exported_and_applied_back_unchanged(
+    alice: Any, django_user_model: Any
+) -> None:
+    make_user(django_user_model, "ada", "admin")
+    _apply(APPROVERS)
+    by_rita = Rule.objects.get(name="by rita")
+    assert by_rita.approvers == "people"
+    assert [u.username for u in by_rita.approver_people.all()] == ["rita"]
+    assert Rule.objects.get(name="by admins").approver_role == "admin"
+    exported = StringIO()
+    call_command("policy_export", stdout=exported)
+    assert "people:\n" in exported.getvalue() and "role: admin" in exported.getvalue()
+    assert "no changes" in _apply(exported.getvalue())
+    # the people change: one update, audited
+    assert "~ refund-bot: rule by rita: approver_people" in _apply(
+        APPROVERS.replace("people: [rita]", "people: [ada]")
+    )
+    assert [u.username for u in Rule.objects.get(name="by rita").approver_people.all()] == ["ada"]
+
+
+def test_an_unknown_approver_is_refused_and_nothing_changes(alice: Any) -> None:
+    with pytest.raises(CommandError, match=r"rules\[0\]: no active user 'nobody'"):
+        _apply(APPROVERS.replace("people: [rita]", "people: [nobody]"))
+    assert not Agent.objects.exists()
+
+
+def test_a_bad_approvers_value_names_what_is_allowed(alice: Any) -> None:
+    with pytest.raises(CommandError, match=r"rules\[0\]\.approvers: expected access"):
+        _apply(APPROVERS.replace("approvers: {people: [rita]}", "approvers: everyone"))

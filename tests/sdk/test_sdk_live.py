@@ -39,6 +39,7 @@ from oversight.sdk import (
     current_guard,
 )
 from tests.conftest import SYSTEM
+from tests.gateway.helpers import standby_reviewer
 from tests.servers import asgi_server
 
 pytestmark = pytest.mark.postgres
@@ -55,6 +56,7 @@ def live_url(transactional_db: None) -> Iterator[str]:
 
 @pytest.fixture
 def policy(agent: Any) -> None:
+    standby_reviewer(agent)  # a hold rule needs someone who can approve it
     for obj in (
         Grant(agent=agent, action=REFUND, resource="stripe:charge/*"),
         Rule(

@@ -142,6 +142,7 @@ def _compile_rule(
         expires_in=expires_in,
         separation_of_duties=bool(spec.separation_of_duties),
         edits_allowed=bool(spec.edits_allowed),
+        approvers=spec.approvers,
         fired_reason=fired_reason(spec.id, spec.name, effect, action, resource, condition),
         needs_evaluation=expression is not None or bool(broken),
     )

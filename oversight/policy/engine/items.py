@@ -52,6 +52,7 @@ class CompiledRule:
     expires_in: timedelta
     separation_of_duties: bool
     edits_allowed: bool
+    approvers: Any
     fired_reason: Reason
     # Whether deciding if the rule fires means evaluating something (a field, not a
     # property: it is read for every candidate rule on every decision).

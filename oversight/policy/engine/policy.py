@@ -173,6 +173,11 @@ class CompiledPolicy:
                 separation_of_duties=any(rule.separation_of_duties for rule in fired),
                 limit_ids=_matching_limits(plan, resource),
                 edits_allowed=all(rule.edits_allowed for rule in fired),
+                approver_sets=tuple(
+                    rule.approvers
+                    for rule in sorted(fired, key=lambda r: r.id)
+                    if rule.approvers is not None
+                ),
             )
         return self._decision("allow", allowing + errors, _matching_limits(plan, resource))
 

@@ -41,6 +41,9 @@ class RuleSpec:
     expires_in: timedelta = timedelta(minutes=15)  # hold only: how long a reviewer has
     separation_of_duties: bool = False  # hold only: the agent's owner may not approve
     edits_allowed: bool = True  # hold only: a reviewer may approve edited params
+    # hold only: who approves, as the caller describes it (JSON-like; the engine only
+    # passes it on to the decision of a hold this rule fires for)
+    approvers: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,3 +94,4 @@ class Decision:
     separation_of_duties: bool  # hold: any firing hold rule asks for it
     limit_ids: tuple[int, ...]  # limits whose patterns match; empty when the outcome is deny
     edits_allowed: bool = True  # hold: no firing hold rule forbids edits
+    approver_sets: tuple[Any, ...] = ()  # hold: the firing hold rules' approvers, by rule

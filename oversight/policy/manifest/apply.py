@@ -15,7 +15,12 @@ from django.db import transaction
 from django.utils.text import slugify
 
 from oversight.accounts.models import Team
-from oversight.accounts.services import team_create, team_update
+from oversight.accounts.services import (
+    team_create,
+    team_reviewer_add,
+    team_reviewer_remove,
+    team_update,
+)
 from oversight.agents.models import Agent
 from oversight.agents.services import agent_create, agent_update
 from oversight.audit.actors import Actor
@@ -36,6 +41,8 @@ _RULE_FIELDS = (
     "expires_in_seconds",
     "separation_of_duties",
     "edits_allowed",
+    "approvers",
+    "approver_role",
 )
 _LIMIT_FIELDS = (
     "action",
@@ -75,7 +82,36 @@ def _teams(plan: _Plan, manifest: Manifest) -> dict[str, Team]:
                 actor=plan.actor, team=team, name=team.name, description=spec.description
             )
             plan.note("~", f"team {spec.name}: description")
+    for index, spec in enumerate(manifest.teams):
+        if spec.reviewers is not None:
+            _reviewers(plan, teams[spec.name], spec.reviewers, f"teams[{index}].reviewers")
     return teams
+
+
+def _people(names: tuple[str, ...], path: str) -> list[Any]:
+    found = {
+        u.get_username(): u
+        for u in get_user_model().objects.filter(username__in=names, is_active=True)
+    }
+    missing = [name for name in names if name not in found]
+    if missing:
+        raise ManifestError(f"{path}: no active user {missing[0]!r}")
+    return [found[name] for name in names]
+
+
+def _reviewers(plan: _Plan, team: Team, names: tuple[str, ...], path: str) -> None:
+    """The team's reviewers become exactly those listed."""
+    wanted = {u.pk: u for u in _people(names, path)}
+    current = {u.pk: u for u in team.reviewers}
+    for pk, person in current.items():
+        if pk not in wanted:
+            team_reviewer_remove(actor=plan.actor, team=team, user=person)
+            plan.note("-", f"team {team.name}: reviewer {person.get_username()}")
+    for pk, person in wanted.items():
+        if pk not in current:
+            team_reviewer_add(actor=plan.actor, team=team, user=person)
+            team.refresh_from_db()
+            plan.note("+", f"team {team.name}: reviewer {person.get_username()}")
 
 
 def _agent(plan: _Plan, spec: AgentSpec, path: str, teams: dict[str, Team]) -> Agent:
@@ -137,6 +173,12 @@ def _refused(path: str, exc: ValidationError) -> ManifestError:
     return ManifestError("; ".join(parts))
 
 
+def _differs(obj: Any, name: str, value: Any) -> bool:
+    if name == "approver_people":
+        return sorted(p.get_username() for p in obj.approver_people.all()) != sorted(value)
+    return getattr(obj, name) != value
+
+
 def _sync(
     plan: _Plan,
     label: str,
@@ -144,7 +186,8 @@ def _sync(
     wanted: dict[Any, tuple[Any, dict[str, Any], str]],
 ) -> None:
     """Create, update and delete so that ``existing`` (key -> object) matches ``wanted``
-    (key -> (unsaved object, fields to compare, its place in the manifest))."""
+    (key -> (unsaved object, fields to compare, its place in the manifest)). A rule's
+    ``approver_people`` are compared by username and saved as people."""
     for key, obj in existing.items():
         if key not in wanted:
             policy_object_delete(actor=plan.actor, obj=obj)
@@ -152,14 +195,18 @@ def _sync(
     for key, (new, fields, path) in wanted.items():
         current = existing.get(key)
         try:
+            people = fields.get("approver_people")
+            extra = {"approver_people": _people(tuple(people), path)} if people else {}
             if current is None:
-                policy_object_create(actor=plan.actor, obj=new)
+                policy_object_create(actor=plan.actor, obj=new, **extra)
                 plan.note("+", f"{label} {new}")
                 continue
             changed = {
-                name: value for name, value in fields.items() if getattr(current, name) != value
+                name: value for name, value in fields.items() if _differs(current, name, value)
             }
             if changed:
+                if "approver_people" in changed:
+                    changed["approver_people"] = extra.get("approver_people", [])
                 policy_object_update(actor=plan.actor, obj=current, **changed)
                 plan.note("~", f"{label} {current}: {', '.join(sorted(changed))}")
         except ValidationError as exc:
@@ -205,6 +252,7 @@ def _policy(plan: _Plan, spec: AgentSpec, agent: Agent, path: str) -> None:
     for index, r in enumerate(spec.rules):
         fields = {name: getattr(r, name) for name in _RULE_FIELDS}
         rule = Rule(agent=agent, name=r.name, **fields)
+        fields["approver_people"] = list(r.approver_people)
         wanted_rules[r.name] = (rule, fields, f"{path}.rules[{index}]")
     _sync(plan, f"{label} rule", rules, wanted_rules)
 

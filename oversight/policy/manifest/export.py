@@ -63,6 +63,13 @@ def _agent(agent: Agent) -> dict[str, Any]:
                 item["separation_of_duties"] = True
             if not rule.edits_allowed:
                 item["edits_allowed"] = False
+            if rule.approvers == "team_reviewers":
+                item["approvers"] = "team_reviewers"
+            elif rule.approvers == "role":
+                item["approvers"] = {"role": rule.approver_role}
+            elif rule.approvers == "people":
+                people = sorted(p.get_username() for p in rule.approver_people.all())
+                item["approvers"] = {"people": people}
         out["rules"].append(item)
     return out
 
@@ -76,6 +83,9 @@ def manifest_export() -> str:
         limits = [_limit(lim) for lim in Limit.objects.filter(team=team).order_by("name")]
         if limits:
             item["limits"] = limits
+        reviewers = [u.get_username() for u in team.reviewers if u.is_active]
+        if reviewers:
+            item["reviewers"] = reviewers
         teams.append(item)
     agents = (
         Agent.objects.exclude(status=AgentStatus.RETIRED)

@@ -35,6 +35,9 @@ class RuleSpec:
     expires_in_seconds: int = 900
     separation_of_duties: bool = False
     edits_allowed: bool = True
+    approvers: str = "access"  # access | team_reviewers | role | people
+    approver_role: str = ""
+    approver_people: tuple[str, ...] = ()  # usernames
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ class TeamSpec:
     name: str
     description: str = ""
     limits: tuple[LimitSpec, ...] = ()
+    reviewers: tuple[str, ...] | None = None  # usernames; None: left as they are
 
 
 @dataclass(frozen=True)
@@ -156,6 +160,7 @@ def _rule(path: str, data: Any) -> RuleSpec:
         "expires_in",
         "separation_of_duties",
         "edits_allowed",
+        "approvers",
     }
     r = _Reader(data, path, allowed)
     effect = r.text("effect")
@@ -183,7 +188,36 @@ def _rule(path: str, data: Any) -> RuleSpec:
         expires_in_seconds=r.duration("expires_in", 900),
         separation_of_duties=sod,
         edits_allowed=edits_allowed,
+        **_approvers(f"{path}.approvers", data.get("approvers", "access")),
     )
+
+
+_APPROVERS_HELP = (
+    "expected access, team_reviewers, {role: admin|owner|reviewer|auditor} "
+    "or {people: [username, ...]}"
+)
+
+
+def _approvers(path: str, value: Any) -> dict[str, Any]:
+    """``approvers:`` of a hold rule: who approves (docs/manifest.md)."""
+    if value in ("access", "team_reviewers"):
+        return {"approvers": value}
+    if not isinstance(value, dict) or len(value) != 1:
+        raise ManifestError(f"{path}: {_APPROVERS_HELP}")
+    if "role" in value:
+        if value["role"] not in ("admin", "owner", "reviewer", "auditor"):
+            raise ManifestError(f"{path}.role: {_APPROVERS_HELP}")
+        return {"approvers": "role", "approver_role": value["role"]}
+    people = value.get("people")
+    if not isinstance(people, list) or not people or not all(isinstance(p, str) for p in people):
+        raise ManifestError(f"{path}: {_APPROVERS_HELP}")
+    return {"approvers": "people", "approver_people": tuple(sorted(set(people)))}
+
+
+def _usernames(path: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
+        raise ManifestError(f"{path}: expected a list of usernames")
+    return tuple(sorted(set(value)))
 
 
 def _limit(path: str, data: Any) -> LimitSpec:
@@ -259,9 +293,15 @@ def _agent(path: str, data: Any) -> AgentSpec:
 
 
 def _team(path: str, data: Any) -> TeamSpec:
-    r = _Reader(data, path, {"name", "description", "limits"})
+    r = _Reader(data, path, {"name", "description", "limits", "reviewers"})
     limits = _unique([_limit(p, g) for p, g in r.items("limits")], "name", f"{path}.limits")
-    return TeamSpec(name=r.text("name"), description=r.text("description", ""), limits=limits)
+    reviewers = data.get("reviewers")
+    return TeamSpec(
+        name=r.text("name"),
+        description=r.text("description", ""),
+        limits=limits,
+        reviewers=None if reviewers is None else _usernames(f"{path}.reviewers", reviewers),
+    )
 
 
 def parse_manifest(text: str) -> Manifest:

@@ -42,8 +42,9 @@ class Command(BaseCommand):
             users = self._users()
             teams = self._teams(actor, users)
             created = self._agents(actor, users, teams)
+            self._reviewers(actor, users, teams)
             self._grants(actor, users)
-            self._policies(actor)
+            self._policies(actor)  # last: a hold rule needs people who can approve it
         self.stdout.write(self.style.SUCCESS(f"Demo data ready ({created} agents created)."))
         self.stdout.write("Log in at http://127.0.0.1:8000/ as:")
         for username, full_name, roles, team_names in demo.USERS:
@@ -122,6 +123,11 @@ class Command(BaseCommand):
                 policy_object_create(actor=actor, obj=Rule(agent=agent, **fields))
             for fields in policy["limits"]:
                 policy_object_create(actor=actor, obj=Limit(agent=agent, **fields))
+
+    def _reviewers(self, actor: Actor, users: dict[str, Any], teams: dict[str, Team]) -> None:
+        for team, username in demo.TEAM_REVIEWERS:
+            teams[team].refresh_from_db()
+            account_services.team_reviewer_add(actor=actor, team=teams[team], user=users[username])
 
     def _grants(self, actor: Actor, users: dict[str, Any]) -> None:
         for username, level, team in demo.GRANTS:
