@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from oversight.agents.models import AgentToken
-from oversight.agents.services import token_create
+from oversight.agents.services import agent_access_grant, token_create
 from oversight.gateway.models import Action
 from oversight.live import groups
 from tests.browser.ui import PHONE, RECORD_SOCKET_OPEN, log_in, shot
@@ -44,6 +44,8 @@ def bots(agent: Any, other_agent: Any, admin_user: Any) -> Bots:
     other_agent.save(update_fields=["environments"])
     tokens = []
     for bot in (agent, other_agent):
+        # Admins decide what escalates to them; ada reviews these two agents as well.
+        agent_access_grant(actor=SYSTEM, agent=bot, user=admin_user, level="reviewer")
         grant_refunds(bot)
         hold_large_refunds(bot)
         tokens.append(token_create(actor=SYSTEM, agent=bot, environment="production")[0])

@@ -42,7 +42,7 @@ def decision_link_path(link: DecisionLink) -> str:
 def test_eligible_approvers_are_the_reviewers_without_those_who_voted(
     held_action: Any, rita: Any, gus: Any, viewer: Any
 ) -> None:
-    assert eligible_approvers(held_action) == [rita, gus]
+    assert eligible_approvers(held_action) == [gus, rita]  # by username
     ApprovalVote.objects.create(action=held_action, voter=rita, vote="approve")
     assert eligible_approvers(held_action) == [gus]
 
@@ -178,7 +178,7 @@ def test_the_chat_message_carries_a_link_per_approver(
     (request,) = receiver.received
     body = json.loads(request.body)
     links = body["oversight"]["action"]["links"]
-    assert [link["user"] for link in links] == ["rita", "gus"]
+    assert [link["user"] for link in links] == ["gus", "rita"]  # by username
     assert all(link["url"].startswith("http://127.0.0.1:8000/links/") for link in links)
     text = body["blocks"][0]["text"]["text"]
     assert "Decide with your own link: <http://127.0.0.1:8000/links/" in text

