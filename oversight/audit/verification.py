@@ -44,9 +44,9 @@ def _rows_to_check(batch_size: int) -> Iterator[tuple[dict[str, Any], bool | Non
             yield row, None
         return
     whole: dict[int, dict[str, Any]] = {}
-    for seq, prev_hash, hash_, ok in rows_rehashed(batch_size):
+    for seq, prev_hash, hash_, ok, leaf in rows_rehashed(batch_size):
         if ok:
-            yield {"seq": seq, "prev_hash": prev_hash, "hash": hash_}, True
+            yield {"seq": seq, "prev_hash": prev_hash, "hash": hash_, "leaf": leaf}, True
             continue
         if seq not in whole:  # the next batch of rows from here, whole
             rows = AuditEvent.objects.filter(seq__gte=seq).order_by("seq")[:batch_size]
@@ -131,7 +131,7 @@ def audit_log_verify(
     checkpoints: Sequence[Checkpoint] = (),
     public_key: Any = None,
     progress: Callable[[int, int], None] | None = None,
-    batch_size: int = 5000,
+    batch_size: int = 20_000,
 ) -> Outcome:
     """Walk every event in order against the chain rules and the checkpoints (already
     read from outside the database), then match actions with their decision events.
@@ -153,7 +153,7 @@ def audit_log_verify(
     return Outcome(walk.checked, total, finding)
 
 
-def audit_chain_verify(*, batch_size: int = 5000) -> tuple[int, verifier.ChainBreak | None]:
+def audit_chain_verify(*, batch_size: int = 20_000) -> tuple[int, verifier.ChainBreak | None]:
     """The chain alone: (rows checked, first break or None)."""
     outcome = audit_log_verify(batch_size=batch_size)
     finding = outcome.finding

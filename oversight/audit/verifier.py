@@ -538,7 +538,8 @@ class Verification:
 
     def add(self, row: Mapping[str, Any], content_ok: bool | None = None) -> bool:
         """Check one event; False once a problem is found. ``content_ok``: as for
-        ``ChainWalk.add``."""
+        ``ChainWalk.add``; likewise ``row["leaf"]``, when there, is the event's
+        ``leaf_hash`` already computed (by Oversight's database, on its fast path)."""
         if self.finding is not None:
             return False
         self.checked += 1
@@ -558,7 +559,7 @@ class Verification:
             assert found is not None
             self.finding = Finding(EXIT_CHAIN, found.reason, seq=found.seq)
             return False
-        self._frontier.append(leaf_hash(row["hash"]))
+        self._frontier.append(row.get("leaf") or leaf_hash(row["hash"]))
         while self._pending and self._pending[0].tree_size == seq:
             self._check_at(self._pending.pop(0), row["hash"])
         return self.finding is None

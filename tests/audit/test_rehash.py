@@ -44,7 +44,9 @@ def test_the_database_rebuilds_every_line_as_the_verifier_does() -> None:
     lines = _lines()
     for row in AuditEvent.objects.order_by("seq").values(*verifier.HASHED_FIELDS, "hash"):
         assert lines[row["seq"]] == verifier.canonical_json(row)
-    assert [ok for *_, ok in rows_rehashed(batch_size=2)] == [True] * len(ODD)
+    rows = list(rows_rehashed(batch_size=2))
+    assert [ok for _seq, _prev, _hash, ok, _leaf in rows] == [True] * len(ODD)
+    assert [leaf for *_, leaf in rows] == [verifier.leaf_hash(h) for _s, _p, h, *_ in rows]
     assert audit_log_verify().finding is None
 
 
@@ -87,7 +89,7 @@ def test_rows_the_database_cannot_vouch_for_are_checked_by_the_verifier() -> Non
     _append_as_written_before('{"b": 1, "a": [2.50, "x"]}')  # keys and spaces as jsonb's
     with transaction.atomic():
         audit_record(actor=Actor.system("tests"), verb="test.new", target=("t", "2", "t"))
-    assert [ok for *_, ok in rows_rehashed(batch_size=100)] == [True, False, True]
+    assert [row[3] for row in rows_rehashed(batch_size=100)] == [True, False, True]
     outcome = audit_log_verify(batch_size=1)
     assert (outcome.checked, outcome.finding) == (3, None)
 
@@ -114,6 +116,6 @@ def test_a_changed_column_is_never_vouched_for() -> None:
         " WHERE seq = 2",
     ]:
         tamper(sql)
-        assert [ok for *_, ok in rows_rehashed(batch_size=100)] == [True, False, True], sql
+        assert [row[3] for row in rows_rehashed(batch_size=100)] == [True, False, True], sql
         finding = audit_log_verify().finding
         assert finding is not None and finding.seq == 2, sql
