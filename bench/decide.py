@@ -318,6 +318,10 @@ def project_env(pg: Postgres, **extra: str) -> dict[str, str]:
         "DATABASE_URL": pg.url,
         "SECURE_SSL_REDIRECT": "0",
         "LOG_LEVEL": "WARNING",
+        # Production runs the periodic jobs in Celery beat, not in the web server (which
+        # does so only without a broker): left running here, monitoring would see the
+        # bench's own traffic as an unusual volume and hold everything.
+        "PERIODIC_IN_SERVER": "0",
         **extra,
     }
 
