@@ -63,6 +63,13 @@ def test_it_prints_each_username_with_a_password_that_works() -> None:
         assert authenticate(username=username, password=password) == _user(username)
 
 
+def test_it_names_the_port_the_demo_serves_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORT", "8765")  # PORT=8765 bin/demo
+    assert "Log in at http://127.0.0.1:8765/ as:" in _seed("--force")
+    monkeypatch.delenv("PORT")
+    assert "Log in at http://127.0.0.1:8000/ as:" in _seed("--force")
+
+
 def test_it_gives_each_demo_user_their_role_and_access() -> None:
     _seed("--force")
     assert _user("admin").is_superuser and _user("admin").is_staff

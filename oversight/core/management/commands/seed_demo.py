@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from django.conf import settings
@@ -46,13 +47,14 @@ class Command(BaseCommand):
             self._grants(actor, users)
             self._policies(actor)  # last: a hold rule needs people who can approve it
         self.stdout.write(self.style.SUCCESS(f"Demo data ready ({created} agents created)."))
-        self.stdout.write("Log in at http://127.0.0.1:8000/ as:")
+        site = f"http://127.0.0.1:{os.environ.get('PORT', '8000')}"  # bin/demo's PORT
+        self.stdout.write(f"Log in at {site}/ as:")
         for username, full_name, roles, team_names in demo.USERS:
             what = ", ".join(roles + [f"team {t}" for t in team_names]) or "no role"
             password = username + demo.DEMO_PASSWORD_SUFFIX
             self.stdout.write(f"  {username:<8} {password:<20} {full_name} ({what})")
         if settings.DEV_OUTBOX:
-            self.stdout.write("Emails Oversight sends are at http://127.0.0.1:8000/dev/outbox/")
+            self.stdout.write(f"Emails Oversight sends are at {site}/dev/outbox/")
 
     def _users(self) -> dict[str, Any]:
         user_model = get_user_model()
