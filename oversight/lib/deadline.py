@@ -21,6 +21,9 @@ request's statement. The thread marks the end of each statement under the same l
 ``expire()`` holds it until the server has taken the cancel request (libpq waits for the
 server to close the cancel connection), so a cancel lands only on this work's own
 statement, or on a connection still idle in this thread, where PostgreSQL ignores it.
+That last case is also a statement marked as running whose query has not yet reached
+the server: the cancel is ignored and the query would then wait for its lock unbounded.
+So ``expire()`` sends the cancel again until the statement has ended.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ logger = logging.getLogger(__name__)
 # own; a server that cannot take one in this time still ends the statement itself
 # (lock_timeout, statement_timeout).
 CANCEL_TIMEOUT = 1.0
+# How often a cancel is sent again while the statement it was meant for has not ended.
+CANCEL_RESEND = 0.05
 
 
 class DeadlineExceeded(OperationalError):
@@ -88,18 +93,37 @@ class Deadline:
             with self._lock:
                 self._running = None
 
-    def expire(self, *, cancel_timeout: float = CANCEL_TIMEOUT) -> bool:
-        """Once the time is up, from another thread (it may block for ``cancel_timeout``:
-        not on an event loop). Refuse every later statement, cancel the one in flight, and
-        return whether the work has touched the database."""
+    def expire(
+        self, *, cancel_timeout: float = CANCEL_TIMEOUT, resend: float = CANCEL_RESEND
+    ) -> bool:
+        """Once the time is up, from another thread (it blocks until the statement in
+        flight has ended, or for ``cancel_timeout``: not on an event loop). Refuse every
+        later statement, cancel the one in flight, and return whether the work has
+        touched the database.
+
+        A cancel that reaches the server before the statement does finds the connection
+        idle and is ignored, and the statement would then wait as long as its lock lets
+        it. So the cancel is sent again every ``resend`` seconds until the statement has
+        ended; no later one can start, so it is always the same statement."""
+        given_up = time.monotonic() + cancel_timeout
         with self._lock:
             self._expired = True
-            running = self._running
-            # psycopg's cancel is meant to be called from another thread; SQLite (the
-            # development default) has nothing to cancel: its waits have their own limit.
-            if running is not None and hasattr(running, "cancel_safe"):
+            touched = self._touched
+        while True:
+            with self._lock:
+                running = self._running
+                # psycopg's cancel is meant to be called from another thread; SQLite (the
+                # development default) has nothing to cancel: its waits have their own
+                # limit.
+                if running is None or not hasattr(running, "cancel_safe"):
+                    return touched
+                remaining = given_up - time.monotonic()
+                if remaining <= 0:
+                    logger.warning("a statement past its deadline outlived its cancels")
+                    return touched
                 try:
-                    running.cancel_safe(timeout=cancel_timeout)
+                    running.cancel_safe(timeout=remaining)
                 except Exception as exc:  # the statement's own timeouts still end it
                     logger.warning("could not cancel a statement past its deadline: %r", exc)
-            return self._touched
+                    return touched
+            time.sleep(resend)

@@ -75,3 +75,42 @@ def test_expire_cancels_the_statement_in_flight_and_nothing_else() -> None:
     assert not isinstance(outcome["error"], DeadlineExceeded)
     assert outcome["seconds"] < 2
     assert outcome["after"] == (7,)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_cancel_sent_before_the_statement_reached_the_server_is_sent_again() -> None:
+    """The race CI once lost: the statement is marked running, expire() cancels while its
+    query is still on the way (the server ignores a cancel on an idle connection), and the
+    query then waits unbounded. Here the query is held back past the first cancel."""
+    deadline = Deadline(60)
+    outcome: dict[str, Any] = {}
+
+    def late(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        time.sleep(0.3)  # marked running, not yet sent
+        return execute(sql, params, many, context)
+
+    def work() -> None:
+        try:
+            with deadline.statements(), connection.execute_wrapper(late):
+                started = time.monotonic()
+                try:
+                    prepared.fetch_one("SELECT pg_sleep(%s)", [10])
+                except OperationalError as exc:
+                    outcome["error"] = exc
+                outcome["seconds"] = time.monotonic() - started
+        finally:
+            connection.close()
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    while deadline._running is None:
+        time.sleep(0.005)
+    started = time.monotonic()
+    assert deadline.expire() is True
+    expired_in = time.monotonic() - started
+    worker.join(10)
+
+    assert "canceling statement due to user request" in str(outcome["error"])
+    assert outcome["seconds"] < 2
+    assert expired_in < 2  # it returned once the statement had ended
