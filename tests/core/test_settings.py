@@ -277,3 +277,19 @@ def test_envstr_returns_the_raw_value_or_default(monkeypatch: pytest.MonkeyPatch
     assert envstr("OV_STR") is None
     monkeypatch.setenv("OV_STR", "value")
     assert envstr("OV_STR", "fallback") == "value"
+
+
+def test_without_a_broker_tasks_run_at_once_and_quietly() -> None:
+    """The zero-install run: no REDIS_URL, tasks eager. Celery still takes a producer from
+    the in-memory transport, which warned "No hostname was supplied" on every task."""
+    task = (
+        "from oversight.celery import app\n"
+        "@app.task\n"
+        "def ping():\n"
+        "    return 'pong'\n"
+        "print(ping.delay().get())\n"
+    )
+    done = _manage("shell", "-c", task, DEBUG="1")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("pong")
+    assert "No hostname" not in done.stderr, done.stderr
