@@ -34,6 +34,22 @@ def duration(seconds: int | float | None) -> str:
     return " ".join(parts)
 
 
+def expires_in(when: datetime | None, now: datetime | None = None) -> str:
+    """A held action's deadline as its countdown reads, "expires in 14m 58s", the same
+    words as the ticking countdown (static/js/oversight.js) so the two never mix."""
+    if when is None:
+        return ""
+    seconds = int((when - (now or timezone.now())).total_seconds())
+    if seconds <= 0:
+        return "expired"
+    minutes, hours = seconds // 60, seconds // 3600
+    if hours:
+        return f"expires in {hours}h {minutes % 60}m"
+    if minutes:
+        return f"expires in {minutes}m {seconds % 60}s"
+    return f"expires in {seconds}s"
+
+
 def ago(when: datetime | None, now: datetime | None = None) -> str:
     """ "just now" within the last minute (and for a clock a little ahead), otherwise
     Django's "3 hours, 4 minutes ago"."""

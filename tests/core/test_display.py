@@ -35,6 +35,24 @@ def test_durations_read_in_words(seconds: int, words: str) -> None:
     assert render("{{ s|duration }}", s=seconds) == words
 
 
+@pytest.mark.parametrize(
+    ("seconds", "words"),
+    [
+        (898.5, "expires in 14m 58s"),
+        (45, "expires in 45s"),
+        (3600 + 120, "expires in 1h 2m"),
+        (0, "expired"),
+        (-5, "expired"),
+    ],
+)
+def test_a_deadline_reads_as_its_countdown_ticks(seconds: float, words: str) -> None:
+    """The same words as static/js/oversight.js, so a card never mixes "14 minutes" with
+    "14m 58s" a second later."""
+    now = timezone.now()
+    assert humanize.expires_in(now + timedelta(seconds=seconds), now) == words
+    assert render("{{ when|expires_in }}", when=None) == ""
+
+
 def test_a_moment_under_a_minute_ago_is_just_now() -> None:
     now = timezone.now()
     assert humanize.ago(now - timedelta(seconds=5), now) == "just now"

@@ -28,6 +28,13 @@ def duration(seconds: int | float | None) -> str:
 
 
 @register.filter
+def expires_in(when: datetime | None) -> str:
+    """``{{ action.expires_at|expires_in }}``: "expires in 14m 58s", as the countdown
+    ticks on."""
+    return humanize.expires_in(when)
+
+
+@register.filter
 def ago(when: datetime | None) -> str:
     """``{{ item.created_at|ago }}``: "just now", "3 hours, 4 minutes ago"."""
     return humanize.ago(when)
