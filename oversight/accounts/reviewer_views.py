@@ -22,7 +22,7 @@ def _section(
 ) -> HttpResponse:
     if not request.htmx:
         return redirect("team", slug=team.slug)
-    from oversight.approvals.eligibility import unsatisfiable_rules  # approvals -> accounts
+    from oversight.approvals.eligibility import team_unsatisfiable_rules  # approvals -> accounts
 
     context = {
         "team": team,
@@ -31,9 +31,7 @@ def _section(
         "reviewer_form": form or TeamReviewerForm(team=team),
         "reviewers_message": message,
         # Said at once: which of the team's hold rules nobody can satisfy any more.
-        "unsatisfiable": [
-            problem for agent in team.agents.all() for problem in unsatisfiable_rules(agent=agent)
-        ],
+        "unsatisfiable": team_unsatisfiable_rules(team=team),
     }
     return render(request, "core/_team_reviewers.html", context)
 

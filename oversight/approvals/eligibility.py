@@ -303,9 +303,26 @@ def rules_approvers(rules: Iterable[Any]) -> dict[int, RuleApprovers]:
 def unsatisfiable_rules(*, agent: Agent) -> list[str]:
     """Why each of the agent's hold rules cannot be satisfied any more (the agent page's
     warnings): someone left, or access was revoked, after the rule was saved."""
-    rules = agent.rules.filter(effect="hold").select_related("agent__team")
-    found = rules_approvers(rules.prefetch_related("approver_people"))
-    return [answer.problem for answer in found.values() if answer.problem]
+    return [problem for _, problem in _unsatisfiable(agent.rules.all())]
+
+
+def team_unsatisfiable_rules(*, team: Any) -> list[str]:
+    """The same for every agent of ``team``, each named (the team page's warnings), in a
+    fixed number of queries."""
+    from oversight.policy.models import Rule  # approvals -> policy
+
+    found = _unsatisfiable(Rule.objects.filter(agent__team=team).order_by("agent__name", "pk"))
+    return [f"{rule.agent.name}: {problem}" for rule, problem in found]
+
+
+def _unsatisfiable(rules: Any) -> list[tuple[Any, str]]:
+    holds = list(
+        rules.filter(effect="hold")
+        .select_related("agent__team")
+        .prefetch_related("approver_people")
+    )
+    found = rules_approvers(holds)
+    return [(rule, found[rule.pk].problem) for rule in holds if found[rule.pk].problem]
 
 
 def rule_unsatisfiable(rule: Any) -> str:

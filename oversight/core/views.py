@@ -20,6 +20,7 @@ from oversight.accounts.forms import TeamReviewerForm
 from oversight.accounts.roles import is_admin
 from oversight.accounts.selectors import may_manage_reviewers, team_list
 from oversight.agents.selectors import agents_with_perm
+from oversight.approvals.eligibility import team_unsatisfiable_rules
 from oversight.approvals.selectors import recent_actions
 from oversight.core.metrics import metrics_exposition
 from oversight.core.selectors import overview_panels, overview_series
@@ -178,5 +179,7 @@ def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "reviewers": list(team.reviewers),
         "can_manage_reviewers": can_manage,
         "reviewer_form": TeamReviewerForm(team=team) if can_manage else None,
+        # Those who can add reviewers are told which hold rules nobody can satisfy.
+        "unsatisfiable": team_unsatisfiable_rules(team=team) if can_manage else [],
     }
     return render(request, "core/team.html", context)

@@ -250,6 +250,26 @@ def test_team_reviewers_are_managed_on_the_team_page_by_owners_and_admins(
     assert _names(agent.team.reviewers) == []
 
 
+def test_the_team_page_names_the_rules_nobody_can_satisfy_on_a_fresh_load(
+    client: Client, agent: Agent, owner: Any, teammate: Any, reviewers: list[Any]
+) -> None:
+    _hold(agent, name="two people", approvers="team_reviewers", approvals=2)
+    team_reviewer_remove(actor=SYSTEM, team=agent.team, user=reviewers[1])  # vic leaves
+    page = reverse("team", args=[agent.team.slug])
+
+    client.force_login(owner)  # who can add reviewers is told on the page itself
+    body = client.get(page).content.decode()
+    assert "Refund bot: Rule “two people” needs 2 approvals" in body
+    assert "only 1 person is eligible (rita)" in body
+
+    client.force_login(teammate)  # a member who cannot change the reviewers is not
+    assert "approvers-warning" not in client.get(page).content.decode()
+
+    team_reviewer_add(actor=SYSTEM, team=agent.team, user=reviewers[1])
+    client.force_login(owner)
+    assert "approvers-warning" not in client.get(page).content.decode()
+
+
 def test_policy_apply_refuses_a_rule_nobody_can_approve_and_changes_nothing(
     django_user_model: Any,
 ) -> None:
