@@ -1,6 +1,7 @@
 """The SDK's pure logic: argument derivation, error mapping and the retry policy.
 
-Behaviour against Oversight itself is in test_sdk_live.py. Here httpx's MockTransport
+Behaviour against Oversight itself is in the server's tests/sdk/ and, for every
+integration alike, in conformance/ (a live server). Here httpx's MockTransport
 stands in for the network only where a live server cannot be made to misbehave (5xx,
 broken connections, odd bodies).
 """
