@@ -4,6 +4,7 @@ Written with the project's own services, on an empty, migrated database, then de
 in a JSON file for the suite (OVERSIGHT_CONFORMANCE_WORLD):
 
     python -m tests.sdk.conformance_world --url http://127.0.0.1:8000 --out world.json
+    python -m tests.sdk.conformance_world --check   # after the suite: what it left behind
 
 - "conformance-bot" may refund any charge, as `payments.refund` (the SDK and the
   adapters) and as `mcp.payments.refund` (the MCP proxy's tool `refund` on the server
@@ -105,6 +106,25 @@ def _build(url: str) -> dict[str, str]:
     }
 
 
+def check_world() -> list[str]:
+    """What the suite left that no integration may leave: an action that was let run but
+    never reported, reported `succeeded` without an after-state, or still held (every
+    held action was decided, so nothing should wait). The API does not show the
+    after-state, so this looks at the record itself."""
+    from oversight.gateway.models import Action
+
+    actions = Action.objects.filter(agent__slug__in=(AGENT, HALTED_AGENT))
+    problems = [
+        f"action {a.pk} ({a.action} on {a.resource}) is {a.status}: never reported"
+        for a in actions.filter(status__in=("allowed", "approved", "pending"))
+    ]
+    problems += [
+        f"action {a.pk} ({a.action} on {a.resource}) succeeded without an after-state"
+        for a in actions.filter(status="succeeded", after__isnull=True)
+    ]
+    return problems
+
+
 def _user(username: str, role: str) -> Any:
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
@@ -125,13 +145,23 @@ def _policy(actor: Any, model: str, **fields: Any) -> Any:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--url", required=True, help="where the server will listen")
-    parser.add_argument("--out", required=True, type=Path, help="the JSON file to write")
+    parser.add_argument("--url", help="where the server will listen")
+    parser.add_argument("--out", type=Path, help="the JSON file to write")
+    parser.add_argument("--check", action="store_true", help="check what the suite left")
     args = parser.parse_args(argv)
+    if not args.check and not (args.url and args.out):
+        parser.error("give --url and --out, or --check")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
     import django
 
     django.setup()
+    if args.check:
+        problems = check_world()
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        if problems:
+            raise SystemExit(1)
+        return
     world = build_world(args.url)
     args.out.write_text(json.dumps(world, indent=2) + "\n")
     args.out.chmod(0o600)  # it holds tokens
