@@ -98,7 +98,7 @@ class World:
 
 
 @dataclass
-class Vote:
+class ReviewerVote:
     """A reviewer's vote, cast from another thread once the call's action is held."""
 
     vote: str  # "approve" | "deny"
@@ -130,7 +130,7 @@ class Reviewer:
             response.raise_for_status()
             return [a for a in response.json() if a["resource"] == resource]
 
-    def vote_when_held(self, resource: str, vote: Vote) -> threading.Thread:
+    def vote_when_held(self, resource: str, vote: ReviewerVote) -> threading.Thread:
         """Start a thread that waits for the held action on `resource` and casts `vote`;
         join it, then look at `vote.action_id`, `vote.answer` and `vote.error`."""
 
@@ -144,7 +144,7 @@ class Reviewer:
         thread.start()
         return thread
 
-    def _vote_when_held(self, resource: str, vote: Vote) -> None:
+    def _vote_when_held(self, resource: str, vote: ReviewerVote) -> None:
         deadline = time.monotonic() + self.timeout
         while not (held := self.held(resource)):
             if time.monotonic() > deadline:

@@ -19,8 +19,8 @@ from .harness import (
     REFUND_ACTION,
     Driver,
     Reviewer,
+    ReviewerVote,
     Seen,
-    Vote,
     World,
     new_charge,
     refund_resource,
@@ -45,7 +45,7 @@ def _record(world: World, action_id: str | None, charge: str) -> Decision | None
 
 
 def _held_call(
-    driver: Driver, world: World, reviewer: Reviewer, charge: str, vote: Vote
+    driver: Driver, world: World, reviewer: Reviewer, charge: str, vote: ReviewerVote
 ) -> tuple[Seen, Decision]:
     """Call with an amount the world holds; the reviewer casts `vote` meanwhile."""
     thread: threading.Thread = reviewer.vote_when_held(refund_resource(charge), vote)
@@ -93,7 +93,7 @@ def test_a_held_call_runs_once_after_a_reviewer_approves(
     driver: Driver, world: World, reviewer: Reviewer
 ) -> None:
     charge = new_charge()
-    vote = Vote("approve", comment="Checked with the customer.")
+    vote = ReviewerVote("approve", comment="Checked with the customer.")
     seen, record = _held_call(driver, world, reviewer, charge, vote)
     assert seen.executed == [{"charge": charge, "amount": LARGE}]
     assert not seen.is_error and charge in seen.text, seen
@@ -103,7 +103,7 @@ def test_a_held_call_runs_once_after_a_reviewer_approves(
 def test_a_held_call_a_reviewer_denies_never_runs_and_shows_her_comment(
     driver: Driver, world: World, reviewer: Reviewer
 ) -> None:
-    vote = Vote("deny", comment=DENY_COMMENT)
+    vote = ReviewerVote("deny", comment=DENY_COMMENT)
     seen, record = _held_call(driver, world, reviewer, new_charge(), vote)
     _assert_refused(seen, DENY_COMMENT)
     assert (record.status, record.comment) == ("rejected", DENY_COMMENT)
@@ -114,7 +114,7 @@ def test_a_call_approved_with_edited_params_runs_once_with_the_edits(
 ) -> None:
     charge = new_charge()
     edits = {"charge": charge, "amount": EDITED}
-    vote = Vote("approve", comment="Part of it was refunded already.", params=edits)
+    vote = ReviewerVote("approve", comment="Part of it was refunded already.", params=edits)
     seen, record = _held_call(driver, world, reviewer, charge, vote)
     assert seen.executed == [edits]
     assert not seen.is_error, seen
