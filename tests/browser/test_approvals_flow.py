@@ -30,7 +30,7 @@ from oversight.killswitch.models import KillSwitch
 from oversight.live import groups
 from oversight.policy.models import Rule
 from oversight.policy.services import policy_object_create
-from oversight.sdk import ActionExpired, ActionHalted, ActionRejected, Oversight
+from oversight_sdk import ActionExpired, ActionHalted, ActionRejected, Oversight
 from tests.conftest import SYSTEM, make_user
 from tests.gateway.helpers import REFUND, expire, grant_refunds, hold_large_refunds
 from tests.servers import wait_until_the_server_listens

@@ -14,7 +14,7 @@ from playwright.sync_api import Page, expect
 from oversight.audit.models import AuditEvent
 from oversight.gateway.models import Action
 from oversight.live import groups
-from oversight.sdk import ActionRejected, Oversight
+from oversight_sdk import ActionRejected, Oversight
 from tests.browser.a11y import unnamed_controls
 from tests.browser.test_approvals_flow import (  # noqa: F401 (fixtures)
     SDK_WAIT,

@@ -24,7 +24,7 @@ import httpx
 import psycopg
 import pytest
 
-from oversight.sdk import Oversight, OversightUnavailable
+from oversight_sdk import Oversight, OversightUnavailable
 from tests.gateway_live.helpers import BURST, WITHIN, refund, report, timed_burst, timed_get
 from tests.servers import ROOT, asgi_server, free_port
 

@@ -28,7 +28,7 @@ from oversight.killswitch.services import killswitch_engage
 from oversight.policy.limits import window_start
 from oversight.policy.models import Grant, Limit, LimitCounter, Rule
 from oversight.policy.services import policy_object_create, policy_object_delete
-from oversight.sdk import APIError, Oversight
+from oversight_sdk import APIError, Oversight
 from tests.conftest import SYSTEM
 from tests.gateway.helpers import grant_refunds, hold_large_refunds, limit_create
 from tests.servers import asgi_server

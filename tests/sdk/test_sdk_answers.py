@@ -13,7 +13,7 @@ import pytest
 
 from oversight.approvals.services import approval_vote
 from oversight.gateway.models import Action
-from oversight.sdk import ActionEdited, ActionRejected, AsyncOversight, Decision, Oversight
+from oversight_sdk import ActionEdited, ActionRejected, AsyncOversight, Decision, Oversight
 from tests.sdk.test_sdk_live import (  # noqa: F401 (fixtures)
     REFUND,
     RecordingOversight,

@@ -22,7 +22,7 @@ from oversight.killswitch.selectors import parse_target
 from oversight.killswitch.services import killswitch_engage
 from oversight.policy.models import Grant, Rule
 from oversight.policy.services import policy_object_create
-from oversight.sdk import (
+from oversight_sdk import (
     ActionDenied,
     ActionHalted,
     ActionRejected,

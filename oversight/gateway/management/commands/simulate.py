@@ -27,7 +27,7 @@ from oversight.agents.models import Agent, AgentToken
 from oversight.agents.services import token_create, token_revoke
 from oversight.audit.actors import Actor
 from oversight.core.demo_traffic import MOVES, Intent, intents
-from oversight.sdk import (
+from oversight_sdk import (
     ActionNotPermitted,
     ApprovalTimeout,
     AsyncOversight,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
+import os
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,17 @@ USER_AGENT = "oversight-sdk-python/1"
 # Network failures worth another attempt; timeouts and broken connections are
 # TransportErrors too. Everything else (bad URL, our own bugs) fails at once.
 RETRYABLE_ERRORS = (httpx.TransportError,)
+
+
+def configured(url: str | None, token: str | None) -> tuple[str, str]:
+    """The server and token given, or else from `OVERSIGHT_URL` and `OVERSIGHT_TOKEN`."""
+    url = url or os.environ.get("OVERSIGHT_URL", "")
+    token = token or os.environ.get("OVERSIGHT_TOKEN", "")
+    if not url:
+        raise ValueError("No Oversight server: pass url= or set OVERSIGHT_URL.")
+    if not token:
+        raise ValueError("No agent token: pass token= or set OVERSIGHT_TOKEN.")
+    return url, token
 
 
 def api_base(url: str) -> str:

@@ -1,8 +1,7 @@
-"""`AsyncOversight`: the asyncio client, with the same API as `Oversight` (awaited)."""
+"""`Oversight`: the synchronous client."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import uuid
@@ -15,36 +14,38 @@ import httpx
 from . import _http
 from .binding import GuardSpec
 from .errors import Conflict, OversightError
-from .guard import AsyncGuard
+from .guard import Guard
 from .models import AgentInfo, Decision
 
 logger = logging.getLogger(__name__)
 
 
-class AsyncOversight:
-    """Ask Oversight before acting, from asyncio code. See `Oversight` for the arguments.
+class Oversight:
+    """Ask Oversight before acting.
 
     `url` is the server (`https://oversight.example.com`; `/api/v1` is added), `token` the
-    agent's API token. `timeout` bounds each HTTP request, `wait_timeout` how long `wait`
-    and `guard` wait for a held action by default. Network errors, 5xx and 429 are retried
-    `retries` times, `backoff * 2**n` seconds apart; `transport` is for tests.
+    agent's API token; by default `OVERSIGHT_URL` and `OVERSIGHT_TOKEN`. `timeout` bounds
+    each HTTP request, `wait_timeout` how long `wait` and `guard` wait for a held action by
+    default. Network errors, 5xx and 429 are retried `retries` times, `backoff * 2**n`
+    seconds apart; `transport` is for tests.
     """
 
     def __init__(
         self,
-        url: str,
-        token: str,
+        url: str | None = None,
+        token: str | None = None,
         *,
         timeout: float = 10.0,
         wait_timeout: float = 300.0,
         retries: int = 3,
         backoff: float = 0.2,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
+        url, token = _http.configured(url, token)
         self.timeout = timeout
         self.wait_timeout = wait_timeout
         self.retry = _http.RetryPolicy(retries=retries, backoff=backoff)
-        self._http = httpx.AsyncClient(
+        self._http = httpx.Client(
             base_url=_http.api_base(url),
             headers=_http.default_headers(token),
             timeout=timeout,
@@ -53,7 +54,7 @@ class AsyncOversight:
 
     # -- the API ------------------------------------------------------------------------
 
-    async def ask(
+    def ask(
         self,
         action: str,
         resource: str,
@@ -82,16 +83,16 @@ class AsyncOversight:
             parent_id=parent_id,
         )
         key = idempotency_key or uuid.uuid4().hex
-        response, data = await self._request(
+        response, data = self._request(
             "POST", "/actions", body=body, headers={"Idempotency-Key": key}
         )
         return Decision.from_json(data, replayed=response.status_code == 200)
 
-    async def get(self, action_id: str | uuid.UUID) -> Decision:
+    def get(self, action_id: str | uuid.UUID) -> Decision:
         """The action as it is now."""
-        return Decision.from_json((await self._request("GET", _http.action_path(action_id)))[1])
+        return Decision.from_json(self._request("GET", _http.action_path(action_id))[1])
 
-    async def wait(self, action_id: str | uuid.UUID, timeout: float | None = None) -> Decision:
+    def wait(self, action_id: str | uuid.UUID, timeout: float | None = None) -> Decision:
         """Long-poll a held action until it is decided or `timeout` seconds have passed
         (default `wait_timeout`); return the action as it is then, pending or not."""
         timeout = self.wait_timeout if timeout is None else timeout
@@ -100,7 +101,7 @@ class AsyncOversight:
         while True:
             seconds = _http.poll_seconds(deadline - time.monotonic())
             started = time.monotonic()
-            _, data = await self._request(
+            _, data = self._request(
                 "GET", path, params={"wait": seconds}, timeout=self.timeout + seconds
             )
             decision = Decision.from_json(data)
@@ -108,9 +109,9 @@ class AsyncOversight:
             if not decision.pending or remaining <= 0:
                 return decision
             if time.monotonic() - started < min(seconds, 0.25):
-                await asyncio.sleep(min(0.25, remaining))  # a server that did not hold the poll
+                time.sleep(min(0.25, remaining))  # a server that did not hold the poll
 
-    async def report(
+    def report(
         self,
         action_id: str | uuid.UUID,
         outcome: str,
@@ -136,36 +137,36 @@ class AsyncOversight:
         )
         path = _http.action_path(action_id)
         try:
-            return Decision.from_json((await self._request("POST", f"{path}/result", body=body))[1])
+            return Decision.from_json(self._request("POST", f"{path}/result", body=body)[1])
         except Conflict as exc:
             if exc.attempts > 1:  # our first attempt may have been recorded, answer lost
-                current = await self.get(action_id)
+                current = self.get(action_id)
                 if _http.reported_already(current, outcome):
                     return current
             raise
 
-    async def cancel(self, action_id: str | uuid.UUID) -> Decision:
+    def cancel(self, action_id: str | uuid.UUID) -> Decision:
         """Give up on a pending or approved action that has not run."""
         path = _http.action_path(action_id)
-        return Decision.from_json((await self._request("POST", f"{path}/cancel"))[1])
+        return Decision.from_json((self._request("POST", f"{path}/cancel"))[1])
 
-    async def give_up(self, decision: Decision) -> Decision:
+    def give_up(self, decision: Decision) -> Decision:
         """Cancel a held action nobody decided in time, so no one approves it in vain.
 
         Returns `decision` (still pending: the caller times out), or the action as a
         person decided it in the meantime (approved: it may run; rejected: it may not).
         """
         try:
-            await self.cancel(decision.id)
+            self.cancel(decision.id)
         except Conflict:
-            return await self.get(decision.id)
+            return self.get(decision.id)
         except OversightError as exc:  # it will expire on its own
             logger.warning("could not cancel action %s: %s", decision.id, exc)
         return decision
 
-    async def agent(self) -> AgentInfo:
+    def agent(self) -> AgentInfo:
         """This agent's own status: active, halted by a kill switch, environment..."""
-        return AgentInfo.from_json((await self._request("GET", "/agent"))[1])
+        return AgentInfo.from_json(self._request("GET", "/agent")[1])
 
     def guard(
         self,
@@ -181,14 +182,13 @@ class AsyncOversight:
         timeout: float | None = None,
         after: Callable[[Any], Any] | None = None,
         accept_edits: bool | None = None,
-    ) -> AsyncGuard:
-        """An async context manager, and decorator of async functions, that runs its block
-        only when allowed.
+    ) -> Guard:
+        """A context manager and decorator that runs its block only when allowed.
 
-        See `oversight.sdk.guard` (behaviour) and `oversight.sdk.binding` (callables for
+        See `oversight_sdk.guard` (behaviour) and `oversight_sdk.binding` (callables for
         the decorator form). `timeout` bounds the wait for a held action; `after`, for the
         decorator form, turns the return value into the after-state. `accept_edits`: how
-        params a reviewer edited are run (see `oversight.sdk.guard`).
+        params a reviewer edited are run (see `oversight_sdk.guard`).
         """
         spec = GuardSpec(
             action=action,
@@ -203,11 +203,11 @@ class AsyncOversight:
             after=after,
             accept_edits=accept_edits,
         )
-        return AsyncGuard(self, spec)
+        return Guard(self, spec)
 
     # -- plumbing -----------------------------------------------------------------------
 
-    async def _request(
+    def _request(
         self,
         method: str,
         path: str,
@@ -222,7 +222,7 @@ class AsyncOversight:
         while True:
             attempt += 1
             try:
-                response = await self._http.request(
+                response = self._http.request(
                     method,
                     path,
                     content=content,
@@ -233,23 +233,23 @@ class AsyncOversight:
             except _http.RETRYABLE_ERRORS as exc:
                 if not self.retry.should_retry_error(attempt):
                     raise _http.connection_failed(exc, attempt) from exc
-                await asyncio.sleep(self.retry.delay(attempt))
+                time.sleep(self.retry.delay(attempt))
                 continue
             if self.retry.should_retry_status(response.status_code, attempt):
-                await asyncio.sleep(self.retry.delay(attempt, response))
+                time.sleep(self.retry.delay(attempt, response))
                 continue
             return response, _http.answer(response, attempts=attempt)
 
-    async def close(self) -> None:
-        await self._http.aclose()
+    def close(self) -> None:
+        self._http.close()
 
-    async def __aenter__(self) -> AsyncOversight:
+    def __enter__(self) -> Oversight:
         return self
 
-    async def __aexit__(
+    def __exit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.close()
+        self.close()

@@ -6,14 +6,14 @@ Used as a context manager:
                       params={"amount": 20}) as g:
         g.after = stripe.refund("ch_1", 20)
 
-or as a decorator (see `oversight.sdk.binding` for deriving resource and params from
+or as a decorator (see `oversight_sdk.binding` for deriving resource and params from
 the call's arguments). The block or function runs only when the action is allowed or
 approved; otherwise a subclass of `ActionNotPermitted` is raised before it starts. When
 the block ends, `succeeded` is reported with `g.after`; when it raises, `failed` is
 reported with the error text and the original exception propagates.
 
 A report that cannot be delivered (after retries) never hides what the block did: it is
-logged on the `oversight.sdk` logger and kept in `g.report_error`.
+logged on the `oversight_sdk` logger and kept in `g.report_error`.
 
 A reviewer may approve a held action with edited params. The guard then runs what was
 approved, or nothing: a decorated function is called with each edited param as its
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from .aio import AsyncOversight
     from .client import Oversight
 
-logger = logging.getLogger("oversight.sdk")
+logger = logging.getLogger("oversight_sdk")
 
 F = TypeVar("F", bound=Callable[..., Any])
 

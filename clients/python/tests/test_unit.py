@@ -1,6 +1,7 @@
 """The SDK's pure logic: argument derivation, error mapping and the retry policy.
 
-Behaviour against Oversight itself is in test_sdk_live.py. Here httpx's MockTransport
+Behaviour against Oversight itself is in the server's tests/sdk/ and, for every
+integration alike, in conformance/ (a live server). Here httpx's MockTransport
 stands in for the network only where a live server cannot be made to misbehave (5xx,
 broken connections, odd bodies).
 """
@@ -18,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from oversight.sdk import (
+from oversight_sdk import (
     ActionDenied,
     ActionExpired,
     ActionHalted,
@@ -39,7 +40,7 @@ from oversight.sdk import (
     ServerError,
     _http,
 )
-from oversight.sdk.binding import GuardSpec, call_arguments, default_after, derive
+from oversight_sdk.binding import GuardSpec, call_arguments, default_after, derive
 
 ACTION_ID = "5b0c4b8e-7a53-4d5e-9d55-0a8f3b1f6c11"
 
@@ -243,7 +244,7 @@ def test_a_replayed_answer_is_marked() -> None:
 def test_wait_long_polls_again_until_decided(monkeypatch: pytest.MonkeyPatch) -> None:
     answers = iter([_decision("pending"), _decision("pending"), _decision("approved")])
     client, seen = _client(lambda request: httpx.Response(200, json=next(answers)))
-    monkeypatch.setattr("oversight.sdk.client.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("oversight_sdk.client.time.sleep", lambda seconds: None)
     decision = client.wait(ACTION_ID, timeout=150)
     assert decision.status == "approved"
     assert [float(request.url.params["wait"]) for request in seen] == [60, 60, 60]

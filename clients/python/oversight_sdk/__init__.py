@@ -1,6 +1,6 @@
 """The agent-side Python SDK of Oversight: ask before acting.
 
-    from oversight.sdk import Oversight, ActionDenied
+    from oversight_sdk import Oversight, ActionDenied
 
     client = Oversight("https://oversight.example.com", token=os.environ["OVERSIGHT_TOKEN"])
     with client.guard("payments.refund", resource="stripe:charge/ch_1",

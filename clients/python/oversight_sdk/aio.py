@@ -1,7 +1,8 @@
-"""`Oversight`: the synchronous client."""
+"""`AsyncOversight`: the asyncio client, with the same API as `Oversight` (awaited)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -14,36 +15,38 @@ import httpx
 from . import _http
 from .binding import GuardSpec
 from .errors import Conflict, OversightError
-from .guard import Guard
+from .guard import AsyncGuard
 from .models import AgentInfo, Decision
 
 logger = logging.getLogger(__name__)
 
 
-class Oversight:
-    """Ask Oversight before acting.
+class AsyncOversight:
+    """Ask Oversight before acting, from asyncio code. See `Oversight` for the arguments.
 
     `url` is the server (`https://oversight.example.com`; `/api/v1` is added), `token` the
-    agent's API token. `timeout` bounds each HTTP request, `wait_timeout` how long `wait`
-    and `guard` wait for a held action by default. Network errors, 5xx and 429 are retried
-    `retries` times, `backoff * 2**n` seconds apart; `transport` is for tests.
+    agent's API token; by default `OVERSIGHT_URL` and `OVERSIGHT_TOKEN`. `timeout` bounds
+    each HTTP request, `wait_timeout` how long `wait` and `guard` wait for a held action by
+    default. Network errors, 5xx and 429 are retried `retries` times, `backoff * 2**n`
+    seconds apart; `transport` is for tests.
     """
 
     def __init__(
         self,
-        url: str,
-        token: str,
+        url: str | None = None,
+        token: str | None = None,
         *,
         timeout: float = 10.0,
         wait_timeout: float = 300.0,
         retries: int = 3,
         backoff: float = 0.2,
-        transport: httpx.BaseTransport | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        url, token = _http.configured(url, token)
         self.timeout = timeout
         self.wait_timeout = wait_timeout
         self.retry = _http.RetryPolicy(retries=retries, backoff=backoff)
-        self._http = httpx.Client(
+        self._http = httpx.AsyncClient(
             base_url=_http.api_base(url),
             headers=_http.default_headers(token),
             timeout=timeout,
@@ -52,7 +55,7 @@ class Oversight:
 
     # -- the API ------------------------------------------------------------------------
 
-    def ask(
+    async def ask(
         self,
         action: str,
         resource: str,
@@ -81,16 +84,16 @@ class Oversight:
             parent_id=parent_id,
         )
         key = idempotency_key or uuid.uuid4().hex
-        response, data = self._request(
+        response, data = await self._request(
             "POST", "/actions", body=body, headers={"Idempotency-Key": key}
         )
         return Decision.from_json(data, replayed=response.status_code == 200)
 
-    def get(self, action_id: str | uuid.UUID) -> Decision:
+    async def get(self, action_id: str | uuid.UUID) -> Decision:
         """The action as it is now."""
-        return Decision.from_json(self._request("GET", _http.action_path(action_id))[1])
+        return Decision.from_json((await self._request("GET", _http.action_path(action_id)))[1])
 
-    def wait(self, action_id: str | uuid.UUID, timeout: float | None = None) -> Decision:
+    async def wait(self, action_id: str | uuid.UUID, timeout: float | None = None) -> Decision:
         """Long-poll a held action until it is decided or `timeout` seconds have passed
         (default `wait_timeout`); return the action as it is then, pending or not."""
         timeout = self.wait_timeout if timeout is None else timeout
@@ -99,7 +102,7 @@ class Oversight:
         while True:
             seconds = _http.poll_seconds(deadline - time.monotonic())
             started = time.monotonic()
-            _, data = self._request(
+            _, data = await self._request(
                 "GET", path, params={"wait": seconds}, timeout=self.timeout + seconds
             )
             decision = Decision.from_json(data)
@@ -107,9 +110,9 @@ class Oversight:
             if not decision.pending or remaining <= 0:
                 return decision
             if time.monotonic() - started < min(seconds, 0.25):
-                time.sleep(min(0.25, remaining))  # a server that did not hold the poll
+                await asyncio.sleep(min(0.25, remaining))  # a server that did not hold the poll
 
-    def report(
+    async def report(
         self,
         action_id: str | uuid.UUID,
         outcome: str,
@@ -135,36 +138,36 @@ class Oversight:
         )
         path = _http.action_path(action_id)
         try:
-            return Decision.from_json(self._request("POST", f"{path}/result", body=body)[1])
+            return Decision.from_json((await self._request("POST", f"{path}/result", body=body))[1])
         except Conflict as exc:
             if exc.attempts > 1:  # our first attempt may have been recorded, answer lost
-                current = self.get(action_id)
+                current = await self.get(action_id)
                 if _http.reported_already(current, outcome):
                     return current
             raise
 
-    def cancel(self, action_id: str | uuid.UUID) -> Decision:
+    async def cancel(self, action_id: str | uuid.UUID) -> Decision:
         """Give up on a pending or approved action that has not run."""
         path = _http.action_path(action_id)
-        return Decision.from_json((self._request("POST", f"{path}/cancel"))[1])
+        return Decision.from_json((await self._request("POST", f"{path}/cancel"))[1])
 
-    def give_up(self, decision: Decision) -> Decision:
+    async def give_up(self, decision: Decision) -> Decision:
         """Cancel a held action nobody decided in time, so no one approves it in vain.
 
         Returns `decision` (still pending: the caller times out), or the action as a
         person decided it in the meantime (approved: it may run; rejected: it may not).
         """
         try:
-            self.cancel(decision.id)
+            await self.cancel(decision.id)
         except Conflict:
-            return self.get(decision.id)
+            return await self.get(decision.id)
         except OversightError as exc:  # it will expire on its own
             logger.warning("could not cancel action %s: %s", decision.id, exc)
         return decision
 
-    def agent(self) -> AgentInfo:
+    async def agent(self) -> AgentInfo:
         """This agent's own status: active, halted by a kill switch, environment..."""
-        return AgentInfo.from_json(self._request("GET", "/agent")[1])
+        return AgentInfo.from_json((await self._request("GET", "/agent"))[1])
 
     def guard(
         self,
@@ -180,13 +183,14 @@ class Oversight:
         timeout: float | None = None,
         after: Callable[[Any], Any] | None = None,
         accept_edits: bool | None = None,
-    ) -> Guard:
-        """A context manager and decorator that runs its block only when allowed.
+    ) -> AsyncGuard:
+        """An async context manager, and decorator of async functions, that runs its block
+        only when allowed.
 
-        See `oversight.sdk.guard` (behaviour) and `oversight.sdk.binding` (callables for
+        See `oversight_sdk.guard` (behaviour) and `oversight_sdk.binding` (callables for
         the decorator form). `timeout` bounds the wait for a held action; `after`, for the
         decorator form, turns the return value into the after-state. `accept_edits`: how
-        params a reviewer edited are run (see `oversight.sdk.guard`).
+        params a reviewer edited are run (see `oversight_sdk.guard`).
         """
         spec = GuardSpec(
             action=action,
@@ -201,11 +205,11 @@ class Oversight:
             after=after,
             accept_edits=accept_edits,
         )
-        return Guard(self, spec)
+        return AsyncGuard(self, spec)
 
     # -- plumbing -----------------------------------------------------------------------
 
-    def _request(
+    async def _request(
         self,
         method: str,
         path: str,
@@ -220,7 +224,7 @@ class Oversight:
         while True:
             attempt += 1
             try:
-                response = self._http.request(
+                response = await self._http.request(
                     method,
                     path,
                     content=content,
@@ -231,23 +235,23 @@ class Oversight:
             except _http.RETRYABLE_ERRORS as exc:
                 if not self.retry.should_retry_error(attempt):
                     raise _http.connection_failed(exc, attempt) from exc
-                time.sleep(self.retry.delay(attempt))
+                await asyncio.sleep(self.retry.delay(attempt))
                 continue
             if self.retry.should_retry_status(response.status_code, attempt):
-                time.sleep(self.retry.delay(attempt, response))
+                await asyncio.sleep(self.retry.delay(attempt, response))
                 continue
             return response, _http.answer(response, attempts=attempt)
 
-    def close(self) -> None:
-        self._http.close()
+    async def close(self) -> None:
+        await self._http.aclose()
 
-    def __enter__(self) -> Oversight:
+    async def __aenter__(self) -> AsyncOversight:
         return self
 
-    def __exit__(
+    async def __aexit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.close()
+        await self.close()

@@ -1,0 +1,144 @@
+"""The same scenarios through every integration (one driver each, see drivers/).
+
+Each checks what the caller saw, that the side effect ran exactly once or not at all
+(with the params that were approved), and, where the action is known, the server's
+record of it: the outcome reported, or why it never ran.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from oversight_sdk import Decision
+
+from .harness import (
+    BLOCKED_CHARGE,
+    HOLD_ABOVE,
+    HOLD_WAIT,
+    MCP_REFUND_ACTION,
+    REFUND_ACTION,
+    Driver,
+    Reviewer,
+    ReviewerVote,
+    Seen,
+    World,
+    new_charge,
+    refund_resource,
+)
+
+SMALL, LARGE, EDITED = 10, HOLD_ABOVE + 50, HOLD_ABOVE + 20
+DENY_COMMENT = "Not this one: the customer was refunded by hand."
+
+
+def _call(driver: Driver, world: World, token: str, charge: str, amount: int) -> Seen:
+    return driver.call(url=world.url, token=token, arguments={"charge": charge, "amount": amount})
+
+
+def _record(world: World, action_id: str | None, charge: str) -> Decision | None:
+    """The server's record of the call's action; None when the caller cannot know it."""
+    if action_id is None:
+        return None
+    record = world.action(action_id)
+    assert record.action in (REFUND_ACTION, MCP_REFUND_ACTION)
+    assert record.resource == refund_resource(charge)
+    return record
+
+
+def _held_call(
+    driver: Driver, world: World, reviewer: Reviewer, charge: str, vote: ReviewerVote
+) -> tuple[Seen, Decision]:
+    """Call with an amount the world holds; the reviewer casts `vote` meanwhile."""
+    thread: threading.Thread = reviewer.vote_when_held(refund_resource(charge), vote)
+    seen = _call(driver, world, world.token, charge, LARGE)
+    thread.join(HOLD_WAIT)
+    if vote.error is not None:
+        raise vote.error
+    assert vote.action_id is not None
+    if seen.action_id is not None:
+        assert seen.action_id == vote.action_id
+    record = _record(world, vote.action_id, charge)
+    assert record is not None
+    return seen, record
+
+
+def _assert_refused(seen: Seen, *words: str) -> None:
+    assert seen.executed == []
+    assert seen.is_error, seen
+    for word in words:
+        assert word.lower() in seen.text.lower(), seen.text
+
+
+def test_an_allowed_call_runs_once_and_its_outcome_is_reported(
+    driver: Driver, world: World
+) -> None:
+    charge = new_charge()
+    seen = _call(driver, world, world.token, charge, SMALL)
+    assert seen.executed == [{"charge": charge, "amount": SMALL}]
+    assert not seen.is_error and charge in seen.text, seen
+    record = _record(world, seen.action_id, charge)
+    if record is not None:
+        assert (record.status, record.params) == ("succeeded", {"charge": charge, "amount": SMALL})
+
+
+def test_a_denied_call_never_runs_and_the_caller_is_told_why(driver: Driver, world: World) -> None:
+    seen = _call(driver, world, world.token, BLOCKED_CHARGE, SMALL)
+    _assert_refused(seen, "blocked")
+    record = _record(world, seen.action_id, BLOCKED_CHARGE)
+    if record is not None:
+        assert record.status == "denied"
+        assert any("blocked" in r.name for r in record.reasons), record.reasons
+
+
+def test_a_held_call_runs_once_after_a_reviewer_approves(
+    driver: Driver, world: World, reviewer: Reviewer
+) -> None:
+    charge = new_charge()
+    vote = ReviewerVote("approve", comment="Checked with the customer.")
+    seen, record = _held_call(driver, world, reviewer, charge, vote)
+    assert seen.executed == [{"charge": charge, "amount": LARGE}]
+    assert not seen.is_error and charge in seen.text, seen
+    assert (record.status, record.edited) == ("succeeded", False)
+
+
+def test_a_held_call_a_reviewer_denies_never_runs_and_shows_her_comment(
+    driver: Driver, world: World, reviewer: Reviewer
+) -> None:
+    vote = ReviewerVote("deny", comment=DENY_COMMENT)
+    seen, record = _held_call(driver, world, reviewer, new_charge(), vote)
+    _assert_refused(seen, DENY_COMMENT)
+    assert (record.status, record.comment) == ("rejected", DENY_COMMENT)
+
+
+def test_a_call_approved_with_edited_params_runs_once_with_the_edits(
+    driver: Driver, world: World, reviewer: Reviewer
+) -> None:
+    charge = new_charge()
+    edits = {"charge": charge, "amount": EDITED}
+    vote = ReviewerVote("approve", comment="Part of it was refunded already.", params=edits)
+    seen, record = _held_call(driver, world, reviewer, charge, vote)
+    assert seen.executed == [edits]
+    assert not seen.is_error, seen
+    assert record.status == "succeeded"
+    assert (record.edited, record.params) == (True, edits)
+    assert record.requested_params == {"charge": charge, "amount": LARGE}
+
+
+def test_a_halted_agent_runs_nothing(driver: Driver, world: World) -> None:
+    charge = new_charge()
+    seen = _call(driver, world, world.halted_token, charge, SMALL)
+    _assert_refused(seen, "halted")
+    if seen.action_id is not None:
+        # The halted agent's own record (the world's token is another agent's).
+        halted = World(**{**world.__dict__, "token": world.halted_token})
+        record = _record(halted, seen.action_id, charge)
+        assert record is not None and record.status == "halted"
+
+
+def test_a_staging_token_makes_a_dry_run_that_never_runs(driver: Driver, world: World) -> None:
+    charge = new_charge()
+    seen = _call(driver, world, world.staging_token, charge, SMALL)
+    assert seen.executed == []
+    assert "dry run" in seen.text.lower().replace("_", " ").replace("-", " "), seen.text
+    record = _record(world, seen.action_id, charge)
+    if record is not None:
+        assert record.status == "dry_run"
