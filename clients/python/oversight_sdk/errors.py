@@ -183,6 +183,7 @@ class DryRun(ActionNotPermitted):
 class ApprovalTimeout(ActionNotPermitted):
     """Nobody decided before the wait ran out. `guard` has cancelled the action on the
     server (`give_up`), so no reviewer approves what will not run; ask again to retry.
+    (A guard made with `give_up=False` leaves it pending, to come back for it.)
     (`wait` itself never raises this: it returns the still pending decision.)"""
 
     def __init__(self, decision: Decision, waited: float) -> None:

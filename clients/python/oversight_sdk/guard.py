@@ -173,7 +173,7 @@ class Guard(_GuardBase):
         decision = self._client.ask(request.action, **request.ask_kwargs())
         if decision.pending:
             decision = self._client.wait(decision.id, self._timeout)
-            if decision.pending:
+            if decision.pending and self._spec.give_up:
                 decision = self._client.give_up(decision)
         refusal = self._edit_refusal(decision) if decision.allowed else None
         if refusal is not None:
@@ -229,7 +229,7 @@ class AsyncGuard(_GuardBase):
         decision = await self._client.ask(request.action, **request.ask_kwargs())
         if decision.pending:
             decision = await self._client.wait(decision.id, self._timeout)
-            if decision.pending:
+            if decision.pending and self._spec.give_up:
                 decision = await self._client.give_up(decision)
         refusal = self._edit_refusal(decision) if decision.allowed else None
         if refusal is not None:

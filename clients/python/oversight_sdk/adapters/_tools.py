@@ -56,7 +56,14 @@ class ToolAction:
     params: Callable[..., dict[str, Any]] | None = None
     reason: str | Callable[..., str] = ""
 
-    def spec(self, *, timeout: float, session_id: str = "") -> GuardSpec:
+    def spec(
+        self,
+        *,
+        timeout: float,
+        session_id: str = "",
+        idempotency_key: str | None = None,
+        give_up: bool = True,
+    ) -> GuardSpec:
         resource = self.resource
         if isinstance(resource, str):
             resource = _Template(resource)
@@ -67,6 +74,8 @@ class ToolAction:
             reason=self.reason,
             session_id=session_id,
             timeout=timeout,
+            idempotency_key=idempotency_key,
+            give_up=give_up,
         )
 
 
@@ -204,9 +213,18 @@ async def run_guarded_async(
     after: Callable[[T], Any],
     failure: Callable[[T], str | None] = lambda _: None,
     session_id: str = "",
+    idempotency_key: str | None = None,
+    give_up: bool = True,
 ) -> T | Refusal:
-    """`run_guarded` for async tools and the async client."""
-    spec = rule.spec(timeout=timeout, session_id=session_id)
+    """`run_guarded` for async tools and the async client. With `idempotency_key` and
+    `give_up=False`, a hold nobody decided in time stays pending (the refusal's error is
+    an `ApprovalTimeout`) and asking again with that key comes back to the same action."""
+    spec = rule.spec(
+        timeout=timeout,
+        session_id=session_id,
+        idempotency_key=idempotency_key,
+        give_up=give_up,
+    )
     guard = AsyncGuard(client, spec, dict(arguments))
     try:
         await guard.__aenter__()
