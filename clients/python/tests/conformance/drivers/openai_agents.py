@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from agents import Agent, Runner, function_tool
+from agents import Agent, Runner, function_tool, set_tracing_disabled
 from agents.items import ModelResponse
 from agents.models.interface import Model
 from agents.usage import Usage
@@ -23,6 +23,7 @@ from oversight_sdk import AsyncOversight
 from oversight_sdk.adapters import ToolAction
 from oversight_sdk.adapters.openai_agents import oversight_tools
 
+set_tracing_disabled(True)  # offline: no traces exported
 REFUND = ToolAction("payments.refund", resource="stripe:charge/{charge}")
 WAIT = 60.0
 
