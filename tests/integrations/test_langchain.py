@@ -11,6 +11,8 @@ from langchain.agents import create_agent
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.tools import tool
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.types import Command
 
 from oversight.gateway.models import Action
 from oversight_sdk import AsyncOversight, Oversight
@@ -27,7 +29,9 @@ class ToolCallingFakeModel(GenericFakeChatModel):
         return self
 
 
-def _agent(middleware: OversightMiddleware, refunds: Refunds, **arguments: Any) -> Any:
+def _agent(
+    middleware: OversightMiddleware, refunds: Refunds, checkpointer: Any = None, **arguments: Any
+) -> Any:
     model = ToolCallingFakeModel(
         messages=iter(
             [
@@ -42,7 +46,7 @@ def _agent(middleware: OversightMiddleware, refunds: Refunds, **arguments: Any) 
         """Refund `amount` of a charge."""
         return refunds(charge, amount)
 
-    return create_agent(model, tools=[refund], middleware=[middleware])
+    return create_agent(model, tools=[refund], middleware=[middleware], checkpointer=checkpointer)
 
 
 def _call(url: str, token: str, refunds: Refunds, **arguments: Any) -> ToolMessage:
@@ -146,3 +150,27 @@ def test_the_async_agent_is_guarded_too(live_url: str, token: str, refunds: Refu
 
     [answer] = asyncio.run(scenario())
     assert refunds.executed == [] and "blocked charge" in answer.content
+
+
+def test_a_long_hold_interrupts_the_graph_and_resumes_as_decided(
+    live_url: str, token: str, refunds: Refunds, approver: Any
+) -> None:
+    config = {"configurable": {"thread_id": "thread-1"}}
+    with Oversight(live_url, token) as client:
+        middleware = OversightMiddleware(client, actions=ACTIONS, timeout=0.5, interrupt=True)
+        agent = _agent(middleware, refunds, checkpointer=InMemorySaver(), charge="ch_8", amount=150)
+        first = agent.invoke({"messages": [HumanMessage("refund it")]}, config)
+        [interruption] = first["__interrupt__"]
+        action = Action.objects.get()
+        assert interruption.value["oversight_action_id"] == str(action.pk)
+        assert (action.status, refunds.executed) == ("pending", [])
+
+        vote(approver, approve=True, params={"charge": "ch_8", "amount": 120})
+        resumed = agent.invoke(Command(resume=True), config)
+
+    [answer] = [m for m in resumed["messages"] if isinstance(m, ToolMessage)]
+    assert refunds.executed == [{"charge": "ch_8", "amount": 120}]
+    assert '"refunded": 120' in answer.content
+    assert Action.objects.count() == 1  # the resumed call came back to the same action
+    action.refresh_from_db()
+    assert (action.status, action.after["refunded"]) == ("succeeded", 120)

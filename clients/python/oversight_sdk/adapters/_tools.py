@@ -179,10 +179,19 @@ def run_guarded(
     after: Callable[[T], Any],
     failure: Callable[[T], str | None] = lambda _: None,
     session_id: str = "",
+    idempotency_key: str | None = None,
+    give_up: bool = True,
 ) -> T | Refusal:
     """Ask, wait while held, then `run` the arguments as approved (edits applied) and
-    report `after(result)`; or the refusal, with nothing run."""
-    guard = Guard(client, rule.spec(timeout=timeout, session_id=session_id), dict(arguments))
+    report `after(result)`; or the refusal, with nothing run. `idempotency_key` and
+    `give_up`: as for `run_guarded_async`."""
+    spec = rule.spec(
+        timeout=timeout,
+        session_id=session_id,
+        idempotency_key=idempotency_key,
+        give_up=give_up,
+    )
+    guard = Guard(client, spec, dict(arguments))
     try:
         guard.__enter__()
     except Exception as exc:  # fail closed: no decision, no call

@@ -19,10 +19,18 @@ Allowed: the tool runs (with the params a reviewer approved, edited or not) and 
 is reported as the after-state; a tool answer with status "error" is reported failed.
 Held: the call waits up to `timeout` seconds for a person. Anything else: the tool does
 not run and the model gets a `ToolMessage` (status "error") saying why.
+
+Long holds (`interrupt=True`, with a checkpointer and a thread id): a call still held
+after `timeout` interrupts the graph (LangGraph's `interrupt`, its value
+`{"oversight_action_id": ...}`) and the action stays pending. Resume the thread with
+`Command(resume=True)` once a person has decided: the call asks again with the same
+idempotency key (from the thread id and the tool call id), so it comes back to the same
+action, and runs as approved or not at all.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -30,10 +38,11 @@ from typing import Any
 from langchain.agents.middleware import AgentMiddleware
 from langchain_core.messages import ToolMessage
 from langgraph.prebuilt.tool_node import ToolCallRequest
-from langgraph.types import Command
+from langgraph.types import Command, interrupt
 
 from ..aio import AsyncOversight
 from ..client import Oversight
+from ..errors import ApprovalTimeout
 from ._tools import (
     DEFAULT_TIMEOUT,
     Refusal,
@@ -63,6 +72,7 @@ class OversightMiddleware(AgentMiddleware):
         actions: Mapping[str, ToolAction] | None = None,
         default: Callable[[str], ToolAction] = default_action,
         timeout: float = DEFAULT_TIMEOUT,
+        interrupt: bool = False,
     ) -> None:
         super().__init__()
         if client is None and async_client is None:
@@ -72,13 +82,14 @@ class OversightMiddleware(AgentMiddleware):
         self.actions = dict(actions or {})
         self.default = default
         self.timeout = timeout
+        self.interrupt = interrupt
 
     def wrap_tool_call(
         self, request: ToolCallRequest, handler: Callable[[ToolCallRequest], Answer]
     ) -> Answer:
         if self.client is None:
             raise TypeError("a synchronous run needs OversightMiddleware(client=Oversight(...))")
-        call = request.tool_call
+        call, key = request.tool_call, self._resume_key(request)
         outcome = run_guarded(
             self.client,
             resolve(self.actions, call["name"], self.default),
@@ -87,7 +98,12 @@ class OversightMiddleware(AgentMiddleware):
             timeout=self.timeout,
             after=_after_state,
             failure=_failure,
+            idempotency_key=key,
+            give_up=key is None,
         )
+        if key and _still_held(outcome):
+            interrupt(_interruption(outcome))
+            self.client.give_up(outcome.error.decision)  # resumed, and still nobody decided
         return _answer(outcome, request)
 
     async def awrap_tool_call(
@@ -99,7 +115,7 @@ class OversightMiddleware(AgentMiddleware):
             raise TypeError(
                 "an async run needs OversightMiddleware(async_client=AsyncOversight(...))"
             )
-        call = request.tool_call
+        call, key = request.tool_call, self._resume_key(request)
         outcome = await run_guarded_async(
             self.async_client,
             resolve(self.actions, call["name"], self.default),
@@ -108,8 +124,34 @@ class OversightMiddleware(AgentMiddleware):
             timeout=self.timeout,
             after=_after_state,
             failure=_failure,
+            idempotency_key=key,
+            give_up=key is None,
         )
+        if key and _still_held(outcome):
+            interrupt(_interruption(outcome))
+            await self.async_client.give_up(outcome.error.decision)
         return _answer(outcome, request)
+
+    def _resume_key(self, request: ToolCallRequest) -> str | None:
+        """With `interrupt`, the idempotency key that brings a resumed call back to its
+        action: the same thread and tool call give the same key. Without a thread id there
+        is no resuming (nor interrupting), so the key is None and a hold is given up."""
+        if not self.interrupt:
+            return None
+        config = getattr(request.runtime, "config", None) or {}
+        thread_id = (config.get("configurable") or {}).get("thread_id")
+        if not thread_id or not request.tool_call.get("id"):
+            return None
+        seed = f"langgraph:{thread_id}:{request.tool_call['id']}"
+        return hashlib.sha256(seed.encode()).hexdigest()
+
+
+def _still_held(outcome: Any) -> bool:
+    return isinstance(outcome, Refusal) and isinstance(outcome.error, ApprovalTimeout)
+
+
+def _interruption(outcome: Refusal) -> dict[str, Any]:
+    return {"oversight_action_id": outcome.action_id, "message": outcome.text}
 
 
 def _answer(outcome: Answer | Refusal, request: ToolCallRequest) -> Answer:
