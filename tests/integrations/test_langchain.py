@@ -174,3 +174,24 @@ def test_a_long_hold_interrupts_the_graph_and_resumes_as_decided(
     assert Action.objects.count() == 1  # the resumed call came back to the same action
     action.refresh_from_db()
     assert (action.status, action.after["refunded"]) == ("succeeded", 120)
+
+
+def test_a_tool_call_that_comes_back_runs_at_most_once(
+    live_url: str, token: str, refunds: Refunds
+) -> None:
+    """With `interrupt`, one thread's tool call id is one action: the call coming back (a
+    graph resumed again, a model repeating an id) finds it has run and does not run again."""
+    config = {"configurable": {"thread_id": "thread-2"}}
+    answers = []
+    with Oversight(live_url, token) as client:
+        middleware = OversightMiddleware(client, actions=ACTIONS, interrupt=True)
+        for _ in range(2):
+            agent = _agent(
+                middleware, refunds, checkpointer=InMemorySaver(), charge="ch_9", amount=10
+            )
+            state = agent.invoke({"messages": [HumanMessage("refund it")]}, config)
+            answers += [m for m in state["messages"] if isinstance(m, ToolMessage)]
+    assert refunds.executed == [{"charge": "ch_9", "amount": 10}]
+    assert answers[0].status == "success"
+    assert answers[1].status == "error" and "has run already" in answers[1].content
+    assert Action.objects.get().status == "succeeded"

@@ -197,6 +197,10 @@ def not_permitted_class(status: str) -> type[ActionNotPermitted]:
     return _NOT_PERMITTED.get(status, ActionNotPermitted)
 
 
+class ActionFinished(ActionNotPermitted):
+    """The action has run already (a replayed idempotency key): it runs at most once."""
+
+
 _NOT_PERMITTED: dict[str, type[ActionNotPermitted]] = {
     "denied": ActionDenied,
     "halted": ActionHalted,
@@ -204,6 +208,9 @@ _NOT_PERMITTED: dict[str, type[ActionNotPermitted]] = {
     "cancelled": ActionRejected,
     "expired": ActionExpired,
     "dry_run": DryRun,
+    "succeeded": ActionFinished,
+    "failed": ActionFinished,
+    "rolled_back": ActionFinished,
 }
 
 

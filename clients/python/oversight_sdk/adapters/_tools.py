@@ -25,6 +25,7 @@ from ..client import Oversight
 from ..errors import (
     ActionEdited,
     ActionExpired,
+    ActionFinished,
     ActionHalted,
     ActionNotPermitted,
     ActionRejected,
@@ -144,6 +145,8 @@ def refusal(exc: BaseException) -> Refusal:
         who = exc.decided_by or "a reviewer"
         why = exc.comment or "no comment"
         text = f"Not run: {who} rejected the call{ref}: {why}"
+    elif isinstance(exc, ActionFinished):
+        text = f"Not run again: this call has run already{ref}; it runs at most once."
     elif isinstance(exc, ActionEdited):
         text = (
             f"Not run: a reviewer approved other params ({exc.decision.params}) that this "
