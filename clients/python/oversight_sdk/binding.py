@@ -80,6 +80,7 @@ class ActionRequest:
     before: Any = None
     session_id: str = ""
     parent_id: str | None = None
+    idempotency_key: str | None = None
 
     def ask_kwargs(self) -> dict[str, Any]:
         return {
@@ -90,6 +91,7 @@ class ActionRequest:
             "before": self.before,
             "session_id": self.session_id,
             "parent_id": self.parent_id,
+            "idempotency_key": self.idempotency_key,
         }
 
 
@@ -111,6 +113,12 @@ class GuardSpec:
     # function's same-named arguments), True also in a `with` block (which reads
     # `g.params`), False never (see guard.py).
     accept_edits: bool | None = None
+    # Asking again with one key gets the first decision back (a run resumed later, say:
+    # the framework adapters' deferred calls). None: a fresh key per guarded run.
+    idempotency_key: str | None = None
+    # False leaves a hold nobody decided in time pending (ApprovalTimeout is raised all
+    # the same), for a caller that will come back for it with the same idempotency key.
+    give_up: bool = True
 
     def request(self, arguments: dict[str, Any] | None = None) -> ActionRequest:
         """The concrete request; `arguments` are the decorated call's (None: a `with`)."""
@@ -137,6 +145,7 @@ class GuardSpec:
             before=derive(self.before, arguments),
             session_id=self.session_id,
             parent_id=str(self.parent_id) if self.parent_id else None,
+            idempotency_key=self.idempotency_key,
         )
 
     def after_state(self, result: Any) -> Any:

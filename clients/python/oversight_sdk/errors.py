@@ -183,6 +183,7 @@ class DryRun(ActionNotPermitted):
 class ApprovalTimeout(ActionNotPermitted):
     """Nobody decided before the wait ran out. `guard` has cancelled the action on the
     server (`give_up`), so no reviewer approves what will not run; ask again to retry.
+    (A guard made with `give_up=False` leaves it pending, to come back for it.)
     (`wait` itself never raises this: it returns the still pending decision.)"""
 
     def __init__(self, decision: Decision, waited: float) -> None:
@@ -196,6 +197,10 @@ def not_permitted_class(status: str) -> type[ActionNotPermitted]:
     return _NOT_PERMITTED.get(status, ActionNotPermitted)
 
 
+class ActionFinished(ActionNotPermitted):
+    """The action has run already (a replayed idempotency key): it runs at most once."""
+
+
 _NOT_PERMITTED: dict[str, type[ActionNotPermitted]] = {
     "denied": ActionDenied,
     "halted": ActionHalted,
@@ -203,6 +208,9 @@ _NOT_PERMITTED: dict[str, type[ActionNotPermitted]] = {
     "cancelled": ActionRejected,
     "expired": ActionExpired,
     "dry_run": DryRun,
+    "succeeded": ActionFinished,
+    "failed": ActionFinished,
+    "rolled_back": ActionFinished,
 }
 
 

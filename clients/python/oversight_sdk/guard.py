@@ -171,9 +171,13 @@ class Guard(_GuardBase):
         request = self._start()
         started = time.monotonic()
         decision = self._client.ask(request.action, **request.ask_kwargs())
+        if decision.replayed and not decision.pending:
+            # An idempotency key seen before answers with the first decision; the action
+            # may have run since. Only its status now says whether it may (still) run.
+            decision = self._client.get(decision.id)
         if decision.pending:
             decision = self._client.wait(decision.id, self._timeout)
-            if decision.pending:
+            if decision.pending and self._spec.give_up:
                 decision = self._client.give_up(decision)
         refusal = self._edit_refusal(decision) if decision.allowed else None
         if refusal is not None:
@@ -227,9 +231,11 @@ class AsyncGuard(_GuardBase):
         request = self._start()
         started = time.monotonic()
         decision = await self._client.ask(request.action, **request.ask_kwargs())
+        if decision.replayed and not decision.pending:  # see Guard.__enter__
+            decision = await self._client.get(decision.id)
         if decision.pending:
             decision = await self._client.wait(decision.id, self._timeout)
-            if decision.pending:
+            if decision.pending and self._spec.give_up:
                 decision = await self._client.give_up(decision)
         refusal = self._edit_refusal(decision) if decision.allowed else None
         if refusal is not None:

@@ -1,0 +1,258 @@
+"""What every framework adapter shares: how a tool call becomes an Oversight action, how
+it runs under the SDK's guard, and what the model is told when it may not run.
+
+One decision loop: a tool call is run through `Guard` / `AsyncGuard` (ask, wait while
+held, give up after the wait, refuse params nobody approved, report the outcome), the
+same code the decorator form uses, with the tool's arguments as the call's arguments. So
+a reviewer's edit of a param is the tool's argument of the same name.
+
+The adapters never raise for a refusal: the model gets the refusal's text as the tool's
+answer and the tool does not run. Anything that goes wrong before the decision (Oversight
+unreachable, a resource template that does not fit the call) is a refusal too: fail closed.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from ..aio import AsyncOversight
+from ..binding import GuardSpec
+from ..client import Oversight
+from ..errors import (
+    ActionEdited,
+    ActionExpired,
+    ActionFinished,
+    ActionHalted,
+    ActionNotPermitted,
+    ActionRejected,
+    ApprovalTimeout,
+    DryRun,
+    OversightError,
+)
+from ..guard import AsyncGuard, Guard
+
+logger = logging.getLogger("oversight_sdk")
+
+T = TypeVar("T")
+
+DEFAULT_TIMEOUT = 300.0  # seconds a held call waits for a person before it gives up
+
+
+@dataclass(frozen=True)
+class ToolAction:
+    """How calls to one tool are asked for.
+
+    `resource` is a template over the call's arguments (`"stripe:charge/{charge}"`) or a
+    callable of them by name; `params` a callable of them, by default the arguments
+    themselves (so a reviewer's edit maps back onto them by name); `reason` text or a
+    callable.
+    """
+
+    action: str
+    resource: str | Callable[..., str]
+    params: Callable[..., dict[str, Any]] | None = None
+    reason: str | Callable[..., str] = ""
+
+    def spec(
+        self,
+        *,
+        timeout: float,
+        session_id: str = "",
+        idempotency_key: str | None = None,
+        give_up: bool = True,
+    ) -> GuardSpec:
+        resource = self.resource
+        if isinstance(resource, str):
+            resource = _Template(resource)
+        return GuardSpec(
+            action=self.action,
+            resource=resource,
+            params=self.params or _all_arguments,
+            reason=self.reason,
+            session_id=session_id,
+            timeout=timeout,
+            idempotency_key=idempotency_key,
+            give_up=give_up,
+        )
+
+
+class _Template:
+    """A resource template filled with the call's arguments (all of them, by name)."""
+
+    def __init__(self, template: str) -> None:
+        self.template = template
+
+    def __call__(self, **arguments: Any) -> str:
+        return self.template.format_map(arguments)
+
+
+def _all_arguments(**arguments: Any) -> dict[str, Any]:
+    return dict(arguments)
+
+
+def default_action(tool_name: str) -> ToolAction:
+    """A tool nobody described: action `tool.<name>` on resource `tool:<name>`. Still
+    asked for (a tool without a grant is denied), never run unasked."""
+    slug = re.sub(r"[^a-z0-9_-]+", "_", tool_name.lower()).strip("_") or "unnamed"
+    return ToolAction(action=f"tool.{slug}", resource=f"tool:{slug}")
+
+
+def resolve(
+    actions: Mapping[str, ToolAction] | None,
+    tool_name: str,
+    default: Callable[[str], ToolAction] = default_action,
+) -> ToolAction:
+    return (actions or {}).get(tool_name) or default(tool_name)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A tool call that did not run, and what the model is told."""
+
+    text: str
+    action_id: str | None
+    error: BaseException
+
+
+class ToolFailed(Exception):
+    """Raised inside the guard for a tool that answered with an error, so the guard reports
+    `failed`; the framework's own answer still goes to the model."""
+
+
+def refusal(exc: BaseException) -> Refusal:
+    """The text the model gets instead of the tool's answer."""
+    action_id = exc.action_id if isinstance(exc, ActionNotPermitted) else None
+    ref = f" (Oversight action {action_id})" if action_id else ""
+    if isinstance(exc, DryRun):
+        text = (
+            "Dry run: this agent runs with a staging token, so the call was recorded"
+            f"{ref} and not run."
+        )
+    elif isinstance(exc, ActionHalted):
+        text = f"Not run: a kill switch has halted this agent{ref}. {_reasons(exc)}"
+    elif isinstance(exc, ApprovalTimeout):
+        text = (
+            f"Not run: the call waited {exc.waited:.0f}s for a person's approval{ref} and "
+            "nobody decided; it was withdrawn. Ask again later."
+        )
+    elif isinstance(exc, ActionExpired):
+        text = f"Not run: nobody approved the call before it expired{ref}."
+    elif isinstance(exc, ActionRejected):
+        who = exc.decided_by or "a reviewer"
+        why = exc.comment or "no comment"
+        text = f"Not run: {who} rejected the call{ref}: {why}"
+    elif isinstance(exc, ActionFinished):
+        text = f"Not run again: this call has run already{ref}; it runs at most once."
+    elif isinstance(exc, ActionEdited):
+        text = (
+            f"Not run: a reviewer approved other params ({exc.decision.params}) that this "
+            f"tool cannot run{ref}; it was withdrawn."
+        )
+    elif isinstance(exc, ActionNotPermitted):
+        text = f"Not run: Oversight {exc.status} the call{ref}. {_reasons(exc)}"
+    elif isinstance(exc, OversightError):
+        text = f"Not run: Oversight could not decide the call, so it was not made ({exc})."
+    else:
+        text = f"Not run: the call could not be put to Oversight ({type(exc).__name__}: {exc})."
+    return Refusal(text=text.strip(), action_id=action_id, error=exc)
+
+
+def _reasons(exc: ActionNotPermitted) -> str:
+    reasons = "; ".join(f"{r.name}: {r.detail}" if r.detail else r.name for r in exc.reasons)
+    return f"Reason: {reasons}." if reasons else ""
+
+
+def _refused_at_entry(exc: Exception) -> Refusal:
+    if not isinstance(exc, OversightError):
+        logger.exception("could not describe a tool call to Oversight; it was not run")
+    return refusal(exc)
+
+
+def run_guarded(
+    client: Oversight,
+    rule: ToolAction,
+    arguments: dict[str, Any],
+    run: Callable[[dict[str, Any]], T],
+    *,
+    timeout: float,
+    after: Callable[[T], Any],
+    failure: Callable[[T], str | None] = lambda _: None,
+    session_id: str = "",
+    idempotency_key: str | None = None,
+    give_up: bool = True,
+) -> T | Refusal:
+    """Ask, wait while held, then `run` the arguments as approved (edits applied) and
+    report `after(result)`; or the refusal, with nothing run. `idempotency_key` and
+    `give_up`: as for `run_guarded_async`."""
+    spec = rule.spec(
+        timeout=timeout,
+        session_id=session_id,
+        idempotency_key=idempotency_key,
+        give_up=give_up,
+    )
+    guard = Guard(client, spec, dict(arguments))
+    try:
+        guard.__enter__()
+    except Exception as exc:  # fail closed: no decision, no call
+        return _refused_at_entry(exc)
+    try:
+        result = run({**arguments, **guard.edited_arguments})
+        guard.after = after(result)
+        failed = failure(result)
+        if failed:
+            raise ToolFailed(failed)
+    except ToolFailed as exc:
+        guard.__exit__(type(exc), exc, exc.__traceback__)
+        return result
+    except BaseException as exc:
+        guard.__exit__(type(exc), exc, exc.__traceback__)
+        raise
+    guard.__exit__(None, None, None)
+    return result
+
+
+async def run_guarded_async(
+    client: AsyncOversight,
+    rule: ToolAction,
+    arguments: dict[str, Any],
+    run: Callable[[dict[str, Any]], Awaitable[T]],
+    *,
+    timeout: float,
+    after: Callable[[T], Any],
+    failure: Callable[[T], str | None] = lambda _: None,
+    session_id: str = "",
+    idempotency_key: str | None = None,
+    give_up: bool = True,
+) -> T | Refusal:
+    """`run_guarded` for async tools and the async client. With `idempotency_key` and
+    `give_up=False`, a hold nobody decided in time stays pending (the refusal's error is
+    an `ApprovalTimeout`) and asking again with that key comes back to the same action."""
+    spec = rule.spec(
+        timeout=timeout,
+        session_id=session_id,
+        idempotency_key=idempotency_key,
+        give_up=give_up,
+    )
+    guard = AsyncGuard(client, spec, dict(arguments))
+    try:
+        await guard.__aenter__()
+    except Exception as exc:
+        return _refused_at_entry(exc)
+    try:
+        result = await run({**arguments, **guard.edited_arguments})
+        guard.after = after(result)
+        failed = failure(result)
+        if failed:
+            raise ToolFailed(failed)
+    except ToolFailed as exc:
+        await guard.__aexit__(type(exc), exc, exc.__traceback__)
+        return result
+    except BaseException as exc:
+        await guard.__aexit__(type(exc), exc, exc.__traceback__)
+        raise
+    await guard.__aexit__(None, None, None)
+    return result

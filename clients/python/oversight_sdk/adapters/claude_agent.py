@@ -1,0 +1,196 @@
+"""The Claude Agent SDK: a `can_use_tool` callback and `PreToolUse` / `PostToolUse` hooks
+that put every tool call Claude makes to Oversight (`pip install
+"oversight-sdk[claude-agent]"`).
+
+    from claude_agent_sdk import ClaudeAgentOptions
+    from oversight_sdk import AsyncOversight
+    from oversight_sdk.adapters import ToolAction
+    from oversight_sdk.adapters.claude_agent import ClaudeOversight
+
+    oversight = ClaudeOversight(
+        AsyncOversight(),
+        actions={"mcp__payments__refund": ToolAction("payments.refund",
+                                                     resource="stripe:charge/{charge}")},
+    )
+    options = ClaudeAgentOptions(hooks=oversight.hooks())          # every tool call
+    # or ClaudeAgentOptions(can_use_tool=oversight.can_use_tool, hooks=oversight.report_hooks())
+
+Claude Code runs the tools, not this process, so a call is decided before it runs and its
+outcome reported after: the PreToolUse hook (or `can_use_tool`) asks Oversight, waits
+while a person decides (up to `timeout`, below the hook's own time-out), and allows the
+call with the input she approved (edited or not) or denies it with the reason, which
+Claude reads. The PostToolUse hook reports the tool's response as the after-state;
+PostToolUseFailure reports it failed. Oversight unreachable: denied (fail closed).
+
+Tools without an entry in `actions`: an MCP tool `mcp__<server>__<tool>` is the action
+`mcp.<server>.<tool>` on `mcp:<server>/<tool>` (as the MCP proxy names it); a built-in
+tool such as `Bash` is `claude.bash` on `claude:bash`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from claude_agent_sdk import (
+    HookContext,
+    HookMatcher,
+    PermissionResultAllow,
+    PermissionResultDeny,
+    ToolPermissionContext,
+)
+from claude_agent_sdk.types import HookEvent, HookInput, PermissionResult, SyncHookJSONOutput
+
+from ..aio import AsyncOversight
+from ..errors import OversightError
+from ..guard import AsyncGuard
+from ._tools import ToolAction, refusal, resolve
+
+logger = logging.getLogger("oversight_sdk")
+
+# A hook the CLI waits for longer than this is cut off (HookMatcher's default is 60 s).
+DEFAULT_TIMEOUT = 50.0
+
+
+def claude_action(tool_name: str) -> ToolAction:
+    """The default action of a Claude tool (see the module's docstring)."""
+
+    def slug(text: str) -> str:
+        return re.sub(r"[^a-z0-9_-]+", "_", text.lower()).strip("_") or "unnamed"
+
+    parts = tool_name.split("__")
+    if len(parts) >= 3 and parts[0] == "mcp":
+        server, tool = slug(parts[1]), slug("__".join(parts[2:]))
+        return ToolAction(f"mcp.{server}.{tool}", resource=f"mcp:{server}/{tool}")
+    return ToolAction(f"claude.{slug(tool_name)}", resource=f"claude:{slug(tool_name)}")
+
+
+class ClaudeOversight:
+    """The callback and hooks, sharing the calls in flight (by tool use id)."""
+
+    def __init__(
+        self,
+        client: AsyncOversight,
+        *,
+        actions: Mapping[str, ToolAction] | None = None,
+        default: Callable[[str], ToolAction] = claude_action,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        self.client = client
+        self.actions = dict(actions or {})
+        self.default = default
+        self.timeout = timeout
+        # Allowed calls not yet reported, by tool use id: their guard (what was decided).
+        self._running: dict[str, AsyncGuard] = {}
+
+    # -- the decision -------------------------------------------------------------------
+
+    async def decide(
+        self, tool_name: str, tool_input: dict[str, Any], tool_use_id: str | None
+    ) -> tuple[dict[str, Any] | None, str]:
+        """(the input to run, "") when the call may run, else (None, why not)."""
+        if tool_use_id and tool_use_id in self._running:  # the hook and the callback both
+            return {**tool_input, **self._running[tool_use_id].edited_arguments}, ""
+        rule = resolve(self.actions, tool_name, self.default)
+        guard = AsyncGuard(self.client, rule.spec(timeout=self.timeout), dict(tool_input))
+        try:
+            # In a task of its own: the guard's "current guard" stays out of the CLI's
+            # control loop, since the block it marks runs in Claude Code, not here.
+            await asyncio.create_task(guard.__aenter__())
+        except Exception as exc:  # fail closed
+            if not isinstance(exc, OversightError):
+                logger.exception("could not describe a tool call to Oversight; denied")
+            return None, refusal(exc).text
+        if tool_use_id:
+            self._running[tool_use_id] = guard
+        return {**tool_input, **guard.edited_arguments}, ""
+
+    async def can_use_tool(
+        self, tool_name: str, tool_input: dict[str, Any], context: ToolPermissionContext
+    ) -> PermissionResult:
+        """`ClaudeAgentOptions(can_use_tool=...)`."""
+        run_input, why_not = await self.decide(tool_name, tool_input, context.tool_use_id)
+        if run_input is None:
+            return PermissionResultDeny(message=why_not)
+        return PermissionResultAllow(updated_input=run_input)
+
+    async def pre_tool_use(
+        self, input_data: HookInput, tool_use_id: str | None, context: HookContext
+    ) -> SyncHookJSONOutput:
+        """The `PreToolUse` hook."""
+        if input_data.get("hook_event_name") != "PreToolUse":
+            return {}
+        tool_use_id = tool_use_id or input_data.get("tool_use_id")
+        run_input, why_not = await self.decide(
+            input_data["tool_name"], input_data["tool_input"], tool_use_id
+        )
+        if run_input is None:
+            return {
+                "hookSpecificOutput": {
+                    "hookEventName": "PreToolUse",
+                    "permissionDecision": "deny",
+                    "permissionDecisionReason": why_not,
+                }
+            }
+        return {
+            "hookSpecificOutput": {
+                "hookEventName": "PreToolUse",
+                "permissionDecision": "allow",
+                "permissionDecisionReason": "Oversight allowed it",
+                "updatedInput": run_input,
+            }
+        }
+
+    # -- the outcome --------------------------------------------------------------------
+
+    async def post_tool_use(
+        self, input_data: HookInput, tool_use_id: str | None, context: HookContext
+    ) -> SyncHookJSONOutput:
+        """The `PostToolUse` and `PostToolUseFailure` hooks: report what happened."""
+        event = input_data.get("hook_event_name")
+        guard = self._running.pop(tool_use_id or input_data.get("tool_use_id") or "", None)
+        if guard is None or event not in ("PostToolUse", "PostToolUseFailure"):
+            return {}
+        request, decision = guard.request, guard.decision
+        assert request is not None and decision is not None
+        failed = event == "PostToolUseFailure"
+        try:
+            await self.client.report(
+                decision.id,
+                "failed" if failed else "succeeded",
+                after=None if failed else _json(input_data.get("tool_response")),
+                error=str(input_data.get("error") or "") if failed else "",
+                action=request.action,
+                resource=request.resource,
+                params=guard.params,
+            )
+        except OversightError as exc:
+            logger.error("could not report the outcome of action %s: %s", decision.id, exc)
+        return {}
+
+    def hooks(self) -> dict[HookEvent, list[HookMatcher]]:
+        """`ClaudeAgentOptions(hooks=...)`: decide in PreToolUse, report after."""
+        return {"PreToolUse": [self._matcher(self.pre_tool_use)], **self.report_hooks()}
+
+    def report_hooks(self) -> dict[HookEvent, list[HookMatcher]]:
+        """Only the reporting hooks, to go with `can_use_tool`."""
+        return {
+            "PostToolUse": [self._matcher(self.post_tool_use)],
+            "PostToolUseFailure": [self._matcher(self.post_tool_use)],
+        }
+
+    def _matcher(self, hook: Any) -> HookMatcher:
+        return HookMatcher(matcher=None, hooks=[hook], timeout=self.timeout + 10)
+
+
+def _json(value: Any) -> Any:
+    """A tool response as JSON: MCP tools answer with text that is often JSON itself."""
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return value

@@ -1,0 +1,185 @@
+"""LangChain 1.x agents and LangGraph: an agent middleware that asks Oversight before each
+tool call (`pip install "oversight-sdk[langchain]"`).
+
+    from langchain.agents import create_agent
+    from oversight_sdk import Oversight
+    from oversight_sdk.adapters import ToolAction
+    from oversight_sdk.adapters.langchain import OversightMiddleware
+
+    oversight = OversightMiddleware(
+        Oversight(),
+        actions={"refund": ToolAction("payments.refund", resource="stripe:charge/{charge}")},
+    )
+    agent = create_agent(model, tools=[refund], middleware=[oversight])
+
+Its `wrap_tool_call` / `awrap_tool_call` also fit a plain LangGraph `ToolNode`
+(`ToolNode(tools, wrap_tool_call=oversight.wrap_tool_call)`).
+
+Allowed: the tool runs (with the params a reviewer approved, edited or not) and its answer
+is reported as the after-state; a tool answer with status "error" is reported failed.
+Held: the call waits up to `timeout` seconds for a person. Anything else: the tool does
+not run and the model gets a `ToolMessage` (status "error") saying why.
+
+Long holds (`interrupt=True`, with a checkpointer and a thread id): a call still held
+after `timeout` interrupts the graph (LangGraph's `interrupt`, its value
+`{"oversight_action_id": ...}`) and the action stays pending. Resume the thread with
+`Command(resume=True)` once a person has decided: the call asks again with the same
+idempotency key (from the thread id and the tool call id), so it comes back to the same
+action, and runs as approved or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from langchain.agents.middleware import AgentMiddleware
+from langchain_core.messages import ToolMessage
+from langgraph.prebuilt.tool_node import ToolCallRequest
+from langgraph.types import Command, interrupt
+
+from ..aio import AsyncOversight
+from ..client import Oversight
+from ..errors import ApprovalTimeout
+from ._tools import (
+    DEFAULT_TIMEOUT,
+    Refusal,
+    ToolAction,
+    default_action,
+    resolve,
+    run_guarded,
+    run_guarded_async,
+)
+
+Answer = ToolMessage | Command[Any]
+
+
+class OversightMiddleware(AgentMiddleware):
+    """Every tool call decided by Oversight first.
+
+    Give `client` (an `Oversight`) for `invoke`/`stream`, `async_client` (an
+    `AsyncOversight`) for `ainvoke`/`astream`, or both. `actions` names each tool's
+    action and resource; other tools are asked for as `default(tool_name)`.
+    """
+
+    def __init__(
+        self,
+        client: Oversight | None = None,
+        *,
+        async_client: AsyncOversight | None = None,
+        actions: Mapping[str, ToolAction] | None = None,
+        default: Callable[[str], ToolAction] = default_action,
+        timeout: float = DEFAULT_TIMEOUT,
+        interrupt: bool = False,
+    ) -> None:
+        super().__init__()
+        if client is None and async_client is None:
+            raise ValueError("OversightMiddleware needs an Oversight or an AsyncOversight")
+        self.client = client
+        self.async_client = async_client
+        self.actions = dict(actions or {})
+        self.default = default
+        self.timeout = timeout
+        self.interrupt = interrupt
+
+    def wrap_tool_call(
+        self, request: ToolCallRequest, handler: Callable[[ToolCallRequest], Answer]
+    ) -> Answer:
+        if self.client is None:
+            raise TypeError("a synchronous run needs OversightMiddleware(client=Oversight(...))")
+        call, key = request.tool_call, self._resume_key(request)
+        outcome = run_guarded(
+            self.client,
+            resolve(self.actions, call["name"], self.default),
+            dict(call["args"]),
+            lambda args: handler(request.override(tool_call={**call, "args": args})),
+            timeout=self.timeout,
+            after=_after_state,
+            failure=_failure,
+            idempotency_key=key,
+            give_up=key is None,
+        )
+        if key and _still_held(outcome):
+            interrupt(_interruption(outcome))
+            self.client.give_up(outcome.error.decision)  # resumed, and still nobody decided
+        return _answer(outcome, request)
+
+    async def awrap_tool_call(
+        self,
+        request: ToolCallRequest,
+        handler: Callable[[ToolCallRequest], Awaitable[Answer]],
+    ) -> Answer:
+        if self.async_client is None:
+            raise TypeError(
+                "an async run needs OversightMiddleware(async_client=AsyncOversight(...))"
+            )
+        call, key = request.tool_call, self._resume_key(request)
+        outcome = await run_guarded_async(
+            self.async_client,
+            resolve(self.actions, call["name"], self.default),
+            dict(call["args"]),
+            lambda args: handler(request.override(tool_call={**call, "args": args})),
+            timeout=self.timeout,
+            after=_after_state,
+            failure=_failure,
+            idempotency_key=key,
+            give_up=key is None,
+        )
+        if key and _still_held(outcome):
+            interrupt(_interruption(outcome))
+            await self.async_client.give_up(outcome.error.decision)
+        return _answer(outcome, request)
+
+    def _resume_key(self, request: ToolCallRequest) -> str | None:
+        """With `interrupt`, the idempotency key that brings a resumed call back to its
+        action: the same thread and tool call give the same key. Without a thread id there
+        is no resuming (nor interrupting), so the key is None and a hold is given up."""
+        if not self.interrupt:
+            return None
+        config = getattr(request.runtime, "config", None) or {}
+        thread_id = (config.get("configurable") or {}).get("thread_id")
+        if not thread_id or not request.tool_call.get("id"):
+            return None
+        seed = f"langgraph:{thread_id}:{request.tool_call['id']}"
+        return hashlib.sha256(seed.encode()).hexdigest()
+
+
+def _still_held(outcome: Any) -> bool:
+    return isinstance(outcome, Refusal) and isinstance(outcome.error, ApprovalTimeout)
+
+
+def _interruption(outcome: Refusal) -> dict[str, Any]:
+    return {"oversight_action_id": outcome.action_id, "message": outcome.text}
+
+
+def _answer(outcome: Answer | Refusal, request: ToolCallRequest) -> Answer:
+    if not isinstance(outcome, Refusal):
+        return outcome
+    return ToolMessage(
+        content=outcome.text,
+        tool_call_id=request.tool_call["id"] or "",
+        name=request.tool_call["name"],
+        status="error",
+        artifact={"oversight_action_id": outcome.action_id},
+    )
+
+
+def _after_state(answer: Answer) -> Any:
+    """The tool's answer as the after-state: its JSON when it is JSON, else its text."""
+    if not isinstance(answer, ToolMessage):
+        return None  # a Command updates the graph's state; there is no answer to record
+    content = answer.content
+    if isinstance(content, str):
+        try:
+            return json.loads(content)
+        except ValueError:
+            return content
+    return content
+
+
+def _failure(answer: Answer) -> str | None:
+    if isinstance(answer, ToolMessage) and answer.status == "error":
+        return str(answer.content)
+    return None

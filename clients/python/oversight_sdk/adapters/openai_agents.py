@@ -1,0 +1,202 @@
+"""The OpenAI Agents SDK: function tools that ask Oversight before they run
+(`pip install "oversight-sdk[openai-agents]"`).
+
+    from agents import Agent, function_tool
+    from oversight_sdk import AsyncOversight
+    from oversight_sdk.adapters import ToolAction
+    from oversight_sdk.adapters.openai_agents import oversight_tools
+
+    tools = oversight_tools(
+        [refund],
+        AsyncOversight(),
+        actions={"refund": ToolAction("payments.refund", resource="stripe:charge/{charge}")},
+    )
+    agent = Agent(name="support", tools=tools)
+
+Each `FunctionTool` is copied with its invoke hook (`on_invoke_tool`, the SDK's own entry
+point for running a tool, inside its tool guardrails and approval checks) wrapped in the
+SDK's guard: allowed, the tool runs with the params as approved (a reviewer's edits
+applied) and its output is reported as the after-state; held, the call waits up to
+`timeout` seconds; otherwise the tool does not run and the model gets the reason as the
+tool's output. The tool's own guardrails and error handling still apply. Only function
+tools can be guarded (hosted tools run at OpenAI); anything else is refused with a
+TypeError rather than left unguarded.
+
+Long holds (`OversightTools(..., defer=True)`): the tools' `needs_approval` hook asks
+Oversight; a call still held after `timeout` interrupts the run (the SDK's own tool
+approval) with the action left pending. Once a person has decided, `decide` approves or
+rejects the run's interruptions as Oversight decided, and the resumed run's call comes
+back to the same action (by its idempotency key) and runs as approved, or not at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from agents import FunctionTool, RunContextWrapper
+from agents.result import RunResultBase
+from agents.run_state import RunState
+from agents.tool_context import ToolContext
+
+from ..aio import AsyncOversight
+from ..errors import ApprovalTimeout, not_permitted_class
+from ..guard import AsyncGuard
+from ._tools import (
+    DEFAULT_TIMEOUT,
+    Refusal,
+    ToolAction,
+    default_action,
+    refusal,
+    resolve,
+    run_guarded_async,
+)
+
+
+class OversightTools:
+    """Guards function tools with one client; with `defer`, also remembers which calls it
+    left held, to resolve the run's interruptions later (in this process)."""
+
+    def __init__(
+        self,
+        client: AsyncOversight,
+        *,
+        actions: Mapping[str, ToolAction] | None = None,
+        default: Callable[[str], ToolAction] = default_action,
+        timeout: float = DEFAULT_TIMEOUT,
+        defer: bool = False,
+    ) -> None:
+        self.client = client
+        self.actions = dict(actions or {})
+        self.default = default
+        self.timeout = timeout
+        self.defer = defer
+        # Held calls, by (call id, arguments): (idempotency key, action id).
+        self._held: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def wrap(self, tools: Sequence[FunctionTool]) -> list[FunctionTool]:
+        return [self.tool(tool) for tool in tools]
+
+    def tool(self, tool: FunctionTool, action: ToolAction | None = None) -> FunctionTool:
+        """A copy of `tool` whose every call Oversight decides first."""
+        if not isinstance(tool, FunctionTool):
+            raise TypeError(f"only function tools can be guarded, not {type(tool).__name__}")
+        rule = action or resolve(self.actions, tool.name, self.default)
+        invoke_original = tool.on_invoke_tool
+
+        async def invoke(ctx: ToolContext[Any], input_json: str) -> Any:
+            try:
+                arguments = _arguments(input_json)
+            except ValueError as exc:
+                return refusal(exc).text
+            held = self._held.pop((ctx.tool_call_id, _canonical(arguments)), None)
+            outcome = await run_guarded_async(
+                self.client,
+                rule,
+                arguments,
+                lambda args: invoke_original(ctx, json.dumps(args)),
+                timeout=self.timeout,
+                after=_after_state,
+                idempotency_key=held[0] if held else None,
+            )
+            return outcome.text if isinstance(outcome, Refusal) else outcome
+
+        guarded = copy.copy(tool)
+        guarded.on_invoke_tool = invoke
+        if self.defer:
+            guarded.needs_approval = self._needs_approval(rule, tool.name)
+        return guarded
+
+    def _needs_approval(self, rule: ToolAction, tool_name: str) -> Any:
+        async def held_after_waiting(
+            ctx: RunContextWrapper[Any], params: dict[str, Any], call_id: str
+        ) -> bool:
+            """Ask and wait; True (interrupt the run) when the call is still held. Whatever
+            the answer, the call's invoke comes back to this action by its key."""
+            call = (call_id, _canonical(params))
+            key = uuid.uuid4().hex
+            spec = rule.spec(timeout=self.timeout, idempotency_key=key, give_up=False)
+            guard = AsyncGuard(self.client, spec, dict(params))
+            self._held[call] = (key, "")
+            try:
+                # Its own task: the guard's "current guard" stays out of the run; the
+                # call runs (or not) later, in the invoke hook, under a guard of its own.
+                await asyncio.create_task(guard.__aenter__())
+            except ApprovalTimeout as exc:
+                self._held[call] = (key, exc.action_id)
+                return True
+            except Exception:
+                return False  # the invoke hook asks again with the key: refused there
+            return False
+
+        return held_after_waiting
+
+    async def decide(self, result: RunResultBase, *, timeout: float = 0) -> RunState[Any]:
+        """The run's state with each interruption this object caused approved or rejected
+        as Oversight decided (waiting up to `timeout` seconds for each still held); resume
+        with `Runner.run(agent, state)`. Calls still held stay interrupted."""
+        state = result.to_state()
+        for item in result.interruptions:
+            try:
+                call = (str(item.call_id), _canonical(_arguments(item.arguments or "")))
+            except ValueError:
+                continue
+            held = self._held.get(call)
+            if held is None or not held[1]:
+                continue  # not one of ours
+            decision = await self.client.wait(held[1], timeout)
+            if decision.pending:
+                continue
+            if decision.allowed:
+                state.approve(item)
+            else:
+                error = not_permitted_class(decision.status)(decision)
+                state.reject(item, rejection_message=refusal(error).text)
+        return state
+
+
+def oversight_tool(
+    tool: FunctionTool,
+    client: AsyncOversight,
+    *,
+    action: ToolAction | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> FunctionTool:
+    """A copy of `tool` whose every call Oversight decides first."""
+    return OversightTools(client, timeout=timeout).tool(tool, action)
+
+
+def oversight_tools(
+    tools: Sequence[FunctionTool],
+    client: AsyncOversight,
+    *,
+    actions: Mapping[str, ToolAction] | None = None,
+    default: Callable[[str], ToolAction] = default_action,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> list[FunctionTool]:
+    """`oversight_tool` for each tool, its action from `actions` (else `default(name)`)."""
+    return OversightTools(client, actions=actions, default=default, timeout=timeout).wrap(tools)
+
+
+def _arguments(input_json: str) -> dict[str, Any]:
+    arguments = json.loads(input_json or "{}")
+    if not isinstance(arguments, dict):
+        raise ValueError("the arguments are not a JSON object")
+    return arguments
+
+
+def _canonical(arguments: dict[str, Any]) -> str:
+    return json.dumps(arguments, sort_keys=True, default=str)
+
+
+def _after_state(output: Any) -> Any:
+    """The tool's output as JSON where it is JSON, else its text."""
+    try:
+        json.dumps(output)
+    except (TypeError, ValueError):
+        return str(output)
+    return output

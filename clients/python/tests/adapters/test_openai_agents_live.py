@@ -1,0 +1,122 @@
+"""The OpenAI Agents SDK's long holds against a live server: the run is interrupted through
+the SDK's own tool approval while a person decides, and resumed as Oversight decided.
+
+The OpenAI Agents SDK cannot share the server's environment (it requires websockets<17),
+so this runs in the SDK's own environment, against the server and world the conformance
+suite is given (OVERSIGHT_CONFORMANCE_WORLD: url, token, reviewer_token; see
+tests/conformance/). A fake Model stands in for OpenAI, as in the SDK's own tests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+from agents import Agent, Runner, function_tool, set_tracing_disabled
+from agents.items import ModelResponse
+from agents.models.interface import Model
+from agents.usage import Usage
+from openai.types.responses import ResponseFunctionToolCall
+
+from oversight_sdk import AsyncOversight
+from oversight_sdk.adapters import ToolAction
+from oversight_sdk.adapters.openai_agents import OversightTools
+
+set_tracing_disabled(True)
+REFUND = ToolAction("payments.refund", resource="stripe:charge/{charge}")
+
+
+@pytest.fixture(scope="module")
+def world() -> dict[str, Any]:
+    path = os.environ.get("OVERSIGHT_CONFORMANCE_WORLD")
+    if not path:
+        pytest.skip("needs a live server: OVERSIGHT_CONFORMANCE_WORLD (see tests/conformance)")
+    with open(path) as world_file:
+        return json.load(world_file)
+
+
+class OneCallModel(Model):
+    """One call to `refund`, then a final answer; keeps what the tool answered."""
+
+    def __init__(self, arguments: dict[str, Any]) -> None:
+        self.arguments, self.told = arguments, []
+        self.call_id = f"call_{uuid.uuid4().hex}"
+
+    async def get_response(self, system_instructions: Any, input: Any, *args: Any, **kw: Any):
+        told = [i["output"] for i in input if isinstance(i, dict) and "output" in i]
+        if told:
+            self.told.extend(told)
+            return ModelResponse(output=[], usage=Usage(), response_id=None)
+        call = ResponseFunctionToolCall(
+            type="function_call",
+            call_id=self.call_id,
+            name="refund",
+            arguments=json.dumps(self.arguments),
+        )
+        return ModelResponse(output=[call], usage=Usage(), response_id=None)
+
+    def stream_response(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+
+def _vote(world: dict[str, Any], charge: str, body: dict[str, Any]) -> None:
+    """The reviewer votes through the approvals API on the held refund of `charge`."""
+    headers = {"Authorization": f"Bearer {world['reviewer_token']}"}
+    with httpx.Client(base_url=world["url"].rstrip("/") + "/api/v1", headers=headers) as api:
+        for _ in range(100):
+            held = [a for a in api.get("/approvals").json() if a["resource"].endswith(charge)]
+            if held:
+                api.post(f"/approvals/{held[0]['id']}/vote", json=body).raise_for_status()
+                return
+            time.sleep(0.1)
+    raise AssertionError(f"no held refund of {charge}")
+
+
+def _deferred(world: dict[str, Any], charge: str, vote: dict[str, Any]) -> tuple[list, Any]:
+    executed: list[dict[str, Any]] = []
+
+    @function_tool
+    def refund(charge: str, amount: int) -> dict:
+        """Refund `amount` of a charge."""
+        executed.append({"charge": charge, "amount": amount})
+        return {"refunded": amount, "charge": charge}
+
+    model = OneCallModel({"charge": charge, "amount": 150})
+
+    async def scenario() -> None:
+        async with AsyncOversight(world["url"], world["token"]) as client:
+            guarded = OversightTools(client, actions={"refund": REFUND}, timeout=0.5, defer=True)
+            agent = Agent(name="support", model=model, tools=guarded.wrap([refund]))
+            first = await Runner.run(agent, "refund")
+            assert [item.name for item in first.interruptions] == ["refund"]
+            assert executed == []
+            await asyncio.to_thread(_vote, world, charge, vote)
+            state = await guarded.decide(first, timeout=5)
+            await Runner.run(agent, state)
+
+    asyncio.run(scenario())
+    return executed, model.told
+
+
+def test_a_long_hold_interrupts_the_run_and_resumes_with_the_edited_params(
+    world: dict[str, Any],
+) -> None:
+    charge = f"ch_{uuid.uuid4().hex[:8]}"
+    edited = {"vote": "approve", "params": {"charge": charge, "amount": 120}}
+    executed, told = _deferred(world, charge, edited)
+    assert executed == [{"charge": charge, "amount": 120}]
+    assert "120" in str(told[0])
+
+
+def test_a_long_hold_rejected_meanwhile_is_rejected_with_the_comment(
+    world: dict[str, Any],
+) -> None:
+    charge = f"ch_{uuid.uuid4().hex[:8]}"
+    executed, told = _deferred(world, charge, {"vote": "deny", "comment": "not this one"})
+    assert executed == []
+    assert "not this one" in str(told[0])

@@ -1,0 +1,62 @@
+"""The Claude Agent SDK's PreToolUse/PostToolUse hooks, called as the SDK's control loop
+calls them; this driver plays Claude Code's part (the CLI is not installed): it runs the
+tool with the input the hook allowed and hands the response to PostToolUse."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from oversight_sdk import AsyncOversight
+from oversight_sdk.adapters import ToolAction
+from oversight_sdk.adapters.claude_agent import ClaudeOversight
+
+from ..harness import Seen
+
+TOOL = "mcp__payments__refund"
+REFUND = ToolAction("payments.refund", resource="stripe:charge/{charge}")
+WAIT = 50.0
+
+
+def action_id_in(text: str) -> str | None:
+    found = re.search(r"Oversight action ([0-9a-f-]{36})", text)
+    return found.group(1) if found else None
+
+
+class ClaudeAgentDriver:
+    name = "claude_agent"
+
+    def call(self, *, url: str, token: str, arguments: dict) -> Seen:
+        executed: list[dict] = []
+
+        def refund(charge: str, amount: int) -> dict:
+            executed.append({"charge": charge, "amount": amount})
+            return {"refunded": amount, "charge": charge}
+
+        async def run() -> Seen:
+            async with AsyncOversight(url, token) as client:
+                hooks = ClaudeOversight(client, actions={TOOL: REFUND}, timeout=WAIT).hooks()
+                [pre] = hooks["PreToolUse"][0].hooks
+                [post] = hooks["PostToolUse"][0].hooks
+                event = {
+                    "hook_event_name": "PreToolUse",
+                    "session_id": "conformance",
+                    "transcript_path": "conformance.jsonl",
+                    "cwd": ".",
+                    "tool_name": TOOL,
+                    "tool_input": arguments,
+                    "tool_use_id": "toolu_1",
+                }
+                decided = (await pre(event, "toolu_1", {"signal": None}))["hookSpecificOutput"]
+                if decided["permissionDecision"] != "allow":
+                    text = decided["permissionDecisionReason"]
+                    return Seen(executed, text, True, action_id_in(text))
+                response = refund(**decided["updatedInput"])
+                post_event = {**event, "hook_event_name": "PostToolUse", "tool_response": response}
+                await post(post_event, "toolu_1", {"signal": None})
+                return Seen(executed, str(response), False, None)
+
+        return asyncio.run(run())
+
+
+DRIVER = ClaudeAgentDriver()

@@ -1,0 +1,70 @@
+"""The Pydantic AI toolset wrapper, driven by Pydantic AI's FunctionModel."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from pydantic_ai import Agent, FunctionToolset
+from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
+from pydantic_ai.models.function import AgentInfo, FunctionModel
+
+from oversight_sdk import AsyncOversight
+from oversight_sdk.adapters import ToolAction
+from oversight_sdk.adapters.pydantic_ai import OversightToolset
+
+from ..harness import Seen
+
+REFUND = ToolAction("payments.refund", resource="stripe:charge/{charge}")
+WAIT = 60.0
+
+
+def action_id_in(text: str) -> str | None:
+    found = re.search(r"Oversight action ([0-9a-f-]{36})", text)
+    return found.group(1) if found else None
+
+
+class PydanticAIDriver:
+    name = "pydantic_ai"
+
+    def call(self, *, url: str, token: str, arguments: dict) -> Seen:
+        executed: list[dict] = []
+
+        async def refund(charge: str, amount: int) -> dict:
+            """Refund `amount` of a charge."""
+            executed.append({"charge": charge, "amount": amount})
+            return {"refunded": amount, "charge": charge}
+
+        shown: list[object] = []
+
+        def respond(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+            returns = [
+                part.content
+                for message in messages
+                for part in message.parts
+                if isinstance(part, ToolReturnPart)
+            ]
+            if not returns:
+                return ModelResponse(parts=[ToolCallPart("refund", arguments, tool_call_id="c1")])
+            shown.extend(returns)
+            return ModelResponse(parts=[TextPart("done")])
+
+        async def run() -> None:
+            async with AsyncOversight(url, token) as client:
+                toolset = OversightToolset(
+                    FunctionToolset([refund]),
+                    client=client,
+                    actions={"refund": REFUND},
+                    timeout=WAIT,
+                )
+                await Agent(FunctionModel(respond), toolsets=[toolset]).run("refund it")
+
+        asyncio.run(run())
+        [answer] = shown
+        # A refusal is the text the toolset returned in the tool's place.
+        refused = isinstance(answer, str) and answer.startswith(("Not run", "Dry run"))
+        text = answer if isinstance(answer, str) else repr(answer)
+        return Seen(executed, text, refused, action_id_in(text))
+
+
+DRIVER = PydanticAIDriver()

@@ -1,0 +1,197 @@
+"""The LangChain 1.x middleware, in a real `create_agent` loop driven by LangChain's own
+fake chat model, against the live server."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from langchain.agents import create_agent
+from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.tools import tool
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.types import Command
+
+from oversight.gateway.models import Action
+from oversight_sdk import AsyncOversight, Oversight
+from oversight_sdk.adapters.langchain import OversightMiddleware
+from tests.integrations.conftest import ACTIONS, Refunds, finish, in_thread, vote
+
+pytestmark = pytest.mark.postgres
+
+
+class ToolCallingFakeModel(GenericFakeChatModel):
+    """LangChain's fake chat model, accepting the tools an agent binds to it."""
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> ToolCallingFakeModel:
+        return self
+
+
+def _agent(
+    middleware: OversightMiddleware, refunds: Refunds, checkpointer: Any = None, **arguments: Any
+) -> Any:
+    model = ToolCallingFakeModel(
+        messages=iter(
+            [
+                AIMessage("", tool_calls=[{"name": "refund", "args": arguments, "id": "call_1"}]),
+                AIMessage("done"),
+            ]
+        )
+    )
+
+    @tool
+    def refund(charge: str, amount: int) -> dict[str, Any]:
+        """Refund `amount` of a charge."""
+        return refunds(charge, amount)
+
+    return create_agent(model, tools=[refund], middleware=[middleware], checkpointer=checkpointer)
+
+
+def _call(url: str, token: str, refunds: Refunds, **arguments: Any) -> ToolMessage:
+    with Oversight(url, token, retries=0, wait_timeout=20) as client:
+        middleware = OversightMiddleware(client, actions=ACTIONS, timeout=20)
+        state = _agent(middleware, refunds, **arguments).invoke(
+            {"messages": [HumanMessage("refund it")]}
+        )
+    [answer] = [m for m in state["messages"] if isinstance(m, ToolMessage)]
+    return answer
+
+
+def test_an_allowed_call_runs_and_its_answer_is_reported(
+    live_url: str, token: str, refunds: Refunds
+) -> None:
+    answer = _call(live_url, token, refunds, charge="ch_1", amount=10)
+    assert refunds.executed == [{"charge": "ch_1", "amount": 10}]
+    assert answer.status == "success" and '"refunded": 10' in answer.content
+    action = Action.objects.get()
+    assert (action.status, action.after) == ("succeeded", {"refunded": 10, "charge": "ch_1"})
+
+
+def test_a_denied_call_does_not_run_and_the_model_gets_the_reason(
+    live_url: str, token: str, refunds: Refunds
+) -> None:
+    answer = _call(live_url, token, refunds, charge="ch_blocked", amount=10)
+    assert refunds.executed == []
+    assert answer.status == "error" and "blocked charge" in answer.content
+    assert Action.objects.get().status == "denied"
+
+
+def test_a_held_call_runs_once_approved(
+    live_url: str, token: str, refunds: Refunds, approver: Any
+) -> None:
+    thread, ended = in_thread(lambda: _call(live_url, token, refunds, charge="ch_2", amount=150))
+    vote(approver, approve=True)
+    answer = finish(thread, ended)
+    assert refunds.executed == [{"charge": "ch_2", "amount": 150}]
+    assert answer.status == "success"
+    assert Action.objects.get().status == "succeeded"
+
+
+def test_a_rejected_call_does_not_run_and_the_model_gets_the_comment(
+    live_url: str, token: str, refunds: Refunds, approver: Any
+) -> None:
+    thread, ended = in_thread(lambda: _call(live_url, token, refunds, charge="ch_3", amount=150))
+    vote(approver, approve=False, comment="refund 50 at most")
+    answer = finish(thread, ended)
+    assert refunds.executed == []
+    assert answer.status == "error"
+    assert "Rita Reviewer rejected" in answer.content and "refund 50 at most" in answer.content
+
+
+def test_a_call_approved_with_edits_runs_the_edited_params(
+    live_url: str, token: str, refunds: Refunds, approver: Any
+) -> None:
+    thread, ended = in_thread(lambda: _call(live_url, token, refunds, charge="ch_4", amount=150))
+    vote(approver, approve=True, params={"charge": "ch_4", "amount": 120})
+    answer = finish(thread, ended)
+    assert refunds.executed == [{"charge": "ch_4", "amount": 120}]
+    assert '"refunded": 120' in answer.content
+    action = Action.objects.get()
+    assert (action.status, action.params["amount"], action.after["refunded"]) == (
+        "succeeded",
+        120,
+        120,
+    )
+
+
+def test_a_halted_agent_s_call_does_not_run(
+    live_url: str, token: str, refunds: Refunds, halt: Any
+) -> None:
+    halt()
+    answer = _call(live_url, token, refunds, charge="ch_5", amount=10)
+    assert refunds.executed == []
+    assert answer.status == "error" and "kill switch" in answer.content
+
+
+def test_a_staging_token_gets_a_dry_run(
+    live_url: str, staging_token: str, refunds: Refunds
+) -> None:
+    answer = _call(live_url, staging_token, refunds, charge="ch_6", amount=10)
+    assert refunds.executed == []
+    assert "Dry run" in answer.content
+    assert Action.objects.get().status == "dry_run"
+
+
+def test_an_unreachable_oversight_runs_nothing(unreachable_url: str, refunds: Refunds) -> None:
+    answer = _call(unreachable_url, "ovs_prod_x", refunds, charge="ch_7", amount=10)
+    assert refunds.executed == []
+    assert answer.status == "error" and "could not decide" in answer.content
+
+
+def test_the_async_agent_is_guarded_too(live_url: str, token: str, refunds: Refunds) -> None:
+    async def scenario() -> list[Any]:
+        async with AsyncOversight(live_url, token) as client:
+            middleware = OversightMiddleware(async_client=client, actions=ACTIONS)
+            agent = _agent(middleware, refunds, charge="ch_blocked", amount=10)
+            state = await agent.ainvoke({"messages": [HumanMessage("refund it")]})
+        return [m for m in state["messages"] if isinstance(m, ToolMessage)]
+
+    [answer] = asyncio.run(scenario())
+    assert refunds.executed == [] and "blocked charge" in answer.content
+
+
+def test_a_long_hold_interrupts_the_graph_and_resumes_as_decided(
+    live_url: str, token: str, refunds: Refunds, approver: Any
+) -> None:
+    config = {"configurable": {"thread_id": "thread-1"}}
+    with Oversight(live_url, token) as client:
+        middleware = OversightMiddleware(client, actions=ACTIONS, timeout=0.5, interrupt=True)
+        agent = _agent(middleware, refunds, checkpointer=InMemorySaver(), charge="ch_8", amount=150)
+        first = agent.invoke({"messages": [HumanMessage("refund it")]}, config)
+        [interruption] = first["__interrupt__"]
+        action = Action.objects.get()
+        assert interruption.value["oversight_action_id"] == str(action.pk)
+        assert (action.status, refunds.executed) == ("pending", [])
+
+        vote(approver, approve=True, params={"charge": "ch_8", "amount": 120})
+        resumed = agent.invoke(Command(resume=True), config)
+
+    [answer] = [m for m in resumed["messages"] if isinstance(m, ToolMessage)]
+    assert refunds.executed == [{"charge": "ch_8", "amount": 120}]
+    assert '"refunded": 120' in answer.content
+    assert Action.objects.count() == 1  # the resumed call came back to the same action
+    action.refresh_from_db()
+    assert (action.status, action.after["refunded"]) == ("succeeded", 120)
+
+
+def test_a_tool_call_that_comes_back_runs_at_most_once(
+    live_url: str, token: str, refunds: Refunds
+) -> None:
+    """With `interrupt`, one thread's tool call id is one action: the call coming back (a
+    graph resumed again, a model repeating an id) finds it has run and does not run again."""
+    config = {"configurable": {"thread_id": "thread-2"}}
+    answers = []
+    with Oversight(live_url, token) as client:
+        middleware = OversightMiddleware(client, actions=ACTIONS, interrupt=True)
+        for _ in range(2):
+            agent = _agent(
+                middleware, refunds, checkpointer=InMemorySaver(), charge="ch_9", amount=10
+            )
+            state = agent.invoke({"messages": [HumanMessage("refund it")]}, config)
+            answers += [m for m in state["messages"] if isinstance(m, ToolMessage)]
+    assert refunds.executed == [{"charge": "ch_9", "amount": 10}]
+    assert answers[0].status == "success"
+    assert answers[1].status == "error" and "has run already" in answers[1].content
+    assert Action.objects.get().status == "succeeded"
