@@ -100,7 +100,7 @@ def refusal(decision: Decision) -> types.CallToolResult:
         why = f"{decision.decided_by} declined it"
         why += f": {decision.comment}" if decision.comment else ""
     else:
-        why = "; ".join(r.detail for r in decision.reasons if r.detail) or status
+        why = _reasons_text(decision) or status
     lead = {
         "denied": "Oversight denied this call",
         "halted": "Oversight halted this call (a kill switch is engaged)",
@@ -110,6 +110,12 @@ def refusal(decision: Decision) -> types.CallToolResult:
         "cancelled": "This call was cancelled",
     }.get(status, f"Oversight did not allow this call ({status})")
     return text_result(f"{lead}: {why}", is_error=True, status=status, action_id=decision.id)
+
+
+def _reasons_text(decision: Decision) -> str:
+    """The reasons that said no (each `name: detail`), not the grants that said yes."""
+    against = [r for r in decision.reasons if r.effect not in ("allow", "permit")]
+    return "; ".join(f"{r.name}: {r.detail}" if r.detail else r.name for r in against)
 
 
 def awaiting(decision: Decision, approval_url: str) -> types.CallToolResult:

@@ -189,7 +189,9 @@ async def serve(options: Options) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     options = parse(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="oversight-mcp: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING, stream=sys.stderr, format="oversight-mcp: %(message)s"
+    )
     try:
         anyio.run(serve, options)
     except (ValueError, OversightError) as exc:  # no server or token, for one
