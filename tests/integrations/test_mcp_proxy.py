@@ -105,6 +105,7 @@ def test_an_allowed_call_runs_once_and_its_outcome_is_reported(
     assert action.params == {"charge": "ch_1", "amount": 10}
     assert action.status == "succeeded"
     assert action.after["is_error"] is False and '"refunded": 10' in action.after["text"]
+    assert result.meta == {"oversight.dev/action_id": str(action.pk)}
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)

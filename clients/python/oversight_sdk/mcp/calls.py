@@ -19,6 +19,9 @@ import mcp_types as types
 from ..models import Decision
 
 DEFAULT_ACTION_TEMPLATE = "mcp.{server}.{tool}"
+# The result's `_meta` key naming the Oversight action a call became.
+ACTION_META = "oversight.dev/action_id"
+_PROTOCOL_META = "io.modelcontextprotocol/"  # stamps the upstream's SDK set; ours sets its own
 MAX_SUMMARY_TEXT = 2000  # characters of a result's text kept as the after-state
 
 _NOT_ACTION_CHARS = re.compile(r"[^a-z0-9_-]+")
@@ -86,11 +89,22 @@ def result_text(result: types.CallToolResult) -> str:
 
 
 def text_result(text: str, *, is_error: bool, **structured: Any) -> types.CallToolResult:
-    return types.CallToolResult(
+    result = types.CallToolResult(
         content=[types.TextContent(type="text", text=text)],
         is_error=is_error,
         structured_content=structured or None,
     )
+    return with_action(result, structured.get("action_id"))
+
+
+def with_action(result: types.CallToolResult, action_id: str | None) -> types.CallToolResult:
+    """The result as the caller gets it: the upstream's protocol stamps left out, and the
+    Oversight action it became named in `_meta`."""
+    meta = {k: v for k, v in (result.meta or {}).items() if not k.startswith(_PROTOCOL_META)}
+    if action_id:
+        meta[ACTION_META] = action_id
+    result.meta = meta or None
+    return result
 
 
 def refusal(decision: Decision) -> types.CallToolResult:
@@ -104,7 +118,7 @@ def refusal(decision: Decision) -> types.CallToolResult:
     lead = {
         "denied": "Oversight denied this call",
         "halted": "Oversight halted this call (a kill switch is engaged)",
-        "dry_run": "Dry run (staging token): Oversight recorded this call and did not run it",
+        "dry_run": "Not run, a dry run (staging token): Oversight recorded this call",
         "rejected": "A reviewer rejected this call",
         "expired": "Nobody approved this call in time",
         "cancelled": "This call was cancelled",

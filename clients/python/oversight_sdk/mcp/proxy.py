@@ -155,6 +155,7 @@ class Proxy:
                 "Not run again: this call was allowed earlier and may already have run "
                 f"(action {decision.id}); its outcome was never reported.",
                 is_error=True,
+                action_id=decision.id,
             )
         if decision.status in (Status.SUCCEEDED, Status.FAILED):
             return calls.text_result(
@@ -196,7 +197,9 @@ class Proxy:
         except Exception as exc:  # the upstream failed: report it, tell the caller
             logger.warning("upstream call %s failed: %s", name, exc)
             await self._report(decision, "failed", action, resource, arguments, error=str(exc))
-            return calls.text_result(f"The tool failed: {exc}", is_error=True)
+            return calls.text_result(
+                f"The tool failed: {exc}", is_error=True, action_id=decision.id
+            )
         outcome = "failed" if result.is_error else "succeeded"
         error = calls.result_text(result)[: calls.MAX_SUMMARY_TEXT] if result.is_error else ""
         await self._report(
@@ -208,7 +211,7 @@ class Proxy:
             after=calls.result_summary(result),
             error=error,
         )
-        return result
+        return calls.with_action(result, decision.id)
 
     async def _report(
         self,
