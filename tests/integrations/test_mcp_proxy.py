@@ -79,6 +79,17 @@ def _pending(agent: Any, *, timeout: float = 20) -> Action:
     raise AssertionError("no held action appeared")
 
 
+def _reported(action: Action, *, timeout: float = 10) -> Action:
+    """The action once its outcome is recorded: the proxy reports it just after the
+    caller has the result (over stdio, before its process exits)."""
+    deadline = time.monotonic() + timeout
+    action.refresh_from_db()
+    while action.status in ("allowed", "approved") and time.monotonic() < deadline:
+        time.sleep(0.05)
+        action.refresh_from_db()
+    return action
+
+
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_tools_list_shows_only_granted_tools_and_pins_all(
     transport: str, live_url: str, token: str, agent: Any, tmp_path: Path
@@ -100,12 +111,12 @@ def test_an_allowed_call_runs_once_and_its_outcome_is_reported(
     assert not result.is_error
     assert '"refunded": 10' in text_of(result)
     assert proxy.payments.executed() == [{"charge": "ch_1", "amount": 10}]
-    action = Action.objects.get(agent=agent)
+    action = _reported(Action.objects.get(agent=agent))
     assert (action.action, action.resource) == (REFUND, "stripe:charge/ch_1")
     assert action.params == {"charge": "ch_1", "amount": 10}
     assert action.status == "succeeded"
     assert action.after["is_error"] is False and '"refunded": 10' in action.after["text"]
-    assert result.meta == {"oversight.dev/action_id": str(action.pk)}
+    assert result.meta["oversight.dev/action_id"] == str(action.pk)
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -132,8 +143,7 @@ def test_a_held_call_waits_and_runs_on_approval(
         result = join()
     assert not result.is_error
     assert proxy.payments.executed() == [{"charge": "ch_2", "amount": 150}]
-    held.refresh_from_db()
-    assert held.status == "succeeded"
+    assert _reported(held).status == "succeeded"
 
 
 def test_a_call_approved_with_edits_runs_with_the_edited_arguments(
@@ -147,8 +157,7 @@ def test_a_call_approved_with_edits_runs_with_the_edited_arguments(
         result = join()
     assert not result.is_error
     assert proxy.payments.executed() == [edited]
-    held.refresh_from_db()
-    assert held.status == "succeeded"
+    assert _reported(held).status == "succeeded"
 
 
 def test_a_rejected_call_shows_the_reviewers_comment(
@@ -185,8 +194,7 @@ def test_a_call_held_past_the_wait_resolves_to_the_same_action_and_runs_once(
         retried = proxy.call("refund", arguments)
         assert not retried.is_error and '"refunded": 150' in text_of(retried)
         assert proxy.payments.executed() == [arguments]
-        held.refresh_from_db()
-        assert held.status == "succeeded"
+        assert _reported(held).status == "succeeded"
 
         # The next identical call is a new call: a new action, held again, not run.
         later = proxy.call("refund", arguments)

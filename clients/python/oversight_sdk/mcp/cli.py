@@ -161,7 +161,11 @@ async def connected(options: Options) -> AsyncIterator[tuple[Proxy, str]]:
             hold_wait=options.hold_wait,
             oversight_url=options.oversight_url or "",
         )
-        yield Proxy(upstream, oversight, settings), name
+        proxy = Proxy(upstream, oversight, settings)
+        try:
+            yield proxy, name
+        finally:
+            await proxy.drain()
 
 
 def _command_name(options: Options) -> str:

@@ -5,7 +5,8 @@ every definition (pinned by hash the first time; a changed one holds every call 
 tool until an owner accepts it). `tools/call` is a decision through the SDK's
 `AsyncOversight`:
 
-    allowed            forwarded; the outcome reported with a summary of the result
+    allowed            forwarded; the outcome reported with a summary of the result (just
+                       after the caller has it: the report is off the call's path)
     denied, halted...  not forwarded; a tool error with the reason
     held               waits up to `hold_wait` seconds; forwarded on approval (with the
                        reviewer's edited arguments), else a result saying it awaits
@@ -81,6 +82,7 @@ class Proxy:
         # and the key its next ask uses (so a busy proxy does not walk the chain).
         self._call_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._keys: dict[str, str] = {}
+        self._reports: set[asyncio.Task[None]] = set()
 
     # -- tools/list ----------------------------------------------------------------------
 
@@ -202,7 +204,9 @@ class Proxy:
             )
         outcome = "failed" if result.is_error else "succeeded"
         error = calls.result_text(result)[: calls.MAX_SUMMARY_TEXT] if result.is_error else ""
-        await self._report(
+        # The caller has its result at once; the outcome follows it to Oversight (drain()
+        # waits for the reports still under way before the proxy exits).
+        report = self._report(
             decision,
             outcome,
             action,
@@ -211,7 +215,19 @@ class Proxy:
             after=calls.result_summary(result),
             error=error,
         )
+        task = asyncio.get_running_loop().create_task(report)
+        self._reports.add(task)
+        task.add_done_callback(self._reports.discard)
         return calls.with_action(result, decision.id)
+
+    async def drain(self, timeout: float = 30.0) -> None:
+        """Wait for the outcome reports still under way (at most `timeout` seconds)."""
+        pending = set(self._reports)
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=timeout)
+            for task in late:
+                logger.error("an outcome report did not finish before the proxy stopped")
+                task.cancel()
 
     async def _report(
         self,
