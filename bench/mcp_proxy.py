@@ -17,8 +17,9 @@ What it does, all on 127.0.0.1:
    one worker) and starts three MCP client sessions over stdio:
    - **direct**: the payments MCP server (clients/python/tests/mcp_payments_server.py);
    - **proxied**: the same server behind `oversight-mcp` (a second process of it);
-   - **decision**: no MCP at all, the SDK's `AsyncOversight.ask` then `report` for the
-     same action, as the proxy makes them: the decision's own share.
+   - **decision**: no MCP at all, the SDK's `AsyncOversight.ask` for the same action, as
+     the proxy asks it (timed to the answer; the outcome report follows untimed, as the
+     proxy sends it after the caller has the result): the decision's own share.
 3. After a warm-up, calls `refund` (a new charge each call, so each is a new action) on
    each at --rate calls/s, evenly spaced and open loop (latency from when the call was
    due), for --seconds, in --rounds alternated rounds (direct, proxied, decision).
@@ -198,13 +199,17 @@ async def measure(base: str, token: str, args: argparse.Namespace) -> dict[str, 
             result = await proxied.call_tool("refund", {"charge": f"ch_p{tag}_{i}", "amount": 1})
             return not result.is_error
 
+        reports: set[asyncio.Task[Any]] = set()
+
         async def decision_call(i: int) -> bool:
+            # The decision as the proxy makes it: timed to the answer; the report follows
+            # off the timed path, as the proxy sends it after the caller has the result.
             arguments = {"charge": f"ch_s{tag}_{i}", "amount": 1}
             resource = f"stripe:charge/{arguments['charge']}"
             decision = await oversight.ask(REFUND, resource, params=arguments)
             if not decision.allowed:
                 return False
-            await oversight.report(
+            report = oversight.report(
                 decision.id,
                 "succeeded",
                 after={"is_error": False, "text": "{}"},
@@ -212,6 +217,9 @@ async def measure(base: str, token: str, args: argparse.Namespace) -> dict[str, 
                 resource=resource,
                 params=arguments,
             )
+            task = asyncio.create_task(report)
+            reports.add(task)
+            task.add_done_callback(reports.discard)
             return True
 
         calls = {"direct": direct_call, "proxied": proxied_call, "decision": decision_call}
@@ -224,6 +232,7 @@ async def measure(base: str, token: str, args: argparse.Namespace) -> dict[str, 
                 segment = await paced(call, start=start, rate=args.rate, seconds=args.seconds)
                 results[name].append(segment)
                 start += 10**5
+        await asyncio.gather(*reports)
     return results
 
 
