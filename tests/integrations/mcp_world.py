@@ -55,11 +55,12 @@ class Proxied:
     payments: Payments
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
-    def session(self, body: Callable[[Client], Awaitable[T]]) -> T:
-        """Open an MCP client session, run `body` in it, close it."""
+    def session(self, body: Callable[[Client], Awaitable[T]], *, mode: str = "auto") -> T:
+        """Open an MCP client session, run `body` in it, close it. `mode="legacy"` speaks
+        the initialize handshake (protocol 2025-11-25 and before)."""
 
         async def run() -> T:
-            async with Client(self.target) as client:
+            async with Client(self.target, mode=mode) as client:  # type: ignore[arg-type]
                 return await body(client)
 
         return anyio.run(run)

@@ -120,6 +120,24 @@ def test_an_allowed_call_runs_once_and_its_outcome_is_reported(
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_client_on_the_initialize_handshake_is_served_too(
+    transport: str, live_url: str, token: str, agent: Any, tmp_path: Path
+) -> None:
+    async def legacy(client: Any) -> tuple[str, Any, Any]:
+        listed = await client.list_tools()
+        result = await client.call_tool("refund", {"charge": "ch_l", "amount": 10})
+        return client.protocol_version, listed, result
+
+    with proxied(transport, url=live_url, token=token, tmp=tmp_path) as proxy:
+        version, listed, result = proxy.session(legacy, mode="legacy")
+    assert version == "2025-11-25"
+    assert [tool.name for tool in listed.tools] == ["refund"]
+    assert not result.is_error
+    assert proxy.payments.executed() == [{"charge": "ch_l", "amount": 10}]
+    assert _reported(Action.objects.get(agent=agent)).status == "succeeded"
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
 def test_a_denied_call_is_not_forwarded_and_says_why(
     transport: str, live_url: str, token: str, agent: Any, tmp_path: Path
 ) -> None:
