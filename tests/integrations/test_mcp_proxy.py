@@ -8,6 +8,7 @@ one approval.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -237,6 +238,24 @@ def test_the_same_call_twice_is_two_actions_when_each_is_allowed(
         "succeeded",
         "succeeded",
     ]
+
+
+def test_identical_calls_at_once_take_turns_each_its_own_action(
+    live_url: str, token: str, agent: Any, tmp_path: Path
+) -> None:
+    arguments = {"charge": "ch_6b", "amount": 10}
+
+    async def together(client: Any) -> list[Any]:
+        calls = [client.call_tool("refund", arguments) for _ in range(3)]
+        return list(await asyncio.gather(*calls))
+
+    with proxied("stdio", url=live_url, token=token, tmp=tmp_path) as proxy:
+        results = proxy.session(together)
+    assert [r.is_error for r in results] == [False, False, False]
+    assert proxy.payments.executed() == [arguments] * 3
+    ids = {r.meta["oversight.dev/action_id"] for r in results}
+    assert len(ids) == 3
+    assert set(Action.objects.filter(agent=agent).values_list("status", flat=True)) == {"succeeded"}
 
 
 def test_a_restarted_proxy_finds_the_held_call_and_runs_it_once(

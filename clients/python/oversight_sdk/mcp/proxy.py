@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
-from dataclasses import dataclass, replace
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import mcp_types as types
@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 # Steps along a call's key chain before giving up (each one an action that finished).
 _MAX_CHAIN = 10_000
+_KEPT_KEYS = 10_000  # distinct calls whose next key the proxy remembers
 _FINISHED = frozenset(
     {
         Status.SUCCEEDED,
@@ -50,6 +51,14 @@ _FINISHED = frozenset(
         Status.CANCELLED,
     }
 )
+
+
+@dataclass
+class _Turn:
+    """Identical calls take turns: one lock per call in progress, dropped after."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
 
 
 class Upstream(Protocol):
@@ -80,8 +89,8 @@ class Proxy:
         self._listing = asyncio.Lock()
         # Per identical call: one at a time (two at once must not both run one action),
         # and the key its next ask uses (so a busy proxy does not walk the chain).
-        self._call_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
-        self._keys: dict[str, str] = {}
+        self._call_locks: dict[str, _Turn] = {}
+        self._keys: OrderedDict[str, str] = OrderedDict()  # the most recent _KEPT_KEYS
         self._reports: set[asyncio.Task[None]] = set()
 
     # -- tools/list ----------------------------------------------------------------------
@@ -132,8 +141,15 @@ class Proxy:
         except OversightError as exc:
             return _unreachable(exc)
         call_key = calls.first_key(action=action, resource=resource, arguments=arguments)
-        async with self._call_locks[call_key]:
-            return await self._decide_and_run(name, action, resource, arguments, call_key)
+        turn = self._call_locks.setdefault(call_key, _Turn())
+        turn.users += 1
+        try:
+            async with turn.lock:
+                return await self._decide_and_run(name, action, resource, arguments, call_key)
+        finally:
+            turn.users -= 1
+            if not turn.users:
+                del self._call_locks[call_key]
 
     async def _decide_and_run(
         self, name: str, action: str, resource: str, arguments: dict[str, Any], call_key: str
@@ -147,6 +163,9 @@ class Proxy:
         if decision.pending:  # the key stays: a retry finds this action
             return calls.awaiting(decision, self._approval_url(decision.id))
         self._keys[call_key] = calls.next_key(key, decision.id)
+        self._keys.move_to_end(call_key)
+        if len(self._keys) > _KEPT_KEYS:  # a forgotten one only costs a walk along its chain
+            self._keys.popitem(last=False)
         if decision.status == Status.APPROVED:
             run_with = decision.params if decision.params is not None else arguments
             return await self._forward(name, action, resource, run_with, decision)
