@@ -178,10 +178,11 @@ class Proxy:
                 is_error=True,
                 action_id=decision.id,
             )
-        if decision.status in (Status.SUCCEEDED, Status.FAILED):
+        if decision.status in (Status.SUCCEEDED, Status.FAILED):  # another proxy ran it
             return calls.text_result(
                 f"Not run again: this call already ran (action {decision.id}, {decision.status}).",
                 is_error=decision.status == Status.FAILED,
+                action_id=decision.id,
             )
         return calls.refusal(decision)
 
