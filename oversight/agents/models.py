@@ -52,6 +52,10 @@ class Agent(models.Model):
     )
     hold_all = models.BooleanField(default=False)
     hold_all_reason = models.CharField(max_length=300, blank=True)
+    # The actions of tools whose definition changed since it was pinned (ToolPin): each
+    # call is held until an owner accepts the new definition. Kept on the agent's row so
+    # the decision reads it with the credentials, and a change alters their fingerprint.
+    changed_tools = models.JSONField(default=list, blank=True)
     # Ownership and retirement: set when the owner's account was deactivated (cleared when
     # someone takes the agent over), when the owner was told of coming retirement for
     # inactivity, and when the agent was retired.
@@ -122,6 +126,43 @@ class AgentToken(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class ToolPin(models.Model):
+    """An MCP tool as the agent first saw it (pinned by the hash of its description and
+    input schema), and a different definition seen since, held until an owner accepts it.
+
+    A defence against tools that change under an agent: a server that swaps a tool's
+    description or schema cannot have its calls go through unreviewed."""
+
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="tool_pins")
+    server = models.CharField(max_length=100)
+    tool = models.CharField(max_length=200)
+    action = models.CharField(max_length=200)
+    definition = models.JSONField()  # {"description": ..., "input_schema": ...}
+    definition_hash = models.CharField(max_length=64)
+    # A definition seen since that differs from the pinned one; empty when none.
+    changed_definition = models.JSONField(null=True, blank=True)
+    changed_hash = models.CharField(max_length=64, blank=True)
+    changed_at = models.DateTimeField(null=True, blank=True)
+    first_seen_at = models.DateTimeField(auto_now_add=True)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["server", "tool"]
+        constraints = [
+            models.UniqueConstraint(fields=["agent", "action"], name="toolpin_one_per_action")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.server}/{self.tool} ({self.action})"
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.changed_hash)
 
 
 class AgentUserObjectPermission(UserObjectPermissionBase):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +13,12 @@ from django.http import Http404
 
 from oversight.accounts import roles
 from oversight.agents.constants import APPROVE, VIEW
-from oversight.agents.models import Agent, AgentGroupObjectPermission, AgentUserObjectPermission
+from oversight.agents.models import (
+    Agent,
+    AgentGroupObjectPermission,
+    AgentUserObjectPermission,
+    ToolPin,
+)
 
 
 def agents_with_perm(*, user: Any, perm: str = VIEW) -> QuerySet[Agent]:
@@ -105,3 +111,19 @@ def agent_access_list(*, agent: Agent) -> list[AccessEntry]:
         level = "reviewer" if APPROVE in perms_by_user[user.pk] else "viewer"
         entries.append(AccessEntry(user, level))
     return entries
+
+
+def tool_pin_rows(*, agent: Agent) -> list[dict[str, Any]]:
+    """The agent's pinned MCP tools, each with its pinned and changed definition as
+    indented JSON (for the agent's page; the caller checked the agent may be viewed)."""
+    pins = ToolPin.objects.filter(agent=agent).select_related("accepted_by")
+    return [
+        {
+            "pin": pin,
+            "pinned": json.dumps(pin.definition, indent=2, sort_keys=True),
+            "changed": json.dumps(pin.changed_definition, indent=2, sort_keys=True)
+            if pin.changed
+            else "",
+        }
+        for pin in pins
+    ]

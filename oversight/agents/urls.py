@@ -1,6 +1,6 @@
 from django.urls import path
 
-from oversight.agents import token_views, views
+from oversight.agents import token_views, tool_views, views
 
 app_name = "agents"
 urlpatterns = [
@@ -20,6 +20,11 @@ urlpatterns = [
         "<slug:slug>/tokens/<int:token_id>/revoke/",
         token_views.token_revoke_view,
         name="token-revoke",
+    ),
+    path(
+        "<slug:slug>/tools/<int:pin_id>/accept/",
+        tool_views.tool_pin_accept_view,
+        name="tool-accept",
     ),
     path(
         "<slug:slug>/access/<int:user_id>/revoke/",

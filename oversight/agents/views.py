@@ -19,7 +19,7 @@ from oversight.agents.constants import CHANGE
 from oversight.agents.forms import AccessGrantForm, AgentFilterForm, AgentForm, AgentHistoryForm
 from oversight.agents.models import Agent
 from oversight.agents.permissions import user_has_agent_perm
-from oversight.agents.selectors import agent_access_list, agent_list
+from oversight.agents.selectors import agent_access_list, agent_list, tool_pin_rows
 from oversight.agents.token_views import TokenForm
 from oversight.approvals.eligibility import unsatisfiable_rules
 from oversight.approvals.selectors import recent_actions
@@ -56,6 +56,7 @@ def agent_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "tokens": agent.tokens.all() if can_change else None,
         "actions": recent_actions(user=request.user, agent_id=agent.pk),
         "agent_id_str": str(agent.pk),
+        "tool_pins": tool_pin_rows(agent=agent),
         "token_form": TokenForm(initial={"environment": agent.environments[0]})
         if can_change
         else None,

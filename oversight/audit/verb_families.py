@@ -30,6 +30,9 @@ AGENT = Family(
         verbs.AGENT_RETIREMENT_NOTICE_GIVEN,
         verbs.AGENT_RETIREMENT_NOTICE_WITHDRAWN,
         verbs.AGENT_RETIRED,
+        verbs.TOOL_PINNED,
+        verbs.TOOL_CHANGED,
+        verbs.TOOL_ACCEPTED,
     ),
 )
 POLICY = Family(

@@ -49,10 +49,16 @@ AGENT_UNOWNED_FLAGGED = "agent.unowned_flagged"
 AGENT_UNOWNED_CLEARED = "agent.unowned_cleared"
 AGENT_RETIREMENT_NOTICE_GIVEN = "agent.retirement_notice_given"
 AGENT_RETIREMENT_NOTICE_WITHDRAWN = "agent.retirement_notice_withdrawn"
+TOOL_PINNED = "tool.pinned"
+TOOL_CHANGED = "tool.changed"
+TOOL_ACCEPTED = "tool.accepted"
 
 KNOWN_VERBS = sorted(
     [
         AGENT_CREATED,
+        TOOL_PINNED,
+        TOOL_CHANGED,
+        TOOL_ACCEPTED,
         AGENT_UPDATED,
         AGENT_ACCESS_GRANTED,
         AGENT_ACCESS_REVOKED,

@@ -13,12 +13,21 @@ from ninja import Header, NinjaAPI, Query, Status
 from ninja.security import HttpBearer
 
 from oversight.agents.models import AgentToken
-from oversight.gateway import lifecycle, pipeline, selectors
+from oversight.gateway import lifecycle, pipeline, selectors, tools
 from oversight.gateway.auth import token_authenticate
 from oversight.gateway.constants import MAX_WAIT_SECONDS, ActionStatus
 from oversight.gateway.errors import install_error_handlers
 from oversight.gateway.models import Action
-from oversight.gateway.schemas import ActionIn, ActionOut, AgentOut, DecisionOut, ErrorOut, ResultIn
+from oversight.gateway.schemas import (
+    ActionIn,
+    ActionOut,
+    AgentOut,
+    DecisionOut,
+    ErrorOut,
+    ResultIn,
+    ToolsIn,
+    ToolsOut,
+)
 from oversight.killswitch.selectors import halting_switch
 
 _POLL_SECONDS = 0.25
@@ -210,6 +219,20 @@ def get_agent(request: HttpRequest) -> dict[str, object]:
         "halted_reason": switch.reason if switch else "",
         "policy_version": agent.policy_version,
     }
+
+
+@api.post(
+    "/tools",
+    response={200: ToolsOut, **_ERRORS},
+    summary="Show Oversight the tools this agent reaches",
+    operation_id="tools_seen",
+)
+def post_tools(request: HttpRequest, payload: ToolsIn) -> dict[str, object]:
+    """An MCP proxy sends the tools it lists. Each definition (description and input
+    schema) is pinned the first time; a different one later holds every call to the tool
+    until an owner accepts it on the agent's page. Answers which tools the agent may use."""
+    seen = [tool.dict() for tool in payload.tools]
+    return {"tools": tools.tools_seen(token=request.auth, tools=seen)}
 
 
 # The approvals API for people (personal tokens) shares this API's document and errors.

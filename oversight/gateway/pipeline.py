@@ -187,9 +187,24 @@ def reason_dicts(decision: Decision) -> list[dict[str, Any]]:
     return [_reason(r.kind, r.name, r.effect, r.detail, r.id) for r in decision.reasons]
 
 
+def standing_holds(agent: Agent, data: ActionInput) -> list[dict[str, Any]]:
+    """What holds an action the policy allows, read from the agent's row (so from the
+    credentials, and covered by their fingerprint): an open serious alert holds every
+    action; a tool whose definition changed since it was pinned holds its calls until an
+    owner accepts the new definition (agents/tool_pins.py)."""
+    holds = []
+    if agent.hold_all:  # a serious alert is open: stop and ask
+        detail = agent.hold_all_reason or "a serious monitoring alert is open"
+        holds.append(_reason("alert", "monitoring alert", "hold", detail))
+    if data.action in (agent.changed_tools or ()):
+        detail = "the tool's definition changed since it was pinned; an owner must accept it"
+        holds.append(_reason("tool_pin", "changed tool definition", "hold", detail))
+    return holds
+
+
 def policy(credentials: Credentials, data: ActionInput, now: datetime, dry_run: bool) -> Outcome:
-    """Grants and rules (the compiled policy of the agent's version), an open serious alert
-    (hold everything), then the environment's dry run."""
+    """Grants and rules (the compiled policy of the agent's version), the standing holds
+    (an open serious alert, a changed tool), then the environment's dry run."""
     agent = credentials.agent
     try:
         compiled, limits = policy_and_limits_for(agent)
@@ -202,10 +217,9 @@ def policy(credentials: Credentials, data: ActionInput, now: datetime, dry_run: 
     outcome = Outcome(ActionStatus.DENIED, reasons, policy_version=decision.policy_version)
     if decision.outcome == "deny":
         return outcome
-    if agent.hold_all:  # a serious alert is open: stop and ask
-        detail = agent.hold_all_reason or "a serious monitoring alert is open"
-        outcome.reasons = [*reasons, _reason("alert", "monitoring alert", "hold", detail)]
-    held = decision.outcome == "hold" or agent.hold_all
+    standing = standing_holds(agent, data)
+    outcome.reasons = [*reasons, *standing]
+    held = decision.outcome == "hold" or bool(standing)
     if dry_run:
         would_be = "held for approval" if held else "allowed"
         detail = f"staging: recorded, not run (would be {would_be})"

@@ -185,3 +185,51 @@ class ErrorBody(Schema):
 
 class ErrorOut(Schema):
     error: ErrorBody
+
+
+class ToolIn(Schema):
+    server: str = Field(..., min_length=1, max_length=100, json_schema_extra={"pattern": NO_NUL})
+    name: str = Field(..., min_length=1, max_length=200, json_schema_extra={"pattern": NO_NUL})
+    action: str = Field(
+        ...,
+        min_length=1,
+        max_length=200,
+        description="The action a call to this tool is asked as (mcp.<server>.<tool>).",
+        json_schema_extra={"pattern": ACTION_NAME},
+    )
+    description: str = Field("", max_length=20000, json_schema_extra={"pattern": NO_NUL})
+    input_schema: StorableObject = Field(default_factory=dict)
+
+    @field_validator("server", "name", "description", "input_schema", mode="after")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        return check_json(value)
+
+    @field_validator("action")
+    @classmethod
+    def _action_name(cls, value: str) -> str:
+        if not is_action_name(value):
+            raise ValueError("must be dot-separated lower-case words, e.g. mcp.payments.refund")
+        return value
+
+
+class ToolsIn(Schema):
+    model_config = ConfigDict(
+        json_schema_extra={"description": f"The tools an MCP proxy lists. {_BODY_LIMIT}"}
+    )
+
+    tools: list[ToolIn] = Field(..., max_length=500)
+
+
+class ToolOut(Schema):
+    name: str
+    action: str
+    granted: bool = Field(description="A grant or permit covers the action on some resource.")
+    pin: Literal["pinned", "changed"] = Field(
+        description="`changed`: the definition differs from the pinned one; every call is "
+        "held until an owner accepts it."
+    )
+
+
+class ToolsOut(Schema):
+    tools: list[ToolOut]

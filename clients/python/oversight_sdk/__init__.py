@@ -36,7 +36,16 @@ from .errors import (
     ServerError,
 )
 from .guard import AsyncGuard, Guard, current_guard
-from .models import RUNNABLE, AgentInfo, Decision, Reason, Status, Vote
+from .models import (
+    RUNNABLE,
+    AgentInfo,
+    Decision,
+    Reason,
+    Status,
+    ToolDefinition,
+    ToolStatus,
+    Vote,
+)
 
 __all__ = [
     "RUNNABLE",
@@ -68,6 +77,8 @@ __all__ = [
     "Reason",
     "ServerError",
     "Status",
+    "ToolDefinition",
+    "ToolStatus",
     "Vote",
     "current_guard",
 ]

@@ -16,7 +16,7 @@ from . import _http
 from .binding import GuardSpec
 from .errors import Conflict, OversightError
 from .guard import AsyncGuard
-from .models import AgentInfo, Decision
+from .models import AgentInfo, Decision, ToolDefinition, ToolStatus
 
 logger = logging.getLogger(__name__)
 
@@ -168,6 +168,12 @@ class AsyncOversight:
     async def agent(self) -> AgentInfo:
         """This agent's own status: active, halted by a kill switch, environment..."""
         return AgentInfo.from_json((await self._request("GET", "/agent"))[1])
+
+    async def tools(self, definitions: list[ToolDefinition]) -> list[ToolStatus]:
+        """Show Oversight the tools this agent reaches (see `Oversight.tools`)."""
+        body = {"tools": [definition.to_json() for definition in definitions]}
+        _, data = await self._request("POST", "/tools", body=body)
+        return [ToolStatus.from_json(item) for item in data["tools"]]
 
     def guard(
         self,

@@ -15,7 +15,7 @@ from . import _http
 from .binding import GuardSpec
 from .errors import Conflict, OversightError
 from .guard import Guard
-from .models import AgentInfo, Decision
+from .models import AgentInfo, Decision, ToolDefinition, ToolStatus
 
 logger = logging.getLogger(__name__)
 
@@ -167,6 +167,14 @@ class Oversight:
     def agent(self) -> AgentInfo:
         """This agent's own status: active, halted by a kill switch, environment..."""
         return AgentInfo.from_json(self._request("GET", "/agent")[1])
+
+    def tools(self, definitions: list[ToolDefinition]) -> list[ToolStatus]:
+        """Show Oversight the tools this agent reaches (an MCP proxy does, on each listing):
+        it pins each definition the first time it sees it, and answers whether the agent
+        may use each tool and whether its definition changed since it was pinned."""
+        body = {"tools": [definition.to_json() for definition in definitions]}
+        _, data = self._request("POST", "/tools", body=body)
+        return [ToolStatus.from_json(item) for item in data["tools"]]
 
     def guard(
         self,

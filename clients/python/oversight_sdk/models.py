@@ -189,3 +189,48 @@ class AgentInfo:
             halted_reason=data.get("halted_reason") or "",
             policy_version=int(data["policy_version"]),
         )
+
+
+@dataclass(frozen=True)
+class ToolDefinition:
+    """An MCP tool as a proxy saw it: the action it becomes and what it says it does."""
+
+    server: str
+    name: str
+    action: str
+    description: str = ""
+    input_schema: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "server": self.server,
+            "name": self.name,
+            "action": self.action,
+            "description": self.description,
+            "input_schema": self.input_schema,
+        }
+
+
+@dataclass(frozen=True)
+class ToolStatus:
+    """Oversight's view of one tool: may the agent use it, and is its definition the one
+    pinned (`pinned`: first seen now or unchanged) or a changed one an owner must accept
+    (`changed`: every call is held until then)."""
+
+    name: str
+    action: str
+    granted: bool
+    pin: str  # "pinned" | "changed"
+
+    @property
+    def changed(self) -> bool:
+        return self.pin == "changed"
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ToolStatus:
+        return cls(
+            name=str(data["name"]),
+            action=str(data["action"]),
+            granted=bool(data["granted"]),
+            pin=str(data["pin"]),
+        )

@@ -102,6 +102,16 @@ class CompiledPolicy:
         except Exception as exc:
             return self._deny_for_error("engine error", f"the policy engine failed: {_say(exc)}")
 
+    def may_use(self, action: str, time: datetime) -> bool:
+        """Whether a grant (unexpired) or permit rule covers `action` on some resource:
+        what an agent's tool listing shows. Resources and conditions are decided per call."""
+        plan = self._plan(action)
+        if not plan.valid_action:
+            return False
+        return bool(plan.permits) or any(
+            grant.expires_at is None or grant.expires_at > time for grant in plan.grants
+        )
+
     def matching_limits(self, request: Request) -> tuple[int, ...]:
         """Ids of the limits whose action and resource patterns match `request`."""
         return _matching_limits(self._plan(request.action), request.resource)

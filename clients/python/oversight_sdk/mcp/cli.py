@@ -1,0 +1,210 @@
+"""`oversight-mcp`: put Oversight in front of an MCP server.
+
+    oversight-mcp [options] -- COMMAND ARGS...             wrap a stdio server
+    oversight-mcp [options] --upstream URL --listen HOST:PORT
+                                                            front a streamable-HTTP server
+
+The proxy speaks to its own client the way the upstream is reached: over stdio when it
+wraps a command, over streamable HTTP (at /mcp) when it fronts a URL. See docs/integrations/mcp.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import mcp_types as types
+from mcp.client.client import Client
+from mcp.client.stdio import StdioServerParameters
+from mcp.server.lowlevel.server import Server
+
+from ..aio import AsyncOversight
+from ..errors import OversightError
+from . import calls
+from .proxy import Proxy, Settings
+
+logger = logging.getLogger("oversight_sdk.mcp")
+
+DEFAULT_HOLD_WAIT = 50.0  # below the common MCP clients' 60 s request time-out
+
+
+@dataclass(frozen=True)
+class Options:
+    command: list[str]
+    upstream: str | None
+    listen: tuple[str, int] | None
+    server_name: str | None
+    action_template: str
+    resources: dict[str, str]
+    hold_wait: float
+    oversight_url: str | None
+    oversight_token: str | None
+
+
+def parse(argv: Sequence[str]) -> Options:
+    argv = list(argv)
+    command: list[str] = []
+    if "--" in argv:
+        at = argv.index("--")
+        argv, command = argv[:at], argv[at + 1 :]
+    parser = argparse.ArgumentParser(
+        prog="oversight-mcp",
+        description="Ask Oversight before every MCP tool call.",
+        usage="%(prog)s [options] -- COMMAND ARGS...  |  %(prog)s [options] --upstream URL "
+        "--listen HOST:PORT",
+    )
+    parser.add_argument("--upstream", help="the streamable-HTTP MCP server to front (URL)")
+    parser.add_argument("--listen", help="HOST:PORT to serve streamable HTTP on (with --upstream)")
+    parser.add_argument(
+        "--server-name",
+        help="the server's name in action names (default: the name the upstream gives itself)",
+    )
+    parser.add_argument(
+        "--action",
+        default=calls.DEFAULT_ACTION_TEMPLATE,
+        help="action template over {server} and {tool} (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--resource",
+        action="append",
+        default=[],
+        metavar="TOOL=TEMPLATE",
+        help="a tool's resource, a template over its arguments: refund=stripe:charge/{charge} "
+        "(repeatable; default mcp:<server>/<tool>)",
+    )
+    parser.add_argument(
+        "--hold-wait",
+        type=float,
+        default=DEFAULT_HOLD_WAIT,
+        help="seconds a held call waits for a decision before answering that it awaits "
+        "approval (default: %(default)s)",
+    )
+    parser.add_argument("--oversight-url", help="default: $OVERSIGHT_URL")
+    parser.add_argument("--oversight-token", help="default: $OVERSIGHT_TOKEN")
+    args = parser.parse_args(argv)
+    if bool(command) == bool(args.upstream):
+        parser.error("give either -- COMMAND ARGS (a stdio server) or --upstream URL")
+    if args.upstream and not args.listen:
+        parser.error("--upstream needs --listen HOST:PORT")
+    if args.listen and not args.upstream:
+        parser.error("--listen goes with --upstream")
+    if args.hold_wait < 0:
+        parser.error("--hold-wait must not be negative")
+    resources: dict[str, str] = {}
+    for item in args.resource:
+        tool, sep, template = item.partition("=")
+        if not sep or not tool or not template:
+            parser.error(f"--resource {item!r}: expected TOOL=TEMPLATE")
+        resources[tool] = template
+    listen = None
+    if args.listen:
+        host, sep, port = args.listen.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            parser.error(f"--listen {args.listen!r}: expected HOST:PORT")
+        listen = (host.strip("[]"), int(port))
+    return Options(
+        command=command,
+        upstream=args.upstream,
+        listen=listen,
+        server_name=args.server_name,
+        action_template=args.action,
+        resources=resources,
+        hold_wait=args.hold_wait,
+        oversight_url=args.oversight_url or os.environ.get("OVERSIGHT_URL"),
+        oversight_token=args.oversight_token or os.environ.get("OVERSIGHT_TOKEN"),
+    )
+
+
+def proxy_server(proxy: Proxy, name: str) -> Server[Any]:
+    """The MCP server the agent talks to: tools only, each answered by the proxy."""
+
+    async def on_list_tools(
+        ctx: Any, params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=await proxy.list_tools())
+
+    async def on_call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
+        return await proxy.call_tool(params.name, dict(params.arguments or {}))
+
+    return Server(
+        f"oversight-{name}",
+        version="1",
+        on_list_tools=on_list_tools,
+        on_call_tool=on_call_tool,
+    )
+
+
+@asynccontextmanager
+async def connected(options: Options) -> AsyncIterator[tuple[Proxy, str]]:
+    """The upstream session, the Oversight client and the proxy over them."""
+    if options.command:
+        target: Any = StdioServerParameters(command=options.command[0], args=options.command[1:])
+    else:
+        target = options.upstream
+    async with (
+        AsyncOversight(options.oversight_url, options.oversight_token) as oversight,
+        Client(target) as upstream,
+    ):
+        info = upstream.server_info
+        name = options.server_name or (info.name if info else "") or _command_name(options)
+        settings = Settings(
+            naming=calls.Naming(
+                server=name, action_template=options.action_template, resources=options.resources
+            ),
+            hold_wait=options.hold_wait,
+            oversight_url=options.oversight_url or "",
+        )
+        proxy = Proxy(upstream, oversight, settings)
+        try:
+            yield proxy, name
+        finally:
+            await proxy.drain()
+
+
+def _command_name(options: Options) -> str:
+    if options.command:
+        return os.path.basename(options.command[0])
+    return "upstream"
+
+
+async def serve(options: Options) -> None:
+    async with connected(options) as (proxy, name):
+        server = proxy_server(proxy, name)
+        if options.listen is None:
+            from mcp.server.stdio import stdio_server
+
+            async with stdio_server() as (read, write):
+                await server.run(read, write, server.create_initialization_options())
+            return
+        import uvicorn
+
+        host, port = options.listen
+        app = server.streamable_http_app(host=host)
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+        await uvicorn.Server(config).serve()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    options = parse(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(
+        level=logging.WARNING, stream=sys.stderr, format="oversight-mcp: %(message)s"
+    )
+    try:
+        anyio.run(serve, options)
+    except (ValueError, OversightError) as exc:  # no server or token, for one
+        print(f"oversight-mcp: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,288 @@
+"""The proxy: an MCP server in front of another, asking Oversight before each tool call.
+
+`tools/list` shows the upstream's tools the agent has a grant for, after showing Oversight
+every definition (pinned by hash the first time; a changed one holds every call to the
+tool until an owner accepts it). `tools/call` is a decision through the SDK's
+`AsyncOversight`:
+
+    allowed            forwarded; the outcome reported with a summary of the result (just
+                       after the caller has it: the report is off the call's path)
+    denied, halted...  not forwarded; a tool error with the reason
+    held               waits up to `hold_wait` seconds; forwarded on approval (with the
+                       reviewer's edited arguments), else a result saying it awaits
+                       approval, with the approval page's URL
+
+A retry with the same arguments resolves to the same action (the idempotency key is
+derived from the action, resource and arguments; calls.py) and runs at most once.
+Whenever Oversight cannot be reached, or answers anything unexpected, nothing is
+forwarded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+import mcp_types as types
+
+from ..aio import AsyncOversight
+from ..errors import OversightError
+from ..models import Decision, Status, ToolDefinition
+from . import calls
+
+logger = logging.getLogger(__name__)
+
+# Steps along a call's key chain before giving up (each one an action that finished).
+_MAX_CHAIN = 10_000
+_KEPT_KEYS = 10_000  # distinct calls whose next key the proxy remembers
+_FINISHED = frozenset(
+    {
+        Status.SUCCEEDED,
+        Status.FAILED,
+        Status.ROLLED_BACK,
+        Status.DENIED,
+        Status.HALTED,
+        Status.DRY_RUN,
+        Status.REJECTED,
+        Status.EXPIRED,
+        Status.CANCELLED,
+    }
+)
+
+
+@dataclass
+class _Turn:
+    """Identical calls take turns: one lock per call in progress, dropped after."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
+class Upstream(Protocol):
+    """What the proxy needs of the MCP server behind it (an `mcp.Client`)."""
+
+    async def list_tools(self, *, cursor: str | None = None) -> types.ListToolsResult: ...
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any] | None = None
+    ) -> types.CallToolResult: ...
+
+
+@dataclass(frozen=True)
+class Settings:
+    naming: calls.Naming
+    hold_wait: float = 50.0  # seconds a held call waits before answering "awaits approval"
+    oversight_url: str = ""  # for the approval page's link
+
+
+class Proxy:
+    """The tool handlers of the proxy's MCP server; one per upstream connection."""
+
+    def __init__(self, upstream: Upstream, oversight: AsyncOversight, settings: Settings):
+        self.upstream = upstream
+        self.oversight = oversight
+        self.settings = settings
+        self._tools: dict[str, types.Tool] = {}  # as last listed and shown to Oversight
+        self._listing = asyncio.Lock()
+        # Per identical call: one at a time (two at once must not both run one action),
+        # and the key its next ask uses (so a busy proxy does not walk the chain).
+        self._call_locks: dict[str, _Turn] = {}
+        self._keys: OrderedDict[str, str] = OrderedDict()  # the most recent _KEPT_KEYS
+        self._reports: set[asyncio.Task[None]] = set()
+
+    # -- tools/list ----------------------------------------------------------------------
+
+    async def list_tools(self) -> list[types.Tool]:
+        """The upstream's tools this agent may use, each definition shown to Oversight.
+        Raises OversightError when Oversight cannot answer (no list rather than a guess)."""
+        async with self._listing:
+            tools = await self._upstream_tools()
+            definitions = [self._definition(tool) for tool in tools]
+            statuses = await self.oversight.tools(definitions) if definitions else []
+            self._tools = {tool.name: tool for tool in tools}
+        granted = {status.name for status in statuses if status.granted}
+        return [tool for tool in tools if tool.name in granted]
+
+    async def _upstream_tools(self) -> list[types.Tool]:
+        tools: list[types.Tool] = []
+        cursor: str | None = None
+        while True:
+            page = await self.upstream.list_tools(cursor=cursor)
+            tools.extend(page.tools)
+            cursor = page.next_cursor
+            if not cursor:
+                return tools
+
+    def _definition(self, tool: types.Tool) -> ToolDefinition:
+        return ToolDefinition(
+            server=self.settings.naming.server,
+            name=tool.name,
+            action=self.settings.naming.action(tool.name),
+            description=tool.description or "",
+            input_schema=tool.input_schema,
+        )
+
+    # -- tools/call ----------------------------------------------------------------------
+
+    async def call_tool(self, name: str, arguments: dict[str, Any]) -> types.CallToolResult:
+        naming = self.settings.naming
+        try:
+            if name not in self._tools:  # never called on a definition Oversight has not seen
+                await self.list_tools()
+            if name not in self._tools:
+                return calls.text_result(f"Unknown tool: {name}", is_error=True)
+            action = naming.action(name)
+            resource = naming.resource(name, arguments)
+        except ValueError as exc:
+            return calls.text_result(f"Not run: {exc}", is_error=True)
+        except OversightError as exc:
+            return _unreachable(exc)
+        call_key = calls.first_key(action=action, resource=resource, arguments=arguments)
+        turn = self._call_locks.setdefault(call_key, _Turn())
+        turn.users += 1
+        try:
+            async with turn.lock:
+                return await self._decide_and_run(name, action, resource, arguments, call_key)
+        finally:
+            turn.users -= 1
+            if not turn.users:
+                del self._call_locks[call_key]
+
+    async def _decide_and_run(
+        self, name: str, action: str, resource: str, arguments: dict[str, Any], call_key: str
+    ) -> types.CallToolResult:
+        try:
+            key, decision = await self._current(action, resource, arguments, call_key)
+            if decision.pending:
+                decision = await self.oversight.wait(decision.id, timeout=self.settings.hold_wait)
+        except OversightError as exc:
+            return _unreachable(exc)
+        if decision.pending:  # the key stays: a retry finds this action
+            return calls.awaiting(decision, self._approval_url(decision.id))
+        self._keys[call_key] = calls.next_key(key, decision.id)
+        self._keys.move_to_end(call_key)
+        if len(self._keys) > _KEPT_KEYS:  # a forgotten one only costs a walk along its chain
+            self._keys.popitem(last=False)
+        if decision.status == Status.APPROVED:
+            run_with = decision.params if decision.params is not None else arguments
+            return await self._forward(name, action, resource, run_with, decision)
+        if decision.status == Status.ALLOWED and not decision.replayed:
+            return await self._forward(name, action, resource, arguments, decision)
+        if decision.status == Status.ALLOWED:
+            return calls.text_result(
+                "Not run again: this call was allowed earlier and may already have run "
+                f"(action {decision.id}); its outcome was never reported.",
+                is_error=True,
+                action_id=decision.id,
+            )
+        if decision.status in (Status.SUCCEEDED, Status.FAILED):  # another proxy ran it
+            return calls.text_result(
+                f"Not run again: this call already ran (action {decision.id}, {decision.status}).",
+                is_error=decision.status == Status.FAILED,
+                action_id=decision.id,
+            )
+        return calls.refusal(decision)
+
+    async def _current(
+        self, action: str, resource: str, arguments: dict[str, Any], call_key: str
+    ) -> tuple[str, Decision]:
+        """The action this call resolves to, with its key: a held or approved one asked
+        before with the same arguments, or a new one. Walks the key chain past actions
+        that finished (each a call that ran or was answered)."""
+        key = self._keys.get(call_key, call_key)
+        for _ in range(_MAX_CHAIN):
+            decision = await self.oversight.ask(
+                action, resource, params=arguments, idempotency_key=key
+            )
+            if not decision.replayed:
+                return key, decision
+            if decision.status in (Status.ALLOWED, Status.PENDING):
+                current = await self.oversight.get(decision.id)  # what has happened since
+                if current.status not in _FINISHED:
+                    return key, _replayed(current)
+            key = calls.next_key(key, decision.id)
+        raise RuntimeError("too many earlier identical calls to find this one")
+
+    async def _forward(
+        self,
+        name: str,
+        action: str,
+        resource: str,
+        arguments: dict[str, Any],
+        decision: Decision,
+    ) -> types.CallToolResult:
+        try:
+            result = await self.upstream.call_tool(name, arguments)
+        except Exception as exc:  # the upstream failed: report it, tell the caller
+            logger.warning("upstream call %s failed: %s", name, exc)
+            await self._report(decision, "failed", action, resource, arguments, error=str(exc))
+            return calls.text_result(
+                f"The tool failed: {exc}", is_error=True, action_id=decision.id
+            )
+        outcome = "failed" if result.is_error else "succeeded"
+        error = calls.result_text(result)[: calls.MAX_SUMMARY_TEXT] if result.is_error else ""
+        # The caller has its result at once; the outcome follows it to Oversight (drain()
+        # waits for the reports still under way before the proxy exits).
+        report = self._report(
+            decision,
+            outcome,
+            action,
+            resource,
+            arguments,
+            after=calls.result_summary(result),
+            error=error,
+        )
+        task = asyncio.get_running_loop().create_task(report)
+        self._reports.add(task)
+        task.add_done_callback(self._reports.discard)
+        return calls.with_action(result, decision.id)
+
+    async def drain(self, timeout: float = 30.0) -> None:
+        """Wait for the outcome reports still under way (at most `timeout` seconds)."""
+        pending = set(self._reports)
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=timeout)
+            for task in late:
+                logger.error("an outcome report did not finish before the proxy stopped")
+                task.cancel()
+
+    async def _report(
+        self,
+        decision: Decision,
+        outcome: str,
+        action: str,
+        resource: str,
+        params: dict[str, Any],
+        *,
+        after: Any = None,
+        error: str = "",
+    ) -> None:
+        try:
+            await self.oversight.report(
+                decision.id,
+                outcome,
+                after=after,
+                error=error or ("" if outcome == "succeeded" else "failed"),
+                action=action,
+                resource=resource,
+                params=params,
+            )
+        except OversightError as exc:  # it ran; the record lacks its outcome
+            logger.error("could not report the outcome of action %s: %s", decision.id, exc)
+
+    def _approval_url(self, action_id: str) -> str:
+        return f"{self.settings.oversight_url.rstrip('/')}/actions/{action_id}/"
+
+
+def _replayed(decision: Decision) -> Decision:
+    """A decision read again for a retried call (it may have been decided already)."""
+    return replace(decision, replayed=True)
+
+
+def _unreachable(exc: OversightError) -> types.CallToolResult:
+    return calls.text_result(
+        f"Not run: Oversight could not decide this call ({exc}).", is_error=True
+    )

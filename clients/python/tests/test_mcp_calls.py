@@ -1,0 +1,70 @@
+"""oversight-mcp's naming, keys, answers and command line (no server needed)."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("mcp")
+
+from oversight_sdk.mcp import calls
+from oversight_sdk.mcp.cli import parse
+from oversight_sdk.models import Decision, Reason, Vote
+
+NAMING = calls.Naming("Payments API", resources={"refund": "stripe:charge/{charge}"})
+
+
+def test_a_call_is_named_by_its_server_and_tool() -> None:
+    assert NAMING.action("Refund-Card") == "mcp.payments_api.refund-card"
+    assert calls.Naming("x", action_template="tools.{tool}").action("Get Weather") == (
+        "tools.get_weather"
+    )
+
+
+def test_the_resource_comes_from_the_tools_template_over_its_arguments() -> None:
+    assert NAMING.resource("refund", {"charge": "ch_1", "amount": 5}) == "stripe:charge/ch_1"
+    assert NAMING.resource("balance", {}) == "mcp:payments_api/balance"
+    with pytest.raises(ValueError, match="charge"):
+        NAMING.resource("refund", {"amount": 5})
+
+
+def test_the_same_call_has_the_same_key_and_the_next_one_another() -> None:
+    one = calls.first_key(action="a", resource="r", arguments={"x": 1, "y": 2})
+    assert one == calls.first_key(action="a", resource="r", arguments={"y": 2, "x": 1})
+    assert one != calls.first_key(action="a", resource="r", arguments={"x": 2, "y": 2})
+    assert calls.next_key(one, "id-1") != calls.next_key(one, "id-2") != one
+
+
+def test_a_refusal_carries_the_reason_or_the_reviewers_comment() -> None:
+    denied = Decision(
+        id="a1",
+        status="denied",
+        reasons=[
+            Reason("grant", "g", "allow", "granted"),
+            Reason("rule", "blocked charge", "forbid", "matched"),
+        ],
+    )
+    result = calls.refusal(denied)
+    assert result.is_error
+    assert result.content[0].text == "Oversight denied this call: blocked charge: matched"
+    assert result.meta == {calls.ACTION_META: "a1"}
+    rejected = Decision(
+        id="a2", status="rejected", votes=[Vote("rita", "Rita", "deny", "not today")]
+    )
+    assert "Rita declined it: not today" in calls.refusal(rejected).content[0].text
+
+
+def test_the_command_line() -> None:
+    options = parse(["--resource", "refund=stripe:charge/{charge}", "--", "python", "s.py"])
+    assert options.command == ["python", "s.py"]
+    assert options.resources == {"refund": "stripe:charge/{charge}"}
+    assert options.hold_wait == 50
+    http = parse(["--upstream", "http://h/mcp", "--listen", "127.0.0.1:9000"])
+    assert http.listen == ("127.0.0.1", 9000)
+    for bad in (
+        [],
+        ["--upstream", "http://h/mcp"],
+        ["--resource", "refund", "--", "x"],
+        ["--upstream", "http://h/mcp", "--listen", "h:9", "--", "x"],
+    ):
+        with pytest.raises(SystemExit):
+            parse(bad)

@@ -1,0 +1,152 @@
+"""Tool pinning: the MCP tools an agent reaches, each pinned by the hash of its definition.
+
+The first time a proxy shows Oversight a tool (POST /api/v1/tools), its description and
+input schema are recorded for the agent. A different definition later is kept beside the
+pinned one and the tool's action is put in ``Agent.changed_tools``: the decision pipeline
+holds every call to it (gateway/pipeline.py, ``standing_holds``) until an owner accepts
+the new definition on the agent's page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from oversight.agents.locking import agent_lock
+from oversight.agents.models import Agent, ToolPin
+from oversight.audit import verbs
+from oversight.audit.actors import Actor
+from oversight.audit.services import audit_record
+from oversight.gateway.hashing import canonical_hash
+
+PINNED, CHANGED = "pinned", "changed"
+
+
+@dataclass(frozen=True)
+class SeenTool:
+    """A tool as a proxy listed it."""
+
+    server: str
+    name: str
+    action: str
+    description: str
+    input_schema: dict[str, Any]
+
+    @property
+    def definition(self) -> dict[str, Any]:
+        return {"description": self.description, "input_schema": self.input_schema}
+
+    @property
+    def definition_hash(self) -> str:
+        return canonical_hash(self.definition)
+
+
+def tool_pins_record(*, agent: Agent, tools: list[SeenTool]) -> dict[str, str]:
+    """Pin each tool seen for the first time; keep a changed definition for an owner to
+    accept (its calls are held meanwhile). Returns each action's pin state.
+
+    Listing the same tools again writes nothing and takes no lock."""
+    actions = [tool.action for tool in tools]
+    known = {pin.action: pin for pin in agent.tool_pins.filter(action__in=actions)}
+    if all(_unchanged(known.get(tool.action), tool) for tool in tools):
+        return {tool.action: _state(known[tool.action]) for tool in tools}
+    return _record(agent_id=agent.pk, tools=tools)
+
+
+def _unchanged(pin: ToolPin | None, tool: SeenTool) -> bool:
+    """Nothing to write: pinned with this definition, or this change already noted."""
+    if pin is None:
+        return False
+    return tool.definition_hash in (pin.definition_hash, pin.changed_hash)
+
+
+def _state(pin: ToolPin) -> str:
+    return CHANGED if pin.changed else PINNED
+
+
+@transaction.atomic
+def _record(*, agent_id: int, tools: list[SeenTool]) -> dict[str, str]:
+    # The agent's row is locked so two proxies listing at once pin a tool once, and so
+    # ``changed_tools`` is rewritten by one of them at a time.
+    agent = agent_lock(agent_id)
+    pins = {pin.action: pin for pin in ToolPin.objects.select_for_update().filter(agent=agent)}
+    now = timezone.now()
+    actor = Actor.for_agent(agent)
+    for tool in tools:
+        pin = pins.get(tool.action)
+        if pin is None:
+            pins[tool.action] = _pin(agent, tool, actor)
+        elif not _unchanged(pin, tool):
+            _note_change(pin, tool, actor, now)
+    changed = sorted(action for action, pin in pins.items() if pin.changed)
+    if changed != sorted(agent.changed_tools or []):
+        Agent.objects.filter(pk=agent.pk).update(changed_tools=changed)
+    return {tool.action: _state(pins[tool.action]) for tool in tools}
+
+
+def _pin(agent: Agent, tool: SeenTool, actor: Actor) -> ToolPin:
+    pin = ToolPin.objects.create(
+        agent=agent,
+        server=tool.server,
+        tool=tool.name,
+        action=tool.action,
+        definition=tool.definition,
+        definition_hash=tool.definition_hash,
+    )
+    audit_record(
+        actor=actor,
+        verb=verbs.TOOL_PINNED,
+        target=("agents.toolpin", str(pin.pk), str(pin)[:200]),
+        after={"action": pin.action, **tool.definition, "hash": pin.definition_hash},
+        agent_id=agent.pk,
+    )
+    return pin
+
+
+def _note_change(pin: ToolPin, tool: SeenTool, actor: Actor, now: Any) -> None:
+    before = {"hash": pin.changed_hash or pin.definition_hash}
+    pin.changed_definition = tool.definition
+    pin.changed_hash = tool.definition_hash
+    pin.changed_at = now
+    pin.save(update_fields=["changed_definition", "changed_hash", "changed_at"])
+    audit_record(
+        actor=actor,
+        verb=verbs.TOOL_CHANGED,
+        target=("agents.toolpin", str(pin.pk), str(pin)[:200]),
+        before=before,
+        after={"action": pin.action, **tool.definition, "hash": pin.changed_hash},
+        agent_id=pin.agent_id,
+    )
+
+
+@transaction.atomic
+def tool_pin_accept(*, actor: Actor, pin: ToolPin, changed_hash: str, user: Any) -> ToolPin:
+    """Accept the changed definition the owner was shown (``changed_hash``): it becomes
+    the pinned one and the tool's calls are no longer held for it. Refused when the
+    definition changed again meanwhile (the owner must look at the new one)."""
+    agent = agent_lock(pin.agent_id)
+    locked = ToolPin.objects.select_for_update().get(pk=pin.pk)
+    if not locked.changed:
+        raise ValidationError("This tool's definition has not changed; nothing to accept.")
+    if locked.changed_hash != changed_hash:
+        raise ValidationError("The definition changed again since this page was shown; look again.")
+    before = {**locked.definition, "hash": locked.definition_hash}
+    locked.definition, locked.definition_hash = locked.changed_definition, locked.changed_hash
+    locked.changed_definition, locked.changed_hash, locked.changed_at = None, "", None
+    locked.accepted_at, locked.accepted_by = timezone.now(), user
+    locked.save()
+    remaining = [action for action in agent.changed_tools or [] if action != locked.action]
+    Agent.objects.filter(pk=agent.pk).update(changed_tools=remaining)
+    audit_record(
+        actor=actor,
+        verb=verbs.TOOL_ACCEPTED,
+        target=("agents.toolpin", str(locked.pk), str(locked)[:200]),
+        before=before,
+        after={**locked.definition, "hash": locked.definition_hash},
+        agent_id=agent.pk,
+    )
+    return locked

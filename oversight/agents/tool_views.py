@@ -1,0 +1,38 @@
+"""Accepting a changed MCP tool definition in the browser (agents/tool_pins.py)."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from oversight.agents.access import get_agent_for_user
+from oversight.agents.constants import CHANGE
+from oversight.agents.models import ToolPin
+from oversight.agents.tool_pins import tool_pin_accept
+from oversight.audit.actors import Actor
+
+
+@login_required
+@require_POST
+def tool_pin_accept_view(request: HttpRequest, slug: str, pin_id: int) -> HttpResponse:
+    """The owner accepts the definition she was shown (its hash is in the form): calls to
+    the tool are no longer held for the change."""
+    agent = get_agent_for_user(request, slug, perm=CHANGE)
+    pin = get_object_or_404(ToolPin, pk=pin_id, agent=agent)
+    try:
+        tool_pin_accept(
+            actor=Actor.for_user(request.user),
+            pin=pin,
+            changed_hash=request.POST.get("changed_hash", ""),
+            user=request.user,
+        )
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, f"Accepted the new definition of {pin.server}/{pin.tool}.")
+    return redirect(reverse("agents:detail", args=[agent.slug]) + "#agent-tools")

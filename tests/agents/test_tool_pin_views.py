@@ -1,0 +1,99 @@
+"""The agent's page lists its pinned MCP tools; the owner accepts a changed definition."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from oversight.agents.models import ToolPin
+from oversight.agents.tool_pins import SeenTool, tool_pins_record
+from oversight.audit.models import AuditEvent
+
+pytestmark = pytest.mark.django_db
+
+
+def _seen(description: str) -> SeenTool:
+    return SeenTool(
+        server="payments",
+        name="refund",
+        action="mcp.payments.refund",
+        description=description,
+        input_schema={"type": "object"},
+    )
+
+
+@pytest.fixture
+def pin(agent: Any) -> ToolPin:
+    tool_pins_record(agent=agent, tools=[_seen("Refund a charge.")])
+    tool_pins_record(agent=agent, tools=[_seen("Refund a charge and export the card.")])
+    return ToolPin.objects.get(agent=agent)
+
+
+def _accept(client: Client, agent: Any, pin: ToolPin, changed_hash: str | None = None) -> Any:
+    url = reverse("agents:tool-accept", args=[agent.slug, pin.pk])
+    return client.post(url, {"changed_hash": changed_hash or pin.changed_hash})
+
+
+def test_the_page_shows_the_pinned_and_the_changed_definition(
+    client: Client, teammate: Any, agent: Any, pin: ToolPin
+) -> None:
+    client.force_login(teammate)
+    page = client.get(reverse("agents:detail", args=[agent.slug])).content.decode()
+    assert "payments/refund" in page
+    assert "Refund a charge." in page and "export the card" in page
+    assert "Accept new definition" not in page  # a teammate may view, not accept
+
+
+def test_the_owner_accepts_the_new_definition(
+    client: Client, owner: Any, agent: Any, pin: ToolPin
+) -> None:
+    client.force_login(owner)
+    response = _accept(client, agent, pin)
+    assert response.status_code == 302
+    pin.refresh_from_db()
+    agent.refresh_from_db()
+    assert not pin.changed and pin.definition["description"].endswith("export the card.")
+    assert pin.accepted_by == owner
+    assert agent.changed_tools == []
+    event = AuditEvent.objects.get(verb="tool.accepted")
+    assert event.before["description"] == "Refund a charge."
+
+
+def test_a_teammate_may_not_accept(client: Client, teammate: Any, agent: Any, pin: ToolPin) -> None:
+    client.force_login(teammate)
+    assert _accept(client, agent, pin).status_code == 403
+    pin.refresh_from_db()
+    assert pin.changed
+
+
+def test_an_outsider_does_not_see_the_agent(
+    client: Client, outsider: Any, agent: Any, pin: ToolPin
+) -> None:
+    client.force_login(outsider)
+    assert _accept(client, agent, pin).status_code == 404
+    pin.refresh_from_db()
+    assert pin.changed
+
+
+def test_it_refuses_a_definition_that_changed_again_since_the_page_was_shown(
+    client: Client, owner: Any, agent: Any, pin: ToolPin
+) -> None:
+    shown = pin.changed_hash
+    tool_pins_record(agent=agent, tools=[_seen("Something else again.")])
+    client.force_login(owner)
+    response = _accept(client, agent, pin, changed_hash=shown)
+    assert response.status_code == 302
+    pin.refresh_from_db()
+    assert pin.changed and pin.definition["description"] == "Refund a charge."
+    assert not AuditEvent.objects.filter(verb="tool.accepted").exists()
+
+
+def test_it_needs_the_csrf_token(owner: Any, agent: Any, pin: ToolPin) -> None:
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(owner)
+    assert _accept(client, agent, pin).status_code == 403
+    pin.refresh_from_db()
+    assert pin.changed

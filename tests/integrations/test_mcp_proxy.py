@@ -1,0 +1,284 @@
+"""oversight-mcp end to end: a real MCP client session, the proxy, the payments MCP
+server, and Oversight (uvicorn) on the test database; over stdio and streamable HTTP.
+
+The agent may refund charges through the MCP tool (action mcp.payments.refund, resource
+stripe:charge/{charge}); charge ch_blocked is forbidden; refunds over 100 are held for
+one approval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from oversight.agents.models import ToolPin
+from oversight.agents.services import agent_access_grant, token_create
+from oversight.approvals.services import approval_vote
+from oversight.gateway.models import Action
+from oversight.policy.models import Grant, Rule
+from oversight.policy.services import policy_object_create
+from tests.conftest import SYSTEM
+from tests.integrations.mcp_world import proxied, text_of
+from tests.servers import asgi_server, free_port
+
+pytestmark = pytest.mark.postgres
+
+REFUND = "mcp.payments.refund"
+TRANSPORTS = ["stdio", "http"]
+
+
+@pytest.fixture
+def live_url(transactional_db: None) -> Iterator[str]:
+    with asgi_server(extra_env={"DJANGO_ALLOW_ASYNC_UNSAFE": ""}) as url:
+        yield url
+
+
+@pytest.fixture
+def approver(agent: Any, reviewer: Any) -> Any:
+    agent_access_grant(actor=SYSTEM, agent=agent, user=reviewer, level="reviewer")
+    return reviewer
+
+
+@pytest.fixture
+def token(agent: Any, approver: Any) -> str:
+    for obj in (
+        Grant(agent=agent, action=REFUND, resource="stripe:charge/*"),
+        Rule(
+            agent=agent,
+            name="blocked charge",
+            effect="forbid",
+            action=REFUND,
+            resource="stripe:charge/ch_blocked",
+        ),
+        Rule(
+            agent=agent,
+            name="big refunds need a person",
+            effect="hold",
+            action=REFUND,
+            condition="params.amount > 100",
+            approvals=1,
+            expires_in_seconds=600,
+        ),
+    ):
+        policy_object_create(actor=SYSTEM, obj=obj)
+    return token_create(actor=SYSTEM, agent=agent, environment="production")[1]
+
+
+def _pending(agent: Any, *, timeout: float = 20) -> Action:
+    """The agent's held action, once the proxy has asked."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        action = Action.objects.filter(agent=agent, status="pending").first()
+        if action is not None:
+            return action
+        time.sleep(0.1)
+    raise AssertionError("no held action appeared")
+
+
+def _reported(action: Action, *, timeout: float = 10) -> Action:
+    """The action once its outcome is recorded: the proxy reports it just after the
+    caller has the result (over stdio, before its process exits)."""
+    deadline = time.monotonic() + timeout
+    action.refresh_from_db()
+    while action.status in ("allowed", "approved") and time.monotonic() < deadline:
+        time.sleep(0.05)
+        action.refresh_from_db()
+    return action
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_tools_list_shows_only_granted_tools_and_pins_all(
+    transport: str, live_url: str, token: str, agent: Any, tmp_path: Path
+) -> None:
+    with proxied(transport, url=live_url, token=token, tmp=tmp_path) as proxy:
+        listed = proxy.session(lambda client: client.list_tools())
+    assert [tool.name for tool in listed.tools] == ["refund"]  # no grant for balance
+    pins = {pin.tool: pin for pin in ToolPin.objects.filter(agent=agent)}
+    assert set(pins) == {"refund", "balance"}
+    assert pins["refund"].action == REFUND and not pins["refund"].changed
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_an_allowed_call_runs_once_and_its_outcome_is_reported(
+    transport: str, live_url: str, token: str, agent: Any, tmp_path: Path
+) -> None:
+    with proxied(transport, url=live_url, token=token, tmp=tmp_path) as proxy:
+        result = proxy.call("refund", {"charge": "ch_1", "amount": 10})
+    assert not result.is_error
+    assert '"refunded": 10' in text_of(result)
+    assert proxy.payments.executed() == [{"charge": "ch_1", "amount": 10}]
+    action = _reported(Action.objects.get(agent=agent))
+    assert (action.action, action.resource) == (REFUND, "stripe:charge/ch_1")
+    assert action.params == {"charge": "ch_1", "amount": 10}
+    assert action.status == "succeeded"
+    assert action.after["is_error"] is False and '"refunded": 10' in action.after["text"]
+    assert result.meta["oversight.dev/action_id"] == str(action.pk)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_client_on_the_initialize_handshake_is_served_too(
+    transport: str, live_url: str, token: str, agent: Any, tmp_path: Path
+) -> None:
+    async def legacy(client: Any) -> tuple[str, Any, Any]:
+        listed = await client.list_tools()
+        result = await client.call_tool("refund", {"charge": "ch_l", "amount": 10})
+        return client.protocol_version, listed, result
+
+    with proxied(transport, url=live_url, token=token, tmp=tmp_path) as proxy:
+        version, listed, result = proxy.session(legacy, mode="legacy")
+    assert version == "2025-11-25"
+    assert [tool.name for tool in listed.tools] == ["refund"]
+    assert not result.is_error
+    assert proxy.payments.executed() == [{"charge": "ch_l", "amount": 10}]
+    assert _reported(Action.objects.get(agent=agent)).status == "succeeded"
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_denied_call_is_not_forwarded_and_says_why(
+    transport: str, live_url: str, token: str, agent: Any, tmp_path: Path
+) -> None:
+    with proxied(transport, url=live_url, token=token, tmp=tmp_path) as proxy:
+        result = proxy.call("refund", {"charge": "ch_blocked", "amount": 10})
+    assert result.is_error
+    assert "denied" in text_of(result) and "blocked charge" in text_of(result)
+    assert proxy.payments.executed() == []
+    assert Action.objects.get(agent=agent).status == "denied"
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_held_call_waits_and_runs_on_approval(
+    transport: str, live_url: str, token: str, agent: Any, approver: Any, tmp_path: Path
+) -> None:
+    with proxied(transport, url=live_url, token=token, tmp=tmp_path) as proxy:
+        join = proxy.call_in_thread("refund", {"charge": "ch_2", "amount": 150})
+        held = _pending(agent)
+        assert proxy.payments.executed() == []
+        approval_vote(user=approver, action_id=held.pk, vote="approve")
+        result = join()
+    assert not result.is_error
+    assert proxy.payments.executed() == [{"charge": "ch_2", "amount": 150}]
+    assert _reported(held).status == "succeeded"
+
+
+def test_a_call_approved_with_edits_runs_with_the_edited_arguments(
+    live_url: str, token: str, agent: Any, approver: Any, tmp_path: Path
+) -> None:
+    with proxied("stdio", url=live_url, token=token, tmp=tmp_path) as proxy:
+        join = proxy.call_in_thread("refund", {"charge": "ch_3", "amount": 150})
+        held = _pending(agent)
+        edited = {"charge": "ch_3", "amount": 120}
+        approval_vote(user=approver, action_id=held.pk, vote="approve", params=edited)
+        result = join()
+    assert not result.is_error
+    assert proxy.payments.executed() == [edited]
+    assert _reported(held).status == "succeeded"
+
+
+def test_a_rejected_call_shows_the_reviewers_comment(
+    live_url: str, token: str, agent: Any, approver: Any, tmp_path: Path
+) -> None:
+    with proxied("stdio", url=live_url, token=token, tmp=tmp_path) as proxy:
+        join = proxy.call_in_thread("refund", {"charge": "ch_4", "amount": 150})
+        held = _pending(agent)
+        approval_vote(user=approver, action_id=held.pk, vote="deny", comment="not this customer")
+        result = join()
+    assert result.is_error
+    assert "not this customer" in text_of(result)
+    assert proxy.payments.executed() == []
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_call_held_past_the_wait_resolves_to_the_same_action_and_runs_once(
+    transport: str, live_url: str, token: str, agent: Any, approver: Any, tmp_path: Path
+) -> None:
+    arguments = {"charge": "ch_5", "amount": 150}
+    with proxied(transport, url=live_url, token=token, tmp=tmp_path, hold_wait=0.5) as proxy:
+        first = proxy.call("refund", arguments)
+        held = Action.objects.get(agent=agent)
+        assert not first.is_error
+        assert "awaits approval" in text_of(first)
+        assert f"{live_url}/actions/{held.pk}/" in text_of(first)
+        assert first.structured_content["action_id"] == str(held.pk)
+
+        again = proxy.call("refund", arguments)  # still undecided: the same action
+        assert again.structured_content["action_id"] == str(held.pk)
+        assert Action.objects.filter(agent=agent).count() == 1
+
+        approval_vote(user=approver, action_id=held.pk, vote="approve")
+        retried = proxy.call("refund", arguments)
+        assert not retried.is_error and '"refunded": 150' in text_of(retried)
+        assert proxy.payments.executed() == [arguments]
+        assert _reported(held).status == "succeeded"
+
+        # The next identical call is a new call: a new action, held again, not run.
+        later = proxy.call("refund", arguments)
+    assert "awaits approval" in text_of(later)
+    assert later.structured_content["action_id"] != str(held.pk)
+    assert proxy.payments.executed() == [arguments]
+
+
+def test_the_same_call_twice_is_two_actions_when_each_is_allowed(
+    live_url: str, token: str, agent: Any, tmp_path: Path
+) -> None:
+    arguments = {"charge": "ch_6", "amount": 10}
+
+    async def twice(client: Any) -> list[Any]:
+        return [await client.call_tool("refund", arguments) for _ in range(2)]
+
+    with proxied("stdio", url=live_url, token=token, tmp=tmp_path) as proxy:
+        results = proxy.session(twice)
+    assert [r.is_error for r in results] == [False, False]
+    assert proxy.payments.executed() == [arguments, arguments]
+    assert list(Action.objects.filter(agent=agent).values_list("status", flat=True)) == [
+        "succeeded",
+        "succeeded",
+    ]
+
+
+def test_identical_calls_at_once_take_turns_each_its_own_action(
+    live_url: str, token: str, agent: Any, tmp_path: Path
+) -> None:
+    arguments = {"charge": "ch_6b", "amount": 10}
+
+    async def together(client: Any) -> list[Any]:
+        calls = [client.call_tool("refund", arguments) for _ in range(3)]
+        return list(await asyncio.gather(*calls))
+
+    with proxied("stdio", url=live_url, token=token, tmp=tmp_path) as proxy:
+        results = proxy.session(together)
+    assert [r.is_error for r in results] == [False, False, False]
+    assert proxy.payments.executed() == [arguments] * 3
+    ids = {r.meta["oversight.dev/action_id"] for r in results}
+    assert len(ids) == 3
+    assert set(Action.objects.filter(agent=agent).values_list("status", flat=True)) == {"succeeded"}
+
+
+def test_a_restarted_proxy_finds_the_held_call_and_runs_it_once(
+    live_url: str, token: str, agent: Any, approver: Any, tmp_path: Path
+) -> None:
+    arguments = {"charge": "ch_7", "amount": 150}
+    with proxied("stdio", url=live_url, token=token, tmp=tmp_path, hold_wait=0.5) as proxy:
+        proxy.call("refund", arguments)  # one proxy process per session: this one ends
+        held = Action.objects.get(agent=agent)
+        approval_vote(user=approver, action_id=held.pk, vote="approve")
+        retried = proxy.call("refund", arguments)  # a new proxy process
+        assert not retried.is_error
+    assert proxy.payments.executed() == [arguments]
+    assert Action.objects.filter(agent=agent).count() == 1
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_nothing_is_forwarded_when_oversight_cannot_be_reached(
+    transport: str, token: str, tmp_path: Path
+) -> None:
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    with proxied(transport, url=nowhere, token=token, tmp=tmp_path) as proxy:
+        result = proxy.call("refund", {"charge": "ch_8", "amount": 10})
+    assert result.is_error
+    assert "Oversight could not decide" in text_of(result)
+    assert proxy.payments.executed() == []
