@@ -155,12 +155,23 @@ POLICIES: dict[str, dict[str, list[dict[str, object]]]] = {
         "grants": [
             {"action": "payments.refund", "resource": "stripe:charge/*"},
             {"action": "crm.ticket.*", "resource": "crm:ticket/*"},
+            # The same refunds as an MCP tool, through oversight-mcp in front of a
+            # "payments" MCP server (docs/integrations/mcp.md).
+            {"action": "mcp.payments.refund", "resource": "stripe:charge/*"},
         ],
         "rules": [
             {
                 "name": "big refunds need a human",
                 "effect": "hold",
                 "action": "payments.refund",
+                "condition": "params.amount > 500",
+                "approvals": 1,
+                "expires_in_seconds": 900,
+            },
+            {
+                "name": "big MCP refunds need a human",
+                "effect": "hold",
+                "action": "mcp.payments.refund",
                 "condition": "params.amount > 500",
                 "approvals": 1,
                 "expires_in_seconds": 900,

@@ -132,3 +132,20 @@ def test_the_demo_teams_have_email_on_for_the_dev_outbox() -> None:
     _seed("--force")
     assert not TeamChannels.objects.get(team__slug="growth").email_enabled
     assert "dev/outbox" not in output  # DEV_OUTBOX is off outside DEBUG
+
+
+def test_the_demo_refund_bot_may_call_the_mcp_refund_tool_and_big_ones_are_held() -> None:
+    """docs/integrations/mcp.md's example runs against the demo: refund-bot's token in
+    front of a "payments" MCP server (mcp.payments.refund)."""
+    from oversight.agents.services import token_create
+    from tests.conftest import SYSTEM
+    from tests.gateway.helpers import decide
+
+    _seed("--force")
+    token = token_create(
+        actor=SYSTEM, agent=Agent.objects.get(slug="refund-bot"), environment="production"
+    )[0]
+    call = {"action": "mcp.payments.refund", "resource": "stripe:charge/ch_mcp"}
+    small = decide(token, {**call, "params": {"charge": "ch_mcp", "amount": 10}})
+    big = decide(token, {**call, "params": {"charge": "ch_mcp", "amount": 900}})
+    assert (small.status, big.status) == ("allowed", "pending")
