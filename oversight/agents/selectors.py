@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -115,15 +116,31 @@ def agent_access_list(*, agent: Agent) -> list[AccessEntry]:
 
 def tool_pin_rows(*, agent: Agent) -> list[dict[str, Any]]:
     """The agent's pinned MCP tools, each with its pinned and changed definition as
-    indented JSON (for the agent's page; the caller checked the agent may be viewed)."""
+    indented JSON lines, those that differ marked (for the agent's page; the caller
+    checked the agent may be viewed)."""
     pins = ToolPin.objects.filter(agent=agent).select_related("accepted_by")
-    return [
-        {
-            "pin": pin,
-            "pinned": json.dumps(pin.definition, indent=2, sort_keys=True),
-            "changed": json.dumps(pin.changed_definition, indent=2, sort_keys=True)
+    rows = []
+    for pin in pins:
+        pinned = json.dumps(pin.definition, indent=2, sort_keys=True).splitlines()
+        changed = (
+            json.dumps(pin.changed_definition, indent=2, sort_keys=True).splitlines()
             if pin.changed
-            else "",
-        }
-        for pin in pins
-    ]
+            else []
+        )
+        old_lines, new_lines = _marked_lines(pinned, changed)
+        rows.append({"pin": pin, "pinned": old_lines, "changed": new_lines})
+    return rows
+
+
+def _marked_lines(old: list[str], new: list[str]) -> tuple[list[Any], list[Any]]:
+    """Each side's lines as (text, differs): what an owner must read before accepting."""
+    old_marked = [(line, True) for line in old]
+    new_marked = [(line, True) for line in new]
+    matcher = difflib.SequenceMatcher(a=old, b=new, autojunk=False)
+    for block in matcher.get_matching_blocks():
+        for i in range(block.size):
+            old_marked[block.a + i] = (old[block.a + i], False)
+            new_marked[block.b + i] = (new[block.b + i], False)
+    if not new:  # nothing changed: the pinned definition reads plain
+        old_marked = [(line, False) for line in old]
+    return old_marked, new_marked

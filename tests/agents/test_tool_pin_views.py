@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -45,6 +46,15 @@ def test_the_page_shows_the_pinned_and_the_changed_definition(
     assert "payments/refund" in page
     assert "Refund a charge." in page and "export the card" in page
     assert "Accept new definition" not in page  # a teammate may view, not accept
+    # Only the lines that differ are marked, each side in its own colour.
+    assert re.search(
+        r'<del class="diff-line">\s*&quot;description&quot;: &quot;Refund a charge\.&quot;,</del>',
+        page,
+    )
+    assert re.search(
+        r'<ins class="diff-line">\s*&quot;description&quot;: &quot;[^<]*export the card', page
+    )
+    assert page.count('class="diff-line"') == 2
 
 
 def test_the_owner_accepts_the_new_definition(
