@@ -24,6 +24,15 @@ from oversight.policy.engine import is_action_name
 # checks that the document and the validators agree.
 _BODY_LIMIT = f"The request body is at most {MAX_BODY_BYTES} bytes (else 413)."
 ACTION_NAME = r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*$"  # as policy.engine.is_action_name
+
+
+def _action_named(value: str, example: str) -> str:
+    """An action name as the policy engine reads it, or the error naming an example."""
+    if not is_action_name(value):
+        raise ValueError(f"must be dot-separated lower-case words, e.g. {example}")
+    return value
+
+
 # No whitespace (Python's str.isspace, character by character) and no NUL.
 RESOURCE = r"^[^\x00\x09-\x0d\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$"
 
@@ -84,9 +93,7 @@ class ActionIn(Schema):
     @field_validator("action")
     @classmethod
     def _action_name(cls, value: str) -> str:
-        if not is_action_name(value):
-            raise ValueError("must be dot-separated lower-case words, e.g. payments.refund")
-        return value
+        return _action_named(value, "payments.refund")
 
     @field_validator("resource")
     @classmethod
@@ -208,9 +215,7 @@ class ToolIn(Schema):
     @field_validator("action")
     @classmethod
     def _action_name(cls, value: str) -> str:
-        if not is_action_name(value):
-            raise ValueError("must be dot-separated lower-case words, e.g. mcp.payments.refund")
-        return value
+        return _action_named(value, "mcp.payments.refund")
 
 
 class ToolsIn(Schema):
