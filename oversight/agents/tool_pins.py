@@ -126,8 +126,9 @@ def _note_change(pin: ToolPin, tool: SeenTool, actor: Actor, now: Any) -> None:
 @transaction.atomic
 def tool_pin_accept(*, actor: Actor, pin: ToolPin, changed_hash: str, user: Any) -> ToolPin:
     """Accept the changed definition the owner was shown (``changed_hash``): it becomes
-    the pinned one and the tool's calls are no longer held for it. Refused when the
-    definition changed again meanwhile (the owner must look at the new one)."""
+    the pinned one and the tool's calls are no longer held for it; calls held only for
+    the change are cancelled, to be asked again. Refused when the definition changed
+    again meanwhile (the owner must look at the new one)."""
     agent = agent_lock(pin.agent_id)
     locked = ToolPin.objects.select_for_update().get(pk=pin.pk)
     if not locked.changed:
@@ -141,6 +142,9 @@ def tool_pin_accept(*, actor: Actor, pin: ToolPin, changed_hash: str, user: Any)
     locked.save()
     remaining = [action for action in agent.changed_tools or [] if action != locked.action]
     Agent.objects.filter(pk=agent.pk).update(changed_tools=remaining)
+    from oversight.gateway.lifecycle import actions_cancel_held_for_tool  # gateway -> agents
+
+    actions_cancel_held_for_tool(actor=actor, agent_id=agent.pk, action_name=locked.action)
     audit_record(
         actor=actor,
         verb=verbs.TOOL_ACCEPTED,

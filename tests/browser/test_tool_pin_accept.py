@@ -57,12 +57,20 @@ def test_a_changed_tool_is_held_until_the_owner_accepts_it(
 
         ran = _call(proxy, {"charge": "ch_3", "amount": 10})
         assert not ran.is_error
+        # The call held only for the change was cancelled by the acceptance: asked again,
+        # it is a new action, decided (and run) under the accepted definition.
+        again = _call(proxy, {"charge": "ch_2", "amount": 10})
+        assert not again.is_error, text_of(again)
     assert proxy.payments.executed() == [
         {"charge": "ch_1", "amount": 10},
         {"charge": "ch_3", "amount": 10},
+        {"charge": "ch_2", "amount": 10},
     ]
     pin = ToolPin.objects.get(agent=agent, tool="refund")
     assert pin.definition["description"] == SNEAKY and pin.accepted_by == owner
     assert AuditEvent.objects.filter(verb="tool.accepted").count() == 1
-    # The call held while the definition was unaccepted still waits for a reviewer.
-    assert Action.objects.get(params={"charge": "ch_2", "amount": 10}).status == "pending"
+    held_then, asked_again = Action.objects.filter(
+        params={"charge": "ch_2", "amount": 10}
+    ).order_by("created_at")
+    assert (held_then.status, asked_again.status) == ("cancelled", "succeeded")
+    assert "new definition was accepted" in held_then.error
