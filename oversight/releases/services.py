@@ -39,6 +39,7 @@ def _summary(release: Release) -> dict[str, Any]:
     return {"version": release.version, "digest": release.digest, "notes": release.notes}
 
 
+@transaction.atomic
 def release_record(*, actor: Actor, agent: Agent, notes: str = "") -> Release | None:
     """Cut a release of the agent's current state and promote it (make it stable), in the
     caller's transaction. Identical content is not a new release: None then."""
