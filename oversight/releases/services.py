@@ -21,7 +21,7 @@ from oversight.agents.models import Agent
 from oversight.audit import verbs
 from oversight.audit.actors import Actor
 from oversight.audit.services import audit_record
-from oversight.releases.content import CONFIG_FIELDS, agent_content, digest
+from oversight.releases.content import agent_content, digest
 from oversight.releases.models import Release
 
 _batch: contextvars.ContextVar[dict[int, Actor] | None] = contextvars.ContextVar(
@@ -133,6 +133,3 @@ def release_rollback(*, actor: Actor, release: Release) -> Release | None:
         agent_id=agent.pk,
     )
     return new
-
-
-__all__ = ["CONFIG_FIELDS", "release_after_change", "release_record", "release_rollback"]
