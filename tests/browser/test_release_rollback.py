@@ -12,7 +12,7 @@ from oversight.agents.models import Agent
 from oversight.policy.models import Rule
 from oversight.policy.services import policy_object_create
 from oversight.releases.services import releases_batched
-from tests.browser.test_registry_flow import log_in
+from tests.browser.test_registry_flow import SHOTS, log_in
 from tests.conftest import SYSTEM
 from tests.gateway.helpers import REFUND, grant_refunds
 
@@ -51,12 +51,15 @@ def test_an_owner_changes_a_rule_compares_and_rolls_back_in_one_click(
     changed = page.locator("section", has_text="Rules")
     expect(changed).to_contain_text("params.amount > 100")
     expect(changed).to_contain_text("params.amount > 5000")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SHOTS / "release-compare.png", full_page=True)
 
     page.goto(f"{live_url}/agents/{agent.slug}/releases/2/")
     page.get_by_role("button", name="Roll back to v2").click()
     expect(page.get_by_role("heading", name="Release v4")).to_contain_text("stable")
     expect(page.locator("body")).to_contain_text("rollback to v2")
     expect(page.locator("body")).to_contain_text("params.amount > 100")
+    page.screenshot(path=SHOTS / "release-rolled-back.png", full_page=True)
     assert Rule.objects.get(pk=rule.pk).condition == "params.amount > 100"
     agent.refresh_from_db()
     assert agent.stable_version == 4 and agent.stable_release.parent.version == 3

@@ -60,7 +60,8 @@ def test_the_pages_show_the_releases(
     assert "Added in v4" in text and "payments.refund" in text and "no big" in text
     changed = client.get(reverse("releases:compare", args=[agent.slug]) + "?old=3&new=4")
     assert "params.amount &gt; 1000" in changed.content.decode()
-    assert "Changed" in changed.content.decode()
+    assert "Changed: no big" in changed.content.decode()
+    assert "condition (changed)" in changed.content.decode()
 
 
 def test_rollback_restores_the_policy_and_the_next_decision_uses_it(
