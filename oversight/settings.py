@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "oversight.agents",
     "oversight.audit",
     "oversight.policy",
+    "oversight.releases",
     "oversight.killswitch",
     "oversight.gateway",
     "oversight.approvals",

@@ -20,6 +20,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("agents/", include("oversight.agents.urls")),
     path("agents/<slug:slug>/policy/", include("oversight.policy.urls")),
+    path("agents/<slug:slug>/releases/", include("oversight.releases.urls")),
     path("audit/", include("oversight.audit.urls")),
     path("", include("oversight.approvals.urls")),
     path("killswitch/", include("oversight.killswitch.urls")),

@@ -17,7 +17,14 @@ class AgentAdmin(admin.ModelAdmin):
     list_display = ("name", "slug", "team", "owner", "status", "risk_tier", "next_review_due")
     list_filter = ("status", "risk_tier", "team")
     search_fields = ("name", "slug", "purpose")
-    readonly_fields = ("next_review_due", "last_reviewed_at", "created_at", "updated_at")
+    readonly_fields = (
+        "next_review_due",
+        "last_reviewed_at",
+        "created_at",
+        "updated_at",
+        "stable_release",  # releases/services.py promotes; rollback is on the releases page
+        "stable_version",
+    )
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         return (*self.readonly_fields, "slug") if obj else self.readonly_fields

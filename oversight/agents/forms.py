@@ -31,13 +31,24 @@ class AgentForm(forms.ModelForm):
             "risk_tier",
             "review_interval_days",
             "alert_response",
+            "instructions",
+            "model_name",
+            "model_settings",
+            "tools",
         ]
-        widgets = {"purpose": forms.Textarea(attrs={"rows": 3})}
+        widgets = {
+            "purpose": forms.Textarea(attrs={"rows": 3}),
+            "instructions": forms.Textarea(attrs={"rows": 4}),
+            "model_settings": forms.Textarea(attrs={"rows": 2}),
+            "tools": forms.Textarea(attrs={"rows": 4}),
+        }
         labels = {"review_interval_days": "Re-certify every (days)"}
         help_texts = {
             "slug": "Used by tokens and manifests; fixed once created. Blank: made from the name.",
             "review_interval_days": "The owner re-certifies the agent this often.",
             "alert_response": "What happens by itself when a serious alert opens.",
+            "model_settings": 'A JSON object, e.g. {"temperature": 0.2}.',
+            "tools": "A JSON list of {name, description, input_schema}.",
         }
 
     def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
@@ -66,6 +77,25 @@ class AgentForm(forms.ModelForm):
         else:
             self.initial.setdefault("owner", user.pk)
             self.initial.setdefault("environments", ["staging"])
+
+    def _config(self, name: str, empty: Any) -> Any:
+        """A config field left out of a post keeps what is set; a blank one is empty."""
+        if self.prefix is None and name not in self.data:
+            return getattr(self.instance, name)
+        value = self.cleaned_data.get(name)
+        return empty if value in (None, "") else value
+
+    def clean_instructions(self) -> str:
+        return self._config("instructions", "")
+
+    def clean_model_name(self) -> str:
+        return self._config("model_name", "")
+
+    def clean_model_settings(self) -> Any:
+        return self._config("model_settings", {})
+
+    def clean_tools(self) -> Any:
+        return self._config("tools", [])
 
     def clean_alert_response(self) -> str:
         return self.cleaned_data.get("alert_response") or self.instance.alert_response

@@ -65,6 +65,18 @@ class Agent(models.Model):
     # Bumped in the same transaction as any change to the agent's grants, rules or limits
     # (or its team's or everyone's limits); compiled policies are cached by it.
     policy_version = models.PositiveIntegerField(default=1)
+    # Its config, part of each release (oversight/releases): what the agent is told, the
+    # model it runs on and its settings, and its tools (name, description, input schema).
+    instructions = models.TextField(blank=True)
+    model_name = models.CharField("model", max_length=200, blank=True)
+    model_settings = models.JSONField(default=dict, blank=True)
+    tools = models.JSONField(default=list, blank=True)
+    # The release in force and its version (kept together by releases/services.py): every
+    # decision is decided under it and records the version, read from this row.
+    stable_release = models.ForeignKey(
+        "releases.Release", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    stable_version = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -96,6 +108,31 @@ class Agent(models.Model):
         unknown = sorted(set(envs) - set(Environment.values))
         if unknown:
             raise ValidationError({"environments": f"Unknown environment: {', '.join(unknown)}."})
+        if not isinstance(self.model_settings, dict):
+            raise ValidationError({"model_settings": "Model settings are a JSON object."})
+        problem = tools_problem(self.tools)
+        if problem:
+            raise ValidationError({"tools": problem})
+
+
+def tools_problem(tools: object) -> str:
+    """Why ``tools`` is not a list of {name, description, input_schema}, or ""."""
+    if not isinstance(tools, list):
+        return "Tools are a JSON list."
+    names = set()
+    for index, tool in enumerate(tools):
+        if not isinstance(tool, dict) or set(tool) != {"name", "description", "input_schema"}:
+            return f"Tool {index + 1}: give exactly name, description and input_schema."
+        if not isinstance(tool["name"], str) or not tool["name"].strip():
+            return f"Tool {index + 1}: the name is a non-empty string."
+        if not isinstance(tool["description"], str):
+            return f"Tool {index + 1}: the description is a string."
+        if not isinstance(tool["input_schema"], dict):
+            return f"Tool {index + 1}: the input schema is a JSON object."
+        if tool["name"] in names:
+            return f"Tool {tool['name']} is listed twice."
+        names.add(tool["name"])
+    return ""
 
 
 class AgentToken(models.Model):

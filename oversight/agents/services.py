@@ -28,6 +28,8 @@ from oversight.audit.actors import Actor
 from oversight.audit.services import audit_record
 from oversight.audit.snapshot import snapshot
 from oversight.live.publish import after_commit, resubscribe_everyone
+from oversight.releases.content import CONFIG_FIELDS
+from oversight.releases.services import release_after_change
 
 EDITABLE_FIELDS = (
     "name",
@@ -39,6 +41,10 @@ EDITABLE_FIELDS = (
     "risk_tier",
     "review_interval_days",
     "alert_response",
+    "instructions",
+    "model_name",
+    "model_settings",
+    "tools",
 )
 
 
@@ -69,6 +75,10 @@ def agent_create(
     risk_tier: str = RiskTier.MEDIUM,
     review_interval_days: int = DEFAULT_REVIEW_INTERVAL_DAYS,
     alert_response: str = AlertResponse.HOLD,
+    instructions: str = "",
+    model_name: str = "",
+    model_settings: dict[str, Any] | None = None,
+    tools: list[Any] | None = None,
 ) -> Agent:
     _require_active_owner(owner)
     now = timezone.now()
@@ -83,6 +93,10 @@ def agent_create(
         risk_tier=risk_tier,
         review_interval_days=review_interval_days,
         alert_response=alert_response,
+        instructions=instructions,
+        model_name=model_name,
+        model_settings=model_settings or {},
+        tools=tools or [],
         next_review_due=_next_review_due(since=now, interval_days=review_interval_days),
     )
     agent.full_clean()
@@ -91,6 +105,7 @@ def agent_create(
     permissions.grant_team(agent)
     after_commit(resubscribe_everyone)
     audit_record(actor=actor, verb=verbs.AGENT_CREATED, target=agent, after=snapshot(agent))
+    release_after_change(actor=actor, agent_id=agent.pk)
     return agent
 
 
@@ -142,6 +157,8 @@ def agent_update(*, actor: Actor, agent: Agent, **changes: Any) -> Agent:
         after_commit(resubscribe_everyone)
         escalate_after_access_change([locked.pk])
     audit_record(actor=actor, verb=verbs.AGENT_UPDATED, target=locked, before=before, after=after)
+    if changed & set(CONFIG_FIELDS):
+        release_after_change(actor=actor, agent_id=locked.pk)
     return locked
 
 

@@ -37,7 +37,7 @@ AGENT = Family(
 )
 POLICY = Family(
     "policy",
-    "Policy: grants, rules and limits",
+    "Policy: grants, rules, limits and releases",
     (
         verbs.GRANT_CREATED,
         verbs.GRANT_UPDATED,
@@ -48,6 +48,9 @@ POLICY = Family(
         verbs.LIMIT_CREATED,
         verbs.LIMIT_UPDATED,
         verbs.LIMIT_DELETED,
+        verbs.RELEASE_CREATED,
+        verbs.RELEASE_PROMOTED,
+        verbs.RELEASE_ROLLED_BACK,
     ),
 )
 KILL_SWITCH = Family(

@@ -52,6 +52,9 @@ AGENT_RETIREMENT_NOTICE_WITHDRAWN = "agent.retirement_notice_withdrawn"
 TOOL_PINNED = "tool.pinned"
 TOOL_CHANGED = "tool.changed"
 TOOL_ACCEPTED = "tool.accepted"
+RELEASE_CREATED = "release.created"
+RELEASE_PROMOTED = "release.promoted"
+RELEASE_ROLLED_BACK = "release.rolled_back"
 
 KNOWN_VERBS = sorted(
     [
@@ -59,6 +62,9 @@ KNOWN_VERBS = sorted(
         TOOL_PINNED,
         TOOL_CHANGED,
         TOOL_ACCEPTED,
+        RELEASE_CREATED,
+        RELEASE_PROMOTED,
+        RELEASE_ROLLED_BACK,
         AGENT_UPDATED,
         AGENT_ACCESS_GRANTED,
         AGENT_ACCESS_REVOKED,

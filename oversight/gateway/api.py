@@ -93,6 +93,7 @@ def decision_body(action: Action, *, first_answer: bool = False) -> dict[str, ob
         "status": (action.decision or action.status) if first_answer else action.status,
         "reasons": action.reasons,
         "policy_version": action.policy_version,
+        "release": action.release_version,
         "expires_at": action.expires_at,
     }
 

@@ -44,6 +44,9 @@ class Action(models.Model):
     decision = models.CharField(max_length=12, choices=ActionStatus.choices, default="")
     reasons = models.JSONField(default=list)
     policy_version = models.PositiveIntegerField(default=0)
+    # The version of the agent's release it was decided under (with the agent, the
+    # release's key: releases.Release is unique by agent and version); null before any.
+    release_version = models.PositiveIntegerField(null=True, blank=True)
     approvals_required = models.PositiveSmallIntegerField(default=0)
     separation_of_duties = models.BooleanField(default=False)
     # Held only: whether a reviewer may approve it with edited params (every hold rule

@@ -481,6 +481,7 @@ def _new_action(token: AgentToken, data: ActionInput, outcome: Outcome, now: dat
         decision=outcome.status,
         reasons=outcome.reasons,
         policy_version=outcome.policy_version,
+        release_version=token.agent.stable_version,
         approvals_required=outcome.approvals_required,
         separation_of_duties=outcome.separation_of_duties,
         edits_allowed=outcome.edits_allowed,

@@ -116,6 +116,9 @@ class DecisionOut(Schema):
     status: ActionStatusName
     reasons: list[ReasonOut]
     policy_version: int
+    release: int | None = Field(
+        None, description="The version of the agent's release it was decided under."
+    )
     expires_at: datetime | None = None
 
 

@@ -17,6 +17,7 @@ from oversight.audit.snapshot import snapshot
 from oversight.policy.constants import Approvers
 from oversight.policy.models import Grant, Limit, Rule
 from oversight.policy.validation import validate_condition, validate_patterns
+from oversight.releases.services import release_after_change
 
 _VERBS = {
     Grant: (verbs.GRANT_CREATED, verbs.GRANT_UPDATED, verbs.GRANT_DELETED),
@@ -35,6 +36,13 @@ def _affected_agents(obj: Grant | Rule | Limit) -> Any:
 
 def _bump_versions(obj: Grant | Rule | Limit) -> None:
     _affected_agents(obj).update(policy_version=F("policy_version") + 1)
+
+
+def _changed(actor: Actor, obj: Grant | Rule | Limit) -> None:
+    """Grants and rules are in the agent's release: a change cuts (and promotes) one.
+    Limits are not: they stay with the agent, team or everyone."""
+    if not isinstance(obj, Limit):
+        release_after_change(actor=actor, agent_id=obj.agent_id)
 
 
 def _validate(obj: Model) -> None:
@@ -83,6 +91,7 @@ def policy_object_create(
         _approvers_set(obj, approver_people)
     _bump_versions(obj)
     _record(actor, obj, _VERBS[type(obj)][0], None, snapshot(obj))
+    _changed(actor, obj)
     return obj
 
 
@@ -104,6 +113,7 @@ def policy_object_update(
         return locked
     _bump_versions(locked)
     _record(actor, locked, _VERBS[type(obj)][1], before, after)
+    _changed(actor, locked)
     return locked
 
 
@@ -114,3 +124,4 @@ def policy_object_delete(*, actor: Actor, obj: Grant | Rule | Limit) -> None:
     _bump_versions(locked)
     _record(actor, locked, _VERBS[type(obj)][2], before, None)
     locked.delete()
+    _changed(actor, locked)

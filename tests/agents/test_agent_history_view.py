@@ -22,6 +22,8 @@ from tests.conftest import SYSTEM
 pytestmark = pytest.mark.django_db
 
 HX = {"HX-Request": "true"}
+# A change cut a release and promoted it (newest first).
+RELEASED = (verbs.RELEASE_PROMOTED, verbs.RELEASE_CREATED)
 
 
 def _detail(agent: Agent) -> str:
@@ -55,7 +57,7 @@ def busy(agent: Agent) -> Agent:
 def test_the_page_shows_changes_not_decisions(client: Client, owner: Any, busy: Agent) -> None:
     client.force_login(owner)
     page = client.get(_detail(busy)).content.decode()
-    assert _verbs(page) == [verbs.GRANT_CREATED, verbs.AGENT_CREATED]
+    assert _verbs(page) == [*RELEASED, verbs.GRANT_CREATED, *RELEASED, verbs.AGENT_CREATED]
     assert '<option value="changes" selected>All changes</option>' in page
     assert _older_link(page) is None
 
@@ -76,7 +78,7 @@ def test_a_filter_swap_returns_the_history_alone_and_pushes_the_page_address(
     assert response.status_code == 200
     page = response.content.decode()
     assert "<html" not in page and 'id="agent-history"' in page
-    assert _verbs(page) == [verbs.GRANT_CREATED]
+    assert _verbs(page) == [*RELEASED, verbs.GRANT_CREATED, *RELEASED]
     assert response["HX-Push-Url"] == f"{_detail(busy)}?show=policy"
     assert "HX-Request" in response["Vary"]
 
@@ -107,7 +109,12 @@ def test_without_htmx_the_history_address_goes_to_the_page(
 def test_an_unknown_choice_shows_the_changes(client: Client, owner: Any, busy: Agent) -> None:
     client.force_login(owner)
     page = client.get(_history(busy), {"show": "bogus", "before": "x"}, headers=HX)
-    assert _verbs(page.content.decode()) == [verbs.GRANT_CREATED, verbs.AGENT_CREATED]
+    assert _verbs(page.content.decode()) == [
+        *RELEASED,
+        verbs.GRANT_CREATED,
+        *RELEASED,
+        verbs.AGENT_CREATED,
+    ]
 
 
 def test_an_empty_choice_says_so(client: Client, owner: Any, busy: Agent) -> None:

@@ -49,6 +49,10 @@ def story(agent: Agent, admin_user: Any, reviewer: Any) -> dict[str, Any]:
     return {"grant": grant}
 
 
+# A change cut a release and promoted it (newest first).
+RELEASED = (verbs.RELEASE_PROMOTED, verbs.RELEASE_CREATED)
+
+
 def _verbs(page: Any) -> list[str]:
     return [entry.event.verb for entry in page.entries]
 
@@ -61,11 +65,13 @@ def test_it_shows_changes_by_default_not_decisions(
         verbs.KILLSWITCH_ENGAGED,
         verbs.AGENT_UPDATED,
         verbs.AGENT_ACCESS_GRANTED,
+        *RELEASED,
         verbs.GRANT_CREATED,
+        *RELEASED,
         verbs.AGENT_CREATED,
     ]
     assert page.next_before is None
-    grant = page.entries[3]
+    grant = page.entries[5]
     assert grant.event.target_id == str(story["grant"].pk)
     assert {change.field for change in grant.changes} >= {"Action", "Resource"}
 
@@ -74,7 +80,7 @@ def test_it_shows_changes_by_default_not_decisions(
     ("show", "expected"),
     [
         ("agent", [verbs.AGENT_UPDATED, verbs.AGENT_ACCESS_GRANTED, verbs.AGENT_CREATED]),
-        ("policy", [verbs.GRANT_CREATED]),
+        ("policy", [*RELEASED, verbs.GRANT_CREATED, *RELEASED]),
         ("killswitch", [verbs.KILLSWITCH_ENGAGED]),
         ("tokens", []),
         ("alerts", []),
@@ -95,7 +101,7 @@ def test_everything_is_everything(admin_user: Any, agent: Agent, story: Any) -> 
     page = agent_history(user=admin_user, agent=agent, show="all", size=1000)
     expected = AuditEvent.objects.filter(agent_id=agent.pk).order_by("-seq")
     assert [entry.event.seq for entry in page.entries] == [e.seq for e in expected]
-    assert len(page.entries) == 95
+    assert len(page.entries) == 99
 
 
 @pytest.mark.parametrize("show", ["changes", "actions", "all"])
@@ -118,8 +124,8 @@ def test_older_pages_walk_every_event_once_newest_first(
 
 def test_the_last_full_page_has_no_older_link(admin_user: Any, agent: Agent) -> None:
     traffic(agent, 3)
-    page = agent_history(user=admin_user, agent=agent, show="all", size=4)
-    assert len(page.entries) == 4  # three decisions and the creation
+    page = agent_history(user=admin_user, agent=agent, show="all", size=6)
+    assert len(page.entries) == 6  # three decisions, the creation and its release 1
     assert page.next_before is None
 
 
@@ -145,7 +151,7 @@ def test_another_agent_s_events_never_show(
     traffic(other_agent, 5)
     page = agent_history(user=admin_user, agent=other_agent, show="all")
     assert {entry.event.agent_id for entry in page.entries} == {other_agent.pk}
-    assert len(page.entries) == 6
+    assert len(page.entries) == 8  # created, its release 1 (created, promoted), 5 decisions
 
 
 # --- the families and the index --------------------------------------------------------

@@ -47,6 +47,9 @@ def test_every_control_is_named_and_text_is_readable_everywhere(
         **world.pages(),
         "agent-edit": f"/agents/{world.agent.slug}/edit/",
         "register": "/agents/new/",
+        "releases": f"/agents/{world.agent.slug}/releases/",
+        "release": f"/agents/{world.agent.slug}/releases/1/",
+        "release-compare": f"/agents/{world.agent.slug}/releases/compare/?old=1&new=1",
         "team-periods": f"/teams/{world.agent.team.slug}/recertification/",
         "team-notifications": f"/teams/{world.agent.team.slug}/notifications/",
     }

@@ -37,11 +37,21 @@ def test_an_owner_finds_a_grant_change_among_200_decisions(
     log_in(page, "alice")
     history = page.locator("#agent-history")
     entries = history.locator(".history-entry")
-    # Changes first: the grant's change is on top, not under 200 decisions.
+    # Changes first: the grant's change (and the release it made) on top, not under 200
+    # decisions.
+    released = ["release.promoted", "release.created"]
     expect(entries.locator(".verb")).to_have_text(
-        ["grant.updated", "grant.created", "token.created", "agent.created"]
+        [
+            *released,
+            "grant.updated",
+            *released,
+            "grant.created",
+            "token.created",
+            *released,
+            "agent.created",
+        ]
     )
-    change = entries.first.locator("table.diff tr", has=page.locator("th", has_text="Resource"))
+    change = entries.nth(2).locator("table.diff tr", has=page.locator("th", has_text="Resource"))
     expect(change.locator(".old")).to_have_text("stripe:charge/*")
     expect(change.locator(".new")).to_have_text("stripe:charge/ch_*")
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -72,7 +82,9 @@ def test_an_owner_finds_a_grant_change_among_200_decisions(
     page.reload()
     expect(entries).to_have_count(50)
     history.get_by_label("Show").select_option("policy")
-    expect(entries.locator(".verb")).to_have_text(["grant.updated", "grant.created"])
+    expect(entries.locator(".verb")).to_have_text(
+        [*released, "grant.updated", *released, "grant.created", *released]
+    )
     history.get_by_label("Show").select_option("killswitch")
     expect(history.get_by_text("Nothing of this kind yet.")).to_be_visible()
     history.get_by_role("link", name="Show everything").click()

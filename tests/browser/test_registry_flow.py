@@ -83,7 +83,8 @@ def test_an_owner_registers_an_agent_edits_it_and_sees_the_change_in_its_history
         "Matches payouts against the ledger and flags gaps to finance."
     )
     entries = page.locator(".history-entry")
-    expect(entries).to_have_count(2)  # newest first: the edit, then the registration
+    # newest first: the edit, then the registration and its release 1 (made, promoted)
+    expect(entries).to_have_count(4)
     latest = entries.first
     expect(latest.locator(".verb")).to_have_text("agent.updated")
     expect(latest.locator(".history-head strong")).to_have_text("alice")
@@ -98,9 +99,11 @@ def test_an_owner_registers_an_agent_edits_it_and_sees_the_change_in_its_history
     expect(risk_row.locator(".old")).to_have_text("medium")
     expect(risk_row.locator(".new")).to_have_text("high")
     expect(latest.locator("table.diff tr")).to_have_count(2)  # nothing else changed
-    expect(entries.nth(1).locator(".verb")).to_have_text("agent.created")
-    assert list(AuditEvent.objects.order_by("-seq").values_list("verb", "actor_label")[:2]) == [
+    expect(entries.nth(3).locator(".verb")).to_have_text("agent.created")
+    assert list(AuditEvent.objects.order_by("-seq").values_list("verb", "actor_label")[:4]) == [
         ("agent.updated", "alice"),
+        ("release.promoted", "alice"),
+        ("release.created", "alice"),
         ("agent.created", "alice"),
     ]
 

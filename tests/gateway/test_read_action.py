@@ -29,6 +29,7 @@ ACTION_FIELDS = {
     "status",
     "reasons",
     "policy_version",
+    "release",
     "expires_at",
     "action",
     "resource",

@@ -31,6 +31,7 @@ from oversight.policy.services import (
     policy_object_delete,
     policy_object_update,
 )
+from oversight.releases.services import releases_batched
 
 _RULE_FIELDS = (
     "effect",
@@ -257,13 +258,9 @@ def _policy(plan: _Plan, spec: AgentSpec, agent: Agent, path: str) -> None:
     _sync(plan, f"{label} rule", rules, wanted_rules)
 
 
-def manifest_apply(*, manifest: Manifest, actor: Actor, dry_run: bool = False) -> list[str]:
-    """Apply the manifest; return the changes made (or that would be made), one per line.
-
-    Limits go before the agents' rules, which are checked against what limits say of the
-    parameters."""
-    plan = _Plan(actor)
-    with transaction.atomic():
+def _apply(plan: _Plan, manifest: Manifest) -> None:
+    """Every change as one release per agent (cut when all of them are made)."""
+    with releases_batched(notes="policy_apply"):
         teams = _teams(plan, manifest)
         for index, spec in enumerate(manifest.teams):
             _limits(
@@ -279,6 +276,16 @@ def manifest_apply(*, manifest: Manifest, actor: Actor, dry_run: bool = False) -
             path = f"agents[{index}]"
             agent = _agent(plan, spec, path, teams)
             _policy(plan, spec, agent, path)
+
+
+def manifest_apply(*, manifest: Manifest, actor: Actor, dry_run: bool = False) -> list[str]:
+    """Apply the manifest; return the changes made (or that would be made), one per line.
+
+    Limits go before the agents' rules, which are checked against what limits say of the
+    parameters."""
+    plan = _Plan(actor)
+    with transaction.atomic():
+        _apply(plan, manifest)
         if dry_run:
             transaction.set_rollback(True)
     return plan.changes

@@ -22,6 +22,7 @@ from oversight.notifications.models import TeamChannels
 from oversight.notifications.services import team_channels_update
 from oversight.policy.models import Grant, Limit, Rule
 from oversight.policy.services import policy_object_create
+from oversight.releases.services import releases_batched
 
 
 class Command(BaseCommand):
@@ -119,12 +120,13 @@ class Command(BaseCommand):
             agent = Agent.objects.get(slug=slug)
             if Grant.objects.filter(agent=agent).exists():
                 continue
-            for fields in policy["grants"]:
-                policy_object_create(actor=actor, obj=Grant(agent=agent, **fields))
-            for fields in policy["rules"]:
-                policy_object_create(actor=actor, obj=Rule(agent=agent, **fields))
-            for fields in policy["limits"]:
-                policy_object_create(actor=actor, obj=Limit(agent=agent, **fields))
+            with releases_batched(notes="the demo's policy"):  # one release: v2
+                for fields in policy["grants"]:
+                    policy_object_create(actor=actor, obj=Grant(agent=agent, **fields))
+                for fields in policy["rules"]:
+                    policy_object_create(actor=actor, obj=Rule(agent=agent, **fields))
+                for fields in policy["limits"]:
+                    policy_object_create(actor=actor, obj=Limit(agent=agent, **fields))
 
     def _reviewers(self, actor: Actor, users: dict[str, Any], teams: dict[str, Team]) -> None:
         for team, username in demo.TEAM_REVIEWERS:

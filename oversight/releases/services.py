@@ -1,0 +1,135 @@
+"""Writes of releases: cut one from the agent's current state and promote it, and roll
+an agent back to an earlier release's content.
+
+Every change to what an agent is and may do calls ``release_after_change`` in its own
+transaction (policy/services.py for grants and rules, agents/services.py for config).
+Inside ``releases_batched()`` the calls are gathered and one release per agent is cut
+when the batch ends (a manifest applied, a rollback), still in that transaction."""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Iterator
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from oversight.agents.locking import agent_lock
+from oversight.agents.models import Agent
+from oversight.audit import verbs
+from oversight.audit.actors import Actor
+from oversight.audit.services import audit_record
+from oversight.releases.content import agent_content, digest
+from oversight.releases.models import Release
+
+_batch: contextvars.ContextVar[dict[int, Actor] | None] = contextvars.ContextVar(
+    "releases_batch", default=None
+)
+
+
+def _author(actor: Actor) -> Any:
+    if actor.user_id is None:
+        return None
+    return get_user_model().objects.filter(pk=actor.user_id).first()
+
+
+def _summary(release: Release) -> dict[str, Any]:
+    return {"version": release.version, "digest": release.digest, "notes": release.notes}
+
+
+@transaction.atomic
+def release_record(*, actor: Actor, agent: Agent, notes: str = "") -> Release | None:
+    """Cut a release of the agent's current state and promote it (make it stable), in the
+    caller's transaction. Identical content is not a new release: None then."""
+    locked = agent_lock(agent.pk)
+    content = agent_content(locked)
+    found = digest(content)
+    current = Release.objects.filter(pk=locked.stable_release_id).first()
+    if current is not None and current.digest == found:
+        return None
+    last = Release.objects.filter(agent=locked).order_by("-version").first()
+    release = Release.objects.create(
+        agent=locked,
+        version=(last.version + 1) if last else 1,
+        digest=found,
+        content=content,
+        parent=current,
+        author=_author(actor),
+        notes=notes[:300],
+    )
+    target = ("releases.release", str(release.pk), f"{locked.slug} v{release.version}")
+    audit_record(
+        actor=actor,
+        verb=verbs.RELEASE_CREATED,
+        target=target,
+        after=_summary(release),
+        agent_id=locked.pk,
+    )
+    _promote(actor, locked, release, current)
+    return release
+
+
+def _promote(actor: Actor, agent: Agent, release: Release, current: Release | None) -> None:
+    Agent.objects.filter(pk=agent.pk).update(stable_release=release, stable_version=release.version)
+    agent.stable_release, agent.stable_version = release, release.version
+    audit_record(
+        actor=actor,
+        verb=verbs.RELEASE_PROMOTED,
+        target=("releases.release", str(release.pk), f"{agent.slug} v{release.version}"),
+        before=_summary(current) if current else None,
+        after=_summary(release),
+        agent_id=agent.pk,
+    )
+
+
+def release_after_change(*, actor: Actor, agent_id: int) -> None:
+    """The hook every change calls: a release now, or at the end of the batch."""
+    batch = _batch.get()
+    if batch is not None:
+        batch.setdefault(agent_id, actor)
+        return
+    release_record(actor=actor, agent=Agent(pk=agent_id))
+
+
+@contextlib.contextmanager
+def releases_batched(notes: str = "") -> Iterator[None]:
+    """Gather the changes made inside into one release per agent (cut on a clean exit)."""
+    if _batch.get() is not None:  # nested: the outer batch cuts
+        yield
+        return
+    batch: dict[int, Actor] = {}
+    token = _batch.set(batch)
+    try:
+        yield
+    finally:
+        _batch.reset(token)
+    for agent_id, actor in batch.items():
+        release_record(actor=actor, agent=Agent(pk=agent_id), notes=notes)
+
+
+@transaction.atomic
+def release_rollback(*, actor: Actor, release: Release) -> Release | None:
+    """Make ``release``'s content current again (config, then grants and rules through the
+    policy services, so the policy version and its caches follow), recorded as a new
+    release whose parent is the current one. None when it is already what is in force."""
+    from oversight.releases.restore import content_restore  # restore -> policy services
+
+    agent = agent_lock(release.agent_id)
+    was = agent.stable_release_id
+    with releases_batched(notes=f"rollback to v{release.version}"):
+        content_restore(actor=actor, agent=agent, content=release.content)
+    agent.refresh_from_db()
+    new = Release.objects.filter(pk=agent.stable_release_id).first()
+    if new is None or new.pk == was:
+        return None
+    audit_record(
+        actor=actor,
+        verb=verbs.RELEASE_ROLLED_BACK,
+        target=("releases.release", str(new.pk), f"{agent.slug} v{new.version}"),
+        before={"rolled_back_to": release.version},
+        after=_summary(new),
+        agent_id=agent.pk,
+    )
+    return new

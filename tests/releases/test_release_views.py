@@ -1,0 +1,115 @@
+"""The releases pages: list, one release, compare, and one-click rollback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from oversight.agents.services import token_create
+from oversight.audit.models import AuditEvent
+from oversight.gateway.models import Action
+from oversight.policy.models import Rule
+from oversight.policy.services import policy_object_create, policy_object_update
+from oversight.releases.models import Release
+from tests.conftest import SYSTEM
+from tests.gateway.helpers import REFUND, AgentApi, decide, grant_refunds, refund
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def forbid(agent: Any) -> Rule:
+    """v2: refunds granted; v3: refunds above 100 forbidden; v4: above 1000 only."""
+    grant_refunds(agent)
+    rule = policy_object_create(
+        actor=SYSTEM,
+        obj=Rule(
+            agent=agent,
+            name="no big",
+            effect="forbid",
+            action=REFUND,
+            condition="params.amount > 100",
+        ),
+    )
+    return policy_object_update(actor=SYSTEM, obj=rule, condition="params.amount > 1000")
+
+
+def _rollback(agent: Any, version: int) -> str:
+    return reverse("releases:rollback", args=[agent.slug, version])
+
+
+def test_the_pages_show_the_releases(
+    client: Client, teammate: Any, agent: Any, forbid: Rule
+) -> None:
+    client.force_login(teammate)
+    detail = client.get(reverse("agents:detail", args=[agent.slug])).content.decode()
+    assert reverse("releases:list", args=[agent.slug]) in detail
+    listing = client.get(reverse("releases:list", args=[agent.slug])).content.decode()
+    for version in (1, 2, 3, 4):
+        assert f"v{version}</a>" in listing
+    assert agent.releases.get(version=4).digest[:12] in listing
+    assert "stable" in listing
+    page = client.get(reverse("releases:detail", args=[agent.slug, 3])).content.decode()
+    assert "params.amount &gt; 100" in page
+    assert "Roll back" not in page  # a teammate may look, not change
+    compare = client.get(reverse("releases:compare", args=[agent.slug]) + "?old=1&new=4")
+    text = compare.content.decode()
+    assert "Added in v4" in text and "payments.refund" in text and "no big" in text
+    changed = client.get(reverse("releases:compare", args=[agent.slug]) + "?old=3&new=4")
+    assert "params.amount &gt; 1000" in changed.content.decode()
+    assert "Changed: no big" in changed.content.decode()
+    assert "condition (changed)" in changed.content.decode()
+
+
+def test_rollback_restores_the_policy_and_the_next_decision_uses_it(
+    client: Client, owner: Any, agent: Any, forbid: Rule
+) -> None:
+    token, raw = token_create(actor=SYSTEM, agent=agent, environment="production")
+    assert decide(token, refund(500)).status == "allowed"  # under v4, only > 1000 forbidden
+    client.force_login(owner)
+    version_before = agent.__class__.objects.get(pk=agent.pk).policy_version
+    response = client.post(_rollback(agent, 3))
+    assert response.status_code == 302
+    agent.refresh_from_db()
+    assert agent.stable_version == 5
+    new = agent.stable_release
+    assert new.notes == "rollback to v3" and new.parent.version == 4
+    assert new.digest == Release.objects.get(agent=agent, version=3).digest
+    assert agent.policy_version > version_before
+    assert Rule.objects.get(agent=agent).condition == "params.amount > 100"
+    action = decide(token, refund(500))
+    assert action.status == "denied" and action.release_version == 5
+    answer = AgentApi(client, raw).decide(refund(50))
+    assert answer["release"] == 5
+    assert AgentApi(client, raw).get(f"/actions/{answer['id']}").json()["release"] == 5
+    event = AuditEvent.objects.get(verb="release.rolled_back")
+    assert event.after["version"] == 5 and event.before == {"rolled_back_to": 3}
+
+
+def test_rollback_to_what_is_in_force_makes_nothing(client: Client, owner: Any, agent: Any) -> None:
+    grant_refunds(agent)
+    client.force_login(owner)
+    client.post(_rollback(agent, 2))
+    assert agent.releases.count() == 2
+
+
+@pytest.mark.parametrize(("who", "status"), [("teammate", 403), ("outsider", 404)])
+def test_only_who_may_change_the_agent_rolls_back(
+    client: Client, request: pytest.FixtureRequest, agent: Any, forbid: Rule, who: str, status: int
+) -> None:
+    client.force_login(request.getfixturevalue(who))
+    assert client.post(_rollback(agent, 1)).status_code == status
+    agent.refresh_from_db()
+    assert agent.stable_version == 4 and Rule.objects.filter(agent=agent).exists()
+
+
+def test_rollback_needs_the_csrf_token(owner: Any, agent: Any, forbid: Rule) -> None:
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(owner)
+    assert client.post(_rollback(agent, 1)).status_code == 403
+    agent.refresh_from_db()
+    assert agent.stable_version == 4
+    assert not Action.objects.exists()
