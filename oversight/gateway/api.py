@@ -17,6 +17,8 @@ from oversight.gateway import lifecycle, pipeline, selectors, tools
 from oversight.gateway.auth import token_authenticate
 from oversight.gateway.constants import MAX_WAIT_SECONDS, ActionStatus
 from oversight.gateway.errors import install_error_handlers
+from oversight.gateway.exceptions import NotFoundError
+from oversight.gateway.json_safety import NO_NUL
 from oversight.gateway.models import Action
 from oversight.gateway.schemas import (
     ActionIn,
@@ -24,11 +26,13 @@ from oversight.gateway.schemas import (
     AgentOut,
     DecisionOut,
     ErrorOut,
+    ReleaseOut,
     ResultIn,
     ToolsIn,
     ToolsOut,
 )
 from oversight.killswitch.selectors import halting_switch
+from oversight.releases.selectors import release_for_session
 
 _POLL_SECONDS = 0.25
 
@@ -219,6 +223,39 @@ def get_agent(request: HttpRequest) -> dict[str, object]:
         "halted": switch is not None,
         "halted_reason": switch.reason if switch else "",
         "policy_version": agent.policy_version,
+    }
+
+
+@api.get(
+    "/agent/release",
+    response={200: ReleaseOut, **_ERRORS},
+    summary="The release this session of the agent runs",
+    operation_id="get_agent_release",
+)
+def get_agent_release(
+    request: HttpRequest,
+    session_id: str = Query(
+        "", max_length=100, pattern=NO_NUL, description="The agent's session, if any."
+    ),
+) -> dict[str, object]:
+    """The instructions, model and tools this agent should run with, from its release in
+    force. An agent that loads them from here is rolled out and rolled back with its
+    releases, with no deploy of its own. Sticky per session."""
+    token: AgentToken = request.auth
+    release = release_for_session(agent=token.agent, session_id=session_id)
+    if release is None:
+        raise NotFoundError("This agent has no release yet.")
+    config = release.content.get("config", {})
+    return {
+        "version": release.version,
+        "digest": release.digest,
+        "stage": "stable",
+        "created_at": release.created_at,
+        "notes": release.notes,
+        "instructions": config.get("instructions", ""),
+        "model": config.get("model_name", ""),
+        "model_settings": config.get("model_settings") or {},
+        "tools": config.get("tools") or [],
     }
 
 

@@ -187,6 +187,22 @@ class AgentOut(Schema):
     policy_version: int
 
 
+class ReleaseOut(Schema):
+    version: int = Field(description="The release's number for this agent: 1, 2, 3...")
+    digest: str = Field(description="SHA-256 of the release's canonical content.")
+    stage: Literal["stable"] = Field(
+        description="Why this session gets it: the release in force for every session."
+    )
+    created_at: datetime
+    notes: str = ""
+    instructions: str = ""
+    model: str = Field("", description="The model's name.")
+    model_settings: dict[str, Any] = Field(default_factory=dict)
+    tools: list[dict[str, Any]] = Field(
+        default_factory=list, description="Each tool's name, description and input schema."
+    )
+
+
 class ErrorBody(Schema):
     code: str
     message: str

@@ -48,3 +48,12 @@ def _fields(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, str, st
 def config_rows(release: Release) -> list[tuple[str, str]]:
     config = release.content.get("config", {})
     return [(name, _shown(config.get(name, ""))) for name in CONFIG_FIELDS]
+
+
+def release_for_session(*, agent: Agent, session_id: str = "") -> Release | None:
+    """The release that applies to one of the agent's sessions: today every session gets
+    the stable release. A rollout will give a sticky share of sessions (by a hash of
+    ``session_id``) its candidate instead, so callers pass the session already."""
+    if agent.stable_release_id is None:
+        return None
+    return Release.objects.filter(pk=agent.stable_release_id).first()

@@ -22,6 +22,7 @@ from oversight.killswitch.selectors import parse_target
 from oversight.killswitch.services import killswitch_engage
 from oversight.policy.models import Grant, Rule
 from oversight.policy.services import policy_object_create
+from oversight.releases.services import release_rollback
 from oversight_sdk import (
     ActionDenied,
     ActionHalted,
@@ -191,6 +192,26 @@ def test_a_kill_switch_halts_the_agent(client: Oversight, agent: Any) -> None:
     with pytest.raises(ActionHalted) as caught, client.guard(REFUND, **_refund("ch_5", 20)):
         pytest.fail("the block ran under a kill switch")
     assert caught.value.reasons[0].kind == "killswitch"
+
+
+def test_the_agent_loads_its_release_and_follows_a_rollback(
+    client: Oversight, live_url: str, agent: Any
+) -> None:
+    agent_update(actor=SYSTEM, agent=agent, instructions="Refund politely.", model_name="m-1")
+    agent.refresh_from_db()
+    release = client.release(session_id="conversation-7")
+    assert (release.version, release.stage) == (agent.stable_version, "stable")
+    assert (release.instructions, release.model) == ("Refund politely.", "m-1")
+    release_rollback(actor=SYSTEM, release=agent.releases.get(version=release.version - 1))
+
+    token = _token(agent)
+
+    async def load() -> Any:
+        async with AsyncOversight(live_url, token) as aclient:
+            return await aclient.release("conversation-7")
+
+    rolled_back = asyncio.run(load())
+    assert rolled_back.version == release.version + 1 and rolled_back.instructions == ""
 
 
 def test_a_staging_token_gets_a_dry_run_and_the_block_does_not_run(

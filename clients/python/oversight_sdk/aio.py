@@ -16,7 +16,7 @@ from . import _http
 from .binding import GuardSpec
 from .errors import Conflict, OversightError
 from .guard import AsyncGuard
-from .models import AgentInfo, Decision, ToolDefinition, ToolStatus
+from .models import AgentInfo, Decision, Release, ToolDefinition, ToolStatus
 
 logger = logging.getLogger(__name__)
 
@@ -168,6 +168,12 @@ class AsyncOversight:
     async def agent(self) -> AgentInfo:
         """This agent's own status: active, halted by a kill switch, environment..."""
         return AgentInfo.from_json((await self._request("GET", "/agent"))[1])
+
+    async def release(self, session_id: str = "") -> Release:
+        """The release this session runs: its instructions, model and tools (sticky per
+        `session_id`). Load them from here and a rollback needs no deploy of the agent."""
+        params = {"session_id": session_id} if session_id else None
+        return Release.from_json((await self._request("GET", "/agent/release", params=params))[1])
 
     async def tools(self, definitions: list[ToolDefinition]) -> list[ToolStatus]:
         """Show Oversight the tools this agent reaches (see `Oversight.tools`)."""

@@ -15,7 +15,7 @@ from . import _http
 from .binding import GuardSpec
 from .errors import Conflict, OversightError
 from .guard import Guard
-from .models import AgentInfo, Decision, ToolDefinition, ToolStatus
+from .models import AgentInfo, Decision, Release, ToolDefinition, ToolStatus
 
 logger = logging.getLogger(__name__)
 
@@ -167,6 +167,12 @@ class Oversight:
     def agent(self) -> AgentInfo:
         """This agent's own status: active, halted by a kill switch, environment..."""
         return AgentInfo.from_json(self._request("GET", "/agent")[1])
+
+    def release(self, session_id: str = "") -> Release:
+        """The release this session runs: its instructions, model and tools (sticky per
+        `session_id`). Load them from here and a rollback needs no deploy of the agent."""
+        params = {"session_id": session_id} if session_id else None
+        return Release.from_json(self._request("GET", "/agent/release", params=params)[1])
 
     def tools(self, definitions: list[ToolDefinition]) -> list[ToolStatus]:
         """Show Oversight the tools this agent reaches (an MCP proxy does, on each listing):

@@ -165,6 +165,35 @@ class Decision:
 
 
 @dataclass(frozen=True)
+class Release:
+    """What the agent should run with, from its release in force: its instructions,
+    model and tools. Load them from here and the agent is rolled out and rolled back with
+    its releases, with no deploy of its own."""
+
+    version: int
+    digest: str
+    stage: str
+    instructions: str
+    model: str
+    model_settings: dict[str, Any]
+    tools: list[dict[str, Any]]
+    notes: str
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Release:
+        return cls(
+            version=int(data["version"]),
+            digest=data["digest"],
+            stage=data.get("stage") or "stable",
+            instructions=data.get("instructions") or "",
+            model=data.get("model") or "",
+            model_settings=dict(data.get("model_settings") or {}),
+            tools=list(data.get("tools") or []),
+            notes=data.get("notes") or "",
+        )
+
+
+@dataclass(frozen=True)
 class AgentInfo:
     """What Oversight knows about the agent behind the token."""
 

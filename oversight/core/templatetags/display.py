@@ -34,6 +34,21 @@ def expires_in(when: datetime | None) -> str:
     return humanize.expires_in(when)
 
 
+# A stored field's name as people read it (a release's content, side by side).
+_FIELD_WORDS = {
+    "model_name": "model",
+    "expires_at": "expires",
+    "expires_in_seconds": "hold time (seconds)",
+    "approver_people": "named approvers",
+}
+
+
+@register.filter
+def field_words(name: str) -> str:
+    """``{{ name|field_words }}``: "model_settings" reads "model settings"."""
+    return _FIELD_WORDS.get(name, name.replace("_", " "))
+
+
 @register.filter
 def ago(when: datetime | None) -> str:
     """``{{ item.created_at|ago }}``: "just now", "3 hours, 4 minutes ago"."""
