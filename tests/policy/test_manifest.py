@@ -228,3 +228,40 @@ def test_an_unknown_approver_is_refused_and_nothing_changes(alice: Any) -> None:
 def test_a_bad_approvers_value_names_what_is_allowed(alice: Any) -> None:
     with pytest.raises(CommandError, match=r"rules\[0\]\.approvers: expected access"):
         _apply(APPROVERS.replace("approvers: {people: [rita]}", "approvers: everyone"))
+
+
+CONFIG = """
+    instructions: Refund what the ticket asks for, never more.
+    model: gpt-x
+    model_settings: {temperature: 0}
+    tools:
+      - {name: refund, description: Refund a charge., input_schema: {type: object}}
+"""
+
+
+def test_the_agent_config_is_applied_released_and_exported_back_unchanged(alice: Any) -> None:
+    text = EXAMPLE.read_text()
+    _apply(text)
+    before = Agent.objects.get(slug="refund-bot")
+    with_config = text.replace("    purpose:", CONFIG.strip("\n") + "\n    purpose:", 1)
+    assert with_config != text
+    _apply(with_config)
+    agent = Agent.objects.get(slug="refund-bot")
+    assert agent.instructions.startswith("Refund what the ticket asks for")
+    assert (agent.model_name, agent.model_settings) == ("gpt-x", {"temperature": 0})
+    assert [tool["name"] for tool in agent.tools] == ["refund"]
+    assert agent.stable_version == before.stable_version + 1  # one release for the change
+    assert agent.stable_release.content["config"]["model_name"] == "gpt-x"
+
+    exported = StringIO()
+    call_command("policy_export", stdout=exported)
+    assert "model: gpt-x" in exported.getvalue()
+    assert "no changes" in _apply(exported.getvalue())
+    assert "no changes" in _apply(text)  # a manifest without config leaves it as it is
+
+
+def test_bad_tools_in_the_config_are_refused_and_nothing_changes(alice: Any) -> None:
+    bad = EXAMPLE.read_text().replace("    purpose:", "    tools: [{name: 3}]\n    purpose:", 1)
+    with pytest.raises(CommandError, match=r"agents\[0\]"):
+        _apply(bad)
+    assert not Agent.objects.exists()

@@ -130,6 +130,7 @@ def _agent(plan: _Plan, spec: AgentSpec, path: str, teams: dict[str, Team]) -> A
         "environments": list(spec.environments),
         "risk_tier": spec.risk_tier,
         "review_interval_days": spec.review_every_days,
+        **(spec.config or {}),
     }
     agent = Agent.objects.select_related("owner", "team").filter(slug=spec.slug).first()
     try:

@@ -11,6 +11,7 @@ from oversight.accounts.models import Team
 from oversight.agents.constants import AgentStatus
 from oversight.agents.models import Agent
 from oversight.policy.manifest.durations import format_duration
+from oversight.policy.manifest.spec import CONFIG_KEYS
 from oversight.policy.models import Limit
 
 
@@ -31,6 +32,12 @@ def _limit(lim: Limit) -> dict[str, Any]:
     return out
 
 
+def _config(agent: Agent) -> dict[str, Any]:
+    """The agent's config as the manifest names it, the fields that are set."""
+    out = {key: getattr(agent, field) for key, field in CONFIG_KEYS.items()}
+    return {key: value for key, value in out.items() if value}
+
+
 def _agent(agent: Agent) -> dict[str, Any]:
     out: dict[str, Any] = {
         "slug": agent.slug,
@@ -41,6 +48,7 @@ def _agent(agent: Agent) -> dict[str, Any]:
         "review_every_days": agent.review_interval_days,
         "environments": list(agent.environments),
         "risk_tier": agent.risk_tier,
+        **_config(agent),
         "grants": [],
         "rules": [],
         "limits": [_limit(lim) for lim in agent.limits.order_by("name")],

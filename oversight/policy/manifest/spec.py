@@ -62,6 +62,8 @@ class AgentSpec:
     review_every_days: int = 90
     environments: tuple[str, ...] = ("staging", "production")
     risk_tier: str = "medium"
+    # The agent's config, in its release (docs/releases.md); None: left as it is.
+    config: dict[str, Any] | None = None
     grants: tuple[GrantSpec, ...] = ()
     rules: tuple[RuleSpec, ...] = ()
     limits: tuple[LimitSpec, ...] = ()
@@ -261,10 +263,30 @@ def _unique(specs: list[Any], key: str, path: str) -> tuple[Any, ...]:
     return tuple(specs)
 
 
+# The manifest's names for the agent's config fields (the model's field names).
+CONFIG_KEYS = {
+    "instructions": "instructions",
+    "model": "model_name",
+    "model_settings": "model_settings",
+    "tools": "tools",
+}
+
+
+def _config(path: str, data: dict[str, Any]) -> dict[str, Any] | None:
+    """The config keys the manifest gives, by model field; None when it gives none. The
+    agent's own validation checks the values (apply names the key)."""
+    given = {field: data[key] for key, field in CONFIG_KEYS.items() if key in data}
+    if "instructions" in given and not isinstance(given["instructions"], str):
+        raise ManifestError(f"{path}.instructions: text")
+    if "model_name" in given and not isinstance(given["model_name"], str):
+        raise ManifestError(f"{path}.model: text")
+    return given or None
+
+
 def _agent(path: str, data: Any) -> AgentSpec:
     allowed = {
         "slug", "name", "owner", "team", "purpose", "review_every_days", "environments",
-        "risk_tier", "grants", "rules", "limits",
+        "risk_tier", "grants", "rules", "limits", *CONFIG_KEYS,
     }  # fmt: skip
     r = _Reader(data, path, allowed)
     environments = data.get("environments", ["staging", "production"])
@@ -286,6 +308,7 @@ def _agent(path: str, data: Any) -> AgentSpec:
         review_every_days=r.integer("review_every_days", 90) or 90,
         environments=tuple(environments),
         risk_tier=risk,
+        config=_config(path, data),
         grants=_unique([_grant(p, g) for p, g in r.items("grants")], "grant", f"{path}.grants"),
         rules=_unique([_rule(p, g) for p, g in r.items("rules")], "name", f"{path}.rules"),
         limits=_unique([_limit(p, g) for p, g in r.items("limits")], "name", f"{path}.limits"),
