@@ -10,6 +10,8 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+from oversight.agents.constants import RiskTier
+
 
 def _days(default: int, *, minimum: int = 0, help_text: str) -> models.PositiveIntegerField:
     return models.PositiveIntegerField(
@@ -54,6 +56,16 @@ class Team(models.Model):
     )
     retirement_notice_days = _days(
         14, help_text="Tell the owner this many days before retiring an agent for inactivity."
+    )
+    # Releases (oversight/releases): from this risk tier up, a change to an agent is not
+    # promoted at once but needs another person's approval and a staged rollout. Blank:
+    # every change is promoted at once.
+    staged_releases_from = models.CharField(
+        "staged releases from risk tier",
+        max_length=10,
+        blank=True,
+        choices=[("", "never (promote at once)"), *RiskTier.choices],
+        help_text="Agents at this risk tier or above need an approved, staged rollout.",
     )
 
     class Meta:

@@ -77,6 +77,15 @@ class Agent(models.Model):
         "releases.Release", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     stable_version = models.PositiveIntegerField(null=True, blank=True)
+    # A rollout in progress (kept with its Rollout row by releases/rollouts.py): the
+    # candidate, its stage (staging, shadow or canary; blank when none decides), and the
+    # share of sessions it decides in a canary, in basis points (100 = 1%).
+    candidate_release = models.ForeignKey(
+        "releases.Release", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    candidate_version = models.PositiveIntegerField(null=True, blank=True)
+    rollout_stage = models.CharField(max_length=10, blank=True)
+    canary_share = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -78,3 +78,20 @@ def user_has_agent_perm(user: Any, perm: str, agent: Agent) -> bool:
         group__user=user, content_object=agent, permission__codename=perm
     )
     return direct.exists() or via_group.exists()
+
+
+def users_with_agent_perm(agent: Agent, perm: str) -> list[Any]:
+    """The active people who may ``perm`` the agent: granted directly or through a group,
+    and the admins."""
+    from django.contrib.auth import get_user_model
+    from django.db.models import Q
+
+    granted = Q(
+        agentuserobjectpermission__content_object=agent,
+        agentuserobjectpermission__permission__codename=perm,
+    ) | Q(
+        groups__agentgroupobjectpermission__content_object=agent,
+        groups__agentgroupobjectpermission__permission__codename=perm,
+    )
+    admins = Q(groups__name=roles.ADMIN) | Q(is_superuser=True)
+    return list(get_user_model().objects.filter(granted | admins, is_active=True).distinct())

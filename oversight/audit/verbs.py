@@ -55,6 +55,14 @@ TOOL_ACCEPTED = "tool.accepted"
 RELEASE_CREATED = "release.created"
 RELEASE_PROMOTED = "release.promoted"
 RELEASE_ROLLED_BACK = "release.rolled_back"
+ROLLOUT_STARTED = "rollout.started"
+ROLLOUT_APPROVED = "rollout.approved"
+ROLLOUT_ADVANCED = "rollout.advanced"
+ROLLOUT_PAUSED = "rollout.paused"
+ROLLOUT_RESUMED = "rollout.resumed"
+ROLLOUT_ROLLED_BACK = "rollout.rolled_back"
+ROLLOUT_COMPLETED = "rollout.completed"
+ROLLOUT_CANCELLED = "rollout.cancelled"
 
 KNOWN_VERBS = sorted(
     [
@@ -65,6 +73,14 @@ KNOWN_VERBS = sorted(
         RELEASE_CREATED,
         RELEASE_PROMOTED,
         RELEASE_ROLLED_BACK,
+        ROLLOUT_STARTED,
+        ROLLOUT_APPROVED,
+        ROLLOUT_ADVANCED,
+        ROLLOUT_PAUSED,
+        ROLLOUT_RESUMED,
+        ROLLOUT_ROLLED_BACK,
+        ROLLOUT_COMPLETED,
+        ROLLOUT_CANCELLED,
         AGENT_UPDATED,
         AGENT_ACCESS_GRANTED,
         AGENT_ACCESS_REVOKED,

@@ -47,6 +47,11 @@ class Action(models.Model):
     # The version of the agent's release it was decided under (with the agent, the
     # release's key: releases.Release is unique by agent and version); null before any.
     release_version = models.PositiveIntegerField(null=True, blank=True)
+    # In a shadow rollout, what the candidate release would have decided (never enforced):
+    # its version, status (allowed, denied or pending) and reasons.
+    shadow_version = models.PositiveIntegerField(null=True, blank=True)
+    shadow_status = models.CharField(max_length=12, blank=True, default="")
+    shadow_reasons = models.JSONField(null=True, blank=True)
     approvals_required = models.PositiveSmallIntegerField(default=0)
     separation_of_duties = models.BooleanField(default=False)
     # Held only: whether a reviewer may approve it with edited params (every hold rule

@@ -3,8 +3,11 @@
     credentials   who asks: token, agent, team, owner, switch, fingerprint (auth.py)
     agent_state   active? (else 403; paused and retired agents are refused at the door)
     kill_switch   an engaged switch in scope: halted
+    release       which release decides (stable, or a rollout's candidate) and which is
+                  evaluated beside it in a shadow rollout (releases/assignment.py)
     environment   staging: decided, recorded as a dry run, never executed
-    policy        grants and rules: deny, hold or allow, with the reasons
+    policy        grants and rules of the release: deny, hold or allow, with the reasons;
+                  the shadow release's verdict is recorded beside it, never enforced
     limits        what the decision charges; what is over before any counter is read
     record        write the Action and its AuditEvent, or report what prevents it
     announce      after the commit: live feeds, reviewers of a held action
@@ -66,6 +69,7 @@ from oversight.policy.limits import (
     strictest,
 )
 from oversight.policy.models import Limit
+from oversight.releases.assignment import Assignment, assign
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +131,11 @@ class Outcome:
     limits: dict[int, Limit] = field(default_factory=dict)  # the limits that apply, by id
     charges: Charges = field(default_factory=list)
     pause_agent: bool = False
+    release_version: int | None = None
+    # A shadow rollout's candidate: its version, and what it would have decided.
+    shadow_version: int | None = None
+    shadow_status: str = ""
+    shadow_reasons: list[dict[str, Any]] | None = None
 
 
 def _reason(
@@ -157,7 +166,20 @@ def kill_switch(credentials: Credentials) -> Outcome | None:
     target = (switch.agent or switch.team or "everything") if switch else "everything"
     detail = f"kill switch for {target}: {switch.reason if switch else 'engaged'}"
     reason = _reason("killswitch", "kill switch", "halt", detail, credentials.switch_id)
-    return Outcome(ActionStatus.HALTED, [reason], policy_version=credentials.agent.policy_version)
+    agent = credentials.agent
+    return Outcome(
+        ActionStatus.HALTED,
+        [reason],
+        policy_version=agent.policy_version,
+        release_version=agent.stable_version,
+    )
+
+
+def release(credentials: Credentials, data: ActionInput) -> Assignment:
+    """The release that decides this request, and the one evaluated in its shadow."""
+    return assign(
+        credentials.agent, environment=credentials.environment, session_id=data.session_id
+    )
 
 
 def environment(credentials: Credentials) -> bool:
@@ -184,7 +206,12 @@ def policy_request(credentials: Credentials, data: ActionInput, now: datetime) -
 
 
 def reason_dicts(decision: Decision) -> list[dict[str, Any]]:
-    return [_reason(r.kind, r.name, r.effect, r.detail, r.id) for r in decision.reasons]
+    """The decision's reasons; a grant or rule with no row of its own (one of a release
+    that is not the agent's working copy) has no id."""
+    return [
+        _reason(r.kind, r.name, r.effect, r.detail, None if (r.id or 0) < 0 else r.id)
+        for r in decision.reasons
+    ]
 
 
 def standing_holds(agent: Agent, data: ActionInput) -> list[dict[str, Any]]:
@@ -202,12 +229,35 @@ def standing_holds(agent: Agent, data: ActionInput) -> list[dict[str, Any]]:
     return holds
 
 
-def policy(credentials: Credentials, data: ActionInput, now: datetime, dry_run: bool) -> Outcome:
-    """Grants and rules (the compiled policy of the agent's version), the standing holds
-    (an open serious alert, a changed tool), then the environment's dry run."""
+def policy(
+    credentials: Credentials,
+    data: ActionInput,
+    now: datetime,
+    dry_run: bool,
+    assignment: Assignment,
+) -> Outcome:
+    """Grants and rules (the compiled policy of the assigned release), the standing holds
+    (an open serious alert, a changed tool), then the environment's dry run; in a shadow
+    rollout, what the candidate would have decided, beside it."""
+    outcome = _judge(credentials, data, now, dry_run, assignment.release_id)
+    outcome.release_version = assignment.version
+    if assignment.shadow_id is not None:
+        shadow = _judge(credentials, data, now, False, assignment.shadow_id)
+        outcome.shadow_version = assignment.shadow_version
+        outcome.shadow_status, outcome.shadow_reasons = shadow.status, shadow.reasons
+    return outcome
+
+
+def _judge(
+    credentials: Credentials,
+    data: ActionInput,
+    now: datetime,
+    dry_run: bool,
+    release_id: int | None,
+) -> Outcome:
     agent = credentials.agent
     try:
-        compiled, limits = policy_and_limits_for(agent)
+        compiled, limits = policy_and_limits_for(agent, release_id)
         decision = compiled.decide(policy_request(credentials, data, now))
     except Exception:  # the decision path fails closed
         logger.exception("policy evaluation failed for agent %s", agent.slug)
@@ -275,8 +325,9 @@ def evaluate(credentials: Credentials, data: ActionInput, now: datetime) -> Outc
     halted = kill_switch(credentials)
     if halted is not None:
         return halted
+    assignment = release(credentials, data)
     dry_run = environment(credentials)
-    return limits(policy(credentials, data, now, dry_run), data)
+    return limits(policy(credentials, data, now, dry_run, assignment), data)
 
 
 def record(
@@ -481,7 +532,10 @@ def _new_action(token: AgentToken, data: ActionInput, outcome: Outcome, now: dat
         decision=outcome.status,
         reasons=outcome.reasons,
         policy_version=outcome.policy_version,
-        release_version=token.agent.stable_version,
+        release_version=outcome.release_version,
+        shadow_version=outcome.shadow_version,
+        shadow_status=outcome.shadow_status,
+        shadow_reasons=outcome.shadow_reasons,
         approvals_required=outcome.approvals_required,
         separation_of_duties=outcome.separation_of_duties,
         edits_allowed=outcome.edits_allowed,
@@ -507,6 +561,7 @@ def _audit_args(token: AgentToken, data: ActionInput, action: Action) -> dict[st
             "reason": data.reason,
             "reasons": action.reasons,
             "policy_version": action.policy_version,
+            "release_version": action.release_version,
             "environment": token.environment,
         },
     }

@@ -26,6 +26,8 @@ class Kind(models.TextChoices):
     ALERT_OPENED = "alert.opened", "Alert opened"
     ALERT_ESCALATED = "alert.escalated", "Alert escalated"
     ACTION_ESCALATED = "action.escalated", "Held action escalated to admins"
+    RELEASE_AWAITING_APPROVAL = "release.awaiting_approval", "Release awaiting approval"
+    ROLLOUT_ROLLED_BACK = "rollout.rolled_back", "Rollout rolled back"
 
 
 # The kinds that carry their own title, body and link (``notify_people``).
@@ -44,6 +46,8 @@ GENERAL_KINDS = frozenset(
         Kind.ACTION_EXPIRED,
         Kind.ACTIONS_EXPIRED,
         Kind.ACTION_ESCALATED,
+        Kind.RELEASE_AWAITING_APPROVAL,
+        Kind.ROLLOUT_ROLLED_BACK,
     }
 )
 

@@ -1,7 +1,11 @@
-"""The compiled policy for an agent, cached per process by the agent's policy version.
+"""The compiled policy an agent decides under: a release's grants and rules, with the
+limits that apply to the agent, cached per process by release and policy version.
 
-The version is read from the database on the decision path (with the agent), so a cache
-entry can never be used after an edit: every edit bumps the version in its transaction.
+A release's content (oversight/releases) is what is in force, not the grant and rule
+rows: those are the agent's working copy, equal to its newest release, which may not be
+promoted yet (a staged rollout). The stable release's id and the policy version are read
+from the database on the decision path (with the agent), so a cache entry can never be
+used after a promotion or a limit edit: both change what the key is made of.
 """
 
 from __future__ import annotations
@@ -9,9 +13,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from datetime import timedelta
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from django.db.models import Q
 
 from oversight.agents.models import Agent
@@ -20,7 +26,8 @@ from oversight.policy.models import Grant, Limit, Rule
 
 logger = logging.getLogger(__name__)
 _MAX_ENTRIES = 2048
-_cache: OrderedDict[int, tuple[tuple[int, Any], CompiledPolicy, dict[int, Limit]]] = OrderedDict()
+_Key = tuple[int, int | None]  # agent, release
+_cache: OrderedDict[_Key, tuple[tuple[int, Any], CompiledPolicy, dict[int, Limit]]] = OrderedDict()
 _lock = threading.Lock()
 
 
@@ -32,37 +39,84 @@ def limits_for(agent: Agent) -> list[Limit]:
     return list(Limit.objects.filter(scope).order_by("pk"))
 
 
-def approver_set(rule: Rule) -> dict[str, Any]:
+def _approver_set(name: str, kind: str, role: str, people: Iterable[int]) -> dict[str, Any]:
     """What a held action keeps of its rule's approvers (people by id: names change)."""
-    return {
-        "rule": rule.name,
-        "kind": rule.approvers,
-        "role": rule.approver_role,
-        "people": sorted(person.pk for person in rule.approver_people.all()),
-    }
+    return {"rule": name, "kind": kind, "role": role, "people": sorted(people)}
 
 
-def _compile(agent: Agent) -> tuple[CompiledPolicy, dict[int, Limit]]:
+def approver_set(rule: Rule) -> dict[str, Any]:
+    """A saved rule's approver set."""
+    people = (person.pk for person in rule.approver_people.all())
+    return _approver_set(rule.name, rule.approvers, rule.approver_role, people)
+
+
+def _row_ids(agent: Agent) -> tuple[dict[str, int], dict[str, int]]:
+    """The ids of the agent's grant and rule rows, by their content as a release holds it:
+    a reason names the row only when the row is exactly what the release says."""
+    from oversight.releases.content import canonical, grant_item, rule_item  # releases -> policy
+
+    grants = {canonical(grant_item(g)): g.pk for g in Grant.objects.filter(agent_id=agent.pk)}
+    rules = Rule.objects.filter(agent_id=agent.pk).prefetch_related("approver_people")
+    return grants, {canonical(rule_item(r)): r.pk for r in rules}
+
+
+def _specs(agent: Agent, content: dict[str, Any]) -> tuple[list[GrantSpec], list[RuleSpec]]:
+    """A release's grants and rules as the engine's specs. Items with no equal row get
+    negative ids (unique, and shown as no id)."""
+    from oversight.releases.content import canonical  # releases -> policy
+
+    grant_ids, rule_ids = _row_ids(agent)
+    usernames = {name for item in content.get("rules", []) for name in item["approver_people"]}
+    people = dict(
+        get_user_model()
+        .objects.filter(**{f"{get_user_model().USERNAME_FIELD}__in": usernames})
+        .values_list(get_user_model().USERNAME_FIELD, "pk")
+    )
     grants = [
-        GrantSpec(id=g.pk, action=g.action, resource=g.resource, expires_at=g.expires_at)
-        for g in Grant.objects.filter(agent_id=agent.pk)
+        GrantSpec(
+            id=grant_ids.get(canonical(item), -index),
+            action=item["action"],
+            resource=item["resource"],
+            expires_at=datetime.fromisoformat(item["expires_at"]) if item["expires_at"] else None,
+        )
+        for index, item in enumerate(content.get("grants", []), start=1)
     ]
     rules = [
         RuleSpec(
-            id=r.pk,
-            name=r.name,
-            effect=r.effect,  # type: ignore[arg-type]
-            action=r.action,
-            resource=r.resource,
-            condition=r.condition,
-            approvals=r.approvals,
-            expires_in=timedelta(seconds=r.expires_in_seconds),
-            separation_of_duties=r.separation_of_duties,
-            edits_allowed=r.edits_allowed,
-            approvers=approver_set(r) if r.effect == "hold" else None,
+            id=rule_ids.get(canonical(item), -index),
+            name=item["name"],
+            effect=item["effect"],
+            action=item["action"],
+            resource=item["resource"],
+            condition=item["condition"],
+            approvals=item["approvals"],
+            expires_in=timedelta(seconds=item["expires_in_seconds"]),
+            separation_of_duties=item["separation_of_duties"],
+            edits_allowed=item["edits_allowed"],
+            approvers=_approver_set(
+                item["name"],
+                item["approvers"],
+                item["approver_role"],
+                (people[name] for name in item["approver_people"] if name in people),
+            )
+            if item["effect"] == "hold"
+            else None,
         )
-        for r in Rule.objects.filter(agent_id=agent.pk).prefetch_related("approver_people")
+        for index, item in enumerate(content.get("rules", []), start=1)
     ]
+    return grants, rules
+
+
+def _compile(agent: Agent, release_id: int | None) -> tuple[CompiledPolicy, dict[int, Limit]]:
+    from oversight.releases.models import Release  # releases -> agents -> policy
+
+    content: dict[str, Any] = {}
+    if release_id is not None:
+        content = Release.objects.filter(pk=release_id).values_list("content", flat=True).first()
+        if content is None:  # deleted under us: decide under nothing (deny)
+            logger.error("release %s of agent %s is gone", release_id, agent.slug)
+            content = {}
+    grants, rules = _specs(agent, content)
     limits = limits_for(agent)
     specs = [
         LimitSpec(id=lim.pk, name=lim.name, action=lim.action, resource=lim.resource)
@@ -70,32 +124,36 @@ def _compile(agent: Agent) -> tuple[CompiledPolicy, dict[int, Limit]]:
     ]
     policy = compile_policy(version=agent.policy_version, grants=grants, rules=rules, limits=specs)
     for problem in policy.problems:  # saved policy is validated, so this means a hand edit
-        logger.error("policy of agent %s v%s: %s", agent.slug, agent.policy_version, problem)
+        logger.error("policy of agent %s release %s: %s", agent.slug, release_id, problem)
     return policy, {lim.pk: lim for lim in limits}
 
 
-def policy_and_limits_for(agent: Agent) -> tuple[CompiledPolicy, dict[int, Limit]]:
-    """The compiled policy and the limits that may apply to the agent, by id.
+def policy_and_limits_for(
+    agent: Agent, release_id: int | None = None
+) -> tuple[CompiledPolicy, dict[int, Limit]]:
+    """The compiled policy of one of the agent's releases (by default the stable one) and
+    the limits that may apply to the agent, by id.
 
-    Keyed by id, checked against the version and the creation time: a database that
-    reuses the id of a rolled-back agent (SQLite) can never hand over another's policy.
-    Limits are cached with the policy: editing a team's or everyone's limit bumps the
-    version of every agent it covers.
+    Keyed by agent and release, checked against the policy version and the agent's
+    creation time: a database that reuses the id of a rolled-back agent (SQLite) can never
+    hand over another's policy. Limits are cached with the policy: editing a team's or
+    everyone's limit bumps the version of every agent it covers.
     """
-    stamp = (agent.policy_version, agent.created_at)
+    release_id = agent.stable_release_id if release_id is None else release_id
+    key, stamp = (agent.pk, release_id), (agent.policy_version, agent.created_at)
     with _lock:
-        cached = _cache.get(agent.pk)
+        cached = _cache.get(key)
         if cached is not None and cached[0] == stamp:
-            _cache.move_to_end(agent.pk)
+            _cache.move_to_end(key)
             return cached[1], cached[2]
-    policy, limits = _compile(agent)
+    policy, limits = _compile(agent, release_id)
     with _lock:
-        _cache[agent.pk] = (stamp, policy, limits)
-        _cache.move_to_end(agent.pk)
+        _cache[key] = (stamp, policy, limits)
+        _cache.move_to_end(key)
         while len(_cache) > _MAX_ENTRIES:
             _cache.popitem(last=False)
     return policy, limits
 
 
-def compiled_policy_for(agent: Agent) -> CompiledPolicy:
-    return policy_and_limits_for(agent)[0]
+def compiled_policy_for(agent: Agent, release_id: int | None = None) -> CompiledPolicy:
+    return policy_and_limits_for(agent, release_id)[0]

@@ -34,12 +34,12 @@ def digest(content: dict[str, Any]) -> str:
     return hashlib.sha256(canonical(content).encode()).hexdigest()
 
 
-def _grant(grant: Any) -> dict[str, Any]:
+def grant_item(grant: Any) -> dict[str, Any]:
     expires = grant.expires_at.isoformat() if grant.expires_at else None
     return {"action": grant.action, "resource": grant.resource, "expires_at": expires}
 
 
-def _rule(rule: Any) -> dict[str, Any]:
+def rule_item(rule: Any) -> dict[str, Any]:
     found = {name: getattr(rule, name) for name in RULE_FIELDS}
     found["approver_people"] = sorted(u.get_username() for u in rule.approver_people.all())
     return found
@@ -49,12 +49,12 @@ def agent_content(agent: Agent) -> dict[str, Any]:
     """The agent's config, grants and rules as they are now, canonical (sorted)."""
     from oversight.policy.models import Grant, Rule  # policy -> agents
 
-    grants = [_grant(g) for g in Grant.objects.filter(agent=agent)]
+    grants = [grant_item(g) for g in Grant.objects.filter(agent=agent)]
     rules = Rule.objects.filter(agent=agent).prefetch_related("approver_people")
     content = {
         "config": {name: getattr(agent, name) for name in CONFIG_FIELDS},
         "grants": sorted(grants, key=lambda g: (g["action"], g["resource"])),
-        "rules": sorted((_rule(r) for r in rules), key=lambda r: r["name"]),
+        "rules": sorted((rule_item(r) for r in rules), key=lambda r: r["name"]),
     }
     return json.loads(canonical(content))
 

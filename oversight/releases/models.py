@@ -51,3 +51,81 @@ class Release(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> Any:
         raise ImmutableReleaseError("Releases are never deleted (only with their agent).")
+
+
+class Stage(models.TextChoices):
+    """Where a rollout's candidate decides, in order."""
+
+    STAGING = "staging", "Staging"  # staging tokens decide under it
+    SHADOW = "shadow", "Shadow"  # evaluated beside stable, never enforced
+    CANARY = "canary", "Canary"  # a sticky share of sessions decides under it
+    FULL = "full", "Full"  # promoted: the candidate is the stable release
+
+
+class RolloutState(models.TextChoices):
+    AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
+    RUNNING = "running", "Running"
+    PAUSED = "paused", "Paused"
+    ROLLED_BACK = "rolled_back", "Rolled back"
+    COMPLETED = "completed", "Completed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+LIVE_STATES = (RolloutState.AWAITING_APPROVAL, RolloutState.RUNNING, RolloutState.PAUSED)
+DEFAULT_PLAN = [1, 10, 50, 100]  # canary shares, percent; 100 means full
+DEFAULT_MIN_DECISIONS = 200
+
+
+class Rollout(models.Model):
+    """One candidate release on its way to becoming stable, stage by stage, under guard.
+
+    At most one is live (awaiting approval, running or paused) per agent. While it runs,
+    the agent's row carries the candidate and its stage (what the decision path reads);
+    rollouts.py keeps the two together."""
+
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="rollouts")
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="rollouts")
+    # The stable release when it started: what the candidate is compared with.
+    baseline = models.ForeignKey(
+        Release, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    state = models.CharField(max_length=20, choices=RolloutState.choices)
+    stage = models.CharField(max_length=10, choices=Stage.choices, default=Stage.STAGING)
+    plan = models.JSONField(default=list)  # canary shares in percent, e.g. [1, 10, 50, 100]
+    step = models.PositiveSmallIntegerField(default=0)  # index into plan while in canary
+    min_decisions = models.PositiveIntegerField(default=DEFAULT_MIN_DECISIONS)
+    auto_advance = models.BooleanField(default=True)
+    needs_approval = models.BooleanField(default=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    stage_started_at = models.DateTimeField(null=True, blank=True)
+    # The guard's last look and, when it stopped the rollout, why (with its evidence).
+    checked_at = models.DateTimeField(null=True, blank=True)
+    verdicts = models.JSONField(default=list, blank=True)
+    ended_reason = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["agent"],
+                condition=models.Q(state__in=[s.value for s in LIVE_STATES]),
+                name="rollout_one_live_per_agent",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"rollout of v{self.release.version}"
+
+    @property
+    def share_percent(self) -> float:
+        """The canary's share of sessions now (0 before the canary, 100 once full)."""
+        if self.stage == Stage.CANARY and self.plan:
+            return float(self.plan[min(self.step, len(self.plan) - 1)])
+        return 100.0 if self.stage == Stage.FULL else 0.0

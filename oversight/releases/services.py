@@ -11,10 +11,12 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.utils import timezone
 
 from oversight.agents.locking import agent_lock
 from oversight.agents.models import Agent
@@ -22,9 +24,15 @@ from oversight.audit import verbs
 from oversight.audit.actors import Actor
 from oversight.audit.services import audit_record
 from oversight.releases.content import agent_content, digest
-from oversight.releases.models import Release
+from oversight.releases.models import Release, RolloutState
 
-_batch: contextvars.ContextVar[dict[int, Actor] | None] = contextvars.ContextVar(
+
+@dataclass
+class _Batch:
+    changed: dict[int, Actor] = field(default_factory=dict)
+
+
+_batch: contextvars.ContextVar[_Batch | None] = contextvars.ContextVar(
     "releases_batch", default=None
 )
 
@@ -40,22 +48,29 @@ def _summary(release: Release) -> dict[str, Any]:
 
 
 @transaction.atomic
-def release_record(*, actor: Actor, agent: Agent, notes: str = "") -> Release | None:
-    """Cut a release of the agent's current state and promote it (make it stable), in the
-    caller's transaction. Identical content is not a new release: None then."""
+def release_record(
+    *, actor: Actor, agent: Agent, notes: str = "", promote: bool | None = None
+) -> Release | None:
+    """Cut a release of the agent's current state, in the caller's transaction, and
+    promote it (make it stable) unless its team requires an approved, staged rollout at
+    the agent's risk tier, or a rollout is under way: then it waits (and, when required,
+    a rollout of it awaits approval). ``promote`` True promotes regardless (a rollback).
+    Content identical to the newest release is not a new release: None then."""
+    from oversight.releases import rollouts  # rollouts -> services
+
     locked = agent_lock(agent.pk)
     content = agent_content(locked)
     found = digest(content)
-    current = Release.objects.filter(pk=locked.stable_release_id).first()
-    if current is not None and current.digest == found:
+    newest = Release.objects.filter(agent=locked).order_by("-version").first()
+    if newest is not None and newest.digest == found:
         return None
-    last = Release.objects.filter(agent=locked).order_by("-version").first()
+    current = Release.objects.filter(pk=locked.stable_release_id).first()
     release = Release.objects.create(
         agent=locked,
-        version=(last.version + 1) if last else 1,
+        version=(newest.version + 1) if newest else 1,
         digest=found,
         content=content,
-        parent=current,
+        parent=newest,
         author=_author(actor),
         notes=notes[:300],
     )
@@ -67,12 +82,34 @@ def release_record(*, actor: Actor, agent: Agent, notes: str = "") -> Release | 
         after=_summary(release),
         agent_id=locked.pk,
     )
-    _promote(actor, locked, release, current)
+    live = rollouts.live_rollout(locked)
+    required = rollouts.approval_required(locked)
+    if promote is None:
+        promote = current is None or (not required and live is None)
+    if promote:
+        _promote(actor, locked, release, current)
+    elif required and (live is None or live.state == RolloutState.AWAITING_APPROVAL):
+        if live is not None:
+            why = f"v{release.version} replaces it"
+            rollouts.rollout_cancel(actor=actor, rollout=live, why=why)
+        rollouts.rollout_start(actor=actor, release=release)
     return release
 
 
+@transaction.atomic
+def release_promote(*, actor: Actor, release: Release) -> None:
+    """Make ``release`` the agent's stable release (a rollout that reached full)."""
+    agent = agent_lock(release.agent_id)
+    if agent.stable_release_id == release.pk:
+        return
+    current = Release.objects.filter(pk=agent.stable_release_id).first()
+    _promote(actor, agent, release, current)
+
+
 def _promote(actor: Actor, agent: Agent, release: Release, current: Release | None) -> None:
-    Agent.objects.filter(pk=agent.pk).update(stable_release=release, stable_version=release.version)
+    Agent.objects.filter(pk=agent.pk).update(
+        stable_release=release, stable_version=release.version, updated_at=timezone.now()
+    )
     agent.stable_release, agent.stable_version = release, release.version
     audit_record(
         actor=actor,
@@ -88,25 +125,25 @@ def release_after_change(*, actor: Actor, agent_id: int) -> None:
     """The hook every change calls: a release now, or at the end of the batch."""
     batch = _batch.get()
     if batch is not None:
-        batch.setdefault(agent_id, actor)
+        batch.changed.setdefault(agent_id, actor)
         return
     release_record(actor=actor, agent=Agent(pk=agent_id))
 
 
 @contextlib.contextmanager
-def releases_batched(notes: str = "") -> Iterator[None]:
+def releases_batched(notes: str = "", promote: bool | None = None) -> Iterator[None]:
     """Gather the changes made inside into one release per agent (cut on a clean exit)."""
     if _batch.get() is not None:  # nested: the outer batch cuts
         yield
         return
-    batch: dict[int, Actor] = {}
+    batch = _Batch()
     token = _batch.set(batch)
     try:
         yield
     finally:
         _batch.reset(token)
-    for agent_id, actor in batch.items():
-        release_record(actor=actor, agent=Agent(pk=agent_id), notes=notes)
+    for agent_id, actor in batch.changed.items():
+        release_record(actor=actor, agent=Agent(pk=agent_id), notes=notes, promote=promote)
 
 
 @transaction.atomic
@@ -115,11 +152,16 @@ def release_rollback(*, actor: Actor, release: Release) -> Release | None:
     policy services, so the policy version and its caches follow), recorded as a new
     release whose parent is the current one. None when it is already what is in force."""
     from oversight.releases.restore import content_restore  # restore -> policy services
+    from oversight.releases.rollouts import rollout_end_for_rollback  # rollouts -> services
 
     agent = agent_lock(release.agent_id)
     was = agent.stable_release_id
-    with releases_batched(notes=f"rollback to v{release.version}"):
+    rollout_end_for_rollback(actor=actor, agent=agent, version=release.version)
+    with releases_batched(notes=f"rollback to v{release.version}", promote=True):
         content_restore(actor=actor, agent=agent, content=release.content)
+    newest = Release.objects.filter(agent=agent).order_by("-version").first()
+    if newest is not None and newest.digest == release.digest:  # cut but never promoted
+        release_promote(actor=actor, release=newest)
     agent.refresh_from_db()
     new = Release.objects.filter(pk=agent.stable_release_id).first()
     if new is None or new.pk == was:

@@ -26,6 +26,7 @@ from oversight.killswitch.services import killswitch_engage, killswitch_release
 from oversight.policy.constants import DEFAULT_HOLD_SECONDS
 from oversight.policy.models import Grant, LimitCounter, Rule
 from oversight.policy.services import policy_object_create
+from oversight.releases.services import release_record
 from tests.conftest import SYSTEM
 from tests.gateway.helpers import (
     REFUND,
@@ -425,20 +426,31 @@ def test_an_idempotency_key_over_200_characters_is_422(api: AgentApi, policy: Re
 def test_a_forbid_that_does_not_compile_denies(
     api: AgentApi, policy: RefundPolicy, agent: Agent
 ) -> None:
-    # As a hand edit in SQL would: no validation, no policy version bump.
+    # As a hand edit in SQL would: no validation; the next release cut takes it in.
     Rule.objects.create(
         agent=agent, name="hand edit", effect="forbid", action=REFUND, condition="params.amount >"
     )
+    release_record(actor=SYSTEM, agent=agent)
     decision = api.decide(refund(10))
     assert decision["status"] == "denied"
     assert "hand edit" in _reason_names(decision, "rule")
     assert "hand edit" in _reason_names(decision, "error")
 
 
+def test_a_hand_edit_of_the_rows_is_not_in_force_until_a_release_takes_it_in(
+    api: AgentApi, policy: RefundPolicy, agent: Agent
+) -> None:
+    Rule.objects.create(agent=agent, name="hand edit", effect="forbid", action=REFUND)
+    assert api.decide(refund(10))["status"] == "allowed"
+    release_record(actor=SYSTEM, agent=agent)
+    assert api.decide(refund(10))["status"] == "denied"
+
+
 def test_a_permit_that_does_not_compile_never_allows(api: AgentApi, agent: Agent) -> None:
     Rule.objects.create(
         agent=agent, name="hand permit", effect="permit", action=REFUND, condition="1 +"
     )
+    release_record(actor=SYSTEM, agent=agent)
     decision = api.decide(refund(10))
     assert decision["status"] == "denied"
     assert _reason_names(decision, "default") == ["no matching grant"]
