@@ -4,6 +4,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from oversight.accounts import reviewer_views as team_views
+from oversight.accounts.change_control_views import team_change_control_view
 from oversight.core import views as core_views
 from oversight.gateway.api import api as agent_api
 from oversight.notifications import views as notification_views
@@ -34,6 +35,7 @@ urlpatterns = [
         name="team-reviewer-remove",
     ),
     path("teams/<slug:slug>/notifications/", include("oversight.notifications.urls")),
+    path("teams/<slug:slug>/change-control/", team_change_control_view, name="team-change-control"),
     path("teams/<slug:slug>/recertification/", team_settings_view, name="team-reviews"),
     path("inbox/", include("oversight.notifications.inbox_urls")),
     path("links/<str:token>/", notification_views.decision_link_view, name="decision-link"),

@@ -86,6 +86,22 @@ def team_review_settings_update(*, actor: Actor, team: Team, **values: int) -> T
 
 
 @transaction.atomic
+def team_change_control_update(*, actor: Actor, team: Team, staged_releases_from: str) -> Team:
+    """From which risk tier up the team's agents need approved, staged rollouts for a
+    change ("" for none: every change promoted at once). Applies to the next change."""
+    locked = Team.objects.select_for_update().get(pk=team.pk)
+    before = snapshot(locked)
+    locked.staged_releases_from = staged_releases_from
+    locked.full_clean()
+    after = snapshot(locked)
+    if after == before:
+        return locked
+    locked.save(update_fields=["staged_releases_from"])
+    audit_record(actor=actor, verb=verbs.TEAM_UPDATED, target=locked, before=before, after=after)
+    return locked
+
+
+@transaction.atomic
 def personal_token_create(*, user: Any, name: str = "") -> tuple[PersonalToken, str]:
     """Issue a personal API token for ``user``; the raw token is returned once, never stored."""
     raw = personal_tokens.generate()

@@ -51,6 +51,14 @@ POLICY = Family(
         verbs.RELEASE_CREATED,
         verbs.RELEASE_PROMOTED,
         verbs.RELEASE_ROLLED_BACK,
+        verbs.ROLLOUT_STARTED,
+        verbs.ROLLOUT_APPROVED,
+        verbs.ROLLOUT_ADVANCED,
+        verbs.ROLLOUT_PAUSED,
+        verbs.ROLLOUT_RESUMED,
+        verbs.ROLLOUT_ROLLED_BACK,
+        verbs.ROLLOUT_COMPLETED,
+        verbs.ROLLOUT_CANCELLED,
     ),
 )
 KILL_SWITCH = Family(

@@ -17,6 +17,7 @@ from django.views.decorators.http import require_GET
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from oversight.accounts.forms import TeamReviewerForm
+from oversight.accounts.models import Team
 from oversight.accounts.roles import is_admin
 from oversight.accounts.selectors import may_manage_reviewers, team_list
 from oversight.agents.selectors import agents_with_perm
@@ -181,5 +182,7 @@ def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "reviewer_form": TeamReviewerForm(team=team) if can_manage else None,
         # Those who can add reviewers are told which hold rules nobody can satisfy.
         "unsatisfiable": team_unsatisfiable_rules(team=team) if can_manage else [],
+        "can_change_control": is_admin(request.user),
+        "tiers": Team._meta.get_field("staged_releases_from").choices,
     }
     return render(request, "core/team.html", context)

@@ -12,7 +12,8 @@ from django.http import HttpRequest
 from ninja import Header, NinjaAPI, Query, Status
 from ninja.security import HttpBearer
 
-from oversight.agents.models import AgentToken
+from oversight.agents.constants import Environment
+from oversight.agents.models import Agent, AgentToken
 from oversight.gateway import lifecycle, pipeline, selectors, tools
 from oversight.gateway.auth import token_authenticate
 from oversight.gateway.constants import MAX_WAIT_SECONDS, ActionStatus
@@ -242,14 +243,15 @@ def get_agent_release(
     force. An agent that loads them from here is rolled out and rolled back with its
     releases, with no deploy of its own. Sticky per session."""
     token: AgentToken = request.auth
-    release = release_for_session(agent=token.agent, session_id=session_id)
+    agent = token.agent
+    release = release_for_session(agent=agent, environment=token.environment, session_id=session_id)
     if release is None:
         raise NotFoundError("This agent has no release yet.")
     config = release.content.get("config", {})
     return {
         "version": release.version,
         "digest": release.digest,
-        "stage": "stable",
+        "stage": _stage(agent, token.environment, release.pk),
         "created_at": release.created_at,
         "notes": release.notes,
         "instructions": config.get("instructions", ""),
@@ -257,6 +259,12 @@ def get_agent_release(
         "model_settings": config.get("model_settings") or {},
         "tools": config.get("tools") or [],
     }
+
+
+def _stage(agent: Agent, environment: str, release_id: int) -> str:
+    if release_id == agent.stable_release_id:
+        return "stable"
+    return "staging" if environment == Environment.STAGING else "canary"
 
 
 @api.post(

@@ -190,8 +190,12 @@ class AgentOut(Schema):
 class ReleaseOut(Schema):
     version: int = Field(description="The release's number for this agent: 1, 2, 3...")
     digest: str = Field(description="SHA-256 of the release's canonical content.")
-    stage: Literal["stable"] = Field(
-        description="Why this session gets it: the release in force for every session."
+    stage: Literal["stable", "staging", "canary"] = Field(
+        description=(
+            "Why this session gets it: `stable`, the release in force; `staging`, a rollout's"
+            " candidate for a staging token; `canary`, the candidate for this session in a"
+            " canary (sticky: the same session id gets the same release through the stage)."
+        )
     )
     created_at: datetime
     notes: str = ""

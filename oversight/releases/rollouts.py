@@ -89,7 +89,6 @@ def _in_force(rollout: Rollout) -> None:
         candidate_version=rollout.release.version if running else None,
         rollout_stage=rollout.stage if running else "",
         canary_share=share,
-        updated_at=timezone.now(),
     )
 
 

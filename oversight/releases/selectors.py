@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Count, F, QuerySet
 from django.shortcuts import get_object_or_404
 
 from oversight.agents.models import Agent
+from oversight.gateway.models import Action
+from oversight.releases.assignment import assign
 from oversight.releases.content import CONFIG_FIELDS, content_diff
-from oversight.releases.models import Release
+from oversight.releases.models import Release, Rollout, Stage
 
 
 def release_list(*, agent: Agent) -> QuerySet[Release]:
@@ -50,10 +52,46 @@ def config_rows(release: Release) -> list[tuple[str, str]]:
     return [(name, _shown(config.get(name, ""))) for name in CONFIG_FIELDS]
 
 
-def release_for_session(*, agent: Agent, session_id: str = "") -> Release | None:
-    """The release that applies to one of the agent's sessions: today every session gets
-    the stable release. A rollout will give a sticky share of sessions (by a hash of
-    ``session_id``) its candidate instead, so callers pass the session already."""
-    if agent.stable_release_id is None:
+def release_for_session(*, agent: Agent, environment: str, session_id: str = "") -> Release | None:
+    """The release that applies to one of the agent's sessions: the one that decides its
+    requests (releases/assignment.py; sticky for the session in a canary)."""
+    found = assign(agent, environment=environment, session_id=session_id)
+    if found.release_id is None:
         return None
-    return Release.objects.filter(pk=agent.stable_release_id).first()
+    return Release.objects.filter(pk=found.release_id).first()
+
+
+def rollouts_of(*, release: Release) -> QuerySet[Rollout]:
+    return Rollout.objects.filter(release=release).select_related(
+        "created_by", "approved_by", "baseline"
+    )
+
+
+def decisions_in_stage(*, rollout: Rollout) -> int:
+    """How many decisions the candidate made (or, in shadow, was evaluated for) in the
+    current stage."""
+    since = rollout.stage_started_at
+    if since is None:
+        return 0
+    found = Action.objects.filter(agent_id=rollout.agent_id, created_at__gte=since)
+    if rollout.stage == Stage.SHADOW:
+        return found.filter(shadow_version=rollout.release.version).count()
+    return found.filter(release_version=rollout.release.version).count()
+
+
+def shadow_differences(*, agent: Agent, version: int, examples: int = 10) -> dict[str, Any]:
+    """Where the candidate ``version``, evaluated in shadow, disagreed with what decided:
+    counts by (decided, would have decided), and the latest examples."""
+    shadowed = Action.objects.filter(agent=agent, shadow_version=version)
+    differing = shadowed.exclude(shadow_status=F("decision"))
+    counts = (
+        differing.values("decision", "shadow_status")
+        .annotate(count=Count("pk"))
+        .order_by("-count", "decision")
+    )
+    return {
+        "evaluated": shadowed.count(),
+        "differing": sum(row["count"] for row in counts),
+        "transitions": list(counts),
+        "examples": list(differing.order_by("-created_at")[:examples]),
+    }

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.utils import timezone
 
 from oversight.agents.locking import agent_lock
 from oversight.agents.models import Agent
@@ -107,9 +107,7 @@ def release_promote(*, actor: Actor, release: Release) -> None:
 
 
 def _promote(actor: Actor, agent: Agent, release: Release, current: Release | None) -> None:
-    Agent.objects.filter(pk=agent.pk).update(
-        stable_release=release, stable_version=release.version, updated_at=timezone.now()
-    )
+    Agent.objects.filter(pk=agent.pk).update(stable_release=release, stable_version=release.version)
     agent.stable_release, agent.stable_version = release, release.version
     audit_record(
         actor=actor,
@@ -152,10 +150,18 @@ def release_rollback(*, actor: Actor, release: Release) -> Release | None:
     policy services, so the policy version and its caches follow), recorded as a new
     release whose parent is the current one. None when it is already what is in force."""
     from oversight.releases.restore import content_restore  # restore -> policy services
-    from oversight.releases.rollouts import rollout_end_for_rollback  # rollouts -> services
+    from oversight.releases.rollouts import (  # rollouts -> services
+        approval_required,
+        rollout_end_for_rollback,
+    )
 
     agent = agent_lock(release.agent_id)
     was = agent.stable_release_id
+    if release.version > (agent.stable_version or 0) and approval_required(agent):
+        raise ValidationError(
+            f"v{release.version} is newer than the stable release: its team requires an"
+            " approved, staged rollout for it."
+        )
     rollout_end_for_rollback(actor=actor, agent=agent, version=release.version)
     with releases_batched(notes=f"rollback to v{release.version}", promote=True):
         content_restore(actor=actor, agent=agent, content=release.content)

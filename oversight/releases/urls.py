@@ -1,6 +1,6 @@
 from django.urls import path
 
-from oversight.releases import views
+from oversight.releases import rollout_views, views
 
 app_name = "releases"
 urlpatterns = [
@@ -8,4 +8,7 @@ urlpatterns = [
     path("compare/", views.release_compare_view, name="compare"),
     path("<int:version>/", views.release_detail_view, name="detail"),
     path("<int:version>/rollback/", views.release_rollback_view, name="rollback"),
+    path("<int:version>/rollout/", rollout_views.rollout_start_view, name="rollout-start"),
+    path("<int:version>/rollout/panel/", rollout_views.rollout_panel_view, name="rollout-panel"),
+    path("rollouts/<int:pk>/<slug:step>/", rollout_views.rollout_step_view, name="rollout-step"),
 ]

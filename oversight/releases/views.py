@@ -11,9 +11,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from oversight.agents.access import get_agent_for_user
 from oversight.agents.constants import CHANGE
-from oversight.agents.permissions import user_has_agent_perm
 from oversight.audit.actors import Actor
 from oversight.releases import selectors
+from oversight.releases.rollout_views import rollout_panel_context
 from oversight.releases.services import release_rollback
 
 
@@ -31,11 +31,9 @@ def release_detail_view(request: HttpRequest, slug: str, version: int) -> HttpRe
     agent = get_agent_for_user(request, slug)
     release = selectors.release_get(agent=agent, version=version)
     context = {
-        "agent": agent,
-        "release": release,
-        "stable": release.pk == agent.stable_release_id,
-        "can_change": user_has_agent_perm(request.user, CHANGE, agent),
+        **rollout_panel_context(request, agent, release),
         "config": selectors.config_rows(release),
+        "older": agent.stable_version is not None and release.version < agent.stable_version,
     }
     return render(request, "releases/detail.html", context)
 

@@ -1,0 +1,53 @@
+"""Starting a rollout from a release's page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+
+from oversight.releases.models import DEFAULT_MIN_DECISIONS, DEFAULT_PLAN, Stage
+
+
+class RolloutStartForm(forms.Form):
+    stage = forms.ChoiceField(
+        label="Start at",
+        choices=[
+            (Stage.STAGING, "Staging: staging tokens decide under it"),
+            (Stage.SHADOW, "Shadow: evaluated beside stable, never enforced"),
+            (Stage.CANARY, "Canary: a share of sessions decides under it"),
+        ],
+        initial=Stage.STAGING,
+    )
+    plan = forms.CharField(
+        label="Canary shares (%)",
+        initial=", ".join(str(share) for share in DEFAULT_PLAN),
+        help_text="Increasing percentages; 100 means full (the candidate becomes stable).",
+        max_length=60,
+    )
+    min_decisions = forms.IntegerField(
+        label="Decisions per stage",
+        initial=DEFAULT_MIN_DECISIONS,
+        min_value=1,
+        max_value=1_000_000,
+        help_text="Under the candidate, before the guard advances a clean stage.",
+    )
+    auto_advance = forms.BooleanField(
+        label="Advance on its own when a stage is clean", required=False, initial=True
+    )
+
+    def clean_plan(self) -> list[int]:
+        text = self.cleaned_data["plan"]
+        try:
+            return [int(part) for part in text.replace(" ", "").split(",") if part]
+        except ValueError:
+            raise forms.ValidationError("Write whole percentages separated by commas.") from None
+
+    def arguments(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        return {
+            "stage": data["stage"],
+            "plan": data["plan"],
+            "min_decisions": data["min_decisions"],
+            "auto_advance": data["auto_advance"],
+        }

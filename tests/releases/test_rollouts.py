@@ -1,0 +1,305 @@
+"""Rollouts: staging, shadow and canary candidates deciding beside stable; change
+approval; the guard rolling back a bad release and advancing a good one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from oversight.accounts.services import team_change_control_update
+from oversight.agents.models import Agent
+from oversight.agents.services import token_create
+from oversight.audit.actors import Actor
+from oversight.audit.models import AuditEvent
+from oversight.gateway.models import Action
+from oversight.notifications.models import InboxItem
+from oversight.policy.models import Grant, Rule
+from oversight.policy.services import policy_object_create
+from oversight.releases import guard, rollouts
+from oversight.releases.assignment import BUCKETS, assign, bucket
+from oversight.releases.models import Release, Rollout, RolloutState, Stage
+from oversight.releases.selectors import release_for_session, shadow_differences
+from oversight.releases.services import release_rollback
+from tests.conftest import SYSTEM
+from tests.gateway.helpers import REFUND, decide, grant_refunds, refund
+
+pytestmark = pytest.mark.django_db
+
+
+def _forbid_refunds(agent: Agent, actor: Actor = SYSTEM) -> Rule:
+    rule = Rule(agent=agent, name="no refunds", effect="forbid", action=REFUND)
+    return policy_object_create(actor=actor, obj=rule)
+
+
+@pytest.fixture
+def candidate(agent: Agent) -> Release:
+    """Stable v2 allows refunds; v3 (forbidding them) is cut but not promoted: v2 is made
+    stable again by a rollback, so v3 is a release that can be rolled out."""
+    grant_refunds(agent)
+    _forbid_refunds(agent)
+    release_rollback(actor=SYSTEM, release=Release.objects.get(agent=agent, version=2))
+    agent.refresh_from_db()
+    assert agent.stable_version == 4  # v4 has v2's content
+    return Release.objects.get(agent=agent, version=3)
+
+
+@pytest.fixture
+def production(agent: Agent) -> Any:
+    return token_create(actor=SYSTEM, agent=agent, environment="production")[0]
+
+
+@pytest.fixture
+def staging(agent: Agent) -> Any:
+    return token_create(actor=SYSTEM, agent=agent, environment="staging")[0]
+
+
+def _start(release: Release, stage: str, **options: Any) -> Rollout:
+    return rollouts.rollout_start(actor=SYSTEM, release=release, stage=stage, **options)
+
+
+# --- where the candidate decides ------------------------------------------------------
+
+
+def test_staging_tokens_decide_under_the_candidate_and_production_under_stable(
+    candidate: Release, production: Any, staging: Any
+) -> None:
+    _start(candidate, Stage.STAGING)
+    prod, stage = decide(production, refund(10)), decide(staging, refund(10))
+    assert (prod.status, prod.release_version) == ("allowed", 4)
+    assert (stage.status, stage.release_version) == ("denied", 3)
+    assert [r["name"] for r in stage.reasons if r["kind"] == "rule"] == ["no refunds"]
+
+
+def test_in_shadow_stable_decides_and_the_candidates_verdict_is_recorded_beside_it(
+    agent: Agent, candidate: Release, production: Any
+) -> None:
+    _start(candidate, Stage.SHADOW)
+    action = decide(production, refund(10))
+    assert (action.status, action.release_version) == ("allowed", 4)
+    assert (action.shadow_version, action.shadow_status) == (3, "denied")
+    assert action.shadow_reasons[0]["name"] == "no refunds"
+    assert action.shadow_reasons[0]["id"] is None  # no row holds v3's rule now (v4 is)
+    found = shadow_differences(agent=agent, version=3)
+    assert found["evaluated"] == 1 and found["differing"] == 1
+    assert found["transitions"] == [{"decision": "allowed", "shadow_status": "denied", "count": 1}]
+
+
+def test_a_canary_gives_a_sticky_share_of_sessions_the_candidate(
+    agent: Agent, candidate: Release, production: Any
+) -> None:
+    _start(candidate, Stage.CANARY, plan=[50, 100])
+    agent.refresh_from_db()
+    assert agent.canary_share == BUCKETS // 2
+    sessions = [f"s{i}" for i in range(40)]
+    first = {s: decide(production, refund(10, session_id=s)).release_version for s in sessions}
+    again = {s: decide(production, refund(10, session_id=s)).release_version for s in sessions}
+    assert first == again  # sticky
+    assert set(first.values()) == {3, 4}  # both arms get sessions at 50%
+    for session, version in first.items():
+        expected = 3 if bucket(agent.pk, 3, session) < agent.canary_share else 4
+        assert version == expected
+        release = release_for_session(agent=agent, environment="production", session_id=session)
+        assert release is not None and release.version == version
+
+
+def test_the_buckets_are_spread_evenly() -> None:
+    shares = [bucket(1, 7, f"session-{i}") for i in range(20_000)]
+    below = sum(1 for b in shares if b < BUCKETS // 10)
+    assert 1_800 < below < 2_200  # about 10%
+
+
+def test_a_paused_rollout_decides_nothing_and_resumes(
+    agent: Agent, candidate: Release, staging: Any
+) -> None:
+    rollout = _start(candidate, Stage.STAGING)
+    rollouts.rollout_pause(actor=SYSTEM, rollout=rollout, why="looking")
+    assert decide(staging, refund(10)).release_version == 4
+    rollouts.rollout_resume(actor=SYSTEM, rollout=rollout)
+    assert decide(staging, refund(10)).release_version == 3
+
+
+def test_advancing_through_the_plan_ends_with_the_candidate_stable(
+    agent: Agent, candidate: Release, production: Any
+) -> None:
+    rollout = _start(candidate, Stage.STAGING, plan=[10, 50, 100])
+    seen = []
+    for _ in range(4):
+        rollout = rollouts.rollout_advance(actor=SYSTEM, rollout=rollout)
+        seen.append((rollout.stage, rollout.share_percent))
+    assert seen == [("shadow", 0.0), ("canary", 10.0), ("canary", 50.0), ("full", 100.0)]
+    assert rollout.state == RolloutState.COMPLETED
+    agent.refresh_from_db()
+    assert (agent.stable_version, agent.candidate_release_id, agent.rollout_stage) == (3, None, "")
+    assert decide(production, refund(10)).status == "denied"
+
+
+# --- bad input, one at a time ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"plan": []}, "at least one share"),
+        ({"plan": [10, 5]}, "must increase"),
+        ({"plan": [0, 100]}, "from 1 to 100"),
+        ({"plan": [10, 101]}, "from 1 to 100"),
+        ({"stage": "full"}, "starts at staging, shadow or canary"),
+        ({"min_decisions": 0}, "minimum decisions"),
+    ],
+)
+def test_a_bad_rollout_is_refused_and_changes_nothing(
+    agent: Agent, candidate: Release, options: dict[str, Any], message: str
+) -> None:
+    arguments = {"stage": Stage.STAGING, **options}
+    with pytest.raises(ValidationError, match=message):
+        rollouts.rollout_start(actor=SYSTEM, release=candidate, **arguments)
+    agent.refresh_from_db()
+    assert not Rollout.objects.exists() and agent.candidate_release_id is None
+
+
+def test_one_rollout_at_a_time_and_never_of_the_stable_release(
+    agent: Agent, candidate: Release
+) -> None:
+    _start(candidate, Stage.SHADOW)
+    with pytest.raises(ValidationError, match="A rollout of v3 is running"):
+        _start(candidate, Stage.CANARY)
+    with pytest.raises(ValidationError, match="already the stable release"):
+        _start(Release.objects.get(agent=agent, version=4), Stage.SHADOW)
+
+
+def test_a_one_click_rollback_ends_the_rollout(
+    agent: Agent, candidate: Release, staging: Any
+) -> None:
+    rollout = _start(candidate, Stage.STAGING)
+    release_rollback(actor=SYSTEM, release=Release.objects.get(agent=agent, version=1))
+    rollout.refresh_from_db()
+    agent.refresh_from_db()
+    assert rollout.state == RolloutState.ROLLED_BACK
+    assert "rolled back to v1" in rollout.ended_reason
+    assert agent.candidate_release_id is None and agent.stable_version == 5
+    assert decide(staging, refund(10)).status == "denied"  # v1: no grant
+
+
+# --- change approval --------------------------------------------------------------------
+
+
+def test_a_gated_team_holds_a_change_for_another_persons_approval(
+    agent: Agent,
+    owner: Any,
+    admin_user: Any,
+    production: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    grant_refunds(agent)
+    team_change_control_update(actor=SYSTEM, team=agent.team, staged_releases_from="high")
+    alice = Actor.for_user(owner)
+    with django_capture_on_commit_callbacks(execute=True):
+        _forbid_refunds(agent, actor=alice)
+    agent.refresh_from_db()
+    assert agent.stable_version == 2  # the change is v3, not in force
+    assert decide(production, refund(10)).status == "allowed"
+    rollout = Rollout.objects.get(agent=agent)
+    assert rollout.state == RolloutState.AWAITING_APPROVAL and rollout.needs_approval
+    assert InboxItem.objects.filter(user=admin_user, kind="release.awaiting_approval").exists()
+    assert not InboxItem.objects.filter(user=owner, kind="release.awaiting_approval").exists()
+    with pytest.raises(ValidationError, match="author of a release cannot approve it"):
+        rollouts.rollout_approve(actor=alice, rollout=rollout)
+    with pytest.raises(ValidationError, match="team requires an approved, staged rollout"):
+        release_rollback(actor=alice, release=rollout.release)
+    rollouts.rollout_approve(actor=Actor.for_user(admin_user), rollout=rollout)
+    rollout.refresh_from_db()
+    assert (rollout.state, rollout.approved_by_id) == (RolloutState.RUNNING, admin_user.pk)
+    verbs = AuditEvent.objects.filter(target_type="releases.rollout").values_list("verb", flat=True)
+    assert list(verbs.order_by("seq")) == ["rollout.started", "rollout.approved"]
+
+
+def test_a_low_risk_agent_of_a_gated_team_is_still_promoted_at_once(
+    agent: Agent, production: Any
+) -> None:
+    team_change_control_update(actor=SYSTEM, team=agent.team, staged_releases_from="critical")
+    grant_refunds(agent)  # the agent is high risk: below critical
+    agent.refresh_from_db()
+    assert agent.stable_version == 2 and not Rollout.objects.exists()
+
+
+def test_a_new_change_replaces_a_rollout_still_awaiting_approval(agent: Agent, owner: Any) -> None:
+    team_change_control_update(actor=SYSTEM, team=agent.team, staged_releases_from="low")
+    alice = Actor.for_user(owner)
+    grant_refunds(agent)
+    _forbid_refunds(agent, actor=alice)
+    states = dict(Rollout.objects.values_list("release__version", "state"))
+    assert states == {2: RolloutState.CANCELLED, 3: RolloutState.AWAITING_APPROVAL}
+
+
+# --- the guard ---------------------------------------------------------------------------
+
+
+def test_the_guard_rolls_back_a_release_that_denies_what_stable_allows(
+    agent: Agent, candidate: Release, production: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    rollout = _start(candidate, Stage.SHADOW)
+    for number in range(120):
+        decide(production, refund(10, session_id=f"s{number}"))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert guard.rollouts_guard() == {str(rollout.pk): "rolled_back"}
+    rollout.refresh_from_db()
+    agent.refresh_from_db()
+    assert rollout.state == RolloutState.ROLLED_BACK
+    assert rollout.ended_reason.startswith("guard: deny rate")
+    deny = next(v for v in rollout.verdicts if v.get("metric") == "deny rate")
+    assert deny["regressed"] and deny["stable"] == [0, 120] and deny["candidate"] == [120, 120]
+    assert agent.candidate_release_id is None and agent.rollout_stage == ""
+    assert Action.objects.filter(shadow_version=3).count() == 120
+    assert decide(production, refund(10)).shadow_version is None  # no longer evaluated
+    told = InboxItem.objects.get(user=agent.owner, kind="rollout.rolled_back")
+    assert "deny rate" in told.body
+    event = AuditEvent.objects.get(verb="rollout.rolled_back")
+    assert event.after["evidence"][0]["metric"] == "deny rate"
+
+
+def test_the_guard_advances_a_clean_stage_once_it_has_enough_decisions(
+    agent: Agent, production: Any
+) -> None:
+    grant_refunds(agent)
+    policy_object_create(  # v3: a harmless change, the same decisions for refunds
+        actor=SYSTEM, obj=Rule(agent=agent, name="no email", effect="forbid", action="email.send")
+    )
+    release_rollback(actor=SYSTEM, release=Release.objects.get(agent=agent, version=2))
+    rollout = _start(Release.objects.get(agent=agent, version=3), Stage.SHADOW, min_decisions=30)
+    for number in range(20):
+        decide(production, refund(10, session_id=f"s{number}"))
+    assert guard.rollouts_guard() == {str(rollout.pk): "watching"}
+    for number in range(20):
+        decide(production, refund(10, session_id=f"t{number}"))
+    assert guard.rollouts_guard() == {str(rollout.pk): "advanced"}
+    rollout.refresh_from_db()
+    assert (rollout.stage, rollout.share_percent) == (Stage.CANARY, 1.0)
+
+
+def test_the_guard_flags_an_action_stable_never_took(
+    agent: Agent, staging: Any, production: Any
+) -> None:
+    grant_refunds(agent)
+    policy_object_create(actor=SYSTEM, obj=Grant(agent=agent, action="payments.payout"))
+    release_rollback(actor=SYSTEM, release=Release.objects.get(agent=agent, version=2))
+    rollout = _start(Release.objects.get(agent=agent, version=3), Stage.STAGING)
+    for _ in range(3):
+        decide(production, refund(10))
+    for number in range(3):
+        decide(staging, {"action": "payments.payout", "resource": f"bank:acct/{number}"})
+    assert guard.rollouts_guard() == {str(rollout.pk): "rolled_back"}
+    rollout.refresh_from_db()
+    kinds = {row["kind"]: row for row in rollout.verdicts if row.get("regressed")}
+    assert kinds["new action"]["name"] == "payments.payout"
+    assert kinds["new resource kind"]["name"] == "bank:acct/"
+
+
+def test_assignment_without_a_rollout_is_the_stable_release(agent: Agent) -> None:
+    found = assign(agent, environment="staging", session_id="x")
+    assert (found.release_id, found.version, found.shadow_id) == (
+        agent.stable_release_id,
+        agent.stable_version,
+        None,
+    )
