@@ -244,10 +244,16 @@ def rollout_resume(*, actor: Actor, rollout: Rollout) -> Rollout:
 
 @transaction.atomic
 def rollout_roll_back(
-    *, actor: Actor, rollout: Rollout, why: str, evidence: list[dict[str, Any]] | None = None
+    *,
+    actor: Actor,
+    rollout: Rollout,
+    why: str,
+    evidence: list[dict[str, Any]] | None = None,
+    restore: bool = True,
 ) -> Rollout:
     """End the rollout: the candidate stops deciding at once and stable decides
-    everything. ``why`` and the ``evidence`` are kept, audited and sent to the owner."""
+    everything. ``why`` and the ``evidence`` are kept, audited and sent to the owner; the
+    agent's working copy goes back to stable (``_restore_working_copy``)."""
     rollout = _locked(rollout)
     _expect(rollout, RolloutState.RUNNING, RolloutState.PAUSED)
     before = _summary(rollout)
@@ -258,13 +264,18 @@ def rollout_roll_back(
     rollout.save(update_fields=["state", "ended_at", "ended_reason", "verdicts"])
     _in_force(rollout)
     _audit(actor, verbs.ROLLOUT_ROLLED_BACK, rollout, before, why=why, evidence=evidence or [])
+    if restore:
+        _restore_working_copy(actor, rollout)
     _tell_owner(rollout)
     return rollout
 
 
 @transaction.atomic
-def rollout_cancel(*, actor: Actor, rollout: Rollout, why: str = "") -> Rollout:
-    """Withdraw a rollout that has not been approved yet."""
+def rollout_cancel(
+    *, actor: Actor, rollout: Rollout, why: str = "", restore: bool = True
+) -> Rollout:
+    """Withdraw a rollout that has not been approved yet (the working copy goes back to
+    stable, as after a rollback)."""
     rollout = _locked(rollout)
     _expect(rollout, RolloutState.AWAITING_APPROVAL)
     before = _summary(rollout)
@@ -272,7 +283,29 @@ def rollout_cancel(*, actor: Actor, rollout: Rollout, why: str = "") -> Rollout:
     rollout.ended_reason = why[:300]
     rollout.save(update_fields=["state", "ended_at", "ended_reason"])
     _audit(actor, verbs.ROLLOUT_CANCELLED, rollout, before, why=why)
+    if restore:
+        _restore_working_copy(actor, rollout)
     return rollout
+
+
+def _restore_working_copy(actor: Actor, rollout: Rollout) -> None:
+    """A candidate rolled back or withdrawn while it is still the agent's newest release
+    and its working copy (the grant and rule rows, the config fields): the working copy
+    goes back to the stable release's content, so the next change starts from what is in
+    force and cannot bring the rejected candidate back unnoticed. Newer edits are kept."""
+    from oversight.releases.content import agent_content, digest  # content -> policy
+    from oversight.releases.restore import content_restore  # restore -> policy services
+    from oversight.releases.services import releases_batched  # services -> rollouts
+
+    agent = Agent.objects.select_related("team", "owner").get(pk=rollout.agent_id)
+    newest = Release.objects.filter(agent=agent).order_by("-version").first()
+    stable = Release.objects.filter(pk=agent.stable_release_id).first()
+    if stable is None or newest is None or newest.pk != rollout.release_id:
+        return
+    if digest(agent_content(agent)) != rollout.release.digest:
+        return
+    with releases_batched(notes=f"back to v{stable.version} after v{newest.version}"):
+        content_restore(actor=actor, agent=agent, content=stable.content)
 
 
 def rollout_end_for_rollback(*, actor: Actor, agent: Agent, version: int) -> None:
@@ -282,9 +315,9 @@ def rollout_end_for_rollback(*, actor: Actor, agent: Agent, version: int) -> Non
         return
     why = f"the agent was rolled back to v{version}"
     if live.state == RolloutState.AWAITING_APPROVAL:
-        rollout_cancel(actor=actor, rollout=live, why=why)
+        rollout_cancel(actor=actor, rollout=live, why=why, restore=False)
     else:
-        rollout_roll_back(actor=actor, rollout=live, why=why)
+        rollout_roll_back(actor=actor, rollout=live, why=why, restore=False)
 
 
 # --- who is told -----------------------------------------------------------------------

@@ -62,9 +62,9 @@ def release_record(
     content = agent_content(locked)
     found = digest(content)
     newest = Release.objects.filter(agent=locked).order_by("-version").first()
-    if newest is not None and newest.digest == found:
-        return None
     current = Release.objects.filter(pk=locked.stable_release_id).first()
+    if found in (newest.digest if newest else None, current.digest if current else None):
+        return None  # nothing new, or back to what is in force
     release = Release.objects.create(
         agent=locked,
         version=(newest.version + 1) if newest else 1,
@@ -91,7 +91,7 @@ def release_record(
     elif required and (live is None or live.state == RolloutState.AWAITING_APPROVAL):
         if live is not None:
             why = f"v{release.version} replaces it"
-            rollouts.rollout_cancel(actor=actor, rollout=live, why=why)
+            rollouts.rollout_cancel(actor=actor, rollout=live, why=why, restore=False)
         rollouts.rollout_start(actor=actor, release=release)
     return release
 

@@ -303,3 +303,35 @@ def test_assignment_without_a_rollout_is_the_stable_release(agent: Agent) -> Non
         agent.stable_version,
         None,
     )
+
+
+def test_a_rolled_back_candidate_leaves_the_working_copy_as_stable_is(
+    agent: Agent, owner: Any, admin_user: Any, production: Any
+) -> None:
+    grant_refunds(agent)
+    team_change_control_update(actor=SYSTEM, team=agent.team, staged_releases_from="high")
+    _forbid_refunds(agent, actor=Actor.for_user(owner))  # v3, awaiting approval
+    rollout = Rollout.objects.get(agent=agent)
+    rollouts.rollout_approve(actor=Actor.for_user(admin_user), rollout=rollout)
+    assert Rule.objects.filter(agent=agent, name="no refunds").exists()
+    rollouts.rollout_roll_back(actor=Actor.for_user(admin_user), rollout=rollout, why="no")
+    assert not Rule.objects.filter(agent=agent, name="no refunds").exists()
+    agent.refresh_from_db()
+    assert agent.stable_version == 2 and Release.objects.filter(agent=agent).count() == 3
+    # The next change starts from stable: the rejected rule does not come back with it.
+    policy_object_create(actor=SYSTEM, obj=Grant(agent=agent, action="crm.note"))
+    newest = Release.objects.filter(agent=agent).order_by("-version").first()
+    assert [r["name"] for r in newest.content["rules"]] == []
+
+
+def test_withdrawing_a_change_awaiting_approval_restores_the_working_copy(
+    agent: Agent, owner: Any
+) -> None:
+    grant_refunds(agent)
+    team_change_control_update(actor=SYSTEM, team=agent.team, staged_releases_from="high")
+    _forbid_refunds(agent, actor=Actor.for_user(owner))
+    rollout = Rollout.objects.get(agent=agent)
+    rollouts.rollout_cancel(actor=Actor.for_user(owner), rollout=rollout, why="wrong rule")
+    assert not Rule.objects.filter(agent=agent, name="no refunds").exists()
+    rollout.refresh_from_db()
+    assert rollout.state == RolloutState.CANCELLED
