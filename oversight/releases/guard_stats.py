@@ -1,0 +1,263 @@
+"""Is the candidate release worse than stable? The statistics the rollout guard calls.
+
+The guard looks every 30 seconds at counts gathered since the current stage began (shadow
+or canary) and asks, per metric, whether a proportion is higher under the candidate than
+under stable: deny rate (denied / decided), hold rate (held / decided), reviewer rejection
+rate (rejected / held and resolved), failure rate (failed / outcomes reported), limit-hit
+rate (stopped by a limit / decided). Higher is worse for every one of them, so the test is
+one-sided. This module is pure Python (standard library only) and knows nothing of models.
+
+**The test.** A fixed-sample test re-run at every look raises false alarms with every look
+(at 60 looks, a 1% test fires in far more than 1% of identical rollouts). So each metric is
+tested with a mixture sequential probability ratio test (mSPRT; Johari, Pekelis, Walsh,
+"Always valid inference", and Johari, Koomen, Pekelis, Walsh, "Peeking at A/B tests",
+KDD 2017), in its normal-approximation form for a difference of two proportions. With
+``d = p_c - p_s`` and ``V`` the variance of ``d``, the likelihood ratio of "the difference
+is theta" against "it is 0", mixed over theta, is:
+
+- two-sided, theta ~ N(0, tau^2): ``sqrt(V / (V + tau^2)) * exp(tau^2 d^2 / (2 V (V + tau^2)))``
+  (the published form; with ``V = V_n / n`` it is the mixtureSPRT package's Bernoulli one);
+- one-sided, theta ~ half-normal on theta >= 0 (used here): the same times
+  ``2 * Phi(tau d / sqrt(V (V + tau^2)))``.
+
+The one-sided mixture is the better-founded choice for "is the candidate worse": each
+likelihood ratio it mixes (theta > 0 against 0) is a martingale when the rates are equal
+and a supermartingale when the candidate is better, so the mixture is a test
+supermartingale for the whole null "candidate no worse", and Ville's inequality gives
+P(Lambda ever reaches 1/alpha) <= alpha, at any number of looks, taken at any times. It
+spends all of alpha on regressions, where rejecting the two-sided test only when ``d > 0``
+wastes half of it on improvements: for a clear regression Lambda is twice the two-sided
+one, so it crosses the same threshold sooner.
+
+**The whole guard.** ``compare`` rejects at ``Lambda >= metrics / alpha``: alpha is split
+evenly over the metrics the guard checks (a union bound), so the probability that an A/A
+rollout (identical releases) is ever rolled back, over ANY number of looks and all metrics
+together, is at most ``alpha`` (0.01 by default). Besides the evidence, a regression needs
+both arms at ``min_n`` (the normal approximation needs a sample) and ``d >= min_effect``
+(a difference too small to matter is not rolled back however certain); both only make
+rollbacks rarer, so the bound holds. It holds approximately: V is estimated (each rate
+taken as ``(hits + 0.5) / (n + 1)`` in V only, so that V is never zero); ``bench/guard.py``
+measures the real rate, far below the bound because the guard's looks are discrete and a
+stage ends. Counts must be cumulative since the stage began and the canary share fixed
+within it: a new stage (a new share) starts a new comparison.
+
+**Shadow pairs.** In shadow, every request is decided under stable and also evaluated
+under the candidate: the arms are the same requests, and they differ only where the two
+releases disagree. Given those counts (``Pairs``), V is the variance of a paired
+difference, as in McNemar's test: ``(candidate_only + stable_only) / n^2`` (at least
+``1 / n^2``). It is far smaller than the two-sample V (at a 10% deny rate and a 5-point
+regression, about a fifth), so a regression is found sooner; without pairs the
+two-sample V overstates the variance of paired arms, which is valid but slower.
+
+**Defaults and what they detect** (measured by ``bench/guard.py``, 20 decisions/s, a look
+every 30 s, five metrics so a threshold of 500; docs/performance.md has the figures):
+
+- ``tau = 0.05``: the mixture is spread over regressions of a few points, where the guard
+  must be quick; larger ones cross sooner anyway.
+- ``min_n = 100`` per arm: 5 s of shadow, 10 s of a 50% canary, 50 s of a 10% canary,
+  8 minutes of a 1% canary.
+- ``min_effect = 0.01``: one point.
+
+A +5-point deny-rate regression is found within 2 minutes in shadow (at a 2%, 10% or 30%
+baseline with pairs; at 2% and 10% without) and in a 50% canary from a 2% baseline; from
+10% a 50% canary finds it in about 2 minutes at the median, and from 30% in a few minutes,
+because its candidate arm sees only 10 decisions/s. A 10% canary (2 decisions/s to the
+candidate) cannot find 5 points in 2 minutes: it takes several minutes, and within 2
+minutes it finds only large regressions (tens of points). A 1% canary (0.2/s, 24 decisions
+in 2 minutes) finds nothing within 2 minutes: it waits for ``min_n`` (over 8 minutes), and
+a 5-point regression takes it tens of minutes; its role is to catch gross breakage
+(a candidate denying everything) before a wider stage. No test can do much better: at
+10 decisions/s a +5-point difference from 30% is within 2.7 standard errors after 2
+minutes, short of even a fixed-sample test at the per-metric level of 0.002.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+_LOG_MAX = 709.0  # math.exp overflows above about 709.78
+
+
+def _count(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an integer, not {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must not be negative, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One release's count for one metric: ``hits`` of ``n`` (e.g. 121 denied of 1,200)."""
+
+    hits: int
+    n: int
+
+    def __post_init__(self) -> None:
+        _count(self.hits, "hits")
+        _count(self.n, "n")
+        if self.hits > self.n:
+            raise ValueError(f"hits ({self.hits}) cannot exceed n ({self.n})")
+
+    @property
+    def rate(self) -> float:
+        """The proportion, 0.0 when nothing was counted."""
+        return self.hits / self.n if self.n else 0.0
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """Shadow only: of the same requests, how many were hits under one release alone."""
+
+    candidate_only: int
+    stable_only: int
+
+    def __post_init__(self) -> None:
+        _count(self.candidate_only, "candidate_only")
+        _count(self.stable_only, "stable_only")
+
+
+@dataclass(frozen=True)
+class GuardSettings:
+    """The test's parameters; the module docstring says why these defaults."""
+
+    alpha: float = 0.01  # for the whole guard, split evenly over the metrics
+    tau: float = 0.05  # spread of the mixture over the difference (in proportion units)
+    min_n: int = 100  # per arm, before a regression can be declared
+    min_effect: float = 0.01  # smallest difference rolled back (one point)
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.alpha < 1.0:
+            raise ValueError(f"alpha must be between 0 and 1, got {self.alpha}")
+        if not self.tau > 0.0 or math.isinf(self.tau):
+            raise ValueError(f"tau must be positive and finite, got {self.tau}")
+        if _count(self.min_n, "min_n") < 1:
+            raise ValueError("min_n must be at least 1")
+        if not 0.0 <= self.min_effect < 1.0:
+            raise ValueError(f"min_effect must be in [0, 1), got {self.min_effect}")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The comparison of one metric at one look, with what a person needs to check it."""
+
+    metric: str
+    stable: Arm
+    candidate: Arm
+    difference: float  # candidate.rate - stable.rate
+    statistic: float  # the one-sided mixture likelihood ratio Lambda (the evidence)
+    threshold: float  # metrics / alpha: Lambda at or above it is a regression
+    enough: bool  # both arms reached min_n
+    regressed: bool
+    pairs: Pairs | None = None
+
+    def explain(self) -> str:
+        """One plain sentence, e.g. for the rollback's record and the owner's notice."""
+        c, s = self.candidate, self.stable
+        text = (
+            f"{self.metric} {_percent(c)} under the candidate ({c.hits:,} of {c.n:,}) vs "
+            f"{_percent(s)} under stable ({s.hits:,} of {s.n:,}): "
+            f"{self.difference * 100:+.1f} points, evidence {_number(self.statistic)} "
+            f"(threshold {_number(self.threshold)})"
+        )
+        if self.pairs is not None:
+            text += (
+                f", same requests: {self.pairs.candidate_only:,} only under the candidate, "
+                f"{self.pairs.stable_only:,} only under stable"
+            )
+        if not self.enough:
+            text += "; too few decisions yet to judge"
+        elif self.regressed:
+            text += ": a regression"
+        return text
+
+
+def _percent(arm: Arm) -> str:
+    return f"{arm.rate * 100:.1f}%" if arm.n else "no data"
+
+
+def _number(value: float) -> str:
+    if math.isinf(value):
+        return "beyond measure"
+    if value >= 1e6:
+        return f"{value:.2g}"
+    return f"{value:,.0f}" if value >= 10 else f"{value:.2g}"
+
+
+def log_mixture_ratio(difference: float, variance: float, tau: float) -> float:
+    """log Lambda of the one-sided (half-normal) mixture for a difference with this variance."""
+    if variance <= 0.0:
+        raise ValueError("variance must be positive")
+    total = variance + tau * tau
+    exponent = tau * tau * difference * difference / (2.0 * variance * total)
+    z = tau * difference / math.sqrt(variance * total)
+    # 2 * Phi(z) = erfc(-z / sqrt(2)); its log, kept finite far in the left tail.
+    log_two_phi = math.log(max(math.erfc(-z / math.sqrt(2.0)), 1e-300))
+    return log_two_phi + 0.5 * math.log(variance / total) + exponent
+
+
+def _variance(stable: Arm, candidate: Arm, pairs: Pairs | None) -> float:
+    if pairs is not None:
+        discordant = pairs.candidate_only + pairs.stable_only
+        return max(discordant, 1) / (candidate.n * candidate.n)
+    ps = (stable.hits + 0.5) / (stable.n + 1)
+    pc = (candidate.hits + 0.5) / (candidate.n + 1)
+    return ps * (1.0 - ps) / stable.n + pc * (1.0 - pc) / candidate.n
+
+
+def _check_pairs(stable: Arm, candidate: Arm, pairs: Pairs) -> None:
+    if stable.n != candidate.n:
+        raise ValueError("paired arms must count the same requests (equal n)")
+    if pairs.stable_only > stable.hits or pairs.candidate_only > candidate.hits:
+        raise ValueError("a release cannot have more hits of its own than hits")
+    if candidate.hits - stable.hits != pairs.candidate_only - pairs.stable_only:
+        raise ValueError("pairs do not match the arms: hits must differ by the discordant ones")
+
+
+def compare(
+    metric: str,
+    stable: Arm,
+    candidate: Arm,
+    *,
+    metrics: int,
+    settings: GuardSettings = GuardSettings(),  # noqa: B008 (frozen, so one shared default is safe)
+    pairs: Pairs | None = None,
+) -> Verdict:
+    """Is ``metric`` higher under the candidate than under stable, beyond noise?
+
+    ``metrics`` is how many metrics the guard checks at each look (the alpha is split over
+    them). ``pairs``, in shadow only, says where the releases disagreed on the same
+    requests. Raises ValueError on impossible counts.
+    """
+    if isinstance(metrics, bool) or not isinstance(metrics, int) or metrics < 1:
+        raise ValueError(f"metrics must be a positive integer, got {metrics!r}")
+    if pairs is not None:
+        _check_pairs(stable, candidate, pairs)
+    difference = candidate.rate - stable.rate
+    threshold = metrics / settings.alpha
+    if stable.n and candidate.n:
+        log_lambda = log_mixture_ratio(
+            difference, _variance(stable, candidate, pairs), settings.tau
+        )
+        statistic = math.exp(log_lambda) if log_lambda < _LOG_MAX else math.inf
+    else:
+        statistic = 0.0  # nothing to compare yet
+    enough = min(stable.n, candidate.n) >= settings.min_n
+    regressed = (
+        enough
+        and difference > 0.0
+        and difference >= settings.min_effect
+        and statistic >= threshold
+    )
+    return Verdict(
+        metric=metric,
+        stable=stable,
+        candidate=candidate,
+        difference=difference,
+        statistic=statistic,
+        threshold=threshold,
+        enough=enough,
+        regressed=regressed,
+        pairs=pairs,
+    )
