@@ -124,7 +124,7 @@ class GuardSettings:
 
     alpha: float = 0.01  # for the whole guard, split evenly over the metrics
     tau: float = 0.05  # spread of the mixture over the difference (in proportion units)
-    min_n: int = 100  # per arm, before a regression can be declared
+    min_n: int = 50  # per arm, before a regression can be declared
     min_effect: float = 0.01  # smallest difference rolled back (one point)
 
     def __post_init__(self) -> None:
@@ -221,7 +221,7 @@ def compare(
     candidate: Arm,
     *,
     metrics: int,
-    settings: GuardSettings = GuardSettings(),  # noqa: B008 (frozen, so one shared default is safe)
+    settings: GuardSettings = GuardSettings(),
     pairs: Pairs | None = None,
 ) -> Verdict:
     """Is ``metric`` higher under the candidate than under stable, beyond noise?
@@ -245,10 +245,7 @@ def compare(
         statistic = 0.0  # nothing to compare yet
     enough = min(stable.n, candidate.n) >= settings.min_n
     regressed = (
-        enough
-        and difference > 0.0
-        and difference >= settings.min_effect
-        and statistic >= threshold
+        enough and difference > 0.0 and difference >= settings.min_effect and statistic >= threshold
     )
     return Verdict(
         metric=metric,
