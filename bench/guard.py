@@ -26,6 +26,10 @@ resolved, failure 3% of reported outcomes, limit hits 1% of decided), in canarie
 candidate, with releases that differ on 1% of requests both ways (same rates, "churn").
 A rollout is a false alarm if any metric regresses at any look.
 
+For contrast, the 50% canary with no minimum effect (the evidence alone decides), under
+this test and under what a sequential test replaces: a one-sided z-test at the same level
+per metric, made afresh at every look.
+
 (c) The cost of one `compare` call.
 """
 
@@ -38,8 +42,10 @@ import random
 import sys
 import timeit
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -183,7 +189,23 @@ def _arm_window(rng: random.Random, decided: int) -> dict[str, tuple[int, int]]:
     }
 
 
-def aa_canary(rng: random.Random, *, share: float, settings: GuardSettings) -> str | None:
+def naive_regressed(stable: Arm, candidate: Arm, *, metrics: int, settings: GuardSettings) -> bool:
+    """What the guard would do without a sequential test: a one-sided two-proportion z-test
+    at the same per-metric level, made afresh at every look."""
+    if min(stable.n, candidate.n) < settings.min_n:
+        return False
+    difference = candidate.rate - stable.rate
+    pooled = (stable.hits + candidate.hits) / (stable.n + candidate.n)
+    variance = pooled * (1.0 - pooled) * (1 / stable.n + 1 / candidate.n)
+    if variance == 0.0 or difference < settings.min_effect:
+        return False
+    critical = NormalDist().inv_cdf(1.0 - settings.alpha / metrics)
+    return difference / math.sqrt(variance) >= critical
+
+
+def aa_canary(
+    rng: random.Random, *, share: float, settings: GuardSettings, naive: bool = False
+) -> str | None:
     """The metric that falsely alarmed in one A/A canary rollout, or None."""
     window = RATE * LOOK
     totals = {name: [0, 0, 0, 0] for name in _arm_window(rng, 0)}  # s hits, s n, c hits, c n
@@ -196,8 +218,11 @@ def aa_canary(rng: random.Random, *, share: float, settings: GuardSettings) -> s
             t[1] += stable[name][1]
             t[2] += candidate[name][0]
             t[3] += candidate[name][1]
-            verdict = compare(name, Arm(t[0], t[1]), Arm(t[2], t[3]), metrics=5, settings=settings)
-            if verdict.regressed:
+            stable_arm, candidate_arm = Arm(t[0], t[1]), Arm(t[2], t[3])
+            if naive:
+                if naive_regressed(stable_arm, candidate_arm, metrics=5, settings=settings):
+                    return name
+            elif compare(name, stable_arm, candidate_arm, metrics=5, settings=settings).regressed:
                 return name
     return None
 
@@ -316,6 +341,14 @@ def main() -> None:
         )
         stage = "shadow, 1% churn, " + ("with pairs" if use_pairs else "counts only")
         false_alarms.append(_aa_row(stage, 3, alarms))
+        say(str(false_alarms[-1]))
+    bare = replace(settings, min_effect=0.0)  # the evidence alone decides
+    for naive in (False, True):
+        alarms = repeat(
+            runs, seed, lambda r, v=naive: aa_canary(r, share=0.5, settings=bare, naive=v)
+        )
+        test = "z-test afresh at every look" if naive else "this test"
+        false_alarms.append(_aa_row(f"canary 50%, min_effect 0, {test}", 5, alarms))
         say(str(false_alarms[-1]))
     report["aa"] = false_alarms
 
