@@ -57,8 +57,8 @@ docs/performance.md):
 - ``tau = 0.05``: the mixture is spread over regressions of a few points, where the guard
   must be quick (0.04 to 0.08 did as well in the simulation; 0.02 and 0.03 worse).
 - ``min_n = 50`` per arm: 2.5 s of shadow, 5 s of a 50% canary, 25 s of a 10% canary,
-  about 4 minutes of a 1% canary. Down to 10 made no false alarm in the simulation; 50
-  keeps the normal approximation on safe ground.
+  about 4 minutes of a 1% canary. Lowering it to 10 added no false alarm in the
+  simulation; 50 keeps the normal approximation on safe ground.
 - ``min_effect = 0.01``: one point.
 - ``metrics``: how many the guard checks at each look of the stage. In shadow the candidate
   decides nothing, so it has no reviewer rejections or reported outcomes: three metrics.
