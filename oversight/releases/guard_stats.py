@@ -22,9 +22,10 @@ is theta" against "it is 0", mixed over theta, is:
 
 The one-sided mixture is the better-founded choice for "is the candidate worse": each
 likelihood ratio it mixes (theta > 0 against 0) is a martingale when the rates are equal
-and a supermartingale when the candidate is better, so the mixture is a test
-supermartingale for the whole null "candidate no worse", and Ville's inequality gives
-P(Lambda ever reaches 1/alpha) <= alpha, at any number of looks, taken at any times. It
+and a supermartingale when the candidate is better, so (in the normal model of ``d``) the
+mixture is a test supermartingale for the whole null "candidate no worse", and Ville's
+inequality gives P(Lambda ever reaches 1/alpha) <= alpha, at any number of looks, taken at
+any times. It
 spends all of alpha on regressions, where rejecting the two-sided test only when ``d > 0``
 wastes half of it on improvements: for a clear regression Lambda is twice the two-sided
 one, so it crosses the same threshold sooner.
@@ -46,29 +47,35 @@ under the candidate: the arms are the same requests, and they differ only where 
 releases disagree. Given those counts (``Pairs``), V is the variance of a paired
 difference, as in McNemar's test: ``(candidate_only + stable_only) / n^2`` (at least
 ``1 / n^2``). It is far smaller than the two-sample V (at a 10% deny rate and a 5-point
-regression, about a fifth), so a regression is found sooner; without pairs the
+regression, about a quarter), so a regression is found sooner; without pairs the
 two-sample V overstates the variance of paired arms, which is valid but slower.
 
-**Defaults and what they detect** (measured by ``bench/guard.py``, 20 decisions/s, a look
-every 30 s, five metrics so a threshold of 500; docs/performance.md has the figures):
+**Defaults and what they detect** (``bench/guard.py``, 2,000 simulated runs each, 20
+decisions/s, a look every 30 s, five metrics so a threshold of 500; figures in
+docs/performance.md):
 
 - ``tau = 0.05``: the mixture is spread over regressions of a few points, where the guard
-  must be quick; larger ones cross sooner anyway.
-- ``min_n = 100`` per arm: 5 s of shadow, 10 s of a 50% canary, 50 s of a 10% canary,
-  8 minutes of a 1% canary.
+  must be quick (0.04 to 0.08 did as well in the simulation; 0.02 and 0.03 worse).
+- ``min_n = 50`` per arm: 2.5 s of shadow, 5 s of a 50% canary, 25 s of a 10% canary,
+  about 4 minutes of a 1% canary. Lowering it to 10 added no false alarm in the
+  simulation; 50 keeps the normal approximation on safe ground.
 - ``min_effect = 0.01``: one point.
+- ``metrics``: how many the guard checks at each look of the stage. In shadow the candidate
+  decides nothing, so it has no reviewer rejections or reported outcomes: three metrics.
 
-A +5-point deny-rate regression is found within 2 minutes in shadow (at a 2%, 10% or 30%
-baseline with pairs; at 2% and 10% without) and in a 50% canary from a 2% baseline; from
-10% a 50% canary finds it in about 2 minutes at the median, and from 30% in a few minutes,
-because its candidate arm sees only 10 decisions/s. A 10% canary (2 decisions/s to the
-candidate) cannot find 5 points in 2 minutes: it takes several minutes, and within 2
-minutes it finds only large regressions (tens of points). A 1% canary (0.2/s, 24 decisions
-in 2 minutes) finds nothing within 2 minutes: it waits for ``min_n`` (over 8 minutes), and
-a 5-point regression takes it tens of minutes; its role is to catch gross breakage
-(a candidate denying everything) before a wider stage. No test can do much better: at
-10 decisions/s a +5-point difference from 30% is within 2.7 standard errors after 2
-minutes, short of even a fixed-sample test at the per-metric level of 0.002.
+A +5-point deny-rate regression is found within 2 minutes in shadow with pairs from any
+baseline (2%, 10%, 30%: at the first or second look), and without pairs from 2% and 10%
+(from 30%, in 2.5 minutes at the median). A 50% canary (10 decisions/s to the candidate)
+finds it within 2 minutes from 2% (99% of runs), but from 10% only in about half the runs
+(median 2.5 minutes, 90% within 4) and from 30% in about 4.5 minutes at the median. That
+is close to what any test at this alpha can do: after 2 minutes at 10 decisions/s per arm,
++5 points from 10% is 3.7 standard errors and from 30% 2.6, while even a test made once at
+that moment needs 2.9 (one-sided, 0.01 split over five metrics). A 10% canary (2
+decisions/s to the candidate) takes about 6.5 minutes for +5 points from 10%; within 2
+minutes it finds +20 points. A 1% canary (0.2 decisions/s, 24 in 2 minutes) finds nothing
+within 2 minutes: it waits about 4 minutes for ``min_n``, then finds gross breakage (+40
+points as soon as it has them, +20 points in about 10 minutes); +5 points takes it about
+an hour. Its role is to catch a broken candidate before a wider stage, not a subtle one.
 """
 
 from __future__ import annotations
@@ -124,7 +131,7 @@ class GuardSettings:
 
     alpha: float = 0.01  # for the whole guard, split evenly over the metrics
     tau: float = 0.05  # spread of the mixture over the difference (in proportion units)
-    min_n: int = 100  # per arm, before a regression can be declared
+    min_n: int = 50  # per arm, before a regression can be declared
     min_effect: float = 0.01  # smallest difference rolled back (one point)
 
     def __post_init__(self) -> None:

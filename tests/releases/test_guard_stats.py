@@ -1,0 +1,248 @@
+"""The rollout guard's statistics: the sequential test, its edge cases, and its error rates."""
+
+from __future__ import annotations
+
+import ast
+import math
+import random
+import sys
+from pathlib import Path
+from statistics import NormalDist
+
+import pytest
+
+from oversight.releases import guard_stats
+from oversight.releases.guard_stats import (
+    Arm,
+    GuardSettings,
+    Pairs,
+    compare,
+    log_mixture_ratio,
+)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+from guard import binomial
+
+WINDOW = 20 * 30  # decisions between two looks: 20/s, a look every 30 s
+
+
+def test_the_example_sentence() -> None:
+    verdict = compare("deny rate", Arm(121, 1_200), Arm(182, 1_200), metrics=5)
+    assert verdict.threshold == 500
+    assert verdict.difference == pytest.approx(61 / 1_200)
+    assert verdict.explain() == (
+        "deny rate 15.2% under the candidate (182 of 1,200) vs 10.1% under stable "
+        f"(121 of 1,200): +5.1 points, evidence {verdict.statistic:,.0f} (threshold 500)"
+    )
+    assert not verdict.regressed  # 374: not yet, with independent arms of 1,200
+
+
+def test_a_clear_regression_regresses_and_says_so() -> None:
+    verdict = compare("deny rate", Arm(1_210, 12_000), Arm(1_820, 12_000), metrics=5)
+    assert verdict.enough and verdict.regressed
+    assert verdict.statistic >= verdict.threshold
+    assert verdict.explain().endswith(": a regression")
+
+
+def test_shadow_pairs_make_the_same_counts_conclusive() -> None:
+    stable, candidate = Arm(121, 1_200), Arm(182, 1_200)
+    paired = compare("deny rate", stable, candidate, metrics=5, pairs=Pairs(61, 0))
+    assert paired.regressed
+    assert paired.statistic > compare("deny rate", stable, candidate, metrics=5).statistic
+    assert "61 only under the candidate, 0 only under stable" in paired.explain()
+
+
+@pytest.mark.parametrize("n", [50, 1_000, 100_000, 10_000_000])
+@pytest.mark.parametrize("rate", [0.0, 0.01, 0.1, 0.5, 1.0])
+def test_identical_rates_never_regress(n: int, rate: float) -> None:
+    hits = round(n * rate)
+    verdict = compare("deny rate", Arm(hits, n), Arm(hits, n), metrics=1)
+    assert verdict.difference == 0.0
+    assert verdict.statistic < 1.0
+    assert not verdict.regressed
+
+
+@pytest.mark.parametrize(
+    ("stable", "candidate"),
+    [
+        (Arm(500, 1_000), Arm(0, 1_000)),
+        (Arm(1_000, 1_000), Arm(0, 1_000)),
+        (Arm(121, 1_200), Arm(100, 1_200)),
+        (Arm(5_000_000, 10_000_000), Arm(4_000_000, 10_000_000)),
+    ],
+)
+def test_a_better_candidate_never_regresses(stable: Arm, candidate: Arm) -> None:
+    loose = GuardSettings(alpha=0.5, min_n=1, min_effect=0.0)
+    assert not compare("deny rate", stable, candidate, metrics=1, settings=loose).regressed
+
+
+def test_zero_counts() -> None:
+    nothing = compare("deny rate", Arm(0, 0), Arm(0, 0), metrics=5)
+    assert (nothing.statistic, nothing.enough, nothing.regressed) == (0.0, False, False)
+    assert "no data under the candidate" in nothing.explain()
+    one_side = compare("deny rate", Arm(0, 0), Arm(300, 300), metrics=5)
+    assert not one_side.enough and not one_side.regressed
+    no_hits = compare("deny rate", Arm(0, 5_000), Arm(0, 5_000), metrics=5)
+    assert math.isfinite(no_hits.statistic) and not no_hits.regressed
+
+
+def test_below_the_minimum_sample_nothing_regresses() -> None:
+    settings = GuardSettings()
+    n = settings.min_n - 1
+    verdict = compare("deny rate", Arm(0, n), Arm(n, n), metrics=5)
+    assert verdict.statistic > verdict.threshold  # the evidence is there ...
+    assert not verdict.enough and not verdict.regressed  # ... but not the sample
+    assert verdict.explain().endswith("; too few decisions yet to judge")
+
+
+def test_a_certain_but_tiny_difference_is_not_rolled_back() -> None:
+    verdict = compare(
+        "deny rate", Arm(1_000_000, 10_000_000), Arm(1_050_000, 10_000_000), metrics=5
+    )
+    assert verdict.difference == pytest.approx(0.005)
+    assert verdict.statistic > verdict.threshold
+    assert not verdict.regressed  # below min_effect (one point)
+
+
+def test_overwhelming_evidence_does_not_overflow() -> None:
+    verdict = compare("deny rate", Arm(0, 1_000_000), Arm(1_000_000, 1_000_000), metrics=5)
+    assert verdict.statistic == math.inf and verdict.regressed
+    assert "evidence beyond measure" in verdict.explain()
+
+
+def test_the_statistic_is_the_published_mixture_ratio_made_one_sided() -> None:
+    # Two-sided mSPRT for a normal estimate (Johari et al.), times 2 Phi(...) for the
+    # half-normal mixture over theta >= 0.
+    for d, v, tau in [
+        (0.05, 1e-4, 0.05),
+        (0.01, 4e-5, 0.05),
+        (-0.02, 2e-4, 0.03),
+        (0.0, 1e-3, 0.1),
+    ]:
+        two_sided = math.sqrt(v / (v + tau**2)) * math.exp(tau**2 * d**2 / (2 * v * (v + tau**2)))
+        phi = NormalDist().cdf(tau * d / math.sqrt(v * (v + tau**2)))
+        assert log_mixture_ratio(d, v, tau) == pytest.approx(math.log(2 * phi * two_sided))
+
+
+def test_alpha_is_split_over_the_metrics() -> None:
+    one = compare("hold rate", Arm(50, 1_000), Arm(90, 1_000), metrics=1)
+    five = compare("hold rate", Arm(50, 1_000), Arm(90, 1_000), metrics=5)
+    assert (one.threshold, five.threshold) == (100, 500)
+    assert one.statistic == five.statistic
+
+
+@pytest.mark.parametrize(
+    ("hits", "n"), [(5, 4), (-1, 10), (1, -1), (1.0, 10), (True, 10), (1, "10")]
+)
+def test_impossible_counts_are_refused(hits: object, n: object) -> None:
+    with pytest.raises(ValueError):
+        Arm(hits, n)  # type: ignore[arg-type]
+
+
+def test_impossible_pairs_are_refused() -> None:
+    with pytest.raises(ValueError, match="equal n"):
+        compare("deny rate", Arm(10, 100), Arm(12, 101), metrics=5, pairs=Pairs(2, 0))
+    with pytest.raises(ValueError, match="do not match"):
+        compare("deny rate", Arm(10, 100), Arm(12, 100), metrics=5, pairs=Pairs(3, 0))
+    with pytest.raises(ValueError, match="more hits of its own"):
+        compare("deny rate", Arm(1, 100), Arm(5, 100), metrics=5, pairs=Pairs(6, 2))
+    with pytest.raises(ValueError, match="negative"):
+        Pairs(-1, 0)
+
+
+@pytest.mark.parametrize("metrics", [0, -1, True, 2.0])
+def test_the_number_of_metrics_must_be_a_positive_integer(metrics: object) -> None:
+    with pytest.raises(ValueError, match="metrics"):
+        compare("deny rate", Arm(1, 100), Arm(2, 100), metrics=metrics)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"alpha": 0.0},
+        {"alpha": 1.0},
+        {"tau": 0.0},
+        {"tau": math.inf},
+        {"min_n": 0},
+        {"min_effect": -0.1},
+    ],
+)
+def test_bad_settings_are_refused(changes: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        GuardSettings(**changes)  # type: ignore[arg-type]
+
+
+def test_the_module_imports_only_the_standard_library() -> None:
+    tree = ast.parse(Path(guard_stats.__file__).read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            roots = {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            roots = {(node.module or "").split(".")[0]}
+        else:
+            continue
+        assert roots <= set(sys.stdlib_module_names) | {"__future__"}, roots
+
+
+def _z_test_regressed(stable: Arm, candidate: Arm, level: float) -> bool:
+    """A one-sided two-proportion z-test, the fixed-sample test a sequential one replaces."""
+    pooled = (stable.hits + candidate.hits) / (stable.n + candidate.n)
+    variance = pooled * (1 - pooled) * (1 / stable.n + 1 / candidate.n)
+    z = (candidate.rate - stable.rate) / math.sqrt(variance) if variance else 0.0
+    return z >= NormalDist().inv_cdf(1 - level)
+
+
+def test_identical_releases_rarely_alarm_however_often_the_guard_looks() -> None:
+    # 2,000 A/A canaries at 50% of 20 decisions/s, a 10% deny rate, 60 looks (30 minutes).
+    # The harshest setting: the whole 1% on this one metric and no minimum effect. The
+    # sequential test stays under 1%; a fixed-sample test at 1% made afresh at every look
+    # does not.
+    rng = random.Random(20261202)
+    settings = GuardSettings(min_effect=0.0)
+    runs, sequential, fixed = 2_000, 0, 0
+    for _ in range(runs):
+        s_hits = s_n = c_hits = c_n = 0
+        alarm = naive = False
+        for _ in range(60):
+            to_candidate = binomial(rng, WINDOW, 0.5)
+            c_n, s_n = c_n + to_candidate, s_n + WINDOW - to_candidate
+            c_hits += binomial(rng, to_candidate, 0.10)
+            s_hits += binomial(rng, WINDOW - to_candidate, 0.10)
+            stable, candidate = Arm(s_hits, s_n), Arm(c_hits, c_n)
+            alarm = (
+                alarm
+                or compare("deny rate", stable, candidate, metrics=1, settings=settings).regressed
+            )
+            naive = naive or _z_test_regressed(stable, candidate, 0.01)
+        sequential += alarm
+        fixed += naive
+    assert sequential / runs <= 0.003  # 2 of 2,000 with this seed
+    assert fixed / runs >= 0.05  # 174 of 2,000
+
+
+def test_a_five_point_deny_regression_in_shadow_is_found_within_two_minutes() -> None:
+    # Shadow at 20 decisions/s from a 10% deny rate: the candidate denies what stable
+    # denies and 5 points more of what it allows. Looks every 30 s; the guard checks three
+    # metrics in shadow.
+    rng = random.Random(15)
+    extra = 0.05 / 0.90
+    runs = 1_000
+    found = {"with pairs": 0, "counts only": 0}
+    for _ in range(runs):
+        n = stable_hits = candidate_only = 0
+        first: dict[str, int] = {}
+        for look in range(1, 5):  # 30, 60, 90, 120 s
+            hits = binomial(rng, WINDOW, 0.10)
+            n, stable_hits = n + WINDOW, stable_hits + hits
+            candidate_only += binomial(rng, WINDOW - hits, extra)
+            stable, candidate = Arm(stable_hits, n), Arm(stable_hits + candidate_only, n)
+            for way, pairs in (("with pairs", Pairs(candidate_only, 0)), ("counts only", None)):
+                if (
+                    way not in first
+                    and compare("deny rate", stable, candidate, metrics=3, pairs=pairs).regressed
+                ):
+                    first[way] = look
+        for way in first:
+            found[way] += 1
+    assert found["with pairs"] == runs
+    assert found["counts only"] >= 0.99 * runs
