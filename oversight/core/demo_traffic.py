@@ -139,6 +139,32 @@ MOVES: dict[str, list[Move]] = {
 }
 
 
+def _whole_order(rng: random.Random) -> Intent:
+    order = f"ord_{_id(rng)}"
+    return Intent(
+        "payments.refund_order",
+        f"stripe:order/{order}",
+        {"order": order, "currency": "usd"},
+        "customer unhappy: refund everything",
+    )
+
+
+# How an agent behaves when its release's model settings say so (``demo_behaviour``):
+# the demo's stand-in for a model following changed instructions.
+BEHAVIOURS: dict[tuple[str, str], list[Move]] = {
+    ("refund-bot", "overeager"): [
+        Move("whole-order refund (never granted)", 40, _whole_order),
+        Move("big refund (held)", 25, lambda rng: _refund(rng, 600, 4000)),
+        Move("bulk refund (denied)", 25, lambda rng: _refund(rng, 50, 900, charges=4)),
+        Move("small refund", 10, lambda rng: _refund(rng, 5, 300)),
+    ],
+}
+
+
+def moves_for(slug: str, behaviour: str = "") -> list[Move]:
+    return BEHAVIOURS.get((slug, behaviour), MOVES[slug])
+
+
 def intents(rng: random.Random, moves: list[Move]) -> Iterator[Intent]:
     """Every kind of move once (in random order), so a short run shows them all; then a
     weighted mix forever."""

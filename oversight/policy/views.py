@@ -21,6 +21,7 @@ from oversight.policy import services
 from oversight.policy.forms import GrantForm, LimitForm, RuleForm, TryItForm
 from oversight.policy.models import Grant, Limit, Rule
 from oversight.policy.selectors import condition_help
+from oversight.releases.selectors import working_copy
 
 _KINDS: dict[str, tuple[type, type[ModelForm]]] = {
     "grant": (Grant, GrantForm),
@@ -47,6 +48,7 @@ def _context(request: HttpRequest, agent: Agent, **forms: object) -> dict[str, o
         "try_form": forms.get("try_form") or TryItForm(),
         "preview": forms.get("preview"),
         "open_form": forms.get("open_form", ""),
+        "working_copy": working_copy(agent=agent),
     }
 
 

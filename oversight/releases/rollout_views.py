@@ -20,7 +20,7 @@ from oversight.agents.permissions import user_has_agent_perm
 from oversight.audit.actors import Actor
 from oversight.releases import rollouts, selectors
 from oversight.releases.forms import RolloutStartForm
-from oversight.releases.models import Release, Rollout, RolloutState, Stage
+from oversight.releases.models import Release, Rollout, RolloutState
 
 
 def rollout_panel_context(request: HttpRequest, agent: Agent, release: Release) -> dict[str, Any]:
@@ -36,7 +36,6 @@ def rollout_panel_context(request: HttpRequest, agent: Agent, release: Release) 
         None,
     )
     other = rollouts.live_rollout(agent) if live is None else None
-    shadowed = any(r.stage == Stage.SHADOW or r.verdicts for r in history)
     return {
         "agent": agent,
         "release": release,
@@ -50,9 +49,7 @@ def rollout_panel_context(request: HttpRequest, agent: Agent, release: Release) 
         and request.user.pk not in (release.author_id, live.created_by_id),
         "start_form": RolloutStartForm(),
         "approval_required": rollouts.approval_required(agent),
-        "shadow": selectors.shadow_differences(agent=agent, version=release.version)
-        if shadowed
-        else None,
+        "shadow": selectors.shadow_differences(agent=agent, version=release.version),
     }
 
 

@@ -95,3 +95,19 @@ def shadow_differences(*, agent: Agent, version: int, examples: int = 10) -> dic
         "transitions": list(counts),
         "examples": list(differing.order_by("-created_at")[:examples]),
     }
+
+
+def working_copy(*, agent: Agent) -> dict[str, Any] | None:
+    """When the agent's grants, rules and config (its newest release) are not what
+    decides: the newest release, the stable version, and the rollout it is in, if any."""
+    from oversight.releases.rollouts import live_rollout  # rollouts -> selectors
+
+    newest = Release.objects.filter(agent=agent).order_by("-version").first()
+    if newest is None or newest.pk == agent.stable_release_id:
+        return None
+    live = live_rollout(agent)
+    return {
+        "newest": newest,
+        "stable_version": agent.stable_version,
+        "rollout": live if live is not None and live.release_id == newest.pk else None,
+    }

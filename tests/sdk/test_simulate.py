@@ -99,3 +99,33 @@ def test_it_gives_up_on_a_server_that_never_comes(demo: None) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(CommandError, match="did not answer"):
         _simulate(url, "--duration", "1", "--connect-timeout", "0.5")
+
+
+def test_the_bad_release_scenario_is_rolled_back_by_the_guard(demo: None) -> None:
+    from oversight.releases.guard import rollouts_guard
+    from oversight.releases.models import Rollout
+
+    with asgi_server(extra_env=SERVER_ENV) as url:
+        output = _simulate(
+            url,
+            "--duration",
+            "8",
+            "--rate",
+            "8",
+            "--agents",
+            "refund-bot",
+            "--scenario",
+            "bad-release",
+        )
+    assert "scenario bad-release: refund-bot v3 (refunds whole orders)" in output
+    rollout = Rollout.objects.get(agent__slug="refund-bot")
+    refund_bot = Action.objects.filter(agent__slug="refund-bot")
+    # Sessions on the candidate behave as its instructions say; the others do not.
+    assert set(refund_bot.values_list("release_version", flat=True)) == {2, 3}
+    whole_orders = refund_bot.filter(action="payments.refund_order")
+    assert whole_orders.exists()
+    assert set(whole_orders.values_list("release_version", flat=True)) == {3}
+    assert rollouts_guard() == {str(rollout.pk): "rolled_back"}
+    rollout.refresh_from_db()
+    assert rollout.state == "rolled_back"
+    assert "new action 'payments.refund_order'" in rollout.ended_reason

@@ -15,7 +15,7 @@ import logging
 import random
 import signal
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -26,7 +26,8 @@ from oversight.agents.constants import AgentStatus, Environment
 from oversight.agents.models import Agent, AgentToken
 from oversight.agents.services import token_create, token_revoke
 from oversight.audit.actors import Actor
-from oversight.core.demo_traffic import MOVES, Intent, intents
+from oversight.core.demo_scenarios import BEHAVIOUR, SCENARIOS
+from oversight.core.demo_traffic import MOVES, Intent, Move, intents, moves_for
 from oversight_sdk import (
     ActionNotPermitted,
     ApprovalTimeout,
@@ -40,6 +41,7 @@ from oversight_sdk import (
 ACTOR = Actor.system("simulate")
 FAILURE_RATE = 0.05
 MAX_IN_FLIGHT = 64  # per agent; held actions wait, so many can be open at once
+SESSION_LENGTH = 5  # actions per session; each session loads the agent's release
 DEFAULT_AGENTS = "refund-bot,crm-updater,deploy-bot,email-campaigner"
 # Share of the total rate each agent gets (deploys are rarer than refunds).
 SHARES = {"refund-bot": 35, "crm-updater": 35, "email-campaigner": 20, "deploy-bot": 10}
@@ -64,7 +66,12 @@ def _why(reasons: list[Reason]) -> str:
 
 
 async def perform(
-    client: AsyncOversight, intent: Intent, *, hold_wait: float, rng: random.Random
+    client: AsyncOversight,
+    intent: Intent,
+    *,
+    hold_wait: float,
+    rng: random.Random,
+    session_id: str = "",
 ) -> Outcome:
     """Ask, run if allowed (a short sleep stands in for the real call), report."""
     guard = client.guard(
@@ -74,6 +81,7 @@ async def perform(
         reason=intent.reason,
         before=intent.before,
         timeout=hold_wait,
+        session_id=session_id,
     )
     try:
         async with guard:
@@ -133,24 +141,42 @@ async def _sleep_or_stop(run: Run, seconds: float) -> None:
         await asyncio.wait_for(run.stop.wait(), timeout=seconds)
 
 
+async def session_moves(client: AsyncOversight, slug: str, session_id: str) -> list[Move]:
+    """What the agent does in one session: as its release for that session says (the
+    demo's stand-in for a model following its instructions; see demo_scenarios.py)."""
+    try:
+        release = await client.release(session_id)
+    except OversightError:
+        return moves_for(slug)
+    return moves_for(slug, str(release.model_settings.get(BEHAVIOUR, "")))
+
+
 async def agent_loop(
     run: Run, slug: str, client: AsyncOversight, rate: float, rng: random.Random
 ) -> None:
-    """Start actions for one agent at `rate` per second (Poisson arrivals)."""
+    """Start actions for one agent at `rate` per second (Poisson arrivals), in sessions of
+    SESSION_LENGTH actions, each of which loads its release first."""
     in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
-    stream = intents(rng, MOVES[slug])
+    streams: dict[int, Iterator[Intent]] = {}
+    session, stream, started = "", iter(()), 0
 
-    async def one(intent: Intent) -> None:
+    async def one(intent: Intent, session_id: str) -> None:
         try:
-            run.record(
-                slug, intent, await perform(client, intent, hold_wait=run.hold_wait, rng=rng)
+            outcome = await perform(
+                client, intent, hold_wait=run.hold_wait, rng=rng, session_id=session_id
             )
+            run.record(slug, intent, outcome)
         finally:
             in_flight.release()
 
     while not run.stop.is_set():
+        if started % SESSION_LENGTH == 0:
+            session = f"{slug}-{rng.getrandbits(48):012x}"
+            moves = await session_moves(client, slug, session)
+            stream = streams.setdefault(id(moves), intents(rng, moves))
+        started += 1
         await in_flight.acquire()
-        task = asyncio.create_task(one(next(stream)))
+        task = asyncio.create_task(one(next(stream), session))
         run.tasks.add(task)
         task.add_done_callback(run.tasks.discard)
         await _sleep_or_stop(run, rng.expovariate(rate))
@@ -306,6 +332,11 @@ class Command(BaseCommand):
             "--connect-timeout", type=float, default=60.0, help="Seconds to wait for the server."
         )
         parser.add_argument("--seed", type=int, default=None, help="For a repeatable mix.")
+        parser.add_argument(
+            "--scenario",
+            choices=sorted(SCENARIOS),
+            help="Play a scenario on top of the traffic (oversight/core/demo_scenarios.py).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["rate"] <= 0:
@@ -322,6 +353,9 @@ class Command(BaseCommand):
         logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per action is enough
         minted = tokens_mint(slugs)
         try:
+            if options["scenario"]:
+                said = SCENARIOS[options["scenario"]](ACTOR)
+                self._write(f"scenario {options['scenario']}: {said}")
             raw = {slug: pair[1] for slug, pair in minted.items()}
             tally = asyncio.run(simulate(config, raw, self._write))
         except AuthenticationError as exc:
