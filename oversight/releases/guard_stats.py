@@ -56,6 +56,10 @@ docs/performance.md):
 
 - ``tau = 0.05``: the mixture is spread over regressions of a few points, where the guard
   must be quick (0.04 to 0.08 did as well in the simulation; 0.02 and 0.03 worse).
+- ``wide_tau = 0.5`` with weight 0.2: a second component for gross breakage. With
+  ``tau = 0.05`` alone, a candidate denying all of 60 requests that stable allowed gives
+  evidence of about 90 (the narrow prior doubts a 100-point jump); with the wide component
+  it is beyond measure. Small effects pay for it with a threshold 1.25 times higher.
 - ``min_n = 50`` per arm: 2.5 s of shadow, 5 s of a 50% canary, 25 s of a 10% canary,
   about 4 minutes of a 1% canary. Lowering it to 10 added no false alarm in the
   simulation; 50 keeps the normal approximation on safe ground.
@@ -131,6 +135,11 @@ class GuardSettings:
 
     alpha: float = 0.01  # for the whole guard, split evenly over the metrics
     tau: float = 0.05  # spread of the mixture over the difference (in proportion units)
+    # A second, wide component of the mixture, for gross breakage: a candidate that
+    # denies everything is found in a few dozen decisions, not minutes. A weighted sum of
+    # mixtures is a mixture, so the bound holds; small effects pay 1 / (1 - weight).
+    wide_tau: float = 0.5
+    wide_weight: float = 0.2
     min_n: int = 50  # per arm, before a regression can be declared
     min_effect: float = 0.01  # smallest difference rolled back (one point)
 
@@ -139,6 +148,10 @@ class GuardSettings:
             raise ValueError(f"alpha must be between 0 and 1, got {self.alpha}")
         if not self.tau > 0.0 or math.isinf(self.tau):
             raise ValueError(f"tau must be positive and finite, got {self.tau}")
+        if not self.wide_tau > 0.0 or math.isinf(self.wide_tau):
+            raise ValueError(f"wide_tau must be positive and finite, got {self.wide_tau}")
+        if not 0.0 <= self.wide_weight < 1.0:
+            raise ValueError(f"wide_weight must be in [0, 1), got {self.wide_weight}")
         if _count(self.min_n, "min_n") < 1:
             raise ValueError("min_n must be at least 1")
         if not 0.0 <= self.min_effect < 1.0:
@@ -204,6 +217,13 @@ def log_mixture_ratio(difference: float, variance: float, tau: float) -> float:
     return log_two_phi + 0.5 * math.log(variance / total) + exponent
 
 
+def _log_sum(*terms: tuple[float, float]) -> float:
+    """log(sum(weight * exp(log_value))), without overflow."""
+    kept = [(w, v) for w, v in terms if w > 0.0]
+    top = max(v for _, v in kept)
+    return top + math.log(sum(w * math.exp(v - top) for w, v in kept))
+
+
 def _variance(stable: Arm, candidate: Arm, pairs: Pairs | None) -> float:
     if pairs is not None:
         discordant = pairs.candidate_only + pairs.stable_only
@@ -244,8 +264,10 @@ def compare(
     difference = candidate.rate - stable.rate
     threshold = metrics / settings.alpha
     if stable.n and candidate.n:
-        log_lambda = log_mixture_ratio(
-            difference, _variance(stable, candidate, pairs), settings.tau
+        variance = _variance(stable, candidate, pairs)
+        log_lambda = _log_sum(
+            (1.0 - settings.wide_weight, log_mixture_ratio(difference, variance, settings.tau)),
+            (settings.wide_weight, log_mixture_ratio(difference, variance, settings.wide_tau)),
         )
         statistic = math.exp(log_lambda) if log_lambda < _LOG_MAX else math.inf
     else:

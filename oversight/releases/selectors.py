@@ -11,7 +11,7 @@ from django.shortcuts import get_object_or_404
 from oversight.agents.models import Agent
 from oversight.gateway.models import Action
 from oversight.releases.assignment import assign
-from oversight.releases.content import CONFIG_FIELDS, content_diff
+from oversight.releases.content import CONFIG_FIELDS, agent_content, content_diff, digest
 from oversight.releases.models import Release, Rollout, Stage
 
 
@@ -105,6 +105,9 @@ def working_copy(*, agent: Agent) -> dict[str, Any] | None:
     newest = Release.objects.filter(agent=agent).order_by("-version").first()
     if newest is None or newest.pk == agent.stable_release_id:
         return None
+    stable = Release.objects.filter(pk=agent.stable_release_id).first()
+    if stable is not None and digest(agent_content(agent)) == stable.digest:
+        return None  # back to what is in force (a candidate was rolled back)
     live = live_rollout(agent)
     return {
         "newest": newest,

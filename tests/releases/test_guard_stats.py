@@ -246,3 +246,24 @@ def test_a_five_point_deny_regression_in_shadow_is_found_within_two_minutes() ->
             found[way] += 1
     assert found["with pairs"] == runs
     assert found["counts only"] >= 0.99 * runs
+
+
+def test_gross_breakage_is_found_in_a_few_dozen_paired_decisions() -> None:
+    # A candidate that denies all 60 requests stable allowed (shadow, the same requests).
+    verdict = compare(
+        "deny rate",
+        Arm(0, 60),
+        Arm(60, 60),
+        metrics=2,
+        pairs=Pairs(candidate_only=60, stable_only=0),
+    )
+    assert verdict.regressed and verdict.statistic > 1e6
+    narrow = compare(
+        "deny rate",
+        Arm(0, 60),
+        Arm(60, 60),
+        metrics=2,
+        pairs=Pairs(candidate_only=60, stable_only=0),
+        settings=GuardSettings(wide_weight=0.0),
+    )
+    assert not narrow.regressed  # the narrow mixture alone doubts a 100-point jump

@@ -1,0 +1,97 @@
+"""A staged rollout in Chromium: a team requires approval; an owner's change waits; another
+person approves it; it runs in staging, then in shadow, where its differences show; the
+guard rolls it back with its evidence; the working copy is back to what is in force."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from oversight.agents.models import Agent
+from oversight.agents.services import token_create
+from oversight.policy.models import Rule
+from oversight.releases.guard import rollouts_guard
+from oversight.releases.models import Rollout
+from tests.browser.test_registry_flow import SHOTS, log_in
+from tests.conftest import SYSTEM
+from tests.gateway.helpers import decide, grant_refunds, refund
+
+pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def _other_person(browser: Browser, live_url: str, username: str, path: str) -> Page:
+    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    page.goto(f"{live_url}{path}")
+    log_in(page, username)
+    return page
+
+
+def test_a_gated_change_is_approved_shadowed_and_rolled_back_by_the_guard(
+    browser: Browser, page: Page, live_url: str, owner: Any, admin_user: Any, agent: Agent
+) -> None:
+    grant_refunds(agent)  # v2, promoted at once
+    token = token_create(actor=SYSTEM, agent=agent, environment="production")[0]
+
+    # An admin requires approved, staged rollouts from high risk (the agent is high).
+    admin = _other_person(browser, live_url, admin_user.username, f"/teams/{agent.team.slug}/")
+    section = admin.locator("#change-control")
+    section.get_by_label("Approved, staged rollouts for agents at").select_option("high")
+    section.get_by_role("button", name="Save").click()
+    expect(admin.locator(".messages")).to_contain_text("Change control of payments saved")
+
+    # The owner adds a forbid on the policy page: it is v3, not in force.
+    page.goto(f"{live_url}/agents/{agent.slug}/policy/")
+    log_in(page, owner.username)
+    rules = page.locator("#rules")
+    rules.locator("summary", has_text="Add rule").click()
+    rules.get_by_label("Name").fill("no refunds at all")
+    rules.get_by_label("Effect").select_option("forbid")
+    rules.get_by_label("Action").fill("payments.refund")
+    rules.get_by_role("button", name="Add rule").click()
+    expect(page.locator("#not-in-force")).to_contain_text("v2 decides")
+    expect(page.locator("#not-in-force")).to_contain_text("awaiting approval")
+    assert decide(token, refund(10)).status == "allowed"
+
+    page.locator("#not-in-force").get_by_role("link", name="v3").click()
+    panel = page.locator("#rollout-panel")
+    expect(panel).to_contain_text("Awaiting approval")
+    expect(panel).to_contain_text("You made it, so someone else must approve it")
+    expect(panel.get_by_role("button", name="Approve and start")).to_have_count(0)
+
+    # The admin approves it: it starts in staging, then moves to shadow.
+    admin.goto(f"{live_url}/agents/{agent.slug}/releases/3/")
+    admin.get_by_role("button", name="Approve and start").click()
+    expect(admin.locator("#rollout-panel")).to_contain_text("Staging")
+    admin.get_by_role("button", name="Advance now").click()
+    expect(admin.locator("#rollout-panel dl")).to_contain_text("Shadow")
+
+    # Production traffic: stable (v2) allows, v3 would deny; the page shows it live.
+    for number in range(60):
+        action = decide(token, refund(10, session_id=f"s{number}"))
+        assert (action.status, action.shadow_status) == ("allowed", "denied")
+    shadow = page.locator("#rollout-panel")
+    expect(shadow).to_contain_text(
+        "60 of 60 production requests evaluated under v3 would have been decided differently",
+        timeout=15_000,
+    )
+    expect(shadow.locator("table").first).to_contain_text("allowed")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SHOTS / "rollout-shadow.png", full_page=True)
+
+    # The guard's look: a regression in deny rate; rolled back, with the evidence.
+    rollout = Rollout.objects.get(agent=agent)
+    assert rollouts_guard() == {str(rollout.pk): "rolled_back"}
+    page.reload()
+    panel = page.locator("#rollout-panel")
+    expect(panel).to_contain_text("rolled back at shadow: guard: deny rate")
+    expect(panel.locator("tr.regressed")).to_contain_text("deny rate")
+    expect(panel.locator("tr.regressed")).to_contain_text("60 of 60")
+    page.screenshot(path=SHOTS / "rollout-rolled-back.png", full_page=True)
+
+    # The rejected rule is gone from the working copy; nothing is pending on the policy page.
+    assert not Rule.objects.filter(agent=agent, name="no refunds at all").exists()
+    page.goto(f"{live_url}/agents/{agent.slug}/policy/")
+    expect(page.locator("#not-in-force")).to_have_count(0)
+    expect(page.locator("#rules")).not_to_contain_text("no refunds at all")
