@@ -214,6 +214,34 @@ def test_the_agent_loads_its_release_and_follows_a_rollback(
     assert rolled_back.version == release.version + 1 and rolled_back.instructions == ""
 
 
+def test_in_a_canary_a_session_gets_the_candidate_and_its_decisions_say_so(
+    client: Oversight, agent: Any
+) -> None:
+    from oversight.releases.assignment import bucket
+    from oversight.releases.rollouts import rollout_start
+
+    agent_update(actor=SYSTEM, agent=agent, instructions="Refund carefully.")  # the candidate
+    candidate = agent.releases.order_by("-version").first()
+    release_rollback(actor=SYSTEM, release=agent.releases.get(version=candidate.version - 1))
+    rollout_start(actor=SYSTEM, release=candidate, stage="canary", plan=[50, 100])
+    agent.refresh_from_db()
+    sessions = [f"conversation-{number}" for number in range(12)]
+    inside = [s for s in sessions if bucket(agent.pk, candidate.version, s) < agent.canary_share]
+    outside = [s for s in sessions if s not in inside]
+    assert inside and outside
+    for session in sessions:
+        expected = candidate.version if session in inside else agent.stable_version
+        release = client.release(session_id=session)
+        assert release.version == expected
+        assert release.stage == ("canary" if session in inside else "stable")
+        assert release.instructions == ("Refund carefully." if session in inside else "")
+        with client.guard(
+            REFUND, "stripe:charge/ch_1", params={"amount": 5}, session_id=session
+        ) as g:
+            pass
+        assert g.decision is not None and g.decision.release == expected
+
+
 def test_a_staging_token_gets_a_dry_run_and_the_block_does_not_run(
     live_url: str, agent: Any, policy: None
 ) -> None:

@@ -100,6 +100,8 @@ class Decision:
     status: str
     reasons: list[Reason] = field(default_factory=list)
     policy_version: int = 0
+    # The version of the agent's release it was decided under (None before any release).
+    release: int | None = None
     expires_at: datetime | None = None
     action: str | None = None
     resource: str | None = None
@@ -150,6 +152,7 @@ class Decision:
             status=str(data["status"]),
             reasons=[Reason.from_json(r) for r in data.get("reasons") or []],
             policy_version=int(data.get("policy_version") or 0),
+            release=int(data["release"]) if data.get("release") is not None else None,
             expires_at=_datetime(data.get("expires_at")),
             action=data.get("action"),
             resource=data.get("resource"),

@@ -332,3 +332,11 @@ def test_an_expiry_is_a_rejection_too() -> None:
 def test_decisions_parse_the_servers_timestamps() -> None:
     decision = Decision.from_json(_decision("pending", expires_at="2026-11-24T01:06:12.615Z"))
     assert decision.expires_at is not None and decision.expires_at.tzinfo is not None
+
+
+def test_a_decision_says_which_release_decided_it() -> None:
+    from oversight_sdk import Decision
+
+    assert Decision.from_json(_decision("allowed", release=7)).release == 7
+    assert Decision.from_json(_decision("allowed", release=None)).release is None
+    assert Decision.from_json(_decision("allowed")).release is None
