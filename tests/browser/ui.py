@@ -52,6 +52,9 @@ class World:
             "alert": f"/alerts/{self.alert.pk}/",
             "audit": "/audit/",
             "team": f"/teams/{self.agent.team.slug}/",
+            "releases": f"/agents/{slug}/releases/",
+            "release": f"/agents/{slug}/releases/1/",  # not stable: the rollout form
+            "release-compare": f"/agents/{slug}/releases/compare/",
             "inbox": "/inbox/",
         }
 

@@ -335,8 +335,6 @@ def test_decisions_parse_the_servers_timestamps() -> None:
 
 
 def test_a_decision_says_which_release_decided_it() -> None:
-    from oversight_sdk import Decision
-
     assert Decision.from_json(_decision("allowed", release=7)).release == 7
     assert Decision.from_json(_decision("allowed", release=None)).release is None
     assert Decision.from_json(_decision("allowed")).release is None
