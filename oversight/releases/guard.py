@@ -13,8 +13,9 @@ What is compared, per stage (counts since the stage began, halted decisions left
     canary          requests decided under the candidate against those under stable:
                     deny, hold, limit-hit, reviewer rejection and failure rates; action
                     names and resource kinds stable never touched; critical alerts
-    staging         staging requests under the candidate against production under
-                    stable: deny and hold rates, actions and resource kinds
+    staging         staging requests under the candidate against stable's staging
+                    requests of the week before the stage: deny and hold rates;
+                    actions and resource kinds
 
 The statistics are in guard_stats.py (one-sided sequential tests, alpha split over the
 metrics, so identical releases are rolled back in well under 1 in 100 rollouts).
@@ -202,8 +203,15 @@ def look(rollout: Rollout) -> Look:
         verdicts = _rates(stable, candidate, ["deny rate", "hold rate"], pairs)
         return Look(verdicts, [], candidate["n"])
     baseline = rollout.baseline.version if rollout.baseline else None
-    under_stable = window.filter(release_version=baseline, environment="production")
     under_candidate = window.filter(release_version=version)
+    if rollout.stage == Stage.STAGING:  # stable's staging traffic before the stage began
+        history = Action.objects.filter(
+            agent_id=rollout.agent_id, created_at__gte=since - HISTORY, created_at__lt=since
+        ).exclude(decision=ActionStatus.HALTED)
+        under_stable = history.filter(release_version=baseline, environment="staging")
+        under_candidate = under_candidate.filter(environment="staging")
+    else:
+        under_stable = window.filter(release_version=baseline, environment="production")
     stable, candidate = _counts(under_stable, "decision"), _counts(under_candidate, "decision")
     names = list(_RATES) if rollout.stage == Stage.CANARY else ["deny rate", "hold rate"]
     verdicts = _rates(stable, candidate, names, {})

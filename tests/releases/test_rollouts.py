@@ -335,3 +335,18 @@ def test_withdrawing_a_change_awaiting_approval_restores_the_working_copy(
     assert not Rule.objects.filter(agent=agent, name="no refunds").exists()
     rollout.refresh_from_db()
     assert rollout.state == RolloutState.CANCELLED
+
+
+def test_in_staging_the_guard_compares_with_stables_staging_traffic_before_the_stage(
+    agent: Agent, candidate: Release, staging: Any, production: Any
+) -> None:
+    for _ in range(60):
+        assert decide(staging, refund(10)).status == "dry_run"  # under stable (v4)
+        decide(production, refund(10))
+    rollout = _start(candidate, Stage.STAGING)
+    for _ in range(60):
+        assert decide(staging, refund(10)).status == "denied"  # under the candidate (v3)
+    assert guard.rollouts_guard() == {str(rollout.pk): "rolled_back"}
+    rollout.refresh_from_db()
+    deny = next(v for v in rollout.verdicts if v.get("metric") == "deny rate")
+    assert deny["stable"] == [0, 60] and deny["candidate"] == [60, 60]
