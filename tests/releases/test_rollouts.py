@@ -350,3 +350,15 @@ def test_in_staging_the_guard_compares_with_stables_staging_traffic_before_the_s
     rollout.refresh_from_db()
     deny = next(v for v in rollout.verdicts if v.get("metric") == "deny rate")
     assert deny["stable"] == [0, 60] and deny["candidate"] == [60, 60]
+
+
+def test_policy_export_exports_what_is_in_force_not_a_change_awaiting_its_rollout(
+    agent: Agent, owner: Any
+) -> None:
+    from oversight.policy.manifest.export import manifest_export
+
+    grant_refunds(agent)
+    team_change_control_update(actor=SYSTEM, team=agent.team, staged_releases_from="high")
+    _forbid_refunds(agent, actor=Actor.for_user(owner))  # v3, awaiting approval
+    exported = manifest_export()
+    assert "payments.refund" in exported and "no refunds" not in exported

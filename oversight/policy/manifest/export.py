@@ -32,13 +32,45 @@ def _limit(lim: Limit) -> dict[str, Any]:
     return out
 
 
-def _config(agent: Agent) -> dict[str, Any]:
+def _in_force(agent: Agent) -> dict[str, Any]:
+    """What decides for the agent: its stable release's content (the grant and rule rows
+    may hold a change not in force yet, waiting for its rollout)."""
+    from oversight.releases.content import agent_content  # releases -> policy
+
+    release = agent.stable_release
+    return release.content if release is not None else agent_content(agent)
+
+
+def _config(config: dict[str, Any]) -> dict[str, Any]:
     """The agent's config as the manifest names it, the fields that are set."""
-    out = {key: getattr(agent, field) for key, field in CONFIG_KEYS.items()}
+    out = {key: config.get(field) for key, field in CONFIG_KEYS.items()}
     return {key: value for key, value in out.items() if value}
 
 
+def _rule(rule: dict[str, Any]) -> dict[str, Any]:
+    item = {"name": rule["name"], "effect": rule["effect"], "action": rule["action"]}
+    if rule["resource"] != "*":
+        item["resource"] = rule["resource"]
+    if rule["condition"]:
+        item["when"] = rule["condition"]
+    if rule["effect"] == "hold":
+        item["approvals"] = rule["approvals"]
+        item["expires_in"] = format_duration(rule["expires_in_seconds"])
+        if rule["separation_of_duties"]:
+            item["separation_of_duties"] = True
+        if not rule["edits_allowed"]:
+            item["edits_allowed"] = False
+        if rule["approvers"] == "team_reviewers":
+            item["approvers"] = "team_reviewers"
+        elif rule["approvers"] == "role":
+            item["approvers"] = {"role": rule["approver_role"]}
+        elif rule["approvers"] == "people":
+            item["approvers"] = {"people": sorted(rule["approver_people"])}
+    return item
+
+
 def _agent(agent: Agent) -> dict[str, Any]:
+    content = _in_force(agent)
     out: dict[str, Any] = {
         "slug": agent.slug,
         "name": agent.name,
@@ -48,37 +80,16 @@ def _agent(agent: Agent) -> dict[str, Any]:
         "review_every_days": agent.review_interval_days,
         "environments": list(agent.environments),
         "risk_tier": agent.risk_tier,
-        **_config(agent),
+        **_config(content.get("config", {})),
         "grants": [],
-        "rules": [],
+        "rules": [_rule(rule) for rule in sorted(content["rules"], key=lambda r: r["name"])],
         "limits": [_limit(lim) for lim in agent.limits.order_by("name")],
     }
-    for grant in agent.grants.order_by("action", "resource"):
-        item: dict[str, Any] = {"action": grant.action, "resource": grant.resource}
-        if grant.expires_at:
-            item["expires_at"] = grant.expires_at.isoformat()
+    for grant in sorted(content["grants"], key=lambda g: (g["action"], g["resource"])):
+        item: dict[str, Any] = {"action": grant["action"], "resource": grant["resource"]}
+        if grant["expires_at"]:
+            item["expires_at"] = grant["expires_at"]
         out["grants"].append(item)
-    for rule in agent.rules.order_by("name"):
-        item = {"name": rule.name, "effect": rule.effect, "action": rule.action}
-        if rule.resource != "*":
-            item["resource"] = rule.resource
-        if rule.condition:
-            item["when"] = rule.condition
-        if rule.effect == "hold":
-            item["approvals"] = rule.approvals
-            item["expires_in"] = format_duration(rule.expires_in_seconds)
-            if rule.separation_of_duties:
-                item["separation_of_duties"] = True
-            if not rule.edits_allowed:
-                item["edits_allowed"] = False
-            if rule.approvers == "team_reviewers":
-                item["approvers"] = "team_reviewers"
-            elif rule.approvers == "role":
-                item["approvers"] = {"role": rule.approver_role}
-            elif rule.approvers == "people":
-                people = sorted(p.get_username() for p in rule.approver_people.all())
-                item["approvers"] = {"people": people}
-        out["rules"].append(item)
     return out
 
 
@@ -97,7 +108,7 @@ def manifest_export() -> str:
         teams.append(item)
     agents = (
         Agent.objects.exclude(status=AgentStatus.RETIRED)
-        .select_related("owner", "team")
+        .select_related("owner", "team", "stable_release")
         .order_by("slug")
     )
     document: dict[str, Any] = {"teams": teams, "agents": [_agent(a) for a in agents]}
