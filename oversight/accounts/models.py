@@ -68,6 +68,12 @@ class Team(models.Model):
         help_text="Agents at this risk tier or above need an approved, staged rollout.",
     )
 
+    # Rewind (docs/rewind.md): every grant of the team's agents must say what its actions
+    # are (read, reversible with a compensation, or irreversible).
+    require_reversibility = models.BooleanField(
+        default=False, help_text="Every grant must say whether its actions can be undone."
+    )
+
     class Meta:
         ordering = ["name"]
 

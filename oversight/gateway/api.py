@@ -99,6 +99,7 @@ def decision_body(action: Action, *, first_answer: bool = False) -> dict[str, ob
         "reasons": action.reasons,
         "policy_version": action.policy_version,
         "release": action.release_version,
+        "reversibility": action.reversibility or None,
         "expires_at": action.expires_at,
     }
 

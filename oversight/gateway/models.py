@@ -47,6 +47,11 @@ class Action(models.Model):
     # The version of the agent's release it was decided under (with the agent, the
     # release's key: releases.Release is unique by agent and version); null before any.
     release_version = models.PositiveIntegerField(null=True, blank=True)
+    # What the grant that allowed it says it is (read, reversible, irreversible, or
+    # unknown when it says nothing; blank when nothing allowed it), and a reversible
+    # grant's compensation as it was when decided (docs/rewind.md).
+    reversibility = models.CharField(max_length=12, blank=True, default="")
+    undo_contract = models.JSONField(null=True, blank=True)
     # In a shadow rollout, what the candidate release would have decided (never enforced):
     # its version, status (allowed, denied or pending) and reasons.
     shadow_version = models.PositiveIntegerField(null=True, blank=True)

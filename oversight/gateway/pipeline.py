@@ -57,8 +57,8 @@ from oversight.killswitch.models import KillSwitch
 from oversight.live import broadcasts
 from oversight.live.publish import after_commit
 from oversight.notifications.services import notify_action_held
-from oversight.policy.compiled import policy_and_limits_for
-from oversight.policy.constants import DEFAULT_HOLD_SECONDS, OnExceed
+from oversight.policy.compiled import Contracts, grant_contracts_for, policy_and_limits_for
+from oversight.policy.constants import DEFAULT_HOLD_SECONDS, UNKNOWN_REVERSIBILITY, OnExceed
 from oversight.policy.engine import Decision, Request
 from oversight.policy.limits import (
     Charges,
@@ -132,6 +132,10 @@ class Outcome:
     charges: Charges = field(default_factory=list)
     pause_agent: bool = False
     release_version: int | None = None
+    # What the grant that allowed it says (read, reversible, irreversible or unknown), and
+    # a reversible grant's compensation as it was when decided.
+    reversibility: str = ""
+    undo: dict[str, Any] | None = None
     # A shadow rollout's candidate: its version, and what it would have decided.
     shadow_version: int | None = None
     shadow_status: str = ""
@@ -259,6 +263,7 @@ def _judge(
     try:
         compiled, limits = policy_and_limits_for(agent, release_id)
         decision = compiled.decide(policy_request(credentials, data, now))
+        contracts = grant_contracts_for(agent, release_id)
     except Exception:  # the decision path fails closed
         logger.exception("policy evaluation failed for agent %s", agent.slug)
         reason = _reason("error", "policy error", "deny", "the policy could not be evaluated")
@@ -286,7 +291,25 @@ def _judge(
     else:
         outcome.status = ActionStatus.ALLOWED
     outcome.limits = {pk: limits[pk] for pk in decision.limit_ids if pk in limits}
+    outcome.reversibility, outcome.undo = reversibility(decision, contracts)
     return outcome
+
+
+# The most cautious class wins when several grants allow an action.
+_CAUTION = {"irreversible": 3, UNKNOWN_REVERSIBILITY: 2, "reversible": 1, "read": 0}
+
+
+def reversibility(decision: Decision, contracts: Contracts) -> tuple[str, dict[str, Any] | None]:
+    """What the grants that allowed the action say it is; a permit rule alone, or a grant
+    that says nothing: unknown."""
+    said = [
+        contracts.get(r.id, {}) for r in decision.reasons if r.kind == "grant" and r.id is not None
+    ]
+    if not said:
+        return UNKNOWN_REVERSIBILITY, None
+    worst = max(said, key=lambda c: _CAUTION[c.get("reversibility") or UNKNOWN_REVERSIBILITY])
+    found = worst.get("reversibility") or UNKNOWN_REVERSIBILITY
+    return found, worst.get("undo") if found == "reversible" else None
 
 
 def limits(outcome: Outcome, data: ActionInput) -> Outcome:
@@ -315,6 +338,7 @@ def over_limit(outcome: Outcome, exceeded: list[Exceeded]) -> Outcome:
         outcome.approvals_required, outcome.separation_of_duties = 0, False
         outcome.approver_sets = []
         outcome.hold_for = None
+        outcome.reversibility, outcome.undo = "", None
         outcome.pause_agent = limit.on_exceed == OnExceed.PAUSE
     return outcome
 
@@ -533,6 +557,8 @@ def _new_action(token: AgentToken, data: ActionInput, outcome: Outcome, now: dat
         reasons=outcome.reasons,
         policy_version=outcome.policy_version,
         release_version=outcome.release_version,
+        reversibility=outcome.reversibility,
+        undo_contract=outcome.undo,
         shadow_version=outcome.shadow_version,
         shadow_status=outcome.shadow_status,
         shadow_reasons=outcome.shadow_reasons,

@@ -119,6 +119,13 @@ class DecisionOut(Schema):
     release: int | None = Field(
         None, description="The version of the agent's release it was decided under."
     )
+    reversibility: Literal["read", "reversible", "irreversible", "unknown"] | None = Field(
+        None,
+        description=(
+            "What the grant that allowed it says it is (`unknown` when it says nothing;"
+            " null when nothing allowed it). A reversible action can be undone from its page."
+        ),
+    )
     expires_at: datetime | None = None
 
 

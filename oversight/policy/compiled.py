@@ -27,7 +27,10 @@ from oversight.policy.models import Grant, Limit, Rule
 logger = logging.getLogger(__name__)
 _MAX_ENTRIES = 2048
 _Key = tuple[int, int | None]  # agent, release
-_cache: OrderedDict[_Key, tuple[tuple[int, Any], CompiledPolicy, dict[int, Limit]]] = OrderedDict()
+# Per grant (by its spec id): its reversibility contract, as the release holds it.
+Contracts = dict[int, dict[str, Any]]
+_Entry = tuple[tuple[int, Any], CompiledPolicy, dict[int, Limit], Contracts]
+_cache: OrderedDict[_Key, _Entry] = OrderedDict()
 _lock = threading.Lock()
 
 
@@ -58,6 +61,10 @@ def _row_ids(agent: Agent) -> tuple[dict[str, int], dict[str, int]]:
     grants = {canonical(grant_item(g)): g.pk for g in Grant.objects.filter(agent_id=agent.pk)}
     rules = Rule.objects.filter(agent_id=agent.pk).prefetch_related("approver_people")
     return grants, {canonical(rule_item(r)): r.pk for r in rules}
+
+
+def _contract(item: dict[str, Any]) -> dict[str, Any]:
+    return {"reversibility": item.get("reversibility", ""), "undo": item.get("undo")}
 
 
 def _specs(agent: Agent, content: dict[str, Any]) -> tuple[list[GrantSpec], list[RuleSpec]]:
@@ -107,7 +114,7 @@ def _specs(agent: Agent, content: dict[str, Any]) -> tuple[list[GrantSpec], list
     return grants, rules
 
 
-def _compile(agent: Agent, release_id: int | None) -> tuple[CompiledPolicy, dict[int, Limit]]:
+def _compile(agent: Agent, release_id: int | None) -> _Entry:
     from oversight.releases.models import Release  # releases -> agents -> policy
 
     content: dict[str, Any] = {}
@@ -117,6 +124,10 @@ def _compile(agent: Agent, release_id: int | None) -> tuple[CompiledPolicy, dict
             logger.error("release %s of agent %s is gone", release_id, agent.slug)
             content = {}
     grants, rules = _specs(agent, content)
+    contracts = {
+        spec.id: _contract(item)
+        for spec, item in zip(grants, content.get("grants", []), strict=True)
+    }
     limits = limits_for(agent)
     specs = [
         LimitSpec(id=lim.pk, name=lim.name, action=lim.action, resource=lim.resource)
@@ -125,14 +136,12 @@ def _compile(agent: Agent, release_id: int | None) -> tuple[CompiledPolicy, dict
     policy = compile_policy(version=agent.policy_version, grants=grants, rules=rules, limits=specs)
     for problem in policy.problems:  # saved policy is validated, so this means a hand edit
         logger.error("policy of agent %s release %s: %s", agent.slug, release_id, problem)
-    return policy, {lim.pk: lim for lim in limits}
+    stamp = (agent.policy_version, agent.created_at)
+    return stamp, policy, {lim.pk: lim for lim in limits}, contracts
 
 
-def policy_and_limits_for(
-    agent: Agent, release_id: int | None = None
-) -> tuple[CompiledPolicy, dict[int, Limit]]:
-    """The compiled policy of one of the agent's releases (by default the stable one) and
-    the limits that may apply to the agent, by id.
+def _entry(agent: Agent, release_id: int | None) -> _Entry:
+    """The cache entry of one of the agent's releases (by default the stable one).
 
     Keyed by agent and release, checked against the policy version and the agent's
     creation time: a database that reuses the id of a rolled-back agent (SQLite) can never
@@ -145,15 +154,30 @@ def policy_and_limits_for(
         cached = _cache.get(key)
         if cached is not None and cached[0] == stamp:
             _cache.move_to_end(key)
-            return cached[1], cached[2]
-    policy, limits = _compile(agent, release_id)
+            return cached
+    entry = _compile(agent, release_id)
     with _lock:
-        _cache[key] = (stamp, policy, limits)
+        _cache[key] = entry
         _cache.move_to_end(key)
         while len(_cache) > _MAX_ENTRIES:
             _cache.popitem(last=False)
-    return policy, limits
+    return entry
+
+
+def policy_and_limits_for(
+    agent: Agent, release_id: int | None = None
+) -> tuple[CompiledPolicy, dict[int, Limit]]:
+    """The compiled policy of one of the agent's releases and the limits that may apply
+    to the agent, by id."""
+    entry = _entry(agent, release_id)
+    return entry[1], entry[2]
+
+
+def grant_contracts_for(agent: Agent, release_id: int | None = None) -> Contracts:
+    """The reversibility contracts of a release's grants, by the ids its decisions' grant
+    reasons carry (a grant with no row of its own has a negative id)."""
+    return _entry(agent, release_id)[3]
 
 
 def compiled_policy_for(agent: Agent, release_id: int | None = None) -> CompiledPolicy:
-    return policy_and_limits_for(agent, release_id)[0]
+    return _entry(agent, release_id)[1]

@@ -26,6 +26,18 @@ class Approvers(models.TextChoices):
     PEOPLE = "people", "Named people"
 
 
+class Reversibility(models.TextChoices):
+    """What a grant's actions are, for undo (docs/rewind.md). Blank: not said (unknown)."""
+
+    READ = "read", "Read only (nothing to undo)"
+    REVERSIBLE = "reversible", "Reversible (with a compensation)"
+    IRREVERSIBLE = "irreversible", "Irreversible"
+
+
+UNKNOWN_REVERSIBILITY = "unknown"  # what an action under a grant that says nothing records
+DEFAULT_UNDO_WINDOW_SECONDS = 7 * 24 * 3600
+MAX_UNDO_WINDOW_SECONDS = 365 * 24 * 3600
+
 DEFAULT_HOLD_SECONDS = 15 * 60
 MAX_HOLD_SECONDS = 7 * 24 * 3600
 MAX_APPROVALS = 10

@@ -12,11 +12,14 @@ from oversight.accounts.roles import ALL_ROLES
 from oversight.agents.models import Agent
 from oversight.policy.constants import (
     DEFAULT_HOLD_SECONDS,
+    DEFAULT_UNDO_WINDOW_SECONDS,
     MAX_APPROVALS,
     MAX_HOLD_SECONDS,
+    MAX_UNDO_WINDOW_SECONDS,
     Approvers,
     Effect,
     OnExceed,
+    Reversibility,
 )
 
 
@@ -28,6 +31,19 @@ class Grant(models.Model):
     action = models.CharField(max_length=200)
     resource = models.CharField(max_length=500, default="*")
     expires_at = models.DateTimeField(null=True, blank=True)
+    # The reversibility contract: what the granted actions are (blank: not said). A
+    # reversible grant names its compensation: the undo action, its params as CEL over the
+    # original's params, before and after, and how long after the action undo is offered.
+    reversibility = models.CharField(
+        max_length=12, blank=True, choices=Reversibility.choices, default=""
+    )
+    undo_action = models.CharField(max_length=200, blank=True)
+    undo_params = models.JSONField(default=dict, blank=True)
+    undo_window_seconds = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(60), MaxValueValidator(MAX_UNDO_WINDOW_SECONDS)],
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -38,6 +54,19 @@ class Grant(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} on {self.resource}"
+
+    def clean(self) -> None:
+        """A reversible grant names its compensation; the others have none."""
+        errors: dict[str, str] = {}
+        if self.reversibility == Reversibility.REVERSIBLE:
+            if not self.undo_action:
+                errors["undo_action"] = "A reversible grant names the action that undoes it."
+            if self.undo_window_seconds is None:
+                self.undo_window_seconds = DEFAULT_UNDO_WINDOW_SECONDS
+        elif self.undo_action or self.undo_params or self.undo_window_seconds is not None:
+            errors["reversibility"] = "Only a reversible grant has a compensation."
+        if errors:
+            raise ValidationError(errors)
 
 
 class Rule(models.Model):

@@ -16,7 +16,7 @@ from oversight.audit.services import audit_record
 from oversight.audit.snapshot import snapshot
 from oversight.policy.constants import Approvers
 from oversight.policy.models import Grant, Limit, Rule
-from oversight.policy.validation import validate_condition, validate_patterns
+from oversight.policy.validation import validate_condition, validate_contract, validate_patterns
 from oversight.releases.services import release_after_change
 
 _VERBS = {
@@ -50,6 +50,8 @@ def _validate(obj: Model) -> None:
     validate_patterns(obj)
     if isinstance(obj, Rule):
         validate_condition(obj)
+    if isinstance(obj, Grant):
+        validate_contract(obj)
 
 
 def _approvers_set(rule: Rule, people: Any) -> None:

@@ -6,8 +6,10 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
-from oversight.policy.engine import ConditionError, check_condition, check_pattern
-from oversight.policy.models import Rule
+from oversight.policy.constants import Reversibility
+from oversight.policy.engine import ConditionError, check_condition, check_pattern, is_action_name
+from oversight.policy.engine.compensation import check_undo_params
+from oversight.policy.models import Grant, Rule
 from oversight.policy.param_evidence import param_evidence
 
 
@@ -33,3 +35,22 @@ def validate_condition(rule: Rule) -> None:
     except ConditionError as exc:
         message = f"{exc}. {evidence.sources()}" if exc.typed else str(exc)
         raise ValidationError({"condition": message}) from None
+
+
+def validate_contract(grant: Grant) -> None:
+    """The grant's reversibility contract: said when its team requires it; a reversible
+    grant's undo action is an action name and its params compile."""
+    if grant.agent.team.require_reversibility and not grant.reversibility:
+        raise ValidationError(
+            {"reversibility": "This team requires every grant to say whether it can be undone."}
+        )
+    if grant.reversibility != Reversibility.REVERSIBLE:
+        return
+    if not is_action_name(grant.undo_action):
+        raise ValidationError(
+            {"undo_action": f"{grant.undo_action!r} is not an action name (e.g. payments.refund)."}
+        )
+    try:
+        check_undo_params(grant.undo_params)
+    except ConditionError as exc:
+        raise ValidationError({"undo_params": str(exc)}) from None

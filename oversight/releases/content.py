@@ -35,8 +35,20 @@ def digest(content: dict[str, Any]) -> str:
 
 
 def grant_item(grant: Any) -> dict[str, Any]:
+    """A grant as a release holds it. Its reversibility contract only when it has one, so
+    the content (and digest) of a grant that says nothing is what it was before grants
+    could say it."""
     expires = grant.expires_at.isoformat() if grant.expires_at else None
-    return {"action": grant.action, "resource": grant.resource, "expires_at": expires}
+    item = {"action": grant.action, "resource": grant.resource, "expires_at": expires}
+    if grant.reversibility:
+        item["reversibility"] = grant.reversibility
+    if grant.undo_action:
+        item["undo"] = {
+            "action": grant.undo_action,
+            "params": grant.undo_params,
+            "window_seconds": grant.undo_window_seconds,
+        }
+    return item
 
 
 def rule_item(rule: Any) -> dict[str, Any]:

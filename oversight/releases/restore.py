@@ -23,7 +23,14 @@ from oversight.releases.content import CONFIG_FIELDS, RULE_FIELDS
 
 def _grant_fields(item: dict[str, Any]) -> dict[str, Any]:
     expires = item.get("expires_at")
-    return {"expires_at": dt.datetime.fromisoformat(expires) if expires else None}
+    undo = item.get("undo") or {}
+    return {
+        "expires_at": dt.datetime.fromisoformat(expires) if expires else None,
+        "reversibility": item.get("reversibility", ""),
+        "undo_action": undo.get("action", ""),
+        "undo_params": undo.get("params") or {},
+        "undo_window_seconds": undo.get("window_seconds"),
+    }
 
 
 def _rule_fields(item: dict[str, Any]) -> dict[str, Any]:
@@ -41,7 +48,7 @@ def _grants(actor: Actor, agent: Agent, wanted: list[dict[str, Any]]) -> None:
     for key in sorted(want):
         fields = _grant_fields(want[key])
         if key in have:
-            if have[key].expires_at != fields["expires_at"]:
+            if any(getattr(have[key], name) != value for name, value in fields.items()):
                 policy_object_update(actor=actor, obj=have[key], **fields)
             continue
         grant = Grant(agent=agent, action=key[0], resource=key[1], **fields)

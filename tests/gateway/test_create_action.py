@@ -76,8 +76,17 @@ def test_a_granted_refund_is_allowed_with_201(
 
     assert response.status_code == 201
     decision = response.json()
-    assert set(decision) == {"id", "status", "reasons", "policy_version", "release", "expires_at"}
+    assert set(decision) == {
+        "id",
+        "status",
+        "reasons",
+        "policy_version",
+        "release",
+        "reversibility",
+        "expires_at",
+    }
     assert decision["status"] == "allowed"
+    assert decision["reversibility"] == "unknown"  # the grant says nothing
     assert decision["expires_at"] is None
     grant_reasons = [r for r in decision["reasons"] if r["kind"] == "grant"]
     assert grant_reasons == [

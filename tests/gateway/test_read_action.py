@@ -30,6 +30,7 @@ ACTION_FIELDS = {
     "reasons",
     "policy_version",
     "release",
+    "reversibility",
     "expires_at",
     "action",
     "resource",

@@ -241,8 +241,8 @@ def _policy(plan: _Plan, spec: AgentSpec, agent: Agent, path: str) -> None:
     grants = {(g.action, g.resource): g for g in Grant.objects.filter(agent=agent)}
     wanted_grants = {
         (g.action, g.resource): (
-            Grant(agent=agent, action=g.action, resource=g.resource, expires_at=g.expires_at),
-            {"expires_at": g.expires_at},
+            Grant(agent=agent, action=g.action, resource=g.resource, **g.fields()),
+            g.fields(),
             f"{path}.grants[{index}]",
         )
         for index, g in enumerate(spec.grants)

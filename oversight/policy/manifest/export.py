@@ -89,6 +89,15 @@ def _agent(agent: Agent) -> dict[str, Any]:
         item: dict[str, Any] = {"action": grant["action"], "resource": grant["resource"]}
         if grant["expires_at"]:
             item["expires_at"] = grant["expires_at"]
+        if grant.get("reversibility"):
+            item["reversibility"] = grant["reversibility"]
+        if grant.get("undo"):
+            undo = grant["undo"]
+            item["undo"] = {
+                "action": undo["action"],
+                "params": undo["params"],
+                "window": format_duration(undo["window_seconds"]),
+            }
         out["grants"].append(item)
     return out
 

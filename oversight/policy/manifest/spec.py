@@ -22,6 +22,21 @@ class GrantSpec:
     action: str
     resource: str = "*"
     expires_at: dt.datetime | None = None
+    # The reversibility contract (docs/rewind.md): "" says nothing.
+    reversibility: str = ""
+    undo_action: str = ""
+    undo_params: dict[str, str] = field(default_factory=dict)
+    undo_window_seconds: int | None = None
+
+    def fields(self) -> dict[str, Any]:
+        """The grant's fields besides its action and resource, as the model names them."""
+        return {
+            "expires_at": self.expires_at,
+            "reversibility": self.reversibility,
+            "undo_action": self.undo_action,
+            "undo_params": self.undo_params,
+            "undo_window_seconds": self.undo_window_seconds,
+        }
 
 
 @dataclass(frozen=True)
@@ -138,8 +153,29 @@ class _Reader:
         return value
 
 
+_CLASSES = ("read", "reversible", "irreversible")
+
+
+def _undo(path: str, data: Any) -> dict[str, Any]:
+    r = _Reader(data, path, {"action", "params", "window"})
+    params = data.get("params") or {}
+    if not isinstance(params, dict):
+        raise ManifestError(f"{path}.params: expected a mapping of name to CEL expression")
+    return {
+        "undo_action": r.text("action"),
+        "undo_params": {str(name): str(source) for name, source in params.items()},
+        "undo_window_seconds": r.duration("window", 7 * 24 * 3600),
+    }
+
+
 def _grant(path: str, data: Any) -> GrantSpec:
-    r = _Reader(data, path, {"action", "resource", "expires_at"})
+    r = _Reader(data, path, {"action", "resource", "expires_at", "reversibility", "undo"})
+    reversibility = r.text("reversibility", "")
+    if reversibility not in ("", *_CLASSES):
+        raise ManifestError(f"{path}.reversibility: expected one of {', '.join(_CLASSES)}")
+    undo = _undo(f"{path}.undo", data["undo"]) if data.get("undo") is not None else {}
+    if undo and reversibility != "reversible":
+        raise ManifestError(f"{path}.undo: only a reversible grant has an undo")
     expires = data.get("expires_at")
     if expires is not None and not isinstance(expires, dt.datetime):
         try:
@@ -148,7 +184,13 @@ def _grant(path: str, data: Any) -> GrantSpec:
             raise ManifestError(f"{path}.expires_at: expected an ISO date-time") from None
     if expires is not None and expires.tzinfo is None:
         expires = expires.replace(tzinfo=dt.UTC)
-    return GrantSpec(r.pattern("action", "action"), r.pattern("resource", "resource"), expires)
+    return GrantSpec(
+        r.pattern("action", "action"),
+        r.pattern("resource", "resource"),
+        expires,
+        reversibility=reversibility,
+        **undo,
+    )
 
 
 def _rule(path: str, data: Any) -> RuleSpec:
