@@ -15,14 +15,49 @@ from oversight.policy.models import Grant, Limit, Rule
 
 
 class GrantForm(forms.ModelForm):
+    """A grant and its reversibility contract (docs/rewind.md)."""
+
     class Meta:
         model = Grant
-        fields = ["action", "resource", "expires_at"]
+        fields = [
+            "action",
+            "resource",
+            "expires_at",
+            "reversibility",
+            "undo_action",
+            "undo_params",
+            "undo_window_seconds",
+        ]
+        labels = {
+            "reversibility": "Can its actions be undone?",
+            "undo_action": "Undo action",
+            "undo_params": "Undo params",
+            "undo_window_seconds": "Undo offered for (seconds)",
+        }
+        help_texts = {
+            "undo_params": (
+                "Reversible only: a JSON map of name to CEL over the original's params, before"
+                ' and after, e.g. {"charge": "params.charges[0]", "amount": "params.amount"}.'
+            ),
+            "undo_window_seconds": "Reversible only; 7 days when left empty.",
+        }
         widgets = {
             "action": forms.TextInput(attrs={"placeholder": "payments.refund or crm.contact.*"}),
             "resource": forms.TextInput(attrs={"placeholder": "stripe:charge/*"}),
             "expires_at": forms.DateTimeInput(attrs={"type": "datetime-local"}),
+            "undo_action": forms.TextInput(attrs={"placeholder": "payments.charge"}),
+            "undo_params": forms.Textarea(attrs={"rows": 2}),
         }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["reversibility"].choices = [("", "Not said (unknown)")] + [
+            choice for choice in self.fields["reversibility"].choices if choice[0]
+        ]
+        self.fields["undo_params"].required = False
+
+    def clean_undo_params(self) -> Any:
+        return self.cleaned_data.get("undo_params") or {}
 
 
 class RuleForm(forms.ModelForm):

@@ -246,3 +246,37 @@ def test_try_it_shows_each_limits_usage_in_its_window(
     assert "3 of 10 used" in page
     assert "950 of 1000 amount" in page  # the old window is not counted
     assert page.count("would exceed") == 1
+
+
+def test_the_owner_adds_a_reversible_grant_and_the_page_says_how_it_is_undone(
+    client: Client, owner: Any, agent: Any
+) -> None:
+    response = _add(
+        client,
+        owner,
+        agent,
+        "grant",
+        action="payments.refund",
+        resource="stripe:charge/*",
+        reversibility="reversible",
+        undo_action="payments.charge",
+        undo_params='{"charge": "params.charges[0]"}',
+        undo_window_seconds="3600",
+    )
+    assert response.status_code == 302
+    page = client.get(_page(agent)).content.decode()
+    assert 'reversible</span> by <span class="mono">payments.charge</span> within 1 hour' in page
+    bad = _add(
+        client,
+        owner,
+        agent,
+        "grant",
+        action="crm.contact.update",
+        resource="crm:contact/*",
+        reversibility="reversible",
+        undo_action="crm.contact.update",
+        undo_params='{"phone": "before.phone +"}',
+    )
+    assert bad.status_code == 422
+    assert "undo param &#x27;phone&#x27;" in bad.content.decode()
+    assert Grant.objects.filter(agent=agent).count() == 1
