@@ -149,12 +149,31 @@ GRANTS = [
     ("aaron", "viewer", "platform"),
 ]
 
-# Policies for the demo agents: grants (action, resource), rules and limits.
+
+def _reversible(undo_action: str, undo_params: dict[str, str]) -> dict[str, object]:
+    """A grant's reversibility contract: undone by ``undo_action`` within a day."""
+    return {
+        "reversibility": "reversible",
+        "undo_action": undo_action,
+        "undo_params": undo_params,
+        "undo_window_seconds": 24 * 3600,
+    }
+
+
+# Policies for the demo agents: grants (action, resource, reversibility), rules and limits.
 POLICIES: dict[str, dict[str, list[dict[str, object]]]] = {
     "refund-bot": {
         "grants": [
-            {"action": "payments.refund", "resource": "stripe:charge/*"},
-            {"action": "crm.ticket.*", "resource": "crm:ticket/*"},
+            {
+                "action": "payments.refund",
+                "resource": "stripe:charge/*",
+                # A refund is undone by charging the same amount again (docs/rewind.md).
+                **_reversible(
+                    "payments.charge",
+                    {"charge": "params.charges[0]", "amount": "params.amount"},
+                ),
+            },
+            {"action": "crm.ticket.*", "resource": "crm:ticket/*", "reversibility": "irreversible"},
             # The same refunds as an MCP tool, through oversight-mcp in front of a
             # "payments" MCP server (docs/integrations/mcp.md).
             {"action": "mcp.payments.refund", "resource": "stripe:charge/*"},
@@ -197,8 +216,13 @@ POLICIES: dict[str, dict[str, list[dict[str, object]]]] = {
     },
     "crm-updater": {
         "grants": [
-            {"action": "crm.contact.update", "resource": "crm:contact/*"},
-            {"action": "crm.contact.read", "resource": "crm:contact/*"},
+            {
+                "action": "crm.contact.update",
+                "resource": "crm:contact/*",
+                # Undone by writing back the fields as they were before.
+                **_reversible("crm.contact.update", {"fields": "before"}),
+            },
+            {"action": "crm.contact.read", "resource": "crm:contact/*", "reversibility": "read"},
         ],
         "rules": [
             {
@@ -227,7 +251,7 @@ POLICIES: dict[str, dict[str, list[dict[str, object]]]] = {
         ],
     },
     "deploy-bot": {
-        "grants": [{"action": "deploy.release", "resource": "k8s:service/*"}],
+        "grants": [{"action": "deploy.release", "resource": "k8s:service/*"}],  # says nothing
         "rules": [
             {
                 "name": "production deploys need two people",
@@ -249,7 +273,9 @@ POLICIES: dict[str, dict[str, list[dict[str, object]]]] = {
         "limits": [],
     },
     "email-campaigner": {
-        "grants": [{"action": "email.send", "resource": "segment:*"}],
+        "grants": [
+            {"action": "email.send", "resource": "segment:*", "reversibility": "irreversible"}
+        ],
         "rules": [
             {
                 "name": "large sends need a human",
