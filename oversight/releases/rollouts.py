@@ -348,6 +348,7 @@ def _tell_owner(rollout: Rollout) -> None:
 
 
 def _tell_approvers(rollout: Rollout) -> None:
+    from oversight.agents.constants import CHANGE
     from oversight.agents.permissions import users_with_agent_perm  # agents -> releases
     from oversight.notifications.constants import Kind
     from oversight.notifications.services import notify_people
@@ -360,7 +361,7 @@ def _tell_approvers(rollout: Rollout) -> None:
         lambda: notify_people(
             kind=Kind.RELEASE_AWAITING_APPROVAL,
             team=agent.team,
-            users=[u for u in users_with_agent_perm(agent, "change") if u.pk != author],
+            users=[u for u in users_with_agent_perm(agent, CHANGE) if u.pk != author],
             title=title,
             body=body,
             link=_link(rollout),

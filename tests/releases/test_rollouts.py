@@ -362,3 +362,18 @@ def test_policy_export_exports_what_is_in_force_not_a_change_awaiting_its_rollou
     _forbid_refunds(agent, actor=Actor.for_user(owner))  # v3, awaiting approval
     exported = manifest_export()
     assert "payments.refund" in exported and "no refunds" not in exported
+
+
+def test_the_owner_is_asked_to_approve_a_change_an_admin_made(
+    agent: Agent, owner: Any, admin_user: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    grant_refunds(agent)
+    team_change_control_update(actor=SYSTEM, team=agent.team, staged_releases_from="high")
+    with django_capture_on_commit_callbacks(execute=True):
+        _forbid_refunds(agent, actor=Actor.for_user(admin_user))
+    asked = set(
+        InboxItem.objects.filter(kind="release.awaiting_approval").values_list(
+            "user__username", flat=True
+        )
+    )
+    assert asked == {owner.username}  # who may change the agent, but not its author
