@@ -49,7 +49,7 @@ _ERROR = Decision(
     separation_of_duties=False,
     limit_ids=(),
 )
-_COLUMNS = (
+COLUMNS = (
     "id",
     "environment",
     "action",
@@ -232,7 +232,7 @@ def replay(
     rows = (
         Action.objects.filter(agent_id=agent.pk, created_at__gte=since, created_at__lt=until)
         .order_by("-created_at")
-        .values_list(*_COLUMNS)
+        .values_list(*COLUMNS)
     )
     if max_rows is not None:
         rows = rows[: max_rows + 1]
