@@ -315,17 +315,12 @@ def measure(slug: str, candidate: int, runs: int, slices: int) -> dict[str, Any]
 def engine_alone(agent: Any, release: Any, since: Any, until: Any, chunk: int) -> dict[str, Any]:
     """The same rows' requests through the engine alone, and the cost of reading the rows
     and of building the requests, each timed on its own."""
-    from oversight.gateway.models import Action
     from oversight.gateway.pipeline import ActionInput, Credentials, policy_request
     from oversight.policy.compiled import compiled_policy_for
     from oversight.releases.models import Release
-    from oversight.releases.replay import COLUMNS
+    from oversight.releases.replay import recorded_rows
 
-    rows_qs = (
-        Action.objects.filter(agent_id=agent.pk, created_at__gte=since, created_at__lt=until)
-        .order_by("-created_at")
-        .values_list(*COLUMNS)
-    )
+    rows_qs = recorded_rows(agent=agent, since=since, until=until)
     started = time.perf_counter()
     rows = list(rows_qs.iterator(chunk))
     read_s = time.perf_counter() - started
@@ -337,16 +332,16 @@ def engine_alone(agent: Any, release: Any, since: Any, until: Any, chunk: int) -
     requests = [
         policy_request(
             credentials[env],
-            ActionInput(action=name, resource=res, params=params if req is None else req),
+            ActionInput(action=name, resource=res, params=params),
             at,
         )
-        for _pk, env, name, res, params, req, at, _v in rows
+        for _pk, env, name, res, params, at, _v in rows
     ]
     build_s = time.perf_counter() - started
     versions = dict(Release.objects.filter(agent=agent).values_list("version", "pk"))
     candidate = compiled_policy_for(agent, release.pk)
     baselines = [
-        compiled_policy_for(agent, versions.get(row[7], agent.stable_release_id)) for row in rows
+        compiled_policy_for(agent, versions.get(row[6], agent.stable_release_id)) for row in rows
     ]
     # 100,000 rows and requests held at once (replay streams them) would make the
     # collector's full passes part of the engine's figure: freeze them out of it.

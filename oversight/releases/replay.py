@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from django.db.models import QuerySet
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -48,16 +50,6 @@ _ERROR = Decision(
     hold_expires_in=None,
     separation_of_duties=False,
     limit_ids=(),
-)
-COLUMNS = (
-    "id",
-    "environment",
-    "action",
-    "resource",
-    "params",
-    "requested_params",
-    "created_at",
-    "release_version",
 )
 
 
@@ -165,6 +157,25 @@ def _decide(policy: CompiledPolicy | None, request: Any) -> Decision:
         return _ERROR
 
 
+def recorded_rows(*, agent: Agent, since: datetime, until: datetime) -> QuerySet[Any]:
+    """The agent's recorded actions in [since, until), newest first, as tuples of what the
+    engine needs: (id, environment, action, resource, params asked for, time, release
+    version). The params are what the agent asked for: a reviewer's edits are not."""
+    return (
+        Action.objects.filter(agent_id=agent.pk, created_at__gte=since, created_at__lt=until)
+        .order_by("-created_at")
+        .values_list(
+            "id",
+            "environment",
+            "action",
+            "resource",
+            Coalesce("requested_params", "params"),
+            "created_at",
+            "release_version",
+        )
+    )
+
+
 def _has_error(decision: Decision) -> bool:
     return any(reason.kind == "error" for reason in decision.reasons)
 
@@ -229,15 +240,11 @@ def replay(
     by_action: dict[str, Counter[str]] = {}
     examples: dict[str, list[Example]] = {}
     errors = 0
-    rows = (
-        Action.objects.filter(agent_id=agent.pk, created_at__gte=since, created_at__lt=until)
-        .order_by("-created_at")
-        .values_list(*COLUMNS)
-    )
+    rows = recorded_rows(agent=agent, since=since, until=until)
     if max_rows is not None:
         rows = rows[: max_rows + 1]
     total = 0
-    for pk, env, name, resource, params, requested, at, version in rows.iterator(CHUNK_SIZE):
+    for pk, env, name, resource, asked, at, version in rows.iterator(CHUNK_SIZE):
         if max_rows is not None and total == max_rows:
             report.truncated = True
             break
@@ -248,7 +255,6 @@ def replay(
             entry = policies[version] = baseline(version)
         before_policy, same = entry
         creds = credentials.get(env) or Credentials(agent=agent, environment=env, switch_id=None)
-        asked = params if requested is None else requested  # what the agent asked for
         request = policy_request(
             creds, ActionInput(action=name, resource=resource, params=asked), at
         )

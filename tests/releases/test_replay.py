@@ -134,6 +134,31 @@ def test_rows_without_a_release_are_compared_under_stable(agent: Any, recorded: 
     assert report.transitions == {"deny->allow": 3}  # stable v3 denies, v2 would allow
 
 
+def test_the_params_the_agent_asked_for_are_replayed(agent: Any, recorded: Any) -> None:
+    """A reviewer who approved edited params did not change what the agent asked."""
+    Action.objects.filter(pk=recorded[0].pk).update(
+        params={"amount": 50, "charges": ["ch_50"]},
+        requested_params={"amount": 5000, "charges": ["ch_50"]},
+    )
+    report = replay(agent=agent, release=_release(agent, 3), since=_week())
+    assert report.transitions == {"allow->deny": 4}
+    assert {ex.params["amount"] for ex in report.examples["allow->deny"]} >= {5000}
+
+
+def test_a_condition_that_cannot_be_evaluated_denies(agent: Any, recorded: Any) -> None:
+    """No amount: the candidate's forbid rule cannot read it, and fails closed."""
+    token = agent.tokens.get()
+    action = decide(token, refund(None, charges=("ch_none",)))
+    assert action.status == "denied"  # v3 decided it: fail closed on the decision path
+    Action.objects.filter(pk=action.pk).update(release_version=2)
+    report = replay(agent=agent, release=_release(agent, 3), since=_week())
+    assert report.errors == 1
+    assert report.transitions == {"allow->deny": 4}
+    example = report.examples["allow->deny"][0]
+    assert example.id == str(action.pk)
+    assert "error" in {r["kind"] for r in example.after_reasons}
+
+
 def test_other_agents_actions_are_not_replayed(agent: Any, other_agent: Any, recorded: Any) -> None:
     token, _raw = token_create(actor=SYSTEM, agent=other_agent, environment="staging")
     decide(token, refund(900))
