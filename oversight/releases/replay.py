@@ -15,6 +15,7 @@ once (the compiled-policy cache); the engine's request is built by the pipeline'
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections import Counter
@@ -72,6 +73,11 @@ class Example:
     after: str
     before_reasons: list[dict[str, Any]]
     after_reasons: list[dict[str, Any]]
+
+    @property
+    def params_json(self) -> str:
+        """The params on one line, as JSON (for a table cell)."""
+        return json.dumps(self.params, sort_keys=True)
 
 
 @dataclass

@@ -94,7 +94,7 @@ def render_text(report: ReplayReport) -> str:
             for ex in examples:
                 lines.append(
                     f"    {ex.time:%Y-%m-%d %H:%M:%S} {ex.action} on {ex.resource} "
-                    f"params={json.dumps(ex.params, sort_keys=True)} id={ex.id}"
+                    f"params={ex.params_json} id={ex.id}"
                 )
                 lines.append(f"      before: {_reasons(ex.before_reasons)}")
                 lines.append(f"      after:  {_reasons(ex.after_reasons)}")
