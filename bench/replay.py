@@ -15,10 +15,11 @@ What it does:
    owner, two reviewers and an agent with 20 grants and 30 rules (forbid, hold, permit;
    most with a CEL condition; the generators of bench/engine.py), then a stricter
    candidate (three more rules: Stripe amounts and credits over 1,000 forbidden, deletes
-   of CRM contacts held). It records --rows actions with bulk_create (not through the API): the
-   requests of bench/engine.py, spread over the last 6 days, 80 % under the release before
-   the candidate, 15 % under the one before that and 5 % naming no release, each with the
-   status its release's engine decided.
+   of CRM contacts held), then rolls stable back to the content before them (so the
+   candidate is not in force). It records --rows actions with bulk_create (not through
+   the API): the requests of bench/engine.py, spread over the last 6 days, 80 % under the
+   release before the candidate's rules, 15 % under the one before that and 5 % naming no
+   release (compared under stable), each with the status its release's engine decided.
 3. Times `replay(agent, candidate, since=7 days ago)` --runs times (the first with the
    compiled-policy cache cold), by the clock and by this process's CPU time, then over
    --slices slices of the window (per-row cost percentiles). Peak RSS is the process's
@@ -148,6 +149,7 @@ def setup_data(rows: int, seed: int) -> dict[str, Any]:
     from oversight.policy.models import Rule
     from oversight.policy.services import policy_object_create
     from oversight.releases.models import Release
+    from oversight.releases.services import release_rollback
 
     actor = Actor.system("bench")
     rng = random.Random(seed)  # noqa: S311  (synthetic data, reproducible)
@@ -193,6 +195,11 @@ def setup_data(rows: int, seed: int) -> dict[str, Any]:
     ):
         policy_object_create(actor=actor, obj=rule)
     agent.refresh_from_db()
+    candidate = agent.stable_version
+    # The candidate is not in force: stable goes back to the base's content (a new
+    # release), which is what actions naming no release are compared under.
+    release_rollback(actor=actor, release=Release.objects.get(agent=agent, version=base))
+    agent.refresh_from_db()
     releases = dict(Release.objects.filter(agent=agent).values_list("version", "pk"))
     statuses = {"allow": "allowed", "deny": "denied", "hold": "pending"}
     credentials = {
@@ -229,7 +236,12 @@ def setup_data(rows: int, seed: int) -> dict[str, Any]:
             " - interval '1 minute' WHERE agent_id = %s",
             [agent.pk],
         )
-    return {"slug": agent.slug, "candidate": agent.stable_version, "base": base}
+    return {
+        "slug": agent.slug,
+        "candidate": candidate,
+        "base": base,
+        "stable": agent.stable_version,
+    }
 
 
 def _percentile(values: list[float], share: float) -> float:
