@@ -13,6 +13,7 @@ from oversight.agents.services import token_create
 from oversight.gateway.models import Action
 from oversight.policy.models import Rule
 from oversight.policy.services import policy_object_create
+from tests.browser.a11y import low_contrast, unnamed_controls
 from tests.browser.test_registry_flow import SHOTS, log_in
 from tests.conftest import SYSTEM
 from tests.gateway.helpers import REFUND, decide, grant_refunds, refund
@@ -57,6 +58,7 @@ def test_a_teammate_replays_the_last_week_under_a_stricter_release(
     assert page.url.endswith("/releases/3/")  # swapped in, not navigated
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=SHOTS / "release-replay.png", full_page=True)
+    assert unnamed_controls(page) == [] and low_contrast(page) == []  # the results too
 
     replay.locator("table.replay-examples a").first.click()  # the newest: 900
     expect(page.locator("body")).to_contain_text("stripe:charge/ch_900")
