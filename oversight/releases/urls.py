@@ -1,6 +1,6 @@
 from django.urls import path
 
-from oversight.releases import rollout_views, views
+from oversight.releases import replay_views, rollout_views, views
 
 app_name = "releases"
 urlpatterns = [
@@ -11,4 +11,5 @@ urlpatterns = [
     path("<int:version>/rollout/", rollout_views.rollout_start_view, name="rollout-start"),
     path("<int:version>/rollout/panel/", rollout_views.rollout_panel_view, name="rollout-panel"),
     path("rollouts/<int:pk>/<slug:step>/", rollout_views.rollout_step_view, name="rollout-step"),
+    path("<int:version>/replay/", replay_views.release_replay_view, name="replay"),
 ]
