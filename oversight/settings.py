@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "oversight.audit",
     "oversight.policy",
     "oversight.releases",
+    "oversight.rewind",
     "oversight.killswitch",
     "oversight.gateway",
     "oversight.approvals",

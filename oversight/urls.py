@@ -24,6 +24,7 @@ urlpatterns = [
     path("agents/<slug:slug>/releases/", include("oversight.releases.urls")),
     path("audit/", include("oversight.audit.urls")),
     path("", include("oversight.approvals.urls")),
+    path("", include("oversight.rewind.urls")),
     path("killswitch/", include("oversight.killswitch.urls")),
     path("teams/<slug:slug>/", core_views.team_detail, name="team"),
     path(

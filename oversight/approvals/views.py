@@ -21,6 +21,7 @@ from oversight.approvals.services import approval_vote
 from oversight.gateway.exceptions import ConflictError, NotFoundError
 from oversight.lib.htmx import render_page_or_fragment
 from oversight.live import pages
+from oversight.rewind.selectors import undo_panel
 
 
 @login_required
@@ -106,4 +107,5 @@ def action_detail(request: HttpRequest, action_id: uuid.UUID) -> HttpResponse:
     context["story"] = selectors.action_story(action=action)
     context["can_decide"] = request.user.pk in context["approvers"].could_vote
     context["may_see_queue"] = user_has_agent_perm(request.user, APPROVE, action.agent)
+    context["undo"] = undo_panel(action=action, user=request.user)
     return render(request, "approvals/action.html", context)

@@ -77,9 +77,14 @@ ALERTS = Family(
         verbs.AGENT_HOLD_CLEARED,
     ),
 )
+REWIND = Family(
+    "rewind",
+    "Undo: requested, reported, rolled back",
+    (verbs.UNDO_REQUESTED, verbs.UNDO_REPORTED, verbs.ACTION_ROLLED_BACK),
+)
 ACTIONS = Family("actions", "Actions: decisions, votes and results", verbs.ACTION_VERBS)
 
-CHANGE_FAMILIES = (AGENT, POLICY, KILL_SWITCH, TOKENS, ALERTS)
+CHANGE_FAMILIES = (AGENT, POLICY, KILL_SWITCH, TOKENS, ALERTS, REWIND)
 FAMILIES = {family.key: family for family in (*CHANGE_FAMILIES, ACTIONS)}
 
 # Verbs never recorded against an agent (teams, the audit log itself, notifications).

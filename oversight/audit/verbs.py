@@ -55,6 +55,9 @@ TOOL_ACCEPTED = "tool.accepted"
 RELEASE_CREATED = "release.created"
 RELEASE_PROMOTED = "release.promoted"
 RELEASE_ROLLED_BACK = "release.rolled_back"
+UNDO_REQUESTED = "undo.requested"
+UNDO_REPORTED = "undo.reported"
+ACTION_ROLLED_BACK = "undo.rolled_back"
 ROLLOUT_STARTED = "rollout.started"
 ROLLOUT_APPROVED = "rollout.approved"
 ROLLOUT_ADVANCED = "rollout.advanced"
@@ -73,6 +76,9 @@ KNOWN_VERBS = sorted(
         RELEASE_CREATED,
         RELEASE_PROMOTED,
         RELEASE_ROLLED_BACK,
+        UNDO_REQUESTED,
+        UNDO_REPORTED,
+        ACTION_ROLLED_BACK,
         ROLLOUT_STARTED,
         ROLLOUT_APPROVED,
         ROLLOUT_ADVANCED,

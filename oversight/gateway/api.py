@@ -286,3 +286,13 @@ def post_tools(request: HttpRequest, payload: ToolsIn) -> dict[str, object]:
 from oversight.approvals.api import router as approvals_router  # noqa: E402
 
 api.add_router("/approvals", approvals_router)
+
+
+def _routers() -> None:
+    """Routers of other apps on this API (their modules import this one's helpers)."""
+    from oversight.rewind.api import router as compensations
+
+    api.add_router("/compensations", compensations)
+
+
+_routers()

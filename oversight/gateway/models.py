@@ -52,6 +52,16 @@ class Action(models.Model):
     # grant's compensation as it was when decided (docs/rewind.md).
     reversibility = models.CharField(max_length=12, blank=True, default="")
     undo_contract = models.JSONField(null=True, blank=True)
+    # A compensation (oversight/rewind): the action it undoes; while a compensator runs
+    # it, until when it holds it; once reported, the outcome (undone, conflict,
+    # not_reversible, failed, skipped) with the state it found and the state it left.
+    compensates = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="compensations"
+    )
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    compensation_outcome = models.CharField(max_length=16, blank=True, default="")
+    compensation_found = models.JSONField(null=True, blank=True)
+    compensation_left = models.JSONField(null=True, blank=True)
     # In a shadow rollout, what the candidate release would have decided (never enforced):
     # its version, status (allowed, denied or pending) and reasons.
     shadow_version = models.PositiveIntegerField(null=True, blank=True)

@@ -92,6 +92,8 @@ class ActionInput:
     before: Any = None
     session_id: str = ""
     parent_id: uuid.UUID | None = None
+    # Set only by Oversight itself, for an undo (oversight/rewind): the action it undoes.
+    compensates: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -405,7 +407,12 @@ def announce(action: Action) -> None:
 
 def request_body_hash(data: ActionInput) -> str:
     """What an Idempotency-Key is bound to."""
-    return canonical_hash({**data.__dict__, "parent_id": str(data.parent_id or "")})
+    body = {**data.__dict__, "parent_id": str(data.parent_id or "")}
+    if data.compensates is None:
+        del body["compensates"]
+    else:
+        body["compensates"] = str(data.compensates)
+    return canonical_hash(body)
 
 
 def decide(
@@ -552,6 +559,7 @@ def _new_action(token: AgentToken, data: ActionInput, outcome: Outcome, now: dat
         before=data.before,
         session_id=data.session_id,
         parent_id=data.parent_id,
+        compensates_id=data.compensates,
         status=outcome.status,
         decision=outcome.status,
         reasons=outcome.reasons,

@@ -13,6 +13,7 @@ of Oversight, so it can be copied into, or installed in, any agent. See docs/sdk
 
 from .aio import AsyncOversight
 from .client import Oversight
+from .compensation import CompensationOutcome, CompensationTask, NotReversible
 from .errors import (
     ActionDenied,
     ActionEdited,
@@ -64,6 +65,8 @@ __all__ = [
     "AsyncGuard",
     "AsyncOversight",
     "AuthenticationError",
+    "CompensationOutcome",
+    "CompensationTask",
     "Conflict",
     "ConnectionFailed",
     "Decision",
@@ -71,6 +74,7 @@ __all__ = [
     "Guard",
     "InvalidRequest",
     "NotFound",
+    "NotReversible",
     "Oversight",
     "OversightError",
     "OversightUnavailable",

@@ -6,6 +6,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from types import TracebackType
 from typing import Any
 
@@ -13,6 +14,7 @@ import httpx
 
 from . import _http
 from .binding import GuardSpec
+from .compensation import CompensationOutcome, CompensationTask, Compensators, task_path
 from .errors import Conflict, OversightError
 from .guard import Guard
 from .models import AgentInfo, Decision, Release, ToolDefinition, ToolStatus
@@ -45,6 +47,7 @@ class Oversight:
         self.timeout = timeout
         self.wait_timeout = wait_timeout
         self.retry = _http.RetryPolicy(retries=retries, backoff=backoff)
+        self._compensators = Compensators()
         self._http = httpx.Client(
             base_url=_http.api_base(url),
             headers=_http.default_headers(token),
@@ -181,6 +184,46 @@ class Oversight:
         body = {"tools": [definition.to_json() for definition in definitions]}
         _, data = self._request("POST", "/tools", body=body)
         return [ToolStatus.from_json(item) for item in data["tools"]]
+
+    # -- compensators (undo) ----------------------------------------------------------
+
+    def compensator(
+        self, action: str, *, read: Callable[[CompensationTask], Any]
+    ) -> Callable[[Callable[[CompensationTask], Any]], Callable[[CompensationTask], Any]]:
+        """Register how to undo `action` (see oversight_sdk.compensation): `read` returns
+        the resource's state now; the decorated function undoes and returns the state it
+        left."""
+        return self._compensators.register(action, read)
+
+    def compensations(self, wait: float = 0) -> list[CompensationTask]:
+        """Take the compensations to run (held for this worker for five minutes)."""
+        _, data = self._request(
+            "GET",
+            "/compensations",
+            params={"wait": wait},
+            timeout=self.timeout + wait,
+        )
+        return [CompensationTask.from_json(item) for item in data]
+
+    def compensate(self, task: CompensationTask) -> CompensationOutcome:
+        """Run one task with its registered compensator and report the outcome."""
+        outcome = self._compensators.run(task)
+        _, data = self._request("POST", task_path(task.id), body=outcome.body())
+        return replace(outcome, original_status=data.get("original_status", ""))
+
+    def run_compensators(
+        self, *, wait: float = 30, stop: Callable[[], bool] | None = None
+    ) -> list[CompensationOutcome]:
+        """The worker: long-poll for compensations and run them, newest original first,
+        until `stop()` is true (or forever); returns what it did."""
+        done: list[CompensationOutcome] = []
+        while not (stop and stop()):
+            for task in self.compensations(wait=wait):
+                try:
+                    done.append(self.compensate(task))
+                except OversightError as exc:  # taken by another worker, or already done
+                    logger.warning("compensation %s not reported: %s", task.id, exc)
+        return done
 
     def guard(
         self,

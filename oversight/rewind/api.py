@@ -1,0 +1,128 @@
+"""The compensator's side of the agent API: take the runnable compensations (long-poll),
+report each one's outcome. Agent tokens, as every endpoint under /api/v1/."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any, Literal
+
+from asgiref.sync import sync_to_async
+from django.http import HttpRequest
+from ninja import Field, Query, Router, Schema
+from pydantic import field_validator
+
+from oversight.gateway.constants import MAX_WAIT_SECONDS
+from oversight.gateway.json_safety import NO_NUL, StorableJson, check_json
+from oversight.gateway.models import Action
+from oversight.rewind import services
+
+router = Router(tags=["compensations"])
+_POLL_SECONDS = 0.5
+
+
+class OriginalOut(Schema):
+    id: uuid.UUID
+    action: str
+    resource: str
+    params: dict[str, Any]
+    before: Any = None
+    after: Any = Field(None, description="The state the agent reported after the action.")
+
+
+class CompensationOut(Schema):
+    id: uuid.UUID = Field(description="The compensation's own action id: report to it.")
+    action: str = Field(description="The undo action to run.")
+    resource: str
+    params: dict[str, Any] = Field(description="The undo's params, from the grant's contract.")
+    original: OriginalOut
+
+
+class CompensationResultIn(Schema):
+    outcome: Literal["undone", "conflict", "not_reversible", "failed", "skipped"] = Field(
+        description=(
+            "`undone`: it ran; `conflict`: the state found was not the recorded after-state,"
+            " nothing was changed; `not_reversible`, `failed`, `skipped`: it did not undo."
+        )
+    )
+    found: StorableJson = Field(None, description="The state the compensator read first.")
+    left: StorableJson = Field(None, description="The state it left (undone only).")
+    detail: str = Field("", max_length=5000, json_schema_extra={"pattern": NO_NUL})
+
+    @field_validator("found", "left", "detail", mode="after")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        return check_json(value)
+
+
+class CompensationDoneOut(Schema):
+    id: uuid.UUID
+    status: str = Field(description="The compensation's status: succeeded when undone.")
+    outcome: str
+    original_status: str = Field(description="`rolled_back` when the undo restored it.")
+
+
+def _out(compensation: Action) -> dict[str, Any]:
+    original = compensation.compensates
+    return {
+        "id": compensation.pk,
+        "action": compensation.action,
+        "resource": compensation.resource,
+        "params": compensation.params,
+        "original": {
+            "id": original.pk,
+            "action": original.action,
+            "resource": original.resource,
+            "params": original.params,
+            "before": original.before,
+            "after": original.after,
+        },
+    }
+
+
+@router.get(
+    "",
+    response=list[CompensationOut],
+    summary="Take the compensations to run",
+    operation_id="take_compensations",
+)
+async def take_compensations(
+    request: HttpRequest,
+    wait: float = Query(0, ge=0, le=MAX_WAIT_SECONDS, description="Seconds to wait for one."),
+) -> list[dict[str, Any]]:
+    """The agent's runnable compensations (allowed, or approved by a reviewer), newest
+    original first, each held for this caller for five minutes; with `wait`, long-polls
+    until there is one. Read the state first: if it is not `original.after`, report
+    `conflict` and change nothing."""
+    claim = sync_to_async(services.compensations_claim)
+    deadline = time.monotonic() + wait
+    while True:
+        found = await claim(token=request.auth)
+        remaining = deadline - time.monotonic()
+        if found or remaining <= 0:
+            return [_out(c) for c in found]
+        await asyncio.sleep(min(_POLL_SECONDS, remaining))
+
+
+@router.post(
+    "/{compensation_id}/result",
+    response=CompensationDoneOut,
+    summary="Report a compensation's outcome",
+    operation_id="report_compensation",
+)
+def report_compensation(
+    request: HttpRequest, compensation_id: uuid.UUID, payload: CompensationResultIn
+) -> dict[str, Any]:
+    """Once. The original is shown as rolled back only when `undone` left `original.before`."""
+    report = services.Report(**payload.dict())
+    done = services.compensation_report(
+        token=request.auth, action_id=compensation_id, report=report
+    )
+    original = Action.objects.only("status").get(pk=done.compensates_id)
+    return {
+        "id": done.pk,
+        "status": done.status,
+        "outcome": done.compensation_outcome,
+        "original_status": original.status,
+    }

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class RewindConfig(AppConfig):
+    name = "oversight.rewind"
+    label = "rewind"

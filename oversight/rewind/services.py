@@ -1,0 +1,255 @@
+"""Undo of what an agent did: a compensation is an action like any other.
+
+    action_undo           a person asks: the compensation (the undo action, its params
+                          from the original's recorded contract) goes through the
+                          decision pipeline under the same agent: rules, limits,
+                          approvals and kill switches apply to it as to anything
+    compensations_claim   the agent's compensator (its SDK worker) takes the runnable
+                          compensations, newest original first, for a lease
+    compensation_report   it reports what it found and what it left: undone, conflict
+                          (the state was not the recorded after-state: nothing changed),
+                          not_reversible, failed or skipped; the original is rolled back
+                          only when undone left the state it had before
+
+Every step is audited; the original and its compensation are locked while they change.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from oversight.agents.models import AgentToken
+from oversight.agents.services import token_create
+from oversight.audit import verbs
+from oversight.audit.actors import Actor
+from oversight.audit.services import audit_record
+from oversight.gateway.auth import token_refresh
+from oversight.gateway.constants import RUNNABLE, ActionStatus
+from oversight.gateway.exceptions import ConflictError, NotFoundError
+from oversight.gateway.models import Action
+from oversight.gateway.pipeline import ActionInput, Credentials, decide
+from oversight.live import broadcasts
+from oversight.live.publish import after_commit
+from oversight.policy.engine.compensation import UndoError, undo_params
+
+UNDO_TOKEN_NAME = "undo (Oversight)"  # noqa: S105 - a token's name, not a secret
+LEASE = dt.timedelta(minutes=5)
+OUTCOMES = ("undone", "conflict", "not_reversible", "failed", "skipped")
+# A compensation still on its way (or done): no second one for the same action.
+_LIVE = (
+    ActionStatus.PENDING,
+    ActionStatus.ALLOWED,
+    ActionStatus.APPROVED,
+    ActionStatus.SUCCEEDED,
+)
+_STATUS = {"undone": ActionStatus.SUCCEEDED, "skipped": ActionStatus.CANCELLED}
+
+
+def _target(action: Action) -> tuple[str, str, str]:
+    return ("gateway.action", str(action.pk), f"{action.action} on {action.resource}"[:200])
+
+
+def undo_deadline(action: Action) -> dt.datetime | None:
+    """Until when the action may be undone, from its recorded contract."""
+    contract = action.undo_contract or {}
+    seconds = contract.get("window_seconds")
+    if not seconds:
+        return None
+    return (action.finished_at or action.created_at) + dt.timedelta(seconds=seconds)
+
+
+def undo_refusal(action: Action, now: dt.datetime | None = None) -> str:
+    """Why the action cannot be undone now ("" when it can)."""
+    now = now or timezone.now()
+    if action.compensates_id is not None:
+        return "A compensation is not undone in turn."
+    if action.reversibility != "reversible" or not action.undo_contract:
+        what = action.reversibility or "not allowed"
+        return f"This action is {what}: its grant names no way to undo it."
+    if action.status != ActionStatus.SUCCEEDED:
+        return f"Only an action that succeeded can be undone; this one is {action.status}."
+    deadline = undo_deadline(action)
+    if deadline is not None and now > deadline:
+        return f"Its undo window closed at {deadline:%Y-%m-%d %H:%M} UTC."
+    live = action.compensations.filter(status__in=_LIVE).first()
+    if live is not None:
+        return f"An undo of this action is already {live.status} ({live.pk})."
+    return ""
+
+
+def _undo_token(action: Action) -> AgentToken:
+    """The token compensations are decided under: one per agent and environment, made by
+    Oversight; its raw value is never kept (Oversight decides with its hash)."""
+    found = AgentToken.objects.filter(
+        agent_id=action.agent_id,
+        environment=action.environment,
+        name=UNDO_TOKEN_NAME,
+        revoked_at__isnull=True,
+    ).first()
+    if found is not None:
+        return found
+    token, _raw = token_create(
+        actor=Actor.system("rewind"),
+        agent=action.agent,
+        environment=action.environment,
+        name=UNDO_TOKEN_NAME,
+    )
+    return token
+
+
+@transaction.atomic
+def action_undo(*, actor: Actor, action: Action) -> Action:
+    """Ask for the undo of one action; the compensation as decided (allowed, held for a
+    reviewer, denied or halted). ValidationError when it cannot be undone."""
+    original = (
+        Action.objects.select_for_update(no_key=True).select_related("agent").get(pk=action.pk)
+    )
+    refusal = undo_refusal(original)
+    if refusal:
+        raise ValidationError(refusal)
+    contract = original.undo_contract or {}
+    try:
+        params = undo_params(
+            contract.get("params") or {},
+            original=original.params,
+            before=original.before,
+            after=original.after,
+        )
+    except (UndoError, ValueError) as exc:
+        raise ValidationError(f"Its undo could not be worked out: {exc}") from None
+    fresh = token_refresh(_undo_token(original).token_hash)
+    if fresh is None:
+        raise ValidationError("The agent cannot be asked for now (paused or retired?).")
+    data = ActionInput(
+        action=contract["action"],
+        resource=original.resource,
+        params=params,
+        reason=f"undo of {original.action} {original.pk}, asked by {actor.label}"[:1000],
+        before=original.after,
+        session_id=original.session_id,
+        parent_id=original.pk,
+        compensates=original.pk,
+    )
+    compensation, _created = decide(credentials=Credentials.of(fresh), data=data)
+    audit_record(
+        actor=actor,
+        verb=verbs.UNDO_REQUESTED,
+        target=_target(original),
+        agent_id=original.agent_id,
+        after={"compensation": str(compensation.pk), "status": compensation.status},
+    )
+    return compensation
+
+
+def _claimable(agent_id: int, now: dt.datetime) -> Any:
+    return Action.objects.filter(
+        agent_id=agent_id, compensates__isnull=False, status__in=RUNNABLE
+    ).filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+
+
+@transaction.atomic
+def compensations_claim(*, token: AgentToken, limit: int = 20) -> list[Action]:
+    """The agent's runnable compensations nobody holds, newest original first, held for
+    LEASE: a worker that dies mid-way gives them back when the lease runs out."""
+    now = timezone.now()
+    ids = list(
+        _claimable(token.agent_id, now)
+        .select_for_update(skip_locked=True, no_key=True)
+        .order_by("-compensates__created_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    Action.objects.filter(pk__in=ids).update(claimed_until=now + LEASE)
+    found = Action.objects.filter(pk__in=ids).select_related("compensates")
+    return sorted(found, key=lambda a: a.compensates.created_at, reverse=True)
+
+
+@dataclass(frozen=True)
+class Report:
+    outcome: str
+    found: Any = None
+    left: Any = None
+    detail: str = ""
+
+
+@transaction.atomic
+def compensation_report(*, token: AgentToken, action_id: uuid.UUID, report: Report) -> Action:
+    """What the compensator did, once. The original is rolled back only when it undid and
+    left the state the original had before."""
+    if report.outcome not in OUTCOMES:
+        raise ValidationError(f"outcome must be one of {', '.join(OUTCOMES)}.")
+    compensation = (
+        Action.objects.select_for_update(no_key=True)
+        .filter(pk=action_id, agent_id=token.agent_id, compensates__isnull=False)
+        .first()
+    )
+    if compensation is None:
+        raise NotFoundError("No such compensation.")
+    if compensation.status not in RUNNABLE:
+        raise ConflictError(
+            f"This compensation is {compensation.status}; its outcome is not taken.",
+            "already_reported" if compensation.compensation_outcome else "not_runnable",
+        )
+    before_status = compensation.status
+    compensation.status = _STATUS.get(report.outcome, ActionStatus.FAILED)
+    compensation.compensation_outcome = report.outcome
+    compensation.compensation_found, compensation.compensation_left = report.found, report.left
+    compensation.after, compensation.error = report.left, report.detail[:5000]
+    compensation.finished_at, compensation.claimed_until = timezone.now(), None
+    compensation.save(
+        update_fields=[
+            "status",
+            "compensation_outcome",
+            "compensation_found",
+            "compensation_left",
+            "after",
+            "error",
+            "finished_at",
+            "claimed_until",
+        ]
+    )
+    actor = Actor.for_agent(token.agent)
+    audit_record(
+        actor=actor,
+        verb=verbs.UNDO_REPORTED,
+        target=_target(compensation),
+        agent_id=token.agent_id,
+        before={"status": before_status},
+        after={
+            "status": compensation.status,
+            "outcome": report.outcome,
+            "found": report.found,
+            "left": report.left,
+            "detail": report.detail[:500],
+        },
+    )
+    _roll_back_original(actor, compensation)
+    after_commit(lambda: broadcasts.action_changed(compensation.pk, created=False))
+    return compensation
+
+
+def _roll_back_original(actor: Actor, compensation: Action) -> None:
+    if compensation.compensation_outcome != "undone":
+        return
+    original = Action.objects.select_for_update(no_key=True).get(pk=compensation.compensates_id)
+    restored = compensation.compensation_left == original.before
+    if original.status != ActionStatus.SUCCEEDED or not restored:
+        return  # undone, but not to the state it had before: not shown as rolled back
+    original.status = ActionStatus.ROLLED_BACK
+    original.save(update_fields=["status"])
+    audit_record(
+        actor=actor,
+        verb=verbs.ACTION_ROLLED_BACK,
+        target=_target(original),
+        agent_id=original.agent_id,
+        before={"status": ActionStatus.SUCCEEDED, "state": original.after},
+        after={"status": original.status, "state": compensation.compensation_left},
+    )
+    after_commit(lambda: broadcasts.action_changed(original.pk, created=False))
