@@ -338,3 +338,53 @@ def test_a_decision_says_which_release_decided_it() -> None:
     assert Decision.from_json(_decision("allowed", release=7)).release == 7
     assert Decision.from_json(_decision("allowed", release=None)).release is None
     assert Decision.from_json(_decision("allowed")).release is None
+
+
+def _task(after: Any = None, action: str = "payments.refund") -> Any:
+    from oversight_sdk.compensation import CompensationTask
+
+    return CompensationTask.from_json(
+        {
+            "id": ACTION_ID,
+            "action": "payments.charge",
+            "resource": "stripe:charge/ch_1",
+            "params": {"amount": 5},
+            "original": {
+                "id": ACTION_ID,
+                "action": action,
+                "resource": "stripe:charge/ch_1",
+                "params": {"amount": 5},
+                "before": {"refunded": 0},
+                "after": after,
+            },
+        }
+    )
+
+
+def test_a_compensator_reads_first_and_reports_each_outcome() -> None:
+    from oversight_sdk import NotReversible
+    from oversight_sdk.compensation import Compensators
+
+    state = {"refunded": 5}
+    ran: list[str] = []
+    registry = Compensators()
+
+    @registry.register("payments.refund", read=lambda task: dict(state))
+    def undo(task: Any) -> Any:
+        ran.append(task.id)
+        if task.params.get("amount") == 5 and state.get("broken"):
+            raise RuntimeError("the API answered 502")
+        if state.get("final"):
+            raise NotReversible("already paid out")
+        return {"refunded": 0}
+
+    assert registry.run(_task(after={"refunded": 5})).outcome == "undone"
+    conflict = registry.run(_task(after={"refunded": 9}))
+    assert (conflict.outcome, conflict.found, len(ran)) == ("conflict", {"refunded": 5}, 1)
+    assert registry.run(_task(after=None, action="crm.note")).outcome == "skipped"
+    state["broken"] = True
+    failed = registry.run(_task(after={"refunded": 5, "broken": True}))
+    assert (failed.outcome, failed.detail) == ("failed", "the API answered 502")
+    del state["broken"]
+    state["final"] = True
+    assert registry.run(_task(after={"refunded": 5, "final": True})).outcome == "not_reversible"
