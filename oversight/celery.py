@@ -78,6 +78,12 @@ app.conf.beat_schedule = {
         "task": "oversight.releases.tasks.rollouts_guard",
         "schedule": float(envint("ROLLOUT_GUARD_INTERVAL_SECONDS", 30, minimum=1)),
     },
+    # Rewind: ask for the next undos of every running rewind, newest first, and record
+    # the outcomes of those that ended. Every 5 s (each change also runs a step at once).
+    "rewind-step": {
+        "task": "oversight.rewind.tasks.rewinds_step",
+        "schedule": float(envint("REWIND_STEP_SECONDS", 5, minimum=1)),
+    },
     # Delete per-minute rollups past their retention (ROLLUP_RETENTION_DAYS) once a day.
     "monitoring-prune": {
         "task": "oversight.monitoring.tasks.monitoring_prune",

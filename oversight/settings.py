@@ -213,6 +213,8 @@ else:
     CELERY_BROKER_URL = "memory://localhost/"
     CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
+# A rewind that would undo this many actions or more waits for a second person's approval.
+REWIND_APPROVAL_THRESHOLD = envint("REWIND_APPROVAL_THRESHOLD", 50, minimum=1)
 # Without a broker there is no Celery beat: the web server runs the beat schedule itself,
 # so that what the jobs change reaches its in-memory channel layer and open pages
 # (docs/decisions/0018-periodic-jobs-in-the-server.md). One server process only.

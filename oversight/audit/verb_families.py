@@ -79,8 +79,18 @@ ALERTS = Family(
 )
 REWIND = Family(
     "rewind",
-    "Undo: requested, reported, rolled back",
-    (verbs.UNDO_REQUESTED, verbs.UNDO_REPORTED, verbs.ACTION_ROLLED_BACK),
+    "Undo and rewind",
+    (
+        verbs.UNDO_REQUESTED,
+        verbs.UNDO_REPORTED,
+        verbs.ACTION_ROLLED_BACK,
+        verbs.REWIND_CREATED,
+        verbs.REWIND_APPROVED,
+        verbs.REWIND_PAUSED,
+        verbs.REWIND_RESUMED,
+        verbs.REWIND_CANCELLED,
+        verbs.REWIND_DONE,
+    ),
 )
 ACTIONS = Family("actions", "Actions: decisions, votes and results", verbs.ACTION_VERBS)
 

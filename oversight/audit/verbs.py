@@ -58,6 +58,12 @@ RELEASE_ROLLED_BACK = "release.rolled_back"
 UNDO_REQUESTED = "undo.requested"
 UNDO_REPORTED = "undo.reported"
 ACTION_ROLLED_BACK = "undo.rolled_back"
+REWIND_CREATED = "rewind.created"
+REWIND_APPROVED = "rewind.approved"
+REWIND_PAUSED = "rewind.paused"
+REWIND_RESUMED = "rewind.resumed"
+REWIND_CANCELLED = "rewind.cancelled"
+REWIND_DONE = "rewind.done"
 ROLLOUT_STARTED = "rollout.started"
 ROLLOUT_APPROVED = "rollout.approved"
 ROLLOUT_ADVANCED = "rollout.advanced"
@@ -79,6 +85,12 @@ KNOWN_VERBS = sorted(
         UNDO_REQUESTED,
         UNDO_REPORTED,
         ACTION_ROLLED_BACK,
+        REWIND_CREATED,
+        REWIND_APPROVED,
+        REWIND_PAUSED,
+        REWIND_RESUMED,
+        REWIND_CANCELLED,
+        REWIND_DONE,
         ROLLOUT_STARTED,
         ROLLOUT_APPROVED,
         ROLLOUT_ADVANCED,

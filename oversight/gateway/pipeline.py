@@ -161,10 +161,12 @@ def agent_state(credentials: Credentials) -> None:
         raise AgentUnavailableError(f"Agent {agent.slug} is {agent.status}.")
 
 
-def kill_switch(credentials: Credentials) -> Outcome | None:
+def kill_switch(credentials: Credentials, data: ActionInput) -> Outcome | None:
     """Halted when a switch in scope was engaged as the credentials were read; the record
-    step orders this against engaging (see decision_record's header)."""
-    if credentials.switch_id is None:
+    step orders this against engaging (see decision_record's header). An undo passes:
+    it repairs what the agent did (docs/rewind.md: halt, then rewind); policy, limits and
+    approvals still decide it."""
+    if credentials.switch_id is None or data.compensates is not None:
         return None
     switch = (
         KillSwitch.objects.select_related("team", "agent").filter(pk=credentials.switch_id).first()
@@ -348,7 +350,7 @@ def over_limit(outcome: Outcome, exceeded: list[Exceeded]) -> Outcome:
 def evaluate(credentials: Credentials, data: ActionInput, now: datetime) -> Outcome:
     """The steps before the record, on the credentials as read."""
     agent_state(credentials)
-    halted = kill_switch(credentials)
+    halted = kill_switch(credentials, data)
     if halted is not None:
         return halted
     assignment = release(credentials, data)

@@ -1,0 +1,326 @@
+"""Bulk rewind: undo what an agent did in a window, newest first.
+
+    rewind_plan      what a rewind of a scope would do: every action of the window, by
+                     class, what would be undone and how, what cannot be (nothing written)
+    rewind_create    the plan made durable: one item per action, in order; a large one
+                     waits for a second person's approval (REWIND_APPROVAL_THRESHOLD)
+    rewind_step      the runner (a beat job every few seconds, and after each change):
+                     asks for the undo of the next items, newest first; on one resource
+                     strictly one after the other (an older action's undo expects the
+                     state the newer one's undo leaves); records each outcome
+    pause, resume, approve, cancel
+
+Nothing is undone twice: an item moves from pending to requested in the same transaction
+as its compensation is decided (a crash leaves it pending, with no compensation), and
+``action_undo`` refuses an action whose undo is already on its way. A compensator that
+dies mid-way gives its lease back, and the next one reads the state first: an undo that
+already happened reads as a conflict, not as a second undo.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from oversight.agents.models import Agent
+from oversight.audit import verbs
+from oversight.audit.actors import Actor
+from oversight.audit.services import audit_record
+from oversight.gateway.constants import ActionStatus
+from oversight.gateway.models import Action
+from oversight.policy.engine.patterns import check_pattern, resource_matcher
+from oversight.rewind.models import ItemState, Rewind, RewindItem, RewindState
+from oversight.rewind.services import action_undo
+
+RUNNER = Actor.system("rewind")
+STEP_SIZE = 200  # undos asked for per step at most
+_OPEN = (ActionStatus.PENDING, ActionStatus.ALLOWED, ActionStatus.APPROVED)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which of an agent's actions a rewind covers."""
+
+    agent: Agent
+    since: dt.datetime
+    until: dt.datetime
+    release_version: int | None = None
+    session_id: str = ""
+    resource: str = "*"
+
+    def check(self) -> None:
+        if self.since >= self.until:
+            raise ValidationError("The window must start before it ends.")
+        try:
+            check_pattern(self.resource, kind="resource")
+        except ValueError as exc:
+            raise ValidationError({"resource": str(exc)}) from None
+
+
+_FIELDS = (
+    "pk",
+    "action",
+    "resource",
+    "status",
+    "reversibility",
+    "undo_contract",
+    "created_at",
+    "finished_at",
+)
+
+
+def _rows(scope: Scope) -> list[dict[str, Any]]:
+    """The window's actions, newest first (compensations are not rewound themselves)."""
+    found = Action.objects.filter(
+        agent=scope.agent,
+        created_at__gte=scope.since,
+        created_at__lt=scope.until,
+        compensates__isnull=True,
+    )
+    if scope.release_version is not None:
+        found = found.filter(release_version=scope.release_version)
+    if scope.session_id:
+        found = found.filter(session_id=scope.session_id)
+    rows = list(found.order_by("-created_at", "-pk").values(*_FIELDS))
+    matches = resource_matcher(scope.resource)
+    return rows if matches is None else [r for r in rows if matches(r["resource"])]
+
+
+def _class(row: dict[str, Any], now: dt.datetime) -> tuple[str, str]:
+    """(item state, why) for one action: pending, or left with the reason."""
+    status, kind = row["status"], row["reversibility"] or "unknown"
+    if status == ActionStatus.ROLLED_BACK:
+        return ItemState.LEFT, "already_undone"
+    if status != ActionStatus.SUCCEEDED:
+        return ItemState.LEFT, f"not_run:{status}"  # nothing happened to undo
+    if kind != "reversible":
+        return ItemState.LEFT, kind  # read, irreversible, unknown
+    window = (row["undo_contract"] or {}).get("window_seconds")
+    done_at = row["finished_at"] or row["created_at"]
+    if window and now > done_at + dt.timedelta(seconds=window):
+        return ItemState.LEFT, "window_closed"
+    return ItemState.PENDING, (row["undo_contract"] or {}).get("action", "")
+
+
+def rewind_plan(*, scope: Scope, examples: int = 100) -> dict[str, Any]:
+    """What a rewind of ``scope`` would do, written nowhere."""
+    scope.check()
+    now = timezone.now()
+    rows = _rows(scope)
+    classes: Counter[str] = Counter()
+    undo_by: Counter[str] = Counter()
+    left: Counter[str] = Counter()
+    listed = []
+    for row in rows:
+        state, why = _class(row, now)
+        classes[row["reversibility"] or "unknown"] += 1
+        if state == ItemState.PENDING:
+            undo_by[f"{row['action']} -> {why}"] += 1
+        else:
+            left[why] += 1
+        if len(listed) < examples:
+            listed.append({**row, "state": state, "why": why})
+    to_undo = sum(undo_by.values())
+    return {
+        "actions": len(rows),
+        "to_undo": to_undo,
+        "left": len(rows) - to_undo,
+        "by_class": dict(classes),
+        "undo_by": dict(undo_by),
+        "left_because": dict(left),
+        "needs_approval": to_undo >= settings.REWIND_APPROVAL_THRESHOLD,
+        "examples": listed,
+        "rows": rows,
+    }
+
+
+def _audit(actor: Actor, verb: str, rewind: Rewind, **after: Any) -> None:
+    audit_record(
+        actor=actor,
+        verb=verb,
+        target=("rewind.rewind", str(rewind.pk), str(rewind)[:200]),
+        agent_id=rewind.agent_id,
+        after={"state": rewind.state, **after},
+    )
+
+
+@transaction.atomic
+def rewind_create(*, actor: Actor, scope: Scope) -> Rewind:
+    """Plan the rewind and keep the plan; it runs at once, or waits for a second person
+    when it would undo REWIND_APPROVAL_THRESHOLD actions or more."""
+    plan = rewind_plan(scope=scope, examples=0)
+    if not plan["actions"]:
+        raise ValidationError("No action of the agent in that window: nothing to rewind.")
+    now = timezone.now()
+    rewind = Rewind.objects.create(
+        agent=scope.agent,
+        since=scope.since,
+        until=scope.until,
+        release_version=scope.release_version,
+        session_id=scope.session_id,
+        resource=scope.resource,
+        state=RewindState.AWAITING_APPROVAL if plan["needs_approval"] else RewindState.RUNNING,
+        summary={k: plan[k] for k in ("actions", "to_undo", "left", "by_class", "undo_by")}
+        | {"left_because": plan["left_because"]},
+        created_by_id=actor.user_id,
+    )
+    items = []
+    for position, row in enumerate(plan["rows"]):
+        state, why = _class(row, now)
+        items.append(
+            RewindItem(
+                rewind=rewind,
+                action_id=row["pk"],
+                position=position,
+                resource=row["resource"][:500],
+                state=state,
+                outcome="" if state == ItemState.PENDING else why[:20],
+            )
+        )
+    RewindItem.objects.bulk_create(items, batch_size=2000)
+    _audit(actor, verbs.REWIND_CREATED, rewind, summary=rewind.summary)
+    _kick(rewind)
+    return rewind
+
+
+def _locked(rewind: Rewind) -> Rewind:
+    return Rewind.objects.select_for_update().get(pk=rewind.pk)
+
+
+def _move(actor: Actor, rewind: Rewind, frm: tuple[str, ...], to: str, verb: str) -> Rewind:
+    rewind = _locked(rewind)
+    if rewind.state not in frm:
+        raise ValidationError(f"The rewind is {rewind.get_state_display().lower()}.")
+    rewind.state = to
+    fields = ["state"]
+    if to == RewindState.CANCELLED:
+        rewind.finished_at = timezone.now()
+        fields.append("finished_at")
+    rewind.save(update_fields=fields)
+    _audit(actor, verb, rewind)
+    _kick(rewind)
+    return rewind
+
+
+@transaction.atomic
+def rewind_approve(*, actor: Actor, rewind: Rewind) -> Rewind:
+    if actor.user_id is None or actor.user_id == rewind.created_by_id:
+        raise ValidationError("A large rewind is approved by a second person.")
+    rewind = _move(
+        actor, rewind, (RewindState.AWAITING_APPROVAL,), RewindState.RUNNING, verbs.REWIND_APPROVED
+    )
+    Rewind.objects.filter(pk=rewind.pk).update(approved_by_id=actor.user_id)
+    return rewind
+
+
+@transaction.atomic
+def rewind_pause(*, actor: Actor, rewind: Rewind) -> Rewind:
+    """No more undos are asked for; those already asked for go on."""
+    return _move(actor, rewind, (RewindState.RUNNING,), RewindState.PAUSED, verbs.REWIND_PAUSED)
+
+
+@transaction.atomic
+def rewind_resume(*, actor: Actor, rewind: Rewind) -> Rewind:
+    return _move(actor, rewind, (RewindState.PAUSED,), RewindState.RUNNING, verbs.REWIND_RESUMED)
+
+
+@transaction.atomic
+def rewind_cancel(*, actor: Actor, rewind: Rewind) -> Rewind:
+    live = (RewindState.AWAITING_APPROVAL, RewindState.RUNNING, RewindState.PAUSED)
+    return _move(actor, rewind, live, RewindState.CANCELLED, verbs.REWIND_CANCELLED)
+
+
+def _kick(rewind: Rewind) -> None:
+    from oversight.live.publish import after_commit
+    from oversight.rewind.tasks import rewind_step_task
+
+    pk = rewind.pk
+    after_commit(lambda: rewind_step_task.delay(pk))
+
+
+def _finish(item: RewindItem) -> bool:
+    """An asked-for undo that has ended: its outcome on the item."""
+    compensation = item.compensation
+    if compensation is not None and compensation.status in _OPEN:
+        return False
+    item.state = ItemState.DONE
+    item.outcome = (
+        (compensation.compensation_outcome or compensation.status)[:20] if compensation else "gone"
+    )
+    item.save(update_fields=["state", "outcome"])
+    return True
+
+
+def _ask(item: RewindItem) -> None:
+    """Ask for one item's undo, in one transaction with the item's move (see header)."""
+    with transaction.atomic():
+        locked = RewindItem.objects.select_for_update().get(pk=item.pk)
+        if locked.state != ItemState.PENDING:
+            return
+        try:
+            compensation = action_undo(actor=RUNNER, action=locked.action)
+        except ValidationError as exc:
+            locked.state, locked.outcome = ItemState.DONE, "refused"
+            locked.detail = " ".join(exc.messages)[:300]
+            locked.save(update_fields=["state", "outcome", "detail"])
+            return
+        locked.compensation, locked.state = compensation, ItemState.REQUESTED
+        locked.save(update_fields=["compensation", "state"])
+        if compensation.status not in _OPEN:  # denied or halted at once
+            _finish(locked)
+
+
+def rewind_step(*, rewind_id: int, size: int = STEP_SIZE) -> dict[str, int]:
+    """One pass of the runner; safe to call from anywhere, any number of times."""
+    rewind = Rewind.objects.filter(pk=rewind_id).first()
+    if rewind is None or rewind.state not in (RewindState.RUNNING, RewindState.PAUSED):
+        return {}
+    busy: set[str] = set()  # resources with an undo on its way: older ones wait
+    asked = finished = 0
+    open_items = (
+        RewindItem.objects.filter(rewind=rewind, state__in=(ItemState.PENDING, ItemState.REQUESTED))
+        .select_related("compensation", "action")
+        .order_by("position")
+    )
+    for item in open_items:
+        if item.state == ItemState.REQUESTED:
+            if _finish(item):
+                finished += 1
+            else:
+                busy.add(item.resource)
+            continue
+        if item.resource in busy or rewind.state != RewindState.RUNNING or asked >= size:
+            busy.add(item.resource)
+            continue
+        busy.add(item.resource)
+        _ask(item)
+        asked += 1
+    _done_if_finished(rewind)
+    return {"asked": asked, "finished": finished}
+
+
+def _done_if_finished(rewind: Rewind) -> None:
+    with transaction.atomic():
+        rewind = _locked(rewind)
+        remaining = rewind.items.filter(state__in=(ItemState.PENDING, ItemState.REQUESTED))
+        if rewind.state != RewindState.RUNNING or remaining.exists():
+            return
+        outcomes = Counter(rewind.items.values_list("outcome", flat=True))
+        rewind.state, rewind.finished_at = RewindState.DONE, timezone.now()
+        rewind.summary = {**rewind.summary, "outcomes": dict(outcomes)}
+        rewind.save(update_fields=["state", "finished_at", "summary"])
+        _audit(RUNNER, verbs.REWIND_DONE, rewind, outcomes=dict(outcomes))
+
+
+def rewinds_step() -> dict[str, Any]:
+    """The beat job: a step of every running rewind (and of paused ones, whose asked-for
+    undos still end)."""
+    live = Rewind.objects.filter(state__in=(RewindState.RUNNING, RewindState.PAUSED))
+    return {str(pk): rewind_step(rewind_id=pk) for pk in live.values_list("pk", flat=True)}

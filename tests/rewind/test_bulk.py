@@ -1,0 +1,210 @@
+"""Bulk rewind: a plan first, newest first, one resource at a time, nothing undone twice,
+paused and resumed, approval of a large one, and an honest report per action."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+from oversight.agents.models import Agent
+from oversight.agents.services import token_create
+from oversight.audit.actors import Actor
+from oversight.gateway.lifecycle import ResultInput, action_report_result
+from oversight.gateway.models import Action
+from oversight.killswitch.selectors import parse_target
+from oversight.killswitch.services import killswitch_engage
+from oversight.policy.models import Grant
+from oversight.policy.services import policy_object_create
+from oversight.rewind import bulk
+from oversight.rewind.models import Rewind, RewindItem
+from oversight.rewind.services import Report, compensation_report, compensations_claim
+from tests.conftest import SYSTEM
+from tests.gateway.helpers import REFUND, decide, refund
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def production(agent: Agent) -> Any:
+    policy_object_create(
+        actor=SYSTEM,
+        obj=Grant(
+            agent=agent,
+            action=REFUND,
+            resource="stripe:charge/*",
+            reversibility="reversible",
+            undo_action="payments.charge",
+            undo_params={"amount": "params.amount"},
+        ),
+    )
+    policy_object_create(
+        actor=SYSTEM, obj=Grant(agent=agent, action="email.send", reversibility="irreversible")
+    )
+    policy_object_create(actor=SYSTEM, obj=Grant(agent=agent, action="payments.charge"))
+    return token_create(actor=SYSTEM, agent=agent, environment="production")[0]
+
+
+def _ran(token: Any, body: dict[str, Any], before: Any, after: Any) -> Action:
+    action = decide(token, {**body, "before": before})
+    data = ResultInput(outcome="succeeded", after=after)
+    return action_report_result(token=token, action_id=action.pk, data=data)
+
+
+def _scope(agent: Agent, **fields: Any) -> bulk.Scope:
+    now = timezone.now()
+    return bulk.Scope(agent=agent, since=now - dt.timedelta(hours=1), until=now, **fields)
+
+
+def _world(token: Any) -> dict[str, Action]:
+    """Two refunds on one charge (one after the other), one on another, an email."""
+    return {
+        "first": _ran(token, refund(10), {"refunded": 0}, {"refunded": 10}),
+        "second": _ran(token, refund(5), {"refunded": 10}, {"refunded": 15}),
+        "other": _ran(token, refund(7, charges=("ch_9",)), {"refunded": 0}, {"refunded": 7}),
+        "email": _ran(token, {"action": "email.send", "resource": "segment:all"}, None, None),
+        "denied": decide(token, {"action": "crm.delete", "resource": "crm:x"}),
+    }
+
+
+def _work(token: Any, ledger: dict[str, int]) -> list[str]:
+    """The agent's compensator over a toy ledger: reads, compares, undoes."""
+    done = []
+    for task in compensations_claim(token=token):
+        original = task.compensates
+        charge = original.resource
+        found = {"refunded": ledger.get(charge, 0)}
+        if found != original.after:
+            report = Report("conflict", found=found)
+        else:
+            ledger[charge] = found["refunded"] - task.params["amount"]
+            report = Report("undone", found=found, left={"refunded": ledger[charge]})
+        compensation_report(token=token, action_id=task.pk, report=report)
+        done.append(original.pk)
+    return done
+
+
+def test_the_plan_says_what_would_be_undone_and_what_cannot_be(
+    agent: Agent, production: Any
+) -> None:
+    _world(production)
+    plan = bulk.rewind_plan(scope=_scope(agent))
+    assert (plan["actions"], plan["to_undo"], plan["left"]) == (5, 3, 2)
+    assert plan["undo_by"] == {"payments.refund -> payments.charge": 3}
+    assert plan["left_because"] == {"irreversible": 1, "not_run:denied": 1}
+    assert not Rewind.objects.exists()  # a plan writes nothing
+
+
+def test_a_rewind_undoes_newest_first_one_resource_at_a_time(
+    agent: Agent, owner: Any, production: Any
+) -> None:
+    actions = _world(production)
+    ledger = {"stripe:charge/ch_1": 15, "stripe:charge/ch_9": 7}
+    rewind = bulk.rewind_create(actor=Actor.for_user(owner), scope=_scope(agent))
+    assert rewind.state == "running"
+    bulk.rewind_step(rewind_id=rewind.pk)
+    # The newer refund of ch_1 and the one of ch_9 are asked for; the older of ch_1 waits.
+    asked = set(
+        RewindItem.objects.filter(rewind=rewind, state="requested").values_list(
+            "action_id", flat=True
+        )
+    )
+    assert asked == {actions["second"].pk, actions["other"].pk}
+    assert set(_work(production, ledger)) == asked
+    bulk.rewind_step(rewind_id=rewind.pk)  # records them, asks for the older one
+    assert _work(production, ledger) == [actions["first"].pk]
+    bulk.rewind_step(rewind_id=rewind.pk)
+    rewind.refresh_from_db()
+    assert rewind.state == "done"
+    assert ledger == {"stripe:charge/ch_1": 0, "stripe:charge/ch_9": 0}
+    for name in ("first", "second", "other"):
+        actions[name].refresh_from_db()
+        assert actions[name].status == "rolled_back"
+    assert rewind.summary["outcomes"] == {"undone": 3, "irreversible": 1, "not_run:denied": 1}
+
+
+def test_a_record_changed_in_between_is_a_conflict_and_left(
+    agent: Agent, owner: Any, production: Any
+) -> None:
+    actions = _world(production)
+    ledger = {"stripe:charge/ch_1": 15, "stripe:charge/ch_9": 99}  # ch_9 changed by hand
+    rewind = bulk.rewind_create(actor=Actor.for_user(owner), scope=_scope(agent))
+    for _ in range(3):
+        bulk.rewind_step(rewind_id=rewind.pk)
+        _work(production, ledger)
+    bulk.rewind_step(rewind_id=rewind.pk)
+    item = RewindItem.objects.get(rewind=rewind, action=actions["other"])
+    assert (item.state, item.outcome) == ("done", "conflict")
+    assert ledger["stripe:charge/ch_9"] == 99
+    actions["other"].refresh_from_db()
+    assert actions["other"].status == "succeeded"
+
+
+def test_steps_repeated_or_after_a_restart_never_ask_twice(
+    agent: Agent, owner: Any, production: Any
+) -> None:
+    _world(production)
+    rewind = bulk.rewind_create(actor=Actor.for_user(owner), scope=_scope(agent))
+    for _ in range(5):  # a runner restarted over and over, nothing reported meanwhile
+        bulk.rewind_step(rewind_id=rewind.pk)
+    assert Action.objects.filter(compensates__isnull=False).count() == 2
+
+
+def test_a_paused_rewind_asks_for_nothing_until_resumed(
+    agent: Agent, owner: Any, production: Any
+) -> None:
+    _world(production)
+    rewind = bulk.rewind_create(actor=Actor.for_user(owner), scope=_scope(agent))
+    bulk.rewind_pause(actor=Actor.for_user(owner), rewind=rewind)
+    bulk.rewind_step(rewind_id=rewind.pk)
+    assert not Action.objects.filter(compensates__isnull=False).exists()
+    bulk.rewind_resume(actor=Actor.for_user(owner), rewind=rewind)
+    bulk.rewind_step(rewind_id=rewind.pk)
+    assert Action.objects.filter(compensates__isnull=False).count() == 2
+
+
+def test_a_large_rewind_waits_for_a_second_person(
+    agent: Agent, owner: Any, admin_user: Any, production: Any, settings: Any
+) -> None:
+    settings.REWIND_APPROVAL_THRESHOLD = 3
+    _world(production)
+    rewind = bulk.rewind_create(actor=Actor.for_user(owner), scope=_scope(agent))
+    assert rewind.state == "awaiting_approval"
+    bulk.rewind_step(rewind_id=rewind.pk)
+    assert not Action.objects.filter(compensates__isnull=False).exists()
+    with pytest.raises(ValidationError, match="second person"):
+        bulk.rewind_approve(actor=Actor.for_user(owner), rewind=rewind)
+    bulk.rewind_approve(actor=Actor.for_user(admin_user), rewind=rewind)
+    bulk.rewind_step(rewind_id=rewind.pk)
+    assert Action.objects.filter(compensates__isnull=False).count() == 2
+
+
+def test_halt_then_rewind_the_undos_pass_the_kill_switch(
+    agent: Agent, owner: Any, production: Any
+) -> None:
+    actions = _world(production)
+    killswitch_engage(actor=SYSTEM, target=parse_target(f"agent:{agent.slug}"), reason="stop")
+    assert decide(production, refund(3)).status == "halted"
+    rewind = bulk.rewind_create(actor=Actor.for_user(owner), scope=_scope(agent))
+    bulk.rewind_step(rewind_id=rewind.pk)
+    compensation = Action.objects.get(compensates=actions["second"])
+    assert compensation.status == "allowed"
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"resource": "stripe:**"}, "resource"),
+        ({"release_version": 999}, "nothing to rewind"),
+    ],
+)
+def test_a_bad_or_empty_scope_is_refused(
+    agent: Agent, owner: Any, production: Any, fields: dict[str, Any], message: str
+) -> None:
+    _world(production)
+    with pytest.raises(ValidationError, match=message):
+        bulk.rewind_create(actor=Actor.for_user(owner), scope=_scope(agent, **fields))
+    assert not Rewind.objects.exists()
