@@ -16,17 +16,15 @@ once (the compiled-policy cache); the engine's request is built by the pipeline'
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from django.db.models import QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from oversight.agents.models import Agent
 from oversight.gateway.models import Action
@@ -34,7 +32,6 @@ from oversight.gateway.pipeline import ActionInput, Credentials, policy_request,
 from oversight.policy.compiled import compiled_policy_for
 from oversight.policy.engine import CompiledPolicy, Decision
 from oversight.policy.engine.types import Reason
-from oversight.policy.manifest.durations import parse_duration
 from oversight.releases.models import Release
 
 CHUNK_SIZE = 5000
@@ -127,31 +124,6 @@ class ReplayReport:
         return data
 
 
-_RELATIVE = re.compile(r"^\d+\s*[smhd]$")
-
-
-def parse_moment(text: str, *, now: datetime | None = None) -> datetime:
-    """A window's bound: a duration back from now (``7d``, ``24h``, ``30m``, ``90s``) or an
-    ISO date or datetime (UTC unless it says otherwise)."""
-    now = now or timezone.now()
-    text = (text or "").strip()
-    if _RELATIVE.match(text):
-        try:
-            return now - timedelta(seconds=parse_duration(text))
-        except ValueError as exc:
-            raise ReplayInputError(str(exc)) from None
-    try:
-        moment = parse_datetime(text) or (
-            datetime.fromisoformat(text) if re.match(r"^\d{4}-\d\d-\d\d$", text) else None
-        )
-    except ValueError:
-        moment = None
-    if moment is None:
-        raise ReplayInputError(
-            f"{text!r} is neither a duration like 7d, 24h or 30m nor an ISO date or datetime "
-            "like 2026-11-25 or 2026-11-25T09:00:00Z"
-        )
-    return moment if timezone.is_aware(moment) else timezone.make_aware(moment, UTC)
 
 
 def _decide(policy: CompiledPolicy | None, request: Any) -> Decision:

@@ -17,10 +17,11 @@ from django.utils import timezone
 
 from oversight.agents.services import token_create
 from oversight.gateway.models import Action
+from oversight.lib.moments import MomentError, parse_moment
 from oversight.policy.models import Rule
 from oversight.policy.services import policy_object_create
 from oversight.releases.models import Release
-from oversight.releases.replay import ReplayInputError, parse_moment, replay
+from oversight.releases.replay import ReplayInputError, replay
 from tests.conftest import SYSTEM
 from tests.gateway.helpers import REFUND, decide, grant_refunds, refund
 
@@ -189,7 +190,7 @@ def test_windows_parse_durations_and_dates() -> None:
     assert parse_moment("2026-11-25T09:30:00Z") == datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
     assert parse_moment("2026-11-25T09:30:00+01:00") == datetime(2026, 11, 25, 8, 30, tzinfo=UTC)
     for bad in ("7 days", "0d", "-1d", "yesterday", "", "2026-13-45", "7w"):
-        with pytest.raises(ReplayInputError):
+        with pytest.raises(MomentError):
             parse_moment(bad, now=now)
 
 

@@ -8,8 +8,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from oversight.agents.models import Agent
+from oversight.lib.moments import MomentError, parse_moment
 from oversight.releases.models import Release
-from oversight.releases.replay import ReplayInputError, ReplayReport, parse_moment, replay
+from oversight.releases.replay import ReplayInputError, ReplayReport, replay
 
 BAD_INPUT = 2
 
@@ -51,7 +52,7 @@ class Command(BaseCommand):
                 until=until,
                 max_examples=options["examples"],
             )
-        except ReplayInputError as exc:
+        except (ReplayInputError, MomentError) as exc:
             raise CommandError(str(exc), returncode=BAD_INPUT) from None
         if options["json"]:
             self.stdout.write(json.dumps(report.as_json(), indent=2, default=str))

@@ -1,0 +1,107 @@
+"""Bulk rewind in the browser: choose a window, see the plan, start it, watch it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from oversight.agents.access import get_agent_for_user
+from oversight.agents.constants import CHANGE
+from oversight.agents.models import Agent
+from oversight.agents.permissions import user_has_agent_perm
+from oversight.audit.actors import Actor
+from oversight.rewind import bulk
+from oversight.rewind.forms import RewindForm
+from oversight.rewind.models import Rewind
+
+
+def _scope(agent: Agent, form: RewindForm) -> bulk.Scope:
+    data = form.cleaned_data
+    return bulk.Scope(
+        agent=agent,
+        since=data["since_at"],
+        until=data["until_at"],
+        release_version=data.get("release"),
+        session_id=data.get("session") or "",
+        resource=data.get("resource") or "*",
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def rewind_plan_view(request: HttpRequest, slug: str) -> HttpResponse:
+    """GET with a window: the plan. POST: keep it and start it (owners, admins)."""
+    agent = get_agent_for_user(request, slug)
+    can_change = user_has_agent_perm(request.user, CHANGE, agent)
+    data = request.POST if request.method == "POST" else (request.GET or None)
+    form = RewindForm(data)
+    plan = None
+    if form.is_bound and form.is_valid():
+        try:
+            if request.method == "POST":
+                if not can_change:
+                    return HttpResponse("Only the agent's owners and admins rewind it.", status=403)
+                rewind = bulk.rewind_create(
+                    actor=Actor.for_user(request.user), scope=_scope(agent, form)
+                )
+                return redirect("rewind:detail", pk=rewind.pk)
+            plan = bulk.rewind_plan(scope=_scope(agent, form))
+        except ValidationError as exc:
+            form.add_error(None, exc)
+    context: dict[str, Any] = {"agent": agent, "form": form, "plan": plan, "can_change": can_change}
+    return render(request, "rewind/plan.html", context)
+
+
+def _detail(request: HttpRequest, pk: int) -> tuple[Rewind, Agent]:
+    rewind = get_object_or_404(Rewind.objects.select_related("agent", "created_by"), pk=pk)
+    agent = get_agent_for_user(request, rewind.agent.slug)  # 404 unless visible
+    return rewind, agent
+
+
+@login_required
+@require_GET
+def rewind_detail_view(request: HttpRequest, pk: int) -> HttpResponse:
+    rewind, agent = _detail(request, pk)
+    items = rewind.items.select_related("action", "compensation").order_by("position")
+    counts = {state: 0 for state in ("pending", "requested", "done", "left")}
+    for state in items.values_list("state", flat=True):
+        counts[state] += 1
+    context = {
+        "rewind": rewind,
+        "agent": agent,
+        "items": items[:500],
+        "counts": counts,
+        "can_change": user_has_agent_perm(request.user, CHANGE, agent),
+        "may_approve": request.user.pk != rewind.created_by_id,
+    }
+    template = "rewind/_progress.html" if request.htmx else "rewind/detail.html"
+    return render(request, template, context)
+
+
+_STEPS = {
+    "approve": bulk.rewind_approve,
+    "pause": bulk.rewind_pause,
+    "resume": bulk.rewind_resume,
+    "cancel": bulk.rewind_cancel,
+}
+
+
+@login_required
+@require_POST
+def rewind_step_view(request: HttpRequest, pk: int, step: str) -> HttpResponse:
+    rewind, agent = _detail(request, pk)
+    if step not in _STEPS:
+        return HttpResponse(status=404)
+    if not user_has_agent_perm(request.user, CHANGE, agent):
+        return HttpResponse("Only the agent's owners and admins rewind it.", status=403)
+    try:
+        _STEPS[step](actor=Actor.for_user(request.user), rewind=rewind)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    return redirect("rewind:detail", pk=rewind.pk)

@@ -1,0 +1,85 @@
+"""The rewind page and command: plan, start, watch; who may."""
+
+from __future__ import annotations
+
+from io import StringIO
+from typing import Any
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.test import Client
+from django.urls import reverse
+
+from oversight.agents.models import Agent
+from oversight.rewind.models import Rewind
+from tests.rewind.test_bulk import _world, production  # noqa: F401 - the fixture
+
+pytestmark = pytest.mark.django_db
+
+
+def test_the_owner_plans_and_starts_a_rewind_and_watches_it(
+    client: Client,
+    agent: Agent,
+    owner: Any,
+    production: Any,  # noqa: F811
+) -> None:
+    _world(production)
+    page = reverse("rewind:plan", args=[agent.slug])
+    client.force_login(owner)
+    planned = client.get(page, {"since": "1h", "resource": "*"}).content.decode()
+    assert "<strong>5</strong> actions in the window: <strong>3</strong> to undo" in planned
+    assert "left: irreversible" in planned
+    assert not Rewind.objects.exists()
+    response = client.post(page, {"since": "1h", "resource": "*"})
+    rewind = Rewind.objects.get()
+    assert response.status_code == 302 and response["Location"] == reverse(
+        "rewind:detail", args=[rewind.pk]
+    )
+    detail = client.get(response["Location"]).content.decode()
+    assert "Running" in detail and "payments.refund" in detail
+    partial = client.get(response["Location"], HTTP_HX_REQUEST="true").content.decode()
+    assert partial.lstrip().startswith('<section class="card" id="rewind-progress"')
+
+
+def test_a_teammate_may_look_but_not_rewind_and_an_outsider_sees_nothing(
+    client: Client,
+    agent: Agent,
+    teammate: Any,
+    outsider: Any,
+    production: Any,  # noqa: F811
+) -> None:
+    _world(production)
+    page = reverse("rewind:plan", args=[agent.slug])
+    client.force_login(teammate)
+    assert "Start the rewind" not in client.get(page, {"since": "1h"}).content.decode()
+    assert client.post(page, {"since": "1h", "resource": "*"}).status_code == 403
+    client.force_login(outsider)
+    assert client.get(page).status_code == 404
+    assert not Rewind.objects.exists()
+
+
+def test_a_bad_window_is_said_and_nothing_is_planned(
+    client: Client, agent: Agent, owner: Any
+) -> None:
+    client.force_login(owner)
+    page = client.get(reverse("rewind:plan", args=[agent.slug]), {"since": "yesterday"})
+    assert "neither a duration" in page.content.decode()
+
+
+def test_the_command_plans_runs_and_reports(agent: Agent, production: Any) -> None:  # noqa: F811
+    _world(production)
+    out = StringIO()
+    call_command("rewind", "--agent", agent.slug, "--since", "1h", "--dry-run", stdout=out)
+    assert "5 actions: 3 to undo, 2 left" in out.getvalue()
+    assert not Rewind.objects.exists()
+    out = StringIO()
+    call_command("rewind", "--agent", agent.slug, "--since", "1h", "--execute", stdout=out)
+    rewind = Rewind.objects.get()
+    assert f"rewind {rewind.pk} of {agent.slug}: running" in out.getvalue()
+    out = StringIO()
+    call_command("rewind", "--status", str(rewind.pk), stdout=out)
+    assert "requested" in out.getvalue() and "irreversible" in out.getvalue()
+    with pytest.raises(CommandError, match="neither a duration"):
+        call_command("rewind", "--agent", agent.slug, "--since", "soon", "--dry-run")
+    with pytest.raises(CommandError, match="No agent"):
+        call_command("rewind", "--agent", "nobody", "--since", "1h", "--dry-run")
