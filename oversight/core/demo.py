@@ -173,6 +173,12 @@ POLICIES: dict[str, dict[str, list[dict[str, object]]]] = {
                     {"charge": "params.charges[0]", "amount": "params.amount"},
                 ),
             },
+            # What undoes a refund (a compensation decided like any action of the agent).
+            {
+                "action": "payments.charge",
+                "resource": "stripe:charge/*",
+                "reversibility": "irreversible",
+            },
             {"action": "crm.ticket.*", "resource": "crm:ticket/*", "reversibility": "irreversible"},
             # The same refunds as an MCP tool, through oversight-mcp in front of a
             # "payments" MCP server (docs/integrations/mcp.md).

@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 import string
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -175,3 +175,28 @@ def intents(rng: random.Random, moves: list[Move]) -> Iterator[Intent]:
     weights = [move.weight for move in moves]
     while True:
         yield rng.choices(moves, weights)[0].make(rng)
+
+
+# -- the systems the demo agents act on ----------------------------------------------------
+
+# The actions each demo agent can undo with its compensator (their grants say they are
+# reversible: oversight/core/demo.py).
+COMPENSATED: dict[str, tuple[str, ...]] = {
+    "refund-bot": ("payments.refund",),
+    "crm-updater": ("crm.contact.update",),
+}
+
+
+@dataclass
+class DemoStore:
+    """The demo's stand-in for the systems agents act on: each resource's state, as the
+    last action that ran on it left it (so an undo can check it and restore it)."""
+
+    states: dict[str, Any] = field(default_factory=dict)
+
+    def write(self, resource: str, state: Any) -> Any:
+        self.states[resource] = state
+        return state
+
+    def read(self, resource: str) -> Any:
+        return self.states.get(resource)

@@ -124,8 +124,6 @@ class ReplayReport:
         return data
 
 
-
-
 def _decide(policy: CompiledPolicy | None, request: Any) -> Decision:
     if policy is None:
         return _ERROR

@@ -129,3 +129,38 @@ def test_the_bad_release_scenario_is_rolled_back_by_the_guard(demo: None) -> Non
     rollout.refresh_from_db()
     assert rollout.state == "rolled_back"
     assert "new action 'payments.refund_order'" in rollout.ended_reason
+
+
+def test_the_demo_agents_undo_what_they_did_when_asked(demo: None) -> None:
+    import time
+
+    from oversight.audit.actors import Actor
+    from oversight.rewind.services import action_undo
+
+    out = Watched("undo payments.refund")
+    with asgi_server(extra_env=SERVER_ENV) as url:
+
+        def run() -> None:
+            try:
+                _simulate(
+                    url, "--duration", "25", "--rate", "6", "--agents", "refund-bot", stdout=out
+                )
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        deadline = time.monotonic() + 15
+        original = None
+        while original is None and time.monotonic() < deadline:
+            original = Action.objects.filter(
+                agent__slug="refund-bot", status="succeeded", reversibility="reversible"
+            ).first()
+            time.sleep(0.2)
+        assert original is not None, "no reversible refund succeeded"
+        compensation = action_undo(actor=Actor.system("test"), action=original)
+        assert compensation.status == "allowed"
+        assert out.seen.wait(timeout=20), "the demo's compensator did not undo it"
+        thread.join(timeout=40)
+    original.refresh_from_db()
+    assert original.status == "rolled_back"

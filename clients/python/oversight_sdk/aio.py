@@ -7,6 +7,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from types import TracebackType
 from typing import Any
 
@@ -14,6 +15,7 @@ import httpx
 
 from . import _http
 from .binding import GuardSpec
+from .compensation import CompensationOutcome, CompensationTask, Compensators, task_path
 from .errors import Conflict, OversightError
 from .guard import AsyncGuard
 from .models import AgentInfo, Decision, Release, ToolDefinition, ToolStatus
@@ -46,6 +48,7 @@ class AsyncOversight:
         self.timeout = timeout
         self.wait_timeout = wait_timeout
         self.retry = _http.RetryPolicy(retries=retries, backoff=backoff)
+        self._compensators = Compensators()
         self._http = httpx.AsyncClient(
             base_url=_http.api_base(url),
             headers=_http.default_headers(token),
@@ -168,6 +171,38 @@ class AsyncOversight:
     async def agent(self) -> AgentInfo:
         """This agent's own status: active, halted by a kill switch, environment..."""
         return AgentInfo.from_json((await self._request("GET", "/agent"))[1])
+
+    # -- compensators (undo): as Oversight's, with the same registry and its rules ------
+
+    def compensator(
+        self, action: str, *, read: Callable[[CompensationTask], Any]
+    ) -> Callable[[Callable[[CompensationTask], Any]], Callable[[CompensationTask], Any]]:
+        """Register how to undo `action` (plain functions: see oversight_sdk.compensation)."""
+        return self._compensators.register(action, read)
+
+    async def compensations(self, wait: float = 0) -> list[CompensationTask]:
+        _, data = await self._request(
+            "GET", "/compensations", params={"wait": wait}, timeout=self.timeout + wait
+        )
+        return [CompensationTask.from_json(item) for item in data]
+
+    async def compensate(self, task: CompensationTask) -> CompensationOutcome:
+        outcome = self._compensators.run(task)
+        _, data = await self._request("POST", task_path(task.id), body=outcome.body())
+        return replace(outcome, original_status=data.get("original_status", ""))
+
+    async def run_compensators(
+        self, *, wait: float = 30, stop: Callable[[], bool] | None = None
+    ) -> list[CompensationOutcome]:
+        """The worker, as `Oversight.run_compensators`."""
+        done: list[CompensationOutcome] = []
+        while not (stop and stop()):
+            for task in await self.compensations(wait=wait):
+                try:
+                    done.append(await self.compensate(task))
+                except OversightError as exc:
+                    logger.warning("compensation %s not reported: %s", task.id, exc)
+        return done
 
     async def release(self, session_id: str = "") -> Release:
         """The release this session runs: its instructions, model and tools (sticky per

@@ -27,12 +27,21 @@ from oversight.agents.models import Agent, AgentToken
 from oversight.agents.services import token_create, token_revoke
 from oversight.audit.actors import Actor
 from oversight.core.demo_scenarios import BEHAVIOUR, SCENARIOS
-from oversight.core.demo_traffic import MOVES, Intent, Move, intents, moves_for
+from oversight.core.demo_traffic import (
+    COMPENSATED,
+    MOVES,
+    DemoStore,
+    Intent,
+    Move,
+    intents,
+    moves_for,
+)
 from oversight_sdk import (
     ActionNotPermitted,
     ApprovalTimeout,
     AsyncOversight,
     AuthenticationError,
+    CompensationTask,
     OversightError,
     OversightUnavailable,
     Reason,
@@ -72,8 +81,10 @@ async def perform(
     hold_wait: float,
     rng: random.Random,
     session_id: str = "",
+    store: DemoStore | None = None,
 ) -> Outcome:
-    """Ask, run if allowed (a short sleep stands in for the real call), report."""
+    """Ask, run if allowed (a short sleep stands in for the real call, which leaves its
+    after-state in the demo's store), report."""
     guard = client.guard(
         intent.action,
         intent.resource,
@@ -89,6 +100,8 @@ async def perform(
             if rng.random() < FAILURE_RATE:
                 raise SimulatedFailure("the downstream API answered 502")
             guard.after = intent.after
+            if store is not None:
+                store.write(intent.resource, intent.after)
     except SimulatedFailure as exc:
         assert guard.decision is not None
         return Outcome(guard.decision.status, str(exc), result="failed")
@@ -120,6 +133,7 @@ class Run:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     tally: Counter[str] = field(default_factory=Counter)
+    store: DemoStore = field(default_factory=DemoStore)
 
     def record(self, slug: str, intent: Intent, outcome: Outcome) -> None:
         self.tally[outcome.status] += 1
@@ -163,7 +177,12 @@ async def agent_loop(
     async def one(intent: Intent, session_id: str) -> None:
         try:
             outcome = await perform(
-                client, intent, hold_wait=run.hold_wait, rng=rng, session_id=session_id
+                client,
+                intent,
+                hold_wait=run.hold_wait,
+                rng=rng,
+                session_id=session_id,
+                store=run.store,
             )
             run.record(slug, intent, outcome)
         finally:
@@ -180,6 +199,26 @@ async def agent_loop(
         run.tasks.add(task)
         task.add_done_callback(run.tasks.discard)
         await _sleep_or_stop(run, rng.expovariate(rate))
+
+
+def compensators_register(run: Run, slug: str, client: AsyncOversight) -> bool:
+    """The agent's compensators over the demo's store: read the resource's state, and
+    undo by putting back the state the action found. False when it has none."""
+
+    def read(task: CompensationTask) -> Any:
+        return run.store.read(task.original.resource)
+
+    def undo(task: CompensationTask) -> Any:
+        left = run.store.write(task.original.resource, task.original.before)
+        run.write(
+            f"{datetime.now():%H:%M:%S} {slug:<16} undo {task.original.action} on "
+            f"{task.original.resource}: undone"
+        )
+        return left
+
+    for action in COMPENSATED.get(slug, ()):
+        client.compensator(action, read=read)(undo)
+    return slug in COMPENSATED
 
 
 async def wait_for_server(run: Run, client: AsyncOversight, url: str, timeout: float) -> bool:
@@ -239,6 +278,11 @@ async def simulate(
                 )
             )
             for slug, client in clients.items()
+        ]
+        loops += [
+            asyncio.create_task(client.run_compensators(wait=2, stop=run.stop.is_set))
+            for slug, client in clients.items()
+            if compensators_register(run, slug, client)
         ]
         await _sleep_or_stop(run, config.duration or float("inf"))
         run.stop.set()
