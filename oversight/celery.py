@@ -84,6 +84,12 @@ app.conf.beat_schedule = {
         "task": "oversight.rewind.tasks.rewinds_step",
         "schedule": float(envint("REWIND_STEP_SECONDS", 5, minimum=1)),
     },
+    # Undo by webhook: runnable compensations of teams that set a compensation webhook
+    # are sent to it, signed; a failed call is tried again 30 s later.
+    "rewind-webhooks": {
+        "task": "oversight.rewind.tasks.compensations_by_webhook",
+        "schedule": float(envint("REWIND_STEP_SECONDS", 5, minimum=1)),
+    },
     # Delete per-minute rollups past their retention (ROLLUP_RETENTION_DAYS) once a day.
     "monitoring-prune": {
         "task": "oversight.monitoring.tasks.monitoring_prune",

@@ -13,6 +13,10 @@ class TeamChannelsForm(forms.ModelForm):
         assume_scheme="https", widget=forms.URLInput(attrs={"placeholder": "https://…"})
     )
 
+    compensation_webhook_url = TeamChannels._meta.get_field("compensation_webhook_url").formfield(
+        assume_scheme="https", widget=forms.URLInput(attrs={"placeholder": "https://…"})
+    )
+
     class Meta:
         model = TeamChannels
-        fields = ["email_enabled", "webhook_url"]
+        fields = ["email_enabled", "webhook_url", "compensation_webhook_url"]

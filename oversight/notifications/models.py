@@ -78,6 +78,15 @@ class TeamChannels(models.Model):
         help_text="Slack-compatible incoming webhook; leave empty for none.",
     )
     webhook_secret = models.CharField(max_length=64, default=new_webhook_secret)
+    # Undo (docs/rewind.md): where Oversight sends the team's agents' compensations to be
+    # run, signed with the same secret, when they have no compensator of their own.
+    compensation_webhook_url = models.URLField(
+        "Compensation webhook URL",
+        max_length=500,
+        blank=True,
+        validators=[validate_webhook_url],
+        help_text="Runs undos of the team's agents; leave empty to use their SDK workers.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -87,16 +87,25 @@ def _audit_view(channels: TeamChannels) -> dict[str, Any]:
     return {
         "email_enabled": channels.email_enabled,
         "webhook_url": _redacted_url(channels.webhook_url),
+        "compensation_webhook_url": _redacted_url(channels.compensation_webhook_url),
     }
 
 
 @transaction.atomic
 def team_channels_update(
-    *, actor: Actor, team: Team, email_enabled: bool, webhook_url: str
+    *,
+    actor: Actor,
+    team: Team,
+    email_enabled: bool,
+    webhook_url: str,
+    compensation_webhook_url: str | None = None,
 ) -> TeamChannels:
+    """``compensation_webhook_url`` None: left as it is."""
     channels, created = _locked_channels(team)
     before = None if created else _audit_view(channels)
     channels.email_enabled, channels.webhook_url = email_enabled, webhook_url.strip()
+    if compensation_webhook_url is not None:
+        channels.compensation_webhook_url = compensation_webhook_url.strip()
     channels.full_clean()
     channels.save()
     after = _audit_view(channels)

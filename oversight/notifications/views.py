@@ -51,6 +51,7 @@ def team_channels_view(request: HttpRequest, slug: str) -> HttpResponse:
                 team=team,
                 email_enabled=form.cleaned_data["email_enabled"],
                 webhook_url=form.cleaned_data["webhook_url"],
+                compensation_webhook_url=form.cleaned_data["compensation_webhook_url"],
             )
         except ValidationError as exc:
             form.add_error(None, exc)

@@ -155,18 +155,25 @@ def _claimable(agent_id: int, now: dt.datetime) -> Any:
     ).filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
 
 
-@transaction.atomic
 def compensations_claim(*, token: AgentToken, limit: int = 20) -> list[Action]:
+    """What the agent's own compensator (its SDK worker) takes."""
+    return compensations_claim_for(agent_id=token.agent_id, limit=limit)
+
+
+@transaction.atomic
+def compensations_claim_for(
+    *, agent_id: int, limit: int = 20, lease: dt.timedelta = LEASE
+) -> list[Action]:
     """The agent's runnable compensations nobody holds, newest original first, held for
-    LEASE: a worker that dies mid-way gives them back when the lease runs out."""
+    ``lease``: a compensator that dies mid-way gives them back when the lease runs out."""
     now = timezone.now()
     ids = list(
-        _claimable(token.agent_id, now)
+        _claimable(agent_id, now)
         .select_for_update(skip_locked=True, no_key=True)
         .order_by("-compensates__created_at")
         .values_list("pk", flat=True)[:limit]
     )
-    Action.objects.filter(pk__in=ids).update(claimed_until=now + LEASE)
+    Action.objects.filter(pk__in=ids).update(claimed_until=now + lease)
     found = Action.objects.filter(pk__in=ids).select_related("compensates")
     return sorted(found, key=lambda a: a.compensates.created_at, reverse=True)
 
@@ -179,15 +186,27 @@ class Report:
     detail: str = ""
 
 
-@transaction.atomic
 def compensation_report(*, token: AgentToken, action_id: uuid.UUID, report: Report) -> Action:
-    """What the compensator did, once. The original is rolled back only when it undid and
-    left the state the original had before."""
+    """What the agent's own compensator did."""
+    return compensation_report_for(
+        agent_id=token.agent_id,
+        actor=Actor.for_agent(token.agent),
+        action_id=action_id,
+        report=report,
+    )
+
+
+@transaction.atomic
+def compensation_report_for(
+    *, agent_id: int, actor: Actor, action_id: uuid.UUID, report: Report
+) -> Action:
+    """What a compensator (the agent's worker, or its team's webhook) did, once. The
+    original is rolled back only when it undid and left the state it had before."""
     if report.outcome not in OUTCOMES:
         raise ValidationError(f"outcome must be one of {', '.join(OUTCOMES)}.")
     compensation = (
         Action.objects.select_for_update(no_key=True)
-        .filter(pk=action_id, agent_id=token.agent_id, compensates__isnull=False)
+        .filter(pk=action_id, agent_id=agent_id, compensates__isnull=False)
         .first()
     )
     if compensation is None:
@@ -215,12 +234,11 @@ def compensation_report(*, token: AgentToken, action_id: uuid.UUID, report: Repo
             "claimed_until",
         ]
     )
-    actor = Actor.for_agent(token.agent)
     audit_record(
         actor=actor,
         verb=verbs.UNDO_REPORTED,
         target=_target(compensation),
-        agent_id=token.agent_id,
+        agent_id=agent_id,
         before={"status": before_status},
         after={
             "status": compensation.status,

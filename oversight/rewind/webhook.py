@@ -1,0 +1,111 @@
+"""Compensations run by a team's signed webhook, for agents with no compensator of their own.
+
+Each runnable compensation of the team's agents is taken with a short lease and POSTed,
+signed (HMAC-SHA256 of the exact body under the team's webhook secret, as notifications
+are: docs/notifications.md), to the team's compensation webhook. The receiver does what
+an SDK compensator does (read the state; if it is not ``original.after``, answer
+``conflict`` and change nothing; else undo) and answers 200 with
+``{"outcome", "found", "left", "detail"}``. Anything else (no answer, an error status, a
+body that is not such an answer) is retried when the lease runs out, RETRY later.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+from typing import Any
+
+import httpx
+from django.core.exceptions import ValidationError
+
+from oversight.audit.actors import Actor
+from oversight.gateway.models import Action
+from oversight.notifications.constants import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    WEBHOOK_TIMEOUT_SECONDS,
+)
+from oversight.notifications.models import TeamChannels, validate_webhook_url
+from oversight.notifications.signing import signature_header
+from oversight.rewind.services import (
+    OUTCOMES,
+    Report,
+    compensation_report_for,
+    compensations_claim_for,
+)
+
+logger = logging.getLogger(__name__)
+ACTOR = Actor.system("compensation webhook")
+RETRY = dt.timedelta(seconds=30)  # the lease: a failed call is tried again after it
+
+
+def task_body(compensation: Action) -> dict[str, Any]:
+    """What a compensator is given (the same as GET /api/v1/compensations)."""
+    original = compensation.compensates
+    return {
+        "id": str(compensation.pk),
+        "agent": compensation.agent.slug,
+        "action": compensation.action,
+        "resource": compensation.resource,
+        "params": compensation.params,
+        "original": {
+            "id": str(original.pk),
+            "action": original.action,
+            "resource": original.resource,
+            "params": original.params,
+            "before": original.before,
+            "after": original.after,
+        },
+    }
+
+
+def _answer(response: httpx.Response) -> Report:
+    if response.status_code != 200:
+        raise ValueError(f"HTTP {response.status_code}")
+    data = response.json()
+    if not isinstance(data, dict) or data.get("outcome") not in OUTCOMES:
+        raise ValueError(f"no outcome among {', '.join(OUTCOMES)} in the answer")
+    detail = data.get("detail") or ""
+    return Report(data["outcome"], data.get("found"), data.get("left"), str(detail)[:5000])
+
+
+def _call(channels: TeamChannels, compensation: Action) -> Report:
+    validate_webhook_url(channels.compensation_webhook_url)
+    timestamp = int(time.time())
+    body = json.dumps({**task_body(compensation), "timestamp": timestamp}).encode()
+    response = httpx.post(
+        channels.compensation_webhook_url,
+        content=body,
+        headers={
+            "Content-Type": "application/json",
+            "User-Agent": "Oversight-Compensation/1",
+            SIGNATURE_HEADER: signature_header(body, channels.webhook_secret),
+            TIMESTAMP_HEADER: str(timestamp),
+        },
+        timeout=WEBHOOK_TIMEOUT_SECONDS,
+        follow_redirects=False,
+    )
+    return _answer(response)
+
+
+def compensations_by_webhook() -> dict[str, int]:
+    """The beat job: each team's runnable compensations to its webhook, once each."""
+    done = failed = 0
+    teams = TeamChannels.objects.exclude(compensation_webhook_url="").select_related("team")
+    for channels in teams:
+        agent_ids = channels.team.agents.values_list("pk", flat=True)
+        for agent_id in agent_ids:
+            for compensation in compensations_claim_for(agent_id=agent_id, lease=RETRY):
+                try:
+                    report = _call(channels, compensation)
+                except (httpx.HTTPError, ValueError, ValidationError) as exc:
+                    logger.warning("compensation %s by webhook: %s", compensation.pk, exc)
+                    failed += 1
+                    continue
+                compensation_report_for(
+                    agent_id=agent_id, actor=ACTOR, action_id=compensation.pk, report=report
+                )
+                done += 1
+    return {"done": done, "failed": failed}
