@@ -1,0 +1,115 @@
+"""Undo and rewind in Chromium: an owner undoes one refund from its page, then plans and
+starts a rewind of the agent's last hour and watches it end, while the agent's own SDK
+worker runs the undos on a toy ledger that keeps state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from oversight.agents.models import Agent
+from oversight.agents.services import token_create
+from oversight.gateway.lifecycle import ResultInput, action_report_result
+from oversight.gateway.models import Action
+from oversight.policy.models import Grant
+from oversight.policy.services import policy_object_create
+from oversight.rewind.bulk import rewind_step
+from oversight.rewind.models import Rewind
+from oversight_sdk import CompensationTask, Oversight
+from tests.browser.test_registry_flow import SHOTS, log_in
+from tests.conftest import SYSTEM
+from tests.gateway.helpers import REFUND, decide, refund
+
+pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def test_an_owner_undoes_a_refund_then_rewinds_the_last_hour(
+    page: Page, live_url: str, owner: Any, agent: Agent
+) -> None:
+    policy_object_create(
+        actor=SYSTEM,
+        obj=Grant(
+            agent=agent,
+            action=REFUND,
+            resource="stripe:charge/*",
+            reversibility="reversible",
+            undo_action="payments.charge",
+            undo_params={"amount": "params.amount"},
+        ),
+    )
+    policy_object_create(actor=SYSTEM, obj=Grant(agent=agent, action="payments.charge"))
+    policy_object_create(
+        actor=SYSTEM, obj=Grant(agent=agent, action="email.send", reversibility="irreversible")
+    )
+    token, raw = token_create(actor=SYSTEM, agent=agent, environment="production")
+    ledger: dict[str, Any] = {}
+
+    def ran(body: dict[str, Any], after: Any) -> Action:
+        action = decide(token, {**body, "before": ledger.get(body["resource"])})
+        ledger[body["resource"]] = after
+        data = ResultInput(outcome="succeeded", after=after)
+        return action_report_result(token=token, action_id=action.pk, data=data)
+
+    first = ran(refund(30, charges=("ch_a",)), {"refunded": 30})
+    ran(refund(20, charges=("ch_b",)), {"refunded": 20})
+    ran(refund(10, charges=("ch_c",)), {"refunded": 10})
+    ran({"action": "email.send", "resource": "segment:all"}, {"sent": 900})
+
+    client = Oversight(live_url, raw, timeout=5, retries=1, backoff=0.05)
+
+    @client.compensator(REFUND, read=lambda task: ledger.get(task.original.resource))
+    def charge_back(task: CompensationTask) -> Any:
+        ledger[task.original.resource] = task.original.before
+        return task.original.before
+
+    def work() -> list[str]:
+        return [done.outcome for done in client.run_compensators(wait=1, stop=_one_round())]
+
+    # One refund, from its page.
+    page.goto(f"{live_url}/actions/{first.pk}/")
+    log_in(page, owner.username)
+    undo = page.locator("#undo")
+    expect(undo).to_contain_text("Undone by payments.charge")
+    undo.get_by_role("button", name="Undo this action").click()
+    expect(page.locator(".messages")).to_contain_text("The undo was allowed")
+    assert work() == ["undone"]
+    page.reload()
+    expect(page.locator("#undo table")).to_contain_text("undone")
+    expect(page.locator("h1")).to_contain_text("Rolled back")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SHOTS / "undo-one.png", full_page=True)
+
+    # The rest of the last hour, from the agent's page.
+    page.goto(f"{live_url}/agents/{agent.slug}/")
+    page.get_by_role("link", name="Rewind").click()
+    page.get_by_label("Since").fill("1h")
+    page.get_by_role("button", name="Plan").click()
+    plan = page.locator("#rewind-plan")
+    expect(plan).to_contain_text("actions in the window: 2 to undo")
+    expect(plan).to_contain_text("left: irreversible")
+    expect(plan).to_contain_text("left: already_undone")
+    page.screenshot(path=SHOTS / "rewind-plan.png", full_page=True)
+    plan.get_by_role("button", name="Start the rewind").click()
+    progress = page.locator("#rewind-progress")
+    expect(progress).to_contain_text("Running")
+    rewind = Rewind.objects.get()
+    rewind_step(rewind_id=rewind.pk)
+    assert sorted(work()) == ["undone", "undone"]
+    rewind_step(rewind_id=rewind.pk)
+    expect(progress.locator("h2")).to_have_text("Done", timeout=15_000)  # polled live
+    expect(progress).to_contain_text("undone")
+    page.screenshot(path=SHOTS / "rewind-done.png", full_page=True)
+    assert {k: v for k, v in ledger.items() if k.startswith("stripe")} == {
+        "stripe:charge/ch_a": None,
+        "stripe:charge/ch_b": None,
+        "stripe:charge/ch_c": None,
+    }
+    assert Action.objects.filter(status="rolled_back").count() == 3
+    client.close()
+
+
+def _one_round() -> Any:
+    rounds = iter([False, True])
+    return lambda: next(rounds)
