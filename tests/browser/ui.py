@@ -55,6 +55,7 @@ class World:
             "releases": f"/agents/{slug}/releases/",
             "release": f"/agents/{slug}/releases/1/",  # not stable: the rollout form
             "release-compare": f"/agents/{slug}/releases/compare/",
+            "rewind-plan": f"/agents/{slug}/rewind/?since=1h&resource=*",
             "inbox": "/inbox/",
         }
 
