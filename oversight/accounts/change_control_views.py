@@ -25,7 +25,10 @@ def team_change_control_view(request: HttpRequest, slug: str) -> HttpResponse:
     tier = request.POST.get("staged_releases_from", "")
     try:
         team_change_control_update(
-            actor=Actor.for_user(request.user), team=team, staged_releases_from=tier
+            actor=Actor.for_user(request.user),
+            team=team,
+            staged_releases_from=tier,
+            require_reversibility=request.POST.get("require_reversibility") == "on",
         )
     except ValidationError as exc:
         messages.error(request, f"Not saved: {' '.join(exc.messages)}")

@@ -86,17 +86,26 @@ def team_review_settings_update(*, actor: Actor, team: Team, **values: int) -> T
 
 
 @transaction.atomic
-def team_change_control_update(*, actor: Actor, team: Team, staged_releases_from: str) -> Team:
+def team_change_control_update(
+    *,
+    actor: Actor,
+    team: Team,
+    staged_releases_from: str,
+    require_reversibility: bool | None = None,
+) -> Team:
     """From which risk tier up the team's agents need approved, staged rollouts for a
-    change ("" for none: every change promoted at once). Applies to the next change."""
+    change ("" for none: every change promoted at once), and whether every grant must say
+    if its actions can be undone (None: left as it is). Applies to the next change."""
     locked = Team.objects.select_for_update().get(pk=team.pk)
     before = snapshot(locked)
     locked.staged_releases_from = staged_releases_from
+    if require_reversibility is not None:
+        locked.require_reversibility = require_reversibility
     locked.full_clean()
     after = snapshot(locked)
     if after == before:
         return locked
-    locked.save(update_fields=["staged_releases_from"])
+    locked.save(update_fields=["staged_releases_from", "require_reversibility"])
     audit_record(actor=actor, verb=verbs.TEAM_UPDATED, target=locked, before=before, after=after)
     return locked
 

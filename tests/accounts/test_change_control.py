@@ -1,0 +1,53 @@
+"""A team's change control on its page: admins choose from which risk tier changes need an
+approved, staged rollout, and whether every grant must say if it can be undone."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from oversight.accounts.models import Team
+from oversight.audit.models import AuditEvent
+
+pytestmark = pytest.mark.django_db
+
+
+def test_an_admin_sets_the_teams_change_control_and_it_is_audited(
+    client: Client, admin_user: Any, team: Team
+) -> None:
+    client.force_login(admin_user)
+    url = reverse("team-change-control", args=[team.slug])
+    response = client.post(url, {"staged_releases_from": "high", "require_reversibility": "on"})
+    assert response.status_code == 302
+    team.refresh_from_db()
+    assert (team.staged_releases_from, team.require_reversibility) == ("high", True)
+    event = AuditEvent.objects.filter(verb="team.updated").latest("seq")
+    assert event.after["staged_releases_from"] == "high"
+    page = client.get(reverse("team", args=[team.slug])).content.decode()
+    assert 'value="high" selected' in page
+
+
+def test_a_bad_tier_changes_nothing(client: Client, admin_user: Any, team: Team) -> None:
+    client.force_login(admin_user)
+    url = reverse("team-change-control", args=[team.slug])
+    response = client.post(url, {"staged_releases_from": "extreme"}, follow=True)
+    assert "Not saved" in response.content.decode()
+    team.refresh_from_db()
+    assert team.staged_releases_from == ""
+
+
+def test_only_admins_change_it_and_the_form_needs_its_csrf_token(
+    admin_user: Any, owner: Any, team: Team
+) -> None:
+    url = reverse("team-change-control", args=[team.slug])
+    client = Client()
+    client.force_login(owner)
+    assert client.post(url, {"staged_releases_from": "low"}).status_code == 403
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(admin_user)
+    assert strict.post(url, {"staged_releases_from": "low"}).status_code == 403
+    team.refresh_from_db()
+    assert team.staged_releases_from == ""
