@@ -210,6 +210,7 @@ def policy_request(credentials: Credentials, data: ActionInput, now: datetime) -
         },
         env=credentials.environment,
         time=now,
+        undo=data.compensates is not None,
     )
 
 

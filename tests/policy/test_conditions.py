@@ -101,7 +101,7 @@ def test_an_unknown_variable_is_refused_with_the_variables_there_are() -> None:
         check_condition("foo > 1")
     assert str(caught.value) == (
         "line 1, column 1: `foo` is not a variable (the variables are action, resource, "
-        "params, agent, env and time; text goes in quotes)"
+        "params, agent, env, time and undo; text goes in quotes)"
     )
 
 

@@ -185,3 +185,29 @@ def test_the_page_offers_undo_to_the_owner_only(
     assert "The undo was allowed" in response.content.decode()
     assert Action.objects.filter(compensates=original).count() == 1
     assert "already allowed" in client.get(page).content.decode()
+
+
+def test_a_rule_can_hold_undos_alone_with_the_undo_variable(
+    agent: Agent, owner: Any, reviewer: Any, production: Any
+) -> None:
+    agent_access_grant(actor=SYSTEM, agent=agent, user=reviewer, level="reviewer")
+    standby_reviewer(agent)
+    policy_object_create(
+        actor=SYSTEM,
+        obj=Rule(
+            agent=agent,
+            name="undos over 30 need a human",
+            effect="hold",
+            action="payments.charge",
+            condition="undo && params.amount > 30",
+        ),
+    )
+    charge = decide(
+        production, {"action": "payments.charge", "resource": "x", "params": {"amount": 99}}
+    )
+    assert charge.status == "allowed"  # the agent's own charge: not an undo
+    compensation = action_undo(actor=Actor.for_user(owner), action=_refunded(production, 40))
+    assert compensation.status == "pending"
+    assert [r["name"] for r in compensation.reasons if r["kind"] == "rule"] == [
+        "undos over 30 need a human"
+    ]

@@ -1,7 +1,8 @@
 """CEL conditions: compile and type-check at save time, evaluate fail-closed at decision time.
 
 Conditions see ``action``, ``resource``, ``env`` (strings), ``params`` and ``agent``
-(maps from string to any JSON value) and ``time`` (a timestamp). A condition must be
+(maps from string to any JSON value), ``time`` (a timestamp) and ``undo`` (a boolean: the
+action undoes an earlier one). A condition must be
 typed ``bool`` by the checker: an expression the checker can only type as ``dyn``, such as
 ``params.flag``, is refused at save time, with the fix (``params.flag == true``) in the
 message, so that "is it a boolean?" is settled once at save time and not on every request.
@@ -30,6 +31,7 @@ ENV = cel.NewEnv(
         "agent": _T.Map(_T.STRING, _T.DYN),
         "env": _T.STRING,
         "time": _T.TIMESTAMP,
+        "undo": _T.BOOL,
     }
 )
 _BOOL = _T.BOOL
@@ -167,6 +169,7 @@ def build_activation(request: Request) -> Any:
             "agent": to_cel(request.agent),
             "env": request.env,
             "time": request.time,
+            "undo": request.undo,
         }
     )
 

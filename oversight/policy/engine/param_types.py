@@ -52,6 +52,7 @@ _BASE = {
     "agent": _T.Map(_T.STRING, _T.STRING),
     "env": _T.STRING,
     "time": _T.TIMESTAMP,
+    "undo": _T.BOOL,
 }
 _RESERVED = frozenset(
     [

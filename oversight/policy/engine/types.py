@@ -66,6 +66,7 @@ class Request:
     agent: Mapping[str, Any]  # e.g. {"slug": ..., "team": ..., "risk_tier": ..., "owner": ...}
     env: str  # "staging" | "production"
     time: datetime  # aware UTC
+    undo: bool = False  # an undo of an earlier action (a compensation), asked by Oversight
 
 
 @dataclass(frozen=True, slots=True)

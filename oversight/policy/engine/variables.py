@@ -30,5 +30,11 @@ VARIABLES = (
         "when the action is asked (UTC)",
         'time.getHours("Europe/Paris") >= 18',
     ),
+    Variable(
+        "undo",
+        "bool",
+        "true when the action undoes an earlier one (a compensation)",
+        "undo && params.amount > 100",
+    ),
 )
 VARIABLE_NAMES = tuple(variable.name for variable in VARIABLES)
