@@ -31,7 +31,7 @@ from oversight.agents.services import token_create
 from oversight.audit import verbs
 from oversight.audit.actors import Actor
 from oversight.audit.services import audit_record
-from oversight.gateway.auth import token_refresh
+from oversight.gateway.auth import AgentUnavailableError, token_refresh
 from oversight.gateway.constants import RUNNABLE, ActionStatus
 from oversight.gateway.exceptions import ConflictError, NotFoundError
 from oversight.gateway.models import Action
@@ -125,9 +125,15 @@ def action_undo(*, actor: Actor, action: Action) -> Action:
         )
     except (UndoError, ValueError) as exc:
         raise ValidationError(f"Its undo could not be worked out: {exc}") from None
-    fresh = token_refresh(_undo_token(original).token_hash)
+    try:
+        fresh = token_refresh(_undo_token(original).token_hash)
+    except AgentUnavailableError as exc:  # paused or retired: its compensator cannot run
+        raise ValidationError(
+            f"{exc} Its compensator cannot take undos now; to stop an agent and rewind it,"
+            " engage its kill switch instead."
+        ) from None
     if fresh is None:
-        raise ValidationError("The agent cannot be asked for now (paused or retired?).")
+        raise ValidationError("The agent's undo token is gone; ask again.")
     data = ActionInput(
         action=contract["action"],
         resource=original.resource,

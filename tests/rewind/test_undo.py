@@ -211,3 +211,15 @@ def test_a_rule_can_hold_undos_alone_with_the_undo_variable(
     assert [r["name"] for r in compensation.reasons if r["kind"] == "rule"] == [
         "undos over 30 need a human"
     ]
+
+
+def test_a_paused_agent_is_not_undone_and_says_to_use_the_kill_switch(
+    agent: Agent, owner: Any, production: Any
+) -> None:
+    from oversight.agents.services import agent_update
+
+    original = _refunded(production)
+    agent_update(actor=SYSTEM, agent=agent, status="paused")
+    with pytest.raises(ValidationError, match="engage its kill switch instead"):
+        action_undo(actor=Actor.for_user(owner), action=original)
+    assert not Action.objects.filter(compensates=original).exists()
