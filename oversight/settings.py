@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "oversight.policy",
     "oversight.releases",
     "oversight.rewind",
+    "oversight.incidents",
     "oversight.killswitch",
     "oversight.gateway",
     "oversight.approvals",

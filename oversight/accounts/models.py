@@ -68,6 +68,14 @@ class Team(models.Model):
         help_text="Agents at this risk tier or above need an approved, staged rollout.",
     )
 
+    # Provenance: a link to an action's trace in the team's tracing tool, "{trace_id}"
+    # replaced by the trace id of the traceparent the agent sent.
+    trace_url = models.CharField(
+        "trace link",
+        max_length=500,
+        blank=True,
+        help_text="e.g. https://tracing.example.com/trace/{trace_id}",
+    )
     # Rewind (docs/rewind.md): every grant of the team's agents must say what its actions
     # are (read, reversible with a compensation, or irreversible).
     require_reversibility = models.BooleanField(
@@ -81,6 +89,10 @@ class Team(models.Model):
         return self.name
 
     def clean(self) -> None:
+        if self.trace_url and (
+            "{trace_id}" not in self.trace_url or not self.trace_url.startswith("https://")
+        ):
+            raise ValidationError({"trace_url": "An https URL with {trace_id} in it."})
         if self.review_pause_after_days < self.review_grace_days:
             raise ValidationError(
                 {"review_pause_after_days": "Pause no sooner than the admins are told."}

@@ -19,6 +19,7 @@ from oversight.approvals.edits import edited_params_parse
 from oversight.approvals.forms import LIST, QueueFilterForm
 from oversight.approvals.services import approval_vote
 from oversight.gateway.exceptions import ConflictError, NotFoundError
+from oversight.incidents.provenance import action_provenance
 from oversight.lib.htmx import render_page_or_fragment
 from oversight.live import pages
 from oversight.rewind.selectors import undo_panel
@@ -108,4 +109,5 @@ def action_detail(request: HttpRequest, action_id: uuid.UUID) -> HttpResponse:
     context["can_decide"] = request.user.pk in context["approvers"].could_vote
     context["may_see_queue"] = user_has_agent_perm(request.user, APPROVE, action.agent)
     context["undo"] = undo_panel(action=action, user=request.user)
+    context["provenance"] = action_provenance(action=action)
     return render(request, "approvals/action.html", context)

@@ -59,6 +59,9 @@ class Action(models.Model):
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="compensations"
     )
     claimed_until = models.DateTimeField(null=True, blank=True)
+    # The W3C trace context the agent sent with it (its trace id links to the team's
+    # tracing tool: accounts.Team.trace_url).
+    traceparent = models.CharField(max_length=55, blank=True, default="")
     compensation_outcome = models.CharField(max_length=16, blank=True, default="")
     compensation_found = models.JSONField(null=True, blank=True)
     compensation_left = models.JSONField(null=True, blank=True)

@@ -92,6 +92,7 @@ class ActionInput:
     before: Any = None
     session_id: str = ""
     parent_id: uuid.UUID | None = None
+    traceparent: str = ""  # W3C trace context, when the agent sends one
     # Set only by Oversight itself, for an undo (oversight/rewind): the action it undoes.
     compensates: uuid.UUID | None = None
 
@@ -305,11 +306,9 @@ _CAUTION = {"irreversible": 3, UNKNOWN_REVERSIBILITY: 2, "reversible": 1, "read"
 
 
 def reversibility(decision: Decision, contracts: Contracts) -> tuple[str, dict[str, Any] | None]:
-    """What the grants that allowed the action say it is; a permit rule alone, or a grant
-    that says nothing: unknown."""
-    said = [
-        contracts.get(r.id, {}) for r in decision.reasons if r.kind == "grant" and r.id is not None
-    ]
+    """What the grants that allow the action say it is (held or not); a permit rule alone,
+    or a grant that says nothing: unknown."""
+    said = [contracts.get(grant_id, {}) for grant_id in decision.grant_ids]
     if not said:
         return UNKNOWN_REVERSIBILITY, None
     worst = max(said, key=lambda c: _CAUTION[c.get("reversibility") or UNKNOWN_REVERSIBILITY])
@@ -411,6 +410,8 @@ def announce(action: Action) -> None:
 def request_body_hash(data: ActionInput) -> str:
     """What an Idempotency-Key is bound to."""
     body = {**data.__dict__, "parent_id": str(data.parent_id or "")}
+    if not data.traceparent:  # as bodies were hashed before agents could send it
+        del body["traceparent"]
     if data.compensates is None:
         del body["compensates"]
     else:
@@ -563,6 +564,7 @@ def _new_action(token: AgentToken, data: ActionInput, outcome: Outcome, now: dat
         session_id=data.session_id,
         parent_id=data.parent_id,
         compensates_id=data.compensates,
+        traceparent=data.traceparent,
         status=outcome.status,
         decision=outcome.status,
         reasons=outcome.reasons,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Any, Literal
@@ -19,6 +20,7 @@ from oversight.gateway.json_safety import (
 )
 from oversight.policy.engine import is_action_name
 
+TRACEPARENT = r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
 # What the validators below and the API's edges enforce, said in the OpenAPI document so
 # that clients (and schemathesis) know it; tests/gateway_live/test_openapi_contract.py
 # checks that the document and the validators agree.
@@ -84,6 +86,28 @@ class ActionIn(Schema):
     before: StorableJson = Field(None, description="The state of the resource before the action.")
     session_id: str = Field("", max_length=100, json_schema_extra={"pattern": NO_NUL})
     parent_id: uuid.UUID | None = None
+    traceparent: str = Field(
+        "",
+        max_length=55,
+        description=(
+            "The W3C trace context of the agent's current span (`00-<trace id>-<span id>-"
+            "<flags>`), so the action can be found in the team's tracing tool."
+        ),
+        json_schema_extra={"pattern": TRACEPARENT},
+    )
+
+    @field_validator("traceparent")
+    @classmethod
+    def _traceparent(cls, value: str) -> str:
+        if value and (
+            not re.fullmatch(TRACEPARENT, value)
+            or value[3:35] == "0" * 32
+            or value[36:52] == "0" * 16
+        ):
+            raise ValueError(
+                "traceparent: expected W3C trace context, 00-<32 hex>-<16 hex>-<2 hex>"
+            )
+        return value
 
     @field_validator("params", "before", "reason", "session_id", "resource", mode="after")
     @classmethod

@@ -158,3 +158,13 @@ def test_the_manifest_carries_the_contract_both_ways(agent: Agent) -> None:
 def test_evaluating_undo_params_fails_closed() -> None:
     with pytest.raises(UndoError, match="undo param 'charge'"):
         undo_params({"charge": "after.refund_id"}, original={}, before=None, after={})
+
+
+def test_a_held_action_records_what_its_grant_says_too(agent: Agent, production: Any) -> None:
+    from tests.gateway.helpers import hold_large_refunds
+
+    _reversible(agent)
+    hold_large_refunds(agent)
+    held = decide(production, refund(900))
+    assert (held.status, held.reversibility) == ("pending", "reversible")
+    assert held.undo_contract["action"] == "payments.charge"

@@ -92,6 +92,7 @@ def action_body(
     before: Any,
     session_id: str,
     parent_id: Any,
+    traceparent: str = "",
 ) -> dict[str, Any]:
     body: dict[str, Any] = {
         "action": action,
@@ -104,7 +105,22 @@ def action_body(
     }
     if parent_id:
         body["parent_id"] = str(parent_id)
+    traceparent = traceparent or current_traceparent()
+    if traceparent:
+        body["traceparent"] = traceparent
     return body
+
+
+def current_traceparent() -> str:
+    """The W3C trace context of the caller's current span, when OpenTelemetry is installed
+    and a span is active (so Oversight can link the action to the trace); else ""."""
+    try:
+        from opentelemetry.propagate import inject
+    except ImportError:
+        return ""
+    carrier: dict[str, str] = {}
+    inject(carrier)
+    return carrier.get("traceparent", "")
 
 
 def result_body(

@@ -70,6 +70,7 @@ class AsyncOversight:
         session_id: str = "",
         parent_id: str | uuid.UUID | None = None,
         idempotency_key: str | None = None,
+        traceparent: str = "",
     ) -> Decision:
         """Ask to take an action; return the decision as it is (never raises on deny).
 
@@ -85,6 +86,7 @@ class AsyncOversight:
             before=before,
             session_id=session_id,
             parent_id=parent_id,
+            traceparent=traceparent,
         )
         key = idempotency_key or uuid.uuid4().hex
         response, data = await self._request(

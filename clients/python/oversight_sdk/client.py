@@ -69,11 +69,14 @@ class Oversight:
         session_id: str = "",
         parent_id: str | uuid.UUID | None = None,
         idempotency_key: str | None = None,
+        traceparent: str = "",
     ) -> Decision:
         """Ask to take an action; return the decision as it is (never raises on deny).
 
         Every retry reuses one Idempotency-Key (a fresh one unless given), so a retry
         after a lost answer returns the first decision instead of recording a second.
+        `traceparent` (W3C trace context) links the action to the agent's trace; by
+        default the current OpenTelemetry span's, when OpenTelemetry is installed.
         """
         body = _http.action_body(
             action=action,
@@ -84,6 +87,7 @@ class Oversight:
             before=before,
             session_id=session_id,
             parent_id=parent_id,
+            traceparent=traceparent,
         )
         key = idempotency_key or uuid.uuid4().hex
         response, data = self._request(

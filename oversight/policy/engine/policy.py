@@ -173,6 +173,7 @@ class CompiledPolicy:
                 f"no grant or permit rule allows {action} on {resource}",
             )
             return self._decision("deny", [default, *errors])
+        grant_ids = tuple(reason.id for reason in allowing if reason.kind == "grant")
         if holds:
             return Decision(
                 outcome="hold",
@@ -188,11 +189,17 @@ class CompiledPolicy:
                     for rule in sorted(fired, key=lambda r: r.id)
                     if rule.approvers is not None
                 ),
+                grant_ids=grant_ids,
             )
-        return self._decision("allow", allowing + errors, _matching_limits(plan, resource))
+        limit_ids = _matching_limits(plan, resource)
+        return self._decision("allow", allowing + errors, limit_ids, grant_ids)
 
     def _decision(
-        self, outcome: Outcome, reasons: list[Reason], limit_ids: tuple[int, ...] = ()
+        self,
+        outcome: Outcome,
+        reasons: list[Reason],
+        limit_ids: tuple[int, ...] = (),
+        grant_ids: tuple[int, ...] = (),
     ) -> Decision:
         return Decision(
             outcome=outcome,
@@ -202,6 +209,7 @@ class CompiledPolicy:
             hold_expires_in=None,
             separation_of_duties=False,
             limit_ids=limit_ids,
+            grant_ids=grant_ids,
         )
 
     def _deny_for_error(self, name: str, detail: str) -> Decision:

@@ -96,3 +96,6 @@ class Decision:
     limit_ids: tuple[int, ...]  # limits whose patterns match; empty when the outcome is deny
     edits_allowed: bool = True  # hold: no firing hold rule forbids edits
     approver_sets: tuple[Any, ...] = ()  # hold: the firing hold rules' approvers, by rule
+    # allow and hold: the ids of the grants that allow the action (a held action's
+    # reasons name only its holds); empty when only a permit rule allows it, or on deny
+    grant_ids: tuple[int, ...] = ()
