@@ -29,6 +29,7 @@ def team_change_control_view(request: HttpRequest, slug: str) -> HttpResponse:
             team=team,
             staged_releases_from=tier,
             require_reversibility=request.POST.get("require_reversibility") == "on",
+            trace_url=request.POST.get("trace_url", ""),
         )
     except ValidationError as exc:
         messages.error(request, f"Not saved: {' '.join(exc.messages)}")

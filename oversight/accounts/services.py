@@ -92,20 +92,24 @@ def team_change_control_update(
     team: Team,
     staged_releases_from: str,
     require_reversibility: bool | None = None,
+    trace_url: str | None = None,
 ) -> Team:
     """From which risk tier up the team's agents need approved, staged rollouts for a
-    change ("" for none: every change promoted at once), and whether every grant must say
-    if its actions can be undone (None: left as it is). Applies to the next change."""
+    change ("" for none: every change promoted at once), whether every grant must say if
+    its actions can be undone, and the link to an action's trace (None: left as it is).
+    Applies to the next change."""
     locked = Team.objects.select_for_update().get(pk=team.pk)
     before = snapshot(locked)
     locked.staged_releases_from = staged_releases_from
     if require_reversibility is not None:
         locked.require_reversibility = require_reversibility
+    if trace_url is not None:
+        locked.trace_url = trace_url.strip()
     locked.full_clean()
     after = snapshot(locked)
     if after == before:
         return locked
-    locked.save(update_fields=["staged_releases_from", "require_reversibility"])
+    locked.save(update_fields=["staged_releases_from", "require_reversibility", "trace_url"])
     audit_record(actor=actor, verb=verbs.TEAM_UPDATED, target=locked, before=before, after=after)
     return locked
 

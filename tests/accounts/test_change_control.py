@@ -20,23 +20,37 @@ def test_an_admin_sets_the_teams_change_control_and_it_is_audited(
 ) -> None:
     client.force_login(admin_user)
     url = reverse("team-change-control", args=[team.slug])
-    response = client.post(url, {"staged_releases_from": "high", "require_reversibility": "on"})
+    trace = "https://tracing.example.com/trace/{trace_id}"
+    response = client.post(
+        url, {"staged_releases_from": "high", "require_reversibility": "on", "trace_url": trace}
+    )
     assert response.status_code == 302
     team.refresh_from_db()
     assert (team.staged_releases_from, team.require_reversibility) == ("high", True)
+    assert team.trace_url == trace
     event = AuditEvent.objects.filter(verb="team.updated").latest("seq")
     assert event.after["staged_releases_from"] == "high"
     page = client.get(reverse("team", args=[team.slug])).content.decode()
     assert 'value="high" selected' in page
 
 
-def test_a_bad_tier_changes_nothing(client: Client, admin_user: Any, team: Team) -> None:
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"staged_releases_from": "extreme"},
+        {"staged_releases_from": "high", "trace_url": "http://tracing.example.com/{trace_id}"},
+        {"staged_releases_from": "high", "trace_url": "https://tracing.example.com/"},
+    ],
+)
+def test_bad_input_changes_nothing(
+    client: Client, admin_user: Any, team: Team, data: dict[str, str]
+) -> None:
     client.force_login(admin_user)
     url = reverse("team-change-control", args=[team.slug])
-    response = client.post(url, {"staged_releases_from": "extreme"}, follow=True)
+    response = client.post(url, data, follow=True)
     assert "Not saved" in response.content.decode()
     team.refresh_from_db()
-    assert team.staged_releases_from == ""
+    assert (team.staged_releases_from, team.trace_url) == ("", "")
 
 
 def test_only_admins_change_it_and_the_form_needs_its_csrf_token(
