@@ -289,19 +289,24 @@ def _worker(base: str, raw: str, ledger: Ledger, stop: threading.Event) -> None:
         client.run_compensators(wait=1, stop=stop.is_set)
 
 
+def _cpu_seconds(pid: int) -> float:
+    """A process's user + system CPU time so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def bench_compensations(
-    base: str, agent: Any, raw: str, count: int, workers: int, beat: float
+    base: str, server_pid: int, agent: Any, raw: str, count: int, workers: int, beat: float
 ) -> dict[str, Any]:
     from collections import Counter
 
+    from django.conf import settings
     from django.db.models import Max
 
     from oversight.audit.actors import Actor
     from oversight.gateway.models import Action
     from oversight.rewind import bulk
     from oversight.rewind.models import Rewind, RewindItem
-
-    from django.conf import settings
 
     settings.REWIND_APPROVAL_THRESHOLD = count + 1  # runs at once: no second person here
     ledger, tag = Ledger(), f"w{workers}b{int(beat)}_{time.time_ns():x}"
@@ -316,6 +321,7 @@ def bench_compensations(
     for thread in threads:
         thread.start()
     began, steps = time.perf_counter(), 0
+    cpu = (_cpu_seconds(server_pid), _cpu_seconds(os.getpid()))
     rewind = bulk.rewind_create(actor=Actor.system("bench"), scope=scope)
     while Rewind.objects.get(pk=rewind.pk).state != "done":
         done = bulk.rewind_step(rewind_id=rewind.pk)
@@ -325,6 +331,8 @@ def bench_compensations(
         elif not any(done.values()):
             time.sleep(0.02)
     wall = time.perf_counter() - began
+    server_cpu = _cpu_seconds(server_pid) - cpu[0]
+    own_cpu = _cpu_seconds(os.getpid()) - cpu[1]
     stop.set()
     for thread in threads:
         thread.join()
@@ -345,6 +353,11 @@ def bench_compensations(
         "compensations_per_s": round(compensations.count() / seconds, 1),
         "seconds_to_done": round(wall, 2),
         "runner_steps": steps,
+        "cpu_ms_per_compensation": {
+            "server": round(server_cpu * 1000 / count, 2),
+            "runner_and_workers": round(own_cpu * 1000 / count, 2),
+        },
+        "load_average": os.getloadavg(),
         **same_run,
     }
 
@@ -369,7 +382,9 @@ def main() -> None:
     try:
         runs = []
         for workers in args.workers:
-            runs.append(bench_compensations(base, agent, raw, args.refunds, workers, args.beat))
+            runs.append(
+                bench_compensations(base, server.pid, agent, raw, args.refunds, workers, args.beat)
+            )
             print(json.dumps(runs[-1], indent=1))
     finally:
         server.terminate()
