@@ -26,7 +26,8 @@ What it does:
      their rate is the pipeline's same-run baseline (decide + report), and --refunds
      more `ask`s alone (decide only), with the same client settings;
    - a bulk rewind of them (`rewind_create`; the runner `rewind_step` in a loop in this
-     process, or every --beat seconds as the beat job does with --beat);
+     process, or every --beat seconds as the beat job does with --beat; the first step
+     runs in `rewind_create`'s commit, as "each change runs a step at once" does);
    - the workers' `run_compensators` over the ledger until the rewind is done.
    The rate is compensations reported over the time from `rewind_create` to the last
    report (the server's `finished_at`); the ledger must be back to zero on every charge.
@@ -324,10 +325,11 @@ def bench_compensations(
     cpu = (_cpu_seconds(server_pid), _cpu_seconds(os.getpid()))
     rewind = bulk.rewind_create(actor=Actor.system("bench"), scope=scope)
     while Rewind.objects.get(pk=rewind.pk).state != "done":
+        due = began + (steps + 1) * beat  # the beat fires every `beat` seconds
         done = bulk.rewind_step(rewind_id=rewind.pk)
         steps += 1
         if beat:
-            time.sleep(beat)
+            time.sleep(max(0.0, due - time.perf_counter()))
         elif not any(done.values()):
             time.sleep(0.02)
     wall = time.perf_counter() - began
