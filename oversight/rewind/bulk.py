@@ -284,11 +284,12 @@ def rewind_step(*, rewind_id: int, size: int = STEP_SIZE) -> dict[str, int]:
         return {}
     busy: set[str] = set()  # resources with an undo on its way: older ones wait
     asked = finished = 0
-    open_items = (
-        RewindItem.objects.filter(rewind=rewind, state__in=(ItemState.PENDING, ItemState.REQUESTED))
-        .select_related("compensation", "action")
-        .order_by("position")
-    )
+    items = RewindItem.objects.filter(rewind=rewind).select_related("compensation", "action")
+    # Every undo on its way (at most what earlier steps asked for), then the newest pending
+    # ones: a step reads a bounded number of rows however long the rewind.
+    requested = list(items.filter(state=ItemState.REQUESTED).order_by("position"))
+    pending = list(items.filter(state=ItemState.PENDING).order_by("position")[: size * 5])
+    open_items = sorted(requested + pending, key=lambda item: item.position)
     for item in open_items:
         if item.state == ItemState.REQUESTED:
             if _finish(item):
