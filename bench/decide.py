@@ -774,8 +774,10 @@ def wrk(
     token: str,
     *,
     measure: bool = True,
+    sessions: int = 0,
 ) -> dict[str, Any]:
-    """Maximum throughput: wrk, 2 threads, `connections` connections kept busy."""
+    """Maximum throughput: wrk, 2 threads, `connections` connections kept busy (each
+    decision in one of `sessions` sessions, in turn, when that is above 0)."""
     path = "/ping" if kind == "ping" else "/api/v1/actions"
     cmd = [
         "wrk",
@@ -791,7 +793,7 @@ def wrk(
         str(LUA),
         server.url + path,
     ]
-    env = {**os.environ, "BENCH_KIND": kind, "BENCH_TOKEN": token}
+    env = {**os.environ, "BENCH_KIND": kind, "BENCH_TOKEN": token, "BENCH_SESSIONS": str(sessions)}
     if not measure:
         run(cmd, env=env, timeout=seconds + 60)
         return {}
