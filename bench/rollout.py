@@ -97,11 +97,16 @@ def summarize(runs: list[dict[str, Any]], baseline: str = "none") -> dict[str, A
     out: dict[str, Any] = {}
     for state in dict.fromkeys(r["state"] for r in runs):
         mine = [r for r in runs if r["state"] == state]
-        ratios = [
-            rounds[state]["rps"] / rounds[baseline]["rps"]
+        pairs = [
+            (rounds[state], rounds[baseline])
             for _, rounds in sorted(by_round.items())
             if state in rounds and baseline in rounds and rounds[baseline]["rps"]
         ]
+        ratios = [got["rps"] / base["rps"] for got, base in pairs]
+        # The same comparison by CPU per request (server and PostgreSQL): the baseline's
+        # over the state's, so that below 1 is dearer, like the throughput ratio. Other
+        # processes' load moves it less than it moves the maxima.
+        cpu = [_cpu(base) / _cpu(got) for got, base in pairs if _cpu(got) and _cpu(base)]
         out[state] = {
             "runs": len(mine),
             "rps": [r["rps"] for r in mine],
@@ -113,8 +118,15 @@ def summarize(runs: list[dict[str, Any]], baseline: str = "none") -> dict[str, A
             "rss_mib_median": round(statistics.median(r["rss_mib_after"] for r in mine), 1),
             "round_ratios": [round(x, 3) for x in ratios],
             "ratio": round(statistics.median(ratios), 3) if ratios else None,
+            "round_cpu_ratios": [round(x, 3) for x in cpu],
+            "cpu_ratio": round(statistics.median(cpu), 3) if cpu else None,
         }
     return out
+
+
+def _cpu(run_: dict[str, Any]) -> float:
+    per = run_["cpu"].get("cpu_ms_per_request", {})
+    return (per.get("server") or 0.0) + (per.get("postgres") or 0.0)
 
 
 def _median_of(runs: list[dict[str, Any]], part: str) -> float | None:
@@ -369,6 +381,9 @@ def print_summary(report: dict[str, Any]) -> None:
             f"{s['postgres_cpu_ms_per_request_median'] or 0:>8.3f}{s['rss_mib_median']:>9.1f}"
             f"  {s['ratio']} {s['round_ratios']}"
         )
+    print("CPU per request (server + PostgreSQL), no rollout's over the state's, by round:")
+    for state, s in report["summary"].items():
+        print(f"  {state:<8} {s['cpu_ratio']} {s['round_cpu_ratios']}")
     if report.get("fixed_rate"):
         print("\nAt 200/s (hey -c 20 -q 10):")
         for state, s in report["fixed_rate_summary"].items():

@@ -57,6 +57,11 @@ def test_ratios_are_to_the_same_rounds_baseline_and_the_target_is_their_median()
     assert summary["shadow"]["ratio"] == 0.9  # not 450 / 500, the ratio of the medians
     assert summary["shadow"]["rps_median"] == 450
     assert summary["shadow"]["server_cpu_ms_per_request_median"] == round(1000 / 450, 3)
+    # by CPU per request: 1000/rps + 0.5 ms each, the baseline's over the state's
+    assert summary["shadow"]["round_cpu_ratios"] == [
+        round((1000 / base + 0.5) / (1000 / mine + 0.5), 3)
+        for mine, base in ((450, 500), (400, 400), (480, 600))
+    ]
 
 
 def test_a_round_without_its_baseline_gives_no_ratio() -> None:
