@@ -64,6 +64,7 @@ from decide import (  # noqa: E402
     project_env,
     python_speed,
     report_head,
+    rule_create,
     run,
     say,
     versions,
@@ -164,23 +165,10 @@ def check_recorded(state: str, counts: list[dict[str, Any]], candidate: int) -> 
 def candidate_prepare(actor: Any, agent: Any) -> dict[str, int]:
     """A candidate release for ``agent`` through the services: one more forbid rule cuts
     N+1 (promoted), rolling back to N makes N's content stable again as N+2."""
-    from oversight.policy.models import Rule
-    from oversight.policy.services import policy_object_create
     from oversight.releases.services import release_rollback
 
     before = agent.stable_release
-    name, effect, action, pattern, condition = CANDIDATE_RULE
-    policy_object_create(
-        actor=actor,
-        obj=Rule(
-            agent=agent,
-            name=name,
-            effect=effect,
-            action=action,
-            resource=pattern,
-            condition=condition,
-        ),
-    )
+    rule_create(actor, agent, CANDIDATE_RULE)
     agent.refresh_from_db()
     candidate = agent.stable_release
     release_rollback(actor=actor, release=before)
