@@ -352,6 +352,26 @@ def refund_agent_create(actor: Any) -> Any:
     )
 
 
+def rule_create(actor: Any, agent: Any, rule: tuple[str, str, str, str, str]) -> Any:
+    """One rule, (name, effect, action, resource pattern, CEL condition), through the
+    services (after django.setup(); bench/rollout.py uses it too)."""
+    from oversight.policy.models import Rule
+    from oversight.policy.services import policy_object_create
+
+    name, effect, action, pattern, condition = rule
+    return policy_object_create(
+        actor=actor,
+        obj=Rule(
+            agent=agent,
+            name=name,
+            effect=effect,
+            action=action,
+            resource=pattern,
+            condition=condition,
+        ),
+    )
+
+
 def setup_data() -> dict[str, Any]:
     """Runs in a subprocess (--setup-only): the team, owner, agent, policy and token."""
     import django
@@ -364,7 +384,7 @@ def setup_data() -> dict[str, Any]:
     from oversight.accounts.services import team_reviewer_add
     from oversight.agents.services import token_create
     from oversight.audit.actors import Actor
-    from oversight.policy.models import Grant, Limit, Rule
+    from oversight.policy.models import Grant, Limit
     from oversight.policy.services import policy_object_create
 
     actor = Actor.system("bench")
@@ -441,18 +461,8 @@ def setup_data() -> dict[str, Any]:
         ),
         ("reopen tickets", "permit", "zendesk.ticket.update", "zendesk:ticket/*", ""),
     ]
-    for name, effect, action, pattern, condition in rules:
-        policy_object_create(
-            actor=actor,
-            obj=Rule(
-                agent=agent,
-                name=name,
-                effect=effect,
-                action=action,
-                resource=pattern,
-                condition=condition,
-            ),
-        )
+    for rule in rules:
+        rule_create(actor, agent, rule)
 
     # 3 limits, one per scope, never reached during the run.
     limits = [
@@ -774,8 +784,10 @@ def wrk(
     token: str,
     *,
     measure: bool = True,
+    sessions: int = 0,
 ) -> dict[str, Any]:
-    """Maximum throughput: wrk, 2 threads, `connections` connections kept busy."""
+    """Maximum throughput: wrk, 2 threads, `connections` connections kept busy (each
+    decision in one of `sessions` sessions, in turn, when that is above 0)."""
     path = "/ping" if kind == "ping" else "/api/v1/actions"
     cmd = [
         "wrk",
@@ -791,7 +803,7 @@ def wrk(
         str(LUA),
         server.url + path,
     ]
-    env = {**os.environ, "BENCH_KIND": kind, "BENCH_TOKEN": token}
+    env = {**os.environ, "BENCH_KIND": kind, "BENCH_TOKEN": token, "BENCH_SESSIONS": str(sessions)}
     if not measure:
         run(cmd, env=env, timeout=seconds + 60)
         return {}

@@ -3,12 +3,15 @@
 -- BENCH_KIND=decide (default): POST /api/v1/actions with the bearer token in BENCH_TOKEN,
 --   a refund the benchmark's policy allows, on a different charge for every request.
 -- BENCH_KIND=ping: GET /ping.
+-- BENCH_SESSIONS=N (N > 0): each decision also names one of N sessions ("session_id"),
+--   in turn, so that a canary rollout's sticky assignment by session is exercised.
 --
 -- At the end one line "BENCH_JSON {...}" sums every thread: requests, status codes,
 -- bodies that said "allowed" (or "pong"), socket errors and latency percentiles (µs).
 
 local kind = os.getenv("BENCH_KIND") or "decide"
 local token = os.getenv("BENCH_TOKEN") or ""
+local sessions = tonumber(os.getenv("BENCH_SESSIONS") or "0") or 0
 local threads = {}
 
 function setup(thread)
@@ -32,11 +35,15 @@ function request()
     return wrk.format("GET", "/ping")
   end
   local charge = string.format("ch_%d_%d", thread_no, sent)
+  local session = ""
+  if sessions > 0 then
+    session = string.format(',"session_id":"s-%d"', (thread_no * 7919 + sent) % sessions)
+  end
   local body = string.format(
     '{"action":"payments.refund","resource":"stripe:charge/%s",'
       .. '"params":{"amount":%d,"charges":["%s"],"currency":"usd"},'
-      .. '"reason":"customer asked for a refund"}',
-    charge, 20 + sent % 400, charge)
+      .. '"reason":"customer asked for a refund"%s}',
+    charge, 20 + sent % 400, charge, session)
   return wrk.format("POST", "/api/v1/actions", headers, body)
 end
 
