@@ -18,6 +18,10 @@ class AgentForm(forms.ModelForm):
     environments = forms.MultipleChoiceField(
         choices=Environment.choices, widget=forms.CheckboxSelectMultiple
     )
+    # A URL typed without a scheme is taken as https (the service checks the rest).
+    compensation_webhook_url = Agent._meta.get_field("compensation_webhook_url").formfield(
+        assume_scheme="https", widget=forms.URLInput(attrs={"placeholder": "https://…"})
+    )
 
     class Meta:
         model = Agent
@@ -35,6 +39,7 @@ class AgentForm(forms.ModelForm):
             "model_name",
             "model_settings",
             "tools",
+            "compensation_webhook_url",
         ]
         widgets = {
             "purpose": forms.Textarea(attrs={"rows": 3}),

@@ -80,6 +80,14 @@ class Agent(models.Model):
     # A rollout in progress (kept with its Rollout row by releases/rollouts.py): the
     # candidate, its stage (staging, shadow or canary; blank when none decides), and the
     # share of sessions it decides in a canary, in basis points (100 = 1%).
+    # Undo (docs/rewind.md): where Oversight sends this agent's compensations to be run,
+    # signed with its team's webhook secret (blank: its team's webhook, or its SDK worker).
+    compensation_webhook_url = models.URLField(
+        "compensation webhook URL",
+        max_length=500,
+        blank=True,
+        help_text="Runs this agent's undos; blank: its team's, or its own SDK worker.",
+    )
     candidate_release = models.ForeignKey(
         "releases.Release", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -45,7 +45,19 @@ EDITABLE_FIELDS = (
     "model_name",
     "model_settings",
     "tools",
+    "compensation_webhook_url",
 )
+
+
+def _check_webhook(agent: Agent) -> None:
+    """A compensation webhook is https (http only to this machine), as a team's is."""
+    from oversight.notifications.models import validate_webhook_url  # notifications -> agents
+
+    if agent.compensation_webhook_url:
+        try:
+            validate_webhook_url(agent.compensation_webhook_url)
+        except ValidationError as exc:
+            raise ValidationError({"compensation_webhook_url": exc.messages}) from None
 
 
 def _require_active_owner(owner: Any) -> None:
@@ -79,6 +91,7 @@ def agent_create(
     model_name: str = "",
     model_settings: dict[str, Any] | None = None,
     tools: list[Any] | None = None,
+    compensation_webhook_url: str = "",
 ) -> Agent:
     _require_active_owner(owner)
     now = timezone.now()
@@ -97,9 +110,11 @@ def agent_create(
         model_name=model_name,
         model_settings=model_settings or {},
         tools=tools or [],
+        compensation_webhook_url=compensation_webhook_url,
         next_review_due=_next_review_due(since=now, interval_days=review_interval_days),
     )
     agent.full_clean()
+    _check_webhook(agent)
     agent.save()
     permissions.grant_owner(agent, owner)
     permissions.grant_team(agent)
@@ -140,6 +155,7 @@ def agent_update(*, actor: Actor, agent: Agent, **changes: Any) -> Agent:
             since=since, interval_days=locked.review_interval_days
         )
     locked.full_clean()
+    _check_webhook(locked)
     after = snapshot(locked)
     if after == before:
         return locked

@@ -1,6 +1,6 @@
-"""Compensations run by a team's signed webhook, for agents with no compensator of their own.
+"""Compensations run by a signed webhook: the agent's own, else its team's.
 
-Each runnable compensation of the team's agents is taken with a short lease and POSTed,
+Each runnable compensation of such an agent is taken with a short lease and POSTed,
 signed (HMAC-SHA256 of the exact body under the team's webhook secret, as notifications
 are: docs/notifications.md), to the team's compensation webhook. The receiver does what
 an SDK compensator does (read the state; if it is not ``original.after``, answer
@@ -19,7 +19,9 @@ from typing import Any
 
 import httpx
 from django.core.exceptions import ValidationError
+from django.db.models import Q
 
+from oversight.agents.models import Agent
 from oversight.audit.actors import Actor
 from oversight.gateway.models import Action
 from oversight.notifications.constants import (
@@ -27,7 +29,7 @@ from oversight.notifications.constants import (
     TIMESTAMP_HEADER,
     WEBHOOK_TIMEOUT_SECONDS,
 )
-from oversight.notifications.models import TeamChannels, validate_webhook_url
+from oversight.notifications.models import validate_webhook_url
 from oversight.notifications.signing import signature_header
 from oversight.rewind.services import (
     OUTCOMES,
@@ -71,17 +73,17 @@ def _answer(response: httpx.Response) -> Report:
     return Report(data["outcome"], data.get("found"), data.get("left"), str(detail)[:5000])
 
 
-def _call(channels: TeamChannels, compensation: Action) -> Report:
-    validate_webhook_url(channels.compensation_webhook_url)
+def _call(url: str, secret: str, compensation: Action) -> Report:
+    validate_webhook_url(url)
     timestamp = int(time.time())
     body = json.dumps({**task_body(compensation), "timestamp": timestamp}).encode()
     response = httpx.post(
-        channels.compensation_webhook_url,
+        url,
         content=body,
         headers={
             "Content-Type": "application/json",
             "User-Agent": "Oversight-Compensation/1",
-            SIGNATURE_HEADER: signature_header(body, channels.webhook_secret),
+            SIGNATURE_HEADER: signature_header(body, secret),
             TIMESTAMP_HEADER: str(timestamp),
         },
         timeout=WEBHOOK_TIMEOUT_SECONDS,
@@ -90,22 +92,38 @@ def _call(channels: TeamChannels, compensation: Action) -> Report:
     return _answer(response)
 
 
+def _targets() -> list[tuple[int, str, str]]:
+    """(agent, URL, secret) for every agent with a compensation webhook: its own, else its
+    team's; signed with its team's webhook secret (an agent whose team has no channels
+    row has no secret, and is left to its SDK worker)."""
+    rows = (
+        Agent.objects.filter(
+            Q(compensation_webhook_url__gt="") | Q(team__channels__compensation_webhook_url__gt="")
+        )
+        .filter(team__channels__isnull=False)
+        .values_list(
+            "pk",
+            "compensation_webhook_url",
+            "team__channels__compensation_webhook_url",
+            "team__channels__webhook_secret",
+        )
+    )
+    return [(pk, own or team_url, secret) for pk, own, team_url, secret in rows]
+
+
 def compensations_by_webhook() -> dict[str, int]:
-    """The beat job: each team's runnable compensations to its webhook, once each."""
+    """The beat job: runnable compensations to their agent's (or team's) webhook, once each."""
     done = failed = 0
-    teams = TeamChannels.objects.exclude(compensation_webhook_url="").select_related("team")
-    for channels in teams:
-        agent_ids = channels.team.agents.values_list("pk", flat=True)
-        for agent_id in agent_ids:
-            for compensation in compensations_claim_for(agent_id=agent_id, lease=RETRY):
-                try:
-                    report = _call(channels, compensation)
-                except (httpx.HTTPError, ValueError, ValidationError) as exc:
-                    logger.warning("compensation %s by webhook: %s", compensation.pk, exc)
-                    failed += 1
-                    continue
-                compensation_report_for(
-                    agent_id=agent_id, actor=ACTOR, action_id=compensation.pk, report=report
-                )
-                done += 1
+    for agent_id, url, secret in _targets():
+        for compensation in compensations_claim_for(agent_id=agent_id, lease=RETRY):
+            try:
+                report = _call(url, secret, compensation)
+            except (httpx.HTTPError, ValueError, ValidationError) as exc:
+                logger.warning("compensation %s by webhook: %s", compensation.pk, exc)
+                failed += 1
+                continue
+            compensation_report_for(
+                agent_id=agent_id, actor=ACTOR, action_id=compensation.pk, report=report
+            )
+            done += 1
     return {"done": done, "failed": failed}

@@ -32,6 +32,7 @@ class Receiver(BaseHTTPRequestHandler):
     ledger: dict[str, Any] = {}
     status = 200
     seen: list[dict[str, Any]] = []
+    port = 0
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
@@ -75,6 +76,7 @@ def receiver(agent: Agent) -> Iterator[type[Receiver]]:
         200,
         [],
     )
+    Receiver.port = server.server_port
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield Receiver
@@ -123,3 +125,42 @@ def test_a_failing_webhook_is_tried_again_after_its_lease(
     assert compensations_by_webhook() == {"done": 1, "failed": 0}
     original.refresh_from_db()
     assert original.status == "rolled_back"
+
+
+def test_an_agents_own_webhook_runs_its_undos(
+    agent: Agent,
+    owner: Any,
+    production: Any,  # noqa: F811
+    receiver: type[Receiver],
+) -> None:
+    from oversight.agents.services import agent_update
+    from oversight.notifications.services import team_channels_update
+
+    url = team_channels_update(
+        actor=SYSTEM,
+        team=agent.team,
+        email_enabled=False,
+        webhook_url="",
+        compensation_webhook_url="",
+    )
+    assert url.compensation_webhook_url == ""
+    original = _refunded(production)
+    receiver.ledger[original.resource] = {"refunded": 40}
+    action_undo(actor=Actor.for_user(owner), action=original)
+    assert compensations_by_webhook() == {"done": 0, "failed": 0}  # nobody's webhook
+    port = receiver.port
+    agent_update(actor=SYSTEM, agent=agent, compensation_webhook_url=f"http://127.0.0.1:{port}/x")
+    assert compensations_by_webhook() == {"done": 1, "failed": 0}
+    original.refresh_from_db()
+    assert original.status == "rolled_back"
+
+
+def test_an_agents_webhook_must_be_https_away_from_this_machine(agent: Agent) -> None:
+    from django.core.exceptions import ValidationError
+
+    from oversight.agents.services import agent_update
+
+    with pytest.raises(ValidationError, match="https"):
+        agent_update(
+            actor=SYSTEM, agent=agent, compensation_webhook_url="http://undo.example.com/x"
+        )
