@@ -15,6 +15,7 @@ audited there too. The guard (guard.py) calls ``rollout_advance`` and
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -40,6 +41,7 @@ from oversight.releases.models import (
     Stage,
 )
 
+logger = logging.getLogger(__name__)
 _TIERS = [RiskTier.LOW, RiskTier.MEDIUM, RiskTier.HIGH, RiskTier.CRITICAL]
 _STARTS = (Stage.STAGING, Stage.SHADOW, Stage.CANARY)
 
@@ -304,8 +306,16 @@ def _restore_working_copy(actor: Actor, rollout: Rollout) -> None:
         return
     if digest(agent_content(agent)) != rollout.release.digest:
         return
-    with releases_batched(notes=f"back to v{stable.version} after v{newest.version}"):
-        content_restore(actor=actor, agent=agent, content=stable.content)
+    try:
+        with (
+            transaction.atomic(),
+            releases_batched(notes=f"back to v{stable.version} after v{newest.version}"),
+        ):
+            content_restore(actor=actor, agent=agent, content=stable.content)
+    except ValidationError as exc:
+        # The rollback itself must never fail for this: the candidate already decides
+        # nothing. The working copy stays the candidate's, and the policy page says so.
+        logger.warning("working copy of %s left as v%s: %s", agent.slug, newest.version, exc)
 
 
 def rollout_end_for_rollback(*, actor: Actor, agent: Agent, version: int) -> None:

@@ -377,3 +377,29 @@ def test_the_owner_is_asked_to_approve_a_change_an_admin_made(
         )
     )
     assert asked == {owner.username}  # who may change the agent, but not its author
+
+
+def test_a_rollback_succeeds_even_when_the_working_copy_cannot_be_restored(
+    agent: Agent, owner: Any, admin_user: Any, production: Any
+) -> None:
+    """Stable holds a rule nobody can approve any more: restoring it is refused, but the
+    candidate still stops deciding at once."""
+    from tests.gateway.helpers import hold_large_refunds
+
+    grant_refunds(agent)
+    hold_large_refunds(agent)  # v3, stable; its approvers are standby reviewers
+    team_change_control_update(actor=SYSTEM, team=agent.team, staged_releases_from="high")
+    rule = Rule.objects.get(agent=agent, name="large refunds")
+    from oversight.policy.services import policy_object_delete
+
+    policy_object_delete(actor=Actor.for_user(owner), obj=rule)  # v4: awaiting approval
+    rollout = Rollout.objects.get(agent=agent)
+    rollouts.rollout_approve(actor=Actor.for_user(admin_user), rollout=rollout)
+    from django.contrib.auth import get_user_model
+
+    get_user_model().objects.filter(username__startswith="standby").update(is_active=False)
+    rollouts.rollout_roll_back(actor=SYSTEM, rollout=rollout, why="bad")
+    rollout.refresh_from_db()
+    agent.refresh_from_db()
+    assert rollout.state == RolloutState.ROLLED_BACK and agent.candidate_release_id is None
+    assert not Rule.objects.filter(agent=agent, name="large refunds").exists()  # not restored
