@@ -22,11 +22,11 @@ from oversight.gateway.exceptions import NotFoundError
 from oversight.gateway.json_safety import NO_NUL
 from oversight.gateway.models import Action
 from oversight.gateway.schemas import (
+    API_ERRORS,
     ActionIn,
     ActionOut,
     AgentOut,
     DecisionOut,
-    ErrorOut,
     ReleaseOut,
     ResultIn,
     ToolsIn,
@@ -65,17 +65,7 @@ api = _AgentApi(
 )
 install_error_handlers(api)
 
-_ERRORS = {
-    400: ErrorOut,
-    401: ErrorOut,
-    403: ErrorOut,
-    404: ErrorOut,
-    409: ErrorOut,
-    413: ErrorOut,
-    422: ErrorOut,
-    500: ErrorOut,
-    503: ErrorOut,
-}
+_ERRORS = API_ERRORS
 # OpenAPI links: the id a decision returns is what the other action operations take.
 _ACTION_LINKS = {
     "ReadAction": {"operationId": "get_action", "parameters": {"action_id": "$response.body#/id"}},

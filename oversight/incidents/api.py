@@ -10,6 +10,7 @@ from ninja import Router
 
 from oversight.approvals.api import PersonBearer
 from oversight.approvals.selectors import action_get
+from oversight.gateway.schemas import API_ERRORS
 from oversight.incidents.provenance import action_provenance
 
 router = Router(auth=PersonBearer(), tags=["provenance"])
@@ -17,7 +18,7 @@ router = Router(auth=PersonBearer(), tags=["provenance"])
 
 @router.get(
     "/{action_id}",
-    response=dict[str, Any],
+    response={200: dict[str, Any], **API_ERRORS},
     summary="What decided an action",
     operation_id="get_provenance",
 )

@@ -9,6 +9,7 @@ import uuid
 from typing import Any, Literal
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema
 from pydantic import field_validator
@@ -16,6 +17,7 @@ from pydantic import field_validator
 from oversight.gateway.constants import MAX_WAIT_SECONDS
 from oversight.gateway.json_safety import NO_NUL, StorableJson, check_json
 from oversight.gateway.models import Action
+from oversight.gateway.schemas import API_ERRORS
 from oversight.rewind import services
 
 router = Router(tags=["compensations"])
@@ -83,7 +85,7 @@ def _out(compensation: Action) -> dict[str, Any]:
 
 @router.get(
     "",
-    response=list[CompensationOut],
+    response={200: list[CompensationOut], **API_ERRORS},
     summary="Take the compensations to run",
     operation_id="take_compensations",
 )
@@ -96,7 +98,7 @@ async def take_compensations(
     until there is one. Read the state first: if it is not `original.after`, report
     `conflict` and change nothing."""
     claim = sync_to_async(services.compensations_claim)
-    deadline = time.monotonic() + wait
+    deadline = time.monotonic() + min(wait, settings.LONG_POLL_CAP_SECONDS)
     while True:
         found = await claim(token=request.auth)
         remaining = deadline - time.monotonic()
@@ -107,7 +109,7 @@ async def take_compensations(
 
 @router.post(
     "/{compensation_id}/result",
-    response=CompensationDoneOut,
+    response={200: CompensationDoneOut, **API_ERRORS},
     summary="Report a compensation's outcome",
     operation_id="report_compensation",
 )
