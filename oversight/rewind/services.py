@@ -74,8 +74,11 @@ def undo_refusal(action: Action, now: dt.datetime | None = None) -> str:
     if action.reversibility != "reversible" or not action.undo_contract:
         what = action.reversibility or "not allowed"
         return f"This action is {what}: its grant names no way to undo it."
+    if action.status == ActionStatus.ROLLED_BACK:
+        return "It has been rolled back."
     if action.status != ActionStatus.SUCCEEDED:
-        return f"Only an action that succeeded can be undone; this one is {action.status}."
+        status = ActionStatus(action.status).label.lower()
+        return f"Only an action that succeeded can be undone; this one is {status}."
     deadline = undo_deadline(action)
     if deadline is not None and now > deadline:
         return f"Its undo window closed at {deadline:%Y-%m-%d %H:%M} UTC."
