@@ -214,7 +214,7 @@ else:
     CELERY_BROKER_URL = "memory://localhost/"
     CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
-# The longest a long-poll (GET /api/v1/compensations?wait=N) holds, whatever N asks: a
+# The longest a long-poll (GET /api/v1/actions/{id}?wait=N, /compensations?wait=N) holds: a
 # test server that a fuzzer drives sets it low; the API's limit stays what it documents.
 LONG_POLL_CAP_SECONDS = envint("LONG_POLL_CAP_SECONDS", 60, minimum=0)
 # A rewind that would undo this many actions or more waits for a second person's approval.

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from typing import Any
 
@@ -33,6 +31,7 @@ from oversight.gateway.schemas import (
     ToolsOut,
 )
 from oversight.killswitch.selectors import halting_switch
+from oversight.lib.long_poll import poll
 from oversight.releases.selectors import release_for_session
 
 _POLL_SECONDS = 0.25
@@ -161,13 +160,13 @@ async def get_action(
     """With `wait`, a pending action is long-polled until decided or the time is up; the
     server holds no thread while waiting."""
     read = sync_to_async(selectors.action_with_votes_for_agent)
-    deadline = time.monotonic() + wait
-    while True:
-        action = await read(token=request.auth, action_id=action_id)
-        remaining = deadline - time.monotonic()
-        if action.status != ActionStatus.PENDING or remaining <= 0:
-            return action_body(action)
-        await asyncio.sleep(min(_POLL_SECONDS, remaining))
+    action = await poll(
+        lambda: read(token=request.auth, action_id=action_id),
+        lambda found: found.status != ActionStatus.PENDING,
+        wait=wait,
+        every=_POLL_SECONDS,
+    )
+    return action_body(action)
 
 
 @api.post(

@@ -3,13 +3,10 @@ report each one's outcome. Agent tokens, as every endpoint under /api/v1/."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from typing import Any, Literal
 
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema
 from pydantic import field_validator
@@ -18,6 +15,7 @@ from oversight.gateway.constants import MAX_WAIT_SECONDS
 from oversight.gateway.json_safety import NO_NUL, StorableJson, check_json
 from oversight.gateway.models import Action
 from oversight.gateway.schemas import API_ERRORS
+from oversight.lib.long_poll import poll
 from oversight.rewind import services
 
 router = Router(tags=["compensations"])
@@ -98,13 +96,8 @@ async def take_compensations(
     until there is one. Read the state first: if it is not `original.after`, report
     `conflict` and change nothing."""
     claim = sync_to_async(services.compensations_claim)
-    deadline = time.monotonic() + min(wait, settings.LONG_POLL_CAP_SECONDS)
-    while True:
-        found = await claim(token=request.auth)
-        remaining = deadline - time.monotonic()
-        if found or remaining <= 0:
-            return [_out(c) for c in found]
-        await asyncio.sleep(min(_POLL_SECONDS, remaining))
+    found = await poll(lambda: claim(token=request.auth), bool, wait=wait, every=_POLL_SECONDS)
+    return [_out(c) for c in found]
 
 
 @router.post(

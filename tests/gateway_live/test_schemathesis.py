@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -24,7 +25,9 @@ def server_env() -> dict[str, str]:
 def test_the_api_survives_schemathesis(live_agent: LiveAgent) -> None:
     result = subprocess.run(
         [
-            sys.executable, "-m", "schemathesis.cli", "run",
+            sys.executable, "-m", "schemathesis.cli",
+            "--config-file", str(Path(__file__).with_name("schemathesis.toml")),
+            "run",
             f"{live_agent.url}/api/v1/openapi.json",
             "--header", f"Authorization: Bearer {live_agent.token}",
             "--checks", "all",

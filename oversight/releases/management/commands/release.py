@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from oversight.agents.models import Agent
 from oversight.audit.actors import Actor
+from oversight.core.commands import command_actor
 from oversight.releases import rollouts
 from oversight.releases.guard import rollout_guard_one
 from oversight.releases.models import Release, Stage
@@ -61,21 +61,13 @@ class Command(BaseCommand):
         found = Agent.objects.select_related("team", "owner").filter(slug=agent).first()
         if found is None:
             raise CommandError(f"No agent {agent!r}.")
-        actor = self._actor(options["user"])
+        actor = command_actor(options["user"], "release-command")
         try:
             self._run(found, operation, actor, options)
         except ValidationError as exc:
             raise CommandError(" ".join(exc.messages)) from None
         found.refresh_from_db()
         self._status(found)
-
-    def _actor(self, username: str) -> Actor:
-        if not username:
-            return Actor.system("release-command")
-        user = get_user_model().objects.filter(username=username, is_active=True).first()
-        if user is None:
-            raise CommandError(f"No active user {username!r}.")
-        return Actor.for_user(user)
 
     def _release(self, agent: Agent, version: int | None) -> Release:
         if version is None:

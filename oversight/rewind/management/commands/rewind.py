@@ -13,13 +13,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from oversight.agents.models import Agent
-from oversight.audit.actors import Actor
+from oversight.core.commands import command_actor
 from oversight.lib.moments import MomentError, parse_moment
 from oversight.rewind import bulk
 from oversight.rewind.models import Rewind
@@ -51,7 +50,7 @@ class Command(BaseCommand):
             what.add_argument(f"--{step}", type=int, metavar="ID")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        actor = self._actor(options["user"])
+        actor = command_actor(options["user"], "rewind-command")
         try:
             for step, service in _STEPS.items():
                 if options[step] is not None:
@@ -69,14 +68,6 @@ class Command(BaseCommand):
                 self._report(rewind)
         except ValidationError as exc:
             raise CommandError(" ".join(exc.messages)) from None
-
-    def _actor(self, username: str) -> Actor:
-        if not username:
-            return Actor.system("rewind-command")
-        user = get_user_model().objects.filter(username=username, is_active=True).first()
-        if user is None:
-            raise CommandError(f"No active user {username!r}.")
-        return Actor.for_user(user)
 
     def _rewind(self, pk: int) -> Rewind:
         rewind = Rewind.objects.select_related("agent").filter(pk=pk).first()
