@@ -158,6 +158,10 @@ def rewind_create(*, actor: Actor, scope: Scope) -> Rewind:
     plan = rewind_plan(scope=scope, examples=0)
     if not plan["actions"]:
         raise ValidationError("No action of the agent in that window: nothing to rewind.")
+    if not plan["to_undo"]:
+        raise ValidationError(
+            "None of the window's actions can be undone (see why in the plan): nothing to rewind."
+        )
     now = timezone.now()
     rewind = Rewind.objects.create(
         agent=scope.agent,

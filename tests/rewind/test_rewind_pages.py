@@ -83,3 +83,22 @@ def test_the_command_plans_runs_and_reports(agent: Agent, production: Any) -> No
         call_command("rewind", "--agent", agent.slug, "--since", "soon", "--dry-run")
     with pytest.raises(CommandError, match="No agent"):
         call_command("rewind", "--agent", "nobody", "--since", "1h", "--dry-run")
+
+
+def test_a_window_with_nothing_to_undo_offers_no_start(
+    client: Client,
+    agent: Agent,
+    owner: Any,
+    production: Any,  # noqa: F811
+) -> None:
+    from tests.gateway.helpers import decide, refund
+
+    decide(production, refund(10))  # allowed, never reported as run: nothing to undo
+    client.force_login(owner)
+    page = reverse("rewind:plan", args=[agent.slug])
+    planned = client.get(page, {"since": "1h", "resource": "*"}).content.decode()
+    assert "Nothing in this window can be undone" in planned
+    assert "Start the rewind" not in planned
+    response = client.post(page, {"since": "1h", "resource": "*"})
+    assert "None of the window" in response.content.decode()
+    assert not Rewind.objects.exists()
