@@ -161,3 +161,22 @@ def api_error(response: HttpResponse, status: int, code: str) -> dict[str, Any]:
     assert body["error"]["code"] == code
     assert isinstance(body["error"]["message"], str) and body["error"]["message"]
     return body["error"]
+
+
+def grant_reversible_refunds(agent: Agent, undo_params: dict[str, str]) -> Grant:
+    """Refunds, undone by ``payments.charge`` with these params (within an hour), and the
+    grant that lets the undo itself be allowed."""
+    grant = policy_object_create(
+        actor=SYSTEM,
+        obj=Grant(
+            agent=agent,
+            action=REFUND,
+            resource="stripe:charge/*",
+            reversibility="reversible",
+            undo_action="payments.charge",
+            undo_params=undo_params,
+            undo_window_seconds=3600,
+        ),
+    )
+    policy_object_create(actor=SYSTEM, obj=Grant(agent=agent, action="payments.charge"))
+    return grant

@@ -23,28 +23,17 @@ from oversight.rewind import bulk
 from oversight.rewind.models import Rewind, RewindItem
 from oversight.rewind.services import Report, compensation_report, compensations_claim
 from tests.conftest import SYSTEM
-from tests.gateway.helpers import REFUND, decide, refund
+from tests.gateway.helpers import decide, grant_reversible_refunds, refund
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def production(agent: Agent) -> Any:
-    policy_object_create(
-        actor=SYSTEM,
-        obj=Grant(
-            agent=agent,
-            action=REFUND,
-            resource="stripe:charge/*",
-            reversibility="reversible",
-            undo_action="payments.charge",
-            undo_params={"amount": "params.amount"},
-        ),
-    )
+    grant_reversible_refunds(agent, {"amount": "params.amount"})
     policy_object_create(
         actor=SYSTEM, obj=Grant(agent=agent, action="email.send", reversibility="irreversible")
     )
-    policy_object_create(actor=SYSTEM, obj=Grant(agent=agent, action="payments.charge"))
     return token_create(actor=SYSTEM, agent=agent, environment="production")[0]
 
 

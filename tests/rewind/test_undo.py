@@ -20,30 +20,18 @@ from oversight.audit.models import AuditEvent
 from oversight.gateway.exceptions import ConflictError
 from oversight.gateway.lifecycle import ResultInput, action_report_result
 from oversight.gateway.models import Action
-from oversight.policy.models import Grant, Rule
+from oversight.policy.models import Rule
 from oversight.policy.services import policy_object_create
 from oversight.rewind.services import Report, action_undo, compensation_report, compensations_claim
 from tests.conftest import SYSTEM
-from tests.gateway.helpers import REFUND, decide, refund, standby_reviewer
+from tests.gateway.helpers import decide, grant_reversible_refunds, refund, standby_reviewer
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def production(agent: Agent) -> Any:
-    policy_object_create(
-        actor=SYSTEM,
-        obj=Grant(
-            agent=agent,
-            action=REFUND,
-            resource="stripe:charge/*",
-            reversibility="reversible",
-            undo_action="payments.charge",
-            undo_params={"charge": "params.charges[0]", "amount": "params.amount"},
-            undo_window_seconds=3600,
-        ),
-    )
-    policy_object_create(actor=SYSTEM, obj=Grant(agent=agent, action="payments.charge"))
+    grant_reversible_refunds(agent, {"charge": "params.charges[0]", "amount": "params.amount"})
     return token_create(actor=SYSTEM, agent=agent, environment="production")[0]
 
 

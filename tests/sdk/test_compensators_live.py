@@ -14,12 +14,12 @@ from oversight.agents.services import agent_access_grant, token_create
 from oversight.approvals.services import approval_vote
 from oversight.audit.actors import Actor
 from oversight.gateway.models import Action
-from oversight.policy.models import Grant, Rule
+from oversight.policy.models import Rule
 from oversight.policy.services import policy_object_create
 from oversight.rewind.services import action_undo
 from oversight_sdk import CompensationTask, Oversight
 from tests.conftest import SYSTEM
-from tests.gateway.helpers import standby_reviewer
+from tests.gateway.helpers import grant_reversible_refunds, standby_reviewer
 from tests.servers import asgi_server
 
 pytestmark = pytest.mark.postgres
@@ -53,19 +53,7 @@ def live_url(transactional_db: None) -> Iterator[str]:
 
 @pytest.fixture
 def client(live_url: str, agent: Any) -> Iterator[Oversight]:
-    policy_object_create(
-        actor=SYSTEM,
-        obj=Grant(
-            agent=agent,
-            action=REFUND,
-            resource="stripe:charge/*",
-            reversibility="reversible",
-            undo_action="payments.charge",
-            undo_params={"charge": "params.charge", "amount": "params.amount"},
-            undo_window_seconds=3600,
-        ),
-    )
-    policy_object_create(actor=SYSTEM, obj=Grant(agent=agent, action="payments.charge"))
+    grant_reversible_refunds(agent, {"charge": "params.charge", "amount": "params.amount"})
     raw = token_create(actor=SYSTEM, agent=agent, environment="production")[1]
     with Oversight(live_url, raw, timeout=5, retries=1, backoff=0.05) as client:
         yield client
