@@ -190,14 +190,16 @@ _RANK = ["registry", "team", "token", "switch", "owner", "tool", "policy", "conf
 
 
 def _describe(change: Change) -> None:
-    """Its kind (the most steering of its events'), what it touches, what it did."""
-    kinds = []
-    for event in change.events:
-        kind, touches, what = _event(event)
-        kinds.append(kind)
-        change.touches |= touches
+    """Its kind (the most steering of its events'), what it touches (by the events of
+    that weight: a purpose edited along with a grant does not make the grant's change
+    touch everything), what it did."""
+    described = [_event(event) for event in change.events]
+    change.kind = max((kind for kind, _, _ in described), key=_RANK.index)
+    top = WEIGHTS[change.kind]
+    for kind, touches, what in described:
+        if WEIGHTS[kind] >= top:
+            change.touches |= touches
         change.what.append(what)
-    change.kind = max(kinds, key=_RANK.index)
 
 
 def _patterns(event: AuditEvent) -> set[str]:
@@ -211,6 +213,7 @@ def _patterns(event: AuditEvent) -> set[str]:
 def _event(event: AuditEvent) -> tuple[str, set[str], str]:
     verb, label = event.verb, event.target_label
     noun, _, done = verb.partition(".")
+    label = label.removeprefix(f"{noun} ")  # "rule deleted: x", not "rule deleted: rule x"
     if noun in ("grant", "rule", "limit"):
         return "policy", _patterns(event), f"{noun} {done.replace('_', ' ')}: {label}"
     if noun in ("release", "rollout"):
