@@ -37,7 +37,7 @@ def mix(*weighted: tuple[int, Body]) -> Body:
 
 
 def traffic(token: AgentToken, body: Body, count: int, *, seed: int) -> list[Action]:
-    rng = random.Random(seed)  # noqa: S311 - test traffic
+    rng = random.Random(seed)
     return [decide(token, body(rng)) for _ in range(count)]
 
 

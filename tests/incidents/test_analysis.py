@@ -86,9 +86,10 @@ def test_the_deleted_rule_is_named_first_with_its_evidence(
     assert first["touches"] == ["payments.refund"]
     assert first["scope_fit"] > 0.9
     moved = {row["what"]: row for row in first["evidence"]}
-    assert moved["payments.refund denied"]["share_after"] < moved["payments.refund denied"][
-        "share_before"
-    ]
+    assert (
+        moved["payments.refund denied"]["share_after"]
+        < moved["payments.refund denied"]["share_before"]
+    )
     # The unrelated changes are there, ranked below it.
     summaries = [c["summary"] for c in others]
     assert any("payments.dispute" in s for s in summaries)
@@ -113,9 +114,7 @@ def test_the_blast_radius_is_what_was_recorded_from_the_break_on(
     assert blast["took_effect"] == effective.count()
     assert blast["resources"] == effective.values("resource").distinct().count()
     total = sum(a.params["amount"] for a in effective)
-    assert blast["amounts"] == [
-        {"action": "payments.refund", "currency": "", "sum": str(total)}
-    ]
+    assert blast["amounts"] == [{"action": "payments.refund", "currency": "", "sum": str(total)}]
     assert blast["reversibility"] == {"unknown": effective.count()}
     assert report["rewind"][0]["url"].startswith("/agents/refund-bot/rewind/?since=")
 
