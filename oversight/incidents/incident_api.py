@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
-from ninja import Field, Path, Query, Router, Schema
+from ninja import Field, Path, Query, Router, Schema, Status
 
 from oversight.agents.selectors import agent_get
 from oversight.approvals.api import PersonBearer
@@ -41,7 +41,7 @@ class IncidentFilters(Schema):
     summary="Open an incident for an agent",
     operation_id="open_incident",
 )
-def open_incident(request: HttpRequest, payload: IncidentIn) -> tuple[int, dict[str, Any]]:
+def open_incident(request: HttpRequest, payload: IncidentIn) -> Status:
     """Opened by the token's person (owners, reviewers and admins of the agent; 404 for an
     agent they may not view). Its analysis is queued at once: read it back until
     ``analysis.state`` is ``done``."""
@@ -61,7 +61,7 @@ def open_incident(request: HttpRequest, payload: IncidentIn) -> tuple[int, dict[
         actor=Actor.for_user(request.user), user=request.user, agent=agent, **form.trigger(agent)
     )
     incident.refresh_from_db()
-    return 201, incident_document(incident)
+    return Status(201, incident_document(incident))
 
 
 @router.get(
@@ -96,12 +96,10 @@ def get_incident(
     summary="Analyse an incident again",
     operation_id="analyse_incident",
 )
-def analyse_incident(
-    request: HttpRequest, incident_id: int = Path(..., ge=1, le=MAX_ID)
-) -> tuple[int, dict[str, Any]]:
+def analyse_incident(request: HttpRequest, incident_id: int = Path(..., ge=1, le=MAX_ID)) -> Status:
     incident = selectors.incident_get(user=request.user, pk=incident_id)
     if not selectors.user_can_handle(request.user, incident):
         raise PermissionDenied("Only the agent's owners and reviewers, and admins, handle it.")
     services.incident_reanalyse(incident=incident)
     incident.refresh_from_db()
-    return 202, incident_document(incident)
+    return Status(202, incident_document(incident))
