@@ -11,6 +11,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from oversight.agents.selectors import agent_get
@@ -122,7 +123,9 @@ def incident_open_view(request: HttpRequest) -> HttpResponse:
     form = IncidentOpenForm(request.POST)
     if not form.is_valid():
         messages.error(request, "; ".join(e for errs in form.errors.values() for e in errs))
-        return redirect(request.POST.get("next") or "incidents:list")
+        back = request.POST.get("next", "")
+        safe = url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()})
+        return redirect(back if back and safe else "incidents:list")
     agent = agent_get(user=request.user, slug=form.cleaned_data["agent"])
     if not selectors.agent_incident_allowed(request.user, agent):
         raise PermissionDenied("Only the agent's owners and reviewers, and admins, open one.")

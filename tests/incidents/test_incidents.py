@@ -195,3 +195,18 @@ def test_the_api_opens_one_and_reads_its_report(
     )
     assert missing.status_code == 404
     assert api.get("/api/v1/incidents/0").status_code == 422
+
+
+def test_the_open_button_is_shown_to_those_who_may_and_bad_input_goes_nowhere_else(
+    agent: Agent, owner: Any, auditor: Any
+) -> None:
+    page = _client(owner).get(reverse("agents:detail", args=[agent.slug])).content.decode()
+    assert "Open an incident" in page
+    agent_access_grant(actor=SYSTEM, agent=agent, user=auditor, level="viewer")
+    viewer_page = _client(auditor).get(reverse("agents:detail", args=[agent.slug]))
+    assert "Open an incident" not in viewer_page.content.decode()
+    response = _client(owner).post(
+        reverse("incidents:open"), {"agent": "not a slug!", "next": "https://evil.example/"}
+    )
+    assert response.status_code == 302 and response.url == reverse("incidents:list")
+    assert not Incident.objects.exists()
