@@ -112,14 +112,18 @@ def _evidence(change: Change, series: Series, split: Split) -> list[dict[str, An
     ]
 
 
+def _span(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
 def _why(change: Change, effect: float, fit: float, gap: int, series: Series) -> list[str]:
-    minutes = gap * series.bucket_seconds / 60
+    seconds = abs(gap) * series.bucket_seconds
     when = (
-        f"made {minutes:g} min before the break"
+        f"made {_span(seconds)} before the break"
         if gap > 0
-        else "made in the minute of the break"
+        else "made as behaviour changed"
         if gap == 0
-        else f"made {-minutes:g} min after the break point (within its precision)"
+        else f"made {_span(seconds)} after the break point (within its precision)"
     )
     what = (
         "can affect anything the agent does"
