@@ -11,7 +11,9 @@ after it: the break is found to the bucket):
   that can touch anything (instructions, owner) fits everything, but less sharply
   (``BROAD_FIT``): a change naming exactly the actions that changed is the better
   explanation;
-- **time fit**: ``exp(-gap / TIME_SCALE)``, the gap in buckets from the change to the break.
+- **time fit**: ``exp(-gap / TIME_SCALE)``, the gap in buckets from the change to the
+  break; a change made after the break point is kept (the break is an estimate, and
+  traffic slowed by something else can move it) but fades fast, ``exp(gap / AFTER_SCALE)``.
 
 ``score = weight x (W_EFFECT effect + W_SCOPE scope + W_TIME time)``, where ``weight`` is
 how directly the change's kind steers behaviour (changes.py). bench/rca.py measures how
@@ -33,9 +35,10 @@ from oversight.incidents.analysis.series import Series, category_action
 BROAD_FIT = 0.7
 TIME_SCALE = 20.0  # buckets
 W_EFFECT, W_SCOPE, W_TIME = 0.4, 0.4, 0.2
-# The break is found to the bucket: a change this many buckets after it is still a
-# candidate.
+# The break is found to the bucket: a change this many buckets after it fits as well as
+# one at it; later ones fade with AFTER_SCALE.
 GRACE_BUCKETS = 1
+AFTER_SCALE = 3.0
 EVIDENCE_ROWS = 4
 
 
@@ -140,12 +143,16 @@ def rank(series: Series, split: Split, changes: list[Change]) -> list[Candidate]
     for change in changes:
         index = series.index_of(change.at)
         gap = split.index - index
-        if gap < -GRACE_BUCKETS or index < 0:
+        if index < 0 or index >= n:
             continue
         at_change = split_at(series.buckets, min(max(index, 1), n - 1))
         effect = min(at_change.g / peak, 1.0)
         fit = scope_fit(change, split)
-        time_fit = math.exp(-max(gap, 0) / TIME_SCALE)
+        time_fit = (
+            math.exp(-max(gap, 0) / TIME_SCALE)
+            if gap >= -GRACE_BUCKETS
+            else math.exp((gap + GRACE_BUCKETS) / AFTER_SCALE)
+        )
         score = change.weight * (W_EFFECT * effect + W_SCOPE * fit + W_TIME * time_fit)
         ranked.append(
             Candidate(

@@ -11,7 +11,8 @@ statistic ``G(s)`` is twice the log likelihood ratio of "the two sides differ" a
   with ``a``, ``b`` the counts before and after, ``A``, ``B`` their totals and ``p`` the
   pooled shares (the G-test of homogeneity);
 - the resource-kind mix, the same way;
-- the volume, Poisson: the rate per active bucket before and after against one rate.
+- the volume, Poisson: the rate per active bucket before and after against one rate,
+  weighted by ``VOLUME_WEIGHT``.
 
 The break is the split with the largest ``G``. It is *clear* when ``G`` exceeds a BIC
 penalty, ``df * ln(N)`` (``df`` the parameters the split adds, ``N`` the actions), which
@@ -30,6 +31,9 @@ from dataclasses import dataclass, field
 
 # A break needs at least this many buckets on each side.
 MIN_SEGMENT = 3
+# The volume's term counts half: how many actions arrive also moves with things that are
+# not the agent's behaviour (a slow downstream, a busy server).
+VOLUME_WEIGHT = 0.5
 
 
 @dataclass
@@ -107,7 +111,9 @@ def _g(before: _Side, after: _Side, index: int, penalty: float) -> Split:
     terms = g_mix(+before.categories, +after.categories)
     kinds = g_mix(+before.kinds, +after.kinds)
     terms.update({f"kind:{key}": value for key, value in kinds.items()})
-    terms["volume"] = g_rate(before.actions, before.active, after.actions, after.active)
+    terms["volume"] = VOLUME_WEIGHT * g_rate(
+        before.actions, before.active, after.actions, after.active
+    )
     g = sum(terms.values())
     return Split(index=index, g=g, terms=terms, clear=g > penalty)
 
