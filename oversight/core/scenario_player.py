@@ -57,7 +57,10 @@ def _schedule(plan: ScenarioPlan, rng: random.Random) -> list[tuple[float, Chang
     cause_at = next(after for after, _change, cause in steps if cause) + DECOY_SHIFT
     steps = [(after + DECOY_SHIFT, change, cause) for after, change, cause in steps]
     for decoy in rng.sample(decoys(scenario.agent), k=min(plan.decoys, 3)):
-        steps.append((max(cause_at + rng.uniform(-DECOY_SHIFT, 1.0), 0.0), decoy, False))
+        # Before the cause or just after it, never in the same moment (that would be one
+        # change made together with it).
+        offset = rng.choice([rng.uniform(-DECOY_SHIFT, -0.6), rng.uniform(0.6, 1.0)])
+        steps.append((max(cause_at + offset, 0.0), decoy, False))
     return sorted(steps, key=lambda step: step[0])
 
 

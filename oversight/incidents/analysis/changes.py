@@ -27,8 +27,10 @@ from oversight.audit.verbs import ACTION_VERBS
 from oversight.releases.content import content_diff
 from oversight.releases.models import Release
 
-# Events in one change: same actor, each within this of the one before.
-GROUP_SECONDS = 5.0
+# Events in one change: same actor (and request, when both have one), each within this of
+# the one before; what one service call writes (an edit, the release it cuts, its
+# promotion) is milliseconds apart, and two edits by hand are seconds apart.
+GROUP_SECONDS = 0.5
 
 # How directly each kind of change steers behaviour (see the module's docstring).
 WEIGHTS = {
@@ -165,11 +167,16 @@ def group_changes(events: Iterable[AuditEvent]) -> list[Change]:
     changes: list[Change] = []
     for event in events:
         last = changes[-1] if changes else None
+        previous = last.events[-1] if last is not None else None
         if (
             last is not None
+            and previous is not None
             and last.actor == event.actor_label
             and last.agent_id == event.agent_id
-            and (event.created_at - last.events[-1].created_at).total_seconds() <= GROUP_SECONDS
+            and (event.created_at - previous.created_at).total_seconds() <= GROUP_SECONDS
+            and not (
+                previous.request_id and event.request_id and previous.request_id != event.request_id
+            )
         ):
             last.events.append(event)
         else:
