@@ -25,6 +25,9 @@ from oversight.core.demo_scenarios import SCENARIOS, Change, Context, Traffic, d
 
 # With decoys, the scenario's steps move this many buckets later, so decoys can come first.
 DECOY_SHIFT = 2.0
+# Between two changes, at least this long (seconds): each is its own change, even when the
+# one before took long to make (incidents/analysis/changes.py groups what is closer).
+BETWEEN_CHANGES = 1.0
 
 
 @dataclass(frozen=True)
@@ -81,14 +84,15 @@ async def play(
         write(f"scenario {plan.name}: {said}")
     loop = asyncio.get_running_loop()
     start = loop.time() + plan.after
+    last = float("-inf")
     for after, change, cause in _schedule(plan, rng):
+        due = max(start + after * bucket, last + BETWEEN_CHANGES)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(
-                stop.wait(), timeout=max(start + after * bucket - loop.time(), 0)
-            )
+            await asyncio.wait_for(stop.wait(), timeout=max(due - loop.time(), 0.0))
         if stop.is_set():
             return
         said, seqs, at = await apply(change, ctx)
+        last = loop.time()
         write(f"scenario {plan.name}: {said}")
         if cause:
             found = {"scenario": plan.name, "agent": scenario.agent, "at": at, "seqs": seqs}
