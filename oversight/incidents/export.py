@@ -77,7 +77,8 @@ def incident_markdown(incident: Incident) -> str:
         lines += [f"- {w['what']}: {w['share']:.0%} of the change" for w in brk["what_changed"]]
     else:
         lines.append("Not found: too little traffic in the window.")
-    lines += ["", "## Likely causes", ""]
+    heading = "Likely causes" if report.get("likely_cause") else "Changes in the window"
+    lines += ["", f"## {heading}", ""]
     if report.get("causes"):
         lines += ["| # | When | Change | By | Score | Why |", "|---|---|---|---|---|---|"]
         for i, c in enumerate(report["causes"], 1):

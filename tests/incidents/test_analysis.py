@@ -81,6 +81,7 @@ def test_the_deleted_rule_is_named_first_with_its_evidence(
     assert brk["what_changed"][0]["what"].startswith("payments.refund ")
 
     first, *others = report["causes"]
+    assert report["likely_cause"] == first
     assert "rule deleted: one charge at a time" in first["summary"]
     assert first["actor"] == owner.get_username()
     assert first["touches"] == ["payments.refund"]
@@ -145,3 +146,4 @@ def test_steady_traffic_has_no_clear_break(agent: Agent) -> None:
     report = analyse(_open(agent, now), now=now)
     assert report["break"] is not None
     assert not report["break"]["clear"]
+    assert report["likely_cause"] is None

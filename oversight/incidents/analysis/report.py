@@ -105,12 +105,16 @@ def analyse(incident: Incident, *, now: dt.datetime | None = None) -> dict[str, 
     )
     causes = rank(series, split, changes) if split is not None else []
     since = _blast_start(series, split, causes, incident.opened_at)
+    ranked = [c.as_json(series) for c in causes[:MAX_CAUSES]]
     return {
         "version": REPORT_VERSION,
         "window": {"start": start.isoformat(), "end": end.isoformat(), "bucket_seconds": bucket},
         "agents": [agent.slug for agent in scope.agents],
         "break": _break(series, split),
-        "causes": [c.as_json(series) for c in causes[:MAX_CAUSES]],
+        "causes": ranked,
+        # The first cause, when behaviour clearly changed; without a clear break the
+        # changes are only what happened in the window, and none is called likely.
+        "likely_cause": ranked[0] if ranked and split is not None and split.clear else None,
         "changes_considered": len(changes),
         "blast_radius": blast_radius(agent_ids=scope.agent_ids, since=since, until=end),
         "rewind": _rewind_urls(scope, since, end),
