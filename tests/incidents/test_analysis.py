@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from django.test import override_settings
+from django.utils import timezone
 
 from oversight.agents.models import Agent
 from oversight.agents.services import agent_update, token_create
@@ -147,3 +148,29 @@ def test_steady_traffic_has_no_clear_break(agent: Agent) -> None:
     assert report["break"] is not None
     assert not report["break"]["clear"]
     assert report["likely_cause"] is None
+
+
+def test_the_teams_and_everyones_changes_are_candidates_and_other_teams_are_not(
+    agent: Agent, other_team: Any, admin_user: Any
+) -> None:
+    from oversight.incidents.analysis.changes import change_events, group_changes
+    from oversight.killswitch.selectors import Target
+    from oversight.killswitch.services import killswitch_engage, killswitch_release
+    from tests.gateway.helpers import limit_create
+
+    start = timezone.now()
+    admin = Actor.for_user(admin_user)
+    limit_create(name="team refunds", team=agent.team, max_count=100)
+    limit_create(name="everyone's refunds", max_count=1000)
+    limit_create(name="other team's refunds", team=other_team, max_count=5)
+    for target in (Target(scope="team", team=other_team), Target(scope="global")):
+        killswitch_engage(actor=admin, target=target, reason="drill")
+        killswitch_release(actor=admin, target=target, reason="drill over")
+    events = change_events(
+        agent_ids=[agent.pk], team_ids=[agent.team_id], start=start, end=timezone.now()
+    )
+    found = [c.summary for c in group_changes(events)]
+    assert any("team refunds" in s for s in found)
+    assert any("everyone's refunds" in s for s in found)
+    assert not any("other team" in s for s in found)
+    assert sum("kill switch released" in s for s in found) == 1  # everyone's, not theirs

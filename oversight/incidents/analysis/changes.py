@@ -151,7 +151,12 @@ def _relevant(event: AuditEvent, team_ids: Sequence[int]) -> bool:
         return True
     if event.target_type == "accounts.team":
         return int(event.target_id) in team_ids
-    # A limit or a switch without an agent: the team's own, or everyone's.
+    if event.target_type == "killswitch.killswitch":
+        from oversight.killswitch.models import KillSwitch
+
+        switch = KillSwitch.objects.filter(pk=event.target_id).first()
+        return switch is not None and (switch.team_id is None or switch.team_id in team_ids)
+    # A limit without an agent: the team's own, or everyone's.
     state = event.after or event.before or {}
     team = state.get("team") if isinstance(state, dict) else None
     return team is None or _team_named(team, team_ids)
