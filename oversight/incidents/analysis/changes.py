@@ -21,7 +21,7 @@ from typing import Any
 
 from django.db.models import Q
 
-from oversight.audit import verbs
+from oversight.audit import verb_families, verbs
 from oversight.audit.models import ActorType, AuditEvent
 from oversight.audit.verbs import ACTION_VERBS
 from oversight.releases.content import content_diff
@@ -48,21 +48,9 @@ WEIGHTS = {
 RESPONSES = frozenset(
     {
         verbs.KILLSWITCH_ENGAGED,
-        verbs.AGENT_HOLD_SET,
-        verbs.AGENT_HOLD_CLEARED,
-        verbs.ALERT_OPENED,
-        verbs.ALERT_ESCALATED,
-        verbs.ALERT_ACKNOWLEDGED,
-        verbs.ALERT_RESOLVED,
-        verbs.UNDO_REQUESTED,
-        verbs.UNDO_REPORTED,
-        verbs.ACTION_ROLLED_BACK,
-        verbs.REWIND_CREATED,
-        verbs.REWIND_APPROVED,
-        verbs.REWIND_PAUSED,
-        verbs.REWIND_RESUMED,
-        verbs.REWIND_CANCELLED,
-        verbs.REWIND_DONE,
+        *verb_families.ALERTS.verbs,  # alerts and the holds they set
+        *verb_families.REWIND.verbs,  # undos and rewinds
+        *verb_families.INCIDENTS.verbs,
         verbs.NOTIFICATION_TEST_QUEUED,
         verbs.AUDIT_EXPORTED,
         verbs.AUDIT_VERIFICATION_STARTED,
@@ -72,9 +60,6 @@ RESPONSES = frozenset(
         verbs.AGENT_UNOWNED_CLEARED,
         verbs.AGENT_RETIREMENT_NOTICE_GIVEN,
         verbs.AGENT_RETIREMENT_NOTICE_WITHDRAWN,
-        verbs.INCIDENT_OPENED,
-        verbs.INCIDENT_UPDATED,
-        verbs.INCIDENT_NOTED,
     }
 )
 # A system's rollback is the guard answering a regression; a person's may be a cause.
