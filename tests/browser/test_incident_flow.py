@@ -4,7 +4,8 @@ incident it opened is analysed by a real Celery worker and its page names the de
 rule first, with the blast radius and a rewind to plan. She takes it, notes it, exports it.
 
 The traffic is decided by the pipeline and placed on a one-minute timeline around the
-real change (``tests/incidents/helpers.place``), with one-second buckets."""
+real change (``tests/incidents/helpers.place``), with one-second buckets, after the
+policy's own setup."""
 
 from __future__ import annotations
 
@@ -36,20 +37,27 @@ pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.django_db(t
 ANALYSIS = {"INCIDENT_BUCKET_SECONDS": "1", "INCIDENT_LOOKBACK_BUCKETS": "60"}
 
 
+def _sleep_until(moment: dt.datetime) -> None:
+    time.sleep(max(0.0, (moment - timezone.now()).total_seconds()))
+
+
 def test_the_kill_switch_opens_an_incident_that_names_the_deleted_rule(
     page: Page, live_url: str, owner: Any, agent: Agent
 ) -> None:
     grant_refunds(agent)
     rule = forbid_many_charges(agent)
+    set_up = timezone.now()
     token = token_create(actor=SYSTEM, agent=agent, environment="production")[0]
     body = mix((75, small_refund), (25, bulk_refund))
     before = traffic(token, body, 150, seed=11)
+    # The policy was set up before any of this traffic: ten seconds of it, one per bucket.
+    _sleep_until(set_up + dt.timedelta(seconds=11))
     policy_object_delete(actor=Actor.for_user(owner), obj=rule)
     t0 = AuditEvent.objects.filter(verb="rule.deleted").latest("seq").created_at
     after = traffic(token, body, 60, seed=12)
-    place(before, t0 - dt.timedelta(seconds=50), t0)
+    place(before, t0 - dt.timedelta(seconds=10), t0)
     place(after, t0, t0 + dt.timedelta(seconds=8))
-    time.sleep(max(0.0, (t0 + dt.timedelta(seconds=9) - timezone.now()).total_seconds()))
+    _sleep_until(t0 + dt.timedelta(seconds=9))
 
     with celery_worker(extra_env=ANALYSIS):
         page.goto(f"{live_url}/agents/{agent.slug}/")

@@ -92,10 +92,14 @@ def test_the_deleted_rule_is_named_first_with_its_evidence(
         moved["payments.refund denied"]["share_after"]
         < moved["payments.refund denied"]["share_before"]
     )
-    # The unrelated changes are there, ranked below it.
-    summaries = [c["summary"] for c in others]
-    assert any("payments.dispute" in s for s in summaries)
-    assert all(c["score"] < first["score"] for c in others)
+    # The unrelated changes are there, ranked below it. (The policy's own setup, made a
+    # second before it in real time, falls in the same bucket here and ties with it: the
+    # series cannot tell changes of one bucket and one action apart.)
+    unrelated = [
+        c for c in others if "payments.dispute" in c["summary"] or "purpose" in c["summary"]
+    ]
+    assert len(unrelated) == 2
+    assert all(c["score"] < first["score"] - 0.2 for c in unrelated)
 
 
 @override_settings(INCIDENT_BUCKET_SECONDS=BUCKET, INCIDENT_LOOKBACK_BUCKETS=LOOKBACK)
@@ -163,6 +167,12 @@ def test_the_teams_and_everyones_changes_are_candidates_and_other_teams_are_not(
     limit_create(name="team refunds", team=agent.team, max_count=100)
     limit_create(name="everyone's refunds", max_count=1000)
     limit_create(name="other team's refunds", team=other_team, max_count=5)
+    from oversight.notifications.services import team_channels_update
+
+    for team in (agent.team, other_team):
+        team_channels_update(
+            actor=admin, team=team, email_enabled=False, webhook_url=f"https://{team.slug}.example"
+        )
     for target in (Target(scope="team", team=other_team), Target(scope="global")):
         killswitch_engage(actor=admin, target=target, reason="drill")
         killswitch_release(actor=admin, target=target, reason="drill over")
@@ -174,3 +184,6 @@ def test_the_teams_and_everyones_changes_are_candidates_and_other_teams_are_not(
     assert any("everyone's refunds" in s for s in found)
     assert not any("other team" in s for s in found)
     assert sum("kill switch released" in s for s in found) == 1  # everyone's, not theirs
+    assert [s for s in found if "notification channels" in s] == [
+        "team settings changed: notification channels of payments"
+    ]

@@ -27,10 +27,12 @@ from oversight.audit.verbs import ACTION_VERBS
 from oversight.releases.content import content_diff
 from oversight.releases.models import Release
 
-# Events in one change: same actor (and request, when both have one), each within this of
-# the one before; what one service call writes (an edit, the release it cuts, its
-# promotion) is milliseconds apart, and two edits by hand are seconds apart.
+# One change is an edit and what it set off: the release it cut, its promotion or rollout
+# (release and rollout events by the same actor within GROUP_SECONDS, in the same request
+# when both have one), or more events about the same object. What one service call writes
+# is milliseconds apart; two edits by hand are seconds apart, and stay two changes.
 GROUP_SECONDS = 0.5
+FOLLOWS = ("release.", "rollout.")
 
 # How directly each kind of change steers behaviour (see the module's docstring).
 WEIGHTS = {
@@ -134,40 +136,44 @@ def _relevant(event: AuditEvent, team_ids: Sequence[int]) -> bool:
         return False
     if event.agent_id is not None:
         return True
-    if event.target_type == "accounts.team":
-        return int(event.target_id) in team_ids
-    if event.target_type == "killswitch.killswitch":
-        from oversight.killswitch.models import KillSwitch
-
-        switch = KillSwitch.objects.filter(pk=event.target_id).first()
-        return switch is not None and (switch.team_id is None or switch.team_id in team_ids)
-    # A limit without an agent: the team's own, or everyone's.
-    state = event.after or event.before or {}
-    team = state.get("team") if isinstance(state, dict) else None
-    return team is None or _team_named(team, team_ids)
+    return _team_of(event) in (*team_ids, EVERYONE)
 
 
-def _team_named(name: Any, team_ids: Sequence[int]) -> bool:
+EVERYONE = 0  # what _team_of answers for a change that applies to every team
+
+
+def _team_of(event: AuditEvent) -> int | None:
+    """The team a change recorded without an agent is about (EVERYONE for everyone's
+    limits and the global switch; None when it cannot be told)."""
+    from oversight.killswitch.models import KillSwitch
+    from oversight.notifications.models import TeamChannels
+
+    kind, key = event.target_type, event.target_id
+    if kind == "accounts.team":
+        return int(key)
+    if kind == "notifications.teamchannels":
+        return TeamChannels.objects.filter(pk=key).values_list("team_id", flat=True).first()
+    if kind == "killswitch.killswitch":
+        switch = KillSwitch.objects.filter(pk=key).first()
+        return None if switch is None else (switch.team_id or EVERYONE)
+    if kind == "policy.limit":
+        state = event.after or event.before or {}
+        team = state.get("team") if isinstance(state, dict) else None
+        return EVERYONE if team is None else _team_named(team)
+    return None
+
+
+def _team_named(name: Any) -> int | None:
     from oversight.accounts.models import Team
 
-    return Team.objects.filter(pk__in=list(team_ids), name=str(name)).exists()
+    return Team.objects.filter(name=str(name)).values_list("pk", flat=True).first()
 
 
 def group_changes(events: Iterable[AuditEvent]) -> list[Change]:
     changes: list[Change] = []
     for event in events:
         last = changes[-1] if changes else None
-        previous = last.events[-1] if last is not None else None
-        if (
-            last is not None
-            and previous is not None
-            and last.actor == event.actor_label
-            and last.agent_id == event.agent_id
-            and (event.created_at - previous.created_at).total_seconds() <= GROUP_SECONDS
-            and not (
-                previous.request_id and event.request_id and previous.request_id != event.request_id
-            )
-        ):
+        if last is not None and _follows(last, event):
             last.events.append(event)
         else:
             changes.append(
@@ -181,6 +187,22 @@ def group_changes(events: Iterable[AuditEvent]) -> list[Change]:
     for change in changes:
         _describe(change)
     return changes
+
+
+def _follows(change: Change, event: AuditEvent) -> bool:
+    previous, first = change.events[-1], change.events[0]
+    return (
+        change.actor == event.actor_label
+        and change.agent_id == event.agent_id
+        and (event.created_at - previous.created_at).total_seconds() <= GROUP_SECONDS
+        and not (
+            previous.request_id and event.request_id and previous.request_id != event.request_id
+        )
+        and (
+            event.verb.startswith(FOLLOWS)
+            or (event.target_type, event.target_id) == (first.target_type, first.target_id)
+        )
+    )
 
 
 _RANK = ["registry", "team", "token", "switch", "owner", "tool", "policy", "config", "release"]
@@ -220,7 +242,7 @@ def _event(event: AuditEvent) -> tuple[str, set[str], str]:
     if verb == verbs.AGENT_UPDATED:
         return _agent_update(event)
     if verb in (verbs.AGENT_ACCESS_GRANTED, verbs.AGENT_ACCESS_REVOKED):
-        return "owner", {"*"}, f"{verb.replace('agent.', 'access ').replace('_', ' ')}: {label}"
+        return "owner", {"*"}, f"access {done.removeprefix('access_')}: {label}"
     if noun == "token":
         return "token", {"*"}, f"token {done}: {label}"
     if verb == verbs.KILLSWITCH_RELEASED:
