@@ -28,10 +28,12 @@ from oversight.releases.content import content_diff
 from oversight.releases.models import Release
 
 # One change is an edit and what it set off: the release it cut, its promotion or rollout
-# (release and rollout events by the same actor within GROUP_SECONDS, in the same request
-# when both have one), or more events about the same object. What one service call writes
-# is milliseconds apart; two edits by hand are seconds apart, and stay two changes.
+# (release and rollout events by the same actor within FOLLOW_SECONDS, in the same request
+# when both have one), or more events about the same object within GROUP_SECONDS. What one
+# service call writes is milliseconds apart; a rollout started on the release just cut
+# comes seconds later; two edits by hand are seconds apart, and stay two changes.
 GROUP_SECONDS = 0.5
+FOLLOW_SECONDS = 5.0
 FOLLOWS = ("release.", "rollout.")
 
 # How directly each kind of change steers behaviour (see the module's docstring).
@@ -191,16 +193,17 @@ def group_changes(events: Iterable[AuditEvent]) -> list[Change]:
 
 def _follows(change: Change, event: AuditEvent) -> bool:
     previous, first = change.events[-1], change.events[0]
+    gap = (event.created_at - previous.created_at).total_seconds()
+    same_object = (event.target_type, event.target_id) == (first.target_type, first.target_id)
     return (
         change.actor == event.actor_label
         and change.agent_id == event.agent_id
-        and (event.created_at - previous.created_at).total_seconds() <= GROUP_SECONDS
         and not (
             previous.request_id and event.request_id and previous.request_id != event.request_id
         )
         and (
-            event.verb.startswith(FOLLOWS)
-            or (event.target_type, event.target_id) == (first.target_type, first.target_id)
+            (event.verb.startswith(FOLLOWS) and gap <= FOLLOW_SECONDS)
+            or (same_object and gap <= GROUP_SECONDS)
         )
     )
 
