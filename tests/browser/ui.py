@@ -1,5 +1,5 @@
 """A small world every person's pages can be checked in: the refund bot with a policy,
-traffic, a held action and an alert; an admin, its owner, a teammate, a reviewer and an
+traffic, a held action, an alert and an incident; an admin, its owner, a teammate, a reviewer and an
 auditor; and the main pages each of them opens. Used by the phone, live-console,
 accessibility and kill-switch checks."""
 
@@ -16,6 +16,8 @@ from playwright.sync_api import Page, expect
 from oversight.agents.models import Agent, AgentToken
 from oversight.agents.services import agent_access_grant, token_create
 from oversight.gateway.models import Action
+from oversight.incidents.models import Incident, TriggerKind
+from oversight.incidents.services import incident_analyse, incident_open
 from oversight.monitoring.models import Alert
 from oversight.monitoring.services import Finding, alert_raise
 from tests.conftest import SYSTEM
@@ -35,6 +37,7 @@ class World:
     token: AgentToken
     held: Action
     alert: Alert
+    incident: Incident
 
     def pages(self) -> dict[str, str]:
         """The main pages by name, with their paths."""
@@ -56,6 +59,8 @@ class World:
             "release": f"/agents/{slug}/releases/1/",  # not stable: the rollout form
             "release-compare": f"/agents/{slug}/releases/compare/",
             "rewind-plan": f"/agents/{slug}/rewind/?since=1h&resource=*",
+            "incidents": "/incidents/?status=",
+            "incident": f"/incidents/{self.incident.pk}/",
             "inbox": "/inbox/",
         }
 
@@ -81,7 +86,15 @@ def make_world(agent: Agent, reviewer: Any, auditor: Any) -> World:
         numbers={"denied": 1, "actions": 5},
     )
     alert, _opened = alert_raise(finding=finding, now=timezone.now())
-    return World(agent, token, held, alert)
+    incident, _opened = incident_open(
+        actor=SYSTEM,
+        kind=TriggerKind.MANUAL,
+        target=("monitoring.alert", str(alert.pk)),
+        summary=f"Opened from the alert: {alert.title}",
+        agent=agent,
+    )
+    incident_analyse(incident_id=incident.pk)  # its page complete, with or without a worker
+    return World(agent, token, held, alert, incident)
 
 
 def log_in(page: Page, base: str, username: str, path: str = "/") -> None:
