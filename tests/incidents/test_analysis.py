@@ -187,3 +187,15 @@ def test_the_teams_and_everyones_changes_are_candidates_and_other_teams_are_not(
     assert [s for s in found if "notification channels" in s] == [
         "team settings changed: notification channels of payments"
     ]
+
+
+def test_too_little_traffic_to_split_still_lists_the_changes(agent: Agent) -> None:
+    """Everything happened in the last minute: no break can be found, and the changes of
+    the window are listed, none called likely."""
+    grant_refunds(agent)
+    token = token_create(actor=SYSTEM, agent=agent, environment="production")[0]
+    traffic(token, small_refund, 5, seed=4)
+    report = analyse(_open(agent, timezone.now()))
+    assert report["break"] is None and report["likely_cause"] is None
+    assert any("grant created: payments.refund" in c["summary"] for c in report["causes"])
+    assert report["blast_radius"]["actions"] == 5

@@ -136,14 +136,19 @@ def _why(change: Change, effect: float, fit: float, gap: int, series: Series) ->
     return [when, what, f"behaviour changed at it with {effect:.0%} of the break's strength"]
 
 
-def rank(series: Series, split: Split, changes: list[Change]) -> list[Candidate]:
+def rank(series: Series, split: Split | None, changes: list[Change]) -> list[Candidate]:
+    """Every change in the window, best first. Without a break (too little traffic to
+    split) the changes are still listed, by kind and time, each with no effect."""
     n = len(series.buckets)
+    if split is None:
+        split = Split(index=n, g=0.0, terms={}, clear=False)
     ranked = []
     peak = max(split.g, 1e-9)
     for change in changes:
-        index = series.index_of(change.at)
+        # A change made in the last, unfinished bucket splits just before it.
+        index = min(series.index_of(change.at), n - 1)
         gap = split.index - index
-        if index < 0 or index >= n:
+        if index < 0:
             continue
         at_change = split_at(series.buckets, min(max(index, 1), n - 1))
         effect = min(at_change.g / peak, 1.0)

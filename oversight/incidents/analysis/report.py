@@ -100,10 +100,12 @@ def analyse(incident: Incident, *, now: dt.datetime | None = None) -> dict[str, 
         agent_ids=scope.agent_ids, start=start, end=end, bucket_seconds=bucket
     )
     split = best_split(series.buckets)
+    if split is not None and split.g <= 0:
+        split = None  # nothing to tell apart (one bucket of traffic, or none)
     changes = group_changes(
         change_events(agent_ids=scope.agent_ids, team_ids=scope.team_ids, start=start, end=end)
     )
-    causes = rank(series, split, changes) if split is not None else []
+    causes = rank(series, split, changes)
     since = _blast_start(series, split, causes, incident.opened_at)
     ranked = [c.as_json(series) for c in causes[:MAX_CAUSES]]
     return {
