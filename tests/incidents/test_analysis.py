@@ -199,3 +199,23 @@ def test_too_little_traffic_to_split_still_lists_the_changes(agent: Agent) -> No
     assert report["break"] is None and report["likely_cause"] is None
     assert any("grant created: payments.refund" in c["summary"] for c in report["causes"])
     assert report["blast_radius"]["actions"] == 5
+
+
+def test_the_timeline_shows_approvals_and_responses(agent: Agent, reviewer: Any) -> None:
+    from oversight.agents.services import agent_access_grant
+    from oversight.approvals.services import approval_vote
+    from oversight.killswitch.selectors import Target
+    from oversight.killswitch.services import killswitch_engage
+    from tests.gateway.helpers import decide, hold_large_refunds, refund
+
+    grant_refunds(agent)
+    agent_access_grant(actor=SYSTEM, agent=agent, user=reviewer, level="reviewer")
+    hold_large_refunds(agent)
+    token = token_create(actor=SYSTEM, agent=agent, environment="production")[0]
+    held = decide(token, refund(900))
+    approval_vote(user=reviewer, action_id=held.pk, vote="approve", comment="fine")
+    killswitch_engage(actor=SYSTEM, target=Target(scope="agent", agent=agent), reason="drill")
+    report = analyse(_open(agent, timezone.now()))
+    kinds = {(e["kind"], e["what"].split(":")[0]) for e in report["timeline"]}
+    assert ("approval", "action.voted") in kinds
+    assert ("response", "killswitch.engaged") in kinds

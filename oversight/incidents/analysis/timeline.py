@@ -31,32 +31,30 @@ def series_rows(series: Series) -> list[dict[str, Any]]:
     return rows
 
 
+def _entry(event: Any, kind: str) -> dict[str, Any]:
+    return {
+        "at": event["created_at"].isoformat(),
+        "kind": kind,
+        "what": f"{event['verb']}: {event['target_label']}",
+        "actor": event["actor_label"],
+        "seq": event["seq"],
+    }
+
+
 def _responses(agent_ids: Sequence[int], start: dt.datetime, end: dt.datetime) -> list[dict]:
+    """The responses in the window, and its first approvals (votes): only the columns
+    shown, and the votes by time, so a busy window reads MAX_VOTES of them, not all."""
     events = AuditEvent.objects.filter(
-        agent_id__in=list(agent_ids),
-        created_at__gte=start,
-        created_at__lt=end,
-        verb__in=sorted(RESPONSES | {verbs.ROLLOUT_ROLLED_BACK, verbs.ACTION_VOTED}),
-    ).order_by("seq")
-    entries, votes = [], 0
-    for event in events:
-        if event.verb == verbs.ACTION_VOTED:
-            votes += 1
-            if votes > MAX_VOTES:
-                continue
-            kind = "approval"
-        else:
-            kind = "response"
-        entries.append(
-            {
-                "at": event.created_at.isoformat(),
-                "kind": kind,
-                "what": f"{event.verb}: {event.target_label}",
-                "actor": event.actor_label,
-                "seq": event.seq,
-            }
-        )
-    return entries
+        agent_id__in=list(agent_ids), created_at__gte=start, created_at__lt=end
+    )
+    columns = ("seq", "created_at", "verb", "target_label", "actor_label")
+    responses = events.filter(verb__in=sorted(RESPONSES | {verbs.ROLLOUT_ROLLED_BACK})).values(
+        *columns
+    )
+    votes = events.filter(verb=verbs.ACTION_VOTED).order_by("created_at").values(*columns)
+    return [_entry(e, "response") for e in responses] + [
+        _entry(e, "approval") for e in votes[:MAX_VOTES]
+    ]
 
 
 def _alerts(agent_ids: Sequence[int], start: dt.datetime, end: dt.datetime) -> list[dict]:
