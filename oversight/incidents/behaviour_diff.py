@@ -21,7 +21,7 @@ the agent's own choices.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -53,7 +53,11 @@ _ANSWERED = (ActionStatus.APPROVED, ActionStatus.REJECTED, *_RAN)
 
 
 class SideError(ValueError):
-    """Not a side this understands; the message says what is."""
+    """Not a side this understands; the message says what is, ``field`` which input."""
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -154,6 +158,33 @@ def side_parse(
     return Side.window(start, end, environment=environment)
 
 
+ENVIRONMENTS = {"production": Environment.PRODUCTION, "staging": Environment.STAGING, "all": None}
+
+
+def sides_parse(
+    *,
+    agent: Agent,
+    left: str,
+    right: str,
+    environment: str = "production",
+    now: datetime | None = None,
+) -> tuple[Side, Side]:
+    """Both sides of a diff as the page's form and the API take them; SideError names the
+    input that is wrong (``left``, ``right`` or ``env``)."""
+    if environment not in ENVIRONMENTS:
+        raise SideError(f"The environment is one of {', '.join(ENVIRONMENTS)}.", "env")
+    now = now or timezone.now()
+    sides = []
+    for name, text in (("left", left), ("right", right)):
+        try:
+            sides.append(
+                side_parse(text, agent=agent, environment=ENVIRONMENTS[environment], now=now)
+            )
+        except SideError as exc:
+            raise SideError(f"{name.capitalize()}: {exc}", name) from None
+    return sides[0], sides[1]
+
+
 @dataclass(frozen=True)
 class Difference:
     """A proportion on both sides: an action's or a family's share of decisions, a first
@@ -232,49 +263,6 @@ class BehaviourDiff:
         """The names of actions or families seen on that side only, most used first."""
         rows = self.actions if kind == "action" else self.families
         return [row.name for row in rows if row.only == side]
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready (the API's body and the incident export)."""
-        return {
-            "agent": self.agent,
-            "left": _summary_dict(self.left),
-            "right": _summary_dict(self.right),
-            "alpha": self.alpha,
-            "min_sample": self.min_sample,
-            "comparisons": self.comparisons,
-            "flagged": [_row_dict(row) for row in self.flagged],
-            "actions": [_row_dict(row) for row in self.actions],
-            "decisions": [_row_dict(row) for row in self.decisions],
-            "rates": [_row_dict(row) for row in self.rates],
-            "families": [_row_dict(row) for row in self.families],
-            "params": [_row_dict(row) for row in self.params],
-            "only_left": {"actions": self.only("action", "left"),
-                          "families": self.only("family", "left")},
-            "only_right": {"actions": self.only("action", "right"),
-                           "families": self.only("family", "right")},
-        }  # fmt: skip
-
-
-def _summary_dict(summary: SideSummary) -> dict[str, Any]:
-    side = summary.side
-    return {
-        "label": summary.label,
-        "query": side.query,
-        "version": side.version,
-        "start": side.start.isoformat() if side.start else None,
-        "end": side.end.isoformat() if side.end else None,
-        "environment": side.environment,
-        "decisions": summary.decisions,
-    }
-
-
-def _row_dict(row: Difference | ParamDifference) -> dict[str, Any]:
-    found = {"kind": row.kind, "name": row.name, **asdict(row)}
-    if isinstance(row, Difference):
-        found["left"] = {"hits": row.left.hits, "n": row.left.n, "rate": row.left.rate}
-        found["right"] = {"hits": row.right.hits, "n": row.right.n, "rate": row.right.rate}
-        found["difference"] = row.difference
-    return found
 
 
 def side_decisions(*, agent: Agent, side: Side) -> QuerySet[Action]:
