@@ -20,13 +20,11 @@ the agent's own choices.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db.models import QuerySet
-from django.utils import timezone
 
 from oversight.agents.constants import Environment
 from oversight.agents.models import Agent
@@ -39,9 +37,7 @@ from oversight.incidents.diff_stats import (
     kolmogorov_smirnov,
     two_proportions,
 )
-from oversight.lib.moments import MomentError, parse_moment
 from oversight.releases.guard_stats import Arm
-from oversight.releases.models import Release
 
 # Both sides need at least this many of what a comparison counts before it may be flagged.
 MIN_SAMPLE = 30
@@ -117,72 +113,6 @@ def sides_around(
         Side.window(moment - before, moment, **kwargs),
         Side.window(moment, moment + (after or before), **kwargs),
     )
-
-
-_VERSION = re.compile(r"^v?(\d{1,9})$", re.IGNORECASE)
-
-
-def side_parse(
-    text: str,
-    *,
-    agent: Agent,
-    environment: str | None = Environment.PRODUCTION,
-    now: datetime | None = None,
-) -> Side:
-    """A side as a person writes it: a release ("v3" or "3") of this agent, or a window
-    "start/end" of two moments (oversight/lib/moments.py: "2026-12-01T10:00", "2h";
-    an end of "now" or nothing means now)."""
-    text = (text or "").strip()
-    if not text:
-        raise SideError("Choose a release (like v3) or a window (like 2h/now).")
-    found = _VERSION.match(text)
-    if found:
-        version = int(found.group(1))
-        if not Release.objects.filter(agent=agent, version=version).exists():
-            raise SideError(f"{agent.name} has no release v{version}.")
-        return Side.release(version, environment=environment)
-    start_text, slash, end_text = text.partition("/")
-    if not slash:
-        raise SideError(
-            f"{text!r} is neither a release like v3 nor a window like "
-            "2026-12-01T10:00/2026-12-01T11:00 or 2h/1h."
-        )
-    now = now or timezone.now()
-    try:
-        start = parse_moment(start_text, now=now)
-        end = now if end_text.strip() in ("", "now") else parse_moment(end_text, now=now)
-    except MomentError as exc:
-        raise SideError(f"In the window {text!r}: {exc}") from None
-    if start >= end:
-        raise SideError(f"The window {text!r} must end after it starts.")
-    return Side.window(start, end, environment=environment)
-
-
-ENVIRONMENTS = {"production": Environment.PRODUCTION, "staging": Environment.STAGING, "all": None}
-
-
-def sides_parse(
-    *,
-    agent: Agent,
-    left: str,
-    right: str,
-    environment: str = "production",
-    now: datetime | None = None,
-) -> tuple[Side, Side]:
-    """Both sides of a diff as the page's form and the API take them; SideError names the
-    input that is wrong (``left``, ``right`` or ``env``)."""
-    if environment not in ENVIRONMENTS:
-        raise SideError(f"The environment is one of {', '.join(ENVIRONMENTS)}.", "env")
-    now = now or timezone.now()
-    sides = []
-    for name, text in (("left", left), ("right", right)):
-        try:
-            sides.append(
-                side_parse(text, agent=agent, environment=ENVIRONMENTS[environment], now=now)
-            )
-        except SideError as exc:
-            raise SideError(f"{name.capitalize()}: {exc}", name) from None
-    return sides[0], sides[1]
 
 
 @dataclass(frozen=True)
@@ -291,11 +221,12 @@ def _difference(kind: str, name: str, left: Arm, right: Arm, only: str = "") -> 
     return Difference(kind, name, left, right, two_proportions(left, right), enough, only)
 
 
-def _sum(rows: list[diff_queries.MixRow], key: str, keep: Any = None) -> dict[str, int]:
+def _sum(rows: list[diff_queries.MixRow], key: str) -> dict[str, int]:
+    """Decisions per action or per first decision (blank in rows older than the field)."""
     found: dict[str, int] = {}
     for row in rows:
-        if keep is None or keep(row):
-            found[getattr(row, key)] = found.get(getattr(row, key), 0) + row.count
+        name = getattr(row, key) or "not recorded"
+        found[name] = found.get(name, 0) + row.count
     return found
 
 
@@ -318,7 +249,7 @@ def _rate(
         arms.append(
             Arm(sum(r.count for r in counted if r.status == hit), sum(r.count for r in counted))
         )
-    return _difference(kind, kind, arms[0], arms[1])  # fmt: skip
+    return _difference(kind, kind, arms[0], arms[1])
 
 
 def _distribution(row: diff_queries.ParamRow, i: int) -> Distribution:
@@ -340,19 +271,12 @@ def _params(left: QuerySet[Action], right: QuerySet[Action]) -> list[ParamDiffer
     return rows
 
 
-def _decision_name(decision: str) -> str:
-    return decision or "not recorded"
-
-
 def behaviour_diff(*, agent: Agent, left: Side, right: Side) -> BehaviourDiff:
     """Compare the agent's behaviour on two sides; the caller has checked that the person
     may view the agent."""
     queries = side_decisions(agent=agent, side=left), side_decisions(agent=agent, side=right)
     mixes = [diff_queries.mix_counts(q) for q in queries]
     n = (sum(r.count for r in mixes[0]), sum(r.count for r in mixes[1]))
-    for rows in mixes:
-        for index, row in enumerate(rows):
-            rows[index] = replace(row, decision=_decision_name(row.decision))
     families = [diff_queries.family_counts(q) for q in queries]
     raw = {
         "actions": _shares("action", _sum(mixes[0], "action"), _sum(mixes[1], "action"), n),
@@ -390,10 +314,8 @@ def behaviour_diff(*, agent: Agent, left: Side, right: Side) -> BehaviourDiff:
 def _judge(raw: dict[str, list[Any]]) -> dict[str, list[Any]]:
     """Holm over the comparisons with the sample; flag those significant after it."""
     eligible = [row for rows in raw.values() for row in rows if row.enough]
-    adjusted = dict(
-        zip(map(id, eligible), holm_adjusted([r.significance.p_value for r in eligible]),
-            strict=True)
-    )  # fmt: skip
+    p_values = holm_adjusted([row.significance.p_value for row in eligible])
+    adjusted = {id(row): p for row, p in zip(eligible, p_values, strict=True)}
     return {
         name: [
             replace(row, p_adjusted=adjusted[id(row)], flagged=adjusted[id(row)] <= ALPHA)

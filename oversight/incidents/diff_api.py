@@ -11,8 +11,9 @@ from ninja import Query, Router
 from oversight.agents.selectors import agent_get
 from oversight.approvals.api import PersonBearer
 from oversight.gateway.schemas import API_ERRORS
-from oversight.incidents.behaviour_diff import SideError, behaviour_diff, sides_parse
+from oversight.incidents.behaviour_diff import SideError, behaviour_diff
 from oversight.incidents.diff_display import as_json
+from oversight.incidents.diff_sides import sides_parse
 
 router = Router(auth=PersonBearer(), tags=["behaviour diff"])
 

@@ -12,13 +12,10 @@ from django.views.decorators.http import require_GET
 
 from oversight.agents.access import get_agent_for_user
 from oversight.agents.models import Agent
-from oversight.incidents.behaviour_diff import (
-    ENVIRONMENTS,
-    SideError,
-    behaviour_diff,
-    sides_parse,
-)
+from oversight.incidents.behaviour_diff import SideError, behaviour_diff
 from oversight.incidents.diff_display import explain, label, number, p_value, percent, points
+from oversight.incidents.diff_sides import ENVIRONMENTS, sides_parse
+from oversight.releases.guard_stats import Arm
 from oversight.releases.selectors import release_list
 
 
@@ -35,6 +32,11 @@ def _defaults(agent: Agent) -> tuple[str, str]:
     return "24h/12h", "12h/now"
 
 
+def _share(arm: Arm, *, out_of: bool) -> str:
+    """ "4.0% (12)" for a share of decisions; "4.0% (12 of 300)" for a rate of a subset."""
+    return f"{percent(arm)} ({arm.hits:,}{f' of {arm.n:,}' if out_of else ''})"
+
+
 def _row(row: Any, min_sample: int) -> dict[str, Any]:
     cells: dict[str, Any] = {
         "label": label(row),
@@ -49,8 +51,8 @@ def _row(row: Any, min_sample: int) -> dict[str, Any]:
     if hasattr(row, "only"):
         cells |= {
             "only": row.only,
-            "left": f"{percent(row.left)} ({row.left.hits:,})",
-            "right": f"{percent(row.right)} ({row.right.hits:,})",
+            "left": _share(row.left, out_of=row.kind == row.name),
+            "right": _share(row.right, out_of=row.kind == row.name),
             "change": points(row.difference),
             "kind": row.kind,
         }
