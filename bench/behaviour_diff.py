@@ -8,6 +8,10 @@ Usage (a PostgreSQL server it may drop, create and migrate the database on; loop
     DATABASE_OWNER_URL=postgres://oversight_owner@127.0.0.1:55500/oversight_diffbench \\
         .venv/bin/python bench/behaviour_diff.py        # 100,000 decisions, 7 timed runs
 
+or the zero-install SQLite, in a file it deletes and creates:
+
+    DATABASE_URL=sqlite:////tmp/oversight-diffbench.sqlite3 .venv/bin/python bench/behaviour_diff.py
+
 What it does:
 
 1. Drops and creates the database (as its owner) and migrates it; through the services,
@@ -103,6 +107,27 @@ def _draw(rng: random.Random, candidate: bool) -> dict[str, Any]:
     }
 
 
+# Each of an agent's rows (of one release) at a random moment of the span after start.
+_SPREAD = {
+    "postgresql": "UPDATE gateway_action SET created_at = %s + random() * %s * interval '1 second'"
+    " WHERE agent_id = %s AND release_version IS NOT DISTINCT FROM %s",
+    # Django keeps SQLite datetimes as UTC text, "YYYY-MM-DD HH:MM:SS.ffffff".
+    "sqlite": "UPDATE gateway_action SET created_at = strftime('%%Y-%%m-%%d %%H:%%M:%%f',"
+    " %s, '+' || ((abs(random()) %% (%s * 1000)) / 1000.0) || ' seconds')"
+    " WHERE agent_id = %s AND release_version IS %s",
+}
+
+
+def fresh_sqlite() -> None:
+    """The zero-install database, from scratch: a new file, migrated."""
+    path = Path(os.environ["DATABASE_URL"].removeprefix("sqlite:///"))
+    path.unlink(missing_ok=True)
+    _setup_django()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
 def setup_data(rows: int, other_rows: int, seed: int) -> dict[str, Any]:
     from decide import refund_agent_create
     from django.db import connection
@@ -146,13 +171,10 @@ def setup_data(rows: int, other_rows: int, seed: int) -> dict[str, Any]:
         Action.objects.bulk_create(batch, batch_size=5000)
         span = (2 if who == other else 1) * 86400
         with connection.cursor() as cursor:  # auto_now_add stamped them now
-            cursor.execute(
-                "UPDATE gateway_action SET created_at = %s + random() * %s * interval '1 second'"
-                " WHERE agent_id = %s AND release_version IS NOT DISTINCT FROM %s",
-                [start, span, who.pk, version],
-            )
+            at = start if connection.vendor == "postgresql" else f"{start:%Y-%m-%d %H:%M:%S}"
+            cursor.execute(_SPREAD[connection.vendor], [at, span, who.pk, version])
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE gateway_action")
+        cursor.execute("ANALYZE gateway_action" if connection.vendor == "postgresql" else "ANALYZE")
     return {"slug": agent.slug, "versions": versions, "windows_start": (now - 2 * day).isoformat()}
 
 
@@ -236,8 +258,11 @@ def main() -> None:
 
     head = report_head("behaviour_diff")
     print("creating and migrating the database ...")
-    fresh_database()
-    _setup_django()
+    if os.environ["DATABASE_URL"].startswith("sqlite:///"):
+        fresh_sqlite()
+    else:
+        fresh_database()
+        _setup_django()
     started = time.perf_counter()
     setup = setup_data(args.rows, args.other_rows, args.seed)
     setup["seconds"] = round(time.perf_counter() - started, 1)
@@ -255,7 +280,8 @@ def main() -> None:
     print(f"\ndiff: {result['diff']}")
     print(f"target {TARGET_S} s: {'met' if report['target_met'] else 'NOT met'} ({median} s)")
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d-%H%M")
-    out = ROOT / "bench" / "results" / f"behaviour-diff-{stamp}.json"
+    vendor = "-sqlite" if os.environ["DATABASE_URL"].startswith("sqlite") else ""
+    out = ROOT / "bench" / "results" / f"behaviour-diff{vendor}-{stamp}.json"
     out.write_text(json.dumps(report, indent=2, default=str) + "\n")
     print("wrote", out.relative_to(ROOT))
 
