@@ -85,7 +85,7 @@ class Side:
 
     @property
     def label(self) -> str:
-        """ "v3", or "2026-12-01 10:00 → 11:00 UTC"."""
+        """As people read it: "v3", or "2026-12-01 10:00 → 11:00 UTC"."""
         if self.version is not None:
             return f"v{self.version}"
         assert self.start is not None and self.end is not None
@@ -106,12 +106,17 @@ class Side:
 
 
 def sides_around(
-    moment: datetime, *, before: timedelta, after: timedelta | None = None, **kwargs: Any
+    moment: datetime,
+    *,
+    before: timedelta,
+    after: timedelta | None = None,
+    environment: str | None = Environment.PRODUCTION,
 ) -> tuple[Side, Side]:
-    """The windows just before and just after a moment (an incident's break point)."""
+    """The windows just before and just after a moment (an incident's break point); the
+    one after as long as the one before unless ``after`` says otherwise."""
     return (
-        Side.window(moment - before, moment, **kwargs),
-        Side.window(moment, moment + (after or before), **kwargs),
+        Side.window(moment - before, moment, environment=environment),
+        Side.window(moment, moment + (after or before), environment=environment),
     )
 
 

@@ -81,6 +81,42 @@ def label(row: Difference | ParamDifference) -> str:
     return f"{row.kind} {row.name}"
 
 
+def _share(arm: Arm, *, out_of: bool) -> str:
+    """A share of decisions, "4.0% (12)"; or a rate of a subset, "4.0% (12 of 300)"."""
+    return f"{percent(arm)} ({arm.hits:,}{f' of {arm.n:,}' if out_of else ''})"
+
+
+def page_row(row: Difference | ParamDifference, *, min_sample: int) -> dict[str, Any]:
+    """One row of the page's tables, its cells in words."""
+    cells: dict[str, Any] = {
+        "label": label(row),
+        "name": row.name,
+        "test": row.significance.test,
+        "p": p_value(row.significance.p_value),
+        "p_adjusted": p_value(row.p_adjusted) if row.enough else "—",
+        "enough": row.enough,
+        "flagged": row.flagged,
+        "explain": explain(row, min_sample=min_sample),
+    }
+    if isinstance(row, Difference):
+        cells |= {
+            "only": row.only,
+            "left": _share(row.left, out_of=row.kind == row.name),
+            "right": _share(row.right, out_of=row.kind == row.name),
+            "change": points(row.difference),
+            "kind": row.kind,
+        }
+    else:
+        for side in ("left", "right"):
+            found = getattr(row, side)
+            cells[side] = {
+                "count": f"{found.count:,}",
+                **{k: number(getattr(found, k)) for k in ("mean", "p50", "p90", "max")},
+            }
+        cells |= {"action": row.action, "key": row.key, "gap": f"{row.significance.statistic:.3f}"}
+    return cells
+
+
 def _side_json(summary: SideSummary) -> dict[str, Any]:
     side = summary.side
     return {

@@ -14,6 +14,7 @@ from oversight.agents.models import Agent
 from oversight.incidents.behaviour_diff import Side, SideError
 from oversight.lib.moments import MomentError, parse_moment
 from oversight.releases.models import Release
+from oversight.releases.selectors import release_list
 
 _VERSION = re.compile(r"^v?(\d{1,9})$", re.IGNORECASE)
 
@@ -79,3 +80,17 @@ def sides_parse(
         except SideError as exc:
             raise SideError(f"{name.capitalize()}: {exc}", name) from None
     return sides[0], sides[1]
+
+
+def default_sides(*, agent: Agent) -> tuple[str, str]:
+    """What the form offers before any choice: stable against a newer release (a
+    candidate), else the release before stable against stable, else the last 12 hours
+    against the 12 before."""
+    stable = agent.stable_version
+    versions = list(release_list(agent=agent).values_list("version", flat=True)[:50])
+    if stable is not None and versions and versions[0] != stable:
+        return f"v{stable}", f"v{versions[0]}"
+    older = [v for v in versions if stable is not None and v < stable]
+    if older:
+        return f"v{older[0]}", f"v{stable}"
+    return "24h/12h", "12h/now"
