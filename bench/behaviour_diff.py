@@ -26,11 +26,13 @@ What it does:
    differs: more denials, larger refunds, a new action (``payments.wire``) and a new
    resource family (``s3://exports``). Plus --other-rows decisions of the other agent,
    so that the diff's rows are not the whole table. Then ANALYZE.
-3. Times, --runs times each (median, min, max): ``behaviour_diff`` of the two releases,
-   the same over the two days as windows, and each of its reads alone (the mix, the
-   families, the numeric params). Baselines in the same run: ``COUNT(*)`` of the same
-   rows, ``GROUP BY action`` of them, and loading them as model instances (what the
-   diff must not do; --naive-runs times).
+3. Times, in --runs rounds (each round every measurement once, in turn, so that the
+   machine's other load falls on all alike): ``behaviour_diff`` of the two releases,
+   the baselines ``COUNT(*)`` of the same rows and ``GROUP BY action`` of them, the diff
+   over the two days as windows, and each of its reads alone (the mix, the families, the
+   numeric params). Medians, min and max, and the diff's ratio to ``COUNT(*)`` per round.
+   Then loading the same rows as model instances (what the diff must not do), in
+   --naive-runs runs.
 4. Prints a summary and writes bench/results/behaviour-diff-<date>-<HHMM>.json.
 """
 
@@ -178,18 +180,25 @@ def setup_data(rows: int, other_rows: int, seed: int) -> dict[str, Any]:
     return {"slug": agent.slug, "versions": versions, "windows_start": (now - 2 * day).isoformat()}
 
 
-def _timed(call: Callable[[], Any], runs: int) -> dict[str, Any]:
-    seconds = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        call()
-        seconds.append(time.perf_counter() - started)
+def _summary(seconds: list[float]) -> dict[str, Any]:
     return {
         "median_s": round(statistics.median(seconds), 4),
         "min_s": round(min(seconds), 4),
         "max_s": round(max(seconds), 4),
         "runs_s": [round(s, 4) for s in seconds],
     }
+
+
+def _rounds(calls: dict[str, Callable[[], Any]], runs: int) -> dict[str, list[float]]:
+    """Each call once a round, in turn, ``runs`` rounds: the machine's other load falls on
+    all of them alike, and each round's ratios compare like with like."""
+    seconds: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(runs):
+        for name, call in calls.items():
+            started = time.perf_counter()
+            call()
+            seconds[name].append(time.perf_counter() - started)
+    return seconds
 
 
 def measure(setup: dict[str, Any], runs: int, naive_runs: int) -> dict[str, Any]:
@@ -207,28 +216,33 @@ def measure(setup: dict[str, Any], runs: int, naive_runs: int) -> dict[str, Any]
     windows = Side.window(start, start + day), Side.window(start + day, start + 2 * day)
     queries = side_decisions(agent=agent, side=left), side_decisions(agent=agent, side=right)
 
-    def diff() -> Any:
-        return behaviour_diff(agent=agent, left=left, right=right)
-
-    found = diff()  # a warm-up, and what the runs compute
-    results = {
-        "behaviour_diff_releases": _timed(diff, runs),
-        "behaviour_diff_windows": _timed(
-            lambda: behaviour_diff(agent=agent, left=windows[0], right=windows[1]), runs
-        ),
-        "part_mix_both_sides": _timed(lambda: [diff_queries.mix_counts(q) for q in queries], runs),
-        "part_families_both_sides": _timed(
-            lambda: [diff_queries.family_counts(q) for q in queries], runs
-        ),
-        "part_params": _timed(lambda: diff_queries.param_distributions(*queries), runs),
-        "baseline_count_both_sides": _timed(lambda: [q.all().count() for q in queries], runs),
-        "baseline_group_by_action_both_sides": _timed(
-            lambda: [list(q.order_by().values("action").annotate(n=Count("pk"))) for q in queries],
-            runs,
-        ),
-        "baseline_load_instances_both_sides": _timed(
-            lambda: [len(list(q.all())) for q in queries], naive_runs
-        ),
+    found = behaviour_diff(agent=agent, left=left, right=right)  # a warm-up, and the result
+    seconds = _rounds(
+        {
+            "behaviour_diff_releases": lambda: behaviour_diff(agent=agent, left=left, right=right),
+            "baseline_count_both_sides": lambda: [q.all().count() for q in queries],
+            "baseline_group_by_action_both_sides": lambda: [
+                list(q.order_by().values("action").annotate(n=Count("pk"))) for q in queries
+            ],
+            "behaviour_diff_windows": lambda: behaviour_diff(
+                agent=agent, left=windows[0], right=windows[1]
+            ),
+            "part_mix_both_sides": lambda: [diff_queries.mix_counts(q) for q in queries],
+            "part_families_both_sides": lambda: [diff_queries.family_counts(q) for q in queries],
+            "part_params": lambda: diff_queries.param_distributions(*queries),
+        },
+        runs,
+    )
+    seconds |= _rounds(
+        {"baseline_load_instances_both_sides": lambda: [len(list(q.all())) for q in queries]},
+        naive_runs,
+    )
+    results = {name: _summary(values) for name, values in seconds.items()}
+    diffs, counts = seconds["behaviour_diff_releases"], seconds["baseline_count_both_sides"]
+    ratios = [d / c for d, c in zip(diffs, counts, strict=True)]
+    results["ratio_diff_to_count_per_round"] = {
+        "median": round(statistics.median(ratios), 2),
+        "rounds": [round(r, 2) for r in ratios],
     }
     summary = {
         "left": found.left.decisions,
@@ -275,8 +289,11 @@ def main() -> None:
     report["loadavg_at_end"] = Path("/proc/loadavg").read_text().split()[:3]
     print()
     for name, timing in timings.items():
-        print(f"  {name:<40} median {timing['median_s']:.4f} s"
-              f" (min {timing['min_s']:.4f}, max {timing['max_s']:.4f})")  # fmt: skip
+        if "median_s" in timing:
+            print(f"  {name:<40} median {timing['median_s']:.4f} s"
+                  f" (min {timing['min_s']:.4f}, max {timing['max_s']:.4f})")  # fmt: skip
+    ratio = timings["ratio_diff_to_count_per_round"]
+    print(f"  the diff over COUNT(*), per round: median {ratio['median']}x {ratio['rounds']}")
     print(f"\ndiff: {result['diff']}")
     print(f"target {TARGET_S} s: {'met' if report['target_met'] else 'NOT met'} ({median} s)")
     stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d-%H%M")
