@@ -219,6 +219,11 @@ CELERY_TASK_EAGER_PROPAGATES = True
 LONG_POLL_CAP_SECONDS = envint("LONG_POLL_CAP_SECONDS", 60, minimum=0)
 # A rewind that would undo this many actions or more waits for a second person's approval.
 REWIND_APPROVAL_THRESHOLD = envint("REWIND_APPROVAL_THRESHOLD", 50, minimum=1)
+# Incident analysis (oversight/incidents/analysis): the width of a bucket of the behaviour
+# series (a minute; the accuracy benchmark runs scenarios faster with smaller ones), and
+# how many buckets before an incident opened it looks at.
+INCIDENT_BUCKET_SECONDS = envint("INCIDENT_BUCKET_SECONDS", 60, minimum=1)
+INCIDENT_LOOKBACK_BUCKETS = envint("INCIDENT_LOOKBACK_BUCKETS", 180, minimum=10)
 # Without a broker there is no Celery beat: the web server runs the beat schedule itself,
 # so that what the jobs change reaches its in-memory channel layer and open pages
 # (docs/decisions/0018-periodic-jobs-in-the-server.md). One server process only.

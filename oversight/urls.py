@@ -45,6 +45,7 @@ urlpatterns = [
     path("settings/", include("oversight.accounts.urls")),
     path("recertification/", include("oversight.reviews.urls")),
     path("alerts/", include("oversight.monitoring.urls")),
+    path("incidents/", include("oversight.incidents.urls")),
     path("api/v1/", agent_api.urls),
     path("admin/", admin.site.urls),
     *[

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -158,3 +159,17 @@ def other_agent(other_team: Any, outsider: Any) -> Any:
         owner=outsider,
         team=other_team,
     )
+
+
+@pytest.fixture
+def eager_tasks() -> Iterator[None]:
+    """Celery tasks run inline, as in the zero-install default, also on the PostgreSQL and
+    Redis run: no messages left in a queue no worker reads. Conftests that want it for
+    every test of their folder use it from an autouse fixture."""
+    from oversight.celery import app as celery_app
+
+    conf = celery_app.conf
+    saved = conf.task_always_eager
+    conf.task_always_eager = True
+    yield
+    conf.task_always_eager = saved

@@ -92,9 +92,14 @@ REWIND = Family(
         verbs.REWIND_DONE,
     ),
 )
+INCIDENTS = Family(
+    "incidents",
+    "Incidents",
+    (verbs.INCIDENT_OPENED, verbs.INCIDENT_UPDATED, verbs.INCIDENT_NOTED),
+)
 ACTIONS = Family("actions", "Actions: decisions, votes and results", verbs.ACTION_VERBS)
 
-CHANGE_FAMILIES = (AGENT, POLICY, KILL_SWITCH, TOKENS, ALERTS, REWIND)
+CHANGE_FAMILIES = (AGENT, POLICY, KILL_SWITCH, TOKENS, ALERTS, REWIND, INCIDENTS)
 FAMILIES = {family.key: family for family in (*CHANGE_FAMILIES, ACTIONS)}
 
 # Verbs never recorded against an agent (teams, the audit log itself, notifications).

@@ -72,6 +72,9 @@ ROLLOUT_RESUMED = "rollout.resumed"
 ROLLOUT_ROLLED_BACK = "rollout.rolled_back"
 ROLLOUT_COMPLETED = "rollout.completed"
 ROLLOUT_CANCELLED = "rollout.cancelled"
+INCIDENT_OPENED = "incident.opened"
+INCIDENT_UPDATED = "incident.updated"
+INCIDENT_NOTED = "incident.noted"
 
 KNOWN_VERBS = sorted(
     [
@@ -99,6 +102,9 @@ KNOWN_VERBS = sorted(
         ROLLOUT_ROLLED_BACK,
         ROLLOUT_COMPLETED,
         ROLLOUT_CANCELLED,
+        INCIDENT_OPENED,
+        INCIDENT_UPDATED,
+        INCIDENT_NOTED,
         AGENT_UPDATED,
         AGENT_ACCESS_GRANTED,
         AGENT_ACCESS_REVOKED,

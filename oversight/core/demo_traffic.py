@@ -149,8 +149,29 @@ def _whole_order(rng: random.Random) -> Intent:
     )
 
 
-# How an agent behaves when its release's model settings say so (``demo_behaviour``):
-# the demo's stand-in for a model following changed instructions.
+def _mcp_refund(rng: random.Random) -> Intent:
+    charge, amount = f"ch_{_id(rng)}", rng.randint(5, 300)
+    return Intent(
+        "mcp.payments.refund",
+        f"stripe:charge/{charge}",
+        {"charge": charge, "amount": amount},
+        "refund through the payments MCP server",
+        before={"refunded": 0},
+        after={"refunded": amount},
+    )
+
+
+def _drifted(moves: list[Move], level: float, more: dict[str, int]) -> list[Move]:
+    """The moves with those named in ``more`` tried more often as ``level`` goes 0 to 1."""
+    return [Move(m.name, m.weight + round(more.get(m.name, 0) * level), m.make) for m in moves]
+
+
+DRIFT_LEVELS = 5
+_CRM_DRIFT = {"billing field (denied)": 45, "vip contact (held)": 25}
+
+# How an agent behaves when its release's model settings say so (``demo_behaviour``), or
+# a scenario says so (oversight/core/demo_scenarios.py): the demo's stand-in for a model
+# following changed instructions, or drifting.
 BEHAVIOURS: dict[tuple[str, str], list[Move]] = {
     ("refund-bot", "overeager"): [
         Move("whole-order refund (never granted)", 40, _whole_order),
@@ -158,11 +179,25 @@ BEHAVIOURS: dict[tuple[str, str], list[Move]] = {
         Move("bulk refund (denied)", 25, lambda rng: _refund(rng, 50, 900, charges=4)),
         Move("small refund", 10, lambda rng: _refund(rng, 5, 300)),
     ],
+    ("refund-bot", "with-mcp"): [*MOVES["refund-bot"], Move("MCP refund", 30, _mcp_refund)],
+    **{
+        ("crm-updater", f"drift-{level}"): _drifted(
+            MOVES["crm-updater"], level / (DRIFT_LEVELS - 1), _CRM_DRIFT
+        )
+        for level in range(DRIFT_LEVELS)
+    },
 }
 
 
 def moves_for(slug: str, behaviour: str = "") -> list[Move]:
     return BEHAVIOURS.get((slug, behaviour), MOVES[slug])
+
+
+def drift_behaviour(slug: str, progress: float) -> str:
+    """The behaviour of an agent ``progress`` (0 to 1) of the way through its drift; an
+    agent without a drift of its own keeps its usual moves."""
+    level = round(min(max(progress, 0.0), 1.0) * (DRIFT_LEVELS - 1))
+    return f"drift-{level}" if (slug, f"drift-{level}") in BEHAVIOURS else ""
 
 
 def intents(rng: random.Random, moves: list[Move]) -> Iterator[Intent]:

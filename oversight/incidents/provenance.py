@@ -3,10 +3,12 @@ for the people's API (``GET /api/v1/provenance/{action_id}``)."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django.urls import reverse
 
+from oversight.gateway.constants import ActionStatus
 from oversight.gateway.models import Action
 from oversight.policy.models import Limit, LimitCounter
 from oversight.releases.models import Release
@@ -24,15 +26,37 @@ def _trace(action: Action) -> dict[str, Any] | None:
     }
 
 
+# Statuses whose charges were given back (limits_release) when the action ended.
+RELEASED = (ActionStatus.EXPIRED, ActionStatus.CANCELLED, ActionStatus.REJECTED)
+
+
+def _at_decision(action: Action, counter: LimitCounter) -> tuple[int, Decimal]:
+    """The counter's count and sum right after this action was charged: every charge to
+    it up to this one, less those given back before it."""
+    count, total = 0, Decimal(0)
+    charged = Action.objects.filter(
+        created_at__gte=counter.window_start, created_at__lte=action.created_at
+    ).values_list("limit_usage", "status", "finished_at")
+    for usage, status, finished_at in charged.iterator(chunk_size=2000):
+        if status in RELEASED and finished_at is not None and finished_at < action.created_at:
+            continue
+        for used in usage or []:
+            if used.get("counter_id") == counter.pk:
+                count += 1
+                total += Decimal(str(used.get("amount") or 0))
+    return count, total
+
+
 def _limits(action: Action) -> list[dict[str, Any]]:
-    """Each limit the decision charged: what it is, what this action counted, and the
-    window's count and sum now."""
+    """Each limit the decision charged: what it is, what this action counted, the window's
+    count and sum when it was decided, and now."""
     usage = action.limit_usage or []
     limits = Limit.objects.in_bulk([u["limit_id"] for u in usage])
     counters = LimitCounter.objects.in_bulk([u["counter_id"] for u in usage])
     rows = []
     for used in usage:
         limit, counter = limits.get(used["limit_id"]), counters.get(used["counter_id"])
+        then = _at_decision(action, counter) if counter else None
         rows.append(
             {
                 "limit": limit.name if limit else f"limit {used['limit_id']} (deleted)",
@@ -41,6 +65,8 @@ def _limits(action: Action) -> list[dict[str, Any]]:
                 "window_seconds": limit.window_seconds if limit else None,
                 "charged": used["amount"],
                 "window_start": counter.window_start.isoformat() if counter else None,
+                "count_at_decision": then[0] if then else None,
+                "total_at_decision": str(then[1]) if then else None,
                 "count_now": counter.count if counter else None,
                 "total_now": str(counter.total) if counter else None,
             }

@@ -14,6 +14,8 @@ from oversight.audit.actors import Actor
 from oversight.audit.services import audit_record
 from oversight.gateway.lifecycle import actions_cancel_in_scope
 from oversight.gateway.record_sql import SWITCH_LOCK_KEY
+from oversight.incidents.models import TriggerKind
+from oversight.incidents.services import incident_open_safely
 from oversight.killswitch.models import KillSwitch
 from oversight.killswitch.selectors import Target
 from oversight.live import broadcasts
@@ -70,6 +72,15 @@ def killswitch_engage(*, actor: Actor, target: Target, reason: str, user: Any = 
         actor=actor,
         agent_ids=_agents_in(target),
         why=f"kill switch for {target.label}: {switch.reason}",
+    )
+    incident_open_safely(
+        actor=actor,
+        kind=TriggerKind.KILL_SWITCH,
+        target=("killswitch.killswitch", str(switch.pk)),
+        summary=f"Kill switch engaged for {target.label}: {switch.reason}",
+        agent=target.agent,
+        team=target.team,
+        user=user,
     )
     return switch
 

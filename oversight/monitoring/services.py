@@ -24,6 +24,8 @@ from oversight.agents.permissions import user_has_agent_perm
 from oversight.audit import verbs
 from oversight.audit.actors import Actor
 from oversight.audit.services import audit_record
+from oversight.incidents.models import TriggerKind
+from oversight.incidents.services import incident_open_safely
 from oversight.live import broadcasts
 from oversight.live.publish import after_commit
 from oversight.monitoring.constants import (
@@ -108,6 +110,7 @@ def alert_raise(*, finding: Finding, now: dt.datetime) -> tuple[Alert, bool]:
             agent_id=agent.pk,
         )
         _notify(agent, alert, response)
+        _open_incident(agent, alert)
         _announce(agent.pk)
         return alert, True
 
@@ -136,8 +139,22 @@ def alert_raise(*, finding: Finding, now: dt.datetime) -> tuple[Alert, bool]:
             agent_id=agent.pk,
         )
         _notify(agent, alert, response, escalated=True)
+        _open_incident(agent, alert)
     _announce(agent.pk)
     return alert, False
+
+
+def _open_incident(agent: Agent, alert: Alert) -> None:
+    """A critical alert opens an incident for its agent (or joins the open one)."""
+    if alert.severity != Severity.CRITICAL:
+        return
+    incident_open_safely(
+        actor=MONITORING,
+        kind=TriggerKind.ALERT,
+        target=("monitoring.alert", str(alert.pk)),
+        summary=f"Critical alert: {alert.title}",
+        agent=agent,
+    )
 
 
 def _announce(agent_id: int) -> None:

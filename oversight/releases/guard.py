@@ -37,6 +37,8 @@ from oversight.agents.locking import agent_lock
 from oversight.audit.actors import Actor
 from oversight.gateway.constants import ActionStatus
 from oversight.gateway.models import Action
+from oversight.incidents.models import TriggerKind
+from oversight.incidents.services import incident_open_safely
 from oversight.monitoring.constants import Severity
 from oversight.monitoring.models import Alert
 from oversight.releases.guard_stats import Arm, Pairs, Verdict, compare
@@ -247,6 +249,13 @@ def rollout_guard_one(rollout: Rollout) -> str:
     found = look(rollout)
     if found.regressed:
         rollout_roll_back(actor=GUARD, rollout=rollout, why=_why(found), evidence=found.evidence())
+        incident_open_safely(
+            actor=GUARD,
+            kind=TriggerKind.ROLLBACK,
+            target=("releases.rollout", str(rollout.pk)),
+            summary=f"{rollout.agent.slug} v{rollout.release.version} rolled back: {_why(found)}",
+            agent=rollout.agent,
+        )
         return "rolled_back"
     Rollout.objects.filter(pk=rollout.pk, state=RolloutState.RUNNING).update(
         checked_at=timezone.now(), verdicts=found.evidence()

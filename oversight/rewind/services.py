@@ -36,6 +36,8 @@ from oversight.gateway.constants import RUNNABLE, ActionStatus
 from oversight.gateway.exceptions import ConflictError, NotFoundError
 from oversight.gateway.models import Action
 from oversight.gateway.pipeline import ActionInput, Credentials, decide
+from oversight.incidents.models import TriggerKind
+from oversight.incidents.services import incident_open_safely
 from oversight.live import broadcasts
 from oversight.live.publish import after_commit
 from oversight.policy.engine.compensation import UndoError, undo_params
@@ -258,6 +260,15 @@ def compensation_report_for(
         },
     )
     _roll_back_original(actor, compensation)
+    if report.outcome == "failed":
+        incident_open_safely(
+            actor=actor,
+            kind=TriggerKind.COMPENSATION,
+            target=("gateway.action", str(compensation.pk)),
+            summary=f"Undo failed: {compensation.action} on {compensation.resource}"
+            + (f" ({report.detail[:120]})" if report.detail else ""),
+            agent=compensation.agent,
+        )
     after_commit(lambda: broadcasts.action_changed(compensation.pk, created=False))
     return compensation
 

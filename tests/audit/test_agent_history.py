@@ -62,6 +62,7 @@ def test_it_shows_changes_by_default_not_decisions(
 ) -> None:
     page = agent_history(user=admin_user, agent=agent)
     assert _verbs(page) == [
+        verbs.INCIDENT_OPENED,  # the switch opened an incident for the agent
         verbs.KILLSWITCH_ENGAGED,
         verbs.AGENT_UPDATED,
         verbs.AGENT_ACCESS_GRANTED,
@@ -71,7 +72,7 @@ def test_it_shows_changes_by_default_not_decisions(
         verbs.AGENT_CREATED,
     ]
     assert page.next_before is None
-    grant = page.entries[5]
+    grant = page.entries[6]
     assert grant.event.target_id == str(story["grant"].pk)
     assert {change.field for change in grant.changes} >= {"Action", "Resource"}
 
@@ -84,6 +85,7 @@ def test_it_shows_changes_by_default_not_decisions(
         ("killswitch", [verbs.KILLSWITCH_ENGAGED]),
         ("tokens", []),
         ("alerts", []),
+        ("incidents", [verbs.INCIDENT_OPENED]),
     ],
 )
 def test_it_filters_by_family(
@@ -101,7 +103,7 @@ def test_everything_is_everything(admin_user: Any, agent: Agent, story: Any) -> 
     page = agent_history(user=admin_user, agent=agent, show="all", size=1000)
     expected = AuditEvent.objects.filter(agent_id=agent.pk).order_by("-seq")
     assert [entry.event.seq for entry in page.entries] == [e.seq for e in expected]
-    assert len(page.entries) == 99
+    assert len(page.entries) == 100  # with the incident the kill switch opened
 
 
 @pytest.mark.parametrize("show", ["changes", "actions", "all"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -94,3 +95,34 @@ def test_a_bad_traceparent_is_refused_and_nothing_is_recorded(
     )
     assert "traceparent" in error["fields"]
     assert not Action.objects.exists()
+
+
+def test_each_limit_shows_its_window_as_it_was_when_the_action_was_decided(
+    agent: Agent, agent_api: AgentApi, reviewer: Any
+) -> None:
+    """Three refunds charge a sum limit; the second is held and then rejected, which gives
+    its charge back. The first shows 1 and 10; the third, 2 (the second's charge was
+    given back before it) and 40; all three show 2 and 40 now."""
+    agent_access_grant(actor=SYSTEM, agent=agent, user=reviewer, level="reviewer")
+    hold_large_refunds(agent)
+    limit_create(
+        agent=agent, name="refund sum", max_sum=5000, sum_param="amount", window_seconds=3600
+    )
+    first = agent_api.decide(refund(10))
+    second = agent_api.decide(refund(900))
+    approval_vote(user=reviewer, action_id=second["id"], vote="deny", comment="too much")
+    third = agent_api.decide(refund(30))
+    person = AgentApi(Client(), personal_token_create(user=reviewer, name="cli")[1])
+
+    def window(decided: dict[str, Any]) -> tuple[Any, ...]:
+        (limit,) = person.get(f"/provenance/{decided['id']}").json()["limits"]
+        return (
+            limit["count_at_decision"],
+            Decimal(limit["total_at_decision"]),
+            limit["count_now"],
+            Decimal(limit["total_now"]),
+        )
+
+    assert window(first) == (1, 10, 2, 40)
+    assert window(second) == (2, 910, 2, 40)
+    assert window(third) == (2, 40, 2, 40)

@@ -1,23 +1,16 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from oversight.accounts.services import team_add_member
-from oversight.celery import app as celery_app
 from tests.conftest import SYSTEM, make_user
 
 
 @pytest.fixture(autouse=True)
-def _eager_tasks() -> Iterator[None]:
-    """Sends run inline also on the Redis run: no messages left in a queue nobody reads."""
-    conf = celery_app.conf
-    saved = conf.task_always_eager
-    conf.task_always_eager = True
-    yield
-    conf.task_always_eager = saved
+def _eager_tasks(eager_tasks: None) -> None:
+    """Sends run inline also on the Redis run (tests/conftest.py)."""
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import random
 import signal
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -33,9 +34,11 @@ from oversight.core.demo_traffic import (
     DemoStore,
     Intent,
     Move,
+    drift_behaviour,
     intents,
     moves_for,
 )
+from oversight.core.scenario_player import ScenarioPlan, play
 from oversight_sdk import (
     ActionNotPermitted,
     ApprovalTimeout,
@@ -134,6 +137,27 @@ class Run:
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     tally: Counter[str] = field(default_factory=Counter)
     store: DemoStore = field(default_factory=DemoStore)
+    # What scenarios changed in the agents (demo_scenarios.Traffic): a behaviour, a drift
+    # (its start and length, loop time), bursts.
+    behaviours: dict[str, str] = field(default_factory=dict)
+    drifts: dict[str, tuple[float, float]] = field(default_factory=dict)
+    bursty: set[str] = field(default_factory=set)
+
+    def behave(self, slug: str, behaviour: str) -> None:
+        self.behaviours[slug] = behaviour
+
+    def drift(self, slug: str, seconds: float) -> None:
+        self.drifts[slug] = (time.monotonic(), max(seconds, 1.0))
+
+    def noisy(self, slug: str) -> None:
+        self.bursty.add(slug)
+
+    def behaviour_now(self, slug: str) -> str | None:
+        """A scenario's behaviour for the agent now; None: as its release says."""
+        if slug in self.drifts:
+            start, seconds = self.drifts[slug]
+            return drift_behaviour(slug, (time.monotonic() - start) / seconds)
+        return self.behaviours.get(slug)
 
     def record(self, slug: str, intent: Intent, outcome: Outcome) -> None:
         self.tally[outcome.status] += 1
@@ -155,9 +179,15 @@ async def _sleep_or_stop(run: Run, seconds: float) -> None:
         await asyncio.wait_for(run.stop.wait(), timeout=seconds)
 
 
-async def session_moves(client: AsyncOversight, slug: str, session_id: str) -> list[Move]:
-    """What the agent does in one session: as its release for that session says (the
-    demo's stand-in for a model following its instructions; see demo_scenarios.py)."""
+async def session_moves(
+    client: AsyncOversight, slug: str, session_id: str, run: Run | None = None
+) -> list[Move]:
+    """What the agent does in one session: as a scenario says, or else as its release for
+    that session says (the demo's stand-in for a model following its instructions; see
+    demo_scenarios.py)."""
+    behaviour = run.behaviour_now(slug) if run is not None else None
+    if behaviour is not None:
+        return moves_for(slug, behaviour)
     try:
         release = await client.release(session_id)
     except OversightError:
@@ -171,6 +201,7 @@ async def agent_loop(
     """Start actions for one agent at `rate` per second (Poisson arrivals), in sessions of
     SESSION_LENGTH actions, each of which loads its release first."""
     in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
+    bursts = Bursts(rng)
     streams: dict[int, Iterator[Intent]] = {}
     session, stream, started = "", iter(()), 0
 
@@ -191,14 +222,33 @@ async def agent_loop(
     while not run.stop.is_set():
         if started % SESSION_LENGTH == 0:
             session = f"{slug}-{rng.getrandbits(48):012x}"
-            moves = await session_moves(client, slug, session)
+            moves = await session_moves(client, slug, session, run)
             stream = streams.setdefault(id(moves), intents(rng, moves))
         started += 1
         await in_flight.acquire()
         task = asyncio.create_task(one(next(stream), session))
         run.tasks.add(task)
         task.add_done_callback(run.tasks.discard)
-        await _sleep_or_stop(run, rng.expovariate(rate))
+        await _sleep_or_stop(run, rng.expovariate(rate * bursts.factor(slug in run.bursty)))
+
+
+class Bursts:
+    """Noisy traffic: the rate times a factor drawn anew every few seconds."""
+
+    FACTORS = (0.2, 0.5, 1.0, 2.0, 4.0)
+    HOLD_SECONDS = 3.0
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng, self.value, self.until = rng, 1.0, 0.0
+
+    def factor(self, noisy: bool) -> float:
+        if not noisy:
+            return 1.0
+        now = asyncio.get_running_loop().time()
+        if now >= self.until:
+            self.value = self.rng.choice(self.FACTORS)
+            self.until = now + self.HOLD_SECONDS * self.rng.uniform(0.5, 1.5)
+        return self.value
 
 
 def compensators_register(run: Run, slug: str, client: AsyncOversight) -> bool:
@@ -250,9 +300,13 @@ class SimulationConfig:
 
 
 async def simulate(
-    config: SimulationConfig, tokens: dict[str, str], write: Callable[[str], None]
+    config: SimulationConfig,
+    tokens: dict[str, str],
+    write: Callable[[str], None],
+    scenario: ScenarioPlan | None = None,
 ) -> Counter[str]:
-    """Run the agents until `config.duration` is up (0: until stopped); return the counts."""
+    """Run the agents until `config.duration` is up (0: until stopped), playing the
+    scenario if there is one; return the counts."""
     run = Run(write=write, hold_wait=config.hold_wait)
     loop = asyncio.get_running_loop()
     handled = _install_signal_handlers(loop, run.on_signal)
@@ -279,6 +333,8 @@ async def simulate(
             )
             for slug, client in clients.items()
         ]
+        if scenario is not None:
+            loops.append(asyncio.create_task(play(scenario, run, write, run.stop, ACTOR)))
         loops += [
             asyncio.create_task(client.run_compensators(wait=2, stop=run.stop.is_set))
             for slug, client in clients.items()
@@ -379,7 +435,21 @@ class Command(BaseCommand):
         parser.add_argument(
             "--scenario",
             choices=sorted(SCENARIOS),
-            help="Play a scenario on top of the traffic (oversight/core/demo_scenarios.py).",
+            help="Play a fault-injection scenario on top of the traffic"
+            " (oversight/core/demo_scenarios.py).",
+        )
+        parser.add_argument(
+            "--scenario-after",
+            type=float,
+            default=0.0,
+            help="Seconds of plain traffic before the scenario's fault.",
+        )
+        parser.add_argument(
+            "--decoys",
+            type=int,
+            default=0,
+            choices=range(4),
+            help="Unrelated changes to make around the scenario's fault (0 to 3).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -395,13 +465,22 @@ class Command(BaseCommand):
             seed=options["seed"],
         )
         logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per action is enough
+        if options["scenario_after"] < 0:
+            raise CommandError("--scenario-after must not be negative.")
+        plan = (
+            ScenarioPlan(
+                options["scenario"],
+                after=options["scenario_after"],
+                decoys=options["decoys"],
+                seed=options["seed"],
+            )
+            if options["scenario"]
+            else None
+        )
         minted = tokens_mint(slugs)
         try:
-            if options["scenario"]:
-                said = SCENARIOS[options["scenario"]](ACTOR)
-                self._write(f"scenario {options['scenario']}: {said}")
             raw = {slug: pair[1] for slug, pair in minted.items()}
-            tally = asyncio.run(simulate(config, raw, self._write))
+            tally = asyncio.run(simulate(config, raw, self._write, plan))
         except AuthenticationError as exc:
             raise CommandError(
                 f"The server does not know our tokens ({exc}): is it on this database?"

@@ -1,0 +1,170 @@
+"""Rank the scope's changes as candidate causes of the break, each with its evidence.
+
+Three things are weighed for each change made before the break (or within a bucket
+after it: the break is found to the bucket):
+
+- **effect**: how sharply behaviour changed at the change itself, the ``G`` of splitting
+  the series at the change as a share of the ``G`` at the break (1: the change is where
+  behaviour changed most);
+- **scope fit**: the share of the break's change in *what* the agent did (its categories,
+  each an action and how it ended) that falls on actions the change touches. A change
+  that can touch anything (instructions, owner) fits everything, but less sharply
+  (``BROAD_FIT``): a change naming exactly the actions that changed is the better
+  explanation;
+- **time fit**: ``exp(-gap / TIME_SCALE)``, the gap in buckets from the change to the
+  break; a change made after the break point is kept (the break is an estimate, and
+  traffic slowed by something else can move it) but fades fast, ``exp(gap / AFTER_SCALE)``.
+
+``score = weight x (W_EFFECT effect + W_SCOPE scope + W_TIME time)``, where ``weight`` is
+how directly the change's kind steers behaviour (changes.py). bench/rca.py measures how
+often the true cause comes first.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import Any
+
+from oversight.incidents.analysis.changepoint import Split, split_at
+from oversight.incidents.analysis.changes import Change
+from oversight.incidents.analysis.series import Series, category_action
+
+BROAD_FIT = 0.7
+TIME_SCALE = 20.0  # buckets
+W_EFFECT, W_SCOPE, W_TIME = 0.4, 0.4, 0.2
+# The break is found to the bucket: a change this many buckets after it fits as well as
+# one at it; later ones fade with AFTER_SCALE.
+GRACE_BUCKETS = 1
+AFTER_SCALE = 3.0
+EVIDENCE_ROWS = 4
+
+
+@dataclass(frozen=True)
+class Candidate:
+    change: Change
+    score: float
+    effect: float
+    scope_fit: float
+    time_fit: float
+    gap_buckets: int
+    evidence: list[dict[str, Any]]
+    explained: list[str]
+
+    def as_json(self, series: Series) -> dict[str, Any]:
+        return {
+            **self.change.as_json(),
+            "score": round(self.score, 4),
+            "effect": round(self.effect, 4),
+            "scope_fit": round(self.scope_fit, 4),
+            "time_fit": round(self.time_fit, 4),
+            "minutes_before_break": round(self.gap_buckets * series.bucket_seconds / 60, 2),
+            "evidence": self.evidence,
+            "why": self.explained,
+        }
+
+
+def touches(change: Change, action: str) -> bool:
+    return any(fnmatchcase(action, pattern) for pattern in change.touches)
+
+
+def _category_terms(split: Split) -> dict[str, float]:
+    return {
+        key: value
+        for key, value in split.terms.items()
+        if value > 0 and key != "volume" and not key.startswith("kind:")
+    }
+
+
+def scope_fit(change: Change, split: Split) -> float:
+    terms = _category_terms(split)
+    if change.broad:
+        return BROAD_FIT
+    total = sum(terms.values())
+    if total <= 0:
+        return 0.3 * BROAD_FIT
+    return sum(v for k, v in terms.items() if touches(change, category_action(k))) / total
+
+
+def _shares(series: Series, index: int) -> tuple[Counter[str], Counter[str]]:
+    before: Counter[str] = Counter()
+    after: Counter[str] = Counter()
+    for i, bucket in enumerate(series.buckets):
+        (before if i < index else after).update(bucket.categories)
+    return before, after
+
+
+def _evidence(change: Change, series: Series, split: Split) -> list[dict[str, Any]]:
+    """The categories that moved most at the change (those it touches first): their
+    counts and shares before and after it."""
+    before, after = _shares(series, split.index)
+    b_total, a_total = max(sum(before.values()), 1), max(sum(after.values()), 1)
+    terms = _category_terms(split)
+    ranked = sorted(terms, key=lambda k: (not touches(change, category_action(k)), -terms[k]))
+    return [
+        {
+            "what": key,
+            "before": before.get(key, 0),
+            "after": after.get(key, 0),
+            "share_before": round(before.get(key, 0) / b_total, 4),
+            "share_after": round(after.get(key, 0) / a_total, 4),
+        }
+        for key in ranked[:EVIDENCE_ROWS]
+    ]
+
+
+def _span(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
+def _why(change: Change, effect: float, fit: float, gap: int, series: Series) -> list[str]:
+    seconds = abs(gap) * series.bucket_seconds
+    when = (
+        f"made {_span(seconds)} before the break"
+        if gap > 0
+        else "made as behaviour changed"
+        if gap == 0
+        else f"made {_span(seconds)} after the break point (within its precision)"
+    )
+    what = (
+        "can affect anything the agent does"
+        if change.broad
+        else f"touches {', '.join(sorted(change.touches))}: {fit:.0%} of what changed"
+    )
+    return [when, what, f"behaviour changed at it with {effect:.0%} of the break's strength"]
+
+
+def rank(series: Series, split: Split, changes: list[Change]) -> list[Candidate]:
+    n = len(series.buckets)
+    ranked = []
+    peak = max(split.g, 1e-9)
+    for change in changes:
+        index = series.index_of(change.at)
+        gap = split.index - index
+        if index < 0 or index >= n:
+            continue
+        at_change = split_at(series.buckets, min(max(index, 1), n - 1))
+        effect = min(at_change.g / peak, 1.0)
+        fit = scope_fit(change, split)
+        time_fit = (
+            math.exp(-max(gap, 0) / TIME_SCALE)
+            if gap >= -GRACE_BUCKETS
+            else math.exp((gap + GRACE_BUCKETS) / AFTER_SCALE)
+        )
+        score = change.weight * (W_EFFECT * effect + W_SCOPE * fit + W_TIME * time_fit)
+        ranked.append(
+            Candidate(
+                change=change,
+                score=score,
+                effect=effect,
+                scope_fit=fit,
+                time_fit=time_fit,
+                gap_buckets=gap,
+                evidence=_evidence(change, series, at_change),
+                explained=_why(change, effect, fit, gap, series),
+            )
+        )
+    ranked.sort(key=lambda c: (-c.score, -c.change.at.timestamp()))
+    return ranked

@@ -1,0 +1,130 @@
+"""The analysis of an incident, as the JSON its page, its API and its exports show.
+
+The window is the ``INCIDENT_LOOKBACK_BUCKETS`` buckets before the incident opened, up to
+now (or until it was resolved). In it: the behaviour series, the break point
+(changepoint.py), the scope's changes ranked as causes (changes.py, causes.py), the blast
+radius from the break on (blast.py) and the timeline (timeline.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.urls import reverse
+from django.utils import timezone
+
+from oversight.agents.models import Agent
+from oversight.incidents.analysis.blast import blast_radius
+from oversight.incidents.analysis.causes import rank
+from oversight.incidents.analysis.changepoint import Split, best_split
+from oversight.incidents.analysis.changes import change_events, group_changes
+from oversight.incidents.analysis.series import Series, behaviour_series
+from oversight.incidents.analysis.timeline import series_rows, timeline
+from oversight.incidents.models import Incident, IncidentScope
+
+REPORT_VERSION = 1
+MAX_CAUSES = 10
+# Without a clear break, the blast radius starts this many buckets before the opening.
+FALLBACK_BUCKETS = 15
+
+
+@dataclass(frozen=True)
+class Scope:
+    agents: list[Agent]
+    team_ids: list[int]
+
+    @property
+    def agent_ids(self) -> list[int]:
+        return [agent.pk for agent in self.agents]
+
+
+def incident_scope(incident: Incident) -> Scope:
+    if incident.scope == IncidentScope.AGENT:
+        assert incident.agent is not None
+        return Scope([incident.agent], [incident.agent.team_id])
+    if incident.scope == IncidentScope.TEAM:
+        assert incident.team_id is not None
+        return Scope(list(Agent.objects.filter(team_id=incident.team_id)), [incident.team_id])
+    agents = list(Agent.objects.all())
+    return Scope(agents, sorted({agent.team_id for agent in agents}))
+
+
+def _break(series: Series, split: Split | None) -> dict[str, Any] | None:
+    if split is None:
+        return None
+    return {
+        "at": series.at(split.index).isoformat(),
+        "g": round(split.g, 2),
+        "clear": split.clear,
+        "what_changed": _what_changed(split),
+    }
+
+
+def _what_changed(split: Split) -> list[dict[str, Any]]:
+    total = sum(v for v in split.terms.values() if v > 0) or 1.0
+    top = sorted(((v, k) for k, v in split.terms.items() if v > 0), reverse=True)[:6]
+    return [{"what": key, "share": round(value / total, 4)} for value, key in top]
+
+
+def _rewind_urls(scope: Scope, since: dt.datetime, until: dt.datetime) -> list[dict[str, str]]:
+    query = f"?since={since.isoformat()}&until={until.isoformat()}"
+    return [
+        {"agent": agent.slug, "url": reverse("rewind:plan", args=[agent.slug]) + query}
+        for agent in scope.agents[:20]
+    ]
+
+
+def _blast_start(series: Series, split: Split | None, causes: Sequence[Any], opened: dt.datetime):
+    if split is not None and split.clear:
+        return series.at(split.index)
+    if causes:
+        return causes[0].change.at
+    return max(
+        series.start, opened - dt.timedelta(seconds=FALLBACK_BUCKETS * series.bucket_seconds)
+    )
+
+
+def analyse(incident: Incident, *, now: dt.datetime | None = None) -> dict[str, Any]:
+    started = time.perf_counter()
+    now = now or timezone.now()
+    bucket = settings.INCIDENT_BUCKET_SECONDS
+    scope = incident_scope(incident)
+    start = incident.opened_at - dt.timedelta(seconds=bucket * settings.INCIDENT_LOOKBACK_BUCKETS)
+    end = incident.resolved_at or now
+    series = behaviour_series(
+        agent_ids=scope.agent_ids, start=start, end=end, bucket_seconds=bucket
+    )
+    split = best_split(series.buckets)
+    changes = group_changes(
+        change_events(agent_ids=scope.agent_ids, team_ids=scope.team_ids, start=start, end=end)
+    )
+    causes = rank(series, split, changes) if split is not None else []
+    since = _blast_start(series, split, causes, incident.opened_at)
+    ranked = [c.as_json(series) for c in causes[:MAX_CAUSES]]
+    return {
+        "version": REPORT_VERSION,
+        "window": {"start": start.isoformat(), "end": end.isoformat(), "bucket_seconds": bucket},
+        "agents": [agent.slug for agent in scope.agents],
+        "break": _break(series, split),
+        "causes": ranked,
+        # The first cause, when behaviour clearly changed; without a clear break the
+        # changes are only what happened in the window, and none is called likely.
+        "likely_cause": ranked[0] if ranked and split is not None and split.clear else None,
+        "changes_considered": len(changes),
+        "blast_radius": blast_radius(agent_ids=scope.agent_ids, since=since, until=end),
+        "rewind": _rewind_urls(scope, since, end),
+        "timeline": timeline(
+            agent_ids=scope.agent_ids,
+            start=start,
+            end=end,
+            changes=changes,
+            break_at=series.at(split.index) if split is not None and split.clear else None,
+        ),
+        "series": series_rows(series),
+        "seconds": round(time.perf_counter() - started, 3),
+    }

@@ -1,0 +1,84 @@
+"""Which incidents a person sees and may handle, filtered in the database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db.models import Q, QuerySet
+from django.http import Http404
+
+from oversight.accounts import roles
+from oversight.agents.constants import APPROVE, CHANGE
+from oversight.agents.permissions import user_has_agent_perm
+from oversight.agents.selectors import agents_with_perm
+from oversight.incidents.models import Incident, IncidentScope, IncidentStatus
+
+STATUS_FILTERS = {"unresolved": [IncidentStatus.OPEN, IncidentStatus.INVESTIGATING]}
+
+
+def incidents_visible(*, user: Any) -> QuerySet[Incident]:
+    """An agent's incidents to those who may view the agent; a team's to those who may
+    view one of its agents; everyone's to anyone who may view an agent."""
+    if roles.is_admin(user):
+        return Incident.objects.all()
+    agents = agents_with_perm(user=user)
+    visible = Q(scope=IncidentScope.AGENT, agent__in=agents.values("pk")) | Q(
+        scope=IncidentScope.TEAM, team__in=agents.values("team_id")
+    )
+    if agents.exists():
+        visible |= Q(scope=IncidentScope.GLOBAL)
+    return Incident.objects.filter(visible)
+
+
+def incident_list(*, user: Any, status: str = "unresolved", agent: str = "") -> QuerySet[Incident]:
+    found = incidents_visible(user=user).select_related("agent", "team", "owner")
+    if status in STATUS_FILTERS:
+        found = found.filter(status__in=STATUS_FILTERS[status])
+    elif status in IncidentStatus.values:
+        found = found.filter(status=status)
+    if agent:
+        found = found.filter(agent__slug=agent)
+    return found.order_by("-opened_at")
+
+
+def incident_get(*, user: Any, pk: int) -> Incident:
+    incident = (
+        incidents_visible(user=user)
+        .select_related("agent", "team", "owner", "opened_by")
+        .filter(pk=pk)
+        .first()
+    )
+    if incident is None:
+        raise Http404("No such incident.")
+    return incident
+
+
+def user_can_handle(user: Any, incident: Incident) -> bool:
+    """Set its owner and status, add notes, analyse again: the agent's owners and
+    reviewers, and admins (a team's or everyone's incident: admins)."""
+    if incident.agent is None:
+        return roles.is_admin(user)
+    return agent_incident_allowed(user, incident.agent)
+
+
+def agent_incident_allowed(user: Any, agent: Any) -> bool:
+    """Who may open one by hand for an agent: as who may handle the agent's incidents."""
+    return roles.is_admin(user) or (
+        user_has_agent_perm(user, CHANGE, agent) or user_has_agent_perm(user, APPROVE, agent)
+    )
+
+
+def owner_choices(*, incident: Incident) -> QuerySet[Any]:
+    """Who may be named its owner: the scope team's members and reviewers, and admins."""
+    users = get_user_model().objects.filter(is_active=True)
+    admins = Q(is_superuser=True) | Q(groups__name=roles.ADMIN)
+    team = incident.agent.team if incident.agent else incident.team
+    if team is None:
+        return users.filter(admins).distinct().order_by("username")
+    members = Q(groups=team.group_id)
+    if team.reviewers_group_id:
+        members |= Q(groups=team.reviewers_group_id)
+    if incident.agent is not None:
+        members |= Q(pk=incident.agent.owner_id)
+    return users.filter(admins | members).distinct().order_by("username")

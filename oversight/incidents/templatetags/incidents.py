@@ -1,0 +1,26 @@
+"""``{% open_incident agent %}``: the "Open an incident" button, for those who may."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+
+from oversight.incidents.selectors import agent_incident_allowed
+
+register = template.Library()
+
+
+@register.inclusion_tag("incidents/_open_button.html", takes_context=True)
+def open_incident(
+    context: dict[str, Any], agent: Any, action: Any = None, alert: Any = None
+) -> dict[str, Any]:
+    request = context["request"]
+    return {
+        "show": agent_incident_allowed(request.user, agent),
+        "agent": agent,
+        "action": action,
+        "alert": alert,
+        "csrf_token": context.get("csrf_token"),
+        "next": request.get_full_path(),
+    }
