@@ -22,6 +22,7 @@ urlpatterns = [
     path("agents/", include("oversight.agents.urls")),
     path("agents/<slug:slug>/policy/", include("oversight.policy.urls")),
     path("agents/<slug:slug>/releases/", include("oversight.releases.urls")),
+    path("agents/<slug:slug>/behaviour/", include("oversight.incidents.diff_urls")),
     path("audit/", include("oversight.audit.urls")),
     path("", include("oversight.approvals.urls")),
     path("", include("oversight.rewind.urls")),

@@ -280,11 +280,13 @@ api.add_router("/approvals", approvals_router)
 def _routers() -> None:
     """Routers of other apps on this API (their modules import this one's helpers)."""
     from oversight.incidents.api import router as provenance
+    from oversight.incidents.diff_api import router as behaviour_diff
     from oversight.incidents.incident_api import router as incidents
     from oversight.rewind.api import router as compensations
 
     api.add_router("/compensations", compensations)
     api.add_router("/provenance", provenance)
+    api.add_router("/behaviour-diff", behaviour_diff)
     api.add_router("/incidents", incidents)
 
 
