@@ -106,6 +106,12 @@ def test_the_kill_switch_opens_an_incident_that_names_the_deleted_rule(
     assert width <= 390, f"the page scrolls sideways at 390 px ({width} px)"
 
     page.set_viewport_size({"width": 1280, "height": 800})
+    page.get_by_role(
+        "link", name="Compare refund-bot's behaviour before and after the break"
+    ).click()
+    expect(page.locator("h1")).to_contain_text("Behaviour:")
+    expect(page.locator("main")).to_contain_text("payments.refund")
+    page.go_back()
     page.get_by_role("link", name="Plan a rewind of refund-bot").click()
     expect(page).to_have_url(re.compile(r"/agents/refund-bot/rewind/\?since=2"))
     expect(page.locator("h1")).to_contain_text("Rewind")

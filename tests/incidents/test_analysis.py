@@ -123,6 +123,7 @@ def test_the_blast_radius_is_what_was_recorded_from_the_break_on(
     assert blast["amounts"] == [{"action": "payments.refund", "currency": "", "sum": str(total)}]
     assert blast["reversibility"] == {"unknown": effective.count()}
     assert report["rewind"][0]["url"].startswith("/agents/refund-bot/rewind/?since=")
+    assert report["behaviour_diff"][0]["url"].startswith("/agents/refund-bot/behaviour/?left=")
 
 
 @override_settings(INCIDENT_BUCKET_SECONDS=BUCKET, INCIDENT_LOOKBACK_BUCKETS=LOOKBACK)

@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.urls import reverse
@@ -79,6 +80,24 @@ def _rewind_urls(scope: Scope, since: dt.datetime, until: dt.datetime) -> list[d
     ]
 
 
+def _diff_urls(scope: Scope, series: Series, split: Split | None, end: dt.datetime) -> list:
+    """The behaviour diff of the window before the break against the one after it, per
+    agent of the scope (the first 20)."""
+    if split is None:
+        return []
+    brk = series.at(split.index)
+    query = urlencode(
+        {
+            "left": f"{series.start.isoformat()}/{brk.isoformat()}",
+            "right": f"{brk.isoformat()}/{end.isoformat()}",
+        }
+    )
+    return [
+        {"agent": agent.slug, "url": reverse("behaviour:diff", args=[agent.slug]) + "?" + query}
+        for agent in scope.agents[:20]
+    ]
+
+
 def _blast_start(series: Series, split: Split | None, causes: Sequence[Any], opened: dt.datetime):
     if split is not None and split.clear:
         return series.at(split.index)
@@ -120,6 +139,7 @@ def analyse(incident: Incident, *, now: dt.datetime | None = None) -> dict[str, 
         "changes_considered": len(changes),
         "blast_radius": blast_radius(agent_ids=scope.agent_ids, since=since, until=end),
         "rewind": _rewind_urls(scope, since, end),
+        "behaviour_diff": _diff_urls(scope, series, split, end),
         "timeline": timeline(
             agent_ids=scope.agent_ids,
             start=start,
