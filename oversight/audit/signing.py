@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import os
+import tempfile
 from functools import cache
 from pathlib import Path
 
@@ -26,10 +27,16 @@ def _create(path: Path) -> Ed25519PrivateKey:
     key = Ed25519PrivateKey.generate()
     path.parent.mkdir(parents=True, exist_ok=True)
     pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
-    # Readable by this user only; O_EXCL: two processes starting at once keep one key.
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(pem)
+    # Readable by this user only. Written whole under a private name, then linked into
+    # place: two processes starting at once keep one key (the second link fails), and
+    # neither can read a half-written file.
+    fd, draft = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(pem)
+        os.link(draft, path)
+    finally:
+        os.unlink(draft)
     return key
 
 

@@ -39,3 +39,28 @@ def test_creating_keys_in_production_warns(settings: Any, tmp_path: Path) -> Non
     settings.AUDIT_SIGNING_KEY_CREATE = True
     settings.AUDIT_CHECKPOINT_SINKS = ["webhook:https://example.com/hook"]
     assert _ids() == {"audit.W010"}
+
+
+def test_processes_starting_at_once_create_one_key_and_never_read_half_of_it(
+    settings: Any, tmp_path: Path
+) -> None:
+    """Servers, workers and parallel test runs may all start with no key yet: each must
+    end with the same key, none with an error about a file still being written."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    settings.AUDIT_SIGNING_KEY = ""
+    settings.AUDIT_SIGNING_KEY_CREATE = True
+    make = signing.signing_key.__wrapped__  # uncached: each call is a process starting
+    for attempt in range(20):
+        settings.AUDIT_SIGNING_KEY_FILE = str(tmp_path / f"key-{attempt}.pem")
+        start = Barrier(8)
+
+        def start_up() -> bytes:
+            start.wait()
+            return make().public_key().public_bytes_raw()
+
+        with ThreadPoolExecutor(8) as pool:
+            keys = set(pool.map(lambda _: start_up(), range(8)))
+        assert len(keys) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"key-{i}.pem" for i in range(20))
