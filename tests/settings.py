@@ -3,6 +3,7 @@
 import os
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 os.environ.setdefault("SECRET_KEY", "tests-only-" + "x" * 50)
 # Transactional tests flush the database between tests; allow it to empty the audit table.
@@ -14,6 +15,15 @@ _test_var = Path(tempfile.gettempdir()) / f"oversight-tests-{os.getuid()}"
 os.environ.setdefault("AUDIT_SIGNING_KEY_FILE", str(_test_var / "audit-key.pem"))
 os.environ.setdefault("AUDIT_SIGNING_KEY_CREATE", "1")
 os.environ.setdefault("AUDIT_CHECKPOINT_SINKS", "dir:" + tempfile.mkdtemp(prefix="checkpoints-"))
+
+# Parallel runs (pytest-xdist, bin/test): each worker has a database of its own (pytest-django
+# names it) and a Redis database of its own, which the servers and Celery workers it starts
+# inherit. Even numbers only: tests that need "another deployment" use the next one up.
+_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _worker.startswith("gw") and os.environ.get("REDIS_URL"):
+    _redis = urlsplit(os.environ["REDIS_URL"])
+    _number = 2 * (int(_worker[2:]) + 1)
+    os.environ["REDIS_URL"] = _redis._replace(path=f"/{_number}").geturl()
 
 from oversight.settings import *  # noqa: E402, F403
 

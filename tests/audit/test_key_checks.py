@@ -56,11 +56,11 @@ def test_processes_starting_at_once_create_one_key_and_never_read_half_of_it(
         settings.AUDIT_SIGNING_KEY_FILE = str(tmp_path / f"key-{attempt}.pem")
         start = Barrier(8)
 
-        def start_up() -> bytes:
+        def start_up(start: Barrier) -> bytes:
             start.wait()
             return make().public_key().public_bytes_raw()
 
         with ThreadPoolExecutor(8) as pool:
-            keys = set(pool.map(lambda _: start_up(), range(8)))
+            keys = set(pool.map(start_up, [start] * 8))
         assert len(keys) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"key-{i}.pem" for i in range(20))
