@@ -19,11 +19,15 @@ os.environ.setdefault("AUDIT_CHECKPOINT_SINKS", "dir:" + tempfile.mkdtemp(prefix
 # Parallel runs (pytest-xdist, bin/test): each worker has a database of its own (pytest-django
 # names it) and a Redis database of its own, which the servers and Celery workers it starts
 # inherit. Even numbers only: tests that need "another deployment" use the next one up.
+# (Processes a worker starts inherit its environment, already chosen: they keep what they
+# were given, e.g. a test's "another deployment".)
 _worker = os.environ.get("PYTEST_XDIST_WORKER", "")
 if _worker.startswith("gw") and os.environ.get("REDIS_URL"):
-    _redis = urlsplit(os.environ["REDIS_URL"])
-    _number = 2 * (int(_worker[2:]) + 1)
-    os.environ["REDIS_URL"] = _redis._replace(path=f"/{_number}").geturl()
+    if os.environ.get("OVERSIGHT_TESTS_REDIS_CHOSEN") != _worker:
+        _redis = urlsplit(os.environ["REDIS_URL"])
+        _number = 2 * (int(_worker[2:]) + 1)
+        os.environ["REDIS_URL"] = _redis._replace(path=f"/{_number}").geturl()
+        os.environ["OVERSIGHT_TESTS_REDIS_CHOSEN"] = _worker
 
 from oversight.settings import *  # noqa: E402, F403
 
