@@ -22,12 +22,12 @@ os.environ.setdefault("AUDIT_CHECKPOINT_SINKS", "dir:" + tempfile.mkdtemp(prefix
 # (Processes a worker starts inherit its environment, already chosen: they keep what they
 # were given, e.g. a test's "another deployment".)
 _worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-if _worker.startswith("gw") and os.environ.get("REDIS_URL"):
-    if os.environ.get("OVERSIGHT_TESTS_REDIS_CHOSEN") != _worker:
-        _redis = urlsplit(os.environ["REDIS_URL"])
-        _number = 2 * (int(_worker[2:]) + 1)
-        os.environ["REDIS_URL"] = _redis._replace(path=f"/{_number}").geturl()
-        os.environ["OVERSIGHT_TESTS_REDIS_CHOSEN"] = _worker
+_chosen = os.environ.get("OVERSIGHT_TESTS_REDIS_CHOSEN") == _worker
+if _worker.startswith("gw") and os.environ.get("REDIS_URL") and not _chosen:
+    _redis = urlsplit(os.environ["REDIS_URL"])
+    _number = 2 * (int(_worker[2:]) + 1)
+    os.environ["REDIS_URL"] = _redis._replace(path=f"/{_number}").geturl()
+    os.environ["OVERSIGHT_TESTS_REDIS_CHOSEN"] = _worker
 
 from oversight.settings import *  # noqa: E402, F403
 

@@ -116,5 +116,25 @@ def low_contrast(page: Page, selector: str = "body *") -> list[str]:
 
 
 def open_every_disclosure(page: Page) -> None:
-    """Open every <details> (popovers, add forms), so their controls are checked too."""
-    page.evaluate("document.querySelectorAll('details').forEach((d) => { d.open = true; })")
+    """Open every <details> (popovers, add forms), so their controls are checked too, and
+    wait for what opening one loads (the kill switch's list of scopes) to be in place."""
+    page.evaluate(_OPEN_EVERY_DISCLOSURE)
+
+
+# Elements that load when a <details> opens (hx-trigger "toggle ... from:#id") are waited
+# for until htmx has settled their answer; an error or ten seconds without one fails.
+_OPEN_EVERY_DISCLOSURE = """async () => {
+  const closed = (el) => {
+    const from = (el.getAttribute('hx-trigger') || '').match(/from:(#[\\w-]+)/);
+    const details = from ? document.querySelector(from[1]) : el.closest('details');
+    return details !== null && !details.open;
+  };
+  const loads = [...document.querySelectorAll('[hx-trigger*="toggle"]')].filter(closed).map(
+    (el) => new Promise((resolve, reject) => {
+      el.addEventListener('htmx:afterSettle', resolve, {once: true});
+      el.addEventListener('htmx:responseError', () => reject(new Error(`${el.id} failed`)));
+      setTimeout(() => reject(new Error(`${el.id} did not load in 10 s`)), 10000);
+    }));
+  document.querySelectorAll('details').forEach((d) => { d.open = true; });
+  await Promise.all(loads);
+}"""
