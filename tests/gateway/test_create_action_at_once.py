@@ -24,25 +24,18 @@ from tests.gateway.test_create_action import *  # noqa: F403
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
-def _calls(function: str) -> int:
-    """How often this connection's session has called ``function`` (statistics flushed)."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_stat_force_next_flush()")
-        cursor.execute("SELECT 1")
-        cursor.execute(
-            "SELECT coalesce(sum(calls), 0) FROM pg_stat_user_functions WHERE funcname = %s",
-            [function],
-        )
-        return int(cursor.fetchone()[0])
+class _Statements:
+    """The statements this connection sends that call ``function``. (Counted here, not in
+    pg_stat_user_functions: that view counts every session on the database, and another
+    one's late decision would be counted as this test's.)"""
 
+    def __init__(self, function: str) -> None:
+        self.function = f"{function}("
+        self.count = 0
 
-@pytest.fixture
-def tracked() -> None:
-    """PL/pgSQL calls counted: bin/test's server counts them; only a superuser may SET it."""
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW track_functions")
-        if cursor.fetchone()[0] == "none":
-            cursor.execute("SET track_functions = 'pl'")
+    def __call__(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        self.count += self.function in sql
+        return execute(sql, params, many, context)
 
 
 def _row(action: Action) -> dict[str, Any]:
@@ -59,7 +52,7 @@ def _row(action: Action) -> dict[str, Any]:
 
 
 def test_the_usual_case_is_one_statement_in_or_out_of_a_transaction(
-    prod_token: tuple[AgentToken, str], policy: Any, agent: Any, tracked: None
+    prod_token: tuple[AgentToken, str], policy: Any, agent: Any
 ) -> None:
     token, _ = prod_token
     limit_create(agent=agent, max_count=100, max_sum=100_000, sum_param="amount")
@@ -69,12 +62,13 @@ def test_the_usual_case_is_one_statement_in_or_out_of_a_transaction(
         refund(100, charges=("ch_1", "ch_2")),  # forbidden: nothing charged
     ]
     for body in bodies:
-        before = _calls("decision_record")
-        at_once = decide(token, body)
-        assert _calls("decision_record") == before + 1
-        with transaction.atomic():  # inside a caller's transaction: the same statement
-            inside = decide(token, body)
-        assert _calls("decision_record") == before + 2
+        calls = _Statements("decision_record")
+        with connection.execute_wrapper(calls):
+            at_once = decide(token, body)
+            assert calls.count == 1
+            with transaction.atomic():  # inside a caller's transaction: the same statement
+                inside = decide(token, body)
+            assert calls.count == 2
         assert _row(at_once) == _row(inside), body
         assert at_once.limit_usage == Action.objects.get(pk=at_once.pk).limit_usage
     assert [a.status for a in Action.objects.order_by("created_at")] == [
