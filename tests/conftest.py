@@ -16,6 +16,32 @@ from oversight.audit.actors import Actor
 SYSTEM = Actor.system("tests")
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: Any, call: Any) -> Any:
+    """A statement that timed out on a lock: the report also lists the database's other
+    sessions (what each runs or last ran, and whom it waits for), to name the holder."""
+    report = yield
+    if call.excinfo is not None and "lock timeout" in str(call.excinfo.value):
+        report.sections.append(("the database's other sessions", _other_sessions()))
+    return report
+
+
+def _other_sessions() -> str:
+    import psycopg
+    from django.db import connection
+
+    try:
+        with psycopg.connect(**connection.get_connection_params(), autocommit=True) as other:
+            rows = other.execute(
+                "SELECT pid, pg_blocking_pids(pid), state, xact_start, left(query, 200)"
+                " FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid() ORDER BY xact_start NULLS LAST"
+            ).fetchall()
+    except Exception as exc:  # a diagnostic must not hide the failure
+        return f"could not list them: {exc}"
+    return "\n".join(" | ".join(str(v) for v in row) for row in rows) or "none"
+
+
 def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
     """On SQLite, leave out tests that need PostgreSQL (deselected, not skipped)."""
     from django.db import connection
