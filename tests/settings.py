@@ -26,6 +26,8 @@ _chosen = os.environ.get("OVERSIGHT_TESTS_REDIS_CHOSEN") == _worker
 if _worker.startswith("gw") and os.environ.get("REDIS_URL") and not _chosen:
     _redis = urlsplit(os.environ["REDIS_URL"])
     _number = 2 * (int(_worker[2:]) + 1)
+    if _number > 14:  # Redis has 16 databases (0 to 15) unless configured otherwise
+        raise RuntimeError("At most 7 test workers share one Redis: set TEST_WORKERS lower.")
     os.environ["REDIS_URL"] = _redis._replace(path=f"/{_number}").geturl()
     os.environ["OVERSIGHT_TESTS_REDIS_CHOSEN"] = _worker
 
