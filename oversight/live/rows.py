@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from functools import lru_cache
+from html import escape
 
 from django.urls import get_script_prefix, reverse
 from django.utils import timezone
@@ -35,33 +36,51 @@ def _agent_url(script_prefix: str, slug: str) -> str:
     return reverse("agents:detail", args=[slug])
 
 
+_ROW = (
+    '<tr id="action-{}"{}>\n'
+    '  <td><time datetime="{}">{}</time></td>\n'
+    '  <td><a href="{}">{}</a></td>\n'
+    '  <td><a href="{}" class="mono">{}</a><div class="muted mono small">{}</div></td>\n'
+    '  <td><span class="pill status-{}">{}</span></td>\n'
+    '  <td class="muted">{}</td>\n'
+    "</tr>\n"
+)
+_SWAP = ' hx-swap-oob="true" data-oob-if-present'
+_RESOURCE_CHARS = 48
+
+
+def _short(text: str) -> str:
+    """As ``Truncator(text).chars(48)``, which most resources (short, ASCII) skip."""
+    if len(text) <= _RESOURCE_CHARS and text.isascii():
+        return text
+    return Truncator(text).chars(_RESOURCE_CHARS)
+
+
 def feed_cells(action: Action, *, swap: bool = False) -> SafeString:
     """The ``<tr>``; ``swap``: it replaces the row of the same id (an update), if the
     page shows that row (a feed holds only the newest: see static/js/oversight.js,
-    oob-if-present)."""
+    oob-if-present). Every value is escaped as ``format_html`` would (``html.escape``,
+    which Django's ``escape`` is), without its lazy-string wrappers: this runs for every
+    decision."""
     created = timezone.localtime(action.created_at)
     first = action.reasons[0] if action.reasons else {}
     why = first.get("name", "") if isinstance(first, dict) else ""
-    return format_html(
-        '<tr id="action-{}"{}>\n'
-        '  <td><time datetime="{}">{}</time></td>\n'
-        '  <td><a href="{}">{}</a></td>\n'
-        '  <td><a href="{}" class="mono">{}</a><div class="muted mono small">{}</div></td>\n'
-        '  <td><span class="pill status-{}">{}</span></td>\n'
-        '  <td class="muted">{}</td>\n'
-        "</tr>\n",
-        action.pk,
-        mark_safe(' hx-swap-oob="true" data-oob-if-present') if swap else "",
-        created.isoformat(),
-        created.strftime("%H:%M:%S"),
-        _agent_url(get_script_prefix(), action.agent.slug),
-        action.agent.name,
-        str(action.pk).join(_action_url_parts(get_script_prefix())),
-        action.action,
-        Truncator(action.resource).chars(48),
-        action.status,
-        action.get_status_display(),
-        why,
+    prefix = get_script_prefix()
+    return mark_safe(  # noqa: S308 - every value below is escaped or ours
+        _ROW.format(
+            action.pk,
+            _SWAP if swap else "",
+            created.isoformat(),
+            created.strftime("%H:%M:%S"),
+            escape(_agent_url(prefix, action.agent.slug)),
+            escape(action.agent.name),
+            escape(str(action.pk).join(_action_url_parts(prefix))),
+            escape(action.action),
+            escape(_short(action.resource)),
+            escape(action.status),
+            escape(str(action.get_status_display())),
+            escape(str(why)),
+        )
     )
 
 

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from django.template.loader import render_to_string
 from django.urls import reverse, set_script_prefix
+from django.utils.text import Truncator
 
 from oversight.gateway.models import Action
 from oversight.live import rows
@@ -74,3 +75,11 @@ def test_the_links_are_the_agents_and_the_actions_pages_under_the_script_prefix(
             assert f'href="{prefix}' in html
     finally:
         set_script_prefix("/")
+
+
+@pytest.mark.parametrize(
+    "resource",
+    ["", "x" * 48, "x" * 49, "é" * 48, "é" * 49, "e\u0301" * 30, "stripe:charge/ch_1<&>\"'"],
+)
+def test_a_resource_is_shortened_as_django_s_truncator_does(resource: str) -> None:
+    assert rows._short(resource) == Truncator(resource).chars(48)
