@@ -27,6 +27,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from oversight.agents.models import Agent
@@ -41,6 +42,8 @@ from oversight.rewind.services import action_undo
 
 RUNNER = Actor.system("rewind")
 STEP_SIZE = 200  # undos asked for per step at most
+STEP_LEASE = dt.timedelta(seconds=30)  # a step that dies holds its rewind this long
+STEP_PASSES = 10  # passes of one step at most, each after one that moved the rewind on
 _OPEN = (ActionStatus.PENDING, ActionStatus.ALLOWED, ActionStatus.APPROVED)
 
 
@@ -242,72 +245,102 @@ def rewind_cancel(*, actor: Actor, rewind: Rewind) -> Rewind:
 
 
 def _kick(rewind: Rewind) -> None:
+    rewind_kick(rewind.pk)
+
+
+def rewind_kick(rewind_id: int) -> None:
+    """A step of the rewind soon: after the current transaction commits, as a job."""
     from oversight.live.publish import after_commit
     from oversight.rewind.tasks import rewind_step_task
 
-    pk = rewind.pk
-    after_commit(lambda: rewind_step_task.delay(pk))
+    after_commit(lambda: rewind_step_task.delay(rewind_id))
 
 
-def _finish(item: RewindItem) -> bool:
-    """An asked-for undo that has ended: its outcome on the item."""
-    compensation = item.compensation
-    if compensation is not None and compensation.status in _OPEN:
-        return False
-    item.state = ItemState.DONE
-    item.outcome = (
-        (compensation.compensation_outcome or compensation.status)[:20] if compensation else "gone"
-    )
-    item.save(update_fields=["state", "outcome"])
-    return True
-
-
-def _ask(item: RewindItem) -> None:
+def _ask(item_id: int) -> None:
     """Ask for one item's undo, in one transaction with the item's move (see header)."""
     with transaction.atomic():
-        locked = RewindItem.objects.select_for_update().get(pk=item.pk)
-        if locked.state != ItemState.PENDING:
+        locked = RewindItem.objects.select_for_update().filter(pk=item_id).first()
+        if locked is None or locked.state != ItemState.PENDING:
             return
         try:
-            compensation = action_undo(actor=RUNNER, action=locked.action)
+            # action_undo reads (and locks) the action itself: by its key only here.
+            compensation = action_undo(actor=RUNNER, action=Action(pk=locked.action_id))
         except ValidationError as exc:
             locked.state, locked.outcome = ItemState.DONE, "refused"
             locked.detail = " ".join(exc.messages)[:300]
             locked.save(update_fields=["state", "outcome", "detail"])
             return
         locked.compensation, locked.state = compensation, ItemState.REQUESTED
-        locked.save(update_fields=["compensation", "state"])
         if compensation.status not in _OPEN:  # denied or halted at once
-            _finish(locked)
+            locked.state = ItemState.DONE
+            locked.outcome = compensation.status[:20]
+        locked.save(update_fields=["compensation", "state", "outcome"])
+
+
+def _finish_ended(items: Any) -> int:
+    """The asked-for undos that have ended: their outcome on their items, at once. An
+    item whose compensation is gone (deleted with its agent's history) ends as "gone"."""
+    ended = (
+        items.filter(state=ItemState.REQUESTED)
+        .exclude(compensation__status__in=_OPEN)
+        .values_list("pk", "compensation__compensation_outcome", "compensation__status")
+    )
+    by_outcome: dict[str, list[int]] = {}
+    for pk, outcome, status in ended:
+        by_outcome.setdefault((outcome or status or "gone")[:20], []).append(pk)
+    finished = 0
+    for outcome, pks in by_outcome.items():
+        finished += items.filter(pk__in=pks, state=ItemState.REQUESTED).update(
+            state=ItemState.DONE, outcome=outcome
+        )
+    return finished
+
+
+def _step(rewind: Rewind, size: int) -> dict[str, int]:
+    items = RewindItem.objects.filter(rewind=rewind)
+    finished = _finish_ended(items)
+    # Resources with an undo still on its way: their older actions wait.
+    busy = set(items.filter(state=ItemState.REQUESTED).values_list("resource", flat=True))
+    asked = 0
+    if rewind.state == RewindState.RUNNING:
+        # The newest pending ones: a step reads a bounded number of rows however long the
+        # rewind. On each resource only the newest pending one may be asked for.
+        pending = items.filter(state=ItemState.PENDING).order_by("position")
+        for pk, resource in pending.values_list("pk", "resource")[: size * 5]:
+            if resource in busy:
+                continue
+            busy.add(resource)
+            if asked < size:
+                _ask(pk)
+                asked += 1
+    _done_if_finished(rewind)
+    return {"asked": asked, "finished": finished}
 
 
 def rewind_step(*, rewind_id: int, size: int = STEP_SIZE) -> dict[str, int]:
-    """One pass of the runner; safe to call from anywhere, any number of times."""
-    rewind = Rewind.objects.filter(pk=rewind_id).first()
-    if rewind is None or rewind.state not in (RewindState.RUNNING, RewindState.PAUSED):
-        return {}
-    busy: set[str] = set()  # resources with an undo on its way: older ones wait
+    """The runner: record the undos that ended, ask for the next ones, and again at once
+    while that moved the rewind on (up to STEP_PASSES times). Safe to call from anywhere,
+    any number of times: one step runs at a time per rewind and a second returns at once,
+    so two never ask for two actions of one resource side by side. A reported undo asks
+    for a step (services.compensation_report_for), and the beat job steps every running
+    rewind every few seconds whatever happens."""
     asked = finished = 0
-    items = RewindItem.objects.filter(rewind=rewind).select_related("compensation", "action")
-    # Every undo on its way (at most what earlier steps asked for), then the newest pending
-    # ones: a step reads a bounded number of rows however long the rewind.
-    requested = list(items.filter(state=ItemState.REQUESTED).order_by("position"))
-    pending = list(items.filter(state=ItemState.PENDING).order_by("position")[: size * 5])
-    open_items = sorted(requested + pending, key=lambda item: item.position)
-    for item in open_items:
-        if item.state == ItemState.REQUESTED:
-            if _finish(item):
-                finished += 1
-            else:
-                busy.add(item.resource)
-            continue
-        if item.resource in busy or rewind.state != RewindState.RUNNING or asked >= size:
-            busy.add(item.resource)
-            continue
-        busy.add(item.resource)
-        _ask(item)
-        asked += 1
-    _done_if_finished(rewind)
+    for _ in range(STEP_PASSES):
+        now = timezone.now()
+        lease = Rewind.objects.filter(
+            Q(stepping_until__isnull=True) | Q(stepping_until__lt=now),
+            pk=rewind_id,
+            state__in=(RewindState.RUNNING, RewindState.PAUSED),
+        )
+        if not lease.update(stepping_until=now + STEP_LEASE):
+            break
+        try:
+            done = _step(Rewind.objects.get(pk=rewind_id), size)
+        finally:
+            Rewind.objects.filter(pk=rewind_id).update(stepping_until=None)
+        asked, finished = asked + done["asked"], finished + done["finished"]
+        if not (done["asked"] or done["finished"]):
+            break
     return {"asked": asked, "finished": finished}
 
 

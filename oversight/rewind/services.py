@@ -41,6 +41,7 @@ from oversight.incidents.services import incident_open_safely
 from oversight.live import broadcasts
 from oversight.live.publish import after_commit
 from oversight.policy.engine.compensation import UndoError, undo_params
+from oversight.rewind.models import ItemState, RewindItem
 
 UNDO_TOKEN_NAME = "undo (Oversight)"  # noqa: S105 - a token's name, not a secret
 LEASE = dt.timedelta(minutes=5)
@@ -216,7 +217,8 @@ def compensation_report_for(
     if report.outcome not in OUTCOMES:
         raise ValidationError(f"outcome must be one of {', '.join(OUTCOMES)}.")
     compensation = (
-        Action.objects.select_for_update(no_key=True)
+        Action.objects.select_for_update(no_key=True, of=("self",))
+        .select_related("agent__owner", "agent__team")  # for the live rows, read once
         .filter(pk=action_id, agent_id=agent_id, compensates__isnull=False)
         .first()
     )
@@ -269,14 +271,29 @@ def compensation_report_for(
             + (f" ({report.detail[:120]})" if report.detail else ""),
             agent=compensation.agent,
         )
-    after_commit(lambda: broadcasts.action_changed(compensation.pk, created=False))
+    after_commit(
+        lambda: broadcasts.action_changed(compensation.pk, created=False, action=compensation)
+    )
+    _step_its_rewind(compensation.pk)
     return compensation
+
+
+def _step_its_rewind(compensation_id: uuid.UUID) -> None:
+    """An undo a rewind asked for has ended: the rewind's next step now, not at the beat."""
+    from oversight.rewind.bulk import rewind_kick  # bulk -> services, not the reverse
+
+    item = RewindItem.objects.filter(compensation_id=compensation_id, state=ItemState.REQUESTED)
+    rewind_id = item.values_list("rewind_id", flat=True).first()
+    if rewind_id is not None:
+        rewind_kick(rewind_id)
 
 
 def _roll_back_original(actor: Actor, compensation: Action) -> None:
     if compensation.compensation_outcome != "undone":
         return
     original = Action.objects.select_for_update(no_key=True).get(pk=compensation.compensates_id)
+    if original.agent_id == compensation.agent_id:  # always: undone under the same agent
+        original.agent = compensation.agent  # its owner and team loaded, for the live rows
     restored = compensation.compensation_left == original.before
     if original.status != ActionStatus.SUCCEEDED or not restored:
         return  # undone, but not to the state it had before: not shown as rolled back
@@ -290,4 +307,4 @@ def _roll_back_original(actor: Actor, compensation: Action) -> None:
         before={"status": ActionStatus.SUCCEEDED, "state": original.after},
         after={"status": original.status, "state": compensation.compensation_left},
     )
-    after_commit(lambda: broadcasts.action_changed(original.pk, created=False))
+    after_commit(lambda: broadcasts.action_changed(original.pk, created=False, action=original))

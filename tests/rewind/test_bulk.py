@@ -4,6 +4,7 @@ paused and resumed, approval of a large one, and an honest report per action."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Any
 
 import pytest
@@ -197,3 +198,46 @@ def test_a_bad_or_empty_scope_is_refused(
     with pytest.raises(ValidationError, match=message):
         bulk.rewind_create(actor=Actor.for_user(owner), scope=_scope(agent, **fields))
     assert not Rewind.objects.exists()
+
+
+def test_one_step_at_a_time_and_a_step_that_died_gives_way(
+    agent: Agent, owner: Any, production: Any
+) -> None:
+    _world(production)
+    rewind = bulk.rewind_create(actor=Actor.for_user(owner), scope=_scope(agent))
+    RewindItem.objects.filter(rewind=rewind, state="requested").update(state="pending")
+    under_way = timezone.now() + dt.timedelta(seconds=20)
+    Rewind.objects.filter(pk=rewind.pk).update(stepping_until=under_way)
+    assert bulk.rewind_step(rewind_id=rewind.pk) == {"asked": 0, "finished": 0}
+    assert not RewindItem.objects.filter(rewind=rewind, state="requested").exists()
+
+    died = timezone.now() - dt.timedelta(seconds=1)  # its lease ran out
+    Rewind.objects.filter(pk=rewind.pk).update(stepping_until=died)
+    assert bulk.rewind_step(rewind_id=rewind.pk)["asked"] == 2
+    assert Rewind.objects.get(pk=rewind.pk).stepping_until is None
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_each_reported_undo_steps_its_rewind_in_a_real_worker(
+    agent: Agent, owner: Any, production: Any
+) -> None:
+    """Nobody calls the runner here: the rewind's creation and each report ask a Celery
+    worker for the next step, and the rewind ends without waiting for the beat."""
+    from tests.servers import celery_worker
+
+    actions = _world(production)
+    ledger = {"stripe:charge/ch_1": 15, "stripe:charge/ch_9": 7}
+    with celery_worker():
+        rewind = bulk.rewind_create(actor=Actor.for_user(owner), scope=_scope(agent))
+        undone: list[Any] = []
+        deadline = time.monotonic() + 30
+        while Rewind.objects.get(pk=rewind.pk).state != "done":
+            assert time.monotonic() < deadline, RewindItem.objects.filter(rewind=rewind)
+            undone += _work(production, ledger)
+            time.sleep(0.05)
+    assert undone[-1] == actions["first"].pk  # the older refund of ch_1 last
+    assert sorted(map(str, undone)) == sorted(
+        str(actions[name].pk) for name in ("first", "second", "other")
+    )
+    assert ledger == {"stripe:charge/ch_1": 0, "stripe:charge/ch_9": 0}
