@@ -2,10 +2,12 @@
 """Rewind: the plan of 10,000 actions, and 1,000 compensations executed through the SDK's
 worker, beside the decision pipeline's rate in the same run.
 
-Usage (a PostgreSQL server it may drop, create and migrate the database on; loopback only):
+Usage (a PostgreSQL server it may drop, create and migrate the database on, and a Redis
+database it may use as the Celery broker; loopback only):
 
     DATABASE_URL=postgres://oversight_runtime@127.0.0.1:55500/oversight_rwbench \\
     DATABASE_OWNER_URL=postgres://oversight_owner@127.0.0.1:55500/oversight_rwbench \\
+    REDIS_URL=redis://127.0.0.1:55501/9 \\
         .venv/bin/python bench/rewind.py
 
 What it does:
@@ -18,19 +20,21 @@ What it does:
    spread over 2,000 charges; times `rewind_plan` and `rewind_create` of the whole
    window --runs times (median, p50/p99), and the peak of Python allocations of one
    more run of each (tracemalloc, untimed).
-3. Serves Oversight as in production (`uvicorn oversight.asgi:application`, DEBUG off,
-   one worker, no periodic jobs in the server).
+3. Runs Oversight as in production (docs/deploy.md): `uvicorn oversight.asgi:application
+   --workers 2`, DEBUG off, no periodic jobs in the server, and a Celery worker (the
+   runner, with the broker at REDIS_URL). No beat: the rewind must move on by its own
+   kicks (its creation, and each reported undo), not by the beat's safety net.
 4. **Compensations**, for each worker count of --workers (threads, one SDK client each):
    - --refunds refunds, one per charge, through the SDK's `guard` over a toy ledger
      (decided by the pipeline, run, reported: real succeeded actions with their audit);
      their rate is the pipeline's same-run baseline (decide + report), and --refunds
      more `ask`s alone (decide only), with the same client settings;
-   - a bulk rewind of them (`rewind_create`; the runner `rewind_step` in a loop in this
-     process, or every --beat seconds as the beat job does with --beat; the first step
-     runs in `rewind_create`'s commit, as "each change runs a step at once" does);
+   - a bulk rewind of them (`rewind_create`), run by the Celery worker's steps;
    - the workers' `run_compensators` over the ledger until the rewind is done.
    The rate is compensations reported over the time from `rewind_create` to the last
    report (the server's `finished_at`); the ledger must be back to zero on every charge.
+   CPU per compensation is given for the server, the Celery worker (the runner) and this
+   process (the SDK workers and the ledger).
 5. Prints a summary and writes bench/results/rewind-<date>-<HHMM>.json.
 """
 
@@ -59,10 +63,9 @@ REFUND = "payments.refund"
 
 
 def _env() -> dict[str, str]:
-    """Production settings (DEBUG off), no Redis (Celery eager), quiet logs."""
-    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    """Production settings (DEBUG off), Redis as the broker, quiet logs."""
     return {
-        **env,
+        **os.environ,
         "DJANGO_SETTINGS_MODULE": "oversight.settings",
         "DEBUG": "0",
         "SECRET_KEY": os.environ.get("SECRET_KEY", "bench-rewind-" + "x" * 40),
@@ -92,7 +95,6 @@ def fresh_database() -> None:
 def _setup_django() -> None:
     os.environ.update({k: v for k, v in _env().items() if k != "DATABASE_OWNER_URL"})
     os.environ.pop("DATABASE_OWNER_URL", None)
-    os.environ.pop("REDIS_URL", None)
     sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
     import django
 
@@ -226,14 +228,34 @@ class Ledger:
             return {"refunded": self.refunded[charge]}
 
 
+def _runtime_env() -> dict[str, str]:
+    return {k: v for k, v in _env().items() if k != "DATABASE_OWNER_URL"}
+
+
+def runner() -> subprocess.Popen[bytes]:
+    """The Celery worker, as docs/deploy.md runs it; flushes the broker's queue first
+    (the plan's rewinds asked for steps of rewinds since cancelled)."""
+    from oversight.celery import app
+
+    app.control.purge()
+    command = [sys.executable, "-m", "celery", "-A", "oversight", "worker"]
+    command += ["--loglevel", "WARNING", "--without-gossip", "--without-mingle"]
+    process = subprocess.Popen(command, cwd=ROOT, env=_runtime_env())  # noqa: S603
+    deadline = time.monotonic() + 60
+    while not app.control.ping(timeout=0.5):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.terminate()
+            raise RuntimeError("the Celery worker did not start")
+    return process
+
+
 def serve() -> tuple[subprocess.Popen[bytes], str]:
     from mcp_proxy import free_port
 
     port = free_port()
-    command = [sys.executable, "-m", "uvicorn", "oversight.asgi:application"]
+    command = [sys.executable, "-m", "uvicorn", "oversight.asgi:application", "--workers", "2"]
     command += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
-    env = {k: v for k, v in _env().items() if k != "DATABASE_OWNER_URL"}
-    process = subprocess.Popen(command, cwd=ROOT, env=env)  # noqa: S603
+    process = subprocess.Popen(command, cwd=ROOT, env=_runtime_env())  # noqa: S603
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -290,14 +312,22 @@ def _worker(base: str, raw: str, ledger: Ledger, stop: threading.Event) -> None:
         client.run_compensators(wait=1, stop=stop.is_set)
 
 
-def _cpu_seconds(pid: int) -> float:
-    """A process's user + system CPU time so far (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def _cpu_seconds(pid: int, *, children: bool = True) -> float:
+    """A process's (and its children's) user + system CPU time so far (Linux)."""
+    from decide import _descendants
+
+    total = 0
+    for each in _descendants(pid) if children else [pid]:
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def bench_compensations(
-    base: str, server_pid: int, agent: Any, raw: str, count: int, workers: int, beat: float
+    base: str, pids: dict[str, int], agent: Any, raw: str, count: int, workers: int
 ) -> dict[str, Any]:
     from collections import Counter
 
@@ -310,7 +340,7 @@ def bench_compensations(
     from oversight.rewind.models import Rewind, RewindItem
 
     settings.REWIND_APPROVAL_THRESHOLD = count + 1  # runs at once: no second person here
-    ledger, tag = Ledger(), f"w{workers}b{int(beat)}_{time.time_ns():x}"
+    ledger, tag = Ledger(), f"w{workers}_{time.time_ns():x}"
     since = dt.datetime.now(dt.UTC)
     with _client(base, raw) as client:
         same_run = baseline(client, ledger, tag, count)
@@ -321,19 +351,21 @@ def bench_compensations(
     ]
     for thread in threads:
         thread.start()
-    began, steps = time.perf_counter(), 0
-    cpu = (_cpu_seconds(server_pid), _cpu_seconds(os.getpid()))
+    pids = {**pids, "sdk_workers_and_ledger": os.getpid()}  # its children: the others
+    began = time.perf_counter()
+    cpu = {name: _cpu_seconds(pid, children=pid != os.getpid()) for name, pid in pids.items()}
     rewind = bulk.rewind_create(actor=Actor.system("bench"), scope=scope)
+    deadline = began + max(120.0, count / 5)
     while Rewind.objects.get(pk=rewind.pk).state != "done":
-        due = began + (steps + 1) * beat  # the beat fires every `beat` seconds
-        bulk.rewind_step(rewind_id=rewind.pk)
-        steps += 1
-        # In a loop: 0.1 s between steps (a step scans every open item; a tighter loop
-        # only takes the workers' share of the CPU); or on the beat's schedule.
-        time.sleep(max(0.0, due - time.perf_counter()) if beat else 0.1)
+        if time.perf_counter() > deadline:
+            stop.set()
+            raise RuntimeError(f"the rewind did not end: {rewind.items.filter(state='pending')}")
+        time.sleep(0.05)
     wall = time.perf_counter() - began
-    server_cpu = _cpu_seconds(server_pid) - cpu[0]
-    own_cpu = _cpu_seconds(os.getpid()) - cpu[1]
+    cpu = {
+        name: _cpu_seconds(pid, children=pid != os.getpid()) - cpu[name]
+        for name, pid in pids.items()
+    }
     stop.set()
     for thread in threads:
         thread.join()
@@ -346,17 +378,15 @@ def bench_compensations(
     undone = [c for c, v in ledger.refunded.items() if not c.startswith(f"ch_{tag}_ask")]
     return {
         "workers": workers,
-        "runner": f"beat every {beat} s" if beat else "rewind_step every 0.1 s",
+        "runner": "a Celery worker (prefork, one process a core), no beat",
         "compensations": compensations.count(),
         "outcomes": dict(Counter(rewind.items.values_list("outcome", flat=True))),
         "ledger_back_to_zero": all(ledger.refunded[c] == 0 for c in undone),
         "seconds_to_last_report": round(seconds, 2),
         "compensations_per_s": round(compensations.count() / seconds, 1),
         "seconds_to_done": round(wall, 2),
-        "runner_steps": steps,
         "cpu_ms_per_compensation": {
-            "server": round(server_cpu * 1000 / count, 2),
-            "runner_and_workers": round(own_cpu * 1000 / count, 2),
+            name: round(seconds * 1000 / count, 2) for name, seconds in cpu.items()
         },
         "load_average": os.getloadavg(),
         **same_run,
@@ -369,27 +399,30 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--refunds", type=int, default=1_000)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--beat", type=float, default=0.0, help="seconds between runner steps")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    if "DATABASE_URL" not in os.environ:
-        sys.exit("Set DATABASE_URL (and DATABASE_OWNER_URL) to a PostgreSQL database to fill.")
+    if "DATABASE_URL" not in os.environ or "REDIS_URL" not in os.environ:
+        sys.exit(
+            "Set DATABASE_URL (and DATABASE_OWNER_URL) to a PostgreSQL database to fill, and"
+            " REDIS_URL to a Redis database for the broker."
+        )
     fresh_database()
     _setup_django()
     (plan_agent, plan_token, _), (agent, _, raw) = make_agents()
     plan = bench_plan(plan_agent, plan_token, args.plan_actions, args.runs)
     print(json.dumps(plan, indent=1))
     server, base = serve()
+    celery = runner()
     try:
         runs = []
+        pids = {"server": server.pid, "runner": celery.pid}
         for workers in args.workers:
-            runs.append(
-                bench_compensations(base, server.pid, agent, raw, args.refunds, workers, args.beat)
-            )
+            runs.append(bench_compensations(base, pids, agent, raw, args.refunds, workers))
             print(json.dumps(runs[-1], indent=1))
     finally:
-        server.terminate()
-        server.wait(timeout=20)
+        for process in (celery, server):
+            process.terminate()
+            process.wait(timeout=20)
     report = {
         "benchmark": "rewind",
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

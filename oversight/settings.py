@@ -219,6 +219,9 @@ CELERY_TASK_EAGER_PROPAGATES = True
 LONG_POLL_CAP_SECONDS = envint("LONG_POLL_CAP_SECONDS", 60, minimum=0)
 # A rewind that would undo this many actions or more waits for a second person's approval.
 REWIND_APPROVAL_THRESHOLD = envint("REWIND_APPROVAL_THRESHOLD", 50, minimum=1)
+# How long a rewind's job stays with it while its undos are on their way, recording each
+# as it is reported (oversight/rewind/tasks.py); 0 where jobs run inline (no broker).
+REWIND_FOLLOW_SECONDS = envfloat("REWIND_FOLLOW_SECONDS", 20 if REDIS_URL else 0, minimum=0)
 # Incident analysis (oversight/incidents/analysis): the width of a bucket of the behaviour
 # series (a minute; the accuracy benchmark runs scenarios faster with smaller ones), and
 # how many buckets before an incident opened it looks at.

@@ -20,13 +20,15 @@ already happened reads as a conflict, not as a second undo.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -43,7 +45,8 @@ from oversight.rewind.services import action_undo
 RUNNER = Actor.system("rewind")
 STEP_SIZE = 200  # undos asked for per step at most
 STEP_LEASE = dt.timedelta(seconds=30)  # a step that dies holds its rewind this long
-STEP_PASSES = 10  # passes of one step at most, each after one that moved the rewind on
+ASK_THREADS = 3  # undos asked for at a time by a step (each on a resource of its own)
+FOLLOW_EVERY = 0.2  # seconds between a following step's passes while nothing moved
 _OPEN = (ActionStatus.PENDING, ActionStatus.ALLOWED, ActionStatus.APPROVED)
 
 
@@ -256,7 +259,7 @@ def rewind_kick(rewind_id: int) -> None:
     after_commit(lambda: rewind_step_task.delay(rewind_id))
 
 
-def _ask(item_id: int) -> None:
+def _ask(item_id: int, tokens: dict[tuple[int, str], Any]) -> None:
     """Ask for one item's undo, in one transaction with the item's move (see header)."""
     with transaction.atomic():
         locked = RewindItem.objects.select_for_update().filter(pk=item_id).first()
@@ -264,7 +267,9 @@ def _ask(item_id: int) -> None:
             return
         try:
             # action_undo reads (and locks) the action itself: by its key only here.
-            compensation = action_undo(actor=RUNNER, action=Action(pk=locked.action_id))
+            compensation = action_undo(
+                actor=RUNNER, action=Action(pk=locked.action_id), tokens=tokens
+            )
         except ValidationError as exc:
             locked.state, locked.outcome = ItemState.DONE, "refused"
             locked.detail = " ".join(exc.messages)[:300]
@@ -275,6 +280,28 @@ def _ask(item_id: int) -> None:
             locked.state = ItemState.DONE
             locked.outcome = compensation.status[:20]
         locked.save(update_fields=["compensation", "state", "outcome"])
+
+
+def _ask_all(item_ids: list[int]) -> None:
+    """Ask for these items' undos: each on a resource of its own, so in any order. On
+    PostgreSQL, outside a caller's transaction, ASK_THREADS at a time (an ask mostly waits
+    for the database); otherwise one after another, in the caller's transaction if any."""
+    tokens: dict[tuple[int, str], Any] = {}
+    threads = min(ASK_THREADS, len(item_ids))
+    if threads < 2 or connection.vendor != "postgresql" or connection.in_atomic_block:
+        for pk in item_ids:
+            _ask(pk, tokens)
+        return
+
+    def ask(pk: int) -> None:  # the tokens are shared: the asks only read them
+        try:
+            _ask(pk, tokens)
+        finally:
+            connection.close()  # this thread's connection, back to the pool
+
+    with ThreadPoolExecutor(threads, thread_name_prefix="rewind-ask") as pool:
+        for future in [pool.submit(ask, pk) for pk in item_ids]:
+            future.result()  # an error in one ask is the step's error, as in a loop
 
 
 def _finish_ended(items: Any) -> int:
@@ -301,7 +328,7 @@ def _step(rewind: Rewind, size: int) -> dict[str, int]:
     finished = _finish_ended(items)
     # Resources with an undo still on its way: their older actions wait.
     busy = set(items.filter(state=ItemState.REQUESTED).values_list("resource", flat=True))
-    asked = 0
+    to_ask: list[int] = []
     if rewind.state == RewindState.RUNNING:
         # The newest pending ones: a step reads a bounded number of rows however long the
         # rewind. On each resource only the newest pending one may be asked for.
@@ -310,38 +337,51 @@ def _step(rewind: Rewind, size: int) -> dict[str, int]:
             if resource in busy:
                 continue
             busy.add(resource)
-            if asked < size:
-                _ask(pk)
-                asked += 1
+            if len(to_ask) < size:
+                to_ask.append(pk)
+    _ask_all(to_ask)
+    asked = len(to_ask)
     _done_if_finished(rewind)
-    return {"asked": asked, "finished": finished}
+    on_their_way = items.filter(state=ItemState.REQUESTED).count()
+    return {"asked": asked, "finished": finished, "on_their_way": on_their_way}
 
 
-def rewind_step(*, rewind_id: int, size: int = STEP_SIZE) -> dict[str, int]:
-    """The runner: record the undos that ended, ask for the next ones, and again at once
-    while that moved the rewind on (up to STEP_PASSES times). Safe to call from anywhere,
-    any number of times: one step runs at a time per rewind and a second returns at once,
-    so two never ask for two actions of one resource side by side. A reported undo asks
-    for a step (services.compensation_report_for), and the beat job steps every running
-    rewind every few seconds whatever happens."""
+def _lease(rewind_id: int) -> bool:
+    """Take (or renew) the rewind for this step: false when another step has it."""
+    now = timezone.now()
+    free = Rewind.objects.filter(
+        Q(stepping_until__isnull=True) | Q(stepping_until__lt=now),
+        pk=rewind_id,
+        state__in=(RewindState.RUNNING, RewindState.PAUSED),
+    )
+    return bool(free.update(stepping_until=now + STEP_LEASE))
+
+
+def rewind_step(*, rewind_id: int, size: int = STEP_SIZE, follow: float = 0) -> dict[str, int]:
+    """The runner: record the undos that ended, ask for the next ones, again at once while
+    that moves the rewind on, and, for up to ``follow`` seconds, again every
+    FOLLOW_EVERY seconds while undos are on their way (their compensators report them).
+
+    Safe to call from anywhere, any number of times: one step runs at a time per rewind
+    and a second returns at once, so two never ask for two actions of one resource side
+    by side. See tasks.py for who steps when."""
+    if not _lease(rewind_id):
+        return {"asked": 0, "finished": 0, "on_their_way": 0}
     asked = finished = 0
-    for _ in range(STEP_PASSES):
-        now = timezone.now()
-        lease = Rewind.objects.filter(
-            Q(stepping_until__isnull=True) | Q(stepping_until__lt=now),
-            pk=rewind_id,
-            state__in=(RewindState.RUNNING, RewindState.PAUSED),
-        )
-        if not lease.update(stepping_until=now + STEP_LEASE):
-            break
-        try:
+    until = time.monotonic() + follow
+    try:
+        while True:
             done = _step(Rewind.objects.get(pk=rewind_id), size)
-        finally:
-            Rewind.objects.filter(pk=rewind_id).update(stepping_until=None)
-        asked, finished = asked + done["asked"], finished + done["finished"]
-        if not (done["asked"] or done["finished"]):
-            break
-    return {"asked": asked, "finished": finished}
+            asked, finished = asked + done["asked"], finished + done["finished"]
+            moved = done["asked"] or done["finished"]
+            if not moved and (not done["on_their_way"] or time.monotonic() >= until):
+                break
+            if not moved:
+                time.sleep(FOLLOW_EVERY)
+            Rewind.objects.filter(pk=rewind_id).update(stepping_until=timezone.now() + STEP_LEASE)
+    finally:
+        Rewind.objects.filter(pk=rewind_id).update(stepping_until=None)
+    return {"asked": asked, "finished": finished, "on_their_way": done["on_their_way"]}
 
 
 def _done_if_finished(rewind: Rewind) -> None:
@@ -358,7 +398,12 @@ def _done_if_finished(rewind: Rewind) -> None:
 
 
 def rewinds_step() -> dict[str, Any]:
-    """The beat job: a step of every running rewind (and of paused ones, whose asked-for
-    undos still end)."""
+    """The beat job: a step (one pass) of every running rewind, and of paused ones, whose
+    asked-for undos still end; one that moved is followed by a job of its own."""
     live = Rewind.objects.filter(state__in=(RewindState.RUNNING, RewindState.PAUSED))
-    return {str(pk): rewind_step(rewind_id=pk) for pk in live.values_list("pk", flat=True)}
+    steps = {}
+    for pk in live.values_list("pk", flat=True):
+        steps[str(pk)] = done = rewind_step(rewind_id=pk)
+        if done["asked"] or done["finished"]:
+            rewind_kick(pk)
+    return steps

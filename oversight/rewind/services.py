@@ -41,7 +41,6 @@ from oversight.incidents.services import incident_open_safely
 from oversight.live import broadcasts
 from oversight.live.publish import after_commit
 from oversight.policy.engine.compensation import UndoError, undo_params
-from oversight.rewind.models import ItemState, RewindItem
 
 UNDO_TOKEN_NAME = "undo (Oversight)"  # noqa: S105 - a token's name, not a secret
 LEASE = dt.timedelta(minutes=5)
@@ -54,6 +53,19 @@ _LIVE = (
     ActionStatus.SUCCEEDED,
 )
 _STATUS = {"undone": ActionStatus.SUCCEEDED, "skipped": ActionStatus.CANCELLED}
+# What a report reads of a compensation and its original (and their live rows show):
+# their params and recorded states are not needed, and JSON costs to read.
+_REPORT_FIELDS = (
+    "agent",
+    "compensates",
+    "action",
+    "resource",
+    "status",
+    "compensation_outcome",
+    "reasons",
+    "created_at",
+    "after",
+)
 
 
 def _target(action: Action) -> tuple[str, str, str]:
@@ -112,9 +124,13 @@ def _undo_token(action: Action) -> AgentToken:
 
 
 @transaction.atomic
-def action_undo(*, actor: Actor, action: Action) -> Action:
+def action_undo(
+    *, actor: Actor, action: Action, tokens: dict[tuple[int, str], AgentToken] | None = None
+) -> Action:
     """Ask for the undo of one action; the compensation as decided (allowed, held for a
-    reviewer, denied or halted). ValidationError when it cannot be undone."""
+    reviewer, denied or halted). ValidationError when it cannot be undone. ``tokens``: the
+    undo tokens read so far, kept across the asks of one rewind step (the pipeline reads
+    a token again if it changed since)."""
     original = (
         Action.objects.select_for_update(no_key=True).select_related("agent").get(pk=action.pk)
     )
@@ -131,15 +147,20 @@ def action_undo(*, actor: Actor, action: Action) -> Action:
         )
     except (UndoError, ValueError) as exc:
         raise ValidationError(f"Its undo could not be worked out: {exc}") from None
-    try:
-        fresh = token_refresh(_undo_token(original).token_hash)
-    except AgentUnavailableError as exc:  # paused or retired: its compensator cannot run
-        raise ValidationError(
-            f"{exc} Its compensator cannot take undos now; to stop an agent and rewind it,"
-            " engage its kill switch instead."
-        ) from None
+    key = (original.agent_id, original.environment)
+    fresh = tokens.get(key) if tokens is not None else None
     if fresh is None:
-        raise ValidationError("The agent's undo token is gone; ask again.")
+        try:
+            fresh = token_refresh(_undo_token(original).token_hash)
+        except AgentUnavailableError as exc:  # paused or retired: its compensator cannot run
+            raise ValidationError(
+                f"{exc} Its compensator cannot take undos now; to stop an agent and rewind"
+                " it, engage its kill switch instead."
+            ) from None
+        if fresh is None:
+            raise ValidationError("The agent's undo token is gone; ask again.")
+        if tokens is not None:
+            tokens[key] = fresh
     data = ActionInput(
         action=contract["action"],
         resource=original.resource,
@@ -216,14 +237,15 @@ def compensation_report_for(
     original is rolled back only when it undid and left the state it had before."""
     if report.outcome not in OUTCOMES:
         raise ValidationError(f"outcome must be one of {', '.join(OUTCOMES)}.")
-    compensation = (
-        Action.objects.select_for_update(no_key=True, of=("self",))
-        .select_related("agent__owner", "agent__team")  # for the live rows, read once
-        .filter(pk=action_id, agent_id=agent_id, compensates__isnull=False)
-        .first()
-    )
-    if compensation is None:
-        raise NotFoundError("No such compensation.")
+    try:
+        compensation = (
+            Action.objects.select_for_update(no_key=True, of=("self",))
+            .select_related("agent")  # for the live row (a reported one is in no queue)
+            .only(*_REPORT_FIELDS)
+            .get(pk=action_id, agent_id=agent_id, compensates__isnull=False)
+        )
+    except Action.DoesNotExist:
+        raise NotFoundError("No such compensation.") from None
     if compensation.status not in RUNNABLE:
         raise ConflictError(
             f"This compensation is {compensation.status}; its outcome is not taken.",
@@ -274,26 +296,19 @@ def compensation_report_for(
     after_commit(
         lambda: broadcasts.action_changed(compensation.pk, created=False, action=compensation)
     )
-    _step_its_rewind(compensation.pk)
     return compensation
-
-
-def _step_its_rewind(compensation_id: uuid.UUID) -> None:
-    """An undo a rewind asked for has ended: the rewind's next step now, not at the beat."""
-    from oversight.rewind.bulk import rewind_kick  # bulk -> services, not the reverse
-
-    item = RewindItem.objects.filter(compensation_id=compensation_id, state=ItemState.REQUESTED)
-    rewind_id = item.values_list("rewind_id", flat=True).first()
-    if rewind_id is not None:
-        rewind_kick(rewind_id)
 
 
 def _roll_back_original(actor: Actor, compensation: Action) -> None:
     if compensation.compensation_outcome != "undone":
         return
-    original = Action.objects.select_for_update(no_key=True).get(pk=compensation.compensates_id)
+    original = (
+        Action.objects.select_for_update(no_key=True)
+        .only(*_REPORT_FIELDS, "before")
+        .get(pk=compensation.compensates_id)
+    )
     if original.agent_id == compensation.agent_id:  # always: undone under the same agent
-        original.agent = compensation.agent  # its owner and team loaded, for the live rows
+        original.agent = compensation.agent  # loaded, for the live row
     restored = compensation.compensation_left == original.before
     if original.status != ActionStatus.SUCCEEDED or not restored:
         return  # undone, but not to the state it had before: not shown as rolled back

@@ -5,14 +5,23 @@ from __future__ import annotations
 from typing import Any
 
 from celery import shared_task
+from django.conf import settings
 
 from oversight.rewind import bulk, webhook
 
 
 @shared_task(name="oversight.rewind.tasks.rewind_step_task")
 def rewind_step_task(rewind_id: int) -> dict[str, int]:
-    """A step of one rewind, right after it changed (idempotent)."""
-    return bulk.rewind_step(rewind_id=rewind_id)
+    """A step of one rewind after it changed or moved (idempotent). With a broker it stays
+    with the rewind while its undos are on their way, REWIND_FOLLOW_SECONDS at most,
+    recording each as it ends and asking for the next at once, then hands over to a new
+    job if it moved meanwhile. Without one (jobs inline), one pass: the beat does the rest.
+    """
+    follow = settings.REWIND_FOLLOW_SECONDS
+    done = bulk.rewind_step(rewind_id=rewind_id, follow=follow)
+    if follow and (done["asked"] or done["finished"]) and done["on_their_way"]:
+        rewind_step_task.delay(rewind_id)
+    return done
 
 
 @shared_task(name="oversight.rewind.tasks.rewinds_step")

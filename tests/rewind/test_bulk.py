@@ -208,7 +208,7 @@ def test_one_step_at_a_time_and_a_step_that_died_gives_way(
     RewindItem.objects.filter(rewind=rewind, state="requested").update(state="pending")
     under_way = timezone.now() + dt.timedelta(seconds=20)
     Rewind.objects.filter(pk=rewind.pk).update(stepping_until=under_way)
-    assert bulk.rewind_step(rewind_id=rewind.pk) == {"asked": 0, "finished": 0}
+    assert bulk.rewind_step(rewind_id=rewind.pk) == {"asked": 0, "finished": 0, "on_their_way": 0}
     assert not RewindItem.objects.filter(rewind=rewind, state="requested").exists()
 
     died = timezone.now() - dt.timedelta(seconds=1)  # its lease ran out
@@ -219,11 +219,12 @@ def test_one_step_at_a_time_and_a_step_that_died_gives_way(
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_each_reported_undo_steps_its_rewind_in_a_real_worker(
+def test_a_real_worker_follows_the_rewind_until_it_is_done(
     agent: Agent, owner: Any, production: Any
 ) -> None:
-    """Nobody calls the runner here: the rewind's creation and each report ask a Celery
-    worker for the next step, and the rewind ends without waiting for the beat."""
+    """Nobody calls the runner here, and no beat runs: the rewind's creation asks a Celery
+    worker for a step, which stays with the rewind while its undos are on their way,
+    records each as it is reported and asks for the next one at once."""
     from tests.servers import celery_worker
 
     actions = _world(production)
