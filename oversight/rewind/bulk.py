@@ -358,9 +358,10 @@ def _lease(rewind_id: int) -> bool:
 
 
 def rewind_step(*, rewind_id: int, size: int = STEP_SIZE, follow: float = 0) -> dict[str, int]:
-    """The runner: record the undos that ended, ask for the next ones, again at once while
-    that moves the rewind on, and, for up to ``follow`` seconds, again every
-    FOLLOW_EVERY seconds while undos are on their way (their compensators report them).
+    """The runner: record the undos that ended and ask for the next ones (a pass). With
+    ``follow``, for up to that many seconds: again at once after a pass that moved the
+    rewind on, and every FOLLOW_EVERY seconds while undos are on their way (their
+    compensators report them); without, one pass.
 
     Safe to call from anywhere, any number of times: one step runs at a time per rewind
     and a second returns at once, so two never ask for two actions of one resource side
@@ -373,10 +374,11 @@ def rewind_step(*, rewind_id: int, size: int = STEP_SIZE, follow: float = 0) -> 
         while True:
             done = _step(Rewind.objects.get(pk=rewind_id), size)
             asked, finished = asked + done["asked"], finished + done["finished"]
-            moved = done["asked"] or done["finished"]
-            if not moved and (not done["on_their_way"] or time.monotonic() >= until):
+            if time.monotonic() >= until:
                 break
-            if not moved:
+            if not (done["asked"] or done["finished"]):
+                if not done["on_their_way"]:
+                    break
                 time.sleep(FOLLOW_EVERY)
             Rewind.objects.filter(pk=rewind_id).update(stepping_until=timezone.now() + STEP_LEASE)
     finally:

@@ -242,3 +242,13 @@ def test_a_real_worker_follows_the_rewind_until_it_is_done(
         str(actions[name].pk) for name in ("first", "second", "other")
     )
     assert ledger == {"stripe:charge/ch_1": 0, "stripe:charge/ch_9": 0}
+
+
+def test_without_following_a_step_is_one_pass(agent: Agent, owner: Any, production: Any) -> None:
+    """What the beat and jobs without a broker do: one pass, at most ``size`` asks."""
+    _world(production)
+    rewind = bulk.rewind_create(actor=Actor.for_user(owner), scope=_scope(agent))
+    RewindItem.objects.filter(rewind=rewind, state="requested").update(state="pending")
+    assert bulk.rewind_step(rewind_id=rewind.pk, size=1)["asked"] == 1
+    assert bulk.rewind_step(rewind_id=rewind.pk, size=1)["asked"] == 1
+    assert bulk.rewind_step(rewind_id=rewind.pk, size=1)["asked"] == 0  # ch_1's older one waits
