@@ -43,17 +43,19 @@ def _other_sessions() -> str:
 
 
 def pytest_collection_modifyitems(config: Any, items: list[Any]) -> None:
-    """On SQLite, leave out tests that need PostgreSQL (deselected, not skipped)."""
+    """On SQLite, leave out tests that need PostgreSQL (deselected, not skipped). The
+    slow tests first (in their order): bin/test's workers take tests one at a time, so
+    they start together rather than leaving one worker busy with them at the end."""
     from django.db import connection
 
-    if connection.vendor == "postgresql":
-        return
-    keep, dropped = [], []
-    for item in items:
-        (dropped if item.get_closest_marker("postgres") else keep).append(item)
-    if dropped:
-        config.hook.pytest_deselected(items=dropped)
-        items[:] = keep
+    if connection.vendor != "postgresql":
+        keep, dropped = [], []
+        for item in items:
+            (dropped if item.get_closest_marker("postgres") else keep).append(item)
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+            items[:] = keep
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 @pytest.fixture(scope="session")

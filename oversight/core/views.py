@@ -31,7 +31,9 @@ from oversight.killswitch.selectors import Target
 
 # Load balancers give up on a probe after a few seconds; answer before they do, whatever
 # a dependency does (a pool waiting for a server that is down, a host that drops packets).
-HEALTHZ_WITHIN_SECONDS = 1.5
+# The promise is 2 s; the second left over is for the request itself on a busy machine
+# (1.5 s left too little: 2.2 s once, with every core taken by a test run).
+HEALTHZ_WITHIN_SECONDS = 1.0
 
 
 def _check_database() -> dict[str, object]:

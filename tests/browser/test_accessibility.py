@@ -40,6 +40,7 @@ def test_the_first_approve_is_a_skip_link_and_four_tabs_away(
     pytest.fail(f"four tabs after the skip link went through {focused}")
 
 
+@pytest.mark.slow
 def test_every_control_is_named_and_text_is_readable_everywhere(
     browser: Browser, live_url: str, world: World, teammate: Any
 ) -> None:

@@ -41,6 +41,7 @@ def _sleep_until(moment: dt.datetime) -> None:
     time.sleep(max(0.0, (moment - timezone.now()).total_seconds()))
 
 
+@pytest.mark.slow
 def test_the_kill_switch_opens_an_incident_that_names_the_deleted_rule(
     page: Page, live_url: str, owner: Any, agent: Agent
 ) -> None:

@@ -35,6 +35,7 @@ def engaged() -> list[str]:
     return sorted(str(s) for s in KillSwitch.objects.filter(engaged=True))
 
 
+@pytest.mark.slow
 def test_an_admin_stops_and_releases_everything_from_every_page(
     page: Page, live_url: str, world: World
 ) -> None:

@@ -74,6 +74,7 @@ def pages(browser: Browser, live_url: str, world: World) -> Iterator[dict[str, P
         context.close()
 
 
+@pytest.mark.slow
 def test_no_page_logs_an_htmx_error_while_live_events_arrive(
     live_url: str, world: World, pages: dict[str, Page], reviewer: Any, other_agent: Any
 ) -> None:

@@ -41,6 +41,7 @@ def assert_no_sideways_scroll(page: Page, where: str) -> None:
     assert width <= PHONE["width"], f"{where} is {width}px wide: {page.evaluate(_WIDER, 390)}"
 
 
+@pytest.mark.slow
 def test_no_page_scrolls_sideways_on_a_phone_for_anyone(
     browser: Browser, live_url: str, world: World, teammate: Any
 ) -> None:

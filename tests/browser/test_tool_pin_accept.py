@@ -29,6 +29,7 @@ def _call(proxy: Any, arguments: dict[str, Any]) -> Any:
     return proxy.call_in_thread("refund", arguments)()  # off Playwright's event loop
 
 
+@pytest.mark.slow
 def test_a_changed_tool_is_held_until_the_owner_accepts_it(
     page: Page, live_url: str, agent: Any, owner: Any, tmp_path: Path
 ) -> None:

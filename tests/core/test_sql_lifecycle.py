@@ -178,6 +178,7 @@ def _functions_of(url: str) -> dict[str, tuple[str, int, str]]:
     return {name: (language, nargs, result) for name, language, nargs, result in rows}
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_a_fresh_database_migrated_step_by_step_has_each_steps_sql(fresh_database: str) -> None:
     _migrate(fresh_database, "policy", "0002")

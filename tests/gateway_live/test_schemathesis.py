@@ -22,6 +22,7 @@ def server_env() -> dict[str, str]:
     return {"LONG_POLL_CAP_SECONDS": "1"}
 
 
+@pytest.mark.slow
 def test_the_api_survives_schemathesis(live_agent: LiveAgent) -> None:
     result = subprocess.run(
         [

@@ -127,6 +127,7 @@ def test_a_read_digest_becomes_unread_and_newest_when_more_come(
     assert newest.title.startswith(f"{DIGEST_AFTER + 2} actions")
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_a_thousand_held_actions_keep_the_inbox_readable(
     agent: Any, rita: Any, team: Any, mailoutbox: list, django_capture_on_commit_callbacks: Any

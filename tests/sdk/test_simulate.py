@@ -131,6 +131,7 @@ def test_the_bad_release_scenario_is_rolled_back_by_the_guard(demo: None) -> Non
     assert "new action 'payments.refund_order'" in rollout.ended_reason
 
 
+@pytest.mark.slow
 def test_the_demo_agents_undo_what_they_did_when_asked(demo: None) -> None:
     import time
 

@@ -52,6 +52,7 @@ def test_every_scenario_applies_to_the_demo_and_says_what_it_did(demo: None) -> 
     assert set(run.drifts) == {"crm-updater"} and run.bursty == {"email-campaigner"}
 
 
+@pytest.mark.slow
 @override_settings(INCIDENT_BUCKET_SECONDS=1, INCIDENT_LOOKBACK_BUCKETS=40)
 def test_a_widened_grant_played_after_plain_traffic_is_named_first(demo: None) -> None:
     out = io.StringIO()
