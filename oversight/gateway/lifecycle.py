@@ -72,7 +72,8 @@ def action_report_result(*, token: AgentToken, action_id: uuid.UUID, data: Resul
     action.error = data.error
     action.finished_at = timezone.now()
     action.save(update_fields=["status", "after", "error", "finished_at"])
-    after_commit(lambda: broadcasts.action_changed(action.pk, created=False))
+    action.agent = token.agent  # the same agent, loaded with the token: its live row
+    after_commit(lambda: broadcasts.action_changed(action.pk, created=False, action=action))
     audit_record(
         actor=Actor.for_agent(token.agent),
         verb=verbs.ACTION_REPORTED,
