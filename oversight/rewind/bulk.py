@@ -196,7 +196,7 @@ def rewind_create(*, actor: Actor, scope: Scope) -> Rewind:
         )
     RewindItem.objects.bulk_create(items, batch_size=2000)
     _audit(actor, verbs.REWIND_CREATED, rewind, summary=rewind.summary)
-    _kick(rewind)
+    rewind_kick(rewind.pk)
     return rewind
 
 
@@ -215,7 +215,7 @@ def _move(actor: Actor, rewind: Rewind, frm: tuple[str, ...], to: str, verb: str
         fields.append("finished_at")
     rewind.save(update_fields=fields)
     _audit(actor, verb, rewind)
-    _kick(rewind)
+    rewind_kick(rewind.pk)
     return rewind
 
 
@@ -245,10 +245,6 @@ def rewind_resume(*, actor: Actor, rewind: Rewind) -> Rewind:
 def rewind_cancel(*, actor: Actor, rewind: Rewind) -> Rewind:
     live = (RewindState.AWAITING_APPROVAL, RewindState.RUNNING, RewindState.PAUSED)
     return _move(actor, rewind, live, RewindState.CANCELLED, verbs.REWIND_CANCELLED)
-
-
-def _kick(rewind: Rewind) -> None:
-    rewind_kick(rewind.pk)
 
 
 def rewind_kick(rewind_id: int) -> None:
