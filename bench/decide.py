@@ -1171,7 +1171,10 @@ SWITCH_LOCK_LINE = "    PERFORM pg_advisory_xact_lock_shared(4919061);\n"
 def _decision_record_sql(with_switch_lock: bool) -> str:
     """The deployed function's source, or the same without the kill-switch lock (the
     baseline of what ordering decisions against presses costs; docs/decisions/0012)."""
-    text = (ROOT / "oversight/gateway/sql/decision_record.v4.sql").read_text()
+    from oversight.lib.sql_source import sql_sources
+
+    (source,) = [s for s in sql_sources() if s.name == "decision_record"]
+    text = source.text
     if SWITCH_LOCK_LINE not in text:
         raise RuntimeError("decision_record no longer takes the switch lock as expected")
     return text if with_switch_lock else text.replace(SWITCH_LOCK_LINE, "    PERFORM 1;\n")

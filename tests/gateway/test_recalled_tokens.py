@@ -3,7 +3,7 @@ decision made from it is written only if nothing it was made from changed since.
 
 auth.py keeps what it authenticated; the pipeline's record step compares the kept token's
 fingerprint with the database's in the statement that writes the decision
-(credentials_sql.py, gateway/sql/decision_record.v4.sql). These tests change each thing a
+(credentials_sql.py, gateway/sql/decision_record.v5.sql). These tests change each thing a
 decision depends on between the requests, and require the next answer to follow it.
 """
 
@@ -24,7 +24,7 @@ from django.utils import timezone
 from oversight.agents.models import AgentToken
 from oversight.agents.services import agent_update, token_revoke
 from oversight.audit.db_roles import owner_cursor
-from oversight.gateway import auth, fastlane
+from oversight.gateway import auth, fastlane, record_sql
 from oversight.gateway.exceptions import UnauthenticatedError
 from oversight.gateway.models import Action
 from oversight.gateway.pipeline import ActionInput, Credentials, decide
@@ -67,7 +67,7 @@ def _kept(token: AgentToken, raw: str) -> AgentToken:
 
 
 @pytest.mark.postgres
-def test_a_recalled_token_decides_in_one_statement(
+def test_a_recalled_token_decides_in_one_statement_then_waits_for_its_flush(
     prod_token: tuple[AgentToken, str], policy: Any
 ) -> None:
     token, raw = prod_token
@@ -76,8 +76,9 @@ def test_a_recalled_token_decides_in_one_statement(
     with CaptureQueriesContext(connection) as queries:
         status, answer = _decide(raw)
     assert (status, answer["status"]) == (201, "allowed")
-    assert len(queries.captured_queries) == 1
-    assert "FROM decision_record(" in queries.captured_queries[0]["sql"]
+    written, durable = (q["sql"] for q in queries.captured_queries)
+    assert "FROM decision_record(" in written
+    assert durable == record_sql.DURABLE_SQL
     assert auth.token_recall(raw) is not None
 
 
@@ -247,7 +248,7 @@ def test_a_database_failure_while_writing_a_recalled_decision_is_an_error_never_
 
 
 @pytest.mark.postgres
-def test_a_runaway_agent_over_its_limit_costs_one_evaluation_and_two_statements(
+def test_a_runaway_agent_over_its_limit_costs_one_evaluation_and_two_writes(
     prod_token: tuple[AgentToken, str], policy: Any, agent: Any, monkeypatch: Any
 ) -> None:
     """The record step reports the exceeded limit; the pipeline writes the denial without
@@ -272,4 +273,8 @@ def test_a_runaway_agent_over_its_limit_costs_one_evaluation_and_two_statements(
     assert (status, answer["status"]) == (201, "denied")
     assert [r["kind"] for r in answer["reasons"]][-1] == "limit"
     assert len(evaluations) == 1
-    assert [q["sql"].count("FROM decision_record(") for q in queries.captured_queries] == [1, 1]
+    # The attempt that found the limit exceeded (it wrote nothing), then the denial, which
+    # is waited for until durable.
+    sent = [q["sql"] for q in queries.captured_queries]
+    assert [sql.count("FROM decision_record(") for sql in sent] == [1, 1, 0]
+    assert sent[-1] == record_sql.DURABLE_SQL

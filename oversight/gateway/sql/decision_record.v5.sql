@@ -16,6 +16,13 @@
 -- shared before reading the switches (in the fingerprint). So a decision either commits
 -- before the engage, or waits for it and reads the engaged switch: no decision allowed
 -- under the old state can commit after the engage's audit event.
+--
+-- p_commit_async (version 5): the statement is its own transaction (the caller is in
+-- autocommit), and the caller waits for the WAL to be flushed before it answers
+-- (recording.py, DURABLE_SQL). Then this transaction commits without waiting for its own
+-- flush, so its locks (the audit chain's, the limit counters' rows) are not held across
+-- an fsync, and concurrent decisions share their flushes. Inside a caller's transaction
+-- it is false: that transaction commits as it would.
 CREATE OR REPLACE FUNCTION decision_record(
     p_action jsonb, p_key varchar, p_body_hash varchar,
     p_limits bigint[], p_windows timestamptz[], p_amounts numeric[],
@@ -24,7 +31,7 @@ CREATE OR REPLACE FUNCTION decision_record(
     p_actor_agent_id bigint, p_actor_label varchar, p_verb varchar, p_target_type varchar,
     p_target_id varchar, p_target_label varchar, p_agent_id bigint, p_request_id varchar,
     p_before json, p_after json, p_head text, p_middle text, p_tail text,
-    p_token_hash varchar, p_fingerprint text
+    p_token_hash varchar, p_fingerprint text, p_commit_async boolean
 ) RETURNS TABLE (
     found text, limit_usage jsonb, exceeded bigint[], seen_action uuid,
     seen_body_hash varchar, new_id bigint, new_seq bigint, new_prev_hash varchar,
@@ -37,6 +44,9 @@ DECLARE
     v_counters bigint[];
     v_usage jsonb := '[]';
 BEGIN
+    IF p_commit_async THEN
+        PERFORM set_config('synchronous_commit', 'off', true);
+    END IF;
     PERFORM pg_advisory_xact_lock_shared(4919061);
     IF credentials_fingerprint(p_token_hash) IS DISTINCT FROM p_fingerprint THEN
         RETURN QUERY SELECT 'stale'::text, NULL::jsonb, NULL::bigint[], NULL::uuid,
