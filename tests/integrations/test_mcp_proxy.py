@@ -282,3 +282,61 @@ def test_nothing_is_forwarded_when_oversight_cannot_be_reached(
     assert result.is_error
     assert "Oversight could not decide" in text_of(result)
     assert proxy.payments.executed() == []
+
+
+def test_reports_under_way_are_bounded_and_a_call_past_the_bound_waits_for_a_slot(
+    live_url: str, token: str, agent: Any, tmp_path: Path
+) -> None:
+    """With max_reports under way (Oversight slow to take them), the next allowed call
+    waits for one to end instead of piling up another; every outcome is reported."""
+    import sys
+
+    from mcp.client.client import Client
+    from mcp.client.stdio import StdioServerParameters
+
+    from oversight_sdk import AsyncOversight
+    from oversight_sdk.mcp import calls
+    from oversight_sdk.mcp.proxy import Proxy, Settings
+    from tests.integrations.mcp_world import PAYMENTS_SERVER
+
+    under_way, most = 0, 0
+    gate = asyncio.Event()  # holds the reports, as a slow Oversight would
+
+    async def run() -> list[bool]:
+        nonlocal under_way, most
+        server = StdioServerParameters(
+            command=sys.executable, args=[str(PAYMENTS_SERVER), "--log", str(tmp_path / "log")]
+        )
+        async with Client(server) as upstream, AsyncOversight(live_url, token) as oversight:
+            report = oversight.report
+
+            async def held_report(*args: Any, **kwargs: Any) -> Any:
+                nonlocal under_way, most
+                under_way += 1
+                most = max(most, under_way)
+                try:
+                    await gate.wait()
+                    return await report(*args, **kwargs)  # the real report, once let through
+                finally:
+                    under_way -= 1
+
+            oversight.report = held_report  # type: ignore[method-assign]
+            naming = calls.Naming("payments", resources={"refund": "stripe:charge/{charge}"})
+            proxy = Proxy(upstream, oversight, Settings(naming=naming, max_reports=2))
+            await proxy.list_tools()
+            done = []
+            for n in range(2):  # answered at once, their reports held
+                result = await proxy.call_tool("refund", {"charge": f"ch_{n}", "amount": 5})
+                done.append(not result.is_error)
+            third = asyncio.create_task(proxy.call_tool("refund", {"charge": "ch_2", "amount": 5}))
+            await asyncio.sleep(0.5)
+            waited = not third.done()  # two reports under way: it waits for a slot
+            gate.set()
+            done.append(not (await asyncio.wait_for(third, 10)).is_error)
+            await proxy.drain(timeout=10)
+            return [*done, waited]
+
+    assert asyncio.run(run()) == [True, True, True, True]
+    assert most == 2
+    statuses = sorted(Action.objects.filter(agent=agent).values_list("status", flat=True))
+    assert statuses == ["succeeded"] * 3

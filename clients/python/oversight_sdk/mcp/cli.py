@@ -33,6 +33,7 @@ from .proxy import Proxy, Settings
 logger = logging.getLogger("oversight_sdk.mcp")
 
 DEFAULT_HOLD_WAIT = 50.0  # below the common MCP clients' 60 s request time-out
+DEFAULT_MAX_REPORTS = Settings.max_reports
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class Options:
     hold_wait: float
     oversight_url: str | None
     oversight_token: str | None
+    max_reports: int = DEFAULT_MAX_REPORTS
 
 
 def parse(argv: Sequence[str]) -> Options:
@@ -86,6 +88,13 @@ def parse(argv: Sequence[str]) -> Options:
         help="seconds a held call waits for a decision before answering that it awaits "
         "approval (default: %(default)s)",
     )
+    parser.add_argument(
+        "--max-reports",
+        type=int,
+        default=DEFAULT_MAX_REPORTS,
+        help="outcome reports under way at once; past that a call waits for one to end "
+        "(default: %(default)s)",
+    )
     parser.add_argument("--oversight-url", help="default: $OVERSIGHT_URL")
     parser.add_argument("--oversight-token", help="default: $OVERSIGHT_TOKEN")
     args = parser.parse_args(argv)
@@ -97,6 +106,8 @@ def parse(argv: Sequence[str]) -> Options:
         parser.error("--listen goes with --upstream")
     if args.hold_wait < 0:
         parser.error("--hold-wait must not be negative")
+    if args.max_reports < 1:
+        parser.error("--max-reports must be at least 1")
     resources: dict[str, str] = {}
     for item in args.resource:
         tool, sep, template = item.partition("=")
@@ -119,6 +130,7 @@ def parse(argv: Sequence[str]) -> Options:
         hold_wait=args.hold_wait,
         oversight_url=args.oversight_url or os.environ.get("OVERSIGHT_URL"),
         oversight_token=args.oversight_token or os.environ.get("OVERSIGHT_TOKEN"),
+        max_reports=args.max_reports,
     )
 
 
@@ -160,6 +172,7 @@ async def connected(options: Options) -> AsyncIterator[tuple[Proxy, str]]:
             ),
             hold_wait=options.hold_wait,
             oversight_url=options.oversight_url or "",
+            max_reports=options.max_reports,
         )
         proxy = Proxy(upstream, oversight, settings)
         try:

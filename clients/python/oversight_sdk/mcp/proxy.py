@@ -6,7 +6,10 @@ tool until an owner accepts it). `tools/call` is a decision through the SDK's
 `AsyncOversight`:
 
     allowed            forwarded; the outcome reported with a summary of the result (just
-                       after the caller has it: the report is off the call's path)
+                       after the caller has it: the report is off the call's path, unless
+                       `max_reports` are already under way: then the call waits for one
+                       of them to end, so a slow Oversight slows the calls instead of
+                       piling up reports)
     denied, halted...  not forwarded; a tool error with the reason
     held               waits up to `hold_wait` seconds; forwarded on approval (with the
                        reviewer's edited arguments), else a result saying it awaits
@@ -76,6 +79,7 @@ class Settings:
     naming: calls.Naming
     hold_wait: float = 50.0  # seconds a held call waits before answering "awaits approval"
     oversight_url: str = ""  # for the approval page's link
+    max_reports: int = 32  # outcome reports under way at once, off the calls' path
 
 
 class Proxy:
@@ -92,6 +96,7 @@ class Proxy:
         self._call_locks: dict[str, _Turn] = {}
         self._keys: OrderedDict[str, str] = OrderedDict()  # the most recent _KEPT_KEYS
         self._reports: set[asyncio.Task[None]] = set()
+        self._report_slots = asyncio.Semaphore(settings.max_reports)
 
     # -- tools/list ----------------------------------------------------------------------
 
@@ -225,7 +230,9 @@ class Proxy:
         outcome = "failed" if result.is_error else "succeeded"
         error = calls.result_text(result)[: calls.MAX_SUMMARY_TEXT] if result.is_error else ""
         # The caller has its result at once; the outcome follows it to Oversight (drain()
-        # waits for the reports still under way before the proxy exits).
+        # waits for the reports still under way before the proxy exits). At most
+        # max_reports at once: past that, this call waits for a slot.
+        await self._report_slots.acquire()
         report = self._report(
             decision,
             outcome,
@@ -237,8 +244,12 @@ class Proxy:
         )
         task = asyncio.get_running_loop().create_task(report)
         self._reports.add(task)
-        task.add_done_callback(self._reports.discard)
+        task.add_done_callback(self._report_done)
         return calls.with_action(result, decision.id)
+
+    def _report_done(self, task: asyncio.Task[None]) -> None:
+        self._reports.discard(task)
+        self._report_slots.release()
 
     async def drain(self, timeout: float = 30.0) -> None:
         """Wait for the outcome reports still under way (at most `timeout` seconds)."""
