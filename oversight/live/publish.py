@@ -7,18 +7,20 @@ In the ASGI server, fragments are coalesced: those published within
 ``settings.LIVE_BATCH_WINDOW_MS`` leave as one channel-layer message per group, from the
 server's event loop (oversight/live/batches.py). A process without that loop (a Celery
 worker, a management command) sends each fragment at once and waits for it, so nothing
-is left behind when it exits.
+is left behind when it exits; it sends from one event loop of its own, kept in a thread
+for the life of the process, so the channel layer keeps its connection to Redis (a new
+loop per fragment would open a new one each time).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
@@ -58,14 +60,31 @@ def _log_failure(future: Any) -> None:
         logger.error("live broadcast failed", exc_info=future.exception())
 
 
+# Outside the ASGI server: (pid, loop) of the event loop this process sends from, in a
+# daemon thread of its own (a forked child, such as a Celery worker process, makes its own).
+_sender: tuple[int, asyncio.AbstractEventLoop] | None = None
+_sender_lock = threading.Lock()
+SEND_TIMEOUT = 10.0  # seconds a send outside the server may take before it is given up
+
+
+def _sender_loop() -> asyncio.AbstractEventLoop:
+    global _sender
+    with _sender_lock:
+        if _sender is None or _sender[0] != os.getpid():
+            loop = asyncio.new_event_loop()
+            thread = threading.Thread(target=loop.run_forever, name="live-send", daemon=True)
+            thread.start()
+            _sender = (os.getpid(), loop)
+        return _sender[1]
+
+
 def _run(coroutine_fn: Callable[..., Awaitable[None]], *args: Any) -> None:
     """Run an async channel-layer call from sync code.
 
     In a worker thread of the ASGI server the call is handed to the server's loop and not
     waited for: the request does not wait on the channel layer (calls are started in the
-    order they are made). Elsewhere (Celery, commands) it runs to completion; a thread
-    that already runs an event loop cannot block on it, so there the call runs in a
-    short-lived thread of its own."""
+    order they are made). Elsewhere (Celery, commands, or code on another event loop) it
+    runs on this process's sender loop and is waited for, up to SEND_TIMEOUT."""
     loop = _coalescer.loop if _coalescer is not None else None
     try:
         running = asyncio.get_running_loop()
@@ -75,22 +94,8 @@ def _run(coroutine_fn: Callable[..., Awaitable[None]], *args: Any) -> None:
         future = asyncio.run_coroutine_threadsafe(coroutine_fn(*args), loop)
         future.add_done_callback(_log_failure)
         return
-    if running is None:
-        async_to_sync(coroutine_fn)(*args)
-        return
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            async_to_sync(coroutine_fn)(*args)
-        except BaseException as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(timeout=10)
-    if errors:
-        raise errors[0]
+    sent = asyncio.run_coroutine_threadsafe(coroutine_fn(*args), _sender_loop())
+    sent.result(timeout=SEND_TIMEOUT)
 
 
 def send(group: str, *, html: str, audience: str, agent_ids: list[int] | None = None) -> None:
