@@ -95,7 +95,11 @@ def _run(coroutine_fn: Callable[..., Awaitable[None]], *args: Any) -> None:
         future.add_done_callback(_log_failure)
         return
     sent = asyncio.run_coroutine_threadsafe(coroutine_fn(*args), _sender_loop())
-    sent.result(timeout=SEND_TIMEOUT)
+    try:
+        sent.result(timeout=SEND_TIMEOUT)
+    except TimeoutError:
+        sent.cancel()  # not left running on the sender loop behind the next ones
+        raise
 
 
 def send(group: str, *, html: str, audience: str, agent_ids: list[int] | None = None) -> None:
