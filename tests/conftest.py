@@ -21,9 +21,20 @@ def pytest_runtest_makereport(item: Any, call: Any) -> Any:
     """A statement that timed out on a lock: the report also lists the database's other
     sessions (what each runs or last ran, and whom it waits for), to name the holder."""
     report = yield
-    if call.excinfo is not None and "lock timeout" in str(call.excinfo.value):
+    if call.excinfo is not None and _timed_out_on_a_lock(call.excinfo.value):
         report.sections.append(("the database's other sessions", _other_sessions()))
     return report
+
+
+def _timed_out_on_a_lock(error: BaseException | None) -> bool:
+    """The error, or one it was raised from (a flush wraps its database error in a
+    CommandError), is a lock timeout."""
+    seen = 0
+    while error is not None and seen < 10:
+        if "lock timeout" in str(error):
+            return True
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return False
 
 
 def _other_sessions() -> str:
