@@ -78,11 +78,16 @@ def _bearer(request: ASGIRequest) -> str:
 
 
 def _decide_by(deadline: Deadline, *args: Any) -> Any:
-    """In a worker thread: the decision, each of its statements kept to ``deadline``."""
+    """In a worker thread: the decision, each of its statements kept to ``deadline``.
+    What the recorded decision sets off (its live rows; for a held one, escalating and
+    telling its reviewers) runs after, outside the deadline: it is not the decision, and
+    a statement of it refused past the deadline would leave the reviewers untold."""
     if deadline.passed():  # waited for a thread past its time: the database is not touched
         return unavailable_response()
-    with deadline.statements():
-        return _decide(*args)
+    with publish.deferred_effects() as effects, deadline.statements():
+        answer = _decide(*args)
+    publish.run_effects(effects)
+    return answer
 
 
 def _connection_kept() -> None:

@@ -18,7 +18,9 @@ import asyncio
 import logging
 import os
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from channels.layers import get_channel_layer
@@ -137,5 +139,38 @@ def resubscribe_everyone() -> None:
         logger.exception("live resubscribe failed")
 
 
+# Inside deferred_effects(): what after_commit would run once committed is kept here.
+_kept: ContextVar[list[Callable[[], None]] | None] = ContextVar("kept_effects", default=None)
+
+
 def after_commit(fn: Callable[[], None]) -> None:
-    transaction.on_commit(fn, robust=True)
+    """Run ``fn`` once the current transaction commits (at once without one), and never
+    if it rolls back. Inside deferred_effects(), keep it for its caller to run instead."""
+    kept = _kept.get()
+    if kept is None:
+        transaction.on_commit(fn, robust=True)
+    else:
+        transaction.on_commit(lambda: kept.append(fn), robust=True)
+
+
+@contextmanager
+def deferred_effects() -> Iterator[list[Callable[[], None]]]:
+    """What the block's committed work sets off (live rows, telling reviewers), kept to
+    be run by run_effects() after the block: the decision fast lane runs them outside its
+    deadline, which bounds the decision's statements, not what follows them."""
+    kept: list[Callable[[], None]] = []
+    token = _kept.set(kept)
+    try:
+        yield kept
+    finally:
+        _kept.reset(token)
+
+
+def run_effects(kept: list[Callable[[], None]]) -> None:
+    """Run what deferred_effects() kept, in order; a failure is logged, as on_commit's
+    robust callbacks are, and the rest still run."""
+    for fn in kept:
+        try:
+            fn()
+        except Exception:
+            logger.exception("a side effect of a committed change failed")
