@@ -74,11 +74,18 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 @contextmanager
 def asgi_server(extra_env: dict[str, str] | None = None) -> Iterator[str]:
-    port = free_port()
+    # The listening socket is bound here and handed over (--fd): a port picked free and
+    # bound later by the server could be taken meanwhile by another worker's server, whose
+    # answers this test would then read as its own.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(128)
+    port = listener.getsockname()[1]
     env = _project_env({"ALLOWED_HOSTS": "127.0.0.1", **(extra_env or {})})
     command = [sys.executable, "-m", "uvicorn", "oversight.asgi:application", "--ws", WS_PROTOCOL]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
-    process = subprocess.Popen(command, env=env, cwd=ROOT)
+    command += ["--fd", str(listener.fileno()), "--no-access-log"]
+    with listener:
+        process = subprocess.Popen(command, env=env, cwd=ROOT, pass_fds=[listener.fileno()])
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_until_healthy(base, process)
