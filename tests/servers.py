@@ -73,12 +73,13 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def asgi_server(extra_env: dict[str, str] | None = None) -> Iterator[str]:
+def asgi_server(extra_env: dict[str, str] | None = None, *, port: int = 0) -> Iterator[str]:
+    """uvicorn serving Oversight on 127.0.0.1: on ``port``, or any free one."""
     # The listening socket is bound here and handed over (--fd): a port picked free and
     # bound later by the server could be taken meanwhile by another worker's server, whose
     # answers this test would then read as its own.
     listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
+    listener.bind(("127.0.0.1", port))
     listener.listen(128)
     port = listener.getsockname()[1]
     env = _project_env({"ALLOWED_HOSTS": "127.0.0.1", **(extra_env or {})})

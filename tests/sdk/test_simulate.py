@@ -70,9 +70,7 @@ def test_it_produces_allowed_denied_and_held_actions(demo: None) -> None:
     assert not AgentToken.objects.filter(name="simulate", revoked_at__isnull=True).exists()
 
 
-def test_it_waits_for_a_server_that_is_not_up_yet(
-    demo: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_it_waits_for_a_server_that_is_not_up_yet(demo: None) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     out = Watched("waiting for Oversight")
@@ -87,8 +85,7 @@ def test_it_waits_for_a_server_that_is_not_up_yet(
     thread.start()
     assert out.seen.wait(timeout=15), "the simulation did not notice the server was down"
     # Now start the server, on the port the simulation keeps knocking on.
-    monkeypatch.setattr("tests.servers.free_port", lambda: port)
-    with asgi_server(extra_env=SERVER_ENV):
+    with asgi_server(extra_env=SERVER_ENV, port=port):
         thread.join(timeout=30)
     assert not thread.is_alive()
     assert "done: " in out.getvalue()
