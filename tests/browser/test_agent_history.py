@@ -102,6 +102,7 @@ def test_a_filter_swapped_in_answers_at_once(
     page.goto(f"{live_url}/agents/{agent.slug}/")
     log_in(page, "alice")
     history = page.locator("#agent-history")
+    expect(history).to_be_visible()  # the page after logging in, not the one it leaves
     page.evaluate(
         """() => document.body.addEventListener("htmx:afterSwap", (event) => {
             if (window.refiltered || event.detail.target.id !== "agent-history") return;
