@@ -140,7 +140,7 @@ def create_action(
     Idempotency-Key and body are sent again; 409 when the key was used with another body."""
     action, created = pipeline.decide(
         credentials=pipeline.Credentials.of(request.auth),
-        data=pipeline.ActionInput(**payload.dict()),
+        data=pipeline.ActionInput(**payload.model_dump()),
         idempotency_key=idempotency_key,
     )
     return Status(201 if created else 200, decision_body(action, first_answer=not created))
@@ -179,7 +179,7 @@ def report_result(
     request: HttpRequest, action_id: uuid.UUID, payload: ResultIn
 ) -> dict[str, object]:
     """Once only, and only for an allowed or approved action of this agent."""
-    data = lifecycle.ResultInput(**payload.dict())
+    data = lifecycle.ResultInput(**payload.model_dump())
     action = lifecycle.action_report_result(token=request.auth, action_id=action_id, data=data)
     return action_body(action)
 

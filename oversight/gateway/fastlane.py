@@ -178,7 +178,7 @@ class DecisionFastLane:
             raise _HandOver from None
         request_id = incoming_request_id(request)
         outcome = await self._decide_in_time(
-            raw_token, pipeline.ActionInput(**payload.dict()), key, request_id
+            raw_token, pipeline.ActionInput(**payload.model_dump()), key, request_id
         )
         if isinstance(outcome, HttpResponse):
             response = outcome

@@ -8,13 +8,13 @@ from typing import Any, Literal
 
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest
-from ninja import Field, Query, Router, Schema
+from ninja import Field, Query, Router
 from pydantic import field_validator
 
 from oversight.gateway.constants import MAX_WAIT_SECONDS
 from oversight.gateway.json_safety import NO_NUL, StorableJson, check_json
 from oversight.gateway.models import Action
-from oversight.gateway.schemas import API_ERRORS
+from oversight.gateway.schemas import API_ERRORS, Body
 from oversight.lib.long_poll import poll
 from oversight.rewind import services
 
@@ -22,7 +22,7 @@ router = Router(tags=["compensations"])
 _POLL_SECONDS = 0.5
 
 
-class OriginalOut(Schema):
+class OriginalOut(Body):
     id: uuid.UUID
     action: str
     resource: str
@@ -31,7 +31,7 @@ class OriginalOut(Schema):
     after: Any = Field(None, description="The state the agent reported after the action.")
 
 
-class CompensationOut(Schema):
+class CompensationOut(Body):
     id: uuid.UUID = Field(description="The compensation's own action id: report to it.")
     action: str = Field(description="The undo action to run.")
     resource: str
@@ -39,7 +39,7 @@ class CompensationOut(Schema):
     original: OriginalOut
 
 
-class CompensationResultIn(Schema):
+class CompensationResultIn(Body):
     outcome: Literal["undone", "conflict", "not_reversible", "failed", "skipped"] = Field(
         description=(
             "`undone`: it ran; `conflict`: the state found was not the recorded after-state,"
@@ -56,7 +56,7 @@ class CompensationResultIn(Schema):
         return check_json(value)
 
 
-class CompensationDoneOut(Schema):
+class CompensationDoneOut(Body):
     id: uuid.UUID
     status: str = Field(description="The compensation's status: succeeded when undone.")
     outcome: str
@@ -110,7 +110,7 @@ def report_compensation(
     request: HttpRequest, compensation_id: uuid.UUID, payload: CompensationResultIn
 ) -> dict[str, Any]:
     """Once. The original is shown as rolled back only when `undone` left `original.before`."""
-    report = services.Report(**payload.dict())
+    report = services.Report(**payload.model_dump())
     done = services.compensation_report(
         token=request.auth, action_id=compensation_id, report=report
     )
