@@ -66,6 +66,24 @@ _REPORT_FIELDS = (
     "created_at",
     "after",
 )
+# What an undo reads of the original (not its agent: locking the agent's row too would
+# make the undos of one agent wait for each other from their first statement).
+_UNDO_FIELDS = (
+    "agent",
+    "environment",
+    "action",
+    "resource",
+    "params",
+    "before",
+    "after",
+    "status",
+    "reversibility",
+    "undo_contract",
+    "compensates",
+    "session_id",
+    "created_at",
+    "finished_at",
+)
 
 
 def _target(action: Action) -> tuple[str, str, str]:
@@ -97,9 +115,9 @@ def undo_refusal(action: Action, now: dt.datetime | None = None) -> str:
     deadline = undo_deadline(action)
     if deadline is not None and now > deadline:
         return f"Its undo window closed at {deadline:%Y-%m-%d %H:%M} UTC."
-    live = action.compensations.filter(status__in=_LIVE).first()
+    live = action.compensations.filter(status__in=_LIVE).values_list("pk", "status").first()
     if live is not None:
-        return f"An undo of this action is already {live.status} ({live.pk})."
+        return f"An undo of this action is already {live[1]} ({live[0]})."
     return ""
 
 
@@ -131,9 +149,7 @@ def action_undo(
     reviewer, denied or halted). ValidationError when it cannot be undone. ``tokens``: the
     undo tokens read so far, kept across the asks of one rewind step (the pipeline reads
     a token again if it changed since)."""
-    original = (
-        Action.objects.select_for_update(no_key=True).select_related("agent").get(pk=action.pk)
-    )
+    original = Action.objects.select_for_update(no_key=True).only(*_UNDO_FIELDS).get(pk=action.pk)
     refusal = undo_refusal(original)
     if refusal:
         raise ValidationError(refusal)
@@ -307,6 +323,7 @@ def _roll_back_original(actor: Actor, compensation: Action) -> None:
         .only(*_REPORT_FIELDS, "before")
         .get(pk=compensation.compensates_id)
     )
+    compensation.compensates = original  # read once: the report's answer shows its status
     if original.agent_id == compensation.agent_id:  # always: undone under the same agent
         original.agent = compensation.agent  # loaded, for the live row
     restored = compensation.compensation_left == original.before

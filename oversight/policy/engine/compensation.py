@@ -8,6 +8,7 @@ expression that cannot be evaluated makes the whole undo impossible, never a par
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -34,9 +35,17 @@ def _compile(name: str, source: Any) -> Any:
     if len(source) > MAX_SOURCE:
         raise ConditionError(f"undo param {name!r}: at most {MAX_SOURCE} characters")
     try:
-        return ENV.compile(source)
+        return _compiled(source)
     except Exception as exc:  # the binding raises RuntimeError
         raise ConditionError(f"undo param {name!r}: {_compile_error(str(exc), source)}") from None
+
+
+@functools.lru_cache(maxsize=256)
+def _compiled(source: str) -> Any:
+    """Compiled once per source: a rewind asks for the undo of many actions of one grant,
+    each with a copy of its contract. (A compiled expression is evaluated from any thread,
+    as the policy's conditions are.)"""
+    return ENV.compile(source)
 
 
 def compile_undo_params(params: Any) -> dict[str, Any]:
