@@ -179,9 +179,13 @@ def report_result(
     request: HttpRequest, action_id: uuid.UUID, payload: ResultIn
 ) -> dict[str, object]:
     """Once only, and only for an allowed or approved action of this agent."""
+    return result_answer(request.auth, action_id, payload)
+
+
+def result_answer(token: AgentToken, action_id: uuid.UUID, payload: ResultIn) -> dict[str, object]:
+    """The report's work and answer, for this view and the fast lane (fastlane.py)."""
     data = lifecycle.ResultInput(**payload.model_dump())
-    action = lifecycle.action_report_result(token=request.auth, action_id=action_id, data=data)
-    return action_body(action)
+    return action_body(lifecycle.action_report_result(token=token, action_id=action_id, data=data))
 
 
 @api.post(

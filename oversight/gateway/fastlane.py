@@ -1,26 +1,32 @@
-"""The decision endpoint's fast lane: ``POST /api/v1/actions`` without Django's middleware.
+"""The agent API's fast lane: ``POST /api/v1/actions`` and the two outcome reports
+(``POST /api/v1/actions/<id>/result``, ``POST /api/v1/compensations/<id>/result``)
+without Django's middleware.
 
-Every agent action comes through this one endpoint, so its cost per request is what
-limits an Oversight server. Through Django's ASGI handler a request pays for the whole
-middleware stack (sessions, CSRF, auth, messages: each hook a hop to a thread), URL
-resolution, two signals and django-ninja's parsing, about 1.5 ms of CPU before the
-decision starts. The fast lane takes the request straight from the ASGI server and
-spends one hop to a worker thread, where the decision runs: one of a few threads of its
-own (``DECISION_THREADS``), since decisions mostly wait on PostgreSQL, which takes them
-one at a time on the agent's limit counters and the audit chain; with more threads than
-that, switching between them and contention in the database cost more than they gave.
-Each of these threads keeps its database connection from one decision to the next
-(``_connection_kept``): a checkout from the pool and Django's connect cost about a tenth
-of a decision's CPU in the server.
+Every agent action comes through the decision endpoint, and most are reported after, so
+their cost per request is what limits an Oversight server. Through Django's ASGI handler
+a request pays for the whole middleware stack (sessions, CSRF, auth, messages: each hook
+a hop to a thread), URL resolution, two signals and django-ninja's parsing, about 1.5 ms
+of CPU before the decision starts (a report through Django cost 9.5 ms of the server's
+CPU, of which its own work was 2.5 ms: docs/performance.md, 2026-12-03). The fast lane
+takes the request straight from the ASGI server and spends one hop to a worker thread,
+where the decision runs: one of a few threads of its own (``DECISION_THREADS``), since
+decisions mostly wait on PostgreSQL, which takes them one at a time on the agent's limit
+counters and the audit chain; with more threads than that, switching between them and
+contention in the database cost more than they gave. Each of these threads keeps its
+database connection from one decision to the next (``_connection_kept``): a checkout
+from the pool and Django's connect cost about a tenth of a decision's CPU in the server.
 Each decision has a deadline (``DECISION_TIMEOUT``): one that waited for a thread past it
 is answered 503 without touching the database, and a running one's statement is
 cancelled, so a locked table or a database that is down gives an error in time, never a
-hang and never an allow (``_decide_in_time``, docs/decisions/0010-bounded-waits.md).
+hang and never an allow (``_in_time``, docs/decisions/0010-bounded-waits.md).
 
-It is only a transport. The decision is the same pipeline (``pipeline.decide``),
-the input is validated by the same schema, the answer is rendered by the same API
-object, errors have the same shape, and Django's own ``SecurityMiddleware`` and host
-validation are applied. Anything unusual is handed to the ordinary Django handler,
+It is only a transport. The decision is the same pipeline (``pipeline.decide``), a
+report the same function as its API view (``api.result_answer``,
+``rewind.api.compensation_result_answer``; its token read afresh, as the API's bearer
+auth does: a report's write does not check the token as a decision's does), the input
+is validated by the same schema, the answer is rendered by the same API object, errors
+have the same shape, and Django's own ``SecurityMiddleware`` and host validation are
+applied. Anything unusual is handed to the ordinary Django handler,
 unchanged: an HTTPS redirect, a bad Host, a body over the limit, a missing or unknown
 token, a paused agent, invalid JSON or a body the schema refuses. So every error answer
 is made in one place, and the fast lane only ever answers a valid request from an
@@ -33,8 +39,11 @@ import asyncio
 import contextvars
 import io
 import logging
+import re
+import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -43,23 +52,30 @@ from django.core.handlers.asgi import ASGIHandler, ASGIRequest
 from django.db import connection
 from django.http import HttpResponse
 from django.middleware.security import SecurityMiddleware
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from oversight.agents.models import AgentToken
 from oversight.gateway import pipeline
-from oversight.gateway.api import api, decision_body
+from oversight.gateway.api import api, decision_body, result_answer
 from oversight.gateway.auth import AgentUnavailableError, token_authenticate, token_recall
 from oversight.gateway.constants import MAX_BODY_BYTES
 from oversight.gateway.errors import exception_response, unavailable_response
-from oversight.gateway.schemas import ActionIn, DecisionOut
+from oversight.gateway.schemas import ActionIn, ActionOut, DecisionOut, ResultIn
 from oversight.lib.deadline import Deadline
 from oversight.lib.request_id import HEADER as REQUEST_ID_HEADER
 from oversight.lib.request_id import incoming_request_id, request_id_scope
 from oversight.live import publish
+from oversight.rewind.api import (
+    CompensationDoneOut,
+    CompensationResultIn,
+    compensation_result_answer,
+)
 
 logger = logging.getLogger(__name__)
 
 PATH = "/api/v1/actions"
 _MAX_KEY = 200  # as the Idempotency-Key header's schema says
+_UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -70,6 +86,36 @@ class _HandOver(Exception):
     """Not for the fast lane: the ordinary handler answers (an error, or a redirect)."""
 
 
+@dataclass(frozen=True)
+class _Report:
+    """An outcome report the lane carries: its path (the id in it), the body's schema,
+    the API view's own work and answer, and the answer's schema."""
+
+    path: re.Pattern[str]
+    body: type[BaseModel]
+    answer: Callable[[AgentToken, uuid.UUID, Any], dict[str, Any]]
+    out: type[BaseModel]
+
+
+_REPORTS = (
+    _Report(re.compile(rf"/api/v1/actions/({_UUID})/result"), ResultIn, result_answer, ActionOut),
+    _Report(
+        re.compile(rf"/api/v1/compensations/({_UUID})/result"),
+        CompensationResultIn,
+        compensation_result_answer,
+        CompensationDoneOut,
+    ),
+)
+
+
+def _report_route(path: str) -> tuple[_Report, uuid.UUID] | None:
+    for report in _REPORTS:
+        found = report.path.fullmatch(path)
+        if found:
+            return report, uuid.UUID(found[1])
+    return None
+
+
 def _bearer(request: ASGIRequest) -> str:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -77,15 +123,16 @@ def _bearer(request: ASGIRequest) -> str:
     return token.strip()
 
 
-def _decide_by(deadline: Deadline, *args: Any) -> Any:
-    """In a worker thread: the decision, each of its statements kept to ``deadline``.
-    What the recorded decision sets off (its live rows; for a held one, escalating and
-    telling its reviewers) runs after, outside the deadline: it is not the decision, and
-    a statement of it refused past the deadline would leave the reviewers untold."""
+def _work_by(deadline: Deadline, work: Callable[..., Any], *args: Any) -> Any:
+    """In a worker thread: the decision (or report), each of its statements kept to
+    ``deadline``. What the recorded change sets off (its live rows; for a held decision,
+    escalating and telling its reviewers) runs after, outside the deadline: it is not the
+    change, and a statement of it refused past the deadline would leave the reviewers
+    untold."""
     if deadline.passed():  # waited for a thread past its time: the database is not touched
         return unavailable_response()
     with publish.deferred_effects() as effects, deadline.statements():
-        answer = _decide(*args)
+        answer = work(*args)
     publish.run_effects(effects)
     return answer
 
@@ -101,20 +148,25 @@ def _connection_kept() -> None:
         connection.close()
 
 
+def _authenticated(raw_token: str, *, keep: bool) -> AgentToken:
+    """The token read afresh; a missing, unknown or unusable one is handed over, for
+    Django's handler to answer."""
+    try:
+        token = token_authenticate(raw_token, keep=keep)
+    except AgentUnavailableError:
+        raise _HandOver from None
+    if token is None:
+        raise _HandOver
+    return token
+
+
 def _decide(raw_token: str, data: pipeline.ActionInput, key: str, request_id: str) -> Any:
     """In a worker thread: recall the token (or authenticate it) and decide. A recalled
     token that changed since is read again by the pipeline."""
     _connection_kept()
     try:
         with request_id_scope(request_id):
-            token = token_recall(raw_token)
-            if token is None:
-                try:
-                    token = token_authenticate(raw_token, keep=True)
-                except AgentUnavailableError:
-                    raise _HandOver from None
-                if token is None:
-                    raise _HandOver
+            token = token_recall(raw_token) or _authenticated(raw_token, keep=True)
             credentials = pipeline.Credentials.of(token)
             return _answer(
                 *pipeline.decide(credentials=credentials, data=data, idempotency_key=key)
@@ -125,13 +177,29 @@ def _decide(raw_token: str, data: pipeline.ActionInput, key: str, request_id: st
         return exception_response(exc)
 
 
+def _report(
+    raw_token: str, report: _Report, target: uuid.UUID, payload: Any, request_id: str
+) -> Any:
+    """In a worker thread: read the token afresh (as the API's bearer auth does) and do
+    the report's work, as its API view does."""
+    _connection_kept()
+    try:
+        with request_id_scope(request_id):
+            body = report.answer(_authenticated(raw_token, keep=False), target, payload)
+            return 200, report.out.model_validate(body).model_dump()
+    except _HandOver:
+        raise
+    except Exception as exc:  # mapped exactly as the API's own handlers map it
+        return exception_response(exc)
+
+
 def _answer(action: Any, created: bool) -> tuple[int, dict[str, Any]]:
     body = decision_body(action, first_answer=not created)
     return (201 if created else 200), DecisionOut.model_validate(body).model_dump()
 
 
 class DecisionFastLane:
-    """ASGI middleware in front of Django's handler; only the one endpoint is touched."""
+    """ASGI middleware in front of Django's handler; only its three endpoints are touched."""
 
     def __init__(self, django_app: ASGIHandler) -> None:
         self.django_app = django_app
@@ -145,14 +213,18 @@ class DecisionFastLane:
         if not self.loop_bound:
             publish.bind_event_loop()
             self.loop_bound = True
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != PATH:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.django_app(scope, receive, send)
+            return
+        report = None if scope["path"] == PATH else _report_route(scope["path"])
+        if scope["path"] != PATH and report is None:
             await self.django_app(scope, receive, send)
             return
         body, finished = await _read_body(receive)
         response = None
         if finished and len(body) <= MAX_BODY_BYTES:
             try:
-                response = await self._respond(scope, body)
+                response = await self._respond(scope, body, report)
             except _HandOver:
                 response = None
         if response is None:
@@ -160,7 +232,9 @@ class DecisionFastLane:
             return
         await self.django_app.send_response(response, send)
 
-    async def _respond(self, scope: Scope, body: bytes) -> HttpResponse:
+    async def _respond(
+        self, scope: Scope, body: bytes, report: tuple[_Report, uuid.UUID] | None
+    ) -> HttpResponse:
         request = ASGIRequest(scope, io.BytesIO(body))
         try:
             request.get_host()
@@ -169,17 +243,17 @@ class DecisionFastLane:
         if self.security.process_request(request) is not None:  # an HTTPS redirect
             raise _HandOver
         raw_token = _bearer(request)
-        key = request.headers.get("Idempotency-Key", "")
-        if len(key) > _MAX_KEY:
-            raise _HandOver
-        try:
-            payload = ActionIn.model_validate_json(body)
-        except ValidationError:
-            raise _HandOver from None
         request_id = incoming_request_id(request)
-        outcome = await self._decide_in_time(
-            raw_token, pipeline.ActionInput(**payload.model_dump()), key, request_id
-        )
+        if report is not None:
+            route, target = report
+            payload = _parsed(route.body, body)
+            outcome = await self._in_time(_report, raw_token, route, target, payload, request_id)
+        else:
+            key = request.headers.get("Idempotency-Key", "")
+            if len(key) > _MAX_KEY:
+                raise _HandOver
+            data = pipeline.ActionInput(**_parsed(ActionIn, body).model_dump())
+            outcome = await self._in_time(_decide, raw_token, data, key, request_id)
         if isinstance(outcome, HttpResponse):
             response = outcome
         else:
@@ -189,8 +263,9 @@ class DecisionFastLane:
         response["Content-Length"] = str(len(response.content))  # as Django's CommonMiddleware
         return self.security.process_response(request, response)
 
-    async def _decide_in_time(self, *args: Any) -> Any:
-        """``_decide``'s outcome, within DECISION_TIMEOUT of now when the database allows.
+    async def _in_time(self, work: Callable[..., Any], *args: Any) -> Any:
+        """``work``'s outcome (``_decide`` or ``_report``), within DECISION_TIMEOUT of now
+        when the database allows.
 
         Past the deadline a decision still waiting for a thread never starts (503). One
         that is running has its statement cancelled and no other started; if it had not
@@ -199,7 +274,9 @@ class DecisionFastLane:
         answer never contradicts what was recorded. See oversight/lib/deadline.py.
         """
         deadline = Deadline(settings.DECISION_TIMEOUT)
-        queued = self.threads.submit(contextvars.copy_context().run, _decide_by, deadline, *args)
+        queued = self.threads.submit(
+            contextvars.copy_context().run, _work_by, deadline, work, *args
+        )
         outcome = asyncio.wrap_future(queued)
         done, _ = await asyncio.wait({outcome}, timeout=deadline.remaining())
         if done:
@@ -211,6 +288,13 @@ class DecisionFastLane:
             return await outcome
         outcome.add_done_callback(_ignore)  # it can write nothing now
         return unavailable_response()
+
+
+def _parsed(schema: type[BaseModel], body: bytes) -> Any:
+    try:
+        return schema.model_validate_json(body)
+    except ValidationError:
+        raise _HandOver from None
 
 
 def _ignore(future: asyncio.Future[Any]) -> None:

@@ -11,6 +11,7 @@ from django.http import HttpRequest
 from ninja import Field, Query, Router
 from pydantic import field_validator
 
+from oversight.agents.models import AgentToken
 from oversight.gateway.constants import MAX_WAIT_SECONDS
 from oversight.gateway.json_safety import NO_NUL, StorableJson, check_json
 from oversight.gateway.models import Action
@@ -110,10 +111,15 @@ def report_compensation(
     request: HttpRequest, compensation_id: uuid.UUID, payload: CompensationResultIn
 ) -> dict[str, Any]:
     """Once. The original is shown as rolled back only when `undone` left `original.before`."""
+    return compensation_result_answer(request.auth, compensation_id, payload)
+
+
+def compensation_result_answer(
+    token: AgentToken, compensation_id: uuid.UUID, payload: CompensationResultIn
+) -> dict[str, Any]:
+    """The report's work and answer, for this view and the fast lane (gateway/fastlane.py)."""
     report = services.Report(**payload.model_dump())
-    done = services.compensation_report(
-        token=request.auth, action_id=compensation_id, report=report
-    )
+    done = services.compensation_report(token=token, action_id=compensation_id, report=report)
     if Action.compensates.is_cached(done):  # the report read it (it undid)
         original = done.compensates
     else:

@@ -38,8 +38,8 @@ def test_a_held_decision_tells_its_reviewers_though_its_deadline_passed_after_it
         return result
 
     with connection.execute_wrapper(passes_after_the_decision):
-        status, answer = fastlane._decide_by(
-            deadline, raw, ActionInput(**refund(900)), "", "test-request"
+        status, answer = fastlane._work_by(
+            deadline, fastlane._decide, raw, ActionInput(**refund(900)), "", "test-request"
         )
     assert (status, answer["status"]) == (201, "pending")
     assert deadline.passed()

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from typing import Any
 
 import httpx
 import pytest
 from django.core.handlers.asgi import ASGIHandler
+from django.db import connection
 from django.test import Client
 
 from oversight.agents.services import agent_update
@@ -208,15 +210,32 @@ class _CountingDjango(ASGIHandler):
         await super().__call__(scope, receive, send)
 
 
-def _call(lane: DecisionFastLane, token: str, body: bytes) -> tuple[int, dict[str, Any]]:
+def _lane_closed(lane: DecisionFastLane) -> None:
+    """Each of the lane's threads gives its database connection back (the lane keeps one
+    per thread between decisions), so that the test database can be dropped after."""
+    count = lane.threads._max_workers
+    barrier = threading.Barrier(count)
+
+    def close() -> None:
+        connection.close()
+        barrier.wait(timeout=10)  # one task a thread: every thread closes its own
+
+    for future in [lane.threads.submit(close) for _ in range(count)]:
+        future.result()
+    lane.threads.shutdown()
+
+
+def _call(
+    lane: DecisionFastLane, token: str, body: bytes, *, path: str = PATH
+) -> tuple[int, dict[str, Any]]:
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
         "method": "POST",
         "scheme": "http",
-        "path": PATH,
-        "raw_path": PATH.encode(),
+        "path": path,
+        "raw_path": path.encode(),
         "query_string": b"",
         "root_path": "",
         "headers": [
@@ -249,9 +268,12 @@ def test_a_valid_request_never_reaches_django_and_a_refused_one_does(
 ) -> None:
     django_app = _CountingDjango()
     lane = DecisionFastLane(django_app)
-    status, body = _call(lane, live_agent.token, json.dumps(_refund()).encode())
-    assert (status, body["status"], django_app.handled) == (201, "allowed", 0)
-    status, body = _call(lane, "ovs_prod_unknown", json.dumps(_refund()).encode())
-    assert (status, body["error"]["code"], django_app.handled) == (401, "unauthorized", 1)
-    status, body = _call(lane, live_agent.token, b"{")
-    assert (status, body["error"]["code"], django_app.handled) == (400, "bad_request", 2)
+    try:
+        status, body = _call(lane, live_agent.token, json.dumps(_refund()).encode())
+        assert (status, body["status"], django_app.handled) == (201, "allowed", 0)
+        status, body = _call(lane, "ovs_prod_unknown", json.dumps(_refund()).encode())
+        assert (status, body["error"]["code"], django_app.handled) == (401, "unauthorized", 1)
+        status, body = _call(lane, live_agent.token, b"{")
+        assert (status, body["error"]["code"], django_app.handled) == (400, "bad_request", 2)
+    finally:
+        _lane_closed(lane)
