@@ -43,19 +43,24 @@ def _refund(amount: Any = 100, charge: str = "ch_1", **extra: Any) -> dict[str, 
 
 
 def _both(
-    live: LiveAgent, body: Any, headers: dict[str, str] | None = None
+    live: LiveAgent,
+    body: Any,
+    headers: dict[str, str] | None = None,
+    *,
+    paths: tuple[str, str] = (PATH, PATH),
 ) -> tuple[httpx.Response, Any]:
-    """The same request to the fast lane and through Django."""
+    """The same request to the fast lane and through Django (``paths``: to each, when
+    the two must name different actions)."""
     headers = {**live.headers, **(headers or {})}
     content = body if isinstance(body, bytes | str) else json.dumps(body)
     fast = httpx.post(
-        live.url + PATH,
+        live.url + paths[0],
         content=content,
         headers={"Content-Type": "application/json", **headers},
         timeout=30,
     )
     meta = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()}
-    slow = Client().post(PATH, data=content, content_type="application/json", **meta)
+    slow = Client().post(paths[1], data=content, content_type="application/json", **meta)
     return fast, slow
 
 

@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-from django.test import Client
 
 from oversight.agents.services import agent_update
 from oversight.audit.actors import Actor
@@ -26,7 +25,7 @@ from oversight.policy.services import policy_object_create
 from oversight.rewind.services import action_undo, compensations_claim_for
 from tests.conftest import SYSTEM
 from tests.gateway_live.conftest import LiveAgent
-from tests.gateway_live.test_fast_lane import _call, _CountingDjango, _lane_closed
+from tests.gateway_live.test_fast_lane import _both, _call, _CountingDjango, _lane_closed
 
 pytestmark = [pytest.mark.postgres]
 
@@ -45,27 +44,11 @@ def _decided(live: LiveAgent, charge: str, amount: int = 100) -> str:
     return response.json()["id"]
 
 
-def _post_both(
-    live: LiveAgent, fast_path: str, slow_path: str, body: Any, headers: dict[str, str] | None
-) -> tuple[httpx.Response, Any]:
-    headers = live.headers if headers is None else headers
-    content = body if isinstance(body, str) else json.dumps(body)
-    fast = httpx.post(
-        live.url + fast_path,
-        content=content,
-        headers={"Content-Type": "application/json", **headers},
-        timeout=30,
-    )
-    meta = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()}
-    slow = Client().post(slow_path, data=content, content_type="application/json", **meta)
-    return fast, slow
-
-
 def _result_both(
     live: LiveAgent, body: Any, headers: dict[str, str] | None = None, *, ids: tuple[str, str]
 ) -> tuple[httpx.Response, Any]:
-    fast_path, slow_path = (f"/api/v1/actions/{i}/result" for i in ids)
-    return _post_both(live, fast_path, slow_path, body, headers)
+    fast, slow = (f"/api/v1/actions/{i}/result" for i in ids)
+    return _both(live, body, headers, paths=(fast, slow))
 
 
 def _shape(body: dict[str, Any]) -> dict[str, Any]:
@@ -169,13 +152,8 @@ def _compensations(live: LiveAgent, count: int) -> list[str]:
 def test_a_compensation_report_rolls_back_and_answers_alike(live_agent: LiveAgent) -> None:
     fast_id, slow_id = _compensations(live_agent, 2)
     undone = {"outcome": "undone", "found": {"name": "B"}, "left": {"name": "A"}}
-    fast, slow = _post_both(
-        live_agent,
-        f"/api/v1/compensations/{fast_id}/result",
-        f"/api/v1/compensations/{slow_id}/result",
-        undone,
-        None,
-    )
+    paths = (f"/api/v1/compensations/{fast_id}/result", f"/api/v1/compensations/{slow_id}/result")
+    fast, slow = _both(live_agent, undone, paths=paths)
     assert fast.status_code == slow.status_code == 200
     assert (
         _shape(fast.json())
