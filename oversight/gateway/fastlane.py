@@ -123,16 +123,24 @@ def _bearer(request: ASGIRequest) -> str:
     return token.strip()
 
 
-def _work_by(deadline: Deadline, work: Callable[..., Any], *args: Any) -> Any:
-    """In a worker thread: the decision (or report), each of its statements kept to
-    ``deadline``. What the recorded change sets off (its live rows; for a held decision,
-    escalating and telling its reviewers) runs after, outside the deadline: it is not the
-    change, and a statement of it refused past the deadline would leave the reviewers
-    untold."""
+def _work_by(deadline: Deadline, request_id: str, work: Callable[..., Any], *args: Any) -> Any:
+    """In a worker thread: the decision or report (``work``), each of its statements kept
+    to ``deadline``; a service's exception is answered as the API's own handlers answer it
+    (500: never allow). What the recorded change sets off (its live rows; for a held
+    decision, escalating and telling its reviewers) runs after, outside the deadline: it
+    is not the change, and a statement of it refused past the deadline would leave the
+    reviewers untold."""
     if deadline.passed():  # waited for a thread past its time: the database is not touched
         return unavailable_response()
-    with publish.deferred_effects() as effects, deadline.statements():
-        answer = work(*args)
+    _connection_kept()
+    with publish.deferred_effects() as effects:
+        try:
+            with request_id_scope(request_id), deadline.statements():
+                answer = work(*args)
+        except _HandOver:
+            raise
+        except Exception as exc:
+            answer = exception_response(exc)
     publish.run_effects(effects)
     return answer
 
@@ -160,37 +168,19 @@ def _authenticated(raw_token: str, *, keep: bool) -> AgentToken:
     return token
 
 
-def _decide(raw_token: str, data: pipeline.ActionInput, key: str, request_id: str) -> Any:
-    """In a worker thread: recall the token (or authenticate it) and decide. A recalled
-    token that changed since is read again by the pipeline."""
-    _connection_kept()
-    try:
-        with request_id_scope(request_id):
-            token = token_recall(raw_token) or _authenticated(raw_token, keep=True)
-            credentials = pipeline.Credentials.of(token)
-            return _answer(
-                *pipeline.decide(credentials=credentials, data=data, idempotency_key=key)
-            )
-    except _HandOver:
-        raise
-    except Exception as exc:  # mapped exactly as the API's own handlers map it (500: never allow)
-        return exception_response(exc)
+def _decide(raw_token: str, data: pipeline.ActionInput, key: str) -> Any:
+    """Recall the token (or authenticate it) and decide. A recalled token that changed
+    since is read again by the pipeline."""
+    token = token_recall(raw_token) or _authenticated(raw_token, keep=True)
+    credentials = pipeline.Credentials.of(token)
+    return _answer(*pipeline.decide(credentials=credentials, data=data, idempotency_key=key))
 
 
-def _report(
-    raw_token: str, report: _Report, target: uuid.UUID, payload: Any, request_id: str
-) -> Any:
-    """In a worker thread: read the token afresh (as the API's bearer auth does) and do
-    the report's work, as its API view does."""
-    _connection_kept()
-    try:
-        with request_id_scope(request_id):
-            body = report.answer(_authenticated(raw_token, keep=False), target, payload)
-            return 200, report.out.model_validate(body).model_dump()
-    except _HandOver:
-        raise
-    except Exception as exc:  # mapped exactly as the API's own handlers map it
-        return exception_response(exc)
+def _report(raw_token: str, report: _Report, target: uuid.UUID, payload: Any) -> Any:
+    """Read the token afresh (as the API's bearer auth does) and do the report's work, as
+    its API view does."""
+    body = report.answer(_authenticated(raw_token, keep=False), target, payload)
+    return 200, report.out.model_validate(body).model_dump()
 
 
 def _answer(action: Any, created: bool) -> tuple[int, dict[str, Any]]:
@@ -247,13 +237,13 @@ class DecisionFastLane:
         if report is not None:
             route, target = report
             payload = _parsed(route.body, body)
-            outcome = await self._in_time(_report, raw_token, route, target, payload, request_id)
+            outcome = await self._in_time(request_id, _report, raw_token, route, target, payload)
         else:
             key = request.headers.get("Idempotency-Key", "")
             if len(key) > _MAX_KEY:
                 raise _HandOver
             data = pipeline.ActionInput(**_parsed(ActionIn, body).model_dump())
-            outcome = await self._in_time(_decide, raw_token, data, key, request_id)
+            outcome = await self._in_time(request_id, _decide, raw_token, data, key)
         if isinstance(outcome, HttpResponse):
             response = outcome
         else:
@@ -263,7 +253,7 @@ class DecisionFastLane:
         response["Content-Length"] = str(len(response.content))  # as Django's CommonMiddleware
         return self.security.process_response(request, response)
 
-    async def _in_time(self, work: Callable[..., Any], *args: Any) -> Any:
+    async def _in_time(self, request_id: str, work: Callable[..., Any], *args: Any) -> Any:
         """``work``'s outcome (``_decide`` or ``_report``), within DECISION_TIMEOUT of now
         when the database allows.
 
@@ -275,7 +265,7 @@ class DecisionFastLane:
         """
         deadline = Deadline(settings.DECISION_TIMEOUT)
         queued = self.threads.submit(
-            contextvars.copy_context().run, _work_by, deadline, work, *args
+            contextvars.copy_context().run, _work_by, deadline, request_id, work, *args
         )
         outcome = asyncio.wrap_future(queued)
         done, _ = await asyncio.wait({outcome}, timeout=deadline.remaining())

@@ -316,14 +316,16 @@ def compensation_report_for(
 
 
 def _roll_back_original(actor: Actor, compensation: Action) -> None:
-    if compensation.compensation_outcome != "undone":
-        return
+    """The original, read (and locked) once whatever the outcome, kept on the compensation
+    for the report's answer; rolled back when the undo restored its state."""
     original = (
         Action.objects.select_for_update(no_key=True)
         .only(*_REPORT_FIELDS, "before")
         .get(pk=compensation.compensates_id)
     )
-    compensation.compensates = original  # read once: the report's answer shows its status
+    compensation.compensates = original
+    if compensation.compensation_outcome != "undone":
+        return
     if original.agent_id == compensation.agent_id:  # always: undone under the same agent
         original.agent = compensation.agent  # loaded, for the live row
     restored = compensation.compensation_left == original.before

@@ -11,14 +11,13 @@ from django.db import DatabaseError, connection
 
 from oversight.agents.models import AgentToken
 from oversight.gateway import auth, fastlane
-from oversight.gateway.pipeline import ActionInput
-from tests.gateway.helpers import refund
+from tests.gateway.helpers import fast_lane_decide, refund
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
 
 def _decide(raw: str, amount: int) -> tuple[int, dict[str, Any]]:
-    outcome = fastlane._decide(raw, ActionInput(**refund(amount)), "", "test-request")
+    outcome = fast_lane_decide(raw, refund(amount))
     assert isinstance(outcome, tuple), outcome
     return outcome
 

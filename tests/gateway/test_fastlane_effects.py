@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import pytest
+from django.db import connection
 
 from oversight.agents.models import AgentToken
 from oversight.gateway import auth, fastlane, record_sql
@@ -24,8 +25,6 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 def test_a_held_decision_tells_its_reviewers_though_its_deadline_passed_after_it(
     prod_token: tuple[AgentToken, str], policy: Any, agent: Any
 ) -> None:
-    from django.db import connection
-
     auth._kept.clear()
     set_channels(agent.team, email=True)
     _token, raw = prod_token
@@ -39,7 +38,7 @@ def test_a_held_decision_tells_its_reviewers_though_its_deadline_passed_after_it
 
     with connection.execute_wrapper(passes_after_the_decision):
         status, answer = fastlane._work_by(
-            deadline, fastlane._decide, raw, ActionInput(**refund(900)), "", "test-request"
+            deadline, "test-request", fastlane._decide, raw, ActionInput(**refund(900)), ""
         )
     assert (status, answer["status"]) == (201, "pending")
     assert deadline.passed()

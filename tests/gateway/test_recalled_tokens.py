@@ -33,7 +33,7 @@ from oversight.killswitch.services import killswitch_engage
 from oversight.policy.models import Rule
 from oversight.policy.services import policy_object_create
 from tests.conftest import SYSTEM
-from tests.gateway.helpers import REFUND, refund
+from tests.gateway.helpers import REFUND, fast_lane_decide, refund
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -49,9 +49,12 @@ def _data(amount: int = 100) -> ActionInput:
     return ActionInput(**refund(amount))
 
 
+def _lane(raw: str, amount: int = 100) -> Any:
+    return fast_lane_decide(raw, refund(amount))
+
+
 def _decide(raw: str, amount: int = 100) -> tuple[int, dict[str, Any]]:
-    """The fast lane's work for one request (in this thread)."""
-    outcome = fastlane._decide(raw, _data(amount), "", "test-request")
+    outcome = _lane(raw, amount)
     assert isinstance(outcome, tuple), outcome
     return outcome
 
@@ -137,11 +140,11 @@ def test_a_token_refused_since_is_refused_at_its_next_request(
     _kept(token, raw)
     assert _decide(raw)[1]["status"] == "allowed"
     change(token)
-    answer = fastlane._decide(raw, _data(), "", "test-request")  # the kept copy is stale
+    answer = _lane(raw)  # the kept copy is stale
     assert isinstance(answer, HttpResponse)
     assert (answer.status_code, json.loads(answer.content)["error"]["code"]) == expected
     with pytest.raises(fastlane._HandOver):  # then Django's handler answers, as at first
-        fastlane._decide(raw, _data(), "", "test-request")
+        _lane(raw)
     assert Action.objects.count() == 1
     assert auth.token_recall(raw) is None
 
@@ -215,7 +218,7 @@ def _table_missing(table: str) -> Iterator[None]:
 
 
 def _failed(raw: str) -> dict[str, Any]:
-    outcome = fastlane._decide(raw, _data(), "", "test-request")
+    outcome = _lane(raw)
     assert isinstance(outcome, HttpResponse), outcome
     assert outcome.status_code == 500
     return json.loads(outcome.content)
