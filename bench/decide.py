@@ -539,7 +539,8 @@ def count_queries(raw_token: str) -> dict[str, Any]:
         body["params"]["charges"] = [f"ch_count_{i}"]
         with CaptureQueriesContext(connection) as ctx:
             data = pipeline.ActionInput(**body)
-            outcome = fastlane._work_by(Deadline(30), "bench", fastlane._decide, raw_token, data, "")
+            work = (fastlane._decide, raw_token, data, "")
+            outcome = fastlane._work_by(Deadline(30), "bench", *work)
         assert isinstance(outcome, tuple) and outcome[0] == 201, outcome
         captured = list(ctx.captured_queries)
     return {
