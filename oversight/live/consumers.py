@@ -59,14 +59,23 @@ class LiveConsumer(AsyncWebsocketConsumer):
         self.groups_here: LocalGroups = local_groups()
         self._outbox: deque[dict[str, Any]] = deque()
         self._sender: asyncio.Task[None] | None = None
+        self._accepted = False
+        # The groups first, then the handshake: once the browser sees its socket open,
+        # nothing published after that is missed. What arrives meanwhile waits in the
+        # outbox until the socket is accepted.
+        if not await self._join():
+            return
         await self.accept()
-        await self._join()
+        self._accepted = True
+        self._start_sending()
 
-    async def _join(self) -> None:
+    async def _join(self) -> bool:
+        """Join the groups this user's page needs now; False (and the socket closed) if
+        the user is no longer active."""
         active, subscriptions, page = await _subscriptions(self.user_id, self.page)
         if not active:
             await self.close(code=CLOSE_DEACTIVATED)
-            return
+            return False
         self.page = page
         wanted = self.page.group_names(subscriptions)
         # The new subscriptions first: a message of a group about to be left is then
@@ -80,6 +89,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
         if self._joined_once:
             await self._queue_catch_up(before.queue, subscriptions.queue)
         self._joined_once = True
+        return True
 
     async def _queue_catch_up(self, before: frozenset[int], now: frozenset[int]) -> None:
         """Access changed (a grant, a revocation, a team's reviewers): the queue on this
@@ -107,7 +117,10 @@ class LiveConsumer(AsyncWebsocketConsumer):
         """A group message for this socket (from LocalGroups.deliver, on the loop): sent
         after the ones before it, by one task at a time."""
         self._outbox.append(message)
-        if self._sender is None:
+        self._start_sending()
+
+    def _start_sending(self) -> None:
+        if self._accepted and self._sender is None and self._outbox:
             self._sender = asyncio.get_running_loop().create_task(self._send_outbox())
 
     async def _send_outbox(self) -> None:

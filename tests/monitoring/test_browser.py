@@ -17,6 +17,7 @@ from oversight.gateway.constants import ActionStatus
 from oversight.monitoring.jobs import monitoring_run
 from oversight.monitoring.models import Alert
 from oversight.monitoring.services import Finding, alert_acknowledge, alert_raise, alert_resolve
+from tests.browser.ui import RECORD_SOCKET_OPEN
 from tests.monitoring.helpers import actions_at
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -29,6 +30,13 @@ def log_in(page: Page, live_url: str, username: str) -> None:
     page.get_by_label("Password").fill("pw")
     page.get_by_role("button", name="Log in").click()
     expect(page.get_by_role("link", name="Alerts")).to_be_visible()
+
+
+def open_live(page: Page, url: str) -> None:
+    """Open a live page and wait for its socket: from then on no change is missed."""
+    page.add_init_script(RECORD_SOCKET_OPEN)
+    page.goto(url)
+    page.wait_for_function("window.__socketOpen === true")
 
 
 def shot(page: Page, name: str) -> None:
@@ -105,7 +113,7 @@ def test_the_alert_list_follows_alerts_as_they_open_and_close(
 ) -> None:
     volume, denials = alerts
     log_in(page, live_url, "alice")
-    page.goto(f"{live_url}/alerts/?status=unresolved")
+    open_live(page, f"{live_url}/alerts/?status=unresolved")
     rows = page.locator("#alert-table tbody tr")
     expect(rows).to_have_count(2)
     page.evaluate("window.sameDocument = true")  # gone if the page were loaded again
@@ -141,7 +149,7 @@ def test_an_alerts_page_follows_its_status(
 ) -> None:
     _volume, denials = alerts
     log_in(page, live_url, "carol")  # a viewer: sees the alert, cannot act on it
-    page.goto(f"{live_url}/alerts/{denials.pk}/")
+    open_live(page, f"{live_url}/alerts/{denials.pk}/")
     status = page.locator("[data-alert-status]")
     expect(status).to_have_text("Open")
     page.evaluate("window.sameDocument = true")
