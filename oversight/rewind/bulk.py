@@ -255,11 +255,24 @@ def rewind_kick(rewind_id: int) -> None:
     after_commit(lambda: rewind_step_task.delay(rewind_id))
 
 
+def _pending_item(item_id: int) -> RewindItem | None:
+    """The item, locked, if it is still pending. Its row only: the items' default order
+    goes through their rewind, and locking the rewind's row too would make the asks of
+    one rewind wait for each other (and a pause wait for them)."""
+    locked = (
+        RewindItem.objects.select_for_update(of=("self",), no_key=True)
+        .filter(pk=item_id)
+        .order_by()
+        .first()
+    )
+    return locked if locked is not None and locked.state == ItemState.PENDING else None
+
+
 def _ask(item_id: int, tokens: dict[tuple[int, str], Any]) -> None:
     """Ask for one item's undo, in one transaction with the item's move (see header)."""
     with transaction.atomic():
-        locked = RewindItem.objects.select_for_update().filter(pk=item_id).first()
-        if locked is None or locked.state != ItemState.PENDING:
+        locked = _pending_item(item_id)
+        if locked is None:
             return
         try:
             # action_undo reads (and locks) the action itself: by its key only here.

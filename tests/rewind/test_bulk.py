@@ -252,3 +252,48 @@ def test_without_following_a_step_is_one_pass(agent: Agent, owner: Any, producti
     assert bulk.rewind_step(rewind_id=rewind.pk, size=1)["asked"] == 1
     assert bulk.rewind_step(rewind_id=rewind.pk, size=1)["asked"] == 1
     assert bulk.rewind_step(rewind_id=rewind.pk, size=1)["asked"] == 0  # ch_1's older one waits
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_asks_of_one_rewind_do_not_wait_for_each_other(
+    agent: Agent, owner: Any, production: Any, settings: Any
+) -> None:
+    """The runner asks for several undos at a time, each in its own transaction: one on
+    its way holds its item, not the rewind, so another ask (and a pause) goes on."""
+    import threading
+
+    from django.db import connection, transaction
+
+    settings.REWIND_APPROVAL_THRESHOLD = 3  # nothing asked before the test asks
+    actions = _world(production)
+    rewind = bulk.rewind_create(actor=Actor.for_user(owner), scope=_scope(agent))
+    item = {i.action_id: i.pk for i in RewindItem.objects.filter(rewind=rewind)}
+    held, release = threading.Event(), threading.Event()
+
+    def ask_in_progress() -> None:
+        try:
+            with transaction.atomic():
+                assert bulk._pending_item(item[actions["other"].pk]) is not None
+                held.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=ask_in_progress)
+    thread.start()
+    try:
+        assert held.wait(10)
+        began = time.monotonic()
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '2s'")
+        bulk._ask(item[actions["second"].pk], {})
+        with transaction.atomic():
+            bulk._locked(rewind)  # what a pause or a cancel takes first
+        waited = time.monotonic() - began
+    finally:
+        release.set()
+        thread.join()
+    assert waited < 1.0
+    asked = RewindItem.objects.get(pk=item[actions["second"].pk])
+    assert asked.state == "requested" and asked.compensation is not None
