@@ -40,7 +40,7 @@ from oversight.gateway.constants import ActionStatus
 from oversight.gateway.models import Action
 from oversight.policy.engine.patterns import check_pattern, resource_matcher
 from oversight.rewind.models import ItemState, Rewind, RewindItem, RewindState
-from oversight.rewind.services import action_undo
+from oversight.rewind.services import action_undo, undo_tokens
 
 RUNNER = Actor.system("rewind")
 STEP_SIZE = 200  # undos asked for per step at most
@@ -295,14 +295,16 @@ def _ask_all(item_ids: list[int]) -> None:
     """Ask for these items' undos: each on a resource of its own, so in any order. On
     PostgreSQL, outside a caller's transaction, ASK_THREADS at a time (an ask mostly waits
     for the database); otherwise one after another, in the caller's transaction if any."""
-    tokens: dict[tuple[int, str], Any] = {}
+    if not item_ids:
+        return
+    tokens = undo_tokens(RewindItem.objects.filter(pk__in=item_ids).values("action_id"))
     threads = min(ASK_THREADS, len(item_ids))
     if threads < 2 or connection.vendor != "postgresql" or connection.in_atomic_block:
         for pk in item_ids:
             _ask(pk, tokens)
         return
 
-    def ask(pk: int) -> None:  # the tokens are shared: the asks only read them
+    def ask(pk: int) -> None:  # the tokens are shared: read before, committed
         try:
             _ask(pk, tokens)
         finally:

@@ -26,6 +26,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from oversight.agents.locking import agent_lock
 from oversight.agents.models import AgentToken
 from oversight.agents.services import token_create
 from oversight.audit import verbs
@@ -121,24 +122,67 @@ def undo_refusal(action: Action, now: dt.datetime | None = None) -> str:
     return ""
 
 
-def _undo_token(action: Action) -> AgentToken:
+def _undo_token(agent_id: int, environment: str) -> AgentToken:
     """The token compensations are decided under: one per agent and environment, made by
-    Oversight; its raw value is never kept (Oversight decides with its hash)."""
-    found = AgentToken.objects.filter(
-        agent_id=action.agent_id,
-        environment=action.environment,
-        name=UNDO_TOKEN_NAME,
-        revoked_at__isnull=True,
-    ).first()
+    Oversight the first time, once (the agent's row is locked while it is made, so two
+    asks at once make one); its raw value is never kept (Oversight decides with its
+    hash)."""
+
+    def existing() -> AgentToken | None:
+        return AgentToken.objects.filter(
+            agent_id=agent_id,
+            environment=environment,
+            name=UNDO_TOKEN_NAME,
+            revoked_at__isnull=True,
+        ).first()
+
+    found = existing()
     if found is not None:
         return found
-    token, _raw = token_create(
-        actor=Actor.system("rewind"),
-        agent=action.agent,
-        environment=action.environment,
-        name=UNDO_TOKEN_NAME,
-    )
+    with transaction.atomic():
+        agent = agent_lock(agent_id)
+        found = existing()
+        if found is not None:
+            return found
+        token, _raw = token_create(
+            actor=Actor.system("rewind"), agent=agent, environment=environment, name=UNDO_TOKEN_NAME
+        )
     return token
+
+
+def _undo_credentials(agent_id: int, environment: str) -> AgentToken:
+    """The undo token, read afresh; ValidationError when its agent cannot take undos now."""
+    try:
+        fresh = token_refresh(_undo_token(agent_id, environment).token_hash)
+    except AgentUnavailableError as exc:  # paused or retired: its compensator cannot run
+        raise ValidationError(
+            f"{exc} Its compensator cannot take undos now; to stop an agent and rewind"
+            " it, engage its kill switch instead."
+        ) from None
+    if fresh is None:
+        raise ValidationError("The agent's undo token is gone; ask again.")
+    return fresh
+
+
+def undo_tokens(action_ids: Any) -> dict[tuple[int, str], AgentToken]:
+    """The undo tokens (by agent and environment) the undos of these actions are decided
+    under, read (or made, and committed) before they are asked for. Asks side by side
+    share them, so none may be one that an ask made in its transaction, which the others
+    cannot see until it commits. An agent that cannot take undos now is left out: its
+    asks say why."""
+    keys = (
+        Action.objects.filter(pk__in=action_ids)
+        .order_by()
+        .values_list("agent_id", "environment")
+        .distinct()
+    )
+    found = {}
+    for agent_id, environment in keys:
+        try:
+            found[(agent_id, environment)] = _undo_credentials(agent_id, environment)
+        except ValidationError:
+            continue
+    return found
 
 
 @transaction.atomic
@@ -147,8 +191,8 @@ def action_undo(
 ) -> Action:
     """Ask for the undo of one action; the compensation as decided (allowed, held for a
     reviewer, denied or halted). ValidationError when it cannot be undone. ``tokens``: the
-    undo tokens read so far, kept across the asks of one rewind step (the pipeline reads
-    a token again if it changed since)."""
+    undo tokens read before a rewind step's asks (``undo_tokens``), shared by them (the
+    pipeline reads a token again if it changed since)."""
     original = Action.objects.select_for_update(no_key=True).only(*_UNDO_FIELDS).get(pk=action.pk)
     refusal = undo_refusal(original)
     if refusal:
@@ -164,19 +208,7 @@ def action_undo(
     except (UndoError, ValueError) as exc:
         raise ValidationError(f"Its undo could not be worked out: {exc}") from None
     key = (original.agent_id, original.environment)
-    fresh = tokens.get(key) if tokens is not None else None
-    if fresh is None:
-        try:
-            fresh = token_refresh(_undo_token(original).token_hash)
-        except AgentUnavailableError as exc:  # paused or retired: its compensator cannot run
-            raise ValidationError(
-                f"{exc} Its compensator cannot take undos now; to stop an agent and rewind"
-                " it, engage its kill switch instead."
-            ) from None
-        if fresh is None:
-            raise ValidationError("The agent's undo token is gone; ask again.")
-        if tokens is not None:
-            tokens[key] = fresh
+    fresh = (tokens or {}).get(key) or _undo_credentials(*key)
     data = ActionInput(
         action=contract["action"],
         resource=original.resource,

@@ -297,3 +297,25 @@ def test_the_asks_of_one_rewind_do_not_wait_for_each_other(
     assert waited < 1.0
     asked = RewindItem.objects.get(pk=item[actions["second"].pk])
     assert asked.state == "requested" and asked.compensation is not None
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_asks_side_by_side_decide_under_one_undo_token_made_once(
+    agent: Agent, owner: Any, production: Any, settings: Any
+) -> None:
+    """The first rewind of an agent: its undo token does not exist yet when the runner's
+    threads start asking. It is made once, committed before they share it."""
+    from oversight.agents.models import AgentToken
+    from oversight.rewind.services import UNDO_TOKEN_NAME
+
+    settings.REWIND_APPROVAL_THRESHOLD = 3  # nothing asked before the test asks
+    actions = _world(production)
+    rewind = bulk.rewind_create(actor=Actor.for_user(owner), scope=_scope(agent))
+    assert not AgentToken.objects.filter(name=UNDO_TOKEN_NAME).exists()
+    bulk._ask_all(list(RewindItem.objects.filter(rewind=rewind).values_list("pk", flat=True)))
+    undone = Action.objects.filter(compensates__isnull=False, status="allowed")
+    assert sorted(undone.values_list("compensates", flat=True)) == sorted(
+        actions[name].pk for name in ("first", "second", "other")
+    )
+    assert AgentToken.objects.filter(agent=agent, name=UNDO_TOKEN_NAME).count() == 1
