@@ -27,7 +27,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from oversight.agents.locking import agent_lock
-from oversight.agents.models import AgentToken
+from oversight.agents.models import Agent, AgentToken
 from oversight.agents.services import token_create
 from oversight.audit import verbs
 from oversight.audit.actors import Actor
@@ -270,7 +270,7 @@ class Report:
 def compensation_report(*, token: AgentToken, action_id: uuid.UUID, report: Report) -> Action:
     """What the agent's own compensator did."""
     return compensation_report_for(
-        agent_id=token.agent_id,
+        agent=token.agent,
         actor=Actor.for_agent(token.agent),
         action_id=action_id,
         report=report,
@@ -279,21 +279,23 @@ def compensation_report(*, token: AgentToken, action_id: uuid.UUID, report: Repo
 
 @transaction.atomic
 def compensation_report_for(
-    *, agent_id: int, actor: Actor, action_id: uuid.UUID, report: Report
+    *, agent: Agent, actor: Actor, action_id: uuid.UUID, report: Report
 ) -> Action:
     """What a compensator (the agent's worker, or its team's webhook) did, once. The
-    original is rolled back only when it undid and left the state it had before."""
+    original is rolled back only when it undid and left the state it had before.
+    ``agent``: the compensation's, as its caller has it (the live row shows it)."""
     if report.outcome not in OUTCOMES:
         raise ValidationError(f"outcome must be one of {', '.join(OUTCOMES)}.")
+    agent_id = agent.pk
     try:
         compensation = (
-            Action.objects.select_for_update(no_key=True, of=("self",))
-            .select_related("agent")  # for the live row (a reported one is in no queue)
+            Action.objects.select_for_update(no_key=True)
             .only(*_REPORT_FIELDS)
             .get(pk=action_id, agent_id=agent_id, compensates__isnull=False)
         )
     except Action.DoesNotExist:
         raise NotFoundError("No such compensation.") from None
+    compensation.agent = agent  # for the live row (a reported one is in no queue)
     if compensation.status not in RUNNABLE:
         raise ConflictError(
             f"This compensation is {compensation.status}; its outcome is not taken.",

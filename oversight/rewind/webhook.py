@@ -115,6 +115,7 @@ def compensations_by_webhook() -> dict[str, int]:
     """The beat job: runnable compensations to their agent's (or team's) webhook, once each."""
     done = failed = 0
     for agent_id, url, secret in _targets():
+        agent: Agent | None = None
         for compensation in compensations_claim_for(agent_id=agent_id, lease=RETRY):
             try:
                 report = _call(url, secret, compensation)
@@ -122,8 +123,9 @@ def compensations_by_webhook() -> dict[str, int]:
                 logger.warning("compensation %s by webhook: %s", compensation.pk, exc)
                 failed += 1
                 continue
+            agent = agent or Agent.objects.get(pk=agent_id)
             compensation_report_for(
-                agent_id=agent_id, actor=ACTOR, action_id=compensation.pk, report=report
+                agent=agent, actor=ACTOR, action_id=compensation.pk, report=report
             )
             done += 1
     return {"done": done, "failed": failed}
