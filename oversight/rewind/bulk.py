@@ -12,7 +12,7 @@
 
 Nothing is undone twice: an item moves from pending to requested in the same transaction
 as its compensation is decided (a crash leaves it pending, with no compensation), and
-``action_undo`` refuses an action whose undo is already on its way. A compensator that
+``undo_prepare`` refuses an action whose undo is already on its way. A compensator that
 dies mid-way gives its lease back, and the next one reads the state first: an undo that
 already happened reads as a conflict, not as a second undo.
 """
@@ -40,7 +40,7 @@ from oversight.gateway.constants import ActionStatus
 from oversight.gateway.models import Action
 from oversight.policy.engine.patterns import check_pattern, resource_matcher
 from oversight.rewind.models import ItemState, Rewind, RewindItem, RewindState
-from oversight.rewind.services import action_undo, undo_tokens
+from oversight.rewind.services import undo_decide, undo_prepare, undo_tokens
 
 RUNNER = Actor.system("rewind")
 STEP_SIZE = 200  # undos asked for per step at most
@@ -274,16 +274,14 @@ def _ask(item_id: int, tokens: dict[tuple[int, str], Any]) -> None:
         locked = _pending_item(item_id)
         if locked is None:
             return
-        try:
-            # action_undo reads (and locks) the action itself: by its key only here.
-            compensation = action_undo(
-                actor=RUNNER, action=Action(pk=locked.action_id), tokens=tokens
-            )
-        except ValidationError as exc:
+        try:  # undo_prepare reads (and locks) the action itself: by its key only here
+            ask = undo_prepare(actor=RUNNER, action_id=locked.action_id, tokens=tokens)
+        except ValidationError as exc:  # nothing written: the refusal in the same transaction
             locked.state, locked.outcome = ItemState.DONE, "refused"
             locked.detail = " ".join(exc.messages)[:300]
             locked.save(update_fields=["state", "outcome", "detail"])
             return
+        compensation = undo_decide(actor=RUNNER, ask=ask)
         locked.compensation, locked.state = compensation, ItemState.REQUESTED
         if compensation.status not in _OPEN:  # denied or halted at once
             locked.state = ItemState.DONE

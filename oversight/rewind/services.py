@@ -185,15 +185,25 @@ def undo_tokens(action_ids: Any) -> dict[tuple[int, str], AgentToken]:
     return found
 
 
-@transaction.atomic
-def action_undo(
-    *, actor: Actor, action: Action, tokens: dict[tuple[int, str], AgentToken] | None = None
-) -> Action:
-    """Ask for the undo of one action; the compensation as decided (allowed, held for a
-    reviewer, denied or halted). ValidationError when it cannot be undone. ``tokens``: the
-    undo tokens read before a rewind step's asks (``undo_tokens``), shared by them (the
-    pipeline reads a token again if it changed since)."""
-    original = Action.objects.select_for_update(no_key=True).only(*_UNDO_FIELDS).get(pk=action.pk)
+@dataclass(frozen=True)
+class UndoAsk:
+    """An undo worked out and checked, not yet decided (``undo_prepare``)."""
+
+    original: Action
+    credentials: AgentToken
+    data: ActionInput
+
+
+def undo_prepare(
+    *, actor: Actor, action_id: uuid.UUID, tokens: dict[tuple[int, str], AgentToken] | None = None
+) -> UndoAsk:
+    """In the caller's transaction: the original locked and checked, its undo worked out.
+    ValidationError when it cannot be undone; it writes nothing before (at most the
+    agent's undo token, made once in a savepoint of its own), so a caller may record the
+    refusal in the same transaction. ``tokens``: the undo tokens read before a rewind
+    step's asks (``undo_tokens``), shared by them (the pipeline reads a token again if it
+    changed since)."""
+    original = Action.objects.select_for_update(no_key=True).only(*_UNDO_FIELDS).get(pk=action_id)
     refusal = undo_refusal(original)
     if refusal:
         raise ValidationError(refusal)
@@ -219,15 +229,29 @@ def action_undo(
         parent_id=original.pk,
         compensates=original.pk,
     )
-    compensation, _created = decide(credentials=Credentials.of(fresh), data=data)
+    return UndoAsk(original, fresh, data)
+
+
+def undo_decide(*, actor: Actor, ask: UndoAsk) -> Action:
+    """In the same transaction: the compensation through the decision pipeline, as
+    decided (allowed, held for a reviewer, denied or halted), and the ask audited. It
+    raises no ValidationError: a failure here is the whole transaction's."""
+    compensation, _created = decide(credentials=Credentials.of(ask.credentials), data=ask.data)
     audit_record(
         actor=actor,
         verb=verbs.UNDO_REQUESTED,
-        target=_target(original),
-        agent_id=original.agent_id,
+        target=_target(ask.original),
+        agent_id=ask.original.agent_id,
         after={"compensation": str(compensation.pk), "status": compensation.status},
     )
     return compensation
+
+
+@transaction.atomic
+def action_undo(*, actor: Actor, action: Action) -> Action:
+    """Ask for the undo of one action; the compensation as decided. ValidationError when
+    it cannot be undone."""
+    return undo_decide(actor=actor, ask=undo_prepare(actor=actor, action_id=action.pk))
 
 
 def _claimable(agent_id: int, now: dt.datetime) -> Any:
