@@ -67,6 +67,8 @@ _REPORT_FIELDS = (
     "created_at",
     "after",
 )
+# ... and of the original, read with the compensation (its state before, to compare).
+_ORIGINAL_FIELDS = tuple(f"compensates__{name}" for name in (*_REPORT_FIELDS, "before"))
 # What an undo reads of the original (not its agent: locking the agent's row too would
 # make the undos of one agent wait for each other from their first statement).
 _UNDO_FIELDS = (
@@ -311,10 +313,11 @@ def compensation_report_for(
     if report.outcome not in OUTCOMES:
         raise ValidationError(f"outcome must be one of {', '.join(OUTCOMES)}.")
     agent_id = agent.pk
-    try:
+    try:  # the compensation and its original, both locked, in one statement
         compensation = (
-            Action.objects.select_for_update(no_key=True)
-            .only(*_REPORT_FIELDS)
+            Action.objects.select_for_update(no_key=True, of=("self", "compensates"))
+            .select_related("compensates")
+            .only(*_REPORT_FIELDS, *_ORIGINAL_FIELDS)
             .get(pk=action_id, agent_id=agent_id, compensates__isnull=False)
         )
     except Action.DoesNotExist:
@@ -374,14 +377,10 @@ def compensation_report_for(
 
 
 def _roll_back_original(actor: Actor, compensation: Action) -> None:
-    """The original, read (and locked) once whatever the outcome, kept on the compensation
-    for the report's answer; rolled back when the undo restored its state."""
-    original = (
-        Action.objects.select_for_update(no_key=True)
-        .only(*_REPORT_FIELDS, "before")
-        .get(pk=compensation.compensates_id)
-    )
-    compensation.compensates = original
+    """The original (read and locked with the compensation, and kept on it for the
+    report's answer), rolled back when the undo restored its state."""
+    original = compensation.compensates
+    assert original is not None
     if compensation.compensation_outcome != "undone":
         return
     if original.agent_id == compensation.agent_id:  # always: undone under the same agent
