@@ -40,7 +40,7 @@ from oversight.gateway.constants import ActionStatus
 from oversight.gateway.models import Action
 from oversight.policy.engine.patterns import check_pattern, resource_matcher
 from oversight.rewind.models import ItemState, Rewind, RewindItem, RewindState
-from oversight.rewind.services import undo_decide, undo_prepare, undo_tokens
+from oversight.rewind.services import undo_blocked, undo_decide, undo_prepare, undo_tokens
 
 RUNNER = Actor.system("rewind")
 STEP_SIZE = 200  # undos asked for per step at most
@@ -100,19 +100,18 @@ def _rows(scope: Scope) -> list[dict[str, Any]]:
 
 
 def _class(row: dict[str, Any], now: dt.datetime) -> tuple[str, str]:
-    """(item state, why) for one action: pending, or left with the reason."""
-    status, kind = row["status"], row["reversibility"] or "unknown"
-    if status == ActionStatus.ROLLED_BACK:
-        return ItemState.LEFT, "already_undone"
-    if status != ActionStatus.SUCCEEDED:
-        return ItemState.LEFT, f"not_run:{status}"  # nothing happened to undo
-    if kind != "reversible":
-        return ItemState.LEFT, kind  # read, irreversible, unknown
-    window = (row["undo_contract"] or {}).get("window_seconds")
-    done_at = row["finished_at"] or row["created_at"]
-    if window and now > done_at + dt.timedelta(seconds=window):
-        return ItemState.LEFT, "window_closed"
-    return ItemState.PENDING, (row["undo_contract"] or {}).get("action", "")
+    """(item state, why) for one action: pending (why: its undo's action), or left with
+    the reason code of ``undo_blocked``."""
+    code, _sentence = undo_blocked(
+        status=row["status"],
+        reversibility=row["reversibility"],
+        contract=row["undo_contract"],
+        done_at=row["finished_at"] or row["created_at"],
+        now=now,
+    )
+    if code:
+        return ItemState.LEFT, code
+    return ItemState.PENDING, row["undo_contract"]["action"]
 
 
 def rewind_plan(*, scope: Scope, examples: int = 100) -> dict[str, Any]:

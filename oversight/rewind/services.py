@@ -93,31 +93,59 @@ def _target(action: Action) -> tuple[str, str, str]:
     return ("gateway.action", str(action.pk), f"{action.action} on {action.resource}"[:200])
 
 
+def _closes_at(contract: dict[str, Any] | None, done_at: dt.datetime) -> dt.datetime | None:
+    seconds = (contract or {}).get("window_seconds")
+    return done_at + dt.timedelta(seconds=seconds) if seconds else None
+
+
 def undo_deadline(action: Action) -> dt.datetime | None:
     """Until when the action may be undone, from its recorded contract."""
-    contract = action.undo_contract or {}
-    seconds = contract.get("window_seconds")
-    if not seconds:
-        return None
-    return (action.finished_at or action.created_at) + dt.timedelta(seconds=seconds)
+    return _closes_at(action.undo_contract, action.finished_at or action.created_at)
+
+
+def undo_blocked(
+    *,
+    status: str,
+    reversibility: str,
+    contract: dict[str, Any] | None,
+    done_at: dt.datetime,
+    now: dt.datetime,
+) -> tuple[str, str]:
+    """Why an action recorded so cannot be undone now: (a reason code, a sentence), or
+    ("", "") when it can. The rule for a single undo and for a rewind's plan (which reads
+    rows, not actions, and says the code)."""
+    if status == ActionStatus.ROLLED_BACK:
+        return "already_undone", "It has been rolled back."
+    if status != ActionStatus.SUCCEEDED:
+        label = ActionStatus(status).label.lower()
+        return (
+            f"not_run:{status}",
+            f"Only an action that succeeded can be undone; this one is {label}.",
+        )
+    if not reversibility:
+        return "unknown", "Its reversibility is unknown: its grant names no way to undo it."
+    if reversibility != "reversible" or not contract:
+        code = reversibility if reversibility != "reversible" else "no_compensation"
+        return code, f"This action is {reversibility}: its grant names no way to undo it."
+    closes_at = _closes_at(contract, done_at)
+    if closes_at is not None and now > closes_at:
+        return "window_closed", f"Its undo window closed at {closes_at:%Y-%m-%d %H:%M} UTC."
+    return "", ""
 
 
 def undo_refusal(action: Action, now: dt.datetime | None = None) -> str:
     """Why the action cannot be undone now ("" when it can)."""
-    now = now or timezone.now()
     if action.compensates_id is not None:
         return "A compensation is not undone in turn."
-    if action.reversibility != "reversible" or not action.undo_contract:
-        what = action.reversibility or "not allowed"
-        return f"This action is {what}: its grant names no way to undo it."
-    if action.status == ActionStatus.ROLLED_BACK:
-        return "It has been rolled back."
-    if action.status != ActionStatus.SUCCEEDED:
-        status = ActionStatus(action.status).label.lower()
-        return f"Only an action that succeeded can be undone; this one is {status}."
-    deadline = undo_deadline(action)
-    if deadline is not None and now > deadline:
-        return f"Its undo window closed at {deadline:%Y-%m-%d %H:%M} UTC."
+    _code, refusal = undo_blocked(
+        status=action.status,
+        reversibility=action.reversibility,
+        contract=action.undo_contract,
+        done_at=action.finished_at or action.created_at,
+        now=now or timezone.now(),
+    )
+    if refusal:
+        return refusal
     live = action.compensations.filter(status__in=_LIVE).values_list("pk", "status").first()
     if live is not None:
         return f"An undo of this action is already {live[1]} ({live[0]})."

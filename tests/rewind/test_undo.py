@@ -211,3 +211,35 @@ def test_a_paused_agent_is_not_undone_and_says_to_use_the_kill_switch(
     with pytest.raises(ValidationError, match="engage its kill switch instead"):
         action_undo(actor=Actor.for_user(owner), action=original)
     assert not Action.objects.filter(compensates=original).exists()
+
+
+@pytest.mark.parametrize(
+    ("record", "code", "words"),
+    [
+        ({"status": "rolled_back"}, "already_undone", "rolled back"),
+        ({"status": "denied"}, "not_run:denied", "this one is denied"),
+        ({"reversibility": ""}, "unknown", "reversibility is unknown"),
+        ({"reversibility": "irreversible"}, "irreversible", "is irreversible"),
+        ({"contract": None}, "no_compensation", "names no way to undo it"),
+        ({"done_at": dt.datetime(2026, 1, 1, tzinfo=dt.UTC)}, "window_closed", "window closed"),
+        ({}, "", ""),
+    ],
+)
+def test_one_rule_says_why_for_the_plan_and_the_refusal(
+    record: dict[str, Any], code: str, words: str
+) -> None:
+    """The plan says the code, a refused undo the sentence: both from ``undo_blocked``."""
+    from oversight.rewind.services import undo_blocked
+
+    now = dt.datetime(2026, 1, 1, 2, tzinfo=dt.UTC)
+    fields = {
+        "status": "succeeded",
+        "reversibility": "reversible",
+        "contract": {"action": "payments.charge", "params": {}, "window_seconds": 3600},
+        "done_at": now - dt.timedelta(minutes=5),
+        "now": now,
+        **record,
+    }
+    got_code, sentence = undo_blocked(**fields)
+    assert got_code == code
+    assert words in sentence
