@@ -6,6 +6,7 @@ import os
 
 from celery import Celery
 from celery.schedules import crontab
+from celery.signals import task_postrun
 
 from oversight.lib.env import envint
 
@@ -14,6 +15,16 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "oversight.settings")
 app = Celery("oversight")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@task_postrun.connect
+def _live_sent(**_kwargs: object) -> None:
+    """Live fragments a task published wait for their window (oversight/live/publish.py):
+    each task ends with them sent."""
+    from oversight.live.publish import flush_outside_server
+
+    flush_outside_server()
+
 
 app.conf.beat_schedule = {
     # Held actions nobody decided in time become expired (denied) and leave every queue.

@@ -3,18 +3,20 @@
 A broadcast is a side effect: it must never undo or fail the change it reports, so
 errors are logged, not raised.
 
-In the ASGI server, fragments are coalesced: those published within
-``settings.LIVE_BATCH_WINDOW_MS`` leave as one channel-layer message per group, from the
-server's event loop (oversight/live/batches.py). A process without that loop (a Celery
-worker, a management command) sends each fragment at once and waits for it, so nothing
-is left behind when it exits; it sends from one event loop of its own, kept in a thread
-for the life of the process, so the channel layer keeps its connection to Redis (a new
-loop per fragment would open a new one each time).
+Fragments are coalesced: those published within ``settings.LIVE_BATCH_WINDOW_MS`` leave
+as one channel-layer message per group (oversight/live/batches.py). In the ASGI server
+from its event loop; in a process without that loop (a Celery worker, a management
+command) from one event loop of its own, kept in a thread for the life of the process,
+so the channel layer keeps its connection to Redis (a new loop per fragment would open a
+new one each time). Such a process sends what is still waiting, and waits for it, at
+the end of each Celery task and when it exits (``flush_outside_server``), so nothing is
+left behind.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
 import os
 import threading
@@ -69,6 +71,9 @@ _sender_lock = threading.Lock()
 SEND_TIMEOUT = 10.0  # seconds a send outside the server may take before it is given up
 
 
+_outside: batches.Coalescer | None = None  # on the sender loop, once something is sent
+
+
 def _sender_loop() -> asyncio.AbstractEventLoop:
     global _sender
     with _sender_lock:
@@ -78,6 +83,40 @@ def _sender_loop() -> asyncio.AbstractEventLoop:
             thread.start()
             _sender = (os.getpid(), loop)
         return _sender[1]
+
+
+def _outside_coalescer() -> batches.Coalescer:
+    """This process's coalescer outside the server: on the sender loop (of this process,
+    a forked child makes its own)."""
+    global _outside
+    loop = _sender_loop()
+    with _sender_lock:
+        if _outside is None or _outside.loop is not loop:
+            _outside = batches.Coalescer(loop, _window)
+        return _outside
+
+
+def flush_outside_server() -> None:
+    """Outside the server: send the fragments waiting for their window now, and wait for
+    them (up to SEND_TIMEOUT). Called at the end of every Celery task and at exit."""
+    coalescer = _outside
+    if coalescer is None or _sender is None or _sender[0] != os.getpid():
+        return
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is coalescer.loop or not coalescer.loop.is_running():
+        return
+    sent = asyncio.run_coroutine_threadsafe(coalescer.flush(), coalescer.loop)
+    try:
+        sent.result(timeout=SEND_TIMEOUT)
+    except Exception:  # a broadcast failure must not fail the task that caused it
+        sent.cancel()
+        logger.exception("live broadcast at the end of a task failed")
+
+
+atexit.register(flush_outside_server)
 
 
 def _run(coroutine_fn: Callable[..., Awaitable[None]], *args: Any) -> None:
@@ -114,12 +153,11 @@ def send(group: str, *, html: str, audience: str, agent_ids: list[int] | None = 
         return
     fragment = batches.Fragment.of(group, html=html, audience=audience, agent_ids=agent_ids or ())
     coalescer = _coalescer
-    if coalescer is not None and coalescer.loop.is_running():
-        left = coalescer.add(fragment)
-        if not left:
-            return
-    else:
-        left = [fragment]
+    if coalescer is None or not coalescer.loop.is_running():
+        coalescer = _outside_coalescer()
+    left = coalescer.add(fragment)  # what its loop could no longer take: sent here
+    if not left:
+        return
     for name, message in batches.messages(left):
         try:
             _run(layer.group_send, name, message)
