@@ -11,7 +11,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.contrib.auth import get_user_model
 
-from oversight.live import batches, broadcasts
+from oversight.live import batches, broadcasts, publish
 from oversight.live.fanout import LocalGroups, local_groups
 from oversight.live.pages import QUEUES, PageShows
 from oversight.live.selectors import Subscriptions, agents_named_by, live_subscriptions
@@ -47,6 +47,7 @@ class LiveConsumer(AsyncWebsocketConsumer):
     and are checked against its subscriptions just before each is sent."""
 
     async def connect(self) -> None:
+        publish.bind_event_loop()  # a server without lifespan events: its loop, as a request's
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)

@@ -14,6 +14,7 @@ from django.db import connection
 from django.test import Client
 
 from oversight.asgi import application
+from oversight.live import publish
 
 ORIGIN = (b"origin", b"http://testserver")  # an allowed host in the test settings
 UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
@@ -49,6 +50,9 @@ async def in_thread(fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 async def connect(socket: WebsocketCommunicator) -> tuple[bool, Any]:
-    """Open the socket as a browser does. No pause after: the consumer joins its groups
-    before it accepts, so whatever is published once the socket is open reaches it."""
+    """Open the socket as a browser does. What the test set up before, outside a server,
+    is sent first (it waits for its window otherwise), as it would have gone by the time
+    a browser opened a page. No pause after: the consumer joins its groups before it
+    accepts, so whatever is published once the socket is open reaches it."""
+    await asyncio.to_thread(publish.flush_outside_server)
     return await socket.connect()

@@ -58,11 +58,8 @@ def refund_token(agent: Any) -> Any:
 
 
 def _decided(token: Any, amounts: list[int]) -> list[Action]:
-    """Actions decided before any socket listens (their own broadcasts reach nobody:
-    decided outside a server, they are sent now, as at the end of a Celery task)."""
-    actions = [decide(token, refund(a, charges=(f"ch_{i}",))) for i, a in enumerate(amounts)]
-    publish.flush_outside_server()
-    return actions
+    """Actions decided before any socket listens (their own broadcasts reach nobody)."""
+    return [decide(token, refund(a, charges=(f"ch_{i}",))) for i, a in enumerate(amounts)]
 
 
 async def _frames(socket: WebsocketCommunicator, wait: float) -> list[str]:
