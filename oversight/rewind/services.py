@@ -228,11 +228,11 @@ def undo_prepare(
     *, actor: Actor, action_id: uuid.UUID, tokens: dict[tuple[int, str], AgentToken] | None = None
 ) -> UndoAsk:
     """In the caller's transaction: the original locked and checked, its undo worked out.
-    ValidationError when it cannot be undone; it writes nothing before (at most the
-    agent's undo token, made once in a savepoint of its own), so a caller may record the
-    refusal in the same transaction. ``tokens``: the undo tokens read before a rewind
-    step's asks (``undo_tokens``), shared by them (the pipeline reads a token again if it
-    changed since)."""
+    ValidationError when it cannot be undone, raised before it changes anything (it may
+    make the agent's undo token, once, in a savepoint of its own, and note the token's
+    use), so a caller may record the refusal in the same transaction. ``tokens``: the
+    undo tokens read before a rewind step's asks (``undo_tokens``), shared by them (the
+    pipeline reads a token again if it changed since)."""
     original = Action.objects.select_for_update(no_key=True).only(*_UNDO_FIELDS).get(pk=action_id)
     refusal = undo_refusal(original)
     if refusal:

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 from django.core.exceptions import ValidationError
-from django.db.models import Q
+from django.db.models import F, Q
 
 from oversight.agents.models import Agent
 from oversight.audit.actors import Actor
@@ -92,38 +92,34 @@ def _call(url: str, secret: str, compensation: Action) -> Report:
     return _answer(response)
 
 
-def _targets() -> list[tuple[int, str, str]]:
+def _targets() -> list[tuple[Agent, str, str]]:
     """(agent, URL, secret) for every agent with a compensation webhook: its own, else its
     team's; signed with its team's webhook secret (an agent whose team has no channels
     row has no secret, and is left to its SDK worker)."""
-    rows = (
+    agents = (
         Agent.objects.filter(
             Q(compensation_webhook_url__gt="") | Q(team__channels__compensation_webhook_url__gt="")
         )
         .filter(team__channels__isnull=False)
-        .values_list(
-            "pk",
-            "compensation_webhook_url",
-            "team__channels__compensation_webhook_url",
-            "team__channels__webhook_secret",
+        .annotate(
+            team_url=F("team__channels__compensation_webhook_url"),
+            secret=F("team__channels__webhook_secret"),
         )
     )
-    return [(pk, own or team_url, secret) for pk, own, team_url, secret in rows]
+    return [(a, a.compensation_webhook_url or a.team_url, a.secret) for a in agents]
 
 
 def compensations_by_webhook() -> dict[str, int]:
     """The beat job: runnable compensations to their agent's (or team's) webhook, once each."""
     done = failed = 0
-    for agent_id, url, secret in _targets():
-        agent: Agent | None = None
-        for compensation in compensations_claim_for(agent_id=agent_id, lease=RETRY):
+    for agent, url, secret in _targets():
+        for compensation in compensations_claim_for(agent_id=agent.pk, lease=RETRY):
             try:
                 report = _call(url, secret, compensation)
             except (httpx.HTTPError, ValueError, ValidationError) as exc:
                 logger.warning("compensation %s by webhook: %s", compensation.pk, exc)
                 failed += 1
                 continue
-            agent = agent or Agent.objects.get(pk=agent_id)
             compensation_report_for(
                 agent=agent, actor=ACTOR, action_id=compensation.pk, report=report
             )
