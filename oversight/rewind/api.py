@@ -13,6 +13,7 @@ from pydantic import field_validator
 
 from oversight.agents.models import AgentToken
 from oversight.gateway.constants import MAX_WAIT_SECONDS
+from oversight.gateway.exceptions import ConflictError
 from oversight.gateway.json_safety import NO_NUL, StorableJson, check_json
 from oversight.gateway.models import Action
 from oversight.gateway.schemas import API_ERRORS, Body
@@ -62,6 +63,37 @@ class CompensationDoneOut(Body):
     status: str = Field(description="The compensation's status: succeeded when undone.")
     outcome: str
     original_status: str = Field(description="`rolled_back` when the undo restored it.")
+
+
+class CompensationReportIn(CompensationResultIn):
+    id: uuid.UUID = Field(description="The compensation's id.")
+
+
+class CompensationReportsIn(Body):
+    results: list[CompensationReportIn] = Field(
+        min_length=1,
+        max_length=services.MAX_REPORTS,
+        description="One outcome per compensation, each compensation once.",
+    )
+
+
+class ReportErrorOut(Body):
+    code: str = Field(description="`not_found`, `already_reported` or `not_runnable`.")
+    message: str
+
+
+class CompensationReportedOut(Body):
+    id: uuid.UUID
+    status: str = Field("", description="As a single report answers; empty when refused.")
+    outcome: str = ""
+    original_status: str = ""
+    error: ReportErrorOut | None = Field(
+        None, description="Why this report was not taken (nothing of it was written)."
+    )
+
+
+class CompensationsReportedOut(Body):
+    results: list[CompensationReportedOut] = Field(description="In the order reported.")
 
 
 def _out(compensation: Action) -> dict[str, Any]:
@@ -114,15 +146,44 @@ def report_compensation(
     return compensation_result_answer(request.auth, compensation_id, payload)
 
 
+@router.post(
+    "/results",
+    response={200: CompensationsReportedOut, **API_ERRORS},
+    summary="Report the outcomes of several compensations",
+    operation_id="report_compensations",
+)
+def report_compensations(request: HttpRequest, payload: CompensationReportsIn) -> dict[str, Any]:
+    """A batch, as a worker runs what it took: each report is taken once, as the single
+    report takes it, in one transaction. One that cannot be taken (not found, already
+    reported, earlier in the same batch too) is answered with its error beside the others
+    and writes nothing."""
+    reports = [
+        (r.id, services.Report(r.outcome, r.found, r.left, r.detail)) for r in payload.results
+    ]
+    done = services.compensations_report(token=request.auth, reports=reports)
+    return {"results": [_reported(d) for d in done]}
+
+
+def _reported(done: services.Reported) -> dict[str, Any]:
+    if done.error is not None:
+        code = done.error.code if isinstance(done.error, ConflictError) else "not_found"
+        return {"id": done.id, "error": {"code": code, "message": str(done.error)}}
+    return _done(done.compensation)
+
+
+def _done(compensation: Action) -> dict[str, Any]:
+    return {
+        "id": compensation.pk,
+        "status": compensation.status,
+        "outcome": compensation.compensation_outcome,
+        "original_status": compensation.compensates.status,  # read by the report
+    }
+
+
 def compensation_result_answer(
     token: AgentToken, compensation_id: uuid.UUID, payload: CompensationResultIn
 ) -> dict[str, Any]:
     """The report's work and answer, for this view and the fast lane (gateway/fastlane.py)."""
     report = services.Report(**payload.model_dump())
     done = services.compensation_report(token=token, action_id=compensation_id, report=report)
-    return {
-        "id": done.pk,
-        "status": done.status,
-        "outcome": done.compensation_outcome,
-        "original_status": done.compensates.status,  # read by the report
-    }
+    return _done(done)

@@ -6,10 +6,11 @@
                           approvals and kill switches apply to it as to anything
     compensations_claim   the agent's compensator (its SDK worker) takes the runnable
                           compensations, newest original first, for a lease
-    compensation_report   it reports what it found and what it left: undone, conflict
-                          (the state was not the recorded after-state: nothing changed),
-                          not_reversible, failed or skipped; the original is rolled back
-                          only when undone left the state it had before
+    compensations_report  it reports what it found and what it left, for a batch of
+                          compensations at once (``compensation_report``: one): undone,
+                          conflict (the state was not the recorded after-state: nothing
+                          changed), not_reversible, failed or skipped; the original is
+                          rolled back only when undone left the state it had before
 
 Every step is audited; the original and its compensation are locked while they change.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -321,6 +323,30 @@ class Report:
     detail: str = ""
 
 
+@dataclass(frozen=True)
+class Reported:
+    """One report's fate in a batch: the compensation as recorded, or why it was not
+    taken (NotFoundError, ConflictError); nothing of it was written then."""
+
+    id: uuid.UUID
+    compensation: Action | None = None
+    error: NotFoundError | ConflictError | None = None
+
+
+MAX_REPORTS = 100  # reports a batch may carry
+# What a report writes on its compensation.
+_REPORT_WRITES = (
+    "status",
+    "compensation_outcome",
+    "compensation_found",
+    "compensation_left",
+    "after",
+    "error",
+    "finished_at",
+    "claimed_until",
+)
+
+
 def compensation_report(*, token: AgentToken, action_id: uuid.UUID, report: Report) -> Action:
     """What the agent's own compensator did."""
     return compensation_report_for(
@@ -331,54 +357,102 @@ def compensation_report(*, token: AgentToken, action_id: uuid.UUID, report: Repo
     )
 
 
-@transaction.atomic
 def compensation_report_for(
     *, agent: Agent, actor: Actor, action_id: uuid.UUID, report: Report
 ) -> Action:
-    """What a compensator (the agent's worker, or its team's webhook) did, once. The
-    original is rolled back only when it undid and left the state it had before.
-    ``agent``: the compensation's, as its caller has it (the live row shows it)."""
-    if report.outcome not in OUTCOMES:
-        raise ValidationError(f"outcome must be one of {', '.join(OUTCOMES)}.")
-    agent_id = agent.pk
-    try:  # the compensation and its original, both locked, in one statement
-        compensation = (
-            Action.objects.select_for_update(no_key=True, of=("self", "compensates"))
-            .select_related("compensates")
-            .only(*_REPORT_FIELDS, *_ORIGINAL_FIELDS)
-            .get(pk=action_id, agent_id=agent_id, compensates__isnull=False)
-        )
-    except Action.DoesNotExist:
-        raise NotFoundError("No such compensation.") from None
-    compensation.agent = agent  # for the live row (a reported one is in no queue)
+    """What a compensator (the agent's worker, or its team's webhook) did with one
+    compensation, once: a batch of one (``compensations_report_for``), its error raised."""
+    (done,) = compensations_report_for(agent=agent, actor=actor, reports=[(action_id, report)])
+    if done.error is not None:
+        raise done.error
+    assert done.compensation is not None
+    return done.compensation
+
+
+def compensations_report(
+    *, token: AgentToken, reports: Sequence[tuple[uuid.UUID, Report]]
+) -> list[Reported]:
+    """What the agent's own compensator did with a batch of compensations."""
+    actor = Actor.for_agent(token.agent)
+    return compensations_report_for(agent=token.agent, actor=actor, reports=reports)
+
+
+def _check_batch(reports: Sequence[tuple[uuid.UUID, Report]]) -> None:
+    if not reports:
+        raise ValidationError("No report to take.")
+    if len(reports) > MAX_REPORTS:
+        raise ValidationError(f"At most {MAX_REPORTS} reports at a time.")
+    for _pk, report in reports:
+        if report.outcome not in OUTCOMES:
+            raise ValidationError(f"outcome must be one of {', '.join(OUTCOMES)}.")
+
+
+def _taken(compensation: Action | None) -> NotFoundError | ConflictError | None:
+    """Why a report of this compensation (as locked, or None) is not taken, if it is not."""
+    if compensation is None:
+        return NotFoundError("No such compensation.")
     if compensation.status not in RUNNABLE:
-        raise ConflictError(
+        return ConflictError(
             f"This compensation is {compensation.status}; its outcome is not taken.",
             "already_reported" if compensation.compensation_outcome else "not_runnable",
         )
+    return None
+
+
+@transaction.atomic
+def compensations_report_for(
+    *, agent: Agent, actor: Actor, reports: Sequence[tuple[uuid.UUID, Report]]
+) -> list[Reported]:
+    """What a compensator did with each of a batch of the agent's compensations, in one
+    transaction: each taken once (a report of one already reported, earlier in the batch
+    too, or of one that is not the agent's, is answered with its error and writes
+    nothing). An original is rolled back only when its undo left the state it had before.
+    ValidationError, before any write, for a batch that is empty, too large or has an
+    unknown outcome. ``agent``: the compensations', as its caller has it (the live rows
+    show it)."""
+    _check_batch(reports)
+    locked = {  # the compensations and their originals, all locked, in one statement
+        c.pk: c
+        for c in Action.objects.select_for_update(no_key=True, of=("self", "compensates"))
+        .select_related("compensates")
+        .only(*_REPORT_FIELDS, *_ORIGINAL_FIELDS)
+        .filter(pk__in=[pk for pk, _report in reports], agent_id=agent.pk)
+        .filter(compensates__isnull=False)
+        .order_by("pk")  # one order for every batch: two batches cannot deadlock
+    }
+    now = timezone.now()
+    done: list[Reported] = []
+    for pk, report in reports:
+        compensation = locked.get(pk)
+        error = _taken(compensation)
+        if error is not None or compensation is None:
+            done.append(Reported(pk, error=error))
+            continue
+        compensation.agent = agent  # for the live row (a reported one is in no queue)
+        _apply(actor, compensation, report, now)
+        done.append(Reported(pk, compensation))
+    taken = [d.compensation for d in done if d.compensation is not None]
+    if taken:
+        Action.objects.bulk_update(taken, _REPORT_WRITES)
+        _roll_back_originals(actor, taken)
+        after_commit(lambda: _announce(taken))
+    return done
+
+
+def _apply(actor: Actor, compensation: Action, report: Report, now: dt.datetime) -> None:
+    """The report on its compensation (saved by the caller), audited; an undo that failed
+    opens an incident."""
     before_status = compensation.status
     compensation.status = _STATUS.get(report.outcome, ActionStatus.FAILED)
     compensation.compensation_outcome = report.outcome
     compensation.compensation_found, compensation.compensation_left = report.found, report.left
     compensation.after, compensation.error = report.left, report.detail[:5000]
-    compensation.finished_at, compensation.claimed_until = timezone.now(), None
-    compensation.save(
-        update_fields=[
-            "status",
-            "compensation_outcome",
-            "compensation_found",
-            "compensation_left",
-            "after",
-            "error",
-            "finished_at",
-            "claimed_until",
-        ]
-    )
+    compensation.finished_at, compensation.claimed_until = now, None
     audit_record(
         actor=actor,
         verb=verbs.UNDO_REPORTED,
         target=_target(compensation),
-        agent_id=agent_id,
+        agent_id=compensation.agent_id,
         before={"status": before_status},
         after={
             "status": compensation.status,
@@ -388,7 +462,6 @@ def compensation_report_for(
             "detail": report.detail[:500],
         },
     )
-    _roll_back_original(actor, compensation)
     if report.outcome == "failed":
         incident_open_safely(
             actor=actor,
@@ -398,32 +471,43 @@ def compensation_report_for(
             + (f" ({report.detail[:120]})" if report.detail else ""),
             agent=compensation.agent,
         )
-    after_commit(
-        lambda: broadcasts.action_changed(compensation.pk, created=False, action=compensation)
-    )
-    return compensation
 
 
-def _roll_back_original(actor: Actor, compensation: Action) -> None:
-    """The original (read and locked with the compensation, and kept on it for the
-    report's answer), rolled back when the undo restored its state."""
-    original = compensation.compensates
-    assert original is not None
-    if compensation.compensation_outcome != "undone":
-        return
-    if original.agent_id == compensation.agent_id:  # always: undone under the same agent
-        original.agent = compensation.agent  # loaded, for the live row
-    restored = compensation.compensation_left == original.before
-    if original.status != ActionStatus.SUCCEEDED or not restored:
-        return  # undone, but not to the state it had before: not shown as rolled back
-    original.status = ActionStatus.ROLLED_BACK
-    original.save(update_fields=["status"])
-    audit_record(
-        actor=actor,
-        verb=verbs.ACTION_ROLLED_BACK,
-        target=_target(original),
-        agent_id=original.agent_id,
-        before={"status": ActionStatus.SUCCEEDED, "state": original.after},
-        after={"status": original.status, "state": compensation.compensation_left},
-    )
-    after_commit(lambda: broadcasts.action_changed(original.pk, created=False, action=original))
+def _roll_back_originals(actor: Actor, compensations: list[Action]) -> None:
+    """The originals (read and locked with their compensations, and kept on them for the
+    answer) rolled back, in one statement, where the undo restored their state; a
+    compensation undone to another state leaves its original as it was."""
+    restored = []
+    for compensation in compensations:
+        original = compensation.compensates
+        assert original is not None
+        if compensation.compensation_outcome != "undone":
+            continue
+        original.agent = compensation.agent  # the same agent's: loaded, for the live row
+        if original.status != ActionStatus.SUCCEEDED:
+            continue
+        if compensation.compensation_left != original.before:
+            continue  # undone, but not to the state it had before: not shown as rolled back
+        original.status = ActionStatus.ROLLED_BACK
+        restored.append(original)
+        audit_record(
+            actor=actor,
+            verb=verbs.ACTION_ROLLED_BACK,
+            target=_target(original),
+            agent_id=original.agent_id,
+            before={"status": ActionStatus.SUCCEEDED, "state": original.after},
+            after={"status": original.status, "state": compensation.compensation_left},
+        )
+    if restored:
+        Action.objects.filter(pk__in=[o.pk for o in restored]).update(
+            status=ActionStatus.ROLLED_BACK
+        )
+
+
+def _announce(compensations: list[Action]) -> None:
+    """Their live rows, and their originals' when rolled back."""
+    for compensation in compensations:
+        broadcasts.action_changed(compensation.pk, created=False, action=compensation)
+        original = compensation.compensates
+        if original is not None and original.status == ActionStatus.ROLLED_BACK:
+            broadcasts.action_changed(original.pk, created=False, action=original)

@@ -133,6 +133,23 @@ def test_an_undo_held_by_a_rule_runs_once_a_reviewer_approves_it(
     assert ledger.refunded == {"ch_3": 0}
 
 
+def test_a_worker_reports_what_it_ran_and_a_report_repeated_is_left_out(
+    client: Oversight, agent: Any, owner: Any
+) -> None:
+    ledger = Ledger()
+    originals = [_refund(client, ledger, f"ch_{n}", 10 + n) for n in range(6)]
+    _register(client, ledger)
+    for original in originals:
+        action_undo(actor=Actor.for_user(owner), action=original)
+    done = client.run_compensators(wait=2, stop=_after_one_round())
+    assert sorted(d.task.original.id for d in done) == sorted(str(o.pk) for o in originals)
+    assert {(d.outcome, d.original_status) for d in done} == {("undone", "rolled_back")}
+    assert set(ledger.refunded.values()) == {0}
+    statuses = Action.objects.filter(pk__in=[o.pk for o in originals]).values_list("status")
+    assert set(statuses) == {("rolled_back",)}
+    assert client.report_compensations(done[:2]) == []  # each is taken once
+
+
 def _after_one_round() -> Any:
     rounds = iter([False, True])
     return lambda: next(rounds)

@@ -15,7 +15,17 @@ import httpx
 
 from . import _http
 from .binding import GuardSpec
-from .compensation import CompensationOutcome, CompensationTask, Compensators, task_path
+from .compensation import (
+    MAX_BATCH,
+    RESULTS_PATH,
+    AsyncReports,
+    CompensationOutcome,
+    CompensationTask,
+    Compensators,
+    reported,
+    results_body,
+    task_path,
+)
 from .errors import Conflict, OversightError
 from .guard import AsyncGuard
 from .models import AgentInfo, Decision, Release, ToolDefinition, ToolStatus
@@ -197,14 +207,27 @@ class AsyncOversight:
         self, *, wait: float = 30, stop: Callable[[], bool] | None = None
     ) -> list[CompensationOutcome]:
         """The worker, as `Oversight.run_compensators`."""
-        done: list[CompensationOutcome] = []
-        while not (stop and stop()):
-            for task in await self.compensations(wait=wait):
-                try:
-                    done.append(await self.compensate(task))
-                except OversightError as exc:
-                    logger.warning("compensation %s not reported: %s", task.id, exc)
-        return done
+        async with AsyncReports(self.report_compensations) as reports:
+            while not (stop and stop()):
+                for task in await self.compensations(wait=wait):
+                    reports.put(self._compensators.run(task))
+                    await asyncio.sleep(0)  # the reporter's turn
+        return reports.taken
+
+    async def report_compensations(
+        self, outcomes: list[CompensationOutcome]
+    ) -> list[CompensationOutcome]:
+        """As `Oversight.report_compensations`."""
+        taken: list[CompensationOutcome] = []
+        for start in range(0, len(outcomes), MAX_BATCH):
+            batch = outcomes[start : start + MAX_BATCH]
+            try:
+                _, data = await self._request("POST", RESULTS_PATH, body=results_body(batch))
+            except OversightError as exc:
+                logger.warning("%d compensations not reported: %s", len(batch), exc)
+                continue
+            taken += reported(batch, data)
+        return taken
 
     async def release(self, session_id: str = "") -> Release:
         """The release this session runs: its instructions, model and tools (sticky per

@@ -14,7 +14,17 @@ import httpx
 
 from . import _http
 from .binding import GuardSpec
-from .compensation import CompensationOutcome, CompensationTask, Compensators, task_path
+from .compensation import (
+    MAX_BATCH,
+    RESULTS_PATH,
+    CompensationOutcome,
+    CompensationTask,
+    Compensators,
+    Reports,
+    reported,
+    results_body,
+    task_path,
+)
 from .errors import Conflict, OversightError
 from .guard import Guard
 from .models import AgentInfo, Decision, Release, ToolDefinition, ToolStatus
@@ -220,14 +230,29 @@ class Oversight:
     ) -> list[CompensationOutcome]:
         """The worker: long-poll for compensations and run them, newest original first,
         until `stop()` is true (or forever); returns what it did."""
-        done: list[CompensationOutcome] = []
-        while not (stop and stop()):
-            for task in self.compensations(wait=wait):
-                try:
-                    done.append(self.compensate(task))
-                except OversightError as exc:  # taken by another worker, or already done
-                    logger.warning("compensation %s not reported: %s", task.id, exc)
-        return done
+        with Reports(self.report_compensations) as reports:
+            while not (stop and stop()):
+                for task in self.compensations(wait=wait):
+                    reports.put(self._compensators.run(task))
+        return reports.taken
+
+    def report_compensations(
+        self, outcomes: list[CompensationOutcome]
+    ) -> list[CompensationOutcome]:
+        """Report what was run, in one request per hundred; returns the outcomes Oversight
+        took. One it did not take (taken by another worker meanwhile, or already
+        reported), or a batch that could not be sent, is logged and left out: its lease
+        runs out and the next worker reads the state first."""
+        taken: list[CompensationOutcome] = []
+        for start in range(0, len(outcomes), MAX_BATCH):
+            batch = outcomes[start : start + MAX_BATCH]
+            try:
+                _, data = self._request("POST", RESULTS_PATH, body=results_body(batch))
+            except OversightError as exc:
+                logger.warning("%d compensations not reported: %s", len(batch), exc)
+                continue
+            taken += reported(batch, data)
+        return taken
 
     def guard(
         self,

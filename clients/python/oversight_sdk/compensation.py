@@ -15,14 +15,22 @@ not what the original action left (``task.original.after``) it reports ``conflic
 changes nothing; otherwise it undoes and reports ``undone`` with the state it left (the
 original is shown as rolled back only when that is the state it had before). A compensator
 that raises reports ``failed``; an action with no compensator, ``skipped``.
+
+The worker reports each outcome as soon as it has it, from a reporter beside it
+(``Reports``): one request at a time, carrying every outcome that came while the last
+one was on its way. A slow worker reports one at a time; a fast one, many in a request
+(``report_compensations``), and a worker that dies leaves at most those unreported.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import queue
+import threading
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -138,3 +146,111 @@ class Compensators:
 
 def task_path(task_id: str | uuid.UUID) -> str:
     return f"/compensations/{task_id}/result"
+
+
+RESULTS_PATH = "/compensations/results"  # a batch of reports, at most MAX_BATCH
+MAX_BATCH = 100
+
+
+def results_body(outcomes: list[CompensationOutcome]) -> dict[str, Any]:
+    return {"results": [{"id": o.task.id, **o.body()} for o in outcomes]}
+
+
+def reported(
+    outcomes: list[CompensationOutcome], data: dict[str, Any]
+) -> list[CompensationOutcome]:
+    """The outcomes Oversight took, with their originals' status; one it did not take
+    (taken by another worker meanwhile, or already reported) is logged and left out."""
+    answers = {str(item["id"]): item for item in data["results"]}
+    taken = []
+    for outcome in outcomes:
+        answer = answers.get(outcome.task.id) or {"error": {"message": "no answer"}}
+        if answer.get("error"):
+            logger.warning(
+                "compensation %s not reported: %s", outcome.task.id, answer["error"]["message"]
+            )
+            continue
+        taken.append(replace(outcome, original_status=answer.get("original_status", "")))
+    return taken
+
+
+Send = Callable[[list[CompensationOutcome]], list[CompensationOutcome]]
+AsyncSend = Callable[[list[CompensationOutcome]], Awaitable[list[CompensationOutcome]]]
+_END = None  # put by the worker when it stops: send what waits, then end
+
+
+def _drained(first: CompensationOutcome | None, more: Callable[[], Any]) -> tuple[list[Any], bool]:
+    """``first`` and whatever else waits (``more`` raises when nothing does); whether the
+    worker has stopped."""
+    batch = [first]
+    while True:
+        try:
+            batch.append(more())
+        except (queue.Empty, asyncio.QueueEmpty):
+            break
+    return [o for o in batch if o is not _END], _END in batch
+
+
+class Reports:
+    """The synchronous worker's reporter: a thread that sends the outcomes put to it, all
+    that waited in one request (see the module's header); ``taken`` is what Oversight
+    took. Leaving the ``with`` block sends what waits first."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self._queue: queue.SimpleQueue[CompensationOutcome | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="oversight-reports", daemon=True)
+        self.taken: list[CompensationOutcome] = []
+
+    def __enter__(self) -> Reports:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._queue.put(_END)
+        self._thread.join()
+
+    def put(self, outcome: CompensationOutcome) -> None:
+        self._queue.put(outcome)
+
+    def _run(self) -> None:
+        ended = False
+        while not ended:
+            batch, ended = _drained(self._queue.get(), self._queue.get_nowait)
+            if batch:
+                try:
+                    self.taken += self._send(batch)
+                except Exception:  # never lose the thread: the leases run out, then a retry
+                    logger.exception("%d compensation outcomes not reported", len(batch))
+
+
+class AsyncReports:
+    """As ``Reports``, a task of the event loop; the worker lets it run between tasks."""
+
+    def __init__(self, send: AsyncSend) -> None:
+        self._send = send
+        self._queue: asyncio.Queue[CompensationOutcome | None] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self.taken: list[CompensationOutcome] = []
+
+    async def __aenter__(self) -> AsyncReports:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        self._queue.put_nowait(_END)
+        assert self._task is not None
+        await self._task
+
+    def put(self, outcome: CompensationOutcome) -> None:
+        self._queue.put_nowait(outcome)
+
+    async def _run(self) -> None:
+        ended = False
+        while not ended:
+            batch, ended = _drained(await self._queue.get(), self._queue.get_nowait)
+            if batch:
+                try:
+                    self.taken += await self._send(batch)
+                except Exception:
+                    logger.exception("%d compensation outcomes not reported", len(batch))

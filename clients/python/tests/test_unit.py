@@ -388,3 +388,77 @@ def test_a_compensator_reads_first_and_reports_each_outcome() -> None:
     del state["broken"]
     state["final"] = True
     assert registry.run(_task(after={"refunded": 5, "final": True})).outcome == "not_reversible"
+
+
+def _outcomes(count: int) -> list[Any]:
+    from oversight_sdk.compensation import CompensationOutcome
+
+    return [
+        CompensationOutcome(_task(after={"n": n}), "undone", left={"n": n}) for n in range(count)
+    ]
+
+
+def test_the_reporter_sends_at_once_and_batches_what_comes_while_it_sends() -> None:
+    """One outcome goes alone; those put while it is on its way go together, in order;
+    leaving the worker sends what waits, and a send that fails loses the thread nothing."""
+    import threading
+
+    from oversight_sdk.compensation import Reports
+
+    first = _outcomes(6)
+    sent: list[list[Any]] = []
+    on_its_way, go_on = threading.Event(), threading.Event()
+
+    def send(batch: list[Any]) -> list[Any]:
+        sent.append(batch)
+        if len(sent) == 1:
+            on_its_way.set()
+            assert go_on.wait(5)
+        if len(sent) == 3:
+            raise RuntimeError("the network went away")
+        return batch
+
+    with Reports(send) as reports:
+        reports.put(first[0])
+        assert on_its_way.wait(5)
+        for outcome in first[1:4]:
+            reports.put(outcome)  # while the first is on its way
+        go_on.set()
+        while len(sent) < 2:
+            threading.Event().wait(0.01)
+        reports.put(first[4])  # its send fails
+        while len(sent) < 3:
+            threading.Event().wait(0.01)
+        reports.put(first[5])  # and the reporter goes on
+    assert [[o.left["n"] for o in batch] for batch in sent] == [[0], [1, 2, 3], [4], [5]]
+    assert [o.left["n"] for o in reports.taken] == [0, 1, 2, 3, 5]
+
+
+def test_the_async_reporter_batches_alike() -> None:
+    import asyncio
+
+    from oversight_sdk.compensation import AsyncReports
+
+    outcomes = _outcomes(4)
+    sent: list[list[Any]] = []
+
+    async def main() -> list[Any]:
+        go_on = asyncio.Event()
+
+        async def send(batch: list[Any]) -> list[Any]:
+            sent.append(batch)
+            if len(sent) == 1:
+                await go_on.wait()
+            return batch
+
+        async with AsyncReports(send) as reports:
+            reports.put(outcomes[0])
+            await asyncio.sleep(0.01)  # the first is on its way
+            for outcome in outcomes[1:]:
+                reports.put(outcome)
+            go_on.set()
+        return reports.taken
+
+    taken = asyncio.run(main())
+    assert [[o.left["n"] for o in batch] for batch in sent] == [[0], [1, 2, 3]]
+    assert [o.left["n"] for o in taken] == [0, 1, 2, 3]
