@@ -40,7 +40,13 @@ from oversight.gateway.constants import ActionStatus
 from oversight.gateway.models import Action
 from oversight.policy.engine.patterns import check_pattern, resource_matcher
 from oversight.rewind.models import ItemState, Rewind, RewindItem, RewindState
-from oversight.rewind.services import undo_blocked, undo_decide, undo_prepare, undo_tokens
+from oversight.rewind.services import (
+    UNDO_FIELDS,
+    undo_blocked,
+    undo_decide,
+    undo_prepare,
+    undo_tokens,
+)
 
 RUNNER = Actor.system("rewind")
 STEP_SIZE = 200  # undos asked for per step at most
@@ -254,12 +260,18 @@ def rewind_kick(rewind_id: int) -> None:
     after_commit(lambda: rewind_step_task.delay(rewind_id))
 
 
+_ITEM_FIELDS = ("state", "action", "compensation", "outcome", "detail")
+
+
 def _pending_item(item_id: int) -> RewindItem | None:
-    """The item, locked, if it is still pending. Its row only: the items' default order
+    """The item, if it is still pending, and the action it undoes, both locked in one
+    statement (as ``undo_original`` locks it). Their rows only: the items' default order
     goes through their rewind, and locking the rewind's row too would make the asks of
     one rewind wait for each other (and a pause wait for them)."""
     locked = (
-        RewindItem.objects.select_for_update(of=("self",), no_key=True)
+        RewindItem.objects.select_for_update(of=("self", "action"), no_key=True)
+        .select_related("action")
+        .only(*_ITEM_FIELDS, *(f"action__{name}" for name in UNDO_FIELDS))
         .filter(pk=item_id)
         .order_by()
         .first()
@@ -273,8 +285,8 @@ def _ask(item_id: int, tokens: dict[tuple[int, str], Any]) -> None:
         locked = _pending_item(item_id)
         if locked is None:
             return
-        try:  # undo_prepare reads (and locks) the action itself: by its key only here
-            ask = undo_prepare(actor=RUNNER, action_id=locked.action_id, tokens=tokens)
+        try:
+            ask = undo_prepare(actor=RUNNER, original=locked.action, tokens=tokens)
         except ValidationError as exc:  # nothing written: the refusal in the same transaction
             locked.state, locked.outcome = ItemState.DONE, "refused"
             locked.detail = " ".join(exc.messages)[:300]

@@ -73,7 +73,7 @@ _REPORT_FIELDS = (
 _ORIGINAL_FIELDS = tuple(f"compensates__{name}" for name in (*_REPORT_FIELDS, "before"))
 # What an undo reads of the original (not its agent: locking the agent's row too would
 # make the undos of one agent wait for each other from their first statement).
-_UNDO_FIELDS = (
+UNDO_FIELDS = (
     "agent",
     "environment",
     "action",
@@ -226,16 +226,22 @@ class UndoAsk:
     data: ActionInput
 
 
+def undo_original(action_id: uuid.UUID) -> Action:
+    """The action to undo, locked (for ``undo_prepare``) in the caller's transaction: two
+    undos of it, asked at once, are checked one after the other."""
+    return Action.objects.select_for_update(no_key=True).only(*UNDO_FIELDS).get(pk=action_id)
+
+
 def undo_prepare(
-    *, actor: Actor, action_id: uuid.UUID, tokens: dict[tuple[int, str], AgentToken] | None = None
+    *, actor: Actor, original: Action, tokens: dict[tuple[int, str], AgentToken] | None = None
 ) -> UndoAsk:
-    """In the caller's transaction: the original locked and checked, its undo worked out.
-    ValidationError when it cannot be undone, raised before it changes anything (it may
-    make the agent's undo token, once, in a savepoint of its own, and note the token's
-    use), so a caller may record the refusal in the same transaction. ``tokens``: the
-    undo tokens read before a rewind step's asks (``undo_tokens``), shared by them (the
-    pipeline reads a token again if it changed since)."""
-    original = Action.objects.select_for_update(no_key=True).only(*_UNDO_FIELDS).get(pk=action_id)
+    """In the caller's transaction: the original (locked by the caller, with UNDO_FIELDS:
+    ``undo_original``) checked, its undo worked out. ValidationError when it cannot be
+    undone, raised before it changes anything (it may make the agent's undo token, once,
+    in a savepoint of its own, and note the token's use), so a caller may record the
+    refusal in the same transaction. ``tokens``: the undo tokens read before a rewind
+    step's asks (``undo_tokens``), shared by them (the pipeline reads a token again if it
+    changed since)."""
     refusal = undo_refusal(original)
     if refusal:
         raise ValidationError(refusal)
@@ -283,7 +289,8 @@ def undo_decide(*, actor: Actor, ask: UndoAsk) -> Action:
 def action_undo(*, actor: Actor, action: Action) -> Action:
     """Ask for the undo of one action; the compensation as decided. ValidationError when
     it cannot be undone."""
-    return undo_decide(actor=actor, ask=undo_prepare(actor=actor, action_id=action.pk))
+    ask = undo_prepare(actor=actor, original=undo_original(action.pk))
+    return undo_decide(actor=actor, ask=ask)
 
 
 def _claimable(agent_id: int, now: dt.datetime) -> Any:

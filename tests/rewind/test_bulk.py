@@ -319,3 +319,33 @@ def test_asks_side_by_side_decide_under_one_undo_token_made_once(
         actions[name].pk for name in ("first", "second", "other")
     )
     assert AgentToken.objects.filter(agent=agent, name=UNDO_TOKEN_NAME).count() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_an_ask_locks_its_item_and_action_together_and_decides_in_five_statements(
+    agent: Agent, owner: Any, production: Any, settings: Any
+) -> None:
+    """The runner's ask is its hot path: the item and the action it undoes locked by one
+    statement, whether an undo is already on its way, the decision (one statement), the
+    ask audited, the item moved; in one transaction."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from oversight.rewind.services import undo_tokens
+
+    settings.REWIND_APPROVAL_THRESHOLD = 3  # nothing asked before the test asks
+    _world(production)
+    rewind = bulk.rewind_create(actor=Actor.for_user(owner), scope=_scope(agent))
+    pending = RewindItem.objects.filter(rewind=rewind, state="pending")
+    first, second = pending.order_by("position").values_list("pk", flat=True)[:2]
+    tokens = undo_tokens(pending.values("action_id"))
+    bulk._ask(first, tokens)  # the first prepares the connection's statements
+    with CaptureQueriesContext(connection) as done:
+        bulk._ask(second, tokens)
+    statements = [q["sql"] for q in done.captured_queries if q["sql"] not in ("BEGIN", "COMMIT")]
+    assert len(statements) == 5, statements
+    assert '"gateway_action"' in statements[0] and "FOR NO KEY UPDATE OF" in statements[0]
+    assert "decision_record" in statements[2] and "audit_append" in statements[3]
+    asked = RewindItem.objects.get(pk=second)
+    assert asked.state == "requested" and asked.compensation is not None

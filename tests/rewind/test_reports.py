@@ -199,3 +199,29 @@ def test_the_api_refuses_a_batch_it_cannot_read_whole(
 def test_the_api_takes_no_report_without_the_agents_token(client: Client, agent: Agent) -> None:
     body = {"results": [{"id": str(uuid.uuid4()), "outcome": "undone"}]}
     assert AgentApi(client, None).post("/compensations/results", body).status_code == 401
+
+
+@pytest.mark.postgres
+def test_a_batch_reads_and_writes_its_compensations_in_statements_that_do_not_grow_with_it(
+    agent: Agent, owner: Any, production: Any
+) -> None:
+    """One locking read, one update of the compensations and one of the originals rolled
+    back, however many it carries; each report's audit event is its own append."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    token = production[0]
+    undone = Report("undone", found={"refunded": 40}, left={"refunded": 0})
+    for size in (1, 5):
+        asked = [_undo_asked(token, owner, f"ch_{size}_{n}") for n in range(size)]
+        with CaptureQueriesContext(connection) as done:
+            compensations_report(token=token, reports=[(c.pk, undone) for c in asked])
+        statements = [q["sql"] for q in done.captured_queries]
+        appends = [sql for sql in statements if "audit_append" in sql]
+        assert len(appends) == 2 * size  # reported, and rolled back
+        others = [sql.split()[0] for sql in statements if sql not in appends]
+        assert [s for s in others if s not in ("SAVEPOINT", "RELEASE")] == [
+            "SELECT",
+            "UPDATE",
+            "UPDATE",
+        ], statements
