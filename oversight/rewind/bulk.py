@@ -42,6 +42,7 @@ from oversight.policy.engine.patterns import check_pattern, resource_matcher
 from oversight.rewind.models import ItemState, Rewind, RewindItem, RewindState
 from oversight.rewind.services import (
     UNDO_FIELDS,
+    live_undos,
     undo_blocked,
     undo_decide,
     undo_prepare,
@@ -51,7 +52,8 @@ from oversight.rewind.services import (
 RUNNER = Actor.system("rewind")
 STEP_SIZE = 200  # undos asked for per step at most
 STEP_LEASE = dt.timedelta(seconds=30)  # a step that dies holds its rewind this long
-ASK_THREADS = 3  # undos asked for at a time by a step (each on a resource of its own)
+ASK_BATCH = 10  # undos asked for in one transaction
+ASK_THREADS = 3  # batches asked for at a time by a step (each undo on a resource of its own)
 FOLLOW_EVERY = 0.2  # seconds between a following step's passes while nothing moved
 _OPEN = (ActionStatus.PENDING, ActionStatus.ALLOWED, ActionStatus.APPROVED)
 
@@ -263,65 +265,69 @@ def rewind_kick(rewind_id: int) -> None:
 _ITEM_FIELDS = ("state", "action", "compensation", "outcome", "detail")
 
 
-def _pending_item(item_id: int) -> RewindItem | None:
-    """The item, if it is still pending, and the action it undoes, both locked in one
-    statement (as ``undo_original`` locks it). Their rows only: the items' default order
-    goes through their rewind, and locking the rewind's row too would make the asks of
-    one rewind wait for each other (and a pause wait for them)."""
-    locked = (
+def _pending_items(item_ids: list[int]) -> list[RewindItem]:
+    """Those of the items still pending, and the actions they undo, all locked in one
+    statement (as ``undo_original`` locks one), in one order for every batch. Their rows
+    only: the items' default order goes through their rewind, and locking the rewind's
+    row too would make the asks of one rewind wait for each other (and a pause wait for
+    them)."""
+    return list(
         RewindItem.objects.select_for_update(of=("self", "action"), no_key=True)
         .select_related("action")
         .only(*_ITEM_FIELDS, *(f"action__{name}" for name in UNDO_FIELDS))
-        .filter(pk=item_id)
-        .order_by()
-        .first()
+        .filter(pk__in=item_ids, state=ItemState.PENDING)
+        .order_by("pk")
     )
-    return locked if locked is not None and locked.state == ItemState.PENDING else None
 
 
-def _ask(item_id: int, tokens: dict[tuple[int, str], Any]) -> None:
-    """Ask for one item's undo, in one transaction with the item's move (see header)."""
+def _ask(item_ids: list[int], tokens: dict[tuple[int, str], Any]) -> None:
+    """Ask for these items' undos in one transaction with their moves (see header): each
+    pending one's compensation decided, or its refusal recorded. A batch reads and
+    writes its items and originals in three statements, whatever its size; each undo
+    is its decision and its audited ask."""
     with transaction.atomic():
-        locked = _pending_item(item_id)
-        if locked is None:
-            return
-        try:
-            ask = undo_prepare(actor=RUNNER, original=locked.action, tokens=tokens)
-        except ValidationError as exc:  # nothing written: the refusal in the same transaction
-            locked.state, locked.outcome = ItemState.DONE, "refused"
-            locked.detail = " ".join(exc.messages)[:300]
-            locked.save(update_fields=["state", "outcome", "detail"])
-            return
-        compensation = undo_decide(actor=RUNNER, ask=ask)
-        locked.compensation, locked.state = compensation, ItemState.REQUESTED
-        if compensation.status not in _OPEN:  # denied or halted at once
-            locked.state = ItemState.DONE
-            locked.outcome = compensation.status[:20]
-        locked.save(update_fields=["compensation", "state", "outcome"])
+        items = _pending_items(item_ids)
+        live = live_undos([item.action_id for item in items])
+        for item in items:
+            try:  # nothing written when refused: the refusal in the same transaction
+                ask = undo_prepare(actor=RUNNER, original=item.action, tokens=tokens, live=live)
+            except ValidationError as exc:
+                item.state, item.outcome = ItemState.DONE, "refused"
+                item.detail = " ".join(exc.messages)[:300]
+                continue
+            compensation = undo_decide(actor=RUNNER, ask=ask)
+            item.compensation, item.state = compensation, ItemState.REQUESTED
+            if compensation.status not in _OPEN:  # denied or halted at once
+                item.state = ItemState.DONE
+                item.outcome = compensation.status[:20]
+        if items:
+            RewindItem.objects.bulk_update(items, ["state", "outcome", "detail", "compensation"])
 
 
 def _ask_all(item_ids: list[int]) -> None:
-    """Ask for these items' undos: each on a resource of its own, so in any order. On
-    PostgreSQL, outside a caller's transaction, ASK_THREADS at a time (an ask mostly waits
-    for the database); otherwise one after another, in the caller's transaction if any."""
+    """Ask for these items' undos: each on a resource of its own, so in any order, in
+    batches of ASK_BATCH. On PostgreSQL, outside a caller's transaction, ASK_THREADS
+    batches at a time (an ask mostly waits for the database); otherwise one after
+    another, in the caller's transaction if any."""
     if not item_ids:
         return
     tokens = undo_tokens(RewindItem.objects.filter(pk__in=item_ids).values("action_id"))
-    threads = min(ASK_THREADS, len(item_ids))
+    batches = [item_ids[i : i + ASK_BATCH] for i in range(0, len(item_ids), ASK_BATCH)]
+    threads = min(ASK_THREADS, len(batches))
     if threads < 2 or connection.vendor != "postgresql" or connection.in_atomic_block:
-        for pk in item_ids:
-            _ask(pk, tokens)
+        for batch in batches:
+            _ask(batch, tokens)
         return
 
-    def ask(pk: int) -> None:  # the tokens are shared: read before, committed
+    def ask(batch: list[int]) -> None:  # the tokens are shared: read before, committed
         try:
-            _ask(pk, tokens)
+            _ask(batch, tokens)
         finally:
             connection.close()  # this thread's connection, back to the pool
 
     with ThreadPoolExecutor(threads, thread_name_prefix="rewind-ask") as pool:
-        for future in [pool.submit(ask, pk) for pk in item_ids]:
-            future.result()  # an error in one ask is the step's error, as in a loop
+        for future in [pool.submit(ask, batch) for batch in batches]:
+            future.result()  # an error in one batch is the step's error, as in a loop
 
 
 def _finish_ended(items: Any) -> int:

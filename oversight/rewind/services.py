@@ -135,8 +135,24 @@ def undo_blocked(
     return "", ""
 
 
-def undo_refusal(action: Action, now: dt.datetime | None = None) -> str:
-    """Why the action cannot be undone now ("" when it can)."""
+def live_undos(action_ids: Any) -> dict[uuid.UUID, tuple[uuid.UUID, str]]:
+    """The compensations of these actions still on their way, or done (one statement):
+    (its id, its status) by the action it undoes."""
+    found = Action.objects.filter(compensates_id__in=action_ids, status__in=_LIVE).order_by()
+    return {
+        original: (pk, status)
+        for original, pk, status in found.values_list("compensates_id", "pk", "status")
+    }
+
+
+def undo_refusal(
+    action: Action,
+    now: dt.datetime | None = None,
+    *,
+    live: dict[uuid.UUID, tuple[uuid.UUID, str]] | None = None,
+) -> str:
+    """Why the action cannot be undone now ("" when it can). ``live``: ``live_undos`` of
+    a batch the action is in, read by the caller (read here otherwise)."""
     if action.compensates_id is not None:
         return "A compensation is not undone in turn."
     _code, refusal = undo_blocked(
@@ -148,9 +164,9 @@ def undo_refusal(action: Action, now: dt.datetime | None = None) -> str:
     )
     if refusal:
         return refusal
-    live = action.compensations.filter(status__in=_LIVE).values_list("pk", "status").first()
-    if live is not None:
-        return f"An undo of this action is already {live[1]} ({live[0]})."
+    on_its_way = (live if live is not None else live_undos([action.pk])).get(action.pk)
+    if on_its_way is not None:
+        return f"An undo of this action is already {on_its_way[1]} ({on_its_way[0]})."
     return ""
 
 
@@ -233,7 +249,11 @@ def undo_original(action_id: uuid.UUID) -> Action:
 
 
 def undo_prepare(
-    *, actor: Actor, original: Action, tokens: dict[tuple[int, str], AgentToken] | None = None
+    *,
+    actor: Actor,
+    original: Action,
+    tokens: dict[tuple[int, str], AgentToken] | None = None,
+    live: dict[uuid.UUID, tuple[uuid.UUID, str]] | None = None,
 ) -> UndoAsk:
     """In the caller's transaction: the original (locked by the caller, with UNDO_FIELDS:
     ``undo_original``) checked, its undo worked out. ValidationError when it cannot be
@@ -241,8 +261,8 @@ def undo_prepare(
     in a savepoint of its own, and note the token's use), so a caller may record the
     refusal in the same transaction. ``tokens``: the undo tokens read before a rewind
     step's asks (``undo_tokens``), shared by them (the pipeline reads a token again if it
-    changed since)."""
-    refusal = undo_refusal(original)
+    changed since); ``live``: the batch's ``live_undos``, read after locking its originals."""
+    refusal = undo_refusal(original, live=live)
     if refusal:
         raise ValidationError(refusal)
     contract = original.undo_contract or {}

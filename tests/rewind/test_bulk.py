@@ -274,7 +274,7 @@ def test_the_asks_of_one_rewind_do_not_wait_for_each_other(
     def ask_in_progress() -> None:
         try:
             with transaction.atomic():
-                assert bulk._pending_item(item[actions["other"].pk]) is not None
+                assert bulk._pending_items([item[actions["other"].pk]])
                 held.set()
                 release.wait(10)
         finally:
@@ -287,7 +287,7 @@ def test_the_asks_of_one_rewind_do_not_wait_for_each_other(
         began = time.monotonic()
         with connection.cursor() as cursor:
             cursor.execute("SET lock_timeout = '2s'")
-        bulk._ask(item[actions["second"].pk], {})
+        bulk._ask([item[actions["second"].pk]], {})
         with transaction.atomic():
             bulk._locked(rewind)  # what a pause or a cancel takes first
         waited = time.monotonic() - began
@@ -323,12 +323,13 @@ def test_asks_side_by_side_decide_under_one_undo_token_made_once(
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_an_ask_locks_its_item_and_action_together_and_decides_in_five_statements(
+def test_a_batch_of_asks_reads_and_writes_its_items_in_three_statements(
     agent: Agent, owner: Any, production: Any, settings: Any
 ) -> None:
-    """The runner's ask is its hot path: the item and the action it undoes locked by one
-    statement, whether an undo is already on its way, the decision (one statement), the
-    ask audited, the item moved; in one transaction."""
+    """The runner's asks are its hot path: a batch locks its items and the actions they
+    undo in one statement, reads which undos are already on their way in one, and moves
+    its items in one, however many it carries; each undo is its decision (one statement)
+    and its audited ask. All in one transaction."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -338,14 +339,17 @@ def test_an_ask_locks_its_item_and_action_together_and_decides_in_five_statement
     _world(production)
     rewind = bulk.rewind_create(actor=Actor.for_user(owner), scope=_scope(agent))
     pending = RewindItem.objects.filter(rewind=rewind, state="pending")
-    first, second = pending.order_by("position").values_list("pk", flat=True)[:2]
+    first, *others = pending.order_by("position").values_list("pk", flat=True)
+    assert len(others) == 2
     tokens = undo_tokens(pending.values("action_id"))
-    bulk._ask(first, tokens)  # the first prepares the connection's statements
+    bulk._ask([first], tokens)  # the first prepares the connection's statements
     with CaptureQueriesContext(connection) as done:
-        bulk._ask(second, tokens)
+        bulk._ask(others, tokens)
     statements = [q["sql"] for q in done.captured_queries if q["sql"] not in ("BEGIN", "COMMIT")]
-    assert len(statements) == 5, statements
+    assert len(statements) == 3 + 2 * len(others), statements
     assert '"gateway_action"' in statements[0] and "FOR NO KEY UPDATE OF" in statements[0]
-    assert "decision_record" in statements[2] and "audit_append" in statements[3]
-    asked = RewindItem.objects.get(pk=second)
-    assert asked.state == "requested" and asked.compensation is not None
+    assert "compensates_id" in statements[1]
+    assert ["decision_record" in sql for sql in statements[2:-1]] == [True, False] * len(others)
+    assert statements[-1].startswith('UPDATE "rewind_rewinditem"')
+    asked = RewindItem.objects.filter(pk__in=others)
+    assert {(i.state, i.compensation is not None) for i in asked} == {("requested", True)}
