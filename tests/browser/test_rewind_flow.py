@@ -89,7 +89,7 @@ def test_an_owner_undoes_a_refund_then_rewinds_the_last_hour(
     plan = page.locator("#rewind-plan")
     expect(plan).to_contain_text("actions in the window: 2 to undo")
     expect(plan).to_contain_text("left: irreversible")
-    expect(plan).to_contain_text("left: already_undone")
+    expect(plan).to_contain_text("left: already rolled back")
     page.screenshot(path=SHOTS / "rewind-plan.png", full_page=True)
     plan.get_by_role("button", name="Start the rewind").click()
     progress = page.locator("#rewind-progress")

@@ -29,6 +29,8 @@ def test_the_owner_plans_and_starts_a_rewind_and_watches_it(
     planned = client.get(page, {"since": "1h", "resource": "*"}).content.decode()
     assert "<strong>5</strong> actions in the window: <strong>3</strong> to undo" in planned
     assert "left: irreversible" in planned
+    assert "left: never succeeded (denied)" in planned  # words, not the code not_run:denied
+    assert "not_run" not in planned
     assert not Rewind.objects.exists()
     response = client.post(page, {"since": "1h", "resource": "*"})
     rewind = Rewind.objects.get()

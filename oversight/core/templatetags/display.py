@@ -17,6 +17,7 @@ from oversight.agents.constants import AgentStatus
 from oversight.gateway.constants import ActionStatus
 from oversight.killswitch.models import KillSwitch, Scope
 from oversight.lib import humanize
+from oversight.rewind.words import undo_words as _undo_words
 
 register = template.Library()
 
@@ -69,6 +70,13 @@ def status_words(status: str) -> str:
         return str(ActionStatus(status).label)
     except ValueError:
         return status
+
+
+@register.filter
+def undo_words(code: str) -> str:
+    """``{{ item.outcome|undo_words }}``: a rewind's reason code or an undo's outcome in
+    words ("not_run:denied" reads "never succeeded (denied)")."""
+    return _undo_words(code)
 
 
 @register.filter
