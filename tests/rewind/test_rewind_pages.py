@@ -73,6 +73,7 @@ def test_the_command_plans_runs_and_reports(agent: Agent, production: Any) -> No
     out = StringIO()
     call_command("rewind", "--agent", agent.slug, "--since", "1h", "--dry-run", stdout=out)
     assert "5 actions: 3 to undo, 2 left" in out.getvalue()
+    assert "left, never succeeded (denied): 1" in out.getvalue()
     assert not Rewind.objects.exists()
     out = StringIO()
     call_command("rewind", "--agent", agent.slug, "--since", "1h", "--execute", stdout=out)

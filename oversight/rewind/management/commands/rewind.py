@@ -22,6 +22,7 @@ from oversight.core.commands import command_actor
 from oversight.lib.moments import MomentError, parse_moment
 from oversight.rewind import bulk
 from oversight.rewind.models import Rewind
+from oversight.rewind.words import undo_words
 
 _STEPS = {
     "approve": bulk.rewind_approve,
@@ -102,20 +103,19 @@ class Command(BaseCommand):
         for how, count in plan["undo_by"].items():
             write(f"  undo {how}: {count}")
         for why, count in plan["left_because"].items():
-            write(f"  left ({why}): {count}")
+            write(f"  left, {undo_words(why)}: {count}")
         if plan["needs_approval"]:
             write("  a second person must approve it (REWIND_APPROVAL_THRESHOLD)")
         for row in plan["examples"]:
-            write(
-                f"  {row['created_at']:%H:%M:%S} {row['action']} {row['resource']} -> {row['why']}"
-            )
+            how = row["why"] if row["state"] == "pending" else f"left, {undo_words(row['why'])}"
+            write(f"  {row['created_at']:%H:%M:%S} {row['action']} {row['resource']} -> {how}")
 
     def _report(self, rewind: Rewind) -> None:
         rewind.refresh_from_db()
         items = rewind.items.select_related("action").order_by("position")
         self.stdout.write(f"rewind {rewind.pk} of {rewind.agent.slug}: {rewind.state}")
         for item in items:
-            outcome = item.outcome or item.state
+            outcome = undo_words(item.outcome) or item.state
             action = item.action
             self.stdout.write(
                 f"  {action.created_at:%H:%M:%S} {action.action} {action.resource} {outcome}"
