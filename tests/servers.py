@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,6 +45,34 @@ def owner_database_url() -> str:
 
     owner = settings.DATABASES.get(OWNER_ALIAS, connection.settings_dict)
     return _url(owner, connection.settings_dict["NAME"])
+
+
+@contextmanager
+def scratch_database(prefix: str) -> Iterator[tuple[str, str]]:
+    """An empty database on the test server, made and dropped by the owner: its name, and
+    the server's URL as the owner (no database in it)."""
+    import psycopg
+
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    server = owner_database_url().rsplit("/", 1)[0]
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    try:
+        yield name, server
+    finally:
+        with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
+            _drop(conn, name)
+
+
+def _drop(conn: Any, name: str) -> None:
+    """A backend ends a moment after its client closes the connection; FORCE would
+    terminate the rest, but the owner may not terminate another role's (the runtime's,
+    from the test or from a process it ran): wait for those to end first."""
+    others = "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND usename <> current_user"
+    deadline = time.monotonic() + 10
+    while conn.execute(others, [name]).fetchone()[0] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
 def _url(s: dict[str, Any], name: str) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from io import StringIO
 
@@ -23,7 +22,7 @@ from oversight.audit.db_roles import (
     runtime_role,
     runtime_role_grant,
 )
-from tests.servers import ROOT, live_database_url, owner_database_url
+from tests.servers import ROOT, live_database_url, scratch_database
 
 PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
 READ_WRITE = {"SELECT", "INSERT", "UPDATE", "DELETE"}
@@ -101,15 +100,8 @@ def test_a_table_listed_as_append_only_gets_select_and_insert_only() -> None:
 @pytest.fixture
 def fresh_database() -> Iterator[tuple[str, str]]:
     """An empty database of the owner's: its URLs as the runtime role and as the owner."""
-    name = f"oversight_roles_{uuid.uuid4().hex[:8]}"
-    server = owner_database_url().rsplit("/", 1)[0]
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    try:
+    with scratch_database("oversight_roles") as (name, server):
         yield live_database_url().rsplit("/", 1)[0] + f"/{name}", f"{server}/{name}"
-    finally:
-        with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
 def _manage(urls: tuple[str, str], *args: str) -> str:

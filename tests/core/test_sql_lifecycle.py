@@ -21,7 +21,7 @@ from oversight.audit.chain import GENESIS_HASH
 from oversight.audit.db_roles import owner_cursor
 from oversight.gateway.record_sql import SWITCH_LOCK_KEY
 from oversight.lib.sql_source import functions_created, sql_sources
-from tests.servers import ROOT, owner_database_url
+from tests.servers import ROOT, scratch_database
 
 SOURCES = sql_sources()
 FUNCTIONS = {name: source for source in SOURCES for name in source.functions}
@@ -135,17 +135,8 @@ def test_the_deployed_functions_are_the_sources() -> None:
 @pytest.fixture
 def fresh_database() -> Iterator[str]:
     """An empty database on the test server, and its URL, as the owner (one role here)."""
-    import psycopg
-
-    name = f"oversight_migrate_{uuid.uuid4().hex[:8]}"
-    server = owner_database_url().rsplit("/", 1)[0]
-    with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    try:
+    with scratch_database("oversight_migrate") as (name, server):
         yield f"{server}/{name}"
-    finally:
-        with psycopg.connect(f"{server}/postgres", autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
 def _migrate(url: str, *target: str) -> None:
