@@ -71,7 +71,7 @@ def test_an_owner_undoes_a_refund_then_rewinds_the_last_hour(
     page.goto(f"{live_url}/actions/{first.pk}/")
     log_in(page, owner.username)
     undo = page.locator("#undo")
-    expect(undo).to_contain_text("Undone by payments.charge")
+    expect(undo).to_contain_text("Its undo is payments.charge, which may be asked for until")
     undo.get_by_role("button", name="Undo this action").click()
     expect(page.locator(".messages")).to_contain_text("The undo was allowed")
     assert work() == ["undone"]
