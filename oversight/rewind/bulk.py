@@ -55,7 +55,7 @@ STEP_LEASE = dt.timedelta(seconds=30)  # a step that dies holds its rewind this 
 ASK_BATCH = 10  # undos asked for in one transaction
 ASK_THREADS = 3  # batches asked for at a time by a step (each undo on a resource of its own)
 FOLLOW_EVERY = 0.2  # seconds between a following step's passes while nothing moved
-_OPEN = (ActionStatus.PENDING, ActionStatus.ALLOWED, ActionStatus.APPROVED)
+OPEN = (ActionStatus.PENDING, ActionStatus.ALLOWED, ActionStatus.APPROVED)  # an undo on its way
 
 
 @dataclass(frozen=True)
@@ -297,7 +297,7 @@ def _ask(item_ids: list[int], tokens: dict[tuple[int, str], Any]) -> None:
                 continue
             compensation = undo_decide(actor=RUNNER, ask=ask)
             item.compensation, item.state = compensation, ItemState.REQUESTED
-            if compensation.status not in _OPEN:  # denied or halted at once
+            if compensation.status not in OPEN:  # denied or halted at once
                 item.state = ItemState.DONE
                 item.outcome = compensation.status[:20]
         if items:
@@ -335,7 +335,7 @@ def _finish_ended(items: Any) -> int:
     item whose compensation is gone (deleted with its agent's history) ends as "gone"."""
     ended = (
         items.filter(state=ItemState.REQUESTED)
-        .exclude(compensation__status__in=_OPEN)
+        .exclude(compensation__status__in=OPEN)
         .values_list("pk", "compensation__compensation_outcome", "compensation__status")
     )
     by_outcome: dict[str, list[int]] = {}

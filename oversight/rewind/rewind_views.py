@@ -19,6 +19,7 @@ from oversight.audit.actors import Actor
 from oversight.rewind import bulk
 from oversight.rewind.forms import RewindForm
 from oversight.rewind.models import Rewind
+from oversight.rewind.selectors import rewind_progress
 
 
 def _scope(agent: Agent, form: RewindForm) -> bulk.Scope:
@@ -69,14 +70,11 @@ def _detail(request: HttpRequest, pk: int) -> tuple[Rewind, Agent]:
 def rewind_detail_view(request: HttpRequest, pk: int) -> HttpResponse:
     rewind, agent = _detail(request, pk)
     items = rewind.items.select_related("action", "compensation").order_by("position")
-    counts = {state: 0 for state in ("pending", "requested", "done", "left")}
-    for state in items.values_list("state", flat=True):
-        counts[state] += 1
     context = {
         "rewind": rewind,
         "agent": agent,
         "items": items[:500],
-        "counts": counts,
+        "counts": rewind_progress(rewind=rewind),
         "can_change": user_has_agent_perm(request.user, CHANGE, agent),
         "may_approve": request.user.pk != rewind.created_by_id,
     }

@@ -1,4 +1,5 @@
-"""Reads of undo for a person: what an action's page shows of it."""
+"""Reads of undo for a person: what an action's page shows of it, and how far a rewind
+has got."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from django.utils import timezone
 from oversight.agents.constants import CHANGE
 from oversight.agents.permissions import user_has_agent_perm
 from oversight.gateway.models import Action
+from oversight.rewind.bulk import OPEN
+from oversight.rewind.models import ItemState, Rewind
 from oversight.rewind.services import undo_deadline, undo_refusal
 
 
@@ -23,3 +26,14 @@ def undo_panel(*, action: Action, user: Any) -> dict[str, Any]:
         "compensations": list(action.compensations.order_by("-created_at")),
         "undoes": action.compensates,
     }
+
+
+def rewind_progress(*, rewind: Rewind) -> dict[str, int]:
+    """Its items by state, as a person reads them: an undo that has ended (reported, or
+    denied) counts as ended at once, before the runner's next pass records it."""
+    counts = {state: 0 for state in ItemState.values}
+    for state, status in rewind.items.values_list("state", "compensation__status"):
+        if state == ItemState.REQUESTED and status not in OPEN:
+            state = ItemState.DONE
+        counts[state] += 1
+    return counts

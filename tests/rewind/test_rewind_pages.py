@@ -105,3 +105,46 @@ def test_a_window_with_nothing_to_undo_offers_no_start(
     response = client.post(page, {"since": "1h", "resource": "*"})
     assert "None of the window" in response.content.decode()
     assert not Rewind.objects.exists()
+
+
+def test_an_undo_reported_shows_as_ended_before_the_runner_records_it(
+    client: Client,
+    agent: Agent,
+    owner: Any,
+    production: Any,  # noqa: F811
+) -> None:
+    from oversight.audit.actors import Actor
+    from oversight.rewind import bulk
+    from oversight.rewind.models import RewindItem
+    from oversight.rewind.services import Report, compensation_report
+
+    _world(production)
+    scope = bulk.Scope(agent=agent, since=_an_hour_ago(), until=_now())
+    rewind = bulk.rewind_create(actor=Actor.for_user(owner), scope=scope)
+    bulk.rewind_step(rewind_id=rewind.pk)  # its first pass asks
+    asked = RewindItem.objects.filter(rewind=rewind, state="requested").select_related(
+        "compensation__compensates"
+    )
+    first = asked.order_by("position").first()
+    assert first is not None and asked.count() == 2  # ch_1's older refund waits its turn
+    report = Report("undone", found=first.compensation.compensates.after, left={"refunded": 10})
+    compensation_report(token=production, action_id=first.compensation_id, report=report)
+
+    client.force_login(owner)
+    page = client.get(reverse("rewind:detail", args=[rewind.pk]), HTTP_HX_REQUEST="true")
+    counts = page.context["counts"]
+    assert (counts["requested"], counts["done"]) == (1, 1)  # not yet recorded by the runner
+    assert "<td>undone" in page.content.decode()
+    assert RewindItem.objects.get(pk=first.pk).state == "requested"
+
+
+def _now() -> Any:
+    from django.utils import timezone
+
+    return timezone.now()
+
+
+def _an_hour_ago() -> Any:
+    import datetime as dt
+
+    return _now() - dt.timedelta(hours=1)
