@@ -95,7 +95,7 @@ def grant_statements(
         *statements,
         f"REVOKE ALL ON ALL SEQUENCES IN SCHEMA {s} FROM {r}",
         f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {s} TO {r}",
-        f"GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA {s} TO {r}",
+        f"GRANT EXECUTE ON ALL ROUTINES IN SCHEMA {s} TO {r}",  # functions and procedures
     ]
 
 

@@ -3,12 +3,13 @@ prevents it, having written nothing.
 
 One contract, one implementation per database:
 
-- PostgreSQL: one call of the database function ``decision_record``
-  (gateway/sql/decision_record.v5.sql), so a warm decision is written by one statement;
+- PostgreSQL: one call of the database procedure ``decision_record``
+  (gateway/sql/decision_record.v6.sql), so a warm decision is written by one statement;
   outside a transaction that statement is its own transaction and nothing waits on Python
-  while it holds the limit counters and the audit lock. It then commits without waiting
-  for its WAL flush, releasing those locks at once, and a second statement waits for the
-  flush before anything is answered (docs/decisions/0027-decisions-share-their-flushes.md).
+  while it holds the limit counters and the audit lock. It commits without waiting for
+  its WAL flush, releasing those locks at once, and waits for the flush in a second
+  transaction of the same statement before anything is answered
+  (docs/decisions/0027-decisions-share-their-flushes.md).
 - SQLite (the zero-install default and the fast unit tests, see
   docs/decisions/0011-one-decision-pipeline.md): the same checks and writes through the
   ORM, in one IMMEDIATE transaction, which serialises every writer.
@@ -98,7 +99,8 @@ def _action_json(action: Action) -> str:
 
 
 def _write_postgresql(write: Write) -> Found:
-    # The statement is its own transaction: it may commit before its flush (see above).
+    # The statement is its own transaction: it commits before its flush, then waits for
+    # it (see above).
     commit_async = connection.get_autocommit() and not connection.in_atomic_block
     row = audit_row(**write.audit)
     _, audit_params = audit_append_call(row)
@@ -115,16 +117,13 @@ def _write_postgresql(write: Write) -> Found:
         commit_async,
     ]
     result = prepared.fetch_one(record_sql.CALL_SQL, params)
-    if result is None:  # the function always answers one row; never guess
+    if result is None:  # the procedure always answers one row; never guess
         raise RuntimeError("decision_record answered nothing")
     kind, usage, exceeded, seen_action, seen_body_hash = result[:5]
-    if commit_async and kind in (RECORDED, KEY_SEEN):
-        # What is answered (this decision, or the one the key names) is durable first.
-        prepared.fetch_one(record_sql.DURABLE_SQL, ())
     if kind != RECORDED:
         return Found(kind, list(exceeded or []), seen_action, seen_body_hash or "")
     write.action.limit_usage = json.loads(usage) if isinstance(usage, str) else usage
-    audit_event_appended(row, result[5:])
+    audit_event_appended(row, result[5:9])
     _mark_saved(write.action)
     return Found(RECORDED)
 

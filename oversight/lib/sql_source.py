@@ -17,7 +17,7 @@ from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent.parent
 _NAME = re.compile(r"^(?P<name>[a-z_]+)\.v(?P<version>[0-9]+)\.sql$")
-_FUNCTION = re.compile(r"CREATE OR REPLACE FUNCTION (?P<name>[a-z_]+)\(")
+_FUNCTION = re.compile(r"CREATE OR REPLACE (?:FUNCTION|PROCEDURE) (?P<name>[a-z_]+)\(")
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class SqlSource:
 
     @property
     def functions(self) -> list[str]:
-        """The functions the file creates, in order."""
+        """The functions (and procedures) the file creates, in order."""
         return functions_created(self.text)
 
 
@@ -49,5 +49,6 @@ def sql_sources() -> list[SqlSource]:
 
 
 def functions_created(text: str) -> list[str]:
-    """The names of the functions ``text`` creates (a file's, or a migration's)."""
+    """The names of the functions and procedures ``text`` creates (a file's, or a
+    migration's)."""
     return _FUNCTION.findall(text)

@@ -95,9 +95,14 @@ def _definitions(cursor, schema: str) -> dict[str, list[str]]:  # type: ignore[n
 
 
 def _function_statements(text: str) -> str:
-    """The file without its trigger statements (a scratch copy needs only the functions)."""
+    """The file without its trigger statements (a scratch copy needs only the functions
+    and procedures)."""
     return "\n".join(
-        re.findall(r"CREATE OR REPLACE FUNCTION .*?\$\$ LANGUAGE [a-z]+ ?[A-Z]*;", text, re.S)
+        re.findall(
+            r"CREATE OR REPLACE (?:FUNCTION|PROCEDURE) .*?\$\$ LANGUAGE [a-z]+ ?[A-Z]*;",
+            text,
+            re.S,
+        )
     )
 
 
@@ -154,19 +159,20 @@ def _migrate(url: str, *target: str) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
 
 
-def _functions_of(url: str) -> dict[str, tuple[str, int, str]]:
-    """{name: (language, number of arguments, result)} as deployed in ``url``."""
+def _functions_of(url: str) -> dict[str, tuple[str, int, str, str]]:
+    """{name: (language, number of arguments, result, kind)} as deployed in ``url``; kind
+    is "f" for a function, "p" for a procedure (whose arguments count its OUT ones)."""
     import psycopg
 
     with psycopg.connect(url) as conn:
         rows = conn.execute(
-            "SELECT p.proname, l.lanname, p.pronargs, pg_get_function_result(p.oid)"
+            "SELECT p.proname, l.lanname, p.pronargs, pg_get_function_result(p.oid), p.prokind"
             " FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang"
             " JOIN pg_namespace n ON n.oid = p.pronamespace"
             " WHERE n.nspname = 'public' AND p.proname = ANY(%s)",
             [list(FUNCTIONS)],
         ).fetchall()
-    return {name: (language, nargs, result) for name, language, nargs, result in rows}
+    return {name: (language, nargs, result, kind) for name, language, nargs, result, kind in rows}
 
 
 @pytest.mark.slow
@@ -183,9 +189,15 @@ def test_a_fresh_database_migrated_step_by_step_has_each_steps_sql(fresh_databas
     _migrate(fresh_database, "gateway", "0004")
     assert _functions_of(fresh_database)["decision_record"][1] == 27  # version 2
     assert "found" not in _functions_of(fresh_database)["decision_record"][2]
+    _migrate(fresh_database, "gateway", "0016")
+    functions = _functions_of(fresh_database)
+    assert functions["decision_record"][1] == 28  # version 5: p_commit_async
+    assert functions["decision_record"][2].startswith("TABLE(found text")  # versions 3 to 5
+    assert functions["decision_record"][3] == "f"
     _migrate(fresh_database)
     functions = _functions_of(fresh_database)
-    assert functions["decision_record"][2].startswith("TABLE(found text")  # version 3
+    assert functions["decision_record"][3] == "p"  # version 6: a procedure
+    assert functions["decision_record"][1] == 28  # the same inputs; its answer is OUT ones
     import psycopg
 
     with psycopg.connect(fresh_database) as conn, conn.cursor() as cursor:

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 
 from oversight.agents.models import AgentToken
 from oversight.gateway import record_sql
@@ -24,20 +24,20 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
 class _Calls:
-    """Each decision_record call's parameters, and the WAL insert position right after it
-    returned (read on the same connection; a read writes no WAL)."""
+    """Each decision_record call's parameters and answer, and how far the WAL was flushed
+    right after it returned (read on the same connection; a read writes no WAL)."""
 
     def __init__(self) -> None:
         self.params: list[list[Any]] = []
-        self.inserted_up_to: list[str] = []
-        self.sent: list[str] = []
+        self.answers: list[tuple[Any, ...]] = []
+        self.flushed_after: list[str] = []
 
     def __call__(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-        self.sent.append(sql)
         result = execute(sql, params, many, context)
-        if "FROM decision_record(" in sql:
+        if sql == record_sql.CALL_SQL:
             self.params.append(list(params))
-            self.inserted_up_to.append(_one("SELECT pg_current_wal_insert_lsn()::text"))
+            self.answers.append(result)
+            self.flushed_after.append(_one("SELECT pg_current_wal_flush_lsn()::text"))
         return result
 
 
@@ -70,13 +70,15 @@ def test_an_allowed_decision_is_durable_before_it_is_answered(
     calls = _Calls()
     with _flushing_session(), connection.execute_wrapper(calls):
         action = decide(token, refund(100))
-        flushed = _one("SELECT pg_current_wal_flush_lsn()::text")
+        session_setting = _one("SHOW synchronous_commit")
     assert action.status == "allowed"
     assert calls.params[-1][-1] is True  # its own transaction: commits without waiting
-    assert record_sql.DURABLE_SQL in calls.sent
-    # Everything the decision wrote, its commit included, was in the WAL when the
-    # statement returned; by the time decide() returns it is flushed.
-    assert _at_or_after(flushed, calls.inserted_up_to[-1])
+    # The record the procedure wrote after the decision's commit, in a transaction that
+    # waited for its flush, was flushed when the statement returned: so was the decision.
+    durable_lsn = calls.answers[-1][-1]
+    assert durable_lsn is not None
+    assert _at_or_after(calls.flushed_after[-1], str(durable_lsn))
+    assert session_setting == "on"  # the session's own setting is left as it was
 
 
 def test_inside_a_transaction_the_decision_commits_with_it(
@@ -85,31 +87,29 @@ def test_inside_a_transaction_the_decision_commits_with_it(
     token, _ = prod_token
     calls = _Calls()
     with connection.execute_wrapper(calls), transaction.atomic():
-        decide(token, refund(100))
+        action = decide(token, refund(100))
+        transaction.set_rollback(True)
     assert calls.params[-1][-1] is False
-    assert record_sql.DURABLE_SQL not in calls.sent
+    assert calls.answers[-1][0] == "recorded"
+    assert calls.answers[-1][-1] is None  # nothing committed or waited for in the CALL
+    assert not Action.objects.filter(pk=action.pk).exists()  # it went with the caller's
 
 
-def test_only_a_decision_of_its_own_turns_off_waiting_for_its_flush(
+def test_asked_to_commit_inside_a_callers_transaction_it_refuses_and_writes_nothing(
     prod_token: tuple[AgentToken, str], policy: Any
 ) -> None:
-    """The function turns synchronous_commit off for its own transaction, and only when
-    asked (p_commit_async)."""
+    """p_commit_async is only for a CALL that is its own transaction: inside another,
+    PostgreSQL refuses the procedure's COMMIT, so a caller's half-done work is never
+    committed by a decision."""
     token, _ = prod_token
     calls = _Calls()
     with connection.execute_wrapper(calls), transaction.atomic():
         decide(token, refund(100))
-    params = calls.params[-1]
-    for commit_async, expected in ((True, "off"), (False, "on")):
-        action = json.loads(params[0])
-        action["id"] = str(uuid.uuid4())
-        again = [json.dumps(action), *params[1:-1], commit_async]
-        with transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit = on")
-            with connection.cursor() as cursor:
-                cursor.execute(record_sql.CALL_SQL, again)
-                assert cursor.fetchone()[0] == "recorded"
-            assert _one("SHOW synchronous_commit") == expected
-            transaction.set_rollback(True)
-        assert not Action.objects.filter(pk=action["id"]).exists()
+        transaction.set_rollback(True)
+    action = json.loads(calls.params[-1][0])
+    action["id"] = str(uuid.uuid4())
+    again = [json.dumps(action), *calls.params[-1][1:-1], True]
+    with pytest.raises(DatabaseError, match="invalid transaction termination"):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(record_sql.CALL_SQL, again)
+    assert not Action.objects.filter(pk=action["id"]).exists()

@@ -32,7 +32,7 @@ def test_a_held_decision_tells_its_reviewers_though_its_deadline_passed_after_it
 
     def passes_after_the_decision(execute: Any, sql: str, *args: Any) -> Any:
         result = execute(sql, *args)
-        if sql == record_sql.DURABLE_SQL:  # written and durable: the time is up now
+        if sql == record_sql.CALL_SQL:  # written and durable: the time is up now
             deadline.at = time.monotonic() - 1
         return result
 

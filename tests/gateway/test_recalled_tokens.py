@@ -3,7 +3,7 @@ decision made from it is written only if nothing it was made from changed since.
 
 auth.py keeps what it authenticated; the pipeline's record step compares the kept token's
 fingerprint with the database's in the statement that writes the decision
-(credentials_sql.py, gateway/sql/decision_record.v5.sql). These tests change each thing a
+(credentials_sql.py, gateway/sql/decision_record.v6.sql). These tests change each thing a
 decision depends on between the requests, and require the next answer to follow it.
 """
 
@@ -70,7 +70,7 @@ def _kept(token: AgentToken, raw: str) -> AgentToken:
 
 
 @pytest.mark.postgres
-def test_a_recalled_token_decides_in_one_statement_then_waits_for_its_flush(
+def test_a_recalled_token_decides_in_one_statement_which_waits_for_its_flush(
     prod_token: tuple[AgentToken, str], policy: Any
 ) -> None:
     token, raw = prod_token
@@ -79,9 +79,8 @@ def test_a_recalled_token_decides_in_one_statement_then_waits_for_its_flush(
     with CaptureQueriesContext(connection) as queries:
         status, answer = _decide(raw)
     assert (status, answer["status"]) == (201, "allowed")
-    written, durable = (q["sql"] for q in queries.captured_queries)
-    assert "FROM decision_record(" in written
-    assert durable == record_sql.DURABLE_SQL
+    (written,) = (q["sql"] for q in queries.captured_queries)
+    assert written == record_sql.CALL_SQL
     assert auth.token_recall(raw) is not None
 
 
@@ -276,8 +275,7 @@ def test_a_runaway_agent_over_its_limit_costs_one_evaluation_and_two_writes(
     assert (status, answer["status"]) == (201, "denied")
     assert [r["kind"] for r in answer["reasons"]][-1] == "limit"
     assert len(evaluations) == 1
-    # The attempt that found the limit exceeded (it wrote nothing), then the denial, which
-    # is waited for until durable.
+    # The attempt that found the limit exceeded (it wrote nothing), then the denial (which
+    # the same statement waits for until durable).
     sent = [q["sql"] for q in queries.captured_queries]
-    assert [sql.count("FROM decision_record(") for sql in sent] == [1, 1, 0]
-    assert sent[-1] == record_sql.DURABLE_SQL
+    assert sent == [record_sql.CALL_SQL, record_sql.CALL_SQL]
