@@ -109,7 +109,10 @@ def test_asked_to_commit_inside_a_callers_transaction_it_refuses_and_writes_noth
     action = json.loads(calls.params[-1][0])
     action["id"] = str(uuid.uuid4())
     again = [json.dumps(action), *calls.params[-1][1:-1], True]
-    with pytest.raises(DatabaseError, match="invalid transaction termination"):
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(record_sql.CALL_SQL, again)
+    with (
+        pytest.raises(DatabaseError, match="invalid transaction termination"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(record_sql.CALL_SQL, again)
     assert not Action.objects.filter(pk=action["id"]).exists()
