@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, transaction
 from django.db.models import Model
 from django.utils import timezone
 
@@ -45,7 +45,7 @@ def audit_event_appended(row: dict[str, Any], result: tuple[Any, ...]) -> AuditE
     pk, seq, prev_hash, hash_ = result
     event = AuditEvent(id=pk, seq=seq, prev_hash=prev_hash, hash=hash_, **row)
     event._state.adding = False
-    event._state.db = connection.alias
+    event._state.db = DEFAULT_DB_ALIAS  # django.db.connection's
     return event
 
 

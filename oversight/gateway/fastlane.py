@@ -49,7 +49,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.core.handlers.asgi import ASGIHandler, ASGIRequest
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.http import HttpResponse
 from django.middleware.security import SecurityMiddleware
 from pydantic import BaseModel, ValidationError
@@ -150,10 +150,11 @@ def _connection_kept() -> None:
     that one left it unfit (a database error, such as a broken connection or a cancelled
     statement, or a transaction left open): then it goes back to the pool, which drops or
     resets it, and the decision takes another."""
-    if connection.connection is None:
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.connection is None:
         return
-    if connection.errors_occurred or not connection.get_autocommit():
-        connection.close()
+    if db.errors_occurred or not db.get_autocommit():
+        db.close()
 
 
 def _authenticated(raw_token: str, *, keep: bool) -> AgentToken:

@@ -27,7 +27,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.utils import timezone
 
 from oversight.audit.services import (
@@ -76,7 +76,7 @@ class Write:
 def decision_write(write: Write) -> Found:
     """Write ``write`` or report why not (nothing written then)."""
     if connection.vendor == "postgresql":
-        return _write_postgresql(write)
+        return _write_postgresql(write, connections[DEFAULT_DB_ALIAS])
     return _write_orm(write)
 
 
@@ -98,10 +98,10 @@ def _action_json(action: Action) -> str:
     return json.dumps(values, ensure_ascii=False)
 
 
-def _write_postgresql(write: Write) -> Found:
+def _write_postgresql(write: Write, db: Any) -> Found:
     # The statement is its own transaction: it commits before its flush, then waits for
     # it (see above).
-    commit_async = connection.get_autocommit() and not connection.in_atomic_block
+    commit_async = db.get_autocommit() and not db.in_atomic_block
     row = audit_row(**write.audit)
     _, audit_params = audit_append_call(row)
     charges = write.charges
@@ -189,4 +189,4 @@ def _write_orm(write: Write) -> Found:
 
 def _mark_saved(action: Action) -> None:
     action._state.adding = False
-    action._state.db = connection.alias
+    action._state.db = DEFAULT_DB_ALIAS  # django.db.connection's

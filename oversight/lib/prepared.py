@@ -24,10 +24,13 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 
 
 def _run(sql: str, params: Sequence[Any] | dict[str, Any], fetch: str) -> Any:
+    # The thread's connection, looked up once: each ``django.db.connection.x`` is a
+    # lookup of its own, and these statements run for every decision.
+    connection = connections[DEFAULT_DB_ALIAS]
     if connection.vendor != "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(sql, params)

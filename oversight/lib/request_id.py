@@ -6,8 +6,8 @@ survives) or generated, and is echoed back on the response.
 
 from __future__ import annotations
 
+import random
 import re
-import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -24,10 +24,16 @@ def current_request_id() -> str:
     return _current.get()
 
 
+def new_request_id() -> str:
+    """32 hex digits. A correlation id, not a secret: from the process's pseudo-random
+    generator, which costs a tenth of ``uuid.uuid4()`` (every decision makes one)."""
+    return f"{random.getrandbits(128):032x}"
+
+
 @contextmanager
 def request_id_scope(value: str | None = None) -> Iterator[str]:
     """Bind a request id for work done outside a request (tasks, commands)."""
-    token = _current.set(value or uuid.uuid4().hex)
+    token = _current.set(value or new_request_id())
     try:
         yield _current.get()
     finally:
@@ -37,7 +43,7 @@ def request_id_scope(value: str | None = None) -> Iterator[str]:
 def incoming_request_id(request: HttpRequest) -> str:
     """A well-formed incoming id (a proxy's), else a new one."""
     candidate = request.headers.get(HEADER, "")
-    return candidate if _VALID.match(candidate) else uuid.uuid4().hex
+    return candidate if _VALID.match(candidate) else new_request_id()
 
 
 class RequestIdMiddleware:
