@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
 from oversight.audit.services import (
@@ -98,7 +99,7 @@ def _action_json(action: Action) -> str:
     return json.dumps(values, ensure_ascii=False)
 
 
-def _write_postgresql(write: Write, db: Any) -> Found:
+def _write_postgresql(write: Write, db: BaseDatabaseWrapper) -> Found:
     # The statement is its own transaction: it commits before its flush, then waits for
     # it (see above).
     commit_async = db.get_autocommit() and not db.in_atomic_block
