@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.utils import timezone
@@ -59,6 +60,21 @@ def ago(when: datetime | None, now: datetime | None = None) -> str:
     if (now - when).total_seconds() < 60:
         return "just now"
     return f"{timesince(when, now)} ago"
+
+
+def plain_number(value: Decimal | int | float | str | None) -> str:
+    """A sum as people write it: "20000.0000" reads "20000", "12.50" reads "12.5"; never
+    an exponent (``Decimal.normalize`` alone turns 20000 into "2E+4"). Anything that is
+    not a number is shown as it is; None is empty."""
+    if value is None:
+        return ""
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        return str(value)
+    if not number.is_finite():
+        return str(value)
+    return format(number.normalize(), "f")
 
 
 def pretty_json(value: Any) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -93,3 +94,23 @@ def test_a_halted_agent_reads_halted_not_active(agent: Any, other_agent: Any) ->
     assert "Halted" in render(page, agent=other_agent, engaged_switches=[everything])
     agent.status = "retired"
     assert "Retired" in render(page, agent=agent, engaged_switches=[everything])
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        (Decimal("20000.0000"), "20000"),
+        (Decimal("2E+4"), "20000"),
+        (Decimal("5141.0000"), "5141"),
+        ("12.50", "12.5"),
+        (Decimal("0.0000"), "0"),
+        (Decimal("-3.10"), "-3.1"),
+        (158, "158"),
+        (None, ""),
+        ("not a number", "not a number"),
+        ("NaN", "NaN"),
+    ],
+)
+def test_sums_read_as_people_write_them(value: Any, words: str) -> None:
+    assert humanize.plain_number(value) == words
+    assert render("{{ v|plain_number }}", v=value) == words

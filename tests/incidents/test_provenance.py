@@ -126,3 +126,25 @@ def test_each_limit_shows_its_window_as_it_was_when_the_action_was_decided(
     assert window(first) == (1, 10, 2, 40)
     assert window(second) == (2, 910, 2, 40)
     assert window(third) == (2, 40, 2, 40)
+
+
+def test_the_action_page_shows_the_limits_sums_as_people_write_them(
+    agent: Agent, agent_api: AgentApi, reviewer: Any
+) -> None:
+    """The window's sum kept by its counter (numeric(.., 4): "40.0000") and the one added
+    up from the actions ("40") read alike, and a round maximum never as "2E+4"."""
+    agent_access_grant(actor=SYSTEM, agent=agent, user=reviewer, level="reviewer")
+    limit_create(
+        agent=agent, name="refund sum", max_sum=20000, sum_param="amount", window_seconds=3600
+    )
+    agent_api.decide(refund(10))
+    second = agent_api.decide(refund(30))
+    browser = Client()
+    browser.force_login(reviewer)
+    page = browser.get(reverse("approvals:action", args=[second["id"]])).content.decode()
+    row = page[page.index("<td>refund sum</td>") :].split("</tr>")[0]
+    assert "<td>30</td>" in row  # this action's charge
+    assert row.count("2 actions, 40<") == 2  # the window when decided, and now
+    assert " 20000</td>" in row
+    assert "0000" not in row.replace("20000", "")
+    assert "E+" not in row

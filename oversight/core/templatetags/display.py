@@ -57,6 +57,12 @@ def ago(when: datetime | None) -> str:
 
 
 @register.filter
+def plain_number(value: Any) -> str:
+    """``{{ limit.max_sum|plain_number }}``: "20000", not "20000.0000" or "2E+4"."""
+    return humanize.plain_number(value)
+
+
+@register.filter
 def as_json(value: Any) -> str:
     """``<pre>{{ action.after|as_json }}</pre>``: indented JSON, never Python's repr."""
     return humanize.pretty_json(value)
