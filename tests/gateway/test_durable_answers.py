@@ -116,3 +116,29 @@ def test_asked_to_commit_inside_a_callers_transaction_it_refuses_and_writes_noth
     ):
         cursor.execute(record_sql.CALL_SQL, again)
     assert not Action.objects.filter(pk=action["id"]).exists()
+
+
+def test_only_a_call_asked_to_turns_off_waiting_for_its_flush(
+    prod_token: tuple[AgentToken, str], policy: Any
+) -> None:
+    """The procedure turns synchronous_commit off for its own transaction, and only when
+    asked (p_commit_async). Seen inside a caller's transaction, through a call whose
+    credentials are stale: it commits nothing, so asking is not refused there."""
+    token, _ = prod_token
+    calls = _Calls()
+    with connection.execute_wrapper(calls), transaction.atomic():
+        decide(token, refund(100))
+        transaction.set_rollback(True)
+    params = calls.params[-1]
+    for commit_async, expected in ((True, "off"), (False, "on")):
+        action = json.loads(params[0])
+        action["id"] = str(uuid.uuid4())
+        stale = [json.dumps(action), *params[1:-2], "not the fingerprint", commit_async]
+        with transaction.atomic():
+            _one("SELECT set_config('synchronous_commit', 'on', true)")
+            with connection.cursor() as cursor:
+                cursor.execute(record_sql.CALL_SQL, stale)
+                assert cursor.fetchone()[0] == "stale"
+            assert _one("SHOW synchronous_commit") == expected
+            transaction.set_rollback(True)
+        assert not Action.objects.filter(pk=action["id"]).exists()
