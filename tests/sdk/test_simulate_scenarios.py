@@ -21,7 +21,8 @@ from oversight.gateway.management.commands.simulate import Run
 from oversight.incidents.analysis.report import analyse
 from oversight.incidents.models import TriggerKind
 from oversight.incidents.services import incident_open
-from oversight.policy.models import Grant
+from oversight.policy.models import Grant, Limit
+from oversight.policy.services import policy_object_update
 from tests.servers import asgi_server
 
 pytestmark = pytest.mark.postgres
@@ -55,6 +56,11 @@ def test_every_scenario_applies_to_the_demo_and_says_what_it_did(demo: None) -> 
 @pytest.mark.slow
 @override_settings(INCIDENT_BUCKET_SECONDS=1, INCIDENT_LOOKBACK_BUCKETS=40)
 def test_a_widened_grant_played_after_plain_traffic_is_named_first(demo: None) -> None:
+    """Plain traffic: under the demo's 30 emails a minute, 10 a second would be denied from
+    the fourth second of each clock minute, a stronger change than the fault's, wherever
+    the minute turns. The owner raises the limit first, as for a campaign."""
+    limit = Limit.objects.get(agent__slug="email-campaigner", name="emails per minute")
+    policy_object_update(actor=Actor.system("tests"), obj=limit, max_count=100_000)
     out = io.StringIO()
     with asgi_server(extra_env={"DJANGO_ALLOW_ASYNC_UNSAFE": "", **BUCKET}) as url:
         call_command(
@@ -97,5 +103,6 @@ def test_a_widened_grant_played_after_plain_traffic_is_named_first(demo: None) -
     )
     report = analyse(incident)
     first = report["causes"][0]
+    assert report["likely_cause"] == first  # a clear break, its cause called likely
     assert set(cause["seqs"]) & {event["seq"] for event in first["events"]}, report["causes"]
     assert first["touches"] == ["email.*", "email.send"]
