@@ -28,6 +28,7 @@ from mcp.server.lowlevel.server import Server
 from ..aio import AsyncOversight
 from ..errors import OversightError
 from . import calls
+from .pipes import native_stdio
 from .proxy import Proxy, Settings
 
 logger = logging.getLogger("oversight_sdk.mcp")
@@ -193,7 +194,7 @@ async def serve(options: Options) -> None:
         if options.listen is None:
             from mcp.server.stdio import stdio_server
 
-            async with stdio_server() as (read, write):
+            async with native_stdio() as own, stdio_server(*(own or ())) as (read, write):
                 await server.run(read, write, server.create_initialization_options())
             return
         import uvicorn
