@@ -5,7 +5,7 @@ answer, in a worker thread (`anyio.wrap_file`): three hand-offs between threads 
 each a wake-up that costs more than the line's work on a small machine. When stdin and
 stdout are pipes or sockets, as they are under an MCP client, the proxy gives
 `stdio_server` streams of its own instead, read and written by the event loop with no
-thread (`native_stdio`); otherwise (a file, a terminal) it keeps the package's.
+thread (`native_stdio`); otherwise (a file, a terminal, Windows) it keeps the package's.
 
 As the package does, the proxy serves the wire from private copies of the two
 descriptors, and points fd 0 at the null device and fd 1 at stderr while it serves, so a
@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -54,6 +55,8 @@ class Writer:
 
 
 def _pipe_like(fd: int) -> bool:
+    if sys.platform == "win32":  # the proactor loop reads pipes by handle, not by fd
+        return False
     try:
         mode = os.fstat(fd).st_mode
     except OSError:
