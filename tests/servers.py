@@ -108,6 +108,9 @@ def asgi_server(extra_env: dict[str, str] | None = None, *, port: int = 0) -> It
     # bound later by the server could be taken meanwhile by another worker's server, whose
     # answers this test would then read as its own.
     listener = socket.socket()
+    # A server started again on the same port (a restart) must not wait for the last
+    # one's connections in TIME_WAIT; uvicorn binds its own sockets this way.
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", port))
     listener.listen(128)
     port = listener.getsockname()[1]

@@ -4,6 +4,10 @@
 // they are left out, as expected, instead of reaching htmx, which reports a missing target
 // as an error (htmx:oobErrorNoTarget). The server sends a page only the parts it shows
 // (oversight/live/pages.py).
+//
+// A new feed row or queue item (inserted: hx-swap-oob "afterbegin:..." or "beforeend:...")
+// whose id the page already has is left out too: a page that read its live parts again
+// after a reconnection (below) may already show it, and a second copy would be a lie.
 (function () {
   function targetOf(element) {
     var swap = element.getAttribute("hx-swap-oob") || "true";
@@ -16,14 +20,24 @@
         (node.compareDocumentPosition(element) & Node.DOCUMENT_POSITION_FOLLOWING) !== 0;
     });
   }
+  var INSERTS = /^(afterbegin|beforeend):/;
+  function dropShown(element) {
+    Array.prototype.slice.call(element.children).forEach(function (child) {
+      if (child.id && document.getElementById(child.id)) child.remove();
+    });
+    if (!element.children.length) element.remove();
+  }
   htmx.defineExtension("oob-if-present", {
     transformResponse: function (text) {
-      if (text.indexOf("data-oob-if-present") === -1) return text;
+      if (text.indexOf("data-oob-if-present") === -1 && !/hx-swap-oob="(afterbegin|beforeend):/.test(text)) {
+        return text;
+      }
       var template = document.createElement("template");
       template.innerHTML = text;
       var content = template.content;
       Array.prototype.slice.call(content.children).forEach(function (element) {
-        if (!element.hasAttribute("data-oob-if-present")) return;
+        if (INSERTS.test(element.getAttribute("hx-swap-oob") || "")) dropShown(element);
+        if (!element.parentNode || !element.hasAttribute("data-oob-if-present")) return;
         var target = targetOf(element);
         try {
           if (document.querySelector(target) || arrivesBefore(content, element, target)) return;
@@ -34,6 +48,55 @@
       });
       return template.innerHTML;
     },
+  });
+})();
+
+// A live socket that comes back (a dropped network, a restarted server) is not sent what
+// happened while it was down. When it is back the page reads its live parts again, as a
+// reload would show them: each [data-live] element is replaced by the one of the same id,
+// and the parts that re-read themselves are told to (alerts-changed, overview-refresh).
+// Nothing is reloaded. From the drop until the page has caught up, it says its live
+// updates are paused (#live-status).
+(function () {
+  var RETRIED = [1006, 1011, 1012, 1013];  // the close codes htmx's ws extension retries after
+  var dropped = new WeakSet();  // sockets' elements that lost their connection
+  function paused(yes) {
+    var note = document.getElementById("live-status");
+    if (note) note.hidden = !yes;
+  }
+  function catchUp() {
+    fetch(location.href, { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (response) {
+        if (response.status >= 500) throw new Error("status " + response.status);
+        // Refused, or redirected (to the login page, say): not this page's parts.
+        return response.ok && !response.redirected ? response.text() : "";
+      })
+      .then(function (html) {
+        paused(false);
+        if (!html) return;
+        var fresh = new DOMParser().parseFromString(html, "text/html");
+        document.querySelectorAll("[data-live]").forEach(function (element) {
+          var next = element.id && fresh.getElementById(element.id);
+          if (!next) return;
+          var copy = document.importNode(next, true);
+          element.replaceWith(copy);
+          htmx.process(copy);
+        });
+        htmx.trigger(document.body, "alerts-changed");
+        htmx.trigger(document.body, "overview-refresh");
+      })
+      .catch(function () { setTimeout(catchUp, 5000); });  // still paused: try again
+  }
+  document.addEventListener("htmx:wsClose", function (event) {
+    var closed = event.detail && event.detail.event;
+    if (!closed || RETRIED.indexOf(closed.code) === -1) return;
+    dropped.add(event.target);
+    paused(true);
+  });
+  document.addEventListener("htmx:wsOpen", function (event) {
+    if (!dropped.has(event.target)) return;
+    dropped.delete(event.target);
+    catchUp();  // the note stays until the page has caught up
   });
 })();
 
