@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from oversight.agents.models import AgentToken
@@ -143,12 +144,20 @@ def _cancel(action: Action, *, actor: Actor, why: str) -> bool:
     return True
 
 
+def actions_cancel_not_run(*, actor: Actor, actions: QuerySet[Action], why: str) -> list[Any]:
+    """Cancel those of ``actions`` that have not run yet (held, or approved and not
+    started); the ids of those cancelled. Inside the caller's transaction."""
+    return [
+        action.pk
+        for action in actions.filter(status__in=CANCELLABLE)
+        if _cancel(action, actor=actor, why=why)
+    ]
+
+
 def actions_cancel_in_scope(*, actor: Actor, agent_ids: Any, why: str) -> int:
     """Cancel every action of these agents that has not run yet (a kill switch engaged)."""
-    cancelled = 0
-    for action in Action.objects.filter(agent_id__in=agent_ids, status__in=CANCELLABLE):
-        cancelled += _cancel(action, actor=actor, why=why)
-    return cancelled
+    found = Action.objects.filter(agent_id__in=agent_ids)
+    return len(actions_cancel_not_run(actor=actor, actions=found, why=why))
 
 
 def actions_cancel_held_for_tool(*, actor: Actor, agent_id: int, action_name: str) -> int:

@@ -37,6 +37,7 @@ from oversight.audit import verbs
 from oversight.audit.actors import Actor
 from oversight.audit.services import audit_record
 from oversight.gateway.constants import ActionStatus
+from oversight.gateway.lifecycle import CANCELLABLE, actions_cancel_not_run
 from oversight.gateway.models import Action
 from oversight.policy.engine.patterns import check_pattern, resource_matcher
 from oversight.rewind.models import ItemState, Rewind, RewindItem, RewindState
@@ -107,9 +108,19 @@ def _rows(scope: Scope) -> list[dict[str, Any]]:
     return rows if matches is None else [r for r in rows if matches(r["resource"])]
 
 
+CANCEL = "cancel:"  # an item's code: an action that has not run, cancelled as it starts
+CANCELLED = "cancelled"  # and once it was
+RAN_AFTER_PLAN = "ran_after_plan"  # or it ran between the plan and the start: not in it
+RAN = (ActionStatus.ALLOWED, ActionStatus.SUCCEEDED, ActionStatus.FAILED)
+
+
 def _class(row: dict[str, Any], now: dt.datetime) -> tuple[str, str]:
     """(item state, why) for one action: pending (why: its undo's action), or left with
-    the reason code of ``undo_blocked``."""
+    the reason code of ``undo_blocked``; an action that has not run yet (held, or approved
+    and not started) is left to be cancelled when the rewind starts (``cancel:<status>``),
+    so that nothing of the window runs after it was undone."""
+    if row["status"] in CANCELLABLE:
+        return ItemState.LEFT, CANCEL + row["status"]
     code, _sentence = undo_blocked(
         status=row["status"],
         reversibility=row["reversibility"],
@@ -130,12 +141,15 @@ def rewind_plan(*, scope: Scope, examples: int = 100) -> dict[str, Any]:
     classes: Counter[str] = Counter()
     undo_by: Counter[str] = Counter()
     left: Counter[str] = Counter()
+    to_cancel = 0
     listed = []
     for row in rows:
         state, why = _class(row, now)
         classes[row["reversibility"] or "unknown"] += 1
         if state == ItemState.PENDING:
             undo_by[f"{row['action']} -> {why}"] += 1
+        elif why.startswith(CANCEL):
+            to_cancel += 1
         else:
             left[why] += 1
         if len(listed) < examples:
@@ -144,7 +158,8 @@ def rewind_plan(*, scope: Scope, examples: int = 100) -> dict[str, Any]:
     return {
         "actions": len(rows),
         "to_undo": to_undo,
-        "left": len(rows) - to_undo,
+        "to_cancel": to_cancel,
+        "left": len(rows) - to_undo - to_cancel,
         "by_class": dict(classes),
         "undo_by": dict(undo_by),
         "left_because": dict(left),
@@ -184,7 +199,9 @@ def rewind_create(*, actor: Actor, scope: Scope) -> Rewind:
         session_id=scope.session_id,
         resource=scope.resource,
         state=RewindState.AWAITING_APPROVAL if plan["needs_approval"] else RewindState.RUNNING,
-        summary={k: plan[k] for k in ("actions", "to_undo", "left", "by_class", "undo_by")}
+        summary={
+            k: plan[k] for k in ("actions", "to_undo", "to_cancel", "left", "by_class", "undo_by")
+        }
         | {"left_because": plan["left_because"]},
         created_by_id=actor.user_id,
     )
@@ -203,8 +220,28 @@ def rewind_create(*, actor: Actor, scope: Scope) -> Rewind:
         )
     RewindItem.objects.bulk_create(items, batch_size=2000)
     _audit(actor, verbs.REWIND_CREATED, rewind, summary=rewind.summary)
+    if rewind.state == RewindState.RUNNING:
+        _cancel_not_run(actor, rewind)
     rewind_kick(rewind.pk)
     return rewind
+
+
+def _cancel_not_run(actor: Actor, rewind: Rewind) -> None:
+    """As the rewind starts: its window's actions that have not run are cancelled (held
+    ones would otherwise run once approved, after their window was undone). One that was
+    decided meanwhile is left, with what became of it."""
+    items = rewind.items.filter(state=ItemState.LEFT, outcome__startswith=CANCEL)
+    action_ids = list(items.values_list("action_id", flat=True))
+    if not action_ids:
+        return
+    why = f"cancelled: a rewind of its window started (rewind {rewind.pk})"
+    actions = Action.objects.filter(pk__in=action_ids)
+    cancelled = actions_cancel_not_run(actor=actor, actions=actions, why=why)
+    items.filter(action_id__in=cancelled).update(outcome=CANCELLED)
+    for item in items.exclude(action_id__in=cancelled).select_related("action"):
+        status = item.action.status
+        item.outcome = RAN_AFTER_PLAN if status in RAN else f"not_run:{status}"[:20]
+        item.save(update_fields=["outcome"])
 
 
 def _locked(rewind: Rewind) -> Rewind:
@@ -234,6 +271,7 @@ def rewind_approve(*, actor: Actor, rewind: Rewind) -> Rewind:
         actor, rewind, (RewindState.AWAITING_APPROVAL,), RewindState.RUNNING, verbs.REWIND_APPROVED
     )
     Rewind.objects.filter(pk=rewind.pk).update(approved_by_id=actor.user_id)
+    _cancel_not_run(actor, rewind)
     return rewind
 
 

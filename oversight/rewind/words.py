@@ -22,17 +22,23 @@ _WORDS = {
     "skipped": "skipped: no compensator for it",
     "refused": "refused",
     "gone": "its undo is gone",
+    # an action that had not run when the rewind started
+    "cancelled": "cancelled: it had not run",
+    "ran_after_plan": "it ran after the plan was made: not in this rewind",
 }
 
 
 def undo_words(code: str) -> str:
-    """``not_run:denied`` reads "never succeeded (denied)"; a decision's status that
+    """``not_run:denied`` reads "never succeeded (denied)", ``cancel:pending`` "not run yet
+    (waiting for approval): cancelled as the rewind starts"; a decision's status that
     ended an undo at once ("denied", "halted") reads as its undo's; "" stays ""."""
     if code in _WORDS:
         return _WORDS[code]
     kind, _, status = code.partition(":")
     if kind == "not_run":
         return f"never succeeded ({_status(status).lower()})"
+    if kind == "cancel":
+        return f"not run yet ({_status(status).lower()}): cancelled as the rewind starts"
     if code in ActionStatus.values:
         return f"undo {_status(code).lower()}"
     return code

@@ -12,8 +12,10 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from oversight.agents.models import Agent
-from oversight.agents.services import token_create
+from oversight.agents.services import agent_access_grant, token_create
+from oversight.approvals.services import approval_vote
 from oversight.audit.actors import Actor
+from oversight.audit.models import AuditEvent
 from oversight.gateway.lifecycle import ResultInput, action_report_result
 from oversight.gateway.models import Action
 from oversight.killswitch.selectors import parse_target
@@ -24,7 +26,7 @@ from oversight.rewind import bulk
 from oversight.rewind.models import Rewind, RewindItem
 from oversight.rewind.services import Report, compensation_report, compensations_claim
 from tests.conftest import SYSTEM
-from tests.gateway.helpers import decide, grant_reversible_refunds, refund
+from tests.gateway.helpers import decide, grant_reversible_refunds, hold_large_refunds, refund
 
 pytestmark = pytest.mark.django_db
 
@@ -170,6 +172,65 @@ def test_a_large_rewind_waits_for_a_second_person(
     bulk.rewind_approve(actor=Actor.for_user(admin_user), rewind=rewind)
     bulk.rewind_step(rewind_id=rewind.pk)
     assert Action.objects.filter(compensates__isnull=False).count() == 2
+
+
+def _held(agent: Agent, token: Any, reviewer: Any) -> dict[str, Action]:
+    """Refunds over 500 held: one still waiting, one approved and not yet run."""
+    hold_large_refunds(agent)
+    agent_access_grant(actor=SYSTEM, agent=agent, user=reviewer, level="reviewer")
+    waiting = decide(token, refund(900, charges=("ch_held",)))
+    approved = decide(token, refund(800, charges=("ch_approved",)))
+    approved = approval_vote(user=reviewer, action_id=approved.pk, vote="approve")
+    assert (waiting.status, approved.status) == ("pending", "approved")
+    return {"waiting": waiting, "approved": approved}
+
+
+def test_what_has_not_run_in_the_window_is_cancelled_as_the_rewind_starts(
+    agent: Agent, owner: Any, reviewer: Any, production: Any
+) -> None:
+    _world(production)
+    held = _held(agent, production, reviewer)
+    plan = bulk.rewind_plan(scope=_scope(agent))
+    assert (plan["actions"], plan["to_undo"], plan["to_cancel"], plan["left"]) == (7, 3, 2, 2)
+    assert plan["left_because"] == {"irreversible": 1, "not_run:denied": 1}
+    assert Action.objects.filter(status__in=("pending", "approved")).count() == 2  # a plan
+
+    rewind = bulk.rewind_create(actor=Actor.for_user(owner), scope=_scope(agent))
+    assert rewind.summary["to_cancel"] == 2
+    for action in held.values():
+        action.refresh_from_db()
+        assert action.status == "cancelled"
+        assert f"rewind {rewind.pk}" in action.error
+        assert RewindItem.objects.get(rewind=rewind, action=action).outcome == "cancelled"
+    cancelled = AuditEvent.objects.filter(verb="action.cancelled", agent_id=agent.pk)
+    assert {e.target_id for e in cancelled} == {str(a.pk) for a in held.values()}
+    assert {e.actor_label for e in cancelled} == {owner.username}
+
+
+def test_a_large_rewind_cancels_what_has_not_run_only_once_approved(
+    agent: Agent, owner: Any, reviewer: Any, admin_user: Any, production: Any, settings: Any
+) -> None:
+    settings.REWIND_APPROVAL_THRESHOLD = 3
+    _world(production)
+    held = _held(agent, production, reviewer)
+    rewind = bulk.rewind_create(actor=Actor.for_user(owner), scope=_scope(agent))
+    assert rewind.state == "awaiting_approval"
+    assert Action.objects.get(pk=held["waiting"].pk).status == "pending"
+    # Meanwhile the approved one is run by the agent: not in the rewind, and said so.
+    action_report_result(
+        token=production,
+        action_id=held["approved"].pk,
+        data=ResultInput(outcome="succeeded", after={"refunded": 800}),
+    )
+    bulk.rewind_approve(actor=Actor.for_user(admin_user), rewind=rewind)
+    assert Action.objects.get(pk=held["waiting"].pk).status == "cancelled"
+    assert Action.objects.get(pk=held["approved"].pk).status == "succeeded"
+    outcomes = dict(
+        RewindItem.objects.filter(rewind=rewind, action__in=held.values()).values_list(
+            "action_id", "outcome"
+        )
+    )
+    assert outcomes == {held["waiting"].pk: "cancelled", held["approved"].pk: "ran_after_plan"}
 
 
 def test_halt_then_rewind_the_undos_pass_the_kill_switch(
