@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from oversight.agents.models import Agent
 from oversight.rewind.models import Rewind
-from tests.rewind.test_bulk import _world, production  # noqa: F401 - the fixture
+from tests.rewind.test_bulk import _held, _world, production  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.django_db
 
@@ -66,6 +66,27 @@ def test_a_bad_window_is_said_and_nothing_is_planned(
     client.force_login(owner)
     page = client.get(reverse("rewind:plan", args=[agent.slug]), {"since": "yesterday"})
     assert "neither a duration" in page.content.decode()
+
+
+def test_the_plan_says_what_will_be_cancelled(
+    client: Client,
+    agent: Agent,
+    owner: Any,
+    reviewer: Any,
+    production: Any,  # noqa: F811
+) -> None:
+    _world(production)
+    _held(agent, production, reviewer)
+    out = StringIO()
+    call_command("rewind", "--agent", agent.slug, "--since", "1h", "--dry-run", stdout=out)
+    assert "7 actions: 3 to undo, 2 to cancel (not run yet), 2 left" in out.getvalue()
+    assert "-> not run yet (waiting for approval): cancelled as the rewind starts" in out.getvalue()
+    client.force_login(owner)
+    page = client.get(reverse("rewind:plan", args=[agent.slug]), {"since": "1h", "resource": "*"})
+    text = page.content.decode()
+    assert "<strong>2</strong> to cancel (they have not run)" in text
+    assert "not run yet (approved): cancelled as the rewind starts" in text
+    assert not Rewind.objects.exists()
 
 
 def test_the_command_plans_runs_and_reports(agent: Agent, production: Any) -> None:  # noqa: F811

@@ -98,7 +98,8 @@ class Command(BaseCommand):
 
     def _plan(self, plan: dict[str, Any]) -> None:
         write = self.stdout.write
-        write(f"{plan['actions']} actions: {plan['to_undo']} to undo, {plan['left']} left")
+        cancel = f"{plan['to_cancel']} to cancel (not run yet), " if plan["to_cancel"] else ""
+        write(f"{plan['actions']} actions: {plan['to_undo']} to undo, {cancel}{plan['left']} left")
         write(f"  by class: {plan['by_class']}")
         for how, count in plan["undo_by"].items():
             write(f"  undo {how}: {count}")
@@ -107,7 +108,9 @@ class Command(BaseCommand):
         if plan["needs_approval"]:
             write("  a second person must approve it (REWIND_APPROVAL_THRESHOLD)")
         for row in plan["examples"]:
-            how = row["why"] if row["state"] == "pending" else f"left, {undo_words(row['why'])}"
+            how = row["why"] if row["state"] == "pending" else undo_words(row["why"])
+            if row["state"] != "pending" and not row["why"].startswith(bulk.CANCEL):
+                how = f"left, {how}"
             write(f"  {row['created_at']:%H:%M:%S} {row['action']} {row['resource']} -> {how}")
 
     def _report(self, rewind: Rewind) -> None:
