@@ -10,7 +10,7 @@ from django.utils import timezone
 from oversight.agents.constants import CHANGE
 from oversight.agents.permissions import user_has_agent_perm
 from oversight.gateway.models import Action
-from oversight.rewind.bulk import OPEN
+from oversight.rewind.bulk import CANCELLED, OPEN
 from oversight.rewind.models import ItemState, Rewind
 from oversight.rewind.services import undo_deadline, undo_refusal
 
@@ -30,10 +30,14 @@ def undo_panel(*, action: Action, user: Any) -> dict[str, Any]:
 
 def rewind_progress(*, rewind: Rewind) -> dict[str, int]:
     """Its items by state, as a person reads them: an undo that has ended (reported, or
-    denied) counts as ended at once, before the runner's next pass records it."""
-    counts = {state: 0 for state in ItemState.values}
-    for state, status in rewind.items.values_list("state", "compensation__status"):
+    denied) counts as ended at once, before the runner's next pass records it; of those
+    left, the actions cancelled as it started (they had not run) are counted apart."""
+    counts = {state: 0 for state in ItemState.values} | {CANCELLED: 0}
+    rows = rewind.items.values_list("state", "compensation__status", "outcome")
+    for state, status, outcome in rows:
         if state == ItemState.REQUESTED and status not in OPEN:
             state = ItemState.DONE
+        if state == ItemState.LEFT and outcome == CANCELLED:
+            state = CANCELLED
         counts[state] += 1
     return counts

@@ -24,6 +24,7 @@ from oversight.policy.models import Grant
 from oversight.policy.services import policy_object_create
 from oversight.rewind import bulk
 from oversight.rewind.models import Rewind, RewindItem
+from oversight.rewind.selectors import rewind_progress
 from oversight.rewind.services import Report, compensation_report, compensations_claim
 from tests.conftest import SYSTEM
 from tests.gateway.helpers import decide, grant_reversible_refunds, hold_large_refunds, refund
@@ -202,6 +203,8 @@ def test_what_has_not_run_in_the_window_is_cancelled_as_the_rewind_starts(
         assert action.status == "cancelled"
         assert f"rewind {rewind.pk}" in action.error
         assert RewindItem.objects.get(rewind=rewind, action=action).outcome == "cancelled"
+    progress = rewind_progress(rewind=rewind)
+    assert (progress["cancelled"], progress["left"]) == (2, 2)  # apart from those left
     cancelled = AuditEvent.objects.filter(verb="action.cancelled", agent_id=agent.pk)
     assert {e.target_id for e in cancelled} == {str(a.pk) for a in held.values()}
     assert {e.actor_label for e in cancelled} == {owner.username}
