@@ -186,9 +186,10 @@ def rewind_create(*, actor: Actor, scope: Scope) -> Rewind:
     plan = rewind_plan(scope=scope, examples=0)
     if not plan["actions"]:
         raise ValidationError("No action of the agent in that window: nothing to rewind.")
-    if not plan["to_undo"]:
+    if not plan["to_undo"] and not plan["to_cancel"]:
         raise ValidationError(
-            "None of the window's actions can be undone (see why in the plan): nothing to rewind."
+            "None of the window's actions can be undone or cancelled (see why in the plan): "
+            "nothing to rewind."
         )
     now = timezone.now()
     rewind = Rewind.objects.create(

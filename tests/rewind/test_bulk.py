@@ -210,6 +210,22 @@ def test_what_has_not_run_in_the_window_is_cancelled_as_the_rewind_starts(
     assert {e.actor_label for e in cancelled} == {owner.username}
 
 
+def test_a_window_of_held_actions_only_is_rewound_by_cancelling_them(
+    agent: Agent, owner: Any, reviewer: Any, production: Any
+) -> None:
+    held = _held(agent, production, reviewer)
+    plan = bulk.rewind_plan(scope=_scope(agent))
+    assert (plan["actions"], plan["to_undo"], plan["to_cancel"]) == (2, 0, 2)
+    rewind = bulk.rewind_create(actor=Actor.for_user(owner), scope=_scope(agent))
+    bulk.rewind_step(rewind_id=rewind.pk)
+    rewind.refresh_from_db()
+    assert rewind.state == "done"
+    assert set(
+        Action.objects.filter(pk__in=[a.pk for a in held.values()]).values_list("status", flat=True)
+    ) == {"cancelled"}
+    assert not Action.objects.filter(compensates__isnull=False).exists()
+
+
 def test_a_large_rewind_cancels_what_has_not_run_only_once_approved(
     agent: Agent, owner: Any, reviewer: Any, admin_user: Any, production: Any, settings: Any
 ) -> None:

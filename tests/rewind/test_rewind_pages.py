@@ -87,6 +87,11 @@ def test_the_plan_says_what_will_be_cancelled(
     assert "<strong>2</strong> to cancel (they have not run)" in text
     assert "not run yet (approved): cancelled as the rewind starts" in text
     assert not Rewind.objects.exists()
+    # Held ones alone are reason enough to start one.
+    held_only = {"since": "1h", "resource": "stripe:charge/ch_held"}
+    text = client.get(reverse("rewind:plan", args=[agent.slug]), held_only).content.decode()
+    assert "<strong>0</strong> to undo, <strong>1</strong> to cancel" in text
+    assert "Start the rewind" in text
 
 
 def test_the_command_plans_runs_and_reports(agent: Agent, production: Any) -> None:  # noqa: F811
