@@ -235,7 +235,7 @@ def _cancel_not_run(actor: Actor, rewind: Rewind) -> None:
     action_ids = list(items.values_list("action_id", flat=True))
     if not action_ids:
         return
-    why = f"cancelled: a rewind of its window started (rewind {rewind.pk})"
+    why = f"a rewind of its window started (rewind {rewind.pk})"
     actions = Action.objects.filter(pk__in=action_ids)
     cancelled = actions_cancel_not_run(actor=actor, actions=actions, why=why)
     items.filter(action_id__in=cancelled).update(outcome=CANCELLED)

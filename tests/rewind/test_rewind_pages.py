@@ -94,6 +94,23 @@ def test_the_plan_says_what_will_be_cancelled(
     assert "Start the rewind" in text
 
 
+def test_an_action_cancelled_by_a_rewind_says_so_on_its_page(
+    client: Client,
+    agent: Agent,
+    owner: Any,
+    reviewer: Any,
+    production: Any,  # noqa: F811
+) -> None:
+    held = _held(agent, production, reviewer)["waiting"]
+    client.force_login(owner)
+    client.post(reverse("rewind:plan", args=[agent.slug]), {"since": "1h", "resource": "*"})
+    rewind = Rewind.objects.get()
+    text = client.get(reverse("approvals:action", args=[held.pk])).content.decode()
+    assert "<h3>Why it was cancelled</h3>" in text
+    assert f"a rewind of its window started (rewind {rewind.pk})" in text
+    assert "<h3>Error</h3>" not in text
+
+
 def test_the_command_plans_runs_and_reports(agent: Agent, production: Any) -> None:  # noqa: F811
     _world(production)
     out = StringIO()
