@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from . import _http
+from . import _aio_transport, _http
 from .binding import GuardSpec
 from .compensation import (
     MAX_BATCH,
@@ -63,7 +63,7 @@ class AsyncOversight:
             base_url=_http.api_base(url),
             headers=_http.default_headers(token),
             timeout=timeout,
-            transport=transport,
+            transport=transport or _aio_transport.for_server(url),
         )
 
     # -- the API ------------------------------------------------------------------------
