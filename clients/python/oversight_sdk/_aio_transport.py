@@ -16,8 +16,10 @@ keep-alive connections, so this transport does that and nothing more:
   `RemoteProtocolError`...), so the client's retry policy sees what it always saw. Like
   httpx, it never sends a request twice on its own.
 
-`for_server` picks it only when no proxy is set for the server in the environment
-(`HTTPS_PROXY`...): httpx's own transport knows proxies.
+`AsyncOversight` hands its requests straight to the transport (not through
+`httpx.AsyncClient`, whose cookies, redirects and URL merging cost more CPU than the
+request itself). `for_server` picks this one unless the environment sets a proxy for the
+server (`HTTPS_PROXY`...): then httpx's own transport, which knows proxies.
 """
 
 from __future__ import annotations
@@ -35,13 +37,14 @@ _HEAD_LIMIT = 64 * 1024  # bytes of status line and headers (asyncio's stream li
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-def for_server(url: str) -> httpx.AsyncBaseTransport | None:
-    """This transport for `url`, or None (httpx's own) when a proxy is set for it."""
+def for_server(url: str) -> httpx.AsyncBaseTransport:
+    """This transport for `url`; httpx's own, through the proxy, when the environment sets
+    one for it (`HTTPS_PROXY`, `ALL_PROXY`... and not `NO_PROXY`), as httpx would."""
     target = httpx.URL(url)
     proxies = urllib.request.getproxies_environment()
-    proxied = proxies.get(target.scheme) or proxies.get("all")
-    if proxied and not urllib.request.proxy_bypass_environment(target.host, proxies):
-        return None
+    proxy = proxies.get(target.scheme) or proxies.get("all")
+    if proxy and not urllib.request.proxy_bypass_environment(target.host, proxies):
+        return httpx.AsyncHTTPTransport(proxy=proxy)
     return AsyncioTransport()
 
 

@@ -59,12 +59,9 @@ class AsyncOversight:
         self.wait_timeout = wait_timeout
         self.retry = _http.RetryPolicy(retries=retries, backoff=backoff)
         self._compensators = Compensators()
-        self._http = httpx.AsyncClient(
-            base_url=_http.api_base(url),
-            headers=_http.default_headers(token),
-            timeout=timeout,
-            transport=transport or _aio_transport.for_server(url),
-        )
+        self._base = _http.api_base(url)
+        self._headers = _http.default_headers(token)
+        self._transport = transport or _aio_transport.for_server(url)
 
     # -- the API ------------------------------------------------------------------------
 
@@ -295,15 +292,16 @@ class AsyncOversight:
         attempt = 0
         while True:
             attempt += 1
+            request = httpx.Request(
+                method,
+                self._base + path,
+                content=content,
+                params=params,
+                headers={**self._headers, **headers} if headers else self._headers,
+                extensions={"timeout": _timeouts(self.timeout if timeout is None else timeout)},
+            )
             try:
-                response = await self._http.request(
-                    method,
-                    path,
-                    content=content,
-                    params=params,
-                    headers=headers,
-                    timeout=timeout if timeout is not None else self.timeout,
-                )
+                response = await self._send(request)
             except _http.RETRYABLE_ERRORS as exc:
                 if not self.retry.should_retry_error(attempt):
                     raise _http.connection_failed(exc, attempt) from exc
@@ -314,8 +312,20 @@ class AsyncOversight:
                 continue
             return response, _http.answer(response, attempts=attempt)
 
+    async def _send(self, request: httpx.Request) -> httpx.Response:
+        """One request, straight to the transport: none of httpx.AsyncClient's cookies,
+        redirects or URL merging, which cost more CPU than the request itself (the
+        transport and its choice: _aio_transport.py)."""
+        response = await self._transport.handle_async_request(request)
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        response.request = request
+        return response
+
     async def close(self) -> None:
-        await self._http.aclose()
+        await self._transport.aclose()
 
     async def __aenter__(self) -> AsyncOversight:
         return self
@@ -327,3 +337,8 @@ class AsyncOversight:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+def _timeouts(seconds: float) -> dict[str, float]:
+    """httpx's timeouts extension: each phase of a request bounded by `seconds`."""
+    return {"connect": seconds, "read": seconds, "write": seconds, "pool": seconds}

@@ -122,7 +122,7 @@ async def _asks(url: str, count: int, **options: Any) -> list[Decision]:
 
 def test_the_client_uses_it_by_default_and_keeps_one_connection_alive(serve: Any) -> None:
     url, seen = serve(lambda n: ok())
-    assert isinstance(AsyncOversight(url, "tok")._http._transport, AsyncioTransport)
+    assert isinstance(AsyncOversight(url, "tok")._transport, AsyncioTransport)
     decisions = asyncio.run(_asks(url, 3))
     assert [d.status for d in decisions] == ["allowed"] * 3
     assert seen.connections == 1
@@ -317,9 +317,24 @@ def test_a_proxy_in_the_environment_leaves_the_requests_to_httpx(
         monkeypatch.delenv(name.upper(), raising=False)
     assert isinstance(for_server("https://oversight.example.com"), AsyncioTransport)
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
-    assert for_server("https://oversight.example.com") is None
+    assert isinstance(for_server("https://oversight.example.com"), httpx.AsyncHTTPTransport)
     assert isinstance(for_server("http://oversight.example.com"), AsyncioTransport)
     monkeypatch.setenv("NO_PROXY", "oversight.example.com")
     assert isinstance(for_server("https://oversight.example.com"), AsyncioTransport)
     monkeypatch.setenv("ALL_PROXY", "http://proxy.internal:3128")
-    assert for_server("http://elsewhere.example.com") is None
+    assert isinstance(for_server("http://elsewhere.example.com"), httpx.AsyncHTTPTransport)
+
+
+def test_through_a_proxy_the_request_goes_to_the_proxy(
+    serve: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With HTTP_PROXY set, the ask is sent to the proxy, for the server's address."""
+    proxy_url, seen = serve(lambda n: ok())
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.setenv("HTTP_PROXY", proxy_url)
+    assert asyncio.run(_asks("http://oversight.internal:8000", 1))[0].id == ACTION_ID
+    assert seen.requests[0][1].startswith(
+        b"POST http://oversight.internal:8000/api/v1/actions HTTP/1.1\r\n"
+    )
