@@ -16,10 +16,9 @@ keep-alive connections, so this transport does that and nothing more:
   `RemoteProtocolError`...), so the client's retry policy sees what it always saw. Like
   httpx, it never sends a request twice on its own.
 
-`AsyncOversight` hands its requests straight to the transport (not through
-`httpx.AsyncClient`, whose cookies, redirects and URL merging cost more CPU than the
-request itself). `for_server` picks this one unless the environment sets a proxy for the
-server (`HTTPS_PROXY`...): then httpx's own transport, which knows proxies.
+`AsyncOversight` hands its requests straight to its transport (`_http.request`).
+`for_server` picks this one unless the environment sets a proxy for the server
+(`HTTPS_PROXY`...): then httpx's own transport, which knows proxies.
 """
 
 from __future__ import annotations
@@ -27,11 +26,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+
+from . import _http
 
 _HEAD_LIMIT = 64 * 1024  # bytes of status line and headers (asyncio's stream limit)
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -39,13 +39,9 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 def for_server(url: str) -> httpx.AsyncBaseTransport:
     """This transport for `url`; httpx's own, through the proxy, when the environment sets
-    one for it (`HTTPS_PROXY`, `ALL_PROXY`... and not `NO_PROXY`), as httpx would."""
-    target = httpx.URL(url)
-    proxies = urllib.request.getproxies_environment()
-    proxy = proxies.get(target.scheme) or proxies.get("all")
-    if proxy and not urllib.request.proxy_bypass_environment(target.host, proxies):
-        return httpx.AsyncHTTPTransport(proxy=proxy)
-    return AsyncioTransport()
+    one for it (`_http.environment_proxy`)."""
+    proxy = _http.environment_proxy(url)
+    return httpx.AsyncHTTPTransport(proxy=proxy) if proxy else AsyncioTransport()
 
 
 @dataclass

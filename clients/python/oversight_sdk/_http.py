@@ -10,6 +10,7 @@ import datetime as dt
 import decimal
 import json
 import os
+import urllib.request
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +50,43 @@ def api_base(url: str) -> str:
     """`http://host:8000`, `http://host:8000/` and `http://host:8000/api/v1` all work."""
     base = url.rstrip("/")
     return base if base.endswith(API_PATH) else base + API_PATH
+
+
+def environment_proxy(url: str) -> str | None:
+    """The proxy the environment sets for `url` (`HTTPS_PROXY`, `ALL_PROXY`..., unless
+    `NO_PROXY` names its host), as httpx reads them; None for a direct connection."""
+    target = httpx.URL(url)
+    proxies = urllib.request.getproxies_environment()
+    proxy = proxies.get(target.scheme) or proxies.get("all")
+    if proxy and not urllib.request.proxy_bypass_environment(target.host, proxies):
+        return proxy
+    return None
+
+
+def request(
+    base: str,
+    headers: dict[str, str],
+    method: str,
+    path: str,
+    *,
+    content: bytes | None,
+    params: dict[str, Any] | None,
+    extra_headers: dict[str, str] | None,
+    timeout: float,
+) -> httpx.Request:
+    """A request as both clients send it: straight to their transport, not through
+    httpx's Client, whose cookies, redirects and URL merging cost more CPU than the
+    request itself (docs/performance.md). Each phase of it is bounded by `timeout`."""
+    return httpx.Request(
+        method,
+        base + path,
+        content=content,
+        params=params,
+        headers={**headers, **extra_headers} if extra_headers else headers,
+        extensions={
+            "timeout": {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
+        },
+    )
 
 
 def default_headers(token: str) -> dict[str, str]:

@@ -292,13 +292,15 @@ class AsyncOversight:
         attempt = 0
         while True:
             attempt += 1
-            request = httpx.Request(
+            request = _http.request(
+                self._base,
+                self._headers,
                 method,
-                self._base + path,
+                path,
                 content=content,
                 params=params,
-                headers={**self._headers, **headers} if headers else self._headers,
-                extensions={"timeout": _timeouts(self.timeout if timeout is None else timeout)},
+                extra_headers=headers,
+                timeout=self.timeout if timeout is None else timeout,
             )
             try:
                 response = await self._send(request)
@@ -313,9 +315,7 @@ class AsyncOversight:
             return response, _http.answer(response, attempts=attempt)
 
     async def _send(self, request: httpx.Request) -> httpx.Response:
-        """One request, straight to the transport: none of httpx.AsyncClient's cookies,
-        redirects or URL merging, which cost more CPU than the request itself (the
-        transport and its choice: _aio_transport.py)."""
+        """One request, straight to the transport (see `_http.request`)."""
         response = await self._transport.handle_async_request(request)
         try:
             await response.aread()
@@ -337,8 +337,3 @@ class AsyncOversight:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
-
-
-def _timeouts(seconds: float) -> dict[str, float]:
-    """httpx's timeouts extension: each phase of a request bounded by `seconds`."""
-    return {"connect": seconds, "read": seconds, "write": seconds, "pool": seconds}

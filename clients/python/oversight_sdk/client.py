@@ -58,12 +58,10 @@ class Oversight:
         self.wait_timeout = wait_timeout
         self.retry = _http.RetryPolicy(retries=retries, backoff=backoff)
         self._compensators = Compensators()
-        self._http = httpx.Client(
-            base_url=_http.api_base(url),
-            headers=_http.default_headers(token),
-            timeout=timeout,
-            transport=transport,
-        )
+        self._base = _http.api_base(url)
+        self._headers = _http.default_headers(token)
+        proxy = _http.environment_proxy(url)
+        self._transport = transport or httpx.HTTPTransport(proxy=proxy)
 
     # -- the API ------------------------------------------------------------------------
 
@@ -307,15 +305,18 @@ class Oversight:
         attempt = 0
         while True:
             attempt += 1
+            request = _http.request(
+                self._base,
+                self._headers,
+                method,
+                path,
+                content=content,
+                params=params,
+                extra_headers=headers,
+                timeout=self.timeout if timeout is None else timeout,
+            )
             try:
-                response = self._http.request(
-                    method,
-                    path,
-                    content=content,
-                    params=params,
-                    headers=headers,
-                    timeout=timeout if timeout is not None else self.timeout,
-                )
+                response = self._send(request)
             except _http.RETRYABLE_ERRORS as exc:
                 if not self.retry.should_retry_error(attempt):
                     raise _http.connection_failed(exc, attempt) from exc
@@ -326,8 +327,18 @@ class Oversight:
                 continue
             return response, _http.answer(response, attempts=attempt)
 
+    def _send(self, request: httpx.Request) -> httpx.Response:
+        """One request, straight to the transport (see `_http.request`)."""
+        response = self._transport.handle_request(request)
+        try:
+            response.read()
+        finally:
+            response.close()
+        response.request = request
+        return response
+
     def close(self) -> None:
-        self._http.close()
+        self._transport.close()
 
     def __enter__(self) -> Oversight:
         return self

@@ -1,6 +1,7 @@
 """`AsyncOversight`'s own HTTP/1.1 transport (oversight_sdk/_aio_transport.py) against a
 real socket server that answers as told: keep-alive, the ways a body can end, TLS, and
-every way a connection can fail, each seen by the client as httpx would have shown it.
+every way a connection can fail, each seen by the client as httpx would have shown it;
+and both clients' choice of a proxy from the environment.
 
 The conformance suite (conformance/) runs the same transport against a live Oversight.
 """
@@ -24,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
-from oversight_sdk import AsyncOversight, ConnectionFailed, Decision
+from oversight_sdk import AsyncOversight, ConnectionFailed, Decision, Oversight
 from oversight_sdk._aio_transport import AsyncioTransport, for_server
 
 ACTION_ID = "5b0c4b8e-7a53-4d5e-9d55-0a8f3b1f6c11"
@@ -325,16 +326,19 @@ def test_a_proxy_in_the_environment_leaves_the_requests_to_httpx(
     assert isinstance(for_server("http://elsewhere.example.com"), httpx.AsyncHTTPTransport)
 
 
-def test_through_a_proxy_the_request_goes_to_the_proxy(
+def test_through_a_proxy_both_clients_send_to_the_proxy(
     serve: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With HTTP_PROXY set, the ask is sent to the proxy, for the server's address."""
+    """With HTTP_PROXY set, an ask is sent to the proxy, for the server's address."""
     proxy_url, seen = serve(lambda n: ok())
     for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(name.upper(), raising=False)
     monkeypatch.setenv("HTTP_PROXY", proxy_url)
-    assert asyncio.run(_asks("http://oversight.internal:8000", 1))[0].id == ACTION_ID
-    assert seen.requests[0][1].startswith(
-        b"POST http://oversight.internal:8000/api/v1/actions HTTP/1.1\r\n"
-    )
+    server = "http://oversight.internal:8000"
+    assert asyncio.run(_asks(server, 1))[0].id == ACTION_ID
+    with Oversight(server, "tok", backoff=0) as client:
+        assert client.ask("refund", "charge/1").id == ACTION_ID
+    for _, head, _ in seen.requests:
+        assert head.startswith(b"POST http://oversight.internal:8000/api/v1/actions HTTP/1.1\r\n")
+    assert len(seen.requests) == 2
