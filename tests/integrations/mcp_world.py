@@ -55,27 +55,33 @@ class Proxied:
     payments: Payments
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
-    def session(self, body: Callable[[Client], Awaitable[T]], *, mode: str = "auto") -> T:
+    def session(
+        self, body: Callable[[Client], Awaitable[T]], *, mode: str = "auto", **options: Any
+    ) -> T:
         """Open an MCP client session, run `body` in it, close it. `mode="legacy"` speaks
-        the initialize handshake (protocol 2025-11-25 and before)."""
+        the initialize handshake (protocol 2025-11-25 and before); `options` go to the
+        client (its callbacks)."""
 
         async def run() -> T:
-            async with Client(self.target, mode=mode) as client:  # type: ignore[arg-type]
+            async with Client(self.target, mode=mode, **options) as client:  # type: ignore[arg-type]
                 return await body(client)
 
         return anyio.run(run)
 
-    def call(self, name: str, arguments: dict[str, Any]) -> types.CallToolResult:
-        return self.session(lambda client: client.call_tool(name, arguments))
+    def call(self, name: str, arguments: dict[str, Any], **options: Any) -> types.CallToolResult:
+        return self.session(lambda client: client.call_tool(name, arguments), **options)
 
-    def call_in_thread(self, name: str, arguments: dict[str, Any]) -> Callable[[], Any]:
-        """Start a call in another thread; the returned function joins it (15 s at most)
-        and returns its result (or raises what it raised)."""
+    def call_in_thread(
+        self, name: str, arguments: dict[str, Any], **options: Any
+    ) -> Callable[[], Any]:
+        """Start a call in another thread (`options` as for `session`); the returned
+        function joins it (60 s at most) and returns its result (or raises what it
+        raised)."""
         box: dict[str, Any] = {}
 
         def run() -> None:
             try:
-                box["result"] = self.call(name, arguments)
+                box["result"] = self.call(name, arguments, **options)
             except BaseException as exc:  # handed to the test thread
                 box["error"] = exc
 

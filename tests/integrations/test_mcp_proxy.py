@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import mcp_types as types
 import pytest
 
 from oversight.agents.models import ToolPin
@@ -163,6 +164,78 @@ def test_a_held_call_waits_and_runs_on_approval(
     assert not result.is_error
     assert proxy.payments.executed() == [{"charge": "ch_2", "amount": 150}]
     assert _reported(held).status == "succeeded"
+
+
+def _held_call_with_elicitation(
+    transport: str, mode: str, *, url: str, token: str, agent: Any, approver: Any, tmp: Path
+) -> tuple[list[Any], list[Any], Action]:
+    """A call held then approved, from a client that declares URL elicitation (it
+    declines every link: not opened, the call still waits): the links it was shown and
+    the messages it got."""
+    shown: list[Any] = []
+    seen: list[Any] = []
+
+    async def elicitation(context: Any, params: Any) -> types.ElicitResult:
+        shown.append(params)
+        return types.ElicitResult(action="decline")
+
+    async def messages(message: Any) -> None:
+        seen.append(message)
+
+    options = {"mode": mode, "elicitation_callback": elicitation, "message_handler": messages}
+    with proxied(transport, url=url, token=token, tmp=tmp) as proxy:
+        join = proxy.call_in_thread("refund", {"charge": "ch_e", "amount": 150}, **options)
+        held = _pending(agent)
+        deadline = time.monotonic() + (10 if mode == "legacy" else 2)
+        while not shown and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proxy.payments.executed() == []  # the call still waits
+        approval_vote(user=approver, action_id=held.pk, vote="approve")
+        result = join()
+    assert not result.is_error
+    assert proxy.payments.executed() == [{"charge": "ch_e", "amount": 150}]
+    return shown, seen, held
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_client_with_url_elicitation_is_shown_the_approval_page_while_the_call_waits(
+    transport: str, live_url: str, token: str, agent: Any, approver: Any, tmp_path: Path
+) -> None:
+    """On the initialize handshake (2025-11-25): the link comes as the call is held, not
+    after the wait; the person's answer to it changes nothing; once a reviewer decides,
+    the client is told the elicitation is done."""
+    shown, seen, held = _held_call_with_elicitation(
+        transport, "legacy", url=live_url, token=token, agent=agent, approver=approver, tmp=tmp_path
+    )
+    [link] = shown
+    assert link.mode == "url"
+    assert link.url == f"{live_url}/actions/{held.pk}/"
+    assert link.elicitation_id == str(held.pk)
+    assert f"{REFUND} on stripe:charge/ch_e" in link.message
+    done = [m for m in seen if isinstance(m, types.ElicitCompleteNotification)]
+    assert [m.params.elicitation_id for m in done] == [str(held.pk)]
+
+
+def test_on_the_2026_protocol_a_held_call_waits_without_an_elicitation(
+    live_url: str, token: str, agent: Any, approver: Any, tmp_path: Path
+) -> None:
+    """Protocol 2026-07-28 has no requests from server to client during a call (its
+    elicitations are input-required results, which end the call): the proxy sends none,
+    and the held call waits and runs on approval as for any client."""
+    shown, _, _ = _held_call_with_elicitation(
+        "stdio", "auto", url=live_url, token=token, agent=agent, approver=approver, tmp=tmp_path
+    )
+    assert shown == []
+
+
+def test_a_client_without_url_elicitation_gets_the_link_in_the_answer_only(
+    live_url: str, token: str, agent: Any, tmp_path: Path
+) -> None:
+    with proxied("stdio", url=live_url, token=token, tmp=tmp_path, hold_wait=0.5) as proxy:
+        result = proxy.call("refund", {"charge": "ch_n", "amount": 150})
+    held = Action.objects.get(agent=agent)
+    assert "awaits approval" in text_of(result)
+    assert f"{live_url}/actions/{held.pk}/" in text_of(result)
 
 
 def test_a_call_approved_with_edits_runs_with_the_edited_arguments(

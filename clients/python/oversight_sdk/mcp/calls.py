@@ -132,6 +132,14 @@ def _reasons_text(decision: Decision) -> str:
     return "; ".join(f"{r.name}: {r.detail}" if r.detail else r.name for r in against)
 
 
+def approval_prompt(action: str, resource: str) -> str:
+    """What the person at the client is told with the approval page's link."""
+    return (
+        f"Oversight holds this tool call ({action} on {resource}) for a person's approval. "
+        "Open the page to see it and decide; the call goes on once it is decided."
+    )
+
+
 def awaiting(decision: Decision, approval_url: str) -> types.CallToolResult:
     """The answer for a call still held when the wait ran out: not run; call again with
     the same arguments once a person has decided."""

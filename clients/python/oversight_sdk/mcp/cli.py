@@ -28,6 +28,7 @@ from mcp.server.lowlevel.server import Server
 from ..aio import AsyncOversight
 from ..errors import OversightError
 from . import calls
+from .link import ElicitedLink
 from .pipes import native_stdio
 from .proxy import Proxy, Settings
 
@@ -144,7 +145,8 @@ def proxy_server(proxy: Proxy, name: str) -> Server[Any]:
         return types.ListToolsResult(tools=await proxy.list_tools())
 
     async def on_call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
-        return await proxy.call_tool(params.name, dict(params.arguments or {}))
+        link = ElicitedLink.for_client(ctx.session, ctx.request_id)
+        return await proxy.call_tool(params.name, dict(params.arguments or {}), link)
 
     return Server(
         f"oversight-{name}",

@@ -13,7 +13,9 @@ tool until an owner accepts it). `tools/call` is a decision through the SDK's
     denied, halted...  not forwarded; a tool error with the reason
     held               waits up to `hold_wait` seconds; forwarded on approval (with the
                        reviewer's edited arguments), else a result saying it awaits
-                       approval, with the approval page's URL
+                       approval, with the approval page's URL. While it waits, a client
+                       that supports URL elicitation is shown that page's link at once
+                       (`ApprovalLink`), and told when the call has been decided
 
 A retry with the same arguments resolves to the same action (the idempotency key is
 derived from the action, resource and arguments; calls.py) and runs at most once.
@@ -74,6 +76,16 @@ class Upstream(Protocol):
     ) -> types.CallToolResult: ...
 
 
+class ApprovalLink(Protocol):
+    """Shows the person at the MCP client a held call's approval page while the call
+    waits (URL elicitation, link.py). Neither method raises: the link is a courtesy, the
+    call's outcome never depends on it."""
+
+    async def show(self, *, url: str, action_id: str, message: str) -> None: ...
+
+    async def decided(self, action_id: str) -> None: ...
+
+
 @dataclass(frozen=True)
 class Settings:
     naming: calls.Naming
@@ -132,7 +144,11 @@ class Proxy:
 
     # -- tools/call ----------------------------------------------------------------------
 
-    async def call_tool(self, name: str, arguments: dict[str, Any]) -> types.CallToolResult:
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], link: ApprovalLink | None = None
+    ) -> types.CallToolResult:
+        """Decide the call and answer it; `link` shows a held call's approval page to the
+        person at the client, where the client can show one."""
         naming = self.settings.naming
         try:
             if name not in self._tools:  # never called on a definition Oversight has not seen
@@ -150,19 +166,25 @@ class Proxy:
         turn.users += 1
         try:
             async with turn.lock:
-                return await self._decide_and_run(name, action, resource, arguments, call_key)
+                return await self._decide_and_run(name, action, resource, arguments, call_key, link)
         finally:
             turn.users -= 1
             if not turn.users:
                 del self._call_locks[call_key]
 
     async def _decide_and_run(
-        self, name: str, action: str, resource: str, arguments: dict[str, Any], call_key: str
+        self,
+        name: str,
+        action: str,
+        resource: str,
+        arguments: dict[str, Any],
+        call_key: str,
+        link: ApprovalLink | None,
     ) -> types.CallToolResult:
         try:
             key, decision = await self._current(action, resource, arguments, call_key)
             if decision.pending:
-                decision = await self.oversight.wait(decision.id, timeout=self.settings.hold_wait)
+                decision = await self._held(decision, action, resource, link)
         except OversightError as exc:
             return _unreachable(exc)
         if decision.pending:  # the key stays: a retry finds this action
@@ -190,6 +212,27 @@ class Proxy:
                 action_id=decision.id,
             )
         return calls.refusal(decision)
+
+    async def _held(
+        self, decision: Decision, action: str, resource: str, link: ApprovalLink | None
+    ) -> Decision:
+        """Wait up to `hold_wait` for a held call's decision. Meanwhile `link` shows the
+        approval page; it is withdrawn when the wait ends, and told once it is decided."""
+        wait = self.oversight.wait(decision.id, timeout=self.settings.hold_wait)
+        if link is None or self.settings.hold_wait <= 0:
+            return await wait
+        message = calls.approval_prompt(action, resource)
+        url = self._approval_url(decision.id)
+        shown = asyncio.get_running_loop().create_task(
+            link.show(url=url, action_id=decision.id, message=message)
+        )
+        try:
+            decided = await wait
+        finally:
+            shown.cancel()  # the client stops asking, if it still does
+        if not decided.pending:
+            await link.decided(decision.id)
+        return decided
 
     async def _current(
         self, action: str, resource: str, arguments: dict[str, Any], call_key: str
