@@ -63,30 +63,38 @@ def environment_proxy(url: str) -> str | None:
     return None
 
 
-def request(
-    base: str,
-    headers: dict[str, str],
-    method: str,
-    path: str,
-    *,
-    content: bytes | None,
-    params: dict[str, Any] | None,
-    extra_headers: dict[str, str] | None,
-    timeout: float,
-) -> httpx.Request:
-    """A request as both clients send it: straight to their transport, not through
-    httpx's Client, whose cookies, redirects and URL merging cost more CPU than the
-    request itself (docs/performance.md). Each phase of it is bounded by `timeout`."""
-    return httpx.Request(
-        method,
-        base + path,
-        content=content,
-        params=params,
-        headers={**headers, **extra_headers} if extra_headers else headers,
-        extensions={
-            "timeout": {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
-        },
-    )
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a client's requests go (the API's base URL) and what each carries (the
+    token's headers)."""
+
+    base: str
+    headers: dict[str, str]
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float,
+    ) -> httpx.Request:
+        """A request as both clients send it: built once, so every retry sends the same
+        bytes, and handed straight to their transport, not through httpx's Client, whose
+        cookies, redirects and URL merging cost more CPU than the request itself
+        (docs/performance.md). Each phase of it is bounded by `timeout`."""
+        return httpx.Request(
+            method,
+            self.base + path,
+            content=encode(body) if body is not None else None,
+            params=params,
+            headers={**self.headers, **headers} if headers else self.headers,
+            extensions={
+                "timeout": {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
+            },
+        )
 
 
 def default_headers(token: str) -> dict[str, str]:

@@ -58,8 +58,7 @@ class Oversight:
         self.wait_timeout = wait_timeout
         self.retry = _http.RetryPolicy(retries=retries, backoff=backoff)
         self._compensators = Compensators()
-        self._base = _http.api_base(url)
-        self._headers = _http.default_headers(token)
+        self._endpoint = _http.Endpoint(_http.api_base(url), _http.default_headers(token))
         proxy = _http.environment_proxy(url)
         self._transport = transport or httpx.HTTPTransport(proxy=proxy)
 
@@ -301,20 +300,13 @@ class Oversight:
         headers: dict[str, str] | None = None,
         timeout: float | None = None,
     ) -> tuple[httpx.Response, Any]:
-        content = _http.encode(body) if body is not None else None
+        seconds = self.timeout if timeout is None else timeout
+        request = self._endpoint.request(
+            method, path, body=body, params=params, headers=headers, timeout=seconds
+        )
         attempt = 0
         while True:
             attempt += 1
-            request = _http.request(
-                self._base,
-                self._headers,
-                method,
-                path,
-                content=content,
-                params=params,
-                extra_headers=headers,
-                timeout=self.timeout if timeout is None else timeout,
-            )
             try:
                 response = self._send(request)
             except _http.RETRYABLE_ERRORS as exc:
@@ -328,7 +320,7 @@ class Oversight:
             return response, _http.answer(response, attempts=attempt)
 
     def _send(self, request: httpx.Request) -> httpx.Response:
-        """One request, straight to the transport (see `_http.request`)."""
+        """One request, straight to the transport (see `_http.Endpoint.request`)."""
         response = self._transport.handle_request(request)
         try:
             response.read()
