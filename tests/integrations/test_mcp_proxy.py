@@ -186,7 +186,7 @@ def _held_call_with_elicitation(
     with proxied(transport, url=url, token=token, tmp=tmp) as proxy:
         join = proxy.call_in_thread("refund", {"charge": "ch_e", "amount": 150}, **options)
         held = _pending(agent)
-        deadline = time.monotonic() + (10 if mode == "legacy" else 2)
+        deadline = time.monotonic() + 10
         while not shown and time.monotonic() < deadline:
             time.sleep(0.05)
         assert proxy.payments.executed() == []  # the call still waits
@@ -216,16 +216,21 @@ def test_a_client_with_url_elicitation_is_shown_the_approval_page_while_the_call
     assert [m.params.elicitation_id for m in done] == [str(held.pk)]
 
 
-def test_on_the_2026_protocol_a_held_call_waits_without_an_elicitation(
+def test_on_the_2026_protocol_the_link_comes_as_input_required_and_the_call_again_waits(
     live_url: str, token: str, agent: Any, approver: Any, tmp_path: Path
 ) -> None:
-    """Protocol 2026-07-28 has no requests from server to client during a call (its
-    elicitations are input-required results, which end the call): the proxy sends none,
-    and the held call waits and runs on approval as for any client."""
-    shown, _, _ = _held_call_with_elicitation(
+    """Protocol 2026-07-28 has no request from server to client during a call: the held
+    call is answered at once with the elicitation as an input-required result; the
+    client shows it and calls again, and that call finds the same action, waits and runs
+    it once on approval."""
+    shown, _, held = _held_call_with_elicitation(
         "stdio", "auto", url=live_url, token=token, agent=agent, approver=approver, tmp=tmp_path
     )
-    assert shown == []
+    [link] = shown
+    assert link.mode == "url"
+    assert link.url == f"{live_url}/actions/{held.pk}/"
+    assert f"{REFUND} on stripe:charge/ch_e" in link.message
+    assert Action.objects.filter(agent=agent).count() == 1
 
 
 def test_a_client_without_url_elicitation_gets_the_link_in_the_answer_only(

@@ -28,7 +28,7 @@ from mcp.server.lowlevel.server import Server
 from ..aio import AsyncOversight
 from ..errors import OversightError
 from . import calls
-from .link import ElicitedLink
+from .link import approval_link
 from .pipes import native_stdio
 from .proxy import Proxy, Settings
 
@@ -144,8 +144,10 @@ def proxy_server(proxy: Proxy, name: str) -> Server[Any]:
     ) -> types.ListToolsResult:
         return types.ListToolsResult(tools=await proxy.list_tools())
 
-    async def on_call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
-        link = ElicitedLink.for_client(ctx.session, ctx.request_id)
+    async def on_call_tool(
+        ctx: Any, params: types.CallToolRequestParams
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        link = approval_link(ctx, params)
         return await proxy.call_tool(params.name, dict(params.arguments or {}), link)
 
     return Server(

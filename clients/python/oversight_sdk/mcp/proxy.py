@@ -77,9 +77,14 @@ class Upstream(Protocol):
 
 
 class ApprovalLink(Protocol):
-    """Shows the person at the MCP client a held call's approval page while the call
-    waits (URL elicitation, link.py). Neither method raises: the link is a courtesy, the
-    call's outcome never depends on it."""
+    """Shows the person at the MCP client a held call's approval page (URL elicitation,
+    link.py): either as the call's answer at once (`answer_now`), or while the call waits
+    (`show`, then `decided`). None of them raises: the link is a courtesy, the call's
+    outcome never depends on it."""
+
+    def answer_now(
+        self, *, url: str, action_id: str, message: str
+    ) -> types.InputRequiredResult | None: ...
 
     async def show(self, *, url: str, action_id: str, message: str) -> None: ...
 
@@ -146,7 +151,7 @@ class Proxy:
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], link: ApprovalLink | None = None
-    ) -> types.CallToolResult:
+    ) -> types.CallToolResult | types.InputRequiredResult:
         """Decide the call and answer it; `link` shows a held call's approval page to the
         person at the client, where the client can show one."""
         naming = self.settings.naming
@@ -180,11 +185,14 @@ class Proxy:
         arguments: dict[str, Any],
         call_key: str,
         link: ApprovalLink | None,
-    ) -> types.CallToolResult:
+    ) -> types.CallToolResult | types.InputRequiredResult:
         try:
             key, decision = await self._current(action, resource, arguments, call_key)
             if decision.pending:
-                decision = await self._held(decision, action, resource, link)
+                held = await self._held(decision, action, resource, link)
+                if isinstance(held, types.InputRequiredResult):
+                    return held  # the call again, once the link is shown, finds this action
+                decision = held
         except OversightError as exc:
             return _unreachable(exc)
         if decision.pending:  # the key stays: a retry finds this action
@@ -215,21 +223,26 @@ class Proxy:
 
     async def _held(
         self, decision: Decision, action: str, resource: str, link: ApprovalLink | None
-    ) -> Decision:
-        """Wait up to `hold_wait` for a held call's decision. Meanwhile `link` shows the
-        approval page; it is withdrawn when the wait ends, and told once it is decided."""
-        wait = self.oversight.wait(decision.id, timeout=self.settings.hold_wait)
+    ) -> Decision | types.InputRequiredResult:
+        """A held call: answered at once with `link`'s input request, where the client
+        takes the link that way; otherwise its decision, waited for up to `hold_wait`
+        while `link` shows the approval page (withdrawn when the wait ends, and told once
+        the call is decided)."""
         if link is None or self.settings.hold_wait <= 0:
-            return await wait
-        message = calls.approval_prompt(action, resource)
-        url = self._approval_url(decision.id)
-        shown = asyncio.get_running_loop().create_task(
-            link.show(url=url, action_id=decision.id, message=message)
-        )
+            return await self.oversight.wait(decision.id, timeout=self.settings.hold_wait)
+        page = {
+            "url": self._approval_url(decision.id),
+            "action_id": decision.id,
+            "message": calls.approval_prompt(action, resource),
+        }
+        now = link.answer_now(**page)
+        if now is not None:
+            return now
+        showing = asyncio.get_running_loop().create_task(link.show(**page))
         try:
-            decided = await wait
+            decided = await self.oversight.wait(decision.id, timeout=self.settings.hold_wait)
         finally:
-            shown.cancel()  # the client stops asking, if it still does
+            showing.cancel()  # the client stops asking, if it still does
         if not decided.pending:
             await link.decided(decision.id)
         return decided
