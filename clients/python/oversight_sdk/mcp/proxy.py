@@ -13,9 +13,10 @@ tool until an owner accepts it). `tools/call` is a decision through the SDK's
     denied, halted...  not forwarded; a tool error with the reason
     held               waits up to `hold_wait` seconds; forwarded on approval (with the
                        reviewer's edited arguments), else a result saying it awaits
-                       approval, with the approval page's URL. While it waits, a client
-                       that supports URL elicitation is shown that page's link at once
-                       (`ApprovalLink`), and told when the call has been decided
+                       approval, with the approval page's URL. A client that supports
+                       URL elicitation is shown that page's link at once (`ApprovalLink`,
+                       link.py): while the call waits, or, on protocol 2026-07-28, as the
+                       call's first answer (the call again then waits)
 
 A retry with the same arguments resolves to the same action (the idempotency key is
 derived from the action, resource and arguments; calls.py) and runs at most once.
