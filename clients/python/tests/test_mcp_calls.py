@@ -68,3 +68,21 @@ def test_the_command_line() -> None:
     ):
         with pytest.raises(SystemExit):
             parse(bad)
+
+
+def test_on_protocol_2026_a_held_call_answers_with_the_link_as_input_required() -> None:
+    from oversight_sdk.mcp.link import INPUT_KEY, InputRequiredLink
+
+    message = calls.approval_prompt("mcp.payments.refund", "stripe:charge/ch_1")
+    assert "mcp.payments.refund on stripe:charge/ch_1" in message
+    url = "https://o.test/actions/a1/"
+    answer = InputRequiredLink().answer_now(url=url, action_id="a1", message=message)
+    wire = answer.model_dump(by_alias=True, exclude_none=True)
+    assert wire["resultType"] == "input_required"
+    request = wire["inputRequests"][INPUT_KEY]
+    assert request["method"] == "elicitation/create"
+    assert request["params"] == {
+        "mode": "url",
+        "message": message,
+        "url": url,
+    }
