@@ -16,7 +16,7 @@ keep-alive connections, so this transport does that and nothing more:
   `RemoteProtocolError`...), so the client's retry policy sees what it always saw. Like
   httpx, it never sends a request twice on its own.
 
-`AsyncOversight` hands its requests straight to its transport (`_http.request`).
+`AsyncOversight` hands its requests straight to its transport (`_http.Endpoint`).
 `for_server` picks this one unless the environment sets a proxy for the server
 (`HTTPS_PROXY`...): then httpx's own transport, which knows proxies.
 """

@@ -33,7 +33,9 @@ logger = logging.getLogger(__name__)
 INPUT_KEY = "oversight_approval"  # the input request's key in an input-required result
 
 
-def approval_link(ctx: Any, params: types.CallToolRequestParams) -> Any:
+def approval_link(
+    ctx: Any, params: types.CallToolRequestParams
+) -> ElicitedLink | InputRequiredLink | None:
     """The `proxy.ApprovalLink` for this tools/call (its server request context), or
     None: a client that did not declare URL elicitation, or a call that answers one."""
     session = ctx.session
