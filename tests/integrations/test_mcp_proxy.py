@@ -216,31 +216,22 @@ def test_a_client_with_url_elicitation_is_shown_the_approval_page_while_the_call
     assert [m.params.elicitation_id for m in done] == [str(held.pk)]
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
 def test_on_the_2026_protocol_the_link_comes_as_input_required_and_the_call_again_waits(
-    live_url: str, token: str, agent: Any, approver: Any, tmp_path: Path
+    transport: str, live_url: str, token: str, agent: Any, approver: Any, tmp_path: Path
 ) -> None:
     """Protocol 2026-07-28 has no request from server to client during a call: the held
     call is answered at once with the elicitation as an input-required result; the
     client shows it and calls again, and that call finds the same action, waits and runs
     it once on approval."""
     shown, _, held = _held_call_with_elicitation(
-        "stdio", "auto", url=live_url, token=token, agent=agent, approver=approver, tmp=tmp_path
+        transport, "auto", url=live_url, token=token, agent=agent, approver=approver, tmp=tmp_path
     )
     [link] = shown
     assert link.mode == "url"
     assert link.url == f"{live_url}/actions/{held.pk}/"
     assert f"{REFUND} on stripe:charge/ch_e" in link.message
     assert Action.objects.filter(agent=agent).count() == 1
-
-
-def test_a_client_without_url_elicitation_gets_the_link_in_the_answer_only(
-    live_url: str, token: str, agent: Any, tmp_path: Path
-) -> None:
-    with proxied("stdio", url=live_url, token=token, tmp=tmp_path, hold_wait=0.5) as proxy:
-        result = proxy.call("refund", {"charge": "ch_n", "amount": 150})
-    held = Action.objects.get(agent=agent)
-    assert "awaits approval" in text_of(result)
-    assert f"{live_url}/actions/{held.pk}/" in text_of(result)
 
 
 def test_a_call_approved_with_edits_runs_with_the_edited_arguments(
