@@ -119,10 +119,18 @@ def action_body(action: Action) -> dict[str, object]:
         "edited": action.requested_params is not None,
         "requested_params": action.requested_params,
         "approvals_required": action.approvals_required,
-        "votes": [vote_body(vote) for vote in action.votes.all()],
+        "votes": _votes(action),
         "created_at": action.created_at,
         "finished_at": action.finished_at,
     }
+
+
+def _votes(action: Action) -> list[dict[str, object]]:
+    """Only a held action is voted on (approvals/services.py): one allowed at once has no
+    votes, and they are not read (most reports are of such actions)."""
+    if action.decision == ActionStatus.ALLOWED:
+        return []
+    return [vote_body(vote) for vote in action.votes.all()]
 
 
 @api.post(

@@ -30,6 +30,7 @@ from oversight.agents import tokens
 from oversight.agents.constants import AgentStatus
 from oversight.agents.models import Agent, AgentToken
 from oversight.gateway import credentials_sql
+from oversight.gateway.exceptions import UnauthenticatedError
 from oversight.lib import prepared
 
 # last_used_at is written at most this often per token, not on every request; a token is
@@ -179,6 +180,16 @@ def token_refresh(token_hash: str, *, keep: bool = False) -> AgentToken | None:
             while len(_kept) > _KEEP:
                 _kept.popitem(last=False)
     return token
+
+
+def token_again(token: AgentToken) -> AgentToken:
+    """A write found ``token``'s credentials changed since it was read (its fingerprint):
+    read them again, and keep them for ``token_recall``. Raises UnauthenticatedError
+    (revoked) or AgentUnavailableError (paused or retired), as authentication would."""
+    fresh = token_refresh(token.token_hash, keep=True)
+    if fresh is None:
+        raise UnauthenticatedError("Missing or unknown API token.")
+    return fresh
 
 
 def token_recall(raw: str) -> AgentToken | None:

@@ -22,8 +22,9 @@ hang and never an allow (``_in_time``, docs/decisions/0010-bounded-waits.md).
 
 It is only a transport. The decision is the same pipeline (``pipeline.decide``), a
 report the same function as its API view (``api.result_answer``,
-``rewind.api.compensation_result_answer``; its token read afresh, as the API's bearer
-auth does: a report's write does not check the token as a decision's does), the input
+``rewind.api.compensation_result_answer``; an action's result may use a kept token, as a
+decision does, since its write checks the token's fingerprint; a compensation's reads the
+token afresh, as the API's bearer auth does), the input
 is validated by the same schema, the answer is rendered by the same API object, errors
 have the same shape, and Django's own ``SecurityMiddleware`` and host validation are
 applied. Anything unusual is handed to the ordinary Django handler,
@@ -89,21 +90,31 @@ class _HandOver(Exception):
 @dataclass(frozen=True)
 class _Report:
     """An outcome report the lane carries: its path (the id in it), the body's schema,
-    the API view's own work and answer, and the answer's schema."""
+    the API view's own work and answer, and the answer's schema. ``recall``: the work's
+    write checks the token's fingerprint (as a decision's does), so a token the lane
+    kept may be used; otherwise the token is read afresh, as the API's bearer auth does."""
 
     path: re.Pattern[str]
     body: type[BaseModel]
     answer: Callable[[AgentToken, uuid.UUID, Any], dict[str, Any]]
     out: type[BaseModel]
+    recall: bool
 
 
 _REPORTS = (
-    _Report(re.compile(rf"/api/v1/actions/({_UUID})/result"), ResultIn, result_answer, ActionOut),
+    _Report(
+        re.compile(rf"/api/v1/actions/({_UUID})/result"),
+        ResultIn,
+        result_answer,
+        ActionOut,
+        recall=True,  # lifecycle.action_report_result
+    ),
     _Report(
         re.compile(rf"/api/v1/compensations/({_UUID})/result"),
         CompensationResultIn,
         compensation_result_answer,
         CompensationDoneOut,
+        recall=False,
     ),
 )
 
@@ -178,9 +189,10 @@ def _decide(raw_token: str, data: pipeline.ActionInput, key: str) -> Any:
 
 
 def _report(raw_token: str, report: _Report, target: uuid.UUID, payload: Any) -> Any:
-    """Read the token afresh (as the API's bearer auth does) and do the report's work, as
-    its API view does."""
-    body = report.answer(_authenticated(raw_token, keep=False), target, payload)
+    """The token (recalled if the report allows it, else read afresh) and the report's
+    work, as its API view does."""
+    token = (report.recall and token_recall(raw_token)) or _authenticated(raw_token, keep=True)
+    body = report.answer(token, target, payload)
     return 200, report.out.model_validate(body).model_dump()
 
 

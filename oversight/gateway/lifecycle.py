@@ -18,10 +18,13 @@ from oversight.agents.models import AgentToken
 from oversight.audit import verbs
 from oversight.audit.actors import Actor
 from oversight.audit.services import audit_record
+from oversight.gateway import outcomes
+from oversight.gateway.auth import token_again
 from oversight.gateway.constants import RUNNABLE, ActionStatus
 from oversight.gateway.exceptions import ConflictError, NotFoundError
 from oversight.gateway.hashing import action_hash
 from oversight.gateway.models import Action
+from oversight.gateway.outcomes import OutcomeWrite, outcome_write
 from oversight.live import broadcasts
 from oversight.live.publish import after_commit
 from oversight.notifications.services import notify_action_expired
@@ -39,17 +42,69 @@ class ResultInput:
     params: dict[str, Any] | None = None
 
 
-@transaction.atomic
+# A report reads the action again after a write that found it changed; the second read
+# finds it reported, cancelled or expired, so more attempts mean something is wrong.
+_REPORT_ATTEMPTS = 3
+
+
 def action_report_result(*, token: AgentToken, action_id: uuid.UUID, data: ResultInput) -> Action:
-    """Record what happened when the agent ran an allowed or approved action. Once only."""
-    # Locked so a result and an expiry or cancellation cannot both win.
-    action = (
-        Action.objects.select_for_update(no_key=True)
-        .filter(pk=action_id, agent_id=token.agent_id)
-        .first()
+    """Record what happened when the agent ran an allowed or approved action. Once only.
+
+    The action is read and checked without a lock, then written only if it is still in
+    the status read and the token's credentials are still the database's
+    (outcomes.outcome_write): a result, an expiry, a cancellation and another report
+    cannot both win. Changed credentials are read again (a revoked token is refused, a
+    paused agent too, as authentication would); a changed action is read again.
+    """
+    for _ in range(_REPORT_ATTEMPTS):
+        action = Action.objects.filter(pk=action_id, agent_id=token.agent_id).first()
+        if action is None:
+            raise NotFoundError("No such action.")
+        found = outcome_write(_outcome(token, action, data))
+        if found == outcomes.RECORDED:
+            return _reported(token, action)
+        if found == outcomes.STALE:
+            token = token_again(token)
+        elif found != outcomes.CHANGED:
+            raise RuntimeError(f"unknown finding {found!r}")
+    raise ConflictError(
+        "The action kept changing while reporting; report again.", "action_changing"
     )
-    if action is None:
-        raise NotFoundError("No such action.")
+
+
+def _outcome(token: AgentToken, action: Action, data: ResultInput) -> OutcomeWrite:
+    """The report's write for ``action`` as read (checked first); its new values set on it."""
+    _check_reportable(action, data)
+    read_status = action.status
+    action.status = data.outcome
+    action.after = data.after
+    action.error = data.error
+    action.finished_at = timezone.now()
+    audit = {
+        "actor": Actor.for_agent(token.agent),
+        "verb": verbs.ACTION_REPORTED,
+        "target": ("gateway.action", str(action.pk), f"{action.action} on {action.resource}"[:200]),
+        "agent_id": token.agent_id,
+        "before": {"status": read_status, "state": action.before},
+        "after": {"status": action.status, "state": data.after, "error": data.error},
+    }
+    return OutcomeWrite(
+        action=action,
+        from_status=read_status,
+        audit=audit,
+        token_hash=token.token_hash,
+        fingerprint=getattr(token, "fingerprint", ""),  # none: not from auth.py, read again
+    )
+
+
+def _reported(token: AgentToken, action: Action) -> Action:
+    action.agent = token.agent  # the same agent, loaded with the token: its live row
+    after_commit(lambda: broadcasts.action_changed(action.pk, created=False, action=action))
+    return action
+
+
+def _check_reportable(action: Action, data: ResultInput) -> None:
+    """Refuse a report of an action that may not run, or of something else than it."""
     if action.status not in RUNNABLE:
         if action.status in (ActionStatus.SUCCEEDED, ActionStatus.FAILED):
             raise ConflictError(
@@ -67,23 +122,6 @@ def action_report_result(*, token: AgentToken, action_id: uuid.UUID, data: Resul
                 "This result is for a different action, resource or params than was decided.",
                 "action_mismatch",
             )
-    before_status = action.status
-    action.status = data.outcome
-    action.after = data.after
-    action.error = data.error
-    action.finished_at = timezone.now()
-    action.save(update_fields=["status", "after", "error", "finished_at"])
-    action.agent = token.agent  # the same agent, loaded with the token: its live row
-    after_commit(lambda: broadcasts.action_changed(action.pk, created=False, action=action))
-    audit_record(
-        actor=Actor.for_agent(token.agent),
-        verb=verbs.ACTION_REPORTED,
-        target=("gateway.action", str(action.pk), f"{action.action} on {action.resource}"[:200]),
-        agent_id=token.agent_id,
-        before={"status": before_status, "state": action.before},
-        after={"status": action.status, "state": data.after, "error": data.error},
-    )
-    return action
 
 
 @transaction.atomic

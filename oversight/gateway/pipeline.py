@@ -48,9 +48,9 @@ from oversight.audit import verbs
 from oversight.audit.actors import Actor
 from oversight.core.metrics import decision_observed
 from oversight.gateway import recording
-from oversight.gateway.auth import AgentUnavailableError, token_refresh
+from oversight.gateway.auth import AgentUnavailableError, token_again
 from oversight.gateway.constants import ActionStatus
-from oversight.gateway.exceptions import ConflictError, NotFoundError, UnauthenticatedError
+from oversight.gateway.exceptions import ConflictError, NotFoundError
 from oversight.gateway.hashing import action_hash, canonical_hash
 from oversight.gateway.models import Action
 from oversight.killswitch.models import KillSwitch
@@ -518,10 +518,7 @@ def _credentials_again(credentials: Credentials) -> Credentials:
     kept copy is replaced)."""
     token = credentials.token
     assert token is not None
-    fresh = token_refresh(token.token_hash, keep=True)
-    if fresh is None:
-        raise UnauthenticatedError("Missing or unknown API token.")
-    return Credentials.of(fresh)
+    return Credentials.of(token_again(token))
 
 
 def _exceeded(outcome: Outcome, limit_ids: list[int]) -> list[Exceeded]:

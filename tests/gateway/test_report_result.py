@@ -7,12 +7,19 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
-from oversight.agents.models import Agent
-from oversight.agents.services import agent_access_grant
+from oversight.agents.models import Agent, AgentToken
+from oversight.agents.services import agent_access_grant, token_revoke
 from oversight.approvals.services import approval_vote
+from oversight.audit.actors import Actor
 from oversight.audit.models import AuditEvent
+from oversight.gateway import outcomes
+from oversight.gateway.auth import token_authenticate
+from oversight.gateway.exceptions import UnauthenticatedError
+from oversight.gateway.lifecycle import ResultInput, action_report_result
 from oversight.gateway.models import Action
+from oversight.gateway.outcomes import OutcomeWrite, outcome_write
 from oversight.killswitch.selectors import parse_target
 from oversight.killswitch.services import killswitch_engage
 from tests.conftest import SYSTEM
@@ -187,3 +194,82 @@ def test_an_approved_action_cannot_be_run_with_other_params(
 def test_reporting_needs_a_token(anonymous_api: AgentApi, api: AgentApi, policy: Any) -> None:
     decision = api.decide(refund())
     api_error(_report(anonymous_api, decision["id"]), 401, "unauthorized")
+
+
+def _write(api: AgentApi, action_id: str, **changes: Any) -> tuple[str, OutcomeWrite]:
+    """The write of a success report of ``action_id`` as the service builds it, with
+    ``changes`` to what it was built from; what the write found."""
+    token = token_authenticate(api.raw or "")
+    assert token is not None
+    action = Action.objects.get(pk=action_id)
+    read_status = changes.pop("from_status", action.status)
+    action.status, action.after, action.finished_at = "succeeded", AFTER, timezone.now()
+    audit = {
+        "actor": Actor.for_agent(token.agent),
+        "verb": "action.reported",
+        "target": ("gateway.action", action_id, "a refund"),
+        "agent_id": token.agent_id,
+    }
+    write = OutcomeWrite(
+        action=action,
+        from_status=read_status,
+        audit=audit,
+        token_hash=token.token_hash,
+        fingerprint=changes.pop("fingerprint", token.fingerprint),
+    )
+    return outcome_write(write), write
+
+
+@pytest.mark.parametrize(
+    ("change", "found"),
+    [
+        ({"from_status": "approved"}, outcomes.CHANGED),  # another report got there first
+        ({"fingerprint": "read-before-a-revoke"}, outcomes.STALE),
+    ],
+)
+def test_a_write_that_finds_something_changed_since_writes_nothing(
+    api: AgentApi, policy: RefundPolicy, change: dict[str, str], found: str
+) -> None:
+    decision = api.decide(refund())
+    events = AuditEvent.objects.count()
+    assert _write(api, decision["id"], **change)[0] == found
+    action = Action.objects.get(pk=decision["id"])
+    assert (action.status, action.after, action.finished_at) == ("allowed", None, None)
+    assert AuditEvent.objects.count() == events
+
+
+def test_a_write_as_read_is_recorded(api: AgentApi, policy: RefundPolicy) -> None:
+    decision = api.decide(refund())
+    assert _write(api, decision["id"])[0] == outcomes.RECORDED
+    action = Action.objects.get(pk=decision["id"])
+    assert (action.status, action.after) == ("succeeded", AFTER)
+    assert AuditEvent.objects.filter(verb="action.reported", target_id=decision["id"]).count() == 1
+
+
+def test_a_report_with_a_token_read_before_a_kill_switch_is_recorded(
+    api: AgentApi, policy: RefundPolicy, prod_token: tuple[AgentToken, str]
+) -> None:
+    """The service reads changed credentials again: the switch halts decisions, not the
+    record of what already ran."""
+    decision = api.decide(refund())
+    token = token_authenticate(prod_token[1])
+    assert token is not None
+    killswitch_engage(actor=SYSTEM, target=parse_target("global"), reason="incident")
+    data = ResultInput(outcome="succeeded", after=AFTER)
+    assert action_report_result(token=token, action_id=decision["id"], data=data).status == (
+        "succeeded"
+    )
+    assert Action.objects.get(pk=decision["id"]).status == "succeeded"
+
+
+def test_a_report_with_a_token_revoked_since_it_was_read_is_refused(
+    api: AgentApi, policy: RefundPolicy, prod_token: tuple[AgentToken, str]
+) -> None:
+    decision = api.decide(refund())
+    token = token_authenticate(prod_token[1])
+    assert token is not None
+    token_revoke(actor=SYSTEM, token=prod_token[0])
+    data = ResultInput(outcome="succeeded", after=AFTER)
+    with pytest.raises(UnauthenticatedError):
+        action_report_result(token=token, action_id=decision["id"], data=data)
+    assert Action.objects.get(pk=decision["id"]).status == "allowed"
