@@ -79,36 +79,20 @@ def _query() -> tuple[str, tuple[int, int, int, int]]:
 
 
 @cache
-def _converters() -> list[tuple[int, list[Any], Any]]:
-    """Per column, the database converters the ORM would apply (JSON, SQLite dates...)."""
-    found = []
-    fields = [
-        field
-        for model in (AgentToken, Agent, Team, get_user_model())
-        for field in model._meta.concrete_fields
-    ]
-    for index, field in enumerate(fields):
-        expression = field.get_col(field.model._meta.db_table)
-        converters = connection.ops.get_db_converters(expression) + field.get_db_converters(
-            connection
-        )
-        if converters:
-            found.append((index, converters, expression))
-    return found
-
-
-def _converted(row: tuple[Any, ...]) -> list[Any]:
-    values = list(row)
-    for index, converters, expression in _converters():
-        for converter in converters:
-            values[index] = converter(values[index], expression, connection)
-    return values
+def _converters() -> prepared.Converters:
+    return prepared.column_converters(
+        [
+            field
+            for model in (AgentToken, Agent, Team, get_user_model())
+            for field in model._meta.concrete_fields
+        ]
+    )
 
 
 def _build(raw_row: tuple[Any, ...]) -> AgentToken:
     """Model instances from one row, related to each other as select_related would."""
     _, (t_end, a_end, tm_end, u_end) = _query()
-    row = _converted(raw_row)
+    row = prepared.converted(raw_row, _converters())
     db = connection.alias
     token = AgentToken.from_db(db, _names(AgentToken), row[:t_end])
     agent = Agent.from_db(db, _names(Agent), row[t_end:a_end])

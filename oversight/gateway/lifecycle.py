@@ -25,6 +25,7 @@ from oversight.gateway.exceptions import ConflictError, NotFoundError
 from oversight.gateway.hashing import action_hash
 from oversight.gateway.models import Action
 from oversight.gateway.outcomes import OutcomeWrite, outcome_write
+from oversight.gateway.reads import action_of_agent
 from oversight.live import broadcasts
 from oversight.live.publish import after_commit
 from oversight.notifications.services import notify_action_expired
@@ -42,8 +43,9 @@ class ResultInput:
     params: dict[str, Any] | None = None
 
 
-# A report reads the action again after a write that found it changed; the second read
-# finds it reported, cancelled or expired, so more attempts mean something is wrong.
+# A write that found the action changed is followed by a read that refuses it (a runnable
+# action only changes to a status that is not), so running out of attempts means the
+# credentials kept changing.
 _REPORT_ATTEMPTS = 3
 
 
@@ -57,7 +59,7 @@ def action_report_result(*, token: AgentToken, action_id: uuid.UUID, data: Resul
     paused agent too, as authentication would); a changed action is read again.
     """
     for _ in range(_REPORT_ATTEMPTS):
-        action = Action.objects.filter(pk=action_id, agent_id=token.agent_id).first()
+        action = action_of_agent(agent_id=token.agent_id, action_id=action_id)
         if action is None:
             raise NotFoundError("No such action.")
         found = outcome_write(_outcome(token, action, data))
@@ -68,7 +70,8 @@ def action_report_result(*, token: AgentToken, action_id: uuid.UUID, data: Resul
         elif found != outcomes.CHANGED:
             raise RuntimeError(f"unknown finding {found!r}")
     raise ConflictError(
-        "The action kept changing while reporting; report again.", "action_changing"
+        "The agent's credentials kept changing while reporting; report again.",
+        "credentials_changing",
     )
 
 
@@ -216,7 +219,7 @@ def actions_cancel_held_for_tool(*, actor: Actor, agent_id: int, action_name: st
 @transaction.atomic
 def action_cancel(*, token: AgentToken, action_id: uuid.UUID) -> Action:
     """The agent gives up on an action it has not run (e.g. it stopped waiting)."""
-    action = Action.objects.filter(pk=action_id, agent_id=token.agent_id).first()
+    action = action_of_agent(agent_id=token.agent_id, action_id=action_id)
     if action is None:
         raise NotFoundError("No such action.")
     if not _cancel(action, actor=Actor.for_agent(token.agent), why="cancelled by the agent"):

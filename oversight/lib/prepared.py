@@ -86,3 +86,31 @@ def array_literal(values: Iterable[Any]) -> str:
         text = value.isoformat() if isinstance(value, dt.datetime) else str(value)
         items.append('"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"')
     return "{" + ",".join(items) + "}"
+
+
+Converters = list[tuple[int, list[Any], Any]]
+
+
+def column_converters(fields: Sequence[Any]) -> Converters:
+    """For rows of these model fields' columns, in order: per column that needs them, the
+    database converters the ORM would apply (JSON, SQLite's UUIDs and dates...)."""
+    connection = connections[DEFAULT_DB_ALIAS]
+    found = []
+    for index, field in enumerate(fields):
+        expression = field.get_col(field.model._meta.db_table)
+        converters = connection.ops.get_db_converters(expression) + field.get_db_converters(
+            connection
+        )
+        if converters:
+            found.append((index, converters, expression))
+    return found
+
+
+def converted(row: Sequence[Any], converters: Converters) -> list[Any]:
+    """``row``'s values as the ORM would have them."""
+    connection = connections[DEFAULT_DB_ALIAS]
+    values = list(row)
+    for index, functions, expression in converters:
+        for convert in functions:
+            values[index] = convert(values[index], expression, connection)
+    return values
