@@ -67,8 +67,12 @@ def scratch_database(prefix: str) -> Iterator[tuple[str, str]]:
 def _drop(conn: Any, name: str) -> None:
     """A backend ends a moment after its client closes the connection; FORCE would
     terminate the rest, but the owner may not terminate another role's (the runtime's,
-    from the test or from a process it ran): wait for those to end first."""
-    others = "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND usename <> current_user"
+    from the test or from a process it ran) nor an autovacuum worker (no role: usename
+    is NULL), which a freshly migrated database often has: wait for those to end first."""
+    others = (
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = %s AND usename IS DISTINCT FROM current_user"
+    )
     deadline = time.monotonic() + 10
     while conn.execute(others, [name]).fetchone()[0] and time.monotonic() < deadline:
         time.sleep(0.05)
