@@ -24,12 +24,12 @@ It is only a transport. The decision is the same pipeline (``pipeline.decide``),
 report the same function as its API view (``api.result_answer``,
 ``rewind.api.compensation_result_answer``; an action's result may use a kept token, as a
 decision does, since its write checks the token's fingerprint; a compensation's reads the
-token afresh, as the API's bearer auth does), the input
-is validated by the same schema, the answer is rendered by the same API object, errors
-have the same shape, and Django's own ``SecurityMiddleware`` and host validation are
-applied. Anything unusual is handed to the ordinary Django handler,
-unchanged: an HTTPS redirect, a bad Host, a body over the limit, a missing or unknown
-token, a paused agent, invalid JSON or a body the schema refuses. So every error answer
+token afresh, as the API's bearer auth does), the input is validated by the same schema,
+the answer is rendered by the same API object, errors have the same shape, and Django's
+own ``SecurityMiddleware`` and host validation are applied. Anything unusual is handed
+to the ordinary Django handler, unchanged: an HTTPS redirect, a bad Host, a body over
+the limit, a missing or unknown token, a paused agent, invalid JSON or a body the schema
+refuses. So every error answer
 is made in one place, and the fast lane only ever answers a valid request from an
 active agent. See docs/decisions/0006-decision-fast-lane.md.
 """

@@ -1,11 +1,11 @@
 """The one read of an agent's own action, by its id, that reports, cancellations and the
 agent's reads of an action share.
 
-A prepared statement, its columns converted as the ORM converts them: the ORM's
-compilation of this query of the action's forty-odd columns cost more than twice what
-the rest of reading it does (1.75 ms of CPU per read through ``.first()``, 0.77 ms
-through ``QuerySet.raw``, against about 0.3 ms so on the machine of
-docs/performance.md), and an outcome report follows almost every allowed action.
+A prepared statement, its columns converted as the ORM converts them. Compiling this
+query of the action's forty-odd columns cost the ORM far more than reading it: 1.75 ms
+of CPU per read through ``.first()``, 0.77 ms through ``QuerySet.raw``, 0.3 ms as it is
+here (on the machine of docs/performance.md); and an outcome report follows almost every
+allowed action.
 """
 
 from __future__ import annotations
