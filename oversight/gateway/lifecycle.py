@@ -43,6 +43,11 @@ class ResultInput:
     params: dict[str, Any] | None = None
 
 
+def _audit_target(action: Action) -> tuple[str, str, str]:
+    """The audit event's target for a change of ``action``."""
+    return ("gateway.action", str(action.pk), f"{action.action} on {action.resource}"[:200])
+
+
 # A write that found the action changed is followed by a read that refuses it (a runnable
 # action only changes to a status that is not), so running out of attempts means the
 # credentials kept changing.
@@ -86,7 +91,7 @@ def _outcome(token: AgentToken, action: Action, data: ResultInput) -> OutcomeWri
     audit = {
         "actor": Actor.for_agent(token.agent),
         "verb": verbs.ACTION_REPORTED,
-        "target": ("gateway.action", str(action.pk), f"{action.action} on {action.resource}"[:200]),
+        "target": _audit_target(action),
         "agent_id": token.agent_id,
         "before": {"status": read_status, "state": action.before},
         "after": {"status": action.status, "state": data.after, "error": data.error},
@@ -148,11 +153,7 @@ def action_expire_if_due(*, action: Action) -> Action:
         audit_record(
             actor=Actor.system("expiry"),
             verb=verbs.ACTION_EXPIRED,
-            target=(
-                "gateway.action",
-                str(action.pk),
-                f"{action.action} on {action.resource}"[:200],
-            ),
+            target=_audit_target(action),
             agent_id=action.agent_id,
             before={"status": ActionStatus.PENDING},
             after={"status": ActionStatus.EXPIRED},
@@ -177,7 +178,7 @@ def _cancel(action: Action, *, actor: Actor, why: str) -> bool:
     audit_record(
         actor=actor,
         verb=verbs.ACTION_CANCELLED,
-        target=("gateway.action", str(action.pk), f"{action.action} on {action.resource}"[:200]),
+        target=_audit_target(action),
         agent_id=action.agent_id,
         before={"status": action.status},
         after={"status": ActionStatus.CANCELLED, "why": why},
