@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 
 pytest.importorskip("mcp")
@@ -58,6 +60,8 @@ def test_the_command_line() -> None:
     assert options.command == ["python", "s.py"]
     assert options.resources == {"refund": "stripe:charge/{charge}"}
     assert options.hold_wait == 50
+    assert options.loop == ("uvloop" if importlib.util.find_spec("uvloop") else "asyncio")
+    assert parse(["--loop", "asyncio", "--", "x"]).loop == "asyncio"
     http = parse(["--upstream", "http://h/mcp", "--listen", "127.0.0.1:9000"])
     assert http.listen == ("127.0.0.1", 9000)
     for bad in (
@@ -65,6 +69,7 @@ def test_the_command_line() -> None:
         ["--upstream", "http://h/mcp"],
         ["--resource", "refund", "--", "x"],
         ["--upstream", "http://h/mcp", "--listen", "h:9", "--", "x"],
+        ["--loop", "trio", "--", "x"],
     ):
         with pytest.raises(SystemExit):
             parse(bad)

@@ -3,6 +3,7 @@ print kept off the wire, and the package's stdio kept for anything that is not a
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 import textwrap
@@ -31,14 +32,20 @@ ECHO = textwrap.dedent(
                 await out.flush()
         print("after: fd 1 is the wire again")
 
-    asyncio.run(main())
+    if sys.argv[1:] == ["uvloop"]:
+        import uvloop
+        uvloop.run(main())
+    else:
+        asyncio.run(main())
     """
 )
+# oversight-mcp runs on uvloop where it is installed, else on asyncio's own loop.
+LOOPS = ["asyncio"] + (["uvloop"] if importlib.util.find_spec("uvloop") else [])
 
 
-def _run(**how: object) -> subprocess.CompletedProcess[str]:
+def _run(loop: str = "asyncio", **how: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run(  # type: ignore[call-overload]
-        [sys.executable, "-c", ECHO],
+        [sys.executable, "-c", ECHO, loop],
         **how,
         capture_output=True,
         text=True,
@@ -47,18 +54,20 @@ def _run(**how: object) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_over_pipes_each_line_is_answered_and_a_stray_print_misses_the_wire() -> None:
+@pytest.mark.parametrize("loop", LOOPS)
+def test_over_pipes_each_line_is_answered_and_a_stray_print_misses_the_wire(loop: str) -> None:
     big = "x" * 300_000  # past asyncio's default line limit of 64 KiB
-    process = _run(input=f'{{"jsonrpc": "2.0"}}\n{big}\nlast\n')
+    process = _run(loop, input=f'{{"jsonrpc": "2.0"}}\n{big}\nlast\n')
     wire = f'{{"JSONRPC": "2.0"}}\n{big.upper()}\nLAST\n'
     assert process.stdout == wire + "after: fd 1 is the wire again\n"
     assert "a stray print" in process.stderr
     assert "package stdio" not in process.stderr
 
 
-def test_a_file_on_stdin_keeps_the_packages_stdio(tmp_path: Path) -> None:
+@pytest.mark.parametrize("loop", LOOPS)
+def test_a_file_on_stdin_keeps_the_packages_stdio(loop: str, tmp_path: Path) -> None:
     requests = tmp_path / "requests.jsonl"
     requests.write_text("{}\n")
     with requests.open() as stdin:
-        process = _run(stdin=stdin)
+        process = _run(loop, stdin=stdin)
     assert "package stdio" in process.stderr
