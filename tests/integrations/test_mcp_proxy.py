@@ -409,3 +409,49 @@ def test_reports_under_way_are_bounded_and_a_call_past_the_bound_waits_for_a_slo
     assert most == 2
     statuses = sorted(Action.objects.filter(agent=agent).values_list("status", flat=True))
     assert statuses == ["succeeded"] * 3
+
+
+def test_an_outcome_report_starts_only_after_the_answer_has_had_time_to_leave(
+    live_url: str, token: str, agent: Any, tmp_path: Path
+) -> None:
+    """The caller's answer still crosses the MCP server's tasks and streams on the proxy's
+    one event loop after call_tool returns; the report waits for that, then is sent."""
+    import sys
+
+    from mcp.client.client import Client
+    from mcp.client.stdio import StdioServerParameters
+
+    from oversight_sdk import AsyncOversight
+    from oversight_sdk.mcp import calls
+    from oversight_sdk.mcp.proxy import Proxy, Settings
+    from tests.integrations.mcp_world import PAYMENTS_SERVER
+
+    started = 0
+
+    async def run() -> tuple[bool, int]:
+        nonlocal started
+        server = StdioServerParameters(
+            command=sys.executable, args=[str(PAYMENTS_SERVER), "--log", str(tmp_path / "log")]
+        )
+        async with Client(server) as upstream, AsyncOversight(live_url, token) as oversight:
+            report = oversight.report
+
+            async def counted_report(*args: Any, **kwargs: Any) -> Any:
+                nonlocal started
+                started += 1
+                return await report(*args, **kwargs)
+
+            oversight.report = counted_report  # type: ignore[method-assign]
+            naming = calls.Naming("payments", resources={"refund": "stripe:charge/{charge}"})
+            proxy = Proxy(upstream, oversight, Settings(naming=naming))
+            await proxy.list_tools()
+            result = await proxy.call_tool("refund", {"charge": "ch_first", "amount": 5})
+            for _ in range(50):  # the answer's way out: turns of the loop
+                await asyncio.sleep(0)
+            before = started
+            await proxy.drain(timeout=10)
+            return not result.is_error, before
+
+    assert asyncio.run(run()) == (True, 0)
+    assert started == 1
+    assert _reported(Action.objects.get(agent=agent)).status == "succeeded"
