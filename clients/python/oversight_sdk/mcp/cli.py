@@ -17,7 +17,7 @@ import os
 import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -39,6 +39,14 @@ DEFAULT_HOLD_WAIT = 50.0  # below the common MCP clients' 60 s request time-out
 DEFAULT_MAX_REPORTS = Settings.max_reports
 
 
+def _default_loop() -> str:
+    """uvloop where it is installed (the `mcp` extra installs it outside Windows): a call
+    takes many turns of the proxy's event loop (the MCP server's and client's tasks and
+    streams, the request to Oversight), and uvloop's are cheaper (docs/performance.md,
+    2026-12-04: about 0.5 ms less of what the proxy adds to a call)."""
+    return "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+
+
 @dataclass(frozen=True)
 class Options:
     command: list[str]
@@ -51,14 +59,7 @@ class Options:
     oversight_url: str | None
     oversight_token: str | None
     max_reports: int = DEFAULT_MAX_REPORTS
-    loop: str = "asyncio"  # or "uvloop"
-
-
-def _default_loop() -> str:
-    """uvloop where it is installed (the `mcp` extra installs it outside Windows): each
-    call crosses the proxy's event loop a few dozen times, and uvloop's turns are cheaper
-    (docs/performance.md, 2026-12-04, about 0.5 ms of the time the proxy adds to a call)."""
-    return "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    loop: str = field(default_factory=_default_loop)  # "uvloop" or "asyncio"
 
 
 def parse(argv: Sequence[str]) -> Options:

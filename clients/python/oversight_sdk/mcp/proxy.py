@@ -50,7 +50,7 @@ _KEPT_KEYS = 10_000  # distinct calls whose next key the proxy remembers
 # Seconds between a call's answer and the start of its outcome report. The answer still
 # crosses several turns of the event loop on its way out (the MCP server's tasks and
 # streams); a report started at once would spend its share of this one thread in between
-# (docs/performance.md, 2026-12-04: about 0.4 ms of the call's p50).
+# (docs/performance.md, 2026-12-04: about 0.5 ms of the call's p50).
 _ANSWER_FIRST = 0.002
 _FINISHED = frozenset(
     {
