@@ -415,43 +415,43 @@ def test_an_outcome_report_starts_only_after_the_answer_has_had_time_to_leave(
     live_url: str, token: str, agent: Any, tmp_path: Path
 ) -> None:
     """The caller's answer still crosses the MCP server's tasks and streams on the proxy's
-    one event loop after call_tool returns; the report waits for that, then is sent."""
+    one event loop after call_tool returns; the report starts _ANSWER_FIRST later (by the
+    loop's clock, whatever else the machine is doing), then is sent."""
     import sys
+    import time
 
     from mcp.client.client import Client
     from mcp.client.stdio import StdioServerParameters
 
     from oversight_sdk import AsyncOversight
-    from oversight_sdk.mcp import calls
-    from oversight_sdk.mcp.proxy import Proxy, Settings
+    from oversight_sdk.mcp import calls, proxy
     from tests.integrations.mcp_world import PAYMENTS_SERVER
 
-    started = 0
+    started: list[float] = []  # the loop's time as each report started
 
-    async def run() -> tuple[bool, int]:
-        nonlocal started
+    async def run() -> tuple[bool, float]:
+        loop = asyncio.get_running_loop()
         server = StdioServerParameters(
             command=sys.executable, args=[str(PAYMENTS_SERVER), "--log", str(tmp_path / "log")]
         )
         async with Client(server) as upstream, AsyncOversight(live_url, token) as oversight:
             report = oversight.report
 
-            async def counted_report(*args: Any, **kwargs: Any) -> Any:
-                nonlocal started
-                started += 1
+            async def timed_report(*args: Any, **kwargs: Any) -> Any:
+                started.append(loop.time())
                 return await report(*args, **kwargs)
 
-            oversight.report = counted_report  # type: ignore[method-assign]
+            oversight.report = timed_report  # type: ignore[method-assign]
             naming = calls.Naming("payments", resources={"refund": "stripe:charge/{charge}"})
-            proxy = Proxy(upstream, oversight, Settings(naming=naming))
-            await proxy.list_tools()
-            result = await proxy.call_tool("refund", {"charge": "ch_first", "amount": 5})
-            for _ in range(50):  # the answer's way out: turns of the loop
-                await asyncio.sleep(0)
-            before = started
-            await proxy.drain(timeout=10)
-            return not result.is_error, before
+            the_proxy = proxy.Proxy(upstream, oversight, proxy.Settings(naming=naming))
+            await the_proxy.list_tools()
+            result = await the_proxy.call_tool("refund", {"charge": "ch_first", "amount": 5})
+            answered = loop.time()
+            await the_proxy.drain(timeout=10)
+            return not result.is_error, answered
 
-    assert asyncio.run(run()) == (True, 0)
-    assert started == 1
+    ran, answered = asyncio.run(run())
+    assert ran and len(started) == 1
+    early = time.get_clock_info("monotonic").resolution  # asyncio may run a timer this early
+    assert started[0] - answered >= proxy._ANSWER_FIRST - early
     assert _reported(Action.objects.get(agent=agent)).status == "succeeded"
