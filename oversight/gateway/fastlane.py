@@ -29,9 +29,8 @@ the answer is rendered by the same API object, errors have the same shape, and D
 own ``SecurityMiddleware`` and host validation are applied. Anything unusual is handed
 to the ordinary Django handler, unchanged: an HTTPS redirect, a bad Host, a body over
 the limit, a missing or unknown token, a paused agent, invalid JSON or a body the schema
-refuses. So every error answer
-is made in one place, and the fast lane only ever answers a valid request from an
-active agent. See docs/decisions/0006-decision-fast-lane.md.
+refuses. So every error answer is made in one place, and the fast lane only ever answers
+a valid request from an active agent. See docs/decisions/0006-decision-fast-lane.md.
 """
 
 from __future__ import annotations
