@@ -110,9 +110,8 @@ class AsyncioTransport(httpx.AsyncBaseTransport):
                 self._ssl = httpx.create_ssl_context()
             tls = {"ssl": self._ssl, "server_hostname": host}
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_connection(host, port, limit=_HEAD_LIMIT, **tls), timeout
-            )
+            async with asyncio.timeout(timeout):
+                reader, writer = await asyncio.open_connection(host, port, limit=_HEAD_LIMIT, **tls)
         except TimeoutError as exc:
             message = f"connecting to {host}:{port} timed out"
             raise httpx.ConnectTimeout(message, request=request) from exc
@@ -136,7 +135,8 @@ async def _send(
         body = (b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)) if body else b"0\r\n\r\n"
     try:
         writer.write(b"\r\n".join(head) + b"\r\n\r\n" + body)
-        await asyncio.wait_for(writer.drain(), timeout)
+        async with asyncio.timeout(timeout):
+            await writer.drain()
     except TimeoutError as exc:
         raise httpx.WriteTimeout("sending the request timed out", request=request) from exc
     except OSError as exc:
@@ -148,7 +148,8 @@ async def _receive(
 ) -> tuple[httpx.Response, bool]:
     """The response, and whether its connection may carry another request."""
     try:
-        return await asyncio.wait_for(_read_response(request, reader), timeout)
+        async with asyncio.timeout(timeout):
+            return await _read_response(request, reader)
     except TimeoutError as exc:
         raise httpx.ReadTimeout("reading the response timed out", request=request) from exc
     except asyncio.IncompleteReadError as exc:

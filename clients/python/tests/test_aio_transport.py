@@ -255,6 +255,49 @@ def test_a_slow_answer_is_a_read_timeout(serve: Any) -> None:
     assert time.monotonic() - started < 0.45
 
 
+@pytest.fixture
+def deaf() -> Iterator[tuple[socket.socket, list[socket.socket]]]:
+    """A listening socket that never accepts, and the connections made to it."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        made: list[socket.socket] = []
+        yield listener, made
+        for sock in made:
+            sock.close()
+
+
+def test_a_server_that_takes_no_connection_is_a_connect_timeout(deaf: Any) -> None:
+    listener, made = deaf
+    port = listener.getsockname()[1]
+    for _ in range(4):  # its backlog full: the next handshake is left unanswered
+        sock = socket.socket()
+        sock.setblocking(False)
+        sock.connect_ex(("127.0.0.1", port))
+        made.append(sock)
+    time.sleep(0.05)
+    started = time.monotonic()
+    with pytest.raises(ConnectionFailed, match="ConnectTimeout"):
+        asyncio.run(_asks(f"http://127.0.0.1:{port}", 1, retries=0, timeout=0.2))
+    assert time.monotonic() - started < 2
+
+
+def test_a_server_that_reads_nothing_is_a_write_timeout(deaf: Any) -> None:
+    listener, _ = deaf
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+
+    async def post() -> None:
+        # Accepted by the kernel, never read: a body larger than both sockets' buffers.
+        transport = AsyncioTransport()
+        async with httpx.AsyncClient(transport=transport, timeout=0.2) as client:
+            await client.post(url, content=b"x" * (64 * 1024 * 1024))
+
+    started = time.monotonic()
+    with pytest.raises(httpx.WriteTimeout):
+        asyncio.run(post())
+    assert time.monotonic() - started < 2
+
+
 def test_an_unsupported_scheme_is_refused() -> None:
     async def ask() -> None:
         async with httpx.AsyncClient(transport=AsyncioTransport()) as client:
