@@ -104,8 +104,10 @@ def proxy_args(*, hold_wait: float, extra: list[str]) -> list[str]:
     return [*args, *extra]
 
 
-def payments_args(log: Path, description: str | None) -> list[str]:
+def payments_args(log: Path, description: str | None, description_file: Path | None) -> list[str]:
     args = [str(PAYMENTS_SERVER), "--log", str(log)]
+    if description_file:
+        args += ["--description-file", str(description_file)]
     return args + (["--description", description] if description else [])
 
 
@@ -118,21 +120,30 @@ def proxied(
     tmp: Path,
     hold_wait: float = 20,
     description: str | None = None,
+    description_file: Path | None = None,
     extra: list[str] | None = None,
 ) -> Iterator[Proxied]:
-    """The payments server behind the proxy, reached over `transport` (stdio or http)."""
+    """The payments server behind the proxy, reached over `transport` (stdio or http).
+    With `description_file`, the refund tool's description is that file's text, and
+    writing the file changes the definition in the middle of a session."""
     payments = Payments(tmp / "refunds.jsonl")
     env = {"OVERSIGHT_URL": url, "OVERSIGHT_TOKEN": token}
     args = proxy_args(hold_wait=hold_wait, extra=extra or [])
     if transport == "stdio":
-        command = [*args, "--", sys.executable, *payments_args(payments.log, description)]
+        upstream_args = payments_args(payments.log, description, description_file)
+        command = [*args, "--", sys.executable, *upstream_args]
         yield Proxied(
             StdioServerParameters(command=sys.executable, args=command, env=env), payments
         )
         return
     upstream_port, proxy_port = free_port(), free_port()
     upstream = subprocess.Popen(
-        [sys.executable, *payments_args(payments.log, description), "--http", str(upstream_port)]
+        [
+            sys.executable,
+            *payments_args(payments.log, description, description_file),
+            "--http",
+            str(upstream_port),
+        ]
     )
     processes = [upstream]
     try:

@@ -2,47 +2,91 @@
 
 Each refund that runs appends its arguments, as one JSON line, to the file named by
 `--log` (the side effect tests count). `--description` changes the refund tool's
-description (a changed definition, for pinning). Serves stdio, or streamable HTTP with
-`--http PORT`.
+description (a changed definition, for pinning). With `--description-file`, the
+description is that file's text, read again whenever the file changes: the tool is then
+defined anew and its clients are told the tool list changed (a definition changed in the
+middle of a session), on a `subscriptions/listen` stream (2026-07-28) or with
+`notifications/tools/list_changed` (the initialize handshake). Serves stdio, or
+streamable HTTP with `--http PORT`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
+from typing import Any
 
+import anyio
 from mcp.server.mcpserver import MCPServer
+from mcp.server.subscriptions import InMemorySubscriptionBus, ToolsListChanged
 
 DEFAULT_DESCRIPTION = "Refund part or all of a card charge, in cents."
+POLL = 0.05  # seconds between looks at the description file
 
 
-def build(log: str, description: str) -> MCPServer:
-    server = MCPServer("payments")
+class Payments:
+    def __init__(self, log: str, description: str, *, changes: bool = False) -> None:
+        self.log = log
+        self.bus = InMemorySubscriptionBus()
+        self.sessions: dict[int, Any] = {}  # handshake clients, by connection
+        remember = [self._remember] if changes else []  # the bench's server stays as it was
+        self.server = MCPServer("payments", subscriptions=self.bus, middleware=remember)
+        self.server.tool(name="refund", description=description)(self.refund)
+        self.server.tool(name="balance", description="The account's balance.")(balance)
 
-    def refund(charge: str, amount: int) -> dict:
-        with open(log, "a", encoding="utf-8") as out:
+    def refund(self, charge: str, amount: int) -> dict:
+        with open(self.log, "a", encoding="utf-8") as out:
             out.write(json.dumps({"charge": charge, "amount": amount}) + "\n")
         return {"refunded": amount, "charge": charge}
 
-    def balance() -> dict:
-        return {"balance": 1000}
+    async def _remember(self, ctx: Any, call_next: Any) -> Any:
+        if ctx.session.client_params is not None:
+            self.sessions[id(ctx.session.client_params)] = ctx.session
+        return await call_next(ctx)
 
-    server.tool(name="refund", description=description)(refund)
-    server.tool(name="balance", description="The account's balance.")(balance)
-    return server
+    async def follow(self, path: Path, description: str) -> None:
+        """Define the refund tool anew each time `path`'s text changes, and say so."""
+        while True:
+            await anyio.sleep(POLL)
+            text = path.read_text(encoding="utf-8").strip()
+            if text == description:
+                continue
+            description = text
+            self.server.remove_tool("refund")
+            self.server.tool(name="refund", description=description)(self.refund)
+            await self.bus.publish(ToolsListChanged())
+            for session in list(self.sessions.values()):
+                await session.send_tool_list_changed()
+
+
+def balance() -> dict:
+    return {"balance": 1000}
+
+
+async def serve(args: argparse.Namespace) -> None:
+    description_file = Path(args.description_file) if args.description_file else None
+    description = args.description
+    if description_file:
+        description = description_file.read_text(encoding="utf-8").strip()
+    payments = Payments(args.log, description, changes=description_file is not None)
+    async with anyio.create_task_group() as tasks:
+        if description_file:
+            tasks.start_soon(payments.follow, description_file, description)
+        if args.http:
+            await payments.server.run_streamable_http_async(host="127.0.0.1", port=args.http)
+        else:
+            await payments.server.run_stdio_async()
+        tasks.cancel_scope.cancel()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--log", required=True)
     parser.add_argument("--description", default=DEFAULT_DESCRIPTION)
+    parser.add_argument("--description-file", help="the refund's description, followed")
     parser.add_argument("--http", type=int, default=0, help="serve streamable HTTP on this port")
-    args = parser.parse_args()
-    server = build(args.log, args.description)
-    if args.http:
-        server.run("streamable-http", host="127.0.0.1", port=args.http)
-    else:
-        server.run("stdio")
+    anyio.run(serve, parser.parse_args())
 
 
 if __name__ == "__main__":

@@ -62,6 +62,8 @@ def test_the_command_line() -> None:
     assert options.hold_wait == 50
     assert options.loop == ("uvloop" if importlib.util.find_spec("uvloop") else "asyncio")
     assert parse(["--loop", "asyncio", "--", "x"]).loop == "asyncio"
+    assert options.upstream_protocol == "auto"
+    assert parse(["--upstream-protocol", "legacy", "--", "x"]).upstream_protocol == "legacy"
     http = parse(["--upstream", "http://h/mcp", "--listen", "127.0.0.1:9000"])
     assert http.listen == ("127.0.0.1", 9000)
     for bad in (
@@ -70,6 +72,7 @@ def test_the_command_line() -> None:
         ["--resource", "refund", "--", "x"],
         ["--upstream", "http://h/mcp", "--listen", "h:9", "--", "x"],
         ["--loop", "trio", "--", "x"],
+        ["--upstream-protocol", "2024-11-05", "--", "x"],
     ):
         with pytest.raises(SystemExit):
             parse(bad)

@@ -24,11 +24,12 @@ import anyio
 import mcp_types as types
 from mcp.client.client import Client
 from mcp.client.stdio import StdioServerParameters
-from mcp.server.lowlevel.server import Server
+from mcp.server.lowlevel.server import NotificationOptions, Server
 
 from ..aio import AsyncOversight
 from ..errors import OversightError
 from . import calls
+from .changes import Announcer, UpstreamNotices, follow_upstream
 from .link import approval_link
 from .pipes import native_stdio
 from .proxy import Proxy, Settings
@@ -60,6 +61,7 @@ class Options:
     oversight_token: str | None
     max_reports: int = DEFAULT_MAX_REPORTS
     loop: str = field(default_factory=_default_loop)  # "uvloop" or "asyncio"
+    upstream_protocol: str = "auto"  # "auto" or "legacy" (the initialize handshake)
 
 
 def parse(argv: Sequence[str]) -> Options:
@@ -113,6 +115,14 @@ def parse(argv: Sequence[str]) -> Options:
         default=_default_loop(),
         help="the event loop (default: %(default)s; uvloop where it is installed)",
     )
+    parser.add_argument(
+        "--upstream-protocol",
+        choices=("auto", "legacy"),
+        default="auto",
+        help="how to reach the upstream: auto (the newest protocol both speak) or legacy "
+        "(the initialize handshake, for a server that mishandles the newer one's probe) "
+        "(default: %(default)s)",
+    )
     parser.add_argument("--oversight-url", help="default: $OVERSIGHT_URL")
     parser.add_argument("--oversight-token", help="default: $OVERSIGHT_TOKEN")
     args = parser.parse_args(argv)
@@ -152,15 +162,29 @@ def parse(argv: Sequence[str]) -> Options:
         oversight_token=args.oversight_token or os.environ.get("OVERSIGHT_TOKEN"),
         max_reports=args.max_reports,
         loop=args.loop,
+        upstream_protocol=args.upstream_protocol,
     )
 
 
-def proxy_server(proxy: Proxy, name: str) -> Server[Any]:
-    """The MCP server the agent talks to: tools only, each answered by the proxy."""
+class _ProxyServer(Server[Any]):
+    """The proxy's MCP server: it says, on the initialize handshake too, that its tool list
+    may change (the upstream's may: changes.py)."""
+
+    def create_initialization_options(
+        self, notification_options: NotificationOptions | None = None, *args: Any, **kwargs: Any
+    ) -> Any:
+        notices = notification_options or NotificationOptions(tools_changed=True)
+        return super().create_initialization_options(notices, *args, **kwargs)
+
+
+def proxy_server(proxy: Proxy, name: str, announcer: Announcer) -> Server[Any]:
+    """The MCP server the agent talks to: tools only, each answered by the proxy, and
+    changes of the tool list announced (`announcer`)."""
 
     async def on_list_tools(
         ctx: Any, params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
+        announcer.listed(ctx.session)
         return types.ListToolsResult(tools=await proxy.list_tools())
 
     async def on_call_tool(
@@ -169,24 +193,27 @@ def proxy_server(proxy: Proxy, name: str) -> Server[Any]:
         link = approval_link(ctx, params)
         return await proxy.call_tool(params.name, dict(params.arguments or {}), link)
 
-    return Server(
+    return _ProxyServer(
         f"oversight-{name}",
         version="1",
         on_list_tools=on_list_tools,
         on_call_tool=on_call_tool,
+        on_subscriptions_listen=announcer.listen_handler,
     )
 
 
 @asynccontextmanager
-async def connected(options: Options) -> AsyncIterator[tuple[Proxy, str]]:
-    """The upstream session, the Oversight client and the proxy over them."""
+async def connected(options: Options) -> AsyncIterator[tuple[Proxy, str, Announcer]]:
+    """The upstream session, the Oversight client and the proxy over them, following the
+    upstream's tool list changes (changes.py) while it runs."""
     if options.command:
         target: Any = StdioServerParameters(command=options.command[0], args=options.command[1:])
     else:
         target = options.upstream
+    notices = UpstreamNotices()
     async with (
         AsyncOversight(options.oversight_url, options.oversight_token) as oversight,
-        Client(target) as upstream,
+        Client(target, mode=options.upstream_protocol, message_handler=notices) as upstream,
     ):
         info = upstream.server_info
         name = options.server_name or (info.name if info else "") or _command_name(options)
@@ -199,8 +226,14 @@ async def connected(options: Options) -> AsyncIterator[tuple[Proxy, str]]:
             max_reports=options.max_reports,
         )
         proxy = Proxy(upstream, oversight, settings)
+        announcer = Announcer()
+        notices.changed = proxy.tools_changed
         try:
-            yield proxy, name
+            async with anyio.create_task_group() as changes:
+                changes.start_soon(follow_upstream, upstream, proxy.tools_changed)
+                changes.start_soon(proxy.follow_changes, announcer)
+                yield proxy, name, announcer
+                changes.cancel_scope.cancel()
         finally:
             await proxy.drain()
 
@@ -212,8 +245,8 @@ def _command_name(options: Options) -> str:
 
 
 async def serve(options: Options) -> None:
-    async with connected(options) as (proxy, name):
-        server = proxy_server(proxy, name)
+    async with connected(options) as (proxy, name, announcer):
+        server = proxy_server(proxy, name, announcer)
         if options.listen is None:
             from mcp.server.stdio import stdio_server
 

@@ -23,6 +23,12 @@ A retry with the same arguments resolves to the same action (the idempotency key
 derived from the action, resource and arguments; calls.py) and runs at most once.
 Whenever Oversight cannot be reached, or answers anything unexpected, nothing is
 forwarded.
+
+When the upstream says its tools changed (`tools_changed`, changes.py), the proxy lists
+them again at once and shows Oversight the new definitions, so a definition changed in
+the middle of a session holds its calls from then on, as one changed between sessions
+does; then it tells its own clients. Until that listing has reached Oversight, every call
+lists the tools again before it is decided.
 """
 
 from __future__ import annotations
@@ -78,7 +84,9 @@ class _Turn:
 class Upstream(Protocol):
     """What the proxy needs of the MCP server behind it (an `mcp.Client`)."""
 
-    async def list_tools(self, *, cursor: str | None = None) -> types.ListToolsResult: ...
+    async def list_tools(
+        self, *, cursor: str | None = None, cache_mode: Any = "use"
+    ) -> types.ListToolsResult: ...
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any] | None = None
@@ -117,6 +125,12 @@ class Proxy:
         self.settings = settings
         self._tools: dict[str, types.Tool] = {}  # as last listed and shown to Oversight
         self._listing = asyncio.Lock()
+        # The upstream's changes of its tools counted (`tools_changed`), and how many of
+        # them the last listing shown to Oversight had seen: the tools are current when
+        # the two are equal.
+        self._changes = 0
+        self._changes_listed = 0
+        self._changed = asyncio.Event()
         # Per identical call: one at a time (two at once must not both run one action),
         # and the key its next ask uses (so a busy proxy does not walk the chain).
         self._call_locks: dict[str, _Turn] = {}
@@ -130,18 +144,23 @@ class Proxy:
         """The upstream's tools this agent may use, each definition shown to Oversight.
         Raises OversightError when Oversight cannot answer (no list rather than a guess)."""
         async with self._listing:
+            changes = self._changes
             tools = await self._upstream_tools()
             definitions = [self._definition(tool) for tool in tools]
             statuses = await self.oversight.tools(definitions) if definitions else []
             self._tools = {tool.name: tool for tool in tools}
+            self._changes_listed = changes
         granted = {status.name for status in statuses if status.granted}
         return [tool for tool in tools if tool.name in granted]
 
     async def _upstream_tools(self) -> list[types.Tool]:
+        """The upstream's tools as they are now: never a listing the client cached (a
+        server may ask for that with a time to live), since Oversight must see the
+        definitions the upstream currently gives."""
         tools: list[types.Tool] = []
         cursor: str | None = None
         while True:
-            page = await self.upstream.list_tools(cursor=cursor)
+            page = await self.upstream.list_tools(cursor=cursor, cache_mode="refresh")
             tools.extend(page.tools)
             cursor = page.next_cursor
             if not cursor:
@@ -156,6 +175,26 @@ class Proxy:
             input_schema=tool.input_schema,
         )
 
+    def tools_changed(self) -> None:
+        """The upstream said its tools changed: every call lists them again before it is
+        decided, until `follow_changes` has shown Oversight the new ones."""
+        self._changes += 1
+        self._changed.set()
+
+    async def follow_changes(self, announce: Callable[[], Awaitable[None]]) -> None:
+        """Runs as long as the proxy: after each change (several at once count as one),
+        list the tools and show Oversight their definitions, then `announce` the change
+        to the proxy's own clients. If Oversight cannot be reached, the next call lists
+        them again (and is not run unless that works)."""
+        while True:
+            await self._changed.wait()
+            self._changed.clear()
+            try:
+                await self.list_tools()
+            except Exception as exc:  # the upstream or Oversight: the next call lists again
+                logger.warning("could not list the upstream's changed tools: %s", exc)
+            await announce()
+
     # -- tools/call ----------------------------------------------------------------------
 
     async def call_tool(
@@ -165,7 +204,8 @@ class Proxy:
         person at the client, where the client can show one."""
         naming = self.settings.naming
         try:
-            if name not in self._tools:  # never called on a definition Oversight has not seen
+            # Never called on a definition Oversight has not seen.
+            if name not in self._tools or self._changes_listed != self._changes:
                 await self.list_tools()
             if name not in self._tools:
                 return calls.text_result(f"Unknown tool: {name}", is_error=True)
