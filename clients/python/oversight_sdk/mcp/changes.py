@@ -4,8 +4,8 @@ From the upstream, the proxy learns of a change the way the protocol the two spe
 
 - **2026-07-28**: a `subscriptions/listen` stream asking for tool list changes
   (`follow_upstream`), opened when the upstream says it serves them. A stream that is
-  lost is opened again after a pause, and the tools count as changed then, since the
-  stream replays nothing.
+  lost or refused is asked for again after a pause (doubling from one second up to a
+  minute), and the tools count as changed then, since the stream replays nothing.
 - **the initialize handshake** (2025-11-25 and before): the upstream's
   `notifications/tools/list_changed` (`UpstreamNotices`, the client's message handler).
 
@@ -34,7 +34,8 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 logger = logging.getLogger(__name__)
 
-RELISTEN_AFTER = 1.0  # seconds before a lost subscription to the upstream is opened again
+RELISTEN_AFTER = 1.0  # seconds before a lost subscription to the upstream is asked again
+RELISTEN_AT_MOST = 60.0  # the pause doubles after each failure, up to this
 _KEPT_SESSIONS = 1024  # handshake clients told of a change: the most recent ones
 
 
@@ -59,15 +60,19 @@ async def follow_upstream(upstream: Client, changed: Callable[[], None]) -> None
     tools = upstream.server_capabilities.tools
     if tools is None or not tools.list_changed:
         return
+    pause = RELISTEN_AFTER
     while True:
         try:
             async with upstream.listen(tools_list_changed=True) as subscription:
+                pause = RELISTEN_AFTER  # acknowledged
                 async for _ in subscription:
                     changed()
             return  # the upstream closed the stream: it is going away
         except (SubscriptionLost, MCPError, OSError, anyio.BrokenResourceError) as exc:
-            logger.warning("lost the upstream's tool list changes, listening again: %s", exc)
-        await anyio.sleep(RELISTEN_AFTER)
+            log = logger.warning if pause == RELISTEN_AFTER else logger.debug
+            log("lost the upstream's tool list changes, asking again in %.0f s: %s", pause, exc)
+        await anyio.sleep(pause)
+        pause = min(pause * 2, RELISTEN_AT_MOST)
         changed()  # whatever changed meanwhile was not replayed
 
 

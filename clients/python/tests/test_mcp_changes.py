@@ -1,0 +1,102 @@
+"""How the proxy follows an upstream's tool list changes on 2026-07-28 (changes.py), against
+a real MCP server in the same process: one that serves `subscriptions/listen`, refusing it
+at first."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio
+import pytest
+
+pytest.importorskip("mcp")
+
+import mcp_types as types
+from mcp.client.client import Client
+from mcp.server.lowlevel.server import Server
+from mcp.server.subscriptions import (
+    InMemorySubscriptionBus,
+    ListenHandler,
+    ToolsListChanged,
+)
+from mcp.shared.exceptions import MCPError
+
+from oversight_sdk.mcp import changes
+
+
+def _upstream(bus: InMemorySubscriptionBus, refusals: int) -> Server[Any]:
+    """A server announcing tool list changes on `bus`, refusing the first `refusals`
+    subscriptions."""
+    listen = ListenHandler(bus)
+    left = refusals
+
+    async def on_listen(ctx: Any, params: Any) -> Any:
+        nonlocal left
+        if left:
+            left -= 1
+            raise MCPError(code=types.INTERNAL_ERROR, message="not now")
+        return await listen(ctx, params)
+
+    async def on_list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=[])
+
+    return Server("upstream", on_list_tools=on_list_tools, on_subscriptions_listen=on_listen)
+
+
+async def _until(condition: Any, timeout: float = 5) -> None:
+    with anyio.fail_after(timeout):
+        while not condition():
+            await anyio.sleep(0.01)
+
+
+def test_each_change_is_heard_and_a_refused_subscription_is_asked_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(changes, "RELISTEN_AFTER", 0.05)
+    bus = InMemorySubscriptionBus()
+    heard: list[float] = []
+
+    async def run() -> None:
+        async with Client(_upstream(bus, refusals=2)) as upstream:
+            assert upstream.protocol_version == "2026-07-28"
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(changes.follow_upstream, upstream, lambda: heard.append(1))
+                # Refused twice (0.05 s, then 0.1 s later): each time the tools count as
+                # changed, since nothing is replayed once the stream is open.
+                await _until(lambda: len(heard) == 2)
+                await anyio.sleep(0.3)  # subscribed by now
+                assert len(heard) == 2
+                await bus.publish(ToolsListChanged())
+                await _until(lambda: len(heard) == 3)
+                await bus.publish(ToolsListChanged())
+                await _until(lambda: len(heard) == 4)
+                tasks.cancel_scope.cancel()
+
+    anyio.run(run)
+
+
+def test_an_upstream_that_announces_no_changes_is_not_asked() -> None:
+    async def on_list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=[])
+
+    async def run() -> None:
+        async with Client(Server("quiet", on_list_tools=on_list_tools)) as upstream:
+            assert not upstream.server_capabilities.tools.list_changed
+            with anyio.fail_after(1):  # returns at once
+                await changes.follow_upstream(upstream, lambda: None)
+
+    anyio.run(run)
+
+
+def test_upstream_notices_on_the_handshake_call_the_proxy_once_it_exists() -> None:
+    notices = changes.UpstreamNotices()
+    heard: list[int] = []
+
+    async def run() -> None:
+        await notices(types.ToolListChangedNotification())  # before the proxy: no one to tell
+        notices.changed = lambda: heard.append(1)
+        await notices(types.ToolListChangedNotification())
+        await notices(types.PromptListChangedNotification())  # not about tools
+
+    anyio.run(run)
+    assert heard == [1]
