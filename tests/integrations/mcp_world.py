@@ -54,6 +54,8 @@ class Proxied:
     target: StdioServerParameters | str
     payments: Payments
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    # Over http: stop the payments server and start it again on the same port.
+    restart_upstream: Callable[[], None] | None = None
 
     def session(
         self, body: Callable[[Client], Awaitable[T]], *, mode: str = "auto", **options: Any
@@ -137,17 +139,21 @@ def proxied(
         )
         return
     upstream_port, proxy_port = free_port(), free_port()
-    upstream = subprocess.Popen(
-        [
-            sys.executable,
-            *payments_args(payments.log, description, description_file),
-            "--http",
-            str(upstream_port),
-        ]
-    )
-    processes = [upstream]
+    upstream_command = [
+        sys.executable,
+        *payments_args(payments.log, description, description_file),
+        "--http",
+        str(upstream_port),
+    ]
+    processes = [subprocess.Popen(upstream_command)]
+
+    def restart_upstream() -> None:
+        _stop(processes[0])
+        processes[0] = subprocess.Popen(upstream_command)
+        _wait_for_port(upstream_port, processes[0])
+
     try:
-        _wait_for_port(upstream_port, upstream)
+        _wait_for_port(upstream_port, processes[0])
         upstream_url = f"http://127.0.0.1:{upstream_port}/mcp"
         listen = f"127.0.0.1:{proxy_port}"
         proxy = subprocess.Popen(
@@ -156,15 +162,19 @@ def proxied(
         )
         processes.append(proxy)
         _wait_for_port(proxy_port, proxy)
-        yield Proxied(f"http://{listen}/mcp", payments, processes)
+        yield Proxied(f"http://{listen}/mcp", payments, processes, restart_upstream)
     finally:
         for process in reversed(processes):
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            _stop(process)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 20) -> None:

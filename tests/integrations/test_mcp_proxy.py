@@ -419,6 +419,37 @@ def test_a_call_after_a_change_not_yet_shown_to_oversight_lists_the_tools_first(
     assert ToolPin.objects.get(agent=agent, tool="refund").changed
 
 
+def test_an_http_upstream_that_restarted_is_given_a_new_session(
+    live_url: str, token: str, agent: Any, tmp_path: Path
+) -> None:
+    """On the initialize handshake, a restarted upstream no longer knows the proxy's
+    session (404). A call that finds out did not run and says so (recorded as failed,
+    with why); the proxy opens a new session, and the agent's next call runs. A listing
+    that finds out is made again in the new session."""
+    first, lost = {"charge": "ch_r1", "amount": 10}, {"charge": "ch_r2", "amount": 10}
+    extra = ["--upstream-protocol", "legacy"]
+    with proxied("http", url=live_url, token=token, tmp=tmp_path, extra=extra) as proxy:
+        assert proxy.restart_upstream is not None
+        assert not proxy.call("refund", first, mode="legacy").is_error
+        proxy.restart_upstream()
+        refused = proxy.call("refund", lost, mode="legacy")  # no listing first
+        again = proxy.call("refund", lost, mode="legacy")
+        proxy.restart_upstream()
+        listed = proxy.session(lambda client: client.list_tools(), mode="legacy")
+    assert refused.is_error
+    assert "did not run" in text_of(refused) and "call again" in text_of(refused)
+    assert not again.is_error, text_of(again)
+    assert [tool.name for tool in listed.tools] == ["refund"]
+    assert proxy.payments.executed() == [first, lost]
+    actions = [_reported(a) for a in Action.objects.filter(agent=agent).order_by("created_at")]
+    assert [(a.params["charge"], a.status) for a in actions] == [
+        ("ch_r1", "succeeded"),
+        ("ch_r2", "failed"),
+        ("ch_r2", "succeeded"),
+    ]
+    assert "lost this session" in actions[1].error
+
+
 def test_the_same_call_twice_is_two_actions_when_each_is_allowed(
     live_url: str, token: str, agent: Any, tmp_path: Path
 ) -> None:

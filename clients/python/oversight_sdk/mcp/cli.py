@@ -22,7 +22,6 @@ from typing import Any
 
 import anyio
 import mcp_types as types
-from mcp.client.client import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp.server.lowlevel.server import NotificationOptions, Server
 
@@ -33,6 +32,7 @@ from .changes import Announcer, UpstreamNotices, follow_upstream
 from .link import approval_link
 from .pipes import native_stdio
 from .proxy import Proxy, Settings
+from .upstream import UpstreamSession
 
 logger = logging.getLogger("oversight_sdk.mcp")
 
@@ -204,38 +204,42 @@ def proxy_server(proxy: Proxy, name: str, announcer: Announcer) -> Server[Any]:
 
 @asynccontextmanager
 async def connected(options: Options) -> AsyncIterator[tuple[Proxy, str, Announcer]]:
-    """The upstream session, the Oversight client and the proxy over them, following the
-    upstream's tool list changes (changes.py) while it runs."""
+    """The upstream session (opened again if the upstream loses it: upstream.py), the
+    Oversight client and the proxy over them, following the upstream's tool list changes
+    (changes.py) while it runs."""
     if options.command:
         target: Any = StdioServerParameters(command=options.command[0], args=options.command[1:])
     else:
         target = options.upstream
     notices = UpstreamNotices()
-    async with (
-        AsyncOversight(options.oversight_url, options.oversight_token) as oversight,
-        Client(target, mode=options.upstream_protocol, message_handler=notices) as upstream,
-    ):
-        info = upstream.server_info
-        name = options.server_name or (info.name if info else "") or _command_name(options)
-        settings = Settings(
-            naming=calls.Naming(
-                server=name, action_template=options.action_template, resources=options.resources
-            ),
-            hold_wait=options.hold_wait,
-            oversight_url=options.oversight_url or "",
-            max_reports=options.max_reports,
-        )
-        proxy = Proxy(upstream, oversight, settings)
-        announcer = Announcer()
-        notices.changed = proxy.tools_changed
+    upstream = UpstreamSession(target, mode=options.upstream_protocol, message_handler=notices)
+    proxy: Proxy | None = None
+    async with AsyncOversight(options.oversight_url, options.oversight_token) as oversight:
         try:
-            async with anyio.create_task_group() as changes:
-                changes.start_soon(follow_upstream, upstream, proxy.tools_changed)
-                changes.start_soon(proxy.follow_changes, announcer)
+            async with anyio.create_task_group() as tasks:
+                await tasks.start(upstream.run)
+                info = upstream.client.server_info
+                name = options.server_name or (info.name if info else "") or _command_name(options)
+                settings = Settings(
+                    naming=calls.Naming(
+                        server=name,
+                        action_template=options.action_template,
+                        resources=options.resources,
+                    ),
+                    hold_wait=options.hold_wait,
+                    oversight_url=options.oversight_url or "",
+                    max_reports=options.max_reports,
+                )
+                proxy = Proxy(upstream, oversight, settings)
+                announcer = Announcer()
+                notices.changed = upstream.reopened = proxy.tools_changed
+                tasks.start_soon(follow_upstream, upstream.client, proxy.tools_changed)
+                tasks.start_soon(proxy.follow_changes, announcer)
                 yield proxy, name, announcer
-                changes.cancel_scope.cancel()
+                tasks.cancel_scope.cancel()
         finally:
-            await proxy.drain()
+            if proxy is not None:  # the reports go to Oversight, still open here
+                await proxy.drain()
 
 
 def _command_name(options: Options) -> str:

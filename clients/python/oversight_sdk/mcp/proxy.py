@@ -47,6 +47,7 @@ from ..aio import AsyncOversight
 from ..errors import OversightError
 from ..models import Decision, Status, ToolDefinition
 from . import calls
+from .upstream import SessionLost
 
 logger = logging.getLogger(__name__)
 
@@ -156,7 +157,14 @@ class Proxy:
     async def _upstream_tools(self) -> list[types.Tool]:
         """The upstream's tools as they are now: never a listing the client cached (a
         server may ask for that with a time to live), since Oversight must see the
-        definitions the upstream currently gives."""
+        definitions the upstream currently gives. A listing that found the upstream's
+        session lost is made again, whole, in the new one (it changes nothing)."""
+        try:
+            return await self._upstream_listing()
+        except SessionLost:
+            return await self._upstream_listing()
+
+    async def _upstream_listing(self) -> list[types.Tool]:
         tools: list[types.Tool] = []
         cursor: str | None = None
         while True:
@@ -211,7 +219,7 @@ class Proxy:
                 return calls.text_result(f"Unknown tool: {name}", is_error=True)
             action = naming.action(name)
             resource = naming.resource(name, arguments)
-        except ValueError as exc:
+        except (ValueError, SessionLost) as exc:
             return calls.text_result(f"Not run: {exc}", is_error=True)
         except OversightError as exc:
             return _unreachable(exc)
@@ -326,6 +334,9 @@ class Proxy:
     ) -> types.CallToolResult:
         try:
             result = await self.upstream.call_tool(name, arguments)
+        except SessionLost as exc:  # not run: reported as failed, with why
+            await self._report(decision, "failed", action, resource, arguments, error=str(exc))
+            return calls.text_result(f"Not run: {exc}", is_error=True, action_id=decision.id)
         except Exception as exc:  # the upstream failed: report it, tell the caller
             logger.warning("upstream call %s failed: %s", name, exc)
             await self._report(decision, "failed", action, resource, arguments, error=str(exc))

@@ -1,0 +1,154 @@
+"""The MCP server behind the proxy, reached again when it has forgotten the session.
+
+On the initialize handshake over streamable HTTP, a server that restarted (a deploy, a
+crash) answers the old session's requests with 404 "Session not found". The protocol
+says the client must then start a new session; the `mcp` package's client keeps sending
+the old session id, so every call would fail until the proxy restarted. `UpstreamSession`
+opens a new session instead:
+
+- the request that met the lost session is not sent again: it raises `SessionLost`
+  (the server did not run it; a tool call is answered as not run, and the agent calls
+  again, to be decided again);
+- the new session is opened by the task that owns the client (`run`), and the tools
+  count as changed (`reopened`): a server that restarted may define them differently,
+  so the next call lists them again and shows Oversight the definitions first.
+
+Over stdio, and on protocol 2026-07-28 (no sessions), nothing of this applies.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import mcp_types as types
+from anyio.abc import TaskStatus
+from mcp.client.client import Client
+from mcp.shared.exceptions import MCPError
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+logger = logging.getLogger(__name__)
+
+# The codes servers give a request on a session they do not know: this package's
+# INVALID_REQUEST (its server, and its client for a bare 404), and -32001 (the TypeScript
+# SDK's server).
+_SESSION_CODES = frozenset({types.INVALID_REQUEST, -32001})
+OPEN_WAIT = 30.0  # seconds a request waits for a new session to open
+REOPEN_AFTER = 0.5  # seconds before trying again to open one, doubling up to REOPEN_AT_MOST
+REOPEN_AT_MOST = 10.0
+
+
+class SessionLost(RuntimeError):
+    """The upstream no longer knew the session; the request was not run."""
+
+    def __init__(self, cause: MCPError) -> None:
+        super().__init__(
+            "the upstream server had lost this session (it may have restarted), so the call "
+            f"did not run; a new session is open: call again ({cause.error.message})"
+        )
+
+
+class UpstreamSession:
+    """An `mcp.Client` to `target`, opened (and opened again) by `run`, a task of its own."""
+
+    def __init__(self, target: Any, **client_options: Any) -> None:
+        self.target = target
+        self.client_options = client_options
+        self.reopened: Callable[[], None] = lambda: None  # set by whoever follows the tools
+        self._client: Client | None = None
+        self._open = anyio.Event()  # set while a session is open
+        self._lost = anyio.Event()  # set when the open one turned out lost
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            raise RuntimeError("the upstream session is not open")
+        return self._client
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Keep a session open to the upstream; started once the first one is."""
+        first, pause = True, REOPEN_AFTER
+        while True:
+            opened = False
+            try:
+                async with Client(self.target, **self.client_options) as client:
+                    opened = True
+                    self._client = client
+                    self._open.set()
+                    if first:
+                        task_status.started()
+                        first = False
+                    else:
+                        logger.warning("opened a new session with the upstream server")
+                        self.reopened()
+                    pause = REOPEN_AFTER
+                    await self._lost.wait()
+            except Exception as exc:
+                if first:
+                    raise  # no upstream to start with: the proxy does not start
+                if not opened:
+                    logger.warning("could not open a new session with the upstream: %s", exc)
+                    await anyio.sleep(pause)  # requests wait meanwhile (OPEN_WAIT at most)
+                    pause = min(pause * 2, REOPEN_AT_MOST)
+                    continue
+                logger.debug("the lost session ended with: %s", exc)  # closing it, mostly
+            self._forget()
+
+    def _forget(self) -> None:
+        """The open session is lost: requests from now on wait for the next one."""
+        if self._client is not None:
+            self._client = None
+            self._open = anyio.Event()
+        self._lost = anyio.Event()
+
+    async def list_tools(
+        self, *, cursor: str | None = None, cache_mode: Any = "use"
+    ) -> types.ListToolsResult:
+        client = await self._current()
+        try:
+            return await client.list_tools(cursor=cursor, cache_mode=cache_mode)
+        except MCPError as exc:
+            if self._lost_with(client, exc):
+                raise SessionLost(exc) from exc
+            raise
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any] | None = None
+    ) -> types.CallToolResult:
+        client = await self._current()
+        try:
+            return await client.call_tool(name, arguments)
+        except MCPError as exc:
+            if self._lost_with(client, exc):
+                raise SessionLost(exc) from exc
+            raise
+
+    async def _current(self) -> Client:
+        """The open client; while a new session is being opened, once it is (or
+        TimeoutError after OPEN_WAIT seconds)."""
+        if self._client is None:  # not on every call: a cancel scope costs a call time
+            with anyio.fail_after(OPEN_WAIT):
+                await self._open.wait()
+        return self.client
+
+    def _lost_with(self, client: Client, exc: MCPError) -> bool:
+        """Whether `exc` says the upstream no longer knows `client`'s session; if so, a
+        new session is asked for (once, by the first to find out)."""
+        if not _session_gone(client, exc):
+            return False
+        if self._client is client:  # the first to find out
+            lost = self._lost
+            self._forget()
+            lost.set()  # `run` closes it and opens another
+        return True
+
+
+def _session_gone(client: Client, exc: MCPError) -> bool:
+    if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
+        return False  # no sessions
+    if not isinstance(client.server, str):
+        return False  # stdio, or in the same process: the session is the connection
+    error = exc.error
+    return error.code in _SESSION_CODES and "session" in error.message.lower()
