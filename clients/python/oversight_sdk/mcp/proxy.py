@@ -83,7 +83,8 @@ class _Turn:
 
 
 class Upstream(Protocol):
-    """What the proxy needs of the MCP server behind it (an `mcp.Client`)."""
+    """What the proxy needs of the MCP server behind it: an `UpstreamSession` (upstream.py),
+    or an `mcp.Client`."""
 
     async def list_tools(
         self, *, cursor: str | None = None, cache_mode: Any = "use"
