@@ -96,7 +96,8 @@ def _project_env(extra_env: dict[str, str] | None = None) -> dict[str, str]:
     }
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """Terminate `process`, killing it if it has not ended within 10 s."""
     process.terminate()
     try:
         process.wait(timeout=10)
@@ -128,7 +129,7 @@ def asgi_server(extra_env: dict[str, str] | None = None, *, port: int = 0) -> It
         _wait_until_healthy(base, process)
         yield base
     finally:
-        _stop(process)
+        stop_process(process)
 
 
 def _wait_until_healthy(base: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
@@ -173,7 +174,7 @@ def celery_worker(extra_env: dict[str, str] | None = None) -> Iterator[None]:
                 raise RuntimeError("celery worker did not start")
         yield
     finally:
-        _stop(process)
+        stop_process(process)
 
 
 @contextmanager
@@ -188,7 +189,7 @@ def celery_beat(schedule_dir: Path, extra_env: dict[str, str] | None = None) -> 
             raise RuntimeError(f"celery beat exited with {process.returncode}")
         yield
     finally:
-        _stop(process)
+        stop_process(process)
 
 
 def wait_until_the_server_listens(group: str, timeout: float = 10, *, prefix: str = "") -> None:

@@ -27,7 +27,7 @@ import mcp_types as types
 from mcp.client.client import Client
 from mcp.client.stdio import StdioServerParameters
 
-from tests.servers import ROOT, free_port
+from tests.servers import ROOT, free_port, stop_process
 
 PAYMENTS_SERVER = ROOT / "clients" / "python" / "tests" / "mcp_payments_server.py"
 RESOURCE = "refund=stripe:charge/{charge}"
@@ -148,7 +148,7 @@ def proxied(
     processes = [subprocess.Popen(upstream_command)]
 
     def restart_upstream() -> None:
-        _stop(processes[0])
+        stop_process(processes[0])
         processes[0] = subprocess.Popen(upstream_command)
         _wait_for_port(upstream_port, processes[0])
 
@@ -165,16 +165,7 @@ def proxied(
         yield Proxied(f"http://{listen}/mcp", payments, processes, restart_upstream)
     finally:
         for process in reversed(processes):
-            _stop(process)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+            stop_process(process)
 
 
 def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 20) -> None:
