@@ -46,7 +46,7 @@ class SessionLost(RuntimeError):
     def __init__(self, cause: MCPError) -> None:
         super().__init__(
             "the upstream server had lost this session (it may have restarted), so the call "
-            f"did not run; a new session is open: call again ({cause.error.message})"
+            f"did not run; a new session is being opened: call again ({cause.error.message})"
         )
 
 
@@ -68,7 +68,10 @@ class UpstreamSession:
         return self._client
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Keep a session open to the upstream; started once the first one is."""
+        """Keep a session open to the upstream; started once the first one is. Only a
+        streamable-HTTP upstream is reached again: over stdio the session is the server's
+        process, and whatever ends it ends the proxy."""
+        reopens = isinstance(self.target, str)
         first, pause = True, REOPEN_AFTER
         while True:
             opened = False
@@ -86,8 +89,8 @@ class UpstreamSession:
                     pause = REOPEN_AFTER
                     await self._lost.wait()
             except Exception as exc:
-                if first:
-                    raise  # no upstream to start with: the proxy does not start
+                if first or not reopens:
+                    raise  # no upstream to start with, or a process that ended
                 if not opened:
                     logger.warning("could not open a new session with the upstream: %s", exc)
                     await anyio.sleep(pause)  # requests wait meanwhile (OPEN_WAIT at most)
@@ -128,7 +131,7 @@ class UpstreamSession:
     async def _current(self) -> Client:
         """The open client; while a new session is being opened, once it is (or
         TimeoutError after OPEN_WAIT seconds)."""
-        if self._client is None:  # not on every call: a cancel scope costs a call time
+        if self._client is None:  # only then: a cancel scope on every call costs time
             with anyio.fail_after(OPEN_WAIT):
                 await self._open.wait()
         return self.client
