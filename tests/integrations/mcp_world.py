@@ -106,8 +106,10 @@ def proxy_args(*, hold_wait: float, extra: list[str]) -> list[str]:
     return [*args, *extra]
 
 
-def payments_args(log: Path, description: str | None, description_file: Path | None) -> list[str]:
-    args = [str(PAYMENTS_SERVER), "--log", str(log)]
+def payments_args(
+    log: Path, description: str | None, description_file: Path | None, extra: list[str]
+) -> list[str]:
+    args = [str(PAYMENTS_SERVER), "--log", str(log), *extra]
     if description_file:
         args += ["--description-file", str(description_file)]
     return args + (["--description", description] if description else [])
@@ -124,15 +126,19 @@ def proxied(
     description: str | None = None,
     description_file: Path | None = None,
     extra: list[str] | None = None,
+    upstream_extra: list[str] | None = None,
 ) -> Iterator[Proxied]:
     """The payments server behind the proxy, reached over `transport` (stdio or http).
     With `description_file`, the refund tool's description is that file's text, and
-    writing the file changes the definition in the middle of a session."""
+    writing the file changes the definition in the middle of a session. `extra` goes to
+    the proxy, `upstream_extra` to the payments server."""
     payments = Payments(tmp / "refunds.jsonl")
     env = {"OVERSIGHT_URL": url, "OVERSIGHT_TOKEN": token}
     args = proxy_args(hold_wait=hold_wait, extra=extra or [])
     if transport == "stdio":
-        upstream_args = payments_args(payments.log, description, description_file)
+        upstream_args = payments_args(
+            payments.log, description, description_file, upstream_extra or []
+        )
         command = [*args, "--", sys.executable, *upstream_args]
         yield Proxied(
             StdioServerParameters(command=sys.executable, args=command, env=env), payments
@@ -141,7 +147,7 @@ def proxied(
     upstream_port, proxy_port = free_port(), free_port()
     upstream_command = [
         sys.executable,
-        *payments_args(payments.log, description, description_file),
+        *payments_args(payments.log, description, description_file, upstream_extra or []),
         "--http",
         str(upstream_port),
     ]

@@ -122,6 +122,36 @@ def test_an_allowed_call_runs_once_and_its_outcome_is_reported(
     assert result.meta["oversight.dev/action_id"] == str(action.pk)
 
 
+def test_over_http_a_call_does_not_list_the_tools_again(
+    live_url: str, token: str, agent: Any, tmp_path: Path
+) -> None:
+    """The proxy's HTTP server checks a call's Mcp-Param headers against the tool's schema
+    as the proxy last listed it, not by listing the tools (upstream, and in Oversight)
+    for every call, as the package's server does when it is given no schema."""
+    requests = tmp_path / "requests"
+
+    async def five(client: Any) -> list[Any]:
+        return [
+            await client.call_tool("refund", {"charge": f"ch_l{n}", "amount": 10}) for n in range(5)
+        ]
+
+    with proxied(
+        "http",
+        url=live_url,
+        token=token,
+        tmp=tmp_path,
+        upstream_extra=["--requests-log", str(requests)],
+    ) as proxy:
+        results = proxy.session(five)
+    assert [result.is_error for result in results] == [False] * 5
+    methods = requests.read_text().split()
+    assert methods.count("tools/call") == 5
+    # The proxy lists when it first needs the tool (and the agent's client, once, for the
+    # tool's output schema); from the second call on, only calls reach the upstream.
+    second = [n for n, method in enumerate(methods) if method == "tools/call"][1]
+    assert set(methods[second:]) == {"tools/call"}, methods
+
+
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_a_client_on_the_initialize_handshake_is_served_too(
     transport: str, live_url: str, token: str, agent: Any, tmp_path: Path
@@ -377,6 +407,44 @@ def test_on_the_handshake_both_sides_hear_of_a_changed_definition(
     assert not before.is_error
     _held_for_the_change(agent, after)
     assert proxy.payments.executed() == [arguments]
+
+
+def test_a_call_refused_for_a_changed_header_schema_is_not_sent_again_unseen(
+    live_url: str, token: str, agent: Any, tmp_path: Path
+) -> None:
+    """2026-07-28 over HTTP: the upstream redefines the tool without a word, now mirroring
+    `charge` into a header, and refuses the next call made for the old definition
+    (HEADER_MISMATCH). The `mcp` package would list the tool again and send the call
+    again by itself, against a definition Oversight never saw; the proxy does not: the
+    call did not run, says so, and the next one is held for the change."""
+    terms = tmp_path / "description"
+    terms.write_text("Refund part or all of a card charge, in cents.")
+    first, second = {"charge": "ch_x1", "amount": 10}, {"charge": "ch_x2", "amount": 10}
+
+    async def body(client: Any) -> tuple[Any, Any, Any]:
+        before = await client.call_tool("refund", first)
+        terms.write_text(REWORDED)
+        await asyncio.sleep(0.5)  # the upstream has redefined it (quietly)
+        refused = await client.call_tool("refund", second)
+        return before, refused, await client.call_tool("refund", second)
+
+    with proxied(
+        "http",
+        url=live_url,
+        token=token,
+        tmp=tmp_path,
+        hold_wait=0.5,
+        description_file=terms,
+        upstream_extra=["--quiet-changes", "--header-on-change"],
+    ) as proxy:
+        before, refused, after = proxy.session(body)
+    assert not before.is_error
+    assert refused.is_error and "did not run" in text_of(refused), text_of(refused)
+    assert "definition" in text_of(refused)
+    _held_for_the_change(agent, after)
+    assert proxy.payments.executed() == [first]
+    failed = Action.objects.get(agent=agent, params=second, status="failed")
+    assert "definition" in failed.error
 
 
 def test_a_call_after_a_change_not_yet_shown_to_oversight_lists_the_tools_first(

@@ -6,8 +6,12 @@ description (a changed definition, for pinning). With `--description-file`, the
 description is that file's text, read again whenever the file changes: the tool is then
 defined anew and its clients are told the tool list changed (a definition changed in the
 middle of a session), on a `subscriptions/listen` stream (2026-07-28) or with
-`notifications/tools/list_changed` (the initialize handshake). Serves stdio, or
-streamable HTTP with `--http PORT`.
+`notifications/tools/list_changed` (the initialize handshake). With `--quiet-changes` it
+says nothing of them; with `--header-on-change`, the new definition also mirrors
+`charge` into an HTTP header (`x-mcp-header`), so on 2026-07-28 over HTTP a call made
+for the old one is refused with HEADER_MISMATCH. `--requests-log PATH` appends the
+method of each request it gets to PATH, one per line. Serves stdio, or streamable HTTP
+with `--http PORT`.
 """
 
 from __future__ import annotations
@@ -15,22 +19,37 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp.server.subscriptions import InMemorySubscriptionBus, ToolsListChanged
+from pydantic import Field
 
 DEFAULT_DESCRIPTION = "Refund part or all of a card charge, in cents."
 POLL = 0.05  # seconds between looks at the description file
+ByHeader = Annotated[str, Field(json_schema_extra={"x-mcp-header": "Charge"})]
 
 
 class Payments:
-    def __init__(self, log: str, description: str, *, changes: bool = False) -> None:
+    def __init__(
+        self,
+        log: str,
+        description: str,
+        *,
+        changes: bool = False,
+        quiet: bool = False,
+        header_on_change: bool = False,
+        requests_log: str = "",
+    ) -> None:
         self.log = log
+        self.requests_log = requests_log
+        self.quiet = quiet
+        self.header_on_change = header_on_change
         self.bus = InMemorySubscriptionBus()
         self.sessions: dict[int, Any] = {}  # handshake clients, by connection
-        remember = [self._remember] if changes else []  # the bench's server stays as it was
+        # The bench's server stays as it was: no middleware.
+        remember = [self._remember] if changes or requests_log else []
         self.server = MCPServer("payments", subscriptions=self.bus, middleware=remember)
         self.server.tool(name="refund", description=description)(self.refund)
         self.server.tool(name="balance", description="The account's balance.")(balance)
@@ -40,7 +59,13 @@ class Payments:
             out.write(json.dumps({"charge": charge, "amount": amount}) + "\n")
         return {"refunded": amount, "charge": charge}
 
+    def refund_by_header(self, charge: ByHeader, amount: int) -> dict:
+        return self.refund(charge, amount)
+
     async def _remember(self, ctx: Any, call_next: Any) -> Any:
+        if self.requests_log:
+            with open(self.requests_log, "a", encoding="utf-8") as out:
+                out.write(f"{ctx.method}\n")
         if ctx.session.client_params is not None:
             self.sessions[id(ctx.session.client_params)] = ctx.session
         return await call_next(ctx)
@@ -54,7 +79,10 @@ class Payments:
                 continue
             description = text
             self.server.remove_tool("refund")
-            self.server.tool(name="refund", description=description)(self.refund)
+            refund = self.refund_by_header if self.header_on_change else self.refund
+            self.server.tool(name="refund", description=description)(refund)
+            if self.quiet:
+                continue
             await self.bus.publish(ToolsListChanged())
             for session in list(self.sessions.values()):
                 await session.send_tool_list_changed()
@@ -69,7 +97,14 @@ async def serve(args: argparse.Namespace) -> None:
     description = args.description
     if description_file:
         description = description_file.read_text(encoding="utf-8").strip()
-    payments = Payments(args.log, description, changes=description_file is not None)
+    payments = Payments(
+        args.log,
+        description,
+        changes=description_file is not None,
+        quiet=args.quiet_changes,
+        header_on_change=args.header_on_change,
+        requests_log=args.requests_log or "",
+    )
     async with anyio.create_task_group() as tasks:
         if description_file:
             tasks.start_soon(payments.follow, description_file, description)
@@ -85,6 +120,11 @@ def main() -> None:
     parser.add_argument("--log", required=True)
     parser.add_argument("--description", default=DEFAULT_DESCRIPTION)
     parser.add_argument("--description-file", help="the refund's description, followed")
+    parser.add_argument("--quiet-changes", action="store_true", help="do not announce them")
+    parser.add_argument("--requests-log", help="append each request's method to this file")
+    parser.add_argument(
+        "--header-on-change", action="store_true", help="changed, charge is also a header"
+    )
     parser.add_argument("--http", type=int, default=0, help="serve streamable HTTP on this port")
     anyio.run(serve, parser.parse_args())
 

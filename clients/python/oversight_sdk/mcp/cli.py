@@ -199,6 +199,7 @@ def proxy_server(proxy: Proxy, name: str, announcer: Announcer) -> Server[Any]:
         on_list_tools=on_list_tools,
         on_call_tool=on_call_tool,
         on_subscriptions_listen=announcer.listen_handler,
+        get_tool_input_schema=proxy.input_schema,
     )
 
 
@@ -232,7 +233,7 @@ async def connected(options: Options) -> AsyncIterator[tuple[Proxy, str, Announc
                 )
                 proxy = Proxy(upstream, oversight, settings)
                 announcer = Announcer()
-                notices.changed = upstream.reopened = proxy.tools_changed
+                notices.changed = upstream.tools_changed = proxy.tools_changed
                 tasks.start_soon(follow_upstream, upstream.client, proxy.tools_changed)
                 tasks.start_soon(proxy.follow_changes, announcer)
                 yield proxy, name, announcer

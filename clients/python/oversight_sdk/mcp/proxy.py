@@ -47,7 +47,7 @@ from ..aio import AsyncOversight
 from ..errors import OversightError
 from ..models import Decision, Status, ToolDefinition
 from . import calls
-from .upstream import SessionLost
+from .upstream import NotRun, SessionLost
 
 logger = logging.getLogger(__name__)
 
@@ -175,6 +175,13 @@ class Proxy:
             if not cursor:
                 return tools
 
+    def input_schema(self, name: str) -> dict[str, Any] | None:
+        """`name`'s input schema as last listed and shown to Oversight (None: not listed).
+        The proxy's MCP server checks a call's `Mcp-Param-*` headers against it; without
+        it the server would list the tools, upstream and in Oversight, for every call."""
+        tool = self._tools.get(name)
+        return tool.input_schema if tool is not None else None
+
     def _definition(self, tool: types.Tool) -> ToolDefinition:
         return ToolDefinition(
             server=self.settings.naming.server,
@@ -220,7 +227,7 @@ class Proxy:
                 return calls.text_result(f"Unknown tool: {name}", is_error=True)
             action = naming.action(name)
             resource = naming.resource(name, arguments)
-        except (ValueError, SessionLost) as exc:
+        except (ValueError, NotRun) as exc:
             return calls.text_result(f"Not run: {exc}", is_error=True)
         except OversightError as exc:
             return _unreachable(exc)
@@ -335,7 +342,7 @@ class Proxy:
     ) -> types.CallToolResult:
         try:
             result = await self.upstream.call_tool(name, arguments)
-        except SessionLost as exc:  # not run: reported as failed, with why
+        except NotRun as exc:  # reported as failed, with why
             await self._report(decision, "failed", action, resource, arguments, error=str(exc))
             return calls.text_result(f"Not run: {exc}", is_error=True, action_id=decision.id)
         except Exception as exc:  # the upstream failed: report it, tell the caller

@@ -1,4 +1,5 @@
-"""The MCP server behind the proxy, reached again when it has forgotten the session.
+"""The MCP server behind the proxy: reached again when it has forgotten the session, and
+never sent a call again behind the proxy's back.
 
 On the initialize handshake over streamable HTTP, a server that restarted (a deploy, a
 crash) answers the old session's requests with 404 "Session not found". The protocol
@@ -10,16 +11,25 @@ opens a new session instead:
   (the server did not run it; a tool call is answered as not run, and the agent calls
   again, to be decided again);
 - the new session is opened by the task that owns the client (`run`), and the tools
-  count as changed (`reopened`): a server that restarted may define them differently,
+  count as changed (`tools_changed`): a server that restarted may define them differently,
   so the next call lists them again and shows Oversight the definitions first.
 
 Over stdio, and on protocol 2026-07-28 (no sessions), nothing of this applies.
+
+On 2026-07-28 over HTTP, an upstream refuses a call whose `Mcp-Param-*` headers no
+longer match the tool's schema (`HEADER_MISMATCH`: the tool was redefined since the proxy
+listed it). The `mcp` package's client would then list the tool again and send the call
+again by itself, to a definition Oversight has not seen. The client the proxy uses
+(`_Client`) refuses to list except when the proxy lists; the call raises
+`DefinitionChanged` instead (not run), and the tools count as changed, so the next call
+is decided on the new definition.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 import anyio
@@ -40,8 +50,15 @@ REOPEN_AFTER = 0.5  # seconds before trying again to open one, doubling up to RE
 REOPEN_AT_MOST = 10.0
 
 
-class SessionLost(RuntimeError):
-    """The upstream no longer knew the session; the request was not run."""
+_PROXY_LISTING: ContextVar[bool] = ContextVar("oversight_mcp_proxy_listing", default=False)
+
+
+class NotRun(RuntimeError):
+    """The upstream did not run the request; it may be made again."""
+
+
+class SessionLost(NotRun):
+    """The upstream no longer knew the session."""
 
     def __init__(self, cause: MCPError) -> None:
         super().__init__(
@@ -50,13 +67,34 @@ class SessionLost(RuntimeError):
         )
 
 
+class DefinitionChanged(NotRun):
+    """The upstream refused a call made for a definition it has since changed."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the upstream server has changed this tool's definition since the proxy listed "
+            "it, so the call did not run; call again to have it decided on the new one"
+        )
+
+
+class _Client(Client):
+    """The package's client, listing tools only when the proxy does (never to send a
+    refused call again by itself)."""
+
+    async def list_tools(self, *args: Any, **kwargs: Any) -> types.ListToolsResult:
+        if not _PROXY_LISTING.get():
+            raise DefinitionChanged()
+        return await super().list_tools(*args, **kwargs)
+
+
 class UpstreamSession:
     """An `mcp.Client` to `target`, opened (and opened again) by `run`, a task of its own."""
 
     def __init__(self, target: Any, **client_options: Any) -> None:
         self.target = target
         self.client_options = client_options
-        self.reopened: Callable[[], None] = lambda: None  # set by whoever follows the tools
+        # Called when the upstream's tools may have changed (a new session, a refused call).
+        self.tools_changed: Callable[[], None] = lambda: None
         self._client: Client | None = None
         self._open = anyio.Event()  # set while a session is open
         self._lost = anyio.Event()  # set when the open one turned out lost
@@ -76,7 +114,7 @@ class UpstreamSession:
         while True:
             opened = False
             try:
-                async with Client(self.target, **self.client_options) as client:
+                async with _Client(self.target, **self.client_options) as client:
                     opened = True
                     self._client = client
                     self._open.set()
@@ -85,7 +123,7 @@ class UpstreamSession:
                         first = False
                     else:
                         logger.warning("opened a new session with the upstream server")
-                        self.reopened()
+                        self.tools_changed()
                     pause = REOPEN_AFTER
                     await self._lost.wait()
             except Exception as exc:
@@ -110,12 +148,15 @@ class UpstreamSession:
         self, *, cursor: str | None = None, cache_mode: Any = "use"
     ) -> types.ListToolsResult:
         client = await self._current()
+        listing = _PROXY_LISTING.set(True)
         try:
             return await client.list_tools(cursor=cursor, cache_mode=cache_mode)
         except MCPError as exc:
             if self._lost_with(client, exc):
                 raise SessionLost(exc) from exc
             raise
+        finally:
+            _PROXY_LISTING.reset(listing)
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any] | None = None
@@ -123,6 +164,9 @@ class UpstreamSession:
         client = await self._current()
         try:
             return await client.call_tool(name, arguments)
+        except DefinitionChanged:
+            self.tools_changed()
+            raise
         except MCPError as exc:
             if self._lost_with(client, exc):
                 raise SessionLost(exc) from exc
