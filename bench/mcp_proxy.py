@@ -14,7 +14,8 @@ What it does, all on 127.0.0.1:
    owner, the refund bot with a grant for mcp.payments.refund on stripe:charge/* and a
    production token.
 2. Serves Oversight as in production (`uvicorn oversight.asgi:application`, DEBUG off,
-   one worker) and starts three MCP client sessions over stdio:
+   one worker) and starts three MCP client sessions, over stdio (or with `--transport
+   http`, over streamable HTTP, the proxy fronting the server with --upstream/--listen):
    - **direct**: the payments MCP server (clients/python/tests/mcp_payments_server.py);
    - **proxied**: the same server behind `oversight-mcp` (a second process of it);
    - **decision**: no MCP at all, the SDK's `AsyncOversight.ask` for the same action, as
@@ -44,8 +45,10 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -179,71 +182,125 @@ def percentiles(values: list[float]) -> dict[str, float]:
     return {"p50": round(cut[49], 3), "p99": round(cut[98], 3), "n": len(ordered)}
 
 
-async def measure(base: str, token: str, args: argparse.Namespace) -> dict[str, Any]:
-    from mcp.client.client import Client
+@contextmanager
+def mcp_targets(base: str, token: str, transport: str) -> Iterator[tuple[Any, Any]]:
+    """What the direct and the proxied MCP client sessions connect to: over stdio, the
+    commands they spawn; over http, the URLs of the payments server and of the proxy
+    fronting it (both started here, and stopped after)."""
     from mcp.client.stdio import StdioServerParameters
-
-    from oversight_sdk import AsyncOversight
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-mcp-"))
     payments = [str(PAYMENTS), "--log", str(tmp / "refunds.jsonl")]
-    direct_params = StdioServerParameters(command=sys.executable, args=payments)
     proxy_args = ["-m", "oversight_sdk.mcp.cli", "--resource", "refund=stripe:charge/{charge}"]
-    proxied_params = StdioServerParameters(
-        command=sys.executable,
-        args=[*proxy_args, "--", sys.executable, *payments],
-        env={"OVERSIGHT_URL": base, "OVERSIGHT_TOKEN": token},
-    )
+    env = {"OVERSIGHT_URL": base, "OVERSIGHT_TOKEN": token}
+    if transport == "stdio":
+        yield (
+            StdioServerParameters(command=sys.executable, args=payments),
+            StdioServerParameters(
+                command=sys.executable,
+                args=[*proxy_args, "--", sys.executable, *payments],
+                env=env,
+            ),
+        )
+        return
+    upstream, proxy = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    port = upstream.rsplit(":", 1)[1]
+    processes = [subprocess.Popen([sys.executable, *payments, "--http", port])]  # noqa: S603
+    try:
+        wait_for(f"http://{upstream}/mcp")
+        command = [*proxy_args, "--upstream", f"http://{upstream}/mcp", "--listen", proxy]
+        processes.append(
+            subprocess.Popen([sys.executable, *command], env={**os.environ, **env})  # noqa: S603
+        )
+        wait_for(f"http://{proxy}/mcp")
+        yield f"http://{upstream}/mcp", f"http://{proxy}/mcp"
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+            process.wait(timeout=20)
+
+
+def wait_for(url: str) -> None:
+    """Until something answers HTTP at `url` (an MCP endpoint refuses a bare GET)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):  # noqa: S310
+                return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing answered at {url}")
+
+
+async def measure(base: str, token: str, args: argparse.Namespace) -> dict[str, Any]:
+    from mcp.client.client import Client
+
+    from oversight_sdk import AsyncOversight
+
     results: dict[str, list[dict[str, Any]]] = {"direct": [], "proxied": [], "decision": []}
-    async with (
-        Client(direct_params) as direct,
-        Client(proxied_params) as proxied,
-        AsyncOversight(base, token) as oversight,
-    ):
-        tag = f"{time.time_ns():x}"
+    with mcp_targets(base, token, args.transport) as (direct_target, proxied_target):
+        async with (
+            Client(direct_target) as direct,
+            Client(proxied_target) as proxied,
+            AsyncOversight(base, token) as oversight,
+        ):
+            return await _measured(direct, proxied, oversight, args, results)
 
-        async def direct_call(i: int) -> bool:
-            result = await direct.call_tool("refund", {"charge": f"ch_d{tag}_{i}", "amount": 1})
-            return not result.is_error
 
-        async def proxied_call(i: int) -> bool:
-            result = await proxied.call_tool("refund", {"charge": f"ch_p{tag}_{i}", "amount": 1})
-            return not result.is_error
+async def _measured(
+    direct: Any,
+    proxied: Any,
+    oversight: Any,
+    args: argparse.Namespace,
+    results: dict[str, list[dict[str, Any]]],
+) -> dict[str, list[dict[str, Any]]]:
+    """The rounds: direct, proxied and decision calls paced in turn (module docstring)."""
+    tag = f"{time.time_ns():x}"
 
-        reports: set[asyncio.Task[Any]] = set()
+    async def direct_call(i: int) -> bool:
+        result = await direct.call_tool("refund", {"charge": f"ch_d{tag}_{i}", "amount": 1})
+        return not result.is_error
 
-        async def decision_call(i: int) -> bool:
-            # The decision as the proxy makes it: timed to the answer; the report follows
-            # off the timed path, as the proxy sends it after the caller has the result.
-            arguments = {"charge": f"ch_s{tag}_{i}", "amount": 1}
-            resource = f"stripe:charge/{arguments['charge']}"
-            decision = await oversight.ask(REFUND, resource, params=arguments)
-            if not decision.allowed:
-                return False
-            report = oversight.report(
-                decision.id,
-                "succeeded",
-                after={"is_error": False, "text": "{}"},
-                action=REFUND,
-                resource=resource,
-                params=arguments,
-            )
-            task = asyncio.create_task(report)
-            reports.add(task)
-            task.add_done_callback(reports.discard)
-            return True
+    async def proxied_call(i: int) -> bool:
+        result = await proxied.call_tool("refund", {"charge": f"ch_p{tag}_{i}", "amount": 1})
+        return not result.is_error
 
-        calls = {"direct": direct_call, "proxied": proxied_call, "decision": decision_call}
-        await proxied.list_tools()
-        for call in calls.values():  # warm-up: connections, caches, compiled policy
-            await paced(call, start=10**6, rate=args.rate, seconds=2)
-        start = 0
-        for _ in range(args.rounds):
-            for name, call in calls.items():
-                segment = await paced(call, start=start, rate=args.rate, seconds=args.seconds)
-                results[name].append(segment)
-                start += 10**5
-        await asyncio.gather(*reports)
+    reports: set[asyncio.Task[Any]] = set()
+
+    async def decision_call(i: int) -> bool:
+        # The decision as the proxy makes it: timed to the answer; the report follows
+        # off the timed path, as the proxy sends it after the caller has the result.
+        arguments = {"charge": f"ch_s{tag}_{i}", "amount": 1}
+        resource = f"stripe:charge/{arguments['charge']}"
+        decision = await oversight.ask(REFUND, resource, params=arguments)
+        if not decision.allowed:
+            return False
+        report = oversight.report(
+            decision.id,
+            "succeeded",
+            after={"is_error": False, "text": "{}"},
+            action=REFUND,
+            resource=resource,
+            params=arguments,
+        )
+        task = asyncio.create_task(report)
+        reports.add(task)
+        task.add_done_callback(reports.discard)
+        return True
+
+    calls = {"direct": direct_call, "proxied": proxied_call, "decision": decision_call}
+    await proxied.list_tools()
+    for call in calls.values():  # warm-up: connections, caches, compiled policy
+        await paced(call, start=10**6, rate=args.rate, seconds=2)
+    start = 0
+    for _ in range(args.rounds):
+        for name, call in calls.items():
+            segment = await paced(call, start=start, rate=args.rate, seconds=args.seconds)
+            results[name].append(segment)
+            start += 10**5
+    await asyncio.gather(*reports)
     return results
 
 
@@ -277,6 +334,12 @@ def main() -> None:
         help="the event loop that paces and times the calls (default: %(default)s: "
         "asyncio's wakes from a sleep up to 1 ms late, which counts in every latency)",
     )
+    parser.add_argument(
+        "--transport",
+        choices=("stdio", "http"),
+        default="stdio",
+        help="how the MCP sessions are reached (default: %(default)s)",
+    )
     parser.add_argument("--setup-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -302,6 +365,7 @@ def main() -> None:
         "rounds": args.rounds,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "client_loop": args.loop,
+        "transport": args.transport,
         "commit": subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607
             cwd=ROOT,
