@@ -8,6 +8,10 @@
 // A new feed row or queue item (inserted: hx-swap-oob "afterbegin:..." or "beforeend:...")
 // whose id the page already has is left out too: a page that read its live parts again
 // after a reconnection (below) may already show it, and a second copy would be a lie.
+//
+// An update that is older than what the page shows is left out: a feed row carries its
+// action's lifecycle rank (data-rank, oversight/live/rows.py), and two processes' messages
+// about one action can arrive in the other order (a vote, then the outcome reported).
 (function () {
   function targetOf(element) {
     var swap = element.getAttribute("hx-swap-oob") || "true";
@@ -19,6 +23,11 @@
       return node !== element && !element.contains(node) &&
         (node.compareDocumentPosition(element) & Node.DOCUMENT_POSITION_FOLLOWING) !== 0;
     });
+  }
+  function older(element, shown) {
+    var rank = element.getAttribute("data-rank");
+    var shownRank = shown.getAttribute("data-rank");
+    return rank !== null && shownRank !== null && Number(rank) < Number(shownRank);
   }
   var INSERTS = /^(afterbegin|beforeend):/;
   function dropShown(element) {
@@ -40,7 +49,8 @@
         if (!element.parentNode || !element.hasAttribute("data-oob-if-present")) return;
         var target = targetOf(element);
         try {
-          if (document.querySelector(target) || arrivesBefore(content, element, target)) return;
+          var shown = document.querySelector(target);
+          if (shown ? !older(element, shown) : arrivesBefore(content, element, target)) return;
         } catch (error) {
           return;  // not a selector this check understands: htmx decides
         }

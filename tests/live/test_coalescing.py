@@ -217,7 +217,7 @@ def test_an_action_created_then_cancelled_in_one_window_ends_up_cancelled(
     assert created.startswith('<tbody hx-swap-oob="afterbegin:#action-feed,')
     assert NEW_ROW.findall(created) == [str(action.pk)]
     assert updated.startswith(
-        f'<tr id="action-{action.pk}" hx-swap-oob="true" data-oob-if-present>'
+        f'<tr id="action-{action.pk}" hx-swap-oob="true" data-oob-if-present data-rank="2">'
     )
     assert "Cancelled" in updated
     assert NEW_ITEM.findall(queue) == [str(action.pk)]

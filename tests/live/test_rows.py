@@ -45,13 +45,33 @@ def test_a_new_action_goes_to_the_top_of_both_feeds_and_an_update_replaces_its_r
 ) -> None:
     action = _action(agent, reasons=[])
     new = rows.feed_fragment(action, created=True)
-    assert new.count(f'<tr id="action-{action.pk}">') == 1  # one copy, for both feeds
+    # One copy, for both feeds; pending: the lowest rank of the lifecycle.
+    assert new.count(f'<tr id="action-{action.pk}" data-rank="0">') == 1
     assert new.startswith(
         f'<tbody hx-swap-oob="afterbegin:#action-feed,#agent-{agent.pk}-feed"><tr id='
     )
     update = rows.feed_fragment(action, created=False)
-    assert update.startswith(f'<tr id="action-{action.pk}" hx-swap-oob="true" data-oob-if-present>')
+    assert update.startswith(
+        f'<tr id="action-{action.pk}" hx-swap-oob="true" data-oob-if-present data-rank="0">'
+    )
     assert '<td class="muted"></td>' in update
+
+
+@pytest.mark.django_db
+def test_a_row_carries_how_far_along_its_lifecycle_its_action_is(agent: Any) -> None:
+    """A status only moves to a higher rank; a page drops an update of a lower one."""
+    ranks = {
+        status: rows.feed_cells(_action(agent, status=status)).split('data-rank="')[1][0]
+        for status in ("pending", "allowed", "approved", "failed", "expired", "rolled_back")
+    }
+    assert ranks == {
+        "pending": "0",
+        "allowed": "1",
+        "approved": "1",
+        "failed": "2",
+        "expired": "2",
+        "rolled_back": "3",
+    }
 
 
 @pytest.mark.django_db
