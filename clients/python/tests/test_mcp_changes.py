@@ -1,6 +1,6 @@
-"""How the proxy follows an upstream's tool list changes on 2026-07-28 (changes.py), against
-a real MCP server in the same process: one that serves `subscriptions/listen`, refusing it
-at first."""
+"""How the proxy follows an upstream's tool list changes (upstream.py, `UpstreamSession`),
+against a real MCP server in the same process: on 2026-07-28 one that serves
+`subscriptions/listen`, refusing it at first; on the handshake its notifications."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import pytest
 pytest.importorskip("mcp")
 
 import mcp_types as types
-from mcp.client.client import Client
 from mcp.server.lowlevel.server import Server
 from mcp.server.subscriptions import (
     InMemorySubscriptionBus,
@@ -21,7 +20,8 @@ from mcp.server.subscriptions import (
 )
 from mcp.shared.exceptions import MCPError
 
-from oversight_sdk.mcp import changes
+from oversight_sdk.mcp import upstream as upstream_module
+from oversight_sdk.mcp.upstream import UpstreamSession
 
 
 def _upstream(bus: InMemorySubscriptionBus, refusals: int) -> Server[Any]:
@@ -52,25 +52,29 @@ async def _until(condition: Any, timeout: float = 5) -> None:
 def test_each_change_is_heard_and_a_refused_subscription_is_asked_again(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(changes, "RELISTEN_AFTER", 0.05)
+    monkeypatch.setattr(upstream_module, "RELISTEN_AFTER", 0.05)
     bus = InMemorySubscriptionBus()
     heard: list[float] = []
 
     async def run() -> None:
-        async with Client(_upstream(bus, refusals=2)) as upstream:
-            assert upstream.protocol_version == "2026-07-28"
-            async with anyio.create_task_group() as tasks:
-                tasks.start_soon(changes.follow_upstream, upstream, lambda: heard.append(1))
-                # Refused twice (0.05 s, then 0.1 s later): each time the tools count as
-                # changed, since nothing is replayed once the stream is open.
-                await _until(lambda: len(heard) == 2)
-                await anyio.sleep(0.3)  # subscribed by now
-                assert len(heard) == 2
-                await bus.publish(ToolsListChanged())
-                await _until(lambda: len(heard) == 3)
-                await bus.publish(ToolsListChanged())
-                await _until(lambda: len(heard) == 4)
-                tasks.cancel_scope.cancel()
+        upstream = UpstreamSession(_upstream(bus, refusals=2))
+        upstream.tools_changed = lambda: heard.append(1)
+        async with anyio.create_task_group() as tasks:
+            await tasks.start(upstream.run)
+            assert upstream.client.protocol_version == "2026-07-28"
+            tasks.start_soon(upstream.follow_changes)
+            # Refused twice (0.05 s, then 0.1 s later): each time the tools count as
+            # changed, since nothing is replayed once the stream is open.
+            await _until(lambda: len(heard) == 2)
+            await anyio.sleep(0.3)  # subscribed by now
+            assert len(heard) == 2
+            await bus.publish(ToolsListChanged())
+            await _until(lambda: len(heard) == 3)
+            await anyio.sleep(0.2)  # counted once, though the client hands it on twice
+            assert len(heard) == 3
+            await bus.publish(ToolsListChanged())
+            await _until(lambda: len(heard) == 4)
+            tasks.cancel_scope.cancel()
 
     anyio.run(run)
 
@@ -80,23 +84,26 @@ def test_an_upstream_that_announces_no_changes_is_not_asked() -> None:
         return types.ListToolsResult(tools=[])
 
     async def run() -> None:
-        async with Client(Server("quiet", on_list_tools=on_list_tools)) as upstream:
-            assert not upstream.server_capabilities.tools.list_changed
+        upstream = UpstreamSession(Server("quiet", on_list_tools=on_list_tools))
+        async with anyio.create_task_group() as tasks:
+            await tasks.start(upstream.run)
+            assert not upstream.client.server_capabilities.tools.list_changed
             with anyio.fail_after(1):  # returns at once
-                await changes.follow_upstream(upstream, lambda: None)
+                await upstream.follow_changes()
+            tasks.cancel_scope.cancel()
 
     anyio.run(run)
 
 
-def test_upstream_notices_on_the_handshake_call_the_proxy_once_it_exists() -> None:
-    notices = changes.UpstreamNotices()
+def test_on_the_handshake_a_tool_list_notice_is_a_change() -> None:
+    upstream = UpstreamSession("http://127.0.0.1:9/mcp")  # never opened here
     heard: list[int] = []
 
     async def run() -> None:
-        await notices(types.ToolListChangedNotification())  # before the proxy: no one to tell
-        notices.changed = lambda: heard.append(1)
-        await notices(types.ToolListChangedNotification())
-        await notices(types.PromptListChangedNotification())  # not about tools
+        await upstream.on_message(types.ToolListChangedNotification())  # no proxy yet
+        upstream.tools_changed = lambda: heard.append(1)
+        await upstream.on_message(types.ToolListChangedNotification())
+        await upstream.on_message(types.PromptListChangedNotification())  # not about tools
 
     anyio.run(run)
     assert heard == [1]

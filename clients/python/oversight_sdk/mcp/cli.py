@@ -28,7 +28,7 @@ from mcp.server.lowlevel.server import NotificationOptions, Server
 from ..aio import AsyncOversight
 from ..errors import OversightError
 from . import calls
-from .changes import Announcer, UpstreamNotices, follow_upstream
+from .changes import Announcer
 from .link import approval_link
 from .pipes import native_stdio
 from .proxy import Proxy, Settings
@@ -205,15 +205,13 @@ def proxy_server(proxy: Proxy, name: str, announcer: Announcer) -> Server[Any]:
 
 @asynccontextmanager
 async def connected(options: Options) -> AsyncIterator[tuple[Proxy, str, Announcer]]:
-    """The upstream session (opened again if the upstream loses it: upstream.py), the
-    Oversight client and the proxy over them, following the upstream's tool list changes
-    (changes.py) while it runs."""
+    """The upstream session (its tool changes followed, opened again if the upstream
+    loses it: upstream.py), the Oversight client and the proxy over them."""
     if options.command:
         target: Any = StdioServerParameters(command=options.command[0], args=options.command[1:])
     else:
         target = options.upstream
-    notices = UpstreamNotices()
-    upstream = UpstreamSession(target, mode=options.upstream_protocol, message_handler=notices)
+    upstream = UpstreamSession(target, mode=options.upstream_protocol)
     proxy: Proxy | None = None
     async with AsyncOversight(options.oversight_url, options.oversight_token) as oversight:
         try:
@@ -233,8 +231,8 @@ async def connected(options: Options) -> AsyncIterator[tuple[Proxy, str, Announc
                 )
                 proxy = Proxy(upstream, oversight, settings)
                 announcer = Announcer()
-                notices.changed = upstream.tools_changed = proxy.tools_changed
-                tasks.start_soon(follow_upstream, upstream.client, proxy.tools_changed)
+                upstream.tools_changed = proxy.tools_changed
+                tasks.start_soon(upstream.follow_changes)
                 tasks.start_soon(proxy.follow_changes, announcer)
                 yield proxy, name, announcer
                 tasks.cancel_scope.cancel()

@@ -24,7 +24,7 @@ derived from the action, resource and arguments; calls.py) and runs at most once
 Whenever Oversight cannot be reached, or answers anything unexpected, nothing is
 forwarded.
 
-When the upstream says its tools changed (`tools_changed`, changes.py), the proxy lists
+When the upstream says its tools changed (`tools_changed`, upstream.py), the proxy lists
 them again at once and shows Oversight the new definitions, so a definition changed in
 the middle of a session holds its calls from then on, as one changed between sessions
 does; then it tells its own clients. Until that listing has reached Oversight, every call

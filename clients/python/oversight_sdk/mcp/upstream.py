@@ -1,5 +1,16 @@
-"""The MCP server behind the proxy: reached again when it has forgotten the session, and
-never sent a call again behind the proxy's back.
+"""The MCP server behind the proxy: its tool list changes followed, reached again when it
+has forgotten the session, and never sent a call again behind the proxy's back.
+
+Whenever the upstream's tools may have changed, `UpstreamSession` calls `tools_changed`
+(the proxy then lists them and shows Oversight the definitions before the next call is
+decided). It learns of a change the way the protocol the two speak says:
+
+- **2026-07-28**: a `subscriptions/listen` stream asking for tool list changes
+  (`follow_changes`), opened when the upstream says it serves them. A stream that is
+  lost or refused is asked for again after a pause (doubling from one second up to a
+  minute), and the tools count as changed then, since the stream replays nothing.
+- **the initialize handshake** (2025-11-25 and before): the upstream's
+  `notifications/tools/list_changed` (`on_message`, the client's message handler).
 
 On the initialize handshake over streamable HTTP, a server that restarted (a deploy, a
 crash) answers the old session's requests with 404 "Session not found". The protocol
@@ -14,7 +25,8 @@ opens a new session instead:
   count as changed (`tools_changed`): a server that restarted may define them differently,
   so the next call lists them again and shows Oversight the definitions first.
 
-Over stdio, and on protocol 2026-07-28 (no sessions), nothing of this applies.
+Over stdio (the session is the server's process), and on protocol 2026-07-28 (no
+sessions), a session is never lost this way.
 
 On 2026-07-28 over HTTP, an upstream refuses a call whose `Mcp-Param-*` headers no
 longer match the tool's schema (`HEADER_MISMATCH`: the tool was redefined since the proxy
@@ -36,6 +48,7 @@ import anyio
 import mcp_types as types
 from anyio.abc import TaskStatus
 from mcp.client.client import Client
+from mcp.client.subscriptions import SubscriptionLost
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
@@ -48,6 +61,8 @@ _SESSION_CODES = frozenset({types.INVALID_REQUEST, -32001})
 OPEN_WAIT = 30.0  # seconds a request waits for a new session to open
 REOPEN_AFTER = 0.5  # seconds before trying again to open one, doubling up to REOPEN_AT_MOST
 REOPEN_AT_MOST = 10.0
+RELISTEN_AFTER = 1.0  # seconds before a lost subscription to the upstream is asked again
+RELISTEN_AT_MOST = 60.0  # the pause doubles after each failure, up to this
 
 
 _PROXY_LISTING: ContextVar[bool] = ContextVar("oversight_mcp_proxy_listing", default=False)
@@ -88,12 +103,14 @@ class _Client(Client):
 
 
 class UpstreamSession:
-    """An `mcp.Client` to `target`, opened (and opened again) by `run`, a task of its own."""
+    """An `mcp.Client` to `target`, opened (and opened again) by `run`, a task of its own;
+    `client_options` go to the client."""
 
     def __init__(self, target: Any, **client_options: Any) -> None:
         self.target = target
-        self.client_options = client_options
-        # Called when the upstream's tools may have changed (a new session, a refused call).
+        self.client_options = {**client_options, "message_handler": self.on_message}
+        # Called when the upstream's tools may have changed (it said so, a new session, a
+        # refused call); set by the proxy (a change before it exists needs no telling).
         self.tools_changed: Callable[[], None] = lambda: None
         self._client: Client | None = None
         self._open = anyio.Event()  # set while a session is open
@@ -136,6 +153,40 @@ class UpstreamSession:
                     continue
                 logger.debug("the lost session ended with: %s", exc)  # closing it, mostly
             self._forget()
+
+    async def on_message(self, message: Any) -> None:
+        """The client's message handler: a handshake-era tool list change. (On 2026-07-28
+        the client hands it the listen stream's notifications too: `follow_changes` counts
+        those.)"""
+        if not isinstance(message, types.ToolListChangedNotification):
+            return
+        if self._client is None or self._client.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+            self.tools_changed()
+
+    async def follow_changes(self) -> None:
+        """On 2026-07-28, call `tools_changed` for each tool list change the upstream
+        announces, for as long as the proxy runs. Returns at once on the handshake
+        (`on_message` does it there) or when the upstream announces no such changes."""
+        client = self.client
+        if client.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+            return
+        tools = client.server_capabilities.tools
+        if tools is None or not tools.list_changed:
+            return
+        pause = RELISTEN_AFTER
+        while True:
+            try:
+                async with client.listen(tools_list_changed=True) as subscription:
+                    pause = RELISTEN_AFTER  # acknowledged
+                    async for _ in subscription:
+                        self.tools_changed()
+                return  # the upstream closed the stream: it is going away
+            except (SubscriptionLost, MCPError, OSError, anyio.BrokenResourceError) as exc:
+                log = logger.warning if pause == RELISTEN_AFTER else logger.debug
+                log("lost the upstream's tool list changes, asking again in %.0f s: %s", pause, exc)
+            await anyio.sleep(pause)
+            pause = min(pause * 2, RELISTEN_AT_MOST)
+            self.tools_changed()  # whatever changed meanwhile was not replayed
 
     def _forget(self) -> None:
         """The open session is lost: requests from now on wait for the next one."""
