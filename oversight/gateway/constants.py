@@ -37,5 +37,16 @@ FINAL = frozenset(
     }
 )
 
+# How far along its lifecycle a status is; a status only ever moves to a higher rank:
+# held, then runnable (approved), then final; rolled back only after it ran. Live pages
+# use it to keep the newest of an action's updates when two processes' messages cross
+# (oversight/live/rows.py).
+LIFECYCLE_RANK: dict[str, int] = {
+    ActionStatus.PENDING: 0,
+    **dict.fromkeys(RUNNABLE, 1),
+    **dict.fromkeys(FINAL, 2),
+    ActionStatus.ROLLED_BACK: 3,
+}
+
 MAX_BODY_BYTES = 256 * 1024
 MAX_WAIT_SECONDS = 60

@@ -18,7 +18,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
 
-from oversight.gateway.constants import ActionStatus
+from oversight.gateway.constants import LIFECYCLE_RANK
 from oversight.gateway.models import Action
 
 _SOME_ID = uuid.UUID(int=0)
@@ -36,19 +36,6 @@ def _action_url_parts(script_prefix: str) -> tuple[str, str]:
 def _agent_url(script_prefix: str, slug: str) -> str:
     return reverse("agents:detail", args=[slug])
 
-
-# How far along its lifecycle an action's status is; a status only ever moves to a higher
-# rank (pending, then approved; allowed or approved, then an outcome; then rolled back).
-# Two processes may publish changes of one action (the server a report, a worker or
-# another server a vote or an expiry), and their messages can cross: a page keeps a row's
-# update only if its rank is not below the shown row's (static/js/oversight.js).
-_RANK = {
-    ActionStatus.PENDING: 0,
-    ActionStatus.ALLOWED: 1,
-    ActionStatus.APPROVED: 1,
-    ActionStatus.ROLLED_BACK: 3,
-}
-_FINISHED_RANK = 2  # every other status: decided for good, or run
 
 _ROW = (
     '<tr id="action-{}"{} data-rank="{}">\n'
@@ -73,7 +60,10 @@ def _short(text: str) -> str:
 def feed_cells(action: Action, *, swap: bool = False) -> SafeString:
     """The ``<tr>``; ``swap``: it replaces the row of the same id (an update), if the
     page shows that row (a feed holds only the newest: see static/js/oversight.js,
-    oob-if-present). Every value is escaped as ``format_html`` would (``html.escape``,
+    oob-if-present) and the update is not older than it: two processes may publish
+    changes of one action (the server a report, a worker or another server a vote or an
+    expiry), and their messages can cross, so a row carries its action's lifecycle rank
+    (``data-rank``). Every value is escaped as ``format_html`` would (``html.escape``,
     which Django's ``escape`` is), without its lazy-string wrappers: this runs for every
     decision."""
     created = timezone.localtime(action.created_at)
@@ -84,7 +74,7 @@ def feed_cells(action: Action, *, swap: bool = False) -> SafeString:
         _ROW.format(
             action.pk,
             _SWAP if swap else "",
-            _RANK.get(action.status, _FINISHED_RANK),
+            LIFECYCLE_RANK[action.status],
             created.isoformat(),
             created.strftime("%H:%M:%S"),
             escape(_agent_url(prefix, action.agent.slug)),
