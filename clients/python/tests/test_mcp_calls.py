@@ -5,8 +5,9 @@ from __future__ import annotations
 import importlib.util
 
 import pytest
+import sdk_extras
 
-pytest.importorskip("mcp")
+pytest.importorskip("mcp", reason=sdk_extras.reason("mcp"))
 
 from oversight_sdk.mcp import calls
 from oversight_sdk.mcp.cli import parse

@@ -8,8 +8,9 @@ from typing import Any
 
 import anyio
 import pytest
+import sdk_extras
 
-pytest.importorskip("mcp")
+pytest.importorskip("mcp", reason=sdk_extras.reason("mcp"))
 
 import mcp_types as types
 from mcp.server.lowlevel.server import Server

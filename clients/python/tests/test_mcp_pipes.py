@@ -10,8 +10,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import sdk_extras
 
-pytest.importorskip("mcp")
+pytest.importorskip("mcp", reason=sdk_extras.reason("mcp"))
 
 # Echoes each line back upper-cased through native_stdio; a print() while serving must go
 # to stderr, not onto the wire; says on stderr which stdio it had.

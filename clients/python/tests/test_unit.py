@@ -12,6 +12,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,8 @@ from oversight_sdk import (
     ServerError,
     _http,
 )
+from oversight_sdk._extras import EXTRAS
+from oversight_sdk.adapters import default_action
 from oversight_sdk.binding import GuardSpec, call_arguments, default_after, derive
 
 ACTION_ID = "5b0c4b8e-7a53-4d5e-9d55-0a8f3b1f6c11"
@@ -80,6 +83,55 @@ def test_the_sdk_stands_alone_without_django(tmp_path: Path) -> None:
         "assert vendored_sdk.Oversight and vendored_sdk.AsyncOversight"
     )
     subprocess.run([sys.executable, "-c", check], cwd=tmp_path, check=True)
+
+
+# -- the integrations' extras ---------------------------------------------------------------
+
+INTEGRATIONS = {
+    "mcp": "oversight_sdk.mcp.cli",
+    "langchain": "oversight_sdk.adapters.langchain",
+    "openai-agents": "oversight_sdk.adapters.openai_agents",
+    "pydantic-ai": "oversight_sdk.adapters.pydantic_ai",
+    "claude-agent": "oversight_sdk.adapters.claude_agent",
+}
+# In a child interpreter: the extra's modules cannot be found, as where it is not installed.
+WITHOUT = """
+import sys
+class Absent:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in sys.argv[1:]:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, Absent())
+"""
+
+
+def test_every_extra_of_the_package_is_known_to_its_integrations() -> None:
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    assert set(project["project"]["optional-dependencies"]) == set(EXTRAS) == set(INTEGRATIONS)
+
+
+@pytest.mark.parametrize("extra", sorted(INTEGRATIONS))
+def test_an_integration_without_its_extra_names_the_extra_to_install(extra: str) -> None:
+    check = f"{WITHOUT}\nimport {INTEGRATIONS[extra]}"
+    ran = subprocess.run(
+        [sys.executable, "-c", check, *EXTRAS[extra]], capture_output=True, text=True
+    )
+    assert ran.returncode == 1
+    last = ran.stderr.strip().splitlines()[-1]
+    assert last.startswith("oversight_sdk._extras.ExtraNotInstalled: ")
+    assert f"needs the {extra!r} extra" in last
+    assert f"pip install 'oversight-sdk[{extra}]'" in last
+
+
+def test_the_base_package_and_the_adapters_common_part_need_no_extra() -> None:
+    every = [module for modules in EXTRAS.values() for module in modules]
+    check = f"{WITHOUT}\nimport oversight_sdk, oversight_sdk.adapters, oversight_sdk.guard"
+    subprocess.run([sys.executable, "-c", check, *every], check=True)
+
+
+def test_tools_nobody_described_are_still_asked_for() -> None:
+    described = default_action("Send Email")
+    assert (described.action, described.resource) == ("tool.send_email", "tool:send_email")
 
 
 # -- deriving a request from the decorated call ---------------------------------------------

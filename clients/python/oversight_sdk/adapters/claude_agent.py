@@ -36,19 +36,21 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from claude_agent_sdk import (
-    HookContext,
-    HookMatcher,
-    PermissionResultAllow,
-    PermissionResultDeny,
-    ToolPermissionContext,
-)
-from claude_agent_sdk.types import HookEvent, HookInput, PermissionResult, SyncHookJSONOutput
-
+from .._extras import extra
 from ..aio import AsyncOversight
 from ..errors import OversightError
 from ..guard import AsyncGuard
 from ._tools import ToolAction, refusal, resolve
+
+with extra("claude-agent", __name__):
+    from claude_agent_sdk import (
+        HookContext,
+        HookMatcher,
+        PermissionResultAllow,
+        PermissionResultDeny,
+        ToolPermissionContext,
+    )
+    from claude_agent_sdk.types import HookEvent, HookInput, PermissionResult, SyncHookJSONOutput
 
 logger = logging.getLogger("oversight_sdk")
 

@@ -35,11 +35,7 @@ import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from langchain.agents.middleware import AgentMiddleware
-from langchain_core.messages import ToolMessage
-from langgraph.prebuilt.tool_node import ToolCallRequest
-from langgraph.types import Command, interrupt
-
+from .._extras import extra
 from ..aio import AsyncOversight
 from ..client import Oversight
 from ..errors import ApprovalTimeout
@@ -52,6 +48,12 @@ from ._tools import (
     run_guarded,
     run_guarded_async,
 )
+
+with extra("langchain", __name__):
+    from langchain.agents.middleware import AgentMiddleware
+    from langchain_core.messages import ToolMessage
+    from langgraph.prebuilt.tool_node import ToolCallRequest
+    from langgraph.types import Command, interrupt
 
 Answer = ToolMessage | Command[Any]
 

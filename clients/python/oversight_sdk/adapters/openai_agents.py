@@ -38,11 +38,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from agents import FunctionTool, RunContextWrapper
-from agents.result import RunResultBase
-from agents.run_state import RunState
-from agents.tool_context import ToolContext
-
+from .._extras import extra
 from ..aio import AsyncOversight
 from ..errors import ApprovalTimeout, not_permitted_class
 from ..guard import AsyncGuard
@@ -55,6 +51,12 @@ from ._tools import (
     resolve,
     run_guarded_async,
 )
+
+with extra("openai-agents", __name__):
+    from agents import FunctionTool, RunContextWrapper
+    from agents.result import RunResultBase
+    from agents.run_state import RunState
+    from agents.tool_context import ToolContext
 
 
 class OversightTools:

@@ -33,18 +33,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import TypeAdapter
-from pydantic_ai import (
-    DeferredToolRequests,
-    DeferredToolResults,
-    RunContext,
-    ToolApproved,
-    ToolDenied,
-)
-from pydantic_ai.exceptions import ApprovalRequired
-from pydantic_ai.toolsets import AbstractToolset, WrapperToolset
-from pydantic_ai.toolsets.abstract import ToolsetTool
-
+from .._extras import extra
 from ..aio import AsyncOversight
 from ..errors import ApprovalTimeout, not_permitted_class
 from ._tools import (
@@ -56,6 +45,19 @@ from ._tools import (
     resolve,
     run_guarded_async,
 )
+
+with extra("pydantic-ai", __name__):
+    from pydantic import TypeAdapter
+    from pydantic_ai import (
+        DeferredToolRequests,
+        DeferredToolResults,
+        RunContext,
+        ToolApproved,
+        ToolDenied,
+    )
+    from pydantic_ai.exceptions import ApprovalRequired
+    from pydantic_ai.toolsets import AbstractToolset, WrapperToolset
+    from pydantic_ai.toolsets.abstract import ToolsetTool
 
 _JSON = TypeAdapter(Any)
 

@@ -4,7 +4,10 @@ Needs the `mcp` extra (`pip install 'oversight-sdk[mcp]'`). See cli.py for the c
 proxy.py for what a call becomes, and docs/integrations/mcp.md.
 """
 
-from .calls import Naming
-from .proxy import Proxy, Settings
+from .._extras import extra
+
+with extra("mcp", __name__):
+    from .calls import Naming
+    from .proxy import Proxy, Settings
 
 __all__ = ["Naming", "Proxy", "Settings"]

@@ -17,6 +17,10 @@ from typing import Any
 
 import httpx
 import pytest
+import sdk_extras
+
+pytest.importorskip("agents", reason=sdk_extras.reason("openai-agents"))
+
 from agents import Agent, Runner, function_tool, set_tracing_disabled
 from agents.items import ModelResponse
 from agents.models.interface import Model

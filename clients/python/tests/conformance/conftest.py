@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import sdk_extras
 
 from . import drivers
 from .harness import WORLD_ENV, Driver, Reviewer, World
@@ -30,11 +31,7 @@ def driver(request: Any) -> Driver:
     try:
         return drivers.load(name)
     except ImportError as exc:
-        pytest.fail(
-            f"the {name!r} driver cannot be loaded ({exc}): its integration's extra is not "
-            "installed, and CI installs every extra (pip install './clients/python[EXTRA]')",
-            pytrace=False,
-        )
+        sdk_extras.unavailable(f"the {name!r} driver cannot be loaded ({exc})")
 
 
 @pytest.fixture

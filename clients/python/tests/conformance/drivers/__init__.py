@@ -1,8 +1,9 @@
 """One module per integration, each exposing `DRIVER` (see ../harness.py).
 
 Every module here is found on its own: adding an integration's driver needs no edit
-anywhere else. A driver whose integration's extra is not installed fails its scenarios
-(CI installs every extra); it is never skipped.
+anywhere else. A driver whose integration's extra is not installed has its scenarios
+skipped, or failed where every extra is required (tests/sdk_extras.py; CI installs every
+extra and requires them all).
 """
 
 from __future__ import annotations
