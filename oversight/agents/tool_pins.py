@@ -4,7 +4,8 @@ The first time a proxy shows Oversight a tool (POST /api/v1/tools), its descript
 input schema are recorded for the agent. A different definition later is kept beside the
 pinned one and the tool's action is put in ``Agent.changed_tools``: the decision pipeline
 holds every call to it (gateway/pipeline.py, ``standing_holds``) until an owner accepts
-the new definition on the agent's page.
+the new definition on the agent's page, or until the tool is listed with its pinned
+definition again (the change withdrawn, as when a server's bad deploy is rolled back).
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ class SeenTool:
 
 def tool_pins_record(*, agent: Agent, tools: list[SeenTool]) -> dict[str, str]:
     """Pin each tool seen for the first time; keep a changed definition for an owner to
-    accept (its calls are held meanwhile). Returns each action's pin state.
+    accept (its calls are held meanwhile); withdraw a change when the tool is back to its
+    pinned definition. Returns each action's pin state.
 
     Listing the same tools again writes nothing and takes no lock."""
     actions = [tool.action for tool in tools]
@@ -58,10 +60,10 @@ def tool_pins_record(*, agent: Agent, tools: list[SeenTool]) -> dict[str, str]:
 
 
 def _unchanged(pin: ToolPin | None, tool: SeenTool) -> bool:
-    """Nothing to write: pinned with this definition, or this change already noted."""
+    """Nothing to write: the definition pinned with no change noted, or the change noted."""
     if pin is None:
         return False
-    return tool.definition_hash in (pin.definition_hash, pin.changed_hash)
+    return tool.definition_hash == (pin.changed_hash if pin.changed else pin.definition_hash)
 
 
 def _state(pin: ToolPin) -> str:
@@ -80,6 +82,8 @@ def _record(*, agent_id: int, tools: list[SeenTool]) -> dict[str, str]:
         pin = pins.get(tool.action)
         if pin is None:
             pins[tool.action] = _pin(agent, tool, actor)
+        elif tool.definition_hash == pin.definition_hash:
+            _withdraw_change(pin, actor)
         elif not _unchanged(pin, tool):
             _note_change(pin, tool, actor, now)
     changed = sorted(action for action, pin in pins.items() if pin.changed)
@@ -123,6 +127,35 @@ def _note_change(pin: ToolPin, tool: SeenTool, actor: Actor, now: Any) -> None:
     )
 
 
+def _withdraw_change(pin: ToolPin, actor: Actor) -> None:
+    """The tool is listed with its pinned definition again: the change noted is withdrawn,
+    and the calls held only for it are cancelled, to be asked again."""
+    if not pin.changed:
+        return
+    before = {"action": pin.action, **pin.changed_definition, "hash": pin.changed_hash}
+    pin.changed_definition, pin.changed_hash, pin.changed_at = None, "", None
+    pin.save(update_fields=["changed_definition", "changed_hash", "changed_at"])
+    _cancel_held_for_change(
+        pin, actor, "the tool is back to its pinned definition; call again to have it decided"
+    )
+    audit_record(
+        actor=actor,
+        verb=verbs.TOOL_RESTORED,
+        target=("agents.toolpin", str(pin.pk), str(pin)[:200]),
+        before=before,
+        after={"action": pin.action, **pin.definition, "hash": pin.definition_hash},
+        agent_id=pin.agent_id,
+    )
+
+
+def _cancel_held_for_change(pin: ToolPin, actor: Actor, why: str) -> None:
+    from oversight.gateway.lifecycle import actions_cancel_held_for_tool  # gateway -> agents
+
+    actions_cancel_held_for_tool(
+        actor=actor, agent_id=pin.agent_id, action_name=pin.action, why=why
+    )
+
+
 @transaction.atomic
 def tool_pin_accept(*, actor: Actor, pin: ToolPin, changed_hash: str, user: Any) -> ToolPin:
     """Accept the changed definition the owner was shown (``changed_hash``): it becomes
@@ -142,9 +175,9 @@ def tool_pin_accept(*, actor: Actor, pin: ToolPin, changed_hash: str, user: Any)
     locked.save()
     remaining = [action for action in agent.changed_tools or [] if action != locked.action]
     Agent.objects.filter(pk=agent.pk).update(changed_tools=remaining)
-    from oversight.gateway.lifecycle import actions_cancel_held_for_tool  # gateway -> agents
-
-    actions_cancel_held_for_tool(actor=actor, agent_id=agent.pk, action_name=locked.action)
+    _cancel_held_for_change(
+        locked, actor, "the tool's new definition was accepted; call again to have it decided"
+    )
     audit_record(
         actor=actor,
         verb=verbs.TOOL_ACCEPTED,

@@ -33,6 +33,7 @@ AGENT = Family(
         verbs.TOOL_PINNED,
         verbs.TOOL_CHANGED,
         verbs.TOOL_ACCEPTED,
+        verbs.TOOL_RESTORED,
     ),
 )
 POLICY = Family(

@@ -52,6 +52,7 @@ AGENT_RETIREMENT_NOTICE_WITHDRAWN = "agent.retirement_notice_withdrawn"
 TOOL_PINNED = "tool.pinned"
 TOOL_CHANGED = "tool.changed"
 TOOL_ACCEPTED = "tool.accepted"
+TOOL_RESTORED = "tool.restored"
 RELEASE_CREATED = "release.created"
 RELEASE_PROMOTED = "release.promoted"
 RELEASE_ROLLED_BACK = "release.rolled_back"
@@ -82,6 +83,7 @@ KNOWN_VERBS = sorted(
         TOOL_PINNED,
         TOOL_CHANGED,
         TOOL_ACCEPTED,
+        TOOL_RESTORED,
         RELEASE_CREATED,
         RELEASE_PROMOTED,
         RELEASE_ROLLED_BACK,

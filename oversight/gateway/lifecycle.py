@@ -202,17 +202,17 @@ def actions_cancel_in_scope(*, actor: Actor, agent_ids: Any, why: str) -> int:
     return len(actions_cancel_not_run(actor=actor, actions=found, why=why))
 
 
-def actions_cancel_held_for_tool(*, actor: Actor, agent_id: int, action_name: str) -> int:
-    """An owner accepted a changed MCP tool's definition: the calls held only for that
-    change (no other hold among their reasons) are cancelled, so that the agent's next
-    identical call is decided afresh under the accepted definition (oversight-mcp chains
-    past a finished action). Inside the caller's transaction."""
+def actions_cancel_held_for_tool(*, actor: Actor, agent_id: int, action_name: str, why: str) -> int:
+    """A changed MCP tool's definition was accepted, or the change withdrawn (``why``):
+    the calls held only for that change (no other hold among their reasons) are
+    cancelled, so that the agent's next identical call is decided afresh under the
+    pinned definition (oversight-mcp chains past a finished action). Inside the caller's
+    transaction."""
     cancelled = 0
     held = Action.objects.filter(agent_id=agent_id, action=action_name, status=ActionStatus.PENDING)
     for action in held:
         holds = [r for r in action.reasons if isinstance(r, dict) and r.get("effect") == "hold"]
         if holds and all(r.get("kind") == "tool_pin" for r in holds):
-            why = "the tool's new definition was accepted; call again to have it decided"
             cancelled += _cancel(action, actor=actor, why=why)
     return cancelled
 

@@ -367,6 +367,41 @@ def test_a_definition_changed_mid_session_holds_the_next_call_and_the_client_is_
     assert [tool.description for tool in listed.tools] == [REWORDED]
 
 
+def test_a_definition_changed_then_changed_back_mid_session_runs_again(
+    live_url: str, token: str, agent: Any, tmp_path: Path
+) -> None:
+    """A bad deploy rolled back: the tool is back to its pinned definition, so its calls
+    are no longer held, with no owner to accept anything; the call held meanwhile was
+    cancelled and did not run."""
+    terms = tmp_path / "description"
+    original = "Refund part or all of a card charge, in cents."
+    terms.write_text(original)
+    arguments = {"charge": "ch_b", "amount": 10}
+
+    async def body(client: Any) -> tuple[Any, Any, Any]:
+        first = await client.call_tool("refund", arguments)
+        async with client.listen(tools_list_changed=True) as changes:
+            for text in (REWORDED, original):
+                terms.write_text(text)
+                with anyio.fail_after(15):
+                    await changes.__anext__()
+                if text == REWORDED:
+                    held = await client.call_tool("refund", arguments)
+        return first, held, await client.call_tool("refund", arguments)
+
+    with proxied(
+        "stdio", url=live_url, token=token, tmp=tmp_path, hold_wait=0.5, description_file=terms
+    ) as proxy:
+        first, held, again = proxy.session(body)
+    assert not first.is_error and not again.is_error, text_of(again)
+    assert "awaits approval" in text_of(held)
+    action = Action.objects.get(pk=held.structured_content["action_id"])
+    assert "changed tool definition" in str(action.reasons)
+    assert action.status == "cancelled" and "back to its pinned definition" in action.error
+    assert proxy.payments.executed() == [arguments, arguments]  # the first and the last
+    assert not ToolPin.objects.get(agent=agent, tool="refund").changed
+
+
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_on_the_handshake_both_sides_hear_of_a_changed_definition(
     transport: str, live_url: str, token: str, agent: Any, tmp_path: Path
