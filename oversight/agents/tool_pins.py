@@ -101,13 +101,7 @@ def _pin(agent: Agent, tool: SeenTool, actor: Actor) -> ToolPin:
         definition=tool.definition,
         definition_hash=tool.definition_hash,
     )
-    audit_record(
-        actor=actor,
-        verb=verbs.TOOL_PINNED,
-        target=("agents.toolpin", str(pin.pk), str(pin)[:200]),
-        after={"action": pin.action, **tool.definition, "hash": pin.definition_hash},
-        agent_id=agent.pk,
-    )
+    _audit(pin, actor, verbs.TOOL_PINNED, None, _shown(pin.definition, pin.definition_hash, pin))
     return pin
 
 
@@ -117,14 +111,7 @@ def _note_change(pin: ToolPin, tool: SeenTool, actor: Actor, now: Any) -> None:
     pin.changed_hash = tool.definition_hash
     pin.changed_at = now
     pin.save(update_fields=["changed_definition", "changed_hash", "changed_at"])
-    audit_record(
-        actor=actor,
-        verb=verbs.TOOL_CHANGED,
-        target=("agents.toolpin", str(pin.pk), str(pin)[:200]),
-        before=before,
-        after={"action": pin.action, **tool.definition, "hash": pin.changed_hash},
-        agent_id=pin.agent_id,
-    )
+    _audit(pin, actor, verbs.TOOL_CHANGED, before, _shown(tool.definition, pin.changed_hash, pin))
 
 
 def _withdraw_change(pin: ToolPin, actor: Actor) -> None:
@@ -132,19 +119,14 @@ def _withdraw_change(pin: ToolPin, actor: Actor) -> None:
     and the calls held only for it are cancelled, to be asked again."""
     if not pin.changed:
         return
-    before = {"action": pin.action, **pin.changed_definition, "hash": pin.changed_hash}
+    before = _shown(pin.changed_definition, pin.changed_hash, pin)
     pin.changed_definition, pin.changed_hash, pin.changed_at = None, "", None
     pin.save(update_fields=["changed_definition", "changed_hash", "changed_at"])
     _cancel_held_for_change(
         pin, actor, "the tool is back to its pinned definition; call again to have it decided"
     )
-    audit_record(
-        actor=actor,
-        verb=verbs.TOOL_RESTORED,
-        target=("agents.toolpin", str(pin.pk), str(pin)[:200]),
-        before=before,
-        after={"action": pin.action, **pin.definition, "hash": pin.definition_hash},
-        agent_id=pin.agent_id,
+    _audit(
+        pin, actor, verbs.TOOL_RESTORED, before, _shown(pin.definition, pin.definition_hash, pin)
     )
 
 
@@ -178,12 +160,24 @@ def tool_pin_accept(*, actor: Actor, pin: ToolPin, changed_hash: str, user: Any)
     _cancel_held_for_change(
         locked, actor, "the tool's new definition was accepted; call again to have it decided"
     )
+    after = {**locked.definition, "hash": locked.definition_hash}
+    _audit(locked, actor, verbs.TOOL_ACCEPTED, before, after)
+    return locked
+
+
+def _shown(definition: dict[str, Any], definition_hash: str, pin: ToolPin) -> dict[str, Any]:
+    """A definition as the audit log shows it: the tool's action, the definition, its hash."""
+    return {"action": pin.action, **definition, "hash": definition_hash}
+
+
+def _audit(
+    pin: ToolPin, actor: Actor, verb: str, before: dict[str, Any] | None, after: dict[str, Any]
+) -> None:
     audit_record(
         actor=actor,
-        verb=verbs.TOOL_ACCEPTED,
-        target=("agents.toolpin", str(locked.pk), str(locked)[:200]),
+        verb=verb,
+        target=("agents.toolpin", str(pin.pk), str(pin)[:200]),
         before=before,
-        after={**locked.definition, "hash": locked.definition_hash},
-        agent_id=agent.pk,
+        after=after,
+        agent_id=pin.agent_id,
     )
-    return locked

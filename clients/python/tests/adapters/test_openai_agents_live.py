@@ -22,10 +22,7 @@ import sdk_extras
 pytest.importorskip("agents", reason=sdk_extras.reason("openai-agents"))
 
 from agents import Agent, Runner, function_tool, set_tracing_disabled
-from agents.items import ModelResponse
-from agents.models.interface import Model
-from agents.usage import Usage
-from openai.types.responses import ResponseFunctionToolCall
+from openai_fakes import OneCallModel
 
 from oversight_sdk import AsyncOversight
 from oversight_sdk.adapters import ToolAction
@@ -42,30 +39,6 @@ def world() -> dict[str, Any]:
         pytest.skip("needs a live server: OVERSIGHT_CONFORMANCE_WORLD (see tests/conformance)")
     with open(path) as world_file:
         return json.load(world_file)
-
-
-class OneCallModel(Model):
-    """One call to `refund`, then a final answer; keeps what the tool answered."""
-
-    def __init__(self, arguments: dict[str, Any]) -> None:
-        self.arguments, self.told = arguments, []
-        self.call_id = f"call_{uuid.uuid4().hex}"
-
-    async def get_response(self, system_instructions: Any, input: Any, *args: Any, **kw: Any):
-        told = [i["output"] for i in input if isinstance(i, dict) and "output" in i]
-        if told:
-            self.told.extend(told)
-            return ModelResponse(output=[], usage=Usage(), response_id=None)
-        call = ResponseFunctionToolCall(
-            type="function_call",
-            call_id=self.call_id,
-            name="refund",
-            arguments=json.dumps(self.arguments),
-        )
-        return ModelResponse(output=[call], usage=Usage(), response_id=None)
-
-    def stream_response(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError
 
 
 def _vote(world: dict[str, Any], charge: str, body: dict[str, Any]) -> None:
