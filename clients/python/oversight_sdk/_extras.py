@@ -41,7 +41,7 @@ def extra(name: str, by: str) -> Iterator[None]:
         yield
     except ModuleNotFoundError as exc:
         raise ExtraNotInstalled(
-            f"{by} needs the {name!r} extra, which is not installed here (no module "
-            f"{exc.name!r}): pip install 'oversight-sdk[{name}]'",
+            f"{by} needs the {name!r} extra (no module {exc.name!r} here): "
+            f"pip install 'oversight-sdk[{name}]'",
             name=exc.name,
         ) from exc
