@@ -10,15 +10,20 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRefresh
 
 from oversight.agents.constants import APPROVE
 from oversight.agents.permissions import user_has_agent_perm
 from oversight.approvals import selectors
 from oversight.approvals.edits import edited_params_parse
 from oversight.approvals.forms import LIST, QueueFilterForm
+from oversight.approvals.models import Vote
 from oversight.approvals.services import approval_vote
+from oversight.gateway.constants import ActionStatus
 from oversight.gateway.exceptions import ConflictError, NotFoundError
+from oversight.gateway.models import Action
 from oversight.incidents.provenance import action_provenance
 from oversight.lib.htmx import render_page_or_fragment
 from oversight.live import pages
@@ -67,7 +72,8 @@ def _socket_address(user: Any, filters: selectors.QueueFilters, view: str) -> st
 @login_required
 @require_POST
 def vote(request: HttpRequest, action_id: uuid.UUID) -> HttpResponse:
-    """Approve or deny; the answer replaces the queue item in place (htmx)."""
+    """Approve or deny; the answer replaces the queue item in place (htmx), or, on the
+    action's own page, shows that page anew."""
     action = selectors.action_get(user=request.user, action_id=action_id)  # 404 if not visible
     message, status = "", 200
     edited_text = request.POST.get("params", "")
@@ -88,16 +94,35 @@ def vote(request: HttpRequest, action_id: uuid.UUID) -> HttpResponse:
         message, status = " ".join(exc.messages), 422
     if status != 200:
         action.refresh_from_db()  # a refused vote or edit changed nothing
+    # Voted on the action's own page (or without htmx): all of it (its status, its story)
+    # changed, so the page is shown anew, saying what the vote did.
+    on_its_page = not request.htmx or request.htmx.current_url_abs_path == _page_of(action)
+    if on_its_page and status == 200:
+        messages.success(request, _voted(action, request.POST["vote"]))
     if not request.htmx:
         if message:
             messages.error(request, message)
         return redirect("approvals:action", action_id=action.pk)
+    if on_its_page and status == 200:
+        return HttpResponseClientRefresh()
     context = {**selectors.queue_item_context(action), "message": message, "ok": status == 200}
     if status != 200 and edited_text:  # the editor stays open with what was typed
         context |= {"edit_open": True, "edited_text": edited_text}
     # A vote from the compact list gets its row back, from the cards a card.
     template = "_queue_row.html" if request.POST.get("view") == LIST else "_queue_item.html"
     return render(request, f"approvals/{template}", context, status=status)
+
+
+def _page_of(action: Action) -> str:
+    return reverse("approvals:action", kwargs={"action_id": action.pk})
+
+
+def _voted(action: Action, vote: str) -> str:
+    if vote == Vote.DENY:
+        return "You denied this action."
+    if action.status == ActionStatus.PENDING:
+        return "Your approval is recorded; the action needs more approvals before it runs."
+    return "You approved this action."
 
 
 @login_required

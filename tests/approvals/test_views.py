@@ -122,6 +122,32 @@ def test_the_action_page_tells_the_whole_story(client: Client, rita: Any, held: 
     assert "Waiting for approval → Approved" in page
 
 
+def test_a_vote_on_the_actions_own_page_shows_the_page_anew_saying_what_it_did(
+    client: Client, rita: Any, held: Action
+) -> None:
+    page = reverse("approvals:action", args=[held.pk])
+    client.force_login(rita)
+    url = reverse("approvals:vote", args=[held.pk])
+    on_page = {"HTTP_HX_REQUEST": "true", "HTTP_HX_CURRENT_URL": f"http://testserver{page}"}
+    response = client.post(url, {"vote": "approve"}, **on_page)
+    assert (response.status_code, response["HX-Refresh"]) == (200, "true")
+    shown = client.get(page).content.decode()
+    assert "You approved this action." in shown
+    assert "Waiting for approval → Approved" in shown
+
+
+def test_a_refused_vote_on_the_actions_own_page_is_explained_in_place(
+    client: Client, rita: Any, held: Action
+) -> None:
+    page = reverse("approvals:action", args=[held.pk])
+    client.force_login(rita)
+    url = reverse("approvals:vote", args=[held.pk])
+    on_page = {"HTTP_HX_REQUEST": "true", "HTTP_HX_CURRENT_URL": f"http://testserver{page}"}
+    response = client.post(url, {"vote": "deny"}, **on_page)
+    assert response.status_code == 422 and "HX-Refresh" not in response
+    assert "Say why you deny it." in response.content.decode()
+
+
 def test_the_overview_counts_what_waits_and_lists_recent_actions(
     client: Client, rita: Any, held: Action
 ) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -228,6 +229,38 @@ def test_a_denial_needs_a_comment_and_then_rejects_the_waiting_call(
         "deny",
         "Already refunded by hand in ticket T-88.",
     )
+
+
+def test_approving_on_the_actions_own_page_shows_its_new_state(
+    open_as: Callable[[str, str], Page], live_url: str, scene: Scene
+) -> None:
+    """The link an agent or the MCP proxy hands out opens the action's own page; a vote
+    there shows the whole page anew (its status and story), saying what the vote did."""
+    refund = refund_in_thread(live_url, scene.raw_token)
+    held = _the_pending_action()
+    rita = open_as("rita", f"/actions/{held.pk}/")
+    expect(rita.locator("h1 .pill")).to_have_text("Waiting for approval")
+
+    rita.get_by_role("button", name="Approve").click()
+
+    expect(rita.get_by_text("You approved this action.")).to_be_visible()
+    expect(rita.locator("h1 .pill")).not_to_have_text("Waiting for approval")
+    expect(rita.locator(".history")).to_contain_text("Waiting for approval → Approved")
+    expect(rita.get_by_role("button", name="Approve")).to_have_count(0)
+    screenshot(rita, "action-page-approved.png")
+    assert refund.join() == {"ran": True, "result": "succeeded"}
+    rita.reload()
+    expect(rita.locator("h1 .pill")).to_have_text("Succeeded")
+
+
+def _the_pending_action(timeout: float = 10) -> Action:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = Action.objects.filter(status="pending").first()
+        if found is not None:
+            return found
+        time.sleep(0.05)
+    raise AssertionError("no action was held")
 
 
 def test_the_kill_switch_banner_reaches_every_open_page_and_halts_the_agent(
