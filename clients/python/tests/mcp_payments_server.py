@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -108,11 +109,19 @@ async def serve(args: argparse.Namespace) -> None:
     async with anyio.create_task_group() as tasks:
         if description_file:
             tasks.start_soon(payments.follow, description_file, description)
+        if args.exit_after:
+            tasks.start_soon(crash_after, args.exit_after)
         if args.http:
             await payments.server.run_streamable_http_async(host="127.0.0.1", port=args.http)
         else:
             await payments.server.run_stdio_async()
         tasks.cancel_scope.cancel()
+
+
+async def crash_after(seconds: float) -> None:
+    """The process ends at once, as a server that crashed: nothing closed, nothing said."""
+    await anyio.sleep(seconds)
+    os._exit(3)
 
 
 def main() -> None:
@@ -126,6 +135,7 @@ def main() -> None:
         "--header-on-change", action="store_true", help="changed, charge is also a header"
     )
     parser.add_argument("--http", type=int, default=0, help="serve streamable HTTP on this port")
+    parser.add_argument("--exit-after", type=float, default=0, help="crash after this many seconds")
     anyio.run(serve, parser.parse_args())
 
 

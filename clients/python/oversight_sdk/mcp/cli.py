@@ -32,7 +32,7 @@ from .changes import Announcer
 from .link import approval_link
 from .pipes import native_stdio
 from .proxy import Proxy, Settings
-from .upstream import UpstreamSession
+from .upstream import UpstreamError, UpstreamSession
 
 logger = logging.getLogger("oversight_sdk.mcp")
 
@@ -271,12 +271,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         anyio.run(serve, options, backend_options={"use_uvloop": options.loop == "uvloop"})
-    except (ValueError, OversightError) as exc:  # no server or token, for one
-        print(f"oversight-mcp: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        told = _told(exc)
+        if told is None:
+            raise
+        print(f"oversight-mcp: {told}", file=sys.stderr)
+        return 1 if isinstance(told, UpstreamError) else 2
     return 0
+
+
+def _told(exc: BaseException) -> BaseException | None:
+    """A failure said in one line, not a traceback, found in the task groups it may be
+    wrapped in: no Oversight server or token (ValueError, OversightError), or no upstream
+    (UpstreamError)."""
+    if isinstance(exc, BaseExceptionGroup):
+        return next(filter(None, map(_told, exc.exceptions)), None)
+    return exc if isinstance(exc, ValueError | OversightError | UpstreamError) else None
 
 
 if __name__ == "__main__":

@@ -40,7 +40,9 @@ is decided on the new definition.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import shlex
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import Any
 
@@ -48,6 +50,7 @@ import anyio
 import mcp_types as types
 from anyio.abc import TaskStatus
 from mcp.client.client import Client
+from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.subscriptions import SubscriptionLost
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
@@ -61,6 +64,7 @@ _SESSION_CODES = frozenset({types.INVALID_REQUEST, -32001})
 OPEN_WAIT = 30.0  # seconds a request waits for a new session to open
 REOPEN_AFTER = 0.5  # seconds before trying again to open one, doubling up to REOPEN_AT_MOST
 REOPEN_AT_MOST = 10.0
+WATCH_EVERY = 0.5  # seconds between checks that a stdio upstream's process is still there
 RELISTEN_AFTER = 1.0  # seconds before a lost subscription to the upstream is asked again
 RELISTEN_AT_MOST = 60.0  # the pause doubles after each failure, up to this
 
@@ -90,6 +94,11 @@ class DefinitionChanged(NotRun):
             "the upstream server has changed this tool's definition since the proxy listed "
             "it, so the call did not run; call again to have it decided on the new one"
         )
+
+
+class UpstreamError(RuntimeError):
+    """The upstream server could not be reached at the start, or its process ended: the
+    proxy stops, and says so in one line (cli.py)."""
 
 
 class _Client(Client):
@@ -130,8 +139,11 @@ class UpstreamSession:
         first, pause = True, REOPEN_AFTER
         while True:
             opened = False
+            target = self.target
+            if isinstance(target, StdioServerParameters):
+                target = _stdio_watched(target, lambda: self._drop(self._client))
             try:
-                async with _Client(self.target, **self.client_options) as client:
+                async with _Client(target, **self.client_options) as client:
                     opened = True
                     self._client = client
                     self._open.set()
@@ -144,15 +156,32 @@ class UpstreamSession:
                     pause = REOPEN_AFTER
                     await self._lost.wait()
             except Exception as exc:
-                if first or not reopens:
-                    raise  # no upstream to start with, or a process that ended
+                if first:
+                    raise UpstreamError(
+                        f"could not open a session with the upstream server "
+                        f"({self._described()}): {_cause(exc)}"
+                    ) from exc
+                if not reopens:
+                    raise self._ended() from exc
                 if not opened:
                     logger.warning("could not open a new session with the upstream: %s", exc)
                     await anyio.sleep(pause)  # requests wait meanwhile (OPEN_WAIT at most)
                     pause = min(pause * 2, REOPEN_AT_MOST)
                     continue
                 logger.debug("the lost session ended with: %s", exc)  # closing it, mostly
+            if not reopens:  # its process ended (`_stdio_watched`)
+                raise self._ended()
             self._forget()
+
+    def _ended(self) -> UpstreamError:
+        return UpstreamError(
+            f"the upstream server's process ended ({self._described()}); the proxy stops with it"
+        )
+
+    def _described(self) -> str:
+        if isinstance(self.target, str):
+            return self.target
+        return shlex.join([self.target.command, *self.target.args])
 
     async def on_message(self, message: Any) -> None:
         """The client's message handler: a handshake-era tool list change. (On 2026-07-28
@@ -236,11 +265,43 @@ class UpstreamSession:
         new session is asked for (once, by the first to find out)."""
         if not _session_gone(client, exc):
             return False
-        if self._client is client:  # the first to find out
+        self._drop(client)
+        return True
+
+    def _drop(self, client: Client | None) -> None:
+        """`client`'s session is gone: `run` closes it and opens another (over stdio, it
+        stops the proxy). Only the first to find out does it."""
+        if client is not None and self._client is client:
             lost = self._lost
             self._forget()
-            lost.set()  # `run` closes it and opens another
-        return True
+            lost.set()
+
+
+def _cause(exc: BaseException) -> str:
+    """The innermost failure's words, out of the task groups it may be wrapped in."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return str(exc) or type(exc).__name__
+
+
+@asynccontextmanager
+async def _stdio_watched(
+    server: StdioServerParameters, ended: Callable[[], None]
+) -> AsyncIterator[Any]:
+    """The package's stdio transport to `server`, watched: `ended` is called once the
+    server's output has closed (its process ended), within WATCH_EVERY seconds. (The
+    package's client only fails each request from then on.) The check reads the stream's
+    statistics, so the messages themselves take no extra hop."""
+    async with stdio_client(server) as (read, write), anyio.create_task_group() as watch:
+        watch.start_soon(_watch_output, read, ended)
+        yield read, write
+        watch.cancel_scope.cancel()
+
+
+async def _watch_output(read: Any, ended: Callable[[], None]) -> None:
+    while read.statistics().open_send_streams:
+        await anyio.sleep(WATCH_EVERY)
+    ended()
 
 
 def _session_gone(client: Client, exc: MCPError) -> bool:

@@ -1,0 +1,77 @@
+"""The `oversight-mcp` command's failures, each said in one line with its exit status,
+never a traceback: an upstream that cannot be started or reached, one whose process ends,
+and no Oversight to ask."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sdk_extras
+
+pytest.importorskip("mcp", reason=sdk_extras.reason("mcp"))
+
+PAYMENTS = Path(__file__).with_name("mcp_payments_server.py")
+NOWHERE = {"OVERSIGHT_URL": "http://127.0.0.1:9", "OVERSIGHT_TOKEN": "ovs_prod_x"}
+
+
+def oversight_mcp(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    """Runs the command with its stdin left open, as an MCP client keeps it, until it
+    stops by itself: (status, stderr)."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("OVERSIGHT_")}
+    command = [sys.executable, "-m", "oversight_sdk.mcp.cli", *args]
+    with subprocess.Popen(
+        command,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,  # a pipe, as from an MCP client
+        stderr=subprocess.PIPE,
+        env={**base, **(NOWHERE if env is None else env)},
+        text=True,
+    ) as proxy:
+        assert proxy.stderr is not None
+        status = proxy.wait(timeout=30)
+        stderr = proxy.stderr.read()
+    assert "Traceback" not in stderr, stderr
+    return status, stderr
+
+
+def test_an_upstream_command_that_cannot_start() -> None:
+    status, stderr = oversight_mcp("--", "no-such-command-here")
+    assert status == 1
+    assert stderr.strip() == (
+        "oversight-mcp: could not open a session with the upstream server "
+        "(no-such-command-here): [Errno 2] No such file or directory"
+    )
+
+
+def test_an_upstream_url_nothing_answers() -> None:
+    status, stderr = oversight_mcp(
+        "--upstream", "http://127.0.0.1:9/mcp", "--listen", "127.0.0.1:0"
+    )
+    assert status == 1
+    assert stderr.startswith(
+        "oversight-mcp: could not open a session with the upstream server "
+        "(http://127.0.0.1:9/mcp): "
+    )
+
+
+def test_an_upstream_process_that_ends_ends_the_proxy_saying_so(tmp_path: Path) -> None:
+    """The upstream crashes while no request is under way: the proxy stops within a second,
+    saying so, rather than answering every request from then on with "Connection closed"."""
+    upstream = [sys.executable, str(PAYMENTS), "--log", str(tmp_path / "log"), "--exit-after", "1"]
+    status, stderr = oversight_mcp("--", *upstream)
+    assert status == 1, stderr
+    assert stderr.strip().splitlines()[-1] == (
+        f"oversight-mcp: the upstream server's process ended ({shlex.join(upstream)}); "
+        "the proxy stops with it"
+    )
+
+
+def test_no_oversight_to_ask() -> None:
+    status, stderr = oversight_mcp("--", sys.executable, str(PAYMENTS), "--log", "x", env={})
+    assert status == 2
+    assert stderr.startswith("oversight-mcp: ") and "OVERSIGHT_URL" in stderr
