@@ -4,7 +4,7 @@ python claude_agent_hooks.py ch_1 10`.
 Claude Code (the CLI the SDK drives) is not needed: this calls the hooks the way the SDK
 does and plays the CLI's part. With Claude Code installed, pass the same hooks to
 `ClaudeAgentOptions(hooks=oversight.hooks())` instead (docs/integrations/claude-agent-sdk.md).
-Needs `pip install "oversight-sdk[claude-agent]"`.
+Needs `pip install './clients/python[claude-agent]'`.
 """
 
 import asyncio

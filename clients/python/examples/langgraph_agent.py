@@ -1,7 +1,7 @@
 """A LangChain agent whose tool calls Oversight decides, run offline with LangChain's fake
 chat model: `OVERSIGHT_URL=... OVERSIGHT_TOKEN=... python langgraph_agent.py ch_1 10`.
 
-Needs `pip install "oversight-sdk[langchain]"` and an agent allowed `payments.refund` on
+Needs `pip install './clients/python[langchain]'` and an agent allowed `payments.refund` on
 `stripe:charge/*` (docs/integrations/langgraph.md).
 """
 

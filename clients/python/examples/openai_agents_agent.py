@@ -1,7 +1,7 @@
 """An OpenAI Agents SDK agent whose tool calls Oversight decides, run offline with a fake
 Model: `OVERSIGHT_URL=... OVERSIGHT_TOKEN=... python openai_agents_agent.py ch_1 10`.
 
-Needs `pip install "oversight-sdk[openai-agents]"` and an agent allowed `payments.refund`
+Needs `pip install './clients/python[openai-agents]'` and an agent allowed `payments.refund`
 on `stripe:charge/*` (docs/integrations/openai-agents.md).
 """
 

@@ -1,7 +1,7 @@
 """A Pydantic AI agent whose tool calls Oversight decides, run offline with Pydantic AI's
 FunctionModel: `OVERSIGHT_URL=... OVERSIGHT_TOKEN=... python pydantic_ai_agent.py ch_1 10`.
 
-Needs `pip install "oversight-sdk[pydantic-ai]"` and an agent allowed `payments.refund`
+Needs `pip install './clients/python[pydantic-ai]'` and an agent allowed `payments.refund`
 on `stripe:charge/*` (docs/integrations/pydantic-ai.md).
 """
 

@@ -41,7 +41,8 @@ def extra(name: str, by: str) -> Iterator[None]:
         yield
     except ModuleNotFoundError as exc:
         raise ExtraNotInstalled(
-            f"{by} needs the {name!r} extra (no module {exc.name!r} here): "
-            f"pip install 'oversight-sdk[{name}]'",
+            f"{by} needs the {name!r} extra (no module {exc.name!r} here): install the "
+            f"package with it, from the Oversight repository: pip install "
+            f"'./clients/python[{name}]'",
             name=exc.name,
         ) from exc

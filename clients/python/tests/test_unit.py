@@ -120,7 +120,7 @@ def test_an_integration_without_its_extra_names_the_extra_to_install(extra: str)
     last = ran.stderr.strip().splitlines()[-1]
     assert last.startswith("oversight_sdk._extras.ExtraNotInstalled: ")
     assert f"needs the {extra!r} extra" in last
-    assert f"pip install 'oversight-sdk[{extra}]'" in last
+    assert f"pip install './clients/python[{extra}]'" in last
 
 
 def test_the_base_package_and_the_adapters_common_part_need_no_extra() -> None:

@@ -2,10 +2,10 @@
 
 Each is behind its own extra and imports its framework only when imported itself:
 
-    pip install "oversight-sdk[langchain]"     # oversight_sdk.adapters.langchain
-    pip install "oversight-sdk[openai-agents]" # oversight_sdk.adapters.openai_agents
-    pip install "oversight-sdk[pydantic-ai]"   # oversight_sdk.adapters.pydantic_ai
-    pip install "oversight-sdk[claude-agent]"  # oversight_sdk.adapters.claude_agent
+    pip install './clients/python[langchain]'     # oversight_sdk.adapters.langchain
+    pip install './clients/python[openai-agents]' # oversight_sdk.adapters.openai_agents
+    pip install './clients/python[pydantic-ai]'   # oversight_sdk.adapters.pydantic_ai
+    pip install './clients/python[claude-agent]'  # oversight_sdk.adapters.claude_agent
 
 They behave alike (docs/integrations/): allowed, the tool runs and its result is reported
 as the after-state; denied, halted, rejected, a dry run or no answer from Oversight, the

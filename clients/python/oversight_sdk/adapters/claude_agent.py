@@ -1,6 +1,6 @@
 """The Claude Agent SDK: a `can_use_tool` callback and `PreToolUse` / `PostToolUse` hooks
-that put every tool call Claude makes to Oversight (`pip install
-"oversight-sdk[claude-agent]"`).
+that put every tool call Claude makes to Oversight
+(`pip install './clients/python[claude-agent]'`).
 
     from claude_agent_sdk import ClaudeAgentOptions
     from oversight_sdk import AsyncOversight

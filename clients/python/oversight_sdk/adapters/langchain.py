@@ -1,5 +1,5 @@
 """LangChain 1.x agents and LangGraph: an agent middleware that asks Oversight before each
-tool call (`pip install "oversight-sdk[langchain]"`).
+tool call (`pip install './clients/python[langchain]'`).
 
     from langchain.agents import create_agent
     from oversight_sdk import Oversight

@@ -1,5 +1,5 @@
 """The OpenAI Agents SDK: function tools that ask Oversight before they run
-(`pip install "oversight-sdk[openai-agents]"`).
+(`pip install './clients/python[openai-agents]'`).
 
     from agents import Agent, function_tool
     from oversight_sdk import AsyncOversight

@@ -1,5 +1,5 @@
 """Pydantic AI: a toolset wrapper that asks Oversight before each tool call
-(`pip install "oversight-sdk[pydantic-ai]"`).
+(`pip install './clients/python[pydantic-ai]'`).
 
     from pydantic_ai import Agent, FunctionToolset
     from oversight_sdk import AsyncOversight

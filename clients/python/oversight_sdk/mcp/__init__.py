@@ -1,6 +1,6 @@
 """`oversight-mcp`: an MCP proxy that asks Oversight before every tool call.
 
-Needs the `mcp` extra (`pip install 'oversight-sdk[mcp]'`). See cli.py for the command,
+Needs the `mcp` extra (`pip install './clients/python[mcp]'`). See cli.py for the command,
 proxy.py for what a call becomes, and docs/integrations/mcp.md.
 """
 
