@@ -123,6 +123,17 @@ def test_an_integration_without_its_extra_names_the_extra_to_install(extra: str)
     assert f"pip install './clients/python[{extra}]'" in last
 
 
+def test_the_proxys_command_without_its_extra_says_so_in_one_line() -> None:
+    command = "from oversight_sdk._commands import oversight_mcp\nsys.exit(oversight_mcp())"
+    check = f"{WITHOUT}\n{command}"
+    ran = subprocess.run(
+        [sys.executable, "-c", check, *EXTRAS["mcp"]], capture_output=True, text=True
+    )
+    assert ran.returncode == 2
+    assert ran.stderr.startswith("oversight-mcp: oversight_sdk.mcp needs the 'mcp' extra")
+    assert len(ran.stderr.strip().splitlines()) == 1
+
+
 def test_the_base_package_and_the_adapters_common_part_need_no_extra() -> None:
     every = [module for modules in EXTRAS.values() for module in modules]
     check = f"{WITHOUT}\nimport oversight_sdk, oversight_sdk.adapters, oversight_sdk.guard"
