@@ -20,6 +20,7 @@ from oversight.agents.models import (
     AgentUserObjectPermission,
     ToolPin,
 )
+from oversight.gateway.constants import ActionStatus
 
 
 def agents_with_perm(*, user: Any, perm: str = VIEW) -> QuerySet[Agent]:
@@ -116,8 +117,9 @@ def agent_access_list(*, agent: Agent) -> list[AccessEntry]:
 
 def tool_pin_rows(*, agent: Agent) -> list[dict[str, Any]]:
     """The agent's pinned MCP tools, each with its pinned and changed definition as
-    indented JSON lines, those that differ marked (for the agent's page; the caller
-    checked the agent may be viewed)."""
+    indented JSON lines, those that differ marked, and for a changed one how many of its
+    calls await a decision (for the agent's page; the caller checked the agent may be
+    viewed)."""
     pins = ToolPin.objects.filter(agent=agent).select_related("accepted_by")
     rows = []
     for pin in pins:
@@ -129,6 +131,9 @@ def tool_pin_rows(*, agent: Agent) -> list[dict[str, Any]]:
         )
         old_lines, new_lines = _marked_lines(pinned, changed)
         rows.append({"pin": pin, "pinned": old_lines, "changed": new_lines})
+        if pin.changed:  # what accepting it is about: the calls waiting meanwhile
+            waiting = agent.actions.filter(action=pin.action, status=ActionStatus.PENDING)
+            rows[-1]["waiting"] = waiting.count()
     return rows
 
 

@@ -130,20 +130,23 @@ def _withdraw_change(pin: ToolPin, actor: Actor) -> None:
     )
 
 
-def _cancel_held_for_change(pin: ToolPin, actor: Actor, why: str) -> None:
+def _cancel_held_for_change(pin: ToolPin, actor: Actor, why: str) -> int:
     from oversight.gateway.lifecycle import actions_cancel_held_for_tool  # gateway -> agents
 
-    actions_cancel_held_for_tool(
+    return actions_cancel_held_for_tool(
         actor=actor, agent_id=pin.agent_id, action_name=pin.action, why=why
     )
 
 
 @transaction.atomic
-def tool_pin_accept(*, actor: Actor, pin: ToolPin, changed_hash: str, user: Any) -> ToolPin:
+def tool_pin_accept(
+    *, actor: Actor, pin: ToolPin, changed_hash: str, user: Any
+) -> tuple[ToolPin, int]:
     """Accept the changed definition the owner was shown (``changed_hash``): it becomes
     the pinned one and the tool's calls are no longer held for it; calls held only for
     the change are cancelled, to be asked again. Refused when the definition changed
-    again meanwhile (the owner must look at the new one)."""
+    again meanwhile (the owner must look at the new one). Returns the pin and how many
+    calls were cancelled."""
     agent = agent_lock(pin.agent_id)
     locked = ToolPin.objects.select_for_update().get(pk=pin.pk)
     if not locked.changed:
@@ -157,12 +160,12 @@ def tool_pin_accept(*, actor: Actor, pin: ToolPin, changed_hash: str, user: Any)
     locked.save()
     remaining = [action for action in agent.changed_tools or [] if action != locked.action]
     Agent.objects.filter(pk=agent.pk).update(changed_tools=remaining)
-    _cancel_held_for_change(
+    cancelled = _cancel_held_for_change(
         locked, actor, "the tool's new definition was accepted; call again to have it decided"
     )
     after = {**locked.definition, "hash": locked.definition_hash}
     _audit(locked, actor, verbs.TOOL_ACCEPTED, before, after)
-    return locked
+    return locked, cancelled
 
 
 def _shown(definition: dict[str, Any], definition_hash: str, pin: ToolPin) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
@@ -25,7 +26,7 @@ def tool_pin_accept_view(request: HttpRequest, slug: str, pin_id: int) -> HttpRe
     agent = get_agent_for_user(request, slug, perm=CHANGE)
     pin = get_object_or_404(ToolPin, pk=pin_id, agent=agent)
     try:
-        tool_pin_accept(
+        _, cancelled = tool_pin_accept(
             actor=Actor.for_user(request.user),
             pin=pin,
             changed_hash=request.POST.get("changed_hash", ""),
@@ -34,5 +35,9 @@ def tool_pin_accept_view(request: HttpRequest, slug: str, pin_id: int) -> HttpRe
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
-        messages.success(request, f"Accepted the new definition of {pin.server}/{pin.tool}.")
+        also = f"; {cancelled} call{pluralize(cancelled)} held only for the change cancelled"
+        messages.success(
+            request,
+            f"Accepted the new definition of {pin.server}/{pin.tool}{also if cancelled else ''}.",
+        )
     return redirect(reverse("agents:detail", args=[agent.slug]) + "#agent-tools")

@@ -10,8 +10,13 @@ from django.test import Client
 from django.urls import reverse
 
 from oversight.agents.models import ToolPin
+from oversight.agents.services import token_create
 from oversight.agents.tool_pins import SeenTool, tool_pins_record
 from oversight.audit.models import AuditEvent
+from oversight.policy.models import Grant
+from oversight.policy.services import policy_object_create
+from tests.conftest import SYSTEM
+from tests.gateway.helpers import decide
 
 pytestmark = pytest.mark.django_db
 
@@ -70,6 +75,30 @@ def test_the_owner_accepts_the_new_definition(
     assert agent.changed_tools == []
     event = AuditEvent.objects.get(verb="tool.accepted")
     assert event.before["description"] == "Refund a charge."
+
+
+def test_the_owner_sees_the_calls_waiting_and_what_accepting_did_to_them(
+    client: Client, owner: Any, agent: Any, pin: ToolPin
+) -> None:
+    policy_object_create(
+        actor=SYSTEM, obj=Grant(agent=agent, action=pin.action, resource="stripe:charge/*")
+    )
+    token = token_create(actor=SYSTEM, agent=agent, environment="production")[0]
+    body = {"action": pin.action, "resource": "stripe:charge/ch_1", "params": {"amount": 5}}
+    held = decide(token, body)
+    assert held.status == "pending"
+
+    client.force_login(owner)
+    page = client.get(reverse("agents:detail", args=[agent.slug])).content.decode()
+    queue = reverse("approvals:queue") + f"?agent={agent.slug}"
+    assert f'<a class="small" href="{queue}" data-waiting="1">1 call waiting</a>' in page
+    assert "Calls held only for the change are then cancelled" in page
+
+    page = client.get(_accept(client, agent, pin).url).content.decode()
+    assert "Accepted the new definition of payments/refund; 1 call held only for the change" in page
+    held.refresh_from_db()
+    assert held.status == "cancelled"
+    assert "data-waiting" not in page
 
 
 def test_a_teammate_may_not_accept(client: Client, teammate: Any, agent: Any, pin: ToolPin) -> None:

@@ -16,7 +16,7 @@ from oversight.audit.models import AuditEvent
 from oversight.gateway.models import Action
 from oversight.policy.models import Grant
 from oversight.policy.services import policy_object_create
-from tests.browser.ui import log_in
+from tests.browser.ui import log_in, shot
 from tests.conftest import SYSTEM
 from tests.integrations.mcp_world import proxied, text_of
 
@@ -50,10 +50,19 @@ def test_a_changed_tool_is_held_until_the_owner_accepts_it(
         log_in(page, live_url, "alice", f"/agents/{agent.slug}/")
         tools = page.locator("#agent-tools")
         expect(tools).to_contain_text("calls held")
+        expect(tools.get_by_role("link", name="1 call waiting")).to_have_attribute(
+            "href", f"/approvals/?agent={agent.slug}"
+        )
         expect(tools.locator('[data-definition="pinned"]')).to_contain_text("Refund part or all")
         expect(tools.locator('[data-definition="changed"]')).to_contain_text("audit@example.net")
+        shot(page, "tool-changed")
         tools.get_by_role("button", name="Accept new definition").click()
-        expect(page.get_by_text("Accepted the new definition of payments/refund.")).to_be_visible()
+        expect(
+            page.get_by_text(
+                "Accepted the new definition of payments/refund; "
+                "1 call held only for the change cancelled."
+            )
+        ).to_be_visible()
         expect(tools).not_to_contain_text("calls held")
 
         ran = _call(proxy, {"charge": "ch_3", "amount": 10})
