@@ -122,16 +122,21 @@ def test_the_action_page_tells_the_whole_story(client: Client, rita: Any, held: 
     assert "Waiting for approval → Approved" in page
 
 
+def _vote_on_its_page(client: Client, user: Any, action: Action, vote: str) -> Any:
+    """A vote from the action's own page (htmx says which page it came from)."""
+    page = reverse("approvals:action", args=[action.pk])
+    client.force_login(user)
+    url = reverse("approvals:vote", args=[action.pk])
+    on_page = {"HTTP_HX_REQUEST": "true", "HTTP_HX_CURRENT_URL": f"http://testserver{page}"}
+    return client.post(url, {"vote": vote}, **on_page)
+
+
 def test_a_vote_on_the_actions_own_page_shows_the_page_anew_saying_what_it_did(
     client: Client, rita: Any, held: Action
 ) -> None:
-    page = reverse("approvals:action", args=[held.pk])
-    client.force_login(rita)
-    url = reverse("approvals:vote", args=[held.pk])
-    on_page = {"HTTP_HX_REQUEST": "true", "HTTP_HX_CURRENT_URL": f"http://testserver{page}"}
-    response = client.post(url, {"vote": "approve"}, **on_page)
+    response = _vote_on_its_page(client, rita, held, "approve")
     assert (response.status_code, response["HX-Refresh"]) == (200, "true")
-    shown = client.get(page).content.decode()
+    shown = client.get(reverse("approvals:action", args=[held.pk])).content.decode()
     assert "You approved this action." in shown
     assert "Waiting for approval → Approved" in shown
 
@@ -139,11 +144,7 @@ def test_a_vote_on_the_actions_own_page_shows_the_page_anew_saying_what_it_did(
 def test_a_refused_vote_on_the_actions_own_page_is_explained_in_place(
     client: Client, rita: Any, held: Action
 ) -> None:
-    page = reverse("approvals:action", args=[held.pk])
-    client.force_login(rita)
-    url = reverse("approvals:vote", args=[held.pk])
-    on_page = {"HTTP_HX_REQUEST": "true", "HTTP_HX_CURRENT_URL": f"http://testserver{page}"}
-    response = client.post(url, {"vote": "deny"}, **on_page)
+    response = _vote_on_its_page(client, rita, held, "deny")
     assert response.status_code == 422 and "HX-Refresh" not in response
     assert "Say why you deny it." in response.content.decode()
 

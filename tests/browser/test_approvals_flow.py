@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +32,13 @@ from oversight.policy.models import Rule
 from oversight.policy.services import policy_object_create
 from oversight_sdk import ActionExpired, ActionHalted, ActionRejected, Oversight
 from tests.conftest import SYSTEM, make_user
-from tests.gateway.helpers import REFUND, expire, grant_refunds, hold_large_refunds
+from tests.gateway.helpers import (
+    REFUND,
+    expire,
+    grant_refunds,
+    held_action,
+    hold_large_refunds,
+)
 from tests.servers import wait_until_the_server_listens
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -237,7 +242,7 @@ def test_approving_on_the_actions_own_page_shows_its_new_state(
     """The link an agent or the MCP proxy hands out opens the action's own page; a vote
     there shows the whole page anew (its status and story), saying what the vote did."""
     refund = refund_in_thread(live_url, scene.raw_token)
-    held = _the_pending_action()
+    held = held_action()
     rita = open_as("rita", f"/actions/{held.pk}/")
     expect(rita.locator("h1 .pill")).to_have_text("Waiting for approval")
 
@@ -251,16 +256,6 @@ def test_approving_on_the_actions_own_page_shows_its_new_state(
     assert refund.join() == {"ran": True, "result": "succeeded"}
     rita.reload()
     expect(rita.locator("h1 .pill")).to_have_text("Succeeded")
-
-
-def _the_pending_action(timeout: float = 10) -> Action:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = Action.objects.filter(status="pending").first()
-        if found is not None:
-            return found
-        time.sleep(0.05)
-    raise AssertionError("no action was held")
 
 
 def test_the_kill_switch_banner_reaches_every_open_page_and_halts_the_agent(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -191,3 +192,15 @@ def fast_lane_decide(raw: str, body: dict[str, Any]) -> Any:
     return fastlane._work_by(
         Deadline(30), "test-request", fastlane._decide, raw, ActionInput(**body), ""
     )
+
+
+def held_action(timeout: float = 15) -> Action:
+    """The action an agent's call (in another thread or process) became, once it is
+    held."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        action = Action.objects.filter(status="pending").first()
+        if action is not None:
+            return action
+        time.sleep(0.05)
+    raise AssertionError("no held action appeared")

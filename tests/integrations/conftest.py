@@ -9,7 +9,6 @@ refunds over 100 are held for one approval (edits allowed).
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +24,7 @@ from oversight.policy.models import Grant, Rule
 from oversight.policy.services import policy_object_create
 from oversight_sdk.adapters import ToolAction
 from tests.conftest import SYSTEM
+from tests.gateway.helpers import held_action
 from tests.servers import asgi_server, free_port
 
 REFUND = "payments.refund"
@@ -122,17 +122,6 @@ def in_thread(run: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]]
     thread = threading.Thread(target=target, daemon=True)
     thread.start()
     return thread, ended
-
-
-def held_action(timeout: float = 15) -> Action:
-    """The action the agent's call became, once it is held."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        action = Action.objects.filter(status="pending").first()
-        if action is not None:
-            return action
-        time.sleep(0.05)
-    raise AssertionError("no held action appeared")
 
 
 def vote(user: Any, *, approve: bool, comment: str = "", params: Any = None) -> Action:
