@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import logging
 import shlex
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -122,6 +122,7 @@ class UpstreamSession:
         # refused call); set by the proxy (a change before it exists needs no telling).
         self.tools_changed: Callable[[], None] = lambda: None
         self._client: Client | None = None
+        self._output: Any = None  # a stdio server's output stream, once open
         self._open = anyio.Event()  # set while a session is open
         self._lost = anyio.Event()  # set when the open one turned out lost
 
@@ -141,7 +142,7 @@ class UpstreamSession:
             opened = False
             target = self.target
             if isinstance(target, StdioServerParameters):
-                target = _stdio_watched(target, lambda: self._drop(self._client))
+                target = _stdio_watched(target, self._watch_output)
             try:
                 async with _Client(target, **self.client_options) as client:
                     opened = True
@@ -211,6 +212,9 @@ class UpstreamSession:
                         self.tools_changed()
                 return  # the upstream closed the stream: it is going away
             except (SubscriptionLost, MCPError, OSError, anyio.BrokenResourceError) as exc:
+                if self._output_closed():  # a stdio server's process ended: `run` stops
+                    self._drop(client)
+                    return
                 log = logger.warning if pause == RELISTEN_AFTER else logger.debug
                 log("lost the upstream's tool list changes, asking again in %.0f s: %s", pause, exc)
             await anyio.sleep(pause)
@@ -268,6 +272,19 @@ class UpstreamSession:
         self._drop(client)
         return True
 
+    async def _watch_output(self, read: Any) -> None:
+        """While a stdio session is open: once the server's output has closed (its
+        process ended), the session is dropped, found within WATCH_EVERY seconds."""
+        self._output = read
+        while not self._output_closed():
+            await anyio.sleep(WATCH_EVERY)
+        self._drop(self._client)
+
+    def _output_closed(self) -> bool:
+        """Whether a stdio server's output has closed. The stream's statistics say it, so
+        the messages themselves take no extra hop to be watched."""
+        return self._output is not None and not self._output.statistics().open_send_streams
+
     def _drop(self, client: Client | None) -> None:
         """`client`'s session is gone: `run` closes it and opens another (over stdio, it
         stops the proxy). Only the first to find out does it."""
@@ -286,22 +303,15 @@ def _cause(exc: BaseException) -> str:
 
 @asynccontextmanager
 async def _stdio_watched(
-    server: StdioServerParameters, ended: Callable[[], None]
+    server: StdioServerParameters, watch: Callable[[Any], Awaitable[None]]
 ) -> AsyncIterator[Any]:
-    """The package's stdio transport to `server`, watched: `ended` is called once the
-    server's output has closed (its process ended), within WATCH_EVERY seconds. (The
-    package's client only fails each request from then on.) The check reads the stream's
-    statistics, so the messages themselves take no extra hop."""
-    async with stdio_client(server) as (read, write), anyio.create_task_group() as watch:
-        watch.start_soon(_watch_output, read, ended)
+    """The package's stdio transport to `server`, its read stream watched by `watch` for
+    as long as it is open. (The package's client, once the server's process has ended,
+    only fails each request.)"""
+    async with stdio_client(server) as (read, write), anyio.create_task_group() as tasks:
+        tasks.start_soon(watch, read)
         yield read, write
-        watch.cancel_scope.cancel()
-
-
-async def _watch_output(read: Any, ended: Callable[[], None]) -> None:
-    while read.statistics().open_send_streams:
-        await anyio.sleep(WATCH_EVERY)
-    ended()
+        tasks.cancel_scope.cancel()
 
 
 def _session_gone(client: Client, exc: MCPError) -> bool:
