@@ -22,6 +22,8 @@ from oversight.agents.models import (
 )
 from oversight.gateway.constants import ActionStatus
 
+WAITING_SHOWN = 5  # a changed tool's waiting calls listed on the agent's page
+
 
 def agents_with_perm(*, user: Any, perm: str = VIEW) -> QuerySet[Agent]:
     """Agents on which the user holds ``perm``: two subqueries, no per-object checks."""
@@ -117,9 +119,9 @@ def agent_access_list(*, agent: Agent) -> list[AccessEntry]:
 
 def tool_pin_rows(*, agent: Agent) -> list[dict[str, Any]]:
     """The agent's pinned MCP tools, each with its pinned and changed definition as
-    indented JSON lines, those that differ marked, and for a changed one how many of its
-    calls await a decision (for the agent's page; the caller checked the agent may be
-    viewed)."""
+    indented JSON lines, those that differ marked, and for a changed one the calls to it
+    that await a decision, the first WAITING_SHOWN of them (for the agent's page; the
+    caller checked the agent may be viewed)."""
     pins = ToolPin.objects.filter(agent=agent).select_related("accepted_by")
     rows = []
     for pin in pins:
@@ -133,7 +135,8 @@ def tool_pin_rows(*, agent: Agent) -> list[dict[str, Any]]:
         rows.append({"pin": pin, "pinned": old_lines, "changed": new_lines})
         if pin.changed:  # what accepting it is about: the calls waiting meanwhile
             waiting = agent.actions.filter(action=pin.action, status=ActionStatus.PENDING)
-            rows[-1]["waiting"] = waiting.count()
+            rows[-1]["waiting"] = list(waiting.order_by("created_at")[:WAITING_SHOWN])
+            rows[-1]["waiting_count"] = waiting.count()
     return rows
 
 

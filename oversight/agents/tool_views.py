@@ -6,7 +6,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST
 from oversight.agents.access import get_agent_for_user
 from oversight.agents.constants import CHANGE
 from oversight.agents.models import ToolPin
+from oversight.agents.selectors import tool_pin_rows
 from oversight.agents.tool_pins import tool_pin_accept
 from oversight.audit.actors import Actor
 
@@ -22,7 +23,8 @@ from oversight.audit.actors import Actor
 @require_POST
 def tool_pin_accept_view(request: HttpRequest, slug: str, pin_id: int) -> HttpResponse:
     """The owner accepts the definition she was shown (its hash is in the form): calls to
-    the tool are no longer held for the change."""
+    the tool are no longer held for the change. With htmx the section is answered, saying
+    what was done where the owner is looking; without, the agent's page."""
     agent = get_agent_for_user(request, slug, perm=CHANGE)
     pin = get_object_or_404(ToolPin, pk=pin_id, agent=agent)
     try:
@@ -33,11 +35,16 @@ def tool_pin_accept_view(request: HttpRequest, slug: str, pin_id: int) -> HttpRe
             user=request.user,
         )
     except ValidationError as exc:
-        messages.error(request, " ".join(exc.messages))
+        message, ok = " ".join(exc.messages), False
     else:
         also = f"; {cancelled} call{pluralize(cancelled)} held only for the change cancelled"
-        messages.success(
-            request,
-            f"Accepted the new definition of {pin.server}/{pin.tool}{also if cancelled else ''}.",
+        message = (
+            f"Accepted the new definition of {pin.server}/{pin.tool}{also if cancelled else ''}."
         )
+        ok = True
+    if request.htmx:  # the section is answered in place, its message in it
+        context = {"agent": agent, "tool_pins": tool_pin_rows(agent=agent), "can_change": True}
+        context |= {"tools_message": message, "tools_ok": ok}
+        return render(request, "agents/_tools.html", context, status=200 if ok else 409)
+    (messages.success if ok else messages.error)(request, message)
     return redirect(reverse("agents:detail", args=[agent.slug]) + "#agent-tools")

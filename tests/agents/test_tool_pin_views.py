@@ -90,8 +90,9 @@ def test_the_owner_sees_the_calls_waiting_and_what_accepting_did_to_them(
 
     client.force_login(owner)
     page = client.get(reverse("agents:detail", args=[agent.slug])).content.decode()
-    queue = reverse("approvals:queue") + f"?agent={agent.slug}"
-    assert f'<a class="small" href="{queue}" data-waiting="1">1 call waiting</a>' in page
+    link = reverse("approvals:action", args=[held.pk])
+    assert '<div class="small" data-waiting="1">1 call waiting:' in page
+    assert f'<a class="mono" href="{link}">stripe:charge/ch_1</a>' in page
     assert "Calls held only for the change are then cancelled" in page
 
     page = client.get(_accept(client, agent, pin).url).content.decode()
@@ -128,6 +129,26 @@ def test_it_refuses_a_definition_that_changed_again_since_the_page_was_shown(
     pin.refresh_from_db()
     assert pin.changed and pin.definition["description"] == "Refund a charge."
     assert not AuditEvent.objects.filter(verb="tool.accepted").exists()
+
+
+def test_with_htmx_the_section_is_answered_in_place_saying_what_was_done(
+    client: Client, owner: Any, agent: Any, pin: ToolPin
+) -> None:
+    """Where the owner is looking (the page's top, where other messages go, is far above)."""
+    client.force_login(owner)
+    url = reverse("agents:tool-accept", args=[agent.slug, pin.pk])
+    stale = {"changed_hash": "0" * 64}
+    refused = client.post(url, stale, HTTP_HX_REQUEST="true")
+    assert refused.status_code == 409
+    section = refused.content.decode()
+    assert section.startswith('<section class="card" id="agent-tools">')
+    assert 'class="error" role="status">The definition changed again' in section
+
+    accepted = client.post(url, {"changed_hash": pin.changed_hash}, HTTP_HX_REQUEST="true")
+    section = accepted.content.decode()
+    assert accepted.status_code == 200
+    assert 'class="ok" role="status">Accepted the new definition of payments/refund.' in section
+    assert "calls held" not in section and "status-active" in section
 
 
 def test_it_needs_the_csrf_token(owner: Any, agent: Any, pin: ToolPin) -> None:

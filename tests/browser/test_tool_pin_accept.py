@@ -4,6 +4,7 @@ accepts the new one."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -50,19 +51,20 @@ def test_a_changed_tool_is_held_until_the_owner_accepts_it(
         log_in(page, live_url, "alice", f"/agents/{agent.slug}/")
         tools = page.locator("#agent-tools")
         expect(tools).to_contain_text("calls held")
-        expect(tools.get_by_role("link", name="1 call waiting")).to_have_attribute(
-            "href", f"/approvals/?agent={agent.slug}"
+        expect(tools.locator("[data-waiting]")).to_contain_text("1 call waiting:")
+        expect(tools.get_by_role("link", name="stripe:charge/ch_2")).to_have_attribute(
+            "href", re.compile(r"^/actions/[0-9a-f-]{36}/$")
         )
         expect(tools.locator('[data-definition="pinned"]')).to_contain_text("Refund part or all")
         expect(tools.locator('[data-definition="changed"]')).to_contain_text("audit@example.net")
         shot(page, "tool-changed")
         tools.get_by_role("button", name="Accept new definition").click()
-        expect(
-            page.get_by_text(
-                "Accepted the new definition of payments/refund; "
-                "1 call held only for the change cancelled."
-            )
-        ).to_be_visible()
+        done = page.get_by_text(
+            "Accepted the new definition of payments/refund; "
+            "1 call held only for the change cancelled."
+        )
+        expect(done).to_be_visible()
+        expect(done).to_be_in_viewport()  # where the owner is looking, not at the page's top
         expect(tools).not_to_contain_text("calls held")
 
         ran = _call(proxy, {"charge": "ch_3", "amount": 10})
