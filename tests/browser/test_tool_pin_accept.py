@@ -65,6 +65,10 @@ def test_a_changed_tool_is_held_until_the_owner_accepts_it(
         )
         expect(done).to_be_visible()
         expect(done).to_be_in_viewport()  # where the owner is looking, not at the page's top
+        # The history's tool events (hashes, long descriptions) stay within the page.
+        page.reload()
+        expect(page.locator(".history")).to_contain_text("tool.accepted")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1280
         expect(tools).not_to_contain_text("calls held")
 
         ran = _call(proxy, {"charge": "ch_3", "amount": 10})
