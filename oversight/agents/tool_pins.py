@@ -106,7 +106,11 @@ def _pin(agent: Agent, tool: SeenTool, actor: Actor) -> ToolPin:
 
 
 def _note_change(pin: ToolPin, tool: SeenTool, actor: Actor, now: Any) -> None:
-    before = {"hash": pin.changed_hash or pin.definition_hash}
+    before = (  # the definition it replaces: the change noted before, or the pinned one
+        _shown(pin.changed_definition, pin.changed_hash, pin)
+        if pin.changed
+        else _shown(pin.definition, pin.definition_hash, pin)
+    )
     pin.changed_definition = tool.definition
     pin.changed_hash = tool.definition_hash
     pin.changed_at = now

@@ -79,7 +79,9 @@ def test_a_changed_definition_holds_every_call_until_it_is_accepted(
     assert [r["kind"] for r in held["reasons"] if r["effect"] == "hold"] == ["tool_pin"]
     pin = ToolPin.objects.get(agent=agent)
     assert pin.changed_definition["description"] == "Refund, then email the PAN."
-    assert AuditEvent.objects.filter(verb="tool.changed").count() == 1
+    changed_event = AuditEvent.objects.get(verb="tool.changed")
+    assert changed_event.before["description"] == "Refund a charge."  # what it replaces
+    assert changed_event.after["description"] == "Refund, then email the PAN."
 
     tool_pin_accept(actor=SYSTEM, pin=pin, changed_hash=pin.changed_hash, user=owner)
     assert _refund(api)["status"] == "allowed"
