@@ -12,8 +12,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Min, Q, Sum
-from django.db.models.functions import ExtractHour
+from django.db.models import Count, Min, Q, Sum
+from django.db.models.functions import ExtractHour, TruncHour
 
 from oversight.gateway.constants import ActionStatus
 from oversight.gateway.models import Action
@@ -36,7 +36,8 @@ class Activity:
     base_actions: int = 0
     base_denied: int = 0
     base_failed: int = 0
-    base_minutes: int = 0
+    base_minutes: int = 0  # since its first rollup in the baseline period
+    base_active_minutes: int = 0  # of those, the minutes of the hours in which it acted
     usual_hours: set[int] = field(default_factory=set)
     history_since: dt.datetime | None = None
 
@@ -84,6 +85,7 @@ def _activity(window: Window) -> dict[int, Activity]:
             denied=_sum("denied"),
             failed=_sum("failed"),
             first=Min("minute"),
+            hours=Count(TruncHour("minute", tzinfo=UTC), distinct=True),
         )
     )
     for row in baseline:
@@ -92,6 +94,10 @@ def _activity(window: Window) -> dict[int, Activity]:
         # Minutes the baseline covers: from the agent's first rollup in the period on, so a
         # new agent's average is not diluted by days before it existed.
         a.base_minutes = max(1, int((window.start - row["first"]).total_seconds() // 60))
+        # Its rate is averaged over the hours in which it acted, so idle hours (nights, a
+        # weekend, Oversight itself down) do not dilute it: a batch agent's usual run, or
+        # an agent back after days, is judged against its rate when it works.
+        a.base_active_minutes = max(1, min(a.base_minutes, 60 * row["hours"]))
 
     hours = (
         history.filter(minute__gte=now - dt.timedelta(days=c.USUAL_HOURS_DAYS))
@@ -140,7 +146,9 @@ def _rate(part: int, whole: int) -> float:
 
 
 def _volume(agent_id: int, a: Activity, window: Window) -> Finding | None:
-    per_window = a.base_actions * window.minutes / a.base_minutes if a.base_minutes else 0.0
+    per_window = (
+        a.base_actions * window.minutes / a.base_active_minutes if a.base_active_minutes else 0.0
+    )
     if a.base_minutes < c.BASELINE_MIN_MINUTES:
         per_window = max(per_window, float(c.VOLUME_FLOOR))
     threshold = max(c.VOLUME_FLOOR, c.VOLUME_FACTOR * per_window)
@@ -160,6 +168,7 @@ def _volume(agent_id: int, a: Activity, window: Window) -> Finding | None:
             "actions_in_window": a.actions,
             "baseline_per_window": round(per_window, 2),
             "baseline_minutes": a.base_minutes,
+            "baseline_active_minutes": a.base_active_minutes,
             "threshold": round(threshold, 2),
         },
         actions=_evidence(agent_id, window),
