@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db.models import Count, Min, Q, Sum
-from django.db.models.functions import ExtractHour, TruncHour
+from django.db.models.functions import ExtractHour
 
 from oversight.gateway.constants import ActionStatus
 from oversight.gateway.models import Action
@@ -37,7 +37,7 @@ class Activity:
     base_denied: int = 0
     base_failed: int = 0
     base_minutes: int = 0  # since its first rollup in the baseline period
-    base_active_minutes: int = 0  # of those, the minutes of the hours in which it acted
+    base_active_minutes: int = 0  # of those, the minutes in which it had actions
     usual_hours: set[int] = field(default_factory=set)
     history_since: dt.datetime | None = None
 
@@ -85,7 +85,7 @@ def _activity(window: Window) -> dict[int, Activity]:
             denied=_sum("denied"),
             failed=_sum("failed"),
             first=Min("minute"),
-            hours=Count(TruncHour("minute", tzinfo=UTC), distinct=True),
+            active=Count("id"),  # a rollup row is a minute with actions (rollups.py)
         )
     )
     for row in baseline:
@@ -94,10 +94,10 @@ def _activity(window: Window) -> dict[int, Activity]:
         # Minutes the baseline covers: from the agent's first rollup in the period on, so a
         # new agent's average is not diluted by days before it existed.
         a.base_minutes = max(1, int((window.start - row["first"]).total_seconds() // 60))
-        # Its rate is averaged over the hours in which it acted, so idle hours (nights, a
-        # weekend, Oversight itself down) do not dilute it: a batch agent's usual run, or
-        # an agent back after days, is judged against its rate when it works.
-        a.base_active_minutes = max(1, min(a.base_minutes, 60 * row["hours"]))
+        # Its rate is averaged over the minutes in which it acted, so idle time (nights,
+        # a weekend, the hour between a batch agent's runs, Oversight itself down) does
+        # not dilute it: an agent's usual run is judged against its rate when it works.
+        a.base_active_minutes = max(1, row["active"])
 
     hours = (
         history.filter(minute__gte=now - dt.timedelta(days=c.USUAL_HOURS_DAYS))

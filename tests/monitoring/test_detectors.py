@@ -84,26 +84,34 @@ def test_a_quiet_agents_blip_raises_nothing(agent: Any) -> None:
 
 def test_an_agent_back_after_idle_days_at_its_usual_rate_raises_nothing(agent: Any) -> None:
     """Days without actions (a weekend, a batch agent's day off, Oversight itself down) do
-    not dilute the baseline: it is the agent's rate in the hours in which it acted."""
+    not dilute the baseline: it is the agent's rate in the minutes in which it acted."""
     history(agent, now=NOW - dt.timedelta(days=3), per_minute=20)
     recent_steady(agent, per_minute=20)
     assert monitoring_run(now=NOW).opened == 0
     assert alerts(agent) == []
 
 
+def test_an_hourly_batch_at_its_usual_size_raises_nothing(agent: Any) -> None:
+    """A cron agent: 100 actions in one minute each hour, for a day, then the same again."""
+    for hours_ago in range(24, 0, -1):
+        actions_at(agent, NOW.replace(second=0) - dt.timedelta(hours=hours_ago), 100)
+    monitoring_backfill(start=NOW - dt.timedelta(days=2), end=NOW - 4 * MINUTE)
+    actions_at(agent, NOW - dt.timedelta(seconds=10), 100)
+    assert monitoring_run(now=NOW).opened == 0
+    assert alerts(agent) == []
+
+
 def test_a_burst_after_idle_days_is_judged_against_the_agents_working_rate(agent: Any) -> None:
-    history(agent, now=NOW - dt.timedelta(days=3), per_minute=20)  # 11:26 to 14:25
+    history(agent, now=NOW - dt.timedelta(days=3), per_minute=20)  # 180 minutes of 20
     recent_steady(agent, per_minute=20)
     actions_at(agent, NOW - dt.timedelta(seconds=10), 450)
     monitoring_run(now=NOW)
     (alert,) = alerts(agent)
-    assert (alert.kind, alert.severity) == (AlertKind.VOLUME, Severity.WARNING)  # 550 < 2 x 375
-    # 3,600 actions in its four hours with actions (240 minutes), over three days and
-    # three hours since its first.
-    assert alert.evidence["baseline_active_minutes"] == 240
+    assert (alert.kind, alert.severity) == (AlertKind.VOLUME, Severity.WARNING)  # 550 < 2 x 500
+    assert alert.evidence["baseline_active_minutes"] == 180
     assert alert.evidence["baseline_minutes"] == 3 * 24 * 60 + 180
-    assert alert.evidence["baseline_per_window"] == 75.0
-    assert alert.evidence["threshold"] == 375.0
+    assert alert.evidence["baseline_per_window"] == 100.0
+    assert alert.evidence["threshold"] == 500.0
 
 
 def test_an_error_spike_raises_one_alert(agent: Any) -> None:
