@@ -18,7 +18,9 @@ from the pool and Django's connect cost about a tenth of a decision's CPU in the
 Each decision has a deadline (``DECISION_TIMEOUT``): one that waited for a thread past it
 is answered 503 without touching the database, and a running one's statement is
 cancelled, so a locked table or a database that is down gives an error in time, never a
-hang and never an allow (``_in_time``, docs/decisions/0010-bounded-waits.md).
+hang and never an allow (``_in_time``, docs/decisions/0010-bounded-waits.md). What a
+recorded change sets off (its live rows; for a held decision, telling its reviewers)
+runs in one of those threads after the answer is sent (``_effects_by``).
 
 It is only a transport. The decision is the same pipeline (``pipeline.decide``), a
 report the same function as its API view (``api.result_answer``,
@@ -78,6 +80,7 @@ _MAX_KEY = 200  # as the Idempotency-Key header's schema says
 _UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 
 Scope = dict[str, Any]
+Effects = list[Callable[[], None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -133,15 +136,18 @@ def _bearer(request: ASGIRequest) -> str:
     return token.strip()
 
 
-def _work_by(deadline: Deadline, request_id: str, work: Callable[..., Any], *args: Any) -> Any:
+def _work_by(
+    deadline: Deadline, request_id: str, work: Callable[..., Any], *args: Any
+) -> tuple[Any, Effects]:
     """In a worker thread: the decision or report (``work``), each of its statements kept
     to ``deadline``; a service's exception is answered as the API's own handlers answer it
-    (500: never allow). What the recorded change sets off (its live rows; for a held
-    decision, escalating and telling its reviewers) runs after, outside the deadline: it
-    is not the change, and a statement of it refused past the deadline would leave the
-    reviewers untold."""
+    (500: never allow). (The answer, what the recorded change sets off): its live rows; for
+    a held decision, escalating and telling its reviewers. Those are not the change, so
+    they run outside the deadline (a statement of them refused past it would leave the
+    reviewers untold), and once the answer is on its way (``_effects_by``): the agent does
+    not wait for them."""
     if deadline.passed():  # waited for a thread past its time: the database is not touched
-        return unavailable_response()
+        return unavailable_response(), []
     _connection_kept()
     with publish.deferred_effects() as effects:
         try:
@@ -151,8 +157,13 @@ def _work_by(deadline: Deadline, request_id: str, work: Callable[..., Any], *arg
             raise
         except Exception as exc:
             answer = exception_response(exc)
+    return answer, effects
+
+
+def _effects_by(effects: Effects) -> None:
+    """In a worker thread, after the answer: what ``_work_by``'s change set off."""
+    _connection_kept()
     publish.run_effects(effects)
-    return answer
 
 
 def _connection_kept() -> None:
@@ -223,20 +234,24 @@ class DecisionFastLane:
             await self.django_app(scope, receive, send)
             return
         body, finished = await _read_body(receive)
-        response = None
+        answered = None
         if finished and len(body) <= MAX_BODY_BYTES:
             try:
-                response = await self._respond(scope, body, report)
+                answered = await self._respond(scope, body, report)
             except _HandOver:
-                response = None
-        if response is None:
+                answered = None
+        if answered is None:
             await self.django_app(scope, _replay(body, finished, receive), send)
             return
-        await self.django_app.send_response(response, send)
+        response, effects = answered
+        try:
+            await self.django_app.send_response(response, send)
+        finally:
+            self._set_off(effects)
 
     async def _respond(
         self, scope: Scope, body: bytes, report: tuple[_Report, uuid.UUID] | None
-    ) -> HttpResponse:
+    ) -> tuple[HttpResponse, Effects]:
         request = ASGIRequest(scope, io.BytesIO(body))
         try:
             request.get_host()
@@ -249,13 +264,15 @@ class DecisionFastLane:
         if report is not None:
             route, target = report
             payload = _parsed(route.body, body)
-            outcome = await self._in_time(request_id, _report, raw_token, route, target, payload)
+            outcome, effects = await self._in_time(
+                request_id, _report, raw_token, route, target, payload
+            )
         else:
             key = request.headers.get("Idempotency-Key", "")
             if len(key) > _MAX_KEY:
                 raise _HandOver
             data = pipeline.ActionInput(**_parsed(ActionIn, body).model_dump())
-            outcome = await self._in_time(request_id, _decide, raw_token, data, key)
+            outcome, effects = await self._in_time(request_id, _decide, raw_token, data, key)
         if isinstance(outcome, HttpResponse):
             response = outcome
         else:
@@ -263,9 +280,16 @@ class DecisionFastLane:
             response = api.create_response(request, data, status=status)
         response[REQUEST_ID_HEADER] = request_id
         response["Content-Length"] = str(len(response.content))  # as Django's CommonMiddleware
-        return self.security.process_response(request, response)
+        return self.security.process_response(request, response), effects
 
-    async def _in_time(self, request_id: str, work: Callable[..., Any], *args: Any) -> Any:
+    def _set_off(self, effects: Effects) -> None:
+        """What an answered change set off, run in a decision thread after its answer."""
+        if effects:
+            self.threads.submit(contextvars.copy_context().run, _effects_by, effects)
+
+    async def _in_time(
+        self, request_id: str, work: Callable[..., Any], *args: Any
+    ) -> tuple[Any, Effects]:
         """``work``'s outcome (``_decide`` or ``_report``), within DECISION_TIMEOUT of now
         when the database allows.
 
@@ -284,12 +308,12 @@ class DecisionFastLane:
         if done:
             return outcome.result()
         if queued.cancel():  # still waiting for a thread
-            return unavailable_response()
+            return unavailable_response(), []
         loop = asyncio.get_running_loop()
         if await loop.run_in_executor(self.cancels, deadline.expire):
             return await outcome
         outcome.add_done_callback(_ignore)  # it can write nothing now
-        return unavailable_response()
+        return unavailable_response(), []
 
 
 def _parsed(schema: type[BaseModel], body: bytes) -> Any:

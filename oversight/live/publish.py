@@ -195,7 +195,8 @@ def after_commit(fn: Callable[[], None]) -> None:
 def deferred_effects() -> Iterator[list[Callable[[], None]]]:
     """What the block's committed work sets off (live rows, telling reviewers), kept to
     be run by run_effects() after the block: the decision fast lane runs them outside its
-    deadline, which bounds the decision's statements, not what follows them."""
+    deadline, which bounds the decision's statements, not what follows them, and after
+    its answer is sent."""
     kept: list[Callable[[], None]] = []
     token = _kept.set(kept)
     try:

@@ -1,14 +1,18 @@
 """What a fast-lane decision sets off once recorded (its live rows; for a held action,
-escalating and telling its reviewers) runs outside the decision's deadline: a deadline
-that passes just after the decision was written still leaves the reviewers told."""
+escalating and telling its reviewers) runs outside the decision's deadline, and after
+the answer is sent: a deadline that passes just after the decision was written still
+leaves the reviewers told, and the agent does not wait for them to be told."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.core.asgi import get_asgi_application
+from django.db import connection, connections
 
 from oversight.agents.models import AgentToken
 from oversight.gateway import auth, fastlane, record_sql
@@ -37,11 +41,71 @@ def test_a_held_decision_tells_its_reviewers_though_its_deadline_passed_after_it
         return result
 
     with connection.execute_wrapper(passes_after_the_decision):
-        status, answer = fastlane._work_by(
+        (status, answer), effects = fastlane._work_by(
             deadline, "test-request", fastlane._decide, raw, ActionInput(**refund(900)), ""
         )
     assert (status, answer["status"]) == (201, "pending")
     assert deadline.passed()
+    fastlane._effects_by(effects)
     held = Action.objects.get(pk=answer["id"])
     told = Notification.objects.filter(action=held, channel="email")
     assert told.exists(), "the reviewers of a held action were not told"
+
+
+def _told() -> int:
+    """From a thread of its own, as the lane's are: the email notifications so far."""
+    try:
+        return Notification.objects.filter(channel="email").count()
+    finally:
+        connections.close_all()
+
+
+def test_the_answer_is_sent_before_the_reviewers_are_told_and_they_are_told(
+    prod_token: tuple[AgentToken, str], policy: Any, agent: Any, settings: Any
+) -> None:
+    auth._kept.clear()
+    set_channels(agent.team, email=True)
+    _token, raw = prod_token
+    settings.DECISION_THREADS = 1  # so its one thread's connection can be closed after
+    lane = fastlane.DecisionFastLane(get_asgi_application())
+    body = json.dumps(refund(900)).encode()
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": fastlane.PATH,
+        "raw_path": fastlane.PATH.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [
+            (b"host", b"testserver"),
+            (b"authorization", f"Bearer {raw}".encode()),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    sent: list[dict[str, Any]] = []
+    told_at_answer: list[int] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+        if message["type"] == "http.response.body":
+            told_at_answer.append(await asyncio.to_thread(_told))
+
+    asyncio.run(lane(scope, receive, send))
+    lane.threads.submit(connections.close_all).result()  # after what the decision set off
+    lane.threads.shutdown(wait=True)
+
+    assert sent[0]["status"] == 201
+    answer = json.loads(b"".join(m.get("body", b"") for m in sent[1:]))
+    assert answer["status"] == "pending"
+    assert told_at_answer == [0], "the answer waited for the reviewers to be told"
+    held = Action.objects.get(pk=answer["id"])
+    assert Notification.objects.filter(action=held, channel="email").exists()
