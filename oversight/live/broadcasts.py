@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 
 from django.template.loader import render_to_string
+from django.utils.html import format_html
 
 from oversight.agents.models import Agent
 from oversight.gateway.constants import ActionStatus
@@ -35,6 +36,11 @@ def _queue_context(action: Action) -> dict[str, object]:
     return queue_item_context(action)
 
 
+# An action's page reads its parts again when this lands naming its action
+# (static/js/oversight.js): its status, its facts, its story.
+_ACTION_CHANGED = '<div id="action-changed" hx-swap-oob="true" data-action="{}" hidden></div>'
+
+
 def action_changed(action_id: uuid.UUID, *, created: bool, action: Action | None = None) -> None:
     """``action``: the row as just committed, with its agent, owner and team loaded (the
     decision passes it, saving a read); otherwise it is read again."""
@@ -47,8 +53,12 @@ def action_changed(action_id: uuid.UUID, *, created: bool, action: Action | None
     if action is None:
         return
     agent_ids = [action.agent_id]
+    feed = groups.agent_feed(action.agent_id)
     row = rows.feed_fragment(action, created=created)
-    publish.send(groups.agent_feed(action.agent_id), html=row, audience="feed", agent_ids=agent_ids)
+    publish.send(feed, html=row, audience=pages.FEED, agent_ids=agent_ids)
+    if not created:  # a page can only be open on an action that was
+        changed = format_html(_ACTION_CHANGED, action.pk)
+        publish.send(feed, html=changed, audience=pages.ACTION, agent_ids=agent_ids)
     queue = groups.agent_queue(action.agent_id)
     if action.status == ActionStatus.PENDING:
         # The queue's two views (cards, the compact list's rows) from one context; each

@@ -1,7 +1,8 @@
 """What the page behind a socket shows, from the socket's address.
 
 A page opens ``/ws/live/?show=feed`` (the overview), ``?show=feed&agent=7`` (an agent's
-page), ``?show=queue`` (the approval queue), ``?show=alerts`` (the alert list), or
+page), ``?show=queue`` (the approval queue), ``?show=alerts`` (the alert list),
+``?show=action&agent=7`` (the page of one of its actions), or
 ``?show=`` (a page with nothing live but the kill-switch banners): the socket joins only
 the groups and forwards only the fragments of what its page shows, so a page is never
 sent swaps for elements it does not have (htmx logs each such swap as
@@ -30,7 +31,8 @@ QUEUE = "queue"  # the approval queue's items, as cards
 QUEUE_LIST = "queue-list"  # the approval queue's items, as rows of the compact list
 QUEUES = frozenset({QUEUE, QUEUE_LIST})  # for people who may decide the action
 ALERTS = "alerts"  # an alert opened, changed or was resolved
-REGIONS = frozenset({FEED, QUEUE, QUEUE_LIST, ALERTS})
+ACTION = "action"  # an action of the agent changed: its page reads itself again
+REGIONS = frozenset({FEED, QUEUE, QUEUE_LIST, ALERTS, ACTION})
 
 
 def address(regions: Iterable[str], *, agent_id: int | None = None, **filters: str) -> str:
@@ -92,14 +94,14 @@ class PageShows:
 
     def group_names(self, subscriptions: Subscriptions) -> set[str]:
         """The groups to join: the subscriptions' (what the person may see), narrowed to
-        what the page shows. Feeds' groups also carry the alert changes."""
+        what the page shows. Feeds' groups also carry the alert and action changes."""
         feed, queue = subscriptions.feed, subscriptions.queue
         if self.agent_id is not None:
             feed, queue = feed & {self.agent_id}, queue & {self.agent_id}
         if self.narrowed_by_agent_fields:
             feed, queue = feed & self._resolved(), queue & self._resolved()
         names = {groups.EVERYONE}
-        if self.regions & {FEED, ALERTS}:
+        if self.regions & {FEED, ALERTS, ACTION}:
             names |= {groups.agent_feed(agent_id) for agent_id in feed}
         if self.regions & QUEUES:
             names |= {groups.agent_queue(agent_id) for agent_id in queue}

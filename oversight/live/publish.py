@@ -144,8 +144,8 @@ def _run(coroutine_fn: Callable[..., Awaitable[None]], *args: Any) -> None:
 
 
 def send(group: str, *, html: str, audience: str, agent_ids: list[int] | None = None) -> None:
-    """``audience``: which part of a page the fragment is for, "feed", "queue" or
-    "alerts" (oversight/live/pages.py), or "agents" (any page); each forwarded only by
+    """``audience``: which part of a page the fragment is for, "feed", "queue",
+    "alerts" or "action" (oversight/live/pages.py), or "agents" (any page); each forwarded only by
     sockets whose person may see one of ``agent_ids`` (approve, for the queue). Or
     "everyone": every socket."""
     layer = get_channel_layer()

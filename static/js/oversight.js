@@ -108,6 +108,15 @@
     dropped.delete(event.target);
     catchUp();  // the note stays until the page has caught up
   });
+  // An action's page, when that action changed (live/broadcasts.py: action_changed swaps
+  // #action-changed in, naming it): its status, facts and story are read again the same way.
+  document.addEventListener("htmx:load", function (event) {
+    if (event.target.id !== "action-changed") return;
+    var page = document.querySelector("[data-action-page]");
+    if (page && page.getAttribute("data-action-page") === event.target.getAttribute("data-action")) {
+      catchUp();
+    }
+  });
 })();
 
 // Countdowns to approval deadlines: "expires in 4m 12s", ticking each second.

@@ -258,6 +258,28 @@ def test_approving_on_the_actions_own_page_shows_its_new_state(
     expect(rita.locator("h1 .pill")).to_have_text("Succeeded")
 
 
+def test_an_actions_page_follows_the_action_as_it_is_decided_and_run(
+    open_as: Callable[[str, str], Page], live_url: str, scene: Scene
+) -> None:
+    """Someone watching a held action's page (its owner, here) sees a reviewer approve it
+    and then its outcome, as they happen, with no reload: the page is told over its
+    socket that its action changed and reads its status, facts and story again."""
+    refund = refund_in_thread(live_url, scene.raw_token)
+    held = held_action()
+    alice = open_as("alice", f"/actions/{held.pk}/")
+    expect(alice.locator("h1 .pill")).to_have_text("Waiting for approval")
+    rita = open_as("rita", "/approvals/")
+    wait_until_the_server_listens(groups.agent_feed(scene.agent.pk))
+
+    rita.get_by_role("button", name="Approve").click()
+
+    assert refund.join() == {"ran": True, "result": "succeeded"}
+    expect(alice.locator("h1 .pill")).to_have_text("Succeeded")
+    expect(alice.locator(".history")).to_contain_text("Waiting for approval → Approved")
+    expect(alice.locator(".facts")).to_contain_text("Finished")
+    assert not_reloaded(alice)
+
+
 def test_the_kill_switch_banner_reaches_every_open_page_and_halts_the_agent(
     open_as: Callable[[str, str], Page], live_url: str, scene: Scene
 ) -> None:

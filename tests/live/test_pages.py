@@ -27,6 +27,9 @@ def test_a_pages_address_says_what_it_shows() -> None:
     assert PageShows.parse(b"show=feed,alerts,bogus") == PageShows(frozenset({"feed", "alerts"}))
     assert PageShows.parse(b"show=feed&agent=7") == PageShows(frozenset({"feed"}), 7)
     assert PageShows.parse(b"show=queue&agent=x") == PageShows(frozenset({"queue"}))
+    assert PageShows.parse(b"show=action,queue&agent=7") == PageShows(
+        frozenset({"action", "queue"}), 7
+    )
 
 
 def test_it_joins_only_the_groups_of_what_it_shows() -> None:
@@ -40,6 +43,11 @@ def test_it_joins_only_the_groups_of_what_it_shows() -> None:
         groups.EVERYONE,
         groups.agent_feed(1),
     }
+    assert PageShows(frozenset({"action"}), agent_id=2).group_names(mine) == {
+        groups.EVERYONE,
+        groups.agent_feed(2),
+    }
+    assert PageShows(frozenset({"action"}), agent_id=3).group_names(mine) == {groups.EVERYONE}
     assert EVERYTHING.group_names(mine) == {
         groups.EVERYONE,
         groups.agent_feed(1),
@@ -58,6 +66,10 @@ def test_it_joins_only_the_groups_of_what_it_shows() -> None:
         (PageShows(frozenset({"feed"}), 1), "feed", [2], False),  # another agent's row
         (PageShows(frozenset({"feed"})), "alerts", [1], False),
         (PageShows(frozenset({"queue"})), "queue", [3], True),
+        (PageShows(frozenset({"action"}), 1), "action", [1], True),
+        (PageShows(frozenset({"action"}), 1), "feed", [1], False),  # no feed on it
+        (PageShows(frozenset({"feed"}), 1), "action", [1], False),
+        (PageShows(frozenset({"action"}), 1), "action", [2], False),
     ],
 )
 def test_it_forwards_a_fragment_only_where_it_has_a_place(
@@ -190,3 +202,45 @@ def test_a_filtered_queue_hears_only_its_agents_and_the_list_hears_rows(
     assert "#approval-list" in high and "#approval-queue" not in high
     assert refund_bot in high and campaigner not in high  # the refund bot is high risk
     assert "#approval-list" in growth and campaigner in growth and refund_bot not in growth
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_actions_page_hears_that_an_action_of_its_agent_changed_and_nothing_else(
+    owner: Any, agent: Any
+) -> None:
+    """The page of an action (show=action&agent=N) is told of each change of an action
+    of that agent, by id (the page reads itself again only for its own), and is sent no
+    feed rows or queue items, which it has no place for; the agent's page is not told."""
+    from oversight.gateway.lifecycle import action_cancel
+
+    grant_refunds(agent)
+    hold_large_refunds(agent)
+    token, _raw = token_create(actor=SYSTEM, agent=agent, environment="production")
+    cookie = session_cookie(owner)
+
+    async def scenario() -> dict[str, list[str]]:
+        sockets = {
+            "action page": live_socket(
+                ORIGIN, cookie, path=f"/ws/live/?show=action&agent={agent.pk}"
+            ),
+            "agent page": live_socket(ORIGIN, cookie, path=f"/ws/live/?show=feed&agent={agent.pk}"),
+        }
+        for socket in sockets.values():
+            assert (await connect(socket))[0]
+        action = await in_thread(decide, token, refund(900))  # held: new, not a change
+        await in_thread(action_cancel, token=token, action_id=action.pk)  # the agent gives up
+        heard: dict[str, list[str]] = {}
+        for name, socket in sockets.items():
+            heard[name] = []
+            while not await socket.receive_nothing(timeout=QUIET):
+                heard[name].append(await socket.receive_from())
+            await socket.disconnect()
+        heard["id"] = [str(action.pk)]
+        return heard
+
+    heard = async_to_sync(scenario)()
+    (told,) = heard["action page"]
+    assert f'id="action-changed" hx-swap-oob="true" data-action="{heard["id"][0]}"' in told
+    assert "#action-feed" not in told and "approval-queue" not in told
+    assert not any("action-changed" in message for message in heard["agent page"])
+    assert any("#action-feed" in message for message in heard["agent page"])
