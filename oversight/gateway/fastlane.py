@@ -141,11 +141,11 @@ def _work_by(
 ) -> tuple[Any, Effects]:
     """In a worker thread: the decision or report (``work``), each of its statements kept
     to ``deadline``; a service's exception is answered as the API's own handlers answer it
-    (500: never allow). (The answer, what the recorded change sets off): its live rows; for
-    a held decision, escalating and telling its reviewers. Those are not the change, so
-    they run outside the deadline (a statement of them refused past it would leave the
-    reviewers untold), and once the answer is on its way (``_effects_by``): the agent does
-    not wait for them."""
+    (500: never allow). Returns the answer and what the recorded change sets off (its live
+    rows; for a held decision, escalating and telling its reviewers). Those are not the
+    change, so they run outside the deadline (a statement of them refused past it would
+    leave the reviewers untold), and once the answer is on its way (``_effects_by``): the
+    agent does not wait for them."""
     if deadline.passed():  # waited for a thread past its time: the database is not touched
         return unavailable_response(), []
     _connection_kept()
