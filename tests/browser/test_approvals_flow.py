@@ -181,6 +181,9 @@ def test_a_held_refund_appears_live_for_both_reviewers_and_runs_once_approved(
     expect(item).to_contain_text("large refunds")  # why it is held
     expect(item.locator("pre.json")).to_contain_text('"amount": 900')
     expect(item).to_contain_text("Votes 0 of 1")
+    expect(item.get_by_role("link", name="Full story")).to_have_attribute(
+        "href", f"/actions/{action_id}/"
+    )
     expect(item.locator(".countdown")).to_have_text(re.compile(r"^expires in 1[45]m \d+s$"))
     expect(rita.get_by_text("Nothing is waiting for you.")).to_be_hidden()
     expect(rob.locator(f"#queue-{action_id}")).to_be_visible()
@@ -245,6 +248,8 @@ def test_approving_on_the_actions_own_page_shows_its_new_state(
     held = held_action()
     rita = open_as("rita", f"/actions/{held.pk}/")
     expect(rita.locator("h1 .pill")).to_have_text("Waiting for approval")
+    expect(rita.get_by_role("button", name="Approve")).to_be_visible()
+    expect(rita.get_by_role("link", name="Full story")).to_have_count(0)  # this is it
 
     rita.get_by_role("button", name="Approve").click()
 
