@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
+import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import connection
 from django.http import HttpResponse
 from django.test import Client
 from django.utils import timezone
@@ -15,6 +19,7 @@ from django.utils import timezone
 from oversight.agents.models import Agent, AgentToken
 from oversight.gateway import fastlane
 from oversight.gateway.auth import token_refresh
+from oversight.gateway.fastlane import DecisionFastLane
 from oversight.gateway.models import Action
 from oversight.gateway.pipeline import ActionInput, Credentials
 from oversight.gateway.pipeline import decide as pipeline_decide
@@ -206,3 +211,65 @@ def held_action(timeout: float = 15) -> Action:
             return action
         time.sleep(0.05)
     raise AssertionError("no held action appeared")
+
+
+def lane_closed(lane: DecisionFastLane) -> None:
+    """Each of the lane's threads gives its database connection back (the lane keeps one
+    per thread between decisions), so that the test database can be dropped after."""
+    count = lane.threads._max_workers
+    barrier = threading.Barrier(count)
+
+    def close() -> None:
+        connection.close()
+        barrier.wait(timeout=10)  # one task a thread: every thread closes its own
+
+    for future in [lane.threads.submit(close) for _ in range(count)]:
+        future.result()
+    lane.threads.shutdown()
+
+
+def lane_call(
+    lane: DecisionFastLane,
+    token: str,
+    body: bytes,
+    *,
+    path: str = fastlane.PATH,
+    on_send: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
+) -> tuple[int, dict[str, Any]]:
+    """One request to ``lane``, an ASGI application in this process, from a client that
+    stays connected: (status, answer). ``on_send``: awaited as each message is sent."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"127.0.0.1"),
+            (b"content-type", b"application/json"),
+            (b"authorization", f"Bearer {token}".encode()),
+        ],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+    sent: list[dict[str, Any]] = []
+    messages = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        if messages:
+            return messages.pop()
+        await asyncio.Event().wait()  # the client stays connected
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+        if on_send is not None:
+            await on_send(message)
+
+    asyncio.run(lane(scope, receive, send))
+    payload = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return sent[0]["status"], json.loads(payload)

@@ -7,15 +7,12 @@ handler); status, error code and the fields of the answer must agree.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 from typing import Any
 
 import httpx
 import pytest
 from django.core.handlers.asgi import ASGIHandler
-from django.db import connection
 from django.test import Client
 
 from oversight.agents.services import agent_update
@@ -26,6 +23,7 @@ from oversight.gateway.models import Action
 from oversight.killswitch.selectors import parse_target
 from oversight.killswitch.services import killswitch_engage, killswitch_release
 from tests.conftest import SYSTEM
+from tests.gateway.helpers import lane_call, lane_closed
 from tests.gateway_live.conftest import LiveAgent
 
 pytestmark = [pytest.mark.postgres]
@@ -215,70 +213,17 @@ class _CountingDjango(ASGIHandler):
         await super().__call__(scope, receive, send)
 
 
-def _lane_closed(lane: DecisionFastLane) -> None:
-    """Each of the lane's threads gives its database connection back (the lane keeps one
-    per thread between decisions), so that the test database can be dropped after."""
-    count = lane.threads._max_workers
-    barrier = threading.Barrier(count)
-
-    def close() -> None:
-        connection.close()
-        barrier.wait(timeout=10)  # one task a thread: every thread closes its own
-
-    for future in [lane.threads.submit(close) for _ in range(count)]:
-        future.result()
-    lane.threads.shutdown()
-
-
-def _call(
-    lane: DecisionFastLane, token: str, body: bytes, *, path: str = PATH
-) -> tuple[int, dict[str, Any]]:
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [
-            (b"host", b"127.0.0.1"),
-            (b"content-type", b"application/json"),
-            (b"authorization", f"Bearer {token}".encode()),
-        ],
-        "client": ("127.0.0.1", 1),
-        "server": ("127.0.0.1", 80),
-    }
-    sent: list[dict[str, Any]] = []
-    messages = [{"type": "http.request", "body": body, "more_body": False}]
-
-    async def receive() -> dict[str, Any]:
-        if messages:
-            return messages.pop()
-        await asyncio.Event().wait()  # the client stays connected
-        raise AssertionError("unreachable")
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    asyncio.run(lane(scope, receive, send))
-    payload = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-    return sent[0]["status"], json.loads(payload)
-
-
 def test_a_valid_request_never_reaches_django_and_a_refused_one_does(
     live_agent: LiveAgent,
 ) -> None:
     django_app = _CountingDjango()
     lane = DecisionFastLane(django_app)
     try:
-        status, body = _call(lane, live_agent.token, json.dumps(_refund()).encode())
+        status, body = lane_call(lane, live_agent.token, json.dumps(_refund()).encode())
         assert (status, body["status"], django_app.handled) == (201, "allowed", 0)
-        status, body = _call(lane, "ovs_prod_unknown", json.dumps(_refund()).encode())
+        status, body = lane_call(lane, "ovs_prod_unknown", json.dumps(_refund()).encode())
         assert (status, body["error"]["code"], django_app.handled) == (401, "unauthorized", 1)
-        status, body = _call(lane, live_agent.token, b"{")
+        status, body = lane_call(lane, live_agent.token, b"{")
         assert (status, body["error"]["code"], django_app.handled) == (400, "bad_request", 2)
     finally:
-        _lane_closed(lane)
+        lane_closed(lane)

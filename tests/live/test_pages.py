@@ -21,6 +21,18 @@ from tests.live.sockets import ORIGIN, connect, in_thread, live_socket, session_
 QUIET = 0.3
 
 
+async def heard_until_quiet(sockets: dict[str, Any]) -> dict[str, list[str]]:
+    """What each socket was sent until it fell quiet for QUIET seconds; each is
+    disconnected after."""
+    heard: dict[str, list[str]] = {}
+    for name, socket in sockets.items():
+        heard[name] = []
+        while not await socket.receive_nothing(timeout=QUIET):
+            heard[name].append(await socket.receive_from())
+        await socket.disconnect()
+    return heard
+
+
 def test_a_pages_address_says_what_it_shows() -> None:
     assert PageShows.parse(b"") is EVERYTHING  # a page of before: everything
     assert PageShows.parse(b"show=") == PageShows(frozenset())
@@ -102,13 +114,7 @@ def test_sockets_of_three_pages_hear_what_each_page_shows(
         await in_thread(decide, token, refund(900))  # held: a feed row and a queue item
         target = Target("team", team=agent.team)
         await in_thread(killswitch_engage, actor=SYSTEM, target=target, reason="drill")
-        heard: dict[str, list[str]] = {}
-        for name, socket in sockets.items():
-            heard[name] = []
-            while not await socket.receive_nothing(timeout=QUIET):
-                heard[name].append(await socket.receive_from())
-            await socket.disconnect()
-        return heard
+        return await heard_until_quiet(sockets)
 
     heard = async_to_sync(scenario)()
 
@@ -184,13 +190,7 @@ def test_a_filtered_queue_hears_only_its_agents_and_the_list_hears_rows(
             assert (await connect(socket))[0]
         for token in tokens:
             await in_thread(decide, token, refund(900))
-        heard: dict[str, list[str]] = {}
-        for name, socket in sockets.items():
-            heard[name] = []
-            while not await socket.receive_nothing(timeout=QUIET):
-                heard[name].append(await socket.receive_from())
-            await socket.disconnect()
-        return heard
+        return await heard_until_quiet(sockets)
 
     heard = async_to_sync(scenario)()
     payments, high, growth = (
@@ -229,14 +229,7 @@ def test_an_actions_page_hears_that_an_action_of_its_agent_changed_and_nothing_e
             assert (await connect(socket))[0]
         action = await in_thread(decide, token, refund(900))  # held: new, not a change
         await in_thread(action_cancel, token=token, action_id=action.pk)  # the agent gives up
-        heard: dict[str, list[str]] = {}
-        for name, socket in sockets.items():
-            heard[name] = []
-            while not await socket.receive_nothing(timeout=QUIET):
-                heard[name].append(await socket.receive_from())
-            await socket.disconnect()
-        heard["id"] = [str(action.pk)]
-        return heard
+        return {**await heard_until_quiet(sockets), "id": [str(action.pk)]}
 
     heard = async_to_sync(scenario)()
     (told,) = heard["action page"]
