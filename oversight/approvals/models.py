@@ -13,6 +13,9 @@ class Vote(models.TextChoices):
     DENY = "deny", "Deny"
 
 
+VOTED = {Vote.APPROVE: "approved", Vote.DENY: "denied"}  # "rita denied: ..."
+
+
 class ApprovalVote(models.Model):
     """One person's vote on one held action; a person votes once on each version of its
     params. An approval with edits carries the params it approved (``params``); it makes
@@ -38,3 +41,8 @@ class ApprovalVote(models.Model):
 
     def __str__(self) -> str:
         return f"{self.voter} {self.vote}s {self.action_id}"
+
+    @property
+    def voted(self) -> str:
+        """The vote as a verb in the past: "approved", "denied"."""
+        return VOTED[Vote(self.vote)]

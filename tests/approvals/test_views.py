@@ -92,6 +92,18 @@ def test_the_late_reviewer_is_told_what_happened(
     assert "already decided: it is denied by a reviewer" in response.content.decode()
 
 
+@pytest.mark.parametrize(
+    ("vote", "comment", "said"),
+    [("deny", "not this customer", "denied"), ("approve", "", "approved")],
+)
+def test_the_actions_page_says_who_voted_what(
+    client: Client, rita: Any, held: Action, vote: str, comment: str, said: str
+) -> None:
+    _vote(client, rita, held, vote, comment)
+    page = client.get(reverse("approvals:action", args=[held.pk])).content.decode()
+    assert f"<strong>rita</strong> {said}" in page
+
+
 def test_an_outsider_cannot_vote_or_see_the_action(
     client: Client, outsider: Any, held: Action
 ) -> None:
