@@ -81,6 +81,17 @@ def test_the_detail_shows_evidence_with_links_to_the_actions(alert: Alert, owner
     assert "Resolve" in body and "Acknowledge" in body
 
 
+def test_the_agents_response_says_whether_this_alert_set_it_off(
+    alert: Alert, other_alert: Alert, admin_user: Any
+) -> None:
+    admin = as_user(admin_user)
+    critical = admin.get(reverse("monitoring:alert", args=[alert.pk])).content.decode()
+    assert "response to critical alerts" in critical and "hold applied" in critical
+    assert other_alert.severity == "warning"
+    warning = admin.get(reverse("monitoring:alert", args=[other_alert.pk])).content.decode()
+    assert "(not applied: this alert is a warning)" in warning and "applied</strong>" not in warning
+
+
 def test_people_who_cannot_see_the_agent_get_404(alert: Alert, outsider: Any) -> None:
     client = as_user(outsider)
     assert client.get(reverse("monitoring:alert", args=[alert.pk])).status_code == 404
