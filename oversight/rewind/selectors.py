@@ -9,10 +9,14 @@ from django.utils import timezone
 
 from oversight.agents.constants import CHANGE
 from oversight.agents.permissions import user_has_agent_perm
+from oversight.gateway.constants import FINAL, ActionStatus
 from oversight.gateway.models import Action
 from oversight.rewind.bulk import CANCELLED, OPEN
 from oversight.rewind.models import ItemState, Rewind
 from oversight.rewind.services import undo_deadline, undo_refusal
+
+# Final without running: nothing to undo.
+NEVER_RAN = FINAL - {ActionStatus.SUCCEEDED, ActionStatus.FAILED, ActionStatus.ROLLED_BACK}
 
 
 def undo_panel(*, action: Action, user: Any) -> dict[str, Any]:
@@ -21,7 +25,9 @@ def undo_panel(*, action: Action, user: Any) -> dict[str, Any]:
     now = timezone.now()
     return {
         "refusal": undo_refusal(action, now),
-        "deadline": undo_deadline(action),
+        # Counted from when it finished: meaningful once it has run.
+        "deadline": undo_deadline(action) if action.status == ActionStatus.SUCCEEDED else None,
+        "never_ran": action.status in NEVER_RAN,
         "may_undo": user_has_agent_perm(user, CHANGE, action.agent),
         "compensations": list(action.compensations.order_by("-created_at")),
         "undoes": action.compensates,

@@ -175,6 +175,20 @@ def test_the_page_offers_undo_to_the_owner_only(
     assert "already allowed" in client.get(page).content.decode()
 
 
+def test_the_page_of_an_action_that_never_ran_says_there_is_nothing_to_undo(
+    client: Client, agent: Agent, owner: Any, production: Any
+) -> None:
+    ran = _refunded(production)
+    cancelled = decide(production, refund(40, before={"refunded": 0}))
+    Action.objects.filter(pk=cancelled.pk).update(status="cancelled")  # it gave up
+    client.force_login(owner)
+    page = client.get(reverse("approvals:action", args=[cancelled.pk])).content.decode()
+    assert "It did not run, so there is nothing to undo" in page
+    assert "may be asked for until" not in page and "Undo this action" not in page
+    page = client.get(reverse("approvals:action", args=[ran.pk])).content.decode()
+    assert "may be asked for until" in page and "Undo this action" in page
+
+
 def test_a_rule_can_hold_undos_alone_with_the_undo_variable(
     agent: Agent, owner: Any, reviewer: Any, production: Any
 ) -> None:
