@@ -24,8 +24,9 @@ from oversight.policy.models import Grant
 from oversight.policy.services import policy_object_create
 from oversight.rewind.services import action_undo, compensations_claim_for
 from tests.conftest import SYSTEM
+from tests.gateway.helpers import lane_call, lane_closed
 from tests.gateway_live.conftest import LiveAgent
-from tests.gateway_live.test_fast_lane import _both, _call, _CountingDjango, _lane_closed
+from tests.gateway_live.test_fast_lane import _both, _CountingDjango
 
 pytestmark = [pytest.mark.postgres]
 
@@ -186,14 +187,14 @@ def test_a_valid_report_never_reaches_django_and_a_refused_one_does(
     path = f"/api/v1/actions/{action_id}/result"
     body = json.dumps({"outcome": "succeeded"}).encode()
     try:
-        status, answer = _call(lane, live_agent.token, body, path=path)
+        status, answer = lane_call(lane, live_agent.token, body, path=path)
         assert (status, answer["status"], django_app.handled) == (200, "succeeded", 0)
-        status, answer = _call(lane, live_agent.token, body, path=path)  # the service refuses
+        status, answer = lane_call(lane, live_agent.token, body, path=path)  # the service refuses
         assert (status, answer["error"]["code"], django_app.handled) == (409, "already_reported", 0)
-        status, answer = _call(lane, "ovs_prod_unknown", body, path=path)
+        status, answer = lane_call(lane, "ovs_prod_unknown", body, path=path)
         assert (status, answer["error"]["code"], django_app.handled) == (401, "unauthorized", 1)
         upper = f"/api/v1/actions/{action_id.upper()}/result"  # not the lane's form: Django's
-        status, answer = _call(lane, live_agent.token, body, path=upper)
+        status, answer = lane_call(lane, live_agent.token, body, path=upper)
         assert (status, django_app.handled) == (409, 2)
     finally:
-        _lane_closed(lane)
+        lane_closed(lane)
