@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import Q, QuerySet
-from django.db.models.functions import Lower
+from django.db.models import Count, F, Q, QuerySet, Window
+from django.db.models.functions import Lower, RowNumber
 from django.http import Http404
 
 from oversight.accounts import roles
@@ -122,7 +122,8 @@ def tool_pin_rows(*, agent: Agent) -> list[dict[str, Any]]:
     indented JSON lines, those that differ marked, and for a changed one the calls to it
     that await a decision, the first WAITING_SHOWN of them (for the agent's page; the
     caller checked the agent may be viewed)."""
-    pins = ToolPin.objects.filter(agent=agent).select_related("accepted_by")
+    pins = list(ToolPin.objects.filter(agent=agent).select_related("accepted_by"))
+    waiting = _waiting_calls(agent, [pin.action for pin in pins if pin.changed])
     rows = []
     for pin in pins:
         pinned = json.dumps(pin.definition, indent=2, sort_keys=True).splitlines()
@@ -132,12 +133,27 @@ def tool_pin_rows(*, agent: Agent) -> list[dict[str, Any]]:
             else []
         )
         old_lines, new_lines = _marked_lines(pinned, changed)
-        rows.append({"pin": pin, "pinned": old_lines, "changed": new_lines})
+        row = {"pin": pin, "pinned": old_lines, "changed": new_lines}
         if pin.changed:  # what accepting it is about: the calls waiting meanwhile
-            waiting = agent.actions.filter(action=pin.action, status=ActionStatus.PENDING)
-            rows[-1]["waiting"] = list(waiting.order_by("created_at")[:WAITING_SHOWN])
-            rows[-1]["waiting_count"] = waiting.count()
+            shown = waiting.get(pin.action, [])
+            row |= {"waiting": shown, "waiting_count": shown[0].waiting if shown else 0}
+        rows.append(row)
     return rows
+
+
+def _waiting_calls(agent: Agent, actions: list[str]) -> dict[str, list[Any]]:
+    """The held calls of each of ``actions``, the first WAITING_SHOWN of each, oldest
+    first, each annotated with how many of its action wait (``waiting``): one query."""
+    if not actions:
+        return {}
+    held = agent.actions.filter(action__in=actions, status=ActionStatus.PENDING).annotate(
+        rank=Window(RowNumber(), partition_by=F("action"), order_by=F("created_at").asc()),
+        waiting=Window(Count("id"), partition_by=F("action")),
+    )
+    found: dict[str, list[Any]] = {}
+    for call in held.filter(rank__lte=WAITING_SHOWN).order_by("action", "created_at"):
+        found.setdefault(call.action, []).append(call)
+    return found
 
 
 def _marked_lines(old: list[str], new: list[str]) -> tuple[list[Any], list[Any]]:

@@ -102,6 +102,25 @@ def test_the_owner_sees_the_calls_waiting_and_what_accepting_did_to_them(
     assert "data-waiting" not in page
 
 
+def test_a_changed_tool_lists_its_five_oldest_waiting_calls_and_counts_them_all(
+    agent: Any, pin: ToolPin, django_assert_num_queries: Any
+) -> None:
+    from oversight.agents.selectors import tool_pin_rows
+
+    policy_object_create(
+        actor=SYSTEM, obj=Grant(agent=agent, action=pin.action, resource="stripe:charge/*")
+    )
+    token = token_create(actor=SYSTEM, agent=agent, environment="production")[0]
+    held = [
+        decide(token, {"action": pin.action, "resource": f"stripe:charge/ch_{i}", "params": {}})
+        for i in range(7)
+    ]
+    with django_assert_num_queries(2):  # the pins, then every changed tool's waiting calls
+        (row,) = tool_pin_rows(agent=agent)
+    assert row["waiting_count"] == 7
+    assert [call.pk for call in row["waiting"]] == [call.pk for call in held[:5]]
+
+
 def test_a_teammate_may_not_accept(client: Client, teammate: Any, agent: Any, pin: ToolPin) -> None:
     client.force_login(teammate)
     assert _accept(client, agent, pin).status_code == 403
