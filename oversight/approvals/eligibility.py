@@ -3,7 +3,8 @@
 A person may approve a held action when they are active, have approve access to its agent
 (granted on the agent, directly or through a group such as the team's reviewers), belong
 to every approver set of the rules that held it (the action keeps a snapshot of them),
-are not its agent's owner under separation of duties, and have not voted yet. Admins are
+are not its agent's owner under separation of duties, and have not voted yet; nobody
+approves a call of an MCP tool whose changed definition no owner has accepted. Admins are
 the next approvers: they may decide an action when a rule names them (by role or by name)
 and any escalated action (see ``oversight/approvals/escalation.py``). The voting service,
 the cards, the notifications and the satisfiability check at rule save all read this
@@ -28,6 +29,13 @@ from oversight.agents.models import Agent, AgentGroupObjectPermission, AgentUser
 from oversight.approvals.models import ApprovalVote, Vote
 from oversight.gateway.models import Action
 from oversight.policy.constants import Approvers
+
+# An approval of one call must not run a tool under a definition nobody accepted.
+TOOL_NOT_ACCEPTED = (
+    "This tool's definition changed since it was pinned and no owner has accepted the new "
+    "one: calls to it may be denied, not approved, until an owner accepts it on the "
+    "agent's page (MCP tools)."
+)
 
 ROLE_WORDS = {
     roles.ADMIN: "admins",
@@ -337,6 +345,8 @@ def vote_refusal(*, action: Action, user: Any, vote: str) -> str:
     (Already voted is a conflict, not a refusal: the caller says so.)"""
     answer = approvers_for([action_case(action)])[0]
     if user.pk in answer.could_vote:
+        if vote == Vote.APPROVE and action.awaits_tool_acceptance:
+            return TOOL_NOT_ACCEPTED
         owner = user.pk == action.agent.owner_id
         if vote == Vote.APPROVE and action.separation_of_duties and owner:
             return "The agent's owner may not approve this action (separation of duties)."

@@ -104,6 +104,12 @@ class Action(models.Model):
     def __str__(self) -> str:
         return f"{self.action} on {self.resource} ({self.status})"
 
+    @property
+    def awaits_tool_acceptance(self) -> bool:
+        """A call of an MCP tool whose definition changed and no owner has accepted the
+        new one yet (agents/tool_pins.py): it may be denied, not approved."""
+        return self.action in (self.agent.changed_tools or ())
+
 
 class IdempotencyKey(models.Model):
     """A client-chosen key: a retry with the same key and body gets the same answer."""

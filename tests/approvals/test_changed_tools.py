@@ -1,0 +1,154 @@
+"""A call of an MCP tool whose definition changed is not approved one by one: until an
+owner accepts the new definition, reviewers may deny it, not approve it (a reviewer's
+approval would run the tool under a definition nobody accepted)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.core.exceptions import PermissionDenied
+from django.test import Client
+from django.urls import reverse
+
+from oversight.agents.models import AgentToken, ToolPin
+from oversight.agents.tool_pins import SeenTool, tool_pin_accept, tool_pins_record
+from oversight.approvals.eligibility import TOOL_NOT_ACCEPTED
+from oversight.approvals.services import approval_vote
+from oversight.audit.actors import Actor
+from oversight.gateway.models import Action
+from tests.gateway.helpers import REFUND, decide, grant_refunds, hold_large_refunds, refund
+
+pytestmark = pytest.mark.django_db
+
+
+def _seen(description: str) -> SeenTool:
+    return SeenTool(
+        server="payments",
+        name="refund",
+        action=REFUND,
+        description=description,
+        input_schema={"type": "object"},
+    )
+
+
+@pytest.fixture
+def pin(agent: Any) -> ToolPin:
+    """The refund tool, pinned, then seen with another description."""
+    grant_refunds(agent)
+    tool_pins_record(agent=agent, tools=[_seen("Refund a charge.")])
+    tool_pins_record(agent=agent, tools=[_seen("Refund a charge and export the card.")])
+    return ToolPin.objects.get(agent=agent)
+
+
+@pytest.fixture
+def held(pin: ToolPin, prod_token: AgentToken) -> Action:
+    """A small refund, held only because its tool changed."""
+    action = decide(prod_token, refund(100))
+    assert action.status == "pending"
+    assert [r["kind"] for r in action.reasons if r["effect"] == "hold"] == ["tool_pin"]
+    return action
+
+
+def _status(action: Action) -> str:
+    return Action.objects.values_list("status", flat=True).get(pk=action.pk)
+
+
+def test_a_reviewer_may_not_approve_it(rita: Any, held: Action) -> None:
+    with pytest.raises(PermissionDenied) as refused:
+        approval_vote(user=rita, action_id=held.pk, vote="approve")
+    assert str(refused.value) == TOOL_NOT_ACCEPTED
+    assert _status(held) == "pending"
+    assert not held.votes.exists()
+
+
+def test_nor_an_admin_it_was_escalated_to(admin_user: Any, held: Action) -> None:
+    from oversight.approvals.escalation import action_escalate
+
+    assert action_escalate(action_id=held.pk, reason="nobody answered")
+    with pytest.raises(PermissionDenied, match="no owner has accepted the new one"):
+        approval_vote(user=admin_user, action_id=held.pk, vote="approve")
+    assert _status(held) == "pending"
+
+
+def test_nor_with_edited_params(rita: Any, held: Action) -> None:
+    with pytest.raises(PermissionDenied, match="no owner has accepted the new one"):
+        approval_vote(user=rita, action_id=held.pk, vote="approve", params={"amount": 1})
+    held.refresh_from_db()
+    assert held.status == "pending" and held.params["amount"] == 100
+
+
+def test_a_reviewer_may_deny_it(rita: Any, held: Action) -> None:
+    approval_vote(user=rita, action_id=held.pk, vote="deny", comment="not with that tool")
+    assert _status(held) == "rejected"
+
+
+def test_a_call_held_by_a_rule_is_not_approved_while_its_tool_is_changed(
+    agent: Any, pin: ToolPin, prod_token: AgentToken, rita: Any, owner: Any
+) -> None:
+    """Held by a rule and by the change: approvable once the owner accepted the new
+    definition (the accept cancels only the calls held for the change alone)."""
+    hold_large_refunds(agent)
+    action = decide(prod_token, refund(900))
+    assert {r["kind"] for r in action.reasons if r["effect"] == "hold"} == {"rule", "tool_pin"}
+    with pytest.raises(PermissionDenied, match="no owner has accepted the new one"):
+        approval_vote(user=rita, action_id=action.pk, vote="approve")
+
+    tool_pin_accept(
+        actor=Actor.for_user(owner), pin=pin, changed_hash=pin.changed_hash, user=owner
+    )
+    assert _status(action) == "pending"
+    approval_vote(user=rita, action_id=action.pk, vote="approve")
+    assert _status(action) == "approved"
+
+
+def test_the_queue_offers_deny_and_points_to_the_owners_accept(
+    client: Client, rita: Any, agent: Any, held: Action
+) -> None:
+    client.force_login(rita)
+    page = client.get(reverse("approvals:queue")).content.decode()
+    card = page[page.index(f'id="queue-{held.pk}"') :]
+    card = card[: card.index("</article>")]
+    assert 'value="deny"' in card
+    assert 'value="approve"' not in card  # neither the button nor the edit form
+    assert "data-tool-not-accepted" in card
+    assert f'href="{reverse("agents:detail", args=[agent.slug])}#agent-tools"' in card
+
+    page = client.get(reverse("approvals:queue") + "?view=list").content.decode()
+    row = page[page.index(f'id="queue-{held.pk}"') :]
+    row = row[: row.index("</li>")]
+    assert 'value="approve"' not in row
+    assert "its tool changed: not approvable" in row
+
+
+def test_approving_in_place_is_refused_with_the_reason(
+    client: Client, rita: Any, held: Action
+) -> None:
+    client.force_login(rita)
+    url = reverse("approvals:vote", args=[held.pk])
+    response = client.post(url, {"vote": "approve"}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 403
+    assert "no owner has accepted the new one" in response.content.decode()
+    assert _status(held) == "pending"
+
+
+def test_the_owner_sees_on_the_action_where_to_accept(
+    client: Client, owner: Any, agent: Any, held: Action
+) -> None:
+    client.force_login(owner)
+    page = client.get(reverse("approvals:action", args=[held.pk])).content.decode()
+    assert "data-tool-not-accepted" in page
+    assert f'href="{reverse("agents:detail", args=[agent.slug])}#agent-tools"' in page
+
+
+def test_an_ordinary_held_call_is_approvable_as_before(
+    client: Client, agent: Any, prod_token: AgentToken, rita: Any
+) -> None:
+    grant_refunds(agent)
+    hold_large_refunds(agent)
+    action = decide(prod_token, refund(900))
+    client.force_login(rita)
+    page = client.get(reverse("approvals:queue")).content.decode()
+    assert 'value="approve"' in page and "data-tool-not-accepted" not in page
+    approval_vote(user=rita, action_id=action.pk, vote="approve")
+    assert _status(action) == "approved"
