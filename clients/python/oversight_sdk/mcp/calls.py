@@ -132,6 +132,13 @@ def _reasons_text(decision: Decision) -> str:
     return "; ".join(f"{r.name}: {r.detail}" if r.detail else r.name for r in against)
 
 
+def _holds_text(decision: Decision) -> str:
+    """What holds the call (each `name: detail`): a hold rule, a changed tool definition
+    (for its owner to accept), an open alert."""
+    holds = [r for r in decision.reasons if r.effect == "hold"]
+    return "; ".join(f"{r.name}: {r.detail}" if r.detail else r.name for r in holds)
+
+
 def approval_prompt(action: str, resource: str) -> str:
     """What the person at the client is told with the approval page's link."""
     return (
@@ -143,9 +150,12 @@ def approval_prompt(action: str, resource: str) -> str:
 def awaiting(decision: Decision, approval_url: str) -> types.CallToolResult:
     """The answer for a call still held when the wait ran out: not run; call again with
     the same arguments once a person has decided."""
+    holds = _holds_text(decision)
     text = (
-        "This call awaits approval in Oversight and has not run. A person can decide it at "
-        f"{approval_url} ; call the tool again with the same arguments to run it once approved."
+        "This call awaits approval in Oversight and has not run"
+        + (f" (held by {holds})" if holds else "")
+        + f". A person can decide it at {approval_url} ; call the tool again with the same "
+        "arguments to run it once approved."
     )
     return text_result(
         text, is_error=False, status="pending", action_id=decision.id, approval_url=approval_url
