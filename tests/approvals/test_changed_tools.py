@@ -94,9 +94,7 @@ def test_a_call_held_by_a_rule_is_not_approved_while_its_tool_is_changed(
     with pytest.raises(PermissionDenied, match="no owner has accepted the new one"):
         approval_vote(user=rita, action_id=action.pk, vote="approve")
 
-    tool_pin_accept(
-        actor=Actor.for_user(owner), pin=pin, changed_hash=pin.changed_hash, user=owner
-    )
+    tool_pin_accept(actor=Actor.for_user(owner), pin=pin, changed_hash=pin.changed_hash, user=owner)
     assert _status(action) == "pending"
     approval_vote(user=rita, action_id=action.pk, vote="approve")
     assert _status(action) == "approved"

@@ -329,7 +329,9 @@ def _held_and_ended(agent: Any, ending: str, approver: Any) -> None:
     try:
         held = Action.objects.get(agent=agent)
         if ending == "rejected":
-            approval_vote(user=approver, action_id=held.pk, vote="deny", comment="not this customer")
+            approval_vote(
+                user=approver, action_id=held.pk, vote="deny", comment="not this customer"
+            )
         else:
             expire(held)
     finally:
