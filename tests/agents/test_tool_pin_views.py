@@ -60,6 +60,12 @@ def test_the_page_shows_the_pinned_and_the_changed_definition(
         r'<ins class="diff-line">\s*&quot;description&quot;: &quot;[^<]*export the card', page
     )
     assert page.count('class="diff-line"') == 2
+    # Said at the top of the page, pointing to the section.
+    assert (
+        '<p class="callout" role="status" data-tools-changed>1 MCP tool changed its definition'
+        in page
+    )
+    assert 'in <a href="#agent-tools">MCP tools</a>' in page
 
 
 def test_the_owner_accepts_the_new_definition(
@@ -73,6 +79,8 @@ def test_the_owner_accepts_the_new_definition(
     assert not pin.changed and pin.definition["description"].endswith("export the card.")
     assert pin.accepted_by == owner
     assert agent.changed_tools == []
+    page = client.get(reverse("agents:detail", args=[agent.slug])).content.decode()
+    assert "data-tools-changed" not in page
     event = AuditEvent.objects.get(verb="tool.accepted")
     assert event.before["description"] == "Refund a charge."
 

@@ -90,3 +90,45 @@ def test_a_changed_tool_is_held_until_the_owner_accepts_it(
     ).order_by("created_at")
     assert (held_then.status, asked_again.status) == ("cancelled", "succeeded")
     assert "new definition was accepted" in held_then.error
+
+
+def test_on_a_phone_the_owner_sees_both_definitions_and_the_accept_button(
+    page: Page, live_url: str, agent: Any
+) -> None:
+    """At 390 px each tool is a block of lines (no sideways scrolling to reach the
+    button), the two definitions one above the other."""
+    from oversight.agents.tool_pins import SeenTool, tool_pins_record
+
+    def seen(description: str) -> SeenTool:
+        schema = {"type": "object", "properties": {"charge": {"type": "string"}}}
+        return SeenTool(
+            server="payments",
+            name="refund",
+            action="mcp.payments.refund",
+            description=description,
+            input_schema=schema,
+        )
+
+    tool_pins_record(agent=agent, tools=[seen("Refund part or all of a charge.")])
+    tool_pins_record(agent=agent, tools=[seen(SNEAKY)])
+    page.set_viewport_size({"width": 390, "height": 844})
+    log_in(page, live_url, "alice", f"/agents/{agent.slug}/")
+    tools = page.locator("#agent-tools")
+    accept = tools.get_by_role("button", name="Accept new definition")
+    accept.scroll_into_view_if_needed()
+    expect(accept).to_be_in_viewport()
+    box = accept.bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390, box
+    table = tools.locator("table")
+    assert table.evaluate("t => t.scrollWidth <= t.clientWidth"), "the tools table scrolls"
+    for side in ("pinned", "changed"):
+        shown = tools.locator(f'[data-definition="{side}"]').bounding_box()
+        assert shown is not None and shown["x"] + shown["width"] <= 390, (side, shown)
+    label = tools.locator('td[data-label="State"]').evaluate(
+        "td => getComputedStyle(td, '::before').content"
+    )
+    assert label == '"State"', label  # each cell under its column's name
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    shot(page, "tool-changed-phone")
+    accept.click()
+    expect(page.get_by_text("Accepted the new definition of payments/refund")).to_be_in_viewport()
