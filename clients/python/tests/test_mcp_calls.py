@@ -37,6 +37,29 @@ def test_the_same_call_has_the_same_key_and_the_next_one_another() -> None:
     assert calls.next_key(one, "id-1") != calls.next_key(one, "id-2") != one
 
 
+def _result(text: str, **fields: object) -> calls.types.CallToolResult:
+    return calls.types.CallToolResult(
+        content=[calls.types.TextContent(type="text", text=text)], **fields
+    )
+
+
+def test_the_after_state_is_the_results_json_when_its_text_is_json() -> None:
+    answered = _result('{\n  "refunded": 10,\n  "charge": "ch_1"\n}')
+    assert calls.result_summary(answered) == {
+        "is_error": False,
+        "json": {"refunded": 10, "charge": "ch_1"},
+    }
+    assert calls.result_summary(_result("[1, 2]"))["json"] == [1, 2]
+    structured = _result("{}", structured_content={"refunded": 10})
+    assert calls.result_summary(structured) == {"is_error": False, "structured": {"refunded": 10}}
+    for text in ("Refunded 10 on ch_1.", "{not json", '"a string"', "12"):
+        assert calls.result_summary(_result(text)) == {"is_error": False, "text": text}
+    failed = calls.result_summary(_result("card declined", is_error=True))
+    assert failed == {"is_error": True, "text": "card declined"}
+    long = '{"x": "' + "y" * calls.MAX_SUMMARY_TEXT + '"}'  # kept as text, cut
+    assert calls.result_summary(_result(long))["text"] == long[: calls.MAX_SUMMARY_TEXT]
+
+
 def test_a_refusal_carries_the_reason_or_the_reviewers_comment() -> None:
     denied = Decision(
         id="a1",

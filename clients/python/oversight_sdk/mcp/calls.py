@@ -75,13 +75,30 @@ def next_key(key: str, finished_action_id: str) -> str:
 
 def result_summary(result: types.CallToolResult) -> dict[str, Any]:
     """The after-state reported for a forwarded call: its structured content when it has
-    one, else its text (truncated), and whether the tool said it failed."""
+    one; else its text, as JSON when the whole text is a JSON object or array (many tools
+    answer so), otherwise as text (truncated); and whether the tool said it failed."""
     summary: dict[str, Any] = {"is_error": bool(result.is_error)}
     if result.structured_content is not None:
         summary["structured"] = result.structured_content
+        return summary
+    text = result_text(result)
+    as_json = _json_text(text) if len(text) <= MAX_SUMMARY_TEXT else None
+    if as_json is not None:
+        summary["json"] = as_json
     else:
-        summary["text"] = result_text(result)[:MAX_SUMMARY_TEXT]
+        summary["text"] = text[:MAX_SUMMARY_TEXT]
     return summary
+
+
+def _json_text(text: str) -> dict[str, Any] | list[Any] | None:
+    """``text`` as the JSON object or array it is, else None."""
+    if not text.lstrip().startswith(("{", "[")):
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict | list) else None
 
 
 def result_text(result: types.CallToolResult) -> str:
