@@ -29,9 +29,7 @@ def _manifest() -> str:
     return "\n".join(line[indent:] for line in lines) + "\n"
 
 
-def test_the_pages_manifest_applies_and_decides_as_the_page_says(
-    owner: Any, reviewer: Any
-) -> None:
+def test_the_pages_manifest_applies_and_decides_as_the_page_says(owner: Any, reviewer: Any) -> None:
     out = StringIO()
     call_command("policy_apply", "-", stdin=StringIO(_manifest()), stdout=out)
     assert "payments-agent" in out.getvalue()
