@@ -10,6 +10,7 @@ definition again (the change withdrawn, as when a server's bad deploy is rolled 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,7 +90,22 @@ def _record(*, agent_id: int, tools: list[SeenTool]) -> dict[str, str]:
     changed = sorted(action for action, pin in pins.items() if pin.changed)
     if changed != sorted(agent.changed_tools or []):
         Agent.objects.filter(pk=agent.pk).update(changed_tools=changed)
+        _held_calls_retold(agent.pk, set(changed) ^ set(agent.changed_tools or []))
     return {tool.action: _state(pins[tool.action]) for tool in tools}
+
+
+def _held_calls_retold(agent_id: int, actions: set[str]) -> None:
+    """Held calls of these tools became approvable, or stopped being (a change noted or
+    accepted, approvals/eligibility.py): once committed, open queues and action pages are
+    sent them again, with or without their Approve button."""
+    from oversight.gateway.constants import ActionStatus
+    from oversight.gateway.models import Action  # gateway -> agents
+    from oversight.live import broadcasts
+    from oversight.live.publish import after_commit
+
+    held = Action.objects.filter(agent_id=agent_id, action__in=actions, status=ActionStatus.PENDING)
+    for action_id in held.values_list("pk", flat=True):
+        after_commit(functools.partial(broadcasts.action_changed, action_id, created=False))
 
 
 def _pin(agent: Agent, tool: SeenTool, actor: Actor) -> ToolPin:
@@ -167,6 +183,7 @@ def tool_pin_accept(
     cancelled = _cancel_held_for_change(
         locked, actor, "the tool's new definition was accepted; call again to have it decided"
     )
+    _held_calls_retold(agent.pk, {locked.action})  # held by a rule too: approvable now
     after = {**locked.definition, "hash": locked.definition_hash}
     _audit(locked, actor, verbs.TOOL_ACCEPTED, before, after)
     return locked, cancelled
