@@ -27,6 +27,7 @@ ACTION_EXPIRED = "action.expired"
 ACTION_VOTED = "action.voted"
 ACTION_CANCELLED = "action.cancelled"
 ACTION_ESCALATED = "action.escalated"
+ACTION_ACKNOWLEDGED = "action.acknowledged"
 TEAM_REVIEWER_ADDED = "team.reviewer_added"
 TEAM_REVIEWER_REMOVED = "team.reviewer_removed"
 TEAM_CREATED = "team.created"
@@ -131,6 +132,7 @@ KNOWN_VERBS = sorted(
         ACTION_VOTED,
         ACTION_CANCELLED,
         ACTION_ESCALATED,
+        ACTION_ACKNOWLEDGED,
         TEAM_CREATED,
         TEAM_UPDATED,
         TEAM_MEMBER_ADDED,
@@ -169,6 +171,7 @@ ACTION_VERBS = tuple(
             ACTION_VOTED,
             ACTION_CANCELLED,
             ACTION_ESCALATED,
+            ACTION_ACKNOWLEDGED,
         ]
     )
 )

@@ -122,6 +122,7 @@ def action_body(action: Action) -> dict[str, object]:
         "votes": _votes(action),
         "created_at": action.created_at,
         "finished_at": action.finished_at,
+        "acknowledged_at": action.acknowledged_at,
     }
 
 
@@ -205,6 +206,20 @@ def result_answer(token: AgentToken, action_id: uuid.UUID, payload: ResultIn) ->
 def cancel_action(request: HttpRequest, action_id: uuid.UUID) -> dict[str, object]:
     """Only for a pending or approved action of this agent; its reserved quota is released."""
     return action_body(lifecycle.action_cancel(token=request.auth, action_id=action_id))
+
+
+@api.post(
+    "/actions/{action_id}/acknowledge",
+    response={200: ActionOut, **_ERRORS},
+    summary="Say the caller was told how an action ended without running",
+    operation_id="acknowledge_action",
+)
+def acknowledge_action(request: HttpRequest, action_id: uuid.UUID) -> dict[str, object]:
+    """For an action of this agent that was denied, halted, rejected, expired or
+    cancelled: recorded once (`acknowledged_at`). oversight-mcp uses it to show a held
+    call's refusal to the next identical call once, not again."""
+    token = request.auth
+    return action_body(lifecycle.action_acknowledge(token=token, action_id=action_id))
 
 
 @api.get(

@@ -20,7 +20,7 @@ from oversight.audit.actors import Actor
 from oversight.audit.services import audit_record
 from oversight.gateway import outcomes
 from oversight.gateway.auth import token_again
-from oversight.gateway.constants import RUNNABLE, ActionStatus
+from oversight.gateway.constants import FINAL, RUNNABLE, ActionStatus
 from oversight.gateway.exceptions import ConflictError, NotFoundError
 from oversight.gateway.hashing import action_hash
 from oversight.gateway.models import Action
@@ -215,6 +215,42 @@ def actions_cancel_held_for_tool(*, actor: Actor, agent_id: int, action_name: st
         if holds and all(r.get("kind") == "tool_pin" for r in holds):
             cancelled += _cancel(action, actor=actor, why=why)
     return cancelled
+
+
+# Ended without running: what an agent may say its caller was told of.
+NOT_RUN = FINAL - {ActionStatus.SUCCEEDED, ActionStatus.FAILED, ActionStatus.ROLLED_BACK}
+
+
+@transaction.atomic
+def action_acknowledge(*, token: AgentToken, action_id: uuid.UUID) -> Action:
+    """The agent says its caller was told how the action ended without running (denied,
+    rejected, expired...): recorded once, audited; acknowledged again, it stays as first
+    recorded. Refused for an action that may still run, or ran (its report says so)."""
+    action = action_of_agent(agent_id=token.agent_id, action_id=action_id)
+    if action is None:
+        raise NotFoundError("No such action.")
+    action = action_expire_if_due(action=action)  # as reading it would
+    if action.status not in NOT_RUN:
+        raise ConflictError(
+            "Only an action that ended without running can be acknowledged; this one is "
+            f"{action.get_status_display().lower()}.",
+            "not_ended",
+        )
+    now = timezone.now()
+    if Action.objects.filter(pk=action.pk, acknowledged_at__isnull=True).update(
+        acknowledged_at=now
+    ):
+        after_commit(lambda: broadcasts.action_changed(action.pk, created=False))
+        audit_record(
+            actor=Actor.for_agent(token.agent),
+            verb=verbs.ACTION_ACKNOWLEDGED,
+            target=_audit_target(action),
+            agent_id=action.agent_id,
+            before={"acknowledged_at": None},
+            after={"status": action.status, "acknowledged_at": now.isoformat()},
+        )
+    action.refresh_from_db()
+    return action
 
 
 @transaction.atomic

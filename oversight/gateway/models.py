@@ -89,6 +89,10 @@ class Action(models.Model):
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # When the agent said its caller was told how the action ended without running (a
+    # rejection, an expiry: POST /actions/<id>/acknowledge). oversight-mcp shows a held
+    # call's refusal to the next identical call until then.
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

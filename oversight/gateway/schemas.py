@@ -193,6 +193,10 @@ class ActionOut(DecisionOut):
     )
     created_at: datetime
     finished_at: datetime | None = None
+    acknowledged_at: datetime | None = Field(
+        None,
+        description="When the agent said its caller was told how it ended without running.",
+    )
 
 
 class ResultIn(Body):

@@ -41,6 +41,7 @@ ACTION_FIELDS = {
     "votes",
     "created_at",
     "finished_at",
+    "acknowledged_at",
 }
 
 

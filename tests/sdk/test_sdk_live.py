@@ -175,6 +175,21 @@ def test_a_rejected_action_does_not_run(client: RecordingOversight, approver: An
     assert ended["error"].status == "rejected"
 
 
+def test_the_agent_acknowledges_a_refusal_it_passed_on(
+    client: RecordingOversight, approver: Any
+) -> None:
+    thread, _ended = _guard_in_thread(client, **_refund("ch_3b", 900))
+    decision = client.asked.get(timeout=10)
+    approval_vote(user=approver, action_id=decision.id, vote="deny", comment="too much")
+    thread.join(timeout=15)
+    told = client.acknowledge(decision.id)
+    assert told.status == "rejected" and told.acknowledged_at is not None
+    assert client.get(decision.id).acknowledged_at == told.acknowledged_at
+    allowed = client.ask(REFUND, "stripe:charge/ch_3c", params={"amount": 5})
+    with pytest.raises(Conflict, match="ended without running"):
+        client.acknowledge(allowed.id)
+
+
 def test_an_undecided_hold_times_out(client: Oversight) -> None:
     with (
         pytest.raises(ApprovalTimeout) as caught,

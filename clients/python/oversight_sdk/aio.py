@@ -162,6 +162,13 @@ class AsyncOversight:
         path = _http.action_path(action_id)
         return Decision.from_json((await self._request("POST", f"{path}/cancel"))[1])
 
+    async def acknowledge(self, action_id: str | uuid.UUID) -> Decision:
+        """Say the caller was told how an action ended without running (denied, rejected,
+        expired...); recorded once. Refused (Conflict) for one that may still run or
+        ran."""
+        path = _http.action_path(action_id)
+        return Decision.from_json((await self._request("POST", f"{path}/acknowledge"))[1])
+
     async def give_up(self, decision: Decision) -> Decision:
         """Cancel a held action nobody decided in time, so no one approves it in vain.
 

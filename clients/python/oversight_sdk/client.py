@@ -164,6 +164,13 @@ class Oversight:
         path = _http.action_path(action_id)
         return Decision.from_json((self._request("POST", f"{path}/cancel"))[1])
 
+    def acknowledge(self, action_id: str | uuid.UUID) -> Decision:
+        """Say the caller was told how an action ended without running (denied, rejected,
+        expired...); recorded once. Refused (Conflict) for one that may still run or
+        ran."""
+        path = _http.action_path(action_id)
+        return Decision.from_json((self._request("POST", f"{path}/acknowledge"))[1])
+
     def give_up(self, decision: Decision) -> Decision:
         """Cancel a held action nobody decided in time, so no one approves it in vain.
 

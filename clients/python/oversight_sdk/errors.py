@@ -76,7 +76,8 @@ class NotFound(APIError):
 
 class Conflict(APIError):
     """409: an idempotency key reused with another body, a result reported twice, a
-    result for an action that may not run, or a result for a different action."""
+    result for an action that may not run, a result for a different action, or an
+    acknowledgement of an action that did not end without running."""
 
 
 class RateLimited(APIError):

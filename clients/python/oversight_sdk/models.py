@@ -109,6 +109,8 @@ class Decision:
     approvals_required: int = 0
     created_at: datetime | None = None
     finished_at: datetime | None = None
+    # When the agent acknowledged its caller was told how it ended without running.
+    acknowledged_at: datetime | None = None
     replayed: bool = False
     votes: list[Vote] = field(default_factory=list)
     edited: bool = False
@@ -160,6 +162,7 @@ class Decision:
             approvals_required=int(data.get("approvals_required") or 0),
             created_at=_datetime(data.get("created_at")),
             finished_at=_datetime(data.get("finished_at")),
+            acknowledged_at=_datetime(data.get("acknowledged_at")),
             replayed=replayed,
             votes=[Vote.from_json(v) for v in data.get("votes") or []],
             edited=bool(data.get("edited")),

@@ -74,8 +74,8 @@ _FINISHED = frozenset(
 )
 
 
-# How a held call ended that its caller, told "awaits approval", is shown when it calls
-# again: a person's no, or nobody's yes in time. (A cancelled call is asked again.)
+# How a held call ended that is shown to its caller once, and acknowledged to Oversight:
+# a person's no, or nobody's yes in time. (A cancelled call is asked again.)
 _TO_SHOW = frozenset({Status.REJECTED, Status.EXPIRED})
 
 
@@ -142,10 +142,6 @@ class Proxy:
         # and the key its next ask uses (so a busy proxy does not walk the chain).
         self._call_locks: dict[str, _Turn] = {}
         self._keys: OrderedDict[str, str] = OrderedDict()  # the most recent _KEPT_KEYS
-        # Per identical call: the held action this proxy last answered "awaits approval"
-        # for, until the caller has been shown how it ended (a rejection or an expiry
-        # decided while no call waited is shown to the next identical call).
-        self._awaiting: OrderedDict[str, str] = OrderedDict()  # the most recent _KEPT_KEYS
         self._reports: set[asyncio.Task[None]] = set()
         self._report_slots = asyncio.Semaphore(settings.max_reports)
 
@@ -265,18 +261,16 @@ class Proxy:
             if decision.pending:
                 held = await self._held(decision, action, resource, link)
                 if isinstance(held, types.InputRequiredResult):
-                    # The call again, once the link is shown, finds this action.
-                    _remember(self._awaiting, call_key, decision.id)
-                    return held
+                    return held  # the call again, once the link is shown, finds this action
                 decision = held
         except OversightError as exc:
             return _unreachable(exc)
         if decision.pending:  # the key stays: a retry finds this action
-            _remember(self._awaiting, call_key, decision.id)
             return calls.awaiting(decision, self._approval_url(decision.id))
-        self._awaiting.pop(call_key, None)  # the caller is shown how it ended
-        # A forgotten key only costs a walk along its chain.
-        _remember(self._keys, call_key, calls.next_key(key, decision.id))
+        self._keys[call_key] = calls.next_key(key, decision.id)
+        self._keys.move_to_end(call_key)
+        if len(self._keys) > _KEPT_KEYS:  # a forgotten one only costs a walk along its chain
+            self._keys.popitem(last=False)
         if decision.status == Status.APPROVED:
             run_with = decision.params if decision.params is not None else arguments
             return await self._forward(name, action, resource, run_with, decision)
@@ -295,7 +289,18 @@ class Proxy:
                 is_error=decision.status == Status.FAILED,
                 action_id=decision.id,
             )
+        if decision.status in _TO_SHOW:
+            await self._acknowledge(decision)
         return calls.refusal(decision)
+
+    async def _acknowledge(self, decision: Decision) -> None:
+        """Tell Oversight the caller is being shown how its held call ended, so that the
+        next identical call, through this proxy or another, is a new action. If that
+        fails, the next identical call is shown the refusal again."""
+        try:
+            await self.oversight.acknowledge(decision.id)
+        except OversightError as exc:
+            logger.warning("could not acknowledge action %s: %s", decision.id, exc)
 
     async def _held(
         self, decision: Decision, action: str, resource: str, link: ApprovalLink | None
@@ -327,13 +332,12 @@ class Proxy:
         self, action: str, resource: str, arguments: dict[str, Any], call_key: str
     ) -> tuple[str, Decision]:
         """The action this call resolves to, with its key: a held or approved one asked
-        before with the same arguments, the held one this proxy answered "awaits
-        approval" for and that was rejected or expired since (its refusal not shown yet),
-        or a new one. Walks the key chain past actions that finished (each a call that
-        ran or was answered; a cancelled one, such as a call held for a tool change that
-        was accepted, is to be asked again)."""
+        before with the same arguments, a held one rejected or expired whose refusal no
+        caller has been shown (the call that was told "awaits approval" is shown it when
+        it calls again), or a new one. Walks the key chain past actions that finished
+        (each a call that ran or was answered; a cancelled one, such as a call held for a
+        tool change since accepted, is asked again)."""
         key = self._keys.get(call_key, call_key)
-        unshown = self._awaiting.get(call_key)
         for _ in range(_MAX_CHAIN):
             decision = await self.oversight.ask(
                 action, resource, params=arguments, idempotency_key=key
@@ -343,7 +347,7 @@ class Proxy:
             if decision.status in (Status.ALLOWED, Status.PENDING):
                 current = await self.oversight.get(decision.id)  # what has happened since
                 if current.status not in _FINISHED or (
-                    current.id == unshown and current.status in _TO_SHOW
+                    current.status in _TO_SHOW and current.acknowledged_at is None
                 ):
                     return key, _replayed(current)
             key = calls.next_key(key, decision.id)
@@ -434,14 +438,6 @@ async def _after_the_answer(report: Callable[[], Awaitable[None]]) -> None:
     """An outcome report, started once the call's answer has had time to leave."""
     await asyncio.sleep(_ANSWER_FIRST)
     await report()
-
-
-def _remember(kept: OrderedDict[str, str], call_key: str, value: str) -> None:
-    """Keep ``value`` for the call, as its most recent; at most _KEPT_KEYS calls."""
-    kept[call_key] = value
-    kept.move_to_end(call_key)
-    if len(kept) > _KEPT_KEYS:
-        kept.popitem(last=False)
 
 
 def _replayed(decision: Decision) -> Decision:
