@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 
+from oversight.accounts.services import team_create
 from oversight.agents.models import Agent
 from oversight.agents.services import token_create
 from tests.conftest import SYSTEM
@@ -30,8 +31,11 @@ def _manifest() -> str:
 
 
 def test_the_pages_manifest_applies_and_decides_as_the_page_says(owner: Any, reviewer: Any) -> None:
+    team = team_create(actor=SYSTEM, name="payments", description="Refunds and disputes.")
     out = StringIO()
     call_command("policy_apply", "-", stdin=StringIO(_manifest()), stdout=out)
+    team.refresh_from_db()
+    assert team.description == "Refunds and disputes."  # an existing team keeps it
     assert "payments-agent" in out.getvalue()
     agent = Agent.objects.get(slug="payments-agent")
     assert agent.owner == owner

@@ -64,6 +64,18 @@ def test_applying_twice_changes_nothing_the_second_time(alice: Any) -> None:
     assert AuditEvent.objects.count() == events
 
 
+def test_a_teams_description_left_out_is_left_as_it_is(alice: Any) -> None:
+    from oversight.accounts.models import Team
+
+    _apply("teams:\n  - {name: payments, description: Refunds and disputes.}\n")
+    assert "no changes" in _apply("teams:\n  - {name: payments}\n")
+    assert Team.objects.get(name="payments").description == "Refunds and disputes."
+    assert "~ team payments: description" in _apply(
+        "teams:\n  - {name: payments, description: ''}\n"
+    )
+    assert Team.objects.get(name="payments").description == ""
+
+
 def test_every_change_is_audited_and_bumps_the_policy_version(alice: Any) -> None:
     _apply(EXAMPLE.read_text())
     agent = Agent.objects.get(slug="refund-bot")

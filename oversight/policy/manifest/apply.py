@@ -75,10 +75,10 @@ def _teams(plan: _Plan, manifest: Manifest) -> dict[str, Team]:
         team = teams.get(spec.name) or Team.objects.filter(slug=slugify(spec.name)).first()
         if team is None:
             teams[spec.name] = team_create(
-                actor=plan.actor, name=spec.name, description=spec.description
+                actor=plan.actor, name=spec.name, description=spec.description or ""
             )
             plan.note("+", f"team {spec.name}")
-        elif team.description != spec.description:
+        elif spec.description is not None and team.description != spec.description:
             teams[spec.name] = team_update(
                 actor=plan.actor, team=team, name=team.name, description=spec.description
             )

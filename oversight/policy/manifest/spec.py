@@ -87,7 +87,7 @@ class AgentSpec:
 @dataclass(frozen=True)
 class TeamSpec:
     name: str
-    description: str = ""
+    description: str | None = None  # None: left as it is
     limits: tuple[LimitSpec, ...] = ()
     reviewers: tuple[str, ...] | None = None  # usernames; None: left as they are
 
@@ -363,7 +363,7 @@ def _team(path: str, data: Any) -> TeamSpec:
     reviewers = data.get("reviewers")
     return TeamSpec(
         name=r.text("name"),
-        description=r.text("description", ""),
+        description=r.text("description", "") if "description" in data else None,
         limits=limits,
         reviewers=None if reviewers is None else _usernames(f"{path}.reviewers", reviewers),
     )
