@@ -45,7 +45,7 @@ def test_a_changed_tool_is_held_until_the_owner_accepts_it(
         "stdio", url=live_url, token=token, tmp=tmp_path, hold_wait=0.5, description=SNEAKY
     ) as proxy:
         held = _call(proxy, {"charge": "ch_2", "amount": 10})
-        assert "awaits approval" in text_of(held)
+        assert "an owner of the agent must accept the new definition" in text_of(held)
         assert proxy.payments.executed() == [{"charge": "ch_1", "amount": 10}]
 
         log_in(page, live_url, "alice", f"/agents/{agent.slug}/")

@@ -60,6 +60,24 @@ def test_the_after_state_is_the_results_json_when_its_text_is_json() -> None:
     assert calls.result_summary(_result(long))["text"] == long[: calls.MAX_SUMMARY_TEXT]
 
 
+def test_a_held_call_says_what_holds_it_and_who_can_let_it_run() -> None:
+    rule = Reason("rule", "big refunds", "hold", "amount over 100")
+    held = calls.awaiting(Decision(id="a3", status="pending", reasons=[rule]), "https://o/a3/")
+    text = held.content[0].text
+    assert text.startswith("This call awaits approval in Oversight and has not run (held by ")
+    assert "big refunds: amount over 100" in text and "A person can decide it at" in text
+    pin = Reason("tool_pin", "changed tool definition", "hold", "an owner must accept it")
+    changed = calls.awaiting(Decision(id="a4", status="pending", reasons=[pin]), "https://o/a4/")
+    text = changed.content[0].text
+    assert "an owner of the agent must accept the new definition" in text
+    assert "A person can decide it" not in text and "once approved" not in text
+    assert changed.structured_content == {
+        "status": "pending",
+        "action_id": "a4",
+        "approval_url": "https://o/a4/",
+    }
+
+
 def test_a_refusal_carries_the_reason_or_the_reviewers_comment() -> None:
     denied = Decision(
         id="a1",

@@ -74,4 +74,12 @@ def test_an_upstream_process_that_ends_ends_the_proxy_saying_so(tmp_path: Path) 
 def test_no_oversight_to_ask() -> None:
     status, stderr = oversight_mcp("--", sys.executable, str(PAYMENTS), "--log", "x", env={})
     assert status == 2
-    assert stderr.startswith("oversight-mcp: ") and "OVERSIGHT_URL" in stderr
+    assert stderr.strip() == (
+        "oversight-mcp: no Oversight server: pass --oversight-url or set OVERSIGHT_URL"
+    )
+    url = {"OVERSIGHT_URL": "http://127.0.0.1:9"}
+    status, stderr = oversight_mcp("--", sys.executable, str(PAYMENTS), "--log", "x", env=url)
+    assert status == 2
+    assert stderr.strip() == (
+        "oversight-mcp: no agent token: pass --oversight-token or set OVERSIGHT_TOKEN"
+    )

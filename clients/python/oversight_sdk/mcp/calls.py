@@ -168,12 +168,21 @@ def awaiting(decision: Decision, approval_url: str) -> types.CallToolResult:
     """The answer for a call still held when the wait ran out: not run; call again with
     the same arguments once a person has decided."""
     holds = _holds_text(decision)
-    text = (
-        "This call awaits approval in Oversight and has not run"
-        + (f" (held by {holds})" if holds else "")
-        + f". A person can decide it at {approval_url} ; call the tool again with the same "
-        "arguments to run it once approved."
-    )
+    if any(r.kind == "tool_pin" and r.effect == "hold" for r in decision.reasons):
+        text = (  # not for a reviewer to approve: for the agent's owner to accept
+            "This call is held in Oversight and has not run: the tool's definition changed "
+            "since it was pinned, and an owner of the agent must accept the new definition "
+            f"(on the agent's page in Oversight, MCP tools; this call: {approval_url} ). "
+            "Once it is accepted, call the tool again with the same arguments to have it "
+            f"decided. Held by: {holds}."
+        )
+    else:
+        text = (
+            "This call awaits approval in Oversight and has not run"
+            + (f" (held by {holds})" if holds else "")
+            + f". A person can decide it at {approval_url} ; call the tool again with the "
+            "same arguments to run it once approved."
+        )
     return text_result(
         text, is_error=False, status="pending", action_id=decision.id, approval_url=approval_url
     )

@@ -24,6 +24,7 @@ import anyio
 import mcp_types as types
 from mcp.client.stdio import StdioServerParameters
 from mcp.server.lowlevel.server import NotificationOptions, Server
+from mcp.shared.exceptions import MCPError
 
 from ..aio import AsyncOversight
 from ..errors import OversightError
@@ -185,7 +186,12 @@ def proxy_server(proxy: Proxy, name: str, announcer: Announcer) -> Server[Any]:
         ctx: Any, params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
         announcer.listed(ctx.session)
-        return types.ListToolsResult(tools=await proxy.list_tools())
+        try:
+            tools = await proxy.list_tools()
+        except OversightError as exc:  # no list rather than a guess, and why
+            message = f"Oversight could not be asked which tools this agent may use: {exc}"
+            raise MCPError(types.INTERNAL_ERROR, message) from None
+        return types.ListToolsResult(tools=tools)
 
     async def on_call_tool(
         ctx: Any, params: types.CallToolRequestParams
@@ -269,6 +275,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.WARNING, stream=sys.stderr, format="oversight-mcp: %(message)s"
     )
+    for missing, how in (
+        (
+            not options.oversight_url,
+            "no Oversight server: pass --oversight-url or set OVERSIGHT_URL",
+        ),
+        (
+            not options.oversight_token,
+            "no agent token: pass --oversight-token or set OVERSIGHT_TOKEN",
+        ),
+    ):
+        if missing:  # said in the proxy's own words, not the SDK's (url=, token=)
+            print(f"oversight-mcp: {how}", file=sys.stderr)
+            return 2
     try:
         anyio.run(serve, options, backend_options={"use_uvloop": options.loop == "uvloop"})
     except KeyboardInterrupt:
