@@ -9,6 +9,7 @@ whether it came with the page or over the socket.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 from functools import lru_cache
 from html import escape
 
@@ -67,8 +68,7 @@ def feed_cells(action: Action, *, swap: bool = False) -> SafeString:
     which Django's ``escape`` is), without its lazy-string wrappers: this runs for every
     decision."""
     created = timezone.localtime(action.created_at)
-    first = action.reasons[0] if action.reasons else {}
-    why = first.get("name", "") if isinstance(first, dict) else ""
+    why = _why(action.reasons)
     prefix = get_script_prefix()
     return mark_safe(  # noqa: S308 - every value below is escaped or ours
         _ROW.format(
@@ -87,6 +87,18 @@ def feed_cells(action: Action, *, swap: bool = False) -> SafeString:
             escape(str(why)),
         )
     )
+
+
+def _why(reasons: Any) -> str:
+    """The name of the reason that decided: the first that did not simply allow (a hold,
+    a forbid rule, a limit, a changed tool...), else the first (the grant)."""
+    found = [r for r in reasons or () if isinstance(r, dict)]
+    deciding = next((r for r in found if r.get("effect") not in _ALLOWING), None)
+    chosen = deciding or (found[0] if found else {})
+    return str(chosen.get("name", ""))
+
+
+_ALLOWING = frozenset({"allow", "permit"})
 
 
 def feed_fragment(action: Action, *, created: bool) -> SafeString:

@@ -103,3 +103,14 @@ def test_the_links_are_the_agents_and_the_actions_pages_under_the_script_prefix(
 )
 def test_a_resource_is_shortened_as_django_s_truncator_does(resource: str) -> None:
     assert rows._short(resource) == Truncator(resource).chars(48)
+
+
+@pytest.mark.django_db
+def test_the_why_is_the_reason_that_decided_not_the_grant_before_it(agent: Any) -> None:
+    grant = {"kind": "grant", "name": "mcp.payments.refund on stripe:charge/*", "effect": "allow"}
+    pin = {"kind": "tool_pin", "name": "changed tool definition", "effect": "hold"}
+    held = rows.feed_cells(_action(agent, reasons=[grant, pin]))
+    assert "changed tool definition" in held and "stripe:charge/*" not in held
+    allowed = rows.feed_cells(_action(agent, status="allowed", reasons=[grant]))
+    assert "mcp.payments.refund on stripe:charge/*" in allowed
+    assert "<td" in rows.feed_cells(_action(agent, reasons=[]))  # no reason: an empty why
