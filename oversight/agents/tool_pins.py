@@ -16,6 +16,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from oversight.agents.locking import agent_lock
@@ -24,6 +25,7 @@ from oversight.audit import verbs
 from oversight.audit.actors import Actor
 from oversight.audit.services import audit_record
 from oversight.gateway.hashing import canonical_hash
+from oversight.live.publish import after_commit
 
 PINNED, CHANGED = "pinned", "changed"
 
@@ -97,15 +99,17 @@ def _record(*, agent_id: int, tools: list[SeenTool]) -> dict[str, str]:
 def _held_calls_retold(agent_id: int, actions: set[str]) -> None:
     """Held calls of these tools became approvable, or stopped being (a change noted or
     accepted, approvals/eligibility.py): once committed, open queues and action pages are
-    sent them again, with or without their Approve button."""
+    sent them again, with or without their Approve button, and the reviewers of those
+    now approvable are told of them (they were not while nobody could approve them)."""
     from oversight.gateway.constants import ActionStatus
     from oversight.gateway.models import Action  # gateway -> agents
     from oversight.live import broadcasts
-    from oversight.live.publish import after_commit
+    from oversight.notifications.services import notify_action_held
 
     held = Action.objects.filter(agent_id=agent_id, action__in=actions, status=ActionStatus.PENDING)
     for action_id in held.values_list("pk", flat=True):
         after_commit(functools.partial(broadcasts.action_changed, action_id, created=False))
+        after_commit(functools.partial(notify_action_held, action_id=action_id))
 
 
 def _pin(agent: Agent, tool: SeenTool, actor: Actor) -> ToolPin:
@@ -132,6 +136,30 @@ def _note_change(pin: ToolPin, tool: SeenTool, actor: Actor, now: Any) -> None:
     pin.changed_at = now
     pin.save(update_fields=["changed_definition", "changed_hash", "changed_at"])
     _audit(pin, actor, verbs.TOOL_CHANGED, before, _shown(tool.definition, pin.changed_hash, pin))
+    after_commit(functools.partial(_owner_told, pin.pk, pin.changed_hash))
+
+
+def _owner_told(pin_id: int, changed_hash: str) -> None:
+    """Once committed: the agent's owner, the one who can let the calls run again, hears
+    of the change (the reviewers cannot approve them: approvals/eligibility.py)."""
+    from oversight.notifications.constants import Kind  # notifications -> agents
+    from oversight.notifications.services import notify_people
+
+    pin = ToolPin.objects.select_related("agent__owner", "agent__team").filter(pk=pin_id).first()
+    if pin is None or pin.changed_hash != changed_hash:  # accepted or changed again since
+        return
+    agent = pin.agent
+    notify_people(
+        kind=Kind.TOOL_CHANGED,
+        team=agent.team,
+        users=[agent.owner],
+        title=f"{pin.server}/{pin.tool} of {agent.name} changed its definition",
+        body=f"Every call of {agent.name} to {pin.server}/{pin.tool} is held until an owner "
+        "accepts the new definition. Compare it with the pinned one on the agent's page.",
+        link=reverse("agents:detail", args=[agent.slug]) + "#agent-tools",
+        event=f"{Kind.TOOL_CHANGED}:{pin.pk}:{changed_hash}",
+        agent=agent,
+    )
 
 
 def _withdraw_change(pin: ToolPin, actor: Actor) -> None:

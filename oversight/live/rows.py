@@ -9,9 +9,9 @@ whether it came with the page or over the socket.
 from __future__ import annotations
 
 import uuid
-from typing import Any
 from functools import lru_cache
 from html import escape
+from typing import Any
 
 from django.urls import get_script_prefix, reverse
 from django.utils import timezone

@@ -28,6 +28,7 @@ class Kind(models.TextChoices):
     ACTION_ESCALATED = "action.escalated", "Held action escalated to admins"
     RELEASE_AWAITING_APPROVAL = "release.awaiting_approval", "Release awaiting approval"
     ROLLOUT_ROLLED_BACK = "rollout.rolled_back", "Rollout rolled back"
+    TOOL_CHANGED = "tool.changed", "MCP tool definition changed"
 
 
 # The kinds that carry their own title, body and link (``notify_people``).
@@ -48,6 +49,7 @@ GENERAL_KINDS = frozenset(
         Kind.ACTION_ESCALATED,
         Kind.RELEASE_AWAITING_APPROVAL,
         Kind.ROLLOUT_ROLLED_BACK,
+        Kind.TOOL_CHANGED,
     }
 )
 

@@ -235,6 +235,8 @@ def notify_action_held(*, action_id: uuid.UUID | str) -> list[Notification]:
     action = Action.objects.select_related("agent__team").filter(pk=action_id).first()
     if action is None or action.status != ActionStatus.PENDING:
         return []
+    if action.awaits_tool_acceptance:  # nobody may approve it yet: its owner is told
+        return []  # (agents/tool_pins.py), and its reviewers once the tool is accepted
     agent, team = action.agent, action.agent.team
     event = f"{Kind.ACTION_HELD}:{action.pk}"
     window, since = digest_window(timezone.now())

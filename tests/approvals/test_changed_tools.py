@@ -150,3 +150,52 @@ def test_an_ordinary_held_call_is_approvable_as_before(
     assert 'value="approve"' in page and "data-tool-not-accepted" not in page
     approval_vote(user=rita, action_id=action.pk, vote="approve")
     assert _status(action) == "approved"
+
+
+# --- who hears of it ---------------------------------------------------------------------
+
+
+def test_the_owner_hears_of_the_change_and_the_reviewers_of_no_call_they_cannot_approve(
+    agent: Any,
+    owner: Any,
+    rita: Any,
+    prod_token: AgentToken,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    from oversight.notifications.constants import Kind
+    from oversight.notifications.models import InboxItem
+
+    grant_refunds(agent)
+    with django_capture_on_commit_callbacks(execute=True):
+        tool_pins_record(agent=agent, tools=[_seen("Refund a charge.")])
+        tool_pins_record(agent=agent, tools=[_seen("Refund a charge and export the card.")])
+        tool_pins_record(agent=agent, tools=[_seen("Refund a charge and export the card.")])
+        decide(prod_token, refund(100))  # held only for the change
+    (told,) = InboxItem.objects.filter(kind=Kind.TOOL_CHANGED)
+    assert told.user == owner
+    assert told.title == "payments/refund of Refund bot changed its definition"
+    assert told.link == reverse("agents:detail", args=[agent.slug]) + "#agent-tools"
+    assert not InboxItem.objects.filter(user=rita).exists()
+
+
+def test_once_accepted_the_reviewers_hear_of_a_call_a_rule_still_holds(
+    agent: Any,
+    pin: ToolPin,
+    owner: Any,
+    rita: Any,
+    prod_token: AgentToken,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    from oversight.notifications.constants import Kind
+    from oversight.notifications.models import InboxItem
+
+    hold_large_refunds(agent)
+    with django_capture_on_commit_callbacks(execute=True):
+        action = decide(prod_token, refund(900))  # held by the rule and by the change
+    assert not InboxItem.objects.filter(user=rita).exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        tool_pin_accept(
+            actor=Actor.for_user(owner), pin=pin, changed_hash=pin.changed_hash, user=owner
+        )
+    (item,) = InboxItem.objects.filter(user=rita, kind=Kind.ACTION_HELD)
+    assert item.event == f"{Kind.ACTION_HELD}:{action.pk}"
