@@ -111,6 +111,8 @@ def test_the_queue_offers_deny_and_points_to_the_owners_accept(
     assert 'value="approve"' not in card  # neither the button nor the edit form
     assert "data-tool-not-accepted" in card
     assert f'href="{reverse("agents:detail", args=[agent.slug])}#agent-tools"' in card
+    assert "none can approve it until its tool's new definition is accepted" in card
+    assert "<strong>Who may deny:</strong>" in card and "Who may approve" not in card
 
     page = client.get(reverse("approvals:queue") + "?view=list").content.decode()
     row = page[page.index(f'id="queue-{held.pk}"') :]
@@ -137,6 +139,7 @@ def test_the_owner_sees_on_the_action_where_to_accept(
     page = client.get(reverse("approvals:action", args=[held.pk])).content.decode()
     assert "data-tool-not-accepted" in page
     assert f'href="{reverse("agents:detail", args=[agent.slug])}#agent-tools"' in page
+    assert '<span class="pill">tool pin</span>' in page and "tool_pin" not in page
 
 
 def test_an_ordinary_held_call_is_approvable_as_before(

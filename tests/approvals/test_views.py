@@ -104,6 +104,15 @@ def test_the_actions_page_says_who_voted_what(
     assert f"<strong>rita</strong> {said}" in page
 
 
+def test_a_denied_actions_page_says_who_could_have_approved(
+    client: Client, rita: Any, held: Action
+) -> None:
+    _vote(client, rita, held, "deny", "not this customer")
+    page = client.get(reverse("approvals:action", args=[held.pk])).content.decode()
+    assert "<strong>Who could approve:</strong>" in page and "Who may approve" not in page
+    assert "No votes yet" not in page
+
+
 def test_an_outsider_cannot_vote_or_see_the_action(
     client: Client, outsider: Any, held: Action
 ) -> None:
