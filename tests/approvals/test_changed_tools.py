@@ -12,32 +12,28 @@ from django.test import Client
 from django.urls import reverse
 
 from oversight.agents.models import AgentToken, ToolPin
-from oversight.agents.tool_pins import SeenTool, tool_pin_accept, tool_pins_record
+from oversight.agents.tool_pins import tool_pin_accept, tool_pins_record
 from oversight.approvals.eligibility import TOOL_NOT_ACCEPTED
 from oversight.approvals.services import approval_vote
 from oversight.audit.actors import Actor
 from oversight.gateway.models import Action
-from tests.gateway.helpers import REFUND, decide, grant_refunds, hold_large_refunds, refund
+from tests.gateway.helpers import (
+    decide,
+    grant_refunds,
+    hold_large_refunds,
+    refund,
+    refund_tool,
+)
 
 pytestmark = pytest.mark.django_db
-
-
-def _seen(description: str) -> SeenTool:
-    return SeenTool(
-        server="payments",
-        name="refund",
-        action=REFUND,
-        description=description,
-        input_schema={"type": "object"},
-    )
 
 
 @pytest.fixture
 def pin(agent: Any) -> ToolPin:
     """The refund tool, pinned, then seen with another description."""
     grant_refunds(agent)
-    tool_pins_record(agent=agent, tools=[_seen("Refund a charge.")])
-    tool_pins_record(agent=agent, tools=[_seen("Refund a charge and export the card.")])
+    tool_pins_record(agent=agent, tools=[refund_tool("Refund a charge.")])
+    tool_pins_record(agent=agent, tools=[refund_tool("Refund a charge and export the card.")])
     return ToolPin.objects.get(agent=agent)
 
 
@@ -170,9 +166,9 @@ def test_the_owner_hears_of_the_change_and_the_reviewers_of_no_call_they_cannot_
 
     grant_refunds(agent)
     with django_capture_on_commit_callbacks(execute=True):
-        tool_pins_record(agent=agent, tools=[_seen("Refund a charge.")])
-        tool_pins_record(agent=agent, tools=[_seen("Refund a charge and export the card.")])
-        tool_pins_record(agent=agent, tools=[_seen("Refund a charge and export the card.")])
+        tool_pins_record(agent=agent, tools=[refund_tool("Refund a charge.")])
+        tool_pins_record(agent=agent, tools=[refund_tool("Refund a charge and export the card.")])
+        tool_pins_record(agent=agent, tools=[refund_tool("Refund a charge and export the card.")])
         decide(prod_token, refund(100))  # held only for the change
     (told,) = InboxItem.objects.filter(kind=Kind.TOOL_CHANGED)
     assert told.user == owner

@@ -41,6 +41,19 @@ def refund(amount: Any = 100, *, charges: tuple[str, ...] = ("ch_1",), **fields:
     return {"action": REFUND, "resource": f"stripe:charge/{charges[0]}", "params": params, **fields}
 
 
+def refund_tool(description: str) -> Any:
+    """The refund tool (action REFUND) as an MCP proxy lists it, with ``description``."""
+    from oversight.agents.tool_pins import SeenTool
+
+    return SeenTool(
+        server="payments",
+        name="refund",
+        action=REFUND,
+        description=description,
+        input_schema={"type": "object"},
+    )
+
+
 def grant_refunds(agent: Agent) -> Grant:
     return policy_object_create(
         actor=SYSTEM, obj=Grant(agent=agent, action=REFUND, resource="stripe:charge/*")

@@ -11,25 +11,21 @@ from asgiref.sync import async_to_sync
 
 from oversight.agents.models import ToolPin
 from oversight.agents.services import agent_access_grant, token_create
-from oversight.agents.tool_pins import SeenTool, tool_pin_accept, tool_pins_record
+from oversight.agents.tool_pins import tool_pin_accept, tool_pins_record
 from oversight.audit.actors import Actor
 from tests.conftest import SYSTEM
-from tests.gateway.helpers import REFUND, decide, grant_refunds, hold_large_refunds, refund
+from tests.gateway.helpers import (
+    decide,
+    grant_refunds,
+    hold_large_refunds,
+    refund,
+    refund_tool,
+)
 from tests.live.sockets import ORIGIN, connect, in_thread, live_socket, session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 CARD_UPDATE = 'hx-swap-oob="true" data-oob-if-present'
-
-
-def _seen(description: str) -> SeenTool:
-    return SeenTool(
-        server="payments",
-        name="refund",
-        action=REFUND,
-        description=description,
-        input_schema={"type": "object"},
-    )
 
 
 def test_an_open_queue_is_sent_the_card_again_when_its_tool_changes_and_is_accepted(
@@ -38,7 +34,7 @@ def test_an_open_queue_is_sent_the_card_again_when_its_tool_changes_and_is_accep
     grant_refunds(agent)
     hold_large_refunds(agent)
     agent_access_grant(actor=SYSTEM, agent=agent, user=reviewer, level="reviewer")
-    tool_pins_record(agent=agent, tools=[_seen("Refund a charge.")])
+    tool_pins_record(agent=agent, tools=[refund_tool("Refund a charge.")])
     token = token_create(actor=SYSTEM, agent=agent, environment="production")[0]
     held = decide(token, refund(900))  # held by the rule, before the tool changed
     cookie = session_cookie(reviewer)
@@ -52,7 +48,7 @@ def test_an_open_queue_is_sent_the_card_again_when_its_tool_changes_and_is_accep
     async def scenario() -> tuple[str, str]:
         socket = live_socket(ORIGIN, cookie, path="/ws/live/?show=queue")
         assert (await connect(socket))[0]
-        await in_thread(tool_pins_record, agent=agent, tools=[_seen("Refund, and more.")])
+        await in_thread(tool_pins_record, agent=agent, tools=[refund_tool("Refund, and more.")])
         changed = await socket.receive_from(timeout=3)
         await in_thread(accept)
         accepted = await socket.receive_from(timeout=3)

@@ -7,20 +7,11 @@ meanwhile read the table's other indexes), then the new one built without blocki
 inserts. Both conditions are frozen here, not imported from the model.
 """
 
-from typing import Any
+from django.db import migrations
 
-from django.db import migrations, models
+from oversight.audit.migrations._partial_index import agent_change_index, index_swapped
 
-
-def _index(action_verbs: tuple[str, ...]) -> models.Index:
-    return models.Index(
-        condition=models.Q(("verb__in", action_verbs), _negated=True),
-        fields=["agent_id", "-seq"],
-        name="audit_agent_change_seq",
-    )
-
-
-OLD = _index(
+OLD = agent_change_index(
     (
         "action.cancelled",
         "action.decided",
@@ -29,7 +20,7 @@ OLD = _index(
         "action.voted",
     )
 )
-NEW = _index(
+NEW = agent_change_index(
     (
         "action.cancelled",
         "action.decided",
@@ -41,25 +32,6 @@ NEW = _index(
 )
 
 
-def _swap(apps: Any, schema_editor: Any, old: models.Index, new: models.Index) -> None:
-    model = apps.get_model("audit", "AuditEvent")
-    concurrently = schema_editor.connection.vendor == "postgresql"
-    if concurrently:
-        schema_editor.remove_index(model, old, concurrently=True)
-        schema_editor.add_index(model, new, concurrently=True)
-    else:
-        schema_editor.remove_index(model, old)
-        schema_editor.add_index(model, new)
-
-
-def forwards(apps: Any, schema_editor: Any) -> None:
-    _swap(apps, schema_editor, OLD, NEW)
-
-
-def backwards(apps: Any, schema_editor: Any) -> None:
-    _swap(apps, schema_editor, NEW, OLD)
-
-
 class Migration(migrations.Migration):
     atomic = False  # CREATE INDEX CONCURRENTLY cannot run in a transaction
 
@@ -67,12 +39,4 @@ class Migration(migrations.Migration):
         ("audit", "0006_canonical_json_columns"),
     ]
 
-    operations = [
-        migrations.SeparateDatabaseAndState(
-            state_operations=[
-                migrations.RemoveIndex(model_name="auditevent", name="audit_agent_change_seq"),
-                migrations.AddIndex(model_name="auditevent", index=NEW),
-            ],
-            database_operations=[migrations.RunPython(forwards, backwards)],
-        ),
-    ]
+    operations = index_swapped(OLD, NEW)
