@@ -93,3 +93,4 @@ def test_the_actions_page_says_the_agent_was_told(
     page = client.get(url).content.decode()
     assert "<dt>The agent was told</dt>" in page
     assert "action.acknowledged" in page  # in its story
+    assert "The agent told its caller: Denied by a reviewer" in page
