@@ -127,13 +127,15 @@ def proxied(
     description_file: Path | None = None,
     extra: list[str] | None = None,
     upstream_extra: list[str] | None = None,
+    env_extra: dict[str, str] | None = None,
 ) -> Iterator[Proxied]:
     """The payments server behind the proxy, reached over `transport` (stdio or http).
     With `description_file`, the refund tool's description is that file's text, and
     writing the file changes the definition in the middle of a session. `extra` goes to
-    the proxy, `upstream_extra` to the payments server."""
+    the proxy, `upstream_extra` to the payments server, `env_extra` to the proxy's
+    environment."""
     payments = Payments(tmp / "refunds.jsonl")
-    env = {"OVERSIGHT_URL": url, "OVERSIGHT_TOKEN": token}
+    env = {"OVERSIGHT_URL": url, "OVERSIGHT_TOKEN": token, **(env_extra or {})}
     args = proxy_args(hold_wait=hold_wait, extra=extra or [])
     if transport == "stdio":
         upstream_args = payments_args(

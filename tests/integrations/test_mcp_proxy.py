@@ -9,6 +9,7 @@ one approval.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -686,6 +687,55 @@ def test_nothing_is_forwarded_when_oversight_cannot_be_reached(
         result = proxy.call("refund", {"charge": "ch_8", "amount": 10})
     assert result.is_error
     assert "Oversight could not decide" in text_of(result)
+    assert proxy.payments.executed() == []
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_tool_with_an_output_schema_gets_the_proxys_own_answers_as_tool_errors(
+    transport: str, live_url: str, token: str, tmp_path: Path
+) -> None:
+    """The client checks every result that is not an error against the tool's output
+    schema: "awaits approval" is not the tool's output, so it comes as a tool error (it
+    came as a result the official client refused with a RuntimeError)."""
+
+    async def calls(client: Any) -> list[types.CallToolResult]:
+        held = await client.call_tool("refund", {"charge": "ch_t", "amount": 150})
+        ran = await client.call_tool("refund", {"charge": "ch_u", "amount": 10})
+        return [held, ran]
+
+    with proxied(
+        transport,
+        url=live_url,
+        token=token,
+        tmp=tmp_path,
+        hold_wait=0.5,
+        upstream_extra=["--typed"],
+    ) as proxy:
+        held, ran = proxy.session(calls)
+    assert held.is_error and "awaits approval" in text_of(held)
+    assert not ran.is_error and ran.structured_content == {"refunded": 10, "charge": "ch_u"}
+    assert proxy.payments.executed() == [{"charge": "ch_u", "amount": 10}]
+
+
+def test_a_stdio_upstream_gets_the_proxys_environment_but_not_the_agents_token(
+    token: str, tmp_path: Path
+) -> None:
+    """An MCP client's `env` for the server (its API keys) reaches it through the proxy;
+    the agent's Oversight token does not."""
+    seen = tmp_path / "env.json"
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    with proxied(
+        "stdio",
+        url=nowhere,
+        token=token,
+        tmp=tmp_path,
+        upstream_extra=["--env-log", str(seen)],
+        env_extra={"PAYMENTS_API_KEY": "sk_test_123"},
+    ) as proxy:
+        proxy.call("refund", {"charge": "ch_e", "amount": 1})  # not run: no Oversight
+    environment = json.loads(seen.read_text())
+    assert environment["PAYMENTS_API_KEY"] == "sk_test_123"
+    assert "OVERSIGHT_TOKEN" not in environment and token not in seen.read_text()
     assert proxy.payments.executed() == []
 
 

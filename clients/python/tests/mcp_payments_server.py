@@ -10,8 +10,10 @@ middle of a session), on a `subscriptions/listen` stream (2026-07-28) or with
 says nothing of them; with `--header-on-change`, the new definition also mirrors
 `charge` into an HTTP header (`x-mcp-header`), so on 2026-07-28 over HTTP a call made
 for the old one is refused with HEADER_MISMATCH. `--requests-log PATH` appends the
-method of each request it gets to PATH, one per line. Serves stdio, or streamable HTTP
-with `--http PORT`.
+method of each request it gets to PATH, one per line. With `--typed` the refund tool
+declares an output schema (it returns a `Refunded`). `--env-log PATH` writes the
+environment it started with to PATH, as JSON. Serves stdio, or streamable HTTP with
+`--http PORT`.
 """
 
 from __future__ import annotations
@@ -25,11 +27,18 @@ from typing import Annotated, Any
 import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp.server.subscriptions import InMemorySubscriptionBus, ToolsListChanged
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 DEFAULT_DESCRIPTION = "Refund part or all of a card charge, in cents."
 POLL = 0.05  # seconds between looks at the description file
 ByHeader = Annotated[str, Field(json_schema_extra={"x-mcp-header": "Charge"})]
+
+
+class Refunded(BaseModel):
+    """A refund as the typed tool answers it (its output schema)."""
+
+    refunded: int
+    charge: str
 
 
 class Payments:
@@ -42,6 +51,7 @@ class Payments:
         quiet: bool = False,
         header_on_change: bool = False,
         requests_log: str = "",
+        typed: bool = False,
     ) -> None:
         self.log = log
         self.requests_log = requests_log
@@ -52,13 +62,17 @@ class Payments:
         # The bench's server stays as it was: no middleware.
         remember = [self._remember] if changes or requests_log else []
         self.server = MCPServer("payments", subscriptions=self.bus, middleware=remember)
-        self.server.tool(name="refund", description=description)(self.refund)
+        refund = self.refund_typed if typed else self.refund
+        self.server.tool(name="refund", description=description)(refund)
         self.server.tool(name="balance", description="The account's balance.")(balance)
 
     def refund(self, charge: str, amount: int) -> dict:
         with open(self.log, "a", encoding="utf-8") as out:
             out.write(json.dumps({"charge": charge, "amount": amount}) + "\n")
         return {"refunded": amount, "charge": charge}
+
+    def refund_typed(self, charge: str, amount: int) -> Refunded:
+        return Refunded(**self.refund(charge, amount))
 
     def refund_by_header(self, charge: ByHeader, amount: int) -> dict:
         return self.refund(charge, amount)
@@ -105,7 +119,10 @@ async def serve(args: argparse.Namespace) -> None:
         quiet=args.quiet_changes,
         header_on_change=args.header_on_change,
         requests_log=args.requests_log or "",
+        typed=args.typed,
     )
+    if args.env_log:
+        Path(args.env_log).write_text(json.dumps(dict(os.environ)), encoding="utf-8")
     async with anyio.create_task_group() as tasks:
         if description_file:
             tasks.start_soon(payments.follow, description_file, description)
@@ -134,6 +151,8 @@ def main() -> None:
     parser.add_argument(
         "--header-on-change", action="store_true", help="changed, charge is also a header"
     )
+    parser.add_argument("--typed", action="store_true", help="refund declares an output schema")
+    parser.add_argument("--env-log", help="write the environment it started with here")
     parser.add_argument("--http", type=int, default=0, help="serve streamable HTTP on this port")
     parser.add_argument("--exit-after", type=float, default=0, help="crash after this many seconds")
     anyio.run(serve, parser.parse_args())

@@ -214,7 +214,9 @@ async def connected(options: Options) -> AsyncIterator[tuple[Proxy, str, Announc
     """The upstream session (its tool changes followed, opened again if the upstream
     loses it: upstream.py), the Oversight client and the proxy over them."""
     if options.command:
-        target: Any = StdioServerParameters(command=options.command[0], args=options.command[1:])
+        target: Any = StdioServerParameters(
+            command=options.command[0], args=options.command[1:], env=upstream_environment()
+        )
     else:
         target = options.upstream
     upstream = UpstreamSession(target, mode=options.upstream_protocol)
@@ -245,6 +247,16 @@ async def connected(options: Options) -> AsyncIterator[tuple[Proxy, str, Announc
         finally:
             if proxy is not None:  # the reports go to Oversight, still open here
                 await proxy.drain()
+
+
+# The agent's credential for Oversight: the server behind the proxy never needs it.
+_KEPT_FROM_UPSTREAM = frozenset({"OVERSIGHT_TOKEN"})
+
+
+def upstream_environment() -> dict[str, str]:
+    """The environment a stdio upstream starts with: the proxy's own (so an MCP client's
+    `env` for the server, its API keys, reaches it), without the agent's Oversight token."""
+    return {k: v for k, v in os.environ.items() if k not in _KEPT_FROM_UPSTREAM}
 
 
 def _command_name(options: Options) -> str:

@@ -266,7 +266,7 @@ class Proxy:
         except OversightError as exc:
             return _unreachable(exc)
         if decision.pending:  # the key stays: a retry finds this action
-            return calls.awaiting(decision, self._approval_url(decision.id))
+            return self._own(name, calls.awaiting(decision, self._approval_url(decision.id)))
         self._keys[call_key] = calls.next_key(key, decision.id)
         self._keys.move_to_end(call_key)
         if len(self._keys) > _KEPT_KEYS:  # a forgotten one only costs a walk along its chain
@@ -284,14 +284,24 @@ class Proxy:
                 action_id=decision.id,
             )
         if decision.status in (Status.SUCCEEDED, Status.FAILED):  # another proxy ran it
-            return calls.text_result(
+            ran = calls.text_result(
                 f"Not run again: this call already ran (action {decision.id}, {decision.status}).",
                 is_error=decision.status == Status.FAILED,
                 action_id=decision.id,
             )
+            return self._own(name, ran)
         if decision.status in _TO_SHOW:
             await self._acknowledge(decision)
         return calls.refusal(decision)
+
+    def _own(self, name: str, result: types.CallToolResult) -> types.CallToolResult:
+        """An answer the proxy makes itself, the tool not run now: for a tool that declares
+        an output schema, a tool error, since its clients check every other result against
+        that schema (and this one has none of the tool's output)."""
+        tool = self._tools.get(name)
+        if tool is not None and tool.output_schema is not None:
+            result.is_error = True
+        return result
 
     async def _acknowledge(self, decision: Decision) -> None:
         """Tell Oversight the caller is being shown how its held call ended, so that the
