@@ -6,8 +6,9 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import get_object_or_404, redirect
 from django.template.defaultfilters import pluralize
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
@@ -43,8 +44,11 @@ def tool_pin_accept_view(request: HttpRequest, slug: str, pin_id: int) -> HttpRe
         )
         ok = True
     if request.htmx:  # the section is answered in place, its message in it
+        agent.refresh_from_db(fields=["changed_tools"])  # and the page's notice, again
         context = {"agent": agent, "tool_pins": tool_pin_rows(agent=agent), "can_change": True}
-        context |= {"tools_message": message, "tools_ok": ok}
-        return render(request, "agents/_tools.html", context, status=200 if ok else 409)
+        context |= {"tools_message": message, "tools_ok": ok, "oob": True}
+        section = render_to_string("agents/_tools.html", context, request=request)
+        notice = render_to_string("agents/_tools_notice.html", context, request=request)
+        return HttpResponse(section + notice, status=200 if ok else 409)
     (messages.success if ok else messages.error)(request, message)
     return redirect(reverse("agents:detail", args=[agent.slug]) + "#agent-tools")

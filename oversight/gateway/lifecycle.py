@@ -232,8 +232,8 @@ def action_acknowledge(*, token: AgentToken, action_id: uuid.UUID) -> Action:
     action = action_expire_if_due(action=action)  # as reading it would
     if action.status not in NOT_RUN:
         raise ConflictError(
-            "Only an action that ended without running can be acknowledged; this one is "
-            f"{action.get_status_display().lower()}.",
+            "Only an action that ended without running can be acknowledged; this one's status "
+            f"is {action.get_status_display().lower()}.",
             "not_ended",
         )
     now = timezone.now()

@@ -75,7 +75,7 @@ def expired_item(action: Action) -> dict[str, Any]:
         "kind": Kind.ACTION_EXPIRED,
         "title": f"Expired undecided: {action.action} on {action.resource} ({action.agent.name})",
         "body": f"Nobody decided it by its deadline ({_utc(action.expires_at)}), so it "
-        "counts as denied and the agent was told so.",
+        "counts as denied: the agent may not run it, and learns so when it asks about it.",
         "link": reverse("approvals:action", args=[action.pk]),
     }
 

@@ -158,6 +158,16 @@ def test_it_refuses_a_definition_that_changed_again_since_the_page_was_shown(
     assert not AuditEvent.objects.filter(verb="tool.accepted").exists()
 
 
+def test_with_htmx_the_pages_notice_of_changed_tools_is_sent_again(
+    client: Client, owner: Any, agent: Any, pin: ToolPin
+) -> None:
+    client.force_login(owner)
+    url = reverse("agents:tool-accept", args=[agent.slug, pin.pk])
+    response = client.post(url, {"changed_hash": pin.changed_hash}, HTTP_HX_REQUEST="true")
+    body = response.content.decode()
+    assert '<div id="tools-changed-notice" hx-swap-oob="true"></div>' in body
+
+
 def test_with_htmx_the_section_is_answered_in_place_saying_what_was_done(
     client: Client, owner: Any, agent: Any, pin: ToolPin
 ) -> None:

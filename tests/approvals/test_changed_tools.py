@@ -107,8 +107,10 @@ def test_the_queue_offers_deny_and_points_to_the_owners_accept(
     assert 'value="approve"' not in card  # neither the button nor the edit form
     assert "data-tool-not-accepted" in card
     assert f'href="{reverse("agents:detail", args=[agent.slug])}#agent-tools"' in card
-    assert "none can approve it until its tool's new definition is accepted" in card
+    assert "no one can approve it until its tool's new definition is accepted" in card
     assert "<strong>Who may deny:</strong>" in card and "Who may approve" not in card
+    assert "<strong>changed tool definition</strong>" in card
+    assert 'muted">allow</span>' not in card  # what holds it, not the grant that allows it
 
     page = client.get(reverse("approvals:queue") + "?view=list").content.decode()
     row = page[page.index(f'id="queue-{held.pk}"') :]

@@ -130,5 +130,7 @@ def test_on_a_phone_the_owner_sees_both_definitions_and_the_accept_button(
     assert label == '"State"', label  # each cell under its column's name
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     shot(page, "tool-changed-phone")
+    expect(page.locator("[data-tools-changed]")).to_be_visible()  # said at the top
     accept.click()
     expect(page.get_by_text("Accepted the new definition of payments/refund")).to_be_in_viewport()
+    expect(page.locator("[data-tools-changed]")).to_have_count(0)  # and no longer

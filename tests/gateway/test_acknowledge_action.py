@@ -71,7 +71,7 @@ def test_an_action_that_ran_is_not_acknowledged(api: AgentApi, policy: RefundPol
     allowed = api.decide(refund(10))
     api.post(f"/actions/{allowed['id']}/result", {"outcome": "succeeded"})
     error = api_error(_acknowledge(api, allowed["id"]), 409, "not_ended")
-    assert "this one is succeeded" in error["message"]
+    assert "this one's status is succeeded" in error["message"]
 
 
 def test_another_agents_action_is_not_found(

@@ -71,6 +71,11 @@ def test_a_held_call_says_what_holds_it_and_who_can_let_it_run() -> None:
     text = changed.content[0].text
     assert "an owner of the agent must accept the new definition" in text
     assert "A person can decide it" not in text and "once approved" not in text
+    assert "Also held by" not in text and text.count("since it was pinned") == 1
+    both = Decision(id="a5", status="pending", reasons=[pin, rule])
+    assert "Also held by: big refunds: amount over 100." in (
+        calls.awaiting(both, "https://o/a5/").content[0].text
+    )
     assert changed.structured_content == {
         "status": "pending",
         "action_id": "a4",

@@ -149,10 +149,10 @@ def _reasons_text(decision: Decision) -> str:
     return "; ".join(f"{r.name}: {r.detail}" if r.detail else r.name for r in against)
 
 
-def _holds_text(decision: Decision) -> str:
+def _holds_text(decision: Decision, *, but: str = "") -> str:
     """What holds the call (each `name: detail`): a hold rule, a changed tool definition
-    (for its owner to accept), an open alert."""
-    holds = [r for r in decision.reasons if r.effect == "hold"]
+    (for its owner to accept), an open alert; not those of kind `but`."""
+    holds = [r for r in decision.reasons if r.effect == "hold" and r.kind != but]
     return "; ".join(f"{r.name}: {r.detail}" if r.detail else r.name for r in holds)
 
 
@@ -169,12 +169,13 @@ def awaiting(decision: Decision, approval_url: str) -> types.CallToolResult:
     the same arguments once a person has decided."""
     holds = _holds_text(decision)
     if any(r.kind == "tool_pin" and r.effect == "hold" for r in decision.reasons):
+        others = _holds_text(decision, but="tool_pin")
         text = (  # not for a reviewer to approve: for the agent's owner to accept
             "This call is held in Oversight and has not run: the tool's definition changed "
             "since it was pinned, and an owner of the agent must accept the new definition "
             f"(on the agent's page in Oversight, MCP tools; this call: {approval_url} ). "
             "Once it is accepted, call the tool again with the same arguments to have it "
-            f"decided. Held by: {holds}."
+            "decided." + (f" Also held by: {others}." if others else "")
         )
     else:
         text = (
