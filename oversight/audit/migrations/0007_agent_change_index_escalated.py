@@ -7,9 +7,18 @@ meanwhile read the table's other indexes), then the new one built without blocki
 inserts. Both conditions are frozen here, not imported from the model.
 """
 
-from django.db import migrations
+from django.db import migrations, models
 
-from oversight.audit.migrations._partial_index import agent_change_index, index_swapped
+from oversight.lib.pg_migrations import index_replaced
+
+
+def agent_change_index(action_verbs: tuple[str, ...]) -> models.Index:
+    return models.Index(
+        condition=models.Q(("verb__in", action_verbs), _negated=True),
+        fields=["agent_id", "-seq"],
+        name="audit_agent_change_seq",
+    )
+
 
 OLD = agent_change_index(
     (
@@ -39,4 +48,4 @@ class Migration(migrations.Migration):
         ("audit", "0006_canonical_json_columns"),
     ]
 
-    operations = index_swapped(OLD, NEW)
+    operations = [index_replaced("audit", "AuditEvent", OLD, NEW)]

@@ -1,12 +1,21 @@
 """The index of each agent's events that are not actions, again, now that an agent may
 acknowledge how an action ended (``action.acknowledged`` is an action verb, so the
 History's default view leaves it out with the others). Rebuilt CONCURRENTLY on
-PostgreSQL, as in 0007 (_partial_index.py); both conditions are frozen here, not
-imported from the model."""
+PostgreSQL, as in 0007 (``index_replaced``); both conditions are frozen here, not imported
+from the model."""
 
-from django.db import migrations
+from django.db import migrations, models
 
-from oversight.audit.migrations._partial_index import agent_change_index, index_swapped
+from oversight.lib.pg_migrations import index_replaced
+
+
+def agent_change_index(action_verbs: tuple[str, ...]) -> models.Index:
+    return models.Index(
+        condition=models.Q(("verb__in", action_verbs), _negated=True),
+        fields=["agent_id", "-seq"],
+        name="audit_agent_change_seq",
+    )
+
 
 OLD = agent_change_index(
     (
@@ -38,4 +47,4 @@ class Migration(migrations.Migration):
         ("audit", "0007_agent_change_index_escalated"),
     ]
 
-    operations = index_swapped(OLD, NEW)
+    operations = [index_replaced("audit", "AuditEvent", OLD, NEW)]
