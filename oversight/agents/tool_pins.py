@@ -92,11 +92,12 @@ def _record(*, agent_id: int, tools: list[SeenTool]) -> dict[str, str]:
     changed = sorted(action for action, pin in pins.items() if pin.changed)
     if changed != sorted(agent.changed_tools or []):
         Agent.objects.filter(pk=agent.pk).update(changed_tools=changed)
-        _held_calls_retold(agent.pk, set(changed) ^ set(agent.changed_tools or []))
+        before = set(agent.changed_tools or [])
+        _held_calls_retold(agent.pk, set(changed) ^ before, approvable=before - set(changed))
     return {tool.action: _state(pins[tool.action]) for tool in tools}
 
 
-def _held_calls_retold(agent_id: int, actions: set[str]) -> None:
+def _held_calls_retold(agent_id: int, actions: set[str], *, approvable: set[str]) -> None:
     """Held calls of these tools became approvable, or stopped being (a change noted or
     accepted, approvals/eligibility.py): once committed, open queues and action pages are
     sent them again, with or without their Approve button, and the reviewers of those
@@ -107,9 +108,10 @@ def _held_calls_retold(agent_id: int, actions: set[str]) -> None:
     from oversight.notifications.services import notify_action_held
 
     held = Action.objects.filter(agent_id=agent_id, action__in=actions, status=ActionStatus.PENDING)
-    for action_id in held.values_list("pk", flat=True):
+    for action_id, action in held.values_list("pk", "action"):
         after_commit(functools.partial(broadcasts.action_changed, action_id, created=False))
-        after_commit(functools.partial(notify_action_held, action_id=action_id))
+        if action in approvable:
+            after_commit(functools.partial(notify_action_held, action_id=action_id))
 
 
 def _pin(agent: Agent, tool: SeenTool, actor: Actor) -> ToolPin:
@@ -211,7 +213,8 @@ def tool_pin_accept(
     cancelled = _cancel_held_for_change(
         locked, actor, "the tool's new definition was accepted; call again to have it decided"
     )
-    _held_calls_retold(agent.pk, {locked.action})  # held by a rule too: approvable now
+    # Held by a rule too: approvable now.
+    _held_calls_retold(agent.pk, {locked.action}, approvable={locked.action})
     after = {**locked.definition, "hash": locked.definition_hash}
     _audit(locked, actor, verbs.TOOL_ACCEPTED, before, after)
     return locked, cancelled

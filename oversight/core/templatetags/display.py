@@ -79,12 +79,6 @@ def status_words(status: str) -> str:
 
 
 @register.filter
-def words(code: str) -> str:
-    """``{{ reason.kind|words }}``: a code as words ("tool_pin" reads "tool pin")."""
-    return str(code).replace("_", " ")
-
-
-@register.filter
 def undo_words(code: str) -> str:
     """``{{ item.outcome|undo_words }}``: a rewind's reason code or an undo's outcome in
     words ("not_run:denied" reads "never succeeded (denied)")."""
