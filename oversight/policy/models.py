@@ -23,6 +23,23 @@ from oversight.policy.constants import (
 )
 
 
+def seconds_between(
+    low: int, high: int | None = None
+) -> list[MinValueValidator | MaxValueValidator]:
+    """A duration's bounds, in seconds, saying their unit: a manifest writes durations as
+    ``10s`` or ``15m``, so a bare "greater than or equal to 30" would not say of what."""
+    bounds: list[MinValueValidator | MaxValueValidator] = [
+        MinValueValidator(low, f"Ensure this is at least {_seconds(low)}.")
+    ]
+    if high is not None:
+        bounds.append(MaxValueValidator(high, f"Ensure this is at most {_seconds(high)}."))
+    return bounds
+
+
+def _seconds(count: int) -> str:
+    return "1 second" if count == 1 else f"{count:,} seconds"
+
+
 class Grant(models.Model):
     """Least privilege: the agent may do actions matching ``action`` on resources matching
     ``resource``. Without a matching grant (or permit rule) an action is denied."""
@@ -42,7 +59,7 @@ class Grant(models.Model):
     undo_window_seconds = models.PositiveIntegerField(
         null=True,
         blank=True,
-        validators=[MinValueValidator(60), MaxValueValidator(MAX_UNDO_WINDOW_SECONDS)],
+        validators=seconds_between(60, MAX_UNDO_WINDOW_SECONDS),
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -83,7 +100,7 @@ class Rule(models.Model):
     )
     expires_in_seconds = models.PositiveIntegerField(
         default=DEFAULT_HOLD_SECONDS,
-        validators=[MinValueValidator(30), MaxValueValidator(MAX_HOLD_SECONDS)],
+        validators=seconds_between(30, MAX_HOLD_SECONDS),
     )
     separation_of_duties = models.BooleanField(
         default=False, help_text="The agent's owner may not approve what this rule holds."
@@ -130,7 +147,7 @@ class Limit(models.Model):
     name = models.CharField(max_length=120)
     action = models.CharField(max_length=200, default="*")
     resource = models.CharField(max_length=500, default="*")
-    window_seconds = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    window_seconds = models.PositiveIntegerField(validators=seconds_between(1))
     max_count = models.PositiveIntegerField(null=True, blank=True)
     sum_param = models.CharField(max_length=64, blank=True)
     max_sum = models.DecimalField(max_digits=20, decimal_places=4, null=True, blank=True)

@@ -130,6 +130,14 @@ def test_an_unknown_owner_fails_clearly_and_changes_nothing(alice: Any) -> None:
         ),
         (("review_every_days", "review_days"), r"agents\[0\]: unknown key 'review_days'"),
         (
+            ("expires_in: 15m", "expires_in: 10s"),
+            r"rules\[0\]\.expires_in: Ensure this is at least 30 seconds",
+        ),
+        (
+            ("expires_in: 15m", "expires_in: 30d"),
+            r"rules\[0\]\.expires_in: Ensure this is at most 604,800 seconds",
+        ),
+        (
             ("effect: forbid", "effect: maybe"),
             r"rules\[1\]\.effect: must be permit, forbid or hold",
         ),

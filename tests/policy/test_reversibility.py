@@ -97,7 +97,7 @@ def test_an_action_allowed_by_a_permit_rule_alone_is_unknown_and_a_denial_is_not
         ({"undo_params": {"amount": "params.amount +"}}, "undo_params", "undo param 'amount'"),
         ({"undo_params": {"bad name": "1"}}, "undo_params", "letters, digits and _ only"),
         ({"undo_params": ["params.amount"]}, "undo_params", "a map of name to CEL"),
-        ({"undo_window_seconds": 10}, "undo_window_seconds", "greater than or equal to 60"),
+        ({"undo_window_seconds": 10}, "undo_window_seconds", "Ensure this is at least 60 seconds"),
         ({"reversibility": "read"}, "reversibility", "Only a reversible grant"),
         ({"reversibility": "sometimes"}, "reversibility", "not a valid choice"),
     ],
