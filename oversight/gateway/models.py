@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.db import models
 
 from oversight.agents.constants import Environment
 from oversight.agents.models import Agent, AgentToken
 from oversight.gateway.constants import ActionStatus
+
+ALLOWING_EFFECTS = frozenset({"allow", "permit"})  # a grant's reason, a permit rule's
+
+
+def deciding_reasons(reasons: Any) -> list[dict[str, Any]]:
+    """Of an action's reasons (its ``reasons`` JSON), those that did not simply allow it:
+    what held or refused it (a hold or forbid rule, a limit, a changed tool...). Where a
+    person is told why an action is held, these are the reasons; the grant beside them
+    only says the agent may ask at all."""
+    return [
+        r for r in reasons or () if isinstance(r, dict) and r.get("effect") not in ALLOWING_EFFECTS
+    ]
 
 
 class Action(models.Model):
@@ -107,6 +120,10 @@ class Action(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} on {self.resource} ({self.status})"
+
+    @property
+    def deciding_reasons(self) -> list[dict[str, Any]]:
+        return deciding_reasons(self.reasons)
 
     @property
     def awaits_tool_acceptance(self) -> bool:

@@ -20,7 +20,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
 
 from oversight.gateway.constants import LIFECYCLE_RANK
-from oversight.gateway.models import Action
+from oversight.gateway.models import Action, deciding_reasons
 
 _SOME_ID = uuid.UUID(int=0)
 
@@ -92,13 +92,8 @@ def feed_cells(action: Action, *, swap: bool = False) -> SafeString:
 def _why(reasons: Any) -> str:
     """The name of the reason that decided: the first that did not simply allow (a hold,
     a forbid rule, a limit, a changed tool...), else the first (the grant)."""
-    found = [r for r in reasons or () if isinstance(r, dict)]
-    deciding = next((r for r in found if r.get("effect") not in _ALLOWING), None)
-    chosen = deciding or (found[0] if found else {})
-    return str(chosen.get("name", ""))
-
-
-_ALLOWING = frozenset({"allow", "permit"})
+    found = deciding_reasons(reasons) or [r for r in reasons or () if isinstance(r, dict)]
+    return str(found[0].get("name", "")) if found else ""
 
 
 def feed_fragment(action: Action, *, created: bool) -> SafeString:

@@ -19,7 +19,7 @@ from django.utils.dateparse import parse_datetime
 
 from oversight.accounts.models import Team
 from oversight.agents.models import Agent
-from oversight.gateway.models import Action
+from oversight.gateway.models import Action, deciding_reasons
 from oversight.killswitch.models import KillSwitch, Scope
 from oversight.notifications.constants import (
     ACTION_URL_NAME,
@@ -187,6 +187,7 @@ def _context(payload: dict[str, Any]) -> dict[str, Any]:
         "expires": _display_time(action.get("expires_at")),
         "changed": _display_time(switch.get("changed_at")),
         "more_agents": payload.get("agents_total", 0) - len(payload.get("agents", [])),
+        "held_by": deciding_reasons(action.get("reasons")),
     }
 
 
@@ -219,7 +220,11 @@ def _slack_message(payload: dict[str, Any]) -> tuple[str, list[str]]:
         ]
         if a["reason"]:
             lines.append(f"Agent's reason: {e(a['reason'])}")
-        lines += [f"• {e(r['name'])}: {e(r['detail'])}" for r in a["reasons"] if r.get("detail")]
+        lines += [
+            f"• {e(r['name'])}: {e(r['detail'])}"
+            for r in deciding_reasons(a["reasons"])
+            if r.get("detail")
+        ]
         people = [f"<{link['url']}|{e(link['user'])}>" for link in a.get("links", [])]
         if people:
             lines.append("Decide with your own link: " + " · ".join(people))

@@ -45,7 +45,7 @@ def held_item(action: Action, link: str) -> dict[str, Any]:
     lines = [f"{action.action} on {action.resource} in {action.environment}."]
     if action.reason:
         lines.append(f"Its reason: {action.reason}")
-    held_by = [str(r.get("name")) for r in action.reasons if isinstance(r, dict) and r.get("name")]
+    held_by = [str(r["name"]) for r in action.deciding_reasons if r.get("name")]
     if held_by:
         lines.append("Held by: " + ", ".join(held_by) + ".")
     lines.append(f"Decide by {_utc(action.expires_at)}, or it is denied.")

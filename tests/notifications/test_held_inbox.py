@@ -202,3 +202,49 @@ def test_the_chat_is_digested_too(
     _held(agent, django_capture_on_commit_callbacks, n=DIGEST_AFTER + 5)
     events = [json.loads(r.body)["oversight"]["event"] for r in receiver.received]
     assert events == [Kind.ACTION_HELD.value] * DIGEST_AFTER + [Kind.ACTIONS_WAITING.value]
+
+
+def test_what_held_it_is_named_everywhere_and_the_grant_beside_it_nowhere(
+    agent: Any,
+    rita: Any,
+    team: Any,
+    mailoutbox: list,
+    receiver: Receiver,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    """A limit that holds on exceed (or a changed tool) holds an action its grant allows:
+    its reasons are the grant's, then the hold's. A reviewer is told of the hold only,
+    in the inbox, the email and the chat; the webhook's payload keeps every reason."""
+    grant = {
+        "kind": "grant",
+        "id": 7,
+        "name": "payments.refund on stripe:charge/*",
+        "effect": "allow",
+        "detail": "granted payments.refund on stripe:charge/*",
+    }
+    limit = {
+        "kind": "limit",
+        "id": 3,
+        "name": "refund volume",
+        "effect": "hold",
+        "detail": "101 of 100 refunds in 1h",
+    }
+    action = hold(agent, reasons=[grant, limit])
+    set_channels(team, email=True, webhook_url=receiver.url)
+    with django_capture_on_commit_callbacks(execute=True):
+        notify_action_held(action_id=action.pk)
+    (item,) = InboxItem.objects.filter(user=rita, kind=Kind.ACTION_HELD)
+    assert "Held by: refund volume." in item.body
+    assert "stripe:charge/*" not in item.body
+    (mail,) = [m for m in mailoutbox if m.to == [rita.email]]
+    assert "Why it was held:\n- refund volume: 101 of 100 refunds in 1h\n" in mail.body
+    assert "granted payments.refund" not in mail.body
+    (request,) = receiver.received
+    body = json.loads(request.body)
+    text = body["blocks"][0]["text"]["text"]
+    assert "• refund volume: 101 of 100 refunds in 1h" in text
+    assert "granted payments.refund" not in text
+    assert [r["name"] for r in body["oversight"]["action"]["reasons"]] == [
+        "payments.refund on stripe:charge/*",
+        "refund volume",
+    ]
