@@ -135,7 +135,8 @@ class Action(models.Model):
 class IdempotencyKey(models.Model):
     """A client-chosen key: a retry with the same key and body gets the same answer."""
 
-    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="+")
+    # Indexed by idempotency_unique, whose first column it is.
+    agent = models.ForeignKey(Agent, on_delete=models.CASCADE, related_name="+", db_index=False)
     key = models.CharField(max_length=200)
     body_hash = models.CharField(max_length=64)
     action = models.ForeignKey(Action, null=True, on_delete=models.CASCADE, related_name="+")
