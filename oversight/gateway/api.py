@@ -203,9 +203,20 @@ def result_answer(token: AgentToken, action_id: uuid.UUID, payload: ResultIn) ->
     summary="Give up on an action that has not run",
     operation_id="cancel_action",
 )
-def cancel_action(request: HttpRequest, action_id: uuid.UUID) -> dict[str, object]:
+def cancel_action(
+    request: HttpRequest,
+    action_id: uuid.UUID,
+    pending_only: bool = Query(
+        False,
+        description="Cancel only while nobody has decided it: one a person approved "
+        "meanwhile is left approved, to be run, and the cancel is refused (409).",
+    ),
+) -> dict[str, object]:
     """Only for a pending or approved action of this agent; its reserved quota is released."""
-    return action_body(lifecycle.action_cancel(token=request.auth, action_id=action_id))
+    cancelled = lifecycle.action_cancel(
+        token=request.auth, action_id=action_id, pending_only=pending_only
+    )
+    return action_body(cancelled)
 
 
 @api.post(

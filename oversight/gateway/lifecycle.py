@@ -165,10 +165,13 @@ def action_expire_if_due(*, action: Action) -> Action:
 CANCELLABLE = (ActionStatus.PENDING, ActionStatus.APPROVED)
 
 
-def _cancel(action: Action, *, actor: Actor, why: str) -> bool:
-    """Claim the cancellation (inside the caller's transaction); False if it lost a race."""
+def _cancel(
+    action: Action, *, actor: Actor, why: str, statuses: tuple[str, ...] = CANCELLABLE
+) -> bool:
+    """Claim the cancellation of an action in one of ``statuses`` (inside the caller's
+    transaction); False if it is in none of them, or lost a race."""
     now = timezone.now()
-    claimed = Action.objects.filter(pk=action.pk, status__in=CANCELLABLE).update(
+    claimed = Action.objects.filter(pk=action.pk, status__in=statuses).update(
         status=ActionStatus.CANCELLED, finished_at=now, error=why[:5000]
     )
     if not claimed:
@@ -254,15 +257,23 @@ def action_acknowledge(*, token: AgentToken, action_id: uuid.UUID) -> Action:
 
 
 @transaction.atomic
-def action_cancel(*, token: AgentToken, action_id: uuid.UUID) -> Action:
-    """The agent gives up on an action it has not run (e.g. it stopped waiting)."""
+def action_cancel(
+    *, token: AgentToken, action_id: uuid.UUID, pending_only: bool = False
+) -> Action:
+    """The agent gives up on an action it has not run. ``pending_only``: only while nobody
+    has decided it (the agent stopped waiting for a person): one approved in that very
+    moment is left approved, for the agent to run, and the cancel is refused."""
     action = action_of_agent(agent_id=token.agent_id, action_id=action_id)
     if action is None:
         raise NotFoundError("No such action.")
-    if not _cancel(action, actor=Actor.for_agent(token.agent), why="cancelled by the agent"):
+    statuses = (ActionStatus.PENDING,) if pending_only else CANCELLABLE
+    actor = Actor.for_agent(token.agent)
+    if not _cancel(action, actor=actor, why="cancelled by the agent", statuses=statuses):
         action.refresh_from_db()
         raise ConflictError(
-            f"An action that is {action.status} cannot be cancelled.", "not_cancellable"
+            f"An action that is {action.status} cannot be cancelled"
+            + (" while only a pending one is (pending_only)." if pending_only else "."),
+            "not_cancellable",
         )
     action.refresh_from_db()
     return action

@@ -45,6 +45,25 @@ def test_an_approved_action_that_has_not_run_can_be_cancelled(
     assert _cancel(api, held["id"]).json()["status"] == "cancelled"
 
 
+def test_a_cancel_for_pending_only_leaves_an_approved_action_to_run(
+    api: AgentApi, policy: RefundPolicy, agent: Any, reviewer: Any
+) -> None:
+    """The SDK's give-up when its wait ran out: a person who approved in that very
+    moment wins, and the agent is told to run it."""
+    agent_access_grant(actor=SYSTEM, agent=agent, user=reviewer, level="reviewer")
+    approved, pending = api.decide(refund(900)), api.decide(refund(901))
+    approval_vote(user=reviewer, action_id=approved["id"], vote="approve")
+    refused = api.post(f"/actions/{approved['id']}/cancel?pending_only=true", {})
+    error = api_error(refused, 409, "not_cancellable")
+    assert error["message"] == (
+        "An action that is approved cannot be cancelled while only a pending one is (pending_only)."
+    )
+    assert Action.objects.get(pk=approved["id"]).status == "approved"
+    assert not AuditEvent.objects.filter(verb="action.cancelled").exists()
+    cancelled = api.post(f"/actions/{pending['id']}/cancel?pending_only=true", {})
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+
+
 @pytest.mark.parametrize("amount", [10, 900])
 def test_an_action_that_ran_or_was_allowed_outright_is_not_cancellable(
     api: AgentApi, policy: RefundPolicy, amount: int

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from django.db import connection
 
 from oversight.agents.services import agent_access_grant, token_create
 from oversight.approvals.services import approval_vote
@@ -22,6 +23,7 @@ from oversight.killswitch.selectors import parse_target
 from oversight.killswitch.services import killswitch_engage
 from oversight.policy.models import Grant, Rule
 from oversight.policy.services import policy_object_create
+from oversight_sdk import Decision, Oversight
 from oversight_sdk.adapters import ToolAction
 from tests.conftest import SYSTEM
 from tests.gateway.helpers import held_action
@@ -143,3 +145,26 @@ def finish(thread: threading.Thread, ended: dict[str, Any]) -> Any:
     if "error" in ended:
         raise ended["error"]
     return ended["value"]
+
+
+class ApprovedWhileGivingUp(Oversight):
+    """The real client, with a person approving in the moment between the end of its
+    wait and its giving up: the interleaving a test cannot otherwise time."""
+
+    def __init__(self, *args: Any, approver: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.approver = approver
+
+    def give_up(self, decision: Decision, *, even_if_approved: bool = False) -> Decision:
+        # In a thread of its own, which closes its connection: the agent may be running
+        # this in a framework's worker thread, whose connection nobody would close.
+        voter = threading.Thread(target=self._approve, args=(decision.id,))
+        voter.start()
+        voter.join()
+        return super().give_up(decision, even_if_approved=even_if_approved)
+
+    def _approve(self, action_id: str) -> None:
+        try:
+            approval_vote(user=self.approver, action_id=action_id, vote="approve")
+        finally:
+            connection.close()

@@ -14,10 +14,18 @@ from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
+from oversight.approvals.services import approval_vote
 from oversight.gateway.models import Action
 from oversight_sdk import AsyncOversight, Oversight
 from oversight_sdk.adapters.langchain import OversightMiddleware
-from tests.integrations.conftest import ACTIONS, Refunds, finish, in_thread, vote
+from tests.integrations.conftest import (
+    ACTIONS,
+    ApprovedWhileGivingUp,
+    Refunds,
+    finish,
+    in_thread,
+    vote,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -30,15 +38,17 @@ class ToolCallingFakeModel(GenericFakeChatModel):
 
 
 def _agent(
-    middleware: OversightMiddleware, refunds: Refunds, checkpointer: Any = None, **arguments: Any
+    middleware: OversightMiddleware,
+    refunds: Refunds,
+    checkpointer: Any = None,
+    calls: list[dict[str, Any]] | None = None,
+    **arguments: Any,
 ) -> Any:
+    """An agent whose model makes one turn of tool calls (by default one call of
+    `refund(**arguments)`), then says it is done."""
+    calls = calls or [{"name": "refund", "args": arguments, "id": "call_1"}]
     model = ToolCallingFakeModel(
-        messages=iter(
-            [
-                AIMessage("", tool_calls=[{"name": "refund", "args": arguments, "id": "call_1"}]),
-                AIMessage("done"),
-            ]
-        )
+        messages=iter([AIMessage("", tool_calls=calls), AIMessage("done")])
     )
 
     @tool
@@ -195,3 +205,48 @@ def test_a_tool_call_that_comes_back_runs_at_most_once(
     assert answers[0].status == "success"
     assert answers[1].status == "error" and "has run already" in answers[1].content
     assert Action.objects.get().status == "succeeded"
+
+
+def test_resumed_undecided_but_approved_as_it_is_withdrawn_the_call_runs(
+    live_url: str, token: str, refunds: Refunds, approver: Any
+) -> None:
+    """The last moment: resumed, the call waits again, nobody has decided, and a person
+    approves just before it is withdrawn. The approval wins and the call runs."""
+    config = {"configurable": {"thread_id": "thread-3"}}
+    with ApprovedWhileGivingUp(live_url, token, approver=approver) as client:
+        middleware = OversightMiddleware(client, actions=ACTIONS, timeout=0.5, interrupt=True)
+        agent = _agent(
+            middleware, refunds, checkpointer=InMemorySaver(), charge="ch_10", amount=150
+        )
+        first = agent.invoke({"messages": [HumanMessage("refund it")]}, config)
+        [interruption] = first["__interrupt__"]
+        assert interruption.value["message"].startswith("Waiting for a person's approval")
+        assert Action.objects.get().status == "pending"  # not withdrawn, as it says
+        resumed = agent.invoke(Command(resume=True), config)
+    [answer] = [m for m in resumed["messages"] if isinstance(m, ToolMessage)]
+    assert refunds.executed == [{"charge": "ch_10", "amount": 150}]
+    assert answer.status == "success"
+    assert Action.objects.get().status == "succeeded"
+
+
+def test_two_held_calls_in_one_turn_resume_together_and_each_runs_once(
+    live_url: str, token: str, refunds: Refunds, approver: Any
+) -> None:
+    """LangGraph resumes several interrupts by their ids, as the docs show."""
+    config = {"configurable": {"thread_id": "thread-4"}}
+    calls = [
+        {"name": "refund", "args": {"charge": f"ch_1{i}", "amount": 150}, "id": f"call_{i}"}
+        for i in (1, 2)
+    ]
+    with Oversight(live_url, token) as client:
+        middleware = OversightMiddleware(client, actions=ACTIONS, timeout=0.5, interrupt=True)
+        agent = _agent(middleware, refunds, checkpointer=InMemorySaver(), calls=calls)
+        state = agent.invoke({"messages": [HumanMessage("refund both")]}, config)
+        assert len(state["__interrupt__"]) == 2
+        for action in Action.objects.all():
+            approval_vote(user=approver, action_id=action.pk, vote="approve")
+        state = agent.invoke(Command(resume={i.id: True for i in state["__interrupt__"]}), config)
+    answers = [m for m in state["messages"] if isinstance(m, ToolMessage)]
+    assert sorted(a.status for a in answers) == ["success", "success"]
+    assert sorted(r["charge"] for r in refunds.executed) == ["ch_11", "ch_12"]
+    assert sorted(Action.objects.values_list("status", flat=True)) == ["succeeded", "succeeded"]

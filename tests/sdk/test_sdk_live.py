@@ -41,6 +41,7 @@ from oversight_sdk import (
 )
 from tests.conftest import SYSTEM
 from tests.gateway.helpers import standby_reviewer
+from tests.integrations.conftest import ApprovedWhileGivingUp
 from tests.servers import asgi_server
 
 pytestmark = pytest.mark.postgres
@@ -199,6 +200,18 @@ def test_an_undecided_hold_times_out(client: Oversight) -> None:
     assert caught.value.waited >= 1
     # The guard gave up on it, so no reviewer approves an action nobody will run.
     assert client.get(caught.value.action_id).status == "cancelled"
+
+
+def test_an_approval_in_the_moment_the_wait_ran_out_wins_and_the_block_runs(
+    live_url: str, agent: Any, policy: None, approver: Any
+) -> None:
+    with (
+        ApprovedWhileGivingUp(live_url, _token(agent), approver=approver) as client,
+        client.guard(REFUND, **_refund("ch_4b", 900), timeout=1) as guard,
+    ):
+        guard.after = {"refunded": 900}
+    action = Action.objects.get(pk=guard.action_id)
+    assert (action.status, action.after) == ("succeeded", {"refunded": 900})
 
 
 def test_a_kill_switch_halts_the_agent(client: Oversight, agent: Any) -> None:

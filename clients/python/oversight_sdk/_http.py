@@ -128,6 +128,10 @@ def action_path(action_id: Any) -> str:
     return f"/actions/{uuid.UUID(str(action_id))}"
 
 
+def cancel_params(pending_only: bool) -> dict[str, str] | None:
+    return {"pending_only": "true"} if pending_only else None
+
+
 def action_body(
     *,
     action: str,

@@ -159,10 +159,12 @@ class Oversight:
                     return current
             raise
 
-    def cancel(self, action_id: str | uuid.UUID) -> Decision:
-        """Give up on a pending or approved action that has not run."""
+    def cancel(self, action_id: str | uuid.UUID, *, pending_only: bool = False) -> Decision:
+        """Give up on a pending or approved action that has not run. `pending_only`: only
+        while nobody has decided it (Conflict for one a person approved meanwhile)."""
         path = _http.action_path(action_id)
-        return Decision.from_json((self._request("POST", f"{path}/cancel"))[1])
+        params = _http.cancel_params(pending_only)
+        return Decision.from_json((self._request("POST", f"{path}/cancel", params=params))[1])
 
     def acknowledge(self, action_id: str | uuid.UUID) -> Decision:
         """Say the caller was told how an action ended without running (denied, rejected,
@@ -171,14 +173,17 @@ class Oversight:
         path = _http.action_path(action_id)
         return Decision.from_json((self._request("POST", f"{path}/acknowledge"))[1])
 
-    def give_up(self, decision: Decision) -> Decision:
+    def give_up(self, decision: Decision, *, even_if_approved: bool = False) -> Decision:
         """Cancel a held action nobody decided in time, so no one approves it in vain.
 
         Returns `decision` (still pending: the caller times out), or the action as a
-        person decided it in the meantime (approved: it may run; rejected: it may not).
+        person decided it in the meantime (approved: it may run; rejected: it may not):
+        the cancel applies only while it is pending, so an approval in that very moment
+        wins. `even_if_approved`: an approved action is cancelled too (a guard that will
+        not run the params a reviewer approved).
         """
         try:
-            self.cancel(decision.id)
+            self.cancel(decision.id, pending_only=not even_if_approved)
         except Conflict:
             return self.get(decision.id)
         except OversightError as exc:  # it will expire on its own

@@ -181,7 +181,8 @@ class Guard(_GuardBase):
                 decision = self._client.give_up(decision)
         refusal = self._edit_refusal(decision) if decision.allowed else None
         if refusal is not None:
-            self._client.give_up(decision)  # nothing runs that nobody approved
+            # Nothing runs that nobody approved: the approved edit is cancelled.
+            self._client.give_up(decision, even_if_approved=True)
             raise refusal
         self._enter_block(decision, time.monotonic() - started)
         return self
@@ -239,7 +240,8 @@ class AsyncGuard(_GuardBase):
                 decision = await self._client.give_up(decision)
         refusal = self._edit_refusal(decision) if decision.allowed else None
         if refusal is not None:
-            await self._client.give_up(decision)  # nothing runs that nobody approved
+            # Nothing runs that nobody approved: the approved edit is cancelled.
+            await self._client.give_up(decision, even_if_approved=True)
             raise refusal
         self._enter_block(decision, time.monotonic() - started)
         return self

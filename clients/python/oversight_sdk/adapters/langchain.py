@@ -23,7 +23,8 @@ not run and the model gets a `ToolMessage` (status "error") saying why.
 Long holds (`interrupt=True`, with a checkpointer and a thread id): a call still held
 after `timeout` interrupts the graph (LangGraph's `interrupt`, its value
 `{"oversight_action_id": ...}`) and the action stays pending. Resume the thread with
-`Command(resume=True)` once a person has decided: the call asks again with the same
+`Command(resume={i.id: True for i in state["__interrupt__"]})` (every call a turn left
+waiting) once a person has decided: the call asks again with the same
 idempotency key (from the thread id and the tool call id), so it comes back to the same
 action, and runs as approved or not at all.
 """
@@ -91,21 +92,28 @@ class OversightMiddleware(AgentMiddleware):
     ) -> Answer:
         if self.client is None:
             raise TypeError("a synchronous run needs OversightMiddleware(client=Oversight(...))")
-        call, key = request.tool_call, self._resume_key(request)
-        outcome = run_guarded(
-            self.client,
-            resolve(self.actions, call["name"], self.default),
-            dict(call["args"]),
-            lambda args: handler(request.override(tool_call={**call, "args": args})),
-            timeout=self.timeout,
-            after=_after_state,
-            failure=_failure,
-            idempotency_key=key,
-            give_up=key is None,
-        )
+        client, call, key = self.client, request.tool_call, self._resume_key(request)
+
+        def attempt() -> Answer | Refusal:
+            return run_guarded(
+                client,
+                resolve(self.actions, call["name"], self.default),
+                dict(call["args"]),
+                lambda args: handler(request.override(tool_call={**call, "args": args})),
+                timeout=self.timeout,
+                after=_after_state,
+                failure=_failure,
+                idempotency_key=key,
+                give_up=key is None,
+            )
+
+        outcome = attempt()
         if key and _still_held(outcome):
             interrupt(_interruption(outcome))
-            self.client.give_up(outcome.error.decision)  # resumed, and still nobody decided
+            # Resumed, and still nobody decided: withdrawn, unless a person decided it in
+            # that very moment; then it is asked again, to run as approved or say why not.
+            if not client.give_up(outcome.error.decision).pending:
+                outcome = attempt()
         return _answer(outcome, request)
 
     async def awrap_tool_call(
@@ -117,21 +125,26 @@ class OversightMiddleware(AgentMiddleware):
             raise TypeError(
                 "an async run needs OversightMiddleware(async_client=AsyncOversight(...))"
             )
-        call, key = request.tool_call, self._resume_key(request)
-        outcome = await run_guarded_async(
-            self.async_client,
-            resolve(self.actions, call["name"], self.default),
-            dict(call["args"]),
-            lambda args: handler(request.override(tool_call={**call, "args": args})),
-            timeout=self.timeout,
-            after=_after_state,
-            failure=_failure,
-            idempotency_key=key,
-            give_up=key is None,
-        )
+        client, call, key = self.async_client, request.tool_call, self._resume_key(request)
+
+        async def attempt() -> Answer | Refusal:
+            return await run_guarded_async(
+                client,
+                resolve(self.actions, call["name"], self.default),
+                dict(call["args"]),
+                lambda args: handler(request.override(tool_call={**call, "args": args})),
+                timeout=self.timeout,
+                after=_after_state,
+                failure=_failure,
+                idempotency_key=key,
+                give_up=key is None,
+            )
+
+        outcome = await attempt()
         if key and _still_held(outcome):
             interrupt(_interruption(outcome))
-            await self.async_client.give_up(outcome.error.decision)
+            if not (await client.give_up(outcome.error.decision)).pending:  # as above
+                outcome = await attempt()
         return _answer(outcome, request)
 
     def _resume_key(self, request: ToolCallRequest) -> str | None:
@@ -153,7 +166,12 @@ def _still_held(outcome: Any) -> bool:
 
 
 def _interruption(outcome: Refusal) -> dict[str, Any]:
-    return {"oversight_action_id": outcome.action_id, "message": outcome.text}
+    """The interrupt's value: the call waits, still pending, for a person."""
+    return {
+        "oversight_action_id": outcome.action_id,
+        "message": f"Waiting for a person's approval (Oversight action {outcome.action_id}); "
+        "resume the thread once it is decided.",
+    }
 
 
 def _answer(outcome: Answer | Refusal, request: ToolCallRequest) -> Answer:
