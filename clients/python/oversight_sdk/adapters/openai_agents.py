@@ -18,7 +18,9 @@ point for running a tool, inside its tool guardrails and approval checks) wrappe
 SDK's guard: allowed, the tool runs with the params as approved (a reviewer's edits
 applied) and its output is reported as the after-state; held, the call waits up to
 `timeout` seconds; otherwise the tool does not run and the model gets the reason as the
-tool's output. The tool's own guardrails and error handling still apply. Only function
+tool's output. The tool's own guardrails and error handling still apply: a tool that
+raises is reported `failed` with its error, and the model gets the message its
+`failure_error_function` makes (the SDK's default one unless set). Only function
 tools can be guarded (hosted tools run at OpenAI); anything else is refused with a
 TypeError rather than left unguarded.
 
@@ -56,6 +58,10 @@ with extra("openai-agents", __name__):
     from agents import FunctionTool, RunContextWrapper
     from agents.result import RunResultBase
     from agents.run_state import RunState
+    from agents.tool import (
+        maybe_invoke_function_tool_failure_error_function,
+        set_function_tool_failure_error_function,
+    )
     from agents.tool_context import ToolContext
 
 
@@ -88,7 +94,7 @@ class OversightTools:
         if not isinstance(tool, FunctionTool):
             raise TypeError(f"only function tools can be guarded, not {type(tool).__name__}")
         rule = action or resolve(self.actions, tool.name, self.default)
-        invoke_original = tool.on_invoke_tool
+        raising = _raising(tool)
 
         async def invoke(ctx: ToolContext[Any], input_json: str) -> Any:
             try:
@@ -96,15 +102,18 @@ class OversightTools:
             except ValueError as exc:
                 return refusal(exc).text
             held = self._held.pop((ctx.tool_call_id, _canonical(arguments)), None)
-            outcome = await run_guarded_async(
-                self.client,
-                rule,
-                arguments,
-                lambda args: invoke_original(ctx, json.dumps(args)),
-                timeout=self.timeout,
-                after=_after_state,
-                idempotency_key=held[0] if held else None,
-            )
+            try:
+                outcome = await run_guarded_async(
+                    self.client,
+                    rule,
+                    arguments,
+                    lambda args: raising.on_invoke_tool(ctx, json.dumps(args)),
+                    timeout=self.timeout,
+                    after=_after_state,
+                    idempotency_key=held[0] if held else None,
+                )
+            except Exception as exc:  # the tool failed, and was reported failed
+                return await _failure_answer(tool, ctx, exc)
             return outcome.text if isinstance(outcome, Refusal) else outcome
 
         guarded = copy.copy(tool)
@@ -182,6 +191,27 @@ def oversight_tools(
 ) -> list[FunctionTool]:
     """`oversight_tool` for each tool, its action from `actions` (else `default(name)`)."""
     return OversightTools(client, actions=actions, default=default, timeout=timeout).wrap(tools)
+
+
+def _raising(tool: FunctionTool) -> FunctionTool:
+    """A copy of `tool` whose errors are raised, not turned into a message for the model
+    (its `failure_error_function`): so the guard sees the tool fail and reports `failed`.
+    The message is made after, as the tool would have made it (`_failure_answer`)."""
+    inner = copy.copy(tool)  # its invoker is bound to the copy's failure settings
+    set_function_tool_failure_error_function(inner, None)
+    return inner
+
+
+async def _failure_answer(tool: FunctionTool, ctx: ToolContext[Any], error: Exception) -> Any:
+    """What the model gets for a tool that raised: the tool's own failure message (the
+    SDK's default, or its `failure_error_function`), or, for a tool made with
+    `failure_error_function=None`, the error raised into the run, as without Oversight."""
+    answer = await maybe_invoke_function_tool_failure_error_function(
+        function_tool=tool, context=ctx, error=error
+    )
+    if answer is None:
+        raise error
+    return answer
 
 
 def _arguments(input_json: str) -> dict[str, Any]:

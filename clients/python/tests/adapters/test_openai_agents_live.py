@@ -24,7 +24,7 @@ pytest.importorskip("agents", reason=sdk_extras.reason("openai-agents"))
 from agents import Agent, Runner, function_tool, set_tracing_disabled
 from openai_fakes import OneCallModel
 
-from oversight_sdk import AsyncOversight
+from oversight_sdk import AsyncOversight, current_guard
 from oversight_sdk.adapters import ToolAction
 from oversight_sdk.adapters.openai_agents import OversightTools
 
@@ -97,3 +97,50 @@ def test_a_long_hold_rejected_meanwhile_is_rejected_with_the_comment(
     executed, told = _deferred(world, charge, {"vote": "deny", "comment": "not this one"})
     assert executed == []
     assert "not this one" in str(told[0])
+
+
+def _failing(world: dict[str, Any], **tool_options: Any) -> tuple[Any, list[Any], Any]:
+    """A refund whose side effect raises, guarded: (the action, what the model was told,
+    what the run raised, if anything)."""
+    ran_as: list[str] = []
+
+    @function_tool(**tool_options)
+    def refund(charge: str, amount: int) -> dict:
+        """Refund `amount` of a charge."""
+        guard = current_guard()
+        ran_as.append(guard.action_id if guard else "")
+        raise RuntimeError("card network unreachable")
+
+    model = OneCallModel({"charge": f"ch_{uuid.uuid4().hex[:8]}", "amount": 10})
+
+    async def scenario() -> tuple[Any, Any]:
+        async with AsyncOversight(world["url"], world["token"]) as client:
+            tools = OversightTools(client, actions={"refund": REFUND}).wrap([refund])
+            try:
+                await Runner.run(Agent(name="support", model=model, tools=tools), "refund")
+            except Exception as exc:
+                raised: Any = exc
+            else:
+                raised = None
+            return await client.get(ran_as[0]), raised
+
+    action, raised = asyncio.run(scenario())
+    return action, model.told, raised
+
+
+def test_a_tool_that_raises_is_reported_failed_and_the_model_gets_the_sdks_message(
+    world: dict[str, Any],
+) -> None:
+    action, told, raised = _failing(world)
+    assert raised is None
+    assert action.status == "failed"
+    assert "An error occurred while running the tool" in str(told[0])
+
+
+def test_a_tool_that_raises_with_no_failure_function_fails_the_run_as_without_oversight(
+    world: dict[str, Any],
+) -> None:
+    action, told, raised = _failing(world, failure_error_function=None)
+    assert "card network unreachable" in str(raised)
+    assert action.status == "failed"
+    assert told == []
