@@ -123,6 +123,7 @@ def action_body(action: Action) -> dict[str, object]:
         "created_at": action.created_at,
         "finished_at": action.finished_at,
         "acknowledged_at": action.acknowledged_at,
+        "started_at": action.started_at,
     }
 
 
@@ -195,6 +196,18 @@ def result_answer(token: AgentToken, action_id: uuid.UUID, payload: ResultIn) ->
     """The report's work and answer, for this view and the fast lane (fastlane.py)."""
     data = lifecycle.ResultInput(**payload.model_dump())
     return action_body(lifecycle.action_report_result(token=token, action_id=action_id, data=data))
+
+
+@api.post(
+    "/actions/{action_id}/start",
+    response={200: ActionOut, **_ERRORS},
+    summary="Claim the run of an approved action",
+    operation_id="start_action",
+)
+def start_action(request: HttpRequest, action_id: uuid.UUID) -> dict[str, object]:
+    """Before running an approved action: granted once (409 `already_started` after), so
+    two callers waiting on one approval do not both run it."""
+    return action_body(lifecycle.action_start(token=request.auth, action_id=action_id))
 
 
 @api.post(

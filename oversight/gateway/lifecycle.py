@@ -256,10 +256,36 @@ def action_acknowledge(*, token: AgentToken, action_id: uuid.UUID) -> Action:
     return action
 
 
+def action_start(*, token: AgentToken, action_id: uuid.UUID) -> Action:
+    """The agent claims the run of an approved action, before it runs it: granted once.
+    Several callers may wait on one held action (the same call retried through two
+    processes); only the one whose claim is granted runs it, and the others, like any
+    later caller, learn it has started and may have run. (An allowed action is claimed by
+    its first answer: a replay of it says so.)"""
+    action = action_of_agent(agent_id=token.agent_id, action_id=action_id)
+    if action is None:
+        raise NotFoundError("No such action.")
+    action = action_expire_if_due(action=action)
+    claimed = Action.objects.filter(
+        pk=action.pk, status=ActionStatus.APPROVED, started_at__isnull=True
+    ).update(started_at=timezone.now())
+    action.refresh_from_db()
+    if claimed:
+        return action
+    if action.started_at is not None:
+        raise ConflictError(
+            "This action was started already, and may have run; it runs at most once.",
+            "already_started",
+        )
+    raise ConflictError(
+        "Only an approved action is started this way; this one's status is "
+        f"{action.get_status_display().lower()}.",
+        "not_runnable",
+    )
+
+
 @transaction.atomic
-def action_cancel(
-    *, token: AgentToken, action_id: uuid.UUID, pending_only: bool = False
-) -> Action:
+def action_cancel(*, token: AgentToken, action_id: uuid.UUID, pending_only: bool = False) -> Action:
     """The agent gives up on an action it has not run. ``pending_only``: only while nobody
     has decided it (the agent stopped waiting for a person): one approved in that very
     moment is left approved, for the agent to run, and the cancel is refused."""

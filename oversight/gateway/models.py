@@ -106,6 +106,9 @@ class Action(models.Model):
     # rejection, an expiry: POST /actions/<id>/acknowledge). oversight-mcp shows a held
     # call's refusal to the next identical call until then.
     acknowledged_at = models.DateTimeField(null=True, blank=True)
+    # When the agent claimed the run of an approved action (lifecycle.action_start): once,
+    # so that two callers waiting on one approval do not both run it.
+    started_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

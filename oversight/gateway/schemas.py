@@ -197,6 +197,9 @@ class ActionOut(DecisionOut):
         None,
         description="When the agent said its caller was told how it ended without running.",
     )
+    started_at: datetime | None = Field(
+        None, description="When the agent claimed the run of this approved action."
+    )
 
 
 class ResultIn(Body):

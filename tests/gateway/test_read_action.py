@@ -42,6 +42,7 @@ ACTION_FIELDS = {
     "created_at",
     "finished_at",
     "acknowledged_at",
+    "started_at",
 }
 
 

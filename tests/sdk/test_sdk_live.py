@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,6 +26,7 @@ from oversight.policy.services import policy_object_create
 from oversight.releases.services import release_rollback
 from oversight_sdk import (
     ActionDenied,
+    ActionFinished,
     ActionHalted,
     ActionRejected,
     AgentUnavailable,
@@ -39,6 +41,8 @@ from oversight_sdk import (
     Oversight,
     current_guard,
 )
+from oversight_sdk.binding import GuardSpec
+from oversight_sdk.guard import Guard
 from tests.conftest import SYSTEM
 from tests.gateway.helpers import standby_reviewer
 from tests.integrations.conftest import ApprovedWhileGivingUp
@@ -212,6 +216,37 @@ def test_an_approval_in_the_moment_the_wait_ran_out_wins_and_the_block_runs(
         guard.after = {"refunded": 900}
     action = Action.objects.get(pk=guard.action_id)
     assert (action.status, action.after) == ("succeeded", {"refunded": 900})
+
+
+def test_two_guards_waiting_on_one_approval_run_it_once(
+    client: RecordingOversight, approver: Any
+) -> None:
+    """Two callers with one idempotency key wait on one held action; approved, the one
+    whose claim of the run is granted runs it, the other is told it may have run."""
+    ran: list[bool] = []
+    errors: list[BaseException] = []
+
+    def caller() -> None:
+        spec = GuardSpec(REFUND, timeout=20, idempotency_key="k-4c", **_refund("ch_4c", 900))
+        try:
+            with Guard(client, spec):
+                ran.append(True)
+                time.sleep(1)  # still running when the other caller learns of the approval
+        except ActionFinished as exc:
+            errors.append(exc)
+
+    callers = [threading.Thread(target=caller) for _ in range(2)]
+    for thread in callers:
+        thread.start()
+    decisions = [client.asked.get(timeout=10) for _ in callers]
+    assert len({d.id for d in decisions}) == 1
+    approval_vote(user=approver, action_id=decisions[0].id, vote="approve")
+    for thread in callers:
+        thread.join(timeout=30)
+    assert ran == [True]
+    [refused] = errors
+    assert "started already" in str(refused) or refused.decision.status == "succeeded"
+    assert Action.objects.get(pk=decisions[0].id).status == "succeeded"
 
 
 def test_a_kill_switch_halts_the_agent(client: Oversight, agent: Any) -> None:

@@ -25,7 +25,7 @@ from .compensation import (
     results_body,
     task_path,
 )
-from .errors import Conflict, OversightError
+from .errors import ActionFinished, Conflict, OversightError
 from .guard import Guard
 from .models import AgentInfo, Decision, Release, ToolDefinition, ToolStatus
 
@@ -166,12 +166,31 @@ class Oversight:
         params = _http.cancel_params(pending_only)
         return Decision.from_json((self._request("POST", f"{path}/cancel", params=params))[1])
 
+    def start(self, action_id: str | uuid.UUID) -> Decision:
+        """Claim the run of an approved action, before running it: granted once; a
+        `Conflict` (`already_started`) after, when another caller has started it."""
+        path = _http.action_path(action_id)
+        return Decision.from_json((self._request("POST", f"{path}/start"))[1])
+
     def acknowledge(self, action_id: str | uuid.UUID) -> Decision:
         """Say the caller was told how an action ended without running (denied, rejected,
         expired...); recorded once. Refused (Conflict) for one that may still run or
         ran."""
         path = _http.action_path(action_id)
         return Decision.from_json((self._request("POST", f"{path}/acknowledge"))[1])
+
+    def claim(self, decision: Decision) -> Decision:
+        """An approved action's run claimed (`start`), as `guard` does before its block
+        and `oversight-mcp` before forwarding: the action as it is then. Raises
+        `ActionFinished` when another caller started it (it may have run), and the
+        matching refusal when it may no longer run (cancelled by a kill switch...)."""
+        try:
+            return self.start(decision.id)
+        except Conflict as exc:
+            if exc.code == "already_started":
+                raise ActionFinished(decision, f"action {decision.id}: {exc.message}") from None
+            current = self.get(decision.id)
+        return _http.require_runnable(current, waited=0)
 
     def give_up(self, decision: Decision, *, even_if_approved: bool = False) -> Decision:
         """Cancel a held action nobody decided in time, so no one approves it in vain.

@@ -199,7 +199,8 @@ def not_permitted_class(status: str) -> type[ActionNotPermitted]:
 
 
 class ActionFinished(ActionNotPermitted):
-    """The action has run already (a replayed idempotency key): it runs at most once."""
+    """The action has run already (a replayed idempotency key), or was started by another
+    caller and may have run: it runs at most once."""
 
 
 _NOT_PERMITTED: dict[str, type[ActionNotPermitted]] = {

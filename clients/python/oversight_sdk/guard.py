@@ -184,6 +184,8 @@ class Guard(_GuardBase):
             # Nothing runs that nobody approved: the approved edit is cancelled.
             self._client.give_up(decision, even_if_approved=True)
             raise refusal
+        if decision.status == "approved":  # one caller runs it: the run is claimed first
+            decision = self._client.claim(decision)
         self._enter_block(decision, time.monotonic() - started)
         return self
 
@@ -243,6 +245,8 @@ class AsyncGuard(_GuardBase):
             # Nothing runs that nobody approved: the approved edit is cancelled.
             await self._client.give_up(decision, even_if_approved=True)
             raise refusal
+        if decision.status == "approved":  # see Guard.__enter__
+            decision = await self._client.claim(decision)
         self._enter_block(decision, time.monotonic() - started)
         return self
 

@@ -111,6 +111,7 @@ class Decision:
     finished_at: datetime | None = None
     # When the agent acknowledged its caller was told how it ended without running.
     acknowledged_at: datetime | None = None
+    started_at: datetime | None = None  # an approved action's run claimed (`start`)
     replayed: bool = False
     votes: list[Vote] = field(default_factory=list)
     edited: bool = False
@@ -163,6 +164,7 @@ class Decision:
             created_at=_datetime(data.get("created_at")),
             finished_at=_datetime(data.get("finished_at")),
             acknowledged_at=_datetime(data.get("acknowledged_at")),
+            started_at=_datetime(data.get("started_at")),
             replayed=replayed,
             votes=[Vote.from_json(v) for v in data.get("votes") or []],
             edited=bool(data.get("edited")),

@@ -1,0 +1,72 @@
+"""The agent claims the run of an approved action before it runs it
+(POST /api/v1/actions/<id>/start): granted once, so that two callers waiting on one
+approval do not both run it, and a caller after one that ran it (and could not report)
+learns it may have run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from oversight.agents.services import agent_access_grant
+from oversight.approvals.services import approval_vote
+from oversight.gateway.models import Action
+from tests.conftest import SYSTEM
+from tests.gateway.helpers import AgentApi, RefundPolicy, api_error, refund
+
+pytestmark = pytest.mark.django_db
+
+
+def _start(api: AgentApi, action_id: str) -> Any:
+    return api.post(f"/actions/{action_id}/start", {})
+
+
+def _approved(api: AgentApi, agent: Any, reviewer: Any) -> dict[str, Any]:
+    agent_access_grant(actor=SYSTEM, agent=agent, user=reviewer, level="reviewer")
+    held = api.decide(refund(900))
+    approval_vote(user=reviewer, action_id=held["id"], vote="approve")
+    return held
+
+
+def test_an_approved_action_is_started_once(
+    api: AgentApi, policy: RefundPolicy, agent: Any, reviewer: Any
+) -> None:
+    held = _approved(api, agent, reviewer)
+    first = _start(api, held["id"])
+    assert first.status_code == 200
+    body = first.json()
+    assert body["status"] == "approved" and body["started_at"] is not None
+    error = api_error(_start(api, held["id"]), 409, "already_started")
+    assert error["message"] == (
+        "This action was started already, and may have run; it runs at most once."
+    )
+    assert api.get(f"/actions/{held['id']}").json()["started_at"] == body["started_at"]
+    page = Client()
+    page.force_login(reviewer)
+    assert (
+        b"Started by the agent" in page.get(reverse("approvals:action", args=[held["id"]])).content
+    )
+    # It still reports its outcome as before.
+    reported = api.post(f"/actions/{held['id']}/result", {"outcome": "succeeded"})
+    assert reported.status_code == 200 and reported.json()["status"] == "succeeded"
+
+
+@pytest.mark.parametrize("amount", [10, 900])
+def test_an_allowed_or_held_action_is_not_started(
+    api: AgentApi, policy: RefundPolicy, amount: int
+) -> None:
+    decision = api.decide(refund(amount))
+    error = api_error(_start(api, decision["id"]), 409, "not_runnable")
+    assert error["message"].startswith("Only an approved action is started this way")
+    assert Action.objects.get(pk=decision["id"]).started_at is None
+
+
+def test_another_agents_action_is_not_found(
+    api: AgentApi, other_api: AgentApi, policy: RefundPolicy, agent: Any, reviewer: Any
+) -> None:
+    held = _approved(api, agent, reviewer)
+    api_error(_start(other_api, held["id"]), 404, "not_found")
+    assert Action.objects.get(pk=held["id"]).started_at is None
