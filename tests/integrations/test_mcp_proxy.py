@@ -27,6 +27,7 @@ from oversight.audit.models import AuditEvent
 from oversight.gateway.models import Action
 from oversight.policy.models import Grant, Rule
 from oversight.policy.services import policy_object_create
+from oversight_sdk import Oversight
 from tests.conftest import SYSTEM
 from tests.gateway.helpers import expire
 from tests.integrations.mcp_world import proxied, text_of
@@ -676,6 +677,73 @@ def test_a_restarted_proxy_finds_the_held_call_and_runs_it_once(
         assert not retried.is_error
     assert proxy.payments.executed() == [arguments]
     assert Action.objects.filter(agent=agent).count() == 1
+
+
+def test_two_proxies_waiting_on_one_approval_run_it_once(
+    live_url: str, token: str, agent: Any, approver: Any, tmp_path: Path
+) -> None:
+    """The same call through two proxy processes is one held action; approved, only the
+    proxy whose claim of the run is granted runs it."""
+    arguments = {"charge": "ch_7b", "amount": 150}
+    with proxied("stdio", url=live_url, token=token, tmp=tmp_path, hold_wait=30) as proxy:
+        joins = [proxy.call_in_thread("refund", arguments) for _ in range(2)]
+        held = _pending(agent)
+        time.sleep(3)  # both processes asked, and wait on it
+        approval_vote(user=approver, action_id=held.pk, vote="approve")
+        results = [join() for join in joins]
+    assert proxy.payments.executed() == [arguments]
+    assert Action.objects.filter(agent=agent).count() == 1
+    ran, refused = sorted(results, key=lambda result: result.is_error)
+    assert not ran.is_error and '"refunded": 150' in text_of(ran)
+    assert refused.is_error or "already ran" in text_of(refused)
+    assert "may already have run" in text_of(refused) or "already ran" in text_of(refused)
+    assert _reported(held).status == "succeeded"
+
+
+def test_an_approved_call_started_and_never_reported_is_not_run_again(
+    live_url: str, token: str, agent: Any, approver: Any, tmp_path: Path
+) -> None:
+    """A proxy that claimed the run and died before reporting (or whose client went
+    away): the next identical call learns it may have run, and does not run it."""
+    arguments = {"charge": "ch_7c", "amount": 150}
+    with proxied("stdio", url=live_url, token=token, tmp=tmp_path, hold_wait=0.5) as proxy:
+        proxy.call("refund", arguments)
+        held = Action.objects.get(agent=agent)
+        approval_vote(user=approver, action_id=held.pk, vote="approve")
+        with Oversight(live_url, token) as crashed:
+            crashed.start(str(held.pk))
+        again = proxy.call("refund", arguments)
+    assert again.is_error and "may already have run" in text_of(again)
+    assert proxy.payments.executed() == []
+    held.refresh_from_db()
+    assert (held.status, held.started_at is not None) == ("approved", True)
+
+
+def test_tools_whose_names_make_one_action_are_neither_offered_nor_run(
+    live_url: str, token: str, agent: Any, tmp_path: Path
+) -> None:
+    """`refund.now` and `refund_now` both become mcp.payments.refund_now: they would share
+    its grant and its pinned definition (one's accepted definition letting the other run
+    unseen), so neither is offered, pinned or run, even with a grant for the action."""
+    grant = Grant(agent=agent, action="mcp.payments.refund_now", resource="*")
+    policy_object_create(actor=SYSTEM, obj=grant)
+    arguments = {"charge": "ch_7d", "amount": 10}
+    with proxied(
+        "stdio", url=live_url, token=token, tmp=tmp_path, upstream_extra=["--twins"]
+    ) as proxy:
+        listing = proxy.session(lambda client: client.list_tools())
+        listed = {tool.name for tool in listing.tools}
+        refused = proxy.call("refund.now", arguments)
+        allowed = proxy.call("refund", arguments)
+    assert listed == {"refund"}
+    assert refused.is_error
+    assert "'refund.now', 'refund_now' all become the action mcp.payments.refund_now" in (
+        text_of(refused)
+    )
+    assert not allowed.is_error
+    assert proxy.payments.executed() == [arguments]  # the refund only
+    assert not ToolPin.objects.filter(action="mcp.payments.refund_now").exists()
+    assert not Action.objects.filter(action="mcp.payments.refund_now").exists()
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)

@@ -121,6 +121,9 @@ async def serve(args: argparse.Namespace) -> None:
         requests_log=args.requests_log or "",
         typed=args.typed,
     )
+    if args.twins:  # two names that make one action
+        for name in ("refund.now", "refund_now"):
+            payments.server.tool(name=name, description=f"Refund now ({name}).")(payments.refund)
     if args.env_log:
         Path(args.env_log).write_text(json.dumps(dict(os.environ)), encoding="utf-8")
     async with anyio.create_task_group() as tasks:
@@ -153,6 +156,7 @@ def main() -> None:
     )
     parser.add_argument("--typed", action="store_true", help="refund declares an output schema")
     parser.add_argument("--env-log", help="write the environment it started with here")
+    parser.add_argument("--twins", action="store_true", help="also tools refund.now, refund_now")
     parser.add_argument("--http", type=int, default=0, help="serve streamable HTTP on this port")
     parser.add_argument("--exit-after", type=float, default=0, help="crash after this many seconds")
     anyio.run(serve, parser.parse_args())

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+import re
 
 import pytest
 import sdk_extras
@@ -28,6 +30,88 @@ def test_the_resource_comes_from_the_tools_template_over_its_arguments() -> None
     assert NAMING.resource("balance", {}) == "mcp:payments_api/balance"
     with pytest.raises(ValueError, match="charge"):
         NAMING.resource("refund", {"amount": 5})
+
+
+FILES = calls.Naming("fs", resources={"read": "fs:/home/agent/{path}", "get": "https://{h}/x"})
+
+
+@pytest.mark.parametrize(
+    ("path", "segment"),
+    [
+        ("x/../private/key", ".."),
+        ("./private/key", "."),
+        ("..", ".."),
+        ("../x", ".."),
+        ("x/..", ".."),
+        ("x/./y", "."),
+        (".", "."),
+        ("x\\..\\private\\key", ".."),
+        ("x/..\\private", ".."),
+    ],
+)
+def test_a_dot_or_dot_dot_segment_in_an_argument_is_refused(path: str, segment: str) -> None:
+    # fs:/home/agent/x/../private/key is not matched by a forbid on
+    # fs:/home/agent/private/* but is granted by fs:/home/agent/* and reaches that file.
+    with pytest.raises(ValueError, match=f"argument path has a '{re.escape(segment)}' path"):
+        FILES.resource("read", {"path": path})
+
+
+def test_an_argument_making_an_empty_path_segment_is_refused() -> None:
+    for path in ("/private/key", "private//key", "x\\/y"):
+        with pytest.raises(ValueError, match="argument path makes an empty path segment"):
+            FILES.resource("read", {"path": path})
+    assert FILES.resource("get", {"h": "example.com"}) == "https://example.com/x"  # its own
+
+
+def test_names_with_dots_that_are_not_dot_segments_are_kept() -> None:
+    for path in (".hidden", "a..b", "notes/v1.2/x.txt", "..."):
+        assert FILES.resource("read", {"path": path}) == f"fs:/home/agent/{path}"
+
+
+def test_whitespace_control_characters_and_percent_are_percent_encoded() -> None:
+    assert FILES.resource("read", {"path": "my notes/2026 plan.txt"}) == (
+        "fs:/home/agent/my%20notes/2026%20plan.txt"
+    )
+    assert FILES.resource("read", {"path": "a\tb\nc\x00\u00a0\u3000"}) == (
+        "fs:/home/agent/a%09b%0Ac%00%C2%A0%E3%80%80"
+    )
+    assert FILES.resource("read", {"path": "100%/Zürich:é"}) == "fs:/home/agent/100%25/Zürich:é"
+    assert FILES.resource("Get Weather", {}) == "mcp:fs/Get%20Weather"
+    with pytest.raises(ValueError, match="longer than 500"):
+        FILES.resource("read", {"path": "x" * 500})
+
+
+def test_a_value_that_is_not_a_string_is_put_in_as_compact_json() -> None:
+    for value, text in (
+        (None, "null"),
+        (True, "true"),
+        (42, "42"),
+        (1.5, "1.5"),
+        ({"b": [1, "a b"], "a": 1}, '{"a":1,"b":[1,"a%20b"]}'),
+    ):
+        assert FILES.resource("read", {"path": value}) == f"fs:/home/agent/{text}"
+
+
+@pytest.mark.parametrize(
+    ("template", "says"),
+    [
+        ("card:{card.id}", "uses {card.id}: only top-level arguments can be named"),
+        ("x:{items[0]}", "uses {items[0]}: only top-level arguments can be named"),
+        ("x:{}", "uses {}: name an argument"),
+        ("x:{0}", "uses {0}: name an argument"),
+        ("x:{path", "is not valid: expected '}'"),
+        ("x:path}", "is not valid: Single '}'"),
+        ("x:{path!r}", "conversions and format specs are not supported"),
+        ("x:{path:>40}", "conversions and format specs are not supported"),
+        ("x: {path}", "contains whitespace"),
+    ],
+)
+def test_a_bad_template_fails_when_the_naming_is_made(template: str, says: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(says)):
+        calls.check_template(template)
+    with pytest.raises(ValueError, match=re.escape(says)):
+        calls.Naming("x", resources={"tool": template})
+    calls.check_template("x:{{literal}}/{path}")
 
 
 def test_the_same_call_has_the_same_key_and_the_next_one_another() -> None:
@@ -58,6 +142,54 @@ def test_the_after_state_is_the_results_json_when_its_text_is_json() -> None:
     assert failed == {"is_error": True, "text": "card declined"}
     long = '{"x": "' + "y" * calls.MAX_SUMMARY_TEXT + '"}'  # kept as text, cut
     assert calls.result_summary(_result(long))["text"] == long[: calls.MAX_SUMMARY_TEXT]
+
+
+def test_a_big_structured_result_is_reported_cut() -> None:
+    big = {"rows": ["r" * 100] * 3000}  # about 300 KB: Oversight refused the report (413)
+    summary = calls.result_summary(_result("{}", structured_content=big, is_error=True))
+    text = json.dumps(big, separators=(",", ":"))
+    assert summary == {"is_error": True, "structured_truncated": text[: calls.MAX_SUMMARY_TEXT]}
+    small = {"ok": "é" * (calls.MAX_SUMMARY_TEXT - 10)}  # its JSON fits: kept whole
+    assert calls.result_summary(_result("", structured_content=small))["structured"] == small
+    assert len(json.dumps(calls.result_summary(_result("[" + "1," * 5000 + "1]")))) < 2100
+
+
+def test_the_after_state_lists_the_other_blocks_by_type_never_their_data() -> None:
+    t = calls.types
+    blocks = [
+        t.TextContent(type="text", text="done"),
+        t.ImageContent(type="image", data="aGk=", mime_type="image/png"),
+        t.AudioContent(type="audio", data="aGk=", mime_type="audio/wav"),
+        t.EmbeddedResource(
+            type="resource",
+            resource=t.TextResourceContents(uri="file:///x", text="secret", mime_type="text/plain"),
+        ),
+        t.ResourceLink(type="resource_link", name="y", uri="file:///y"),
+    ]
+    summary = calls.result_summary(t.CallToolResult(content=blocks))
+    assert summary == {
+        "is_error": False,
+        "text": "done",
+        "other_content": [
+            {"type": "image", "mimeType": "image/png"},
+            {"type": "audio", "mimeType": "audio/wav"},
+            {"type": "resource", "uri": "file:///x", "mimeType": "text/plain"},
+            {"type": "resource_link", "uri": "file:///y"},
+        ],
+    }
+    alone = t.EmbeddedResource(
+        type="resource", resource=t.BlobResourceContents(uri="file:///b", blob="aGk=")
+    )
+    assert calls.result_summary(t.CallToolResult(content=[alone])) == {
+        "is_error": False,
+        "text": "",
+        "other_content": [{"type": "resource", "uri": "file:///b"}],
+    }
+    many = [blocks[1]] * (calls.MAX_OTHER_CONTENT + 3)
+    summary = calls.result_summary(t.CallToolResult(content=many, structured_content={"n": 1}))
+    assert summary["structured"] == {"n": 1}
+    assert len(summary["other_content"]) == calls.MAX_OTHER_CONTENT
+    assert summary["other_content_omitted"] == 3
 
 
 def test_a_held_call_says_what_holds_it_and_who_can_let_it_run() -> None:

@@ -83,3 +83,14 @@ def test_no_oversight_to_ask() -> None:
     assert stderr.strip() == (
         "oversight-mcp: no agent token: pass --oversight-token or set OVERSIGHT_TOKEN"
     )
+
+
+def test_a_bad_resource_template_is_refused_before_anything_starts() -> None:
+    """Refused as the options are read: the upstream command is never started (it does
+    not exist here), and the message names the option and what is wrong."""
+    status, stderr = oversight_mcp("--resource", "refund=x:{card.id}", "--", "no-such-command")
+    assert status == 2
+    assert stderr.strip().endswith(
+        "--resource 'refund=x:{card.id}': the resource template 'x:{card.id}' uses "
+        "{card.id}: only top-level arguments can be named, nested fields are not supported"
+    )

@@ -13,6 +13,7 @@ import re
 import string
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 import mcp_types as types
 
@@ -23,13 +24,84 @@ DEFAULT_ACTION_TEMPLATE = "mcp.{server}.{tool}"
 ACTION_META = "oversight.dev/action_id"
 _PROTOCOL_META = "io.modelcontextprotocol/"  # stamps the upstream's SDK set; ours sets its own
 MAX_SUMMARY_TEXT = 2000  # characters of a result's text kept as the after-state
+MAX_OTHER_CONTENT = 20  # non-text blocks of a result listed in the after-state
+MAX_CONTENT_URI = 200  # characters of such a block's uri kept
+MAX_RESOURCE_LENGTH = 500  # the longest resource Oversight takes
 
 _NOT_ACTION_CHARS = re.compile(r"[^a-z0-9_-]+")
+# Percent-encoded in a resource: whitespace (Oversight refuses a resource with any, as
+# str.isspace says, which is what `\s` matches), control characters, and `%` itself so
+# that an encoded value cannot be mistaken for another.
+_ENCODED = re.compile(r"[%\s\x00-\x1f\x7f-\x9f]")
+_NOT_IN_TEMPLATE = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
+_SEPARATORS = re.compile(r"[/\\]")
+_DOUBLED_SEPARATOR = re.compile(r"[/\\]{2}")
 
 
 def action_word(name: str) -> str:
     """A tool or server name as one word of an action name (`Get Weather` -> `get_weather`)."""
     return _NOT_ACTION_CHARS.sub("_", name.lower()).strip("_") or "unnamed"
+
+
+def check_template(template: str) -> None:
+    """Raise ValueError, with a sentence saying what is wrong, unless `template` is a
+    resource template: text with `{name}` fields, each naming a top-level argument (no
+    positions, nested fields, conversions or format specs), and no whitespace. Checked when
+    the proxy starts, not on each call."""
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ValueError(
+            f"the resource template {template!r} is not valid: {exc} "
+            "(a literal { or } is written {{ or }})"
+        ) from None
+    for literal, name, spec, conversion in parts:
+        if _NOT_IN_TEMPLATE.search(literal):
+            raise ValueError(
+                f"the resource template {template!r} contains whitespace or a control "
+                "character; Oversight refuses such resources"
+            )
+        if name is None:
+            continue
+        field_text = "{" + name + (f"!{conversion}" if conversion else "")
+        field_text += (f":{spec}" if spec else "") + "}"
+        if name == "" or name.isdigit():
+            raise ValueError(
+                f"the resource template {template!r} uses {field_text}: name an argument, "
+                "as in {path}"
+            )
+        if "." in name or "[" in name:
+            raise ValueError(
+                f"the resource template {template!r} uses {field_text}: only top-level "
+                "arguments can be named, nested fields are not supported"
+            )
+        if spec or conversion:
+            raise ValueError(
+                f"the resource template {template!r} uses {field_text}: conversions and "
+                "format specs are not supported, only {name}"
+            )
+
+
+def resource_text(value: Any) -> str:
+    """An argument's value as it is put into a resource: a string as it is, anything else
+    as compact JSON (`null`, `true`, `{"a":1}`), not Python's `None`/`True`; whitespace,
+    control characters and `%` percent-encoded, since Oversight refuses a resource with
+    whitespace (`my notes/a b.txt` -> `my%20notes/a%20b.txt`)."""
+    if not isinstance(value, str):
+        value = json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    return _ENCODED.sub(lambda match: quote(match.group(), safe=""), value)
+
+
+def _check_segments(name: str, text: str) -> None:
+    """Refuse a value with a `.` or `..` path segment (`../x`, `x/./y`, `..\\x`): resources
+    are matched as they are written, never normalised, so `fs:/home/agent/x/../private/key`
+    would escape a forbid on `fs:/home/agent/private/*` yet reach that file."""
+    for dots in ("..", "."):
+        if dots in _SEPARATORS.split(text):
+            raise ValueError(
+                f"the argument {name} has a {dots!r} path segment; resources are not "
+                "normalised, so it is refused"
+            )
 
 
 @dataclass(frozen=True)
@@ -41,22 +113,64 @@ class Naming:
     action_template: str = DEFAULT_ACTION_TEMPLATE
     resources: dict[str, str] = field(default_factory=dict)  # tool name -> template
 
+    def __post_init__(self) -> None:
+        for template in self.resources.values():  # a bad template fails at start-up
+            check_template(template)
+
     def action(self, tool: str) -> str:
         return self.action_template.format(server=action_word(self.server), tool=action_word(tool))
 
     def resource(self, tool: str, arguments: dict[str, Any]) -> str:
-        """The resource of a call: the tool's template filled from its arguments, or
-        `mcp:<server>/<tool>`. Raises ValueError naming a missing argument."""
+        """The resource of a call: the tool's template filled from its arguments (each as
+        `resource_text` makes it), or `mcp:<server>/<tool>`. Raises ValueError naming a
+        missing argument or one that could reach a resource its text does not name (a
+        `.`/`..` segment, an empty segment)."""
         template = self.resources.get(tool)
         if template is None:
-            return f"mcp:{action_word(self.server)}/{tool}"
-        names = [name for _, name, _, _ in string.Formatter().parse(template) if name]
+            return _bounded(f"mcp:{action_word(self.server)}/{resource_text(tool)}")
+        parts = list(string.Formatter().parse(template))
+        names = [name for _, name, _, _ in parts if name]
         missing = [name for name in names if name not in arguments]
         if missing:
             raise ValueError(
                 f"the resource template {template!r} needs the argument(s) {', '.join(missing)}"
             )
-        return template.format_map({name: arguments[name] for name in names})
+        pieces: list[tuple[str, str | None]] = []  # (text, the argument it is, if one)
+        for literal, name, _, _ in parts:
+            pieces.append((literal, None))
+            if name:
+                text = resource_text(arguments[name])
+                _check_segments(name, text)
+                pieces.append((text, name))
+        _check_joins(pieces)
+        return _bounded("".join(text for text, _ in pieces))
+
+
+def _check_joins(pieces: list[tuple[str, str | None]]) -> None:
+    """Refuse a resource where an argument makes an empty path segment (`//`): with
+    `fs:/home/agent/{path}`, `path="/private/key"` gives `fs:/home/agent//private/key`, which
+    a forbid on `fs:/home/agent/private/*` does not match but a file system reads as that
+    file. Doubled separators within the template's own text (`https://`) are its own."""
+    resource = "".join(text for text, _ in pieces)
+    owner = [i for i, (text, _) in enumerate(pieces) for _ in text]  # piece of each char
+    for match in _DOUBLED_SEPARATOR.finditer(resource):
+        first, second = owner[match.start()], owner[match.start() + 1]
+        names = [name for _, name in pieces[first : second + 1] if name is not None]
+        if names:
+            raise ValueError(
+                f"the argument {names[0]} makes an empty path segment ({match.group()}) in "
+                f"the resource {resource!r}; resources are not normalised, so it is refused"
+            )
+
+
+def _bounded(resource: str) -> str:
+    """`resource`, unless it is longer than Oversight takes (it would refuse every call)."""
+    if len(resource) > MAX_RESOURCE_LENGTH:
+        raise ValueError(
+            f"the resource {resource[:60]!r}... is longer than {MAX_RESOURCE_LENGTH} "
+            "characters, the most Oversight takes"
+        )
+    return resource
 
 
 def first_key(*, action: str, resource: str, arguments: dict[str, Any]) -> str:
@@ -75,19 +189,52 @@ def next_key(key: str, finished_action_id: str) -> str:
 
 def result_summary(result: types.CallToolResult) -> dict[str, Any]:
     """The after-state reported for a forwarded call: its structured content when it has
-    one; else its text, as JSON when the whole text is a JSON object or array (many tools
-    answer so), otherwise as text (truncated); and whether the tool said it failed."""
+    one (its JSON text, cut, when that is longer than MAX_SUMMARY_TEXT); else its text, as
+    JSON when the whole text is a JSON object or array (many tools answer so), otherwise as
+    text (truncated); the other blocks it has, by type; and whether the tool said it failed.
+    Bounded so that the outcome report is never too big for Oversight to take."""
     summary: dict[str, Any] = {"is_error": bool(result.is_error)}
     if result.structured_content is not None:
-        summary["structured"] = result.structured_content
-        return summary
-    text = result_text(result)
-    as_json = _json_text(text) if len(text) <= MAX_SUMMARY_TEXT else None
-    if as_json is not None:
-        summary["json"] = as_json
+        summary.update(_structured_summary(result.structured_content))
     else:
-        summary["text"] = text[:MAX_SUMMARY_TEXT]
+        text = result_text(result)
+        as_json = _json_text(text) if len(text) <= MAX_SUMMARY_TEXT else None
+        if as_json is not None:
+            summary["json"] = as_json
+        else:
+            summary["text"] = text[:MAX_SUMMARY_TEXT]
+    others = [_block_summary(b) for b in result.content if not isinstance(b, types.TextContent)]
+    if others:
+        summary["other_content"] = others[:MAX_OTHER_CONTENT]
+    if len(others) > MAX_OTHER_CONTENT:
+        summary["other_content_omitted"] = len(others) - MAX_OTHER_CONTENT
     return summary
+
+
+def _structured_summary(structured: dict[str, Any]) -> dict[str, Any]:
+    """Structured content as it is when its compact JSON is short enough, else the first
+    MAX_SUMMARY_TEXT characters of that JSON text, under a key that says it was cut."""
+    text = json.dumps(structured, separators=(",", ":"), ensure_ascii=False, default=str)
+    if len(text) <= MAX_SUMMARY_TEXT:
+        return {"structured": structured}
+    return {"structured_truncated": text[:MAX_SUMMARY_TEXT]}
+
+
+def _block_summary(block: types.ContentBlock) -> dict[str, str]:
+    """A non-text block as its type and mime type or uri: what the tool gave besides text
+    (an image, audio, a resource or a link to one), never its data."""
+    described: dict[str, str] = {"type": block.type}
+    if isinstance(block, types.EmbeddedResource):
+        uri, mime_type = block.resource.uri, block.resource.mime_type
+    elif isinstance(block, types.ResourceLink):
+        uri, mime_type = block.uri, block.mime_type
+    else:
+        uri, mime_type = None, getattr(block, "mime_type", None)
+    if mime_type:
+        described["mimeType"] = str(mime_type)[:MAX_CONTENT_URI]
+    if uri:
+        described["uri"] = str(uri)[:MAX_CONTENT_URI]
+    return described
 
 
 def _json_text(text: str) -> dict[str, Any] | list[Any] | None:

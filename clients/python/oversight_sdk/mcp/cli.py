@@ -144,6 +144,10 @@ def parse(argv: Sequence[str]) -> Options:
         tool, sep, template = item.partition("=")
         if not sep or not tool or not template:
             parser.error(f"--resource {item!r}: expected TOOL=TEMPLATE")
+        try:
+            calls.check_template(template)
+        except ValueError as exc:
+            parser.error(f"--resource {item!r}: {exc}")
         resources[tool] = template
     listen = None
     if args.listen:

@@ -44,7 +44,7 @@ from typing import Any, Protocol
 import mcp_types as types
 
 from ..aio import AsyncOversight
-from ..errors import OversightError
+from ..errors import ActionNotPermitted, OversightError
 from ..models import Decision, Status, ToolDefinition
 from . import calls
 from .upstream import NotRun, SessionLost
@@ -131,6 +131,9 @@ class Proxy:
         self.oversight = oversight
         self.settings = settings
         self._tools: dict[str, types.Tool] = {}  # as last listed and shown to Oversight
+        # Tools left out of that listing, each with why: its name and another's make one
+        # action (see `_distinct`).
+        self._ambiguous: dict[str, str] = {}
         self._listing = asyncio.Lock()
         # The upstream's changes of its tools counted (`tools_changed`), and how many of
         # them the last listing shown to Oversight had seen: the tools are current when
@@ -152,7 +155,7 @@ class Proxy:
         Raises OversightError when Oversight cannot answer (no list rather than a guess)."""
         async with self._listing:
             changes = self._changes
-            tools = await self._upstream_tools()
+            tools, self._ambiguous = _distinct(await self._upstream_tools(), self.settings.naming)
             definitions = [self._definition(tool) for tool in tools]
             statuses = await self.oversight.tools(definitions) if definitions else []
             self._tools = {tool.name: tool for tool in tools}
@@ -228,6 +231,8 @@ class Proxy:
             # Never called on a definition Oversight has not seen.
             if name not in self._tools or self._changes_listed != self._changes:
                 await self.list_tools()
+            if name in self._ambiguous:
+                return calls.text_result(f"Not run: {self._ambiguous[name]}", is_error=True)
             if name not in self._tools:
                 return calls.text_result(f"Unknown tool: {name}", is_error=True)
             action = naming.action(name)
@@ -272,14 +277,21 @@ class Proxy:
         if len(self._keys) > _KEPT_KEYS:  # a forgotten one only costs a walk along its chain
             self._keys.popitem(last=False)
         if decision.status == Status.APPROVED:
-            run_with = decision.params if decision.params is not None else arguments
-            return await self._forward(name, action, resource, run_with, decision)
+            try:  # another proxy may wait on the same approval: one of them runs it
+                claimed = await self.oversight.claim(decision)
+            except ActionNotPermitted as exc:
+                decision = exc.decision  # started by another caller, or no longer runnable
+            except OversightError as exc:
+                return _unreachable(exc)
+            else:
+                run_with = claimed.params if claimed.params is not None else arguments
+                return await self._forward(name, action, resource, run_with, claimed)
         if decision.status == Status.ALLOWED and not decision.replayed:
             return await self._forward(name, action, resource, arguments, decision)
-        if decision.status == Status.ALLOWED:
+        if decision.status in (Status.ALLOWED, Status.APPROVED):
             return calls.text_result(
-                "Not run again: this call was allowed earlier and may already have run "
-                f"(action {decision.id}); its outcome was never reported.",
+                f"Not run again: this call was {decision.status} earlier and may already "
+                f"have run (action {decision.id}); its outcome was never reported.",
                 is_error=True,
                 action_id=decision.id,
             )
@@ -459,3 +471,26 @@ def _unreachable(exc: OversightError) -> types.CallToolResult:
     return calls.text_result(
         f"Not run: Oversight could not decide this call ({exc}).", is_error=True
     )
+
+
+def _distinct(
+    tools: list[types.Tool], naming: calls.Naming
+) -> tuple[list[types.Tool], dict[str, str]]:
+    """The tools whose action is theirs alone, and why each other one is left out. Two
+    tools whose names make one action (`do.thing` and `do_thing` both `mcp.x.do_thing`)
+    would share its grants and its pinned definition, so that one's accepted definition
+    would let the other run unseen: neither is offered or run."""
+    by_action: dict[str, list[str]] = {}
+    for tool in tools:
+        by_action.setdefault(naming.action(tool.name), []).append(tool.name)
+    ambiguous: dict[str, str] = {}
+    for action, names in by_action.items():
+        if len(names) > 1:
+            why = (
+                f"the upstream's tools {', '.join(map(repr, names))} all become the action "
+                f"{action}, so none of them is offered (they would share its grants and "
+                "its pinned definition); rename them upstream"
+            )
+            logger.warning("%s", why)
+            ambiguous.update(dict.fromkeys(names, why))
+    return [tool for tool in tools if tool.name not in ambiguous], ambiguous
