@@ -55,7 +55,7 @@ class Proxied:
     payments: Payments
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     # Over http: stop the payments server and start it again on the same port.
-    restart_upstream: Callable[[], None] | None = None
+    restart_upstream: Callable[..., None] | None = None
 
     def session(
         self, body: Callable[[Client], Awaitable[T]], *, mode: str = "auto", **options: Any
@@ -155,8 +155,13 @@ def proxied(
     ]
     processes = [subprocess.Popen(upstream_command)]
 
-    def restart_upstream() -> None:
-        stop_process(processes[0])
+    def restart_upstream(*, crash: bool = False) -> None:
+        """Stop the payments server (`crash`: killed, closing nothing) and start it anew."""
+        if crash:
+            processes[0].kill()
+            processes[0].wait()
+        else:
+            stop_process(processes[0])
         processes[0] = subprocess.Popen(upstream_command)
         _wait_for_port(upstream_port, processes[0])
 

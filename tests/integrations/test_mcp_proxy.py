@@ -629,6 +629,36 @@ def test_an_http_upstream_that_restarted_is_given_a_new_session(
     assert "lost this session" in actions[1].error
 
 
+def test_an_http_upstream_that_restarted_is_followed_on_the_2026_protocol_too(
+    live_url: str, token: str, agent: Any, tmp_path: Path
+) -> None:
+    """On 2026-07-28 the proxy also listens for the upstream's tool list changes: the
+    upstream crashing and starting again ends that stream with its session. The proxy
+    goes on with a new session, listening again: the agent's calls run, each once, and
+    the tools list. (An outside check saw the proxy stop with a traceback here, its
+    listening retried on the dead session; this harness's upstream ends the stream
+    cleanly instead, so the test guards the outcome, not that path.)"""
+    calls = [{"charge": f"ch_a{i}", "amount": 10} for i in range(3)]
+    terms = tmp_path / "terms.txt"  # the refund's description: the upstream announces changes
+    terms.write_text("Refund a charge.")
+    with proxied("http", url=live_url, token=token, tmp=tmp_path, description_file=terms) as proxy:
+        assert proxy.restart_upstream is not None
+        assert not proxy.call("refund", calls[0]).is_error
+        proxy.restart_upstream(crash=True)
+        time.sleep(3)  # the listening stream finds its session gone, and asks again
+        answers = [proxy.call("refund", arguments) for arguments in calls[1:]]
+        listed = proxy.session(lambda client: client.list_tools())
+        assert all(process.poll() is None for process in proxy.processes), "a process ended"
+    ran = [
+        arguments
+        for arguments, answer in zip(calls[1:], answers, strict=True)
+        if not answer.is_error
+    ]
+    assert ran, [text_of(answer) for answer in answers]
+    assert [tool.name for tool in listed.tools] == ["refund"]
+    assert proxy.payments.executed() == [calls[0], *ran]
+
+
 def test_the_same_call_twice_is_two_actions_when_each_is_allowed(
     live_url: str, token: str, agent: Any, tmp_path: Path
 ) -> None:

@@ -195,30 +195,33 @@ class UpstreamSession:
 
     async def follow_changes(self) -> None:
         """On 2026-07-28, call `tools_changed` for each tool list change the upstream
-        announces, for as long as the proxy runs. Returns at once on the handshake
-        (`on_message` does it there) or when the upstream announces no such changes."""
+        announces, for as long as the proxy runs, through each session `run` opens.
+        Returns at once on the handshake (`on_message` does it there) or when the upstream
+        announces no such changes."""
         client = self.client
-        if client.protocol_version not in MODERN_PROTOCOL_VERSIONS:
-            return
-        tools = client.server_capabilities.tools
-        if tools is None or not tools.list_changed:
-            return
         pause = RELISTEN_AFTER
-        while True:
+        while _announces_changes(client):
             try:
                 async with client.listen(tools_list_changed=True) as subscription:
                     pause = RELISTEN_AFTER  # acknowledged
                     async for _ in subscription:
                         self.tools_changed()
-                return  # the upstream closed the stream: it is going away
+                if not isinstance(self.target, str):
+                    return  # a stdio server closed the stream: it is going away
+                self._drop(client)  # an HTTP one may be restarting: a new session is asked
+            except RuntimeError:  # the client's own tasks have ended: its session is gone
+                self._drop(client)
             except (SubscriptionLost, MCPError, OSError, anyio.BrokenResourceError) as exc:
                 if self._output_closed():  # a stdio server's process ended: `run` stops
                     self._drop(client)
                     return
                 log = logger.warning if pause == RELISTEN_AFTER else logger.debug
                 log("lost the upstream's tool list changes, asking again in %.0f s: %s", pause, exc)
-            await anyio.sleep(pause)
-            pause = min(pause * 2, RELISTEN_AT_MOST)
+                await anyio.sleep(pause)
+                pause = min(pause * 2, RELISTEN_AT_MOST)
+            if self._client is not client:  # a new session, or one being opened: follow it
+                await self._open.wait()
+                client, pause = self.client, RELISTEN_AFTER
             self.tools_changed()  # whatever changed meanwhile was not replayed
 
     def _forget(self) -> None:
@@ -292,6 +295,15 @@ class UpstreamSession:
             lost = self._lost
             self._forget()
             lost.set()
+
+
+def _announces_changes(client: Client) -> bool:
+    """Whether `client`'s session hears of tool list changes through `listen` (2026-07-28,
+    and the upstream says it announces them)."""
+    if client.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+        return False
+    tools = client.server_capabilities.tools
+    return tools is not None and bool(tools.list_changed)
 
 
 def _cause(exc: BaseException) -> str:
