@@ -432,6 +432,8 @@ def test_api_errors_come_back_typed(client: Oversight, live_url: str, agent: Any
     with pytest.raises(InvalidRequest) as caught:
         client.ask("Not An Action", "stripe:charge/ch 1")
     assert set(caught.value.fields) == {"action", "resource"}
+    # Its words name each field and what is wrong with it, for a caller that shows them.
+    assert "resource: " in str(caught.value) and "whitespace" in str(caught.value)
 
     with pytest.raises(InvalidRequest) as caught:
         client.ask(REFUND, **_refund("ch_17", 1), reason="x" * 300_000)

@@ -49,7 +49,8 @@ class APIError(OversightError):
         request_id: str = "",
         attempts: int = 1,
     ) -> None:
-        super().__init__(f"{status_code} {code}: {message}")
+        detail = "; ".join(f"{name}: {' '.join(errors)}" for name, errors in (fields or {}).items())
+        super().__init__(f"{status_code} {code}: {message}" + (f" ({detail})" if detail else ""))
         self.status_code = status_code
         self.code = code
         self.message = message

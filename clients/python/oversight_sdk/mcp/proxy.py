@@ -44,7 +44,7 @@ from typing import Any, Protocol
 import mcp_types as types
 
 from ..aio import AsyncOversight
-from ..errors import ActionNotPermitted, OversightError
+from ..errors import ActionNotPermitted, InvalidRequest, OversightError
 from ..models import Decision, Status, ToolDefinition
 from . import calls
 from .upstream import NotRun, SessionLost
@@ -468,6 +468,10 @@ def _replayed(decision: Decision) -> Decision:
 
 
 def _unreachable(exc: OversightError) -> types.CallToolResult:
+    if isinstance(exc, InvalidRequest):  # the call, as the proxy put it, was refused
+        return calls.text_result(
+            f"Not run: Oversight refused this call as asked ({exc}).", is_error=True
+        )
     return calls.text_result(
         f"Not run: Oversight could not decide this call ({exc}).", is_error=True
     )
