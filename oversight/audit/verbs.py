@@ -28,6 +28,7 @@ ACTION_VOTED = "action.voted"
 ACTION_CANCELLED = "action.cancelled"
 ACTION_ESCALATED = "action.escalated"
 ACTION_ACKNOWLEDGED = "action.acknowledged"
+ACTION_STARTED = "action.started"
 TEAM_REVIEWER_ADDED = "team.reviewer_added"
 TEAM_REVIEWER_REMOVED = "team.reviewer_removed"
 TEAM_CREATED = "team.created"
@@ -133,6 +134,7 @@ KNOWN_VERBS = sorted(
         ACTION_CANCELLED,
         ACTION_ESCALATED,
         ACTION_ACKNOWLEDGED,
+        ACTION_STARTED,
         TEAM_CREATED,
         TEAM_UPDATED,
         TEAM_MEMBER_ADDED,
@@ -172,6 +174,7 @@ ACTION_VERBS = tuple(
             ACTION_CANCELLED,
             ACTION_ESCALATED,
             ACTION_ACKNOWLEDGED,
+            ACTION_STARTED,
         ]
     )
 )

@@ -256,6 +256,7 @@ def action_acknowledge(*, token: AgentToken, action_id: uuid.UUID) -> Action:
     return action
 
 
+@transaction.atomic
 def action_start(*, token: AgentToken, action_id: uuid.UUID) -> Action:
     """The agent claims the run of an approved action, before it runs it: granted once.
     Several callers may wait on one held action (the same call retried through two
@@ -266,11 +267,21 @@ def action_start(*, token: AgentToken, action_id: uuid.UUID) -> Action:
     if action is None:
         raise NotFoundError("No such action.")
     action = action_expire_if_due(action=action)
+    now = timezone.now()
     claimed = Action.objects.filter(
         pk=action.pk, status=ActionStatus.APPROVED, started_at__isnull=True
-    ).update(started_at=timezone.now())
+    ).update(started_at=now)
     action.refresh_from_db()
     if claimed:
+        after_commit(lambda: broadcasts.action_changed(action.pk, created=False))
+        audit_record(
+            actor=Actor.for_agent(token.agent),
+            verb=verbs.ACTION_STARTED,
+            target=_audit_target(action),
+            agent_id=action.agent_id,
+            before={"started_at": None},
+            after={"status": action.status, "started_at": now.isoformat()},
+        )
         return action
     if action.started_at is not None:
         raise ConflictError(

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.django_db
 
 MIGRATION = (
     Path(__file__).resolve().parents[2]
-    / "oversight/audit/migrations/0008_agent_change_index_acknowledged.py"
+    / "oversight/audit/migrations/0009_agent_change_index_started.py"
 )
 
 

@@ -13,6 +13,7 @@ from django.urls import reverse
 
 from oversight.agents.services import agent_access_grant
 from oversight.approvals.services import approval_vote
+from oversight.audit.models import AuditEvent
 from oversight.gateway.models import Action
 from tests.conftest import SYSTEM
 from tests.gateway.helpers import AgentApi, RefundPolicy, api_error, refund
@@ -46,9 +47,12 @@ def test_an_approved_action_is_started_once(
     assert api.get(f"/actions/{held['id']}").json()["started_at"] == body["started_at"]
     page = Client()
     page.force_login(reviewer)
-    assert (
-        b"Started by the agent" in page.get(reverse("approvals:action", args=[held["id"]])).content
-    )
+    shown = page.get(reverse("approvals:action", args=[held["id"]])).content
+    assert b"Started by the agent" in shown and b"The agent started it" in shown
+    (event,) = AuditEvent.objects.filter(verb="action.started")
+    assert (event.actor_label, event.target_id) == ("agent:refund-bot", held["id"])
+    assert event.before == {"started_at": None}
+    assert event.after["status"] == "approved" and event.after["started_at"]
     # It still reports its outcome as before.
     reported = api.post(f"/actions/{held['id']}/result", {"outcome": "succeeded"})
     assert reported.status_code == 200 and reported.json()["status"] == "succeeded"
@@ -62,6 +66,7 @@ def test_an_allowed_or_held_action_is_not_started(
     error = api_error(_start(api, decision["id"]), 409, "not_runnable")
     assert error["message"].startswith("Only an approved action is started this way")
     assert Action.objects.get(pk=decision["id"]).started_at is None
+    assert not AuditEvent.objects.filter(verb="action.started").exists()
 
 
 def test_another_agents_action_is_not_found(
