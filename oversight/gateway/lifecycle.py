@@ -162,18 +162,20 @@ def action_expire_if_due(*, action: Action) -> Action:
 
 
 # Actions that have not run yet and can still be stopped.
+# Statuses of an action that has not run, unless the agent started it (``started_at``: an
+# approved action whose run it claimed may have run, so it is never cancelled).
 CANCELLABLE = (ActionStatus.PENDING, ActionStatus.APPROVED)
 
 
 def _cancel(
     action: Action, *, actor: Actor, why: str, statuses: tuple[str, ...] = CANCELLABLE
 ) -> bool:
-    """Claim the cancellation of an action in one of ``statuses`` (inside the caller's
-    transaction); False if it is in none of them, or lost a race."""
+    """Claim the cancellation of an action in one of ``statuses`` that the agent has not
+    started (inside the caller's transaction); False if it is in none of them, was
+    started, or lost a race."""
     now = timezone.now()
-    claimed = Action.objects.filter(pk=action.pk, status__in=statuses).update(
-        status=ActionStatus.CANCELLED, finished_at=now, error=why[:5000]
-    )
+    not_started = Action.objects.filter(pk=action.pk, status__in=statuses, started_at__isnull=True)
+    claimed = not_started.update(status=ActionStatus.CANCELLED, finished_at=now, error=why[:5000])
     if not claimed:
         return False
     limits_release(action.limit_usage)
@@ -194,7 +196,7 @@ def actions_cancel_not_run(*, actor: Actor, actions: QuerySet[Action], why: str)
     started); the ids of those cancelled. Inside the caller's transaction."""
     return [
         action.pk
-        for action in actions.filter(status__in=CANCELLABLE)
+        for action in actions.filter(status__in=CANCELLABLE, started_at__isnull=True)
         if _cancel(action, actor=actor, why=why)
     ]
 
@@ -307,6 +309,11 @@ def action_cancel(*, token: AgentToken, action_id: uuid.UUID, pending_only: bool
     actor = Actor.for_agent(token.agent)
     if not _cancel(action, actor=actor, why="cancelled by the agent", statuses=statuses):
         action.refresh_from_db()
+        if action.started_at is not None and action.status == ActionStatus.APPROVED:
+            raise ConflictError(
+                "This action was started by the agent and may have run; it cannot be cancelled.",
+                "not_cancellable",
+            )
         raise ConflictError(
             f"An action that is {action.status} cannot be cancelled"
             + (" while only a pending one is (pending_only)." if pending_only else "."),

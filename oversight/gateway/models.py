@@ -126,7 +126,12 @@ class Action(models.Model):
 
     @property
     def deciding_reasons(self) -> list[dict[str, Any]]:
-        return deciding_reasons(self.reasons)
+        """What holds (or refused) it now: a changed tool definition an owner has
+        accepted since holds it no more, so it is left out."""
+        found = deciding_reasons(self.reasons)
+        if any(r.get("kind") == "tool_pin" for r in found) and not self.awaits_tool_acceptance:
+            return [r for r in found if r.get("kind") != "tool_pin"]
+        return found
 
     @property
     def awaits_tool_acceptance(self) -> bool:

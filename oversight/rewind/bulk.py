@@ -88,6 +88,7 @@ _FIELDS = (
     "undo_contract",
     "created_at",
     "finished_at",
+    "started_at",
 )
 
 
@@ -111,6 +112,7 @@ def _rows(scope: Scope) -> list[dict[str, Any]]:
 CANCEL = "cancel:"  # an item's code: an action that has not run, cancelled as it starts
 CANCELLED = "cancelled"  # and once it was
 RAN_AFTER_PLAN = "ran_after_plan"  # or it ran between the plan and the start: not in it
+STARTED = "started"  # an approved action the agent started, its outcome not reported
 RAN = (ActionStatus.ALLOWED, ActionStatus.SUCCEEDED, ActionStatus.FAILED)
 
 
@@ -119,6 +121,8 @@ def _class(row: dict[str, Any], now: dt.datetime) -> tuple[str, str]:
     the reason code of ``undo_blocked``; an action that has not run yet (held, or approved
     and not started) is left to be cancelled when the rewind starts (``cancel:<status>``),
     so that nothing of the window runs after it was undone."""
+    if row["status"] in CANCELLABLE and row["started_at"] is not None:
+        return ItemState.LEFT, STARTED  # it may have run; its outcome is not known
     if row["status"] in CANCELLABLE:
         return ItemState.LEFT, CANCEL + row["status"]
     code, _sentence = undo_blocked(
@@ -241,7 +245,12 @@ def _cancel_not_run(actor: Actor, rewind: Rewind) -> None:
     items.filter(action_id__in=cancelled).update(outcome=CANCELLED)
     for item in items.exclude(action_id__in=cancelled).select_related("action"):
         status = item.action.status
-        item.outcome = RAN_AFTER_PLAN if status in RAN else f"not_run:{status}"[:20]
+        if status in RAN:
+            item.outcome = RAN_AFTER_PLAN
+        elif item.action.started_at is not None and status == ActionStatus.APPROVED:
+            item.outcome = STARTED  # started since the plan: it may have run
+        else:
+            item.outcome = f"not_run:{status}"[:20]
         item.save(update_fields=["outcome"])
 
 

@@ -25,6 +25,7 @@ _WORDS = {
     # an action that had not run when the rewind started
     "cancelled": "cancelled: it had not run",
     "ran_after_plan": "it ran after the plan was made: not in this rewind",
+    "started": "started by the agent, its outcome not reported: it may have run, left as it is",
 }
 
 

@@ -15,6 +15,8 @@ from oversight.agents.services import agent_access_grant
 from oversight.approvals.services import approval_vote
 from oversight.audit.models import AuditEvent
 from oversight.gateway.models import Action
+from oversight.killswitch.selectors import parse_target
+from oversight.killswitch.services import killswitch_engage
 from tests.conftest import SYSTEM
 from tests.gateway.helpers import AgentApi, RefundPolicy, api_error, refund
 
@@ -75,3 +77,19 @@ def test_another_agents_action_is_not_found(
     held = _approved(api, agent, reviewer)
     api_error(_start(other_api, held["id"]), 404, "not_found")
     assert Action.objects.get(pk=held["id"]).started_at is None
+
+
+def test_a_started_action_is_not_cancelled_by_the_agent_nor_a_kill_switch(
+    api: AgentApi, policy: RefundPolicy, agent: Any, reviewer: Any
+) -> None:
+    """Started, it may have run: cancelling it would make the identical call a new action,
+    to be run a second time. It stays approved until its outcome is reported."""
+    held = _approved(api, agent, reviewer)
+    _start(api, held["id"])
+    error = api_error(api.post(f"/actions/{held['id']}/cancel", {}), 409, "not_cancellable")
+    assert error["message"] == (
+        "This action was started by the agent and may have run; it cannot be cancelled."
+    )
+    killswitch_engage(actor=SYSTEM, target=parse_target(f"agent:{agent.slug}"), reason="drill")
+    assert Action.objects.get(pk=held["id"]).status == "approved"
+    assert not AuditEvent.objects.filter(verb="action.cancelled").exists()

@@ -16,7 +16,7 @@ from oversight.agents.services import agent_access_grant, token_create
 from oversight.approvals.services import approval_vote
 from oversight.audit.actors import Actor
 from oversight.audit.models import AuditEvent
-from oversight.gateway.lifecycle import ResultInput, action_report_result
+from oversight.gateway.lifecycle import ResultInput, action_report_result, action_start
 from oversight.gateway.models import Action
 from oversight.killswitch.selectors import parse_target
 from oversight.killswitch.services import killswitch_engage
@@ -26,6 +26,7 @@ from oversight.rewind import bulk
 from oversight.rewind.models import Rewind, RewindItem
 from oversight.rewind.selectors import rewind_progress
 from oversight.rewind.services import Report, compensation_report, compensations_claim
+from oversight.rewind.words import undo_words
 from tests.conftest import SYSTEM
 from tests.gateway.helpers import decide, grant_reversible_refunds, hold_large_refunds, refund
 
@@ -433,3 +434,22 @@ def test_a_batch_of_asks_reads_and_writes_its_items_in_three_statements(
     assert statements[-1].startswith('UPDATE "rewind_rewinditem"')
     asked = RewindItem.objects.filter(pk__in=others)
     assert {(i.state, i.compensation is not None) for i in asked} == {("requested", True)}
+
+
+def test_an_approved_action_the_agent_started_is_left_as_it_is(
+    agent: Agent, owner: Any, reviewer: Any, admin_user: Any, production: Any, settings: Any
+) -> None:
+    """Started, it may have run: neither cancelled nor undone, and the plan says so."""
+    settings.REWIND_APPROVAL_THRESHOLD = 3
+    _world(production)
+    held = _held(agent, production, reviewer)
+    action_start(token=production, action_id=held["approved"].pk)
+    plan = bulk.rewind_plan(scope=_scope(agent))
+    assert plan["left_because"]["started"] == 1
+    assert plan["to_cancel"] == 1  # the waiting one only
+
+    rewind = bulk.rewind_create(actor=Actor.for_user(owner), scope=_scope(agent))
+    bulk.rewind_approve(actor=Actor.for_user(admin_user), rewind=rewind)
+    assert Action.objects.get(pk=held["approved"].pk).status == "approved"
+    assert RewindItem.objects.get(rewind=rewind, action=held["approved"]).outcome == "started"
+    assert undo_words("started").startswith("started by the agent")
