@@ -200,3 +200,7 @@ def test_once_accepted_the_reviewers_hear_of_a_call_a_rule_still_holds(
         )
     (item,) = InboxItem.objects.filter(user=rita, kind=Kind.ACTION_HELD)
     assert item.event == f"{Kind.ACTION_HELD}:{action.pk}"
+    # What holds it now: the rule, not the change an owner has accepted since.
+    assert "Held by: large refunds." in item.body
+    assert "tool definition" not in item.body
+    assert [r["kind"] for r in Action.objects.get(pk=action.pk).deciding_reasons] == ["rule"]

@@ -18,6 +18,7 @@ from typing import Any
 import anyio
 import mcp_types as types
 import pytest
+from django.db import connection
 from mcp.shared.exceptions import MCPError
 
 from oversight.agents.models import ToolPin
@@ -747,6 +748,45 @@ def test_an_approved_call_started_and_never_reported_is_not_run_again(
     assert proxy.payments.executed() == []
     held.refresh_from_db()
     assert (held.status, held.started_at is not None) == ("approved", True)
+
+
+def test_a_call_its_client_gave_up_on_while_it_ran_is_not_run_again_in_that_session(
+    live_url: str,
+    token: str,
+    agent: Any,
+    approver: Any,
+    tmp_path: Path,
+) -> None:
+    """The client stops waiting (its time-out cancels the request) while the upstream runs
+    an approved call: the same call again, in the same session and proxy, comes back to
+    that action, which may have run, rather than becoming a new one that runs again."""
+    arguments = {"charge": "ch_7e", "amount": 150}
+
+    def approve() -> None:  # in a thread of its own, which closes its connection
+        try:
+            approval_vote(user=approver, action_id=_pending(agent).pk, vote="approve")
+        finally:
+            connection.close()
+
+    async def body(client: Any) -> types.CallToolResult:
+        await client.call_tool("refund", arguments)  # held: awaits approval
+        await anyio.to_thread.run_sync(approve)
+        with pytest.raises(MCPError):
+            await client.call_tool("refund", arguments, read_timeout_seconds=1)
+        return await client.call_tool("refund", arguments)
+
+    with proxied(
+        "stdio",
+        url=live_url,
+        token=token,
+        tmp=tmp_path,
+        hold_wait=0.5,
+        upstream_extra=["--slow", "3"],
+    ) as proxy:
+        again = proxy.session(body)
+    assert again.is_error and "may already have run" in text_of(again), text_of(again)
+    assert proxy.payments.executed() == [arguments]
+    assert Action.objects.filter(agent=agent).count() == 1
 
 
 def test_tools_whose_names_make_one_action_are_neither_offered_nor_run(

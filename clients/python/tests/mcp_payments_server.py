@@ -121,6 +121,15 @@ async def serve(args: argparse.Namespace) -> None:
         requests_log=args.requests_log or "",
         typed=args.typed,
     )
+    if args.slow:  # the refund made, then its answer slow to come
+        payments.server.remove_tool("refund")
+
+        async def refund(charge: str, amount: int) -> dict:
+            done = payments.refund(charge, amount)
+            await anyio.sleep(args.slow)
+            return done
+
+        payments.server.tool(name="refund", description=description)(refund)
     if args.twins:  # two names that make one action
         for name in ("refund.now", "refund_now"):
             payments.server.tool(name=name, description=f"Refund now ({name}).")(payments.refund)
@@ -157,6 +166,7 @@ def main() -> None:
     parser.add_argument("--typed", action="store_true", help="refund declares an output schema")
     parser.add_argument("--env-log", help="write the environment it started with here")
     parser.add_argument("--twins", action="store_true", help="also tools refund.now, refund_now")
+    parser.add_argument("--slow", type=float, default=0, help="the refund answers this late")
     parser.add_argument("--http", type=int, default=0, help="serve streamable HTTP on this port")
     parser.add_argument("--exit-after", type=float, default=0, help="crash after this many seconds")
     anyio.run(serve, parser.parse_args())

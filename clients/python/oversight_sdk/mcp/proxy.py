@@ -272,39 +272,52 @@ class Proxy:
             return _unreachable(exc)
         if decision.pending:  # the key stays: a retry finds this action
             return self._own(name, calls.awaiting(decision, self._approval_url(decision.id)))
-        self._keys[call_key] = calls.next_key(key, decision.id)
-        self._keys.move_to_end(call_key)
-        if len(self._keys) > _KEPT_KEYS:  # a forgotten one only costs a walk along its chain
-            self._keys.popitem(last=False)
+        answer, settled = await self._answer(name, action, resource, arguments, decision)
+        if settled:  # the next identical call is a new action
+            self._keys[call_key] = calls.next_key(key, decision.id)
+            self._keys.move_to_end(call_key)
+            if len(self._keys) > _KEPT_KEYS:  # a forgotten one only costs a walk along its chain
+                self._keys.popitem(last=False)
+        return answer
+
+    async def _answer(
+        self, name: str, action: str, resource: str, arguments: dict[str, Any], decision: Decision
+    ) -> tuple[types.CallToolResult, bool]:
+        """A decided call's answer, and whether its action is settled: run (and reported,
+        or its report tried), refused, or seen to have run. One that may have run without
+        a report, or that could not be claimed, is not: the key stays, so the next
+        identical call (through this proxy too) comes back to it rather than run anew;
+        so does a call its client cancelled while the upstream ran it (this raises)."""
         if decision.status == Status.APPROVED:
             try:  # another proxy may wait on the same approval: one of them runs it
                 claimed = await self.oversight.claim(decision)
             except ActionNotPermitted as exc:
                 decision = exc.decision  # started by another caller, or no longer runnable
             except OversightError as exc:
-                return _unreachable(exc)
+                return _unreachable(exc), False
             else:
                 run_with = claimed.params if claimed.params is not None else arguments
-                return await self._forward(name, action, resource, run_with, claimed)
+                return await self._forward(name, action, resource, run_with, claimed), True
         if decision.status == Status.ALLOWED and not decision.replayed:
-            return await self._forward(name, action, resource, arguments, decision)
+            return await self._forward(name, action, resource, arguments, decision), True
         if decision.status in (Status.ALLOWED, Status.APPROVED):
-            return calls.text_result(
+            unknown = calls.text_result(
                 f"Not run again: this call was {decision.status} earlier and may already "
-                f"have run (action {decision.id}); its outcome was never reported.",
+                f"have run (action {decision.id}); its outcome has not been reported.",
                 is_error=True,
                 action_id=decision.id,
             )
+            return unknown, False
         if decision.status in (Status.SUCCEEDED, Status.FAILED):  # another proxy ran it
             ran = calls.text_result(
                 f"Not run again: this call already ran (action {decision.id}, {decision.status}).",
                 is_error=decision.status == Status.FAILED,
                 action_id=decision.id,
             )
-            return self._own(name, ran)
+            return self._own(name, ran), True
         if decision.status in _TO_SHOW:
             await self._acknowledge(decision)
-        return calls.refusal(decision)
+        return calls.refusal(decision), True
 
     def _own(self, name: str, result: types.CallToolResult) -> types.CallToolResult:
         """An answer the proxy makes itself, the tool not run now: for a tool that declares

@@ -165,7 +165,9 @@ class UpstreamSession:
                 if not reopens:
                     raise self._ended() from exc
                 if not opened:
-                    logger.warning("could not open a new session with the upstream: %s", exc)
+                    logger.warning(
+                        "could not open a new session with the upstream: %s", _cause(exc)
+                    )
                     await anyio.sleep(pause)  # requests wait meanwhile (OPEN_WAIT at most)
                     pause = min(pause * 2, REOPEN_AT_MOST)
                     continue
@@ -260,11 +262,16 @@ class UpstreamSession:
             raise
 
     async def _current(self) -> Client:
-        """The open client; while a new session is being opened, once it is (or
-        TimeoutError after OPEN_WAIT seconds)."""
+        """The open client; while a new session is being opened, once it is (NotRun, the
+        call not sent, when none is within OPEN_WAIT seconds)."""
         if self._client is None:  # only then: a cancel scope on every call costs time
-            with anyio.fail_after(OPEN_WAIT):
+            with anyio.move_on_after(OPEN_WAIT):
                 await self._open.wait()
+            if self._client is None:
+                raise NotRun(
+                    f"the upstream server could not be reached for {OPEN_WAIT:.0f} s "
+                    f"({self._described()}); the call was not sent to it"
+                )
         return self.client
 
     def _lost_with(self, client: Client, exc: MCPError) -> bool:
