@@ -119,6 +119,10 @@ class GuardSpec:
     # False leaves a hold nobody decided in time pending (ApprovalTimeout is raised all
     # the same), for a caller that will come back for it with the same idempotency key.
     give_up: bool = True
+    # False: an approved action is not claimed (`start`) on entry, for a caller that only
+    # wants the decision and runs the action later under another guard with the same key
+    # (the OpenAI Agents adapter's approval hook).
+    claim: bool = True
 
     def request(self, arguments: dict[str, Any] | None = None) -> ActionRequest:
         """The concrete request; `arguments` are the decorated call's (None: a `with`)."""

@@ -184,7 +184,7 @@ class Guard(_GuardBase):
             # Nothing runs that nobody approved: the approved edit is cancelled.
             self._client.give_up(decision, even_if_approved=True)
             raise refusal
-        if decision.status == "approved":  # one caller runs it: the run is claimed first
+        if decision.status == "approved" and self._spec.claim:  # one caller runs it: claimed
             decision = self._client.claim(decision)
         self._enter_block(decision, time.monotonic() - started)
         return self
@@ -245,7 +245,7 @@ class AsyncGuard(_GuardBase):
             # Nothing runs that nobody approved: the approved edit is cancelled.
             await self._client.give_up(decision, even_if_approved=True)
             raise refusal
-        if decision.status == "approved":  # see Guard.__enter__
+        if decision.status == "approved" and self._spec.claim:  # see Guard.__enter__
             decision = await self._client.claim(decision)
         self._enter_block(decision, time.monotonic() - started)
         return self

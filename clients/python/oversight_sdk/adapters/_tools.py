@@ -64,6 +64,7 @@ class ToolAction:
         session_id: str = "",
         idempotency_key: str | None = None,
         give_up: bool = True,
+        claim: bool = True,
     ) -> GuardSpec:
         resource = self.resource
         if isinstance(resource, str):
@@ -77,6 +78,7 @@ class ToolAction:
             timeout=timeout,
             idempotency_key=idempotency_key,
             give_up=give_up,
+            claim=claim,
         )
 
 

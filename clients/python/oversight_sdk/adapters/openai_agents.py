@@ -130,7 +130,8 @@ class OversightTools:
             the answer, the call's invoke comes back to this action by its key."""
             call = (call_id, _canonical(params))
             key = uuid.uuid4().hex
-            spec = rule.spec(timeout=self.timeout, idempotency_key=key, give_up=False)
+            # Not claimed here: the call runs (or not) in the invoke hook, which claims it.
+            spec = rule.spec(timeout=self.timeout, idempotency_key=key, give_up=False, claim=False)
             guard = AsyncGuard(self.client, spec, dict(params))
             self._held[call] = (key, "")
             try:

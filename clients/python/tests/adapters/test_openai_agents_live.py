@@ -144,3 +144,36 @@ def test_a_tool_that_raises_with_no_failure_function_fails_the_run_as_without_ov
     assert "card network unreachable" in str(raised)
     assert action.status == "failed"
     assert told == []
+
+
+def test_with_defer_a_call_approved_while_it_waits_runs_once_without_interrupting(
+    world: dict[str, Any],
+) -> None:
+    """The approval hook waits; approved meanwhile, the run goes on and the invoke hook
+    runs the call (the hook only decides: the run is claimed where it happens)."""
+    charge = f"ch_{uuid.uuid4().hex[:8]}"
+    executed: list[dict[str, Any]] = []
+
+    @function_tool
+    def refund(charge: str, amount: int) -> dict:
+        """Refund `amount` of a charge."""
+        executed.append({"charge": charge, "amount": amount})
+        return {"refunded": amount, "charge": charge}
+
+    model = OneCallModel({"charge": charge, "amount": 150})
+
+    async def scenario() -> Any:
+        async with AsyncOversight(world["url"], world["token"]) as client:
+            guarded = OversightTools(client, actions={"refund": REFUND}, timeout=30, defer=True)
+            agent = Agent(name="support", model=model, tools=guarded.wrap([refund]))
+            voting = asyncio.create_task(
+                asyncio.to_thread(_vote, world, charge, {"vote": "approve"})
+            )
+            result = await Runner.run(agent, "refund")
+            await voting
+            return result
+
+    result = asyncio.run(scenario())
+    assert result.interruptions == []
+    assert executed == [{"charge": charge, "amount": 150}]
+    assert "150" in str(model.told[0])
