@@ -156,15 +156,22 @@ class ApprovedWhileGivingUp(Oversight):
         self.approver = approver
 
     def give_up(self, decision: Decision, *, even_if_approved: bool = False) -> Decision:
-        # In a thread of its own, which closes its connection: the agent may be running
-        # this in a framework's worker thread, whose connection nobody would close.
-        voter = threading.Thread(target=self._approve, args=(decision.id,))
-        voter.start()
-        voter.join()
+        approve_in_a_thread(self.approver, decision.id)
         return super().give_up(decision, even_if_approved=even_if_approved)
 
-    def _approve(self, action_id: str) -> None:
+
+def approve_in_a_thread(user: Any, action_id: Any) -> None:
+    """`user` approves the action (`action_id`, or a callable finding it), in a thread of
+    its own that closes its connection: the caller may be a framework's worker thread or
+    an event loop, whose connection nobody would close."""
+
+    def approve() -> None:
         try:
-            approval_vote(user=self.approver, action_id=action_id, vote="approve")
+            found = action_id() if callable(action_id) else action_id
+            approval_vote(user=user, action_id=found, vote="approve")
         finally:
             connection.close()
+
+    voter = threading.Thread(target=approve)
+    voter.start()
+    voter.join()

@@ -18,7 +18,6 @@ from typing import Any
 import anyio
 import mcp_types as types
 import pytest
-from django.db import connection
 from mcp.shared.exceptions import MCPError
 
 from oversight.agents.models import ToolPin
@@ -31,6 +30,7 @@ from oversight.policy.services import policy_object_create
 from oversight_sdk import Oversight
 from tests.conftest import SYSTEM
 from tests.gateway.helpers import expire
+from tests.integrations.conftest import approve_in_a_thread
 from tests.integrations.mcp_world import proxied, text_of
 from tests.servers import asgi_server, free_port
 
@@ -762,15 +762,9 @@ def test_a_call_its_client_gave_up_on_while_it_ran_is_not_run_again_in_that_sess
     that action, which may have run, rather than becoming a new one that runs again."""
     arguments = {"charge": "ch_7e", "amount": 150}
 
-    def approve() -> None:  # in a thread of its own, which closes its connection
-        try:
-            approval_vote(user=approver, action_id=_pending(agent).pk, vote="approve")
-        finally:
-            connection.close()
-
     async def body(client: Any) -> types.CallToolResult:
         await client.call_tool("refund", arguments)  # held: awaits approval
-        await anyio.to_thread.run_sync(approve)
+        approve_in_a_thread(approver, lambda: _pending(agent).pk)
         with pytest.raises(MCPError):
             await client.call_tool("refund", arguments, read_timeout_seconds=1)
         return await client.call_tool("refund", arguments)

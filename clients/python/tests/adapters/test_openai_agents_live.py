@@ -54,7 +54,8 @@ def _vote(world: dict[str, Any], charge: str, body: dict[str, Any]) -> None:
     raise AssertionError(f"no held refund of {charge}")
 
 
-def _deferred(world: dict[str, Any], charge: str, vote: dict[str, Any]) -> tuple[list, Any]:
+def _refund_tool() -> tuple[Any, list[dict[str, Any]]]:
+    """A `refund` function tool, and the list its side effect appends to."""
     executed: list[dict[str, Any]] = []
 
     @function_tool
@@ -63,6 +64,11 @@ def _deferred(world: dict[str, Any], charge: str, vote: dict[str, Any]) -> tuple
         executed.append({"charge": charge, "amount": amount})
         return {"refunded": amount, "charge": charge}
 
+    return refund, executed
+
+
+def _deferred(world: dict[str, Any], charge: str, vote: dict[str, Any]) -> tuple[list, Any]:
+    refund, executed = _refund_tool()
     model = OneCallModel({"charge": charge, "amount": 150})
 
     async def scenario() -> None:
@@ -152,14 +158,7 @@ def test_with_defer_a_call_approved_while_it_waits_runs_once_without_interruptin
     """The approval hook waits; approved meanwhile, the run goes on and the invoke hook
     runs the call (the hook only decides: the run is claimed where it happens)."""
     charge = f"ch_{uuid.uuid4().hex[:8]}"
-    executed: list[dict[str, Any]] = []
-
-    @function_tool
-    def refund(charge: str, amount: int) -> dict:
-        """Refund `amount` of a charge."""
-        executed.append({"charge": charge, "amount": amount})
-        return {"refunded": amount, "charge": charge}
-
+    refund, executed = _refund_tool()
     model = OneCallModel({"charge": charge, "amount": 150})
 
     async def scenario() -> Any:
