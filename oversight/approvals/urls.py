@@ -7,4 +7,5 @@ urlpatterns = [
     path("approvals/", views.queue, name="queue"),
     path("approvals/<uuid:action_id>/vote/", views.vote, name="vote"),
     path("actions/<uuid:action_id>/", views.action_detail, name="action"),
+    path("actions/<uuid:action_id>/outcome/", views.settle, name="settle"),
 ]

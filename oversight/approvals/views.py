@@ -14,16 +14,18 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRefresh
 
-from oversight.agents.constants import APPROVE
+from oversight.agents.constants import APPROVE, CHANGE
 from oversight.agents.permissions import user_has_agent_perm
 from oversight.approvals import selectors
 from oversight.approvals.edits import edited_params_parse
 from oversight.approvals.forms import LIST, QueueFilterForm
 from oversight.approvals.models import Vote
 from oversight.approvals.services import approval_vote
+from oversight.audit.actors import Actor
 from oversight.gateway.constants import ActionStatus
 from oversight.gateway.exceptions import ConflictError, NotFoundError
 from oversight.gateway.models import Action
+from oversight.gateway.settling import OUTCOMES, action_settle, outcome_unknown
 from oversight.incidents.provenance import action_provenance
 from oversight.lib.htmx import render_page_or_fragment
 from oversight.live import pages
@@ -134,5 +136,29 @@ def action_detail(request: HttpRequest, action_id: uuid.UUID) -> HttpResponse:
     context["can_decide"] = request.user.pk in context["approvers"].could_vote
     context["may_see_queue"] = user_has_agent_perm(request.user, APPROVE, action.agent)
     context["undo"] = undo_panel(action=action, user=request.user)
+    may_settle = outcome_unknown(action) and user_has_agent_perm(request.user, CHANGE, action.agent)
+    context["settle_outcomes"] = OUTCOMES.items() if may_settle else None
     context["provenance"] = action_provenance(action=action)
     return render(request, "approvals/action.html", context)
+
+
+@login_required
+@require_POST
+def settle(request: HttpRequest, action_id: uuid.UUID) -> HttpResponse:
+    """An owner records how an action ended that its agent never reported."""
+    action = selectors.action_get(user=request.user, action_id=action_id)  # 404 unless visible
+    if not user_has_agent_perm(request.user, CHANGE, action.agent):
+        raise PermissionDenied("Only the agent's owners and admins record its actions' outcomes.")
+    outcome = request.POST.get("outcome", "")
+    try:
+        action_settle(
+            actor=Actor.for_user(request.user),
+            action=action,
+            outcome=outcome,
+            note=request.POST.get("note", ""),
+        )
+    except ValidationError as exc:
+        messages.error(request, f"Not recorded: {' '.join(exc.messages)}")
+    else:
+        messages.success(request, f"Recorded: {OUTCOMES[outcome].lower()}.")
+    return redirect("approvals:action", action_id=action.pk)

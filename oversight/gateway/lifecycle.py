@@ -43,7 +43,7 @@ class ResultInput:
     params: dict[str, Any] | None = None
 
 
-def _audit_target(action: Action) -> tuple[str, str, str]:
+def action_audit_target(action: Action) -> tuple[str, str, str]:
     """The audit event's target for a change of ``action``."""
     return ("gateway.action", str(action.pk), f"{action.action} on {action.resource}"[:200])
 
@@ -91,7 +91,7 @@ def _outcome(token: AgentToken, action: Action, data: ResultInput) -> OutcomeWri
     audit = {
         "actor": Actor.for_agent(token.agent),
         "verb": verbs.ACTION_REPORTED,
-        "target": _audit_target(action),
+        "target": action_audit_target(action),
         "agent_id": token.agent_id,
         "before": {"status": read_status, "state": action.before},
         "after": {"status": action.status, "state": data.after, "error": data.error},
@@ -153,7 +153,7 @@ def action_expire_if_due(*, action: Action) -> Action:
         audit_record(
             actor=Actor.system("expiry"),
             verb=verbs.ACTION_EXPIRED,
-            target=_audit_target(action),
+            target=action_audit_target(action),
             agent_id=action.agent_id,
             before={"status": ActionStatus.PENDING},
             after={"status": ActionStatus.EXPIRED},
@@ -183,7 +183,7 @@ def _cancel(
     audit_record(
         actor=actor,
         verb=verbs.ACTION_CANCELLED,
-        target=_audit_target(action),
+        target=action_audit_target(action),
         agent_id=action.agent_id,
         before={"status": action.status},
         after={"status": ActionStatus.CANCELLED, "why": why},
@@ -249,7 +249,7 @@ def action_acknowledge(*, token: AgentToken, action_id: uuid.UUID) -> Action:
         audit_record(
             actor=Actor.for_agent(token.agent),
             verb=verbs.ACTION_ACKNOWLEDGED,
-            target=_audit_target(action),
+            target=action_audit_target(action),
             agent_id=action.agent_id,
             before={"acknowledged_at": None},
             after={"status": action.status, "acknowledged_at": now.isoformat()},
@@ -279,7 +279,7 @@ def action_start(*, token: AgentToken, action_id: uuid.UUID) -> Action:
         audit_record(
             actor=Actor.for_agent(token.agent),
             verb=verbs.ACTION_STARTED,
-            target=_audit_target(action),
+            target=action_audit_target(action),
             agent_id=action.agent_id,
             before={"started_at": None},
             after={"status": action.status, "started_at": now.isoformat()},

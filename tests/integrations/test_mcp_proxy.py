@@ -23,8 +23,10 @@ from mcp.shared.exceptions import MCPError
 from oversight.agents.models import ToolPin
 from oversight.agents.services import agent_access_grant, token_create
 from oversight.approvals.services import approval_vote
+from oversight.audit.actors import Actor
 from oversight.audit.models import AuditEvent
 from oversight.gateway.models import Action
+from oversight.gateway.settling import action_settle
 from oversight.policy.models import Grant, Rule
 from oversight.policy.services import policy_object_create
 from oversight_sdk import Oversight
@@ -748,6 +750,28 @@ def test_an_approved_call_started_and_never_reported_is_not_run_again(
     assert proxy.payments.executed() == []
     held.refresh_from_db()
     assert (held.status, held.started_at is not None) == ("approved", True)
+
+
+@pytest.mark.parametrize("outcome", ["not_run", "succeeded"])
+def test_once_an_owner_records_what_happened_the_identical_call_is_decided_afresh(
+    live_url: str, token: str, agent: Any, approver: Any, tmp_path: Path, outcome: str
+) -> None:
+    """A started call never reported: "may have run" until the owner checks the upstream
+    and records it (the action's page), then the same call is a new action."""
+    arguments = {"charge": "ch_7f", "amount": 150}
+    with proxied("stdio", url=live_url, token=token, tmp=tmp_path, hold_wait=0.5) as proxy:
+        proxy.call("refund", arguments)
+        held = Action.objects.get(agent=agent)
+        approval_vote(user=approver, action_id=held.pk, vote="approve")
+        with Oversight(live_url, token) as crashed:
+            crashed.start(str(held.pk))
+        assert "may already have run" in text_of(proxy.call("refund", arguments))
+        held.refresh_from_db()
+        action_settle(actor=Actor.for_user(agent.owner), action=held, outcome=outcome, note="x")
+        again = proxy.call("refund", arguments)
+    assert text_of(again).startswith("This call awaits approval in Oversight"), text_of(again)
+    assert Action.objects.filter(agent=agent).count() == 2
+    assert proxy.payments.executed() == []  # the new one is held, as the first was
 
 
 def test_a_call_its_client_gave_up_on_while_it_ran_is_not_run_again_in_that_session(

@@ -1,0 +1,210 @@
+"""An owner records how an action ended that its agent never reported, from the action's
+page: one it was allowed to run, or an approved one it started. Until then the agent's
+identical calls are told it may have run; once recorded, it is final, audited with the
+person and what they checked, and the agent's late report is refused."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.messages import get_messages
+from django.core.exceptions import ValidationError
+from django.test import Client
+from django.urls import reverse
+
+from oversight.agents.services import agent_access_grant
+from oversight.approvals.services import approval_vote
+from oversight.audit.actors import Actor
+from oversight.audit.models import AuditEvent
+from oversight.gateway.models import Action
+from oversight.gateway.settling import action_settle
+from oversight.policy.models import LimitCounter
+from tests.conftest import SYSTEM
+from tests.gateway.helpers import AgentApi, RefundPolicy, api_error, limit_create, refund
+
+pytestmark = pytest.mark.django_db
+
+SETTLE_FORM = b'id="settle"'
+
+
+def _page(user: Any) -> Client:
+    page = Client()
+    page.force_login(user)
+    return page
+
+
+def _settle(page: Client, action_id: str, outcome: str, note: str) -> Any:
+    url = reverse("approvals:settle", args=[action_id])
+    return page.post(url, {"outcome": outcome, "note": note}, follow=True)
+
+
+def _said(response: Any) -> list[str]:
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+def _started(api: AgentApi, agent: Any, reviewer: Any) -> dict[str, Any]:
+    agent_access_grant(actor=SYSTEM, agent=agent, user=reviewer, level="reviewer")
+    held = api.decide(refund(900))
+    approval_vote(user=reviewer, action_id=held["id"], vote="approve")
+    assert api.post(f"/actions/{held['id']}/start", {}).status_code == 200
+    return held
+
+
+def test_an_owner_records_that_an_allowed_action_ran(
+    api: AgentApi, policy: RefundPolicy, owner: Any
+) -> None:
+    allowed = api.decide(refund(10))
+    page = _page(owner)
+    shown = page.get(reverse("approvals:action", args=[allowed["id"]])).content
+    assert SETTLE_FORM in shown and b"Its outcome has not been reported" in shown
+
+    note = "The refund re_1 exists in Stripe for 10.00"
+    response = _settle(page, allowed["id"], "succeeded", note)
+    assert _said(response) == ["Recorded: it ran and succeeded."]
+    action = Action.objects.get(pk=allowed["id"])
+    assert (action.status, action.error) == ("succeeded", "")
+    assert action.finished_at is not None
+    (event,) = AuditEvent.objects.filter(verb="action.reported")
+    assert (event.actor_label, event.target_id) == (owner.username, allowed["id"])
+    assert event.before == {"status": "allowed"}
+    assert event.after == {
+        "status": "succeeded",
+        "why": note,
+        "recorded_by_a_person": "It ran and succeeded",
+    }
+    # Its story says who recorded it and what they checked; the form is gone.
+    told = "(it ran and succeeded, recorded by a person): " + note
+    assert told.encode() in response.content and SETTLE_FORM not in response.content
+    # The agent's late report is refused, and changes nothing.
+    late = api.post(f"/actions/{allowed['id']}/result", {"outcome": "failed", "error": "x"})
+    api_error(late, 409, "already_reported")
+    assert Action.objects.get(pk=allowed["id"]).status == "succeeded"
+
+
+def test_a_started_action_that_did_not_run_is_cancelled_and_gives_back_its_quota(
+    api: AgentApi, policy: RefundPolicy, agent: Any, owner: Any, reviewer: Any
+) -> None:
+    limit_create(agent=agent, max_count=5)
+    held = _started(api, agent, reviewer)
+    assert LimitCounter.objects.get().count == 1
+    page = _page(owner)
+    shown = page.get(reverse("approvals:action", args=[held["id"]])).content
+    assert b"The agent started it and has not said what happened" in shown
+
+    response = _settle(page, held["id"], "not_run", "  No refund for ch_1 in Stripe  ")
+    assert _said(response) == ["Recorded: it did not run."]
+    action = Action.objects.get(pk=held["id"])
+    assert (action.status, action.error) == ("cancelled", "No refund for ch_1 in Stripe")
+    assert LimitCounter.objects.get().count == 0
+    (event,) = AuditEvent.objects.filter(verb="action.cancelled")
+    assert event.before == {"status": "approved"}
+    assert event.after["status"] == "cancelled"
+    assert event.after["recorded_by_a_person"] == "It did not run"
+    # The agent reading it learns it ended without running.
+    assert api.get(f"/actions/{held['id']}").json()["status"] == "cancelled"
+
+
+def test_a_failure_keeps_what_was_checked_as_its_error(
+    api: AgentApi, policy: RefundPolicy, owner: Any
+) -> None:
+    allowed = api.decide(refund(10))
+    _settle(_page(owner), allowed["id"], "failed", "Stripe refused: charge disputed")
+    action = Action.objects.get(pk=allowed["id"])
+    assert (action.status, action.error) == ("failed", "Stripe refused: charge disputed")
+
+
+TOO_LONG = "Not recorded: Say it in at most 1000 characters (this is 1001)."
+CHOOSE = (
+    "Not recorded: Choose what happened: It ran and succeeded; It ran and failed; It did not run."
+)
+
+
+@pytest.mark.parametrize(
+    ("outcome", "note", "said"),
+    [
+        ("succeeded", "   ", "Not recorded: Say what you checked, so that others can rely on it."),
+        ("", "checked", CHOOSE),
+        ("rolled_back", "checked", CHOOSE),
+        (
+            "succeeded",
+            "x" * 1001,
+            "Not recorded: Say it in at most 1000 characters (this is 1001).",
+        ),
+    ],
+)
+def test_bad_input_is_refused_and_changes_nothing(
+    api: AgentApi, policy: RefundPolicy, owner: Any, outcome: str, note: str, said: str
+) -> None:
+    allowed = api.decide(refund(10))
+    before = AuditEvent.objects.count()
+    response = _settle(_page(owner), allowed["id"], outcome, note)
+    assert _said(response) == [said]
+    assert Action.objects.get(pk=allowed["id"]).status == "allowed"
+    assert AuditEvent.objects.count() == before
+
+
+def test_only_an_action_that_may_have_run_unreported_can_be_settled(
+    api: AgentApi, policy: RefundPolicy, agent: Any, owner: Any, reviewer: Any
+) -> None:
+    page = _page(owner)
+    held = api.decide(refund(900))  # pending
+    approved = api.decide(refund(901, charges=("ch_2",)))
+    agent_access_grant(actor=SYSTEM, agent=agent, user=reviewer, level="reviewer")
+    approval_vote(user=reviewer, action_id=approved["id"], vote="approve")  # not started
+    reported = api.decide(refund(10, charges=("ch_3",)))
+    api.post(f"/actions/{reported['id']}/result", {"outcome": "succeeded"})
+    for action_id, status in [
+        (held["id"], "pending"),
+        (approved["id"], "approved"),
+        (reported["id"], "succeeded"),
+    ]:
+        assert SETTLE_FORM not in page.get(reverse("approvals:action", args=[action_id])).content
+        (message,) = _said(_settle(page, action_id, "succeeded", "checked"))
+        assert message.startswith("Not recorded: Only an action that may have run")
+        assert Action.objects.get(pk=action_id).status == status
+    assert not AuditEvent.objects.filter(
+        actor_label=owner.username, verb__startswith="action."
+    ).exists()
+
+
+def test_only_the_agents_owners_and_admins_may_settle(
+    api: AgentApi,
+    policy: RefundPolicy,
+    agent: Any,
+    reviewer: Any,
+    outsider: Any,
+    admin_user: Any,
+) -> None:
+    agent_access_grant(actor=SYSTEM, agent=agent, user=reviewer, level="reviewer")
+    allowed = api.decide(refund(10))
+    url = reverse("approvals:action", args=[allowed["id"]])
+    assert SETTLE_FORM not in _page(reviewer).get(url).content
+    assert _settle(_page(reviewer), allowed["id"], "succeeded", "checked").status_code == 403
+    assert _settle(_page(outsider), allowed["id"], "succeeded", "checked").status_code == 404
+    assert Client().post(reverse("approvals:settle", args=[allowed["id"]])).status_code == 302
+    assert Action.objects.get(pk=allowed["id"]).status == "allowed"
+    assert SETTLE_FORM in _page(admin_user).get(url).content
+
+
+def test_the_form_needs_its_csrf_token(api: AgentApi, policy: RefundPolicy, owner: Any) -> None:
+    allowed = api.decide(refund(10))
+    page = Client(enforce_csrf_checks=True)
+    page.force_login(owner)
+    url = reverse("approvals:settle", args=[allowed["id"]])
+    assert page.post(url, {"outcome": "succeeded", "note": "x"}).status_code == 403
+    assert Action.objects.get(pk=allowed["id"]).status == "allowed"
+
+
+def test_a_report_arriving_first_wins_and_the_settle_is_refused(
+    api: AgentApi, policy: RefundPolicy, owner: Any
+) -> None:
+    allowed = api.decide(refund(10))
+    as_read = Action.objects.get(pk=allowed["id"])  # the page read it allowed
+    api.post(f"/actions/{allowed['id']}/result", {"outcome": "failed", "error": "timeout"})
+    with pytest.raises(ValidationError) as refused:
+        action_settle(actor=Actor.for_user(owner), action=as_read, outcome="succeeded", note="ok")
+    assert refused.value.code == "changed"
+    action = Action.objects.get(pk=allowed["id"])
+    assert (action.status, action.error) == ("failed", "timeout")
+    assert not AuditEvent.objects.filter(actor_label=owner.username).exists()
