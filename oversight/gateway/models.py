@@ -119,6 +119,13 @@ class Action(models.Model):
                 condition=models.Q(status="pending"),
                 name="action_pending_expiry",
             ),
+            # Approved actions the agent started and has not reported: few, and looked for
+            # by monitoring every minute (monitoring/unreported.py).
+            models.Index(
+                fields=["started_at"],
+                condition=models.Q(status="approved", started_at__isnull=False),
+                name="action_started_unreported",
+            ),
         ]
 
     def __str__(self) -> str:

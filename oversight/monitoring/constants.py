@@ -11,6 +11,7 @@ class AlertKind(models.TextChoices):
     DENIAL_RATE = "denial_rate", "Denial spike"
     NEW_RESOURCE = "new_resource", "New resource family"
     OFF_HOURS = "off_hours", "Activity outside usual hours"
+    UNREPORTED = "unreported", "Started, outcome not reported"
 
 
 class Severity(models.TextChoices):
@@ -68,5 +69,8 @@ OFF_HOURS_FLOOR = 3
 LEARNING_HOURS = 24
 # Rollups older than this are deleted by the daily prune.
 ROLLUP_RETENTION_DAYS = 30
+# An approved action the agent started this long ago without reporting its outcome may
+# have run: its owner is asked to check and record what happened (monitoring/unreported.py).
+UNREPORTED_AFTER_MINUTES = 10
 # Evidence keeps at most this many actions per alert, the most recent first.
 MAX_EVIDENCE_ACTIONS = 50

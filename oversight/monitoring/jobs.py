@@ -16,6 +16,7 @@ from oversight.monitoring.detectors import detect, new_family_finding, window_at
 from oversight.monitoring.models import AgentMinute, Alert, ResourceFamily
 from oversight.monitoring.rollups import families_touched, rollup_minutes
 from oversight.monitoring.services import alert_raise
+from oversight.monitoring.unreported import unreported_findings
 
 logger = logging.getLogger(__name__)
 
@@ -91,14 +92,15 @@ def _recently_resolved(now: dt.datetime) -> set[tuple[int, str]]:
 
 
 def monitoring_run(*, now: dt.datetime) -> RunResult:
-    """One run: roll up the last RECOMPUTE_MINUTES, learn families, detect, raise alerts.
+    """One run: roll up the last RECOMPUTE_MINUTES, learn families, detect (and find
+    started actions never reported), raise alerts.
     Safe to repeat: an ongoing condition updates its one unresolved alert."""
     result = RunResult()
     start = now - dt.timedelta(minutes=c.RECOMPUTE_MINUTES)
     result.minutes = rollup_minutes(start=start, end=now)
     result.families_learnt, result.opened = families_observe(start=start, end=now, now=now)
     suppressed = _recently_resolved(now)
-    for finding in detect(now=now):
+    for finding in [*detect(now=now), *unreported_findings(now=now)]:
         if (finding.agent_id, finding.dedupe_key) in suppressed:
             continue
         _alert, opened = alert_raise(finding=finding, now=now)

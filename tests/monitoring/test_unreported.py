@@ -1,0 +1,130 @@
+"""Approved actions the agent started and never reported: past ten minutes, the agent's
+people are alerted, with the actions as evidence, until someone records what happened."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from oversight.agents.services import token_create
+from oversight.approvals.services import approval_vote
+from oversight.audit.actors import Actor
+from oversight.gateway.lifecycle import action_start
+from oversight.gateway.models import Action
+from oversight.gateway.settling import action_settle
+from oversight.monitoring.constants import AlertKind, Severity
+from oversight.monitoring.jobs import monitoring_run
+from oversight.monitoring.models import Alert
+from oversight.monitoring.services import alert_resolve
+from oversight.monitoring.unreported import unreported_findings
+from oversight.notifications.models import InboxItem
+from tests.conftest import SYSTEM
+from tests.gateway.helpers import decide, hold_large_refunds, refund
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def token(agent: Any, refunds: Any) -> Any:
+    hold_large_refunds(agent)
+    return token_create(actor=SYSTEM, agent=agent, environment="production")[0]
+
+
+def _approved(token: Any, rita: Any, charge: str, *, start: bool = True) -> Action:
+    held = decide(token, refund(900, charges=(charge,)))
+    approval_vote(user=rita, action_id=held.pk, vote="approve")
+    return action_start(token=token, action_id=held.pk) if start else Action.objects.get(pk=held.pk)
+
+
+def _later(minutes: float) -> dt.datetime:
+    return timezone.now() + dt.timedelta(minutes=minutes)
+
+
+def test_a_started_action_never_reported_raises_one_warning_after_ten_minutes(
+    agent: Any, token: Any, rita: Any, owner: Any
+) -> None:
+    started = _approved(token, rita, "ch_1")
+    _approved(token, rita, "ch_2", start=False)  # approved, not started: it has not run
+    decide(token, refund(10, charges=("ch_3",)))  # allowed, not reported: not alerted on
+    monitoring_run(now=_later(9))
+    assert not Alert.objects.exists()
+
+    monitoring_run(now=_later(11))
+    (alert,) = Alert.objects.all()
+    assert (alert.agent, alert.kind, alert.severity) == (
+        agent,
+        AlertKind.UNREPORTED,
+        Severity.WARNING,
+    )
+    assert alert.title == (
+        "1 approved action started and never reported: it may have run; check and record "
+        "what happened"
+    )
+    assert alert.evidence["unreported_actions"] == 1
+    assert alert.evidence["oldest_started_minutes_ago"] in (10, 11)
+    assert [a["id"] for a in alert.evidence["actions"]] == [str(started.pk)]
+    told = set(
+        InboxItem.objects.filter(kind="alert.opened").values_list("user__username", flat=True)
+    )
+    assert {owner.username, rita.username} <= told
+
+    # The alert's page leads to the action, whose page asks the owner what happened.
+    page = Client()
+    page.force_login(owner)
+    body = page.get(reverse("monitoring:alert", args=[alert.pk])).content.decode()
+    assert reverse("approvals:action", args=[started.pk]) in body
+    action_page = page.get(reverse("approvals:action", args=[started.pk])).content
+    assert b"Its outcome has not been reported" in action_page
+
+
+def test_it_goes_on_while_unreported_and_is_not_raised_again_once_recorded(
+    agent: Any, token: Any, rita: Any, owner: Any
+) -> None:
+    first = _approved(token, rita, "ch_1")
+    second = _approved(token, rita, "ch_2")
+    monitoring_run(now=_later(11))
+    monitoring_run(now=_later(12))
+    (alert,) = Alert.objects.all()
+    assert alert.count == 2 and alert.evidence["unreported_actions"] == 2
+    assert alert.title.startswith("2 approved actions started and never reported: they may")
+
+    for action in (first, second):
+        action_settle(actor=Actor.for_user(owner), action=action, outcome="succeeded", note="ok")
+    monitoring_run(now=_later(13))
+    alert.refresh_from_db()
+    assert alert.count == 2  # nothing found any more: not updated
+    alert_resolve(user=owner, alert_id=alert.pk, now=_later(14))
+    monitoring_run(now=_later(30))
+    assert Alert.objects.count() == 1
+
+
+def test_an_alert_resolved_with_actions_still_unreported_comes_back_after_the_window(
+    agent: Any, token: Any, rita: Any, owner: Any
+) -> None:
+    _approved(token, rita, "ch_1")
+    monitoring_run(now=_later(11))
+    (alert,) = Alert.objects.all()
+    alert_resolve(user=owner, alert_id=alert.pk, now=_later(12))
+    monitoring_run(now=_later(13))  # within the window the person saw: not raised again
+    assert Alert.objects.count() == 1
+    monitoring_run(now=_later(20))
+    again = Alert.objects.exclude(pk=alert.pk).get()
+    assert again.kind == AlertKind.UNREPORTED and again.status == "open"
+
+
+def test_the_search_is_two_queries_whatever_the_number_of_actions(
+    agent: Any, token: Any, rita: Any
+) -> None:
+    for n in range(5):
+        _approved(token, rita, f"ch_{n}")
+    with CaptureQueriesContext(connection) as queries:
+        (finding,) = unreported_findings(now=_later(11))
+    assert len(queries) == 2  # the counts per agent, then each agent's evidence
+    assert finding.numbers["unreported_actions"] == 5 and len(finding.actions) == 5
