@@ -19,7 +19,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.text import Truncator
 
-from oversight.gateway.constants import LIFECYCLE_RANK
+from oversight.gateway.constants import LIFECYCLE_RANK, ActionStatus
 from oversight.gateway.models import Action, deciding_reasons
 
 _SOME_ID = uuid.UUID(int=0)
@@ -74,7 +74,7 @@ def feed_cells(action: Action, *, swap: bool = False) -> SafeString:
         _ROW.format(
             action.pk,
             _SWAP if swap else "",
-            LIFECYCLE_RANK[action.status],
+            _rank(action),
             created.isoformat(),
             created.strftime("%H:%M:%S"),
             escape(_agent_url(prefix, action.agent.slug)),
@@ -83,10 +83,26 @@ def feed_cells(action: Action, *, swap: bool = False) -> SafeString:
             escape(action.action),
             escape(_short(action.resource)),
             escape(action.status),
-            escape(str(action.get_status_display())),
+            escape(_status_words(action)),
             escape(str(why)),
         )
     )
+
+
+def _started(action: Action) -> bool:
+    """Approved, and the agent has claimed its run: it may be running."""
+    return action.status == ActionStatus.APPROVED and action.started_at is not None
+
+
+def _rank(action: Action) -> float:
+    """The action's lifecycle rank; an approved action the agent started is further along
+    than one it has not, so a vote's update arriving after the start does not undo it."""
+    return LIFECYCLE_RANK[action.status] + (0.5 if _started(action) else 0)
+
+
+def _status_words(action: Action) -> str:
+    words = str(action.get_status_display())
+    return f"{words}, started" if _started(action) else words
 
 
 def _why(reasons: Any) -> str:

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from django.template.loader import render_to_string
 from django.urls import reverse, set_script_prefix
+from django.utils import timezone
 from django.utils.text import Truncator
 
 from oversight.gateway.models import Action
@@ -72,6 +73,19 @@ def test_a_row_carries_how_far_along_its_lifecycle_its_action_is(agent: Any) -> 
         "expired": "2",
         "rolled_back": "3",
     }
+
+
+@pytest.mark.django_db
+def test_an_approved_action_the_agent_started_says_so_and_outranks_its_approval(
+    agent: Any,
+) -> None:
+    """The start comes after the vote: the vote's update, crossing it, must not undo it."""
+    action = _action(agent, status="approved", started_at=timezone.now())
+    html = rows.feed_cells(action)
+    assert '<span class="pill status-approved">Approved, started</span>' in html
+    assert 'data-rank="1.5"' in html
+    action.status = "succeeded"
+    assert 'data-rank="2"' in rows.feed_cells(action)
 
 
 @pytest.mark.django_db
