@@ -124,6 +124,7 @@ def action_body(action: Action) -> dict[str, object]:
         "finished_at": action.finished_at,
         "acknowledged_at": action.acknowledged_at,
         "started_at": action.started_at,
+        "error": action.error,
     }
 
 

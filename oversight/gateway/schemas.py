@@ -200,6 +200,13 @@ class ActionOut(DecisionOut):
     started_at: datetime | None = Field(
         None, description="When the agent claimed the run of this approved action."
     )
+    error: str = Field(
+        "",
+        description=(
+            "Why it failed (as reported), or why it was cancelled (by the agent, a kill "
+            "switch, a rewind, or an owner who found it did not run); empty otherwise."
+        ),
+    )
 
 
 class ResultIn(Body):

@@ -43,6 +43,7 @@ ACTION_FIELDS = {
     "finished_at",
     "acknowledged_at",
     "started_at",
+    "error",
 }
 
 

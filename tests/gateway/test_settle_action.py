@@ -101,8 +101,9 @@ def test_a_started_action_that_did_not_run_is_cancelled_and_gives_back_its_quota
     assert event.before == {"status": "approved"}
     assert event.after["status"] == "cancelled"
     assert event.after["recorded_by_a_person"] == "It did not run"
-    # The agent reading it learns it ended without running.
-    assert api.get(f"/actions/{held['id']}").json()["status"] == "cancelled"
+    # The agent reading it learns it ended without running, and what the owner found.
+    read = api.get(f"/actions/{held['id']}").json()
+    assert (read["status"], read["error"]) == ("cancelled", "No refund for ch_1 in Stripe")
 
 
 def test_a_failure_keeps_what_was_checked_as_its_error(

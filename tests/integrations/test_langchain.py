@@ -10,7 +10,7 @@ import pytest
 from langchain.agents import create_agent
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
-from langchain_core.tools import tool
+from langchain_core.tools import ToolException, tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
@@ -28,6 +28,7 @@ from tests.integrations.conftest import (
 )
 
 pytestmark = pytest.mark.postgres
+_SMALL = {"charge": "ch_1", "amount": 10}
 
 
 class ToolCallingFakeModel(GenericFakeChatModel):
@@ -77,6 +78,39 @@ def test_an_allowed_call_runs_and_its_answer_is_reported(
     assert answer.status == "success" and '"refunded": 10' in answer.content
     action = Action.objects.get()
     assert (action.status, action.after) == ("succeeded", {"refunded": 10, "charge": "ch_1"})
+
+
+def test_a_tool_error_the_graph_answers_with_is_reported_failed_in_its_words(
+    live_url: str, token: str, refunds: Refunds
+) -> None:
+    """A tool whose errors LangChain turns into the model's answer (handle_tool_error):
+    the call is reported failed, with the tool's words as its error."""
+    model = ToolCallingFakeModel(
+        messages=iter(
+            [
+                AIMessage("", tool_calls=[{"name": "refund", "args": _SMALL, "id": "c1"}]),
+                AIMessage("done"),
+            ]
+        )
+    )
+
+    @tool
+    def refund(charge: str, amount: int) -> dict[str, Any]:
+        """Refund `amount` of a charge."""
+        refunds(charge, amount)
+        raise ToolException("card_declined: the charge is disputed")
+
+    refund.handle_tool_error = True
+
+    with Oversight(live_url, token, retries=0) as client:
+        middleware = OversightMiddleware(client, actions=ACTIONS, timeout=20)
+        agent = create_agent(model, tools=[refund], middleware=[middleware])
+        state = agent.invoke({"messages": [HumanMessage("refund it")]})
+    [answer] = [m for m in state["messages"] if isinstance(m, ToolMessage)]
+    assert answer.status == "error" and "card_declined" in answer.content
+    assert len(refunds.executed) == 1
+    action = Action.objects.get()
+    assert (action.status, action.error) == ("failed", "card_declined: the charge is disputed")
 
 
 def test_a_denied_call_does_not_run_and_the_model_gets_the_reason(

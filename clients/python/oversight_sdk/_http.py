@@ -253,7 +253,15 @@ def require_runnable(decision: Decision, *, waited: float) -> Decision:
     raise not_permitted_class(decision.status)(decision)
 
 
+class ReportedAsSaid(Exception):
+    """An error reported in its own words, without its class's name: a tool's error that
+    an adapter relays as the framework gave it."""
+
+
 def error_text(exc: BaseException) -> str:
+    """What a failed outcome's report says of ``exc``: its class's name and its words."""
+    if isinstance(exc, ReportedAsSaid) and str(exc):
+        return str(exc)[:MAX_ERROR_TEXT]
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     return text[:MAX_ERROR_TEXT]
 

@@ -112,6 +112,7 @@ class Decision:
     # When the agent acknowledged its caller was told how it ended without running.
     acknowledged_at: datetime | None = None
     started_at: datetime | None = None  # an approved action's run claimed (`start`)
+    error: str = ""  # why it failed (as reported) or was cancelled; full reads only
     replayed: bool = False
     votes: list[Vote] = field(default_factory=list)
     edited: bool = False
@@ -165,6 +166,7 @@ class Decision:
             finished_at=_datetime(data.get("finished_at")),
             acknowledged_at=_datetime(data.get("acknowledged_at")),
             started_at=_datetime(data.get("started_at")),
+            error=str(data.get("error") or ""),
             replayed=replayed,
             votes=[Vote.from_json(v) for v in data.get("votes") or []],
             edited=bool(data.get("edited")),

@@ -26,6 +26,7 @@ from typing import Annotated, Any
 
 import anyio
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.subscriptions import InMemorySubscriptionBus, ToolsListChanged
 from pydantic import BaseModel, Field
 
@@ -52,8 +53,10 @@ class Payments:
         header_on_change: bool = False,
         requests_log: str = "",
         typed: bool = False,
+        declined: tuple[str, str] | None = None,
     ) -> None:
         self.log = log
+        self.declined = declined  # (charge prefix, error): such refunds raise, once logged
         self.requests_log = requests_log
         self.quiet = quiet
         self.header_on_change = header_on_change
@@ -69,6 +72,8 @@ class Payments:
     def refund(self, charge: str, amount: int) -> dict:
         with open(self.log, "a", encoding="utf-8") as out:
             out.write(json.dumps({"charge": charge, "amount": amount}) + "\n")
+        if self.declined and charge.startswith(self.declined[0]):
+            raise ToolError(self.declined[1])  # a failure its client is told of in words
         return {"refunded": amount, "charge": charge}
 
     def refund_typed(self, charge: str, amount: int) -> Refunded:
@@ -120,6 +125,7 @@ async def serve(args: argparse.Namespace) -> None:
         header_on_change=args.header_on_change,
         requests_log=args.requests_log or "",
         typed=args.typed,
+        declined=tuple(args.decline) if args.decline else None,
     )
     if args.slow:  # the refund made, then its answer slow to come
         payments.server.remove_tool("refund")
@@ -167,6 +173,12 @@ def main() -> None:
     parser.add_argument("--env-log", help="write the environment it started with here")
     parser.add_argument("--twins", action="store_true", help="also tools refund.now, refund_now")
     parser.add_argument("--slow", type=float, default=0, help="the refund answers this late")
+    parser.add_argument(
+        "--decline",
+        nargs=2,
+        metavar=("PREFIX", "ERROR"),
+        help="a refund of a charge starting with PREFIX raises ERROR, once logged",
+    )
     parser.add_argument("--http", type=int, default=0, help="serve streamable HTTP on this port")
     parser.add_argument("--exit-after", type=float, default=0, help="crash after this many seconds")
     anyio.run(serve, parser.parse_args())

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from .._http import ReportedAsSaid
 from ..aio import AsyncOversight
 from ..binding import GuardSpec
 from ..client import Oversight
@@ -120,9 +121,9 @@ class Refusal:
     error: BaseException
 
 
-class ToolFailed(Exception):
+class ToolFailed(ReportedAsSaid):
     """Raised inside the guard for a tool that answered with an error, so the guard reports
-    `failed`; the framework's own answer still goes to the model."""
+    `failed` with the error's words; the framework's own answer still goes to the model."""
 
 
 def refusal(exc: BaseException) -> Refusal:

@@ -3,7 +3,10 @@
 A driver (one module in drivers/, exposing DRIVER) builds one integration for a server
 and an agent token, has the integration's own caller call the tool `refund` once, waits
 as the integration waits for a held action, and tells what the caller saw as a `Seen`.
-Drivers import from here with `from ..harness import Seen, refund_tool`.
+Drivers import from here with `from ..harness import Seen, refund_tool`. Each runs the
+side effect through `refund_effect` (a declined charge raises), and asks through a
+recording client (`RecordingOversight`, `AsyncRecordingOversight`), so that the action
+is known even where the framework does not show it to its caller.
 
 The world (the server's agents, policy and tokens) is made by the server's
 tests/sdk/conformance_world.py and described by the JSON file OVERSIGHT_CONFORMANCE_WORLD
@@ -24,7 +27,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from oversight_sdk import Decision, Oversight
+from oversight_sdk import AsyncOversight, Decision, Oversight
 
 WORLD_ENV = "OVERSIGHT_CONFORMANCE_WORLD"
 # The tool through the SDK and the adapters, and through the MCP proxy (tool `refund` on
@@ -35,6 +38,9 @@ MCP_SERVER, MCP_TOOL = "payments", "refund"
 BLOCKED_CHARGE = "ch_blocked"  # the world forbids it; the reason names it "blocked"
 HOLD_ABOVE = 100  # the world holds larger refunds for one approval, edits allowed
 HOLD_WAIT = 60.0  # how long a driver waits for a held action to be decided
+# The tool raises for charges starting so (after its attempt is recorded), with these words.
+DECLINED_PREFIX = "ch_declined_"
+DECLINED = "card_declined: the charge is disputed"
 
 
 def refund_resource(charge: str) -> str:
@@ -57,21 +63,64 @@ class Driver(Protocol):
     def call(self, *, url: str, token: str, arguments: dict[str, Any]) -> Seen: ...
 
 
+def refund_effect(executed: list[dict[str, Any]], charge: str, amount: int) -> dict[str, Any]:
+    """The refund's side effect, recorded in `executed`; a declined charge raises after."""
+    executed.append({"charge": charge, "amount": amount})
+    if charge.startswith(DECLINED_PREFIX):
+        raise RuntimeError(DECLINED)
+    return {"refunded": amount, "charge": charge}
+
+
 def refund_tool() -> tuple[Callable[[str, int], dict[str, Any]], list[dict[str, Any]]]:
     """A fresh `refund` tool and the list its side effect appends to."""
     executed: list[dict[str, Any]] = []
 
     def refund(charge: str, amount: int) -> dict[str, Any]:
         """Refund `amount` (in cents) of the Stripe charge `charge`."""
-        executed.append({"charge": charge, "amount": amount})
-        return {"refunded": amount, "charge": charge}
+        return refund_effect(executed, charge, amount)
 
     return refund, executed
 
 
-def new_charge() -> str:
+def new_charge(prefix: str = "ch_") -> str:
     """A charge no other call has used, so a reviewer can tell this call's action apart."""
-    return f"ch_{uuid.uuid4().hex[:12]}"
+    return f"{prefix}{uuid.uuid4().hex[:12]}"
+
+
+class AskedIds:
+    """The ids of the actions a client asked about, newest last: where the framework
+    does not show its caller the action, a scenario still reads the server's record."""
+
+    asked: list[str]
+
+    def last_asked(self) -> str | None:
+        return self.asked[-1] if self.asked else None
+
+
+class RecordingOversight(Oversight, AskedIds):
+    """The SDK's client, remembering each action it asked about (`ask` unchanged)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.asked = []
+
+    def ask(self, *args: Any, **kwargs: Any) -> Decision:
+        decision = super().ask(*args, **kwargs)
+        self.asked.append(decision.id)
+        return decision
+
+
+class AsyncRecordingOversight(AsyncOversight, AskedIds):
+    """The SDK's async client, remembering each action it asked about (`ask` unchanged)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.asked = []
+
+    async def ask(self, *args: Any, **kwargs: Any) -> Decision:
+        decision = await super().ask(*args, **kwargs)
+        self.asked.append(decision.id)
+        return decision
 
 
 @dataclass(frozen=True)

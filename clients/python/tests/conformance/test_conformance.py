@@ -1,8 +1,9 @@
 """The same scenarios through every integration (one driver each, see drivers/).
 
 Each checks what the caller saw, that the side effect ran exactly once or not at all
-(with the params that were approved), and, where the action is known, the server's
-record of it: the outcome reported, or why it never ran.
+(with the params that were approved), and the server's record of the action: the
+outcome reported, or why it never ran. (Every driver knows the action it asked about:
+its client records it, harness.RecordingOversight.)
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from oversight_sdk import Decision
 
 from .harness import (
     BLOCKED_CHARGE,
+    DECLINED,
+    DECLINED_PREFIX,
     HOLD_ABOVE,
     HOLD_WAIT,
     MCP_REFUND_ACTION,
@@ -34,10 +37,10 @@ def _call(driver: Driver, world: World, token: str, charge: str, amount: int) ->
     return driver.call(url=world.url, token=token, arguments={"charge": charge, "amount": amount})
 
 
-def _record(world: World, action_id: str | None, charge: str) -> Decision | None:
-    """The server's record of the call's action; None when the caller cannot know it."""
-    if action_id is None:
-        return None
+def _record(world: World, action_id: str | None, charge: str) -> Decision:
+    """The server's record of the call's action (every driver knows the action it asked
+    about)."""
+    assert action_id is not None, "the driver did not tell the action it asked about"
     record = world.action(action_id)
     assert record.action in (REFUND_ACTION, MCP_REFUND_ACTION)
     assert record.resource == refund_resource(charge)
@@ -53,12 +56,8 @@ def _held_call(
     thread.join(HOLD_WAIT)
     if vote.error is not None:
         raise vote.error
-    assert vote.action_id is not None
-    if seen.action_id is not None:
-        assert seen.action_id == vote.action_id
-    record = _record(world, vote.action_id, charge)
-    assert record is not None
-    return seen, record
+    assert vote.action_id is not None and seen.action_id == vote.action_id
+    return seen, _record(world, vote.action_id, charge)
 
 
 def _assert_refused(seen: Seen, *words: str) -> None:
@@ -76,17 +75,29 @@ def test_an_allowed_call_runs_once_and_its_outcome_is_reported(
     assert seen.executed == [{"charge": charge, "amount": SMALL}]
     assert not seen.is_error and charge in seen.text, seen
     record = _record(world, seen.action_id, charge)
-    if record is not None:
-        assert (record.status, record.params) == ("succeeded", {"charge": charge, "amount": SMALL})
+    assert (record.status, record.params) == ("succeeded", {"charge": charge, "amount": SMALL})
+
+
+def test_a_call_whose_tool_raises_runs_once_and_is_reported_failed(
+    driver: Driver, world: World
+) -> None:
+    """The tool raised: its caller is told of an error (in the words its framework
+    chooses: the OpenAI Agents SDK's default hides the tool's), and the action is
+    recorded failed with the tool's words, never succeeded."""
+    charge = new_charge(DECLINED_PREFIX)
+    seen = _call(driver, world, world.token, charge, SMALL)
+    assert seen.executed == [{"charge": charge, "amount": SMALL}]
+    assert seen.is_error, seen
+    record = _record(world, seen.action_id, charge)
+    assert record.status == "failed" and DECLINED in record.error, (record.status, record.error)
 
 
 def test_a_denied_call_never_runs_and_the_caller_is_told_why(driver: Driver, world: World) -> None:
     seen = _call(driver, world, world.token, BLOCKED_CHARGE, SMALL)
     _assert_refused(seen, "blocked")
     record = _record(world, seen.action_id, BLOCKED_CHARGE)
-    if record is not None:
-        assert record.status == "denied"
-        assert any("blocked" in r.name for r in record.reasons), record.reasons
+    assert record.status == "denied"
+    assert any("blocked" in r.name for r in record.reasons), record.reasons
 
 
 def test_a_held_call_runs_once_after_a_reviewer_approves(
@@ -127,11 +138,9 @@ def test_a_halted_agent_runs_nothing(driver: Driver, world: World) -> None:
     charge = new_charge()
     seen = _call(driver, world, world.halted_token, charge, SMALL)
     _assert_refused(seen, "halted")
-    if seen.action_id is not None:
-        # The halted agent's own record (the world's token is another agent's).
-        halted = World(**{**world.__dict__, "token": world.halted_token})
-        record = _record(halted, seen.action_id, charge)
-        assert record is not None and record.status == "halted"
+    # The halted agent's own record (the world's token is another agent's).
+    halted = World(**{**world.__dict__, "token": world.halted_token})
+    assert _record(halted, seen.action_id, charge).status == "halted"
 
 
 def test_a_staging_token_makes_a_dry_run_that_never_runs(driver: Driver, world: World) -> None:
@@ -139,6 +148,4 @@ def test_a_staging_token_makes_a_dry_run_that_never_runs(driver: Driver, world: 
     seen = _call(driver, world, world.staging_token, charge, SMALL)
     assert seen.executed == []
     assert "dry run" in seen.text.lower().replace("_", " ").replace("-", " "), seen.text
-    record = _record(world, seen.action_id, charge)
-    if record is not None:
-        assert record.status == "dry_run"
+    assert _record(world, seen.action_id, charge).status == "dry_run"

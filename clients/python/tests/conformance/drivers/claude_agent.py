@@ -7,11 +7,10 @@ from __future__ import annotations
 import asyncio
 import re
 
-from oversight_sdk import AsyncOversight
 from oversight_sdk.adapters import ToolAction
 from oversight_sdk.adapters.claude_agent import ClaudeOversight
 
-from ..harness import Seen
+from ..harness import AsyncRecordingOversight, Seen, refund_effect
 
 TOOL = "mcp__payments__refund"
 REFUND = ToolAction("payments.refund", resource="stripe:charge/{charge}")
@@ -30,11 +29,10 @@ class ClaudeAgentDriver:
         executed: list[dict] = []
 
         def refund(charge: str, amount: int) -> dict:
-            executed.append({"charge": charge, "amount": amount})
-            return {"refunded": amount, "charge": charge}
+            return refund_effect(executed, charge, amount)
 
         async def run() -> Seen:
-            async with AsyncOversight(url, token) as client:
+            async with AsyncRecordingOversight(url, token) as client:
                 hooks = ClaudeOversight(client, actions={TOOL: REFUND}, timeout=WAIT).hooks()
                 [pre] = hooks["PreToolUse"][0].hooks
                 [post] = hooks["PostToolUse"][0].hooks
@@ -51,10 +49,15 @@ class ClaudeAgentDriver:
                 if decided["permissionDecision"] != "allow":
                     text = decided["permissionDecisionReason"]
                     return Seen(executed, text, True, action_id_in(text))
-                response = refund(**decided["updatedInput"])
+                try:
+                    response = refund(**decided["updatedInput"])
+                except RuntimeError as exc:  # Claude Code tells the hooks of the failure
+                    failed = {**event, "hook_event_name": "PostToolUseFailure", "error": str(exc)}
+                    await post(failed, "toolu_1", {"signal": None})
+                    return Seen(executed, str(exc), True, client.last_asked())
                 post_event = {**event, "hook_event_name": "PostToolUse", "tool_response": response}
                 await post(post_event, "toolu_1", {"signal": None})
-                return Seen(executed, str(response), False, None)
+                return Seen(executed, str(response), False, client.last_asked())
 
         return asyncio.run(run())
 

@@ -10,11 +10,10 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.tools import tool
 
-from oversight_sdk import Oversight
 from oversight_sdk.adapters import ToolAction
 from oversight_sdk.adapters.langchain import OversightMiddleware
 
-from ..harness import Seen
+from ..harness import RecordingOversight, Seen, refund_effect
 
 REFUND = ToolAction("payments.refund", resource="stripe:charge/{charge}")
 WAIT = 60.0
@@ -39,8 +38,7 @@ class LangGraphDriver:
         @tool
         def refund(charge: str, amount: int) -> dict:
             """Refund `amount` of a charge."""
-            executed.append({"charge": charge, "amount": amount})
-            return {"refunded": amount, "charge": charge}
+            return refund_effect(executed, charge, amount)
 
         model = _ToolCallingFakeModel(
             messages=iter(
@@ -50,13 +48,17 @@ class LangGraphDriver:
                 ]
             )
         )
-        with Oversight(url, token) as client:
+        with RecordingOversight(url, token) as client:
             middleware = OversightMiddleware(client, actions={"refund": REFUND}, timeout=WAIT)
             agent = create_agent(model, tools=[refund], middleware=[middleware])
-            state = agent.invoke({"messages": [HumanMessage("refund it")]})
+            try:
+                state = agent.invoke({"messages": [HumanMessage("refund it")]})
+            except RuntimeError as exc:  # the tool raised, into the run
+                return Seen(executed, str(exc), True, client.last_asked())
         [answer] = [m for m in state["messages"] if isinstance(m, ToolMessage)]
         text = str(answer.content)
-        return Seen(executed, text, answer.status == "error", action_id_in(text))
+        found = action_id_in(text) or client.last_asked()
+        return Seen(executed, text, answer.status == "error", found)
 
 
 DRIVER = LangGraphDriver()

@@ -21,7 +21,7 @@ from mcp.client.stdio import StdioServerParameters
 
 from oversight_sdk.mcp.calls import ACTION_META
 
-from ..harness import Seen
+from ..harness import DECLINED, DECLINED_PREFIX, Seen
 
 PAYMENTS_SERVER = Path(__file__).resolve().parents[2] / "mcp_payments_server.py"
 
@@ -42,6 +42,9 @@ class McpDriver:
                 str(PAYMENTS_SERVER),
                 "--log",
                 str(log),
+                "--decline",
+                DECLINED_PREFIX,
+                DECLINED,
             ]
             params = StdioServerParameters(
                 command=sys.executable,

@@ -18,11 +18,10 @@ from openai.types.responses import (
     ResponseOutputText,
 )
 
-from oversight_sdk import AsyncOversight
 from oversight_sdk.adapters import ToolAction
 from oversight_sdk.adapters.openai_agents import oversight_tools
 
-from ..harness import Seen
+from ..harness import AsyncRecordingOversight, Seen, refund_effect
 
 set_tracing_disabled(True)  # offline: no traces exported
 REFUND = ToolAction("payments.refund", resource="stripe:charge/{charge}")
@@ -76,20 +75,21 @@ class OpenAIAgentsDriver:
         @function_tool
         def refund(charge: str, amount: int) -> dict:
             """Refund `amount` of a charge."""
-            executed.append({"charge": charge, "amount": amount})
-            return {"refunded": amount, "charge": charge}
+            return refund_effect(executed, charge, amount)
 
         model = OneToolCallModel("refund", arguments)
+        client = AsyncRecordingOversight(url, token)
 
         async def run() -> None:
-            async with AsyncOversight(url, token) as client:
+            async with client:
                 tools = oversight_tools([refund], client, actions={"refund": REFUND}, timeout=WAIT)
                 await Runner.run(Agent(name="conformance", model=model, tools=tools), "refund")
 
         asyncio.run(run())
         text = str(model.tool_output)
-        refused = text.startswith(("Not run", "Dry run"))
-        return Seen(executed, text, refused, action_id_in(text))
+        # Refused, or the tool's failure as the SDK's default failure function words it.
+        refused = text.startswith(("Not run", "Dry run", "An error occurred"))
+        return Seen(executed, text, refused, action_id_in(text) or client.last_asked())
 
 
 DRIVER = OpenAIAgentsDriver()

@@ -9,11 +9,10 @@ from pydantic_ai import Agent, FunctionToolset
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
-from oversight_sdk import AsyncOversight
 from oversight_sdk.adapters import ToolAction
 from oversight_sdk.adapters.pydantic_ai import OversightToolset
 
-from ..harness import Seen
+from ..harness import AsyncRecordingOversight, Seen, refund_effect
 
 REFUND = ToolAction("payments.refund", resource="stripe:charge/{charge}")
 WAIT = 60.0
@@ -32,8 +31,7 @@ class PydanticAIDriver:
 
         async def refund(charge: str, amount: int) -> dict:
             """Refund `amount` of a charge."""
-            executed.append({"charge": charge, "amount": amount})
-            return {"refunded": amount, "charge": charge}
+            return refund_effect(executed, charge, amount)
 
         shown: list[object] = []
 
@@ -49,8 +47,10 @@ class PydanticAIDriver:
             shown.extend(returns)
             return ModelResponse(parts=[TextPart("done")])
 
+        client = AsyncRecordingOversight(url, token)
+
         async def run() -> None:
-            async with AsyncOversight(url, token) as client:
+            async with client:
                 toolset = OversightToolset(
                     FunctionToolset([refund]),
                     client=client,
@@ -59,12 +59,15 @@ class PydanticAIDriver:
                 )
                 await Agent(FunctionModel(respond), toolsets=[toolset]).run("refund it")
 
-        asyncio.run(run())
+        try:
+            asyncio.run(run())
+        except RuntimeError as exc:  # the tool raised, into the run
+            return Seen(executed, str(exc), True, client.last_asked())
         [answer] = shown
         # A refusal is the text the toolset returned in the tool's place.
         refused = isinstance(answer, str) and answer.startswith(("Not run", "Dry run"))
         text = answer if isinstance(answer, str) else repr(answer)
-        return Seen(executed, text, refused, action_id_in(text))
+        return Seen(executed, text, refused, action_id_in(text) or client.last_asked())
 
 
 DRIVER = PydanticAIDriver()

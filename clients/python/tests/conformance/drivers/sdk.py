@@ -5,9 +5,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from oversight_sdk import ActionNotPermitted, Oversight
+from oversight_sdk import ActionNotPermitted
 
-from ..harness import HOLD_WAIT, REFUND_ACTION, Seen, refund_resource, refund_tool
+from ..harness import (
+    HOLD_WAIT,
+    REFUND_ACTION,
+    RecordingOversight,
+    Seen,
+    refund_resource,
+    refund_tool,
+)
 
 
 class SdkDriver:
@@ -16,7 +23,7 @@ class SdkDriver:
     def call(self, *, url: str, token: str, arguments: dict[str, Any]) -> Seen:
         refund, executed = refund_tool()
         resource = refund_resource(arguments["charge"])
-        with Oversight(url, token, wait_timeout=HOLD_WAIT) as client:
+        with RecordingOversight(url, token, wait_timeout=HOLD_WAIT) as client:
             guard = client.guard(
                 REFUND_ACTION, resource=resource, params=arguments, accept_edits=True
             )
@@ -25,6 +32,8 @@ class SdkDriver:
                     g.after = refund(**g.params)  # as approved: maybe edited by a reviewer
             except ActionNotPermitted as exc:
                 return Seen(executed, str(exc), is_error=True, action_id=exc.action_id)
+            except RuntimeError as exc:  # the tool raised; the guard reported it failed
+                return Seen(executed, str(exc), is_error=True, action_id=client.last_asked())
         if g.report_error is not None:
             return Seen(executed, str(g.report_error), is_error=True, action_id=g.action_id)
         return Seen(executed, json.dumps(g.after), is_error=False, action_id=g.action_id)
