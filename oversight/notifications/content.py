@@ -80,6 +80,12 @@ def action_held_payload(
                 for r in action.reasons
                 if isinstance(r, dict)
             ],
+            # What holds it now (a changed tool an owner has accepted since holds it no
+            # more): what the messages list.
+            "held_by": [
+                {k: r.get(k) for k in ("kind", "name", "effect", "detail")}
+                for r in action.deciding_reasons
+            ],
             "approvals_required": action.approvals_required,
             "created_at": _when(action.created_at),
             "expires_at": _when(action.expires_at),
@@ -187,8 +193,16 @@ def _context(payload: dict[str, Any]) -> dict[str, Any]:
         "expires": _display_time(action.get("expires_at")),
         "changed": _display_time(switch.get("changed_at")),
         "more_agents": payload.get("agents_total", 0) - len(payload.get("agents", [])),
-        "held_by": deciding_reasons(action.get("reasons")),
+        "held_by": _held_by(action),
     }
+
+
+def _held_by(action: dict[str, Any]) -> list[dict[str, Any]]:
+    """The reasons that hold a held action, as its payload says (one queued before the
+    payload said so: worked out from all its reasons)."""
+    if "held_by" in action:
+        return list(action["held_by"])
+    return deciding_reasons(action.get("reasons"))
 
 
 def render_email(payload: dict[str, Any]) -> tuple[str, str]:
@@ -222,7 +236,7 @@ def _slack_message(payload: dict[str, Any]) -> tuple[str, list[str]]:
             lines.append(f"Agent's reason: {e(a['reason'])}")
         lines += [
             f"• {e(r['name'])}: {e(r['detail'])}"
-            for r in deciding_reasons(a["reasons"])
+            for r in _held_by(a)
             if r.get("detail")
         ]
         people = [f"<{link['url']}|{e(link['user'])}>" for link in a.get("links", [])]

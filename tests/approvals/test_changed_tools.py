@@ -4,6 +4,7 @@ approval would run the tool under a definition nobody accepted)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from oversight.approvals.eligibility import TOOL_NOT_ACCEPTED
 from oversight.approvals.services import approval_vote
 from oversight.audit.actors import Actor
 from oversight.gateway.models import Action
+from oversight.notifications.content import action_held_payload, render_email, webhook_body
 from tests.gateway.helpers import (
     decide,
     grant_refunds,
@@ -204,3 +206,10 @@ def test_once_accepted_the_reviewers_hear_of_a_call_a_rule_still_holds(
     assert "Held by: large refunds." in item.body
     assert "tool definition" not in item.body
     assert [r["kind"] for r in Action.objects.get(pk=action.pk).deciding_reasons] == ["rule"]
+    # So do the email and the chat message made now.
+    payload = action_held_payload(Action.objects.get(pk=action.pk))
+    assert [r["kind"] for r in payload["action"]["held_by"]] == ["rule"]
+    _subject, email = render_email(payload)
+    chat = webhook_body(payload, notification_id=1, timestamp=0).decode()
+    for message in (email, json.loads(chat)["text"] + json.dumps(json.loads(chat)["blocks"])):
+        assert "large refunds" in message and "tool definition" not in message, message
