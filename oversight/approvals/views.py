@@ -11,6 +11,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRefresh
 
@@ -25,7 +26,12 @@ from oversight.audit.actors import Actor
 from oversight.gateway.constants import ActionStatus
 from oversight.gateway.exceptions import ConflictError, NotFoundError
 from oversight.gateway.models import Action
-from oversight.gateway.settling import OUTCOMES, action_settle, outcome_unknown
+from oversight.gateway.settling import (
+    OUTCOMES,
+    action_settle,
+    outcome_unknown,
+    settleable_from,
+)
 from oversight.incidents.provenance import action_provenance
 from oversight.lib.htmx import render_page_or_fragment
 from oversight.live import pages
@@ -138,6 +144,8 @@ def action_detail(request: HttpRequest, action_id: uuid.UUID) -> HttpResponse:
     context["undo"] = undo_panel(action=action, user=request.user)
     may_settle = outcome_unknown(action) and user_has_agent_perm(request.user, CHANGE, action.agent)
     context["settle_outcomes"] = OUTCOMES.items() if may_settle else None
+    context["settle_from"] = settleable_from(action) if may_settle else None
+    context["settle_now"] = may_settle and timezone.now() >= context["settle_from"]
     context["provenance"] = action_provenance(action=action)
     return render(request, "approvals/action.html", context)
 

@@ -11,6 +11,8 @@ is decided afresh). Audited with the person and what they checked.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -33,6 +35,9 @@ OUTCOMES = {
     NOT_RUN: "It did not run",
 }
 NOTE_MAX = 1000
+# How long after the agent was allowed to run it (or started it) a person may say what
+# happened: before, the agent may well be running it and about to report.
+SETTLE_AFTER = dt.timedelta(seconds=60)
 
 
 def outcome_unknown(action: Action) -> bool:
@@ -40,6 +45,11 @@ def outcome_unknown(action: Action) -> bool:
     if action.status == ActionStatus.ALLOWED:
         return True
     return action.status == ActionStatus.APPROVED and action.started_at is not None
+
+
+def settleable_from(action: Action) -> dt.datetime:
+    """When a person may record what happened to ``action`` (outcome_unknown)."""
+    return (action.started_at or action.created_at) + SETTLE_AFTER
 
 
 @transaction.atomic
@@ -60,6 +70,12 @@ def action_settle(*, actor: Actor, action: Action, outcome: str, note: str) -> A
             f"Only an action that may have run without saying so can be settled; this one's "
             f"status is {action.get_status_display().lower()}.",
             code="not_settleable",
+        )
+    if timezone.now() < settleable_from(action):
+        raise ValidationError(
+            "The agent may still be running it: give it until "
+            f"{settleable_from(action):%H:%M:%S} UTC to report.",
+            code="too_soon",
         )
     ran = outcome != NOT_RUN
     status = outcome if ran else ActionStatus.CANCELLED

@@ -234,11 +234,7 @@ def _slack_message(payload: dict[str, Any]) -> tuple[str, list[str]]:
         ]
         if a["reason"]:
             lines.append(f"Agent's reason: {e(a['reason'])}")
-        lines += [
-            f"• {e(r['name'])}: {e(r['detail'])}"
-            for r in _held_by(a)
-            if r.get("detail")
-        ]
+        lines += [f"• {e(r['name'])}: {e(r['detail'])}" for r in _held_by(a) if r.get("detail")]
         people = [f"<{link['url']}|{e(link['user'])}>" for link in a.get("links", [])]
         if people:
             lines.append("Decide with your own link: " + " · ".join(people))

@@ -4,15 +4,18 @@ not run and what they checked, and the page shows it cancelled with that note.""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
+from django.db.models import F
 from playwright.sync_api import Page, expect
 
 from oversight.agents.models import Agent
 from oversight.agents.services import agent_access_grant, token_create
 from oversight.approvals.services import approval_vote
 from oversight.gateway.models import Action
+from oversight.gateway.settling import SETTLE_AFTER
 from oversight.policy.models import LimitCounter
 from oversight_sdk import Oversight
 from tests.browser.a11y import unnamed_controls
@@ -37,6 +40,8 @@ def test_an_owner_records_that_a_started_refund_did_not_run(
         held = client.ask("payments.refund", "stripe:charge/ch_1", params=refund(900)["params"])
         approval_vote(user=reviewer, action_id=held.id, vote="approve")
         client.start(held.id)  # then the agent died, never reporting
+    ago = SETTLE_AFTER + dt.timedelta(seconds=1)  # and a while passed
+    Action.objects.filter(pk=held.id).update(started_at=F("started_at") - ago)
 
     page.set_viewport_size({"width": 1280, "height": 900})
     page.goto(f"{live_url}/actions/{held.id}/")

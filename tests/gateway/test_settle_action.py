@@ -5,11 +5,13 @@ person and what they checked, and the agent's late report is refused."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
 from django.contrib.messages import get_messages
 from django.core.exceptions import ValidationError
+from django.db.models import F
 from django.test import Client
 from django.urls import reverse
 
@@ -43,18 +45,32 @@ def _said(response: Any) -> list[str]:
     return [str(m) for m in get_messages(response.wsgi_request)]
 
 
+def _aged(decision: dict[str, Any]) -> dict[str, Any]:
+    """The action as if it was asked (and started) two minutes ago: past SETTLE_AFTER."""
+    ago = dt.timedelta(minutes=2)
+    Action.objects.filter(pk=decision["id"]).update(created_at=F("created_at") - ago)
+    Action.objects.filter(pk=decision["id"], started_at__isnull=False).update(
+        started_at=F("started_at") - ago
+    )
+    return decision
+
+
+def _allowed(api: AgentApi, **fields: Any) -> dict[str, Any]:
+    return _aged(api.decide(refund(10, **fields)))
+
+
 def _started(api: AgentApi, agent: Any, reviewer: Any) -> dict[str, Any]:
     agent_access_grant(actor=SYSTEM, agent=agent, user=reviewer, level="reviewer")
     held = api.decide(refund(900))
     approval_vote(user=reviewer, action_id=held["id"], vote="approve")
     assert api.post(f"/actions/{held['id']}/start", {}).status_code == 200
-    return held
+    return _aged(held)
 
 
 def test_an_owner_records_that_an_allowed_action_ran(
     api: AgentApi, policy: RefundPolicy, owner: Any
 ) -> None:
-    allowed = api.decide(refund(10))
+    allowed = _allowed(api)
     page = _page(owner)
     shown = page.get(reverse("approvals:action", args=[allowed["id"]])).content
     assert SETTLE_FORM in shown and b"Its outcome has not been reported" in shown
@@ -109,7 +125,7 @@ def test_a_started_action_that_did_not_run_is_cancelled_and_gives_back_its_quota
 def test_a_failure_keeps_what_was_checked_as_its_error(
     api: AgentApi, policy: RefundPolicy, owner: Any
 ) -> None:
-    allowed = api.decide(refund(10))
+    allowed = _allowed(api)
     _settle(_page(owner), allowed["id"], "failed", "Stripe refused: charge disputed")
     action = Action.objects.get(pk=allowed["id"])
     assert (action.status, action.error) == ("failed", "Stripe refused: charge disputed")
@@ -137,7 +153,7 @@ CHOOSE = (
 def test_bad_input_is_refused_and_changes_nothing(
     api: AgentApi, policy: RefundPolicy, owner: Any, outcome: str, note: str, said: str
 ) -> None:
-    allowed = api.decide(refund(10))
+    allowed = _allowed(api)
     before = AuditEvent.objects.count()
     response = _settle(_page(owner), allowed["id"], outcome, note)
     assert _said(response) == [said]
@@ -153,7 +169,7 @@ def test_only_an_action_that_may_have_run_unreported_can_be_settled(
     approved = api.decide(refund(901, charges=("ch_2",)))
     agent_access_grant(actor=SYSTEM, agent=agent, user=reviewer, level="reviewer")
     approval_vote(user=reviewer, action_id=approved["id"], vote="approve")  # not started
-    reported = api.decide(refund(10, charges=("ch_3",)))
+    reported = _allowed(api, charges=("ch_3",))
     api.post(f"/actions/{reported['id']}/result", {"outcome": "succeeded"})
     for action_id, status in [
         (held["id"], "pending"),
@@ -178,7 +194,7 @@ def test_only_the_agents_owners_and_admins_may_settle(
     admin_user: Any,
 ) -> None:
     agent_access_grant(actor=SYSTEM, agent=agent, user=reviewer, level="reviewer")
-    allowed = api.decide(refund(10))
+    allowed = _allowed(api)
     url = reverse("approvals:action", args=[allowed["id"]])
     assert SETTLE_FORM not in _page(reviewer).get(url).content
     assert _settle(_page(reviewer), allowed["id"], "succeeded", "checked").status_code == 403
@@ -189,7 +205,7 @@ def test_only_the_agents_owners_and_admins_may_settle(
 
 
 def test_the_form_needs_its_csrf_token(api: AgentApi, policy: RefundPolicy, owner: Any) -> None:
-    allowed = api.decide(refund(10))
+    allowed = _allowed(api)
     page = Client(enforce_csrf_checks=True)
     page.force_login(owner)
     url = reverse("approvals:settle", args=[allowed["id"]])
@@ -200,7 +216,7 @@ def test_the_form_needs_its_csrf_token(api: AgentApi, policy: RefundPolicy, owne
 def test_a_report_arriving_first_wins_and_the_settle_is_refused(
     api: AgentApi, policy: RefundPolicy, owner: Any
 ) -> None:
-    allowed = api.decide(refund(10))
+    allowed = _allowed(api)
     as_read = Action.objects.get(pk=allowed["id"])  # the page read it allowed
     api.post(f"/actions/{allowed['id']}/result", {"outcome": "failed", "error": "timeout"})
     with pytest.raises(ValidationError) as refused:
@@ -208,4 +224,18 @@ def test_a_report_arriving_first_wins_and_the_settle_is_refused(
     assert refused.value.code == "changed"
     action = Action.objects.get(pk=allowed["id"])
     assert (action.status, action.error) == ("failed", "timeout")
+    assert not AuditEvent.objects.filter(actor_label=owner.username).exists()
+
+
+def test_while_the_agent_may_still_be_running_it_the_page_says_when_to_come_back(
+    api: AgentApi, policy: RefundPolicy, owner: Any
+) -> None:
+    allowed = api.decide(refund(10))  # just now
+    page = _page(owner)
+    shown = page.get(reverse("approvals:action", args=[allowed["id"]])).content.decode()
+    assert "The agent may still be running it. If it has not reported by" in shown
+    assert 'name="outcome"' not in shown
+    (message,) = _said(_settle(page, allowed["id"], "succeeded", "checked"))
+    assert message.startswith("Not recorded: The agent may still be running it: give it until")
+    assert Action.objects.get(pk=allowed["id"]).status == "allowed"
     assert not AuditEvent.objects.filter(actor_label=owner.username).exists()

@@ -18,6 +18,7 @@ from typing import Any
 import anyio
 import mcp_types as types
 import pytest
+from django.db.models import F
 from mcp.shared.exceptions import MCPError
 
 from oversight.agents.models import ToolPin
@@ -26,7 +27,7 @@ from oversight.approvals.services import approval_vote
 from oversight.audit.actors import Actor
 from oversight.audit.models import AuditEvent
 from oversight.gateway.models import Action
-from oversight.gateway.settling import action_settle
+from oversight.gateway.settling import SETTLE_AFTER, action_settle
 from oversight.policy.models import Grant, Rule
 from oversight.policy.services import policy_object_create
 from oversight_sdk import Oversight
@@ -766,7 +767,8 @@ def test_once_an_owner_records_what_happened_the_identical_call_is_decided_afres
         with Oversight(live_url, token) as crashed:
             crashed.start(str(held.pk))
         assert "may already have run" in text_of(proxy.call("refund", arguments))
-        held.refresh_from_db()
+        Action.objects.filter(pk=held.pk).update(started_at=F("started_at") - SETTLE_AFTER)
+        held.refresh_from_db()  # started long enough ago for a person to settle it
         action_settle(actor=Actor.for_user(agent.owner), action=held, outcome=outcome, note="x")
         again = proxy.call("refund", arguments)
     assert text_of(again).startswith("This call awaits approval in Oversight"), text_of(again)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from django.db import connection
+from django.db.models import F
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -18,7 +19,7 @@ from oversight.approvals.services import approval_vote
 from oversight.audit.actors import Actor
 from oversight.gateway.lifecycle import action_start
 from oversight.gateway.models import Action
-from oversight.gateway.settling import action_settle
+from oversight.gateway.settling import SETTLE_AFTER, action_settle
 from oversight.monitoring.constants import AlertKind, Severity
 from oversight.monitoring.jobs import monitoring_run
 from oversight.monitoring.models import Alert
@@ -95,7 +96,9 @@ def test_it_goes_on_while_unreported_and_is_not_raised_again_once_recorded(
     assert alert.count == 2 and alert.evidence["unreported_actions"] == 2
     assert alert.title.startswith("2 approved actions started and never reported: they may")
 
-    for action in (first, second):
+    aged = Action.objects.filter(pk__in=[first.pk, second.pk])
+    aged.update(started_at=F("started_at") - SETTLE_AFTER)  # past the agent's own time
+    for action in aged:
         action_settle(actor=Actor.for_user(owner), action=action, outcome="succeeded", note="ok")
     monitoring_run(now=_later(13))
     alert.refresh_from_db()
