@@ -126,19 +126,23 @@ def _evidence(
         actions = actions.annotate(hour=ExtractHour("created_at", tzinfo=UTC)).filter(
             hour__in=hours
         )
-    rows = actions.order_by("-created_at").values(
-        "id", "action", "resource", "status", "created_at"
-    )[: c.MAX_EVIDENCE_ACTIONS]
-    return [
-        {
-            "id": str(r["id"]),
-            "action": r["action"],
-            "resource": r["resource"],
-            "status": r["status"],
-            "at": r["created_at"].astimezone(UTC).isoformat(),
-        }
-        for r in rows
-    ]
+    rows = actions.order_by("-created_at").values(*EVIDENCE_FIELDS, "created_at")
+    return [evidence_item(r, r["created_at"]) for r in rows[: c.MAX_EVIDENCE_ACTIONS]]
+
+
+EVIDENCE_FIELDS = ("id", "action", "resource", "status")
+
+
+def evidence_item(row: dict[str, Any], at: dt.datetime) -> dict[str, Any]:
+    """One action of an alert's evidence (``row`` has EVIDENCE_FIELDS), ``at`` the time
+    that made it evidence."""
+    return {
+        "id": str(row["id"]),
+        "action": row["action"],
+        "resource": row["resource"],
+        "status": row["status"],
+        "at": at.astimezone(UTC).isoformat(),
+    }
 
 
 def _rate(part: int, whole: int) -> float:

@@ -23,7 +23,7 @@ from oversight.gateway.constants import ActionStatus
 from oversight.gateway.models import Action
 from oversight.monitoring import constants as c
 from oversight.monitoring.constants import AlertKind, Severity
-from oversight.monitoring.rollups import UTC
+from oversight.monitoring.detectors import EVIDENCE_FIELDS, evidence_item
 from oversight.monitoring.services import Finding
 
 
@@ -44,9 +44,7 @@ def unreported_findings(*, now: dt.datetime) -> list[Finding]:
 def _finding(row: dict[str, Any], actions: QuerySet[Action], now: dt.datetime) -> Finding:
     count = row["count"]
     many = count != 1
-    evidence = actions.order_by("-started_at").values(
-        "id", "action", "resource", "status", "started_at"
-    )[: c.MAX_EVIDENCE_ACTIONS]
+    evidence = actions.order_by("-started_at").values(*EVIDENCE_FIELDS, "started_at")
     return Finding(
         agent_id=row["agent_id"],
         kind=AlertKind.UNREPORTED,
@@ -61,14 +59,5 @@ def _finding(row: dict[str, Any], actions: QuerySet[Action], now: dt.datetime) -
             "started_at_least_minutes_ago": c.UNREPORTED_AFTER_MINUTES,
             "oldest_started_minutes_ago": int((now - row["oldest"]).total_seconds() // 60),
         },
-        actions=[
-            {
-                "id": str(r["id"]),
-                "action": r["action"],
-                "resource": r["resource"],
-                "status": r["status"],
-                "at": r["started_at"].astimezone(UTC).isoformat(),
-            }
-            for r in evidence
-        ],
+        actions=[evidence_item(r, r["started_at"]) for r in evidence[: c.MAX_EVIDENCE_ACTIONS]],
     )

@@ -734,6 +734,19 @@ def test_two_proxies_waiting_on_one_approval_run_it_once(
     assert _reported(held).status == "succeeded"
 
 
+def _approved_and_started_elsewhere(
+    proxy: Any, arguments: dict[str, Any], agent: Any, approver: Any, url: str, token: str
+) -> Action:
+    """A call held through the proxy, approved, and its run claimed by another caller
+    that then went away without reporting (a proxy that crashed)."""
+    proxy.call("refund", arguments)
+    held = Action.objects.get(agent=agent)
+    approval_vote(user=approver, action_id=held.pk, vote="approve")
+    with Oversight(url, token) as crashed:
+        crashed.start(str(held.pk))
+    return held
+
+
 def test_an_approved_call_started_and_never_reported_is_not_run_again(
     live_url: str, token: str, agent: Any, approver: Any, tmp_path: Path
 ) -> None:
@@ -741,11 +754,7 @@ def test_an_approved_call_started_and_never_reported_is_not_run_again(
     away): the next identical call learns it may have run, and does not run it."""
     arguments = {"charge": "ch_7c", "amount": 150}
     with proxied("stdio", url=live_url, token=token, tmp=tmp_path, hold_wait=0.5) as proxy:
-        proxy.call("refund", arguments)
-        held = Action.objects.get(agent=agent)
-        approval_vote(user=approver, action_id=held.pk, vote="approve")
-        with Oversight(live_url, token) as crashed:
-            crashed.start(str(held.pk))
+        held = _approved_and_started_elsewhere(proxy, arguments, agent, approver, live_url, token)
         again = proxy.call("refund", arguments)
     assert again.is_error and "may already have run" in text_of(again)
     assert proxy.payments.executed() == []
@@ -761,11 +770,7 @@ def test_once_an_owner_records_what_happened_the_identical_call_is_decided_afres
     and records it (the action's page), then the same call is a new action."""
     arguments = {"charge": "ch_7f", "amount": 150}
     with proxied("stdio", url=live_url, token=token, tmp=tmp_path, hold_wait=0.5) as proxy:
-        proxy.call("refund", arguments)
-        held = Action.objects.get(agent=agent)
-        approval_vote(user=approver, action_id=held.pk, vote="approve")
-        with Oversight(live_url, token) as crashed:
-            crashed.start(str(held.pk))
+        held = _approved_and_started_elsewhere(proxy, arguments, agent, approver, live_url, token)
         assert "may already have run" in text_of(proxy.call("refund", arguments))
         Action.objects.filter(pk=held.pk).update(started_at=F("started_at") - SETTLE_AFTER)
         held.refresh_from_db()  # started long enough ago for a person to settle it
