@@ -42,7 +42,7 @@ from oversight_sdk import (
     current_guard,
 )
 from oversight_sdk.binding import GuardSpec
-from oversight_sdk.guard import Guard
+from oversight_sdk.guard import AsyncGuard, Guard
 from tests.conftest import SYSTEM
 from tests.gateway.helpers import standby_reviewer
 from tests.integrations.conftest import ApprovedWhileGivingUp
@@ -426,6 +426,65 @@ def test_a_report_whose_answer_was_lost_is_not_an_error(
         g.after = {"refunded": 20}
     assert transport.lost == 1
     assert g.report_error is None and g.result is not None and g.result.status == "succeeded"
+
+
+def test_a_guard_without_a_key_runs_when_its_own_answer_was_lost(
+    live_url: str, agent: Any, policy: None
+) -> None:
+    """The guard's key is its own (fresh): a replay can only answer its own retry."""
+    transport = LoseAnswers("/actions")
+    with (
+        Oversight(live_url, _token(agent), transport=transport, backoff=0) as client,
+        client.guard(REFUND, **_refund("ch_14", 20)) as g,
+    ):
+        g.after = {"refunded": 20}
+    assert transport.lost == 1
+    assert g.result is not None and g.result.status == "succeeded"
+
+
+def _keyed(charge: str, key: str, **fields: Any) -> GuardSpec:
+    return GuardSpec(action=REFUND, idempotency_key=key, **_refund(charge, 20), **fields)
+
+
+def test_a_keyed_allowed_action_that_ran_unreported_does_not_run_again(
+    client: Oversight,
+) -> None:
+    """A caller ran it and stopped before reporting (crashed): the same key again (a
+    resumed run, a retried job) is told it may have run, and its block does not run."""
+    crashed = Guard(client, _keyed("ch_15", "job-15"))
+    crashed.__enter__()  # allowed; the block ran; never reported
+    ran = []
+    with pytest.raises(ActionFinished) as refused, Guard(client, _keyed("ch_15", "job-15")):
+        ran.append(True)
+    assert ran == []
+    assert "may already have run" in str(refused.value) and refused.value.status == "allowed"
+    assert Action.objects.get(resource="stripe:charge/ch_15").status == "allowed"
+
+
+def test_the_async_guard_does_not_run_a_keyed_allowed_action_again_either(
+    live_url: str, agent: Any, policy: None
+) -> None:
+    token = _token(agent)
+
+    async def run() -> list[str]:
+        ran = []
+        async with AsyncOversight(live_url, token, retries=1) as client:
+            crashed = AsyncGuard(client, _keyed("ch_16", "job-16"))
+            await crashed.__aenter__()
+            with pytest.raises(ActionFinished):
+                async with AsyncGuard(client, _keyed("ch_16", "job-16")):
+                    ran.append("again")
+            # A key first asked by a guard that only decided (claim=False) is this one's.
+            decider = AsyncGuard(client, _keyed("ch_17", "job-17", claim=False))
+            await decider.__aenter__()
+            async with AsyncGuard(client, _keyed("ch_17", "job-17", decided_earlier=True)) as g:
+                ran.append("decided earlier")
+                g.after = {"refunded": 20}
+        return ran
+
+    assert asyncio.run(run()) == ["decided earlier"]
+    assert Action.objects.get(resource="stripe:charge/ch_16").status == "allowed"
+    assert Action.objects.get(resource="stripe:charge/ch_17").status == "succeeded"
 
 
 def test_api_errors_come_back_typed(client: Oversight, live_url: str, agent: Any) -> None:

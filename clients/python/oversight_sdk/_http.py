@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from .errors import (
+    ActionFinished,
     ApprovalTimeout,
     ConnectionFailed,
     error_from_body,
@@ -251,6 +252,26 @@ def require_runnable(decision: Decision, *, waited: float) -> Decision:
     if decision.pending:
         raise ApprovalTimeout(decision, waited)
     raise not_permitted_class(decision.status)(decision)
+
+
+def may_have_run(current: Decision) -> str:
+    """Why an action answered from a replayed idempotency key does not run again: the
+    caller first answered may have run it and stopped before reporting."""
+    return (
+        f"this call was {current.status} earlier and may already have run (action "
+        f"{current.id}); its outcome has not been reported"
+    )
+
+
+def refuse_replayed_allowed(first: Decision, current: Decision, *, key_is_own: bool) -> None:
+    """An `allowed` action is claimed by its first answer; a replay of that answer to a
+    caller's key (`first.replayed`), with the action still `allowed` now (`current`), may
+    come after a caller that ran it and never reported: it does not run again
+    (ActionFinished). Unless the key is this caller's own (`key_is_own`: a fresh key of
+    one ask, so the replay answers its own retry; or a key first asked by a guard that
+    only decided). An `approved` action is claimed with `start` instead."""
+    if first.replayed and current.status == "allowed" and not key_is_own:
+        raise ActionFinished(current, f"Not run again: {may_have_run(current)}.")
 
 
 class ReportedAsSaid(Exception):

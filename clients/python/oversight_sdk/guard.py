@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._http import error_text, require_runnable
+from ._http import error_text, refuse_replayed_allowed, require_runnable
 from .binding import ActionRequest, GuardSpec, call_arguments, edited_arguments, rebind
 from .errors import ActionEdited, OversightError
 from .models import Decision
@@ -106,6 +106,11 @@ class _GuardBase:
         self.request = self._spec.request(self._arguments)
         return self.request
 
+    def _key_is_own(self) -> bool:
+        """Whether a replay of this guard's key can only answer its own asks: a fresh
+        key per run, or one first asked by a guard that only decided (`decided_earlier`)."""
+        return self._spec.idempotency_key is None or self._spec.decided_earlier
+
     def _edit_refusal(self, decision: Decision) -> ActionEdited | None:
         """None when this guard can run the approved params (for a decorated call, its
         changed arguments are kept); else the error to raise once the action is
@@ -174,7 +179,9 @@ class Guard(_GuardBase):
         if decision.replayed and not decision.pending:
             # An idempotency key seen before answers with the first decision; the action
             # may have run since. Only its status now says whether it may (still) run.
-            decision = self._client.get(decision.id)
+            current = self._client.get(decision.id)
+            refuse_replayed_allowed(decision, current, key_is_own=self._key_is_own())
+            decision = current
         if decision.pending:
             decision = self._client.wait(decision.id, self._timeout)
             if decision.pending and self._spec.give_up:
@@ -235,7 +242,9 @@ class AsyncGuard(_GuardBase):
         started = time.monotonic()
         decision = await self._client.ask(request.action, **request.ask_kwargs())
         if decision.replayed and not decision.pending:  # see Guard.__enter__
-            decision = await self._client.get(decision.id)
+            current = await self._client.get(decision.id)
+            refuse_replayed_allowed(decision, current, key_is_own=self._key_is_own())
+            decision = current
         if decision.pending:
             decision = await self._client.wait(decision.id, self._timeout)
             if decision.pending and self._spec.give_up:

@@ -43,6 +43,7 @@ from typing import Any, Protocol
 
 import mcp_types as types
 
+from .._http import may_have_run
 from ..aio import AsyncOversight
 from ..errors import ActionNotPermitted, InvalidRequest, OversightError
 from ..models import Decision, Status, ToolDefinition
@@ -302,10 +303,7 @@ class Proxy:
             return await self._forward(name, action, resource, arguments, decision), True
         if decision.status in (Status.ALLOWED, Status.APPROVED):
             unknown = calls.text_result(
-                f"Not run again: this call was {decision.status} earlier and may already "
-                f"have run (action {decision.id}); its outcome has not been reported.",
-                is_error=True,
-                action_id=decision.id,
+                f"Not run again: {may_have_run(decision)}.", is_error=True, action_id=decision.id
             )
             return unknown, False
         if decision.status in (Status.SUCCEEDED, Status.FAILED):  # another proxy ran it

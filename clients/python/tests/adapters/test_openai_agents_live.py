@@ -176,3 +176,23 @@ def test_with_defer_a_call_approved_while_it_waits_runs_once_without_interruptin
     assert result.interruptions == []
     assert executed == [{"charge": charge, "amount": 150}]
     assert "150" in str(model.told[0])
+
+
+def test_with_defer_an_allowed_call_runs_once(world: dict[str, Any]) -> None:
+    """The approval hook decides (allowed at once, it does not interrupt) with a key of
+    its own; the invoke hook asks again with that key, and runs the call: the replayed
+    answer is the hook's, which ran nothing."""
+    charge = f"ch_{uuid.uuid4().hex[:8]}"
+    refund, executed = _refund_tool()
+    model = OneCallModel({"charge": charge, "amount": 10})
+
+    async def scenario() -> Any:
+        async with AsyncOversight(world["url"], world["token"]) as client:
+            guarded = OversightTools(client, actions={"refund": REFUND}, timeout=30, defer=True)
+            agent = Agent(name="support", model=model, tools=guarded.wrap([refund]))
+            return await Runner.run(agent, "refund")
+
+    result = asyncio.run(scenario())
+    assert result.interruptions == []
+    assert executed == [{"charge": charge, "amount": 10}]
+    assert "10" in str(model.told[0]) and "Not run" not in str(model.told[0])
