@@ -477,7 +477,7 @@ def test_the_async_guard_does_not_run_a_keyed_allowed_action_again_either(
             # A key first asked by a guard that only decided (claim=False) is this one's.
             decider = AsyncGuard(client, _keyed("ch_17", "job-17", claim=False))
             await decider.__aenter__()
-            async with AsyncGuard(client, _keyed("ch_17", "job-17", decided_earlier=True)) as g:
+            async with AsyncGuard(client, _keyed("ch_17", "job-17", key_is_own=True)) as g:
                 ran.append("decided earlier")
                 g.after = {"refunded": 20}
         return ran

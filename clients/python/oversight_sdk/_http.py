@@ -269,7 +269,8 @@ def refuse_replayed_allowed(first: Decision, current: Decision, *, key_is_own: b
     come after a caller that ran it and never reported: it does not run again
     (ActionFinished). Unless the key is this caller's own (`key_is_own`: a fresh key of
     one ask, so the replay answers its own retry; or a key first asked by a guard that
-    only decided). An `approved` action is claimed with `start` instead."""
+    only decided: GuardSpec.key_is_own). An `approved` action is claimed with `start`
+    instead."""
     if first.replayed and current.status == "allowed" and not key_is_own:
         raise ActionFinished(current, f"Not run again: {may_have_run(current)}.")
 

@@ -123,11 +123,12 @@ class GuardSpec:
     # wants the decision and runs the action later under another guard with the same key
     # (the OpenAI Agents adapter's approval hook).
     claim: bool = True
-    # True: the idempotency key was first asked by a guard with `claim=False`, which only
-    # decided; a replayed `allowed` answer is then this guard's to run. Otherwise a replayed
-    # `allowed` action may have run (the caller first answered may have run it and stopped
-    # before reporting), and does not run again (`ActionFinished`).
-    decided_earlier: bool = False
+    # True: `idempotency_key` is this run's own (made for this call, or first asked by a
+    # guard with `claim=False`, which only decided), so a replayed `allowed` answer is this
+    # guard's to run. Otherwise a replayed `allowed` action may have run (the caller first
+    # answered may have run it and stopped before reporting): it does not run again
+    # (`ActionFinished`).
+    key_is_own: bool = False
 
     def request(self, arguments: dict[str, Any] | None = None) -> ActionRequest:
         """The concrete request; `arguments` are the decorated call's (None: a `with`)."""

@@ -107,9 +107,9 @@ class _GuardBase:
         return self.request
 
     def _key_is_own(self) -> bool:
-        """Whether a replay of this guard's key can only answer its own asks: a fresh
-        key per run, or one first asked by a guard that only decided (`decided_earlier`)."""
-        return self._spec.idempotency_key is None or self._spec.decided_earlier
+        """Whether a replay of this guard's key can only answer its own asks: a fresh key
+        per run, or a key its caller says is its own (GuardSpec.key_is_own)."""
+        return self._spec.idempotency_key is None or self._spec.key_is_own
 
     def _edit_refusal(self, decision: Decision) -> ActionEdited | None:
         """None when this guard can run the approved params (for a decorated call, its

@@ -66,7 +66,7 @@ class ToolAction:
         idempotency_key: str | None = None,
         give_up: bool = True,
         claim: bool = True,
-        decided_earlier: bool = False,
+        key_is_own: bool = False,
     ) -> GuardSpec:
         resource = self.resource
         if isinstance(resource, str):
@@ -81,7 +81,7 @@ class ToolAction:
             idempotency_key=idempotency_key,
             give_up=give_up,
             claim=claim,
-            decided_earlier=decided_earlier,
+            key_is_own=key_is_own,
         )
 
 
@@ -232,18 +232,18 @@ async def run_guarded_async(
     session_id: str = "",
     idempotency_key: str | None = None,
     give_up: bool = True,
-    decided_earlier: bool = False,
+    key_is_own: bool = False,
 ) -> T | Refusal:
     """`run_guarded` for async tools and the async client. With `idempotency_key` and
     `give_up=False`, a hold nobody decided in time stays pending (the refusal's error is
     an `ApprovalTimeout`) and asking again with that key comes back to the same action.
-    `decided_earlier`: the key was first asked by a guard that only decided (GuardSpec)."""
+    `key_is_own`: the key is this call's own (GuardSpec)."""
     spec = rule.spec(
         timeout=timeout,
         session_id=session_id,
         idempotency_key=idempotency_key,
         give_up=give_up,
-        decided_earlier=decided_earlier,
+        key_is_own=key_is_own,
     )
     guard = AsyncGuard(client, spec, dict(arguments))
     try:

@@ -111,7 +111,7 @@ class OversightTools:
                     timeout=self.timeout,
                     after=_after_state,
                     idempotency_key=held[0] if held else None,
-                    decided_earlier=held is not None,  # by the approval hook, not run
+                    key_is_own=held is not None,  # by the approval hook, not run
                 )
             except Exception as exc:  # the tool failed, and was reported failed
                 return await _failure_answer(tool, ctx, exc)

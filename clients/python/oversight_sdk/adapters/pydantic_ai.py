@@ -91,11 +91,13 @@ class OversightToolset(WrapperToolset[Any]):
     ) -> Any:
         wrapped: AbstractToolset[Any] = self.wrapped
         resumed = ctx.tool_call_metadata if ctx.tool_call_approved else None
-        if isinstance(resumed, dict) and resumed.get(_KEY):
+        if isinstance(resumed, dict) and resumed.get(_KEY):  # a call held earlier
             key, session_id = str(resumed[_KEY]), str(resumed.get(_SESSION) or "")
-        else:
+            key_is_own = False
+        else:  # a key made for this call: a replay can only answer its own retry
             key = uuid.uuid4().hex if self.defer else None
             session_id = str(ctx.run_id or "")[:100]
+            key_is_own = True
         outcome = await run_guarded_async(
             self.client,
             resolve(self.actions, name, self.default),
@@ -106,6 +108,7 @@ class OversightToolset(WrapperToolset[Any]):
             session_id=session_id,
             idempotency_key=key,
             give_up=not self.defer,
+            key_is_own=key_is_own,
         )
         if not isinstance(outcome, Refusal):
             return outcome
