@@ -1,4 +1,5 @@
-"""The approval queue's filters and view, read from the query string."""
+"""The approval queue's filters and view, read from the query string; and the form an
+owner settles an unreported action with."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 from django import forms
 
 from oversight.approvals.selectors import QueueFilters, queue_filter_choices
+from oversight.gateway.settling import NOTE_MAX, OUTCOMES
 from oversight.lib.paging import page_number
 
 CARDS, LIST = "cards", "list"
@@ -52,3 +54,28 @@ class QueueFilterForm(forms.Form):
 
     def page_number(self) -> int:
         return page_number(self._value("page"))
+
+
+class SettleForm(forms.Form):
+    """What an owner found happened to an action its agent never reported. Only the
+    input's shape here (Django's own NUL check, the widgets); gateway/settling.py judges
+    it, and its refusals come back onto these fields."""
+
+    outcome = forms.CharField(
+        required=False,
+        label="What happened",
+        widget=forms.RadioSelect(choices=list(OUTCOMES.items()), attrs={"required": True}),
+    )
+    note = forms.CharField(
+        required=False,
+        strip=False,  # the service strips it, after joining the browser's CRLF line breaks
+        label="What you checked",
+        widget=forms.Textarea(
+            attrs={
+                "rows": 2,
+                "maxlength": NOTE_MAX,
+                "required": True,
+                "placeholder": "The refund re_3Q… exists in Stripe, for 40.00 EUR",
+            }
+        ),
+    )

@@ -19,7 +19,7 @@ from oversight.agents.constants import APPROVE, CHANGE
 from oversight.agents.permissions import user_has_agent_perm
 from oversight.approvals import selectors
 from oversight.approvals.edits import edited_params_parse
-from oversight.approvals.forms import LIST, QueueFilterForm
+from oversight.approvals.forms import LIST, QueueFilterForm, SettleForm
 from oversight.approvals.models import Vote
 from oversight.approvals.services import approval_vote
 from oversight.audit.actors import Actor
@@ -137,17 +137,23 @@ def _voted(action: Action, vote: str) -> str:
 @require_GET
 def action_detail(request: HttpRequest, action_id: uuid.UUID) -> HttpResponse:
     action = selectors.action_get(user=request.user, action_id=action_id)
+    return _action_page(request, action)
+
+
+def _action_page(
+    request: HttpRequest, action: Action, settle_form: SettleForm | None = None, status: int = 200
+) -> HttpResponse:
     context = selectors.queue_item_context(action)
     context["story"] = selectors.action_story(action=action)
     context["can_decide"] = request.user.pk in context["approvers"].could_vote
     context["may_see_queue"] = user_has_agent_perm(request.user, APPROVE, action.agent)
     context["undo"] = undo_panel(action=action, user=request.user)
-    may_settle = outcome_unknown(action) and user_has_agent_perm(request.user, CHANGE, action.agent)
-    context["settle_outcomes"] = OUTCOMES.items() if may_settle else None
-    context["settle_from"] = settleable_from(action) if may_settle else None
-    context["settle_now"] = may_settle and timezone.now() >= context["settle_from"]
+    if outcome_unknown(action) and user_has_agent_perm(request.user, CHANGE, action.agent):
+        context["settle_form"] = settle_form or SettleForm()
+        context["settle_from"] = settleable_from(action)
+        context["settle_now"] = timezone.now() >= context["settle_from"]
     context["provenance"] = action_provenance(action=action)
-    return render(request, "approvals/action.html", context)
+    return render(request, "approvals/action.html", context, status=status)
 
 
 @login_required
@@ -157,16 +163,23 @@ def settle(request: HttpRequest, action_id: uuid.UUID) -> HttpResponse:
     action = selectors.action_get(user=request.user, action_id=action_id)  # 404 unless visible
     if not user_has_agent_perm(request.user, CHANGE, action.agent):
         raise PermissionDenied("Only the agent's owners and admins record its actions' outcomes.")
-    outcome = request.POST.get("outcome", "")
-    try:
-        action_settle(
-            actor=Actor.for_user(request.user),
-            action=action,
-            outcome=outcome,
-            note=request.POST.get("note", ""),
-        )
-    except ValidationError as exc:
-        messages.error(request, f"Not recorded: {' '.join(exc.messages)}")
-    else:
-        messages.success(request, f"Recorded: {OUTCOMES[outcome].lower()}.")
-    return redirect("approvals:action", action_id=action.pk)
+    form = SettleForm(request.POST)
+    if form.is_valid():
+        outcome = form.cleaned_data["outcome"]
+        try:
+            action_settle(
+                actor=Actor.for_user(request.user),
+                action=action,
+                outcome=outcome,
+                note=form.cleaned_data["note"],
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, f"Recorded: {OUTCOMES[outcome].lower()}.")
+            return redirect("approvals:action", action_id=action.pk)
+    # Refused: the page again, with what was typed, and why (on its field, and above).
+    errors = [e for field_errors in form.errors.values() for e in field_errors]
+    messages.error(request, "Not recorded: " + " ".join(errors))
+    action.refresh_from_db()
+    return _action_page(request, action, settle_form=form, status=422)

@@ -58,13 +58,18 @@ def action_settle(*, actor: Actor, action: Action, outcome: str, note: str) -> A
     the person checked). Claimed atomically: refused if the agent reported, or anything
     else changed the action, since it was read. Every refusal is a ValidationError (a
     person's form, not the agent API) and writes nothing."""
-    note = note.strip()
+    note = note.replace("\r\n", "\n").strip()  # a browser sends a line break as two
     if outcome not in OUTCOMES:
-        raise ValidationError("Choose what happened: " + "; ".join(OUTCOMES.values()) + ".")
+        choices = "; ".join(OUTCOMES.values())
+        raise ValidationError({"outcome": f"Choose what happened: {choices}."})
     if not note:
-        raise ValidationError("Say what you checked, so that others can rely on it.")
+        raise ValidationError({"note": "Say what you checked, so that others can rely on it."})
     if len(note) > NOTE_MAX:
-        raise ValidationError(f"Say it in at most {NOTE_MAX} characters (this is {len(note)}).")
+        raise ValidationError(
+            {"note": f"Say it in at most {NOTE_MAX} characters (this is {len(note)})."}
+        )
+    if "\x00" in note:
+        raise ValidationError({"note": "The note may not contain NUL characters."})
     if not outcome_unknown(action):
         raise ValidationError(
             f"Only an action that may have run without saying so can be settled; this one's "

@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.db.models import Min
 
+from oversight.agents.constants import AgentStatus
 from oversight.monitoring import constants as c
-from oversight.monitoring.constants import AlertStatus
+from oversight.monitoring.constants import UNRESOLVED, AlertKind, AlertStatus
 from oversight.monitoring.detectors import detect, new_family_finding, window_at
 from oversight.monitoring.models import AgentMinute, Alert, ResourceFamily
 from oversight.monitoring.rollups import families_touched, rollup_minutes
-from oversight.monitoring.services import alert_raise
+from oversight.monitoring.services import alert_raise, alert_resolve_cleared
 from oversight.monitoring.unreported import unreported_findings
 
 logger = logging.getLogger(__name__)
@@ -27,6 +28,23 @@ class RunResult:
     families_learnt: int = 0
     opened: int = 0
     updated: int = 0
+    resolved: int = 0
+
+
+def _unreported_cleared(*, still: set[int], now: dt.datetime) -> int:
+    """Resolve the unreported-actions alerts of agents with none left (monitoring/unreported.py)."""
+    cleared = Alert.objects.filter(kind=AlertKind.UNREPORTED, status__in=UNRESOLVED).exclude(
+        agent_id__in=still
+    )
+    resolved = 0
+    for alert_id, agent_status in cleared.values_list("pk", "agent__status"):
+        why = (
+            "the agent was retired: nobody may settle its actions"
+            if agent_status == AgentStatus.RETIRED
+            else "every action it listed has been settled"
+        )
+        resolved += alert_resolve_cleared(alert_id=alert_id, now=now, why=why)
+    return resolved
 
 
 def _learning_agents(agent_ids: set[int], now: dt.datetime) -> set[int]:
@@ -100,7 +118,9 @@ def monitoring_run(*, now: dt.datetime) -> RunResult:
     result.minutes = rollup_minutes(start=start, end=now)
     result.families_learnt, result.opened = families_observe(start=start, end=now, now=now)
     suppressed = _recently_resolved(now)
-    for finding in [*detect(now=now), *unreported_findings(now=now)]:
+    unreported = unreported_findings(now=now)
+    result.resolved = _unreported_cleared(still={f.agent_id for f in unreported}, now=now)
+    for finding in [*detect(now=now), *unreported]:
         if (finding.agent_id, finding.dedupe_key) in suppressed:
             continue
         _alert, opened = alert_raise(finding=finding, now=now)

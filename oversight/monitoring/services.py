@@ -54,6 +54,9 @@ class Finding:
     title: str
     numbers: dict[str, Any]
     actions: list[dict[str, Any]] = field(default_factory=list)
+    # The actions are the whole condition as it is now (work left to do), not a sample of
+    # a window: an update replaces the alert's evidence instead of adding to it.
+    current: bool = False
 
 
 def _alert_target(alert: Alert) -> tuple[str, str, str]:
@@ -120,11 +123,8 @@ def alert_raise(*, finding: Finding, now: dt.datetime) -> tuple[Alert, bool]:
     alert.last_seen_at = max(alert.last_seen_at, now)
     alert.title = finding.title[:200]
     old_actions = alert.evidence.get("actions", [])
-    alert.evidence = {
-        **alert.evidence,
-        **finding.numbers,
-        "actions": _merged_actions(old_actions, finding.actions),
-    }
+    actions = finding.actions if finding.current else _merged_actions(old_actions, finding.actions)
+    alert.evidence = {**alert.evidence, **finding.numbers, "actions": actions}
     if escalated:
         alert.severity = finding.severity
     alert.save()
@@ -290,6 +290,31 @@ def alert_acknowledge(*, user: Any, alert_id: int, now: dt.datetime) -> Alert:
     )
     _announce(agent.pk)
     return alert
+
+
+@transaction.atomic
+def alert_resolve_cleared(*, alert_id: int, now: dt.datetime, why: str) -> bool:
+    """Resolve, as monitoring, an alert whose condition has cleared: one that lists work
+    left to do (Finding.current), not an event. False if someone resolved it meanwhile."""
+    agent_id = Alert.objects.filter(pk=alert_id).values_list("agent_id", flat=True).get()
+    agent = Agent.objects.select_for_update(no_key=True).get(pk=agent_id)
+    alert = Alert.objects.select_for_update(no_key=True).get(pk=alert_id)
+    if alert.status == AlertStatus.RESOLVED:
+        return False
+    before = _alert_state(alert)
+    alert.status, alert.resolved_at = AlertStatus.RESOLVED, now
+    alert.save(update_fields=["status", "resolved_at"])
+    audit_record(
+        actor=MONITORING,
+        verb=verbs.ALERT_RESOLVED,
+        target=_alert_target(alert),
+        before=before,
+        after={**_alert_state(alert), "why": why},
+        agent_id=agent.pk,
+    )
+    _agent_hold_clear_if_done(actor=MONITORING, agent=agent)
+    _announce(agent.pk)
+    return True
 
 
 @transaction.atomic

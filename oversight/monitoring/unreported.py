@@ -8,8 +8,10 @@ UNREPORTED_AFTER_MINUTES, the agent's owner and reviewers are alerted, with the 
 as evidence, so that someone checks the system the agent acts on and records what
 happened on each action's page (gateway/settling.py).
 
-Allowed actions the agent never reported are not alerted on: an agent that asks without
-reporting (the API permits it) leaves every allowed action so.
+The alert lists the actions still unreported, and resolves itself once none is left (each
+settled, or its agent retired: a retired agent is read-only, so nobody may settle its
+actions). Allowed actions the agent never reported are not alerted on: an agent that
+asks without reporting (the API permits it) leaves every allowed action so.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 from django.db.models import Count, Min, QuerySet
 
+from oversight.agents.constants import AgentStatus
 from oversight.gateway.constants import ActionStatus
 from oversight.gateway.models import Action
 from oversight.monitoring import constants as c
@@ -31,7 +34,9 @@ def unreported_findings(*, now: dt.datetime) -> list[Finding]:
     """One finding per agent with started, unreported actions older than the threshold.
     Read through the partial index of started approved actions (action_started_unreported)."""
     cutoff = now - dt.timedelta(minutes=c.UNREPORTED_AFTER_MINUTES)
-    unreported = Action.objects.filter(status=ActionStatus.APPROVED, started_at__lt=cutoff)
+    unreported = Action.objects.filter(status=ActionStatus.APPROVED, started_at__lt=cutoff).exclude(
+        agent__status=AgentStatus.RETIRED
+    )  # read-only: nobody may settle them
     per_agent = (
         unreported.order_by()
         .values("agent_id")
@@ -52,7 +57,7 @@ def _finding(row: dict[str, Any], actions: QuerySet[Action], now: dt.datetime) -
         dedupe_key=AlertKind.UNREPORTED,
         title=(
             f"{count} approved action{'s' if many else ''} started and never reported: "
-            f"{'they' if many else 'it'} may have run; check and record what happened"
+            f"{'they' if many else 'it'} may have run; an owner records what happened"
         ),
         numbers={
             "unreported_actions": count,
@@ -60,4 +65,5 @@ def _finding(row: dict[str, Any], actions: QuerySet[Action], now: dt.datetime) -
             "oldest_started_minutes_ago": int((now - row["oldest"]).total_seconds() // 60),
         },
         actions=[evidence_item(r, r["started_at"]) for r in evidence[: c.MAX_EVIDENCE_ACTIONS]],
+        current=True,  # the actions still unreported, no more
     )

@@ -239,3 +239,35 @@ def test_while_the_agent_may_still_be_running_it_the_page_says_when_to_come_back
     assert message.startswith("Not recorded: The agent may still be running it: give it until")
     assert Action.objects.get(pk=allowed["id"]).status == "allowed"
     assert not AuditEvent.objects.filter(actor_label=owner.username).exists()
+
+
+def test_line_breaks_count_once_as_the_browser_counts_them(
+    api: AgentApi, policy: RefundPolicy, owner: Any
+) -> None:
+    """A browser sends each line break as CRLF, and its maxlength counts it as one."""
+    allowed = _allowed(api)
+    note = "\r\n".join(["x" * 99] * 10)  # 990 characters and 9 line breaks: 999 as typed
+    response = _settle(_page(owner), allowed["id"], "succeeded", note)
+    assert _said(response) == ["Recorded: it ran and succeeded."]
+    (event,) = AuditEvent.objects.filter(verb="action.reported")
+    assert event.after["why"] == note.replace("\r\n", "\n")
+
+
+def test_a_refused_form_keeps_what_was_typed_and_says_why_by_its_field(
+    api: AgentApi, policy: RefundPolicy, owner: Any
+) -> None:
+    allowed = _allowed(api)
+    url = reverse("approvals:settle", args=[allowed["id"]])
+    typed = "Stripe shows re_9 <b>twice</b>\x00"
+    response = _page(owner).post(url, {"outcome": "failed", "note": typed})
+    assert response.status_code == 422
+    page = response.content.decode()
+    assert "Null characters are not allowed." in page  # Django's own check, on the field
+    assert 'value="failed" required id="id_outcome_1" checked' in page
+    assert "Stripe shows re_9 &lt;b&gt;twice&lt;/b&gt;" in page
+    assert Action.objects.get(pk=allowed["id"]).status == "allowed"
+
+    response = _page(owner).post(url, {"outcome": "failed", "note": "  "})
+    assert response.status_code == 422
+    assert _said(response) == ["Not recorded: Say what you checked, so that others can rely on it."]
+    assert not AuditEvent.objects.filter(actor_label=owner.username).exists()

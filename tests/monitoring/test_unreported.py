@@ -17,6 +17,7 @@ from django.utils import timezone
 from oversight.agents.services import token_create
 from oversight.approvals.services import approval_vote
 from oversight.audit.actors import Actor
+from oversight.audit.models import AuditEvent
 from oversight.gateway.lifecycle import action_start
 from oversight.gateway.models import Action
 from oversight.gateway.settling import SETTLE_AFTER, action_settle
@@ -26,6 +27,7 @@ from oversight.monitoring.models import Alert
 from oversight.monitoring.services import alert_resolve
 from oversight.monitoring.unreported import unreported_findings
 from oversight.notifications.models import InboxItem
+from oversight.reviews.services import agent_retire
 from tests.conftest import SYSTEM
 from tests.gateway.helpers import decide, hold_large_refunds, refund
 
@@ -65,7 +67,7 @@ def test_a_started_action_never_reported_raises_one_warning_after_ten_minutes(
         Severity.WARNING,
     )
     assert alert.title == (
-        "1 approved action started and never reported: it may have run; check and record "
+        "1 approved action started and never reported: it may have run; an owner records "
         "what happened"
     )
     assert alert.evidence["unreported_actions"] == 1
@@ -85,7 +87,13 @@ def test_a_started_action_never_reported_raises_one_warning_after_ten_minutes(
     assert b"Its outcome has not been reported" in action_page
 
 
-def test_it_goes_on_while_unreported_and_is_not_raised_again_once_recorded(
+def _settle(owner: Any, action: Action, outcome: str = "succeeded") -> None:
+    Action.objects.filter(pk=action.pk).update(started_at=F("started_at") - SETTLE_AFTER)
+    action.refresh_from_db()  # past the agent's own time to report
+    action_settle(actor=Actor.for_user(owner), action=action, outcome=outcome, note="checked")
+
+
+def test_it_lists_what_is_left_and_resolves_itself_once_every_action_is_settled(
     agent: Any, token: Any, rita: Any, owner: Any
 ) -> None:
     first = _approved(token, rita, "ch_1")
@@ -96,14 +104,41 @@ def test_it_goes_on_while_unreported_and_is_not_raised_again_once_recorded(
     assert alert.count == 2 and alert.evidence["unreported_actions"] == 2
     assert alert.title.startswith("2 approved actions started and never reported: they may")
 
-    aged = Action.objects.filter(pk__in=[first.pk, second.pk])
-    aged.update(started_at=F("started_at") - SETTLE_AFTER)  # past the agent's own time
-    for action in aged:
-        action_settle(actor=Actor.for_user(owner), action=action, outcome="succeeded", note="ok")
+    _settle(owner, first, "not_run")
     monitoring_run(now=_later(13))
     alert.refresh_from_db()
-    assert alert.count == 2  # nothing found any more: not updated
-    alert_resolve(user=owner, alert_id=alert.pk, now=_later(14))
+    assert alert.title.startswith("1 approved action started and never reported: it may")
+    assert [a["id"] for a in alert.evidence["actions"]] == [str(second.pk)]  # not merged
+
+    _settle(owner, second)
+    result = monitoring_run(now=_later(14))
+    alert.refresh_from_db()
+    assert (result.resolved, alert.status, alert.resolved_by) == (1, "resolved", None)
+    event = AuditEvent.objects.get(verb="alert.resolved")
+    assert (event.actor_label, event.after["why"]) == (
+        "system:monitoring",
+        "every action it listed has been settled",
+    )
+    page = Client()
+    page.force_login(owner)
+    body = page.get(reverse("monitoring:alert", args=[alert.pk])).content.decode()
+    assert "by monitoring, its condition cleared" in body
+    monitoring_run(now=_later(30))
+    assert Alert.objects.count() == 1
+
+
+def test_a_retired_agents_actions_are_not_alerted_on_nobody_may_settle_them(
+    agent: Any, token: Any, rita: Any, owner: Any
+) -> None:
+    _approved(token, rita, "ch_1")
+    monitoring_run(now=_later(11))
+    (alert,) = Alert.objects.all()
+    agent_retire(actor=Actor.for_user(owner), agent=agent, reason="replaced")
+    monitoring_run(now=_later(12))
+    alert.refresh_from_db()
+    assert alert.status == "resolved"
+    why = AuditEvent.objects.get(verb="alert.resolved").after["why"]
+    assert why == "the agent was retired: nobody may settle its actions"
     monitoring_run(now=_later(30))
     assert Alert.objects.count() == 1
 
