@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.validators import ProhibitNullCharactersValidator
 from django.db import transaction
 from django.utils import timezone
 
@@ -43,6 +44,8 @@ def approval_vote(
         raise ValidationError({"vote": "Vote approve or deny."})
     if vote == Vote.DENY and not comment.strip():
         raise ValidationError({"comment": "Say why you deny it."})
+    if "\x00" in comment:  # PostgreSQL's text refuses it
+        raise ValidationError({"comment": ProhibitNullCharactersValidator.message})
     if params is not None and vote != Vote.APPROVE:
         raise ValidationError({"params": "Only an approval may edit the params."})
     found = Action.objects.filter(pk=action_id).first()

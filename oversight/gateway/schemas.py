@@ -203,8 +203,8 @@ class ActionOut(DecisionOut):
     error: str = Field(
         "",
         description=(
-            "Why it failed (as reported), or why it was cancelled (by the agent, a kill "
-            "switch, a rewind, or an owner who found it did not run); empty otherwise."
+            "The error reported with its outcome (why it failed), or why it was cancelled (by "
+            "the agent, a kill switch, a rewind, or an owner who found it did not run)."
         ),
     )
 

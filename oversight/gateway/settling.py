@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django.core.exceptions import ValidationError
+from django.core.validators import ProhibitNullCharactersValidator
 from django.db import transaction
 from django.utils import timezone
 
@@ -68,8 +69,8 @@ def action_settle(*, actor: Actor, action: Action, outcome: str, note: str) -> A
         raise ValidationError(
             {"note": f"Say it in at most {NOTE_MAX} characters (this is {len(note)})."}
         )
-    if "\x00" in note:
-        raise ValidationError({"note": "The note may not contain NUL characters."})
+    if "\x00" in note:  # PostgreSQL's text refuses it
+        raise ValidationError({"note": ProhibitNullCharactersValidator.message})
     if not outcome_unknown(action):
         raise ValidationError(
             f"Only an action that may have run without saying so can be settled; this one's "

@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from oversight.agents.selectors import agents_with_perm
 from oversight.monitoring import selectors
-from oversight.monitoring.constants import AlertStatus
+from oversight.monitoring.constants import AlertKind, AlertStatus
 from oversight.monitoring.models import AgentMinute, Alert
 from oversight.monitoring.services import (
     alert_acknowledge,
@@ -79,6 +79,8 @@ def alert_detail(request: HttpRequest, pk: int) -> HttpResponse:
         minute__gte=alert.opened_at - dt.timedelta(minutes=15),
         minute__lte=alert.last_seen_at,
     ).order_by("minute")
+    if alert.kind == AlertKind.UNREPORTED:  # about actions left unsettled, not traffic
+        minutes = minutes.none()
     context = _detail_context(request, alert, numbers=numbers, actions=actions, minutes=minutes)
     return render(request, "monitoring/alert.html", context)
 

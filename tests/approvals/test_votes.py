@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
+from django.test import Client
+from django.urls import reverse
 
 from oversight.accounts import roles
 from oversight.agents.models import Agent, AgentToken
@@ -84,6 +86,22 @@ def test_a_deny_needs_a_comment(prod_token: AgentToken, rita: Any, comment: str)
     with pytest.raises(ValidationError) as raised:
         approval_vote(user=rita, action_id=action.pk, vote="deny", comment=comment)
     assert raised.value.message_dict == {"comment": ["Say why you deny it."]}
+    assert _status(action) == "pending"
+    assert not ApprovalVote.objects.exists()
+
+
+@pytest.mark.parametrize("vote", ["approve", "deny"])
+def test_a_comment_with_a_nul_character_is_refused_not_a_server_error(
+    prod_token: AgentToken, rita: Any, vote: str
+) -> None:
+    """PostgreSQL's text refuses NUL: the vote is refused with a clear error instead."""
+    action = _held(prod_token)
+    page = Client()
+    page.force_login(rita)
+    url = reverse("approvals:vote", args=[action.pk])
+    response = page.post(url, {"vote": vote, "comment": "no\x00pe"}, headers={"HX-Request": "true"})
+    assert response.status_code == 422
+    assert b"Null characters are not allowed." in response.content
     assert _status(action) == "pending"
     assert not ApprovalVote.objects.exists()
 

@@ -112,7 +112,7 @@ class Decision:
     # When the agent acknowledged its caller was told how it ended without running.
     acknowledged_at: datetime | None = None
     started_at: datetime | None = None  # an approved action's run claimed (`start`)
-    error: str = ""  # why it failed (as reported) or was cancelled; full reads only
+    error: str = ""  # the error reported (why it failed), or why it was cancelled
     replayed: bool = False
     votes: list[Vote] = field(default_factory=list)
     edited: bool = False
