@@ -56,7 +56,17 @@ def test_an_owner_records_that_a_started_refund_did_not_run(
     shot(page, "settle-390")
     page.set_viewport_size({"width": 1280, "height": 900})
 
+    # Only spaces: the browser sends it; refused, the choice kept, the reason by the field.
     settle.get_by_label("It did not run").check()
+    settle.get_by_label("What you checked").fill("   ")
+    settle.get_by_role("button", name="Record the outcome").click()
+    expect(page.locator(".messages")).to_contain_text("Not recorded: Say what you checked")
+    expect(settle.locator(".has-error .error")).to_have_text(
+        "Say what you checked, so that others can rely on it."
+    )
+    expect(settle.get_by_label("It did not run")).to_be_checked()
+    shot(page, "settle-refused-1280")
+
     settle.get_by_label("What you checked").fill(NOTE)
     settle.get_by_role("button", name="Record the outcome").click()
     expect(page.locator(".messages")).to_contain_text("Recorded: it did not run.")
