@@ -152,6 +152,25 @@ def test_a_tool_that_raises_with_no_failure_function_fails_the_run_as_without_ov
     assert told == []
 
 
+def _run_deferring(
+    world: dict[str, Any], model: Any, refund: Any, vote: tuple[str, dict] | None = None
+) -> Any:
+    """One run with `defer=True` and the approval hook waiting up to 30 s; `vote`: the
+    reviewer's (charge, body), cast from a thread meanwhile."""
+
+    async def scenario() -> Any:
+        async with AsyncOversight(world["url"], world["token"]) as client:
+            guarded = OversightTools(client, actions={"refund": REFUND}, timeout=30, defer=True)
+            agent = Agent(name="support", model=model, tools=guarded.wrap([refund]))
+            voting = asyncio.create_task(asyncio.to_thread(_vote, world, *vote)) if vote else None
+            result = await Runner.run(agent, "refund")
+            if voting is not None:
+                await voting
+            return result
+
+    return asyncio.run(scenario())
+
+
 def test_with_defer_a_call_approved_while_it_waits_runs_once_without_interrupting(
     world: dict[str, Any],
 ) -> None:
@@ -161,18 +180,7 @@ def test_with_defer_a_call_approved_while_it_waits_runs_once_without_interruptin
     refund, executed = _refund_tool()
     model = OneCallModel({"charge": charge, "amount": 150})
 
-    async def scenario() -> Any:
-        async with AsyncOversight(world["url"], world["token"]) as client:
-            guarded = OversightTools(client, actions={"refund": REFUND}, timeout=30, defer=True)
-            agent = Agent(name="support", model=model, tools=guarded.wrap([refund]))
-            voting = asyncio.create_task(
-                asyncio.to_thread(_vote, world, charge, {"vote": "approve"})
-            )
-            result = await Runner.run(agent, "refund")
-            await voting
-            return result
-
-    result = asyncio.run(scenario())
+    result = _run_deferring(world, model, refund, vote=(charge, {"vote": "approve"}))
     assert result.interruptions == []
     assert executed == [{"charge": charge, "amount": 150}]
     assert "150" in str(model.told[0])
@@ -186,13 +194,7 @@ def test_with_defer_an_allowed_call_runs_once(world: dict[str, Any]) -> None:
     refund, executed = _refund_tool()
     model = OneCallModel({"charge": charge, "amount": 10})
 
-    async def scenario() -> Any:
-        async with AsyncOversight(world["url"], world["token"]) as client:
-            guarded = OversightTools(client, actions={"refund": REFUND}, timeout=30, defer=True)
-            agent = Agent(name="support", model=model, tools=guarded.wrap([refund]))
-            return await Runner.run(agent, "refund")
-
-    result = asyncio.run(scenario())
+    result = _run_deferring(world, model, refund)
     assert result.interruptions == []
     assert executed == [{"charge": charge, "amount": 10}]
     assert "10" in str(model.told[0]) and "Not run" not in str(model.told[0])
