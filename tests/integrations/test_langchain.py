@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import httpx
 import pytest
 from langchain.agents import create_agent
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
@@ -239,6 +240,37 @@ def test_a_tool_call_that_comes_back_runs_at_most_once(
     assert answers[0].status == "success"
     assert answers[1].status == "error" and "has run already" in answers[1].content
     assert Action.objects.get().status == "succeeded"
+
+
+class ReportsNeverArrive(httpx.HTTPTransport):
+    """The network to Oversight, down for outcome reports: as an agent that ran the call
+    and stopped before its report got through."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/result"):
+            raise httpx.ConnectError("connection refused", request=request)
+        return super().handle_request(request)
+
+
+def test_a_tool_call_that_comes_back_after_a_run_never_reported_does_not_run_again(
+    live_url: str, token: str, refunds: Refunds
+) -> None:
+    """The first run ran the call but its outcome never reached Oversight: the call coming
+    back (the thread resumed) may have run, and does not run again."""
+    config = {"configurable": {"thread_id": "thread-2b"}}
+    answers = []
+    with Oversight(live_url, token, transport=ReportsNeverArrive(), retries=1, backoff=0) as client:
+        middleware = OversightMiddleware(client, actions=ACTIONS, interrupt=True)
+        for _ in range(2):
+            agent = _agent(
+                middleware, refunds, checkpointer=InMemorySaver(), charge="ch_9b", amount=10
+            )
+            state = agent.invoke({"messages": [HumanMessage("refund it")]}, config)
+            answers += [m for m in state["messages"] if isinstance(m, ToolMessage)]
+    assert refunds.executed == [{"charge": "ch_9b", "amount": 10}]
+    assert answers[0].status == "success"
+    assert answers[1].status == "error" and "may already have run" in answers[1].content
+    assert Action.objects.get().status == "allowed"  # its outcome for a person to record
 
 
 def test_resumed_undecided_but_approved_as_it_is_withdrawn_the_call_runs(

@@ -254,11 +254,12 @@ def require_runnable(decision: Decision, *, waited: float) -> Decision:
     raise not_permitted_class(decision.status)(decision)
 
 
-def may_have_run(current: Decision) -> str:
+def may_have_run(current: Decision, named: str = "action") -> str:
     """Why an action answered from a replayed idempotency key does not run again: the
-    caller first answered may have run it and stopped before reporting."""
+    caller first answered may have run it and stopped before reporting. ``named``: what
+    the action's id is called in the sentence."""
     return (
-        f"this call was {current.status} earlier and may already have run (action "
+        f"this call was {current.status} earlier and may already have run ({named} "
         f"{current.id}); its outcome has not been reported"
     )
 

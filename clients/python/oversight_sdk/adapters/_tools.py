@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from .._http import ReportedAsSaid
+from .._http import ReportedAsSaid, may_have_run
 from ..aio import AsyncOversight
 from ..binding import GuardSpec
 from ..client import Oversight
@@ -150,6 +150,9 @@ def refusal(exc: BaseException) -> Refusal:
         who = exc.decided_by or "a reviewer"
         why = exc.comment or "no comment"
         text = f"Not run: {who} rejected the call{ref}: {why}"
+    elif isinstance(exc, ActionFinished) and exc.status in ("allowed", "approved"):
+        # Started by another caller, or allowed and never reported: it may have run.
+        text = f"Not run again: {may_have_run(exc.decision, 'Oversight action')}."
     elif isinstance(exc, ActionFinished):
         text = f"Not run again: this call has run already{ref}; it runs at most once."
     elif isinstance(exc, ActionEdited):
