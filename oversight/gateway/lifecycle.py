@@ -241,21 +241,29 @@ def action_acknowledge(*, token: AgentToken, action_id: uuid.UUID) -> Action:
             f"is {action.get_status_display().lower()}.",
             "not_ended",
         )
-    now = timezone.now()
-    if Action.objects.filter(pk=action.pk, acknowledged_at__isnull=True).update(
-        acknowledged_at=now
-    ):
-        after_commit(lambda: broadcasts.action_changed(action.pk, created=False))
-        audit_record(
-            actor=Actor.for_agent(token.agent),
-            verb=verbs.ACTION_ACKNOWLEDGED,
-            target=action_audit_target(action),
-            agent_id=action.agent_id,
-            before={"acknowledged_at": None},
-            after={"status": action.status, "acknowledged_at": now.isoformat()},
-        )
+    _stamp_once(token, action, "acknowledged_at", verbs.ACTION_ACKNOWLEDGED)
     action.refresh_from_db()
     return action
+
+
+def _stamp_once(token: AgentToken, action: Action, field: str, verb: str, **only: Any) -> bool:
+    """Set the agent's one-time timestamp ``field`` of ``action`` to now, claimed: only
+    while it is unset (and the action matches ``only``). Audited and shown live when
+    granted; False when it was set already, or the action no longer matches."""
+    now = timezone.now()
+    unset = Action.objects.filter(pk=action.pk, **{f"{field}__isnull": True}, **only)
+    if not unset.update(**{field: now}):
+        return False
+    after_commit(lambda: broadcasts.action_changed(action.pk, created=False))
+    audit_record(
+        actor=Actor.for_agent(token.agent),
+        verb=verb,
+        target=action_audit_target(action),
+        agent_id=action.agent_id,
+        before={field: None},
+        after={"status": action.status, field: now.isoformat()},
+    )
+    return True
 
 
 @transaction.atomic
@@ -269,21 +277,11 @@ def action_start(*, token: AgentToken, action_id: uuid.UUID) -> Action:
     if action is None:
         raise NotFoundError("No such action.")
     action = action_expire_if_due(action=action)
-    now = timezone.now()
-    claimed = Action.objects.filter(
-        pk=action.pk, status=ActionStatus.APPROVED, started_at__isnull=True
-    ).update(started_at=now)
+    started = _stamp_once(
+        token, action, "started_at", verbs.ACTION_STARTED, status=ActionStatus.APPROVED
+    )
     action.refresh_from_db()
-    if claimed:
-        after_commit(lambda: broadcasts.action_changed(action.pk, created=False))
-        audit_record(
-            actor=Actor.for_agent(token.agent),
-            verb=verbs.ACTION_STARTED,
-            target=action_audit_target(action),
-            agent_id=action.agent_id,
-            before={"started_at": None},
-            after={"status": action.status, "started_at": now.isoformat()},
-        )
+    if started:
         return action
     if action.started_at is not None:
         raise ConflictError(
