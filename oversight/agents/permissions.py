@@ -65,9 +65,21 @@ def user_agent_perms(agent: Agent, user: Any) -> list[str]:
 def user_has_agent_perm(user: Any, perm: str, agent: Agent) -> bool:
     """One database query, no per-request cache to go stale. A retired agent is read-only:
     nobody may change it any more, admins included."""
-    if not getattr(user, "is_active", False):
-        return False
     if perm == CHANGE and agent.status == AgentStatus.RETIRED:
+        return False
+    return _granted(user, perm, agent)
+
+
+def user_may_record_outcomes(user: Any, agent: Agent) -> bool:
+    """Whether ``user`` may record how the agent's actions ended when the agent never said
+    (gateway/settling.py): its owners and the admins, retired or not. Retiring leaves the
+    actions that may have run as they are, and the agent can no longer report them; saying
+    what happened to them records the past, it does not change the agent."""
+    return _granted(user, CHANGE, agent)
+
+
+def _granted(user: Any, perm: str, agent: Agent) -> bool:
+    if not getattr(user, "is_active", False):
         return False
     if roles.is_admin(user):
         return True

@@ -15,8 +15,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRefresh
 
-from oversight.agents.constants import APPROVE, CHANGE
-from oversight.agents.permissions import user_has_agent_perm
+from oversight.agents.constants import APPROVE
+from oversight.agents.permissions import user_has_agent_perm, user_may_record_outcomes
 from oversight.approvals import selectors
 from oversight.approvals.edits import edited_params_parse
 from oversight.approvals.forms import LIST, QueueFilterForm, SettleForm
@@ -148,7 +148,7 @@ def _action_page(
     context["can_decide"] = request.user.pk in context["approvers"].could_vote
     context["may_see_queue"] = user_has_agent_perm(request.user, APPROVE, action.agent)
     context["undo"] = undo_panel(action=action, user=request.user)
-    if outcome_unknown(action) and user_has_agent_perm(request.user, CHANGE, action.agent):
+    if outcome_unknown(action) and user_may_record_outcomes(request.user, action.agent):
         context["settle_form"] = settle_form or SettleForm()
         context["settle_from"] = settleable_from(action)
         context["settle_now"] = timezone.now() >= context["settle_from"]
@@ -161,7 +161,7 @@ def _action_page(
 def settle(request: HttpRequest, action_id: uuid.UUID) -> HttpResponse:
     """An owner records how an action ended that its agent never reported."""
     action = selectors.action_get(user=request.user, action_id=action_id)  # 404 unless visible
-    if not user_has_agent_perm(request.user, CHANGE, action.agent):
+    if not user_may_record_outcomes(request.user, action.agent):
         raise PermissionDenied("Only the agent's owners and admins record its actions' outcomes.")
     form = SettleForm(request.POST)
     if form.is_valid():

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from django.db import transaction
 from django.db.models import Min
 
-from oversight.agents.constants import AgentStatus
 from oversight.monitoring import constants as c
 from oversight.monitoring.constants import UNRESOLVED, AlertKind, AlertStatus
 from oversight.monitoring.detectors import detect, new_family_finding, window_at
@@ -37,12 +36,8 @@ def _unreported_cleared(*, still: set[int], now: dt.datetime) -> int:
         agent_id__in=still
     )
     resolved = 0
-    for alert_id, agent_status in cleared.values_list("pk", "agent__status"):
-        why = (
-            "the agent was retired: nobody may settle its actions"
-            if agent_status == AgentStatus.RETIRED
-            else "every action it listed has been settled"
-        )
+    for alert_id in cleared.values_list("pk", flat=True):
+        why = "every action it listed has been settled"
         resolved += alert_resolve_cleared(alert_id=alert_id, now=now, why=why)
     return resolved
 

@@ -8,10 +8,11 @@ UNREPORTED_AFTER_MINUTES, the agent's owner and reviewers are alerted, with the 
 as evidence, so that someone checks the system the agent acts on and records what
 happened on each action's page (gateway/settling.py).
 
-The alert lists the actions still unreported, and resolves itself once none is left (each
-settled, or its agent retired: a retired agent is read-only, so nobody may settle its
-actions). Allowed actions the agent never reported are not alerted on: an agent that
-asks without reporting (the API permits it) leaves every allowed action so.
+The alert lists the actions still unreported, and resolves itself once none is left. A
+retired agent's are alerted on too: retiring leaves them as they are, the agent can no
+longer report them, and its owners may still record what happened. Allowed actions the
+agent never reported are not alerted on: an agent that asks without reporting (the API
+permits it) leaves every allowed action so.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from typing import Any
 
 from django.db.models import Count, Min, QuerySet
 
-from oversight.agents.constants import AgentStatus
 from oversight.gateway.constants import ActionStatus
 from oversight.gateway.models import Action
 from oversight.monitoring import constants as c
@@ -34,9 +34,7 @@ def unreported_findings(*, now: dt.datetime) -> list[Finding]:
     """One finding per agent with started, unreported actions older than the threshold.
     Read through the partial index of started approved actions (action_started_unreported)."""
     cutoff = now - dt.timedelta(minutes=c.UNREPORTED_AFTER_MINUTES)
-    unreported = Action.objects.filter(status=ActionStatus.APPROVED, started_at__lt=cutoff).exclude(
-        agent__status=AgentStatus.RETIRED
-    )  # read-only: nobody may settle them
+    unreported = Action.objects.filter(status=ActionStatus.APPROVED, started_at__lt=cutoff)
     per_agent = (
         unreported.order_by()
         .values("agent_id")

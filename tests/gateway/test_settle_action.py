@@ -22,6 +22,7 @@ from oversight.audit.models import AuditEvent
 from oversight.gateway.models import Action
 from oversight.gateway.settling import action_settle
 from oversight.policy.models import LimitCounter
+from oversight.reviews.services import agent_retire
 from tests.conftest import SYSTEM
 from tests.gateway.helpers import AgentApi, RefundPolicy, api_error, limit_create, refund
 
@@ -202,6 +203,37 @@ def test_only_the_agents_owners_and_admins_may_settle(
     assert Client().post(reverse("approvals:settle", args=[allowed["id"]])).status_code == 302
     assert Action.objects.get(pk=allowed["id"]).status == "allowed"
     assert SETTLE_FORM in _page(admin_user).get(url).content
+
+
+def test_a_retired_agents_owners_still_record_what_happened_to_its_actions(
+    api: AgentApi, policy: RefundPolicy, agent: Any, owner: Any, reviewer: Any
+) -> None:
+    """Retiring leaves an action that may have run as it is, and the agent's token is
+    revoked: nobody but a person can say what happened to it any more."""
+    allowed = _allowed(api)
+    started = _started(api, agent, reviewer)
+    agent_retire(actor=Actor.for_user(owner), agent=agent, reason="replaced by v2")
+    agent.refresh_from_db()
+    assert agent.status == "retired"
+    assert [a.status for a in Action.objects.order_by("created_at")] == ["allowed", "approved"]
+    page = _page(owner)
+    url = reverse("approvals:action", args=[started["id"]])
+    assert SETTLE_FORM in page.get(url).content
+    assert SETTLE_FORM not in _page(reviewer).get(url).content
+    assert _settle(_page(reviewer), started["id"], "not_run", "checked").status_code == 403
+
+    _settle(page, started["id"], "not_run", "No refund for ch_1 in Stripe")
+    _settle(page, allowed["id"], "succeeded", "The refund exists")
+    assert [a.status for a in Action.objects.order_by("created_at")] == ["succeeded", "cancelled"]
+    assert (
+        AuditEvent.objects.filter(
+            verb__in=["action.reported", "action.cancelled"], actor_label=owner.username
+        ).count()
+        == 2
+    )
+    # The agent itself stays read-only.
+    edit = reverse("agents:edit", args=[agent.slug])
+    assert page.post(edit, {"name": "renamed"}).status_code == 403
 
 
 def test_the_form_needs_its_csrf_token(api: AgentApi, policy: RefundPolicy, owner: Any) -> None:

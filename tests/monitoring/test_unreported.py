@@ -127,20 +127,29 @@ def test_it_lists_what_is_left_and_resolves_itself_once_every_action_is_settled(
     assert Alert.objects.count() == 1
 
 
-def test_a_retired_agents_actions_are_not_alerted_on_nobody_may_settle_them(
+def test_a_retired_agents_started_actions_stay_alerted_on_until_an_owner_settles_them(
     agent: Any, token: Any, rita: Any, owner: Any
 ) -> None:
-    _approved(token, rita, "ch_1")
+    """Retiring revokes the agent's token, so it can never report them; its owners still
+    may say what happened (gateway/settling.py)."""
+    started = _approved(token, rita, "ch_1")
     monitoring_run(now=_later(11))
     (alert,) = Alert.objects.all()
     agent_retire(actor=Actor.for_user(owner), agent=agent, reason="replaced")
     monitoring_run(now=_later(12))
     alert.refresh_from_db()
+    assert alert.status == "open"
+    assert [a["id"] for a in alert.evidence["actions"]] == [str(started.pk)]
+    Action.objects.filter(pk=started.pk).update(started_at=F("started_at") - SETTLE_AFTER)
+    started.refresh_from_db()
+    action_settle(
+        actor=Actor.for_user(owner), action=started, outcome="failed", note="no refund made"
+    )
+    monitoring_run(now=_later(13))
+    alert.refresh_from_db()
     assert alert.status == "resolved"
     why = AuditEvent.objects.get(verb="alert.resolved").after["why"]
-    assert why == "the agent was retired: nobody may settle its actions"
-    monitoring_run(now=_later(30))
-    assert Alert.objects.count() == 1
+    assert why == "every action it listed has been settled"
 
 
 def test_an_alert_resolved_with_actions_still_unreported_comes_back_after_the_window(
