@@ -274,7 +274,7 @@ async def _measured(
         # off the timed path, as the proxy sends it after the caller has the result.
         arguments = {"charge": f"ch_s{tag}_{i}", "amount": 1}
         resource = f"stripe:charge/{arguments['charge']}"
-        decision = await oversight.ask(REFUND, resource, params=arguments)
+        decision = await oversight.ask(REFUND, resource, params=arguments, reports_outcome=True)
         if not decision.allowed:
             return False
         report = oversight.report(

@@ -125,6 +125,7 @@ def action_body(action: Action) -> dict[str, object]:
         "acknowledged_at": action.acknowledged_at,
         "started_at": action.started_at,
         "error": action.error,
+        "reports_outcome": action.reports_outcome,
     }
 
 

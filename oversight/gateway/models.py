@@ -109,6 +109,11 @@ class Action(models.Model):
     # When the agent claimed the run of an approved action (lifecycle.action_start): once,
     # so that two callers waiting on one approval do not both run it.
     started_at = models.DateTimeField(null=True, blank=True)
+    # The agent said, when it asked, that it reports the outcome once the action has run
+    # (the SDK's guard, oversight-mcp and the adapters do): an allowed one it never reports
+    # may have run unseen, and is alerted on (monitoring/unreported.py). Set by the agent,
+    # not derived: the API allows asking without reporting.
+    reports_outcome = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         ordering = ["-created_at"]
@@ -125,6 +130,13 @@ class Action(models.Model):
                 fields=["started_at"],
                 condition=models.Q(status="approved", started_at__isnull=False),
                 name="action_started_unreported",
+            ),
+            # Allowed actions whose agent said it reports them and has not yet: as few,
+            # and looked for alike.
+            models.Index(
+                fields=["created_at"],
+                condition=models.Q(status="allowed", reports_outcome=True),
+                name="action_allowed_unreported",
             ),
         ]
 

@@ -93,6 +93,7 @@ class ActionInput:
     session_id: str = ""
     parent_id: uuid.UUID | None = None
     traceparent: str = ""  # W3C trace context, when the agent sends one
+    reports_outcome: bool = False  # the agent says it reports the outcome after
     # Set only by Oversight itself, for an undo (oversight/rewind): the action it undoes.
     compensates: uuid.UUID | None = None
 
@@ -410,6 +411,7 @@ def announce(action: Action) -> None:
 def request_body_hash(data: ActionInput) -> str:
     """What an Idempotency-Key is bound to."""
     body = {**data.__dict__, "parent_id": str(data.parent_id or "")}
+    del body["reports_outcome"]  # how the agent goes on, not what it asks
     if not data.traceparent:  # as bodies were hashed before agents could send it
         del body["traceparent"]
     if data.compensates is None:
@@ -562,6 +564,7 @@ def _new_action(token: AgentToken, data: ActionInput, outcome: Outcome, now: dat
         parent_id=data.parent_id,
         compensates_id=data.compensates,
         traceparent=data.traceparent,
+        reports_outcome=data.reports_outcome,
         status=outcome.status,
         decision=outcome.status,
         reasons=outcome.reasons,

@@ -104,6 +104,15 @@ class ActionIn(Body):
         ),
         json_schema_extra={"pattern": TRACEPARENT},
     )
+    reports_outcome: bool = Field(
+        False,
+        description=(
+            "Whether the agent reports the action's outcome once it has run (`POST "
+            "/actions/{id}/result`), as the SDK's guard, oversight-mcp and the adapters do. "
+            "An allowed action so marked and not reported within 10 minutes may have run "
+            "unseen: its agent's people are alerted."
+        ),
+    )
 
     @field_validator("traceparent")
     @classmethod
@@ -206,6 +215,9 @@ class ActionOut(DecisionOut):
             "The error reported with its outcome (why it failed), or why it was cancelled (by "
             "the agent, a kill switch, a rewind, or an owner who found it did not run)."
         ),
+    )
+    reports_outcome: bool = Field(
+        False, description="Whether the agent said, when it asked, that it reports the outcome."
     )
 
 

@@ -404,6 +404,25 @@ def test_a_retry_of_a_held_action_does_not_reserve_quota_twice(
     assert LimitCounter.objects.get().count == 1
 
 
+def test_an_agent_may_say_it_reports_the_outcome_which_a_retry_does_not_change(
+    api: AgentApi, policy: RefundPolicy
+) -> None:
+    """``reports_outcome`` is how the agent goes on, not what it asks: not part of what the
+    Idempotency-Key binds, and false unless said (monitoring/unreported.py)."""
+    said = api.post("/actions", refund(), HTTP_IDEMPOTENCY_KEY="k1")
+    assert said.status_code == 201
+    unsaid = api.decide(refund(reports_outcome=True))
+    retried = api.post("/actions", refund(reports_outcome=True), HTTP_IDEMPOTENCY_KEY="k1")
+    assert (retried.status_code, retried.json()["id"]) == (200, said.json()["id"])
+    read = {
+        a["id"]: a["reports_outcome"]
+        for a in (api.get(f"/actions/{i}").json() for i in (said.json()["id"], unsaid["id"]))
+    }
+    assert read == {said.json()["id"]: False, unsaid["id"]: True}
+    api_error(api.post("/actions", refund(reports_outcome="maybe")), 422, "validation_error")
+    assert Action.objects.count() == 2
+
+
 def test_the_same_key_with_another_body_is_409_and_records_nothing(
     api: AgentApi, policy: RefundPolicy
 ) -> None:

@@ -44,6 +44,7 @@ ACTION_FIELDS = {
     "acknowledged_at",
     "started_at",
     "error",
+    "reports_outcome",
 }
 
 

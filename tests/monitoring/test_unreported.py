@@ -18,14 +18,14 @@ from oversight.agents.services import token_create
 from oversight.approvals.services import approval_vote
 from oversight.audit.actors import Actor
 from oversight.audit.models import AuditEvent
-from oversight.gateway.lifecycle import action_start
+from oversight.gateway.lifecycle import ResultInput, action_report_result, action_start
 from oversight.gateway.models import Action
 from oversight.gateway.settling import SETTLE_AFTER, action_settle
 from oversight.monitoring.constants import AlertKind, Severity
 from oversight.monitoring.jobs import monitoring_run
 from oversight.monitoring.models import Alert
 from oversight.monitoring.services import alert_resolve
-from oversight.monitoring.unreported import unreported_findings
+from oversight.monitoring.unreported import unreported_actions, unreported_findings
 from oversight.notifications.models import InboxItem
 from oversight.reviews.services import agent_retire
 from tests.conftest import SYSTEM
@@ -44,6 +44,10 @@ def _approved(token: Any, rita: Any, charge: str, *, start: bool = True) -> Acti
     held = decide(token, refund(900, charges=(charge,)))
     approval_vote(user=rita, action_id=held.pk, vote="approve")
     return action_start(token=token, action_id=held.pk) if start else Action.objects.get(pk=held.pk)
+
+
+def _report(token: Any, action: Action, outcome: str) -> None:
+    action_report_result(token=token, action_id=action.pk, data=ResultInput(outcome=outcome))
 
 
 def _later(minutes: float) -> dt.datetime:
@@ -67,11 +71,10 @@ def test_a_started_action_never_reported_raises_one_warning_after_ten_minutes(
         Severity.WARNING,
     )
     assert alert.title == (
-        "1 approved action started and never reported: it may have run; an owner records "
-        "what happened"
+        "1 action the agent may have run and never reported: an owner records what happened"
     )
     assert alert.evidence["unreported_actions"] == 1
-    assert alert.evidence["oldest_started_minutes_ago"] in (10, 11)
+    assert alert.evidence["oldest_minutes_ago"] in (10, 11)
     assert [a["id"] for a in alert.evidence["actions"]] == [str(started.pk)]
     told = set(
         InboxItem.objects.filter(kind="alert.opened").values_list("user__username", flat=True)
@@ -102,12 +105,12 @@ def test_it_lists_what_is_left_and_resolves_itself_once_every_action_is_settled(
     monitoring_run(now=_later(12))
     (alert,) = Alert.objects.all()
     assert alert.count == 2 and alert.evidence["unreported_actions"] == 2
-    assert alert.title.startswith("2 approved actions started and never reported: they may")
+    assert alert.title.startswith("2 actions the agent may have run and never reported")
 
     _settle(owner, first, "not_run")
     monitoring_run(now=_later(13))
     alert.refresh_from_db()
-    assert alert.title.startswith("1 approved action started and never reported: it may")
+    assert alert.title.startswith("1 action the agent may have run and never reported")
     assert [a["id"] for a in alert.evidence["actions"]] == [str(second.pk)]  # not merged
 
     _settle(owner, second)
@@ -125,6 +128,44 @@ def test_it_lists_what_is_left_and_resolves_itself_once_every_action_is_settled(
     assert "by monitoring, its condition cleared" in body
     monitoring_run(now=_later(30))
     assert Alert.objects.count() == 1
+
+
+def test_an_allowed_action_its_agent_said_it_reports_is_alerted_on_until_reported(
+    agent: Any, token: Any, rita: Any
+) -> None:
+    """The SDK's guard, oversight-mcp and the adapters say they report (reports_outcome);
+    an agent using the API without saying so is not alerted on for its allowed actions."""
+    said = decide(token, refund(10, charges=("ch_1",), reports_outcome=True))
+    decide(token, refund(20, charges=("ch_2",)))  # not said: the API allows it
+    reported = decide(token, refund(30, charges=("ch_3",), reports_outcome=True))
+    _report(token, reported, "succeeded")
+    started = _approved(token, rita, "ch_4")
+    assert Action.objects.get(pk=said.pk).reports_outcome is True
+
+    monitoring_run(now=_later(9))
+    assert not Alert.objects.exists()
+    monitoring_run(now=_later(11))
+    (alert,) = Alert.objects.all()
+    assert alert.evidence["unreported_actions"] == 2
+    listed = {a["id"]: a for a in alert.evidence["actions"]}
+    assert set(listed) == {str(said.pk), str(started.pk)}
+    assert listed[str(said.pk)]["status"] == "allowed"
+    assert listed[str(said.pk)]["at"] == said.created_at.astimezone(dt.UTC).isoformat()
+
+    _report(token, said, "failed")
+    monitoring_run(now=_later(12))
+    alert.refresh_from_db()
+    assert [a["id"] for a in alert.evidence["actions"]] == [str(started.pk)]
+
+
+@pytest.mark.postgres
+def test_both_kinds_are_read_through_their_partial_indexes(agent: Any, token: Any) -> None:
+    decide(token, refund(10, reports_outcome=True))
+    with connection.cursor() as cursor:  # a table this small would be read whole
+        cursor.execute("SET enable_seqscan = off")
+        plan = unreported_actions(cutoff=_later(11)).explain()
+        cursor.execute("RESET enable_seqscan")
+    assert "action_started_unreported" in plan and "action_allowed_unreported" in plan, plan
 
 
 def test_a_retired_agents_started_actions_stay_alerted_on_until_an_owner_settles_them(

@@ -145,6 +145,19 @@ def test_an_allowed_action_runs_and_its_outcome_is_recorded(client: Oversight) -
     action = Action.objects.get(pk=g.action_id)
     assert (action.status, action.before, action.after) == ("succeeded", {"refunded": 0}, g.after)
     assert action.finished_at is not None
+    assert action.reports_outcome  # the guard says so when it asks
+
+
+def test_an_ask_says_it_reports_the_outcome_only_when_told(client: Oversight) -> None:
+    """Monitoring alerts on an allowed action said to be reported that never is; a bare
+    `ask` may be an agent that does not report, so it says so only when told."""
+    bare = client.ask(REFUND, **_refund("ch_31", 20))
+    told = client.ask(REFUND, **_refund("ch_32", 20), reports_outcome=True)
+    assert (bare.status, told.status) == ("allowed", "allowed")
+    assert (client.get(bare.id).reports_outcome, client.get(told.id).reports_outcome) == (
+        False,
+        True,
+    )
 
 
 def test_a_denied_action_does_not_run(client: Oversight) -> None:

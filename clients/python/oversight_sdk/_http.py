@@ -144,6 +144,7 @@ def action_body(
     session_id: str,
     parent_id: Any,
     traceparent: str = "",
+    reports_outcome: bool = False,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {
         "action": action,
@@ -159,6 +160,8 @@ def action_body(
     traceparent = traceparent or current_traceparent()
     if traceparent:
         body["traceparent"] = traceparent
+    if reports_outcome:
+        body["reports_outcome"] = True
     return body
 
 

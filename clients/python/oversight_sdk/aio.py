@@ -77,6 +77,7 @@ class AsyncOversight:
         parent_id: str | uuid.UUID | None = None,
         idempotency_key: str | None = None,
         traceparent: str = "",
+        reports_outcome: bool = False,
     ) -> Decision:
         """Ask to take an action; return the decision as it is (never raises on deny).
 
@@ -93,6 +94,7 @@ class AsyncOversight:
             session_id=session_id,
             parent_id=parent_id,
             traceparent=traceparent,
+            reports_outcome=reports_outcome,
         )
         key = idempotency_key or uuid.uuid4().hex
         response, data = await self._request(

@@ -92,6 +92,7 @@ class ActionRequest:
             "session_id": self.session_id,
             "parent_id": self.parent_id,
             "idempotency_key": self.idempotency_key,
+            "reports_outcome": True,  # a guard reports what happened once it has run
         }
 
 

@@ -77,6 +77,7 @@ class Oversight:
         parent_id: str | uuid.UUID | None = None,
         idempotency_key: str | None = None,
         traceparent: str = "",
+        reports_outcome: bool = False,
     ) -> Decision:
         """Ask to take an action; return the decision as it is (never raises on deny).
 
@@ -84,6 +85,9 @@ class Oversight:
         after a lost answer returns the first decision instead of recording a second.
         `traceparent` (W3C trace context) links the action to the agent's trace; by
         default the current OpenTelemetry span's, when OpenTelemetry is installed.
+        `reports_outcome=True` says the outcome will be reported once the action has run
+        (`report`), as `guard` does: an allowed action not reported within 10 minutes then
+        alerts the agent's people, since it may have run unseen.
         """
         body = _http.action_body(
             action=action,
@@ -95,6 +99,7 @@ class Oversight:
             session_id=session_id,
             parent_id=parent_id,
             traceparent=traceparent,
+            reports_outcome=reports_outcome,
         )
         key = idempotency_key or uuid.uuid4().hex
         response, data = self._request(

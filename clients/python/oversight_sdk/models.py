@@ -113,6 +113,7 @@ class Decision:
     acknowledged_at: datetime | None = None
     started_at: datetime | None = None  # an approved action's run claimed (`start`)
     error: str = ""  # the error reported (why it failed), or why it was cancelled
+    reports_outcome: bool = False  # the agent said, asking, that it reports the outcome
     replayed: bool = False
     votes: list[Vote] = field(default_factory=list)
     edited: bool = False
@@ -167,6 +168,7 @@ class Decision:
             acknowledged_at=_datetime(data.get("acknowledged_at")),
             started_at=_datetime(data.get("started_at")),
             error=str(data.get("error") or ""),
+            reports_outcome=data.get("reports_outcome") is True,
             replayed=replayed,
             votes=[Vote.from_json(v) for v in data.get("votes") or []],
             edited=bool(data.get("edited")),

@@ -373,7 +373,7 @@ class Proxy:
         key = self._keys.get(call_key, call_key)
         for _ in range(_MAX_CHAIN):
             decision = await self.oversight.ask(
-                action, resource, params=arguments, idempotency_key=key
+                action, resource, params=arguments, idempotency_key=key, reports_outcome=True
             )
             if not decision.replayed:
                 return key, decision

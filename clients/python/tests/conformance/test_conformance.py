@@ -76,6 +76,7 @@ def test_an_allowed_call_runs_once_and_its_outcome_is_reported(
     assert not seen.is_error and charge in seen.text, seen
     record = _record(world, seen.action_id, charge)
     assert (record.status, record.params) == ("succeeded", {"charge": charge, "amount": SMALL})
+    assert record.reports_outcome  # said when asking: monitoring alerts if it never comes
 
 
 def test_a_call_whose_tool_raises_runs_once_and_is_reported_failed(
