@@ -132,6 +132,34 @@ def _check_reportable(action: Action, data: ResultInput) -> None:
             )
 
 
+def actions_claim(
+    found: QuerySet[Action], changes: dict[str, Any], *, give_back: bool = True
+) -> list[Action]:
+    """Claim the actions of ``found`` that still match it: set ``changes`` on them and,
+    with ``give_back``, give back the quota each one holds (it will not run). Returns them
+    as they were when claimed, before the change; [] when none matches any more (someone
+    else got there first). Inside the caller's transaction.
+
+    What is given back, and what the caller audits as ``before``, is read from the rows
+    under their lock, never from a copy read earlier. The race: an approval with edits
+    (approvals/edits.py) gives back a held action's charge and charges the edited params
+    under the same row lock, in the vote's transaction. A cancellation or an expiry that
+    read the action before that vote committed, and gave back the charge it read, would
+    give back the old charge twice and the new one never: the counter would show more
+    room than the limit has. Here the claim waits for the vote's lock, and PostgreSQL
+    checks ``found``'s conditions again on the row the vote committed (READ COMMITTED);
+    on SQLite the IMMEDIATE transaction has no other writer. The rows are locked in id
+    order, all before any counter, so a claim of many (a kill switch's) and a vote each
+    take the action rows before the counters.
+    """
+    rows = list(found.select_for_update(of=("self",), no_key=True).order_by("pk"))
+    if rows:
+        Action.objects.filter(pk__in=[row.pk for row in rows]).update(**changes)
+        if give_back:
+            limits_release([charge for row in rows for charge in row.limit_usage])
+    return rows
+
+
 @transaction.atomic
 def action_expire_if_due(*, action: Action) -> Action:
     """A held action nobody decided in time becomes expired (a denial). Claimed atomically:
@@ -143,11 +171,8 @@ def action_expire_if_due(*, action: Action) -> Action:
         or action.expires_at > now
     ):
         return action
-    claimed = Action.objects.filter(
-        pk=action.pk, status=ActionStatus.PENDING, expires_at__lte=now
-    ).update(status=ActionStatus.EXPIRED, finished_at=now)
-    if claimed:
-        limits_release(action.limit_usage)
+    due = Action.objects.filter(pk=action.pk, status=ActionStatus.PENDING, expires_at__lte=now)
+    if actions_claim(due, {"status": ActionStatus.EXPIRED, "finished_at": now}):
         after_commit(lambda: broadcasts.action_changed(action.pk, created=False))
         after_commit(lambda: notify_action_expired(action_id=action.pk))  # its owner
         audit_record(
@@ -167,38 +192,33 @@ def action_expire_if_due(*, action: Action) -> Action:
 CANCELLABLE = (ActionStatus.PENDING, ActionStatus.APPROVED)
 
 
-def _cancel(
-    action: Action, *, actor: Actor, why: str, statuses: tuple[str, ...] = CANCELLABLE
-) -> bool:
-    """Claim the cancellation of an action in one of ``statuses`` that the agent has not
-    started (inside the caller's transaction); False if it is in none of them, was
-    started, or lost a race."""
+def _cancel(found: QuerySet[Action], *, actor: Actor, why: str) -> list[Action]:
+    """Cancel those of ``found`` that the agent has not started (inside the caller's
+    transaction): audited, shown live, their quota given back. The actions cancelled, as
+    they were before; those that no longer match lost a race and are left alone."""
     now = timezone.now()
-    not_started = Action.objects.filter(pk=action.pk, status__in=statuses, started_at__isnull=True)
-    claimed = not_started.update(status=ActionStatus.CANCELLED, finished_at=now, error=why[:5000])
-    if not claimed:
-        return False
-    limits_release(action.limit_usage)
-    after_commit(lambda: broadcasts.action_changed(action.pk, created=False))
-    audit_record(
-        actor=actor,
-        verb=verbs.ACTION_CANCELLED,
-        target=action_audit_target(action),
-        agent_id=action.agent_id,
-        before={"status": action.status},
-        after={"status": ActionStatus.CANCELLED, "why": why},
+    claimed = actions_claim(
+        found.filter(started_at__isnull=True),
+        {"status": ActionStatus.CANCELLED, "finished_at": now, "error": why[:5000]},
     )
-    return True
+    for action in claimed:
+        after_commit(lambda pk=action.pk: broadcasts.action_changed(pk, created=False))
+        audit_record(
+            actor=actor,
+            verb=verbs.ACTION_CANCELLED,
+            target=action_audit_target(action),
+            agent_id=action.agent_id,
+            before={"status": action.status},
+            after={"status": ActionStatus.CANCELLED, "why": why},
+        )
+    return claimed
 
 
 def actions_cancel_not_run(*, actor: Actor, actions: QuerySet[Action], why: str) -> list[Any]:
     """Cancel those of ``actions`` that have not run yet (held, or approved and not
     started); the ids of those cancelled. Inside the caller's transaction."""
-    return [
-        action.pk
-        for action in actions.filter(status__in=CANCELLABLE, started_at__isnull=True)
-        if _cancel(action, actor=actor, why=why)
-    ]
+    cancelled = _cancel(actions.filter(status__in=CANCELLABLE), actor=actor, why=why)
+    return [action.pk for action in cancelled]
 
 
 def actions_cancel_in_scope(*, actor: Actor, agent_ids: Any, why: str) -> int:
@@ -213,13 +233,14 @@ def actions_cancel_held_for_tool(*, actor: Actor, agent_id: int, action_name: st
     cancelled, so that the agent's next identical call is decided afresh under the
     pinned definition (oversight-mcp chains past a finished action). Inside the caller's
     transaction."""
-    cancelled = 0
     held = Action.objects.filter(agent_id=agent_id, action=action_name, status=ActionStatus.PENDING)
-    for action in held:
+    only_for_the_tool = []
+    for action in held.only("pk", "reasons"):
         holds = [r for r in action.reasons if isinstance(r, dict) and r.get("effect") == "hold"]
         if holds and all(r.get("kind") == "tool_pin" for r in holds):
-            cancelled += _cancel(action, actor=actor, why=why)
-    return cancelled
+            only_for_the_tool.append(action.pk)
+    # A decision's reasons never change: only the status is checked again when claimed.
+    return len(_cancel(held.filter(pk__in=only_for_the_tool), actor=actor, why=why))
 
 
 # Ended without running: what an agent may say its caller was told of.
@@ -305,7 +326,8 @@ def action_cancel(*, token: AgentToken, action_id: uuid.UUID, pending_only: bool
         raise NotFoundError("No such action.")
     statuses = (ActionStatus.PENDING,) if pending_only else CANCELLABLE
     actor = Actor.for_agent(token.agent)
-    if not _cancel(action, actor=actor, why="cancelled by the agent", statuses=statuses):
+    found = Action.objects.filter(pk=action.pk, status__in=statuses)
+    if not _cancel(found, actor=actor, why="cancelled by the agent"):
         action.refresh_from_db()
         if action.started_at is not None and action.status == ActionStatus.APPROVED:
             raise ConflictError(

@@ -22,11 +22,10 @@ from oversight.audit import verbs
 from oversight.audit.actors import Actor
 from oversight.audit.services import audit_record
 from oversight.gateway.constants import ActionStatus
-from oversight.gateway.lifecycle import action_audit_target
+from oversight.gateway.lifecycle import action_audit_target, actions_claim
 from oversight.gateway.models import Action
 from oversight.live import broadcasts
 from oversight.live.publish import after_commit
-from oversight.policy.limits import limits_release
 
 NOT_RUN = "not_run"
 # What a person may say happened, as the page offers it.
@@ -90,14 +89,12 @@ def action_settle(*, actor: Actor, action: Action, outcome: str, note: str) -> A
     as_read = Action.objects.filter(
         pk=action.pk, status=action.status, started_at=action.started_at
     )
-    claimed = as_read.update(status=status, finished_at=now, error=error)
-    if not claimed:
+    changes = {"status": status, "finished_at": now, "error": error}
+    if not actions_claim(as_read, changes, give_back=not ran):
         raise ValidationError(
             "The action changed since you read it (its agent may have reported it): look again.",
             code="changed",
         )
-    if not ran:
-        limits_release(action.limit_usage)
     audit_record(
         actor=actor,
         verb=verbs.ACTION_REPORTED if ran else verbs.ACTION_CANCELLED,

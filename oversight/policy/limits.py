@@ -170,9 +170,11 @@ def describe(limit: Limit) -> str:
 
 
 def limits_release(charges: list[dict[str, Any]]) -> None:
-    """Give back the quota a held action reserved, when it is rejected, expires or is
-    cancelled."""
-    for charge in charges:
+    """Give back the quota actions reserved (their ``limit_usage``, read under their row
+    lock), when they will not run: rejected, expired, cancelled. Counters are taken in
+    limit order, as a decision's charge takes them, so that giving back the charges of
+    many actions at once does not lock against a decision in the opposite order."""
+    for charge in sorted(charges, key=lambda c: (c["limit_id"], c["counter_id"])):
         LimitCounter.objects.filter(pk=charge["counter_id"]).update(
             count=F("count") - 1, total=F("total") - Decimal(charge["amount"])
         )

@@ -3,17 +3,20 @@ decided again (fail closed), the audit keeps both, and earlier approvals are sup
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.utils import timezone
 
 from oversight.agents.models import AgentToken
 from oversight.approvals.models import ApprovalVote
 from oversight.approvals.services import approval_vote
 from oversight.audit.models import AuditEvent
+from oversight.gateway import lifecycle
 from oversight.gateway.exceptions import ConflictError
 from oversight.gateway.hashing import action_hash
 from oversight.gateway.lifecycle import ResultInput, action_report_result
@@ -217,3 +220,47 @@ def test_the_queue_shows_an_edited_action_as_asked_and_as_edited(
 
     asked, edited = page.split("Params as asked", 1)[1].split("Params as edited by a reviewer")
     assert '"amount": 900' in asked and '"amount": 700' in edited.split("</pre>", 2)[1]
+
+
+# --- an edit that a cancellation or an expiry did not see ----------------------------------
+
+
+def _edited_after_it_was_read(token: AgentToken, rita: Any, approvals: int) -> tuple[Action, Any]:
+    """A held refund of 900 against a sum limit, read as a cancellation or an expiry reads
+    it (no lock), then edited to 600 by a reviewer before that cancellation or expiry
+    claims it: (the action as read, the limit's counter)."""
+    limit = limit_create(max_sum=Decimal(1000), sum_param="amount")
+    read = Action.objects.get(pk=_held(token, approvals=approvals).pk)
+    edit = {"amount": 600, "charges": ["ch_1"]}
+    approval_vote(user=rita, action_id=read.pk, vote="approve", params=edit)
+    counter = LimitCounter.objects.get(limit=limit)
+    assert (counter.count, counter.total) == (1, Decimal(600))
+    return read, counter
+
+
+def test_a_cancel_gives_back_the_charge_the_action_holds_not_the_one_it_read(
+    prod_token: AgentToken, rita: Any, monkeypatch: Any
+) -> None:
+    read, counter = _edited_after_it_was_read(prod_token, rita, approvals=1)  # now approved
+    monkeypatch.setattr(lifecycle, "action_of_agent", lambda **_: read)
+
+    lifecycle.action_cancel(token=prod_token, action_id=read.pk)
+
+    assert Action.objects.get(pk=read.pk).status == "cancelled"
+    counter.refresh_from_db()
+    assert (counter.count, counter.total) == (0, Decimal(0))  # not 900 given back for 600
+    cancelled = AuditEvent.objects.get(verb="action.cancelled")
+    assert cancelled.before == {"status": "approved"}  # as claimed, not as read
+
+
+def test_an_expiry_gives_back_the_charge_the_action_holds_not_the_one_it_read(
+    prod_token: AgentToken, rita: Any
+) -> None:
+    read, counter = _edited_after_it_was_read(prod_token, rita, approvals=2)  # still pending
+    read.expires_at = timezone.now() - dt.timedelta(seconds=1)
+    Action.objects.filter(pk=read.pk).update(expires_at=read.expires_at)
+
+    assert lifecycle.action_expire_if_due(action=read).status == "expired"
+
+    counter.refresh_from_db()
+    assert (counter.count, counter.total) == (0, Decimal(0))

@@ -5,12 +5,17 @@ event. A decision of the agent appends its event first and, when it commits, Pos
 checks its foreign key to the agent with a key-share lock on the agent row. With a plain
 FOR UPDATE that check waited for the change, which waited for the audit lock the
 decision held: a deadlock. FOR NO KEY UPDATE does not conflict with the check.
+
+A vote's lock also orders it with a cancellation of the same action: the cancellation
+gives back the quota the action holds once the vote committed, not what it read before.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -18,21 +23,24 @@ from django.db import connection, transaction
 
 from oversight.agents.locking import agent_lock
 from oversight.agents.models import AgentToken
-from oversight.approvals.services import action_lock
+from oversight.approvals.services import action_lock, approval_vote
 from oversight.audit.actors import Actor
 from oversight.audit.services import audit_record
-from tests.gateway.helpers import decide, refund, refund_policy_create
+from oversight.gateway.lifecycle import action_cancel
+from oversight.policy.models import LimitCounter
+from tests.gateway.helpers import decide, limit_create, refund, refund_policy_create
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
-def _decide_elsewhere(token: AgentToken, amount: int) -> Callable[[], list[Any]]:
-    """Start a decision on another connection; the returned call waits up to 10 s."""
+def _elsewhere(call: Callable[[], Any]) -> Callable[[], list[Any]]:
+    """Start ``call`` on another connection; the returned call waits up to 10 s for its
+    answer."""
     done: list[Any] = []
 
     def run() -> None:
         try:
-            done.append(decide(token, refund(amount)).status)
+            done.append(call())
         finally:
             connection.close()
 
@@ -54,6 +62,33 @@ def test_a_decision_commits_while_a_change_holds_its_lock(
     held = decide(prod_token, refund(900))
     with transaction.atomic():
         agent_lock(agent.pk) if lock == "the agent" else action_lock(held.pk)
-        waiting = _decide_elsewhere(prod_token, 100)
+        waiting = _elsewhere(lambda: decide(prod_token, refund(100)).status)
         assert waiting() == ["allowed"]  # committed while the lock is held
         audit_record(actor=Actor.system("tests"), verb="test.change", target=agent)
+
+
+def _until_a_lock_is_waited_for() -> None:
+    with connection.cursor() as cursor:
+        for _ in range(200):
+            cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+            if cursor.fetchone()[0]:
+                return
+            time.sleep(0.05)
+    raise AssertionError("nothing waited for a lock")
+
+
+def test_a_cancel_waiting_for_an_edit_gives_back_the_edited_charge(
+    agent: Any, prod_token: AgentToken, rita: Any
+) -> None:
+    limit = limit_create(max_sum=Decimal(1000), sum_param="amount")
+    refund_policy_create(agent, approvals=2)
+    held = decide(prod_token, refund(900))
+    with transaction.atomic():  # the reviewer's edit to 600, committed at the block's end
+        edit = {"amount": 600, "charges": ["ch_1"]}
+        approval_vote(user=rita, action_id=held.pk, vote="approve", params=edit)
+        # The agent's cancel reads the action as committed (900), then waits for its row.
+        cancelling = _elsewhere(lambda: action_cancel(token=prod_token, action_id=held.pk).status)
+        _until_a_lock_is_waited_for()
+    assert cancelling() == ["cancelled"]
+    counter = LimitCounter.objects.get(limit=limit)
+    assert (counter.count, counter.total) == (0, Decimal(0))
