@@ -23,7 +23,8 @@ may have changed since the credentials were read and reports what it found as da
 unless the credentials changed:
 
     stale credentials   read them again (refused if revoked, paused, retired) and decide again
-    limit exceeded      the limit's response (deny, hold, pause the agent); write that
+    limit exceeded      the strictest response (deny, hold, pause the agent); write that,
+                        a hold charging the limits the action is not over
     key seen before     the first answer, or 409 when the body differs
     unknown parent      404
 
@@ -328,17 +329,27 @@ def limits(outcome: Outcome, data: ActionInput) -> Outcome:
 
 def over_limit(outcome: Outcome, exceeded: list[Exceeded]) -> Outcome:
     """The strictest exceeded limit's response: pause the agent (and deny), deny, or hold.
-    Nothing is charged."""
+
+    A denial charges nothing. A hold (every exceeded limit says hold) still charges each
+    limit the action is not over, all or none, as any decision is charged: a held action
+    reserves quota, so once approved it has been counted like any other, and approvals
+    never take a deny limit beside the hold over. When the record step finds one of those
+    over too, this is called again with it, and the stricter response wins. The limits
+    that held it are not charged: they are full, their counters stay at most their
+    maximum, and the approval is a person's yes above them
+    (docs/decisions/0029-a-held-action-is-charged-on-the-other-limits.md)."""
     worst = strictest(exceeded)
     limit = worst.limit
     reason = _reason("limit", limit.name, limit.on_exceed, worst.why, limit.pk)
     outcome.reasons = [*outcome.reasons, reason]
-    outcome.charges = []
     if limit.on_exceed == OnExceed.HOLD:
+        over = {e.limit.pk for e in exceeded}
+        outcome.charges = [(lim, amount) for lim, amount in outcome.charges if lim.pk not in over]
         outcome.status = ActionStatus.PENDING
         outcome.approvals_required = max(outcome.approvals_required, 1)
         outcome.hold_for = outcome.hold_for or timedelta(seconds=DEFAULT_HOLD_SECONDS)
     else:
+        outcome.charges = []
         outcome.status = ActionStatus.DENIED
         outcome.approvals_required, outcome.separation_of_duties = 0, False
         outcome.approver_sets = []

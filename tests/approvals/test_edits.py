@@ -25,7 +25,13 @@ from oversight.killswitch.selectors import parse_target
 from oversight.killswitch.services import killswitch_engage
 from oversight.policy.models import LimitCounter
 from tests.conftest import SYSTEM
-from tests.gateway.helpers import decide, limit_create, refund, refund_policy_create
+from tests.gateway.helpers import (
+    decide,
+    grant_refunds,
+    limit_create,
+    refund,
+    refund_policy_create,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -169,6 +175,28 @@ def test_an_edit_is_charged_against_limits_instead_of_the_asked_params(
     counter.refresh_from_db()
     assert counter.total == Decimal(950)  # 600 given back, 650 charged
     assert Action.objects.get(pk=held.pk).limit_usage[0]["amount"] == "650"
+
+
+def test_an_edit_of_an_action_held_over_a_full_limit_is_refused_and_keeps_its_quota(
+    prod_token: AgentToken, rita: Any
+) -> None:
+    grant_refunds(prod_token.agent)
+    ask = limit_create(name="ask above 1", max_count=1, on_exceed="hold")
+    cap = limit_create(name="never more than 3", max_count=3, on_exceed="deny")
+    assert decide(prod_token, refund(100)).status == "allowed"
+    held = decide(prod_token, refund(100))  # held by "ask above 1", charged on the cap
+
+    def counts() -> list[int]:
+        return [LimitCounter.objects.get(limit=limit).count for limit in (ask, cap)]
+
+    assert counts() == [1, 2]
+    with pytest.raises(ValidationError) as refused:  # re-charged on every limit: one is full
+        edit = {"amount": 50, "charges": ["ch_1"]}
+        approval_vote(user=rita, action_id=held.pk, vote="approve", params=edit)
+    assert "ask above 1" in " ".join(refused.value.messages)
+    assert counts() == [1, 2]
+    approval_vote(user=rita, action_id=held.pk, vote="approve")  # as asked: keeps its quota
+    assert counts() == [1, 2]
 
 
 def test_an_edit_supersedes_earlier_approvals(prod_token: AgentToken, rita: Any, rob: Any) -> None:

@@ -658,6 +658,83 @@ def test_an_approval_keeps_the_reserved_quota(
     assert api.decide(refund(100))["status"] == "denied"
 
 
+def _hold_above_1_never_more_than_2(agent: Agent) -> tuple[Any, Any]:
+    """One refund an hour runs without asking, a second is held; never more than two."""
+    grant_refunds(agent)
+    ask = limit_create(agent=agent, name="ask above 1", max_count=1, on_exceed="hold")
+    cap = limit_create(agent=agent, name="never more than 2", max_count=2, on_exceed="deny")
+    return ask, cap
+
+
+def _counts(*limits: Any) -> list[int]:
+    return [LimitCounter.objects.get(limit=limit).count for limit in limits]
+
+
+def test_an_action_held_over_a_hold_limit_is_charged_on_the_other_limits(
+    api: AgentApi, agent: Agent
+) -> None:
+    ask, cap = _hold_above_1_never_more_than_2(agent)
+    assert api.decide(refund())["status"] == "allowed"
+
+    held = api.decide(refund())
+    assert held["status"] == "pending"
+    assert _reason_names(held, "limit") == ["ask above 1"]
+    # Counted on the cap it is under; not on the limit that held it (over it already).
+    assert _counts(ask, cap) == [1, 2]
+    usage = Action.objects.get(pk=held["id"]).limit_usage
+    assert [used["limit_id"] for used in usage] == [cap.pk]
+
+
+def test_approved_actions_never_take_a_deny_limit_over(
+    api: AgentApi, agent: Agent, reviewer: Any
+) -> None:
+    agent_access_grant(actor=SYSTEM, agent=agent, user=reviewer, level="reviewer")
+    ask, cap = _hold_above_1_never_more_than_2(agent)
+    assert api.decide(refund())["status"] == "allowed"
+    held = api.decide(refund())
+    approval_vote(user=reviewer, action_id=held["id"], vote="approve")
+
+    decision = api.decide(refund())
+    assert decision["status"] == "denied"  # the deny wins over the hold
+    assert _reason_names(decision, "limit") == ["never more than 2"]
+    assert Action.objects.filter(status__in=["allowed", "approved"]).count() == 2
+    assert _counts(ask, cap) == [1, 2]
+
+
+def test_a_rejected_action_held_over_a_limit_gives_back_what_it_took(
+    api: AgentApi, agent: Agent, reviewer: Any
+) -> None:
+    agent_access_grant(actor=SYSTEM, agent=agent, user=reviewer, level="reviewer")
+    ask, cap = _hold_above_1_never_more_than_2(agent)
+    api.decide(refund())
+    held = api.decide(refund())
+    assert api.decide(refund())["status"] == "denied"  # the held one has the cap's last slot
+
+    approval_vote(user=reviewer, action_id=held["id"], vote="deny", comment="not now")
+    assert _counts(ask, cap) == [1, 1]
+    assert api.decide(refund())["status"] == "pending"  # the cap's slot is free again
+
+
+def test_a_deny_limit_wins_over_a_hold_limit_exceeded_before_any_counter(
+    api: AgentApi, agent: Agent
+) -> None:
+    grant_refunds(agent)
+    total = limit_create(
+        agent=agent, name="ask above 1000", sum_param="amount", max_sum=1000, on_exceed="hold"
+    )
+    cap = limit_create(agent=agent, name="one an hour", max_count=1, on_exceed="deny")
+
+    held = api.decide(refund(5000))  # over the sum by itself; under the cap
+    assert held["status"] == "pending"
+    assert _counts(cap) == [1]
+    assert not LimitCounter.objects.filter(limit=total).exists()
+
+    decision = api.decide(refund(5000))  # over both: the cap's deny wins
+    assert decision["status"] == "denied"
+    assert _reason_names(decision, "limit")[-1] == "one an hour"
+    assert _counts(cap) == [1]
+
+
 def test_an_expired_grant_no_longer_allows(api: AgentApi, agent: Agent) -> None:
     past = timezone.now() - dt.timedelta(minutes=1)
     policy_object_create(

@@ -18,7 +18,7 @@ from oversight.audit.models import AuditEvent
 from oversight.audit.verification import audit_chain_verify
 from oversight.gateway.models import Action
 from oversight.policy.models import LimitCounter
-from tests.gateway.helpers import decide, limit_create, refund
+from tests.gateway.helpers import decide, grant_refunds, limit_create, refund
 from tests.gateway.test_create_action import *  # noqa: F403
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -94,4 +94,21 @@ def test_an_exceeded_limit_leaves_nothing_of_the_first_attempt(
     counts = sorted(LimitCounter.objects.values_list("count", flat=True))
     assert counts == [2, 2]  # the refused attempts charged neither limit
     assert Action.objects.count() == AuditEvent.objects.filter(verb="action.decided").count() == 4
+    assert audit_chain_verify()[1] is None
+
+
+def test_over_a_hold_limit_a_second_statement_charges_the_other_limits(
+    prod_token: tuple[AgentToken, str], agent: Any
+) -> None:
+    token, _ = prod_token
+    grant_refunds(agent)
+    limit_create(agent=agent, name="ask above 1", max_count=1, on_exceed="hold")
+    cap = limit_create(agent=agent, name="never more than 2", max_count=2, on_exceed="deny")
+    assert decide(token, refund()).status == "allowed"
+    for expected in ("pending", "denied"):  # the second charges the cap; the third is over it
+        calls = _Statements("decision_record")
+        with connection.execute_wrapper(calls):
+            assert decide(token, refund()).status == expected
+        assert calls.count == 2
+    assert LimitCounter.objects.get(limit=cap).count == 2
     assert audit_chain_verify()[1] is None

@@ -248,6 +248,36 @@ def test_try_it_shows_each_limits_usage_in_its_window(
     assert page.count("would exceed") == 1
 
 
+def test_try_it_says_a_full_deny_limit_wins_over_a_hold_limit(
+    client: Client, owner: Any, agent: Any, grant: Grant
+) -> None:
+    from oversight.policy.limits import window_start
+
+    def limit(name: str, on_exceed: str, **fields: Any) -> Limit:
+        return policy_object_create(
+            actor=SYSTEM,
+            obj=Limit(
+                agent=agent,
+                name=name,
+                action="payments.refund",
+                window_seconds=3600,
+                on_exceed=on_exceed,
+                **fields,
+            ),
+        )
+
+    limit("ask above 1000", "hold", sum_param="amount", max_sum=1000)
+    cap = limit("one an hour", "deny", max_count=1)
+    window = window_start(timezone.now(), cap.window_seconds)
+    LimitCounter.objects.create(limit=cap, window_start=window, count=1, total=0)
+
+    # Over the sum by itself (held before any counter is read), and the cap is full.
+    body = '{"action": "payments.refund", "resource": "stripe:charge/1", "params": {"amount": 5e3}}'
+    page = _try(client, owner, agent, body).content.decode()
+    assert "Would be <strong>denied</strong>" in page
+    assert LimitCounter.objects.get(limit=cap).count == 1
+
+
 def test_the_owner_adds_a_reversible_grant_and_the_page_says_how_it_is_undone(
     client: Client, owner: Any, agent: Any
 ) -> None:
