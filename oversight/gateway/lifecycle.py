@@ -227,6 +227,19 @@ def actions_cancel_in_scope(*, actor: Actor, agent_ids: Any, why: str) -> int:
     return len(actions_cancel_not_run(actor=actor, actions=found, why=why))
 
 
+def actions_lock_in_scope(*, agent_ids: Any) -> None:
+    """Lock, for the rest of the caller's transaction, the actions of these agents that
+    ``actions_cancel_in_scope`` may cancel, as ``actions_claim`` locks them. A kill switch
+    takes them before it appends its own audit event: a vote locks its action first and
+    appends to the audit chain last, so a press that appended first and then waited for
+    that action would wait for the vote while the vote waited for it (a deadlock, one of
+    the two refused)."""
+    found = Action.objects.filter(
+        agent_id__in=agent_ids, status__in=CANCELLABLE, started_at__isnull=True
+    )
+    list(found.select_for_update(of=("self",), no_key=True).order_by("pk").values_list("pk"))
+
+
 def actions_cancel_held_for_tool(*, actor: Actor, agent_id: int, action_name: str, why: str) -> int:
     """A changed MCP tool's definition was accepted, or the change withdrawn (``why``):
     the calls held only for that change (no other hold among their reasons) are

@@ -12,7 +12,7 @@ from oversight.agents.models import Agent
 from oversight.audit import verbs
 from oversight.audit.actors import Actor
 from oversight.audit.services import audit_record
-from oversight.gateway.lifecycle import actions_cancel_in_scope
+from oversight.gateway.lifecycle import actions_cancel_in_scope, actions_lock_in_scope
 from oversight.gateway.record_sql import SWITCH_LOCK_KEY
 from oversight.incidents.models import TriggerKind
 from oversight.incidents.services import incident_open_safely
@@ -60,6 +60,8 @@ def killswitch_engage(*, actor: Actor, target: Target, reason: str, user: Any = 
     if not reason.strip():
         raise ValidationError("Say why the kill switch is engaged.")
     switch = _locked_switch(target)
+    agent_ids = _agents_in(target)
+    actions_lock_in_scope(agent_ids=agent_ids)  # before the audit chain, as a vote
     before = {"engaged": switch.engaged, "reason": switch.reason}
     switch.engaged, switch.reason = True, reason.strip()
     switch.changed_by, switch.changed_at = user, timezone.now()
@@ -70,7 +72,7 @@ def killswitch_engage(*, actor: Actor, target: Target, reason: str, user: Any = 
     # Nothing held or approved in the scope may run after this.
     actions_cancel_in_scope(
         actor=actor,
-        agent_ids=_agents_in(target),
+        agent_ids=agent_ids,
         why=f"kill switch for {target.label}: {switch.reason}",
     )
     incident_open_safely(

@@ -266,21 +266,6 @@ def _edited_after_it_was_read(token: AgentToken, rita: Any, approvals: int) -> t
     return read, counter
 
 
-def test_a_cancel_gives_back_the_charge_the_action_holds_not_the_one_it_read(
-    prod_token: AgentToken, rita: Any, monkeypatch: Any
-) -> None:
-    read, counter = _edited_after_it_was_read(prod_token, rita, approvals=1)  # now approved
-    monkeypatch.setattr(lifecycle, "action_of_agent", lambda **_: read)
-
-    lifecycle.action_cancel(token=prod_token, action_id=read.pk)
-
-    assert Action.objects.get(pk=read.pk).status == "cancelled"
-    counter.refresh_from_db()
-    assert (counter.count, counter.total) == (0, Decimal(0))  # not 900 given back for 600
-    cancelled = AuditEvent.objects.get(verb="action.cancelled")
-    assert cancelled.before == {"status": "approved"}  # as claimed, not as read
-
-
 def test_an_expiry_gives_back_the_charge_the_action_holds_not_the_one_it_read(
     prod_token: AgentToken, rita: Any
 ) -> None:

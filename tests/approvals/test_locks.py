@@ -25,8 +25,12 @@ from oversight.agents.locking import agent_lock
 from oversight.agents.models import AgentToken
 from oversight.approvals.services import action_lock, approval_vote
 from oversight.audit.actors import Actor
+from oversight.audit.models import AuditEvent
 from oversight.audit.services import audit_record
 from oversight.gateway.lifecycle import action_cancel
+from oversight.gateway.models import Action
+from oversight.killswitch.selectors import Target
+from oversight.killswitch.services import killswitch_engage
 from oversight.policy.models import LimitCounter
 from tests.gateway.helpers import decide, limit_create, refund, refund_policy_create
 
@@ -81,14 +85,42 @@ def test_a_cancel_waiting_for_an_edit_gives_back_the_edited_charge(
     agent: Any, prod_token: AgentToken, rita: Any
 ) -> None:
     limit = limit_create(max_sum=Decimal(1000), sum_param="amount")
-    refund_policy_create(agent, approvals=2)
+    refund_policy_create(agent)
     held = decide(prod_token, refund(900))
-    with transaction.atomic():  # the reviewer's edit to 600, committed at the block's end
+    with transaction.atomic():  # the reviewer's approval of 600, committed at the block's end
         edit = {"amount": 600, "charges": ["ch_1"]}
         approval_vote(user=rita, action_id=held.pk, vote="approve", params=edit)
-        # The agent's cancel reads the action as committed (900), then waits for its row.
+        # The agent's cancel reads the action as committed (held, 900), then waits for its
+        # row.
         cancelling = _elsewhere(lambda: action_cancel(token=prod_token, action_id=held.pk).status)
         _until_a_lock_is_waited_for()
     assert cancelling() == ["cancelled"]
     counter = LimitCounter.objects.get(limit=limit)
-    assert (counter.count, counter.total) == (0, Decimal(0))
+    assert (counter.count, counter.total) == (0, Decimal(0))  # not 900 given back for 600
+    cancelled = AuditEvent.objects.get(verb="action.cancelled")
+    assert cancelled.before == {"status": "approved"}  # as claimed, not as read
+
+
+def test_a_kill_switch_pressed_while_a_vote_holds_an_action_waits_for_it_then_cancels_it(
+    agent: Any, prod_token: AgentToken, admin_user: Any
+) -> None:
+    """A vote locks its action, then appends to the audit chain; the press locks the
+    actions it will cancel before it appends its own event, so it waits for the vote
+    instead of both waiting on each other."""
+    refund_policy_create(agent)
+    held = decide(prod_token, refund(900))
+    with transaction.atomic():  # a vote: the action's row, then (last) the audit chain
+        action_lock(held.pk)
+        pressing = _elsewhere(
+            lambda: (
+                killswitch_engage(
+                    actor=Actor.for_user(admin_user),
+                    target=Target(scope="agent", agent=agent),
+                    reason="refunds look wrong",
+                ).engaged
+            )
+        )
+        _until_a_lock_is_waited_for()
+        audit_record(actor=Actor.system("tests"), verb="test.vote", target=agent)
+    assert pressing() == [True]
+    assert Action.objects.get(pk=held.pk).status == "cancelled"
