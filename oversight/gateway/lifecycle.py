@@ -25,7 +25,7 @@ from oversight.gateway.exceptions import ConflictError, NotFoundError
 from oversight.gateway.hashing import action_hash
 from oversight.gateway.models import Action
 from oversight.gateway.outcomes import OutcomeWrite, outcome_write
-from oversight.gateway.reads import action_of_agent
+from oversight.gateway.reads import action_of_token
 from oversight.live import broadcasts
 from oversight.live.publish import after_commit
 from oversight.notifications.services import notify_action_expired
@@ -64,7 +64,7 @@ def action_report_result(*, token: AgentToken, action_id: uuid.UUID, data: Resul
     paused agent too, as authentication would); a changed action is read again.
     """
     for _ in range(_REPORT_ATTEMPTS):
-        action = action_of_agent(agent_id=token.agent_id, action_id=action_id)
+        action = action_of_token(token=token, action_id=action_id)
         if action is None:
             raise NotFoundError("No such action.")
         found = outcome_write(_outcome(token, action, data))
@@ -265,7 +265,7 @@ def action_acknowledge(*, token: AgentToken, action_id: uuid.UUID) -> Action:
     """The agent says its caller was told how the action ended without running (denied,
     rejected, expired...): recorded once, audited; acknowledged again, it stays as first
     recorded. Refused for an action that may still run, or ran (its report says so)."""
-    action = action_of_agent(agent_id=token.agent_id, action_id=action_id)
+    action = action_of_token(token=token, action_id=action_id)
     if action is None:
         raise NotFoundError("No such action.")
     action = action_expire_if_due(action=action)  # as reading it would
@@ -307,7 +307,7 @@ def action_start(*, token: AgentToken, action_id: uuid.UUID) -> Action:
     processes); only the one whose claim is granted runs it, and the others, like any
     later caller, learn it has started and may have run. (An allowed action is claimed by
     its first answer: a replay of it says so.)"""
-    action = action_of_agent(agent_id=token.agent_id, action_id=action_id)
+    action = action_of_token(token=token, action_id=action_id)
     if action is None:
         raise NotFoundError("No such action.")
     action = action_expire_if_due(action=action)
@@ -334,7 +334,7 @@ def action_cancel(*, token: AgentToken, action_id: uuid.UUID, pending_only: bool
     """The agent gives up on an action it has not run. ``pending_only``: only while nobody
     has decided it (the agent stopped waiting for a person): one approved in that very
     moment is left approved, for the agent to run, and the cancel is refused."""
-    action = action_of_agent(agent_id=token.agent_id, action_id=action_id)
+    action = action_of_token(token=token, action_id=action_id)
     if action is None:
         raise NotFoundError("No such action.")
     statuses = (ActionStatus.PENDING,) if pending_only else CANCELLABLE

@@ -473,7 +473,7 @@ def decide(
         elif found.kind == recording.LIMIT_EXCEEDED:
             outcome = over_limit(outcome, _exceeded(outcome, found.exceeded))
         elif found.kind == recording.KEY_SEEN:
-            return _first_answer(found, body_hash), False
+            return _first_answer(found, body_hash, credentials.environment), False
         elif found.kind == recording.NO_PARENT:
             raise NotFoundError(NO_PARENT_MESSAGE)
         else:
@@ -539,13 +539,16 @@ def _exceeded(outcome: Outcome, limit_ids: list[int]) -> list[Exceeded]:
     return [Exceeded(outcome.limits[pk], describe(outcome.limits[pk])) for pk in limit_ids]
 
 
-def _first_answer(found: recording.Found, body_hash: str) -> Action:
+def _first_answer(found: recording.Found, body_hash: str, environment: str) -> Action:
+    """The action an Idempotency-Key was first answered with; 409 when this request is
+    another (its body differs, or it comes from another environment of the agent: keys are
+    the agent's, and a staging token must never be answered with a production action)."""
     action = (
         Action.objects.select_related("agent__owner", "agent__team")
         .filter(pk=found.seen_action)
         .first()
     )
-    if found.seen_body_hash != body_hash or action is None:
+    if found.seen_body_hash != body_hash or action is None or action.environment != environment:
         raise ConflictError(
             "This Idempotency-Key was used with a different request.", "idempotency_key_reused"
         )

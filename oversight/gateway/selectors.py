@@ -10,12 +10,12 @@ from oversight.agents.models import AgentToken
 from oversight.gateway.exceptions import NotFoundError
 from oversight.gateway.lifecycle import action_expire_if_due
 from oversight.gateway.models import Action
-from oversight.gateway.reads import action_of_agent
+from oversight.gateway.reads import action_of_token
 
 
 def action_for_agent(*, token: AgentToken, action_id: uuid.UUID) -> Action:
     """The agent's own action, expired first if its time is up. Another agent's: 404."""
-    action = action_of_agent(agent_id=token.agent_id, action_id=action_id)
+    action = action_of_token(token=token, action_id=action_id)
     if action is None:
         raise NotFoundError("No such action.")
     return action_expire_if_due(action=action)

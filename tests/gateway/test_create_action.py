@@ -275,6 +275,32 @@ def test_a_staging_token_gets_a_dry_run_and_charges_no_limit(
     assert not LimitCounter.objects.exists()
 
 
+def test_a_staging_token_never_reaches_the_agents_production_actions(
+    api: AgentApi, staging_api: AgentApi, policy: RefundPolicy, agent: Agent, reviewer: Any
+) -> None:
+    """Staging decides and never executes: neither a replayed key nor an action's id gives
+    a staging token a production action to run, read, start, cancel or report."""
+    allowed = api.decide(refund(100), HTTP_IDEMPOTENCY_KEY="k-1")
+    replay = staging_api.post("/actions", refund(100), HTTP_IDEMPOTENCY_KEY="k-1")
+    api_error(replay, 409, "idempotency_key_reused")
+    agent_access_grant(actor=SYSTEM, agent=agent, user=reviewer, level="reviewer")
+    held = api.decide(refund(HOLD_AMOUNT))
+    approval_vote(user=reviewer, action_id=held["id"], vote="approve")
+    for path, body in (
+        (f"/actions/{held['id']}", None),
+        (f"/actions/{held['id']}/start", {}),
+        (f"/actions/{held['id']}/cancel", {}),
+        (f"/actions/{allowed['id']}/result", {"outcome": "succeeded"}),
+        (f"/actions/{held['id']}/acknowledge", {}),
+    ):
+        answer = staging_api.get(path) if body is None else staging_api.post(path, body)
+        api_error(answer, 404, "not_found")
+    assert Action.objects.get(pk=held["id"]).status == "approved"
+    assert Action.objects.get(pk=allowed["id"]).status == "allowed"
+    assert api.post(f"/actions/{held['id']}/start", {}).status_code == 200
+    assert staging_api.decide(refund(100), HTTP_IDEMPOTENCY_KEY="k-2")["status"] == "dry_run"
+
+
 def test_a_staging_token_still_gets_denials(staging_api: AgentApi, policy: RefundPolicy) -> None:
     assert staging_api.decide(refund(charges=("ch_1", "ch_2")))["status"] == "denied"
 
