@@ -473,7 +473,7 @@ def decide(
         elif found.kind == recording.LIMIT_EXCEEDED:
             outcome = over_limit(outcome, _exceeded(outcome, found.exceeded))
         elif found.kind == recording.KEY_SEEN:
-            return _first_answer(found, body_hash, credentials.environment), False
+            return _first_answer(found, body_hash, credentials.environment, outcome), False
         elif found.kind == recording.NO_PARENT:
             raise NotFoundError(NO_PARENT_MESSAGE)
         else:
@@ -539,10 +539,16 @@ def _exceeded(outcome: Outcome, limit_ids: list[int]) -> list[Exceeded]:
     return [Exceeded(outcome.limits[pk], describe(outcome.limits[pk])) for pk in limit_ids]
 
 
-def _first_answer(found: recording.Found, body_hash: str, environment: str) -> Action:
+def _first_answer(found: recording.Found, body_hash: str, environment: str, now: Outcome) -> Action:
     """The action an Idempotency-Key was first answered with; 409 when this request is
     another (its body differs, or it comes from another environment of the agent: keys are
-    the agent's, and a staging token must never be answered with a production action)."""
+    the agent's, and a staging token must never be answered with a production action).
+
+    Also 409 when a kill switch halts the agent now (``now``, decided on the credentials
+    the record step found current) and the first answer allowed an action that nobody
+    reported: the one asking again may be the caller whose answer was lost, which has not
+    run it, and must not run it after the switch. (What the first caller ran is still
+    reported: a result is not refused for a switch engaged after the decision.)"""
     action = (
         Action.objects.select_related("agent__owner", "agent__team")
         .filter(pk=found.seen_action)
@@ -551,6 +557,12 @@ def _first_answer(found: recording.Found, body_hash: str, environment: str) -> A
     if found.seen_body_hash != body_hash or action is None or action.environment != environment:
         raise ConflictError(
             "This Idempotency-Key was used with a different request.", "idempotency_key_reused"
+        )
+    if now.status == ActionStatus.HALTED and action.status == ActionStatus.ALLOWED:
+        raise ConflictError(
+            "A kill switch was engaged after this action was allowed: do not run it (if it "
+            "already ran, report its outcome).",
+            "halted_since",
         )
     return action
 

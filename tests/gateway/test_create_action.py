@@ -246,6 +246,31 @@ def test_an_engaged_kill_switch_halts_until_released(
     assert api.decide(refund())["status"] == "allowed"
 
 
+def test_after_a_kill_switch_a_replayed_allow_nobody_reported_is_refused(
+    api: AgentApi, policy: RefundPolicy
+) -> None:
+    """The caller asking again may be the one whose first answer was lost: it has not run
+    the action, and must not run it once the switch is engaged."""
+    allowed = api.decide(refund(100), HTTP_IDEMPOTENCY_KEY="k-1")
+    reported = api.decide(refund(101), HTTP_IDEMPOTENCY_KEY="k-2")
+    assert (
+        api.post(f"/actions/{reported['id']}/result", {"outcome": "succeeded"}).status_code == 200
+    )
+    killswitch_engage(actor=SYSTEM, target=parse_target("global"), reason="refund storm")
+
+    refused = api.post("/actions", refund(100), HTTP_IDEMPOTENCY_KEY="k-1")
+    assert "do not run it" in api_error(refused, 409, "halted_since")["message"]
+    again = api.post("/actions", refund(101), HTTP_IDEMPOTENCY_KEY="k-2")
+    assert (again.status_code, again.json()["id"]) == (200, reported["id"])  # it ran
+    assert Action.objects.count() == 2
+    # What the first caller ran is still recorded.
+    assert api.post(f"/actions/{allowed['id']}/result", {"outcome": "succeeded"}).status_code == 200
+
+    killswitch_release(actor=SYSTEM, target=parse_target("global"), reason="storm over")
+    replayed = api.post("/actions", refund(100), HTTP_IDEMPOTENCY_KEY="k-1")
+    assert (replayed.status_code, replayed.json()["id"]) == (200, allowed["id"])
+
+
 def test_a_halt_needs_no_policy_and_comes_before_it(api: AgentApi) -> None:
     killswitch_engage(actor=SYSTEM, target=parse_target("global"), reason="incident 12")
     assert api.decide(refund())["status"] == "halted"

@@ -459,6 +459,34 @@ def test_a_guard_whose_answer_was_lost_runs_once_and_reports(
     assert Action.objects.filter(resource=f"stripe:charge/{charge}").count() == 1
 
 
+class SwitchWhileLost(LoseAnswers):
+    """Loses the first answer to an ask, and an admin engages the kill switch meanwhile."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return super().handle_request(request)
+        except httpx.ReadError:
+            killswitch_engage(actor=SYSTEM, target=parse_target("global"), reason="stop")
+            raise
+
+
+def test_a_guard_whose_answer_was_lost_as_the_kill_switch_was_pressed_does_not_run(
+    live_url: str, agent: Any, policy: None
+) -> None:
+    """It was allowed before the switch; its retry comes after, and must not run."""
+    transport = SwitchWhileLost("/actions")
+    ran = []
+    with (
+        Oversight(live_url, _token(agent), transport=transport, backoff=0) as client,
+        pytest.raises(Conflict) as refused,
+        client.guard(REFUND, **_refund("ch_16", 20)),
+    ):
+        ran.append(True)
+    assert (transport.lost, ran, refused.value.code) == (1, [], "halted_since")
+    action = Action.objects.get(resource="stripe:charge/ch_16")
+    assert action.status == "allowed"  # decided before the switch; now waits for a person
+
+
 def _keyed(charge: str, key: str, **fields: Any) -> GuardSpec:
     return GuardSpec(action=REFUND, idempotency_key=key, **_refund(charge, 20), **fields)
 
