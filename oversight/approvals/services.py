@@ -48,12 +48,21 @@ def approval_vote(
         raise ValidationError({"comment": ProhibitNullCharactersValidator.message})
     if params is not None and vote != Vote.APPROVE:
         raise ValidationError({"params": "Only an approval may edit the params."})
-    found = Action.objects.filter(pk=action_id).first()
-    if found is None:
-        raise NotFoundError("No such action.")
-    # In its own transaction: an expiry found here stands even when the vote is refused.
-    action_expire_if_due(action=found)
-    return _vote(user=user, action_id=action_id, vote=vote, comment=comment, params=params)
+    action, voted = _vote(user=user, action_id=action_id, vote=vote, comment=comment, params=params)
+    if not voted:  # its deadline had passed: it expired instead, and that stands
+        raise _already_decided(action)
+    return action
+
+
+def _already_decided(action: Action) -> ConflictError:
+    return ConflictError(
+        f"This action was already decided: it is {action.get_status_display().lower()}.",
+        "already_decided",
+    )
+
+
+def _past_deadline(action: Action) -> bool:
+    return action.expires_at is not None and action.expires_at <= timezone.now()
 
 
 def action_lock(action_id: uuid.UUID) -> Action:
@@ -70,8 +79,13 @@ def action_lock(action_id: uuid.UUID) -> Action:
 @transaction.atomic
 def _vote(
     *, user: Any, action_id: uuid.UUID, vote: str, comment: str, params: dict[str, Any] | None
-) -> Action:
-    action = action_lock(action_id)
+) -> tuple[Action, bool]:
+    """The vote, under the action's row lock; (the action, False) when the lock found it
+    past its deadline: then it is expired here (committed) and nobody's vote counts."""
+    try:
+        action = action_lock(action_id)
+    except Action.DoesNotExist:
+        raise NotFoundError("No such action.") from None
     if not getattr(user, "is_active", False):
         raise PermissionDenied("You may not decide this agent's actions.")
     # Who may decide is read under the action's lock: an escalation committed before it
@@ -79,11 +93,13 @@ def _vote(
     refusal = vote_refusal(action=action, user=user, vote=vote)
     if refusal:
         raise PermissionDenied(refusal)
+    # The deadline is read under the lock too: a vote that waited for the lock (another
+    # vote, an edit) while the deadline passed must not approve after it. The expiry is
+    # claimed here, as the expiry job would (it waits for this lock, then finds it done).
+    if action.status == ActionStatus.PENDING and _past_deadline(action):
+        return action_expire_if_due(action=action), False
     if action.status != ActionStatus.PENDING:
-        raise ConflictError(
-            f"This action was already decided: it is {action.get_status_display().lower()}.",
-            "already_decided",
-        )
+        raise _already_decided(action)
     if ApprovalVote.objects.filter(action=action, voter=user, superseded=False).exists():
         raise ConflictError("You already voted on this action.", "already_voted")
 
@@ -129,4 +145,4 @@ def _vote(
             **edited,
         },
     )
-    return action
+    return action, True

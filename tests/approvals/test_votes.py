@@ -16,6 +16,7 @@ from django.urls import reverse
 from oversight.accounts import roles
 from oversight.agents.models import Agent, AgentToken
 from oversight.agents.services import agent_access_grant
+from oversight.approvals import services
 from oversight.approvals.escalation import action_escalate
 from oversight.approvals.models import ApprovalVote
 from oversight.approvals.services import approval_vote
@@ -185,6 +186,26 @@ def test_a_refused_vote_on_an_expired_action_keeps_the_expiry_it_found(
     assert _status(action) == "expired"
     assert AuditEvent.objects.filter(verb="action.expired", target_id=str(action.pk)).exists()
     assert LimitCounter.objects.get().count == 0
+
+
+def test_a_deadline_that_passes_while_the_vote_waits_for_the_lock_expires_the_action(
+    prod_token: AgentToken, rita: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing read before the action's row is locked decides the vote: the deadline is
+    looked at again under the lock, so no approval lands after it."""
+    action = _held(prod_token)
+    lock = services.action_lock
+
+    def the_deadline_passes_first(action_id: uuid.UUID) -> Action:
+        expire(action)  # while the vote waits for the lock (another vote holds it)
+        return lock(action_id)
+
+    monkeypatch.setattr(services, "action_lock", the_deadline_passes_first)
+    with pytest.raises(ConflictError, match="already decided: it is expired"):
+        approval_vote(user=rita, action_id=action.pk, vote="approve")
+    assert _status(action) == "expired"
+    assert not ApprovalVote.objects.exists()
+    assert AuditEvent.objects.filter(verb="action.expired", target_id=str(action.pk)).exists()
 
 
 def test_a_vote_on_an_unknown_action_is_not_found(rita: Any) -> None:
