@@ -14,13 +14,21 @@ The approval then binds to the edited params: ``Action.params`` becomes them, it
 ``request_hash`` is computed again (a result reported for other params is refused), and
 ``requested_params`` keeps what the agent asked for. Approvals cast before the edit are
 superseded (they approved other params): with two approvals required, the edited action
-needs two approvals of its own, the editor's counting as one. See
+needs two approvals of its own, the editor's counting as one.
+
+Who may approve, and by when, binds to the edited params too: the edited action keeps
+the stricter of what it had and what a direct ask for the edited params would get (the
+approver sets of both, so only people in all of them; the larger number of approvals;
+separation of duties if either asks it; edits only if both allow them; the earlier
+deadline). An edit can move an action under a stricter rule, never out from under one.
+The vote (approvals/services.py) then checks that the editor may approve the result. See
 docs/decisions/0018-approve-with-edits.md.
 """
 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -91,7 +99,7 @@ def _refuse(message: str) -> ValidationError:
     return ValidationError({"params": message})
 
 
-def _decided_again(action: Action, params: dict[str, Any]) -> pipeline.Outcome:
+def _decided_again(action: Action, params: dict[str, Any], now: datetime) -> pipeline.Outcome:
     """The pipeline's decision for the edited action, as if the agent had asked for it now."""
     agent = action.agent
     credentials = pipeline.Credentials(
@@ -108,9 +116,41 @@ def _decided_again(action: Action, params: dict[str, Any]) -> pipeline.Outcome:
         parent_id=action.parent_id,
     )
     try:
-        return pipeline.evaluate(credentials, data, timezone.now())
+        return pipeline.evaluate(credentials, data, now)
     except Exception as exc:  # a paused agent, an error: no edit (fail closed)
         raise _refuse(f"The edited action could not be decided again: {exc}") from exc
+
+
+# What binds who may approve a held action, and by when (the audit records them).
+BINDING = (
+    "approver_sets",
+    "approvals_required",
+    "separation_of_duties",
+    "edits_allowed",
+    "expires_at",
+)
+
+
+def _binding(action: Action) -> dict[str, Any]:
+    found = {name: getattr(action, name) for name in BINDING}
+    found["expires_at"] = action.expires_at.isoformat() if action.expires_at else None
+    return found
+
+
+def _bind_stricter(action: Action, outcome: pipeline.Outcome, now: datetime) -> None:
+    """Bind ``action`` to the stricter of what it had and what ``outcome`` (a direct ask
+    for the edited params) would have: an edit never loosens who approves, or when."""
+    held = outcome.status == ActionStatus.PENDING  # else no rule holds the edited params
+    sets = list(action.approver_sets or [])
+    sets += [s for s in (outcome.approver_sets if held else []) if s not in sets]
+    action.approver_sets = sets  # a person must be in every set (approvals/eligibility.py)
+    action.approvals_required = max(action.approvals_required, outcome.approvals_required)
+    action.separation_of_duties = action.separation_of_duties or outcome.separation_of_duties
+    action.edits_allowed = action.edits_allowed and (outcome.edits_allowed or not held)
+    if held and outcome.hold_for is not None:
+        deadline = now + outcome.hold_for
+        if action.expires_at is None or deadline < action.expires_at:
+            action.expires_at = deadline
 
 
 def _why(outcome: pipeline.Outcome) -> str:
@@ -132,7 +172,8 @@ def action_edit(*, action: Action, params: Any) -> dict[str, Any] | None:
         return None
     if not action.edits_allowed:
         raise _refuse("The rule that holds this action does not allow edits.")
-    outcome = _decided_again(action, params)
+    now = timezone.now()
+    outcome = _decided_again(action, params, now)
     if outcome.status not in (ActionStatus.ALLOWED, ActionStatus.PENDING):
         raise _refuse(f"The policy does not allow the edited action ({_why(outcome)}).")
     if any(reason["kind"] == "limit" for reason in outcome.reasons):
@@ -143,11 +184,11 @@ def action_edit(*, action: Action, params: Any) -> dict[str, Any] | None:
     # action's row is locked (the vote's transaction), so no expiry or cancellation
     # releases the old charge meanwhile; an error below rolls both back.
     limits_release(action.limit_usage)
-    charged = limits_charge(outcome.charges, timezone.now())
+    charged = limits_charge(outcome.charges, now)
     over = [limit.name for limit, _ in outcome.charges if limit.pk not in charged]
     if over:
         raise _refuse(f"The edited action would go over the limit {', '.join(over)}.")
-    before = {"params": action.params, "request_hash": action.request_hash}
+    before = {"params": action.params, "request_hash": action.request_hash, **_binding(action)}
     superseded = ApprovalVote.objects.filter(action=action, superseded=False).update(
         superseded=True
     )
@@ -159,21 +200,13 @@ def action_edit(*, action: Action, params: Any) -> dict[str, Any] | None:
         {"limit_id": limit.pk, "counter_id": charged[limit.pk], "amount": str(amount)}
         for limit, amount in outcome.charges
     ]
-    action.approvals_required = max(action.approvals_required, outcome.approvals_required)
-    action.separation_of_duties = action.separation_of_duties or outcome.separation_of_duties
+    _bind_stricter(action, outcome, now)
     action.save(
-        update_fields=[
-            "params",
-            "requested_params",
-            "request_hash",
-            "limit_usage",
-            "approvals_required",
-            "separation_of_duties",
-        ]
+        update_fields=["params", "requested_params", "request_hash", "limit_usage", *BINDING]
     )
     return {
         "before": before,
-        "after": {"params": params, "request_hash": action.request_hash},
+        "after": {"params": params, "request_hash": action.request_hash, **_binding(action)},
         "superseded_votes": superseded,
         "decided_again": outcome.reasons,
     }

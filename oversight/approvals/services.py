@@ -103,12 +103,12 @@ def _vote(
     if ApprovalVote.objects.filter(action=action, voter=user, superseded=False).exists():
         raise ConflictError("You already voted on this action.", "already_voted")
 
-    # Approve with edits: the action changes (and is decided again) before the vote.
+    # Approve with edits: the action changes (and is decided again) before the vote. The
+    # edit may have bound it to stricter rules' approvers (approvals/edits.py): the editor
+    # approves only if she may approve the action as edited; else nothing changes.
     edit = action_edit(action=action, params=params) if params is not None else None
-    if edit and action.separation_of_duties and user.pk == action.agent.owner_id:
-        raise PermissionDenied(
-            "The agent's owner may not approve the edited action (separation of duties)."
-        )
+    if edit and (refusal := vote_refusal(action=action, user=user, vote=vote)):
+        raise ValidationError({"params": f"You may not approve the action as edited: {refusal}"})
     ApprovalVote.objects.create(
         action=action,
         voter=user,

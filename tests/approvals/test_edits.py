@@ -12,7 +12,9 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.utils import timezone
 
-from oversight.agents.models import AgentToken
+from oversight.agents.models import Agent, AgentToken
+from oversight.agents.services import agent_access_grant
+from oversight.approvals.eligibility import eligible_approvers
 from oversight.approvals.models import ApprovalVote
 from oversight.approvals.services import approval_vote
 from oversight.audit.models import AuditEvent
@@ -23,9 +25,11 @@ from oversight.gateway.lifecycle import ResultInput, action_report_result
 from oversight.gateway.models import Action
 from oversight.killswitch.selectors import parse_target
 from oversight.killswitch.services import killswitch_engage
-from oversight.policy.models import LimitCounter
+from oversight.policy.models import LimitCounter, Rule
+from oversight.policy.services import policy_object_create
 from tests.conftest import SYSTEM
 from tests.gateway.helpers import (
+    REFUND,
     decide,
     grant_refunds,
     limit_create,
@@ -277,3 +281,107 @@ def test_an_expiry_gives_back_the_charge_the_action_holds_not_the_one_it_read(
 
     counter.refresh_from_db()
     assert (counter.count, counter.total) == (0, Decimal(0))
+
+
+# --- an edit under a stricter rule ---------------------------------------------------
+
+HUGE = {"amount": 9000, "charges": ["ch_1"]}
+
+
+def _hold_huge_refunds(agent: Agent, people: list[Any], **fields: Any) -> Rule:
+    """Refunds over 5000 are held for ``people`` only, to be decided within two minutes."""
+    rule = Rule(
+        agent=agent,
+        name="huge refunds",
+        effect="hold",
+        action=REFUND,
+        condition="params.amount > 5000",
+        approvers="people",
+        expires_in_seconds=120,
+        **fields,
+    )
+    return policy_object_create(actor=SYSTEM, obj=rule, approver_people=people)
+
+
+def test_an_edit_into_a_stricter_rule_is_refused_to_an_editor_it_does_not_admit(
+    prod_token: AgentToken, rita: Any, rob: Any
+) -> None:
+    held = _held(prod_token)  # 900: anyone with approve access
+    _hold_huge_refunds(prod_token.agent, [rob])
+    asked_directly = decide(prod_token, refund(9000, charges=("ch_2",)))
+    with pytest.raises(PermissionDenied, match="Only rob may decide"):
+        approval_vote(user=rita, action_id=asked_directly.pk, vote="approve")
+
+    with pytest.raises(ValidationError) as refused:  # nor as an edit of a 900 refund
+        approval_vote(user=rita, action_id=held.pk, vote="approve", params=HUGE)
+    assert refused.value.message_dict == {
+        "params": [
+            "You may not approve the action as edited: Only rob may decide this action; you "
+            "are not one of them."
+        ]
+    }
+    _unchanged(held)
+    fresh = Action.objects.get(pk=held.pk)
+    assert (fresh.approver_sets, fresh.expires_at) == (held.approver_sets, held.expires_at)
+    assert not AuditEvent.objects.filter(verb="action.voted").exists()
+
+
+def test_an_edit_binds_the_action_to_the_approvers_and_deadline_of_the_stricter_rule(
+    prod_token: AgentToken, rita: Any, rob: Any, admin_user: Any
+) -> None:
+    agent = prod_token.agent
+    agent_access_grant(actor=SYSTEM, agent=agent, user=admin_user, level="reviewer")
+    held = _held(prod_token)  # 900: one approval from anyone with approve access
+    _hold_huge_refunds(agent, [rob, admin_user], approvals=2, separation_of_duties=True)
+
+    before = timezone.now()
+    action = approval_vote(user=rob, action_id=held.pk, vote="approve", params=HUGE)
+
+    assert (action.status, action.approvals_required, action.separation_of_duties) == (
+        "pending",
+        2,
+        True,
+    )
+    assert [s["rule"] for s in action.approver_sets] == ["large refunds", "huge refunds"]
+    assert action.expires_at <= before + dt.timedelta(seconds=121) < held.expires_at
+    event = AuditEvent.objects.get(verb="action.voted", target_id=str(held.pk))
+    assert event.before["approver_sets"] == held.approver_sets
+    assert event.after["approver_sets"] == action.approver_sets
+    assert (event.before["approvals_required"], event.after["approvals_required"]) == (1, 2)
+    # The one who may approve it now is the other person that rule names, not rita.
+    assert [u.username for u in eligible_approvers(action)] == ["ada"]
+    with pytest.raises(PermissionDenied, match="Only ada, rob, not the owner may decide"):
+        approval_vote(user=rita, action_id=held.pk, vote="approve")
+    assert approval_vote(user=admin_user, action_id=held.pk, vote="approve").status == "approved"
+
+
+def test_an_edited_actions_page_says_who_may_approve_it_now(
+    client: Any, prod_token: AgentToken, rita: Any, rob: Any, admin_user: Any
+) -> None:
+    agent_access_grant(actor=SYSTEM, agent=prod_token.agent, user=admin_user, level="reviewer")
+    held = _held(prod_token)
+    _hold_huge_refunds(prod_token.agent, [rob, admin_user], approvals=2)
+    approval_vote(user=rob, action_id=held.pk, vote="approve", params=HUGE)
+
+    client.force_login(rita)
+    page = html.unescape(client.get(f"/actions/{held.pk}/").content.decode())
+    assert "<strong>Who may approve:</strong> ada, rob: ada" in page
+    assert 'name="vote"' not in page  # not hers to decide any more
+    client.force_login(admin_user)
+    page = html.unescape(client.get("/approvals/").content.decode())
+    assert "Votes 1 of 2" in page and '"amount": 9000' in page and 'name="vote"' in page
+
+
+def test_an_edit_out_from_under_a_stricter_rule_keeps_its_approvers(
+    prod_token: AgentToken, rita: Any, rob: Any
+) -> None:
+    _hold_huge_refunds(prod_token.agent, [rob], approvals=1)
+    held = _held(prod_token, amount=9000)  # both rules: only rob
+    assert [s["rule"] for s in held.approver_sets] == ["huge refunds", "large refunds"]
+
+    asked = {"amount": 900, "charges": ["ch_1"]}
+    with pytest.raises(PermissionDenied):  # 900 would not need rob; the edit still does
+        approval_vote(user=rita, action_id=held.pk, vote="approve", params=asked)
+    action = approval_vote(user=rob, action_id=held.pk, vote="approve", params=asked)
+    assert (action.status, action.params) == ("approved", asked)
+    assert action.approver_sets == held.approver_sets
