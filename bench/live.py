@@ -41,8 +41,9 @@ What it does, all on 127.0.0.1:
 6. Long-poll: creates held actions one at a time, starts GET /api/v1/actions/{id}?wait=30
    with the agent's token, and after 0.5 to 1 s has a reviewer approve or deny it through
    the queue page's htmx endpoint (POST /approvals/{id}/vote/ with session and CSRF
-   token); measures from the vote's response (and its start) to the long-poll's answer.
-   Done on an idle server, then during a last run of the traffic with the most sockets.
+   token, and the request hash the card shows); measures from the vote's response (and
+   its start) to the long-poll's answer. Done on an idle server, then during a last run
+   of the traffic with the most sockets.
 7. Records CPU per process group (server, PostgreSQL, Redis, Celery, the socket client,
    the load generator, this script, anything else) in cores busy. The server's CPU in the
    run without sockets is the decisions' (their fragments are rendered and published
@@ -627,6 +628,8 @@ async def long_polls(
     votes that failed)."""
     import httpx
 
+    from oversight.gateway.hashing import action_hash  # what the card's form sends
+
     rng = random.Random(tag)  # noqa: S311 (when to vote, not a secret)
     api = httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60)
     people = [
@@ -650,10 +653,11 @@ async def long_polls(
             if until is not None and until.done():
                 break
             vote = "deny" if k % 3 == 2 else "approve"
+            body = refund_body(f"lp{tag}", k, held=True)
+            asked = json.loads(body)
+            seen = action_hash(asked["action"], asked["resource"], asked["params"])
             held = await api.post(
-                "/api/v1/actions",
-                content=refund_body(f"lp{tag}", k, held=True),
-                headers={"Content-Type": "application/json"},
+                "/api/v1/actions", content=body, headers={"Content-Type": "application/json"}
             )
             action = held.json()
             if held.status_code != 201 or action["status"] != "pending":
@@ -667,7 +671,11 @@ async def long_polls(
             vote_start = time.time()
             voted = await person.post(
                 f"/approvals/{action['id']}/vote/",
-                data={"vote": vote, "comment": "bench: not this one" if vote == "deny" else ""},
+                data={
+                    "vote": vote,
+                    "comment": "bench: not this one" if vote == "deny" else "",
+                    "request_hash": seen,
+                },
             )
             vote_end = time.time()
             if voted.status_code != 200:  # the action stays pending: no use waiting 30 s

@@ -50,6 +50,12 @@ class ApprovalOut(Schema):
     params: dict[str, Any]
     edited: bool
     requested_params: dict[str, Any] | None = None
+    request_hash: str = Field(
+        description=(
+            "The version of the action shown here (a hash of action, resource and params; "
+            "an edit changes it): an approval sends it back."
+        )
+    )
     reason: str = Field("", description="Why the agent wants to do this.")
     reasons: list[ReasonOut] = Field(description="Why it is held.")
     approvals_required: int
@@ -74,6 +80,15 @@ class VoteIn(Schema):
         description=(
             "Approve only: the params to approve instead of those asked for (same keys, "
             "same types). The action is decided again with them; see docs/api.md."
+        ),
+    )
+    request_hash: str | None = Field(
+        None,
+        max_length=64,
+        description=(
+            "Required to approve: the action's request_hash as you were shown it (GET "
+            "/api/v1/approvals). An approval of an action edited since is refused (409 "
+            "action_changed). A deny may leave it out."
         ),
     )
 
@@ -101,6 +116,7 @@ def approval_body(action: Any) -> dict[str, object]:
             "team": agent.team.slug,
             "risk_tier": agent.risk_tier,
         },
+        "request_hash": action.request_hash,
         "reason": action.reason,
         "approvals": sum(1 for v in votes if v.vote == Vote.APPROVE and not v.superseded),
         "separation_of_duties": action.separation_of_duties,
@@ -127,7 +143,8 @@ def list_approvals(request: HttpRequest) -> list[dict[str, object]]:
 )
 def vote_on_approval(request: HttpRequest, action_id: uuid.UUID, payload: VoteIn) -> dict[str, Any]:
     """One vote per person. 404: no such action among those you may see; 403: you may not
-    decide it; 409: it was decided already, or you voted; 422: bad input (nothing changed)."""
+    decide it; 409: it was decided already, you voted, or it was edited since you were
+    shown it (``request_hash``); 422: bad input (nothing changed)."""
     user = request.auth
     action = selectors.action_get(user=user, action_id=action_id)
     approval_vote(
@@ -136,5 +153,6 @@ def vote_on_approval(request: HttpRequest, action_id: uuid.UUID, payload: VoteIn
         vote=payload.vote,
         comment=payload.comment,
         params=payload.params,
+        seen=payload.request_hash or "",  # never None: a person's approval says what it saw
     )
     return approval_body(selectors.action_with_votes(action_id=action.pk))

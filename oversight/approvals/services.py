@@ -25,6 +25,12 @@ from oversight.live import broadcasts
 from oversight.live.publish import after_commit
 from oversight.policy.limits import limits_release
 
+UNSEEN = (
+    "Say which version of the action you approve (its request_hash, as you were shown "
+    "it): load the action again."
+)
+CHANGED = "This action was edited since you loaded it: look at it again before you approve."
+
 
 def _target(action: Action) -> tuple[str, str, str]:
     return "gateway.action", str(action.pk), f"{action.action} on {action.resource}"[:200]
@@ -37,9 +43,16 @@ def approval_vote(
     vote: str,
     comment: str = "",
     params: dict[str, Any] | None = None,
+    seen: str | None = None,
 ) -> Action:
     """Record ``user``'s vote; N distinct approvals approve, one deny rejects. An approval
-    with ``params`` approves the action with those params instead (approvals/edits.py)."""
+    with ``params`` approves the action with those params instead (approvals/edits.py).
+
+    ``seen``: the ``request_hash`` of the action as the voter was shown it. An approval
+    binds to what its voter saw: one of an action edited since is refused (409
+    ``action_changed``), and one that says nothing (``""``) too (422). The browser's forms
+    and the API always pass it; ``None`` skips the check, for callers in the server that
+    show nobody anything (tests, scripts). A deny is taken whatever was seen."""
     if vote not in Vote.values:
         raise ValidationError({"vote": "Vote approve or deny."})
     if vote == Vote.DENY and not comment.strip():
@@ -48,7 +61,11 @@ def approval_vote(
         raise ValidationError({"comment": ProhibitNullCharactersValidator.message})
     if params is not None and vote != Vote.APPROVE:
         raise ValidationError({"params": "Only an approval may edit the params."})
-    action, voted = _vote(user=user, action_id=action_id, vote=vote, comment=comment, params=params)
+    if vote == Vote.APPROVE and seen is not None and not seen:
+        raise ValidationError({"request_hash": UNSEEN})
+    action, voted = _vote(
+        user=user, action_id=action_id, vote=vote, comment=comment, params=params, seen=seen
+    )
     if not voted:  # its deadline had passed: it expired instead, and that stands
         raise _already_decided(action)
     return action
@@ -78,7 +95,13 @@ def action_lock(action_id: uuid.UUID) -> Action:
 
 @transaction.atomic
 def _vote(
-    *, user: Any, action_id: uuid.UUID, vote: str, comment: str, params: dict[str, Any] | None
+    *,
+    user: Any,
+    action_id: uuid.UUID,
+    vote: str,
+    comment: str,
+    params: dict[str, Any] | None,
+    seen: str | None,
 ) -> tuple[Action, bool]:
     """The vote, under the action's row lock; (the action, False) when the lock found it
     past its deadline: then it is expired here (committed) and nobody's vote counts."""
@@ -100,6 +123,11 @@ def _vote(
         return action_expire_if_due(action=action), False
     if action.status != ActionStatus.PENDING:
         raise _already_decided(action)
+    # What the voter saw is compared under the lock: an edit (which takes this lock too)
+    # committed before it is seen here, so no approval counts for params its voter never
+    # saw; one committing after supersedes this approval (approvals/edits.py).
+    if vote == Vote.APPROVE and seen is not None and seen != action.request_hash:
+        raise ConflictError(CHANGED, "action_changed")
     if ApprovalVote.objects.filter(action=action, voter=user, superseded=False).exists():
         raise ConflictError("You already voted on this action.", "already_voted")
 

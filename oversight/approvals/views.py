@@ -81,9 +81,11 @@ def _socket_address(user: Any, filters: selectors.QueueFilters, view: str) -> st
 @require_POST
 def vote(request: HttpRequest, action_id: uuid.UUID) -> HttpResponse:
     """Approve or deny; the answer replaces the queue item in place (htmx), or, on the
-    action's own page, shows that page anew."""
+    action's own page, shows that page anew. Every vote form sends the ``request_hash``
+    it shows: an approval of an action edited since is refused, and the answer shows it
+    as it is now."""
     action = selectors.action_get(user=request.user, action_id=action_id)  # 404 if not visible
-    message, status = "", 200
+    message, status, changed = "", 200, False
     edited_text = request.POST.get("params", "")
     try:
         action = approval_vote(
@@ -92,12 +94,13 @@ def vote(request: HttpRequest, action_id: uuid.UUID) -> HttpResponse:
             vote=request.POST.get("vote", ""),
             comment=request.POST.get("comment", ""),
             params=edited_params_parse(edited_text) if "params" in request.POST else None,
+            seen=request.POST.get("request_hash", ""),
         )
     except PermissionDenied as exc:
         message, status = str(exc), 403
     except (ConflictError, NotFoundError) as exc:
         message, status = str(exc), 409
-        action.refresh_from_db()
+        changed = getattr(exc, "code", "") == "action_changed"
     except ValidationError as exc:
         message, status = " ".join(exc.messages), 422
     if status != 200:
@@ -113,8 +116,13 @@ def vote(request: HttpRequest, action_id: uuid.UUID) -> HttpResponse:
         return redirect("approvals:action", action_id=action.pk)
     if on_its_page and status == 200:
         return HttpResponseClientRefresh()
+    if on_its_page and changed:  # edited since it was loaded: its params, facts and story
+        messages.error(request, message)
+        return HttpResponseClientRefresh()
     context = {**selectors.queue_item_context(action), "message": message, "ok": status == 200}
-    if status != 200 and edited_text:  # the editor stays open with what was typed
+    # A refused edit keeps the editor open with what was typed; not when the action was
+    # edited meanwhile: the card shows its new params, and the typed ones were for the old.
+    if status != 200 and edited_text and not changed:
         context |= {"edit_open": True, "edited_text": edited_text}
     # A vote from the compact list gets its row back, from the cards a card.
     template = "_queue_row.html" if request.POST.get("view") == LIST else "_queue_item.html"

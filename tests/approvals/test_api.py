@@ -52,6 +52,7 @@ def test_a_reviewer_lists_what_she_may_decide(rita: Any, held: Action) -> None:
     assert item["reasons"][0]["name"] == "large refunds"
     assert item["expires_at"] and item["votes"] == []
     assert (item["approvals_required"], item["approvals"], item["edits_allowed"]) == (1, 0, True)
+    assert item["request_hash"] == held.request_hash  # what an approval of it sends back
 
 
 def test_a_deny_through_the_api_reaches_the_agent_s_view(
@@ -75,13 +76,15 @@ def test_a_deny_through_the_api_reaches_the_agent_s_view(
 def test_an_approval_with_edited_params(rita: Any, held: Action) -> None:
     edited = {"amount": 400, "charges": ["ch_1"]}
     response = _api(rita).post(
-        f"/approvals/{held.pk}/vote", {"vote": "approve", "comment": "400", "params": edited}
+        f"/approvals/{held.pk}/vote",
+        {"vote": "approve", "comment": "400", "params": edited, "request_hash": held.request_hash},
     )
     assert response.status_code == 200, response.content
     body = response.json()
     assert (body["status"], body["params"], body["edited"]) == ("approved", edited, True)
     assert body["requested_params"] == {"amount": 900, "charges": ["ch_1"]}
     assert body["votes"][0]["params"] == edited
+    assert body["request_hash"] == Action.objects.get(pk=held.pk).request_hash != held.request_hash
 
 
 def test_an_agent_token_does_not_work_on_the_approvals_api(
@@ -125,14 +128,11 @@ def test_permissions_are_the_browser_s(
 ) -> None:
     # The outsider sees nothing of the agent: an empty queue, and 404 as for no action.
     assert _api(outsider).get("/approvals").json() == []
-    api_error(
-        _api(outsider).post(f"/approvals/{held.pk}/vote", {"vote": "approve"}), 404, "not_found"
-    )
+    approve = {"vote": "approve", "request_hash": held.request_hash}
+    api_error(_api(outsider).post(f"/approvals/{held.pk}/vote", approve), 404, "not_found")
     # The teammate sees the agent but may not decide its actions.
     assert _api(teammate).get("/approvals").json() == []
-    api_error(
-        _api(teammate).post(f"/approvals/{held.pk}/vote", {"vote": "approve"}), 403, "forbidden"
-    )
+    api_error(_api(teammate).post(f"/approvals/{held.pk}/vote", approve), 403, "forbidden")
     _unchanged(held)
 
 
@@ -140,6 +140,9 @@ def test_permissions_are_the_browser_s(
     ("body", "field"),
     [
         ({"vote": "maybe"}, "vote"),
+        ({"vote": "approve", "request_hash": None}, "request_hash"),
+        ({"vote": "approve", "request_hash": ""}, "request_hash"),
+        ({"vote": "approve", "request_hash": "f" * 65}, "request_hash"),
         ({"vote": "deny"}, "comment"),
         ({"vote": "deny", "comment": " "}, "comment"),
         ({"vote": "approve", "params": {"amount": "lots", "charges": ["ch_1"]}}, "params"),
@@ -152,9 +155,45 @@ def test_permissions_are_the_browser_s(
 def test_bad_input_is_refused_clearly_and_changes_nothing(
     rita: Any, held: Action, body: dict[str, Any], field: str
 ) -> None:
-    error = api_error(_api(rita).post(f"/approvals/{held.pk}/vote", body), 422, "validation_error")
+    sent = {"request_hash": held.request_hash, **body}  # an approval says what it saw
+    error = api_error(_api(rita).post(f"/approvals/{held.pk}/vote", sent), 422, "validation_error")
     assert field in error["fields"], error
     _unchanged(held)
+
+
+def test_an_approval_must_say_which_version_of_the_action_it_approves(
+    rita: Any, held: Action
+) -> None:
+    error = api_error(
+        _api(rita).post(f"/approvals/{held.pk}/vote", {"vote": "approve"}), 422, "validation_error"
+    )
+    assert "request_hash" in error["message"] and "request_hash" in error["fields"]
+    _unchanged(held)
+
+
+def test_an_approval_of_an_action_edited_since_it_was_listed_is_a_conflict(
+    prod_token: AgentToken, rita: Any, rob: Any
+) -> None:
+    refund_policy_create(prod_token.agent, approvals=2)
+    action = decide(prod_token, refund(900))
+    [listed] = _api(rita).get("/approvals").json()  # rita reads 900
+    edited = {"amount": 4900, "charges": ["ch_1"]}
+    answer = _api(rob).post(
+        f"/approvals/{action.pk}/vote",
+        {"vote": "approve", "params": edited, "request_hash": action.request_hash},
+    )
+    assert answer.status_code == 200 and answer.json()["status"] == "pending"
+
+    stale = {"vote": "approve", "request_hash": listed["request_hash"]}
+    error = api_error(_api(rita).post(f"/approvals/{action.pk}/vote", stale), 409, "action_changed")
+    assert "edited since you loaded it" in error["message"]
+    assert not ApprovalVote.objects.filter(action=action, voter=rita).exists()
+
+    [listed] = _api(rita).get("/approvals").json()  # she reads it again: 4900
+    assert listed["params"] == edited
+    fresh = {"vote": "approve", "request_hash": listed["request_hash"]}
+    approved = _api(rita).post(f"/approvals/{action.pk}/vote", fresh)
+    assert (approved.status_code, approved.json()["status"]) == (200, "approved")
 
 
 def test_a_body_that_is_not_json_is_refused(rita: Any, held: Action) -> None:
@@ -165,9 +204,9 @@ def test_a_body_that_is_not_json_is_refused(rita: Any, held: Action) -> None:
 def test_a_second_vote_and_a_decided_action_are_conflicts(
     rita: Any, rob: Any, held: Action
 ) -> None:
-    api = _api(rita)
-    assert api.post(f"/approvals/{held.pk}/vote", {"vote": "approve"}).status_code == 200
-    api_error(api.post(f"/approvals/{held.pk}/vote", {"vote": "approve"}), 409, "already_decided")
+    api, approve = _api(rita), {"vote": "approve", "request_hash": held.request_hash}
+    assert api.post(f"/approvals/{held.pk}/vote", approve).status_code == 200
+    api_error(api.post(f"/approvals/{held.pk}/vote", approve), 409, "already_decided")
     api_error(
         _api(rob).post(f"/approvals/{held.pk}/vote", {"vote": "deny", "comment": "x"}),
         409,
@@ -182,7 +221,8 @@ def test_two_people_voting_at_once_give_one_outcome(
 ) -> None:
     refund_policy_create(prod_token.agent)
     held = decide(prod_token, refund(900))
-    apis = [(_api(rita), {"vote": "approve"}), (_api(rob), {"vote": "deny", "comment": "no"})]
+    approve = {"vote": "approve", "request_hash": held.request_hash}
+    apis = [(_api(rita), approve), (_api(rob), {"vote": "deny", "comment": "no"})]
     start, answers = threading.Barrier(2), []
 
     def vote(api: AgentApi, body: dict[str, Any]) -> None:

@@ -126,7 +126,8 @@ def test_approving_in_place_is_refused_with_the_reason(
 ) -> None:
     client.force_login(rita)
     url = reverse("approvals:vote", args=[held.pk])
-    response = client.post(url, {"vote": "approve"}, HTTP_HX_REQUEST="true")
+    body = {"vote": "approve", "request_hash": held.request_hash}
+    response = client.post(url, body, HTTP_HX_REQUEST="true")
     assert response.status_code == 403
     assert "no owner has accepted the new one" in response.content.decode()
     assert _status(held) == "pending"

@@ -385,3 +385,62 @@ def test_an_edit_out_from_under_a_stricter_rule_keeps_its_approvers(
     action = approval_vote(user=rob, action_id=held.pk, vote="approve", params=asked)
     assert (action.status, action.params) == ("approved", asked)
     assert action.approver_sets == held.approver_sets
+
+
+# --- an approval binds to the params its voter saw -------------------------------------
+
+AMENDED = {"amount": 4900, "charges": ["ch_1"]}
+
+
+def test_an_approval_of_params_edited_since_the_voter_loaded_them_is_refused(
+    prod_token: AgentToken, rita: Any, rob: Any
+) -> None:
+    held = _held(prod_token, approvals=2)
+    seen_by_rita = held.request_hash  # her card says 900
+    edited = approval_vote(
+        user=rob, action_id=held.pk, vote="approve", params=AMENDED, seen=held.request_hash
+    )
+    assert edited.status == "pending"  # rob's is one of two approvals of 4900
+
+    with pytest.raises(ConflictError) as refused:  # rita clicks Approve on the 900 card
+        approval_vote(user=rita, action_id=held.pk, vote="approve", seen=seen_by_rita)
+    assert refused.value.code == "action_changed"
+    assert "edited since you loaded it" in str(refused.value)
+    assert Action.objects.get(pk=held.pk).status == "pending"
+    assert not ApprovalVote.objects.filter(voter=rita).exists()
+
+    # She looks again, and approves what she now sees.
+    action = approval_vote(user=rita, action_id=held.pk, vote="approve", seen=edited.request_hash)
+    assert (action.status, action.params) == ("approved", AMENDED)
+
+
+def test_an_edit_of_params_edited_since_the_editor_loaded_them_is_refused(
+    prod_token: AgentToken, rita: Any, rob: Any
+) -> None:
+    held = _held(prod_token, approvals=2)
+    approval_vote(
+        user=rob, action_id=held.pk, vote="approve", params=AMENDED, seen=held.request_hash
+    )
+
+    smaller = {"amount": 400, "charges": ["ch_1"]}
+    with pytest.raises(ConflictError, match="edited since you loaded it"):
+        approval_vote(
+            user=rita, action_id=held.pk, vote="approve", params=smaller, seen=held.request_hash
+        )
+    action = Action.objects.get(pk=held.pk)
+    assert (action.status, action.params) == ("pending", AMENDED)
+    assert not ApprovalVote.objects.filter(voter=rita).exists()
+
+
+def test_a_deny_stands_whatever_params_the_voter_saw(
+    prod_token: AgentToken, rita: Any, rob: Any
+) -> None:
+    held = _held(prod_token, approvals=2)
+    approval_vote(
+        user=rob, action_id=held.pk, vote="approve", params=AMENDED, seen=held.request_hash
+    )
+
+    action = approval_vote(
+        user=rita, action_id=held.pk, vote="deny", comment="no refund", seen=held.request_hash
+    )
+    assert action.status == "rejected"

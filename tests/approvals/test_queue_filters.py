@@ -102,7 +102,8 @@ def test_a_vote_from_the_compact_list_returns_its_row(
     action = two_agents_held[0][0]
     client.force_login(rita)
     url = reverse("approvals:vote", args=[action.pk])
-    response = client.post(url, {"vote": "approve", "view": "list"}, HTTP_HX_REQUEST="true")
+    body = {"vote": "approve", "view": "list", "request_hash": action.request_hash}
+    response = client.post(url, body, HTTP_HX_REQUEST="true")
     assert response.status_code == 200
     html = response.content.decode()
     assert html.lstrip().startswith("<li") and 'class="queue-row ' in html

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import pytest
@@ -9,6 +10,7 @@ from django.test import Client
 from django.urls import reverse
 
 from oversight.agents.models import AgentToken
+from oversight.approvals.services import approval_vote
 from oversight.gateway.models import Action
 from tests.gateway.helpers import decide, grant_refunds, hold_large_refunds, refund
 
@@ -25,10 +27,16 @@ def held(agent: Any, prod_token: AgentToken) -> Action:
     )
 
 
+def _seen(action: Action) -> str:
+    """The request hash a card or page shows now, as its forms send it back."""
+    return Action.objects.values_list("request_hash", flat=True).get(pk=action.pk)
+
+
 def _vote(client: Client, user: Any, action: Action, vote: str, comment: str = "") -> Any:
     client.force_login(user)
     url = reverse("approvals:vote", args=[action.pk])
-    return client.post(url, {"vote": vote, "comment": comment}, HTTP_HX_REQUEST="true")
+    body = {"vote": vote, "comment": comment, "request_hash": _seen(action)}
+    return client.post(url, body, HTTP_HX_REQUEST="true")
 
 
 def test_the_queue_shows_everything_needed_to_decide(
@@ -143,13 +151,13 @@ def test_the_action_page_tells_the_whole_story(client: Client, rita: Any, held: 
     assert "Waiting for approval → Approved" in page
 
 
-def _vote_on_its_page(client: Client, user: Any, action: Action, vote: str) -> Any:
+def _vote_on_its_page(client: Client, user: Any, action: Action, vote: str, seen: str = "") -> Any:
     """A vote from the action's own page (htmx says which page it came from)."""
     page = reverse("approvals:action", args=[action.pk])
     client.force_login(user)
     url = reverse("approvals:vote", args=[action.pk])
     on_page = {"HTTP_HX_REQUEST": "true", "HTTP_HX_CURRENT_URL": f"http://testserver{page}"}
-    return client.post(url, {"vote": vote}, **on_page)
+    return client.post(url, {"vote": vote, "request_hash": seen or _seen(action)}, **on_page)
 
 
 def test_a_vote_on_the_actions_own_page_shows_the_page_anew_saying_what_it_did(
@@ -182,7 +190,7 @@ def test_the_overview_counts_what_waits_and_lists_recent_actions(
 def _edit(client: Client, user: Any, action: Action, params: str) -> Any:
     client.force_login(user)
     url = reverse("approvals:vote", args=[action.pk])
-    body = {"vote": "approve", "params": params, "comment": "less"}
+    body = {"vote": "approve", "params": params, "comment": "less", "request_hash": _seen(action)}
     return client.post(url, body, HTTP_HX_REQUEST="true")
 
 
@@ -217,3 +225,83 @@ def test_a_bad_edit_is_explained_and_keeps_what_was_typed(
     assert says in page and '<details class="edit-approve" open>' in page
     assert Action.objects.get(pk=held.pk).status == "pending"
     assert not held.votes.exists()
+
+
+# --- what the voter saw ------------------------------------------------------------------
+
+
+def _hash_fields(page: str, action: Action) -> int:
+    return page.count(f'<input type="hidden" name="request_hash" value="{action.request_hash}">')
+
+
+def test_every_vote_form_says_which_params_it_shows(
+    client: Client, rita: Any, held: Action
+) -> None:
+    client.force_login(rita)
+    cards = client.get(reverse("approvals:queue")).content.decode()
+    assert _hash_fields(cards, held) == 2  # the card's Approve and Deny, and its editor
+    rows = client.get(reverse("approvals:queue") + "?view=list").content.decode()
+    assert _hash_fields(rows, held) == 1
+    page = client.get(reverse("approvals:action", args=[held.pk])).content.decode()
+    assert _hash_fields(page, held) == 2
+
+
+@pytest.fixture
+def held_for_two(agent: Any, prod_token: AgentToken, rita: Any, rob: Any) -> Action:
+    grant_refunds(agent)
+    hold_large_refunds(agent, approvals=2)
+    return decide(prod_token, refund(900))
+
+
+def _edited_by_rob(held: Action, rob: Any) -> Action:
+    edited = {"amount": 4900, "charges": ["ch_1"]}
+    return approval_vote(
+        user=rob, action_id=held.pk, vote="approve", params=edited, seen=held.request_hash
+    )
+
+
+def test_an_approval_from_a_card_loaded_before_an_edit_is_refused_and_shows_the_edit(
+    client: Client, rita: Any, rob: Any, held_for_two: Action
+) -> None:
+    client.force_login(rita)
+    assert _hash_fields(client.get(reverse("approvals:queue")).content.decode(), held_for_two)
+    edited = _edited_by_rob(held_for_two, rob)
+
+    url = reverse("approvals:vote", args=[held_for_two.pk])
+    stale = {"vote": "approve", "request_hash": held_for_two.request_hash}
+    response = client.post(url, stale, HTTP_HX_REQUEST="true")
+
+    assert response.status_code == 409
+    card = html.unescape(response.content.decode())
+    assert "This action was edited since you loaded it" in card
+    assert '"amount": 4900' in card.split("Params as edited by a reviewer", 1)[1]
+    assert _hash_fields(card, edited) == 2  # what she approves next is what she sees now
+    assert Action.objects.get(pk=held_for_two.pk).status == "pending"
+    assert not held_for_two.votes.filter(voter=rita).exists()
+
+
+def test_an_approval_from_an_actions_page_loaded_before_an_edit_shows_the_page_anew(
+    client: Client, rita: Any, rob: Any, held_for_two: Action
+) -> None:
+    _edited_by_rob(held_for_two, rob)
+    response = _vote_on_its_page(
+        client, rita, held_for_two, "approve", seen=held_for_two.request_hash
+    )
+    assert (response.status_code, response["HX-Refresh"]) == (200, "true")
+    page = html.unescape(
+        client.get(reverse("approvals:action", args=[held_for_two.pk])).content.decode()
+    )
+    assert "This action was edited since you loaded it" in page
+    assert "Params as edited by a reviewer" in page and '"amount": 4900' in page
+    assert not held_for_two.votes.filter(voter=rita).exists()
+
+
+def test_an_approval_from_a_form_without_the_hash_is_refused(
+    client: Client, rita: Any, held: Action
+) -> None:
+    client.force_login(rita)
+    url = reverse("approvals:vote", args=[held.pk])
+    response = client.post(url, {"vote": "approve"}, HTTP_HX_REQUEST="true")
+    assert response.status_code == 422
+    assert "which version of the action" in response.content.decode()
+    assert Action.objects.get(pk=held.pk).status == "pending"

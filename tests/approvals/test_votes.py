@@ -107,6 +107,21 @@ def test_a_comment_with_a_nul_character_is_refused_not_a_server_error(
     assert not ApprovalVote.objects.exists()
 
 
+def test_an_approval_that_does_not_say_what_it_approves_is_refused(
+    prod_token: AgentToken, rita: Any
+) -> None:
+    """The browser and the API always say which version of the action the person saw
+    (``seen``, its request hash): an empty one is a form or a client that lost it."""
+    action = _held(prod_token)
+    with pytest.raises(ValidationError) as refused:
+        approval_vote(user=rita, action_id=action.pk, vote="approve", seen="")
+    assert list(refused.value.message_dict) == ["request_hash"]
+    assert _status(action) == "pending"
+    assert not ApprovalVote.objects.exists()
+    denied = approval_vote(user=rita, action_id=action.pk, vote="deny", comment="no", seen="")
+    assert denied.status == "rejected"  # a deny is safe whatever was seen
+
+
 def test_an_unknown_vote_is_refused(prod_token: AgentToken, rita: Any) -> None:
     action = _held(prod_token)
     with pytest.raises(ValidationError):

@@ -48,7 +48,10 @@ def _vote(world: dict[str, Any], charge: str, body: dict[str, Any]) -> None:
         for _ in range(100):
             held = [a for a in api.get("/approvals").json() if a["resource"].endswith(charge)]
             if held:
-                api.post(f"/approvals/{held[0]['id']}/vote", json=body).raise_for_status()
+                seen = {"request_hash": held[0]["request_hash"]}  # the version listed
+                api.post(
+                    f"/approvals/{held[0]['id']}/vote", json={**body, **seen}
+                ).raise_for_status()
                 return
             time.sleep(0.1)
     raise AssertionError(f"no held refund of {charge}")

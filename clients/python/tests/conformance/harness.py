@@ -201,7 +201,12 @@ class Reviewer:
             time.sleep(0.1)
         assert len(held) == 1, held
         vote.action_id = str(held[0]["id"])
-        body: dict[str, Any] = {"vote": vote.vote, "comment": vote.comment}
+        # An approval says which version of the action it approves (the one listed).
+        body: dict[str, Any] = {
+            "vote": vote.vote,
+            "comment": vote.comment,
+            "request_hash": held[0]["request_hash"],
+        }
         if vote.params is not None:
             body["params"] = vote.params
         with self._http() as http:
