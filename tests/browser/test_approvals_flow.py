@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from django.conf import settings
-from playwright.sync_api import Browser, Locator, Page, expect
+from playwright.sync_api import Browser, Locator, Page, WebSocketRoute, expect
 
 from oversight.accounts import roles
 from oversight.agents.models import Agent
@@ -412,3 +412,80 @@ def test_a_held_action_arriving_live_takes_its_place_by_deadline(
     )
     assert ids == [f"queue-{sooner}", f"queue-{later}"]
     assert not_reloaded(rita)
+
+
+def test_an_approval_from_a_card_loaded_before_an_edit_is_refused_and_shows_the_edit(
+    browser: Browser, open_as: Callable[[str, str], Page], live_url: str, scene: Scene
+) -> None:
+    """Two approvals needed; rob approves with edits, and rita clicks Approve on the card
+    she loaded when it said 900. Her page's live updates are held back here (a slow
+    network, a socket reconnecting): her card is stale when she clicks, and her approval
+    must not count for params she never saw."""
+    two_people = Rule(
+        agent=scene.agent,
+        name="two people for large refunds",
+        effect="hold",
+        action=REFUND,
+        condition="params.amount > 500",
+        approvals=2,
+    )
+    policy_object_create(actor=SYSTEM, obj=two_people)
+    rob = open_as("rob", "/approvals/")
+    held_back = {"now": False}  # rita's socket: what the server sends her is dropped
+
+    def rita_socket(socket: WebSocketRoute) -> None:
+        server = socket.connect_to_server()
+        server.on_message(lambda message: None if held_back["now"] else socket.send(message))
+
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.add_init_script(RECORD_SOCKET_OPEN)
+    context.route_web_socket(re.compile(r"/ws/live/"), rita_socket)
+    js_errors: list[str] = []
+    try:
+        rita = context.new_page()
+        rita.on("pageerror", lambda error: js_errors.append(str(error)))
+        rita.goto(f"{live_url}/approvals/")
+        log_in(rita, "rita")
+        rita.wait_for_function("window.__socketOpen === true")
+        wait_until_the_server_listens(groups.agent_queue(scene.agent.pk))
+        response = httpx.post(
+            f"{live_url}/api/v1/actions",
+            json={"action": REFUND, "resource": "stripe:charge/ch_1", "params": {"amount": 900}},
+            headers={"Authorization": f"Bearer {scene.raw_token}"},
+        )
+        assert response.json()["status"] == "pending", response.text
+        card, action_id = the_held_item(rita)
+        expect(card).to_contain_text("Votes 0 of 2")
+        expect(card.locator("pre.json").first).to_contain_text('"amount": 900')
+        held_back["now"] = True
+
+        rob_card = rob.locator(f"#queue-{action_id}")
+        rob_card.get_by_text("Edit and approve").click()
+        rob_card.get_by_label("Params to approve").fill('{"amount": 4900}')
+        rob_card.get_by_role("button", name="Approve with these params").click()
+        expect(rob_card).to_contain_text("Votes 1 of 2")
+        action = Action.objects.get(pk=action_id)
+        assert (action.status, action.params) == ("pending", {"amount": 4900})
+        expect(card.locator("pre.json").first).to_contain_text('"amount": 900')  # stale
+
+        card.get_by_role("button", name="Approve").click()
+
+        expect(card.get_by_role("alert")).to_contain_text(
+            "This action was edited since you loaded it"
+        )
+        expect(card).to_contain_text("Params as edited by a reviewer")
+        expect(card.locator("pre.json").nth(1)).to_contain_text('"amount": 4900')
+        expect(card).to_contain_text("Votes 1 of 2")
+        assert Action.objects.get(pk=action_id).status == "pending"
+        assert not ApprovalVote.objects.filter(action_id=action_id, voter=scene.rita).exists()
+        screenshot(rita, "stale-card-refused.png")
+
+        card.get_by_role("button", name="Approve").click()  # she read it; 4900 it is
+
+        expect(card).to_contain_text("Approved")
+        action = Action.objects.get(pk=action_id)
+        assert (action.status, action.params) == ("approved", {"amount": 4900})
+        assert action.votes.get(voter=scene.rita, superseded=False).vote == "approve"
+    finally:
+        context.close()
+    assert not js_errors, f"JavaScript errors in rita's page: {js_errors}"
