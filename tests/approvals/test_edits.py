@@ -326,6 +326,23 @@ def test_an_edit_into_a_stricter_rule_is_refused_to_an_editor_it_does_not_admit(
     assert not AuditEvent.objects.filter(verb="action.voted").exists()
 
 
+def test_in_the_browser_such_an_edit_is_refused_in_place_keeping_what_was_typed(
+    client: Any, prod_token: AgentToken, rita: Any, rob: Any
+) -> None:
+    held = _held(prod_token)
+    _hold_huge_refunds(prod_token.agent, [rob])
+    client.force_login(rita)
+    typed = '{"amount": 9000, "charges": ["ch_1"]}'
+    body = {"vote": "approve", "params": typed, "request_hash": held.request_hash}
+    response = client.post(f"/approvals/{held.pk}/vote/", body, HTTP_HX_REQUEST="true")
+
+    assert response.status_code == 422
+    card = html.unescape(response.content.decode())
+    assert "You may not approve the action as edited: Only rob may decide" in card
+    assert '<details class="edit-approve" open>' in card and typed in card
+    _unchanged(held)
+
+
 def test_an_edit_binds_the_action_to_the_approvers_and_deadline_of_the_stricter_rule(
     prod_token: AgentToken, rita: Any, rob: Any, admin_user: Any
 ) -> None:
