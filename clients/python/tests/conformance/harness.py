@@ -140,9 +140,10 @@ class World:
         data = json.loads(Path(path).read_text())
         return cls(**{name: data[name] for name in cls.__dataclass_fields__})
 
-    def action(self, action_id: str) -> Decision:
-        """The server's record of one of the agent's actions (through the SDK)."""
-        with Oversight(self.url, self.token, retries=1) as client:
+    def action(self, action_id: str, token: str | None = None) -> Decision:
+        """The server's record of one of the agent's actions (through the SDK), read with
+        ``token`` (default: the production one)."""
+        with Oversight(self.url, token or self.token, retries=1) as client:
             return client.get(action_id)
 
 

@@ -37,11 +37,11 @@ def _call(driver: Driver, world: World, token: str, charge: str, amount: int) ->
     return driver.call(url=world.url, token=token, arguments={"charge": charge, "amount": amount})
 
 
-def _record(world: World, action_id: str | None, charge: str) -> Decision:
+def _record(world: World, action_id: str | None, charge: str, token: str | None = None) -> Decision:
     """The server's record of the call's action (every driver knows the action it asked
-    about)."""
+    about), read with the token that asked (a token reads its own environment's only)."""
     assert action_id is not None, "the driver did not tell the action it asked about"
-    record = world.action(action_id)
+    record = world.action(action_id, token=token)
     assert record.action in (REFUND_ACTION, MCP_REFUND_ACTION)
     assert record.resource == refund_resource(charge)
     return record
@@ -149,4 +149,4 @@ def test_a_staging_token_makes_a_dry_run_that_never_runs(driver: Driver, world: 
     seen = _call(driver, world, world.staging_token, charge, SMALL)
     assert seen.executed == []
     assert "dry run" in seen.text.lower().replace("_", " ").replace("-", " "), seen.text
-    assert _record(world, seen.action_id, charge).status == "dry_run"
+    assert _record(world, seen.action_id, charge, world.staging_token).status == "dry_run"
