@@ -57,8 +57,13 @@ def _collector_held_off() -> Iterator[None]:
 
 
 def test_every_request_is_sent_on_time_and_a_slow_answer_holds_none_back() -> None:
+    """A request held back by a slow answer would be sent up to the slow answer's delay
+    late; the bound is a quarter of it, so that it tells that apart from the scheduling
+    noise of a busy test worker (tens of milliseconds)."""
+    slow = 0.4
+
     async def run() -> dict:
-        server, url = await _server(slow_every=10, delay=0.2)
+        server, url = await _server(slow_every=10, delay=slow)
         async with server:
             host = url.removeprefix("http://")
             request = paced.decide_request(host, "token")
@@ -69,9 +74,10 @@ def test_every_request_is_sent_on_time_and_a_slow_answer_holds_none_back() -> No
     load = paced.summary(data, 200)
     assert load["requests"] == 200 and not load["errors"]
     assert load["http_statuses"] == {"201": 200} and load["answers"] == {"allowed": 200}
-    assert load["sent_late_ms"]["p99"] < 50  # more connections were opened, none waited
+    # More connections were opened, none waited for a slow answer.
+    assert load["sent_late_ms"]["p99"] < slow * 1000 / 4
     assert load["sent_rps"] > 150
-    assert 200 <= load["latency_ms"]["max"] < 400  # the slow ones, from when they were due
+    assert slow * 1000 <= load["latency_ms"]["max"] < slow * 2000  # the slow ones, from due
     assert load["latency_ms"]["p50"] < 50
 
 
