@@ -152,12 +152,18 @@ def actions_claim(
     order, all before any counter, so a claim of many (a kill switch's) and a vote each
     take the action rows before the counters.
     """
-    rows = list(found.select_for_update(of=("self",), no_key=True).order_by("pk"))
+    rows = list(_locked(found))
     if rows:
         Action.objects.filter(pk__in=[row.pk for row in rows]).update(**changes)
         if give_back:
             limits_release([charge for row in rows for charge in row.limit_usage])
     return rows
+
+
+def _locked(found: QuerySet[Action]) -> QuerySet[Action]:
+    """``found``, its rows locked for the caller's transaction in id order (as every claim
+    takes them)."""
+    return found.select_for_update(of=("self",), no_key=True).order_by("pk")
 
 
 @transaction.atomic
@@ -192,13 +198,18 @@ def action_expire_if_due(*, action: Action) -> Action:
 CANCELLABLE = (ActionStatus.PENDING, ActionStatus.APPROVED)
 
 
+def _not_started(found: QuerySet[Action]) -> QuerySet[Action]:
+    """Those of ``found`` the agent has not claimed the run of: one started may have run."""
+    return found.filter(started_at__isnull=True)
+
+
 def _cancel(found: QuerySet[Action], *, actor: Actor, why: str) -> list[Action]:
     """Cancel those of ``found`` that the agent has not started (inside the caller's
     transaction): audited, shown live, their quota given back. The actions cancelled, as
     they were before; those that no longer match lost a race and are left alone."""
     now = timezone.now()
     claimed = actions_claim(
-        found.filter(started_at__isnull=True),
+        _not_started(found),
         {"status": ActionStatus.CANCELLED, "finished_at": now, "error": why[:5000]},
     )
     for action in claimed:
@@ -234,10 +245,8 @@ def actions_lock_in_scope(*, agent_ids: Any) -> None:
     appends to the audit chain last, so a press that appended first and then waited for
     that action would wait for the vote while the vote waited for it (a deadlock, one of
     the two refused)."""
-    found = Action.objects.filter(
-        agent_id__in=agent_ids, status__in=CANCELLABLE, started_at__isnull=True
-    )
-    list(found.select_for_update(of=("self",), no_key=True).order_by("pk").values_list("pk"))
+    found = Action.objects.filter(agent_id__in=agent_ids, status__in=CANCELLABLE)
+    list(_locked(_not_started(found)).values_list("pk"))
 
 
 def actions_cancel_held_for_tool(*, actor: Actor, agent_id: int, action_name: str, why: str) -> int:
