@@ -160,18 +160,36 @@ class ApprovedWhileGivingUp(Oversight):
         return super().give_up(decision, even_if_approved=even_if_approved)
 
 
-def approve_in_a_thread(user: Any, action_id: Any) -> None:
-    """`user` approves the action (`action_id`, or a callable finding it), in a thread of
-    its own that closes its connection: the caller may be a framework's worker thread or
-    an event loop, whose connection nobody would close."""
+def in_a_thread(work: Callable[[], Any]) -> None:
+    """Run `work` in a thread of its own that closes its connection: the caller may be a
+    framework's worker thread or an event loop, whose connection nobody would close."""
 
-    def approve() -> None:
+    def run() -> None:
         try:
-            found = action_id() if callable(action_id) else action_id
-            approval_vote(user=user, action_id=found, vote="approve")
+            work()
         finally:
             connection.close()
 
-    voter = threading.Thread(target=approve)
-    voter.start()
-    voter.join()
+    worker = threading.Thread(target=run)
+    worker.start()
+    worker.join()
+
+
+def approve_in_a_thread(user: Any, action_id: Any) -> None:
+    """`user` approves the action (`action_id`, or a callable finding it), in a thread of
+    its own (`in_a_thread`)."""
+
+    def approve() -> None:
+        found = action_id() if callable(action_id) else action_id
+        approval_vote(user=user, action_id=found, vote="approve")
+
+    in_a_thread(approve)
+
+
+def engage_in_a_thread(agent: Any) -> None:
+    """An admin engages the agent's kill switch, in a thread of its own (`in_a_thread`)."""
+    in_a_thread(
+        lambda: killswitch_engage(
+            actor=SYSTEM, target=parse_target(f"agent:{agent.slug}"), reason="drill"
+        )
+    )

@@ -33,7 +33,7 @@ from oversight.policy.services import policy_object_create
 from oversight_sdk import Oversight
 from tests.conftest import SYSTEM
 from tests.gateway.helpers import expire
-from tests.integrations.conftest import approve_in_a_thread
+from tests.integrations.conftest import approve_in_a_thread, engage_in_a_thread
 from tests.integrations.mcp_world import proxied, text_of
 from tests.servers import asgi_server, free_port
 
@@ -816,6 +816,32 @@ def test_a_call_its_client_gave_up_on_while_it_ran_is_not_run_again_in_that_sess
     assert again.is_error and "may already have run" in text_of(again), text_of(again)
     assert proxy.payments.executed() == [arguments]
     assert Action.objects.filter(agent=agent).count() == 1
+
+
+def test_a_call_given_up_on_then_halted_by_a_kill_switch_says_so_and_is_not_run_again(
+    live_url: str, token: str, agent: Any, tmp_path: Path
+) -> None:
+    """An allowed call its client stopped waiting for while the upstream ran it, then an
+    admin engages the kill switch: the same call again is not run, and its caller is told
+    the switch halted it and that the first may have run (not that Oversight was down)."""
+    arguments = {"charge": "ch_7k", "amount": 10}
+
+    async def body(client: Any) -> types.CallToolResult:
+        with pytest.raises(MCPError):
+            await client.call_tool("refund", arguments, read_timeout_seconds=1)
+        await anyio.to_thread.run_sync(engage_in_a_thread, agent)
+        return await client.call_tool("refund", arguments)
+
+    with proxied(
+        "stdio", url=live_url, token=token, tmp=tmp_path, upstream_extra=["--slow", "3"]
+    ) as proxy:
+        again = proxy.session(body)
+    said = text_of(again)
+    assert again.is_error and "a kill switch has halted this agent" in said, said
+    assert "may already have run" in said and "could not decide" not in said, said
+    assert (again.structured_content or {}).get("status") == "halted"
+    assert proxy.payments.executed() == [arguments]  # the first call's run, not another
+    assert list(Action.objects.filter(agent=agent).values_list("status", flat=True)) == ["allowed"]
 
 
 def test_tools_whose_names_make_one_action_are_neither_offered_nor_run(

@@ -20,6 +20,7 @@ import httpx
 from .errors import (
     ActionFinished,
     ApprovalTimeout,
+    Conflict,
     ConnectionFailed,
     error_from_body,
     not_permitted_class,
@@ -265,6 +266,18 @@ def may_have_run(current: Decision, named: str = "action") -> str:
         f"this call was {current.status} earlier and may already have run ({named} "
         f"{current.id}); its outcome has not been reported"
     )
+
+
+def halted_since(exc: Exception) -> bool:
+    """Oversight refused a replayed ask (409 ``halted_since``): the call was allowed before
+    a kill switch that halts the agent now, and may have run then."""
+    return isinstance(exc, Conflict) and exc.code == "halted_since"
+
+
+HALTED_SINCE = (
+    "a kill switch has halted this agent since this call was allowed; it may already "
+    "have run then: an owner records what happened on its page in Oversight"
+)
 
 
 def refuse_replayed_allowed(first: Decision, current: Decision, *, key_is_own: bool) -> None:

@@ -42,7 +42,7 @@ from oversight_sdk import (
     _http,
 )
 from oversight_sdk._extras import EXTRAS
-from oversight_sdk.adapters import default_action
+from oversight_sdk.adapters import default_action, refusal
 from oversight_sdk.binding import GuardSpec, call_arguments, default_after, derive
 
 ACTION_ID = "5b0c4b8e-7a53-4d5e-9d55-0a8f3b1f6c11"
@@ -525,3 +525,14 @@ def test_the_async_reporter_batches_alike() -> None:
     taken = asyncio.run(main())
     assert [[o.left["n"] for o in batch] for batch in sent] == [[0], [1, 2, 3]]
     assert [o.left["n"] for o in taken] == [0, 1, 2, 3]
+
+
+def test_a_replay_refused_by_a_kill_switch_is_told_as_halted_not_as_oversight_down() -> None:
+    """409 halted_since: the call was allowed before a switch engaged since; every adapter
+    tells the model it was halted and may have run, not that Oversight could not decide."""
+    since = Conflict(409, "halted_since", "A kill switch was engaged after this action...")
+    told = refusal(since).text
+    assert told.startswith("Not run: a kill switch has halted this agent"), told
+    assert "may already have run" in told and "could not decide" not in told
+    other = refusal(Conflict(409, "idempotency_key_reused", "another request")).text
+    assert "could not decide" in other

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from .._http import ReportedAsSaid, may_have_run
+from .._http import HALTED_SINCE, ReportedAsSaid, halted_since, may_have_run
 from ..aio import AsyncOversight
 from ..binding import GuardSpec
 from ..client import Oversight
@@ -162,6 +162,8 @@ def refusal(exc: BaseException) -> Refusal:
         )
     elif isinstance(exc, ActionNotPermitted):
         text = f"Not run: Oversight {exc.status} the call{ref}. {_reasons(exc)}"
+    elif halted_since(exc):
+        text = f"Not run: {HALTED_SINCE}."
     elif isinstance(exc, OversightError):
         text = f"Not run: Oversight could not decide the call, so it was not made ({exc})."
     else:

@@ -11,7 +11,9 @@ tool until an owner accepts it). `tools/call` is a decision through the SDK's
                        `max_reports` are already under way: then the call waits for one
                        of them to end, so a slow Oversight slows the calls instead of
                        piling up reports)
-    denied, halted...  not forwarded; a tool error with the reason
+    denied, halted...  not forwarded; a tool error with the reason (also a retry of a
+                       call allowed before a kill switch engaged since, which may have
+                       run then: Oversight answers it 409 `halted_since`)
     held               waits up to `hold_wait` seconds; forwarded on approval (with the
                        reviewer's edited arguments), else a result saying it awaits
                        approval, with the approval page's URL. A client that supports
@@ -43,7 +45,7 @@ from typing import Any, Protocol
 
 import mcp_types as types
 
-from .._http import may_have_run
+from .._http import HALTED_SINCE, halted_since, may_have_run
 from ..aio import AsyncOversight
 from ..errors import ActionNotPermitted, InvalidRequest, OversightError
 from ..models import Decision, Status, ToolDefinition
@@ -479,6 +481,8 @@ def _replayed(decision: Decision) -> Decision:
 
 
 def _unreachable(exc: OversightError) -> types.CallToolResult:
+    if halted_since(exc):  # not a failure to decide: a kill switch's answer
+        return calls.text_result(f"Not run: {HALTED_SINCE}.", is_error=True, status="halted")
     if isinstance(exc, InvalidRequest):  # the call, as the proxy put it, was refused
         return calls.text_result(
             f"Not run: Oversight refused this call as asked ({exc}).", is_error=True
