@@ -20,7 +20,9 @@ is answered 503 without touching the database, and a running one's statement is
 cancelled, so a locked table or a database that is down gives an error in time, never a
 hang and never an allow (``_in_time``, docs/decisions/0010-bounded-waits.md). What a
 recorded change sets off (its live rows; for a held decision, telling its reviewers)
-runs in one of those threads after the answer is sent (``_effects_by``).
+runs after the answer is sent, in order: one of those threads at a time takes them
+oldest first (``_set_off``), so an agent's decisions reach the live feed in the order
+they were answered, whichever thread decided them (``_effects_by``).
 
 It is only a transport. The decision is the same pipeline (``pipeline.decide``), a
 report the same function as its API view (``api.result_answer``,
@@ -42,7 +44,9 @@ import contextvars
 import io
 import logging
 import re
+import threading
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -221,6 +225,10 @@ class DecisionFastLane:
         # Cancelling a statement at its deadline waits for the server; not on the loop.
         self.cancels = ThreadPoolExecutor(2, thread_name_prefix="decide-cancel")
         self.loop_bound = False
+        # What answered changes set off, oldest first, and whether a thread is taking them.
+        self.effects: deque[tuple[contextvars.Context, Effects]] = deque()
+        self.effects_lock = threading.Lock()
+        self.effects_taken = False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self.loop_bound:
@@ -283,9 +291,31 @@ class DecisionFastLane:
         return self.security.process_response(request, response), effects
 
     def _set_off(self, effects: Effects) -> None:
-        """What an answered change set off, run in a decision thread after its answer."""
-        if effects:
-            self.threads.submit(contextvars.copy_context().run, _effects_by, effects)
+        """What an answered change set off, queued behind what earlier answers set off;
+        a decision thread takes the queue if none is taking it. One at a time, so a
+        decision's live row is never published after the next decision's (a slow render
+        in one thread would otherwise let another thread's overtake it)."""
+        if not effects:
+            return
+        with self.effects_lock:
+            self.effects.append((contextvars.copy_context(), effects))
+            if self.effects_taken:
+                return
+            self.effects_taken = True
+        self.threads.submit(self._take_effects)
+
+    def _take_effects(self) -> None:
+        """In a decision thread: the queued effects, oldest first, until none is left."""
+        while True:
+            with self.effects_lock:
+                if not self.effects:
+                    self.effects_taken = False
+                    return
+                context, effects = self.effects.popleft()
+            try:
+                context.run(_effects_by, effects)
+            except Exception:  # each effect's failure is logged by run_effects already
+                logger.exception("the effects of an answered change failed")
 
     async def _in_time(
         self, request_id: str, work: Callable[..., Any], *args: Any
