@@ -844,6 +844,59 @@ def test_a_call_given_up_on_then_halted_by_a_kill_switch_says_so_and_is_not_run_
     assert list(Action.objects.filter(agent=agent).values_list("status", flat=True)) == ["allowed"]
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_resources_and_prompts_asked_for_are_handed_to_the_upstream_and_decide_nothing(
+    transport: str, live_url: str, token: str, agent: Any, tmp_path: Path
+) -> None:
+    async def body(client: Any) -> dict[str, Any]:
+        seen: dict[str, Any] = {"offered": client.server_capabilities}
+        seen["resources"] = await client.list_resources()
+        seen["templates"] = await client.list_resource_templates()
+        seen["read"] = await client.read_resource("payments://charges/ch_9")
+        seen["prompts"] = await client.list_prompts()
+        seen["prompt"] = await client.get_prompt("refund_request", {"charge": "ch_9"})
+        with pytest.raises(MCPError) as unknown:  # the upstream's own error, as it is
+            await client.read_resource("payments://charges/nope")
+        seen["unknown"] = unknown.value
+        seen["tools"] = await client.list_tools()
+        return seen
+
+    passes = ["--pass", "resources", "--pass", "prompts"]
+    with proxied(transport, url=live_url, token=token, tmp=tmp_path, extra=passes) as proxy:
+        seen = proxy.session(body)
+    assert seen["offered"].resources is not None and seen["offered"].prompts is not None
+    assert [str(r.uri) for r in seen["resources"].resources] == ["payments://balance"]
+    assert [t.uri_template for t in seen["templates"].resource_templates] == [
+        "payments://charges/{charge}"
+    ]
+    [content] = seen["read"].contents
+    assert json.loads(content.text) == {"charge": "ch_9", "amount": 500}
+    assert [p.name for p in seen["prompts"].prompts] == ["refund_request"]
+    assert "Refund charge ch_9: duplicate." in seen["prompt"].messages[0].content.text
+    assert "from template payments://charges/nope" in seen["unknown"].error.message
+    assert {t.name for t in seen["tools"].tools} == {"refund"}  # tools as before
+    # Reads: nothing decided, nothing recorded, nothing run.
+    assert not Action.objects.filter(agent=agent).exists()
+    assert proxy.payments.executed() == []
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_unless_asked_the_proxy_offers_tools_only(
+    transport: str, live_url: str, token: str, tmp_path: Path
+) -> None:
+    async def body(client: Any) -> tuple[Any, MCPError, MCPError]:
+        with pytest.raises(MCPError) as resources:
+            await client.list_resources()
+        with pytest.raises(MCPError) as prompts:
+            await client.get_prompt("refund_request", {"charge": "ch_9"})
+        return client.server_capabilities, resources.value, prompts.value
+
+    with proxied(transport, url=live_url, token=token, tmp=tmp_path) as proxy:
+        offered, resources, prompts = proxy.session(body)
+    assert (offered.tools is not None, offered.resources, offered.prompts) == (True, None, None)
+    assert resources.error.code == prompts.error.code == types.METHOD_NOT_FOUND
+
+
 def test_tools_whose_names_make_one_action_are_neither_offered_nor_run(
     live_url: str, token: str, agent: Any, tmp_path: Path
 ) -> None:

@@ -1,4 +1,6 @@
-"""A payments MCP server for tests: `refund(charge, amount)` and `balance()`.
+"""A payments MCP server for tests: `refund(charge, amount)` and `balance()`, the
+resources `payments://balance` and `payments://charges/{charge}`, and the prompt
+`refund_request(charge, reason)`.
 
 Each refund that runs appends its arguments, as one JSON line, to the file named by
 `--log` (the side effect tests count). `--description` changes the refund tool's
@@ -68,6 +70,10 @@ class Payments:
         refund = self.refund_typed if typed else self.refund
         self.server.tool(name="refund", description=description)(refund)
         self.server.tool(name="balance", description="The account's balance.")(balance)
+        # Read-only: the proxy hands these over only when told to (--pass).
+        self.server.resource("payments://balance", mime_type="application/json")(balance)
+        self.server.resource("payments://charges/{charge}", mime_type="application/json")(charge_of)
+        self.server.prompt(name="refund_request")(refund_request)
 
     def refund(self, charge: str, amount: int) -> dict:
         with open(self.log, "a", encoding="utf-8") as out:
@@ -110,6 +116,18 @@ class Payments:
 
 def balance() -> dict:
     return {"balance": 1000}
+
+
+def charge_of(charge: str) -> dict:
+    """A charge as the server knows it (a resource template)."""
+    if not charge.startswith("ch_"):
+        raise ValueError(f"no such charge: {charge}")
+    return {"charge": charge, "amount": 500}
+
+
+def refund_request(charge: str, reason: str = "duplicate") -> str:
+    """Ask the model to refund a charge."""
+    return f"Refund charge {charge}: {reason}."
 
 
 async def serve(args: argparse.Namespace) -> None:

@@ -243,6 +243,9 @@ def test_the_command_line() -> None:
     assert parse(["--loop", "asyncio", "--", "x"]).loop == "asyncio"
     assert options.upstream_protocol == "auto"
     assert parse(["--upstream-protocol", "legacy", "--", "x"]).upstream_protocol == "legacy"
+    assert options.passes == frozenset()  # tools only
+    both = parse(["--pass", "resources", "--pass", "prompts", "--", "x"])
+    assert both.passes == {"resources", "prompts"}
     http = parse(["--upstream", "http://h/mcp", "--listen", "127.0.0.1:9000"])
     assert http.listen == ("127.0.0.1", 9000)
     for bad in (
@@ -252,6 +255,7 @@ def test_the_command_line() -> None:
         ["--upstream", "http://h/mcp", "--listen", "h:9", "--", "x"],
         ["--loop", "trio", "--", "x"],
         ["--upstream-protocol", "2024-11-05", "--", "x"],
+        ["--pass", "tools", "--", "x"],
     ):
         with pytest.raises(SystemExit):
             parse(bad)

@@ -15,7 +15,7 @@ import importlib.util
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,9 +28,10 @@ from mcp.shared.exceptions import MCPError
 
 from ..aio import AsyncOversight
 from ..errors import OversightError
-from . import calls
+from . import calls, passthrough
 from .changes import Announcer
 from .link import approval_link
+from .passthrough import Handler
 from .pipes import native_stdio
 from .proxy import Proxy, Settings
 from .upstream import UpstreamError, UpstreamSession
@@ -63,6 +64,7 @@ class Options:
     max_reports: int = DEFAULT_MAX_REPORTS
     loop: str = field(default_factory=_default_loop)  # "uvloop" or "asyncio"
     upstream_protocol: str = "auto"  # "auto" or "legacy" (the initialize handshake)
+    passes: frozenset[str] = frozenset()  # of passthrough.PASSABLE: handed to the upstream
 
 
 def parse(argv: Sequence[str]) -> Options:
@@ -124,6 +126,15 @@ def parse(argv: Sequence[str]) -> Options:
         "(the initialize handshake, for a server that mishandles the newer one's probe) "
         "(default: %(default)s)",
     )
+    parser.add_argument(
+        "--pass",
+        dest="passes",
+        action="append",
+        choices=passthrough.PASSABLE,
+        default=[],
+        help="also offer the upstream's resources or prompts, handed to it as they are: "
+        "reads, not decided nor recorded (repeatable; default: tools only)",
+    )
     parser.add_argument("--oversight-url", help="default: $OVERSIGHT_URL")
     parser.add_argument("--oversight-token", help="default: $OVERSIGHT_TOKEN")
     args = parser.parse_args(argv)
@@ -168,6 +179,7 @@ def parse(argv: Sequence[str]) -> Options:
         max_reports=args.max_reports,
         loop=args.loop,
         upstream_protocol=args.upstream_protocol,
+        passes=frozenset(args.passes),
     )
 
 
@@ -182,9 +194,12 @@ class _ProxyServer(Server[Any]):
         return super().create_initialization_options(notices, *args, **kwargs)
 
 
-def proxy_server(proxy: Proxy, name: str, announcer: Announcer) -> Server[Any]:
-    """The MCP server the agent talks to: tools only, each answered by the proxy, and
-    changes of the tool list announced (`announcer`)."""
+def proxy_server(
+    proxy: Proxy, name: str, announcer: Announcer, passed: Mapping[str, Handler] | None = None
+) -> Server[Any]:
+    """The MCP server the agent talks to: tools, each answered by the proxy, and changes
+    of the tool list announced (`announcer`); and the handlers of what it hands to the
+    upstream as it is (`passed`: its resources, its prompts; passthrough.py)."""
 
     async def on_list_tools(
         ctx: Any, params: types.PaginatedRequestParams | None
@@ -210,13 +225,17 @@ def proxy_server(proxy: Proxy, name: str, announcer: Announcer) -> Server[Any]:
         on_call_tool=on_call_tool,
         on_subscriptions_listen=announcer.listen_handler,
         get_tool_input_schema=proxy.input_schema,
+        **(passed or {}),
     )
 
 
 @asynccontextmanager
-async def connected(options: Options) -> AsyncIterator[tuple[Proxy, str, Announcer]]:
+async def connected(
+    options: Options,
+) -> AsyncIterator[tuple[Proxy, str, Announcer, dict[str, Handler]]]:
     """The upstream session (its tool changes followed, opened again if the upstream
-    loses it: upstream.py), the Oversight client and the proxy over them."""
+    loses it: upstream.py), the Oversight client and the proxy over them, and the handlers
+    of what `options.passes` hands to the upstream."""
     if options.command:
         target: Any = StdioServerParameters(
             command=options.command[0], args=options.command[1:], env=upstream_environment()
@@ -246,7 +265,7 @@ async def connected(options: Options) -> AsyncIterator[tuple[Proxy, str, Announc
                 upstream.tools_changed = proxy.tools_changed
                 tasks.start_soon(upstream.follow_changes)
                 tasks.start_soon(proxy.follow_changes, announcer)
-                yield proxy, name, announcer
+                yield proxy, name, announcer, passthrough.handlers(upstream, options.passes)
                 tasks.cancel_scope.cancel()
         finally:
             if proxy is not None:  # the reports go to Oversight, still open here
@@ -270,8 +289,8 @@ def _command_name(options: Options) -> str:
 
 
 async def serve(options: Options) -> None:
-    async with connected(options) as (proxy, name, announcer):
-        server = proxy_server(proxy, name, announcer)
+    async with connected(options) as (proxy, name, announcer, passed):
+        server = proxy_server(proxy, name, announcer, passed)
         if options.listen is None:
             from mcp.server.stdio import stdio_server
 

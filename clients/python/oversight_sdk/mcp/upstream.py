@@ -44,7 +44,7 @@ import shlex
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import mcp_types as types
@@ -54,6 +54,8 @@ from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.subscriptions import SubscriptionLost
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
@@ -236,26 +238,29 @@ class UpstreamSession:
     async def list_tools(
         self, *, cursor: str | None = None, cache_mode: Any = "use"
     ) -> types.ListToolsResult:
-        client = await self._current()
         listing = _PROXY_LISTING.set(True)
         try:
-            return await client.list_tools(cursor=cursor, cache_mode=cache_mode)
-        except MCPError as exc:
-            if self._lost_with(client, exc):
-                raise SessionLost(exc) from exc
-            raise
+            return await self.forward(
+                lambda client: client.list_tools(cursor=cursor, cache_mode=cache_mode)
+            )
         finally:
             _PROXY_LISTING.reset(listing)
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any] | None = None
     ) -> types.CallToolResult:
-        client = await self._current()
         try:
-            return await client.call_tool(name, arguments)
+            return await self.forward(lambda client: client.call_tool(name, arguments))
         except DefinitionChanged:
             self.tools_changed()
             raise
+
+    async def forward(self, request: Callable[[Client], Awaitable[T]]) -> T:
+        """`request` made on the open session (NotRun if none opens in time; SessionLost,
+        a new session asked for, if the upstream no longer knows this one)."""
+        client = await self._current()
+        try:
+            return await request(client)
         except MCPError as exc:
             if self._lost_with(client, exc):
                 raise SessionLost(exc) from exc
