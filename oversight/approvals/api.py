@@ -58,6 +58,14 @@ class ApprovalOut(Schema):
     )
     reason: str = Field("", description="Why the agent wants to do this.")
     reasons: list[ReasonOut] = Field(description="Why it is held.")
+    edit_reasons: list[ReasonOut] | None = Field(
+        None,
+        description=(
+            "When a reviewer edited the params: the reasons a direct ask for the edited "
+            "params got. They bind the action beside `reasons` (the stricter of both). "
+            "None when not edited."
+        ),
+    )
     approvals_required: int
     approvals: int = Field(description="Current approvals (superseded ones not counted).")
     separation_of_duties: bool = Field(description="The agent's owner may not approve.")
@@ -118,6 +126,7 @@ def approval_body(action: Any) -> dict[str, object]:
         },
         "request_hash": action.request_hash,
         "reason": action.reason,
+        "edit_reasons": action.edit_reasons,
         "approvals": sum(1 for v in votes if v.vote == Vote.APPROVE and not v.superseded),
         "separation_of_duties": action.separation_of_duties,
         "edits_allowed": action.edits_allowed,

@@ -200,9 +200,17 @@ def action_edit(*, action: Action, params: Any) -> dict[str, Any] | None:
         {"limit_id": limit.pk, "counter_id": charged[limit.pk], "amount": str(amount)}
         for limit, amount in outcome.charges
     ]
+    action.edit_reasons = outcome.reasons
     _bind_stricter(action, outcome, now)
     action.save(
-        update_fields=["params", "requested_params", "request_hash", "limit_usage", *BINDING]
+        update_fields=[
+            "params",
+            "requested_params",
+            "request_hash",
+            "limit_usage",
+            "edit_reasons",
+            *BINDING,
+        ]
     )
     return {
         "before": before,

@@ -151,7 +151,12 @@ def _vote(
     edited = {}
     if edit:  # the audit keeps both: the params as asked (before) and as approved (after)
         before |= edit["before"]
-        edited = {**edit["after"], "edited": True, "superseded_votes": edit["superseded_votes"]}
+        edited = {
+            **edit["after"],
+            "edited": True,
+            "superseded_votes": edit["superseded_votes"],
+            "decided_again": edit["decided_again"],  # the edited params' own reasons
+        }
     if vote == Vote.DENY:
         action.status, action.finished_at = ActionStatus.REJECTED, timezone.now()
         limits_release(action.limit_usage)

@@ -44,6 +44,9 @@ class Action(models.Model):
     params = models.JSONField(default=dict)
     # What the agent asked for, when a reviewer approved edited params; None otherwise.
     requested_params = models.JSONField(null=True, blank=True)
+    # The edited params decided again (approvals/edits.py): the reasons a direct ask for
+    # them got, which bind the action beside ``reasons``; None while it is not edited.
+    edit_reasons = models.JSONField(null=True, blank=True)
     reason = models.TextField(blank=True)
     reversible = models.BooleanField(default=False)
     before = models.JSONField(null=True, blank=True)
@@ -151,6 +154,12 @@ class Action(models.Model):
         if any(r.get("kind") == "tool_pin" for r in found) and not self.awaits_tool_acceptance:
             return [r for r in found if r.get("kind") != "tool_pin"]
         return found
+
+    @property
+    def edit_deciding_reasons(self) -> list[dict[str, Any]]:
+        """Of the edited params' reasons, what would hold (or refuse) a direct ask for
+        them ([] when it would be allowed, or when the action was not edited)."""
+        return deciding_reasons(self.edit_reasons)
 
     @property
     def awaits_tool_acceptance(self) -> bool:

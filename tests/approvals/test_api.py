@@ -85,6 +85,10 @@ def test_an_approval_with_edited_params(rita: Any, held: Action) -> None:
     assert body["requested_params"] == {"amount": 900, "charges": ["ch_1"]}
     assert body["votes"][0]["params"] == edited
     assert body["request_hash"] == Action.objects.get(pk=held.pk).request_hash != held.request_hash
+    # The edited params decided again: a grant allows 400, no rule holds it.
+    assert [(r["kind"], r["effect"]) for r in body["edit_reasons"]] == [("grant", "allow")]
+    listed = _api(rita).get("/approvals").json()
+    assert all(a["edit_reasons"] is None for a in listed)  # none of these was edited
 
 
 def test_an_agent_token_does_not_work_on_the_approvals_api(

@@ -80,6 +80,12 @@ def test_an_approval_with_edits_binds_the_action_to_the_edited_params(
     assert event.after["params"] == edited
     assert event.after["edited"] is True
     assert event.after["status"] == "approved"
+    # The edited params decided again: recorded with the vote and kept on the action. A
+    # direct ask for 400 is allowed by the grant; no rule holds it.
+    assert action.edit_reasons == event.after["decided_again"]
+    assert [(r["kind"], r["effect"]) for r in action.edit_reasons] == [("grant", "allow")]
+    assert action.edit_deciding_reasons == []
+    assert Action.objects.get(pk=decide(prod_token, refund(800)).pk).edit_reasons is None
 
 
 def test_the_result_must_be_for_the_edited_params(prod_token: AgentToken, rita: Any) -> None:
@@ -252,6 +258,24 @@ def test_the_queue_shows_an_edited_action_as_asked_and_as_edited(
 
     asked, edited = page.split("Params as asked", 1)[1].split("Params as edited by a reviewer")
     assert '"amount": 900' in asked and '"amount": 700' in edited.split("</pre>", 2)[1]
+    # 700 is held by the same rule as 900: the card says so of the edited params too.
+    held_for = page.split("And for the edited params", 1)[1].split("</ul>", 1)[0]
+    assert "large refunds" in held_for
+
+
+def test_a_card_says_when_the_edited_params_alone_would_be_allowed(
+    client: Any, prod_token: AgentToken, rita: Any, rob: Any
+) -> None:
+    held = _held(prod_token, approvals=2)
+    approval_vote(
+        user=rita, action_id=held.pk, vote="approve", params={"amount": 300, "charges": ["ch_1"]}
+    )
+    client.force_login(rob)
+    page = html.unescape(client.get("/approvals/").content.decode())
+    assert "Asked for directly, the edited params would be allowed" in page
+    assert "And for the edited params" not in page
+    action_page = html.unescape(client.get(f"/actions/{held.pk}/").content.decode())
+    assert "Reasons for the edited params" in action_page
 
 
 # --- an edit that a cancellation or an expiry did not see ----------------------------------
@@ -365,6 +389,8 @@ def test_an_edit_binds_the_action_to_the_approvers_and_deadline_of_the_stricter_
     assert event.before["approver_sets"] == held.approver_sets
     assert event.after["approver_sets"] == action.approver_sets
     assert (event.before["approvals_required"], event.after["approvals_required"]) == (1, 2)
+    # What holds the edited params (the huge refunds rule and the large one) is kept.
+    assert {r["name"] for r in action.edit_deciding_reasons} == {"huge refunds", "large refunds"}
     # The one who may approve it now is the other person that rule names, not rita.
     assert [u.username for u in eligible_approvers(action)] == ["ada"]
     with pytest.raises(PermissionDenied, match="Only ada, rob, not the owner may decide"):

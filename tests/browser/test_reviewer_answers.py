@@ -101,6 +101,10 @@ def test_approve_with_edit_changes_what_the_agent_runs(
     rita.goto(f"{live_url}/actions/{action_id}/")
     expect(rita.get_by_role("heading", name="Params as asked")).to_be_visible()
     expect(rita.get_by_role("heading", name="Params as approved (edited)")).to_be_visible()
+    # The edited params decided again: 400 is allowed by the grant alone.
+    edited_reasons = rita.get_by_role("heading", name="Reasons for the edited params")
+    expect(edited_reasons).to_be_visible()
+    expect(rita.locator("ul.reasons").nth(1)).to_contain_text("allow")
     expect(rita.locator(".history")).to_contain_text("Approved with edited params")
     expect(rita.locator(".votes")).to_contain_text("with edited params: “400 is what is left")
     screenshot(rita, "edited-action-page.png")
