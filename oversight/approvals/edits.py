@@ -7,8 +7,10 @@ depth); so a reviewer turns `amount: 900` into `amount: 400`, not into another r
 The edited action is decided again by the pipeline's own steps (``pipeline.evaluate``:
 kill switches, grants and rules, limits), in the vote's transaction. It fails closed: an
 edit the policy denies, that a hold rule forbids to edit, or that would take a limit over
-is refused and nothing changes. The quota the held action reserved is given back and the
-edited params are charged instead, so a bigger amount is checked against its limit.
+is refused and nothing changes (but for the hold limit that held the action as asked: the
+approval is above it, edited or not; ``_above_the_hold``). The quota the held action
+reserved is given back and the edited params are charged instead, so a bigger amount is
+checked against its limit.
 
 The approval then binds to the edited params: ``Action.params`` becomes them, its
 ``request_hash`` is computed again (a result reported for other params is refused), and
@@ -41,6 +43,7 @@ from oversight.gateway.hashing import action_hash
 from oversight.gateway.json_safety import UnsafeJsonError, check_json
 from oversight.gateway.models import Action
 from oversight.killswitch.selectors import halting_switch_id
+from oversight.policy.constants import OnExceed
 from oversight.policy.limits import limits_charge, limits_release
 
 MAX_PARAMS_TEXT = 64 * 1024
@@ -157,6 +160,25 @@ def _why(outcome: pipeline.Outcome) -> str:
     return "; ".join(f"{r['name']}: {r['detail']}" for r in outcome.reasons) or "no reason given"
 
 
+def _above_the_hold(
+    action: Action, outcome: pipeline.Outcome
+) -> tuple[list[tuple[Any, Any]], list[dict[str, Any]]]:
+    """What the edited action is charged on, and the reasons it carries over: every limit
+    the re-decision charges, less the hold limits that held the action as asked. Those are
+    full whatever the params, and the approval is a person's yes above them, edited or not;
+    they were not charged for the action as asked, nor are they now
+    (docs/decisions/0030-an-edit-above-the-hold-limit-that-held-it.md). Their reasons go
+    with the edited params' own: they hold it too."""
+    held_by = {
+        r.get("id"): r
+        for r in action.reasons
+        if r.get("kind") == "limit" and r.get("effect") == OnExceed.HOLD
+    }
+    charges = [(limit, amount) for limit, amount in outcome.charges if limit.pk not in held_by]
+    above = [held_by[limit.pk] for limit, _ in outcome.charges if limit.pk in held_by]
+    return charges, above
+
+
 def action_edit(*, action: Action, params: Any) -> dict[str, Any] | None:
     """Apply a reviewer's edited ``params`` to the held, locked ``action`` (inside the
     vote's transaction), or raise ValidationError and change nothing. Returns what the
@@ -183,9 +205,10 @@ def action_edit(*, action: Action, params: Any) -> dict[str, Any] | None:
     # The quota held for the asked params goes back; the edited params are charged. The
     # action's row is locked (the vote's transaction), so no expiry or cancellation
     # releases the old charge meanwhile; an error below rolls both back.
+    charges, above = _above_the_hold(action, outcome)
     limits_release(action.limit_usage)
-    charged = limits_charge(outcome.charges, now)
-    over = [limit.name for limit, _ in outcome.charges if limit.pk not in charged]
+    charged = limits_charge(charges, now)
+    over = [limit.name for limit, _ in charges if limit.pk not in charged]
     if over:
         raise _refuse(f"The edited action would go over the limit {', '.join(over)}.")
     before = {"params": action.params, "request_hash": action.request_hash, **_binding(action)}
@@ -198,9 +221,9 @@ def action_edit(*, action: Action, params: Any) -> dict[str, Any] | None:
     action.request_hash = action_hash(action.action, action.resource, params)
     action.limit_usage = [
         {"limit_id": limit.pk, "counter_id": charged[limit.pk], "amount": str(amount)}
-        for limit, amount in outcome.charges
+        for limit, amount in charges
     ]
-    action.edit_reasons = outcome.reasons
+    action.edit_reasons = [*outcome.reasons, *above]
     _bind_stricter(action, outcome, now)
     action.save(
         update_fields=[
@@ -216,5 +239,5 @@ def action_edit(*, action: Action, params: Any) -> dict[str, Any] | None:
         "before": before,
         "after": {"params": params, "request_hash": action.request_hash, **_binding(action)},
         "superseded_votes": superseded,
-        "decided_again": outcome.reasons,
+        "decided_again": action.edit_reasons,
     }

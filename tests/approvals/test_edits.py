@@ -187,26 +187,50 @@ def test_an_edit_is_charged_against_limits_instead_of_the_asked_params(
     assert Action.objects.get(pk=held.pk).limit_usage[0]["amount"] == "650"
 
 
-def test_an_edit_of_an_action_held_over_a_full_limit_is_refused_and_keeps_its_quota(
+def test_an_edit_of_an_action_held_over_a_full_hold_limit_is_approved_above_it(
     prod_token: AgentToken, rita: Any
 ) -> None:
+    """The hold limit that held the action is full whatever its params: the approval is a
+    person's yes above it, edited or not (decision 0030). It is not charged; the other
+    limits are charged for the edited params instead of the asked ones."""
     grant_refunds(prod_token.agent)
     ask = limit_create(name="ask above 1", max_count=1, on_exceed="hold")
     cap = limit_create(name="never more than 3", max_count=3, on_exceed="deny")
+    money = limit_create(name="at most 250", max_sum=Decimal(250), sum_param="amount")
     assert decide(prod_token, refund(100)).status == "allowed"
-    held = decide(prod_token, refund(100))  # held by "ask above 1", charged on the cap
+    held = decide(prod_token, refund(100))  # held by "ask above 1", charged on the others
 
-    def counts() -> list[int]:
-        return [LimitCounter.objects.get(limit=limit).count for limit in (ask, cap)]
+    def counts() -> list[tuple[int, Decimal]]:
+        return [
+            (counter.count, counter.total)
+            for counter in (LimitCounter.objects.get(limit=lim) for lim in (ask, cap, money))
+        ]
 
-    assert counts() == [1, 2]
-    with pytest.raises(ValidationError) as refused:  # re-charged on every limit: one is full
-        edit = {"amount": 50, "charges": ["ch_1"]}
+    assert counts() == [(1, Decimal(0)), (2, Decimal(0)), (2, Decimal(200))]
+    edit = {"amount": 50, "charges": ["ch_1"]}
+    action = approval_vote(user=rita, action_id=held.pk, vote="approve", params=edit)
+    assert (action.status, action.params) == ("approved", edit)
+    assert counts() == [(1, Decimal(0)), (2, Decimal(0)), (2, Decimal(150))]
+    assert {u["limit_id"] for u in action.limit_usage} == {cap.pk, money.pk}
+    assert [r["name"] for r in action.edit_deciding_reasons] == ["ask above 1"]
+
+
+def test_an_edit_over_another_hold_limit_than_the_one_that_held_it_is_refused(
+    prod_token: AgentToken, rita: Any
+) -> None:
+    grant_refunds(prod_token.agent)
+    limit_create(name="ask above 1", max_count=1, on_exceed="hold")
+    limit_create(
+        name="ask above 250 in all", max_sum=Decimal(250), sum_param="amount", on_exceed="hold"
+    )
+    assert decide(prod_token, refund(100)).status == "allowed"
+    held = decide(prod_token, refund(100))  # held by the count, within the sum (200)
+
+    with pytest.raises(ValidationError) as refused:  # 100 + 300 goes over the sum too
+        edit = {"amount": 300, "charges": ["ch_1"]}
         approval_vote(user=rita, action_id=held.pk, vote="approve", params=edit)
-    assert "ask above 1" in " ".join(refused.value.messages)
-    assert counts() == [1, 2]
-    approval_vote(user=rita, action_id=held.pk, vote="approve")  # as asked: keeps its quota
-    assert counts() == [1, 2]
+    assert "ask above 250 in all" in " ".join(refused.value.messages)
+    _unchanged(held)
 
 
 def test_an_edit_supersedes_earlier_approvals(prod_token: AgentToken, rita: Any, rob: Any) -> None:
