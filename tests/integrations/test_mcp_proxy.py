@@ -864,7 +864,11 @@ def test_resources_and_prompts_asked_for_are_handed_to_the_upstream_and_decide_n
     passes = ["--pass", "resources", "--pass", "prompts"]
     with proxied(transport, url=live_url, token=token, tmp=tmp_path, extra=passes) as proxy:
         seen = proxy.session(body)
-    assert seen["offered"].resources is not None and seen["offered"].prompts is not None
+    offered = seen["offered"]
+    # Offered, and not said to be announced when they change (they are not).
+    assert (offered.resources.subscribe, offered.resources.list_changed) == (False, False)
+    assert offered.prompts.list_changed is False
+    assert offered.tools.list_changed is True
     assert [str(r.uri) for r in seen["resources"].resources] == ["payments://balance"]
     assert [t.uri_template for t in seen["templates"].resource_templates] == [
         "payments://charges/{charge}"

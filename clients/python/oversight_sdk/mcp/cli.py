@@ -193,6 +193,17 @@ class _ProxyServer(Server[Any]):
         notices = notification_options or NotificationOptions(tools_changed=True)
         return super().create_initialization_options(notices, *args, **kwargs)
 
+    def get_capabilities(self, *args: Any, **kwargs: Any) -> types.ServerCapabilities:
+        """As the package derives them, but only tool list changes are announced: on
+        2026-07-28 it would say every kind is, since `subscriptions/listen` is served; the
+        resources and prompts handed through (passthrough.py) are not."""
+        found = super().get_capabilities(*args, **kwargs)
+        if found.resources is not None:
+            found.resources = types.ResourcesCapability(subscribe=False, list_changed=False)
+        if found.prompts is not None:
+            found.prompts = types.PromptsCapability(list_changed=False)
+        return found
+
 
 def proxy_server(
     proxy: Proxy, name: str, announcer: Announcer, passed: Mapping[str, Handler] | None = None
