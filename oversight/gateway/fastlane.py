@@ -302,7 +302,13 @@ class DecisionFastLane:
             if self.effects_taken:
                 return
             self.effects_taken = True
-        self.threads.submit(self._take_effects)
+        try:
+            self.threads.submit(self._take_effects)
+        except RuntimeError:  # the server is shutting down: nothing takes them now
+            with self.effects_lock:
+                self.effects.clear()
+                self.effects_taken = False
+            logger.warning("the effects of an answered change were not run: shutting down")
 
     def _take_effects(self) -> None:
         """In a decision thread: the queued effects, oldest first, until none is left."""

@@ -62,3 +62,10 @@ def test_a_failing_effect_leaves_the_rest_run_in_their_own_context() -> None:
         assert not lane.effects and not lane.effects_taken
     finally:
         lane.threads.shutdown()
+
+
+def test_effects_set_off_once_the_lane_is_shut_down_do_not_wedge_the_queue() -> None:
+    lane = _lane()
+    lane.threads.shutdown()
+    lane._set_off([lambda: None])  # not run, and said so; no exception to the server
+    assert not lane.effects_taken and not lane.effects
