@@ -162,3 +162,42 @@ def test_the_demo_agents_undo_what_they_did_when_asked(demo: None) -> None:
         thread.join(timeout=40)
     original.refresh_from_db()
     assert original.status == "rolled_back"
+
+
+def test_a_demo_agent_runs_the_params_a_reviewer_edited(demo: None) -> None:
+    """Edit and approve in the demo: the agent runs the edited refund (and reports what
+    it left behind), rather than withdrawing it."""
+    import time
+
+    from django.contrib.auth import get_user_model
+
+    from oversight.approvals.services import approval_vote
+
+    rita = get_user_model().objects.get(username="rita")
+    with asgi_server(extra_env=SERVER_ENV) as url:
+
+        def run() -> None:
+            try:
+                call_command(
+                    "simulate", "--url", url, "--seed", "7", "--hold-wait", "10",
+                    "--duration", "6", "--rate", "4", "--agents", "refund-bot",
+                    stdout=io.StringIO(),
+                )  # fmt: skip
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        deadline, held = time.monotonic() + 15, None
+        while held is None and time.monotonic() < deadline:
+            held = Action.objects.filter(
+                agent__slug="refund-bot", action="payments.refund", status="pending"
+            ).first()
+            time.sleep(0.2)
+        assert held is not None, "no refund was held"
+        edited = {**held.params, "amount": held.params["amount"] // 2}
+        approval_vote(user=rita, action_id=held.pk, vote="approve", params=edited)
+        thread.join(timeout=60)
+    held.refresh_from_db()
+    assert (held.status, held.params) == ("succeeded", edited), held.error
+    assert held.after == {"refunded": edited["amount"]}

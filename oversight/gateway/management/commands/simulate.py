@@ -87,7 +87,8 @@ async def perform(
     store: DemoStore | None = None,
 ) -> Outcome:
     """Ask, run if allowed (a short sleep stands in for the real call, which leaves its
-    after-state in the demo's store), report."""
+    after-state in the demo's store), report. Approved with edited params, it runs those,
+    as an agent written for edits does."""
     guard = client.guard(
         intent.action,
         intent.resource,
@@ -96,15 +97,16 @@ async def perform(
         before=intent.before,
         timeout=hold_wait,
         session_id=session_id,
+        accept_edits=True,  # a reviewer's edited params are what runs (guard.params)
     )
     try:
         async with guard:
             await asyncio.sleep(rng.uniform(0.02, 0.2))
             if rng.random() < FAILURE_RATE:
                 raise SimulatedFailure("the downstream API answered 502")
-            guard.after = intent.after
+            guard.after = intent.after_running(guard.params)
             if store is not None:
-                store.write(intent.resource, intent.after)
+                store.write(intent.resource, guard.after)
     except SimulatedFailure as exc:
         assert guard.decision is not None
         return Outcome(guard.decision.status, str(exc), result="failed")
