@@ -78,10 +78,6 @@ def _already_decided(action: Action) -> ConflictError:
     )
 
 
-def _past_deadline(action: Action) -> bool:
-    return action.expires_at is not None and action.expires_at <= timezone.now()
-
-
 def action_lock(action_id: uuid.UUID) -> Action:
     """The action's row, locked until the transaction ends, with its agent (not locked):
     votes on one action are applied one at a time, in commit order. ``FOR NO KEY UPDATE``
@@ -119,8 +115,9 @@ def _vote(
     # The deadline is read under the lock too: a vote that waited for the lock (another
     # vote, an edit) while the deadline passed must not approve after it. The expiry is
     # claimed here, as the expiry job would (it waits for this lock, then finds it done).
-    if action.status == ActionStatus.PENDING and _past_deadline(action):
-        return action_expire_if_due(action=action), False
+    action = action_expire_if_due(action=action)
+    if action.status == ActionStatus.EXPIRED:
+        return action, False
     if action.status != ActionStatus.PENDING:
         raise _already_decided(action)
     # What the voter saw is compared under the lock: an edit (which takes this lock too)

@@ -162,6 +162,13 @@ class Action(models.Model):
         return deciding_reasons(self.edit_reasons)
 
     @property
+    def edit_added_reasons(self) -> list[dict[str, Any]]:
+        """Those of ``edit_deciding_reasons`` that did not hold the params as asked: what
+        the edit added (a stricter rule, say)."""
+        held = {(r.get("kind"), r.get("name")) for r in self.deciding_reasons}
+        return [r for r in self.edit_deciding_reasons if (r.get("kind"), r.get("name")) not in held]
+
+    @property
     def awaits_tool_acceptance(self) -> bool:
         """A call of an MCP tool whose definition changed and no owner has accepted the
         new one yet (agents/tool_pins.py): it may be denied, not approved."""

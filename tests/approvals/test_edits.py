@@ -282,9 +282,9 @@ def test_the_queue_shows_an_edited_action_as_asked_and_as_edited(
 
     asked, edited = page.split("Params as asked", 1)[1].split("Params as edited by a reviewer")
     assert '"amount": 900' in asked and '"amount": 700' in edited.split("</pre>", 2)[1]
-    # 700 is held by the same rule as 900: the card says so of the edited params too.
-    held_for = page.split("And for the edited params", 1)[1].split("</ul>", 1)[0]
-    assert "large refunds" in held_for
+    # 700 is held by the same rule as 900: the card says so, without listing it twice.
+    assert "The same rules hold the edited params." in page
+    assert "And for the edited params" not in page
 
 
 def test_a_card_says_when_the_edited_params_alone_would_be_allowed(
@@ -413,8 +413,10 @@ def test_an_edit_binds_the_action_to_the_approvers_and_deadline_of_the_stricter_
     assert event.before["approver_sets"] == held.approver_sets
     assert event.after["approver_sets"] == action.approver_sets
     assert (event.before["approvals_required"], event.after["approvals_required"]) == (1, 2)
-    # What holds the edited params (the huge refunds rule and the large one) is kept.
+    # What holds the edited params (the huge refunds rule and the large one) is kept,
+    # and what the edit added is told apart: the huge refunds rule.
     assert {r["name"] for r in action.edit_deciding_reasons} == {"huge refunds", "large refunds"}
+    assert [r["name"] for r in action.edit_added_reasons] == ["huge refunds"]
     # The one who may approve it now is the other person that rule names, not rita.
     assert [u.username for u in eligible_approvers(action)] == ["ada"]
     with pytest.raises(PermissionDenied, match="Only ada, rob, not the owner may decide"):
@@ -437,6 +439,8 @@ def test_an_edited_actions_page_says_who_may_approve_it_now(
     client.force_login(admin_user)
     page = html.unescape(client.get("/approvals/").content.decode())
     assert "Votes 1 of 2" in page and '"amount": 9000' in page and 'name="vote"' in page
+    added = page.split("And for the edited params", 1)[1].split("</ul>", 1)[0]
+    assert "huge refunds" in added and "large refunds" not in added
 
 
 def test_an_edit_out_from_under_a_stricter_rule_keeps_its_approvers(

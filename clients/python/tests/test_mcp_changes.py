@@ -108,3 +108,30 @@ def test_on_the_handshake_a_tool_list_notice_is_a_change() -> None:
 
     anyio.run(run)
     assert heard == [1]
+
+
+def test_pass_of_what_the_upstream_does_not_offer_is_said_and_offers_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from oversight_sdk.mcp.passthrough import handlers
+
+    async def on_list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=[])
+
+    async def on_list_prompts(ctx: Any, params: Any) -> types.ListPromptsResult:
+        return types.ListPromptsResult(prompts=[])
+
+    async def run() -> dict[str, Any]:
+        server = Server("tools", on_list_tools=on_list_tools, on_list_prompts=on_list_prompts)
+        upstream = UpstreamSession(server)
+        async with anyio.create_task_group() as tasks:
+            await tasks.start(upstream.run)
+            found = handlers(upstream, frozenset({"resources", "prompts"}))
+            tasks.cancel_scope.cancel()
+        return found
+
+    with caplog.at_level("WARNING"):
+        found = anyio.run(run)
+    assert set(found) == {"on_list_prompts", "on_get_prompt"}  # only what it offers
+    assert "--pass resources: the upstream server offers no resources" in caplog.text
+    assert "prompts" not in caplog.text

@@ -11,6 +11,7 @@ not announced, nor resource subscriptions passed: a client lists them again.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,6 +20,8 @@ from mcp.client.client import Client
 from mcp.shared.exceptions import MCPError
 
 from .upstream import NotRun, UpstreamSession
+
+logger = logging.getLogger(__name__)
 
 PASSABLE = ("resources", "prompts")
 
@@ -45,9 +48,13 @@ def handlers(upstream: UpstreamSession, passes: frozenset[str]) -> dict[str, Han
     offered = upstream.client.server_capabilities
     found: dict[str, Handler] = {}
     for capability in PASSABLE:
-        if capability in passes and offered is not None and getattr(offered, capability):
-            for name, request in _BY_CAPABILITY[capability].items():
-                found[name] = _forwarded(upstream, request)
+        if capability not in passes:
+            continue
+        if offered is None or not getattr(offered, capability):
+            logger.warning("--pass %s: the upstream server offers no %s", capability, capability)
+            continue
+        for name, request in _BY_CAPABILITY[capability].items():
+            found[name] = _forwarded(upstream, request)
     return found
 
 
