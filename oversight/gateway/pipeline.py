@@ -329,6 +329,8 @@ def limits(outcome: Outcome, data: ActionInput) -> Outcome:
 
 def over_limit(outcome: Outcome, exceeded: list[Exceeded]) -> Outcome:
     """The strictest exceeded limit's response: pause the agent (and deny), deny, or hold.
+    A hold gives a reason for each limit that holds it, the strictest first; a denial the
+    strictest's alone.
 
     A denial charges nothing. A hold (every exceeded limit says hold) still charges each
     limit the action is not over, all or none, as any decision is charged: a held action
@@ -340,9 +342,13 @@ def over_limit(outcome: Outcome, exceeded: list[Exceeded]) -> Outcome:
     (docs/decisions/0029-a-held-action-is-charged-on-the-other-limits.md)."""
     worst = strictest(exceeded)
     limit = worst.limit
-    reason = _reason("limit", limit.name, limit.on_exceed, worst.why, limit.pk)
-    outcome.reasons = [*outcome.reasons, reason]
-    if limit.on_exceed == OnExceed.HOLD:
+    holding = limit.on_exceed == OnExceed.HOLD  # then every exceeded limit holds it
+    deciding = [worst, *(e for e in exceeded if e is not worst)] if holding else [worst]
+    outcome.reasons = [
+        *outcome.reasons,
+        *(_reason("limit", e.limit.name, e.limit.on_exceed, e.why, e.limit.pk) for e in deciding),
+    ]
+    if holding:
         over = {e.limit.pk for e in exceeded}
         outcome.charges = [(lim, amount) for lim, amount in outcome.charges if lim.pk not in over]
         outcome.status = ActionStatus.PENDING

@@ -215,6 +215,35 @@ def test_an_edit_of_an_action_held_over_a_full_hold_limit_is_approved_above_it(
     assert [r["name"] for r in action.edit_deciding_reasons] == ["ask above 1"]
 
 
+def test_an_action_held_by_two_full_hold_limits_names_both_and_an_edit_is_above_both(
+    prod_token: AgentToken, rita: Any
+) -> None:
+    """Both limits that held it are in its reasons (the strictest's alone was, and the
+    other, charged for the edit and full, refused every edit)."""
+    grant_refunds(prod_token.agent)
+    count = limit_create(name="ask above 1", max_count=1, on_exceed="hold")
+    money = limit_create(
+        name="ask above 150 in all", max_sum=Decimal(150), sum_param="amount", on_exceed="hold"
+    )
+    assert decide(prod_token, refund(100)).status == "allowed"
+    held = decide(prod_token, refund(100))  # over both
+    assert [(r["name"], r["effect"]) for r in held.reasons if r["kind"] == "limit"] == [
+        ("ask above 1", "hold"),
+        ("ask above 150 in all", "hold"),
+    ]
+
+    edit = {"amount": 20, "charges": ["ch_1"]}  # 120: within the sum, still over the count
+    action = approval_vote(user=rita, action_id=held.pk, vote="approve", params=edit)
+    assert (action.status, action.params) == ("approved", edit)
+    assert action.limit_usage == []  # charged on neither: the approval is above both
+    counters = [LimitCounter.objects.get(limit=lim) for lim in (count, money)]
+    assert [(c.count, c.total) for c in counters] == [(1, Decimal(0)), (1, Decimal(100))]
+    assert [r["name"] for r in action.edit_deciding_reasons] == [
+        "ask above 1",
+        "ask above 150 in all",
+    ]
+
+
 def test_an_edit_over_another_hold_limit_than_the_one_that_held_it_is_refused(
     prod_token: AgentToken, rita: Any
 ) -> None:
