@@ -444,7 +444,7 @@ def test_a_definition_changed_mid_session_holds_the_next_call_and_the_client_is_
     assert proxy.payments.executed() == [arguments]  # the first call only
     pin = ToolPin.objects.get(agent=agent, tool="refund")
     assert pin.changed and pin.changed_definition["description"] == REWORDED
-    assert [tool.description for tool in listed.tools] == [REWORDED]
+    assert listed.tools == []  # not until an owner accepts it: REWORDED never reaches the client
 
 
 def test_a_definition_changed_then_changed_back_mid_session_runs_again(
@@ -1109,3 +1109,34 @@ def test_an_outcome_report_starts_only_after_the_answer_has_had_time_to_leave(
     early = time.get_clock_info("monotonic").resolution  # asyncio may run a timer this early
     assert started[0] - answered >= proxy._ANSWER_FIRST - early
     assert _reported(Action.objects.get(agent=agent)).status == "succeeded"
+
+
+def test_a_changed_definition_is_not_shown_to_the_client_until_an_owner_accepts_it(
+    live_url: str, token: str, agent: Any, owner: Any, tmp_path: Path
+) -> None:
+    """A changed description is how a rug pull speaks to the model, and it can ask for
+    things done with the agent's other tools, which are not held: so the tool is not
+    listed while its new definition awaits an owner (its calls are held anyway), and is
+    listed again, as it is now defined, once accepted."""
+    from oversight.agents.tool_pins import tool_pin_accept
+
+    arguments = {"charge": "ch_rug", "amount": 10}
+    with proxied("stdio", url=live_url, token=token, tmp=tmp_path) as proxy:
+        assert [tool.name for tool in proxy.session(lambda c: c.list_tools()).tools] == ["refund"]
+    with proxied(
+        "stdio", url=live_url, token=token, tmp=tmp_path, hold_wait=0.5, description=REWORDED
+    ) as proxy:
+
+        async def body(client: Any) -> tuple[Any, Any]:
+            return await client.list_tools(), await client.call_tool("refund", arguments)
+
+        listed, held = proxy.session(body)
+        assert listed.tools == []  # REWORDED never reaches the client
+        _held_for_the_change(agent, held)
+        pin = ToolPin.objects.get(agent=agent, tool="refund")
+        tool_pin_accept(
+            actor=Actor.for_user(owner), pin=pin, changed_hash=pin.changed_hash, user=owner
+        )
+        accepted = proxy.session(lambda client: client.list_tools())
+    assert [tool.description for tool in accepted.tools] == [REWORDED]
+    assert proxy.payments.executed() == []

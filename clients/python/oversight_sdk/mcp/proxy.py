@@ -134,6 +134,7 @@ class Proxy:
         self.oversight = oversight
         self.settings = settings
         self._tools: dict[str, types.Tool] = {}  # as last listed and shown to Oversight
+        self._offered: frozenset[str] = frozenset()  # of those, the ones the client is shown
         # Tools left out of that listing, each with why: its name and another's make one
         # action (see `_distinct`).
         self._ambiguous: dict[str, str] = {}
@@ -155,7 +156,11 @@ class Proxy:
 
     async def list_tools(self) -> list[types.Tool]:
         """The upstream's tools this agent may use, each definition shown to Oversight.
-        Raises OversightError when Oversight cannot answer (no list rather than a guess)."""
+        A tool whose changed definition awaits an owner is left out: its calls are held
+        anyway, and its new description (a rug pull's words to the model, which may ask
+        for things done with the agent's other tools) must not reach the client before an
+        owner has read it. Raises OversightError when Oversight cannot answer (no list
+        rather than a guess)."""
         async with self._listing:
             changes = self._changes
             tools, self._ambiguous = _distinct(await self._upstream_tools(), self.settings.naming)
@@ -163,8 +168,10 @@ class Proxy:
             statuses = await self.oversight.tools(definitions) if definitions else []
             self._tools = {tool.name: tool for tool in tools}
             self._changes_listed = changes
-        granted = {status.name for status in statuses if status.granted}
-        return [tool for tool in tools if tool.name in granted]
+            self._offered = frozenset(
+                status.name for status in statuses if status.granted and not status.changed
+            )
+            return [tool for tool in tools if tool.name in self._offered]
 
     async def _upstream_tools(self) -> list[types.Tool]:
         """The upstream's tools as they are now: never a listing the client cached (a
@@ -187,10 +194,12 @@ class Proxy:
                 return tools
 
     def input_schema(self, name: str) -> dict[str, Any] | None:
-        """`name`'s input schema as last listed and shown to Oversight (None: not listed).
-        The proxy's MCP server checks a call's `Mcp-Param-*` headers against it; without
-        it the server would list the tools, upstream and in Oversight, for every call."""
-        tool = self._tools.get(name)
+        """`name`'s input schema as last listed and shown to the client (None: not shown,
+        so there are no headers to check; a changed definition's schema is not the
+        client's). The proxy's MCP server checks a call's `Mcp-Param-*` headers against
+        it; without it the server would list the tools, upstream and in Oversight, for
+        every call."""
+        tool = self._tools.get(name) if name in self._offered else None
         return tool.input_schema if tool is not None else None
 
     def _definition(self, tool: types.Tool) -> ToolDefinition:
