@@ -1140,3 +1140,28 @@ def test_a_changed_definition_is_not_shown_to_the_client_until_an_owner_accepts_
         accepted = proxy.session(lambda client: client.list_tools())
     assert [tool.description for tool in accepted.tools] == [REWORDED]
     assert proxy.payments.executed() == []
+
+
+def test_a_call_approved_before_its_tools_definition_changed_does_not_run_on_the_new_one(
+    live_url: str, token: str, agent: Any, approver: Any, tmp_path: Path
+) -> None:
+    """Approved while the tool was defined as pinned, then called again once the upstream
+    had changed it: running it then would run the tool under a definition no owner has
+    accepted. It does not run; the approval is withdrawn (cancelled) and the next call is
+    held for the change."""
+    arguments = {"charge": "ch_ap", "amount": 150}
+    with proxied("stdio", url=live_url, token=token, tmp=tmp_path, hold_wait=0.5) as proxy:
+        first = proxy.call("refund", arguments)
+    assert "awaits approval" in text_of(first)
+    held = Action.objects.get(agent=agent)
+    approval_vote(user=approver, action_id=held.pk, vote="approve")
+    with proxied(
+        "stdio", url=live_url, token=token, tmp=tmp_path, hold_wait=0.5, description=REWORDED
+    ) as proxy:
+        retried = proxy.call("refund", arguments)
+        again = proxy.call("refund", arguments)
+    assert proxy.payments.executed() == []
+    assert retried.is_error and "definition" in text_of(retried), text_of(retried)
+    held.refresh_from_db()
+    assert held.status == "cancelled"
+    assert _held_for_the_change(agent, again).pk != held.pk

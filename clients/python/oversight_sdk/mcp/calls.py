@@ -290,6 +290,18 @@ def refusal(decision: Decision) -> types.CallToolResult:
     return text_result(f"{lead}: {why}", is_error=True, status=status, action_id=decision.id)
 
 
+def approved_before_change(decision: Decision) -> types.CallToolResult:
+    """The answer for a call approved before its tool's definition changed: not run (its
+    approval withdrawn), since the change awaits an owner."""
+    text = (
+        "Not run: this call was approved before the tool's definition changed, and an owner "
+        "of the agent must accept the new definition first (on the agent's page in "
+        "Oversight, MCP tools), so the approval was withdrawn. Once the new definition is "
+        "accepted, call the tool again with the same arguments to have it decided."
+    )
+    return text_result(text, is_error=True, status="cancelled", action_id=decision.id)
+
+
 def _reasons_text(decision: Decision) -> str:
     """The reasons that said no (each `name: detail`), not the grants that said yes."""
     against = [r for r in decision.reasons if r.effect not in ("allow", "permit")]

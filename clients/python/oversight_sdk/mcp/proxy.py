@@ -135,6 +135,8 @@ class Proxy:
         self.settings = settings
         self._tools: dict[str, types.Tool] = {}  # as last listed and shown to Oversight
         self._offered: frozenset[str] = frozenset()  # of those, the ones the client is shown
+        # Of those, the ones whose changed definition awaits an owner (calls held).
+        self._awaiting_owner: frozenset[str] = frozenset()
         # Tools left out of that listing, each with why: its name and another's make one
         # action (see `_distinct`).
         self._ambiguous: dict[str, str] = {}
@@ -171,6 +173,7 @@ class Proxy:
             self._offered = frozenset(
                 status.name for status in statuses if status.granted and not status.changed
             )
+            self._awaiting_owner = frozenset(status.name for status in statuses if status.changed)
             return [tool for tool in tools if tool.name in self._offered]
 
     async def _upstream_tools(self) -> list[types.Tool]:
@@ -300,6 +303,15 @@ class Proxy:
         a report, or that could not be claimed, is not: the key stays, so the next
         identical call (through this proxy too) comes back to it rather than run anew;
         so does a call its client cancelled while the upstream ran it (this raises)."""
+        if decision.status == Status.APPROVED and name in self._awaiting_owner:
+            # Approved before the tool's definition changed: run now, it would run under
+            # a definition no owner has accepted. The approval is withdrawn; the next
+            # identical call is a new action, held for the change.
+            try:
+                await self.oversight.cancel(decision.id)
+            except OversightError as exc:
+                return _unreachable(exc), False
+            return self._own(name, calls.approved_before_change(decision)), True
         if decision.status == Status.APPROVED:
             try:  # another proxy may wait on the same approval: one of them runs it
                 claimed = await self.oversight.claim(decision)
