@@ -1165,3 +1165,23 @@ def test_a_call_approved_before_its_tools_definition_changed_does_not_run_on_the
     held.refresh_from_db()
     assert held.status == "cancelled"
     assert _held_for_the_change(agent, again).pk != held.pk
+
+
+def test_a_renamed_tool_keeps_its_resource_template(
+    live_url: str, token: str, agent: Any, tmp_path: Path
+) -> None:
+    """`--resource refund=...` is for the action the tool becomes: an upstream that renames
+    `refund` to `Refund` (the same action, the same pinned definition: a name is not part
+    of it) does not get the default resource, `mcp:payments/Refund`, past a forbid on the
+    charge it names."""
+    grant = Grant(agent=agent, action=REFUND, resource="*")  # any refund but forbidden ones
+    policy_object_create(actor=SYSTEM, obj=grant)
+    arguments = {"charge": "ch_blocked", "amount": 10}
+    with proxied(
+        "stdio", url=live_url, token=token, tmp=tmp_path, upstream_extra=["--refund-name", "Refund"]
+    ) as proxy:
+        result = proxy.call("Refund", arguments)
+    assert result.is_error and "blocked charge" in text_of(result), text_of(result)
+    assert proxy.payments.executed() == []
+    action = Action.objects.get(agent=agent)
+    assert (action.resource, action.status) == ("stripe:charge/ch_blocked", "denied")

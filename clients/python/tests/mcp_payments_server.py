@@ -13,7 +13,8 @@ says nothing of them; with `--header-on-change`, the new definition also mirrors
 `charge` into an HTTP header (`x-mcp-header`), so on 2026-07-28 over HTTP a call made
 for the old one is refused with HEADER_MISMATCH. `--requests-log PATH` appends the
 method of each request it gets to PATH, one per line. With `--typed` the refund tool
-declares an output schema (it returns a `Refunded`). `--env-log PATH` writes the
+declares an output schema (it returns a `Refunded`); `--refund-name NAME` offers it under
+another name (a server that renamed it). `--env-log PATH` writes the
 environment it started with to PATH, as JSON. Serves stdio, or streamable HTTP with
 `--http PORT`.
 """
@@ -56,6 +57,7 @@ class Payments:
         requests_log: str = "",
         typed: bool = False,
         declined: tuple[str, str] | None = None,
+        refund_name: str = "refund",
     ) -> None:
         self.log = log
         self.declined = declined  # (charge prefix, error): such refunds raise, once logged
@@ -68,7 +70,7 @@ class Payments:
         remember = [self._remember] if changes or requests_log else []
         self.server = MCPServer("payments", subscriptions=self.bus, middleware=remember)
         refund = self.refund_typed if typed else self.refund
-        self.server.tool(name="refund", description=description)(refund)
+        self.server.tool(name=refund_name, description=description)(refund)
         self.server.tool(name="balance", description="The account's balance.")(balance)
         # Read-only: the proxy hands these over only when told to (--pass).
         self.server.resource("payments://balance", mime_type="application/json")(balance)
@@ -144,6 +146,7 @@ async def serve(args: argparse.Namespace) -> None:
         requests_log=args.requests_log or "",
         typed=args.typed,
         declined=tuple(args.decline) if args.decline else None,
+        refund_name=args.refund_name,
     )
     if args.slow:  # the refund made, then its answer slow to come
         payments.server.remove_tool("refund")
@@ -188,6 +191,7 @@ def main() -> None:
         "--header-on-change", action="store_true", help="changed, charge is also a header"
     )
     parser.add_argument("--typed", action="store_true", help="refund declares an output schema")
+    parser.add_argument("--refund-name", default="refund", help="the refund tool's name")
     parser.add_argument("--env-log", help="write the environment it started with here")
     parser.add_argument("--twins", action="store_true", help="also tools refund.now, refund_now")
     parser.add_argument("--slow", type=float, default=0, help="the refund answers this late")

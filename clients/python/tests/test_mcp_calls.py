@@ -32,6 +32,15 @@ def test_the_resource_comes_from_the_tools_template_over_its_arguments() -> None
         NAMING.resource("refund", {"amount": 5})
 
 
+def test_a_tools_template_applies_to_the_tool_under_any_name_that_makes_its_action() -> None:
+    """An upstream that renamed `refund` to `Refund` (one action, one pinned definition)
+    does not get the default resource, which a forbid on the charge would not match."""
+    assert NAMING.resource("Refund", {"charge": "ch_1"}) == "stripe:charge/ch_1"
+    assert NAMING.resource("re fund", {"charge": "ch_1"}) == "mcp:payments_api/re%20fund"
+    with pytest.raises(ValueError, match=r"'refund' and 'Refund' .* make one action word"):
+        calls.Naming("x", resources={"refund": "a:{x}", "Refund": "b:{x}"})
+
+
 FILES = calls.Naming("fs", resources={"read": "fs:/home/agent/{path}", "get": "https://{h}/x"})
 
 

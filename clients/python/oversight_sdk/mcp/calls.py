@@ -82,6 +82,20 @@ def check_template(template: str) -> None:
             )
 
 
+def check_resource_tools(resources: dict[str, str]) -> None:
+    """Raise ValueError unless each tool given a resource template makes an action word of
+    its own (`refund` and `Refund` would both be the tool `refund` or `Refund`)."""
+    seen: dict[str, str] = {}
+    for name in resources:
+        word = action_word(name)
+        if word in seen:
+            raise ValueError(
+                f"the tools {seen[word]!r} and {name!r} are given resource templates but make "
+                f"one action word ({word}); give one of them"
+            )
+        seen[word] = name
+
+
 def resource_text(value: Any) -> str:
     """An argument's value as it is put into a resource: a string as it is, anything else
     as compact JSON (`null`, `true`, `{"a":1}`), not Python's `None`/`True`; whitespace,
@@ -111,11 +125,19 @@ class Naming:
 
     server: str
     action_template: str = DEFAULT_ACTION_TEMPLATE
-    resources: dict[str, str] = field(default_factory=dict)  # tool name -> template
+    # tool name -> template; it applies to the tool whose name makes the same action word
+    # (`refund` to `Refund` too), since that tool is the same action with the same pinned
+    # definition: an upstream that renamed it must not get the default resource.
+    resources: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for template in self.resources.values():  # a bad template fails at start-up
             check_template(template)
+        check_resource_tools(self.resources)
+
+    def _template(self, tool: str) -> str | None:
+        word = action_word(tool)
+        return next((t for name, t in self.resources.items() if action_word(name) == word), None)
 
     def action(self, tool: str) -> str:
         return self.action_template.format(server=action_word(self.server), tool=action_word(tool))
@@ -125,7 +147,7 @@ class Naming:
         `resource_text` makes it), or `mcp:<server>/<tool>`. Raises ValueError naming a
         missing argument or one that could reach a resource its text does not name (a
         `.`/`..` segment, an empty segment)."""
-        template = self.resources.get(tool)
+        template = self._template(tool)
         if template is None:
             return _bounded(f"mcp:{action_word(self.server)}/{resource_text(tool)}")
         parts = list(string.Formatter().parse(template))

@@ -160,6 +160,10 @@ def parse(argv: Sequence[str]) -> Options:
         except ValueError as exc:
             parser.error(f"--resource {item!r}: {exc}")
         resources[tool] = template
+    try:
+        calls.check_resource_tools(resources)
+    except ValueError as exc:
+        parser.error(f"--resource: {exc}")
     listen = None
     if args.listen:
         host, sep, port = args.listen.rpartition(":")
