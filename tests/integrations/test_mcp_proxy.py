@@ -1185,3 +1185,21 @@ def test_a_renamed_tool_keeps_its_resource_template(
     assert proxy.payments.executed() == []
     action = Action.objects.get(agent=agent)
     assert (action.resource, action.status) == ("stripe:charge/ch_blocked", "denied")
+
+
+def test_a_call_approved_with_edits_that_name_another_resource_is_not_run(
+    live_url: str, token: str, agent: Any, approver: Any, tmp_path: Path
+) -> None:
+    """An edit keeps the action's resource (Oversight decides the edited params on it), so
+    an edited `charge` would refund a charge nobody decided on (here a forbidden one) while
+    the record names the first. The proxy does not run it and reports it failed."""
+    with proxied("stdio", url=live_url, token=token, tmp=tmp_path) as proxy:
+        join = proxy.call_in_thread("refund", {"charge": "ch_ed", "amount": 150})
+        held = _pending(agent)
+        edited = {"charge": "ch_blocked", "amount": 150}
+        approval_vote(user=approver, action_id=held.pk, vote="approve", params=edited)
+        result = join()
+    assert result.is_error and "stripe:charge/ch_blocked" in text_of(result), text_of(result)
+    assert proxy.payments.executed() == []
+    action = _reported(held)
+    assert action.status == "failed" and "stripe:charge/ch_blocked" in action.error

@@ -321,6 +321,13 @@ class Proxy:
                 return _unreachable(exc), False
             else:
                 run_with = claimed.params if claimed.params is not None else arguments
+                edit = self._edit_problem(name, resource, run_with)
+                if edit:  # claimed, so its outcome is reported: it did not run
+                    await self._report(claimed, "failed", action, resource, run_with, error=edit)
+                    answer = calls.text_result(
+                        f"Not run: {edit}.", is_error=True, action_id=claimed.id
+                    )
+                    return answer, True
                 return await self._forward(name, action, resource, run_with, claimed), True
         if decision.status == Status.ALLOWED and not decision.replayed:
             return await self._forward(name, action, resource, arguments, decision), True
@@ -339,6 +346,23 @@ class Proxy:
         if decision.status in _TO_SHOW:
             await self._acknowledge(decision)
         return calls.refusal(decision), True
+
+    def _edit_problem(self, name: str, resource: str, run_with: dict[str, Any]) -> str:
+        """Why the arguments a reviewer approved (edited) may not run, or "". Oversight
+        decides edited params on the action's own resource, so an edit of an argument
+        the resource template names (`charge`) would run the tool on a resource nobody
+        decided on, a forbidden one perhaps, while the record names the first."""
+        try:
+            edited = self.settings.naming.resource(name, run_with)
+        except ValueError as exc:
+            return f"the arguments approved with edits are refused: {exc}"
+        if edited != resource:
+            return (
+                f"the arguments approved with edits make the resource {edited}, not {resource}, "
+                "which Oversight decided; call again with the arguments you mean, to have "
+                "them decided"
+            )
+        return ""
 
     def _own(self, name: str, result: types.CallToolResult) -> types.CallToolResult:
         """An answer the proxy makes itself, the tool not run now: for a tool that declares
