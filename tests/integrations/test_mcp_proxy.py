@@ -1203,3 +1203,30 @@ def test_a_call_approved_with_edits_that_name_another_resource_is_not_run(
     assert proxy.payments.executed() == []
     action = _reported(held)
     assert action.status == "failed" and "stripe:charge/ch_blocked" in action.error
+
+
+def test_an_argument_the_resource_names_must_have_the_type_the_tools_schema_gives_it(
+    live_url: str, token: str, agent: Any, tmp_path: Path
+) -> None:
+    """The payments server (pydantic) takes 7.0 or "07" for the integer 7: the resource
+    `ledger:amount/7.0` would pass a forbid on `ledger:amount/7` and refund 7. A templated
+    argument not of its schema's type is refused, not run."""
+    for obj in (
+        Grant(agent=agent, action=REFUND, resource="*"),
+        Rule(agent=agent, name="not 7", effect="forbid", action=REFUND, resource="ledger:amount/7"),
+    ):
+        policy_object_create(actor=SYSTEM, obj=obj)
+    extra = ["--resource", "refund=ledger:amount/{amount}"]
+    with proxied("stdio", url=live_url, token=token, tmp=tmp_path, extra=extra) as proxy:
+
+        async def body(client: Any) -> list[Any]:
+            return [
+                await client.call_tool("refund", {"charge": "ch_t", "amount": amount})
+                for amount in (7.0, "07", 7)
+            ]
+
+        as_float, as_text, as_int = proxy.session(body)
+    for refused in (as_float, as_text):
+        assert refused.is_error and "not of the type" in text_of(refused), text_of(refused)
+    assert as_int.is_error and "not 7" in text_of(as_int)
+    assert proxy.payments.executed() == []

@@ -286,3 +286,18 @@ def test_on_protocol_2026_a_held_call_answers_with_the_link_as_input_required() 
         "message": message,
         "url": url,
     }
+
+
+def test_an_argument_the_resource_names_must_have_its_schemas_type() -> None:
+    schema = {
+        "properties": {
+            "id": {"type": "integer"},
+            "maybe": {"anyOf": [{"type": "integer"}, {"type": "null"}]},
+            "loose": {"description": "any"},
+        }
+    }
+    calls.check_types(["id", "maybe", "loose"], {"id": 7, "maybe": None, "loose": 7.5}, schema)
+    for arguments in ({"id": 7.0}, {"id": "07"}, {"id": True}, {"maybe": "7"}):
+        with pytest.raises(ValueError, match="not of the type the tool's schema gives it"):
+            calls.check_types(list(arguments), arguments, schema)
+    calls.check_types(["id"], {"id": "x"}, {"type": "object"})  # no type said: not checked

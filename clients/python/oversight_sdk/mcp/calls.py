@@ -142,6 +142,13 @@ class Naming:
     def action(self, tool: str) -> str:
         return self.action_template.format(server=action_word(self.server), tool=action_word(tool))
 
+    def fields(self, tool: str) -> list[str]:
+        """The arguments `tool`'s resource template names (none for the default resource)."""
+        template = self._template(tool)
+        if template is None:
+            return []
+        return [name for _, name, _, _ in string.Formatter().parse(template) if name]
+
     def resource(self, tool: str, arguments: dict[str, Any]) -> str:
         """The resource of a call: the tool's template filled from its arguments (each as
         `resource_text` makes it), or `mcp:<server>/<tool>`. Raises ValueError naming a
@@ -166,6 +173,59 @@ class Naming:
                 pieces.append((text, name))
         _check_joins(pieces)
         return _bounded("".join(text for text, _ in pieces))
+
+
+_JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "null": (type(None),),
+    "array": (list,),
+    "object": (dict,),
+}
+
+
+def check_types(fields: list[str], arguments: dict[str, Any], schema: Any) -> None:
+    """Raise ValueError when an argument the resource names (`fields`) is not of a JSON
+    type the tool's input schema gives it (`type`, or the `type` of each of its `anyOf` or
+    `oneOf`). A server may coerce it: an MCP server on pydantic takes `7.0`, `"07"` or
+    `" 7"` for the integer 7, so `crm:contact/{id}` would be `crm:contact/7.0` for the
+    contact 7, past a forbid on `crm:contact/7`. An argument whose type the schema does
+    not say is not checked."""
+    properties = schema.get("properties") if isinstance(schema, dict) else None
+    for name in fields:
+        declared = _declared_types(properties.get(name) if isinstance(properties, dict) else None)
+        value = arguments.get(name)
+        if declared and not any(_of_type(value, kind) for kind in declared):
+            raise ValueError(
+                f"the argument {name} is {json.dumps(value, default=str)[:60]}, not of the "
+                f"type the tool's schema gives it ({' or '.join(declared)}); the tool might "
+                "read it as another value than the resource names, so it is refused"
+            )
+
+
+def _declared_types(schema: Any) -> list[str]:
+    """The JSON types a property's schema allows, or [] when it does not say them all."""
+    if not isinstance(schema, dict):
+        return []
+    declared = schema.get("type")
+    if isinstance(declared, str):
+        return [declared]
+    if isinstance(declared, list) and all(isinstance(kind, str) for kind in declared):
+        return list(declared)
+    for key in ("anyOf", "oneOf"):
+        options = schema.get(key)
+        if isinstance(options, list) and options:
+            found = [_declared_types(option) for option in options]
+            return [kind for kinds in found for kind in kinds] if all(found) else []
+    return []
+
+
+def _of_type(value: Any, kind: str) -> bool:
+    if isinstance(value, bool) and kind in ("integer", "number"):
+        return False
+    return isinstance(value, _JSON_TYPES.get(kind, ()))
 
 
 def _check_joins(pieces: list[tuple[str, str | None]]) -> None:

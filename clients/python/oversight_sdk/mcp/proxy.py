@@ -252,6 +252,7 @@ class Proxy:
                 return calls.text_result(f"Unknown tool: {name}", is_error=True)
             action = naming.action(name)
             resource = naming.resource(name, arguments)
+            calls.check_types(naming.fields(name), arguments, self._tools[name].input_schema)
         except (ValueError, NotRun) as exc:
             return calls.text_result(f"Not run: {exc}", is_error=True)
         except OversightError as exc:
