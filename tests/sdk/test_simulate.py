@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import threading
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -27,9 +28,11 @@ def demo(transactional_db: None) -> None:
     call_command("seed_demo", "--force", stdout=io.StringIO())
 
 
-def _simulate(url: str, *args: str, stdout: io.StringIO | None = None) -> str:
+def _simulate(url: str, *args: str, stdout: io.StringIO | None = None, **options: Any) -> str:
     out = stdout or io.StringIO()
-    call_command("simulate", "--url", url, "--seed", "7", "--hold-wait", "1", *args, stdout=out)
+    call_command(
+        "simulate", "--url", url, "--seed", "7", "--hold-wait", "1", *args, stdout=out, **options
+    )
     return out.getvalue()
 
 
@@ -91,6 +94,33 @@ def test_it_waits_for_a_server_that_is_not_up_yet(demo: None) -> None:
     assert not thread.is_alive()
     assert "done: " in out.getvalue()
     assert Action.objects.exists()
+
+
+def test_a_run_in_another_thread_stops_when_asked(demo: None) -> None:
+    """No signal reaches a run outside the main thread: `stop` ends it as Ctrl-C does,
+    open actions finished and reported."""
+    stop, out = threading.Event(), Watched("-> succeeded")
+    with asgi_server(extra_env=SERVER_ENV) as url:
+
+        def run() -> None:
+            try:
+                _simulate(
+                    url, "--duration", "0", "--rate", "5", "--agents", "refund-bot",
+                    stdout=out, stop=stop.is_set,
+                )  # fmt: skip
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        assert out.seen.wait(timeout=15), "no action ran"
+        stop.set()
+        thread.join(timeout=20)
+        assert not thread.is_alive()
+    lines = out.getvalue().splitlines()
+    assert "stopping: finishing open actions" in lines
+    assert lines[-1].startswith("done: ")
+    assert not Action.objects.filter(status="allowed").exists()  # none left unreported
 
 
 def test_it_gives_up_on_a_server_that_never_comes(demo: None) -> None:

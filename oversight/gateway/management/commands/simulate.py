@@ -55,6 +55,7 @@ FAILURE_RATE = 0.05
 MAX_IN_FLIGHT = 64  # per agent; held actions wait, so many can be open at once
 SESSION_LENGTH = 5  # actions per session; each session loads the agent's release
 DEFAULT_AGENTS = "refund-bot,crm-updater,deploy-bot,email-campaigner"
+STOP_POLL = 0.1  # seconds between two looks at a caller's stop()
 # Share of the total rate each agent gets (deploys are rarer than refunds).
 SHARES = {"refund-bot": 35, "crm-updater": 35, "email-campaigner": 20, "deploy-bot": 10}
 
@@ -179,6 +180,21 @@ class Run:
 async def _sleep_or_stop(run: Run, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(run.stop.wait(), timeout=seconds)
+
+
+async def _run_until(run: Run, duration: float, stop: Callable[[], bool] | None) -> None:
+    """Until `duration` is up (0: no end), Ctrl-C, or the caller's `stop()` says so
+    (looked at every STOP_POLL seconds)."""
+    if stop is None:
+        await _sleep_or_stop(run, duration or float("inf"))
+        return
+    loop = asyncio.get_running_loop()
+    end = loop.time() + (duration or float("inf"))
+    while not run.stop.is_set() and loop.time() < end:
+        if stop():
+            run.write("stopping: finishing open actions")
+            return
+        await _sleep_or_stop(run, min(STOP_POLL, end - loop.time()))
 
 
 async def session_moves(
@@ -306,9 +322,15 @@ async def simulate(
     tokens: dict[str, str],
     write: Callable[[str], None],
     scenario: ScenarioPlan | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> Counter[str]:
     """Run the agents until `config.duration` is up (0: until stopped), playing the
-    scenario if there is one; return the counts."""
+    scenario if there is one; return the counts.
+
+    Stopped by Ctrl-C in the main thread, or by `stop` (for a caller in another thread,
+    where no signal reaches the run): called on the event loop a few times a second, so
+    cheap and never blocking (``threading.Event.is_set``). Either way open actions are
+    finished, as at the end of `duration`."""
     run = Run(write=write, hold_wait=config.hold_wait)
     loop = asyncio.get_running_loop()
     handled = _install_signal_handlers(loop, run.on_signal)
@@ -342,7 +364,7 @@ async def simulate(
             for slug, client in clients.items()
             if compensators_register(run, slug, client)
         ]
-        await _sleep_or_stop(run, config.duration or float("inf"))
+        await _run_until(run, config.duration, stop)
         run.stop.set()
         await asyncio.gather(*loops)
         await _drain(run)
@@ -417,6 +439,8 @@ def summary(tally: Counter[str]) -> str:
 
 class Command(BaseCommand):
     help = "Run the demo agents against a running Oversight server, through the SDK."
+    # call_command("simulate", ..., stop=event.is_set): see simulate().
+    stealth_options = ("stop",)
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--url", default="http://127.0.0.1:8000")
@@ -482,7 +506,7 @@ class Command(BaseCommand):
         minted = tokens_mint(slugs)
         try:
             raw = {slug: pair[1] for slug, pair in minted.items()}
-            tally = asyncio.run(simulate(config, raw, self._write, plan))
+            tally = asyncio.run(simulate(config, raw, self._write, plan, options.get("stop")))
         except AuthenticationError as exc:
             raise CommandError(
                 f"The server does not know our tokens ({exc}): is it on this database?"
