@@ -129,22 +129,63 @@ def test_it_gives_up_on_a_server_that_never_comes(demo: None) -> None:
         _simulate(url, "--duration", "1", "--connect-timeout", "0.5")
 
 
+def _bad_release_seen() -> bool:
+    """Whether the traffic holds what the guard rolls the bad release back for: since the
+    canary began, the candidate (v3) refunded whole orders NEW_AFTER times, and stable (v2)
+    decided other sessions beside it."""
+    from oversight.releases.guard import NEW_AFTER
+    from oversight.releases.models import Rollout
+
+    rollout = Rollout.objects.filter(agent__slug="refund-bot", release__version=3).first()
+    if rollout is None or rollout.stage_started_at is None:
+        return False
+    since = Action.objects.filter(
+        agent_id=rollout.agent_id, created_at__gte=rollout.stage_started_at
+    )
+    whole_orders = since.filter(release_version=3, action="payments.refund_order")
+    return whole_orders.count() >= NEW_AFTER and since.filter(release_version=2).exists()
+
+
 def test_the_bad_release_scenario_is_rolled_back_by_the_guard(demo: None) -> None:
+    """A canary puts a session on the candidate by a hash of the session id and the agent's
+    id, and the agent's id is wherever the database's sequence stands (1 when run alone,
+    further on in a full run: a flush does not reset it). So how many sessions the
+    candidate gets in a fixed time is chance, --seed or not (seen in 8 s: 1 session of 13;
+    3 of 8 with 2 whole-order refunds, the guard needing NEW_AFTER). The simulation runs
+    until the traffic holds the evidence, at most 20 s; then the guard must roll back."""
     from oversight.releases.guard import rollouts_guard
     from oversight.releases.models import Rollout
 
+    seen, finished = threading.Event(), threading.Event()
+
+    def watch() -> None:
+        try:
+            while not (finished.is_set() or seen.is_set()):
+                if _bad_release_seen():
+                    seen.set()
+                finished.wait(0.2)
+        finally:
+            connection.close()  # this thread's own connection
+
+    watcher = threading.Thread(target=watch)
     with asgi_server(extra_env=SERVER_ENV) as url:
-        output = _simulate(
-            url,
-            "--duration",
-            "8",
-            "--rate",
-            "8",
-            "--agents",
-            "refund-bot",
-            "--scenario",
-            "bad-release",
-        )
+        watcher.start()
+        try:
+            output = _simulate(
+                url,
+                "--duration",
+                "20",
+                "--rate",
+                "8",
+                "--agents",
+                "refund-bot",
+                "--scenario",
+                "bad-release",
+                stop=seen.is_set,
+            )
+        finally:
+            finished.set()
+            watcher.join(timeout=10)
     assert "scenario bad-release: refund-bot v3 (refunds whole orders)" in output
     rollout = Rollout.objects.get(agent__slug="refund-bot")
     refund_bot = Action.objects.filter(agent__slug="refund-bot")
@@ -155,8 +196,9 @@ def test_the_bad_release_scenario_is_rolled_back_by_the_guard(demo: None) -> Non
     assert set(whole_orders.values_list("release_version", flat=True)) == {3}
     guarded = rollouts_guard()
     rollout.refresh_from_db()
-    # Seen once in a full run under load: "watching". Say what the guard had to go on.
-    seen = {
+    # When it fails, say what the guard had to go on.
+    evidence = {
+        "stopped when seen": seen.is_set(),
         "whole orders under the candidate": whole_orders.count(),
         "under the candidate": refund_bot.filter(release_version=3).count(),
         "since the stage began": refund_bot.filter(
@@ -167,7 +209,7 @@ def test_the_bad_release_scenario_is_rolled_back_by_the_guard(demo: None) -> Non
         .order_by(),
         "verdicts": rollout.verdicts,
     }
-    assert guarded == {str(rollout.pk): "rolled_back"}, seen
+    assert guarded == {str(rollout.pk): "rolled_back"}, evidence
     assert rollout.state == "rolled_back"
     assert "new action 'payments.refund_order'" in rollout.ended_reason
 
