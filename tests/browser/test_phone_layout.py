@@ -1,6 +1,7 @@
 """On a 390 px phone no page scrolls sideways, for every person who may open it: wide
-tables scroll inside their own box, the live feed reads as a list, the top bar wraps, and
-the kill-switch menu fits the screen. Screenshots of each page, phone and desktop, go to
+tables scroll inside their own box, the registry, the audit log, alerts and incidents read
+as cards, the live feed reads as a list, the top bar wraps, and the kill-switch menu fits
+the screen. Screenshots of each page, phone and desktop, go to
 /tmp/oversight-shots/phone-*.png and desktop-*.png."""
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from oversight.audit.models import AuditEvent
+from oversight.audit.trust_services import verification_run_here
 from tests.browser.ui import DESKTOP, PHONE, World, log_in, make_world, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -104,3 +107,77 @@ def test_desktop_screenshots(browser: Browser, live_url: str, world: World) -> N
         page.goto(f"{live_url}{path}")
         shot(page, f"desktop-{name}")
     context.close()
+
+
+# The lists read row by row on a phone: each row a card, every cell on the screen.
+CARD_LISTS = {
+    "agents": "#agent-table table",
+    "audit": "#audit-results table",
+    "alerts": "#alert-table table",
+    "incidents": "#incident-table",
+}
+_CARDS = """(table) => {
+  const cells = Array.from(table.querySelectorAll("tbody td")).filter((td) => td.offsetParent);
+  return {
+    cells: cells.length,
+    header: getComputedStyle(table.tHead).display !== "none",
+    scrolls: table.scrollWidth > table.clientWidth,
+    outside: cells.filter((td) => td.getBoundingClientRect().right > window.innerWidth + 1)
+      .map((td) => td.textContent.trim().slice(0, 40)),
+  };
+}"""
+
+
+def test_the_main_pages_fit_a_phone_and_the_key_lists_read_as_cards(
+    page: Page, live_url: str, world: World
+) -> None:
+    """One person, one page, every page the nav leads to and the pages under them: none
+    scrolls sideways at 390 px, and the registry, the audit log, alerts and incidents
+    show each row as a card rather than a table to scroll; at 1280 px they are tables."""
+    slug, team = world.agent.slug, world.agent.team.slug
+    run = verification_run_here(started_by="ada")
+    assert run is not None
+    event = AuditEvent.objects.order_by("-seq").first()
+    rule = world.agent.rules.first()
+    assert event is not None and rule is not None
+    pages = {
+        **world.pages(),
+        "agent-edit": f"/agents/{slug}/edit/",
+        "agent-history": f"/agents/{slug}/history/",
+        "rule-edit": f"/agents/{slug}/policy/rule/{rule.pk}/edit/",
+        "approvals-list": "/approvals/?view=list",
+        "audit-event": f"/audit/events/{event.seq}/",
+        "verification": f"/audit/verifications/{run.pk}/",
+        "team-notifications": f"/teams/{team}/notifications/",
+        "team-periods": f"/teams/{team}/recertification/",
+        "tokens": "/settings/tokens/",
+        "api-docs": "/api/v1/docs",
+    }
+    page.set_viewport_size(PHONE)
+    log_in(page, live_url, "ada")
+    for name, path in pages.items():
+        response = page.goto(f"{live_url}{path}")
+        assert response is not None and response.status == 200, (name, response)
+        assert_no_sideways_scroll(page, name)
+
+    for name, table in CARD_LISTS.items():
+        page.goto(f"{live_url}{pages[name]}")
+        cards = page.locator(table).evaluate(_CARDS)
+        assert cards["cells"] and not cards["header"], (name, cards)
+        assert not cards["scrolls"] and not cards["outside"], (name, cards)
+        if name == "audit":
+            # Its cards leave out the request id and the hash (the event's own page, a tap
+            # away, has both); the event's number, its link, stays.
+            first_event = page.locator("#audit-results tbody tr").first
+            expect(first_event.locator("td").first.get_by_role("link")).to_be_visible()
+            expect(first_event.locator("td").nth(6)).to_be_hidden()
+            shot(page, "phone-audit-cards")
+
+    page.set_viewport_size(DESKTOP)
+    for name, table in CARD_LISTS.items():
+        page.goto(f"{live_url}{pages[name]}")
+        assert page.locator(table).evaluate(_CARDS)["header"], name
+        assert page.evaluate("document.documentElement.scrollWidth") <= DESKTOP["width"], name
+        if name == "audit":
+            hash_cell = page.locator("#audit-results tbody tr").first.locator("td").nth(6)
+            expect(hash_cell).to_be_visible()
