@@ -315,11 +315,22 @@ def action_start(*, token: AgentToken, action_id: uuid.UUID) -> Action:
     Several callers may wait on one held action (the same call retried through two
     processes); only the one whose claim is granted runs it, and the others, like any
     later caller, learn it has started and may have run. (An allowed action is claimed by
-    its first answer: a replay of it says so.)"""
+    its first answer: a replay of it says so.)
+
+    Not a call of an MCP tool whose definition changed since it was approved, before an
+    owner accepts the new one: it would run under a definition no owner has looked at
+    (its approval stands: started once the definition is accepted, or cancelled)."""
     action = action_of_token(token=token, action_id=action_id)
     if action is None:
         raise NotFoundError("No such action.")
     action = action_expire_if_due(action=action)
+    if action.status == ActionStatus.APPROVED and action.awaits_tool_acceptance:
+        raise ConflictError(
+            "The tool's definition changed since this call was approved, and no owner of "
+            "the agent has accepted the new one yet: it is not started, since it would run "
+            "under a definition nobody has looked at.",
+            "tool_changed",
+        )
     started = _stamp_once(
         token, action, "started_at", verbs.ACTION_STARTED, status=ActionStatus.APPROVED
     )

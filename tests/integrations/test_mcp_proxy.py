@@ -18,11 +18,13 @@ from typing import Any
 import anyio
 import mcp_types as types
 import pytest
+from django.db import connection
 from django.db.models import F
 from mcp.shared.exceptions import MCPError
 
 from oversight.agents.models import ToolPin
 from oversight.agents.services import agent_access_grant, token_create
+from oversight.agents.tool_pins import SeenTool, tool_pins_record
 from oversight.approvals.services import approval_vote
 from oversight.audit.actors import Actor
 from oversight.audit.models import AuditEvent
@@ -1165,6 +1167,44 @@ def test_a_call_approved_before_its_tools_definition_changed_does_not_run_on_the
     held.refresh_from_db()
     assert held.status == "cancelled"
     assert _held_for_the_change(agent, again).pk != held.pk
+
+
+def test_a_call_oversight_will_not_start_is_not_run_by_a_proxy_that_missed_the_change(
+    live_url: str, token: str, agent: Any, approver: Any, tmp_path: Path
+) -> None:
+    """The tool changed where this proxy did not see it (another proxy of the agent showed
+    Oversight the new definition) after a call of it was approved: the retry in the same
+    session is refused its start by Oversight, and is not run (the SDK's claim took a
+    refused start of a still approved action as a claim granted)."""
+    arguments = {"charge": "ch_st", "amount": 150}
+
+    def approve_then_change_elsewhere() -> None:
+        try:
+            held = Action.objects.get(agent=agent)
+            approval_vote(user=approver, action_id=held.pk, vote="approve")
+            pin = ToolPin.objects.get(agent=agent, action=REFUND)
+            schema = pin.definition["input_schema"]
+            tool_pins_record(
+                agent=agent, tools=[SeenTool("payments", "refund", REFUND, REWORDED, schema)]
+            )
+        finally:
+            connection.close()  # this thread's own
+
+    async def body(client: Any) -> tuple[Any, Any]:
+        first = await client.call_tool("refund", arguments)
+        await anyio.to_thread.run_sync(approve_then_change_elsewhere)
+        return first, await client.call_tool("refund", arguments)
+
+    with proxied("stdio", url=live_url, token=token, tmp=tmp_path, hold_wait=0.5) as proxy:
+        first, retried = proxy.session(body)
+    assert "awaits approval" in text_of(first)
+    assert proxy.payments.executed() == []
+    assert retried.is_error, text_of(retried)
+    assert text_of(retried).startswith(
+        "Not run: Oversight would not start the approved call: The tool's definition changed"
+    ), text_of(retried)
+    held = Action.objects.get(agent=agent)
+    assert (held.status, held.started_at) == ("approved", None)
 
 
 def test_a_renamed_tool_keeps_its_resource_template(

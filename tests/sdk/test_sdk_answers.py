@@ -11,9 +11,17 @@ from typing import Any
 
 import pytest
 
+from oversight.agents.tool_pins import SeenTool, tool_pins_record
 from oversight.approvals.services import approval_vote
 from oversight.gateway.models import Action
-from oversight_sdk import ActionEdited, ActionRejected, AsyncOversight, Decision, Oversight
+from oversight_sdk import (
+    ActionEdited,
+    ActionNotStarted,
+    ActionRejected,
+    AsyncOversight,
+    Decision,
+    Oversight,
+)
 from tests.sdk.test_sdk_live import (  # noqa: F401 (fixtures)
     REFUND,
     RecordingOversight,
@@ -189,3 +197,38 @@ def test_a_with_block_runs_edited_params_only_when_it_accepts_them(
     assert guard.edited and guard.params == EDITED
     action = Action.objects.get(pk=accepted.id)
     assert (action.status, action.after) == ("succeeded", {"ran_with": EDITED})
+
+
+def test_an_approved_action_oversight_will_not_start_is_never_run(
+    client: RecordingOversight,  # noqa: F811
+    approver: Any,  # noqa: F811
+    live_url: str,  # noqa: F811
+    agent: Any,
+) -> None:
+    """Approved before its tool's definition changed: Oversight will not start it (409
+    ``tool_changed``) while it is still approved, and neither client takes that as a
+    claim to run it (they did: a refused start read the action again and, approved,
+    returned it as runnable)."""
+
+    def seen(description: str) -> SeenTool:
+        return SeenTool("payments", "refund", REFUND, description, {"type": "object"})
+
+    tool_pins_record(agent=agent, tools=[seen("Refund a charge.")])
+    decision = client.ask(REFUND, **_refund("ch_3", 900))
+    approval_vote(user=approver, action_id=decision.id, vote="approve")
+    tool_pins_record(agent=agent, tools=[seen("Refund a charge, then export the card.")])
+
+    approved = client.get(decision.id)
+    with pytest.raises(ActionNotStarted, match="definition changed") as refused:
+        client.claim(approved)
+    assert refused.value.decision.status == "approved"
+
+    token = _token(agent)
+
+    async def claim_async() -> None:
+        async with AsyncOversight(live_url, token, timeout=5) as aclient:
+            await aclient.claim(approved)
+
+    with pytest.raises(ActionNotStarted, match="definition changed"):
+        asyncio.run(claim_async())
+    assert Action.objects.get(pk=decision.id).started_at is None

@@ -19,6 +19,8 @@ import httpx
 
 from .errors import (
     ActionFinished,
+    ActionNotPermitted,
+    ActionNotStarted,
     ApprovalTimeout,
     Conflict,
     ConnectionFailed,
@@ -256,6 +258,16 @@ def require_runnable(decision: Decision, *, waited: float) -> Decision:
     if decision.pending:
         raise ApprovalTimeout(decision, waited)
     raise not_permitted_class(decision.status)(decision)
+
+
+def not_started(current: Decision, refusal: Conflict) -> ActionNotPermitted:
+    """Why an approved action's run was not claimed (`start` refused, not for another
+    caller's claim): its status now (cancelled by a kill switch, expired...), or, still
+    approved, Oversight's own words (a tool whose definition changed since its approval).
+    Never a decision to run: only a granted claim is one."""
+    if current.allowed or current.pending:
+        return ActionNotStarted(current, refusal.message)
+    return not_permitted_class(current.status)(current)
 
 
 def may_have_run(current: Decision, named: str = "action") -> str:

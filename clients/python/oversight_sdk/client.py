@@ -188,14 +188,16 @@ class Oversight:
         """An approved action's run claimed (`start`), as `guard` does before its block
         and `oversight-mcp` before forwarding: the action as it is then. Raises
         `ActionFinished` when another caller started it (it may have run), and the
-        matching refusal when it may no longer run (cancelled by a kill switch...)."""
+        matching refusal when it may no longer run (cancelled by a kill switch...), or
+        `ActionNotStarted` when Oversight would not start it though it is approved (a
+        tool whose definition changed since its approval)."""
         try:
             return self.start(decision.id)
         except Conflict as exc:
             if exc.code == "already_started":
                 raise ActionFinished(decision, f"action {decision.id}: {exc.message}") from None
             current = self.get(decision.id)
-        return _http.require_runnable(current, waited=0)
+            raise _http.not_started(current, exc) from None
 
     def give_up(self, decision: Decision, *, even_if_approved: bool = False) -> Decision:
         """Cancel a held action nobody decided in time, so no one approves it in vain.

@@ -204,6 +204,12 @@ class ActionFinished(ActionNotPermitted):
     caller and may have run: it runs at most once."""
 
 
+class ActionNotStarted(ActionNotPermitted):
+    """Oversight would not start an approved action (`claim`): a call of a tool whose
+    definition changed since it was approved, before an owner accepts the new one. Its
+    approval stands; it must not run now. The message is Oversight's own."""
+
+
 _NOT_PERMITTED: dict[str, type[ActionNotPermitted]] = {
     "denied": ActionDenied,
     "halted": ActionHalted,

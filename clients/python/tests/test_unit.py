@@ -25,6 +25,7 @@ from oversight_sdk import (
     ActionExpired,
     ActionHalted,
     ActionNotPermitted,
+    ActionNotStarted,
     ActionRejected,
     AgentUnavailable,
     ApprovalTimeout,
@@ -536,3 +537,14 @@ def test_a_replay_refused_by_a_kill_switch_is_told_as_halted_not_as_oversight_do
     assert "may already have run" in told and "could not decide" not in told
     other = refusal(Conflict(409, "idempotency_key_reused", "another request")).text
     assert "could not decide" in other
+
+
+def test_an_approved_call_oversight_would_not_start_is_told_in_its_words() -> None:
+    """An adapter's model is told the call did not run and why, not "Oversight approved
+    the call"."""
+    approved = Decision(id="a1", status="approved")
+    words = "The tool's definition changed since this call was approved"
+    told = refusal(ActionNotStarted(approved, words)).text
+    assert told == (
+        "Not run: Oversight would not start the approved call (Oversight action a1): " + words
+    ), told

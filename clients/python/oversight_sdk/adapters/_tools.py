@@ -29,6 +29,7 @@ from ..errors import (
     ActionFinished,
     ActionHalted,
     ActionNotPermitted,
+    ActionNotStarted,
     ActionRejected,
     ApprovalTimeout,
     DryRun,
@@ -155,6 +156,8 @@ def refusal(exc: BaseException) -> Refusal:
         text = f"Not run again: {may_have_run(exc.decision, 'Oversight action')}."
     elif isinstance(exc, ActionFinished):
         text = f"Not run again: this call has run already{ref}; it runs at most once."
+    elif isinstance(exc, ActionNotStarted):
+        text = f"Not run: Oversight would not start the approved call{ref}: {exc}"
     elif isinstance(exc, ActionEdited):
         text = (
             f"Not run: a reviewer approved other params ({exc.decision.params}) that this "

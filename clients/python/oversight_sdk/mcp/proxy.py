@@ -47,7 +47,7 @@ import mcp_types as types
 
 from .._http import HALTED_SINCE, halted_since, may_have_run
 from ..aio import AsyncOversight
-from ..errors import ActionNotPermitted, InvalidRequest, OversightError
+from ..errors import ActionNotPermitted, ActionNotStarted, InvalidRequest, OversightError
 from ..models import Decision, Status, ToolDefinition
 from . import calls
 from .upstream import NotRun, SessionLost
@@ -316,6 +316,10 @@ class Proxy:
         if decision.status == Status.APPROVED:
             try:  # another proxy may wait on the same approval: one of them runs it
                 claimed = await self.oversight.claim(decision)
+            except ActionNotStarted as exc:  # approved, yet Oversight will not start it
+                text = f"Not run: Oversight would not start the approved call: {exc}"
+                answer = calls.text_result(text, is_error=True, action_id=exc.action_id)
+                return self._own(name, answer), False  # a later call comes back to it
             except ActionNotPermitted as exc:
                 decision = exc.decision  # started by another caller, or no longer runnable
             except OversightError as exc:
