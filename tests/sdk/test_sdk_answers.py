@@ -175,6 +175,36 @@ def test_the_guarded_function_runs_with_the_params_a_reviewer_edited(
     )
 
 
+def test_a_guarded_function_does_not_run_an_edit_of_the_argument_its_resource_names(
+    client: RecordingOversight,  # noqa: F811
+    approver: Any,  # noqa: F811
+) -> None:
+    """Oversight decides an edit on the resource first asked for: an edited `charge` would
+    run the refund on another charge (here a forbidden one) while the record names the
+    first. The guard does not run it (ActionEdited) and withdraws the approval."""
+    ran: list[str] = []
+
+    @client.guard(
+        REFUND,
+        resource=lambda charge: f"stripe:charge/{charge}",
+        params=lambda charge, amount: {"charge": charge, "amount": amount},
+        timeout=10,
+    )
+    def refund(charge: str, amount: int) -> dict[str, Any]:
+        ran.append(charge)
+        return {"refunded": amount}
+
+    thread, ended = _in_thread(lambda: refund("ch_5", 900))
+    decision = client.asked.get(timeout=10)
+    edit = {"charge": "blocked-1", "amount": 900}
+    approval_vote(user=approver, action_id=decision.id, vote="approve", params=edit)
+    thread.join(timeout=15)
+
+    assert ran == []
+    assert isinstance(ended.get("error"), ActionEdited), ended
+    assert Action.objects.get(pk=decision.id).status == "cancelled"
+
+
 def test_a_with_block_runs_edited_params_only_when_it_accepts_them(
     client: RecordingOversight,  # noqa: F811
     approver: Any,  # noqa: F811

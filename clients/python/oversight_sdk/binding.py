@@ -168,12 +168,16 @@ def edited_arguments(
 ) -> dict[str, Any] | None:
     """The decorated call's arguments changed so that they give the ``approved`` params:
     each edited param is the argument of the same name. None when that does not give
-    exactly the approved params (a param computed from several arguments, say)."""
-    asked = spec.request(arguments).params
-    changed = {key: value for key, value in approved.items() if asked.get(key) != value}
+    exactly the approved params (a param computed from several arguments, say), or gives
+    another resource: Oversight decided the edit on the resource asked for, so an edit of
+    an argument the resource is made of (`charge` in `stripe:charge/{charge}`) would run
+    on a resource nobody decided on."""
+    asked = spec.request(arguments)
+    changed = {key: value for key, value in approved.items() if asked.params.get(key) != value}
     if any(key not in arguments for key in changed):
         return None
-    if spec.request({**arguments, **changed}).params != approved:
+    edited = spec.request({**arguments, **changed})
+    if edited.params != approved or edited.resource != asked.resource:
         return None
     return changed
 

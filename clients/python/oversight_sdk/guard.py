@@ -131,7 +131,9 @@ class _GuardBase:
         changed = edited_arguments(self._spec, self._arguments, decision.params)
         if changed is None:
             return ActionEdited(
-                decision, f"{what}; they do not map onto the function's arguments by name"
+                decision,
+                f"{what}; they do not map onto the function's arguments by name, on the "
+                "resource asked for",
             )
         self.edited_arguments = changed
         return None
