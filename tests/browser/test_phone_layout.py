@@ -13,7 +13,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from oversight.audit.models import AuditEvent
 from oversight.audit.trust_services import verification_run_here
-from tests.browser.ui import DESKTOP, PHONE, World, log_in, make_world, shot
+from tests.browser.ui import CARDS, DESKTOP, PHONE, World, log_in, make_world, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -116,16 +116,6 @@ CARD_LISTS = {
     "alerts": "#alert-table table",
     "incidents": "#incident-table",
 }
-_CARDS = """(table) => {
-  const cells = Array.from(table.querySelectorAll("tbody td")).filter((td) => td.offsetParent);
-  return {
-    cells: cells.length,
-    header: getComputedStyle(table.tHead).display !== "none",
-    scrolls: table.scrollWidth > table.clientWidth,
-    outside: cells.filter((td) => td.getBoundingClientRect().right > window.innerWidth + 1)
-      .map((td) => td.textContent.trim().slice(0, 40)),
-  };
-}"""
 
 
 def test_the_main_pages_fit_a_phone_and_the_key_lists_read_as_cards(
@@ -162,7 +152,7 @@ def test_the_main_pages_fit_a_phone_and_the_key_lists_read_as_cards(
 
     for name, table in CARD_LISTS.items():
         page.goto(f"{live_url}{pages[name]}")
-        cards = page.locator(table).evaluate(_CARDS)
+        cards = page.locator(table).evaluate(CARDS)
         assert cards["cells"] and not cards["header"], (name, cards)
         assert not cards["scrolls"] and not cards["outside"], (name, cards)
         if name == "audit":
@@ -176,7 +166,7 @@ def test_the_main_pages_fit_a_phone_and_the_key_lists_read_as_cards(
     page.set_viewport_size(DESKTOP)
     for name, table in CARD_LISTS.items():
         page.goto(f"{live_url}{pages[name]}")
-        assert page.locator(table).evaluate(_CARDS)["header"], name
+        assert page.locator(table).evaluate(CARDS)["header"], name
         assert page.evaluate("document.documentElement.scrollWidth") <= DESKTOP["width"], name
         if name == "audit":
             hash_cell = page.locator("#audit-results tbody tr").first.locator("td").nth(6)

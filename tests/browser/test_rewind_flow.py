@@ -19,6 +19,7 @@ from oversight.rewind.bulk import rewind_step
 from oversight.rewind.models import Rewind
 from oversight_sdk import CompensationTask, Oversight
 from tests.browser.test_registry_flow import SHOTS, log_in
+from tests.browser.ui import CARDS, PHONE
 from tests.conftest import SYSTEM
 from tests.gateway.helpers import REFUND, decide, refund
 
@@ -101,6 +102,14 @@ def test_an_owner_undoes_a_refund_then_rewinds_the_last_hour(
     expect(progress.locator("h2")).to_have_text("Done", timeout=15_000)  # polled live
     expect(progress).to_contain_text("undone")
     page.screenshot(path=SHOTS / "rewind-done.png", full_page=True)
+    # On a phone its rows read as cards, every cell on the screen, the page not wider.
+    page.set_viewport_size(PHONE)
+    page.reload()
+    cards = page.locator("#rewind-progress table").evaluate(CARDS)
+    assert cards["cells"] and not cards["header"], cards
+    assert not cards["scrolls"] and not cards["outside"], cards
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    page.screenshot(path=SHOTS / "rewind-done-phone.png", full_page=True)
     assert {k: v for k, v in ledger.items() if k.startswith("stripe")} == {
         "stripe:charge/ch_a": None,
         "stripe:charge/ch_b": None,

@@ -108,3 +108,17 @@ def log_in(page: Page, base: str, username: str, path: str = "/") -> None:
 def shot(page: Page, name: str) -> None:
     SHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+# A table read as cards on a phone (the shared .stacked rows): how many cells show, whether
+# its header row does, whether it scrolls inside its box, and the cells off the screen.
+CARDS = """(table) => {
+  const cells = Array.from(table.querySelectorAll("tbody td")).filter((td) => td.offsetParent);
+  return {
+    cells: cells.length,
+    header: getComputedStyle(table.tHead).display !== "none",
+    scrolls: table.scrollWidth > table.clientWidth,
+    outside: cells.filter((td) => td.getBoundingClientRect().right > window.innerWidth + 1)
+      .map((td) => td.textContent.trim().slice(0, 40)),
+  };
+}"""
