@@ -177,7 +177,7 @@ def test_an_undo_reported_shows_as_ended_before_the_runner_records_it(
     page = client.get(reverse("rewind:detail", args=[rewind.pk]), HTTP_HX_REQUEST="true")
     counts = page.context["counts"]
     assert (counts["requested"], counts["done"]) == (1, 1)  # not yet recorded by the runner
-    assert "<td>undone" in page.content.decode()
+    assert '<td data-label="Outcome">undone' in page.content.decode()
     assert RewindItem.objects.get(pk=first.pk).state == "requested"
 
 
