@@ -17,7 +17,7 @@ from oversight.notifications.services import notify_action_held
 from tests.notifications.conftest import hold, set_channels
 from tests.notifications.receiver import Receiver
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("one_digest_window")]
 
 
 def _held(agent: Any, capture: Any, n: int = 1) -> list[Any]:
