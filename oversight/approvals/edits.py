@@ -7,8 +7,8 @@ depth); so a reviewer turns `amount: 900` into `amount: 400`, not into another r
 The edited action is decided again by the pipeline's own steps (``pipeline.evaluate``:
 kill switches, grants and rules, limits), in the vote's transaction. It fails closed: an
 edit the policy denies, that a hold rule forbids to edit, or that would take a limit over
-is refused and nothing changes (but for the hold limit that held the action as asked: the
-approval is above it, edited or not; ``_above_the_hold``). The quota the held action
+is refused and nothing changes (but for the hold limits that held the action as asked: the
+approval is above them, edited or not; ``_above_the_hold``). The quota the held action
 reserved is given back and the edited params are charged instead, so a bigger amount is
 checked against its limit.
 
