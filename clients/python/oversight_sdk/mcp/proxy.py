@@ -314,6 +314,19 @@ class Proxy:
                 return _unreachable(exc), False
             return self._own(name, calls.approved_before_change(decision)), True
         if decision.status == Status.APPROVED:
+            edit = self._edit_problem(name, resource, decision)
+            if edit:
+                # Nothing runs that nobody decided: the approved edit is withdrawn before
+                # its run is claimed, as the SDK's guard does (a claimed one would be
+                # reported failed, and count in failure rates, though nothing ran).
+                try:
+                    await self.oversight.cancel(decision.id)
+                except OversightError as exc:
+                    return _unreachable(exc), False
+                answer = calls.text_result(
+                    f"Not run: {edit}.", is_error=True, status="cancelled", action_id=decision.id
+                )
+                return self._own(name, answer), True
             try:  # another proxy may wait on the same approval: one of them runs it
                 claimed = await self.oversight.claim(decision)
             except ActionNotStarted as exc:  # approved, yet Oversight will not start it
@@ -326,8 +339,8 @@ class Proxy:
                 return _unreachable(exc), False
             else:
                 run_with = claimed.params if claimed.params is not None else arguments
-                edit = self._edit_problem(name, resource, run_with)
-                if edit:  # claimed, so its outcome is reported: it did not run
+                edit = self._edit_problem(name, resource, claimed)
+                if edit:  # the approved params unknown before (a replayed answer): reported
                     await self._report(claimed, "failed", action, resource, run_with, error=edit)
                     answer = calls.text_result(
                         f"Not run: {edit}.", is_error=True, action_id=claimed.id
@@ -352,11 +365,14 @@ class Proxy:
             await self._acknowledge(decision)
         return calls.refusal(decision), True
 
-    def _edit_problem(self, name: str, resource: str, run_with: dict[str, Any]) -> str:
+    def _edit_problem(self, name: str, resource: str, decision: Decision) -> str:
         """Why the arguments a reviewer approved (edited) may not run, or "". Oversight
         decides edited params on the action's own resource, so an edit of an argument
         the resource template names (`charge`) would run the tool on a resource nobody
         decided on, a forbidden one perhaps, while the record names the first."""
+        if decision.params is None:
+            return ""
+        run_with = decision.params
         try:
             edited = self.settings.naming.resource(name, run_with)
         except ValueError as exc:
