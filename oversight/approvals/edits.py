@@ -3,6 +3,9 @@
 What may change: the values, never the shape. The edited params have the same keys as
 the ones asked for, each value of the same JSON type (an object's keys likewise, at any
 depth); so a reviewer turns `amount: 900` into `amount: 400`, not into another request.
+Nor the params the agent said its resource is made of (``Action.resource_params``: `charge`
+of `stripe:charge/{charge}`): the edit is decided on the action's resource, and another
+charge would be refunded on a decision about this one.
 
 The edited action is decided again by the pipeline's own steps (``pipeline.evaluate``:
 kill switches, grants and rules, limits), in the vote's transaction. It fails closed: an
@@ -192,6 +195,14 @@ def action_edit(*, action: Action, params: Any) -> dict[str, Any] | None:
         raise _refuse(f"The params {exc}.") from None
     if params == action.params:
         return None
+    asked = action.params
+    fixed = [key for key in action.resource_params or [] if params.get(key) != asked.get(key)]
+    if fixed:
+        raise _refuse(
+            f"The resource {action.resource} is made of params.{', params.'.join(fixed)}, so "
+            "they cannot be edited: the edit is decided on this resource. To act on another, "
+            "deny this action; the agent asks for that one."
+        )
     if not action.edits_allowed:
         raise _refuse("The rule that holds this action does not allow edits.")
     now = timezone.now()

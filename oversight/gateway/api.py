@@ -126,6 +126,7 @@ def action_body(action: Action) -> dict[str, object]:
         "started_at": action.started_at,
         "error": action.error,
         "reports_outcome": action.reports_outcome,
+        "resource_params": action.resource_params,
     }
 
 

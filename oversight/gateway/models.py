@@ -117,6 +117,12 @@ class Action(models.Model):
     # may have run unseen, and is alerted on (monitoring/unreported.py). Set by the agent,
     # not derived: the API allows asking without reporting.
     reports_outcome = models.BooleanField(default=False, db_default=False)
+    # The params the agent said its resource is made of (`charge` of
+    # `stripe:charge/{charge}`: oversight-mcp's resource templates, the SDK's decorated
+    # functions); None when it did not say. A reviewer may not edit them
+    # (approvals/edits.py): the edit is decided on the action's resource, so another
+    # value would run on a resource nobody decided on.
+    resource_params = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

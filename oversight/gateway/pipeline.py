@@ -95,6 +95,7 @@ class ActionInput:
     parent_id: uuid.UUID | None = None
     traceparent: str = ""  # W3C trace context, when the agent sends one
     reports_outcome: bool = False  # the agent says it reports the outcome after
+    resource_params: list[str] | None = None  # the params the resource is made of, if said
     # Set only by Oversight itself, for an undo (oversight/rewind): the action it undoes.
     compensates: uuid.UUID | None = None
 
@@ -429,6 +430,7 @@ def request_body_hash(data: ActionInput) -> str:
     """What an Idempotency-Key is bound to."""
     body = {**data.__dict__, "parent_id": str(data.parent_id or "")}
     del body["reports_outcome"]  # how the agent goes on, not what it asks
+    del body["resource_params"]  # how the resource was made, not what it asks
     if not data.traceparent:  # as bodies were hashed before agents could send it
         del body["traceparent"]
     if data.compensates is None:
@@ -597,6 +599,7 @@ def _new_action(token: AgentToken, data: ActionInput, outcome: Outcome, now: dat
         compensates_id=data.compensates,
         traceparent=data.traceparent,
         reports_outcome=data.reports_outcome,
+        resource_params=data.resource_params,
         status=outcome.status,
         decision=outcome.status,
         reasons=outcome.reasons,
@@ -634,5 +637,6 @@ def _audit_args(token: AgentToken, data: ActionInput, action: Action) -> dict[st
             "policy_version": action.policy_version,
             "release_version": action.release_version,
             "environment": token.environment,
+            **({"resource_params": data.resource_params} if data.resource_params else {}),
         },
     }

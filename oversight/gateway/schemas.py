@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from ninja import Field, Schema
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from oversight.gateway.constants import MAX_BODY_BYTES
 from oversight.gateway.json_safety import (
@@ -114,6 +114,17 @@ class ActionIn(Body):
         ),
     )
 
+    resource_params: list[str] | None = Field(
+        None,
+        max_length=100,
+        description=(
+            "The keys of `params` whose values the resource is made of (`charge` for "
+            "`stripe:charge/{charge}`), as oversight-mcp and the SDK's decorated functions "
+            "say. A reviewer may not edit them: an edit is decided on the action's resource, "
+            "so another value would act on a resource nobody decided on."
+        ),
+    )
+
     @field_validator("traceparent")
     @classmethod
     def _traceparent(cls, value: str) -> str:
@@ -133,6 +144,16 @@ class ActionIn(Body):
     @classmethod
     def _action_name(cls, value: str) -> str:
         return _action_named(value, "payments.refund")
+
+    @model_validator(mode="after")
+    def _resource_params_in_params(self) -> ActionIn:
+        names = self.resource_params or []
+        unknown = [name for name in names if name not in self.params]
+        if unknown:
+            raise ValueError(f"resource_params: {', '.join(unknown)} not among the params' keys")
+        if len(set(names)) != len(names):
+            raise ValueError("resource_params: a key is named twice")
+        return self
 
     @field_validator("resource")
     @classmethod
@@ -218,6 +239,10 @@ class ActionOut(DecisionOut):
     )
     reports_outcome: bool = Field(
         False, description="Whether the agent said, when it asked, that it reports the outcome."
+    )
+    resource_params: list[str] | None = Field(
+        None,
+        description="The params the agent said the resource is made of (not editable).",
     )
 
 

@@ -162,6 +162,42 @@ def test_a_rule_may_forbid_edits(prod_token: AgentToken, rita: Any) -> None:
     assert Action.objects.get(pk=held.pk).status == "approved"
 
 
+def test_a_param_the_resource_is_made_of_cannot_be_edited(
+    client: Any, prod_token: AgentToken, rita: Any
+) -> None:
+    """The agent said its resource (stripe:charge/ch_1) is made of ``charges``: an edit is
+    decided on that resource, so another charge would be refunded on a decision about this
+    one. Refused, in the browser too, where the form says so; the amount may still change."""
+    refund_policy_create(prod_token.agent)
+    held = decide(prod_token, refund(900, resource_params=["charges"]))
+    assert (held.status, held.resource_params) == ("pending", ["charges"])
+    client.force_login(rita)
+    card = html.unescape(client.get("/approvals/").content.decode())
+    assert "not charges: the resource is made of it" in card
+
+    with pytest.raises(ValidationError) as refused:
+        approval_vote(
+            user=rita,
+            action_id=held.pk,
+            vote="approve",
+            params={"amount": 900, "charges": ["ch_2"]},
+        )
+    assert "made of params.charges, so they cannot be edited" in " ".join(refused.value.messages)
+    _unchanged(held)
+    typed = '{"amount": 900, "charges": ["ch_2"]}'
+    body = {"vote": "approve", "params": typed, "request_hash": held.request_hash}
+    response = client.post(f"/approvals/{held.pk}/vote/", body, HTTP_HX_REQUEST="true")
+    assert response.status_code == 422
+    assert "made of params.charges" in html.unescape(response.content.decode())
+    _unchanged(held)
+
+    approval_vote(
+        user=rita, action_id=held.pk, vote="approve", params={"amount": 400, "charges": ["ch_1"]}
+    )
+    action = Action.objects.get(pk=held.pk)
+    assert (action.status, action.params["amount"]) == ("approved", 400)
+
+
 def test_an_edit_is_charged_against_limits_instead_of_the_asked_params(
     prod_token: AgentToken, rita: Any
 ) -> None:

@@ -474,6 +474,35 @@ def test_an_agent_may_say_it_reports_the_outcome_which_a_retry_does_not_change(
     assert Action.objects.count() == 2
 
 
+def test_an_agent_may_say_which_params_its_resource_is_made_of(
+    api: AgentApi, policy: RefundPolicy
+) -> None:
+    """``resource_params`` (keys of params, approvals/edits.py keeps them) is kept and
+    read back, audited, and, like ``reports_outcome``, not part of what the key binds; a
+    name that is not a key of params is refused, with nothing recorded."""
+    said = api.post("/actions", refund(resource_params=["charges"]), HTTP_IDEMPOTENCY_KEY="k1")
+    assert said.status_code == 201, said.content
+    retried = api.post("/actions", refund(), HTTP_IDEMPOTENCY_KEY="k1")
+    assert (retried.status_code, retried.json()["id"]) == (200, said.json()["id"])
+    unsaid = api.decide(refund())
+    read = {
+        a["id"]: a["resource_params"]
+        for a in (api.get(f"/actions/{i}").json() for i in (said.json()["id"], unsaid["id"]))
+    }
+    assert read == {said.json()["id"]: ["charges"], unsaid["id"]: None}
+    event = AuditEvent.objects.get(verb="action.decided", target_id=said.json()["id"])
+    assert event.after["resource_params"] == ["charges"]
+    for bad, says in (
+        (["charge"], "charge not among the params' keys"),
+        (["charges", "charges"], "a key is named twice"),
+        ("charges", "validation"),
+    ):
+        refused = api.post("/actions", refund(resource_params=bad))
+        api_error(refused, 422, "validation_error")
+        assert says in refused.content.decode(), refused.content
+    assert Action.objects.count() == 2
+
+
 def test_the_same_key_with_another_body_is_409_and_records_nothing(
     api: AgentApi, policy: RefundPolicy
 ) -> None:
