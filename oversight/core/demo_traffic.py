@@ -23,6 +23,8 @@ class Intent:
     reason: str
     before: Any = None
     after: Any = None
+    # The params the resource is made of: a reviewer may not edit them (resource_params).
+    resource_params: tuple[str, ...] | None = None
 
     def after_running(self, params: dict[str, Any]) -> Any:
         """The state it leaves when run with ``params``, which a reviewer may have edited:
@@ -63,6 +65,7 @@ def _refund(rng: random.Random, low: int, high: int, charges: int = 1) -> Intent
         f"customer asked for a refund on ticket {ticket}",
         before={"refunded": 0},
         after={"refunded": amount},
+        resource_params=("charges",),
     )
 
 
@@ -160,6 +163,7 @@ def _whole_order(rng: random.Random) -> Intent:
         f"stripe:order/{order}",
         {"order": order, "currency": "usd"},
         "customer unhappy: refund everything",
+        resource_params=("order",),
     )
 
 
@@ -172,6 +176,7 @@ def _mcp_refund(rng: random.Random) -> Intent:
         "refund through the payments MCP server",
         before={"refunded": 0},
         after={"refunded": amount},
+        resource_params=("charge",),
     )
 
 

@@ -121,8 +121,10 @@ class ActionIn(Body):
             "The keys of `params` whose values the resource is made of (`charge` for "
             "`stripe:charge/{charge}`), as oversight-mcp and the SDK's decorated functions "
             "say. A reviewer may not edit them: an edit is decided on the action's resource, "
-            "so another value would act on a resource nobody decided on."
+            "so another value would act on a resource nobody decided on. A name that is not "
+            "a key of `params` locks nothing and is not kept."
         ),
+        json_schema_extra={"uniqueItems": True},
     )
 
     @field_validator("traceparent")
@@ -145,14 +147,19 @@ class ActionIn(Body):
     def _action_name(cls, value: str) -> str:
         return _action_named(value, "payments.refund")
 
-    @model_validator(mode="after")
-    def _resource_params_in_params(self) -> ActionIn:
-        names = self.resource_params or []
-        unknown = [name for name in names if name not in self.params]
-        if unknown:
-            raise ValueError(f"resource_params: {', '.join(unknown)} not among the params' keys")
-        if len(set(names)) != len(names):
+    @field_validator("resource_params")
+    @classmethod
+    def _named_once(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and len(set(value)) != len(value):  # uniqueItems, as said
             raise ValueError("resource_params: a key is named twice")
+        return value
+
+    @model_validator(mode="after")
+    def _resource_params_of_params(self) -> ActionIn:
+        """Only keys of params are kept: another name locks nothing (an edit has the
+        asked params' keys, approvals/edits.py), and the action shows what is locked."""
+        if self.resource_params is not None:
+            self.resource_params = [name for name in self.resource_params if name in self.params]
         return self
 
     @field_validator("resource")

@@ -479,7 +479,8 @@ def test_an_agent_may_say_which_params_its_resource_is_made_of(
 ) -> None:
     """``resource_params`` (keys of params, approvals/edits.py keeps them) is kept and
     read back, audited, and, like ``reports_outcome``, not part of what the key binds; a
-    name that is not a key of params is refused, with nothing recorded."""
+    name that is not a key of params locks nothing and is not kept; a name twice, or not a
+    list of names, is refused with nothing recorded."""
     said = api.post("/actions", refund(resource_params=["charges"]), HTTP_IDEMPOTENCY_KEY="k1")
     assert said.status_code == 201, said.content
     retried = api.post("/actions", refund(), HTTP_IDEMPOTENCY_KEY="k1")
@@ -492,15 +493,17 @@ def test_an_agent_may_say_which_params_its_resource_is_made_of(
     assert read == {said.json()["id"]: ["charges"], unsaid["id"]: None}
     event = AuditEvent.objects.get(verb="action.decided", target_id=said.json()["id"])
     assert event.after["resource_params"] == ["charges"]
+    typo = api.decide(refund(resource_params=["charge", "amount"]))
+    assert api.get(f"/actions/{typo['id']}").json()["resource_params"] == ["amount"]
     for bad, says in (
-        (["charge"], "charge not among the params' keys"),
         (["charges", "charges"], "a key is named twice"),
         ("charges", "validation"),
+        ([7], "validation"),
     ):
         refused = api.post("/actions", refund(resource_params=bad))
         api_error(refused, 422, "validation_error")
         assert says in refused.content.decode(), refused.content
-    assert Action.objects.count() == 2
+    assert Action.objects.count() == 3
 
 
 def test_the_same_key_with_another_body_is_409_and_records_nothing(

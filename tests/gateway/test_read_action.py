@@ -45,6 +45,7 @@ ACTION_FIELDS = {
     "started_at",
     "error",
     "reports_outcome",
+    "resource_params",
 }
 
 

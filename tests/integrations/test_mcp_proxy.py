@@ -18,6 +18,7 @@ from typing import Any
 import anyio
 import mcp_types as types
 import pytest
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import F
 from mcp.shared.exceptions import MCPError
@@ -1232,13 +1233,18 @@ def test_a_call_approved_with_edits_that_name_another_resource_is_not_run(
 ) -> None:
     """An edit keeps the action's resource (Oversight decides the edited params on it), so
     an edited `charge` would refund a charge nobody decided on (here a forbidden one) while
-    the record names the first. The proxy does not run it: it withdraws the approval
-    (cancelled, as the SDK's guard does), so nothing is reported as failed that never
-    ran."""
+    the record names the first. The proxy says the resource is made of `charge` (its
+    template), so Oversight refuses that edit. For an action Oversight does not know that
+    of (asked by an older proxy), the proxy does not run it: it withdraws the approval
+    (cancelled, as the SDK's guard does), so nothing is reported failed that never ran."""
     with proxied("stdio", url=live_url, token=token, tmp=tmp_path) as proxy:
         join = proxy.call_in_thread("refund", {"charge": "ch_ed", "amount": 150})
         held = _pending(agent)
+        assert held.resource_params == ["charge"]
         edited = {"charge": "ch_blocked", "amount": 150}
+        with pytest.raises(ValidationError, match=r"made of params\.charge"):
+            approval_vote(user=approver, action_id=held.pk, vote="approve", params=edited)
+        Action.objects.filter(pk=held.pk).update(resource_params=None)
         approval_vote(user=approver, action_id=held.pk, vote="approve", params=edited)
         result = join()
     assert result.is_error and "stripe:charge/ch_blocked" in text_of(result), text_of(result)

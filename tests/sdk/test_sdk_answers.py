@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.core.exceptions import ValidationError
 
 from oversight.agents.tool_pins import SeenTool, tool_pins_record
 from oversight.approvals.services import approval_vote
@@ -181,7 +182,9 @@ def test_a_guarded_function_does_not_run_an_edit_of_the_argument_its_resource_na
 ) -> None:
     """Oversight decides an edit on the resource first asked for: an edited `charge` would
     run the refund on another charge (here a forbidden one) while the record names the
-    first. The guard does not run it (ActionEdited) and withdraws the approval."""
+    first. The guard says the resource is made of `charge`, so Oversight refuses the edit;
+    and for an action it does not know that of (asked by an older SDK), the guard does not
+    run it (ActionEdited) and withdraws the approval."""
     ran: list[str] = []
 
     @client.guard(
@@ -197,6 +200,11 @@ def test_a_guarded_function_does_not_run_an_edit_of_the_argument_its_resource_na
     thread, ended = _in_thread(lambda: refund("ch_5", 900))
     decision = client.asked.get(timeout=10)
     edit = {"charge": "blocked-1", "amount": 900}
+    assert Action.objects.get(pk=decision.id).resource_params == ["charge"]
+    with pytest.raises(ValidationError, match=r"made of params\.charge"):
+        approval_vote(user=approver, action_id=decision.id, vote="approve", params=edit)
+    assert Action.objects.get(pk=decision.id).status == "pending"
+    Action.objects.filter(pk=decision.id).update(resource_params=None)
     approval_vote(user=approver, action_id=decision.id, vote="approve", params=edit)
     thread.join(timeout=15)
 

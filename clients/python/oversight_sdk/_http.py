@@ -12,6 +12,7 @@ import json
 import os
 import urllib.request
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -148,6 +149,7 @@ def action_body(
     parent_id: Any,
     traceparent: str = "",
     reports_outcome: bool = False,
+    resource_params: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {
         "action": action,
@@ -165,6 +167,8 @@ def action_body(
         body["traceparent"] = traceparent
     if reports_outcome:
         body["reports_outcome"] = True
+    if resource_params:
+        body["resource_params"] = list(resource_params)
     return body
 
 

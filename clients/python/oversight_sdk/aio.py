@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from types import TracebackType
 from typing import Any
@@ -78,6 +78,7 @@ class AsyncOversight:
         idempotency_key: str | None = None,
         traceparent: str = "",
         reports_outcome: bool = False,
+        resource_params: Sequence[str] | None = None,
     ) -> Decision:
         """Ask to take an action; return the decision as it is (never raises on deny).
 
@@ -95,6 +96,7 @@ class AsyncOversight:
             parent_id=parent_id,
             traceparent=traceparent,
             reports_outcome=reports_outcome,
+            resource_params=resource_params,
         )
         key = idempotency_key or uuid.uuid4().hex
         response, data = await self._request(
@@ -286,6 +288,7 @@ class AsyncOversight:
         timeout: float | None = None,
         after: Callable[[Any], Any] | None = None,
         accept_edits: bool | None = None,
+        resource_params: Sequence[str] | None = None,
     ) -> AsyncGuard:
         """An async context manager, and decorator of async functions, that runs its block
         only when allowed.
@@ -293,7 +296,9 @@ class AsyncOversight:
         See `oversight_sdk.guard` (behaviour) and `oversight_sdk.binding` (callables for
         the decorator form). `timeout` bounds the wait for a held action; `after`, for the
         decorator form, turns the return value into the after-state. `accept_edits`: how
-        params a reviewer edited are run (see `oversight_sdk.guard`).
+        params a reviewer edited are run (see `oversight_sdk.guard`). `resource_params`:
+        the params the resource is made of, which a reviewer may not edit (by default,
+        for the decorator form, those named as an argument of a resource function).
         """
         spec = GuardSpec(
             action=action,
@@ -307,6 +312,7 @@ class AsyncOversight:
             timeout=timeout,
             after=after,
             accept_edits=accept_edits,
+            resource_params=tuple(resource_params) if resource_params is not None else None,
         )
         return AsyncGuard(self, spec)
 

@@ -50,17 +50,36 @@ def _accepted_names(fn: Callable[..., Any]) -> frozenset[str] | None:
     return frozenset(p.name for p in parameters if p.kind in keywordable)
 
 
+def _names_of(value: Callable[..., Any]) -> frozenset[str] | None:
+    try:
+        return _accepted_names(value)
+    except TypeError:  # unhashable callable object: inspect it every time
+        return _accepted_names.__wrapped__(value)
+
+
 def derive(value: Any, arguments: dict[str, Any]) -> Any:
     """`value` itself, or, if callable, its result for these call arguments."""
     if not callable(value):
         return value
-    try:
-        accepted = _accepted_names(value)
-    except TypeError:  # unhashable callable object: inspect it every time
-        accepted = _accepted_names.__wrapped__(value)
+    accepted = _names_of(value)
     if accepted is not None:
         arguments = {name: arg for name, arg in arguments.items() if name in accepted}
     return value(**arguments)
+
+
+def resource_params_of(resource: Any, params: dict[str, Any]) -> tuple[str, ...] | None:
+    """The params the resource is made of, for Oversight to keep a reviewer from editing
+    them: those named as an argument the resource callable takes (`charge` of
+    `lambda charge: f"stripe:charge/{charge}"`; a reviewer's edit maps onto the argument of
+    the same name). A callable taking **kwargs says which it uses with `argument_names`
+    (the adapters' templates do); otherwise nothing is said (None), nor for a plain value."""
+    if not callable(resource):
+        return None
+    declared = hasattr(resource, "argument_names")
+    names = resource.argument_names if declared else _names_of(resource)
+    if names is None:
+        return None
+    return tuple(key for key in params if key in names) or None
 
 
 def default_after(result: Any) -> Any:
@@ -81,6 +100,7 @@ class ActionRequest:
     session_id: str = ""
     parent_id: str | None = None
     idempotency_key: str | None = None
+    resource_params: tuple[str, ...] | None = None
 
     def ask_kwargs(self) -> dict[str, Any]:
         return {
@@ -93,6 +113,7 @@ class ActionRequest:
             "parent_id": self.parent_id,
             "idempotency_key": self.idempotency_key,
             "reports_outcome": True,  # a guard reports what happened once it has run
+            "resource_params": self.resource_params,
         }
 
 
@@ -130,6 +151,9 @@ class GuardSpec:
     # answered may have run it and stopped before reporting): it does not run again
     # (`ActionFinished`).
     key_is_own: bool = False
+    # The params the resource is made of, said by the caller (a `with` block's, say);
+    # None: derived from a resource callable's arguments (resource_params_of).
+    resource_params: tuple[str, ...] | None = None
 
     def request(self, arguments: dict[str, Any] | None = None) -> ActionRequest:
         """The concrete request; `arguments` are the decorated call's (None: a `with`)."""
@@ -147,16 +171,22 @@ class GuardSpec:
             raise TypeError(f"resource must be a string, not {type(resource).__name__}")
         if params is not None and not isinstance(params, dict):
             raise TypeError(f"params must be a dict, not {type(params).__name__}")
+        params = params or {}
         return ActionRequest(
             action=self.action,
             resource=resource,
-            params=params or {},
+            params=params,
             reason=str(derive(self.reason, arguments) or ""),
             reversible=self.reversible,
             before=derive(self.before, arguments),
             session_id=self.session_id,
             parent_id=str(self.parent_id) if self.parent_id else None,
             idempotency_key=self.idempotency_key,
+            resource_params=(
+                tuple(self.resource_params)
+                if self.resource_params is not None
+                else resource_params_of(self.resource, params)
+            ),
         )
 
     def after_state(self, result: Any) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from types import TracebackType
 from typing import Any
@@ -78,6 +78,7 @@ class Oversight:
         idempotency_key: str | None = None,
         traceparent: str = "",
         reports_outcome: bool = False,
+        resource_params: Sequence[str] | None = None,
     ) -> Decision:
         """Ask to take an action; return the decision as it is (never raises on deny).
 
@@ -87,7 +88,10 @@ class Oversight:
         default the current OpenTelemetry span's, when OpenTelemetry is installed.
         `reports_outcome=True` says the outcome will be reported once the action has run
         (`report`), as `guard` does: an allowed action not reported within 10 minutes then
-        alerts the agent's people, since it may have run unseen.
+        alerts the agent's people, since it may have run unseen. `resource_params` names
+        the params the resource is made of (`["charge"]` for `stripe:charge/{charge}`):
+        a reviewer may not edit those, as `guard`'s decorated functions and
+        `oversight-mcp` say.
         """
         body = _http.action_body(
             action=action,
@@ -100,6 +104,7 @@ class Oversight:
             parent_id=parent_id,
             traceparent=traceparent,
             reports_outcome=reports_outcome,
+            resource_params=resource_params,
         )
         key = idempotency_key or uuid.uuid4().hex
         response, data = self._request(
@@ -303,13 +308,16 @@ class Oversight:
         timeout: float | None = None,
         after: Callable[[Any], Any] | None = None,
         accept_edits: bool | None = None,
+        resource_params: Sequence[str] | None = None,
     ) -> Guard:
         """A context manager and decorator that runs its block only when allowed.
 
         See `oversight_sdk.guard` (behaviour) and `oversight_sdk.binding` (callables for
         the decorator form). `timeout` bounds the wait for a held action; `after`, for the
         decorator form, turns the return value into the after-state. `accept_edits`: how
-        params a reviewer edited are run (see `oversight_sdk.guard`).
+        params a reviewer edited are run (see `oversight_sdk.guard`). `resource_params`:
+        the params the resource is made of, which a reviewer may not edit (by default,
+        for the decorator form, those named as an argument of a resource function).
         """
         spec = GuardSpec(
             action=action,
@@ -323,6 +331,7 @@ class Oversight:
             timeout=timeout,
             after=after,
             accept_edits=accept_edits,
+            resource_params=tuple(resource_params) if resource_params is not None else None,
         )
         return Guard(self, spec)
 

@@ -43,7 +43,7 @@ from oversight_sdk import (
     _http,
 )
 from oversight_sdk._extras import EXTRAS
-from oversight_sdk.adapters import default_action, refusal
+from oversight_sdk.adapters import ToolAction, default_action, refusal
 from oversight_sdk.binding import GuardSpec, call_arguments, default_after, derive
 
 ACTION_ID = "5b0c4b8e-7a53-4d5e-9d55-0a8f3b1f6c11"
@@ -186,6 +186,39 @@ def test_the_spec_derives_resource_params_reason_and_before() -> None:
     assert request.params == {"fields": ["a", "b"]}
     assert request.reason == "update c1"
     assert request.before == {"id": "c1"}
+
+
+def test_the_spec_says_which_params_the_resource_is_made_of() -> None:
+    """Those named as an argument of the resource function (a reviewer's edit maps onto
+    the argument of the same name), or a template's fields; nothing when it cannot tell."""
+
+    def made_of(resource: Any, params: Any = None) -> Any:
+        spec = GuardSpec(action="payments.refund", resource=resource, params=params)
+        arguments = {"charge": "ch_1", "amount": 5, "order": {"id": 7}}
+        return spec.request(arguments).resource_params
+
+    def amount_and_charge(charge: str, amount: int, **_: Any) -> dict[str, Any]:
+        return {"amount": amount, "charge": charge}
+
+    assert made_of(lambda charge: f"stripe:charge/{charge}", amount_and_charge) == ("charge",)
+    assert made_of(lambda charge: f"stripe:charge/{charge}") is None  # no params at all
+    assert made_of(lambda **kw: f"stripe:charge/{kw['charge']}", amount_and_charge) is None
+    assert made_of("stripe:charge/ch_1", amount_and_charge) is None
+    said = GuardSpec(
+        "payments.refund", "stripe:charge/ch_1", {"charge": "ch_1"}, resource_params=("charge",)
+    )
+    assert said.request().resource_params == ("charge",)  # a `with` block says it
+    template = ToolAction("payments.refund", resource="stripe:charge/{charge}/{order[id]}")
+    spec = template.spec(timeout=1)
+    request = spec.request({"charge": "ch_1", "amount": 5, "order": {"id": 7}})
+    assert (request.resource, request.resource_params) == (
+        "stripe:charge/ch_1/7",
+        ("charge", "order"),
+    )
+    assert request.ask_kwargs()["resource_params"] == ("charge", "order")
+    broken = ToolAction("payments.refund", resource="stripe:charge/{charge").spec(timeout=1)
+    with pytest.raises(ValueError):
+        broken.request({"charge": "ch_1"})
 
 
 def test_a_with_block_refuses_callables() -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
+import string
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -91,6 +92,15 @@ class _Template:
 
     def __init__(self, template: str) -> None:
         self.template = template
+        # The arguments it is made of (`{charge}`, `{order.id}`: charge, order), which
+        # Oversight keeps a reviewer from editing (binding.resource_params); None for a
+        # template that is not one (filling it fails, and the call is refused).
+        try:
+            fields = [name for _, name, _, _ in string.Formatter().parse(template) if name]
+        except ValueError:
+            self.argument_names: frozenset[str] | None = None
+        else:
+            self.argument_names = frozenset(re.split(r"[.\[]", name)[0] for name in fields)
 
     def __call__(self, **arguments: Any) -> str:
         return self.template.format_map(arguments)

@@ -252,7 +252,8 @@ class Proxy:
                 return calls.text_result(f"Unknown tool: {name}", is_error=True)
             action = naming.action(name)
             resource = naming.resource(name, arguments)
-            calls.check_types(naming.fields(name), arguments, self._tools[name].input_schema)
+            made_of = naming.fields(name)  # what a reviewer may not edit (Oversight keeps them)
+            calls.check_types(made_of, arguments, self._tools[name].input_schema)
         except (ValueError, NotRun) as exc:
             return calls.text_result(f"Not run: {exc}", is_error=True)
         except OversightError as exc:
@@ -262,7 +263,9 @@ class Proxy:
         turn.users += 1
         try:
             async with turn.lock:
-                return await self._decide_and_run(name, action, resource, arguments, call_key, link)
+                return await self._decide_and_run(
+                    name, action, resource, arguments, made_of, call_key, link
+                )
         finally:
             turn.users -= 1
             if not turn.users:
@@ -274,11 +277,12 @@ class Proxy:
         action: str,
         resource: str,
         arguments: dict[str, Any],
+        made_of: list[str],
         call_key: str,
         link: ApprovalLink | None,
     ) -> types.CallToolResult | types.InputRequiredResult:
         try:
-            key, decision = await self._current(action, resource, arguments, call_key)
+            key, decision = await self._current(action, resource, arguments, made_of, call_key)
             if decision.pending:
                 held = await self._held(decision, action, resource, link)
                 if isinstance(held, types.InputRequiredResult):
@@ -430,7 +434,12 @@ class Proxy:
         return decided
 
     async def _current(
-        self, action: str, resource: str, arguments: dict[str, Any], call_key: str
+        self,
+        action: str,
+        resource: str,
+        arguments: dict[str, Any],
+        made_of: list[str],
+        call_key: str,
     ) -> tuple[str, Decision]:
         """The action this call resolves to, with its key: a held or approved one asked
         before with the same arguments, a held one rejected or expired whose refusal no
@@ -441,7 +450,12 @@ class Proxy:
         key = self._keys.get(call_key, call_key)
         for _ in range(_MAX_CHAIN):
             decision = await self.oversight.ask(
-                action, resource, params=arguments, idempotency_key=key, reports_outcome=True
+                action,
+                resource,
+                params=arguments,
+                idempotency_key=key,
+                reports_outcome=True,
+                resource_params=made_of,
             )
             if not decision.replayed:
                 return key, decision

@@ -99,6 +99,7 @@ async def perform(
         timeout=hold_wait,
         session_id=session_id,
         accept_edits=True,  # a reviewer's edited params are what runs (guard.params)
+        resource_params=intent.resource_params,
     )
     try:
         async with guard:
