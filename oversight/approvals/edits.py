@@ -199,8 +199,8 @@ def action_edit(*, action: Action, params: Any) -> dict[str, Any] | None:
     fixed = [key for key in action.resource_params or [] if params.get(key) != asked.get(key)]
     if fixed:
         raise _refuse(
-            f"The resource {action.resource} is made of params.{', params.'.join(fixed)}, so "
-            "they cannot be edited: the edit is decided on this resource. To act on another, "
+            f"The resource {action.resource} is made of params.{', params.'.join(fixed)}, "
+            "which cannot be edited: the edit is decided on this resource. To act on another, "
             "deny this action; the agent asks for that one."
         )
     if not action.edits_allowed:

@@ -182,7 +182,7 @@ def test_a_param_the_resource_is_made_of_cannot_be_edited(
             vote="approve",
             params={"amount": 900, "charges": ["ch_2"]},
         )
-    assert "made of params.charges, so they cannot be edited" in " ".join(refused.value.messages)
+    assert "made of params.charges, which cannot be edited" in " ".join(refused.value.messages)
     _unchanged(held)
     typed = '{"amount": 900, "charges": ["ch_2"]}'
     body = {"vote": "approve", "params": typed, "request_hash": held.request_hash}

@@ -31,9 +31,15 @@ from tests.servers import wait_until_the_server_listens
 pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
-def refund_function_in_thread(url: str, raw_token: str, amount: int) -> dict[str, Any]:
-    """A decorated refund function, as an agent writes it: the amount is its argument."""
+def refund_function_in_thread(
+    url: str, raw_token: str, amount: int, *, charge_in_params: bool = False
+) -> dict[str, Any]:
+    """A decorated refund function, as an agent writes it: the amount is its argument
+    (and the charge, with `charge_in_params`, a param too)."""
     ended: dict[str, Any] = {}
+
+    def params(charge: str, amount: int) -> dict[str, Any]:
+        return {"charge": charge, "amount": amount} if charge_in_params else {"amount": amount}
 
     def run() -> None:
         with Oversight(url, raw_token) as client:
@@ -41,7 +47,7 @@ def refund_function_in_thread(url: str, raw_token: str, amount: int) -> dict[str
             @client.guard(
                 REFUND,
                 resource=lambda charge: f"stripe:charge/{charge}",
-                params=lambda amount: {"amount": amount},
+                params=params,
                 timeout=SDK_WAIT,
             )
             def refund(charge: str, amount: int) -> dict[str, Any]:
@@ -156,3 +162,36 @@ def test_the_edit_form_fits_a_phone(
         refund.join()
     finally:
         context.close()
+
+
+def test_the_param_a_resource_is_made_of_is_not_editable(
+    open_as: Callable[[str, str], Page],  # noqa: F811
+    live_url: str,
+    scene: Scene,  # noqa: F811
+) -> None:
+    """The decorated function's resource is made of `charge`, so the SDK says so and an
+    edit of it is refused (it would refund another charge on a decision about ch_1); the
+    form says which params stay, and the amount may still be edited."""
+    rita = open_as("rita", "/approvals/")
+    wait_until_the_server_listens(groups.agent_queue(scene.agent.pk))
+    agent = refund_function_in_thread(live_url, scene.raw_token, 900, charge_in_params=True)
+    item, action_id = the_held_item(rita)
+
+    item.get_by_text("Edit and approve").click()
+    expect(item.locator("label", has_text="Params to approve")).to_contain_text(
+        "not charge: the resource is made of it"
+    )
+    item.get_by_label("Params to approve").fill('{"charge": "ch_2", "amount": 900}')
+    item.get_by_role("button", name="Approve with these params").click()
+    expect(item.get_by_role("alert")).to_contain_text(
+        "The resource stripe:charge/ch_1 is made of params.charge, which cannot be edited"
+    )
+    assert Action.objects.get(pk=action_id).status == "pending"
+    screenshot(rita, "edit-of-the-resource-refused.png")
+
+    item.get_by_label("Params to approve").fill('{"charge": "ch_1", "amount": 400}')
+    item.get_by_role("button", name="Approve with these params").click()
+    agent["thread"].join(timeout=SDK_WAIT + 5)
+    assert agent.get("error") is None, agent.get("error")
+    assert agent["ran_with"] == 400
+    assert Action.objects.get(pk=action_id).params == {"charge": "ch_1", "amount": 400}
