@@ -931,6 +931,31 @@ def test_tools_whose_names_make_one_action_are_neither_offered_nor_run(
     assert not Action.objects.filter(action="mcp.payments.refund_now").exists()
 
 
+def test_an_upstream_listing_that_never_ends_is_refused_not_followed_forever(
+    live_url: str, token: str, agent: Any, tmp_path: Path
+) -> None:
+    """Each page of the upstream's tools/list names the same next cursor: the proxy stops
+    at the repeat and says why, for the listing and for a call; nothing is run or pinned."""
+
+    async def listing(client: Any) -> Any:
+        try:
+            return await client.list_tools()
+        except MCPError as exc:
+            return exc
+
+    with proxied(
+        "stdio", url=live_url, token=token, tmp=tmp_path, upstream_extra=["--endless-listing"]
+    ) as proxy:
+        join = proxy.call_in_thread("refund", {"charge": "ch_9", "amount": 10})
+        called = join()  # it ends (else: "the MCP call did not end")
+        listed = proxy.session(listing)
+    assert isinstance(listed, MCPError) and "repeats its cursor 'again'" in str(listed)
+    assert called.is_error and "repeats its cursor 'again'" in text_of(called)
+    assert proxy.payments.executed() == []
+    assert not ToolPin.objects.filter(agent=agent).exists()
+    assert not Action.objects.filter(agent=agent).exists()
+
+
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_nothing_is_forwarded_when_oversight_cannot_be_reached(
     transport: str, token: str, tmp_path: Path

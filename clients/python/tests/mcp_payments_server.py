@@ -58,6 +58,7 @@ class Payments:
         typed: bool = False,
         declined: tuple[str, str] | None = None,
         refund_name: str = "refund",
+        endless_listing: bool = False,
     ) -> None:
         self.log = log
         self.declined = declined  # (charge prefix, error): such refunds raise, once logged
@@ -68,6 +69,8 @@ class Payments:
         self.sessions: dict[int, Any] = {}  # handshake clients, by connection
         # The bench's server stays as it was: no middleware.
         remember = [self._remember] if changes or requests_log else []
+        if endless_listing:
+            remember.append(_endless_listing)
         self.server = MCPServer("payments", subscriptions=self.bus, middleware=remember)
         refund = self.refund_typed if typed else self.refund
         self.server.tool(name=refund_name, description=description)(refund)
@@ -116,6 +119,14 @@ class Payments:
                 await session.send_tool_list_changed()
 
 
+async def _endless_listing(ctx: Any, call_next: Any) -> Any:
+    """Every page of the tool listing says there is another, after the same cursor."""
+    result = await call_next(ctx)
+    if ctx.method == "tools/list":
+        result["nextCursor"] = "again"  # the wire form, as middleware sees it
+    return result
+
+
 def balance() -> dict:
     return {"balance": 1000}
 
@@ -147,6 +158,7 @@ async def serve(args: argparse.Namespace) -> None:
         typed=args.typed,
         declined=tuple(args.decline) if args.decline else None,
         refund_name=args.refund_name,
+        endless_listing=args.endless_listing,
     )
     if args.slow:  # the refund made, then its answer slow to come
         payments.server.remove_tool("refund")
@@ -194,6 +206,7 @@ def main() -> None:
     parser.add_argument("--refund-name", default="refund", help="the refund tool's name")
     parser.add_argument("--env-log", help="write the environment it started with here")
     parser.add_argument("--twins", action="store_true", help="also tools refund.now, refund_now")
+    parser.add_argument("--endless-listing", action="store_true", help="tools/list never ends")
     parser.add_argument("--slow", type=float, default=0, help="the refund answers this late")
     parser.add_argument(
         "--decline",

@@ -34,7 +34,7 @@ from .link import approval_link
 from .passthrough import Handler
 from .pipes import native_stdio
 from .proxy import Proxy, Settings
-from .upstream import UpstreamError, UpstreamSession
+from .upstream import NotRun, UpstreamError, UpstreamSession
 
 logger = logging.getLogger("oversight_sdk.mcp")
 
@@ -225,6 +225,8 @@ def proxy_server(
         except OversightError as exc:  # no list rather than a guess, and why
             message = f"Oversight could not be asked which tools this agent may use: {exc}"
             raise MCPError(types.INTERNAL_ERROR, message) from None
+        except NotRun as exc:  # the upstream's listing could not be had
+            raise MCPError(types.INTERNAL_ERROR, f"The tools could not be listed: {exc}") from None
         return types.ListToolsResult(tools=tools)
 
     async def on_call_tool(

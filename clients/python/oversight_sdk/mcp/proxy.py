@@ -56,6 +56,7 @@ logger = logging.getLogger(__name__)
 
 # Steps along a call's key chain before giving up (each one an action that finished).
 _MAX_CHAIN = 10_000
+_MAX_PAGES = 1_000  # of the upstream's tool listing
 _KEPT_KEYS = 10_000  # distinct calls whose next key the proxy remembers
 # Seconds between a call's answer and the start of its outcome report. The answer still
 # crosses several turns of the event loop on its way out (the MCP server's tasks and
@@ -187,14 +188,22 @@ class Proxy:
             return await self._upstream_listing()
 
     async def _upstream_listing(self) -> list[types.Tool]:
+        """Every page of the upstream's listing. One that never ends (a cursor given
+        twice, or more than _MAX_PAGES pages) is refused (NotRun), not followed forever:
+        nothing is listed or called until it ends."""
         tools: list[types.Tool] = []
         cursor: str | None = None
-        while True:
+        seen: set[str] = set()
+        for _ in range(_MAX_PAGES):
             page = await self.upstream.list_tools(cursor=cursor, cache_mode="refresh")
             tools.extend(page.tools)
             cursor = page.next_cursor
             if not cursor:
                 return tools
+            if cursor in seen:
+                raise NotRun(f"the upstream's tool listing repeats its cursor {cursor[:100]!r}")
+            seen.add(cursor)
+        raise NotRun(f"the upstream's tool listing goes on past {_MAX_PAGES} pages")
 
     def input_schema(self, name: str) -> dict[str, Any] | None:
         """`name`'s input schema as last listed and shown to the client (None: not shown,
