@@ -93,7 +93,7 @@ class _Template:
     def __init__(self, template: str) -> None:
         self.template = template
         # The arguments it is made of (`{charge}`, `{order.id}`: charge, order), which
-        # Oversight keeps a reviewer from editing (binding.resource_params); None for a
+        # Oversight keeps a reviewer from editing (binding.resource_params_of); None for a
         # template that is not one (filling it fails, and the call is refused).
         try:
             fields = [name for _, name, _, _ in string.Formatter().parse(template) if name]
