@@ -666,6 +666,35 @@ def test_an_http_upstream_that_restarted_is_followed_on_the_2026_protocol_too(
     assert proxy.payments.executed() == [calls[0], *ran]
 
 
+def test_an_upstream_that_fails_mid_call_leaves_the_outcome_unknown_and_runs_it_no_more(
+    live_url: str, token: str, agent: Any, tmp_path: Path
+) -> None:
+    """The upstream runs the refund, then crashes before answering: the proxy cannot
+    know whether it ran, so it reports no outcome (it did report "failed", and the same
+    call again was a new action that refunded again). The caller is told it may have run;
+    the same call again is not run; the action waits, unreported, for an owner to settle
+    it (monitoring alerts on it)."""
+    arguments = {"charge": "ch_mid", "amount": 10}
+    upstream_extra = ["--slow", "2"]
+    with proxied(
+        "http", url=live_url, token=token, tmp=tmp_path, upstream_extra=upstream_extra
+    ) as proxy:
+        assert proxy.restart_upstream is not None
+        join = proxy.call_in_thread("refund", arguments)
+        deadline = time.monotonic() + 20
+        while not proxy.payments.executed() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proxy.restart_upstream(crash=True)
+        first = join()
+        time.sleep(1)
+        again = proxy.call("refund", arguments)
+    assert first.is_error and "may have run" in text_of(first), text_of(first)
+    assert again.is_error and "may already have run" in text_of(again), text_of(again)
+    assert proxy.payments.executed() == [arguments]
+    action = Action.objects.get(agent=agent)
+    assert (action.status, action.finished_at) == ("allowed", None)
+
+
 def test_the_same_call_twice_is_two_actions_when_each_is_allowed(
     live_url: str, token: str, agent: Any, tmp_path: Path
 ) -> None:

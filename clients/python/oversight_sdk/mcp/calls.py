@@ -372,6 +372,16 @@ def refusal(decision: Decision) -> types.CallToolResult:
     return text_result(f"{lead}: {why}", is_error=True, status=status, action_id=decision.id)
 
 
+def outcome_unknown(action_id: str, why: str) -> types.CallToolResult:
+    """The answer for a call the upstream gave no answer to: it may have run."""
+    text = (
+        f"The tool's outcome is unknown: the upstream server gave no answer ({why}). It may "
+        "have run, so it is not run again: the same call again is told so, and the agent's "
+        f"people are asked in Oversight to settle what happened (action {action_id})."
+    )
+    return text_result(text, is_error=True, status="unknown", action_id=action_id)
+
+
 def approved_before_change(decision: Decision) -> types.CallToolResult:
     """The answer for a call approved before its tool's definition changed: not run (its
     approval withdrawn), since the change awaits an owner."""

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import mcp_types as types
+from mcp.shared.exceptions import MCPError
 
 from .._http import HALTED_SINCE, halted_since, may_have_run
 from ..aio import AsyncOversight
@@ -57,6 +58,20 @@ logger = logging.getLogger(__name__)
 # Steps along a call's key chain before giving up (each one an action that finished).
 _MAX_CHAIN = 10_000
 _MAX_PAGES = 1_000  # of the upstream's tool listing
+# The upstream's error answers that say it did not run the call (refused it as asked); any
+# other failure of a call leaves its outcome unknown (_forward).
+_REFUSED_UNRUN = frozenset(
+    {
+        types.PARSE_ERROR,
+        types.INVALID_REQUEST,
+        types.METHOD_NOT_FOUND,
+        types.INVALID_PARAMS,
+        types.HEADER_MISMATCH,
+        types.MISSING_REQUIRED_CLIENT_CAPABILITY,
+        types.UNSUPPORTED_PROTOCOL_VERSION,
+        types.URL_ELICITATION_REQUIRED,
+    }
+)
 _KEPT_KEYS = 10_000  # distinct calls whose next key the proxy remembers
 # Seconds between a call's answer and the start of its outcome report. The answer still
 # crosses several turns of the event loop on its way out (the MCP server's tasks and
@@ -359,9 +374,9 @@ class Proxy:
                         f"Not run: {edit}.", is_error=True, action_id=claimed.id
                     )
                     return answer, True
-                return await self._forward(name, action, resource, run_with, claimed), True
+                return await self._forward(name, action, resource, run_with, claimed)
         if decision.status == Status.ALLOWED and not decision.replayed:
-            return await self._forward(name, action, resource, arguments, decision), True
+            return await self._forward(name, action, resource, arguments, decision)
         if decision.status in (Status.ALLOWED, Status.APPROVED):
             unknown = calls.text_result(
                 f"Not run again: {may_have_run(decision)}.", is_error=True, action_id=decision.id
@@ -484,18 +499,27 @@ class Proxy:
         resource: str,
         arguments: dict[str, Any],
         decision: Decision,
-    ) -> types.CallToolResult:
+    ) -> tuple[types.CallToolResult, bool]:
+        """The upstream's answer to a decided call, and whether its action is settled
+        (run and reported, or refused): not when the upstream gave no answer."""
         try:
             result = await self.upstream.call_tool(name, arguments)
         except NotRun as exc:  # reported as failed, with why
             await self._report(decision, "failed", action, resource, arguments, error=str(exc))
-            return calls.text_result(f"Not run: {exc}", is_error=True, action_id=decision.id)
-        except Exception as exc:  # the upstream failed: report it, tell the caller
-            logger.warning("upstream call %s failed: %s", name, exc)
-            await self._report(decision, "failed", action, resource, arguments, error=str(exc))
-            return calls.text_result(
-                f"The tool failed: {exc}", is_error=True, action_id=decision.id
-            )
+            return calls.text_result(f"Not run: {exc}", is_error=True, action_id=decision.id), True
+        except Exception as exc:
+            if isinstance(exc, MCPError) and exc.error.code in _REFUSED_UNRUN:
+                # The upstream answered that it would not run it: reported, and said.
+                logger.warning("upstream call %s refused: %s", name, exc)
+                await self._report(decision, "failed", action, resource, arguments, error=str(exc))
+                failed = f"The tool failed: {exc}"
+                return calls.text_result(failed, is_error=True, action_id=decision.id), True
+            # No answer (a time-out, a lost connection, an upstream that failed while
+            # running it): it may have run. No outcome is guessed: the action stays
+            # unreported, so its people are alerted to settle it, and the same call again
+            # comes back to it (the key stays) rather than running anew.
+            logger.error("upstream call %s (action %s) ended unknown: %s", name, decision.id, exc)
+            return calls.outcome_unknown(decision.id, str(exc)), False
         outcome = "failed" if result.is_error else "succeeded"
         error = calls.result_text(result)[: calls.MAX_SUMMARY_TEXT] if result.is_error else ""
         # The caller has its result at once; the outcome follows it to Oversight (drain()
@@ -515,7 +539,7 @@ class Proxy:
         task = asyncio.get_running_loop().create_task(_after_the_answer(report))
         self._reports.add(task)
         task.add_done_callback(self._report_done)
-        return calls.with_action(result, decision.id)
+        return calls.with_action(result, decision.id), True
 
     def _report_done(self, task: asyncio.Task[None]) -> None:
         self._reports.discard(task)
