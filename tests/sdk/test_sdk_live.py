@@ -38,6 +38,7 @@ from oversight_sdk import (
     DryRun,
     InvalidRequest,
     NotFound,
+    OutcomeUnknown,
     Oversight,
     current_guard,
 )
@@ -343,6 +344,40 @@ def test_a_failing_block_is_reported_failed_and_its_error_propagates(client: Ove
         raise ValueError("card declined")
     action = Action.objects.get(pk=g.action_id)
     assert (action.status, action.error) == ("failed", "ValueError: card declined")
+
+
+def test_a_block_that_cannot_tell_whether_it_acted_reports_nothing(
+    client: Oversight, live_url: str, agent: Any
+) -> None:
+    """`OutcomeUnknown` (the payment API timed out after the request left): no outcome is
+    guessed, the exception propagates, and the action waits unreported for its people;
+    the same key again is told it may have run, and does not run."""
+    spec = GuardSpec(REFUND, **_refund("ch_u", 20), idempotency_key="refund-unknown-1")
+    with pytest.raises(OutcomeUnknown, match="timed out"), Guard(client, spec) as g:
+        raise OutcomeUnknown("the payment API timed out")
+    assert g.outcome_unknown and g.result is None and g.report_error is None
+    action = Action.objects.get(pk=g.action_id)
+    assert (action.status, action.finished_at, action.reports_outcome) == ("allowed", None, True)
+
+    ran = []
+    with pytest.raises(ActionFinished, match="may already have run"), Guard(client, spec):
+        ran.append(True)
+    assert ran == []
+
+    token = _token(agent)
+
+    async def unknown_async() -> AsyncGuard:
+        async with AsyncOversight(live_url, token) as aclient:
+            guard = aclient.guard(REFUND, **_refund("ch_ua", 20))
+            with pytest.raises(OutcomeUnknown):
+                async with guard:
+                    raise OutcomeUnknown("the payment API timed out")
+            return guard
+
+    ag = asyncio.run(unknown_async())
+    assert ag.outcome_unknown and ag.result is None
+    assert Action.objects.get(pk=ag.action_id).status == "allowed"
+    assert Action.objects.filter(agent=agent).count() == 2
 
 
 def test_the_decorator_derives_the_request_from_the_call(client: Oversight) -> None:

@@ -21,6 +21,14 @@ class OversightError(Exception):
     """Base class of every error the SDK raises."""
 
 
+class OutcomeUnknown(Exception):
+    """Raised by the agent's own code in a guarded block when it cannot tell whether the
+    action happened (the payment API timed out after the request was sent): the guard
+    then reports no outcome, rather than `failed`, and lets it propagate. The action stays
+    unreported, so the agent's people are alerted and record what happened on its page;
+    asking again with the same idempotency key is told it may already have run."""
+
+
 # -- the request failed ---------------------------------------------------------------
 
 

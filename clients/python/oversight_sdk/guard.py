@@ -10,7 +10,9 @@ or as a decorator (see `oversight_sdk.binding` for deriving resource and params 
 the call's arguments). The block or function runs only when the action is allowed or
 approved; otherwise a subclass of `ActionNotPermitted` is raised before it starts. When
 the block ends, `succeeded` is reported with `g.after`; when it raises, `failed` is
-reported with the error text and the original exception propagates.
+reported with the error text and the original exception propagates. When it raises
+`OutcomeUnknown` (it cannot tell whether the action happened), nothing is reported: the
+action is left for the agent's people to settle, and `g.outcome_unknown` is True.
 
 A report that cannot be delivered (after retries) never hides what the block did: it is
 logged on the `oversight_sdk` logger and kept in `g.report_error`.
@@ -35,7 +37,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._http import error_text, refuse_replayed_allowed, require_runnable
 from .binding import ActionRequest, GuardSpec, call_arguments, edited_arguments, rebind
-from .errors import ActionEdited, OversightError
+from .errors import ActionEdited, OutcomeUnknown, OversightError
 from .models import Decision
 
 if TYPE_CHECKING:
@@ -74,6 +76,7 @@ class _GuardBase:
         self.after: Any = None  # set it in the block: reported as the after-state
         self.result: Decision | None = None  # the action after the report
         self.report_error: OversightError | None = None
+        self.outcome_unknown = False  # the block raised OutcomeUnknown: nothing reported
         # A decorated call's arguments changed by a reviewer's edit, by name.
         self.edited_arguments: dict[str, Any] = {}
 
@@ -102,6 +105,7 @@ class _GuardBase:
     def _start(self) -> ActionRequest:
         """Fresh state for this run (a `with` guard may be entered again) and its request."""
         self.decision = self.result = self.report_error = self.after = None
+        self.outcome_unknown = False
         self.edited_arguments = {}
         self.request = self._spec.request(self._arguments)
         return self.request
@@ -160,6 +164,19 @@ class _GuardBase:
             "params": self.params,
         }
 
+    def _left_unknown(self, exc: BaseException | None) -> bool:
+        """Whether the block said it cannot tell if the action happened: then no outcome
+        is reported (a guess either way could be wrong), and its people settle it."""
+        if not isinstance(exc, OutcomeUnknown):
+            return False
+        self.outcome_unknown = True
+        logger.error(
+            "the outcome of action %s is unknown (%s): not reported, for its people to settle",
+            self.action_id,
+            exc,
+        )
+        return True
+
     def _report_failed(self, exc: OversightError) -> None:
         self.report_error = exc
         logger.error("could not report the outcome of action %s: %s", self.action_id, exc)
@@ -206,6 +223,8 @@ class Guard(_GuardBase):
     ) -> bool:
         self._leave_block()
         assert self.decision is not None
+        if self._left_unknown(exc):
+            return False
         try:
             self.result = self._client.report(self.decision.id, **self._report_kwargs(exc))
         except OversightError as report_exc:
@@ -269,6 +288,8 @@ class AsyncGuard(_GuardBase):
     ) -> bool:
         self._leave_block()
         assert self.decision is not None
+        if self._left_unknown(exc):
+            return False
         try:
             self.result = await self._client.report(self.decision.id, **self._report_kwargs(exc))
         except OversightError as report_exc:
