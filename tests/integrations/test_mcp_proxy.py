@@ -304,6 +304,30 @@ def test_a_rejected_call_shows_the_reviewers_comment(
     assert proxy.payments.executed() == []
 
 
+def test_two_identical_held_calls_through_one_proxy_each_wait_at_most_the_hold_wait(
+    live_url: str, token: str, agent: Any, tmp_path: Path
+) -> None:
+    """Through one proxy (--listen: every client's session), the second of two identical
+    held calls waits its turn behind the first; that turn counts in its wait, which was
+    the hold wait again after it (twice the hold wait in all, past a client's patience).
+    Both are told the one action awaits approval within the hold wait."""
+    arguments = {"charge": "ch_twice", "amount": 150}
+    with proxied("http", url=live_url, token=token, tmp=tmp_path, hold_wait=4) as proxy:
+        started = time.monotonic()
+        joins = [proxy.call_in_thread("refund", arguments) for _ in range(2)]
+        answers = []
+        for join in joins:
+            answers.append(join())
+            answers.append(time.monotonic() - started)
+    first, first_took, second, second_took = answers
+    held = Action.objects.get(agent=agent)
+    for answer in (first, second):
+        assert "awaits approval" in text_of(answer), text_of(answer)
+        assert answer.structured_content["action_id"] == str(held.pk)
+    assert first_took >= 4 and second_took < 7, (first_took, second_took)
+    assert proxy.payments.executed() == []
+
+
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_a_call_held_past_the_wait_resolves_to_the_same_action_and_runs_once(
     transport: str, live_url: str, token: str, agent: Any, approver: Any, tmp_path: Path

@@ -283,12 +283,15 @@ class Proxy:
         except OversightError as exc:
             return _unreachable(exc)
         call_key = calls.first_key(action=action, resource=resource, arguments=arguments)
+        # A held call waits at most hold_wait in all, its turn behind an identical call
+        # included (else the second of two would wait twice that, past its client's patience).
+        due = asyncio.get_running_loop().time() + self.settings.hold_wait
         turn = self._call_locks.setdefault(call_key, _Turn())
         turn.users += 1
         try:
             async with turn.lock:
                 return await self._decide_and_run(
-                    name, action, resource, arguments, made_of, call_key, link
+                    name, action, resource, arguments, made_of, call_key, link, due
                 )
         finally:
             turn.users -= 1
@@ -304,11 +307,13 @@ class Proxy:
         made_of: list[str],
         call_key: str,
         link: ApprovalLink | None,
+        due: float,
     ) -> types.CallToolResult | types.InputRequiredResult:
         try:
             key, decision = await self._current(action, resource, arguments, made_of, call_key)
             if decision.pending:
-                held = await self._held(decision, action, resource, link)
+                wait = max(0.0, due - asyncio.get_running_loop().time())
+                held = await self._held(decision, action, resource, link, wait)
                 if isinstance(held, types.InputRequiredResult):
                     return held  # the call again, once the link is shown, finds this action
                 decision = held
@@ -432,14 +437,19 @@ class Proxy:
             logger.warning("could not acknowledge action %s: %s", decision.id, exc)
 
     async def _held(
-        self, decision: Decision, action: str, resource: str, link: ApprovalLink | None
+        self,
+        decision: Decision,
+        action: str,
+        resource: str,
+        link: ApprovalLink | None,
+        wait: float,
     ) -> Decision | types.InputRequiredResult:
         """A held call: answered at once with `link`'s input request, where the client
-        takes the link that way; otherwise its decision, waited for up to `hold_wait`
-        while `link` shows the approval page (withdrawn when the wait ends, and told once
-        the call is decided)."""
+        takes the link that way; otherwise its decision, waited for up to `wait` seconds
+        (what is left of `hold_wait`) while `link` shows the approval page (withdrawn when
+        the wait ends, and told once the call is decided)."""
         if link is None or self.settings.hold_wait <= 0:
-            return await self.oversight.wait(decision.id, timeout=self.settings.hold_wait)
+            return await self.oversight.wait(decision.id, timeout=wait)
         page = {
             "url": self._approval_url(decision.id),
             "action_id": decision.id,
@@ -450,7 +460,7 @@ class Proxy:
             return now
         showing = asyncio.get_running_loop().create_task(link.show(**page))
         try:
-            decided = await self.oversight.wait(decision.id, timeout=self.settings.hold_wait)
+            decided = await self.oversight.wait(decision.id, timeout=wait)
         finally:
             showing.cancel()  # the client stops asking, if it still does
         if not decided.pending:
