@@ -1223,6 +1223,37 @@ def test_a_changed_definition_is_not_shown_to_the_client_until_an_owner_accepts_
     assert proxy.payments.executed() == []
 
 
+def test_a_call_held_for_a_change_an_owner_accepts_meanwhile_is_told_to_call_again(
+    live_url: str, token: str, agent: Any, owner: Any, tmp_path: Path
+) -> None:
+    """The call waits, held only for the changed definition; the owner accepts it, which
+    cancels that hold. The caller is told why, as Oversight recorded it (call again), not
+    the hold's reason (that an owner must accept), which had it wait for nobody."""
+    from oversight.agents.tool_pins import tool_pin_accept
+
+    arguments = {"charge": "ch_acc", "amount": 10}
+    with proxied("stdio", url=live_url, token=token, tmp=tmp_path) as proxy:
+        proxy.session(lambda client: client.list_tools())  # pins the first definition
+    with proxied(
+        "stdio", url=live_url, token=token, tmp=tmp_path, hold_wait=30, description=REWORDED
+    ) as proxy:
+        join = proxy.call_in_thread("refund", arguments)
+        held = _pending(agent)
+        pin = ToolPin.objects.get(agent=agent, tool="refund")
+        tool_pin_accept(
+            actor=Actor.for_user(owner), pin=pin, changed_hash=pin.changed_hash, user=owner
+        )
+        cancelled = join()
+        again = proxy.call("refund", arguments)
+    said = text_of(cancelled)
+    assert cancelled.is_error and "new definition was accepted; call again" in said, said
+    assert "must accept" not in said, said
+    held.refresh_from_db()
+    assert held.status == "cancelled"
+    assert not again.is_error, text_of(again)
+    assert proxy.payments.executed() == [arguments]
+
+
 def test_a_call_approved_before_its_tools_definition_changed_does_not_run_on_the_new_one(
     live_url: str, token: str, agent: Any, approver: Any, tmp_path: Path
 ) -> None:

@@ -359,6 +359,8 @@ def refusal(decision: Decision) -> types.CallToolResult:
     if status in ("rejected", "cancelled", "expired") and decision.decided_by:
         why = f"{decision.decided_by} declined it"
         why += f": {decision.comment}" if decision.comment else ""
+    elif status == "cancelled" and decision.error:  # why, as Oversight recorded it
+        why = decision.error
     else:
         why = _reasons_text(decision) or status
     lead = {
