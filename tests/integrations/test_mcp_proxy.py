@@ -284,10 +284,22 @@ def test_a_call_approved_with_edits_runs_with_the_edited_arguments(
         join = proxy.call_in_thread("refund", {"charge": "ch_3", "amount": 150})
         held = _pending(agent)
         edited = {"charge": "ch_3", "amount": 120}
-        approval_vote(user=approver, action_id=held.pk, vote="approve", params=edited)
+        approval_vote(
+            user=approver,
+            action_id=held.pk,
+            vote="approve",
+            params=edited,
+            comment="30 was refunded already",
+        )
         result = join()
     assert not result.is_error
     assert proxy.payments.executed() == [edited]
+    # The model is told what her approval changed, so as not to ask for the other 30.
+    name = approver.get_full_name() or approver.get_username()
+    assert result.content[-1].text == (
+        f"Oversight: {name} approved this call with edited arguments (amount: 150 -> 120), "
+        "saying: 30 was refunded already."
+    )
     assert _reported(held).status == "succeeded"
 
 

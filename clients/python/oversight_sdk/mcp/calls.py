@@ -374,6 +374,32 @@ def refusal(decision: Decision) -> types.CallToolResult:
     return text_result(f"{lead}: {why}", is_error=True, status=status, action_id=decision.id)
 
 
+def with_approval_note(result: types.CallToolResult, decision: Decision) -> types.CallToolResult:
+    """The result of an approved call, told what the person's approval said beyond yes:
+    the arguments she edited and her comment, as a last text block. Otherwise the model
+    sees a refund of 120 for its 150 unexplained, and may well ask for the rest."""
+    said = []
+    asked, approved = decision.requested_params, decision.params
+    if decision.edited and asked is not None and approved is not None:
+        changes = [
+            f"{key}: {_compact(asked.get(key))} -> {_compact(value)}"
+            for key, value in approved.items()
+            if asked.get(key) != value
+        ]
+        said.append(f"with edited arguments ({'; '.join(changes)})")
+    if decision.comment:
+        said.append(f"saying: {decision.comment}")
+    if said:
+        who = decision.decided_by or "a reviewer"
+        note = f"Oversight: {who} approved this call {', '.join(said)}."
+        result.content = [*result.content, types.TextContent(type="text", text=note)]
+    return result
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
 def outcome_unknown(action_id: str, why: str) -> types.CallToolResult:
     """The answer for a call the upstream gave no answer to: it may have run."""
     text = (

@@ -379,7 +379,8 @@ class Proxy:
                         f"Not run: {edit}.", is_error=True, action_id=claimed.id
                     )
                     return answer, True
-                return await self._forward(name, action, resource, run_with, claimed)
+                answer, settled = await self._forward(name, action, resource, run_with, claimed)
+                return calls.with_approval_note(answer, claimed), settled
         if decision.status == Status.ALLOWED and not decision.replayed:
             return await self._forward(name, action, resource, arguments, decision)
         if decision.status in (Status.ALLOWED, Status.APPROVED):
