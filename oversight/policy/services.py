@@ -14,7 +14,7 @@ from oversight.audit import verbs
 from oversight.audit.actors import Actor
 from oversight.audit.services import audit_record
 from oversight.audit.snapshot import snapshot
-from oversight.policy.constants import Approvers
+from oversight.policy.constants import Approvers, Effect
 from oversight.policy.models import Grant, Limit, Rule
 from oversight.policy.validation import validate_condition, validate_contract, validate_patterns
 from oversight.releases.services import release_after_change
@@ -66,6 +66,26 @@ def _approvers_set(rule: Rule, people: Any) -> None:
         raise ValidationError(problem)
 
 
+# What only a hold rule uses (who approves, how many, by when, edits): not part of a
+# permit or forbid rule's recorded state, which would read as if they did something.
+_HOLD_ONLY = (
+    "approvals",
+    "expires_in_seconds",
+    "separation_of_duties",
+    "edits_allowed",
+    "approvers",
+    "approver_role",
+    "approver_people",
+)
+
+
+def _state(obj: Grant | Rule | Limit) -> dict[str, Any]:
+    """The object as the audit log records it."""
+    if isinstance(obj, Rule) and obj.effect != Effect.HOLD:
+        return snapshot(obj, exclude=_HOLD_ONLY)
+    return snapshot(obj)
+
+
 def _target(obj: Grant | Rule | Limit) -> tuple[str, str, str]:
     return obj._meta.label_lower, str(obj.pk), f"{obj._meta.model_name} {obj}"[:200]
 
@@ -92,7 +112,7 @@ def policy_object_create(
     if isinstance(obj, Rule):
         _approvers_set(obj, approver_people)
     _bump_versions(obj)
-    _record(actor, obj, _VERBS[type(obj)][0], None, snapshot(obj))
+    _record(actor, obj, _VERBS[type(obj)][0], None, _state(obj))
     _changed(actor, obj)
     return obj
 
@@ -102,7 +122,7 @@ def policy_object_update(
     *, actor: Actor, obj: Grant | Rule | Limit, **changes: Any
 ) -> Grant | Rule | Limit:
     locked = type(obj).objects.select_for_update(no_key=True).get(pk=obj.pk)
-    before = snapshot(locked)
+    before = _state(locked)
     people = changes.pop("approver_people", None)
     for field, value in changes.items():
         setattr(locked, field, value)
@@ -110,7 +130,7 @@ def policy_object_update(
     locked.save()
     if isinstance(locked, Rule):
         _approvers_set(locked, people)
-    after = snapshot(locked)
+    after = _state(locked)
     if after == before:
         return locked
     _bump_versions(locked)
@@ -122,7 +142,7 @@ def policy_object_update(
 @transaction.atomic
 def policy_object_delete(*, actor: Actor, obj: Grant | Rule | Limit) -> None:
     locked = type(obj).objects.select_for_update(no_key=True).get(pk=obj.pk)
-    before = snapshot(locked)
+    before = _state(locked)
     _bump_versions(locked)
     _record(actor, locked, _VERBS[type(obj)][2], before, None)
     locked.delete()

@@ -14,7 +14,7 @@ from oversight.agents.services import agent_access_grant
 from oversight.audit.models import AuditEvent
 from oversight.gateway.models import Action
 from oversight.policy.models import Grant, Limit, LimitCounter, Rule
-from oversight.policy.services import policy_object_create
+from oversight.policy.services import policy_object_create, policy_object_update
 from tests.conftest import SYSTEM
 
 pytestmark = pytest.mark.django_db
@@ -69,6 +69,29 @@ def test_the_owner_adds_a_rule_and_it_is_audited(client: Client, owner: Any, age
     assert agent.policy_version == version + 1
     event = AuditEvent.objects.get(verb="rule.created")
     assert event.actor_label == "alice" and event.after["condition"] == "params.amount > 500"
+
+
+def test_a_forbid_rules_record_leaves_out_what_only_a_hold_uses(
+    client: Client, owner: Any, agent: Any
+) -> None:
+    """Who approves, how many, by when and edits do nothing for a permit or forbid rule:
+    its audit record (and so the agent's history) does not list them as if they did. A
+    hold rule's does, and a forbid rule turned into a hold shows them appearing."""
+    _add(
+        client, owner, agent, "rule", name="no bulk", effect="forbid", action="payments.refund",
+        resource="*", condition="size(params.charges) > 1", approvals=1, expires_in_seconds=600,
+    )  # fmt: skip
+    created = AuditEvent.objects.get(verb="rule.created")
+    hold_only = {"approvals", "expires_in_seconds", "edits_allowed", "approvers"}
+    assert created.after["effect"] == "forbid" and not hold_only & set(created.after)
+    client.force_login(owner)
+    page = client.get(f"/agents/{agent.slug}/").content.decode()
+    assert "Edits allowed" not in page and "Expires in seconds" not in page
+
+    rule = Rule.objects.get(name="no bulk")
+    policy_object_update(actor=SYSTEM, obj=rule, effect="hold")
+    updated = AuditEvent.objects.get(verb="rule.updated")
+    assert not hold_only & set(updated.before) and hold_only <= set(updated.after)
 
 
 def test_a_condition_that_does_not_compile_is_refused_with_its_position(
