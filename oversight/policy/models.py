@@ -116,6 +116,17 @@ class Rule(models.Model):
     approver_people = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
+    # What only a hold rule uses: who approves, how many, by when, and edits.
+    HOLD_ONLY_FIELDS = (
+        "approvals",
+        "expires_in_seconds",
+        "separation_of_duties",
+        "edits_allowed",
+        "approvers",
+        "approver_role",
+        "approver_people",
+    )
+
     class Meta:
         ordering = ["name"]
         constraints = [models.UniqueConstraint(fields=["agent", "name"], name="rule_name_unique")]

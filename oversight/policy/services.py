@@ -66,23 +66,11 @@ def _approvers_set(rule: Rule, people: Any) -> None:
         raise ValidationError(problem)
 
 
-# What only a hold rule uses (who approves, how many, by when, edits): not part of a
-# permit or forbid rule's recorded state, which would read as if they did something.
-_HOLD_ONLY = (
-    "approvals",
-    "expires_in_seconds",
-    "separation_of_duties",
-    "edits_allowed",
-    "approvers",
-    "approver_role",
-    "approver_people",
-)
-
-
 def _state(obj: Grant | Rule | Limit) -> dict[str, Any]:
-    """The object as the audit log records it."""
+    """The object as the audit log records it; a permit or forbid rule without what only
+    a hold uses, which would read as if it did something."""
     if isinstance(obj, Rule) and obj.effect != Effect.HOLD:
-        return snapshot(obj, exclude=_HOLD_ONLY)
+        return snapshot(obj, exclude=Rule.HOLD_ONLY_FIELDS)
     return snapshot(obj)
 
 
