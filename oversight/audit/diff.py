@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
+from django.utils import dateformat, timezone
+from django.utils.dateparse import parse_datetime
+
 EMPTY = "—"
+# A time as snapshots store it (ISO 8601, with its offset): shown as the log's headers show
+# times, not as the raw text.
+_STORED_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,10 @@ def display(value: Any) -> str:
         return ", ".join(display(item) for item in value)
     if isinstance(value, dict):
         return json.dumps(value, sort_keys=True, ensure_ascii=False)
+    if isinstance(value, str) and _STORED_TIME.fullmatch(value):
+        moment = parse_datetime(value)
+        if moment is not None:
+            return dateformat.format(timezone.localtime(moment), "j M Y, H:i:s T")
     return str(value)
 
 

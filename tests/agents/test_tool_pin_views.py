@@ -81,6 +81,7 @@ def test_the_owner_accepts_the_new_definition(
     assert agent.changed_tools == []
     page = client.get(reverse("agents:detail", args=[agent.slug])).content.decode()
     assert "data-tools-changed" not in page
+    assert " by Alice</span>" in page  # by name, as the page names people elsewhere
     event = AuditEvent.objects.get(verb="tool.accepted")
     assert event.before["description"] == "Refund a charge."
 
