@@ -102,7 +102,7 @@ def resource_text(value: Any) -> str:
     control characters and `%` percent-encoded, since Oversight refuses a resource with
     whitespace (`my notes/a b.txt` -> `my%20notes/a%20b.txt`)."""
     if not isinstance(value, str):
-        value = json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+        value = _compact(value)
     return _ENCODED.sub(lambda match: quote(match.group(), safe=""), value)
 
 
@@ -397,7 +397,8 @@ def with_approval_note(result: types.CallToolResult, decision: Decision) -> type
 
 
 def _compact(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    """A value as compact JSON, keys sorted (`null`, `true`, `{"a":1}`)."""
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
 
 def outcome_unknown(action_id: str, why: str) -> types.CallToolResult:
