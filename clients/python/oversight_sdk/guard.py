@@ -90,6 +90,13 @@ class _GuardBase:
         return bool(self.decision and self.decision.edited)
 
     @property
+    def approval_note(self) -> str:
+        """What the approval said beyond yes (the params a reviewer edited, her comment),
+        as one sentence to show the model with the block's answer; "" when nothing
+        (`Decision.approval_note`)."""
+        return self.decision.approval_note if self.decision else ""
+
+    @property
     def params(self) -> dict[str, Any]:
         """The params to run: as approved (edited by a reviewer, maybe) or as asked."""
         if self.decision is not None and self.decision.edited and self.decision.params is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -142,6 +143,29 @@ class Decision:
         return vote.name if vote else None
 
     @property
+    def approval_note(self) -> str:
+        """What the approval said beyond yes, as one sentence for the model that asked:
+        the params the reviewer edited and her comment ("" when neither). Without it a
+        model sees a refund of 120 for its 150 unexplained, and may well ask for the rest.
+        The MCP proxy and every adapter add it to the tool's answer; an agent's own code
+        shows it where it shows the answer (`guard`'s `approval_note`)."""
+        asked, approved = self.requested_params, self.params
+        edited = self.edited and asked is not None and approved is not None
+        if not edited and not self.comment:
+            return ""
+        note = f"Oversight: {self.decided_by or 'a reviewer'} approved this call"
+        if edited:
+            changes = [
+                f"{key}: {compact_json(asked.get(key))} -> {compact_json(value)}"
+                for key, value in approved.items()
+                if asked.get(key) != value
+            ]
+            note += f" with edited arguments ({'; '.join(changes)})"
+        if self.comment:
+            note += f", saying: {self.comment}"
+        return note if note.endswith((".", "!", "?")) else f"{note}."
+
+    @property
     def allowed(self) -> bool:
         """True when the agent may run the action now (allowed or approved)."""
         return self.status in RUNNABLE
@@ -275,3 +299,8 @@ class ToolStatus:
             granted=bool(data["granted"]),
             pin=str(data["pin"]),
         )
+
+
+def compact_json(value: Any) -> str:
+    """A value as compact JSON, keys sorted (`null`, `true`, `{"a":1}`)."""
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)

@@ -431,6 +431,39 @@ def test_decisions_parse_the_servers_timestamps() -> None:
     assert decision.expires_at is not None and decision.expires_at.tzinfo is not None
 
 
+def _approved(**extra: Any) -> Decision:
+    voter = {"username": "rita", "name": "Rita Reviewer"}
+    vote = {"vote": "approve", "voter": voter, "comment": "", **extra.pop("vote", {})}
+    return Decision.from_json(_decision("approved", votes=[vote], **extra))
+
+
+def test_an_approval_note_says_what_the_approval_edited_and_said() -> None:
+    asked, approved = {"charge": "ch_1", "amount": 150}, {"charge": "ch_1", "amount": 120}
+    edited = {"edited": True, "params": approved, "requested_params": asked}
+    assert _approved(**edited).approval_note == (
+        "Oversight: Rita Reviewer approved this call with edited arguments (amount: 150 -> 120)."
+    )
+    both = _approved(vote={"comment": "30 was refunded already"}, **edited)
+    assert both.approval_note == (
+        "Oversight: Rita Reviewer approved this call with edited arguments (amount: 150 -> 120),"
+        " saying: 30 was refunded already."
+    )
+    said = _approved(vote={"comment": "Checked with the customer."})  # no second period
+    assert said.approval_note == (
+        "Oversight: Rita Reviewer approved this call, saying: Checked with the customer."
+    )
+    # Values as compact JSON; a param the edit left as it was is not named.
+    values = {"edited": True, "params": {"to": ["a"], "note": None}, "requested_params": {}}
+    assert _approved(**values).approval_note == (
+        'Oversight: Rita Reviewer approved this call with edited arguments (to: null -> ["a"]).'
+    )
+
+
+def test_a_plain_approval_or_allow_has_no_note() -> None:
+    assert _approved().approval_note == ""
+    assert Decision.from_json(_decision("allowed")).approval_note == ""
+
+
 def test_a_decision_says_which_release_decided_it() -> None:
     assert Decision.from_json(_decision("allowed", release=7)).release == 7
     assert Decision.from_json(_decision("allowed", release=None)).release is None

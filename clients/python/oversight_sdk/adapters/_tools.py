@@ -44,6 +44,9 @@ T = TypeVar("T")
 
 DEFAULT_TIMEOUT = 300.0  # seconds a held call waits for a person before it gives up
 
+# The framework's answer to the model with a note added (`_noted`).
+Noted = Callable[[T, str], T]
+
 
 @dataclass(frozen=True)
 class ToolAction:
@@ -204,13 +207,15 @@ def run_guarded(
     timeout: float,
     after: Callable[[T], Any],
     failure: Callable[[T], str | None] = lambda _: None,
+    noted: Noted[T] | None = None,
     session_id: str = "",
     idempotency_key: str | None = None,
     give_up: bool = True,
 ) -> T | Refusal:
     """Ask, wait while held, then `run` the arguments as approved (edits applied) and
-    report `after(result)`; or the refusal, with nothing run. `idempotency_key` and
-    `give_up`: as for `run_guarded_async`."""
+    report `after(result)`; or the refusal, with nothing run. `noted(result, note)`: the
+    result the model gets, told what an approval said beyond yes (`_noted`).
+    `idempotency_key` and `give_up`: as for `run_guarded_async`."""
     spec = rule.spec(
         timeout=timeout,
         session_id=session_id,
@@ -230,12 +235,12 @@ def run_guarded(
             raise ToolFailed(failed)
     except ToolFailed as exc:
         guard.__exit__(type(exc), exc, exc.__traceback__)
-        return result
+        return _noted(result, guard, noted)
     except BaseException as exc:
         guard.__exit__(type(exc), exc, exc.__traceback__)
         raise
     guard.__exit__(None, None, None)
-    return result
+    return _noted(result, guard, noted)
 
 
 async def run_guarded_async(
@@ -247,6 +252,7 @@ async def run_guarded_async(
     timeout: float,
     after: Callable[[T], Any],
     failure: Callable[[T], str | None] = lambda _: None,
+    noted: Noted[T] | None = None,
     session_id: str = "",
     idempotency_key: str | None = None,
     give_up: bool = True,
@@ -276,9 +282,17 @@ async def run_guarded_async(
             raise ToolFailed(failed)
     except ToolFailed as exc:
         await guard.__aexit__(type(exc), exc, exc.__traceback__)
-        return result
+        return _noted(result, guard, noted)
     except BaseException as exc:
         await guard.__aexit__(type(exc), exc, exc.__traceback__)
         raise
     await guard.__aexit__(None, None, None)
-    return result
+    return _noted(result, guard, noted)
+
+
+def _noted(result: T, guard: Guard | AsyncGuard, noted: Noted[T] | None) -> T:
+    """The tool's answer, with what the approval said beyond yes (the arguments a reviewer
+    edited, her comment: `Decision.approval_note`) added by the adapter's `noted`, as the
+    MCP proxy adds it to its result. The outcome was reported before, with the tool's own."""
+    note = guard.approval_note
+    return noted(result, note) if note and noted is not None else result

@@ -20,7 +20,10 @@ outcome reported after: the PreToolUse hook (or `can_use_tool`) asks Oversight, 
 while a person decides (up to `timeout`, below the hook's own time-out), and allows the
 call with the input she approved (edited or not) or denies it with the reason, which
 Claude reads. The PostToolUse hook reports the tool's response as the after-state;
-PostToolUseFailure reports it failed. Oversight unreachable: denied (fail closed).
+PostToolUseFailure reports it failed. When the approval edited the input or came with a
+comment, either hook tells Claude so (`additionalContext`: "Oversight: Rita Reviewer
+approved this call with edited arguments (amount: 150 -> 120), saying: ..."). Oversight
+unreachable: denied (fail closed).
 
 Tools without an entry in `actions`: an MCP tool `mcp__<server>__<tool>` is the action
 `mcp.<server>.<tool>` on `mcp:<server>/<tool>` (as the MCP proxy names it); a built-in
@@ -152,7 +155,8 @@ class ClaudeOversight:
     async def post_tool_use(
         self, input_data: HookInput, tool_use_id: str | None, context: HookContext
     ) -> SyncHookJSONOutput:
-        """The `PostToolUse` and `PostToolUseFailure` hooks: report what happened."""
+        """The `PostToolUse` and `PostToolUseFailure` hooks: report what happened, and tell
+        Claude what the approval said beyond yes."""
         event = input_data.get("hook_event_name")
         guard = self._running.pop(tool_use_id or input_data.get("tool_use_id") or "", None)
         if guard is None or event not in ("PostToolUse", "PostToolUseFailure"):
@@ -172,7 +176,12 @@ class ClaudeOversight:
             )
         except OversightError as exc:
             logger.error("could not report the outcome of action %s: %s", decision.id, exc)
-        return {}
+        if not guard.approval_note:
+            return {}
+        # What the approval said beyond yes (the input edited, the reviewer's comment),
+        # for Claude to read with the tool's response.
+        told: Any = {"hookEventName": event, "additionalContext": guard.approval_note}
+        return {"hookSpecificOutput": told}
 
     def hooks(self) -> dict[HookEvent, list[HookMatcher]]:
         """`ClaudeAgentOptions(hooks=...)`: decide in PreToolUse, report after."""

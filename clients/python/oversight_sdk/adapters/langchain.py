@@ -16,7 +16,10 @@ Its `wrap_tool_call` / `awrap_tool_call` also fit a plain LangGraph `ToolNode`
 (`ToolNode(tools, wrap_tool_call=oversight.wrap_tool_call)`).
 
 Allowed: the tool runs (with the params a reviewer approved, edited or not) and its answer
-is reported as the after-state; a tool answer with status "error" is reported failed.
+is reported as the after-state; a tool answer with status "error" is reported failed. When
+the approval edited the call's arguments or came with a comment, the model's `ToolMessage`
+ends with a line saying so ("Oversight: Rita Reviewer approved this call with edited
+arguments (amount: 150 -> 120), saying: ...").
 Held: the call waits up to `timeout` seconds for a person. Anything else: the tool does
 not run and the model gets a `ToolMessage` (status "error") saying why.
 
@@ -103,6 +106,7 @@ class OversightMiddleware(AgentMiddleware):
                 timeout=self.timeout,
                 after=_after_state,
                 failure=_failure,
+                noted=_with_note,
                 idempotency_key=key,
                 give_up=key is None,
             )
@@ -136,6 +140,7 @@ class OversightMiddleware(AgentMiddleware):
                 timeout=self.timeout,
                 after=_after_state,
                 failure=_failure,
+                noted=_with_note,
                 idempotency_key=key,
                 give_up=key is None,
             )
@@ -197,6 +202,19 @@ def _after_state(answer: Answer) -> Any:
         except ValueError:
             return content
     return content
+
+
+def _with_note(answer: Answer, note: str) -> Answer:
+    """The tool's message with the approval's note after its content; a Command (it
+    updates the graph's state) as it is."""
+    if not isinstance(answer, ToolMessage):
+        return answer
+    content = answer.content
+    if isinstance(content, str):
+        noted: str | list[Any] = f"{content}\n\n{note}" if content else note
+    else:
+        noted = [*content, {"type": "text", "text": note}]
+    return answer.model_copy(update={"content": noted})
 
 
 def _failure(answer: Answer) -> str | None:

@@ -16,7 +16,10 @@
 Each `FunctionTool` is copied with its invoke hook (`on_invoke_tool`, the SDK's own entry
 point for running a tool, inside its tool guardrails and approval checks) wrapped in the
 SDK's guard: allowed, the tool runs with the params as approved (a reviewer's edits
-applied) and its output is reported as the after-state; held, the call waits up to
+applied) and its output is reported as the after-state, and the model's copy of it ends
+with what the approval said beyond yes (the arguments edited, the reviewer's comment;
+not for a tool with an output schema, whose output must stay that JSON); held, the call
+waits up to
 `timeout` seconds; otherwise the tool does not run and the model gets the reason as the
 tool's output. The tool's own guardrails and error handling still apply: a tool that
 raises is reported `failed` with its error, and the model gets the message its
@@ -55,7 +58,13 @@ from ._tools import (
 )
 
 with extra("openai-agents", __name__):
-    from agents import FunctionTool, RunContextWrapper
+    from agents import (
+        FunctionTool,
+        RunContextWrapper,
+        ToolOutputFileContent,
+        ToolOutputImage,
+        ToolOutputText,
+    )
     from agents.result import RunResultBase
     from agents.run_state import RunState
     from agents.tool import (
@@ -110,6 +119,7 @@ class OversightTools:
                     lambda args: raising.on_invoke_tool(ctx, json.dumps(args)),
                     timeout=self.timeout,
                     after=_after_state,
+                    noted=lambda output, note: _with_note(tool, output, note),
                     idempotency_key=held[0] if held else None,
                     key_is_own=held is not None,  # by the approval hook, not run
                 )
@@ -234,3 +244,28 @@ def _after_state(output: Any) -> Any:
     except (TypeError, ValueError):
         return str(output)
     return output
+
+
+_STRUCTURED = (ToolOutputText, ToolOutputImage, ToolOutputFileContent)
+_STRUCTURED_TYPES = ("input_text", "input_image", "input_file")
+
+
+def _with_note(tool: FunctionTool, output: Any, note: str) -> Any:
+    """The output the model gets, with the approval's note after it: a text output gets it
+    as its last line, structured items (text, image, file) one more text item, any other
+    value its text (as the Agents SDK shows it) then the note. A tool with an output
+    schema keeps its output: it must stay that JSON."""
+    if tool.output_json_schema is not None:
+        return output
+    if isinstance(output, str):
+        return f"{output}\n\n{note}" if output else note
+    items = list(output) if isinstance(output, list | tuple) else [output]
+    if items and all(_structured(item) for item in items):
+        return [*items, ToolOutputText(text=note)]
+    return f"{output}\n\n{note}"
+
+
+def _structured(item: Any) -> bool:
+    if isinstance(item, _STRUCTURED):
+        return True
+    return isinstance(item, Mapping) and item.get("type") in _STRUCTURED_TYPES

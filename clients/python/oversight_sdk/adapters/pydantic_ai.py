@@ -15,7 +15,10 @@
     agent = Agent(model, toolsets=[guarded])
 
 Allowed: the wrapped toolset's tool runs (with the params a reviewer approved, edited or
-not) and its return value is reported as the after-state. Held: the call waits up to
+not) and its return value is reported as the after-state; when the approval edited the
+call's arguments or came with a comment, the model is told so with the return value (a
+`ToolReturn`'s content: "Oversight: Rita Reviewer approved this call with edited arguments
+(amount: 150 -> 120), saying: ..."). Held: the call waits up to
 `timeout` seconds for a person. Anything else: the tool does not run and the model gets
 the reason as the tool's return value.
 
@@ -28,6 +31,7 @@ its idempotency key) and runs as approved, a reviewer's edits applied, or not at
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -56,6 +60,7 @@ with extra("pydantic-ai", __name__):
         ToolDenied,
     )
     from pydantic_ai.exceptions import ApprovalRequired
+    from pydantic_ai.messages import ToolReturn
     from pydantic_ai.toolsets import AbstractToolset, WrapperToolset
     from pydantic_ai.toolsets.abstract import ToolsetTool
 
@@ -105,6 +110,7 @@ class OversightToolset(WrapperToolset[Any]):
             lambda args: wrapped.call_tool(name, args, ctx, tool),
             timeout=self.timeout,
             after=_after_state,
+            noted=_with_note,
             session_id=session_id,
             idempotency_key=key,
             give_up=not self.defer,
@@ -142,6 +148,21 @@ async def oversight_decisions(
             error = not_permitted_class(decision.status)(decision)
             results.approvals[call.tool_call_id] = ToolDenied(refusal(error).text)
     return results
+
+
+def _with_note(result: Any, note: str) -> Any:
+    """The return value with the approval's note as content the model gets with it
+    (`ToolReturn`); a tool's own `ToolReturn` keeps its content, the note after it."""
+    if not isinstance(result, ToolReturn):
+        return ToolReturn(return_value=result, content=note)
+    content = result.content
+    if content is None:
+        noted: Any = note
+    elif isinstance(content, str):
+        noted = [content, note]
+    else:
+        noted = [*content, note]
+    return dataclasses.replace(result, content=noted)
 
 
 def _after_state(result: Any) -> Any:

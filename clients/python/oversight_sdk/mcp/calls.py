@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import mcp_types as types
 
-from ..models import Decision
+from ..models import Decision, compact_json
 
 DEFAULT_ACTION_TEMPLATE = "mcp.{server}.{tool}"
 # The result's `_meta` key naming the Oversight action a call became.
@@ -102,7 +102,7 @@ def resource_text(value: Any) -> str:
     control characters and `%` percent-encoded, since Oversight refuses a resource with
     whitespace (`my notes/a b.txt` -> `my%20notes/a%20b.txt`)."""
     if not isinstance(value, str):
-        value = _compact(value)
+        value = compact_json(value)
     return _ENCODED.sub(lambda match: quote(match.group(), safe=""), value)
 
 
@@ -375,30 +375,12 @@ def refusal(decision: Decision) -> types.CallToolResult:
 
 
 def with_approval_note(result: types.CallToolResult, decision: Decision) -> types.CallToolResult:
-    """The result of an approved call, told what the person's approval said beyond yes:
-    the arguments she edited and her comment, as a last text block. Otherwise the model
-    sees a refund of 120 for its 150 unexplained, and may well ask for the rest."""
-    said = []
-    asked, approved = decision.requested_params, decision.params
-    if decision.edited and asked is not None and approved is not None:
-        changes = [
-            f"{key}: {_compact(asked.get(key))} -> {_compact(value)}"
-            for key, value in approved.items()
-            if asked.get(key) != value
-        ]
-        said.append(f"with edited arguments ({'; '.join(changes)})")
-    if decision.comment:
-        said.append(f"saying: {decision.comment}")
-    if said:
-        who = decision.decided_by or "a reviewer"
-        note = f"Oversight: {who} approved this call {', '.join(said)}."
-        result.content = [*result.content, types.TextContent(type="text", text=note)]
+    """The result of an approved call, with what the approval said beyond yes as a last
+    text block (`Decision.approval_note`)."""
+    if decision.approval_note:
+        note = types.TextContent(type="text", text=decision.approval_note)
+        result.content = [*result.content, note]
     return result
-
-
-def _compact(value: Any) -> str:
-    """A value as compact JSON, keys sorted (`null`, `true`, `{"a":1}`)."""
-    return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
 
 def outcome_unknown(action_id: str, why: str) -> types.CallToolResult:

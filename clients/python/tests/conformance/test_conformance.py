@@ -110,6 +110,8 @@ def test_a_held_call_runs_once_after_a_reviewer_approves(
     assert seen.executed == [{"charge": charge, "amount": LARGE}]
     assert not seen.is_error and charge in seen.text, seen
     assert (record.status, record.edited) == ("succeeded", False)
+    # The model is told what the approval said beyond yes: here, her comment.
+    assert f"approved this call, saying: {vote.comment}" in seen.text, seen.text
 
 
 def test_a_held_call_a_reviewer_denies_never_runs_and_shows_her_comment(
@@ -130,6 +132,10 @@ def test_a_call_approved_with_edited_params_runs_once_with_the_edits(
     seen, record = _held_call(driver, world, reviewer, charge, vote)
     assert seen.executed == [edits]
     assert not seen.is_error, seen
+    # The model is told its call ran with other arguments, and why, so it does not ask
+    # again for the difference.
+    said = f"with edited arguments (amount: {LARGE} -> {EDITED}), saying: {vote.comment}"
+    assert said in seen.text, seen.text
     assert record.status == "succeeded"
     assert (record.edited, record.params) == (True, edits)
     assert record.requested_params == {"charge": charge, "amount": LARGE}

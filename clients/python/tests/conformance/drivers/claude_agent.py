@@ -56,8 +56,11 @@ class ClaudeAgentDriver:
                     await post(failed, "toolu_1", {"signal": None})
                     return Seen(executed, str(exc), True, client.last_asked())
                 post_event = {**event, "hook_event_name": "PostToolUse", "tool_response": response}
-                await post(post_event, "toolu_1", {"signal": None})
-                return Seen(executed, str(response), False, client.last_asked())
+                reported = await post(post_event, "toolu_1", {"signal": None})
+                # What Claude reads with the response: the approval's note, if any.
+                told = reported.get("hookSpecificOutput", {}).get("additionalContext")
+                text = "\n".join([str(response), *([told] if told else [])])
+                return Seen(executed, text, False, client.last_asked())
 
         return asyncio.run(run())
 

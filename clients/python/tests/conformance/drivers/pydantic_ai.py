@@ -6,7 +6,15 @@ import asyncio
 import re
 
 from pydantic_ai import Agent, FunctionToolset
-from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    TextPart,
+    ToolCallPart,
+    ToolReturnPart,
+    UserPromptPart,
+)
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 from oversight_sdk.adapters import ToolAction
@@ -34,6 +42,7 @@ class PydanticAIDriver:
             return refund_effect(executed, charge, amount)
 
         shown: list[object] = []
+        told: list[str] = []
 
         def respond(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
             returns = [
@@ -45,6 +54,15 @@ class PydanticAIDriver:
             if not returns:
                 return ModelResponse(parts=[ToolCallPart("refund", arguments, tool_call_id="c1")])
             shown.extend(returns)
+            # What came to the model with the tool's return (a ToolReturn's content).
+            told.extend(
+                str(part.content)
+                for message in messages
+                if isinstance(message, ModelRequest)
+                and any(isinstance(part, ToolReturnPart) for part in message.parts)
+                for part in message.parts
+                if isinstance(part, UserPromptPart)
+            )
             return ModelResponse(parts=[TextPart("done")])
 
         client = AsyncRecordingOversight(url, token)
@@ -66,7 +84,7 @@ class PydanticAIDriver:
         [answer] = shown
         # A refusal is the text the toolset returned in the tool's place.
         refused = isinstance(answer, str) and answer.startswith(("Not run", "Dry run"))
-        text = answer if isinstance(answer, str) else repr(answer)
+        text = "\n".join([answer if isinstance(answer, str) else repr(answer), *told])
         return Seen(executed, text, refused, action_id_in(text) or client.last_asked())
 
 

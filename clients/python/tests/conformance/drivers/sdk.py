@@ -36,7 +36,9 @@ class SdkDriver:
                 return Seen(executed, str(exc), is_error=True, action_id=client.last_asked())
         if g.report_error is not None:
             return Seen(executed, str(g.report_error), is_error=True, action_id=g.action_id)
-        return Seen(executed, json.dumps(g.after), is_error=False, action_id=g.action_id)
+        # As an agent's own code shows the model the answer, with the approval's note.
+        text = "\n".join([json.dumps(g.after), *([g.approval_note] if g.approval_note else [])])
+        return Seen(executed, text, is_error=False, action_id=g.action_id)
 
 
 DRIVER = SdkDriver()
