@@ -96,6 +96,7 @@ class ActionInput:
     traceparent: str = ""  # W3C trace context, when the agent sends one
     reports_outcome: bool = False  # the agent says it reports the outcome after
     resource_params: list[str] | None = None  # the params the resource is made of, if said
+    release: int | None = None  # the release version the session runs, if said
     # Set only by Oversight itself, for an undo (oversight/rewind): the action it undoes.
     compensates: uuid.UUID | None = None
 
@@ -190,7 +191,10 @@ def kill_switch(credentials: Credentials, data: ActionInput) -> Outcome | None:
 def release(credentials: Credentials, data: ActionInput) -> Assignment:
     """The release that decides this request, and the one evaluated in its shadow."""
     return assign(
-        credentials.agent, environment=credentials.environment, session_id=data.session_id
+        credentials.agent,
+        environment=credentials.environment,
+        session_id=data.session_id,
+        running=data.release,
     )
 
 
@@ -431,6 +435,7 @@ def request_body_hash(data: ActionInput) -> str:
     body = {**data.__dict__, "parent_id": str(data.parent_id or "")}
     del body["reports_outcome"]  # how the agent goes on, not what it asks
     del body["resource_params"]  # how the resource was made, not what it asks
+    del body["release"]  # what the agent runs, not what it asks
     if not data.traceparent:  # as bodies were hashed before agents could send it
         del body["traceparent"]
     if data.compensates is None:

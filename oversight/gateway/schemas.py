@@ -126,6 +126,27 @@ class ActionIn(Body):
         ),
         json_schema_extra={"uniqueItems": True},
     )
+    release: int | None = Field(
+        None,
+        ge=1,
+        le=2_147_483_647,
+        description=(
+            "The version of the agent's release this session runs, as `GET "
+            "/agent/release` answered it (the SDK sends it for a session whose release it "
+            "loaded). During a canary a session keeps the release it loaded, stable or "
+            "candidate, though the share moved past its bucket since; any other version, "
+            "and any other stage, is assigned as if none were said. The answer's `release` "
+            "is the version that decided."
+        ),
+    )
+
+    @field_validator("release", mode="before")
+    @classmethod
+    def _release(cls, value: Any) -> Any:
+        # A JSON integer (2, or 2.0 as JSON Schema counts it): not "2", nor true.
+        if isinstance(value, str | bool):
+            raise ValueError("release: expected a version number, such as 2")
+        return value
 
     @field_validator("traceparent")
     @classmethod

@@ -10,7 +10,8 @@ step read the credentials again.
     staging token       the candidate (in every stage), recorded as a dry run
     staging stage       stable for production tokens
     shadow stage        stable decides; the candidate is evaluated beside it
-    canary stage        the candidate for a sticky share of sessions, stable for the rest
+    canary stage        the candidate for a sticky share of sessions, stable for the rest;
+                        a session that says which of the two it loaded keeps it
 """
 
 from __future__ import annotations
@@ -45,7 +46,15 @@ def bucket(agent_id: int, candidate_version: int, session_id: str) -> int:
     return int.from_bytes(hashlib.sha256(key).digest()[:8], "big") % BUCKETS
 
 
-def assign(agent: Agent, *, environment: str, session_id: str = "") -> Assignment:
+def assign(
+    agent: Agent, *, environment: str, session_id: str = "", running: int | None = None
+) -> Assignment:
+    """``running``: the version the agent says the session runs (it loaded it from
+    ``GET /agent/release``). In a canary, a session that loaded the stable release or the
+    candidate keeps it while the share moves past its bucket (else its later actions
+    would be decided, and counted by the rollout guard, under a release it does not run);
+    it can only choose between the two releases the rollout has in force. Any other
+    version, and every other stage, is assigned as if nothing were said."""
     stable = Assignment(agent.stable_release_id, agent.stable_version)
     candidate, stage = agent.candidate_release_id, agent.rollout_stage
     if candidate is None or not stage:
@@ -55,6 +64,10 @@ def assign(agent: Agent, *, environment: str, session_id: str = "") -> Assignmen
         return Assignment(candidate, version)
     if stage == Stage.SHADOW:
         return Assignment(stable.release_id, stable.version, candidate, version)
-    if stage == Stage.CANARY and bucket(agent.pk, version, session_id) < agent.canary_share:
+    if stage != Stage.CANARY:
+        return stable
+    if running is not None and running in (version, stable.version):
+        return Assignment(candidate, version) if running == version else stable
+    if bucket(agent.pk, version, session_id) < agent.canary_share:
         return Assignment(candidate, version)
     return stable

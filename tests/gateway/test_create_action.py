@@ -506,6 +506,25 @@ def test_an_agent_may_say_which_params_its_resource_is_made_of(
     assert Action.objects.count() == 3
 
 
+def test_an_agent_may_say_which_release_its_session_runs(
+    api: AgentApi, policy: RefundPolicy
+) -> None:
+    """``release`` (the version the session loaded; releases/assignment.py uses it only in
+    a canary, tests/releases) is not part of what the key binds; without a rollout the
+    stable release decides whatever is said; a version that is not a positive integer is
+    refused with nothing recorded."""
+    said = api.post("/actions", refund(release=1, session_id="s1"), HTTP_IDEMPOTENCY_KEY="k1")
+    assert said.status_code == 201, said.content
+    retried = api.post("/actions", refund(session_id="s1"), HTTP_IDEMPOTENCY_KEY="k1")
+    assert (retried.status_code, retried.json()["id"]) == (200, said.json()["id"])
+    stable = api.decide(refund(session_id="s1"))["release"]
+    assert api.decide(refund(release=stable + 7, session_id="s1"))["release"] == stable
+    assert api.decide(refund(release=2.0))["release"] == stable  # an integer, as JSON Schema says
+    for bad in (0, -1, "2", 2.5, True, 2**31):
+        api_error(api.post("/actions", refund(release=bad)), 422, "validation_error")
+    assert Action.objects.count() == 4
+
+
 def test_the_same_key_with_another_body_is_409_and_records_nothing(
     api: AgentApi, policy: RefundPolicy
 ) -> None:

@@ -104,6 +104,46 @@ def test_a_canary_gives_a_sticky_share_of_sessions_the_candidate(
         assert release is not None and release.version == version
 
 
+def _session_between(agent: Agent, version: int, low: int, high: int) -> str:
+    """A session id whose bucket in this rollout is in [low, high)."""
+    return next(s for i in range(10_000) if low <= bucket(agent.pk, version, s := f"s{i}") < high)
+
+
+def test_a_session_keeps_the_release_it_loaded_while_the_canary_share_moves(
+    agent: Agent, candidate: Release, production: Any
+) -> None:
+    rollout = _start(candidate, Stage.CANARY, plan=[1, 50, 100])
+    moving = _session_between(agent, 3, BUCKETS // 100, BUCKETS // 2)  # stable at 1%, not 50%
+    loaded = release_for_session(agent=agent, environment="production", session_id=moving)
+    assert loaded is not None and loaded.version == 4
+    rollouts.rollout_advance(actor=SYSTEM, rollout=rollout)  # 50%: its bucket is now in
+    # Said: the release it runs decides (stable allows the refund the candidate forbids).
+    kept = decide(production, refund(10, session_id=moving, release=4))
+    assert (kept.status, kept.release_version) == ("allowed", 4)
+    # Not said: assigned by its bucket, as before.
+    assert decide(production, refund(10, session_id=moving)).release_version == 3
+    # A session that loaded the candidate keeps it too, whatever its bucket.
+    stable_side = _session_between(agent, 3, BUCKETS // 2, BUCKETS)
+    on_candidate = decide(production, refund(10, session_id=stable_side, release=3))
+    assert (on_candidate.status, on_candidate.release_version) == ("denied", 3)
+    # A version the rollout does not have in force is not chosen: the bucket decides.
+    assert decide(production, refund(10, session_id=stable_side, release=2)).release_version == 4
+    assert decide(production, refund(10, session_id=moving, release=99)).release_version == 3
+
+
+def test_only_a_canary_lets_a_session_keep_the_release_it_loaded(
+    agent: Agent, candidate: Release, production: Any, staging: Any
+) -> None:
+    rollout = _start(candidate, Stage.SHADOW)
+    assert decide(production, refund(10, session_id="s", release=3)).release_version == 4
+    rollouts.rollout_advance(actor=SYSTEM, rollout=rollout)  # canary
+    assert decide(staging, refund(10, session_id="s", release=4)).release_version == 3
+    rollouts.rollout_pause(actor=SYSTEM, rollout=rollout, why="looking")
+    assert decide(production, refund(10, session_id="s", release=3)).release_version == 4
+    rollouts.rollout_roll_back(actor=SYSTEM, rollout=rollout, why="no")
+    assert decide(production, refund(10, session_id="s", release=3)).release_version == 4
+
+
 def test_the_buckets_are_spread_evenly() -> None:
     shares = [bucket(1, 7, f"session-{i}") for i in range(20_000)]
     below = sum(1 for b in shares if b < BUCKETS // 10)

@@ -326,6 +326,58 @@ def test_in_a_canary_a_session_gets_the_candidate_and_its_decisions_say_so(
         assert g.decision is not None and g.decision.release == expected
 
 
+def test_a_session_keeps_the_release_it_loaded_when_the_canary_share_grows(
+    client: Oversight, live_url: str, agent: Any
+) -> None:
+    """A session that loaded stable, whose bucket the canary's next share takes in: the
+    client says with its asks which release it loaded, so its later actions are still
+    decided (and counted) under stable; a session the client never loaded is assigned by
+    its bucket. Sync and async clients alike."""
+    from django.db import connection
+
+    from oversight.releases.assignment import BUCKETS, bucket
+    from oversight.releases.rollouts import rollout_advance, rollout_start
+
+    agent_update(actor=SYSTEM, agent=agent, instructions="Refund carefully.")  # the candidate
+    candidate = agent.releases.order_by("-version").first()
+    release_rollback(actor=SYSTEM, release=agent.releases.get(version=candidate.version - 1))
+    rollout = rollout_start(actor=SYSTEM, release=candidate, stage="canary", plan=[1, 50, 100])
+    agent.refresh_from_db()
+    stable = agent.stable_version
+    moving = [
+        s
+        for n in range(2000)
+        if BUCKETS // 100 <= bucket(agent.pk, candidate.version, s := f"talk-{n}") < BUCKETS // 2
+    ][:3]
+    assert len(moving) == 3
+    loaded, loaded_async, unloaded = moving
+    assert client.release(session_id=loaded).version == stable
+    token = _token(agent)
+
+    def advance() -> None:  # in a thread of its own, whose connection is closed after
+        try:
+            rollout_advance(actor=SYSTEM, rollout=rollout)
+        finally:
+            connection.close()
+
+    async def load_then_ask() -> int | None:
+        async with AsyncOversight(live_url, token) as aclient:
+            assert (await aclient.release(loaded_async)).version == stable
+            # 50%: the three buckets are in (the ORM is not used on an event loop)
+            await asyncio.to_thread(advance)
+            return (
+                await aclient.ask(REFUND, "stripe:charge/ch_1", session_id=loaded_async)
+            ).release
+
+    assert asyncio.run(load_then_ask()) == stable
+    with client.guard(REFUND, "stripe:charge/ch_1", params={"amount": 5}, session_id=loaded) as g:
+        pass
+    assert g.decision is not None and g.decision.release == stable
+    assert (
+        client.ask(REFUND, "stripe:charge/ch_1", session_id=unloaded).release == candidate.version
+    )
+
+
 def test_a_staging_token_gets_a_dry_run_and_the_block_does_not_run(
     live_url: str, agent: Any, policy: None
 ) -> None:

@@ -10,6 +10,7 @@ import datetime as dt
 import decimal
 import json
 import os
+import threading
 import urllib.request
 import uuid
 from collections.abc import Sequence
@@ -150,6 +151,7 @@ def action_body(
     traceparent: str = "",
     reports_outcome: bool = False,
     resource_params: Sequence[str] | None = None,
+    release: int | None = None,
 ) -> dict[str, Any]:
     body: dict[str, Any] = {
         "action": action,
@@ -169,7 +171,33 @@ def action_body(
         body["reports_outcome"] = True
     if resource_params:
         body["resource_params"] = list(resource_params)
+    if release is not None:
+        body["release"] = release
     return body
+
+
+class LoadedReleases:
+    """The release version each session loaded (`release(session_id)`), which the client
+    sends with that session's asks: in a canary the session then keeps the release it
+    runs while the share moves past it (docs/releases.md). At most `keep` sessions are
+    remembered, the oldest forgotten first (a forgotten one is assigned by its bucket)."""
+
+    def __init__(self, keep: int = 10_000) -> None:
+        self._versions: dict[str, int] = {}
+        self._keep = keep
+        self._lock = threading.Lock()  # a sync client may be shared by threads
+
+    def remember(self, session_id: str, version: int) -> None:
+        if not session_id:  # a request without a session is its own session
+            return
+        with self._lock:
+            self._versions.pop(session_id, None)
+            self._versions[session_id] = version
+            while len(self._versions) > self._keep:
+                del self._versions[next(iter(self._versions))]
+
+    def of(self, session_id: str) -> int | None:
+        return self._versions.get(session_id) if session_id else None
 
 
 def current_traceparent() -> str:

@@ -59,6 +59,7 @@ class AsyncOversight:
         self.wait_timeout = wait_timeout
         self.retry = _http.RetryPolicy(retries=retries, backoff=backoff)
         self._compensators = Compensators()
+        self._loaded = _http.LoadedReleases()  # by session: sent with its asks
         self._endpoint = _http.Endpoint(_http.api_base(url), _http.default_headers(token))
         self._transport = transport or _aio_transport.for_server(url)
 
@@ -97,6 +98,7 @@ class AsyncOversight:
             traceparent=traceparent,
             reports_outcome=reports_outcome,
             resource_params=resource_params,
+            release=self._loaded.of(session_id),
         )
         key = idempotency_key or uuid.uuid4().hex
         response, data = await self._request(
@@ -264,9 +266,14 @@ class AsyncOversight:
 
     async def release(self, session_id: str = "") -> Release:
         """The release this session runs: its instructions, model and tools (sticky per
-        `session_id`). Load them from here and a rollback needs no deploy of the agent."""
+        `session_id`). Load them from here and a rollback needs no deploy of the agent.
+        This client then says, with each of the session's asks, which release it runs:
+        during a canary the session keeps it while the share moves past it."""
         params = {"session_id": session_id} if session_id else None
-        return Release.from_json((await self._request("GET", "/agent/release", params=params))[1])
+        answer = await self._request("GET", "/agent/release", params=params)
+        release = Release.from_json(answer[1])
+        self._loaded.remember(session_id, release.version)
+        return release
 
     async def tools(self, definitions: list[ToolDefinition]) -> list[ToolStatus]:
         """Show Oversight the tools this agent reaches (see `Oversight.tools`)."""

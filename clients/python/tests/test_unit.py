@@ -464,6 +464,36 @@ def test_a_plain_approval_or_allow_has_no_note() -> None:
     assert Decision.from_json(_decision("allowed")).approval_note == ""
 
 
+def test_a_sessions_asks_say_which_release_it_loaded() -> None:
+    """After `release(session_id)`, that session's asks carry the version it loaded (a
+    canary then keeps the session on it); other sessions' asks, and a release loaded
+    without a session, say nothing."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/agent/release"):
+            version = 7 if request.url.params.get("session_id") == "s1" else 6
+            return httpx.Response(200, json={"version": version, "digest": "d"})
+        return httpx.Response(201, json=_decision("allowed"))
+
+    client, seen = _client(answer)
+    with client:
+        assert client.release("s1").version == 7
+        client.release("")
+        for session in ("s1", "s2", ""):
+            client.ask("payments.refund", "stripe:charge/ch_1", session_id=session)
+    said = [json.loads(r.content).get("release") for r in seen if r.method == "POST"]
+    assert said == [7, None, None]
+
+
+def test_the_loaded_releases_are_bounded_oldest_forgotten_first() -> None:
+    from oversight_sdk._http import LoadedReleases
+
+    loaded = LoadedReleases(keep=2)
+    for session, version in (("a", 1), ("b", 2), ("a", 3), ("c", 4)):
+        loaded.remember(session, version)
+    assert (loaded.of("a"), loaded.of("b"), loaded.of("c")) == (3, None, 4)
+
+
 def test_a_decision_says_which_release_decided_it() -> None:
     assert Decision.from_json(_decision("allowed", release=7)).release == 7
     assert Decision.from_json(_decision("allowed", release=None)).release is None
