@@ -19,9 +19,8 @@ SDK's guard: allowed, the tool runs with the params as approved (a reviewer's ed
 applied) and its output is reported as the after-state, and the model's copy of it ends
 with what the approval said beyond yes (the arguments edited, the reviewer's comment;
 not for a tool with an output schema, whose output must stay that JSON); held, the call
-waits up to
-`timeout` seconds; otherwise the tool does not run and the model gets the reason as the
-tool's output. The tool's own guardrails and error handling still apply: a tool that
+waits up to `timeout` seconds; otherwise the tool does not run and the model gets the
+reason as the tool's output. The tool's own guardrails and error handling still apply: a tool that
 raises is reported `failed` with its error, and the model gets the message its
 `failure_error_function` makes (the SDK's default one unless set). Only function
 tools can be guarded (hosted tools run at OpenAI); anything else is refused with a
