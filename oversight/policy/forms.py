@@ -87,20 +87,7 @@ class RuleForm(forms.ModelForm):
 
     class Meta:
         model = Rule
-        fields = [
-            "name",
-            "effect",
-            "action",
-            "resource",
-            "condition",
-            "approvals",
-            "expires_in_seconds",
-            "separation_of_duties",
-            "edits_allowed",
-            "approvers",
-            "approver_role",
-            "approver_people",
-        ]
+        fields = ["name", *Rule.MATCH_FIELDS, *Rule.HOLD_ONLY_FIELDS]
         labels = {
             "expires_in_seconds": "Expires after (seconds)",
             "condition": "When (CEL)",

@@ -116,7 +116,9 @@ class Rule(models.Model):
     approver_people = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
-    # What only a hold rule uses: who approves, how many, by when, and edits.
+    # What every rule matches on, and what only a hold rule uses: who approves, how many,
+    # by when, and edits. The forms, manifests and releases list their fields from these.
+    MATCH_FIELDS = ("effect", "action", "resource", "condition")
     HOLD_ONLY_FIELDS = (
         "approvals",
         "expires_in_seconds",

@@ -8,21 +8,15 @@ import json
 from typing import Any
 
 from oversight.agents.models import Agent
+from oversight.policy.models import Rule
 
 CONFIG_FIELDS = ("instructions", "model_name", "model_settings", "tools")
 GRANT_FIELDS = ("action", "resource", "expires_at")
-RULE_FIELDS = (
-    "name",
-    "effect",
-    "action",
-    "resource",
-    "condition",
-    "approvals",
-    "expires_in_seconds",
-    "separation_of_duties",
-    "edits_allowed",
-    "approvers",
-    "approver_role",
+# A rule's own fields (its approver_people, a many-to-many, are read apart: rule_item).
+RULE_FIELDS = tuple(
+    name
+    for name in ("name", *Rule.MATCH_FIELDS, *Rule.HOLD_ONLY_FIELDS)
+    if name != "approver_people"
 )
 
 

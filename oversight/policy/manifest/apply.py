@@ -33,17 +33,9 @@ from oversight.policy.services import (
 )
 from oversight.releases.services import releases_batched
 
-_RULE_FIELDS = (
-    "effect",
-    "action",
-    "resource",
-    "condition",
-    "approvals",
-    "expires_in_seconds",
-    "separation_of_duties",
-    "edits_allowed",
-    "approvers",
-    "approver_role",
+# A rule's own fields (its approver_people, a many-to-many, are set apart).
+_RULE_FIELDS = tuple(
+    name for name in (*Rule.MATCH_FIELDS, *Rule.HOLD_ONLY_FIELDS) if name != "approver_people"
 )
 _LIMIT_FIELDS = (
     "action",
