@@ -151,6 +151,15 @@ def test_the_action_page_tells_the_whole_story(client: Client, rita: Any, held: 
     assert "Waiting for approval → Approved" in page
 
 
+def test_the_action_page_names_the_policy_revision_it_was_decided_under(
+    client: Client, rita: Any, held: Action
+) -> None:
+    client.force_login(rita)
+    page = client.get(reverse("approvals:action", args=[held.pk])).content.decode()
+    assert f">v{held.release_version}</a>" in page
+    assert f"versions the whole agent\">policy revision {held.policy_version}</span>" in page
+
+
 def _vote_on_its_page(client: Client, user: Any, action: Action, vote: str, seen: str = "") -> Any:
     """A vote from the action's own page (htmx says which page it came from)."""
     page = reverse("approvals:action", args=[action.pk])

@@ -333,3 +333,16 @@ def test_the_owner_adds_a_reversible_grant_and_the_page_says_how_it_is_undone(
     assert bad.status_code == 422
     assert "undo param &#x27;phone&#x27;" in bad.content.decode()
     assert Grant.objects.filter(agent=agent).count() == 1
+
+
+def test_the_policy_page_and_try_it_say_which_revision_with_what_it_counts(
+    client: Client, owner: Any, agent: Any, grant: Grant
+) -> None:
+    agent.refresh_from_db()
+    meaning = "Counts every change to the agent's grants, rules and limits"
+    client.force_login(owner)
+    page = client.get(_page(agent)).content.decode()
+    assert f">revision {agent.policy_version}</span>" in page and meaning in page
+    body = '{"action": "payments.refund", "resource": "stripe:charge/1", "params": {"amount": 5}}'
+    tried = _try(client, owner, agent, body).content.decode()
+    assert f">policy revision {agent.policy_version}</span>" in tried and meaning in tried
