@@ -157,7 +157,7 @@ def test_the_action_page_names_the_policy_revision_it_was_decided_under(
     client.force_login(rita)
     page = client.get(reverse("approvals:action", args=[held.pk])).content.decode()
     assert f">v{held.release_version}</a>" in page
-    assert f"versions the whole agent\">policy revision {held.policy_version}</span>" in page
+    assert f'versions the whole agent">policy revision {held.policy_version}</span>' in page
 
 
 def _vote_on_its_page(client: Client, user: Any, action: Action, vote: str, seen: str = "") -> Any:
