@@ -436,6 +436,10 @@ def request_body_hash(data: ActionInput) -> str:
     del body["reports_outcome"]  # how the agent goes on, not what it asks
     del body["resource_params"]  # how the resource was made, not what it asks
     del body["release"]  # what the agent runs, not what it asks
+    # Which session asks, not what it asks: the same request from another session (an
+    # MCP proxy started anew, say) finds the first answer. Blank rather than left out,
+    # so that a body without one hashes as it always has.
+    body["session_id"] = ""
     if not data.traceparent:  # as bodies were hashed before agents could send it
         del body["traceparent"]
     if data.compensates is None:

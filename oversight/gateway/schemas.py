@@ -93,7 +93,16 @@ class ActionIn(Body):
     )
     reversible: bool = False
     before: StorableJson = Field(None, description="The state of the resource before the action.")
-    session_id: str = Field("", max_length=100, json_schema_extra={"pattern": NO_NUL})
+    session_id: str = Field(
+        "",
+        max_length=100,
+        description=(
+            "The agent's session (a conversation, a run): a canary assigns sessions, and "
+            "an action's session can be undone as a whole. Not part of what an "
+            "Idempotency-Key binds."
+        ),
+        json_schema_extra={"pattern": NO_NUL},
+    )
     parent_id: uuid.UUID | None = None
     traceparent: str = Field(
         "",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from typing import Any
@@ -21,6 +22,7 @@ from oversight.agents.services import (
 from oversight.approvals.services import approval_vote
 from oversight.audit.models import AuditEvent
 from oversight.gateway.models import Action
+from oversight.gateway.pipeline import ActionInput, request_body_hash
 from oversight.killswitch.selectors import parse_target
 from oversight.killswitch.services import killswitch_engage, killswitch_release
 from oversight.policy.constants import DEFAULT_HOLD_SECONDS
@@ -523,6 +525,34 @@ def test_an_agent_may_say_which_release_its_session_runs(
     for bad in (0, -1, "2", 2.5, True, 2**31):
         api_error(api.post("/actions", refund(release=bad)), 422, "validation_error")
     assert Action.objects.count() == 4
+
+
+def test_the_same_request_from_another_session_gets_the_first_answer(
+    api: AgentApi, policy: RefundPolicy
+) -> None:
+    """``session_id`` is which session asks, not what it asks: an MCP proxy started anew
+    (a new session) resends an identical call with the same key and must find its action
+    (docs/integrations/mcp.md). The first action keeps its session."""
+    said = api.post("/actions", refund(session_id="s1"), HTTP_IDEMPOTENCY_KEY="k1")
+    assert said.status_code == 201, said.content
+    for session in ("s2", ""):
+        retried = api.post("/actions", refund(session_id=session), HTTP_IDEMPOTENCY_KEY="k1")
+        assert (retried.status_code, retried.json()["id"]) == (200, said.json()["id"])
+    assert Action.objects.get().session_id == "s1"
+    other = api.post("/actions", refund(101, session_id="s1"), HTTP_IDEMPOTENCY_KEY="k1")
+    api_error(other, 409, "idempotency_key_reused")
+    assert Action.objects.count() == 1
+
+
+def test_a_body_without_a_session_binds_its_key_as_it_always_has() -> None:
+    """Keys stored before sessions stopped being bound still match their retries: the
+    hash of a body without a session is the one the code before gave it."""
+    data = ActionInput(
+        action="payments.refund", resource="stripe:charge/ch_1", params={"amount": 5}
+    )
+    before = "46c58d439a185cc15a398ed73b9354c6b5df669f26fb0ad4ba6f4d7c3d41bcaf"
+    assert request_body_hash(data) == before
+    assert request_body_hash(dataclasses.replace(data, session_id="s1")) == before
 
 
 def test_the_same_key_with_another_body_is_409_and_records_nothing(

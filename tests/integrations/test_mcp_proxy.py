@@ -182,6 +182,52 @@ def test_a_client_on_the_initialize_handshake_is_served_too(
     assert _reported(Action.objects.get(agent=agent)).status == "succeeded"
 
 
+@pytest.mark.parametrize(
+    ("transport", "mode"), [("stdio", "auto"), ("stdio", "legacy"), ("http", "legacy")]
+)
+def test_the_calls_of_one_client_session_are_one_session_in_oversight(
+    transport: str, mode: str, live_url: str, token: str, agent: Any, tmp_path: Path
+) -> None:
+    """As the adapters do, the proxy says which session asks: its client's MCP session
+    (a stdio proxy's whole run; over HTTP the client's Mcp-Session-Id). So a canary
+    assigns the session as a whole, and the session's actions can be undone together."""
+
+    def calls_of(tag: str) -> Any:
+        async def body(client: Any) -> None:
+            for n in (1, 2):
+                result = await client.call_tool("refund", {"charge": f"ch_{tag}{n}", "amount": 5})
+                assert not result.is_error, text_of(result)
+
+        return body
+
+    with proxied(transport, url=live_url, token=token, tmp=tmp_path) as proxy:
+        proxy.session(calls_of("a"), mode=mode)
+        proxy.session(calls_of("b"), mode=mode)
+    sessions = dict(Action.objects.filter(agent=agent).values_list("resource", "session_id"))
+    first, second = ({sessions[f"stripe:charge/ch_{tag}{n}"] for n in (1, 2)} for tag in "ab")
+    assert len(first) == len(second) == 1 and first != second, sessions
+    assert all(session.startswith("mcp-") for session in first | second), sessions
+
+
+def test_over_http_on_the_2026_protocol_each_call_is_a_session_of_its_own(
+    live_url: str, token: str, agent: Any, tmp_path: Path
+) -> None:
+    """A 2026-07-28 client over HTTP has no session: each call stands alone, and is asked
+    without one, as any ask without a session is its own session (releases.md)."""
+
+    async def two_calls(client: Any) -> str:
+        for n in (1, 2):
+            await client.call_tool("refund", {"charge": f"ch_m{n}", "amount": 5})
+        return client.protocol_version
+
+    with proxied("http", url=live_url, token=token, tmp=tmp_path) as proxy:
+        assert proxy.session(two_calls) == "2026-07-28"
+    assert list(Action.objects.filter(agent=agent).values_list("session_id", flat=True)) == [
+        "",
+        "",
+    ]
+
+
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_a_denied_call_is_not_forwarded_and_says_why(
     transport: str, live_url: str, token: str, agent: Any, tmp_path: Path

@@ -15,6 +15,7 @@ import importlib.util
 import logging
 import os
 import sys
+import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -210,11 +211,16 @@ class _ProxyServer(Server[Any]):
 
 
 def proxy_server(
-    proxy: Proxy, name: str, announcer: Announcer, passed: Mapping[str, Handler] | None = None
+    proxy: Proxy,
+    name: str,
+    announcer: Announcer,
+    passed: Mapping[str, Handler] | None = None,
+    own_session: str = "",
 ) -> Server[Any]:
     """The MCP server the agent talks to: tools, each answered by the proxy, and changes
     of the tool list announced (`announcer`); and the handlers of what it hands to the
-    upstream as it is (`passed`: its resources, its prompts; passthrough.py)."""
+    upstream as it is (`passed`: its resources, its prompts; passthrough.py). A stdio
+    proxy's one client is the session `own_session` (`call_session`)."""
 
     async def on_list_tools(
         ctx: Any, params: types.PaginatedRequestParams | None
@@ -233,7 +239,8 @@ def proxy_server(
         ctx: Any, params: types.CallToolRequestParams
     ) -> types.CallToolResult | types.InputRequiredResult:
         link = approval_link(ctx, params)
-        return await proxy.call_tool(params.name, dict(params.arguments or {}), link)
+        session_id = call_session(ctx, own_session)
+        return await proxy.call_tool(params.name, dict(params.arguments or {}), link, session_id)
 
     return _ProxyServer(
         f"oversight-{name}",
@@ -244,6 +251,19 @@ def proxy_server(
         get_tool_input_schema=proxy.input_schema,
         **(passed or {}),
     )
+
+
+def call_session(ctx: Any, own: str) -> str:
+    """The session Oversight records a tools/call in (a canary's sticky share, an undo of
+    the session's actions): the MCP client's. A stdio proxy serves one client for its
+    whole run (`own`); over streamable HTTP, the `Mcp-Session-Id` of a client on the
+    initialize handshake; a 2026-07-28 client over HTTP has none (each of its calls
+    stands alone), so each call is a session of its own, as any ask without one is."""
+    request = ctx.request
+    if request is None:  # stdio
+        return own
+    found = request.headers.get("mcp-session-id", "")
+    return f"mcp-{found}"[:100] if found else ""
 
 
 @asynccontextmanager
@@ -307,8 +327,8 @@ def _command_name(options: Options) -> str:
 
 async def serve(options: Options) -> None:
     async with connected(options) as (proxy, name, announcer, passed):
-        server = proxy_server(proxy, name, announcer, passed)
         if options.listen is None:
+            server = proxy_server(proxy, name, announcer, passed, f"mcp-{uuid.uuid4().hex}")
             from mcp.server.stdio import stdio_server
 
             async with native_stdio() as own, stdio_server(*(own or ())) as (read, write):
@@ -316,6 +336,7 @@ async def serve(options: Options) -> None:
             return
         import uvicorn
 
+        server = proxy_server(proxy, name, announcer, passed)
         host, port = options.listen
         app = server.streamable_http_app(host=host)
         config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")

@@ -261,10 +261,15 @@ class Proxy:
     # -- tools/call ----------------------------------------------------------------------
 
     async def call_tool(
-        self, name: str, arguments: dict[str, Any], link: ApprovalLink | None = None
+        self,
+        name: str,
+        arguments: dict[str, Any],
+        link: ApprovalLink | None = None,
+        session_id: str = "",
     ) -> types.CallToolResult | types.InputRequiredResult:
         """Decide the call and answer it; `link` shows a held call's approval page to the
-        person at the client, where the client can show one."""
+        person at the client, where the client can show one; `session_id` is the client's
+        session as Oversight records it (cli.call_session; "" for a call on its own)."""
         naming = self.settings.naming
         try:
             # Never called on a definition Oversight has not seen.
@@ -291,7 +296,7 @@ class Proxy:
         try:
             async with turn.lock:
                 return await self._decide_and_run(
-                    name, action, resource, arguments, made_of, call_key, link, due
+                    name, action, resource, arguments, made_of, call_key, link, due, session_id
                 )
         finally:
             turn.users -= 1
@@ -308,9 +313,12 @@ class Proxy:
         call_key: str,
         link: ApprovalLink | None,
         due: float,
+        session_id: str,
     ) -> types.CallToolResult | types.InputRequiredResult:
         try:
-            key, decision = await self._current(action, resource, arguments, made_of, call_key)
+            key, decision = await self._current(
+                action, resource, arguments, made_of, call_key, session_id
+            )
             if decision.pending:
                 wait = max(0.0, due - asyncio.get_running_loop().time())
                 held = await self._held(decision, action, resource, link, wait)
@@ -475,19 +483,22 @@ class Proxy:
         arguments: dict[str, Any],
         made_of: list[str],
         call_key: str,
+        session_id: str,
     ) -> tuple[str, Decision]:
         """The action this call resolves to, with its key: a held or approved one asked
         before with the same arguments, a held one rejected or expired whose refusal no
         caller has been shown (the call that was told "awaits approval" is shown it when
         it calls again), or a new one. Walks the key chain past actions that finished
         (each a call that ran or was answered; a cancelled one, such as a call held for a
-        tool change since accepted, is asked again)."""
+        tool change since accepted, is asked again). The chain is found from any session:
+        Oversight does not bind a key to the session that asks."""
         key = self._keys.get(call_key, call_key)
         for _ in range(_MAX_CHAIN):
             decision = await self.oversight.ask(
                 action,
                 resource,
                 params=arguments,
+                session_id=session_id,
                 idempotency_key=key,
                 reports_outcome=True,
                 resource_params=made_of,
