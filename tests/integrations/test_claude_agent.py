@@ -62,6 +62,7 @@ def test_an_allowed_call_is_allowed_and_its_response_reported(
     assert refunds.executed == [{"charge": "ch_1", "amount": 10}]
     action = Action.objects.get()
     assert (action.status, action.after) == ("succeeded", {"refunded": 10, "charge": "ch_1"})
+    assert action.session_id == "s1"  # Claude Code's session, as the hook says it
 
 
 def test_a_denied_call_is_denied_with_the_reason(
@@ -131,9 +132,11 @@ def test_halted_staging_and_unreachable_are_denied(
 
 
 def test_the_can_use_tool_callback_decides_too(live_url: str, token: str, refunds: Refunds) -> None:
+    """The callback is not told Claude Code's session: the one it was given is recorded."""
+
     async def scenario() -> list[Any]:
         async with AsyncOversight(live_url, token) as client:
-            oversight = ClaudeOversight(client, actions={TOOL: REFUND_ACTION})
+            oversight = ClaudeOversight(client, actions={TOOL: REFUND_ACTION}, session_id="s9")
             context = ToolPermissionContext(tool_use_id="toolu_9")
             allowed = await oversight.can_use_tool(TOOL, {"charge": "ch_8", "amount": 10}, context)
             denied = await oversight.can_use_tool(
@@ -147,6 +150,7 @@ def test_the_can_use_tool_callback_decides_too(live_url: str, token: str, refund
     assert isinstance(allowed, PermissionResultAllow)
     assert allowed.updated_input == {"charge": "ch_8", "amount": 10}
     assert isinstance(denied, PermissionResultDeny) and "blocked charge" in denied.message
+    assert set(Action.objects.values_list("session_id", flat=True)) == {"s9"}
 
 
 def test_tools_are_named_like_the_mcp_proxy_names_them() -> None:

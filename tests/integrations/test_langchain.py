@@ -197,6 +197,37 @@ def test_the_async_agent_is_guarded_too(live_url: str, token: str, refunds: Refu
     assert refunds.executed == [] and "blocked charge" in answer.content
 
 
+def test_the_session_recorded_is_the_graphs_thread(
+    live_url: str, token: str, refunds: Refunds
+) -> None:
+    """A thread is a conversation: Oversight records it as the session (a canary draws
+    sessions, a rewind may take one), sync and async; a run without one has none."""
+    config = {"configurable": {"thread_id": "thread-s"}}
+    with Oversight(live_url, token) as client:
+        middleware = OversightMiddleware(client, actions=ACTIONS)
+        agent = _agent(middleware, refunds, checkpointer=InMemorySaver(), charge="ch_s", amount=5)
+        agent.invoke({"messages": [HumanMessage("refund it")]}, config)
+        _agent(middleware, refunds, charge="ch_n", amount=5).invoke(
+            {"messages": [HumanMessage("refund it")]}
+        )
+
+    async def in_a_thread() -> None:
+        async with AsyncOversight(live_url, token) as client:
+            middleware = OversightMiddleware(async_client=client, actions=ACTIONS)
+            agent = _agent(
+                middleware, refunds, checkpointer=InMemorySaver(), charge="ch_a", amount=5
+            )
+            await agent.ainvoke({"messages": [HumanMessage("refund it")]}, config)
+
+    asyncio.run(in_a_thread())
+    sessions = dict(Action.objects.values_list("resource", "session_id"))
+    assert sessions == {
+        "stripe:charge/ch_s": "thread-s",
+        "stripe:charge/ch_n": "",
+        "stripe:charge/ch_a": "thread-s",
+    }
+
+
 def test_a_long_hold_interrupts_the_graph_and_resumes_as_decided(
     live_url: str, token: str, refunds: Refunds, approver: Any
 ) -> None:

@@ -25,6 +25,10 @@ comment, either hook tells Claude so (`additionalContext`: "Oversight: Rita Revi
 approved this call with edited arguments (amount: 150 -> 120), saying: ..."). Oversight
 unreachable: denied (fail closed).
 
+The session Oversight records (a canary draws sessions; a rewind may take one) is Claude
+Code's session, which each hook's input names; `can_use_tool` is not told it, so give
+`ClaudeOversight(..., session_id=...)` for that one (a session you resume, say).
+
 Tools without an entry in `actions`: an MCP tool `mcp__<server>__<tool>` is the action
 `mcp.<server>.<tool>` on `mcp:<server>/<tool>` (as the MCP proxy names it); a built-in
 tool such as `Bash` is `claude.bash` on `claude:bash`.
@@ -84,24 +88,33 @@ class ClaudeOversight:
         actions: Mapping[str, ToolAction] | None = None,
         default: Callable[[str], ToolAction] = claude_action,
         timeout: float = DEFAULT_TIMEOUT,
+        session_id: str = "",
     ) -> None:
         self.client = client
         self.actions = dict(actions or {})
         self.default = default
         self.timeout = timeout
+        self.session_id = session_id  # where Claude Code does not say (can_use_tool)
         # Allowed calls not yet reported, by tool use id: their guard (what was decided).
         self._running: dict[str, AsyncGuard] = {}
 
     # -- the decision -------------------------------------------------------------------
 
     async def decide(
-        self, tool_name: str, tool_input: dict[str, Any], tool_use_id: str | None
+        self,
+        tool_name: str,
+        tool_input: dict[str, Any],
+        tool_use_id: str | None,
+        session_id: str | None = None,
     ) -> tuple[dict[str, Any] | None, str]:
-        """(the input to run, "") when the call may run, else (None, why not)."""
+        """(the input to run, "") when the call may run, else (None, why not).
+        `session_id`: Claude Code's, when it says (else the one this object was given)."""
         if tool_use_id and tool_use_id in self._running:  # the hook and the callback both
             return {**tool_input, **self._running[tool_use_id].edited_arguments}, ""
         rule = resolve(self.actions, tool_name, self.default)
-        guard = AsyncGuard(self.client, rule.spec(timeout=self.timeout), dict(tool_input))
+        session = str(session_id or self.session_id)[:100]
+        spec = rule.spec(timeout=self.timeout, session_id=session)
+        guard = AsyncGuard(self.client, spec, dict(tool_input))
         try:
             # In a task of its own: the guard's "current guard" stays out of the CLI's
             # control loop, since the block it marks runs in Claude Code, not here.
@@ -131,7 +144,10 @@ class ClaudeOversight:
             return {}
         tool_use_id = tool_use_id or input_data.get("tool_use_id")
         run_input, why_not = await self.decide(
-            input_data["tool_name"], input_data["tool_input"], tool_use_id
+            input_data["tool_name"],
+            input_data["tool_input"],
+            tool_use_id,
+            input_data.get("session_id"),
         )
         if run_input is None:
             return {

@@ -23,6 +23,9 @@ arguments (amount: 150 -> 120), saying: ...").
 Held: the call waits up to `timeout` seconds for a person. Anything else: the tool does
 not run and the model gets a `ToolMessage` (status "error") saying why.
 
+The session Oversight records (a canary draws sessions; a rewind may take one) is the
+LangGraph thread (`configurable.thread_id`), when the run has one.
+
 Long holds (`interrupt=True`, with a checkpointer and a thread id): a call still held
 after `timeout` interrupts the graph (LangGraph's `interrupt`, its value
 `{"oversight_action_id": ...}`) and the action stays pending. Resume the thread with
@@ -96,6 +99,7 @@ class OversightMiddleware(AgentMiddleware):
         if self.client is None:
             raise TypeError("a synchronous run needs OversightMiddleware(client=Oversight(...))")
         client, call, key = self.client, request.tool_call, self._resume_key(request)
+        session = _thread_id(request)[:100]
 
         def attempt() -> Answer | Refusal:
             return run_guarded(
@@ -107,6 +111,7 @@ class OversightMiddleware(AgentMiddleware):
                 after=_after_state,
                 failure=_failure,
                 noted=_with_note,
+                session_id=session,
                 idempotency_key=key,
                 give_up=key is None,
             )
@@ -130,6 +135,7 @@ class OversightMiddleware(AgentMiddleware):
                 "an async run needs OversightMiddleware(async_client=AsyncOversight(...))"
             )
         client, call, key = self.async_client, request.tool_call, self._resume_key(request)
+        session = _thread_id(request)[:100]
 
         async def attempt() -> Answer | Refusal:
             return await run_guarded_async(
@@ -141,6 +147,7 @@ class OversightMiddleware(AgentMiddleware):
                 after=_after_state,
                 failure=_failure,
                 noted=_with_note,
+                session_id=session,
                 idempotency_key=key,
                 give_up=key is None,
             )
@@ -158,12 +165,17 @@ class OversightMiddleware(AgentMiddleware):
         is no resuming (nor interrupting), so the key is None and a hold is given up."""
         if not self.interrupt:
             return None
-        config = getattr(request.runtime, "config", None) or {}
-        thread_id = (config.get("configurable") or {}).get("thread_id")
+        thread_id = _thread_id(request)
         if not thread_id or not request.tool_call.get("id"):
             return None
         seed = f"langgraph:{thread_id}:{request.tool_call['id']}"
         return hashlib.sha256(seed.encode()).hexdigest()
+
+
+def _thread_id(request: ToolCallRequest) -> str:
+    """The run's LangGraph thread ("" without one)."""
+    config = getattr(request.runtime, "config", None) or {}
+    return str((config.get("configurable") or {}).get("thread_id") or "")
 
 
 def _still_held(outcome: Any) -> bool:

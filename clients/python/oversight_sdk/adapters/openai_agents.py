@@ -26,6 +26,12 @@ raises is reported `failed` with its error, and the model gets the message its
 tools can be guarded (hosted tools run at OpenAI); anything else is refused with a
 TypeError rather than left unguarded.
 
+The session Oversight records (a canary draws sessions; a rewind may take one) is the
+run's conversation as the SDK names it for its traces: `RunConfig(group_id=...)` ("a
+chat thread ID"), else the run's trace. With tracing disabled there is neither: give
+`OversightTools(..., session=...)`, a function of the run's context wrapper (your own
+`context`, say) to the session's id.
+
 Long holds (`OversightTools(..., defer=True)`): the tools' `needs_approval` hook asks
 Oversight; a call still held after `timeout` interrupts the run (the SDK's own tool
 approval) with the action left pending. Once a person has decided, `decide` approves or
@@ -63,6 +69,7 @@ with extra("openai-agents", __name__):
         ToolOutputFileContent,
         ToolOutputImage,
         ToolOutputText,
+        get_current_trace,
     )
     from agents.result import RunResultBase
     from agents.run_state import RunState
@@ -85,12 +92,14 @@ class OversightTools:
         default: Callable[[str], ToolAction] = default_action,
         timeout: float = DEFAULT_TIMEOUT,
         defer: bool = False,
+        session: Callable[[RunContextWrapper[Any]], str] | None = None,
     ) -> None:
         self.client = client
         self.actions = dict(actions or {})
         self.default = default
         self.timeout = timeout
         self.defer = defer
+        self.session = session or traced_session
         # Held calls, by (call id, arguments): (idempotency key, action id).
         self._held: dict[tuple[str, str], tuple[str, str]] = {}
 
@@ -119,6 +128,7 @@ class OversightTools:
                     timeout=self.timeout,
                     after=_after_state,
                     noted=lambda output, note: _with_note(tool, output, note),
+                    session_id=self._session_of(ctx),
                     idempotency_key=held[0] if held else None,
                     key_is_own=held is not None,  # by the approval hook, not run
                 )
@@ -141,7 +151,13 @@ class OversightTools:
             call = (call_id, _canonical(params))
             key = uuid.uuid4().hex
             # Not claimed here: the call runs (or not) in the invoke hook, which claims it.
-            spec = rule.spec(timeout=self.timeout, idempotency_key=key, give_up=False, claim=False)
+            spec = rule.spec(
+                timeout=self.timeout,
+                session_id=self._session_of(ctx),
+                idempotency_key=key,
+                give_up=False,
+                claim=False,
+            )
             guard = AsyncGuard(self.client, spec, dict(params))
             self._held[call] = (key, "")
             try:
@@ -156,6 +172,9 @@ class OversightTools:
             return False
 
         return held_after_waiting
+
+    def _session_of(self, ctx: RunContextWrapper[Any]) -> str:
+        return str(self.session(ctx) or "")[:100]
 
     async def decide(self, result: RunResultBase, *, timeout: float = 0) -> RunState[Any]:
         """The run's state with each interruption this object caused approved or rejected
@@ -202,6 +221,15 @@ def oversight_tools(
 ) -> list[FunctionTool]:
     """`oversight_tool` for each tool, its action from `actions` (else `default(name)`)."""
     return OversightTools(client, actions=actions, default=default, timeout=timeout).wrap(tools)
+
+
+def traced_session(ctx: RunContextWrapper[Any]) -> str:
+    """The run's conversation as its trace names it (`RunConfig(group_id=...)`), else the
+    trace itself (one run); "" with tracing disabled."""
+    trace = get_current_trace()
+    if trace is None or trace.trace_id == "no-op":
+        return ""
+    return str(getattr(trace, "group_id", None) or trace.trace_id)
 
 
 def _raising(tool: FunctionTool) -> FunctionTool:

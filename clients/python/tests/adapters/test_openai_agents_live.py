@@ -21,7 +21,7 @@ import sdk_extras
 
 pytest.importorskip("agents", reason=sdk_extras.reason("openai-agents"))
 
-from agents import Agent, Runner, function_tool, set_tracing_disabled
+from agents import Agent, RunConfig, Runner, function_tool, set_tracing_disabled
 from openai_fakes import OneCallModel
 
 from oversight_sdk import AsyncOversight, current_guard
@@ -201,3 +201,57 @@ def test_with_defer_an_allowed_call_runs_once(world: dict[str, Any]) -> None:
     assert result.interruptions == []
     assert executed == [{"charge": charge, "amount": 10}]
     assert "10" in str(model.told[0]) and "Not run" not in str(model.told[0])
+
+
+class SessionsAsked(AsyncOversight):
+    """The SDK's async client, remembering the session each ask named (`ask` unchanged)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sessions: list[str] = []
+
+    async def ask(self, *args: Any, **kwargs: Any) -> Any:
+        self.sessions.append(kwargs.get("session_id", ""))
+        return await super().ask(*args, **kwargs)
+
+
+@pytest.mark.parametrize("defer", [False, True], ids=["invoke", "defer"])
+def test_the_session_is_the_runs_conversation(world: dict[str, Any], defer: bool) -> None:
+    """Oversight records a session per conversation (a canary draws sessions, a rewind may
+    take one): by default the run's trace group (`RunConfig(group_id=...)`, "a chat thread
+    ID"), else its trace; with tracing disabled, none, unless `session=` maps the run's
+    context to one. The approval hook (`defer`) names the same one as the invoke hook."""
+    refund, executed = _refund_tool()
+
+    async def run(client: SessionsAsked, tools: OversightTools, **options: Any) -> None:
+        model = OneCallModel({"charge": f"ch_{uuid.uuid4().hex[:8]}", "amount": 5})
+        agent = Agent(name="support", model=model, tools=tools.wrap([refund]))
+        await Runner.run(agent, "refund", **options)
+
+    async def scenario() -> list[str]:
+        async with SessionsAsked(world["url"], world["token"]) as client:
+            traced = OversightTools(client, actions={"refund": REFUND}, defer=defer)
+            own = OversightTools(
+                client,
+                actions={"refund": REFUND},
+                defer=defer,
+                session=lambda ctx: ctx.context["conversation"],
+            )
+            await run(client, own, context={"conversation": "conv-7"})
+            await run(client, traced)  # tracing disabled: no session
+            set_tracing_disabled(False)  # no OPENAI_API_KEY here: nothing is exported
+            try:
+                await run(client, traced, run_config=RunConfig(group_id="thread-7"))
+                await run(client, traced)
+            finally:
+                set_tracing_disabled(True)
+            return client.sessions
+
+    sessions = asyncio.run(scenario())
+    per_run = 2 if defer else 1  # the approval hook asks, then the invoke hook
+    runs = [sessions[i : i + per_run] for i in range(0, len(sessions), per_run)]
+    assert len(runs) == 4 and all(len(set(run)) == 1 for run in runs), sessions
+    (own, untraced, grouped, traced) = (run[0] for run in runs)
+    assert (own, untraced, grouped) == ("conv-7", "", "thread-7")
+    assert traced.startswith("trace_"), traced
+    assert len(executed) == 4
