@@ -177,7 +177,7 @@ def kill_switch(credentials: Credentials, data: ActionInput) -> Outcome | None:
         KillSwitch.objects.select_related("team", "agent").filter(pk=credentials.switch_id).first()
     )
     target = (switch.agent or switch.team or "everything") if switch else "everything"
-    detail = f"kill switch for {target}: {switch.reason if switch else 'engaged'}"
+    detail = f"engaged for {target}: {switch.reason if switch else 'no reason recorded'}"
     reason = _reason("killswitch", "kill switch", "halt", detail, credentials.switch_id)
     agent = credentials.agent
     return Outcome(
@@ -290,7 +290,7 @@ def _judge(
     held = decision.outcome == "hold" or bool(standing)
     if dry_run:
         would_be = "held for approval" if held else "allowed"
-        detail = f"staging: recorded, not run (would be {would_be})"
+        detail = f"recorded, not run (would be {would_be})"
         outcome.reasons.append(_reason("environment", "staging", "dry_run", detail))
         outcome.status = ActionStatus.DRY_RUN
         return outcome

@@ -241,7 +241,10 @@ def test_an_engaged_kill_switch_halts_until_released(
     decision = api.decide(refund())
     assert decision["status"] == "halted"
     assert [(r["kind"], r["effect"]) for r in decision["reasons"]] == [("killswitch", "halt")]
-    assert "refund storm" in decision["reasons"][0]["detail"]
+    [reason] = decision["reasons"]
+    target = {"global": "everything", "team:payments": "payments", "agent:refund-bot": "Refund bot"}
+    # Read after its name ("kill switch: engaged for ..."), not repeating it.
+    assert reason["detail"] == f"engaged for {target[scope]}: refund storm"
     assert Action.objects.get().status == "halted"
 
     killswitch_release(actor=SYSTEM, target=parse_target(scope), reason="storm over")
@@ -297,6 +300,9 @@ def test_a_staging_token_gets_a_dry_run_and_charges_no_limit(
     assert decision["status"] == "dry_run"
     assert decision["expires_at"] is None
     assert _reason_names(decision, "environment") == ["staging"]
+    [staging] = [r for r in decision["reasons"] if r["kind"] == "environment"]
+    would_be = "allowed" if amount == 100 else "held for approval"
+    assert staging["detail"] == f"recorded, not run (would be {would_be})"  # after "staging: "
     action = Action.objects.get()
     assert (action.environment, action.status, action.limit_usage) == ("staging", "dry_run", [])
     assert not LimitCounter.objects.exists()

@@ -154,7 +154,7 @@ class ActionNotPermitted(OversightError):
 
     @staticmethod
     def _describe(decision: Decision) -> str:
-        why = "; ".join(f"{r.name}: {r.detail}" for r in decision.reasons) or "no reason given"
+        why = "; ".join(r.text for r in decision.reasons) or "no reason given"
         vote = decision.deciding_vote
         if vote is not None and vote.vote == "deny":
             why = f"denied by {vote.name}: {vote.comment}"

@@ -44,6 +44,11 @@ class Reason:
     detail: str
     id: int | None = None
 
+    @property
+    def text(self) -> str:
+        """In words: `name: detail` (`big refunds: condition ... was true`), or the name."""
+        return f"{self.name}: {self.detail}" if self.detail else self.name
+
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Reason:
         return cls(

@@ -188,7 +188,7 @@ def refusal(exc: BaseException) -> Refusal:
 
 
 def _reasons(exc: ActionNotPermitted) -> str:
-    reasons = "; ".join(f"{r.name}: {r.detail}" if r.detail else r.name for r in exc.reasons)
+    reasons = "; ".join(r.text for r in exc.reasons)
     return f"Reason: {reasons}." if reasons else ""
 
 

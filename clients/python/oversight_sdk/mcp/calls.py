@@ -408,14 +408,14 @@ def approved_before_change(decision: Decision) -> types.CallToolResult:
 def _reasons_text(decision: Decision) -> str:
     """The reasons that said no (each `name: detail`), not the grants that said yes."""
     against = [r for r in decision.reasons if r.effect not in ("allow", "permit")]
-    return "; ".join(f"{r.name}: {r.detail}" if r.detail else r.name for r in against)
+    return "; ".join(r.text for r in against)
 
 
 def _holds_text(decision: Decision, *, but: str = "") -> str:
     """What holds the call (each `name: detail`): a hold rule, a changed tool definition
     (for its owner to accept), an open alert; not those of kind `but`."""
     holds = [r for r in decision.reasons if r.effect == "hold" and r.kind != but]
-    return "; ".join(f"{r.name}: {r.detail}" if r.detail else r.name for r in holds)
+    return "; ".join(r.text for r in holds)
 
 
 def approval_prompt(action: str, resource: str) -> str:
