@@ -4,10 +4,13 @@ and no Oversight to ask."""
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -94,3 +97,54 @@ def test_a_bad_resource_template_is_refused_before_anything_starts() -> None:
         "--resource 'refund=x:{card.id}': the resource template 'x:{card.id}' uses "
         "{card.id}: only top-level arguments can be named, nested fields are not supported"
     )
+
+
+def test_a_port_in_use_is_said_in_one_line_before_anything_starts() -> None:
+    """Nothing is started (the upstream URL is never reached) when the proxy cannot listen."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        status, stderr = oversight_mcp(
+            "--upstream", "http://127.0.0.1:9/mcp", "--listen", f"127.0.0.1:{port}"
+        )
+    assert status == 1
+    assert stderr.strip() == (
+        f"oversight-mcp: cannot listen on 127.0.0.1:{port}: Address already in use"
+    )
+
+
+def test_a_client_that_goes_away_is_not_a_traceback(tmp_path: Path) -> None:
+    """The client stops reading (killed, say) before its answer is written: the answer is
+    dropped, and the proxy ends when its stdin does, quietly."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("OVERSIGHT_")}
+    upstream = [sys.executable, str(PAYMENTS), "--log", str(tmp_path / "log")]
+    command = [sys.executable, "-m", "oversight_sdk.mcp.cli", "--", *upstream]
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "gone", "version": "1"},
+        },
+    }
+    with subprocess.Popen(
+        command,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**base, **NOWHERE},
+        text=True,
+    ) as proxy:
+        assert proxy.stdin is not None and proxy.stdout is not None and proxy.stderr is not None
+        proxy.stdout.close()  # nobody reads the answers any more
+        proxy.stdin.write(json.dumps(initialize) + "\n")
+        proxy.stdin.flush()
+        time.sleep(3)  # the upstream starts, the answer is written to nobody
+        proxy.stdin.close()
+        status = proxy.wait(timeout=30)
+        stderr = proxy.stderr.read()
+    assert "Traceback" not in stderr and "Error" not in stderr, stderr
+    assert status == 0, stderr

@@ -14,6 +14,7 @@ import argparse
 import importlib.util
 import logging
 import os
+import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -325,7 +326,39 @@ def _command_name(options: Options) -> str:
     return "upstream"
 
 
+class ListenError(Exception):
+    """The proxy cannot listen where `--listen` says."""
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """The socket `--listen` names, bound before anything else starts (so a port in use
+    is said in one line, with no upstream started for nothing)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise ListenError(f"cannot listen on {host}:{port}: {exc}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise ListenError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
+
+
 async def serve(options: Options) -> None:
+    listening = listening_socket(*options.listen) if options.listen else None
+    try:
+        await _serve(options, listening)
+    finally:
+        if listening is not None:
+            listening.close()
+
+
+async def _serve(options: Options, listening: socket.socket | None) -> None:
     async with connected(options) as (proxy, name, announcer, passed):
         if options.listen is None:
             server = proxy_server(proxy, name, announcer, passed, f"mcp-{uuid.uuid4().hex}")
@@ -340,7 +373,7 @@ async def serve(options: Options) -> None:
         host, port = options.listen
         app = server.streamable_http_app(host=host)
         config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
-        await uvicorn.Server(config).serve()
+        await uvicorn.Server(config).serve(sockets=[listening] if listening else None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -370,7 +403,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if told is None:
             raise
         print(f"oversight-mcp: {told}", file=sys.stderr)
-        return 1 if isinstance(told, UpstreamError) else 2
+        return 1 if isinstance(told, UpstreamError | ListenError) else 2
     return 0
 
 
@@ -380,7 +413,8 @@ def _told(exc: BaseException) -> BaseException | None:
     (UpstreamError)."""
     if isinstance(exc, BaseExceptionGroup):
         return next(filter(None, map(_told, exc.exceptions)), None)
-    return exc if isinstance(exc, ValueError | OversightError | UpstreamError) else None
+    said = ValueError | OversightError | UpstreamError | ListenError
+    return exc if isinstance(exc, said) else None
 
 
 if __name__ == "__main__":

@@ -15,11 +15,14 @@ stray print cannot corrupt the protocol; both are restored on exit.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import stat
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+
+logger = logging.getLogger(__name__)
 
 # A message is one line; the package's own reader has no limit either.
 MAX_LINE = 256 * 1024 * 1024
@@ -42,16 +45,27 @@ class Lines:
 
 
 class Writer:
-    """A pipe written as `stdio_server` writes its stdout: `write` then `flush`."""
+    """A pipe written as `stdio_server` writes its stdout: `write` then `flush`. A client
+    that stopped reading (it was killed, say) is not written to any more: what it would
+    have been told is dropped, and the proxy ends when its stdin does, as for any client
+    that leaves (a held call stays held in Oversight; calling again finds it)."""
 
     def __init__(self, writer: asyncio.StreamWriter) -> None:
         self._writer = writer
+        self.gone = False
 
     async def write(self, text: str) -> None:
-        self._writer.write(text.encode("utf-8"))
+        if not self.gone:
+            self._writer.write(text.encode("utf-8"))
 
     async def flush(self) -> None:
-        await self._writer.drain()
+        if self.gone:
+            return
+        try:
+            await self._writer.drain()
+        except (ConnectionResetError, BrokenPipeError):
+            self.gone = True
+            logger.debug("the client stopped reading; its answers are dropped")
 
 
 def _pipe_like(fd: int) -> bool:
