@@ -11,6 +11,8 @@ import sdk_extras
 
 pytest.importorskip("mcp", reason=sdk_extras.reason("mcp"))
 
+import mcp_types as types
+
 from oversight_sdk.mcp import calls
 from oversight_sdk.mcp.cli import parse
 from oversight_sdk.models import Decision, Reason, Vote
@@ -121,6 +123,34 @@ def test_a_bad_template_fails_when_the_naming_is_made(template: str, says: str) 
     with pytest.raises(ValueError, match=re.escape(says)):
         calls.Naming("x", resources={"tool": template})
     calls.check_template("x:{{literal}}/{path}")
+
+
+def test_templates_for_a_tool_the_upstream_lacks_or_an_argument_it_lacks_are_named() -> None:
+    schema = {"type": "object", "properties": {"order": {"type": "string"}, "amount": {}}}
+    tools = [
+        types.Tool(name="Refund", input_schema=schema),
+        types.Tool(name="lookup", input_schema=schema),
+        types.Tool(name="free", input_schema={"type": "object"}),  # no properties: not checked
+    ]
+    naming = calls.Naming(
+        server="shop",
+        resources={
+            "refund": "shop:order/{order}",  # Refund's, under its action word: fine
+            "refnud": "shop:order/{order}",
+            "lookup": "shop:order/{ordr}",
+            "free": "shop:{anything}",
+        },
+    )
+    assert naming.template_problems(tools) == [
+        "--resource refnud=shop:order/{order}: the upstream server has no tool refnud "
+        "(its tools: Refund, free, lookup)",
+        "--resource lookup=shop:order/{ordr}: the tool has no argument ordr (its arguments: "
+        "order, amount), so each of its calls is refused",
+    ]
+    assert (
+        calls.Naming(server="shop", resources={"refund": "x/{order}"}).template_problems(tools[:1])
+        == []
+    )
 
 
 def test_the_same_call_has_the_same_key_and_the_next_one_another() -> None:

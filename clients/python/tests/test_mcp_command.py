@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sdk_extras
@@ -114,22 +115,76 @@ def test_a_port_in_use_is_said_in_one_line_before_anything_starts() -> None:
     )
 
 
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "test", "version": "1"},
+    },
+}
+
+
+def test_a_resource_template_for_no_tool_or_no_argument_is_warned_of(tmp_path: Path) -> None:
+    """The upstream's tools are checked against the templates when first listed (here for
+    a tools/list that Oversight, unreachable, then cannot answer): a mistyped tool or
+    argument is said once on stderr, not left for every call to find."""
+    upstream = [sys.executable, str(PAYMENTS), "--log", str(tmp_path / "log")]
+    resources = ["--resource", "refnud=stripe:charge/{charge}"]
+    resources += ["--resource", "balance=account:{acount}"]
+    messages = [
+        INITIALIZE,
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+        {"jsonrpc": "2.0", "id": 3, "method": "tools/list"},
+    ]
+    stderr = _speak([*resources, "--", *upstream], messages, answers=3)
+    assert stderr.count("--resource refnud=") == stderr.count("--resource balance=") == 1, stderr
+    assert (
+        "oversight-mcp: --resource refnud=stripe:charge/{charge}: the upstream server has no "
+        "tool refnud (its tools: balance, refund)"
+    ) in stderr
+    assert (
+        "oversight-mcp: --resource balance=account:{acount}: the tool has no argument acount "
+        "(its arguments: none), so each of its calls is refused"
+    ) in stderr
+
+
+def _speak(args: list[str], messages: list[dict[str, Any]], answers: int) -> str:
+    """Runs the proxy, sends `messages` one by one, reads `answers` answers, then closes
+    its stdin and returns its stderr (the proxy must end by itself, without a traceback)."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("OVERSIGHT_")}
+    command = [sys.executable, "-m", "oversight_sdk.mcp.cli", *args]
+    with subprocess.Popen(
+        command,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**base, **NOWHERE},
+        text=True,
+    ) as proxy:
+        assert proxy.stdin is not None and proxy.stdout is not None and proxy.stderr is not None
+        for message in messages:
+            proxy.stdin.write(json.dumps(message) + "\n")
+            proxy.stdin.flush()
+        for _ in range(answers):
+            assert proxy.stdout.readline()
+        proxy.stdin.close()
+        status = proxy.wait(timeout=30)
+        stderr = proxy.stderr.read()
+    assert "Traceback" not in stderr, stderr
+    assert status == 0, stderr
+    return stderr
+
+
 def test_a_client_that_goes_away_is_not_a_traceback(tmp_path: Path) -> None:
     """The client stops reading (killed, say) before its answer is written: the answer is
     dropped, and the proxy ends when its stdin does, quietly."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("OVERSIGHT_")}
     upstream = [sys.executable, str(PAYMENTS), "--log", str(tmp_path / "log")]
     command = [sys.executable, "-m", "oversight_sdk.mcp.cli", "--", *upstream]
-    initialize = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-11-25",
-            "capabilities": {},
-            "clientInfo": {"name": "gone", "version": "1"},
-        },
-    }
     with subprocess.Popen(
         command,
         stdin=subprocess.PIPE,
@@ -140,7 +195,7 @@ def test_a_client_that_goes_away_is_not_a_traceback(tmp_path: Path) -> None:
     ) as proxy:
         assert proxy.stdin is not None and proxy.stdout is not None and proxy.stderr is not None
         proxy.stdout.close()  # nobody reads the answers any more
-        proxy.stdin.write(json.dumps(initialize) + "\n")
+        proxy.stdin.write(json.dumps(INITIALIZE) + "\n")
         proxy.stdin.flush()
         time.sleep(3)  # the upstream starts, the answer is written to nobody
         proxy.stdin.close()

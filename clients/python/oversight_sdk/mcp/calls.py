@@ -149,6 +149,33 @@ class Naming:
             return []
         return [name for _, name, _, _ in string.Formatter().parse(template) if name]
 
+    def template_problems(self, tools: list[types.Tool]) -> list[str]:
+        """What is wrong with the resource templates for the upstream's `tools`, in words:
+        a template for a tool the upstream does not have (its calls, if it ever has one,
+        get it; until then nothing does), or naming an argument the tool's input schema does
+        not have (every call of it would be refused for want of it)."""
+        problems = []
+        words = {action_word(tool.name) for tool in tools}
+        for name, template in self.resources.items():
+            if action_word(name) not in words:
+                have = ", ".join(sorted(tool.name for tool in tools)) or "none"
+                problems.append(
+                    f"--resource {name}={template}: the upstream server has no tool {name} "
+                    f"(its tools: {have})"
+                )
+        for tool in tools:
+            properties = (tool.input_schema or {}).get("properties")
+            if not isinstance(properties, dict):
+                continue
+            unknown = [name for name in self.fields(tool.name) if name not in properties]
+            if unknown:
+                problems.append(
+                    f"--resource {tool.name}={self._template(tool.name)}: the tool has no "
+                    f"argument {', '.join(unknown)} (its arguments: "
+                    f"{', '.join(properties) or 'none'}), so each of its calls is refused"
+                )
+        return problems
+
     def resource(self, tool: str, arguments: dict[str, Any]) -> str:
         """The resource of a call: the tool's template filled from its arguments (each as
         `resource_text` makes it), or `mcp:<server>/<tool>`. Raises ValueError naming a

@@ -156,6 +156,7 @@ class Proxy:
         # Tools left out of that listing, each with why: its name and another's make one
         # action (see `_distinct`).
         self._ambiguous: dict[str, str] = {}
+        self._warned: set[str] = set()  # resource template mistakes, each logged once
         self._listing = asyncio.Lock()
         # The upstream's changes of its tools counted (`tools_changed`), and how many of
         # them the last listing shown to Oversight had seen: the tools are current when
@@ -181,7 +182,9 @@ class Proxy:
         rather than a guess)."""
         async with self._listing:
             changes = self._changes
-            tools, self._ambiguous = _distinct(await self._upstream_tools(), self.settings.naming)
+            listed = await self._upstream_tools()
+            self._warn_templates(listed)
+            tools, self._ambiguous = _distinct(listed, self.settings.naming)
             definitions = [self._definition(tool) for tool in tools]
             statuses = await self.oversight.tools(definitions) if definitions else []
             self._tools = {tool.name: tool for tool in tools}
@@ -191,6 +194,14 @@ class Proxy:
             )
             self._awaiting_owner = frozenset(status.name for status in statuses if status.changed)
             return [tool for tool in tools if tool.name in self._offered]
+
+    def _warn_templates(self, tools: list[types.Tool]) -> None:
+        """Each mistake in the resource templates (a tool's name mistyped, an argument the
+        tool does not have) logged once: the calls say it too, but only when made."""
+        for problem in self.settings.naming.template_problems(tools):
+            if problem not in self._warned:
+                self._warned.add(problem)
+                logger.warning("%s", problem)
 
     async def _upstream_tools(self) -> list[types.Tool]:
         """The upstream's tools as they are now: never a listing the client cached (a
