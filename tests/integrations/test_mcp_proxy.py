@@ -228,6 +228,22 @@ def test_over_http_on_the_2026_protocol_each_call_is_a_session_of_its_own(
     ]
 
 
+def test_a_call_whose_arguments_do_not_match_the_tools_schema_is_refused_before_it_is_decided(
+    live_url: str, token: str, agent: Any, tmp_path: Path
+) -> None:
+    """Not put to a reviewer (the hold rule reads params.amount, which a string is not),
+    nor forwarded: the client is told what is wrong, and nothing is recorded."""
+    with proxied("stdio", url=live_url, token=token, tmp=tmp_path) as proxy:
+        result = proxy.call("refund", {"charge": "ch_x", "amount": "a lot"})
+    assert result.is_error
+    assert text_of(result) == (
+        "Not run: the arguments do not match the tool's input schema ($.amount: 'a lot' is "
+        "not of type 'integer'); call it again with arguments the schema allows"
+    )
+    assert not Action.objects.filter(agent=agent).exists()
+    assert proxy.payments.executed() == []
+
+
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_a_denied_call_is_not_forwarded_and_says_why(
     transport: str, live_url: str, token: str, agent: Any, tmp_path: Path

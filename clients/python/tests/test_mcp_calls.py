@@ -153,6 +153,30 @@ def test_templates_for_a_tool_the_upstream_lacks_or_an_argument_it_lacks_are_nam
     )
 
 
+def test_arguments_that_do_not_match_the_tools_schema_are_refused_saying_where() -> None:
+    schema = {
+        "type": "object",
+        "properties": {"charge": {"type": "string"}, "amount": {"type": "integer"}},
+        "required": ["charge", "amount"],
+    }
+    validator = calls.schema_validator(schema)
+    calls.check_arguments(validator, {"charge": "ch_1", "amount": 5})
+    for arguments, says in (
+        ({"charge": "ch_1", "amount": "abc"}, "($.amount: 'abc' is not of type 'integer')"),
+        ({"charge": "ch_1"}, "(the arguments: 'amount' is a required property)"),
+    ):
+        with pytest.raises(ValueError) as refused:
+            calls.check_arguments(validator, arguments)
+        assert str(refused.value) == (
+            f"the arguments do not match the tool's input schema {says}; call it again with "
+            "arguments the schema allows"
+        )
+    # A schema that is not one leaves the check to the upstream.
+    assert calls.schema_validator({"type": "no such type"}) is None
+    assert calls.schema_validator(None) is None
+    calls.check_arguments(None, {"anything": object()})
+
+
 def test_the_same_call_has_the_same_key_and_the_next_one_another() -> None:
     one = calls.first_key(action="a", resource="r", arguments={"x": 1, "y": 2})
     assert one == calls.first_key(action="a", resource="r", arguments={"y": 2, "x": 1})

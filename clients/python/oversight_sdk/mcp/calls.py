@@ -232,6 +232,41 @@ def check_types(fields: list[str], arguments: dict[str, Any], schema: Any) -> No
             )
 
 
+def schema_validator(schema: Any) -> Any | None:
+    """A validator of a tool's arguments against its input schema (of the draft its
+    `$schema` names, else 2020-12, as MCP says), or None when the schema is not a valid
+    one: then the upstream is left to check the call, as it must anyway."""
+    from jsonschema import Draft202012Validator, validators
+    from jsonschema.exceptions import SchemaError
+
+    if not isinstance(schema, dict):
+        return None
+    try:
+        kind = validators.validator_for(schema, default=Draft202012Validator)
+        kind.check_schema(schema)
+    except SchemaError:
+        return None
+    return kind(schema)
+
+
+def check_arguments(validator: Any | None, arguments: dict[str, Any]) -> None:
+    """Raise ValueError, saying where and what, when `arguments` do not match the tool's
+    input schema (`schema_validator`): such a call is refused before it is decided, rather
+    than put to a reviewer (or to a rule whose condition cannot read it) and then refused
+    by the tool."""
+    if validator is None:
+        return
+    from jsonschema.exceptions import best_match
+
+    error = best_match(validator.iter_errors(arguments))
+    if error is not None:
+        where = error.json_path if error.absolute_path else "the arguments"
+        raise ValueError(
+            f"the arguments do not match the tool's input schema ({where}: "
+            f"{error.message[:300]}); call it again with arguments the schema allows"
+        )
+
+
 def _declared_types(schema: Any) -> list[str]:
     """The JSON types a property's schema allows, or [] when it does not say them all."""
     if not isinstance(schema, dict):

@@ -157,6 +157,7 @@ class Proxy:
         # action (see `_distinct`).
         self._ambiguous: dict[str, str] = {}
         self._warned: set[str] = set()  # resource template mistakes, each logged once
+        self._validators: dict[str, Any] = {}  # by tool, as last listed
         self._listing = asyncio.Lock()
         # The upstream's changes of its tools counted (`tools_changed`), and how many of
         # them the last listing shown to Oversight had seen: the tools are current when
@@ -188,12 +189,19 @@ class Proxy:
             definitions = [self._definition(tool) for tool in tools]
             statuses = await self.oversight.tools(definitions) if definitions else []
             self._tools = {tool.name: tool for tool in tools}
+            self._validators = {}
             self._changes_listed = changes
             self._offered = frozenset(
                 status.name for status in statuses if status.granted and not status.changed
             )
             self._awaiting_owner = frozenset(status.name for status in statuses if status.changed)
             return [tool for tool in tools if tool.name in self._offered]
+
+    def _validator(self, name: str) -> Any | None:
+        """`name`'s arguments' validator, made once per listing (calls.schema_validator)."""
+        if name not in self._validators:
+            self._validators[name] = calls.schema_validator(self._tools[name].input_schema)
+        return self._validators[name]
 
     def _warn_templates(self, tools: list[types.Tool]) -> None:
         """Each mistake in the resource templates (a tool's name mistyped, an argument the
@@ -294,6 +302,7 @@ class Proxy:
             resource = naming.resource(name, arguments)
             made_of = naming.fields(name)  # what a reviewer may not edit (Oversight keeps them)
             calls.check_types(made_of, arguments, self._tools[name].input_schema)
+            calls.check_arguments(self._validator(name), arguments)
         except (ValueError, NotRun) as exc:
             return calls.text_result(f"Not run: {exc}", is_error=True)
         except OversightError as exc:
