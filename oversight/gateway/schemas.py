@@ -383,7 +383,12 @@ class ToolsIn(Schema):
 class ToolOut(Schema):
     name: str
     action: str
-    granted: bool = Field(description="A grant or permit covers the action on some resource.")
+    granted: bool = Field(
+        description=(
+            "A grant or permit covers the action on some resource, and no forbid rule "
+            "refuses it on every resource unconditionally."
+        )
+    )
     pin: Literal["pinned", "changed"] = Field(
         description="`changed`: the definition differs from the pinned one; every call is "
         "held until an owner accepts it."

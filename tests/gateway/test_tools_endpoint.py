@@ -66,6 +66,29 @@ def test_it_pins_each_tool_once_and_says_which_the_agent_may_use(
     assert AuditEvent.objects.filter(verb="tool.pinned").count() == 2
 
 
+@pytest.mark.parametrize(
+    ("resource", "condition", "granted_"),
+    [("*", "", False), ("stripe:charge/ch_9", "", True), ("*", "params.amount > 100", True)],
+    ids=["outright", "one-resource", "conditional"],
+)
+def test_a_tool_a_forbid_rule_refuses_outright_is_not_one_the_agent_may_use(
+    api: AgentApi, agent: Agent, granted: None, resource: str, condition: str, granted_: bool
+) -> None:
+    """The proxy lists only tools the agent may use: not one every call of which a forbid
+    rule refuses, whatever its grants (a call to it anyway is denied with the rule)."""
+    rule = Rule(
+        agent=agent,
+        name="no refunds",
+        effect="forbid",
+        action=REFUND,
+        resource=resource,
+        condition=condition,
+    )
+    policy_object_create(actor=SYSTEM, obj=rule)
+    [tool] = api.post("/tools", {"tools": [_tool()]}).json()["tools"]
+    assert tool["granted"] is granted_
+
+
 def test_a_changed_definition_holds_every_call_until_it_is_accepted(
     api: AgentApi, agent: Agent, owner: Any, granted: None
 ) -> None:

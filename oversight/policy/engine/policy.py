@@ -103,10 +103,17 @@ class CompiledPolicy:
             return self._deny_for_error("engine error", f"the policy engine failed: {_say(exc)}")
 
     def may_use(self, action: str, time: datetime) -> bool:
-        """Whether a grant (unexpired) or permit rule covers `action` on some resource:
-        what an agent's tool listing shows. Resources and conditions are decided per call."""
+        """Whether a grant (unexpired) or permit rule covers `action` on some resource and
+        no forbid rule refuses it on every resource whatever is asked (no condition, or a
+        broken rule, which fires on every request): what an agent's tool listing shows.
+        Resources and conditions are decided per call."""
         plan = self._plan(action)
         if not plan.valid_action:
+            return False
+        if any(
+            rule.matches_resource is None and (rule.broken is not None or rule.expression is None)
+            for rule in plan.forbids
+        ):
             return False
         return bool(plan.permits) or any(
             grant.expires_at is None or grant.expires_at > time for grant in plan.grants
