@@ -6,6 +6,7 @@ the screen. Screenshots of each page, phone and desktop, go to
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -13,7 +14,20 @@ from playwright.sync_api import Browser, Page, expect
 
 from oversight.audit.models import AuditEvent
 from oversight.audit.trust_services import verification_run_here
-from tests.browser.ui import CARDS, DESKTOP, PHONE, World, log_in, make_world, shot
+from oversight.accounts.services import personal_token_create
+from oversight.agents.services import token_create, token_revoke
+from tests.browser.ui import (
+    CARDS,
+    DESKTOP,
+    OUT_OF_REACH,
+    PHONE,
+    SHOTS,
+    World,
+    log_in,
+    make_world,
+    shot,
+)
+from tests.conftest import SYSTEM
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -171,3 +185,62 @@ def test_the_main_pages_fit_a_phone_and_the_key_lists_read_as_cards(
         if name == "audit":
             hash_cell = page.locator("#audit-results tbody tr").first.locator("td").nth(6)
             expect(hash_cell).to_be_visible()
+
+
+def test_every_table_cell_and_button_is_within_reach_on_a_phone(
+    page: Page, live_url: str, world: World, admin_user: Any
+) -> None:
+    """At 390 px the compact tables (the agent's tokens, the policy's grants, rules and
+    limits, releases, re-certification, personal tokens...) read as stacked rows, each
+    cell under its column's name: no cell or button lies off the screen or in a part of a
+    table scrolled out of sight. At 1280 px they are tables with their headers."""
+    slug, team = world.agent.slug, world.agent.team.slug
+    token_create(actor=SYSTEM, agent=world.agent, environment="staging", name="nightly batch")
+    revoked, _raw = token_create(actor=SYSTEM, agent=world.agent, environment="production")
+    token_revoke(actor=SYSTEM, token=revoked)
+    personal_token_create(user=admin_user, name="approvals bot on my laptop")
+    pages = {
+        **world.pages(),
+        "agent-history": f"/agents/{slug}/history/",
+        "approvals-list": "/approvals/?view=list",
+        "team-notifications": f"/teams/{team}/notifications/",
+        "team-periods": f"/teams/{team}/recertification/",
+        "tokens": "/settings/tokens/",
+    }
+    page.set_viewport_size(PHONE)
+    log_in(page, live_url, "ada")
+    out_of_reach = {}
+    for name, path in pages.items():
+        response = page.goto(f"{live_url}{path}")
+        assert response is not None and response.status == 200, (name, response)
+        out_of_reach[name] = page.evaluate(OUT_OF_REACH)
+    out_of_reach = {name: out for name, out in out_of_reach.items() if out}
+    assert not out_of_reach, json.dumps(out_of_reach, indent=1)
+    # The tables the tester found cut off: stacked, each cell labelled.
+    for name, table in {
+        "agent": "#agent-tokens > table",
+        "policy": "#rules > table",
+        "tokens": "#personal-tokens > table",
+    }.items():
+        page.goto(f"{live_url}{pages[name]}")
+        cards = page.locator(table).evaluate(CARDS)
+        assert cards["cells"] and not cards["header"], (name, cards)
+        assert not cards["scrolls"] and not cards["outside"], (name, cards)
+        labels = page.locator(f"{table} td[data-label]").evaluate_all(
+            "tds => tds.map((td) => getComputedStyle(td, '::before').content)"
+        )
+        assert labels and all(label not in ("none", "normal") for label in labels), name
+        SHOTS.mkdir(exist_ok=True)
+        page.locator(table).locator("..").screenshot(path=str(SHOTS / f"phone-{name}-stacked.png"))
+    page.goto(f"{live_url}{pages['agent']}")
+    for button in ("Rotate", "Revoke"):
+        expect(page.locator("#agent-tokens").get_by_role("button", name=button)).to_have_count(2)
+
+    page.set_viewport_size(DESKTOP)
+    for name in ("agent", "policy", "releases", "recertification-agent", "tokens"):
+        page.goto(f"{live_url}{pages[name]}")
+        assert page.evaluate(OUT_OF_REACH) == [], name
+        headers = page.locator("main table.grid thead").evaluate_all(
+            "heads => heads.filter((h) => h.offsetParent).map((h) => getComputedStyle(h).display)"
+        )
+        assert headers and set(headers) == {"table-header-group"}, (name, headers)

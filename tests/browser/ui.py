@@ -122,3 +122,27 @@ CARDS = """(table) => {
       .map((td) => td.textContent.trim().slice(0, 40)),
   };
 }"""
+
+
+# What of a page's tables and buttons a person cannot reach: every shown cell and button in
+# the page's main part that lies outside the screen, or outside the visible part of a box
+# that clips or scrolls it (a table scrolling inside its card hides columns with no cue).
+OUT_OF_REACH = """() => {
+  const clips = (e) => ["auto", "scroll", "hidden"].includes(getComputedStyle(e).overflowX);
+  return Array.from(document.querySelectorAll("main td, main th, main button, main .button"))
+    .filter((e) => e.checkVisibility() && e.getBoundingClientRect().width > 0)
+    .filter((e) => {
+      const r = e.getBoundingClientRect();
+      let left = 0, right = window.innerWidth;
+      for (let p = e.parentElement; p; p = p.parentElement) {
+        if (!clips(p)) continue;
+        const box = p.getBoundingClientRect();
+        left = Math.max(left, box.left);
+        right = Math.min(right, box.right);
+      }
+      return r.left < left - 1 || r.right > right + 1;
+    })
+    .map((e) => `${e.tagName} "${e.textContent.trim().replace(/\\s+/g, " ").slice(0, 30)}"`
+      + ` ${Math.round(e.getBoundingClientRect().left)}-${Math.round(e.getBoundingClientRect().right)}px`)
+    .slice(0, 10);
+}"""
