@@ -12,7 +12,7 @@ from playwright.sync_api import Browser, Page, expect
 from oversight.agents.models import Agent
 from tests.browser.test_phone_layout import assert_no_sideways_scroll
 from tests.browser.test_registry_flow import log_in
-from tests.browser.ui import PHONE, shot
+from tests.browser.ui import OUT_OF_REACH, PHONE, shot
 from tests.incidents.behaviour_data import record, refund_row, two_releases
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -44,6 +44,7 @@ def test_an_owner_compares_an_older_release_with_stable_from_its_page(
     log_in(small, owner.username)
     expect(small.get_by_role("heading", name=f"Behaviour: v{new} → v{old}")).to_be_visible()
     assert_no_sideways_scroll(small, "the behaviour diff")
+    assert small.evaluate(OUT_OF_REACH) == []  # its tables read as stacked rows
     shot(small, "phone-behaviour-diff")
     phone.close()
 
