@@ -176,6 +176,17 @@ def test_the_main_pages_fit_a_phone_and_the_key_lists_read_as_cards(
             expect(first_event.locator("td").first.get_by_role("link")).to_be_visible()
             expect(first_event.locator("td").nth(6)).to_be_hidden()
             shot(page, "phone-audit-cards")
+        if name == "agents":
+            # Each cell but the agent's name, its card's title, is under its column's name:
+            # the status pill too.
+            unlabelled = page.locator(f"{table} tbody td:not([data-label])").evaluate_all(
+                "tds => tds.filter((td) => !td.querySelector('a.row-title'))"
+                ".map((td) => td.textContent.trim())"
+            )
+            assert unlabelled == [], unlabelled
+            status = page.locator(f"{table} td[data-label=Status]").first
+            label = status.evaluate("td => getComputedStyle(td, '::before').content")
+            assert label == '"Status"', label
 
     page.set_viewport_size(DESKTOP)
     for name, table in CARD_LISTS.items():
