@@ -255,3 +255,24 @@ def test_every_table_cell_and_button_is_within_reach_on_a_phone(
             "heads => heads.filter((h) => h.offsetParent).map((h) => getComputedStyle(h).display)"
         )
         assert headers and set(headers) == {"table-header-group"}, (name, headers)
+
+
+def test_the_header_buttons_of_an_agent_and_an_alert_line_up_on_a_desktop(
+    page: Page, live_url: str, world: World
+) -> None:
+    """ "Open an incident" is a form among links styled as buttons: it sits on the same
+    line as they do, not lower."""
+    log_in(page, live_url, "ada")
+    for name in ("agent", "alert"):
+        page.goto(f"{live_url}{world.pages()[name]}")
+        row = page.locator(".pagehead .exports")
+        tops = {
+            text: round(box["y"])
+            for text, box in (
+                (button.inner_text(), button.bounding_box())
+                for button in row.locator("a.button, button, summary.button").all()
+                if button.is_visible()
+            )
+            if box is not None
+        }
+        assert "Open an incident" in tops and len(set(tops.values())) == 1, (name, tops)
