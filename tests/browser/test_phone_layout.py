@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from oversight.audit.models import AuditEvent
-from oversight.audit.trust_services import verification_run_here
 from oversight.accounts.services import personal_token_create
 from oversight.agents.services import token_create, token_revoke
+from oversight.audit.models import AuditEvent
+from oversight.audit.trust_services import verification_run_here
 from tests.browser.ui import (
     CARDS,
     DESKTOP,

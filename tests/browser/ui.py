@@ -142,7 +142,10 @@ OUT_OF_REACH = """() => {
       }
       return r.left < left - 1 || r.right > right + 1;
     })
-    .map((e) => `${e.tagName} "${e.textContent.trim().replace(/\\s+/g, " ").slice(0, 30)}"`
-      + ` ${Math.round(e.getBoundingClientRect().left)}-${Math.round(e.getBoundingClientRect().right)}px`)
+    .map((e) => {
+      const { left, right } = e.getBoundingClientRect();
+      const text = e.textContent.trim().replace(/\\s+/g, " ").slice(0, 30);
+      return `${e.tagName} "${text}" ${Math.round(left)}-${Math.round(right)}px`;
+    })
     .slice(0, 10);
 }"""
