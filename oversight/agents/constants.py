@@ -34,6 +34,11 @@ class Environment(models.TextChoices):
 DEFAULT_REVIEW_INTERVAL_DAYS = 90
 MAX_REVIEW_INTERVAL_DAYS = 730
 
+# The event an in-place change on the agent's page (a tool accepted, a token issued, access
+# granted) sends with its answer (HX-Trigger): the page's History re-reads itself on it
+# (agents/_history.html), so the change's audit event shows without a reload.
+HISTORY_CHANGED = "agent-history-changed"
+
 # Object permissions on an agent (guardian codenames).
 VIEW = "view_agent"
 CHANGE = "change_agent"

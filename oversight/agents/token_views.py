@@ -9,10 +9,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_POST
+from django_htmx.http import trigger_client_event
 
 from oversight.agents import services
 from oversight.agents.access import get_agent_for_user
-from oversight.agents.constants import CHANGE, Environment
+from oversight.agents.constants import CHANGE, HISTORY_CHANGED, Environment
 from oversight.agents.models import Agent, AgentToken
 from oversight.audit.actors import Actor
 
@@ -36,6 +37,8 @@ def _panel(request: HttpRequest, agent: Agent, *, raw: str = "", error: str = ""
             request, "agents/_tokens.html" if request.htmx else "agents/token_issued.html", context
         )
         add_never_cache_headers(response)
+        if request.htmx and not error:
+            trigger_client_event(response, HISTORY_CHANGED)
         return response
     return redirect("agents:detail", slug=agent.slug)
 

@@ -11,9 +11,10 @@ from django.template.defaultfilters import pluralize
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.views.decorators.http import require_POST
+from django_htmx.http import trigger_client_event
 
 from oversight.agents.access import get_agent_for_user
-from oversight.agents.constants import CHANGE
+from oversight.agents.constants import CHANGE, HISTORY_CHANGED
 from oversight.agents.models import ToolPin
 from oversight.agents.selectors import tool_pin_rows
 from oversight.agents.tool_pins import tool_pin_accept
@@ -49,6 +50,9 @@ def tool_pin_accept_view(request: HttpRequest, slug: str, pin_id: int) -> HttpRe
         context |= {"tools_message": message, "tools_ok": ok, "oob": True}
         section = render_to_string("agents/_tools.html", context, request=request)
         notice = render_to_string("agents/_tools_notice.html", context, request=request)
-        return HttpResponse(section + notice, status=200 if ok else 409)
+        response = HttpResponse(section + notice, status=200 if ok else 409)
+        if ok:
+            trigger_client_event(response, HISTORY_CHANGED)
+        return response
     (messages.success if ok else messages.error)(request, message)
     return redirect(reverse("agents:detail", args=[agent.slug]) + "#agent-tools")

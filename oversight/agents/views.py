@@ -11,11 +11,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import trigger_client_event
 
 from oversight.accounts import roles
 from oversight.agents import services
 from oversight.agents.access import get_agent_for_user
-from oversight.agents.constants import CHANGE
+from oversight.agents.constants import CHANGE, HISTORY_CHANGED
 from oversight.agents.forms import AccessGrantForm, AgentFilterForm, AgentForm, AgentHistoryForm
 from oversight.agents.models import Agent
 from oversight.agents.permissions import user_has_agent_perm
@@ -88,7 +89,8 @@ def agent_history_view(request: HttpRequest, slug: str) -> HttpResponse:
     if wants_fragment(request):
         context = {"agent": agent, **_history_context(request, agent)}
         response = render(request, "agents/_history.html", context)
-        response["HX-Push-Url"] = page_url
+        if request.htmx.trigger != "agent-history":  # not the section re-reading itself
+            response["HX-Push-Url"] = page_url
     else:
         response = redirect(page_url)
     patch_vary_headers(response, ["HX-Request"])
@@ -160,7 +162,10 @@ def agent_access_grant_view(request: HttpRequest, slug: str) -> HttpResponse:
         )
         form = None
     if request.htmx:
-        return _render_access(request, agent, form)
+        response = _render_access(request, agent, form)
+        if form is None:
+            trigger_client_event(response, HISTORY_CHANGED)
+        return response
     return redirect("agents:detail", slug=agent.slug)
 
 
@@ -175,7 +180,10 @@ def agent_access_revoke_view(request: HttpRequest, slug: str, user_id: int) -> H
     except ValidationError as exc:
         error = " ".join(exc.messages)
     if request.htmx:
-        return _render_access(request, agent, error=error)
+        response = _render_access(request, agent, error=error)
+        if not error:
+            trigger_client_event(response, HISTORY_CHANGED)
+        return response
     if error:
         messages.error(request, error)
     return redirect("agents:detail", slug=agent.slug)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -95,6 +96,17 @@ def test_the_owner_revokes_access_and_it_is_audited(
     assert client.get(reverse("agents:detail", args=[agent.slug])).status_code == 404
 
 
+def test_with_htmx_a_change_of_access_has_the_pages_history_read_again(
+    client: Client, owner: Any, auditor: Any, agent: Any
+) -> None:
+    granted = _grant(client, owner, agent, auditor, "viewer", HTTP_HX_REQUEST="true")
+    assert json.loads(granted["HX-Trigger"]).keys() == {"agent-history-changed"}
+    refused = _grant(client, owner, agent, auditor, "nonsense", HTTP_HX_REQUEST="true")
+    assert "HX-Trigger" not in refused
+    revoked = _revoke(client, owner, agent, auditor, HTTP_HX_REQUEST="true")
+    assert json.loads(revoked["HX-Trigger"]).keys() == {"agent-history-changed"}
+
+
 def test_the_owners_own_access_cannot_be_revoked(
     client: Client, admin_user: Any, owner: Any, agent: Any
 ) -> None:
@@ -103,6 +115,7 @@ def test_the_owners_own_access_cannot_be_revoked(
     assert "access follows ownership" in response.content.decode()
     assert set(get_perms(owner, agent)) >= {"view_agent", "change_agent"}
     assert not AuditEvent.objects.filter(verb="agent.access_revoked").exists()
+    assert "HX-Trigger" not in response  # nothing changed
 
 
 def test_the_detail_page_lists_who_has_access(

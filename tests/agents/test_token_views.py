@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -88,6 +89,18 @@ def test_rotating_revokes_the_old_token_and_shows_a_new_one(
     old.refresh_from_db()
     assert old.revoked_at is not None
     assert AgentToken.objects.get(revoked_at__isnull=True).token_hash == token_hash(new_raw)
+
+
+def test_issuing_rotating_and_revoking_have_the_pages_history_read_again(
+    client: Client, owner: Any, agent: Any
+) -> None:
+    issued = _create(client, owner, agent)
+    assert json.loads(issued["HX-Trigger"]).keys() == {"agent-history-changed"}
+    for view in ("agents:token-rotate", "agents:token-revoke"):
+        url = reverse(view, args=[agent.slug, AgentToken.objects.get(revoked_at=None).pk])
+        answer = client.post(url, HTTP_HX_REQUEST="true")
+        assert json.loads(answer["HX-Trigger"]).keys() == {"agent-history-changed"}, view
+    assert not AgentToken.objects.filter(revoked_at=None).exists()
 
 
 def test_revoking_twice_records_once(client: Client, owner: Any, agent: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -187,6 +188,31 @@ def test_with_htmx_the_section_is_answered_in_place_saying_what_was_done(
     assert accepted.status_code == 200
     assert 'class="ok" role="status">Accepted the new definition of payments/refund.' in section
     assert "calls held" not in section and "status-active" in section
+
+
+def test_with_htmx_an_acceptance_has_the_pages_history_read_again(
+    client: Client, owner: Any, agent: Any, pin: ToolPin
+) -> None:
+    """The History (a section of its own) shows tool.accepted without a reload: the answer
+    tells the page its history changed, and the History listens for that; a refusal
+    changed nothing and says nothing of the kind."""
+    client.force_login(owner)
+    page = client.get(reverse("agents:detail", args=[agent.slug])).content.decode()
+    assert 'hx-trigger="agent-history-changed from:body"' in page
+    url = reverse("agents:tool-accept", args=[agent.slug, pin.pk])
+    refused = client.post(url, {"changed_hash": "0" * 64}, HTTP_HX_REQUEST="true")
+    assert "HX-Trigger" not in refused
+    accepted = client.post(url, {"changed_hash": pin.changed_hash}, HTTP_HX_REQUEST="true")
+    assert json.loads(accepted["HX-Trigger"]).keys() == {"agent-history-changed"}
+    history = client.get(
+        reverse("agents:history", args=[agent.slug]),
+        headers={"HX-Request": "true", "HX-Trigger": "agent-history"},
+    )
+    assert re.findall(r'<span class="verb">([^<]+)</span>', history.content.decode())[:2] == [
+        "tool.accepted",
+        "tool.changed",
+    ]
+    assert "HX-Push-Url" not in history  # re-read in place, not a step in the browser's history
 
 
 def test_it_needs_the_csrf_token(owner: Any, agent: Any, pin: ToolPin) -> None:

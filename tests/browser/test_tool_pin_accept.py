@@ -58,6 +58,10 @@ def test_a_changed_tool_is_held_until_the_owner_accepts_it(
         expect(tools.locator('[data-definition="pinned"]')).to_contain_text("Refund part or all")
         expect(tools.locator('[data-definition="changed"]')).to_contain_text("audit@example.net")
         shot(page, "tool-changed")
+        steps, address = page.evaluate("history.length"), page.url
+        expect(page.locator("#agent-history .history-entry .verb").first).to_have_text(
+            "tool.changed"
+        )
         tools.get_by_role("button", name="Accept new definition").click()
         done = page.get_by_text(
             "Accepted the new definition of payments/refund; "
@@ -65,6 +69,12 @@ def test_a_changed_tool_is_held_until_the_owner_accepts_it(
         )
         expect(done).to_be_visible()
         expect(done).to_be_in_viewport()  # where the owner is looking, not at the page's top
+        # The History, further down, shows the acceptance at its top without a reload.
+        newest = page.locator("#agent-history .history-entry .verb").first
+        expect(newest).to_have_text("tool.accepted")
+        shot(page, "tool-accepted-history")
+        # Re-read in place: the address and the browser's history stay as they were.
+        assert (page.evaluate("history.length"), page.url) == (steps, address)
         # The history's tool events (hashes, long descriptions) stay within the page.
         page.reload()
         expect(page.locator(".history")).to_contain_text("tool.accepted")
