@@ -105,6 +105,7 @@ def vote(request: HttpRequest, action_id: uuid.UUID) -> HttpResponse:
         message, status = " ".join(exc.messages), 422
     if status != 200:
         action.refresh_from_db()  # a refused vote or edit changed nothing
+    typed = _typed_back(request, refused=status != 200, changed=changed)
     # Voted on the action's own page (or without htmx): all of it (its status, its story)
     # changed, so the page is shown anew, saying what the vote did.
     on_its_page = not request.htmx or request.htmx.current_url_abs_path == _page_of(action)
@@ -113,6 +114,8 @@ def vote(request: HttpRequest, action_id: uuid.UUID) -> HttpResponse:
     if not request.htmx:
         if message:
             messages.error(request, message)
+        if typed.get("edit_open"):  # the action's page, with what was typed in its editor
+            return _action_page(request, action, status=status, typed=typed)
         return redirect("approvals:action", action_id=action.pk)
     if on_its_page and status == 200:
         return HttpResponseClientRefresh()
@@ -120,13 +123,23 @@ def vote(request: HttpRequest, action_id: uuid.UUID) -> HttpResponse:
         messages.error(request, message)
         return HttpResponseClientRefresh()
     context = {**selectors.queue_item_context(action), "message": message, "ok": status == 200}
-    # A refused edit keeps the editor open with what was typed; not when the action was
-    # edited meanwhile: the card shows its new params, and the typed ones were for the old.
-    if status != 200 and edited_text and not changed:
-        context |= {"edit_open": True, "edited_text": edited_text}
+    context |= typed
     # A vote from the compact list gets its row back, from the cards a card.
     template = "_queue_row.html" if request.POST.get("view") == LIST else "_queue_item.html"
     return render(request, f"approvals/{template}", context, status=status)
+
+
+def _typed_back(request: HttpRequest, *, refused: bool, changed: bool) -> dict[str, str | bool]:
+    """What the reviewer typed, back in the form she sent it from, when her vote was
+    refused: an edit's params and note (its editor open), or a vote's comment. Not when
+    the action was edited meanwhile: the card shows its new params, and what was typed was
+    for the old."""
+    if not refused or changed:
+        return {}
+    comment = request.POST.get("comment", "")
+    if "params" in request.POST:
+        return {"edit_open": True, "edited_text": request.POST["params"], "edited_comment": comment}
+    return {"vote_comment": comment}
 
 
 def _page_of(action: Action) -> str:
@@ -149,9 +162,13 @@ def action_detail(request: HttpRequest, action_id: uuid.UUID) -> HttpResponse:
 
 
 def _action_page(
-    request: HttpRequest, action: Action, settle_form: SettleForm | None = None, status: int = 200
+    request: HttpRequest,
+    action: Action,
+    settle_form: SettleForm | None = None,
+    status: int = 200,
+    typed: dict[str, str | bool] | None = None,
 ) -> HttpResponse:
-    context = selectors.queue_item_context(action)
+    context = selectors.queue_item_context(action) | (typed or {})
     context["story"] = selectors.action_story(action=action)
     context["can_decide"] = request.user.pk in context["approvers"].could_vote
     context["may_see_queue"] = user_has_agent_perm(request.user, APPROVE, action.agent)

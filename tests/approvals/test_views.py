@@ -232,7 +232,50 @@ def test_a_bad_edit_is_explained_and_keeps_what_was_typed(
     assert response.status_code == 422
     page = response.content.decode()
     assert says in page and '<details class="edit-approve" open>' in page
+    assert f">{html.escape(typed)}</textarea>" in page  # what was typed, params and note
+    assert f'id="edit-comment-{held.pk}" type="text" name="comment" value="less"' in page
     assert Action.objects.get(pk=held.pk).status == "pending"
+    assert not held.votes.exists()
+
+
+@pytest.mark.parametrize("where", ["card", "action page", "without htmx"])
+def test_a_refused_edit_keeps_the_params_and_the_note_typed(
+    client: Client, agent: Any, prod_token: AgentToken, rita: Any, where: str
+) -> None:
+    """Refused because the resource is made of the param changed: the reviewer finds her
+    params and her note to the agent as she typed them, on the queue's card, on the
+    action's own page and without JavaScript, to correct rather than type again."""
+    grant_refunds(agent)
+    hold_large_refunds(agent)
+    held = decide(prod_token, refund(900, resource_params=["charges"]))
+    typed = '{"amount": 400, "charges": ["ch_2"]}'
+    note = "refund 400 on the other charge & say why"
+    body = {"vote": "approve", "params": typed, "comment": note, "request_hash": _seen(held)}
+    headers = {
+        "card": {"HX-Request": "true", "HX-Current-URL": "http://testserver/approvals/"},
+        "action page": {
+            "HX-Request": "true",
+            "HX-Current-URL": f"http://testserver/actions/{held.pk}/",
+        },
+        "without htmx": {},
+    }[where]
+    client.force_login(rita)
+    response = client.post(reverse("approvals:vote", args=[held.pk]), body, headers=headers)
+    assert response.status_code == 422
+    page = response.content.decode()
+    assert "made of params.charges, which cannot be edited" in html.unescape(page)
+    assert '<details class="edit-approve" open>' in page
+    assert f">{html.escape(typed)}</textarea>" in page
+    assert f'name="comment" value="{html.escape(note)}"' in page
+    assert Action.objects.get(pk=held.pk).status == "pending" and not held.votes.exists()
+
+
+def test_a_refused_vote_keeps_its_comment(client: Client, teammate: Any, held: Action) -> None:
+    """A teammate may see the action but not decide it: refused, the comment she typed
+    stays in the vote form."""
+    response = _vote(client, teammate, held, "approve", comment="ok by me")
+    assert response.status_code == 403
+    assert 'name="comment" value="ok by me"' in response.content.decode()
     assert not held.votes.exists()
 
 
