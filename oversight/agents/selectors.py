@@ -141,6 +141,36 @@ def tool_pin_rows(*, agent: Agent) -> list[dict[str, Any]]:
     return rows
 
 
+@dataclass(frozen=True)
+class ToolChangeNow:
+    """What became of a change of a tool's definition that no longer waits for an owner:
+    ``accepted`` (by whom, when), ``changed_again`` (a newer definition waits) or
+    ``superseded`` (the definition pinned now is another: back to the old one, or a
+    later change accepted)."""
+
+    state: str
+    by: Any = None
+    at: Any = None
+
+
+def tool_changes_now(*, changes: list[tuple[int, str]]) -> dict[tuple[int, str], ToolChangeNow]:
+    """For changes named by (pin id, hash of the changed definition), those that no longer
+    wait, with what became of them; a change still waiting (or a pin gone) is left out.
+    One query, whatever the number of changes."""
+    pins = ToolPin.objects.filter(pk__in={pk for pk, _ in changes}).select_related("accepted_by")
+    by_pk = {pin.pk: pin for pin in pins}
+    now: dict[tuple[int, str], ToolChangeNow] = {}
+    for pk, changed_hash in changes:
+        pin = by_pk.get(pk)
+        if pin is None or pin.changed_hash == changed_hash:
+            continue
+        if pin.definition_hash == changed_hash:
+            now[pk, changed_hash] = ToolChangeNow("accepted", pin.accepted_by, pin.accepted_at)
+        else:
+            now[pk, changed_hash] = ToolChangeNow("changed_again" if pin.changed else "superseded")
+    return now
+
+
 def _waiting_calls(agent: Agent, actions: list[str]) -> dict[str, list[Any]]:
     """The held calls of each of ``actions``, the first WAITING_SHOWN of each, oldest
     first, each annotated with how many of its action wait (``waiting``): one query."""

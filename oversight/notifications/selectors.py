@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+from collections.abc import Iterable
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -17,12 +19,14 @@ from oversight.accounts.models import Team
 from oversight.accounts.selectors import team_list
 from oversight.agents.constants import AgentStatus
 from oversight.agents.models import Agent
+from oversight.agents.selectors import tool_changes_now
 from oversight.killswitch.models import KillSwitch
 from oversight.notifications.constants import (
     MAX_ATTEMPTS,
     RECENT_NOTIFICATIONS,
     STALE_AFTER_SECONDS,
     Channel,
+    Kind,
     State,
 )
 from oversight.notifications.models import InboxItem, Notification, TeamChannels
@@ -115,6 +119,29 @@ def inbox_items(*, user: Any) -> QuerySet[InboxItem]:
     return (
         InboxItem.objects.filter(user=user).select_related("agent").order_by("-created_at", "-id")
     )
+
+
+# The event of a changed tool's item (agents/tool_pins.py, _owner_told): one per change.
+_TOOL_CHANGE = re.compile(rf"{re.escape(Kind.TOOL_CHANGED)}:(?P<pin>\d+):(?P<hash>\w+)")
+
+
+def inbox_items_now(*, items: Iterable[InboxItem]) -> list[InboxItem]:
+    """The items as the inbox shows them. An item records a moment and is not rewritten;
+    one about a changed MCP tool also gets ``now``, what became of that change if it no
+    longer waits for an owner (accepted since, by whom), else None. One query a page."""
+    items = list(items)
+    changes: dict[int, tuple[int, str]] = {}
+    for item in items:
+        item.now = None
+        named = _TOOL_CHANGE.fullmatch(item.event) if item.kind == Kind.TOOL_CHANGED else None
+        if named:
+            changes[item.pk] = (int(named["pin"]), named["hash"])
+    if changes:
+        now = tool_changes_now(changes=list(changes.values()))
+        for item in items:
+            if item.pk in changes:
+                item.now = now.get(changes[item.pk])
+    return items
 
 
 def inbox_unread_count(*, user: Any) -> int:

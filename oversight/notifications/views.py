@@ -30,6 +30,7 @@ from oversight.notifications.links import Outcome, decision_link_redeem
 from oversight.notifications.models import InboxItem
 from oversight.notifications.selectors import (
     inbox_items,
+    inbox_items_now,
     inbox_unread_count,
     outbox_emails,
     team_channels_get,
@@ -102,6 +103,7 @@ def inbox_view(request: HttpRequest) -> HttpResponse:
     )
     context = {
         "page": page,
+        "items": inbox_items_now(items=page.object_list),
         "unread": inbox_unread_count(user=request.user),
         "dev_outbox": settings.DEV_OUTBOX,
     }
@@ -119,6 +121,7 @@ def inbox_read_view(request: HttpRequest, item_id: int) -> HttpResponse:
         raise Http404("No such item in your inbox.") from None
     if not request.htmx:
         return redirect("inbox:list")
+    [item] = inbox_items_now(items=[item])
     context = {"item": item, "unread": inbox_unread_count(user=request.user), "oob": True}
     return render(request, "notifications/_inbox_item.html", context)
 

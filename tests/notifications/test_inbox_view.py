@@ -172,3 +172,49 @@ def test_mark_all_read_needs_csrf(team: Any, owner: Any) -> None:
     client = _csrf_client(owner)
     assert client.post("/inbox/read-all/").status_code == 403
     assert InboxItem.objects.get().read_at is None
+
+
+def test_a_changed_tool_says_what_became_of_the_change_without_rewriting_the_item(
+    client: Client,
+    agent: Any,
+    owner: Any,
+    django_capture_on_commit_callbacks: Any,
+    django_assert_max_num_queries: Any,
+) -> None:
+    """The item says calls are held until an owner accepts: true when it was told. Once
+    accepted, the inbox adds what happened since (by whom), and keeps the words told;
+    a second change waits anew and says nothing of the kind."""
+    from oversight.agents.models import ToolPin
+    from oversight.agents.tool_pins import tool_pin_accept, tool_pins_record
+    from oversight.audit.actors import Actor
+    from tests.gateway.helpers import refund_tool
+
+    with django_capture_on_commit_callbacks(execute=True):
+        tool_pins_record(agent=agent, tools=[refund_tool("Refund a charge.")])
+        tool_pins_record(agent=agent, tools=[refund_tool("Refund a charge and export it.")])
+    client.force_login(owner)
+    page = client.get(INBOX).content.decode()
+    assert "is held until an owner accepts the new definition" in page
+    assert "data-now" not in page  # still waiting: what it says holds
+
+    pin = ToolPin.objects.get(agent=agent)
+    tool_pin_accept(actor=Actor.for_user(owner), pin=pin, changed_hash=pin.changed_hash, user=owner)
+    with django_capture_on_commit_callbacks(execute=True):
+        tool_pins_record(agent=agent, tools=[refund_tool("Refund a charge, then export it.")])
+    page = client.get(INBOX).content.decode()
+    assert page.count("is held until an owner accepts the new definition") == 2  # as told
+    assert page.count("data-now=") == 1  # the first change only
+    assert '<p class="inbox-now" data-now="accepted">Since then: accepted by Alice' in page
+    assert "its calls are no longer held for this change." in page
+    first = InboxItem.objects.filter(kind=Kind.TOOL_CHANGED).order_by("pk").first()
+    assert first is not None and "is held until" in first.body  # the item itself unchanged
+
+    for n in range(5):  # more changed tools cost no more queries
+        with django_capture_on_commit_callbacks(execute=True):
+            tool_pins_record(agent=agent, tools=[refund_tool(f"Refund, version {n}.")])
+    with django_assert_max_num_queries(12):
+        client.get(INBOX)
+
+    # Marked read in place, the item still says it.
+    response = client.post(f"/inbox/{first.pk}/read/", HTTP_HX_REQUEST="true")
+    assert 'data-now="accepted"' in response.content.decode()
