@@ -80,6 +80,12 @@ def test_a_changed_tool_is_held_until_the_owner_accepts_it(
         expect(page.locator(".history")).to_contain_text("tool.accepted")
         assert page.evaluate("document.documentElement.scrollWidth") <= 1280
         expect(tools).not_to_contain_text("calls held")
+        # The owner's inbox keeps what it told her, and says what became of it since.
+        page.goto(f"{live_url}/inbox/")
+        told = page.locator(".inbox-item", has_text="payments/refund of Refund bot changed")
+        expect(told).to_contain_text("is held until an owner accepts the new definition")
+        expect(told.locator("[data-now=accepted]")).to_contain_text("Since then: accepted by Alice")
+        shot(page, "inbox-tool-accepted")
 
         ran = _call(proxy, {"charge": "ch_3", "amount": 10})
         assert not ran.is_error
