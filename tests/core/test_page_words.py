@@ -74,4 +74,4 @@ def test_hold_times_and_limit_windows_read_in_words(client: Client, agent: Any, 
     page = client.get(reverse("policy:page", args=[agent.slug])).content.decode()
     assert "1 approval from anyone with approve access, 15 minutes" in page
     assert "900s" not in page
-    assert "<td>1 hour</td>" in page
+    assert '<td data-label="Per">1 hour</td>' in page

@@ -142,8 +142,8 @@ def test_the_action_page_shows_the_limits_sums_as_people_write_them(
     browser = Client()
     browser.force_login(reviewer)
     page = browser.get(reverse("approvals:action", args=[second["id"]])).content.decode()
-    row = page[page.index("<td>refund sum</td>") :].split("</tr>")[0]
-    assert "<td>30</td>" in row  # this action's charge
+    row = page[page.index('<td data-label="Limit charged">refund sum</td>') :].split("</tr>")[0]
+    assert '<td data-label="This action">30</td>' in row  # this action's charge
     assert row.count("2 actions, 40<") == 2  # the window when decided, and now
     assert " 20000</td>" in row
     assert "0000" not in row.replace("20000", "")

@@ -195,9 +195,12 @@ def test_the_add_rule_form_shows_the_variables_and_the_agent_s_parameters(
         ("env", "string"),
         ("time", "timestamp"),
     ]:
-        assert f'<tr><td class="mono">{name}</td><td>{kind}</td>' in page
+        assert (
+            f'<tr><td class="mono" data-label="Name">{name}</td><td data-label="Type">{kind}</td>'
+        ) in page
     assert (
-        '<tr><td class="mono">payments.refund</td><td><code>params.amount</code> number, '
+        '<tr><td class="mono" data-label="Action">payments.refund</td>'
+        '<td data-label="Parameters"><code>params.amount</code> number, '
         "<code>params.charges</code> list of strings</td></tr>"
     ) in page
     assert 'aria-describedby="condition-help"' in page
