@@ -276,3 +276,5 @@ def test_the_header_buttons_of_an_agent_and_an_alert_line_up_on_a_desktop(
             if box is not None
         }
         assert "Open an incident" in tops and len(set(tops.values())) == 1, (name, tops)
+        SHOTS.mkdir(exist_ok=True)
+        page.locator(".pagehead").screenshot(path=str(SHOTS / f"desktop-{name}-head.png"))
