@@ -24,7 +24,7 @@ from django.db.models import F
 from mcp.shared.exceptions import MCPError
 
 from oversight.agents.models import ToolPin
-from oversight.agents.services import agent_access_grant, token_create
+from oversight.agents.services import agent_access_grant, agent_update, token_create
 from oversight.agents.tool_pins import SeenTool, tool_pins_record
 from oversight.approvals.services import approval_vote
 from oversight.audit.actors import Actor
@@ -33,6 +33,7 @@ from oversight.gateway.models import Action
 from oversight.gateway.settling import SETTLE_AFTER, action_settle
 from oversight.policy.models import Grant, Rule
 from oversight.policy.services import policy_object_create
+from oversight.releases.services import release_rollback
 from oversight_sdk import Oversight
 from tests.conftest import SYSTEM
 from tests.gateway.helpers import expire
@@ -207,6 +208,49 @@ def test_the_calls_of_one_client_session_are_one_session_in_oversight(
     first, second = ({sessions[f"stripe:charge/ch_{tag}{n}"] for n in (1, 2)} for tag in "ab")
     assert len(first) == len(second) == 1 and first != second, sessions
     assert all(session.startswith("mcp-") for session in first | second), sessions
+
+
+def test_a_host_names_the_session_and_in_a_canary_it_keeps_the_release_it_had(
+    live_url: str, token: str, agent: Any, tmp_path: Path
+) -> None:
+    """A host that starts a stdio proxy per conversation passes the conversation's id
+    (`--session-id`): the proxy's calls belong to it, and the proxy loads its release as
+    the session begins, so when the canary's share grows past the session's bucket its
+    calls are still decided under the release it began with."""
+    from oversight.releases.assignment import BUCKETS, bucket
+    from oversight.releases.rollouts import rollout_advance, rollout_start
+
+    agent_update(actor=SYSTEM, agent=agent, instructions="Refund carefully.")  # the candidate
+    candidate = agent.releases.order_by("-version").first()
+    release_rollback(actor=SYSTEM, release=agent.releases.get(version=candidate.version - 1))
+    rollout = rollout_start(actor=SYSTEM, release=candidate, stage="canary", plan=[1, 50, 100])
+    agent.refresh_from_db()
+    stable = agent.stable_version
+    session = next(
+        s
+        for n in range(2000)
+        if BUCKETS // 100 <= bucket(agent.pk, candidate.version, s := f"conv-{n}") < BUCKETS // 2
+    )
+
+    def advance() -> None:  # in a thread of its own, whose connection is closed after
+        try:
+            rollout_advance(actor=SYSTEM, rollout=rollout)  # 50%: the session's bucket is in
+        finally:
+            connection.close()
+
+    async def two_calls(client: Any) -> None:
+        await client.call_tool("refund", {"charge": "ch_c1", "amount": 5})
+        await asyncio.to_thread(advance)
+        await client.call_tool("refund", {"charge": "ch_c2", "amount": 5})
+
+    extra = ["--session-id", session]
+    with proxied("stdio", url=live_url, token=token, tmp=tmp_path, extra=extra) as proxy:
+        proxy.session(two_calls)
+    decided = Action.objects.filter(agent=agent).values_list("session_id", "release_version")
+    assert sorted(decided) == [(session, stable), (session, stable)]
+    with Oversight(live_url, token) as client:  # a session nobody loaded: its bucket decides
+        asked_anew = client.ask(REFUND, "stripe:charge/ch_c3", session_id=session)
+    assert asked_anew.release == candidate.version
 
 
 def test_over_http_on_the_2026_protocol_each_call_is_a_session_of_its_own(

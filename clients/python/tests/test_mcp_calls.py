@@ -311,7 +311,11 @@ def test_the_command_line() -> None:
     assert both.passes == {"resources", "prompts"}
     http = parse(["--upstream", "http://h/mcp", "--listen", "127.0.0.1:9000"])
     assert http.listen == ("127.0.0.1", 9000)
+    assert options.session_id == ""  # its own, made when it starts
+    assert parse(["--session-id", "conv-7", "--", "x"]).session_id == "conv-7"
     for bad in (
+        ["--session-id", "conv-7", "--upstream", "http://h/mcp", "--listen", "127.0.0.1:9000"],
+        ["--session-id", "x" * 101, "--", "x"],
         [],
         ["--upstream", "http://h/mcp"],
         ["--resource", "refund", "--", "x"],

@@ -29,7 +29,7 @@ from mcp.server.lowlevel.server import NotificationOptions, Server
 from mcp.shared.exceptions import MCPError
 
 from ..aio import AsyncOversight
-from ..errors import OversightError
+from ..errors import NotFound, OversightError
 from . import calls, passthrough
 from .changes import Announcer
 from .link import approval_link
@@ -67,6 +67,7 @@ class Options:
     loop: str = field(default_factory=_default_loop)  # "uvloop" or "asyncio"
     upstream_protocol: str = "auto"  # "auto" or "legacy" (the initialize handshake)
     passes: frozenset[str] = frozenset()  # of passthrough.PASSABLE: handed to the upstream
+    session_id: str = ""  # a stdio proxy's session, as its host names it (else its own)
 
 
 def parse(argv: Sequence[str]) -> Options:
@@ -137,6 +138,12 @@ def parse(argv: Sequence[str]) -> Options:
         help="also offer the upstream's resources or prompts, handed to it as they are: "
         "reads, not decided nor recorded (repeatable; default: tools only)",
     )
+    parser.add_argument(
+        "--session-id",
+        default=os.environ.get("OVERSIGHT_SESSION_ID", ""),
+        help="with a stdio server: the agent's session its calls belong to, as the host that "
+        "starts the proxy names it (default: $OVERSIGHT_SESSION_ID, else one of its own)",
+    )
     parser.add_argument("--oversight-url", help="default: $OVERSIGHT_URL")
     parser.add_argument("--oversight-token", help="default: $OVERSIGHT_TOKEN")
     args = parser.parse_args(argv)
@@ -150,6 +157,12 @@ def parse(argv: Sequence[str]) -> Options:
         parser.error("--hold-wait must not be negative")
     if args.max_reports < 1:
         parser.error("--max-reports must be at least 1")
+    if args.session_id and args.listen:
+        parser.error(
+            "--session-id goes with a stdio server: over HTTP each client's session is its own"
+        )
+    if len(args.session_id) > 100 or "\x00" in args.session_id:
+        parser.error("--session-id: at most 100 characters, and no NUL")
     if args.loop == "uvloop" and not importlib.util.find_spec("uvloop"):
         parser.error("--loop uvloop: uvloop is not installed")
     resources: dict[str, str] = {}
@@ -186,6 +199,7 @@ def parse(argv: Sequence[str]) -> Options:
         loop=args.loop,
         upstream_protocol=args.upstream_protocol,
         passes=frozenset(args.passes),
+        session_id=args.session_id,
     )
 
 
@@ -283,6 +297,8 @@ async def connected(
     upstream = UpstreamSession(target, mode=options.upstream_protocol)
     proxy: Proxy | None = None
     async with AsyncOversight(options.oversight_url, options.oversight_token) as oversight:
+        if options.session_id:
+            await _load_release(oversight, options.session_id)
         try:
             async with anyio.create_task_group() as tasks:
                 await tasks.start(upstream.run)
@@ -308,6 +324,19 @@ async def connected(
         finally:
             if proxy is not None:  # the reports go to Oversight, still open here
                 await proxy.drain()
+
+
+async def _load_release(oversight: AsyncOversight, session_id: str) -> None:
+    """Load the release of the host's session, as the host did when the session began: the
+    client then says it with each ask, so that in a canary the session's calls through the
+    proxy are decided under the release the session runs (docs/releases.md). Not loaded
+    (Oversight unreachable, say): the calls are assigned by the session's bucket."""
+    try:
+        await oversight.release(session_id)
+    except NotFound:
+        pass  # the agent has no release yet
+    except OversightError as exc:
+        logger.warning("could not load the release of session %s: %s", session_id, exc)
 
 
 # The agent's credential for Oversight: the server behind the proxy never needs it.
@@ -361,7 +390,8 @@ async def serve(options: Options) -> None:
 async def _serve(options: Options, listening: socket.socket | None) -> None:
     async with connected(options) as (proxy, name, announcer, passed):
         if options.listen is None:
-            server = proxy_server(proxy, name, announcer, passed, f"mcp-{uuid.uuid4().hex}")
+            session = options.session_id or f"mcp-{uuid.uuid4().hex}"
+            server = proxy_server(proxy, name, announcer, passed, session)
             from mcp.server.stdio import stdio_server
 
             async with native_stdio() as own, stdio_server(*(own or ())) as (read, write):
