@@ -297,8 +297,6 @@ async def connected(
     upstream = UpstreamSession(target, mode=options.upstream_protocol)
     proxy: Proxy | None = None
     async with AsyncOversight(options.oversight_url, options.oversight_token) as oversight:
-        if options.session_id:
-            await _load_release(oversight, options.session_id)
         try:
             async with anyio.create_task_group() as tasks:
                 await tasks.start(upstream.run)
@@ -318,6 +316,8 @@ async def connected(
                 announcer = Announcer()
                 upstream.tools_changed = proxy.tools_changed
                 tasks.start_soon(upstream.follow_changes)
+                if options.session_id:  # off the start's path: Oversight may be slow to answer
+                    tasks.start_soon(_load_release, oversight, options.session_id)
                 tasks.start_soon(proxy.follow_changes, announcer)
                 yield proxy, name, announcer, passthrough.handlers(upstream, options.passes)
                 tasks.cancel_scope.cancel()
@@ -329,8 +329,9 @@ async def connected(
 async def _load_release(oversight: AsyncOversight, session_id: str) -> None:
     """Load the release of the host's session, as the host did when the session began: the
     client then says it with each ask, so that in a canary the session's calls through the
-    proxy are decided under the release the session runs (docs/releases.md). Not loaded
-    (Oversight unreachable, say): the calls are assigned by the session's bucket."""
+    proxy are decided under the release the session runs (docs/releases.md). Until it is
+    loaded, or if it cannot be (Oversight unreachable, say), the calls are assigned by the
+    session's bucket, which is where the release was loaded from anyway."""
     try:
         await oversight.release(session_id)
     except NotFound:
