@@ -6,16 +6,35 @@ the screen. Screenshots of each page, phone and desktop, go to
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
 import pytest
+from django.test import override_settings
+from django.utils import timezone
 from playwright.sync_api import Browser, Page, expect
 
 from oversight.accounts.services import personal_token_create
+from oversight.agents.models import Agent
 from oversight.agents.services import token_create, token_revoke
+from oversight.audit import verbs
+from oversight.audit.actors import Actor
 from oversight.audit.models import AuditEvent
 from oversight.audit.trust_services import verification_run_here
+from oversight.gateway.lifecycle import ResultInput, action_report_result
+from oversight.gateway.models import Action
+from oversight.incidents.analysis.report import analyse
+from oversight.incidents.models import AnalysisState, Incident, TriggerKind
+from oversight.incidents.services import incident_open
+from oversight.monitoring.detectors import EVIDENCE_FIELDS, evidence_item
+from oversight.monitoring.rollups import rollup_minutes
+from oversight.monitoring.services import Finding, alert_raise
+from oversight.policy.models import Rule
+from oversight.policy.services import policy_object_create, policy_object_delete
+from oversight.releases.models import Release, Stage
+from oversight.releases.rollouts import rollout_start
+from oversight.releases.services import release_rollback
 from tests.browser.ui import (
     CARDS,
     DESKTOP,
@@ -28,6 +47,15 @@ from tests.browser.ui import (
     shot,
 )
 from tests.conftest import SYSTEM
+from tests.gateway.helpers import (
+    REFUND,
+    decide,
+    forbid_many_charges,
+    grant_reversible_refunds,
+    limit_create,
+    refund,
+)
+from tests.incidents.helpers import bulk_refund, mix, place, small_refund, traffic
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -297,3 +325,121 @@ def test_the_header_buttons_of_an_agent_and_an_alert_line_up_on_a_desktop(
         assert "Open an incident" in tops and len(set(tops.values())) == 1, (name, tops)
         SHOTS.mkdir(exist_ok=True)
         page.locator(".pagehead").screenshot(path=str(SHOTS / f"desktop-{name}-head.png"))
+
+
+# --- the stacked tables that only show with data -------------------------------------------
+
+
+def _busy_agent(agent: Agent, owner: Any) -> dict[str, tuple[str, str, int]]:
+    """Ten minutes of refunds around the deletion of "one charge at a time" (placed on a
+    timeline, as tests/incidents do), an alert on its denials, an incident analysed on
+    ten-second buckets, then a stricter release rolled out in shadow over a few refunds
+    that ran. Returns the pages whose stacked tables now have rows (an alert's minutes and
+    actions, an incident's causes with their evidence, an action's limits, a release in
+    shadow, its replay and a rewind's plan): by name, the path, the tables and how many
+    of them at least."""
+    grant_reversible_refunds(agent, undo_params={"amount": "params.amount"})
+    limit_create(agent=agent, max_count=500, window_seconds=3600)
+    rule = forbid_many_charges(agent)
+    token = token_create(actor=SYSTEM, agent=agent, environment="production")[0]
+    body = mix((75, small_refund), (25, bulk_refund))
+    before = traffic(token, body, 120, seed=21)
+    policy_object_delete(actor=Actor.for_user(owner), obj=rule)
+    t0 = AuditEvent.objects.filter(verb=verbs.RULE_DELETED).latest("seq").created_at
+    after = traffic(token, body, 50, seed=22)
+    place(before, t0 - dt.timedelta(seconds=400), t0)
+    place(after, t0, t0 + dt.timedelta(seconds=200))
+    now = t0 + dt.timedelta(seconds=200)
+
+    rollup_minutes(start=t0 - dt.timedelta(seconds=460), end=now + dt.timedelta(seconds=1))
+    denied = Action.objects.filter(agent=agent, status="denied").order_by("-created_at")
+    rows = denied.values(*EVIDENCE_FIELDS, "created_at")[:8]
+    alert, _opened = alert_raise(
+        finding=Finding(
+            agent_id=agent.pk,
+            kind="denial_rate",
+            severity="warning",
+            dedupe_key="denials",
+            title=f"{denied.count()} refunds of several charges denied",
+            numbers={"denied": denied.count(), "actions_in_window": len(before) + len(after)},
+            actions=[evidence_item(row, row["created_at"]) for row in rows],
+        ),
+        now=now,
+    )
+    incident, _opened = incident_open(
+        actor=SYSTEM,
+        kind=TriggerKind.MANUAL,
+        target=("monitoring.alert", str(alert.pk)),
+        summary=f"Opened from the alert: {alert.title}",
+        agent=agent,
+    )
+    # The analysis as incident_analyse keeps it, as of the end of the placed traffic.
+    with override_settings(INCIDENT_BUCKET_SECONDS=10, INCIDENT_LOOKBACK_BUCKETS=60):
+        report = analyse(incident, now=now)
+    assert report["causes"] and report["causes"][0]["evidence"], report["causes"]
+    Incident.objects.filter(pk=incident.pk).update(
+        report=report, analysis_state=AnalysisState.DONE, analysed_at=timezone.now()
+    )
+
+    # A stricter release, cut and not stable (a rollback makes the one before it stable
+    # again), rolled out in shadow: the refunds over 100 it would deny ran under stable.
+    policy_object_create(
+        actor=SYSTEM,
+        obj=Rule(
+            agent=agent,
+            name="no big refunds",
+            effect="forbid",
+            action=REFUND,
+            condition="params.amount > 100",
+        ),
+    )
+    candidate = Release.objects.filter(agent=agent).latest("version")
+    previous = Release.objects.get(agent=agent, version=candidate.version - 1)
+    release_rollback(actor=SYSTEM, release=previous)
+    rollout_start(actor=SYSTEM, release=candidate, stage=Stage.SHADOW)
+    shadowed = []
+    for amount in (40, 250, 900):
+        action = decide(token, refund(amount, charges=(f"ch_shadow_{amount}",)))
+        assert (action.status, action.shadow_status) == (
+            "allowed",
+            "denied" if amount > 100 else "allowed",
+        )
+        ran = ResultInput(outcome="succeeded", after={"refunded": amount})
+        shadowed.append(action_report_result(token=token, action_id=action.pk, data=ran))
+
+    slug, version = agent.slug, candidate.version
+    return {
+        "alert-data": (f"/alerts/{alert.pk}/", "main table.stacked", 2),
+        "incident-data": (f"/incidents/{incident.pk}/", "#cause-list table.stacked", 1),
+        "action-provenance": (f"/actions/{shadowed[1].pk}/", "#provenance table", 1),
+        "release-shadow": (f"/agents/{slug}/releases/{version}/", "#rollout-panel table", 2),
+        "release-replay": (
+            f"/agents/{slug}/releases/{version}/replay/?window=24h",
+            "#replay-report table",
+            4,
+        ),
+        "rewind-plan-data": (
+            f"/agents/{slug}/rewind/?since=1h&resource=*",
+            "#rewind-plan table",
+            2,
+        ),
+    }
+
+
+def test_the_tables_with_rows_read_as_labelled_cards_on_a_phone(
+    page: Page, live_url: str, agent: Agent, owner: Any, admin_user: Any
+) -> None:
+    """The stacked tables the main world leaves empty, with rows in them: at 390 px each
+    reads as cards, every cell under its column's name, nothing out of reach and the page
+    not wider than the screen."""
+    pages = _busy_agent(agent, owner)
+    page.set_viewport_size(PHONE)
+    log_in(page, live_url, "ada")
+    for name, (path, tables, at_least) in pages.items():
+        response = page.goto(f"{live_url}{path}")
+        assert response is not None and response.status == 200, (name, response)
+        shown = assert_stacked(page, tables, name)
+        assert shown >= at_least, (name, shown)
+        assert page.evaluate(OUT_OF_REACH) == [], (name, page.evaluate(OUT_OF_REACH))
+        assert_no_sideways_scroll(page, name)
+        shot(page, f"phone-{name}")
