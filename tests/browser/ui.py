@@ -83,7 +83,7 @@ def make_world(agent: Agent, reviewer: Any, auditor: Any) -> World:
         severity="warning",
         dedupe_key="denials",
         title="1 of 5 actions denied in 5 minutes (20%)",
-        numbers={"denied": 1, "actions": 5},
+        numbers={"denied": 1, "actions_in_window": 5},
     )
     alert, _opened = alert_raise(finding=finding, now=timezone.now())
     incident, _opened = incident_open(

@@ -143,8 +143,26 @@ def test_the_action_page_shows_the_limits_sums_as_people_write_them(
     browser.force_login(reviewer)
     page = browser.get(reverse("approvals:action", args=[second["id"]])).content.decode()
     row = page[page.index('<td data-label="Limit charged">refund sum</td>') :].split("</tr>")[0]
-    assert '<td data-label="This action">30</td>' in row  # this action's charge
+    assert '<td data-label="This action">1 action, 30</td>' in row  # this action's charge
     assert row.count("2 actions, 40<") == 2  # the window when decided, and now
     assert " 20000</td>" in row
     assert "0000" not in row.replace("20000", "")
     assert "E+" not in row
+
+
+def test_an_action_counted_by_a_count_limit_is_shown_as_one_action(
+    agent: Agent, agent_api: AgentApi, reviewer: Any
+) -> None:
+    """A limit that counts actions charges each one action (its charged amount is 0): the
+    page says "1 action", as its window's columns count, not "0"."""
+    agent_access_grant(actor=SYSTEM, agent=agent, user=reviewer, level="reviewer")
+    limit_create(agent=agent, name="refunds per hour", max_count=500, window_seconds=3600)
+    decided = agent_api.decide(refund(10))
+    browser = Client()
+    browser.force_login(reviewer)
+    page = browser.get(reverse("approvals:action", args=[decided["id"]])).content.decode()
+    row = page[page.index('<td data-label="Limit charged">refunds per hour</td>') :]
+    row = row.split("</tr>")[0]
+    assert '<td data-label="This action">1 action</td>' in row
+    assert row.count(">1 action<") == 3  # this action, and its window when decided and now
+    assert ">500 actions<" in row
