@@ -24,7 +24,7 @@ from django.db.models import F
 from mcp.shared.exceptions import MCPError
 
 from oversight.agents.models import ToolPin
-from oversight.agents.services import agent_access_grant, agent_update, token_create
+from oversight.agents.services import agent_access_grant, token_create
 from oversight.agents.tool_pins import SeenTool, tool_pins_record
 from oversight.approvals.services import approval_vote
 from oversight.audit.actors import Actor
@@ -33,7 +33,6 @@ from oversight.gateway.models import Action
 from oversight.gateway.settling import SETTLE_AFTER, action_settle
 from oversight.policy.models import Grant, Rule
 from oversight.policy.services import policy_object_create
-from oversight.releases.services import release_rollback
 from oversight_sdk import Oversight
 from tests.conftest import SYSTEM
 from tests.gateway.helpers import expire
@@ -217,19 +216,14 @@ def test_a_host_names_the_session_and_in_a_canary_it_keeps_the_release_it_had(
     (`--session-id`): the proxy's calls belong to it, and the proxy loads its release as
     the session begins, so when the canary's share grows past the session's bucket its
     calls are still decided under the release it began with."""
-    from oversight.releases.assignment import BUCKETS, bucket
-    from oversight.releases.rollouts import rollout_advance, rollout_start
+    from oversight.releases.assignment import BUCKETS
+    from oversight.releases.rollouts import rollout_advance
+    from tests.releases.helpers import canary_of_new_instructions, sessions_in_buckets
 
-    agent_update(actor=SYSTEM, agent=agent, instructions="Refund carefully.")  # the candidate
-    candidate = agent.releases.order_by("-version").first()
-    release_rollback(actor=SYSTEM, release=agent.releases.get(version=candidate.version - 1))
-    rollout = rollout_start(actor=SYSTEM, release=candidate, stage="canary", plan=[1, 50, 100])
-    agent.refresh_from_db()
+    candidate, rollout = canary_of_new_instructions(agent, plan=[1, 50, 100])
     stable = agent.stable_version
-    session = next(
-        s
-        for n in range(2000)
-        if BUCKETS // 100 <= bucket(agent.pk, candidate.version, s := f"conv-{n}") < BUCKETS // 2
+    [session] = sessions_in_buckets(
+        agent, candidate, start=BUCKETS // 100, end=BUCKETS // 2, count=1, prefix="conv"
     )
 
     def advance() -> None:  # in a thread of its own, whose connection is closed after

@@ -295,13 +295,9 @@ def test_in_a_canary_a_session_gets_the_candidate_and_its_decisions_say_so(
     client: Oversight, agent: Any
 ) -> None:
     from oversight.releases.assignment import bucket
-    from oversight.releases.rollouts import rollout_start
+    from tests.releases.helpers import canary_of_new_instructions
 
-    agent_update(actor=SYSTEM, agent=agent, instructions="Refund carefully.")  # the candidate
-    candidate = agent.releases.order_by("-version").first()
-    release_rollback(actor=SYSTEM, release=agent.releases.get(version=candidate.version - 1))
-    rollout_start(actor=SYSTEM, release=candidate, stage="canary", plan=[50, 100])
-    agent.refresh_from_db()
+    candidate, _ = canary_of_new_instructions(agent, plan=[50, 100])
     # Sessions until three fall inside the canary and three outside (buckets hash the
     # agent's id, which differs between runs: twelve fixed sessions once all fell outside).
     sessions: list[str] = []
@@ -335,21 +331,15 @@ def test_a_session_keeps_the_release_it_loaded_when_the_canary_share_grows(
     its bucket. Sync and async clients alike."""
     from django.db import connection
 
-    from oversight.releases.assignment import BUCKETS, bucket
-    from oversight.releases.rollouts import rollout_advance, rollout_start
+    from oversight.releases.assignment import BUCKETS
+    from oversight.releases.rollouts import rollout_advance
+    from tests.releases.helpers import canary_of_new_instructions, sessions_in_buckets
 
-    agent_update(actor=SYSTEM, agent=agent, instructions="Refund carefully.")  # the candidate
-    candidate = agent.releases.order_by("-version").first()
-    release_rollback(actor=SYSTEM, release=agent.releases.get(version=candidate.version - 1))
-    rollout = rollout_start(actor=SYSTEM, release=candidate, stage="canary", plan=[1, 50, 100])
-    agent.refresh_from_db()
+    candidate, rollout = canary_of_new_instructions(agent, plan=[1, 50, 100])
     stable = agent.stable_version
-    moving = [
-        s
-        for n in range(2000)
-        if BUCKETS // 100 <= bucket(agent.pk, candidate.version, s := f"talk-{n}") < BUCKETS // 2
-    ][:3]
-    assert len(moving) == 3
+    moving = sessions_in_buckets(
+        agent, candidate, start=BUCKETS // 100, end=BUCKETS // 2, count=3, prefix="talk"
+    )
     loaded, loaded_async, unloaded = moving
     assert client.release(session_id=loaded).version == stable
     token = _token(agent)
