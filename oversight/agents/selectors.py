@@ -21,6 +21,7 @@ from oversight.agents.models import (
     ToolPin,
 )
 from oversight.gateway.constants import ActionStatus
+from oversight.notifications.constants import Kind
 
 WAITING_SHOWN = 5  # a changed tool's waiting calls listed on the agent's page
 
@@ -151,6 +152,21 @@ class ToolChangeNow:
     state: str
     by: Any = None
     at: Any = None
+
+
+def tool_change_event(pin_id: int, changed_hash: str) -> str:
+    """The event key of the notice to a tool's owners of one change of its definition
+    (agents/tool_pins.py): one notice per change. `tool_change_named` reads it back."""
+    return f"{Kind.TOOL_CHANGED}:{pin_id}:{changed_hash}"
+
+
+def tool_change_named(event: str) -> tuple[int, str] | None:
+    """(pin id, changed definition's hash) of a `tool_change_event` key, else None."""
+    kind, _, rest = event.partition(":")
+    pin, _, changed_hash = rest.partition(":")
+    if kind != Kind.TOOL_CHANGED or not pin.isdigit() or not changed_hash:
+        return None
+    return int(pin), changed_hash
 
 
 def tool_changes_now(*, changes: list[tuple[int, str]]) -> dict[tuple[int, str], ToolChangeNow]:

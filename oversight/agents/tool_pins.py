@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from oversight.agents.locking import agent_lock
 from oversight.agents.models import Agent, ToolPin
+from oversight.agents.selectors import tool_change_event
 from oversight.audit import verbs
 from oversight.audit.actors import Actor
 from oversight.audit.services import audit_record
@@ -159,7 +160,7 @@ def _owner_told(pin_id: int, changed_hash: str) -> None:
         body=f"Every call of {agent.name} to {pin.server}/{pin.tool} is held until an owner "
         "accepts the new definition. Compare it with the pinned one on the agent's page.",
         link=reverse("agents:detail", args=[agent.slug]) + "#agent-tools",
-        event=f"{Kind.TOOL_CHANGED}:{pin.pk}:{changed_hash}",
+        event=tool_change_event(pin.pk, changed_hash),
         agent=agent,
     )
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -19,7 +18,7 @@ from oversight.accounts.models import Team
 from oversight.accounts.selectors import team_list
 from oversight.agents.constants import AgentStatus
 from oversight.agents.models import Agent
-from oversight.agents.selectors import tool_changes_now
+from oversight.agents.selectors import tool_change_named, tool_changes_now
 from oversight.killswitch.models import KillSwitch
 from oversight.notifications.constants import (
     MAX_ATTEMPTS,
@@ -121,10 +120,6 @@ def inbox_items(*, user: Any) -> QuerySet[InboxItem]:
     )
 
 
-# The event of a changed tool's item (agents/tool_pins.py, _owner_told): one per change.
-_TOOL_CHANGE = re.compile(rf"{re.escape(Kind.TOOL_CHANGED)}:(?P<pin>\d+):(?P<hash>\w+)")
-
-
 def inbox_items_now(*, items: Iterable[InboxItem]) -> list[InboxItem]:
     """The items as the inbox shows them. An item records a moment and is not rewritten;
     one about a changed MCP tool also gets ``now``, what became of that change if it no
@@ -133,9 +128,9 @@ def inbox_items_now(*, items: Iterable[InboxItem]) -> list[InboxItem]:
     changes: dict[int, tuple[int, str]] = {}
     for item in items:
         item.now = None
-        named = _TOOL_CHANGE.fullmatch(item.event) if item.kind == Kind.TOOL_CHANGED else None
+        named = tool_change_named(item.event) if item.kind == Kind.TOOL_CHANGED else None
         if named:
-            changes[item.pk] = (int(named["pin"]), named["hash"])
+            changes[item.pk] = named
     if changes:
         now = tool_changes_now(changes=list(changes.values()))
         for item in items:

@@ -30,8 +30,7 @@ from oversight.incidents.services import incident_open
 from oversight.monitoring.detectors import EVIDENCE_FIELDS, evidence_item
 from oversight.monitoring.rollups import rollup_minutes
 from oversight.monitoring.services import Finding, alert_raise
-from oversight.policy.models import Rule
-from oversight.policy.services import policy_object_create, policy_object_delete
+from oversight.policy.services import policy_object_delete
 from oversight.releases.models import Release, Stage
 from oversight.releases.rollouts import rollout_start
 from oversight.releases.services import release_rollback
@@ -48,8 +47,8 @@ from tests.browser.ui import (
 )
 from tests.conftest import SYSTEM
 from tests.gateway.helpers import (
-    REFUND,
     decide,
+    forbid_big_refunds,
     forbid_many_charges,
     grant_reversible_refunds,
     limit_create,
@@ -383,16 +382,7 @@ def _busy_agent(agent: Agent, owner: Any) -> dict[str, tuple[str, str, int]]:
 
     # A stricter release, cut and not stable (a rollback makes the one before it stable
     # again), rolled out in shadow: the refunds over 100 it would deny ran under stable.
-    policy_object_create(
-        actor=SYSTEM,
-        obj=Rule(
-            agent=agent,
-            name="no big refunds",
-            effect="forbid",
-            action=REFUND,
-            condition="params.amount > 100",
-        ),
-    )
+    forbid_big_refunds(agent)
     candidate = Release.objects.filter(agent=agent).latest("version")
     previous = Release.objects.get(agent=agent, version=candidate.version - 1)
     release_rollback(actor=SYSTEM, release=previous)

@@ -11,12 +11,10 @@ from playwright.sync_api import Page, expect
 from oversight.agents.models import Agent
 from oversight.agents.services import token_create
 from oversight.gateway.models import Action
-from oversight.policy.models import Rule
-from oversight.policy.services import policy_object_create
 from tests.browser.a11y import low_contrast, unnamed_controls
 from tests.browser.test_registry_flow import SHOTS, log_in
 from tests.conftest import SYSTEM
-from tests.gateway.helpers import REFUND, decide, grant_refunds, refund
+from tests.gateway.helpers import decide, forbid_big_refunds, grant_refunds, refund
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -28,16 +26,7 @@ def test_a_teammate_replays_the_last_week_under_a_stricter_release(
     token, _raw = token_create(actor=SYSTEM, agent=agent, environment="production")
     for amount in (40, 250, 900):
         decide(token, refund(amount, charges=(f"ch_{amount}",)))
-    policy_object_create(  # v3: refunds over 100 forbidden
-        actor=SYSTEM,
-        obj=Rule(
-            agent=agent,
-            name="no big refunds",
-            effect="forbid",
-            action=REFUND,
-            condition="params.amount > 100",
-        ),
-    )
+    forbid_big_refunds(agent)  # v3: refunds over 100 forbidden
     actions = Action.objects.count()
 
     page.goto(f"{live_url}/agents/{agent.slug}/releases/3/")

@@ -10,11 +10,9 @@ from playwright.sync_api import Page, expect
 
 from oversight.agents.models import Agent
 from oversight.policy.models import Rule
-from oversight.policy.services import policy_object_create
 from oversight.releases.services import releases_batched
 from tests.browser.test_registry_flow import SHOTS, log_in
-from tests.conftest import SYSTEM
-from tests.gateway.helpers import REFUND, grant_refunds
+from tests.gateway.helpers import forbid_big_refunds, grant_refunds
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -24,16 +22,7 @@ def test_an_owner_changes_a_rule_compares_and_rolls_back_in_one_click(
 ) -> None:
     with releases_batched(notes="first policy"):  # v2: a grant and a rule
         grant_refunds(agent)
-        rule = policy_object_create(
-            actor=SYSTEM,
-            obj=Rule(
-                agent=agent,
-                name="no big refunds",
-                effect="forbid",
-                action=REFUND,
-                condition="params.amount > 100",
-            ),
-        )
+        rule = forbid_big_refunds(agent)
     page.goto(f"{live_url}/agents/{agent.slug}/policy/rule/{rule.pk}/edit/")
     log_in(page, owner.username)
     page.locator("[name=condition]").fill("params.amount > 5000")

@@ -92,6 +92,20 @@ def hold_large_refunds(agent: Agent, **fields: Any) -> Rule:
     )
 
 
+def forbid_big_refunds(agent: Agent) -> Rule:
+    """A stricter policy: refunds over 100 forbidden."""
+    return policy_object_create(
+        actor=SYSTEM,
+        obj=Rule(
+            agent=agent,
+            name="no big refunds",
+            effect="forbid",
+            action=REFUND,
+            condition="params.amount > 100",
+        ),
+    )
+
+
 def forbid_many_charges(agent: Agent) -> Rule:
     return policy_object_create(
         actor=SYSTEM,

@@ -18,12 +18,10 @@ from django.utils import timezone
 from oversight.agents.services import token_create
 from oversight.gateway.models import Action
 from oversight.lib.moments import MomentError, parse_moment
-from oversight.policy.models import Rule
-from oversight.policy.services import policy_object_create
 from oversight.releases.models import Release
 from oversight.releases.replay import ReplayInputError, replay
 from tests.conftest import SYSTEM
-from tests.gateway.helpers import REFUND, decide, grant_refunds, refund
+from tests.gateway.helpers import REFUND, decide, forbid_big_refunds, grant_refunds, refund
 
 pytestmark = pytest.mark.django_db
 AMOUNTS = (50, 150, 300, 700)
@@ -37,16 +35,7 @@ def recorded(agent: Any) -> list[Action]:
     actions = [decide(token, refund(amount, charges=(f"ch_{amount}",))) for amount in AMOUNTS]
     assert [a.status for a in actions] == ["allowed"] * 4
     assert {a.release_version for a in actions} == {2}
-    policy_object_create(
-        actor=SYSTEM,
-        obj=Rule(
-            agent=agent,
-            name="no big refunds",
-            effect="forbid",
-            action=REFUND,
-            condition="params.amount > 100",
-        ),
-    )
+    forbid_big_refunds(agent)
     agent.refresh_from_db()
     assert agent.stable_version == 3
     return actions
