@@ -6,11 +6,15 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.core.validators import MinValueValidator
+from django.db.models import Q
 
 from oversight.accounts import selectors as account_selectors
+from oversight.accounts.models import Team
 from oversight.agents.constants import AgentStatus, Environment
 from oversight.agents.models import Agent
 from oversight.agents.selectors import AgentFilters, agent_owner_choices, agent_team_choices
+from oversight.agents.services import EDITABLE_FIELDS
 from oversight.audit.verb_families import CHANGES, HISTORY_CHOICES
 
 
@@ -62,6 +66,12 @@ class AgentForm(forms.ModelForm):
         self.fields["owner"].label_from_instance = lambda u: u.get_full_name() or u.get_username()
         self.fields["team"].queryset = account_selectors.teams_for_new_agent(user=user)
         self.fields["slug"].required = False
+        # At least a day, as the model says (the form's own field would say 0).
+        interval = self.fields["review_interval_days"]
+        interval.min_value, interval.widget.attrs["min"] = 1, 1
+        interval.validators = [
+            v for v in interval.validators if not isinstance(v, MinValueValidator)
+        ] + [MinValueValidator(1)]
         # Optional in a post (API clients and older pages leave it out): keeps what is set.
         self.fields["alert_response"].required = False
         if self.instance.pk:
@@ -79,9 +89,54 @@ class AgentForm(forms.ModelForm):
                 self.fields["owner"].queryset = self.fields["owner"].queryset | type(
                     self.instance.owner
                 ).objects.filter(pk=self.instance.owner_id)
+            # The agent's team stays a choice for an owner outside it.
+            teams = self.fields["team"].queryset
+            self.fields["team"].queryset = Team.objects.filter(
+                Q(pk__in=teams.values("pk")) | Q(pk=self.instance.team_id)
+            ).order_by(*teams.query.order_by)
+            # What the form showed goes back with it (a hidden input a field): a save
+            # changes only what the editor changed, and not over someone else's change.
+            for field in self.fields.values():
+                field.show_hidden_initial = True
         else:
             self.initial.setdefault("owner", user.pk)
             self.initial.setdefault("environments", ["staging"])
+
+    def edits(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The changes this post makes and, of those fields, what the form showed (for
+        `agent_update`'s `expected`). A field posted without what was shown (an older
+        page, a script) is taken as given."""
+        changes, shown = {}, {}
+        for name in EDITABLE_FIELDS:
+            bound = self[name]
+            if bound.html_initial_name not in self.data:
+                changes[name] = self.cleaned_data[name]
+            elif name in self.changed_data:
+                changes[name] = self.cleaned_data[name]
+                shown[name] = self._shown(name)
+        return changes, shown
+
+    def _shown(self, name: str) -> Any:
+        field = self.fields[name]
+        raw = field.hidden_widget().value_from_datadict(
+            self.data, self.files, self[name].html_initial_name
+        )
+        try:
+            return field.clean(raw)
+        except forms.ValidationError:
+            return raw
+
+    def show_current(self, current: dict[str, Any]) -> None:
+        """After a StaleEdit: the form shows what is there now as what it showed, so
+        saving again replaces it knowingly."""
+        self.data = self.data.copy()
+        for name, value in current.items():
+            field, key = self.fields[name], self[name].html_initial_name
+            prepared = field.prepare_value(value.pk if hasattr(value, "pk") else value)
+            if isinstance(prepared, list | tuple):
+                self.data.setlist(key, [str(v) for v in prepared])
+            else:
+                self.data[key] = field.hidden_widget().format_value(prepared) or ""
 
     def _config(self, name: str, empty: Any) -> Any:
         """A config field left out of a post keeps what is set; a blank one is empty."""
@@ -104,12 +159,6 @@ class AgentForm(forms.ModelForm):
 
     def clean_alert_response(self) -> str:
         return self.cleaned_data.get("alert_response") or self.instance.alert_response
-
-    def clean_slug(self) -> str:
-        slug = self.cleaned_data.get("slug", "")
-        if slug and Agent.objects.filter(slug=slug).exists():
-            raise forms.ValidationError("An agent with this slug already exists.")
-        return slug
 
 
 class AgentFilterForm(forms.Form):

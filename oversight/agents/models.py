@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -117,6 +119,11 @@ class Agent(models.Model):
     @property
     def review_overdue(self) -> bool:
         return self.next_review_due < timezone.localdate()
+
+    def paused_for_review(self, today: dt.date) -> bool:
+        """Its re-certification is overdue past its team's limit: reviews pause it, and it
+        is not set active again until someone re-certifies it."""
+        return (today - self.next_review_due).days > self.team.review_pause_after_days
 
     def clean(self) -> None:
         envs = self.environments

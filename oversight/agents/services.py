@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -69,6 +70,29 @@ def _require_active_owner(owner: Any) -> None:
         )
 
 
+# Paths under /agents/ that are not an agent's (agents/urls.py).
+RESERVED_SLUGS = frozenset({"new"})
+_SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+
+
+def _new_slug(slug: str, name: str) -> str:
+    """A new agent's slug, given or made from its name: lowercase letters, digits and
+    single hyphens (tokens, manifests and URLs name agents by it: no two may differ by
+    case or by `_` for `-` alone), not a path of the registry's own, not taken."""
+    made = not slug
+    slug = slug or re.sub(r"[-_]+", "-", slugify(name)).strip("-")
+    whose = f"The name makes the slug {slug!r}, which" if made else "This slug"
+    if not _SLUG.fullmatch(slug):
+        raise ValidationError(
+            {"slug": f"{whose} is not one: use lowercase letters, digits and single hyphens."}
+        )
+    if slug in RESERVED_SLUGS:
+        raise ValidationError({"slug": f"{whose} is a page of the registry; choose another."})
+    if Agent.objects.filter(slug__iexact=slug).exists():
+        raise ValidationError({"slug": f"{whose} is taken by another agent; choose another."})
+    return slug
+
+
 def _next_review_due(*, since: dt.datetime, interval_days: int) -> dt.date:
     # The local calendar date, as `review_overdue` compares with `timezone.localdate()`.
     return timezone.localdate(since) + dt.timedelta(days=interval_days)
@@ -97,7 +121,7 @@ def agent_create(
     now = timezone.now()
     agent = Agent(
         name=name,
-        slug=slug or slugify(name),
+        slug=_new_slug(slug, name),
         purpose=purpose,
         owner=owner,
         team=team,
@@ -124,19 +148,62 @@ def agent_create(
     return agent
 
 
+class StaleEdit(ValidationError):
+    """Fields someone else changed since the editor's form was shown, which the editor
+    changed too: `current` holds their values now."""
+
+    def __init__(self, current: dict[str, Any]) -> None:
+        super().__init__(
+            {
+                field: "Changed by someone else since you opened this form: now "
+                f"{_shown(value)}. Save again to replace it with yours."
+                for field, value in current.items()
+            }
+        )
+        self.current = current
+
+
+def _comparable(value: Any) -> Any:
+    return value.pk if hasattr(value, "pk") else value
+
+
+def _shown(value: Any) -> str:
+    text = str(value.get_username() if hasattr(value, "get_username") else value)
+    return text if len(text) <= 80 else "different (see the agent's History)"
+
+
+def _check_not_stale(locked: Agent, changes: dict[str, Any], expected: dict[str, Any]) -> None:
+    """Optimistic locking of an edit form: a field it changes must still hold what the
+    form showed (`expected`), unless it holds the new value already."""
+    stale = {
+        field: getattr(locked, field)
+        for field, shown in expected.items()
+        if field in changes
+        and _comparable(getattr(locked, field))
+        not in (_comparable(shown), _comparable(changes[field]))
+    }
+    if stale:
+        raise StaleEdit(stale)
+
+
 @transaction.atomic
-def agent_update(*, actor: Actor, agent: Agent, **changes: Any) -> Agent:
+def agent_update(
+    *, actor: Actor, agent: Agent, expected: dict[str, Any] | None = None, **changes: Any
+) -> Agent:
     """Apply ``changes`` (a subset of EDITABLE_FIELDS); audit before and after.
 
     The row is locked first so two editors cannot both read the same "before"
-    and silently overwrite each other's work.
+    and silently overwrite each other's work. ``expected``: what an edit form showed of
+    the fields it changes; one of them changed since by someone else raises StaleEdit.
     """
     unknown = set(changes) - set(EDITABLE_FIELDS)
     if unknown:
         raise ValueError(f"Not editable: {', '.join(sorted(unknown))}")
     locked = agent_lock(agent.pk)
+    _check_not_stale(locked, changes, expected or {})
     before = snapshot(locked)
     old_owner, old_team = locked.owner, locked.team
+    old_environments = list(locked.environments)
     changed = {field for field, value in changes.items() if getattr(locked, field) != value}
 
     for field, value in changes.items():
@@ -149,7 +216,11 @@ def agent_update(*, actor: Actor, agent: Agent, **changes: Any) -> Agent:
         locked.unowned_since = None  # someone took the agent over
     if "status" in changed and locked.status == AgentStatus.RETIRED and not locked.retired_at:
         locked.retired_at = timezone.now()
-    if "review_interval_days" in changes:
+    today = timezone.localdate()
+    if "status" in changed and locked.status == AgentStatus.ACTIVE:
+        _require_recertified(locked, today)
+    if "review_interval_days" in changed and locked.next_review_due >= today:
+        # A date already passed stays: only a re-certification moves it.
         since = locked.last_reviewed_at or locked.created_at
         locked.next_review_due = _next_review_due(
             since=since, interval_days=locked.review_interval_days
@@ -167,6 +238,7 @@ def agent_update(*, actor: Actor, agent: Agent, **changes: Any) -> Agent:
     if locked.team_id != old_team.pk:
         permissions.revoke_team(locked, old_team)
         permissions.grant_team(locked)
+    _revoke_tokens_of_dropped_environments(actor, locked, old_environments)
     if locked.owner_id != old_owner.pk or locked.team_id != old_team.pk:
         from oversight.approvals.escalation import escalate_after_access_change
 
@@ -176,6 +248,26 @@ def agent_update(*, actor: Actor, agent: Agent, **changes: Any) -> Agent:
     if changed & set(CONFIG_FIELDS):
         release_after_change(actor=actor, agent_id=locked.pk)
     return locked
+
+
+def _require_recertified(agent: Agent, today: dt.date) -> None:
+    if agent.paused_for_review(today):
+        overdue = (today - agent.next_review_due).days
+        raise ValidationError(
+            {
+                "status": f"Its re-certification is {overdue} days overdue: re-certify "
+                f"{agent.name} first, then set it active."
+            }
+        )
+
+
+def _revoke_tokens_of_dropped_environments(
+    actor: Actor, agent: Agent, old_environments: list[str]
+) -> None:
+    """An environment the agent is no longer registered for keeps no working token."""
+    dropped = set(old_environments) - set(agent.environments)
+    for token in agent.tokens.filter(environment__in=dropped, revoked_at__isnull=True):
+        token_revoke(actor=actor, token=token)
 
 
 ACCESS_LEVELS: dict[str, tuple[str, ...]] = {

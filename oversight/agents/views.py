@@ -120,12 +120,15 @@ def agent_edit(request: HttpRequest, slug: str) -> HttpResponse:
     agent = get_agent_for_user(request, slug, perm=CHANGE)
     form = AgentForm(request.POST or None, instance=agent, user=request.user)
     if request.method == "POST" and form.is_valid():
-        changes = {field: form.cleaned_data[field] for field in services.EDITABLE_FIELDS}
+        changes, shown = form.edits()
         try:
             # The form wrote its values onto `agent`; the service reloads and locks the row.
             agent = services.agent_update(
-                actor=Actor.for_user(request.user), agent=agent, **changes
+                actor=Actor.for_user(request.user), agent=agent, expected=shown, **changes
             )
+        except services.StaleEdit as exc:
+            form.add_error(None, exc)
+            form.show_current(exc.current)
         except ValidationError as exc:
             form.add_error(None, exc)
         else:

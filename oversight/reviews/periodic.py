@@ -84,7 +84,7 @@ def _remind_one(agent: Agent, *, today: dt.date) -> list[str]:
     if overdue > team.review_grace_days:
         notices.review_escalated(locked, overdue_days=overdue)
         done.append("escalated")
-    if overdue > team.review_pause_after_days and locked.status == AgentStatus.ACTIVE:
+    if locked.paused_for_review(today) and locked.status == AgentStatus.ACTIVE:
         agent_update(actor=REVIEWS, agent=locked, status=AgentStatus.PAUSED)
         notices.paused_for_review(locked)
         done.append("paused")
