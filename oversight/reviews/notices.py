@@ -8,11 +8,17 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.urls import reverse
+from django.utils import timezone
 
 from oversight.agents.models import Agent
 from oversight.notifications.constants import Kind
 from oversight.notifications.services import notify_people
 from oversight.reviews.selectors import team_admins
+
+
+def day(date: dt.date) -> str:
+    """A date as pages show it: 6 Mar 2027."""
+    return f"{date.day} {date:%b %Y}"
 
 
 def _link(agent: Agent) -> str:
@@ -47,7 +53,7 @@ def review_due_soon(agent: Agent, *, days_left: int) -> None:
         event=f"review.due:{agent.pk}:{due.isoformat()}:soon",
         title=f"Re-certification of {agent.name} due in {days_left} "
         f"day{'s' if days_left != 1 else ''}",
-        body=f"{agent.name} must be re-certified by {due:%d %b %Y}: check its purpose and "
+        body=f"{agent.name} must be re-certified by {day(due)}: check its purpose and "
         "its grants, and remove what it no longer uses.",
     )
 
@@ -70,8 +76,12 @@ def review_overdue(agent: Agent, *, pause_after: dt.date) -> None:
         kind=Kind.REVIEW_OVERDUE,
         event=f"review.overdue:{agent.pk}:{agent.next_review_due.isoformat()}",
         title=f"Re-certification of {agent.name} overdue",
-        body=f"{agent.name} was due for re-certification on {agent.next_review_due:%d %b %Y}. "
-        f"It will be paused after {pause_after:%d %b %Y} unless it is re-certified.",
+        body=f"{agent.name} was due for re-certification on {day(agent.next_review_due)}. "
+        + (
+            f"It will be paused after {day(pause_after)} unless it is re-certified."
+            if pause_after >= timezone.localdate()
+            else "It is past its team's limit: it is paused until it is re-certified."
+        ),
     )
 
 
@@ -82,8 +92,9 @@ def review_escalated(agent: Agent, *, overdue_days: int) -> None:
         kind=Kind.REVIEW_ESCALATED,
         event=f"review.escalated:{agent.pk}:{agent.next_review_due.isoformat()}",
         title=f"Re-certification of {agent.name} overdue by {overdue_days} days",
-        body=f"The owner, {agent.owner.get_username()}, has not re-certified {agent.name} "
-        f"(due {agent.next_review_due:%d %b %Y}). Please follow up.",
+        body=f"{agent.name} has not been re-certified (due {day(agent.next_review_due)}). "
+        f"Its owner, {agent.owner.get_username()}, re-certifies it or retires it; the team's "
+        "admins follow up.",
     )
 
 
@@ -95,7 +106,7 @@ def paused_for_review(agent: Agent) -> None:
         event=f"review.paused:{agent.pk}:{agent.next_review_due.isoformat()}",
         title=f"{agent.name} paused: re-certification overdue",
         body=f"{agent.name} was paused because its re-certification (due "
-        f"{agent.next_review_due:%d %b %Y}) is long overdue. Re-certify it, then resume it.",
+        f"{day(agent.next_review_due)}) is long overdue. Re-certify it, then resume it.",
     )
 
 
@@ -135,7 +146,7 @@ def retirement_notice(agent: Agent, *, retire_after: dt.datetime) -> None:
         event=f"agent.retirement_notice:{agent.pk}:{agent.retirement_notice_at.isoformat()}",
         title=f"{agent.name} will be retired for inactivity",
         body=f"{agent.name} has not acted for a long time. It will be retired after "
-        f"{retire_after:%d %b %Y} unless it acts again or is re-certified.",
+        f"{day(retire_after)} unless it acts again or is re-certified.",
     )
 
 

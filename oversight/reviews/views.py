@@ -21,6 +21,7 @@ from oversight.agents.models import Agent
 from oversight.audit.actors import Actor
 from oversight.reviews import selectors, services
 from oversight.reviews.forms import RecertifyForm, RetireForm, TeamReviewSettingsForm
+from oversight.reviews.notices import day
 
 
 @login_required
@@ -100,7 +101,7 @@ def review_recertify(request: HttpRequest, slug: str) -> HttpResponse:
             messages.success(
                 request,
                 f"{agent.name} re-certified ({review.get_outcome_display().lower()}). "
-                f"Next review due {review.next_review_due:%d %b %Y}.",
+                f"Next re-certification due {day(review.next_review_due)}.",
             )
             return redirect("reviews:agent", slug=agent.slug)
     context = _context(request, agent, recertify_form=form)
