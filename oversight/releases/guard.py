@@ -12,10 +12,11 @@ What is compared, per stage (counts since the stage began, halted decisions left
                     under the candidate: deny and hold rates, as pairs
     canary          requests decided under the candidate against those under stable:
                     deny, hold, limit-hit, reviewer rejection and failure rates; action
-                    names and resource kinds stable never touched; critical alerts
-    staging         staging requests under the candidate against stable's staging
-                    requests of the week before the stage: deny and hold rates;
-                    actions and resource kinds
+                    names and resource kinds new to the agent (never used under a
+                    stable release in the week before); critical alerts
+    staging         staging requests under the candidate against the staging requests
+                    of the week before the stage under stable's content (any version
+                    with its digest): deny and hold rates; actions and resource kinds
 
 The statistics are in guard_stats.py (one-sided sequential tests, alpha split over the
 metrics, so identical releases are rolled back in well under 1 in 100 rollouts).
@@ -42,7 +43,7 @@ from oversight.incidents.services import incident_open_safely
 from oversight.monitoring.constants import Severity
 from oversight.monitoring.models import Alert
 from oversight.releases.guard_stats import Arm, Pairs, Verdict, compare
-from oversight.releases.models import Rollout, RolloutState, Stage
+from oversight.releases.models import Release, Rollout, RolloutState, Stage
 from oversight.releases.rollouts import rollout_advance, rollout_roll_back
 
 logger = logging.getLogger(__name__)
@@ -144,17 +145,42 @@ def _kind(resource: str) -> str:
     return resource.rsplit(":", 1)[0] + ":" if ":" in resource else resource
 
 
+def _stable_history(rollout: Rollout, since: datetime) -> QuerySet[Action]:
+    """What the agent did under its stable releases: its decisions from HISTORY before
+    ``since`` on, under whichever release was stable at the time, so a stable release
+    made by a rollback (a new version of older content) or promoted an hour ago brings
+    the agent's history with it. Left out: what any rollout's candidate decided while it
+    was the candidate (this one's included), whether it was promoted later or not."""
+    start = since - HISTORY
+    candidates = Rollout.objects.filter(agent_id=rollout.agent_id).filter(
+        Q(ended_at__isnull=True) | Q(ended_at__gte=start)
+    )
+    found = Action.objects.filter(agent_id=rollout.agent_id, created_at__gte=start)
+    for version, began, ended in candidates.values_list(
+        "release__version", "created_at", "ended_at"
+    ):
+        during = Q(release_version=version, created_at__gte=began)
+        found = found.exclude(during if ended is None else during & Q(created_at__lte=ended))
+    return found
+
+
+def _same_content(rollout: Rollout) -> QuerySet[Release]:
+    """The versions with the baseline's content: a rollback makes a new version of an
+    earlier release, which decides as it did."""
+    releases = Release.objects.filter(agent_id=rollout.agent_id)
+    if rollout.baseline is None:
+        releases = releases.none()
+    else:
+        releases = releases.filter(digest=rollout.baseline.digest)
+    return releases.values("version")
+
+
 def _new_things(
     rollout: Rollout, candidate: QuerySet[Action], since: datetime
 ) -> list[dict[str, Any]]:
-    """Action names and resource kinds the candidate used NEW_AFTER times or more that
-    stable never touched in the HISTORY before the stage."""
-    baseline = rollout.baseline.version if rollout.baseline else None
-    stable = Action.objects.filter(
-        agent_id=rollout.agent_id,
-        release_version=baseline,
-        created_at__gte=since - HISTORY,
-    )
+    """Action names and resource kinds the candidate used NEW_AFTER times or more that the
+    agent never used under its stable releases (``_stable_history``)."""
+    stable = _stable_history(rollout, since)
     found = []
     used = candidate.values("action").annotate(times=Count("pk")).filter(times__gte=NEW_AFTER)
     for row in used:
@@ -170,7 +196,10 @@ def _new_things(
 
 
 def _finding(kind: str, name: str, times: int) -> dict[str, Any]:
-    explain = f"{kind} {name!r}: used {times} times under the candidate, never under stable"
+    explain = (
+        f"{kind} {name!r}: used {times} times under the candidate, never under a stable"
+        f" release in the {HISTORY.days} days before"
+    )
     return {"kind": kind, "name": name, "times": times, "regressed": True, "explain": explain}
 
 
@@ -207,10 +236,10 @@ def look(rollout: Rollout) -> Look:
     baseline = rollout.baseline.version if rollout.baseline else None
     under_candidate = window.filter(release_version=version)
     if rollout.stage == Stage.STAGING:  # stable's staging traffic before the stage began
-        history = Action.objects.filter(
-            agent_id=rollout.agent_id, created_at__gte=since - HISTORY, created_at__lt=since
-        ).exclude(decision=ActionStatus.HALTED)
-        under_stable = history.filter(release_version=baseline, environment="staging")
+        history = _stable_history(rollout, since).filter(
+            created_at__lt=since, environment="staging", release_version__in=_same_content(rollout)
+        )
+        under_stable = history.exclude(decision=ActionStatus.HALTED)
         under_candidate = under_candidate.filter(environment="staging")
     else:
         under_stable = window.filter(release_version=baseline, environment="production")

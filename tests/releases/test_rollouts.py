@@ -21,9 +21,10 @@ from oversight.releases import guard, rollouts
 from oversight.releases.assignment import BUCKETS, assign, bucket
 from oversight.releases.models import Release, Rollout, RolloutState, Stage
 from oversight.releases.selectors import release_for_session, shadow_differences
-from oversight.releases.services import release_rollback
+from oversight.releases.services import release_rollback, releases_batched
 from tests.conftest import SYSTEM
 from tests.gateway.helpers import REFUND, decide, grant_refunds, refund
+from tests.releases.helpers import sessions_in_buckets
 
 pytestmark = pytest.mark.django_db
 
@@ -443,3 +444,92 @@ def test_a_rollback_succeeds_even_when_the_working_copy_cannot_be_restored(
     agent.refresh_from_db()
     assert rollout.state == RolloutState.ROLLED_BACK and agent.candidate_release_id is None
     assert not Rule.objects.filter(agent=agent, name="large refunds").exists()  # not restored
+
+
+def _comment(number: int, **fields: Any) -> dict[str, Any]:
+    return {"action": "crm.ticket.comment", "resource": f"crm:ticket/{number}", **fields}
+
+
+def _canary_after_a_rollback(agent: Agent, production: Any) -> tuple[Release, list[str]]:
+    """The agent comments on tickets under a release and the next; a rollback to the first
+    makes a new stable release (its content, no history of its own); a harmless change
+    is in a canary of 50%. Returns the candidate and sessions its canary decides."""
+    grant_refunds(agent)
+    first = Release.objects.get(agent=agent, version=agent.releases.count())
+    for number in range(5):
+        decide(production, _comment(number))
+    policy_object_create(  # promoted at once
+        actor=SYSTEM, obj=Rule(agent=agent, name="no email", effect="forbid", action="email.send")
+    )
+    for number in range(5):
+        decide(production, _comment(number))
+    release_rollback(actor=SYSTEM, release=first)
+    with releases_batched(notes="a harmless change", promote=False):
+        policy_object_create(
+            actor=SYSTEM, obj=Rule(agent=agent, name="no fax", effect="forbid", action="fax.send")
+        )
+    agent.refresh_from_db()
+    stable = Release.objects.get(pk=agent.stable_release_id)
+    assert stable.digest == first.digest and stable.version > first.version + 1
+    assert not Action.objects.filter(agent=agent, release_version=stable.version).exists()
+    candidate = agent.releases.order_by("-version").first()
+    _start(candidate, Stage.CANARY, plan=[50, 100])
+    return candidate, sessions_in_buckets(agent, candidate, start=0, end=BUCKETS // 2, count=6)
+
+
+def test_the_guard_knows_what_the_agent_did_before_a_rollback_made_stable(
+    agent: Agent, production: Any
+) -> None:
+    candidate, sessions = _canary_after_a_rollback(agent, production)
+    for number, session in enumerate(sessions):
+        action = decide(production, _comment(number, session_id=session))
+        assert action.release_version == candidate.version
+    rollout = Rollout.objects.get(release=candidate)
+    assert guard.rollouts_guard() == {str(rollout.pk): "watching"}
+    rollout.refresh_from_db()
+    assert [row for row in rollout.verdicts if row["kind"] != "metric"] == []
+
+
+def _payout(number: int, **fields: Any) -> dict[str, Any]:
+    return {"action": "payments.payout", "resource": f"bank:acct/{number}", **fields}
+
+
+def test_the_guard_still_flags_what_the_agent_never_did_under_a_stable_release(
+    agent: Agent, production: Any, staging: Any
+) -> None:
+    """New to the agent: done neither under a stable release nor only under a candidate
+    that was rolled back."""
+    with releases_batched(notes="payouts", promote=False):
+        policy_object_create(actor=SYSTEM, obj=Grant(agent=agent, action="payments.payout"))
+    rejected = _start(agent.releases.order_by("-version").first(), Stage.STAGING)
+    for number in range(3):
+        decide(staging, _payout(number))
+    rollouts.rollout_roll_back(actor=SYSTEM, rollout=rejected, why="no payouts")
+    candidate, sessions = _canary_after_a_rollback(agent, production)
+    for number, session in enumerate(sessions):
+        decide(production, _comment(number, session_id=session))
+        decide(production, _payout(number, session_id=session))
+    rollout = Rollout.objects.get(release=candidate)
+    assert guard.rollouts_guard() == {str(rollout.pk): "rolled_back"}
+    rollout.refresh_from_db()
+    found = {(row["kind"], row["name"]) for row in rollout.verdicts if row.get("regressed")}
+    assert found == {("new action", "payments.payout"), ("new resource kind", "bank:acct/")}
+    assert "never under a stable release in the 7 days before" in rollout.ended_reason
+
+
+def test_in_staging_stables_history_includes_its_content_under_an_earlier_version(
+    agent: Agent, staging: Any
+) -> None:
+    """Stable (v4) was made by a rollback to v2: v2's staging traffic is stable's."""
+    grant_refunds(agent)  # v2
+    for _ in range(60):
+        assert decide(staging, refund(10)).release_version == 2
+    _forbid_refunds(agent)  # v3, promoted
+    release_rollback(actor=SYSTEM, release=Release.objects.get(agent=agent, version=2))  # v4
+    rollout = _start(Release.objects.get(agent=agent, version=3), Stage.STAGING)
+    for _ in range(60):
+        assert decide(staging, refund(10)).status == "denied"
+    assert guard.rollouts_guard() == {str(rollout.pk): "rolled_back"}
+    rollout.refresh_from_db()
+    deny = next(v for v in rollout.verdicts if v.get("metric") == "deny rate")
+    assert deny["stable"] == [0, 60] and deny["candidate"] == [60, 60]
