@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 
 from oversight.releases.models import DEFAULT_MIN_DECISIONS, DEFAULT_PLAN, Stage
+from oversight.releases.rollouts import plan_check
 
 
 class RolloutStartForm(forms.Form):
@@ -22,7 +23,10 @@ class RolloutStartForm(forms.Form):
     plan = forms.CharField(
         label="Canary shares (%)",
         initial=", ".join(str(share) for share in DEFAULT_PLAN),
-        help_text="Increasing percentages; 100 means full (the candidate becomes stable).",
+        help_text=(
+            "Increasing percentages, the first below 100; 100 means full (the candidate"
+            " becomes stable)."
+        ),
         max_length=60,
     )
     min_decisions = forms.IntegerField(
@@ -39,9 +43,10 @@ class RolloutStartForm(forms.Form):
     def clean_plan(self) -> list[int]:
         text = self.cleaned_data["plan"]
         try:
-            return [int(part) for part in text.replace(" ", "").split(",") if part]
+            plan = [int(part) for part in text.replace(" ", "").split(",") if part]
         except ValueError:
             raise forms.ValidationError("Write whole percentages separated by commas.") from None
+        return plan_check(plan)  # the service checks it again; this puts it by the field
 
     def arguments(self) -> dict[str, Any]:
         data = self.cleaned_data

@@ -94,7 +94,9 @@ def _in_force(rollout: Rollout) -> None:
     )
 
 
-def _check_plan(plan: list[Any]) -> list[int]:
+def plan_check(plan: list[Any]) -> list[int]:
+    """A canary plan: increasing percentages, at least one below 100 (a canary that
+    starts at 100% is no canary: the guard would have nothing on stable to compare)."""
     if not isinstance(plan, list) or not plan:
         raise ValidationError("The canary plan needs at least one share, e.g. 1, 10, 50, 100.")
     shares = []
@@ -104,6 +106,11 @@ def _check_plan(plan: list[Any]) -> list[int]:
         shares.append(share)
     if shares != sorted(set(shares)):
         raise ValidationError("Canary shares must increase, each once.")
+    if shares[0] == 100:
+        raise ValidationError(
+            "The canary plan needs a share below 100 before full (e.g. 10, 100), so the"
+            " guard has stable to compare the candidate with."
+        )
     return shares
 
 
@@ -133,13 +140,17 @@ def rollout_start(
             " finish, roll back or cancel it first."
         )
     needs_approval = approval_required(agent)
+    if needs_approval and stage != Stage.STAGING:
+        raise ValidationError(
+            "This agent's team requires an approved, staged rollout: it starts at staging."
+        )
     rollout = Rollout.objects.create(
         agent=agent,
         release=release,
         baseline_id=agent.stable_release_id,
         state=RolloutState.AWAITING_APPROVAL if needs_approval else RolloutState.RUNNING,
         stage=stage,
-        plan=_check_plan(DEFAULT_PLAN if plan is None else plan),
+        plan=plan_check(DEFAULT_PLAN if plan is None else plan),
         min_decisions=min_decisions,
         auto_advance=auto_advance,
         needs_approval=needs_approval,

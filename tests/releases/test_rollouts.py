@@ -19,7 +19,7 @@ from oversight.policy.models import Grant, Rule
 from oversight.policy.services import policy_object_create
 from oversight.releases import guard, rollouts
 from oversight.releases.assignment import BUCKETS, assign, bucket
-from oversight.releases.models import Release, Rollout, RolloutState, Stage
+from oversight.releases.models import LIVE_STATES, Release, Rollout, RolloutState, Stage
 from oversight.releases.selectors import release_for_session, shadow_differences
 from oversight.releases.services import release_rollback, releases_batched
 from tests.conftest import SYSTEM
@@ -186,6 +186,8 @@ def test_advancing_through_the_plan_ends_with_the_candidate_stable(
         ({"plan": [10, 5]}, "must increase"),
         ({"plan": [0, 100]}, "from 1 to 100"),
         ({"plan": [10, 101]}, "from 1 to 100"),
+        ({"stage": "canary", "plan": [100]}, "share below 100 before full"),
+        ({"stage": "shadow", "plan": [100]}, "share below 100 before full"),
         ({"stage": "full"}, "starts at staging, shadow or canary"),
         ({"min_decisions": 0}, "minimum decisions"),
     ],
@@ -533,3 +535,53 @@ def test_in_staging_stables_history_includes_its_content_under_an_earlier_versio
     rollout.refresh_from_db()
     deny = next(v for v in rollout.verdicts if v.get("metric") == "deny rate")
     assert deny["stable"] == [0, 60] and deny["candidate"] == [60, 60]
+
+
+# --- a canary is a share below 100, and change control starts at staging -----------------
+
+
+def test_a_plan_of_100_alone_is_refused_by_the_page_and_the_command(
+    client: Any, owner: Any, agent: Agent, candidate: Release
+) -> None:
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+    from django.urls import reverse
+
+    client.force_login(owner)
+    start = reverse("releases:rollout-start", args=[agent.slug, 3])
+    answer = client.post(
+        start, {"stage": "canary", "plan": "100", "min_decisions": 200}, follow=True
+    )
+    assert "The rollout was not started" in answer.content.decode()
+    assert "share below 100 before full" in answer.content.decode()
+    with pytest.raises(CommandError, match="share below 100 before full"):
+        call_command(
+            "release", agent.slug, "start", "3", stage="canary", plan="100", stdout=StringIO()
+        )
+    agent.refresh_from_db()
+    assert not Rollout.objects.exists() and agent.candidate_release_id is None
+    assert agent.canary_share == 0
+
+
+def test_under_change_control_a_rollout_starts_at_staging_and_approval_keeps_it_there(
+    agent: Agent, owner: Any, admin_user: Any, production: Any
+) -> None:
+    grant_refunds(agent)
+    team_change_control_update(actor=SYSTEM, team=agent.team, staged_releases_from="high")
+    alice = Actor.for_user(owner)
+    _forbid_refunds(agent, actor=alice)  # v3, awaiting approval at staging
+    waiting = Rollout.objects.get(agent=agent)
+    rollouts.rollout_cancel(actor=alice, rollout=waiting, why="try a canary")
+    release = Release.objects.get(agent=agent, version=3)
+    for stage in (Stage.CANARY, Stage.SHADOW):
+        with pytest.raises(ValidationError, match="requires an approved, staged rollout"):
+            rollouts.rollout_start(actor=alice, release=release, stage=stage, plan=[50, 100])
+    assert not Rollout.objects.filter(state__in=LIVE_STATES).exists()
+    rollout = rollouts.rollout_start(actor=alice, release=release, stage=Stage.STAGING)
+    rollouts.rollout_approve(actor=Actor.for_user(admin_user), rollout=rollout)
+    rollout.refresh_from_db()
+    agent.refresh_from_db()
+    assert (rollout.state, rollout.stage) == (RolloutState.RUNNING, Stage.STAGING)
+    assert (agent.rollout_stage, agent.canary_share) == (Stage.STAGING, 0)
+    assert decide(production, refund(10, session_id="s")).release_version == 2  # stable
