@@ -10,8 +10,18 @@ from django.shortcuts import get_object_or_404
 
 from oversight.agents.models import Agent
 from oversight.gateway.models import Action
+from oversight.lib import humanize
+from oversight.policy.constants import Approvers, Reversibility
+from oversight.policy.models import Rule
 from oversight.releases.assignment import assign
-from oversight.releases.content import CONFIG_FIELDS, agent_content, content_diff, digest
+from oversight.releases.content import (
+    CONFIG_FIELDS,
+    GRANT_FIELDS,
+    RULE_FIELDS,
+    agent_content,
+    content_diff,
+    digest,
+)
 from oversight.releases.models import Release, Rollout, Stage
 
 
@@ -29,19 +39,81 @@ def _shown(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, indent=2, sort_keys=True)
 
 
+def _readable(name: str, value: Any) -> str:
+    """One field of a grant or rule as people read it (not as Python prints it)."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None or value == "" or value == []:
+        return {"expires_at": "never", "condition": "always"}.get(name, "—")
+    if name == "expires_in_seconds":
+        return humanize.duration(value)
+    if name == "approvers":
+        return Approvers(value).label if value in Approvers.values else str(value)
+    if name == "reversibility":
+        return Reversibility(value).label if value in Reversibility.values else str(value)
+    if name == "undo" and isinstance(value, dict):
+        within = humanize.duration(value.get("window_seconds"))
+        params = json.dumps(value.get("params") or {}, sort_keys=True)
+        return f"{value.get('action')} with params {params}" + (
+            f", within {within}" if within else ""
+        )
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return ", ".join(value)
+    return _shown(value)
+
+
+def item_fields(item: dict[str, Any]) -> list[tuple[str, str]]:
+    """A grant or rule of a release, field by field, readable, in the order its form has
+    them; a rule's hold-only fields (approvals, hold time, who approves) for a hold rule
+    only, where they mean something."""
+    order = [*GRANT_FIELDS, "reversibility", "undo", *RULE_FIELDS, "approver_people"]
+    hold = item.get("effect", "hold") == "hold"
+    return [
+        (name, _readable(name, item[name]))
+        for name in sorted(item, key=lambda n: order.index(n) if n in order else len(order))
+        if hold or name not in Rule.HOLD_ONLY_FIELDS
+    ]
+
+
+# The fields a release's page shows in columns of their own; the rest are its details.
+_COLUMNS = ("name", "effect", "action", "resource", "expires_at", "condition")
+
+
+def release_items(release: Release) -> dict[str, list[dict[str, Any]]]:
+    """A release's grants and rules for its page, each with its readable fields: those
+    with a column of their own by name, the others (undo; approvals, hold time, who
+    approves...) as ``details``."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for part in ("grants", "rules"):
+        found[part] = []
+        for item in release.content.get(part, []):
+            fields = item_fields(item)
+            row: dict[str, Any] = {n: v for n, v in fields if n in _COLUMNS}
+            row["details"] = [(n, v) for n, v in fields if n not in _COLUMNS]
+            found[part].append(row)
+    return found
+
+
 def release_compare(*, old: Release, new: Release) -> dict[str, Any]:
     """What changed from ``old`` to ``new``, ready to show side by side."""
     diff = content_diff(old.content, new.content)
     diff["config"] = [(name, _shown(a), _shown(b)) for name, a, b in diff["config"]]
     for part in ("grants", "rules"):
         diff[part]["changed"] = [(key, _fields(a, b)) for key, a, b in diff[part]["changed"]]
+        for side in ("added", "removed"):
+            diff[part][side] = [item_fields(item) for item in diff[part][side]]
     return diff
 
 
 def _fields(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, str, str, bool]]:
     """One changed grant or rule, field by field: the changed fields first, marked."""
     rows = [
-        (name, _shown(old.get(name)), _shown(new.get(name)), old.get(name) != new.get(name))
+        (
+            name,
+            _readable(name, old.get(name)),
+            _readable(name, new.get(name)),
+            old.get(name) != new.get(name),
+        )
         for name in sorted(set(old) | set(new))
     ]
     return sorted(rows, key=lambda row: not row[3])

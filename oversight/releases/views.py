@@ -33,6 +33,7 @@ def release_detail_view(request: HttpRequest, slug: str, version: int) -> HttpRe
     context = {
         **rollout_panel_context(request, agent, release),
         "config": selectors.config_rows(release),
+        "items": selectors.release_items(release),
         "older": agent.stable_version is not None and release.version < agent.stable_version,
     }
     return render(request, "releases/detail.html", context)

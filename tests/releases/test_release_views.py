@@ -113,3 +113,27 @@ def test_rollback_needs_the_csrf_token(owner: Any, agent: Any, forbid: Rule) -> 
     agent.refresh_from_db()
     assert agent.stable_version == 4
     assert not Action.objects.exists()
+
+
+def test_a_releases_grants_and_rules_show_undo_and_who_approves_readably(
+    client: Client, teammate: Any, agent: Any
+) -> None:
+    from tests.gateway.helpers import grant_reversible_refunds, hold_large_refunds
+
+    grant_reversible_refunds(agent, {"amount": "params.amount"})  # v2, v3
+    hold_large_refunds(agent, approvals=2, expires_in_seconds=900, edits_allowed=False)
+    newest = agent.releases.order_by("-version").first().version
+    client.force_login(teammate)
+    page = client.get(reverse("releases:detail", args=[agent.slug, newest])).content.decode()
+    assert "Reversible (with a compensation)" in page
+    assert "payments.charge with params" in page and "within 1 hour" in page
+    assert "hold time (seconds):</span> 15 minutes" in page
+    assert "approvals:</span> 2" in page and "edits allowed:</span> no" in page
+    assert "approvers:</span> Anyone with approve access on the agent" in page
+    assert "named approvers:</span> —" in page
+    compare = client.get(
+        reverse("releases:compare", args=[agent.slug]) + f"?old=1&new={newest}"
+    ).content.decode()
+    assert "approver_role:" not in compare and "edits_allowed: True" not in compare
+    assert '<dt>edits allowed</dt><dd class="mono">no</dd>' in compare
+    assert '<dt>hold time (seconds)</dt><dd class="mono">15 minutes</dd>' in compare
