@@ -202,7 +202,14 @@ class ActionIn(Body):
 
 class ReasonOut(Body):
     kind: str
-    id: int | None = None
+    id: int | None = Field(
+        None,
+        description=(
+            "The grant, rule or limit's id; null when no row holds it any more, as for a"
+            " rule that exists only in a release being rolled out (a canary or shadow"
+            " candidate's, or a rolled-back release's): name it by `name`."
+        ),
+    )
     name: str
     effect: str
     detail: str

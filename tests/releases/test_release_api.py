@@ -44,3 +44,32 @@ def test_it_refuses_a_bad_session_id_and_needs_a_token(api: AgentApi, client: Cl
     api_error(api.get("/agent/release?session_id=" + "x" * 101), 422, "validation_error")
     api_error(api.get("/agent/release?session_id=a%00b"), 422, "validation_error")
     assert AgentApi(client, None).get("/agent/release").status_code == 401
+
+
+def test_a_reason_from_a_rule_only_the_candidate_has_answers_id_null_as_documented(
+    api: AgentApi, agent: Any, client: Client
+) -> None:
+    from oversight.policy.models import Rule
+    from oversight.policy.services import policy_object_create
+    from oversight.releases.models import Release
+    from oversight.releases.rollouts import rollout_start
+    from tests.gateway.helpers import REFUND, grant_refunds, refund
+
+    grant_refunds(agent)  # v2
+    policy_object_create(  # v3: only the candidate will have it
+        actor=SYSTEM, obj=Rule(agent=agent, name="no refunds", effect="forbid", action=REFUND)
+    )
+    release_rollback(actor=SYSTEM, release=Release.objects.get(agent=agent, version=2))  # v4
+    rollout_start(
+        actor=SYSTEM,
+        release=Release.objects.get(agent=agent, version=3),
+        stage="canary",
+        plan=[50, 100],
+    )
+    answer = api.decide(refund(10, session_id="s-1", release=3))
+    assert (answer["release"], answer["status"]) == (3, "denied")
+    reason = next(r for r in answer["reasons"] if r["kind"] == "rule")
+    assert (reason["id"], reason["name"]) == (None, "no refunds")
+    schema = client.get("/api/v1/openapi.json").json()["components"]["schemas"]["ReasonOut"]
+    id_field = schema["properties"]["id"]
+    assert {"type": "null"} in id_field["anyOf"] and "null when" in id_field["description"]
