@@ -43,3 +43,7 @@ HISTORY_CHANGED = "agent-history-changed"
 VIEW = "view_agent"
 CHANGE = "change_agent"
 APPROVE = "approve_agent"
+
+# The token Oversight issues itself to decide an agent's undos (rewind/services.py); shown
+# on the agent's page as Oversight's, revocable (the next undo issues another), not rotated.
+UNDO_TOKEN_NAME = "undo (Oversight)"  # noqa: S105 - a token's name, not a secret

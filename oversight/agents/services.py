@@ -17,6 +17,7 @@ from oversight.agents import permissions, tokens
 from oversight.agents.constants import (
     APPROVE,
     DEFAULT_REVIEW_INTERVAL_DAYS,
+    UNDO_TOKEN_NAME,
     VIEW,
     AgentStatus,
     AlertResponse,
@@ -337,6 +338,8 @@ def token_create(
         raise ValidationError({"environment": f"{agent.name} is not registered for {environment}."})
     if agent.status == AgentStatus.RETIRED:
         raise ValidationError("A retired agent cannot be given new tokens.")
+    if name == UNDO_TOKEN_NAME and created_by is not None:
+        raise ValidationError({"name": f"{name!r} is Oversight's own token; choose another name."})
     raw = tokens.generate(environment)
     token = AgentToken.objects.create(
         agent=agent,
@@ -378,6 +381,10 @@ def token_rotate(
     *, actor: Actor, token: AgentToken, created_by: Any = None
 ) -> tuple[AgentToken, str]:
     """A new token for the same agent and environment; the old one stops working now."""
+    if token.name == UNDO_TOKEN_NAME:
+        raise ValidationError(
+            "Oversight's undo token is not rotated: revoke it, and the next undo issues another."
+        )
     if not token_revoke(actor=actor, token=token):
         raise ValidationError("This token was already revoked.")
     return token_create(

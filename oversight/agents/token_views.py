@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
@@ -13,24 +16,44 @@ from django_htmx.http import trigger_client_event
 
 from oversight.agents import services
 from oversight.agents.access import get_agent_for_user
-from oversight.agents.constants import CHANGE, HISTORY_CHANGED, Environment
+from oversight.agents.constants import CHANGE, HISTORY_CHANGED, UNDO_TOKEN_NAME, Environment
 from oversight.agents.models import Agent, AgentToken
 from oversight.audit.actors import Actor
 
 
 class TokenForm(forms.Form):
+    """A new token: for one of the environments the agent is registered for."""
+
     environment = forms.ChoiceField(choices=Environment.choices)
     name = forms.CharField(max_length=100, required=False, help_text="To tell tokens apart.")
+
+    def __init__(self, *args: Any, agent: Agent, **kwargs: Any) -> None:
+        kwargs.setdefault("initial", {"environment": agent.environments[0]})
+        super().__init__(*args, **kwargs)
+        # Offered: the agent's environments (another is refused by token_create, saying so).
+        names = dict(Environment.choices)
+        self.fields["environment"].widget.choices = [
+            (e, names.get(e, e)) for e in agent.environments
+        ]
+
+    def error_text(self) -> str:
+        return " ".join(
+            f"{self[field].label}: {' '.join(errors)}"
+            for field, errors in self.errors.items()
+        )
 
 
 def _panel(request: HttpRequest, agent: Agent, *, raw: str = "", error: str = "") -> HttpResponse:
     context = {
         "agent": agent,
         "tokens": agent.tokens.all(),
-        "token_form": TokenForm(initial={"environment": agent.environments[0]}),
+        "token_form": TokenForm(agent=agent),
         "new_token": raw,
         "token_error": error,
+        "undo_token_name": UNDO_TOKEN_NAME,
     }
+    if error and not request.htmx:
+        messages.error(request, error)  # the agent's page shows it
     if request.htmx or raw:
         # A new token is shown in this response only; never cache it.
         response = render(
@@ -47,9 +70,9 @@ def _panel(request: HttpRequest, agent: Agent, *, raw: str = "", error: str = ""
 @require_POST
 def token_create_view(request: HttpRequest, slug: str) -> HttpResponse:
     agent = get_agent_for_user(request, slug, perm=CHANGE)
-    form = TokenForm(request.POST)
+    form = TokenForm(request.POST, agent=agent)
     if not form.is_valid():
-        return _panel(request, agent, error="Choose an environment.")
+        return _panel(request, agent, error=form.error_text())
     try:
         _token, raw = services.token_create(
             actor=Actor.for_user(request.user),

@@ -16,7 +16,7 @@ from django_htmx.http import trigger_client_event
 from oversight.accounts import roles
 from oversight.agents import services
 from oversight.agents.access import get_agent_for_user
-from oversight.agents.constants import CHANGE, HISTORY_CHANGED
+from oversight.agents.constants import CHANGE, HISTORY_CHANGED, UNDO_TOKEN_NAME
 from oversight.agents.forms import AccessGrantForm, AgentFilterForm, AgentForm, AgentHistoryForm
 from oversight.agents.models import Agent
 from oversight.agents.permissions import user_has_agent_perm
@@ -58,9 +58,8 @@ def agent_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "actions": recent_actions(user=request.user, agent_id=agent.pk),
         "agent_id_str": str(agent.pk),
         "tool_pins": tool_pin_rows(agent=agent),
-        "token_form": TokenForm(initial={"environment": agent.environments[0]})
-        if can_change
-        else None,
+        "token_form": TokenForm(agent=agent) if can_change else None,
+        "undo_token_name": UNDO_TOKEN_NAME,
     }
     return render(request, "agents/detail.html", context)
 

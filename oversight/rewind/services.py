@@ -28,6 +28,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from oversight.agents.constants import UNDO_TOKEN_NAME
 from oversight.agents.locking import agent_lock
 from oversight.agents.models import Agent, AgentToken
 from oversight.agents.services import token_create
@@ -45,7 +46,6 @@ from oversight.live import broadcasts
 from oversight.live.publish import after_commit
 from oversight.policy.engine.compensation import UndoError, undo_params
 
-UNDO_TOKEN_NAME = "undo (Oversight)"  # noqa: S105 - a token's name, not a secret
 LEASE = dt.timedelta(minutes=5)
 OUTCOMES = ("undone", "conflict", "not_reversible", "failed", "skipped")
 # A compensation still on its way (or done): no second one for the same action.

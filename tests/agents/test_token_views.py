@@ -123,3 +123,43 @@ def test_another_agents_token_cannot_be_revoked_through_this_agent(
     )
     foreign.refresh_from_db()
     assert foreign.revoked_at is None
+
+
+def test_a_bad_name_is_said_and_without_htmx_too(client: Client, owner: Any, agent: Any) -> None:
+    client.force_login(owner)
+    url = reverse("agents:token-create", args=[agent.slug])
+    long_name = {"environment": "production", "name": "x" * 150}
+    response = client.post(url, long_name, HTTP_HX_REQUEST="true")
+    assert "Name: Ensure this value has at most 100 characters" in response.content.decode()
+    page = client.post(url, long_name, follow=True).content.decode()
+    assert "Name: Ensure this value has at most 100 characters" in page
+    page = client.post(url, {"environment": "production", "name": "undo (Oversight)"}, follow=True)
+    assert "is Oversight&#x27;s own token; choose another name" in page.content.decode()
+    assert not AgentToken.objects.exists()
+
+
+def test_only_the_agents_environments_are_offered(client: Client, owner: Any, agent: Any) -> None:
+    from oversight.agents.services import agent_update
+
+    agent_update(actor=SYSTEM, agent=agent, environments=["production"])
+    client.force_login(owner)
+    page = client.get(reverse("agents:detail", args=[agent.slug])).content.decode()
+    panel = page[page.index('id="agent-tokens"') :]
+    assert '<option value="production"' in panel and '<option value="staging"' not in panel
+
+
+def test_the_undo_token_is_marked_and_not_rotated(client: Client, owner: Any, agent: Any) -> None:
+    from oversight.agents.constants import UNDO_TOKEN_NAME
+
+    token, _ = token_create(
+        actor=SYSTEM, agent=agent, environment="production", name=UNDO_TOKEN_NAME
+    )
+    client.force_login(owner)
+    page = client.get(reverse("agents:detail", args=[agent.slug])).content.decode()
+    assert "Oversight's own, to decide undos" in page
+    assert reverse("agents:token-rotate", args=[agent.slug, token.pk]) not in page
+    response = client.post(
+        reverse("agents:token-rotate", args=[agent.slug, token.pk]), HTTP_HX_REQUEST="true"
+    )
+    assert "is not rotated: revoke it" in response.content.decode()
+    assert AgentToken.objects.get(pk=token.pk).revoked_at is None
