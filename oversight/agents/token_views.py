@@ -38,8 +38,7 @@ class TokenForm(forms.Form):
 
     def error_text(self) -> str:
         return " ".join(
-            f"{self[field].label}: {' '.join(errors)}"
-            for field, errors in self.errors.items()
+            f"{self[field].label}: {' '.join(errors)}" for field, errors in self.errors.items()
         )
 
 
