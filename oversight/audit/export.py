@@ -1,5 +1,10 @@
 """Streaming CSV and JSONL exports, in bounded memory at any size.
 
+They read ``selectors.audit_export_events``: an event marked ``withheld`` (one the person
+may not read, in a whole export) goes into the JSONL as its place in the chain only
+(``verifier.withheld_entry``), so the export still verifies; the CSV, for spreadsheets,
+leaves it out.
+
 The generators are asynchronous so that an ASGI server streams them row batch
 by row batch; a synchronous iterator would be read whole into memory first.
 """
@@ -30,13 +35,17 @@ async def _batches(events: QuerySet[AuditEvent]) -> AsyncIterator[list[dict[str,
     before: int | None = None
     while True:
         page = events if before is None else events.filter(seq__lt=before)
-        batch = [row async for row in page.order_by("-seq").values(*COLUMNS)[:BATCH]]
+        rows = page.order_by("-seq").values(*COLUMNS, "withheld")[:BATCH]
+        batch = [row async for row in rows]
         if not batch:
             return
-        for row in batch:
-            row["created_at"] = verifier.timestamp_text(row["created_at"])
-        yield batch
         before = batch[-1]["seq"]
+        for i, row in enumerate(batch):
+            if row.pop("withheld"):
+                batch[i] = verifier.withheld_entry(row)
+            else:
+                row["created_at"] = verifier.timestamp_text(row["created_at"])
+        yield batch
 
 
 def _csv_cell(value: Any) -> Any:
@@ -53,6 +62,8 @@ async def csv_lines(events: QuerySet[AuditEvent]) -> AsyncIterator[str]:
     writer.writerow(COLUMNS)
     async for batch in _batches(events):
         for row in batch:
+            if verifier.is_withheld(row):
+                continue
             writer.writerow([_csv_cell(row[column]) for column in COLUMNS])
         yield buffer.getvalue()
         buffer.seek(0)

@@ -6,7 +6,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import BooleanField, Case, CharField, Q, QuerySet, Value, When
+from django.db.models.functions import Cast
 
 from oversight.accounts import roles
 from oversight.agents.models import Agent
@@ -14,6 +15,8 @@ from oversight.agents.selectors import agents_with_perm
 from oversight.audit import verb_families, verbs
 from oversight.audit.diff import FieldChange, field_changes
 from oversight.audit.models import AuditEvent
+from oversight.incidents.selectors import incidents_visible
+from oversight.killswitch.models import KillSwitch, Scope
 
 PAGE_SIZE = 50
 
@@ -27,18 +30,68 @@ class AuditFilters:
     until: dt.datetime | None = None
 
 
-def audit_events(*, user: Any, filters: AuditFilters | None = None) -> QuerySet[AuditEvent]:
-    """Events the user may read, newest first.
+def _pks_as_text(rows: QuerySet[Any]) -> QuerySet[Any]:
+    """The rows' primary keys as the text an event's ``target_id`` holds."""
+    return rows.annotate(pk_text=Cast("pk", CharField())).values("pk_text")
 
-    Admins read everything. Auditors read the events of agents they may view;
-    events not about an agent (teams, settings) are for admins only.
+
+def _readable(user: Any) -> Q | None:
+    """Which events a reader of the log may read; None: every one (admins).
+
+    An auditor reads the events of the agents they may view, and the events about no
+    agent that stop or gather those agents: kill-switch presses over them (the global
+    switch, their teams' switches) and incidents they may see (incidents_visible). The
+    rest (teams' members and settings, people's tokens, the audit page's own use) is for
+    admins; a whole export carries those events withheld, as their hashes only
+    (docs/audit-trust.md, "Who reads what").
     """
+    if roles.is_admin(user):
+        return None
+    agents = agents_with_perm(user=user)
+    switches = KillSwitch.objects.filter(
+        Q(scope=Scope.GLOBAL) | Q(scope=Scope.TEAM, team__in=agents.values("team_id"))
+    )
+    no_agent = Q(agent_id__isnull=True)
+    return (
+        Q(agent_id__in=agents.values("pk"))
+        | (no_agent & Q(target_type="killswitch.killswitch", target_id__in=_pks_as_text(switches)))
+        | (
+            no_agent
+            & Q(
+                target_type="incidents.incident",
+                target_id__in=_pks_as_text(incidents_visible(user=user)),
+            )
+        )
+    )
+
+
+def audit_events(*, user: Any, filters: AuditFilters | None = None) -> QuerySet[AuditEvent]:
+    """Events the user may read, newest first (``_readable`` says which)."""
     if not roles.can_read_audit_log(user):
         return AuditEvent.objects.none()
     events = AuditEvent.objects.all()
-    if not roles.is_admin(user):
-        events = events.filter(agent_id__in=agents_with_perm(user=user).values("pk"))
+    readable = _readable(user)
+    if readable is not None:
+        events = events.filter(readable)
     return audit_filter(events, filters or AuditFilters())
+
+
+def audit_export_events(*, user: Any, filters: AuditFilters) -> QuerySet[AuditEvent]:
+    """What an export holds, newest first, each event annotated ``withheld``.
+
+    Filtered: the events the user may read that match, none withheld. Unfiltered, the
+    whole log, so that it verifies against the checkpoints: every event, those the user
+    may not read marked ``withheld`` (the export writes only their place in the chain).
+    """
+    if not roles.can_read_audit_log(user):
+        return AuditEvent.objects.none()
+    readable = _readable(user)
+    if filters != AuditFilters() or readable is None:
+        return audit_events(user=user, filters=filters).annotate(withheld=Value(False))
+    withheld = Case(
+        When(readable, then=Value(False)), default=Value(True), output_field=BooleanField()
+    )
+    return AuditEvent.objects.annotate(withheld=withheld).order_by("-seq")
 
 
 def audit_filter(events: QuerySet[AuditEvent], f: AuditFilters) -> QuerySet[AuditEvent]:

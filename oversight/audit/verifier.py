@@ -21,6 +21,12 @@ The rules:
   checkpoint's hash. The signature is Ed25519 over the statement's canonical JSON; a
   checkpoint's hash is SHA-256 of the same bytes. A checkpoint file may also list the
   event hashes it adds (``events``), so a verifier can name the first event that differs.
+* **Withheld events.** An export made by someone who may not read every event carries
+  each of the others as ``{"seq", "prev_hash", "hash", "withheld": true}``: no content,
+  but its place in the chain and its leaf in the Merkle tree, so the export still verifies
+  against the checkpoints. Its content cannot be checked, but changing its hash breaks the
+  link to the next event and the checkpoints' roots, as for any event; the verdict says
+  how many events were withheld.
 
 Exit codes (``EXIT_*`` below): 0 verified; 1 the chain is broken; 3 the events contradict
 a checkpoint; 4 a checkpoint is itself invalid; 5 actions and decision events disagree
@@ -71,6 +77,8 @@ HASHED_FIELDS = (
     "after",
     "prev_hash",
 )
+# What an export keeps of an event its reader may not read: its place in the chain.
+WITHHELD_FIELDS = ("seq", "prev_hash", "hash")
 
 
 # --- the chain ------------------------------------------------------------------------
@@ -98,6 +106,21 @@ def canonical_json(row: Mapping[str, Any]) -> str:
 
 def compute_hash(row: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_json(row).encode("utf-8")).hexdigest()
+
+
+def withheld_entry(row: Mapping[str, Any]) -> dict[str, Any]:
+    """An event as an export holds it for someone who may not read it: no content."""
+    return {**{name: row[name] for name in WITHHELD_FIELDS}, "withheld": True}
+
+
+def is_withheld(row: Mapping[str, Any]) -> bool:
+    return row.get("withheld") is True
+
+
+def _is_hash(value: Any) -> bool:
+    return (
+        isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+    )
 
 
 @dataclass(frozen=True)
@@ -512,6 +535,7 @@ class Verification:
 
     checkpoints: Sequence[Checkpoint] = ()
     checked: int = 0
+    withheld: int = 0  # of those checked, events withheld (``is_withheld``)
     finding: Finding | None = None
 
     def __post_init__(self) -> None:
@@ -544,6 +568,14 @@ class Verification:
             return False
         self.checked += 1
         seq = row["seq"]
+        if is_withheld(row):
+            if not (_is_hash(row.get("hash")) and _is_hash(row.get("prev_hash"))):
+                self.finding = Finding(
+                    EXIT_CHAIN, f"withheld event {seq} lacks a valid hash or prev_hash", seq=seq
+                )
+                return False
+            content_ok = True  # no content to check: its hash must still chain and fit
+            self.withheld += 1
         listed = self._listed(seq)
         if listed is not None and listed[0] != row["hash"]:
             self.finding = Finding(
@@ -608,20 +640,30 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
                 yield json.loads(line)
 
 
+def export_verification(
+    events: Iterable[Mapping[str, Any]], checkpoints: Sequence[Checkpoint], public_key: Any
+) -> Verification:
+    """A whole log exported as JSON Lines (ascending or descending ``seq``, some events
+    perhaps withheld) checked against checkpoints: the finished walk, with its counts and
+    its ``finding`` (None: verified)."""
+    verification = Verification(checkpoints=checkpoints)
+    problem = check_checkpoints(checkpoints, public_key)
+    if problem:
+        verification.finding = problem
+        return verification
+    for row in sorted(events, key=lambda row: row["seq"]):
+        if not verification.add(row):
+            break
+    verification.finish()
+    return verification
+
+
 def verify_export(
     events: Iterable[Mapping[str, Any]], checkpoints: Sequence[Checkpoint], public_key: Any
 ) -> tuple[int, Finding | None]:
-    """A whole log exported as JSON Lines (ascending or descending ``seq``) against
-    checkpoints: (events checked, first problem or None)."""
-    problem = check_checkpoints(checkpoints, public_key)
-    if problem:
-        return 0, problem
-    rows = sorted(events, key=lambda row: row["seq"])
-    verification = Verification(checkpoints=checkpoints)
-    for row in rows:
-        if not verification.add(row):
-            break
-    return verification.checked, verification.finish()
+    """``export_verification``'s (events checked, first problem or None)."""
+    verification = export_verification(events, checkpoints, public_key)
+    return verification.checked, verification.finding
 
 
 def verify_bundle_events(
@@ -722,8 +764,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _report(checked, finding, "events, each in a signed checkpoint")
         public_key = public_key_from_pem(args.public_key.read_bytes())
         checkpoints = read_checkpoints(args.checkpoints)
-        checked, finding = verify_export(read_jsonl(args.events), checkpoints, public_key)
-        return _report(checked, finding, f"events against {len(checkpoints)} checkpoints")
+        verification = export_verification(read_jsonl(args.events), checkpoints, public_key)
+        what = f"events against {len(checkpoints)} checkpoints"
+        if verification.withheld:
+            what += (
+                f"; {verification.withheld} events withheld (not yours to read: only their "
+                "hashes are in the export, checked in the chain and the checkpoints)"
+            )
+        return _report(verification.checked, verification.finding, what)
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
         print(f"cannot read the input: {exc}", file=sys.stderr)
         return EXIT_UNREADABLE

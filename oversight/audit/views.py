@@ -12,7 +12,7 @@ from oversight.accounts import roles
 from oversight.audit import export, verbs
 from oversight.audit.actors import Actor
 from oversight.audit.forms import AuditFilterForm, BundleForm
-from oversight.audit.selectors import AuditFilters, audit_events, audit_page
+from oversight.audit.selectors import AuditFilters, audit_export_events, audit_page
 from oversight.audit.services import audit_record_standalone
 from oversight.audit.trust_selectors import chain_state
 from oversight.lib.htmx import render_page_or_fragment, wants_fragment
@@ -65,7 +65,7 @@ def audit_export(request: HttpRequest, fmt: str) -> HttpResponse:
         after={key: str(value) for key, value in asdict(filters).items() if value},
     )
     response = StreamingHttpResponse(
-        generate(audit_events(user=request.user, filters=filters)), content_type=content_type
+        generate(audit_export_events(user=request.user, filters=filters)), content_type=content_type
     )
     stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
     response["Content-Disposition"] = f'attachment; filename="oversight-audit-{stamp}.{fmt}"'

@@ -283,7 +283,13 @@ def test_exports_hold_only_what_the_auditor_may_read(
     if url == CSV_URL:
         seqs = {int(row["seq"]) for row in _csv_rows(response)[1]}
     else:
-        seqs = {json.loads(line)["seq"] for line in _body(response).splitlines()}
+        # The whole log, to verify; what the auditor may not read is withheld: its place
+        # in the chain only (test_withheld_export.py).
+        rows = [json.loads(line) for line in _body(response).splitlines()]
+        assert {row["seq"] for row in rows} == _seqs_of()
+        withheld = [row for row in rows if row.get("withheld")]
+        assert all(set(row) == {"seq", "prev_hash", "hash", "withheld"} for row in withheld)
+        seqs = {row["seq"] for row in rows if not row.get("withheld")}
     assert seqs == _seqs_of(agent_id=world["agent"].pk)
 
 
