@@ -24,10 +24,20 @@ class Target:
 
     @property
     def label(self) -> str:
+        """By slug, as the command line names it."""
         if self.agent:
             return f"agent {self.agent.slug}"
         if self.team:
             return f"team {self.team.slug}"
+        return "everything"
+
+    @property
+    def display_name(self) -> str:
+        """By name, as the banner says it ("agent Deploy bot")."""
+        if self.agent:
+            return f"agent {self.agent.name}"
+        if self.team:
+            return f"team {self.team.name}"
         return "everything"
 
 

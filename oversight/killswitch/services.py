@@ -54,12 +54,41 @@ def _record(actor: Actor, switch: KillSwitch, verb: str, before: dict[str, Any])
     )
 
 
+class AlreadyEngagedError(ValidationError):
+    """The switch was engaged before this press; the press changed nothing."""
+
+
+def _already_engaged(target: Target, switch: KillSwitch) -> AlreadyEngagedError:
+    since = (
+        timezone.localtime(switch.changed_at).strftime("%Y-%m-%d %H:%M %Z")
+        if switch.changed_at
+        else "an unknown time"
+    )
+    who = (
+        switch.changed_by.get_username()
+        if switch.changed_by
+        else "the command line or a removed user"
+    )
+    return AlreadyEngagedError(
+        f"The kill switch for {target.display_name} is already engaged since {since} "
+        f"by {who}: {switch.reason}"
+    )
+
+
 @transaction.atomic
 def killswitch_engage(*, actor: Actor, target: Target, reason: str, user: Any = None) -> KillSwitch:
-    """Halt every decision in the target's scope from the very next one on."""
+    """Halt every decision in the target's scope from the very next one on.
+
+    Pressing an engaged switch changes nothing (its reason, time and presser stay, nobody
+    is told again, nothing is audited) and raises AlreadyEngagedError saying since when,
+    by whom and why. Two people pressing at once: the switch's lock (``_locked_switch``)
+    makes the second wait for the first's commit, and it then reads the switch engaged.
+    """
     if not reason.strip():
         raise ValidationError("Say why the kill switch is engaged.")
     switch = _locked_switch(target)
+    if switch.engaged:
+        raise _already_engaged(target, switch)
     agent_ids = _agents_in(target)
     actions_lock_in_scope(agent_ids=agent_ids)  # before the audit chain, as a vote
     before = {"engaged": switch.engaged, "reason": switch.reason}

@@ -67,7 +67,7 @@ def _press(request: HttpRequest, service: Any, done: str) -> HttpResponse:
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
-        messages.warning(request, done.format(label=target.label))
+        messages.warning(request, done.format(label=target.display_name))
     return _back(request)
 
 

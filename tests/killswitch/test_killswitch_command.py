@@ -76,11 +76,19 @@ def test_each_press_is_audited_with_its_reason(
     assert engaged.agent_id == (agent.pk if scope.startswith("agent:") else None)
 
 
-def test_engaging_an_engaged_switch_updates_the_reason(agent: Agent) -> None:
-    _killswitch("engage", "--scope", "global", "--reason", "first")
-    _killswitch("engage", "--scope", "global", "--reason", "worse")
-    assert KillSwitch.objects.get().reason == "worse"
-    assert [e.before for e in _switch_events()][-1] == {"engaged": True, "reason": "first"}
+def test_engaging_an_engaged_switch_fails_and_keeps_its_reason(agent: Agent) -> None:
+    # It used to replace the reason silently, as if pressed anew (and tell everyone again).
+    _killswitch("engage", "--scope", "agent:refund-bot", "--reason", "first")
+    switch = KillSwitch.objects.get()
+    with pytest.raises(CommandError) as raised:
+        _killswitch("engage", "--scope", "agent:refund-bot", "--reason", "worse")
+    assert str(raised.value).startswith(
+        "The kill switch for agent Refund bot is already engaged since "
+    )
+    assert str(raised.value).endswith(" by the command line or a removed user: first")
+    after = KillSwitch.objects.get()
+    assert (after.engaged, after.reason, after.changed_at) == (True, "first", switch.changed_at)
+    assert [e.verb for e in _switch_events()] == ["killswitch.engaged"]
 
 
 def _nothing_changed() -> bool:

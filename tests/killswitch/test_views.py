@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import re
+import threading
 from typing import Any
 
 import pytest
+from django.contrib.messages import get_messages
+from django.db import connection
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from oversight.audit.models import AuditEvent
-from oversight.killswitch.models import KillSwitch
+from oversight.incidents.models import Incident
+from oversight.killswitch.models import KillSwitch, Scope
+from oversight.killswitch.selectors import Target
+from oversight.killswitch.services import AlreadyEngagedError, killswitch_engage
+from tests.conftest import SYSTEM
 
 pytestmark = pytest.mark.django_db
 
@@ -157,3 +165,85 @@ def test_the_menus_list_holds_what_the_person_may_stop(
         assert f'value="{value}"' in options
     client.force_login(reviewer)
     assert 'value="agent:' not in client.get(url).content.decode()
+
+
+def _flash(response: Any) -> str:
+    """The newest message (those of earlier presses wait unread: nothing followed the
+    redirects)."""
+    return [str(m) for m in get_messages(response.wsgi_request)][-1]
+
+
+def test_the_flash_names_the_agent_as_the_banner_does(
+    client: Client, owner: Any, agent: Any
+) -> None:
+    response = _engage(client, owner, "agent:refund-bot")
+    assert _flash(response) == (
+        "Kill switch for agent Refund bot engaged: halted from the next decision on."
+    )
+    response = client.post(
+        reverse("killswitch:release"), {"scope": "agent:refund-bot", "reason": "fixed"}
+    )
+    assert _flash(response) == "Kill switch for agent Refund bot released."
+
+
+def test_engaging_an_engaged_switch_changes_nothing_and_says_since_when_by_whom(
+    client: Client,
+    owner: Any,
+    agent: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    _engage(client, owner, "agent:refund-bot", reason="QA: refund bot misbehaving")
+    switch = KillSwitch.objects.get()
+    events = AuditEvent.objects.count()
+    incidents = Incident.objects.count()
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = _engage(client, owner, "agent:refund-bot", reason="once more, louder")
+    assert response.status_code == 302
+    since = timezone.localtime(switch.changed_at).strftime("%Y-%m-%d %H:%M %Z")
+    assert _flash(response) == (
+        f"The kill switch for agent Refund bot is already engaged since {since} by alice: "
+        "QA: refund bot misbehaving"
+    )
+    again = KillSwitch.objects.get()
+    assert (again.reason, again.changed_at, again.changed_by) == (
+        "QA: refund bot misbehaving",
+        switch.changed_at,
+        owner,
+    )
+    assert callbacks == []  # no broadcast, no "engaged" notification
+    assert AuditEvent.objects.count() == events
+    assert Incident.objects.count() == incidents
+    page = client.get(reverse("agents:list")).content.decode()
+    assert "QA: refund bot misbehaving" in page and "once more, louder" not in page
+
+
+def _press_at_once(target: Target, reason: str, barrier: threading.Barrier, out: list[Any]) -> None:
+    try:
+        barrier.wait()
+        out.append(killswitch_engage(actor=SYSTEM, target=target, reason=reason))
+    except AlreadyEngagedError as exc:
+        out.append(exc)
+    finally:
+        connection.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_presses_at_once_engage_once(agent: Any) -> None:
+    target = Target(Scope.AGENT, agent=agent)
+    barrier = threading.Barrier(2)
+    out: list[Any] = []
+    threads = [
+        threading.Thread(target=_press_at_once, args=(target, reason, barrier, out))
+        for reason in ("first", "second")
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    engaged = [o for o in out if isinstance(o, KillSwitch)]
+    refused = [o for o in out if isinstance(o, AlreadyEngagedError)]
+    assert (len(engaged), len(refused)) == (1, 1)
+    assert KillSwitch.objects.get().reason == engaged[0].reason
+    assert refused[0].messages[0].endswith(f": {engaged[0].reason}")
+    assert AuditEvent.objects.filter(verb="killswitch.engaged").count() == 1
