@@ -100,10 +100,20 @@ def action_held_payload(
 
 
 def _switch_target(switch: KillSwitch) -> str:
+    """By slug: the payload's ``target``, a key a receiver may match on."""
     if switch.scope == Scope.AGENT and switch.agent is not None:
         return f"agent {switch.agent.slug}"
     if switch.scope == Scope.TEAM and switch.team is not None:
         return f"team {switch.team.slug}"
+    return "everything"
+
+
+def _switch_name(switch: KillSwitch) -> str:
+    """By name, as people read it (and as the kill-switch banner says it)."""
+    if switch.scope == Scope.AGENT and switch.agent is not None:
+        return f"agent {switch.agent.name}"
+    if switch.scope == Scope.TEAM and switch.team is not None:
+        return f"team {switch.team.name}"
     return "everything"
 
 
@@ -119,6 +129,7 @@ def killswitch_payload(
             "id": switch.pk,
             "scope": switch.scope,
             "target": _switch_target(switch),
+            "name": _switch_name(switch),
             "engaged": engaged,
             "reason": switch.reason,
             "changed_at": _when(switch.changed_at),
@@ -137,7 +148,7 @@ def killswitch_item(switch: KillSwitch, *, engaged: bool, agents: list[Agent]) -
     by = f" by {switch.changed_by.get_username()}" if switch.changed_by else ""
     effect = "stops" if engaged else "no longer stops"
     return {
-        "title": f"Kill switch {verb} for {_switch_target(switch)}",
+        "title": f"Kill switch {verb} for {_switch_name(switch)}",
         "body": f"{verb.capitalize()}{by}: {switch.reason}\nIt {effect} your "
         f"{'agent' if len(agents) == 1 else 'agents'} {names}"
         + (f" and {more} more" if more > 0 else "")
@@ -243,9 +254,9 @@ def _slack_message(payload: dict[str, Any]) -> tuple[str, list[str]]:
     if event in (Kind.KILLSWITCH_ENGAGED.value, Kind.KILLSWITCH_RELEASED.value):
         s = payload["switch"]
         verb = "engaged" if s["engaged"] else "released"
-        summary = f"Kill switch {verb} for {e(s['target'])}"
+        summary = f"Kill switch {verb} for {e(s['name'])}"
         by = f" by {e(s['changed_by'])}" if s["changed_by"] else ""
-        lines = [f"*Kill switch {verb}* for {e(s['target'])}{by}: {e(s['reason'])}"]
+        lines = [f"*Kill switch {verb}* for {e(s['name'])}{by}: {e(s['reason'])}"]
         names = [f"<{a['url']}|{e(a['name'])}>" for a in payload["agents"]]
         more = payload["agents_total"] - len(names)
         if names:

@@ -103,7 +103,9 @@ def test_a_release_is_told_as_such(
     switch = killswitch_release(actor=SYSTEM, target=target, reason="storm over")
     created = _notify(switch, django_capture_on_commit_callbacks, engaged=False)
     assert [n.kind for n in created] == ["killswitch.released"]
-    assert mailoutbox[-1].subject == "[Oversight] Kill switch released for agent refund-bot"
+    # By name, as the banner says it (the payload's target keeps the slug).
+    assert mailoutbox[-1].subject == "[Oversight] Kill switch released for agent Refund bot"
+    assert mailoutbox[-1].body.startswith("The kill switch for agent Refund bot was released")
     assert "may act again" in mailoutbox[-1].body
 
 
