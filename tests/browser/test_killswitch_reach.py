@@ -73,7 +73,7 @@ def test_an_owner_stops_the_pages_agent_its_team_or_any_other_of_hers(
     # A page about no agent in particular: the list holds every agent and team she may stop.
     page.goto(f"{live_url}/approvals/")
     press(page, "Stop it", "from the queue", choose="Refund bot (refund-bot)")
-    expect(page.get_by_text("Kill switch for agent refund-bot engaged")).to_be_visible()
+    expect(page.get_by_text("Kill switch for agent Refund bot engaged")).to_be_visible()
     assert engaged() == ["kill switch for Refund bot (engaged)"]
 
 
