@@ -140,22 +140,30 @@ class GrantRow:
     uses_30d: int
     uses_90d: int
     expired: bool
+    young: bool = False  # granted less than UNUSED_AFTER_DAYS ago: too soon to tell
+    undoes: str = ""  # the action whose undo it is (another grant's undo_action)
 
     @property
     def unused(self) -> bool:
-        return self.uses_90d == 0
+        """Not used in UNUSED_AFTER_DAYS, though it had them, and no undo needs it."""
+        return self.uses_90d == 0 and not self.young and not self.undoes
 
 
 def grant_rows(*, agent: Agent, now: dt.datetime) -> list[GrantRow]:
     usage = grant_usage(agent=agent, now=now)
+    grants = list(Grant.objects.filter(agent=agent).order_by("action", "resource"))
+    undoes = {g.undo_action: g.action for g in grants if g.undo_action}
+    granted_before = now - dt.timedelta(days=UNUSED_AFTER_DAYS)
     return [
         GrantRow(
             grant=grant,
             uses_30d=usage.get(grant.pk, (0, 0))[0],
             uses_90d=usage.get(grant.pk, (0, 0))[1],
             expired=grant.expires_at is not None and grant.expires_at <= now,
+            young=grant.created_at > granted_before,
+            undoes=undoes.get(grant.action, ""),
         )
-        for grant in Grant.objects.filter(agent=agent).order_by("action", "resource")
+        for grant in grants
     ]
 
 

@@ -18,10 +18,15 @@ from tests.conftest import SYSTEM
 DAY = dt.timedelta(days=1)
 
 
-def grant(agent: Agent, action: str, resource: str = "*") -> Grant:
-    return policy_object_create(
+def grant(agent: Agent, action: str, resource: str = "*", *, age_days: int = 0) -> Grant:
+    """A grant, made `age_days` ago (a grant younger than 90 days is never called unused)."""
+    made = policy_object_create(
         actor=SYSTEM, obj=Grant(agent=agent, action=action, resource=resource)
     )
+    if age_days:
+        made.created_at = timezone.now() - age_days * DAY
+        Grant.objects.filter(pk=made.pk).update(created_at=made.created_at)
+    return made
 
 
 def act(

@@ -32,9 +32,9 @@ def test_grant_usage_counts_the_actions_each_grant_allowed_in_30_and_90_days(
 ) -> None:
     now = timezone.now()
     refunds, reads, unused = (
-        grant(agent, "payments.refund"),
-        grant(agent, "payments.read"),
-        grant(agent, "payments.void"),
+        grant(agent, "payments.refund", age_days=120),
+        grant(agent, "payments.read", age_days=120),
+        grant(agent, "payments.void", age_days=120),
     )
     act(agent, at=now - 1 * DAY, grants=(refunds,))
     act(agent, at=now - 29 * DAY, grants=(refunds, reads))
@@ -170,3 +170,21 @@ def test_a_review_that_retires_is_recorded(agent: Agent, owner: Any) -> None:
     assert fresh(agent).status == "retired"
     with pytest.raises(ValidationError, match="retired"):
         review_recertify(actor=SYSTEM, user=owner, agent=agent, purpose_confirmed=True)
+
+
+def test_a_grant_too_young_to_tell_or_needed_for_undos_is_not_unused(agent: Agent) -> None:
+    from oversight.policy.models import Grant
+
+    now = timezone.now()
+    grant(agent, "payments.read")  # granted today, never used yet
+    refunds = grant(agent, "payments.refund", age_days=120)
+    Grant.objects.filter(pk=refunds.pk).update(
+        reversibility="reversible", undo_action="payments.charge", undo_window_seconds=3600
+    )
+    grant(agent, "payments.charge", age_days=120)  # never used: no refund was undone
+    rows = {row.grant.action: row for row in grant_rows(agent=agent, now=now)}
+    assert [a for a, row in rows.items() if row.unused] == ["payments.refund"]
+    assert (rows["payments.read"].young, rows["payments.charge"].undoes) == (
+        True,
+        "payments.refund",
+    )

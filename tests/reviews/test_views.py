@@ -36,7 +36,8 @@ def test_the_owner_sees_usage_alerts_and_the_outcome_forms(
     client: Client, owner: Any, agent: Agent
 ) -> None:
     now = timezone.now()
-    used, unused = grant(agent, "payments.refund", "stripe:*"), grant(agent, "payments.void")
+    used = grant(agent, "payments.refund", "stripe:*", age_days=120)
+    unused = grant(agent, "payments.void", age_days=120)
     act(agent, at=now - DAY, grants=(used,))
     act(agent, at=now - DAY, status="denied")
     Alert.objects.create(
