@@ -298,17 +298,22 @@ def _access_changed(
 
 @transaction.atomic
 def agent_access_grant(*, actor: Actor, agent: Agent, user: Any, level: str) -> bool:
-    """Grant a person read (viewer) or read-and-approve (reviewer) access to one agent.
+    """Give a person exactly read (viewer) or read-and-approve (reviewer) access to one
+    agent: a reviewer made a viewer no longer approves.
 
     Returns False when they already had exactly that access (nothing recorded).
     """
-    perms = ACCESS_LEVELS[level]
+    perms = set(ACCESS_LEVELS[level])
+    levels = {perm for granted in ACCESS_LEVELS.values() for perm in granted}
     held = set(permissions.user_agent_perms(agent, user))
-    if held.issuperset(perms):
+    wanted = (held - levels) | perms
+    if wanted == held:
         return False
-    for perm in perms:
+    for perm in perms - held:
         assign_perm(perm, user, agent)
-    _access_changed(actor, agent, user, verbs.AGENT_ACCESS_GRANTED, held, held | set(perms))
+    for perm in (held & levels) - perms:
+        remove_perm(perm, user, agent)
+    _access_changed(actor, agent, user, verbs.AGENT_ACCESS_GRANTED, held, wanted)
     return True
 
 

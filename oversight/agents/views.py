@@ -155,19 +155,21 @@ def _render_access(
 def agent_access_grant_view(request: HttpRequest, slug: str) -> HttpResponse:
     agent = get_agent_for_user(request, slug, perm=CHANGE)
     form = AccessGrantForm(request.POST, agent=agent)
+    note = ""
     if form.is_valid():
-        services.agent_access_grant(
-            actor=Actor.for_user(request.user),
-            agent=agent,
-            user=form.cleaned_data["user"],
-            level=form.cleaned_data["level"],
-        )
+        person, level = form.cleaned_data["user"], form.cleaned_data["level"]
+        if not services.agent_access_grant(
+            actor=Actor.for_user(request.user), agent=agent, user=person, level=level
+        ):
+            note = f"{person.get_username()} has {level} access already; nothing changed."
         form = None
     if request.htmx:
-        response = _render_access(request, agent, form)
-        if form is None:
+        response = _render_access(request, agent, form, error=note)
+        if form is None and not note:
             trigger_client_event(response, HISTORY_CHANGED)
         return response
+    if note:
+        messages.info(request, note)
     return redirect("agents:detail", slug=agent.slug)
 
 

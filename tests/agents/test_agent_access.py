@@ -126,3 +126,24 @@ def test_the_detail_page_lists_who_has_access(
     body = client.get(reverse("agents:detail", args=[agent.slug])).content.decode()
     assert "Rita" in body or "rita" in body
     assert "Grant access" not in body  # a teammate may look, not change
+
+
+def test_a_reviewer_made_a_viewer_no_longer_approves(
+    client: Client, owner: Any, reviewer: Any, agent: Any
+) -> None:
+    _grant(client, owner, agent, reviewer, "reviewer")
+    _grant(client, owner, agent, reviewer, "viewer")
+    assert set(get_perms(reviewer, agent)) == {"view_agent"}
+    event = AuditEvent.objects.filter(verb="agent.access_granted").latest("seq")
+    assert (event.before, event.after) == (
+        {"access of rita": ["approve_agent", "view_agent"]},
+        {"access of rita": ["view_agent"]},
+    )
+
+
+def test_the_same_level_again_says_nothing_changed(
+    client: Client, owner: Any, reviewer: Any, agent: Any
+) -> None:
+    _grant(client, owner, agent, reviewer, "reviewer")
+    response = _grant(client, owner, agent, reviewer, "reviewer", HTTP_HX_REQUEST="true")
+    assert "rita has reviewer access already; nothing changed." in response.content.decode()
