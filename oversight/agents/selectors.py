@@ -101,6 +101,22 @@ class AccessEntry:
     level: str  # "owner", "reviewer" or "viewer"
 
 
+def retirement_reason(*, agent: Agent) -> str:
+    """Why a retired agent was retired, as its retirement recorded it ("" if not retired)."""
+    from oversight.audit.models import AuditEvent  # audit -> agents
+    from oversight.audit.verbs import AGENT_RETIRED
+
+    if agent.retired_at is None:
+        return ""
+    event = (
+        AuditEvent.objects.filter(agent_id=agent.pk, verb=AGENT_RETIRED)
+        .order_by("-seq")
+        .values_list("after", flat=True)
+        .first()
+    )
+    return str((event or {}).get("reason") or "")
+
+
 def agent_access_list(*, agent: Agent) -> list[AccessEntry]:
     """People with access granted on this agent directly, owner first. Teams are shown apart."""
     rows = AgentUserObjectPermission.objects.filter(content_object=agent).values_list(

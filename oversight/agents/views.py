@@ -20,7 +20,12 @@ from oversight.agents.constants import CHANGE, HISTORY_CHANGED, UNDO_TOKEN_NAME
 from oversight.agents.forms import AccessGrantForm, AgentFilterForm, AgentForm, AgentHistoryForm
 from oversight.agents.models import Agent
 from oversight.agents.permissions import user_has_agent_perm
-from oversight.agents.selectors import agent_access_list, agent_list, tool_pin_rows
+from oversight.agents.selectors import (
+    agent_access_list,
+    agent_list,
+    retirement_reason,
+    tool_pin_rows,
+)
 from oversight.agents.token_views import TokenForm
 from oversight.approvals.eligibility import unsatisfiable_rules
 from oversight.approvals.selectors import recent_actions
@@ -58,6 +63,7 @@ def agent_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "actions": recent_actions(user=request.user, agent_id=agent.pk),
         "agent_id_str": str(agent.pk),
         "tool_pins": tool_pin_rows(agent=agent),
+        "retired_why": retirement_reason(agent=agent),
         "token_form": TokenForm(agent=agent) if can_change else None,
         "undo_token_name": UNDO_TOKEN_NAME,
     }

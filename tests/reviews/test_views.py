@@ -218,6 +218,21 @@ def test_a_retired_agent_is_read_only_everywhere(
     assert fresh(agent).name == "Refund bot"
 
 
+def test_a_retired_agents_page_says_why_and_offers_nothing_it_refuses(
+    client: Client, owner: Any, agent: Agent
+) -> None:
+    client.force_login(owner)
+    client.post(
+        reverse("reviews:retire", args=[agent.slug]), {"reason": "Replaced by v2.", "confirm": "on"}
+    )
+    html = client.get(reverse("agents:detail", args=[agent.slug])).content.decode()
+    assert "Retired " in html and ": Replaced by v2." in html
+    assert "can no longer be undone here" in html
+    assert reverse("rewind:plan", args=[agent.slug]) not in html
+    assert ">Re-certifications</a>" in html and ">Re-certify</a>" not in html
+    assert "none: retired" in html
+
+
 def test_the_review_list_shows_overdue_and_unowned_agents(
     client: Client, owner: Any, agent: Agent, other_agent: Agent
 ) -> None:
