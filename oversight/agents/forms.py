@@ -6,7 +6,6 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth import get_user_model
-from django.core.validators import MinValueValidator
 from django.db.models import Q
 
 from oversight.accounts import selectors as account_selectors
@@ -16,9 +15,10 @@ from oversight.agents.models import Agent
 from oversight.agents.selectors import AgentFilters, agent_owner_choices, agent_team_choices
 from oversight.agents.services import EDITABLE_FIELDS
 from oversight.audit.verb_families import CHANGES, HISTORY_CHOICES
+from oversight.lib.forms import ModelBoundsForm
 
 
-class AgentForm(forms.ModelForm):
+class AgentForm(ModelBoundsForm):
     environments = forms.MultipleChoiceField(
         choices=Environment.choices, widget=forms.CheckboxSelectMultiple
     )
@@ -66,12 +66,6 @@ class AgentForm(forms.ModelForm):
         self.fields["owner"].label_from_instance = lambda u: u.get_full_name() or u.get_username()
         self.fields["team"].queryset = account_selectors.teams_for_new_agent(user=user)
         self.fields["slug"].required = False
-        # At least a day, as the model says (the form's own field would say 0).
-        interval = self.fields["review_interval_days"]
-        interval.min_value, interval.widget.attrs["min"] = 1, 1
-        interval.validators = [
-            v for v in interval.validators if not isinstance(v, MinValueValidator)
-        ] + [MinValueValidator(1)]
         # Optional in a post (API clients and older pages leave it out): keeps what is set.
         self.fields["alert_response"].required = False
         if self.instance.pk:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from django import forms
 
+from oversight.lib.forms import ModelBoundsForm
 from oversight.notifications.models import TeamChannels
 
 
-class TeamChannelsForm(forms.ModelForm):
+class TeamChannelsForm(ModelBoundsForm):
     # A URL typed without a scheme is taken as https, the only one allowed in production.
     webhook_url = TeamChannels._meta.get_field("webhook_url").formfield(
         assume_scheme="https", widget=forms.URLInput(attrs={"placeholder": "https://…"})

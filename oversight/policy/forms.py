@@ -10,11 +10,12 @@ from django.contrib.auth import get_user_model
 
 from oversight.accounts.roles import ALL_ROLES
 from oversight.agents.constants import Environment
+from oversight.lib.forms import ModelBoundsForm
 from oversight.policy.constants import Approvers
 from oversight.policy.models import Grant, Limit, Rule
 
 
-class GrantForm(forms.ModelForm):
+class GrantForm(ModelBoundsForm):
     """A grant and its reversibility contract (docs/rewind.md)."""
 
     class Meta:
@@ -60,7 +61,7 @@ class GrantForm(forms.ModelForm):
         return self.cleaned_data.get("undo_params") or {}
 
 
-class RuleForm(forms.ModelForm):
+class RuleForm(ModelBoundsForm):
     """Who approves: anyone with approve access (the default), the team's reviewers, a
     role, or named people; enough of them must be eligible (checked by the service)."""
 
@@ -106,7 +107,7 @@ class RuleForm(forms.ModelForm):
         }
 
 
-class LimitForm(forms.ModelForm):
+class LimitForm(ModelBoundsForm):
     class Meta:
         model = Limit
         fields = [

@@ -6,6 +6,7 @@ from django import forms
 
 from oversight.accounts.models import Team
 from oversight.accounts.services import REVIEW_SETTINGS
+from oversight.lib.forms import ModelBoundsForm
 from oversight.reviews.services import MAX_NOTES
 
 
@@ -46,7 +47,7 @@ class RetireForm(forms.Form):
         return reason
 
 
-class TeamReviewSettingsForm(forms.ModelForm):
+class TeamReviewSettingsForm(ModelBoundsForm):
     """The periods the review, ownership and retirement jobs use for a team; the checks
     across fields are the model's (run by the service)."""
 

@@ -1,0 +1,38 @@
+"""Number fields of the policy's and the registry's forms say the model's own bounds: in
+the browser's input (min, max) and in one message for any number out of range."""
+
+from __future__ import annotations
+
+import pytest
+
+from oversight.agents.forms import AgentForm
+from oversight.policy.forms import RuleForm
+from oversight.policy.models import Rule
+
+
+def test_a_hold_rules_numbers_have_the_models_bounds_in_the_browser() -> None:
+    form = RuleForm()
+    approvals, hold = form.fields["approvals"], form.fields["expires_in_seconds"]
+    assert approvals.widget.attrs["min"] == 1
+    assert hold.widget.attrs["min"] == 30
+    assert 'name="approvals" value="1" min="1"' in str(form["approvals"])
+
+
+@pytest.mark.parametrize("approvals", ["0", "-3"])
+def test_any_number_below_says_at_least_the_models_bound(approvals: str) -> None:
+    form = RuleForm(
+        data={"name": "big", "effect": "hold", "action": "*", "resource": "*",
+              "approvals": approvals, "expires_in_seconds": "10"},
+        instance=Rule(),
+    )  # fmt: skip
+    assert not form.is_valid()
+    assert form.errors["approvals"] == ["Ensure this value is greater than or equal to 1."]
+    assert form.errors["expires_in_seconds"] == [
+        "Ensure this value is greater than or equal to 30."
+    ]
+
+
+@pytest.mark.django_db
+def test_the_re_certification_interval_says_at_least_a_day(owner: object) -> None:
+    field = AgentForm(user=owner).fields["review_interval_days"]
+    assert (field.widget.attrs["min"], field.min_value) == (1, 1)
