@@ -57,6 +57,7 @@ ASK_BATCH = 10  # undos asked for in one transaction
 ASK_THREADS = 3  # batches asked for at a time by a step (each undo on a resource of its own)
 FOLLOW_EVERY = 0.2  # seconds between a following step's passes while nothing moved
 OPEN = (ActionStatus.PENDING, ActionStatus.ALLOWED, ActionStatus.APPROVED)  # an undo on its way
+LIVE = (RewindState.AWAITING_APPROVAL, RewindState.RUNNING, RewindState.PAUSED)  # not ended
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,8 @@ def rewind_plan(*, scope: Scope, examples: int = 100) -> dict[str, Any]:
             listed.append({**row, "state": state, "why": why})
     to_undo = sum(undo_by.values())
     return {
+        "since": scope.since,
+        "until": scope.until,
         "actions": len(rows),
         "to_undo": to_undo,
         "to_cancel": to_cancel,
@@ -183,10 +186,37 @@ def _audit(actor: Actor, verb: str, rewind: Rewind, **after: Any) -> None:
     )
 
 
+@dataclass(frozen=True)
+class Shown:
+    """What the plan a person starts said it would do."""
+
+    to_undo: int
+    to_cancel: int
+
+
+class PlanChanged(ValidationError):
+    """The window would now undo or cancel more than the plan that was shown said."""
+
+
+def _check_shown(plan: dict[str, Any], shown: Shown) -> None:
+    if plan["to_undo"] <= shown.to_undo and plan["to_cancel"] <= shown.to_cancel:
+        return
+    raise PlanChanged(
+        f"What the window holds changed since the plan was shown: it would now undo "
+        f"{plan['to_undo']} actions (the plan said {shown.to_undo}) and cancel "
+        f"{plan['to_cancel']} (the plan said {shown.to_cancel}). Nothing was started: "
+        "this is the plan as it is now, to check and start again."
+    )
+
+
 @transaction.atomic
-def rewind_create(*, actor: Actor, scope: Scope) -> Rewind:
+def rewind_create(*, actor: Actor, scope: Scope, shown: Shown | None = None) -> Rewind:
     """Plan the rewind and keep the plan; it runs at once, or waits for a second person
-    when it would undo REWIND_APPROVAL_THRESHOLD actions or more."""
+    when it would undo REWIND_APPROVAL_THRESHOLD actions or more.
+
+    Given the plan a person was ``shown``, refused (nothing written) when the window
+    would now undo or cancel more than it said (``PlanChanged``): a late report made an
+    action undoable, or a held one ran."""
     plan = rewind_plan(scope=scope, examples=0)
     if not plan["actions"]:
         raise ValidationError("No action of the agent in that window: nothing to rewind.")
@@ -195,6 +225,8 @@ def rewind_create(*, actor: Actor, scope: Scope) -> Rewind:
             "None of the window's actions can be undone or cancelled (see why in the plan): "
             "nothing to rewind."
         )
+    if shown is not None:
+        _check_shown(plan, shown)
     now = timezone.now()
     rewind = Rewind.objects.create(
         agent=scope.agent,
@@ -298,8 +330,7 @@ def rewind_resume(*, actor: Actor, rewind: Rewind) -> Rewind:
 
 @transaction.atomic
 def rewind_cancel(*, actor: Actor, rewind: Rewind) -> Rewind:
-    live = (RewindState.AWAITING_APPROVAL, RewindState.RUNNING, RewindState.PAUSED)
-    return _move(actor, rewind, live, RewindState.CANCELLED, verbs.REWIND_CANCELLED)
+    return _move(actor, rewind, LIVE, RewindState.CANCELLED, verbs.REWIND_CANCELLED)
 
 
 def rewind_kick(rewind_id: int) -> None:

@@ -1,4 +1,4 @@
-"""Choosing what to rewind."""
+"""Choosing what to rewind, and starting the plan that was shown."""
 
 from __future__ import annotations
 
@@ -21,10 +21,34 @@ class RewindForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
+        now = timezone.now()  # one moment for both bounds: "3m" and an empty until agree
         try:
-            data["since_at"] = parse_moment(data.get("since", ""))
+            data["since_at"] = parse_moment(data.get("since", ""), now=now)
             until = data.get("until")
-            data["until_at"] = parse_moment(until) if until else timezone.now()
+            data["until_at"] = parse_moment(until, now=now) if until else now
         except MomentError as exc:
             raise forms.ValidationError(str(exc)) from None
         return data
+
+
+class RewindStartForm(RewindForm):
+    """The start of a plan that was shown: its window as the absolute bounds the plan
+    resolved (see ``start_fields``), and what the plan said it would undo and cancel."""
+
+    planned_to_undo = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
+    planned_to_cancel = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
+
+
+def start_fields(plan: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    """The hidden fields of a plan's start button: the window as the plan resolved it
+    (ISO timestamps, to the microsecond: "3m" is read once, when planning, not again at
+    the start), the same filters, and the plan's counts."""
+    return {
+        "since": plan["since"].isoformat(),
+        "until": plan["until"].isoformat(),
+        "release": data.get("release") or "",
+        "session": data.get("session") or "",
+        "resource": data.get("resource") or "*",
+        "planned_to_undo": plan["to_undo"],
+        "planned_to_cancel": plan["to_cancel"],
+    }

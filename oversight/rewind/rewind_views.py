@@ -17,7 +17,7 @@ from oversight.agents.models import Agent
 from oversight.agents.permissions import user_has_agent_perm
 from oversight.audit.actors import Actor
 from oversight.rewind import bulk
-from oversight.rewind.forms import RewindForm
+from oversight.rewind.forms import RewindForm, RewindStartForm, start_fields
 from oversight.rewind.models import Rewind
 from oversight.rewind.selectors import rewind_progress
 
@@ -37,25 +37,62 @@ def _scope(agent: Agent, form: RewindForm) -> bulk.Scope:
 @login_required
 @require_http_methods(["GET", "POST"])
 def rewind_plan_view(request: HttpRequest, slug: str) -> HttpResponse:
-    """GET with a window: the plan. POST: keep it and start it (owners, admins)."""
+    """GET with a window: the plan, its window resolved to absolute bounds once. POST:
+    start the plan that was shown (owners, admins); when the window holds more to do
+    than it said, the plan as it is now instead."""
     agent = get_agent_for_user(request, slug)
     can_change = user_has_agent_perm(request.user, CHANGE, agent)
-    data = request.POST if request.method == "POST" else (request.GET or None)
-    form = RewindForm(data)
+    if request.method == "POST":
+        if not can_change:
+            return HttpResponse("Only the agent's owners and admins rewind it.", status=403)
+        return _start(request, agent)
+    form = RewindForm(request.GET or None)
     plan = None
     if form.is_bound and form.is_valid():
         try:
-            if request.method == "POST":
-                if not can_change:
-                    return HttpResponse("Only the agent's owners and admins rewind it.", status=403)
-                rewind = bulk.rewind_create(
-                    actor=Actor.for_user(request.user), scope=_scope(agent, form)
-                )
-                return redirect("rewind:detail", pk=rewind.pk)
             plan = bulk.rewind_plan(scope=_scope(agent, form))
         except ValidationError as exc:
             form.add_error(None, exc)
-    context: dict[str, Any] = {"agent": agent, "form": form, "plan": plan, "can_change": can_change}
+    return _plan_page(request, agent, form, plan, can_change=can_change)
+
+
+def _start(request: HttpRequest, agent: Agent) -> HttpResponse:
+    form = RewindStartForm(request.POST)
+    plan = None
+    if form.is_valid():
+        scope = _scope(agent, form)
+        data = form.cleaned_data
+        shown = None
+        if data.get("planned_to_undo") is not None and data.get("planned_to_cancel") is not None:
+            shown = bulk.Shown(data["planned_to_undo"], data["planned_to_cancel"])
+        try:
+            rewind = bulk.rewind_create(
+                actor=Actor.for_user(request.user), scope=scope, shown=shown
+            )
+            return redirect("rewind:detail", pk=rewind.pk)
+        except bulk.PlanChanged as exc:
+            form.add_error(None, exc)
+            plan = bulk.rewind_plan(scope=scope)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+    return _plan_page(request, agent, form, plan, can_change=True)
+
+
+def _plan_page(
+    request: HttpRequest,
+    agent: Agent,
+    form: RewindForm,
+    plan: dict[str, Any] | None,
+    *,
+    can_change: bool,
+) -> HttpResponse:
+    context: dict[str, Any] = {
+        "agent": agent,
+        "form": form,
+        "plan": plan,
+        "start": start_fields(plan, form.cleaned_data) if plan else None,
+        "can_change": can_change,
+    }
     return render(request, "rewind/plan.html", context)
 
 

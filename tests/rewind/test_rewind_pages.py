@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from io import StringIO
 from typing import Any
 
@@ -12,7 +14,8 @@ from django.urls import reverse
 
 from oversight.agents.models import Agent
 from oversight.rewind.models import Rewind
-from tests.rewind.test_bulk import _held, _world, production  # noqa: F401 - the fixture
+from tests.gateway.helpers import refund
+from tests.rewind.test_bulk import _held, _ran, _world, production  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.django_db
 
@@ -179,6 +182,84 @@ def test_an_undo_reported_shows_as_ended_before_the_runner_records_it(
     assert (counts["requested"], counts["done"]) == (1, 1)  # not yet recorded by the runner
     assert '<td data-label="Outcome">undone' in page.content.decode()
     assert RewindItem.objects.get(pk=first.pk).state == "requested"
+
+
+def _start_fields(page: str) -> dict[str, str]:
+    """The hidden fields of the plan's start form, as the browser posts them."""
+    form = page[page.index('<form method="post" class="actions">') :]
+    form = form[: form.index("</form>")]
+    return dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', form))
+
+
+def test_the_started_rewind_covers_exactly_the_window_the_plan_showed(
+    client: Client,
+    agent: Agent,
+    owner: Any,
+    production: Any,  # noqa: F811
+) -> None:
+    """A window of "1h" is read once, when planning: the start posts the plan's absolute
+    bounds, so an action made after the plan is not in it, and the plan's oldest one is
+    not dropped however long the owner took to start it."""
+    from django.utils.dateparse import parse_datetime
+
+    from oversight.gateway.models import Action
+
+    actions = _world(production)
+    page = reverse("rewind:plan", args=[agent.slug])
+    client.force_login(owner)
+    planned = client.get(page, {"since": "1h", "until": "", "resource": "*"}).content.decode()
+    start = _start_fields(planned)
+    since, until = parse_datetime(start["since"]), parse_datetime(start["until"])
+    assert since is not None and until is not None
+    assert until - since == dt.timedelta(hours=1)
+    assert f'from <time datetime="{start["since"]}">{since:%-d %b %Y %H:%M:%S}</time>' in planned
+    assert (start["planned_to_undo"], start["planned_to_cancel"]) == ("3", "0")
+    # The oldest action sits at the very start of the window; "an hour before now" read
+    # again at the start would leave it out.
+    Action.objects.filter(pk=actions["email"].pk).update(
+        created_at=since + dt.timedelta(microseconds=1)
+    )
+    later = _ran(production, refund(3, charges=("ch_later",)), {"refunded": 0}, {"refunded": 3})
+
+    response = client.post(page, start)
+    rewind = Rewind.objects.get()
+    assert response.status_code == 302
+    assert (rewind.since, rewind.until) == (since, until)
+    items = set(rewind.items.values_list("action_id", flat=True))
+    assert actions["email"].pk in items and later.pk not in items
+    assert len(items) == 5
+
+
+def test_a_window_that_would_now_undo_more_than_the_plan_said_is_shown_again(
+    client: Client,
+    agent: Agent,
+    owner: Any,
+    production: Any,  # noqa: F811
+) -> None:
+    """A refund of the window reported as run after the plan was shown: the start is
+    refused, nothing is started, and the plan as it is now is shown to start again."""
+    from oversight.gateway.lifecycle import ResultInput, action_report_result
+    from tests.gateway.helpers import decide
+
+    _world(production)
+    late = decide(production, refund(4, charges=("ch_late",), before={"refunded": 0}))
+    page = reverse("rewind:plan", args=[agent.slug])
+    client.force_login(owner)
+    start = _start_fields(client.get(page, {"since": "1h", "resource": "*"}).content.decode())
+    assert start["planned_to_undo"] == "3"
+    data = ResultInput(outcome="succeeded", after={"refunded": 4})
+    action_report_result(token=production, action_id=late.pk, data=data)
+
+    response = client.post(page, start)
+    text = response.content.decode()
+    assert response.status_code == 200 and not Rewind.objects.exists()
+    assert "it would now undo 4 actions (the plan said 3)" in text
+    assert "<strong>4</strong> to undo" in text
+    again = _start_fields(text)
+    assert (again["since"], again["until"]) == (start["since"], start["until"])
+    assert again["planned_to_undo"] == "4"
+    assert client.post(page, again).status_code == 302
+    assert Rewind.objects.get().summary["to_undo"] == 4
 
 
 def _now() -> Any:

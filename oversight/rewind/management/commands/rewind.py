@@ -100,6 +100,7 @@ class Command(BaseCommand):
         write = self.stdout.write
         cancel = f"{plan['to_cancel']} to cancel (not run yet), " if plan["to_cancel"] else ""
         write(f"{plan['actions']} actions: {plan['to_undo']} to undo, {cancel}{plan['left']} left")
+        write(f"  window: {plan['since'].isoformat()} to {plan['until'].isoformat()}")
         write(f"  by class: {plan['by_class']}")
         for how, count in plan["undo_by"].items():
             write(f"  undo {how}: {count}")
