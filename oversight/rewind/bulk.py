@@ -32,6 +32,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from oversight.agents.locking import agent_lock
 from oversight.agents.models import Agent
 from oversight.audit import verbs
 from oversight.audit.actors import Actor
@@ -198,6 +199,29 @@ class PlanChanged(ValidationError):
     """The window would now undo or cancel more than the plan that was shown said."""
 
 
+class RewindUnderWay(ValidationError):
+    """A rewind of the agent over an overlapping window has not ended: ``rewind``."""
+
+    def __init__(self, rewind: Rewind) -> None:
+        super().__init__(
+            f"A rewind of {rewind.agent.slug} over an overlapping window is "
+            f"{rewind.get_state_display().lower()} (rewind {rewind.pk}, "
+            f"{rewind.since:%Y-%m-%d %H:%M:%S} to {rewind.until:%Y-%m-%d %H:%M:%S} UTC): "
+            "nothing new was started. Let it end, or cancel it, first."
+        )
+        self.rewind = rewind
+
+
+def _under_way(scope: Scope) -> Rewind | None:
+    """The oldest rewind of the agent, not ended, whose window overlaps the scope's."""
+    return (
+        Rewind.objects.select_related("agent")
+        .filter(agent=scope.agent, state__in=LIVE, since__lt=scope.until, until__gt=scope.since)
+        .order_by("created_at", "pk")
+        .first()
+    )
+
+
 def _check_shown(plan: dict[str, Any], shown: Shown) -> None:
     if plan["to_undo"] <= shown.to_undo and plan["to_cancel"] <= shown.to_cancel:
         return
@@ -214,9 +238,19 @@ def rewind_create(*, actor: Actor, scope: Scope, shown: Shown | None = None) -> 
     """Plan the rewind and keep the plan; it runs at once, or waits for a second person
     when it would undo REWIND_APPROVAL_THRESHOLD actions or more.
 
-    Given the plan a person was ``shown``, refused (nothing written) when the window
-    would now undo or cancel more than it said (``PlanChanged``): a late report made an
-    action undoable, or a held one ran."""
+    Refused (nothing written) while a rewind of the agent over an overlapping window has
+    not ended (``RewindUnderWay``), and, given the plan a person was ``shown``, when the
+    window would now undo or cancel more than it said (``PlanChanged``): a late report
+    made an action undoable, or a held one ran."""
+    # Two starts of one window (a double click, a resubmitted form) collide here: each
+    # reads "no rewind under way" and would make its own. The agent's row, locked until
+    # commit, puts them in line, and the second then sees the first's rewind. NO KEY
+    # UPDATE (agent_lock) lets the agent's decisions go on meanwhile.
+    scope.check()
+    agent_lock(scope.agent.pk)
+    under_way = _under_way(scope)
+    if under_way is not None:
+        raise RewindUnderWay(under_way)
     plan = rewind_plan(scope=scope, examples=0)
     if not plan["actions"]:
         raise ValidationError("No action of the agent in that window: nothing to rewind.")

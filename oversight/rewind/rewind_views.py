@@ -70,6 +70,9 @@ def _start(request: HttpRequest, agent: Agent) -> HttpResponse:
                 actor=Actor.for_user(request.user), scope=scope, shown=shown
             )
             return redirect("rewind:detail", pk=rewind.pk)
+        except bulk.RewindUnderWay as exc:  # a double click, a resubmit: the one running
+            messages.warning(request, " ".join(exc.messages))
+            return redirect("rewind:detail", pk=exc.rewind.pk)
         except bulk.PlanChanged as exc:
             form.add_error(None, exc)
             plan = bulk.rewind_plan(scope=scope)

@@ -453,3 +453,85 @@ def test_an_approved_action_the_agent_started_is_left_as_it_is(
     assert Action.objects.get(pk=held["approved"].pk).status == "approved"
     assert RewindItem.objects.get(rewind=rewind, action=held["approved"]).outcome == "started"
     assert undo_words("started").startswith("started by the agent")
+
+
+def test_a_second_rewind_of_an_overlapping_window_is_refused_while_one_is_under_way(
+    agent: Agent, owner: Any, admin_user: Any, production: Any, settings: Any
+) -> None:
+    """Awaiting approval, running or paused, a rewind holds its window: a second one over
+    any part of it is refused, writing nothing; once it has ended, or elsewhere in time,
+    another may start."""
+    settings.REWIND_APPROVAL_THRESHOLD = 3
+    _world(production)
+    first = bulk.rewind_create(actor=Actor.for_user(owner), scope=_scope(agent))
+    assert first.state == "awaiting_approval"
+    half = dt.timedelta(minutes=30)
+    overlapping = bulk.Scope(agent=agent, since=first.since + half, until=first.until + half)
+    for state in ("awaiting_approval", "running", "paused"):
+        Rewind.objects.filter(pk=first.pk).update(state=state)
+        with pytest.raises(bulk.RewindUnderWay, match=f"is {state.replace('_', ' ')}") as refused:
+            bulk.rewind_create(actor=Actor.for_user(admin_user), scope=overlapping)
+        assert refused.value.rewind.pk == first.pk
+        assert f"rewind {first.pk}" in refused.value.messages[0]
+    assert Rewind.objects.count() == 1 and RewindItem.objects.exclude(rewind=first).count() == 0
+
+    before = bulk.Scope(agent=agent, since=first.since - half, until=first.since)
+    with pytest.raises(ValidationError, match="No action of the agent in that window"):
+        bulk.rewind_create(actor=Actor.for_user(owner), scope=before)  # not under way: empty
+    bulk.rewind_cancel(actor=Actor.for_user(owner), rewind=first)
+    again = bulk.rewind_create(actor=Actor.for_user(owner), scope=_scope(agent))
+    assert again.pk != first.pk and Rewind.objects.count() == 2
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_starts_of_one_window_at_once_make_one_rewind(
+    agent: Agent, owner: Any, production: Any
+) -> None:
+    """The race of a double click on PostgreSQL: a first start has made its rewind and
+    not committed yet; a second start of the same window waits for it (the agent's row)
+    and then sees its rewind, so it is refused instead of making its own."""
+    import threading
+
+    from django.db import connection, transaction
+
+    _world(production)
+    scope = _scope(agent)
+    made, release = threading.Event(), threading.Event()
+    second: dict[str, Any] = {}
+
+    def first_start() -> None:
+        try:
+            with transaction.atomic():
+                bulk.rewind_create(actor=Actor.for_user(owner), scope=scope)
+                made.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    def second_start() -> None:
+        try:
+            bulk.rewind_create(actor=Actor.for_user(owner), scope=scope)
+            second["outcome"] = "created"
+        except bulk.RewindUnderWay as exc:
+            second["outcome"] = "refused"
+            second["rewind"] = exc.rewind.pk
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=first_start)
+    first.start()
+    try:
+        assert made.wait(10)
+        other = threading.Thread(target=second_start)
+        other.start()
+        other.join(0.5)
+        assert other.is_alive(), second  # it waits for the first start to end
+    finally:
+        release.set()
+        first.join()
+    other.join(10)
+    assert second["outcome"] == "refused"
+    rewind = Rewind.objects.get()
+    assert second["rewind"] == rewind.pk
+    assert RewindItem.objects.filter(rewind=rewind).count() == 5

@@ -262,6 +262,66 @@ def test_a_window_that_would_now_undo_more_than_the_plan_said_is_shown_again(
     assert Rewind.objects.get().summary["to_undo"] == 4
 
 
+def test_a_second_start_of_the_same_plan_leads_to_the_rewind_under_way(
+    client: Client,
+    agent: Agent,
+    owner: Any,
+    production: Any,  # noqa: F811
+) -> None:
+    """A double click, or the form sent again: one rewind, and the second start shows it
+    and says that nothing new was started."""
+    _world(production)
+    page = reverse("rewind:plan", args=[agent.slug])
+    client.force_login(owner)
+    start = _start_fields(client.get(page, {"since": "1h", "resource": "*"}).content.decode())
+    first = client.post(page, start)
+    second = client.post(page, start, follow=True)
+    rewind = Rewind.objects.get()
+    assert first["Location"] == reverse("rewind:detail", args=[rewind.pk])
+    assert second.redirect_chain == [(first["Location"], 302)]
+    text = second.content.decode()
+    assert f"over an overlapping window is running (rewind {rewind.pk}" in text
+    assert "nothing new was started" in text
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_identical_posts_at_once_make_one_rewind(
+    agent: Agent,
+    owner: Any,
+    production: Any,  # noqa: F811
+) -> None:
+    """Two browsers' starts of one plan, sent together: both end on the same rewind."""
+    import threading
+
+    from django.db import connection
+
+    _world(production)
+    page = reverse("rewind:plan", args=[agent.slug])
+    looker = Client()
+    looker.force_login(owner)
+    start = _start_fields(looker.get(page, {"since": "1h", "resource": "*"}).content.decode())
+    together = threading.Barrier(2)
+    answers: list[str] = []
+
+    def post() -> None:
+        try:
+            client = Client()
+            client.force_login(owner)
+            together.wait(10)
+            answers.append(client.post(page, start)["Location"])
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=post) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    rewind = Rewind.objects.get()
+    assert answers == [reverse("rewind:detail", args=[rewind.pk])] * 2
+
+
 def _now() -> Any:
     from django.utils import timezone
 
