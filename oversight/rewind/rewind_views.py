@@ -19,7 +19,7 @@ from oversight.audit.actors import Actor
 from oversight.rewind import bulk
 from oversight.rewind.forms import RewindForm, RewindStartForm, start_fields
 from oversight.rewind.models import Rewind
-from oversight.rewind.selectors import rewind_progress
+from oversight.rewind.selectors import rewind_progress, rewind_verdict
 
 
 def _scope(agent: Agent, form: RewindForm) -> bulk.Scope:
@@ -110,11 +110,13 @@ def _detail(request: HttpRequest, pk: int) -> tuple[Rewind, Agent]:
 def rewind_detail_view(request: HttpRequest, pk: int) -> HttpResponse:
     rewind, agent = _detail(request, pk)
     items = rewind.items.select_related("action", "compensation").order_by("position")
+    counts = rewind_progress(rewind=rewind)
     context = {
         "rewind": rewind,
         "agent": agent,
         "items": items[:500],
-        "counts": rewind_progress(rewind=rewind),
+        "counts": counts,
+        "verdict": rewind_verdict(rewind=rewind, counts=counts),
         "can_change": user_has_agent_perm(request.user, CHANGE, agent),
         "may_approve": request.user.pk != rewind.created_by_id,
     }

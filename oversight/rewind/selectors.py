@@ -12,7 +12,7 @@ from oversight.agents.permissions import user_has_agent_perm
 from oversight.gateway.constants import FINAL, ActionStatus
 from oversight.gateway.models import Action
 from oversight.rewind.bulk import CANCELLED, OPEN
-from oversight.rewind.models import ItemState, Rewind
+from oversight.rewind.models import ItemState, Rewind, RewindState
 from oversight.rewind.services import undo_deadline, undo_refusal
 
 # Final without running: nothing to undo.
@@ -34,16 +34,71 @@ def undo_panel(*, action: Action, user: Any) -> dict[str, Any]:
     }
 
 
+# How an ended undo counts for a person (``rewind_progress``).
+UNDONE, DENIED, CONFLICT, FAILED = "undone", "denied", "conflict", "failed"
+
+
+def _ended_as(outcome: str) -> str:
+    """undone; denied (its decision, or a reviewer, said no; or it expired or was
+    cancelled: it never ran); conflict (changed since, left alone); or failed: it failed,
+    was not reversible after all, had no compensator (skipped), was refused, or is gone."""
+    if outcome in (UNDONE, CONFLICT):
+        return outcome
+    if outcome in NEVER_RAN:
+        return DENIED
+    return FAILED
+
+
 def rewind_progress(*, rewind: Rewind) -> dict[str, int]:
     """Its items by state, as a person reads them: an undo that has ended (reported, or
-    denied) counts as ended at once, before the runner's next pass records it; of those
+    denied) counts as ended at once, before the runner's next pass records it; the ended
+    ones are also counted by how they ended (undone, denied, conflict, failed); of those
     left, the actions cancelled as it started (they had not run) are counted apart."""
-    counts = {state: 0 for state in ItemState.values} | {CANCELLED: 0}
-    rows = rewind.items.values_list("state", "compensation__status", "outcome")
-    for state, status, outcome in rows:
+    counts = {state: 0 for state in ItemState.values} | dict.fromkeys(
+        (CANCELLED, UNDONE, DENIED, CONFLICT, FAILED), 0
+    )
+    rows = rewind.items.values_list(
+        "state", "compensation__status", "compensation__compensation_outcome", "outcome"
+    )
+    for state, status, reported, outcome in rows:
         if state == ItemState.REQUESTED and status not in OPEN:
-            state = ItemState.DONE
+            state, outcome = ItemState.DONE, reported or status or "gone"  # as the runner will
         if state == ItemState.LEFT and outcome == CANCELLED:
             state = CANCELLED
         counts[state] += 1
+        if state == ItemState.DONE:
+            counts[_ended_as(outcome)] += 1
     return counts
+
+
+_SHORT = (
+    (DENIED, "undo denied", "undos denied"),
+    (CONFLICT, "conflict (changed since, left alone)", "conflicts (changed since, left alone)"),
+    (FAILED, "failed", "failed"),
+)
+
+
+def rewind_verdict(*, rewind: Rewind, counts: dict[str, int]) -> dict[str, str]:
+    """The heading of a rewind's page, and, once it has ended without undoing all it was
+    to undo, a plain sentence of what became of the rest: "Done: nothing undone", "Of 11
+    actions to undo, none was undone: 11 undos denied." Its state alone otherwise."""
+    heading = str(rewind.get_state_display())
+    to_undo, undone = rewind.summary.get("to_undo", 0), counts[UNDONE]
+    if rewind.state not in (RewindState.DONE, RewindState.CANCELLED) or undone >= to_undo:
+        return {"heading": heading, "shortfall": ""}
+    if undone:
+        heading = f"{heading}: {undone} of {to_undo} undone"
+        done = f"{undone} {'was' if undone == 1 else 'were'} undone"
+    else:
+        heading, done = f"{heading}: nothing undone", "none was undone"
+    rest = [f"{counts[key]} {one if counts[key] == 1 else many}" for key, one, many in _SHORT]
+    if counts[ItemState.REQUESTED]:
+        rest.append(f"{counts[ItemState.REQUESTED]} still on their way")
+    if counts[ItemState.PENDING]:
+        rest.append(f"{counts[ItemState.PENDING]} not asked for")
+    rest = [part for part in rest if not part.startswith("0 ")]
+    actions = "action" if to_undo == 1 else "actions"
+    return {
+        "heading": heading,
+        "shortfall": f"Of {to_undo} {actions} to undo, {done}: " + ", ".join(rest) + ".",
+    }

@@ -322,6 +322,127 @@ def test_two_identical_posts_at_once_make_one_rewind(
     assert answers == [reverse("rewind:detail", args=[rewind.pk])] * 2
 
 
+def _forbid_undos(agent: Agent, resource: str = "*") -> None:
+    from oversight.policy.models import Rule
+    from oversight.policy.services import policy_object_create
+    from tests.conftest import SYSTEM
+
+    rule = Rule(agent=agent, name="no charge-backs", effect="forbid", action="payments.charge")
+    rule.resource, rule.condition = resource, "undo"
+    policy_object_create(actor=SYSTEM, obj=rule)
+
+
+def _progress(client: Client, rewind: Rewind) -> Any:
+    return client.get(reverse("rewind:detail", args=[rewind.pk]), HTTP_HX_REQUEST="true")
+
+
+def test_a_rewind_whose_every_undo_was_denied_says_nothing_was_undone(
+    client: Client,
+    agent: Agent,
+    owner: Any,
+    production: Any,  # noqa: F811
+) -> None:
+    """Not "Done": nothing was undone, each undo was denied, and the page says so."""
+    from oversight.audit.actors import Actor
+    from oversight.rewind import bulk
+
+    _world(production)
+    _forbid_undos(agent)
+    scope = bulk.Scope(agent=agent, since=_an_hour_ago(), until=_now())
+    rewind = bulk.rewind_create(actor=Actor.for_user(owner), scope=scope)
+    for _ in range(3):
+        bulk.rewind_step(rewind_id=rewind.pk)
+    rewind.refresh_from_db()
+    assert rewind.state == "done"
+
+    client.force_login(owner)
+    page = _progress(client, rewind)
+    text = page.content.decode()
+    assert "<h2>Done: nothing undone</h2>" in text
+    assert "Of 3 actions to undo, none was undone: 3 undos denied." in text
+    assert "<dt>Undone</dt><dd>0</dd>" in text and "<dt>Undo denied</dt><dd>3</dd>" in text
+    out = StringIO()
+    call_command("rewind", "--status", str(rewind.pk), stdout=out)
+    assert "  0 undone, 3 undo denied, 0 conflicts, 0 failed" in out.getvalue()
+    assert "Of 3 actions to undo, none was undone: 3 undos denied." in out.getvalue()
+    counts = page.context["counts"]
+    assert (counts["undone"], counts["denied"], counts["conflict"], counts["failed"]) == (
+        0,
+        3,
+        0,
+        0,
+    )
+
+
+def test_a_rewind_that_undid_some_counts_each_outcome_apart_live_and_at_the_end(
+    client: Client,
+    agent: Agent,
+    owner: Any,
+    production: Any,  # noqa: F811
+) -> None:
+    """ch_9's undo denied, ch_1's newer refund undone and its older one a conflict (the
+    ledger changed by hand in between): counted apart as they end, and the end says
+    1 of 3 undone and what became of the other two."""
+    from oversight.audit.actors import Actor
+    from oversight.rewind import bulk
+    from tests.rewind.test_bulk import _work
+
+    _world(production)
+    _forbid_undos(agent, "stripe:charge/ch_9")
+    ledger = {"stripe:charge/ch_1": 15}
+    scope = bulk.Scope(agent=agent, since=_an_hour_ago(), until=_now())
+    rewind = bulk.rewind_create(actor=Actor.for_user(owner), scope=scope)
+    client.force_login(owner)
+    bulk.rewind_step(rewind_id=rewind.pk)
+    _work(production, ledger)  # the newer refund of ch_1 undone, not yet recorded
+    live = _progress(client, rewind)
+    assert "<h2>Running</h2>" in live.content.decode()
+    assert "rewind-shortfall" not in live.content.decode()
+    counts = live.context["counts"]
+    assert (counts["undone"], counts["denied"], counts["pending"]) == (1, 1, 1)
+
+    ledger["stripe:charge/ch_1"] = 12  # changed by hand: the older refund's undo conflicts
+    for _ in range(2):
+        bulk.rewind_step(rewind_id=rewind.pk)
+        _work(production, ledger)
+    bulk.rewind_step(rewind_id=rewind.pk)
+    rewind.refresh_from_db()
+    assert rewind.state == "done"
+    text = _progress(client, rewind).content.decode()
+    assert "<h2>Done: 1 of 3 undone</h2>" in text
+    assert (
+        "Of 3 actions to undo, 1 was undone: 1 undo denied, "
+        "1 conflict (changed since, left alone)." in text
+    )
+    for label, count in (("Undone", 1), ("Undo denied", 1), ("Conflicts: changed since", 1)):
+        assert f"<dt>{label}</dt><dd>{count}</dd>" in text
+    assert "<dt>Failed</dt><dd>0</dd>" in text
+
+
+def test_a_rewind_that_undid_everything_reads_done(
+    client: Client,
+    agent: Agent,
+    owner: Any,
+    production: Any,  # noqa: F811
+) -> None:
+    from oversight.audit.actors import Actor
+    from oversight.rewind import bulk
+    from tests.rewind.test_bulk import _work
+
+    _world(production)
+    ledger = {"stripe:charge/ch_1": 15, "stripe:charge/ch_9": 7}
+    scope = bulk.Scope(agent=agent, since=_an_hour_ago(), until=_now())
+    rewind = bulk.rewind_create(actor=Actor.for_user(owner), scope=scope)
+    for _ in range(3):
+        bulk.rewind_step(rewind_id=rewind.pk)
+        _work(production, ledger)
+    bulk.rewind_step(rewind_id=rewind.pk)
+    client.force_login(owner)
+    text = _progress(client, rewind).content.decode()
+    assert "<h2>Done</h2>" in text and "rewind-shortfall" not in text
+    assert "<dt>Undone</dt><dd>3</dd>" in text
+
+
 def _now() -> Any:
     from django.utils import timezone
 

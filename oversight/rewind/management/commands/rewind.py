@@ -22,6 +22,7 @@ from oversight.core.commands import command_actor
 from oversight.lib.moments import MomentError, parse_moment
 from oversight.rewind import bulk
 from oversight.rewind.models import Rewind
+from oversight.rewind.selectors import rewind_progress, rewind_verdict
 from oversight.rewind.words import undo_words
 
 _STEPS = {
@@ -118,6 +119,16 @@ class Command(BaseCommand):
         rewind.refresh_from_db()
         items = rewind.items.select_related("action").order_by("position")
         self.stdout.write(f"rewind {rewind.pk} of {rewind.agent.slug}: {rewind.state}")
+        counts = rewind_progress(rewind=rewind)
+        self.stdout.write(
+            f"  {counts['undone']} undone, {counts['denied']} undo denied, "
+            f"{counts['conflict']} conflicts, {counts['failed']} failed, "
+            f"{counts['requested']} asked for, {counts['pending']} waiting, "
+            f"{counts['cancelled']} cancelled (had not run), {counts['left']} left"
+        )
+        shortfall = rewind_verdict(rewind=rewind, counts=counts)["shortfall"]
+        if shortfall:
+            self.stdout.write(f"  {shortfall}")
         for item in items:
             outcome = undo_words(item.outcome) or item.state
             action = item.action
