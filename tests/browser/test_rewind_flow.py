@@ -21,7 +21,7 @@ from oversight_sdk import CompensationTask, Oversight
 from tests.browser.test_registry_flow import SHOTS, log_in
 from tests.browser.ui import CARDS, PHONE
 from tests.conftest import SYSTEM
-from tests.gateway.helpers import REFUND, decide, refund
+from tests.gateway.helpers import REFUND, decide, grant_reversible_refunds, refund
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -122,3 +122,73 @@ def test_an_owner_undoes_a_refund_then_rewinds_the_last_hour(
 def _one_round() -> Any:
     rounds = iter([False, True])
     return lambda: next(rounds)
+
+
+def test_a_plan_started_twice_runs_its_own_window_once_and_says_nothing_was_undone(
+    page: Page, live_url: str, owner: Any, agent: Agent
+) -> None:
+    """The tester's visit: a plan of the last 3 minutes states its absolute window, and
+    Start makes one rewind of exactly that window; the same plan started again from
+    another tab leads to it; every undo denied by a rule, the rewind says it undid
+    nothing, at 1280 px and on a phone."""
+    from oversight.policy.models import Rule
+
+    grant_reversible_refunds(agent, {"amount": "params.amount"})
+    policy_object_create(
+        actor=SYSTEM,
+        obj=Rule(
+            agent=agent,
+            name="no charge-backs",
+            effect="forbid",
+            action="payments.charge",
+            condition="undo",
+        ),
+    )
+    token, _raw = token_create(actor=SYSTEM, agent=agent, environment="production")
+    for charge in ("ch_a", "ch_b", "ch_c"):
+        action = decide(token, refund(10, charges=(charge,), before={"refunded": 0}))
+        data = ResultInput(outcome="succeeded", after={"refunded": 10})
+        action_report_result(token=token, action_id=action.pk, data=data)
+
+    url = f"{live_url}/agents/{agent.slug}/rewind/?since=3m&until=&release=&session=&resource=*"
+    page.goto(url)
+    log_in(page, owner.username)
+    other_tab = page.context.new_page()
+    other_tab.goto(url)
+    plan = page.locator("#rewind-plan")
+    expect(plan).to_contain_text("3 actions in the window: 3 to undo")
+    window = plan.locator("#plan-window")
+    expect(window).to_contain_text("The window: from")
+    since = window.locator("time").first.get_attribute("datetime")
+    until = window.locator("time").last.get_attribute("datetime")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SHOTS / "rewind-plan-window.png", full_page=True)
+
+    plan.get_by_role("button", name="Start the rewind").click()
+    progress = page.locator("#rewind-progress")
+    expect(progress).to_be_visible()
+    rewind = Rewind.objects.get()
+    assert (rewind.since.isoformat(), rewind.until.isoformat()) == (since, until)
+    other_tab.get_by_role("button", name="Start the rewind").click()
+    expect(other_tab.locator(".messages")).to_contain_text(
+        f"over an overlapping window is running (rewind {rewind.pk}"
+    )
+    assert other_tab.url == page.url and Rewind.objects.count() == 1
+    other_tab.screenshot(path=SHOTS / "rewind-started-again.png", full_page=True)
+    other_tab.close()
+    for _ in range(3):
+        rewind_step(rewind_id=rewind.pk)
+    expect(progress.locator("h2")).to_have_text("Done: nothing undone", timeout=15_000)
+    expect(progress.locator("#rewind-shortfall")).to_have_text(
+        "Of 3 actions to undo, none was undone: 3 undos denied."
+    )
+    page.screenshot(path=SHOTS / "rewind-denied.png", full_page=True)
+    page.set_viewport_size(PHONE)
+    page.reload()
+    expect(progress.locator("h2")).to_have_text("Done: nothing undone")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    page.screenshot(path=SHOTS / "rewind-denied-phone.png", full_page=True)
+    page.goto(f"{live_url}/agents/{agent.slug}/rewind/?since=10m&resource=*")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    page.screenshot(path=SHOTS / "rewind-plan-window-phone.png", full_page=True)
+    assert Rewind.objects.count() == 1
