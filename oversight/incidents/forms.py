@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from django import forms
 from django.db.models import QuerySet
 
-from oversight.agents.models import Agent
-from oversight.gateway.models import Action
-from oversight.incidents.models import Incident, IncidentStatus, TriggerKind
+from oversight.incidents.models import Incident, IncidentStatus
 from oversight.incidents.services import MAX_NOTE
-from oversight.monitoring.models import Alert
 
 
 class IncidentUpdateForm(forms.Form):
@@ -32,31 +28,10 @@ class NoteForm(forms.Form):
 
 
 class IncidentOpenForm(forms.Form):
+    """What opening one by hand was given; ``selectors.incident_opened_from`` checks the
+    action or alert belongs to the agent."""
+
     agent = forms.SlugField(max_length=100)
     title = forms.CharField(max_length=200, required=False)
     action = forms.UUIDField(required=False)
     alert = forms.IntegerField(required=False, min_value=1)
-
-    def trigger(self, agent: Agent) -> dict[str, Any]:
-        """What it is opened from: the action or alert (of this agent), else the agent."""
-        data = self.cleaned_data
-        action_id: uuid.UUID | None = data.get("action")
-        alert_id: int | None = data.get("alert")
-        title = data.get("title") or ""
-        if action_id and Action.objects.filter(pk=action_id, agent=agent).exists():
-            action = Action.objects.get(pk=action_id)
-            summary = f"Opened from {action.action} on {action.resource}"
-            target = ("gateway.action", str(action_id))
-        elif alert_id and Alert.objects.filter(pk=alert_id, agent=agent).exists():
-            alert = Alert.objects.get(pk=alert_id)
-            summary = f"Opened from the alert: {alert.title}"
-            target = ("monitoring.alert", str(alert_id))
-        else:
-            summary = f"Opened for {agent.name}"
-            target = ("agents.agent", str(agent.pk))
-        return {
-            "kind": TriggerKind.MANUAL,
-            "target": target,
-            "summary": summary,
-            "title": title or summary,
-        }

@@ -17,7 +17,6 @@ from oversight.gateway.json_safety import NO_NUL
 from oversight.gateway.schemas import API_ERRORS
 from oversight.incidents import selectors, services
 from oversight.incidents.export import incident_document
-from oversight.incidents.forms import IncidentOpenForm
 
 router = Router(auth=PersonBearer(), tags=["incidents"])
 MAX_ID = 2**63 - 1
@@ -43,22 +42,21 @@ class IncidentFilters(Schema):
 )
 def open_incident(request: HttpRequest, payload: IncidentIn) -> Status:
     """Opened by the token's person (owners, reviewers and admins of the agent; 404 for an
-    agent they may not view). Its analysis is queued at once: read it back until
+    agent they may not view). An ``action_id`` or ``alert_id`` that is not one of the
+    agent's: 422, nothing opened. Its analysis is queued at once: read it back until
     ``analysis.state`` is ``done``."""
     agent = agent_get(user=request.user, slug=payload.agent)
     if not selectors.agent_incident_allowed(request.user, agent):
         raise PermissionDenied("Only the agent's owners and reviewers, and admins, open one.")
-    form = IncidentOpenForm(
-        {
-            "agent": agent.slug,
-            "title": payload.title,
-            "action": payload.action_id or "",
-            "alert": payload.alert_id or "",
-        }
+    trigger = selectors.incident_opened_from(
+        user=request.user,
+        agent=agent,
+        title=payload.title,
+        action_id=payload.action_id,
+        alert_id=payload.alert_id,
     )
-    form.is_valid()
     incident, _ = services.incident_open(
-        actor=Actor.for_user(request.user), user=request.user, agent=agent, **form.trigger(agent)
+        actor=Actor.for_user(request.user), user=request.user, agent=agent, **trigger
     )
     incident.refresh_from_db()
     return Status(201, incident_document(incident))

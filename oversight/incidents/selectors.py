@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
 from oversight.accounts import roles
 from oversight.agents.constants import APPROVE, CHANGE
+from oversight.agents.models import Agent
 from oversight.agents.permissions import user_has_agent_perm
 from oversight.agents.selectors import agents_with_perm
-from oversight.incidents.models import Incident, IncidentScope, IncidentStatus
+from oversight.gateway.models import Action
+from oversight.incidents.models import Incident, IncidentScope, IncidentStatus, TriggerKind
+from oversight.monitoring.selectors import alerts_visible
 
 STATUS_FILTERS = {"unresolved": [IncidentStatus.OPEN, IncidentStatus.INVESTIGATING]}
 
@@ -82,3 +87,41 @@ def owner_choices(*, incident: Incident) -> QuerySet[Any]:
     if incident.agent is not None:
         members |= Q(pk=incident.agent.owner_id)
     return users.filter(admins | members).distinct().order_by("username")
+
+
+def incident_opened_from(
+    *,
+    user: Any,
+    agent: Agent,
+    title: str = "",
+    action_id: uuid.UUID | None = None,
+    alert_id: int | None = None,
+) -> dict[str, Any]:
+    """What one opened by hand is opened from (``services.incident_open``'s trigger): the
+    action or the alert given, else the agent. An action or alert that is not this agent's,
+    that the person may not view, or that does not exist is refused (ValidationError), the
+    same words for each so nothing leaks; it is never dropped to open one without it."""
+    if action_id is not None and alert_id is not None:
+        raise ValidationError("Open it from an action or from an alert, not both.")
+    if action_id is not None:
+        viewable = agents_with_perm(user=user).filter(pk=agent.pk)
+        action = Action.objects.filter(pk=action_id, agent__in=viewable).first()
+        if action is None:
+            raise ValidationError({"action_id": [f"{agent.slug} has no action {action_id}."]})
+        summary = f"Opened from {action.action} on {action.resource}"
+        target = ("gateway.action", str(action.pk))
+    elif alert_id is not None:
+        alert = alerts_visible(user=user).filter(pk=alert_id, agent=agent).first()
+        if alert is None:
+            raise ValidationError({"alert_id": [f"{agent.slug} has no alert {alert_id}."]})
+        summary = f"Opened from the alert: {alert.title}"
+        target = ("monitoring.alert", str(alert.pk))
+    else:
+        summary = f"Opened for {agent.name}"
+        target = ("agents.agent", str(agent.pk))
+    return {
+        "kind": TriggerKind.MANUAL,
+        "target": target,
+        "summary": summary,
+        "title": title or summary,
+    }

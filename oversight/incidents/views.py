@@ -116,6 +116,12 @@ def incident_analyse_view(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("incidents:detail", pk=pk)
 
 
+def _back(request: HttpRequest) -> HttpResponse:
+    back = request.POST.get("next", "")
+    safe = url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()})
+    return redirect(back if back and safe else "incidents:list")
+
+
 @login_required
 @require_POST
 def incident_open_view(request: HttpRequest) -> HttpResponse:
@@ -123,17 +129,23 @@ def incident_open_view(request: HttpRequest) -> HttpResponse:
     form = IncidentOpenForm(request.POST)
     if not form.is_valid():
         messages.error(request, "; ".join(e for errs in form.errors.values() for e in errs))
-        back = request.POST.get("next", "")
-        safe = url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()})
-        return redirect(back if back and safe else "incidents:list")
+        return _back(request)
     agent = agent_get(user=request.user, slug=form.cleaned_data["agent"])
     if not selectors.agent_incident_allowed(request.user, agent):
         raise PermissionDenied("Only the agent's owners and reviewers, and admins, open one.")
+    try:
+        trigger = selectors.incident_opened_from(
+            user=request.user,
+            agent=agent,
+            title=form.cleaned_data["title"],
+            action_id=form.cleaned_data["action"],
+            alert_id=form.cleaned_data["alert"],
+        )
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+        return _back(request)
     incident, _ = services.incident_open(
-        actor=Actor.for_user(request.user),
-        user=request.user,
-        agent=agent,
-        **form.trigger(agent),
+        actor=Actor.for_user(request.user), user=request.user, agent=agent, **trigger
     )
     return redirect("incidents:detail", pk=incident.pk)
 
