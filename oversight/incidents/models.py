@@ -39,7 +39,8 @@ class AnalysisState(models.TextChoices):
 class Incident(models.Model):
     """One incident. ``report`` is the analysis (timeline, break point, ranked causes,
     blast radius) as JSON, written by ``services.incident_analyse`` and recomputed on
-    request; ``analysed_at`` says when, ``analysis_seconds`` how long it took."""
+    request, with ``covered``, the agents it is about; ``analysed_at`` says when,
+    ``analysis_seconds`` how long it took."""
 
     title = models.CharField(max_length=200)
     scope = models.CharField(max_length=10, choices=IncidentScope.choices)
@@ -68,6 +69,10 @@ class Incident(models.Model):
     analysed_at = models.DateTimeField(null=True, blank=True)
     analysis_seconds = models.FloatField(null=True, blank=True)
     analysis_error = models.TextField(blank=True)
+    # The agents whose data the report holds (the scope's when it was last analysed): a
+    # team's incident stays hidden from whoever may not view one of them, also after an
+    # agent moves to another team (selectors.incidents_visible).
+    covered = models.ManyToManyField(Agent, blank=True, related_name="covering_incidents")
 
     class Meta:
         ordering = ["-opened_at"]

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 
 from oversight.accounts import roles
@@ -23,17 +23,27 @@ STATUS_FILTERS = {"unresolved": [IncidentStatus.OPEN, IncidentStatus.INVESTIGATI
 
 
 def incidents_visible(*, user: Any) -> QuerySet[Incident]:
-    """An agent's incidents to those who may view the agent; a team's to those who may
-    view one of its agents; everyone's to anyone who may view an agent."""
+    """Nobody sees anything of an agent they may not view, and an incident's report is
+    about every agent of its scope together (its series, break, causes and blast radius
+    are of all of them), so: an agent's incident to those who may view the agent; a
+    team's to those who may view every agent of the team; everyone's to those who may
+    view every agent. In each case also every agent its report covers (``covered``: one
+    moved to another team since stays in the report it is in). Admins see them all."""
     if roles.is_admin(user):
         return Incident.objects.all()
-    agents = agents_with_perm(user=user)
-    visible = Q(scope=IncidentScope.AGENT, agent__in=agents.values("pk")) | Q(
-        scope=IncidentScope.TEAM, team__in=agents.values("team_id")
+    viewable = agents_with_perm(user=user)
+    hidden = Agent.objects.exclude(pk__in=viewable.values("pk"))
+    visible = (
+        Q(scope=IncidentScope.AGENT, agent__in=viewable.values("pk"))
+        | Q(
+            ~Exists(hidden.filter(team_id=OuterRef("team_id"))),
+            scope=IncidentScope.TEAM,
+            team__in=viewable.values("team_id"),
+        )
+        | Q(Exists(viewable), ~Exists(hidden), scope=IncidentScope.GLOBAL)
     )
-    if agents.exists():
-        visible |= Q(scope=IncidentScope.GLOBAL)
-    return Incident.objects.filter(visible)
+    covers_hidden = Exists(hidden.filter(covering_incidents=OuterRef("pk")))
+    return Incident.objects.filter(visible).exclude(covers_hidden)
 
 
 def incident_list(*, user: Any, status: str = "unresolved", agent: str = "") -> QuerySet[Incident]:

@@ -145,27 +145,32 @@ def incident_open_safely(**kwargs: Any) -> Incident | None:
 
 def incident_analyse(*, incident_id: int) -> Incident | None:
     """Run the analysis and keep its report (idempotent: each run replaces the last)."""
-    from oversight.incidents.analysis.report import analyse
+    from oversight.incidents.analysis.report import analyse, incident_scope
 
     incident = Incident.objects.select_related("agent", "team").filter(pk=incident_id).first()
     if incident is None:
         return None
     started = time.perf_counter()
     try:
-        report = analyse(incident)
+        scope = incident_scope(incident)
+        report = analyse(incident, scope=scope)
     except Exception as exc:
         logger.exception("incident %s: analysis failed", incident_id)
         Incident.objects.filter(pk=incident_id).update(
             analysis_state=AnalysisState.FAILED, analysis_error=str(exc)[:2000]
         )
         return None
-    Incident.objects.filter(pk=incident_id).update(
-        report=report,
-        analysis_state=AnalysisState.DONE,
-        analysed_at=timezone.now(),
-        analysis_seconds=time.perf_counter() - started,
-        analysis_error="",
-    )
+    # The report and the agents it covers change together: whoever may read the report is
+    # decided by those agents (selectors.incidents_visible).
+    with transaction.atomic():
+        Incident.objects.filter(pk=incident_id).update(
+            report=report,
+            analysis_state=AnalysisState.DONE,
+            analysed_at=timezone.now(),
+            analysis_seconds=time.perf_counter() - started,
+            analysis_error="",
+        )
+        incident.covered.set(scope.agent_ids)
     incident.refresh_from_db()
     return incident
 

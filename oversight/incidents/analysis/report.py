@@ -108,11 +108,15 @@ def _blast_start(series: Series, split: Split | None, causes: Sequence[Any], ope
     )
 
 
-def analyse(incident: Incident, *, now: dt.datetime | None = None) -> dict[str, Any]:
+def analyse(
+    incident: Incident, *, now: dt.datetime | None = None, scope: Scope | None = None
+) -> dict[str, Any]:
+    """The report of the scope's agents (``scope``: the one the caller records as covered,
+    so the two cannot differ; by default the incident's now)."""
     started = time.perf_counter()
     now = now or timezone.now()
     bucket = settings.INCIDENT_BUCKET_SECONDS
-    scope = incident_scope(incident)
+    scope = scope or incident_scope(incident)
     start = incident.opened_at - dt.timedelta(seconds=bucket * settings.INCIDENT_LOOKBACK_BUCKETS)
     end = incident.resolved_at or now
     series = behaviour_series(
