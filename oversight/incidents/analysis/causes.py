@@ -18,10 +18,15 @@ after it: the break is found to the bucket):
 ``score = weight x (W_EFFECT effect + W_SCOPE scope + W_TIME time)``, where ``weight`` is
 how directly the change's kind steers behaviour (changes.py). bench/rca.py measures how
 often the true cause comes first.
+
+Without a break (too little traffic to split the series) there is nothing to measure a
+change against: its effect is 0, its scope fit only whether it is broad, its time fit and
+its wording are from the incident's opening, and nothing is said about a break.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections import Counter
 from dataclasses import dataclass
@@ -52,6 +57,9 @@ class Candidate:
     gap_buckets: int
     evidence: list[dict[str, Any]]
     explained: list[str]
+    # Buckets from the change to the break; None when no break was found.
+    break_gap: int | None
+    seconds_before_opening: float
 
     def as_json(self, series: Series) -> dict[str, Any]:
         return {
@@ -60,7 +68,12 @@ class Candidate:
             "effect": round(self.effect, 4),
             "scope_fit": round(self.scope_fit, 4),
             "time_fit": round(self.time_fit, 4),
-            "minutes_before_break": round(self.gap_buckets * series.bucket_seconds / 60, 2),
+            "minutes_before_break": (
+                None
+                if self.break_gap is None
+                else round(self.break_gap * series.bucket_seconds / 60, 2)
+            ),
+            "minutes_before_opening": round(self.seconds_before_opening / 60, 2),
             "evidence": self.evidence,
             "why": self.explained,
         }
@@ -115,43 +128,81 @@ def _evidence(change: Change, series: Series, split: Split) -> list[dict[str, An
     ]
 
 
-def _span(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+def span(seconds: float) -> str:
+    """A duration as people read it: "45 s", "1 min 19 s" under ten minutes, then whole
+    minutes rounded half up ("12 min"), so two different spans never read alike by one
+    rounding down and the other up."""
+    whole = int(abs(seconds) + 0.5)
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 600:
+        minutes, rest = divmod(whole, 60)
+        return f"{minutes} min {rest} s" if rest else f"{minutes} min"
+    return f"{int(whole / 60 + 0.5)} min"
 
 
-def _why(change: Change, effect: float, fit: float, gap: int, series: Series) -> list[str]:
-    seconds = abs(gap) * series.bucket_seconds
-    when = (
-        f"made {_span(seconds)} before the break"
-        if gap > 0
-        else "made as behaviour changed"
-        if gap == 0
-        else f"made {_span(seconds)} after the break point (within its precision)"
-    )
-    what = (
-        "can affect anything the agent does"
-        if change.broad
-        else f"touches {', '.join(sorted(change.touches))}: {fit:.0%} of what changed"
-    )
-    return [when, what, f"behaviour changed at it with {effect:.0%} of the break's strength"]
+def _when(gap: int, seconds: float, *, mark: str, at_mark: str, after: str) -> str:
+    """When it was made against the mark (the break, or the opening): ``gap`` in buckets
+    decides before, at or after; ``seconds`` is how long, by the clock."""
+    if gap == 0:
+        return f"made as {at_mark}"
+    if gap > 0:
+        return f"made {span(seconds)} before {mark}"
+    return f"made {span(seconds)} after {mark}{after}"
 
 
-def rank(series: Series, split: Split | None, changes: list[Change]) -> list[Candidate]:
+def _touches(change: Change, fit: float | None) -> str:
+    if change.broad:
+        return "can affect anything the agent does"
+    touched = f"touches {', '.join(sorted(change.touches))}"
+    return touched if fit is None else f"{touched}: {fit:.0%} of what changed"
+
+
+def _why(change: Change, effect: float, fit: float, gap: int, seconds: float) -> list[str]:
+    return [
+        _when(
+            gap,
+            seconds,
+            mark="the break",
+            at_mark="behaviour changed",
+            after=" point (within its precision)",
+        ),
+        _touches(change, fit),
+        f"behaviour changed at it with {effect:.0%} of the break's strength",
+    ]
+
+
+def _why_without_break(change: Change, gap: int, seconds: float) -> list[str]:
+    """No break to be before or after, nor a strength at it: only when it was made
+    against the opening, and what it touches."""
+    return [
+        _when(gap, seconds, mark="the incident opened", at_mark="the incident opened", after=""),
+        _touches(change, None),
+    ]
+
+
+def rank(
+    series: Series, split: Split | None, changes: list[Change], *, opened: dt.datetime
+) -> list[Candidate]:
     """Every change in the window, best first. Without a break (too little traffic to
-    split) the changes are still listed, by kind and time, each with no effect."""
+    split) the changes are still listed, by kind and time from the opening, each with no
+    effect."""
     n = len(series.buckets)
+    found = split is not None
     if split is None:
         split = Split(index=n, g=0.0, terms={}, clear=False)
+    opened_index = series.index_of(opened)
+    break_at = series.at(split.index)
     ranked = []
     peak = max(split.g, 1e-9)
     for change in changes:
         # A change made in the last, unfinished bucket splits just before it.
         index = min(series.index_of(change.at), n - 1)
-        gap = split.index - index
         if index < 0:
             continue
         at_change = split_at(series.buckets, min(max(index, 1), n - 1))
-        effect = min(at_change.g / peak, 1.0)
+        gap = split.index - index if found else opened_index - index
+        effect = min(at_change.g / peak, 1.0) if found else 0.0
         fit = scope_fit(change, split)
         time_fit = (
             math.exp(-max(gap, 0) / TIME_SCALE)
@@ -159,6 +210,7 @@ def rank(series: Series, split: Split | None, changes: list[Change]) -> list[Can
             else math.exp((gap + GRACE_BUCKETS) / AFTER_SCALE)
         )
         score = change.weight * (W_EFFECT * effect + W_SCOPE * fit + W_TIME * time_fit)
+        before_opening = (opened - change.at).total_seconds()
         ranked.append(
             Candidate(
                 change=change,
@@ -168,7 +220,13 @@ def rank(series: Series, split: Split | None, changes: list[Change]) -> list[Can
                 time_fit=time_fit,
                 gap_buckets=gap,
                 evidence=_evidence(change, series, at_change),
-                explained=_why(change, effect, fit, gap, series),
+                explained=(
+                    _why(change, effect, fit, gap, (break_at - change.at).total_seconds())
+                    if found
+                    else _why_without_break(change, gap, before_opening)
+                ),
+                break_gap=gap if found else None,
+                seconds_before_opening=before_opening,
             )
         )
     ranked.sort(key=lambda c: (-c.score, -c.change.at.timestamp()))

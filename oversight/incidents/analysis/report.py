@@ -128,7 +128,7 @@ def analyse(
     changes = group_changes(
         change_events(agent_ids=scope.agent_ids, team_ids=scope.team_ids, start=start, end=end)
     )
-    causes = rank(series, split, changes)
+    causes = rank(series, split, changes, opened=incident.opened_at)
     since = _blast_start(series, split, causes, incident.opened_at)
     ranked = [c.as_json(series) for c in causes[:MAX_CAUSES]]
     return {

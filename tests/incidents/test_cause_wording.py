@@ -1,0 +1,113 @@
+"""How causes are told: without a break, from the incident's opening and with no strength
+"at the break"; durations to the second under ten minutes; and the list marks a cause
+that no clear break backs."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from oversight.agents.models import Agent
+from oversight.agents.services import token_create
+from oversight.audit.models import AuditEvent
+from oversight.incidents.analysis.causes import span
+from oversight.incidents.models import AnalysisState, Incident, TriggerKind
+from oversight.incidents.services import incident_analyse, incident_open
+from tests.conftest import SYSTEM
+from tests.gateway.helpers import grant_refunds
+from tests.incidents.helpers import small_refund, traffic
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [
+        (0, "0 s"),
+        (45, "45 s"),
+        (59.6, "1 min"),
+        (79, "1 min 19 s"),
+        (165, "2 min 45 s"),
+        (599, "9 min 59 s"),
+        (629, "10 min"),
+        (630, "11 min"),
+        (-79, "1 min 19 s"),
+    ],
+)
+def test_a_span_reads_to_the_second_under_ten_minutes(seconds: float, shown: str) -> None:
+    assert span(seconds) == shown
+
+
+def _opened_after_the_grant(agent: Agent, seconds: int) -> Incident:
+    """A grant, five refunds in its minute (too few to split), and an incident opened
+    ``seconds`` after the grant."""
+    grant_refunds(agent)
+    granted = AuditEvent.objects.filter(verb="grant.created").latest("seq").created_at
+    token = token_create(actor=SYSTEM, agent=agent, environment="production")[0]
+    traffic(token, small_refund, 5, seed=4)
+    incident, _ = incident_open(
+        actor=SYSTEM,
+        kind=TriggerKind.MANUAL,
+        target=("agents.agent", str(agent.pk)),
+        summary="refunds look wrong",
+        agent=agent,
+    )
+    Incident.objects.filter(pk=incident.pk).update(
+        opened_at=granted + dt.timedelta(seconds=seconds)
+    )
+    analysed = incident_analyse(incident_id=incident.pk)
+    assert analysed is not None
+    return analysed
+
+
+def test_without_a_break_causes_are_told_from_the_opening_not_a_break(
+    agent: Agent, owner: Any
+) -> None:
+    incident = _opened_after_the_grant(agent, 79)
+    report = incident.report
+    assert report["break"] is None and report["likely_cause"] is None
+    grant = next(c for c in report["causes"] if "grant created" in c["summary"])
+    assert grant["why"] == [
+        "made 1 min 19 s before the incident opened",
+        "touches payments.refund",
+    ]
+    assert grant["effect"] == 0 and grant["minutes_before_break"] is None
+    assert grant["minutes_before_opening"] == pytest.approx(79 / 60, abs=0.01)
+    for cause in report["causes"]:
+        assert not any("break" in why for why in cause["why"]), cause["why"]
+
+    client = Client()
+    client.force_login(owner)
+    page = client.get(reverse("incidents:detail", args=[incident.pk])).content.decode()
+    assert "Too little traffic in the window to find when behaviour changed" in page
+    assert "made 1 min 19 s before the incident opened" in page
+    assert "before the break" not in page and "strength" not in page
+
+
+def _listed(agent: Agent, title: str, report: dict[str, Any]) -> None:
+    incident, _ = incident_open(
+        actor=SYSTEM,
+        kind=TriggerKind.MANUAL,
+        target=("agents.agent", str(agent.pk)),
+        summary=title,
+        agent=agent,
+    )
+    Incident.objects.filter(pk=incident.pk).update(report=report, analysis_state=AnalysisState.DONE)
+
+
+def test_the_list_marks_a_cause_no_clear_break_backs(agent: Agent, owner: Any) -> None:
+    cause = {"summary": "rule deleted: one charge at a time"}
+    _listed(agent, "clear", {"causes": [cause], "likely_cause": cause})
+    _listed(agent, "weak", {"causes": [{"summary": "grant created: payments.refund"}]})
+    client = Client()
+    client.force_login(owner)
+    page = client.get(reverse("incidents:list")).content.decode()
+    rows = {row.split("</a> ", 1)[1].split("</td>", 1)[0]: row for row in page.split("<tr>")[2:]}
+    assert "rule deleted: one charge at a time" in rows["clear"]
+    assert "low confidence" not in rows["clear"]
+    assert "grant created: payments.refund" in rows["weak"]
+    assert "low confidence" in rows["weak"]
