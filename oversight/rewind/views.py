@@ -37,5 +37,8 @@ def action_undo_view(request: HttpRequest, action_id: uuid.UUID) -> HttpResponse
         messages.error(request, f"Not undone: {' '.join(exc.messages)}")
     else:
         said = _SAID.get(compensation.status, f"The undo is {compensation.status}.")
+        why = "; ".join(f"{r.get('name')}: {r.get('detail')}" for r in compensation.reasons or [])
+        if compensation.status in ("denied", "halted") and why:
+            said = f"{said[:-1]}: {why}."
         messages.info(request, said)
     return redirect("approvals:action", action_id=action.pk)

@@ -257,3 +257,20 @@ def test_one_rule_says_why_for_the_plan_and_the_refusal(
     got_code, sentence = undo_blocked(**fields)
     assert got_code == code
     assert words in sentence
+
+
+def test_a_denied_undo_says_why_on_the_page(
+    client: Client, agent: Agent, owner: Any, production: Any
+) -> None:
+    from oversight.policy.models import Grant
+
+    original = _refunded(production)
+    from oversight.policy.services import policy_object_delete
+
+    undo_grant = Grant.objects.get(agent=agent, action="payments.charge")
+    policy_object_delete(actor=SYSTEM, obj=undo_grant)
+    client.force_login(owner)
+    response = client.post(reverse("rewind:undo", args=[original.pk]), follow=True)
+    [said] = [str(m) for m in response.context["messages"]]
+    assert said.startswith("The undo was denied by the agent's policy: "), said
+    assert "no matching grant" in said, said
