@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from oversight.agents.constants import Environment
 from oversight.agents.models import Agent
@@ -38,6 +38,7 @@ from oversight.incidents.diff_stats import (
     two_proportions,
 )
 from oversight.releases.guard_stats import Arm
+from oversight.releases.selectors import same_content_versions
 
 # Both sides need at least this many of what a comparison counts before it may be flagged.
 MIN_SAMPLE = 30
@@ -206,7 +207,9 @@ def side_decisions(*, agent: Agent, side: Side) -> QuerySet[Action]:
     if side.environment:
         found = found.filter(environment=side.environment)
     if side.version is not None:
-        return found.filter(release_version=side.version)
+        # A version made by a rollback decides as the release it restored: one history.
+        versions = same_content_versions(agent_id=agent.pk, version=side.version)
+        return found.filter(Q(release_version=side.version) | Q(release_version__in=versions))
     return found.filter(created_at__gte=side.start, created_at__lt=side.end)
 
 

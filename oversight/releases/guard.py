@@ -45,6 +45,7 @@ from oversight.monitoring.models import Alert
 from oversight.releases.guard_stats import Arm, Pairs, Verdict, compare
 from oversight.releases.models import Release, Rollout, RolloutState, Stage
 from oversight.releases.rollouts import rollout_advance, rollout_roll_back
+from oversight.releases.selectors import same_content_versions
 
 logger = logging.getLogger(__name__)
 GUARD = Actor.system("rollout guard")
@@ -167,12 +168,9 @@ def _stable_history(rollout: Rollout, since: datetime) -> QuerySet[Action]:
 def _same_content(rollout: Rollout) -> QuerySet[Release]:
     """The versions with the baseline's content: a rollback makes a new version of an
     earlier release, which decides as it did."""
-    releases = Release.objects.filter(agent_id=rollout.agent_id)
     if rollout.baseline is None:
-        releases = releases.none()
-    else:
-        releases = releases.filter(digest=rollout.baseline.digest)
-    return releases.values("version")
+        return Release.objects.none().values("version")
+    return same_content_versions(agent_id=rollout.agent_id, version=rollout.baseline.version)
 
 
 def _new_things(

@@ -29,6 +29,14 @@ def release_list(*, agent: Agent) -> QuerySet[Release]:
     return Release.objects.filter(agent=agent).select_related("author").order_by("-version")
 
 
+def same_content_versions(*, agent_id: int, version: int) -> QuerySet[Release]:
+    """The versions (a `values("version")` query) of the agent's releases with `version`'s
+    content, itself included: a rollback makes a new version of an earlier release, which
+    decides as it did, so their decisions are one history."""
+    digest = Release.objects.filter(agent_id=agent_id, version=version).values("digest")
+    return Release.objects.filter(agent_id=agent_id, digest__in=digest).values("version")
+
+
 def release_get(*, agent: Agent, version: int) -> Release:
     return get_object_or_404(
         Release.objects.select_related("author", "parent"), agent=agent, version=version

@@ -61,3 +61,24 @@ def test_both_sides_name_the_input_that_is_wrong(agent: Agent) -> None:
     assert found.value.field == "env"
     left, right = sides_parse(agent=agent, left="2h/1h", right="1h/now", environment="all")
     assert left.environment is None and right.environment is None
+
+
+def test_a_version_made_by_a_rollback_has_the_history_of_the_release_it_restored(
+    agent: Agent,
+) -> None:
+    from oversight.incidents.behaviour_diff import side_decisions
+    from oversight.releases.models import Release
+    from oversight.releases.services import release_rollback
+    from tests.conftest import SYSTEM
+    from tests.incidents.behaviour_data import record, refund_row
+
+    old, new = two_releases(agent)
+    record(agent, 30, refund_row, version=old)
+    record(agent, 20, refund_row, version=new, seed=2)
+    restored = release_rollback(actor=SYSTEM, release=Release.objects.get(agent=agent, version=old))
+    assert restored is not None and restored.version not in (old, new)
+    record(agent, 5, refund_row, version=restored.version, seed=3)
+
+    assert side_decisions(agent=agent, side=Side.release(restored.version)).count() == 35
+    assert side_decisions(agent=agent, side=Side.release(old)).count() == 35
+    assert side_decisions(agent=agent, side=Side.release(new)).count() == 20
