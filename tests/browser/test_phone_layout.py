@@ -321,7 +321,8 @@ def test_the_header_buttons_of_an_agent_and_an_alert_line_up_on_a_desktop(
             )
             if box is not None
         }
-        assert "Open an incident" in tops and len(set(tops.values())) == 1, (name, tops)
+        opens = {"Open an incident", "Open another incident"}  # another: one is still open
+        assert opens & set(tops) and len(set(tops.values())) == 1, (name, tops)
         SHOTS.mkdir(exist_ok=True)
         page.locator(".pagehead").screenshot(path=str(SHOTS / f"desktop-{name}-head.png"))
 

@@ -210,3 +210,17 @@ def test_the_open_button_is_shown_to_those_who_may_and_bad_input_goes_nowhere_el
     )
     assert response.status_code == 302 and response.url == reverse("incidents:list")
     assert not Incident.objects.exists()
+
+
+def test_with_an_incident_still_open_the_button_links_it_and_says_another(
+    agent: Agent, owner: Any
+) -> None:
+    client = _client(owner)
+    client.post(reverse("incidents:open"), {"agent": agent.slug})
+    incident = Incident.objects.get()
+    page = client.get(reverse("agents:detail", args=[agent.slug])).content.decode()
+    assert f"INC-{incident.pk} for Refund bot is open still" in page
+    assert "Open another incident" in page
+    Incident.objects.update(status="resolved")
+    page = client.get(reverse("agents:detail", args=[agent.slug])).content.decode()
+    assert "Open an incident" in page and "Open another incident" not in page

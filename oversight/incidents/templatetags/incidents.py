@@ -6,7 +6,7 @@ from typing import Any
 
 from django import template
 
-from oversight.incidents.selectors import agent_incident_allowed
+from oversight.incidents.selectors import agent_incident_allowed, incident_list
 
 register = template.Library()
 
@@ -16,8 +16,11 @@ def open_incident(
     context: dict[str, Any], agent: Any, action: Any = None, alert: Any = None
 ) -> dict[str, Any]:
     request = context["request"]
+    show = agent_incident_allowed(request.user, agent)
     return {
-        "show": agent_incident_allowed(request.user, agent),
+        "show": show,
+        # One still open for the agent: linked, and the button says "another".
+        "open_one": incident_list(user=request.user, agent=agent.slug).first() if show else None,
         "agent": agent,
         "action": action,
         "alert": alert,
