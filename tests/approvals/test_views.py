@@ -357,3 +357,43 @@ def test_an_approval_from_a_form_without_the_hash_is_refused(
     assert response.status_code == 422
     assert "which version of the action" in response.content.decode()
     assert Action.objects.get(pk=held.pk).status == "pending"
+
+
+def test_every_vote_form_posts_with_its_csrf_token_without_javascript(
+    client: Client, rita: Any, held: Action
+) -> None:
+    """Without JavaScript a form is sent as its own method and action say: a vote form
+    that only had hx-post sent a GET to the page it was on, with the comment in the URL."""
+    client.force_login(rita)
+    vote_url = reverse("approvals:vote", args=[held.pk])
+    for address in (
+        reverse("approvals:queue"),
+        reverse("approvals:queue") + "?view=list",
+        reverse("approvals:action", args=[held.pk]),
+    ):
+        page = client.get(address).content.decode()
+        forms = [f for f in page.split("<form")[1:] if f'hx-post="{vote_url}"' in f.split(">")[0]]
+        assert forms, address
+        for form in forms:
+            tag, body = form.split(">", 1)
+            assert f'method="post" action="{vote_url}"' in tag, (address, tag)
+            assert 'name="csrfmiddlewaretoken"' in body.split("</form>")[0], (address, tag)
+
+
+def test_a_vote_without_htmx_is_taken_and_the_action_s_page_says_so(
+    rita: Any, held: Action
+) -> None:
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(rita)
+    page = client.get(reverse("approvals:queue"))
+    token = page.context["csrf_token"]
+    url = reverse("approvals:vote", args=[held.pk])
+    body = {"csrfmiddlewaretoken": str(token), "request_hash": held.request_hash}
+    response = client.post(url, {**body, "vote": "deny", "comment": "not this customer"})
+    assert response.status_code == 302
+    assert response["Location"] == reverse("approvals:action", args=[held.pk])
+    assert "not this customer" not in response["Location"]
+    assert Action.objects.get(pk=held.pk).status == "rejected"
+    shown = client.get(response["Location"]).content.decode()
+    assert "You denied this action." in shown
+
