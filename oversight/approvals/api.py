@@ -96,8 +96,10 @@ class VoteIn(Schema):
         description=(
             "Required to approve: the action's request_hash as you were shown it (GET "
             "/api/v1/approvals). An approval of an action edited since is refused (409 "
-            "action_changed). A deny may leave it out."
+            "action_changed); one that is not a request hash (64 hexadecimal digits), 422. "
+            "A deny may leave it out."
         ),
+        json_schema_extra={"pattern": "^[0-9a-f]{64}$"},
     )
 
     @field_validator("comment", "params", mode="after")

@@ -3,6 +3,7 @@ give one outcome and the later one is told what happened."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -30,6 +31,13 @@ UNSEEN = (
     "it): load the action again."
 )
 CHANGED = "This action was edited since you loaded it: look at it again before you approve."
+# A request hash is a SHA-256 in hex (gateway/hashing.py): anything else was never shown
+# as one, so it is bad input (422), not an older version of the action (409).
+REQUEST_HASH = re.compile(r"[0-9a-f]{64}")
+NOT_A_HASH = (
+    "This is not a request hash (64 hexadecimal digits): send the action's request_hash "
+    "as you were shown it."
+)
 
 
 def _target(action: Action) -> tuple[str, str, str]:
@@ -52,7 +60,8 @@ def approval_vote(
     binds to what its voter saw: one of an action edited since is refused (409
     ``action_changed``), and one that says nothing (``""``) too (422). The browser's forms
     and the API always pass it; ``None`` skips the check, for callers in the server that
-    show nobody anything (tests, scripts). A deny is taken whatever was seen."""
+    show nobody anything (tests, scripts). A deny is taken whatever was seen; one that is
+    not a request hash at all is refused (422), approve or deny."""
     if vote not in Vote.values:
         raise ValidationError({"vote": "Vote approve or deny."})
     if vote == Vote.DENY and not comment.strip():
@@ -63,6 +72,8 @@ def approval_vote(
         raise ValidationError({"params": "Only an approval may edit the params."})
     if vote == Vote.APPROVE and seen is not None and not seen:
         raise ValidationError({"request_hash": UNSEEN})
+    if seen and not REQUEST_HASH.fullmatch(seen):
+        raise ValidationError({"request_hash": NOT_A_HASH})
     action, voted = _vote(
         user=user, action_id=action_id, vote=vote, comment=comment, params=params, seen=seen
     )

@@ -246,3 +246,20 @@ def test_two_people_voting_at_once_give_one_outcome(
     [vote_row] = ApprovalVote.objects.filter(action=held)
     final = Action.objects.get(pk=held.pk).status
     assert final == ("approved" if vote_row.vote == "approve" else "rejected")
+
+
+@pytest.mark.parametrize("seen", ["abc", "C" * 64, "0" * 63, "g" * 64])
+@pytest.mark.parametrize("vote", [{"vote": "approve"}, {"vote": "deny", "comment": "no"}])
+def test_a_request_hash_that_is_not_one_is_bad_input_not_a_conflict(
+    rita: Any, held: Action, seen: str, vote: dict[str, str]
+) -> None:
+    body = {**vote, "request_hash": seen}
+    error = api_error(_api(rita).post(f"/approvals/{held.pk}/vote", body), 422, "validation_error")
+    assert "not a request hash" in " ".join(error["fields"]["request_hash"]), error
+    _unchanged(held)
+
+
+def test_a_well_formed_hash_of_no_version_shown_is_a_conflict(rita: Any, held: Action) -> None:
+    body = {"vote": "approve", "request_hash": "0" * 64}
+    api_error(_api(rita).post(f"/approvals/{held.pk}/vote", body), 409, "action_changed")
+    _unchanged(held)
