@@ -142,7 +142,8 @@ def approval_body(action: Any) -> dict[str, object]:
     operation_id="list_approvals",
 )
 def list_approvals(request: HttpRequest) -> list[dict[str, object]]:
-    """Exactly the browser's approval queue for the token's person, most urgent first."""
+    """Exactly the browser's approval queue for the token's person, most urgent first:
+    not the actions she voted on (they wait for others) until an edit supersedes her vote."""
     return [approval_body(action) for action in selectors.approval_queue(user=request.auth)]
 
 

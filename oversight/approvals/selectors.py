@@ -6,7 +6,15 @@ import uuid
 from dataclasses import dataclass, replace
 from typing import Any
 
-from django.db.models import OuterRef, Prefetch, Q, QuerySet, Subquery, prefetch_related_objects
+from django.db.models import (
+    Exists,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    prefetch_related_objects,
+)
 from django.db.models.functions import Lower
 from django.http import Http404
 
@@ -43,13 +51,21 @@ class QueueFilters:
         return bool(self.agent or self.team or self.risk)
 
 
+def _held_for(user: Any) -> QuerySet[Action]:
+    """Held actions of the agents this person may decide that she has not voted on: once
+    she has, she has nothing more to decide (an edit that supersedes her approval brings
+    the action back)."""
+    voted = ApprovalVote.objects.filter(action=OuterRef("pk"), voter=user, superseded=False)
+    return Action.objects.filter(
+        status=ActionStatus.PENDING, agent__in=agents_with_perm(user=user, perm=APPROVE)
+    ).exclude(Exists(voted))
+
+
 def approval_queue(*, user: Any, filters: QueueFilters | None = None) -> QuerySet[Action]:
     """Held actions this person may decide, most urgent first; lazy, so that a page can
     count it and take one slice."""
     f = filters or QueueFilters()
-    actions = Action.objects.filter(
-        status=ActionStatus.PENDING, agent__in=agents_with_perm(user=user, perm=APPROVE)
-    )
+    actions = _held_for(user)
     if f.agent:
         actions = actions.filter(agent__slug=f.agent)
     if f.team:
@@ -141,6 +157,11 @@ def queue_approvers(actions: list[Action]) -> dict[uuid.UUID, Eligibility]:
     return {a.pk: answer for a, answer in zip(actions, approvers_for(cases), strict=True)}
 
 
+def current_vote(*, user: Any, votes: list[ApprovalVote]) -> ApprovalVote | None:
+    """This person's vote among an action's (loaded) votes that still counts."""
+    return next((v for v in votes if v.voter_id == user.pk and not v.superseded), None)
+
+
 def queue_item_context(action: Action) -> dict[str, Any]:
     """Everything a reviewer needs to decide one held action."""
     return queue_item_contexts([action])[0]
@@ -157,7 +178,7 @@ def queue_filter_choices(*, user: Any) -> dict[str, list[tuple[str, str]]]:
     may decide, and the teams of the agents they may decide. Bounded by what is held,
     not by the size of the registry."""
     may_decide = agents_with_perm(user=user, perm=APPROVE)
-    held = Action.objects.filter(status=ActionStatus.PENDING, agent__in=may_decide)
+    held = _held_for(user)
     agents = (
         Agent.objects.filter(pk__in=held.values("agent_id"))
         .order_by(Lower("name"))

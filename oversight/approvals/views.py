@@ -19,7 +19,7 @@ from oversight.agents.constants import APPROVE
 from oversight.agents.permissions import user_has_agent_perm, user_may_record_outcomes
 from oversight.approvals import selectors
 from oversight.approvals.edits import edited_params_parse
-from oversight.approvals.forms import LIST, QueueFilterForm, SettleForm
+from oversight.approvals.forms import CARDS, LIST, QueueFilterForm, SettleForm
 from oversight.approvals.models import Vote
 from oversight.approvals.services import approval_vote
 from oversight.audit.actors import Actor
@@ -124,8 +124,15 @@ def vote(request: HttpRequest, action_id: uuid.UUID) -> HttpResponse:
         return HttpResponseClientRefresh()
     context = {**selectors.queue_item_context(action), "message": message, "ok": status == 200}
     context |= typed
+    view = LIST if request.POST.get("view") == LIST else CARDS
+    your_vote = selectors.current_vote(user=request.user, votes=context["votes"])
+    if action.status == ActionStatus.PENDING and your_vote:
+        # Voted (now, or from another tab), it waits for others: nothing left to decide
+        # here, so no buttons; it has left this person's queue.
+        context |= {"your_vote": your_vote, "view": view}
+        return render(request, "approvals/_queue_voted.html", context, status=status)
     # A vote from the compact list gets its row back, from the cards a card.
-    template = "_queue_row.html" if request.POST.get("view") == LIST else "_queue_item.html"
+    template = "_queue_row.html" if view == LIST else "_queue_item.html"
     return render(request, f"approvals/{template}", context, status=status)
 
 
@@ -170,7 +177,11 @@ def _action_page(
 ) -> HttpResponse:
     context = selectors.queue_item_context(action) | (typed or {})
     context["story"] = selectors.action_story(action=action)
-    context["can_decide"] = request.user.pk in context["approvers"].could_vote
+    # Someone who voted has nothing more to decide: the page says so instead of buttons.
+    context["your_vote"] = selectors.current_vote(user=request.user, votes=context["votes"])
+    context["can_decide"] = (
+        request.user.pk in context["approvers"].could_vote and not context["your_vote"]
+    )
     context["may_see_queue"] = user_has_agent_perm(request.user, APPROVE, action.agent)
     context["undo"] = undo_panel(action=action, user=request.user)
     if outcome_unknown(action) and user_may_record_outcomes(request.user, action.agent):

@@ -248,6 +248,26 @@ def test_two_people_voting_at_once_give_one_outcome(
     assert final == ("approved" if vote_row.vote == "approve" else "rejected")
 
 
+def test_what_she_voted_on_leaves_her_list_until_an_edit_supersedes_her_vote(
+    prod_token: AgentToken, rita: Any, rob: Any
+) -> None:
+    refund_policy_create(prod_token.agent, approvals=2)
+    action = decide(prod_token, refund(900))
+    approve = {"vote": "approve", "request_hash": action.request_hash}
+    assert _api(rob).post(f"/approvals/{action.pk}/vote", approve).status_code == 200
+    assert _api(rob).get("/approvals").json() == []  # nothing left for him to decide
+    assert [a["id"] for a in _api(rita).get("/approvals").json()] == [str(action.pk)]
+
+    edited = {
+        "vote": "approve",
+        "request_hash": action.request_hash,
+        "params": {"amount": 400, "charges": ["ch_1"]},
+    }
+    assert _api(rita).post(f"/approvals/{action.pk}/vote", edited).status_code == 200
+    [back] = _api(rob).get("/approvals").json()  # his approval was of other params
+    assert back["params"]["amount"] == 400
+
+
 @pytest.mark.parametrize("seen", ["abc", "C" * 64, "0" * 63, "g" * 64])
 @pytest.mark.parametrize("vote", [{"vote": "approve"}, {"vote": "deny", "comment": "no"}])
 def test_a_request_hash_that_is_not_one_is_bad_input_not_a_conflict(

@@ -397,3 +397,59 @@ def test_a_vote_without_htmx_is_taken_and_the_action_s_page_says_so(
     shown = client.get(response["Location"]).content.decode()
     assert "You denied this action." in shown
 
+
+def test_a_reviewer_who_voted_is_shown_that_it_waits_for_others_without_buttons(
+    client: Client, rita: Any, rob: Any, held_for_two: Action
+) -> None:
+    response = _vote(client, rob, held_for_two, "approve")
+
+    assert response.status_code == 200
+    card = response.content.decode()
+    assert f'id="voted-{held_for_two.pk}"' in card  # not #queue-…: live updates skip it
+    assert "You approved this (1 of 2); waiting for another reviewer." in card
+    assert 'name="vote"' not in card
+    page = client.get(reverse("approvals:action", args=[held_for_two.pk])).content.decode()
+    assert "You approved this (1 of 2); waiting for another reviewer." in page
+    assert 'name="vote"' not in page
+
+
+def test_a_vote_from_a_second_tab_answers_that_it_waits_for_others(
+    client: Client, rita: Any, rob: Any, held_for_two: Action
+) -> None:
+    _vote(client, rob, held_for_two, "approve")
+    response = _vote(client, rob, held_for_two, "approve")
+    assert response.status_code == 409
+    assert "waiting for another reviewer" in response.content.decode()
+    assert held_for_two.votes.filter(voter=rob).count() == 1
+
+
+def test_what_a_reviewer_voted_on_leaves_her_queue_not_the_others(
+    client: Client, rita: Any, rob: Any, held_for_two: Action
+) -> None:
+    _vote(client, rob, held_for_two, "approve")
+    for view in ("", "?view=list"):
+        queue = client.get(reverse("approvals:queue") + view).content.decode()
+        assert f"queue-{held_for_two.pk}" not in queue
+    overview = client.get(reverse("home")).content.decode()
+    assert '<span class="waiting-count">0</span> waiting for your approval' in overview
+    client.force_login(rita)
+    queue = client.get(reverse("approvals:queue")).content.decode()
+    assert f'id="queue-{held_for_two.pk}"' in queue
+
+
+def test_an_edit_that_supersedes_her_approval_brings_it_back_to_her_queue(
+    client: Client, rita: Any, rob: Any, held_for_two: Action
+) -> None:
+    _vote(client, rob, held_for_two, "approve")
+    edited = {"amount": 4900, "charges": ["ch_1"]}
+    approval_vote(
+        user=rita,
+        action_id=held_for_two.pk,
+        vote="approve",
+        params=edited,
+        seen=_seen(held_for_two),
+    )
+    client.force_login(rob)
+    assert (
+        f'id="queue-{held_for_two.pk}"' in client.get(reverse("approvals:queue")).content.decode()
+    )

@@ -463,7 +463,11 @@ def test_an_approval_from_a_card_loaded_before_an_edit_is_refused_and_shows_the_
         rob_card.get_by_text("Edit and approve").click()
         rob_card.get_by_label("Params to approve").fill('{"amount": 4900}')
         rob_card.get_by_role("button", name="Approve with these params").click()
-        expect(rob_card).to_contain_text("Votes 1 of 2")
+        # He has nothing more to decide: his card says so, without buttons.
+        expect(rob.locator(f"#voted-{action_id}")).to_contain_text(
+            "You approved this (1 of 2); waiting for another reviewer."
+        )
+        expect(rob_card).to_have_count(0)
         action = Action.objects.get(pk=action_id)
         assert (action.status, action.params) == ("pending", {"amount": 4900})
         expect(card.locator("pre.json").first).to_contain_text('"amount": 900')  # stale

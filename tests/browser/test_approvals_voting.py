@@ -1,0 +1,121 @@
+"""Voting as people do it beyond the happy path: with JavaScript off (the forms post, the
+comment stays out of the address), and a reviewer who voted on an action that needs two."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect
+
+from oversight.gateway.models import Action
+from oversight.live import groups
+from oversight.policy.models import Rule
+from oversight.policy.services import policy_object_create
+from tests.browser import test_approvals_flow as flow
+from tests.browser.test_approvals_flow import Scene, log_in, screenshot
+from tests.conftest import SYSTEM
+from tests.gateway.helpers import REFUND
+from tests.servers import wait_until_the_server_listens
+
+pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+# The approvals flow's people and pages.
+scene, open_as = flow.scene, flow.open_as
+
+
+def _held(live_url: str, scene: Scene, charge: str) -> str:
+    response = httpx.post(
+        f"{live_url}/api/v1/actions",
+        json={"action": REFUND, "resource": f"stripe:charge/{charge}", "params": {"amount": 900}},
+        headers={"Authorization": f"Bearer {scene.raw_token}"},
+    )
+    assert response.json()["status"] == "pending", response.text
+    return response.json()["id"]
+
+
+def test_without_javascript_a_deny_and_approvals_are_taken_and_the_comment_stays_private(
+    browser: Browser, live_url: str, scene: Scene
+) -> None:
+    denied, approved, from_row = (_held(live_url, scene, c) for c in ("ch_1", "ch_2", "ch_3"))
+    context = browser.new_context(
+        java_script_enabled=False, viewport={"width": 1280, "height": 800}
+    )
+    addresses: list[str] = []
+    try:
+        page = context.new_page()
+        page.on("request", lambda request: addresses.append(request.url))
+        page.goto(f"{live_url}/actions/{denied}/")
+        log_in(page, "rita")
+        expect(page).to_have_url(f"{live_url}/actions/{denied}/")
+
+        decision = page.locator(f"#queue-{denied}")
+        decision.get_by_label("Comment").fill("nojs deny")
+        decision.get_by_role("button", name="Deny").click()
+
+        expect(page).to_have_url(f"{live_url}/actions/{denied}/")
+        expect(page.get_by_text("You denied this action.")).to_be_visible()
+        assert Action.objects.get(pk=denied).status == "rejected"
+        assert Action.objects.get(pk=denied).votes.get().comment == "nojs deny"
+        screenshot(page, "nojs-denied-1280.png")
+
+        page.goto(f"{live_url}/approvals/")
+        page.locator(f"#queue-{approved}").get_by_role("button", name="Approve").click()
+        expect(page).to_have_url(f"{live_url}/actions/{approved}/")
+        expect(page.get_by_text("You approved this action.")).to_be_visible()
+        assert Action.objects.get(pk=approved).status == "approved"
+
+        page.goto(f"{live_url}/approvals/?view=list")
+        page.locator(f"#queue-{from_row}").get_by_role("button", name="Approve").click()
+        expect(page).to_have_url(f"{live_url}/actions/{from_row}/")
+        assert Action.objects.get(pk=from_row).status == "approved"
+        page.set_viewport_size({"width": 390, "height": 844})
+        screenshot(page, "nojs-approved-390.png")
+    finally:
+        context.close()
+    assert not [a for a in addresses if "comment=" in a or "nojs" in a], addresses
+
+
+def test_a_reviewer_who_voted_is_told_it_waits_for_another_and_gets_no_buttons(
+    open_as: Callable[[str, str], Page], live_url: str, scene: Scene
+) -> None:
+    policy_object_create(
+        actor=SYSTEM,
+        obj=Rule(
+            agent=scene.agent,
+            name="two people for large refunds",
+            effect="hold",
+            action=REFUND,
+            condition="params.amount > 500",
+            approvals=2,
+        ),
+    )
+    rob = open_as("rob", "/approvals/")
+    rita = open_as("rita", "/approvals/")
+    wait_until_the_server_listens(groups.agent_queue(scene.agent.pk))
+    action_id = _held(live_url, scene, "ch_1")
+    rita_card = rita.locator(f"#queue-{action_id}")
+    rob_card = rob.locator(f"#queue-{action_id}")
+    expect(rob_card).to_contain_text("Votes 0 of 2")
+
+    rob_card.get_by_role("button", name="Approve").click()
+
+    voted = rob.locator(f"#voted-{action_id}")
+    expect(voted).to_have_text(
+        "payments.refund stripe:charge/ch_1: You approved this (1 of 2); "
+        "waiting for another reviewer."
+    )
+    expect(rita_card).to_contain_text("Votes 1 of 2")  # the live update reached rita …
+    expect(rob_card).to_have_count(0)  # … and gave rob no buttons back
+    expect(rob.get_by_role("button", name="Approve")).to_have_count(0)
+    screenshot(rob, "voted-waiting-1280.png")
+    rob.set_viewport_size({"width": 390, "height": 844})
+    screenshot(rob, "voted-waiting-390.png")
+
+    rita_card.get_by_role("button", name="Approve").click()
+
+    expect(voted).to_have_count(0)  # decided: it leaves rob's page too, live
+    assert Action.objects.get(pk=action_id).status == "approved"
+    rob.reload()
+    expect(rob.get_by_text("Nothing is waiting for you.")).to_be_visible()
