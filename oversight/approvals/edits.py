@@ -47,7 +47,7 @@ from oversight.gateway.json_safety import UnsafeJsonError, check_json
 from oversight.gateway.models import Action
 from oversight.killswitch.selectors import halting_switch_id
 from oversight.policy.constants import OnExceed
-from oversight.policy.limits import limits_charge, limits_release
+from oversight.policy.limits import limit_amount, limits_charge, limits_release
 
 MAX_PARAMS_TEXT = 64 * 1024
 
@@ -207,6 +207,12 @@ def action_edit(*, action: Action, params: Any) -> dict[str, Any] | None:
         raise _refuse("The rule that holds this action does not allow edits.")
     now = timezone.now()
     outcome = _decided_again(action, params, now)
+    invalid = sorted(
+        {lim.sum_param for lim in outcome.limits.values() if limit_amount(lim, params) is None}
+    )
+    if invalid:  # nothing is over a limit: the value is not an amount a limit can count
+        names = ", ".join(f"params.{name}" for name in invalid)
+        raise _refuse(f"The edited {names} must be a number, zero or more: a limit adds it up.")
     if outcome.status not in (ActionStatus.ALLOWED, ActionStatus.PENDING):
         raise _refuse(f"The policy does not allow the edited action ({_why(outcome)}).")
     if any(reason["kind"] == "limit" for reason in outcome.reasons):

@@ -62,7 +62,7 @@ def window_start(now: dt.datetime, seconds: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(epoch - epoch % seconds, tz=dt.UTC)
 
 
-def _amount(limit: Limit, params: dict[str, Any]) -> Decimal | None:
+def limit_amount(limit: Limit, params: dict[str, Any]) -> Decimal | None:
     """The numeric param to add up; None when it is missing, negative or not a number
     (fail closed: a negative amount would give quota back)."""
     if not limit.sum_param:
@@ -82,14 +82,15 @@ def charge_plan(limits: list[Limit], params: dict[str, Any]) -> tuple[Charges, l
     todo: Charges = []
     exceeded: list[Exceeded] = []
     for limit in sorted(limits, key=lambda lim: lim.pk):
-        amount = _amount(limit, params)
+        amount = limit_amount(limit, params)
         if amount is None:
             why = f"params.{limit.sum_param} is missing, negative or not a number"
             exceeded.append(Exceeded(limit, why))
-        elif (limit.max_count is not None and limit.max_count < 1) or (
-            limit.max_sum is not None and amount > limit.max_sum
-        ):
-            exceeded.append(Exceeded(limit, describe(limit)))
+        elif limit.max_count is not None and limit.max_count < 1:
+            exceeded.append(Exceeded(limit, describe(limit, which="count")))
+        elif limit.max_sum is not None and amount > limit.max_sum:
+            alone = f"this action's {limit.sum_param} of {amount.normalize():f} alone is "
+            exceeded.append(Exceeded(limit, alone + describe(limit, which="sum")))
         else:
             todo.append((limit, amount))
     return todo, exceeded
@@ -160,13 +161,17 @@ def limits_would_exceed(todo: Charges, now: dt.datetime) -> set[int]:
     return result
 
 
-def describe(limit: Limit) -> str:
+def describe(limit: Limit, *, which: str = "") -> str:
+    """Why an action is over ``limit``: ``which`` bound (``"count"`` or ``"sum"``) when it
+    is known. The counter's charge reports only that a limit is over, not which of its
+    two bounds: finding out would cost the decision another read, so a limit with both
+    says "or" (one of them was passed, not necessarily both)."""
     parts = []
-    if limit.max_count is not None:
+    if limit.max_count is not None and which != "sum":
         parts.append(f"{limit.max_count} actions")
-    if limit.max_sum is not None:
+    if limit.max_sum is not None and which != "count":
         parts.append(f"{limit.max_sum.normalize():f} of {limit.sum_param}")
-    return f"over {' and '.join(parts)} per {limit.window_seconds}s ({limit.scope})"
+    return f"over {' or '.join(parts)} per {limit.window_seconds}s ({limit.scope})"
 
 
 def limits_release(charges: list[dict[str, Any]]) -> None:

@@ -580,3 +580,18 @@ def test_a_deny_stands_whatever_params_the_voter_saw(
         user=rita, action_id=held.pk, vote="deny", comment="no refund", seen=held.request_hash
     )
     assert action.status == "rejected"
+
+
+def test_an_edit_to_an_amount_a_limit_cannot_count_says_the_value_is_invalid(
+    prod_token: AgentToken, rita: Any
+) -> None:
+    limit_create(max_sum=Decimal(100000), sum_param="amount")
+    held = _held(prod_token)
+    with pytest.raises(ValidationError) as refused:
+        approval_vote(
+            user=rita, action_id=held.pk, vote="approve", params={"amount": -5, "charges": ["x"]}
+        )
+    said = " ".join(refused.value.messages)
+    assert "params.amount must be a number, zero or more" in said
+    assert "over a limit" not in said
+    _unchanged(held)
