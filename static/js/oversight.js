@@ -27,7 +27,12 @@
   function older(element, shown) {
     var rank = element.getAttribute("data-rank");
     var shownRank = shown.getAttribute("data-rank");
-    return rank !== null && shownRank !== null && Number(rank) < Number(shownRank);
+    if (rank !== null && shownRank !== null && Number(rank) < Number(shownRank)) return true;
+    // A card the person is voting on (its form's request in flight) waits for her answer,
+    // rendered after her vote: an update swapped in first would detach the element the
+    // answer is for, and leave buttons she can no longer use. Its removal still goes.
+    var swap = element.getAttribute("hx-swap-oob") || "true";
+    return swap !== "delete" && shown.querySelector(".htmx-request") !== null;
   }
   var INSERTS = /^(afterbegin|beforeend):/;
   function dropShown(element) {
