@@ -102,10 +102,12 @@ def test_a_reviewer_who_voted_is_told_it_waits_for_another_and_gets_no_buttons(
     rob_card.get_by_role("button", name="Approve").click()
 
     voted = rob.locator(f"#voted-{action_id}")
-    expect(voted).to_have_text(
+    expect(voted.get_by_role("status")).to_have_text(
         "payments.refund stripe:charge/ch_1: You approved this (1 of 2); "
         "waiting for another reviewer."
     )
+    expect(voted).to_contain_text("rob approved")
+    expect(voted).to_contain_text("Who may approve: anyone with approve access: rita")
     expect(rita_card).to_contain_text("Votes 1 of 2")  # the live update reached rita …
     expect(rob_card).to_have_count(0)  # … and gave rob no buttons back
     expect(rob.get_by_role("button", name="Approve")).to_have_count(0)

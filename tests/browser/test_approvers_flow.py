@@ -128,6 +128,10 @@ def test_cards_show_approvers_and_votes_and_escalation_is_visible(
     expect(card).to_contain_text("2 more needed")
     card.get_by_label("Comment").fill("customer confirmed by phone")
     card.get_by_role("button", name="Approve").click()
+    # She has nothing more to decide: the card says so, with the votes and who may approve.
+    card = rita.locator(f"#voted-{action.pk}")
+    expect(card).to_contain_text("You approved this (1 of 2); waiting for another reviewer.")
+    expect(card.get_by_role("button")).to_have_count(0)
     expect(card).to_contain_text("rita approved")
     expect(card).to_contain_text("“customer confirmed by phone”")
     expect(card).to_contain_text("1 more needed")

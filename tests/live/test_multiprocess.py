@@ -141,7 +141,9 @@ def test_a_socket_on_one_server_hears_the_other_server_and_the_worker(
         assert "Expired" in row
         gone = the_one(expired, f'id="queue-{action_id}"')
         gone_html = f'<article id="queue-{action_id}" hx-swap-oob="delete" data-oob-if-present>'
-        assert gone.strip() == gone_html + "</article>"
+        # … and the note that stands in for the card of someone who voted on it
+        voted_html = f'<article id="voted-{action_id}" hx-swap-oob="delete" data-oob-if-present>'
+        assert gone.strip() == gone_html + "</article>" + voted_html + "</article>"
 
         # Someone who may not see the refund bot, on server A, heard nothing of it.
         heard = received_within(stranger, QUIET)
