@@ -82,3 +82,18 @@ def pretty_json(value: Any) -> str:
     if value is None:
         return ""
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def params_parts(params: Any, limit: int = 12) -> list[str]:
+    """Params as `key: value` pieces (values as compact JSON, each cut at 80 characters),
+    at most `limit` of them: what a list row shows of what is asked, piece by piece, so
+    that a narrow row drops whole pieces rather than cutting a value short."""
+    if not isinstance(params, dict):
+        return [] if params is None else [json.dumps(params, default=str)[:80]]
+    parts = []
+    for key in sorted(params)[:limit]:
+        value = json.dumps(params[key], ensure_ascii=False, default=str, separators=(", ", ": "))
+        parts.append(f"{key}: {value if len(value) <= 80 else value[:79] + '…'}")
+    if len(params) > limit:
+        parts.append(f"and {len(params) - limit} more")
+    return parts

@@ -453,3 +453,13 @@ def test_an_edit_that_supersedes_her_approval_brings_it_back_to_her_queue(
     assert (
         f'id="queue-{held_for_two.pk}"' in client.get(reverse("approvals:queue")).content.decode()
     )
+
+
+def test_a_compact_row_shows_what_is_asked_before_its_approve(
+    client: Client, rita: Any, held: Action
+) -> None:
+    client.force_login(rita)
+    rows = client.get(reverse("approvals:queue") + "?view=list").content.decode()
+    row = rows[rows.index(f'id="queue-{held.pk}"') :]
+    shown = row[row.index('class="queue-row-params') : row.index("Approve")]
+    assert "<span>amount: 900</span>" in shown, shown

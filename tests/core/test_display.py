@@ -114,3 +114,17 @@ def test_a_halted_agent_reads_halted_not_active(agent: Any, other_agent: Any) ->
 def test_sums_read_as_people_write_them(value: Any, words: str) -> None:
     assert humanize.plain_number(value) == words
     assert render("{{ v|plain_number }}", v=value) == words
+
+
+def test_params_read_piece_by_piece_each_value_whole_or_cut_with_an_ellipsis() -> None:
+    from oversight.lib.humanize import params_parts
+
+    assert params_parts({"charges": ["ch_1"], "amount": 900}) == [
+        "amount: 900",
+        'charges: ["ch_1"]',
+    ]
+    long = params_parts({"note": "x" * 200})[0]
+    assert long.startswith('note: "xxx') and long.endswith("…") and len(long) == 6 + 80
+    many = params_parts({f"k{i:02}": i for i in range(14)})
+    assert len(many) == 13 and many[-1] == "and 2 more"
+    assert params_parts(None) == [] and params_parts({}) == []

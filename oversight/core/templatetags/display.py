@@ -63,6 +63,12 @@ def plain_number(value: Any) -> str:
 
 
 @register.filter
+def params_parts(value: Any) -> list[str]:
+    """``{% for part in action.params|params_parts %}``: "amount: 900", "charges: [...]"."""
+    return humanize.params_parts(value)
+
+
+@register.filter
 def as_json(value: Any) -> str:
     """``<pre>{{ action.after|as_json }}</pre>``: indented JSON, never Python's repr."""
     return humanize.pretty_json(value)
