@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 from io import StringIO
 from typing import Any
 
@@ -14,6 +13,7 @@ from django.urls import reverse
 
 from oversight.agents.models import Agent
 from oversight.rewind.models import Rewind
+from tests.forms import form_data
 from tests.gateway.helpers import refund
 from tests.rewind.test_bulk import _held, _ran, _world, production  # noqa: F401 - the fixture
 
@@ -185,10 +185,10 @@ def test_an_undo_reported_shows_as_ended_before_the_runner_records_it(
 
 
 def _start_fields(page: str) -> dict[str, str]:
-    """The hidden fields of the plan's start form, as the browser posts them."""
-    form = page[page.index('<form method="post" class="actions">') :]
-    form = form[: form.index("</form>")]
-    return dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', form))
+    """The fields of the plan's start form, as the browser posts them."""
+    fields = form_data(page, "rewind-start")
+    fields.pop("csrfmiddlewaretoken", None)
+    return fields
 
 
 def test_the_started_rewind_covers_exactly_the_window_the_plan_showed(
