@@ -114,11 +114,12 @@ def test_an_auditors_whole_export_verifies_with_the_others_events_withheld(
 
 
 def _shown_incidents() -> set[int]:
-    """Incidents the kill switches opened over the auditor's agent: the global one and
-    the payments team's (not the growth team's)."""
+    """Incidents the kill switches opened that the auditor may see: the payments team's,
+    every agent of which they view (not the growth team's, nor everyone's: they do not
+    view every agent; docs/incidents.md)."""
     from oversight.incidents.models import Incident
 
-    seen = Incident.objects.exclude(team__name="growth").values_list("pk", flat=True)
+    seen = Incident.objects.filter(team__name="payments").values_list("pk", flat=True)
     return set(
         AuditEvent.objects.filter(
             target_type="incidents.incident", target_id__in=[str(pk) for pk in seen]

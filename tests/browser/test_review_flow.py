@@ -37,7 +37,7 @@ def test_an_owner_removes_an_unused_grant_and_recertifies(
     page: Page, live_url: str, owner: Any, agent: Agent
 ) -> None:
     refunds = grant_refunds(agent)
-    voids = grant(agent, "payments.void", "stripe:charge/*")
+    voids = grant(agent, "payments.void", "stripe:charge/*", age_days=120)  # granted long ago
     token, _raw = token_create(actor=SYSTEM, agent=agent, environment="staging")
     for _ in range(3):
         decide(token, refund(100))  # real decisions, each citing the refunds grant
