@@ -238,15 +238,19 @@ def actions_cancel_in_scope(*, actor: Actor, agent_ids: Any, why: str) -> int:
     return len(actions_cancel_not_run(actor=actor, actions=found, why=why))
 
 
+def actions_lock_cancellable(*, actions: QuerySet[Action]) -> None:
+    """Lock, for the rest of the caller's transaction, those of ``actions`` that
+    ``actions_cancel_not_run`` may cancel, as ``actions_claim`` locks them. Whatever
+    cancels them (a kill switch, a rewind starting) takes them before it appends its own
+    audit event: a vote locks its action first and appends to the audit chain last, so a
+    change that appended first and then waited for that action would wait for the vote
+    while the vote waited for it (a deadlock, one of the two refused)."""
+    list(_locked(_not_started(actions.filter(status__in=CANCELLABLE))).values_list("pk"))
+
+
 def actions_lock_in_scope(*, agent_ids: Any) -> None:
-    """Lock, for the rest of the caller's transaction, the actions of these agents that
-    ``actions_cancel_in_scope`` may cancel, as ``actions_claim`` locks them. A kill switch
-    takes them before it appends its own audit event: a vote locks its action first and
-    appends to the audit chain last, so a press that appended first and then waited for
-    that action would wait for the vote while the vote waited for it (a deadlock, one of
-    the two refused)."""
-    found = Action.objects.filter(agent_id__in=agent_ids, status__in=CANCELLABLE)
-    list(_locked(_not_started(found)).values_list("pk"))
+    """``actions_lock_cancellable`` for every action of these agents (a kill switch)."""
+    actions_lock_cancellable(actions=Action.objects.filter(agent_id__in=agent_ids))
 
 
 def actions_cancel_held_for_tool(*, actor: Actor, agent_id: int, action_name: str, why: str) -> int:

@@ -29,7 +29,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from oversight.agents.locking import agent_lock
@@ -38,7 +38,11 @@ from oversight.audit import verbs
 from oversight.audit.actors import Actor
 from oversight.audit.services import audit_record
 from oversight.gateway.constants import ActionStatus
-from oversight.gateway.lifecycle import CANCELLABLE, actions_cancel_not_run
+from oversight.gateway.lifecycle import (
+    CANCELLABLE,
+    actions_cancel_not_run,
+    actions_lock_cancellable,
+)
 from oversight.gateway.models import Action
 from oversight.policy.engine.patterns import check_pattern, resource_matcher
 from oversight.rewind.models import ItemState, Rewind, RewindItem, RewindState
@@ -290,6 +294,9 @@ def rewind_create(*, actor: Actor, scope: Scope, shown: Shown | None = None) -> 
             )
         )
     RewindItem.objects.bulk_create(items, batch_size=2000)
+    if rewind.state == RewindState.RUNNING:
+        # The actions it cancels, locked before its audit event, as a vote takes them.
+        actions_lock_cancellable(actions=Action.objects.filter(pk__in=_to_cancel(rewind)))
     _audit(actor, verbs.REWIND_CREATED, rewind, summary=rewind.summary)
     if rewind.state == RewindState.RUNNING:
         _cancel_not_run(actor, rewind)
@@ -297,11 +304,20 @@ def rewind_create(*, actor: Actor, scope: Scope, shown: Shown | None = None) -> 
     return rewind
 
 
+def _cancel_items(rewind: Rewind) -> QuerySet[RewindItem]:
+    """The rewind's items whose actions it cancels as it starts (they have not run)."""
+    return rewind.items.filter(state=ItemState.LEFT, outcome__startswith=CANCEL)
+
+
+def _to_cancel(rewind: Rewind) -> QuerySet[RewindItem]:
+    return _cancel_items(rewind).values("action_id")
+
+
 def _cancel_not_run(actor: Actor, rewind: Rewind) -> None:
     """As the rewind starts: its window's actions that have not run are cancelled (held
     ones would otherwise run once approved, after their window was undone). One that was
     decided meanwhile is left, with what became of it."""
-    items = rewind.items.filter(state=ItemState.LEFT, outcome__startswith=CANCEL)
+    items = _cancel_items(rewind)
     action_ids = list(items.values_list("action_id", flat=True))
     if not action_ids:
         return

@@ -124,3 +124,30 @@ def test_a_kill_switch_pressed_while_a_vote_holds_an_action_waits_for_it_then_ca
         audit_record(actor=Actor.system("tests"), verb="test.vote", target=agent)
     assert pressing() == [True]
     assert Action.objects.get(pk=held.pk).status == "cancelled"
+
+
+def test_a_rewind_started_while_a_vote_holds_an_action_of_its_window_waits_then_cancels_it(
+    agent: Any, prod_token: AgentToken, owner: Any
+) -> None:
+    """As the kill switch: the rewind locks the held actions it will cancel before it
+    appends its own event, so it waits for the vote instead of both waiting on each other
+    (one of the two was refused as a deadlock)."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from oversight.rewind import bulk
+
+    refund_policy_create(agent)
+    held = decide(prod_token, refund(900))
+    now = timezone.now()
+    scope = bulk.Scope(agent=agent, since=now - dt.timedelta(hours=1), until=now)
+    with transaction.atomic():  # a vote: the action's row, then (last) the audit chain
+        action_lock(held.pk)
+        starting = _elsewhere(
+            lambda: bulk.rewind_create(actor=Actor.for_user(owner), scope=scope).state
+        )
+        _until_a_lock_is_waited_for()
+        audit_record(actor=Actor.system("tests"), verb="test.vote", target=agent)
+    assert starting() == ["running"]
+    assert Action.objects.get(pk=held.pk).status == "cancelled"
