@@ -463,3 +463,13 @@ def test_a_compact_row_shows_what_is_asked_before_its_approve(
     row = rows[rows.index(f'id="queue-{held.pk}"') :]
     shown = row[row.index('class="queue-row-params') : row.index("Approve")]
     assert "<span>amount: 900</span>" in shown, shown
+
+
+def test_the_story_tells_a_vote_that_left_the_action_waiting(
+    client: Client, rita: Any, rob: Any, held_for_two: Action
+) -> None:
+    approval_vote(user=rita, action_id=held_for_two.pk, vote="approve", comment="fine by me")
+    client.force_login(rob)
+    page = client.get(reverse("approvals:action", args=[held_for_two.pk])).content.decode()
+    assert "Voted approve (1 approval so far); still waiting for approval: “fine by me”" in page
+    assert "Waiting for approval → Waiting for approval" not in page
