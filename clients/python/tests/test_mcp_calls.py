@@ -13,6 +13,7 @@ pytest.importorskip("mcp", reason=sdk_extras.reason("mcp"))
 
 import mcp_types as types
 
+from oversight_sdk import _schema
 from oversight_sdk.mcp import calls
 from oversight_sdk.mcp.cli import parse
 from oversight_sdk.models import Decision, Reason, Vote
@@ -159,22 +160,22 @@ def test_arguments_that_do_not_match_the_tools_schema_are_refused_saying_where()
         "properties": {"charge": {"type": "string"}, "amount": {"type": "integer"}},
         "required": ["charge", "amount"],
     }
-    validator = calls.schema_validator(schema)
-    calls.check_arguments(validator, {"charge": "ch_1", "amount": 5})
+    validator = _schema.schema_validator(schema)
+    _schema.check_arguments(validator, {"charge": "ch_1", "amount": 5})
     for arguments, says in (
         ({"charge": "ch_1", "amount": "abc"}, "($.amount: 'abc' is not of type 'integer')"),
         ({"charge": "ch_1"}, "(the arguments: 'amount' is a required property)"),
     ):
         with pytest.raises(ValueError) as refused:
-            calls.check_arguments(validator, arguments)
+            _schema.check_arguments(validator, arguments)
         assert str(refused.value) == (
             f"the arguments do not match the tool's input schema {says}; call it again with "
             "arguments the schema allows"
         )
     # A schema that is not one leaves the check to the upstream.
-    assert calls.schema_validator({"type": "no such type"}) is None
-    assert calls.schema_validator(None) is None
-    calls.check_arguments(None, {"anything": object()})
+    assert _schema.schema_validator({"type": "no such type"}) is None
+    assert _schema.schema_validator(None) is None
+    _schema.check_arguments(None, {"anything": object()})
 
 
 def test_the_same_call_has_the_same_key_and_the_next_one_another() -> None:
@@ -354,8 +355,8 @@ def test_an_argument_the_resource_names_must_have_its_schemas_type() -> None:
             "loose": {"description": "any"},
         }
     }
-    calls.check_types(["id", "maybe", "loose"], {"id": 7, "maybe": None, "loose": 7.5}, schema)
+    _schema.check_types(["id", "maybe", "loose"], {"id": 7, "maybe": None, "loose": 7.5}, schema)
     for arguments in ({"id": 7.0}, {"id": "07"}, {"id": True}, {"maybe": "7"}):
         with pytest.raises(ValueError, match="not of the type the tool's schema gives it"):
-            calls.check_types(list(arguments), arguments, schema)
-    calls.check_types(["id"], {"id": "x"}, {"type": "object"})  # no type said: not checked
+            _schema.check_types(list(arguments), arguments, schema)
+    _schema.check_types(["id"], {"id": "x"}, {"type": "object"})  # no type said: not checked

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .._http import HALTED_SINCE, ReportedAsSaid, halted_since, may_have_run
+from .._schema import ArgumentsRefused, check_arguments, check_types
 from ..aio import AsyncOversight
 from ..binding import GuardSpec
 from ..client import Oversight
@@ -120,6 +121,25 @@ def default_action(tool_name: str) -> ToolAction:
     return ToolAction(action=f"tool.{slug}", resource=f"tool:{slug}")
 
 
+def resource_arguments(rule: ToolAction) -> list[str]:
+    """The arguments a rule's resource template is made of ([] for a callable): those a
+    tool must read as the values the resource names (`_schema.check_types`)."""
+    if not isinstance(rule.resource, str):
+        return []
+    return sorted(_Template(rule.resource).argument_names or ())
+
+
+def check_call(
+    rule: ToolAction, validator: Any | None, schema: Any, arguments: dict[str, Any]
+) -> None:
+    """ArgumentsRefused when a call's arguments do not match its tool's JSON Schema
+    (`validator`, from `_schema.schema_validator`), or one its resource is made of is not
+    of the type the schema gives it: refused before it is decided, as the MCP proxy
+    refuses it, not put to a reviewer and then refused, or read otherwise, by the tool."""
+    check_types(resource_arguments(rule), arguments, schema)
+    check_arguments(validator, arguments)
+
+
 def resolve(
     actions: Mapping[str, ToolAction] | None,
     tool_name: str,
@@ -146,7 +166,9 @@ def refusal(exc: BaseException) -> Refusal:
     """The text the model gets instead of the tool's answer."""
     action_id = exc.action_id if isinstance(exc, ActionNotPermitted) else None
     ref = f" (Oversight action {action_id})" if action_id else ""
-    if isinstance(exc, DryRun):
+    if isinstance(exc, ArgumentsRefused):
+        text = f"Not run: {exc}"
+    elif isinstance(exc, DryRun):
         text = (
             "Dry run: this agent runs with a staging token, so the call was recorded"
             f"{ref} and not run."

@@ -43,6 +43,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from .._extras import extra
+from .._schema import ArgumentsRefused, mismatch, schema_validator
 from ..aio import AsyncOversight
 from ..client import Oversight
 from ..errors import ApprovalTimeout
@@ -50,7 +51,9 @@ from ._tools import (
     DEFAULT_TIMEOUT,
     Refusal,
     ToolAction,
+    check_call,
     default_action,
+    refusal,
     resolve,
     run_guarded,
     run_guarded_async,
@@ -61,6 +64,7 @@ with extra("langchain", __name__):
     from langchain_core.messages import ToolMessage
     from langgraph.prebuilt.tool_node import ToolCallRequest
     from langgraph.types import Command, interrupt
+    from pydantic import BaseModel, ValidationError  # langchain-core's own
 
 Answer = ToolMessage | Command[Any]
 
@@ -100,12 +104,17 @@ class OversightMiddleware(AgentMiddleware):
             raise TypeError("a synchronous run needs OversightMiddleware(client=Oversight(...))")
         client, call, key = self.client, request.tool_call, self._resume_key(request)
         session = _thread_id(request)[:100]
+        rule = resolve(self.actions, call["name"], self.default)
+        try:
+            arguments = as_the_tool_reads(request, rule)
+        except ArgumentsRefused as exc:
+            return _answer(refusal(exc), request)
 
         def attempt() -> Answer | Refusal:
             return run_guarded(
                 client,
-                resolve(self.actions, call["name"], self.default),
-                dict(call["args"]),
+                rule,
+                arguments,
                 lambda args: handler(request.override(tool_call={**call, "args": args})),
                 timeout=self.timeout,
                 after=_after_state,
@@ -136,12 +145,17 @@ class OversightMiddleware(AgentMiddleware):
             )
         client, call, key = self.async_client, request.tool_call, self._resume_key(request)
         session = _thread_id(request)[:100]
+        rule = resolve(self.actions, call["name"], self.default)
+        try:
+            arguments = as_the_tool_reads(request, rule)
+        except ArgumentsRefused as exc:
+            return _answer(refusal(exc), request)
 
         async def attempt() -> Answer | Refusal:
             return await run_guarded_async(
                 client,
-                resolve(self.actions, call["name"], self.default),
-                dict(call["args"]),
+                rule,
+                arguments,
                 lambda args: handler(request.override(tool_call={**call, "args": args})),
                 timeout=self.timeout,
                 after=_after_state,
@@ -170,6 +184,33 @@ class OversightMiddleware(AgentMiddleware):
             return None
         seed = f"langgraph:{thread_id}:{request.tool_call['id']}"
         return hashlib.sha256(seed.encode()).hexdigest()
+
+
+def as_the_tool_reads(request: ToolCallRequest, rule: ToolAction) -> dict[str, Any]:
+    """The call's arguments as its tool will read them: validated by the tool's own schema
+    with its coercions applied (a pydantic schema reads "07" for an integer as 7), so the
+    resource and the params Oversight decides are those the tool runs with, not a
+    `crm:contact/07` past a forbid on `crm:contact/7`. ArgumentsRefused, saying where and
+    what, when the tool would refuse them: refused before it is decided, as the MCP proxy
+    refuses such a call. A tool the node does not know, or a schema of another kind, is
+    asked for with the arguments as given."""
+    arguments = dict(request.tool_call["args"])
+    tool = request.tool
+    if tool is None:
+        return arguments
+    schema = tool.tool_call_schema
+    if isinstance(schema, dict):
+        check_call(rule, schema_validator(schema), schema, arguments)
+        return arguments
+    if not (isinstance(schema, type) and issubclass(schema, BaseModel)):
+        return arguments
+    try:
+        read = schema.model_validate(arguments)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the arguments"
+        raise mismatch(where, first["msg"]) from None
+    return {**arguments, **read.model_dump(mode="json", exclude_unset=True)}
 
 
 def _thread_id(request: ToolCallRequest) -> str:

@@ -49,6 +49,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .._extras import extra
+from .._schema import schema_validator
 from ..aio import AsyncOversight
 from ..errors import ApprovalTimeout, not_permitted_class
 from ..guard import AsyncGuard
@@ -56,6 +57,7 @@ from ._tools import (
     DEFAULT_TIMEOUT,
     Refusal,
     ToolAction,
+    check_call,
     default_action,
     refusal,
     resolve,
@@ -112,10 +114,19 @@ class OversightTools:
             raise TypeError(f"only function tools can be guarded, not {type(tool).__name__}")
         rule = action or resolve(self.actions, tool.name, self.default)
         raising = _raising(tool)
+        schema = tool.params_json_schema
+        validator = schema_validator(schema)
+
+        def checked(input_json: str) -> dict[str, Any]:
+            """The call's arguments, refused (ValueError) when they are not JSON or do not
+            match the tool's schema (check_call), before anything is asked."""
+            arguments = _arguments(input_json)
+            check_call(rule, validator, schema, arguments)
+            return arguments
 
         async def invoke(ctx: ToolContext[Any], input_json: str) -> Any:
             try:
-                arguments = _arguments(input_json)
+                arguments = checked(input_json)
             except ValueError as exc:
                 return refusal(exc).text
             held = self._held.pop((ctx.tool_call_id, _canonical(arguments)), None)
@@ -139,15 +150,20 @@ class OversightTools:
         guarded = copy.copy(tool)
         guarded.on_invoke_tool = invoke
         if self.defer:
-            guarded.needs_approval = self._needs_approval(rule, tool.name)
+            guarded.needs_approval = self._needs_approval(rule, validator, schema)
         return guarded
 
-    def _needs_approval(self, rule: ToolAction, tool_name: str) -> Any:
+    def _needs_approval(self, rule: ToolAction, validator: Any, schema: Any) -> Any:
         async def held_after_waiting(
             ctx: RunContextWrapper[Any], params: dict[str, Any], call_id: str
         ) -> bool:
             """Ask and wait; True (interrupt the run) when the call is still held. Whatever
-            the answer, the call's invoke comes back to this action by its key."""
+            the answer, the call's invoke comes back to this action by its key. Arguments
+            the tool's schema refuses are not asked for: the invoke refuses them."""
+            try:
+                check_call(rule, validator, schema, dict(params))
+            except ValueError:
+                return False
             call = (call_id, _canonical(params))
             key = uuid.uuid4().hex
             # Not claimed here: the call runs (or not) in the invoke hook, which claims it.

@@ -46,6 +46,7 @@ from typing import Any, Protocol
 import mcp_types as types
 from mcp.shared.exceptions import MCPError
 
+from .. import _schema
 from .._http import HALTED_SINCE, halted_since, may_have_run
 from ..aio import AsyncOversight
 from ..errors import ActionNotPermitted, ActionNotStarted, InvalidRequest, OversightError
@@ -198,9 +199,9 @@ class Proxy:
             return [tool for tool in tools if tool.name in self._offered]
 
     def _validator(self, name: str) -> Any | None:
-        """`name`'s arguments' validator, made once per listing (calls.schema_validator)."""
+        """`name`'s arguments' validator, made once per listing (_schema.schema_validator)."""
         if name not in self._validators:
-            self._validators[name] = calls.schema_validator(self._tools[name].input_schema)
+            self._validators[name] = _schema.schema_validator(self._tools[name].input_schema)
         return self._validators[name]
 
     def _warn_templates(self, tools: list[types.Tool]) -> None:
@@ -301,8 +302,8 @@ class Proxy:
             action = naming.action(name)
             resource = naming.resource(name, arguments)
             made_of = naming.fields(name)  # what a reviewer may not edit (Oversight keeps them)
-            calls.check_types(made_of, arguments, self._tools[name].input_schema)
-            calls.check_arguments(self._validator(name), arguments)
+            _schema.check_types(made_of, arguments, self._tools[name].input_schema)
+            _schema.check_arguments(self._validator(name), arguments)
         except (ValueError, NotRun) as exc:
             return calls.text_result(f"Not run: {exc}", is_error=True)
         except OversightError as exc:

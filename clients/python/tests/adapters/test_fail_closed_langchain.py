@@ -45,3 +45,51 @@ def test_langchain_runs_nothing_without_oversight(nowhere: str) -> None:
     [answer] = [m for m in state["messages"] if isinstance(m, ToolMessage)]
     assert ran == []
     assert answer.status == "error" and "could not decide" in answer.content
+
+
+def test_langchain_refuses_arguments_its_tool_would_refuse_without_asking(nowhere: str) -> None:
+    """Not asked: with Oversight unreachable the answer would say it could not decide."""
+    ran: list[Any] = []
+
+    @tool
+    def refund(charge: str, amount: int) -> str:
+        """Refund."""
+        ran.append(charge)
+        return "refunded"
+
+    class FakeModel(GenericFakeChatModel):
+        def bind_tools(self, tools: Any, **kwargs: Any) -> FakeModel:
+            return self
+
+    call = {"name": "refund", "args": {"charge": "ch_1", "amount": "a lot"}, "id": "c1"}
+    model = FakeModel(messages=iter([AIMessage("", tool_calls=[call]), AIMessage("ok")]))
+    with Oversight(nowhere, "ovs_prod_x", retries=0) as client:
+        middleware = OversightMiddleware(client, actions={"refund": REFUND})
+        agent = create_agent(model, tools=[refund], middleware=[middleware])
+        state = agent.invoke({"messages": [HumanMessage("refund")]})
+    [answer] = [m for m in state["messages"] if isinstance(m, ToolMessage)]
+    assert ran == [] and answer.status == "error"
+    assert answer.content.startswith(
+        "Not run: the arguments do not match the tool's input schema (amount: "
+    ), answer.content
+
+
+def test_langchain_asks_with_the_arguments_as_the_tool_reads_them() -> None:
+    """A resource made of a coerced argument names the value the tool runs with: "07"
+    for an integer id is 7, so `crm:contact/7`, as a forbid on it reads it."""
+    from langgraph.prebuilt.tool_node import ToolCallRequest
+
+    from oversight_sdk.adapters.langchain import as_the_tool_reads
+
+    @tool
+    def update(contact: int, note: str = "") -> str:
+        """Update a contact."""
+        return "ok"
+
+    rule = ToolAction("crm.contact.update", resource="crm:contact/{contact}")
+    call = {"name": "update", "args": {"contact": "07"}, "id": "c1"}
+    request = ToolCallRequest(tool_call=call, tool=update, state={}, runtime=None)
+    assert as_the_tool_reads(request, rule) == {"contact": 7}
+    assert rule.spec(timeout=1).resource(**as_the_tool_reads(request, rule)) == "crm:contact/7"
+    unknown = ToolCallRequest(tool_call=call, tool=None, state={}, runtime=None)
+    assert as_the_tool_reads(unknown, rule) == {"contact": "07"}  # the node knows no schema
