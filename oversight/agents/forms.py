@@ -88,7 +88,7 @@ class AgentForm(ModelBoundsForm):
             self.fields["team"].queryset = Team.objects.filter(
                 Q(pk__in=teams.values("pk")) | Q(pk=self.instance.team_id)
             ).order_by(*teams.query.order_by)
-            # What the form showed goes back with it (a hidden input a field): a save
+            # What the form showed goes back with it (a hidden input per field): a save
             # changes only what the editor changed, and not over someone else's change.
             for field in self.fields.values():
                 field.show_hidden_initial = True
