@@ -23,7 +23,14 @@ REFUND = ToolAction("payments.refund", resource="stripe:charge/{charge}")
 ARGUMENTS = {"charge": "ch_1", "amount": 10}
 
 
-def test_langchain_runs_nothing_without_oversight(nowhere: str) -> None:
+class _FakeModel(GenericFakeChatModel):
+    def bind_tools(self, tools: Any, **kwargs: Any) -> _FakeModel:
+        return self
+
+
+def _call_refund(url: str, arguments: dict[str, Any]) -> tuple[list[Any], ToolMessage]:
+    """The model calls `refund` once with `arguments` through the middleware asking `url`:
+    what the tool ran with, and the answer the model got."""
     ran: list[Any] = []
 
     @tool
@@ -32,42 +39,25 @@ def test_langchain_runs_nothing_without_oversight(nowhere: str) -> None:
         ran.append(charge)
         return "refunded"
 
-    class FakeModel(GenericFakeChatModel):
-        def bind_tools(self, tools: Any, **kwargs: Any) -> FakeModel:
-            return self
-
-    call = {"name": "refund", "args": ARGUMENTS, "id": "c1"}
-    model = FakeModel(messages=iter([AIMessage("", tool_calls=[call]), AIMessage("ok")]))
-    with Oversight(nowhere, "ovs_prod_x", retries=0) as client:
+    call = {"name": "refund", "args": arguments, "id": "c1"}
+    model = _FakeModel(messages=iter([AIMessage("", tool_calls=[call]), AIMessage("ok")]))
+    with Oversight(url, "ovs_prod_x", retries=0) as client:
         middleware = OversightMiddleware(client, actions={"refund": REFUND})
         agent = create_agent(model, tools=[refund], middleware=[middleware])
         state = agent.invoke({"messages": [HumanMessage("refund")]})
     [answer] = [m for m in state["messages"] if isinstance(m, ToolMessage)]
+    return ran, answer
+
+
+def test_langchain_runs_nothing_without_oversight(nowhere: str) -> None:
+    ran, answer = _call_refund(nowhere, ARGUMENTS)
     assert ran == []
     assert answer.status == "error" and "could not decide" in answer.content
 
 
 def test_langchain_refuses_arguments_its_tool_would_refuse_without_asking(nowhere: str) -> None:
     """Not asked: with Oversight unreachable the answer would say it could not decide."""
-    ran: list[Any] = []
-
-    @tool
-    def refund(charge: str, amount: int) -> str:
-        """Refund."""
-        ran.append(charge)
-        return "refunded"
-
-    class FakeModel(GenericFakeChatModel):
-        def bind_tools(self, tools: Any, **kwargs: Any) -> FakeModel:
-            return self
-
-    call = {"name": "refund", "args": {"charge": "ch_1", "amount": "a lot"}, "id": "c1"}
-    model = FakeModel(messages=iter([AIMessage("", tool_calls=[call]), AIMessage("ok")]))
-    with Oversight(nowhere, "ovs_prod_x", retries=0) as client:
-        middleware = OversightMiddleware(client, actions={"refund": REFUND})
-        agent = create_agent(model, tools=[refund], middleware=[middleware])
-        state = agent.invoke({"messages": [HumanMessage("refund")]})
-    [answer] = [m for m in state["messages"] if isinstance(m, ToolMessage)]
+    ran, answer = _call_refund(nowhere, {"charge": "ch_1", "amount": "a lot"})
     assert ran == [] and answer.status == "error"
     assert answer.content.startswith(
         "Not run: the arguments do not match the tool's input schema (amount: "
