@@ -147,12 +147,23 @@ def _postgresql(database: dict, *, pool: bool) -> None:
         }
 
 
+# The zero-install default's SQLite file (docs/decisions/0010-bounded-waits.md):
+# - IMMEDIATE takes the write lock at BEGIN, so concurrent writers queue instead of
+#   failing half-way through a transaction;
+# - write-ahead logging, so a page or a job reading does not hold up a decision's commit
+#   (and a commit does not hold up readers). With SQLite's default rollback journal a
+#   commit waits for every reader to finish, and a decision (DECISION_TIMEOUT, 1 s) ran
+#   out of time behind the policy page's reads while policy was being edited: 503s for
+#   agents. The mode is kept in the file; its -wal and -shm files belong with it.
+SQLITE_OPTIONS = {
+    "transaction_mode": "IMMEDIATE",
+    "timeout": 20,
+    "init_command": "PRAGMA journal_mode=WAL;",
+}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     _postgresql(DATABASES["default"], pool=True)
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # IMMEDIATE takes the write lock at BEGIN, so concurrent writers queue
-    # instead of failing half-way through a transaction.
-    DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 20}
+    DATABASES["default"]["OPTIONS"] = SQLITE_OPTIONS
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 # The role that owns the schema: migrations (`migrate --database owner`) and the grants
 # that follow them. Only the release step is given it; the web, worker and beat processes
