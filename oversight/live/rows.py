@@ -49,6 +49,7 @@ _ROW = (
 )
 _SWAP = ' hx-swap-oob="true" data-oob-if-present'
 _RESOURCE_CHARS = 48
+_WHY_CHARS = 80
 
 
 def _short(text: str) -> str:
@@ -68,7 +69,7 @@ def feed_cells(action: Action, *, swap: bool = False) -> SafeString:
     which Django's ``escape`` is), without its lazy-string wrappers: this runs for every
     decision."""
     created = timezone.localtime(action.created_at)
-    why = _why(action.reasons)
+    why = _why(action)
     prefix = get_script_prefix()
     return mark_safe(  # noqa: S308 - every value below is escaped or ours
         _ROW.format(
@@ -105,9 +106,14 @@ def _status_words(action: Action) -> str:
     return f"{words}, started" if _started(action) else words
 
 
-def _why(reasons: Any) -> str:
-    """The name of the reason that decided: the first that did not simply allow (a hold,
-    a forbid rule, a limit, a changed tool...), else the first (the grant)."""
+def _why(action: Action) -> str:
+    """What stopped a cancelled action (a kill switch, a rewind, a changed tool), rather
+    than the rule that held it. Otherwise the name of the reason that decided: the first
+    that did not simply allow (a hold, a forbid rule, a limit, a changed tool...), else
+    the first (the grant)."""
+    if action.status == ActionStatus.CANCELLED and action.error:
+        return Truncator(action.error).chars(_WHY_CHARS)
+    reasons: Any = action.reasons
     found = deciding_reasons(reasons) or [r for r in reasons or () if isinstance(r, dict)]
     return str(found[0].get("name", "")) if found else ""
 

@@ -128,3 +128,12 @@ def test_the_why_is_the_reason_that_decided_not_the_grant_before_it(agent: Any) 
     allowed = rows.feed_cells(_action(agent, status="allowed", reasons=[grant]))
     assert "mcp.payments.refund on stripe:charge/*" in allowed
     assert "<td" in rows.feed_cells(_action(agent, reasons=[]))  # no reason: an empty why
+
+
+@pytest.mark.django_db
+def test_a_cancelled_action_says_what_cancelled_it_not_the_rule_that_held_it(agent: Any) -> None:
+    hold = {"kind": "rule", "name": "big refunds need a human", "effect": "hold"}
+    why = "kill switch for agent Refund bot: refunds going to the wrong customers " + "x" * 80
+    html = rows.feed_cells(_action(agent, status="cancelled", reasons=[hold], error=why))
+    assert Truncator(why).chars(80) in html
+    assert "big refunds need a human" not in html
