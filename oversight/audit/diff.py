@@ -10,9 +10,15 @@ from typing import Any
 from django.utils import dateformat, timezone
 from django.utils.dateparse import parse_datetime
 
+from oversight.agents.constants import APPROVE, CHANGE, VIEW
+
 EMPTY = "—"
 # A time as snapshots store it (ISO 8601, with its offset): shown as the log's headers show
 # times, not as the raw text.
+# The object permissions an access change records under "access of <username>"
+# (agents/services.py), shown as words: ["approve_agent", "view_agent"] reads "approve, view".
+_ACCESS_KEY = "access of "
+_PERMISSION_WORDS = {VIEW: "view", CHANGE: "change", APPROVE: "approve"}
 _STORED_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
 
 
@@ -45,6 +51,12 @@ def display(value: Any) -> str:
     return str(value)
 
 
+def _shown(key: str, value: Any) -> str:
+    if key.startswith(_ACCESS_KEY) and isinstance(value, list):
+        value = [_PERMISSION_WORDS.get(item, item) for item in value]
+    return display(value)
+
+
 def field_changes(before: Any, after: Any) -> list[FieldChange]:
     """Changed keys of two snapshots in a stable order. A missing side counts as empty,
     so a creation lists every field as added."""
@@ -59,11 +71,13 @@ def field_changes(before: Any, after: Any) -> list[FieldChange]:
     changes = []
     for key in sorted(before.keys() | after.keys()):
         if key not in before:
-            changes.append(FieldChange(_label(key), EMPTY, display(after[key]), "added"))
+            changes.append(FieldChange(_label(key), EMPTY, _shown(key, after[key]), "added"))
         elif key not in after:
-            changes.append(FieldChange(_label(key), display(before[key]), EMPTY, "removed"))
+            changes.append(FieldChange(_label(key), _shown(key, before[key]), EMPTY, "removed"))
         elif before[key] != after[key]:
             changes.append(
-                FieldChange(_label(key), display(before[key]), display(after[key]), "changed")
+                FieldChange(
+                    _label(key), _shown(key, before[key]), _shown(key, after[key]), "changed"
+                )
             )
     return changes
