@@ -34,6 +34,19 @@
     var swap = element.getAttribute("hx-swap-oob") || "true";
     return swap !== "delete" && shown.querySelector(".htmx-request") !== null;
   }
+  // A card the person voted on is shown as her vote (#voted-…) while it waits for others,
+  // so its updates have no card to land on, until an edit supersedes the votes given so
+  // far (approvals/edits.py): an update with another request hash than the one she voted
+  // on takes the vote's place, buttons and all, as a reload would show it.
+  function backAfterAnEdit(element) {
+    if ((element.getAttribute("hx-swap-oob") || "true") !== "true") return false;
+    if (element.id.indexOf("queue-") !== 0 || document.getElementById(element.id)) return false;
+    var voted = document.getElementById("voted-" + element.id.slice("queue-".length));
+    var hash = element.getAttribute("data-request-hash");
+    if (!voted || !hash || voted.getAttribute("data-request-hash") === hash) return false;
+    element.setAttribute("hx-swap-oob", "outerHTML:#" + CSS.escape(voted.id));
+    return true;
+  }
   var INSERTS = /^(afterbegin|beforeend):/;
   function dropShown(element) {
     Array.prototype.slice.call(element.children).forEach(function (child) {
@@ -52,6 +65,7 @@
       Array.prototype.slice.call(content.children).forEach(function (element) {
         if (INSERTS.test(element.getAttribute("hx-swap-oob") || "")) dropShown(element);
         if (!element.parentNode || !element.hasAttribute("data-oob-if-present")) return;
+        if (backAfterAnEdit(element)) return;
         var target = targetOf(element);
         try {
           var shown = document.querySelector(target);

@@ -121,3 +121,47 @@ def test_a_reviewer_who_voted_is_told_it_waits_for_another_and_gets_no_buttons(
     assert Action.objects.get(pk=action_id).status == "approved"
     rob.reload()
     expect(rob.get_by_text("Nothing is waiting for you.")).to_be_visible()
+
+
+def test_an_edit_that_supersedes_a_vote_brings_the_card_back_to_the_voter_live(
+    open_as: Callable[[str, str], Page], live_url: str, scene: Scene
+) -> None:
+    policy_object_create(
+        actor=SYSTEM,
+        obj=Rule(
+            agent=scene.agent,
+            name="two people for large refunds",
+            effect="hold",
+            action=REFUND,
+            condition="params.amount > 500",
+            approvals=2,
+        ),
+    )
+    rob = open_as("rob", "/approvals/")
+    rita = open_as("rita", "/approvals/")
+    wait_until_the_server_listens(groups.agent_queue(scene.agent.pk))
+    action_id = _held(live_url, scene, "ch_1")
+    rob.locator(f"#queue-{action_id}").get_by_role("button", name="Approve").click()
+    expect(rob.locator(f"#voted-{action_id}")).to_contain_text("You approved this (1 of 2)")
+
+    rita_card = rita.locator(f"#queue-{action_id}")
+    expect(rita_card).to_contain_text("Votes 1 of 2")
+    rita_card.get_by_text("Edit and approve").click()
+    rita_card.get_by_label("Params to approve").fill('{"amount": 600}')
+    rita_card.get_by_role("button", name="Approve with these params").click()
+    expect(rita.locator(f"#voted-{action_id}")).to_contain_text("You approved this (1 of 2)")
+
+    # rob's approval was of 900: it no longer counts, and the card is back on his page.
+    rob_card = rob.locator(f"#queue-{action_id}")
+    expect(rob.locator(f"#voted-{action_id}")).to_have_count(0)
+    expect(rob_card).to_contain_text("600")
+    expect(rob_card).to_contain_text("Votes 1 of 2")
+    screenshot(rob, "voted-superseded-1280.png")
+    # rita's own vote stands: her page keeps it, with no buttons.
+    expect(rita.locator(f"#queue-{action_id}")).to_have_count(0)
+
+    rob_card.get_by_role("button", name="Approve").click()
+
+    expect(rob.locator(f"#queue-{action_id}")).to_have_count(0)
+    action = Action.objects.get(pk=action_id)
+    assert (action.status, action.params) == ("approved", {"amount": 600})
