@@ -46,15 +46,43 @@ def incidents_visible(*, user: Any) -> QuerySet[Incident]:
     return Incident.objects.filter(visible).exclude(covers_hidden)
 
 
-def incident_list(*, user: Any, status: str = "unresolved", agent: str = "") -> QuerySet[Incident]:
-    found = incidents_visible(user=user).select_related("agent", "team", "owner")
+def incidents_out_of_view(*, user: Any) -> QuerySet[Incident]:
+    """The incidents over agents this person may view that she may not read, because they
+    are also about agents she may not view (``incidents_visible``): a team's incident, for
+    someone who views some of its agents. Listed without their content (who to ask), so
+    that a kill switch's "See the incident" does not lead to a list without it."""
+    if roles.is_admin(user):
+        return Incident.objects.none()
+    viewable = agents_with_perm(user=user)
+    touches = (
+        Q(scope=IncidentScope.AGENT, agent__in=viewable.values("pk"))
+        | Q(scope=IncidentScope.TEAM, team__in=viewable.values("team_id"))
+        | Q(Exists(viewable), scope=IncidentScope.GLOBAL)
+        | Q(Exists(viewable.filter(covering_incidents=OuterRef("pk"))))
+    )
+    read = incidents_visible(user=user).values("pk")
+    return Incident.objects.filter(touches).exclude(pk__in=read)
+
+
+def _listed(found: QuerySet[Incident], status: str) -> QuerySet[Incident]:
     if status in STATUS_FILTERS:
         found = found.filter(status__in=STATUS_FILTERS[status])
     elif status in IncidentStatus.values:
         found = found.filter(status=status)
+    return found.order_by("-opened_at")
+
+
+def incident_list(*, user: Any, status: str = "unresolved", agent: str = "") -> QuerySet[Incident]:
+    found = incidents_visible(user=user).select_related("agent", "team", "owner")
     if agent:
         found = found.filter(agent__slug=agent)
-    return found.order_by("-opened_at")
+    return _listed(found, status)
+
+
+def incident_list_out_of_view(*, user: Any, status: str = "unresolved") -> QuerySet[Incident]:
+    """``incidents_out_of_view`` as the list filters them."""
+    found = incidents_out_of_view(user=user).select_related("team", "owner", "opened_by")
+    return _listed(found, status)
 
 
 def incident_get(*, user: Any, pk: int) -> Incident:

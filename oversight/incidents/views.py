@@ -32,7 +32,13 @@ def incident_list_view(request: HttpRequest) -> HttpResponse:
     incidents = selectors.incident_list(
         user=request.user, status=status, agent=request.GET.get("agent", "").strip()
     )
-    context = {"incidents": incidents[:100], "status": status, "status_choices": STATUS_CHOICES}
+    out_of_view = selectors.incident_list_out_of_view(user=request.user, status=status)
+    context = {
+        "incidents": incidents[:100],
+        "out_of_view": out_of_view[:100],
+        "status": status,
+        "status_choices": STATUS_CHOICES,
+    }
     return render(request, "incidents/list.html", context)
 
 

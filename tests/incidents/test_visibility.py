@@ -127,3 +127,33 @@ def test_an_agent_moved_out_of_the_team_keeps_its_report_hidden_until_analysed_a
     incident_analyse(incident_id=team_incident.pk)
     assert set(team_incident.covered.all()) == {agent}
     assert _sees(owner, team_incident)
+
+
+def test_bob_is_told_the_team_incident_exists_and_whom_to_ask_without_its_content(
+    team_incident: Incident,
+    bob: Any,
+    mega: Agent,
+    owner: Any,
+    admin_user: Any,
+    django_user_model: Any,
+) -> None:
+    """The kill switch's banner over mega says "See the incident": bob's list names it,
+    with nothing of its report, instead of leaving him a list without it."""
+    Incident.objects.filter(pk=team_incident.pk).update(owner=admin_user)
+    page = _client(bob).get(reverse("incidents:list")).content.decode()
+    assert "Also about agents you may not view" in page
+    assert f"INC-{team_incident.pk}, team payments:" in page
+    assert "owner " + (admin_user.get_full_name() or admin_user.get_username()) in page
+    assert "No incidents open that you may read." in page
+    assert team_incident.title not in page and "28782" not in page
+    assert reverse("incidents:detail", args=[team_incident.pk]) not in page
+    for reader in (owner, admin_user):  # those who read it find it in the list itself
+        listed = _client(reader).get(reverse("incidents:list")).content.decode()
+        assert f"INC-{team_incident.pk}<" in listed
+        assert "Also about agents you may not view" not in listed
+    # Someone who may view none of the team's agents is not told of it at all.
+    stranger = make_user(django_user_model, "stranger", "reviewer")
+    assert (
+        f"INC-{team_incident.pk}"
+        not in _client(stranger).get(reverse("incidents:list")).content.decode()
+    )
