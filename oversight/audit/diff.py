@@ -13,12 +13,12 @@ from django.utils.dateparse import parse_datetime
 from oversight.agents.constants import APPROVE, CHANGE, VIEW
 
 EMPTY = "—"
-# A time as snapshots store it (ISO 8601, with its offset): shown as the log's headers show
-# times, not as the raw text.
 # The object permissions an access change records under "access of <username>"
 # (agents/services.py), shown as words: ["approve_agent", "view_agent"] reads "approve, view".
 _ACCESS_KEY = "access of "
 _PERMISSION_WORDS = {VIEW: "view", CHANGE: "change", APPROVE: "approve"}
+# A time as snapshots store it (ISO 8601, with its offset): shown as the log's headers show
+# times, not as the raw text.
 _STORED_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
 
 
