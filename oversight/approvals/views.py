@@ -125,15 +125,36 @@ def vote(request: HttpRequest, action_id: uuid.UUID) -> HttpResponse:
     context = {**selectors.queue_item_context(action), "message": message, "ok": status == 200}
     context |= typed
     view = LIST if request.POST.get("view") == LIST else CARDS
+    return _queue_element(request, action, context, view, status=status)
+
+
+def _queue_element(
+    request: HttpRequest, action: Action, context: dict[str, Any], view: str, status: int = 200
+) -> HttpResponse:
+    """The action's place in this person's queue: her vote while it waits for others (no
+    buttons: it has left her queue), else its card, or its row in the compact list."""
     your_vote = selectors.current_vote(user=request.user, votes=context["votes"])
     if action.status == ActionStatus.PENDING and your_vote:
-        # Voted (now, or from another tab), it waits for others: nothing left to decide
-        # here, so no buttons; it has left this person's queue.
         context |= {"your_vote": your_vote, "view": view}
         return render(request, "approvals/_queue_voted.html", context, status=status)
-    # A vote from the compact list gets its row back, from the cards a card.
     template = "_queue_row.html" if view == LIST else "_queue_item.html"
     return render(request, f"approvals/{template}", context, status=status)
+
+
+@login_required
+@require_GET
+def queue_item(request: HttpRequest, action_id: uuid.UUID) -> HttpResponse:
+    """What the vote answers, read again: a card showing a person's vote re-reads itself
+    with this when its action changes and stays hers to wait on, another's vote counted
+    (static/js/oversight.js). Nothing once the action has left the queue, or for someone
+    who may not decide it."""
+    action = selectors.action_get(user=request.user, action_id=action_id)  # 404 if not visible
+    if action.status != ActionStatus.PENDING or not user_has_agent_perm(
+        request.user, APPROVE, action.agent
+    ):
+        return HttpResponse("")
+    view = LIST if request.GET.get("view") == LIST else CARDS
+    return _queue_element(request, action, selectors.queue_item_context(action), view)
 
 
 def _typed_back(request: HttpRequest, *, refused: bool, changed: bool) -> dict[str, str | bool]:

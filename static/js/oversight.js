@@ -35,15 +35,21 @@
     return swap !== "delete" && shown.querySelector(".htmx-request") !== null;
   }
   // A card the person voted on is shown as her vote (#voted-…) while it waits for others,
-  // so its updates have no card to land on, until an edit supersedes the votes given so
-  // far (approvals/edits.py): an update with another request hash than the one she voted
-  // on takes the vote's place, buttons and all, as a reload would show it.
+  // so its updates have no card to land on. An update with another request hash than the
+  // one she voted on comes from an edit, which superseded the votes given so far
+  // (approvals/edits.py): it takes the vote's place, buttons and all, as a reload would
+  // show it. Any other update (another vote counted) has her vote read itself again, as
+  // what it says is hers (approvals/_queue_voted.html).
   function backAfterAnEdit(element) {
     if ((element.getAttribute("hx-swap-oob") || "true") !== "true") return false;
     if (element.id.indexOf("queue-") !== 0 || document.getElementById(element.id)) return false;
     var voted = document.getElementById("voted-" + element.id.slice("queue-".length));
     var hash = element.getAttribute("data-request-hash");
-    if (!voted || !hash || voted.getAttribute("data-request-hash") === hash) return false;
+    if (!voted || !hash) return false;
+    if (voted.getAttribute("data-request-hash") === hash) {
+      htmx.trigger(voted, "queue-item-changed");
+      return false;
+    }
     element.setAttribute("hx-swap-oob", "outerHTML:#" + CSS.escape(voted.id));
     return true;
   }

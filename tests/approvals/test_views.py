@@ -9,9 +9,12 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from oversight.accounts import roles
 from oversight.agents.models import AgentToken
+from oversight.agents.services import agent_access_grant
 from oversight.approvals.services import approval_vote
 from oversight.gateway.models import Action
+from tests.conftest import SYSTEM, make_user
 from tests.gateway.helpers import decide, grant_refunds, hold_large_refunds, refund
 
 pytestmark = pytest.mark.django_db
@@ -473,3 +476,43 @@ def test_the_story_tells_a_vote_that_left_the_action_waiting(
     page = client.get(reverse("approvals:action", args=[held_for_two.pk])).content.decode()
     assert "Voted approve (1 approval so far); still waiting for approval: “fine by me”" in page
     assert "Waiting for approval → Waiting for approval" not in page
+
+
+def test_a_voted_card_read_again_counts_the_votes_given_since(
+    client: Client,
+    agent: Any,
+    prod_token: AgentToken,
+    rita: Any,
+    rob: Any,
+    django_user_model: Any,
+    teammate: Any,
+    outsider: Any,
+) -> None:
+    """What a card showing a vote re-reads when its action changes (static/js/oversight.js):
+    the same vote with the count now, the card for one who may vote, nothing once it is
+    decided or for someone who may not decide it."""
+    ruth = make_user(django_user_model, "ruth", roles.REVIEWER)
+    agent_access_grant(actor=SYSTEM, agent=agent, user=ruth, level="reviewer")
+    agent_access_grant(actor=SYSTEM, agent=agent, user=teammate, level="viewer")
+    grant_refunds(agent)
+    hold_large_refunds(agent, approvals=3)
+    held = decide(prod_token, refund(900))
+    url = reverse("approvals:queue_item", args=[held.pk])
+    _vote(client, rob, held, "approve")
+    _vote(client, rita, held, "approve")
+
+    client.force_login(rob)
+    for view, element in (("", "<article"), ("?view=list", "<li")):
+        card = client.get(url + view).content.decode()
+        assert card.lstrip().startswith(element) and f'id="voted-{held.pk}"' in card
+        assert "You approved this (2 of 3); waiting for another reviewer." in card
+    client.force_login(ruth)
+    assert 'name="vote"' in client.get(url).content.decode()
+    client.force_login(teammate)  # may view it, not decide it
+    assert client.get(url).content == b""
+    client.force_login(outsider)
+    assert client.get(url).status_code == 404
+
+    _vote(client, ruth, held, "approve")
+    client.force_login(rob)
+    assert client.get(url).content == b""  # approved: it has left the queue

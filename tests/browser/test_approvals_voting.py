@@ -4,18 +4,21 @@ comment stays out of the address), and a reviewer who voted on an action that ne
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from oversight.accounts import roles
+from oversight.agents.services import agent_access_grant
 from oversight.gateway.models import Action
 from oversight.live import groups
 from oversight.policy.models import Rule
 from oversight.policy.services import policy_object_create
 from tests.browser import test_approvals_flow as flow
 from tests.browser.test_approvals_flow import Scene, log_in, screenshot
-from tests.conftest import SYSTEM
+from tests.conftest import SYSTEM, make_user
 from tests.gateway.helpers import REFUND
 from tests.servers import wait_until_the_server_listens
 
@@ -165,3 +168,33 @@ def test_an_edit_that_supersedes_a_vote_brings_the_card_back_to_the_voter_live(
     expect(rob.locator(f"#queue-{action_id}")).to_have_count(0)
     action = Action.objects.get(pk=action_id)
     assert (action.status, action.params) == ("approved", {"amount": 600})
+
+
+def test_a_reviewer_waiting_on_her_vote_sees_the_next_vote_counted_live(
+    open_as: Callable[[str, str], Page], live_url: str, scene: Scene, django_user_model: Any
+) -> None:
+    ruth = make_user(django_user_model, "ruth", roles.REVIEWER)
+    agent_access_grant(actor=SYSTEM, agent=scene.agent, user=ruth, level="reviewer")
+    policy_object_create(
+        actor=SYSTEM,
+        obj=Rule(
+            agent=scene.agent,
+            name="three people for large refunds",
+            effect="hold",
+            action=REFUND,
+            condition="params.amount > 500",
+            approvals=3,
+        ),
+    )
+    rob = open_as("rob", "/approvals/?view=list")
+    rita = open_as("rita", "/approvals/")
+    wait_until_the_server_listens(groups.agent_queue(scene.agent.pk))
+    action_id = _held(live_url, scene, "ch_1")
+    rob.locator(f"#queue-{action_id}").get_by_role("button", name="Approve").click()
+    voted = rob.locator(f"#voted-{action_id}")
+    expect(voted).to_contain_text("You approved this (1 of 3); waiting for 2 more reviewers.")
+
+    rita.locator(f"#queue-{action_id}").get_by_role("button", name="Approve").click()
+
+    expect(voted).to_contain_text("You approved this (2 of 3); waiting for another reviewer.")
+    expect(rob.get_by_role("button", name="Approve")).to_have_count(0)
