@@ -75,6 +75,14 @@ def test_an_argument_making_an_empty_path_segment_is_refused() -> None:
     assert FILES.resource("get", {"h": "example.com"}) == "https://example.com/x"  # its own
 
 
+def test_an_empty_argument_is_refused_wherever_it_would_stand() -> None:
+    """`fs:/home/agent/` names the directory, not a file in it; `https:///x` no host."""
+    with pytest.raises(ValueError, match="argument path is empty"):
+        FILES.resource("read", {"path": ""})
+    with pytest.raises(ValueError, match="argument h is empty"):
+        FILES.resource("get", {"h": ""})
+
+
 def test_names_with_dots_that_are_not_dot_segments_are_kept() -> None:
     for path in (".hidden", "a..b", "notes/v1.2/x.txt", "..."):
         assert FILES.resource("read", {"path": path}) == f"fs:/home/agent/{path}"

@@ -107,9 +107,16 @@ def resource_text(value: Any) -> str:
 
 
 def _check_segments(name: str, text: str) -> None:
-    """Refuse a value with a `.` or `..` path segment (`../x`, `x/./y`, `..\\x`): resources
-    are matched as they are written, never normalised, so `fs:/home/agent/x/../private/key`
-    would escape a forbid on `fs:/home/agent/private/*` yet reach that file."""
+    """Refuse an empty value, and one with a `.` or `..` path segment (`../x`, `x/./y`,
+    `..\\x`): resources are matched as they are written, never normalised, so
+    `fs:/home/agent/x/../private/key` would escape a forbid on `fs:/home/agent/private/*`
+    yet reach that file; and `crm:contact/{id}` with an empty id names no contact, where a
+    tool may act on the collection (`DELETE /contacts/`), past a forbid on any one."""
+    if not text:
+        raise ValueError(
+            f"the argument {name} is empty, which leaves an empty segment in the resource; "
+            "it names nothing, so it is refused"
+        )
     for dots in ("..", "."):
         if dots in _SEPARATORS.split(text):
             raise ValueError(
