@@ -106,7 +106,10 @@ def test_a_call_approved_with_edits_runs_the_edited_input(
         lambda: _as_the_cli(live_url, token, refunds, charge="ch_4", amount=150)
     )
     vote(approver, approve=True, params={"charge": "ch_4", "amount": 120})
-    assert finish(thread, ended)["updatedInput"] == {"charge": "ch_4", "amount": 120}
+    answer = finish(thread, ended)
+    assert answer["updatedInput"] == {"charge": "ch_4", "amount": 120}
+    # Claude is told it was a person's approval of other arguments, not a plain "allowed".
+    assert "approved this call with edited arguments" in answer["permissionDecisionReason"]
     assert refunds.executed == [{"charge": "ch_4", "amount": 120}]
     action = Action.objects.get()
     assert (action.status, action.after["refunded"]) == ("succeeded", 120)

@@ -9,7 +9,13 @@ import asyncio
 import sys
 
 from pydantic_ai import Agent, FunctionToolset
-from pydantic_ai.messages import ModelResponse, TextPart, ToolCallPart, ToolReturnPart
+from pydantic_ai.messages import (
+    ModelResponse,
+    TextPart,
+    ToolCallPart,
+    ToolReturnPart,
+    UserPromptPart,
+)
 from pydantic_ai.models.function import FunctionModel
 
 from oversight_sdk import AsyncOversight
@@ -27,10 +33,13 @@ def fake_model(arguments: dict) -> FunctionModel:
     """Stands in for a real model: calls `refund` once, then repeats what it was told."""
 
     def respond(messages, info):
-        told = [p.content for m in messages for p in m.parts if isinstance(p, ToolReturnPart)]
+        # After the prompt: the tool's answer, and what a person's approval said beyond yes
+        # (an edit, a note), which Oversight's toolset adds as a user message.
+        later = [p for m in messages[1:] for p in m.parts]
+        told = [str(p.content) for p in later if isinstance(p, (ToolReturnPart, UserPromptPart))]
         if not told:
             return ModelResponse(parts=[ToolCallPart("refund", arguments)])
-        return ModelResponse(parts=[TextPart(f"the model was told: {told[0]}")])
+        return ModelResponse(parts=[TextPart(f"the model was told: {' / '.join(told)}")])
 
     return FunctionModel(respond)
 

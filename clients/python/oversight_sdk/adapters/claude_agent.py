@@ -157,11 +157,14 @@ class ClaudeOversight:
                     "permissionDecisionReason": why_not,
                 }
             }
+        # Approved by a person: what the approval said (who, an edit, a note), not "allowed".
+        guard = self._running.get(tool_use_id or "")
         return {
             "hookSpecificOutput": {
                 "hookEventName": "PreToolUse",
                 "permissionDecision": "allow",
-                "permissionDecisionReason": "Oversight allowed it",
+                "permissionDecisionReason": (guard and guard.approval_note)
+                or "Oversight allowed it",
                 "updatedInput": run_input,
             }
         }
