@@ -168,9 +168,14 @@ POLICIES: dict[str, dict[str, list[dict[str, object]]]] = {
                 "action": "payments.refund",
                 "resource": "stripe:charge/*",
                 # A refund is undone by charging the same amount again (docs/rewind.md).
+                # The demo traffic names its charges in a list; the SDK's examples
+                # (docs/integrations/) name one `charge`.
                 **_reversible(
                     "payments.charge",
-                    {"charge": "params.charges[0]", "amount": "params.amount"},
+                    {
+                        "charge": "has(params.charges) ? params.charges[0] : params.charge",
+                        "amount": "params.amount",
+                    },
                 ),
             },
             # What undoes a refund (a compensation decided like any action of the agent).

@@ -164,10 +164,30 @@ def undo_refusal(
     )
     if refusal:
         return refusal
+    try:
+        _undo_params_of(action)
+    except ValidationError as exc:
+        return exc.messages[0]
     on_its_way = (live if live is not None else live_undos([action.pk])).get(action.pk)
     if on_its_way is not None:
         return f"An undo of this action is already {on_its_way[1]} ({on_its_way[0]})."
     return ""
+
+
+def _undo_params_of(action: Action) -> dict[str, Any]:
+    """The params of the action's undo, from its contract over what it was asked and what
+    it reported; ValidationError, saying which and why, when they cannot be had (an action
+    without the param its grant's undo reads), so that no Undo is offered for it."""
+    contract = action.undo_contract or {}
+    try:
+        return undo_params(
+            contract.get("params") or {},
+            original=action.params,
+            before=action.before,
+            after=action.after,
+        )
+    except (UndoError, ValueError) as exc:
+        raise ValidationError(f"Its undo could not be worked out: {exc}") from None
 
 
 def _undo_token(agent_id: int, environment: str) -> AgentToken:
@@ -266,15 +286,7 @@ def undo_prepare(
     if refusal:
         raise ValidationError(refusal)
     contract = original.undo_contract or {}
-    try:
-        params = undo_params(
-            contract.get("params") or {},
-            original=original.params,
-            before=original.before,
-            after=original.after,
-        )
-    except (UndoError, ValueError) as exc:
-        raise ValidationError(f"Its undo could not be worked out: {exc}") from None
+    params = _undo_params_of(original)
     key = (original.agent_id, original.environment)
     fresh = (tokens or {}).get(key) or _undo_credentials(*key)
     data = ActionInput(

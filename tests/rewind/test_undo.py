@@ -274,3 +274,17 @@ def test_a_denied_undo_says_why_on_the_page(
     [said] = [str(m) for m in response.context["messages"]]
     assert said.startswith("The undo was denied by the agent's policy: "), said
     assert "no matching grant" in said, said
+
+
+def test_no_undo_is_offered_for_an_action_its_undo_cannot_be_worked_out_for(
+    client: Client, agent: Agent, owner: Any, production: Any
+) -> None:
+    """The grant's undo reads `params.charges[0]`; an action asked with `charge` instead
+    (an SDK example against the demo) showed "Undo this action", which then failed."""
+    original = _refunded(production)
+    Action.objects.filter(pk=original.pk).update(params={"charge": "ch_1", "amount": 5})
+    client.force_login(owner)
+    page = client.get(reverse("approvals:action", args=[original.pk])).content.decode()
+    assert "Undo this action" not in page
+    assert "Its undo could not be worked out: undo param &#x27;charge&#x27;" in page
+    assert "(params.charges[0])" in page

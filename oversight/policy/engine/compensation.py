@@ -89,10 +89,14 @@ def undo_params(
             value = expression.eval(activation)
             result = value.value()
             if value.type() == _T.ERROR:
-                raise UndoError(f"undo param {name!r}: {clean_message(str(result))}")
+                raise UndoError(
+                    f"undo param {name!r} ({params[name]}): {clean_message(str(result))}"
+                )
         except UndoError:
             raise
         except Exception as exc:
-            raise UndoError(f"undo param {name!r}: {clean_message(str(exc))}") from None
+            raise UndoError(
+                f"undo param {name!r} ({params[name]}): {clean_message(str(exc))}"
+            ) from None
         found[name] = _python(result)
     return found
