@@ -38,6 +38,21 @@ def _held(live_url: str, scene: Scene, charge: str) -> str:
     return response.json()["id"]
 
 
+def _needs_approvals(scene: Scene, approvals: int) -> None:
+    """Large refunds need this many people's approvals."""
+    policy_object_create(
+        actor=SYSTEM,
+        obj=Rule(
+            agent=scene.agent,
+            name=f"{approvals} people for large refunds",
+            effect="hold",
+            action=REFUND,
+            condition="params.amount > 500",
+            approvals=approvals,
+        ),
+    )
+
+
 def test_without_javascript_a_deny_and_approvals_are_taken_and_the_comment_stays_private(
     browser: Browser, live_url: str, scene: Scene
 ) -> None:
@@ -83,17 +98,7 @@ def test_without_javascript_a_deny_and_approvals_are_taken_and_the_comment_stays
 def test_a_reviewer_who_voted_is_told_it_waits_for_another_and_gets_no_buttons(
     open_as: Callable[[str, str], Page], live_url: str, scene: Scene
 ) -> None:
-    policy_object_create(
-        actor=SYSTEM,
-        obj=Rule(
-            agent=scene.agent,
-            name="two people for large refunds",
-            effect="hold",
-            action=REFUND,
-            condition="params.amount > 500",
-            approvals=2,
-        ),
-    )
+    _needs_approvals(scene, 2)
     rob = open_as("rob", "/approvals/")
     rita = open_as("rita", "/approvals/")
     wait_until_the_server_listens(groups.agent_queue(scene.agent.pk))
@@ -129,17 +134,7 @@ def test_a_reviewer_who_voted_is_told_it_waits_for_another_and_gets_no_buttons(
 def test_an_edit_that_supersedes_a_vote_brings_the_card_back_to_the_voter_live(
     open_as: Callable[[str, str], Page], live_url: str, scene: Scene
 ) -> None:
-    policy_object_create(
-        actor=SYSTEM,
-        obj=Rule(
-            agent=scene.agent,
-            name="two people for large refunds",
-            effect="hold",
-            action=REFUND,
-            condition="params.amount > 500",
-            approvals=2,
-        ),
-    )
+    _needs_approvals(scene, 2)
     rob = open_as("rob", "/approvals/")
     rita = open_as("rita", "/approvals/")
     wait_until_the_server_listens(groups.agent_queue(scene.agent.pk))
@@ -175,17 +170,7 @@ def test_a_reviewer_waiting_on_her_vote_sees_the_next_vote_counted_live(
 ) -> None:
     ruth = make_user(django_user_model, "ruth", roles.REVIEWER)
     agent_access_grant(actor=SYSTEM, agent=scene.agent, user=ruth, level="reviewer")
-    policy_object_create(
-        actor=SYSTEM,
-        obj=Rule(
-            agent=scene.agent,
-            name="three people for large refunds",
-            effect="hold",
-            action=REFUND,
-            condition="params.amount > 500",
-            approvals=3,
-        ),
-    )
+    _needs_approvals(scene, 3)
     rob = open_as("rob", "/approvals/?view=list")
     rita = open_as("rita", "/approvals/")
     wait_until_the_server_listens(groups.agent_queue(scene.agent.pk))
