@@ -3,6 +3,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 from django.http import HttpRequest
 
 from oversight.accounts import services
@@ -28,3 +30,23 @@ class TeamAdmin(admin.ModelAdmin):
             saved = services.team_create(actor=actor, **data)
         obj.pk = saved.pk
         services.team_review_settings_update(actor=actor, team=saved, **settings)
+
+
+User = get_user_model()
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class AuditedUserAdmin(UserAdmin):
+    """People's roles and teams are groups, given here: each change of a person's groups
+    or standing is audited, by whom, and open pages re-read what that person may see
+    (services.user_access_changed)."""
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)  # the groups are saved here
+        if change:  # a person added here gets their groups on the change form that follows
+            services.user_access_changed(
+                actor=Actor.for_user(request.user),
+                user=form.instance,
+                before=services.user_access_as_shown(form.initial),
+            )

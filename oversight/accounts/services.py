@@ -221,3 +221,45 @@ def team_reviewer_remove(*, actor: Actor, team: Team, user: Any) -> bool:
         before={"reviewer": user.get_username()},
     )
     return True
+
+
+# What a person may see and do beyond their object permissions: their groups (roles and
+# teams) and their standing.
+USER_ACCESS_FIELDS = ("is_active", "is_staff", "is_superuser")
+
+
+def user_access(user: Any) -> dict[str, Any]:
+    """A person's access as the audit log records it: group names, sorted, and standing."""
+    return {
+        "groups": sorted(user.groups.values_list("name", flat=True)),
+        **{field: getattr(user, field) for field in USER_ACCESS_FIELDS},
+    }
+
+
+def user_access_as_shown(initial: dict[str, Any]) -> dict[str, Any]:
+    """``user_access`` as a form showed it (its initial values: groups or their ids)."""
+    ids = [getattr(group, "pk", group) for group in initial.get("groups", [])]
+    return {
+        "groups": sorted(Group.objects.filter(pk__in=ids).values_list("name", flat=True)),
+        **{field: initial.get(field) for field in USER_ACCESS_FIELDS},
+    }
+
+
+def user_access_changed(*, actor: Actor, user: Any, before: dict[str, Any]) -> bool:
+    """After a person's groups or standing were changed (the admin site saves them): the
+    change is audited, and open sockets re-read what each person may see, so someone
+    removed from a team or deactivated is sent nothing more of it. False if nothing
+    changed."""
+    after = user_access(user)
+    if after == before:
+        return False
+    after_commit(resubscribe_everyone)
+    changed = [key for key in after if after[key] != before.get(key)]
+    audit_record(
+        actor=actor,
+        verb=verbs.USER_ACCESS_CHANGED,
+        target=user,
+        before={key: before.get(key) for key in changed},
+        after={key: after[key] for key in changed},
+    )
+    return True

@@ -34,6 +34,8 @@ TEAM_REVIEWER_REMOVED = "team.reviewer_removed"
 TEAM_CREATED = "team.created"
 TEAM_UPDATED = "team.updated"
 TEAM_MEMBER_ADDED = "team.member_added"
+# A person's roles, teams or standing (active, staff, superuser) changed in the admin.
+USER_ACCESS_CHANGED = "user.access_changed"
 AUDIT_EXPORTED = "audit.exported"
 AUDIT_VERIFICATION_STARTED = "audit.verification_started"
 TEAM_CHANNELS_UPDATED = "team_channels.updated"
@@ -138,6 +140,7 @@ KNOWN_VERBS = sorted(
         TEAM_CREATED,
         TEAM_UPDATED,
         TEAM_MEMBER_ADDED,
+        USER_ACCESS_CHANGED,
         TEAM_REVIEWER_ADDED,
         TEAM_REVIEWER_REMOVED,
         AUDIT_EXPORTED,

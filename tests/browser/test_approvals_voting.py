@@ -38,6 +38,22 @@ def _held(live_url: str, scene: Scene, charge: str) -> str:
     return response.json()["id"]
 
 
+def _a_held_refund_before_rob_and_rita(
+    open_as: Callable[[str, str], Page],
+    live_url: str,
+    scene: Scene,
+    approvals: int,
+    rob_view: str = "cards",
+) -> tuple[Page, Page, str]:
+    """Rob's and rita's queues open, live, when a refund that needs `approvals` people's
+    approvals is held: their pages and its id."""
+    _needs_approvals(scene, approvals)
+    rob = open_as("rob", f"/approvals/?view={rob_view}")
+    rita = open_as("rita", "/approvals/")
+    wait_until_the_server_listens(groups.agent_queue(scene.agent.pk))
+    return rob, rita, _held(live_url, scene, "ch_1")
+
+
 def _needs_approvals(scene: Scene, approvals: int) -> None:
     """Large refunds need this many people's approvals."""
     policy_object_create(
@@ -98,11 +114,7 @@ def test_without_javascript_a_deny_and_approvals_are_taken_and_the_comment_stays
 def test_a_reviewer_who_voted_is_told_it_waits_for_another_and_gets_no_buttons(
     open_as: Callable[[str, str], Page], live_url: str, scene: Scene
 ) -> None:
-    _needs_approvals(scene, 2)
-    rob = open_as("rob", "/approvals/")
-    rita = open_as("rita", "/approvals/")
-    wait_until_the_server_listens(groups.agent_queue(scene.agent.pk))
-    action_id = _held(live_url, scene, "ch_1")
+    rob, rita, action_id = _a_held_refund_before_rob_and_rita(open_as, live_url, scene, 2)
     rita_card = rita.locator(f"#queue-{action_id}")
     rob_card = rob.locator(f"#queue-{action_id}")
     expect(rob_card).to_contain_text("Votes 0 of 2")
@@ -134,11 +146,7 @@ def test_a_reviewer_who_voted_is_told_it_waits_for_another_and_gets_no_buttons(
 def test_an_edit_that_supersedes_a_vote_brings_the_card_back_to_the_voter_live(
     open_as: Callable[[str, str], Page], live_url: str, scene: Scene
 ) -> None:
-    _needs_approvals(scene, 2)
-    rob = open_as("rob", "/approvals/")
-    rita = open_as("rita", "/approvals/")
-    wait_until_the_server_listens(groups.agent_queue(scene.agent.pk))
-    action_id = _held(live_url, scene, "ch_1")
+    rob, rita, action_id = _a_held_refund_before_rob_and_rita(open_as, live_url, scene, 2)
     rob.locator(f"#queue-{action_id}").get_by_role("button", name="Approve").click()
     expect(rob.locator(f"#voted-{action_id}")).to_contain_text("You approved this (1 of 2)")
 
@@ -170,11 +178,9 @@ def test_a_reviewer_waiting_on_her_vote_sees_the_next_vote_counted_live(
 ) -> None:
     ruth = make_user(django_user_model, "ruth", roles.REVIEWER)
     agent_access_grant(actor=SYSTEM, agent=scene.agent, user=ruth, level="reviewer")
-    _needs_approvals(scene, 3)
-    rob = open_as("rob", "/approvals/?view=list")
-    rita = open_as("rita", "/approvals/")
-    wait_until_the_server_listens(groups.agent_queue(scene.agent.pk))
-    action_id = _held(live_url, scene, "ch_1")
+    rob, rita, action_id = _a_held_refund_before_rob_and_rita(
+        open_as, live_url, scene, 3, rob_view="list"
+    )
     rob.locator(f"#queue-{action_id}").get_by_role("button", name="Approve").click()
     voted = rob.locator(f"#voted-{action_id}")
     expect(voted).to_contain_text("You approved this (1 of 3); waiting for 2 more reviewers.")
