@@ -31,10 +31,11 @@ _TIME = "'\"' || to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS
 _NEEDS_ESCAPE = "'[\\x01-\\x1f\"\\\\]'"
 
 
-def _value_sql(name: str, *, plain: bool) -> str:
-    """The canonical text of one column; ``plain``: its strings need no escaping."""
+def _value_sql(name: str, *, plain: bool, row: str = "") -> str:
+    """The canonical text of one column; ``plain``: its strings need no escaping; ``row``:
+    the row's name, as in a trigger (``NEW.``)."""
     field = AuditEvent._meta.get_field(name)
-    column = connection.ops.quote_name(field.column)
+    column = row + connection.ops.quote_name(field.column)
     if isinstance(field, models.DateTimeField):
         return _TIME.format(column=column)
     if isinstance(field, CanonicalJSONField | models.IntegerField):  # kept as written
@@ -44,26 +45,27 @@ def _value_sql(name: str, *, plain: bool) -> str:
     raise TypeError(f"no canonical SQL for {name} ({type(field).__name__})")
 
 
-def _line(*, plain: bool) -> str:
+def _line(*, plain: bool, row: str = "") -> str:
     parts = []
     for index, name in enumerate(sorted(HASHED_FIELDS)):
         key = ("{" if index == 0 else ",") + json.dumps(name) + ":"
-        parts.append(f"'{key}' || {_value_sql(name, plain=plain)}")
+        parts.append(f"'{key}' || {_value_sql(name, plain=plain, row=row)}")
     return " || ".join([*parts, "'}'"])
 
 
-def canonical_line_sql() -> str:
-    """An SQL expression giving each row's canonical line (a text). Escaping every string
-    with to_json is most of the work, and almost no row needs it: one test of all the
-    row's strings picks the plain form when none does."""
+def canonical_line_sql(row: str = "") -> str:
+    """An SQL expression giving each row's canonical line (a text); ``row``: the row's
+    name, as in a trigger (``NEW.``). Escaping every string with to_json is most of the
+    work, and almost no row needs it: one test of all the row's strings picks the plain
+    form when none does."""
     strings = [
-        connection.ops.quote_name(AuditEvent._meta.get_field(name).column)
+        row + connection.ops.quote_name(AuditEvent._meta.get_field(name).column)
         for name in sorted(HASHED_FIELDS)
         if isinstance(AuditEvent._meta.get_field(name), models.CharField)
     ]
     return (
         f"CASE WHEN concat({', '.join(strings)}) ~ {_NEEDS_ESCAPE} "
-        f"THEN {_line(plain=False)} ELSE {_line(plain=True)} END"
+        f"THEN {_line(plain=False, row=row)} ELSE {_line(plain=True, row=row)} END"
     )
 
 

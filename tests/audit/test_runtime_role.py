@@ -113,3 +113,40 @@ def test_the_decision_path_still_records_its_audit_event(agent: Any) -> None:
     assert action.status == "allowed"
     assert AuditEvent.objects.filter(verb="action.decided", target_id=str(action.pk)).exists()
     assert AuditEvent.objects.count() == before + 1
+
+
+_FORGED = (
+    "INSERT INTO audit_auditevent (seq, created_at, actor_type, actor_label, verb,"
+    " target_type, target_id, target_label, request_id, prev_hash, hash)"
+    " VALUES (%s, now(), 'user', 'evil', 'x.y', 't', '1', 't', '', %s, %s)"
+)
+
+
+def _head() -> tuple[int, str]:
+    last = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first()
+    assert last is not None
+    return last
+
+
+@pytest.mark.parametrize("forged", ["far ahead", "the next seq", "a well-formed hash"])
+def test_a_row_appended_other_than_as_audit_append_writes_it_is_refused(forged: str) -> None:
+    """The runtime role may INSERT (audit_append runs as it): a made-up row, which would
+    chain every later event onto it and stop every later checkpoint, is refused below the
+    application. Only the next seq, after the head's hash, hashing to its hash, goes in."""
+    record(2)
+    seq, head = _head()
+    values = {
+        "far ahead": (99999, "a", "b"),
+        "the next seq": (seq + 1, "a", "b"),
+        "a well-formed hash": (seq + 1, head, "0" * 64),
+    }[forged]
+    with (
+        pytest.raises(DatabaseError, match="audit log: seq") as refused,
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(_FORGED, list(values))
+    assert refused.value.__cause__.sqlstate == "42501"
+    assert _head() == (seq, head)
+    record(1)  # the chain goes on from where it was
+    assert _head()[0] == seq + 1
