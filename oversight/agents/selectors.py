@@ -114,7 +114,8 @@ def retirement_reason(*, agent: Agent) -> str:
         .values_list("after", flat=True)
         .first()
     )
-    return str((event or {}).get("reason") or "")
+    # The page ends the sentence itself.
+    return str((event or {}).get("reason") or "").rstrip(". ")
 
 
 def agent_access_list(*, agent: Agent) -> list[AccessEntry]:

@@ -176,6 +176,12 @@ def agent_access_grant_view(request: HttpRequest, slug: str) -> HttpResponse:
         return response
     if note:
         messages.info(request, note)
+    elif form is not None:  # without htmx: what was wrong, on the page it is shown on
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, f"Access not given: {error}")
+    else:
+        messages.success(request, "Access given.")
     return redirect("agents:detail", slug=agent.slug)
 
 

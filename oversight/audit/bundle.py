@@ -63,10 +63,19 @@ def _document(checkpoint: AuditCheckpoint) -> str:
     return verifier.dumps_document(document)
 
 
+def _agent_exists(slug: str) -> bool:
+    from oversight.agents.models import Agent  # audit is below agents
+
+    return Agent.objects.filter(slug=slug).exists()
+
+
 def bundle_build(*, events: QuerySet[AuditEvent], filters: AuditFilters, site: str) -> Bundle:
     """The events of ``events`` (what the caller may read) that ``filters`` select.
     Checkpoints first, so every event so far is covered. Raises BundleError when nothing
-    matches or the range is too large for one bundle."""
+    matches or the range is too large for one bundle (an agent that does not exist is
+    said so, before any checkpoint is written)."""
+    if filters.agent and not _agent_exists(filters.agent):
+        raise BundleError(f"No agent {filters.agent!r}: give an agent's slug, as on its page.")
     checkpoints.checkpoint_write()
     latest = AuditCheckpoint.objects.order_by("-number").first()
     if latest is None:

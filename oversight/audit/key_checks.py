@@ -11,7 +11,7 @@ from django.conf import settings
 from django.core.checks import CheckMessage, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
-from oversight.audit import signing
+from oversight.audit import signing, sinks
 
 _KEY_HINT = (
     "Create one with `manage.py audit_key` and give it as AUDIT_SIGNING_KEY or "
@@ -37,6 +37,17 @@ def check_checkpoints(app_configs: Any = None, **kwargs: Any) -> list[CheckMessa
         found.append(
             Warning(f"Checkpoints cannot be signed: {exc}", hint=_KEY_HINT, id="audit.W011")
         )
+    for sink in settings.AUDIT_CHECKPOINT_SINKS:
+        try:
+            sinks.sink_parse(sink)
+        except sinks.SinkError as exc:
+            found.append(
+                Warning(
+                    f"Checkpoints cannot be delivered: {exc}.",
+                    hint="Fix AUDIT_CHECKPOINT_SINKS (docs/audit-trust.md).",
+                    id="audit.W013",
+                )
+            )
     local = Path(settings.BASE_DIR).resolve()
     outside = [
         sink

@@ -74,8 +74,9 @@ def _select_sql(where: str) -> str:
     return (
         "SELECT seq, prev_hash, hash, "  # noqa: S608 (no outside input)
         f"encode(sha256(convert_to({line}, 'UTF8')), 'hex') = hash, "
-        # The Merkle leaf (verifier.leaf_hash): RFC 9162's 0x00 and the event's hash.
-        "sha256('\\x00'::bytea || decode(hash, 'hex')) "
+        # The Merkle leaf (verifier.leaf_hash): RFC 9162's 0x00 and the event's hash; none
+        # for a hash that is not one (written around the checks): the verifier names it.
+        "CASE WHEN hash ~ '^[0-9a-f]{64}$' THEN sha256('\\x00'::bytea || decode(hash, 'hex')) END "
         f"FROM audit_auditevent {where} ORDER BY seq"
     )
 

@@ -42,12 +42,13 @@ class Target:
 
 
 def parse_target(text: str) -> Target:
-    """``global``, ``team:SLUG`` or ``agent:SLUG``."""
+    """``global``, ``team:NAME`` (the team's name or its slug, in any case) or
+    ``agent:SLUG``."""
     kind, _, name = text.partition(":")
     if kind == Scope.GLOBAL and not name:
         return Target(Scope.GLOBAL)
     if kind == Scope.TEAM and name:
-        team = Team.objects.filter(slug=name).first()
+        team = Team.objects.filter(Q(slug__iexact=name) | Q(name__iexact=name)).first()
         if team is None:
             raise ValidationError(f"No team {name!r}.")
         return Target(Scope.TEAM, team=team)

@@ -16,10 +16,11 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from oversight.accounts import roles
 from oversight.accounts.services import team_review_settings_update
 from oversight.agents.access import get_agent_for_user
-from oversight.agents.constants import CHANGE
+from oversight.agents.constants import CHANGE, AgentStatus
 from oversight.agents.models import Agent
 from oversight.audit.actors import Actor
 from oversight.reviews import selectors, services
+from oversight.reviews.constants import ReviewOutcome
 from oversight.reviews.forms import RecertifyForm, RetireForm, TeamReviewSettingsForm
 from oversight.reviews.notices import day
 
@@ -98,10 +99,17 @@ def review_recertify(request: HttpRequest, slug: str) -> HttpResponse:
         except ValidationError as exc:
             form.add_error(None, exc)
         else:
+            how = "" if review.outcome == ReviewOutcome.RECERTIFIED else " (access reduced first)"
+            agent.refresh_from_db(fields=["status"])
+            paused = (
+                " It stays paused: its owner sets it active on its Edit page."
+                if agent.status == AgentStatus.PAUSED
+                else ""
+            )
             messages.success(
                 request,
-                f"{agent.name} re-certified ({review.get_outcome_display().lower()}). "
-                f"Next re-certification due {day(review.next_review_due)}.",
+                f"{agent.name} re-certified{how}. "
+                f"Next re-certification due {day(review.next_review_due)}.{paused}",
             )
             return redirect("reviews:agent", slug=agent.slug)
     context = _context(request, agent, recertify_form=form)

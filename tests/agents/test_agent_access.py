@@ -147,3 +147,17 @@ def test_the_same_level_again_says_nothing_changed(
     _grant(client, owner, agent, reviewer, "reviewer")
     response = _grant(client, owner, agent, reviewer, "reviewer", HTTP_HX_REQUEST="true")
     assert "rita has reviewer access already; nothing changed." in response.content.decode()
+
+
+def test_without_htmx_bad_input_is_said_on_the_page_and_changes_nothing(
+    client: Client, owner: Any, reviewer: Any, agent: Any
+) -> None:
+    client.force_login(owner)
+    url = reverse("agents:access-grant", args=[agent.slug])
+    for body in ({"user": 999999, "level": "reviewer"}, {"user": reviewer.pk, "level": "owner"}):
+        page = client.post(url, body, follow=True).content.decode()
+        assert "Access not given:" in page, body
+    assert not get_perms(reviewer, agent)
+    assert not AuditEvent.objects.filter(verb="agent.access_granted").exists()
+    page = client.post(url, {"user": reviewer.pk, "level": "viewer"}, follow=True)
+    assert "Access given." in page.content.decode()

@@ -41,6 +41,19 @@ def test_it_names_a_row_whose_json_was_edited_in_sql() -> None:
         call_command("audit_verify")
 
 
+def test_it_names_a_row_whose_hash_is_not_one() -> None:
+    """A row written around the checks, its hash not even hex: named, not a traceback
+    (the database's rehash decoded every hash and failed on this one)."""
+    record(3)
+    tamper(
+        "INSERT INTO audit_auditevent (seq, created_at, actor_type, actor_label, verb,"
+        " target_type, target_id, target_label, request_id, prev_hash, hash)"
+        " VALUES (4, now(), 'user', 'evil', 'x.y', 't', '1', 't', '', 'a', 'b')"
+    )
+    with pytest.raises(CommandError, match=r"broken at seq 4"):
+        call_command("audit_verify")
+
+
 def test_it_names_the_gap_left_by_a_deleted_row() -> None:
     record(5)
     tamper("DELETE FROM audit_auditevent WHERE seq = 2")

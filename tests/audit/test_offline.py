@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from oversight.audit import signing, sinks, verifier
 from oversight.audit.bundle import bundle_build
 from oversight.audit.checkpoints import checkpoint_write
 from oversight.audit.export import COLUMNS
-from oversight.audit.models import AuditEvent
+from oversight.audit.models import AuditCheckpoint, AuditEvent
 from oversight.audit.selectors import AuditFilters
 from tests.audit.helpers import record
 
@@ -160,3 +160,14 @@ def test_the_bundle_command_writes_a_file(tmp_path: Path, sink_dir: Path) -> Non
     call_command("audit_bundle", output=tmp_path)
     (written,) = tmp_path.glob("oversight-evidence-all-*.zip")
     assert zipfile.ZipFile(written).testzip() is None
+
+
+def test_the_bundle_command_names_an_agent_that_does_not_exist(
+    tmp_path: Path, sink_dir: Path
+) -> None:
+    """Said as such, before anything is written: not "No events match" after a checkpoint."""
+    record(3)
+    with pytest.raises(CommandError, match="No agent 'nope'"):
+        call_command("audit_bundle", agent="nope", output=tmp_path)
+    assert not AuditCheckpoint.objects.exists()
+    assert not list(tmp_path.iterdir())

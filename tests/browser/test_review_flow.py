@@ -75,7 +75,7 @@ def test_an_owner_removes_an_unused_grant_and_recertifies(
     page.get_by_label("Notes").fill("Voids are done by people now.")
     page.get_by_role("button", name="Re-certify for 90 days").click()
 
-    done = "Refund bot re-certified (access reduced, then re-certified)"
+    done = "Refund bot re-certified (access reduced first)"
     expect(page.get_by_text(done)).to_be_visible()
     history = page.locator("#review-history")
     expect(history).to_contain_text("Access reduced, then re-certified")

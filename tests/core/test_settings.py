@@ -49,6 +49,8 @@ def _production_env(**overrides: str) -> dict[str, str]:
         "ALLOWED_HOSTS": "oversight.example.com",
         "AUDIT_SIGNING_KEY": new_key_pem(),
         "AUDIT_CHECKPOINT_SINKS": "dir:/srv/oversight-checkpoints,email:audit@example.com",
+        "SITE_URL": "https://oversight.example.com",
+        "REDIS_URL": "redis://127.0.0.1:6379/0",  # named, not reached by the checks
         **overrides,
     }
 
@@ -82,6 +84,30 @@ def test_the_deploy_checks_want_a_signing_key_and_a_sink_outside() -> None:
     result = _manage("check", "--deploy", "--fail-level", "WARNING", **env)
     assert result.returncode != 0
     assert "audit.W011" in result.stderr and "audit.W012" in result.stderr
+
+
+def test_the_deploy_checks_want_the_site_url_redis_and_no_owner_url() -> None:
+    """Left out, SITE_URL made every emailed link and checkpoint name 127.0.0.1:8000; no
+    REDIS_URL, no worker or beat; the owner's URL in a process, a role that may change
+    audit history."""
+    env = _production_env(
+        SITE_URL="http://127.0.0.1:8000",  # the default
+        REDIS_URL="",
+        DATABASE_URL="postgres://oversight_runtime@127.0.0.1:1/oversight",
+        DATABASE_OWNER_URL="postgres://oversight_owner@127.0.0.1:1/oversight",
+    )
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", **env)
+    assert result.returncode != 0
+    for check in ("core.W001", "core.W002", "core.W003"):
+        assert check in result.stderr, result.stderr
+    assert "http://127.0.0.1:8000" in result.stderr
+
+
+def test_the_deploy_checks_name_a_checkpoint_sink_that_is_none() -> None:
+    env = _production_env(AUDIT_CHECKPOINT_SINKS="bogus:/x,email:audit@example.com")
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", **env)
+    assert result.returncode != 0
+    assert "audit.W013" in result.stderr and "'bogus:/x'" in result.stderr
 
 
 def test_it_refuses_to_start_without_a_secret_key_when_debug_is_off() -> None:

@@ -161,3 +161,17 @@ def test_releasing_a_never_engaged_switch_fails_and_creates_nothing(agent: Agent
         _killswitch("release", "--scope", "agent:refund-bot", "--reason", "just in case")
     assert not KillSwitch.objects.exists()
     assert not _switch_events()
+
+
+def test_a_team_is_named_as_people_write_it_and_the_presser_is_recorded(
+    agent: Agent, owner: Any
+) -> None:
+    """`team:Payments` is team payments (its name, in any case, or its slug); `--by`
+    records who pressed it, as the browser does."""
+    _killswitch("engage", "--scope", "team:Payments", "--reason", "storm", "--by", "alice")
+    event = _switch_events()[-1]
+    assert (event.actor_type, event.actor_label) == ("user", "alice")
+    assert KillSwitch.objects.get(team__slug="payments").engaged
+    with pytest.raises(CommandError, match="No active user 'nobody'"):
+        _killswitch("release", "--scope", "team:payments", "--reason", "ok", "--by", "nobody")
+    assert KillSwitch.objects.get(team__slug="payments").engaged  # nothing changed

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from oversight.monitoring.jobs import monitoring_run
 from oversight.monitoring.models import Alert
+from oversight.monitoring.services import alert_resolve
 from tests.monitoring.helpers import actions_at
 
 pytestmark = pytest.mark.django_db
@@ -90,6 +91,10 @@ def test_the_agents_response_says_whether_this_alert_set_it_off(
     assert other_alert.severity == "warning"
     warning = admin.get(reverse("monitoring:alert", args=[other_alert.pk])).content.decode()
     assert "(not applied: this alert is a warning)" in warning and "applied</strong>" not in warning
+    # Resolved, the last critical one: the hold it set off is lifted, and it says so.
+    alert_resolve(user=admin_user, alert_id=alert.pk, now=timezone.now())
+    resolved = admin.get(reverse("monitoring:alert", args=[alert.pk])).content.decode()
+    assert "hold applied</strong>, since lifted" in resolved
 
 
 def test_people_who_cannot_see_the_agent_get_404(alert: Alert, outsider: Any) -> None:

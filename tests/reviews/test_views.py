@@ -126,7 +126,7 @@ def test_recertifying_from_the_page(client: Client, owner: Any, agent: Agent) ->
     )
     assert response.redirect_chain[-1][0] == page(agent)
     html = response.content.decode()
-    assert "re-certified (access reduced, then re-certified)" in html
+    assert "re-certified (access reduced first)" in html
     review = Review.objects.get()
     assert (review.outcome, review.reviewed_by, review.notes) == (
         "reduced",
