@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -23,6 +24,11 @@ logger = logging.getLogger(__name__)
 # Serializes checkpoint writers (PostgreSQL; SQLite's write lock does it there).
 CHECKPOINT_LOCK_KEY = 679192
 _HASHED = (*verifier.HASHED_FIELDS, "hash")
+
+
+# Why the last checkpoint was refused, and when, until one is written (the audit page
+# says so: a refusal is the log's own alarm, not a job that stopped running).
+REFUSED_KEY = "audit:checkpoint-refused"
 
 
 class CheckpointRefused(Exception):
@@ -115,7 +121,9 @@ def checkpoint_write() -> AuditCheckpoint | None:
         hashes = _check_new_events(start, size, last.head if last else verifier.GENESIS_HASH)
     except CheckpointRefused as exc:
         logger.error("Audit checkpoint refused: %s", exc)
+        cache.set(REFUSED_KEY, {"at": timezone.now().isoformat(), "why": str(exc)}, None)
         raise
+    cache.delete(REFUSED_KEY)
     merkle.tree_extend(size)
     statement = {
         "format": verifier.CHECKPOINT_FORMAT,

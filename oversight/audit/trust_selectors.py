@@ -12,11 +12,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
 from oversight.accounts import roles
 from oversight.audit import merkle, signing, verifier
+from oversight.audit.checkpoints import REFUSED_KEY
 from oversight.audit.diff import FieldChange, field_changes
 from oversight.audit.models import AuditCheckpoint, AuditEvent, CheckpointDelivery, VerificationRun
 from oversight.audit.proofs import checkpoint_latest, inclusion_proof
@@ -94,6 +96,10 @@ class ChainState:
     max_age_seconds: int
     key_id: str  # "" when no signing key is configured
     public_key_pem: str
+    # Why the last checkpoint was refused (the chain does not check out), and when; ""
+    # once one is written again.
+    refused_why: str = ""
+    refused_at: dt.datetime | None = None
 
     @property
     def first_uncovered(self) -> int:
@@ -134,6 +140,7 @@ def chain_state(*, user: Any) -> ChainState | None:
     max_age = settings.AUDIT_CHECKPOINT_MAX_AGE_SECONDS
     stale = since is not None and (timezone.now() - since).total_seconds() > max_age
     key_id, pem = _signing_key()
+    refused = cache.get(REFUSED_KEY) or {}
     return ChainState(
         verification=verification_latest(user=user),
         checkpoint=checkpoint,
@@ -145,6 +152,8 @@ def chain_state(*, user: Any) -> ChainState | None:
         max_age_seconds=max_age,
         key_id=key_id,
         public_key_pem=pem,
+        refused_why=refused.get("why", ""),
+        refused_at=dt.datetime.fromisoformat(refused["at"]) if refused.get("at") else None,
     )
 
 

@@ -8,13 +8,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
-from django.test import override_settings
+from django.test import Client, override_settings
+from django.urls import reverse
 
+from oversight.accounts import roles
 from oversight.audit import merkle, signing, sinks, verifier
 from oversight.audit.checkpoints import CheckpointRefused, checkpoint_write
 from oversight.audit.models import AuditCheckpoint, AuditEvent, CheckpointDelivery, SinkState
 from tests.audit.helpers import record, tamper
+from tests.conftest import make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -201,6 +205,12 @@ def test_no_checkpoint_is_signed_over_a_log_that_contradicts_the_last(sink_dir: 
     with pytest.raises(CheckpointRefused, match="head"):
         checkpoint_write()
     assert AuditCheckpoint.objects.count() == 1
+    # The audit page says why, not that the job may have stopped.
+    client = Client()
+    client.force_login(make_user(get_user_model(), "audrey", roles.AUDITOR))
+    page = client.get(reverse("audit:list")).content.decode()
+    assert "it was refused because the log does not check out" in page
+    assert "Is the checkpoint job (Celery beat) running?" not in page
 
 
 def test_a_failed_sink_is_retried_and_recorded(tmp_path: Path, settings: Any) -> None:
