@@ -41,9 +41,6 @@ def _fill(rows: int, agents: int) -> None:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        # Made-up rows (their hashes too), written as the table's owner around the check
-        # that refuses such rows (audit/sql/audit_insert_check.v1.sql).
-        cursor.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER audit_check_insert")
         cursor.execute(
             """
             INSERT INTO audit_auditevent (seq, created_at, actor_type, actor_user_id,
@@ -59,7 +56,6 @@ def _fill(rows: int, agents: int) -> None:
             """,
             [rows, agents, agents, agents, agents, agents, rows],
         )
-        cursor.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER audit_check_insert")
         cursor.execute("ANALYZE audit_auditevent")
 
 

@@ -31,11 +31,10 @@ _TIME = "'\"' || to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS
 _NEEDS_ESCAPE = "'[\\x01-\\x1f\"\\\\]'"
 
 
-def _value_sql(name: str, *, plain: bool, row: str = "") -> str:
-    """The canonical text of one column; ``plain``: its strings need no escaping; ``row``:
-    the row's name, as in a trigger (``NEW.``)."""
+def _value_sql(name: str, *, plain: bool) -> str:
+    """The canonical text of one column; ``plain``: its strings need no escaping."""
     field = AuditEvent._meta.get_field(name)
-    column = row + connection.ops.quote_name(field.column)
+    column = connection.ops.quote_name(field.column)
     if isinstance(field, models.DateTimeField):
         return _TIME.format(column=column)
     if isinstance(field, CanonicalJSONField | models.IntegerField):  # kept as written
@@ -45,27 +44,26 @@ def _value_sql(name: str, *, plain: bool, row: str = "") -> str:
     raise TypeError(f"no canonical SQL for {name} ({type(field).__name__})")
 
 
-def _line(*, plain: bool, row: str = "") -> str:
+def _line(*, plain: bool) -> str:
     parts = []
     for index, name in enumerate(sorted(HASHED_FIELDS)):
         key = ("{" if index == 0 else ",") + json.dumps(name) + ":"
-        parts.append(f"'{key}' || {_value_sql(name, plain=plain, row=row)}")
+        parts.append(f"'{key}' || {_value_sql(name, plain=plain)}")
     return " || ".join([*parts, "'}'"])
 
 
-def canonical_line_sql(row: str = "") -> str:
-    """An SQL expression giving each row's canonical line (a text); ``row``: the row's
-    name, as in a trigger (``NEW.``). Escaping every string with to_json is most of the
-    work, and almost no row needs it: one test of all the row's strings picks the plain
-    form when none does."""
+def canonical_line_sql() -> str:
+    """An SQL expression giving each row's canonical line (a text). Escaping every string
+    with to_json is most of the work, and almost no row needs it: one test of all the
+    row's strings picks the plain form when none does."""
     strings = [
-        row + connection.ops.quote_name(AuditEvent._meta.get_field(name).column)
+        connection.ops.quote_name(AuditEvent._meta.get_field(name).column)
         for name in sorted(HASHED_FIELDS)
         if isinstance(AuditEvent._meta.get_field(name), models.CharField)
     ]
     return (
         f"CASE WHEN concat({', '.join(strings)}) ~ {_NEEDS_ESCAPE} "
-        f"THEN {_line(plain=False, row=row)} ELSE {_line(plain=True, row=row)} END"
+        f"THEN {_line(plain=False)} ELSE {_line(plain=True)} END"
     )
 
 
@@ -75,7 +73,7 @@ def _select_sql(where: str) -> str:
         "SELECT seq, prev_hash, hash, "  # noqa: S608 (no outside input)
         f"encode(sha256(convert_to({line}, 'UTF8')), 'hex') = hash, "
         # The Merkle leaf (verifier.leaf_hash): RFC 9162's 0x00 and the event's hash; none
-        # for a hash that is not one (written around the checks): the verifier names it.
+        # for a hash that is not one (a row written by hand): the verifier names it.
         "CASE WHEN hash ~ '^[0-9a-f]{64}$' THEN sha256('\\x00'::bytea || decode(hash, 'hex')) END "
         f"FROM audit_auditevent {where} ORDER BY seq"
     )

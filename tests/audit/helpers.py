@@ -5,7 +5,7 @@ from django.db import connection, transaction
 from oversight.audit.actors import Actor
 from oversight.audit.db_roles import has_owner_database, owner_cursor
 from oversight.audit.services import audit_record
-from oversight.audit.triggers import IMMUTABLE_TRIGGERS, INSERT_CHECK_TRIGGER, TABLE
+from oversight.audit.triggers import IMMUTABLE_TRIGGERS, TABLE
 
 
 def record(n: int, *, verb: str = "test.event") -> None:
@@ -36,8 +36,8 @@ def tamper(sql: str, params: list[object] | None = None) -> None:
             " test's uncommitted rows: mark the test django_db(transaction=True)"
         )
     with owner_cursor(fallback=connection) as cursor:
-        for name in (*IMMUTABLE_TRIGGERS, INSERT_CHECK_TRIGGER):
+        for name in IMMUTABLE_TRIGGERS:
             cursor.execute(f"ALTER TABLE {TABLE} DISABLE TRIGGER {name}")
         cursor.execute(sql, params or [])
-        for name in (*IMMUTABLE_TRIGGERS, INSERT_CHECK_TRIGGER):
+        for name in IMMUTABLE_TRIGGERS:
             cursor.execute(f"ALTER TABLE {TABLE} ENABLE TRIGGER {name}")

@@ -74,13 +74,12 @@ def _append_as_written_before(before_text: str) -> dict[str, object]:
     row["hash"] = verifier.compute_hash(row)
     columns = [*verifier.HASHED_FIELDS, "hash"]
     values = [before_text if c == "before" else row[c] for c in columns]
-    # Such a row is no longer appended (its stored text is not the text its hash covers):
-    # it is written as the owner, around the insert check, as it was then.
-    tamper(
-        f"INSERT INTO audit_auditevent ({', '.join(columns)}) "  # noqa: S608
-        f"VALUES ({', '.join(['%s'] * len(columns))})",
-        values,
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO audit_auditevent ({', '.join(columns)}) "  # noqa: S608
+            f"VALUES ({', '.join(['%s'] * len(columns))})",
+            values,
+        )
     return row
 
 
