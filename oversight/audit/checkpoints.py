@@ -31,6 +31,18 @@ _HASHED = (*verifier.HASHED_FIELDS, "hash")
 REFUSED_KEY = "audit:checkpoint-refused"
 
 
+def _remember_refusal(refusal: dict[str, str] | None) -> None:
+    """Keep (or, with None, forget) the last refusal for the audit page. Only what the
+    page says depends on it: a cache that cannot be reached never stops a checkpoint."""
+    try:
+        if refusal is None:
+            cache.delete(REFUSED_KEY)
+        else:
+            cache.set(REFUSED_KEY, refusal, None)
+    except Exception:  # the cache's own errors, whatever its backend
+        logger.warning("could not keep the checkpoint refusal for the audit page", exc_info=True)
+
+
 class CheckpointRefused(Exception):
     """The log no longer agrees with the last checkpoint: nothing is signed."""
 
@@ -121,9 +133,9 @@ def checkpoint_write() -> AuditCheckpoint | None:
         hashes = _check_new_events(start, size, last.head if last else verifier.GENESIS_HASH)
     except CheckpointRefused as exc:
         logger.error("Audit checkpoint refused: %s", exc)
-        cache.set(REFUSED_KEY, {"at": timezone.now().isoformat(), "why": str(exc)}, None)
+        _remember_refusal({"at": timezone.now().isoformat(), "why": str(exc)})
         raise
-    cache.delete(REFUSED_KEY)
+    _remember_refusal(None)
     merkle.tree_extend(size)
     statement = {
         "format": verifier.CHECKPOINT_FORMAT,
