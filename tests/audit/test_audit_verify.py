@@ -5,6 +5,7 @@ import sys
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from oversight.audit.models import AuditEvent
 from tests.audit.helpers import record, tamper
@@ -48,7 +49,8 @@ def test_it_names_a_row_whose_hash_is_not_one() -> None:
     tamper(
         "INSERT INTO audit_auditevent (seq, created_at, actor_type, actor_label, verb,"
         " target_type, target_id, target_label, request_id, prev_hash, hash)"
-        " VALUES (4, now(), 'user', 'evil', 'x.y', 't', '1', 't', '', 'a', 'b')"
+        " VALUES (4, %s, 'user', 'evil', 'x.y', 't', '1', 't', '', 'a', 'b')",
+        [timezone.now()],
     )
     with pytest.raises(CommandError, match=r"broken at seq 4"):
         call_command("audit_verify")
