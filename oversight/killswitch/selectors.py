@@ -48,7 +48,10 @@ def parse_target(text: str) -> Target:
     if kind == Scope.GLOBAL and not name:
         return Target(Scope.GLOBAL)
     if kind == Scope.TEAM and name:
-        team = Team.objects.filter(Q(slug__iexact=name) | Q(name__iexact=name)).first()
+        team = (
+            Team.objects.filter(slug__iexact=name).first()
+            or Team.objects.filter(name__iexact=name).first()
+        )
         if team is None:
             raise ValidationError(f"No team {name!r}.")
         return Target(Scope.TEAM, team=team)

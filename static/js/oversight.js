@@ -40,7 +40,7 @@
   // (approvals/edits.py): it takes the vote's place, buttons and all, as a reload would
   // show it. Any other update (another vote counted) has her vote read itself again, as
   // what it says is hers (approvals/_queue_voted.html).
-  function backAfterAnEdit(element) {
+  function landsOnAVote(element) {
     if ((element.getAttribute("hx-swap-oob") || "true") !== "true") return false;
     if (element.id.indexOf("queue-") !== 0 || document.getElementById(element.id)) return false;
     var voted = document.getElementById("voted-" + element.id.slice("queue-".length));
@@ -71,7 +71,7 @@
       Array.prototype.slice.call(content.children).forEach(function (element) {
         if (INSERTS.test(element.getAttribute("hx-swap-oob") || "")) dropShown(element);
         if (!element.parentNode || !element.hasAttribute("data-oob-if-present")) return;
-        if (backAfterAnEdit(element)) return;
+        if (landsOnAVote(element)) return;
         var target = targetOf(element);
         try {
           var shown = document.querySelector(target);

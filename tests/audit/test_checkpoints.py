@@ -209,7 +209,7 @@ def test_no_checkpoint_is_signed_over_a_log_that_contradicts_the_last(sink_dir: 
     client = Client()
     client.force_login(make_user(get_user_model(), "audrey", roles.AUDITOR))
     page = client.get(reverse("audit:list")).content.decode()
-    assert "it was refused because the log does not check out" in page
+    assert "because the log does not check out (" in page and "A checkpoint was refused at" in page
     assert "Is the checkpoint job (Celery beat) running?" not in page
 
 
