@@ -90,6 +90,7 @@ def decision_body(action: Action, *, first_answer: bool = False) -> dict[str, ob
         "release": action.release_version,
         "reversibility": action.reversibility or None,
         "expires_at": action.expires_at,
+        "request_id": action.request_id,
     }
 
 

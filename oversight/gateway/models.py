@@ -123,6 +123,10 @@ class Action(models.Model):
     # (approvals/edits.py): the edit is decided on the action's resource, so another
     # value would run on a resource nobody decided on.
     resource_params = models.JSONField(null=True, blank=True)
+    # The request id (X-Request-ID) of the ask that recorded it. A retry with the same
+    # Idempotency-Key is answered with it, so a client that sent that ask and never had its
+    # answer knows that nobody was told to run the action (oversight_sdk: a lost answer).
+    request_id = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         ordering = ["-created_at"]

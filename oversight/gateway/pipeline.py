@@ -56,6 +56,7 @@ from oversight.gateway.hashing import action_hash, canonical_hash
 from oversight.gateway.models import Action
 from oversight.killswitch.models import KillSwitch
 from oversight.live import broadcasts
+from oversight.lib.request_id import current_request_id
 from oversight.live.publish import after_commit
 from oversight.notifications.services import notify_action_held
 from oversight.policy.compiled import Contracts, grant_contracts_for, policy_and_limits_for
@@ -626,6 +627,7 @@ def _new_action(token: AgentToken, data: ActionInput, outcome: Outcome, now: dat
         expires_at=now + outcome.hold_for if outcome.hold_for else None,
         request_hash=action_hash(data.action, data.resource, data.params),
         limit_usage=[],
+        request_id=current_request_id(),
     )
 
 

@@ -231,6 +231,14 @@ class DecisionOut(Body):
         ),
     )
     expires_at: datetime | None = None
+    request_id: str = Field(
+        "",
+        description=(
+            "The request id (`X-Request-ID`) of the ask that recorded it: a retry with the"
+            " same Idempotency-Key is answered with the first ask's, so a client that never"
+            " had that ask's answer knows that nobody was told to run it."
+        ),
+    )
 
 
 class VoterOut(Body):

@@ -86,6 +86,7 @@ def test_a_granted_refund_is_allowed_with_201(
         "release",
         "reversibility",
         "expires_at",
+        "request_id",
     }
     assert decision["status"] == "allowed"
     assert decision["reversibility"] == "unknown"  # the grant says nothing
@@ -451,6 +452,26 @@ def test_a_retry_with_the_same_key_and_body_gets_the_first_answer(
     assert again.json() == first.json()
     assert Action.objects.count() == 1
     assert AuditEvent.objects.filter(verb="action.decided").count() == 1
+
+
+def test_a_retry_is_answered_with_the_request_id_of_the_ask_that_recorded_it(
+    api: AgentApi, policy: RefundPolicy
+) -> None:
+    """Whoever sent that ask and never had its answer knows nobody was told to run it
+    (the SDK's lost answers); an ask without an id of its own is given one."""
+    first = api.post(
+        "/actions", refund(), HTTP_IDEMPOTENCY_KEY="refund-482", HTTP_X_REQUEST_ID="ask-1"
+    )
+    again = api.post(
+        "/actions", refund(), HTTP_IDEMPOTENCY_KEY="refund-482", HTTP_X_REQUEST_ID="ask-2"
+    )
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json()["request_id"] == again.json()["request_id"] == "ask-1"
+    assert again["X-Request-ID"] == "ask-2"
+    assert Action.objects.get().request_id == "ask-1"
+
+    unnamed = api.post("/actions", refund(130))
+    assert unnamed.json()["request_id"] == unnamed["X-Request-ID"] != ""
 
 
 def test_a_retry_of_a_held_action_does_not_reserve_quota_twice(

@@ -32,6 +32,7 @@ ACTION_FIELDS = {
     "release",
     "reversibility",
     "expires_at",
+    "request_id",
     "action",
     "resource",
     "params",
