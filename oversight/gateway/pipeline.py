@@ -55,8 +55,8 @@ from oversight.gateway.exceptions import ConflictError, NotFoundError
 from oversight.gateway.hashing import action_hash, canonical_hash
 from oversight.gateway.models import Action
 from oversight.killswitch.models import KillSwitch
-from oversight.live import broadcasts
 from oversight.lib.request_id import current_request_id
+from oversight.live import broadcasts
 from oversight.live.publish import after_commit
 from oversight.notifications.services import notify_action_held
 from oversight.policy.compiled import Contracts, grant_contracts_for, policy_and_limits_for

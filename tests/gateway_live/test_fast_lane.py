@@ -63,10 +63,10 @@ def _both(
 
 
 def _shape(body: dict[str, Any]) -> dict[str, Any]:
-    """What must agree: everything but the new action's id and deadline."""
+    """What must agree: everything but the new action's id, deadline and request id."""
     if "error" in body:
         return body
-    return {k: v for k, v in body.items() if k not in ("id", "expires_at")} | {
+    return {k: v for k, v in body.items() if k not in ("id", "expires_at", "request_id")} | {
         "has_deadline": body["expires_at"] is not None
     }
 
@@ -86,6 +86,9 @@ def test_decisions_agree(live_agent: LiveAgent, body: dict[str, Any], status: st
     assert fast.json()["status"] == status
     assert _shape(fast.json()) == _shape(slow.json())
     assert fast.headers["Content-Type"] == slow["Content-Type"]
+    # Each answer names its own ask's request id, the one its header echoes.
+    assert fast.json()["request_id"] == fast.headers["X-Request-ID"]
+    assert slow.json()["request_id"] == slow["X-Request-ID"]
     assert Action.objects.filter(status=status).count() == 2
     assert AuditEvent.objects.filter(verb="action.decided").count() == 2
 

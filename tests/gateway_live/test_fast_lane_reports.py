@@ -30,7 +30,7 @@ from tests.gateway_live.test_fast_lane import _both, _CountingDjango
 
 pytestmark = [pytest.mark.postgres]
 
-_VOLATILE = ("id", "created_at", "finished_at", "expires_at")
+_VOLATILE = ("id", "created_at", "finished_at", "expires_at", "request_id")
 
 
 def _decided(live: LiveAgent, charge: str, amount: int = 100) -> str:

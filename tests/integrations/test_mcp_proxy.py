@@ -38,6 +38,7 @@ from tests.conftest import SYSTEM
 from tests.gateway.helpers import expire
 from tests.integrations.conftest import approve_in_a_thread, engage_in_a_thread
 from tests.integrations.mcp_world import proxied, text_of
+from tests.lossy_relay import losing_answers, relay_url
 from tests.servers import asgi_server, free_port
 
 pytestmark = pytest.mark.postgres
@@ -1119,6 +1120,51 @@ def test_an_upstream_listing_that_never_ends_is_refused_not_followed_forever(
     assert proxy.payments.executed() == []
     assert not ToolPin.objects.filter(agent=agent).exists()
     assert not Action.objects.filter(agent=agent).exists()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_call_whose_allow_was_lost_on_the_way_back_runs_once(
+    transport: str, live_url: str, token: str, agent: Any, tmp_path: Path
+) -> None:
+    """The first answer to the proxy's ask is lost: its retry is answered with the
+    decision that ask recorded, which nobody else was told, so the call runs (not "may
+    already have run")."""
+    arguments = {"charge": "ch_7m", "amount": 10}
+    with (
+        losing_answers(live_url, times=1) as relay,
+        proxied(transport, url=relay_url(relay), token=token, tmp=tmp_path) as proxy,
+    ):
+        result = proxy.call("refund", arguments)
+        assert relay.lost == 1
+        assert not result.is_error, text_of(result)
+        assert proxy.payments.executed() == [arguments]
+        assert _reported(Action.objects.get(agent=agent)).status == "succeeded"
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_call_oversight_decided_but_never_answered_runs_once_when_called_again(
+    transport: str, live_url: str, token: str, agent: Any, tmp_path: Path
+) -> None:
+    """Every answer to the proxy's ask is lost (it gives up after its attempts): the call
+    is not run, and its caller is told Oversight could not decide. Oversight did decide:
+    the same call again is answered with that decision, which no caller was told, so this
+    one runs it, once."""
+    arguments = {"charge": "ch_7n", "amount": 10}
+
+    async def body(client: Any) -> list[types.CallToolResult]:
+        return [await client.call_tool("refund", arguments) for _ in range(2)]
+
+    with (
+        losing_answers(live_url, times=4) as relay,  # the proxy's first try and 3 retries
+        proxied(transport, url=relay_url(relay), token=token, tmp=tmp_path) as proxy,
+    ):
+        first, again = proxy.session(body)
+        assert relay.lost == 4
+        assert first.is_error and "could not decide" in text_of(first), text_of(first)
+        assert not again.is_error, text_of(again)
+        assert proxy.payments.executed() == [arguments]
+        [action] = Action.objects.filter(agent=agent)
+        assert _reported(action).status == "succeeded"
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)

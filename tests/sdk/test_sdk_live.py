@@ -34,6 +34,7 @@ from oversight_sdk import (
     AsyncOversight,
     AuthenticationError,
     Conflict,
+    ConnectionFailed,
     Decision,
     DryRun,
     InvalidRequest,
@@ -486,15 +487,15 @@ def test_asking_again_with_one_idempotency_key_records_one_action(client: Oversi
 
 
 class LoseAnswers(httpx.HTTPTransport):
-    """Delivers requests, but loses the answer to the first one to each matching path."""
+    """Delivers requests, but loses the answers to the first `times` to the matching path."""
 
-    def __init__(self, path_ending: str) -> None:
+    def __init__(self, path_ending: str, times: int = 1) -> None:
         super().__init__()
-        self.path_ending, self.lost = path_ending, 0
+        self.path_ending, self.lost, self.times = path_ending, 0, times
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         response = super().handle_request(request)
-        if request.url.path.endswith(self.path_ending) and not self.lost:
+        if request.url.path.endswith(self.path_ending) and self.lost < self.times:
             self.lost += 1
             response.close()
             raise httpx.ReadError("connection reset", request=request)
@@ -607,6 +608,94 @@ def test_the_async_guard_does_not_run_a_keyed_allowed_action_again_either(
     assert asyncio.run(run()) == ["decided earlier"]
     assert Action.objects.get(resource="stripe:charge/ch_16").status == "allowed"
     assert Action.objects.get(resource="stripe:charge/ch_17").status == "succeeded"
+
+
+def test_a_keyed_guard_whose_answer_was_lost_runs_once_and_reports(
+    live_url: str, agent: Any, policy: None
+) -> None:
+    """A key that is not the guard's own (another caller may have asked with it), but the
+    replay says the action was recorded by this very ask, whose first answer was lost:
+    nobody was told to run it, so this guard runs it."""
+    transport = LoseAnswers("/actions")
+    with Oversight(live_url, _token(agent), transport=transport, backoff=0) as client:
+        with Guard(client, _keyed("ch_18", "job-18")) as g:
+            g.after = {"refunded": 20}
+        ran_again = []
+        with pytest.raises(ActionFinished), Guard(client, _keyed("ch_18", "job-18")):
+            ran_again.append(True)  # it ran: the same key again is a replay like any other
+    assert (transport.lost, ran_again) == (1, [])
+    assert g.report_error is None and g.result is not None and g.result.status == "succeeded"
+    assert Action.objects.get(resource="stripe:charge/ch_18").status == "succeeded"
+
+
+def test_an_ask_that_gave_up_is_run_by_the_next_caller_of_its_key_only_once(
+    live_url: str, agent: Any, policy: None
+) -> None:
+    """Every answer to the first ask lost (Oversight recorded it; the client gave up, so
+    ran nothing): the next guard with that key in the same client runs it, once. Two of
+    them at once: only one runs; a caller in another client is told it may have run."""
+    transport = LoseAnswers("/actions", times=2)
+    token = _token(agent)
+    with Oversight(live_url, token, transport=transport, retries=1, backoff=0) as client:
+        with pytest.raises(ConnectionFailed), Guard(client, _keyed("ch_19", "job-19")):
+            pytest.fail("a guard that had no answer ran")
+        action = Action.objects.get(resource="stripe:charge/ch_19")
+        assert action.status == "allowed" and transport.lost == 2
+        with (
+            Oversight(live_url, token) as other,
+            pytest.raises(ActionFinished),
+            Guard(other, _keyed("ch_19", "job-19")),
+        ):
+            pytest.fail("another client's caller ran it")
+
+        ran: list[str] = []
+        outcomes: list[str] = []
+
+        def run(name: str) -> None:
+            try:
+                with Guard(client, _keyed("ch_19", "job-19")) as g:
+                    ran.append(name)
+                    g.after = {"refunded": 20}
+            except ActionFinished:
+                outcomes.append("refused")
+
+        threads = [threading.Thread(target=run, args=(name,)) for name in ("a", "b")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert (len(ran), outcomes) == (1, ["refused"])
+    action.refresh_from_db()
+    assert (action.status, action.after) == ("succeeded", {"refunded": 20})
+
+
+def test_the_async_client_runs_the_call_whose_answer_it_lost(
+    live_url: str, agent: Any, policy: None
+) -> None:
+    token = _token(agent)
+
+    class LoseFirstAnswer(httpx.AsyncBaseTransport):
+        def __init__(self) -> None:
+            self.inner, self.lost = httpx.AsyncHTTPTransport(), 0
+
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            response = await self.inner.handle_async_request(request)
+            if request.url.path.endswith("/actions") and not self.lost:
+                self.lost += 1
+                await response.aclose()
+                raise httpx.ReadError("connection reset", request=request)
+            return response
+
+    async def run() -> tuple[int, str]:
+        transport = LoseFirstAnswer()
+        async with (
+            AsyncOversight(live_url, token, transport=transport, backoff=0) as client,
+            AsyncGuard(client, _keyed("ch_20", "job-20")) as g,
+        ):
+            g.after = {"refunded": 20}
+        return transport.lost, g.result.status if g.result else ""
+
+    assert asyncio.run(run()) == (1, "succeeded")
 
 
 def test_api_errors_come_back_typed(client: Oversight, live_url: str, agent: Any) -> None:

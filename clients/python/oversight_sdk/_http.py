@@ -200,6 +200,46 @@ class LoadedReleases:
         return self._versions.get(session_id) if session_id else None
 
 
+class Asks:
+    """How this client asks: each ask with a fresh request id (`X-Request-ID`, the same
+    for every retry of it) beside its Idempotency-Key, and the ids of its asks that never
+    had an answer (every attempt's answer lost, or the ask abandoned). Oversight answers a
+    replayed key with the id of the ask that recorded the action: when that ask is one of
+    these, no caller was told to run the action, so the caller of the replay may
+    (`Decision.lost_answer`; once per id). At most `keep` ids are kept, the oldest
+    forgotten first: a forgotten one is treated as any other caller's ask."""
+
+    def __init__(self, keep: int = 10_000) -> None:
+        self._unanswered: dict[str, bool] = {}
+        self._keep = keep
+        self._lock = threading.Lock()  # a sync client may be shared by threads
+
+    @staticmethod
+    def start(idempotency_key: str | None) -> tuple[str, dict[str, str]]:
+        """A new ask's request id, and the headers to send it with."""
+        request_id = uuid.uuid4().hex
+        key = idempotency_key or uuid.uuid4().hex
+        return request_id, {"Idempotency-Key": key, "X-Request-ID": request_id}
+
+    def unanswered(self, request_id: str) -> None:
+        """The ask `request_id` ended without an answer: nothing of it was run here."""
+        with self._lock:
+            self._unanswered[request_id] = True
+            while len(self._unanswered) > self._keep:
+                del self._unanswered[next(iter(self._unanswered))]
+
+    def answer(self, request_id: str, response: httpx.Response, data: Any) -> Decision:
+        """The decision an ask sent as `request_id` was answered with."""
+        replayed = response.status_code == 200
+        first = str(data.get("request_id") or "")
+        lost = replayed and bool(first) and (first == request_id or self._take(first))
+        return Decision.from_json(data, replayed=replayed, lost_answer=lost)
+
+    def _take(self, request_id: str) -> bool:
+        with self._lock:
+            return self._unanswered.pop(request_id, False)
+
+
 def current_traceparent() -> str:
     """The W3C trace context of the caller's current span, when OpenTelemetry is installed
     and a span is active (so Oversight can link the action to the trace); else ""."""
@@ -330,9 +370,10 @@ def refuse_replayed_allowed(first: Decision, current: Decision, *, key_is_own: b
     come after a caller that ran it and never reported: it does not run again
     (ActionFinished). Unless the key is this caller's own (`key_is_own`: a fresh key of
     one ask, so the replay answers its own retry; or a key first asked by a guard that
-    only decided: GuardSpec.key_is_own). An `approved` action is claimed with `start`
-    instead."""
-    if first.replayed and current.status == "allowed" and not key_is_own:
+    only decided: GuardSpec.key_is_own), or the replay answers an ask of this client's whose
+    answer never came (`first.lost_answer`: nobody was told to run it). An `approved`
+    action is claimed with `start` instead."""
+    if first.replayed and current.status == "allowed" and not (key_is_own or first.lost_answer):
         raise ActionFinished(current, f"Not run again: {may_have_run(current)}.")
 
 

@@ -59,6 +59,7 @@ class Oversight:
         self.retry = _http.RetryPolicy(retries=retries, backoff=backoff)
         self._compensators = Compensators()
         self._loaded = _http.LoadedReleases()  # by session: sent with its asks
+        self._asks = _http.Asks()
         self._endpoint = _http.Endpoint(_http.api_base(url), _http.default_headers(token))
         proxy = _http.environment_proxy(url)
         self._transport = transport or httpx.HTTPTransport(proxy=proxy)
@@ -108,11 +109,13 @@ class Oversight:
             resource_params=resource_params,
             release=self._loaded.of(session_id),
         )
-        key = idempotency_key or uuid.uuid4().hex
-        response, data = self._request(
-            "POST", "/actions", body=body, headers={"Idempotency-Key": key}
-        )
-        return Decision.from_json(data, replayed=response.status_code == 200)
+        request_id, headers = self._asks.start(idempotency_key)
+        try:
+            response, data = self._request("POST", "/actions", body=body, headers=headers)
+        except BaseException:
+            self._asks.unanswered(request_id)  # not run here, whatever Oversight decided
+            raise
+        return self._asks.answer(request_id, response, data)
 
     def get(self, action_id: str | uuid.UUID) -> Decision:
         """The action as it is now."""

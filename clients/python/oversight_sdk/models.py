@@ -95,7 +95,10 @@ class Decision:
 
     `ask` fills the decision fields; `wait`, `get` and `report` also fill the action's own
     fields (action, resource, params, votes, ...). `replayed` is True when an `ask` with an
-    idempotency key seen before returned the first answer again.
+    idempotency key seen before returned the first answer again; `lost_answer` when that
+    first answer was to an ask of this client's that never received it (a lost connection,
+    an ask that gave up), so no caller was told to run the action. `request_id` is the
+    request id of the ask that recorded it.
 
     When a reviewer approved edited params, `edited` is True, `params` holds what may run
     and `requested_params` what was asked for. `comment` and `decided_by` are the deciding
@@ -121,6 +124,8 @@ class Decision:
     error: str = ""  # the error reported (why it failed), or why it was cancelled
     reports_outcome: bool = False  # the agent said, asking, that it reports the outcome
     replayed: bool = False
+    lost_answer: bool = False
+    request_id: str = ""
     votes: list[Vote] = field(default_factory=list)
     edited: bool = False
     requested_params: dict[str, Any] | None = None
@@ -180,7 +185,9 @@ class Decision:
         return self.status == Status.PENDING
 
     @classmethod
-    def from_json(cls, data: dict[str, Any], *, replayed: bool = False) -> Decision:
+    def from_json(
+        cls, data: dict[str, Any], *, replayed: bool = False, lost_answer: bool = False
+    ) -> Decision:
         return cls(
             id=str(data["id"]),
             status=str(data["status"]),
@@ -199,6 +206,8 @@ class Decision:
             error=str(data.get("error") or ""),
             reports_outcome=data.get("reports_outcome") is True,
             replayed=replayed,
+            lost_answer=lost_answer,
+            request_id=str(data.get("request_id") or ""),
             votes=[Vote.from_json(v) for v in data.get("votes") or []],
             edited=bool(data.get("edited")),
             requested_params=data.get("requested_params"),

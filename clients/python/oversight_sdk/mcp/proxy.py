@@ -531,7 +531,9 @@ class Proxy:
                 if current.status not in _FINISHED or (
                     current.status in _TO_SHOW and current.acknowledged_at is None
                 ):
-                    return key, _replayed(current)
+                    # Its answer lost on the way to this proxy: nobody ran it, so this
+                    # call is its first answer. Otherwise it may have run elsewhere.
+                    return key, current if decision.lost_answer else _replayed(current)
             key = calls.next_key(key, decision.id)
         raise RuntimeError("too many earlier identical calls to find this one")
 
