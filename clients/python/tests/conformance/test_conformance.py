@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import threading
 
+from lossy_relay import losing_answers, relay_url
+
 from oversight_sdk import Decision
 
 from .harness import (
@@ -77,6 +79,22 @@ def test_an_allowed_call_runs_once_and_its_outcome_is_reported(
     record = _record(world, seen.action_id, charge)
     assert (record.status, record.params) == ("succeeded", {"charge": charge, "amount": SMALL})
     assert record.reports_outcome  # said when asking: monitoring alerts if it never comes
+
+
+def test_a_call_whose_first_answer_was_lost_runs_once_and_its_outcome_is_reported(
+    driver: Driver, world: World
+) -> None:
+    """Oversight allowed the call, and its answer was lost on the way back (a reset
+    connection): the client's retry is answered with that decision, which nobody was
+    told, so the call runs, once (not "may already have run")."""
+    charge = new_charge()
+    arguments = {"charge": charge, "amount": SMALL}
+    with losing_answers(world.url) as relay:
+        seen = driver.call(url=relay_url(relay), token=world.token, arguments=arguments)
+    assert relay.lost == 1
+    assert seen.executed == [arguments]
+    assert not seen.is_error and charge in seen.text, seen
+    assert _record(world, seen.action_id, charge).status == "succeeded"
 
 
 def test_a_call_whose_tool_raises_runs_once_and_is_reported_failed(
