@@ -5,9 +5,10 @@ touch audit history.
   `migrate --database owner` and grants.
 - The **runtime role** (DATABASE_URL: web, worker, beat) owns nothing. It may SELECT,
   INSERT, UPDATE and DELETE on every table but those in APPEND_ONLY_TABLES, where it may
-  only SELECT and INSERT; it may use every sequence and execute every function. Owning
-  nothing, it cannot alter a table, switch its triggers off, or drop or replace the
-  functions they call.
+  only SELECT and INSERT, and only SELECT on those in APPENDED_THROUGH_FUNCTION (audit
+  events: it appends them through audit_append, which runs as the owner); it may use
+  every sequence and execute every function. Owning nothing, it cannot alter a table,
+  switch its triggers off, or drop or replace the functions they call.
 
 The grants follow every `migrate --database owner` (``grants_after_migrate``, a
 post_migrate receiver), so a table a later migration creates gets its privileges in the
@@ -26,7 +27,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, transaction
 
-from oversight.audit.append_only import APPEND_ONLY_TABLES
+from oversight.audit.append_only import APPEND_ONLY_TABLES, APPENDED_THROUGH_FUNCTION
 from oversight.audit.role_problems import RoleProblem, role_problems
 
 OWNER_ALIAS = "owner"
@@ -90,7 +91,8 @@ def grant_statements(
     ]
     for table in append_only:
         t = f"{s}.{ident(table)}"
-        statements += [f"REVOKE ALL ON {t} FROM {r}", f"GRANT SELECT, INSERT ON {t} TO {r}"]
+        privileges = "SELECT" if table in APPENDED_THROUGH_FUNCTION else "SELECT, INSERT"
+        statements += [f"REVOKE ALL ON {t} FROM {r}", f"GRANT {privileges} ON {t} TO {r}"]
     return [
         *statements,
         f"REVOKE ALL ON ALL SEQUENCES IN SCHEMA {s} FROM {r}",

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from oversight.audit.append_only import APPEND_ONLY_TABLES
+from oversight.audit.append_only import APPEND_ONLY_TABLES, APPENDED_THROUGH_FUNCTION
 
 # Table privileges that change rows already written, or let a trigger of one's own in.
 _CHANGING = ["UPDATE", "DELETE", "TRUNCATE", "TRIGGER"]
@@ -47,7 +47,12 @@ def role_problems(
                 " triggers off and rewrite history",
             )
         ]
-    args = {"role": name, "tables": list(append_only), "changing": _CHANGING}
+    args = {
+        "role": name,
+        "tables": list(append_only),
+        "changing": _CHANGING,
+        "through_function": list(APPENDED_THROUGH_FUNCTION),
+    }
     problems = [*_table_problems(cursor, args), *_ownership_problems(cursor, args)]
     if createrole:
         problems.append(
@@ -74,6 +79,8 @@ def _table_problems(cursor: Any, args: dict[str, Any]) -> list[RoleProblem]:
                pg_has_role(%(role)s, c.relowner, 'MEMBER'),
                array(SELECT p FROM unnest(%(changing)s::text[]) AS p
                      WHERE has_table_privilege(%(role)s, c.oid, p)),
+               c.relname = ANY(%(through_function)s::text[])
+                 AND has_table_privilege(%(role)s, c.oid, 'INSERT'),
                array(SELECT DISTINCT f.oid::regprocedure::text
                        FROM pg_trigger t JOIN pg_proc f ON f.oid = t.tgfoid
                       WHERE t.tgrelid = c.oid AND NOT t.tgisinternal
@@ -84,7 +91,7 @@ def _table_problems(cursor: Any, args: dict[str, Any]) -> list[RoleProblem]:
         args,
     )
     role, problems = args["role"], []
-    for table, owner, acts_as_owner, privileges, functions in cursor.fetchall():
+    for table, owner, acts_as_owner, privileges, inserts, functions in cursor.fetchall():
         if acts_as_owner:
             who = "owns" if owner == role else f'may act as the owner ("{owner}") of'
             text = f'role "{role}" {who} {table}: it can alter it and its triggers'
@@ -94,6 +101,15 @@ def _table_problems(cursor: Any, args: dict[str, Any]) -> list[RoleProblem]:
                 RoleProblem(
                     "bypass",
                     f'role "{role}" has {", ".join(privileges)} on {table}, which is append-only',
+                )
+            )
+        if inserts:
+            function = APPENDED_THROUGH_FUNCTION[table]
+            problems.append(
+                RoleProblem(
+                    "bypass",
+                    f'role "{role}" may INSERT into {table}, which takes rows only through'
+                    f" {function}: it could add one that does not follow the chain",
                 )
             )
         problems += [

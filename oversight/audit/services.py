@@ -10,12 +10,7 @@ from django.utils import timezone
 
 from oversight.audit.actors import Actor
 from oversight.audit.append_sql import CALL_SQL, COLUMNS
-from oversight.audit.chain import (
-    GENESIS_HASH,
-    canonical_json_parts,
-    canonical_text,
-    compute_hash,
-)
+from oversight.audit.chain import GENESIS_HASH, canonical_text, compute_hash
 from oversight.audit.models import AuditEvent
 from oversight.audit.snapshot import to_json_value
 from oversight.lib import prepared
@@ -37,7 +32,7 @@ def audit_append_call(row: dict[str, Any]) -> tuple[str, list[Any]]:
     params = [row[column] for column in COLUMNS]
     params[COLUMNS.index("before")] = _json_text(row["before"])
     params[COLUMNS.index("after")] = _json_text(row["after"])
-    return CALL_SQL, [*params, *canonical_json_parts(row)]
+    return CALL_SQL, params
 
 
 def audit_event_appended(row: dict[str, Any], result: tuple[Any, ...]) -> AuditEvent:

@@ -7,7 +7,7 @@ read, with credentials that are still the database's. One contract, one implemen
 per database, as for decisions (recording.py):
 
 - PostgreSQL: one call of the database procedure ``action_report``
-  (gateway/sql/action_report.v1.sql), so a report is one statement and, outside a
+  (gateway/sql/action_report.v2.sql), so a report is one statement and, outside a
   transaction, its own transaction: nothing is locked while Python works, and it shares
   its WAL flushes with the decisions (docs/decisions/0028-one-statement-outcome-reports.md).
 - SQLite: the same check and writes through the ORM, in one transaction.
@@ -32,10 +32,10 @@ STALE = "stale"  # the credentials changed since they were read
 CHANGED = "changed"  # the action's status changed since it was read
 
 # The action's id, agent, read status, new status, after, error and finished_at; the audit
-# event's columns, head, middle and tail (audit_append_call's); the token's hash and
-# fingerprint; whether to commit. The six OUT parameters come back as the one row.
+# event's columns (audit_append_call's); the token's hash and fingerprint; whether to
+# commit. The six OUT parameters come back as the one row.
 _PLACEHOLDERS = ["%s::uuid", "%s", "%s", "%s", "%s::jsonb", "%s", "%s"]
-_PLACEHOLDERS += ["%s"] * (len(AUDIT_COLUMNS) + 3) + ["%s", "%s", "%s"]
+_PLACEHOLDERS += ["%s"] * len(AUDIT_COLUMNS) + ["%s", "%s", "%s"]
 CALL_SQL = f"CALL action_report({', '.join(_PLACEHOLDERS)}{', NULL' * 6})"
 
 

@@ -1,6 +1,6 @@
 """PostgreSQL: a decision written by one statement, ``CALL decision_record(...)``.
 
-The procedure's source is gateway/sql/decision_record.v6.sql (each migration that
+The procedure's source is gateway/sql/decision_record.v7.sql (each migration that
 installs it carries its own copy); its header says what it checks, in which order, what
 it reports, and how a decision that is its own transaction is durable before the CALL
 returns. This module holds what Python needs to call it.
@@ -26,7 +26,7 @@ _PLACEHOLDERS = ", ".join(
         "%s::numeric[]",
         "%s::text[]",
     ]
-    + ["%s"] * (len(AUDIT_COLUMNS) + 6)
+    + ["%s"] * (len(AUDIT_COLUMNS) + 3)
 )
 # The procedure's OUT parameters are passed as NULL and come back as the one row:
 # found, limit_usage, exceeded, seen_action, seen_body_hash, new_id, new_seq,

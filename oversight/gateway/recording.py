@@ -4,7 +4,7 @@ prevents it, having written nothing.
 One contract, one implementation per database:
 
 - PostgreSQL: one call of the database procedure ``decision_record``
-  (gateway/sql/decision_record.v6.sql), so a warm decision is written by one statement;
+  (gateway/sql/decision_record.v7.sql), so a warm decision is written by one statement;
   outside a transaction that statement is its own transaction and nothing waits on Python
   while it holds the limit counters and the audit lock. It commits without waiting for
   its WAL flush, releasing those locks at once, and waits for the flush in a second

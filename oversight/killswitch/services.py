@@ -28,7 +28,7 @@ def _locked_switch(target: Target) -> KillSwitch:
 
     First, on PostgreSQL, the lock that orders presses and decisions, exclusively: every
     decision takes it shared before reading the switches in the statement that writes it
-    (gateway/sql/decision_record.v6.sql). So the decisions under way commit before this
+    (gateway/sql/decision_record.v7.sql). So the decisions under way commit before this
     press, and those after it wait for its commit and read the new state: no decision
     made under the old state commits after the press's audit event. Taken before any
     other lock of this transaction, so it cannot wait on a decision that waits on it.

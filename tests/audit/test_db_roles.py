@@ -13,15 +13,17 @@ import psycopg
 import pytest
 from django.core.management import call_command
 
-from oversight.audit.append_only import APPEND_ONLY_TABLES
+from oversight.audit.append_only import APPEND_ONLY_TABLES, APPENDED_THROUGH_FUNCTION
 from oversight.audit.db_roles import (
     UnsafeRuntimeRoleError,
     grant_statements,
     has_owner_database,
+    ident,
     owner_cursor,
     runtime_role,
     runtime_role_grant,
 )
+from oversight.audit.role_problems import role_problems
 from tests.servers import ROOT, live_database_url, scratch_database
 
 PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
@@ -54,7 +56,9 @@ def test_the_printed_set_up_and_grants_name_the_roles() -> None:
     call_command("db_roles", "sql", "--grants", "--runtime", "ov_app", stdout=out)
     for statement in grant_statements(runtime="ov_app"):
         assert f"{statement};\n" in out.getvalue()
-    assert 'GRANT SELECT, INSERT ON "public"."audit_auditevent" TO "ov_app";' in out.getvalue()
+    # Events are appended through audit_append only (it runs as the owner).
+    assert 'GRANT SELECT ON "public"."audit_auditevent" TO "ov_app";' in out.getvalue()
+    assert 'GRANT SELECT, INSERT ON "public"."audit_merklenode" TO "ov_app";' in out.getvalue()
 
 
 def test_apply_needs_the_owner() -> None:
@@ -86,7 +90,7 @@ def test_a_table_listed_as_append_only_gets_select_and_insert_only() -> None:
             found = runtime_role_grant(cursor=cursor, runtime=runtime_role(), append_only=history)
             assert found == sorted(history)
             assert _privileges(cursor, "audit_laterhistory") == APPEND
-            assert _privileges(cursor, "audit_auditevent") == APPEND
+            assert _privileges(cursor, "audit_auditevent") == {"SELECT"}  # audit_append's
             assert _privileges(cursor, "later_things") == READ_WRITE
         cursor.execute(
             "SELECT has_sequence_privilege(%(r)s, s, 'USAGE'), has_sequence_privilege(%(r)s, s,"
@@ -137,7 +141,7 @@ def test_every_migrate_grants_and_later_migrations_tables_are_covered(
     out = _manage(fresh_database, "migrate", "--database", "owner", "audit", "0003", "--no-input")
     assert f"Granted {runtime_role()}; append-only: audit_auditevent\n" in out
     with psycopg.connect(owner_url) as conn, conn.cursor() as cursor:
-        assert _privileges(cursor, "audit_auditevent") == APPEND
+        assert _privileges(cursor, "audit_auditevent") == {"SELECT"}  # audit_append's
         cursor.execute("SELECT to_regclass('gateway_action'), to_regclass('audit_merklenode')")
         assert cursor.fetchone() == (None, None)  # not yet migrated
     out = _manage(fresh_database, "migrate", "--database", "owner", "--no-input")
@@ -145,7 +149,8 @@ def test_every_migrate_grants_and_later_migrations_tables_are_covered(
     with psycopg.connect(owner_url) as conn, conn.cursor() as cursor:
         assert _privileges(cursor, "gateway_action") == READ_WRITE
         for table in APPEND_ONLY_TABLES:  # audit 0004's among them
-            assert _privileges(cursor, table) == APPEND, table
+            expected = {"SELECT"} if table in APPENDED_THROUGH_FUNCTION else APPEND
+            assert _privileges(cursor, table) == expected, table
         cursor.execute(
             "SELECT bool_and(has_function_privilege(%s, p.oid, 'EXECUTE')) FROM pg_proc p"
             " WHERE p.pronamespace = current_schema()::regnamespace",
@@ -174,3 +179,20 @@ def test_it_refuses_a_runtime_role_that_could_still_change_history() -> None:
     with owner_cursor() as cursor:
         cursor.execute("SELECT has_schema_privilege('public', 'public', 'CREATE')")
         assert cursor.fetchone() == (False,)
+
+
+@two_roles
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_it_names_a_role_that_may_insert_events_itself() -> None:
+    """Events are appended through audit_append, which hashes them from their columns: a
+    role that may INSERT could add one that does not follow the chain."""
+    with owner_cursor() as cursor:
+        cursor.execute(f"GRANT INSERT ON audit_auditevent TO {ident(runtime_role())}")
+        found = [p.text for p in role_problems(cursor, role=runtime_role())]
+        runtime_role_grant(cursor=cursor, runtime=runtime_role())  # takes it back
+        assert role_problems(cursor, role=runtime_role()) == []
+    assert found == [
+        f'role "{runtime_role()}" may INSERT into audit_auditevent, which takes rows only'
+        " through audit_append: it could add one that does not follow the chain"
+    ]

@@ -11,6 +11,7 @@ from django.db import connection, transaction
 
 from oversight.audit import verifier
 from oversight.audit.actors import Actor
+from oversight.audit.db_roles import owner_cursor
 from oversight.audit.models import AuditEvent
 from oversight.audit.rehash import canonical_line_sql, rows_rehashed
 from oversight.audit.services import audit_record
@@ -74,7 +75,7 @@ def _append_as_written_before(before_text: str) -> dict[str, object]:
     row["hash"] = verifier.compute_hash(row)
     columns = [*verifier.HASHED_FIELDS, "hash"]
     values = [before_text if c == "before" else row[c] for c in columns]
-    with connection.cursor() as cursor:
+    with owner_cursor(fallback=connection) as cursor:  # the runtime role may not INSERT
         cursor.execute(
             f"INSERT INTO audit_auditevent ({', '.join(columns)}) "  # noqa: S608
             f"VALUES ({', '.join(['%s'] * len(columns))})",

@@ -8,6 +8,7 @@ process's database credentials would try; PostgreSQL refuses each for want of pr
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -29,6 +30,14 @@ REPLACEMENT = (
     " BEGIN RETURN NEW; END; $$ LANGUAGE plpgsql"
 )
 ATTEMPTS = {
+    # A row of one's own making (its hash not of its columns, or not after the head): the
+    # runtime role appends only through audit_append, which hashes what it writes.
+    "append a row of one's own": (
+        "INSERT INTO audit_auditevent (seq, created_at, actor_type, actor_label, verb,"
+        " target_type, target_id, target_label, request_id, prev_hash, hash)"
+        " VALUES (1000, now(), 'user', 'evil', 'x.y', 't', '1', 't', '', 'a', 'b')",
+        "permission denied for table",
+    ),
     "update": ("UPDATE audit_auditevent SET verb = 'x'", "permission denied for table"),
     "delete": ("DELETE FROM audit_auditevent", "permission denied for table"),
     "truncate": ("TRUNCATE audit_auditevent", "permission denied for table"),
@@ -113,3 +122,17 @@ def test_the_decision_path_still_records_its_audit_event(agent: Any) -> None:
     assert action.status == "allowed"
     assert AuditEvent.objects.filter(verb="action.decided", target_id=str(action.pk)).exists()
     assert AuditEvent.objects.count() == before + 1
+
+
+def test_audit_append_runs_as_its_owner_and_only_for_the_runtime_role() -> None:
+    """The runtime role's one way to append (it may not INSERT): PUBLIC, any other role of
+    the database, may not execute it."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT p.prosecdef, has_function_privilege(%s, p.oid, 'EXECUTE'), p.proacl::text"
+            " FROM pg_proc p WHERE p.proname = 'audit_append'",
+            [runtime_role()],
+        )
+        [(runs_as_owner, runtime_may, acl)] = cursor.fetchall()
+    assert runs_as_owner and runtime_may
+    assert not re.search(r"(^|[{,])=X/", acl), acl  # an entry for PUBLIC has no grantee

@@ -194,10 +194,15 @@ def test_a_fresh_database_migrated_step_by_step_has_each_steps_sql(fresh_databas
     assert functions["decision_record"][1] == 28  # version 5: p_commit_async
     assert functions["decision_record"][2].startswith("TABLE(found text")  # versions 3 to 5
     assert functions["decision_record"][3] == "f"
-    _migrate(fresh_database)
+    _migrate(fresh_database, "gateway", "0027")
     functions = _functions_of(fresh_database)
     assert functions["decision_record"][3] == "p"  # version 6: a procedure
     assert functions["decision_record"][1] == 28  # the same inputs; its answer is OUT ones
+    assert functions["audit_append"][1] == 16  # version 2: the caller's canonical text
+    _migrate(fresh_database)
+    functions = _functions_of(fresh_database)
+    assert functions["decision_record"][1] == 25  # version 7: the audit event's columns
+    assert functions["audit_append"][1] == 13  # version 3: it builds the text itself
     import psycopg
 
     with psycopg.connect(fresh_database) as conn, conn.cursor() as cursor:

@@ -1,7 +1,7 @@
 """Every answer and record of the decision path again, written by one statement.
 
 On PostgreSQL a decision is written by one statement, ``CALL decision_record``
-(gateway/sql/decision_record.v6.sql); outside a transaction that statement is its own
+(gateway/sql/decision_record.v7.sql); outside a transaction that statement is its own
 transaction. The tests of test_create_action.py run inside a transaction; here each of
 them runs again without one, as the server runs them.
 """

@@ -3,7 +3,7 @@ decision made from it is written only if nothing it was made from changed since.
 
 auth.py keeps what it authenticated; the pipeline's record step compares the kept token's
 fingerprint with the database's in the statement that writes the decision
-(credentials_sql.py, gateway/sql/decision_record.v6.sql). These tests change each thing a
+(credentials_sql.py, gateway/sql/decision_record.v7.sql). These tests change each thing a
 decision depends on between the requests, and require the next answer to follow it.
 """
 

@@ -29,6 +29,8 @@
 -- left the second to the caller. Inside a caller's transaction p_commit_async is false:
 -- nothing is committed here, and that transaction commits as it would
 -- (docs/decisions/0027-decisions-share-their-flushes.md).
+-- Version 7 passes the audit event's columns only: audit_append (version 3) builds the
+-- canonical text its hash covers, which earlier versions took from the caller.
 CREATE OR REPLACE PROCEDURE decision_record(
     p_action jsonb, p_key varchar, p_body_hash varchar,
     p_limits bigint[], p_windows timestamptz[], p_amounts numeric[],
@@ -36,7 +38,7 @@ CREATE OR REPLACE PROCEDURE decision_record(
     p_created_at timestamptz, p_actor_type varchar, p_actor_user_id bigint,
     p_actor_agent_id bigint, p_actor_label varchar, p_verb varchar, p_target_type varchar,
     p_target_id varchar, p_target_label varchar, p_agent_id bigint, p_request_id varchar,
-    p_before json, p_after json, p_head text, p_middle text, p_tail text,
+    p_before json, p_after json,
     p_token_hash varchar, p_fingerprint text, p_commit_async boolean,
     OUT o_found text, OUT o_limit_usage jsonb, OUT o_exceeded bigint[],
     OUT o_seen_action uuid, OUT o_seen_body_hash varchar, OUT o_new_id bigint,
@@ -113,7 +115,7 @@ BEGIN
         INTO o_found, o_new_id, o_new_seq, o_new_prev_hash, o_new_hash
         FROM audit_append(p_created_at, p_actor_type, p_actor_user_id, p_actor_agent_id,
             p_actor_label, p_verb, p_target_type, p_target_id, p_target_label, p_agent_id,
-            p_request_id, p_before, p_after, p_head, p_middle, p_tail) AS a;
+            p_request_id, p_before, p_after) AS a;
     END checks;
     -- Stale credentials, an unknown parent and an exceeded limit wrote nothing and answer
     -- from nothing another transaction wrote: they are not waited for.

@@ -19,13 +19,15 @@
 -- commits with the session's synchronous_commit, so the report is durable before the
 -- caller has an answer. Inside a caller's transaction it is false: nothing is committed
 -- here (docs/decisions/0027-decisions-share-their-flushes.md).
+-- Version 2 passes the audit event's columns only: audit_append (version 3) builds the
+-- canonical text its hash covers, which earlier versions took from the caller.
 CREATE OR REPLACE PROCEDURE action_report(
     p_id uuid, p_agent bigint, p_from_status varchar, p_status varchar, p_after jsonb,
     p_error text, p_finished_at timestamptz,
     p_created_at timestamptz, p_actor_type varchar, p_actor_user_id bigint,
     p_actor_agent_id bigint, p_actor_label varchar, p_verb varchar, p_target_type varchar,
     p_target_id varchar, p_target_label varchar, p_agent_id bigint, p_request_id varchar,
-    p_before json, p_audit_after json, p_head text, p_middle text, p_tail text,
+    p_before json, p_audit_after json,
     p_token_hash varchar, p_fingerprint text, p_commit_async boolean,
     OUT o_found text, OUT o_new_id bigint, OUT o_new_seq bigint,
     OUT o_new_prev_hash varchar, OUT o_new_hash varchar, OUT o_durable_lsn pg_lsn
@@ -49,7 +51,7 @@ BEGIN
     INTO o_found, o_new_id, o_new_seq, o_new_prev_hash, o_new_hash
     FROM audit_append(p_created_at, p_actor_type, p_actor_user_id, p_actor_agent_id,
         p_actor_label, p_verb, p_target_type, p_target_id, p_target_label, p_agent_id,
-        p_request_id, p_before, p_audit_after, p_head, p_middle, p_tail) AS a;
+        p_request_id, p_before, p_audit_after) AS a;
     IF p_commit_async THEN
         COMMIT;
         o_durable_lsn := pg_logical_emit_message(true, 'oversight.durable', '');
