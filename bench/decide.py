@@ -1184,9 +1184,6 @@ def _decision_record_sql(with_switch_lock: bool) -> str:
     return text if with_switch_lock else text.replace(SWITCH_LOCK_LINE, "    PERFORM 1;\n")
 
 
-SWITCH_LOCK_ROUNDS = 4
-
-
 PING_PAIR_ROUNDS = 4
 CHECKPOINT_EVERY_SECONDS = 2
 # One writer process for the whole step, started (and through Django's start-up) before
@@ -1283,14 +1280,16 @@ def ping_pairs(server: Server, pg: Postgres, token: str, runner: Runner) -> dict
 
 def switch_lock_cost(server: Server, pg: Postgres, token: str, runner: Runner) -> dict[str, Any]:
     """Maximum decisions/s with and without the kill-switch lock, alternated in
-    SWITCH_LOCK_ROUNDS pairs on the same server (the function is replaced in place;
+    ``--switch-lock-rounds`` pairs on the same server (the function is replaced in place;
     sessions pick the new one up). Each durable commit waits for the disk, whose flush time
     drifts, so the cost is the median of the pairs' ratios, not of single runs."""
     args, rounds = runner.args, []
     connections = max(args.connections)
     try:
-        for attempt in range(SWITCH_LOCK_ROUNDS):
-            for locked in (False, True):
+        for attempt in range(args.switch_lock_rounds):
+            # Which goes first alternates, so that a drift of the machine's speed during
+            # the step does not fall on one side only.
+            for locked in (False, True) if attempt % 2 == 0 else (True, False):
                 with pg.connect() as conn:
                     conn.execute(_decision_record_sql(with_switch_lock=locked))
                 label = f"decide -c {connections}, {'with' if locked else 'without'} switch lock"
@@ -1499,6 +1498,13 @@ def main() -> None:
     )
     parser.add_argument(
         "--quiet-wait", type=float, default=5, help="seconds to wait for a quiet machine"
+    )
+    parser.add_argument(
+        "--switch-lock-rounds",
+        type=int,
+        default=4,
+        help="pairs of runs with and without the kill-switch lock (its cost is the median of"
+        " their ratios: more pairs resolve a smaller cost on a noisy machine)",
     )
     parser.add_argument("--quick", action="store_true", help="one config, short runs")
     parser.add_argument("--serve", action="store_true", help="set up, serve, wait for Ctrl-C")

@@ -85,7 +85,9 @@ class Oversight:
         """Ask to take an action; return the decision as it is (never raises on deny).
 
         Every retry reuses one Idempotency-Key (a fresh one unless given), so a retry
-        after a lost answer returns the first decision instead of recording a second.
+        after a lost answer returns the first decision instead of recording a second, and
+        one request id (`X-Request-ID`), by which a replay tells this client that the
+        answer it lost was its own (`Decision.lost_answer`).
         `traceparent` (W3C trace context) links the action to the agent's trace; by
         default the current OpenTelemetry span's, when OpenTelemetry is installed.
         `reports_outcome=True` says the outcome will be reported once the action has run
