@@ -1,21 +1,25 @@
-"""PostgreSQL: audit_append (audit/sql/audit_append.v3.sql) hashes an event from its
-columns exactly as the verifier does, whatever they hold, and it is the runtime role's
-only way to append one (tests/audit/test_runtime_role.py: its INSERT is refused)."""
+"""PostgreSQL: audit_append (audit/sql/audit_append.v4.sql) hashes an event from its
+columns exactly as the verifier does, whatever they hold and in whatever layout before and
+after arrive, and it is the runtime role's only way to append one
+(tests/audit/test_runtime_role.py: its INSERT is refused)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import random
 from typing import Any
 
 import pytest
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from oversight.audit.append_sql import COLUMNS
 from oversight.audit.services import audit_append_call, audit_event_appended
-from oversight.audit.verifier import compute_hash
+from oversight.audit.verifier import canonical_text, compute_hash
 from oversight.lib import prepared
+from tests.audit.helpers import append_as_sent
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
 
@@ -25,7 +29,11 @@ _text = st.text(
     st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=10
 )
 _json = st.recursive(
-    st.none() | st.booleans() | st.integers() | _text,
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | _text,
     lambda children: st.lists(children, max_size=3) | st.dictionaries(_text, children, max_size=3),
     max_leaves=8,
 )
@@ -85,3 +93,98 @@ def test_the_database_hashes_an_event_as_the_verifier_does(
             raise _RolledBack
     except _RolledBack:
         pass
+
+
+# --- before and after in any layout ---------------------------------------------------
+
+
+def _spaces(rnd: random.Random) -> str:
+    return rnd.choice(["", "", " ", "\n  ", "\t", " \r\n"])
+
+
+def _string(value: str, rnd: random.Random) -> str:
+    text = json.dumps(value, ensure_ascii=rnd.random() < 0.5)
+    return text.replace("/", "\\/") if rnd.random() < 0.5 else text
+
+
+def _number(value: float, rnd: random.Random) -> str:
+    """The same double in a layout Python's json reads back as it (or, for '%.17g' of an
+    integral value, as that integer)."""
+    return rnd.choice([repr(value), f"{value:.17g}", f"{value:.17e}", repr(value).upper()])
+
+
+def _layout(value: Any, rnd: random.Random) -> str:
+    """``value`` as JSON text in another layout than the canonical one: spaces, keys in any
+    order, a key given twice (the last one counts), escapes, other number forms."""
+    if isinstance(value, dict):
+        members = []
+        for key, item in rnd.sample(list(value.items()), len(value)):
+            if rnd.random() < 0.3:
+                members.append(f"{_string(key, rnd)}:{_spaces(rnd)}[1, 2]")  # overridden
+            members.append(f"{_string(key, rnd)}{_spaces(rnd)}:{_spaces(rnd)}{_layout(item, rnd)}")
+        return "{" + _spaces(rnd) + ("," + _spaces(rnd)).join(members) + _spaces(rnd) + "}"
+    if isinstance(value, list):
+        items = ("," + _spaces(rnd)).join(_layout(item, rnd) for item in value)
+        return "[" + _spaces(rnd) + items + _spaces(rnd) + "]"
+    if isinstance(value, str):
+        return _string(value, rnd)
+    if isinstance(value, float):
+        return _number(value, rnd)
+    if value == 0 and value is not False and rnd.random() < 0.5:
+        return "-0"
+    return json.dumps(value)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(before=_json, after=_json, rnd=st.randoms(use_true_random=False))
+def test_before_and_after_are_kept_in_their_canonical_text_whatever_their_layout(
+    before: Any, after: Any, rnd: random.Random
+) -> None:
+    """What the verifier rebuilds from an exported row (the values Python reads from the
+    stored text) is the text the database hashed: a caller cannot write a row that the
+    database's rehash vouches for and an outside verifier names."""
+    sent_before, sent_after = _layout(before, rnd), _layout(after, rnd)
+    try:
+        with transaction.atomic():
+            kept = append_as_sent(sent_before, sent_after)
+            assert kept == (
+                canonical_text(json.loads(sent_before)),
+                canonical_text(json.loads(sent_after)),
+            )
+            raise _RolledBack
+    except _RolledBack:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("sent", "kept"),
+    [
+        ('{"b": 1.50, "a" : [1E2, -0, "\\u00e9\\/"], "a": null}', '{"a":null,"b":1.5}'),
+        ('{"a":[1E2,-0,"\\u00e9\\/",1e16,1e-5,0.0001]}', '{"a":[100.0,0,"é/",1e+16,1e-05,0.0001]}'),
+        ('  {"z":{"y":true, "x":false}}  ', '{"z":{"x":false,"y":true}}'),
+        ("123456789012345678901234567890", "123456789012345678901234567890"),
+        ('"\\u001f\\b\\f\\n\\r\\t\\"\\\\"', '"\\u001f\\b\\f\\n\\r\\t\\"\\\\"'),
+        ("[-0.0, 5e-324, 1.7976931348623157e308]", "[-0.0,5e-324,1.7976931348623157e+308]"),
+        (None, None),
+    ],
+)
+def test_a_layout_is_kept_as_the_verifier_rebuilds_it(sent: str | None, kept: str | None) -> None:
+    with transaction.atomic():
+        assert append_as_sent(sent, sent) == (kept, kept)
+        if sent is not None:
+            assert kept == canonical_text(json.loads(sent))
+        transaction.set_rollback(True)
+
+
+@pytest.mark.parametrize(
+    ("sent", "message"),
+    [
+        ("1" * 4301, "an integer of 4301 digits"),  # Python would not read it back
+        ("1e400", "out of range"),  # not a double: Python reads it as inf
+    ],
+)
+def test_a_number_python_cannot_read_back_is_refused(sent: str, message: str) -> None:
+    with pytest.raises(DatabaseError, match=message), transaction.atomic():
+        append_as_sent(None, sent)

@@ -19,7 +19,8 @@ from oversight.audit.checkpoints import checkpoint_write
 from oversight.audit.export import COLUMNS
 from oversight.audit.models import AuditCheckpoint, AuditEvent
 from oversight.audit.selectors import AuditFilters
-from tests.audit.helpers import record
+from oversight.audit.verification import audit_log_verify
+from tests.audit.helpers import append_as_sent, record
 
 pytestmark = pytest.mark.django_db
 
@@ -101,6 +102,28 @@ def test_an_edited_export_line_is_named(tmp_path: Path, sink_dir: Path) -> None:
     )
     assert result.returncode == verifier.EXIT_CHAIN
     assert "first bad seq: 3" in result.stderr and "altered" in result.stderr
+
+
+@pytest.mark.postgres
+def test_an_event_appended_by_hand_in_another_layout_verifies_here_and_offline(
+    tmp_path: Path, sink_dir: Path
+) -> None:
+    """Whoever holds the runtime credentials may call audit_append with before and after
+    laid out otherwise (spaces, key order, 1.50, escapes): the database keeps and hashes
+    their canonical text, so its own check and an auditor's agree on the row."""
+    record(2)
+    kept = append_as_sent('{"b": 1.50, "a" : "\\u00e9"}', '[1E2,  {"y": 1, "x": -0}]')
+    assert kept == ('{"a":"é","b":1.5}', '[100.0,{"x":0,"y":1}]')
+    record(1)
+    assert audit_log_verify().finding is None  # the database's rehash vouches for it
+    _checkpoint()
+    folder = _auditor_folder(tmp_path)
+    _export(folder / "events.jsonl")
+    result = _run_verify(
+        folder, "export", "events.jsonl", "--checkpoints", str(sink_dir), "--public-key", "key.pem"
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Verified: 4 events against 1 checkpoints" in result.stdout
 
 
 def test_the_export_view_carries_every_hashed_field() -> None:
