@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from oversight.lib.env import envbool, envfloat, envint, envlist, envstr
+from oversight.lib.env import envbool, envfloat, envint, envlist, envnetworks, envstr
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -303,6 +303,10 @@ SITE_URL = envstr("SITE_URL", "http://127.0.0.1:8000")  # absolute links in noti
 # DEBUG is on and no mail server is set; everywhere else the page is a 404.
 DEV_OUTBOX = envbool("DEV_OUTBOX", DEBUG and not EMAIL_HOST)
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Webhooks (team notifications, compensations, checkpoint sinks) go only to public
+# addresses, and to addresses in these networks: e.g. "10.20.0.0/16" for a receiver inside
+# the deployment's network, "127.0.0.1" for one on this machine. DEBUG allows any.
+WEBHOOK_ALLOWED_NETWORKS = envnetworks("WEBHOOK_ALLOWED_NETWORKS", [])
 
 # --- Security ---------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True

@@ -42,3 +42,5 @@ SERVESTATIC_USE_FINDERS = True
 # The websocket origin check reads this when oversight.asgi is imported, before the test
 # runner adds "testserver"; the servers started by tests listen on 127.0.0.1.
 ALLOWED_HOSTS = ["testserver", "127.0.0.1"]
+# The webhook receivers tests start listen on this machine.
+WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.0/8", "::1"]

@@ -14,7 +14,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage, get_connection
@@ -29,11 +28,10 @@ from oversight.notifications.constants import (
     MAX_ATTEMPTS,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
-    WEBHOOK_TIMEOUT_SECONDS,
 )
 from oversight.notifications.delivery import retry_countdown
-from oversight.notifications.models import validate_webhook_url
 from oversight.notifications.signing import signature_header
+from oversight.notifications.webhook_http import webhook_post
 
 logger = logging.getLogger(__name__)
 SINK_KINDS = ("dir", "webhook", "email")
@@ -87,24 +85,21 @@ def _to_webhook(url: str, number: int, document: str) -> None:
     secret = settings.AUDIT_CHECKPOINT_WEBHOOK_SECRET
     if not secret:
         raise SinkError("AUDIT_CHECKPOINT_WEBHOOK_SECRET is not set", permanent=True)
+    body = document.encode("utf-8")
     try:
-        validate_webhook_url(url)
+        response = webhook_post(
+            url,
+            body=body,
+            headers={
+                "Content-Type": "application/json",
+                "User-Agent": "Oversight-Checkpoint/1",
+                "X-Oversight-Checkpoint": str(number),
+                SIGNATURE_HEADER: signature_header(body, secret),
+                TIMESTAMP_HEADER: str(int(time.time())),
+            },
+        )
     except ValidationError as exc:
         raise SinkError(" ".join(exc.messages), permanent=True) from None
-    body = document.encode("utf-8")
-    response = httpx.post(
-        url,
-        content=body,
-        headers={
-            "Content-Type": "application/json",
-            "User-Agent": "Oversight-Checkpoint/1",
-            "X-Oversight-Checkpoint": str(number),
-            SIGNATURE_HEADER: signature_header(body, secret),
-            TIMESTAMP_HEADER: str(int(time.time())),
-        },
-        timeout=WEBHOOK_TIMEOUT_SECONDS,
-        follow_redirects=False,
-    )
     if not response.is_success:
         raise SinkError(f"HTTP {response.status_code}: {response.text[:200]}")
 

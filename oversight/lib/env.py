@@ -6,6 +6,7 @@ back silently to a default that may be unsafe.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 
@@ -65,3 +66,15 @@ def envlist(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def envnetworks(name: str, default: list[str]) -> list[str]:
+    """IP networks, comma-separated: ``10.0.0.0/8, 127.0.0.1`` (an address is a network
+    of one)."""
+    networks = envlist(name, default)
+    for network in networks:
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError:
+            raise ImproperlyConfigured(f"{name}: {network!r} is not an IP network.") from None
+    return networks

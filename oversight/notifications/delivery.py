@@ -11,7 +11,6 @@ import logging
 import time
 from dataclasses import dataclass
 
-import httpx
 from django.core.exceptions import ValidationError
 from django.core.mail import get_connection, send_mail
 from django.utils import timezone
@@ -25,12 +24,12 @@ from oversight.notifications.constants import (
     MAX_ATTEMPTS,
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
-    WEBHOOK_TIMEOUT_SECONDS,
     Channel,
     State,
 )
-from oversight.notifications.models import Notification, TeamChannels, validate_webhook_url
+from oversight.notifications.models import Notification, TeamChannels
 from oversight.notifications.signing import signature_header
+from oversight.notifications.webhook_http import webhook_post
 
 logger = logging.getLogger(__name__)
 
@@ -76,26 +75,23 @@ def _send_webhook(notification: Notification) -> None:
     channels = TeamChannels.objects.filter(team_id=notification.team_id).first()
     if channels is None or not channels.webhook_url:
         raise PermanentFailure("The team's webhook was removed.")
-    try:
-        validate_webhook_url(channels.webhook_url)
-    except ValidationError as exc:
-        raise PermanentFailure(" ".join(exc.messages)) from None
     timestamp = int(time.time())
     body = content.webhook_body(
         notification.payload, notification_id=notification.pk, timestamp=timestamp
     )
-    response = httpx.post(
-        channels.webhook_url,
-        content=body,  # the exact bytes signed
-        headers={
-            "Content-Type": "application/json",
-            "User-Agent": "Oversight-Webhook/1",
-            SIGNATURE_HEADER: signature_header(body, channels.webhook_secret),
-            TIMESTAMP_HEADER: str(timestamp),
-        },
-        timeout=WEBHOOK_TIMEOUT_SECONDS,
-        follow_redirects=False,
-    )
+    try:
+        response = webhook_post(
+            channels.webhook_url,
+            body=body,  # the exact bytes signed
+            headers={
+                "Content-Type": "application/json",
+                "User-Agent": "Oversight-Webhook/1",
+                SIGNATURE_HEADER: signature_header(body, channels.webhook_secret),
+                TIMESTAMP_HEADER: str(timestamp),
+            },
+        )
+    except ValidationError as exc:
+        raise PermanentFailure(" ".join(exc.messages)) from None
     if not response.is_success:
         raise RuntimeError(f"HTTP {response.status_code}: {response.text[:200]}")
 

@@ -3,14 +3,11 @@ person's in-app inbox."""
 
 from __future__ import annotations
 
-import ipaddress
 import secrets
 import uuid
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
-from django.core.validators import URLValidator
 from django.db import models
 
 from oversight.accounts.models import Team
@@ -23,8 +20,7 @@ from oversight.notifications.constants import (
     Kind,
     State,
 )
-
-_LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+from oversight.notifications.webhook_http import validate_webhook_url
 
 
 def new_webhook_secret() -> str:
@@ -33,29 +29,6 @@ def new_webhook_secret() -> str:
 
 def webhook_host(url: str) -> str:
     return urlsplit(url).hostname or ""
-
-
-def _is_loopback(host: str) -> bool:
-    if host in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def validate_webhook_url(url: str) -> None:
-    """https, except to this machine (a local receiver) or anywhere when DEBUG is on.
-
-    Checked when the URL is saved and again before every send, so a URL saved on a
-    DEBUG install is never used over plain HTTP in production.
-    """
-    URLValidator(schemes=["http", "https"])(url)
-    parts = urlsplit(url)
-    if parts.username or parts.password:
-        raise ValidationError("Put credentials in the signing secret, not in the URL.")
-    if parts.scheme == "http" and not (settings.DEBUG or _is_loopback(parts.hostname or "")):
-        raise ValidationError("Webhook URLs must use https (http only to localhost).")
 
 
 class TeamChannels(models.Model):

@@ -27,10 +27,9 @@ from oversight.gateway.models import Action
 from oversight.notifications.constants import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
-    WEBHOOK_TIMEOUT_SECONDS,
 )
-from oversight.notifications.models import validate_webhook_url
 from oversight.notifications.signing import signature_header
+from oversight.notifications.webhook_http import webhook_post
 from oversight.rewind.services import (
     OUTCOMES,
     Report,
@@ -74,20 +73,17 @@ def _answer(response: httpx.Response) -> Report:
 
 
 def _call(url: str, secret: str, compensation: Action) -> Report:
-    validate_webhook_url(url)
     timestamp = int(time.time())
     body = json.dumps({**task_body(compensation), "timestamp": timestamp}).encode()
-    response = httpx.post(
+    response = webhook_post(
         url,
-        content=body,
+        body=body,
         headers={
             "Content-Type": "application/json",
             "User-Agent": "Oversight-Compensation/1",
             SIGNATURE_HEADER: signature_header(body, secret),
             TIMESTAMP_HEADER: str(timestamp),
         },
-        timeout=WEBHOOK_TIMEOUT_SECONDS,
-        follow_redirects=False,
     )
     return _answer(response)
 

@@ -18,8 +18,8 @@ from oversight.agents.services import agent_access_grant
 from oversight.celery import app as celery_app
 from oversight.gateway.models import Action
 from oversight.notifications.constants import DIGEST_WINDOW_SECONDS
-from oversight.notifications.models import TeamChannels
-from oversight.notifications.services import team_channels_update
+from oversight.notifications.models import Notification, TeamChannels
+from oversight.notifications.services import notify_action_held, team_channels_update
 from tests.conftest import SYSTEM, make_user
 from tests.notifications.receiver import Receiver, webhook_receiver
 
@@ -125,3 +125,18 @@ def set_channels(team: Any, *, email: bool = False, webhook_url: str = "") -> Te
 def receiver() -> Iterator[Receiver]:
     with webhook_receiver() as r:
         yield r
+
+
+def queued(action: Any, capture: Any) -> list[Notification]:
+    """Notifications created but not sent: their on-commit sends are dropped."""
+    with capture(execute=False):
+        return notify_action_held(action_id=action.pk)
+
+
+@pytest.fixture
+def webhook(
+    team: Any, held_action: Any, receiver: Receiver, django_capture_on_commit_callbacks: Any
+) -> Notification:
+    set_channels(team, webhook_url=receiver.url)
+    (notification,) = queued(held_action, django_capture_on_commit_callbacks)
+    return notification

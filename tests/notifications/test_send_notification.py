@@ -20,27 +20,11 @@ from django.utils import timezone
 
 from oversight.notifications.delivery import retry_countdown
 from oversight.notifications.models import Notification, TeamChannels
-from oversight.notifications.services import notify_action_held
 from oversight.notifications.tasks import requeue_stale_notifications, send_notification
-from tests.notifications.conftest import hold, set_channels
+from tests.notifications.conftest import hold, queued, set_channels
 from tests.notifications.receiver import Receiver, webhook_receiver
 
 pytestmark = pytest.mark.django_db
-
-
-def _queued(action: Any, capture: Any) -> list[Notification]:
-    """Notifications created but not sent: their on-commit sends are dropped."""
-    with capture(execute=False):
-        return notify_action_held(action_id=action.pk)
-
-
-@pytest.fixture
-def webhook(
-    team: Any, held_action: Any, receiver: Receiver, django_capture_on_commit_callbacks: Any
-) -> Notification:
-    set_channels(team, webhook_url=receiver.url)
-    (notification,) = _queued(held_action, django_capture_on_commit_callbacks)
-    return notification
 
 
 @pytest.fixture
@@ -48,7 +32,7 @@ def email(
     team: Any, held_action: Any, rita: Any, django_capture_on_commit_callbacks: Any
 ) -> Notification:
     set_channels(team, email=True)
-    (notification,) = _queued(held_action, django_capture_on_commit_callbacks)
+    (notification,) = queued(held_action, django_capture_on_commit_callbacks)
     return notification
 
 
@@ -92,7 +76,7 @@ def test_agent_text_cannot_ping_the_channel(
 ) -> None:
     set_channels(team, webhook_url=receiver.url)
     action = hold(agent, resource="<!channel> look", reason="<https://evil.example|click>")
-    (notification,) = _queued(action, django_capture_on_commit_callbacks)
+    (notification,) = queued(action, django_capture_on_commit_callbacks)
     send_notification.delay(notification.pk)
     body = json.loads(receiver.received[0].body)
     slack_text = body["text"] + body["blocks"][0]["text"]["text"]
@@ -132,7 +116,7 @@ def test_a_network_error_is_retried_like_a_bad_status(
     with webhook_receiver() as gone:
         url = gone.url  # the port is closed once the receiver has stopped
     set_channels(team, webhook_url=url)
-    (notification,) = _queued(held_action, django_capture_on_commit_callbacks)
+    (notification,) = queued(held_action, django_capture_on_commit_callbacks)
     send_notification.delay(notification.pk)
     failed = _fresh(notification)
     assert (failed.state, failed.attempts) == ("failed", 5)
@@ -217,7 +201,7 @@ def test_lost_sends_are_queued_again_by_the_sweep(
     Notification.objects.filter(pk=email.pk).update(
         created_at=timezone.now() - dt.timedelta(minutes=20)
     )
-    (recent,) = _queued(hold(agent), django_capture_on_commit_callbacks)
+    (recent,) = queued(hold(agent), django_capture_on_commit_callbacks)
     assert requeue_stale_notifications.delay().get() == 1
     assert _fresh(email).state == "sent"
     assert _fresh(recent).state == "pending"  # its own task may still be on the way

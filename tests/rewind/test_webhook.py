@@ -127,6 +127,24 @@ def test_a_failing_webhook_is_tried_again_after_its_lease(
     assert original.status == "rolled_back"
 
 
+def test_a_webhook_at_an_internal_address_is_not_called(
+    agent: Agent,
+    owner: Any,
+    production: Any,  # noqa: F811
+    receiver: type[Receiver],
+    settings: Any,
+) -> None:
+    # Saved while the receiver's network was allowed; no longer.
+    settings.WEBHOOK_ALLOWED_NETWORKS = []
+    original = _refunded(production)
+    receiver.ledger[original.resource] = {"refunded": 40}
+    compensation = action_undo(actor=Actor.for_user(owner), action=original)
+    assert compensations_by_webhook() == {"done": 0, "failed": 1}
+    assert receiver.seen == []
+    compensation.refresh_from_db()
+    assert compensation.compensation_outcome == ""  # not run: tried again after its lease
+
+
 def test_an_agents_own_webhook_runs_its_undos(
     agent: Agent,
     owner: Any,
