@@ -10,10 +10,7 @@ granted. It runs as its owner, and is the only way the runtime role appends: tha
 may not INSERT into the table (db_roles.py), so it cannot write a row that does not hash
 to its columns or does not follow the head (docs/decisions/0033).
 
-Whatever layout ``before`` and ``after`` arrive in, it keeps and hashes their canonical
-text (``audit_canonical``), so the database's rehash and an outside verifier agree.
-
-The function's source is audit/sql/audit_append.v4.sql (each migration that installs it
+The function's source is audit/sql/audit_append.v3.sql (each migration that installs it
 carries its own copy); this module holds what Python needs to call it.
 """
 

@@ -15,7 +15,7 @@ from django.db.models import QuerySet
 
 from oversight.audit import checkpoints, merkle, signing, verifier
 from oversight.audit.export import COLUMNS
-from oversight.audit.models import AuditCheckpoint, AuditEvent
+from oversight.audit.models import AuditCheckpoint, AuditEvent, verifier_row_of
 from oversight.audit.proofs import inclusion_proof
 from oversight.audit.selectors import AuditFilters, audit_filter
 
@@ -89,8 +89,8 @@ def bundle_build(*, events: QuerySet[AuditEvent], filters: AuditFilters, site: s
         raise BundleError(f"{count} events match; a bundle holds {MAX_EVENTS} at most.")
     tree = merkle.Tree()
     lines, proofs = [], {}
-    for event in events.order_by("seq").iterator(chunk_size=2000):
-        row = {name: getattr(event, name) for name in COLUMNS}
+    for event in events.with_stored_texts().order_by("seq").iterator(chunk_size=2000):
+        row = verifier_row_of(event, COLUMNS)
         row["created_at"] = verifier.timestamp_text(event.created_at)
         lines.append(json.dumps(row, sort_keys=True, ensure_ascii=False))
         proofs[str(event.seq)] = inclusion_proof(event, latest, tree)

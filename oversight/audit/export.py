@@ -21,7 +21,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import QuerySet
 
 from oversight.audit import verifier
-from oversight.audit.models import AuditEvent
+from oversight.audit.models import STORED_TEXT_ANNOTATIONS, AuditEvent, verifier_row
 
 BATCH = 2000
 # Every hashed field, so an export verifies away from the database (verifier.py export);
@@ -35,8 +35,9 @@ async def _batches(events: QuerySet[AuditEvent]) -> AsyncIterator[list[dict[str,
     before: int | None = None
     while True:
         page = events if before is None else events.filter(seq__lt=before)
-        rows = page.order_by("-seq").values(*COLUMNS, "withheld")[:BATCH]
-        batch = [row async for row in rows]
+        rows = page.with_stored_texts().order_by("-seq")
+        rows = rows.values(*COLUMNS, *STORED_TEXT_ANNOTATIONS.values(), "withheld")
+        batch = [verifier_row(row) async for row in rows[:BATCH]]
         if not batch:
             return
         before = batch[-1]["seq"]

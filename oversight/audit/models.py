@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, NoReturn
 
 from django.db import models
+from django.db.models.functions import Cast
 
+from oversight.audit import verifier
 from oversight.audit.fields import CanonicalJSONField
 from oversight.audit.verbs import ACTION_VERBS
 
@@ -14,7 +17,23 @@ class AuditLogImmutableError(Exception):
     """Raised on any attempt to change or remove an audit event through the ORM."""
 
 
+# with_stored_texts()'s annotations, by field.
+STORED_TEXT_ANNOTATIONS = {"before": "stored_before", "after": "stored_after"}
+
+
 class AuditEventQuerySet(models.QuerySet):
+    def with_stored_texts(self) -> AuditEventQuerySet:
+        """With ``before`` and ``after`` also as the text they are stored in
+        (``stored_before``, ``stored_after``), which their hash covers: the canonical
+        text of the value, unless the event was appended by hand. What reads events to
+        check their hashes reads these too (``verifier_row``, ``verifier_row_of``)."""
+        return self.annotate(
+            **{
+                annotation: Cast(name, models.TextField())
+                for name, annotation in STORED_TEXT_ANNOTATIONS.items()
+            }
+        )
+
     def update(self, **kwargs: Any) -> NoReturn:
         raise AuditLogImmutableError("Audit events cannot be updated.")
 
@@ -185,3 +204,18 @@ class VerificationRun(models.Model):
 
     def __str__(self) -> str:
         return f"verification {self.pk}: {self.state}"
+
+
+def verifier_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A ``values()`` row of ``with_stored_texts()`` as the verifier reads it: the
+    annotations taken out, each text kept (verifier.STORED_TEXTS) where it is not the
+    canonical text of its value."""
+    texts = {name: row.pop(annotation) for name, annotation in STORED_TEXT_ANNOTATIONS.items()}
+    return verifier.with_stored_texts(row, texts)
+
+
+def verifier_row_of(event: AuditEvent, fields: Iterable[str]) -> dict[str, Any]:
+    """``fields`` of an event of ``with_stored_texts()``, as the verifier reads them."""
+    row = {name: getattr(event, name) for name in fields}
+    texts = {name: getattr(event, a) for name, a in STORED_TEXT_ANNOTATIONS.items()}
+    return verifier.with_stored_texts(row, texts)

@@ -20,7 +20,13 @@ from oversight.accounts import roles
 from oversight.audit import merkle, signing, verifier
 from oversight.audit.checkpoints import REFUSED_KEY
 from oversight.audit.diff import FieldChange, field_changes
-from oversight.audit.models import AuditCheckpoint, AuditEvent, CheckpointDelivery, VerificationRun
+from oversight.audit.models import (
+    AuditCheckpoint,
+    AuditEvent,
+    CheckpointDelivery,
+    VerificationRun,
+    verifier_row_of,
+)
 from oversight.audit.proofs import checkpoint_latest, inclusion_proof
 from oversight.audit.selectors import audit_events
 
@@ -222,10 +228,10 @@ def audit_event_detail(*, user: Any, seq: int) -> EventDetail | None:
     """One event as its own page shows it, or None when the user may not read it in the
     list (then it does not exist for them)."""
     readable = audit_events(user=user)
-    event = readable.filter(seq=seq).first()
+    event = readable.with_stored_texts().filter(seq=seq).first()
     if event is None:
         return None
-    row = {name: getattr(event, name) for name in verifier.HASHED_FIELDS}
+    row = verifier_row_of(event, (*verifier.HASHED_FIELDS, "hash"))
     inclusion, error = _inclusion(event)
     older = readable.filter(seq__lt=seq).values_list("seq", flat=True).first()
     newer = readable.filter(seq__gt=seq).order_by("seq").values_list("seq", flat=True).first()

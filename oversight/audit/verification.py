@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection, transaction
+from django.db.models import QuerySet
 
 from oversight.audit import verbs, verifier
-from oversight.audit.models import AuditEvent
+from oversight.audit.models import STORED_TEXT_ANNOTATIONS, AuditEvent, verifier_row
 from oversight.audit.rehash import rows_rehashed
 from oversight.audit.verifier import Checkpoint, Finding
 
@@ -30,9 +31,14 @@ class Outcome:
         return self.finding.code if self.finding else verifier.EXIT_OK
 
 
+def _rows_whole(events: QuerySet[AuditEvent]) -> QuerySet[AuditEvent, dict[str, Any]]:
+    """``events`` as the verifier reads them, their stored texts with them (verifier_row)."""
+    return events.with_stored_texts().values(*_FIELDS, *STORED_TEXT_ANNOTATIONS.values())
+
+
 def _rows_in_order(batch_size: int) -> Iterator[dict[str, Any]]:
-    rows = AuditEvent.objects.order_by("seq").values(*_FIELDS)
-    yield from rows.iterator(chunk_size=batch_size)
+    for row in _rows_whole(AuditEvent.objects.order_by("seq")).iterator(chunk_size=batch_size):
+        yield verifier_row(row)
 
 
 def _rows_to_check(batch_size: int) -> Iterator[tuple[dict[str, Any], bool | None]]:
@@ -49,8 +55,8 @@ def _rows_to_check(batch_size: int) -> Iterator[tuple[dict[str, Any], bool | Non
             yield {"seq": seq, "prev_hash": prev_hash, "hash": hash_, "leaf": leaf}, True
             continue
         if seq not in whole:  # the next batch of rows from here, whole
-            rows = AuditEvent.objects.filter(seq__gte=seq).order_by("seq")[:batch_size]
-            whole = {row["seq"]: row for row in rows.values(*_FIELDS)}
+            rows = _rows_whole(AuditEvent.objects.filter(seq__gte=seq).order_by("seq"))
+            whole = {row["seq"]: verifier_row(row) for row in rows[:batch_size]}
         row = whole.get(seq)  # gone since it was streamed: nothing vouches for it
         yield (row, None) if row else ({"seq": seq, "prev_hash": prev_hash, "hash": hash_}, False)
 

@@ -21,6 +21,11 @@ The rules:
   checkpoint's hash. The signature is Ed25519 over the statement's canonical JSON; a
   checkpoint's hash is SHA-256 of the same bytes. A checkpoint file may also list the
   event hashes it adds (``events``), so a verifier can name the first event that differs.
+* **Stored text.** An event appended by hand (``audit_append``, by whoever holds the
+  database's runtime credentials) may hold ``before`` and ``after`` in another text than
+  the canonical one of their values, and is hashed over that text. An export carries it
+  beside the value (``before_text``, ``after_text``) for such an event only; the text
+  must read back as the value, and the hash covers the text.
 * **Withheld events.** An export made by someone who may not read every event carries
   each of the others as ``{"seq", "prev_hash", "hash", "withheld": true}``: no content,
   but its place in the chain and its leaf in the Merkle tree, so the export still verifies
@@ -98,14 +103,81 @@ def canonical_text(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+# Where an export carries the text ``before`` or ``after`` was stored in, when that is not
+# the canonical text of the value (an event appended by hand): what the hash covers.
+STORED_TEXTS = {"before": "before_text", "after": "after_text"}
+
+
+def with_stored_texts(row: dict[str, Any], texts: Mapping[str, str | None]) -> dict[str, Any]:
+    """``row`` (with its ``hash``) given the texts (by field name) its ``before`` and
+    ``after`` were stored in: with those that are not the canonical text of the value, if
+    the hash covers them rather than the canonical text. (Events Oversight writes are
+    stored in the canonical text; events written before the database kept that text are
+    hashed over it and stored otherwise; an event appended by hand is hashed over the text
+    it was sent in.)"""
+    differing = {
+        STORED_TEXTS[name]: text
+        for name, text in texts.items()
+        if text is not None and text != canonical_text(row[name])
+    }
+    if differing and compute_hash(row) != row["hash"]:
+        row.update(differing)
+    return row
+
+
+def _stored_text_reads_back(row: Mapping[str, Any], name: str) -> bool:
+    text = row.get(STORED_TEXTS[name])
+    if text is None:
+        return True
+    try:
+        return isinstance(text, str) and canonical_text(json.loads(text)) == canonical_text(
+            row[name]
+        )
+    except ValueError:
+        return False
+
+
 def canonical_json(row: Mapping[str, Any]) -> str:
     payload = {name: row[name] for name in HASHED_FIELDS}
     payload["created_at"] = timestamp_text(payload["created_at"])
-    return canonical_text(payload)
+    stored = {name: row[key] for name, key in STORED_TEXTS.items() if row.get(key) is not None}
+    if not stored:
+        return canonical_text(payload)
+    # As canonical_text lays the payload out, with the stored texts in their places.
+    members = (
+        f"{json.dumps(name)}:{stored.get(name) or canonical_text(value)}"
+        for name, value in sorted(payload.items())
+    )
+    return "{" + ",".join(members) + "}"
 
 
 def compute_hash(row: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_json(row).encode("utf-8")).hexdigest()
+
+
+def stored_content_matches(row: Mapping[str, Any], texts: Mapping[str, str | None]) -> bool:
+    """Whether an event as its database stores it (its fields but ``before`` and ``after``,
+    and those two as the texts they are stored in: ``texts``) hashes to its ``hash``: over
+    the texts, as the database hashes every event it appends, or, for events written before
+    it kept their canonical text, over the canonical text of their values. The values are
+    parsed only for the second."""
+    fields = {**row, "before": None, "after": None}
+    as_stored = {STORED_TEXTS[name]: text or "null" for name, text in texts.items()}
+    if compute_hash({**fields, **as_stored}) == row["hash"]:
+        return True
+    try:
+        values = {name: None if text is None else json.loads(text) for name, text in texts.items()}
+    except ValueError:
+        return False
+    return compute_hash({**fields, **values}) == row["hash"]
+
+
+def content_matches(row: Mapping[str, Any]) -> bool:
+    """Whether the event's content hashes to its ``hash``, and any stored text it carries
+    reads back as its value."""
+    return all(_stored_text_reads_back(row, name) for name in STORED_TEXTS) and (
+        compute_hash(row) == row["hash"]
+    )
 
 
 def withheld_entry(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -155,7 +227,7 @@ class ChainWalk:
             self.first = ChainBreak(seq, f"expected seq {self.expected_seq}, found {seq}: {what}")
         elif row["prev_hash"] != self.prev_hash:
             self.first = ChainBreak(seq, "prev_hash does not match the previous event's hash")
-        elif not (compute_hash(row) == row["hash"] if content_ok is None else content_ok):
+        elif not (content_matches(row) if content_ok is None else content_ok):
             self.first = ChainBreak(seq, "content does not match its hash: the event was altered")
         else:
             self.prev_hash = row["hash"]
@@ -682,7 +754,7 @@ def verify_bundle_events(
     checked = 0
     for row in sorted(events, key=lambda r: r["seq"]):
         seq = row["seq"]
-        if compute_hash(row) != row["hash"]:
+        if not content_matches(row):
             return checked, Finding(
                 EXIT_CHAIN, f"seq {seq}: content does not match its hash", seq=seq
             )

@@ -11,7 +11,7 @@ from oversight.audit.append_sql import CALL_SQL, COLUMNS
 from oversight.audit.db_roles import has_owner_database, owner_cursor
 from oversight.audit.services import audit_record
 from oversight.audit.triggers import IMMUTABLE_TRIGGERS, TABLE
-from oversight.audit.verifier import compute_hash
+from oversight.audit.verifier import content_matches, with_stored_texts
 
 
 def record(n: int, *, verb: str = "test.event") -> None:
@@ -52,7 +52,8 @@ def tamper(sql: str, params: list[object] | None = None) -> None:
 def append_as_sent(before: str | None, after: str | None) -> tuple[Any, ...]:
     """PostgreSQL: append an event whose before and after are sent as these JSON texts, as
     a role holding the runtime credentials could send them by hand; (before, after) as
-    the row keeps them. Checks that the row's hash is of the values it keeps."""
+    the row keeps them. Checks that the verifier's hash of the row, given the texts where
+    they are not canonical (as an export gives them), is the database's."""
     row: dict[str, Any] = {
         "created_at": dt.datetime(2026, 12, 6, 12, 0, tzinfo=dt.UTC),
         "actor_type": "system",
@@ -80,8 +81,10 @@ def append_as_sent(before: str | None, after: str | None) -> tuple[Any, ...]:
         **row,
         "seq": seq,
         "prev_hash": prev_hash,
+        "hash": hash_,
         "before": None if before_text is None else json.loads(before_text),
         "after": None if after_text is None else json.loads(after_text),
     }
-    assert hash_ == compute_hash(read), "the hash is of the values the row holds"
+    with_stored_texts(read, {"before": before_text, "after": after_text})
+    assert content_matches(read), "the hash is of the texts the row holds"
     return before_text, after_text

@@ -4,6 +4,7 @@ verify.py alone (no Django, no Oversight)."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import zipfile
@@ -12,6 +13,8 @@ from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.test import Client
+from django.urls import reverse
 
 from oversight.audit import signing, sinks, verifier
 from oversight.audit.bundle import bundle_build
@@ -104,26 +107,70 @@ def test_an_edited_export_line_is_named(tmp_path: Path, sink_dir: Path) -> None:
     assert "first bad seq: 3" in result.stderr and "altered" in result.stderr
 
 
-@pytest.mark.postgres
-def test_an_event_appended_by_hand_in_another_layout_verifies_here_and_offline(
-    tmp_path: Path, sink_dir: Path
-) -> None:
-    """Whoever holds the runtime credentials may call audit_append with before and after
-    laid out otherwise (spaces, key order, 1.50, escapes): the database keeps and hashes
-    their canonical text, so its own check and an auditor's agree on the row."""
+def _appended_by_hand() -> None:
+    """Events 1, 2 and 4 as Oversight writes them; 3 appended by hand, its before and after
+    laid out otherwise than their canonical text (spaces, key order, 1.50, escapes)."""
     record(2)
     kept = append_as_sent('{"b": 1.50, "a" : "\\u00e9"}', '[1E2,  {"y": 1, "x": -0}]')
-    assert kept == ('{"a":"é","b":1.5}', '[100.0,{"x":0,"y":1}]')
+    assert kept == ('{"b": 1.50, "a" : "\\u00e9"}', '[1E2,  {"y": 1, "x": -0}]')
     record(1)
+
+
+@pytest.mark.postgres
+@pytest.mark.filterwarnings("ignore:StreamingHttpResponse must consume:Warning")
+def test_an_event_appended_by_hand_in_another_layout_verifies_here_and_offline(
+    tmp_path: Path, sink_dir: Path, client: Client, admin_user: Any
+) -> None:
+    """Whoever holds the runtime credentials may call audit_append with before and after
+    laid out otherwise: the database hashes the text it keeps, the export carries that
+    text beside the values, and the database's check and an auditor's agree."""
+    _appended_by_hand()
     assert audit_log_verify().finding is None  # the database's rehash vouches for it
     _checkpoint()
     folder = _auditor_folder(tmp_path)
-    _export(folder / "events.jsonl")
-    result = _run_verify(
-        folder, "export", "events.jsonl", "--checkpoints", str(sink_dir), "--public-key", "key.pem"
-    )
+    client.force_login(admin_user)
+    response = client.get(reverse("audit:export", args=["jsonl"]))
+    body = b"".join(response).decode("utf-8")
+    rows = [json.loads(line) for line in body.splitlines()]
+    by_seq = {row["seq"]: row for row in rows}
+    assert by_seq[3]["before_text"] == '{"b": 1.50, "a" : "\\u00e9"}'
+    assert by_seq[3]["before"] == {"a": "é", "b": 1.5}
+    assert by_seq[3]["after_text"] == '[1E2,  {"y": 1, "x": -0}]'
+    assert all("before_text" not in by_seq[seq] for seq in (1, 2, 4))  # canonical: no text
+    args = ("export", "events.jsonl", "--checkpoints", str(sink_dir), "--public-key", "key.pem")
+
+    def verified(lines: list[dict[str, Any]]) -> subprocess.CompletedProcess[str]:
+        (folder / "events.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+        return _run_verify(folder, *args)
+
+    result = verified(rows)
     assert result.returncode == 0, result.stderr
-    assert "Verified: 4 events against 1 checkpoints" in result.stdout
+    assert "Verified: 5 events against 1 checkpoints" in result.stdout  # 5: the export
+    # The value shown is the value hashed: changing either is named.
+    for edit in (
+        {"before": {"a": "é", "b": 2}},  # the value, its text left as it was
+        {"before_text": '{"b": 2, "a" : "\\u00e9"}', "before": {"a": "é", "b": 2}},
+        {"before_text": None},  # the text left out: the canonical text is not what was hashed
+    ):
+        result = verified([{**r, **edit} if r["seq"] == 3 else r for r in rows])
+        assert result.returncode == verifier.EXIT_CHAIN, edit
+        assert "first bad seq: 3" in result.stderr and "altered" in result.stderr
+
+
+@pytest.mark.postgres
+def test_a_bundle_with_an_event_appended_by_hand_verifies(
+    tmp_path: Path, sink_dir: Path, client: Client, admin_user: Any
+) -> None:
+    _appended_by_hand()
+    path = _bundle(tmp_path)
+    with zipfile.ZipFile(path) as archive:
+        archive.extractall(tmp_path)
+    result = _run_verify(tmp_path / path.stem, "bundle", ".")
+    assert result.returncode == 0, result.stderr
+    assert "Verified: 4 events, each in a signed checkpoint" in result.stdout
+    client.force_login(admin_user)
+    page = client.get(reverse("audit:event", args=[3])).content.decode()
+    assert "Its content matches its hash." in re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page))
 
 
 def test_the_export_view_carries_every_hashed_field() -> None:

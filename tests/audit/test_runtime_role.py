@@ -52,17 +52,6 @@ ATTEMPTS = {
     ),
     # Refused for the schema (no CREATE) before ownership is even asked.
     "replace the trigger function": (REPLACEMENT, "permission denied for schema|must be owner"),
-    # audit_append runs as its owner and builds the hashed text with this one: whoever
-    # replaced it would choose the text the hash covers.
-    "replace the canonical text": (
-        "CREATE OR REPLACE FUNCTION audit_canonical(p json) RETURNS text AS $$"
-        " SELECT p::text $$ LANGUAGE sql",
-        "permission denied for schema|must be owner",
-    ),
-    "drop the canonical text": (
-        "DROP FUNCTION audit_canonical(json) CASCADE",
-        "must be owner of function",
-    ),
     "add a trigger of one's own": (
         "CREATE TRIGGER mine BEFORE INSERT ON audit_auditevent"
         " FOR EACH ROW EXECUTE FUNCTION audit_refuse_change()",

@@ -1,9 +1,3 @@
--- Version 4: before and after are kept, and hashed, in their canonical text
--- (audit_canonical), whatever text the caller sent; version 3 kept and hashed the text as
--- it came, so a caller sending the same values in another layout (spaces, key order, 1.50
--- for 1.5) wrote a row the database's rehash vouched for and an outside verifier, which
--- rebuilds the text from the values, did not.
---
 -- Version 3: the only way the runtime role appends an event. It builds the canonical text
 -- the event's hash covers from its own arguments, the row's columns (audit/verifier.py's
 -- canonical_json: keys sorted, no spaces; strings as to_json gives them, which escapes as
@@ -21,15 +15,13 @@ CREATE OR REPLACE FUNCTION audit_append(
 SECURITY DEFINER SET search_path = public, pg_temp
 AS $$
 DECLARE
-    v_before text := audit_canonical(p_before);
-    v_after text := audit_canonical(p_after);
     v_head text := '{"actor_agent_id":' || coalesce(p_actor_agent_id::text, 'null')
         || ',"actor_label":' || to_json(p_actor_label)::text
         || ',"actor_type":' || to_json(p_actor_type)::text
         || ',"actor_user_id":' || coalesce(p_actor_user_id::text, 'null')
-        || ',"after":' || coalesce(v_after, 'null')
+        || ',"after":' || coalesce(p_after::text, 'null')
         || ',"agent_id":' || coalesce(p_agent_id::text, 'null')
-        || ',"before":' || coalesce(v_before, 'null')
+        || ',"before":' || coalesce(p_before::text, 'null')
         || ',"created_at":"'
         || to_char(p_created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
         || '","prev_hash":"';
@@ -53,7 +45,7 @@ BEGIN
     ) VALUES (
         v_seq, p_created_at, p_actor_type, p_actor_user_id, p_actor_agent_id, p_actor_label,
         p_verb, p_target_type, p_target_id, p_target_label, p_agent_id, p_request_id,
-        v_before::json, v_after::json, v_prev,
+        p_before, p_after, v_prev,
         encode(sha256(convert_to(v_head || v_prev || v_middle || v_seq::text || v_tail, 'UTF8')),
                'hex')
     )
