@@ -18,20 +18,16 @@ from django.utils import timezone
 
 from oversight.audit import merkle, signing, verifier
 from oversight.audit.models import (
-    STORED_TEXT_ANNOTATIONS,
     AuditCheckpoint,
     AuditEvent,
     CheckpointDelivery,
+    stored_row_checked,
 )
 
 logger = logging.getLogger(__name__)
 
 # Serializes checkpoint writers (PostgreSQL; SQLite's write lock does it there).
 CHECKPOINT_LOCK_KEY = 679192
-# The hashed fields and the hash, but before and after (read as their stored texts).
-_STORED_FIELDS = tuple(
-    name for name in (*verifier.HASHED_FIELDS, "hash") if name not in STORED_TEXT_ANNOTATIONS
-)
 
 
 # Why the last checkpoint was refused, and when, until one is written (the audit page
@@ -81,12 +77,9 @@ def _check_new_events(start: int, stop: int, prev_hash: str) -> list[str]:
     walk = verifier.ChainWalk()
     walk.expected_seq, walk.prev_hash = start + 1, prev_hash
     hashes = []
-    # Before and after as the texts they are stored in, not parsed: what the hash covers.
-    rows = AuditEvent.objects.filter(seq__gt=start, seq__lte=stop).with_stored_texts()
-    rows = rows.order_by("seq").values(*_STORED_FIELDS, *STORED_TEXT_ANNOTATIONS.values())
+    rows = AuditEvent.objects.filter(seq__gt=start, seq__lte=stop).order_by("seq").as_stored()
     for row in rows.iterator(chunk_size=2000):
-        texts = {name: row.pop(annotation) for name, annotation in STORED_TEXT_ANNOTATIONS.items()}
-        if not walk.add(row, verifier.stored_content_matches(row, texts)):
+        if not walk.add(*stored_row_checked(row)):
             break
         hashes.append(row["hash"])
     if walk.first is None and walk.expected_seq != stop + 1:

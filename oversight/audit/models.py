@@ -19,6 +19,10 @@ class AuditLogImmutableError(Exception):
 
 # with_stored_texts()'s annotations, by field.
 STORED_TEXT_ANNOTATIONS = {"before": "stored_before", "after": "stored_after"}
+# What as_stored() reads besides them: the other hashed fields, and the hash.
+_STORED_ROW_FIELDS = tuple(
+    name for name in (*verifier.HASHED_FIELDS, "hash") if name not in STORED_TEXT_ANNOTATIONS
+)
 
 
 class AuditEventQuerySet(models.QuerySet):
@@ -26,13 +30,20 @@ class AuditEventQuerySet(models.QuerySet):
         """With ``before`` and ``after`` also as the text they are stored in
         (``stored_before``, ``stored_after``), which their hash covers: the canonical
         text of the value, unless the event was appended by hand. What reads events to
-        check their hashes reads these too (``verifier_row``, ``verifier_row_of``)."""
+        check their hashes reads these (``as_stored``, ``verifier_row``, ``verifier_row_of``)."""
         return self.annotate(
             **{
                 annotation: Cast(name, models.TextField())
                 for name, annotation in STORED_TEXT_ANNOTATIONS.items()
             }
         )
+
+    def as_stored(self) -> models.QuerySet[AuditEvent, dict[str, Any]]:
+        """Rows of the hashed fields and the hash, with ``before`` and ``after`` only as
+        the texts they are stored in, unparsed: what a check of the hashes needs
+        (``stored_row_checked``)."""
+        fields = (*_STORED_ROW_FIELDS, *STORED_TEXT_ANNOTATIONS.values())
+        return self.with_stored_texts().values(*fields)
 
     def update(self, **kwargs: Any) -> NoReturn:
         raise AuditLogImmutableError("Audit events cannot be updated.")
@@ -219,3 +230,10 @@ def verifier_row_of(event: AuditEvent, fields: Iterable[str]) -> dict[str, Any]:
     row = {name: getattr(event, name) for name in fields}
     texts = {name: getattr(event, a) for name, a in STORED_TEXT_ANNOTATIONS.items()}
     return verifier.with_stored_texts(row, texts)
+
+
+def stored_row_checked(row: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """A row of ``as_stored()`` without its texts, and whether it hashes to its hash
+    (verifier.stored_content_matches)."""
+    texts = {name: row.pop(annotation) for name, annotation in STORED_TEXT_ANNOTATIONS.items()}
+    return row, verifier.stored_content_matches(row, texts)

@@ -8,15 +8,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import QuerySet
 
 from oversight.audit import verbs, verifier
-from oversight.audit.models import STORED_TEXT_ANNOTATIONS, AuditEvent, verifier_row
+from oversight.audit.models import AuditEvent, stored_row_checked
 from oversight.audit.rehash import rows_rehashed
 from oversight.audit.verifier import Checkpoint, Finding
 
 ACTION_TARGET = "gateway.action"
-_FIELDS = (*verifier.HASHED_FIELDS, "hash")
 _PROGRESS_EVERY = 20_000
 
 
@@ -31,34 +29,28 @@ class Outcome:
         return self.finding.code if self.finding else verifier.EXIT_OK
 
 
-def _rows_whole(events: QuerySet[AuditEvent]) -> QuerySet[AuditEvent, dict[str, Any]]:
-    """``events`` as the verifier reads them, their stored texts with them (verifier_row)."""
-    return events.with_stored_texts().values(*_FIELDS, *STORED_TEXT_ANNOTATIONS.values())
-
-
 def _rows_in_order(batch_size: int) -> Iterator[dict[str, Any]]:
-    for row in _rows_whole(AuditEvent.objects.order_by("seq")).iterator(chunk_size=batch_size):
-        yield verifier_row(row)
+    yield from AuditEvent.objects.order_by("seq").as_stored().iterator(chunk_size=batch_size)
 
 
-def _rows_to_check(batch_size: int) -> Iterator[tuple[dict[str, Any], bool | None]]:
+def _rows_to_check(batch_size: int) -> Iterator[tuple[dict[str, Any], bool]]:
     """(row, content_ok) in order. On PostgreSQL the database rehashes each row
-    (rehash.py) and a row it vouches for comes as its seq and hashes only; any other
-    comes whole, with None: the verifier's rules in Python decide."""
+    (rehash.py) and a row it vouches for comes as its seq and hashes only; any other is
+    read as stored and checked by the verifier's rules in Python (stored_row_checked)."""
     if connection.vendor != "postgresql":
         for row in _rows_in_order(batch_size):
-            yield row, None
+            yield stored_row_checked(row)
         return
-    whole: dict[int, dict[str, Any]] = {}
+    whole: dict[int, tuple[dict[str, Any], bool]] = {}
     for seq, prev_hash, hash_, ok, leaf in rows_rehashed(batch_size):
         if ok:
             yield {"seq": seq, "prev_hash": prev_hash, "hash": hash_, "leaf": leaf}, True
             continue
-        if seq not in whole:  # the next batch of rows from here, whole
-            rows = _rows_whole(AuditEvent.objects.filter(seq__gte=seq).order_by("seq"))
-            whole = {row["seq"]: verifier_row(row) for row in rows[:batch_size]}
-        row = whole.get(seq)  # gone since it was streamed: nothing vouches for it
-        yield (row, None) if row else ({"seq": seq, "prev_hash": prev_hash, "hash": hash_}, False)
+        if seq not in whole:  # the next batch of rows from here, as stored
+            rows = AuditEvent.objects.filter(seq__gte=seq).order_by("seq").as_stored()
+            whole = {row["seq"]: stored_row_checked(row) for row in rows[:batch_size]}
+        # Gone since it was streamed: nothing vouches for it.
+        yield whole.get(seq) or ({"seq": seq, "prev_hash": prev_hash, "hash": hash_}, False)
 
 
 # Set differences (hashed or sorted, never a nested loop, whatever the statistics say),

@@ -143,12 +143,21 @@ def canonical_json(row: Mapping[str, Any]) -> str:
     stored = {name: row[key] for name, key in STORED_TEXTS.items() if row.get(key) is not None}
     if not stored:
         return canonical_text(payload)
-    # As canonical_text lays the payload out, with the stored texts in their places.
-    members = (
-        f"{json.dumps(name)}:{stored.get(name) or canonical_text(value)}"
-        for name, value in sorted(payload.items())
-    )
-    return "{" + ",".join(members) + "}"
+    # As canonical_text lays the payload out, with the stored texts in their places: the
+    # runs of other fields between them laid out whole.
+    pieces: list[str] = []
+    run: dict[str, Any] = {}
+    for name in sorted(payload):
+        if name in stored:
+            if run:
+                pieces.append(canonical_text(run)[1:-1])
+                run = {}
+            pieces.append(f'"{name}":{stored[name]}')
+        else:
+            run[name] = payload[name]
+    if run:
+        pieces.append(canonical_text(run)[1:-1])
+    return "{" + ",".join(pieces) + "}"
 
 
 def compute_hash(row: Mapping[str, Any]) -> str:
