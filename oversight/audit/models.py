@@ -95,6 +95,8 @@ class AuditEvent(models.Model):
             models.Index(fields=["agent_id", "-seq"], name="audit_agent_seq"),
             models.Index(fields=["verb", "-seq"], name="audit_verb_seq"),
             models.Index(fields=["actor_label", "-seq"], name="audit_actor_seq"),
+            # An object's story (an action's page): its few events among millions.
+            models.Index(fields=["target_type", "target_id"], name="audit_target"),
             # An agent's changes without its traffic (its History's default view): only
             # the few rows that are not actions, so decisions pay nothing for it.
             models.Index(

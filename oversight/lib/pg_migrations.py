@@ -23,6 +23,31 @@ def postgresql_sql(create_sql: str, drop_sql: str | None) -> migrations.RunPytho
     return migrations.RunPython(run(create_sql), backwards)
 
 
+def index_added(
+    app_label: str, model_name: str, index: models.Index
+) -> migrations.SeparateDatabaseAndState:
+    """Add ``index``; on PostgreSQL CONCURRENTLY, so that a large table's inserts go on
+    while it is built. The migration must not be atomic."""
+
+    def change(apps: Any, schema_editor: Any, *, add: bool) -> None:
+        model = apps.get_model(app_label, model_name)
+        options = {"concurrently": True} if schema_editor.connection.vendor == "postgresql" else {}
+        if add:
+            schema_editor.add_index(model, index, **options)
+        else:
+            schema_editor.remove_index(model, index, **options)
+
+    return migrations.SeparateDatabaseAndState(
+        state_operations=[migrations.AddIndex(model_name=model_name.lower(), index=index)],
+        database_operations=[
+            migrations.RunPython(
+                lambda apps, editor: change(apps, editor, add=True),
+                lambda apps, editor: change(apps, editor, add=False),
+            )
+        ],
+    )
+
+
 def index_replaced(
     app_label: str, model_name: str, old: models.Index, new: models.Index
 ) -> migrations.SeparateDatabaseAndState:
