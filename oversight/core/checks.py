@@ -34,6 +34,17 @@ def check_production_settings(app_configs: Any = None, **kwargs: Any) -> list[Ch
                 id="core.W002",
             )
         )
+    if settings.PERIODIC_IN_SERVER and settings.REDIS_URL:
+        found.append(
+            Warning(
+                "PERIODIC_IN_SERVER is on with REDIS_URL set: every web process runs the "
+                "periodic jobs, and Celery beat too where one runs, so each job runs more "
+                "than once a period.",
+                hint="Unset PERIODIC_IN_SERVER (off by default with REDIS_URL) and run one "
+                "Celery beat (docs/deploy.md).",
+                id="core.W004",
+            )
+        )
     if "owner" in settings.DATABASES:
         found.append(
             Warning(

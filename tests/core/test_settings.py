@@ -103,6 +103,18 @@ def test_the_deploy_checks_want_the_site_url_redis_and_no_owner_url() -> None:
     assert "http://127.0.0.1:8000" in result.stderr
 
 
+def test_the_deploy_checks_name_periodic_jobs_in_the_server_beside_a_broker() -> None:
+    """With Redis there is a beat; the web processes running the schedule too would run
+    every job more than once a period."""
+    result = _manage(
+        "check", "--deploy", "--fail-level", "WARNING", **_production_env(PERIODIC_IN_SERVER="1")
+    )
+    assert result.returncode != 0
+    assert "core.W004" in result.stderr, result.stderr
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", **_production_env())
+    assert "core.W004" not in result.stderr
+
+
 def test_the_deploy_checks_name_a_checkpoint_sink_that_is_none() -> None:
     env = _production_env(AUDIT_CHECKPOINT_SINKS="bogus:/x,email:audit@example.com")
     result = _manage("check", "--deploy", "--fail-level", "WARNING", **env)
