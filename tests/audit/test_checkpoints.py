@@ -245,17 +245,23 @@ def test_a_checkpoint_file_is_never_overwritten(sink_dir: Path) -> None:
     assert (sink_dir / "checkpoint-0000000001.json").read_text() == "{}\n"
 
 
+def webhook_delivery(settings: Any, url: str, events: int) -> Any:
+    """The delivery of a checkpoint of ``events`` new events to the webhook sink ``url``."""
+    settings.AUDIT_CHECKPOINT_WEBHOOK_SECRET = "s3cret"
+    settings.AUDIT_CHECKPOINT_SINKS = [f"webhook:{url}"]
+    record(events)
+    checkpoint = checkpoint_write()
+    assert checkpoint is not None
+    return checkpoint.deliveries.get()
+
+
 def test_a_webhook_sink_gets_the_signed_document_and_is_retried(settings: Any) -> None:
     from oversight.notifications.signing import signature_valid
     from tests.notifications.receiver import webhook_receiver
 
-    settings.AUDIT_CHECKPOINT_WEBHOOK_SECRET = "s3cret"
     with webhook_receiver(statuses=(503,)) as receiver:
-        settings.AUDIT_CHECKPOINT_SINKS = [f"webhook:{receiver.url}"]
-        record(2)
-        checkpoint = checkpoint_write()
-        assert checkpoint is not None
-        delivery = checkpoint.deliveries.get()
+        delivery = webhook_delivery(settings, receiver.url, 2)
+        checkpoint = delivery.checkpoint
         assert sinks.checkpoint_deliver(delivery_id=delivery.pk) == 15  # 503: again later
         CheckpointDelivery.objects.filter(pk=delivery.pk).update(claimed_until=None)
         assert sinks.checkpoint_deliver(delivery_id=delivery.pk) is None

@@ -159,6 +159,12 @@ def test_it_refuses_to_start_on_an_unparseable_debug() -> None:
     assert "DEBUG='maybe' is not a boolean" in result.stderr
 
 
+def test_it_refuses_to_start_on_a_network_that_is_not_one() -> None:
+    result = _manage("check", **_production_env(WEBHOOK_ALLOWED_NETWORKS="10.0.0.0/8,intranet"))
+    assert result.returncode != 0
+    assert "WEBHOOK_ALLOWED_NETWORKS: 'intranet' is not an IP network" in result.stderr
+
+
 def test_debug_mode_starts_without_a_secret_key() -> None:
     result = _manage("check", DEBUG="1")
     assert result.returncode == 0, result.stderr
