@@ -21,7 +21,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db.models import QuerySet
 
 from oversight.audit import verifier
-from oversight.audit.models import STORED_TEXT_ANNOTATIONS, AuditEvent, verifier_row
+from oversight.audit.models import STORED_TEXT_ANNOTATIONS, AuditEvent, stored_texts_popped
 
 BATCH = 2000
 # Every hashed field, so an export verifies away from the database (verifier.py export);
@@ -37,14 +37,16 @@ async def _batches(events: QuerySet[AuditEvent]) -> AsyncIterator[list[dict[str,
         page = events if before is None else events.filter(seq__lt=before)
         rows = page.with_stored_texts().order_by("-seq")
         rows = rows.values(*COLUMNS, *STORED_TEXT_ANNOTATIONS.values(), "withheld")
-        batch = [verifier_row(row) async for row in rows[:BATCH]]
+        batch = [row async for row in rows[:BATCH]]
         if not batch:
             return
         before = batch[-1]["seq"]
         for i, row in enumerate(batch):
+            texts = stored_texts_popped(row)
             if row.pop("withheld"):
                 batch[i] = verifier.withheld_entry(row)
             else:
+                verifier.with_stored_texts(row, texts)
                 row["created_at"] = verifier.timestamp_text(row["created_at"])
         yield batch
 

@@ -30,7 +30,8 @@ class AuditEventQuerySet(models.QuerySet):
         """With ``before`` and ``after`` also as the text they are stored in
         (``stored_before``, ``stored_after``), which their hash covers: the canonical
         text of the value, unless the event was appended by hand. What reads events to
-        check their hashes reads these (``as_stored``, ``verifier_row``, ``verifier_row_of``)."""
+        check their hashes reads these (``as_stored``, ``stored_texts_popped``,
+        ``verifier_row_of``)."""
         return self.annotate(
             **{
                 annotation: Cast(name, models.TextField())
@@ -219,12 +220,9 @@ class VerificationRun(models.Model):
         return f"verification {self.pk}: {self.state}"
 
 
-def verifier_row(row: dict[str, Any]) -> dict[str, Any]:
-    """A ``values()`` row of ``with_stored_texts()`` as the verifier reads it: the
-    annotations taken out, each text kept (verifier.STORED_TEXTS) where it is not the
-    canonical text of its value."""
-    texts = {name: row.pop(annotation) for name, annotation in STORED_TEXT_ANNOTATIONS.items()}
-    return verifier.with_stored_texts(row, texts)
+def stored_texts_popped(row: dict[str, Any]) -> dict[str, str | None]:
+    """The texts a ``values()`` row of ``with_stored_texts()`` holds, taken out of it."""
+    return {name: row.pop(annotation) for name, annotation in STORED_TEXT_ANNOTATIONS.items()}
 
 
 def verifier_row_of(event: AuditEvent, fields: Iterable[str]) -> dict[str, Any]:
@@ -237,5 +235,4 @@ def verifier_row_of(event: AuditEvent, fields: Iterable[str]) -> dict[str, Any]:
 def stored_row_checked(row: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     """A row of ``as_stored()`` without its texts, and whether it hashes to its hash
     (verifier.stored_content_matches)."""
-    texts = {name: row.pop(annotation) for name, annotation in STORED_TEXT_ANNOTATIONS.items()}
-    return row, verifier.stored_content_matches(row, texts)
+    return row, verifier.stored_content_matches(row, stored_texts_popped(row))
