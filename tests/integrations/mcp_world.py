@@ -54,8 +54,10 @@ class Proxied:
     target: StdioServerParameters | str
     payments: Payments
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
-    # Over http: stop the payments server and start it again on the same port.
+    # Over http: stop the payments server and start it again on the same port; or each.
     restart_upstream: Callable[..., None] | None = None
+    stop_upstream: Callable[..., None] | None = None
+    start_upstream: Callable[[], None] | None = None
 
     def session(
         self, body: Callable[[Client], Awaitable[T]], *, mode: str = "auto", **options: Any
@@ -155,15 +157,21 @@ def proxied(
     ]
     processes = [subprocess.Popen(upstream_command)]
 
-    def restart_upstream(*, crash: bool = False) -> None:
-        """Stop the payments server (`crash`: killed, closing nothing) and start it anew."""
+    def stop_upstream(*, crash: bool = False) -> None:
+        """Stop the payments server (`crash`: killed, closing nothing)."""
         if crash:
             processes[0].kill()
             processes[0].wait()
         else:
             stop_process(processes[0])
+
+    def start_upstream() -> None:
         processes[0] = subprocess.Popen(upstream_command)
         _wait_for_port(upstream_port, processes[0])
+
+    def restart_upstream(*, crash: bool = False) -> None:
+        stop_upstream(crash=crash)
+        start_upstream()
 
     try:
         _wait_for_port(upstream_port, processes[0])
@@ -175,7 +183,14 @@ def proxied(
         )
         processes.append(proxy)
         _wait_for_port(proxy_port, proxy)
-        yield Proxied(f"http://{listen}/mcp", payments, processes, restart_upstream)
+        yield Proxied(
+            f"http://{listen}/mcp",
+            payments,
+            processes,
+            restart_upstream,
+            stop_upstream,
+            start_upstream,
+        )
     finally:
         for process in reversed(processes):
             stop_process(process)

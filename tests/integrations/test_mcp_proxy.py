@@ -803,6 +803,46 @@ def test_an_http_upstream_that_restarted_is_followed_on_the_2026_protocol_too(
     assert proxy.payments.executed() == [calls[0], *ran]
 
 
+@pytest.mark.parametrize(
+    ("protocol", "crash"), [("auto", False), ("auto", True), ("legacy", False)]
+)
+def test_a_call_to_an_http_upstream_that_is_down_did_not_run_and_says_so(
+    protocol: str, crash: bool, live_url: str, token: str, agent: Any, tmp_path: Path
+) -> None:
+    """The HTTP upstream stopped (or was killed) and nothing listens on its port: the
+    call could not be sent, so it did not run. The caller is told so at once (not "may
+    have run"), the action is recorded as failed with why (no one is asked to settle
+    it), and once the upstream is back the same call is decided anew and runs, once."""
+    first, second = {"charge": "ch_d1", "amount": 10}, {"charge": "ch_d2", "amount": 10}
+    extra = ["--upstream-protocol", "legacy"] if protocol == "legacy" else []
+    mode = "legacy" if protocol == "legacy" else "auto"
+    with proxied("http", url=live_url, token=token, tmp=tmp_path, extra=extra) as proxy:
+        assert proxy.stop_upstream is not None and proxy.start_upstream is not None
+        assert not proxy.call("refund", first, mode=mode).is_error
+        proxy.stop_upstream(crash=crash)
+        started = time.monotonic()
+        down = [proxy.call("refund", second, mode=mode) for _ in range(2)]
+        took = time.monotonic() - started
+        proxy.start_upstream()
+        back = proxy.call("refund", second, mode=mode)
+        assert all(process.poll() is None for process in proxy.processes), "a process ended"
+    for answer in down:
+        assert answer.is_error
+        assert "Not run" in text_of(answer) and "may" not in text_of(answer), text_of(answer)
+        assert "could not be reached" in text_of(answer), text_of(answer)
+    assert took < 20, took
+    assert not back.is_error, text_of(back)
+    assert proxy.payments.executed() == [first, second]
+    actions = [_reported(a) for a in Action.objects.filter(agent=agent).order_by("created_at")]
+    assert [(a.params["charge"], a.status) for a in actions] == [
+        ("ch_d1", "succeeded"),
+        ("ch_d2", "failed"),
+        ("ch_d2", "failed"),
+        ("ch_d2", "succeeded"),
+    ]
+    assert all("could not be reached" in a.error for a in actions[1:3])
+
+
 def test_an_upstream_that_fails_mid_call_leaves_the_outcome_unknown_and_runs_it_no_more(
     live_url: str, token: str, agent: Any, tmp_path: Path
 ) -> None:

@@ -28,6 +28,12 @@ opens a new session instead:
 Over stdio (the session is the server's process), and on protocol 2026-07-28 (no
 sessions), a session is never lost this way.
 
+An HTTP upstream that is down (nothing accepts the connection) did not get the call: it
+raises `Unreachable` (not run), never "may have run", and the session is dropped and
+opened again. While none is open, each call asks for an attempt at once (not after the
+pause between attempts) and waits for it: a call finds a restarted upstream as soon as it
+listens, and is refused in the time a connection takes to be refused while it does not.
+
 On 2026-07-28 over HTTP, an upstream refuses a call whose `Mcp-Param-*` headers no
 longer match the tool's schema (`HEADER_MISMATCH`: the tool was redefined since the proxy
 listed it). The `mcp` package's client would then list the tool again and send the call
@@ -39,6 +45,7 @@ is decided on the new definition.
 
 from __future__ import annotations
 
+import json
 import logging
 import shlex
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -47,10 +54,12 @@ from contextvars import ContextVar
 from typing import Any, TypeVar
 
 import anyio
+import httpx2
 import mcp_types as types
 from anyio.abc import TaskStatus
 from mcp.client.client import Client
 from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.client.streamable_http import streamable_http_client
 from mcp.client.subscriptions import SubscriptionLost
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
@@ -69,6 +78,13 @@ REOPEN_AT_MOST = 10.0
 WATCH_EVERY = 0.5  # seconds between checks that a stdio upstream's process is still there
 RELISTEN_AFTER = 1.0  # seconds before a lost subscription to the upstream is asked again
 RELISTEN_AT_MOST = 60.0  # the pause doubles after each failure, up to this
+# The `mcp` package's own time-outs for its HTTP transport: 30 s, and 300 s to read (a
+# server may hold a response stream open).
+HTTP_TIMEOUT = httpx2.Timeout(30.0, read=300.0)
+# The JSON-RPC error code (in the implementation-defined range) and the marker in its data
+# the proxy's HTTP transport answers a request with when it could not be sent.
+NOT_SENT_CODE = -32050
+NOT_SENT_MARK = "oversight.dev/not_sent"
 
 
 _PROXY_LISTING: ContextVar[bool] = ContextVar("oversight_mcp_proxy_listing", default=False)
@@ -96,6 +112,10 @@ class DefinitionChanged(NotRun):
             "the upstream server has changed this tool's definition since the proxy listed "
             "it, so the call did not run; call again to have it decided on the new one"
         )
+
+
+class Unreachable(NotRun):
+    """The upstream server could not be reached: the request was not sent."""
 
 
 class UpstreamError(RuntimeError):
@@ -127,6 +147,11 @@ class UpstreamSession:
         self._output: Any = None  # a stdio server's output stream, once open
         self._open = anyio.Event()  # set while a session is open
         self._lost = anyio.Event()  # set when the open one turned out lost
+        # While none is open: the attempt to open one under way (or the next), set when
+        # it ends; why the last one failed; set to make the next one at once.
+        self._attempt = anyio.Event()
+        self._unreachable = ""
+        self._wake = anyio.Event()
 
     @property
     def client(self) -> Client:
@@ -142,14 +167,12 @@ class UpstreamSession:
         first, pause = True, REOPEN_AFTER
         while True:
             opened = False
-            target = self.target
-            if isinstance(target, StdioServerParameters):
-                target = _stdio_watched(target, self._watch_output)
             try:
-                async with _Client(target, **self.client_options) as client:
+                async with _Client(self._transport(), **self.client_options) as client:
                     opened = True
-                    self._client = client
+                    self._client, self._unreachable = client, ""
                     self._open.set()
+                    self._attempt.set()
                     if first:
                         task_status.started()
                         first = False
@@ -170,13 +193,27 @@ class UpstreamSession:
                     logger.warning(
                         "could not open a new session with the upstream: %s", _cause(exc)
                     )
-                    await anyio.sleep(pause)  # requests wait meanwhile (OPEN_WAIT at most)
+                    self._unreachable = _cause(exc)
+                    failed, self._attempt = self._attempt, anyio.Event()
+                    self._wake = anyio.Event()
+                    failed.set()  # the calls waiting for it are refused (`_current`)
+                    with anyio.move_on_after(pause):  # or until a call asks for one
+                        await self._wake.wait()
                     pause = min(pause * 2, REOPEN_AT_MOST)
                     continue
                 logger.debug("the lost session ended with: %s", exc)  # closing it, mostly
             if not reopens:  # its process ended (`_stdio_watched`)
                 raise self._ended()
             self._forget()
+
+    def _transport(self) -> Any:
+        """What the client connects through: over HTTP, the package's transport with a
+        request that could not be sent answered as such (`_NotSentAnswered`)."""
+        if isinstance(self.target, StdioServerParameters):
+            return _stdio_watched(self.target, self._watch_output)
+        if isinstance(self.target, str):
+            return _http_transport(self.target)
+        return self.target
 
     def _ended(self) -> UpstreamError:
         return UpstreamError(
@@ -233,6 +270,7 @@ class UpstreamSession:
         if self._client is not None:
             self._client = None
             self._open = anyio.Event()
+            self._attempt = anyio.Event()
         self._lost = anyio.Event()
 
     async def list_tools(
@@ -262,16 +300,24 @@ class UpstreamSession:
         try:
             return await request(client)
         except MCPError as exc:
+            if _not_sent(exc):
+                self._drop(client)  # a new session once the upstream is back
+                raise self._unreachable_now(exc.error.message) from exc
             if self._lost_with(client, exc):
                 raise SessionLost(exc) from exc
             raise
 
     async def _current(self) -> Client:
-        """The open client; while a new session is being opened, once it is (NotRun, the
-        call not sent, when none is within OPEN_WAIT seconds)."""
+        """The open client; while none is, once the attempt to open one (made at once)
+        has (`Unreachable`, the call not sent, if it fails; NotRun if none opens within
+        OPEN_WAIT seconds)."""
         if self._client is None:  # only then: a cancel scope on every call costs time
+            attempt = self._attempt
+            self._wake.set()
             with anyio.move_on_after(OPEN_WAIT):
-                await self._open.wait()
+                await attempt.wait()
+            if self._client is None and attempt.is_set():
+                raise self._unreachable_now(self._unreachable)
             if self._client is None:
                 raise NotRun(
                     f"the upstream server could not be reached for {OPEN_WAIT:.0f} s "
@@ -279,11 +325,17 @@ class UpstreamSession:
                 )
         return self.client
 
+    def _unreachable_now(self, why: str) -> Unreachable:
+        return Unreachable(
+            f"the upstream server could not be reached ({self._described()}: {why}), so "
+            "the call was not sent to it; call again once it is back"
+        )
+
     def _lost_with(self, client: Client, exc: MCPError) -> bool:
         """Whether `exc` says the upstream no longer knows `client`'s session; if so, a
         new session is asked for (once, by the first to find out)."""
-        if not _session_gone(client, exc):
-            return False
+        if not isinstance(self.target, str) or not _session_gone(client, exc):
+            return False  # over stdio, or in the same process: the session is the connection
         self._drop(client)
         return True
 
@@ -338,10 +390,64 @@ async def _stdio_watched(
         tasks.cancel_scope.cancel()
 
 
+@asynccontextmanager
+async def _http_transport(url: str) -> AsyncIterator[Any]:
+    """The package's streamable-HTTP transport to `url`, through `_NotSentAnswered`."""
+    transport = _NotSentAnswered(httpx2.AsyncHTTPTransport())
+    http = httpx2.AsyncClient(timeout=HTTP_TIMEOUT, transport=transport)
+    async with http, streamable_http_client(url, http_client=http) as streams:
+        yield streams
+
+
+class _NotSentAnswered(httpx2.AsyncBaseTransport):
+    """HTTP to the upstream, where a JSON-RPC request that could not be sent (no
+    connection: refused, unreachable, timed out connecting) is answered with an error
+    saying so (NOT_SENT_CODE). The package's transport would fail with the connection
+    error, closing the session, and its caller could not tell a request never sent from
+    one sent and not answered."""
+
+    def __init__(self, inner: httpx2.AsyncBaseTransport) -> None:
+        self.inner = inner
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        try:
+            return await self.inner.handle_async_request(request)
+        except (httpx2.ConnectError, httpx2.ConnectTimeout) as exc:
+            ident = _request_id(request)
+            if ident is None:
+                raise
+            error = {"code": NOT_SENT_CODE, "message": _cause(exc), "data": {NOT_SENT_MARK: True}}
+            body = {"jsonrpc": "2.0", "id": ident, "error": error}
+            return httpx2.Response(503, json=body, request=request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def _request_id(request: httpx2.Request) -> str | int | None:
+    """The id of the JSON-RPC request `request` POSTs, if it is one (not a notification,
+    a response or a stream)."""
+    if request.method != "POST":
+        return None
+    try:
+        message = json.loads(request.content)
+    except (ValueError, httpx2.RequestNotRead):
+        return None
+    if not isinstance(message, dict) or "method" not in message:
+        return None
+    ident = message.get("id")
+    return ident if isinstance(ident, (str, int)) and not isinstance(ident, bool) else None
+
+
+def _not_sent(exc: MCPError) -> bool:
+    data = exc.error.data
+    return (
+        exc.error.code == NOT_SENT_CODE and isinstance(data, dict) and data.get(NOT_SENT_MARK)
+    ) is True
+
+
 def _session_gone(client: Client, exc: MCPError) -> bool:
     if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
         return False  # no sessions
-    if not isinstance(client.server, str):
-        return False  # stdio, or in the same process: the session is the connection
     error = exc.error
     return error.code in _SESSION_CODES and "session" in error.message.lower()
