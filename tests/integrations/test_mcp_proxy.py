@@ -449,7 +449,8 @@ def test_a_call_held_past_the_wait_resolves_to_the_same_action_and_runs_once(
     with proxied(transport, url=live_url, token=token, tmp=tmp_path, hold_wait=0.5) as proxy:
         first = proxy.call("refund", arguments)
         held = Action.objects.get(agent=agent)
-        assert not first.is_error
+        assert first.is_error  # not run: never to be taken for the tool's result
+        assert first.structured_content["status"] == "pending"
         assert "awaits approval" in text_of(first)
         assert f"{live_url}/actions/{held.pk}/" in text_of(first)
         assert first.structured_content["action_id"] == str(held.pk)

@@ -268,6 +268,7 @@ def test_a_held_call_says_what_holds_it_and_who_can_let_it_run() -> None:
     rule = Reason("rule", "big refunds", "hold", "amount over 100")
     held = calls.awaiting(Decision(id="a3", status="pending", reasons=[rule]), "https://o/a3/")
     text = held.content[0].text
+    assert held.is_error  # it did not run: never to be read as the tool's result
     assert text.startswith("This call awaits approval in Oversight and has not run (held by ")
     assert "big refunds: amount over 100" in text and "A person can decide it at" in text
     pin = Reason("tool_pin", "changed tool definition", "hold", "an owner must accept it")

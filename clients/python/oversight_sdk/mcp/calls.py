@@ -409,7 +409,9 @@ def approval_prompt(action: str, resource: str) -> str:
 
 def awaiting(decision: Decision, approval_url: str) -> types.CallToolResult:
     """The answer for a call still held when the wait ran out: not run; call again with
-    the same arguments once a person has decided."""
+    the same arguments once a person has decided. A tool error, as every answer for a
+    call that did not run is: a model that reads only the flag must not take it for the
+    tool's result."""
     holds = _holds_text(decision)
     if any(r.kind == "tool_pin" and r.effect == "hold" for r in decision.reasons):
         others = _holds_text(decision, but="tool_pin")
@@ -428,5 +430,5 @@ def awaiting(decision: Decision, approval_url: str) -> types.CallToolResult:
             "same arguments to run it once approved."
         )
     return text_result(
-        text, is_error=False, status="pending", action_id=decision.id, approval_url=approval_url
+        text, is_error=True, status="pending", action_id=decision.id, approval_url=approval_url
     )
