@@ -59,6 +59,7 @@ def test_an_allowed_call_is_allowed_and_its_response_reported(
 ) -> None:
     answer = _as_the_cli(live_url, token, refunds, charge="ch_1", amount=10)
     assert answer["permissionDecision"] == "allow"
+    assert answer["permissionDecisionReason"] == "Oversight allowed it"
     assert refunds.executed == [{"charge": "ch_1", "amount": 10}]
     action = Action.objects.get()
     assert (action.status, action.after) == ("succeeded", {"refunded": 10, "charge": "ch_1"})
@@ -81,7 +82,10 @@ def test_a_held_call_is_allowed_once_approved(
         lambda: _as_the_cli(live_url, token, refunds, charge="ch_2", amount=150)
     )
     vote(approver, approve=True)
-    assert finish(thread, ended)["permissionDecision"] == "allow"
+    answer = finish(thread, ended)
+    assert answer["permissionDecision"] == "allow"
+    name = approver.get_full_name() or approver.get_username()
+    assert answer["permissionDecisionReason"] == f"Oversight: {name} approved this call."
     assert refunds.executed == [{"charge": "ch_2", "amount": 150}]
     assert Action.objects.get().status == "succeeded"
 

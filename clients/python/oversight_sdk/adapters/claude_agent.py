@@ -157,14 +157,12 @@ class ClaudeOversight:
                     "permissionDecisionReason": why_not,
                 }
             }
-        # Approved by a person: what the approval said (who, an edit, a note), not "allowed".
         guard = self._running.get(tool_use_id or "")
         return {
             "hookSpecificOutput": {
                 "hookEventName": "PreToolUse",
                 "permissionDecision": "allow",
-                "permissionDecisionReason": (guard and guard.approval_note)
-                or "Oversight allowed it",
+                "permissionDecisionReason": _allowed_because(guard),
                 "updatedInput": run_input,
             }
         }
@@ -224,3 +222,16 @@ def _json(value: Any) -> Any:
     except (TypeError, ValueError):
         return str(value)
     return value
+
+
+def _allowed_because(guard: AsyncGuard | None) -> str:
+    """Why a call runs, for Claude and the transcript: what a person's approval said (who,
+    an edit, a comment), or who approved it; otherwise that Oversight allowed it."""
+    decision = guard.decision if guard is not None else None
+    if decision is None:
+        return "Oversight allowed it"
+    if decision.approval_note:
+        return decision.approval_note
+    if decision.decided_by:
+        return f"Oversight: {decision.decided_by} approved this call."
+    return "Oversight allowed it"
