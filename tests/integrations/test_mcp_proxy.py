@@ -804,9 +804,10 @@ def test_an_http_upstream_that_restarted_is_followed_on_the_2026_protocol_too(
     assert proxy.payments.executed() == [calls[0], *ran]
 
 
-@pytest.mark.parametrize(
-    ("protocol", "crash"), [("auto", False), ("auto", True), ("legacy", False)]
-)
+# Stopped (SIGTERM), the HTTP server refuses new connections at once but keeps an open
+# listening stream, as the 2026 protocol has, until it is killed 10 s later: so on
+# "auto" it is killed outright, the same to the proxy, 10 s sooner.
+@pytest.mark.parametrize(("protocol", "crash"), [("auto", True), ("legacy", False)])
 def test_a_call_to_an_http_upstream_that_is_down_did_not_run_and_says_so(
     protocol: str, crash: bool, live_url: str, token: str, agent: Any, tmp_path: Path
 ) -> None:
