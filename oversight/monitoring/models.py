@@ -75,6 +75,9 @@ class Alert(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     resolved_at = models.DateTimeField(null=True, blank=True)
+    # When monitoring resolved it itself, what cleared; blank when a person did (who:
+    # resolved_by, empty again should her account be deleted).
+    resolved_why = models.CharField(max_length=200, blank=True)
 
     class Meta:
         ordering = ["-last_seen_at"]

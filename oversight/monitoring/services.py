@@ -302,8 +302,8 @@ def alert_resolve_cleared(*, alert_id: int, now: dt.datetime, why: str) -> bool:
     if alert.status == AlertStatus.RESOLVED:
         return False
     before = _alert_state(alert)
-    alert.status, alert.resolved_at = AlertStatus.RESOLVED, now
-    alert.save(update_fields=["status", "resolved_at"])
+    alert.status, alert.resolved_at, alert.resolved_why = AlertStatus.RESOLVED, now, why[:200]
+    alert.save(update_fields=["status", "resolved_at", "resolved_why"])
     audit_record(
         actor=MONITORING,
         verb=verbs.ALERT_RESOLVED,

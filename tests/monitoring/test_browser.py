@@ -16,7 +16,13 @@ from playwright.sync_api import Page, expect
 from oversight.gateway.constants import ActionStatus
 from oversight.monitoring.jobs import monitoring_run
 from oversight.monitoring.models import Alert
-from oversight.monitoring.services import Finding, alert_acknowledge, alert_raise, alert_resolve
+from oversight.monitoring.services import (
+    Finding,
+    alert_acknowledge,
+    alert_raise,
+    alert_resolve,
+    alert_resolve_cleared,
+)
 from tests.browser.ui import RECORD_SOCKET_OPEN
 from tests.monitoring.helpers import actions_at
 
@@ -159,3 +165,28 @@ def test_an_alerts_page_follows_its_status(
     alert_resolve(user=owner, alert_id=denials.pk, now=timezone.now())
     expect(status).to_have_text("Resolved")
     assert page.evaluate("window.sameDocument") is True
+
+
+def test_an_alert_page_says_who_resolved_it_or_what_cleared(
+    page: Page, live_url: str, alerts: Any, django_user_model: Any
+) -> None:
+    """Monitoring's own resolution says what cleared; one by a person whose account was
+    deleted since says so, not "by monitoring"."""
+    volume, denials = alerts
+    alert_resolve_cleared(
+        alert_id=volume.pk, now=timezone.now(), why="every action it listed has been settled"
+    )
+    leaver = django_user_model.objects.create_superuser("leaver", "leaver@example.com", "x")
+    alert_resolve(user=leaver, alert_id=denials.pk, now=timezone.now())
+    leaver.delete()
+    log_in(page, live_url, "alice")
+    page.goto(f"{live_url}/alerts/{volume.pk}/")
+    expect(page.locator("#alert-status")).to_contain_text(
+        "by monitoring, its condition cleared (every action it listed has been settled)"
+    )
+    shot(page, "7-resolved-by-monitoring")
+    page.goto(f"{live_url}/alerts/{denials.pk}/")
+    status = page.locator("#alert-status")
+    expect(status).to_contain_text("by a person whose account has since been deleted")
+    expect(status).not_to_contain_text("by monitoring")
+    shot(page, "8-resolved-by-someone-deleted")

@@ -125,7 +125,8 @@ def test_it_lists_what_is_left_and_resolves_itself_once_every_action_is_settled(
     page = Client()
     page.force_login(owner)
     body = page.get(reverse("monitoring:alert", args=[alert.pk])).content.decode()
-    assert "by monitoring, its condition cleared" in body
+    assert alert.resolved_why == "every action it listed has been settled"
+    assert "by monitoring, its condition cleared (every action it listed has been settled)" in body
     monitoring_run(now=_later(30))
     assert Alert.objects.count() == 1
 

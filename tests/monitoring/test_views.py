@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from importlib import import_module
 from typing import Any
 
 import pytest
@@ -131,6 +132,49 @@ def test_a_reviewer_resolves_and_the_hold_is_lifted(alert: Alert, rita: Any, age
     assert not agent.hold_all
     again = client.post(reverse("monitoring:resolve", args=[alert.pk]), **HTMX)
     assert again.status_code == 409 and "resolved already" in again.content.decode()
+
+
+def test_an_alert_resolved_by_someone_since_deleted_does_not_read_as_monitorings(
+    alert: Alert, admin_user: Any, django_user_model: Any
+) -> None:
+    """Her account deleted, no one is named in resolved_by any more: the page said
+    "by monitoring, its condition cleared", which monitoring never did."""
+    leaver = django_user_model.objects.create_superuser("leaver", "leaver@example.com", "x")
+    alert_resolve(user=leaver, alert_id=alert.pk, now=timezone.now())
+    page = as_user(admin_user).get(reverse("monitoring:alert", args=[alert.pk]))
+    assert "by leaver" in page.content.decode()
+    leaver.delete()
+    alert.refresh_from_db()
+    assert (alert.status, alert.resolved_by, alert.resolved_why) == ("resolved", None, "")
+    body = as_user(admin_user).get(reverse("monitoring:alert", args=[alert.pk])).content.decode()
+    assert "by a person whose account has since been deleted" in body
+    assert "by monitoring" not in body
+
+
+@pytest.mark.django_db(transaction=True)  # SQLite's schema editor opens no transaction in one
+def test_the_migration_takes_alerts_resolved_before_it_from_the_audit_log(
+    alert: Alert, other_alert: Alert, django_user_model: Any
+) -> None:
+    """monitoring 0003: an alert resolved by monitoring before it gets monitoring's words
+    from its alert.resolved event; one a person resolved (her account deleted) stays
+    unnamed, so it does not read as monitoring's."""
+    from django.apps import apps
+    from django.db import connection
+
+    from oversight.monitoring.services import alert_resolve_cleared
+
+    migration = import_module("oversight.monitoring.migrations.0003_alert_resolved_why")
+    leaver = django_user_model.objects.create_superuser("leaver", "leaver@example.com", "x")
+    alert_resolve(user=leaver, alert_id=alert.pk, now=timezone.now())
+    leaver.delete()
+    alert_resolve_cleared(alert_id=other_alert.pk, now=timezone.now(), why="it calmed down")
+    Alert.objects.update(resolved_why="")  # as the column was added
+    with connection.schema_editor() as editor:
+        migration.resolved_why_from_the_log(apps, editor)
+    assert dict(Alert.objects.values_list("pk", "resolved_why")) == {
+        alert.pk: "",
+        other_alert.pk: "it calmed down",
+    }
 
 
 def test_admins_may_act_and_without_htmx_are_redirected(alert: Alert, admin_user: Any) -> None:
