@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import shlex
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -82,9 +83,12 @@ RELISTEN_AT_MOST = 60.0  # the pause doubles after each failure, up to this
 # server may hold a response stream open).
 HTTP_TIMEOUT = httpx2.Timeout(30.0, read=300.0)
 # The JSON-RPC error code (in the implementation-defined range) and the marker in its data
-# the proxy's HTTP transport answers a request with when it could not be sent.
+# the proxy's HTTP transport answers a request with when it could not be sent; the
+# marker's value is this process's own, so no upstream can answer "not sent" for a call
+# it ran.
 NOT_SENT_CODE = -32050
 NOT_SENT_MARK = "oversight.dev/not_sent"
+_NOT_SENT_NONCE = secrets.token_hex(16)
 
 
 _PROXY_LISTING: ContextVar[bool] = ContextVar("oversight_mcp_proxy_listing", default=False)
@@ -416,7 +420,8 @@ class _NotSentAnswered(httpx2.AsyncBaseTransport):
             ident = _request_id(request)
             if ident is None:
                 raise
-            error = {"code": NOT_SENT_CODE, "message": _cause(exc), "data": {NOT_SENT_MARK: True}}
+            data = {NOT_SENT_MARK: _NOT_SENT_NONCE}
+            error = {"code": NOT_SENT_CODE, "message": _cause(exc), "data": data}
             body = {"jsonrpc": "2.0", "id": ident, "error": error}
             return httpx2.Response(503, json=body, request=request)
 
@@ -440,10 +445,11 @@ def _request_id(request: httpx2.Request) -> str | int | None:
 
 
 def _not_sent(exc: MCPError) -> bool:
+    """Whether `exc` is `_NotSentAnswered`'s answer (not one the upstream made)."""
     data = exc.error.data
-    return (
-        exc.error.code == NOT_SENT_CODE and isinstance(data, dict) and data.get(NOT_SENT_MARK)
-    ) is True
+    if exc.error.code != NOT_SENT_CODE or not isinstance(data, dict):
+        return False
+    return data.get(NOT_SENT_MARK) == _NOT_SENT_NONCE
 
 
 def _session_gone(client: Client, exc: MCPError) -> bool:
