@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -843,6 +845,62 @@ def test_a_call_to_an_http_upstream_that_is_down_did_not_run_and_says_so(
         ("ch_d2", "succeeded"),
     ]
     assert all("could not be reached" in a.error for a in actions[1:3])
+
+
+def test_a_listening_proxy_stopped_with_clients_listening_ends_their_streams_and_exits(
+    live_url: str, token: str, agent: Any, tmp_path: Path
+) -> None:
+    """SIGTERM to `oversight-mcp --listen` while a 2026-07-28 client listens for tool
+    changes and a handshake client holds its stream: the listen stream is ended
+    gracefully (its loop ends, no error), and the proxy exits with status 0 within
+    seconds, its last call reported. (It never stopped: uvicorn waited for the listen
+    stream for ever; stopped otherwise, it raised the signal again, ending the process
+    before the proxy had sent the reports still under way.)"""
+    from mcp.client.client import Client
+
+    arguments = {"charge": "ch_stop", "amount": 10}
+    ended: dict[str, str] = {}
+    listening = [threading.Event(), threading.Event()]
+
+    def hold(mode: str, ready: threading.Event, target: str) -> None:
+        async def session() -> None:
+            async with Client(target, mode=mode) as client:
+                await client.list_tools()
+                if mode == "legacy":  # its GET stream is open from the handshake on
+                    ready.set()
+                    await anyio.sleep(60)
+                    return
+                async with client.listen(tools_list_changed=True) as subscription:
+                    ready.set()
+                    async for _ in subscription:
+                        pass
+
+        try:
+            anyio.run(session)
+            ended[mode] = "ended"
+        except BaseException as exc:  # told to the test thread
+            ended[mode] = f"{type(exc).__name__}: {exc}"
+
+    with proxied("http", url=live_url, token=token, tmp=tmp_path) as proxy:
+        assert isinstance(proxy.target, str)
+        threads = [
+            threading.Thread(target=hold, args=(mode, ready, proxy.target), daemon=True)
+            for mode, ready in zip(("auto", "legacy"), listening, strict=True)
+        ]
+        for thread in threads:
+            thread.start()
+        assert all(ready.wait(20) for ready in listening)
+        assert not proxy.call("refund", arguments).is_error
+        process = proxy.processes[1]
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        status = process.wait(timeout=30)
+        took = time.monotonic() - started
+        threads[0].join(timeout=10)
+    assert (status, took < 5) == (0, True), (status, took)
+    assert ended.get("auto") == "ended", ended
+    assert proxy.payments.executed() == [arguments]
+    assert _reported(Action.objects.get(agent=agent)).status == "succeeded"
 
 
 def test_an_upstream_that_fails_mid_call_leaves_the_outcome_unknown_and_runs_it_no_more(

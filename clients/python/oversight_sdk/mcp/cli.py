@@ -400,11 +400,21 @@ async def _serve(options: Options, listening: socket.socket | None) -> None:
             return
         import uvicorn
 
+        from .http_server import STOP_WAIT, StoppingServer
+
         server = proxy_server(proxy, name, announcer, passed)
         host, port = options.listen
         app = server.streamable_http_app(host=host)
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
-        await uvicorn.Server(config).serve(sockets=[listening] if listening else None)
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            timeout_graceful_shutdown=STOP_WAIT,
+        )
+        http = StoppingServer(config, before_stop=announcer.listen_handler.close)
+        await http.serve(sockets=[listening] if listening else None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
