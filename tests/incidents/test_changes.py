@@ -4,11 +4,21 @@ edits made one after another stay apart."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
+from django.utils import timezone
 
+from oversight.accounts.services import team_change_control_update
+from oversight.audit.actors import Actor
 from oversight.audit.models import AuditEvent
-from oversight.incidents.analysis.changes import group_changes
+from oversight.incidents.analysis.changes import change_events, group_changes
+from oversight.policy.models import Rule
+from oversight.policy.services import policy_object_create
+from oversight.releases import guard, rollouts
+from oversight.releases.models import Rollout
+from tests.conftest import SYSTEM
+from tests.gateway.helpers import REFUND, grant_refunds
 
 pytestmark = pytest.mark.django_db  # a release is looked up for what it touches
 
@@ -56,3 +66,32 @@ def test_edits_one_after_another_are_changes_of_their_own() -> None:
     )
     assert [[e.seq for e in c.events] for c in changes] == [[1, 2], [3, 4], [5], [6]]
     assert [c.kind for c in changes] == ["release", "release", "policy", "release"]
+
+
+def test_what_the_guard_puts_back_after_its_rollback_is_not_a_change(
+    agent: Any, owner: Any, admin_user: Any
+) -> None:
+    """The guard rolls a candidate back, then puts the agent's working copy back to the
+    stable release (a rule deleted, by the guard, in the same transaction): that is its
+    response, not a candidate cause. An incident page named it the likely cause, ahead of
+    the candidate itself."""
+    grant_refunds(agent)
+    team_change_control_update(actor=SYSTEM, team=agent.team, staged_releases_from="high")
+    start = timezone.now()
+    rule = Rule(agent=agent, name="no refunds", effect="forbid", action=REFUND)
+    policy_object_create(actor=Actor.for_user(owner), obj=rule)  # a candidate, awaiting
+    rollout = Rollout.objects.get(agent=agent)
+    rollouts.rollout_approve(actor=Actor.for_user(admin_user), rollout=rollout)
+    rollouts.rollout_roll_back(actor=guard.GUARD, rollout=rollout, why="regression")
+    logged = AuditEvent.objects.filter(created_at__gte=start).order_by("seq")
+    put_back = [
+        e for e in logged if e.actor_label == guard.GUARD.label and e.verb == "rule.deleted"
+    ]
+    assert len(put_back) == 1  # the guard did put the working copy back
+
+    events = change_events(
+        agent_ids=[agent.pk], team_ids=[agent.team_id], start=start, end=timezone.now()
+    )
+    assert put_back[0].seq not in [e.seq for e in events]
+    assert {e.actor_label for e in events} == {owner.username, admin_user.username}
+    assert "rule.created" in [e.verb for e in events]

@@ -67,9 +67,9 @@ RESPONSES = frozenset(
     }
 )
 # A system's rollback is the guard answering a regression; a person's may be a cause.
-SYSTEM_RESPONSES = frozenset(
-    {verbs.ROLLOUT_ROLLED_BACK, verbs.RELEASE_ROLLED_BACK, verbs.RELEASE_PROMOTED}
-)
+SYSTEM_ROLLBACKS = frozenset({verbs.ROLLOUT_ROLLED_BACK, verbs.RELEASE_ROLLED_BACK})
+SYSTEM_RESPONSES = SYSTEM_ROLLBACKS | {verbs.RELEASE_PROMOTED}
+ROLLBACK_RUN = dt.timedelta(seconds=5)  # how far from a rollback its own events may be
 # Team-wide changes (recorded without an agent).
 TEAM_VERBS = (
     verbs.LIMIT_CREATED,
@@ -128,13 +128,48 @@ def change_events(
     own = Q(agent_id__in=list(agent_ids)) & ~Q(verb__in=ACTION_VERBS)
     team_wide = Q(agent_id__isnull=True, verb__in=TEAM_VERBS)
     events = AuditEvent.objects.filter(in_window & (own | team_wide)).order_by("seq")
-    return [e for e in events if _relevant(e, team_ids)]
+    return [e for e in _without_what_responses_did(events) if _relevant(e, team_ids)]
+
+
+def _without_what_responses_did(events: Iterable[AuditEvent]) -> list[AuditEvent]:
+    """The events, less those a system's rollback made along with it: rolling a candidate
+    back, the guard puts the agent's working copy back to the stable release (agent.updated,
+    grant and rule events, by the guard, in the same transaction), which changes nothing
+    that decides; it is the response, not a cause. One transaction's events are
+    consecutive in the log (appending holds the chain's lock until commit): here, the
+    same system actor's events on the same agent next to the rollback's own (before or
+    after it, within ROLLBACK_RUN)."""
+    events = list(events)
+    dropped: set[int] = set()
+    for index, event in enumerate(events):
+        if event.verb not in SYSTEM_ROLLBACKS or event.actor_type != ActorType.SYSTEM:
+            continue
+        for step in (-1, 1):
+            seq, at = event.seq, index + step
+            while 0 <= at < len(events) and _same_run(event, events[at], seq + step):
+                seq = events[at].seq
+                dropped.add(seq)
+                at += step
+    return [event for event in events if event.seq not in dropped]
+
+
+def _same_run(rollback: AuditEvent, event: AuditEvent, seq: int) -> bool:
+    return (
+        event.seq == seq
+        and event.actor_label == rollback.actor_label
+        and event.agent_id == rollback.agent_id
+        and abs(event.created_at - rollback.created_at) <= ROLLBACK_RUN
+    )
+
+
+def _is_system_response(event: AuditEvent) -> bool:
+    return event.verb in SYSTEM_RESPONSES and event.actor_type == ActorType.SYSTEM
 
 
 def _relevant(event: AuditEvent, team_ids: Sequence[int]) -> bool:
     if event.verb in RESPONSES:
         return False
-    if event.verb in SYSTEM_RESPONSES and event.actor_type == ActorType.SYSTEM:
+    if _is_system_response(event):
         return False
     if event.agent_id is not None:
         return True
