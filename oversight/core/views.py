@@ -28,6 +28,7 @@ from oversight.core.selectors import overview_panels, overview_series
 from oversight.killswitch.models import Scope
 from oversight.killswitch.permissions import can_press
 from oversight.killswitch.selectors import Target
+from oversight.lib.paging import Page
 
 # Load balancers give up on a probe after a few seconds; answer before they do, whatever
 # a dependency does (a pool waiting for a server that is down, a host that drops packets).
@@ -174,10 +175,12 @@ def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
         raise Http404("No such team.")
     target = Target(Scope.TEAM, team=team)
     can_manage = may_manage_reviewers(user=request.user, team=team)
+    agents = list(visible.order_by("name"))  # a team's are few: all on one page
     context = {
         "team": team,
         "member": member,
-        "agents": visible.order_by("name"),
+        "agents": agents,
+        "page": Page(agents, number=1, total=len(agents), size=max(1, len(agents))),
         "can_press": can_press(request.user, target),
         "reviewers": list(team.reviewers),
         "can_manage_reviewers": can_manage,
