@@ -12,11 +12,12 @@ from playwright.sync_api import Browser, Page, expect
 from oversight.agents.models import Agent
 from oversight.agents.services import token_create
 from oversight.policy.models import Rule
+from oversight.policy.services import policy_object_create
 from oversight.releases.guard import rollouts_guard
 from oversight.releases.models import Rollout
 from tests.browser.test_registry_flow import SHOTS, log_in
 from tests.conftest import SYSTEM
-from tests.gateway.helpers import decide, grant_refunds, refund
+from tests.gateway.helpers import REFUND, decide, grant_refunds, refund
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -95,3 +96,48 @@ def test_a_gated_change_is_approved_shadowed_and_rolled_back_by_the_guard(
     page.goto(f"{live_url}/agents/{agent.slug}/policy/")
     expect(page.locator("#not-in-force")).to_have_count(0)
     expect(page.locator("#rules")).not_to_contain_text("no refunds at all")
+
+
+def test_the_button_that_skips_a_rollout_says_so_and_asks_first(
+    page: Page, live_url: str, owner: Any, agent: Agent
+) -> None:
+    """v3 is rolled out in staging while v4 is stable. v3's page offered "Roll back to v3"
+    beside the rollout panel's "Roll back", with opposite effects: pressed by mistake, it
+    made v3 stable for all traffic at once. It now says it skips the rollout, and asks."""
+    from oversight.releases import rollouts
+    from oversight.releases.models import Release
+    from oversight.releases.services import release_rollback
+
+    grant_refunds(agent)  # v2
+    policy_object_create(
+        actor=SYSTEM, obj=Rule(agent=agent, name="no", effect="forbid", action=REFUND)
+    )
+    release_rollback(actor=SYSTEM, release=Release.objects.get(agent=agent, version=2))  # v4
+    rollout = rollouts.rollout_start(
+        actor=SYSTEM, release=Release.objects.get(agent=agent, version=3)
+    )
+
+    page.goto(f"{live_url}/agents/{agent.slug}/releases/3/")
+    log_in(page, owner.username)
+    button = page.get_by_role("button", name="Make v3 stable now, skipping its rollout")
+    expect(page.get_by_role("button", name="Roll back to v3")).to_have_count(0)
+    asked: list[str] = []
+
+    def dismiss(dialog: Any) -> None:
+        asked.append(dialog.message)
+        dialog.dismiss()
+
+    page.once("dialog", dismiss)
+    button.click()
+    expect(page.locator("#rollout-panel")).to_contain_text("Staging")
+    assert asked and "without the rest of its rollout" in asked[0], asked
+    rollout.refresh_from_db()
+    agent.refresh_from_db()
+    assert (rollout.state, agent.stable_version) == ("running", 4)  # nothing changed
+    page.screenshot(path=str(SHOTS / "release-skip-rollout-asks.png"), full_page=True)
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    button.click()
+    expect(page.locator(".messages")).to_contain_text("v5 is in force")
+    agent.refresh_from_db()
+    assert agent.stable_version == 5
