@@ -24,6 +24,7 @@ class AgentAdmin(admin.ModelAdmin):
         "updated_at",
         "stable_release",  # releases/services.py promotes; rollback is on the releases page
         "stable_version",
+        "working_release",
     )
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:

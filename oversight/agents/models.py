@@ -79,6 +79,13 @@ class Agent(models.Model):
         "releases.Release", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     stable_version = models.PositiveIntegerField(null=True, blank=True)
+    # The release the agent's working copy (its config fields, grants and rules) was last
+    # found equal to (releases/services.py): the next release's parent. After a candidate
+    # is rolled back the working copy is put back to stable, so the next change is made
+    # from stable, not from the rejected candidate, which is newer.
+    working_release = models.ForeignKey(
+        "releases.Release", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     # A rollout in progress (kept with its Rollout row by releases/rollouts.py): the
     # candidate, its stage (staging, shadow or canary; blank when none decides), and the
     # share of sessions it decides in a canary, in basis points (100 = 1%).

@@ -63,17 +63,21 @@ def release_record(
     found = digest(content)
     newest = Release.objects.filter(agent=locked).order_by("-version").first()
     current = Release.objects.filter(pk=locked.stable_release_id).first()
-    if found in (newest.digest if newest else None, current.digest if current else None):
-        return None  # nothing new, or back to what is in force
+    for same in (newest, current):  # nothing new, or back to what is in force
+        if same is not None and same.digest == found:
+            _working_copy_is(locked, same)
+            return None
+    base = Release.objects.filter(pk=locked.working_release_id).first()
     release = Release.objects.create(
         agent=locked,
         version=(newest.version + 1) if newest else 1,
         digest=found,
         content=content,
-        parent=newest,
+        parent=base or newest,  # made from what the working copy was
         author=_author(actor),
         notes=notes[:300],
     )
+    _working_copy_is(locked, release)
     target = ("releases.release", str(release.pk), f"{locked.slug} v{release.version}")
     audit_record(
         actor=actor,
@@ -104,6 +108,12 @@ def release_promote(*, actor: Actor, release: Release) -> None:
         return
     current = Release.objects.filter(pk=agent.stable_release_id).first()
     _promote(actor, agent, release, current)
+
+
+def _working_copy_is(agent: Agent, release: Release) -> None:
+    if agent.working_release_id != release.pk:
+        Agent.objects.filter(pk=agent.pk).update(working_release=release)
+        agent.working_release = release
 
 
 def _promote(actor: Actor, agent: Agent, release: Release, current: Release | None) -> None:

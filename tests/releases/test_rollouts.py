@@ -361,10 +361,16 @@ def test_a_rolled_back_candidate_leaves_the_working_copy_as_stable_is(
     assert not Rule.objects.filter(agent=agent, name="no refunds").exists()
     agent.refresh_from_db()
     assert agent.stable_version == 2 and Release.objects.filter(agent=agent).count() == 3
-    # The next change starts from stable: the rejected rule does not come back with it.
+    # The next change starts from stable: the rejected rule does not come back with it,
+    # and the release says it was made from stable (it said "from v3", the candidate).
     policy_object_create(actor=SYSTEM, obj=Grant(agent=agent, action="crm.note"))
     newest = Release.objects.filter(agent=agent).order_by("-version").first()
     assert [r["name"] for r in newest.content["rules"]] == []
+    assert (newest.version, newest.parent.version) == (4, 2)
+    # And the change after it is made from it.
+    policy_object_create(actor=SYSTEM, obj=Grant(agent=agent, action="crm.read"))
+    after = Release.objects.filter(agent=agent).order_by("-version").first()
+    assert (after.version, after.parent.version) == (5, 4)
 
 
 def test_withdrawing_a_change_awaiting_approval_restores_the_working_copy(
