@@ -163,3 +163,11 @@ def incident_opened_from(
         "summary": summary,
         "title": title or summary,
     }
+
+
+def incident_of_switch(*, user: Any, switch_id: int) -> Incident | None:
+    """The newest incident a kill switch opened, if the user may see it."""
+    found = incidents_visible(user=user).filter(
+        triggers__target_type="killswitch.killswitch", triggers__target_id=str(switch_id)
+    )
+    return found.order_by("-opened_at").first()

@@ -17,6 +17,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.text import Truncator
 
 from oversight.accounts.models import Team
 from oversight.agents.models import Agent
@@ -101,7 +102,7 @@ def incident_open(
             )
             return joined, False
     incident = Incident.objects.create(
-        title=(title or summary)[:200],
+        title=Truncator(title or summary).chars(200),  # at most 200, "…" when cut
         scope=scope,
         agent=agent,
         team=team if agent is None else None,

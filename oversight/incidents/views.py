@@ -42,6 +42,17 @@ def incident_list_view(request: HttpRequest) -> HttpResponse:
     return render(request, "incidents/list.html", context)
 
 
+@login_required
+@require_GET
+def incident_of_switch_view(request: HttpRequest, switch_id: int) -> HttpResponse:
+    """The kill-switch banner's "See the incident": the incident that switch opened, or
+    the list when there is none the user may see."""
+    incident = selectors.incident_of_switch(user=request.user, switch_id=switch_id)
+    if incident is None:
+        return redirect("incidents:list")
+    return redirect("incidents:detail", pk=incident.pk)
+
+
 def _context(request: HttpRequest, incident: Incident, **extra: Any) -> dict[str, Any]:
     report = incident.report or {}
     return {

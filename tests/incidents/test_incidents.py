@@ -18,6 +18,7 @@ from oversight.audit.actors import Actor
 from oversight.audit.models import AuditEvent
 from oversight.gateway.lifecycle import ResultInput, action_report_result
 from oversight.incidents.models import AnalysisState, Incident, IncidentStatus, TriggerKind
+from oversight.incidents.services import incident_open
 from oversight.killswitch.selectors import Target
 from oversight.killswitch.services import killswitch_engage, killswitch_release
 from oversight.monitoring.constants import AlertKind, Severity
@@ -59,6 +60,35 @@ def test_a_kill_switch_opens_an_incident_and_a_second_press_joins_it(
     killswitch_engage(actor=Actor.for_user(owner), target=target, reason="again")
     assert Incident.objects.count() == 1
     assert incident.triggers.count() == 2
+
+
+def test_the_kill_switch_banner_leads_to_the_incident_it_opened(
+    agent: Agent, owner: Any, outsider: Any
+) -> None:
+    """ "See the incident" on the banner led to the list of incidents; it now leads to
+    the one that switch opened, for those who may see it (the list for the others)."""
+    target = Target(scope="agent", agent=agent)
+    killswitch_engage(actor=Actor.for_user(owner), target=target, reason="refunds gone wild")
+    incident = Incident.objects.get()
+    switch_id = int(incident.triggers.get().target_id)
+    banner = _client(owner).get(reverse("agents:detail", args=[agent.slug])).content.decode()
+    link = reverse("incidents:of-switch", args=[switch_id])
+    assert f'href="{link}">See the incident' in banner
+    response = _client(owner).get(link)
+    assert (response.status_code, response["Location"]) == (
+        302,
+        reverse("incidents:detail", args=[incident.pk]),
+    )
+    response = _client(outsider).get(link)
+    assert (response.status_code, response["Location"]) == (302, reverse("incidents:list"))
+
+
+def test_a_long_title_is_cut_with_an_ellipsis(agent: Agent) -> None:
+    summary = "A reason that goes on and on " * 10
+    incident, _ = incident_open(
+        actor=SYSTEM, kind=TriggerKind.MANUAL, target=("x", "1"), summary=summary, agent=agent
+    )
+    assert len(incident.title) == 200 and incident.title.endswith("…")
 
 
 def test_a_team_switch_and_the_global_one_open_incidents_of_their_scope(
