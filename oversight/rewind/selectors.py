@@ -11,7 +11,7 @@ from oversight.agents.constants import CHANGE
 from oversight.agents.permissions import user_has_agent_perm
 from oversight.gateway.constants import FINAL, ActionStatus
 from oversight.gateway.models import Action
-from oversight.rewind.bulk import CANCELLED, OPEN
+from oversight.rewind.bulk import CANCEL, CANCELLED, OPEN
 from oversight.rewind.models import ItemState, Rewind, RewindState
 from oversight.rewind.services import undo_deadline, undo_refusal
 
@@ -49,13 +49,17 @@ def _ended_as(outcome: str) -> str:
     return FAILED
 
 
+TO_CANCEL = "to_cancel"
+
+
 def rewind_progress(*, rewind: Rewind) -> dict[str, int]:
     """Its items by state, as a person reads them: an undo that has ended (reported, or
     denied) counts as ended at once, before the runner's next pass records it; the ended
     ones are also counted by how they ended (undone, denied, conflict, failed); of those
-    left, the actions cancelled as it started (they had not run) are counted apart."""
+    left, the actions cancelled as it started (they had not run), or to be cancelled as
+    it starts (before it has), are counted apart."""
     counts = {state: 0 for state in ItemState.values} | dict.fromkeys(
-        (CANCELLED, UNDONE, DENIED, CONFLICT, FAILED), 0
+        (TO_CANCEL, CANCELLED, UNDONE, DENIED, CONFLICT, FAILED), 0
     )
     rows = rewind.items.values_list(
         "state", "compensation__status", "compensation__compensation_outcome", "outcome"
@@ -65,6 +69,8 @@ def rewind_progress(*, rewind: Rewind) -> dict[str, int]:
             state, outcome = ItemState.DONE, reported or status or "gone"  # as the runner will
         if state == ItemState.LEFT and outcome == CANCELLED:
             state = CANCELLED
+        elif state == ItemState.LEFT and outcome.startswith(CANCEL):
+            state = TO_CANCEL  # not started yet: cancelled as it starts
         counts[state] += 1
         if state == ItemState.DONE:
             counts[_ended_as(outcome)] += 1

@@ -236,6 +236,10 @@ def test_a_large_rewind_cancels_what_has_not_run_only_once_approved(
     rewind = bulk.rewind_create(actor=Actor.for_user(owner), scope=_scope(agent))
     assert rewind.state == "awaiting_approval"
     assert Action.objects.get(pk=held["waiting"].pk).status == "pending"
+    # Until it starts, its page counts them as to be cancelled, not as left as they are.
+    progress = rewind_progress(rewind=rewind)
+    assert (progress["to_cancel"], progress["cancelled"]) == (2, 0)
+    assert progress["left"] == rewind.summary["left"]
     # Meanwhile the approved one is run by the agent: not in the rewind, and said so.
     action_report_result(
         token=production,
