@@ -23,15 +23,17 @@
       width: widthOf(el),
       height: 170,
       cursor: { drag: { x: false, y: false } },
+      // Times in UTC on a 24-hour clock, as every other page shows them.
+      tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1e3), "Etc/UTC"); },
       scales: {
         x: { time: true },
         y: { range: function (u, min, max) { return [0, Math.max(4, Math.ceil(max * 1.1))]; } },
       },
       axes: [
-        { stroke: "#65707d", grid: { stroke: "#eef1f4" } },
+        { stroke: "#65707d", grid: { stroke: "#eef1f4" }, values: "{HH}:{mm}" },
         { stroke: "#65707d", grid: { stroke: "#eef1f4" }, incrs: integerTicks(), size: 48 },
       ],
-      series: [{}].concat(agents.map(function (agent, i) {
+      series: [{ value: "{HH}:{mm} UTC" }].concat(agents.map(function (agent, i) {
         var color = agent.slug ? COLORS[i % (COLORS.length - 1)] : COLORS[COLORS.length - 1];
         return { label: agent.name, stroke: color, width: 2, points: { size: 4 } };
       })),

@@ -8,6 +8,7 @@ Screenshots go to /tmp/oversight-shots (overview.png, inbox.png) for a person to
 from __future__ import annotations
 
 import datetime as dt
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,11 @@ def test_the_overview_draws_charts_and_follows_a_held_action_live(
     expect(legend).to_contain_text("Refund bot")
     expect(legend).to_contain_text("Email campaigner")
     expect(page.locator("#chart-actions .total")).not_to_have_text("0 in the hour")
+    # Times read in UTC on a 24-hour clock, as everywhere else (they read "6:30pm").
+    page.locator("#chart-actions .u-over").hover()
+    expect(legend.locator(".u-series").first.locator(".u-value")).to_have_text(
+        re.compile(r"^\d\d:\d\d UTC$")
+    )
     expect(page.locator("#panel-alerts")).to_contain_text("Volume far above baseline")
     expect(page.locator("#panel-overdue")).to_contain_text("Refund bot")
     expect(page.locator("#panel-unowned")).to_contain_text("Email campaigner")
