@@ -39,7 +39,7 @@ def expires_in(when: datetime | None) -> str:
 _FIELD_WORDS = {
     "model_name": "model",
     "expires_at": "expires",
-    "expires_in_seconds": "hold time (seconds)",
+    "expires_in_seconds": "hold time",  # shown as a duration ("15 minutes")
     "approver_people": "named approvers",
 }
 
