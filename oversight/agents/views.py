@@ -33,6 +33,7 @@ from oversight.audit.actors import Actor
 from oversight.audit.selectors import agent_history
 from oversight.lib.htmx import render_page_or_fragment, wants_fragment
 from oversight.lib.paging import page_number, page_of
+from oversight.releases.selectors import release_saved_words
 
 LIST_PAGE_SIZE = 100  # agents a page of the registry shows; filters find the others
 
@@ -126,6 +127,7 @@ def agent_edit(request: HttpRequest, slug: str) -> HttpResponse:
     form = AgentForm(request.POST or None, instance=agent, user=request.user)
     if request.method == "POST" and form.is_valid():
         changes, shown = form.edits()
+        working_before = agent.working_release_id
         try:
             # The form wrote its values onto `agent`; the service reloads and locks the row.
             agent = services.agent_update(
@@ -137,7 +139,8 @@ def agent_edit(request: HttpRequest, slug: str) -> HttpResponse:
         except ValidationError as exc:
             form.add_error(None, exc)
         else:
-            messages.success(request, f"Saved {agent.name}.")
+            made = release_saved_words(agent_id=agent.pk, working_before=working_before)
+            messages.success(request, f"Saved {agent.name}" + (f": {made}." if made else "."))
             return redirect("agents:detail", slug=agent.slug)
     return render(request, "agents/form.html", {"form": form, "agent": agent})
 

@@ -194,3 +194,20 @@ def working_copy(*, agent: Agent) -> dict[str, Any] | None:
         "stable_version": agent.stable_version,
         "rollout": live if live is not None and live.release_id == newest.pk else None,
     }
+
+
+def release_saved_words(*, agent_id: int, working_before: int | None) -> str:
+    """What a save made of the agent's release, for the message after it: "" when it cut
+    none (a change of who answers for the agent, or nothing new); else the new release and
+    whether it is in force or waits (its team requires an approved, staged rollout, or
+    another rollout is under way)."""
+    agent = Agent.objects.select_related("working_release").get(pk=agent_id)
+    release = agent.working_release
+    if release is None or release.pk == working_before:
+        return ""
+    if release.pk == agent.stable_release_id:
+        return f"release v{release.version}, in force"
+    return (
+        f"release v{release.version}, not in force yet: v{agent.stable_version} decides "
+        "until it is rolled out (its page says how)"
+    )

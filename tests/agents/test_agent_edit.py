@@ -6,12 +6,14 @@ import datetime as dt
 from typing import Any
 
 import pytest
+from django.contrib.messages import get_messages
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from guardian.shortcuts import get_perms
 
+from oversight.accounts.services import team_change_control_update
 from oversight.agents.models import Agent
 from oversight.agents.services import agent_access_grant
 from oversight.audit.models import AuditEvent
@@ -72,6 +74,23 @@ def test_the_owner_may_edit(client: Client, owner: Any, agent: Any) -> None:
     assert response["Location"] == reverse("agents:detail", args=[agent.slug])
     saved = _fresh(agent)
     assert (saved.name, saved.risk_tier) == ("Refund bot v2", "critical")
+
+
+def test_the_message_after_a_save_names_the_release_it_made(owner: Any, agent: Any) -> None:
+    """It said only "Saved Refund bot.": now which release the change became, and
+    whether it is in force; a change of who answers for the agent makes none."""
+
+    def said(**changes: Any) -> list[str]:
+        response = _post(Client(), owner, _fresh(agent), **changes)
+        return [str(m) for m in get_messages(response.wsgi_request)]
+
+    assert said(instructions="Refund within policy.") == ["Saved Refund bot: release v2, in force."]
+    assert said(risk_tier="critical") == ["Saved Refund bot."]
+    team_change_control_update(actor=SYSTEM, team=agent.team, staged_releases_from="high")
+    assert said(instructions="Refund only in policy.") == [
+        "Saved Refund bot: release v3, not in force yet: v2 decides until it is rolled out"
+        " (its page says how)."
+    ]
 
 
 def test_the_owner_chooses_the_response_to_a_serious_alert(
