@@ -18,7 +18,7 @@ from oversight.audit.actors import Actor
 from oversight.rewind.services import action_undo
 
 _SAID = {
-    "allowed": "The undo was allowed: the agent's compensator runs it next.",
+    "allowed": "The undo was allowed, for the agent's compensator to run (said below once run).",
     "pending": "The undo is held for a reviewer, like any action the rules hold.",
     "denied": "The undo was denied by the agent's policy.",
     "halted": "The undo was halted: a kill switch is engaged.",
