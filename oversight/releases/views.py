@@ -14,6 +14,7 @@ from oversight.agents.constants import CHANGE
 from oversight.audit.actors import Actor
 from oversight.releases import selectors
 from oversight.releases.rollout_views import rollout_panel_context
+from oversight.releases.rollouts import live_rollout
 from oversight.releases.services import release_rollback
 
 
@@ -22,7 +23,8 @@ from oversight.releases.services import release_rollback
 def release_list_view(request: HttpRequest, slug: str) -> HttpResponse:
     agent = get_agent_for_user(request, slug)
     releases = selectors.release_list(agent=agent)
-    return render(request, "releases/list.html", {"agent": agent, "releases": releases})
+    context = {"agent": agent, "releases": releases, "live": live_rollout(agent)}
+    return render(request, "releases/list.html", context)
 
 
 @login_required

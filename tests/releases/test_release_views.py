@@ -137,3 +137,27 @@ def test_a_releases_grants_and_rules_show_undo_and_who_approves_readably(
     assert "approver_role:" not in compare and "edits_allowed: True" not in compare
     assert '<dt>edits allowed</dt><dd class="mono">no</dd>' in compare
     assert '<dt>hold time</dt><dd class="mono">15 minutes</dd>' in compare
+
+
+def test_the_list_marks_a_release_awaiting_approval_or_being_rolled_out(
+    client: Client, owner: Any, admin_user: Any, agent: Any
+) -> None:
+    """A release awaiting its rollout's approval had no mark on the list (only a running
+    candidate had its stage); now each says where its rollout stands."""
+    from oversight.accounts.services import team_change_control_update
+    from oversight.audit.actors import Actor
+    from oversight.releases import rollouts
+    from oversight.releases.models import Rollout
+
+    grant_refunds(agent)  # v2, stable
+    team_change_control_update(actor=SYSTEM, team=agent.team, staged_releases_from="high")
+    policy_object_create(
+        actor=Actor.for_user(owner),
+        obj=Rule(agent=agent, name="no", effect="forbid", action=REFUND),
+    )
+    client.force_login(owner)
+    listing = client.get(reverse("releases:list", args=[agent.slug])).content.decode()
+    assert '<span class="pill status-paused">awaiting approval</span>' in listing
+    rollouts.rollout_approve(actor=Actor.for_user(admin_user), rollout=Rollout.objects.get())
+    listing = client.get(reverse("releases:list", args=[agent.slug])).content.decode()
+    assert '<span class="pill status-paused">running: staging</span>' in listing
