@@ -135,6 +135,11 @@ def test_the_button_that_skips_a_rollout_says_so_and_asks_first(
     agent.refresh_from_db()
     assert (rollout.state, agent.stable_version) == ("running", 4)  # nothing changed
     page.screenshot(path=str(SHOTS / "release-skip-rollout-asks.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone: the longer label wraps
+    expect(button).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.screenshot(path=str(SHOTS / "release-skip-rollout-asks-phone.png"), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 900})
 
     page.once("dialog", lambda dialog: dialog.accept())
     button.click()

@@ -190,3 +190,7 @@ def test_an_alert_page_says_who_resolved_it_or_what_cleared(
     expect(status).to_contain_text("by a person whose account has since been deleted")
     expect(status).not_to_contain_text("by monitoring")
     shot(page, "8-resolved-by-someone-deleted")
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone
+    expect(status).to_contain_text("by a person whose account has since been deleted")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    shot(page, "8-resolved-by-someone-deleted-phone")
