@@ -17,7 +17,9 @@ class RewindForm(forms.Form):
     until = forms.CharField(required=False, max_length=40, help_text="Empty: now.")
     release = forms.IntegerField(required=False, min_value=1, label="Only release")
     session = forms.CharField(required=False, max_length=100, label="Only session")
-    resource = forms.CharField(initial="*", max_length=500, label="Resource pattern")
+    resource = forms.CharField(
+        initial="*", required=False, max_length=500, label="Resource pattern", help_text="Empty: *."
+    )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()

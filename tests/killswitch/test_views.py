@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import html
 import re
 import threading
 from typing import Any
+from urllib.parse import parse_qs
 
 import pytest
 from django.contrib.messages import get_messages
@@ -247,3 +250,22 @@ def test_two_presses_at_once_engage_once(agent: Any) -> None:
     assert KillSwitch.objects.get().reason == engaged[0].reason
     assert refused[0].messages[0].endswith(f": {engaged[0].reason}")
     assert AuditEvent.objects.filter(verb="killswitch.engaged").count() == 1
+
+
+def test_the_banners_rewind_link_is_the_half_hour_before_the_stop(
+    client: Client, owner: Any, agent: Any
+) -> None:
+    """It read ``?since=30m``, which showed no plan at all (the form wanted a resource
+    pattern), and would have meant the half hour before whenever it was followed."""
+    _engage(client, owner, "agent:refund-bot")
+    switch = KillSwitch.objects.get(engaged=True)
+    page = client.get(reverse("agents:detail", args=[agent.slug])).content.decode()
+    link = re.search(r'href="([^"]+)">Rewind what it did before the stop', page)
+    assert link is not None
+    url = html.unescape(link.group(1))
+    path, query = url.split("?")
+    assert path == reverse("rewind:plan", args=[agent.slug])
+    since = dt.datetime.fromisoformat(parse_qs(query)["since"][0])
+    assert since == switch.changed_at - dt.timedelta(minutes=30)
+    plan = client.get(url)
+    assert plan.status_code == 200 and plan.context["plan"]["since"] == since

@@ -63,6 +63,21 @@ def test_a_teammate_may_look_but_not_rewind_and_an_outsider_sees_nothing(
     assert not Rewind.objects.exists()
 
 
+def test_a_window_without_a_resource_pattern_plans_every_resource(
+    client: Client,
+    agent: Agent,
+    owner: Any,
+    production: Any,  # noqa: F811
+) -> None:
+    """A link with only a window (the kill-switch banner's was one) showed "This field
+    is required" and no plan."""
+    _world(production)
+    client.force_login(owner)
+    response = client.get(reverse("rewind:plan", args=[agent.slug]), {"since": "1h"})
+    assert response.context["plan"]["to_undo"] == 3
+    assert "This field is required" not in response.content.decode()
+
+
 def test_a_bad_window_is_said_and_nothing_is_planned(
     client: Client, agent: Agent, owner: Any
 ) -> None:

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
+from urllib.parse import urlencode
 
 from django import template
+from django.urls import reverse
+from django.utils import timezone
 
 from oversight.accounts import roles
 from oversight.accounts.models import Team
 from oversight.agents.models import Agent
+from oversight.killswitch.models import KillSwitch
 from oversight.killswitch.selectors import menu_offers
 
 register = template.Library()
+
+REWIND_BEFORE_STOP = dt.timedelta(minutes=30)
 
 
 def _of_type(value: Any, kind: type) -> Any:
@@ -42,3 +49,13 @@ def killswitch_menu(context: template.Context) -> dict[str, Any]:
         "request": request,
         "csrf_token": context.get("csrf_token"),
     }
+
+
+@register.simple_tag
+def rewind_before_stop_url(switch: KillSwitch) -> str:
+    """The rewind plan of a stopped agent from half an hour before its switch was engaged:
+    a window fixed in time, so the banner's link means the same an hour later (the plan
+    page changes it)."""
+    stopped = switch.changed_at or timezone.now()
+    query = urlencode({"since": (stopped - REWIND_BEFORE_STOP).isoformat(), "resource": "*"})
+    return f"{reverse('rewind:plan', args=[switch.agent.slug])}?{query}"
