@@ -124,6 +124,14 @@ class Rollout(models.Model):
         return f"rollout of v{self.release.version}"
 
     @property
+    def looked_at_this_stage(self) -> bool:
+        """Whether the verdicts kept are of the stage the rollout is at: an advance (or a
+        resume) starts a stage, and until the guard's next look they are the last one's."""
+        if self.checked_at is None:
+            return False
+        return self.stage_started_at is None or self.checked_at >= self.stage_started_at
+
+    @property
     def share_percent(self) -> float:
         """The canary's share of sessions now (0 before the canary, 100 once full)."""
         if self.stage == Stage.CANARY and self.plan:

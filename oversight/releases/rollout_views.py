@@ -109,9 +109,11 @@ def rollout_step_view(request: HttpRequest, slug: str, pk: int, step: str) -> Ht
         who = request.user.get_username()
         arguments["why"] = (request.POST.get("why", "").strip() or f"by {who}")[:300]
     try:
-        service(**arguments)
+        rollout = service(**arguments)
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
+        if rollout.state == RolloutState.COMPLETED:
+            done = f"v{rollout.release.version} is stable: the rollout is complete."
         messages.success(request, done)
     return redirect("releases:detail", slug=agent.slug, version=rollout.release.version)
