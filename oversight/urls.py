@@ -16,6 +16,7 @@ urlpatterns = [
     path("overview/panels/", core_views.overview_panels_view, name="overview-panels"),
     path("healthz", core_views.healthz, name="healthz"),
     path("ping", core_views.ping, name="ping"),
+    path("favicon.ico", core_views.favicon),
     path("metrics", core_views.metrics, name="metrics"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -9,8 +9,15 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.db import connection
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponsePermanentRedirect,
+    JsonResponse,
+)
 from django.shortcuts import render
+from django.templatetags.static import static
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
@@ -82,6 +89,13 @@ def _checks_in_time(
     wait(running.values(), timeout=HEALTHZ_WITHIN_SECONDS)
     late: dict[str, object] = {"ok": False, "error": f"no answer in {HEALTHZ_WITHIN_SECONDS} s"}
     return {name: future.result() if future.done() else late for name, future in running.items()}
+
+
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponse:
+    """Browsers ask for /favicon.ico whatever a page links (and for responses that link
+    nothing, such as the API's): the site's icon."""
+    return HttpResponsePermanentRedirect(static("favicon.svg"))
 
 
 @never_cache

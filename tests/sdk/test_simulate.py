@@ -70,6 +70,12 @@ def test_it_produces_allowed_denied_and_held_actions(demo: None) -> None:
     assert any(" denied " in line for line in lines)
     assert any("allowed -> succeeded" in line for line in lines)
     assert lines[-1].startswith("done: ")
+    # A held action nobody decided is said to be withdrawn (it read "pending ... left for
+    # a reviewer" though the guard had cancelled it).
+    withdrawn = [line for line in lines if "withdrawn" in line]
+    assert len(withdrawn) == Action.objects.filter(status="cancelled").count()
+    assert all(" cancelled " in line for line in withdrawn)
+    assert not any("left for a reviewer" in line for line in lines)
     # The run's tokens do not outlive it.
     assert not AgentToken.objects.filter(name="simulate", revoked_at__isnull=True).exists()
 

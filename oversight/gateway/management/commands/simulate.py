@@ -2,9 +2,10 @@
 SDK, as real agents would.
 
 Each agent mostly does what its demo policy (oversight/core/demo.py) allows, and now and
-then something that is held for a person or denied. Held actions are waited on briefly and
-left for a reviewer; allowed ones are "run" and reported (about 5% fail). One line is
-printed per action. Tokens are minted for the run and revoked when it ends.
+then something that is held for a person or denied. Held actions are waited on for
+`--hold-wait` seconds, then withdrawn (cancelled) if nobody decided; allowed ones are
+"run" and reported (about 5% fail). One line is printed per action. Tokens are minted for
+the run and revoked when it ends.
 """
 
 from __future__ import annotations
@@ -113,7 +114,9 @@ async def perform(
         assert guard.decision is not None
         return Outcome(guard.decision.status, str(exc), result="failed")
     except ApprovalTimeout as exc:
-        return Outcome("pending", f"{_why(exc.reasons)}; left for a reviewer")
+        # The guard withdrew it (`give_up`): no reviewer approves what will not run.
+        why = f"{_why(exc.reasons)}; nobody decided in {exc.waited:.0f}s, withdrawn"
+        return Outcome("cancelled", why)
     except ActionNotPermitted as exc:
         return Outcome(exc.status, _why(exc.reasons))
     except OversightError as exc:
