@@ -8,9 +8,9 @@ lists a network holding it; under DEBUG any address goes, as any scheme does.
 
 Checked twice, as the scheme is: when a URL is saved (an address written in it, or
 ``localhost``: no name is looked up then), and before every send, where the name is
-resolved, every address it resolves to must be allowed, and the request goes to the
-address checked (its name kept for the Host header and TLS), so a name that resolves
-elsewhere a moment later (DNS rebinding) is not followed there.
+resolved (within the webhook's time-out), every address it resolves to must be allowed,
+and the request goes to the address checked (its name kept for the Host header and TLS),
+so a name that resolves elsewhere a moment later (DNS rebinding) is not followed there.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 import httpx
@@ -76,9 +77,21 @@ def validate_webhook_url(url: str) -> None:
         raise ValidationError(INTERNAL)
 
 
+# Name lookups, each bounded by the webhook's time-out: the system's resolver has none of
+# its own to speak of (its retries can take half a minute), and a send must not wait for
+# it longer than for the answer. A lookup past its time is left to end in its thread;
+# with every thread busy, later lookups wait in line and time out the same way.
+_LOOKUPS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="webhook-dns")
+
+
 def _resolved(host: str, port: int) -> list[IPAddress]:
+    lookup = _LOOKUPS.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
     try:
-        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        found = lookup.result(timeout=WEBHOOK_TIMEOUT_SECONDS)
+    except TimeoutError:
+        lookup.cancel()
+        why = f"no answer in {WEBHOOK_TIMEOUT_SECONDS} s"
+        raise httpx.ConnectError(f"{host} could not be resolved: {why}") from None
     except OSError as exc:
         raise httpx.ConnectError(f"{host} could not be resolved: {exc}") from None
     return [address for info in found if (address := _address(str(info[4][0]))) is not None]

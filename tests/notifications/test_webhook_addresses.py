@@ -7,8 +7,12 @@ take that back."""
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
 from typing import Any
 
+import httpx
 import pytest
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.test import Client
@@ -17,6 +21,7 @@ from django.urls import reverse
 from oversight.audit import sinks
 from oversight.audit.models import AuditEvent, SinkState
 from oversight.lib.env import envnetworks
+from oversight.notifications import webhook_http
 from oversight.notifications.models import Notification, TeamChannels
 from oversight.notifications.tasks import send_notification
 from oversight.notifications.webhook_http import INTERNAL, validate_webhook_url, webhook_post
@@ -132,3 +137,28 @@ def test_the_allowed_networks_setting_is_read_and_checked(monkeypatch: Any) -> N
     monkeypatch.setenv("WEBHOOK_ALLOWED_NETWORKS", "10.0.0.0/8,intranet")
     with pytest.raises(ImproperlyConfigured, match="'intranet' is not an IP network"):
         envnetworks("WEBHOOK_ALLOWED_NETWORKS", [])
+
+
+def test_a_name_lookup_that_does_not_answer_ends_with_the_webhooks_time_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The system's resolver (a name server that does not answer) could hold a send for
+    as long as its own retries take, half a minute and more; the lookup now has the
+    webhook's time-out. (The resolver is made to hang here: no name server can be set
+    for one process.)"""
+    released = threading.Event()
+
+    def hanging(*args: Any, **kwargs: Any) -> Any:
+        released.wait(30)
+        raise socket.gaierror("released")
+
+    monkeypatch.setattr(webhook_http.socket, "getaddrinfo", hanging)
+    monkeypatch.setattr(webhook_http, "WEBHOOK_TIMEOUT_SECONDS", 0.5)
+    started = time.monotonic()
+    try:
+        with pytest.raises(httpx.ConnectError) as failed:
+            webhook_post("https://hooks.example.com/hook", body=b"{}", headers={})
+    finally:
+        released.set()
+    assert time.monotonic() - started < 2
+    assert str(failed.value) == "hooks.example.com could not be resolved: no answer in 0.5 s"
