@@ -36,6 +36,7 @@ from .link import approval_link
 from .passthrough import Handler
 from .pipes import native_stdio
 from .proxy import Proxy, Settings
+from .stopping import stopped_by_signal
 from .upstream import NotRun, UpstreamError, UpstreamSession
 
 logger = logging.getLogger("oversight_sdk.mcp")
@@ -396,7 +397,12 @@ async def _serve(options: Options, listening: socket.socket | None) -> None:
             from mcp.server.stdio import stdio_server
 
             async with native_stdio() as own, stdio_server(*(own or ())) as (read, write):
-                await server.run(read, write, server.create_initialization_options())
+                serving = server.run(read, write, server.create_initialization_options())
+                if own is None:  # a terminal, a file: a signal ends the proxy at once
+                    await serving
+                    return
+                async with stopped_by_signal(lambda: proxy.calls_under_way, own[0]):
+                    await serving
             return
         import uvicorn
 

@@ -25,7 +25,9 @@ from socket import socket
 
 import uvicorn
 
-STOP_WAIT = 10  # seconds the calls under way get to finish once the proxy is stopped
+from .stopping import STOP_WAIT
+
+__all__ = ["STOP_WAIT", "StoppingServer"]
 
 
 class StoppingServer(uvicorn.Server):

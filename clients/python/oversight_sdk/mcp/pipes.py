@@ -21,6 +21,7 @@ import stat
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import cast
 
 logger = logging.getLogger(__name__)
 
@@ -31,14 +32,30 @@ MAX_LINE = 256 * 1024 * 1024
 class Lines:
     """The lines of a pipe, as `stdio_server` iterates its stdin."""
 
-    def __init__(self, reader: asyncio.StreamReader) -> None:
-        self._reader = reader
+    def __init__(self, reader: asyncio.StreamReader, transport: asyncio.ReadTransport) -> None:
+        self._reader, self._transport = reader, transport
+        self._held = False
+        self._ended = asyncio.Event()
+
+    def hold(self) -> None:
+        """Take no more lines (a proxy being stopped: stopping.py); the input stays open,
+        and the proxy answers what it took, until `end`."""
+        self._held = True
+        self._transport.pause_reading()
+
+    def end(self) -> None:
+        """The input ends here (once held)."""
+        self._ended.set()
+        self._reader.feed_eof()  # a read under way returns
 
     def __aiter__(self) -> Lines:
         return self
 
     async def __anext__(self) -> str:
-        line = await self._reader.readline()
+        line = await self._reader.readline()  # (held: only a line read before the hold)
+        if self._held:  # not taken
+            await self._ended.wait()
+            raise StopAsyncIteration
         if not line:
             raise StopAsyncIteration
         return line.decode("utf-8", errors="replace")
@@ -102,7 +119,8 @@ async def native_stdio() -> AsyncIterator[tuple[Lines, Writer] | None]:
         )
         transports.append(write_transport)
         writer = asyncio.StreamWriter(write_transport, protocol, None, loop)
-        yield Lines(reader), Writer(writer)
+        # (uvloop's pipe transports do not subclass asyncio's, but are read transports)
+        yield Lines(reader, cast(asyncio.ReadTransport, read_transport)), Writer(writer)
     finally:
         for transport in transports:
             transport.close()

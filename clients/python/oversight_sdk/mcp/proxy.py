@@ -171,6 +171,7 @@ class Proxy:
         self._call_locks: dict[str, _Turn] = {}
         self._keys: OrderedDict[str, str] = OrderedDict()  # the most recent _KEPT_KEYS
         self._reports: set[asyncio.Task[None]] = set()
+        self.calls_under_way = 0
         self._report_slots = asyncio.Semaphore(settings.max_reports)
 
     # -- tools/list ----------------------------------------------------------------------
@@ -290,6 +291,15 @@ class Proxy:
         """Decide the call and answer it; `link` shows a held call's approval page to the
         person at the client, where the client can show one; `session_id` is the client's
         session as Oversight records it (cli.call_session; "" for a call on its own)."""
+        self.calls_under_way += 1  # a proxy stopped gives them time to finish (stopping.py)
+        try:
+            return await self._call_tool(name, arguments, link, session_id)
+        finally:
+            self.calls_under_way -= 1
+
+    async def _call_tool(
+        self, name: str, arguments: dict[str, Any], link: ApprovalLink | None, session_id: str
+    ) -> types.CallToolResult | types.InputRequiredResult:
         naming = self.settings.naming
         try:
             # Never called on a definition Oversight has not seen.
