@@ -15,6 +15,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -71,23 +73,28 @@ class Wire:
         return None
 
 
-def _start(url: str, token: str, tmp: Path, payments: Payments) -> subprocess.Popen[bytes]:
+@contextmanager
+def _proxy(url: str, token: str, payments: Payments) -> Iterator[Wire]:
     """The proxy over stdio in front of the payments server, whose refunds answer 3 s
-    after they are made."""
+    after they are made; initialized (the handshake) by the time it is yielded."""
     upstream = payments_args(payments.log, None, None, ["--slow", "3"])
     command = [sys.executable, *proxy_args(hold_wait=20, extra=[]), "--", sys.executable]
     env = {**os.environ, "OVERSIGHT_URL": url, "OVERSIGHT_TOKEN": token}
-    return subprocess.Popen(
+    process = subprocess.Popen(
         [*command, *upstream], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
     )
-
-
-def _initialized(wire: Wire) -> None:
-    client = {"name": "stop-test", "version": "1"}
-    params = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": client}
-    wire.send({"id": 1, "method": "initialize", "params": params})
-    assert wire.answer(1) is not None
-    wire.send({"method": "notifications/initialized"})
+    try:
+        wire = Wire(process)
+        client = {"name": "stop-test", "version": "1"}
+        params = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": client}
+        wire.send({"id": 1, "method": "initialize", "params": params})
+        assert wire.answer(1) is not None
+        wire.send({"method": "notifications/initialized"})
+        yield wire
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -98,25 +105,18 @@ def test_a_stdio_proxy_stopped_mid_call_finishes_the_call_reports_it_and_exits(
     action left allowed for a person to settle (a Ctrl-C ended it with a traceback)."""
     arguments = {"charge": "ch_term", "amount": 10}
     payments = Payments(tmp_path / "refunds.jsonl")
-    process = _start(live_url, token, tmp_path, payments)
-    try:
-        wire = Wire(process)
-        _initialized(wire)
+    with _proxy(live_url, token, payments) as wire:
         params = {"name": "refund", "arguments": arguments}
         wire.send({"id": 2, "method": "tools/call", "params": params})
         deadline = time.monotonic() + 20
         while not payments.executed() and time.monotonic() < deadline:
             time.sleep(0.02)
         assert payments.executed() == [arguments]
-        process.send_signal(sig)
+        wire.process.send_signal(sig)
         stopped = time.monotonic()
         answer = wire.answer(2)
-        status = process.wait(timeout=30)
+        status = wire.process.wait(timeout=30)
         took = time.monotonic() - stopped
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     assert answer is not None, "the call under way was not answered"
     assert "result" in answer and answer["result"]["isError"] is False, answer
     assert (status, took < 8) == (0, True), (status, took)
@@ -128,16 +128,9 @@ def test_a_stdio_proxy_stopped_mid_call_finishes_the_call_reports_it_and_exits(
 def test_a_stdio_proxy_stopped_while_idle_exits_at_once(
     live_url: str, token: str, agent: Any, tmp_path: Path
 ) -> None:
-    payments = Payments(tmp_path / "refunds.jsonl")
-    process = _start(live_url, token, tmp_path, payments)
-    try:
-        _initialized(Wire(process))
-        process.send_signal(signal.SIGTERM)
+    with _proxy(live_url, token, Payments(tmp_path / "refunds.jsonl")) as wire:
+        wire.process.send_signal(signal.SIGTERM)
         stopped = time.monotonic()
-        status = process.wait(timeout=30)
+        status = wire.process.wait(timeout=30)
         took = time.monotonic() - stopped
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     assert (status, took < 3) == (0, True), (status, took)
