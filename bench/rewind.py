@@ -168,6 +168,7 @@ def bench_plan(agent: Any, token: Any, count: int, runs: int) -> dict[str, Any]:
     from oversight.gateway.pipeline import ActionInput, Credentials, decide
     from oversight.rewind import bulk
     from oversight.rewind.models import Rewind
+    from oversight.rewind.plan import Scope, rewind_plan
 
     since = dt.datetime.now(dt.UTC)
     fresh = token_refresh(token.token_hash)
@@ -197,14 +198,14 @@ def bench_plan(agent: Any, token: Any, count: int, runs: int) -> dict[str, Any]:
         )
     Action.objects.bulk_create(rows, batch_size=2000)
     seeded = time.perf_counter() - began
-    scope = bulk.Scope(agent=agent, since=since, until=dt.datetime.now(dt.UTC))
-    plan = bulk.rewind_plan(scope=scope)
+    scope = Scope(agent=agent, since=since, until=dt.datetime.now(dt.UTC))
+    plan = rewind_plan(scope=scope)
     actor = Actor.system("bench")
     result = {
         "actions": plan["actions"],
         "to_undo": plan["to_undo"],
         "seed_s": round(seeded, 2),
-        "rewind_plan_s": _timed(lambda: bulk.rewind_plan(scope=scope), runs),
+        "rewind_plan_s": _timed(lambda: rewind_plan(scope=scope), runs),
         "rewind_create_s": _timed(lambda: bulk.rewind_create(actor=actor, scope=scope), runs),
     }
     Rewind.objects.filter(agent=agent).update(state="cancelled")
@@ -338,13 +339,14 @@ def bench_compensations(
     from oversight.gateway.models import Action
     from oversight.rewind import bulk
     from oversight.rewind.models import Rewind, RewindItem
+    from oversight.rewind.plan import Scope
 
     settings.REWIND_APPROVAL_THRESHOLD = count + 1  # runs at once: no second person here
     ledger, tag = Ledger(), f"w{workers}_{time.time_ns():x}"
     since = dt.datetime.now(dt.UTC)
     with _client(base, raw) as client:
         same_run = baseline(client, ledger, tag, count)
-    scope = bulk.Scope(agent=agent, since=since, until=same_run.pop("until"))
+    scope = Scope(agent=agent, since=since, until=same_run.pop("until"))
     stop = threading.Event()
     threads = [
         threading.Thread(target=_worker, args=(base, raw, ledger, stop)) for _ in range(workers)

@@ -37,7 +37,7 @@ class Rewind(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    # While a runner's step is under way (bulk.rewind_step): one step at a time per rewind.
+    # While a runner's step is under way (runner.rewind_step): one step at a time per rewind.
     # A step that dies leaves it to run out.
     stepping_until = models.DateTimeField(null=True, blank=True)
 

@@ -19,12 +19,13 @@ from oversight.audit.actors import Actor
 from oversight.rewind import bulk
 from oversight.rewind.forms import RewindForm, RewindStartForm, start_fields
 from oversight.rewind.models import Rewind
+from oversight.rewind.plan import Scope, rewind_plan
 from oversight.rewind.selectors import rewind_progress, rewind_verdict
 
 
-def _scope(agent: Agent, form: RewindForm) -> bulk.Scope:
+def _scope(agent: Agent, form: RewindForm) -> Scope:
     data = form.cleaned_data
-    return bulk.Scope(
+    return Scope(
         agent=agent,
         since=data["since_at"],
         until=data["until_at"],
@@ -50,7 +51,7 @@ def rewind_plan_view(request: HttpRequest, slug: str) -> HttpResponse:
     plan = None
     if form.is_bound and form.is_valid():
         try:
-            plan = bulk.rewind_plan(scope=_scope(agent, form))
+            plan = rewind_plan(scope=_scope(agent, form))
         except ValidationError as exc:
             form.add_error(None, exc)
     return _plan_page(request, agent, form, plan, can_change=can_change)
@@ -75,7 +76,7 @@ def _start(request: HttpRequest, agent: Agent) -> HttpResponse:
             return redirect("rewind:detail", pk=exc.rewind.pk)
         except bulk.PlanChanged as exc:
             form.add_error(None, exc)
-            plan = bulk.rewind_plan(scope=scope)
+            plan = rewind_plan(scope=scope)
         except ValidationError as exc:
             form.add_error(None, exc)
     return _plan_page(request, agent, form, plan, can_change=True)

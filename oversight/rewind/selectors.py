@@ -11,8 +11,9 @@ from oversight.agents.constants import CHANGE
 from oversight.agents.permissions import user_has_agent_perm
 from oversight.gateway.constants import FINAL, ActionStatus
 from oversight.gateway.models import Action
-from oversight.rewind.bulk import CANCEL, CANCELLED, OPEN
 from oversight.rewind.models import ItemState, Rewind, RewindState
+from oversight.rewind.plan import CANCEL, CANCELLED
+from oversight.rewind.runner import OPEN
 from oversight.rewind.services import undo_deadline, undo_refusal
 
 # Final without running: nothing to undo.

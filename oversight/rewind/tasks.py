@@ -7,7 +7,7 @@ from typing import Any
 from celery import shared_task
 from django.conf import settings
 
-from oversight.rewind import bulk, webhook
+from oversight.rewind import runner, webhook
 
 
 @shared_task(name="oversight.rewind.tasks.rewind_step_task")
@@ -18,7 +18,7 @@ def rewind_step_task(rewind_id: int) -> dict[str, int]:
     job if it moved meanwhile. Without one (jobs inline), one pass: the beat does the rest.
     """
     follow = settings.REWIND_FOLLOW_SECONDS
-    done = bulk.rewind_step(rewind_id=rewind_id, follow=follow)
+    done = runner.rewind_step(rewind_id=rewind_id, follow=follow)
     if follow and (done["asked"] or done["finished"]) and done["on_their_way"]:
         rewind_step_task.delay(rewind_id)
     return done
@@ -27,7 +27,7 @@ def rewind_step_task(rewind_id: int) -> dict[str, int]:
 @shared_task(name="oversight.rewind.tasks.rewinds_step")
 def rewinds_step() -> dict[str, Any]:
     """A step of every running rewind: asks for the next undos, records ended ones."""
-    return bulk.rewinds_step()
+    return runner.rewinds_step()
 
 
 @shared_task(name="oversight.rewind.tasks.compensations_by_webhook")

@@ -137,11 +137,12 @@ def test_a_rewind_started_while_a_vote_holds_an_action_of_its_window_waits_then_
     from django.utils import timezone
 
     from oversight.rewind import bulk
+    from oversight.rewind.plan import Scope
 
     refund_policy_create(agent)
     held = decide(prod_token, refund(900))
     now = timezone.now()
-    scope = bulk.Scope(agent=agent, since=now - dt.timedelta(hours=1), until=now)
+    scope = Scope(agent=agent, since=now - dt.timedelta(hours=1), until=now)
     with transaction.atomic():  # a vote: the action's row, then (last) the audit chain
         action_lock(held.pk)
         starting = _elsewhere(

@@ -15,8 +15,8 @@ from oversight.gateway.lifecycle import ResultInput, action_report_result
 from oversight.gateway.models import Action
 from oversight.policy.models import Grant
 from oversight.policy.services import policy_object_create
-from oversight.rewind.bulk import rewind_step
 from oversight.rewind.models import Rewind
+from oversight.rewind.runner import rewind_step
 from oversight_sdk import CompensationTask, Oversight
 from tests.browser.test_registry_flow import SHOTS, log_in
 from tests.browser.ui import CARDS, PHONE

@@ -24,6 +24,8 @@ from oversight.policy.models import Grant
 from oversight.policy.services import policy_object_create
 from oversight.rewind import bulk
 from oversight.rewind.models import Rewind, RewindItem
+from oversight.rewind.plan import Scope, rewind_plan
+from oversight.rewind.runner import _ask, _ask_all, _pending_items, rewind_step
 from oversight.rewind.selectors import rewind_progress
 from oversight.rewind.services import Report, compensation_report, compensations_claim
 from oversight.rewind.words import undo_words
@@ -48,9 +50,9 @@ def _ran(token: Any, body: dict[str, Any], before: Any, after: Any) -> Action:
     return action_report_result(token=token, action_id=action.pk, data=data)
 
 
-def _scope(agent: Agent, **fields: Any) -> bulk.Scope:
+def _scope(agent: Agent, **fields: Any) -> Scope:
     now = timezone.now()
-    return bulk.Scope(agent=agent, since=now - dt.timedelta(hours=1), until=now, **fields)
+    return Scope(agent=agent, since=now - dt.timedelta(hours=1), until=now, **fields)
 
 
 def _world(token: Any) -> dict[str, Action]:
@@ -85,7 +87,7 @@ def test_the_plan_says_what_would_be_undone_and_what_cannot_be(
     agent: Agent, production: Any
 ) -> None:
     _world(production)
-    plan = bulk.rewind_plan(scope=_scope(agent))
+    plan = rewind_plan(scope=_scope(agent))
     assert (plan["actions"], plan["to_undo"], plan["left"]) == (5, 3, 2)
     assert plan["undo_by"] == {"payments.refund -> payments.charge": 3}
     assert plan["left_because"] == {"irreversible": 1, "not_run:denied": 1}
@@ -99,7 +101,7 @@ def test_a_rewind_undoes_newest_first_one_resource_at_a_time(
     ledger = {"stripe:charge/ch_1": 15, "stripe:charge/ch_9": 7}
     rewind = bulk.rewind_create(actor=Actor.for_user(owner), scope=_scope(agent))
     assert rewind.state == "running"
-    bulk.rewind_step(rewind_id=rewind.pk)
+    rewind_step(rewind_id=rewind.pk)
     # The newer refund of ch_1 and the one of ch_9 are asked for; the older of ch_1 waits.
     asked = set(
         RewindItem.objects.filter(rewind=rewind, state="requested").values_list(
@@ -108,9 +110,9 @@ def test_a_rewind_undoes_newest_first_one_resource_at_a_time(
     )
     assert asked == {actions["second"].pk, actions["other"].pk}
     assert set(_work(production, ledger)) == asked
-    bulk.rewind_step(rewind_id=rewind.pk)  # records them, asks for the older one
+    rewind_step(rewind_id=rewind.pk)  # records them, asks for the older one
     assert _work(production, ledger) == [actions["first"].pk]
-    bulk.rewind_step(rewind_id=rewind.pk)
+    rewind_step(rewind_id=rewind.pk)
     rewind.refresh_from_db()
     assert rewind.state == "done"
     assert ledger == {"stripe:charge/ch_1": 0, "stripe:charge/ch_9": 0}
@@ -127,9 +129,9 @@ def test_a_record_changed_in_between_is_a_conflict_and_left(
     ledger = {"stripe:charge/ch_1": 15, "stripe:charge/ch_9": 99}  # ch_9 changed by hand
     rewind = bulk.rewind_create(actor=Actor.for_user(owner), scope=_scope(agent))
     for _ in range(3):
-        bulk.rewind_step(rewind_id=rewind.pk)
+        rewind_step(rewind_id=rewind.pk)
         _work(production, ledger)
-    bulk.rewind_step(rewind_id=rewind.pk)
+    rewind_step(rewind_id=rewind.pk)
     item = RewindItem.objects.get(rewind=rewind, action=actions["other"])
     assert (item.state, item.outcome) == ("done", "conflict")
     assert ledger["stripe:charge/ch_9"] == 99
@@ -143,7 +145,7 @@ def test_steps_repeated_or_after_a_restart_never_ask_twice(
     _world(production)
     rewind = bulk.rewind_create(actor=Actor.for_user(owner), scope=_scope(agent))
     for _ in range(5):  # a runner restarted over and over, nothing reported meanwhile
-        bulk.rewind_step(rewind_id=rewind.pk)
+        rewind_step(rewind_id=rewind.pk)
     assert Action.objects.filter(compensates__isnull=False).count() == 2
 
 
@@ -153,10 +155,10 @@ def test_a_paused_rewind_asks_for_nothing_until_resumed(
     _world(production)
     rewind = bulk.rewind_create(actor=Actor.for_user(owner), scope=_scope(agent))
     bulk.rewind_pause(actor=Actor.for_user(owner), rewind=rewind)
-    bulk.rewind_step(rewind_id=rewind.pk)
+    rewind_step(rewind_id=rewind.pk)
     assert not Action.objects.filter(compensates__isnull=False).exists()
     bulk.rewind_resume(actor=Actor.for_user(owner), rewind=rewind)
-    bulk.rewind_step(rewind_id=rewind.pk)
+    rewind_step(rewind_id=rewind.pk)
     assert Action.objects.filter(compensates__isnull=False).count() == 2
 
 
@@ -167,12 +169,12 @@ def test_a_large_rewind_waits_for_a_second_person(
     _world(production)
     rewind = bulk.rewind_create(actor=Actor.for_user(owner), scope=_scope(agent))
     assert rewind.state == "awaiting_approval"
-    bulk.rewind_step(rewind_id=rewind.pk)
+    rewind_step(rewind_id=rewind.pk)
     assert not Action.objects.filter(compensates__isnull=False).exists()
     with pytest.raises(ValidationError, match="second person"):
         bulk.rewind_approve(actor=Actor.for_user(owner), rewind=rewind)
     bulk.rewind_approve(actor=Actor.for_user(admin_user), rewind=rewind)
-    bulk.rewind_step(rewind_id=rewind.pk)
+    rewind_step(rewind_id=rewind.pk)
     assert Action.objects.filter(compensates__isnull=False).count() == 2
 
 
@@ -192,7 +194,7 @@ def test_what_has_not_run_in_the_window_is_cancelled_as_the_rewind_starts(
 ) -> None:
     _world(production)
     held = _held(agent, production, reviewer)
-    plan = bulk.rewind_plan(scope=_scope(agent))
+    plan = rewind_plan(scope=_scope(agent))
     assert (plan["actions"], plan["to_undo"], plan["to_cancel"], plan["left"]) == (7, 3, 2, 2)
     assert plan["left_because"] == {"irreversible": 1, "not_run:denied": 1}
     assert Action.objects.filter(status__in=("pending", "approved")).count() == 2  # a plan
@@ -215,10 +217,10 @@ def test_a_window_of_held_actions_only_is_rewound_by_cancelling_them(
     agent: Agent, owner: Any, reviewer: Any, production: Any
 ) -> None:
     held = _held(agent, production, reviewer)
-    plan = bulk.rewind_plan(scope=_scope(agent))
+    plan = rewind_plan(scope=_scope(agent))
     assert (plan["actions"], plan["to_undo"], plan["to_cancel"]) == (2, 0, 2)
     rewind = bulk.rewind_create(actor=Actor.for_user(owner), scope=_scope(agent))
-    bulk.rewind_step(rewind_id=rewind.pk)
+    rewind_step(rewind_id=rewind.pk)
     rewind.refresh_from_db()
     assert rewind.state == "done"
     assert set(
@@ -264,7 +266,7 @@ def test_halt_then_rewind_the_undos_pass_the_kill_switch(
     killswitch_engage(actor=SYSTEM, target=parse_target(f"agent:{agent.slug}"), reason="stop")
     assert decide(production, refund(3)).status == "halted"
     rewind = bulk.rewind_create(actor=Actor.for_user(owner), scope=_scope(agent))
-    bulk.rewind_step(rewind_id=rewind.pk)
+    rewind_step(rewind_id=rewind.pk)
     compensation = Action.objects.get(compensates=actions["second"])
     assert compensation.status == "allowed"
 
@@ -293,12 +295,12 @@ def test_one_step_at_a_time_and_a_step_that_died_gives_way(
     RewindItem.objects.filter(rewind=rewind, state="requested").update(state="pending")
     under_way = timezone.now() + dt.timedelta(seconds=20)
     Rewind.objects.filter(pk=rewind.pk).update(stepping_until=under_way)
-    assert bulk.rewind_step(rewind_id=rewind.pk) == {"asked": 0, "finished": 0, "on_their_way": 0}
+    assert rewind_step(rewind_id=rewind.pk) == {"asked": 0, "finished": 0, "on_their_way": 0}
     assert not RewindItem.objects.filter(rewind=rewind, state="requested").exists()
 
     died = timezone.now() - dt.timedelta(seconds=1)  # its lease ran out
     Rewind.objects.filter(pk=rewind.pk).update(stepping_until=died)
-    assert bulk.rewind_step(rewind_id=rewind.pk)["asked"] == 2
+    assert rewind_step(rewind_id=rewind.pk)["asked"] == 2
     assert Rewind.objects.get(pk=rewind.pk).stepping_until is None
 
 
@@ -334,9 +336,9 @@ def test_without_following_a_step_is_one_pass(agent: Agent, owner: Any, producti
     _world(production)
     rewind = bulk.rewind_create(actor=Actor.for_user(owner), scope=_scope(agent))
     RewindItem.objects.filter(rewind=rewind, state="requested").update(state="pending")
-    assert bulk.rewind_step(rewind_id=rewind.pk, size=1)["asked"] == 1
-    assert bulk.rewind_step(rewind_id=rewind.pk, size=1)["asked"] == 1
-    assert bulk.rewind_step(rewind_id=rewind.pk, size=1)["asked"] == 0  # ch_1's older one waits
+    assert rewind_step(rewind_id=rewind.pk, size=1)["asked"] == 1
+    assert rewind_step(rewind_id=rewind.pk, size=1)["asked"] == 1
+    assert rewind_step(rewind_id=rewind.pk, size=1)["asked"] == 0  # ch_1's older one waits
 
 
 @pytest.mark.postgres
@@ -359,7 +361,7 @@ def test_the_asks_of_one_rewind_do_not_wait_for_each_other(
     def ask_in_progress() -> None:
         try:
             with transaction.atomic():
-                assert bulk._pending_items([item[actions["other"].pk]])
+                assert _pending_items([item[actions["other"].pk]])
                 held.set()
                 release.wait(10)
         finally:
@@ -372,9 +374,9 @@ def test_the_asks_of_one_rewind_do_not_wait_for_each_other(
         began = time.monotonic()
         with connection.cursor() as cursor:
             cursor.execute("SET lock_timeout = '2s'")
-        bulk._ask([item[actions["second"].pk]], {})
+        _ask([item[actions["second"].pk]], {})
         with transaction.atomic():
-            bulk._locked(rewind)  # what a pause or a cancel takes first
+            bulk.locked(rewind)  # what a pause or a cancel takes first
         waited = time.monotonic() - began
     finally:
         release.set()
@@ -398,7 +400,7 @@ def test_asks_side_by_side_decide_under_one_undo_token_made_once(
     actions = _world(production)
     rewind = bulk.rewind_create(actor=Actor.for_user(owner), scope=_scope(agent))
     assert not AgentToken.objects.filter(name=UNDO_TOKEN_NAME).exists()
-    bulk._ask_all(list(RewindItem.objects.filter(rewind=rewind).values_list("pk", flat=True)))
+    _ask_all(list(RewindItem.objects.filter(rewind=rewind).values_list("pk", flat=True)))
     undone = Action.objects.filter(compensates__isnull=False, status="allowed")
     assert sorted(undone.values_list("compensates", flat=True)) == sorted(
         actions[name].pk for name in ("first", "second", "other")
@@ -427,9 +429,9 @@ def test_a_batch_of_asks_reads_and_writes_its_items_in_three_statements(
     first, *others = pending.order_by("position").values_list("pk", flat=True)
     assert len(others) == 2
     tokens = undo_tokens(pending.values("action_id"))
-    bulk._ask([first], tokens)  # the first prepares the connection's statements
+    _ask([first], tokens)  # the first prepares the connection's statements
     with CaptureQueriesContext(connection) as done:
-        bulk._ask(others, tokens)
+        _ask(others, tokens)
     statements = [q["sql"] for q in done.captured_queries if q["sql"] not in ("BEGIN", "COMMIT")]
     assert len(statements) == 3 + 2 * len(others), statements
     assert '"gateway_action"' in statements[0] and "FOR NO KEY UPDATE OF" in statements[0]
@@ -448,7 +450,7 @@ def test_an_approved_action_the_agent_started_is_left_as_it_is(
     _world(production)
     held = _held(agent, production, reviewer)
     action_start(token=production, action_id=held["approved"].pk)
-    plan = bulk.rewind_plan(scope=_scope(agent))
+    plan = rewind_plan(scope=_scope(agent))
     assert plan["left_because"]["started"] == 1
     assert plan["to_cancel"] == 1  # the waiting one only
 
@@ -470,7 +472,7 @@ def test_a_second_rewind_of_an_overlapping_window_is_refused_while_one_is_under_
     first = bulk.rewind_create(actor=Actor.for_user(owner), scope=_scope(agent))
     assert first.state == "awaiting_approval"
     half = dt.timedelta(minutes=30)
-    overlapping = bulk.Scope(agent=agent, since=first.since + half, until=first.until + half)
+    overlapping = Scope(agent=agent, since=first.since + half, until=first.until + half)
     for state in ("awaiting_approval", "running", "paused"):
         Rewind.objects.filter(pk=first.pk).update(state=state)
         with pytest.raises(bulk.RewindUnderWay, match=f"is {state.replace('_', ' ')}") as refused:
@@ -479,7 +481,7 @@ def test_a_second_rewind_of_an_overlapping_window_is_refused_while_one_is_under_
         assert f"rewind {first.pk}" in refused.value.messages[0]
     assert Rewind.objects.count() == 1 and RewindItem.objects.exclude(rewind=first).count() == 0
 
-    before = bulk.Scope(agent=agent, since=first.since - half, until=first.since)
+    before = Scope(agent=agent, since=first.since - half, until=first.since)
     with pytest.raises(ValidationError, match="No action of the agent in that window"):
         bulk.rewind_create(actor=Actor.for_user(owner), scope=before)  # not under way: empty
     bulk.rewind_cancel(actor=Actor.for_user(owner), rewind=first)

@@ -13,6 +13,8 @@ from django.urls import reverse
 
 from oversight.agents.models import Agent
 from oversight.rewind.models import Rewind
+from oversight.rewind.plan import Scope
+from oversight.rewind.runner import rewind_step
 from tests.forms import form_data
 from tests.gateway.helpers import refund
 from tests.rewind.test_bulk import _held, _ran, _world, production  # noqa: F401 - the fixture
@@ -180,9 +182,9 @@ def test_an_undo_reported_shows_as_ended_before_the_runner_records_it(
     from oversight.rewind.services import Report, compensation_report
 
     _world(production)
-    scope = bulk.Scope(agent=agent, since=_an_hour_ago(), until=_now())
+    scope = Scope(agent=agent, since=_an_hour_ago(), until=_now())
     rewind = bulk.rewind_create(actor=Actor.for_user(owner), scope=scope)
-    bulk.rewind_step(rewind_id=rewind.pk)  # its first pass asks
+    rewind_step(rewind_id=rewind.pk)  # its first pass asks
     asked = RewindItem.objects.filter(rewind=rewind, state="requested").select_related(
         "compensation__compensates"
     )
@@ -363,10 +365,10 @@ def test_a_rewind_whose_every_undo_was_denied_says_nothing_was_undone(
 
     _world(production)
     _forbid_undos(agent)
-    scope = bulk.Scope(agent=agent, since=_an_hour_ago(), until=_now())
+    scope = Scope(agent=agent, since=_an_hour_ago(), until=_now())
     rewind = bulk.rewind_create(actor=Actor.for_user(owner), scope=scope)
     for _ in range(3):
-        bulk.rewind_step(rewind_id=rewind.pk)
+        rewind_step(rewind_id=rewind.pk)
     rewind.refresh_from_db()
     assert rewind.state == "done"
 
@@ -405,10 +407,10 @@ def test_a_rewind_that_undid_some_counts_each_outcome_apart_live_and_at_the_end(
     _world(production)
     _forbid_undos(agent, "stripe:charge/ch_9")
     ledger = {"stripe:charge/ch_1": 15}
-    scope = bulk.Scope(agent=agent, since=_an_hour_ago(), until=_now())
+    scope = Scope(agent=agent, since=_an_hour_ago(), until=_now())
     rewind = bulk.rewind_create(actor=Actor.for_user(owner), scope=scope)
     client.force_login(owner)
-    bulk.rewind_step(rewind_id=rewind.pk)
+    rewind_step(rewind_id=rewind.pk)
     _work(production, ledger)  # the newer refund of ch_1 undone, not yet recorded
     live = _progress(client, rewind)
     assert "<h2>Running</h2>" in live.content.decode()
@@ -418,9 +420,9 @@ def test_a_rewind_that_undid_some_counts_each_outcome_apart_live_and_at_the_end(
 
     ledger["stripe:charge/ch_1"] = 12  # changed by hand: the older refund's undo conflicts
     for _ in range(2):
-        bulk.rewind_step(rewind_id=rewind.pk)
+        rewind_step(rewind_id=rewind.pk)
         _work(production, ledger)
-    bulk.rewind_step(rewind_id=rewind.pk)
+    rewind_step(rewind_id=rewind.pk)
     rewind.refresh_from_db()
     assert rewind.state == "done"
     text = _progress(client, rewind).content.decode()
@@ -446,12 +448,12 @@ def test_a_rewind_that_undid_everything_reads_done(
 
     _world(production)
     ledger = {"stripe:charge/ch_1": 15, "stripe:charge/ch_9": 7}
-    scope = bulk.Scope(agent=agent, since=_an_hour_ago(), until=_now())
+    scope = Scope(agent=agent, since=_an_hour_ago(), until=_now())
     rewind = bulk.rewind_create(actor=Actor.for_user(owner), scope=scope)
     for _ in range(3):
-        bulk.rewind_step(rewind_id=rewind.pk)
+        rewind_step(rewind_id=rewind.pk)
         _work(production, ledger)
-    bulk.rewind_step(rewind_id=rewind.pk)
+    rewind_step(rewind_id=rewind.pk)
     client.force_login(owner)
     text = _progress(client, rewind).content.decode()
     assert "<h2>Done</h2>" in text and "rewind-shortfall" not in text

@@ -29,6 +29,8 @@ from oversight.policy.models import Grant
 from oversight.policy.services import policy_object_create
 from oversight.rewind import bulk
 from oversight.rewind.models import Rewind
+from oversight.rewind.plan import Scope
+from oversight.rewind.runner import rewind_step
 from oversight_sdk import Oversight
 from tests.conftest import SYSTEM
 from tests.sdk import rewind_worker as store
@@ -92,7 +94,7 @@ def _step_until(rewind: Rewind, done: Callable[[], bool], timeout: float = 60) -
     deadline = time.monotonic() + timeout
     while not done():
         assert time.monotonic() < deadline, "the rewind did not get there in time"
-        bulk.rewind_step(rewind_id=rewind.pk)
+        rewind_step(rewind_id=rewind.pk)
         time.sleep(0.1)
 
 
@@ -111,7 +113,7 @@ def test_a_worker_killed_mid_rewind_is_resumed_with_nothing_lost_or_undone_twice
     assert {(a.status, a.reversibility) for a in originals.values()} == {
         ("succeeded", "reversible")
     }
-    scope = bulk.Scope(agent=agent, since=since, until=timezone.now())
+    scope = Scope(agent=agent, since=since, until=timezone.now())
     rewind = bulk.rewind_create(actor=Actor.for_user(owner), scope=scope)
 
     first = _worker(live_url, raw_token, path, "--hang-after", str(HANG_AFTER))

@@ -22,6 +22,8 @@ from oversight.core.commands import command_actor
 from oversight.lib.moments import MomentError, parse_moment
 from oversight.rewind import bulk
 from oversight.rewind.models import Rewind
+from oversight.rewind.plan import CANCEL, Scope, rewind_plan
+from oversight.rewind.runner import rewind_step
 from oversight.rewind.selectors import rewind_progress, rewind_verdict
 from oversight.rewind.words import undo_words
 
@@ -63,10 +65,10 @@ class Command(BaseCommand):
                 return
             scope = self._scope(options)
             if options["dry_run"]:
-                self._plan(bulk.rewind_plan(scope=scope, examples=20))
+                self._plan(rewind_plan(scope=scope, examples=20))
             else:
                 rewind = bulk.rewind_create(actor=actor, scope=scope)
-                bulk.rewind_step(rewind_id=rewind.pk)
+                rewind_step(rewind_id=rewind.pk)
                 self._report(rewind)
         except ValidationError as exc:
             raise CommandError(" ".join(exc.messages)) from None
@@ -77,7 +79,7 @@ class Command(BaseCommand):
             raise CommandError(f"No rewind {pk}.")
         return rewind
 
-    def _scope(self, options: dict[str, Any]) -> bulk.Scope:
+    def _scope(self, options: dict[str, Any]) -> Scope:
         if not options["agent"] or not options["since"]:
             raise CommandError("--agent and --since are needed to plan a rewind.")
         agent = Agent.objects.filter(slug=options["agent"]).first()
@@ -88,7 +90,7 @@ class Command(BaseCommand):
             until = parse_moment(options["until"]) if options["until"] else timezone.now()
         except MomentError as exc:
             raise CommandError(str(exc)) from None
-        return bulk.Scope(
+        return Scope(
             agent=agent,
             since=since,
             until=until,
@@ -111,7 +113,7 @@ class Command(BaseCommand):
             write("  a second person must approve it (REWIND_APPROVAL_THRESHOLD)")
         for row in plan["examples"]:
             how = row["why"] if row["state"] == "pending" else undo_words(row["why"])
-            if row["state"] != "pending" and not row["why"].startswith(bulk.CANCEL):
+            if row["state"] != "pending" and not row["why"].startswith(CANCEL):
                 how = f"left, {how}"
             write(f"  {row['created_at']:%H:%M:%S} {row['action']} {row['resource']} -> {how}")
 
