@@ -3,6 +3,7 @@ manifest, and recorded on every decision it allows."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -153,6 +154,28 @@ def test_the_manifest_carries_the_contract_both_ways(agent: Agent) -> None:
     grant["undo"]["window"] = "2h"
     manifest_apply(manifest=parse_manifest(yaml.safe_dump(exported)), actor=SYSTEM)
     assert Grant.objects.get(agent=agent).undo_window_seconds == 7200
+
+
+def test_an_undo_param_may_be_a_whole_map_or_list_and_is_plain_json() -> None:
+    """The demo's contact edits are undone by writing back ``before``, a map: its values
+    came back as CEL's own objects, and the undo's decision failed on them (a 500 on the
+    action's page, a rewind stuck for ever)."""
+    before = {"email": "a@example.com", "tags": ["vip", {"since": 2024}], "score": 2.5}
+    found = undo_params(
+        {"fields": "before", "tags": "before.tags", "keys": "{1: params.n}"},
+        original={"n": None},
+        before=before,
+        after={"email": "b@example.com"},
+    )
+    assert found == {"fields": before, "tags": before["tags"], "keys": {"1": None}}
+    assert json.loads(json.dumps(found)) == found
+
+
+def test_an_undo_param_with_no_json_value_makes_the_undo_impossible() -> None:
+    with pytest.raises(UndoError, match=r"undo param 'at'.*has no JSON value"):
+        undo_params(
+            {"at": 'timestamp("2026-01-01T00:00:00Z")'}, original={}, before=None, after=None
+        )
 
 
 def test_evaluating_undo_params_fails_closed() -> None:

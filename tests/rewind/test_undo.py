@@ -20,7 +20,7 @@ from oversight.audit.models import AuditEvent
 from oversight.gateway.exceptions import ConflictError
 from oversight.gateway.lifecycle import ResultInput, action_report_result
 from oversight.gateway.models import Action
-from oversight.policy.models import Rule
+from oversight.policy.models import Grant, Rule
 from oversight.policy.services import policy_object_create
 from oversight.rewind.services import Report, action_undo, compensation_report, compensations_claim
 from tests.conftest import SYSTEM
@@ -61,6 +61,34 @@ def test_an_undone_refund_is_rolled_back(agent: Agent, owner: Any, production: A
     assert {"undo.requested", "undo.reported", "undo.rolled_back"} <= verbs
     with pytest.raises(ConflictError):
         compensation_report(token=production, action_id=compensation.pk, report=report)
+
+
+def test_a_contact_edit_is_undone_by_writing_back_its_whole_before(
+    agent: Agent, owner: Any
+) -> None:
+    """As the demo's CRM updater's grant has it (``fields: before``): the undo's decision
+    raised on CEL's objects for the map's values (a 500 for the owner)."""
+    policy_object_create(
+        actor=SYSTEM,
+        obj=Grant(
+            agent=agent,
+            action="crm.contact.update",
+            resource="crm:contact/*",
+            reversibility="reversible",
+            undo_action="crm.contact.update",
+            undo_params={"fields": "before"},
+            undo_window_seconds=3600,
+        ),
+    )
+    token = token_create(actor=SYSTEM, agent=agent, environment="production")[0]
+    before = {"email": "old@example.com", "tags": ["vip"], "score": 2.5}
+    edit = {"action": "crm.contact.update", "resource": "crm:contact/7"}
+    action = decide(token, {**edit, "params": {"email": "new@example.com"}, "before": before})
+    data = ResultInput(outcome="succeeded", after={**before, "email": "new@example.com"})
+    original = action_report_result(token=token, action_id=action.pk, data=data)
+    compensation = action_undo(actor=Actor.for_user(owner), action=original)
+    assert compensation.status == "allowed"
+    assert compensation.params == {"fields": before}
 
 
 def test_a_conflict_changes_nothing_and_the_original_stays_as_it_was(

@@ -67,12 +67,16 @@ def check_undo_params(params: Any) -> None:
 
 
 def _python(value: Any) -> Any:
-    """A CEL value as JSON-like Python."""
+    """A CEL value's plain Python (``plain_value``: a map's or a list's items are plain
+    too, where ``value()`` leaves them CEL's) as JSON: keys as strings. Anything JSON has
+    no value for (bytes, a timestamp) is refused."""
     if isinstance(value, Mapping):
         return {str(_python(k)): _python(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_python(item) for item in value]
-    return value
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    raise TypeError(f"a {type(value).__name__} has no JSON value")
 
 
 def undo_params(
@@ -87,16 +91,15 @@ def undo_params(
     for name, expression in compiled.items():
         try:
             value = expression.eval(activation)
-            result = value.value()
             if value.type() == _T.ERROR:
                 raise UndoError(
-                    f"undo param {name!r} ({params[name]}): {clean_message(str(result))}"
+                    f"undo param {name!r} ({params[name]}): {clean_message(str(value.value()))}"
                 )
+            found[name] = _python(value.plain_value())
         except UndoError:
             raise
         except Exception as exc:
             raise UndoError(
                 f"undo param {name!r} ({params[name]}): {clean_message(str(exc))}"
             ) from None
-        found[name] = _python(result)
     return found
