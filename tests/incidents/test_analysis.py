@@ -7,7 +7,7 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from django.test import override_settings
+from django.test import Client, override_settings
 from django.utils import timezone
 
 from oversight.agents.models import Agent
@@ -124,6 +124,20 @@ def test_the_blast_radius_is_what_was_recorded_from_the_break_on(
     assert blast["reversibility"] == {"unknown": effective.count()}
     assert report["rewind"][0]["url"].startswith("/agents/refund-bot/rewind/?since=")
     assert report["behaviour_diff"][0]["url"].startswith("/agents/refund-bot/behaviour/?left=")
+
+
+@override_settings(INCIDENT_BUCKET_SECONDS=BUCKET, INCIDENT_LOOKBACK_BUCKETS=LOOKBACK)
+def test_the_reports_rewind_link_plans_the_blast_radius_window(
+    loosened: dict[str, Any], client: Client
+) -> None:
+    """Its times were written into the link as they are: the "+" of "+00:00" arrived as a
+    space, and the plan page said the time was neither a duration nor a date."""
+    report = analyse(loosened["incident"], now=loosened["opened"])
+    client.force_login(loosened["incident"].agent.owner)
+    response = client.get(report["rewind"][0]["url"])
+    plan = response.context["plan"]
+    assert plan is not None, response.context["form"].errors
+    assert plan["since"] == dt.datetime.fromisoformat(report["blast_radius"]["since"])
 
 
 @override_settings(INCIDENT_BUCKET_SECONDS=BUCKET, INCIDENT_LOOKBACK_BUCKETS=LOOKBACK)

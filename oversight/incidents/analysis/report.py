@@ -73,7 +73,7 @@ def _what_changed(split: Split) -> list[dict[str, Any]]:
 
 
 def _rewind_urls(scope: Scope, since: dt.datetime, until: dt.datetime) -> list[dict[str, str]]:
-    query = f"?since={since.isoformat()}&until={until.isoformat()}"
+    query = "?" + urlencode({"since": since.isoformat(), "until": until.isoformat()})
     return [
         {"agent": agent.slug, "url": reverse("rewind:plan", args=[agent.slug]) + query}
         for agent in scope.agents[:20]
