@@ -265,7 +265,16 @@ def test_the_banners_rewind_link_is_the_half_hour_before_the_stop(
     url = html.unescape(link.group(1))
     path, query = url.split("?")
     assert path == reverse("rewind:plan", args=[agent.slug])
-    since = dt.datetime.fromisoformat(parse_qs(query)["since"][0])
-    assert since == switch.changed_at - dt.timedelta(minutes=30)
+    window = {
+        k: dt.datetime.fromisoformat(v[0]) for k, v in parse_qs(query).items() if k != "resource"
+    }
+    assert window == {
+        "since": switch.changed_at - dt.timedelta(minutes=30),
+        "until": switch.changed_at,  # not the actions it halted since
+    }
     plan = client.get(url)
-    assert plan.status_code == 200 and plan.context["plan"]["since"] == since
+    assert plan.status_code == 200
+    assert (plan.context["plan"]["since"], plan.context["plan"]["until"]) == (
+        window["since"],
+        window["until"],
+    )

@@ -53,9 +53,10 @@ def killswitch_menu(context: template.Context) -> dict[str, Any]:
 
 @register.simple_tag
 def rewind_before_stop_url(switch: KillSwitch) -> str:
-    """The rewind plan of a stopped agent from half an hour before its switch was engaged:
-    a window fixed in time, so the banner's link means the same an hour later (the plan
-    page changes it)."""
+    """The rewind plan of a stopped agent's half hour before its switch was engaged: a
+    window fixed in time, so the link means the same later, and without the actions the
+    switch halted since (the plan page changes it)."""
     stopped = switch.changed_at or timezone.now()
-    query = urlencode({"since": (stopped - REWIND_BEFORE_STOP).isoformat(), "resource": "*"})
+    since = (stopped - REWIND_BEFORE_STOP).isoformat()
+    query = urlencode({"since": since, "until": stopped.isoformat(), "resource": "*"})
     return f"{reverse('rewind:plan', args=[switch.agent.slug])}?{query}"
