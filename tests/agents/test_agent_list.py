@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 from typing import Any
 
 import pytest
@@ -205,3 +207,20 @@ def test_a_large_registry_comes_a_page_at_a_time_in_the_same_queries(
     last = client.get(URL, {"page": "3", "team": team.slug}).content.decode()
     assert last.count('<td><a href="/agents/') == 15
     assert "Previous page" in last and "Next page" not in last
+
+
+def test_the_next_and_previous_page_links_lead_there(
+    client: Client, admin_user: Any, team: Any, owner: Any
+) -> None:
+    """They read "??page=2", which browsers took for page 1 again."""
+    client.force_login(admin_user)
+    many_agents(team=team, owner=owner, n=LIST_PAGE_SIZE + 5)
+    first = client.get(URL, {"team": team.slug}).content.decode()
+    found = re.search(r'<a href="([^"]*)"[^>]*>Next page</a>', first)
+    assert found is not None
+    assert found.group(1) == "?team=payments&amp;page=2", found.group(1)
+    second = client.get(URL + html.unescape(found.group(1))).content.decode()
+    assert f"Showing {LIST_PAGE_SIZE + 1}\u2013" in second
+    back = re.search(r'<a href="([^"]*)"[^>]*>Previous page</a>', second)
+    assert back is not None
+    assert "Showing 1\u2013" in client.get(URL + html.unescape(back.group(1))).content.decode()
