@@ -16,12 +16,11 @@ from django.db.models import Count, Min, Q, Sum
 from django.db.models.functions import ExtractHour
 
 from oversight.gateway.constants import ActionStatus
-from oversight.gateway.models import Action
 from oversight.monitoring import constants as c
 from oversight.monitoring.constants import AlertKind, Severity
 from oversight.monitoring.families import resource_family
 from oversight.monitoring.models import AgentMinute
-from oversight.monitoring.rollups import DENIED, UTC, floor_minute
+from oversight.monitoring.rollups import DENIED, UTC, floor_minute, watched_actions
 from oversight.monitoring.services import Finding
 
 
@@ -117,7 +116,7 @@ def _activity(window: Window) -> dict[int, Activity]:
 def _evidence(
     agent_id: int, window: Window, only: Q | None = None, hours: set[int] | None = None
 ) -> list[dict[str, Any]]:
-    actions = Action.objects.filter(
+    actions = watched_actions().filter(
         agent_id=agent_id, created_at__gte=window.start, created_at__lt=window.end
     )
     if only is not None:

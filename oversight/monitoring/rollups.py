@@ -4,9 +4,8 @@ Action table (read only), and the resource families each agent has touched."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
 
-from django.db.models import Count, Min, Q
+from django.db.models import Count, Min, Q, QuerySet
 from django.db.models.functions import TruncMinute
 
 from oversight.gateway.constants import ActionStatus
@@ -16,10 +15,11 @@ from oversight.monitoring.models import AgentMinute
 
 UTC = dt.UTC
 # How each action counts, by its first decision (``Action.decision``): a staging dry run
-# counts as allowed; a kill-switch halt as denied. Failed is the action's current status,
-# so a failure reported after the decision counts once its minute is recomputed.
+# counts as allowed. Failed is the action's current status, so a failure reported after
+# the decision counts once its minute is recomputed. An action a kill switch halted does
+# not count at all (``watched_actions``).
 ALLOWED = (ActionStatus.ALLOWED, ActionStatus.DRY_RUN)
-DENIED = (ActionStatus.DENIED, ActionStatus.HALTED)
+DENIED = (ActionStatus.DENIED,)
 HELD = (ActionStatus.PENDING,)
 COUNTERS = ("actions", "allowed", "denied", "held", "failed", "distinct_resources")
 
@@ -28,8 +28,16 @@ def floor_minute(moment: dt.datetime) -> dt.datetime:
     return moment.astimezone(UTC).replace(second=0, microsecond=0)
 
 
-def _actions_between(start: dt.datetime, end: dt.datetime) -> Iterable[Action]:
-    return Action.objects.filter(created_at__gte=start, created_at__lt=end).order_by()
+def watched_actions() -> QuerySet[Action]:
+    """The actions monitoring judges an agent by: not those a kill switch halted. The
+    switch decided them, not the agent (incidents leave them out too), and counted as
+    denials they raised a critical alert that went on holding the agent's actions once
+    the switch was released."""
+    return Action.objects.exclude(decision=ActionStatus.HALTED)
+
+
+def _actions_between(start: dt.datetime, end: dt.datetime) -> QuerySet[Action]:
+    return watched_actions().filter(created_at__gte=start, created_at__lt=end).order_by()
 
 
 def rollup_minutes(*, start: dt.datetime, end: dt.datetime) -> int:

@@ -239,3 +239,18 @@ def test_other_agents_are_judged_on_their_own(agent: Any, other_agent: Any) -> N
     monitoring_run(now=NOW)
     assert [a.kind for a in alerts(agent)] == [AlertKind.VOLUME]
     assert alerts(other_agent) == []
+
+
+def test_actions_a_kill_switch_halted_are_not_judged(agent: Any) -> None:
+    """Counted as denials, an agent's kill switch raised a critical alert, whose hold went
+    on holding the agent's actions once the switch was released."""
+    history(agent)
+    actions_at(agent, NOW - dt.timedelta(seconds=8), 30, decision=ActionStatus.HALTED)
+    actions_at(
+        agent, NOW - dt.timedelta(seconds=5), 4, decision=ActionStatus.HALTED, resource="s3://x"
+    )
+    monitoring_run(now=NOW)
+    assert alerts(agent) == []
+    minutes = AgentMinute.objects.filter(agent=agent, minute__gte=NOW - 5 * MINUTE)
+    assert sum(m.denied for m in minutes) == 0
+    assert not ResourceFamily.objects.filter(agent=agent, family__startswith="s3").exists()
