@@ -353,12 +353,12 @@ def vote_refusal(*, action: Action, user: Any, vote: str) -> str:
         return ""
     if user.pk in answer.admins and user.pk not in answer.holders:
         return (
-            f"Only {answer.description} may decide this action; admins may once it is "
-            "escalated to them."
+            f"This action is for {answer.description} to decide; admins may decide it once "
+            "it is escalated to them."
         )
     if user.pk not in answer.holders and user.pk not in answer.admins:
         return "You may not decide this agent's actions."
-    return f"Only {answer.description} may decide this action; you are not one of them."
+    return f"This action is for {answer.description} to decide; you are not one of them."
 
 
 def agent_approvers(*, agent: Agent) -> Any:

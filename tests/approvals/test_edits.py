@@ -422,14 +422,14 @@ def test_an_edit_into_a_stricter_rule_is_refused_to_an_editor_it_does_not_admit(
     held = _held(prod_token)  # 900: anyone with approve access
     _hold_huge_refunds(prod_token.agent, [rob])
     asked_directly = decide(prod_token, refund(9000, charges=("ch_2",)))
-    with pytest.raises(PermissionDenied, match="Only rob may decide"):
+    with pytest.raises(PermissionDenied, match="This action is for rob to decide"):
         approval_vote(user=rita, action_id=asked_directly.pk, vote="approve")
 
     with pytest.raises(ValidationError) as refused:  # nor as an edit of a 900 refund
         approval_vote(user=rita, action_id=held.pk, vote="approve", params=HUGE)
     assert refused.value.message_dict == {
         "params": [
-            "You may not approve the action as edited: Only rob may decide this action; you "
+            "You may not approve the action as edited: This action is for rob to decide; you "
             "are not one of them."
         ]
     }
@@ -451,7 +451,7 @@ def test_in_the_browser_such_an_edit_is_refused_in_place_keeping_what_was_typed(
 
     assert response.status_code == 422
     card = html.unescape(response.content.decode())
-    assert "You may not approve the action as edited: Only rob may decide" in card
+    assert "You may not approve the action as edited: This action is for rob to decide" in card
     assert '<details class="edit-approve" open>' in card and typed in card
     _unchanged(held)
 
@@ -484,7 +484,9 @@ def test_an_edit_binds_the_action_to_the_approvers_and_deadline_of_the_stricter_
     assert [r["name"] for r in action.edit_added_reasons] == ["huge refunds"]
     # The one who may approve it now is the other person that rule names, not rita.
     assert [u.username for u in eligible_approvers(action)] == ["ada"]
-    with pytest.raises(PermissionDenied, match="Only ada, rob, not the owner may decide"):
+    with pytest.raises(
+        PermissionDenied, match="This action is for ada, rob, not the owner to decide"
+    ):
         approval_vote(user=rita, action_id=held.pk, vote="approve")
     assert approval_vote(user=admin_user, action_id=held.pk, vote="approve").status == "approved"
 

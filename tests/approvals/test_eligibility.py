@@ -169,7 +169,7 @@ def test_someone_outside_the_approver_set_is_refused_saying_why(
     with pytest.raises(PermissionDenied) as refused:
         approval_vote(user=otto, action_id=action.pk, vote="approve")
     assert str(refused.value) == (
-        "Only the reviewers of team payments may decide this action; you are not one of them."
+        "This action is for the reviewers of team payments to decide; you are not one of them."
     )
     assert _names(eligible_approvers(action)) == ["rita", "vic"]
     approval_vote(user=reviewers[0], action_id=action.pk, vote="deny", comment="no")

@@ -147,8 +147,12 @@ def test_an_admin_decides_what_is_escalated_to_the_admins(
     prod_token: AgentToken, admin_user: Any
 ) -> None:
     action = _held(prod_token)
-    with pytest.raises(PermissionDenied, match="admins may once it is escalated to them"):
+    with pytest.raises(PermissionDenied) as refused:
         approval_vote(user=admin_user, action_id=action.pk, vote="approve")
+    assert str(refused.value) == (  # it read "Only anyone with approve access may decide"
+        "This action is for anyone with approve access to decide; admins may decide it once "
+        "it is escalated to them."
+    )
     assert action_escalate(action_id=action.pk, reason="nobody answered")
     assert approval_vote(user=admin_user, action_id=action.pk, vote="approve").status == "approved"
 
