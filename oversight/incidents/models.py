@@ -116,6 +116,15 @@ class IncidentTrigger(models.Model):
     def __str__(self) -> str:
         return self.summary
 
+    @property
+    def described(self) -> str:
+        """What set it off, in one line: its kind, unless its summary starts by saying it
+        ("Kill switch engaged for ...", "Critical alert: ...")."""
+        kind = self.get_kind_display()
+        if self.summary.lower().startswith(kind.lower()):
+            return self.summary
+        return f"{kind}: {self.summary}"
+
 
 class IncidentNote(models.Model):
     incident = models.ForeignKey(Incident, on_delete=models.CASCADE, related_name="notes")

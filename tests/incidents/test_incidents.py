@@ -62,6 +62,19 @@ def test_a_kill_switch_opens_an_incident_and_a_second_press_joins_it(
     assert incident.triggers.count() == 2
 
 
+def test_what_set_it_off_is_said_once(agent: Agent, owner: Any) -> None:
+    """It read "Kill switch engaged: Kill switch engaged for agent ..."."""
+    target = Target(scope="agent", agent=agent)
+    killswitch_engage(actor=Actor.for_user(owner), target=target, reason="refunds gone wild")
+    incident = Incident.objects.get()
+    page = _client(owner).get(reverse("incidents:detail", args=[incident.pk])).content.decode()
+    assert "Kill switch engaged: Kill switch engaged" not in page
+    assert f"Kill switch engaged for agent {agent.slug}: refunds gone wild" in page
+    trigger = incident.triggers.get()
+    trigger.summary = "by hand"
+    assert trigger.described == "Kill switch engaged: by hand"
+
+
 def test_the_kill_switch_banner_leads_to_the_incident_it_opened(
     agent: Agent, owner: Any, outsider: Any
 ) -> None:

@@ -8,6 +8,7 @@ import pytest
 from django.contrib.messages import get_messages
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from oversight.releases.guard import rollout_guard_one
 from oversight.releases.models import RolloutState
@@ -39,6 +40,10 @@ def test_advancing_past_the_last_stage_says_the_release_is_stable(
     assert flash == f"v{candidate.version} is stable: the rollout is complete."
     assert f"Rollouts of v{candidate.version}</h3>" in page
     assert "Earlier rollouts" not in page
+    # When it ended, not when it started, and why: "6 Dec 20:54: completed at full: by
+    # admin" was its start.
+    ended = timezone.localtime(rollout.ended_at).strftime("%-d %b %H:%M")
+    assert f"{ended} · completed at full (by {owner.username})</summary>" in page
 
 
 def test_after_an_advance_the_guards_look_at_the_last_stage_is_named_so(
