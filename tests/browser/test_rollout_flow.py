@@ -86,7 +86,7 @@ def test_a_gated_change_is_approved_shadowed_and_rolled_back_by_the_guard(
     assert rollouts_guard() == {str(rollout.pk): "rolled_back"}
     page.reload()
     panel = page.locator("#rollout-panel")
-    expect(panel).to_contain_text("rolled back at shadow: guard: deny rate")
+    expect(panel).to_contain_text("rolled back at shadow (guard: deny rate")
     expect(panel.locator("tr.regressed")).to_contain_text("deny rate")
     expect(panel.locator("tr.regressed")).to_contain_text("60 of 60")
     page.screenshot(path=SHOTS / "rollout-rolled-back.png", full_page=True)
