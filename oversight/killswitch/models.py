@@ -33,6 +33,7 @@ class KillSwitch(models.Model):
     changed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        verbose_name_plural = "kill switches"  # not "kill switchs" (the admin's list)
         constraints = [
             models.UniqueConstraint(
                 fields=["scope"], condition=models.Q(scope="global"), name="killswitch_one_global"

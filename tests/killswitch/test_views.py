@@ -278,3 +278,11 @@ def test_the_banners_rewind_link_is_the_half_hour_before_the_stop(
         window["since"],
         window["until"],
     )
+
+
+def test_the_admin_site_names_them_kill_switches(client: Client, admin_user: Any) -> None:
+    admin_user.is_staff = admin_user.is_superuser = True
+    admin_user.save()
+    client.force_login(admin_user)
+    page = client.get(reverse("admin:index")).content.decode()
+    assert "Kill switches" in page and "Kill switchs" not in page
