@@ -125,6 +125,8 @@ class LimitForm(ModelBoundsForm):
 
 
 class TryItForm(forms.Form):
+    """A request to try; it starts with ``example`` (the agent's latest), else a refund."""
+
     environment = forms.ChoiceField(choices=Environment.choices, initial=Environment.PRODUCTION)
     request = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 6, "class": "mono", "spellcheck": "false"}),
@@ -138,6 +140,11 @@ class TryItForm(forms.Form):
         ),
         help_text='JSON with "action", "resource" and optional "params".',
     )
+
+    def __init__(self, *args: Any, example: dict[str, Any] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        if example is not None:
+            self.fields["request"].initial = json.dumps(example, indent=2)
 
     def clean_request(self) -> dict[str, Any]:
         try:

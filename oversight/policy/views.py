@@ -20,7 +20,7 @@ from oversight.gateway.preview import decision_preview
 from oversight.policy import services
 from oversight.policy.forms import GrantForm, LimitForm, RuleForm, TryItForm
 from oversight.policy.models import Grant, Limit, Rule
-from oversight.policy.selectors import condition_help
+from oversight.policy.selectors import condition_help, try_it_example
 from oversight.releases.selectors import working_copy
 
 _KINDS: dict[str, tuple[type, type[ModelForm]]] = {
@@ -45,7 +45,7 @@ def _context(request: HttpRequest, agent: Agent, **forms: object) -> dict[str, o
         "rule_form": forms.get("rule_form") or RuleForm(prefix="rule"),
         "condition_help": condition_help(user=request.user, agent=agent),
         "limit_form": forms.get("limit_form") or LimitForm(prefix="limit"),
-        "try_form": forms.get("try_form") or TryItForm(),
+        "try_form": forms.get("try_form") or TryItForm(example=try_it_example(agent=agent)),
         "preview": forms.get("preview"),
         "open_form": forms.get("open_form", ""),
         "working_copy": working_copy(agent=agent),

@@ -10,12 +10,13 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from oversight.agents.services import agent_access_grant
+from oversight.agents.services import agent_access_grant, token_create
 from oversight.audit.models import AuditEvent
 from oversight.gateway.models import Action
 from oversight.policy.models import Grant, Limit, LimitCounter, Rule
 from oversight.policy.services import policy_object_create, policy_object_update
 from tests.conftest import SYSTEM
+from tests.gateway.helpers import decide
 
 pytestmark = pytest.mark.django_db
 
@@ -346,3 +347,17 @@ def test_the_policy_page_and_try_it_say_which_revision_with_what_it_counts(
     body = '{"action": "payments.refund", "resource": "stripe:charge/1", "params": {"amount": 5}}'
     tried = _try(client, owner, agent, body).content.decode()
     assert f">policy revision {agent.policy_version}</span>" in tried and meaning in tried
+
+
+def test_try_it_starts_with_the_agents_latest_request(
+    client: Client, owner: Any, agent: Any, grant: Grant
+) -> None:
+    """It started with a refund on every agent, an email campaigner's too."""
+    client.force_login(owner)
+    page = client.get(_page(agent)).content.decode()
+    assert "&quot;action&quot;: &quot;payments.refund&quot;" in page  # nothing asked yet
+    token = token_create(actor=SYSTEM, agent=agent, environment="production")[0]
+    decide(token, {"action": "email.send", "resource": "segment:vip", "params": {"n": 3}})
+    page = client.get(_page(agent)).content.decode()
+    assert "&quot;action&quot;: &quot;email.send&quot;" in page
+    assert "&quot;resource&quot;: &quot;segment:vip&quot;" in page
