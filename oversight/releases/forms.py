@@ -40,6 +40,24 @@ class RolloutStartForm(forms.Form):
         label="Advance on its own when a stage is clean", required=False, initial=True
     )
 
+    def __init__(self, *args: Any, staged_only: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if staged_only:  # the team's change control: an approved rollout from staging
+            stage = self.fields["stage"]
+            assert isinstance(stage, forms.ChoiceField)
+            stage.choices = [c for c in stage.choices if c[0] == Stage.STAGING]
+            stage.help_text = (
+                "This agent's team requires an approved, staged rollout: it starts at staging."
+            )
+
+    def errors_said(self) -> str:
+        """The form's errors in one line, each after its field's label."""
+        said = []
+        for name, errors in self.errors.items():
+            label = self.fields[name].label if name in self.fields else ""
+            said.append(f"{label}: {' '.join(errors)}" if label else " ".join(errors))
+        return "; ".join(said)
+
     def clean_plan(self) -> list[int]:
         text = self.cleaned_data["plan"]
         try:

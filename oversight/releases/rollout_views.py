@@ -47,7 +47,7 @@ def rollout_panel_context(request: HttpRequest, agent: Agent, release: Release) 
         "in_stage": selectors.decisions_in_stage(rollout=live) if live else 0,
         "may_approve": live is not None
         and request.user.pk not in (release.author_id, live.created_by_id),
-        "start_form": RolloutStartForm(),
+        "start_form": RolloutStartForm(staged_only=rollouts.approval_required(agent)),
         "approval_required": rollouts.approval_required(agent),
         "shadow": selectors.shadow_differences(agent=agent, version=release.version),
     }
@@ -67,10 +67,9 @@ def rollout_panel_view(request: HttpRequest, slug: str, version: int) -> HttpRes
 def rollout_start_view(request: HttpRequest, slug: str, version: int) -> HttpResponse:
     agent = get_agent_for_user(request, slug, perm=CHANGE)
     release = selectors.release_get(agent=agent, version=version)
-    form = RolloutStartForm(request.POST)
+    form = RolloutStartForm(request.POST, staged_only=rollouts.approval_required(agent))
     if not form.is_valid():
-        errors = "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())
-        messages.error(request, f"The rollout was not started: {errors}")
+        messages.error(request, f"The rollout was not started: {form.errors_said()}")
         return redirect("releases:detail", slug=agent.slug, version=version)
     try:
         rollout = rollouts.rollout_start(

@@ -66,3 +66,23 @@ def test_after_an_advance_the_guards_look_at_the_last_stage_is_named_so(
     assert rollout_guard_one(rollout) == "watching"
     again = client.get(page).content.decode()
     assert "The guard's last look (" in again and "not looked at this stage yet" not in again
+
+
+def test_under_change_control_the_start_form_offers_staging_only(
+    client: Client, owner: Any, agent: Any
+) -> None:
+    """It offered shadow and canary too, then refused them."""
+    from oversight.accounts.services import team_change_control_update
+    from oversight.releases.rollouts import rollout_roll_back
+    from tests.conftest import SYSTEM
+
+    candidate, rollout = canary_of_new_instructions(agent, plan=[10, 100])
+    rollout_roll_back(actor=SYSTEM, rollout=rollout, why="for another try", restore=False)
+    client.force_login(owner)
+    page = reverse("releases:detail", args=[agent.slug, candidate.version])
+    assert 'value="shadow"' in client.get(page).content.decode()
+    team_change_control_update(actor=SYSTEM, team=agent.team, staged_releases_from="low")
+    gated = client.get(page).content.decode()
+    assert 'value="staging"' in gated
+    assert 'value="shadow"' not in gated and 'value="canary"' not in gated
+    assert "requires an approved, staged rollout: it starts at staging" in gated

@@ -561,6 +561,7 @@ def test_a_plan_of_100_alone_is_refused_by_the_page_and_the_command(
     )
     assert "The rollout was not started" in answer.content.decode()
     assert "share below 100 before full" in answer.content.decode()
+    assert "Canary shares (%): " in answer.content.decode()  # the field's label, not "plan:"
     with pytest.raises(CommandError, match="share below 100 before full"):
         call_command(
             "release", agent.slug, "start", "3", stage="canary", plan="100", stdout=StringIO()
