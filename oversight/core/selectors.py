@@ -16,8 +16,7 @@ from oversight.agents.models import Agent
 from oversight.agents.selectors import agents_with_perm
 from oversight.approvals.selectors import approval_queue
 from oversight.gateway.constants import ActionStatus
-from oversight.gateway.models import Action
-from oversight.monitoring.rollups import DENIED, floor_minute
+from oversight.monitoring.rollups import DENIED, floor_minute, watched_actions
 from oversight.monitoring.selectors import alerts_open, minutes_for
 from oversight.reviews.selectors import agents_unowned, reviews_overdue
 
@@ -35,9 +34,11 @@ PANEL_ROWS = 8
 
 
 def _live_minutes(*, agents: QuerySet[Agent], since: dt.datetime) -> list[dict[str, Any]]:
-    """Rollup-shaped counts from the Action table, by the rollup job's own rules."""
+    """Rollup-shaped counts from the Action table, by the rollup job's own rules (what a
+    kill switch halted left out)."""
     return list(
-        Action.objects.filter(agent__in=agents, created_at__gte=since)
+        watched_actions()
+        .filter(agent__in=agents, created_at__gte=since)
         .order_by()
         .annotate(minute=TruncMinute("created_at", tzinfo=dt.UTC))
         .values("agent_id", "minute")

@@ -14,10 +14,12 @@ from django.utils import timezone
 from oversight.agents.models import Agent
 from oversight.agents.services import agent_access_grant, agent_create, token_create
 from oversight.core.selectors import CHART_AGENTS, CHART_MINUTES, overview_series
+from oversight.gateway.constants import ActionStatus
 from oversight.monitoring.models import AgentMinute, Alert
 from oversight.monitoring.rollups import floor_minute
 from tests.conftest import SYSTEM
 from tests.gateway.helpers import decide, refund, refund_policy_create
+from tests.monitoring.helpers import actions_at
 
 pytestmark = pytest.mark.django_db
 
@@ -78,6 +80,7 @@ def test_the_minutes_not_rolled_up_yet_are_counted_from_the_actions(
     decide(token, refund(100, charges=("ch_1", "ch_2")))  # forbidden: denied
     decide(token, refund(900))  # held
     now = timezone.now()
+    actions_at(agent, now, 2, decision=ActionStatus.HALTED)  # the switch's, not counted
     # A stale rollup of the current minute (the job has not run since) is overridden.
     _minute(agent, 0, now=now, actions=1)
     data = overview_series(user=owner, now=now)
