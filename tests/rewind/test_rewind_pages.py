@@ -470,3 +470,25 @@ def _an_hour_ago() -> Any:
     import datetime as dt
 
     return _now() - dt.timedelta(hours=1)
+
+
+def test_a_cancelled_rewind_says_what_it_did_not_ask_for(
+    client: Client,
+    agent: Agent,
+    owner: Any,
+    production: Any,  # noqa: F811
+) -> None:
+    """It went on saying "Waiting 3" and "To undo" on each row after it was cancelled."""
+    from oversight.audit.actors import Actor
+    from oversight.rewind import bulk
+
+    _world(production)
+    scope = Scope(agent=agent, since=_an_hour_ago(), until=_now())
+    rewind = bulk.rewind_create(actor=Actor.for_user(owner), scope=scope)
+    bulk.rewind_cancel(actor=Actor.for_user(owner), rewind=rewind)
+    client.force_login(owner)
+    page = client.get(reverse("rewind:detail", args=[rewind.pk])).content.decode()
+    assert "<dt>Not asked for: cancelled</dt><dd>3</dd>" in page
+    assert "<dt>Waiting</dt>" not in page
+    assert page.count("Not asked for (cancelled)") == 3
+    assert 'data-label="Undo">To undo<' not in page
