@@ -194,8 +194,10 @@ def _notify(agent: Agent, alert: Alert, response: str, *, escalated: bool = Fals
         "pause": " The agent was paused.",
     }.get(response, "")
     severity = alert.get_severity_display()
-    what = f"raised to {severity.lower()}" if escalated else "opened"
-    body = f"{severity} alert on {agent.name} {what}: {alert.title}.{consequence}"
+    if escalated:
+        body = f"An alert on {agent.name} is now {severity.lower()}: {alert.title}.{consequence}"
+    else:
+        body = f"{severity} alert on {agent.name} opened: {alert.title}.{consequence}"
     notify_people(
         kind=Kind.ALERT_ESCALATED if escalated else Kind.ALERT_OPENED,
         team=agent.team,

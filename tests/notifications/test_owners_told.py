@@ -78,7 +78,8 @@ def test_the_owner_is_told_when_an_alert_turns_critical_and_holds_everything(
         alert_raise(finding=_finding(agent, "critical"), now=timezone.now())
         alert_raise(finding=_finding(agent, "critical"), now=timezone.now())  # no news
     (item,) = _items(owner, Kind.ALERT_ESCALATED)
-    assert item.body.startswith("Critical alert on Refund bot raised to critical")
+    assert item.body.startswith("An alert on Refund bot is now critical: ")  # not "Critical
+    # alert on Refund bot raised to critical"
     assert "now held for a human" in item.body
 
 
