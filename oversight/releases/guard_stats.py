@@ -171,6 +171,7 @@ class Verdict:
     enough: bool  # both arms reached min_n
     regressed: bool
     pairs: Pairs | None = None
+    min_n: int = 0  # the decisions each side needs before it is judged
 
     def explain(self) -> str:
         """One plain sentence, e.g. for the rollback's record and the owner's notice."""
@@ -188,6 +189,8 @@ class Verdict:
             )
         if not self.enough:
             text += "; too few decisions yet to judge"
+            if self.min_n:
+                text += f" (at least {self.min_n:,} under each)"
         elif self.regressed:
             text += ": a regression"
         return text
@@ -201,7 +204,7 @@ def _number(value: float) -> str:
     if math.isinf(value):
         return "beyond measure"
     if value >= 1e6:
-        return f"{value:.2g}"
+        return "over a million"  # (beyond any threshold; "1.1e+06" read as a typo)
     return f"{value:,.0f}" if value >= 10 else f"{value:.2g}"
 
 
@@ -286,4 +289,5 @@ def compare(
         enough=enough,
         regressed=regressed,
         pairs=pairs,
+        min_n=settings.min_n,
     )

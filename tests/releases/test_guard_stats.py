@@ -92,7 +92,9 @@ def test_below_the_minimum_sample_nothing_regresses() -> None:
     verdict = compare("deny rate", Arm(0, n), Arm(n, n), metrics=5)
     assert verdict.statistic > verdict.threshold  # the evidence is there ...
     assert not verdict.enough and not verdict.regressed  # ... but not the sample
-    assert verdict.explain().endswith("; too few decisions yet to judge")
+    assert verdict.explain().endswith(
+        f"; too few decisions yet to judge (at least {settings.min_n} under each)"
+    )
 
 
 def test_a_certain_but_tiny_difference_is_not_rolled_back() -> None:
