@@ -176,14 +176,10 @@ def test_an_undo_reported_shows_as_ended_before_the_runner_records_it(
     owner: Any,
     production: Any,  # noqa: F811
 ) -> None:
-    from oversight.audit.actors import Actor
-    from oversight.rewind import bulk
     from oversight.rewind.models import RewindItem
     from oversight.rewind.services import Report, compensation_report
 
-    _world(production)
-    scope = Scope(agent=agent, since=_an_hour_ago(), until=_now())
-    rewind = bulk.rewind_create(actor=Actor.for_user(owner), scope=scope)
+    rewind = _rewind_of_the_hour(production, agent, owner)
     rewind_step(rewind_id=rewind.pk)  # its first pass asks
     asked = RewindItem.objects.filter(rewind=rewind, state="requested").select_related(
         "compensation__compensates"
@@ -482,9 +478,7 @@ def test_a_cancelled_rewind_says_what_it_did_not_ask_for(
     from oversight.audit.actors import Actor
     from oversight.rewind import bulk
 
-    _world(production)
-    scope = Scope(agent=agent, since=_an_hour_ago(), until=_now())
-    rewind = bulk.rewind_create(actor=Actor.for_user(owner), scope=scope)
+    rewind = _rewind_of_the_hour(production, agent, owner)
     bulk.rewind_cancel(actor=Actor.for_user(owner), rewind=rewind)
     client.force_login(owner)
     page = client.get(reverse("rewind:detail", args=[rewind.pk])).content.decode()
@@ -492,3 +486,13 @@ def test_a_cancelled_rewind_says_what_it_did_not_ask_for(
     assert "<dt>Waiting</dt>" not in page
     assert page.count("Not asked for (cancelled)") == 3
     assert 'data-label="Undo">To undo<' not in page
+
+
+def _rewind_of_the_hour(token: Any, agent: Agent, owner: Any) -> Rewind:
+    """The owner's rewind of the last hour of ``_world``."""
+    from oversight.audit.actors import Actor
+    from oversight.rewind import bulk
+
+    _world(token)
+    scope = Scope(agent=agent, since=_an_hour_ago(), until=_now())
+    return bulk.rewind_create(actor=Actor.for_user(owner), scope=scope)
