@@ -36,6 +36,7 @@ def rollout_panel_context(request: HttpRequest, agent: Agent, release: Release) 
         None,
     )
     other = rollouts.live_rollout(agent) if live is None else None
+    gated = rollouts.approval_required(agent)
     return {
         "agent": agent,
         "release": release,
@@ -47,8 +48,8 @@ def rollout_panel_context(request: HttpRequest, agent: Agent, release: Release) 
         "in_stage": selectors.decisions_in_stage(rollout=live) if live else 0,
         "may_approve": live is not None
         and request.user.pk not in (release.author_id, live.created_by_id),
-        "start_form": RolloutStartForm(staged_only=rollouts.approval_required(agent)),
-        "approval_required": rollouts.approval_required(agent),
+        "start_form": RolloutStartForm(staged_only=gated),
+        "approval_required": gated,
         "shadow": selectors.shadow_differences(agent=agent, version=release.version),
     }
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
+import re
 from importlib import import_module
 from typing import Any
 
@@ -81,6 +83,15 @@ def test_the_detail_shows_evidence_with_links_to_the_actions(alert: Alert, owner
     assert "baseline per window" in body and "320" in body
     assert "Every action of Refund bot is held" in body
     assert "Resolve" in body and "Acknowledge" in body
+
+
+def test_rewind_since_it_opened_plans_from_the_alerts_opening(alert: Alert, owner: Any) -> None:
+    client = as_user(owner)
+    body = client.get(reverse("monitoring:alert", args=[alert.pk])).content.decode()
+    link = re.search(r'href="([^"]+)">Rewind since it opened', body)
+    assert link is not None
+    plan = client.get(html.unescape(link.group(1))).context["plan"]
+    assert plan is not None and plan["since"] == alert.opened_at
 
 
 def test_the_agents_response_says_whether_this_alert_set_it_off(

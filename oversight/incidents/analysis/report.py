@@ -27,6 +27,7 @@ from oversight.incidents.analysis.changes import change_events, group_changes
 from oversight.incidents.analysis.series import Series, behaviour_series
 from oversight.incidents.analysis.timeline import series_rows, timeline
 from oversight.incidents.models import Incident, IncidentScope
+from oversight.rewind.links import rewind_plan_url
 
 REPORT_VERSION = 1
 MAX_CAUSES = 10
@@ -73,9 +74,8 @@ def _what_changed(split: Split) -> list[dict[str, Any]]:
 
 
 def _rewind_urls(scope: Scope, since: dt.datetime, until: dt.datetime) -> list[dict[str, str]]:
-    query = "?" + urlencode({"since": since.isoformat(), "until": until.isoformat()})
     return [
-        {"agent": agent.slug, "url": reverse("rewind:plan", args=[agent.slug]) + query}
+        {"agent": agent.slug, "url": rewind_plan_url(agent.slug, since=since, until=until)}
         for agent in scope.agents[:20]
     ]
 

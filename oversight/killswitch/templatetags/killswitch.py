@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
-from urllib.parse import urlencode
 
 from django import template
-from django.urls import reverse
 from django.utils import timezone
 
 from oversight.accounts import roles
@@ -15,6 +13,7 @@ from oversight.accounts.models import Team
 from oversight.agents.models import Agent
 from oversight.killswitch.models import KillSwitch
 from oversight.killswitch.selectors import menu_offers
+from oversight.rewind.links import rewind_plan_url
 
 register = template.Library()
 
@@ -57,6 +56,4 @@ def rewind_before_stop_url(switch: KillSwitch) -> str:
     window fixed in time, so the link means the same later, and without the actions the
     switch halted since (the plan page changes it)."""
     stopped = switch.changed_at or timezone.now()
-    since = (stopped - REWIND_BEFORE_STOP).isoformat()
-    query = urlencode({"since": since, "until": stopped.isoformat(), "resource": "*"})
-    return f"{reverse('rewind:plan', args=[switch.agent.slug])}?{query}"
+    return rewind_plan_url(switch.agent.slug, since=stopped - REWIND_BEFORE_STOP, until=stopped)
