@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -20,10 +21,35 @@ ROOT = Path(__file__).resolve().parent.parent
 WS_PROTOCOL = "oversight.live.websocket:SharedDeflateProtocol"  # as in the Procfile
 
 
+def _ephemeral_low() -> int:
+    """The first port the kernel hands out as the source port of an outgoing
+    connection (Linux's `ip_local_port_range`; 32768 where it cannot be read)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port nothing listens on, for a server a test starts a moment later. Chosen
+    below the kernel's ephemeral range: a port from that range (what binding to port 0
+    gives) can become the source port of any outgoing connection (the suite's many
+    connections to PostgreSQL and Redis) before the server binds it, and the server
+    then fails with "Address already in use"."""
+    low = min(_ephemeral_low(), 32768)
+    if low <= 21000:  # an unusual range: leave the choice to the kernel
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return sock.getsockname()[1]
+    for _ in range(500):
+        port = random.randrange(20000, low)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port between 20000 and {low}")
 
 
 def live_database_url() -> str:

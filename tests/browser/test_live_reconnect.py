@@ -4,7 +4,6 @@ while it was down, without a reload, and nothing twice."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,7 +19,7 @@ from oversight_sdk import Oversight
 from tests.browser.test_approvals_flow import RECORD_SOCKET_OPEN, log_in, not_reloaded
 from tests.conftest import SYSTEM
 from tests.gateway.helpers import REFUND, decide, grant_refunds, hold_large_refunds, refund
-from tests.servers import asgi_server, wait_until_the_server_listens
+from tests.servers import asgi_server, free_port, wait_until_the_server_listens
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -32,9 +31,7 @@ BACK_MS = 40_000
 
 @pytest.fixture
 def port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    return free_port()
 
 
 @pytest.fixture
