@@ -9,13 +9,14 @@ rewind_step      a beat job every few seconds, and after each change: asks for t
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -36,8 +37,10 @@ STEP_LEASE = dt.timedelta(seconds=30)  # a step that dies holds its rewind this 
 ASK_BATCH = 10  # undos asked for in one transaction
 ASK_THREADS = 3  # batches asked for at a time by a step (each undo on a resource of its own)
 FOLLOW_EVERY = 0.2  # seconds between a following step's passes while nothing moved
+ERROR = "error"  # an item whose undo could not be asked for: Oversight raised (logged)
 OPEN = (ActionStatus.PENDING, ActionStatus.ALLOWED, ActionStatus.APPROVED)  # an undo on its way
 
+logger = logging.getLogger(__name__)
 
 _ITEM_FIELDS = ("state", "action", "compensation", "outcome", "detail")
 
@@ -57,28 +60,69 @@ def _pending_items(item_ids: list[int]) -> list[RewindItem]:
     )
 
 
+class _ItemFailed(Exception):
+    """Asking for one item's undo raised (``_ask``): the batch is rolled back."""
+
+    def __init__(self, item_id: int, error: Exception) -> None:
+        super().__init__(item_id, error)
+        self.item_id, self.error = item_id, error
+
+
 def _ask(item_ids: list[int], tokens: dict[tuple[int, str], Any]) -> None:
     """Ask for these items' undos in one transaction with their moves (see header): each
     pending one's compensation decided, or its refusal recorded. A batch reads and
     writes its items and originals in three statements, whatever its size; each undo
-    is its decision and its audited ask."""
+    is its decision and its audited ask.
+
+    An item whose ask raises (a defect, or data its undo cannot be built from: not a
+    refusal) is ended as ERROR on its own, and the batch asked again without it: where
+    the error would otherwise fail every step of the rewind for ever, the rest of the
+    rewind goes on, and its page says which undo was never asked for. The database's
+    own errors (it is down, a connection broke) are the step's, tried again later."""
+    while item_ids:
+        try:
+            _ask_batch(item_ids, tokens)
+            return
+        except _ItemFailed as failed:
+            logger.error(
+                "rewind item %s: asking for its undo raised",
+                failed.item_id,
+                exc_info=failed.error,
+            )
+            RewindItem.objects.filter(pk=failed.item_id, state=ItemState.PENDING).update(
+                state=ItemState.DONE,
+                outcome=ERROR,
+                detail=f"{type(failed.error).__name__} (the server's log has the rest)",
+            )
+            item_ids = [pk for pk in item_ids if pk != failed.item_id]
+
+
+def _ask_batch(item_ids: list[int], tokens: dict[tuple[int, str], Any]) -> None:
     with transaction.atomic():
         items = _pending_items(item_ids)
         live = live_undos([item.action_id for item in items])
         for item in items:
             try:  # nothing written when refused: the refusal in the same transaction
-                ask = undo_prepare(actor=RUNNER, original=item.action, tokens=tokens, live=live)
+                compensation = _ask_one(item, tokens, live)
             except ValidationError as exc:
                 item.state, item.outcome = ItemState.DONE, "refused"
                 item.detail = " ".join(exc.messages)[:300]
                 continue
-            compensation = undo_decide(actor=RUNNER, ask=ask)
+            except (OperationalError, InterfaceError):
+                raise
+            except Exception as exc:
+                raise _ItemFailed(item.pk, exc) from exc
             item.compensation, item.state = compensation, ItemState.REQUESTED
             if compensation.status not in OPEN:  # denied or halted at once
                 item.state = ItemState.DONE
                 item.outcome = compensation.status[:20]
         if items:
             RewindItem.objects.bulk_update(items, ["state", "outcome", "detail", "compensation"])
+
+
+def _ask_one(item: RewindItem, tokens: dict[tuple[int, str], Any], live: Any) -> Any:
+    ask = undo_prepare(actor=RUNNER, original=item.action, tokens=tokens, live=live)
+    return undo_decide(actor=RUNNER, ask=ask)
 
 
 def _ask_all(item_ids: list[int]) -> None:

@@ -22,6 +22,7 @@ _WORDS = {
     "skipped": "skipped: no compensator for it",
     "refused": "refused",
     "gone": "its undo is gone",
+    "error": "Oversight could not ask for its undo (an error, logged): left as it is",
     # an action that had not run when the rewind started
     "cancelled": "cancelled: it had not run",
     "ran_after_plan": "it ran after the plan was made: not in this rewind",

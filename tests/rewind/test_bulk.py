@@ -541,3 +541,35 @@ def test_two_starts_of_one_window_at_once_make_one_rewind(
     rewind = Rewind.objects.get()
     assert second["rewind"] == rewind.pk
     assert RewindItem.objects.filter(rewind=rewind).count() == 5
+
+
+def test_an_undo_that_raises_ends_its_item_and_the_rest_go_on(
+    agent: Agent, owner: Any, production: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An undo that cannot even be asked for (here: its action's stored undo contract
+    lost its undo action after the plan was made: a defect's stand-in) is not retried
+    for ever, holding the whole rewind: its item ends as an error, said on the page,
+    and the others are undone."""
+    actions = _world(production)
+    ledger = {"stripe:charge/ch_1": 15, "stripe:charge/ch_9": 7}
+    rewind = bulk.rewind_create(actor=Actor.for_user(owner), scope=_scope(agent))
+    Action.objects.filter(pk=actions["other"].pk).update(
+        undo_contract={"params": {"amount": "params.amount"}}
+    )
+    rewind_step(rewind_id=rewind.pk)
+    broken = RewindItem.objects.get(rewind=rewind, action=actions["other"])
+    assert (broken.state, broken.outcome, broken.compensation) == ("done", "error", None)
+    assert broken.detail == "KeyError (the server's log has the rest)"
+    assert "asking for its undo raised" in caplog.text
+    assert not Action.objects.filter(compensates=actions["other"]).exists()  # nothing half made
+    assert set(_work(production, ledger)) == {actions["second"].pk}
+    rewind_step(rewind_id=rewind.pk)
+    assert _work(production, ledger) == [actions["first"].pk]
+    rewind_step(rewind_id=rewind.pk)
+    rewind.refresh_from_db()
+    assert rewind.state == "done"
+    assert rewind.summary["outcomes"]["error"] == 1
+    assert ledger == {"stripe:charge/ch_1": 0, "stripe:charge/ch_9": 7}
+    counts = rewind_progress(rewind=rewind)
+    assert (counts["undone"], counts["failed"]) == (2, 1)
+    assert undo_words("error").startswith("Oversight could not ask for its undo")
