@@ -14,6 +14,9 @@ class ImmutableReleaseError(Exception):
     """A saved release was about to change: releases are never edited."""
 
 
+ROLLBACK_NOTES = "rollback to v"  # a rollback's release: its notes, before the version
+
+
 class Release(models.Model):
     """One version of an agent: its config (instructions, model, model settings, tools)
     and its grants and rules, as canonical JSON (``content``) addressed by its SHA-256

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.db.models import Count, F, QuerySet
+from django.db.models import Count, F, OuterRef, QuerySet, Subquery
 from django.shortcuts import get_object_or_404
 
 from oversight.agents.models import Agent
@@ -22,11 +22,27 @@ from oversight.releases.content import (
     content_diff,
     digest,
 )
-from oversight.releases.models import Release, Rollout, Stage
+from oversight.releases.models import ROLLBACK_NOTES, Release, Rollout, Stage
 
 
 def release_list(*, agent: Agent) -> QuerySet[Release]:
     return Release.objects.filter(agent=agent).select_related("author").order_by("-version")
+
+
+def release_history(*, agent: Agent) -> QuerySet[Release]:
+    """The agent's releases, newest first, each with what became of it: ``rollout_state``,
+    its last rollout's (rolled back, cancelled...; None if it never had one); and, when a
+    rollback replaced it while it was in force, ``rolled_back_by`` (that rollback's own
+    version) and ``rollback_notes`` ("rollback to v3")."""
+    rollouts = Rollout.objects.filter(release=OuterRef("pk")).order_by("-pk")
+    rollbacks = Release.objects.filter(
+        parent=OuterRef("pk"), notes__startswith=ROLLBACK_NOTES
+    ).order_by("version")
+    return release_list(agent=agent).annotate(
+        rollout_state=Subquery(rollouts.values("state")[:1]),
+        rolled_back_by=Subquery(rollbacks.values("version")[:1]),
+        rollback_notes=Subquery(rollbacks.values("notes")[:1]),
+    )
 
 
 def same_content_versions(*, agent_id: int, version: int) -> QuerySet[Release]:

@@ -24,7 +24,7 @@ from oversight.audit import verbs
 from oversight.audit.actors import Actor
 from oversight.audit.services import audit_record
 from oversight.releases.content import agent_content, digest
-from oversight.releases.models import Release, RolloutState
+from oversight.releases.models import ROLLBACK_NOTES, Release, RolloutState
 
 
 @dataclass
@@ -173,7 +173,7 @@ def release_rollback(*, actor: Actor, release: Release) -> Release | None:
             " approved, staged rollout for it."
         )
     rollout_end_for_rollback(actor=actor, agent=agent, version=release.version)
-    with releases_batched(notes=f"rollback to v{release.version}", promote=True):
+    with releases_batched(notes=f"{ROLLBACK_NOTES}{release.version}", promote=True):
         content_restore(actor=actor, agent=agent, content=release.content)
     newest = Release.objects.filter(agent=agent).order_by("-version").first()
     if newest is not None and newest.digest == release.digest:  # cut but never promoted

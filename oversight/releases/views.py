@@ -22,7 +22,7 @@ from oversight.releases.services import release_rollback
 @require_GET
 def release_list_view(request: HttpRequest, slug: str) -> HttpResponse:
     agent = get_agent_for_user(request, slug)
-    releases = selectors.release_list(agent=agent)
+    releases = selectors.release_history(agent=agent)
     context = {"agent": agent, "releases": releases, "live": live_rollout(agent)}
     return render(request, "releases/list.html", context)
 

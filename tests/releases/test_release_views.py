@@ -89,6 +89,29 @@ def test_rollback_restores_the_policy_and_the_next_decision_uses_it(
     assert event.after["version"] == 5 and event.before == {"rolled_back_to": 3}
 
 
+def test_the_list_says_which_releases_were_rolled_back(
+    client: Client, owner: Any, agent: Any, forbid: Rule
+) -> None:
+    """A release a rollback replaced says so, and by which; one whose rollout was rolled
+    back says that; the others say nothing."""
+    from oversight.releases.rollouts import rollout_roll_back, rollout_start
+
+    client.force_login(owner)
+    client.post(_rollback(agent, 3))  # v4 replaced by v5, with v3's content
+    rollout = rollout_start(actor=SYSTEM, release=agent.releases.get(version=2), stage="staging")
+    rollout_roll_back(actor=SYSTEM, rollout=rollout, why="wrong rule")
+    listing = client.get(reverse("releases:list", args=[agent.slug])).content.decode()
+    rows = {
+        version: listing.split(f">v{version}</a>", 1)[1].split("</tr>", 1)[0]
+        for version in range(1, 6)
+    }
+    assert "rolled back</span>" in rows[4] and "by v5, a rollback to v3" in rows[4]
+    assert reverse("releases:detail", args=[agent.slug, 5]) in rows[4]
+    assert "rollout rolled back" in rows[2]
+    assert "stable" in rows[5]
+    assert all("rolled back" not in rows[v] for v in (1, 3, 5))
+
+
 def test_rollback_to_what_is_in_force_makes_nothing(client: Client, owner: Any, agent: Any) -> None:
     grant_refunds(agent)
     client.force_login(owner)
