@@ -29,6 +29,7 @@ from oversight.notifications.constants import (
     State,
 )
 from oversight.notifications.models import InboxItem, Notification, TeamChannels
+from oversight.notifications.since import items_since
 
 
 def _users() -> QuerySet[Any]:
@@ -123,7 +124,9 @@ def inbox_items(*, user: Any) -> QuerySet[InboxItem]:
 def inbox_items_now(*, items: Iterable[InboxItem]) -> list[InboxItem]:
     """The items as the inbox shows them. An item records a moment and is not rewritten;
     one about a changed MCP tool also gets ``now``, what became of that change if it no
-    longer waits for an owner (accepted since, by whom), else None. One query a page."""
+    longer waits for an owner (accepted since, by whom), else None; one about a held
+    action or a rollout awaiting approval, what became of it (``since.items_since``).
+    One query a page for each of these kinds."""
     items = list(items)
     changes: dict[int, tuple[int, str]] = {}
     for item in items:
@@ -136,6 +139,7 @@ def inbox_items_now(*, items: Iterable[InboxItem]) -> list[InboxItem]:
         for item in items:
             if item.pk in changes:
                 item.now = now.get(changes[item.pk])
+    items_since(items)
     return items
 
 

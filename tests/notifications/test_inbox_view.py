@@ -218,3 +218,77 @@ def test_a_changed_tool_says_what_became_of_the_change_without_rewriting_the_ite
     # Marked read in place, the item still says it.
     response = client.post(f"/inbox/{first.pk}/read/", HTTP_HX_REQUEST="true")
     assert 'data-now="accepted"' in response.content.decode()
+
+
+def test_a_held_action_says_what_became_of_it_once_decided_or_withdrawn(
+    client: Client,
+    agent: Any,
+    reviewer: Any,
+    django_capture_on_commit_callbacks: Any,
+    django_assert_max_num_queries: Any,
+) -> None:
+    """ "Approval needed" stays as told; once nobody needs to decide it any more, the
+    inbox adds what became of it, so a reviewer does not go to decide what is done."""
+    from oversight.agents.services import agent_access_grant, token_create
+    from oversight.approvals.services import approval_vote
+    from oversight.gateway.lifecycle import action_cancel
+    from oversight.notifications.services import notify_action_held
+    from tests.conftest import SYSTEM
+    from tests.gateway.helpers import decide, grant_refunds, hold_large_refunds, refund
+
+    grant_refunds(agent)
+    hold_large_refunds(agent)
+    agent_access_grant(actor=SYSTEM, agent=agent, user=reviewer, level="reviewer")
+    token = token_create(actor=SYSTEM, agent=agent, environment="production")[0]
+    held = [decide(token, refund(900 + n, charges=(f"ch_{n}",))) for n in range(3)]
+    assert {action.status for action in held} == {"pending"}
+    for action in held:
+        with django_capture_on_commit_callbacks(execute=True):
+            notify_action_held(action_id=action.pk)
+    client.force_login(reviewer)
+    page = client.get(INBOX).content.decode()
+    assert page.count("Approval needed") == 3 and "data-now" not in page
+
+    approval_vote(user=reviewer, action_id=held[0].pk, vote="approve")
+    action_cancel(token=token, action_id=held[1].pk)
+    with django_assert_max_num_queries(12):
+        page = client.get(INBOX).content.decode()
+    assert page.count("Approval needed") == 3  # as told
+    assert 'data-now="approved">Since then: approved; it no longer waits for you.' in page
+    assert 'data-now="cancelled">Since then: withdrawn before anyone decided it;' in page
+    assert page.count("data-now=") == 2  # the third still waits
+
+
+def test_a_release_awaiting_approval_says_once_it_was_approved_or_cancelled(
+    client: Client, agent: Any, owner: Any, admin_user: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    from oversight.accounts.services import team_change_control_update
+    from oversight.audit.actors import Actor
+    from oversight.policy.models import Rule
+    from oversight.policy.services import policy_object_create
+    from oversight.releases.models import Rollout
+    from oversight.releases.rollouts import rollout_approve, rollout_cancel
+    from tests.conftest import SYSTEM
+    from tests.gateway.helpers import grant_refunds
+
+    grant_refunds(agent)
+    team_change_control_update(actor=SYSTEM, team=agent.team, staged_releases_from="high")
+    alice = Actor.for_user(owner)
+
+    def change(name: str) -> Rollout:
+        with django_capture_on_commit_callbacks(execute=True):
+            rule = Rule(agent=agent, name=name, effect="forbid", action="payments.refund")
+            policy_object_create(actor=alice, obj=rule)
+        return Rollout.objects.get(agent=agent, state="awaiting_approval")
+
+    client.force_login(admin_user)
+    rollout_cancel(actor=alice, rollout=change("no refunds"), why="not yet")
+    page = client.get(INBOX).content.decode()
+    assert 'data-now="cancelled">Since then: cancelled' in page
+    waiting = change("no small refunds")
+    page = client.get(INBOX).content.decode()
+    assert page.count("awaits your approval") == 2 and page.count("data-now=") == 1
+    rollout_approve(actor=Actor.for_user(admin_user), rollout=waiting)
+    page = client.get(INBOX).content.decode()
+    assert 'data-now="approved">Since then: approved by ada; it no longer waits' in page
+    assert page.count("data-now=") == 2
