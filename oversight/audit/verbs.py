@@ -181,3 +181,19 @@ ACTION_VERBS = tuple(
         ]
     )
 )
+
+# How a verb reads to a person, where a page says what happened in words (an incident's
+# timeline): the noun and the participle as words ("killswitch.engaged" reads "Kill
+# switch engaged"); a few read better said otherwise.
+_NOUN_WORDS = {"killswitch": "kill switch"}
+_SPOKEN = {ACTION_VOTED: "Vote"}
+
+
+def spoken(verb: str) -> str:
+    if verb in _SPOKEN:
+        return _SPOKEN[verb]
+    noun, _, participle = verb.partition(".")
+    words = " ".join(part for part in (_NOUN_WORDS.get(noun, noun), participle) if part).replace(
+        "_", " "
+    )
+    return words[:1].upper() + words[1:]

@@ -13,7 +13,8 @@ def series_chart(report: dict[str, Any]) -> dict[str, Any] | None:
     rows = report.get("series") or []
     if not rows:
         return None
-    peak = max((row["actions"] for row in rows), default=0) or 1
+    actions = max((row["actions"] for row in rows), default=0)
+    peak = actions or 1  # the scale of the bars
     step = WIDTH / len(rows)
     bars = []
     for index, row in enumerate(rows):
@@ -44,7 +45,7 @@ def series_chart(report: dict[str, Any]) -> dict[str, Any] | None:
         "height": HEIGHT,
         "bars": bars,
         "break_x": marker,
-        "peak": peak,
+        "peak": actions,  # 0: no action in the window
         "first": rows[0]["at"],
         "last": rows[-1]["at"],
     }

@@ -280,7 +280,7 @@ def rollout_guard_one(rollout: Rollout) -> str:
             actor=GUARD,
             kind=TriggerKind.ROLLBACK,
             target=("releases.rollout", str(rollout.pk)),
-            summary=f"{rollout.agent.slug} v{rollout.release.version} rolled back: {_why(found)}",
+            summary=f"{rollout.agent.name} v{rollout.release.version} rolled back: {_why(found)}",
             agent=rollout.agent,
         )
         return "rolled_back"

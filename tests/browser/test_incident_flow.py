@@ -68,7 +68,7 @@ def test_the_kill_switch_opens_an_incident_that_names_the_deleted_rule(
 
         page.get_by_role("link", name="Incidents", exact=True).first.click()
         row = page.locator("#incident-table tbody tr").first
-        expect(row).to_contain_text("Kill switch engaged for agent refund-bot")
+        expect(row).to_contain_text("Kill switch engaged for agent Refund bot")
         row.get_by_role("link", name="INC-").click()
 
         causes = page.locator("#cause-list > li")
@@ -108,11 +108,11 @@ def test_the_kill_switch_opens_an_incident_that_names_the_deleted_rule(
 
     page.set_viewport_size({"width": 1280, "height": 800})
     page.get_by_role(
-        "link", name="Compare refund-bot's behaviour before and after the break"
+        "link", name="Compare Refund bot's behaviour before and after the break"
     ).click()
     expect(page.locator("h1")).to_contain_text("Behaviour:")
     expect(page.locator("main")).to_contain_text("payments.refund")
     page.go_back()
-    page.get_by_role("link", name="Plan a rewind of refund-bot").click()
+    page.get_by_role("link", name="Plan a rewind of Refund bot").click()
     expect(page).to_have_url(re.compile(r"/agents/refund-bot/rewind/\?since=2"))
     expect(page.locator("h1")).to_contain_text("Rewind")

@@ -167,6 +167,13 @@ def test_steady_traffic_has_no_clear_break(agent: Agent) -> None:
     assert report["break"] is not None
     assert not report["break"]["clear"]
     assert report["likely_cause"] is None
+    # A weak break is none to speak of: causes are told from the opening, with no strength.
+    assert report["causes"]
+    for cause in report["causes"]:
+        assert not any("break" in why for why in cause["why"]), cause["why"]
+        assert (
+            "before the incident opened" in cause["why"][0] or "as the incident" in cause["why"][0]
+        )
 
 
 def test_the_teams_and_everyones_changes_are_candidates_and_other_teams_are_not(
@@ -231,6 +238,6 @@ def test_the_timeline_shows_approvals_and_responses(agent: Agent, reviewer: Any)
     approval_vote(user=reviewer, action_id=held.pk, vote="approve", comment="fine")
     killswitch_engage(actor=SYSTEM, target=Target(scope="agent", agent=agent), reason="drill")
     report = analyse(_open(agent, timezone.now()))
-    kinds = {(e["kind"], e["what"].split(":")[0]) for e in report["timeline"]}
-    assert ("approval", "action.voted") in kinds
-    assert ("response", "killswitch.engaged") in kinds
+    kinds = {(e["kind"], e["what"].split(":")[0], e.get("verb")) for e in report["timeline"]}
+    assert ("approval", "Vote", "action.voted") in kinds
+    assert ("response", "Kill switch engaged", "killswitch.engaged") in kinds

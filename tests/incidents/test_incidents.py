@@ -49,7 +49,7 @@ def test_a_kill_switch_opens_an_incident_and_a_second_press_joins_it(
         killswitch_engage(actor=Actor.for_user(owner), target=target, reason="refunds gone wild")
     incident = Incident.objects.get()
     assert (incident.scope, incident.agent, incident.status) == ("agent", agent, "open")
-    assert incident.title == "Kill switch engaged for agent refund-bot: refunds gone wild"
+    assert incident.title == "Kill switch engaged for agent Refund bot: refunds gone wild"
     trigger = incident.triggers.get()
     assert (trigger.kind, trigger.target_type) == (TriggerKind.KILL_SWITCH, "killswitch.killswitch")
     # The analysis ran once the press committed (eager tasks here).
@@ -69,7 +69,7 @@ def test_what_set_it_off_is_said_once(agent: Agent, owner: Any) -> None:
     incident = Incident.objects.get()
     page = _client(owner).get(reverse("incidents:detail", args=[incident.pk])).content.decode()
     assert "Kill switch engaged: Kill switch engaged" not in page
-    assert f"Kill switch engaged for agent {agent.slug}: refunds gone wild" in page
+    assert f"Kill switch engaged for agent {agent.name}: refunds gone wild" in page
     trigger = incident.triggers.get()
     trigger.summary = "by hand"
     assert trigger.described == "Kill switch engaged: by hand"

@@ -220,10 +220,10 @@ def rank(
                 time_fit=time_fit,
                 gap_buckets=gap,
                 evidence=_evidence(change, series, at_change),
-                explained=(
+                explained=(  # a weak break is no break to speak of (report.py)
                     _why(change, effect, fit, gap, (break_at - change.at).total_seconds())
-                    if found
-                    else _why_without_break(change, gap, before_opening)
+                    if found and split.clear
+                    else _why_without_break(change, opened_index - index, before_opening)
                 ),
                 break_gap=gap if found else None,
                 seconds_before_opening=before_opening,

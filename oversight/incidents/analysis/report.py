@@ -75,7 +75,11 @@ def _what_changed(split: Split) -> list[dict[str, Any]]:
 
 def _rewind_urls(scope: Scope, since: dt.datetime, until: dt.datetime) -> list[dict[str, str]]:
     return [
-        {"agent": agent.slug, "url": rewind_plan_url(agent.slug, since=since, until=until)}
+        {
+            "agent": agent.slug,
+            "name": agent.name,
+            "url": rewind_plan_url(agent.slug, since=since, until=until),
+        }
         for agent in scope.agents[:20]
     ]
 
@@ -93,7 +97,11 @@ def _diff_urls(scope: Scope, series: Series, split: Split | None, end: dt.dateti
         }
     )
     return [
-        {"agent": agent.slug, "url": reverse("behaviour:diff", args=[agent.slug]) + "?" + query}
+        {
+            "agent": agent.slug,
+            "name": agent.name,
+            "url": reverse("behaviour:diff", args=[agent.slug]) + "?" + query,
+        }
         for agent in scope.agents[:20]
     ]
 

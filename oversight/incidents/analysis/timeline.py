@@ -35,7 +35,8 @@ def _entry(event: Any, kind: str) -> dict[str, Any]:
     return {
         "at": event["created_at"].isoformat(),
         "kind": kind,
-        "what": f"{event['verb']}: {event['target_label']}",
+        "what": f"{verbs.spoken(event['verb'])}: {event['target_label']}",
+        "verb": event["verb"],
         "actor": event["actor_label"],
         "seq": event["seq"],
     }
