@@ -241,3 +241,41 @@ def test_the_timeline_shows_approvals_and_responses(agent: Agent, reviewer: Any)
     kinds = {(e["kind"], e["what"].split(":")[0], e.get("verb")) for e in report["timeline"]}
     assert ("approval", "Vote", "action.voted") in kinds
     assert ("response", "Kill switch engaged", "killswitch.engaged") in kinds
+
+
+def test_everyones_incident_links_the_agents_that_acted_busiest_first(
+    agent: Agent, team: Any, owner: Any
+) -> None:
+    """Not the first agents made: an idle one (retired, here) is not offered a rewind or
+    a behaviour diff; the busiest agent comes first."""
+    from oversight.agents.services import agent_create
+    from oversight.reviews.services import agent_retire
+
+    def made(name: str) -> Agent:
+        return agent_create(
+            actor=SYSTEM,
+            name=name,
+            slug=name.lower().replace(" ", "-"),
+            purpose="Refunds too.",
+            owner=owner,
+            team=team,
+            environments=["production"],
+            risk_tier="high",
+        )
+
+    idle, busy = made("Idle bot"), made("Busy bot")
+    agent_retire(actor=SYSTEM, agent=idle, reason="replaced")
+    for one, count in ((agent, 2), (busy, 5)):
+        grant_refunds(one)
+        traffic(
+            token_create(actor=SYSTEM, agent=one, environment="production")[0],
+            small_refund,
+            count,
+            seed=1,
+        )
+    incident, _ = incident_open(
+        actor=SYSTEM, kind=TriggerKind.MANUAL, target=("global", ""), summary="odd"
+    )
+    report = analyse(incident)
+    assert [link["name"] for link in report["rewind"]] == ["Busy bot", "Refund bot"]
+    assert "idle-bot" in report["agents"]

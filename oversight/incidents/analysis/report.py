@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.db.models import Count
 from django.urls import reverse
 from django.utils import timezone
 
@@ -24,7 +25,7 @@ from oversight.incidents.analysis.blast import blast_radius
 from oversight.incidents.analysis.causes import rank
 from oversight.incidents.analysis.changepoint import Split, best_split
 from oversight.incidents.analysis.changes import change_events, group_changes
-from oversight.incidents.analysis.series import Series, behaviour_series
+from oversight.incidents.analysis.series import Series, behaviour_series, scope_actions
 from oversight.incidents.analysis.timeline import series_rows, timeline
 from oversight.incidents.models import Incident, IncidentScope
 from oversight.rewind.links import rewind_plan_url
@@ -73,20 +74,41 @@ def _what_changed(split: Split) -> list[dict[str, Any]]:
     return [{"what": key, "share": round(value / total, 4)} for value, key in top]
 
 
-def _rewind_urls(scope: Scope, since: dt.datetime, until: dt.datetime) -> list[dict[str, str]]:
+MAX_LINKED = 20  # agents offered a rewind and a behaviour diff
+
+
+def _acting(scope: Scope, start: dt.datetime, end: dt.datetime) -> list[Agent]:
+    """The agents of the scope that acted in the window, busiest first (MAX_LINKED of
+    them): a team's or everyone's incident links to those, not to the first agents made
+    (nor to retired ones, idle since)."""
+    if len(scope.agents) == 1:
+        return scope.agents
+    busiest = (
+        scope_actions(scope.agent_ids, start, end)
+        .order_by()
+        .values("agent_id")
+        .annotate(n=Count("pk"))
+        .order_by("-n", "agent_id")
+        .values_list("agent_id", flat=True)[:MAX_LINKED]
+    )
+    by_pk = {agent.pk: agent for agent in scope.agents}
+    return [by_pk[pk] for pk in busiest]
+
+
+def _rewind_urls(agents: list[Agent], since: dt.datetime, until: dt.datetime) -> list:
     return [
         {
             "agent": agent.slug,
             "name": agent.name,
             "url": rewind_plan_url(agent.slug, since=since, until=until),
         }
-        for agent in scope.agents[:20]
+        for agent in agents
     ]
 
 
-def _diff_urls(scope: Scope, series: Series, split: Split | None, end: dt.datetime) -> list:
+def _diff_urls(agents: list[Agent], series: Series, split: Split | None, end: dt.datetime) -> list:
     """The behaviour diff of the window before the break against the one after it, per
-    agent of the scope (the first 20)."""
+    agent that acted."""
     if split is None:
         return []
     brk = series.at(split.index)
@@ -102,7 +124,7 @@ def _diff_urls(scope: Scope, series: Series, split: Split | None, end: dt.dateti
             "name": agent.name,
             "url": reverse("behaviour:diff", args=[agent.slug]) + "?" + query,
         }
-        for agent in scope.agents[:20]
+        for agent in agents
     ]
 
 
@@ -139,6 +161,7 @@ def analyse(
     causes = rank(series, split, changes, opened=incident.opened_at)
     since = _blast_start(series, split, causes, incident.opened_at)
     ranked = [c.as_json(series) for c in causes[:MAX_CAUSES]]
+    acting = _acting(scope, start, end)
     return {
         "version": REPORT_VERSION,
         "window": {"start": start.isoformat(), "end": end.isoformat(), "bucket_seconds": bucket},
@@ -150,8 +173,8 @@ def analyse(
         "likely_cause": ranked[0] if ranked and split is not None and split.clear else None,
         "changes_considered": len(changes),
         "blast_radius": blast_radius(agent_ids=scope.agent_ids, since=since, until=end),
-        "rewind": _rewind_urls(scope, since, end),
-        "behaviour_diff": _diff_urls(scope, series, split, end),
+        "rewind": _rewind_urls(acting, since, end),
+        "behaviour_diff": _diff_urls(acting, series, split, end),
         "timeline": timeline(
             agent_ids=scope.agent_ids,
             start=start,
