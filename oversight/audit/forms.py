@@ -6,7 +6,7 @@ from django import forms
 
 from oversight.agents.selectors import agents_with_perm
 from oversight.audit.selectors import AuditFilters
-from oversight.audit.verbs import KNOWN_VERBS
+from oversight.audit.verbs import KNOWN_VERBS, matching
 
 
 class AuditFilterForm(forms.Form):
@@ -14,7 +14,9 @@ class AuditFilterForm(forms.Form):
     actor = forms.CharField(
         required=False, max_length=200, help_text="username, agent:slug or system:name"
     )
-    verb = forms.CharField(required=False, max_length=64)
+    verb = forms.CharField(
+        required=False, max_length=64, help_text="a verb, or a noun for all of its verbs"
+    )
     since = forms.DateTimeField(
         required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
     )
@@ -29,6 +31,12 @@ class AuditFilterForm(forms.Form):
         super().__init__(*args, **kwargs)
         slugs = agents_with_perm(user=user).order_by("slug").values_list("slug", "name")
         self.fields["agent"].choices = [("", "Any agent"), *slugs]
+
+    def unknown_verb(self) -> str:
+        """The verb filtered for, when Oversight records no such verb (nor a noun's): the
+        empty results say so. Not an error: the log may hold verbs no longer made."""
+        verb = (self.cleaned_data.get("verb") or "") if self.is_valid() else ""
+        return verb if verb and verb not in KNOWN_VERBS and matching(verb) == [verb] else ""
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()

@@ -103,7 +103,8 @@ def audit_filter(events: QuerySet[AuditEvent], f: AuditFilters) -> QuerySet[Audi
     if f.actor:
         events = events.filter(actor_label=f.actor)
     if f.verb:
-        events = events.filter(verb=f.verb)
+        found = verbs.matching(f.verb)
+        events = events.filter(verb=found[0]) if len(found) == 1 else events.filter(verb__in=found)
     if f.since:
         events = events.filter(created_at__gte=f.since)
     if f.until:

@@ -197,3 +197,13 @@ def spoken(verb: str) -> str:
         "_", " "
     )
     return words[:1].upper() + words[1:]
+
+
+def matching(verb: str) -> list[str]:
+    """The verbs a filter for ``verb`` finds: a noun ("agent", or "agent.*") finds each
+    of its verbs; anything else, itself alone."""
+    noun = verb.removesuffix(".*")
+    family = [known for known in KNOWN_VERBS if known.startswith(f"{noun}.")]
+    if family and (verb.endswith(".*") or "." not in verb):
+        return family
+    return [verb]

@@ -399,3 +399,23 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_defused(
     assert [row["target_label"] for row in rows] == ["'" + formula]
     # JSON cells are not touched: they start with "{".
     assert json.loads(rows[0]["after"])["name"] == formula
+
+
+def test_a_noun_filters_by_all_of_its_verbs(
+    client: Client, admin_user: Any, owner: Any, world: Any
+) -> None:
+    agent_update(actor=Actor.for_user(owner), agent=world["agent"], risk_tier="low")
+    for noun in ("agent", "agent.*"):
+        page = _page(client, admin_user, {"verb": noun})
+        assert {"agent.created", "agent.updated"} <= _listed_verbs(page), noun
+        assert all(verb.startswith("agent.") for verb in _listed_verbs(page))
+        assert set(_listed_seqs(page)) == _seqs_of(verb__startswith="agent.")
+
+
+def test_an_unknown_verb_finds_nothing_and_says_why(
+    client: Client, admin_user: Any, world: Any
+) -> None:
+    page = _page(client, admin_user, {"verb": "agent.changed"})
+    assert _listed_seqs(page) == []
+    assert "Oversight records no verb “agent.changed”" in page
+    assert "a noun (“agent”)" in page
