@@ -53,6 +53,19 @@ def test_an_owner_of_the_team_gets_the_page(client: Client, owner: Any, team: An
     assert "Nothing sent yet." in page
 
 
+@pytest.mark.parametrize("debug", [False, True])
+def test_the_help_says_when_debug_lets_any_address_through(
+    client: Client, owner: Any, team: Any, debug: bool
+) -> None:
+    """The webhook's limits (https, public addresses) are not enforced under DEBUG: the
+    page says so rather than state limits that do not hold."""
+    client.force_login(owner)
+    with override_settings(DEBUG=debug):
+        page = client.get(_url(team)).content.decode()
+    assert "https only, except to localhost" in page
+    assert ("This server runs with DEBUG on" in page) is debug
+
+
 def test_an_admin_gets_any_teams_page(client: Client, admin_user: Any, team: Any) -> None:
     client.force_login(admin_user)
     assert client.get(_url(team)).status_code == 200
