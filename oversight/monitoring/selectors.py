@@ -10,8 +10,9 @@ from django.db.models import QuerySet
 from django.http import Http404
 
 from oversight.agents.selectors import agents_with_perm
-from oversight.monitoring.constants import UNRESOLVED, AlertStatus
+from oversight.monitoring.constants import UNRESOLVED, AlertKind, AlertStatus
 from oversight.monitoring.models import AgentMinute, Alert
+from oversight.monitoring.rollups import floor_minute
 
 
 def alerts_visible(*, user: Any) -> QuerySet[Alert]:
@@ -33,6 +34,32 @@ def minutes_for(*, user: Any, since: dt.datetime) -> QuerySet[AgentMinute]:
         .select_related("agent")
         .order_by("minute", "agent_id")
     )
+
+
+MINUTES_BEFORE_ALERT = dt.timedelta(minutes=15)
+
+
+def alert_minutes(*, alert: Alert) -> list[AgentMinute]:
+    """The agent's minutes from a quarter of an hour before the alert opened to its last
+    check, oldest first; none for an alert about unsettled actions (not traffic). Each
+    has ``counted``: whether the alert's headline counts it. A headline ("90 actions in
+    5 minutes") is the window of its last check (detectors.window_at), and counts the
+    minute then under way as it stood: the table's sum may differ, and says why."""
+    if alert.kind == AlertKind.UNREPORTED:
+        return []
+    rows = list(
+        AgentMinute.objects.filter(
+            agent=alert.agent,
+            minute__gte=alert.opened_at - MINUTES_BEFORE_ALERT,
+            minute__lte=alert.last_seen_at,
+        ).order_by("minute")
+    )
+    width = alert.evidence.get("window_minutes")
+    last = floor_minute(alert.last_seen_at)
+    first = last - dt.timedelta(minutes=width - 1) if isinstance(width, int) and width > 0 else None
+    for row in rows:
+        row.counted = first is not None and first <= row.minute <= last
+    return rows
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from oversight.agents.selectors import agents_with_perm
 from oversight.monitoring import selectors
-from oversight.monitoring.constants import AlertKind, AlertStatus
-from oversight.monitoring.models import AgentMinute, Alert
+from oversight.monitoring.constants import AlertStatus
+from oversight.monitoring.models import Alert
 from oversight.monitoring.services import (
     alert_acknowledge,
     alert_resolve,
@@ -74,13 +74,7 @@ def alert_detail(request: HttpRequest, pk: int) -> HttpResponse:
     actions = [
         {**a, "at": dt.datetime.fromisoformat(a["at"])} for a in alert.evidence.get("actions", [])
     ]
-    minutes = AgentMinute.objects.filter(
-        agent=alert.agent,
-        minute__gte=alert.opened_at - dt.timedelta(minutes=15),
-        minute__lte=alert.last_seen_at,
-    ).order_by("minute")
-    if alert.kind == AlertKind.UNREPORTED:  # about actions left unsettled, not traffic
-        minutes = minutes.none()
+    minutes = selectors.alert_minutes(alert=alert)
     context = _detail_context(request, alert, numbers=numbers, actions=actions, minutes=minutes)
     return render(request, "monitoring/alert.html", context)
 

@@ -85,6 +85,25 @@ def test_the_detail_shows_evidence_with_links_to_the_actions(alert: Alert, owner
     assert "Resolve" in body and "Acknowledge" in body
 
 
+def test_the_minute_table_marks_the_minutes_the_headline_counts(agent: Any, owner: Any) -> None:
+    """The headline ("N actions in 5 minutes") counts the window of its last check; the
+    table around it shows more minutes than that, so it marks which ones, and their sum
+    is the headline's."""
+    from tests.monitoring.helpers import steady
+
+    now = timezone.now().replace(second=30)
+    steady(agent, end=now, minutes=12, per_minute=3)
+    actions_at(agent, now - dt.timedelta(seconds=5), 320)
+    monitoring_run(now=now)
+    alert = Alert.objects.get(agent=agent)
+    body = as_user(owner).get(reverse("monitoring:alert", args=[alert.pk])).content.decode()
+    assert "The headline counts the 5 minutes marked ●" in body
+    rows = re.findall(r"<tr( class=\"counted\")?><td data-label=\"Minute \(UTC\)\">.*?</tr>", body)
+    assert len(rows) > 5 and [bool(r) for r in rows] == [False] * (len(rows) - 5) + [True] * 5
+    counted = re.findall(r'<tr class="counted">.*?data-label="Actions">(\d+)</td>', body)
+    assert sum(map(int, counted)) == alert.evidence["actions_in_window"]
+
+
 def test_rewind_since_it_opened_plans_from_the_alerts_opening(alert: Alert, owner: Any) -> None:
     client = as_user(owner)
     body = client.get(reverse("monitoring:alert", args=[alert.pk])).content.decode()
