@@ -185,6 +185,25 @@
   document.addEventListener("htmx:wsAfterMessage", sortQueue);
 })();
 
+// A held action's card, for one who may not decide it now (an admin before it is
+// escalated, say): the card is one HTML for everyone (live), so it names who may decide
+// it (data-deciders) and the page's person is body[data-me]; the forms give way to a
+// note. The server refuses such a vote anyway (approvals/eligibility.py).
+(function () {
+  function mark(root) {
+    var me = document.body.getAttribute("data-me");
+    if (!me) return;
+    var cards = root.querySelectorAll ? root.querySelectorAll("[data-deciders]") : [];
+    if (root.matches && root.matches("[data-deciders]")) cards = [root].concat(Array.prototype.slice.call(cards));
+    Array.prototype.forEach.call(cards, function (card) {
+      var deciders = card.getAttribute("data-deciders").split(" ");
+      card.classList.toggle("not-yours", deciders.indexOf(me) < 0);
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () { mark(document); });
+  document.addEventListener("htmx:load", function (event) { mark(event.target); });
+})();
+
 // An alert changed (live/broadcasts.py: alert_changed swaps #alerts-changed in): the
 // alert list re-reads its table, with its filters.
 (function () {
