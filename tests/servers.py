@@ -17,8 +17,9 @@ from typing import Any
 
 from django.db import connection
 
+from tests.zygote import fork_server
+
 ROOT = Path(__file__).resolve().parent.parent
-WS_PROTOCOL = "oversight.live.websocket:SharedDeflateProtocol"  # as in the Procfile
 
 
 def _ephemeral_low() -> int:
@@ -134,7 +135,8 @@ def stop_process(process: subprocess.Popen[bytes]) -> None:
 
 @contextmanager
 def asgi_server(extra_env: dict[str, str] | None = None, *, port: int = 0) -> Iterator[str]:
-    """uvicorn serving Oversight on 127.0.0.1: on ``port``, or any free one."""
+    """uvicorn serving Oversight on 127.0.0.1: on ``port``, or any free one. A process of
+    its own, forked from one that has imported the application (tests/zygote.py)."""
     # The listening socket is bound here and handed over (--fd): a port picked free and
     # bound later by the server could be taken meanwhile by another worker's server, whose
     # answers this test would then read as its own.
@@ -146,19 +148,17 @@ def asgi_server(extra_env: dict[str, str] | None = None, *, port: int = 0) -> It
     listener.listen(128)
     port = listener.getsockname()[1]
     env = _project_env({"ALLOWED_HOSTS": "127.0.0.1", **(extra_env or {})})
-    command = [sys.executable, "-m", "uvicorn", "oversight.asgi:application", "--ws", WS_PROTOCOL]
-    command += ["--fd", str(listener.fileno()), "--no-access-log"]
-    with listener:
-        process = subprocess.Popen(command, env=env, cwd=ROOT, pass_fds=[listener.fileno()])
+    with listener:  # forked from a process that imported it already (zygote.py)
+        server = fork_server(env, listener)
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_healthy(base, process)
+        _wait_until_healthy(base, server)
         yield base
     finally:
-        stop_process(process)
+        server.stop()
 
 
-def _wait_until_healthy(base: str, process: subprocess.Popen[bytes], timeout: float = 30) -> None:
+def _wait_until_healthy(base: str, process: Any, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -168,7 +168,7 @@ def _wait_until_healthy(base: str, process: subprocess.Popen[bytes], timeout: fl
                 if response.status == 200:
                     return
         except OSError:
-            time.sleep(0.1)
+            time.sleep(0.03)
     raise RuntimeError("server did not become healthy in time")
 
 
