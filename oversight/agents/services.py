@@ -94,6 +94,20 @@ def _new_slug(slug: str, name: str) -> str:
     return slug
 
 
+def _check_name(name: str, *, other_than: int | None = None) -> None:
+    """No two agents in service share a name (a retired one's may be taken again): cards,
+    queues and messages name agents by it, and two "Refund bot"s cannot be told apart."""
+    same = Agent.objects.filter(name__iexact=name.strip()).exclude(status=AgentStatus.RETIRED)
+    other = same.exclude(pk=other_than).only("name", "slug").first()
+    if other is not None:
+        raise ValidationError(
+            {
+                "name": f"Another agent is named “{other.name}” (its slug is {other.slug});"
+                " give this one a name people can tell apart."
+            }
+        )
+
+
 def _next_review_due(*, since: dt.datetime, interval_days: int) -> dt.date:
     # The local calendar date, as `review_overdue` compares with `timezone.localdate()`.
     return timezone.localdate(since) + dt.timedelta(days=interval_days)
@@ -119,6 +133,7 @@ def agent_create(
     compensation_webhook_url: str = "",
 ) -> Agent:
     _require_active_owner(owner)
+    _check_name(name)
     now = timezone.now()
     agent = Agent(
         name=name,
@@ -213,6 +228,8 @@ def agent_update(
     # by an admin); any other change needs a named, active owner.
     if changed - {"status"}:
         _require_active_owner(locked.owner)
+    if "name" in changed:
+        _check_name(locked.name, other_than=locked.pk)
     if locked.owner_id != old_owner.pk:
         locked.unowned_since = None  # someone took the agent over
     if "status" in changed and locked.status == AgentStatus.RETIRED and not locked.retired_at:

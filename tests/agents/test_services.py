@@ -122,3 +122,25 @@ def test_granting_the_same_access_twice_records_it_once(agent: Any, reviewer: An
     assert not agent_access_grant(actor=SYSTEM, agent=agent, user=reviewer, level="reviewer")
     assert AuditEvent.objects.filter(verb="agent.access_granted").count() == 1
     assert set(get_perms(reviewer, agent)) == {"view_agent", "approve_agent"}
+
+
+def test_two_agents_in_service_cannot_share_a_name(agent: Any, team: Any, owner: Any) -> None:
+    """Cards, queues and messages name agents: a second "Refund bot" (any case) is
+    refused, made or renamed, and nothing changes; a retired one's name may be reused."""
+    from oversight.reviews.services import agent_retire
+
+    events = AuditEvent.objects.count()
+    with pytest.raises(ValidationError, match="Another agent is named “Refund bot”"):
+        agent_create(
+            actor=SYSTEM, name="refund BOT", slug="refunds-2", purpose="p", owner=owner, team=team
+        )
+    assert (Agent.objects.count(), AuditEvent.objects.count()) == (1, events)
+    other = agent_create(actor=SYSTEM, name="Email bot", purpose="p", owner=owner, team=team)
+    events = AuditEvent.objects.count()
+    with pytest.raises(ValidationError, match="its slug is refund-bot"):
+        agent_update(actor=SYSTEM, agent=other, name="Refund Bot")
+    other.refresh_from_db()
+    assert (other.name, AuditEvent.objects.count()) == ("Email bot", events)
+    agent_retire(actor=SYSTEM, agent=agent, reason="replaced")
+    agent_update(actor=SYSTEM, agent=other, name="Refund bot")
+    assert Agent.objects.filter(name="Refund bot").count() == 2
