@@ -53,6 +53,21 @@ def same_content_versions(*, agent_id: int, version: int) -> QuerySet[Release]:
     return Release.objects.filter(agent_id=agent_id, digest__in=digest).values("version")
 
 
+def release_was_stable(*, release: Release) -> bool:
+    """Whether ``release``'s content was ever in force: it, or a release of the same
+    content (a rollback's), was promoted (each promotion is audited). A team that requires
+    approved, staged rollouts lets one click go back to such content only."""
+    from oversight.audit import verbs
+    from oversight.audit.models import AuditEvent
+
+    promoted = AuditEvent.objects.filter(
+        verb=verbs.RELEASE_PROMOTED, agent_id=release.agent_id, target_type="releases.release"
+    ).values_list("target_id", flat=True)
+    ids = [int(pk) for pk in promoted if pk.isdigit()]
+    same = Release.objects.filter(agent_id=release.agent_id, digest=release.digest)
+    return same.filter(pk__in=ids).exists()
+
+
 def release_get(*, agent: Agent, version: int) -> Release:
     return get_object_or_404(
         Release.objects.select_related("author", "parent"), agent=agent, version=version

@@ -164,13 +164,14 @@ def release_rollback(*, actor: Actor, release: Release) -> Release | None:
         approval_required,
         rollout_end_for_rollback,
     )
+    from oversight.releases.selectors import release_was_stable
 
     agent = agent_lock(release.agent_id)
     was = agent.stable_release_id
-    if release.version > (agent.stable_version or 0) and approval_required(agent):
+    if approval_required(agent) and not release_was_stable(release=release):
         raise ValidationError(
-            f"v{release.version} is newer than the stable release: its team requires an"
-            " approved, staged rollout for it."
+            f"v{release.version} was never in force: its team requires an approved, staged"
+            " rollout for it."
         )
     rollout_end_for_rollback(actor=actor, agent=agent, version=release.version)
     with releases_batched(notes=f"{ROLLBACK_NOTES}{release.version}", promote=True):

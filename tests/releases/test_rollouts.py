@@ -386,6 +386,43 @@ def test_withdrawing_a_change_awaiting_approval_restores_the_working_copy(
     assert rollout.state == RolloutState.CANCELLED
 
 
+def test_under_change_control_one_click_goes_back_only_to_what_was_in_force(
+    agent: Agent, owner: Any, client: Any
+) -> None:
+    """A change whose rollout was cancelled (never approved, never in force) cannot be
+    made stable by "Roll back to vN", whatever its number: it would skip the second
+    person. Content once in force can be gone back to; the release page offers the
+    button only where the click would work."""
+    from django.urls import reverse
+
+    grant_refunds(agent)  # v2, in force
+    team_change_control_update(actor=SYSTEM, team=agent.team, staged_releases_from="high")
+    alice = Actor.for_user(owner)
+    _forbid_refunds(agent, actor=alice)  # v3, awaiting approval
+    waiting = Rollout.objects.get(agent=agent, state=RolloutState.AWAITING_APPROVAL)
+    rollouts.rollout_cancel(actor=alice, rollout=waiting, why="not yet")
+    # Back to v1 (in force once): stable is now newer than v3.
+    assert release_rollback(actor=alice, release=Release.objects.get(agent=agent, version=1))
+    agent.refresh_from_db()
+    never = Release.objects.get(agent=agent, version=3)
+    assert agent.stable_version > never.version
+    with pytest.raises(ValidationError, match="v3 was never in force"):
+        release_rollback(actor=alice, release=never)
+    agent.refresh_from_db()
+    stable = agent.stable_version
+    client.force_login(owner)
+    page = client.get(reverse("releases:detail", args=[agent.slug, 3])).content.decode()
+    assert "Roll back to v3" not in page and "Make v3 stable now" not in page
+    assert client.post(reverse("releases:rollback", args=[agent.slug, 3])).status_code in (
+        302,
+        400,
+    )
+    agent.refresh_from_db()
+    assert agent.stable_version == stable  # nothing changed
+    page = client.get(reverse("releases:detail", args=[agent.slug, 2])).content.decode()
+    assert "Roll back to v2" in page  # in force once: one click
+
+
 def test_in_staging_the_guard_compares_with_stables_staging_traffic_before_the_stage(
     agent: Agent, candidate: Release, staging: Any, production: Any
 ) -> None:
