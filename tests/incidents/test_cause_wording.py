@@ -111,3 +111,27 @@ def test_the_list_marks_a_cause_no_clear_break_backs(agent: Agent, owner: Any) -
     assert "low confidence" not in rows["clear"]
     assert "grant created: payments.refund" in rows["weak"]
     assert "low confidence" in rows["weak"]
+
+
+def test_a_causes_before_and_after_leave_out_the_bucket_it_was_made_in() -> None:
+    """A change made 16 s into a minute: that minute holds actions from both sides of it
+    (here, a new agent's first 28), so neither column counts them."""
+    from collections import Counter
+
+    from oversight.incidents.analysis.causes import _evidence
+    from oversight.incidents.analysis.changepoint import Bucket, split_at
+    from oversight.incidents.analysis.changes import Change
+    from oversight.incidents.analysis.series import Series, category
+
+    start = dt.datetime(2026, 12, 7, 0, 0, tzinfo=dt.UTC)
+    allowed = category("crm.contact.update", "allowed", "allowed")
+    denied = category("crm.contact.update", "denied", "denied")
+    counts = [(0, 10), (0, 10), (28, 5), (30, 0), (31, 0)]
+    series = Series(start, 60, [Bucket(Counter({allowed: a, denied: d})) for a, d in counts])
+    made = start + dt.timedelta(minutes=2, seconds=16)  # in the bucket of 28
+    change = Change(at=made, actor="admin", events=[], agent_id=1, touches={"crm.contact.update"})
+    index = series.index_of(made)
+    assert index == 3
+    rows = {row["what"]: row for row in _evidence(change, series, split_at(series.buckets, index))}
+    assert (rows[allowed]["before"], rows[allowed]["after"]) == (0, 61)
+    assert (rows[denied]["before"], rows[denied]["after"]) == (20, 0)

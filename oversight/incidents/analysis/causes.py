@@ -101,18 +101,22 @@ def scope_fit(change: Change, split: Split) -> float:
     return sum(v for k, v in terms.items() if touches(change, category_action(k))) / total
 
 
-def _shares(series: Series, index: int) -> tuple[Counter[str], Counter[str]]:
+def _shares(series: Series, index: int, skip: int | None) -> tuple[Counter[str], Counter[str]]:
     before: Counter[str] = Counter()
     after: Counter[str] = Counter()
     for i, bucket in enumerate(series.buckets):
-        (before if i < index else after).update(bucket.categories)
+        if i != skip:
+            (before if i < index else after).update(bucket.categories)
     return before, after
 
 
 def _evidence(change: Change, series: Series, split: Split) -> list[dict[str, Any]]:
     """The categories that moved most at the change (those it touches first): their
-    counts and shares before and after it."""
-    before, after = _shares(series, split.index)
+    counts and shares before and after it. The bucket the change was made in, which
+    holds actions from both sides of it, is in neither (``split`` is just after it)."""
+    made_in = split.index - 1  # the bucket before the split, if the change is inside it
+    during = made_in if series.at(made_in) < change.at < series.at(split.index) else None
+    before, after = _shares(series, split.index, during)
     b_total, a_total = max(sum(before.values()), 1), max(sum(after.values()), 1)
     terms = _category_terms(split)
     ranked = sorted(terms, key=lambda k: (not touches(change, category_action(k)), -terms[k]))
