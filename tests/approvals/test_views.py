@@ -199,6 +199,17 @@ def test_the_overview_counts_what_waits_and_lists_recent_actions(
     assert f'id="action-{held.pk}"' in page and 'id="action-feed"' in page
 
 
+def test_an_admins_overview_counts_what_is_held_not_what_waits_for_her(
+    client: Client, admin_user: Any, held: Action
+) -> None:
+    """An admin is shown every held action, but decides one only once it is escalated
+    to admins: the count does not say they all wait for her."""
+    client.force_login(admin_user)
+    page = client.get(reverse("home")).content.decode()
+    assert '<span class="waiting-count">1</span> held for approval' in page
+    assert "waiting for your approval" not in page
+
+
 def _edit(client: Client, user: Any, action: Action, params: str) -> Any:
     client.force_login(user)
     url = reverse("approvals:vote", args=[action.pk])
