@@ -29,6 +29,7 @@ class Kind(models.TextChoices):
     RELEASE_AWAITING_APPROVAL = "release.awaiting_approval", "Release awaiting approval"
     ROLLOUT_ROLLED_BACK = "rollout.rolled_back", "Rollout rolled back"
     TOOL_CHANGED = "tool.changed", "MCP tool definition changed"
+    REWIND_AWAITING_APPROVAL = "rewind.awaiting_approval", "Rewind awaiting approval"
 
 
 # The kinds that carry their own title, body and link (``notify_people``).
@@ -50,6 +51,7 @@ GENERAL_KINDS = frozenset(
         Kind.RELEASE_AWAITING_APPROVAL,
         Kind.ROLLOUT_ROLLED_BACK,
         Kind.TOOL_CHANGED,
+        Kind.REWIND_AWAITING_APPROVAL,
     }
 )
 

@@ -2,13 +2,15 @@
 
 An item records a moment and is never rewritten; the inbox reads, for the items that
 asked for a decision, whether it is still wanted: a held action decided, expired or
-withdrawn; a rollout approved or cancelled. One query per kind on a page, by the keys
-their events carry (``action.held:<action id>``, ``rollout:<id>:awaiting_approval``).
+withdrawn; a rollout or a rewind approved or cancelled. One query per kind on a page, by
+the keys their events carry (``action.held:<action id>``, ``rollout:<id>:awaiting_approval``,
+``rewind:<id>:awaiting_approval``).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,15 +48,20 @@ def held_action_named(event: str) -> uuid.UUID | None:
         return None
 
 
-def rollout_named(event: str) -> int | None:
-    kind, _, rest = event.partition(":")
-    pk, _, what = rest.partition(":")
-    if kind != "rollout" or what != "awaiting_approval" or not pk.isdigit():
-        return None
-    return int(pk)
+def _awaiting(noun: str) -> Callable[[str], int | None]:
+    """The id in ``<noun>:<id>:awaiting_approval``, else None."""
+
+    def named(event: str) -> int | None:
+        kind, _, rest = event.partition(":")
+        pk, _, what = rest.partition(":")
+        if kind != noun or what != "awaiting_approval" or not pk.isdigit():
+            return None
+        return int(pk)
+
+    return named
 
 
-def held_actions_since(*, ids: set[uuid.UUID]) -> dict[uuid.UUID, Since]:
+def held_actions_since(*, ids: set[Any]) -> dict[Any, Since]:
     """Of these held actions, those no longer waiting, and how they ended."""
     rows = Action.objects.filter(pk__in=ids).exclude(status=ActionStatus.PENDING)
     found = {}
@@ -63,36 +70,48 @@ def held_actions_since(*, ids: set[uuid.UUID]) -> dict[uuid.UUID, Since]:
     return found
 
 
-def rollouts_since(*, ids: set[int]) -> dict[int, Since]:
+def _approved_or_cancelled(rows: Any, cancelled: str, ended: str) -> dict[Any, Since]:
+    found = {}
+    for row in rows.select_related("approved_by"):
+        if row.state == cancelled:
+            found[row.pk] = Since("cancelled", "cancelled", at=getattr(row, ended))
+        else:
+            found[row.pk] = Since("approved", "approved", by=row.approved_by)
+    return found
+
+
+def rollouts_since(*, ids: set[Any]) -> dict[Any, Since]:
     """Of these rollouts, those no longer awaiting approval: approved (by whom), or
     cancelled."""
     from oversight.releases.models import Rollout, RolloutState  # releases -> notifications
 
-    rows = (
-        Rollout.objects.filter(pk__in=ids)
-        .exclude(state=RolloutState.AWAITING_APPROVAL)
-        .select_related("approved_by")
-    )
-    found = {}
-    for rollout in rows:
-        if rollout.state == RolloutState.CANCELLED:
-            found[rollout.pk] = Since("cancelled", "cancelled", at=rollout.ended_at)
-        else:
-            found[rollout.pk] = Since("approved", "approved", by=rollout.approved_by)
-    return found
+    waiting = RolloutState.AWAITING_APPROVAL
+    rows = Rollout.objects.filter(pk__in=ids).exclude(state=waiting)
+    return _approved_or_cancelled(rows, RolloutState.CANCELLED, "ended_at")
+
+
+def rewinds_since(*, ids: set[Any]) -> dict[Any, Since]:
+    """Of these rewinds, those no longer awaiting approval: approved (by whom), or
+    cancelled."""
+    from oversight.rewind.models import Rewind, RewindState  # rewind -> notifications
+
+    rows = Rewind.objects.filter(pk__in=ids).exclude(state=RewindState.AWAITING_APPROVAL)
+    return _approved_or_cancelled(rows, RewindState.CANCELLED, "finished_at")
+
+
+_KINDS: tuple[tuple[Callable[[str], Any], Callable[..., dict[Any, Since]]], ...] = (
+    (held_action_named, held_actions_since),
+    (_awaiting("rollout"), rollouts_since),
+    (_awaiting("rewind"), rewinds_since),
+)
 
 
 def items_since(items: list[Any]) -> None:
     """Set ``now`` on the items that asked for a decision no longer wanted."""
-    actions = {item.pk: held_action_named(item.event) for item in items}
-    rollouts = {item.pk: rollout_named(item.event) for item in items}
-    action_ids = {pk for pk in actions.values() if pk}
-    rollout_ids = {pk for pk in rollouts.values() if pk}
-    action_now = held_actions_since(ids=action_ids) if action_ids else {}
-    rollout_now = rollouts_since(ids=rollout_ids) if rollout_ids else {}
-    for item in items:
-        action, rollout = actions[item.pk], rollouts[item.pk]
-        if action in action_now:
-            item.now = action_now[action]
-        elif rollout in rollout_now:
-            item.now = rollout_now[rollout]
+    for named, since in _KINDS:
+        keys = {item.pk: named(item.event) for item in items}
+        ids = {key for key in keys.values() if key is not None}
+        now = since(ids=ids) if ids else {}
+        for item in items:
+            if keys[item.pk] in now:
+                item.now = now[keys[item.pk]]

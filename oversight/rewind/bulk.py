@@ -24,6 +24,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
+from django.urls import reverse
 from django.utils import timezone
 
 from oversight.agents.locking import agent_lock
@@ -168,8 +169,41 @@ def rewind_create(*, actor: Actor, scope: Scope, shown: Shown | None = None) -> 
     audit_rewind(actor, verbs.REWIND_CREATED, rewind, summary=rewind.summary)
     if rewind.state == RewindState.RUNNING:
         _cancel_not_run(actor, rewind)
+    else:
+        _tell_approvers(rewind)
     rewind_kick(rewind.pk)
     return rewind
+
+
+def _tell_approvers(rewind: Rewind) -> None:
+    """After commit: the people who may approve the rewind (the agent's owners and
+    admins, but not who started it) are told it waits for one of them."""
+    from oversight.agents.constants import CHANGE
+    from oversight.agents.permissions import users_with_agent_perm  # agents -> rewind
+    from oversight.live.publish import after_commit
+    from oversight.notifications.constants import Kind
+    from oversight.notifications.services import notify_people
+
+    agent, pk, started_by = rewind.agent, rewind.pk, rewind.created_by_id
+    to_undo = rewind.summary.get("to_undo", 0)
+    title = f"{agent.name}: a rewind of {to_undo} actions awaits your approval"
+    body = (
+        f"It would undo {to_undo} of {agent.name}'s actions from"
+        f" {rewind.since:%Y-%m-%d %H:%M} to {rewind.until:%Y-%m-%d %H:%M} UTC; a rewind this"
+        " large starts only once a second person approves it."
+    )
+    after_commit(
+        lambda: notify_people(
+            kind=Kind.REWIND_AWAITING_APPROVAL,
+            team=agent.team,
+            users=[u for u in users_with_agent_perm(agent, CHANGE) if u.pk != started_by],
+            title=title,
+            body=body,
+            link=reverse("rewind:detail", args=[pk]),
+            event=f"rewind:{pk}:awaiting_approval",
+            agent=agent,
+        )
+    )
 
 
 def _cancel_items(rewind: Rewind) -> QuerySet[RewindItem]:

@@ -163,12 +163,27 @@ def test_a_paused_rewind_asks_for_nothing_until_resumed(
 
 
 def test_a_large_rewind_waits_for_a_second_person(
-    agent: Agent, owner: Any, admin_user: Any, production: Any, settings: Any
+    agent: Agent,
+    owner: Any,
+    admin_user: Any,
+    production: Any,
+    settings: Any,
+    django_capture_on_commit_callbacks: Any,
+    client: Any,
 ) -> None:
+    """It waits, and those who may approve it are told (not who started it); once
+    approved, what they were told says so."""
+    from oversight.notifications.models import InboxItem
+
     settings.REWIND_APPROVAL_THRESHOLD = 3
     _world(production)
-    rewind = bulk.rewind_create(actor=Actor.for_user(owner), scope=_scope(agent))
+    with django_capture_on_commit_callbacks(execute=True):
+        rewind = bulk.rewind_create(actor=Actor.for_user(owner), scope=_scope(agent))
     assert rewind.state == "awaiting_approval"
+    told = InboxItem.objects.filter(kind="rewind.awaiting_approval")
+    assert set(told.values_list("user__username", flat=True)) == {admin_user.username}
+    assert told.get().title == "Refund bot: a rewind of 3 actions awaits your approval"
+    assert told.get().link == f"/rewinds/{rewind.pk}/"
     rewind_step(rewind_id=rewind.pk)
     assert not Action.objects.filter(compensates__isnull=False).exists()
     with pytest.raises(ValidationError, match="second person"):
@@ -176,6 +191,9 @@ def test_a_large_rewind_waits_for_a_second_person(
     bulk.rewind_approve(actor=Actor.for_user(admin_user), rewind=rewind)
     rewind_step(rewind_id=rewind.pk)
     assert Action.objects.filter(compensates__isnull=False).count() == 2
+    client.force_login(admin_user)
+    inbox = client.get("/inbox/").content.decode()
+    assert 'data-now="approved">Since then: approved by ada' in inbox
 
 
 def _held(agent: Agent, token: Any, reviewer: Any) -> dict[str, Action]:
