@@ -102,7 +102,7 @@ def killswitch_engage(*, actor: Actor, target: Target, reason: str, user: Any = 
     actions_cancel_in_scope(
         actor=actor,
         agent_ids=agent_ids,
-        why=f"kill switch for {target.label}: {switch.reason}",
+        why=f"kill switch for {target.display_name}: {switch.reason}",
     )
     incident_open_safely(
         actor=actor,

@@ -99,7 +99,11 @@ def test_engaging_a_kill_switch_cancels_what_has_not_run_in_its_scope(
     assert Action.objects.get(pk=approved["id"]).status == "cancelled"
     assert Action.objects.get(pk=allowed["id"]).status == "allowed"
     assert AuditEvent.objects.filter(verb="action.cancelled").count() == 2
-    assert "incident 7" in Action.objects.get(pk=held["id"]).error
+    error = Action.objects.get(pk=held["id"]).error
+    assert "incident 7" in error
+    # Named as people name them: "agent Refund bot", "team payments", "everything".
+    named = {"global": "everything", "team:payments": "team payments"}
+    assert f"kill switch for {named.get(scope, 'agent Refund bot')}:" in error
 
 
 def test_a_kill_switch_leaves_other_teams_actions_alone(

@@ -135,3 +135,14 @@ def test_a_causes_before_and_after_leave_out_the_bucket_it_was_made_in() -> None
     rows = {row["what"]: row for row in _evidence(change, series, split_at(series.buckets, index))}
     assert (rows[allowed]["before"], rows[allowed]["after"]) == (0, 61)
     assert (rows[denied]["before"], rows[denied]["after"]) == (20, 0)
+
+
+def test_a_change_without_words_of_its_own_is_named_in_words() -> None:
+    """ "agent created: Refund bot", not the verb "agent.created: …"."""
+    from oversight.audit.models import AuditEvent as Event
+    from oversight.incidents.analysis.changes import _event
+
+    made = Event(verb="agent.created", target_label="Refund bot", before=None, after=None)
+    assert _event(made)[2] == "agent created: Refund bot"
+    retired = Event(verb="agent.retirement_notice_given", target_label="Mail bot")
+    assert _event(retired)[2] == "agent retirement notice given: Mail bot"

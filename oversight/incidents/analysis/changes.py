@@ -102,7 +102,7 @@ class Change:
 
     @property
     def summary(self) -> str:
-        return "; ".join(dict.fromkeys(self.what)) or self.events[0].verb
+        return "; ".join(dict.fromkeys(self.what)) or verbs.spoken(self.events[0].verb).lower()
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -287,7 +287,7 @@ def _event(event: AuditEvent) -> tuple[str, set[str], str]:
         return "switch", {"*"}, f"kill switch released: {label}"
     if noun in ("team", "team_channels"):
         return "team", {"*"}, f"team settings changed: {label}"
-    return "registry", {"*"}, f"{verb}: {label}"
+    return "registry", {"*"}, f"{verbs.spoken(verb).lower()}: {label}"
 
 
 def _agent_update(event: AuditEvent) -> tuple[str, set[str], str]:
