@@ -32,6 +32,9 @@ class AuditFilterForm(forms.Form):
         slugs = agents_with_perm(user=user).order_by("slug").values_list("slug", "name")
         self.fields["agent"].choices = [("", "Any agent"), *slugs]
 
+    def clean_verb(self) -> str:
+        return (self.cleaned_data.get("verb") or "").strip().lower()  # verbs are lower case
+
     def unknown_verb(self) -> str:
         """The verb filtered for, when Oversight records no such verb (nor a noun's): the
         empty results say so. Not an error: the log may hold verbs no longer made."""

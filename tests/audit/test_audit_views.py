@@ -405,7 +405,7 @@ def test_a_noun_filters_by_all_of_its_verbs(
     client: Client, admin_user: Any, owner: Any, world: Any
 ) -> None:
     agent_update(actor=Actor.for_user(owner), agent=world["agent"], risk_tier="low")
-    for noun in ("agent", "agent.*"):
+    for noun in ("agent", "agent.*", "Agent"):
         page = _page(client, admin_user, {"verb": noun})
         assert {"agent.created", "agent.updated"} <= _listed_verbs(page), noun
         assert all(verb.startswith("agent.") for verb in _listed_verbs(page))

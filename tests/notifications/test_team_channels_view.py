@@ -192,7 +192,7 @@ def test_send_a_test_reaches_the_receiver_and_is_listed(
     assert AuditEvent.objects.filter(verb="notification.test_queued").count() == 1
     page = client.get(_url(team)).content.decode()
     assert "Test message queued for 127.0.0.1." in page
-    assert '<span class="verb">test</span>' in page
+    assert '<td data-label="What">Test message' in page
     assert "Sent</span>" in page
 
 
