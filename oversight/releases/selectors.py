@@ -45,6 +45,16 @@ def release_history(*, agent: Agent) -> QuerySet[Release]:
     )
 
 
+def release_fate(*, agent: Agent, release: Release) -> Release | None:
+    """``release`` as ``release_history`` annotates it, if a rollback replaced it or its
+    last rollout was rolled back or cancelled; else None."""
+    fate = release_history(agent=agent).filter(pk=release.pk).first()
+    ended = ("rolled_back", "cancelled")
+    if fate is None or not (fate.rolled_back_by or fate.rollout_state in ended):
+        return None
+    return fate
+
+
 def same_content_versions(*, agent_id: int, version: int) -> QuerySet[Release]:
     """The versions (a `values("version")` query) of the agent's releases with `version`'s
     content, itself included: a rollback makes a new version of an earlier release, which

@@ -37,6 +37,7 @@ def release_detail_view(request: HttpRequest, slug: str, version: int) -> HttpRe
         "config": selectors.config_rows(release),
         "items": selectors.release_items(release),
         "older": agent.stable_version is not None and release.version < agent.stable_version,
+        "fate": selectors.release_fate(agent=agent, release=release),
     }
     return render(request, "releases/detail.html", context)
 

@@ -110,6 +110,12 @@ def test_the_list_says_which_releases_were_rolled_back(
     assert "rollout rolled back" in rows[2]
     assert "stable" in rows[5]
     assert all("rolled back" not in rows[v] for v in (1, 3, 5))
+    # Each one's own page says it too.
+    for version, words in ((4, "by v5, a rollback to v3"), (2, "rollout rolled back")):
+        page = client.get(reverse("releases:detail", args=[agent.slug, version])).content.decode()
+        assert 'id="release-fate"' in page and words in page, version
+    page = client.get(reverse("releases:detail", args=[agent.slug, 3])).content.decode()
+    assert 'id="release-fate"' not in page
 
 
 def test_rollback_to_what_is_in_force_makes_nothing(client: Client, owner: Any, agent: Any) -> None:
