@@ -50,8 +50,8 @@ def rollout_panel_context(request: HttpRequest, agent: Agent, release: Release) 
         and request.user.pk not in (release.author_id, live.created_by_id),
         "start_form": RolloutStartForm(staged_only=gated),
         "approval_required": gated,
-        # One click may go back to content once in force; under change control, only that.
-        "was_stable": gated and selectors.release_was_stable(release=release),
+        # One click makes it stable: under change control, only content once in force.
+        "one_click": not gated or selectors.release_was_stable(release=release),
         "shadow": selectors.shadow_differences(agent=agent, version=release.version),
     }
 
