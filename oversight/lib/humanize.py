@@ -62,10 +62,11 @@ def ago(when: datetime | None, now: datetime | None = None) -> str:
     return f"{timesince(when, now)} ago"
 
 
-def plain_number(value: Decimal | int | float | str | None) -> str:
+def plain_number(value: Decimal | int | float | str | None, *, grouped: bool = False) -> str:
     """A sum as people write it: "20000.0000" reads "20000", "12.50" reads "12.5"; never
-    an exponent (``Decimal.normalize`` alone turns 20000 into "2E+4"). Anything that is
-    not a number is shown as it is; None is empty."""
+    an exponent (``Decimal.normalize`` alone turns 20000 into "2E+4"); ``grouped``, with
+    thousands separated ("23,548"), for a sum read rather than typed back. Anything that
+    is not a number is shown as it is; None is empty."""
     if value is None:
         return ""
     try:
@@ -74,7 +75,7 @@ def plain_number(value: Decimal | int | float | str | None) -> str:
         return str(value)
     if not number.is_finite():
         return str(value)
-    return format(number.normalize(), "f")
+    return format(number.normalize(), ",f" if grouped else "f")
 
 
 def pretty_json(value: Any) -> str:

@@ -116,6 +116,21 @@ def test_sums_read_as_people_write_them(value: Any, words: str) -> None:
     assert render("{{ v|plain_number }}", v=value) == words
 
 
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("23548", "23,548"),
+        (Decimal("2E+4"), "20,000"),
+        (Decimal("1234567.5000"), "1,234,567.5"),
+        (Decimal("-3.10"), "-3.1"),
+        ("not a number", "not a number"),
+    ],
+)
+def test_a_sum_read_not_typed_has_its_thousands_separated(value: Any, words: str) -> None:
+    """The blast radius's amounts ("23548 USD" read as one long number)."""
+    assert render("{{ v|grouped_number }}", v=value) == words
+
+
 def test_params_read_piece_by_piece_each_value_whole_or_cut_with_an_ellipsis() -> None:
     from oversight.lib.humanize import params_parts
 

@@ -63,6 +63,12 @@ def plain_number(value: Any) -> str:
 
 
 @register.filter
+def grouped_number(value: Any) -> str:
+    """``{{ amount.sum|grouped_number }}``: "23,548.5", a sum read rather than typed back."""
+    return humanize.plain_number(value, grouped=True)
+
+
+@register.filter
 def params_parts(value: Any) -> list[str]:
     """``{% for part in action.params|params_parts %}``: "amount: 900", "charges: [...]"."""
     return humanize.params_parts(value)
