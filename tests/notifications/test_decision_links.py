@@ -123,6 +123,16 @@ def test_another_person_logged_in_is_told_and_the_link_stays_unspent(
     assert _client(rita).get(link).status_code == 302
 
 
+def test_another_persons_link_to_a_decided_action_does_not_say_it_still_works(
+    held_action: Action, rita: Any, gus: Any
+) -> None:
+    link = _link(rita, held_action)
+    Action.objects.filter(pk=held_action.pk).update(status="cancelled")
+    page = _client(gus).get(link).content.decode()
+    assert "This link was sent to someone else" in page
+    assert "still works" not in page and "the action is" in page and "Cancelled" in page
+
+
 def test_an_expired_link_says_so(held_action: Action, rita: Any) -> None:
     link = _link(rita, held_action)
     Action.objects.filter(pk=held_action.pk).update(
