@@ -146,3 +146,11 @@ def test_a_change_without_words_of_its_own_is_named_in_words() -> None:
     assert _event(made)[2] == "agent created: Refund bot"
     retired = Event(verb="agent.retirement_notice_given", target_label="Mail bot")
     assert _event(retired)[2] == "agent retirement notice given: Mail bot"
+    # A rollback's event names the release it made: said as what it did.
+    rollback = Event(
+        verb="release.rolled_back",
+        target_label="refund-bot v4",
+        before={"rolled_back_to": 2},
+        after={"version": 4},
+    )
+    assert _event(rollback)[2] == "rollback to v2, as refund-bot v4"

@@ -273,6 +273,10 @@ def _event(event: AuditEvent) -> tuple[str, set[str], str]:
     label = label.removeprefix(f"{noun} ")  # "rule deleted: x", not "rule deleted: rule x"
     if noun in ("grant", "rule", "limit"):
         return "policy", _patterns(event), f"{noun} {done.replace('_', ' ')}: {label}"
+    if verb == verbs.RELEASE_ROLLED_BACK and isinstance(event.before, dict):
+        # Its target is the release the rollback made: "rollback to v2, as refund-bot v4".
+        to = event.before.get("rolled_back_to")
+        return "release", _release_touches(event), f"rollback to v{to}, as {label}"
     if noun in ("release", "rollout"):
         return "release", _release_touches(event), f"{noun} {done.replace('_', ' ')}: {label}"
     if noun == "tool":
