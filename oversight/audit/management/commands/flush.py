@@ -37,8 +37,16 @@ class Command(DjangoFlush):
         return None
 
 
+# The suite flushes between transactional tests, while work a test set off may still be
+# finishing in another thread (a decision's effects run after its answer is sent): the
+# runtime's lock timeout (DB_LOCK_TIMEOUT, 1 s) would fail the flush, and the next test
+# with it; the flush waits longer for them to let go of its tables.
+FLUSH_LOCK_TIMEOUT = "15s"
+
+
 def _flush_as_owner(connection: Any, sql_list: list[str]) -> None:
     with owner_cursor(fallback=connection) as cursor:
+        cursor.execute(f"SET LOCAL lock_timeout = '{FLUSH_LOCK_TIMEOUT}'")
         cursor.execute(
             "SELECT array(SELECT t FROM unnest(%s::text[]) AS t WHERE to_regclass(t) IS NOT NULL)",
             [list(APPEND_ONLY_TABLES)],
