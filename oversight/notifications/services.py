@@ -205,6 +205,15 @@ def notify_people(
 # --- the in-app inbox ----------------------------------------------------------------
 
 
+def notify_people_after_commit(**message: Any) -> None:
+    """``notify_people(**message)`` once the current transaction commits, never if it
+    rolls back: a service tells people of what its own transaction did (a rollout rolled
+    back, a release or a rewind that awaits a second person)."""
+    from oversight.live.publish import after_commit
+
+    after_commit(lambda: notify_people(**message))
+
+
 def inbox_item_mark_read(*, user: Any, item_id: int) -> InboxItem:
     """Mark one of the user's own items read; someone else's is not found (404)."""
     item = InboxItem.objects.get(pk=item_id, user=user)

@@ -29,7 +29,6 @@ from oversight.agents.models import Agent
 from oversight.audit import verbs
 from oversight.audit.actors import Actor
 from oversight.audit.services import audit_record
-from oversight.live.publish import after_commit
 from oversight.releases.assignment import BUCKETS
 from oversight.releases.models import (
     DEFAULT_MIN_DECISIONS,
@@ -350,21 +349,18 @@ def _link(rollout: Rollout) -> str:
 
 def _tell_owner(rollout: Rollout) -> None:
     from oversight.notifications.constants import Kind  # notifications -> agents
-    from oversight.notifications.services import notify_people
+    from oversight.notifications.services import notify_people_after_commit
 
-    agent, pk = rollout.agent, rollout.pk
-    title = f"{agent.name}: rollout of v{rollout.release.version} rolled back"
-    after_commit(
-        lambda: notify_people(
-            kind=Kind.ROLLOUT_ROLLED_BACK,
-            team=agent.team,
-            users=[agent.owner],
-            title=title,
-            body=rollout.ended_reason,
-            link=_link(rollout),
-            event=f"rollout:{pk}:rolled_back",
-            agent=agent,
-        )
+    agent = rollout.agent
+    notify_people_after_commit(
+        kind=Kind.ROLLOUT_ROLLED_BACK,
+        team=agent.team,
+        users=[agent.owner],
+        title=f"{agent.name}: rollout of v{rollout.release.version} rolled back",
+        body=rollout.ended_reason,
+        link=_link(rollout),
+        event=f"rollout:{rollout.pk}:rolled_back",
+        agent=agent,
     )
 
 
@@ -372,21 +368,16 @@ def _tell_approvers(rollout: Rollout) -> None:
     from oversight.agents.constants import CHANGE
     from oversight.agents.permissions import users_with_agent_perm  # agents -> releases
     from oversight.notifications.constants import Kind
-    from oversight.notifications.services import notify_people
+    from oversight.notifications.services import notify_people_after_commit
 
-    agent, pk = rollout.agent, rollout.pk
-    author = rollout.created_by_id
-    title = f"{agent.name}: v{rollout.release.version} awaits your approval"
-    body = rollout.release.notes or "A change to the agent needs a second person's approval."
-    after_commit(
-        lambda: notify_people(
-            kind=Kind.RELEASE_AWAITING_APPROVAL,
-            team=agent.team,
-            users=[u for u in users_with_agent_perm(agent, CHANGE) if u.pk != author],
-            title=title,
-            body=body,
-            link=_link(rollout),
-            event=f"rollout:{pk}:awaiting_approval",
-            agent=agent,
-        )
+    agent, author = rollout.agent, rollout.created_by_id
+    notify_people_after_commit(
+        kind=Kind.RELEASE_AWAITING_APPROVAL,
+        team=agent.team,
+        users=[u for u in users_with_agent_perm(agent, CHANGE) if u.pk != author],
+        title=f"{agent.name}: v{rollout.release.version} awaits your approval",
+        body=rollout.release.notes or "A change to the agent needs a second person's approval.",
+        link=_link(rollout),
+        event=f"rollout:{rollout.pk}:awaiting_approval",
+        agent=agent,
     )

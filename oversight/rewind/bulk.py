@@ -180,29 +180,24 @@ def _tell_approvers(rewind: Rewind) -> None:
     admins, but not who started it) are told it waits for one of them."""
     from oversight.agents.constants import CHANGE
     from oversight.agents.permissions import users_with_agent_perm  # agents -> rewind
-    from oversight.live.publish import after_commit
     from oversight.notifications.constants import Kind
-    from oversight.notifications.services import notify_people
+    from oversight.notifications.services import notify_people_after_commit
 
-    agent, pk, started_by = rewind.agent, rewind.pk, rewind.created_by_id
+    agent, started_by = rewind.agent, rewind.created_by_id
     to_undo = rewind.summary.get("to_undo", 0)
-    title = f"{agent.name}: a rewind of {to_undo} actions awaits your approval"
-    body = (
-        f"It would undo {to_undo} of {agent.name}'s actions from"
-        f" {rewind.since:%Y-%m-%d %H:%M} to {rewind.until:%Y-%m-%d %H:%M} UTC; a rewind this"
-        " large starts only once a second person approves it."
-    )
-    after_commit(
-        lambda: notify_people(
-            kind=Kind.REWIND_AWAITING_APPROVAL,
-            team=agent.team,
-            users=[u for u in users_with_agent_perm(agent, CHANGE) if u.pk != started_by],
-            title=title,
-            body=body,
-            link=reverse("rewind:detail", args=[pk]),
-            event=f"rewind:{pk}:awaiting_approval",
-            agent=agent,
-        )
+    notify_people_after_commit(
+        kind=Kind.REWIND_AWAITING_APPROVAL,
+        team=agent.team,
+        users=[u for u in users_with_agent_perm(agent, CHANGE) if u.pk != started_by],
+        title=f"{agent.name}: a rewind of {to_undo} actions awaits your approval",
+        body=(
+            f"It would undo {to_undo} of {agent.name}'s actions from"
+            f" {rewind.since:%Y-%m-%d %H:%M} to {rewind.until:%Y-%m-%d %H:%M} UTC; a rewind"
+            " this large starts only once a second person approves it."
+        ),
+        link=reverse("rewind:detail", args=[rewind.pk]),
+        event=f"rewind:{rewind.pk}:awaiting_approval",
+        agent=agent,
     )
 
 
