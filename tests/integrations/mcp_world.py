@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -27,6 +28,7 @@ import mcp_types as types
 from mcp.client.client import Client
 from mcp.client.stdio import StdioServerParameters
 
+from tests.integrations import forked
 from tests.servers import ROOT, free_port, stop_process
 
 PAYMENTS_SERVER = ROOT / "clients" / "python" / "tests" / "mcp_payments_server.py"
@@ -143,25 +145,27 @@ def proxied(
         upstream_args = payments_args(
             payments.log, description, description_file, upstream_extra or []
         )
-        command = [*args, "--", sys.executable, *upstream_args]
+        # Both forked from a process that imported `mcp` already (forked.py).
+        upstream = [sys.executable, *forked.command(upstream_args)]
+        command = forked.command([*args, "--", *upstream])
         yield Proxied(
             StdioServerParameters(command=sys.executable, args=command, env=env), payments
         )
         return
     upstream_port, proxy_port = free_port(), free_port()
+    upstream_args = payments_args(payments.log, description, description_file, upstream_extra or [])
     upstream_command = [
         sys.executable,
-        *payments_args(payments.log, description, description_file, upstream_extra or []),
-        "--http",
-        str(upstream_port),
+        *forked.command([*upstream_args, "--http", str(upstream_port)]),
     ]
     processes = [subprocess.Popen(upstream_command)]
 
     def stop_upstream(*, crash: bool = False) -> None:
         """Stop the payments server (`crash`: killed, closing nothing)."""
         if crash:
-            processes[0].kill()
+            processes[0].kill()  # its launcher: the server kills itself as it sees that
             processes[0].wait()
+            _wait_until_refused(upstream_port)
         else:
             stop_process(processes[0])
 
@@ -178,7 +182,10 @@ def proxied(
         upstream_url = f"http://127.0.0.1:{upstream_port}/mcp"
         listen = f"127.0.0.1:{proxy_port}"
         proxy = subprocess.Popen(
-            [sys.executable, *args, "--upstream", upstream_url, "--listen", listen],
+            [
+                sys.executable,
+                *forked.command([*args, "--upstream", upstream_url, "--listen", listen]),
+            ],
             env={**os.environ, **env},
         )
         processes.append(proxy)
@@ -210,6 +217,17 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float =
         else:
             return
     raise RuntimeError(f"nothing listened on port {port} in time")
+
+
+def _wait_until_refused(port: int, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except ConnectionRefusedError:
+            return
+        time.sleep(0.02)
+    raise RuntimeError(f"port {port} still listens")
 
 
 def text_of(result: types.CallToolResult) -> str:
