@@ -204,6 +204,33 @@
   document.addEventListener("htmx:load", function (event) { mark(event.target); });
 })();
 
+// The compact approval list: a row is one line while its resource and params fit it;
+// where they do not, they take lines of their own, shown whole (.queue-row-whole): a
+// one-click Approve never approves what the row cuts short. Checked as rows arrive and
+// when the window's width changes; reads all rows, then writes, so one layout each.
+(function () {
+  function cut(row) {
+    var what = row.querySelector(".queue-row-what");
+    var params = row.querySelector(".queue-row-params");
+    return (what && what.scrollWidth > what.clientWidth + 1) ||
+      (params && params.scrollHeight > params.clientHeight + 1);
+  }
+  function fit(root, again) {
+    var rows = root.querySelectorAll ? Array.prototype.slice.call(root.querySelectorAll(".queue-row")) : [];
+    if (root.matches && root.matches(".queue-row")) rows.push(root);
+    if (again) rows.forEach(function (row) { row.classList.remove("queue-row-whole"); });
+    rows.filter(cut).forEach(function (row) { row.classList.add("queue-row-whole"); });
+  }
+  var width = window.innerWidth;
+  document.addEventListener("DOMContentLoaded", function () { fit(document); });
+  document.addEventListener("htmx:load", function (event) { fit(event.target); });
+  window.addEventListener("resize", function () {
+    if (window.innerWidth === width) return;
+    width = window.innerWidth;
+    fit(document, true);
+  });
+})();
+
 // An alert changed (live/broadcasts.py: alert_changed swaps #alerts-changed in): the
 // alert list re-reads its table, with its filters.
 (function () {

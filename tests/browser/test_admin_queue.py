@@ -6,6 +6,7 @@ offers the forms live."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import pytest
@@ -67,3 +68,45 @@ def test_an_admin_sees_every_held_action_but_decides_it_once_escalated(
         fresh.get_by_role("button", name="Approve payments.refund on stripe:charge/ch_8")
     ).to_be_hidden()
     screenshot(ada, "admin-queue-list.png")
+
+
+WHOLE = "e => e.scrollWidth <= e.clientWidth + 1 && e.scrollHeight <= e.clientHeight + 1"
+
+
+def test_a_compact_row_shows_whole_what_its_one_click_approve_approves(
+    open_as: Callable[[str, str], Page],  # noqa: F811
+    live_url: str,
+    scene: Scene,  # noqa: F811
+) -> None:
+    """On a desktop a row of the compact list is one line while its resource and params
+    fit; a row whose do not shows them whole on lines of their own (they were cut to one
+    line, beside the one-click Approve), as the page opens and as rows arrive live."""
+    long_note = "customer-47283 was charged twice on the 3rd and the 4th of the month"
+    with Oversight(live_url, scene.raw_token) as client:
+        short = client.ask(REFUND, "stripe:charge/ch_7", params={"amount": 900})
+        long = client.ask(
+            REFUND, "stripe:charge/ch_8_vip_47283", params={"amount": 901, "note": long_note}
+        )
+    rita = open_as("rita", "/approvals/?view=list")
+    wait_until_the_server_listens(groups.agent_queue(scene.agent.pk))
+    with Oversight(live_url, scene.raw_token) as client:
+        arrived = client.ask(
+            REFUND, "stripe:charge/ch_9_vip_47283", params={"amount": 902, "note": long_note}
+        )
+    expect(rita.locator(f"#queue-{arrived.id}")).to_be_visible()
+
+    one_line = rita.locator(f"#queue-{short.id}")
+    assert one_line.bounding_box()["height"] < 60, "a row that fits is one line"
+    for action in (long, arrived):
+        row = rita.locator(f"#queue-{action.id}")
+        expect(row.get_by_role("button", name="Approve")).to_be_visible()
+        expect(row).to_have_class(re.compile(r"\bqueue-row-whole\b"))
+        for part in (row.locator(".queue-row-params"), row.locator(".queue-row-what")):
+            assert part.evaluate(WHOLE), "a resource or param is cut short"
+        expect(row.locator(".queue-row-params")).to_contain_text(long_note)
+    screenshot(rita, "reviewer-queue-list-whole.png")
+
+    # Wide enough for everything, the rows are one line again.
+    rita.set_viewport_size({"width": 2400, "height": 900})
+    expect(rita.locator(f"#queue-{long.id}")).not_to_have_class(re.compile("queue-row-whole"))
+    assert rita.locator(f"#queue-{long.id}").bounding_box()["height"] < 60
