@@ -62,11 +62,35 @@ def _awaiting(noun: str) -> Callable[[str], int | None]:
 
 
 def held_actions_since(*, ids: set[Any]) -> dict[Any, Since]:
-    """Of these held actions, those no longer waiting, and how they ended."""
+    """Of these held actions, those no longer waiting, and how they ended: denied or
+    approved by whom (the vote that decided it: the first deny, or the approval that
+    made the count) and when, where a vote decided it."""
+    from oversight.approvals.models import ApprovalVote, Vote  # approvals -> notifications
+
     rows = Action.objects.filter(pk__in=ids).exclude(status=ActionStatus.PENDING)
+    ended = dict(rows.values_list("pk", "status"))
+    # Denied by a vote, or approved (and perhaps run since): not expired, withdrawn, halted.
+    wanted = {
+        pk: Vote.DENY if status == ActionStatus.REJECTED else Vote.APPROVE
+        for pk, status in ended.items()
+        if status == ActionStatus.REJECTED or status not in _ACTION_WORDS
+    }
+    votes = ApprovalVote.objects.filter(action_id__in=wanted, superseded=False)
+    deciding: dict[Any, ApprovalVote] = {}
+    for vote in votes.select_related("voter").order_by("created_at"):
+        if vote.vote != wanted[vote.action_id]:
+            continue
+        if vote.vote == Vote.APPROVE or vote.action_id not in deciding:
+            deciding[vote.action_id] = vote
     found = {}
-    for pk, status in rows.values_list("pk", "status"):
-        found[pk] = Since(status, _ACTION_WORDS.get(status, "approved"))
+    for pk, status in ended.items():
+        words = _ACTION_WORDS.get(status, "approved")
+        vote = deciding.get(pk)
+        if vote is None:
+            found[pk] = Since(status, words)
+        else:
+            words = "denied" if vote.vote == Vote.DENY else words
+            found[pk] = Since(status, words, by=vote.voter, at=vote.created_at)
     return found
 
 

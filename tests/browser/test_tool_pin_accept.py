@@ -84,7 +84,7 @@ def test_a_changed_tool_is_held_until_the_owner_accepts_it(
         page.goto(f"{live_url}/inbox/")
         told = page.locator(".inbox-item", has_text="payments/refund of Refund bot changed")
         expect(told).to_contain_text("is held until an owner accepts the new definition")
-        expect(told.locator("[data-now=accepted]")).to_contain_text("Since then: accepted by Alice")
+        expect(told.locator("[data-now=accepted]")).to_contain_text("Since then: accepted by you")
         shot(page, "inbox-tool-accepted")
 
         ran = _call(proxy, {"charge": "ch_3", "amount": 10})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -204,7 +205,7 @@ def test_a_changed_tool_says_what_became_of_the_change_without_rewriting_the_ite
     page = client.get(INBOX).content.decode()
     assert page.count("is held until an owner accepts the new definition") == 2  # as told
     assert page.count("data-now=") == 1  # the first change only
-    assert '<p class="inbox-now" data-now="accepted">Since then: accepted by Alice' in page
+    assert '<p class="inbox-now" data-now="accepted">Since then: accepted by you' in page
     assert "its calls are no longer held for this change." in page
     first = InboxItem.objects.filter(kind=Kind.TOOL_CHANGED).order_by("pk").first()
     assert first is not None and "is held until" in first.body  # the item itself unchanged
@@ -251,12 +252,19 @@ def test_a_held_action_says_what_became_of_it_once_decided_or_withdrawn(
 
     approval_vote(user=reviewer, action_id=held[0].pk, vote="approve")
     action_cancel(token=token, action_id=held[1].pk)
-    with django_assert_max_num_queries(12):
+    with django_assert_max_num_queries(13):
         page = client.get(INBOX).content.decode()
     assert page.count("Approval needed") == 3  # as told
-    assert 'data-now="approved">Since then: approved; it no longer waits for you.' in page
+    assert 'data-now="approved">Since then: approved by you just now.</p>' in page
     assert 'data-now="cancelled">Since then: withdrawn before anyone decided it;' in page
     assert page.count("data-now=") == 2  # the third still waits
+
+    # Denied by another: named, as the person who decided it.
+    ada = get_user_model().objects.create_user("ada", first_name="Ada", last_name="Lovelace")
+    agent_access_grant(actor=SYSTEM, agent=agent, user=ada, level="reviewer")
+    approval_vote(user=ada, action_id=held[2].pk, vote="deny", comment="not this one")
+    page = client.get(INBOX).content.decode()
+    assert 'data-now="rejected">Since then: denied by Ada Lovelace just now;' in page
 
 
 def test_a_release_awaiting_approval_says_once_it_was_approved_or_cancelled(
@@ -290,5 +298,5 @@ def test_a_release_awaiting_approval_says_once_it_was_approved_or_cancelled(
     assert page.count("awaits your approval") == 2 and page.count("data-now=") == 1
     rollout_approve(actor=Actor.for_user(admin_user), rollout=waiting)
     page = client.get(INBOX).content.decode()
-    assert 'data-now="approved">Since then: approved by ada; it no longer waits' in page
+    assert 'data-now="approved">Since then: approved by you.</p>' in page
     assert page.count("data-now=") == 2

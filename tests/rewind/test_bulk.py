@@ -193,7 +193,7 @@ def test_a_large_rewind_waits_for_a_second_person(
     assert Action.objects.filter(compensates__isnull=False).count() == 2
     client.force_login(admin_user)
     inbox = client.get("/inbox/").content.decode()
-    assert 'data-now="approved">Since then: approved by ada' in inbox
+    assert 'data-now="approved">Since then: approved by you' in inbox
 
 
 def _held(agent: Agent, token: Any, reviewer: Any) -> dict[str, Action]:

@@ -57,6 +57,15 @@ def ago(when: datetime | None) -> str:
 
 
 @register.filter
+def person(user: Any, me: Any = None) -> str:
+    """``{{ vote.voter|person:request.user }}``: "you" for the page's own person, else
+    the full name, else the username."""
+    if me is not None and getattr(me, "pk", None) == user.pk:
+        return "you"
+    return user.get_full_name() or user.get_username()
+
+
+@register.filter
 def plain_number(value: Any) -> str:
     """``{{ limit.max_sum|plain_number }}``: "20000", not "20000.0000" or "2E+4"."""
     return humanize.plain_number(value)
