@@ -99,6 +99,8 @@ def incident_markdown(incident: Incident) -> str:
             f"{blast['took_effect']} took effect on {blast['resources']} resources; "
             f"{blast['reversible']} reversible, {blast['rolled_back']} rolled back.",
         ]
+        if blast.get("ends_at_release"):  # reports made before it was recorded lack it
+            lines += ["", "It ends at the release of the kill switch that stopped the agents."]
         lines += [f"- {a['action']}: {a['sum']} {a['currency']}" for a in blast["amounts"]]
     if report.get("timeline"):
         lines += ["", "## Timeline", ""]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.test import Client
@@ -25,7 +26,7 @@ from oversight.monitoring.constants import AlertKind, Severity
 from oversight.monitoring.services import Finding, alert_raise
 from oversight.rewind.services import Report, action_undo, compensation_report
 from tests.conftest import SYSTEM
-from tests.gateway.helpers import decide, grant_reversible_refunds, refund
+from tests.gateway.helpers import decide, grant_refunds, grant_reversible_refunds, refund
 
 pytestmark = pytest.mark.django_db
 
@@ -267,3 +268,44 @@ def test_with_an_incident_still_open_the_button_links_it_and_says_another(
     Incident.objects.update(status="resolved")
     page = client.get(reverse("agents:detail", args=[agent.slug])).content.decode()
     assert "Open an incident" in page and "Open another incident" not in page
+
+
+def test_once_the_kill_switch_is_released_the_blast_radius_ends_at_the_release(
+    agent: Agent, owner: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    """The agent is stopped, then released after a fix, and the incident is still open:
+    analysed again, its blast radius (and the rewind it links) ended at now, counting
+    the agent's good work after the release as damage to undo. It ends at the release;
+    if anything joins the incident after it, the window runs to now again."""
+    from oversight.incidents.services import incident_analyse
+
+    grant_refunds(agent)
+    token = token_create(actor=SYSTEM, agent=agent, environment="production")[0]
+    target, alice = Target(scope="agent", agent=agent), Actor.for_user(owner)
+    before = [decide(token, refund(10 + n, charges=(f"ch_b{n}",))) for n in range(3)]
+    with django_capture_on_commit_callbacks(execute=True):
+        killswitch_engage(actor=alice, target=target, reason="refunds gone wild")
+    halted = decide(token, refund(20, charges=("ch_h",)))
+    killswitch_release(actor=alice, target=target, reason="fixed")
+    released = AuditEvent.objects.get(verb="killswitch.released").created_at
+    after = [decide(token, refund(30 + n, charges=(f"ch_a{n}",))) for n in range(4)]
+    assert {a.status for a in before + after} == {"allowed"} and halted.status == "halted"
+    incident = Incident.objects.get()
+
+    blast = incident_analyse(incident_id=incident.pk).report["blast_radius"]  # type: ignore[union-attr]
+    assert blast["ends_at_release"] is True
+    assert blast["until"] == released.isoformat()
+    assert (blast["actions"], blast["took_effect"]) == (4, 3)  # three refunds, one halted
+    report = Incident.objects.get().report
+    rewind = parse_qs(urlsplit(report["rewind"][0]["url"]).query)
+    assert rewind["until"] == [released.isoformat()]
+    page = _client(owner).get(f"/incidents/{incident.pk}/").content.decode()
+    assert "up to the release of the kill switch that stopped the agents" in page
+    markdown = _client(owner).get(f"/incidents/{incident.pk}/export.md").content.decode()
+    assert "It ends at the release of the kill switch that stopped the agents." in markdown
+
+    with django_capture_on_commit_callbacks(execute=True):
+        killswitch_engage(actor=alice, target=target, reason="again")
+    blast = incident_analyse(incident_id=incident.pk).report["blast_radius"]  # type: ignore[union-attr]
+    assert blast["ends_at_release"] is False
+    assert blast["until"] > released.isoformat() and blast["took_effect"] == 7

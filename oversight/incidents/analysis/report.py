@@ -3,7 +3,8 @@
 The window is the ``INCIDENT_LOOKBACK_BUCKETS`` buckets before the incident opened, up to
 now (or until it was resolved). In it: the behaviour series, the break point
 (changepoint.py), the scope's changes ranked as causes (changes.py, causes.py), the blast
-radius from the break on (blast.py) and the timeline (timeline.py).
+radius from the break on (blast.py: to the window's end, or to the release of the kill
+switch that stopped the agents) and the timeline (timeline.py).
 """
 
 from __future__ import annotations
@@ -21,13 +22,15 @@ from django.urls import reverse
 from django.utils import timezone
 
 from oversight.agents.models import Agent
+from oversight.audit import verbs
+from oversight.audit.models import AuditEvent
 from oversight.incidents.analysis.blast import blast_radius
 from oversight.incidents.analysis.causes import rank
 from oversight.incidents.analysis.changepoint import Split, best_split
 from oversight.incidents.analysis.changes import change_events, group_changes
 from oversight.incidents.analysis.series import Series, behaviour_series, scope_actions
 from oversight.incidents.analysis.timeline import series_rows, timeline
-from oversight.incidents.models import Incident, IncidentScope
+from oversight.incidents.models import Incident, IncidentScope, TriggerKind
 from oversight.rewind.links import rewind_plan_url
 
 REPORT_VERSION = 1
@@ -138,6 +141,25 @@ def _blast_start(series: Series, split: Split | None, causes: Sequence[Any], ope
     )
 
 
+def _stopped_and_released(incident: Incident, end: dt.datetime) -> dt.datetime | None:
+    """When the kill switch that stopped the incident's agents was released, if it was,
+    before ``end`` and after everything that set the incident off or joined it: the
+    damage ended with the stop, and what the agents did once released is not its blast
+    radius (nor is it for a rewind to undo). None while anything joined it since."""
+    triggers = list(incident.triggers.all())
+    switches = [t.target_id for t in triggers if t.kind == TriggerKind.KILL_SWITCH]
+    if not switches:
+        return None
+    released = AuditEvent.objects.filter(
+        verb=verbs.KILLSWITCH_RELEASED,
+        target_type="killswitch.killswitch",
+        target_id__in=switches,
+        created_at__gt=max(t.at for t in triggers),
+        created_at__lt=end,
+    )
+    return released.order_by("seq").values_list("created_at", flat=True).first()
+
+
 def analyse(
     incident: Incident, *, now: dt.datetime | None = None, scope: Scope | None = None
 ) -> dict[str, Any]:
@@ -160,6 +182,8 @@ def analyse(
     )
     causes = rank(series, split, changes, opened=incident.opened_at)
     since = _blast_start(series, split, causes, incident.opened_at)
+    released = _stopped_and_released(incident, end)
+    blast_end = max(since, released) if released else end
     ranked = [c.as_json(series) for c in causes[:MAX_CAUSES]]
     acting = _acting(scope, start, end)
     return {
@@ -172,8 +196,11 @@ def analyse(
         # changes are only what happened in the window, and none is called likely.
         "likely_cause": ranked[0] if ranked and split is not None and split.clear else None,
         "changes_considered": len(changes),
-        "blast_radius": blast_radius(agent_ids=scope.agent_ids, since=since, until=end),
-        "rewind": _rewind_urls(acting, since, end),
+        "blast_radius": {
+            **blast_radius(agent_ids=scope.agent_ids, since=since, until=blast_end),
+            "ends_at_release": released is not None,
+        },
+        "rewind": _rewind_urls(acting, since, blast_end),
         "behaviour_diff": _diff_urls(acting, series, split, end),
         "timeline": timeline(
             agent_ids=scope.agent_ids,
