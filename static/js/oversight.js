@@ -210,10 +210,15 @@
 // when the window's width changes; reads all rows, then writes, so one layout each.
 (function () {
   function cut(row) {
+    // The resource is cut with an ellipsis; a param that does not fit wraps onto the
+    // params' hidden second line, or (one too wide for the box) runs off its side.
     var what = row.querySelector(".queue-row-what");
     var params = row.querySelector(".queue-row-params");
-    return (what && what.scrollWidth > what.clientWidth + 1) ||
-      (params && params.scrollHeight > params.clientHeight + 1);
+    if (what && what.scrollWidth > what.clientWidth + 1) return true;
+    if (!params || !params.firstElementChild) return false;
+    var top = params.firstElementChild.offsetTop;
+    return params.scrollWidth > params.clientWidth + 1 ||
+      Array.prototype.some.call(params.children, function (part) { return part.offsetTop > top; });
   }
   function fit(root, again) {
     var rows = root.querySelectorAll ? Array.prototype.slice.call(root.querySelectorAll(".queue-row")) : [];

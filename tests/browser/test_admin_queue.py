@@ -79,8 +79,9 @@ def test_a_compact_row_shows_whole_what_its_one_click_approve_approves(
     scene: Scene,  # noqa: F811
 ) -> None:
     """On a desktop a row of the compact list is one line while its resource and params
-    fit; a row whose do not shows them whole on lines of their own (they were cut to one
-    line, beside the one-click Approve), as the page opens and as rows arrive live."""
+    fit; a row whose do not shows them whole, the params on a line of their own (they
+    were cut to one line beside the one-click Approve, the rest hidden), as the page
+    opens, as rows arrive live and as the window's width changes."""
     long_note = "customer-47283 was charged twice on the 3rd and the 4th of the month"
     with Oversight(live_url, scene.raw_token) as client:
         short = client.ask(REFUND, "stripe:charge/ch_7", params={"amount": 900})
@@ -96,6 +97,7 @@ def test_a_compact_row_shows_whole_what_its_one_click_approve_approves(
     expect(rita.locator(f"#queue-{arrived.id}")).to_be_visible()
 
     one_line = rita.locator(f"#queue-{short.id}")
+    expect(one_line).not_to_have_class(re.compile("queue-row-whole"))
     assert one_line.bounding_box()["height"] < 60, "a row that fits is one line"
     for action in (long, arrived):
         row = rita.locator(f"#queue-{action.id}")
@@ -104,9 +106,13 @@ def test_a_compact_row_shows_whole_what_its_one_click_approve_approves(
         for part in (row.locator(".queue-row-params"), row.locator(".queue-row-what")):
             assert part.evaluate(WHOLE), "a resource or param is cut short"
         expect(row.locator(".queue-row-params")).to_contain_text(long_note)
+        assert row.bounding_box()["height"] < 110, "a line, and the params' lines"
     screenshot(rita, "reviewer-queue-list-whole.png")
 
-    # Wide enough for everything, the rows are one line again.
-    rita.set_viewport_size({"width": 2400, "height": 900})
-    expect(rita.locator(f"#queue-{long.id}")).not_to_have_class(re.compile("queue-row-whole"))
-    assert rita.locator(f"#queue-{long.id}").bounding_box()["height"] < 60
+    # The width changed: every row is judged again (here one marked whole as if it had
+    # not fitted at the old width goes back to one line).
+    one_line.evaluate("row => row.classList.add('queue-row-whole')")
+    rita.set_viewport_size({"width": 1300, "height": 800})
+    expect(one_line).not_to_have_class(re.compile("queue-row-whole"))
+    assert one_line.bounding_box()["height"] < 60
+    expect(rita.locator(f"#queue-{long.id}")).to_have_class(re.compile(r"\bqueue-row-whole\b"))
