@@ -304,6 +304,18 @@ def test_once_the_kill_switch_is_released_the_blast_radius_ends_at_the_release(
     markdown = _client(owner).get(f"/incidents/{incident.pk}/export.md").content.decode()
     assert "It ends at the release of the kill switch that stopped the agents." in markdown
 
+    # A fix made after the incident opened is no cause of it, and moves nothing here.
+    from oversight.policy.models import Grant
+    from oversight.policy.services import policy_object_create
+
+    grant = Grant(agent=agent, action="payments.dispute", resource="stripe:*")
+    policy_object_create(actor=alice, obj=grant)
+    report = incident_analyse(incident_id=incident.pk).report  # type: ignore[union-attr]
+    assert all(c["at"] <= incident.opened_at.isoformat() for c in report["causes"])
+    assert not any("after the incident opened" in " ".join(c["why"]) for c in report["causes"])
+    assert report["blast_radius"]["until"] == released.isoformat()
+    assert report["blast_radius"]["took_effect"] == 3
+
     with django_capture_on_commit_callbacks(execute=True):
         killswitch_engage(actor=alice, target=target, reason="again")
     blast = incident_analyse(incident_id=incident.pk).report["blast_radius"]  # type: ignore[union-attr]

@@ -178,9 +178,12 @@ def _why(change: Change, effect: float, fit: float, gap: int, seconds: float) ->
 
 def _why_without_break(change: Change, gap: int, seconds: float) -> list[str]:
     """No break to be before or after, nor a strength at it: only when it was made
-    against the opening, and what it touches."""
+    against the opening (an instant, so told by the clock, not by its bucket: a change
+    37 s after it, in the bucket before, read "37 s before"), and what it touches."""
+    del gap
+    clock = 0 if abs(seconds) < 1 else (1 if seconds > 0 else -1)
     return [
-        _when(gap, seconds, mark="the incident opened", at_mark="the incident opened", after=""),
+        _when(clock, seconds, mark="the incident opened", at_mark="the incident opened", after=""),
         _touches(change, None),
     ]
 

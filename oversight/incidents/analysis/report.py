@@ -180,10 +180,15 @@ def analyse(
     changes = group_changes(
         change_events(agent_ids=scope.agent_ids, team_ids=scope.team_ids, start=start, end=end)
     )
-    causes = rank(series, split, changes, opened=incident.opened_at)
+    # What was changed after the incident opened did not set it off (a fix, a rollout
+    # started meanwhile): the timeline shows it, the causes do not rank it.
+    candidates = [change for change in changes if change.at <= incident.opened_at]
+    causes = rank(series, split, candidates, opened=incident.opened_at)
     since = _blast_start(series, split, causes, incident.opened_at)
     released = _stopped_and_released(incident, end)
-    blast_end = max(since, released) if released else end
+    if released is not None and released <= since:
+        released = None  # the break came after the release: the window runs on
+    blast_end = released or end
     ranked = [c.as_json(series) for c in causes[:MAX_CAUSES]]
     acting = _acting(scope, start, end)
     return {
@@ -195,7 +200,7 @@ def analyse(
         # The first cause, when behaviour clearly changed; without a clear break the
         # changes are only what happened in the window, and none is called likely.
         "likely_cause": ranked[0] if ranked and split is not None and split.clear else None,
-        "changes_considered": len(changes),
+        "changes_considered": len(candidates),
         "blast_radius": {
             **blast_radius(agent_ids=scope.agent_ids, since=since, until=blast_end),
             "ends_at_release": released is not None,
