@@ -11,6 +11,7 @@ from django.utils.dateparse import parse_datetime
 from oversight.policy.manifest.durations import parse_duration
 
 _RELATIVE = re.compile(r"^\d+\s*[smhd]$")
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)  # nothing Oversight recorded is older
 
 
 class MomentError(ValueError):
@@ -24,7 +25,9 @@ def parse_moment(text: str, *, now: datetime | None = None) -> datetime:
     text = (text or "").strip()
     if _RELATIVE.match(text):
         try:
-            return now - timedelta(seconds=parse_duration(text))
+            return _not_too_early(now - timedelta(seconds=parse_duration(text)), text)
+        except OverflowError:  # more days back than a date can hold
+            raise MomentError(f"{text!r} is too far back: {_EARLIEST_WORDS}") from None
         except ValueError as exc:
             raise MomentError(str(exc)) from None
     try:
@@ -38,4 +41,14 @@ def parse_moment(text: str, *, now: datetime | None = None) -> datetime:
             f"{text!r} is neither a duration like 7d, 24h or 30m nor an ISO date or datetime "
             "like 2026-11-25 or 2026-11-25T09:00:00Z"
         )
-    return moment if timezone.is_aware(moment) else timezone.make_aware(moment, UTC)
+    moment = moment if timezone.is_aware(moment) else timezone.make_aware(moment, UTC)
+    return _not_too_early(moment, text)
+
+
+_EARLIEST_WORDS = "a moment from 1970 on"
+
+
+def _not_too_early(moment: datetime, text: str) -> datetime:
+    if moment < EARLIEST:
+        raise MomentError(f"{text!r} is too far back: {_EARLIEST_WORDS}")
+    return moment

@@ -88,6 +88,19 @@ def test_a_bad_window_is_said_and_nothing_is_planned(
     assert "neither a duration" in page.content.decode()
 
 
+@pytest.mark.parametrize("since", ["10000000000d", "800000d", "99999d", "1969-12-31"])
+def test_a_window_too_far_back_is_said_not_an_error(
+    client: Client, agent: Agent, owner: Any, since: str
+) -> None:
+    """A duration of more days than a date can hold raised OverflowError (a 500); one
+    merely huge planned a rewind from 1753."""
+    client.force_login(owner)
+    page = client.get(reverse("rewind:plan", args=[agent.slug]), {"since": since})
+    assert page.status_code == 200
+    assert "is too far back: a moment from 1970 on" in page.content.decode()
+    assert page.context["plan"] is None
+
+
 def test_the_plan_says_what_will_be_cancelled(
     client: Client,
     agent: Agent,
