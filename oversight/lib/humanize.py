@@ -85,16 +85,34 @@ def pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
 
 
-def params_parts(params: Any, limit: int = 12) -> list[str]:
-    """Params as `key: value` pieces (values as compact JSON, each cut at 80 characters),
-    at most `limit` of them: what a list row shows of what is asked, piece by piece, so
-    that a narrow row drops whole pieces rather than cutting a value short."""
+PARAMS_SHOWN = 12  # params a list row shows, each value up to VALUE_SHOWN characters
+VALUE_SHOWN = 300
+
+
+def params_parts(params: Any, limit: int = PARAMS_SHOWN) -> list[str]:
+    """Params as `key: value` pieces (values as compact JSON, each cut at VALUE_SHOWN
+    characters), at most `limit` of them: what a list row shows of what is asked, piece
+    by piece, so that a row wraps whole pieces rather than cutting a value short
+    (``params_cut`` says whether anything was left out)."""
     if not isinstance(params, dict):
-        return [] if params is None else [json.dumps(params, default=str)[:80]]
-    parts = []
-    for key in sorted(params)[:limit]:
-        value = json.dumps(params[key], ensure_ascii=False, default=str, separators=(", ", ": "))
-        parts.append(f"{key}: {value if len(value) <= 80 else value[:79] + '…'}")
+        return [] if params is None else [_cut(json.dumps(params, default=str))]
+    parts = [f"{key}: {_cut(_compact(params[key]))}" for key in sorted(params)[:limit]]
     if len(params) > limit:
         parts.append(f"and {len(params) - limit} more")
     return parts
+
+
+def params_cut(params: Any, limit: int = PARAMS_SHOWN) -> bool:
+    """Whether ``params_parts`` leaves any of these params out or cuts a value: a row
+    showing them must not approve them in one click."""
+    if not isinstance(params, dict):
+        return params is not None and len(json.dumps(params, default=str)) > VALUE_SHOWN
+    return len(params) > limit or any(len(_compact(v)) > VALUE_SHOWN for v in params.values())
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str, separators=(", ", ": "))
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= VALUE_SHOWN else text[: VALUE_SHOWN - 1] + "…"

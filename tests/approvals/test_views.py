@@ -66,6 +66,39 @@ def test_the_queue_shows_everything_needed_to_decide(
         assert text in page, text
 
 
+def test_a_list_row_that_cannot_show_every_param_offers_no_one_click_approve(
+    client: Client, rita: Any, held: Action, prod_token: AgentToken
+) -> None:
+    """The compact list showed twelve params and "and 2 more" (and cut values at 80
+    characters) beside a one-click Approve: what was approved was partly unseen. A long
+    value is now shown whole; a row that still cannot show them all is decided on the
+    action's page."""
+    body = refund(950, charges=("ch_many",))
+    many = decide(
+        prod_token, {**body, "params": {**body["params"], **{f"k{i:02}": i for i in range(13)}}}
+    )
+    long_note = "n" * 200
+    noted = decide(
+        prod_token,
+        {
+            **refund(960, charges=("ch_note",)),
+            "params": {"amount": 960, "charges": ["ch_note"], "note": long_note},
+        },
+    )
+    assert (many.status, noted.status) == ("pending", "pending")
+    client.force_login(rita)
+    page = client.get(reverse("approvals:queue"), {"view": "list"}).content.decode()
+
+    def row(action: Action) -> str:
+        start = page.index(f'id="queue-{action.pk}"')
+        return page[start : page.index("</li>", start)]
+
+    assert "too long to approve from the list" in row(many)
+    assert 'value="approve"' not in row(many) and "Read and decide…" in row(many)
+    assert long_note in row(noted) and 'value="approve"' in row(noted)
+    assert 'value="approve"' in row(held)
+
+
 @pytest.mark.parametrize("who", ["teammate", "outsider", "auditor"])
 def test_people_who_may_not_approve_see_an_empty_queue(
     client: Client, request: pytest.FixtureRequest, held: Action, who: str

@@ -138,8 +138,19 @@ def test_params_read_piece_by_piece_each_value_whole_or_cut_with_an_ellipsis() -
         "amount: 900",
         'charges: ["ch_1"]',
     ]
-    long = params_parts({"note": "x" * 200})[0]
-    assert long.startswith('note: "xxx') and long.endswith("…") and len(long) == 6 + 80
+    whole = params_parts({"note": "x" * 200})[0]
+    assert whole == 'note: "' + "x" * 200 + '"'  # shown whole (the row wraps it)
+    long = params_parts({"note": "x" * 400})[0]
+    assert long.startswith('note: "xxx') and long.endswith("…") and len(long) == 6 + 300
     many = params_parts({f"k{i:02}": i for i in range(14)})
     assert len(many) == 13 and many[-1] == "and 2 more"
     assert params_parts(None) == [] and params_parts({}) == []
+
+
+def test_params_cut_says_when_a_row_cannot_show_them_all() -> None:
+    from oversight.lib.humanize import params_cut
+
+    assert not params_cut({"amount": 900, "note": "x" * 200}) and not params_cut(None)
+    assert params_cut({"note": "x" * 400})
+    assert params_cut({f"k{i:02}": i for i in range(13)})
+    assert not params_cut({f"k{i:02}": i for i in range(12)})

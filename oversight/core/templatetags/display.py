@@ -84,6 +84,12 @@ def params_parts(value: Any) -> list[str]:
 
 
 @register.filter
+def params_cut(value: Any) -> bool:
+    """``{% if action.params|params_cut %}``: the row cannot show them all."""
+    return humanize.params_cut(value)
+
+
+@register.filter
 def as_json(value: Any) -> str:
     """``<pre>{{ action.after|as_json }}</pre>``: indented JSON, never Python's repr."""
     return humanize.pretty_json(value)
