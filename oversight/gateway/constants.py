@@ -50,3 +50,6 @@ LIFECYCLE_RANK: dict[str, int] = {
 
 MAX_BODY_BYTES = 256 * 1024
 MAX_WAIT_SECONDS = 60
+
+# The why of an action its agent withdrew (Action.error, lifecycle.action_cancel).
+BY_THE_AGENT = "cancelled by the agent"

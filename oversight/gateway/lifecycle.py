@@ -20,7 +20,7 @@ from oversight.audit.actors import Actor
 from oversight.audit.services import audit_record
 from oversight.gateway import outcomes
 from oversight.gateway.auth import token_again
-from oversight.gateway.constants import FINAL, RUNNABLE, ActionStatus
+from oversight.gateway.constants import BY_THE_AGENT, FINAL, RUNNABLE, ActionStatus
 from oversight.gateway.exceptions import ConflictError, NotFoundError
 from oversight.gateway.hashing import action_hash
 from oversight.gateway.models import Action
@@ -364,7 +364,7 @@ def action_cancel(*, token: AgentToken, action_id: uuid.UUID, pending_only: bool
     statuses = (ActionStatus.PENDING,) if pending_only else CANCELLABLE
     actor = Actor.for_agent(token.agent)
     found = Action.objects.filter(pk=action.pk, status__in=statuses)
-    if not _cancel(found, actor=actor, why="cancelled by the agent"):
+    if not _cancel(found, actor=actor, why=BY_THE_AGENT):
         action.refresh_from_db()
         if action.started_at is not None and action.status == ActionStatus.APPROVED:
             raise ConflictError(

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from oversight.gateway.constants import ActionStatus
+from oversight.gateway.constants import BY_THE_AGENT, ActionStatus
 from oversight.gateway.models import Action
 from oversight.notifications.constants import Kind
 
@@ -28,6 +28,11 @@ class Since:
     words: str
     by: Any = None
     at: Any = None
+    along: tuple[Any, ...] = ()  # the others who approved with ``by`` (two to approve)
+
+    def involves(self, user: Any) -> bool:
+        """Whether ``user`` is among those who did it."""
+        return any(p is not None and p.pk == user.pk for p in (self.by, *self.along))
 
 
 _ACTION_WORDS = {
@@ -68,7 +73,9 @@ def held_actions_since(*, ids: set[Any]) -> dict[Any, Since]:
     from oversight.approvals.models import ApprovalVote, Vote  # approvals -> notifications
 
     rows = Action.objects.filter(pk__in=ids).exclude(status=ActionStatus.PENDING)
-    ended = dict(rows.values_list("pk", "status"))
+    ended, why = {}, {}
+    for pk, status, error in rows.values_list("pk", "status", "error"):
+        ended[pk], why[pk] = status, error
     # Denied by a vote, or approved (and perhaps run since): not expired, withdrawn, halted.
     wanted = {
         pk: Vote.DENY if status == ActionStatus.REJECTED else Vote.APPROVE
@@ -77,20 +84,26 @@ def held_actions_since(*, ids: set[Any]) -> dict[Any, Since]:
     }
     votes = ApprovalVote.objects.filter(action_id__in=wanted, superseded=False)
     deciding: dict[Any, ApprovalVote] = {}
+    earlier: dict[Any, list[Any]] = {}  # who approved before the approval that made the count
     for vote in votes.select_related("voter").order_by("created_at"):
         if vote.vote != wanted[vote.action_id]:
             continue
+        if vote.vote == Vote.APPROVE and vote.action_id in deciding:
+            earlier.setdefault(vote.action_id, []).append(deciding[vote.action_id].voter)
         if vote.vote == Vote.APPROVE or vote.action_id not in deciding:
             deciding[vote.action_id] = vote
     found = {}
     for pk, status in ended.items():
         words = _ACTION_WORDS.get(status, "approved")
+        if status == ActionStatus.CANCELLED and why[pk] and why[pk] != BY_THE_AGENT:
+            words = f"cancelled ({why[pk][:200]})"  # a kill switch, a tool's change
         vote = deciding.get(pk)
         if vote is None:
             found[pk] = Since(status, words)
         else:
             words = "denied" if vote.vote == Vote.DENY else words
-            found[pk] = Since(status, words, by=vote.voter, at=vote.created_at)
+            along = tuple(earlier.get(pk, ()))
+            found[pk] = Since(status, words, by=vote.voter, at=vote.created_at, along=along)
     return found
 
 

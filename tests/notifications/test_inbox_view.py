@@ -300,3 +300,48 @@ def test_a_release_awaiting_approval_says_once_it_was_approved_or_cancelled(
     page = client.get(INBOX).content.decode()
     assert 'data-now="approved">Since then: approved by you.</p>' in page
     assert page.count("data-now=") == 2
+
+
+def test_a_held_actions_since_names_every_approver_and_a_kill_switchs_cancelling(
+    client: Client, agent: Any, reviewer: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    """Two approvals were needed: each approver's item named only the last ("approved by
+    Rob", to Rita who approved first). An action a kill switch cancelled read "withdrawn
+    before anyone decided it", as if its agent had withdrawn it."""
+    from oversight.agents.services import agent_access_grant, token_create
+    from oversight.approvals.services import approval_vote
+    from oversight.killswitch.selectors import Target
+    from oversight.killswitch.services import killswitch_engage
+    from oversight.notifications.services import notify_action_held
+    from tests.conftest import SYSTEM
+    from tests.gateway.helpers import decide, grant_refunds, hold_large_refunds, refund
+
+    grant_refunds(agent)
+    hold_large_refunds(agent, approvals=2)
+    rob = get_user_model().objects.create_user("rob", first_name="Rob", last_name="Reviewer")
+    for person in (reviewer, rob):
+        agent_access_grant(actor=SYSTEM, agent=agent, user=person, level="reviewer")
+    token = token_create(actor=SYSTEM, agent=agent, environment="production")[0]
+    both, stopped = (decide(token, refund(900 + n, charges=(f"ch_{n}",))) for n in range(2))
+    for action in (both, stopped):
+        with django_capture_on_commit_callbacks(execute=True):
+            notify_action_held(action_id=action.pk)
+    approval_vote(user=reviewer, action_id=both.pk, vote="approve")
+    approval_vote(user=rob, action_id=both.pk, vote="approve")
+
+    client.force_login(reviewer)
+    page = client.get(INBOX).content.decode()
+    assert 'data-now="approved">Since then: approved by you and Rob Reviewer just now.' in page
+    client.force_login(rob)
+    page = client.get(INBOX).content.decode()
+    name = reviewer.get_full_name() or reviewer.get_username()
+    assert f'data-now="approved">Since then: approved by {name} and you just now.' in page
+
+    # The switch cancels both: the held one, and the approved one not yet run.
+    killswitch_engage(actor=SYSTEM, target=Target(scope="agent", agent=agent), reason="drill")
+    page = client.get(INBOX).content.decode()
+    cancelled = (
+        'data-now="cancelled">Since then: cancelled (kill switch for agent Refund bot: drill);'
+        " it no longer waits for you."
+    )
+    assert page.count(cancelled) == 2

@@ -66,6 +66,12 @@ def person(user: Any, me: Any = None) -> str:
 
 
 @register.filter
+def involves(since: Any, user: Any) -> bool:
+    """``{% if item.now|involves:request.user %}``: the page's person did it."""
+    return bool(since.involves(user)) if hasattr(since, "involves") else False
+
+
+@register.filter
 def plain_number(value: Any) -> str:
     """``{{ limit.max_sum|plain_number }}``: "20000", not "20000.0000" or "2E+4"."""
     return humanize.plain_number(value)
