@@ -84,7 +84,7 @@ def approval_vote(
 
 def _already_decided(action: Action) -> ConflictError:
     return ConflictError(
-        f"This action was already decided: it is {action.get_status_display().lower()}.",
+        f"This action was already decided; its status now: {action.get_status_display().lower()}.",
         "already_decided",
     )
 

@@ -133,7 +133,7 @@ def test_the_late_reviewer_is_told_what_happened(
     _vote(client, rita, held, "deny", "not this customer")
     response = _vote(client, rob, held, "approve")
     assert response.status_code == 409
-    assert "already decided: it is denied by a reviewer" in response.content.decode()
+    assert "already decided; its status now: denied by a reviewer" in response.content.decode()
 
 
 @pytest.mark.parametrize(

@@ -77,7 +77,7 @@ def test_one_deny_rejects(prod_token: AgentToken, rita: Any, rob: Any) -> None:
 
     assert decided.status == _status(action) == "rejected"
     assert decided.finished_at is not None
-    with pytest.raises(ConflictError, match="already decided: it is denied by a reviewer"):
+    with pytest.raises(ConflictError, match="already decided; its status now: denied by a reviewer"):
         approval_vote(user=rita, action_id=action.pk, vote="approve")
 
 
@@ -184,7 +184,7 @@ def test_a_vote_on_an_expired_action_is_refused_and_it_reads_expired(
     action = _held(prod_token)
     expire(action)
 
-    with pytest.raises(ConflictError, match="already decided: it is expired"):
+    with pytest.raises(ConflictError, match="already decided; its status now: expired"):
         approval_vote(user=rita, action_id=action.pk, vote="approve")
     assert not ApprovalVote.objects.exists()
     assert action_for_agent(token=prod_token, action_id=action.pk).status == "expired"
@@ -220,7 +220,7 @@ def test_a_deadline_that_passes_while_the_vote_waits_for_the_lock_expires_the_ac
         return lock(action_id)
 
     monkeypatch.setattr(services, "action_lock", the_deadline_passes_first)
-    with pytest.raises(ConflictError, match="already decided: it is expired"):
+    with pytest.raises(ConflictError, match="already decided; its status now: expired"):
         approval_vote(user=rita, action_id=action.pk, vote="approve")
     assert _status(action) == "expired"
     assert not ApprovalVote.objects.exists()
@@ -294,7 +294,7 @@ def test_ten_reviewers_voting_at_once_give_exactly_one_outcome(
     assert errors == []
     assert won == ["approved"]
     assert len(lost) == VOTERS - 1
-    assert all(str(exc) == "This action was already decided: it is approved." for exc in lost)
+    assert all(str(exc) == "This action was already decided; its status now: approved." for exc in lost)
     assert _status(action) == "approved"
     assert ApprovalVote.objects.filter(action=action).count() == 1
     voted = AuditEvent.objects.filter(verb="action.voted")
