@@ -1,0 +1,48 @@
+"""A long word (a name or a reason without spaces, as pasted) breaks inside its place on
+the page: the kill switch's banner took a 3,000-character reason on one line across
+every page, and a rule named with 120 characters made a release's page 1,806 px wide."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from oversight.killswitch.selectors import Target
+from oversight.killswitch.services import killswitch_engage
+from oversight.policy.models import Rule
+from oversight.policy.services import policy_object_create
+from tests.browser.test_approvals_flow import open_as  # noqa: F401 (fixture)
+from tests.conftest import SYSTEM
+
+pytestmark = [pytest.mark.browser, pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+def test_long_words_stay_within_the_page(
+    open_as: Callable[[str, str], Page],  # noqa: F811
+    live_url: str,
+    agent: Any,
+) -> None:
+    name = "n" * 120
+    policy_object_create(
+        actor=SYSTEM, obj=Rule(agent=agent, name=name, effect="forbid", action="payments.void")
+    )
+    version = agent.releases.order_by("-version").values_list("version", flat=True).first()
+    reason = "r" * 3000
+    killswitch_engage(actor=SYSTEM, target=Target(scope="agent", agent=agent), reason=reason)
+
+    page = open_as("alice", f"/agents/{agent.slug}/")
+    expect(page.locator(".banner.killswitch")).to_be_visible()
+    for path in (
+        f"/agents/{agent.slug}/",
+        f"/agents/{agent.slug}/releases/{version}/",
+        f"/agents/{agent.slug}/policy/",
+        "/incidents/",
+    ):
+        page.goto(f"{live_url}{path}")
+        expect(page.locator(".banner.killswitch")).to_be_visible()
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 1280, f"{path} is {width} px wide"
+        assert page.locator(".banner.killswitch").bounding_box()["height"] < 300, path
