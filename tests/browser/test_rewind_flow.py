@@ -92,9 +92,15 @@ def test_an_owner_undoes_a_refund_then_rewinds_the_last_hour(
     expect(plan).to_contain_text("left: irreversible")
     expect(plan).to_contain_text("left: already rolled back")
     page.screenshot(path=SHOTS / "rewind-plan.png", full_page=True)
+    asked: list[str] = []  # a rewind is started only once the person confirms it
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
     plan.get_by_role("button", name="Start the rewind").click()
     progress = page.locator("#rewind-progress")
     expect(progress).to_contain_text("Running")
+    assert asked == [
+        "Start the rewind: undo 2 actions? Each undo is asked for as an action of its own,"
+        " decided and audited."
+    ]
     rewind = Rewind.objects.get()
     rewind_step(rewind_id=rewind.pk)
     assert sorted(work()) == ["undone", "undone"]
@@ -164,11 +170,13 @@ def test_a_plan_started_twice_runs_its_own_window_once_and_says_nothing_was_undo
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=SHOTS / "rewind-plan-window.png", full_page=True)
 
+    page.once("dialog", lambda dialog: dialog.accept())
     plan.get_by_role("button", name="Start the rewind").click()
     progress = page.locator("#rewind-progress")
     expect(progress).to_be_visible()
     rewind = Rewind.objects.get()
     assert (rewind.since.isoformat(), rewind.until.isoformat()) == (since, until)
+    other_tab.once("dialog", lambda dialog: dialog.accept())
     other_tab.get_by_role("button", name="Start the rewind").click()
     expect(other_tab.locator(".messages")).to_contain_text(
         f"over an overlapping window is running (rewind {rewind.pk}"
