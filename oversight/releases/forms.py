@@ -34,7 +34,10 @@ class RolloutStartForm(forms.Form):
         initial=DEFAULT_MIN_DECISIONS,
         min_value=1,
         max_value=1_000_000,
-        help_text="Under the candidate, before the guard advances a clean stage.",
+        help_text=(
+            "Under the candidate, before the guard advances a clean stage (at least 50: "
+            "the fewest it judges a stage from)."
+        ),
     )
     auto_advance = forms.BooleanField(
         label="Advance on its own when a stage is clean", required=False, initial=True

@@ -287,7 +287,7 @@ def rollout_guard_one(rollout: Rollout) -> str:
     Rollout.objects.filter(pk=rollout.pk, state=RolloutState.RUNNING).update(
         checked_at=timezone.now(), verdicts=found.evidence()
     )
-    if rollout.auto_advance and found.decisions >= rollout.min_decisions:
+    if rollout.auto_advance and found.decisions >= rollout.decisions_to_advance:
         why = f"guard: {found.decisions} decisions under the candidate, no regression"
         rollout_advance(actor=GUARD, rollout=rollout, why=why)
         return "advanced"

@@ -87,6 +87,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+JUDGED_FROM = 50  # decisions under each of stable and the candidate before a verdict
+
 _LOG_MAX = 709.0  # math.exp overflows above about 709.78
 
 
@@ -140,7 +142,7 @@ class GuardSettings:
     # mixtures is a mixture, so the bound holds; small effects pay 1 / (1 - weight).
     wide_tau: float = 0.5
     wide_weight: float = 0.2
-    min_n: int = 50  # per arm, before a regression can be declared
+    min_n: int = JUDGED_FROM  # per arm, before a regression can be declared
     min_effect: float = 0.01  # smallest difference rolled back (one point)
 
     def __post_init__(self) -> None:

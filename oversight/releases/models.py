@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import models
 
 from oversight.agents.models import Agent
+from oversight.releases.guard_stats import JUDGED_FROM
 
 
 class ImmutableReleaseError(Exception):
@@ -125,6 +126,13 @@ class Rollout(models.Model):
 
     def __str__(self) -> str:
         return f"rollout of v{self.release.version}"
+
+    @property
+    def decisions_to_advance(self) -> int:
+        """How many decisions under the candidate the guard waits for before it advances
+        a clean stage: the rollout's own number, and never fewer than a verdict is drawn
+        from (a stage of 20 advanced before the guard could judge it)."""
+        return max(self.min_decisions, JUDGED_FROM)
 
     @property
     def looked_at_this_stage(self) -> bool:

@@ -314,8 +314,13 @@ def test_the_guard_advances_a_clean_stage_once_it_has_enough_decisions(
     for number in range(20):
         decide(production, refund(10, session_id=f"s{number}"))
     assert guard.rollouts_guard() == {str(rollout.pk): "watching"}
+    # 40 is past the rollout's 30, but fewer than a verdict is drawn from (50 under each):
+    # the stage advanced here before the guard could have told a regression.
     for number in range(20):
         decide(production, refund(10, session_id=f"t{number}"))
+    assert guard.rollouts_guard() == {str(rollout.pk): "watching"}
+    for number in range(10):
+        decide(production, refund(10, session_id=f"u{number}"))
     assert guard.rollouts_guard() == {str(rollout.pk): "advanced"}
     rollout.refresh_from_db()
     assert (rollout.stage, rollout.share_percent) == (Stage.CANARY, 1.0)
