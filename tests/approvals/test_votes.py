@@ -77,7 +77,8 @@ def test_one_deny_rejects(prod_token: AgentToken, rita: Any, rob: Any) -> None:
 
     assert decided.status == _status(action) == "rejected"
     assert decided.finished_at is not None
-    with pytest.raises(ConflictError, match="already decided; its status now: denied by a reviewer"):
+    decided_words = "already decided; its status now: denied by a reviewer"
+    with pytest.raises(ConflictError, match=decided_words):
         approval_vote(user=rita, action_id=action.pk, vote="approve")
 
 
@@ -294,7 +295,8 @@ def test_ten_reviewers_voting_at_once_give_exactly_one_outcome(
     assert errors == []
     assert won == ["approved"]
     assert len(lost) == VOTERS - 1
-    assert all(str(exc) == "This action was already decided; its status now: approved." for exc in lost)
+    told = "This action was already decided; its status now: approved."
+    assert all(str(exc) == told for exc in lost)
     assert _status(action) == "approved"
     assert ApprovalVote.objects.filter(action=action).count() == 1
     voted = AuditEvent.objects.filter(verb="action.voted")
