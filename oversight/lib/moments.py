@@ -12,6 +12,7 @@ from oversight.policy.manifest.durations import parse_duration
 
 _RELATIVE = re.compile(r"^\d+\s*[smhd]$")
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)  # nothing Oversight recorded is older
+_EARLIEST_WORDS = "a moment from 1970 on"
 
 
 class MomentError(ValueError):
@@ -43,9 +44,6 @@ def parse_moment(text: str, *, now: datetime | None = None) -> datetime:
         )
     moment = moment if timezone.is_aware(moment) else timezone.make_aware(moment, UTC)
     return _not_too_early(moment, text)
-
-
-_EARLIEST_WORDS = "a moment from 1970 on"
 
 
 def _not_too_early(moment: datetime, text: str) -> datetime:
