@@ -144,7 +144,9 @@ _KINDS: tuple[tuple[Callable[[str], Any], Callable[..., dict[Any, Since]]], ...]
 
 
 def items_since(items: list[Any]) -> None:
-    """Set ``now`` on the items that asked for a decision no longer wanted."""
+    """Set ``now`` on the items that asked for a decision no longer wanted: ended, or, for
+    a held action that needs more than one approval, approved by the item's own person
+    already (``_voted``)."""
     for named, since in _KINDS:
         keys = {item.pk: named(item.event) for item in items}
         ids = {key for key in keys.values() if key is not None}
@@ -152,3 +154,27 @@ def items_since(items: list[Any]) -> None:
         for item in items:
             if keys[item.pk] in now:
                 item.now = now[keys[item.pk]]
+    _voted([item for item in items if getattr(item, "now", None) is None])
+
+
+def _voted(items: list[Any]) -> None:
+    """A held action still waiting that the item's person has approved: it waits for
+    another person's approval, not for theirs (one query)."""
+    from oversight.approvals.models import ApprovalVote, Vote  # approvals -> notifications
+
+    keys = {item.pk: held_action_named(item.event) for item in items}
+    ids = {key for key in keys.values() if key is not None}
+    if not ids:
+        return
+    votes = ApprovalVote.objects.filter(
+        action_id__in=ids,
+        voter_id__in={item.user_id for item in items},
+        vote=Vote.APPROVE,
+        superseded=False,
+        action__status=ActionStatus.PENDING,
+    )
+    when = {(a, v): at for a, v, at in votes.values_list("action_id", "voter_id", "created_at")}
+    for item in items:
+        at = when.get((keys[item.pk], item.user_id))
+        if at is not None:
+            item.now = Since("voted", "", at=at)

@@ -306,7 +306,8 @@ def test_a_held_actions_since_names_every_approver_and_a_kill_switchs_cancelling
     client: Client, agent: Any, reviewer: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
     """Two approvals were needed: each approver's item named only the last ("approved by
-    Rob", to Rita who approved first). An action a kill switch cancelled read "withdrawn
+    Rob", to Rita who approved first), and between the two votes Rita's still asked her
+    to decide. An action a kill switch cancelled read "withdrawn
     before anyone decided it", as if its agent had withdrawn it."""
     from oversight.agents.services import agent_access_grant, token_create
     from oversight.approvals.services import approval_vote
@@ -327,6 +328,13 @@ def test_a_held_actions_since_names_every_approver_and_a_kill_switchs_cancelling
         with django_capture_on_commit_callbacks(execute=True):
             notify_action_held(action_id=action.pk)
     approval_vote(user=reviewer, action_id=both.pk, vote="approve")
+    # Between the two votes, hers is given: the item said "Approval needed" as if not.
+    client.force_login(reviewer)
+    page = client.get(INBOX).content.decode()
+    waits = "Since then: you approved it just now; it waits for another person's approval."
+    assert page.count(waits) == 1
+    client.force_login(rob)
+    assert waits not in client.get(INBOX).content.decode()  # his is still wanted
     approval_vote(user=rob, action_id=both.pk, vote="approve")
 
     client.force_login(reviewer)
