@@ -16,6 +16,7 @@ from oversight.agents.selectors import AgentFilters, agent_owner_choices, agent_
 from oversight.agents.services import EDITABLE_FIELDS
 from oversight.audit.verb_families import CHANGES, HISTORY_CHOICES
 from oversight.lib.forms import ModelBoundsForm
+from oversight.lib.humanize import person_name
 
 
 class AgentForm(ModelBoundsForm):
@@ -63,7 +64,7 @@ class AgentForm(ModelBoundsForm):
     def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["owner"].queryset = account_selectors.owner_candidates(user=user)
-        self.fields["owner"].label_from_instance = lambda u: u.get_full_name() or u.get_username()
+        self.fields["owner"].label_from_instance = person_name
         self.fields["team"].queryset = account_selectors.teams_for_new_agent(user=user)
         self.fields["slug"].required = False
         # Optional in a post (API clients and older pages leave it out): keeps what is set.

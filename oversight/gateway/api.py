@@ -31,6 +31,7 @@ from oversight.gateway.schemas import (
     ToolsOut,
 )
 from oversight.killswitch.selectors import halting_switch
+from oversight.lib.humanize import person_name
 from oversight.lib.long_poll import poll
 from oversight.releases.selectors import release_for_session
 
@@ -100,7 +101,7 @@ def vote_body(vote: Any) -> dict[str, object]:
     return {
         "voter": {
             "username": voter.get_username(),
-            "name": voter.get_full_name() or voter.get_username(),
+            "name": person_name(voter),
         },
         "vote": vote.vote,
         "comment": vote.comment,

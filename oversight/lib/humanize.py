@@ -17,6 +17,11 @@ from django.utils.timesince import timesince
 _UNITS = (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
 
 
+def person_name(user: Any) -> str:
+    """How a person is named on pages and in answers: the full name, else the username."""
+    return user.get_full_name() or user.get_username()
+
+
 def duration(seconds: int | float | None) -> str:
     """900 -> "15 minutes", 5400 -> "1 hour 30 minutes", 86400 -> "1 day": the two
     largest units, the rest dropped (a policy's 90061 s reads "1 day 1 hour")."""

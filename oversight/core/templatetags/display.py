@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django import template
 from django.utils.html import format_html
@@ -18,6 +18,9 @@ from oversight.gateway.constants import ActionStatus
 from oversight.killswitch.models import KillSwitch, Scope
 from oversight.lib import humanize
 from oversight.rewind.words import undo_words as _undo_words
+
+if TYPE_CHECKING:
+    from oversight.notifications.since import Since
 
 register = template.Library()
 
@@ -62,13 +65,13 @@ def person(user: Any, me: Any = None) -> str:
     the full name, else the username."""
     if me is not None and getattr(me, "pk", None) == user.pk:
         return "you"
-    return user.get_full_name() or user.get_username()
+    return humanize.person_name(user)
 
 
 @register.filter
-def involves(since: Any, user: Any) -> bool:
+def involves(since: Since, user: Any) -> bool:
     """``{% if item.now|involves:request.user %}``: the page's person did it."""
-    return bool(since.involves(user)) if hasattr(since, "involves") else False
+    return since.involves(user)
 
 
 @register.filter
