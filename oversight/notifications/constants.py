@@ -28,6 +28,7 @@ class Kind(models.TextChoices):
     ACTION_ESCALATED = "action.escalated", "Held action escalated to admins"
     RELEASE_AWAITING_APPROVAL = "release.awaiting_approval", "Release awaiting approval"
     ROLLOUT_ROLLED_BACK = "rollout.rolled_back", "Rollout rolled back"
+    ROLLOUT_WAITING = "rollout.waiting", "Rollout waiting for a person"
     TOOL_CHANGED = "tool.changed", "MCP tool definition changed"
     REWIND_AWAITING_APPROVAL = "rewind.awaiting_approval", "Rewind awaiting approval"
 
@@ -50,6 +51,7 @@ GENERAL_KINDS = frozenset(
         Kind.ACTION_ESCALATED,
         Kind.RELEASE_AWAITING_APPROVAL,
         Kind.ROLLOUT_ROLLED_BACK,
+        Kind.ROLLOUT_WAITING,
         Kind.TOOL_CHANGED,
         Kind.REWIND_AWAITING_APPROVAL,
     }

@@ -4,6 +4,8 @@ with stable over the current stage on what governance sees, and acting on it.
     regression      roll back (the candidate stops deciding), with the evidence, and
                     tell the owner
     enough, clean   advance to the next stage (when the rollout advances on its own)
+    not judged      the stage has its decisions, but stable too few to compare with
+                    (under JUDGED_FROM): wait for a person, and tell the owner once
     otherwise       keep the verdicts on the rollout for its page, and look again
 
 What is compared, per stage (counts since the stage began, halted decisions left out):
@@ -44,7 +46,7 @@ from oversight.monitoring.constants import Severity
 from oversight.monitoring.models import Alert
 from oversight.releases.guard_stats import Arm, Pairs, Verdict, compare
 from oversight.releases.models import Release, Rollout, RolloutState, Stage
-from oversight.releases.rollouts import rollout_advance, rollout_roll_back
+from oversight.releases.rollouts import rollout_advance, rollout_roll_back, tell_owner_waiting
 from oversight.releases.selectors import same_content_versions
 
 logger = logging.getLogger(__name__)
@@ -265,9 +267,11 @@ def _why(found: Look) -> str:
 
 @transaction.atomic
 def rollout_guard_one(rollout: Rollout) -> str:
-    """Look at one running rollout and act: "rolled_back", "advanced" or "watching"
-    ("changed" when a person moved it meanwhile). The agent's row is locked while it
-    looks, so no person's step can slip between the look and the act."""
+    """Look at one running rollout and act: "rolled_back", "advanced", "watching", or
+    "waiting" when the stage has its decisions but stable had too few to judge it by (the
+    owner is told once; a person advances it); "changed" when a person moved it meanwhile.
+    The agent's row is locked while it looks, so no person's step can slip between the
+    look and the act."""
     agent_lock(rollout.agent_id)
     seen = (rollout.stage, rollout.step)
     rollout = Rollout.objects.select_related("agent", "release", "baseline").get(pk=rollout.pk)
@@ -284,14 +288,18 @@ def rollout_guard_one(rollout: Rollout) -> str:
             agent=rollout.agent,
         )
         return "rolled_back"
+    rollout.checked_at, rollout.verdicts = timezone.now(), found.evidence()
     Rollout.objects.filter(pk=rollout.pk, state=RolloutState.RUNNING).update(
-        checked_at=timezone.now(), verdicts=found.evidence()
+        checked_at=rollout.checked_at, verdicts=rollout.verdicts
     )
-    if rollout.auto_advance and found.decisions >= rollout.decisions_to_advance:
-        why = f"guard: {found.decisions} decisions under the candidate, no regression"
-        rollout_advance(actor=GUARD, rollout=rollout, why=why)
-        return "advanced"
-    return "watching"
+    if not rollout.auto_advance or found.decisions < rollout.decisions_to_advance:
+        return "watching"
+    if rollout.waits_for_a_person:  # not judged: stable had too few to compare with
+        tell_owner_waiting(rollout)
+        return "waiting"
+    why = f"guard: {found.decisions} decisions under the candidate, no regression"
+    rollout_advance(actor=GUARD, rollout=rollout, why=why)
+    return "advanced"
 
 
 def rollouts_guard() -> dict[str, str]:

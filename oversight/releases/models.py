@@ -16,6 +16,10 @@ class ImmutableReleaseError(Exception):
 
 
 ROLLBACK_NOTES = "rollback to v"  # a rollback's release: its notes, before the version
+# The guard's rates over every decision: a stage is judged once stable and the candidate
+# each have JUDGED_FROM decisions on these (the other rates count only the actions
+# reviewed or reported, and are judged when they have enough).
+JUDGED_ON = ("deny rate", "hold rate")
 
 
 class Release(models.Model):
@@ -133,6 +137,40 @@ class Rollout(models.Model):
         a clean stage: the rollout's own number, and never fewer than a verdict is drawn
         from (a stage of 20 advanced before the guard could judge it)."""
         return max(self.min_decisions, JUDGED_FROM)
+
+    @property
+    def stable_too_few(self) -> int | None:
+        """When the stage has its decisions under the candidate but stable had too few to
+        compare with at the guard's last look (under JUDGED_FROM on a rate of every
+        decision), how many stable had: the guard does not advance such a stage on its own
+        (staging with no staging history before it, say). None otherwise."""
+        if not self.looked_at_this_stage:
+            return None
+        for row in self.verdicts:
+            if row.get("metric") in JUDGED_ON and not row["enough"]:
+                stable, candidate = row["stable"][1], row["candidate"][1]
+                if candidate >= self.decisions_to_advance and stable < JUDGED_FROM:
+                    return int(stable)
+        return None
+
+    @property
+    def waits_for_a_person(self) -> str:
+        """Why the guard will not advance this stage on its own, in words ("" when it may)."""
+        stable = self.stable_too_few
+        if stable is None:
+            return ""
+        plural = "" if stable == 1 else "s"
+        compared = (
+            f"staging decision{plural} in the week before the stage"
+            if self.stage == Stage.STAGING
+            else f"production decision{plural} since the stage began"
+        )
+        return (
+            f"The guard has not judged this stage: stable made {stable:,} {compared} to"
+            f" compare with, and a verdict needs at least {JUDGED_FROM} under each. It will"
+            " not advance on its own until it has them; advance it by hand once you are"
+            " satisfied, or roll it back."
+        )
 
     @property
     def looked_at_this_stage(self) -> bool:

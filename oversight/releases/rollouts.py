@@ -364,6 +364,25 @@ def _tell_owner(rollout: Rollout) -> None:
     )
 
 
+def tell_owner_waiting(rollout: Rollout) -> None:
+    """Tell the owner, once per stage, that the guard will not advance it on its own."""
+    from oversight.notifications.constants import Kind
+    from oversight.notifications.services import notify_people_after_commit
+
+    agent, began = rollout.agent, rollout.stage_started_at or rollout.created_at
+    notify_people_after_commit(
+        kind=Kind.ROLLOUT_WAITING,
+        team=agent.team,
+        users=[agent.owner],
+        title=f"{agent.name}: rollout of v{rollout.release.version} waits for you"
+        f" at {rollout.get_stage_display().lower()}",
+        body=rollout.waits_for_a_person,
+        link=_link(rollout),
+        event=f"rollout:{rollout.pk}:waiting:{rollout.stage}:{rollout.step}:{began.isoformat()}",
+        agent=agent,
+    )
+
+
 def _tell_approvers(rollout: Rollout) -> None:
     from oversight.agents.constants import CHANGE
     from oversight.agents.permissions import users_with_agent_perm  # agents -> releases

@@ -326,6 +326,85 @@ def test_the_guard_advances_a_clean_stage_once_it_has_enough_decisions(
     assert (rollout.stage, rollout.share_percent) == (Stage.CANARY, 1.0)
 
 
+def _harmless_candidate(agent: Agent) -> Release:
+    """v3 forbids email, which the agent never sends: the same decisions for refunds."""
+    grant_refunds(agent)
+    policy_object_create(
+        actor=SYSTEM, obj=Rule(agent=agent, name="no email", effect="forbid", action="email.send")
+    )
+    release_rollback(actor=SYSTEM, release=Release.objects.get(agent=agent, version=2))
+    return Release.objects.get(agent=agent, version=3)
+
+
+def test_the_guard_waits_for_a_person_when_stable_had_too_few_to_compare_with(
+    agent: Agent,
+    staging: Any,
+    production: Any,
+    client: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    """A staging stage of an agent with little staging traffic before it: the candidate
+    has its decisions, but stable's 10 are too few for any verdict. The guard advanced
+    such a stage unjudged; it now waits for a person, tells the owner once, and the
+    page, the command and the inbox say why."""
+    from io import StringIO
+
+    from django.core.management import call_command
+    from django.urls import reverse
+
+    candidate = _harmless_candidate(agent)
+    for _ in range(10):
+        decide(staging, refund(10))  # stable's staging history: 10 decisions
+        decide(production, refund(10))
+    rollout = _start(candidate, Stage.STAGING, min_decisions=50)
+    for _ in range(49):
+        decide(staging, refund(10))
+    assert guard.rollouts_guard() == {str(rollout.pk): "watching"}
+    rollout.refresh_from_db()
+    assert rollout.waits_for_a_person == ""  # not its decisions yet: nothing to say
+    decide(staging, refund(10))
+    for _ in range(2):  # looked at twice: told once
+        with django_capture_on_commit_callbacks(execute=True):
+            assert guard.rollouts_guard() == {str(rollout.pk): "waiting"}
+    rollout.refresh_from_db()
+    assert (rollout.state, rollout.stage) == (RolloutState.RUNNING, Stage.STAGING)
+    why = (
+        "The guard has not judged this stage: stable made 10 staging decisions in the week"
+        " before the stage to compare with, and a verdict needs at least 50 under each."
+    )
+    assert rollout.waits_for_a_person.startswith(why)
+    told = InboxItem.objects.get(user=agent.owner, kind="rollout.waiting")
+    assert told.title == f"{agent.name}: rollout of v3 waits for you at staging"
+    assert told.body == rollout.waits_for_a_person
+    client.force_login(agent.owner)
+    page = client.get(reverse("releases:detail", args=[agent.slug, 3])).content.decode()
+    assert why in page
+    out = StringIO()
+    call_command("release", agent.slug, "status", stdout=out)
+    assert why in out.getvalue()
+    # A person advances it; the next stage is judged afresh (shadow: the same requests).
+    rollouts.rollout_advance(actor=SYSTEM, rollout=rollout, why="looked at it")
+    rollout.refresh_from_db()
+    assert rollout.stage == Stage.SHADOW and rollout.waits_for_a_person == ""
+    for number in range(50):
+        decide(production, refund(10, session_id=f"s{number}"))
+    assert guard.rollouts_guard() == {str(rollout.pk): "advanced"}
+
+
+def test_in_staging_the_guard_advances_once_stable_had_enough_to_compare_with(
+    agent: Agent, staging: Any
+) -> None:
+    candidate = _harmless_candidate(agent)
+    for _ in range(50):
+        decide(staging, refund(10))
+    rollout = _start(candidate, Stage.STAGING, min_decisions=50)
+    for _ in range(50):
+        decide(staging, refund(10))
+    assert guard.rollouts_guard() == {str(rollout.pk): "advanced"}
+    rollout.refresh_from_db()
+    assert rollout.stage == Stage.SHADOW
+
+
 def test_the_guard_flags_an_action_stable_never_took(
     agent: Agent, staging: Any, production: Any
 ) -> None:

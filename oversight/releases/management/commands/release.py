@@ -121,6 +121,8 @@ class Command(BaseCommand):
                 self.stdout.write(
                     f"  {'REGRESSION ' if row.get('regressed') else ''}{row['explain']}"
                 )
+            if live.waits_for_a_person:
+                self.stdout.write(f"  {live.waits_for_a_person}")
         for release in Release.objects.filter(agent=agent).order_by("-version")[:10]:
             mark = " (stable)" if release.pk == agent.stable_release_id else ""
             self.stdout.write(
