@@ -2,9 +2,10 @@
 
 An item records a moment and is never rewritten; the inbox reads, for the items that
 asked for a decision, whether it is still wanted: a held action decided, expired or
-withdrawn; a rollout or a rewind approved or cancelled. One query per kind on a page, by
-the keys their events carry (``action.held:<action id>``, ``rollout:<id>:awaiting_approval``,
-``rewind:<id>:awaiting_approval``).
+withdrawn; a rollout or a rewind approved or cancelled; a rollout that waited for a
+person moved on. One query per kind on a page, by the keys their events carry
+(``action.held:<action id>``, ``rollout:<id>:awaiting_approval``,
+``rewind:<id>:awaiting_approval``, ``rollout:<id>:waiting:<stage>:<step>:<stage began>``).
 """
 
 from __future__ import annotations
@@ -127,6 +128,44 @@ def rollouts_since(*, ids: set[Any]) -> dict[Any, Since]:
     return _approved_or_cancelled(rows, RolloutState.CANCELLED, "ended_at")
 
 
+def _waiting_rollout(event: str) -> tuple[int, str, str] | None:
+    """``rollout:<id>:waiting:<stage>:<step>:<stage began>`` as (id, "<stage>:<step>",
+    began), else None."""
+    parts = event.split(":", 5)
+    if len(parts) != 6 or parts[0] != "rollout" or parts[2] != "waiting":
+        return None
+    if not parts[1].isdigit():
+        return None
+    return int(parts[1]), f"{parts[3]}:{parts[4]}", parts[5]
+
+
+def waiting_rollouts_since(*, ids: set[Any]) -> dict[Any, Since]:
+    """Of these rollouts, waiting for a person at a stage the guard could not judge
+    (``(id, stage, began)``), those no longer there: advanced, resumed (the stage counts
+    again), paused, rolled back, completed or cancelled."""
+    from oversight.releases.models import Rollout, RolloutState  # releases -> notifications
+
+    rows = {row.pk: row for row in Rollout.objects.filter(pk__in={key[0] for key in ids})}
+    found = {}
+    for key in ids:
+        row = rows.get(key[0])
+        if row is None:
+            continue
+        began = row.stage_started_at or row.created_at
+        where = f"{row.stage}:{row.step}"
+        if row.state == RolloutState.RUNNING and (where, began.isoformat()) == key[1:]:
+            continue  # still where it waited
+        if row.state != RolloutState.RUNNING:
+            words = row.get_state_display().lower()
+        elif where == key[1]:
+            words = "resumed; the stage counts its decisions again"
+        else:
+            share = f" {row.share_percent:g}%" if row.stage == "canary" else ""
+            words = f"advanced to {row.get_stage_display().lower()}{share}"
+        found[key] = Since(row.state, words, at=row.ended_at)
+    return found
+
+
 def rewinds_since(*, ids: set[Any]) -> dict[Any, Since]:
     """Of these rewinds, those no longer awaiting approval: approved (by whom), or
     cancelled."""
@@ -140,6 +179,7 @@ _KINDS: tuple[tuple[Callable[[str], Any], Callable[..., dict[Any, Since]]], ...]
     (held_action_named, held_actions_since),
     (_awaiting("rollout"), rollouts_since),
     (_awaiting("rewind"), rewinds_since),
+    (_waiting_rollout, waiting_rollouts_since),
 )
 
 

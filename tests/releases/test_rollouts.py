@@ -383,12 +383,46 @@ def test_the_guard_waits_for_a_person_when_stable_had_too_few_to_compare_with(
     call_command("release", agent.slug, "status", stdout=out)
     assert why in out.getvalue()
     # A person advances it; the next stage is judged afresh (shadow: the same requests).
+    inbox = client.get("/inbox/").content.decode()
+    assert "rollout of v3 waits for you at staging" in inbox and "Since then" not in inbox
     rollouts.rollout_advance(actor=SYSTEM, rollout=rollout, why="looked at it")
     rollout.refresh_from_db()
     assert rollout.stage == Stage.SHADOW and rollout.waits_for_a_person == ""
+    inbox = client.get("/inbox/").content.decode()
+    assert "Since then: advanced to shadow; it no longer waits for you." in inbox
     for number in range(50):
         decide(production, refund(10, session_id=f"s{number}"))
     assert guard.rollouts_guard() == {str(rollout.pk): "advanced"}
+
+
+def test_the_waiting_rollouts_item_says_what_became_of_it(
+    agent: Agent, staging: Any, production: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    from oversight.notifications.since import items_since
+
+    candidate = _harmless_candidate(agent)
+    for _ in range(3):
+        decide(production, refund(10))  # refunds are not new to the agent
+    rollout = _start(candidate, Stage.STAGING, min_decisions=50)
+    for _ in range(50):
+        decide(staging, refund(10))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert guard.rollouts_guard() == {str(rollout.pk): "waiting"}
+    item = InboxItem.objects.get(kind="rollout.waiting")
+
+    def since() -> str:
+        found = InboxItem.objects.get(pk=item.pk)
+        items_since([found])
+        now = getattr(found, "now", None)
+        return "" if now is None else now.words
+
+    assert since() == ""  # still waiting where it was
+    rollouts.rollout_pause(actor=SYSTEM, rollout=rollout, why="a look")
+    assert since() == "paused"
+    rollouts.rollout_resume(actor=SYSTEM, rollout=Rollout.objects.get(pk=rollout.pk))
+    assert since() == "resumed; the stage counts its decisions again"
+    rollouts.rollout_roll_back(actor=SYSTEM, rollout=Rollout.objects.get(pk=rollout.pk), why="no")
+    assert since() == "rolled back"
 
 
 def test_in_staging_the_guard_advances_once_stable_had_enough_to_compare_with(
