@@ -1,11 +1,13 @@
 """What became, since, of what an inbox item asked its person to do (``inbox_items_now``).
 
-An item records a moment and is never rewritten; the inbox reads, for the items that
-asked for a decision, whether it is still wanted: a held action decided, expired or
-withdrawn; a rollout or a rewind approved or cancelled; a rollout that waited for a
-person moved on. One query per kind on a page, by the keys their events carry
-(``action.held:<action id>``, ``rollout:<id>:awaiting_approval``,
-``rewind:<id>:awaiting_approval``, ``rollout:<id>:waiting:<stage>:<step>:<stage began>``).
+An item records a moment and is never rewritten (a digest is rewritten only when it is
+told again); the inbox reads, for the items that asked for a decision, whether it is
+still wanted: a held action decided, expired or withdrawn; a rollout or a rewind
+approved or cancelled; a rollout that waited for a person moved on; how many of a
+digest's held actions wait now. One query per kind on a page, by the keys their events
+carry (``action.held:<action id>``, ``rollout:<id>:awaiting_approval``,
+``rewind:<id>:awaiting_approval``, ``rollout:<id>:waiting:<stage>:<step>:<stage began>``,
+``action.held.digest:<agent id>:<window>``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from django.db.models import Count
 
 from oversight.gateway.constants import BY_THE_AGENT, ActionStatus
 from oversight.gateway.models import Action
@@ -30,6 +34,7 @@ class Since:
     by: Any = None
     at: Any = None
     along: tuple[Any, ...] = ()  # the others who approved with ``by`` (two to approve)
+    still: bool = False  # it still waits for its person, in part (a digest's count now)
 
     def involves(self, user: Any) -> bool:
         """Whether ``user`` is among those who did it."""
@@ -175,11 +180,34 @@ def rewinds_since(*, ids: set[Any]) -> dict[Any, Since]:
     return _approved_or_cancelled(rows, RewindState.CANCELLED, "finished_at")
 
 
+def _digest(event: str) -> int | None:
+    """The agent's id in ``action.held.digest:<agent id>:<window>``, else None."""
+    kind, _, rest = event.partition(":")
+    pk = rest.partition(":")[0]
+    return int(pk) if kind == Kind.ACTIONS_WAITING and pk.isdigit() else None
+
+
+def digests_since(*, ids: set[Any]) -> dict[Any, Since]:
+    """A digest counted the agent's held actions when it was last told; how many wait
+    now (fewer once people decided them, none when all are decided)."""
+    pending = Action.objects.filter(agent_id__in=ids, status=ActionStatus.PENDING)
+    counts = dict(pending.values("agent_id").annotate(n=Count("pk")).values_list("agent_id", "n"))
+    found = {}
+    for pk in ids:
+        n = counts.get(pk, 0)
+        if n:
+            found[pk] = Since("waiting", f"{n} {'waits' if n == 1 else 'wait'} now", still=True)
+        else:
+            found[pk] = Since("decided", "none of them waits now")
+    return found
+
+
 _KINDS: tuple[tuple[Callable[[str], Any], Callable[..., dict[Any, Since]]], ...] = (
     (held_action_named, held_actions_since),
     (_awaiting("rollout"), rollouts_since),
     (_awaiting("rewind"), rewinds_since),
     (_waiting_rollout, waiting_rollouts_since),
+    (_digest, digests_since),
 )
 
 

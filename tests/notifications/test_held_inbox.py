@@ -115,6 +115,28 @@ def test_many_held_actions_become_one_digest_that_keeps_count(
     assert digest.unread
 
 
+def test_a_digest_says_how_many_of_its_actions_wait_now(
+    agent: Any, rita: Any, gus: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    """The digest counts when it was told; once people decide some, the inbox says how
+    many wait now, and once none does, that it no longer waits for its person."""
+    from oversight.approvals.services import approval_vote
+
+    actions = _held(agent, django_capture_on_commit_callbacks, n=DIGEST_AFTER + 2)
+    client = Client()
+    client.force_login(rita)
+    total = len(actions)
+    assert f"{total} actions of Refund bot are waiting" in client.get("/inbox/").content.decode()
+    for action in actions[:-1]:
+        approval_vote(user=gus, action_id=action.pk, vote="deny", comment="not now")
+    page = client.get("/inbox/").content.decode()
+    assert f"{total} actions of Refund bot are waiting" in page  # the item is not rewritten
+    assert "Since then: 1 waits now." in page
+    approval_vote(user=gus, action_id=actions[-1].pk, vote="deny", comment="not now")
+    page = client.get("/inbox/").content.decode()
+    assert "Since then: none of them waits now; it no longer waits for you." in page
+
+
 def test_a_read_digest_becomes_unread_and_newest_when_more_come(
     agent: Any, rita: Any, django_capture_on_commit_callbacks: Any
 ) -> None:
