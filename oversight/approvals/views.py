@@ -10,6 +10,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
@@ -125,7 +126,12 @@ def vote(request: HttpRequest, action_id: uuid.UUID) -> HttpResponse:
     context = {**selectors.queue_item_context(action), "message": message, "ok": status == 200}
     context |= typed
     view = LIST if request.POST.get("view") == LIST else CARDS
-    return _queue_element(request, action, context, view, status=status)
+    element = _queue_element(request, action, context, view, status=status)
+    if status == 200:  # said above the queue too: the card leaves it once decided
+        what = f"{action.action} on {action.resource} ({action.agent.name})"
+        words = {"action": action, "words": _voted(action, request.POST["vote"], what=what)}
+        element.write(render_to_string("approvals/_vote_status.html", words, request=request))
+    return element
 
 
 def _queue_element(
@@ -174,12 +180,12 @@ def _page_of(action: Action) -> str:
     return reverse("approvals:action", kwargs={"action_id": action.pk})
 
 
-def _voted(action: Action, vote: str) -> str:
+def _voted(action: Action, vote: str, what: str = "this action") -> str:
     if vote == Vote.DENY:
-        return "You denied this action."
+        return f"You denied {what}."
     if action.status == ActionStatus.PENDING:
-        return "Your approval is recorded; the action needs more approvals before it runs."
-    return "You approved this action."
+        return f"Your approval of {what} is recorded; it needs more approvals before it runs."
+    return f"You approved {what}."
 
 
 @login_required

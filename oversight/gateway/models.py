@@ -166,6 +166,13 @@ class Action(models.Model):
         return found
 
     @property
+    def held_only_for_its_tool(self) -> bool:
+        """Held for nothing but its MCP tool's changed definition: no one could approve
+        it (an owner accepting the definition cancels it; it could be denied)."""
+        found = deciding_reasons(self.reasons)
+        return bool(found) and all(r.get("kind") == "tool_pin" for r in found)
+
+    @property
     def edit_deciding_reasons(self) -> list[dict[str, Any]]:
         """Of the edited params' reasons, what would hold (or refuse) a direct ask for
         them ([] when it would be allowed, or when the action was not edited)."""

@@ -173,6 +173,23 @@ class Rollout(models.Model):
         )
 
     @property
+    def not_judged_because(self) -> str:
+        """Why the guard's last look did not find this stage clean and judged, in words
+        ("" when it did): what a person advancing it by hand overrides."""
+        if not self.looked_at_this_stage:
+            return "the guard has not looked at it yet"
+        if any(row.get("regressed") for row in self.verdicts):
+            return "the guard found a regression"
+        rows = [row for row in self.verdicts if row.get("metric") in JUDGED_ON]
+        decisions = min((row["candidate"][1] for row in rows), default=0)
+        if decisions < self.decisions_to_advance:
+            return f"{decisions:,} of {self.decisions_to_advance:,} decisions under the candidate"
+        stable = self.stable_too_few
+        if stable is not None:
+            return f"stable had {stable:,} decisions to compare with, of {JUDGED_FROM}"
+        return ""
+
+    @property
     def looked_at_this_stage(self) -> bool:
         """Whether the verdicts kept are of the stage the rollout is at: an advance (or a
         resume) starts a stage, and until the guard's next look they are the last one's."""

@@ -107,9 +107,11 @@ def rollout_step_view(request: HttpRequest, slug: str, pk: int, step: str) -> Ht
         return HttpResponse(status=404)
     service, done = _STEPS[step]
     arguments: dict[str, Any] = {"actor": Actor.for_user(request.user), "rollout": rollout}
-    if step in ("pause", "roll-back", "cancel", "advance"):
+    if step in ("pause", "roll-back", "cancel"):
         who = request.user.get_username()
         arguments["why"] = (request.POST.get("why", "").strip() or f"by {who}")[:300]
+    elif step == "advance":  # the service asks for a reason where the guard has not judged
+        arguments["why"] = request.POST.get("why", "").strip()[:300]
     try:
         rollout = service(**arguments)
     except ValidationError as exc:

@@ -203,11 +203,37 @@ def _next_stage(rollout: Rollout) -> tuple[str, int]:
     return Stage.FULL, rollout.step
 
 
+def _why_unjudged(actor: Actor, rollout: Rollout, why: str) -> str:
+    """A person advancing a stage the guard has not judged clean overrides the guard: they
+    say why, and under change control they are not the release's author (nor whoever
+    started the rollout), as for its approval. The reason records what was overridden."""
+    why = why.strip()
+    unjudged = rollout.not_judged_because
+    if actor.user_id is None or not unjudged:
+        return why or f"by {actor.label}"
+    if rollout.needs_approval and actor.user_id in (
+        rollout.release.author_id,
+        rollout.created_by_id,
+    ):
+        raise ValidationError(
+            f"The guard has not judged this stage ({unjudged}). Under change control the"
+            " author of a release cannot advance it before then; ask someone else."
+        )
+    if not why:
+        raise ValidationError(
+            f"The guard has not judged this stage ({unjudged}): say why you advance it now."
+        )
+    return f"{why}; advanced before the guard judged the stage: {unjudged}"[:300]
+
+
 @transaction.atomic
 def rollout_advance(*, actor: Actor, rollout: Rollout, why: str = "") -> Rollout:
-    """The next stage (or canary share); past the last, the candidate is promoted."""
+    """The next stage (or canary share); past the last, the candidate is promoted. A
+    person may advance a stage the guard has not judged clean only as ``_why_unjudged``
+    says."""
     rollout = _locked(rollout)
     _expect(rollout, RolloutState.RUNNING)
+    why = _why_unjudged(actor, rollout, why)
     before = _summary(rollout)
     rollout.stage, rollout.step = _next_stage(rollout)
     rollout.stage_started_at = timezone.now()

@@ -143,6 +143,21 @@ def test_the_owner_sees_on_the_action_where_to_accept(
     assert '<span class="pill">tool pin</span>' in page and "tool_pin" not in page
 
 
+def test_once_cancelled_by_the_accept_its_page_says_no_one_could_approve_it(
+    client: Client, owner: Any, pin: ToolPin, held: Action
+) -> None:
+    """It read "Votes 0 of 1 · Who could approve: anyone with approve access"."""
+    tool_pin_accept(actor=Actor.for_user(owner), pin=pin, changed_hash=pin.changed_hash, user=owner)
+    assert _status(held) == "cancelled"
+    client.force_login(owner)
+    page = client.get(reverse("approvals:action", args=[held.pk])).content.decode()
+    assert (
+        "Who could approve:</strong> no one: it was held only for its tool's changed"
+        " definition, which an owner accepts on the agent's page"
+    ) in page
+    assert "anyone with approve access" not in page
+
+
 def test_an_ordinary_held_call_is_approvable_as_before(
     client: Client, agent: Any, prod_token: AgentToken, rita: Any
 ) -> None:

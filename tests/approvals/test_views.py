@@ -115,6 +115,20 @@ def test_approving_in_place_answers_with_the_updated_item(
     assert "Approved" in response.content.decode()
     held.refresh_from_db()
     assert held.status == "approved"
+    # Said above the queue too, where it stays once the decided card has left.
+    page = reverse("approvals:action", args=[held.pk])
+    assert (
+        '<p id="vote-status" class="ok" role="status" hx-swap-oob="true" data-oob-if-present>'
+        f"You approved {held.action} on {held.resource} (Refund bot)."
+        f' <a href="{page}">Full story</a></p>'
+    ) in response.content.decode()
+    assert 'id="vote-status"' in client.get(reverse("approvals:queue")).content.decode()
+
+
+def test_a_refused_vote_says_nothing_above_the_queue(
+    client: Client, rita: Any, held: Action
+) -> None:
+    assert "vote-status" not in _vote(client, rita, held, "deny").content.decode()
 
 
 def test_a_deny_without_a_comment_is_refused_in_place(

@@ -202,6 +202,11 @@ def test_a_held_refund_appears_live_for_both_reviewers_and_runs_once_approved(
         expect(page.locator(f"#queue-{action_id}")).to_have_count(0)
         expect(page.get_by_text("Nothing is waiting for you.")).to_be_visible()
         assert not_reloaded(page)
+    # The card left her queue; what her vote did is said above it (and to no one else).
+    expect(rita.locator("#vote-status")).to_have_text(
+        "You approved payments.refund on stripe:charge/ch_1 (Refund bot). Full story"
+    )
+    expect(rob.locator("#vote-status")).to_be_hidden()
 
 
 def test_a_denial_needs_a_comment_and_then_rejects_the_waiting_call(

@@ -65,8 +65,24 @@ def test_a_gated_change_is_approved_shadowed_and_rolled_back_by_the_guard(
     admin.goto(f"{live_url}/agents/{agent.slug}/releases/3/")
     admin.get_by_role("button", name="Approve and start").click()
     expect(admin.locator("#rollout-panel")).to_contain_text("Staging")
-    admin.get_by_role("button", name="Advance now").click()
+    # Staging has nothing to judge it by: its author may not skip it (her panel, read
+    # again live, says so); the admin may, saying why, once she confirms.
+    expect(panel).to_contain_text(
+        "under change control someone other than the release's author advances it",
+        timeout=15_000,
+    )
+    expect(panel.get_by_role("button", name="Advance now")).to_have_count(0)
+    advance = admin.locator("#rollout-panel form.advance-unjudged")
+    why = advance.get_by_label("Why advance before the guard has judged this stage")
+    why.fill("no staging traffic to judge it by")
+    asked: list[str] = []
+    admin.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
+    advance.get_by_role("button", name="Advance now").click()
     expect(admin.locator("#rollout-panel dl")).to_contain_text("Shadow")
+    assert asked == [
+        "Advance before the guard has judged this stage (the guard has not looked at it"
+        " yet)? Your reason is recorded with it."
+    ]
 
     # Production traffic: stable (v2) allows, v3 would deny; the page shows it live.
     for number in range(60):

@@ -154,3 +154,29 @@ def test_params_cut_says_when_a_row_cannot_show_them_all() -> None:
     assert params_cut({"note": "x" * 400})
     assert params_cut({f"k{i:02}": i for i in range(13)})
     assert not params_cut({f"k{i:02}": i for i in range(12)})
+
+
+@pytest.mark.parametrize(
+    ("value", "html"),
+    [
+        ("payments.refund", "payments.refund"),  # a word of 24 or fewer: never broken
+        ("a" * 24, "a" * 24),
+        ("n" * 60, "n" * 24 + "<wbr>" + "n" * 24 + "<wbr>" + "n" * 12),
+        (
+            "stripe:charge/ch_3MtwBwLkdIwHu7ix and more",
+            "stripe:<wbr>charge/<wbr>ch_<wbr>3MtwBwLkdIwHu7ix and more",
+        ),
+        ("<b>" + "x" * 30, "&lt;b&gt;" + "x" * 21 + "<wbr>" + "x" * 9),  # escaped
+        ("a <b>", "a &lt;b&gt;"),
+    ],
+)
+def test_soft_breaks_give_only_long_words_places_to_wrap(value: str, html: str) -> None:
+    assert render("{{ value|soft_breaks }}", value=value) == html
+
+
+def test_code_spans_set_what_backticks_mark_as_code() -> None:
+    detail = 'condition `params.amount > 100 && env == "prod"` was true; `<x>`'
+    assert render("{{ detail|code_spans }}", detail=detail) == (
+        "condition <code>params.amount &gt; 100 &amp;&amp; env == &quot;prod&quot;</code>"
+        " was true; <code>&lt;x&gt;</code>"
+    )

@@ -17,10 +17,10 @@ from tests.releases.helpers import canary_of_new_instructions
 pytestmark = pytest.mark.django_db
 
 
-def _advance(client: Client, agent: Any, rollout: Any) -> tuple[str, str]:
-    """Press "Advance now": the flash, and the release page it leads to."""
+def _advance(client: Client, agent: Any, rollout: Any, why: str = "") -> tuple[str, str]:
+    """Press "Advance now" (with a reason typed): the flash, and the page it leads to."""
     url = reverse("releases:rollout-step", args=[agent.slug, rollout.pk, "advance"])
-    response = client.post(url, follow=True)
+    response = client.post(url, {"why": why} if why else {}, follow=True)
     flash = [str(m) for m in get_messages(response.wsgi_request)]
     return flash[-1], response.content.decode()
 
@@ -32,18 +32,20 @@ def test_advancing_past_the_last_stage_says_the_release_is_stable(
     "Earlier rollouts" of a release that had no other."""
     candidate, rollout = canary_of_new_instructions(agent, plan=[10, 50, 100])
     client.force_login(owner)
-    assert _advance(client, agent, rollout)[0] == "Advanced to the next stage."
+    why = "checked the canary by hand"
+    assert _advance(client, agent, rollout, why)[0] == "Advanced to the next stage."
     rollout.refresh_from_db()
-    flash, page = _advance(client, agent, rollout)
+    flash, page = _advance(client, agent, rollout, why)
     rollout.refresh_from_db()
     assert rollout.state == RolloutState.COMPLETED
     assert flash == f"v{candidate.version} is stable: the rollout is complete."
     assert f"Rollouts of v{candidate.version}</h3>" in page
     assert "Earlier rollouts" not in page
     # When it ended, not when it started, and why: "6 Dec 20:54: completed at full: by
-    # admin" was its start.
+    # admin" was its start. (Advanced before the guard looked, so the reason says so.)
     ended = timezone.localtime(rollout.ended_at).strftime("%-d %b %H:%M")
-    assert f"{ended} · completed at full (by {owner.username})</summary>" in page
+    unjudged = "advanced before the guard judged the stage: the guard has not looked at it yet"
+    assert f"{ended} · completed at full ({why}; {unjudged})</summary>" in page
 
 
 def test_after_an_advance_the_guards_look_at_the_last_stage_is_named_so(
@@ -58,7 +60,7 @@ def test_after_an_advance_the_guards_look_at_the_last_stage_is_named_so(
     looked = client.get(page).content.decode()
     assert "The guard's last look (" in looked
     assert "not looked at this stage yet" not in looked
-    _advance(client, agent, rollout)
+    _advance(client, agent, rollout, "by hand")
     advanced = client.get(page).content.decode()
     assert "The guard's last look, before this stage (" in advanced
     assert "It has not looked at this stage yet." in advanced
@@ -86,3 +88,32 @@ def test_under_change_control_the_start_form_offers_staging_only(
     assert 'value="staging"' in gated
     assert 'value="shadow"' not in gated and 'value="canary"' not in gated
     assert "requires an approved, staged rollout: it starts at staging" in gated
+
+
+def test_a_stage_the_guard_has_not_judged_is_advanced_only_with_a_reason(
+    client: Client, owner: Any, agent: Any
+) -> None:
+    """ "Advance now" pressed five times took a rollout from staging to stable with no
+    stage judged, no question asked and nothing recorded but the share."""
+    from oversight.audit.models import AuditEvent
+
+    candidate, rollout = canary_of_new_instructions(agent, plan=[10, 50, 100])
+    client.force_login(owner)
+    page = reverse("releases:detail", args=[agent.slug, candidate.version])
+    shown = client.get(page).content.decode()
+    assert 'name="why" required' in shown and "Advance before the guard has judged" in shown
+    flash, _ = _advance(client, agent, rollout)
+    assert flash == (
+        "The guard has not judged this stage (the guard has not looked at it yet): say why"
+        " you advance it now."
+    )
+    rollout.refresh_from_db()
+    assert (rollout.step, rollout.share_percent) == (0, 10.0)  # nothing changed
+    assert rollout_guard_one(rollout) == "watching"
+    assert "0 of 200 decisions under the candidate" in client.get(page).content.decode()
+    assert _advance(client, agent, rollout, "a quiet hour")[0] == "Advanced to the next stage."
+    event = AuditEvent.objects.filter(verb="rollout.advanced").latest("seq")
+    assert event.after["why"] == (
+        "a quiet hour; advanced before the guard judged the stage: 0 of 200 decisions under"
+        " the candidate"
+    )

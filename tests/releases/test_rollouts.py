@@ -258,6 +258,33 @@ def test_a_gated_team_holds_a_change_for_another_persons_approval(
     assert list(verbs.order_by("seq")) == ["rollout.started", "rollout.approved"]
 
 
+def test_under_change_control_its_author_cannot_advance_a_stage_the_guard_has_not_judged(
+    agent: Agent, owner: Any, admin_user: Any
+) -> None:
+    """Approved by a second person, the author then pressed "Advance now" through every
+    stage to stable, none judged: the approval was of a staged rollout under guard."""
+    grant_refunds(agent)
+    team_change_control_update(actor=SYSTEM, team=agent.team, staged_releases_from="high")
+    alice, ada = Actor.for_user(owner), Actor.for_user(admin_user)
+    _forbid_refunds(agent, actor=alice)
+    rollout = rollouts.rollout_approve(actor=ada, rollout=Rollout.objects.get(agent=agent))
+    with pytest.raises(ValidationError, match="author of a release cannot advance it before"):
+        rollouts.rollout_advance(actor=alice, rollout=rollout, why="looks fine to me")
+    with pytest.raises(ValidationError, match="say why you advance it now"):
+        rollouts.rollout_advance(actor=ada, rollout=rollout)
+    rollout.refresh_from_db()
+    assert rollout.stage == Stage.STAGING  # nothing changed
+    rollouts.rollout_advance(actor=ada, rollout=rollout, why="staging has no traffic")
+    rollout.refresh_from_db()
+    assert rollout.stage == Stage.SHADOW
+    event = AuditEvent.objects.get(verb="rollout.advanced")
+    assert event.actor_label == admin_user.username
+    assert event.after["why"] == (
+        "staging has no traffic; advanced before the guard judged the stage: the guard has"
+        " not looked at it yet"
+    )
+
+
 def test_a_low_risk_agent_of_a_gated_team_is_still_promoted_at_once(
     agent: Agent, production: Any
 ) -> None:

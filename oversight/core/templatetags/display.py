@@ -5,13 +5,14 @@ every page (oversight/lib/humanize.py holds the plain-text functions)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django import template
-from django.utils.html import format_html
-from django.utils.safestring import SafeString
+from django.utils.html import escape, format_html
+from django.utils.safestring import SafeData, SafeString, mark_safe
 
 from oversight.agents.constants import AgentStatus
 from oversight.gateway.constants import ActionStatus
@@ -57,6 +58,50 @@ def field_words(name: str) -> str:
 def ago(when: datetime | None) -> str:
     """``{{ item.created_at|ago }}``: "just now", "3 hours, 4 minutes ago"."""
     return humanize.ago(when)
+
+
+# A word longer than this (a name, a resource, a condition pasted without spaces) gets
+# places to break: after its separators, and every LONG_WORD characters between them.
+LONG_WORD = 24
+_WORDS = re.compile(r"(\s+)")
+_SEGMENTS = re.compile(r"[^/.:_\-@,;=&?]*[/.:_\-@,;=&?]?")
+
+
+def _breakable(word: str) -> str:
+    chunks = []
+    for segment in _SEGMENTS.findall(word):
+        chunks += [segment[i : i + LONG_WORD] for i in range(0, len(segment), LONG_WORD)]
+    return "<wbr>".join(escape(chunk) for chunk in chunks if chunk)
+
+
+@register.filter
+def soft_breaks(value: Any) -> str:
+    """``<td>{{ rule.name|soft_breaks }}</td>``: the value, escaped, where a word longer
+    than LONG_WORD characters may wrap (``<wbr>`` after its separators, and within long
+    runs), so a table cell holds it instead of widening the page. Shorter words are never
+    broken: cells break words only when they overflow (``overflow-wrap: break-word``), so
+    a table never squeezes a column below its words. Copied text is unchanged. Markup
+    made safe already is left as it is."""
+    if isinstance(value, SafeData):
+        return value
+    words = _WORDS.split(str(value))
+    return mark_safe(  # noqa: S308 (every piece is escaped)
+        "".join(_breakable(w) if len(w) > LONG_WORD else escape(w) for w in words)
+    )
+
+
+_CODE_SPAN = re.compile(r"`([^`]+)`")
+
+
+@register.filter
+def code_spans(value: Any) -> str:
+    """``{{ reason.detail|code_spans }}``: the text, escaped, with what the words mark as
+    code between backticks (a rule's condition) set as code: "condition `params.amount >
+    100` was true" reads without the backticks."""
+    if isinstance(value, SafeData):
+        return value
+    text = escape(str(value))
+    return mark_safe(_CODE_SPAN.sub(r"<code>\1</code>", text))  # noqa: S308 (escaped first)
 
 
 @register.filter

@@ -120,7 +120,8 @@ def parse(argv: Sequence[str]) -> Options:
         "--loop",
         choices=("uvloop", "asyncio"),
         default=_default_loop(),
-        help="the event loop (default: %(default)s; uvloop where it is installed)",
+        help="the event loop (default here: %(default)s; uvloop where it is installed, "
+        "else asyncio)",
     )
     parser.add_argument(
         "--upstream-protocol",

@@ -18,7 +18,13 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("slug")
-        parser.add_argument("--env", choices=Environment.values, default=Environment.PRODUCTION)
+        parser.add_argument(
+            "--env",
+            choices=Environment.values,
+            default=Environment.PRODUCTION,
+            help="production (the default: calls that run) or staging (dry runs, recorded and"
+            " never run).",
+        )
         parser.add_argument("--name", default="", help="A label to tell tokens apart.")
 
     def handle(self, *args: Any, slug: str, env: str, name: str, **options: Any) -> None:

@@ -104,7 +104,9 @@ class Command(BaseCommand):
             self.stdout.write(f"guard: {rollout_guard_one(live)}")
             return
         arguments: dict[str, Any] = {"actor": actor, "rollout": live}
-        if operation in _WHY:
+        if operation == "advance":  # a reason is asked for where the guard has not judged
+            arguments["why"] = options["why"] or ""
+        elif operation in _WHY:
             arguments["why"] = options["why"] or f"by {actor.label}"
         _STEPS[operation](**arguments)
 
