@@ -46,6 +46,7 @@ def rollout_panel_context(request: HttpRequest, agent: Agent, release: Release) 
         "other_live": other,
         "past": [r for r in history if r is not live],
         "in_stage": selectors.decisions_in_stage(rollout=live) if live else 0,
+        "staging_untokened": selectors.staging_untokened(rollout=live),
         "may_approve": live is not None
         and request.user.pk not in (release.author_id, live.created_by_id),
         "start_form": RolloutStartForm(staged_only=gated),

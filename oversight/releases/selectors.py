@@ -8,7 +8,8 @@ from typing import Any
 from django.db.models import Count, F, OuterRef, QuerySet, Subquery
 from django.shortcuts import get_object_or_404
 
-from oversight.agents.models import Agent
+from oversight.agents.constants import Environment
+from oversight.agents.models import Agent, AgentToken
 from oversight.gateway.models import Action
 from oversight.lib import humanize
 from oversight.policy.constants import Approvers, Reversibility
@@ -198,6 +199,15 @@ def decisions_in_stage(*, rollout: Rollout) -> int:
     if rollout.stage == Stage.SHADOW:
         return found.filter(shadow_version=rollout.release.version).count()
     return found.filter(release_version=rollout.release.version).count()
+
+
+def staging_untokened(*, rollout: Rollout | None) -> bool:
+    """A rollout at staging whose agent has no active staging token: nothing can decide
+    under its candidate, so the stage's count never moves."""
+    if rollout is None or rollout.stage != Stage.STAGING:
+        return False
+    tokens = AgentToken.objects.filter(agent_id=rollout.agent_id, environment=Environment.STAGING)
+    return not tokens.filter(revoked_at__isnull=True).exists()
 
 
 def shadow_differences(*, agent: Agent, version: int, examples: int = 10) -> dict[str, Any]:

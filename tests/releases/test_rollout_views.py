@@ -117,3 +117,25 @@ def test_a_stage_the_guard_has_not_judged_is_advanced_only_with_a_reason(
         "a quiet hour; advanced before the guard judged the stage: 0 of 200 decisions under"
         " the candidate"
     )
+
+
+def test_a_staging_stage_without_a_staging_token_says_its_count_will_not_move(
+    client: Client, owner: Any, agent: Any
+) -> None:
+    """It showed "0 of 200 decisions" for ever, with no hint why."""
+    from oversight.agents.services import agent_update, token_create
+    from oversight.releases.rollouts import rollout_start
+    from oversight.releases.services import release_rollback
+    from tests.conftest import SYSTEM
+
+    agent_update(actor=SYSTEM, agent=agent, instructions="Refund carefully.")
+    candidate = agent.releases.order_by("-version").first()
+    release_rollback(actor=SYSTEM, release=agent.releases.get(version=candidate.version - 1))
+    rollout_start(actor=SYSTEM, release=candidate, stage="staging")
+    token_create(actor=SYSTEM, agent=agent, environment="production")
+    client.force_login(owner)
+    page = reverse("releases:detail", args=[agent.slug, candidate.version])
+    said = "has no active staging token, so nothing decides under"
+    assert said in client.get(page).content.decode()
+    token_create(actor=SYSTEM, agent=agent, environment="staging")
+    assert said not in client.get(page).content.decode()
