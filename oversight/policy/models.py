@@ -40,6 +40,9 @@ def _seconds(count: int) -> str:
     return "1 second" if count == 1 else f"{count:,} seconds"
 
 
+MAX_WINDOW = 366 * 24 * 3600  # a limit's longest window: a year
+
+
 class Grant(models.Model):
     """Least privilege: the agent may do actions matching ``action`` on resources matching
     ``resource``. Without a matching grant (or permit rule) an action is denied."""
@@ -160,10 +163,16 @@ class Limit(models.Model):
     name = models.CharField(max_length=120)
     action = models.CharField(max_length=200, default="*")
     resource = models.CharField(max_length=500, default="*")
-    window_seconds = models.PositiveIntegerField(validators=seconds_between(1))
+    window_seconds = models.PositiveIntegerField(validators=seconds_between(1, MAX_WINDOW))
     max_count = models.PositiveIntegerField(null=True, blank=True)
     sum_param = models.CharField(max_length=64, blank=True)
-    max_sum = models.DecimalField(max_digits=20, decimal_places=4, null=True, blank=True)
+    max_sum = models.DecimalField(
+        max_digits=20,
+        decimal_places=4,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0, "Ensure this is not negative.")],
+    )
     on_exceed = models.CharField(max_length=10, choices=OnExceed.choices, default=OnExceed.DENY)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -44,9 +44,15 @@ def test_an_owner_changes_a_rule_compares_and_rolls_back_in_one_click(
     page.screenshot(path=SHOTS / "release-compare.png", full_page=True)
 
     page.goto(f"{live_url}/agents/{agent.slug}/releases/2/")
+    asked: list[str] = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
     page.get_by_role("button", name="Roll back to v2").click()
     expect(page.get_by_role("heading", name="Release v4")).to_contain_text("stable")
     expect(page.locator("body")).to_contain_text("rollback to v2")
+    assert asked == [
+        "Roll back to v2? Its grants, rules and config decide every request from the next"
+        " one; the change is audited."
+    ]
     expect(page.locator("body")).to_contain_text("params.amount > 100")
     page.screenshot(path=SHOTS / "release-rolled-back.png", full_page=True)
     assert Rule.objects.get(pk=rule.pk).condition == "params.amount > 100"

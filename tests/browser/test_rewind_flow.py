@@ -73,8 +73,14 @@ def test_an_owner_undoes_a_refund_then_rewinds_the_last_hour(
     log_in(page, owner.username)
     undo = page.locator("#undo")
     expect(undo).to_contain_text("Its undo is payments.charge, which may be asked for until")
+    asked: list[str] = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
     undo.get_by_role("button", name="Undo this action").click()
     expect(page.locator(".messages")).to_contain_text("The undo was allowed")
+    assert asked == [
+        f"Undo payments.refund on {first.resource}? Its undo, payments.charge, is asked for"
+        " as an action of its own, decided and audited."
+    ]
     assert work() == ["undone"]
     page.reload()
     expect(page.locator("#undo table")).to_contain_text("undone")

@@ -1,5 +1,5 @@
 """Number fields of the policy's and the registry's forms say the model's own bounds: in
-the browser's input (min, max) and in one message for any number out of range."""
+the browser's input (min, max) and in the model's message for any number out of range."""
 
 from __future__ import annotations
 
@@ -27,9 +27,9 @@ def test_any_number_below_says_at_least_the_models_bound(approvals: str) -> None
     )  # fmt: skip
     assert not form.is_valid()
     assert form.errors["approvals"] == ["Ensure this value is greater than or equal to 1."]
-    assert form.errors["expires_in_seconds"] == [
-        "Ensure this value is greater than or equal to 30."
-    ]
+    # The model's own words, with the unit (the form's own said "greater than or equal
+    # to 30" of what a manifest writes as 30s).
+    assert form.errors["expires_in_seconds"] == ["Ensure this is at least 30 seconds."]
 
 
 @pytest.mark.django_db

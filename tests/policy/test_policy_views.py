@@ -114,6 +114,40 @@ def test_a_bad_pattern_is_refused_on_its_field(client: Client, owner: Any, agent
     assert not Grant.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("kind", "fields", "said"),
+    [
+        (
+            "limit",
+            {"name": "forever", "window_seconds": str(2**63 - 1), "max_count": "5"},
+            "Ensure this is at most 31,622,400 seconds.",
+        ),
+        (
+            "limit",
+            {"name": "owed", "window_seconds": "60", "sum_param": "amount", "max_sum": "-5"},
+            "Ensure this is not negative.",
+        ),
+        (
+            "grant",
+            {"action": "payments.refund", "resource": "*", "expires_at": "2020-01-01T00:00"},
+            "This moment has passed: a grant expires in the future.",
+        ),
+    ],
+)
+def test_nonsense_is_refused_on_its_field_and_changes_nothing(
+    client: Client, owner: Any, agent: Any, kind: str, fields: dict[str, str], said: str
+) -> None:
+    """A window of 292 billion years, a negative most, a grant expired when made: all
+    were accepted ("per 106751991167300 days 15 hours")."""
+    from oversight.policy.models import Limit
+
+    everything = {"action": "*", "resource": "*", "on_exceed": "deny"} if kind == "limit" else {}
+    response = _add(client, owner, agent, kind, **everything, **fields)
+    assert response.status_code == 422
+    assert said in response.content.decode()
+    assert not Limit.objects.exists() and not Grant.objects.exists()
+
+
 def test_a_teammate_cannot_add_edit_or_remove(
     client: Client, teammate: Any, agent: Any, grant: Grant
 ) -> None:
