@@ -14,6 +14,7 @@ from oversight.accounts import roles
 from oversight.accounts.models import Team
 from oversight.accounts.services import team_change_control_update
 from oversight.audit.actors import Actor
+from oversight.core.views import team_page
 
 
 @login_required
@@ -22,17 +23,20 @@ def team_change_control_view(request: HttpRequest, slug: str) -> HttpResponse:
     if not roles.is_admin(request.user):
         raise PermissionDenied("Only admins change a team's change control.")
     team = get_object_or_404(Team, slug=slug)
-    tier = request.POST.get("staged_releases_from", "")
+    typed = {
+        "staged_releases_from": request.POST.get("staged_releases_from", ""),
+        "require_reversibility": request.POST.get("require_reversibility") == "on",
+        "trace_url": request.POST.get("trace_url", ""),
+    }
     try:
-        team_change_control_update(
-            actor=Actor.for_user(request.user),
-            team=team,
-            staged_releases_from=tier,
-            require_reversibility=request.POST.get("require_reversibility") == "on",
-            trace_url=request.POST.get("trace_url", ""),
-        )
+        team_change_control_update(actor=Actor.for_user(request.user), team=team, **typed)
     except ValidationError as exc:
+        # The team page again, with what was typed (nothing was saved), and why not.
         messages.error(request, f"Not saved: {' '.join(exc.messages)}")
-    else:
-        messages.success(request, f"Change control of {team.name} saved.")
+        team = get_object_or_404(Team, slug=slug)
+        for field, value in typed.items():
+            setattr(team, field, value)
+        agents = list(team.agents.select_related("owner").order_by("name"))
+        return team_page(request, team, member=True, agents=agents, status=422)
+    messages.success(request, f"Change control of {team.name} saved.")
     return redirect("team", slug=team.slug)

@@ -5,6 +5,7 @@ import hmac
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
@@ -187,10 +188,16 @@ def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
         team = visible.first().team  # a reviewer granted some of the team's agents
     if team is None:
         raise Http404("No such team.")
+    return team_page(request, team, member=member, agents=list(visible.order_by("name")))
+
+
+def team_page(
+    request: HttpRequest, team: Team, *, member: bool, agents: list[Any], status: int = 200
+) -> HttpResponse:
+    """The team page, of ``team`` as given: a refused change shows what was typed."""
     target = Target(Scope.TEAM, team=team)
     can_manage = may_manage_reviewers(user=request.user, team=team)
-    agents = list(visible.order_by("name"))  # a team's are few: all on one page
-    context = {
+    context = {  # a team's agents are few: all on one page
         "team": team,
         "member": member,
         "agents": agents,
@@ -204,4 +211,4 @@ def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
         "can_change_control": is_admin(request.user),
         "tiers": Team._meta.get_field("staged_releases_from").choices,
     }
-    return render(request, "core/team.html", context)
+    return render(request, "core/team.html", context, status=status)

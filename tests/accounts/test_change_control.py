@@ -48,9 +48,35 @@ def test_bad_input_changes_nothing(
     client.force_login(admin_user)
     url = reverse("team-change-control", args=[team.slug])
     response = client.post(url, data, follow=True)
-    assert "Not saved" in response.content.decode()
+    assert response.status_code == 422
+    page = response.content.decode()
+    assert "Not saved" in page
     team.refresh_from_db()
     assert (team.staged_releases_from, team.trace_url) == ("", "")
+    # The form keeps what was typed (it came back as the team's saved settings).
+    if data.get("trace_url"):
+        assert f'name="trace_url" value="{data["trace_url"]}"' in page
+    if data["staged_releases_from"] == "high":
+        assert '<option value="high" selected>' in page
+
+
+def test_a_refused_change_keeps_every_field_typed(
+    client: Client, admin_user: Any, team: Team
+) -> None:
+    client.force_login(admin_user)
+    url = reverse("team-change-control", args=[team.slug])
+    typed = {
+        "staged_releases_from": "critical",
+        "require_reversibility": "on",
+        "trace_url": "https://trace.example.com/no-placeholder",
+    }
+    page = client.post(url, typed).content.decode()
+    assert "Not saved: An https URL with {trace_id} in it." in page
+    assert '<option value="critical" selected>' in page
+    assert 'name="require_reversibility" checked' in page
+    assert 'value="https://trace.example.com/no-placeholder"' in page
+    team.refresh_from_db()
+    assert (team.staged_releases_from, team.require_reversibility) == ("", False)
 
 
 def test_only_admins_change_it_and_the_form_needs_its_csrf_token(
