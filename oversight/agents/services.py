@@ -83,6 +83,17 @@ def _new_slug(slug: str, name: str) -> str:
     made = not slug
     slug = slug or re.sub(r"[-_]+", "-", slugify(name)).strip("-")
     whose = f"The name makes the slug {slug!r}, which" if made else "This slug"
+    longest = Agent._meta.get_field("slug").max_length
+    if made and not slug:
+        raise ValidationError(
+            {"slug": "The name makes no slug (none of its letters is a to z): type one, with"
+             " lowercase letters, digits and single hyphens."}
+        )  # fmt: skip
+    if made and len(slug) > longest:
+        raise ValidationError(
+            {"slug": f"The name makes a slug of {len(slug)} characters, more than {longest}:"
+             " type a shorter one."}
+        )  # fmt: skip
     if not _SLUG.fullmatch(slug):
         raise ValidationError(
             {"slug": f"{whose} is not one: use lowercase letters, digits and single hyphens."}

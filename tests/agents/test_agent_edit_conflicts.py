@@ -152,6 +152,13 @@ def test_dropping_an_environment_revokes_its_tokens(
         ("Anything", "Refund-Bot", "lowercase letters, digits and single hyphens"),
         ("Anything", "refund_bot", "lowercase letters, digits and single hyphens"),
         ("Refund_Bot", "", "The name makes the slug 'refund-bot', which is taken"),
+        # Said of the slug field the person left empty: what to do there.
+        ("返金ボット", "", "The name makes no slug (none of its letters is a to z): type one"),
+        (
+            "Nightly reconciliation agent for the European payments ledger and chargebacks",
+            "",
+            "The name makes a slug of 77 characters, more than 60: type a shorter one.",
+        ),
     ],
 )
 def test_a_new_agents_slug_is_one_of_its_own(
