@@ -18,12 +18,22 @@ class AuditFilterForm(forms.Form):
         required=False, max_length=64, help_text="a verb, or a noun for all of its verbs"
     )
     since = forms.DateTimeField(
-        required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
+        label="From", required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
     )
     until = forms.DateTimeField(
         required=False, widget=forms.DateTimeInput(attrs={"type": "datetime-local"})
     )
-    before = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+    # The page link's cursor: the event before which the page starts (not typed by anyone).
+    before = forms.IntegerField(
+        label="Page link",
+        required=False,
+        min_value=1,
+        widget=forms.HiddenInput,
+        error_messages={
+            "invalid": "it names no event; start again from the newest events.",
+            "min_value": "it names no event; start again from the newest events.",
+        },
+    )
 
     known_verbs = KNOWN_VERBS
 

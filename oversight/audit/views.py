@@ -15,7 +15,7 @@ from oversight.audit.forms import AuditFilterForm, BundleForm
 from oversight.audit.selectors import AuditFilters, audit_export_events, audit_page
 from oversight.audit.services import audit_record_standalone
 from oversight.audit.trust_selectors import chain_state
-from oversight.lib.htmx import render_page_or_fragment, wants_fragment
+from oversight.lib.htmx import bad_request, render_page_or_fragment, wants_fragment
 
 _FORMATS = {
     "csv": (export.csv_lines, "text/csv; charset=utf-8"),
@@ -50,12 +50,23 @@ def audit_list(request: HttpRequest) -> HttpResponse:
     return render_page_or_fragment(request, "audit/list.html", "audit/_results.html", context)
 
 
+def _errors_in_words(form: AuditFilterForm) -> list[str]:
+    """Each error with the label of its field, as the page lists them."""
+    said = [
+        f"{form[name].label}: {error}"
+        for name in form.errors
+        if name != "__all__"
+        for error in form.errors[name]
+    ]
+    return said + list(form.non_field_errors())
+
+
 @login_required
 @require_GET
 def audit_export(request: HttpRequest, fmt: str) -> HttpResponse:
     form = _filter_form(request)
     if form.is_bound and not form.is_valid():
-        return HttpResponse(form.errors.as_text(), status=400, content_type="text/plain")
+        return bad_request(request, "Not exported: " + " ".join(_errors_in_words(form)))
     filters = form.filters() if form.is_bound else AuditFilters()
     generate, content_type = _FORMATS[fmt]
     audit_record_standalone(

@@ -24,3 +24,11 @@ def render_page_or_fragment(
     response = render(request, fragment if wants_fragment(request) else page, context)
     patch_vary_headers(response, ["HX-Request"])  # caches must not mix the two answers
     return response
+
+
+def bad_request(request: HttpRequest, message: str) -> HttpResponse:
+    """400, saying what was wrong with the address in words: the site's page for a person
+    (and the words alone for an htmx swap or a script that reads text)."""
+    if wants_fragment(request) or "text/html" not in request.headers.get("Accept", ""):
+        return HttpResponse(message, status=400, content_type="text/plain; charset=utf-8")
+    return render(request, "400.html", {"message": message}, status=400)

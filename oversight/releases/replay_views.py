@@ -6,12 +6,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from oversight.agents.access import get_agent_for_user
+from oversight.lib.htmx import bad_request
 from oversight.releases import selectors
 from oversight.releases.replay import replay
 
@@ -30,7 +31,7 @@ def release_replay_view(request: HttpRequest, slug: str, version: int) -> HttpRe
     release = selectors.release_get(agent=agent, version=version)
     window = request.GET.get("window", DEFAULT_WINDOW)
     if window not in WINDOWS:
-        return HttpResponseBadRequest(f"The window must be one of {', '.join(WINDOWS)}.")
+        return bad_request(request, f"The window {window!r} is not one of {', '.join(WINDOWS)}.")
     report = replay(
         agent=agent,
         release=release,

@@ -51,6 +51,13 @@ def release_compare_view(request: HttpRequest, slug: str) -> HttpResponse:
     except (KeyError, ValueError):
         stable = agent.stable_version or 1
         old_version, new_version = max(stable - 1, 1), stable
+        asked = [request.GET[key] for key in ("old", "new") if key in request.GET]
+        if asked:  # an address with something else than two versions: say what is shown
+            messages.error(
+                request,
+                f"{' and '.join(repr(a) for a in asked)}: not two version numbers;"
+                f" showing v{old_version} and v{new_version}.",
+            )
     old = selectors.release_get(agent=agent, version=old_version)
     new = selectors.release_get(agent=agent, version=new_version)
     context = {

@@ -420,3 +420,25 @@ def test_an_unknown_verb_finds_nothing_and_says_why(
     assert _listed_seqs(page) == []
     assert "Oversight records no verb “agent.changed”" in page
     assert "a noun (“agent”)" in page
+
+
+def test_bad_filters_are_named_by_the_labels_the_page_shows(
+    client: Client, admin_user: Any
+) -> None:
+    """The page's "From" field's error read "Since:", and a broken page link's "Before:
+    Enter a whole number." named a field nobody sees; an export of a bad filter answered
+    with the form's own text dump."""
+    client.force_login(admin_user)
+    page = client.get(reverse("audit:list"), {"since": "abc", "before": "x"}).content.decode()
+    assert "<p>From: Enter a valid date/time.</p>" in page
+    assert "<p>Page link: it names no event; start again from the newest events.</p>" in page
+    shown = client.get(CSV_URL, {"since": "abc"}, HTTP_ACCEPT="text/html")
+    assert shown.status_code == 400
+    assert "Not exported: From: Enter a valid date/time." in shown.content.decode()
+    assert "<h1>That address asks for something unclear</h1>" in shown.content.decode()
+    read = client.get(CSV_URL, {"since": "abc"})  # a script: the words alone
+    assert (read.status_code, read.content.decode()) == (
+        400,
+        "Not exported: From: Enter a valid date/time.",
+    )
+    assert not AuditEvent.objects.filter(verb="audit.exported").exists()

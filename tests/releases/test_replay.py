@@ -274,6 +274,20 @@ def test_replay_needs_a_known_window(client: Client, teammate: Any, agent: Any) 
     client.force_login(teammate)
     url = reverse("releases:replay", args=[agent.slug, 1])
     assert client.get(url, {"window": "1y"}).status_code == 400
+    shown = client.get(url, {"window": "abc"}, HTTP_ACCEPT="text/html")  # a person: the page
+    assert shown.status_code == 400
+    assert "The window &#x27;abc&#x27; is not one of" in shown.content.decode()
+    assert "<h1>That address asks for something unclear</h1>" in shown.content.decode()
+
+
+def test_a_comparison_of_something_else_than_versions_says_what_it_shows(
+    client: Client, owner: Any, agent: Any
+) -> None:
+    """`?old=abc&new=3` silently showed two other versions."""
+    client.force_login(owner)
+    url = reverse("releases:compare", args=[agent.slug])
+    page = client.get(url, {"old": "abc", "new": "3"}, follow=True).content.decode()
+    assert "&#x27;abc&#x27; and &#x27;3&#x27;: not two version numbers; showing v" in page
 
 
 @pytest.mark.parametrize(("who", "status"), [("teammate", 200), ("owner", 200), ("outsider", 404)])
