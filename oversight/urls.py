@@ -62,3 +62,6 @@ urlpatterns = [
         ]
     ],
 ]
+
+# A refusal says why, in the words it was refused with (core/views.py).
+handler403 = "oversight.core.views.permission_denied"

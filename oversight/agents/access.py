@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 
@@ -12,13 +11,19 @@ from oversight.agents.permissions import user_has_agent_perm
 from oversight.agents.selectors import agent_get
 
 
+class AgentRetired(PermissionDenied):
+    """A change to a retired agent: nobody may make it, so no access to grant helps."""
+
+
 def get_agent_for_user(request: HttpRequest, slug: str, *, perm: str | None = None) -> Agent:
     """404 if the user may not see the agent at all, 403 if they may see but not ``perm``."""
     agent = agent_get(user=request.user, slug=slug)
     if perm == CHANGE and agent.status == AgentStatus.RETIRED:
-        # Shown on the 403 page (it renders the messages) and on the next page otherwise.
-        messages.error(request, f"{agent.name} is retired: it is kept read-only, with its history.")
-        raise PermissionDenied(f"{agent.name} is retired and read-only.")
+        # The 403 page says it in place of its general words.
+        raise AgentRetired(
+            f"{agent.name} is retired: it is kept read-only, with its history. Nobody"
+            " changes it; its page, actions and audit stay readable."
+        )
     if perm and not user_has_agent_perm(request.user, perm, agent):
         raise PermissionDenied("You may view this agent but not change it.")
     return agent

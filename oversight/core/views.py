@@ -28,6 +28,7 @@ from oversight.accounts.forms import TeamReviewerForm
 from oversight.accounts.models import Team
 from oversight.accounts.roles import is_admin
 from oversight.accounts.selectors import may_manage_reviewers, team_list
+from oversight.agents.access import AgentRetired
 from oversight.agents.selectors import agents_with_perm
 from oversight.approvals.eligibility import team_unsatisfiable_rules
 from oversight.approvals.selectors import recent_actions
@@ -212,3 +213,10 @@ def team_page(
         "tiers": Team._meta.get_field("staged_releases_from").choices,
     }
     return render(request, "core/team.html", context, status=status)
+
+
+def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """403, saying why in the words it was refused with, and that access can be granted
+    unless nothing granted would help (a retired agent is read-only for everyone)."""
+    context = {"exception": str(exception), "grantable": not isinstance(exception, AgentRetired)}
+    return render(request, "403.html", context, status=403)

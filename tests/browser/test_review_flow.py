@@ -121,6 +121,7 @@ def test_an_owner_retires_an_agent_from_its_page_and_it_becomes_read_only(
 
     page.goto(f"{live_url}/agents/refund-bot/edit/")
     expect(page.get_by_text("Refund bot is retired: it is kept read-only")).to_be_visible()
+    expect(page.get_by_text("can grant access")).to_have_count(0)  # no access would help
     shot(page, "7-edit-refused")
     page.goto(f"{live_url}/recertification/refund-bot/")
     expect(page.get_by_text("read-only, kept with its history")).to_be_visible()

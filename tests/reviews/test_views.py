@@ -270,3 +270,23 @@ def test_taking_over_an_unowned_agent_in_the_edit_form_clears_the_flag(
     assert response.status_code == 302, response.content
     taken = fresh(agent)
     assert (taken.owner, taken.unowned_since) == (teammate, None)
+
+
+def test_a_retired_agents_edit_page_says_why_not_that_access_can_be_granted(
+    client: Client, owner: Any, agent: Any
+) -> None:
+    """It said it was retired, then "The owner or an admin can grant access."."""
+    from oversight.reviews.services import agent_retire
+    from tests.conftest import SYSTEM
+
+    agent_retire(actor=SYSTEM, agent=agent, reason="replaced")
+    client.force_login(owner)
+    response = client.get(reverse("agents:edit", args=[agent.slug]))
+    page = response.content.decode()
+    assert response.status_code == 403
+    assert f"{agent.name} is retired: it is kept read-only, with its history." in page
+    assert "can grant access" not in page
+    other = client.get(reverse("audit:list"))  # a refusal access could lift says so
+    assert other.status_code == 403
+    assert "The audit log is for admins and auditors." in other.content.decode()
+    assert "The owner or an admin can grant access." in other.content.decode()
