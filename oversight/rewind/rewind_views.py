@@ -18,9 +18,9 @@ from oversight.agents.permissions import user_has_agent_perm
 from oversight.audit.actors import Actor
 from oversight.rewind import bulk
 from oversight.rewind.forms import RewindForm, RewindStartForm, start_fields
-from oversight.rewind.models import Rewind
+from oversight.rewind.models import Rewind, RewindState
 from oversight.rewind.plan import Scope, rewind_plan
-from oversight.rewind.selectors import rewind_progress, rewind_verdict
+from oversight.rewind.selectors import item_shown_as, rewind_progress, rewind_verdict
 
 
 def _scope(agent: Agent, form: RewindForm) -> Scope:
@@ -110,12 +110,15 @@ def _detail(request: HttpRequest, pk: int) -> tuple[Rewind, Agent]:
 @require_GET
 def rewind_detail_view(request: HttpRequest, pk: int) -> HttpResponse:
     rewind, agent = _detail(request, pk)
-    items = rewind.items.select_related("action", "compensation").order_by("position")
+    items = list(rewind.items.select_related("action", "compensation").order_by("position")[:500])
+    cancelled = rewind.state == RewindState.CANCELLED
+    for item in items:
+        item.shown_as = item_shown_as(item, rewind_cancelled=cancelled)
     counts = rewind_progress(rewind=rewind)
     context = {
         "rewind": rewind,
         "agent": agent,
-        "items": items[:500],
+        "items": items,
         "counts": counts,
         "verdict": rewind_verdict(rewind=rewind, counts=counts),
         "can_change": user_has_agent_perm(request.user, CHANGE, agent),

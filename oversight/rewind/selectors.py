@@ -65,17 +65,53 @@ def rewind_progress(*, rewind: Rewind) -> dict[str, int]:
     rows = rewind.items.values_list(
         "state", "compensation__status", "compensation__compensation_outcome", "outcome"
     )
-    for state, status, reported, outcome in rows:
-        if state == ItemState.REQUESTED and status not in OPEN:
-            state, outcome = ItemState.DONE, reported or status or "gone"  # as the runner will
-        if state == ItemState.LEFT and outcome == CANCELLED:
-            state = CANCELLED
-        elif state == ItemState.LEFT and outcome.startswith(CANCEL):
-            state = TO_CANCEL  # not started yet: cancelled as it starts
+    for row in rows:
+        state, ended = _counted_as(*row)
         counts[state] += 1
-        if state == ItemState.DONE:
-            counts[_ended_as(outcome)] += 1
+        if ended:
+            counts[ended] += 1
     return counts
+
+
+def _counted_as(
+    state: str, status: str | None, reported: str | None, outcome: str
+) -> tuple[str, str]:
+    """An item's state as a person reads it, and, once ended, how (``rewind_progress``)."""
+    if state == ItemState.REQUESTED and status not in OPEN:
+        state, outcome = ItemState.DONE, reported or status or "gone"  # as the runner will
+    if state == ItemState.LEFT and outcome == CANCELLED:
+        state = CANCELLED
+    elif state == ItemState.LEFT and outcome.startswith(CANCEL):
+        state = TO_CANCEL  # not started yet: cancelled as it starts
+    return state, _ended_as(outcome) if state == ItemState.DONE else ""
+
+
+# An item's undo, in the words of the counts above the table (rewind/_progress.html).
+_SHOWN = {
+    ItemState.PENDING: "Waiting",
+    ItemState.REQUESTED: "Asked for",
+    ItemState.LEFT: "Left as it is",
+    CANCELLED: "Cancelled: had not run",
+    TO_CANCEL: "To cancel as it starts",
+    UNDONE: "Undone",
+    DENIED: "Undo denied",
+    CONFLICT: "Conflict: changed since",
+    FAILED: "Failed",
+}
+
+
+def item_shown_as(item: Any, *, rewind_cancelled: bool) -> str:
+    """One item's Undo column, counted as ``rewind_progress`` counts it."""
+    compensation = item.compensation
+    state, ended = _counted_as(
+        item.state,
+        compensation.status if compensation else None,
+        compensation.compensation_outcome if compensation else None,
+        item.outcome,
+    )
+    if state == ItemState.PENDING and rewind_cancelled:
+        return "Not asked for: cancelled"
+    return _SHOWN[ended or state]
 
 
 _SHORT = (
