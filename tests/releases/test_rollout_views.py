@@ -139,3 +139,30 @@ def test_a_staging_stage_without_a_staging_token_says_its_count_will_not_move(
     assert said in client.get(page).content.decode()
     token_create(actor=SYSTEM, agent=agent, environment="staging")
     assert said not in client.get(page).content.decode()
+
+
+def test_a_rollback_for_a_critical_alert_shows_the_alert_among_its_evidence(
+    client: Client, owner: Any, agent: Any
+) -> None:
+    """The kept evidence must show what rolled it back, not only rates "too few"."""
+    from oversight.monitoring.models import Alert
+
+    candidate, rollout = canary_of_new_instructions(agent, plan=[50, 100])
+    now = timezone.now()
+    Alert.objects.create(
+        agent=agent,
+        kind="denial_rate",
+        severity="critical",
+        title="50 of 94 actions denied in 5 minutes (53%)",
+        dedupe_key="denial_rate:test",
+        opened_at=now,
+        last_seen_at=now,
+    )
+    assert rollout_guard_one(rollout) == "rolled_back"
+    client.force_login(owner)
+    page = client.get(reverse("releases:detail", args=[agent.slug, candidate.version]))
+    text = page.content.decode()
+    assert "guard: critical alert opened during the canary: 50 of 94 actions denied" in text
+    row = text[text.index('<tr class="regressed">') :].split("</tr>")[0]
+    assert "alert" in row and "50 of 94 actions denied in 5 minutes (53%)" in row
+    assert "regression" in row
