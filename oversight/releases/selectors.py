@@ -7,6 +7,9 @@ from typing import Any
 
 from django.db.models import Count, F, OuterRef, QuerySet, Subquery
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.utils.formats import date_format
 
 from oversight.agents.constants import Environment
 from oversight.agents.models import Agent, AgentToken
@@ -97,6 +100,10 @@ def _readable(name: str, value: Any) -> str:
         return {"expires_at": "never", "condition": "always"}.get(name, "—")
     if name == "expires_in_seconds":
         return humanize.duration(value)
+    if name == "expires_at" and isinstance(value, str):  # kept as ISO 8601 in the content
+        moment = parse_datetime(value)
+        if moment is not None:  # as the policy page shows it
+            return date_format(timezone.localtime(moment), "j M Y H:i")
     if name == "approvers":
         return Approvers(value).label if value in Approvers.values else str(value)
     if name == "reversibility":

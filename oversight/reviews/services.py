@@ -20,6 +20,7 @@ from oversight.audit.services import audit_record
 from oversight.gateway.lifecycle import actions_cancel_in_scope
 from oversight.policy.models import Grant
 from oversight.policy.services import policy_object_delete, policy_object_update
+from oversight.releases.services import releases_batched
 from oversight.reviews import notices
 from oversight.reviews.constants import ReviewOutcome
 from oversight.reviews.models import Review
@@ -208,9 +209,12 @@ def agent_retire(
         Q(expires_at__isnull=True) | Q(expires_at__gt=now)
     )
     disabled = 0
-    for grant in live_grants:
-        policy_object_update(actor=actor, obj=grant, expires_at=now)
-        disabled += 1
+    # One release for them all, saying why, in force at once (retiring is not a change
+    # that waits for a rollout): it made one release per grant, without notes.
+    with releases_batched(notes=f"retired: {reason}"[:300], promote=True):
+        for grant in live_grants:
+            policy_object_update(actor=actor, obj=grant, expires_at=now)
+            disabled += 1
     cancelled = actions_cancel_in_scope(
         actor=actor, agent_ids=[locked.pk], why=f"the agent was retired: {reason}"
     )

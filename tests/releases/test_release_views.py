@@ -190,3 +190,28 @@ def test_the_list_marks_a_release_awaiting_approval_or_being_rolled_out(
     rollouts.rollout_approve(actor=Actor.for_user(admin_user), rollout=Rollout.objects.get())
     listing = client.get(reverse("releases:list", args=[agent.slug])).content.decode()
     assert '<span class="pill status-paused">running: staging</span>' in listing
+
+
+def test_a_grants_expiry_reads_as_the_policy_page_shows_it(
+    client: Client, owner: Any, agent: Any
+) -> None:
+    """The release and compare pages showed "2030-01-01T00:00:00+00:00"."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from oversight.policy.models import Grant
+
+    expires = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+    policy_object_create(
+        actor=SYSTEM, obj=Grant(agent=agent, action="email.send", expires_at=expires)
+    )
+    shown = timezone.localtime(expires).strftime("%-d %b %Y %H:%M")
+    client.force_login(owner)
+    version = agent.releases.order_by("-version").first().version
+    page = client.get(reverse("releases:detail", args=[agent.slug, version])).content.decode()
+    compare = client.get(
+        reverse("releases:compare", args=[agent.slug]) + f"?old={version - 1}&new={version}"
+    ).content.decode()
+    for text in (page, compare):
+        assert shown in text and "2030-01-01T00:00:00" not in text

@@ -188,3 +188,23 @@ def test_a_grant_too_young_to_tell_or_needed_for_undos_is_not_unused(agent: Agen
         True,
         "payments.refund",
     )
+
+
+def test_retiring_disables_the_grants_in_one_release_saying_why_in_force_at_once(
+    agent: Agent,
+) -> None:
+    """Two grants made two releases in one second, without notes; under change control
+    they would have waited for a rollout."""
+    from oversight.accounts.services import team_change_control_update
+    from oversight.releases.models import Release
+
+    grant(agent, "payments.refund")
+    grant(agent, "email.send")
+    team_change_control_update(actor=SYSTEM, team=agent.team, staged_releases_from="low")
+    before = Release.objects.filter(agent=agent).count()
+    assert agent_retire(actor=SYSTEM, agent=agent, reason="Replaced by v2.")
+    releases = Release.objects.filter(agent=agent).order_by("version")
+    assert releases.count() == before + 1
+    newest = releases.last()
+    assert newest.notes == "retired: Replaced by v2."
+    assert fresh(agent).stable_release_id == newest.pk  # in force, not awaiting a rollout
