@@ -62,6 +62,7 @@ def _limits(action: Action) -> list[dict[str, Any]]:
                 "limit": limit.name if limit else f"limit {used['limit_id']} (deleted)",
                 "max_count": limit.max_count if limit else None,
                 "max_sum": str(limit.max_sum) if limit and limit.max_sum is not None else None,
+                "sum_param": limit.sum_param if limit else "",
                 "window_seconds": limit.window_seconds if limit else None,
                 "charged": used["amount"],
                 "window_start": counter.window_start.isoformat() if counter else None,

@@ -143,8 +143,10 @@ def test_the_action_page_shows_the_limits_sums_as_people_write_them(
     browser.force_login(reviewer)
     page = browser.get(reverse("approvals:action", args=[second["id"]])).content.decode()
     row = page[page.index('<td data-label="Limit charged">refund sum</td>') :].split("</tr>")[0]
-    assert '<td data-label="This action">1 action, 30</td>' in row  # this action's charge
-    assert row.count("2 actions, 40<") == 2  # the window when decided, and now
+    # This action's charge, named by the param it sums ("1 action, 30" did not say of what).
+    assert '<td data-label="This action">1 action, amount 30</td>' in row
+    assert row.count("2 actions, amount 40<") == 2  # the window when decided, and now
+    assert '<td data-label="Of at most">amount 20000</td>' in row
     assert " 20000</td>" in row
     assert "0000" not in row.replace("20000", "")
     assert "E+" not in row
