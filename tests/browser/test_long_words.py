@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
+from oversight.agents.services import agent_update
 from oversight.core.templatetags.display import LONG_WORD
 from oversight.killswitch.selectors import Target
 from oversight.killswitch.services import killswitch_engage
@@ -76,3 +77,9 @@ def test_long_words_stay_within_the_page(
     page = open_as(admin_user.username, "/audit/")
     assert page.locator("#audit-results td").count() > 10
     assert page.evaluate(BROKEN_WORDS, LONG_WORD) == []
+    # On a phone, the agent filters' options (a name of 60 characters) stay within it.
+    agent_update(actor=SYSTEM, agent=agent, name="Refund bot for the European ledger " * 2)
+    page.set_viewport_size({"width": 390, "height": 800})
+    page.reload()
+    expect(page.locator("select[name=agent]").first).to_contain_text("European ledger")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
