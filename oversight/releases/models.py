@@ -165,11 +165,15 @@ class Rollout(models.Model):
             if self.stage == Stage.STAGING
             else f"production decision{plural} since the stage began"
         )
+        then = (
+            "Those will not grow, so it will not advance on its own"
+            if self.stage == Stage.STAGING
+            else "It advances on its own once stable has them"
+        )
         return (
             f"The guard has not judged this stage: stable made {stable:,} {compared} to"
-            f" compare with, and a verdict needs at least {JUDGED_FROM} under each. It will"
-            " not advance on its own until it has them; advance it by hand once you are"
-            " satisfied, or roll it back."
+            f" compare with, and a verdict needs at least {JUDGED_FROM} under each. {then};"
+            " advance it by hand once you are satisfied, or roll it back."
         )
 
     @property
