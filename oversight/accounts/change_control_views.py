@@ -36,7 +36,6 @@ def team_change_control_view(request: HttpRequest, slug: str) -> HttpResponse:
         team = get_object_or_404(Team, slug=slug)
         for field, value in typed.items():
             setattr(team, field, value)
-        agents = list(team.agents.select_related("owner").order_by("name"))
-        return team_page(request, team, member=True, agents=agents, status=422)
+        return team_page(request, team, member=True, status=422)
     messages.success(request, f"Change control of {team.name} saved.")
     return redirect("team", slug=team.slug)

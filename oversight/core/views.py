@@ -5,7 +5,6 @@ import hmac
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
-from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
@@ -184,18 +183,19 @@ def overview_panels_view(request: HttpRequest) -> HttpResponse:
 def team_detail(request: HttpRequest, slug: str) -> HttpResponse:
     team = team_list(user=request.user).filter(slug=slug).first()
     member = team is not None  # or an admin; not a reviewer who only sees some agents
-    visible = agents_with_perm(user=request.user).filter(team__slug=slug).select_related("owner")
-    if team is None and visible.exists():
-        team = visible.first().team  # a reviewer granted some of the team's agents
+    if team is None:  # a reviewer granted some of the team's agents sees those
+        granted = agents_with_perm(user=request.user).filter(team__slug=slug).first()
+        team = granted.team if granted else None
     if team is None:
         raise Http404("No such team.")
-    return team_page(request, team, member=member, agents=list(visible.order_by("name")))
+    return team_page(request, team, member=member)
 
 
-def team_page(
-    request: HttpRequest, team: Team, *, member: bool, agents: list[Any], status: int = 200
-) -> HttpResponse:
-    """The team page, of ``team`` as given: a refused change shows what was typed."""
+def team_page(request: HttpRequest, team: Team, *, member: bool, status: int = 200) -> HttpResponse:
+    """The team page, of ``team`` as given (a refused change shows what was typed), with
+    the agents of it the person may see."""
+    visible = agents_with_perm(user=request.user).filter(team=team).select_related("owner")
+    agents = list(visible.order_by("name"))
     target = Target(Scope.TEAM, team=team)
     can_manage = may_manage_reviewers(user=request.user, team=team)
     context = {  # a team's agents are few: all on one page
