@@ -17,7 +17,10 @@ distributions (the same as 600 Bernoulli draws, far cheaper).
   (`Pairs`) and with the two arms' counts alone.
 - *canary* at 50%, 10% and 1%: each request goes to the candidate with that probability;
   independent arms.
-Plus, for the 10% and 1% canaries, what larger regressions they find within 2 minutes.
+Plus, for the 10% and 1% canaries, what larger regressions they find within 2 minutes;
+and gross breakage (a candidate that denies everything, from 10%) at 20/s and at one
+decision a second, with both tests and with the mixture alone (the guard before the
+exact test of decision 0034).
 
 (b) **A/A false alarms**: 30-minute rollouts (60 looks) of identical releases, all five
 metrics checked at every look (deny 10% and hold 5% of decided, rejection 20% of held and
@@ -25,6 +28,10 @@ resolved, failure 3% of reported outcomes, limit hits 1% of decided), in canarie
 10% and 1%; and in shadow, where only the three decision-time metrics exist for the
 candidate, with releases that differ on 1% of requests both ways (same rates, "churn").
 A rollout is a false alarm if any metric regresses at any look.
+
+Also at a quiet agent's rate (one decision a second, `QUIET`) in 50% and 10% canaries,
+where both arms stay under `min_n` for minutes and the exact test for gross breakage
+looks at small counts again and again.
 
 For contrast, the 50% canary with no minimum effect (the evidence alone decides), under
 this test and under what a sequential test replaces: a one-sided z-test at the same level
@@ -57,6 +64,7 @@ from decide import python_speed, report_head, say  # noqa: E402
 from oversight.releases.guard_stats import Arm, GuardSettings, Pairs, compare  # noqa: E402
 
 RATE = 20  # decisions per second
+QUIET = 1  # decisions per second of a quiet agent, where the arms stay small for minutes
 LOOK = 30  # seconds between looks
 TARGET = 120  # seconds: a +5-point regression must be found within this
 DETECT_HORIZON = 3600  # seconds simulated before a run counts as undetected
@@ -155,10 +163,16 @@ def detect_shadow(
 
 
 def detect_canary(
-    rng: random.Random, base: float, effect: float, *, share: float, settings: GuardSettings
+    rng: random.Random,
+    base: float,
+    effect: float,
+    *,
+    share: float,
+    settings: GuardSettings,
+    rate: float = RATE,
 ) -> float | None:
     """Seconds until a canary regression is found, or None."""
-    window = RATE * LOOK
+    window = round(rate * LOOK)
     s_hits = s_n = c_hits = c_n = 0
     for look in range(1, DETECT_HORIZON // LOOK + 1):
         to_candidate = binomial(rng, window, share)
@@ -204,10 +218,15 @@ def naive_regressed(stable: Arm, candidate: Arm, *, metrics: int, settings: Guar
 
 
 def aa_canary(
-    rng: random.Random, *, share: float, settings: GuardSettings, naive: bool = False
+    rng: random.Random,
+    *,
+    share: float,
+    settings: GuardSettings,
+    naive: bool = False,
+    rate: float = RATE,
 ) -> str | None:
     """The metric that falsely alarmed in one A/A canary rollout, or None."""
-    window = RATE * LOOK
+    window = round(rate * LOOK)
     totals = {name: [0, 0, 0, 0] for name in _arm_window(rng, 0)}  # s hits, s n, c hits, c n
     for _ in range(AA_HORIZON // LOOK):
         to_candidate = binomial(rng, window, share)
@@ -330,10 +349,35 @@ def main() -> None:
             say(f"canary {share:.0%} +{effect:.0%} from 10%: {larger[-1]}")
     report["larger_regressions"] = larger
 
+    # Gross breakage: a candidate that denies everything, from a 10% deny rate, at this
+    # rate and at a quiet agent's (one decision a second), with and without the early test.
+    mixture_alone = replace(settings, early_share=1e-12)  # the guard before the early test
+    gross: list[dict[str, Any]] = []
+    for rate in (RATE, QUIET):
+        for share in CANARY_SHARES:
+            for test, chosen in (("both tests", settings), ("mixture alone", mixture_alone)):
+                delays = repeat(
+                    runs,
+                    seed,
+                    lambda r, s=share, c=chosen, q=rate: detect_canary(
+                        r, 0.10, 0.90, share=s, settings=c, rate=q
+                    ),
+                )
+                gross.append({"stage": f"canary {share:.0%}", "rate_per_s": rate, "test": test})
+                gross[-1] |= summary(delays)
+                say(f"all denied, {rate}/s, canary {share:.0%}, {test}: {gross[-1]}")
+    report["gross_breakage"] = gross
+
     false_alarms: list[dict[str, Any]] = []
     for share in CANARY_SHARES:
         alarms = repeat(runs, seed, lambda r, s=share: aa_canary(r, share=s, settings=settings))
         false_alarms.append(_aa_row(f"canary {share:.0%}", 5, alarms))
+        say(str(false_alarms[-1]))
+    for share in CANARY_SHARES[:2]:  # a quiet agent: both arms under min_n for minutes
+        alarms = repeat(
+            runs, seed, lambda r, s=share: aa_canary(r, share=s, settings=settings, rate=QUIET)
+        )
+        false_alarms.append(_aa_row(f"canary {share:.0%} at {QUIET}/s", 5, alarms))
         say(str(false_alarms[-1]))
     for use_pairs in (True, False):
         alarms = repeat(

@@ -18,6 +18,7 @@ from oversight.releases.guard_stats import (
     Pairs,
     compare,
     log_mixture_ratio,
+    upper_rate_bound,
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
@@ -28,11 +29,11 @@ WINDOW = 20 * 30  # decisions between two looks: 20/s, a look every 30 s
 
 def test_the_example_sentence() -> None:
     verdict = compare("deny rate", Arm(121, 1_200), Arm(182, 1_200), metrics=5)
-    assert verdict.threshold == 500
+    assert verdict.threshold == 625  # 5 metrics / (0.01 less the early test's fifth)
     assert verdict.difference == pytest.approx(61 / 1_200)
     assert verdict.explain() == (
         "deny rate 15.2% under the candidate (182 of 1,200) vs 10.1% under stable "
-        f"(121 of 1,200): +5.1 points, evidence {verdict.statistic:,.0f} (threshold 500)"
+        f"(121 of 1,200): +5.1 points, evidence {verdict.statistic:,.0f} (threshold 625)"
     )
     assert not verdict.regressed  # 374: not yet, with independent arms of 1,200
 
@@ -86,15 +87,73 @@ def test_zero_counts() -> None:
     assert math.isfinite(no_hits.statistic) and not no_hits.regressed
 
 
-def test_below_the_minimum_sample_nothing_regresses() -> None:
+def test_below_the_minimum_sample_the_mixtures_evidence_alone_does_not_regress() -> None:
     settings = GuardSettings()
     n = settings.min_n - 1
-    verdict = compare("deny rate", Arm(0, n), Arm(n, n), metrics=5)
-    assert verdict.statistic > verdict.threshold  # the evidence is there ...
-    assert not verdict.enough and not verdict.regressed  # ... but not the sample
+    verdict = compare("deny rate", Arm(5, n), Arm(30, n), metrics=5)
+    assert verdict.statistic > 1_000 * verdict.threshold  # the evidence is there ...
+    assert not verdict.enough and not verdict.regressed  # ... but not the sample it needs
+    assert verdict.early is not None and not verdict.early.regressed  # nor beyond doubt
     assert verdict.explain().endswith(
         f"; too few decisions yet to judge (at least {settings.min_n} under each)"
     )
+
+
+def test_gross_breakage_is_rolled_back_on_a_few_decisions_exactly() -> None:
+    """A candidate denying all of 16 requests stable allowed (shadow): far under min_n,
+    but stable's rate is at most 49.2% and the candidate's 16 of 16 are beyond doubt."""
+    verdict = compare("deny rate", Arm(0, 16), Arm(16, 16), metrics=3, pairs=Pairs(16, 0))
+    assert not verdict.enough and verdict.regressed
+    assert verdict.early is not None and verdict.early.regressed
+    assert verdict.early.threshold == 3_000  # two sides, 3 metrics, a fifth of 0.01
+    assert verdict.explain() == (
+        "deny rate 100.0% under the candidate (16 of 16) vs 0.0% under stable (0 of 16):"
+        " +100.0 points; on so few decisions, beyond doubt: stable's rate is at most 49.2%"
+        " and the candidate's evidence of a higher one 4,974 (threshold 3,000): a regression"
+    )
+    fewer = compare("deny rate", Arm(0, 15), Arm(15, 15), metrics=3, pairs=Pairs(15, 0))
+    assert not fewer.regressed
+    # A 1% canary that denies everything, against a stable denying 10% of its traffic:
+    # rolled back on its 6th decision, where the mixture waited for its 50th.
+    canary = [compare("deny rate", Arm(n * 10, n * 99), Arm(n, n), metrics=5) for n in (5, 6)]
+    assert [v.regressed for v in canary] == [False, True]
+
+
+def test_the_early_tests_error_is_bounded_at_every_look() -> None:
+    # Identical releases at a 30% rate, one decision under each per look, 49 looks (all
+    # under min_n): with a loose alpha (the early test's threshold 8 a side), a false
+    # regression takes one of two errors of 1 in 8 each, 25% in all. Measured far below.
+    settings = GuardSettings(alpha=0.5, early_share=0.5, min_effect=0.0)
+    assert settings.early_threshold(1) == 8
+    rng = random.Random(20261207)
+    runs, alarms = 2_000, 0
+    for _ in range(runs):
+        s_hits = c_hits = 0
+        for n in range(1, settings.min_n):
+            s_hits += rng.random() < 0.3
+            c_hits += rng.random() < 0.3
+            if compare(
+                "deny rate", Arm(s_hits, n), Arm(c_hits, n), metrics=1, settings=settings
+            ).regressed:
+                alarms += 1
+                break
+    assert alarms / runs <= 0.25  # 2 of 2,000 with this seed
+    assert alarms > 0  # the test can fire: it is not vacuous
+
+
+def test_stables_bound_holds_its_true_rate_at_every_look() -> None:
+    # The confidence sequence at a threshold of 20: at most 1 in 20 runs ever has a bound
+    # under the true rate, over 200 looks.
+    rng = random.Random(7)
+    runs, missed = 1_000, 0
+    for _ in range(runs):
+        hits = 0
+        for n in range(1, 201):
+            hits += rng.random() < 0.2
+            if upper_rate_bound(Arm(hits, n), 20) < 0.2:
+                missed += 1
+                break
+    assert missed / runs <= 0.05  # 6 of 1,000 with this seed
 
 
 def test_a_certain_but_tiny_difference_is_not_rolled_back() -> None:
@@ -129,7 +188,7 @@ def test_the_statistic_is_the_published_mixture_ratio_made_one_sided() -> None:
 def test_alpha_is_split_over_the_metrics() -> None:
     one = compare("hold rate", Arm(50, 1_000), Arm(90, 1_000), metrics=1)
     five = compare("hold rate", Arm(50, 1_000), Arm(90, 1_000), metrics=5)
-    assert (one.threshold, five.threshold) == (100, 500)
+    assert (one.threshold, five.threshold) == (125, 625)
     assert one.statistic == five.statistic
 
 
@@ -167,6 +226,8 @@ def test_the_number_of_metrics_must_be_a_positive_integer(metrics: object) -> No
         {"tau": math.inf},
         {"min_n": 0},
         {"min_effect": -0.1},
+        {"early_share": 0.0},
+        {"early_share": 1.0},
     ],
 )
 def test_bad_settings_are_refused(changes: dict[str, float]) -> None:

@@ -329,6 +329,28 @@ def test_the_guard_rolls_back_a_release_that_denies_what_stable_allows(
     assert event.after["evidence"][0]["metric"] == "deny rate"
 
 
+def test_the_guard_rolls_back_gross_breakage_long_before_fifty_decisions(
+    agent: Agent, candidate: Release, production: Any
+) -> None:
+    """The candidate denies every refund stable allows: 14 are not yet beyond doubt, the
+    15th is, where the mixture alone waited for 50."""
+    rollout = _start(candidate, Stage.SHADOW)
+    for number in range(14):
+        decide(production, refund(10, session_id=f"s{number}"))
+    assert guard.rollouts_guard() == {str(rollout.pk): "watching"}
+    decide(production, refund(10, session_id="s14"))
+    assert guard.rollouts_guard() == {str(rollout.pk): "rolled_back"}
+    rollout.refresh_from_db()
+    deny = next(v for v in rollout.verdicts if v.get("metric") == "deny rate")
+    assert deny["regressed"] and not deny["enough"]
+    assert deny["stable"] == [0, 15] and deny["candidate"] == [15, 15]
+    assert rollout.ended_reason.startswith("guard: deny rate 100.0% under the candidate")
+    assert rollout.ended_reason.endswith(
+        "on so few decisions, beyond doubt: stable's rate is at most 49.9% and the candidate's"
+        " evidence of a higher one 2,097 (threshold 2,000): a regression"
+    )
+
+
 def test_the_guard_advances_a_clean_stage_once_it_has_enough_decisions(
     agent: Agent, production: Any
 ) -> None:
