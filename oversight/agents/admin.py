@@ -6,6 +6,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from oversight.agents import services
+from oversight.agents.constants import AgentStatus
 from oversight.agents.models import Agent, AgentGroupObjectPermission, AgentUserObjectPermission
 from oversight.audit.actors import Actor
 
@@ -29,6 +30,12 @@ class AgentAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> tuple[str, ...]:
         return (*self.readonly_fields, "slug") if obj else self.readonly_fields
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # A retired agent is read-only everywhere (agent_update refuses it): shown, not saved.
+        if obj is not None and obj.status == AgentStatus.RETIRED:
+            return False
+        return super().has_change_permission(request, obj)
 
     def save_model(self, request: HttpRequest, obj: Agent, form: Any, change: bool) -> None:
         actor = Actor.for_user(request.user)

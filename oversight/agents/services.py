@@ -14,6 +14,7 @@ from guardian.shortcuts import assign_perm, remove_perm
 
 from oversight.accounts.models import Team
 from oversight.agents import permissions, tokens
+from oversight.agents.access import AgentRetired
 from oversight.agents.constants import (
     APPROVE,
     DEFAULT_REVIEW_INTERVAL_DAYS,
@@ -232,6 +233,8 @@ def agent_update(
     old_owner, old_team = locked.owner, locked.team
     old_environments = list(locked.environments)
     changed = {field for field, value in changes.items() if getattr(locked, field) != value}
+    if changed and locked.status == AgentStatus.RETIRED:
+        raise AgentRetired(locked)  # from any caller: the edit page, the admin site, a script
 
     for field, value in changes.items():
         setattr(locked, field, value)

@@ -186,11 +186,29 @@ class Limit(models.Model):
             models.CheckConstraint(
                 condition=models.Q(max_count__isnull=False) | models.Q(max_sum__isnull=False),
                 name="limit_has_a_maximum",
+                violation_error_message="Give a maximum count, a maximum sum, or both.",
             ),
             models.CheckConstraint(
                 condition=models.Q(max_sum__isnull=True, sum_param="")
                 | (models.Q(max_sum__isnull=False) & ~models.Q(sum_param="")),
                 name="limit_sum_needs_param",
+                violation_error_message=(
+                    "A maximum sum needs the param it sums, and a summed param its maximum."
+                ),
+            ),
+            # One name per scope, as a manifest keys them (its limits by name).
+            *(
+                models.UniqueConstraint(
+                    fields=[*scope, "name"],
+                    condition=condition,
+                    name=f"limit_name_unique_{label}",
+                    violation_error_message="A limit of this name exists here already.",
+                )
+                for label, scope, condition in (
+                    ("agent", ["agent"], models.Q(agent__isnull=False)),
+                    ("team", ["team"], models.Q(team__isnull=False)),
+                    ("everyone", [], models.Q(agent__isnull=True, team__isnull=True)),
+                )
             ),
         ]
 

@@ -144,3 +144,30 @@ def test_two_agents_in_service_cannot_share_a_name(agent: Any, team: Any, owner:
     agent_retire(actor=SYSTEM, agent=agent, reason="replaced")
     agent_update(actor=SYSTEM, agent=other, name="Refund bot")
     assert Agent.objects.filter(name="Refund bot").count() == 2
+
+
+def test_a_retired_agent_is_changed_by_no_one_not_even_from_the_admin_site(
+    agent: Any, admin_user: Any, client: Any
+) -> None:
+    """An admin set a retired agent's status back to active on the admin site; the docs
+    say retirement cannot be undone from the site."""
+    from django.urls import reverse
+
+    from oversight.agents.access import AgentRetired
+    from oversight.agents.constants import AgentStatus
+    from oversight.agents.services import agent_update
+    from oversight.reviews.services import agent_retire
+
+    agent_retire(actor=SYSTEM, agent=agent, reason="replaced")
+    with pytest.raises(AgentRetired, match="is retired: it is kept read-only"):
+        agent_update(actor=SYSTEM, agent=agent, status=AgentStatus.ACTIVE)
+    admin_user.is_staff = admin_user.is_superuser = True
+    admin_user.save()
+    client.force_login(admin_user)
+    change = reverse("admin:agents_agent_change", args=[agent.pk])
+    page = client.get(change)
+    assert page.status_code == 200 and 'name="_save"' not in page.content.decode()
+    form = {"name": agent.name, "status": AgentStatus.ACTIVE, "_save": "Save"}
+    assert client.post(change, form).status_code == 403
+    agent.refresh_from_db()
+    assert agent.status == AgentStatus.RETIRED

@@ -184,6 +184,39 @@ def test_an_export_applies_back_without_changes(alice: Any) -> None:
     assert Limit.objects.get(name="everyone").scope == "everyone"
 
 
+def test_an_export_applies_back_unchanged_after_its_people_left(
+    alice: Any, django_user_model: Any
+) -> None:
+    """The owner, a team reviewer and a rule's approver deactivated since: an export still
+    applies back with no change, and a new agent still needs an active owner."""
+    make_user(django_user_model, "ada", "admin")
+    _apply(APPROVERS)
+    django_user_model.objects.filter(username__in=["alice", "rita"]).update(is_active=False)
+    exported = StringIO()
+    call_command("policy_export", stdout=exported)
+    assert "owner: alice" in exported.getvalue() and "people:\n" in exported.getvalue()
+    assert "no changes" in _apply(exported.getvalue())
+    added = exported.getvalue().replace("slug: refund-bot", "slug: refund-bot-2", 1)
+    with pytest.raises(CommandError, match=r"agents\[0\]\.owner: no active user 'alice'"):
+        _apply(added)
+
+
+def test_a_limit_of_zero_made_on_the_page_exports_and_applies_back(alice: Any) -> None:
+    """The page takes "at most 0 actions" (every matching action is over); the manifest
+    refused it ("expected a whole number of at least 1"), so its export did not apply."""
+    _apply(EXAMPLE.read_text() + "limits:\n  - {name: frozen, window: 1m, max_count: 0}\n")
+    assert Limit.objects.get(name="frozen").max_count == 0
+    exported = StringIO()
+    call_command("policy_export", stdout=exported)
+    assert "no changes" in _apply(exported.getvalue())
+
+
+def test_a_blank_field_is_named(alice: Any) -> None:
+    blank = r"agents\[0\]\.purpose: This field cannot be blank\. Nothing was changed\.$"
+    with pytest.raises(CommandError, match=blank):
+        _apply(EXAMPLE.read_text().replace("purpose: ", "purpose: '' #", 1))
+
+
 def test_a_hold_rule_may_forbid_edits_and_the_export_keeps_it(alice: Any) -> None:
     text = EXAMPLE.read_text().replace("approvals: 1,", "approvals: 1, edits_allowed: false,")
     assert text != EXAMPLE.read_text()

@@ -148,6 +148,45 @@ def test_nonsense_is_refused_on_its_field_and_changes_nothing(
     assert not Limit.objects.exists() and not Grant.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("fields", "said"),
+    [
+        ({"window_seconds": "60"}, "Give a maximum count, a maximum sum, or both."),
+        (
+            {"window_seconds": "60", "max_sum": "100"},
+            "A maximum sum needs the param it sums, and a summed param its maximum.",
+        ),
+    ],
+)
+def test_a_limit_without_its_maximum_says_what_to_give(
+    client: Client, owner: Any, agent: Any, fields: dict[str, str], said: str
+) -> None:
+    """These said "Constraint “limit_has_a_maximum” is violated."."""
+    from oversight.policy.models import Limit
+
+    everything = {"name": "cap", "action": "*", "resource": "*", "on_exceed": "deny"}
+    response = _add(client, owner, agent, "limit", **everything, **fields)
+    assert response.status_code == 422
+    page = response.content.decode()
+    assert said in page and "Constraint" not in page
+    assert not Limit.objects.exists()
+
+
+def test_a_limits_name_is_one_per_agent_as_in_a_manifest(
+    client: Client, owner: Any, agent: Any
+) -> None:
+    """A second "refund volume" was added, and the agent's exported manifest then failed
+    to apply ("'refund volume' appears twice")."""
+    from oversight.policy.models import Limit
+
+    limit = {"name": "refund volume", "action": "*", "resource": "*", "on_exceed": "deny"}
+    assert _add(client, owner, agent, "limit", **limit, window_seconds="60", max_count="3")
+    response = _add(client, owner, agent, "limit", **limit, window_seconds="60", max_count="9")
+    assert response.status_code == 422
+    assert "A limit of this name exists here already." in response.content.decode()
+    assert list(Limit.objects.values_list("max_count", flat=True)) == [3]
+
+
 def test_a_teammate_cannot_add_edit_or_remove(
     client: Client, teammate: Any, agent: Any, grant: Grant
 ) -> None:

@@ -57,10 +57,6 @@ class _Plan:
         self.changes.append(f"{sign} {text}")
 
 
-def _messages(exc: ValidationError) -> str:
-    return "; ".join(exc.messages)
-
-
 def _teams(plan: _Plan, manifest: Manifest) -> dict[str, Team]:
     teams = {team.name: team for team in Team.objects.all()}
     for spec in manifest.teams:
@@ -81,8 +77,10 @@ def _teams(plan: _Plan, manifest: Manifest) -> dict[str, Team]:
     return teams
 
 
-def _people(names: tuple[str, ...], path: str) -> list[Any]:
-    found = {
+def _people(names: tuple[str, ...], path: str, *, kept: Any = ()) -> list[Any]:
+    """The active users of these names; of ``kept`` (those already there), anyone."""
+    found = {u.get_username(): u for u in kept if u.get_username() in names}
+    found |= {
         u.get_username(): u
         for u in get_user_model().objects.filter(username__in=names, is_active=True)
     }
@@ -94,8 +92,8 @@ def _people(names: tuple[str, ...], path: str) -> list[Any]:
 
 def _reviewers(plan: _Plan, team: Team, names: tuple[str, ...], path: str) -> None:
     """The team's reviewers become exactly those listed."""
-    wanted = {u.pk: u for u in _people(names, path)}
     current = {u.pk: u for u in team.reviewers}
+    wanted = {u.pk: u for u in _people(names, path, kept=current.values())}
     for pk, person in current.items():
         if pk not in wanted:
             team_reviewer_remove(actor=plan.actor, team=team, user=person)
@@ -111,7 +109,11 @@ def _agent(plan: _Plan, spec: AgentSpec, path: str, teams: dict[str, Team]) -> A
     team = teams.get(spec.team)
     if team is None:
         raise ManifestError(f"{path}.team: no team {spec.team!r} (list it under teams:)")
-    owner = get_user_model().objects.filter(username=spec.owner, is_active=True).first()
+    agent = Agent.objects.select_related("owner", "team").filter(slug=spec.slug).first()
+    if agent is not None and agent.owner.get_username() == spec.owner:
+        owner = agent.owner  # unchanged: an export applies as it is, whoever left since
+    else:
+        owner = get_user_model().objects.filter(username=spec.owner, is_active=True).first()
     if owner is None:
         raise ManifestError(f"{path}.owner: no active user {spec.owner!r}")
     wanted: dict[str, Any] = {
@@ -124,7 +126,6 @@ def _agent(plan: _Plan, spec: AgentSpec, path: str, teams: dict[str, Team]) -> A
         "review_interval_days": spec.review_every_days,
         **(spec.config or {}),
     }
-    agent = Agent.objects.select_related("owner", "team").filter(slug=spec.slug).first()
     try:
         if agent is None:
             agent = agent_create(actor=plan.actor, slug=spec.slug, **wanted)
@@ -135,7 +136,7 @@ def _agent(plan: _Plan, spec: AgentSpec, path: str, teams: dict[str, Team]) -> A
             agent = agent_update(actor=plan.actor, agent=agent, **changed)
             plan.note("~", f"agent {spec.slug}: {', '.join(sorted(changed))}")
     except ValidationError as exc:
-        raise ManifestError(f"{path}: {_messages(exc)}") from None
+        raise _refused(path, exc) from None
     return agent
 
 
@@ -190,7 +191,8 @@ def _sync(
         current = existing.get(key)
         try:
             people = fields.get("approver_people")
-            extra = {"approver_people": _people(tuple(people), path)} if people else {}
+            kept = current.approver_people.all() if people and current is not None else ()
+            extra = {"approver_people": _people(tuple(people), path, kept=kept)} if people else {}
             if current is None:
                 policy_object_create(actor=plan.actor, obj=new, **extra)
                 plan.note("+", f"{label} {new}")

@@ -111,7 +111,8 @@ def manifest_export() -> str:
         limits = [_limit(lim) for lim in Limit.objects.filter(team=team).order_by("name")]
         if limits:
             item["limits"] = limits
-        reviewers = [u.get_username() for u in team.reviewers if u.is_active]
+        # Everyone listed, active or not: applying the export back changes nothing.
+        reviewers = [u.get_username() for u in team.reviewers]
         if reviewers:
             item["reviewers"] = reviewers
         teams.append(item)

@@ -277,7 +277,7 @@ def _limit(path: str, data: Any) -> LimitSpec:
             raise ManifestError(f"{path}.max_sum.value: expected a number") from None
         if not max_sum.is_finite() or max_sum <= 0:
             raise ManifestError(f"{path}.max_sum.value: expected a positive number")
-    max_count = r.integer("max_count")
+    max_count = r.integer("max_count", minimum=0)  # 0: every matching action is over
     if max_count is None and max_sum is None:
         raise ManifestError(f"{path}: give max_count, max_sum or both")
     on_exceed = r.text("on_exceed", "deny")
