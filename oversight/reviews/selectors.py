@@ -87,15 +87,26 @@ def review_history(*, agent: Agent) -> QuerySet[Review]:
     )
 
 
-# One grouped query per database: the actions of the agent since a date, one row per
-# grant named among their reasons, counting each window.
+# What "used" counts: the actions a grant let run (allowed, or held and approved), not
+# those held and then rejected, expired, cancelled or still waiting.
+USED = (
+    ActionStatus.ALLOWED,
+    ActionStatus.APPROVED,
+    ActionStatus.SUCCEEDED,
+    ActionStatus.FAILED,
+    ActionStatus.ROLLED_BACK,
+)
+_USED_IN = "a.status IN (" + ", ".join(["%s"] * len(USED)) + ")"
+
+# One grouped query per database: the actions of the agent since a date that a grant let
+# run, one row per grant named among their reasons, counting each window.
 _USAGE_SQL = {
     "postgresql": """
         SELECT (r.reason->>'id')::bigint AS grant_id,
                COUNT(*) FILTER (WHERE a.created_at >= %s) AS recent,
                COUNT(*) AS total
           FROM gateway_action a, jsonb_array_elements(a.reasons) AS r(reason)
-         WHERE a.agent_id = %s AND a.created_at >= %s
+         WHERE a.agent_id = %s AND a.created_at >= %s AND {used}
            AND jsonb_typeof(a.reasons) = 'array'
            AND r.reason @> '{"kind": "grant"}'
          GROUP BY 1
@@ -105,7 +116,7 @@ _USAGE_SQL = {
                SUM(CASE WHEN a.created_at >= %s THEN 1 ELSE 0 END) AS recent,
                COUNT(*) AS total
           FROM gateway_action a, json_each(a.reasons) AS reason
-         WHERE a.agent_id = %s AND a.created_at >= %s
+         WHERE a.agent_id = %s AND a.created_at >= %s AND {used}
            AND json_extract(reason.value, '$.kind') = 'grant'
          GROUP BY 1
     """,
@@ -117,7 +128,8 @@ def grant_usage(
 ) -> dict[int, tuple[int, int]]:
     """{grant id: (uses in the last ``recent_days``, uses in the last ``total_days``)}.
 
-    An action uses a grant when its recorded reasons name it (the grants that allowed it).
+    An action uses a grant when its recorded reasons name it (the grants that allowed it)
+    and the grant let it run (``USED``).
     """
     sql = _USAGE_SQL.get(connection.vendor)
     if sql is None:
@@ -130,7 +142,8 @@ def grant_usage(
             timezone.make_naive(d, dt.UTC).isoformat(sep=" ") for d in (recent_since, total_since)
         )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [recent_since, agent.pk, total_since])
+        sql = sql.replace("{used}", _USED_IN)  # (str.format would read the JSON's braces)
+        cursor.execute(sql, [recent_since, agent.pk, total_since, *USED])
         return {int(gid): (int(recent), int(total)) for gid, recent, total in cursor.fetchall()}
 
 
