@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 from django import forms
@@ -129,6 +130,12 @@ class LimitForm(ModelBoundsForm):
         ]
         labels = {"window_seconds": "Window (seconds)", "sum_param": "Sum of param"}
         widgets = {"sum_param": forms.TextInput(attrs={"placeholder": "amount"})}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        most = self.initial.get("max_sum")
+        if isinstance(most, Decimal):  # 20000, not the column's 20000.0000
+            self.initial["max_sum"] = f"{most.normalize():f}"
 
 
 class TryItForm(forms.Form):

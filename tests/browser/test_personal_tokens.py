@@ -46,6 +46,13 @@ def test_a_personal_token_is_made_used_and_revoked(
 
     page.reload()
     expect(page.locator("#new-token")).to_have_count(0)  # shown once
+    asked: list[str] = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    page.get_by_role("button", name=f"Revoke {token.prefix}").click()
+    expect(page.locator("#personal-tokens")).to_contain_text("active")  # asked first
+    assert asked and asked[0].startswith(f"Revoke {token.prefix}")
+    assert api.get("/approvals").status_code == 200
+    page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name=f"Revoke {token.prefix}").click()
     expect(page.locator("#personal-tokens")).to_contain_text("revoked")
     assert api.get("/approvals").status_code == 401

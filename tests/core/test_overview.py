@@ -163,6 +163,14 @@ def test_the_page_shows_charts_alerts_overdue_and_unowned_agents(
     assert "Refund bot" in overdue and "Email campaigner" not in overdue
     unowned = page[page.index('id="panel-unowned"') :]
     assert "Refund bot" in unowned
+    # Each panel's heading links to its full list, whether or not every row fits.
+    for panel, heading, url in (
+        ("alerts", "Open alerts", "/alerts/"),
+        ("overdue", "Overdue re-certifications", "/recertification/"),
+        ("unowned", "Unowned agents", "/recertification/"),
+    ):
+        part = page[page.index(f'id="panel-{panel}"') :]
+        assert f'<h2><a href="{url}">{heading}</a>' in part[:400]
 
 
 def test_empty_panels_say_all_is_well(client: Client, owner: Any, agent: Agent) -> None:

@@ -36,3 +36,14 @@ def test_any_number_below_says_at_least_the_models_bound(approvals: str) -> None
 def test_the_re_certification_interval_says_at_least_a_day(owner: object) -> None:
     field = AgentForm(user=owner).fields["review_interval_days"]
     assert (field.widget.attrs["min"], field.min_value) == (1, 1)
+
+
+def test_a_limits_maximum_sum_reads_as_typed_not_with_the_columns_four_places() -> None:
+    from decimal import Decimal
+
+    from oversight.policy.forms import LimitForm
+    from oversight.policy.models import Limit
+
+    for stored, shown in ((Decimal("20000.0000"), "20000"), (Decimal("0.5000"), "0.5")):
+        form = LimitForm(instance=Limit(name="x", window_seconds=60, max_sum=stored))
+        assert form["max_sum"].value() == shown

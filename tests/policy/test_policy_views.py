@@ -340,8 +340,8 @@ def test_try_it_shows_each_limits_usage_in_its_window(
     body = '{"action": "payments.refund", "resource": "stripe:charge/1", "params": {"amount": 100}}'
     page = _try(client, owner, agent, body).content.decode()
     assert "Would be <strong>denied</strong>" in page
-    assert "3 of 10 used" in page
-    assert "950 of 1000 amount" in page  # the old window is not counted
+    assert "3 of 10 actions used" in page
+    assert "amount 950 of 1000 used" in page  # the old window is not counted
     assert page.count("would exceed") == 1
 
 

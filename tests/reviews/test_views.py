@@ -231,6 +231,18 @@ def test_a_retired_agents_page_says_why_and_offers_nothing_it_refuses(
     assert reverse("rewind:plan", args=[agent.slug]) not in html
     assert ">Re-certifications</a>" in html and ">Re-certify</a>" not in html
     assert "none: retired" in html
+    # Nor a due date where agents are listed (it read "Next re-certification 7 Mar 2027").
+    listed = client.get(reverse("agents:list"), {"status": "retired"}).content.decode()
+    assert "none: retired" in listed
+    assert f"{agent.next_review_due:%-d %b %Y}" not in listed
+
+
+def test_a_teammate_is_offered_the_record_not_a_re_certification(
+    client: Client, teammate: Any, agent: Agent
+) -> None:
+    client.force_login(teammate)
+    html = client.get(reverse("agents:detail", args=[agent.slug])).content.decode()
+    assert ">Re-certifications</a>" in html and ">Re-certify</a>" not in html
 
 
 def test_the_review_list_shows_overdue_and_unowned_agents(
