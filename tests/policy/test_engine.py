@@ -352,6 +352,15 @@ def test_an_invalid_action_name_denies() -> None:
     assert "not a valid action name" in decision.reasons[0].detail
 
 
+@pytest.mark.parametrize("resource", ["", "stripe:charge/ch 1", " x", "x\n", "a\x00b", "x\u00a0y"])
+def test_a_resource_the_api_would_refuse_denies(resource: str) -> None:
+    """Try it said "Would be pending" for "stripe:charge/ch 1", which the API refuses."""
+    decision = _decide(grants=(GrantSpec(1, "*"),), request=_request(resource=resource))
+    assert decision.outcome == "deny"
+    assert decision.reasons[0].kind == "error"
+    assert "is empty or holds whitespace" in decision.reasons[0].detail
+
+
 def test_a_request_time_without_a_zone_denies() -> None:
     decision = _decide(grants=(GrantSpec(1, "*"),), request=_request(time=datetime(2026, 1, 1)))
     assert decision.outcome == "deny"

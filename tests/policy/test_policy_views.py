@@ -434,3 +434,12 @@ def test_try_it_starts_with_the_agents_latest_request(
     page = client.get(_page(agent)).content.decode()
     assert "&quot;action&quot;: &quot;email.send&quot;" in page
     assert "&quot;resource&quot;: &quot;segment:vip&quot;" in page
+
+
+def test_try_it_denies_a_resource_the_api_refuses(
+    client: Client, owner: Any, agent: Any, grant: Grant
+) -> None:
+    body = '{"action": "payments.refund", "resource": "stripe:charge/ch 1"}'
+    page = _try(client, owner, agent, body).content.decode()
+    assert "Would be <strong>denied</strong>" in page
+    assert "is empty or holds whitespace" in page

@@ -6,7 +6,7 @@ version once with `compile_policy` and call `CompiledPolicy.decide` for each req
 
 from .compiler import compile_policy
 from .conditions import ConditionError, check_condition
-from .patterns import check_pattern, is_action_name
+from .patterns import check_pattern, is_action_name, is_resource
 from .policy import CompiledPolicy
 from .types import (
     Decision,
@@ -36,4 +36,5 @@ __all__ = [
     "check_pattern",
     "compile_policy",
     "is_action_name",
+    "is_resource",
 ]

@@ -22,6 +22,10 @@ _ACTION_PATTERN = re.compile(rf"{_SEGMENT}(?:\.{_SEGMENT})*(?:\.\*)?")
 # match literally, so they are refused rather than guessed at.
 _RESOURCE_FORBIDDEN = re.compile(r"[\s?\[\]\x00-\x1f\x7f]")
 
+# A resource an agent names (not a pattern): anything but whitespace and NUL, which the
+# API's document spells out (gateway/schemas.py, RESOURCE).
+_NOT_IN_RESOURCE = re.compile(r"[\s\x00]")
+
 ResourceMatcher = Callable[[str], bool]
 T = TypeVar("T")
 
@@ -29,6 +33,11 @@ T = TypeVar("T")
 def is_action_name(action: str) -> bool:
     """Whether `action` is a concrete action name (no wildcard), e.g. ``crm.contact.update``."""
     return isinstance(action, str) and _ACTION_NAME.fullmatch(action) is not None
+
+
+def is_resource(resource: str) -> bool:
+    """Whether `resource` names a resource: not empty, no whitespace, no NUL."""
+    return isinstance(resource, str) and bool(resource) and not _NOT_IN_RESOURCE.search(resource)
 
 
 def check_pattern(pattern: str, *, kind: Literal["action", "resource"]) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from .conditions import build_activation, clean_message, evaluate
 from .items import CompiledGrant, CompiledLimit, CompiledRule
-from .patterns import ActionIndex, is_action_name
+from .patterns import ActionIndex, is_action_name, is_resource
 from .types import Decision, Outcome, Reason, Request
 
 # Plans are cached per action name; agents choose action names, so the cache is bounded
@@ -151,6 +151,10 @@ class CompiledPolicy:
         if not plan.valid_action:
             return self._deny_for_error(
                 "invalid request", f"action {action!r} is not a valid action name"
+            )
+        if not is_resource(resource):
+            return self._deny_for_error(
+                "invalid request", f"resource {resource!r} is empty or holds whitespace"
             )
         if not isinstance(time, datetime) or time.utcoffset() is None:
             return self._deny_for_error("invalid request", "time must be an aware datetime")
