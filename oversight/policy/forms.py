@@ -8,7 +8,6 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth import get_user_model
-from django.utils import timezone
 
 from oversight.accounts.roles import ALL_ROLES
 from oversight.agents.constants import Environment
@@ -61,12 +60,6 @@ class GrantForm(ModelBoundsForm):
 
     def clean_undo_params(self) -> Any:
         return self.cleaned_data.get("undo_params") or {}
-
-    def clean_expires_at(self) -> Any:
-        expires = self.cleaned_data.get("expires_at")
-        if expires is not None and "expires_at" in self.changed_data and expires <= timezone.now():
-            raise forms.ValidationError("This moment has passed: a grant expires in the future.")
-        return expires
 
 
 class RuleForm(ModelBoundsForm):

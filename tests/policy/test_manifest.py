@@ -211,6 +211,34 @@ def test_a_limit_of_zero_made_on_the_page_exports_and_applies_back(alice: Any) -
     assert "no changes" in _apply(exported.getvalue())
 
 
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            (
+                'resource: "stripe:charge/*"',
+                'resource: "stripe:charge/*", expires_at: "2020-01-01"',
+            ),
+            r"grants\[0\]\.expires_at: This moment has passed: a grant expires in the future",
+        ),
+        (
+            ("effect: forbid,", "effect: forbid, approvals: 3,"),
+            r"rules\[1\]\.approvals: only a hold rule has it, not a forbid",
+        ),
+    ],
+)
+def test_what_the_page_refuses_the_manifest_refuses(
+    alice: Any, edit: tuple[str, str], message: str
+) -> None:
+    """A grant expired when made, and a forbid rule's approvals (kept nowhere, left out of
+    the export, so the export applied back read "~ rule: approvals"), were accepted."""
+    text = EXAMPLE.read_text().replace(*edit, 1)
+    assert text != EXAMPLE.read_text()
+    with pytest.raises(CommandError, match=message):
+        _apply(text)
+    assert not Agent.objects.exists()
+
+
 def test_a_blank_field_is_named(alice: Any) -> None:
     blank = r"agents\[0\]\.purpose: This field cannot be blank\. Nothing was changed\.$"
     with pytest.raises(CommandError, match=blank):

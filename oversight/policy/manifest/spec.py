@@ -193,6 +193,10 @@ def _grant(path: str, data: Any) -> GrantSpec:
     )
 
 
+# What only a hold rule says (who approves, how many, by when): Rule.HOLD_ONLY_FIELDS.
+_HOLD_ONLY_KEYS = {"approvals", "expires_in", "separation_of_duties", "edits_allowed", "approvers"}
+
+
 def _rule(path: str, data: Any) -> RuleSpec:
     allowed = {
         "name",
@@ -210,6 +214,9 @@ def _rule(path: str, data: Any) -> RuleSpec:
     effect = r.text("effect")
     if effect not in ("permit", "forbid", "hold"):
         raise ManifestError(f"{path}.effect: must be permit, forbid or hold, not {effect!r}")
+    hold_only = sorted(_HOLD_ONLY_KEYS & set(data)) if effect != "hold" else []
+    if hold_only:  # kept nowhere and left out of the export, it would read as a change
+        raise ManifestError(f"{path}.{hold_only[0]}: only a hold rule has it, not a {effect}")
     condition = r.text("when", "")
     if condition:
         try:
