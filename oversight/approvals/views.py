@@ -127,9 +127,14 @@ def vote(request: HttpRequest, action_id: uuid.UUID) -> HttpResponse:
     context |= typed
     view = LIST if request.POST.get("view") == LIST else CARDS
     element = _queue_element(request, action, context, view, status=status)
+    what = f"{action.action} on {action.resource} ({action.agent.name})"
     if status == 200:  # said above the queue too: the card leaves it once decided
-        what = f"{action.action} on {action.resource} ({action.agent.name})"
         words = {"action": action, "words": _voted(action, request.POST["vote"], what=what)}
+        element.write(render_to_string("approvals/_vote_status.html", words, request=request))
+    elif status == 409 and action.status != ActionStatus.PENDING:
+        # Decided by someone else meanwhile: the live queue may have taken the card away
+        # already, so the refusal is said above the queue, where it stays.
+        words = {"action": action, "refused": True, "words": f"{what}: {message}"}
         element.write(render_to_string("approvals/_vote_status.html", words, request=request))
     return element
 

@@ -148,6 +148,12 @@ def test_the_late_reviewer_is_told_what_happened(
     response = _vote(client, rob, held, "approve")
     assert response.status_code == 409
     assert "already decided; its status now: denied by a reviewer" in response.content.decode()
+    # Above the queue too: the live queue had taken rob's card away before the answer
+    # came, so the answer's card had nowhere to go and he was told nothing.
+    status = response.content.decode().split('<p id="vote-status"')[1]
+    assert status.startswith(' class="error" role="status" hx-swap-oob="true"')
+    assert "Your vote was not counted. payments.refund on" in status
+    assert "already decided; its status now: denied by a reviewer" in status
 
 
 @pytest.mark.parametrize(

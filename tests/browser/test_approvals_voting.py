@@ -189,3 +189,46 @@ def test_a_reviewer_waiting_on_her_vote_sees_the_next_vote_counted_live(
 
     expect(voted).to_contain_text("You approved this (2 of 3); waiting for another reviewer.")
     expect(rob.get_by_role("button", name="Approve")).to_have_count(0)
+
+
+def test_a_vote_that_lost_the_race_is_told_though_the_live_queue_took_its_card(
+    open_as: Callable[[str, str], Page], live_url: str, scene: Scene
+) -> None:
+    """Rita denied while rob's approve was on its way; the live update removed rob's
+    card before his answer (409) came back, and he was told nothing."""
+    import threading
+
+    from django.db import connection
+
+    from oversight.approvals.services import approval_vote
+
+    rob, _, action_id = _a_held_refund_before_rob_and_rita(open_as, live_url, scene, 1)
+    card = rob.locator(f"#queue-{action_id}")
+    expect(card).to_contain_text("Votes 0 of 1")
+    seen = Action.objects.get(pk=action_id).request_hash
+
+    def rita_denies() -> None:  # in a thread of its own, whose connection it closes
+        try:
+            approval_vote(
+                user=scene.rita, action_id=action_id, vote="deny", comment="not today", seen=seen
+            )
+        finally:
+            connection.close()
+
+    def rita_first(route: Any) -> None:
+        denying = threading.Thread(target=rita_denies)
+        denying.start()
+        denying.join()
+        expect(card).to_have_count(0)  # the live queue took rob's card away meanwhile
+        route.continue_()
+
+    rob.route(f"**/approvals/{action_id}/vote/", rita_first)
+    card.get_by_role("button", name="Approve").click()
+
+    status = rob.locator("#vote-status")
+    expect(status).to_contain_text("Your vote was not counted.")
+    expect(status).to_contain_text("already decided; its status now: denied by a reviewer")
+    expect(status).to_have_class("error")
+    assert Action.objects.get(pk=action_id).status == "rejected"
+    assert Action.objects.get(pk=action_id).votes.count() == 1
+    screenshot(rob, "vote-lost-race-1280.png")
