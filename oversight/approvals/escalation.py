@@ -42,26 +42,11 @@ def _admins() -> Any:
 
 
 def _notify_admins(action_id: uuid.UUID) -> None:
-    """After commit: every active admin is told once (the event names the action)."""
-    from oversight.notifications.constants import Kind
-    from oversight.notifications.services import notify_people
+    """After commit: every active admin is told once (the event names the action), or,
+    once an agent's escalations come thick and fast, by one digest that keeps count."""
+    from oversight.notifications.services import notify_action_escalated
 
-    action = Action.objects.select_related("agent__team").filter(pk=action_id).first()
-    if action is None or action.status != ActionStatus.PENDING:
-        return
-    notify_people(
-        kind=Kind.ACTION_ESCALATED,
-        team=action.agent.team,
-        users=_admins().distinct(),
-        title=f"Escalated to admins: {action.action} by {action.agent.name}",
-        body=(
-            f"{action.action} on {action.resource} by {action.agent.name} waits for a "
-            f"decision: {action.escalation_reason}. Admins may decide it now."
-        ),
-        link=f"/actions/{action.pk}/",
-        event=f"{Kind.ACTION_ESCALATED}:{action.pk}",
-        agent=action.agent,
-    )
+    notify_action_escalated(action_id=action_id, users=_admins().distinct())
 
 
 @transaction.atomic

@@ -26,6 +26,7 @@ class Kind(models.TextChoices):
     ALERT_OPENED = "alert.opened", "Alert opened"
     ALERT_ESCALATED = "alert.escalated", "Alert escalated"
     ACTION_ESCALATED = "action.escalated", "Held action escalated to admins"
+    ACTIONS_ESCALATED = "action.escalated.digest", "Held actions escalated to admins"
     RELEASE_AWAITING_APPROVAL = "release.awaiting_approval", "Release awaiting approval"
     ROLLOUT_ROLLED_BACK = "rollout.rolled_back", "Rollout rolled back"
     ROLLOUT_WAITING = "rollout.waiting", "Rollout waiting for a person"
@@ -49,6 +50,7 @@ GENERAL_KINDS = frozenset(
         Kind.ACTION_EXPIRED,
         Kind.ACTIONS_EXPIRED,
         Kind.ACTION_ESCALATED,
+        Kind.ACTIONS_ESCALATED,
         Kind.RELEASE_AWAITING_APPROVAL,
         Kind.ROLLOUT_ROLLED_BACK,
         Kind.ROLLOUT_WAITING,

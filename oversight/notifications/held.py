@@ -94,6 +94,34 @@ def expired_digest(agent: Agent, *, since: dt.datetime) -> dict[str, Any]:
     }
 
 
+def escalated_item(action: Action) -> dict[str, Any]:
+    return {
+        "kind": Kind.ACTION_ESCALATED,
+        "title": f"Escalated to admins: {action.action} by {action.agent.name}",
+        "body": (
+            f"{action.action} on {action.resource} by {action.agent.name} waits for a "
+            f"decision: {action.escalation_reason}. Admins may decide it now."
+        ),
+        "link": reverse("approvals:action", args=[action.pk]),
+    }
+
+
+def escalated_digest(agent: Agent, *, since: dt.datetime) -> dict[str, Any]:
+    """The one item that keeps count once an agent's escalations come thick and fast."""
+    escalated = Action.objects.filter(agent=agent, escalated_at__gte=since).count()
+    waiting = Action.objects.filter(
+        agent=agent, escalated_at__gte=since, status=ActionStatus.PENDING
+    ).count()
+    return {
+        "kind": Kind.ACTIONS_ESCALATED,
+        "title": f"{_plural(escalated, 'held action', 'held actions')} of {agent.name} "
+        "escalated to admins this hour",
+        "body": f"They are escalated too quickly to tell one by one; {waiting} of them "
+        "still wait. Admins may decide them on the approvals page.",
+        "link": reverse("approvals:queue"),
+    }
+
+
 # --- email and webhook -----------------------------------------------------------------
 
 

@@ -38,6 +38,8 @@ from oversight.notifications.constants import (
     Kind,
 )
 from oversight.notifications.held import (
+    escalated_digest,
+    escalated_item,
     expired_digest,
     expired_item,
     held_chat_is_digest,
@@ -320,6 +322,41 @@ def notify_action_expired(*, action_id: uuid.UUID | str) -> list[Notification]:
         webhook=False,
         **expired_item(action),
     )
+
+
+@transaction.atomic
+def notify_action_escalated(
+    *, action_id: uuid.UUID | str, users: Iterable[AbstractBaseUser]
+) -> list[Notification]:
+    """Tell ``users`` (the admins) that a held action was escalated to them (digested when
+    many). Call after the escalation has committed. Past DIGEST_AFTER escalations of the
+    agent in a window, a person's one digest keeps count instead."""
+    action = Action.objects.select_related("agent__team").filter(pk=action_id).first()
+    if action is None or action.status != ActionStatus.PENDING:
+        return []
+    agent = action.agent
+    people = [u for u in users if u.is_active]
+    window, since = digest_window(timezone.now())
+    digested = digested_people(
+        user_ids=[u.pk for u in people], agent=agent, kind=Kind.ACTION_ESCALATED, since=since
+    )
+    sent = notify_people(
+        users=[u for u in people if u.pk not in digested],
+        team=agent.team,
+        agent=agent,
+        event=f"{Kind.ACTION_ESCALATED}:{action.pk}",
+        **escalated_item(action),
+    )
+    if digested:
+        sent += notify_people(
+            users=[u for u in people if u.pk in digested],
+            team=agent.team,
+            agent=agent,
+            event=f"{Kind.ACTIONS_ESCALATED}:{agent.pk}:{window}",
+            refresh=True,
+            **escalated_digest(agent, since=since),
+        )
+    return sent
 
 
 @transaction.atomic

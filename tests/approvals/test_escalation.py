@@ -106,6 +106,36 @@ def test_an_action_unanswered_at_half_its_time_escalates_once(
     assert InboxItem.objects.filter(user=admin_user, kind="action.escalated").count() == 1
 
 
+def test_a_flood_of_escalations_reaches_an_admin_as_one_digest_that_keeps_count(
+    agent: Agent,
+    token: AgentToken,
+    reviewer: Any,
+    admin_user: Any,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    """316 actions escalated at half their time gave the one admin 316 inbox items and 316
+    emails; held and expired ones were digested after DIGEST_AFTER, these never."""
+    from oversight.notifications.constants import DIGEST_AFTER
+    from oversight.notifications.models import Notification
+    from tests.notifications.conftest import set_channels
+
+    set_channels(agent.team, email=True)
+    agent_access_grant(actor=SYSTEM, agent=agent, user=reviewer, level="reviewer")
+    refund_policy_create(agent)
+    held = [decide(token, refund(900 + n)) for n in range(DIGEST_AFTER + 4)]
+    half = timezone.now() - dt.timedelta(hours=1)
+    Action.objects.filter(pk__in=[a.pk for a in held]).update(created_at=half)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert escalate_held_actions() == DIGEST_AFTER + 4
+    singles = InboxItem.objects.filter(user=admin_user, kind="action.escalated")
+    assert singles.count() == DIGEST_AFTER
+    digest = InboxItem.objects.get(user=admin_user, kind="action.escalated.digest")
+    assert digest.title == "7 held actions of Refund bot escalated to admins this hour"
+    assert "7 of them still wait" in digest.body and digest.link == "/approvals/"
+    emails = Notification.objects.filter(kind__startswith="action.escalated", channel="email")
+    assert emails.count() == DIGEST_AFTER + 1  # one per single, one for the digest
+
+
 def test_the_card_and_the_action_page_say_who_may_approve_and_that_it_escalated(
     client: Client,
     agent: Agent,
