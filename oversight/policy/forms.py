@@ -14,6 +14,7 @@ from oversight.agents.constants import Environment
 from oversight.lib.forms import ModelBoundsForm
 from oversight.policy.constants import Approvers
 from oversight.policy.models import Grant, Limit, Rule
+from oversight.policy.validation import PASSED_EXPIRY, expiry_passed
 
 
 class GrantForm(ModelBoundsForm):
@@ -60,6 +61,12 @@ class GrantForm(ModelBoundsForm):
 
     def clean_undo_params(self) -> Any:
         return self.cleaned_data.get("undo_params") or {}
+
+    def clean_expires_at(self) -> Any:
+        expires = self.cleaned_data.get("expires_at")
+        if expiry_passed(expires, self.instance.expires_at if self.instance.pk else None):
+            raise forms.ValidationError(PASSED_EXPIRY)
+        return expires
 
 
 class RuleForm(ModelBoundsForm):

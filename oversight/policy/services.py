@@ -8,7 +8,6 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F, Model
-from django.utils import timezone
 
 from oversight.agents.models import Agent
 from oversight.audit import verbs
@@ -44,16 +43,6 @@ def _changed(actor: Actor, obj: Grant | Rule | Limit) -> None:
     Limits are not: they stay with the agent, team or everyone."""
     if not isinstance(obj, Limit):
         release_after_change(actor=actor, agent_id=obj.agent_id)
-
-
-PASSED_EXPIRY = "This moment has passed: a grant expires in the future."
-
-
-def _expiry_ahead(obj: Model, before: Any = None) -> None:
-    """A grant's new or changed expiry is in the future (one already passed may stay)."""
-    expires = getattr(obj, "expires_at", None) if isinstance(obj, Grant) else None
-    if expires is not None and expires != before and expires <= timezone.now():
-        raise ValidationError({"expires_at": PASSED_EXPIRY})
 
 
 def _validate(obj: Model) -> None:
@@ -107,7 +96,6 @@ def policy_object_create(
     """Save a new grant, rule or limit (built but unsaved by the caller). A hold rule is
     refused when fewer people can approve what it holds than it needs."""
     _validate(obj)
-    _expiry_ahead(obj)
     obj.save()
     if isinstance(obj, Rule):
         _approvers_set(obj, approver_people)
@@ -123,12 +111,10 @@ def policy_object_update(
 ) -> Grant | Rule | Limit:
     locked = type(obj).objects.select_for_update(no_key=True).get(pk=obj.pk)
     before = _state(locked)
-    expired_before = getattr(locked, "expires_at", None)
     people = changes.pop("approver_people", None)
     for field, value in changes.items():
         setattr(locked, field, value)
     _validate(locked)
-    _expiry_ahead(locked, expired_before)
     locked.save()
     if isinstance(locked, Rule):
         _approvers_set(locked, people)

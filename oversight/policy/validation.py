@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from oversight.policy.constants import Reversibility
 from oversight.policy.engine import ConditionError, check_condition, check_pattern, is_action_name
@@ -54,3 +56,13 @@ def validate_contract(grant: Grant) -> None:
         check_undo_params(grant.undo_params)
     except ConditionError as exc:
         raise ValidationError({"undo_params": str(exc)}) from None
+
+
+PASSED_EXPIRY = "This moment has passed: a grant expires in the future."
+
+
+def expiry_passed(expires: dt.datetime | None, before: dt.datetime | None = None) -> bool:
+    """Whether a grant's expiry, as a person sets it (the page, a manifest), has passed.
+    One it already had may stay; the services take any (retiring expires grants now, a
+    rollback restores what a release had)."""
+    return expires is not None and expires != before and expires <= timezone.now()

@@ -31,6 +31,7 @@ from oversight.policy.services import (
     policy_object_delete,
     policy_object_update,
 )
+from oversight.policy.validation import PASSED_EXPIRY, expiry_passed
 from oversight.releases.services import releases_batched
 
 # A rule's own fields (its approver_people, a many-to-many, are set apart).
@@ -190,6 +191,10 @@ def _sync(
     for key, (new, fields, path) in wanted.items():
         current = existing.get(key)
         try:
+            if isinstance(new, Grant) and expiry_passed(
+                new.expires_at, current.expires_at if current is not None else None
+            ):
+                raise ValidationError({"expires_at": PASSED_EXPIRY})
             people = fields.get("approver_people")
             kept = current.approver_people.all() if people and current is not None else ()
             extra = {"approver_people": _people(tuple(people), path, kept=kept)} if people else {}
