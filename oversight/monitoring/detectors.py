@@ -149,16 +149,19 @@ def _rate(part: int, whole: int) -> float:
 
 
 def _volume(agent_id: int, a: Activity, window: Window) -> Finding | None:
-    per_window = (
-        a.base_actions * window.minutes / a.base_active_minutes if a.base_active_minutes else 0.0
-    )
-    if a.base_minutes < c.BASELINE_MIN_MINUTES:
-        per_window = max(per_window, float(c.VOLUME_FLOOR))
+    # Under an hour of history there is no baseline: the floor stands for one. (Its first
+    # minutes are not one: a new agent that starts in a flood would set its own bar.)
+    new_agent = a.base_minutes < c.BASELINE_MIN_MINUTES
+    if new_agent:
+        per_window = float(c.VOLUME_FLOOR)
+    elif a.base_active_minutes:
+        per_window = a.base_actions * window.minutes / a.base_active_minutes
+    else:
+        per_window = 0.0
     threshold = max(c.VOLUME_FLOOR, c.VOLUME_FACTOR * per_window)
     if a.actions <= threshold:
         return None
     critical = a.actions >= c.VOLUME_CRITICAL_MULTIPLE * threshold
-    new_agent = a.base_minutes < c.BASELINE_MIN_MINUTES
     usual = "no baseline yet" if new_agent else f"usually about {per_window:.0f}"
     return Finding(
         agent_id=agent_id,

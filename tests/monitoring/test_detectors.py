@@ -65,6 +65,22 @@ def test_a_burst_raises_one_volume_alert(agent: Any) -> None:
     assert len(ids) == 50 and ids <= {str(a.pk) for a in burst}
 
 
+def test_a_new_agent_is_judged_by_the_floor_not_by_its_own_first_minutes(agent: Any) -> None:
+    """Ten minutes old at about 100 actions per 5 minutes, then 424 in its window: that
+    took a "baseline" of 100.5 from its first ten minutes (threshold 502.5, no alert)
+    while the title said "no baseline yet"; under an hour the threshold is 5 x 30."""
+    for m in range(10, 4, -1):
+        actions_at(agent, NOW.replace(second=0) - m * MINUTE, 20)
+    recent_steady(agent, per_minute=20)
+    actions_at(agent, NOW - dt.timedelta(seconds=10), 324)
+    monitoring_run(now=NOW)
+    (alert,) = alerts(agent)
+    assert (alert.kind, alert.severity) == (AlertKind.VOLUME, Severity.CRITICAL)  # >= 300
+    assert alert.title == "424 actions in 5 minutes (no baseline yet)"
+    assert alert.evidence["baseline_per_window"] == 30.0
+    assert alert.evidence["threshold"] == 150.0
+
+
 def test_a_smaller_burst_is_a_warning(agent: Any) -> None:
     history(agent)
     recent_steady(agent)
