@@ -18,7 +18,7 @@ from pydantic import field_validator
 
 from oversight.accounts.personal_tokens import person_authenticate
 from oversight.approvals import selectors
-from oversight.approvals.models import Vote
+from oversight.approvals.models import MAX_COMMENT, Vote
 from oversight.approvals.services import approval_vote
 from oversight.gateway.json_safety import NO_NUL, OptionalStorableObject, check_json
 from oversight.gateway.schemas import ActionStatusName, ErrorOut, ReasonOut, VoteOut
@@ -79,7 +79,7 @@ class VoteIn(Schema):
     vote: Literal["approve", "deny"]
     comment: str = Field(
         "",
-        max_length=2000,
+        max_length=MAX_COMMENT,
         description="Why; required to deny. The agent receives it.",
         json_schema_extra={"pattern": NO_NUL},
     )

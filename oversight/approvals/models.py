@@ -7,6 +7,9 @@ from django.db import models
 
 from oversight.gateway.models import Action
 
+# A vote's comment, at most (the agent receives it; the API says so in its document).
+MAX_COMMENT = 2000
+
 
 class Vote(models.TextChoices):
     APPROVE = "approve", "Approve"

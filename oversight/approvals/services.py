@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from oversight.approvals.edits import action_edit
 from oversight.approvals.eligibility import vote_refusal
-from oversight.approvals.models import ApprovalVote, Vote
+from oversight.approvals.models import MAX_COMMENT, ApprovalVote, Vote
 from oversight.audit import verbs
 from oversight.audit.actors import Actor
 from oversight.audit.services import audit_record
@@ -68,6 +68,10 @@ def approval_vote(
         raise ValidationError({"comment": "Say why you deny it."})
     if "\x00" in comment:  # PostgreSQL's text refuses it
         raise ValidationError({"comment": ProhibitNullCharactersValidator.message})
+    if len(comment) > MAX_COMMENT:  # the page's box, the API and a script: one bound
+        raise ValidationError(
+            {"comment": f"Keep it to {MAX_COMMENT:,} characters (this has {len(comment):,})."}
+        )
     if params is not None and vote != Vote.APPROVE:
         raise ValidationError({"params": "Only an approval may edit the params."})
     if vote == Vote.APPROVE and seen is not None and not seen:

@@ -580,3 +580,18 @@ def test_a_voted_card_read_again_counts_the_votes_given_since(
     _vote(client, ruth, held, "approve")
     client.force_login(rob)
     assert client.get(url).content == b""  # approved: it has left the queue
+
+
+def test_a_comment_longer_than_the_api_takes_is_refused_in_the_browser_too(
+    client: Client, rita: Any, held: Action
+) -> None:
+    """The queue took a 2,500-character deny comment the API refuses (422 at 2,000)."""
+    from oversight.approvals.models import MAX_COMMENT
+
+    response = _vote(client, rita, held, "deny", "y" * (MAX_COMMENT + 500))
+    assert response.status_code == 422
+    assert "Keep it to 2,000 characters (this has 2,500)." in response.content.decode()
+    held.refresh_from_db()
+    assert held.status == "pending"
+    page = client.get(reverse("approvals:queue")).content.decode()
+    assert f'value="" maxlength="{MAX_COMMENT}" placeholder="Comment (required to deny)"' in page
