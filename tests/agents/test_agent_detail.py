@@ -132,3 +132,20 @@ def test_names_and_history_values_are_escaped(client: Client, owner: Any, agent:
     page = _get(client, owner, agent).content.decode()
     assert script not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_a_hold_of_every_action_shows_where_the_agent_is_listed_and_on_its_page(
+    client: Client, owner: Any, agent: Any
+) -> None:
+    """While monitoring held every action for a person, the page said "Active"."""
+    from oversight.agents.models import Agent
+
+    reason = "Alert #2: 1517 actions in 5 minutes (no baseline yet)"
+    Agent.objects.filter(pk=agent.pk).update(hold_all=True, hold_all_reason=reason)
+    client.force_login(owner)
+    page = client.get(reverse("agents:detail", args=[agent.slug])).content.decode()
+    assert f'<span class="pill status-paused" title="{reason}">Every action held</span>' in page
+    assert f"Every action of Refund bot is held for a person: {reason}." in page
+    assert f'href="/alerts/?agent={agent.slug}"' in page
+    listed = client.get(reverse("agents:list")).content.decode()
+    assert ">Every action held</span>" in listed

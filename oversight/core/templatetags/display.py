@@ -200,7 +200,8 @@ def _switch_label(switch: KillSwitch) -> str:
 def agent_state(context: template.Context, agent: Any) -> SafeString:
     """``{% agent_state agent %}``: the agent's state as a pill. A kill switch over it
     (the agent's, its team's or the global one) shows as "Halted": its status alone
-    would still say "Active". Uses the page's engaged switches (the context processor
+    would still say "Active"; so would a hold of every action for a person after a
+    critical alert ("Every action held"). Uses the page's engaged switches (the context processor
     oversight.killswitch.context_processors.killswitches), so a list costs no query."""
     if agent.status != AgentStatus.RETIRED:
         switch = halting_switch(agent, context.get("engaged_switches") or ())
@@ -208,6 +209,12 @@ def agent_state(context: template.Context, agent: Any) -> SafeString:
             return format_html(
                 '<span class="pill status-halted" title="{}">Halted by a kill switch</span>',
                 f"Kill switch for {_switch_label(switch)}: {switch.reason}",
+            )
+        if agent.status == AgentStatus.ACTIVE and agent.hold_all:
+            # Monitoring holds every action for a person: "Active" alone would hide it.
+            return format_html(
+                '<span class="pill status-paused" title="{}">Every action held</span>',
+                agent.hold_all_reason,
             )
     return format_html(
         '<span class="pill status-{}">{}</span>', agent.status, agent.get_status_display()
