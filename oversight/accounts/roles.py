@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import PermissionDenied
+
 ADMIN = "admin"
 OWNER = "owner"
 REVIEWER = "reviewer"
@@ -36,3 +38,8 @@ def can_read_audit_log(user: Any) -> bool:
 
 def can_create_agents(user: Any) -> bool:
     return is_admin(user) or OWNER in role_names(user)
+
+
+class RoleRequired(PermissionDenied):
+    """Refused for want of a role (admin, owner, auditor): an admin gives roles, so the
+    403 page says so, not that an agent's owner can grant access."""

@@ -11,6 +11,10 @@ from oversight.agents.permissions import user_has_agent_perm
 from oversight.agents.selectors import agent_get
 
 
+class AgentAccessDenied(PermissionDenied):
+    """Refused for want of access to one agent, which its owner or an admin can grant."""
+
+
 class AgentRetired(PermissionDenied):
     """A change to a retired agent: nobody may make it, so no access to grant helps."""
 
@@ -27,5 +31,5 @@ def get_agent_for_user(request: HttpRequest, slug: str, *, perm: str | None = No
     if perm == CHANGE and agent.status == AgentStatus.RETIRED:
         raise AgentRetired(agent)  # the 403 page says it in place of its general words
     if perm and not user_has_agent_perm(request.user, perm, agent):
-        raise PermissionDenied("You may view this agent but not change it.")
+        raise AgentAccessDenied("You may view this agent but not change it.")
     return agent

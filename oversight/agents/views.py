@@ -5,7 +5,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import trigger_client_event
 
 from oversight.accounts import roles
+from oversight.accounts.roles import RoleRequired
 from oversight.agents import services
 from oversight.agents.access import get_agent_for_user
 from oversight.agents.constants import CHANGE, HISTORY_CHANGED, UNDO_TOKEN_NAME
@@ -107,7 +108,7 @@ def agent_history_view(request: HttpRequest, slug: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def agent_create(request: HttpRequest) -> HttpResponse:
     if not roles.can_create_agents(request.user):
-        raise PermissionDenied("Only admins and owners register agents.")
+        raise RoleRequired("Only admins and owners register agents.")
     form = AgentForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():
         try:

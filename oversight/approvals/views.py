@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRefresh
 
+from oversight.agents.access import AgentAccessDenied
 from oversight.agents.constants import APPROVE
 from oversight.agents.permissions import user_has_agent_perm, user_may_record_outcomes
 from oversight.approvals import selectors
@@ -230,7 +231,7 @@ def settle(request: HttpRequest, action_id: uuid.UUID) -> HttpResponse:
     """An owner records how an action ended that its agent never reported."""
     action = selectors.action_get(user=request.user, action_id=action_id)  # 404 unless visible
     if not user_may_record_outcomes(request.user, action.agent):
-        raise PermissionDenied("Only the agent's owners and admins record its actions' outcomes.")
+        raise AgentAccessDenied("Only the agent's owners and admins record its actions' outcomes.")
     form = SettleForm(request.POST)
     if form.is_valid():
         outcome = form.cleaned_data["outcome"]

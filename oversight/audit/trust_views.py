@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ImproperlyConfigured, PermissionDenied
+from django.core.exceptions import ImproperlyConfigured
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from oversight.accounts import roles
+from oversight.accounts.roles import RoleRequired
 from oversight.audit import signing
 from oversight.audit.actors import Actor
 from oversight.audit.bundle import BundleError
@@ -26,7 +27,7 @@ from oversight.audit.trust_services import audit_bundle_export, verification_sta
 
 def _require_reader(request: HttpRequest) -> None:
     if not roles.can_read_audit_log(request.user):
-        raise PermissionDenied("The audit log is for admins and auditors.")
+        raise RoleRequired("The audit log is for admins and auditors.")
 
 
 @require_GET

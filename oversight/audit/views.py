@@ -3,12 +3,12 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from oversight.accounts import roles
+from oversight.accounts.roles import RoleRequired
 from oversight.audit import export, verbs
 from oversight.audit.actors import Actor
 from oversight.audit.forms import AuditFilterForm, BundleForm
@@ -25,7 +25,7 @@ _FORMATS = {
 
 def _filter_form(request: HttpRequest) -> AuditFilterForm:
     if not roles.can_read_audit_log(request.user):
-        raise PermissionDenied("The audit log is for admins and auditors.")
+        raise RoleRequired("The audit log is for admins and auditors.")
     return AuditFilterForm(request.GET or None, user=request.user)
 
 

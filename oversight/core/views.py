@@ -25,9 +25,9 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 
 from oversight.accounts.forms import TeamReviewerForm
 from oversight.accounts.models import Team
-from oversight.accounts.roles import is_admin
+from oversight.accounts.roles import RoleRequired, is_admin
 from oversight.accounts.selectors import may_manage_reviewers, team_list
-from oversight.agents.access import AgentRetired
+from oversight.agents.access import AgentAccessDenied
 from oversight.agents.selectors import agents_with_perm
 from oversight.approvals.eligibility import team_unsatisfiable_rules
 from oversight.approvals.selectors import recent_actions
@@ -216,7 +216,12 @@ def team_page(request: HttpRequest, team: Team, *, member: bool, status: int = 2
 
 
 def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
-    """403, saying why in the words it was refused with, and that access can be granted
-    unless nothing granted would help (a retired agent is read-only for everyone)."""
-    context = {"exception": str(exception), "grantable": not isinstance(exception, AgentRetired)}
-    return render(request, "403.html", context, status=403)
+    """403, saying why in the words it was refused with, and who could change that: an
+    agent's owner grants access to it, an admin gives roles; otherwise (a retired agent,
+    separation of duties, change control) nothing granted would help, and it says none."""
+    hint = ""
+    if isinstance(exception, AgentAccessDenied):
+        hint = "The agent's owner or an admin can grant you access to it."
+    elif isinstance(exception, RoleRequired):
+        hint = "An admin gives people their roles."
+    return render(request, "403.html", {"exception": str(exception), "hint": hint}, status=403)

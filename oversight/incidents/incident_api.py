@@ -6,10 +6,10 @@ from __future__ import annotations
 import uuid
 from typing import Any, Literal
 
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 from ninja import Field, Path, Query, Router, Schema, Status
 
+from oversight.agents.access import AgentAccessDenied
 from oversight.agents.selectors import agent_get
 from oversight.approvals.api import PersonBearer
 from oversight.audit.actors import Actor
@@ -47,7 +47,7 @@ def open_incident(request: HttpRequest, payload: IncidentIn) -> Status:
     ``analysis.state`` is ``done``."""
     agent = agent_get(user=request.user, slug=payload.agent)
     if not selectors.agent_incident_allowed(request.user, agent):
-        raise PermissionDenied("Only the agent's owners and reviewers, and admins, open one.")
+        raise AgentAccessDenied("Only the agent's owners and reviewers, and admins, open one.")
     trigger = selectors.incident_opened_from(
         user=request.user,
         agent=agent,
@@ -97,7 +97,7 @@ def get_incident(
 def analyse_incident(request: HttpRequest, incident_id: int = Path(..., ge=1, le=MAX_ID)) -> Status:
     incident = selectors.incident_get(user=request.user, pk=incident_id)
     if not selectors.user_can_handle(request.user, incident):
-        raise PermissionDenied("Only the agent's owners and reviewers, and admins, handle it.")
+        raise AgentAccessDenied("Only the agent's owners and reviewers, and admins, handle it.")
     services.incident_reanalyse(incident=incident)
     incident.refresh_from_db()
     return Status(202, incident_document(incident))

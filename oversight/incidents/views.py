@@ -8,12 +8,13 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
+from oversight.agents.access import AgentAccessDenied
 from oversight.agents.selectors import agent_get
 from oversight.audit.actors import Actor
 from oversight.incidents import selectors, services
@@ -81,7 +82,7 @@ def incident_detail_view(request: HttpRequest, pk: int) -> HttpResponse:
 def _handled(request: HttpRequest, pk: int) -> Incident:
     incident = selectors.incident_get(user=request.user, pk=pk)
     if not selectors.user_can_handle(request.user, incident):
-        raise PermissionDenied("Only the agent's owners and reviewers, and admins, handle it.")
+        raise AgentAccessDenied("Only the agent's owners and reviewers, and admins, handle it.")
     return incident
 
 
@@ -149,7 +150,7 @@ def incident_open_view(request: HttpRequest) -> HttpResponse:
         return _back(request)
     agent = agent_get(user=request.user, slug=form.cleaned_data["agent"])
     if not selectors.agent_incident_allowed(request.user, agent):
-        raise PermissionDenied("Only the agent's owners and reviewers, and admins, open one.")
+        raise AgentAccessDenied("Only the agent's owners and reviewers, and admins, open one.")
     try:
         trigger = selectors.incident_opened_from(
             user=request.user,

@@ -14,10 +14,11 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.urls import reverse
 
+from oversight.agents.access import AgentAccessDenied
 from oversight.agents.constants import APPROVE, CHANGE, AgentStatus, AlertResponse
 from oversight.agents.models import Agent
 from oversight.agents.permissions import user_has_agent_perm
@@ -269,7 +270,7 @@ def _locked_alert(alert_id: int, user: Any) -> tuple[Agent, Alert]:
         raise Alert.DoesNotExist
     agent = Agent.objects.select_for_update(no_key=True).get(pk=agent_id)
     if not user_can_act_on_alerts(user, agent):
-        raise PermissionDenied("Only the agent's owner, its reviewers and admins may do this.")
+        raise AgentAccessDenied("Only the agent's owner, its reviewers and admins may do this.")
     return agent, Alert.objects.select_for_update(no_key=True).get(pk=alert_id)
 
 

@@ -7,13 +7,14 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from oversight.accounts import roles
+from oversight.accounts.roles import RoleRequired
 from oversight.accounts.services import team_review_settings_update
 from oversight.agents.access import get_agent_for_user
 from oversight.agents.constants import CHANGE, AgentStatus
@@ -151,7 +152,7 @@ def team_settings_view(request: HttpRequest, slug: str) -> HttpResponse:
     team = selectors.team_for_review_settings(user=request.user, slug=slug)
     can_change = roles.is_admin(request.user)
     if request.method == "POST" and not can_change:
-        raise PermissionDenied("Only admins change a team's review periods.")
+        raise RoleRequired("Only admins change a team's review periods.")
     form = TeamReviewSettingsForm(request.POST or None, instance=team)
     if request.method == "POST" and form.is_valid():
         try:

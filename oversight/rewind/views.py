@@ -6,11 +6,12 @@ import uuid
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
+from oversight.agents.access import AgentAccessDenied
 from oversight.agents.constants import CHANGE
 from oversight.agents.permissions import user_has_agent_perm
 from oversight.approvals.selectors import action_get
@@ -30,7 +31,7 @@ _SAID = {
 def action_undo_view(request: HttpRequest, action_id: uuid.UUID) -> HttpResponse:
     action = action_get(user=request.user, action_id=action_id)  # 404 unless visible
     if not user_has_agent_perm(request.user, CHANGE, action.agent):
-        raise PermissionDenied("Only the agent's owners and admins undo its actions.")
+        raise AgentAccessDenied("Only the agent's owners and admins undo its actions.")
     try:
         compensation = action_undo(actor=Actor.for_user(request.user), action=action)
     except ValidationError as exc:

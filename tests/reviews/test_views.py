@@ -298,7 +298,20 @@ def test_a_retired_agents_edit_page_says_why_not_that_access_can_be_granted(
     assert response.status_code == 403
     assert f"{agent.name} is retired: it is kept read-only, with its history." in page
     assert "can grant access" not in page
-    other = client.get(reverse("audit:list"))  # a refusal access could lift says so
+    # A role's refusal says who gives roles: there is no owner of the audit log to ask.
+    other = client.get(reverse("audit:list"))
     assert other.status_code == 403
     assert "The audit log is for admins and auditors." in other.content.decode()
-    assert "The owner or an admin can grant access." in other.content.decode()
+    assert "An admin gives people their roles." in other.content.decode()
+    assert "can grant" not in other.content.decode()
+
+
+def test_a_refusal_access_to_the_agent_would_lift_says_who_grants_it(
+    client: Client, teammate: Any, agent: Any
+) -> None:
+    client.force_login(teammate)
+    response = client.get(reverse("agents:edit", args=[agent.slug]))
+    assert response.status_code == 403
+    page = response.content.decode()
+    assert "You may view this agent but not change it." in page
+    assert "The agent&#x27;s owner or an admin can grant you access to it." in page
