@@ -37,10 +37,15 @@ def team_for_reviewers(*, user: Any, slug: str) -> Team:
     """The team whose reviewers the user may manage: admins any team, owners their own.
     404 outside the team (nothing leaks); 403 for a member who is not an owner."""
     team = team_list(user=user).filter(slug=slug).first()
+    refused = "Only the team's owners and admins choose its reviewers."
     if team is None:
+        from oversight.agents.selectors import agents_with_perm  # agents -> accounts
+
+        if agents_with_perm(user=user).filter(team__slug=slug).exists():
+            raise PermissionDenied(refused)  # sees the team's page (some agents), no more
         raise Http404("No such team.")
     if not roles.has_role(user, roles.OWNER):
-        raise PermissionDenied("Only the team's owners and admins choose its reviewers.")
+        raise roles.RoleRequired(refused)
     return team
 
 

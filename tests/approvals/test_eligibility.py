@@ -240,6 +240,11 @@ def test_team_reviewers_are_managed_on_the_team_page_by_owners_and_admins(
     assert client.post(url, {"user": reviewer.pk}, HTTP_HX_REQUEST="true").status_code == 403
     client.force_login(outsider)  # an owner of another team
     assert client.post(url, {"user": reviewer.pk}, HTTP_HX_REQUEST="true").status_code == 404
+    # A reviewer granted one of its agents sees the team's page: told no, not "no such team".
+    agent_access_grant(actor=SYSTEM, agent=agent, user=reviewer, level="reviewer")
+    client.force_login(reviewer)
+    assert client.get(reverse("team", args=[agent.team.slug])).status_code == 200
+    assert client.post(url, {"user": reviewer.pk}, HTTP_HX_REQUEST="true").status_code == 403
     client.force_login(owner)
     response = client.post(url, {"user": reviewer.pk}, HTTP_HX_REQUEST="true")
     assert "rita now reviews the held actions of payments" in response.content.decode()
