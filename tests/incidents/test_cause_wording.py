@@ -154,3 +154,22 @@ def test_a_change_without_words_of_its_own_is_named_in_words() -> None:
         after={"version": 4},
     )
     assert _event(rollback)[2] == "rollback to v2, as refund-bot v4"
+
+
+def test_without_a_clear_break_the_compare_link_does_not_speak_of_the_break() -> None:
+    """The page said "No clear change in behaviour" and linked "before and after the
+    break" in the next line."""
+    from django.template.loader import render_to_string
+
+    def rendered(clear: bool) -> str:
+        report = {
+            "break": {"clear": clear, "at": "2026-12-07T08:03:32+00:00", "what_changed": []},
+            "behaviour_diff": [{"url": "/x/", "name": "Refund bot", "agent": "refund-bot"}],
+            "window": {"start": "", "end": "", "bucket_seconds": 10},
+        }
+        return render_to_string("incidents/_analysis.html", {"report": report, "incident": {}})
+
+    assert "Compare Refund bot's behaviour before and after the break</a>" in rendered(True)
+    weak = rendered(False)
+    assert "No clear change in behaviour" in weak and "the break" not in weak
+    assert "Compare Refund bot's behaviour before and after 08:03:32 (the weak change)" in weak
