@@ -31,6 +31,11 @@ UNSEEN = (
     "it): load the action again."
 )
 CHANGED = "This action was edited since you loaded it: look at it again before you approve."
+# A hash that was never this action's: it was not edited, so no older version was shown.
+NOT_ITS_HASH = (
+    "This is not the action's request hash: it has not been edited, so its request_hash is "
+    "the one it was held with. Load it again."
+)
 # A request hash is a SHA-256 in hex (gateway/hashing.py): anything else was never shown
 # as one, so it is bad input (422), not an older version of the action (409).
 REQUEST_HASH = re.compile(r"[0-9a-f]{64}")
@@ -139,7 +144,8 @@ def _vote(
     # committed before it is seen here, so no approval counts for params its voter never
     # saw; one committing after supersedes this approval (approvals/edits.py).
     if vote == Vote.APPROVE and seen is not None and seen != action.request_hash:
-        raise ConflictError(CHANGED, "action_changed")
+        edited = action.requested_params is not None
+        raise ConflictError(CHANGED if edited else NOT_ITS_HASH, "action_changed")
     if ApprovalVote.objects.filter(action=action, voter=user, superseded=False).exists():
         raise ConflictError("You already voted on this action.", "already_voted")
 

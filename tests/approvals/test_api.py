@@ -281,5 +281,7 @@ def test_a_request_hash_that_is_not_one_is_bad_input_not_a_conflict(
 
 def test_a_well_formed_hash_of_no_version_shown_is_a_conflict(rita: Any, held: Action) -> None:
     body = {"vote": "approve", "request_hash": "0" * 64}
-    api_error(_api(rita).post(f"/approvals/{held.pk}/vote", body), 409, "action_changed")
+    error = api_error(_api(rita).post(f"/approvals/{held.pk}/vote", body), 409, "action_changed")
+    # Nobody edited it: the answer does not say so ("edited since you loaded it").
+    assert "it has not been edited" in error["message"], error
     _unchanged(held)
