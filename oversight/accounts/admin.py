@@ -44,9 +44,10 @@ class AuditedUserAdmin(UserAdmin):
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)  # the groups are saved here
-        if change:  # a person added here gets their groups on the change form that follows
-            services.user_access_changed(
-                actor=Actor.for_user(request.user),
-                user=form.instance,
-                before=services.user_access_as_shown(form.initial),
-            )
+        actor = Actor.for_user(request.user)
+        if not change:  # a person added here gets their groups on the change form that follows
+            services.user_created(actor=actor, user=form.instance)
+            return
+        services.user_access_changed(
+            actor=actor, user=form.instance, before=services.user_access_as_shown(form.initial)
+        )

@@ -245,6 +245,13 @@ def user_access_as_shown(initial: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def user_created(*, actor: Actor, user: Any) -> None:
+    """A person added on the admin site: audited, with their standing and groups."""
+    audit_record(
+        actor=actor, verb=verbs.USER_CREATED, target=user, before=None, after=user_access(user)
+    )
+
+
 def user_access_changed(*, actor: Actor, user: Any, before: dict[str, Any]) -> bool:
     """After a person's groups or standing were changed (the admin site saves them): the
     change is audited, and open sockets re-read what each person may see, so someone

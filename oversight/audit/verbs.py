@@ -36,6 +36,7 @@ TEAM_UPDATED = "team.updated"
 TEAM_MEMBER_ADDED = "team.member_added"
 # A person's roles, teams or standing (active, staff, superuser) changed in the admin.
 USER_ACCESS_CHANGED = "user.access_changed"
+USER_CREATED = "user.created"
 AUDIT_EXPORTED = "audit.exported"
 AUDIT_VERIFICATION_STARTED = "audit.verification_started"
 TEAM_CHANNELS_UPDATED = "team_channels.updated"
@@ -141,6 +142,7 @@ KNOWN_VERBS = sorted(
         TEAM_UPDATED,
         TEAM_MEMBER_ADDED,
         USER_ACCESS_CHANGED,
+        USER_CREATED,
         TEAM_REVIEWER_ADDED,
         TEAM_REVIEWER_REMOVED,
         AUDIT_EXPORTED,

@@ -54,6 +54,27 @@ def test_a_change_of_someones_groups_is_audited_with_who_made_it(
     assert AuditEvent.objects.filter(verb="user.access_changed").count() == 1
 
 
+@pytest.mark.django_db
+def test_a_person_added_on_the_admin_site_is_audited_with_who_added_them(
+    site_admin: Any,
+) -> None:
+    """Adding nora left no event; deactivating someone did."""
+    client = Client()
+    client.force_login(site_admin)
+    page = reverse("admin:auth_user_add")
+    data = {
+        "username": "nora",
+        "password1": "nora-Demo-2026-xyz",
+        "password2": "nora-Demo-2026-xyz",
+    }
+    data |= {"usable_password": "true"}
+    response = client.post(page, data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    event = AuditEvent.objects.get(verb="user.created")
+    assert (event.actor_label, event.target_label) == ("root", "nora")
+    assert event.before is None and event.after["is_active"] is True
+
+
 @pytest.mark.django_db(transaction=True)
 def test_someone_removed_from_the_team_is_sent_nothing_more_of_it(
     site_admin: Any, teammate: Any, agent: Any
