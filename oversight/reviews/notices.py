@@ -80,7 +80,8 @@ def review_overdue(agent: Agent, *, pause_after: dt.date) -> None:
         + (
             f"It will be paused after {day(pause_after)} unless it is re-certified."
             if pause_after >= timezone.localdate()
-            else "It is past its team's limit: it is paused until it is re-certified."
+            else "It is past its team's limit, so it is paused: re-certify it, then set it "
+            "active on its Edit page."
         ),
     )
 
@@ -106,7 +107,8 @@ def paused_for_review(agent: Agent) -> None:
         event=f"review.paused:{agent.pk}:{agent.next_review_due.isoformat()}",
         title=f"{agent.name} paused: re-certification overdue",
         body=f"{agent.name} was paused because its re-certification (due "
-        f"{day(agent.next_review_due)}) is long overdue. Re-certify it, then resume it.",
+        f"{day(agent.next_review_due)}) is long overdue. Re-certify it, then set it active on "
+        "its Edit page.",
     )
 
 

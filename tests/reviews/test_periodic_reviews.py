@@ -11,6 +11,7 @@ from oversight.accounts.services import team_review_settings_update
 from oversight.agents.models import Agent
 from oversight.agents.services import agent_update
 from oversight.audit.models import AuditEvent
+from oversight.notifications.models import InboxItem
 from oversight.notifications.services import team_channels_update
 from oversight.reviews.periodic import reviews_remind
 from oversight.reviews.services import review_recertify
@@ -114,6 +115,11 @@ def test_past_the_hard_limit_the_agent_is_paused_once(
     assert pause.actor_label == "system:reviews"
     assert (pause.before["status"], pause.after["status"]) == ("active", "paused")
     assert [i.kind for i in inbox(team_admin, "agent.paused")] == ["agent.paused"]
+    # Both notices say what the re-certification page does: it stays paused until set
+    # active (they said "paused until it is re-certified", and "resume it").
+    told = {i.kind: i.body for i in InboxItem.objects.filter(user=owner)}
+    assert told["agent.paused"].endswith("Re-certify it, then set it active on its Edit page.")
+    assert "until it is re-certified" not in " ".join(told.values())
 
     events = AuditEvent.objects.count()
     assert reviews_remind(now=on(32)) == {"overdue": 1, "escalated": 1}
