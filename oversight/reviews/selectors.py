@@ -87,10 +87,12 @@ def review_history(*, agent: Agent) -> QuerySet[Review]:
     )
 
 
-# What "used" counts: the actions a grant let run (allowed, or held and approved), not
-# those held and then rejected, expired, cancelled or still waiting.
+# What "used" counts: the actions a grant let run (allowed, or held and approved; in
+# staging, allowed as a dry run), not those held and then rejected, expired, cancelled or
+# still waiting.
 USED = (
     ActionStatus.ALLOWED,
+    ActionStatus.DRY_RUN,
     ActionStatus.APPROVED,
     ActionStatus.SUCCEEDED,
     ActionStatus.FAILED,

@@ -239,6 +239,19 @@ def test_what_the_page_refuses_the_manifest_refuses(
     assert not Agent.objects.exists()
 
 
+def test_a_retired_agent_in_a_manifest_is_refused_and_nothing_changes(alice: Any) -> None:
+    """Its policy would have been changed behind a retirement ("kept read-only")."""
+    from oversight.reviews.services import agent_retire
+    from tests.conftest import SYSTEM
+
+    _apply(EXAMPLE.read_text())
+    agent_retire(actor=SYSTEM, agent=Agent.objects.get(slug="refund-bot"), reason="replaced")
+    events = AuditEvent.objects.count()
+    with pytest.raises(CommandError, match=r"agents\[0\]: refund-bot is retired: it is kept"):
+        _apply(EXAMPLE.read_text())
+    assert AuditEvent.objects.count() == events
+
+
 def test_a_blank_field_is_named(alice: Any) -> None:
     blank = r"agents\[0\]\.purpose: This field cannot be blank\. Nothing was changed\.$"
     with pytest.raises(CommandError, match=blank):

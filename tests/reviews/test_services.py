@@ -44,14 +44,15 @@ def test_grant_usage_counts_the_actions_each_grant_allowed_in_30_and_90_days(
     act(agent, at=now - 2 * DAY, status="denied")  # no grant
     # Matched by the grant but never let run: not uses. (They were counted: the page read
     # "used 105" for a grant whose actions had run 37 times.)
-    for status in ("pending", "cancelled", "rejected", "expired", "dry_run"):
+    for status in ("pending", "cancelled", "rejected", "expired"):
         act(agent, at=now - 3 * DAY, grants=(refunds, unused), status=status)
     act(agent, at=now - 4 * DAY, grants=(reads,), status="approved")  # held, then approved
+    act(agent, at=now - 5 * DAY, grants=(reads,), status="dry_run")  # allowed in staging
     other_grant = grant(other_agent, "mail.send")
     act(other_agent, at=now - DAY, grants=(other_grant,))
 
     usage = grant_usage(agent=agent, now=now)
-    assert usage == {refunds.pk: (2, 3), reads.pk: (2, 3)}
+    assert usage == {refunds.pk: (2, 3), reads.pk: (3, 4)}
     rows = {row.grant.action: row for row in grant_rows(agent=agent, now=now)}
     assert (rows["payments.void"].uses_30d, rows["payments.void"].uses_90d) == (0, 0)
     assert [a for a, row in rows.items() if row.unused] == ["payments.void"]

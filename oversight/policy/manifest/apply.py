@@ -21,6 +21,7 @@ from oversight.accounts.services import (
     team_reviewer_remove,
     team_update,
 )
+from oversight.agents.constants import AgentStatus
 from oversight.agents.models import Agent
 from oversight.agents.services import agent_create, agent_update
 from oversight.audit.actors import Actor
@@ -111,6 +112,8 @@ def _agent(plan: _Plan, spec: AgentSpec, path: str, teams: dict[str, Team]) -> A
     if team is None:
         raise ManifestError(f"{path}.team: no team {spec.team!r} (list it under teams:)")
     agent = Agent.objects.select_related("owner", "team").filter(slug=spec.slug).first()
+    if agent is not None and agent.status == AgentStatus.RETIRED:  # exports leave them out
+        raise ManifestError(f"{path}: {spec.slug} is retired: it is kept read-only")
     if agent is not None and agent.owner.get_username() == spec.owner:
         owner = agent.owner  # unchanged: an export applies as it is, whoever left since
     else:
