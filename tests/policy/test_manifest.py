@@ -165,6 +165,16 @@ def test_bad_input_is_refused_with_its_place_named(
     assert not Agent.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("", "the file is empty"), ("agents: {}\n", r"^standard input: agents: expected a list")],
+)
+def test_an_empty_file_or_a_mapping_for_a_list_is_refused(text: str, message: str) -> None:
+    """Both reported "no changes"."""
+    with pytest.raises(CommandError, match=message):
+        _apply(text)
+
+
 def test_not_yaml_at_all_is_refused() -> None:
     with pytest.raises(CommandError, match="not valid YAML"):
         _apply("agents: [unclosed")

@@ -138,10 +138,12 @@ class _Reader:
             raise ManifestError(f"{self.path}.{key}: {exc}") from None
 
     def items(self, key: str) -> list[tuple[str, Any]]:
-        value = self.data.get(key) or []
-        if not isinstance(value, list):
-            raise ManifestError(f"{self.path}.{key}: expected a list")
+        value = self.data.get(key)
+        if value is None:
+            value = []  # left out, or given no value
         prefix = f"{self.path}." if self.path else ""
+        if not isinstance(value, list):  # a mapping ({}) or a word is not a list of entries
+            raise ManifestError(f"{prefix}{key}: expected a list")
         return [(f"{prefix}{key}[{i}]", item) for i, item in enumerate(value)]
 
     def pattern(self, key: str, kind: str) -> str:
@@ -378,9 +380,11 @@ def _team(path: str, data: Any) -> TeamSpec:
 
 def parse_manifest(text: str) -> Manifest:
     try:
-        data = yaml.safe_load(text) or {}
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ManifestError(f"not valid YAML: {exc}") from None
+    if data is None:  # an empty file (a wrong path piped in, say) is not "no changes"
+        raise ManifestError("the file is empty: give teams, agents or limits")
     r = _Reader(data, "", {"teams", "agents", "limits"})
     teams = _unique([_team(p, t) for p, t in r.items("teams")], "name", "teams")
     agents = _unique([_agent(p, a) for p, a in r.items("agents")], "slug", "agents")
