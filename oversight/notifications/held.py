@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from django.db.models import Count, Q
 from django.urls import reverse
 
 from oversight.agents.models import Agent
@@ -108,10 +109,10 @@ def escalated_item(action: Action) -> dict[str, Any]:
 
 def escalated_digest(agent: Agent, *, since: dt.datetime) -> dict[str, Any]:
     """The one item that keeps count once an agent's escalations come thick and fast."""
-    escalated = Action.objects.filter(agent=agent, escalated_at__gte=since).count()
-    waiting = Action.objects.filter(
-        agent=agent, escalated_at__gte=since, status=ActionStatus.PENDING
-    ).count()
+    counts = Action.objects.filter(agent=agent, escalated_at__gte=since).aggregate(
+        escalated=Count("pk"), waiting=Count("pk", filter=Q(status=ActionStatus.PENDING))
+    )
+    escalated, waiting = counts["escalated"], counts["waiting"]
     return {
         "kind": Kind.ACTIONS_ESCALATED,
         "title": f"{_plural(escalated, 'held action', 'held actions')} of {agent.name} "

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -287,6 +287,44 @@ def notify_action_held(*, action_id: uuid.UUID | str) -> list[Notification]:
     return created + create_and_queue(messages, kind=Kind.ACTION_HELD, team=team, action=action)
 
 
+def _each_or_digest(
+    *,
+    action: Action,
+    people: list[Any],
+    kind: str,
+    digest_kind: str,
+    item: Callable[[Action], dict[str, Any]],
+    digest: Callable[..., dict[str, Any]],
+    webhook: bool = True,
+) -> list[Notification]:
+    """Tell ``people`` of ``action``, each with its own item; past DIGEST_AFTER items of
+    ``kind`` about its agent in this window, a person gets the agent's one digest that
+    keeps count instead. Those told of this action already are not told again."""
+    agent = action.agent
+    event = f"{kind}:{action.pk}"
+    told = set(InboxItem.objects.filter(event=event).values_list("user_id", flat=True))
+    people = [p for p in people if p.is_active and p.pk not in told]
+    window, since = digest_window(timezone.now())
+    digested = digested_people(user_ids=[p.pk for p in people], agent=agent, kind=kind, since=since)
+    sent: list[Notification] = []
+    each = [p for p in people if p.pk not in digested]
+    if each or not digested:  # (with nobody to tell, the webhook still hears of it)
+        sent += notify_people(
+            users=each, team=agent.team, agent=agent, event=event, webhook=webhook, **item(action)
+        )
+    if digested:
+        sent += notify_people(
+            users=[p for p in people if p.pk in digested],
+            team=agent.team,
+            agent=agent,
+            event=f"{digest_kind}:{agent.pk}:{window}",
+            refresh=True,
+            webhook=webhook,
+            **digest(agent, since=since),
+        )
+    return sent
+
+
 @transaction.atomic
 def notify_action_expired(*, action_id: uuid.UUID | str) -> list[Notification]:
     """Tell the agent's owner that a held action expired undecided (digested when many).
@@ -299,28 +337,16 @@ def notify_action_expired(*, action_id: uuid.UUID | str) -> list[Notification]:
     action = action.first()
     if action is None or action.status != ActionStatus.EXPIRED:
         return []
-    agent, owner = action.agent, action.agent.owner
-    event = f"{Kind.ACTION_EXPIRED}:{action.pk}"
-    if not owner.is_active or InboxItem.objects.filter(user=owner, event=event).exists():
+    if not action.agent.owner.is_active:
         return []
-    window, since = digest_window(timezone.now())
-    if digested_people(user_ids=[owner.pk], agent=agent, kind=Kind.ACTION_EXPIRED, since=since):
-        return notify_people(
-            users=[owner],
-            team=agent.team,
-            agent=agent,
-            event=f"{Kind.ACTIONS_EXPIRED}:{agent.pk}:{window}",
-            refresh=True,
-            webhook=False,
-            **expired_digest(agent, since=since),
-        )
-    return notify_people(
-        users=[owner],
-        team=agent.team,
-        agent=agent,
-        event=event,
+    return _each_or_digest(
+        action=action,
+        people=[action.agent.owner],
+        kind=Kind.ACTION_EXPIRED,
+        digest_kind=Kind.ACTIONS_EXPIRED,
+        item=expired_item,
+        digest=expired_digest,
         webhook=False,
-        **expired_item(action),
     )
 
 
@@ -329,34 +355,18 @@ def notify_action_escalated(
     *, action_id: uuid.UUID | str, users: Iterable[AbstractBaseUser]
 ) -> list[Notification]:
     """Tell ``users`` (the admins) that a held action was escalated to them (digested when
-    many). Call after the escalation has committed. Past DIGEST_AFTER escalations of the
-    agent in a window, a person's one digest keeps count instead."""
+    many, as expiries are). Call after the escalation has committed."""
     action = Action.objects.select_related("agent__team").filter(pk=action_id).first()
     if action is None or action.status != ActionStatus.PENDING:
         return []
-    agent = action.agent
-    people = [u for u in users if u.is_active]
-    window, since = digest_window(timezone.now())
-    digested = digested_people(
-        user_ids=[u.pk for u in people], agent=agent, kind=Kind.ACTION_ESCALATED, since=since
+    return _each_or_digest(
+        action=action,
+        people=list(users),
+        kind=Kind.ACTION_ESCALATED,
+        digest_kind=Kind.ACTIONS_ESCALATED,
+        item=escalated_item,
+        digest=escalated_digest,
     )
-    sent = notify_people(
-        users=[u for u in people if u.pk not in digested],
-        team=agent.team,
-        agent=agent,
-        event=f"{Kind.ACTION_ESCALATED}:{action.pk}",
-        **escalated_item(action),
-    )
-    if digested:
-        sent += notify_people(
-            users=[u for u in people if u.pk in digested],
-            team=agent.team,
-            agent=agent,
-            event=f"{Kind.ACTIONS_ESCALATED}:{agent.pk}:{window}",
-            refresh=True,
-            **escalated_digest(agent, since=since),
-        )
-    return sent
 
 
 @transaction.atomic

@@ -125,6 +125,10 @@ _USAGE_SQL = {
 }
 
 
+# The statuses' placeholders, put in once (str.format would read the JSON's braces).
+_USAGE_SQL = {vendor: sql.replace("{used}", _USED_IN) for vendor, sql in _USAGE_SQL.items()}
+
+
 def grant_usage(
     *, agent: Agent, now: dt.datetime, recent_days: int = 30, total_days: int = UNUSED_AFTER_DAYS
 ) -> dict[int, tuple[int, int]]:
@@ -144,7 +148,6 @@ def grant_usage(
             timezone.make_naive(d, dt.UTC).isoformat(sep=" ") for d in (recent_since, total_since)
         )
     with connection.cursor() as cursor:
-        sql = sql.replace("{used}", _USED_IN)  # (str.format would read the JSON's braces)
         cursor.execute(sql, [recent_since, agent.pk, total_since, *USED])
         return {int(gid): (int(recent), int(total)) for gid, recent, total in cursor.fetchall()}
 

@@ -154,7 +154,7 @@ class CompiledPolicy:
             )
         if not is_resource(resource):
             return self._deny_for_error(
-                "invalid request", f"resource {resource!r} is empty or holds whitespace"
+                "invalid request", f"resource {resource!r} is empty or holds whitespace or NUL"
             )
         if not isinstance(time, datetime) or time.utcoffset() is None:
             return self._deny_for_error("invalid request", "time must be an aware datetime")
