@@ -35,7 +35,7 @@ def log_in(page: Page, live_url: str, username: str) -> None:
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill("pw")
     page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("link", name="Alerts")).to_be_visible()
+    expect(page.get_by_role("link", name="Alerts", exact=True)).to_be_visible()
 
 
 def open_live(page: Page, url: str) -> None:
@@ -65,7 +65,7 @@ def alerts(agent: Any, other_agent: Any, teammate: Any) -> tuple[Alert, Alert]:
 def test_the_owner_reads_and_resolves_alerts(page: Page, live_url: str, alerts: Any) -> None:
     volume, denials = alerts
     log_in(page, live_url, "alice")
-    page.get_by_role("link", name="Alerts").click()
+    page.get_by_role("link", name="Alerts", exact=True).click()
     rows = page.locator("#alert-table tbody tr")
     expect(rows).to_have_count(2)  # not the email campaigner's
     shot(page, "1-alert-list")
